@@ -1,0 +1,54 @@
+# Loft: `make run` to start everything, `make test` to run the tests.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export FLASK_APP := wsgi
+
+.PHONY: run test bench migrate browser clean
+
+# Install (or refresh) the virtualenv when a requirements file changes.
+$(BIN)/.installed: requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(BIN)/.installed-dev: $(BIN)/.installed requirements-dev.txt
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+# A private .env with a random secret key, made once from .env.example.
+.env:
+	sed "s|^LOFT_SECRET_KEY=.*|LOFT_SECRET_KEY=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(48))')|" .env.example > .env
+	@echo "Wrote .env with a new LOFT_SECRET_KEY"
+
+migrate: $(BIN)/.installed .env
+	mkdir -p var
+	$(BIN)/flask db upgrade
+
+run: migrate
+	@echo ""
+	@echo "  Loft is starting on http://127.0.0.1:8000"
+	@echo "  First visit: create the admin account in the browser (or: $(BIN)/flask users create-admin --email you@example.com --password '...')"
+	@echo "  Every email Loft sends is caught locally: see Outbox in the navigation (SMTP 127.0.0.1:1025)."
+	@echo "  Stop with Ctrl-C."
+	@echo ""
+	$(BIN)/honcho start -f Procfile
+
+# Debian's Chromium for the browser tests (never a downloaded browser build).
+# Where it cannot be installed, the browser tests skip with the reason.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || echo "Could not install chromium: browser tests will be skipped"; \
+	  else echo "chromium is not installed and cannot be installed here: browser tests will be skipped"; fi; }
+
+test: $(BIN)/.installed-dev browser
+	$(BIN)/python -m pytest -q tests --ignore=tests/bench
+
+bench: $(BIN)/.installed-dev
+	$(BIN)/python -m pytest -q -s tests/bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,122 @@
+"""Loft: create_app() wires config, database, login, blueprints and errors."""
+import secrets
+
+from flask import Flask
+from flask import flash
+from flask import redirect
+from flask import render_template
+from flask import request
+from flask import url_for
+from flask_login import LoginManager
+
+from app import htmx
+from app import logs
+from app import security
+from app.config import Config
+from app.db import close_db
+from app.db import init_db
+
+__version__ = "0.1.0"
+
+login_manager = LoginManager()
+
+
+def create_app(overrides=None):
+    app = Flask(__name__, template_folder="../templates", static_folder="../static")
+    app.config.from_object(Config)
+    app.config.update(overrides or {})
+    if not app.config["SECRET_KEY"]:
+        # Sessions would not survive a restart; `make run` writes a real key into .env.
+        app.config["SECRET_KEY"] = secrets.token_urlsafe(32)
+        app.logger.warning("LOFT_SECRET_KEY is not set; using a temporary key")
+    https = app.config["HTTPS"]
+    app.config.update(
+        VERSION=__version__,
+        SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_SECURE=https,
+        REMEMBER_COOKIE_HTTPONLY=True, REMEMBER_COOKIE_SAMESITE="Lax", REMEMBER_COOKIE_SECURE=https,
+        MAX_CONTENT_LENGTH=app.config.get("MAX_CONTENT_LENGTH") or 512 * 1024 * 1024,
+    )
+    if not app.config.get("TESTING"):
+        logs.configure(app.config["LOG_LEVEL"])
+
+    init_db(app.config["DATABASE_URL"])
+    app.teardown_appcontext(close_db)
+
+    _init_login(app)
+    logs.init_app(app)
+    app.before_request(security.check_csrf)
+    htmx.init_app(app)
+
+    from app.teams import context
+    context.init_app(app)
+
+    from app.admin.views import bp as admin_bp
+    from app.auth.views import bp as auth_bp
+    from app.main.views import bp as main_bp
+    from app.ops.views import bp as ops_bp
+    from app.outbox.views import bp as outbox_bp
+    from app.teams.views import bp as teams_bp
+    for blueprint in (main_bp, auth_bp, teams_bp, admin_bp, outbox_bp, ops_bp):
+        app.register_blueprint(blueprint)
+
+    from app import cli
+    cli.init_app(app)
+    _init_templates(app)
+    _init_errors(app)
+    app.after_request(_security_headers)
+    return app
+
+
+def _init_login(app):
+    from app.htmx import hx_redirect
+    from app.auth.services import user_for_session
+    from app.htmx import is_htmx
+
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Sign in to continue."
+    login_manager.login_message_category = "info"
+
+    @login_manager.user_loader
+    def load_user(session_token):
+        # The id in the cookie is a rotating random token, not the row id.
+        return user_for_session(session_token)
+
+    @login_manager.unauthorized_handler
+    def unauthorized():
+        target = url_for("auth.login", next=request.full_path.rstrip("?") if request.method == "GET" else None)
+        if is_htmx():
+            # Swapping the login page into a fragment would be nonsense: navigate instead.
+            return hx_redirect(target, status=204)
+        flash(login_manager.login_message, "info")
+        return redirect(target)
+
+
+def _init_templates(app):
+    from app.models import ROLE_LABELS
+    app.jinja_env.globals.update(csrf_token=security.csrf_token, version=__version__,
+                                 role_labels=ROLE_LABELS)
+
+
+def _init_errors(app):
+    from app.htmx import is_htmx
+
+    def render_error(error):
+        code = getattr(error, "code", 500)
+        template = "errors/_error.html" if is_htmx() else "errors/error.html"
+        return render_template(template, code=code, title=error.name,
+                               description=error.description), code
+
+    from werkzeug.exceptions import HTTPException
+    app.register_error_handler(HTTPException, render_error)
+
+
+def _security_headers(response):
+    headers = response.headers
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "same-origin")
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("Content-Security-Policy",
+                       "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                       "frame-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+    return response

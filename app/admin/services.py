@@ -1,0 +1,97 @@
+"""Instance-wide settings: stored as JSON rows, defaults from the environment.
+
+On a fresh install the outbound SMTP server is the built-in mail catcher, so
+every email Loft sends is visible in the Outbox with no other server.
+"""
+import json
+
+from flask import current_app
+
+from app import security
+from app.db import db
+from app.models import InstanceSetting
+
+SMTP_TLS_MODES = {"none": "None (loopback only)", "starttls": "STARTTLS", "tls": "Implicit TLS"}
+
+
+class SettingsError(ValueError):
+    def __init__(self, errors):
+        super().__init__("; ".join(errors.values()))
+        self.errors = errors
+
+
+def _defaults():
+    config = current_app.config
+    return {
+        "base_url": config["BASE_URL"],
+        "default_from_name": "Loft",
+        "default_from_email": "loft@localhost",
+        "postal_address": "",
+        "smtp_host": config["CATCHER_HOST"],
+        "smtp_port": config["CATCHER_PORT"],
+        "smtp_tls": "none",
+        "smtp_username": "",
+        "smtp_password": "",  # stored encrypted
+    }
+
+
+def get_settings():
+    """Every instance setting, stored values over defaults; the SMTP password decrypted."""
+    values = _defaults()
+    for row in InstanceSetting.select():
+        if row.key in values:
+            values[row.key] = json.loads(row.value)
+    if values["smtp_password"]:
+        values["smtp_password"] = security.decrypt(values["smtp_password"]) or ""
+    return values
+
+
+def is_loopback(host):
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def validate(form):
+    """Clean the settings form, or raise SettingsError with a message per field."""
+    errors = {}
+    values = {
+        "base_url": form.get("base_url", "").strip().rstrip("/"),
+        "default_from_name": form.get("default_from_name", "").strip(),
+        "default_from_email": form.get("default_from_email", "").strip(),
+        "postal_address": form.get("postal_address", "").strip(),
+        "smtp_host": form.get("smtp_host", "").strip(),
+        "smtp_tls": form.get("smtp_tls", "none"),
+        "smtp_username": form.get("smtp_username", "").strip(),
+    }
+    if not values["base_url"].startswith(("http://", "https://")):
+        errors["base_url"] = "Enter the full address, starting with https:// (or http:// for local use)."
+    if "@" not in values["default_from_email"]:
+        errors["default_from_email"] = "Enter an email address such as news@example.com."
+    if not values["smtp_host"]:
+        errors["smtp_host"] = "Enter the SMTP server's host name."
+    try:
+        values["smtp_port"] = int(form.get("smtp_port", ""))
+        if not 0 < values["smtp_port"] < 65536:
+            raise ValueError
+    except ValueError:
+        errors["smtp_port"] = "Enter a port number between 1 and 65535 (usually 587 or 465)."
+    if values["smtp_tls"] not in SMTP_TLS_MODES:
+        errors["smtp_tls"] = "Choose a TLS mode."
+    elif values["smtp_tls"] == "none" and values["smtp_host"] and not is_loopback(values["smtp_host"]):
+        errors["smtp_tls"] = "Without TLS, passwords and mail cross the network in clear: use STARTTLS or TLS for a remote server."
+    if errors:
+        raise SettingsError(errors)
+    password = form.get("smtp_password", "")
+    if password:  # an empty field keeps the stored password
+        values["smtp_password"] = security.encrypt(password)
+    elif form.get("smtp_password_clear"):
+        values["smtp_password"] = ""
+    return values
+
+
+def save_settings(values):
+    with db.atomic():
+        for key, value in values.items():
+            (InstanceSetting.insert(key=key, value=json.dumps(value))
+             .on_conflict(conflict_target=[InstanceSetting.key],
+                          update={InstanceSetting.value: json.dumps(value)})
+             .execute())

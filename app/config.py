@@ -1,0 +1,74 @@
+"""Every Loft setting, read from LOFT_* environment variables.
+
+python-dotenv loads `.env` from the project root first, so a VPS keeps its
+settings in one file. `.env.example` documents each setting below; a test
+fails when one is missing there.
+"""
+import os
+from pathlib import Path
+
+from dotenv import load_dotenv
+
+ROOT = Path(__file__).resolve().parent.parent
+load_dotenv(ROOT / ".env")
+
+
+def _str(name, default):
+    return os.environ.get(name, default)
+
+
+def _int(name, default):
+    return int(os.environ.get(name, default))
+
+
+def _bool(name, default):
+    return os.environ.get(name, str(default)).strip().lower() in ("1", "true", "yes", "on")
+
+
+def _path(name, default):
+    """A filesystem path; relative ones are taken from the project root."""
+    value = Path(os.environ.get(name, default))
+    return str(value if value.is_absolute() else ROOT / value)
+
+
+def _sqlite_url(name, default):
+    url = os.environ.get(name, default)
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
+        url = prefix + str(ROOT / url[len(prefix):])
+    return url
+
+
+class Config:
+    # Signs sessions, CSRF tokens and email links; `make run` writes a random one into .env.
+    SECRET_KEY = _str("LOFT_SECRET_KEY", "")
+    # Encrypts stored SMTP passwords and TOTP secrets; derived from LOFT_SECRET_KEY when empty.
+    ENCRYPTION_KEY = _str("LOFT_ENCRYPTION_KEY", "")
+    # peewee database URL: sqlite:///var/loft.db by default, postgresql://user:pw@host/db to scale up.
+    DATABASE_URL = _sqlite_url("LOFT_DATABASE_URL", "sqlite:///var/loft.db")
+    # The huey task queue's own SQLite file (never the main database).
+    HUEY_PATH = _path("LOFT_HUEY_PATH", "var/huey.db")
+    # When set (redis://...), huey uses Redis instead of the SQLite file above.
+    REDIS_URL = _str("LOFT_REDIS_URL", "")
+    # Public address of this instance, used in links inside emails.
+    BASE_URL = _str("LOFT_BASE_URL", "http://127.0.0.1:8000")
+    # Set when Loft is served over HTTPS (behind a TLS proxy): cookies become Secure.
+    HTTPS = _bool("LOFT_HTTPS", False)
+    # Where the built-in mail catcher listens; a fresh install sends its mail there.
+    CATCHER_HOST = _str("LOFT_CATCHER_HOST", "127.0.0.1")
+    CATCHER_PORT = _int("LOFT_CATCHER_PORT", 1025)
+    # Failed sign-ins allowed per address (and 4x that per IP) within the window before sign-in is refused.
+    LOGIN_MAX_FAILURES = _int("LOFT_LOGIN_MAX_FAILURES", 5)
+    # The sign-in throttle window, in seconds.
+    LOGIN_THROTTLE_SECONDS = _int("LOFT_LOGIN_THROTTLE_SECONDS", 900)
+    # How long a password-reset link stays valid, in seconds.
+    PASSWORD_RESET_SECONDS = _int("LOFT_PASSWORD_RESET_SECONDS", 3600)
+    # How long a team invitation stays valid, in days.
+    INVITE_DAYS = _int("LOFT_INVITE_DAYS", 7)
+    # Minimum level of the JSON log lines: DEBUG, INFO, WARNING or ERROR.
+    LOG_LEVEL = _str("LOFT_LOG_LEVEL", "INFO")
+
+
+def settings():
+    """Names of every LOFT_* setting, for docs checks and the admin page."""
+    return sorted(k for k in vars(Config) if k.isupper())

@@ -1,0 +1,62 @@
+"""Loft's own email (invites, password resets, alerts): compose and send.
+
+Composition renders templates/email/<name>.txt and .html; sending goes through
+the instance's outbound SMTP server (the mail catcher on a fresh install).
+Campaign mail has its own high-volume pipeline; this is for the odd message.
+"""
+import asyncio
+import email.utils
+from email.message import EmailMessage
+
+import aiosmtplib
+from flask import render_template
+
+from app.admin import services as admin_services
+
+
+def compose(template, to, subject, **context):
+    """A ready-to-send message as plain data (it travels through the queue)."""
+    settings = admin_services.get_settings()
+    context = dict(context, base_url=settings["base_url"])
+    return {
+        "to": to,
+        "subject": subject,
+        "text": render_template(f"email/{template}.txt", **context),
+        "html": render_template(f"email/{template}.html", **context),
+    }
+
+
+def build_message(sender, to, subject, text, html=None):
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = to
+    message["Subject"] = subject
+    message["Date"] = email.utils.formatdate(localtime=False)
+    domain = sender.rsplit("@", 1)[-1].strip(">") or "localhost"
+    message["Message-ID"] = email.utils.make_msgid(domain=domain)
+    message["Auto-Submitted"] = "auto-generated"
+    message.set_content(text)
+    if html:
+        message.add_alternative(html, subtype="html")
+    return message
+
+
+def smtp_options(settings):
+    """aiosmtplib keyword arguments for the instance's outbound server."""
+    options = {"hostname": settings["smtp_host"], "port": settings["smtp_port"], "timeout": 30,
+               "use_tls": settings["smtp_tls"] == "tls", "start_tls": settings["smtp_tls"] == "starttls"}
+    if settings["smtp_tls"] == "none":
+        options["start_tls"] = False
+    if settings["smtp_username"]:
+        options["username"] = settings["smtp_username"]
+        options["password"] = settings["smtp_password"]
+    return options
+
+
+def send_system_email(to, subject, text, html=None):
+    """Deliver one message now; raises aiosmtplib.SMTPException on failure."""
+    settings = admin_services.get_settings()
+    sender = email.utils.formataddr((settings["default_from_name"], settings["default_from_email"]))
+    message = build_message(sender, to, subject, text, html)
+    asyncio.run(aiosmtplib.send(message, **smtp_options(settings)))
+    return message["Message-ID"]

@@ -1,0 +1,120 @@
+"""Passwords, tokens, secrets at rest, CSRF and safe redirects: one module.
+
+Every other module asks here rather than rolling its own hashing or checks.
+"""
+import base64
+import hashlib
+import hmac
+import secrets
+from urllib.parse import urlsplit
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError
+from argon2.exceptions import VerificationError
+from cryptography.fernet import Fernet
+from cryptography.fernet import InvalidToken
+from flask import abort
+from flask import current_app
+from flask import request
+from flask import session
+
+_hasher = PasswordHasher()
+
+MIN_PASSWORD_LENGTH = 10
+
+
+def hash_password(password):
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash, password):
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def password_problem(password):
+    """Why a new password is unacceptable, or None."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return f"Use at least {MIN_PASSWORD_LENGTH} characters."
+    if len(password) > 1024:
+        return "That password is too long (1024 characters at most)."
+    return None
+
+
+def hash_token(token):
+    """Tokens sent by email are stored only as their SHA-256, so a leaked
+    database cannot be used to reset passwords or accept invites."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _fernet():
+    key = current_app.config["ENCRYPTION_KEY"]
+    if not key:
+        digest = hashlib.sha256(b"loft-encryption:" + current_app.config["SECRET_KEY"].encode()).digest()
+        key = base64.urlsafe_b64encode(digest)
+    return Fernet(key)
+
+
+def encrypt(plaintext):
+    return _fernet().encrypt(plaintext.encode()).decode()
+
+
+def decrypt(ciphertext):
+    """The plaintext, or None when the key has changed since it was stored."""
+    try:
+        return _fernet().decrypt(ciphertext.encode()).decode()
+    except InvalidToken:
+        return None
+
+
+# --- CSRF -----------------------------------------------------------------
+# One random token per session, sent back by every form (hidden input) and by
+# every HTMX request (the X-CSRF-Token header set on <body hx-headers>).
+
+CSRF_SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+def csrf_token():
+    if "csrf" not in session:
+        session["csrf"] = secrets.token_urlsafe(32)
+    return session["csrf"]
+
+
+def check_csrf():
+    """before_request hook: refuse an unsafe request without the session's token."""
+    if request.method in CSRF_SAFE_METHODS:
+        return
+    view = current_app.view_functions.get(request.endpoint)
+    if view is None or getattr(view, "csrf_exempt", False):
+        return
+    sent = request.headers.get("X-CSRF-Token") or request.form.get("csrf_token", "")
+    expected = session.get("csrf")
+    if not expected or not hmac.compare_digest(sent, expected):
+        abort(400, description="This form has expired or did not come from Loft. Reload the page and try again.")
+
+
+def csrf_exempt(view):
+    """For endpoints that other machines call (e.g. RFC 8058 one-click unsubscribe)."""
+    view.csrf_exempt = True
+    return view
+
+
+# --- Redirects ------------------------------------------------------------
+
+def safe_next(target, default="/"):
+    """`target` if it is a path on this site, else `default`.
+
+    Only a single leading slash followed by a path is accepted: '//evil.com',
+    '/\\evil.com' and 'https:evil.com' all have an empty netloc yet browsers
+    treat them as off-site, so a netloc check alone is not enough.
+    """
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return default
+    if any(ord(c) < 32 for c in target):
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return default
+    return target

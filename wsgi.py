@@ -1,0 +1,15 @@
+"""Entry module: gunicorn serves wsgi:app, the worker runs `huey_consumer wsgi.huey`.
+
+Importing the task modules here registers every task with the consumer.
+"""
+from app import create_app
+from tasks import huey
+from tasks import mail  # noqa: F401  (registers the tasks)
+
+app = create_app()
+
+
+@huey.on_startup()
+def enter_app_context():
+    # Each consumer worker thread runs its tasks inside the app (config, templates, db).
+    app.app_context().push()
