@@ -126,3 +126,144 @@ class CaughtMessage(BaseModel):
     subject = TextField(default="")
     size = IntegerField()
     raw = BlobField()
+
+
+# --- Contacts (issue 3) -----------------------------------------------------
+
+CONTACT_STATUSES = ("active", "unsubscribed", "bounced", "complained", "suppressed")
+# Addresses in these states are never (re-)subscribed by an import or a form.
+BLOCKED_STATUSES = ("unsubscribed", "bounced", "complained", "suppressed")
+FIELD_TYPES = ("text", "number", "date", "boolean")
+SUBSCRIPTION_STATUSES = ("unconfirmed", "subscribed", "unsubscribed")
+
+
+class Contact(BaseModel):
+    team = ForeignKeyField(Team, on_delete="CASCADE")
+    email = CharField()  # normalised: trimmed, lower-cased; unique per team
+    domain = CharField()  # the part after @, for domain suppression and per-domain limits
+    name = CharField(default="")
+    status = CharField(default="active")  # one of CONTACT_STATUSES
+    attributes = TextField(default="{}")  # JSON object keyed by CustomField.key; SQL reads it with json_extract
+    source = CharField(default="")  # import, form, api, manual
+    consent_source = CharField(default="")
+    consent_at = DateTimeField(null=True)
+    consent_ip = CharField(default="")
+    consent_text = TextField(default="")  # the wording the person agreed to
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+    last_activity_at = DateTimeField(null=True)
+
+    class Meta:
+        indexes = (
+            (("team", "email"), True),
+            (("team", "status", "id"), False),
+            (("team", "created_at"), False),
+            (("team", "domain"), False),
+        )
+
+
+class CustomField(BaseModel):
+    team = ForeignKeyField(Team, on_delete="CASCADE")
+    key = CharField()  # slug used in attributes JSON and templates: {{ contact.company }}
+    label = CharField()
+    type = CharField(default="text")  # one of FIELD_TYPES
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("team", "key"), True),)
+
+
+class MailingList(BaseModel):
+    team = ForeignKeyField(Team, on_delete="CASCADE")
+    name = CharField()
+    description = TextField(default="")
+    double_opt_in = BooleanField(default=True)  # public sign-ups must confirm by email
+    public_id = CharField(unique=True, default=new_token)  # hosted sign-up form URL; unguessable
+    created_at = DateTimeField(default=utcnow)
+
+
+class Subscription(BaseModel):
+    contact = ForeignKeyField(Contact, on_delete="CASCADE")
+    list = ForeignKeyField(MailingList, on_delete="CASCADE")
+    status = CharField(default="subscribed")  # one of SUBSCRIPTION_STATUSES
+    created_at = DateTimeField(default=utcnow)
+    confirmed_at = DateTimeField(null=True)
+    unsubscribed_at = DateTimeField(null=True)
+
+    class Meta:
+        indexes = (
+            (("contact", "list"), True),
+            (("list", "status", "contact"), False),
+        )
+
+
+class Segment(BaseModel):
+    team = ForeignKeyField(Team, on_delete="CASCADE")
+    name = CharField()
+    rules = TextField(default='{"op": "and", "rules": []}')  # JSON tree, compiled to one SQL query
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+
+
+class Suppression(BaseModel):
+    """A suppressed address or whole domain, stored as a keyed hash so it
+    survives erasure of the contact: they are never mailed again."""
+    team = ForeignKeyField(Team, on_delete="CASCADE")
+    kind = CharField()  # "email" or "domain"
+    value_hash = CharField()  # HMAC-SHA256 of the normalised value
+    hint = CharField(default="")  # a non-identifying hint for the UI, e.g. "j…@example.com"
+    reason = CharField(default="manual")  # manual, unsubscribed, bounced, complained, erased, import
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("team", "kind", "value_hash"), True),)
+
+
+class Event(BaseModel):
+    """Something that happened to a contact: the timeline and the raw material of analytics."""
+    team = ForeignKeyField(Team, on_delete="CASCADE")
+    contact = ForeignKeyField(Contact, null=True, on_delete="SET NULL")
+    campaign_id = IntegerField(null=True, index=True)  # campaigns arrive with issue 4
+    type = CharField()  # created, imported, subscribed, confirmed, unsubscribed, status_changed, sent, opened, clicked, ...
+    at = DateTimeField(default=utcnow)
+    data = TextField(default="{}")  # JSON; personal parts are removed on erasure
+
+    class Meta:
+        indexes = (
+            (("contact", "at"), False),
+            (("team", "type", "at"), False),
+        )
+
+
+class ImportJob(BaseModel):
+    """One CSV import: the uploaded file, the chosen mapping, live progress, the result."""
+    team = ForeignKeyField(Team, on_delete="CASCADE")
+    user = ForeignKeyField(User, null=True, on_delete="SET NULL")
+    filename = CharField()
+    path = CharField()  # where the upload is stored on disk (var/imports/...)
+    encoding = CharField(default="")
+    delimiter = CharField(default=",")
+    mapping = TextField(default="{}")  # JSON: column index -> field
+    list_ids = TextField(default="[]")  # JSON
+    mode = CharField(default="add")  # "add" (new only) or "upsert" (add and update)
+    status = CharField(default="uploaded")  # uploaded, queued, running, done, failed
+    total_rows = IntegerField(default=0)
+    processed_rows = IntegerField(default=0)
+    created = IntegerField(default=0)
+    updated = IntegerField(default=0)
+    skipped = IntegerField(default=0)
+    rejected = IntegerField(default=0)
+    error = TextField(default="")
+    rejects_path = CharField(default="")
+    created_at = DateTimeField(default=utcnow)
+    finished_at = DateTimeField(null=True)
+
+
+class AuditLog(BaseModel):
+    """Who did what to personal data (exports, erasures, suppression changes)."""
+    team = ForeignKeyField(Team, on_delete="CASCADE")
+    user = ForeignKeyField(User, null=True, on_delete="SET NULL")
+    action = CharField()
+    target = CharField(default="")
+    data = TextField(default="{}")
+    at = DateTimeField(default=utcnow, index=True)
