@@ -4,7 +4,9 @@ Importing the task modules here registers every task with the consumer.
 """
 from app import create_app
 from tasks import huey
-from tasks import mail  # noqa: F401  (registers the tasks)
+from tasks import contacts  # noqa: F401  (importing a task module registers its tasks)
+from tasks import imports  # noqa: F401
+from tasks import mail  # noqa: F401
 
 app = create_app()
 

@@ -52,11 +52,16 @@ def create_app(overrides=None):
 
     from app.admin.views import bp as admin_bp
     from app.auth.views import bp as auth_bp
+    from app.consent.views import bp as consent_bp
+    from app.contacts.views import bp as contacts_bp
+    from app.imports.views import bp as imports_bp
     from app.main.views import bp as main_bp
     from app.ops.views import bp as ops_bp
     from app.outbox.views import bp as outbox_bp
+    from app.segments.views import bp as segments_bp
     from app.teams.views import bp as teams_bp
-    for blueprint in (main_bp, auth_bp, teams_bp, admin_bp, outbox_bp, ops_bp):
+    for blueprint in (main_bp, auth_bp, teams_bp, admin_bp, outbox_bp, ops_bp,
+                      contacts_bp, imports_bp, segments_bp, consent_bp):
         app.register_blueprint(blueprint)
 
     from app import cli
@@ -95,7 +100,8 @@ def _init_login(app):
 def _init_templates(app):
     from app.models import ROLE_LABELS
     app.jinja_env.globals.update(csrf_token=security.csrf_token, version=__version__,
-                                 role_labels=ROLE_LABELS)
+                                 role_labels=ROLE_LABELS,
+                                 has_endpoint=lambda name: name in app.view_functions)
 
 
 def _init_errors(app):
