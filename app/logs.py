@@ -18,6 +18,15 @@ from flask import request
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
+class RequestIdFilter(logging.Filter):
+    """Stamp records made during a request with its id (at emit time, while g exists)."""
+
+    def filter(self, record):
+        if not hasattr(record, "request_id") and has_request_context() and "request_id" in g:
+            record.request_id = g.request_id
+        return True
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record):
         line = {
@@ -26,8 +35,6 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        if has_request_context() and "request_id" in g:
-            line["request_id"] = g.request_id
         for key in ("request_id", "task_id", "method", "path", "status", "ms", "user_id"):
             if hasattr(record, key):
                 line[key] = getattr(record, key)
@@ -39,6 +46,7 @@ class JsonFormatter(logging.Formatter):
 def configure(level):
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
+    handler.addFilter(RequestIdFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -60,6 +68,6 @@ def init_app(app):
         response.headers["X-Request-ID"] = g.get("request_id", "")
         if request.endpoint != "ops.health":  # uptime monitors poll it every second
             elapsed = (time.perf_counter() - g.get("request_started", time.perf_counter())) * 1000
-            log.info("request", extra={"method": request.method, "path": request.path,
+            log.info("request", extra={"request_id": g.get("request_id"), "method": request.method, "path": request.path,
                                        "status": response.status_code, "ms": round(elapsed, 1)})
         return response

@@ -1,0 +1,134 @@
+"""App factory, settings documentation, migrations, /health, logging, security headers."""
+import json
+import logging
+import re
+import sqlite3
+
+from app import config
+from app.cli import migrate
+from app.config import ROOT
+from app.db import db
+
+
+def test_every_setting_is_documented_in_env_example():
+    documented = set(re.findall(r"^#?\s*(LOFT_[A-Z_]+)=", (ROOT / ".env.example").read_text(), re.M))
+    for name in config.settings():
+        assert f"LOFT_{name}" in documented, f"LOFT_{name} is missing from .env.example"
+
+
+def test_every_setting_is_read_from_the_environment():
+    source = (ROOT / "app" / "config.py").read_text()
+    for name in config.settings():
+        assert f'"LOFT_{name}"' in source
+
+
+def test_every_procfile_process_is_in_the_architecture_doc():
+    processes = [line.split(":")[0] for line in (ROOT / "Procfile").read_text().splitlines() if line.strip()]
+    architecture = (ROOT / "docs" / "architecture.md").read_text()
+    assert processes == ["web", "worker", "mail"]
+    for process in processes:
+        assert f"`{process}`" in architecture
+
+
+def test_sqlite_is_wal_with_foreign_keys_and_immediate_transactions(app):
+    with app.app_context():
+        assert db.execute_sql("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert db.execute_sql("PRAGMA foreign_keys").fetchone()[0] == 1
+        assert db.obj._lock_type == "IMMEDIATE"
+
+
+def test_migrations_are_recorded_and_a_second_run_does_nothing(app, tmp_path):
+    with app.app_context():
+        assert migrate() == []
+        applied = [row[0] for row in db.execute_sql("SELECT name FROM schema_migration ORDER BY name")]
+    assert applied[:2] == ["0001_initial", "0002_contacts"]
+
+
+def test_flask_db_upgrade_command_builds_a_fresh_database(app, tmp_path):
+    fresh = tmp_path / "fresh.db"
+    from app import create_app
+    other = create_app({"TESTING": True, "SECRET_KEY": "x", "DATABASE_URL": f"sqlite:///{fresh}"})
+    result = other.test_cli_runner().invoke(args=["db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    assert "0001_initial" in result.output
+    again = other.test_cli_runner().invoke(args=["db", "upgrade"])
+    assert "up to date" in again.output
+    tables = {row[0] for row in sqlite3.connect(fresh).execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"user", "team", "membership", "invite", "caught_message", "contact"} <= tables
+    from app.db import init_db
+    init_db(app.config["DATABASE_URL"])  # the database proxy is process-wide: give it back
+
+
+def test_app_code_never_creates_tables():
+    for path in (ROOT / "app").rglob("*.py"):
+        assert "create_tables" not in path.read_text(), f"{path} creates tables; write a migration instead"
+
+
+def test_health_reports_ok_with_version(client):
+    response = client.get("/health")
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["status"] == "ok"
+    assert body["database"] == "ok" and body["queue"] == "ok"
+    assert body["version"]
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_health_is_503_when_the_database_does_not_answer(app, client, tmp_path):
+    with app.app_context():
+        db.close()
+    # Point the app at a path that cannot be opened: a directory.
+    broken = tmp_path / "not-a-db"
+    broken.mkdir()
+    from app.db import init_db
+    init_db(f"sqlite:///{broken}")
+    response = client.get("/health")
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["status"] == "degraded"
+    assert body["database"].startswith("error")
+
+
+def test_health_is_503_when_the_queue_does_not_answer(client, monkeypatch):
+    from tasks import huey
+
+    def broken():
+        raise sqlite3.OperationalError("unable to open database file")
+    # The queue storage itself is replaced by one that fails, as a vanished huey.db would.
+    monkeypatch.setattr(huey, "pending_count", broken)
+    response = client.get("/health")
+    assert response.status_code == 503
+    assert response.get_json()["queue"].startswith("error")
+
+
+def test_request_id_is_honoured_and_echoed(client):
+    response = client.get("/health", headers={"X-Request-ID": "abc-123"})
+    assert response.headers["X-Request-ID"] == "abc-123"
+    generated = client.get("/health", headers={"X-Request-ID": "bad id with spaces"})
+    assert re.fullmatch(r"[0-9a-f]{32}", generated.headers["X-Request-ID"])
+
+
+def test_log_lines_are_json_with_the_request_id(client, caplog):
+    from app.logs import JsonFormatter
+    with caplog.at_level(logging.INFO, logger="loft.request"):
+        client.get("/login", headers={"X-Request-ID": "req-42"})
+    records = [r for r in caplog.records if r.name == "loft.request"]
+    assert records
+    line = json.loads(JsonFormatter().format(records[-1]))
+    assert line["msg"] == "request"
+    assert line["path"] == "/login"
+    assert line["status"] in (200, 302)
+    assert line["request_id"] == "req-42"
+
+
+def test_security_headers_on_pages(client):
+    response = client.get("/setup")
+    csp = response.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_htmx_is_vendored_and_pinned_to_2_0():
+    vendored = list((ROOT / "static" / "vendor").glob("htmx-2.0.*.min.js"))
+    assert len(vendored) == 1
+    assert vendored[0].stat().st_size > 40_000

@@ -1,0 +1,274 @@
+"""Teams and roles: the role matrix on every route, team isolation, invitations, the last-admin rule."""
+import pytest
+
+from app.models import Invite
+from app.models import Membership
+from app.models import Team
+from app.models import User
+from app.teams.permissions import ROLE_PERMISSIONS
+from app.teams.permissions import can
+from tests.conftest import ADMIN_PASSWORD
+from tests.conftest import Browserish
+from tests.conftest import link_in
+from tests.conftest import soup
+
+# Endpoints anyone may reach signed out, and those only the instance admin may use.
+PUBLIC = {"static", "main.index", "auth.setup", "auth.login", "auth.second_factor", "auth.logout",
+          "auth.request_reset", "auth.reset_password", "teams.accept", "ops.health"}
+INSTANCE_ADMIN = {"admin.settings", "outbox.index", "outbox.show", "outbox.html", "outbox.raw", "outbox.clear"}
+# Signed-in pages that belong to the person, not to a team.
+PERSONAL = {"auth.account", "auth.change_password", "auth.sign_out_everywhere", "auth.setup_2fa",
+            "auth.disable_2fa", "auth.new_recovery_codes", "teams.list_teams", "teams.new_team", "teams.switch",
+            "teams.remove_member"}
+
+
+def make_member(app, team, role, email=None):
+    from app.auth.services import create_user
+    email = email or f"{role}-{team.id}@example.com"
+    user = create_user(email, "member password 1")
+    Membership.create(user=user, team=team, role=role)
+    client = Browserish(app.test_client())
+    assert client.login(email, "member password 1").status_code == 302
+    return user, client
+
+
+def test_every_endpoint_declares_who_may_use_it(app):
+    for endpoint, view in app.view_functions.items():
+        if endpoint in PUBLIC or endpoint in INSTANCE_ADMIN or endpoint in PERSONAL:
+            continue
+        if getattr(view, "public", False):  # public pages of later areas (sign-up forms, tracking) say so
+            continue
+        assert getattr(view, "permission", None), f"{endpoint} has no @require(permission)"
+
+
+def _team_routes(app):
+    """Every team-scoped route without URL parameters, with its methods and permission."""
+    for rule in app.url_map.iter_rules():
+        view = app.view_functions[rule.endpoint]
+        permission = getattr(view, "permission", None)
+        if permission and not rule.arguments:
+            yield rule, permission
+
+
+@pytest.mark.parametrize("role", ["admin", "manager", "author", "guest"])
+def test_role_matrix_on_every_team_route(app, admin, role):
+    team = Team.get(Team.name == "Acme")
+    _, member = make_member(app, team, role)
+    checked = 0
+    for rule, permission in _team_routes(app):
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            if method == "GET":
+                response = member.get(rule.rule)
+            else:
+                response = member.post(rule.rule, {})
+            allowed = can(role, permission)
+            assert (response.status_code == 403) != allowed, (role, method, rule.rule, response.status_code)
+            checked += 1
+    assert checked >= 4
+
+
+def test_the_matrix_itself():
+    assert ROLE_PERMISSIONS["admin"] >= {"manage_billing", "manage_domains", "export_data", "manage_members"}
+    assert not ({"manage_billing", "manage_domains", "export_data"} & ROLE_PERMISSIONS["manager"])
+    assert {"edit_content"} <= ROLE_PERMISSIONS["author"] and "send" not in ROLE_PERMISSIONS["author"]
+    assert ROLE_PERMISSIONS["guest"] == {"view"}
+
+
+def test_guest_sees_members_but_no_management_controls(app, admin):
+    team = Team.get(Team.name == "Acme")
+    _, guest = make_member(app, team, "guest")
+    page = soup(guest.get("/teams/members"))
+    assert page.select("table tbody tr")
+    assert page.select_one("#f-invite-email") is None
+    assert not page.select("select[name=role]")
+
+
+def test_forbidden_is_a_clear_page(app, admin):
+    team = Team.get(Team.name == "Acme")
+    _, author = make_member(app, team, "author")
+    response = author.get("/teams/settings")
+    assert response.status_code == 403
+    assert "Your role (Author) does not allow this" in soup(response).select_one(".error-page").text
+
+
+def test_instance_pages_are_for_the_instance_admin_only(app, admin):
+    team = Team.get(Team.name == "Acme")
+    _, team_admin = make_member(app, team, "admin", "teamadmin@example.com")
+    for path in ("/admin/settings", "/outbox/"):
+        assert team_admin.get(path).status_code == 403
+
+
+# --- Isolation ------------------------------------------------------------------
+
+def test_another_teams_ids_are_not_found(app, web, admin):
+    acme = Team.get(Team.name == "Acme")
+    other = Team.create(name="Other")
+    outsider, _ = make_member(app, other, "guest", "outsider@example.com")
+    other_member = Membership.get(Membership.user == outsider)
+    invite = Invite.create(team=other, email="x@example.com", role="guest", token_hash="h",
+                           expires_at="2999-01-01 00:00:00")
+    assert web.post(f"/teams/members/{other_member.id}/role", {"role": "admin"}).status_code == 404
+    assert web.post(f"/teams/members/{other_member.id}/remove").status_code == 404
+    assert web.post(f"/teams/invites/{invite.id}/revoke").status_code == 404
+    assert Membership.get_by_id(other_member.id).role == "guest"
+    assert Invite.get_or_none(Invite.id == invite.id) is not None
+    # Switching to a team you do not belong to is refused the same way.
+    assert web.post("/teams/switch", {"team_id": other.id}).status_code == 404
+    assert User.get_by_id(admin.id).current_team_id == acme.id
+
+
+def test_team_switcher_and_new_team(web, admin):
+    response = web.post("/teams/new", {"name": "Side project"})
+    assert response.status_code == 302
+    side = Team.get(Team.name == "Side project")
+    assert Membership.get(Membership.team == side).role == "admin"
+    page = soup(web.get("/dashboard"))
+    assert page.select_one("h1").text == "Side project"
+    options = [o.text for o in page.select("#team-switch option")]
+    assert options == ["Acme", "Side project"]
+    acme = Team.get(Team.name == "Acme")
+    web.post("/teams/switch", {"team_id": acme.id, "next": "/teams/members"})
+    assert soup(web.get("/dashboard")).select_one("h1").text == "Acme"
+
+
+def test_new_team_needs_a_name(web, admin):
+    response = web.post("/teams/new", {"name": "  "})
+    assert response.status_code == 422
+    assert "Give the team a name" in soup(response).select_one("#e-name").text
+
+
+# --- Invitations ------------------------------------------------------------------
+
+def _invite(web, email, role="author"):
+    response = web.post("/teams/members/invite", {"email": email, "role": role}, htmx=True)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return response
+
+
+def _accept_link(email):
+    from app.models import CaughtMessage
+    from app.outbox.services import parse
+    message = CaughtMessage.select().order_by(CaughtMessage.id.desc()).first()
+    assert message is not None and email in message.recipients
+    return link_in(parse(message)["text"], "/teams/join/").split("http://loft.test", 1)[1]
+
+
+def test_invite_by_email_and_accept_as_a_new_user(app, web, admin, catcher):
+    response = _invite(web, "New.Person@Example.com", "manager")
+    fragment = soup(response)
+    assert fragment.select_one("#members") is not None
+    assert fragment.select_one("body") is None  # a fragment, not a page
+    assert "Invitation sent to new.person@example.com" in fragment.text
+    path = _accept_link("new.person@example.com")
+    newcomer = Browserish(app.test_client())
+    page = soup(newcomer.get(path))
+    assert "Join Acme" in page.select_one("h1").text
+    response = newcomer.post(path, {"name": "Nia", "password": "newcomer password", "password_confirm": "newcomer password"})
+    assert response.status_code == 302
+    user = User.get(User.email == "new.person@example.com")
+    assert Membership.get(Membership.user == user).role == "manager"
+    assert newcomer.get("/teams/settings").status_code == 200  # managers manage settings
+    # The link is single-use.
+    assert Browserish(app.test_client()).get(path).status_code == 410
+
+
+def test_existing_user_accepts_after_signing_in(app, web, admin, catcher):
+    other = Team.create(name="Elsewhere")
+    existing, existing_client = make_member(app, other, "admin", "existing@example.com")
+    _invite(web, "existing@example.com", "guest")
+    path = _accept_link("existing@example.com")
+    assert existing_client.post(path).status_code == 302
+    acme = Team.get(Team.name == "Acme")
+    assert Membership.get(Membership.user == existing, Membership.team == acme).role == "guest"
+
+
+def test_invite_must_be_accepted_by_the_invited_address(app, web, admin, catcher):
+    other = Team.create(name="Elsewhere")
+    _, stranger = make_member(app, other, "admin", "stranger@example.com")
+    _invite(web, "intended@example.com")
+    path = _accept_link("intended@example.com")
+    response = stranger.post(path)
+    assert response.status_code == 422
+    assert "for intended@example.com" in soup(response).text
+
+
+def test_invite_errors(web, admin):
+    bad = web.post("/teams/members/invite", {"email": "nope", "role": "author"}, htmx=True)
+    assert bad.status_code == 422
+    assert "not valid" in soup(bad).select_one(".flash-error").text
+    self_invite = web.post("/teams/members/invite", {"email": admin.email, "role": "author"}, htmx=True)
+    assert self_invite.status_code == 422
+    assert "already a member" in soup(self_invite).text
+    bad_role = web.post("/teams/members/invite", {"email": "x@example.com", "role": "owner"}, htmx=True)
+    assert bad_role.status_code == 422
+
+
+def test_manager_cannot_create_or_demote_administrators(app, admin):
+    team = Team.get(Team.name == "Acme")
+    _, manager = make_member(app, team, "manager")
+    assert manager.post("/teams/members/invite", {"email": "boss@example.com", "role": "admin"}).status_code == 422
+    admin_membership = Membership.get(Membership.user == admin)
+    response = manager.post(f"/teams/members/{admin_membership.id}/role", {"role": "guest"})
+    assert response.status_code == 422
+    assert Membership.get_by_id(admin_membership.id).role == "admin"
+
+
+def test_revoke_invite(web, admin, catcher):
+    _invite(web, "maybe@example.com")
+    invite = Invite.get(Invite.email == "maybe@example.com")
+    response = web.post(f"/teams/invites/{invite.id}/revoke", htmx=True)
+    assert "Invitation withdrawn" in soup(response).text
+    assert Invite.get_or_none(Invite.id == invite.id) is None
+
+
+# --- The last Administrator ------------------------------------------------------
+
+def test_the_last_administrator_cannot_be_demoted_or_removed_or_leave(app, web, admin):
+    membership = Membership.get(Membership.user == admin)
+    team = membership.team
+    _, other_admin_client = make_member(app, team, "manager", "second@example.com")
+    response = other_admin_client.post(f"/teams/members/{membership.id}/role", {"role": "guest"})
+    assert response.status_code == 422
+    leave = web.post(f"/teams/members/{membership.id}/remove")
+    assert leave.status_code == 422
+    assert "at least one Administrator" in soup(leave).text
+    assert Membership.get_by_id(membership.id).role == "admin"
+
+
+def test_admin_can_hand_over_then_leave(app, web, admin):
+    membership = Membership.get(Membership.user == admin)
+    second, _ = make_member(app, membership.team, "author", "heir@example.com")
+    second_membership = Membership.get(Membership.user == second)
+    assert web.post(f"/teams/members/{second_membership.id}/role", {"role": "admin"}, htmx=True).status_code == 200
+    assert web.post(f"/teams/members/{membership.id}/remove").status_code == 302
+    assert Membership.get_or_none(Membership.id == membership.id) is None
+    # With no team left, the person is sent to create one.
+    assert web.get("/dashboard").headers["Location"].startswith("/teams/new")
+
+
+def test_role_change_fragment_and_full_page(web, app, admin):
+    team = Team.get(Team.name == "Acme")
+    user, _ = make_member(app, team, "guest")
+    member = Membership.get(Membership.user == user)
+    fragment = web.post(f"/teams/members/{member.id}/role", {"role": "author"}, htmx=True)
+    assert fragment.headers["Vary"] == "HX-Request" or "HX-Request" in fragment.headers["Vary"]
+    assert soup(fragment).select_one("body") is None
+    assert Membership.get_by_id(member.id).role == "author"
+    page = web.post(f"/teams/members/{member.id}/role", {"role": "guest"})
+    assert soup(page).select_one("body") is not None
+
+
+# --- Team settings -----------------------------------------------------------
+
+def test_team_settings_save_and_validate(web, admin):
+    response = web.post("/teams/settings", {"name": "Acme Inc", "default_from_name": "Acme",
+                                            "default_from_email": "News@Acme.example", "postal_address": "1 Main St",
+                                            "time_zone": "Europe/Berlin"})
+    assert response.status_code == 302
+    team = Team.get_by_id(Membership.get(Membership.user == admin).team_id)
+    assert (team.name, team.default_from_email, team.time_zone) == ("Acme Inc", "news@acme.example", "Europe/Berlin")
+    bad = web.post("/teams/settings", {"name": "Acme Inc", "time_zone": "Mars/Olympus"}, htmx=True)
+    assert bad.status_code == 422
+    assert "time zone" in soup(bad).select_one("#e-time_zone").text
+    assert soup(bad).select_one("#team-settings") is not None
+    assert Team.get_by_id(team.id).time_zone == "Europe/Berlin"
