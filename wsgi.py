@@ -2,6 +2,8 @@
 
 Importing the task modules here registers every task with the consumer.
 """
+import logging
+
 from app import create_app
 from tasks import huey
 from tasks import contacts  # noqa: F401  (importing a task module registers its tasks)
@@ -15,3 +17,6 @@ app = create_app()
 def enter_app_context():
     # Each consumer worker thread runs its tasks inside the app (config, templates, db).
     app.app_context().push()
+    # huey_consumer adds its own plain-text handler to the "huey" logger; our JSON
+    # handler on the root logger already prints those records.
+    logging.getLogger("huey").handlers.clear()
