@@ -71,6 +71,8 @@ class Config:
     SMTP_VALIDATE_CERTS = _bool("LOFT_SMTP_VALIDATE_CERTS", True)
     # DNS server for sender-domain checks as host:port (e.g. 127.0.0.1:5353); empty = the system resolver.
     DNS_NAMESERVER = _str("LOFT_DNS_NAMESERVER", "")
+    # Where uploaded CSV files for contact imports (and their rejected rows) are kept.
+    IMPORT_DIR = _path("LOFT_IMPORT_DIR", "var/imports")
 
 
 def settings():
