@@ -194,6 +194,7 @@ class Subscription(BaseModel):
         indexes = (
             (("contact", "list"), True),
             (("list", "status", "contact"), False),
+            (("list", "contact"), False),  # migration 0003: the list filter in contact-id order
         )
 
 

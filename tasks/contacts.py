@@ -1,2 +1,9 @@
 """Tasks of the contacts area: thin wrappers over app/contacts services (issue 3)."""
-from tasks import huey  # noqa: F401
+from app.contacts import services
+from tasks import huey
+
+
+@huey.task(name="contacts.run_bulk")
+def run_bulk(job_id):
+    """A bulk action recorded by services.start_bulk; progress and outcome live in its AuditLog row."""
+    services.run_bulk(job_id)

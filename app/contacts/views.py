@@ -1,4 +1,374 @@
-"""Views of the contacts area (issue 3)."""
+"""Views of the contacts area (issue 3): contacts, lists, custom fields, bulk actions, export.
+
+Thin views: parse the request, call one service, pick a template. Every
+lookup goes through g.team, so another team's id is a 404.
+"""
+import json
+
 from flask import Blueprint
+from flask import Response
+from flask import abort
+from flask import flash
+from flask import g
+from flask import redirect
+from flask import render_template
+from flask import request
+from flask import stream_with_context
+from flask import url_for
+from flask_login import current_user
+
+from app.contacts import services
+from app.contacts.services import ContactError
+from app.contacts.services import ContactFilter
+from app.contacts.services import NotFound
+from app.htmx import hx_redirect
+from app.htmx import is_htmx
+from app.models import CONTACT_STATUSES
+from app.models import FIELD_TYPES
+from app.models import SUBSCRIPTION_STATUSES
+from app.teams.context import require
+from tasks import contacts as contact_tasks
 
 bp = Blueprint("contacts", __name__, url_prefix="/contacts")
+
+
+@bp.context_processor
+def labels():
+    return {"status_labels": services.STATUS_LABELS, "field_type_labels": services.FIELD_TYPE_LABELS,
+            "event_labels": services.EVENT_LABELS, "bulk_actions": services.BULK_ACTIONS,
+            "contact_statuses": CONTACT_STATUSES, "subscription_statuses": SUBSCRIPTION_STATUSES,
+            "display_value": services.display_value, "describe_event": services.describe_event}
+
+
+def _contact_or_404(contact_id):
+    return services.get_contact(g.team, contact_id) or abort(404)
+
+
+def _list_or_404(list_id):
+    return services.get_list(g.team, list_id) or abort(404)
+
+
+def _field_or_404(field_id):
+    return services.get_field(g.team, field_id) or abort(404)
+
+
+def _go(url):
+    """Navigate after a successful form: HX-Redirect for htmx, a plain redirect otherwise."""
+    return hx_redirect(url) if is_htmx() else redirect(url)
+
+
+# --- Contact list ---------------------------------------------------------------
+
+def _results(endpoint, base_args, contact_filter, fixed_list=None):
+    """The contact table for a filter: (template context, error) shared by the list and list-detail pages."""
+    try:
+        resolved = services.resolve_filter(g.team, contact_filter)
+    except NotFound:
+        abort(404)
+    before = request.args.get("before", type=int)
+    after = request.args.get("after", type=int)
+    error = None
+    try:
+        page = services.contact_page(g.team, resolved, before=before, after=after)
+    except ContactError as exc:
+        page, error = services.Page([]), str(exc)
+    filter_args = contact_filter.to_args()
+    if fixed_list is not None:
+        filter_args.pop("list", None)
+
+    def page_url(**cursor):
+        return url_for(endpoint, **base_args, **filter_args, **cursor)
+
+    return dict(page=page, filter=contact_filter, resolved=resolved, page_url=page_url, results_url=page_url(),
+                lists_by_contact=services.lists_of_contacts([c.id for c in page.contacts]),
+                has_any=bool(page.contacts) or services.team_has_contacts(g.team), error=error,
+                first_page=not before and not after, lists=services.lists_of(g.team),
+                segments=services.segments_of(g.team))
+
+
+@bp.route("/")
+@require("view")
+def index():
+    contact_filter = ContactFilter.from_args(request.args)
+    context = _results("contacts.index", {}, contact_filter)
+    if is_htmx() and request.headers.get("HX-Target") == "contact-results":
+        return render_template("contacts/_results.html", **context)
+    return render_template("contacts/index.html", **context)
+
+
+# --- One contact ----------------------------------------------------------------
+
+def _render_form(template, status=200, **context):
+    fields = services.fields_of(g.team)
+    if is_htmx():
+        template = "contacts/_form.html"
+    return render_template(template, fields=fields, lists=services.lists_of(g.team), **context), status
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@require("edit_content")
+def new_contact():
+    if request.method == "POST":
+        try:
+            contact = services.create_contact(g.team, request.form, current_user)
+        except ContactError as exc:
+            return _render_form("contacts/new.html", 422, form=request.form, errors=exc.errors, contact=None)
+        flash(f"{contact.email} was added.", "success")
+        return _go(url_for("contacts.show", contact_id=contact.id))
+    return _render_form("contacts/new.html", form={}, errors={}, contact=None)
+
+
+@bp.route("/<int:contact_id>")
+@require("view")
+def show(contact_id):
+    contact = _contact_or_404(contact_id)
+    events, cursor = services.timeline(contact, request.args.get("events_before", type=int))
+    return render_template("contacts/show.html", contact=contact, fields=services.fields_of(g.team),
+                           attributes=services.attributes_of(contact), events=events, cursor=cursor,
+                           **_lists_context(contact))
+
+
+@bp.route("/<int:contact_id>/timeline")
+@require("view")
+def timeline(contact_id):
+    """More of the timeline: the next items for htmx's "Load more", or the page from that point."""
+    contact = _contact_or_404(contact_id)
+    before = request.args.get("before", type=int)
+    if not is_htmx():
+        return redirect(url_for("contacts.show", contact_id=contact.id, events_before=before, _anchor="timeline"))
+    events, cursor = services.timeline(contact, before)
+    return render_template("contacts/_timeline_items.html", contact=contact, events=events, cursor=cursor)
+
+
+@bp.route("/<int:contact_id>/edit", methods=["GET", "POST"])
+@require("edit_content")
+def edit(contact_id):
+    contact = _contact_or_404(contact_id)
+    if request.method == "POST":
+        try:
+            contact = services.update_contact(g.team, contact, request.form, current_user)
+        except ContactError as exc:
+            return _render_form("contacts/edit.html", 422, form=request.form, errors=exc.errors, contact=contact)
+        flash("Changes saved.", "success")
+        return _go(url_for("contacts.show", contact_id=contact.id))
+    attributes = services.attributes_of(contact)
+    form = {"email": contact.email, "name": contact.name, "status": contact.status}
+    form.update({f"attr.{field.key}": services.form_value(field, attributes) for field in services.fields_of(g.team)})
+    return _render_form("contacts/edit.html", form=form, errors={}, contact=contact)
+
+
+@bp.route("/<int:contact_id>/delete", methods=["GET", "POST"])
+@require("edit_content")
+def delete(contact_id):
+    contact = _contact_or_404(contact_id)
+    if request.method == "POST":
+        services.delete_contact(g.team, contact, current_user)
+        flash(f"{contact.email} was deleted.", "success")
+        return _go(url_for("contacts.index"))
+    return render_template("contacts/delete.html", contact=contact)
+
+
+def _lists_context(contact, **extra):
+    subscriptions = services.subscriptions_of(contact)
+    on = {s.list_id for s in subscriptions}
+    return dict(subscriptions=subscriptions, addable=[lst for lst in services.lists_of(g.team) if lst.id not in on],
+                **extra)
+
+
+def _render_lists(contact, status=200, **extra):
+    if is_htmx():
+        return render_template("contacts/_lists.html", contact=contact, **_lists_context(contact, **extra)), status
+    if extra.get("list_error"):
+        flash(extra["list_error"], "error")
+    elif extra.get("list_notice"):
+        flash(extra["list_notice"], "success")
+    return redirect(url_for("contacts.show", contact_id=contact.id, _anchor="lists"))
+
+
+@bp.route("/<int:contact_id>/lists", methods=["POST"])
+@require("edit_content")
+def add_to_list(contact_id):
+    contact = _contact_or_404(contact_id)
+    mailing_list = services.get_list(g.team, request.form.get("list_id", type=int))
+    if mailing_list is None:
+        return _render_lists(contact, 422, list_error="Choose a list.")
+    try:
+        services.add_to_list(g.team, contact, mailing_list)
+    except ContactError as exc:
+        return _render_lists(contact, 422, list_error=str(exc))
+    return _render_lists(contact, list_notice=f"Added to “{mailing_list.name}”.")
+
+
+@bp.route("/<int:contact_id>/lists/<int:list_id>/remove", methods=["POST"])
+@require("edit_content")
+def remove_from_list(contact_id, list_id):
+    contact = _contact_or_404(contact_id)
+    mailing_list = _list_or_404(list_id)
+    services.remove_from_list(g.team, contact, mailing_list)
+    return _render_lists(contact, list_notice=f"Removed from “{mailing_list.name}”.")
+
+
+# --- Bulk actions ---------------------------------------------------------------
+
+@bp.route("/bulk", methods=["POST"])
+@require("edit_content")
+def bulk():
+    """Validate, ask for confirmation when it deletes or covers a whole filter, then run it as a task."""
+    form = request.form
+    try:
+        services.validate_bulk(g.team, form)
+        if (form.get("action") == "delete" or form.get("scope") == "filter") and not form.get("confirmed"):
+            return render_template("contacts/bulk_confirm.html", form=form, count=services.bulk_count(g.team, form),
+                                   target=services.get_list(g.team, form.get("list_id", type=int)))
+        job = services.start_bulk(g.team, current_user, form)
+    except ContactError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("contacts.index", **ContactFilter.from_args(form).to_args()))
+    contact_tasks.run_bulk(job.id)
+    return redirect(url_for("contacts.bulk_status", job_id=job.id))
+
+
+@bp.route("/bulk/<int:job_id>")
+@require("view")
+def bulk_status(job_id):
+    job = services.bulk_job(g.team, job_id) or abort(404)
+    data = json.loads(job.data)
+    template = "contacts/_bulk_status.html" if is_htmx() else "contacts/bulk_status.html"
+    return render_template(template, job=job, data=data)
+
+
+# --- Export ---------------------------------------------------------------------
+
+@bp.route("/export")
+@require("export_data")
+def export():
+    """The filtered contacts as CSV, streamed batch by batch; recorded in the audit log first."""
+    contact_filter = ContactFilter.from_args(request.args)
+    try:
+        resolved = services.resolve_filter(g.team, contact_filter)
+    except NotFound:
+        abort(404)
+    except ContactError as exc:
+        abort(422, description=str(exc))
+    services.record_export(g.team, current_user, resolved)
+    response = Response(stream_with_context(services.export_csv(g.team, resolved)), mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="{services.export_filename(g.team, resolved)}"'
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+# --- Lists ----------------------------------------------------------------------
+
+def _render_lists_page(status=200, **context):
+    lists = services.lists_of(g.team)
+    template = "contacts/_lists_table.html" if is_htmx() else "contacts/lists.html"
+    return render_template(template, lists=lists, counts=services.list_counts([lst.id for lst in lists]),
+                           form=context.pop("form", {"double_opt_in": "1"}), errors=context.pop("errors", {}),
+                           **context), status
+
+
+@bp.route("/lists")
+@require("view")
+def lists():
+    return _render_lists_page()
+
+
+@bp.route("/lists/new", methods=["POST"])
+@require("edit_content")
+def create_list():
+    try:
+        mailing_list = services.create_list(g.team, request.form)
+    except ContactError as exc:
+        return _render_lists_page(422, form=request.form, errors=exc.errors)
+    return _render_lists_page(notice=f"List “{mailing_list.name}” created.")
+
+
+@bp.route("/lists/<int:list_id>")
+@require("view")
+def show_list(list_id):
+    mailing_list = _list_or_404(list_id)
+    contact_filter = ContactFilter.from_args(request.args)
+    contact_filter.list_id = mailing_list.id
+    context = _results("contacts.show_list", {"list_id": mailing_list.id}, contact_filter, fixed_list=mailing_list)
+    if is_htmx() and request.headers.get("HX-Target") == "contact-results":
+        return render_template("contacts/_results.html", **context)
+    return render_template("contacts/list_show.html", mailing_list=mailing_list,
+                           counts=services.list_counts([mailing_list.id])[mailing_list.id],
+                           form=mailing_list.__data__, errors={}, **context)
+
+
+@bp.route("/lists/<int:list_id>/edit", methods=["POST"])
+@require("edit_content")
+def edit_list(list_id):
+    mailing_list = _list_or_404(list_id)
+    try:
+        mailing_list = services.update_list(g.team, mailing_list, request.form)
+    except ContactError as exc:
+        if is_htmx():
+            return render_template("contacts/_list_form.html", mailing_list=mailing_list, form=request.form,
+                                   errors=exc.errors), 422
+        flash(str(exc), "error")
+        return redirect(url_for("contacts.show_list", list_id=mailing_list.id))
+    if is_htmx():
+        return render_template("contacts/_list_form.html", mailing_list=mailing_list, form=mailing_list.__data__,
+                               errors={}, notice="Saved.")
+    flash("List saved.", "success")
+    return redirect(url_for("contacts.show_list", list_id=mailing_list.id))
+
+
+@bp.route("/lists/<int:list_id>/delete", methods=["GET", "POST"])
+@require("edit_content")
+def delete_list(list_id):
+    mailing_list = _list_or_404(list_id)
+    if request.method == "POST":
+        services.delete_list(g.team, mailing_list, current_user)
+        flash(f"List “{mailing_list.name}” deleted. Its contacts are still in Contacts.", "success")
+        return _go(url_for("contacts.lists"))
+    counts = services.list_counts([mailing_list.id])[mailing_list.id]
+    return render_template("contacts/list_delete.html", mailing_list=mailing_list, counts=counts)
+
+
+# --- Custom fields --------------------------------------------------------------
+
+def _render_fields_page(status=200, **context):
+    template = "contacts/_fields.html" if is_htmx() else "contacts/fields.html"
+    return render_template(template, fields=services.fields_of(g.team), types=FIELD_TYPES,
+                           form=context.pop("form", {}), errors=context.pop("errors", {}), **context), status
+
+
+@bp.route("/fields")
+@require("view")
+def fields():
+    return _render_fields_page()
+
+
+@bp.route("/fields/new", methods=["POST"])
+@require("edit_content")
+def create_field():
+    try:
+        field = services.create_field(g.team, request.form)
+    except ContactError as exc:
+        return _render_fields_page(422, form=request.form, errors=exc.errors)
+    return _render_fields_page(notice=f"Field “{field.label}” added. Use it in emails as {{{{ contact.{field.key} }}}}.")
+
+
+@bp.route("/fields/<int:field_id>/edit", methods=["POST"])
+@require("edit_content")
+def edit_field(field_id):
+    field = _field_or_404(field_id)
+    try:
+        services.update_field(g.team, field, request.form)
+    except ContactError as exc:
+        return _render_fields_page(422, errors={f"label-{field.id}": str(exc)}, edit_form=request.form)
+    return _render_fields_page(notice="Field renamed.")
+
+
+@bp.route("/fields/<int:field_id>/delete", methods=["GET", "POST"])
+@require("edit_content")
+def delete_field(field_id):
+    field = _field_or_404(field_id)
+    if request.method == "POST":
+        cleared = services.delete_field(g.team, field, current_user)
+        flash(f"Field “{field.label}” deleted; its value was removed from {cleared:,} contacts.", "success")
+        return _go(url_for("contacts.fields"))
+    return render_template("contacts/field_delete.html", field=field, usage=services.field_usage(g.team, field))
