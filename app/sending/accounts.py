@@ -1,0 +1,573 @@
+"""SMTP accounts: the servers and logins a team sends its campaigns through.
+
+Passwords are stored encrypted (app.security.encrypt, key from the
+environment) and never leave this module except inside smtp_options(),
+which the sending engine passes straight to aiosmtplib.
+
+The sending engine (app.sending.engine) uses:
+  active_accounts(team_id)          accounts it may send through right now
+  smtp_options(account)             aiosmtplib keyword arguments
+  Rotation / pick_account           weighted choice that respects each account's caps
+  sent_counts(account_ids)          messages sent per account in the last hour and day
+  is_account_limit_reply(code, msg) "the account hit its own limit", not the recipient's fault
+  pause_account / resume_account
+"""
+import asyncio
+import datetime
+import ipaddress
+import json
+import random
+import re
+import socket
+import ssl
+from urllib.parse import urlsplit
+
+import aiosmtplib
+from flask import current_app
+from peewee import fn
+
+from app import security
+from app.models import TLS_MODES
+from app.models import Send
+from app.models import SmtpAccount
+from app.models import utcnow
+
+TLS_LABELS = {
+    "starttls": "STARTTLS (usually port 587)",
+    "tls": "Implicit TLS (usually port 465)",
+    "none": "None: only for a server on this machine (loopback)",
+}
+
+ICLOUD_DAILY_CAP = 1000
+
+PRESETS = {
+    "icloud": {
+        "label": "iCloud Mail",
+        "host": "smtp.mail.me.com",
+        "port": 587,
+        "tls_mode": "starttls",
+        "per_second": 0,
+        "per_hour": 0,
+        "per_day": ICLOUD_DAILY_CAP,
+        "max_connections": 2,
+        "weight": 1,
+        "note": ("iCloud Mail needs an app-specific password, not your Apple Account password: sign in at "
+                 "account.apple.com, open Sign-In and Security, then App-Specific Passwords, create one "
+                 "named “Loft” and paste it here. The user name is your full iCloud Mail address. "
+                 "Apple allows about 1,000 messages a day per account and forbids unsolicited bulk email; "
+                 "when the daily limit is reached iCloud refuses mail until the next day and Loft pauses "
+                 "the account instead of blaming your contacts."),
+    },
+    "generic": {
+        "label": "Another provider",
+        "host": "",
+        "port": 587,
+        "tls_mode": "starttls",
+        "per_second": 0,
+        "per_hour": 0,
+        "per_day": 0,
+        "max_connections": 4,
+        "weight": 1,
+        "note": ("Enter the SMTP details your provider gives you (often called “SMTP relay” or "
+                 "“SMTP submission”) and the limits of your plan, so Loft never sends faster than it allows."),
+    },
+}
+
+LIMIT_FIELDS = ("per_second", "per_hour", "per_day", "max_connections", "weight")
+TEST_TIMEOUT = 15  # seconds; "Test connection" runs inside a web request
+
+
+class AccountError(ValueError):
+    """Form errors, one message per field name."""
+
+    def __init__(self, errors):
+        super().__init__("; ".join(errors.values()))
+        self.errors = errors
+
+
+# --- Reading ----------------------------------------------------------------
+
+def list_accounts(team):
+    return list(SmtpAccount.select().where(SmtpAccount.team == team).order_by(SmtpAccount.name, SmtpAccount.id))
+
+
+def get_account(team, account_id):
+    """The team's account, or None (another team's id is simply not found)."""
+    return SmtpAccount.get_or_none((SmtpAccount.id == account_id) & (SmtpAccount.team == team))
+
+
+def is_usable(account, now=None):
+    """Active, or paused with a pause that has run out (a timed pause lifts itself)."""
+    now = now or utcnow()
+    if account.status == "active":
+        return account.paused_until is None or account.paused_until <= now
+    return account.status == "paused" and account.paused_until is not None and account.paused_until <= now
+
+
+def active_accounts(team_id):
+    """The accounts the engine may send through now, in a stable order."""
+    now = utcnow()
+    rows = (SmtpAccount.select()
+            .where((SmtpAccount.team == team_id) & (SmtpAccount.status.in_(("active", "paused"))))
+            .order_by(SmtpAccount.id))
+    return [account for account in rows if is_usable(account, now)]
+
+
+def form_values(account):
+    """An account as form data: everything except the password."""
+    values = {k: v for k, v in account.__data__.items() if k != "password"}
+    return values
+
+
+def preset_values(preset):
+    values = {k: v for k, v in PRESETS[preset].items() if k not in ("label", "note")}
+    values.update(preset=preset, name=PRESETS[preset]["label"] if preset != "generic" else "", username="")
+    return values
+
+
+# --- Limits in words ----------------------------------------------------------
+
+def _count(n, one, many):
+    return f"{n:,} {one if n == 1 else many}"
+
+
+def limits_in_words(account):
+    """E.g. 'up to 1,000 messages a day, 2 connections at a time'."""
+    rates = []
+    for field, unit in (("per_second", "a second"), ("per_hour", "an hour"), ("per_day", "a day")):
+        value = getattr(account, field) if not isinstance(account, dict) else account.get(field, 0)
+        if value:
+            rates.append(f"{_count(value, 'message', 'messages')} {unit}")
+    connections = account.max_connections if not isinstance(account, dict) else account.get("max_connections", 1)
+    parallel = f"{_count(connections, 'connection', 'connections')} at a time"
+    if not rates:
+        return f"no rate limit, {parallel}"
+    return "up to " + ", ".join(rates) + ", " + parallel
+
+
+def last_test(account):
+    """The stored result of the last "Test connection": {"ok", "summary"} or None."""
+    if not account.last_test_result:
+        return None
+    try:
+        return json.loads(account.last_test_result)
+    except ValueError:
+        return {"ok": False, "summary": account.last_test_result}
+
+
+# --- Validation and writes -----------------------------------------------------
+
+def is_loopback(host):
+    """Only literal loopback names: a DNS name that resolves to 127.0.0.1 could change tomorrow."""
+    host = host.strip().strip("[]").lower().rstrip(".")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+
+
+def _valid_host(host):
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+        return True
+    except ValueError:
+        pass
+    try:
+        ascii_host = host.encode("idna").decode("ascii").lower().rstrip(".")
+    except UnicodeError:
+        return False
+    return 0 < len(ascii_host) <= 253 and all(_LABEL.match(label) for label in ascii_host.split("."))
+
+
+def _whole_number(form, field, label, errors, minimum=0, maximum=10_000_000):
+    raw = str(form.get(field, "")).strip().replace(",", "").replace("_", "")
+    if raw == "" and minimum == 0:
+        return 0
+    try:
+        value = int(raw)
+    except ValueError:
+        errors[field] = f"{label}: enter a whole number" + (" (0 means no limit)." if minimum == 0 else ".")
+        return None
+    if value < minimum:
+        errors[field] = f"{label}: enter {minimum} or more."
+    elif value > maximum:
+        errors[field] = f"{label}: enter at most {maximum:,}."
+    return value
+
+
+def validate(form, account=None):
+    """Clean the account form; raise AccountError with a message per field.
+
+    Returns (values, warnings). An empty password keeps the stored one when
+    editing; a new account with a user name needs a password.
+    """
+    errors = {}
+    preset = form.get("preset") or (account.preset if account else "generic")
+    if preset not in PRESETS:
+        preset = "generic"
+    values = {
+        "preset": preset,
+        "name": form.get("name", "").strip(),
+        "host": form.get("host", "").strip().lower(),
+        "tls_mode": form.get("tls_mode", ""),
+        "username": form.get("username", "").strip(),
+    }
+    if not values["name"]:
+        errors["name"] = "Give the account a name, e.g. “iCloud (ada@icloud.com)”."
+    elif len(values["name"]) > 100:
+        errors["name"] = "Keep the name under 100 characters."
+    host = values["host"]
+    if not host:
+        errors["host"] = "Enter the SMTP server's host name, e.g. smtp.example.com."
+    elif "://" in host or "/" in host or (":" in host and not host.strip("[]").count(":") > 1):
+        errors["host"] = "Enter only the host name, e.g. smtp.example.com: no smtp://, path or port (the port has its own field)."
+    elif not _valid_host(host):
+        errors["host"] = "That is not a valid host name: use letters, digits, dots and hyphens, e.g. smtp.example.com."
+    values["port"] = _whole_number(form, "port", "Port", errors, minimum=1, maximum=65535)
+    if "port" in errors:
+        errors["port"] = "Enter a port number between 1 and 65535 (587 for STARTTLS, 465 for implicit TLS)."
+    if values["tls_mode"] not in TLS_MODES:
+        errors["tls_mode"] = "Choose how the connection is encrypted."
+    elif values["tls_mode"] == "none" and host and not is_loopback(host):
+        errors["tls_mode"] = ("Without TLS the password and every message cross the network in clear text, so "
+                              "“None” is only allowed for a server on this machine (localhost or 127.0.0.1). "
+                              "Use STARTTLS (port 587) or implicit TLS (port 465).")
+    if len(values["username"]) > 254:
+        errors["username"] = "That user name is too long."
+    labels = {"per_second": "Messages per second", "per_hour": "Messages per hour", "per_day": "Messages per day",
+              "max_connections": "Connections at a time", "weight": "Weight"}
+    for field in LIMIT_FIELDS:
+        minimum = 1 if field in ("max_connections", "weight") else 0
+        maximum = {"max_connections": 100, "weight": 1000}.get(field, 10_000_000)
+        value = _whole_number(form, field, labels[field], errors, minimum=minimum, maximum=maximum)
+        if field not in errors:
+            values[field] = value
+    password = form.get("password", "")
+    if len(password) > 1024:
+        errors["password"] = "That password is too long."
+    elif password:
+        values["password"] = security.encrypt(password)
+    elif values["username"] and (account is None or not account.password):
+        errors["password"] = "Enter the password for this user name" + (
+            " (an app-specific password for iCloud)." if preset == "icloud" else ".")
+    if errors:
+        raise AccountError(errors)
+    if not values["username"]:
+        values["password"] = ""  # no login, nothing to keep
+    warnings = []
+    if preset == "icloud" and (values["per_day"] == 0 or values["per_day"] > ICLOUD_DAILY_CAP):
+        warnings.append(f"iCloud Mail allows about {ICLOUD_DAILY_CAP:,} messages a day; above that it refuses "
+                        "mail until the next day. Loft then pauses the account, but keeping the limit at "
+                        f"{ICLOUD_DAILY_CAP:,} or less avoids the refusals.")
+    if preset == "icloud" and values["host"] != PRESETS["icloud"]["host"]:
+        warnings.append(f"iCloud Mail's server is {PRESETS['icloud']['host']}; check the host name.")
+    return values, warnings
+
+
+def create_account(team, form):
+    """Validate and store a new account; returns (account, warnings)."""
+    values, warnings = validate(form)
+    account = SmtpAccount.create(team=team, **values)
+    return account, warnings
+
+
+def update_account(account, form):
+    """Validate and save changes; an empty password field keeps the stored password."""
+    values, warnings = validate(form, account)
+    changed_connection = any(values.get(k) != getattr(account, k) for k in ("host", "port", "tls_mode", "username"))
+    if changed_connection or "password" in values:
+        values.update(last_test_at=None, last_test_result="")  # the old test no longer says anything
+    SmtpAccount.update(**values).where(SmtpAccount.id == account.id).execute()
+    return SmtpAccount.get_by_id(account.id), warnings
+
+
+def delete_account(account):
+    """Delete the account; sends that went through it keep their history (smtp_account becomes NULL)."""
+    account.delete_instance()
+
+
+def pause_account(account_id, reason, until=None):
+    """Stop sending through an account, with the reason in words; `until` (UTC) lifts it automatically."""
+    return (SmtpAccount.update(status="paused", paused_reason=reason, paused_until=until)
+            .where(SmtpAccount.id == account_id).execute())
+
+
+def resume_account(account_id):
+    return (SmtpAccount.update(status="active", paused_reason="", paused_until=None)
+            .where(SmtpAccount.id == account_id).execute())
+
+
+def record_test(account, ok, summary):
+    """Keep the outcome of the last "Test connection" for the accounts list."""
+    result = json.dumps({"ok": ok, "summary": summary})
+    (SmtpAccount.update(last_test_at=utcnow(), last_test_result=result)
+     .where(SmtpAccount.id == account.id).execute())
+
+
+# --- Connecting ---------------------------------------------------------------
+
+def _local_hostname():
+    """The name Loft gives in EHLO: the host of BASE_URL (an IP as an address literal)."""
+    host = urlsplit(current_app.config.get("BASE_URL", "")).hostname or "localhost"
+    try:
+        ipaddress.ip_address(host)
+        return f"[{host}]"
+    except ValueError:
+        return host
+
+
+def smtp_options(account, timeout=30):
+    """aiosmtplib keyword arguments for this account (the password decrypted here, nowhere else)."""
+    options = {
+        "hostname": account.host,
+        "port": account.port,
+        "use_tls": account.tls_mode == "tls",
+        "start_tls": account.tls_mode == "starttls",
+        "timeout": timeout,
+        "validate_certs": bool(current_app.config.get("SMTP_VALIDATE_CERTS", True)),
+        "tls_context": None,
+        "local_hostname": _local_hostname(),
+    }
+    if account.username:
+        options["username"] = account.username
+        options["password"] = security.decrypt(account.password) if account.password else ""
+    return options
+
+
+def _reply_lines(response):
+    """An SMTP reply as the server wrote it: '250-first', ..., '250 last'."""
+    lines = (response.message or "").split("\n")
+    return [f"S: {response.code}{'-' if i < len(lines) - 1 else ' '}{line}" for i, line in enumerate(lines)]
+
+
+def _chain(exc):
+    seen = []
+    while exc is not None and exc not in seen:
+        seen.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return seen
+
+
+def explain(exc, account):
+    """A connection or login failure in plain words (the server's reply kept verbatim)."""
+    where = f"{account.host} port {account.port}"
+    for cause in _chain(exc):
+        if isinstance(cause, aiosmtplib.SMTPAuthenticationError):
+            text = (f"Authentication failed: the server refused the user name or password. "
+                    f"Its reply: {cause.code} {cause.message}")
+            if account.preset == "icloud":
+                text += (" iCloud needs an app-specific password (not your Apple Account password) and your "
+                         "full iCloud Mail address as the user name.")
+            return text
+        if isinstance(cause, socket.gaierror):
+            return (f"DNS lookup failed: the host name “{account.host}” could not be found ({cause.strerror}). "
+                    "Check its spelling.")
+        if isinstance(cause, ConnectionRefusedError):
+            return (f"Connection refused: nothing is listening on {where}. Check the host and the port "
+                    "(587 for STARTTLS, 465 for implicit TLS).")
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return (f"TLS failure: the server's certificate could not be verified ({cause.verify_message}). "
+                    "The host name may not match the certificate, or the certificate is self-signed or expired.")
+        if isinstance(cause, ssl.SSLError):
+            hint = (" Port 587 usually expects STARTTLS and port 465 implicit TLS: check the encryption setting."
+                    if "WRONG_VERSION" in str(cause) or "record layer" in str(cause).lower() else "")
+            return f"TLS failure: the encrypted connection could not be set up ({cause.reason or cause}).{hint}"
+        if isinstance(cause, aiosmtplib.SMTPConnectTimeoutError) and "server ready" in str(cause) \
+                and account.tls_mode != "tls":
+            return (f"Connected to {where}, but the server sent no greeting: it probably expects implicit TLS "
+                    "on this port (usually 465). Choose “Implicit TLS”, or use port 587 with STARTTLS.")
+        if isinstance(cause, (aiosmtplib.SMTPConnectTimeoutError, aiosmtplib.SMTPReadTimeoutError,
+                              aiosmtplib.SMTPTimeoutError, TimeoutError)):
+            return (f"No answer from {where} in time. Check the host and port, that the encryption setting "
+                    "matches the port, and that this server may open outgoing connections to that port.")
+        if isinstance(cause, aiosmtplib.SMTPServerDisconnected):
+            return (f"The server closed the connection ({cause}). If it expects implicit TLS on this port, "
+                    "choose that encryption setting.")
+        if isinstance(cause, aiosmtplib.SMTPResponseException):
+            return f"The server refused: {cause.code} {cause.message}"
+        if isinstance(cause, OSError) and not isinstance(cause, aiosmtplib.SMTPException):
+            return f"Could not connect to {where}: {cause.strerror or cause}."
+    message = str(exc)
+    if "STARTTLS extension not supported" in message:
+        return "The server does not offer STARTTLS on this port. Try implicit TLS (port 465)."
+    if "AUTH" in message or "authentication" in message.lower():
+        return f"The server does not offer a login (AUTH) on this connection: {message}"
+    return f"The test failed: {message}"
+
+
+async def _converse(account, options, transcript):
+    """Connect, EHLO, STARTTLS, EHLO, AUTH, QUIT, writing each exchange to transcript."""
+    smtp = aiosmtplib.SMTP(hostname=options["hostname"], port=options["port"], use_tls=options["use_tls"],
+                           start_tls=False, timeout=options["timeout"], validate_certs=options["validate_certs"],
+                           local_hostname=options["local_hostname"])
+    mode = {"tls": "implicit TLS", "starttls": "STARTTLS", "none": "no encryption"}[account.tls_mode]
+    transcript.append(f"Connecting to {account.host} port {account.port} ({mode})…")
+    response = await smtp.connect()
+    transcript.extend(_reply_lines(response))
+    try:
+        if options["use_tls"]:
+            transcript.append(_tls_line(smtp, options))
+        transcript.append(f"C: EHLO {options['local_hostname']}")
+        transcript.extend(_reply_lines(await smtp.ehlo()))
+        if options["start_tls"]:
+            transcript.append("C: STARTTLS")
+            transcript.extend(_reply_lines(await smtp.starttls()))
+            transcript.append(_tls_line(smtp, options))
+            transcript.append(f"C: EHLO {options['local_hostname']}")
+            transcript.extend(_reply_lines(await smtp.ehlo()))
+        if options.get("username"):
+            methods = ", ".join(sorted(smtp.server_auth_methods)) or "none offered"
+            transcript.append(f"C: AUTH as {options['username']} (password hidden; server offers: {methods})")
+            transcript.extend(_reply_lines(await smtp.login(options["username"], options["password"] or "")))
+        else:
+            transcript.append("(no user name set: skipping AUTH)")
+        transcript.append("C: QUIT")
+        transcript.extend(_reply_lines(await smtp.quit()))
+    finally:
+        if smtp.is_connected:
+            smtp.close()
+
+
+def _tls_line(smtp, options):
+    ssl_object = smtp.transport.get_extra_info("ssl_object") if smtp.transport else None
+    if ssl_object is None:
+        return "   (TLS established)"
+    checked = ("certificate verified" if options["validate_certs"]
+               else "certificate NOT verified: LOFT_SMTP_VALIDATE_CERTS is off")
+    return f"   TLS established: {ssl_object.version()}, {ssl_object.cipher()[0]}, {checked}"
+
+
+def test_connection(account, timeout=TEST_TIMEOUT):
+    """Really connect, set up TLS and log in; returns (ok, transcript).
+
+    The transcript holds the server's replies verbatim ("S: 235 2.7.0 ...")
+    and, on failure, the error in plain words on the last line. Nothing is sent.
+    """
+    options = smtp_options(account, timeout=timeout)
+    if account.username and options.get("password") is None:
+        return False, ("Error: the stored password cannot be decrypted (LOFT_ENCRYPTION_KEY or LOFT_SECRET_KEY "
+                       "changed since it was saved). Enter the password again.")
+    transcript = []
+    try:
+        asyncio.run(_converse(account, options, transcript))
+    except (aiosmtplib.SMTPException, OSError, ssl.SSLError, asyncio.TimeoutError) as exc:
+        if isinstance(exc, aiosmtplib.SMTPResponseException):
+            transcript.append(f"S: {exc.code} {exc.message}")
+        transcript.append("Error: " + explain(exc, account))
+        return False, "\n".join(transcript)
+    transcript.append("Success: the server accepted the connection" + (
+        ", the encryption" if account.tls_mode != "none" else "") + (
+        " and the login." if account.username else "."))
+    return True, "\n".join(transcript)
+
+
+def summary_of(ok, transcript):
+    """The line worth keeping from a transcript: the error, or the server's AUTH (or last) reply."""
+    lines = transcript.splitlines()
+    if not ok:
+        return lines[-1].removeprefix("Error: ") if lines else "Failed."
+    replies = [line[3:] for line in lines if line.startswith("S: 235")]
+    return "Connected and logged in: " + replies[-1] if replies else "Connected."
+
+
+# --- Limits and rotation ---------------------------------------------------------
+
+def is_account_limit_reply(code, message):
+    """True when an SMTP reply means the *account* hit its own sending limit.
+
+    Such a refusal must pause the account, never mark the recipient bounced.
+    A full recipient mailbox ("over quota", 5.2.2) is the recipient's problem
+    and is not matched.
+    """
+    text = f"{code} {message or ''}".lower()
+    if "mailbox" in text or re.search(r"\b[45]\.2\.2\b", text) or "over quota" in text:
+        return False
+    phrases = (
+        "daily sending limit",  # iCloud: 550 5.7.1 ... You have exceeded your daily sending limit
+        "sending limit",
+        "smtp relay limit",  # Google Workspace: 550 5.4.5 Daily SMTP relay limit exceeded / 450 4.2.1 Peak SMTP relay limit
+        "daily user sending limit",  # Gmail: 550 5.4.5 Daily user sending limit exceeded
+        "submissionquotaexceeded",  # Outlook: 554 5.2.0 STOREDRV.Submission.Exception:SubmissionQuotaExceededException
+        "message quota exceeded",  # Amazon SES: 454 Throttling failure: Daily message quota exceeded
+        "sending quota",
+        "sending rate exceeded",  # Amazon SES: 454 Throttling failure: Maximum sending rate exceeded
+        "throttling failure",
+        "unusual sending activity",  # Zoho: 550 5.4.6 Unusual sending activity detected
+        "too many messages",
+        "rate limit exceeded",
+        "maximum credits exceeded",  # SendGrid
+    )
+    return any(phrase in text for phrase in phrases)
+
+
+def sent_counts(account_ids, now=None):
+    """Messages sent through each account in the last hour and the last 24 hours.
+
+    {account_id: {"hour": n, "day": n}}; accounts with none are left out.
+    A rolling 24 hours is stricter than a calendar day, so it never overshoots a provider's daily cap.
+    """
+    now = now or utcnow()
+    if not account_ids:
+        return {}
+    hour_ago = now - datetime.timedelta(hours=1)
+    day_ago = now - datetime.timedelta(days=1)
+    in_hour = fn.SUM(Send.sent_at >= hour_ago)
+    rows = (Send.select(Send.smtp_account, fn.COUNT(Send.id).alias("day"), in_hour.alias("hour"))
+            .where(Send.smtp_account.in_(list(account_ids)) & (Send.sent_at >= day_ago))
+            .group_by(Send.smtp_account).tuples())
+    return {account_id: {"day": day, "hour": int(hour or 0)} for account_id, day, hour in rows}
+
+
+def has_capacity(account, used):
+    """Whether one more message may go through `account` given what it has used.
+
+    `used` is a mapping with any of: second, hour, day (messages in that window)
+    and connections (open now). A limit of 0 means no limit.
+    """
+    for field, key in (("per_second", "second"), ("per_hour", "hour"), ("per_day", "day")):
+        cap = getattr(account, field)
+        if cap and used.get(key, 0) >= cap:
+            return False
+    return used.get("connections", 0) < max(account.max_connections, 1)
+
+
+def pick_account(accounts, usage, rng=random):
+    """A weighted random choice among the accounts with capacity left, or None when all are full.
+
+    `usage` maps account id -> the `used` mapping of has_capacity().
+    """
+    candidates = [a for a in accounts if has_capacity(a, usage.get(a.id, {}))]
+    if not candidates:
+        return None
+    return rng.choices(candidates, weights=[max(a.weight, 1) for a in candidates])[0]
+
+
+class Rotation:
+    """Smooth weighted round-robin across accounts (the nginx algorithm).
+
+    Deterministic and evenly interleaved: weights 3 and 1 give A A B A, A A B A...
+    Accounts without capacity are skipped, and the others share their turn.
+    """
+
+    def __init__(self, accounts):
+        self.accounts = list(accounts)
+        self.current = {a.id: 0 for a in self.accounts}
+
+    def pick(self, usage=None):
+        usage = usage or {}
+        candidates = [a for a in self.accounts if has_capacity(a, usage.get(a.id, {}))]
+        if not candidates:
+            return None
+        total = 0
+        for account in candidates:
+            self.current[account.id] += max(account.weight, 1)
+            total += max(account.weight, 1)
+        best = max(candidates, key=lambda a: self.current[a.id])
+        self.current[best.id] -= total
+        return best
+
