@@ -13,6 +13,7 @@ document.addEventListener("click", function (event) {
 
 document.addEventListener("htmx:afterSwap", function (event) {
   // After a form fragment comes back with an error, move focus to the first invalid field.
-  var invalid = event.detail.target.querySelector("[aria-invalid=true]");
+  // event.target is the new content: after an outerHTML swap, detail.target is the detached old element.
+  var invalid = event.target.querySelector && event.target.querySelector("[aria-invalid=true]");
   if (invalid) invalid.focus();
 });

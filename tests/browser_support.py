@@ -1,0 +1,178 @@
+"""Real-browser test support: Loft served over real HTTP, driven by Debian's headless Chromium.
+
+Import the fixtures into a browser test module by name:
+
+    from browser_support import browser, live_server, page, sign_up_admin  # noqa: F401
+
+`live_server` serves the per-test `app` (tests/conftest.py: a fresh, migrated
+SQLite file) with werkzeug on a free loopback port, in a thread of this
+process, so huey's immediate mode and the `catcher` fixture apply as usual.
+`page` is a fresh browser context (its own cookies) at the phone size unless
+the test resizes it. Playwright drives /usr/bin/chromium only: never a
+downloaded browser build, so `playwright install` is never needed.
+
+Where Chromium or Playwright is missing the fixtures skip with the reason,
+written to the terminal as well as to pytest's skip summary.
+"""
+import asyncio
+import os
+import shutil
+import threading
+
+import pytest
+from werkzeug.serving import make_server
+
+CHROMIUM = os.environ.get("LOFT_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    # The test machine has no internet: without these Chromium keeps dialling out.
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 800}
+# Playwright's default waits are 30 s; a local server answers in milliseconds,
+# so a failing test should fail fast rather than make the suite crawl.
+TIMEOUT_MS = 10_000
+
+
+def _skip_reason():
+    """Why browser tests cannot run here, or None when they can."""
+    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
+        return (f"Chromium is not installed at {CHROMIUM} "
+                "(`make browser` installs the Debian package `chromium` where apt-get is available)")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError as exc:
+        return f"Playwright cannot be imported ({exc}); `make test` installs it from requirements-dev.txt"
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+    return "Playwright's sync API cannot run inside a running asyncio event loop"
+
+
+def _skip(request, reason):
+    """Skip, and say why on the terminal even under -q and output capture."""
+    plugins = request.config.pluginmanager
+    reporter = plugins.get_plugin("terminalreporter")
+    capture = plugins.get_plugin("capturemanager")
+    if reporter and capture:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(f"\nSkipping browser tests: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def browser(request):
+    """One headless Chromium per test module; each test gets its own context."""
+    reason = _skip_reason()
+    if reason:
+        _skip(request, reason)
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as playwright:
+        try:
+            chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        except Exception as exc:  # a broken install: say so instead of erroring every test
+            _skip(request, f"Chromium at {CHROMIUM} did not start: {str(exc).splitlines()[0]}")
+        yield chromium
+        chromium.close()
+
+
+class LiveServer:
+    """The app on a real socket; `url('/path')` builds an absolute URL."""
+
+    def __init__(self, app):
+        self.app = app
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.base_url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, name="loft-live-server", daemon=True)
+
+    def url(self, path="/"):
+        return self.base_url + path
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def live_server(app):
+    server = LiveServer(app).start()
+    yield server
+    server.stop()
+
+
+ASSET_TYPES = {"stylesheet", "script", "image", "font"}
+
+
+def _watch(page, problems):
+    """Collect what a person would never see but that means something is broken."""
+    page.on("pageerror", lambda error: problems.append(f"JavaScript error: {error}"))
+
+    def on_console(message):
+        # Chromium also logs every non-2xx response here; those are judged below, by URL.
+        if message.type == "error" and "the server responded with a status of" not in message.text:
+            problems.append(f"console error: {message.text}")
+
+    def on_response(response):
+        kind = response.request.resource_type
+        if kind in ASSET_TYPES and response.status >= 400 and not response.url.endswith("/favicon.ico"):
+            problems.append(f"{kind} {response.url} answered {response.status}")
+        elif kind in ("xhr", "fetch") and response.status >= 500:
+            problems.append(f"HTMX request {response.request.method} {response.url} answered {response.status}")
+
+    page.on("console", on_console)
+    page.on("response", on_response)
+
+
+@pytest.fixture
+def page(browser, live_server):
+    """A fresh context (no cookies) at phone size.
+
+    JavaScript errors (a CSP violation included), static files that fail to load
+    and HTMX requests that end in a server error fail the test at teardown.
+    """
+    context = browser.new_context(viewport=PHONE, base_url=live_server.base_url)
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    problems = []
+    _watch(page, problems)
+    yield page
+    context.close()
+    assert not problems, "\n".join(problems)
+
+
+ADMIN = {"name": "Ada Lovelace", "email": "ada@example.com", "password": "correct horse battery",
+         "team": "Analytical Engines"}
+
+
+def sign_up_admin(page, admin=ADMIN):
+    """Create the first administrator through the /setup page; ends on the dashboard."""
+    page.goto("/")
+    page.wait_for_url("**/setup")
+    page.get_by_label("Your name").fill(admin["name"])
+    page.get_by_label("Email address").fill(admin["email"])
+    page.get_by_label("Password", exact=True).fill(admin["password"])
+    page.get_by_label("Team name").fill(admin["team"])
+    page.get_by_role("button", name="Create account").click()
+    page.wait_for_url("**/dashboard")
+    return admin
+
+
+def sign_in(page, email, password):
+    """Sign in through /login with the mouse; waits for the page that follows."""
+    page.goto("/login")
+    page.get_by_label("Email address").fill(email)
+    page.get_by_label("Password", exact=True).fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_load_state()
+
+
+def sign_out(page):
+    page.locator("footer").get_by_role("button", name="Sign out").click()
+    page.wait_for_url("**/login*")
