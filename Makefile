@@ -38,14 +38,14 @@ run: migrate
 # Debian's Chromium for the browser tests (never a downloaded browser build).
 # Where it cannot be installed, the browser tests skip with the reason.
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
+	@test -x /usr/bin/chromium || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 	      || echo "Could not install chromium: browser tests will be skipped"; \
 	  else echo "chromium is not installed and cannot be installed here: browser tests will be skipped"; fi; }
 
 test: $(BIN)/.installed-dev browser
-	$(BIN)/python -m pytest -q tests --ignore=tests/bench
+	$(BIN)/python -m pytest -q -rs tests --ignore=tests/bench
 
 bench: $(BIN)/.installed-dev
 	$(BIN)/python -m pytest -q -s tests/bench
