@@ -57,6 +57,10 @@ class DomainError(ValueError):
 class DnsLookupError(Exception):
     """The DNS server did not give an answer (timeout, SERVFAIL, no resolver): unknown, not absent."""
 
+    def __init__(self, message, timed_out=False):
+        super().__init__(message)
+        self.timed_out = timed_out
+
 
 # --- Domains -------------------------------------------------------------------
 
@@ -329,7 +333,7 @@ def txt_records(res, name):
     except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
         return []
     except dns.resolver.LifetimeTimeout:
-        raise DnsLookupError("The DNS server did not answer in time.") from None
+        raise DnsLookupError("The DNS server did not answer in time.", timed_out=True) from None
     except (dns.resolver.NoNameservers, dns.exception.DNSException) as exc:
         raise DnsLookupError(f"The DNS lookup failed: {exc}") from None
     return [b"".join(record.strings).decode("utf-8", "replace") for record in answer]
@@ -429,13 +433,15 @@ def check_dns(domain_row, lifetime=DNS_LIFETIME):
     except DnsLookupError as exc:
         res, setup_error = None, str(exc)
     for key, name, check in checks:
-        if res is None:
+        if res is None:  # no usable resolver, or it already timed out: don't make the person wait again
             status[key] = {"state": "error", "text": setup_error}
             continue
         try:
             status[key] = check(domain_row, txt_records(res, name))
         except DnsLookupError as exc:
             status[key] = {"state": "error", "text": f"Could not look up {name}: {exc}"}
+            if exc.timed_out:
+                res, setup_error = None, f"Not checked: the DNS server did not answer for {name}."
     updates = {"dns_status": json.dumps(status)}
     if status["verification"]["state"] == "ok" and domain_row.verified_at is None:
         updates["verified_at"] = utcnow()
