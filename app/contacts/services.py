@@ -227,8 +227,9 @@ def _event(team, contact, type, **data):
     return Event.create(team=team, contact=contact, type=type, data=json.dumps(data))
 
 
-def _audit(team, user, action, target="", **data):
-    return AuditLog.create(team=team, user=user, action=action, target=target, data=json.dumps(data))
+def _audit(team, user, what, target="", **data):
+    return AuditLog.create(team=team, user=getattr(user, "id", None), action=what, target=target,
+                           data=json.dumps(data))
 
 
 def create_contact(team, form, user=None):
@@ -661,7 +662,8 @@ class Page:
 
 
 def _window_edge(team, start, descending):
-    """The id SEARCH_WINDOW contacts away from `start` in the walking direction, or None if fewer are left."""
+    """The id SEARCH_WINDOW contacts away from `start` in the walking direction, or None when no
+    contact lies beyond it (the window then simply runs to the end)."""
     query = Contact.select(Contact.id).where(Contact.team == team)
     if descending:
         if start:
@@ -669,7 +671,8 @@ def _window_edge(team, start, descending):
         query = query.order_by(Contact.id.desc())
     else:
         query = query.where(Contact.id > start).order_by(Contact.id)
-    return query.offset(SEARCH_WINDOW - 1).limit(1).scalar()
+    ids = [row[0] for row in query.offset(SEARCH_WINDOW - 1).limit(2).tuples()]
+    return ids[0] if len(ids) == 2 else None
 
 
 def contact_page(team, resolved, before=None, after=None, size=PAGE_SIZE):
@@ -733,12 +736,13 @@ def team_has_contacts(team):
     return Contact.select(Contact.id).where(Contact.team == team).limit(1).exists()
 
 
-def walk(team, resolved=None, ids=None, batch=BATCH_SIZE, columns=None):
+def walk(team, resolved=None, ids=None, batch=None, columns=None):
     """Batches of contacts, ascending by id: the selected ids, or everything the filter matches.
 
     Each batch is one indexed query continuing above the last id, so the walk
     is safe while the rows change (deleted or re-filtered rows are not revisited).
     """
+    batch = batch or BATCH_SIZE
     cursor = 0
     while True:
         if ids is not None:
@@ -795,9 +799,10 @@ def validate_bulk(team, form):
         data["list_id"] = mailing_list.id
         data["list"] = mailing_list.name
     if action == "change_status":
-        if form.get("status") not in CONTACT_STATUSES:
-            raise ContactError("Choose the new status.", field="status")
-        data["status"] = form.get("status")
+        # "new_status", not "status": the form also carries the filter, whose "status" is the one to match.
+        if form.get("new_status") not in CONTACT_STATUSES:
+            raise ContactError("Choose the new status.", field="new_status")
+        data["status"] = form.get("new_status")
     return data
 
 
