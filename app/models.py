@@ -398,6 +398,7 @@ class Send(BaseModel):
             (("campaign", "contact"), True),
             (("campaign", "status", "id"), False),
             (("message_id",), False),
+            (("smtp_account", "sent_at"), False),  # migration 0011_sending: per-account hourly/daily counts
         )
 
 

@@ -506,3 +506,8 @@ def test_sent_counts_per_account_over_the_last_hour_and_day(app, admin):
                     sent_at=now - datetime.timedelta(minutes=age))
     counts = accounts.sent_counts([first.id, second.id], now=now)
     assert counts == {first.id: {"hour": 1, "day": 2}, second.id: {"hour": 1, "day": 1}}
+    # The count is an index range scan (migration 0011), not a walk over the whole ledger.
+    from app.db import db
+    sql, params = accounts._sent_counts_query([first.id, second.id], now).sql()
+    plan = " ".join(str(row) for row in db.execute_sql("EXPLAIN QUERY PLAN " + sql, params).fetchall())
+    assert "send_smtp_account_id_sent_at" in plan
