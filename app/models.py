@@ -270,6 +270,17 @@ class AuditLog(BaseModel):
     at = DateTimeField(default=utcnow, index=True)
 
 
+class RateLimitHit(BaseModel):
+    """One counted request of a public page (migration 0003_consent): the per-IP
+    sign-up limit counts these rows, so it holds across gunicorn workers."""
+    bucket = CharField()  # what is limited, e.g. "signup" or "confirm-mail"
+    key = CharField()  # HMAC of who or what is limited (an IP address, an email address)
+    at = DateTimeField(default=utcnow, index=True)
+
+    class Meta:
+        indexes = ((("bucket", "key", "at"), False),)
+
+
 # --- Campaigns and sending (issue 4) ----------------------------------------
 
 CAMPAIGN_STATES = ("draft", "scheduled", "sending", "paused", "completed", "failed", "cancelled")

@@ -166,9 +166,10 @@ def test_bulk_refusals_are_specific(web, admin):
     cases = [({"action": "add_to_list", "scope": "selected"}, "Tick at least one contact"),
              ({"action": "explode", "ids": "1"}, "Choose what to do"),
              ({"action": "add_to_list", "ids": "1"}, "Choose a list."),
-             ({"action": "change_status", "ids": "1", "new_status": "gone"}, "Choose the new status.")]
+             ({"action": "change_status", "ids": "1", "new_status": "gone"}, "Choose the new status."),
+             ({"action": "delete", "ids": [str(i) for i in range(1, 1003)]}, "Tick at most 1,000 contacts")]
     for form, message in cases:
-        response = web.post("/contacts/bulk", form)
+        response = web.client.post("/contacts/bulk", data={"csrf_token": "test-csrf-token", **form})
         assert response.status_code == 302 and response.headers["Location"].startswith("/contacts/")
         page = soup(web.get(response.headers["Location"]))
         assert message in page.select_one("#flashes .flash-error").text

@@ -41,7 +41,9 @@ def suppress(team_id, kind, value, reason="manual"):
         raise ValueError("kind must be 'email' or 'domain'")
     inserted = (Suppression.insert(team=team_id, kind=kind, value_hash=value_hash(team_id, kind, value),
                                    hint=hint(kind, value), reason=reason)
-                .on_conflict_ignore().execute())
+                .on_conflict_ignore().as_rowcount().execute())
+    # The row count, not the last rowid: SQLite keeps reporting the previous
+    # insert's rowid when the conflict is ignored.
     return bool(inserted)
 
 
@@ -77,3 +79,21 @@ class Checker:
         if self.emails and self._hash("email", email) in self.emails:
             return True
         return bool(self.domains) and self._hash("domain", email.rpartition("@")[2]) in self.domains
+
+
+def unsuppress(team_id, kind, value):
+    """Remove an email or domain from the list; True when it was there."""
+    removed = (Suppression.delete()
+               .where((Suppression.team == team_id) & (Suppression.kind == kind)
+                      & (Suppression.value_hash == value_hash(team_id, kind, value)))
+               .execute())
+    return bool(removed)
+
+
+def entries_for(team_id, email):
+    """The suppression rows that block `email`: its own and its domain's (0, 1 or 2)."""
+    email = normalise("email", email)
+    domain = email.rpartition("@")[2]
+    hashes = [value_hash(team_id, "email", email), value_hash(team_id, "domain", domain)]
+    return list(Suppression.select().where((Suppression.team == team_id) & (Suppression.value_hash << hashes))
+                .order_by(Suppression.kind.desc()))

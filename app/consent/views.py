@@ -1,4 +1,286 @@
-"""Views of the consent area (issue 3)."""
+"""Consent: the suppression list, GDPR export and erasure, sign-up forms, the preference center.
+
+Team pages live under /contacts/... next to the rest of the audience. The
+public pages (/f/... sign-up forms, /p/... preference center) need no
+sign-in, use their own minimal layout and set no cookie. Their POSTs are
+exempt from the session CSRF check, for two different reasons: a sign-up
+form is meant to be posted from other sites (the embedded snippet), and is
+defended by the honeypot, the timing stamp and the per-IP limit instead;
+the confirmation and preference pages carry a signed token in their URL
+that only the recipient of the email knows, which is exactly what a CSRF
+token would prove, and works without a cookie.
+"""
 from flask import Blueprint
+from flask import Response
+from flask import abort
+from flask import current_app
+from flask import flash
+from flask import g
+from flask import redirect
+from flask import render_template
+from flask import request
+from flask import url_for
+from flask_login import current_user
+
+from app.consent import forms
+from app.consent import gdpr
+from app.consent import preferences
+from app.consent import services
+from app.consent.services import ConsentError
+from app.htmx import is_htmx
+from app.security import csrf_exempt
+from app.teams.context import require
+from tasks.mail import send_system_email
 
 bp = Blueprint("consent", __name__)
+
+
+def public(view):
+    """A page anyone may open (the role-matrix test skips these)."""
+    view.public = True
+    return view
+
+
+def client_ip():
+    # Behind a TLS proxy run gunicorn with --forwarded-allow-ips so remote_addr is the client.
+    return request.remote_addr or "unknown"
+
+
+# --- Suppression list -----------------------------------------------------------
+
+def _done(notice):
+    """After a change: the fresh fragment for HTMX, else Post/Redirect/Get with a flash."""
+    if is_htmx():
+        return _render_suppression(notice=notice)
+    flash(notice, "success")
+    return redirect(url_for("consent.suppression"))
+
+
+def _render_suppression(status=200, **context):
+    before = request.args.get("before", type=int)
+    entries, next_before = services.entries_page(g.team, before)
+    context.setdefault("form", {})
+    template = "consent/_suppression.html" if is_htmx() else "consent/suppression.html"
+    return render_template(template, entries=entries, next_before=next_before, before=before,
+                           total=services.total(g.team), reasons=services.REASON_LABELS,
+                           kinds=services.KIND_LABELS, **context), status
+
+
+@bp.route("/contacts/suppression")
+@require("view")
+def suppression():
+    return _render_suppression()
+
+
+@bp.route("/contacts/suppression/add", methods=["POST"])
+@require("edit_content")
+def add_suppression():
+    try:
+        entry, new, marked = services.add(g.team, current_user, request.form.get("value", ""))
+    except ConsentError as exc:
+        return _render_suppression(422, error=str(exc), error_field=exc.field, form=request.form)
+    what = "Domain" if entry.kind == "domain" else "Address"
+    notice = f"{what} {entry.hint} added." if new else f"{entry.hint} was already on the list."
+    if marked:
+        notice += f" {marked} contact{'s' if marked != 1 else ''} marked Suppressed."
+    return _done(notice)
+
+
+@bp.route("/contacts/suppression/check", methods=["POST"])
+@require("view")
+def check_suppression():
+    value = request.form.get("value", "")
+    try:
+        found = services.check(g.team, value)
+    except ConsentError as exc:
+        return render_template("consent/_check.html", error=str(exc), value=value), 422
+    return render_template("consent/_check.html", found=found, value=value, checked=True,
+                           reasons=services.REASON_LABELS)
+
+
+@bp.route("/contacts/suppression/<int:entry_id>/remove", methods=["POST"])
+@require("edit_content")
+def remove_suppression(entry_id):
+    entry = services.get_entry(g.team, entry_id) or abort(404)
+    try:
+        services.remove(g.team, current_user, entry, request.form.get("confirm", ""))
+    except ConsentError as exc:
+        return _render_suppression(422, error=str(exc), error_entry=entry.id)
+    return _done(f"{entry.hint} removed from the suppression list.")
+
+
+@bp.route("/contacts/suppression/import", methods=["POST"])
+@require("edit_content")
+def import_suppression():
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        return _render_suppression(422, import_error="Choose a text or CSV file to import.")
+    try:
+        result = services.import_entries(g.team, current_user, upload.read())
+    except ConsentError as exc:
+        return _render_suppression(422, import_error=str(exc))
+    return _render_suppression(result=result, filename=upload.filename)
+
+
+# --- GDPR -------------------------------------------------------------------------
+
+@bp.route("/contacts/<int:contact_id>/export.json")
+@require("export_data")
+def export_contact(contact_id):
+    contact = gdpr.get_contact(g.team, contact_id) or abort(404)
+    body = gdpr.export_json(g.team, current_user, contact)
+    response = Response(body, mimetype="application/json")
+    response.headers["Content-Disposition"] = f'attachment; filename="{gdpr.export_filename(contact)}"'
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.route("/contacts/<int:contact_id>/erase", methods=["GET", "POST"])
+@require("export_data")
+def erase_contact(contact_id):
+    contact = gdpr.get_contact(g.team, contact_id) or abort(404)
+    if request.method == "POST":
+        try:
+            hint = gdpr.erase(g.team, current_user, contact, request.form.get("confirm", ""))
+        except ConsentError as exc:
+            return render_template("consent/erase.html", contact=contact, error=str(exc)), 422
+        flash(f"The contact {hint} was erased. Its address stays on the suppression list as a keyed hash, "
+              "so it is never added or mailed again.", "success")
+        return redirect(url_for("contacts.index") if "contacts.index" in current_app.view_functions
+                        else url_for("consent.suppression"))
+    return render_template("consent/erase.html", contact=contact)
+
+
+# --- Sign-up forms (team side) ------------------------------------------------
+
+@bp.route("/contacts/forms", endpoint="forms")
+@require("view")
+def forms_page():
+    lists = forms.forms_of(g.team)
+    return render_template("consent/forms.html", lists=lists, honeypot=forms.HONEYPOT,
+                           wording=forms.consent_wording)
+
+
+# --- Sign-up forms (public) ---------------------------------------------------
+
+def _public_list(public_id):
+    return forms.list_for_public_id(public_id) or abort(404)
+
+
+def _render_form(mailing_list, status=200, **context):
+    context.setdefault("form", {})
+    return render_template("consent/signup_form.html", mailing_list=mailing_list,
+                           stamp=forms.form_stamp(mailing_list), honeypot=forms.HONEYPOT,
+                           wording=forms.consent_wording(mailing_list), **context), status
+
+
+@bp.route("/f/<public_id>")
+@public
+def signup_form(public_id):
+    return _render_form(_public_list(public_id))
+
+
+@bp.route("/f/<public_id>", methods=["POST"])
+@public
+@csrf_exempt
+def signup(public_id):
+    mailing_list = _public_list(public_id)
+    try:
+        outcome = forms.signup(mailing_list, request.form, client_ip())
+    except forms.Refused as exc:
+        if exc.status == 429:
+            return render_template("consent/message.html", team=mailing_list.team, title="Please try later",
+                                   message=str(exc)), 429
+        return _render_form(mailing_list, exc.status, error=str(exc), form=request.form)
+    except ConsentError as exc:
+        return _render_form(mailing_list, 422, error=str(exc), error_field=exc.field, form=request.form)
+    if outcome.send_confirmation:
+        send_system_email(**forms.confirmation_message(mailing_list, outcome))
+    return render_template("consent/signup_done.html", mailing_list=mailing_list, outcome=outcome)
+
+
+def _confirmation(public_id, token):
+    mailing_list = _public_list(public_id)
+    try:
+        return mailing_list, forms.subscription_for_token(mailing_list, token)
+    except forms.LinkInvalid as exc:
+        if not exc.expired:
+            abort(404)
+        return mailing_list, None
+
+
+def _expired(mailing_list):
+    return render_template("consent/message.html", team=mailing_list.team, title="This link has expired",
+                           message="Confirmation links are valid for "
+                                   f"{forms.limit('SIGNUP_CONFIRM_DAYS')} days. Sign up again to get a new one.",
+                           again=url_for("consent.signup_form", public_id=mailing_list.public_id)), 410
+
+
+@bp.route("/f/<public_id>/confirm/<token>")
+@public
+def confirm_page(public_id, token):
+    """The link in the email shows a button rather than confirming at once: mail
+    scanners open every link in a message, and must not subscribe anyone."""
+    mailing_list, sub = _confirmation(public_id, token)
+    if sub is None:
+        return _expired(mailing_list)
+    return render_template("consent/confirm.html", mailing_list=mailing_list, subscription=sub,
+                           wording=forms.consent_wording(mailing_list))
+
+
+@bp.route("/f/<public_id>/confirm/<token>", methods=["POST"])
+@public
+@csrf_exempt
+def confirm(public_id, token):
+    mailing_list, sub = _confirmation(public_id, token)
+    if sub is None:
+        return _expired(mailing_list)
+    if not forms.confirm(mailing_list, sub, client_ip()):
+        return render_template("consent/message.html", team=mailing_list.team, title="Nothing to confirm",
+                               message="This subscription can no longer be confirmed."), 410
+    contact = gdpr.get_contact(mailing_list.team, sub.contact_id)
+    return render_template("consent/confirmed.html", mailing_list=mailing_list,
+                           preferences_url=preferences.preference_path(contact))
+
+
+# --- Preference center (public) -----------------------------------------------
+
+def _contact_for(token):
+    return preferences.contact_for_token(token) or abort(404)
+
+
+def _render_preferences(contact, token, status=200, **context):
+    return render_template("consent/preferences.html", contact=contact, team=contact.team, token=token,
+                           choices=preferences.choices(contact), stopped=preferences.stopped_reason(contact),
+                           **context), status
+
+
+@bp.route("/p/<token>", endpoint="preferences")
+@public
+def preferences_page(token):
+    return _render_preferences(_contact_for(token), token)
+
+
+@bp.route("/p/<token>", methods=["POST"])
+@public
+@csrf_exempt
+def save_preferences(token):
+    contact = _contact_for(token)
+    list_ids = [int(v) for v in request.form.getlist("lists") if v.isdigit()]
+    try:
+        added, removed = preferences.save(contact, list_ids, client_ip())
+    except ConsentError as exc:
+        return _render_preferences(contact, token, 422, error=str(exc))
+    notice = "Your choices are saved." if added or removed else "Nothing changed."
+    return _render_preferences(preferences.contact_for_token(token), token, notice=notice)
+
+
+@bp.route("/p/<token>/unsubscribe", methods=["POST"])
+@public
+@csrf_exempt
+def unsubscribe_all(token):
+    contact = _contact_for(token)
+    preferences.unsubscribe_everything(contact)
+    return _render_preferences(preferences.contact_for_token(token), token, unsubscribed=True,
+                               notice="You are unsubscribed from everything. You will not get any more email "
+                                      f"from {contact.team.name}.")

@@ -48,6 +48,7 @@ PAGE_SIZE = 50
 SEARCH_WINDOW = 50_000
 TIMELINE_PAGE = 25
 BATCH_SIZE = 500  # rows per transaction in bulk actions and exports
+MAX_SELECTED = 1000  # ticked ids in one bulk action; larger selections go by filter
 
 STATUS_LABELS = {"active": "Active", "unsubscribed": "Unsubscribed", "bounced": "Bounced",
                  "complained": "Complained", "suppressed": "Suppressed"}
@@ -791,6 +792,9 @@ def validate_bulk(team, form):
         if not ids:
             raise ContactError("Tick at least one contact, or choose “all contacts matching this filter”.",
                                field="ids")
+        if len(ids) > MAX_SELECTED:
+            raise ContactError(f"Tick at most {MAX_SELECTED:,} contacts, or choose “all contacts matching "
+                               "this filter”.", field="ids")
         data["ids"] = ids
     if action in ("add_to_list", "remove_from_list"):
         mailing_list = get_list(team, _int(form.get("list_id")))

@@ -1,0 +1,289 @@
+"""Public sign-up forms: the hosted page, the embeddable snippet, double opt-in.
+
+Bot defence without a third-party captcha, in three layers:
+
+* a honeypot field, hidden from people (and from screen readers), that must
+  stay empty: a bot that fills every field gets the usual "thank you" page
+  and nothing is stored or sent;
+* a signed timestamp in the hosted form: submitted less than MIN_SECONDS
+  after the page was made, or after MAX_AGE, or with a forged stamp, the
+  form comes back with a message instead of being processed;
+* a per-IP rate limit kept in the database (app.consent.ratelimit), so it
+  holds across workers. The embeddable snippet is static HTML pasted into
+  another site and cannot carry a fresh server timestamp, so a submission
+  without a stamp is accepted but counts against a much smaller per-IP
+  allowance than the hosted form.
+
+A further limit caps confirmation emails per address and day, so nobody can
+use a form to flood a stranger's inbox.
+
+The answer never tells whether an address is known: suppressed addresses
+and contacts that unsubscribed, bounced or complained get the same neutral
+page as everyone else, and nothing is sent to them.
+"""
+import dataclasses
+import json
+import time
+
+from flask import current_app
+from peewee import IntegrityError
+
+from app import mail
+from app.admin import services as admin_services
+from app.consent import ratelimit
+from app.consent import suppression
+from app.consent import tokens
+from app.consent.services import ConsentError
+from app.consent.services import parse_entry
+from app.db import db
+from app.models import BLOCKED_STATUSES
+from app.models import Contact
+from app.models import Event
+from app.models import MailingList
+from app.models import Subscription
+from app.models import Team
+from app.models import utcnow
+
+# Defaults; each can be overridden in the app config (tests use that).
+LIMITS = {
+    "SIGNUP_MIN_SECONDS": 2,  # a person needs at least this long to fill in the hosted form
+    "SIGNUP_FORM_MAX_AGE": 24 * 3600,  # a hosted form page stays valid this long
+    "SIGNUP_PER_IP_HOUR": 20,  # sign-up attempts per IP and hour (any form)
+    "SIGNUP_BARE_PER_IP_HOUR": 5,  # of which without a timestamp (the embedded snippet)
+    "SIGNUP_CONFIRM_DAYS": 7,  # a confirmation link stays valid this long
+    "SIGNUP_MAILS_PER_ADDRESS_DAY": 3,  # confirmation emails per address and day
+}
+HONEYPOT = "website"  # the field bots love to fill; people never see it
+MAX_NAME = 200
+
+
+def limit(name):
+    return current_app.config.get(name, LIMITS[name])
+
+
+class Refused(Exception):
+    """A submission turned away before processing: `reason`, a message, an HTTP status."""
+
+    def __init__(self, reason, message, status):
+        super().__init__(message)
+        self.reason = reason
+        self.status = status
+
+
+class LinkInvalid(Exception):
+    """A confirmation link that was tampered with (`expired` False) or is too old (`expired` True)."""
+
+    def __init__(self, expired=False):
+        super().__init__("expired" if expired else "invalid")
+        self.expired = expired
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What a submission did. `state` is "pending" (confirmation needed), "subscribed",
+    "already" or "ignored"; the page shown is the same for all but the first two."""
+    state: str
+    double_opt_in: bool
+    contact: Contact = None
+    subscription: Subscription = None
+    send_confirmation: bool = False
+
+
+# --- Lookups ------------------------------------------------------------------
+
+def list_for_public_id(public_id):
+    return (MailingList.select(MailingList, Team).join(Team)
+            .where(MailingList.public_id == public_id).first())
+
+
+def base_url():
+    return admin_services.get_settings()["base_url"].rstrip("/")
+
+
+def form_url(mailing_list):
+    return f"{base_url()}/f/{mailing_list.public_id}"
+
+
+def consent_wording(mailing_list):
+    """The sentence the person agrees to; stored with their consent record."""
+    return (f"I agree that {mailing_list.team.name} may send me emails about “{mailing_list.name}”. "
+            "I can unsubscribe at any time with the link in every email.")
+
+
+# --- The timestamp of the hosted form -----------------------------------------
+
+def form_stamp(mailing_list, at=None):
+    """A signed (list, time) pair for the hidden field of the hosted form."""
+    return tokens.sign("form", [mailing_list.public_id, int(at if at is not None else time.time())])
+
+
+def check_stamp(mailing_list, stamp, now=None):
+    """Refuse a hosted-form submission that is forged, too fast or too old."""
+    try:
+        public_id, made = tokens.unsign("form", stamp)
+        if public_id != mailing_list.public_id:
+            raise tokens.BadSignature("another list")
+        age = (now if now is not None else time.time()) - int(made)
+    except (tokens.BadSignature, ValueError, TypeError):
+        raise Refused("forged", "This form could not be verified. Please fill it in and send it again.", 422)
+    if age < limit("SIGNUP_MIN_SECONDS"):
+        raise Refused("too_fast", "That was quicker than we expected from a person. "
+                                  "Please check the form and send it again.", 422)
+    if age > limit("SIGNUP_FORM_MAX_AGE"):
+        raise Refused("stale", "This page was open for a long time. Please send the form again.", 422)
+
+
+# --- Submission -----------------------------------------------------------------
+
+def _event(team, contact, type, **data):
+    Event.create(team=team, contact=contact, type=type, data=json.dumps(data))
+
+
+def _record_consent(contact, source, ip, text, now):
+    Contact.update(consent_source=source, consent_at=now, consent_ip=ip or "", consent_text=text,
+                   updated_at=now).where(Contact.id == contact.id).execute()
+
+
+def signup(mailing_list, form, ip):
+    """Process one submission of a list's public form (hosted page or embedded snippet).
+
+    Raises Refused (rate limit, honeypot aside, timing) or ConsentError (a bad
+    address, for the person to fix); otherwise returns an Outcome. The caller
+    sends the confirmation email when outcome.send_confirmation is set.
+    """
+    stamp = (form.get("ts") or "").strip()
+    if not ratelimit.hit("signup", ip, limit("SIGNUP_PER_IP_HOUR"), 3600):
+        raise Refused("rate_limited", "There have been too many sign-ups from your network. "
+                                      "Please try again in an hour.", 429)
+    if not stamp and not ratelimit.hit("signup-bare", ip, limit("SIGNUP_BARE_PER_IP_HOUR"), 3600):
+        raise Refused("rate_limited", "There have been too many sign-ups from your network. "
+                                      "Please try again in an hour.", 429)
+    double = mailing_list.double_opt_in
+    if (form.get(HONEYPOT) or "").strip():
+        return Outcome("ignored", double)
+    if stamp:
+        check_stamp(mailing_list, stamp)
+    try:
+        kind, email = parse_entry(form.get("email"))
+    except ConsentError:
+        kind = None
+    if kind != "email":
+        raise ConsentError("Enter your email address, for example name@example.com.", field="email")
+    name = (form.get("name") or "").strip()
+    if len(name) > MAX_NAME:
+        raise ConsentError(f"Keep the name under {MAX_NAME} characters.", field="name")
+    try:
+        return _subscribe(mailing_list, email, name, ip)
+    except IntegrityError:
+        # Two submissions of a new address at the same moment: the other one won.
+        return Outcome("already", double)
+
+
+def _subscribe(mailing_list, email, name, ip):
+    team = mailing_list.team
+    now = utcnow()
+    with db.atomic():
+        if suppression.is_suppressed(team.id, email):
+            return Outcome("ignored", mailing_list.double_opt_in)
+        contact = Contact.get_or_none((Contact.team == team) & (Contact.email == email))
+        if contact is not None and contact.status in BLOCKED_STATUSES:
+            return Outcome("ignored", mailing_list.double_opt_in)
+        if contact is None:
+            contact = Contact.create(team=team, email=email, domain=email.rpartition("@")[2], name=name,
+                                     source="form", created_at=now, updated_at=now)
+            _event(team, contact, "created", source="form", list_id=mailing_list.id, list=mailing_list.name)
+        elif name and not contact.name:
+            Contact.update(name=name, updated_at=now).where(Contact.id == contact.id).execute()
+        sub = Subscription.get_or_none((Subscription.contact == contact) & (Subscription.list == mailing_list))
+        # Someone who unsubscribed from this list must confirm by email even on
+        # a single opt-in list: a stranger typing their address is not consent.
+        double = mailing_list.double_opt_in or (sub is not None and sub.status == "unsubscribed")
+        if sub is not None and sub.status == "subscribed":
+            return Outcome("already", mailing_list.double_opt_in, contact, sub)
+        if double:
+            if sub is None:
+                sub = Subscription.create(contact=contact, list=mailing_list, status="unconfirmed", created_at=now)
+            elif sub.status == "unsubscribed":
+                Subscription.update(status="unconfirmed").where(Subscription.id == sub.id).execute()
+                sub.status = "unconfirmed"
+            _event(team, contact, "subscribed", list_id=mailing_list.id, list=mailing_list.name, source="form",
+                   status="unconfirmed", ip=ip)
+            allowed = ratelimit.hit("confirm-mail", f"{team.id}:{email}", limit("SIGNUP_MAILS_PER_ADDRESS_DAY"),
+                                    24 * 3600)
+            return Outcome("pending", mailing_list.double_opt_in, contact, sub, send_confirmation=allowed)
+        if sub is None:
+            sub = Subscription.create(contact=contact, list=mailing_list, status="subscribed", created_at=now)
+        else:
+            Subscription.update(status="subscribed").where(Subscription.id == sub.id).execute()
+        _record_consent(contact, f"form:{mailing_list.name}", ip, consent_wording(mailing_list), now)
+        _event(team, contact, "subscribed", list_id=mailing_list.id, list=mailing_list.name, source="form",
+               status="subscribed", ip=ip)
+        return Outcome("subscribed", False, contact, sub)
+
+
+# --- Double opt-in ----------------------------------------------------------------
+
+def confirmation_token(subscription, email):
+    return tokens.sign("confirm", [subscription.id, tokens.email_digest(email)], timed=True)
+
+
+def confirmation_url(mailing_list, subscription, email):
+    return f"{form_url(mailing_list)}/confirm/{confirmation_token(subscription, email)}"
+
+
+def confirmation_message(mailing_list, outcome):
+    """The confirmation email, composed (plain data for the mail queue)."""
+    email = outcome.contact.email
+    return mail.compose("confirm_subscription", email, f"Confirm your subscription to {mailing_list.name}",
+                        team=mailing_list.team, mailing_list=mailing_list,
+                        url=confirmation_url(mailing_list, outcome.subscription, email),
+                        days=limit("SIGNUP_CONFIRM_DAYS"))
+
+
+def subscription_for_token(mailing_list, token):
+    """The subscription a confirmation link names; raises LinkInvalid."""
+    try:
+        sub_id, digest = tokens.unsign("confirm", token, max_age=limit("SIGNUP_CONFIRM_DAYS") * 86400)
+    except tokens.SignatureExpired:
+        raise LinkInvalid(expired=True)
+    except (tokens.BadSignature, ValueError, TypeError):
+        raise LinkInvalid()
+    sub = (Subscription.select(Subscription, Contact).join(Contact)
+           .where((Subscription.id == sub_id) & (Subscription.list == mailing_list)).first())
+    if sub is None or tokens.email_digest(sub.contact.email) != digest:
+        raise LinkInvalid()
+    return sub
+
+
+def confirm(mailing_list, subscription, ip):
+    """Confirm a pending subscription; True when it is (or already was) confirmed.
+
+    Confirming twice is harmless. False when the person can no longer be
+    subscribed (they unsubscribed from everything, bounced, or the address
+    was suppressed since they signed up): a link does not override that.
+    """
+    team = mailing_list.team
+    now = utcnow()
+    with db.atomic():
+        sub = Subscription.get_or_none(Subscription.id == subscription.id)
+        contact = Contact.get_or_none(Contact.id == subscription.contact_id)
+        if sub is None or contact is None:
+            return False
+        if sub.status == "subscribed":
+            return True
+        if contact.status in BLOCKED_STATUSES or suppression.is_suppressed(team.id, contact.email):
+            return False
+        Subscription.update(status="subscribed", confirmed_at=now).where(Subscription.id == sub.id).execute()
+        _record_consent(contact, f"form:{mailing_list.name}", ip, consent_wording(mailing_list), now)
+        _event(team, contact, "confirmed", list_id=mailing_list.id, list=mailing_list.name, source="form", ip=ip)
+    return True
+
+
+# --- The sign-up forms page ----------------------------------------------------
+
+def forms_of(team):
+    """The team's lists, each with its hosted form URL."""
+    lists = list(MailingList.select(MailingList, Team).join(Team).where(MailingList.team == team)
+                 .order_by(MailingList.name))
+    root = base_url()
+    return [(lst, f"{root}/f/{lst.public_id}") for lst in lists]

@@ -1,0 +1,125 @@
+"""GDPR: everything Loft holds about one contact, as JSON; and erasure.
+
+Erasure deletes the person and keeps only what is needed to honour it: a
+keyed hash of the address on the suppression list (reason "erased"), so the
+address is refused by imports, forms and the contact form forever after,
+and the impersonal skeleton of their events (type, time, campaign) so a
+campaign's counts do not change. Both acts are written to AuditLog with the
+address's hint, never the address.
+"""
+import json
+
+from peewee import fn
+
+from app.consent import suppression
+from app.consent.services import ConsentError
+from app.consent.services import audit
+from app.db import db
+from app.models import AuditLog
+from app.models import Campaign
+from app.models import Contact
+from app.models import CustomField
+from app.models import Event
+from app.models import MailingList
+from app.models import Send
+from app.models import Subscription
+from app.models import Suppression
+from app.models import utcnow
+
+
+def get_contact(team, contact_id):
+    return Contact.get_or_none((Contact.id == contact_id) & (Contact.team == team))
+
+
+def _when(value):
+    return value.isoformat() + "Z" if value else None
+
+
+def _json(text):
+    try:
+        value = json.loads(text or "{}")
+    except ValueError:
+        return text
+    return value
+
+
+def export_data(team, contact):
+    """A dict of everything stored about the contact (the caller records the export)."""
+    fields = {f.key: f for f in CustomField.select().where(CustomField.team == team)}
+    attributes = _json(contact.attributes)
+    attributes = attributes if isinstance(attributes, dict) else {}
+    subscriptions = (Subscription.select(Subscription, MailingList).join(MailingList)
+                     .where(Subscription.contact == contact).order_by(Subscription.id))
+    events = Event.select().where(Event.contact == contact).order_by(Event.at, Event.id)
+    sends = (Send.select(Send, Campaign.name).join(Campaign)
+             .where(Send.contact == contact).order_by(Send.id))
+    blocked = suppression.entries_for(team.id, contact.email)
+    return {
+        "format": "loft.contact-export.v1",
+        "exported_at": _when(utcnow()),
+        "controller": {"team": team.name, "postal_address": team.postal_address},
+        "contact": {
+            "id": contact.id, "email": contact.email, "name": contact.name, "status": contact.status,
+            "source": contact.source, "created_at": _when(contact.created_at),
+            "updated_at": _when(contact.updated_at), "last_activity_at": _when(contact.last_activity_at),
+        },
+        "attributes": [{"key": key, "label": fields[key].label if key in fields else key, "value": value}
+                       for key, value in sorted(attributes.items())],
+        "consent": {"source": contact.consent_source, "at": _when(contact.consent_at),
+                    "ip": contact.consent_ip, "text": contact.consent_text},
+        "subscriptions": [{"list": s.list.name, "status": s.status, "created_at": _when(s.created_at),
+                           "confirmed_at": _when(s.confirmed_at), "unsubscribed_at": _when(s.unsubscribed_at)}
+                          for s in subscriptions],
+        "events": [{"type": e.type, "at": _when(e.at), "campaign_id": e.campaign_id, "data": _json(e.data)}
+                   for e in events],
+        "messages": [{"campaign": s.campaign.name, "status": s.status, "sent_at": _when(s.sent_at),
+                      "message_id": s.message_id} for s in sends],
+        "suppression": {
+            "suppressed": bool(blocked),
+            "entries": [{"kind": e.kind, "reason": e.reason, "since": _when(e.created_at)} for e in blocked],
+        },
+    }
+
+
+def export_json(team, user, contact):
+    """The export as pretty JSON text, with an AuditLog row saying who took it."""
+    data = export_data(team, contact)
+    audit(team, user, "contact.exported", f"contact:{contact.id}", hint=suppression.hint("email", contact.email))
+    return json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False)
+
+
+def export_filename(contact):
+    return f"loft-contact-{contact.id}.json"
+
+
+def erase(team, user, contact, typed):
+    """Erase a contact for good, given its address typed again as confirmation.
+
+    One transaction: the address goes on the suppression list (reason
+    "erased"), subscriptions are deleted, events lose their contact and their
+    data (type, time and campaign stay for the counts), the send ledger keeps
+    only the hint, audit rows that quoted the address get the hint instead,
+    and the contact row goes. Returns the hint for messages.
+    """
+    if suppression.normalise("email", typed or "") != contact.email:
+        raise ConsentError("Type the contact's email address exactly to confirm the erasure.", field="confirm")
+    hint = suppression.hint("email", contact.email)
+    with db.atomic():
+        suppression.suppress(team.id, "email", contact.email, reason="erased")
+        lists = Subscription.delete().where(Subscription.contact == contact).execute()
+        events = Event.update(contact=None, data="{}").where(Event.contact == contact).execute()
+        (Send.update(status="skipped", error="The contact was erased.")
+         .where((Send.contact == contact) & (Send.status << ("queued", "deferred"))).execute())
+        Send.update(email=hint).where(Send.contact == contact).execute()
+        (AuditLog.update(data=fn.replace(AuditLog.data, contact.email, hint))
+         .where((AuditLog.team == team) & AuditLog.data.contains(contact.email)).execute())
+        Contact.delete().where((Contact.id == contact.id) & (Contact.team == team)).execute()
+        audit(team, user, "contact.erased", f"contact:{contact.id}", hint=hint, subscriptions_deleted=lists,
+              events_scrubbed=events)
+    return hint
+
+
+def erasure_kept(team, email):
+    """The suppression entry that keeps an erased address from coming back, or None."""
+    return Suppression.get_or_none((Suppression.team == team) & (Suppression.kind == "email")
+                                   & (Suppression.value_hash == suppression.value_hash(team.id, "email", email)))

@@ -1,0 +1,260 @@
+"""The suppression list as people manage it: add, remove, check, import.
+
+app.consent.suppression holds the hashing; this module adds what a person
+does with it. Only keyed hashes are stored, so an entry can be found again
+only by typing its exact address or domain: that is how removal and the
+"is this address suppressed?" check work.
+
+Adding an address also marks the contact with that address "suppressed"
+(a domain: every active contact of the domain), with an event each, in the
+same transaction as the entry itself. Every change is written to AuditLog
+with the hint, never the address.
+"""
+import dataclasses
+import json
+import re
+
+from email_validator import EmailNotValidError
+from email_validator import validate_email
+from peewee import Value
+
+from app.consent import suppression
+from app.db import db
+from app.models import AuditLog
+from app.models import Contact
+from app.models import Event
+from app.models import Suppression
+from app.models import utcnow
+
+PAGE_SIZE = 50
+REASON_LABELS = {
+    "manual": "Added by hand", "import": "Imported", "unsubscribed": "Unsubscribed",
+    "bounced": "Bounced", "complained": "Complained", "erased": "Erased (GDPR)",
+}
+KIND_LABELS = {"email": "Address", "domain": "Domain"}
+MAX_IMPORT_BYTES = 20 * 1024 * 1024
+MAX_IMPORT_LINES = 500_000
+SHOWN_ERRORS = 200  # per-line errors listed on the page; the rest are counted
+CHUNK = 500  # entries written per transaction by an import
+HEADER_WORDS = {"email", "e-mail", "email address", "address", "domain", "value", "emails", "domains"}
+
+
+class ConsentError(ValueError):
+    """A refusal with a message for the person, tied to a form field when there is one."""
+
+    def __init__(self, message, field=None):
+        super().__init__(message)
+        self.field = field
+
+
+def audit(team, user, action, target="", **data):
+    return AuditLog.create(team=team, user=user, action=action, target=target, data=json.dumps(data))
+
+
+# --- Parsing ------------------------------------------------------------------
+
+def parse_entry(text):
+    """(kind, value) for an address or a domain as typed, normalised like contacts' addresses.
+
+    "ann@example.com" is an address; "example.com" and "@example.com" are
+    domains. Domains go through the same validator as addresses (as the
+    part after an @), so "Bücher.de" and "xn--bcher-kva.de" hash alike and
+    match the domain stored on contacts.
+    """
+    text = (text or "").strip().strip("<>\"' ").strip()
+    if not text:
+        raise ConsentError("Enter an email address or a domain.", field="value")
+    if len(text) > 320:
+        raise ConsentError("That is too long for an email address or a domain.", field="value")
+    local, at, domain = text.rpartition("@")
+    if at and local:
+        try:
+            value = validate_email(text, check_deliverability=False).normalized.lower()
+        except EmailNotValidError as exc:
+            raise ConsentError(f"“{text}” is not a valid email address: {exc}", field="value")
+        return "email", value
+    domain = text.lstrip("@")
+    if not domain or "@" in domain:
+        raise ConsentError(f"“{text}” is neither an email address nor a domain.", field="value")
+    try:
+        value = validate_email("x@" + domain, check_deliverability=False).normalized.lower()
+    except EmailNotValidError:
+        raise ConsentError(f"“{text}” is not a valid domain (for example example.com).", field="value")
+    return "domain", value.rpartition("@")[2]
+
+
+# --- Reading ------------------------------------------------------------------
+
+def get_entry(team, entry_id):
+    return Suppression.get_or_none((Suppression.id == entry_id) & (Suppression.team == team))
+
+
+def entries_page(team, before=None, size=PAGE_SIZE):
+    """Newest entries first, walking by id: (entries, cursor of the next page or None)."""
+    query = Suppression.select().where(Suppression.team == team)
+    if before:
+        query = query.where(Suppression.id < before)
+    rows = list(query.order_by(Suppression.id.desc()).limit(size + 1))
+    more = len(rows) > size
+    rows = rows[:size]
+    return rows, (rows[-1].id if more else None)
+
+
+def total(team):
+    return Suppression.select().where(Suppression.team == team).count()
+
+
+def check(team, text):
+    """The entries that block an address (its own, its domain's) or a domain; [] when none."""
+    kind, value = parse_entry(text)
+    if kind == "email":
+        return suppression.entries_for(team.id, value)
+    return list(Suppression.select().where(
+        (Suppression.team == team) & (Suppression.kind == "domain")
+        & (Suppression.value_hash == suppression.value_hash(team.id, "domain", value))))
+
+
+# --- Contacts follow the list -------------------------------------------------
+
+def _contacts_matching(team, kind, values):
+    column = Contact.email if kind == "email" else Contact.domain
+    return (Contact.team == team) & (column << list(values)) & (Contact.status == "active")
+
+
+def mark_contacts(team, kind, values, user=None, why="suppression list"):
+    """Set active contacts with these addresses (or of these domains) to "suppressed", with an event each.
+
+    Runs inside the caller's transaction; SQL does the work (INSERT ... SELECT
+    for the events, one UPDATE), so a domain with 100,000 contacts is two
+    statements. Contacts already unsubscribed, bounced or complained keep
+    that more telling status: they are not mailed either way.
+    """
+    if not values:
+        return 0
+    now = utcnow()
+    data = json.dumps({"from": "active", "to": "suppressed", "reason": why, "by": user.id if user else None})
+    where = _contacts_matching(team, kind, values)
+    events = (Contact.select(Contact.team, Contact.id, Value("status_changed"), Value(str(now)), Value(data))
+              .where(where))
+    Event.insert_from(events, [Event.team, Event.contact, Event.type, Event.at, Event.data]).execute()
+    return Contact.update(status="suppressed", updated_at=now).where(where).execute()
+
+
+# --- Changes ------------------------------------------------------------------
+
+def add(team, user, text, reason="manual"):
+    """Suppress an address or domain: (entry, was_new, contacts_marked). Adding it again changes nothing."""
+    kind, value = parse_entry(text)
+    with db.atomic():
+        new = suppression.suppress(team.id, kind, value, reason=reason)
+        entry = Suppression.get((Suppression.team == team) & (Suppression.kind == kind)
+                                & (Suppression.value_hash == suppression.value_hash(team.id, kind, value)))
+        marked = mark_contacts(team, kind, [value], user)
+        if new or marked:
+            audit(team, user, "suppression.added", f"suppression:{entry.id}", kind=kind, hint=entry.hint,
+                  reason=reason, contacts_marked=marked)
+    return entry, new, marked
+
+
+def remove(team, user, entry, typed):
+    """Remove an entry, given its exact address or domain (only its hash is stored).
+
+    Contacts marked "suppressed" keep that status: whether they should be
+    mailed again is a decision to take on each contact's page.
+    """
+    try:
+        kind, value = parse_entry(typed)
+    except ConsentError as exc:
+        raise ConsentError(str(exc), field="confirm")
+    if kind != entry.kind or suppression.value_hash(team.id, kind, value) != entry.value_hash:
+        what = "address" if entry.kind == "email" else "domain"
+        raise ConsentError(f"That is not the {what} behind “{entry.hint}”. Type it exactly to remove it.",
+                           field="confirm")
+    with db.atomic():
+        Suppression.delete().where((Suppression.id == entry.id) & (Suppression.team == team)).execute()
+        audit(team, user, "suppression.removed", f"suppression:{entry.id}", kind=entry.kind, hint=entry.hint,
+              reason=entry.reason)
+    return entry
+
+
+@dataclasses.dataclass
+class ImportResult:
+    lines: int = 0
+    added: int = 0
+    already: int = 0
+    contacts_marked: int = 0
+    rejected: int = 0
+    errors: list = dataclasses.field(default_factory=list)  # (line number, text, message), the first SHOWN_ERRORS
+
+
+def _decode(data):
+    for encoding in ("utf-8-sig", "cp1252", "latin-1"):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    return data.decode("latin-1", errors="replace")
+
+
+def parse_import(data):
+    """Read an uploaded file: ([(kind, value)], ImportResult with the per-line errors).
+
+    One entry per line; in a CSV only the first column counts. Blank lines,
+    lines starting with # and a header line ("email", "domain", ...) are
+    skipped. Duplicates inside the file count once.
+    """
+    if len(data) > MAX_IMPORT_BYTES:
+        raise ConsentError(f"The file is larger than {MAX_IMPORT_BYTES // (1024 * 1024)} MB; split it into parts.",
+                           field="file")
+    text = _decode(data)
+    result = ImportResult()
+    entries = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if number > MAX_IMPORT_LINES:
+            raise ConsentError(f"The file has more than {MAX_IMPORT_LINES:,} lines; split it into parts.",
+                               field="file")
+        cell = re.split(r"[,;\t]", line, maxsplit=1)[0].strip().strip("\"'").strip()
+        if not cell or cell.startswith("#"):
+            continue
+        if number == 1 and cell.lower() in HEADER_WORDS:
+            continue
+        result.lines += 1
+        try:
+            kind, value = parse_entry(cell)
+        except ConsentError as exc:
+            result.rejected += 1
+            if len(result.errors) < SHOWN_ERRORS:
+                result.errors.append((number, cell[:200], str(exc)))
+            continue
+        entries.setdefault((kind, value), None)
+    if not entries and not result.rejected:
+        raise ConsentError("The file has no addresses or domains in it.", field="file")
+    return list(entries), result
+
+
+def import_entries(team, user, data):
+    """Suppress every valid line of an uploaded text or CSV file; returns an ImportResult.
+
+    Lines with errors are reported and skipped; the rest are written in
+    transactions of CHUNK entries (each one with its contacts and events),
+    so a long import never holds the write lock for long. Adding an entry
+    twice changes nothing, so running an interrupted import again finishes it.
+    """
+    entries, result = parse_import(data)
+    now = utcnow()
+    for start in range(0, len(entries), CHUNK):
+        chunk = entries[start:start + CHUNK]
+        rows = [{"team": team.id, "kind": kind, "value_hash": suppression.value_hash(team.id, kind, value),
+                 "hint": suppression.hint(kind, value), "reason": "import", "created_at": now}
+                for kind, value in chunk]
+        with db.atomic():
+            added = Suppression.insert_many(rows).on_conflict_ignore().as_rowcount().execute()
+            result.added += added
+            result.already += len(chunk) - added
+            emails = [value for kind, value in chunk if kind == "email"]
+            domains = [value for kind, value in chunk if kind == "domain"]
+            result.contacts_marked += mark_contacts(team, "email", emails, user, why="suppression import")
+            result.contacts_marked += mark_contacts(team, "domain", domains, user, why="suppression import")
+    audit(team, user, "suppression.imported", "suppression", lines=result.lines, added=result.added,
+          already=result.already, rejected=result.rejected, contacts_marked=result.contacts_marked)
+    return result
