@@ -1,0 +1,82 @@
+"""The web version of a campaign message: what one recipient received, in the browser.
+
+It is rendered again from the campaign (and the recipient's A/B variant) with
+the same renderer the message factory uses, for the same contact, so it shows
+that person's personalisation, their own unsubscribe link and, when the
+campaign tracks clicks, the same click links (the Link rows registered when
+the campaign was sent). There is never an open pixel: looking at the web
+version is not an open of the email.
+
+The page is campaign HTML, which our own UI treats as hostile: it is served
+with a CSP that sandboxes it, forbids every script and loads nothing but
+images over https (deliverability reference, section 9).
+"""
+import logging
+
+from app.admin import services as admin_services
+from app.campaigns import rendering
+from app.models import CustomField
+from app.models import Link
+from app.models import Team
+from app.tracking import services
+from app.tracking import tokens
+
+log = logging.getLogger(__name__)
+
+CSP = ("sandbox allow-popups allow-popups-to-escape-sandbox allow-top-navigation-by-user-activation; "
+       "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; font-src https: data:; "
+       "frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+
+
+def base_url():
+    """The instance's public address (Admin > Settings, else LOFT_BASE_URL), without a trailing slash."""
+    return admin_services.get_settings()["base_url"].rstrip("/")
+
+
+def preference_url(contact):
+    """The contact's preference-center link, when the consent area provides one."""
+    try:
+        from app.consent.preferences import preference_url as make
+    except ImportError:
+        return None
+    return make(contact)
+
+
+def links_for(send_id, base=None):
+    """The personal link variables of one Send: unsubscribe, preferences, web view."""
+    base = base if base is not None else base_url()
+    unsubscribe_url = f"{base}/u/{tokens.sign('unsubscribe', send_id)}"
+    return {"unsubscribe_url": unsubscribe_url,
+            "webview_url": f"{base}/v/{tokens.sign('view', send_id)}",
+            "preferences_url": unsubscribe_url}
+
+
+def render(send_id):
+    """The HTML of the web version of a Send, or None when there is nothing to show."""
+    parts = services.web_view_parts(send_id)
+    if parts is None:
+        return None
+    send, campaign, contact, variant = parts
+    team = Team.get_by_id(campaign.team_id)
+    base = base_url()
+    source = rendering.source_of(campaign, variant)
+    links = {}
+    if campaign.track_clicks:
+        links = {url: link_id for link_id, url in
+                 Link.select(Link.id, Link.url).where(Link.campaign == campaign.id).tuples()}
+    try:
+        prepared = rendering.prepare(source.body, source.kind, source.subject, layout=source.layout,
+                                     preheader=source.preheader, track_opens=False,
+                                     track_clicks=bool(links), base_url=base, link_id=links.get)
+        context = rendering.base_context(team, base, source.subject, campaign.from_name, campaign.from_email)
+        context.update(links_for(send.id, base))
+        preferences = preference_url(contact)
+        if preferences:
+            context["preferences_url"] = preferences
+        custom_fields = list(CustomField.select().where(CustomField.team == campaign.team_id))
+        context.update(rendering.contact_context(contact, custom_fields))
+        context[rendering.CLICK_TOKEN] = tokens.sign("click", send.id)
+        return rendering.render(prepared.html_template, context)
+    except rendering.RenderError:
+        log.exception("the web version of send %s cannot be rendered", send_id)
+        return None
