@@ -1,0 +1,1061 @@
+"""Campaign and template rendering: a locked-down Jinja, HTML and Markdown
+bodies, the plain-text part, and previews.
+
+Bodies are written by team members but personalised with contact data that
+anyone can type into a sign-up form, and rendered on the server. So:
+
+* Jinja runs in an ImmutableSandboxedEnvironment that sees only what
+  `contact_context()` and the link variables provide: no config, environment,
+  request or app objects (listmonk CVE-2025-49136 read host secrets through its
+  template functions).
+* Work and memory are bounded. There are no loops, macros or block
+  assignments (personalisation needs conditions and filters, not programs),
+  so a render is linear in the template's size; every operator, filter and
+  method that can build a large value is checked *before* it builds it
+  (`{{ 'x' * 10**9 }}` fails at once instead of allocating a gigabyte); all the
+  values a render builds share an allocation budget; and the output is counted
+  as it is generated and cut off at MAX_OUTPUT.
+* Output is autoescaped in HTML, `|safe` does not exist, and autoescape
+  cannot be switched off, so contact data can never inject markup.
+* The HTML itself is cleaned by app.campaigns.sanitize (bleach), and a link
+  address can start with a variable only if it is one of our own link
+  variables, so a contact field can never become a javascript: URL.
+
+Every failure is a RenderError whose message says what is wrong and, where
+there is one, on which line.
+"""
+import binascii
+import datetime
+import functools
+import html
+import json
+import re
+import threading
+import types
+from html.parser import HTMLParser
+from pathlib import Path
+
+import markdown as markdown_lib
+from jinja2 import Undefined
+from jinja2 import filters as jinja_filters
+from jinja2 import meta
+from jinja2 import nodes
+from jinja2.compiler import CodeGenerator
+from jinja2.exceptions import SecurityError
+from jinja2.exceptions import TemplateError
+from jinja2.exceptions import TemplateSyntaxError
+from jinja2.runtime import markup_join
+from jinja2.runtime import str_join
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from markupsafe import escape as html_escape
+
+from app.campaigns import sanitize
+from app.models import Campaign
+from app.models import CustomField
+
+MAX_SOURCE = 300_000  # characters in a body or layout
+MAX_VALUE = 100_000  # characters in any one value a template builds
+MAX_ITEMS = 10_000  # items in any one list a template builds
+ALLOCATION_BUDGET = 4_000_000  # characters built by one render, all values together
+MAX_OUTPUT = 1_000_000  # characters of output (Gmail clips messages above ~100 KB anyway)
+MAX_SUBJECT = 998
+MAX_INT_BITS = 4096
+
+KINDS = ("html", "markdown")
+LINK_VARIABLES = ("unsubscribe_url", "preferences_url", "webview_url")
+# Every name a body may use; anything else is reported as unknown when saving.
+NAMES = ("contact", "campaign", "team", "postal_address") + LINK_VARIABLES
+LAYOUT_SLOT = re.compile(r"\{\{-?\s*content\s*-?\}\}")
+# Internal names added by the message factory for tracking.
+OPEN_TOKEN = "loft_open_token"
+CLICK_TOKEN = "loft_click_token"
+
+BUILTIN_DIR = Path(__file__).resolve().parent.parent / "email_templates" / "builtin"
+
+
+class RenderError(ValueError):
+    """A template that cannot be rendered, with a message for the person who wrote it."""
+
+    def __init__(self, message, line=None):
+        self.line = line
+        super().__init__(f"Line {line}: {message}" if line else message)
+
+
+class _LimitError(Exception):
+    """Raised inside a render when a cap is hit; turned into a RenderError."""
+
+
+# --- Per-render budget ------------------------------------------------------
+
+_state = threading.local()
+
+
+def _charge(length):
+    budget = getattr(_state, "budget", None)
+    if budget is None:
+        return
+    budget[0] += length
+    if budget[0] > ALLOCATION_BUDGET:
+        raise _LimitError(f"this template builds more than {ALLOCATION_BUDGET:,} characters of text while rendering")
+
+
+def _check(value):
+    """Refuse an oversized value and charge a built one to the render's budget."""
+    if isinstance(value, str):
+        if len(value) > MAX_VALUE:
+            raise _LimitError(f"a value in this template would be longer than {MAX_VALUE:,} characters")
+        _charge(len(value))
+    elif isinstance(value, (list, tuple)):
+        if len(value) > MAX_ITEMS:
+            raise _LimitError(f"a list in this template would have more than {MAX_ITEMS:,} items")
+        _charge(len(value))
+    return value
+
+
+def _size(value):
+    if isinstance(value, (str, list, tuple)):
+        return len(value)
+    return None
+
+
+# --- The sandbox ------------------------------------------------------------
+
+class Record:
+    """Read-only fields reachable as `record.key` or `record['key']`, and nothing else.
+
+    A dict would expose .items/.keys/.get, which would shadow custom fields with
+    those names; this exposes the data only.
+    """
+    __slots__ = ("_data",)
+
+    def __init__(self, data):
+        object.__setattr__(self, "_data", data)
+
+    def __getattr__(self, name):
+        try:
+            return self._data[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, name, value):
+        raise AttributeError("read-only")
+
+    def __getitem__(self, key):
+        return self._data[key]
+
+    def __contains__(self, key):
+        return key in self._data
+
+    def __iter__(self):
+        return iter(self._data)
+
+    def __len__(self):
+        return len(self._data)
+
+    def __repr__(self):
+        return "Record(%r)" % (self._data,)
+
+    def __str__(self):
+        return ""  # printing a whole record is never what the author meant
+
+
+class _GuardedCodeGenerator(CodeGenerator):
+    """Routes `a ~ b` through the environment, so its size is checked before joining."""
+
+    def visit_Concat(self, node, frame):
+        self.write("environment.guarded_concat(context, (")
+        for argument in node.nodes:
+            self.visit(argument, frame)
+            self.write(", ")
+        self.write("))")
+
+
+_STR_METHODS = frozenset((
+    "upper", "lower", "title", "capitalize", "casefold", "swapcase", "strip", "lstrip", "rstrip",
+    "startswith", "endswith", "split", "rsplit", "splitlines", "partition", "rpartition", "count", "find",
+    "rfind", "index", "rindex", "isdigit", "isalpha", "isalnum", "isspace", "islower", "isupper", "isnumeric",
+    "isdecimal", "istitle", "removeprefix", "removesuffix", "replace", "join",
+))
+_DATE_METHODS = frozenset(("strftime", "isoformat", "weekday", "isoweekday"))
+_SEQUENCE_METHODS = frozenset(("count", "index"))
+
+
+def _replace_size(text, old, new, count=-1):
+    if not isinstance(text, str) or not isinstance(old, str) or not isinstance(new, str):
+        return None
+    occurrences = text.count(old) if old else len(text) + 1
+    if count is not None and count >= 0:
+        occurrences = min(occurrences, count)
+    return len(text) + occurrences * (len(new) - len(old))
+
+
+def _join_size(separator, items):
+    items = list(items)
+    if len(items) > MAX_ITEMS:
+        raise _LimitError(f"a list in this template would have more than {MAX_ITEMS:,} items")
+    total = sum(len(item) if isinstance(item, str) else len(str(item)) for item in items)
+    return items, total + len(str(separator)) * max(len(items) - 1, 0)
+
+
+class Sandbox(ImmutableSandboxedEnvironment):
+    """Jinja for untrusted templates: see the module docstring for the rules."""
+
+    code_generator_class = _GuardedCodeGenerator
+    intercepted_binops = frozenset(("*", "**", "+", "%"))
+
+    def __init__(self, autoescape):
+        super().__init__(autoescape=autoescape, optimized=False, undefined=Undefined, keep_trailing_newline=True,
+                         finalize=_finalize, auto_reload=False, cache_size=0)
+        self.globals.clear()  # no range, lipsum, cycler, joiner, namespace or dict
+        self.filters = dict(_FILTERS)
+
+    # Operators that could build huge values are checked before they run.
+    def call_binop(self, context, operator, left, right):
+        try:
+            if operator == "*":
+                return self._multiply(left, right)
+            if operator == "**":
+                return self._power(left, right)
+            if operator == "+":
+                left_size, right_size = _size(left), _size(right)
+                if left_size is not None and right_size is not None and left_size + right_size > MAX_VALUE:
+                    raise _LimitError(f"a value in this template would be longer than {MAX_VALUE:,} characters")
+                return _check(left + right)
+            if operator == "%":
+                if isinstance(left, str):
+                    if re.search(r"%[^a-zA-Z%]*(\*|\d{5,})", left):
+                        raise _LimitError("formatting widths that large are not allowed")
+                    return _check(left % right)
+                return left % right
+        except OverflowError:
+            raise _LimitError("a number in this template is too large") from None
+        return super().call_binop(context, operator, left, right)
+
+    @staticmethod
+    def _multiply(left, right):
+        for sequence, times in ((left, right), (right, left)):
+            if isinstance(sequence, (str, list, tuple)) and isinstance(times, int) and not isinstance(times, bool):
+                if len(sequence) * max(times, 0) > (MAX_VALUE if isinstance(sequence, str) else MAX_ITEMS):
+                    if isinstance(sequence, str):
+                        raise _LimitError(f"multiplying this text would make it longer than {MAX_VALUE:,} characters")
+                    raise _LimitError(f"multiplying this list would give it more than {MAX_ITEMS:,} items")
+                return _check(sequence * times)
+        if isinstance(left, int) and isinstance(right, int):
+            if abs(left).bit_length() + abs(right).bit_length() > MAX_INT_BITS:
+                raise _LimitError("a number in this template is too large")
+        return left * right
+
+    @staticmethod
+    def _power(left, right):
+        if isinstance(left, int) and isinstance(right, int) and abs(left) > 1:
+            if right > MAX_INT_BITS or right * abs(left).bit_length() > MAX_INT_BITS:
+                raise _LimitError("a number in this template is too large")
+        if isinstance(right, (int, float)) and abs(right) > MAX_INT_BITS:
+            raise _LimitError("a number in this template is too large")
+        return left ** right
+
+    def guarded_concat(self, context, items):
+        strings = [item if isinstance(item, str) else str(item) for item in items]
+        if sum(map(len, strings)) > MAX_VALUE:
+            raise _LimitError(f"a value in this template would be longer than {MAX_VALUE:,} characters")
+        joined = markup_join(strings) if context.eval_ctx.autoescape else str_join(strings)
+        return _check(joined)
+
+    def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 (Jinja's calling convention)
+        if isinstance(__obj, Undefined):
+            return __obj(*args, **kwargs)  # raises the usual "is undefined" error
+        owner = getattr(__obj, "__self__", None)
+        name = getattr(__obj, "__name__", "")
+        if isinstance(__obj, (types.BuiltinMethodType, types.MethodWrapperType)) and owner is not None:
+            if isinstance(owner, str) and name in _STR_METHODS:
+                if name == "replace":
+                    size = _replace_size(owner, *args[:2], *(args[2:3] or [-1]))
+                    if size is not None and size > MAX_VALUE:
+                        raise _LimitError(f"a value in this template would be longer than {MAX_VALUE:,} characters")
+                elif name == "join" and args:
+                    items, size = _join_size(owner, args[0])
+                    if size > MAX_VALUE:
+                        raise _LimitError(f"a value in this template would be longer than {MAX_VALUE:,} characters")
+                    args = (items,) + args[1:]
+                return _check(__obj(*args, **kwargs))
+            if isinstance(owner, (datetime.date, datetime.datetime)) and name in _DATE_METHODS:
+                if name == "strftime" and (not args or not isinstance(args[0], str) or len(args[0]) > 200):
+                    raise _LimitError("strftime() needs a format of at most 200 characters")
+                return _check(__obj(*args, **kwargs))
+            if isinstance(owner, (list, tuple)) and name in _SEQUENCE_METHODS:
+                return __obj(*args, **kwargs)
+        raise SecurityError(f"calling {name or 'this'}() is not allowed in email templates")
+
+
+def _finalize(value):
+    return "" if value is None else value
+
+
+# Filters: only ones that cannot build large values, or guarded versions.
+def _guard_result(function):
+    @functools.wraps(function)
+    def guarded(*args, **kwargs):
+        return _check(function(*args, **kwargs))
+    return guarded
+
+
+def _safe_replace(eval_ctx, text, old, new, count=None):
+    size = _replace_size(str(text), str(old), str(new), -1 if count is None else count)
+    if size is not None and size > MAX_VALUE:
+        raise _LimitError(f"a value in this template would be longer than {MAX_VALUE:,} characters")
+    return _check(jinja_filters.do_replace(eval_ctx, text, old, new, count))
+
+
+_safe_replace.jinja_pass_arg = jinja_filters.do_replace.jinja_pass_arg
+
+
+def _safe_join(eval_ctx, value, d="", attribute=None):
+    if attribute is None and not isinstance(value, Undefined):
+        value, size = _join_size(d, value)
+        if size > MAX_VALUE:
+            raise _LimitError(f"a value in this template would be longer than {MAX_VALUE:,} characters")
+    return _check(jinja_filters.do_join(eval_ctx, value, d, attribute))
+
+
+_safe_join.jinja_pass_arg = jinja_filters.do_join.jinja_pass_arg
+
+
+def _safe_sum(values, start=0):
+    total = start
+    for count, value in enumerate(values):
+        if count >= MAX_ITEMS or not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise _LimitError("sum only adds up numbers")
+        total += value
+    return total
+
+
+def _safe_list(value):
+    if isinstance(value, (str, list, tuple, Record)) or isinstance(value, Undefined):
+        return _check(list(value))
+    raise _LimitError("list() only takes text or lists")
+
+
+_FILTERS = {name: _guard_result(jinja_filters.FILTERS[name]) for name in (
+    "abs", "capitalize", "default", "d", "escape", "e", "first", "last", "length", "count", "lower", "upper",
+    "title", "trim", "truncate", "striptags", "urlencode", "int", "float", "round", "string", "reverse", "sort",
+    "unique", "wordcount", "min", "max",
+)}
+_FILTERS.update(replace=_safe_replace, join=_safe_join, sum=_safe_sum, list=_safe_list)
+
+_ALLOWED_NODES = (
+    nodes.Template, nodes.Output, nodes.TemplateData, nodes.If, nodes.Assign, nodes.With, nodes.Name, nodes.Const,
+    nodes.Getattr, nodes.Getitem, nodes.Slice, nodes.Filter, nodes.Test, nodes.CondExpr, nodes.BinExpr,
+    nodes.UnaryExpr, nodes.Compare, nodes.Operand, nodes.Concat, nodes.List, nodes.Tuple, nodes.Dict, nodes.Pair,
+    nodes.Keyword, nodes.Call,
+)
+_NODE_NAMES = {
+    nodes.For: "loops ({% for %})", nodes.Macro: "macros", nodes.CallBlock: "{% call %} blocks",
+    nodes.FilterBlock: "{% filter %} blocks", nodes.AssignBlock: "{% set %}…{% endset %} blocks",
+    nodes.Include: "includes", nodes.Import: "imports", nodes.FromImport: "imports",
+    nodes.Extends: "template inheritance", nodes.Block: "{% block %}",
+    nodes.ScopedEvalContextModifier: "{% autoescape %}", nodes.EvalContextModifier: "{% autoescape %}",
+    nodes.NSRef: "namespaces", nodes.Scope: "{% autoescape %} blocks",
+}
+
+
+def _check_nodes(tree):
+    for node in tree.find_all(nodes.Node):
+        if not isinstance(node, _ALLOWED_NODES):
+            what = next((label for kind, label in _NODE_NAMES.items() if isinstance(node, kind)),
+                        type(node).__name__)
+            raise RenderError(f"{what} cannot be used in email templates; use {{% if %}}, variables and filters.",
+                              getattr(node, "lineno", None))
+
+
+_environments = {}
+
+
+def environment(autoescape=True):
+    env = _environments.get(autoescape)
+    if env is None:
+        env = _environments[autoescape] = Sandbox(autoescape)
+    return env
+
+
+def _syntax_message(error):
+    message = (error.message or "syntax error").rstrip(".")
+    if "no filter named" in message.lower():
+        message += f". Filters you can use: {', '.join(sorted(_FILTERS))}"
+    return message
+
+
+@functools.lru_cache(maxsize=128)
+def _compile_cached(source, autoescape, extra_names):
+    env = environment(autoescape)
+    try:
+        tree = env.parse(source)
+        _check_nodes(tree)
+        names = frozenset(meta.find_undeclared_variables(tree))
+        template = env.from_string(tree)
+    except TemplateSyntaxError as error:  # also unknown filters and tests, found while compiling
+        raise RenderError(_syntax_message(error), error.lineno) from None
+    except TemplateError as error:
+        raise RenderError(str(error)) from None
+    return template, names, names - set(NAMES) - set(extra_names)
+
+
+def compile_template(source, autoescape=True, extra_names=(), strict_names=False):
+    """Compile once (cached): the Template and the set of names it reads.
+
+    With strict_names, a name that is neither a known variable nor one of
+    extra_names is an error (used when saving, so typos are caught early).
+    """
+    if len(source) > MAX_SOURCE:
+        raise RenderError(f"This template is too long ({len(source):,} characters; at most {MAX_SOURCE:,}).")
+    template, names, unknown = _compile_cached(source, autoescape, tuple(sorted(extra_names)))
+    if strict_names and unknown:
+        name = sorted(unknown)[0]
+        line = _line_of_name(source, name)
+        raise RenderError(f"there is no variable called '{name}'. You can use: "
+                          "contact.email, contact.name, contact.first_name, contact.<custom field key>, "
+                          f"{', '.join(LINK_VARIABLES)}, postal_address, campaign.subject.", line)
+    return template, names
+
+
+def _line_of_name(source, name):
+    for match in sanitize.JINJA.finditer(source):
+        if re.search(r"\b%s\b" % re.escape(name), match.group(0)):
+            return source.count("\n", 0, match.start()) + 1
+    return None
+
+
+def _runtime_line(error):
+    tb = error.__traceback__
+    line = None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<template>":
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def generate(template, context, limit=MAX_OUTPUT):
+    """Yield the output chunks of a render, enforcing every cap; failures become RenderError."""
+    _state.budget = [0]
+    produced = 0
+    try:
+        for chunk in template.generate(context):
+            produced += len(chunk)
+            if produced > limit:
+                raise _LimitError(f"the output would be longer than {limit:,} characters")
+            yield chunk
+    except RenderError:
+        raise
+    except _LimitError as error:
+        raise RenderError(str(error), _runtime_line(error)) from None
+    except SecurityError as error:
+        raise RenderError(str(error), _runtime_line(error)) from None
+    except TemplateError as error:
+        raise RenderError(error.message or str(error), _runtime_line(error)) from None
+    except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError, RecursionError,
+            MemoryError) as error:
+        raise RenderError(f"{type(error).__name__}: {error}", _runtime_line(error)) from None
+    finally:
+        _state.budget = None
+
+
+def render(template, context, limit=MAX_OUTPUT):
+    return "".join(generate(template, context, limit))
+
+
+# --- Context ----------------------------------------------------------------
+
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f\ue000-\ue00f]")
+
+
+def _clean_value(value):
+    if isinstance(value, str):
+        return _CONTROL.sub("", value.replace("\r\n", "\n").replace("\r", "\n"))
+    return value
+
+
+def _typed(kind, value):
+    if value is None or value == "":
+        return None
+    try:
+        if kind == "number":
+            number = float(value)
+            return int(number) if number.is_integer() and abs(number) < 2 ** 53 else number
+        if kind == "date":
+            if isinstance(value, str):
+                return datetime.date.fromisoformat(value[:10])
+            return None
+        if kind == "boolean":
+            if isinstance(value, str):
+                return value.strip().lower() in ("1", "true", "yes", "y", "on")
+            return bool(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return _clean_value(str(value)) if not isinstance(value, str) else _clean_value(value)
+
+
+def field_types(custom_fields):
+    """{key: type} from CustomField rows, (key, type) pairs or a dict."""
+    if isinstance(custom_fields, dict):
+        return dict(custom_fields)
+    types_by_key = {}
+    for field in custom_fields or ():
+        if isinstance(field, tuple):
+            types_by_key[field[0]] = field[1]
+        else:
+            types_by_key[field.key] = field.type
+    return types_by_key
+
+
+def contact_fields(contact, types_by_key):
+    """The contact's fields as template values: email, name, first/last name and typed custom fields."""
+    name = _clean_value(contact.name or "")
+    parts = name.split()
+    data = {
+        "email": _clean_value(contact.email or ""),
+        "name": name,
+        "first_name": parts[0] if parts else "",
+        "last_name": " ".join(parts[1:]) if len(parts) > 1 else "",
+    }
+    if types_by_key:
+        raw = contact.attributes
+        try:
+            attributes = json.loads(raw) if isinstance(raw, str) else (raw or {})
+        except ValueError:
+            attributes = {}
+        if isinstance(attributes, dict):
+            for key, kind in types_by_key.items():
+                if key not in data:
+                    data[key] = _typed(kind, attributes.get(key))
+    return data
+
+
+def contact_context(contact, custom_fields):
+    """{'contact': …} for a template: only the contact's own fields, never status or internals."""
+    return {"contact": Record(contact_fields(contact, field_types(custom_fields)))}
+
+
+def sample_contact(email="jamie@example.com", name="Jamie Example"):
+    """A stand-in contact for previews and test sends to addresses with no contact."""
+    return types.SimpleNamespace(email=email, name=name, attributes="{}")
+
+
+def one_line(text):
+    return ", ".join(line.strip() for line in (text or "").splitlines() if line.strip())
+
+
+# --- Markdown and HTML preparation --------------------------------------------
+
+_MD_SLOT = re.compile("\ue004(\\d+)\ue005")
+
+MARKDOWN_STYLES = {
+    "p": "margin:0 0 16px;",
+    "h1": "margin:0 0 16px;font-size:26px;line-height:32px;font-weight:bold;color:#111827;",
+    "h2": "margin:24px 0 12px;font-size:20px;line-height:28px;font-weight:bold;color:#111827;",
+    "h3": "margin:20px 0 8px;font-size:17px;line-height:24px;font-weight:bold;color:#111827;",
+    "ul": "margin:0 0 16px;padding-left:24px;",
+    "ol": "margin:0 0 16px;padding-left:24px;",
+    "li": "margin:0 0 6px;",
+    "blockquote": "margin:0 0 16px;padding:4px 16px;border-left:4px solid #d1d5db;color:#4b5563;",
+    "pre": "margin:0 0 16px;padding:12px;background-color:#f3f4f6;border-radius:6px;white-space:pre-wrap;",
+    "code": "font-family:Menlo,Consolas,monospace;font-size:14px;",
+    "hr": "border:0;border-top:1px solid #e5e7eb;margin:24px 0;",
+    "table": "border-collapse:collapse;margin:0 0 16px;",
+    "th": "border:1px solid #e5e7eb;padding:6px 10px;text-align:left;",
+    "td": "border:1px solid #e5e7eb;padding:6px 10px;",
+}
+_BARE_TAG = re.compile(r"<(%s)>" % "|".join(MARKDOWN_STYLES))
+
+
+def markdown_to_html(source):
+    """Markdown (with Jinja left intact) to HTML with inline styles, not yet cleaned."""
+    constructs = []
+
+    def hide(match):
+        constructs.append(match.group(0))
+        return f"\ue004{len(constructs) - 1}\ue005"
+
+    protected = sanitize.JINJA.sub(hide, sanitize._PUA.sub("", source))
+    converted = markdown_lib.markdown(protected, extensions=["tables", "fenced_code", "sane_lists"],
+                                      output_format="html")
+    converted = _BARE_TAG.sub(lambda m: f'<{m.group(1)} style="{MARKDOWN_STYLES[m.group(1)]}">', converted)
+    converted = re.sub(r"<a (?![^>]*style=)", '<a style="color:#4338ca;text-decoration:underline;" ', converted)
+    converted = re.sub(r"<img (?![^>]*style=)", '<img style="max-width:100%;height:auto;border:0;" ', converted)
+    return _MD_SLOT.sub(lambda m: constructs[int(m.group(1))], converted)
+
+
+# bleach always quotes attribute values, with ' when the value contains ".
+_URL_ATTRIBUTE = re.compile(r"""\s(href|src|background|cite)=(?:"([^"]*)"|'([^']*)')""", re.IGNORECASE)
+_SAFE_URL_START = re.compile(r"^\s*(https?://|mailto:|tel:|#)", re.IGNORECASE)
+_LINK_VARIABLE = re.compile(r"^\{\{-?\s*(%s)\s*-?\}\}$" % "|".join(LINK_VARIABLES))
+
+
+def check_link_addresses(cleaned, constructs, lines=None):
+    """Refuse a link address that a variable could turn into something other than a web or mail link."""
+    for match in _URL_ATTRIBUTE.finditer(cleaned):
+        value = match.group(2) if match.group(2) is not None else match.group(3)
+        slot = sanitize._TEXT_SLOT.search(value)
+        if not slot:
+            continue
+        prefix = html.unescape(value[:slot.start()])
+        construct = constructs[int(slot.group(1))]
+        if prefix.strip() == "" and _LINK_VARIABLE.match(construct.strip()):
+            continue
+        if prefix.strip() and _SAFE_URL_START.match(prefix):
+            continue
+        line = lines[int(slot.group(1))] if lines else None
+        raise RenderError(f"the address in {match.group(1)}=\"{restore_all(value, constructs)}\" must start with "
+                          "https://, mailto: or tel: (or be exactly {{ unsubscribe_url }}, {{ preferences_url }} "
+                          "or {{ webview_url }}), so that no field value can turn it into a script.", line)
+
+
+def restore_all(text, constructs):
+    return sanitize.restore(text, constructs)
+
+
+def _construct_lines(source):
+    return [source.count("\n", 0, match.start()) + 1 for match in sanitize.JINJA.finditer(source)]
+
+
+def clean_source(source, kind):
+    """Check and clean a body before it is saved; returns what to store.
+
+    HTML is cleaned (bleach) and returned; Markdown is stored as written and
+    cleaned after conversion each time it is rendered. Raises RenderError for
+    Jinja syntax errors, things the sandbox does not offer, unknown
+    variables, unsafe link addresses, and Jinja that cleaning would remove.
+    """
+    if kind not in KINDS:
+        raise RenderError("Choose HTML or Markdown.")
+    source = (source or "").replace("\r\n", "\n").replace("\r", "\n")
+    # Syntax first, on the text as written, so line numbers match the editor.
+    compile_template(source, autoescape=True, extra_names=("content",), strict_names=True)
+    html_source = source if kind == "html" else markdown_to_html(source)
+    protected_source = sanitize._PUA.sub("", html_source)
+    cleaned, constructs, lost = sanitize.protect_and_clean(protected_source)
+    lines = _construct_lines(protected_source)
+    if lost:
+        index = next(i for i, construct in enumerate(constructs) if construct == lost[0])
+        raise RenderError(f"“{lost[0]}” is in a place email HTML cannot keep (inside a removed element such as "
+                          "<script> or <style>, or between the attributes of a tag). Move it into the text or "
+                          "into an attribute value.", lines[index] if kind == "html" else None)
+    check_link_addresses(cleaned, constructs, lines if kind == "html" else None)
+    result = sanitize.restore(cleaned, constructs)
+    compile_template(result, autoescape=True, extra_names=("content",))
+    return result if kind == "html" else source
+
+
+def check_subject(subject):
+    subject = (subject or "").strip()
+    if not subject:
+        raise RenderError("Enter a subject.")
+    if len(subject) > MAX_SUBJECT:
+        raise RenderError(f"The subject is too long (at most {MAX_SUBJECT} characters).")
+    compile_template(subject, autoescape=False, strict_names=True)
+    return subject
+
+
+# --- Plain text ----------------------------------------------------------------
+
+class _TextMaker(HTMLParser):
+    """HTML to readable plain text: paragraphs, headings, lists, 'text (url)' links."""
+
+    BLOCKS = frozenset(("p", "div", "table", "tr", "ul", "ol", "blockquote", "center", "address", "pre", "dl",
+                        "h1", "h2", "h3", "h4", "h5", "h6", "hr", "thead", "tbody", "tfoot", "caption", "dt", "dd"))
+    SKIP = frozenset(("script", "style", "head", "title", "template", "noscript"))
+    VOID = frozenset(("br", "img", "hr", "meta", "link", "input", "col", "area", "base", "wbr", "source"))
+
+    def __init__(self, keep_slots=False, drop_slots=()):
+        super().__init__(convert_charrefs=True)
+        self.keep_slots = keep_slots
+        self.drop_slots = drop_slots
+        self.out = []
+        self.links = []  # stack of (href, index in out)
+        self.lists = []  # stack of [kind, counter]
+        self.headings = []  # stack of (tag, index in out)
+        self.skip_depth = 0
+        self.skip_tag = None
+        self.pre = 0
+
+    def _break(self, count):
+        self.out.append("\n" * count)
+
+    def handle_starttag(self, tag, attrs):
+        if self.skip_depth:
+            if tag == self.skip_tag:
+                self.skip_depth += 1
+            return
+        attributes = dict(attrs)
+        style = (attributes.get("style") or "").replace(" ", "").lower()
+        if tag in self.SKIP or ("display:none" in style and tag not in self.VOID):
+            self.skip_tag, self.skip_depth = tag, 1
+            return
+        if tag == "br":
+            self.out.append("\n")
+        elif tag == "hr":
+            self.out.append("\n\n" + "-" * 40 + "\n\n")
+        elif tag in ("ul", "ol"):
+            self.lists.append([tag, 0])
+            self._break(1 if len(self.lists) > 1 else 2)
+        elif tag == "li":
+            indent = "  " * max(len(self.lists) - 1, 0)
+            if self.lists and self.lists[-1][0] == "ol":
+                self.lists[-1][1] += 1
+                self.out.append(f"\n{indent}{self.lists[-1][1]}. ")
+            else:
+                self.out.append(f"\n{indent}- ")
+        elif tag in ("h1", "h2", "h3", "h4", "h5", "h6"):
+            self._break(2)
+            self.headings.append((tag, len(self.out)))
+        elif tag == "a":
+            self.links.append((attributes.get("href") or "", len(self.out)))
+        elif tag == "img":
+            alt = (attributes.get("alt") or "").strip()
+            if alt and self.links:
+                self.out.append(alt)
+        elif tag in ("td", "th"):
+            self.out.append(" ")
+        elif tag == "pre":
+            self.pre += 1
+            self._break(2)
+        elif tag in self.BLOCKS:
+            self._break(2 if tag in ("p", "table", "blockquote", "center", "address", "dl") else 1)
+
+    def handle_startendtag(self, tag, attrs):
+        self.handle_starttag(tag, attrs)
+        if tag not in self.VOID:
+            self.handle_endtag(tag)
+
+    def handle_endtag(self, tag):
+        if self.skip_depth:
+            if tag == self.skip_tag:
+                self.skip_depth -= 1
+            return
+        if tag == "a" and self.links:
+            href, start = self.links.pop()
+            text = _collapse("".join(self.out[start:])).strip()
+            target = href.strip()
+            lowered = target.lower()
+            if target and not lowered.startswith("#"):
+                shown = target[7:] if lowered.startswith("mailto:") else target
+                if not text:
+                    self.out.append(shown)
+                elif text != shown and text != target:
+                    self.out.append(f" ({shown})")
+        elif tag in ("h1", "h2", "h3", "h4", "h5", "h6") and self.headings:
+            _tag, start = self.headings.pop()
+            text = _collapse("".join(self.out[start:])).strip()
+            del self.out[start:]
+            # Markdown-style marks: readable, and right whatever length a personalised heading has.
+            self.out.append("#" * min(int(tag[1]), 3) + " " + text if text else "")
+            self._break(2)
+        elif tag in ("ul", "ol"):
+            if self.lists:
+                self.lists.pop()
+            self._break(2 if not self.lists else 1)
+        elif tag == "pre":
+            self.pre = max(self.pre - 1, 0)
+            self._break(2)
+        elif tag in ("td", "th"):
+            self.out.append(" ")
+        elif tag in self.BLOCKS:
+            self._break(2 if tag in ("p", "table", "blockquote", "center", "address", "dl") else 1)
+
+    def handle_data(self, data):
+        if self.skip_depth:
+            return
+        self.out.append(data if self.pre else _collapse(data))
+
+    def handle_comment(self, data):
+        if self.keep_slots and not self.skip_depth and re.fullmatch("\ue002\\d+\ue003", data):
+            if int(data[1:-1]) not in self.drop_slots:
+                self.out.append(data)
+
+    def text(self):
+        raw = "".join(self.out)
+        lines = [line.strip() for line in raw.split("\n")]
+        text = "\n".join(lines)
+        text = re.sub(r"\n{3,}", "\n\n", text)
+        return text.strip("\n") + "\n"
+
+
+def _collapse(text):
+    return re.sub(r"[ \t\r\n\f\u00a0]+", " ", text)
+
+
+def html_to_text(markup):
+    """A readable plain-text version of an HTML email."""
+    maker = _TextMaker()
+    maker.feed(markup or "")
+    maker.close()
+    return maker.text()
+
+
+def text_template_source(cleaned_with_slots, constructs):
+    """The plain-text Jinja template matching a cleaned HTML template (slots in place)."""
+    comments = {index for index, construct in enumerate(constructs) if construct.startswith("{#")}
+    maker = _TextMaker(keep_slots=True, drop_slots=comments)
+    maker.feed(cleaned_with_slots)
+    maker.close()
+    text = maker.text()
+    # Literal braces in the text must stay literal once Jinja reads it.
+    text = re.sub(r"\{(?=[{%#])", "{{ '{' }}", text)
+    text = text.replace("\ue002", "\ue000").replace("\ue003", "\ue001")
+    return sanitize._TEXT_SLOT.sub(lambda m: constructs[int(m.group(1))], text)
+
+
+# --- Composition ---------------------------------------------------------------
+
+def builtin_layout(name):
+    return (BUILTIN_DIR / f"{name}.html").read_text(encoding="utf-8")
+
+
+SHELL_TOP = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="x-apple-disable-message-reformatting">
+<meta name="color-scheme" content="light">
+<title></title>
+</head>
+<body style="margin:0;padding:0;width:100%;-webkit-text-size-adjust:100%;">
+"""
+SHELL_BOTTOM = "</body>\n</html>\n"
+PREHEADER = ('<div style="display:none;max-height:0;max-width:0;overflow:hidden;opacity:0;mso-hide:all;'
+             'font-size:1px;line-height:1px;color:transparent;">{text}</div>\n')
+FOOTER = ('<table role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0">'
+          '<tr><td align="center" style="padding:24px 16px;font-family:Arial,Helvetica,sans-serif;font-size:12px;'
+          'line-height:18px;color:#6b7280;">{parts}</td></tr></table>\n')
+
+
+def _uses(constructs, name):
+    pattern = re.compile(r"\b%s\b" % name)
+    return any(pattern.search(construct) for construct in constructs)
+
+
+class Prepared:
+    """A body made ready to render many times: compiled HTML, text and subject templates.
+
+    Built once per campaign (or preview); rendering is then a Jinja generate()
+    per recipient with a small context.
+    """
+
+    def __init__(self, html_template, html_names, text_template, text_names, subject_template, subject_names,
+                 links, html_source, text_source):
+        self.html_template = html_template
+        self.text_template = text_template
+        self.subject_template = subject_template
+        self.names = frozenset(html_names) | frozenset(text_names) | frozenset(subject_names)
+        self.html_names = frozenset(html_names)
+        self.subject_names = frozenset(subject_names)
+        self.links = links
+        self.html_source = html_source
+        self.text_source = text_source
+
+    @property
+    def personal(self):
+        return "contact" in self.names
+
+
+def prepare(body, kind, subject, *, layout=None, preheader="", track_opens=False, track_clicks=False,
+            base_url="", link_id=None):
+    """Compose, clean, link-rewrite and compile a body into a Prepared.
+
+    layout: HTML source containing {{ content }}, wrapped around the body; a
+    Markdown body without one gets the built-in Markdown layout.
+    link_id(url) -> int registers a tracked link (only called with track_clicks).
+    """
+    if kind not in KINDS:
+        raise RenderError("Choose HTML or Markdown.")
+    body = (body or "").replace("\r\n", "\n").replace("\r", "\n")
+    content = markdown_to_html(body) if kind == "markdown" else body
+    if layout is None and kind == "markdown":
+        layout = builtin_layout("_markdown_layout")
+    if layout:
+        layout = layout.replace("\r\n", "\n").replace("\r", "\n")
+        if LAYOUT_SLOT.search(layout):
+            content = LAYOUT_SLOT.sub(lambda _m: content, layout, count=1)
+    if len(content) > MAX_SOURCE:
+        raise RenderError(f"This email is too long ({len(content):,} characters; at most {MAX_SOURCE:,}).")
+
+    cleaned, constructs, lost = sanitize.protect_and_clean(content)
+    if lost:
+        raise RenderError(f"“{lost[0]}” is in a place email HTML cannot keep; edit the body and save it again.")
+    check_link_addresses(cleaned, constructs)
+
+    footer = []
+    if not _uses(constructs, "postal_address"):
+        footer.append(_slot(constructs, "{{ postal_address }}", in_tag=False))
+    if not _uses(constructs, "unsubscribe_url"):
+        footer.append(f'<a href="{_slot(constructs, "{{ unsubscribe_url }}", in_tag=True)}" '
+                      'style="color:#6b7280;text-decoration:underline;">Unsubscribe</a>')
+    if footer:
+        cleaned += "\n" + FOOTER.format(parts="<br>".join(footer))
+
+    links = []
+    if track_clicks and link_id is not None:
+        cleaned = _rewrite_links(cleaned, constructs, base_url, link_id, links)
+
+    text_source = text_template_source(cleaned, constructs)
+    body_html = sanitize.restore(cleaned, constructs)
+    preheader_html = ""
+    if preheader:
+        safe = str(html_escape(one_line(preheader))).replace("{", "&#123;")
+        preheader_html = PREHEADER.format(text=safe + "&#847;&zwnj;&nbsp;" * 20)
+    pixel = ""
+    if track_opens:
+        pixel = (f'<img src="{base_url}/o/{{{{ {OPEN_TOKEN} }}}}.gif" width="1" height="1" alt="" '
+                 'style="display:block;border:0;width:1px;height:1px;">\n')
+    html_source = SHELL_TOP + preheader_html + body_html.rstrip("\n") + "\n" + pixel + SHELL_BOTTOM
+
+    internal = (OPEN_TOKEN, CLICK_TOKEN)
+    html_template, html_names = compile_template(html_source, True, extra_names=internal)
+    text_template, text_names = compile_template(text_source, False, extra_names=internal)
+    subject = one_line(subject)[:MAX_SUBJECT]
+    subject_template, subject_names = compile_template(subject, False)
+    return Prepared(html_template, html_names, text_template, text_names, subject_template, subject_names, links,
+                    html_source, text_source)
+
+
+def _slot(constructs, construct, in_tag):
+    constructs.append(construct)
+    index = len(constructs) - 1
+    return f"\ue000{index}\ue001" if in_tag else f"<!--\ue002{index}\ue003-->"
+
+
+_LINK = re.compile(r"""(<a\s[^>]*?\bhref=)(?:"([^"]*)"|'([^']*)')""", re.IGNORECASE)
+
+
+def _rewrite_links(cleaned, constructs, base_url, link_id, links):
+    """Point every literal http(s) link at the click redirect; the target stays server-side."""
+    click_slot = None
+
+    def rewrite(match):
+        nonlocal click_slot
+        value = match.group(2) if match.group(2) is not None else match.group(3)
+        if sanitize._TEXT_SLOT.search(value):
+            return match.group(0)  # personalised or one of our own links: left alone
+        url = html.unescape(value).strip()
+        if not re.match(r"https?://", url, re.IGNORECASE):
+            return match.group(0)  # mailto:, tel:, #anchors
+        identifier = link_id(url)
+        if identifier is None:
+            return match.group(0)
+        if url not in links:
+            links.append(url)
+        if click_slot is None:
+            click_slot = _slot(constructs, "{{ %s }}" % CLICK_TOKEN, in_tag=True)
+        return f'{match.group(1)}"{base_url}/c/{click_slot}/{identifier}"'
+
+    return _LINK.sub(rewrite, cleaned)
+
+
+# --- Sources: campaigns, variants, templates ---------------------------------------
+
+class Source:
+    """What to render: the body, its kind, subject, preheader and layout."""
+
+    def __init__(self, body, kind, subject="", preheader="", layout=None, name=""):
+        self.body = body or ""
+        self.kind = kind if kind in KINDS else "html"
+        self.subject = subject or ""
+        self.preheader = preheader or ""
+        self.layout = layout
+        self.name = name
+
+
+def source_of(item, variant=None):
+    """A Source for a Campaign (optionally one A/B Variant) or a Template-like object."""
+    if isinstance(item, Campaign):
+        layout = None
+        if item.template_id:
+            template = item.template
+            if template is not None and template.kind == "html" and LAYOUT_SLOT.search(template.body or ""):
+                layout = template.body
+        body = item.body
+        subject = item.subject
+        if variant is not None:
+            body = variant.body or body
+            subject = variant.subject or subject
+        return Source(body, item.body_kind, subject, item.preheader, layout, item.name)
+    body = getattr(item, "body", "") or ""
+    kind = getattr(item, "kind", "html")
+    layout = None
+    if kind == "html" and LAYOUT_SLOT.search(body):
+        # A layout previewed on its own shows sample content in its slot.
+        layout, body = body, builtin_layout("_sample_content")
+    return Source(body, kind, getattr(item, "subject", "") or getattr(item, "name", ""), "", layout,
+                  getattr(item, "name", ""))
+
+
+def preview_links(base_url):
+    return {"unsubscribe_url": f"{base_url}/u/preview", "preferences_url": f"{base_url}/p/preview",
+            "webview_url": f"{base_url}/v/preview"}
+
+
+def base_context(team, base_url, subject="", from_name="", from_email=""):
+    return {
+        "postal_address": one_line(getattr(team, "postal_address", "") or ""),
+        "team": Record({"name": getattr(team, "name", "") or ""}),
+        "campaign": Record({"subject": subject, "from_name": from_name, "from_email": from_email}),
+    }
+
+
+def preview(item, contact, *, team=None, custom_fields=None, base_url=None, variant=None):
+    """(subject, html, text) of a campaign or template as `contact` would receive it (no tracking)."""
+    from flask import current_app
+
+    source = source_of(item, variant)
+    team = team if team is not None else getattr(item, "team", None)
+    base_url = (base_url if base_url is not None else current_app.config["BASE_URL"]).rstrip("/")
+    if custom_fields is None and team is not None:
+        custom_fields = list(CustomField.select().where(CustomField.team == team))
+    prepared = prepare(source.body, source.kind, source.subject, layout=source.layout, preheader=source.preheader)
+    context = base_context(team, base_url, source.subject, getattr(item, "from_name", ""),
+                           getattr(item, "from_email", ""))
+    context.update(preview_links(base_url))
+    context.update(contact_context(contact or sample_contact(), custom_fields or []))
+    subject = one_line(render(prepared.subject_template, context, MAX_SUBJECT * 4))[:MAX_SUBJECT]
+    return subject, render(prepared.html_template, context), render(prepared.text_template, context)
+
+
+def render_body(source, kind, context):
+    """The body alone (no shell, footer or tracking), rendered with `context`."""
+    if kind not in KINDS:
+        raise RenderError("Choose HTML or Markdown.")
+    content = markdown_to_html(source or "") if kind == "markdown" else (source or "")
+    cleaned, constructs, _lost = sanitize.protect_and_clean(content)
+    check_link_addresses(cleaned, constructs)
+    template, _names = compile_template(sanitize.restore(cleaned, constructs), True, extra_names=("content",))
+    return render(template, context)
+
+
+# --- Quoted-printable in pieces ---------------------------------------------------
+
+def qp_piece(text):
+    """Quoted-printable for one piece of a body, ready to be joined to the next piece.
+
+    QP is line-local, so a body can be encoded piece by piece as long as each
+    piece ends with a line break: a hard one where the text ends in a newline,
+    else a soft one ("=" CRLF), which decoders remove. Static pieces are
+    encoded once per campaign; only the personalised ones per recipient.
+    Output lines are at most 76 characters, CRLF-terminated.
+    """
+    if not text:
+        return b""
+    encoded = binascii.b2a_qp(text.encode("utf-8"), False, True, False)
+    if text.endswith("\n"):
+        return encoded.replace(b"\n", b"\r\n")
+    last = encoded.rfind(b"\n") + 1
+    if len(encoded) - last >= 76:
+        line = encoded[last:]
+        cut = position = 0
+        while position < len(line):
+            step = 3 if line[position] == 61 else 1  # 61 is "="
+            if position + step > 75:
+                break
+            position += step
+            cut = position
+        encoded = encoded[:last] + line[:cut] + b"=\n" + line[cut:]
+    return (encoded + b"=\n").replace(b"\n", b"\r\n")

@@ -1,0 +1,190 @@
+"""Email-safe HTML: what campaign and template bodies may contain.
+
+Every body is cleaned with bleach on save and again when a campaign is frozen
+for sending, with an allowlist of the markup email clients actually render
+(tables, inline styles, images, links) and nothing that runs: no <script>,
+no on* handlers, no javascript:/vbscript:/data: URLs, no <style> blocks, no
+SVG, iframes, forms or embeds. Inline styles are kept, but only email-safe
+properties, and never values that can load or run anything (url(),
+expression(), behaviour bindings).
+
+Bodies are Jinja templates, so the cleaner protects every Jinja construct
+before bleach sees the markup and puts it back afterwards: `{{ contact.name }}`
+inside text, `href="{{ unsubscribe_url }}"` inside attributes, and
+`{% if %}` between table rows all survive exactly as written. A construct that
+sat where no markup is allowed (inside a removed <script>, or between a tag's
+attributes) is dropped; `protect_and_clean()` reports which ones, so saving
+can refuse the template with a clear message instead of silently changing it.
+"""
+import re
+
+import bleach
+from bleach.css_sanitizer import CSSSanitizer
+
+TAGS = frozenset((
+    "a", "abbr", "address", "b", "big", "blockquote", "br", "caption", "center", "cite", "code", "col",
+    "colgroup", "dd", "del", "div", "dl", "dt", "em", "font", "h1", "h2", "h3", "h4", "h5", "h6", "hr",
+    "i", "img", "ins", "kbd", "li", "mark", "ol", "p", "pre", "q", "s", "small", "span", "strike",
+    "strong", "sub", "sup", "table", "tbody", "td", "tfoot", "th", "thead", "tr", "tt", "u", "ul",
+))
+
+_COMMON_ATTRIBUTES = ["style", "class", "id", "align", "valign", "dir", "lang", "title", "width", "height",
+                      "bgcolor", "role"]
+ATTRIBUTES = {
+    "*": _COMMON_ATTRIBUTES,
+    "a": _COMMON_ATTRIBUTES + ["href", "name", "target", "rel"],
+    "img": _COMMON_ATTRIBUTES + ["src", "alt", "border", "hspace", "vspace"],
+    "table": _COMMON_ATTRIBUTES + ["border", "cellpadding", "cellspacing", "background", "summary"],
+    "td": _COMMON_ATTRIBUTES + ["colspan", "rowspan", "nowrap", "scope"],
+    "th": _COMMON_ATTRIBUTES + ["colspan", "rowspan", "nowrap", "scope"],
+    "col": _COMMON_ATTRIBUTES + ["span"],
+    "colgroup": _COMMON_ATTRIBUTES + ["span"],
+    "font": _COMMON_ATTRIBUTES + ["color", "face", "size"],
+    "ol": _COMMON_ATTRIBUTES + ["start", "type"],
+    "ul": _COMMON_ATTRIBUTES + ["type"],
+    "li": _COMMON_ATTRIBUTES + ["value"],
+    "hr": _COMMON_ATTRIBUTES + ["size", "noshade", "color"],
+    "blockquote": _COMMON_ATTRIBUTES + ["cite"],
+    "q": _COMMON_ATTRIBUTES + ["cite"],
+}
+
+# href/src (and cite/background) may use only these. data: is refused even for
+# images: most clients block it, and it is a favourite way to smuggle content.
+PROTOCOLS = frozenset(("http", "https", "mailto", "tel", "cid"))
+
+CSS_PROPERTIES = frozenset((
+    "background-color", "border", "border-bottom", "border-bottom-color", "border-bottom-left-radius",
+    "border-bottom-right-radius", "border-bottom-style", "border-bottom-width", "border-collapse",
+    "border-color", "border-left", "border-left-color", "border-left-style", "border-left-width",
+    "border-radius", "border-right", "border-right-color", "border-right-style", "border-right-width",
+    "border-spacing", "border-style", "border-top", "border-top-color", "border-top-left-radius",
+    "border-top-right-radius", "border-top-style", "border-top-width", "border-width", "box-sizing",
+    "caption-side", "clear", "color", "direction", "display", "float", "font", "font-family", "font-size",
+    "font-style", "font-variant", "font-weight", "height", "letter-spacing", "line-height", "list-style",
+    "list-style-position", "list-style-type", "margin", "margin-bottom", "margin-left", "margin-right",
+    "margin-top", "max-height", "max-width", "min-height", "min-width", "mso-hide", "mso-line-height-rule",
+    "mso-table-lspace", "mso-table-rspace", "opacity", "overflow", "padding", "padding-bottom",
+    "padding-left", "padding-right", "padding-top", "table-layout", "text-align", "text-decoration",
+    "text-indent", "text-transform", "vertical-align", "visibility", "white-space", "width", "word-break",
+    "word-spacing", "word-wrap", "overflow-wrap", "background",
+))
+
+# Anything in a CSS value that can fetch or execute: url() loads remote content
+# (and javascript: in old engines), expression() and behavior run script in IE,
+# -moz-binding in old Firefox; escapes could spell any of them.
+_CSS_DANGER = re.compile(r"url\s*\(|expression|javascript|vbscript|behavior|behaviour|-moz-binding|@import|\\",
+                         re.IGNORECASE)
+
+
+class EmailCSSSanitizer(CSSSanitizer):
+    """bleach's CSS sanitizer checks property names only; this one also rejects dangerous values."""
+
+    def __init__(self):
+        super().__init__(allowed_css_properties=CSS_PROPERTIES, allowed_svg_properties=frozenset())
+
+    def sanitize_css(self, style):
+        cleaned = super().sanitize_css(style)
+        if not cleaned or not _CSS_DANGER.search(cleaned):
+            return cleaned
+        kept = [part for part in cleaned.split(";") if part.strip() and not _CSS_DANGER.search(part)]
+        # Splitting on ";" is safe here: a ";" inside a quoted value would only
+        # break a declaration in two, and each half is checked on its own.
+        return "; ".join(part.strip() for part in kept) + (";" if kept else "")
+
+
+_cleaner = bleach.Cleaner(tags=TAGS, attributes=ATTRIBUTES, protocols=PROTOCOLS, strip=True,
+                          strip_comments=False, css_sanitizer=EmailCSSSanitizer())
+
+# Elements whose *content* must go too (bleach strip=True keeps the text of a
+# removed element, which for a script is its source code).
+_DROP_WITH_CONTENT = re.compile(
+    r"<(script|style|title|head|iframe|object|embed|applet|svg|math|noscript|template|textarea|select|xml)\b"
+    r"[^>]*>.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+_DANGLING_OPENERS = re.compile(r"<(script|style|iframe|object|embed|svg|math|noscript|template)\b[^>]*>.*\Z",
+                               re.IGNORECASE | re.DOTALL)
+
+# Jinja constructs; a string containing "}}" inside {{ }} is not supported.
+JINJA = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
+# Placeholders use private-use characters, which are removed from input first,
+# so they cannot collide with anything a person typed.
+_PUA = re.compile("[\ue000-\ue00f]")
+_TEXT_SLOT = re.compile("\ue000(\\d+)\ue001")
+_COMMENT_SLOT = re.compile("<!--\ue002(\\d+)\ue003-->")
+_ANY_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
+
+
+def _jinja_positions(source):
+    """Each Jinja construct with whether it sits inside an HTML tag (between < and >)."""
+    found = []
+    in_tag = False
+    quote = None
+    position = 0
+    for match in JINJA.finditer(source):
+        for char_index in range(position, match.start()):
+            char = source[char_index]
+            if in_tag:
+                if quote:
+                    if char == quote:
+                        quote = None
+                elif char in "\"'":
+                    quote = char
+                elif char == ">":
+                    in_tag = False
+            elif char == "<" and char_index + 1 < len(source) and (source[char_index + 1].isalpha()
+                                                                     or source[char_index + 1] in "/!"):
+                in_tag = True
+        position = match.end()
+        found.append((match, in_tag))
+    return found
+
+
+def protect(source):
+    """Replace Jinja constructs with placeholders bleach keeps in place.
+
+    Inside a tag (attribute values) a construct becomes a run of private-use
+    characters; elsewhere an HTML comment, which the HTML parser leaves where it
+    is even between table rows (text there would be moved before the table).
+    Returns (protected_html, constructs).
+    """
+    source = _PUA.sub("", source)
+    constructs = []
+    parts = []
+    position = 0
+    for match, in_tag in _jinja_positions(source):
+        parts.append(source[position:match.start()])
+        index = len(constructs)
+        constructs.append(match.group(0))
+        parts.append(f"\ue000{index}\ue001" if in_tag else f"<!--\ue002{index}\ue003-->")
+        position = match.end()
+    parts.append(source[position:])
+    return "".join(parts), constructs
+
+
+def restore(html, constructs):
+    html = _COMMENT_SLOT.sub(lambda m: constructs[int(m.group(1))], html)
+    return _TEXT_SLOT.sub(lambda m: constructs[int(m.group(1))], html)
+
+
+def _bleach(html):
+    html = _DROP_WITH_CONTENT.sub("", html)
+    html = _DANGLING_OPENERS.sub("", html)
+    cleaned = _cleaner.clean(html)
+    # Comments were kept only so that our placeholders survive; drop every other
+    # one (bleach escapes "<" in attribute values, so "<!--" only starts a real comment).
+    return _ANY_COMMENT.sub(lambda m: m.group(0) if _COMMENT_SLOT.fullmatch(m.group(0)) else "", cleaned)
+
+
+def protect_and_clean(source):
+    """(cleaned_html_with_placeholders, constructs, lost) — lost lists the Jinja
+    constructs that did not survive cleaning, in source order."""
+    protected, constructs = protect(source.replace("\r\n", "\n").replace("\r", "\n"))
+    cleaned = _bleach(protected)
+    kept = {int(i) for i in _COMMENT_SLOT.findall(cleaned)} | {int(i) for i in _TEXT_SLOT.findall(cleaned)}
+    lost = [constructs[i] for i in range(len(constructs)) if i not in kept]
+    return cleaned, constructs, lost
+
+
+def clean_html(html):
+    """Email-safe HTML with every surviving Jinja construct exactly as written."""
+    cleaned, constructs, _lost = protect_and_clean(html or "")
+    return restore(cleaned, constructs)
