@@ -1,0 +1,906 @@
+"""The sending engine: one campaign run, many SMTP connections, the ledger as the truth.
+
+run_campaign(campaign_id) is called by the huey task (tasks/sending.py) while
+it holds the campaign's run lock. One asyncio loop per run:
+
+  claimer     claims batches of Sends in primary-key order (status "sending",
+              attempts + 1, one short transaction) so a crash can only leave
+              the claimed ones ambiguous; never the whole audience in memory.
+  dispatcher  hands each claimed Send to an SMTP account by weighted rotation,
+              within the account's per-second token bucket and its hourly and
+              daily caps (counted from the ledger, plus this run's sends).
+  lanes       per account, max_connections workers; each keeps one aiosmtplib
+              connection open for many messages, reconnects after a drop,
+              limits parallel deliveries per recipient domain, and builds each
+              message just before sending it (MessageFactory, app/sending/message.py).
+  flusher     writes results back in batches (executemany, one transaction per
+              flush, every ~0.2 s): sent, deferred with exponential backoff,
+              failed after the last attempt, bounced (5xx), skipped.
+  watcher     re-reads the campaign state every second: pause and cancel stop
+              the run within about a second; claimed but unstarted sends go
+              back to the queue.
+
+All database work of the run happens on one extra thread (its own
+connection), so a slow write never stalls the SMTP connections.
+
+Failures:
+  4xx, 421, timeouts, dropped connections  -> deferred, retried after
+      SEND_RETRY_DELAYS (1 min, 5 min, 15 min, 1 h, 4 h), then failed.
+  5xx at RCPT or after DATA                -> bounced (+ Event "bounced"); the
+      contact becomes "bounced" when the reply says the mailbox does not exist.
+  a reply meaning the *account* hit its own limit (accounts.is_account_limit_reply)
+      -> the account is paused, the send goes back to the queue unharmed.
+  connection, TLS, login or sender failures repeated SEND_ACCOUNT_FAILURE_LIMIT
+      times in a row -> the account is paused; when no account is left the
+      campaign is paused with the reason in words.
+
+Crash semantics (kill -9 at any moment): every Send is in exactly one state
+in the database. Sends committed as sent are never sent again; queued and
+deferred ones are sent by the next run; the ones in "sending" were claimed by
+the dead run (in flight, or waiting in its memory) and are queued again by
+ledger.recover_in_flight(): the only messages that can arrive twice, and
+nobody is skipped.
+"""
+import asyncio
+import collections
+import concurrent.futures
+import dataclasses
+import datetime
+import json
+import logging
+import re
+import time
+
+import aiosmtplib
+from aiosmtplib.protocol import PERIOD_REGEX
+from aiosmtplib.protocol import normalize_message_line_endings
+from flask import current_app
+from peewee import JOIN
+from peewee import Case
+
+from app.campaigns import states
+from app.consent.suppression import Checker
+from app.db import db
+from app.models import Campaign
+from app.models import Contact
+from app.models import Event
+from app.models import Send
+from app.models import SmtpAccount
+from app.models import Usage
+from app.models import Variant
+from app.models import utcnow
+from app.sending import accounts as accounts_service
+from app.sending import ledger
+
+log = logging.getLogger(__name__)
+
+# Defaults; each can be overridden in the app config (tests use tiny delays).
+DEFAULTS = {
+    "SEND_BATCH_SIZE": 500,  # sends claimed per transaction
+    "SEND_RETRY_DELAYS": (60, 300, 900, 3600, 14400),  # seconds before attempt 2, 3, ...
+    "SEND_DOMAIN_CONCURRENCY": 10,  # parallel deliveries per recipient domain
+    "SEND_DOMAIN_LIMITS": {},  # per-domain overrides, e.g. {"gmail.com": 5}
+    "SEND_ACCOUNT_FAILURE_LIMIT": 10,  # connection-level failures in a row before an account pauses
+    "SEND_ACCOUNT_PAUSE_SECONDS": 900,  # how long such an account rests
+    "SEND_SMTP_TIMEOUT": 60,  # seconds per SMTP reply
+    "SEND_RECONNECT_DELAY": 1.0,  # first wait before reconnecting; doubles, at most 30 s
+    "SEND_FLUSH_INTERVAL": 0.2,  # seconds between result writes
+    "SEND_STATE_INTERVAL": 1.0,  # seconds between campaign-state checks (pause/cancel)
+    "SEND_RUN_SECONDS": 300,  # a run hands back its worker thread after this long
+    "SEND_MAX_IN_RUN_WAIT": 5.0,  # retries due sooner than this are awaited in the run; later ones reschedule
+}
+
+HARD_BOUNCE_TEXT = re.compile(
+    r"unknown|no such|does not exist|doesn't exist|not exist|invalid (recipient|mailbox|address)|"
+    r"user not found|recipient not found|mailbox unavailable|address rejected|no mailbox", re.I)
+ENHANCED_CODE = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
+AUTH_FAILURE_CODES = (530, 534, 535, 538)
+
+
+@dataclasses.dataclass
+class Settings:
+    batch_size: int
+    retry_delays: tuple
+    domain_concurrency: int
+    domain_limits: dict
+    account_failure_limit: int
+    account_pause_seconds: float
+    smtp_timeout: float
+    reconnect_delay: float
+    flush_interval: float
+    state_interval: float
+    run_seconds: float
+    max_in_run_wait: float
+
+    @property
+    def max_attempts(self):
+        return len(self.retry_delays) + 1
+
+    @classmethod
+    def from_config(cls, config):
+        get = lambda key: config.get(key, DEFAULTS[key])  # noqa: E731
+        return cls(batch_size=int(get("SEND_BATCH_SIZE")), retry_delays=tuple(get("SEND_RETRY_DELAYS")),
+                   domain_concurrency=int(get("SEND_DOMAIN_CONCURRENCY")),
+                   domain_limits=dict(get("SEND_DOMAIN_LIMITS")),
+                   account_failure_limit=int(get("SEND_ACCOUNT_FAILURE_LIMIT")),
+                   account_pause_seconds=float(get("SEND_ACCOUNT_PAUSE_SECONDS")),
+                   smtp_timeout=float(get("SEND_SMTP_TIMEOUT")), reconnect_delay=float(get("SEND_RECONNECT_DELAY")),
+                   flush_interval=float(get("SEND_FLUSH_INTERVAL")), state_interval=float(get("SEND_STATE_INTERVAL")),
+                   run_seconds=float(get("SEND_RUN_SECONDS")),
+                   max_in_run_wait=float(get("SEND_MAX_IN_RUN_WAIT")))
+
+
+@dataclasses.dataclass
+class RunResult:
+    """What a run ended with, for the task: `again` = enqueue another run, after `delay` seconds."""
+    outcome: str  # completed, paused, stopped, deadline, waiting, held, nothing
+    sent: int = 0
+    delay: float = 0
+    again: bool = False
+    reason: str = ""
+    recovered: int = 0
+
+
+class Job:
+    """One claimed Send on its way through the run."""
+    __slots__ = ("id", "email", "domain", "send", "contact", "variant_id", "attempts")
+
+    def __init__(self, send):
+        self.id = send.id
+        self.email = send.email
+        self.domain = send.email.rpartition("@")[2]
+        self.send = send
+        self.contact = send.contact
+        self.variant_id = send.variant_id
+        self.attempts = send.attempts
+
+
+class Outcome:
+    __slots__ = ("kind", "job", "account_id", "message_id", "code", "error", "hard", "at")
+
+    def __init__(self, kind, job, account_id=None, message_id="", code=0, error="", hard=False):
+        self.kind = kind  # sent, temporary, bounced, failed, requeue, skipped
+        self.job = job
+        self.account_id = account_id
+        self.message_id = message_id
+        self.code = code
+        self.error = error[:1000]
+        self.hard = hard
+        self.at = utcnow()
+
+
+class Connection:
+    """One SMTP connection of a lane's worker, and its failures in a row."""
+    __slots__ = ("smtp", "failures")
+
+    def __init__(self):
+        self.smtp = None
+        self.failures = 0
+
+    def drop(self):
+        if self.smtp is not None:
+            self.smtp.close()
+        self.smtp = None
+
+    async def hang_up(self):
+        smtp, self.smtp = self.smtp, None
+        if smtp is None:
+            return
+        try:
+            if smtp.is_connected:
+                await asyncio.wait_for(smtp.quit(), 5)
+        except Exception:  # noqa: BLE001 - the connection is being dropped anyway
+            pass
+        finally:
+            if smtp.is_connected:
+                smtp.close()
+
+
+# --- Reply classification ---------------------------------------------------------
+
+def enhanced_code(message):
+    match = ENHANCED_CODE.search(message or "")
+    return match.groups() if match else None
+
+
+def is_hard_bounce(code, message):
+    """A permanent reply that says the address itself is bad (the mailbox or domain does not exist)."""
+    if code < 500:
+        return False
+    enhanced = enhanced_code(message)
+    if enhanced:
+        return enhanced[0] == "5" and enhanced[1] == "1"
+    return code in (550, 551, 553) and bool(HARD_BOUNCE_TEXT.search(message or ""))
+
+
+def limit_pause_until(message, now=None):
+    """How long an account that hit its own limit rests: to tomorrow for a daily cap, else an hour."""
+    now = now or utcnow()
+    text = (message or "").lower()
+    if "daily" in text or "day" in text or "24 hour" in text:
+        return now + datetime.timedelta(hours=24)
+    return now + datetime.timedelta(hours=1)
+
+
+def smtp_payload(message):
+    """The DATA payload: CRLF line endings, leading dots doubled, the final '.' line.
+
+    The factory already writes CRLF; the checks cost a few microseconds and the
+    regular expressions only run when something needs fixing.
+    """
+    crlf = message.count(b"\r\n")
+    if message.count(b"\n") != crlf or message.count(b"\r") != crlf:
+        message = normalize_message_line_endings(message)
+    elif not message.endswith(b"\r\n"):
+        message += b"\r\n"
+    if message.startswith(b".") or b"\n." in message:
+        message = PERIOD_REGEX.sub(b"..", message)
+    return message + b".\r\n"
+
+
+# --- Accounts ------------------------------------------------------------------
+
+class Lane:
+    """One SMTP account in this run: its connections, its rate, its caps, its failures."""
+
+    def __init__(self, account, options, used):
+        self.account = account
+        self.id = account.id
+        self.options = options
+        self.connections = max(1, account.max_connections)
+        self.queue = asyncio.Queue(maxsize=self.connections * 2)
+        self.hour = used.get("hour", 0)
+        self.day = used.get("day", 0)
+        # Token bucket: refills at per_second, holds at most a tenth of a second's worth (or one
+        # token), so no one-second window ever sees more than per_second plus that small burst.
+        self.burst = max(1.0, (account.per_second or 0) / 10)
+        self.tokens = self.burst
+        self.refilled = time.monotonic()
+        self.paused = False
+        self.pause_reason = ""
+        self.workers = []
+        self.busy = 0  # jobs its workers hold right now
+
+    def usage(self):
+        """The `used` mapping of accounts.has_capacity()."""
+        per_second = self.account.per_second
+        second = 0
+        if per_second:
+            now = time.monotonic()
+            self.tokens = min(self.burst, self.tokens + (now - self.refilled) * per_second)
+            self.refilled = now
+            second = 0 if self.tokens >= 1 else per_second
+        return {"second": second, "hour": self.hour, "day": self.day,
+                "connections": self.connections if self.paused else 0}
+
+    def capped(self):
+        """Out of hourly or daily allowance (waiting helps only after the window moves)."""
+        a = self.account
+        return bool((a.per_hour and self.hour >= a.per_hour) or (a.per_day and self.day >= a.per_day))
+
+    def take(self):
+        if self.account.per_second:
+            self.tokens -= 1
+        self.hour += 1
+        self.day += 1
+
+    def seconds_to_token(self):
+        per_second = self.account.per_second
+        return max(0.001, (1 - self.tokens) / per_second) if per_second else 0.001
+
+
+# --- The run ------------------------------------------------------------------------
+
+class Run:
+    def __init__(self, campaign, lanes, factories, checker, settings, sender):
+        self.campaign = campaign
+        self.campaign_id = campaign.id
+        self.team_id = campaign.team_id
+        self.lanes = {lane.id: lane for lane in lanes}
+        self.rotation = accounts_service.Rotation([lane.account for lane in lanes])
+        self.factories = factories
+        self.checker = checker
+        self.settings = settings
+        self.sender = sender
+        self.ready = collections.deque()
+        self.results = []
+        self.stop_reason = None  # "state", "deadline", "accounts", "capped"
+        self.stop_detail = ""
+        self.exhausted = False
+        self.in_hand = 0  # a job the dispatcher holds while it picks an account
+        self.sent = 0
+        self.domain_limits = {}
+        self.deadline = time.monotonic() + settings.run_seconds
+        self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="loft-send-db")
+
+    # -- plumbing --
+
+    async def db(self, function, *args):
+        return await self.loop.run_in_executor(self.executor, function, *args)
+
+    def stop(self, reason, detail=""):
+        if self.stop_reason is None:
+            self.stop_reason = reason
+            self.stop_detail = detail
+        self.wake.set()
+        self.room.set()
+
+    async def main(self):
+        self.loop = asyncio.get_running_loop()
+        self.wake = asyncio.Event()  # ready jobs arrived, a lane went idle, or the run is stopping
+        self.room = asyncio.Event()  # the ready queue has room for another batch
+        try:
+            for lane in self.lanes.values():
+                lane.workers = [asyncio.ensure_future(self.worker(lane)) for _ in range(lane.connections)]
+            claimer = asyncio.ensure_future(self.claimer())
+            helpers = [asyncio.ensure_future(self.watcher()), asyncio.ensure_future(self.flusher())]
+            await self.dispatcher()
+            for lane in self.lanes.values():
+                for _ in lane.workers:
+                    await lane.queue.put(None)
+            await asyncio.gather(*(w for lane in self.lanes.values() for w in lane.workers))
+            # Never cancel the claimer: a claim cancelled mid-transaction would strand its sends.
+            self.stop("finished")
+            await claimer
+            for helper in helpers:
+                helper.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+            # Whatever was claimed but never started goes back to the queue.
+            while self.ready:
+                self.release(self.ready.popleft())
+            await self.db(self.write, self.take_results())
+        finally:
+            await self.db(db.close)
+            self.executor.shutdown(wait=True)
+
+    def release(self, job):
+        """A claimed job this run will not send: back to the queue, its attempt not counted."""
+        self.results.append(Outcome("requeue", job))
+
+    def take_results(self):
+        results, self.results = self.results, []
+        return results
+
+    # -- claiming --
+
+    async def claimer(self):
+        low_water = max(self.settings.batch_size // 2, 1)
+        while self.stop_reason is None:
+            if len(self.ready) >= low_water:
+                self.room.clear()
+                await self.room.wait()
+                continue
+            if time.monotonic() >= self.deadline:
+                self.stop("deadline")
+                break
+            jobs = await self.db(self.claim, self.settings.batch_size)
+            if self.stop_reason is not None:  # stopped while claiming: hand them straight back
+                for job in jobs:
+                    self.release(job)
+                break
+            if jobs:
+                self.ready.extend(jobs)
+                self.wake.set()
+                continue
+            # Nothing claimable now. Sends still in the lanes may yet come back as retries,
+            # so wait until they are done and written before deciding the run is over.
+            if self.ready or self.in_hand or self.results or not self.idle():
+                await asyncio.sleep(self.settings.flush_interval)
+                continue
+            due = await self.db(ledger.next_due, self.campaign_id)
+            if due is not None:
+                wait = max(0.0, (due - utcnow()).total_seconds())
+                if wait <= min(self.settings.max_in_run_wait, self.deadline - time.monotonic()):
+                    await asyncio.sleep(wait + 0.001)
+                    continue
+            self.exhausted = True
+            self.wake.set()
+            break
+
+    def claim(self, limit):
+        """(DB thread) Claim up to `limit` sends: due retries first, then queued ones, by id."""
+        now = utcnow()
+        campaign = Send.campaign == self.campaign_id
+        with db.atomic():
+            ids = [i for (i,) in Send.select(Send.id)
+                   .where(campaign & (Send.status == "deferred") & (Send.next_attempt_at <= now))
+                   .order_by(Send.id).limit(limit).tuples()]
+            if len(ids) < limit:
+                queued = [i for (i,) in Send.select(Send.id).where(campaign & (Send.status == "queued"))
+                          .order_by(Send.id).limit(limit - len(ids)).tuples()]
+                if queued:
+                    (Campaign.update(cursor=queued[-1])
+                     .where((Campaign.id == self.campaign_id) & (Campaign.cursor < queued[-1])).execute())
+                ids += queued
+            if not ids:
+                return []
+            Send.update(status="sending", attempts=Send.attempts + 1).where(Send.id << ids).execute()
+            rows = (Send.select(Send.id, Send.campaign, Send.email, Send.attempts, Send.variant, Send.contact, Contact)
+                    .join(Contact, JOIN.LEFT_OUTER, on=(Send.contact == Contact.id))
+                    .where(Send.id << ids).order_by(Send.id))
+            jobs, skipped = [], []
+            for send in rows:
+                contact = send.contact if send.contact_id else None
+                if contact is None:
+                    skipped.append((send.id, "The contact was deleted after the campaign was published."))
+                elif contact.status != "active":
+                    skipped.append((send.id, f"The contact is {contact.status} (changed after publishing)."))
+                elif self.checker(send.email):
+                    skipped.append((send.id, "The address is on the suppression list."))
+                else:
+                    jobs.append(Job(send))
+            for send_id, reason in skipped:
+                Send.update(status="skipped", error=reason).where(Send.id == send_id).execute()
+        return jobs
+
+    # -- dispatching --
+
+    async def next_job(self):
+        while True:
+            if self.stop_reason is not None:
+                return None
+            if self.ready:
+                job = self.ready.popleft()
+                if len(self.ready) < max(self.settings.batch_size // 2, 1):
+                    self.room.set()
+                return job
+            if self.exhausted and self.idle():
+                return None
+            self.wake.clear()
+            await self.wake.wait()
+
+    def idle(self):
+        """No job anywhere in the lanes (one that is given back would return to `ready`)."""
+        return all(lane.queue.empty() and lane.busy == 0 for lane in self.lanes.values())
+
+    async def dispatcher(self):
+        while True:
+            job = await self.next_job()
+            if job is None:
+                return
+            self.in_hand = 1
+            lane = await self.pick_lane()
+            if lane is None:
+                self.in_hand = 0
+                self.release(job)
+                return
+            lane.take()
+            await lane.queue.put(job)
+            self.in_hand = 0
+
+    async def pick_lane(self):
+        while self.stop_reason is None:
+            live = [lane for lane in self.lanes.values() if not lane.paused]
+            if not live:
+                reasons = "; ".join(f"“{lane.account.name}”: {lane.pause_reason}" for lane in self.lanes.values())
+                self.stop("accounts", reasons)
+                return None
+            usage = {lane.id: lane.usage() for lane in self.lanes.values()}
+            account = self.rotation.pick(usage)
+            if account is not None:
+                return self.lanes[account.id]
+            if all(lane.capped() for lane in live):
+                self.stop("capped")
+                return None
+            await asyncio.sleep(min(lane.seconds_to_token() for lane in live if not lane.capped()))
+        return None
+
+    def domain_limit(self, domain):
+        semaphore = self.domain_limits.get(domain)
+        if semaphore is None:
+            limit = self.settings.domain_limits.get(domain, self.settings.domain_concurrency)
+            semaphore = self.domain_limits[domain] = asyncio.Semaphore(max(1, int(limit)))
+        return semaphore
+
+    # -- delivering --
+
+    async def worker(self, lane):
+        conn = Connection()
+        try:
+            while True:
+                job = await lane.queue.get()
+                if job is None:
+                    return
+                lane.busy += 1
+                try:
+                    if self.stop_reason == "state" or lane.paused:
+                        # Paused or cancelled: nothing new starts. Other stops (deadline, caps) only
+                        # end the dispatching; what a lane already holds is still sent.
+                        self.give_back(job, lane)
+                        continue
+                    async with self.domain_limit(job.domain):
+                        try:
+                            await self.deliver(lane, conn, job)
+                        except Exception as exc:  # noqa: BLE001 - one odd failure must not strand the run
+                            log.exception("campaign %s: delivering send %s failed", self.campaign_id, job.id)
+                            self.results.append(Outcome("temporary", job, account_id=lane.id,
+                                                        error=f"Unexpected error: {exc}"))
+                            conn.drop()
+                finally:
+                    lane.busy -= 1
+                    if lane.busy == 0 and lane.queue.empty():
+                        self.wake.set()
+        finally:
+            await conn.hang_up()
+
+    def give_back(self, job, lane):
+        """A job this lane will not send: back to the dispatcher, or released when the run stops."""
+        if self.stop_reason is None and lane.paused:
+            lane.hour -= 1
+            lane.day -= 1
+            self.ready.appendleft(job)
+            self.wake.set()
+        else:
+            self.release(job)
+
+    async def connect(self, lane, conn):
+        """Open (and greet, secure, log in) conn.smtp; False after a failure, which is counted."""
+        options = lane.options
+        if options.get("username") and options.get("password") is None:
+            await self.pause_lane(lane, "its stored password cannot be decrypted (the encryption key changed). "
+                                        "Enter the password again.", until=None)
+            return False
+        smtp = aiosmtplib.SMTP(**options)
+        try:
+            await smtp.connect()
+            if smtp.last_ehlo_response is None and smtp.last_helo_response is None:
+                try:
+                    await smtp.ehlo()  # connect() only greets when STARTTLS or a login needs it
+                except aiosmtplib.SMTPHeloError:
+                    await smtp.helo()
+            conn.smtp = smtp
+            return True
+        except aiosmtplib.SMTPAuthenticationError as exc:
+            await self.pause_lane(lane, f"the server refused the login: {exc.code} {exc.message}", until=None)
+        except aiosmtplib.SMTPResponseException as exc:
+            if accounts_service.is_account_limit_reply(exc.code, exc.message):
+                await self.pause_lane(lane, f"the server answered “{exc.code} {exc.message}”",
+                                      until=limit_pause_until(exc.message))
+            else:
+                await self.account_failure(lane, conn, f"the server answered “{exc.code} {exc.message}”")
+        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+            await self.account_failure(lane, conn, f"could not connect to {options['hostname']} port "
+                                                   f"{options['port']}: {exc}")
+        if smtp.is_connected:
+            smtp.close()
+        return False
+
+    async def deliver(self, lane, conn, job):
+        """Send one message over conn (connecting first when needed) and record the outcome."""
+        if conn.smtp is not None and not conn.smtp.is_connected:
+            conn.smtp = None
+        if conn.smtp is None and not await self.connect(lane, conn):
+            self.give_back(job, lane)
+            if not lane.paused:
+                await asyncio.sleep(min(30.0, self.settings.reconnect_delay * 2 ** max(conn.failures - 1, 0)))
+            return
+        factory = self.factories.get(job.variant_id) or self.factories[None]
+        try:
+            message = factory.build(job.send, job.contact)
+            message_id = factory.message_id(job.send)
+        except Exception as exc:  # noqa: BLE001 - a broken message must not stop the campaign
+            log.exception("building message for send %s failed", job.id)
+            self.results.append(Outcome("failed", job, error=f"The message could not be built: {exc}"))
+            return
+        try:
+            stage, response = await self.transact(conn.smtp, job, smtp_payload(message))
+        except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, ConnectionError,
+                asyncio.TimeoutError) as exc:
+            # Dropped or silent mid-transaction: the message may or may not have arrived; retry later.
+            what = str(exc) or type(exc).__name__
+            self.results.append(Outcome("temporary", job, account_id=lane.id,
+                                        error=f"Connection lost during delivery: {what}"))
+            conn.drop()
+            await self.account_failure(lane, conn, f"the connection was lost ({what})")
+            return
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            self.results.append(Outcome("temporary", job, account_id=lane.id, error=f"SMTP error: {exc}"))
+            conn.drop()
+            await self.account_failure(lane, conn, str(exc))
+            return
+        code, text = response.code, response.message
+        if stage == "done" and code == 250:
+            conn.failures = 0
+            self.sent += 1
+            self.results.append(Outcome("sent", job, account_id=lane.id, message_id=message_id))
+            return
+        error = f"{code} {text}".strip()
+        if accounts_service.is_account_limit_reply(code, text):
+            self.results.append(Outcome("requeue", job))
+            lane.hour -= 1
+            lane.day -= 1
+            await self.pause_lane(lane, f"the server answered “{error}”", until=limit_pause_until(text))
+            await self.reset(conn)
+        elif stage == "mail":
+            # The sender was refused: an account or configuration problem, not the recipient's.
+            self.results.append(Outcome("requeue", job))
+            await self.reset(conn)
+            await self.account_failure(lane, conn, f"the server refused the sender {self.sender}: “{error}”")
+        elif code == 421:
+            # "Closing the channel": try this recipient later, over a new connection.
+            self.results.append(Outcome("temporary", job, account_id=lane.id, code=code, error=error))
+            conn.drop()
+            await self.account_failure(lane, conn, f"the server answered “{error}”")
+        elif 400 <= code < 500:
+            conn.failures = 0  # the server works; it is this recipient that must wait (e.g. greylisting)
+            self.results.append(Outcome("temporary", job, account_id=lane.id, code=code, error=error))
+            await self.reset(conn)
+        elif code >= 500:
+            conn.failures = 0
+            self.results.append(Outcome("bounced", job, account_id=lane.id, code=code, error=error,
+                                        hard=is_hard_bounce(code, text)))
+            await self.reset(conn)
+        else:
+            self.results.append(Outcome("temporary", job, account_id=lane.id, code=code,
+                                        error=f"Unexpected reply: {error}"))
+            conn.drop()
+
+    async def transact(self, smtp, job, payload):
+        """MAIL, RCPT, DATA over the open aiosmtplib connection. Returns (stage, response).
+
+        The content is written with the connection's protocol directly: the
+        payload is already CRLF and dot-stuffed (smtp_payload), which saves
+        aiosmtplib's per-message regular expressions over 20 KB bodies.
+        """
+        timeout = self.settings.smtp_timeout
+        mail_args = [b"FROM:<" + self.sender.encode() + b">"]
+        try:
+            rcpt = job.email.encode("ascii")
+        except UnicodeEncodeError:
+            if not smtp.supports_extension("smtputf8"):
+                return "rcpt", aiosmtplib.SMTPResponse(
+                    553, "The address has non-ASCII characters and the server does not support SMTPUTF8.")
+            rcpt = job.email.encode("utf-8")
+            mail_args.append(b"SMTPUTF8")
+        response = await smtp.execute_command(b"MAIL", *mail_args, timeout=timeout)
+        if response.code != 250:
+            return "mail", response
+        response = await smtp.execute_command(b"RCPT", b"TO:<" + rcpt + b">", timeout=timeout)
+        if response.code not in (250, 251):
+            return "rcpt", response
+        response = await smtp.execute_command(b"DATA", timeout=timeout)
+        if response.code != 354:
+            return "data", response
+        protocol = smtp.protocol
+        if protocol is None:
+            raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+        protocol.write(payload)
+        response = await protocol.read_response(timeout=timeout)
+        return "done", response
+
+    async def reset(self, conn):
+        """RSET after a refused transaction, so the connection can carry the next message."""
+        if conn.smtp is None or not conn.smtp.is_connected:
+            conn.smtp = None
+            return
+        try:
+            response = await conn.smtp.execute_command(b"RSET", timeout=self.settings.smtp_timeout)
+            if response.code == 250:
+                return
+        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
+            pass
+        conn.drop()
+
+    async def account_failure(self, lane, conn, reason):
+        """A connection-level failure. One connection failing SEND_ACCOUNT_FAILURE_LIMIT times in a
+        row (with growing waits between its reconnects) pauses the whole account for a while."""
+        conn.failures += 1
+        if conn.failures >= self.settings.account_failure_limit and not lane.paused:
+            until = utcnow() + datetime.timedelta(seconds=self.settings.account_pause_seconds)
+            await self.pause_lane(lane, f"{conn.failures} failures in a row, the last: {reason}", until=until)
+
+    async def pause_lane(self, lane, reason, until):
+        if lane.paused:
+            return
+        lane.paused = True
+        when = f" (until {until:%Y-%m-%d %H:%M} UTC)" if until else ""
+        lane.pause_reason = reason + when
+        log.warning("pausing SMTP account %s: %s", lane.id, lane.pause_reason)
+        await self.db(accounts_service.pause_account, lane.id, reason[:1000], until)
+        self.wake.set()
+
+    # -- watching and writing --
+
+    async def watcher(self):
+        while self.stop_reason is None:
+            await asyncio.sleep(self.settings.state_interval)
+            state = await self.db(lambda: Campaign.select(Campaign.state)
+                                  .where(Campaign.id == self.campaign_id).scalar())
+            if state != "sending":
+                self.stop("state", state or "deleted")
+
+    async def flusher(self):
+        while True:
+            await asyncio.sleep(self.settings.flush_interval)
+            if self.results:
+                await self.db(self.write, self.take_results())
+
+    def write(self, results):
+        """(DB thread) Record a batch of outcomes in one transaction."""
+        if not results:
+            return
+        now = utcnow()
+        settings = self.settings
+        param = db.param
+        sent, temporary, bounced, failed, requeue, skipped = [], [], [], [], [], []
+        buckets = {"sent": sent, "temporary": temporary, "bounced": bounced, "failed": failed,
+                   "requeue": requeue, "skipped": skipped}
+        for outcome in results:
+            buckets[outcome.kind].append(outcome)
+        deferred_rows, failed_rows = [], []
+        for outcome in temporary:
+            attempts = outcome.job.attempts
+            if attempts >= settings.max_attempts:
+                failed_rows.append((outcome.error, outcome.account_id, outcome.job.id))
+            else:
+                delay = settings.retry_delays[min(attempts - 1, len(settings.retry_delays) - 1)]
+                deferred_rows.append((now + datetime.timedelta(seconds=delay), outcome.error,
+                                      outcome.account_id, outcome.job.id))
+        for outcome in failed:
+            failed_rows.append((outcome.error, outcome.account_id, outcome.job.id))
+        table = Send._meta.table_name
+        with db.atomic():
+            cursor = db.cursor()
+            if sent:
+                cursor.executemany(
+                    f"UPDATE {table} SET status = 'sent', sent_at = {param}, message_id = {param}, "
+                    f"smtp_account_id = {param}, error = '' WHERE id = {param}",
+                    [(o.at, o.message_id, o.account_id, o.job.id) for o in sent])
+                Event.insert_many(
+                    [{"team": self.team_id, "contact": o.job.contact.id, "campaign_id": self.campaign_id,
+                      "type": "sent", "at": o.at, "data": f'{{"send": {o.job.id}}}'} for o in sent]).execute()
+            if deferred_rows:
+                cursor.executemany(
+                    f"UPDATE {table} SET status = 'deferred', next_attempt_at = {param}, error = {param}, "
+                    f"smtp_account_id = {param} WHERE id = {param}", deferred_rows)
+            if failed_rows:
+                cursor.executemany(
+                    f"UPDATE {table} SET status = 'failed', next_attempt_at = NULL, error = {param}, "
+                    f"smtp_account_id = {param} WHERE id = {param}", failed_rows)
+            if bounced:
+                self.write_bounces(cursor, bounced, now)
+            if requeue:
+                ids = [o.job.id for o in requeue]
+                for start in range(0, len(ids), 500):
+                    (Send.update(status="queued", next_attempt_at=None,
+                                 attempts=Case(None, [(Send.attempts > 0, Send.attempts - 1)], 0))
+                     .where((Send.id << ids[start:start + 500]) & (Send.status == "sending")).execute())
+            if skipped:
+                cursor.executemany(f"UPDATE {table} SET status = 'skipped', error = {param} WHERE id = {param}",
+                                   [(o.error, o.job.id) for o in skipped])
+            gave_up = len(failed_rows) + len(bounced)
+            if sent or gave_up:
+                (Campaign.update(sent=Campaign.sent + len(sent), failed=Campaign.failed + gave_up, updated_at=now)
+                 .where(Campaign.id == self.campaign_id).execute())
+            if sent:
+                count_usage(self.team_id, len(sent), now)
+
+    def write_bounces(self, cursor, bounced, now):
+        param = db.param
+        cursor.executemany(
+            f"UPDATE {Send._meta.table_name} SET status = 'bounced', next_attempt_at = NULL, error = {param}, "
+            f"smtp_account_id = {param} WHERE id = {param}",
+            [(o.error, o.account_id, o.job.id) for o in bounced])
+        Event.insert_many(
+            [{"team": self.team_id, "contact": o.job.contact.id, "campaign_id": self.campaign_id, "type": "bounced",
+              "at": o.at, "data": json.dumps({"send": o.job.id, "code": o.code, "reply": o.error, "hard": o.hard})}
+             for o in bounced]).execute()
+        hard = [o.job.contact.id for o in bounced if o.hard]
+        if hard:
+            changed = [c for (c,) in Contact.select(Contact.id)
+                       .where((Contact.id << hard) & (Contact.status == "active")).tuples()]
+            if changed:
+                Contact.update(status="bounced", updated_at=now).where(Contact.id << changed).execute()
+                Event.insert_many(
+                    [{"team": self.team_id, "contact": c, "campaign_id": self.campaign_id, "type": "status_changed",
+                      "at": now, "data": json.dumps({"from": "active", "to": "bounced", "by": None,
+                                                     "reason": "hard bounce"})} for c in changed]).execute()
+
+
+def count_usage(team_id, sent, now=None):
+    """Add `sent` messages to the team's usage for the month (an upsert, safe under concurrency)."""
+    month = (now or utcnow()).strftime("%Y-%m")
+    (Usage.insert(team=team_id, month=month, messages_sent=sent)
+     .on_conflict(conflict_target=[Usage.team, Usage.month],
+                  update={Usage.messages_sent: Usage.messages_sent + sent})
+     .execute())
+
+
+# --- Entry point ----------------------------------------------------------------------
+
+def _factory_class():
+    from app.sending.message import MessageFactory
+    return MessageFactory
+
+
+def build_factories(campaign, factory_class, base_url):
+    """A message factory per variant of the campaign (and one for sends without a variant)."""
+    factories = {None: factory_class(campaign, None, base_url=base_url)}
+    for variant in Variant.select().where(Variant.campaign == campaign):
+        factories[variant.id] = factory_class(campaign, variant, base_url=base_url)
+    return factories
+
+
+def run_campaign(campaign_id, deadline_seconds=None, factory_class=None):
+    """Send what is due for one campaign, until it is done, stopped, or the deadline passes.
+
+    Must run inside the app context, while the caller holds the campaign's
+    run lock (tasks/sending.py). Returns a RunResult telling the caller
+    whether (and when) to run again.
+    """
+    campaign = Campaign.get_or_none(Campaign.id == campaign_id)
+    if campaign is None or campaign.state != "sending":
+        return RunResult("stopped", reason=f"the campaign is {campaign.state if campaign else 'gone'}")
+    config = current_app.config
+    settings = Settings.from_config(config)
+    if deadline_seconds is not None:
+        settings.run_seconds = deadline_seconds
+    recovered = ledger.recover_in_flight(campaign_id)
+    if recovered:
+        log.warning("campaign %s: %s sends were in flight when a previous run stopped; queued again",
+                    campaign_id, recovered)
+    accounts = accounts_service.active_accounts(campaign.team_id)
+    if not accounts:
+        reason = ("Paused by Loft: there is no active SMTP account to send through. "
+                  + _paused_accounts_in_words(campaign.team_id))
+        _pause_campaign(campaign, reason)
+        return RunResult("paused", reason=reason, recovered=recovered)
+    used = accounts_service.sent_counts([a.id for a in accounts])
+    lanes = [Lane(account, accounts_service.smtp_options(account, timeout=settings.smtp_timeout),
+                  used.get(account.id, {}))
+             for account in accounts]
+    factories = build_factories(campaign, factory_class or _factory_class(), config["BASE_URL"])
+    run = Run(campaign, lanes, factories, Checker(campaign.team_id), settings, sender=campaign.from_email)
+    started = time.monotonic()
+    asyncio.run(run.main())
+    log.info("campaign %s: run sent %s in %.1f s (%s)", campaign_id, run.sent, time.monotonic() - started,
+             run.stop_reason or "drained")
+    return _conclude(campaign_id, run, recovered)
+
+
+def _conclude(campaign_id, run, recovered):
+    campaign = Campaign.get_by_id(campaign_id)
+    result = dict(sent=run.sent, recovered=recovered)
+    if campaign.state != "sending":
+        return RunResult("stopped", reason=f"the campaign is {campaign.state}", **result)
+    if run.stop_reason == "accounts":
+        reason = "Paused by Loft: every SMTP account of the team is paused. " + run.stop_detail
+        _pause_campaign(campaign, reason)
+        return RunResult("paused", reason=reason, **result)
+    if run.stop_reason == "deadline":
+        return RunResult("deadline", again=True, **result)
+    counts = ledger.status_counts(campaign_id)
+    if run.stop_reason == "capped":
+        return RunResult("waiting", again=True, delay=300,
+                         reason="every SMTP account reached its hourly or daily limit", **result)
+    if counts.get("queued") or counts.get("sending"):
+        return RunResult("deadline", again=True, **result)  # e.g. an account paused mid-run; others remain
+    if counts.get("deferred"):
+        due = ledger.next_due(campaign_id)
+        delay = max(0.0, (due - utcnow()).total_seconds()) if due else 0.0
+        return RunResult("waiting", again=True, delay=delay, reason="retries are waiting", **result)
+    if counts.get("held"):
+        return RunResult("held", reason="the A/B test is running; the rest waits for the winner", **result)
+    try:
+        states.transition(campaign, "completed")
+    except states.TransitionError:
+        return RunResult("stopped", reason="the campaign changed meanwhile", **result)
+    return RunResult("completed", **result)
+
+
+def _pause_campaign(campaign, reason):
+    try:
+        states.transition(campaign, "paused", reason)
+    except states.TransitionError:
+        pass  # paused or cancelled by someone meanwhile
+
+
+def _paused_accounts_in_words(team_id):
+    paused = list(SmtpAccount.select().where((SmtpAccount.team == team_id) & (SmtpAccount.status == "paused")))
+    if not paused:
+        return "Add one under Sending › SMTP accounts, then resume the campaign."
+    parts = []
+    for account in paused:
+        until = f" until {account.paused_until:%Y-%m-%d %H:%M} UTC" if account.paused_until else ""
+        parts.append(f"“{account.name}” is paused{until}: {account.paused_reason or 'no reason given'}")
+    return "; ".join(parts) + ". Resume the campaign once an account can send again."

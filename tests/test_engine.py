@@ -1,0 +1,419 @@
+"""The sending engine against real SMTP servers on loopback (aiosmtpd): delivery, retries with
+backoff, 421 and dropped connections, bounces, account limits, caps, rotation, pause and resume."""
+import datetime
+import email
+import json
+import threading
+
+import pytest
+
+from app.campaigns import states
+from app.consent import suppression
+from app.models import Campaign
+from app.models import Contact
+from app.models import Event
+from app.models import MailingList
+from app.models import Send
+from app.models import SmtpAccount
+from app.models import Usage
+from app.models import utcnow
+from app.sending import engine
+from app.sending import ledger
+from tests.sending_support import TestSmtp
+from tests.sending_support import factory_class
+from tests.sending_support import launched
+from tests.sending_support import make_account
+from tests.sending_support import make_campaign
+from tests.sending_support import make_contacts
+from tests.sending_support import make_team
+from tests.sending_support import statuses
+
+
+@pytest.fixture
+def ctx(app):
+    app.config.update(SEND_RETRY_DELAYS=(0.05, 0.1), SEND_RECONNECT_DELAY=0.01, SEND_FLUSH_INTERVAL=0.05,
+                      SEND_STATE_INTERVAL=0.1, SEND_ACCOUNT_FAILURE_LIMIT=3, SEND_MAX_IN_RUN_WAIT=5.0,
+                      SEND_BATCH_SIZE=50)
+    with app.app_context():
+        yield app
+
+
+@pytest.fixture
+def smtp():
+    servers = []
+
+    def start(**behaviour):
+        server = TestSmtp(**behaviour)
+        servers.append(server)
+        return server
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def run(campaign_id, **kwargs):
+    return engine.run_campaign(campaign_id, factory_class=factory_class(), **kwargs)
+
+
+def run_until_settled(campaign_id, limit=10):
+    """Run again while the engine asks to (the task does this through the queue)."""
+    for _ in range(limit):
+        result = run(campaign_id)
+        if not result.again:
+            return result
+    raise AssertionError("the campaign did not settle")
+
+
+def test_every_recipient_gets_exactly_one_message_over_parallel_connections(ctx, smtp):
+    server = smtp()
+    team = make_team()
+    campaign, contacts, account = launched(team, 120, server.port, connections=4)
+
+    result = run(campaign.id)
+
+    assert result.outcome == "completed"
+    assert server.handler.delivered == {c.email: 1 for c in contacts}
+    assert server.handler.sessions == 4  # one connection per allowed connection, reused for many messages
+    campaign = Campaign.get_by_id(campaign.id)
+    assert campaign.state == "completed" and campaign.sent == 120 and campaign.failed == 0
+    assert statuses(campaign) == {"sent": 120}
+    send = Send.get(Send.campaign == campaign, Send.email == contacts[0].email)
+    assert send.smtp_account_id == account.id and send.sent_at is not None and send.attempts == 1
+    assert send.message_id.startswith("<") and send.message_id.endswith(">")
+    mail_from, rcpt, raw = next(m for m in server.handler.messages if m[1] == contacts[0].email)
+    assert mail_from == "news@acme.test"
+    message = email.message_from_bytes(raw)
+    assert message["Message-ID"] == send.message_id
+    assert Event.select().where((Event.type == "sent") & (Event.campaign_id == campaign.id)).count() == 120
+    usage = Usage.get(Usage.team == team)
+    assert usage.messages_sent == 120 and usage.month == utcnow().strftime("%Y-%m")
+
+
+def test_dot_stuffing_and_line_endings_survive_the_raw_data_write():
+    payload = engine.smtp_payload(b"Subject: x\r\n\r\n.hidden\r\nline\nbare\r\n..two\r\nend")
+    assert payload == b"Subject: x\r\n\r\n..hidden\r\nline\r\nbare\r\n...two\r\nend\r\n.\r\n"
+    assert engine.smtp_payload(b"A: b\r\n\r\nok\r\n") == b"A: b\r\n\r\nok\r\n.\r\n"
+
+
+def test_greylisting_451_is_retried_with_backoff_then_delivered_once(ctx, smtp):
+    server = smtp(greylist=True)
+    team = make_team()
+    campaign, contacts, _ = launched(team, 30, server.port)
+
+    result = run(campaign.id)
+
+    assert result.outcome == "completed"
+    assert server.handler.refused[451] == 30
+    assert server.handler.delivered == {c.email: 1 for c in contacts}
+    assert {s.attempts for s in Send.select().where(Send.campaign == campaign)} == {2}
+    assert statuses(campaign) == {"sent": 30}
+
+
+def test_421_with_closed_connection_and_dropped_connections_still_deliver_everyone_once(ctx, smtp):
+    # Every 3rd message on a connection gets 421 and a closed connection; every 4th on the other
+    # server loses its connection after the data was sent. Enough attempts that nobody runs out.
+    ctx.config.update(SEND_RETRY_DELAYS=(0.01,) * 12)
+    closing = smtp(close_421_every=3)
+    dropping = smtp(drop_every=4)
+    team = make_team()
+    mailing_list = MailingList.create(team=team, name="All")
+    contacts = make_contacts(team, 80, mailing_list)
+    make_account(team, closing.port, name="Closes with 421", max_connections=3)
+    make_account(team, dropping.port, name="Drops mid-DATA", max_connections=3)
+    campaign = make_campaign(team, [mailing_list])
+    ledger.freeze_audience(campaign)
+
+    result = run_until_settled(campaign.id)
+
+    assert result.outcome == "completed"
+    assert closing.handler.refused[421] > 0 and dropping.handler.refused[0] > 0
+    assert closing.handler.sessions > 3 and dropping.handler.sessions > 3  # reconnected after each drop
+    both = closing.handler.delivered + dropping.handler.delivered
+    assert both == {c.email: 1 for c in contacts}
+    assert statuses(campaign) == {"sent": 80}
+    retries = sum(s.attempts - 1 for s in Send.select().where(Send.campaign == campaign))
+    assert retries == closing.handler.refused[421] + dropping.handler.refused[0]
+
+
+def test_temporary_failures_give_up_after_the_last_attempt_and_can_be_requeued(ctx, smtp):
+    from app.campaigns import services as campaign_services
+    server = smtp(always_451=("reader3@",))
+    team = make_team()
+    campaign, contacts, _ = launched(team, 5, server.port)
+
+    result = run_until_settled(campaign.id)
+
+    assert result.outcome == "completed"
+    failed = Send.get(Send.campaign == campaign, Send.email == "reader3@example.com")
+    assert failed.status == "failed" and failed.attempts == 3  # SEND_RETRY_DELAYS has two delays
+    assert failed.error.startswith("451 4.3.0")
+    assert server.handler.seen_rcpt["reader3@example.com"] == 3
+    campaign = Campaign.get_by_id(campaign.id)
+    assert campaign.sent == 4 and campaign.failed == 1
+    assert [s.email for s in ledger.failed_sends(campaign)] == ["reader3@example.com"]
+
+    server.handler.always_451 = ()
+    count, campaign = campaign_services.requeue_failed(campaign)
+    assert count == 1 and campaign.state == "sending"
+    assert run_until_settled(campaign.id).outcome == "completed"
+    assert server.handler.delivered["reader3@example.com"] == 1
+    assert sum(server.handler.delivered.values()) == 5
+
+
+def test_permanent_5xx_is_a_bounce_and_user_unknown_marks_the_contact_bounced(ctx, smtp):
+    server = smtp(reject=("reader1@", "reader2@"))
+    team = make_team()
+    campaign, contacts, _ = launched(team, 6, server.port)
+
+    assert run(campaign.id).outcome == "completed"
+
+    bounced = Send.select().where((Send.campaign == campaign) & (Send.status == "bounced")).order_by(Send.id)
+    assert [s.email for s in bounced] == ["reader1@example.com", "reader2@example.com"]
+    assert all(s.error.startswith("550 5.1.1") and s.attempts == 1 for s in bounced)
+    assert Contact.get(Contact.email == "reader1@example.com").status == "bounced"
+    events = Event.select().where((Event.type == "bounced") & (Event.campaign_id == campaign.id))
+    assert {json.loads(e.data)["hard"] for e in events} == {True} and events.count() == 2
+    assert Campaign.get_by_id(campaign.id).failed == 2
+    assert sum(server.handler.delivered.values()) == 4
+
+
+def test_a_5xx_that_is_not_about_the_address_bounces_without_blaming_the_contact(ctx, smtp):
+    server = smtp(reject=("reader0@",), reject_reply="554 5.7.1 Message rejected as spam by content filter")
+    team = make_team()
+    campaign, _, _ = launched(team, 2, server.port)
+    run(campaign.id)
+    send = Send.get(Send.campaign == campaign, Send.email == "reader0@example.com")
+    assert send.status == "bounced"
+    assert Contact.get(Contact.email == "reader0@example.com").status == "active"
+
+
+@pytest.mark.parametrize("code,text,hard", [
+    (550, "5.1.1 <a@b>: Recipient address rejected: User unknown in virtual mailbox table", True),
+    (550, "No such user here", True),
+    (553, "5.1.2 Domain does not exist", True),
+    (552, "5.2.2 Mailbox full", False),
+    (554, "5.7.1 Spam detected", False),
+    (451, "4.1.1 try later", False),
+])
+def test_hard_bounce_classification(code, text, hard):
+    assert engine.is_hard_bounce(code, text) is hard
+
+
+def test_account_limit_reply_pauses_the_account_and_the_campaign_without_blaming_anyone(ctx, smtp):
+    server = smtp(limit_after=5)
+    team = make_team()
+    campaign, contacts, account = launched(team, 20, server.port, connections=1)
+
+    result = run(campaign.id)
+
+    assert result.outcome == "paused"
+    assert server.handler.total() == 5
+    account = SmtpAccount.get_by_id(account.id)
+    assert account.status == "paused" and "daily sending limit" in account.paused_reason
+    assert account.paused_until > utcnow() + datetime.timedelta(hours=23)
+    campaign = Campaign.get_by_id(campaign.id)
+    assert campaign.state == "paused"
+    assert "Loopback" in campaign.state_reason and "daily sending limit" in campaign.state_reason
+    assert statuses(campaign) == {"sent": 5, "queued": 15}  # nobody bounced, nobody failed
+    assert Contact.select().where(Contact.status != "active").count() == 0
+    assert {s.attempts for s in Send.select().where((Send.campaign == campaign) & (Send.status == "queued"))} == {0}
+
+
+def test_account_limit_on_one_account_moves_the_rest_to_another(ctx, smtp):
+    limited = smtp(limit_after=3)
+    other = smtp()
+    team = make_team()
+    mailing_list = MailingList.create(team=team, name="All")
+    contacts = make_contacts(team, 30, mailing_list)
+    icloud = make_account(team, limited.port, name="iCloud", max_connections=1)
+    make_account(team, other.port, name="Relay", max_connections=2)
+    campaign = make_campaign(team, [mailing_list])
+    ledger.freeze_audience(campaign)
+
+    result = run_until_settled(campaign.id)
+
+    assert result.outcome == "completed"
+    assert limited.handler.delivered + other.handler.delivered == {c.email: 1 for c in contacts}
+    assert limited.handler.total() == 3
+    assert SmtpAccount.get_by_id(icloud.id).status == "paused"
+
+
+def test_repeated_connection_failures_pause_the_account_then_the_campaign_with_the_reason(ctx):
+    from tests.conftest import free_port
+    team = make_team()
+    campaign, _, account = launched(team, 10, free_port(), connections=2)  # nothing listens there
+
+    result = run(campaign.id)
+
+    assert result.outcome == "paused"
+    account = SmtpAccount.get_by_id(account.id)
+    assert account.status == "paused" and "could not connect" in account.paused_reason
+    campaign = Campaign.get_by_id(campaign.id)
+    assert campaign.state == "paused" and "could not connect to 127.0.0.1" in campaign.state_reason
+    assert statuses(campaign) == {"queued": 10}
+
+
+def test_no_active_account_pauses_the_campaign_with_the_reason(ctx):
+    team = make_team()
+    campaign, _, account = launched(team, 3, 2525)
+    SmtpAccount.update(status="paused", paused_reason="Paused by you").where(SmtpAccount.id == account.id).execute()
+
+    result = run(campaign.id)
+
+    assert result.outcome == "paused"
+    campaign = Campaign.get_by_id(campaign.id)
+    assert campaign.state == "paused" and "“Loopback” is paused: Paused by you" in campaign.state_reason
+
+
+def test_weighted_rotation_across_accounts(ctx, smtp):
+    heavy, light = smtp(), smtp()
+    team = make_team()
+    mailing_list = MailingList.create(team=team, name="All")
+    make_contacts(team, 40, mailing_list)
+    make_account(team, heavy.port, name="Heavy", weight=3, max_connections=2)
+    make_account(team, light.port, name="Light", weight=1, max_connections=2)
+    campaign = make_campaign(team, [mailing_list])
+    ledger.freeze_audience(campaign)
+
+    assert run(campaign.id).outcome == "completed"
+    assert (heavy.handler.total(), light.handler.total()) == (30, 10)
+
+
+def test_hourly_cap_counts_earlier_sends_and_stops_at_the_limit(ctx, smtp):
+    server = smtp()
+    team = make_team()
+    campaign, contacts, account = launched(team, 8, server.port, per_hour=5)
+    # Two messages went through this account half an hour ago (another campaign).
+    earlier = make_campaign(team, state="completed")
+    for contact in contacts[:2]:
+        Send.create(campaign=earlier, contact=contact, email=contact.email, status="sent",
+                    smtp_account=account, sent_at=utcnow() - datetime.timedelta(minutes=30))
+
+    result = run(campaign.id)
+    assert result.outcome == "waiting" and result.again
+    assert server.handler.total() == 3
+    assert statuses(campaign) == {"sent": 3, "queued": 5}
+    assert Campaign.get_by_id(campaign.id).state == "sending"
+
+
+def test_per_second_limit_is_respected(ctx, smtp):
+    server = smtp()
+    team = make_team()
+    campaign, _, _ = launched(team, 25, server.port, per_second=10, connections=4)
+
+    assert run(campaign.id).outcome == "completed"
+
+    times = sorted(server.handler.accepted_at)
+    most_in_a_second = max(sum(1 for t in times if start <= t < start + 1.0) for start in times)
+    assert len(times) == 25 and most_in_a_second <= 11  # 10 a second plus one token of burst
+
+
+def test_parallel_deliveries_per_recipient_domain_are_limited(ctx, smtp):
+    ctx.config.update(SEND_DOMAIN_LIMITS={"gmail.com": 2})
+    server = smtp(delay=0.03, track_domains=True)
+    team = make_team()
+    mailing_list = MailingList.create(team=team, name="All")
+    contacts = make_contacts(team, 60, mailing_list, domains=["gmail.com", "a.example", "b.example"])
+    make_account(team, server.port, max_connections=8)
+    campaign = make_campaign(team, [mailing_list])
+    ledger.freeze_audience(campaign)
+
+    assert run(campaign.id).outcome == "completed"
+
+    assert server.handler.delivered == {c.email: 1 for c in contacts}
+    assert server.handler.max_active["gmail.com"] <= 2
+    assert server.handler.max_active_total > 2  # the other domains did go in parallel
+
+
+def test_contacts_that_left_or_were_suppressed_after_publishing_are_skipped(ctx, smtp):
+    server = smtp()
+    team = make_team()
+    campaign, contacts, _ = launched(team, 5, server.port)
+    Contact.update(status="unsubscribed").where(Contact.id == contacts[1].id).execute()
+    suppression.suppress(team.id, "email", contacts[2].email)
+    contacts[3].delete_instance()
+
+    assert run(campaign.id).outcome == "completed"
+
+    assert set(server.handler.delivered) == {contacts[0].email, contacts[4].email}
+    skipped = {s.email: s.error for s in Send.select().where((Send.campaign == campaign) & (Send.status == "skipped"))}
+    assert set(skipped) == {contacts[1].email, contacts[2].email, contacts[3].email}
+    assert "unsubscribed" in skipped[contacts[1].email] and "suppression" in skipped[contacts[2].email]
+
+
+def test_pause_stops_within_a_second_and_resume_finishes_without_duplicates(ctx, smtp):
+    server = smtp(delay=0.01)
+    team = make_team()
+    campaign, contacts, _ = launched(team, 300, server.port, connections=2)
+    results = []
+
+    def background():
+        with ctx.app_context():
+            results.append(run(campaign.id))
+    thread = threading.Thread(target=background)
+    thread.start()
+    while server.handler.total() < 20 and thread.is_alive():
+        thread.join(0.01)
+    states.transition(Campaign.get_by_id(campaign.id), "paused", "Paused by a test")
+    thread.join(30)
+
+    assert not thread.is_alive() and results and results[0].outcome == "stopped", results
+    delivered_at_pause = server.handler.total()
+    assert delivered_at_pause < 300
+    counts = statuses(campaign)
+    assert counts == {"sent": delivered_at_pause, "queued": 300 - delivered_at_pause}
+
+    states.transition(Campaign.get_by_id(campaign.id), "sending")
+    assert run(campaign.id).outcome == "completed"
+    assert server.handler.delivered == {c.email: 1 for c in contacts}
+
+
+def test_a_new_run_queues_sends_left_in_flight_by_a_dead_one(ctx, smtp):
+    server = smtp()
+    team = make_team()
+    campaign, contacts, _ = launched(team, 10, server.port)
+    # A dead run claimed three sends (status "sending") and never recorded them.
+    claimed = [s.id for s in Send.select().where(Send.campaign == campaign).order_by(Send.id).limit(3)]
+    Send.update(status="sending", attempts=1).where(Send.id << claimed).execute()
+
+    result = run(campaign.id)
+
+    assert result.recovered == 3 and result.outcome == "completed"
+    assert server.handler.delivered == {c.email: 1 for c in contacts}
+    assert {s.attempts for s in Send.select().where(Send.id << claimed)} == {2}
+
+
+def test_stopped_or_other_state_campaigns_are_not_sent(ctx, smtp):
+    server = smtp()
+    team = make_team()
+    campaign, _, _ = launched(team, 3, server.port)
+    Campaign.update(state="paused").where(Campaign.id == campaign.id).execute()
+    assert run(campaign.id).outcome == "stopped"
+    assert server.handler.total() == 0
+
+
+def test_deadline_hands_back_with_the_rest_queued(ctx, smtp):
+    server = smtp(delay=0.005)
+    team = make_team()
+    campaign, contacts, _ = launched(team, 200, server.port, connections=2)
+
+    first = run(campaign.id, deadline_seconds=0)  # claims nothing after the deadline
+
+    assert first.outcome == "deadline" and first.again
+    assert "sending" not in statuses(campaign)
+    assert run_until_settled(campaign.id).outcome == "completed"
+    assert server.handler.delivered == {c.email: 1 for c in contacts}
+
+
+def test_the_task_runs_the_engine_and_completes_the_campaign(ctx, smtp, monkeypatch):
+    from tasks import sending as sending_tasks
+    server = smtp()
+    team = make_team()
+    campaign, contacts, _ = launched(team, 12, server.port)
+    monkeypatch.setattr(engine, "_factory_class", factory_class)
+
+    sending_tasks.send_campaign(campaign.id)  # immediate mode: runs inline
+
+    assert Campaign.get_by_id(campaign.id).state == "completed"
+    assert server.handler.delivered == {c.email: 1 for c in contacts}
+
