@@ -210,8 +210,9 @@ def recover_in_flight(campaign_id):
     Only safe while holding the campaign's run lock (tasks/sending.py): it
     assumes no other run is sending this campaign. These are the messages in
     flight at the crash: each may or may not have reached its recipient, and
-    sending it again is preferred over skipping the person (documented in
-    docs/architecture.md). Their claim already counted as an attempt.
+    sending it again is preferred over skipping the person: the issue allows a
+    duplicate only for these, and a skipped recipient could never be found
+    again. Their claim already counted as an attempt.
     """
     return (Send.update(status="queued", next_attempt_at=None)
             .where((Send.campaign == campaign_id) & (Send.status == "sending")).execute())
