@@ -229,6 +229,24 @@ def test_no_tls_is_refused_for_a_remote_host_and_allowed_on_loopback(admin, web)
     assert SmtpAccount.get().tls_mode == "none"
 
 
+def test_only_the_instance_administrator_may_use_a_host_on_this_machine_or_a_private_network(app, admin):
+    other_team = Team.create(name="Tenant")
+    user, tenant_admin = make_member(app, other_team, "admin", email="tenant@example.com")
+    from app.models import User
+    User.update(current_team_id=other_team.id).where(User.id == user.id).execute()
+    for host in ("127.0.0.1", "localhost", "10.0.0.5", "192.168.1.1", "169.254.169.254", "::1"):
+        response = tenant_admin.post("/sending/accounts/new", account_form(host=host))
+        assert response.status_code == 422, host
+        assert "Only the instance administrator" in soup(response).select_one("#e-host").get_text()
+    assert tenant_admin.post("/sending/accounts/new", account_form(host="smtp.example.com")).status_code == 302
+    # An account the instance administrator pointed at this machine stays editable by the team.
+    local = make_account(other_team, name="Local", host="127.0.0.1", port=2525)
+    response = tenant_admin.post(f"/sending/accounts/{local.id}/edit", account_form(host="127.0.0.1", port="2525",
+                                                                                      name="Local relay"))
+    assert response.status_code == 302
+    assert SmtpAccount.get_by_id(local.id).name == "Local relay"
+
+
 @pytest.mark.parametrize("field, value, message", [
     ("per_day", "-5", "Messages per day: enter 0 or more."),
     ("per_hour", "lots", "Messages per hour: enter a whole number (0 means no limit)."),
@@ -461,6 +479,21 @@ def test_account_limit_replies_are_recognised(code, message):
 ])
 def test_recipient_problems_are_not_account_limits(code, message):
     assert not accounts.is_account_limit_reply(code, message)
+
+
+def test_an_account_limit_reply_pauses_the_account_until_it_may_send_again(app, admin):
+    team = acme()
+    icloud, relay = make_account(team, host="smtp.mail.me.com"), make_account(team, name="SES")
+    now = utcnow()
+    until = accounts.pause_for_limit_reply(icloud, 550, "5.7.1 You have exceeded your daily sending limit", now=now)
+    assert until == now + datetime.timedelta(hours=24)
+    until = accounts.pause_for_limit_reply(relay, 454, "Throttling failure: Maximum sending rate exceeded.", now=now)
+    assert until == now + datetime.timedelta(minutes=15)
+    icloud = SmtpAccount.get_by_id(icloud.id)
+    assert icloud.status == "paused"
+    assert icloud.paused_reason.startswith(
+        "smtp.mail.me.com refused more mail from this account: 550 5.7.1 You have exceeded your daily sending limit")
+    assert accounts.active_accounts(team.id) == []
 
 
 def _fake(id, weight=1, **caps):

@@ -168,6 +168,25 @@ def is_loopback(host):
         return False
 
 
+def is_private_host(host):
+    """This machine or a private network, by its literal name or address.
+
+    On an instance shared by several teams, only the instance administrator may
+    point an account there: "Test connection" shows what answers, so a team
+    could otherwise probe services on Loft's own machine and network.
+    (A public name that resolves to a private address is not caught here.)
+    """
+    host = host.strip().strip("[]").lower().rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return (address.is_private or address.is_loopback or address.is_link_local or address.is_reserved
+            or address.is_unspecified or address.is_multicast)
+
+
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
 
@@ -200,11 +219,12 @@ def _whole_number(form, field, label, errors, minimum=0, maximum=10_000_000):
     return value
 
 
-def validate(form, account=None):
+def validate(form, account=None, allow_private=False):
     """Clean the account form; raise AccountError with a message per field.
 
     Returns (values, warnings). An empty password keeps the stored one when
-    editing; a new account with a user name needs a password.
+    editing; a new account with a user name needs a password. Hosts on this
+    machine or a private network need allow_private (the instance administrator).
     """
     errors = {}
     preset = form.get("preset") or (account.preset if account else "generic")
@@ -228,6 +248,9 @@ def validate(form, account=None):
         errors["host"] = "Enter only the host name, e.g. smtp.example.com: no smtp://, path or port (the port has its own field)."
     elif not _valid_host(host):
         errors["host"] = "That is not a valid host name: use letters, digits, dots and hyphens, e.g. smtp.example.com."
+    elif is_private_host(host) and not allow_private:
+        errors["host"] = ("Only the instance administrator can use a server on this machine or on a private "
+                          "network. Enter your provider's public SMTP host.")
     values["port"] = _whole_number(form, "port", "Port", errors, minimum=1, maximum=65535)
     if "port" in errors:
         errors["port"] = "Enter a port number between 1 and 65535 (587 for STARTTLS, 465 for implicit TLS)."
@@ -269,16 +292,16 @@ def validate(form, account=None):
     return values, warnings
 
 
-def create_account(team, form):
+def create_account(team, form, allow_private=False):
     """Validate and store a new account; returns (account, warnings)."""
-    values, warnings = validate(form)
+    values, warnings = validate(form, allow_private=allow_private)
     account = SmtpAccount.create(team=team, **values)
     return account, warnings
 
 
-def update_account(account, form):
+def update_account(account, form, allow_private=False):
     """Validate and save changes; an empty password field keeps the stored password."""
-    values, warnings = validate(form, account)
+    values, warnings = validate(form, account, allow_private=allow_private or account.host == form.get("host", "").strip().lower())
     changed_connection = any(values.get(k) != getattr(account, k) for k in ("host", "port", "tls_mode", "username"))
     if changed_connection or "password" in values:
         values.update(last_test_at=None, last_test_result="")  # the old test no longer says anything
@@ -454,7 +477,8 @@ def test_connection(account, timeout=TEST_TIMEOUT):
                        "changed since it was saved). Enter the password again.")
     transcript = []
     try:
-        asyncio.run(_converse(account, options, transcript))
+        # Each step has its own timeout; this bounds the whole conversation, since a web request waits for it.
+        asyncio.run(asyncio.wait_for(_converse(account, options, transcript), timeout * 3))
     except (aiosmtplib.SMTPException, OSError, ssl.SSLError, asyncio.TimeoutError) as exc:
         if isinstance(exc, aiosmtplib.SMTPResponseException):
             transcript.append(f"S: {exc.code} {exc.message}")
@@ -503,6 +527,21 @@ def is_account_limit_reply(code, message):
         "maximum credits exceeded",  # SendGrid
     )
     return any(phrase in text for phrase in phrases)
+
+
+def pause_for_limit_reply(account, code, message, now=None):
+    """Pause an account that answered with is_account_limit_reply(); returns the UTC time it resumes.
+
+    A daily cap pauses it for 24 hours (providers count a rolling day), any
+    other rate or peak limit for 15 minutes. The reason keeps the server's words.
+    """
+    now = now or utcnow()
+    daily = "daily" in (message or "").lower() or "quota" in (message or "").lower()
+    until = now + (datetime.timedelta(hours=24) if daily else datetime.timedelta(minutes=15))
+    reason = (f"{account.host} refused more mail from this account: {code} {message}".strip()
+              + f" Sending through it resumes by itself at {until:%Y-%m-%d %H:%M} UTC.")
+    pause_account(account.id, reason, until=until)
+    return until
 
 
 def sent_counts(account_ids, now=None):

@@ -11,6 +11,7 @@ from flask import redirect
 from flask import render_template
 from flask import request
 from flask import url_for
+from flask_login import current_user
 
 from app.htmx import hx_redirect
 from app.htmx import is_htmx
@@ -56,7 +57,8 @@ def accounts():
 def new_account():
     if request.method == "POST":
         try:
-            account, warnings = account_services.create_account(g.team, request.form)
+            account, warnings = account_services.create_account(g.team, request.form,
+                                                                allow_private=current_user.is_instance_admin)
         except account_services.AccountError as exc:
             return _render_form(None, request.form, 422, errors=exc.errors)
         return _saved(account, warnings, f"SMTP account “{account.name}” saved. Test the connection next.")
@@ -72,7 +74,8 @@ def edit_account(account_id):
     account = _account_or_404(account_id)
     if request.method == "POST":
         try:
-            account, warnings = account_services.update_account(account, request.form)
+            account, warnings = account_services.update_account(account, request.form,
+                                                                allow_private=current_user.is_instance_admin)
         except account_services.AccountError as exc:
             return _render_form(account, request.form, 422, errors=exc.errors)
         return _saved(account, warnings, f"SMTP account “{account.name}” saved.")
