@@ -452,3 +452,15 @@ def test_another_teams_ids_are_not_found_on_every_route(app, web, admin):
     # Their contacts never show in my list or my export.
     assert "theirs@example.com" not in web.get("/contacts/").get_data(as_text=True)
     assert "theirs@example.com" not in web.get("/contacts/export").get_data(as_text=True)
+
+
+def test_gdpr_buttons_appear_for_administrators_once_the_consent_area_has_them(app, web, admin):
+    if "consent.export_contact" not in app.view_functions or "consent.erase_contact" not in app.view_functions:
+        pytest.skip("the consent area's export/erase routes are not in this tree")
+    contact = add_contact(acme(), "gdpr@example.com")
+    page = soup(web.get(f"/contacts/{contact.id}"))
+    assert page.select_one("#gdpr-export")["href"] == f"/contacts/{contact.id}/export.json"
+    assert page.select_one("#gdpr-erase")["href"] == f"/contacts/{contact.id}/erase"
+    _, author = make_member(app, acme(), "author")
+    page = soup(author.get(f"/contacts/{contact.id}"))
+    assert page.select_one("#gdpr-export") is None and page.select_one("#gdpr-erase") is None
