@@ -8,7 +8,6 @@ connection, drop the connection during DATA, refuse some recipients with
 """
 import asyncio
 import collections
-import datetime
 import threading
 
 from aiosmtpd.controller import Controller
@@ -200,35 +199,3 @@ def statuses(campaign):
 
 def sends(campaign):
     return list(Send.select().where(Send.campaign == campaign).order_by(Send.id))
-
-
-# --- The message factory --------------------------------------------------------------
-
-class SimpleFactory:
-    """A minimal stand-in with MessageFactory's interface, used only while
-    app/sending/message.py (another area) is not there yet."""
-
-    def __init__(self, campaign, variant=None, base_url=""):
-        self.campaign = campaign
-        self.subject = (variant.subject if variant is not None and variant.subject else campaign.subject)
-        self.domain = campaign.from_email.rpartition("@")[2] or "loft.invalid"
-        self.body = ("x" * 76 + "\r\n") * 20
-
-    def message_id(self, send):
-        return f"<{send.campaign_id}.{send.id}@{self.domain}>"
-
-    def build(self, send, contact):
-        headers = (f"From: {self.campaign.from_email}\r\nTo: {send.email}\r\nSubject: {self.subject}\r\n"
-                   f"Message-ID: {self.message_id(send)}\r\nX-Loft-Send: {send.id}\r\n"
-                   f"Date: {datetime.datetime.now(datetime.timezone.utc):%a, %d %b %Y %H:%M:%S +0000}\r\n"
-                   "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n")
-        return (headers + f"Hello {contact.name}\r\n.leading dot line\r\n" + self.body).encode()
-
-
-def factory_class():
-    """The real MessageFactory when it exists; SimpleFactory until then."""
-    try:
-        from app.sending.message import MessageFactory
-    except ImportError:
-        return SimpleFactory
-    return MessageFactory

@@ -20,7 +20,6 @@ from app.models import utcnow
 from app.sending import engine
 from app.sending import ledger
 from tests.sending_support import TestSmtp
-from tests.sending_support import factory_class
 from tests.sending_support import launched
 from tests.sending_support import make_account
 from tests.sending_support import make_campaign
@@ -52,7 +51,7 @@ def smtp():
 
 
 def run(campaign_id, **kwargs):
-    return engine.run_campaign(campaign_id, factory_class=factory_class(), **kwargs)
+    return engine.run_campaign(campaign_id, **kwargs)
 
 
 def run_until_settled(campaign_id, limit=10):
@@ -405,15 +404,51 @@ def test_deadline_hands_back_with_the_rest_queued(ctx, smtp):
     assert server.handler.delivered == {c.email: 1 for c in contacts}
 
 
-def test_the_task_runs_the_engine_and_completes_the_campaign(ctx, smtp, monkeypatch):
+def test_the_task_runs_the_engine_and_completes_the_campaign(ctx, smtp):
     from tasks import sending as sending_tasks
     server = smtp()
     team = make_team()
     campaign, contacts, _ = launched(team, 12, server.port)
-    monkeypatch.setattr(engine, "_factory_class", factory_class)
 
     sending_tasks.send_campaign(campaign.id)  # immediate mode: runs inline
 
     assert Campaign.get_by_id(campaign.id).state == "completed"
     assert server.handler.delivered == {c.email: 1 for c in contacts}
 
+
+
+def test_messages_from_a_verified_domain_are_dkim_signed(ctx, smtp):
+    import dkim
+    from app.models import SenderDomain
+    from app.sending import domains
+    server = smtp()
+    team = make_team()
+    row = domains.add_domain(team, "acme.test")
+    SenderDomain.update(verified_at=utcnow()).where(SenderDomain.id == row.id).execute()
+    row = SenderDomain.get_by_id(row.id)
+    campaign, contacts, _ = launched(team, 6, server.port)
+
+    assert run(campaign.id).outcome == "completed"
+
+    record = domains.dkim_record(row).encode()
+    dns = {f"{row.dkim_selector}._domainkey.acme.test.".encode(): record}
+    assert len(server.handler.messages) == 6
+    for _, rcpt, raw in server.handler.messages:
+        assert raw.startswith(b"DKIM-Signature:")
+        assert dkim.verify(raw, dnsfunc=lambda name, timeout=5: dns.get(name))
+
+
+def test_an_undecryptable_dkim_key_pauses_the_campaign_instead_of_sending_unsigned(ctx, smtp):
+    from app.models import SenderDomain
+    from app.sending import domains
+    server = smtp()
+    team = make_team()
+    row = domains.add_domain(team, "acme.test")
+    SenderDomain.update(verified_at=utcnow(), dkim_private_key="gAAAA-not-a-valid-token").where(
+        SenderDomain.id == row.id).execute()
+    campaign, _, _ = launched(team, 2, server.port)
+
+    assert run(campaign.id).outcome == "paused"
+    campaign = Campaign.get_by_id(campaign.id)
+    assert campaign.state == "paused" and "DKIM" in campaign.state_reason
+    assert server.handler.total() == 0

@@ -70,7 +70,9 @@ from app.models import Usage
 from app.models import Variant
 from app.models import utcnow
 from app.sending import accounts as accounts_service
+from app.sending import domains as domains_service
 from app.sending import ledger
+from app.sending.message import MessageFactory
 
 log = logging.getLogger(__name__)
 
@@ -292,8 +294,9 @@ class Lane:
 # --- The run ------------------------------------------------------------------------
 
 class Run:
-    def __init__(self, campaign, lanes, factories, checker, settings, sender):
+    def __init__(self, campaign, lanes, factories, checker, settings, sender, dkim_domain=None):
         self.campaign = campaign
+        self.dkim_domain = dkim_domain  # a SenderDomain: every message is DKIM-signed with its key
         self.campaign_id = campaign.id
         self.team_id = campaign.team_id
         self.lanes = {lane.id: lane for lane in lanes}
@@ -312,6 +315,9 @@ class Run:
         self.domain_limits = {}
         self.deadline = time.monotonic() + settings.run_seconds
         self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="loft-send-db")
+        # RSA signing releases the GIL, so DKIM runs on two threads beside the event loop.
+        self.signers = (concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="loft-dkim")
+                        if dkim_domain is not None else None)
 
     # -- plumbing --
 
@@ -352,6 +358,8 @@ class Run:
         finally:
             await self.db(db.close)
             self.executor.shutdown(wait=True)
+            if self.signers is not None:
+                self.signers.shutdown(wait=True)
 
     def release(self, job):
         """A claimed job this run will not send: back to the queue, its attempt not counted."""
@@ -578,6 +586,9 @@ class Run:
         try:
             message = factory.build(job.send, job.contact)
             message_id = factory.message_id(job.send)
+            if self.signers is not None:
+                message = await self.loop.run_in_executor(self.signers, domains_service.sign, message,
+                                                          self.dkim_domain)
         except Exception as exc:  # noqa: BLE001 - a broken message must not stop the campaign
             log.exception("building message for send %s failed", job.id)
             self.results.append(Outcome("failed", job, error=f"The message could not be built: {exc}"))
@@ -808,20 +819,15 @@ def count_usage(team_id, sent, now=None):
 
 # --- Entry point ----------------------------------------------------------------------
 
-def _factory_class():
-    from app.sending.message import MessageFactory
-    return MessageFactory
-
-
-def build_factories(campaign, factory_class, base_url):
+def build_factories(campaign):
     """A message factory per variant of the campaign (and one for sends without a variant)."""
-    factories = {None: factory_class(campaign, None, base_url=base_url)}
+    factories = {None: MessageFactory(campaign, None)}
     for variant in Variant.select().where(Variant.campaign == campaign):
-        factories[variant.id] = factory_class(campaign, variant, base_url=base_url)
+        factories[variant.id] = MessageFactory(campaign, variant)
     return factories
 
 
-def run_campaign(campaign_id, deadline_seconds=None, factory_class=None):
+def run_campaign(campaign_id, deadline_seconds=None):
     """Send what is due for one campaign, until it is done, stopped, or the deadline passes.
 
     Must run inside the app context, while the caller holds the campaign's
@@ -849,8 +855,17 @@ def run_campaign(campaign_id, deadline_seconds=None, factory_class=None):
     lanes = [Lane(account, accounts_service.smtp_options(account, timeout=settings.smtp_timeout),
                   used.get(account.id, {}))
              for account in accounts]
-    factories = build_factories(campaign, factory_class or _factory_class(), config["BASE_URL"])
-    run = Run(campaign, lanes, factories, Checker(campaign.team_id), settings, sender=campaign.from_email)
+    factories = build_factories(campaign)
+    dkim_domain = domains_service.domain_for_sender(campaign.team_id, campaign.from_email)
+    if dkim_domain is not None:
+        try:
+            domains_service.sign(b"From: check@" + dkim_domain.domain.encode() + b"\r\n\r\n", dkim_domain)
+        except domains_service.DomainError as exc:
+            reason = f"Paused by Loft: messages cannot be DKIM-signed. {exc}"
+            _pause_campaign(campaign, reason)
+            return RunResult("paused", reason=reason, recovered=recovered)
+    run = Run(campaign, lanes, factories, Checker(campaign.team_id), settings, sender=campaign.from_email,
+              dkim_domain=dkim_domain)
     started = time.monotonic()
     asyncio.run(run.main())
     log.info("campaign %s: run sent %s in %.1f s (%s)", campaign_id, run.sent, time.monotonic() - started,
