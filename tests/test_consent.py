@@ -326,3 +326,30 @@ def test_erasure_removes_the_person_and_keeps_the_suppression(app, web, team, ad
     assert is_suppressed(app, team, "pat@example.com")
     assert checker_says(app, team, "pat@example.com")
     assert MailingList.get_by_id(news.id)  # the list stays
+
+
+# --- Parsing ------------------------------------------------------------------------------
+
+TRICKY = ["Ann@Example.com", "a.b+c@sub.example.co.uk", "a..b@example.com", ".a@example.com", "a.@example.com",
+          "a@-x.com", "a@x-.com", "a@example.test", "a@foo.localhost", "a@x.c", "a@x.co1", "a@xn--bcher-kva.de",
+          "a_b@example.org", "-a@example.org", "a@example.arpa", "x" * 65 + "@example.com",
+          "a@" + "b" * 64 + ".com", "a@1.2.3.4", "user@example.c0m", "a@ex_ample.com", "A@EXAMPLE.ONION",
+          "a@b.example-.com", "name@sub.-example.com", "a@" + ".".join(["abcdefghij"] * 24) + ".com"]
+
+
+@pytest.mark.parametrize("text", TRICKY)
+def test_the_fast_path_agrees_with_the_validator(text):
+    """Imports skip the validator for plain addresses; the answer must be the validator's."""
+    from email_validator import EmailNotValidError
+    from email_validator import validate_email
+    from app.consent.services import ConsentError
+    from app.consent.services import parse_entry
+    try:
+        expected = ("email", validate_email(text, check_deliverability=False).normalized.lower())
+    except EmailNotValidError:
+        expected = None
+    try:
+        got = parse_entry(text)
+    except ConsentError:
+        got = None
+    assert got == expected

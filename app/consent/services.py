@@ -14,6 +14,7 @@ import dataclasses
 import json
 import re
 
+from email_validator import SPECIAL_USE_DOMAIN_NAMES
 from email_validator import EmailNotValidError
 from email_validator import validate_email
 from peewee import Value
@@ -33,9 +34,15 @@ REASON_LABELS = {
 }
 KIND_LABELS = {"email": "Address", "domain": "Domain"}
 MAX_IMPORT_BYTES = 20 * 1024 * 1024
-MAX_IMPORT_LINES = 500_000
+MAX_IMPORT_LINES = 200_000  # about 20 s of work in one request; larger files are split
 SHOWN_ERRORS = 200  # per-line errors listed on the page; the rest are counted
 CHUNK = 500  # entries written per transaction by an import
+# The common shape of an address, lower-cased ASCII with nothing unusual: for
+# these the validator's answer is the text itself, so an import of 100,000
+# lines need not run it on each (it costs about 40 µs a line). Anything else,
+# including punycode domains (which the validator turns into Unicode), takes
+# the validator's path. tests/test_consent.py checks the two agree.
+SIMPLE_EMAIL = re.compile(r"[a-z0-9_+-]+(?:\.[a-z0-9_+-]+)*@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
 HEADER_WORDS = {"email", "e-mail", "email address", "address", "domain", "value", "emails", "domains"}
 
 
@@ -68,6 +75,9 @@ def parse_entry(text):
         raise ConsentError("That is too long for an email address or a domain.", field="value")
     local, at, domain = text.rpartition("@")
     if at and local:
+        simple = _simple_email(text)
+        if simple:
+            return "email", simple
         try:
             value = validate_email(text, check_deliverability=False).normalized.lower()
         except EmailNotValidError as exc:
@@ -81,6 +91,19 @@ def parse_entry(text):
     except EmailNotValidError:
         raise ConsentError(f"“{text}” is not a valid domain (for example example.com).", field="value")
     return "domain", value.rpartition("@")[2]
+
+
+def _simple_email(text):
+    """`text` lower-cased when it is a plain ASCII address the validator would accept unchanged, else None."""
+    lowered = text.lower()
+    if len(lowered) > 254 or not SIMPLE_EMAIL.fullmatch(lowered):
+        return None
+    local, _, domain = lowered.partition("@")
+    if len(local) > 64 or "xn--" in domain:
+        return None
+    if any(domain == name or domain.endswith("." + name) for name in SPECIAL_USE_DOMAIN_NAMES):
+        return None
+    return lowered
 
 
 # --- Reading ------------------------------------------------------------------
@@ -116,28 +139,40 @@ def check(team, text):
 
 # --- Contacts follow the list -------------------------------------------------
 
-def _contacts_matching(team, kind, values):
-    column = Contact.email if kind == "email" else Contact.domain
-    return (Contact.team == team) & (column << list(values)) & (Contact.status == "active")
-
-
 def mark_contacts(team, kind, values, user=None, why="suppression list"):
     """Set active contacts with these addresses (or of these domains) to "suppressed", with an event each.
 
-    Runs inside the caller's transaction; SQL does the work (INSERT ... SELECT
-    for the events, one UPDATE), so a domain with 100,000 contacts is two
-    statements. Contacts already unsubscribed, bounced or complained keep
-    that more telling status: they are not mailed either way.
+    Runs inside the caller's transaction. Contacts already unsubscribed,
+    bounced or complained keep that more telling status: they are not
+    mailed either way. Returns how many contacts changed.
     """
     if not values:
         return 0
     now = utcnow()
     data = json.dumps({"from": "active", "to": "suppressed", "reason": why, "by": user.id if user else None})
-    where = _contacts_matching(team, kind, values)
-    events = (Contact.select(Contact.team, Contact.id, Value("status_changed"), Value(str(now)), Value(data))
-              .where(where))
-    Event.insert_from(events, [Event.team, Event.contact, Event.type, Event.at, Event.data]).execute()
-    return Contact.update(status="suppressed", updated_at=now).where(where).execute()
+    if kind == "email":
+        # Look the addresses up without the status condition: with it, SQLite
+        # (no ANALYZE statistics) prefers the (team, status, id) index and
+        # walks every active contact of the team once per chunk, instead of
+        # the unique (team, email) index that finds each address directly.
+        rows = Contact.select(Contact.id, Contact.status).where((Contact.team == team) & (Contact.email << list(values)))
+        ids = [contact_id for contact_id, status in rows.tuples() if status == "active"]
+        if not ids:
+            return 0
+        _executemany('INSERT INTO "event" ("team_id", "contact_id", "type", "at", "data") VALUES (%s)',
+                     [(team.id, contact_id, "status_changed", str(now), data) for contact_id in ids])
+        return Contact.update(status="suppressed", updated_at=now).where(Contact.id << ids).execute()
+    changed = 0
+    for domain in values:
+        # A whole domain can be 100,000 contacts: SQL does the work in two
+        # statements (INSERT ... SELECT for the events, one UPDATE), on the
+        # (team, domain) index.
+        where = (Contact.team == team) & (Contact.domain == domain) & (Contact.status == "active")
+        events = (Contact.select(Contact.team, Contact.id, Value("status_changed"), Value(str(now)), Value(data))
+                  .where(where))
+        Event.insert_from(events, [Event.team, Event.contact, Event.type, Event.at, Event.data]).execute()
+        changed += Contact.update(status="suppressed", updated_at=now).where(where).execute()
+    return changed
 
 
 # --- Changes ------------------------------------------------------------------
@@ -175,6 +210,26 @@ def remove(team, user, entry, typed):
         audit(team, user, "suppression.removed", f"suppression:{entry.id}", kind=entry.kind, hint=entry.hint,
               reason=entry.reason)
     return entry
+
+
+def _executemany(sql, rows):
+    """Run one statement for many rows; `sql` has %s where the placeholders go. Returns rows changed.
+
+    peewee builds SQL text in Python for each row of an insert_many (about
+    50 µs a row); executemany sends one prepared statement, five times faster.
+    ON CONFLICT DO NOTHING and the placeholders work on SQLite and PostgreSQL.
+    """
+    if not rows:
+        return 0
+    placeholders = ", ".join([db.param] * len(rows[0]))
+    cursor = db.cursor()
+    cursor.executemany(sql % placeholders, rows)
+    return cursor.rowcount
+
+
+def _insert_suppressions(rows):
+    return _executemany('INSERT INTO "suppression" ("team_id", "kind", "value_hash", "hint", "reason", "created_at") '
+                        "VALUES (%s) ON CONFLICT DO NOTHING", rows)
 
 
 @dataclasses.dataclass
@@ -244,11 +299,10 @@ def import_entries(team, user, data):
     now = utcnow()
     for start in range(0, len(entries), CHUNK):
         chunk = entries[start:start + CHUNK]
-        rows = [{"team": team.id, "kind": kind, "value_hash": suppression.value_hash(team.id, kind, value),
-                 "hint": suppression.hint(kind, value), "reason": "import", "created_at": now}
-                for kind, value in chunk]
+        rows = [(team.id, kind, suppression.value_hash(team.id, kind, value), suppression.hint(kind, value),
+                 "import", str(now)) for kind, value in chunk]
         with db.atomic():
-            added = Suppression.insert_many(rows).on_conflict_ignore().as_rowcount().execute()
+            added = _insert_suppressions(rows)
             result.added += added
             result.already += len(chunk) - added
             emails = [value for kind, value in chunk if kind == "email"]
