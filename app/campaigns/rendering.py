@@ -69,6 +69,7 @@ LAYOUT_SLOT = re.compile(r"\{\{-?\s*content\s*-?\}\}")
 # Internal names added by the message factory for tracking.
 OPEN_TOKEN = "loft_open_token"
 CLICK_TOKEN = "loft_click_token"
+_TRUSTED_NAMES = frozenset((OPEN_TOKEN, CLICK_TOKEN))
 
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "email_templates" / "builtin"
 
@@ -160,7 +161,24 @@ class Record:
 
 
 class _GuardedCodeGenerator(CodeGenerator):
-    """Routes `a ~ b` through the environment, so its size is checked before joining."""
+    """Routes `a ~ b` through the environment, so its size is checked before joining.
+
+    Also prints the message factory's own tracking tokens with a plain str()
+    instead of escape(): they are URL-safe base64 that we made, and skipping
+    the Markup copy matters when a message has dozens of tracked links.
+    """
+
+    def _output_child_pre(self, node, frame, finalize):
+        if isinstance(node, nodes.Name) and node.name in _TRUSTED_NAMES:
+            self.write("str(")
+        else:
+            super()._output_child_pre(node, frame, finalize)
+
+    def _output_child_post(self, node, frame, finalize):
+        if isinstance(node, nodes.Name) and node.name in _TRUSTED_NAMES:
+            self.write(")")
+        else:
+            super()._output_child_post(node, frame, finalize)
 
     def visit_Concat(self, node, frame):
         self.write("environment.guarded_concat(context, (")
@@ -434,29 +452,74 @@ def _runtime_line(error):
     return line
 
 
+def _render_error(error):
+    """The RenderError for an exception raised while rendering (already rewritten to template lines)."""
+    if isinstance(error, RenderError):
+        return error
+    line = _runtime_line(error)
+    if isinstance(error, (_LimitError, SecurityError)):
+        return RenderError(str(error), line)
+    if isinstance(error, TemplateError):
+        return RenderError(error.message or str(error), line)
+    if isinstance(error, (TypeError, ValueError, ArithmeticError, LookupError, AttributeError, RecursionError,
+                          MemoryError)):
+        return RenderError(f"{type(error).__name__}: {error}", line)
+    return None
+
+
+def _reraise(template):
+    """Turn the exception being handled into a RenderError with the template's line numbers."""
+    try:
+        template.environment.handle_exception()  # re-raises with the traceback pointing at template lines
+    except Exception as rewritten:  # noqa: BLE001 (sorted below)
+        converted = _render_error(rewritten)
+        if converted is None:
+            raise
+        raise converted from None
+
+
 def generate(template, context, limit=MAX_OUTPUT):
     """Yield the output chunks of a render, enforcing every cap; failures become RenderError."""
     _state.budget = [0]
     produced = 0
     try:
-        for chunk in template.generate(context):
+        for chunk in template.root_render_func(template.new_context(context)):
             produced += len(chunk)
             if produced > limit:
                 raise _LimitError(f"the output would be longer than {limit:,} characters")
             yield chunk
-    except RenderError:
-        raise
-    except _LimitError as error:
-        raise RenderError(str(error), _runtime_line(error)) from None
-    except SecurityError as error:
-        raise RenderError(str(error), _runtime_line(error)) from None
-    except TemplateError as error:
-        raise RenderError(error.message or str(error), _runtime_line(error)) from None
-    except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError, RecursionError,
-            MemoryError) as error:
-        raise RenderError(f"{type(error).__name__}: {error}", _runtime_line(error)) from None
+    except Exception:  # noqa: BLE001 (converted or re-raised by _reraise)
+        _reraise(template)
     finally:
         _state.budget = None
+
+
+def encode_pieces(template, context, cache, limit=MAX_OUTPUT):
+    """Render and quoted-printable-encode in one pass (the message factory's hot loop).
+
+    cache maps a piece of text to its encoding (qp_piece); static pieces are
+    put there once per campaign, personalised ones are added as they come (the
+    same token appears in many links), and encoding depends only on the text.
+    """
+    _state.budget = [0]
+    produced = 0
+    parts = []
+    append = parts.append
+    get = cache.get
+    try:
+        for chunk in template.root_render_func(template.new_context(context)):
+            produced += len(chunk)
+            if produced > limit:
+                raise _LimitError(f"the output would be longer than {limit:,} characters")
+            encoded = get(chunk)
+            if encoded is None:
+                encoded = cache[chunk] = qp_piece(chunk)
+            append(encoded)
+    except Exception:  # noqa: BLE001 (converted or re-raised by _reraise)
+        _reraise(template)
+    finally:
+        _state.budget = None
+    return b"".join(parts)
 
 
 def render(template, context, limit=MAX_OUTPUT):

@@ -195,11 +195,11 @@ class _DateHeader:
 
 
 def _static_pieces(template):
-    """{id(constant): (constant, encoded)} for the static text pieces of a compiled template.
+    """{text: encoded} for the static pieces of a compiled template.
 
-    Jinja yields template text as the code object's own constants, so the very
-    same str objects come back for every recipient and are looked up by
-    identity; each one is kept referenced here, so its id cannot be reused.
+    Jinja yields template text as the code object's own constants, so the same
+    str objects come back for every recipient: their hash is computed once and
+    a lookup is an identity match.
     """
     pieces = {}
     for function in [template.root_render_func, *template.blocks.values()]:
@@ -208,24 +208,10 @@ def _static_pieces(template):
             code = stack.pop()
             for constant in code.co_consts:
                 if isinstance(constant, str) and constant:
-                    pieces[id(constant)] = (constant, rendering.qp_piece(constant))
+                    pieces[constant] = rendering.qp_piece(constant)
                 elif hasattr(constant, "co_consts"):
                     stack.append(constant)
     return pieces
-
-
-def _encode(template, context, pieces):
-    parts = []
-    append = parts.append
-    get = pieces.get
-    qp_piece = rendering.qp_piece
-    for chunk in rendering.generate(template, context):
-        hit = get(id(chunk))
-        if hit is not None and hit[0] is chunk:
-            append(hit[1])
-        elif chunk:
-            append(qp_piece(chunk))
-    return b"".join(parts)
 
 
 class MessageFactory:
@@ -268,8 +254,8 @@ class MessageFactory:
         names = self.prepared.names
         self.personal = "contact" in names
         self.needs = {name: name in names for name in ("webview_url", "preferences_url")}
-        self._html_pieces = _static_pieces(self.prepared.html_template)
-        self._text_pieces = _static_pieces(self.prepared.text_template)
+        self._pieces = _static_pieces(self.prepared.html_template)
+        self._pieces.update(_static_pieces(self.prepared.text_template))
 
         from_name = campaign.from_name or team.default_from_name
         from_email = campaign.from_email or team.default_from_email
@@ -382,8 +368,9 @@ class MessageFactory:
         context = self.context(send, contact)
         send_id = 0 if self.test else send.id
         recipient = getattr(send, "email", None) or contact.email
-        html_part = _encode(self.prepared.html_template, context, self._html_pieces)
-        text_part = _encode(self.prepared.text_template, context, self._text_pieces)
+        cache = self._pieces.copy()  # this recipient's pieces are added to a copy, shared by both parts
+        html_part = rendering.encode_pieces(self.prepared.html_template, context, cache)
+        text_part = rendering.encode_pieces(self.prepared.text_template, context, cache)
         subject = self._static_subject or self._subject_line(context)
         name = contact.name if contact is not None else ""
         unsubscribe = context["unsubscribe_url"]
