@@ -13,6 +13,8 @@ images over https (deliverability reference, section 9).
 """
 import logging
 
+from flask import current_app
+
 from app.admin import services as admin_services
 from app.campaigns import rendering
 from app.models import CustomField
@@ -30,7 +32,7 @@ CSP = ("sandbox allow-popups allow-popups-to-escape-sandbox allow-top-navigation
 
 def base_url():
     """The instance's public address (Admin > Settings, else LOFT_BASE_URL), without a trailing slash."""
-    return admin_services.get_settings()["base_url"].rstrip("/")
+    return (admin_services.get_settings()["base_url"] or current_app.config["BASE_URL"]).rstrip("/")
 
 
 def preference_url(contact):
