@@ -218,13 +218,13 @@ def sign(message_bytes, domain_row):
     and dkim.verify accepts the result (tests use it as the oracle).
     """
     key = _private_key(domain_row)
-    headers, body = dkim.rfc822_parse(message_bytes)
+    headers, body = _split(message_bytes)
     present = [name.lower() for name, _ in headers]
     if b"from" not in present:
         raise DomainError("A message without a From header cannot be DKIM-signed.")
     include = [name for name in SIGNED_HEADERS if name in present]
     include += [name for name in OVERSIGNED if name in present]
-    body_hash = base64.b64encode(hashlib.sha256(_RELAXED.canonicalize_body(body)).digest())
+    body_hash = base64.b64encode(hashlib.sha256(relaxed_body(body)).digest())
     tags = [b"v=1", b"a=rsa-sha256", b"c=relaxed/relaxed", b"d=" + domain_row.domain.encode(),
             b"s=" + domain_row.dkim_selector.encode(), b"t=" + str(int(time.time())).encode(),
             b"h=" + b":".join(include), b"bh=" + body_hash, b"b="]
@@ -237,6 +237,33 @@ def sign(message_bytes, domain_row):
     encoded = base64.b64encode(signature)
     folded = b"\r\n\t".join(encoded[i:i + 72] for i in range(0, len(encoded), 72))
     return b"DKIM-Signature:" + value + folded + b"\r\n" + message_bytes
+
+
+_WSP_TO_COMPRESS = re.compile(rb"\t[\t ]*| [\t ]+")  # only runs that change: a lone space stays as it is
+
+
+def relaxed_body(body):
+    """RFC 6376 relaxed body canonicalization, byte for byte what dkimpy computes, about 10x faster
+    on HTML (dkimpy rewrites every single space)."""
+    if body.count(b"\n") != body.count(b"\r\n"):
+        body = re.sub(rb"\r?\n", b"\r\n", body)  # bare LF, as dkimpy's parser reads it
+    if b"\t" in body or b"  " in body:  # a C-speed scan first: most bodies have nothing to compress
+        body = _WSP_TO_COMPRESS.sub(b" ", body)
+    body = body.replace(b" \r\n", b"\r\n")
+    end = len(body)
+    while body.endswith(b"\r\n", 0, end):
+        end -= 2
+    return body[:end] + b"\r\n" if end else b""
+
+
+def _split(message_bytes):
+    """(headers, body) as dkim.rfc822_parse gives them, without splitting the body into lines."""
+    end = message_bytes.find(b"\r\n\r\n")
+    head = message_bytes[:end + 2]
+    if end < 0 or head.count(b"\n") != head.count(b"\r\n"):  # not CRLF throughout: let dkimpy parse it
+        return dkim.rfc822_parse(message_bytes)
+    headers, _ = dkim.rfc822_parse(head + b"\r\n")
+    return headers, message_bytes[end + 4:]
 
 
 # --- DNS records to publish ----------------------------------------------------------
