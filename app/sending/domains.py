@@ -170,7 +170,9 @@ def _generate_private_pem():
                              serialization.NoEncryption())
 
 
-_keys = {}  # (domain id, ciphertext) -> private key object; parsing a PEM per message would be slow
+# (domain id, ciphertext) -> private key object; parsing a PEM per message would be slow. Signing from a
+# thread without an app context works once the key is here (sign() it once in the app context first).
+_keys = {}
 
 
 def _private_key(domain_row):
@@ -182,8 +184,8 @@ def _private_key(domain_row):
             raise DomainError(f"The DKIM key of {domain_row.domain} cannot be decrypted: LOFT_ENCRYPTION_KEY "
                               "(or LOFT_SECRET_KEY) changed since it was made. Remove and add the domain again.")
         key = serialization.load_pem_private_key(pem.encode(), password=None)
-        if len(_keys) > 256:
-            _keys.clear()
+        if len(_keys) >= 256:  # forget the oldest, never all: signer threads rely on the key they warmed
+            _keys.pop(next(iter(_keys)), None)
         _keys[cache_key] = key
     return key
 
