@@ -258,6 +258,11 @@ class ImportJob(BaseModel):
     rejects_path = CharField(default="")
     created_at = DateTimeField(default=utcnow)
     finished_at = DateTimeField(null=True)
+    # migration 0005_imports
+    has_header = BooleanField(default=True)
+    duplicates = IntegerField(default=0)  # later rows repeating an address (the first one is imported)
+    blocked = IntegerField(default=0)  # not (re-)subscribed: unsubscribed, bounced, complained or suppressed
+    heartbeat_at = DateTimeField(null=True)  # written with every chunk; a stale one means the worker died
 
 
 class AuditLog(BaseModel):
@@ -366,6 +371,9 @@ class Campaign(BaseModel):
     created_by = ForeignKeyField(User, null=True, on_delete="SET NULL")
     created_at = DateTimeField(default=utcnow)
     updated_at = DateTimeField(default=utcnow)
+    # migration 0013_sending_lease: the engine run sending this campaign holds a lease
+    run_token = CharField(default="")  # the holder's random token; empty = nobody
+    heartbeat_at = DateTimeField(null=True)  # renewed every second; older than the lease = the holder died
 
     class Meta:
         indexes = ((("team", "state"), False), (("state", "scheduled_at"), False))
@@ -421,3 +429,22 @@ class Usage(BaseModel):
 
     class Meta:
         indexes = ((("team", "month"), True),)
+
+
+class TemplateDraft(BaseModel):
+    """Unsaved editor text shown by the template editor's live preview (migration 0012).
+
+    One row per person, team and template ("new" for one not saved yet),
+    replaced at every pause in typing; the preview URL carries the random token.
+    """
+    team = ForeignKeyField(Team, on_delete="CASCADE")
+    user = ForeignKeyField(User, on_delete="CASCADE")
+    slot = CharField()  # the template id being edited, or "new"
+    name = CharField(default="")
+    kind = CharField(default="html")
+    body = TextField(default="")
+    token = CharField(unique=True, default=lambda: secrets.token_urlsafe(24))
+    updated_at = DateTimeField(default=utcnow, index=True)
+
+    class Meta:
+        indexes = ((("user", "team", "slot"), True),)

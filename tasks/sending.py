@@ -1,20 +1,20 @@
 """Tasks of the sending engine: thin wrappers over app/sending services (issue 4).
 
-send_campaign(id) runs the engine for one campaign under a per-campaign lock,
-so two workers never send the same campaign at once (the lock is what makes
-ledger.recover_in_flight safe). The consumer's --flush-locks clears a lock
-left by a killed worker. A run ends when the campaign is done, paused or
-cancelled, or after SEND_RUN_SECONDS; it then enqueues its own continuation.
+send_campaign(id) runs the engine for one campaign. The engine takes a lease
+on the campaign (engine.acquire_lease, in the database), so two workers never
+send the same campaign at once, and a lease left by a killed worker runs out
+by itself within seconds (no huey lock to flush). A run ends when the
+campaign is done, paused or cancelled, or after SEND_RUN_SECONDS; the task
+then enqueues the continuation.
 
 tick() runs every minute: it starts scheduled campaigns whose time has come,
 decides due A/B tests, and re-enqueues every campaign still "sending" (after
 a crash, or when retries became due); a campaign already being sent simply
-finds its lock taken.
+answers "busy".
 """
 import logging
 
 from huey import crontab
-from huey.exceptions import TaskLockedException
 
 from app.campaigns import services as campaign_services
 from app.campaigns import states
@@ -27,18 +27,16 @@ log = logging.getLogger(__name__)
 SHORT_WAIT = 60  # seconds; longer waits are left to the minute tick
 
 
-def lock_name(campaign_id):
-    return f"send-campaign-{campaign_id}"
-
-
 @huey.task(name="sending.send_campaign")
-def send_campaign(campaign_id):
-    try:
-        with huey.lock_task(lock_name(campaign_id)):
-            result = engine.run_campaign(campaign_id)
-    except TaskLockedException:
-        return  # another worker is sending this campaign right now
+def send_campaign(campaign_id, after_busy=False):
+    result = engine.run_campaign(campaign_id)
     if not result.again:
+        return
+    if result.outcome == "busy":
+        # Come back once when the holder's lease would run out (it may have died); never twice in a
+        # row, so a long live run does not collect a chain of waiting tasks.
+        if not after_busy:
+            send_campaign.schedule((campaign_id, True), delay=result.delay)
         return
     if result.delay <= 0:
         send_campaign(campaign_id)

@@ -452,3 +452,21 @@ def test_an_undecryptable_dkim_key_pauses_the_campaign_instead_of_sending_unsign
     campaign = Campaign.get_by_id(campaign.id)
     assert campaign.state == "paused" and "DKIM" in campaign.state_reason
     assert server.handler.total() == 0
+
+
+def test_a_second_run_finds_the_campaign_busy_until_the_holders_lease_runs_out(ctx, smtp):
+    server = smtp()
+    team = make_team()
+    campaign, contacts, _ = launched(team, 5, server.port)
+    assert engine.acquire_lease(campaign.id, "other-worker", 15)
+
+    busy = run(campaign.id)
+
+    assert busy.outcome == "busy" and busy.again and 14 < busy.delay <= 15.5
+    assert server.handler.total() == 0
+    # The holder died 20 seconds ago (kill -9): its lease has run out and a new run takes over.
+    Campaign.update(heartbeat_at=utcnow() - datetime.timedelta(seconds=20)).where(
+        Campaign.id == campaign.id).execute()
+    assert run(campaign.id).outcome == "completed"
+    assert server.handler.delivered == {c.email: 1 for c in contacts}
+    assert Campaign.get_by_id(campaign.id).run_token == ""  # released

@@ -49,6 +49,7 @@ import datetime
 import json
 import logging
 import re
+import secrets
 import time
 
 import aiosmtplib
@@ -90,6 +91,7 @@ DEFAULTS = {
     "SEND_STATE_INTERVAL": 1.0,  # seconds between campaign-state checks (pause/cancel)
     "SEND_RUN_SECONDS": 300,  # a run hands back its worker thread after this long
     "SEND_MAX_IN_RUN_WAIT": 5.0,  # retries due sooner than this are awaited in the run; later ones reschedule
+    "SEND_LEASE_SECONDS": 15,  # a run that has not renewed its lease for this long is presumed dead
 }
 
 HARD_BOUNCE_TEXT = re.compile(
@@ -113,6 +115,7 @@ class Settings:
     state_interval: float
     run_seconds: float
     max_in_run_wait: float
+    lease_seconds: float
 
     @property
     def max_attempts(self):
@@ -129,13 +132,14 @@ class Settings:
                    smtp_timeout=float(get("SEND_SMTP_TIMEOUT")), reconnect_delay=float(get("SEND_RECONNECT_DELAY")),
                    flush_interval=float(get("SEND_FLUSH_INTERVAL")), state_interval=float(get("SEND_STATE_INTERVAL")),
                    run_seconds=float(get("SEND_RUN_SECONDS")),
-                   max_in_run_wait=float(get("SEND_MAX_IN_RUN_WAIT")))
+                   max_in_run_wait=float(get("SEND_MAX_IN_RUN_WAIT")),
+                   lease_seconds=float(get("SEND_LEASE_SECONDS")))
 
 
 @dataclasses.dataclass
 class RunResult:
     """What a run ended with, for the task: `again` = enqueue another run, after `delay` seconds."""
-    outcome: str  # completed, paused, stopped, deadline, waiting, held, nothing
+    outcome: str  # completed, paused, stopped, deadline, waiting, held, busy
     sent: int = 0
     delay: float = 0
     again: bool = False
@@ -294,8 +298,9 @@ class Lane:
 # --- The run ------------------------------------------------------------------------
 
 class Run:
-    def __init__(self, campaign, lanes, factories, checker, settings, sender, dkim_domain=None):
+    def __init__(self, campaign, lanes, factories, checker, settings, sender, dkim_domain=None, token=""):
         self.campaign = campaign
+        self.token = token  # the run's lease on the campaign, renewed by the watcher
         self.dkim_domain = dkim_domain  # a SenderDomain: every message is DKIM-signed with its key
         self.campaign_id = campaign.id
         self.team_id = campaign.team_id
@@ -363,6 +368,8 @@ class Run:
 
     def release(self, job):
         """A claimed job this run will not send: back to the queue, its attempt not counted."""
+        if self.stop_detail == "lease lost":
+            return  # another run took the campaign over and queued our claims again itself
         self.results.append(Outcome("requeue", job))
 
     def take_results(self):
@@ -713,12 +720,19 @@ class Run:
     # -- watching and writing --
 
     async def watcher(self):
+        """Every second: renew the lease and re-read the state (pause and cancel stop the run)."""
         while self.stop_reason is None:
             await asyncio.sleep(self.settings.state_interval)
-            state = await self.db(lambda: Campaign.select(Campaign.state)
-                                  .where(Campaign.id == self.campaign_id).scalar())
-            if state != "sending":
+            held, state = await self.db(self.heartbeat)
+            if not held:
+                self.stop("state", "lease lost")
+            elif state != "sending":
                 self.stop("state", state or "deleted")
+
+    def heartbeat(self):
+        """(DB thread) (lease still ours, campaign state)."""
+        held = renew_lease(self.campaign_id, self.token)
+        return held, Campaign.select(Campaign.state).where(Campaign.id == self.campaign_id).scalar()
 
     async def flusher(self):
         while True:
@@ -817,6 +831,41 @@ def count_usage(team_id, sent, now=None):
      .execute())
 
 
+# --- The run lease ----------------------------------------------------------------------
+
+def acquire_lease(campaign_id, token, lease_seconds, now=None):
+    """Take the campaign for this run; False while another live run holds it.
+
+    A conditional UPDATE, so of two workers starting together exactly one wins.
+    A holder whose heartbeat is older than the lease died (kill -9, power loss):
+    its lease is taken over, which is what makes recover_in_flight() safe.
+    """
+    now = now or utcnow()
+    stale = now - datetime.timedelta(seconds=lease_seconds)
+    return bool(Campaign.update(run_token=token, heartbeat_at=now)
+                .where((Campaign.id == campaign_id)
+                       & ((Campaign.run_token == "") | Campaign.heartbeat_at.is_null() | (Campaign.heartbeat_at < stale)))
+                .execute())
+
+
+def renew_lease(campaign_id, token):
+    return bool(Campaign.update(heartbeat_at=utcnow())
+                .where((Campaign.id == campaign_id) & (Campaign.run_token == token)).execute())
+
+
+def release_lease(campaign_id, token):
+    Campaign.update(run_token="", heartbeat_at=None).where(
+        (Campaign.id == campaign_id) & (Campaign.run_token == token)).execute()
+
+
+def lease_free_in(campaign_id, lease_seconds, now=None):
+    """Seconds until the current holder's lease runs out (0 when it already has)."""
+    beat = Campaign.select(Campaign.heartbeat_at).where(Campaign.id == campaign_id).scalar()
+    if beat is None:
+        return 0.0
+    return max(0.0, (beat + datetime.timedelta(seconds=lease_seconds) - (now or utcnow())).total_seconds())
+
+
 # --- Entry point ----------------------------------------------------------------------
 
 def build_factories(campaign):
@@ -830,17 +879,30 @@ def build_factories(campaign):
 def run_campaign(campaign_id, deadline_seconds=None):
     """Send what is due for one campaign, until it is done, stopped, or the deadline passes.
 
-    Must run inside the app context, while the caller holds the campaign's
-    run lock (tasks/sending.py). Returns a RunResult telling the caller
-    whether (and when) to run again.
+    Must run inside the app context. Takes the campaign's run lease first, so
+    a second worker (or a second task for the same campaign) returns "busy"
+    at once. Returns a RunResult telling the caller whether (and when) to run again.
     """
     campaign = Campaign.get_or_none(Campaign.id == campaign_id)
     if campaign is None or campaign.state != "sending":
         return RunResult("stopped", reason=f"the campaign is {campaign.state if campaign else 'gone'}")
-    config = current_app.config
-    settings = Settings.from_config(config)
+    settings = Settings.from_config(current_app.config)
     if deadline_seconds is not None:
         settings.run_seconds = deadline_seconds
+    token = secrets.token_hex(8)
+    if not acquire_lease(campaign_id, token, settings.lease_seconds):
+        # Busy: a live holder renews every second and re-enqueues itself as needed; a dead one's
+        # lease runs out after `delay` seconds, when a new run can take over.
+        return RunResult("busy", again=True, delay=lease_free_in(campaign_id, settings.lease_seconds) + 0.5,
+                         reason="another worker is sending this campaign")
+    try:
+        return _run_with_lease(campaign, settings, token)
+    finally:
+        release_lease(campaign_id, token)
+
+
+def _run_with_lease(campaign, settings, token):
+    campaign_id = campaign.id
     recovered = ledger.recover_in_flight(campaign_id)
     if recovered:
         log.warning("campaign %s: %s sends were in flight when a previous run stopped; queued again",
@@ -865,7 +927,7 @@ def run_campaign(campaign_id, deadline_seconds=None):
             _pause_campaign(campaign, reason)
             return RunResult("paused", reason=reason, recovered=recovered)
     run = Run(campaign, lanes, factories, Checker(campaign.team_id), settings, sender=campaign.from_email,
-              dkim_domain=dkim_domain)
+              dkim_domain=dkim_domain, token=token)
     started = time.monotonic()
     asyncio.run(run.main())
     log.info("campaign %s: run sent %s in %.1f s (%s)", campaign_id, run.sent, time.monotonic() - started,
@@ -876,6 +938,8 @@ def run_campaign(campaign_id, deadline_seconds=None):
 def _conclude(campaign_id, run, recovered):
     campaign = Campaign.get_by_id(campaign_id)
     result = dict(sent=run.sent, recovered=recovered)
+    if run.stop_detail == "lease lost":
+        return RunResult("stopped", reason="another worker took the campaign over", **result)
     if campaign.state != "sending":
         return RunResult("stopped", reason=f"the campaign is {campaign.state}", **result)
     if run.stop_reason == "accounts":
