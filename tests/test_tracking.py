@@ -245,6 +245,13 @@ def test_scanner_clicks_are_flagged_as_bots(ctx, public, method, agent, sent_ago
     assert Contact.get_by_id(contact.id).last_activity_at is None
 
 
+def test_a_link_with_non_ascii_characters_is_redirected_in_uri_form(world, public):
+    link = Link.create(campaign=world["campaign"], url="https://exämple.org/grüße?q=ä")
+    response = public.get(f"/c/{tokens.sign('click', world['send'].id)}/{link.id}")
+    assert response.status_code == 302
+    assert response.headers["Location"] == "https://xn--exmple-cua.org/gr%C3%BC%C3%9Fe?q=%C3%A4"
+
+
 def test_a_click_for_a_deleted_contact_still_goes_to_the_link(world, public):
     world["contact"].delete_instance()
     response = public.get(f"/c/{tokens.sign('click', world['send'].id)}/{world['link'].id}")

@@ -16,6 +16,7 @@ from flask import Blueprint
 from flask import Response
 from flask import render_template
 from flask import request
+from werkzeug.urls import iri_to_uri
 
 from app.security import csrf_exempt
 from app.tracking import services
@@ -75,8 +76,9 @@ def click(token, link_id):
     services.record_click(send_id, link_id, url, facts, request.method, request.headers.get("User-Agent", ""),
                           _client_ip())
     response = Response("", 302, headers=NO_STORE)
-    # Set directly, never through url_for or redirect(): the stored URL is used exactly as written.
-    response.headers["Location"] = url
+    # Set directly, never through url_for or redirect(): the stored URL is used as written,
+    # only made ASCII (an IRI with non-ASCII characters becomes its URI form).
+    response.headers["Location"] = iri_to_uri(url)
     return response
 
 
