@@ -10,6 +10,7 @@ from flask import current_app
 from app import security
 from app.db import db
 from app.models import InstanceSetting
+from app.sending.accounts import is_loopback
 
 SMTP_TLS_MODES = {"none": "None (loopback only)", "starttls": "STARTTLS", "tls": "Implicit TLS"}
 
@@ -44,10 +45,6 @@ def get_settings():
     if values["smtp_password"]:
         values["smtp_password"] = security.decrypt(values["smtp_password"]) or ""
     return values
-
-
-def is_loopback(host):
-    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 def validate(form):

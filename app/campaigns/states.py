@@ -17,7 +17,7 @@ TRANSITIONS = {
     "scheduled": {"draft", "sending", "cancelled"},
     "sending": {"paused", "completed", "failed", "cancelled"},
     "paused": {"sending", "cancelled", "failed"},
-    "completed": set(),
+    "completed": {"sending"},  # only to send its failed messages again (services.requeue_failed)
     "failed": {"draft"},  # a failed campaign can be fixed and published again
     "cancelled": set(),
 }

@@ -1,4 +1,199 @@
-"""Views of the campaigns area (issue 4)."""
+"""Campaigns: the list, the builder (HTMX), publish/schedule, live progress, pause/resume/cancel."""
+import json
+
 from flask import Blueprint
+from flask import abort
+from flask import flash
+from flask import g
+from flask import redirect
+from flask import render_template
+from flask import request
+from flask import url_for
+from flask_login import current_user
+
+from app.campaigns import services
+from app.campaigns import states
+from app.campaigns.services import CampaignError
+from app.campaigns.states import TransitionError
+from app.contacts import services as contact_services
+from app.htmx import hx_redirect
+from app.htmx import is_htmx
+from app.models import Campaign
+from app.sending import ledger
+from app.teams.context import require
+from tasks import sending as sending_tasks
 
 bp = Blueprint("campaigns", __name__, url_prefix="/campaigns")
+
+
+def _campaign(campaign_id):
+    return services.get_campaign(g.team, campaign_id) or abort(404)
+
+
+@bp.route("/")
+@require("view")
+def index():
+    return render_template("campaigns/index.html", campaigns=services.list_campaigns(g.team),
+                           labels=states.LABELS)
+
+
+@bp.route("/new", methods=["POST"])
+@require("edit_content")
+def new_campaign():
+    try:
+        campaign = services.create_campaign(g.team, current_user.id, request.form.get("name", ""))
+    except CampaignError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("campaigns.index"))
+    return redirect(url_for("campaigns.edit", campaign_id=campaign.id))
+
+
+def _builder_context(campaign, **extra):
+    return dict(campaign=campaign, audience=services.audience(campaign), ab=services.ab_test(campaign),
+                variants={v.label: v for v in campaign.variants}, lists=contact_services.lists_of(g.team),
+                segments=contact_services.segments_of(g.team), labels=states.LABELS,
+                scheduled_local=services.local_time(g.team, campaign.scheduled_at), **extra)
+
+
+@bp.route("/<int:campaign_id>", methods=["GET", "POST"])
+@require("view")
+def edit(campaign_id):
+    campaign = _campaign(campaign_id)
+    if campaign.state not in ("draft", "failed"):
+        return redirect(url_for("campaigns.progress", campaign_id=campaign.id))
+    if request.method == "POST":
+        if not g.membership or "edit_content" not in _permissions():
+            abort(403, description="Your role does not allow editing campaigns.")
+        try:
+            services.update_draft(campaign, request.form)
+        except CampaignError as exc:
+            return render_template("campaigns/edit.html", error=str(exc), error_field=exc.field,
+                                   **_builder_context(campaign)), 422
+        flash("Draft saved.", "success")
+        return redirect(url_for("campaigns.edit", campaign_id=campaign.id))
+    return render_template("campaigns/edit.html", problems=services.publish_problems(campaign),
+                           count=ledger.count_audience(campaign), **_builder_context(campaign))
+
+
+def _permissions():
+    from app.teams.permissions import ROLE_PERMISSIONS
+    return ROLE_PERMISSIONS[g.membership.role]
+
+
+@bp.route("/<int:campaign_id>/count", methods=["POST"])
+@require("view")
+def count(campaign_id):
+    """The live recipient count for the audience currently chosen in the builder (not saved)."""
+    campaign = _campaign(campaign_id)
+    draft = Campaign(id=campaign.id, team=g.team, audience=json.dumps({
+        key: request.form.getlist(key) for key in ("lists", "segments", "exclude_lists", "exclude_segments")}))
+    try:
+        total = ledger.count_audience(draft)
+        error = None
+    except ledger.LedgerError as exc:
+        total, error = None, str(exc)
+    return render_template("campaigns/_count.html", count=total, count_error=error)
+
+
+@bp.route("/<int:campaign_id>/publish", methods=["POST"])
+@require("send")
+def publish(campaign_id):
+    campaign = _campaign(campaign_id)
+    try:
+        when = None
+        if request.form.get("when") == "later":
+            when = services.parse_schedule(g.team, request.form.get("scheduled_at", ""))
+        campaign = services.publish(campaign, when)
+    except (CampaignError, TransitionError, ledger.LedgerError) as exc:
+        flash(f"Not published: {exc}", "error")
+        return redirect(url_for("campaigns.edit", campaign_id=campaign.id))
+    if campaign.state == "sending":
+        sending_tasks.send_campaign(campaign.id)
+        flash("Sending has started.", "success")
+    else:
+        local = services.local_time(g.team, campaign.scheduled_at)
+        flash(f"Scheduled for {local:%Y-%m-%d %H:%M} ({g.team.time_zone}).", "success")
+    return redirect(url_for("campaigns.progress", campaign_id=campaign.id))
+
+
+@bp.route("/<int:campaign_id>/<any(pause, resume, cancel, unschedule):action>", methods=["POST"])
+@require("send")
+def control(campaign_id, action):
+    """Pause, resume, cancel or unschedule; the engine notices within a second."""
+    campaign = _campaign(campaign_id)
+    target = {"pause": "paused", "resume": "sending", "cancel": "cancelled", "unschedule": "draft"}[action]
+    try:
+        if action == "resume" and campaign.state != "paused":
+            raise TransitionError("Only a paused campaign can be resumed.")
+        campaign = states.transition(campaign, target, reason=f"{action.capitalize()}d by {current_user.email}"
+                                     if action in ("pause", "cancel") else "")
+    except TransitionError as exc:
+        flash(str(exc), "error")
+    else:
+        if action == "resume":
+            sending_tasks.send_campaign(campaign.id)
+        flash({"pause": "Paused. Messages already handed to the SMTP server still go out.",
+               "resume": "Sending again.", "cancel": "Cancelled. Nobody else will receive it.",
+               "unschedule": "Back to draft."}[action], "info")
+    target_url = url_for("campaigns.edit" if action == "unschedule" else "campaigns.progress", campaign_id=campaign.id)
+    return hx_redirect(target_url) if is_htmx() else redirect(target_url)
+
+
+@bp.route("/<int:campaign_id>/progress")
+@require("view")
+def progress(campaign_id):
+    campaign = _campaign(campaign_id)
+    if campaign.state in ("draft",):
+        return redirect(url_for("campaigns.edit", campaign_id=campaign.id))
+    context = dict(campaign=campaign, stats=services.progress(campaign), labels=states.LABELS,
+                   scheduled_local=services.local_time(g.team, campaign.scheduled_at),
+                   ab=services.ab_results(campaign) if services.ab_test(campaign) else None)
+    template = "campaigns/_progress.html" if is_htmx() else "campaigns/progress.html"
+    return render_template(template, **context)
+
+
+@bp.route("/<int:campaign_id>/failed")
+@require("view")
+def failed(campaign_id):
+    campaign = _campaign(campaign_id)
+    return render_template("campaigns/failed.html", campaign=campaign,
+                           sends=ledger.failed_sends(campaign, after_id=request.args.get("after", 0, type=int)))
+
+
+@bp.route("/<int:campaign_id>/failed/requeue", methods=["POST"])
+@require("send")
+def requeue(campaign_id):
+    campaign = _campaign(campaign_id)
+    try:
+        count, campaign = services.requeue_failed(campaign)
+    except (CampaignError, TransitionError) as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("campaigns.failed", campaign_id=campaign.id))
+    sending_tasks.send_campaign(campaign.id)
+    flash(f"{count} failed messages are queued again.", "success")
+    return redirect(url_for("campaigns.progress", campaign_id=campaign.id))
+
+
+@bp.route("/<int:campaign_id>/resend", methods=["POST"])
+@require("edit_content")
+def resend(campaign_id):
+    campaign = _campaign(campaign_id)
+    try:
+        copy = services.resend(campaign, request.form.get("who", ""), current_user.id)
+    except CampaignError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("campaigns.progress", campaign_id=campaign.id))
+    flash("A copy is ready as a draft: check it, then publish.", "success")
+    return redirect(url_for("campaigns.edit", campaign_id=copy.id))
+
+
+@bp.route("/<int:campaign_id>/delete", methods=["POST"])
+@require("edit_content")
+def delete(campaign_id):
+    campaign = _campaign(campaign_id)
+    if campaign.state not in ("draft", "cancelled", "failed"):
+        flash("Only drafts, cancelled and failed campaigns can be deleted; reports of sent ones are kept.", "error")
+        return redirect(url_for("campaigns.progress", campaign_id=campaign.id))
+    campaign.delete_instance()
+    flash(f"Deleted “{campaign.name}”.", "info")
+    return redirect(url_for("campaigns.index"))

@@ -1,0 +1,339 @@
+"""Campaigns: create and edit drafts, check and publish, schedule, A/B tests, resends.
+
+Sending itself lives in app/sending (the ledger and the engine); state
+changes go through app.campaigns.states.transition only. Services never
+enqueue: publish() returns what the caller must start.
+"""
+import datetime
+import json
+import zoneinfo
+
+from app.campaigns import states
+from app.db import db
+from app.models import Campaign
+from app.models import Event
+from app.models import MailingList
+from app.models import Segment
+from app.models import Send
+from app.models import Variant
+from app.models import utcnow
+
+AB_METRICS = {"clicks": "Unique clicks", "opens": "Unique opens (machine opens excluded)"}
+
+
+class CampaignError(ValueError):
+    def __init__(self, message, field=None):
+        super().__init__(message)
+        self.field = field
+
+
+def list_campaigns(team):
+    return Campaign.select().where(Campaign.team == team).order_by(Campaign.id.desc())
+
+
+def get_campaign(team, campaign_id):
+    """A campaign of this team, or None: another team's id is simply not found."""
+    return Campaign.get_or_none((Campaign.team == team) & (Campaign.id == campaign_id))
+
+
+def create_campaign(team, user, name):
+    name = (name or "").strip()
+    if not name:
+        raise CampaignError("Give the campaign a name (only your team sees it).", field="name")
+    return Campaign.create(team=team, name=name[:200], created_by=user,
+                           from_name=team.default_from_name, from_email=team.default_from_email)
+
+
+def audience(campaign):
+    return json.loads(campaign.audience or "{}")
+
+
+def ab_test(campaign):
+    return json.loads(campaign.ab_test or "{}")
+
+
+def _ids(values, model, team):
+    """The ids among `values` that are this team's rows of `model` (others are dropped)."""
+    wanted = {int(v) for v in values if str(v).isdigit()}
+    if not wanted:
+        return []
+    return [row.id for row in model.select(model.id).where((model.team == team) & (model.id << list(wanted)))]
+
+
+def update_draft(campaign, form):
+    """Apply the builder form to a draft. Validation that blocks publishing is in publish_problems()."""
+    if campaign.state not in ("draft", "failed"):
+        raise CampaignError("Only a draft can be edited. Pause or unschedule it first.")
+    team = campaign.team
+    campaign.name = (form.get("name") or campaign.name).strip()[:200]
+    campaign.from_name = form.get("from_name", "").strip()[:200]
+    campaign.from_email = form.get("from_email", "").strip().lower()[:254]
+    campaign.reply_to = form.get("reply_to", "").strip().lower()[:254]
+    campaign.subject = form.get("subject", "").strip()[:998]
+    campaign.preheader = form.get("preheader", "").strip()[:300]
+    campaign.body_kind = "markdown" if form.get("body_kind") == "markdown" else "html"
+    campaign.body = form.get("body", campaign.body)
+    campaign.track_opens = bool(form.get("track_opens"))
+    campaign.track_clicks = bool(form.get("track_clicks"))
+    campaign.audience = json.dumps({
+        "lists": _ids(form.getlist("lists"), MailingList, team),
+        "segments": _ids(form.getlist("segments"), Segment, team),
+        "exclude_lists": _ids(form.getlist("exclude_lists"), MailingList, team),
+        "exclude_segments": _ids(form.getlist("exclude_segments"), Segment, team),
+    })
+    campaign.ab_test = json.dumps(_parse_ab(form))
+    campaign.updated_at = utcnow()
+    with db.atomic():
+        campaign.save()
+        _save_variants(campaign, form)
+    return campaign
+
+
+def _parse_ab(form):
+    if not form.get("ab_enabled"):
+        return {}
+    try:
+        sample = int(form.get("ab_sample_percent", "20"))
+        wait = int(form.get("ab_wait_minutes", "240"))
+    except ValueError:
+        raise CampaignError("The A/B sample and waiting time must be whole numbers.", field="ab_sample_percent")
+    if not 2 <= sample <= 50:
+        raise CampaignError("Test on 2% to 50% of the audience; the winner goes to the rest.",
+                            field="ab_sample_percent")
+    if not 5 <= wait <= 7 * 24 * 60:
+        raise CampaignError("Wait between 5 minutes and 7 days before picking the winner.", field="ab_wait_minutes")
+    metric = form.get("ab_metric", "clicks")
+    if metric not in AB_METRICS:
+        raise CampaignError("Choose clicks or opens as the winning metric.", field="ab_metric")
+    return {"sample_percent": sample, "wait_minutes": wait, "metric": metric}
+
+
+def _save_variants(campaign, form):
+    """Variant A is the campaign's own subject and body; B overrides either or both."""
+    Variant.delete().where(Variant.campaign == campaign).execute()
+    if not ab_test(campaign):
+        return
+    b_subject = form.get("b_subject", "").strip()[:998]
+    b_body = form.get("b_body", "").strip()
+    if not b_subject and not b_body:
+        raise CampaignError("Give variant B a different subject, a different content, or both.", field="b_subject")
+    Variant.create(campaign=campaign, label="A", subject=campaign.subject, body=campaign.body)
+    Variant.create(campaign=campaign, label="B", subject=b_subject or campaign.subject, body=b_body or campaign.body)
+
+
+def parse_schedule(team, local_value):
+    """'2026-12-01T09:30' in the team's time zone → naive UTC datetime, or CampaignError."""
+    try:
+        local = datetime.datetime.fromisoformat(local_value)
+    except (TypeError, ValueError):
+        raise CampaignError("Enter a date and time, such as 2026-12-01 09:30.", field="scheduled_at")
+    zone = zoneinfo.ZoneInfo(team.time_zone or "UTC")
+    moment = local.replace(tzinfo=zone).astimezone(datetime.timezone.utc).replace(tzinfo=None)
+    if moment <= utcnow():
+        raise CampaignError(f"That time has passed in {team.time_zone}. Pick a later one, or send now.",
+                            field="scheduled_at")
+    return moment
+
+
+def local_time(team, utc_value):
+    if utc_value is None:
+        return None
+    zone = zoneinfo.ZoneInfo(team.time_zone or "UTC")
+    return utc_value.replace(tzinfo=datetime.timezone.utc).astimezone(zone)
+
+
+# --- A/B: split at publish, pick the winner later ------------------------------------
+
+def split_for_ab_test(campaign):
+    """Give `sample_percent` of the frozen sends to variants A and B (alternately, by id),
+    and hold the rest until the winner is known. Runs in SQL over the ledger."""
+    settings = ab_test(campaign)
+    variants = {v.label: v for v in Variant.select().where(Variant.campaign == campaign)}
+    if not settings or set(variants) != {"A", "B"}:
+        return
+    sample = max(2, campaign.total * settings["sample_percent"] // 100)
+    ids = Send.select(Send.id).where(Send.campaign == campaign).order_by(Send.id)
+    with db.atomic():
+        cutoff = ids.offset(sample - 1).limit(1).scalar() or 0
+        sample_rows = (Send.campaign == campaign) & (Send.id <= cutoff)
+        Send.update(variant=variants["A"]).where(sample_rows & (Send.id % 2 == 0)).execute()
+        Send.update(variant=variants["B"]).where(sample_rows & (Send.id % 2 == 1)).execute()
+        Send.update(status="held").where((Send.campaign == campaign) & (Send.id > cutoff)
+                                         & (Send.status == "queued")).execute()
+
+
+def ab_results(campaign):
+    """Per variant: sent, unique opens (human), unique clicks, and the rates."""
+    results = []
+    for variant in Variant.select().where(Variant.campaign == campaign).order_by(Variant.label):
+        sent = Send.select().where((Send.variant == variant) & (Send.status == "sent")).count()
+        contacts = Send.select(Send.contact).where(Send.variant == variant)
+        def unique(event_type, robot_flag):
+            # Machine opens (Apple MPP) and scanner clicks are kept as events but never pick a winner.
+            return (Event.select(Event.contact).distinct()
+                    .where((Event.campaign_id == campaign.id) & (Event.type == event_type)
+                           & (Event.contact << contacts) & ~Event.data.contains(f'"{robot_flag}": true'))
+                    .count())
+        opens, clicks = unique("opened", "machine"), unique("clicked", "bot")
+        results.append({"variant": variant, "sent": sent, "opens": opens, "clicks": clicks,
+                        "open_rate": opens / sent if sent else 0.0, "click_rate": clicks / sent if sent else 0.0})
+    return results
+
+
+def ab_decision_due(campaign, now=None):
+    settings = ab_test(campaign)
+    if not settings or campaign.ab_decided_at or campaign.started_at is None:
+        return False
+    now = now or utcnow()
+    return now >= campaign.started_at + datetime.timedelta(minutes=settings["wait_minutes"])
+
+
+def decide_ab_winner(campaign):
+    """Mark the winner by the chosen metric (ties go to A) and release the held sends to it.
+    Returns the winning Variant, or None when there was nothing to decide."""
+    settings = ab_test(campaign)
+    results = ab_results(campaign)
+    if not settings or len(results) != 2:
+        return None
+    key = "click_rate" if settings["metric"] == "clicks" else "open_rate"
+    winner = max(results, key=lambda r: (r[key], r["variant"].label == "A"))["variant"]
+    with db.atomic():
+        decided = (Campaign.update(ab_decided_at=utcnow())
+                   .where((Campaign.id == campaign.id) & Campaign.ab_decided_at.is_null()).execute())
+        if not decided:
+            return None  # another worker decided first
+        Variant.update(is_winner=True).where(Variant.id == winner.id).execute()
+        Send.update(variant=winner, status="queued").where((Send.campaign == campaign)
+                                                           & (Send.status == "held")).execute()
+    return winner
+
+
+# --- Publishing ----------------------------------------------------------------
+
+def publish_problems(campaign):
+    """Everything that stops this campaign from going out, in words. Empty when ready."""
+    from app.campaigns import rendering
+    from app.sending import accounts
+    from app.sending import domains
+    problems = []
+    team = campaign.team
+    if not campaign.subject:
+        problems.append("Write a subject line.")
+    if not campaign.body.strip():
+        problems.append("Write the content of the email.")
+    if not campaign.from_email or "@" not in campaign.from_email:
+        problems.append("Enter the From address.")
+    elif not domains.is_verified_sender(team.id, campaign.from_email):
+        domain = campaign.from_email.rpartition("@")[2]
+        problems.append(f"The sender domain {domain} is not verified. Add and verify it under Sender domains.")
+    if not team.postal_address.strip():
+        problems.append("Add your postal address in Team settings: the law (CAN-SPAM) requires it in every campaign.")
+    selected = audience(campaign)
+    if not selected.get("lists") and not selected.get("segments"):
+        problems.append("Choose at least one list or segment to send to.")
+    if not accounts.active_accounts(team.id):
+        problems.append("Add an SMTP account (or resume a paused one) to send through.")
+    variants = list(Variant.select().where(Variant.campaign == campaign).order_by(Variant.label)) or [None]
+    for variant in variants:
+        try:
+            # Rendering for a sample contact proves the template compiles and stays within its limits.
+            rendering.preview(campaign, None, variant=variant)
+        except rendering.RenderError as exc:
+            problems.append(f"{'Variant ' + variant.label if variant else 'Content'}: {exc}")
+    if ab_test(campaign) and Variant.select().where(Variant.campaign == campaign).count() != 2:
+        problems.append("The A/B test needs a variant B. Give it a different subject or content.")
+    return problems
+
+
+def publish(campaign, when=None):
+    """Freeze the audience and content, then schedule or start sending.
+
+    Returns the campaign in its new state; the caller enqueues the sending task
+    when the state is "sending" (services never enqueue)."""
+    problems = publish_problems(campaign)
+    if problems:
+        raise CampaignError(" ".join(problems))
+    if when is not None:
+        campaign.scheduled_at = when
+        campaign.save()
+        return states.transition(campaign, "scheduled")
+    return start(campaign)
+
+
+def start(campaign):
+    """Freeze the audience (idempotent: the ledger is unique per contact) and begin sending."""
+    from app.sending import ledger
+    total = ledger.freeze_audience(campaign)
+    if total == 0:
+        raise CampaignError("Nobody is left to send to: everyone in this audience is unsubscribed, bounced, "
+                            "complained or suppressed.")
+    campaign = Campaign.get_by_id(campaign.id)
+    split_for_ab_test(campaign)
+    return states.transition(campaign, "sending")
+
+
+def unschedule(campaign):
+    return states.transition(campaign, "draft")
+
+
+def due_scheduled(now=None):
+    """Scheduled campaigns whose time has come (the periodic task starts them)."""
+    now = now or utcnow()
+    return list(Campaign.select().where((Campaign.state == "scheduled") & (Campaign.scheduled_at <= now)))
+
+
+# --- Resend ------------------------------------------------------------------------
+
+def resend(campaign, who, user):
+    """A new draft copy for contacts who did not open it ("non_openers") or who joined the
+    audience since it went out ("newcomers"). The copy's audience rule is stored in its
+    audience JSON and applied by the ledger when it is frozen."""
+    if campaign.state not in ("completed", "sending", "paused"):
+        raise CampaignError("Only a campaign that has been sent can be resent.")
+    if who not in ("non_openers", "newcomers"):
+        raise CampaignError("Choose non-openers or newcomers.")
+    selected = audience(campaign)
+    selected["resend_of"] = campaign.id
+    selected["resend_to"] = who
+    label = "non-openers" if who == "non_openers" else "new contacts"
+    return Campaign.create(team=campaign.team, name=f"{campaign.name} (to {label})", created_by=user,
+                           from_name=campaign.from_name, from_email=campaign.from_email,
+                           reply_to=campaign.reply_to, subject=campaign.subject, preheader=campaign.preheader,
+                           body_kind=campaign.body_kind, body=campaign.body, audience=json.dumps(selected),
+                           track_opens=campaign.track_opens, track_clicks=campaign.track_clicks,
+                           parent=campaign)
+
+
+# --- Progress ----------------------------------------------------------------------
+
+def progress(campaign):
+    """Sent, failed, remaining, the current rate and an ETA, from the ledger."""
+    from app.sending import ledger
+    counts = ledger.status_counts(campaign.id)
+    sent = counts.get("sent", 0)
+    failed = counts.get("failed", 0) + counts.get("bounced", 0)
+    skipped = counts.get("skipped", 0)
+    remaining = sum(counts.get(status, 0) for status in ("queued", "deferred", "sending", "held"))
+    window = utcnow() - datetime.timedelta(seconds=60)
+    recent = Send.select().where((Send.campaign == campaign) & (Send.sent_at >= window)).count()
+    rate = recent / 60.0
+    eta = None
+    if campaign.state == "sending" and rate > 0 and remaining:
+        eta = datetime.timedelta(seconds=int(remaining / rate))
+    total = campaign.total or sum(counts.values())
+    done = sent + failed + skipped
+    return {"total": total, "sent": sent, "failed": failed, "skipped": skipped, "remaining": remaining,
+            "deferred": counts.get("deferred", 0), "held": counts.get("held", 0),
+            "rate": rate, "eta": eta, "percent": (100 * done // total) if total else 0}
+
+
+def requeue_failed(campaign):
+    """Queue the failed sends again (and resume a finished campaign); returns (count, campaign)."""
+    with db.atomic():
+        count = (Send.update(status="queued", next_attempt_at=None, error="")
+                 .where((Send.campaign == campaign) & (Send.status == "failed")).execute())
+    if not count:
+        raise CampaignError("There are no failed messages to send again.")
+    if campaign.state in ("completed", "paused"):
+        campaign = states.transition(campaign, "sending", reason="Failed messages queued again")
+    return count, campaign

@@ -1,0 +1,298 @@
+"""Campaigns end to end: builder, live count, publish checks, send into a real SMTP server,
+schedule in the team's time zone, pause/resume/cancel, the state machine, A/B tests, resend."""
+import datetime
+import email
+import email.policy
+import json
+
+import pytest
+
+from app.campaigns import services
+from app.campaigns import states
+from app.models import CaughtMessage
+from app.models import Campaign
+from app.models import Contact
+from app.models import Event
+from app.models import MailingList
+from app.models import Membership
+from app.models import SenderDomain
+from app.models import Send
+from app.models import SmtpAccount
+from app.models import Subscription
+from app.models import Team
+from app.models import Usage
+from app.models import Variant
+from app.models import utcnow
+from tests.conftest import soup
+from tests.test_teams import make_member
+
+
+@pytest.fixture
+def ready_team(app, admin, catcher):
+    """A team that can send: postal address, a verified domain, an SMTP account pointing at
+    the real mail catcher, and a list of five contacts (one unsubscribed)."""
+    team = Team.get(Team.name == "Acme")
+    team.postal_address = "1 Main Street, Springfield"
+    team.save()
+    from app.sending import domains
+    with app.app_context():
+        domain = domains.add_domain(team, "acme.example")  # with its DKIM key, as the page makes it
+    SenderDomain.update(verified_at=utcnow()).where(SenderDomain.id == domain.id).execute()
+    SmtpAccount.create(team=team, name="Local", host="127.0.0.1", port=app.config["CATCHER_PORT"], tls_mode="none",
+                       max_connections=2)
+    news = MailingList.create(team=team, name="Newsletter", double_opt_in=False)
+    for i in range(5):
+        contact = Contact.create(team=team, email=f"reader{i}@example.com", domain="example.com",
+                                 name=f"Reader {i}", status="unsubscribed" if i == 4 else "active")
+        Subscription.create(contact=contact, list=news, status="subscribed")
+    return team, news
+
+
+def draft_form(news, **overrides):
+    form = {"name": "December news", "from_name": "Acme", "from_email": "news@acme.example",
+            "subject": "Hello {{ contact.name }}", "body_kind": "html",
+            "body": "<h1>News</h1><p>Hi {{ contact.name }}, see <a href=\"https://acme.example/post\">the post</a>.</p>",
+            "lists": [str(news.id)], "track_opens": "1", "track_clicks": "1"}
+    form.update(overrides)
+    return form
+
+
+def create_draft(web, news, **overrides):
+    response = web.post("/campaigns/new", {"name": "December news"})
+    campaign_id = int(response.headers["Location"].rstrip("/").rsplit("/", 1)[1])
+    saved = web.post(f"/campaigns/{campaign_id}", draft_form(news, **overrides))
+    assert saved.status_code == 302, saved.get_data(as_text=True)[:2000]
+    return Campaign.get_by_id(campaign_id)
+
+
+def test_empty_state_and_create(web, admin):
+    page = soup(web.get("/campaigns/"))
+    assert "No campaigns yet" in page.select_one(".empty").text
+    response = web.post("/campaigns/new", {"name": "  "})
+    assert response.status_code == 302
+    assert Campaign.select().count() == 0
+
+
+def test_live_count_leaves_out_unsubscribed(web, ready_team):
+    team, news = ready_team
+    campaign = create_draft(web, news)
+    fragment = web.post(f"/campaigns/{campaign.id}/count", {"lists": [str(news.id)]}, htmx=True)
+    assert soup(fragment).select_one("#recipient-count strong").text == "4"
+    nothing = web.post(f"/campaigns/{campaign.id}/count", {}, htmx=True)
+    assert soup(nothing).select_one("#recipient-count strong").text == "0"
+
+
+def test_publish_is_refused_with_reasons(web, admin):
+    team = Team.get(Team.name == "Acme")
+    news = MailingList.create(team=team, name="Empty")
+    campaign = create_draft(web, news, subject="", from_email="news@unverified.example")
+    page = soup(web.get(f"/campaigns/{campaign.id}"))
+    problems = [li.text for li in page.select("ul.problems li")]
+    assert any("subject" in p for p in problems)
+    assert any("unverified.example is not verified" in p for p in problems)
+    assert any("postal address" in p for p in problems)
+    assert any("SMTP account" in p for p in problems)
+    response = web.post(f"/campaigns/{campaign.id}/publish", {"when": "now"}, follow_redirects=True)
+    assert "Not published" in soup(response).select_one(".flash-error").text
+    assert Campaign.get_by_id(campaign.id).state == "draft"
+
+
+def test_a_broken_template_is_refused_at_publish(app, web, ready_team):
+    team, news = ready_team
+    campaign = create_draft(web, news, body="<p>{{ 'x' * 10**9 }}</p>")
+    with app.app_context():
+        problems = services.publish_problems(Campaign.get_by_id(campaign.id))
+    assert any(p.startswith("Content:") for p in problems), problems
+
+
+def test_send_now_delivers_with_the_right_headers(app, web, ready_team):
+    team, news = ready_team
+    campaign = create_draft(web, news)
+    response = web.post(f"/campaigns/{campaign.id}/publish", {"when": "now"})
+    assert response.status_code == 302
+    campaign = Campaign.get_by_id(campaign.id)
+    assert campaign.state == "completed", campaign.state_reason
+    assert campaign.total == 4
+    messages = list(CaughtMessage.select())
+    assert sorted(json.loads(m.recipients)[0] for m in messages) == [f"reader{i}@example.com" for i in range(4)]
+    parsed = email.message_from_bytes(bytes(messages[0].raw), policy=email.policy.default)
+    assert parsed["Subject"].startswith("Hello Reader")
+    assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert "https://" in parsed["List-Unsubscribe"] or "http://" in parsed["List-Unsubscribe"]
+    assert "mailto:" in parsed["List-Unsubscribe"]
+    assert parsed["Feedback-ID"] and parsed["X-Loft-Token"]
+    assert parsed["Message-ID"].endswith("@acme.example>")
+    html = parsed.get_body(("html",)).get_content()
+    assert "1 Main Street, Springfield" in html
+    assert "/c/" in html and "/o/" in html
+    assert parsed.get_body(("plain",)) is not None
+    sends = list(Send.select().where(Send.campaign == campaign))
+    assert {s.status for s in sends} == {"sent"} and len(sends) == 4
+    assert len({s.message_id for s in sends}) == 4
+    month = utcnow().strftime("%Y-%m")
+    assert Usage.get(Usage.team == team, Usage.month == month).messages_sent == 4
+    progress = soup(web.get(f"/campaigns/{campaign.id}/progress"))
+    assert progress.select_one("#progress .badge").text == "Completed"
+    assert "hx-trigger" not in str(progress.select_one("#progress"))  # polling stops when done
+
+
+def test_progress_fragment_polls_while_sending(web, ready_team):
+    team, news = ready_team
+    campaign = create_draft(web, news)
+    Campaign.update(state="sending", total=4, frozen_at=utcnow()).where(Campaign.id == campaign.id).execute()
+    fragment = web.get(f"/campaigns/{campaign.id}/progress", headers={"HX-Request": "true"})
+    widget = soup(fragment).select_one("#progress")
+    assert widget["hx-trigger"] == "every 1s"
+    assert soup(fragment).select_one("body") is None
+
+
+def test_schedule_in_the_team_time_zone(app, web, ready_team):
+    team, news = ready_team
+    team.time_zone = "America/New_York"
+    team.save()
+    campaign = create_draft(web, news)
+    local = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=2)).astimezone(
+        __import__("zoneinfo").ZoneInfo("America/New_York")).replace(second=0, microsecond=0, tzinfo=None)
+    response = web.post(f"/campaigns/{campaign.id}/publish", {"when": "later", "scheduled_at": local.isoformat()})
+    assert response.status_code == 302
+    campaign = Campaign.get_by_id(campaign.id)
+    assert campaign.state == "scheduled"
+    expected = local.replace(tzinfo=__import__("zoneinfo").ZoneInfo("America/New_York")).astimezone(
+        datetime.timezone.utc).replace(tzinfo=None)
+    assert campaign.scheduled_at == expected
+    assert CaughtMessage.select().count() == 0
+    # A time in the past is refused with a clear reason.
+    other = create_draft(web, news)
+    past = web.post(f"/campaigns/{other.id}/publish", {"when": "later", "scheduled_at": "2001-01-01T09:00"},
+                    follow_redirects=True)
+    assert "has passed" in soup(past).select_one(".flash-error").text
+    # When the time comes, the periodic task starts it.
+    Campaign.update(scheduled_at=utcnow() - datetime.timedelta(minutes=1)).where(Campaign.id == campaign.id).execute()
+    from tasks.sending import tick
+    with app.app_context():  # as the consumer's worker threads run it
+        tick.call_local()
+    assert Campaign.get_by_id(campaign.id).state == "completed"
+    assert CaughtMessage.select().count() == 4
+
+
+def test_unschedule_goes_back_to_draft(web, ready_team):
+    team, news = ready_team
+    campaign = create_draft(web, news)
+    web.post(f"/campaigns/{campaign.id}/publish", {"when": "later", "scheduled_at": "2999-01-01T09:00"})
+    web.post(f"/campaigns/{campaign.id}/unschedule")
+    assert Campaign.get_by_id(campaign.id).state == "draft"
+
+
+def test_pause_resume_and_cancel(web, ready_team):
+    team, news = ready_team
+    campaign = create_draft(web, news)
+    Campaign.update(state="sending", started_at=utcnow()).where(Campaign.id == campaign.id).execute()
+    web.post(f"/campaigns/{campaign.id}/pause")
+    campaign = Campaign.get_by_id(campaign.id)
+    assert campaign.state == "paused" and "Paused by" in campaign.state_reason
+    illegal = web.post(f"/campaigns/{campaign.id}/unschedule", follow_redirects=True)
+    assert "cannot unschedule" in soup(illegal).select_one(".flash-error").text
+    web.post(f"/campaigns/{campaign.id}/cancel")
+    assert Campaign.get_by_id(campaign.id).state == "cancelled"
+    again = web.post(f"/campaigns/{campaign.id}/resume", follow_redirects=True)
+    assert soup(again).select_one(".flash-error") is not None
+    assert Campaign.get_by_id(campaign.id).state == "cancelled"
+
+
+@pytest.mark.parametrize("current,target,ok", [
+    ("draft", "scheduled", True), ("draft", "paused", False), ("scheduled", "sending", True),
+    ("sending", "paused", True), ("paused", "sending", True), ("sending", "completed", True),
+    ("completed", "paused", False), ("cancelled", "sending", False), ("paused", "scheduled", False),
+])
+def test_state_machine(app, admin, current, target, ok):
+    team = Team.get(Team.name == "Acme")
+    campaign = Campaign.create(team=team, name="x", state=current)
+    if ok:
+        assert states.transition(campaign, target).state == target
+    else:
+        with pytest.raises(states.TransitionError):
+            states.transition(campaign, target)
+        assert Campaign.get_by_id(campaign.id).state == current
+
+
+def test_a_stale_transition_loses_the_race(app, admin):
+    team = Team.get(Team.name == "Acme")
+    campaign = Campaign.create(team=team, name="x", state="sending")
+    stale = Campaign.get_by_id(campaign.id)
+    states.transition(campaign, "paused")
+    with pytest.raises(states.TransitionError, match="changed meanwhile"):
+        states.transition(stale, "completed")
+
+
+def test_roles_on_campaigns(app, web, ready_team):
+    team, news = ready_team
+    campaign = create_draft(web, news)
+    _, author = make_member(app, team, "author")
+    _, guest = make_member(app, team, "guest")
+    assert author.post(f"/campaigns/{campaign.id}", draft_form(news, subject="By the author")).status_code == 302
+    assert author.post(f"/campaigns/{campaign.id}/publish", {"when": "now"}).status_code == 403
+    assert guest.post(f"/campaigns/{campaign.id}", draft_form(news)).status_code == 403
+    assert guest.get(f"/campaigns/{campaign.id}").status_code == 200
+    assert Campaign.get_by_id(campaign.id).state == "draft"
+
+
+def test_another_teams_campaign_is_not_found(app, web, ready_team):
+    other = Team.create(name="Other")
+    foreign = Campaign.create(team=other, name="Theirs")
+    for path in (f"/campaigns/{foreign.id}", f"/campaigns/{foreign.id}/progress", f"/campaigns/{foreign.id}/failed"):
+        assert web.get(path).status_code == 404
+    for path in ("publish", "pause", "cancel", "count", "resend", "delete", "failed/requeue"):
+        assert web.post(f"/campaigns/{foreign.id}/{path}").status_code == 404
+    assert Campaign.get_by_id(foreign.id).state == "draft"
+
+
+def test_ab_test_sends_a_sample_then_the_winner(app, web, ready_team):
+    team, news = ready_team
+    for i in range(5, 25):
+        contact = Contact.create(team=team, email=f"more{i}@example.com", domain="example.com", name=f"More {i}")
+        Subscription.create(contact=contact, list=news, status="subscribed")
+    campaign = create_draft(web, news, ab_enabled="1", ab_sample_percent="50", ab_wait_minutes="60",
+                            ab_metric="clicks", b_subject="A different subject")
+    assert [v.label for v in campaign.variants.order_by(Variant.label)] == ["A", "B"]
+    web.post(f"/campaigns/{campaign.id}/publish", {"when": "now"})
+    campaign = Campaign.get_by_id(campaign.id)
+    sample = CaughtMessage.select().count()
+    assert campaign.total == 24 and sample == 12
+    assert Send.select().where((Send.campaign == campaign) & (Send.status == "held")).count() == 12
+    subjects = {email.message_from_bytes(bytes(m.raw), policy=email.policy.default)["Subject"]
+                for m in CaughtMessage.select()}
+    assert "A different subject" in subjects and any(s.startswith("Hello") for s in subjects)
+    # Variant B gets the clicks.
+    b = Variant.get(Variant.campaign == campaign, Variant.label == "B")
+    for send in Send.select().where(Send.variant == b).limit(3):
+        Event.create(team=team, contact=send.contact, campaign_id=campaign.id, type="clicked", data="{}")
+    assert not services.ab_decision_due(campaign)
+    Campaign.update(started_at=utcnow() - datetime.timedelta(minutes=61)).where(Campaign.id == campaign.id).execute()
+    from tasks.sending import tick
+    with app.app_context():  # as the consumer's worker threads run it
+        tick.call_local()
+    assert Variant.get_by_id(b.id).is_winner
+    campaign = Campaign.get_by_id(campaign.id)
+    assert campaign.state == "completed"
+    assert CaughtMessage.select().count() == 24
+    later = [email.message_from_bytes(bytes(m.raw), policy=email.policy.default)["Subject"]
+             for m in CaughtMessage.select().order_by(CaughtMessage.id.desc()).limit(12)]
+    assert set(later) == {"A different subject"}
+    page = soup(web.get(f"/campaigns/{campaign.id}/progress"))
+    assert "winner" in page.select_one("#progress table").text
+
+
+def test_resend_to_non_openers(app, web, ready_team):
+    team, news = ready_team
+    campaign = create_draft(web, news)
+    web.post(f"/campaigns/{campaign.id}/publish", {"when": "now"})
+    opener = Contact.get(Contact.email == "reader0@example.com")
+    Event.create(team=team, contact=opener, campaign_id=campaign.id, type="opened", data="{}")
+    response = web.post(f"/campaigns/{campaign.id}/resend", {"who": "non_openers"})
+    copy = Campaign.get(Campaign.parent == campaign)
+    assert response.headers["Location"].endswith(f"/campaigns/{copy.id}")
+    web.post(f"/campaigns/{copy.id}/publish", {"when": "now"})
+    copy = Campaign.get_by_id(copy.id)
+    assert copy.total == 3
+    recipients = {s.email for s in Send.select().where(Send.campaign == copy)}
+    assert "reader0@example.com" not in recipients
