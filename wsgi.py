@@ -7,9 +7,12 @@ import logging
 from app import create_app
 from tasks import huey
 from tasks import contacts  # noqa: F401  (importing a task module registers its tasks)
+from tasks import feedback  # noqa: F401
 from tasks import imports  # noqa: F401
 from tasks import mail  # noqa: F401
+from tasks import reports  # noqa: F401
 from tasks import sending  # noqa: F401
+from tasks import webhooks  # noqa: F401
 
 app = create_app()
 
