@@ -759,9 +759,10 @@ class _TextMaker(HTMLParser):
             self.out.append("\n\n" + "-" * 40 + "\n\n")
         elif tag in ("ul", "ol"):
             self.lists.append([tag, 0])
-            self._break(1 if len(self.lists) > 1 else 2)
+            if len(self.lists) == 1:
+                self._break(2)  # a nested list starts on its item's own new line
         elif tag == "li":
-            indent = "  " * max(len(self.lists) - 1, 0)
+            indent = _INDENT * max(len(self.lists) - 1, 0)
             if self.lists and self.lists[-1][0] == "ol":
                 self.lists[-1][1] += 1
                 self.out.append(f"\n{indent}{self.lists[-1][1]}. ")
@@ -776,8 +777,6 @@ class _TextMaker(HTMLParser):
             alt = (attributes.get("alt") or "").strip()
             if alt and self.links:
                 self.out.append(alt)
-        elif tag in ("td", "th"):
-            self.out.append(" ")
         elif tag == "pre":
             self.pre += 1
             self._break(2)
@@ -815,7 +814,8 @@ class _TextMaker(HTMLParser):
         elif tag in ("ul", "ol"):
             if self.lists:
                 self.lists.pop()
-            self._break(2 if not self.lists else 1)
+            if not self.lists:
+                self._break(2)
         elif tag == "pre":
             self.pre = max(self.pre - 1, 0)
             self._break(2)
@@ -836,10 +836,13 @@ class _TextMaker(HTMLParser):
 
     def text(self):
         raw = "".join(self.out)
-        lines = [line.strip() for line in raw.split("\n")]
+        lines = [line.strip().replace(_INDENT, "  ") for line in raw.split("\n")]
         text = "\n".join(lines)
         text = re.sub(r"\n{3,}", "\n\n", text)
         return text.strip("\n") + "\n"
+
+
+_INDENT = "\x01"  # list indentation, kept apart from the whitespace that is trimmed
 
 
 def _collapse(text):

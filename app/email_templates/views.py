@@ -1,4 +1,232 @@
-"""Views of the template library (issue 4)."""
+"""The template library (issue 4): built-in layouts, the team's templates, the
+editor with live preview, preview as a contact, and test sends.
+
+Email HTML is untrusted in our own pages. It is only ever shown inside
+<iframe sandbox> (no scripts, no same-origin) whose src is one of the
+*.html endpoints below, served with their own CSP: inline styles (which email
+needs and the app's CSP forbids, also inside srcdoc) but no scripts, and the
+sandbox directive again for anyone opening the URL directly.
+"""
 from flask import Blueprint
+from flask import Response
+from flask import abort
+from flask import flash
+from flask import g
+from flask import redirect
+from flask import render_template
+from flask import request
+from flask import url_for
+from flask_login import current_user
+
+from app.email_templates import services
+from app.htmx import is_htmx
+from app.teams.context import require
 
 bp = Blueprint("email_templates", __name__, url_prefix="/templates")
+
+PREVIEW_CSP = ("sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src https: http: data: cid:; "
+               "font-src https: data:; frame-ancestors 'self'; form-action 'none'; base-uri 'none'")
+
+
+def _template_or_404(template_id):
+    return services.get_template(g.team, template_id) or abort(404)
+
+
+def _builtin_or_404(key):
+    return services.builtin(key) or abort(404)
+
+
+def _contact_from(values):
+    """The contact chosen in "Preview as" (None: a sample person) and a note when the address is unknown."""
+    address = (values.get("contact") or "").strip()
+    if not address:
+        return None, address, ""
+    contact = services.find_contact(g.team, address)
+    if contact is None:
+        return None, address, f"No contact with the address {address}: showing a sample person."
+    return contact, address, ""
+
+
+def _frame_response(html):
+    response = Response(html, mimetype="text/html")
+    response.headers["Content-Security-Policy"] = PREVIEW_CSP
+    response.headers["X-Frame-Options"] = "SAMEORIGIN"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _preview_fragment(item, frame_url, values):
+    contact, address, note = _contact_from(values)
+    summary = services.preview_summary(g.team, item, contact)
+    return render_template("email_templates/_preview.html", frame_url=frame_url, contact_note=note,
+                           contact_address=address, **summary)
+
+
+@bp.route("/")
+@require("view")
+def index():
+    return render_template("email_templates/index.html", builtins=services.builtin_templates(),
+                           templates=services.team_templates(g.team))
+
+
+# --- Editing ---------------------------------------------------------------------------
+
+def _editor(template=None, form=None, errors=None, status=200):
+    values = form or ({"name": template.name, "kind": template.kind, "body": template.body} if template
+                      else {"name": "", "kind": request.args.get("kind", "html"), "body": ""})
+    return render_template("email_templates/edit.html", template=template, form=values, errors=errors or {},
+                           contacts=services.contact_choices(g.team)), status
+
+
+@bp.route("/new")
+@require("edit_content")
+def new():
+    return _editor()
+
+
+@bp.route("/new", methods=["POST"])
+@require("edit_content")
+def create():
+    try:
+        template = services.create_template(g.team, request.form)
+    except services.TemplateError as error:
+        return _editor(form=request.form, errors=error.errors, status=422)
+    flash(f"Saved “{template.name}”.", "success")
+    return redirect(url_for("email_templates.edit", template_id=template.id))
+
+
+@bp.route("/<int:template_id>")
+@require("view")
+def edit(template_id):
+    return _editor(_template_or_404(template_id))
+
+
+@bp.route("/<int:template_id>", methods=["POST"])
+@require("edit_content")
+def update(template_id):
+    template = _template_or_404(template_id)
+    try:
+        template = services.update_template(g.team, template, request.form)
+    except services.TemplateError as error:
+        return _editor(template, form=request.form, errors=error.errors, status=422)
+    flash(f"Saved “{template.name}”.", "success")
+    return redirect(url_for("email_templates.edit", template_id=template.id))
+
+
+@bp.route("/<int:template_id>/duplicate", methods=["POST"])
+@require("edit_content")
+def duplicate(template_id):
+    copy = services.duplicate(g.team, _template_or_404(template_id))
+    flash(f"Made a copy: “{copy.name}”.", "success")
+    return redirect(url_for("email_templates.edit", template_id=copy.id))
+
+
+@bp.route("/<int:template_id>/delete", methods=["POST"])
+@require("edit_content")
+def delete(template_id):
+    template = _template_or_404(template_id)
+    services.delete_template(g.team, template)
+    flash(f"Deleted “{template.name}”.", "info")
+    return redirect(url_for("email_templates.index"))
+
+
+@bp.route("/builtin/<key>")
+@require("view")
+def builtin(key):
+    return render_template("email_templates/builtin.html", layout=_builtin_or_404(key),
+                           contacts=services.contact_choices(g.team))
+
+
+@bp.route("/builtin/<key>/use", methods=["POST"])
+@require("edit_content")
+def use_builtin(key):
+    copy = services.duplicate(g.team, _builtin_or_404(key))
+    flash(f"“{copy.name}” is now in your templates: edit it to make it yours.", "success")
+    return redirect(url_for("email_templates.edit", template_id=copy.id))
+
+
+# --- Previews ----------------------------------------------------------------------------
+
+@bp.route("/preview", methods=["POST"])
+@require("edit_content")
+def preview_draft():
+    """The live preview of the editor's unsaved text (HTMX, on every pause in typing)."""
+    slot = request.form.get("template_id") or "new"
+    if slot != "new" and (not slot.isdigit() or services.get_template(g.team, int(slot)) is None):
+        abort(404)
+    draft = services.save_draft(g.team, current_user.id, slot, request.form)
+    item = services.Draft(draft.name, draft.kind, draft.body)
+    frame_url = url_for("email_templates.draft_html", token=draft.token, contact=request.form.get("contact") or None,
+                        v=int(draft.updated_at.timestamp() * 1000))
+    return _preview_fragment(item, frame_url, request.form)
+
+
+@bp.route("/drafts/<token>.html")
+@require("view")
+def draft_html(token):
+    draft = services.get_draft(g.team, current_user.id, token) or abort(404)
+    contact, _address, _note = _contact_from(request.args)
+    return _frame_response(services.preview_html(g.team, services.Draft(draft.name, draft.kind, draft.body), contact))
+
+
+@bp.route("/<int:template_id>/preview")
+@require("view")
+def preview(template_id):
+    template = _template_or_404(template_id)
+    frame_url = url_for("email_templates.preview_html", template_id=template.id,
+                        contact=request.args.get("contact") or None)
+    return _preview_fragment(template, frame_url, request.args)
+
+
+@bp.route("/<int:template_id>/preview.html")
+@require("view")
+def preview_html(template_id):
+    contact, _address, _note = _contact_from(request.args)
+    return _frame_response(services.preview_html(g.team, _template_or_404(template_id), contact))
+
+
+@bp.route("/builtin/<key>/preview")
+@require("view")
+def builtin_preview(key):
+    layout = _builtin_or_404(key)
+    frame_url = url_for("email_templates.builtin_preview_html", key=key, contact=request.args.get("contact") or None)
+    return _preview_fragment(layout, frame_url, request.args)
+
+
+@bp.route("/builtin/<key>/preview.html")
+@require("view")
+def builtin_preview_html(key):
+    contact, _address, _note = _contact_from(request.args)
+    return _frame_response(services.preview_html(g.team, _builtin_or_404(key), contact))
+
+
+# --- Test sends ----------------------------------------------------------------------------
+
+def _test_send(item, action):
+    status = 200
+    results, error = [], None
+    try:
+        addresses = services.parse_addresses(request.form.get("addresses", ""))
+        contact, _address, _note = _contact_from(request.form)
+        results = services.send_test(item, addresses, g.team, contact)
+    except services.TemplateError as exc:
+        error, status = "; ".join(exc.errors.values()), 422
+    fragment = render_template("email_templates/_test_send.html", action=action, results=results, error=error,
+                               addresses=request.form.get("addresses", ""), contact=request.form.get("contact", ""))
+    if is_htmx():
+        return fragment, status
+    return render_template("email_templates/test_send.html", fragment=fragment, item=item), status
+
+
+@bp.route("/<int:template_id>/test", methods=["POST"])
+@require("send")
+def send_test(template_id):
+    template = _template_or_404(template_id)
+    return _test_send(template, url_for("email_templates.send_test", template_id=template.id))
+
+
+@bp.route("/builtin/<key>/test", methods=["POST"])
+@require("send")
+def builtin_send_test(key):
+    layout = _builtin_or_404(key)
+    return _test_send(layout, url_for("email_templates.builtin_send_test", key=key))

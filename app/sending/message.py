@@ -221,10 +221,12 @@ class MessageFactory:
     registers Link rows); build() itself touches neither the app nor the
     database. With test=True nothing is tracked or registered, the subject gets
     a "[Test] " prefix, and tokens carry send id 0, which matches no send.
+    source (a rendering.Source) replaces the campaign's own content, for test
+    sends of a template.
     """
 
     def __init__(self, campaign, variant=None, base_url=None, *, test=False, unsubscribe_mailbox=None,
-                 custom_fields=None, secret=None):
+                 custom_fields=None, secret=None, source=None):
         from flask import current_app
 
         from app.admin import services as admin_services
@@ -243,7 +245,7 @@ class MessageFactory:
             custom_fields = list(CustomField.select().where(CustomField.team == team.id))
         self.field_types = rendering.field_types(custom_fields)
 
-        source = rendering.source_of(campaign, variant)
+        source = source or rendering.source_of(campaign, variant)
         self.track_opens = bool(campaign.track_opens) and not test
         self.track_clicks = bool(campaign.track_clicks) and not test and campaign.id is not None
         self._links = {}

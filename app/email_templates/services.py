@@ -1,0 +1,348 @@
+"""The template library: built-in layouts (files) and each team's own templates (rows),
+previews, and test sends.
+
+Built-in layouts live in app/email_templates/builtin/*.html, one file each,
+whose first line is a Jinja comment `{# name: … | description: … #}`. They are
+read from disk (no database seeding), are the same for every team, and are
+used by duplicating them into the team's library. Files whose name starts
+with "_" are internal (the Markdown frame, the sample content shown in a
+layout's {{ content }} slot).
+"""
+import asyncio
+import datetime
+import functools
+import re
+from dataclasses import dataclass
+
+import aiosmtplib
+from email_validator import EmailNotValidError
+from email_validator import validate_email
+from markupsafe import escape as html_escape
+
+from app import mail
+from app.admin import services as admin_services
+from app.campaigns import rendering
+from app.campaigns.rendering import RenderError
+from app.db import db
+from app.models import Campaign
+from app.models import Contact
+from app.models import Template
+from app.models import TemplateDraft
+from app.models import utcnow
+from app.sending.message import MessageFactory
+
+MAX_TEST_ADDRESSES = 5
+MAX_NAME = 200
+_HEADER = re.compile(r"^\{#\s*name:\s*(?P<name>[^|]+?)\s*\|\s*description:\s*(?P<description>.+?)\s*#\}")
+
+
+class TemplateError(ValueError):
+    """Form errors, one message per field ("name", "kind", "body", "addresses", "contact" or "" for the form)."""
+
+    def __init__(self, errors):
+        super().__init__("; ".join(errors.values()))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class BuiltinTemplate:
+    key: str
+    name: str
+    description: str
+    body: str
+    kind: str = "html"
+    builtin: bool = True
+    id: str = ""
+
+    @property
+    def ref(self):
+        return f"builtin-{self.key}"
+
+
+@functools.lru_cache(maxsize=1)
+def _load_builtins(signature):
+    found = []
+    for path in sorted(rendering.BUILTIN_DIR.glob("*.html")):
+        if path.name.startswith("_"):
+            continue
+        body = path.read_text(encoding="utf-8")
+        match = _HEADER.match(body)
+        name = match.group("name") if match else path.stem.replace("_", " ").title()
+        description = match.group("description") if match else ""
+        found.append(BuiltinTemplate(key=path.stem, name=name, description=description, body=body))
+    return tuple(found)
+
+
+def builtin_templates():
+    """Every built-in layout, re-read when a file changes."""
+    signature = tuple((path.name, path.stat().st_mtime_ns) for path in sorted(rendering.BUILTIN_DIR.glob("*.html")))
+    return list(_load_builtins(signature))
+
+
+def builtin(key):
+    return next((item for item in builtin_templates() if item.key == key), None)
+
+
+def team_templates(team):
+    return list(Template.select().where(Template.team == team).order_by(Template.updated_at.desc(), Template.id.desc()))
+
+
+def get_template(team, template_id):
+    """The team's template, or None (another team's id is simply not found)."""
+    return Template.get_or_none((Template.id == template_id) & (Template.team == team))
+
+
+def _clean(form, team, current=None):
+    errors = {}
+    name = " ".join((form.get("name") or "").split())
+    kind = form.get("kind") or "html"
+    body = form.get("body") or ""
+    if not name:
+        errors["name"] = "Give the template a name."
+    elif len(name) > MAX_NAME:
+        errors["name"] = f"Keep the name under {MAX_NAME} characters."
+    elif (Template.select().where((Template.team == team) & (Template.name == name)
+                                  & (Template.id != (current.id if current else 0))).exists()):
+        errors["name"] = "Another template of this team already has this name."
+    if kind not in rendering.KINDS:
+        errors["kind"] = "Choose HTML or Markdown."
+    elif not body.strip():
+        errors["body"] = "Write the body of the template (or start from a built-in layout)."
+    else:
+        try:
+            body = rendering.clean_source(body, kind)
+        except RenderError as error:
+            errors["body"] = str(error)
+    if errors:
+        raise TemplateError(errors)
+    return name, kind, body
+
+
+def create_template(team, form):
+    """A new template from the form (body cleaned and checked), or TemplateError."""
+    name, kind, body = _clean(form, team)
+    with db.atomic():
+        return Template.create(team=team, name=name, kind=kind, body=body)
+
+
+def update_template(team, template, form):
+    name, kind, body = _clean(form, team, template)
+    with db.atomic():
+        Template.update(name=name, kind=kind, body=body, updated_at=utcnow()).where(
+            (Template.id == template.id) & (Template.team == team)).execute()
+    return get_template(team, template.id)
+
+
+def duplicate(team, item):
+    """A copy of a team template or a built-in layout in the team's library, with a free name."""
+    base = f"{item.name} (copy)" if not getattr(item, "builtin", False) else item.name
+    name, number = base, 2
+    with db.atomic():
+        while Template.select().where((Template.team == team) & (Template.name == name)).exists():
+            name = f"{base} {number}"
+            number += 1
+        return Template.create(team=team, name=name[:MAX_NAME], kind=item.kind, body=item.body)
+
+
+def delete_template(team, template):
+    """Delete; campaigns made from it keep their own copy of the content."""
+    with db.atomic():
+        return Template.delete().where((Template.id == template.id) & (Template.team == team)).execute()
+
+
+def find_contact(team, email_address):
+    """The team's contact with this address, or None."""
+    email_address = (email_address or "").strip().lower()
+    if not email_address:
+        return None
+    return Contact.get_or_none((Contact.team == team) & (Contact.email == email_address))
+
+
+def contact_choices(team, limit=50):
+    return list(Contact.select(Contact.id, Contact.email, Contact.name).where(Contact.team == team)
+                .order_by(Contact.id.desc()).limit(limit))
+
+
+class Draft:
+    """An unsaved template (the editor's current text), previewed like a saved one."""
+
+    def __init__(self, name, kind, body):
+        self.name = name or "Untitled"
+        self.kind = kind if kind in rendering.KINDS else "html"
+        self.body = body or ""
+        self.builtin = False
+
+
+DRAFT_DAYS = 1
+
+
+def save_draft(team, user, slot, form):
+    """Keep the editor's current text for the live preview; returns the TemplateDraft."""
+    body = (form.get("body") or "")[:rendering.MAX_SOURCE + 1]
+    values = {"name": (form.get("name") or "")[:MAX_NAME], "kind": form.get("kind") or "html", "body": body,
+              "updated_at": utcnow()}
+    with db.atomic():
+        TemplateDraft.delete().where(TemplateDraft.updated_at < utcnow() - datetime.timedelta(days=DRAFT_DAYS)).execute()
+        (TemplateDraft.insert(team=team, user=user, slot=str(slot), **values)
+         .on_conflict(conflict_target=[TemplateDraft.user, TemplateDraft.team, TemplateDraft.slot],
+                      update=values).execute())
+    return TemplateDraft.get((TemplateDraft.user == user) & (TemplateDraft.team == team)
+                             & (TemplateDraft.slot == str(slot)))
+
+
+def get_draft(team, user, token):
+    """One of this person's own drafts in this team, or None."""
+    return TemplateDraft.get_or_none((TemplateDraft.token == token) & (TemplateDraft.team == team)
+                                     & (TemplateDraft.user == user))
+
+
+def preview(team, item, contact=None):
+    """(subject, html, text) of a template or campaign as `contact` (or a sample person) would get it."""
+    if contact is None:
+        contact = rendering.sample_contact()
+    return rendering.preview(item, contact, team=team)
+
+
+def preview_summary(team, item, contact=None):
+    """What the preview pane shows besides the frame: subject, plain text, or the error that stops rendering."""
+    if item.kind not in rendering.KINDS:
+        return {"error": "Choose HTML or Markdown."}
+    if not item.body.strip():
+        return {"error": "Write something to see it here."}
+    try:
+        if isinstance(item, Draft):
+            rendering.clean_source(item.body, item.kind)  # the same checks as saving, with line numbers
+        subject, _html, text = preview(team, item, contact)
+    except RenderError as error:
+        return {"error": str(error)}
+    return {"subject": subject, "text": text}
+
+
+def preview_html(team, item, contact=None):
+    """The HTML for the preview frame; a short explanation when the template cannot render."""
+    try:
+        return preview(team, item, contact)[1]
+    except RenderError as error:
+        return f"<p style=\"font-family:sans-serif;color:#7f1d1d\">{html_escape(str(error))}</p>"
+
+
+# --- Test sends --------------------------------------------------------------------------
+
+def parse_addresses(text):
+    """Up to MAX_TEST_ADDRESSES normalised addresses from a comma/space/line separated text, or TemplateError."""
+    parts = [part for part in re.split(r"[\s,;]+", text or "") if part]
+    if not parts:
+        raise TemplateError({"addresses": "Enter at least one email address."})
+    if len(parts) > MAX_TEST_ADDRESSES:
+        raise TemplateError({"addresses": f"Send a test to at most {MAX_TEST_ADDRESSES} addresses at a time."})
+    addresses, bad = [], []
+    for part in parts:
+        try:
+            addresses.append(validate_email(part, check_deliverability=False).normalized)
+        except EmailNotValidError:
+            bad.append(part)
+    if bad:
+        raise TemplateError({"addresses": f"Not a valid email address: {', '.join(bad)}."})
+    return list(dict.fromkeys(addresses))
+
+
+@dataclass
+class TestResult:
+    address: str
+    ok: bool
+    detail: str
+
+
+def _test_campaign(item, team):
+    """An unsaved Campaign carrying the item's content, for the message factory."""
+    if isinstance(item, Campaign):
+        return item
+    return Campaign(team=team, name=item.name, subject=item.name, body=item.body, body_kind=item.kind,
+                    from_name=team.default_from_name, from_email=team.default_from_email,
+                    track_opens=False, track_clicks=False)
+
+
+def _transport(team):
+    """(aiosmtplib options, description): the team's first usable SMTP account, else the instance's server."""
+    from app.sending import accounts
+
+    usable = accounts.active_accounts(team.id)
+    if usable:
+        account = usable[0]
+        return accounts.smtp_options(account), f"SMTP account “{account.name}”"
+    return mail.smtp_options(admin_services.get_settings()), "the instance's outbound SMTP server"
+
+
+def _dkim(team, from_email):
+    from app.sending import domains
+
+    row = domains.domain_for_sender(team.id, from_email)
+    return (lambda raw: domains.sign(raw, row)) if row is not None and row.dkim_private_key else None
+
+
+async def _deliver(options, sender, messages):
+    results = []
+    smtp = aiosmtplib.SMTP(**options)
+    try:
+        await smtp.connect()
+    except (aiosmtplib.SMTPException, OSError) as error:
+        return [TestResult(address, False, f"Could not connect: {error}") for address, _raw in messages]
+    try:
+        for address, raw in messages:
+            try:
+                _errors, reply = await smtp.sendmail(sender, [address], raw)
+                results.append(TestResult(address, True, reply or "accepted"))
+            except aiosmtplib.SMTPResponseException as error:
+                results.append(TestResult(address, False, f"{error.code} {error.message}"))
+                try:
+                    await smtp.rset()
+                except aiosmtplib.SMTPException:
+                    pass
+            except (aiosmtplib.SMTPException, OSError) as error:
+                results.append(TestResult(address, False, str(error)))
+    finally:
+        try:
+            await smtp.quit()
+        except (aiosmtplib.SMTPException, OSError):
+            smtp.close()
+    return results
+
+
+def send_test(item, addresses, team, contact=None):
+    """Send `item` (a Campaign, Template or built-in) to each address now; a TestResult per address.
+
+    Messages are built by the same MessageFactory as real sends, with nothing
+    tracked and "[Test]" before the subject. They go through the team's first
+    active SMTP account or, when it has none, the instance's outbound server.
+    Personalisation uses `contact` when given, else the team's contact with
+    the recipient's address, else that address with no name.
+    """
+    if isinstance(addresses, str):
+        addresses = parse_addresses(addresses)
+    campaign = _test_campaign(item, team)
+    source = None if isinstance(item, Campaign) else rendering.source_of(item)
+    try:
+        factory = MessageFactory(campaign, test=True, source=source)
+    except RenderError as error:
+        raise TemplateError({"": f"This template cannot be sent: {error}"}) from None
+    sign = _dkim(team, factory.from_email)
+    messages = []
+    for address in addresses:
+        person = contact or find_contact(team, address) or rendering.sample_contact(address, "")
+        send = _TestSend(address)
+        try:
+            raw = factory.build(send, person)
+        except RenderError as error:
+            raise TemplateError({"": f"This template cannot be sent: {error}"}) from None
+        messages.append((address, sign(raw) if sign else raw))
+    options, via = _transport(team)
+    results = asyncio.run(_deliver(options, factory.from_email, messages))
+    for result in results:
+        result.detail = f"{result.detail} (via {via})"
+    return results
+
+
+@dataclass
+class _TestSend:
+    email: str
+    id: int = 0
