@@ -14,6 +14,7 @@ db = DatabaseProxy()
 
 SQLITE_OPTIONS = dict(
     pragmas={"journal_mode": "wal", "foreign_keys": 1, "cache_size": -64000,
+             "mmap_size": 268_435_456,  # big reads skip a copy: segment counts, docs/benchmarks.md
              "synchronous": "normal"},
     timeout=10,
     lock_type="IMMEDIATE",

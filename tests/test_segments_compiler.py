@@ -346,3 +346,10 @@ def test_a_deleted_custom_field_makes_its_segment_fail_clearly(world):
     CustomField.delete().where((CustomField.team == acme) & (CustomField.key == "vip")).execute()
     with pytest.raises(SegmentError, match="There is no custom field “vip”"):
         services.count_matching(acme.id, rules)
+
+
+def test_a_custom_key_outside_the_key_pattern_never_reaches_a_json_path(world):
+    acme = world["acme"]
+    CustomField.create(team=acme, key="a.b\"", label="Odd", type="text")  # not made through the contacts area
+    with pytest.raises(SegmentError, match="has a key segments cannot use"):
+        compile_rules(acme.id, one('custom:a.b"', "is", "x"))

@@ -309,6 +309,10 @@ def _check_rule(rule, path, catalogue, errors, pending):
             errors[path] = f"“{_short(field)}” is not a field a segment can use."
         return cleaned
     label, kind = spec
+    if field.startswith(CUSTOM_PREFIX) and not KEY_PATTERN.match(field[len(CUSTOM_PREFIX):]):
+        # Keys are made by the contacts area to this pattern; anything else never reaches a JSON path.
+        errors[path] = f"The custom field {label} has a key segments cannot use; rename its key."
+        return cleaned
     operators = OPERATORS[kind]
     if operator not in operators:
         choices = ", ".join(f"“{op_label}”" for op_label, _ in operators.values())
@@ -501,8 +505,8 @@ def _compile_rule(catalogue, rule, backend):
                            & (Event.type == _CAMPAIGN_EVENTS[operator]) & Event.contact.is_null(False)))
         return Contact.id.not_in(received) if operator in _NEGATIVE else Contact.id.in_(received)
     key = field[len(CUSTOM_PREFIX):]
-    if not KEY_PATTERN.match(key):  # a team field already; this also keeps the JSON path plain
-        raise SegmentError(f"“{_short(key)}” is not a valid custom field key.", {"": "Invalid custom field key."})
+    if not KEY_PATTERN.match(key):  # refused when checked; this guard keeps the JSON path plain regardless
+        raise SegmentError(f"“{_short(key)}” is not a valid custom field key.")
     kind = catalogue.field(field)[1]
     if kind == "text":
         return _text(backend.value(key), operator, value, nullable=True)
