@@ -42,6 +42,7 @@ def form(name="Engaged", op="and", rules=(), **extra):
             continue
         data[f"rules.{path}.field"] = rule["field"]
         data[f"rules.{path}.was"] = rule.get("was", rule["field"])
+        data[f"rules.{path}.was_operator"] = rule.get("was_operator", rule["operator"])
         data[f"rules.{path}.operator"] = rule["operator"]
         if "value" in rule:
             data[f"rules.{path}.value"] = rule["value"]
@@ -156,6 +157,11 @@ def test_changing_the_field_swaps_operator_and_value_inputs(web, acme):
     data = form(rules=[("0", rule("last_activity_at", "is_empty", "5"))])
     page = soup(web.post("/segments/new/builder", data, htmx=True))
     assert page.select_one("#value-0") is None
+    # An operator that takes another kind of value starts empty; one that takes the same keeps it.
+    data = form(rules=[("0", rule("created_at", "before", "30", was_operator="within_last_days"))])
+    assert soup(web.post("/segments/new/builder", data, htmx=True)).select_one("input#value-0")["value"] == ""
+    data = form(rules=[("0", rule("email", "ends_with", "a.example", was_operator="contains"))])
+    assert soup(web.post("/segments/new/builder", data, htmx=True)).select_one("input#value-0")["value"] == "a.example"
     # A date operator gets a date input, a "last N days" one a number of days.
     data = form(rules=[("0", rule("created_at", "before", ""))])
     assert soup(web.post("/segments/new/builder", data, htmx=True)).select_one("input#value-0")["type"] == "date"

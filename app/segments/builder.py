@@ -20,7 +20,7 @@ from app.segments.compiler import OPERATORS
 from app.segments.compiler import check_rules
 from app.segments.compiler import describe_path
 
-_NAME = re.compile(r"^rules\.(?:(\d{1,3}(?:\.\d{1,3}){0,4})\.)?(op|field|operator|value|was|kind)$")
+_NAME = re.compile(r"^rules\.(?:(\d{1,3}(?:\.\d{1,3}){0,4})\.)?(op|field|operator|value|was|was_operator|kind)$")
 NEW_RULE = {"field": "email", "operator": "contains", "value": ""}
 # Value kinds a rule cannot be counted without.
 _NEEDS_VALUE = {"text", "number", "date", "days", "status", "list", "campaign"}
@@ -50,7 +50,8 @@ def from_form(form):
             node = {"op": _op(data.get("op")), "rules": []}
         else:
             node = {"field": data.get("field", ""), "operator": data.get("operator", ""),
-                    "value": data.get("value", ""), "was": data.get("was", data.get("field", ""))}
+                    "value": data.get("value", ""), "was": data.get("was", data.get("field", "")),
+                    "was_operator": data.get("was_operator", data.get("operator", ""))}
         parent["rules"].append(node)
         built[path] = node
     return root
@@ -61,7 +62,8 @@ def _op(value):
 
 
 def normalise(tree, catalogue):
-    """After a field or operator changed: the new field gets its default operator and an empty value.
+    """After a field or operator changed: the new field gets its default operator and an empty value,
+    and a new operator that takes another kind of value starts with an empty one.
 
     A rule whose field is unknown keeps what it has, so its error can be shown.
     """
@@ -71,6 +73,7 @@ def normalise(tree, catalogue):
             continue
         spec = catalogue.field(node.get("field"))
         was = node.pop("was", node.get("field"))
+        was_operator = node.pop("was_operator", node.get("operator"))
         if spec is None:
             continue
         operators = OPERATORS[spec[1]]
@@ -78,6 +81,8 @@ def normalise(tree, catalogue):
             node["operator"], node["value"] = next(iter(operators)), ""
         elif node.get("operator") not in operators:
             node["operator"] = next(iter(operators))
+        elif was_operator in operators and operators[was_operator][1] != operators[node["operator"]][1]:
+            node["value"] = ""  # "in the last 30 days" -> "before": a number of days is not a date
         value_kind = operators[node["operator"]][1]
         if value_kind == "none":
             node["value"] = None
