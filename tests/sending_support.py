@@ -29,7 +29,7 @@ class Handler:
     def __init__(self, delay=0.0, greylist=False, close_421_every=0, drop_every=0, reject=(),
                  reject_reply="550 5.1.1 <{rcpt}>: Recipient address rejected: User unknown",
                  limit_after=None, limit_reply="550 5.7.1 Message rejected: You have exceeded your daily sending limit",
-                 always_451=(), track_domains=False):
+                 always_451=(), track_domains=False, stall_first=0.0):
         self.delay = delay
         self.greylist = greylist
         self.close_421_every = close_421_every
@@ -40,6 +40,8 @@ class Handler:
         self.limit_reply = limit_reply
         self.always_451 = tuple(always_451)
         self.track_domains = track_domains
+        self.stall_first = stall_first  # seconds of silence after the first DATA for each recipient
+        self.stalled = collections.Counter()
         self.lock = threading.Lock()
         self.delivered = collections.Counter()  # recipient -> messages accepted (250 after DATA)
         self.messages = []  # (mail_from, recipient, raw bytes) of the first 200 accepted
@@ -97,6 +99,12 @@ class Handler:
             self.refused[0] += 1
             server.transport.abort()  # gone without a reply: the client cannot know
             return "250 never seen"
+        if self.stall_first and not any(self.stalled[rcpt] for rcpt in envelope.rcpt_tos):
+            for rcpt in envelope.rcpt_tos:
+                self.stalled[rcpt] += 1
+            await asyncio.sleep(self.stall_first)
+            if server.transport is None or server.transport.is_closing():
+                return "451 4.4.2 nobody is listening any more"  # the client gave up: not delivered
         domains = {rcpt.rpartition("@")[2] for rcpt in envelope.rcpt_tos}
         if self.track_domains:
             for domain in domains:

@@ -470,3 +470,15 @@ def test_a_second_run_finds_the_campaign_busy_until_the_holders_lease_runs_out(c
     assert run(campaign.id).outcome == "completed"
     assert server.handler.delivered == {c.email: 1 for c in contacts}
     assert Campaign.get_by_id(campaign.id).run_token == ""  # released
+
+
+def test_a_server_that_goes_silent_times_out_and_the_message_is_retried(ctx, smtp):
+    ctx.config.update(SEND_SMTP_TIMEOUT=0.3)
+    server = smtp(stall_first=3.0)
+    team = make_team()
+    campaign, contacts, _ = launched(team, 3, server.port, connections=3)
+
+    assert run_until_settled(campaign.id).outcome == "completed"
+
+    assert server.handler.delivered == {c.email: 1 for c in contacts}
+    assert {s.attempts for s in Send.select().where(Send.campaign == campaign)} == {2}

@@ -53,7 +53,6 @@ import secrets
 import time
 
 import aiosmtplib
-from aiosmtplib.protocol import PERIOD_REGEX
 from aiosmtplib.protocol import normalize_message_line_endings
 from flask import current_app
 from peewee import JOIN
@@ -148,17 +147,31 @@ class RunResult:
 
 
 class Job:
-    """One claimed Send on its way through the run."""
-    __slots__ = ("id", "email", "domain", "send", "contact", "variant_id", "attempts")
+    """One claimed Send on its way through the run; it is also the `send` given to
+    MessageFactory.build() (id, campaign_id, email), lighter than a model instance."""
+    __slots__ = ("id", "campaign_id", "email", "domain", "contact", "variant_id", "attempts")
 
-    def __init__(self, send):
-        self.id = send.id
-        self.email = send.email
-        self.domain = send.email.rpartition("@")[2]
-        self.send = send
-        self.contact = send.contact
-        self.variant_id = send.variant_id
-        self.attempts = send.attempts
+    def __init__(self, send_id, campaign_id, email, attempts, variant_id, contact):
+        self.id = send_id
+        self.campaign_id = campaign_id
+        self.email = email
+        self.domain = email.rpartition("@")[2]
+        self.attempts = attempts
+        self.variant_id = variant_id
+        self.contact = contact
+
+
+class Recipient:
+    """The contact fields a message needs (MessageFactory reads id, team_id, email, name, attributes)."""
+    __slots__ = ("id", "team_id", "email", "name", "attributes", "status")
+
+    def __init__(self, contact_id, team_id, email, name, attributes, status):
+        self.id = contact_id
+        self.team_id = team_id
+        self.email = email
+        self.name = name
+        self.attributes = attributes
+        self.status = status
 
 
 class Outcome:
@@ -239,9 +252,17 @@ def smtp_payload(message):
         message = normalize_message_line_endings(message)
     elif not message.endswith(b"\r\n"):
         message += b"\r\n"
-    if message.startswith(b".") or b"\n." in message:
-        message = PERIOD_REGEX.sub(b"..", message)
+    # Every line now ends with CRLF, so a line starting with "." follows a CRLF (or opens the message).
+    message = message.replace(b"\r\n.", b"\r\n..")
+    if message.startswith(b"."):
+        message = b"." + message
     return message + b".\r\n"
+
+
+def _expire(smtp, expired):
+    """The watchdog of a transaction: the server went silent, so the connection is dropped."""
+    expired.append(True)
+    smtp.close()
 
 
 # --- Accounts ------------------------------------------------------------------
@@ -430,20 +451,22 @@ class Run:
             if not ids:
                 return []
             Send.update(status="sending", attempts=Send.attempts + 1).where(Send.id << ids).execute()
-            rows = (Send.select(Send.id, Send.campaign, Send.email, Send.attempts, Send.variant, Send.contact, Contact)
+            rows = (Send.select(Send.id, Send.email, Send.attempts, Send.variant, Contact.id, Contact.team,
+                                Contact.email, Contact.name, Contact.attributes, Contact.status)
                     .join(Contact, JOIN.LEFT_OUTER, on=(Send.contact == Contact.id))
-                    .where(Send.id << ids).order_by(Send.id))
+                    .where(Send.id << ids).order_by(Send.id).tuples())
             jobs, skipped = [], []
-            for send in rows:
-                contact = send.contact if send.contact_id else None
-                if contact is None:
-                    skipped.append((send.id, "The contact was deleted after the campaign was published."))
-                elif contact.status != "active":
-                    skipped.append((send.id, f"The contact is {contact.status} (changed after publishing)."))
-                elif self.checker(send.email):
-                    skipped.append((send.id, "The address is on the suppression list."))
+            campaign_id = self.campaign_id
+            for send_id, email, attempts, variant_id, contact_id, *fields in rows:
+                if contact_id is None:
+                    skipped.append((send_id, "The contact was deleted after the campaign was published."))
+                elif fields[-1] != "active":
+                    skipped.append((send_id, f"The contact is {fields[-1]} (changed after publishing)."))
+                elif self.checker(email):
+                    skipped.append((send_id, "The address is on the suppression list."))
                 else:
-                    jobs.append(Job(send))
+                    jobs.append(Job(send_id, campaign_id, email, attempts, variant_id,
+                                    Recipient(contact_id, *fields)))
             for send_id, reason in skipped:
                 Send.update(status="skipped", error=reason).where(Send.id == send_id).execute()
         return jobs
@@ -591,8 +614,8 @@ class Run:
             return
         factory = self.factories.get(job.variant_id) or self.factories[None]
         try:
-            message = factory.build(job.send, job.contact)
-            message_id = factory.message_id(job.send)
+            message = factory.build(job, job.contact)
+            message_id = factory.message_id(job)
             if self.signers is not None:
                 message = await self.loop.run_in_executor(self.signers, domains_service.sign, message,
                                                           self.dkim_domain)
@@ -658,9 +681,11 @@ class Run:
 
         The content is written with the connection's protocol directly: the
         payload is already CRLF and dot-stuffed (smtp_payload), which saves
-        aiosmtplib's per-message regular expressions over 20 KB bodies.
+        aiosmtplib's per-message regular expressions over 20 KB bodies. One
+        watchdog timer covers the whole transaction (it closes the connection
+        when the server stays silent for SEND_SMTP_TIMEOUT), instead of a
+        timeout task around each of the four replies.
         """
-        timeout = self.settings.smtp_timeout
         mail_args = [b"FROM:<" + self.sender.encode() + b">"]
         try:
             rcpt = job.email.encode("ascii")
@@ -670,21 +695,29 @@ class Run:
                     553, "The address has non-ASCII characters and the server does not support SMTPUTF8.")
             rcpt = job.email.encode("utf-8")
             mail_args.append(b"SMTPUTF8")
-        response = await smtp.execute_command(b"MAIL", *mail_args, timeout=timeout)
-        if response.code != 250:
-            return "mail", response
-        response = await smtp.execute_command(b"RCPT", b"TO:<" + rcpt + b">", timeout=timeout)
-        if response.code not in (250, 251):
-            return "rcpt", response
-        response = await smtp.execute_command(b"DATA", timeout=timeout)
-        if response.code != 354:
-            return "data", response
-        protocol = smtp.protocol
-        if protocol is None:
-            raise aiosmtplib.SMTPServerDisconnected("Connection lost")
-        protocol.write(payload)
-        response = await protocol.read_response(timeout=timeout)
-        return "done", response
+        expired = []
+        watchdog = self.loop.call_later(self.settings.smtp_timeout, _expire, smtp, expired)
+        try:
+            response = await smtp.execute_command(b"MAIL", *mail_args, timeout=None)
+            if response.code != 250:
+                return "mail", response
+            response = await smtp.execute_command(b"RCPT", b"TO:<" + rcpt + b">", timeout=None)
+            if response.code not in (250, 251):
+                return "rcpt", response
+            response = await smtp.execute_command(b"DATA", timeout=None)
+            if response.code != 354:
+                return "data", response
+            protocol = smtp.protocol
+            if protocol is None:
+                raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+            protocol.write(payload)
+            return "done", await protocol.read_response(timeout=None)
+        except aiosmtplib.SMTPServerDisconnected:
+            if expired:
+                raise asyncio.TimeoutError(f"no reply within {self.settings.smtp_timeout:g} s")
+            raise
+        finally:
+            watchdog.cancel()
 
     async def reset(self, conn):
         """RSET after a refused transaction, so the connection can carry the next message."""
@@ -771,9 +804,11 @@ class Run:
                     f"UPDATE {table} SET status = 'sent', sent_at = {param}, message_id = {param}, "
                     f"smtp_account_id = {param}, error = '' WHERE id = {param}",
                     [(o.at, o.message_id, o.account_id, o.job.id) for o in sent])
-                Event.insert_many(
-                    [{"team": self.team_id, "contact": o.job.contact.id, "campaign_id": self.campaign_id,
-                      "type": "sent", "at": o.at, "data": f'{{"send": {o.job.id}}}'} for o in sent]).execute()
+                team_id, campaign_id = self.team_id, self.campaign_id
+                cursor.executemany(
+                    f"INSERT INTO {Event._meta.table_name} (team_id, contact_id, campaign_id, type, at, data) "
+                    f"VALUES ({param}, {param}, {param}, 'sent', {param}, {param})",
+                    [(team_id, o.job.contact.id, campaign_id, o.at, f'{{"send": {o.job.id}}}') for o in sent])
             if deferred_rows:
                 cursor.executemany(
                     f"UPDATE {table} SET status = 'deferred', next_attempt_at = {param}, error = {param}, "
