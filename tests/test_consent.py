@@ -353,3 +353,21 @@ def test_the_fast_path_agrees_with_the_validator(text):
     except ConsentError:
         got = None
     assert got == expected
+
+
+def test_an_erased_address_cannot_come_back(app, web, team, catcher):
+    contact, news = _rich_contact(team)
+    assert web.post(f"/contacts/{contact.id}/erase", {"confirm": "pat@example.com"}).status_code == 302
+    # Typed in by hand: refused at the field.
+    again = web.post("/contacts/new", {"email": "PAT@example.com"})
+    assert again.status_code == 422
+    field = soup(again).select_one("input[name=email]")
+    assert field["aria-invalid"] == "true"
+    assert "suppression list" in soup(again).select_one("#" + field["aria-describedby"].split()[0]).text
+    # Through the public form: the usual answer, and nothing stored or sent.
+    public = app.test_client()
+    response = public.post(f"/f/{news.public_id}", data={"email": "pat@example.com"})
+    assert response.status_code == 200
+    assert Contact.get_or_none(Contact.email == "pat@example.com") is None
+    from app.models import CaughtMessage
+    assert CaughtMessage.select().count() == 0

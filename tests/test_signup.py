@@ -324,9 +324,10 @@ def test_preference_center_lists_choices(app, public, team, news, subscriber):
     response = public.get(pref_path(app, subscriber))
     assert response.status_code == 200 and "Set-Cookie" not in response.headers
     page = soup(response)
-    boxes = {box.find_next("label").text.strip(): box.has_attr("checked")
+    boxes = {box.find_next("label").contents[0].strip(): box.has_attr("checked")
              for box in page.select("input[type=checkbox][name=lists]")}
     assert boxes == {"Events": False, "News": True}
+    assert page.select_one("label[for=list-%d] .help" % news.id).text == "Monthly product news."
     assert page.select_one("button.danger").text == "Unsubscribe from everything"
 
 
