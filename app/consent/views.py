@@ -190,7 +190,7 @@ def signup(public_id):
     except forms.Refused as exc:
         if exc.status == 429:
             return render_template("consent/message.html", team=mailing_list.team, title="Please try later",
-                                   message=str(exc)), 429
+                                   message=str(exc)), 429, {"Retry-After": "3600"}
         return _render_form(mailing_list, exc.status, error=str(exc), form=request.form)
     except ConsentError as exc:
         return _render_form(mailing_list, 422, error=str(exc), error_field=exc.field, form=request.form)
