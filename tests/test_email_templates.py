@@ -333,3 +333,23 @@ def test_test_send_reports_an_unreachable_server(app, web, team):
     response = web.post(f"/templates/{template_id}/test", {"addresses": "x@example.org"}, htmx=True)
     result = soup(response).select_one(".test-results li")
     assert result.select_one(".badge").text == "Failed" and "Could not connect" in result.text
+
+
+def test_test_send_is_dkim_signed_for_a_verified_sender_domain(app, web, team, catcher):
+    import dkim
+
+    from app.models import SenderDomain
+    from app.models import utcnow
+    from app.sending import domains
+    with app.app_context():
+        row = SenderDomain.create(team=team, domain="acme.example", verified_at=utcnow())
+        record = domains.dkim_record(row).encode()
+        selector = row.dkim_selector
+    template_id = create(web)
+    response = web.post(f"/templates/{template_id}/test", {"addresses": "x@example.org"}, htmx=True)
+    assert soup(response).select_one(".test-results .badge").text == "Sent"
+    with app.app_context():
+        raw = bytes(CaughtMessage.get().raw)
+    assert raw.startswith(b"DKIM-Signature:")
+    dns = {f"{selector}._domainkey.acme.example.".encode(): record}
+    assert dkim.verify(raw, dnsfunc=lambda name, timeout=5: dns.get(name))
