@@ -276,7 +276,7 @@ class AuditLog(BaseModel):
 
 
 class RateLimitHit(BaseModel):
-    """One counted request of a public page (migration 0003_consent): the per-IP
+    """One counted request of a public page (migration 0004_consent): the per-IP
     sign-up limit counts these rows, so it holds across gunicorn workers."""
     bucket = CharField()  # what is limited, e.g. "signup" or "confirm-mail"
     key = CharField()  # HMAC of who or what is limited (an IP address, an email address)
