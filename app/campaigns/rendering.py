@@ -638,7 +638,7 @@ def markdown_to_html(source):
         constructs.append(match.group(0))
         return f"\ue004{len(constructs) - 1}\ue005"
 
-    protected = sanitize.JINJA.sub(hide, sanitize._PUA.sub("", source))
+    protected = sanitize.JINJA.sub(hide, sanitize.PRIVATE_USE.sub("", source))
     converted = markdown_lib.markdown(protected, extensions=["tables", "fenced_code", "sane_lists"],
                                       output_format="html")
     converted = _BARE_TAG.sub(lambda m: f'<{m.group(1)} style="{MARKDOWN_STYLES[m.group(1)]}">', converted)
@@ -657,7 +657,7 @@ def check_link_addresses(cleaned, constructs, lines=None):
     """Refuse a link address that a variable could turn into something other than a web or mail link."""
     for match in _URL_ATTRIBUTE.finditer(cleaned):
         value = match.group(2) if match.group(2) is not None else match.group(3)
-        slot = sanitize._TEXT_SLOT.search(value)
+        slot = sanitize.TEXT_SLOT.search(value)
         if not slot:
             continue
         prefix = html.unescape(value[:slot.start()])
@@ -694,7 +694,7 @@ def clean_source(source, kind):
     # Syntax first, on the text as written, so line numbers match the editor.
     compile_template(source, autoescape=True, extra_names=("content",), strict_names=True)
     html_source = source if kind == "html" else markdown_to_html(source)
-    protected_source = sanitize._PUA.sub("", html_source)
+    protected_source = sanitize.PRIVATE_USE.sub("", html_source)
     cleaned, constructs, lost = sanitize.protect_and_clean(protected_source)
     lines = _construct_lines(protected_source)
     if lost:
@@ -867,7 +867,7 @@ def text_template_source(cleaned_with_slots, constructs):
     # Literal braces in the text must stay literal once Jinja reads it.
     text = re.sub(r"\{(?=[{%#])", "{{ '{' }}", text)
     text = text.replace("\ue002", "\ue000").replace("\ue003", "\ue001")
-    return sanitize._TEXT_SLOT.sub(lambda m: constructs[int(m.group(1))], text)
+    return sanitize.TEXT_SLOT.sub(lambda m: constructs[int(m.group(1))], text)
 
 
 # --- Composition ---------------------------------------------------------------
@@ -1000,7 +1000,7 @@ def _rewrite_links(cleaned, constructs, base_url, link_id, links):
     def rewrite(match):
         nonlocal click_slot
         value = match.group(2) if match.group(2) is not None else match.group(3)
-        if sanitize._TEXT_SLOT.search(value):
+        if sanitize.TEXT_SLOT.search(value):
             return match.group(0)  # personalised or one of our own links: left alone
         url = html.unescape(value).strip()
         if not re.match(r"https?://", url, re.IGNORECASE):

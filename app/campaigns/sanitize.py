@@ -107,8 +107,8 @@ _DANGLING_OPENERS = re.compile(r"<(script|style|iframe|object|embed|svg|math|nos
 JINJA = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
 # Placeholders use private-use characters, which are removed from input first,
 # so they cannot collide with anything a person typed.
-_PUA = re.compile("[\ue000-\ue00f]")
-_TEXT_SLOT = re.compile("\ue000(\\d+)\ue001")
+PRIVATE_USE = re.compile("[\ue000-\ue00f]")
+TEXT_SLOT = re.compile("\ue000(\\d+)\ue001")
 _COMMENT_SLOT = re.compile("<!--\ue002(\\d+)\ue003-->")
 _ANY_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
 
@@ -146,7 +146,7 @@ def protect(source):
     is even between table rows (text there would be moved before the table).
     Returns (protected_html, constructs).
     """
-    source = _PUA.sub("", source)
+    source = PRIVATE_USE.sub("", source)
     constructs = []
     parts = []
     position = 0
@@ -162,7 +162,7 @@ def protect(source):
 
 def restore(html, constructs):
     html = _COMMENT_SLOT.sub(lambda m: constructs[int(m.group(1))], html)
-    return _TEXT_SLOT.sub(lambda m: constructs[int(m.group(1))], html)
+    return TEXT_SLOT.sub(lambda m: constructs[int(m.group(1))], html)
 
 
 def _bleach(html):
@@ -179,7 +179,7 @@ def protect_and_clean(source):
     constructs that did not survive cleaning, in source order."""
     protected, constructs = protect(source.replace("\r\n", "\n").replace("\r", "\n"))
     cleaned = _bleach(protected)
-    kept = {int(i) for i in _COMMENT_SLOT.findall(cleaned)} | {int(i) for i in _TEXT_SLOT.findall(cleaned)}
+    kept = {int(i) for i in _COMMENT_SLOT.findall(cleaned)} | {int(i) for i in TEXT_SLOT.findall(cleaned)}
     lost = [constructs[i] for i in range(len(constructs)) if i not in kept]
     return cleaned, constructs, lost
 

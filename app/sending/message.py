@@ -29,7 +29,6 @@ Header values never contain CR or LF (they are replaced by spaces), so a
 contact's name or a subject cannot add headers.
 """
 import base64
-import binascii
 import email.utils
 import hashlib
 import hmac
@@ -392,8 +391,3 @@ class MessageFactory:
             self._html_opening, html_part,
             self._closing,
         ))
-
-
-def decode_qp(data):
-    """Quoted-printable bytes back to bytes (for tests and tools)."""
-    return binascii.a2b_qp(data)

@@ -14,7 +14,6 @@ to the same ids.
 """
 import base64
 import binascii
-import hashlib
 import hmac
 
 from flask import current_app
