@@ -132,3 +132,21 @@ def test_htmx_is_vendored_and_pinned_to_2_0():
     vendored = list((ROOT / "static" / "vendor").glob("htmx-2.0.*.min.js"))
     assert len(vendored) == 1
     assert vendored[0].stat().st_size > 40_000
+
+
+def test_dashboard_counts_and_next_steps(web, admin):
+    from app.models import Contact
+    from app.models import Team
+    from tests.conftest import soup
+    page = soup(web.get("/dashboard"))
+    steps = page.select("ol.steps li")
+    assert len(steps) == 5 and all("todo" in li["class"] for li in steps)
+    team = Team.get(Team.name == "Acme")
+    team.postal_address = "1 Main St"
+    team.save()
+    Contact.create(team=team, email="a@example.com", domain="example.com")
+    page = soup(web.get("/dashboard"))
+    done = [li.text.strip() for li in page.select("ol.steps li.done")]
+    assert any("postal address" in text for text in done) and any("contacts" in text for text in done)
+    counts = {div.select_one("dt").text: div.select_one("dd").text for div in page.select("dl.stats div")}
+    assert counts["Active contacts"] == "1"

@@ -5,7 +5,10 @@ from flask import render_template
 from flask import url_for
 from flask_login import current_user
 
+from flask import g
+
 from app.auth import services as auth_services
+from app.main import services
 from app.teams.context import require
 
 bp = Blueprint("main", __name__)
@@ -23,4 +26,5 @@ def index():
 @bp.route("/dashboard")
 @require("view")
 def dashboard():
-    return render_template("main/dashboard.html")
+    return render_template("main/dashboard.html", overview=services.overview(g.team),
+                           steps=services.next_steps(g.team))
