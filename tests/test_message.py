@@ -310,3 +310,18 @@ def test_link_variables_reach_the_tracking_and_preference_pages(app, team):
     # Only one footer: the body already has the unsubscribe link (but not the postal address).
     assert list(hrefs) == ["web", "prefs", "unsub"]
     assert "1 Main Street, Springfield 12345" in html
+
+
+def test_a_layout_template_wraps_the_campaign_content(app, team):
+    from app.models import Template
+    layout = Template.create(team=team, name="Frame", kind="html",
+                             body='<div style="background-color: #eeeeee;" id="frame">{{ content }}'
+                                  '<p>{{ postal_address }} <a href="{{ unsubscribe_url }}">Leave</a></p></div>')
+    contact = make_contact(team, "lay@example.org", "Lay Out")
+    campaign = make_campaign(team, template=layout, body_kind="markdown", body="Hello **{{ contact.first_name }}**")
+    send = make_send(campaign, contact)
+    html, text = parts(parse(MessageFactory(campaign).build(send, contact)))
+    page = BeautifulSoup(html, "html.parser")
+    assert page.select_one("#frame strong").text == "Lay"
+    assert [a.text for a in page.select("a")] == ["Leave"]  # the layout's footer, so no second one
+    assert "Hello Lay" in text and "Leave (http://loft.test/u/" in text
