@@ -79,3 +79,5 @@ def init_app(app):
     app.cli.add_command(db_cli)
     app.cli.add_command(users_cli)
     app.cli.add_command(catcher_cli)
+    from app.imports import cli as imports_cli
+    imports_cli.register(app)  # `flask contacts import`

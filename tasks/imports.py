@@ -1,2 +1,22 @@
-"""Tasks of the imports area: thin wrappers over app/imports services (issue 3)."""
-from tasks import huey  # noqa: F401
+"""Tasks of the imports area: thin wrappers over app/imports services (issue 3).
+
+The job's state lives in its ImportJob row, not in huey: a task lost with a
+killed worker is found by the sweep below (no heartbeat for a few minutes)
+and queued again, and the import carries on after its last committed chunk.
+"""
+from huey import crontab
+
+from app.imports import services
+from tasks import huey
+
+
+@huey.task(name="imports.run_import")
+def run_import(job_id):
+    """Import (or carry on importing) one uploaded CSV file."""
+    services.run_import(job_id)
+
+
+@huey.periodic_task(crontab(minute="*/2"), name="imports.resume_stalled")
+def resume_stalled_imports():
+    for job_id in services.claim_stalled_imports():
+        run_import(job_id)
