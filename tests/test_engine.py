@@ -63,7 +63,11 @@ def run_until_settled(campaign_id, limit=10):
     raise AssertionError("the campaign did not settle")
 
 
-def test_every_recipient_gets_exactly_one_message_over_parallel_connections(ctx, smtp):
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_every_recipient_gets_exactly_one_message_over_parallel_connections(ctx, smtp, loop):
+    if loop == "uvloop" and engine.uvloop is None:
+        pytest.skip("uvloop is not installed: the engine runs on asyncio's loop")
+    ctx.config.update(SEND_EVENT_LOOP=loop)
     server = smtp()
     team = make_team()
     campaign, contacts, account = launched(team, 120, server.port, connections=4)
@@ -88,10 +92,27 @@ def test_every_recipient_gets_exactly_one_message_over_parallel_connections(ctx,
     assert usage.messages_sent == 120 and usage.month == utcnow().strftime("%Y-%m")
 
 
-def test_dot_stuffing_and_line_endings_survive_the_raw_data_write():
-    payload = engine.smtp_payload(b"Subject: x\r\n\r\n.hidden\r\nline\nbare\r\n..two\r\nend")
-    assert payload == b"Subject: x\r\n\r\n..hidden\r\nline\r\nbare\r\n...two\r\nend\r\n.\r\n"
+def test_dot_stuffing_for_the_raw_data_write():
+    payload = engine.smtp_payload(b".Subject: x\r\n\r\n.hidden\r\nline\r\n..two\r\nend")
+    assert payload == b"..Subject: x\r\n\r\n..hidden\r\nline\r\n...two\r\nend\r\n.\r\n"
     assert engine.smtp_payload(b"A: b\r\n\r\nok\r\n") == b"A: b\r\n\r\nok\r\n.\r\n"
+
+
+def test_messages_have_crlf_line_endings_only_even_with_hostile_content(ctx, smtp):
+    """The engine writes the factory's bytes as they are (no normalising pass), so check the premise."""
+    server = smtp()
+    team = make_team()
+    campaign, contacts, _ = launched(team, 2, server.port)
+    Campaign.update(body="<p>line\nbreak\rcarriage\r\n.dot at start</p>\n.\n..\n<pre>\n.x\n</pre>",
+                    subject="Hi {{ contact.name }}\n.evil").where(Campaign.id == campaign.id).execute()
+    Contact.update(name="Eve\r\n.\r\nBcc: x@evil.test\nZ").where(Contact.id == contacts[0].id).execute()
+
+    assert run(campaign.id).outcome == "completed"
+
+    for _, _, raw in server.handler.messages:
+        assert raw.count(b"\n") == raw.count(b"\r\n") == raw.count(b"\r")
+        assert b"\nBcc:" not in raw
+    assert server.handler.total() == 2
 
 
 def test_greylisting_451_is_retried_with_backoff_then_delivered_once(ctx, smtp):

@@ -53,7 +53,11 @@ import secrets
 import time
 
 import aiosmtplib
-from aiosmtplib.protocol import normalize_message_line_endings
+
+try:
+    import uvloop
+except ImportError:  # optional: the engine works on asyncio's own loop, only slower
+    uvloop = None
 from flask import current_app
 from peewee import JOIN
 from peewee import Case
@@ -91,6 +95,7 @@ DEFAULTS = {
     "SEND_RUN_SECONDS": 300,  # a run hands back its worker thread after this long
     "SEND_MAX_IN_RUN_WAIT": 5.0,  # retries due sooner than this are awaited in the run; later ones reschedule
     "SEND_LEASE_SECONDS": 15,  # a run that has not renewed its lease for this long is presumed dead
+    "SEND_EVENT_LOOP": "uvloop",  # "uvloop" (when installed) or "asyncio"
 }
 
 HARD_BOUNCE_TEXT = re.compile(
@@ -242,21 +247,29 @@ def limit_pause_until(message, now=None):
 
 
 def smtp_payload(message):
-    """The DATA payload: CRLF line endings, leading dots doubled, the final '.' line.
+    """The DATA payload: leading dots doubled, the final '.' line.
 
-    The factory already writes CRLF; the checks cost a few microseconds and the
-    regular expressions only run when something needs fixing.
+    The message must already use CRLF line endings only: MessageFactory and
+    DKIM signing produce exactly that (a test checks it with hostile input),
+    so the engine does not pay for aiosmtplib's normalising regular expressions
+    (over 100 microseconds per 40 KB message).
     """
-    crlf = message.count(b"\r\n")
-    if message.count(b"\n") != crlf or message.count(b"\r") != crlf:
-        message = normalize_message_line_endings(message)
-    elif not message.endswith(b"\r\n"):
-        message += b"\r\n"
-    # Every line now ends with CRLF, so a line starting with "." follows a CRLF (or opens the message).
-    message = message.replace(b"\r\n.", b"\r\n..")
     if message.startswith(b"."):
         message = b"." + message
+    parts = message.split(b"\r\n.")
+    if len(parts) > 1:
+        message = b"\r\n..".join(parts)
+    if not message.endswith(b"\r\n"):
+        message += b"\r\n"
     return message + b".\r\n"
+
+
+def run_loop(coroutine, kind="uvloop"):
+    """Run the engine's loop on uvloop when it is installed (about half the CPU per message of
+    asyncio's own loop with aiosmtplib), else on asyncio's."""
+    if kind == "uvloop" and uvloop is not None:
+        return uvloop.run(coroutine)
+    return asyncio.run(coroutine)
 
 
 def _expire(smtp, expired):
@@ -964,7 +977,7 @@ def _run_with_lease(campaign, settings, token):
     run = Run(campaign, lanes, factories, Checker(campaign.team_id), settings, sender=campaign.from_email,
               dkim_domain=dkim_domain, token=token)
     started = time.monotonic()
-    asyncio.run(run.main())
+    run_loop(run.main(), current_app.config.get("SEND_EVENT_LOOP", "uvloop"))
     log.info("campaign %s: run sent %s in %.1f s (%s)", campaign_id, run.sent, time.monotonic() - started,
              run.stop_reason or "drained")
     return _conclude(campaign_id, run, recovered)
