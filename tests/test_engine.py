@@ -503,3 +503,32 @@ def test_a_server_that_goes_silent_times_out_and_the_message_is_retried(ctx, smt
 
     assert server.handler.delivered == {c.email: 1 for c in contacts}
     assert {s.attempts for s in Send.select().where(Send.campaign == campaign)} == {2}
+
+
+def test_the_minute_tick_starts_due_scheduled_campaigns_and_resumes_stalled_ones(ctx, smtp):
+    from tasks import sending as sending_tasks
+    server = smtp()
+    team = make_team()
+    mailing_list = MailingList.create(team=team, name="All")
+    contacts = make_contacts(team, 4, mailing_list)
+    make_account(team, server.port)
+    due = make_campaign(team, [mailing_list], state="scheduled", name="Due",
+                        scheduled_at=utcnow() - datetime.timedelta(minutes=1))
+    later = make_campaign(team, [mailing_list], state="scheduled", name="Later",
+                          scheduled_at=utcnow() + datetime.timedelta(hours=1))
+    empty = make_campaign(team, [], state="scheduled", name="Nobody",
+                          scheduled_at=utcnow() - datetime.timedelta(minutes=1))
+    stalled = make_campaign(team, [mailing_list], name="Stalled")  # "sending", its worker died
+    ledger.freeze_audience(stalled)
+    Send.update(status="sending", attempts=1).where(Send.campaign == stalled).execute()
+    Campaign.update(run_token="dead-worker", heartbeat_at=utcnow() - datetime.timedelta(minutes=5)).where(
+        Campaign.id == stalled.id).execute()
+
+    sending_tasks.tick()  # immediate mode: runs inline, and so do the sends it enqueues
+
+    assert Campaign.get_by_id(due.id).state == "completed"
+    assert Campaign.get_by_id(later.id).state == "scheduled"
+    empty = Campaign.get_by_id(empty.id)
+    assert empty.state == "draft" and "could not start" in empty.state_reason
+    assert Campaign.get_by_id(stalled.id).state == "completed"
+    assert server.handler.delivered == {c.email: 2 for c in contacts}  # once per campaign
