@@ -532,3 +532,29 @@ def test_the_minute_tick_starts_due_scheduled_campaigns_and_resumes_stalled_ones
     assert empty.state == "draft" and "could not start" in empty.state_reason
     assert Campaign.get_by_id(stalled.id).state == "completed"
     assert server.handler.delivered == {c.email: 2 for c in contacts}  # once per campaign
+
+
+def test_domain_gate_limits_each_domain_and_forgets_idle_ones():
+    import asyncio
+    gate = engine.DomainGate(default=3, limits={"gmail.com": 2}, connections=8)
+    running = {"gmail.com": 0, "other.example": 0}
+    most = {"gmail.com": 0, "other.example": 0}
+
+    async def deliver(domain):
+        await gate.acquire(domain)
+        try:
+            running[domain] += 1
+            most[domain] = max(most[domain], running[domain])
+            await asyncio.sleep(0.001)
+            running[domain] -= 1
+        finally:
+            gate.release(domain)
+
+    async def main():
+        await asyncio.gather(*(deliver(d) for d in ["gmail.com", "other.example"] * 20))
+    asyncio.run(main())
+
+    assert most == {"gmail.com": 2, "other.example": 3}
+    assert gate.active == {}  # nothing kept for domains with nothing in progress
+    wide = engine.DomainGate(default=10, limits={}, connections=4)
+    assert wide.limit("x.example") >= wide.connections  # unreachable limit: no bookkeeping at all

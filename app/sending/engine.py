@@ -329,6 +329,56 @@ class Lane:
         return max(0.001, (1 - self.tokens) / per_second) if per_second else 0.001
 
 
+class DomainGate:
+    """At most N deliveries in progress per recipient domain (SEND_DOMAIN_CONCURRENCY, with
+    per-domain overrides). Keeps state only for domains with a delivery in progress, so a
+    million distinct domains cost nothing, and skips domains whose limit cannot be reached
+    with the connections this run has."""
+
+    def __init__(self, default, limits, connections):
+        self.default = max(1, int(default))
+        self.limits = {domain: max(1, int(limit)) for domain, limit in limits.items()}
+        self.connections = connections
+        self.active = {}  # domain -> [deliveries in progress, waiting futures]
+
+    def limit(self, domain):
+        return self.limits.get(domain, self.default)
+
+    async def acquire(self, domain):
+        limit = self.limit(domain)
+        if limit >= self.connections:
+            return
+        while True:
+            entry = self.active.get(domain)
+            if entry is None:
+                self.active[domain] = [1, collections.deque()]
+                return
+            if entry[0] < limit:
+                entry[0] += 1
+                return
+            waiter = asyncio.get_running_loop().create_future()
+            entry[1].append(waiter)
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if waiter in entry[1]:
+                    entry[1].remove(waiter)
+                raise
+
+    def release(self, domain):
+        if self.limit(domain) >= self.connections:
+            return
+        entry = self.active[domain]
+        entry[0] -= 1
+        while entry[1]:
+            waiter = entry[1].popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # it looks again; the entry stays while it does
+                return
+        if entry[0] == 0:
+            del self.active[domain]
+
+
 # --- The run ------------------------------------------------------------------------
 
 class Run:
@@ -351,7 +401,8 @@ class Run:
         self.exhausted = False
         self.in_hand = 0  # a job the dispatcher holds while it picks an account
         self.sent = 0
-        self.domain_limits = {}
+        self.domains = DomainGate(settings.domain_concurrency, settings.domain_limits,
+                                  sum(lane.connections for lane in lanes))
         self.deadline = time.monotonic() + settings.run_seconds
         self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="loft-send-db")
         # RSA signing releases the GIL, so DKIM runs on two threads beside the event loop.
@@ -536,13 +587,6 @@ class Run:
             await asyncio.sleep(min(lane.seconds_to_token() for lane in live if not lane.capped()))
         return None
 
-    def domain_limit(self, domain):
-        semaphore = self.domain_limits.get(domain)
-        if semaphore is None:
-            limit = self.settings.domain_limits.get(domain, self.settings.domain_concurrency)
-            semaphore = self.domain_limits[domain] = asyncio.Semaphore(max(1, int(limit)))
-        return semaphore
-
     # -- delivering --
 
     async def worker(self, lane):
@@ -559,14 +603,16 @@ class Run:
                         # end the dispatching; what a lane already holds is still sent.
                         self.give_back(job, lane)
                         continue
-                    async with self.domain_limit(job.domain):
-                        try:
-                            await self.deliver(lane, conn, job)
-                        except Exception as exc:  # noqa: BLE001 - one odd failure must not strand the run
-                            log.exception("campaign %s: delivering send %s failed", self.campaign_id, job.id)
-                            self.results.append(Outcome("temporary", job, account_id=lane.id,
-                                                        error=f"Unexpected error: {exc}"))
-                            conn.drop()
+                    await self.domains.acquire(job.domain)
+                    try:
+                        await self.deliver(lane, conn, job)
+                    except Exception as exc:  # noqa: BLE001 - one odd failure must not strand the run
+                        log.exception("campaign %s: delivering send %s failed", self.campaign_id, job.id)
+                        self.results.append(Outcome("temporary", job, account_id=lane.id,
+                                                    error=f"Unexpected error: {exc}"))
+                        conn.drop()
+                    finally:
+                        self.domains.release(job.domain)
                 finally:
                     lane.busy -= 1
                     if lane.busy == 0 and lane.queue.empty():
