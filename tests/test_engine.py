@@ -558,3 +558,38 @@ def test_domain_gate_limits_each_domain_and_forgets_idle_ones():
     assert gate.active == {}  # nothing kept for domains with nothing in progress
     wide = engine.DomainGate(default=10, limits={}, connections=4)
     assert wide.limit("x.example") >= wide.connections  # unreachable limit: no bookkeeping at all
+
+
+def test_ab_test_sample_goes_first_and_the_rest_waits_for_the_winner(ctx, smtp):
+    from app.campaigns import services as campaign_services
+    from app.models import Variant
+    server = smtp()
+    team = make_team()
+    campaign, contacts, _ = launched(team, 20, server.port)
+    Campaign.update(ab_test=json.dumps({"sample_percent": 20, "wait_minutes": 60, "metric": "clicks"})).where(
+        Campaign.id == campaign.id).execute()
+    Variant.create(campaign=campaign, label="A", subject="Subject A", body=campaign.body)
+    b = Variant.create(campaign=campaign, label="B", subject="Subject B", body=campaign.body)
+    campaign_services.split_for_ab_test(Campaign.get_by_id(campaign.id))
+
+    first = run(campaign.id)
+
+    assert first.outcome == "held" and not first.again
+    assert server.handler.total() == 4
+    subjects = sorted(email.message_from_bytes(raw)["Subject"] for _, _, raw in server.handler.messages)
+    labels = {v.id: v.label for v in Variant.select().where(Variant.campaign == campaign)}
+    variant_of = {s.email: labels[s.variant_id] for s in Send.select().where(
+        (Send.campaign == campaign) & (Send.status == "sent"))}
+    for _, rcpt, raw in server.handler.messages:  # each got the subject of the variant it was given
+        assert email.message_from_bytes(raw)["Subject"] == f"Subject {variant_of[rcpt]}"
+    assert Campaign.get_by_id(campaign.id).state == "sending"
+    assert statuses(campaign) == {"sent": 4, "held": 16}
+
+    clicker = Send.select().where((Send.campaign == campaign) & (Send.variant == b)).first()
+    Event.create(team=team, contact=clicker.contact, campaign_id=campaign.id, type="clicked")
+    assert campaign_services.decide_ab_winner(Campaign.get_by_id(campaign.id)).label == "B"
+    assert run(campaign.id).outcome == "completed"
+
+    assert server.handler.delivered == {c.email: 1 for c in contacts}
+    rest = [email.message_from_bytes(raw)["Subject"] for _, _, raw in server.handler.messages[4:]]
+    assert rest == ["Subject B"] * 16

@@ -61,6 +61,7 @@ except ImportError:  # optional: the engine works on asyncio's own loop, only sl
 from flask import current_app
 from peewee import JOIN
 from peewee import Case
+from peewee import SqliteDatabase
 
 from app.campaigns import states
 from app.consent.suppression import Checker
@@ -96,6 +97,7 @@ DEFAULTS = {
     "SEND_MAX_IN_RUN_WAIT": 5.0,  # retries due sooner than this are awaited in the run; later ones reschedule
     "SEND_LEASE_SECONDS": 15,  # a run that has not renewed its lease for this long is presumed dead
     "SEND_EVENT_LOOP": "uvloop",  # "uvloop" (when installed) or "asyncio"
+    "SEND_DB_CACHE_KB": 8000,  # SQLite page cache of the run's database thread (keeps the worker's RSS flat)
 }
 
 HARD_BOUNCE_TEXT = re.compile(
@@ -120,6 +122,7 @@ class Settings:
     run_seconds: float
     max_in_run_wait: float
     lease_seconds: float
+    db_cache_kb: int
 
     @property
     def max_attempts(self):
@@ -137,7 +140,8 @@ class Settings:
                    flush_interval=float(get("SEND_FLUSH_INTERVAL")), state_interval=float(get("SEND_STATE_INTERVAL")),
                    run_seconds=float(get("SEND_RUN_SECONDS")),
                    max_in_run_wait=float(get("SEND_MAX_IN_RUN_WAIT")),
-                   lease_seconds=float(get("SEND_LEASE_SECONDS")))
+                   lease_seconds=float(get("SEND_LEASE_SECONDS")),
+                   db_cache_kb=int(get("SEND_DB_CACHE_KB")))
 
 
 @dataclasses.dataclass
@@ -426,6 +430,7 @@ class Run:
         self.wake = asyncio.Event()  # ready jobs arrived, a lane went idle, or the run is stopping
         self.room = asyncio.Event()  # the ready queue has room for another batch
         try:
+            await self.db(self.open_connection)
             for lane in self.lanes.values():
                 lane.workers = [asyncio.ensure_future(self.worker(lane)) for _ in range(lane.connections)]
             claimer = asyncio.ensure_future(self.claimer())
@@ -450,6 +455,12 @@ class Run:
             self.executor.shutdown(wait=True)
             if self.signers is not None:
                 self.signers.shutdown(wait=True)
+
+    def open_connection(self):
+        """(DB thread) A small page cache for this thread's connection: the run touches every
+        page of the ledger once, so a large cache would only grow the worker's memory."""
+        if isinstance(db.obj, SqliteDatabase):
+            db.execute_sql(f"PRAGMA cache_size = -{int(self.settings.db_cache_kb)}")
 
     def release(self, job):
         """A claimed job this run will not send: back to the queue, its attempt not counted."""
