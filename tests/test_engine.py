@@ -593,3 +593,33 @@ def test_ab_test_sample_goes_first_and_the_rest_waits_for_the_winner(ctx, smtp):
     assert server.handler.delivered == {c.email: 1 for c in contacts}
     rest = [email.message_from_bytes(raw)["Subject"] for _, _, raw in server.handler.messages[4:]]
     assert rest == ["Subject B"] * 16
+
+
+def test_a_locked_database_delays_claims_and_results_but_loses_nothing(ctx, smtp, caplog):
+    import sqlite3
+    ctx.config.update(SEND_DB_BUSY_MS=50)
+    server = smtp(delay=0.002)
+    team = make_team()
+    campaign, contacts, _ = launched(team, 150, server.port, connections=2)
+    path = ctx.config["DATABASE_URL"].removeprefix("sqlite:///")
+    results = []
+
+    def background():
+        with ctx.app_context():
+            results.append(run(campaign.id))
+    thread = threading.Thread(target=background)
+    thread.start()
+    while server.handler.total() < 30 and thread.is_alive():
+        thread.join(0.005)
+    blocker = sqlite3.connect(path, timeout=10)
+    blocker.execute("BEGIN IMMEDIATE")  # another writer holds the lock for a while (an import, say)
+    thread.join(1.0)
+    blocker.rollback()
+    blocker.close()
+    thread.join(60)
+
+    assert results and results[0].outcome == "completed"
+    assert server.handler.delivered == {c.email: 1 for c in contacts}
+    assert statuses(campaign) == {"sent": 150}
+    assert Campaign.get_by_id(campaign.id).sent == 150
+    assert "will retry" in caplog.text or "claiming sends failed" in caplog.text

@@ -1,7 +1,10 @@
 """The sending engine: one campaign run, many SMTP connections, the ledger as the truth.
 
-run_campaign(campaign_id) is called by the huey task (tasks/sending.py) while
-it holds the campaign's run lock. One asyncio loop per run:
+run_campaign(campaign_id) is called by the huey task (tasks/sending.py). It
+first takes the campaign's run lease (Campaign.run_token, renewed every
+second in heartbeat_at), so one run at a time sends a campaign, on any number
+of workers; a dead run's lease runs out after SEND_LEASE_SECONDS. One event
+loop per run (uvloop when installed, else asyncio's):
 
   claimer     claims batches of Sends in primary-key order (status "sending",
               attempts + 1, one short transaction) so a crash can only leave
@@ -16,12 +19,14 @@ it holds the campaign's run lock. One asyncio loop per run:
   flusher     writes results back in batches (executemany, one transaction per
               flush, every ~0.2 s): sent, deferred with exponential backoff,
               failed after the last attempt, bounced (5xx), skipped.
-  watcher     re-reads the campaign state every second: pause and cancel stop
-              the run within about a second; claimed but unstarted sends go
-              back to the queue.
+  watcher     renews the lease and re-reads the campaign state every second:
+              pause and cancel stop the run within about a second; claimed but
+              unstarted sends go back to the queue.
 
 All database work of the run happens on one extra thread (its own
-connection), so a slow write never stalls the SMTP connections.
+connection, a small page cache), so a slow write never stalls the SMTP
+connections; a database error there is retried, never dropped. Settings
+(SEND_*, in the app config) are listed in DEFAULTS below.
 
 Failures:
   4xx, 421, timeouts, dropped connections  -> deferred, retried after
@@ -98,6 +103,7 @@ DEFAULTS = {
     "SEND_LEASE_SECONDS": 15,  # a run that has not renewed its lease for this long is presumed dead
     "SEND_EVENT_LOOP": "uvloop",  # "uvloop" (when installed) or "asyncio"
     "SEND_DB_CACHE_KB": 8000,  # SQLite page cache of the run's database thread (keeps the worker's RSS flat)
+    "SEND_DB_BUSY_MS": 10000,  # how long the run's database thread waits for a lock before retrying later
 }
 
 HARD_BOUNCE_TEXT = re.compile(
@@ -123,6 +129,7 @@ class Settings:
     max_in_run_wait: float
     lease_seconds: float
     db_cache_kb: int
+    db_busy_ms: int
 
     @property
     def max_attempts(self):
@@ -141,7 +148,8 @@ class Settings:
                    run_seconds=float(get("SEND_RUN_SECONDS")),
                    max_in_run_wait=float(get("SEND_MAX_IN_RUN_WAIT")),
                    lease_seconds=float(get("SEND_LEASE_SECONDS")),
-                   db_cache_kb=int(get("SEND_DB_CACHE_KB")))
+                   db_cache_kb=int(get("SEND_DB_CACHE_KB")),
+                   db_busy_ms=int(get("SEND_DB_BUSY_MS")))
 
 
 @dataclasses.dataclass
@@ -400,7 +408,7 @@ class Run:
         self.sender = sender
         self.ready = collections.deque()
         self.results = []
-        self.stop_reason = None  # "state", "deadline", "accounts", "capped"
+        self.stop_reason = None  # "state", "deadline", "accounts", "capped", "error", "finished"
         self.stop_detail = ""
         self.exhausted = False
         self.in_hand = 0  # a job the dispatcher holds while it picks an account
@@ -449,7 +457,10 @@ class Run:
             # Whatever was claimed but never started goes back to the queue.
             while self.ready:
                 self.release(self.ready.popleft())
-            await self.db(self.write, self.take_results())
+            for attempt in range(10):
+                if await self.flush():
+                    break
+                await asyncio.sleep(min(5.0, 0.5 * 2 ** attempt))
         finally:
             await self.db(db.close)
             self.executor.shutdown(wait=True)
@@ -461,6 +472,7 @@ class Run:
         page of the ledger once, so a large cache would only grow the worker's memory."""
         if isinstance(db.obj, SqliteDatabase):
             db.execute_sql(f"PRAGMA cache_size = -{int(self.settings.db_cache_kb)}")
+            db.execute_sql(f"PRAGMA busy_timeout = {int(self.settings.db_busy_ms)}")
 
     def release(self, job):
         """A claimed job this run will not send: back to the queue, its attempt not counted."""
@@ -476,6 +488,7 @@ class Run:
 
     async def claimer(self):
         low_water = max(self.settings.batch_size // 2, 1)
+        failures = 0
         while self.stop_reason is None:
             if len(self.ready) >= low_water:
                 self.room.clear()
@@ -484,7 +497,17 @@ class Run:
             if time.monotonic() >= self.deadline:
                 self.stop("deadline")
                 break
-            jobs = await self.db(self.claim, self.settings.batch_size)
+            try:
+                jobs = await self.db(self.claim, self.settings.batch_size)
+                failures = 0
+            except Exception:  # noqa: BLE001 - the claim rolled back; nothing was taken
+                failures += 1
+                log.exception("campaign %s: claiming sends failed (%s in a row)", self.campaign_id, failures)
+                if failures >= 10:
+                    self.stop("error", "the database kept refusing to hand out sends")
+                    break
+                await asyncio.sleep(min(5.0, 0.2 * 2 ** failures))
+                continue
             if self.stop_reason is not None:  # stopped while claiming: hand them straight back
                 for job in jobs:
                     self.release(job)
@@ -824,9 +847,17 @@ class Run:
 
     async def watcher(self):
         """Every second: renew the lease and re-read the state (pause and cancel stop the run)."""
+        last_beat = time.monotonic()
         while self.stop_reason is None:
             await asyncio.sleep(self.settings.state_interval)
-            held, state = await self.db(self.heartbeat)
+            try:
+                held, state = await self.db(self.heartbeat)
+            except Exception:  # noqa: BLE001 - a busy database: try again, but never outlive the lease
+                log.exception("campaign %s: renewing the run lease failed", self.campaign_id)
+                if time.monotonic() - last_beat > self.settings.lease_seconds / 2:
+                    self.stop("state", "lease lost")
+                continue
+            last_beat = time.monotonic()
             if not held:
                 self.stop("state", "lease lost")
             elif state != "sending":
@@ -840,8 +871,21 @@ class Run:
     async def flusher(self):
         while True:
             await asyncio.sleep(self.settings.flush_interval)
-            if self.results:
-                await self.db(self.write, self.take_results())
+            await self.flush()
+
+    async def flush(self):
+        """Write the outcomes so far; on a database error keep them for the next try (a sent message
+        whose result is lost would be sent again after the next crash recovery)."""
+        results = self.take_results()
+        if not results:
+            return True
+        try:
+            await self.db(self.write, results)
+            return True
+        except Exception:  # noqa: BLE001 - e.g. "database is locked" past the busy timeout
+            log.exception("campaign %s: writing %s results failed; will retry", self.campaign_id, len(results))
+            self.results[:0] = results
+            return False
 
     def write(self, results):
         """(DB thread) Record a batch of outcomes in one transaction."""
@@ -1053,6 +1097,8 @@ def _conclude(campaign_id, run, recovered):
         return RunResult("paused", reason=reason, **result)
     if run.stop_reason == "deadline":
         return RunResult("deadline", again=True, **result)
+    if run.stop_reason == "error":
+        return RunResult("waiting", again=True, delay=30, reason=run.stop_detail, **result)
     counts = ledger.status_counts(campaign_id)
     if run.stop_reason == "capped":
         return RunResult("waiting", again=True, delay=300,
