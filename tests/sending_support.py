@@ -12,6 +12,7 @@ import threading
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP as SMTPServer
+from aiosmtpd.smtp import AuthResult
 
 from app.models import Campaign
 from app.models import Contact
@@ -128,18 +129,30 @@ class Handler:
 
 
 class _Controller(Controller):
+    def __init__(self, handler, login=None, **kwargs):
+        super().__init__(handler, **kwargs)
+        self.login = login
+
     def factory(self):
-        return SMTPServer(self.handler, hostname="sink.test", data_size_limit=10 * 1024 * 1024)
+        options = dict(hostname="sink.test", data_size_limit=10 * 1024 * 1024)
+        if self.login:
+            options.update(auth_required=True, auth_require_tls=False, authenticator=self.authenticate)
+        return SMTPServer(self.handler, **options)
+
+    def authenticate(self, server, session, envelope, mechanism, auth_data):
+        ok = (auth_data.login.decode(), auth_data.password.decode()) == self.login
+        return AuthResult(success=ok, handled=False)
 
 
 class TestSmtp:
-    """A started server; `.port`, `.handler`, `.stop()`."""
+    """A started server; `.port`, `.handler`, `.stop()`. login=("user", "password") requires AUTH."""
     __test__ = False
 
-    def __init__(self, **behaviour):
+    def __init__(self, login=None, **behaviour):
         self.handler = Handler(**behaviour)
         self.port = free_port()
-        self.controller = _Controller(self.handler, hostname="127.0.0.1", port=self.port, ready_timeout=10)
+        self.controller = _Controller(self.handler, login=login, hostname="127.0.0.1", port=self.port,
+                                      ready_timeout=10)
         self.controller.start()
 
     def stop(self):

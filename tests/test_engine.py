@@ -623,3 +623,23 @@ def test_a_locked_database_delays_claims_and_results_but_loses_nothing(ctx, smtp
     assert statuses(campaign) == {"sent": 150}
     assert Campaign.get_by_id(campaign.id).sent == 150
     assert "will retry" in caplog.text or "claiming sends failed" in caplog.text
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")  # loopback test server
+def test_the_account_login_is_used_and_a_refused_one_pauses_the_account_at_once(ctx, smtp):
+    from app import security
+    server = smtp(login=("ada@acme.test", "app-specific-password"))
+    team = make_team()
+    campaign, contacts, account = launched(team, 5, server.port, username="ada@acme.test",
+                                           password=security.encrypt("app-specific-password"))
+    assert run(campaign.id).outcome == "completed"
+    assert server.handler.delivered == {c.email: 1 for c in contacts}
+
+    other, _, wrong = launched(make_team("Other"), 3, server.port, username="ada@acme.test",
+                               password=security.encrypt("an old password"))
+    assert run(other.id).outcome == "paused"
+    wrong = SmtpAccount.get_by_id(wrong.id)
+    assert wrong.status == "paused" and wrong.paused_until is None  # a person must fix the password
+    assert "refused the login: 535" in wrong.paused_reason
+    assert "refused the login" in Campaign.get_by_id(other.id).state_reason
+    assert statuses(other) == {"queued": 3}
