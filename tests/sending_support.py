@@ -8,6 +8,7 @@ connection, drop the connection during DATA, refuse some recipients with
 """
 import asyncio
 import collections
+import datetime
 import threading
 
 from aiosmtpd.controller import Controller
@@ -128,15 +129,50 @@ class Handler:
         return "250 2.0.0 Ok: queued"
 
 
+def tls_context():
+    """A server TLS context with a fresh self-signed certificate for 127.0.0.1 (made with cryptography)."""
+    import ipaddress
+    import ssl
+    import tempfile
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    with tempfile.TemporaryDirectory() as folder:
+        cert_path, key_path = f"{folder}/cert.pem", f"{folder}/key.pem"
+        with open(cert_path, "wb") as f:
+            f.write(cert.public_bytes(serialization.Encoding.PEM))
+        with open(key_path, "wb") as f:
+            f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()))
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert_path, key_path)
+    return context
+
+
 class _Controller(Controller):
-    def __init__(self, handler, login=None, **kwargs):
+    def __init__(self, handler, login=None, starttls=False, **kwargs):
         super().__init__(handler, **kwargs)
         self.login = login
+        self.tls = tls_context() if starttls else None
 
     def factory(self):
         options = dict(hostname="sink.test", data_size_limit=10 * 1024 * 1024)
         if self.login:
-            options.update(auth_required=True, auth_require_tls=False, authenticator=self.authenticate)
+            options.update(auth_required=True, auth_require_tls=self.tls is not None, authenticator=self.authenticate)
+        if self.tls is not None:
+            options.update(tls_context=self.tls, require_starttls=True)
         return SMTPServer(self.handler, **options)
 
     def authenticate(self, server, session, envelope, mechanism, auth_data):
@@ -145,14 +181,15 @@ class _Controller(Controller):
 
 
 class TestSmtp:
-    """A started server; `.port`, `.handler`, `.stop()`. login=("user", "password") requires AUTH."""
+    """A started server; `.port`, `.handler`, `.stop()`. login=("user", "password") requires AUTH;
+    starttls=True requires STARTTLS (self-signed certificate) before anything else."""
     __test__ = False
 
-    def __init__(self, login=None, **behaviour):
+    def __init__(self, login=None, starttls=False, **behaviour):
         self.handler = Handler(**behaviour)
         self.port = free_port()
-        self.controller = _Controller(self.handler, login=login, hostname="127.0.0.1", port=self.port,
-                                      ready_timeout=10)
+        self.controller = _Controller(self.handler, login=login, starttls=starttls, hostname="127.0.0.1",
+                                      port=self.port, ready_timeout=10)
         self.controller.start()
 
     def stop(self):

@@ -643,3 +643,22 @@ def test_the_account_login_is_used_and_a_refused_one_pauses_the_account_at_once(
     assert "refused the login: 535" in wrong.paused_reason
     assert "refused the login" in Campaign.get_by_id(other.id).state_reason
     assert statuses(other) == {"queued": 3}
+
+
+def test_starttls_and_login_over_it_and_an_unverifiable_certificate_refused(ctx, smtp):
+    from app import security
+    server = smtp(starttls=True, login=("ada@acme.test", "secret"))
+    team = make_team()
+    login = dict(tls_mode="starttls", username="ada@acme.test", password=security.encrypt("secret"))
+    ctx.config.update(SMTP_VALIDATE_CERTS=False)  # the test server's certificate is self-signed
+    campaign, contacts, _ = launched(team, 4, server.port, **login)
+    assert run(campaign.id).outcome == "completed"
+    assert server.handler.delivered == {c.email: 1 for c in contacts}
+
+    ctx.config.update(SMTP_VALIDATE_CERTS=True)
+    other, _, account = launched(make_team("Other"), 2, server.port, **login)
+    assert run(other.id).outcome == "paused"
+    account = SmtpAccount.get_by_id(account.id)
+    assert account.paused_until is None  # not retried by itself: a person must look at the certificate
+    assert "could not connect" in account.paused_reason and "CERTIFICATE_VERIFY_FAILED" in account.paused_reason
+    assert server.handler.total() == 4

@@ -55,6 +55,7 @@ import json
 import logging
 import re
 import secrets
+import ssl
 import time
 
 import aiosmtplib
@@ -282,6 +283,16 @@ def run_loop(coroutine, kind="uvloop"):
     if kind == "uvloop" and uvloop is not None:
         return uvloop.run(coroutine)
     return asyncio.run(coroutine)
+
+
+def _caused_by(exc, kind):
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, kind):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _expire(smtp, expired):
@@ -690,8 +701,12 @@ class Run:
             else:
                 await self.account_failure(lane, conn, f"the server answered “{exc.code} {exc.message}”")
         except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
-            await self.account_failure(lane, conn, f"could not connect to {options['hostname']} port "
-                                                   f"{options['port']}: {exc}")
+            reason = f"could not connect to {options['hostname']} port {options['port']}: {exc}"
+            if _caused_by(exc, ssl.SSLCertVerificationError):
+                # The certificate will not fix itself: stop until a person looks at it.
+                await self.pause_lane(lane, reason, until=None)
+            else:
+                await self.account_failure(lane, conn, reason)
         if smtp.is_connected:
             smtp.close()
         return False
