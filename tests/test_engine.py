@@ -584,6 +584,9 @@ def test_ab_test_sample_goes_first_and_the_rest_waits_for_the_winner(ctx, smtp):
         assert email.message_from_bytes(raw)["Subject"] == f"Subject {variant_of[rcpt]}"
     assert Campaign.get_by_id(campaign.id).state == "sending"
     assert statuses(campaign) == {"sent": 4, "held": 16}
+    SmtpAccount.update(status="paused").execute()  # a waiting campaign needs no account: it is not paused
+    assert run(campaign.id).outcome == "held" and server.handler.total() == 4  # the minute tick meanwhile
+    SmtpAccount.update(status="active").execute()
 
     clicker = Send.select().where((Send.campaign == campaign) & (Send.variant == b)).first()
     Event.create(team=team, contact=clicker.contact, campaign_id=campaign.id, type="clicked")

@@ -1071,6 +1071,10 @@ def _run_with_lease(campaign, settings, token):
     if recovered:
         log.warning("campaign %s: %s sends were in flight when a previous run stopped; queued again",
                     campaign_id, recovered)
+    if not _work_due(campaign_id, settings):
+        # Only held (A/B) sends or later retries: conclude without connecting or building anything,
+        # so the minute tick costs a few queries for a campaign that is waiting.
+        return _conclude(campaign_id, _Idle(), recovered)
     accounts = accounts_service.active_accounts(campaign.team_id)
     if not accounts:
         reason = ("Paused by Loft: there is no active SMTP account to send through. "
@@ -1097,6 +1101,22 @@ def _run_with_lease(campaign, settings, token):
     log.info("campaign %s: run sent %s in %.1f s (%s)", campaign_id, run.sent, time.monotonic() - started,
              run.stop_reason or "drained")
     return _conclude(campaign_id, run, recovered)
+
+
+class _Idle:
+    """The outcome of a run that had nothing to send."""
+    sent = 0
+    stop_reason = None
+    stop_detail = ""
+
+
+def _work_due(campaign_id, settings):
+    """Whether a run would find something to send now (queued, or a retry due within the in-run wait)."""
+    campaign = Send.campaign == campaign_id
+    if Send.select().where(campaign & (Send.status == "queued")).exists():
+        return True
+    soon = utcnow() + datetime.timedelta(seconds=settings.max_in_run_wait)
+    return Send.select().where(campaign & (Send.status == "deferred") & (Send.next_attempt_at <= soon)).exists()
 
 
 def _conclude(campaign_id, run, recovered):
