@@ -444,8 +444,8 @@ def test_a_second_worker_on_the_same_job_changes_nothing(team, tmp_path, inside)
         stale = ImportJob.get_by_id(job.id)
         stale.processed_rows = 0
         with pytest.raises(services._Superseded):
-            services._commit_chunk(services._Plan(stale, ["email"]), stale, 0, 10, [], [], csv.writer(io.StringIO()),
-                                   io.StringIO())
+            services._commit_chunk(services._Plan(stale, ["email"]), stale, 0, 10, [], "2026-01-01 00:00:00", [], [],
+                                   csv.writer(io.StringIO()), io.StringIO())
         assert ImportJob.get_by_id(job.id).processed_rows == 10
         assert services.run_import(job.id, chunk_size=10).created == 30
 

@@ -202,6 +202,25 @@ def _check_whole_file(path, codec):
                 return False
 
 
+def ends_mid_character(path, encoding):
+    """True when the file's last character is incomplete (a file cut off in transfer)."""
+    with open(path, "rb") as handle:
+        handle.seek(0, 2)
+        size = handle.tell()
+        handle.seek(max(0, size - 4))
+        tail = handle.read()
+    if encoding.startswith("utf-16"):
+        return size % 2 == 1
+    if not encoding.startswith("utf-8"):
+        return False
+    for back in range(1, len(tail) + 1):
+        byte = tail[-back]
+        if byte & 0xC0 != 0x80:  # the lead byte of the last character
+            needed = 1 if byte < 0x80 else 2 if byte >> 5 == 0b110 else 3 if byte >> 4 == 0b1110 else 4
+            return needed > back
+    return False
+
+
 def _has_bytes(path, values):
     table = bytes(range(256))
     with open(path, "rb") as handle:
@@ -270,6 +289,39 @@ def rows(path, encoding, delimiter):
             except csv.Error as exc:
                 number += 1
                 yield number, None, _csv_problem(str(exc))
+
+
+def count_rows(path, encoding, delimiter, width, has_header):
+    """(rows, broken rows, the first problem) of a whole file, as fast as the csv module reads.
+
+    A broken row is one rows() would report, or one with another number of
+    fields than `width` (extra empty trailing fields are fine).
+    """
+    total = bad = number = 0
+    first = None
+    header_pending = has_header
+    with open_text(path, encoding) as handle:
+        reader = csv.reader(handle, delimiter=delimiter, strict=True)
+        while True:
+            try:
+                for cells in reader:
+                    number += 1
+                    if not cells or (len(cells) == 1 and not cells[0].strip()):
+                        continue
+                    if header_pending:
+                        header_pending = False
+                        continue
+                    total += 1
+                    if len(cells) != width and (len(cells) < width or "".join(cells[width:]).strip()):
+                        bad += 1
+                        first = first or f"row {number} has {len(cells)} fields but the header has {width}"
+                break
+            except csv.Error as exc:
+                number += 1
+                total += 1
+                bad += 1
+                first = first or f"row {number}: {_csv_problem(str(exc))}"
+    return total, bad, first
 
 
 def _csv_problem(message):

@@ -22,7 +22,9 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from app.htmx import is_htmx
 from app.imports import services
 from app.imports.services import ImportProblem
+from app.teams.context import load_current_team
 from app.teams.context import require
+from app.teams.permissions import can
 from tasks import imports as import_tasks
 
 bp = Blueprint("imports", __name__, url_prefix="/imports")
@@ -51,8 +53,14 @@ def too_large(exc):
     """An upload over MAX_CONTENT_LENGTH: say so on the upload form, not on a bare error page."""
     limit = current_app.config.get("MAX_CONTENT_LENGTH") or 0
     size = f"{limit / (1024 * 1024):,.0f} MB" if limit >= 1024 * 1024 else f"{limit:,} bytes"
-    return _render_index(413, error=f"The file is larger than the upload limit of {size}. Split it into "
-                                    "smaller files, or import it on the server with `flask contacts import`.")
+    message = (f"The file is larger than the upload limit of {size}. Split it into smaller files, "
+               "or import it on the server with `flask contacts import`.")
+    # Werkzeug refuses the body while the CSRF hook reads the form, before the hooks that load
+    # the team ran: load it here, and show the upload page only to those who may use it.
+    load_current_team()
+    if g.membership is None or not can(g.membership.role, "edit_content"):
+        return render_template("errors/error.html", code=413, title="File too large", description=message), 413
+    return _render_index(413, error=message)
 
 
 @bp.route("/", methods=["GET", "POST"])
