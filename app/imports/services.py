@@ -6,7 +6,7 @@ any moment:
 * A structure pass reads the whole file first (row count for the progress
   bar; a file that is mostly unreadable fails here, before anything is
   written, so a failed import changes nothing already stored).
-* Rows are then parsed and validated in Python, CHUNK_ROWS at a time, and
+* Rows are then parsed and validated in Python, a chunk at a time, and
   each chunk is written in ONE transaction: contacts, subscriptions, custom
   fields and the job's counters together. The counters' UPDATE is guarded by
   the chunk's starting row, so a second worker on the same job, or a replay
@@ -18,14 +18,17 @@ any moment:
 
 The hot path is plain SQL through the peewee connection: peewee's
 insert_many builds every row through its query machinery, which measured 4x
-slower than the whole rest of the import. The statements are portable:
-INSERT ... SELECT FROM (VALUES ...) ON CONFLICT DO NOTHING RETURNING runs on
-SQLite >= 3.35 and PostgreSQL alike.
+slower than the whole rest of the import. Multi-row INSERT ... VALUES ...
+ON CONFLICT DO NOTHING runs on SQLite and PostgreSQL alike; on SQLite the new
+ids are known from the rowids (see _insert_contacts), elsewhere RETURNING
+gives them. While one chunk is written on a thread of its own, the next one
+is parsed (_ChunkWriter). Measured figures: docs/benchmarks.md.
 
 No Event row is written per imported contact: at a million rows that would
 double the writes, and "imported" says nothing a contact's `source` and
 `created_at` do not. One AuditLog row records each finished import instead.
 """
+import contextlib
 import csv
 import datetime
 import functools
@@ -33,6 +36,8 @@ import json
 import logging
 import os
 import re
+import sys
+import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from operator import itemgetter
@@ -74,10 +79,10 @@ MAX_CHUNK_ROWS = 50000
 # one must win the GIL back from the parser (up to the interpreter's 5 ms switch interval).
 # Plain multi-row VALUES only: SQLite 3.40 parses INSERT ... SELECT FROM (VALUES ...) in
 # quadratic time (measured: 4.7 us a row at 2,000 rows, 17 us at 8,000; plain VALUES 0.5 us).
-# 4,000 contacts x 7 values and 10,000 subscriptions x 3 values stay under SQLite's 32,766
+# 4,600 contacts x 7 values and 10,900 subscriptions x 3 values stay under SQLite's 32,766
 # bound variables (PostgreSQL allows 65,535).
-SQL_BATCH = 4000
-SUBSCRIBE_BATCH = 10000
+SQL_BATCH = 4600
+SUBSCRIBE_BATCH = 10900
 STALL_SECONDS = 180  # a running import whose heartbeat is older than this has lost its worker
 MODES = {"add": "Add new contacts only", "upsert": "Add new contacts and update existing ones"}
 STATUS_LABELS = {"uploaded": "Waiting for mapping", "queued": "Queued", "running": "Importing",
@@ -663,7 +668,7 @@ def _run(job, chunk_size, stop_after_chunks):
     rejects = []  # (row number, kind, reason, cells)
     width = plan.width
     parse = plan.parse
-    with open(rejects_path, "a", encoding="utf-8", newline="") as rejects_file:
+    with open(rejects_path, "a", encoding="utf-8", newline="") as rejects_file, _quick_thread_switches():
         writer = _ChunkWriter(plan, job, rejects_file, wait=stop_after_chunks is not None)
         try:
             for number, cells, problem in _data_rows(job):
@@ -706,14 +711,46 @@ def _run(job, chunk_size, stop_after_chunks):
     return ImportJob.get_by_id(job.id)
 
 
+_switching = threading.Lock()
+_switching_users = 0
+_switch_interval = None
+
+
+@contextlib.contextmanager
+def _quick_thread_switches(interval=0.001):
+    """Let the interpreter switch threads every millisecond instead of every 5 while imports run.
+
+    The writer thread gives up the GIL for every SQL statement and must win it
+    back from the parser thread, which keeps it until the switch interval runs
+    out: at 5 ms that is seconds of a million-row import spent waiting
+    (measured: 16.0 s at 5 ms, 13.9 s at 1 ms). The setting is process-wide,
+    so it is counted: the last import to finish puts the old value back. Other
+    threads of the worker only switch a little more often meanwhile.
+    """
+    global _switching_users, _switch_interval
+    with _switching:
+        if _switching_users == 0:
+            _switch_interval = sys.getswitchinterval()
+            sys.setswitchinterval(min(interval, _switch_interval))
+        _switching_users += 1
+    try:
+        yield
+    finally:
+        with _switching:
+            _switching_users -= 1
+            if _switching_users == 0:
+                sys.setswitchinterval(_switch_interval)
+
+
 class _ChunkWriter:
     """Commits chunks on a thread of its own while the caller parses the next chunk.
 
     sqlite3 releases the GIL while a statement runs, so on two cores the
-    inserts of one chunk overlap the parsing of the next (about 1.5x faster
-    end to end, measured). Chunks are still committed one at a time and in
-    order, each in one transaction, and at most one is in flight: a crash
-    loses at most the chunk being written, which a resume writes again.
+    inserts of one chunk overlap the parsing of the next (a million rows:
+    14.5 s instead of 15.9 s in one thread, measured). Chunks are still
+    committed one at a time and in order, each in one transaction, and at
+    most one is in flight: a crash loses at most the chunk being written,
+    which a resume writes again. The thread has its own database connection.
     """
 
     def __init__(self, plan, job, rejects_file, wait=False):
@@ -783,11 +820,15 @@ def _commit_chunk(plan, job, start, end, chunk, stamp, batches, rejects, writer,
             CustomField.insert_many(
                 [{"team": plan.team_id, "key": key, "label": key, "type": field_type}
                  for key, field_type in new_fields.items()]).on_conflict_ignore().execute()
-        ids = _insert_contacts(batches)
-        # Usually every row became a new contact and there is nothing else to look at.
-        others = [row for row in chunk if row[1] not in ids] if len(ids) < len(chunk) else []
+        created, new_emails, new_ids, after_id = _insert_contacts(batches)
+        # Usually every row offered became a new contact: only the ones on the suppression list remain.
+        if new_emails is None:
+            others = [row for row in chunk if row[5]]
+        else:
+            others = [row for row in chunk if row[1] not in new_emails]
         existing = _existing(plan.team_id, [row[1] for row in others], full=plan.mode == "upsert") if others else {}
-        subscribe = list(ids.values())
+        subscribe = new_ids  # None on SQLite: the new contacts are the rows after `after_id`
+        subscribe_existing = []
         changes = []
         for number, email, name, attributes, cells, listed in others:
             found = existing.get(email)
@@ -805,20 +846,27 @@ def _commit_chunk(plan, job, start, end, chunk, stamp, batches, rejects, writer,
                 reason = BLOCKED_REASONS[status if status in BLOCKED_STATUSES else "listed"]
                 rejects.append((number, "blocked", reason, cells))
             else:
-                subscribe.append(contact_id)
+                subscribe_existing.append(contact_id)
         if changes:
             db.cursor().executemany(
                 f'UPDATE "contact" SET "name" = {db.param}, "attributes" = {db.param}, "updated_at" = {db.param} '
                 f'WHERE "id" = {db.param}', changes)
         for list_id in plan.list_ids:
-            _subscribe(subscribe, list_id, stamp)
+            if subscribe is None:
+                db.execute_sql(
+                    'INSERT INTO "subscription" ("contact_id", "list_id", "status", "created_at") '
+                    f"SELECT \"id\", {db.param}, 'subscribed', {db.param} FROM \"contact\" WHERE \"id\" > {db.param} "
+                    'ON CONFLICT ("contact_id", "list_id") DO NOTHING', [list_id, stamp, after_id])
+                _subscribe(subscribe_existing, list_id, stamp)
+            else:
+                _subscribe(subscribe + subscribe_existing, list_id, stamp)
         kinds = {"rejected": 0, "duplicate": 0, "blocked": 0}
         rejects.sort(key=lambda r: r[0])
         for number, kind, reason, cells in rejects:
             kinds[kind] += 1
             writer.writerow([number, reason] + [neutralise(c) for c in cells])
         rejects_file.flush()
-        claimed = (ImportJob.update(processed_rows=end, created=ImportJob.created + len(ids),
+        claimed = (ImportJob.update(processed_rows=end, created=ImportJob.created + created,
                                     updated=ImportJob.updated + updated, skipped=ImportJob.skipped + skipped,
                                     rejected=ImportJob.rejected + kinds["rejected"],
                                     duplicates=ImportJob.duplicates + kinds["duplicate"],
@@ -844,26 +892,31 @@ def _existing(team_id, emails, full):
 
 
 def _insert_contacts(batches):
-    """Insert new contacts; {email: id} of those actually inserted (a conflict inserts nothing)."""
-    ids = {}
-    on_sqlite = isinstance(db.obj, SqliteDatabase)
+    """Offer the rows to INSERT ... ON CONFLICT DO NOTHING.
+
+    Returns (how many were inserted, their addresses, their ids, after_id).
+    On SQLite the addresses are None when every row offered was inserted, the
+    ids are None, and the new contacts are exactly those with an id above
+    after_id: the transaction holds the write lock, so nobody else inserts. This
+    spares RETURNING, whose rows come back one sqlite3_step at a time, and the
+    sqlite3 module lets go of the GIL and must win it back from the parser
+    thread at every step (up to 5 ms each): seconds per million rows (measured).
+    Elsewhere (PostgreSQL) RETURNING gives the ids.
+    """
+    if not isinstance(db.obj, SqliteDatabase):
+        ids = {}
+        for params in batches:
+            ids.update(db.execute_sql(_insert_sql(len(params) // 7, True), params).fetchall())
+        return len(ids), set(ids), list(ids.values()), None
+    after_id = _max_contact_id()
+    offered = inserted = 0
     for params in batches:
-        rows = len(params) // 7
-        if not on_sqlite:
-            ids.update(db.execute_sql(_insert_sql(rows, True), params).fetchall())
-            continue
-        # On SQLite, RETURNING hands back its rows one sqlite3_step at a time, and the sqlite3
-        # module lets go of the GIL and takes it back for every step: against the parser thread
-        # that costs seconds per million rows (measured). With the write lock held, SQLite numbers
-        # new rows max(rowid)+1, +2, ... in VALUES order, so the ids are known without asking.
-        before = _max_contact_id()
-        inserted = db.execute_sql(_insert_sql(rows, False), params).rowcount
-        if inserted == rows and _max_contact_id() == before + rows:
-            ids.update(zip(params[1::7], range(before + 1, before + rows + 1)))
-        elif inserted:
-            ids.update(db.execute_sql(f'SELECT "email", "id" FROM "contact" WHERE "id" > {db.param}',
-                                      [before]).fetchall())
-    return ids
+        offered += len(params) // 7
+        inserted += db.execute_sql(_insert_sql(len(params) // 7, False), params).rowcount
+    if inserted == offered:
+        return inserted, None, None, after_id
+    new = db.execute_sql(f'SELECT "email" FROM "contact" WHERE "id" > {db.param}', [after_id]).fetchall()
+    return inserted, {email for (email,) in new}, None, after_id
 
 
 def _max_contact_id():
