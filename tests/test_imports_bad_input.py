@@ -211,3 +211,15 @@ def test_huge_cells_are_rejected_not_swallowed(web, team):
     assert job.created == 1 and job.rejected >= 1
     assert "longer than 131,072 characters" in rejects_of(web, job)[0]["reason"]
     assert services.csvsniff.FIELD_LIMIT == 131072
+
+
+def test_an_oversized_upload_by_someone_who_may_not_import(app, team):
+    from app.models import Team
+    from tests.test_teams import make_member
+    app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
+    _, guest = make_member(app, Team.get(Team.name == "Acme"), "guest")
+    response = upload(guest, b"email\n" + b"someone@example.com\n" * 60000)
+    assert response.status_code == 413
+    page = soup(response)
+    assert page.select_one("#import-upload") is None  # the error page, not the upload form
+    assert "larger than the upload limit of 1 MB" in page.text

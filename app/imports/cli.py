@@ -7,9 +7,11 @@ import json
 import os
 
 import click
+from flask import current_app
 from flask.cli import AppGroup
 from flask.cli import with_appcontext
 
+from app.config import Config
 from app.imports import services
 from app.imports.services import ImportProblem
 
@@ -29,6 +31,11 @@ FIELD_HELP = ("FIELD is email, name, first_name, last_name, attributes (a JSON o
 @with_appcontext
 def import_contacts(path, team_ref, list_refs, maps, update):
     """Import contacts from a CSV file and print the summary as JSON."""
+    if not Config.SECRET_KEY and not current_app.testing:
+        # Suppression entries are keyed hashes made with the instance's key: with a temporary
+        # key none would match, and suppressed or erased addresses would come back.
+        raise click.ClickException("LOFT_SECRET_KEY is not set (see .env), so the suppression list cannot be "
+                                   "checked. Nothing was imported.")
     team = services.find_team(team_ref)
     if team is None:
         raise click.ClickException(f"No team “{team_ref}”.")
