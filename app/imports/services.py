@@ -610,12 +610,6 @@ def _columns(job):
     raise ImportProblem("The file has no rows.")
 
 
-def _structure_pass(job, width):
-    """(rows, unreadable rows, first problem): one quick pass before anything is written."""
-    total, bad, first = csvsniff.count_rows(job.path, job.encoding, job.delimiter, width, job.has_header)
-    return total, bad, first
-
-
 def _data_rows(job):
     rows = csvsniff.rows(job.path, job.encoding, job.delimiter)
     if job.has_header:
@@ -636,7 +630,8 @@ def _run(job, chunk_size, stop_after_chunks):
     rejects_path = job.rejects_path or os.path.join(import_dir(), str(job.team_id), f"import-{job.id}.rejects.csv")
     os.makedirs(os.path.dirname(rejects_path), exist_ok=True)
     if job.status == "queued" and job.processed_rows == 0:
-        total, bad, first = _structure_pass(job, plan.width)
+        # One quick pass over the whole file before anything is written.
+        total, bad, first = csvsniff.count_rows(job.path, job.encoding, job.delimiter, plan.width, job.has_header)
         if total == 0:
             raise ImportProblem("The file has no contacts below the header.")
         if bad * 2 > total:
