@@ -296,3 +296,28 @@ def test_resend_to_non_openers(app, web, ready_team):
     assert copy.total == 3
     recipients = {s.email for s in Send.select().where(Send.campaign == copy)}
     assert "reader0@example.com" not in recipients
+
+
+def test_ab_sample_is_split_evenly_between_variants(app, web, ready_team):
+    team, news = ready_team
+    for i in range(5, 41):
+        contact = Contact.create(team=team, email=f"split{i}@example.com", domain="example.com", name=f"S {i}")
+        Subscription.create(contact=contact, list=news, status="subscribed")
+    campaign = create_draft(web, news, ab_enabled="1", ab_sample_percent="50", ab_wait_minutes="60",
+                            b_subject="Other subject")
+    with app.app_context():
+        services.start(Campaign.get_by_id(campaign.id))
+    counts = {v.label: Send.select().where(Send.variant == v).count() for v in Variant.select()}
+    assert counts["A"] == counts["B"] == 10  # 40 recipients, a 50% sample of 20, half each
+
+
+def test_requeued_failures_get_their_retries_back(app, web, ready_team):
+    team, news = ready_team
+    campaign = create_draft(web, news)
+    Campaign.update(state="completed", total=1, failed=1, frozen_at=utcnow()).where(Campaign.id == campaign.id).execute()
+    contact = Contact.get(Contact.email == "reader0@example.com")
+    Send.create(campaign=campaign, contact=contact, email=contact.email, status="failed", attempts=5, error="451")
+    with app.app_context():
+        count, fresh = services.requeue_failed(Campaign.get_by_id(campaign.id))
+    assert count == 1 and fresh.state == "sending" and fresh.failed == 0
+    assert Send.get(Send.campaign == campaign).attempts == 0

@@ -8,6 +8,8 @@ import datetime
 import json
 import zoneinfo
 
+from peewee import Case
+
 from app.campaigns import states
 from app.db import db
 from app.models import Campaign
@@ -156,8 +158,9 @@ def split_for_ab_test(campaign):
     with db.atomic():
         cutoff = ids.offset(sample - 1).limit(1).scalar() or 0
         sample_rows = (Send.campaign == campaign) & (Send.id <= cutoff)
-        Send.update(variant=variants["A"]).where(sample_rows & (Send.id % 2 == 0)).execute()
-        Send.update(variant=variants["B"]).where(sample_rows & (Send.id % 2 == 1)).execute()
+        # Alternate by id parity (bin_and: peewee's % operator means LIKE, not modulo).
+        Send.update(variant=variants["A"]).where(sample_rows & (Send.id.bin_and(1) == 0)).execute()
+        Send.update(variant=variants["B"]).where(sample_rows & (Send.id.bin_and(1) == 1)).execute()
         Send.update(status="held").where((Send.campaign == campaign) & (Send.id > cutoff)
                                          & (Send.status == "queued")).execute()
 
@@ -330,8 +333,11 @@ def progress(campaign):
 def requeue_failed(campaign):
     """Queue the failed sends again (and resume a finished campaign); returns (count, campaign)."""
     with db.atomic():
-        count = (Send.update(status="queued", next_attempt_at=None, error="")
+        # A fresh start: the retries with backoff apply again to each of them.
+        count = (Send.update(status="queued", next_attempt_at=None, error="", attempts=0)
                  .where((Send.campaign == campaign) & (Send.status == "failed")).execute())
+        remaining = Campaign.failed - count
+        Campaign.update(failed=Case(None, [(remaining < 0, 0)], remaining)).where(Campaign.id == campaign.id).execute()
     if not count:
         raise CampaignError("There are no failed messages to send again.")
     if campaign.state in ("completed", "paused"):
