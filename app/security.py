@@ -118,3 +118,21 @@ def safe_next(target, default="/"):
     if parts.scheme or parts.netloc:
         return default
     return target
+
+
+# --- Untrusted HTML ---------------------------------------------------------
+
+# Email HTML (campaigns, templates, caught messages) is hostile in our own pages:
+# it is shown only inside <iframe sandbox> from an endpoint answering with this
+# policy: inline styles (email needs them) but no scripts, no forms, no same-origin.
+UNTRUSTED_HTML_CSP = ("sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src https: http: data: cid:; "
+                      "font-src https: data:; frame-ancestors 'self'; form-action 'none'; base-uri 'none'")
+
+
+def untrusted_html_response(html):
+    from flask import Response
+    response = Response(html, mimetype="text/html")
+    response.headers["Content-Security-Policy"] = UNTRUSTED_HTML_CSP
+    response.headers["X-Frame-Options"] = "SAMEORIGIN"
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -321,3 +321,32 @@ def test_requeued_failures_get_their_retries_back(app, web, ready_team):
         count, fresh = services.requeue_failed(Campaign.get_by_id(campaign.id))
     assert count == 1 and fresh.state == "sending" and fresh.failed == 0
     assert Send.get(Send.campaign == campaign).attempts == 0
+
+
+def test_preview_as_a_contact_and_test_send(app, web, ready_team):
+    team, news = ready_team
+    campaign = create_draft(web, news)
+    pane = soup(web.get(f"/campaigns/{campaign.id}/preview?contact=reader1@example.com", headers={"HX-Request": "true"}))
+    assert pane.select_one("#preview-subject").text == "Hello Reader 1"
+    frame = pane.select_one("iframe.message-frame")
+    assert frame.has_attr("sandbox") and not frame["sandbox"]
+    html = web.get(frame["src"])
+    assert "Hi Reader 1" in html.get_data(as_text=True)
+    assert "sandbox" in html.headers["Content-Security-Policy"]
+    bad = web.post(f"/campaigns/{campaign.id}/test", {"addresses": "not-an-address"}, htmx=True)
+    assert bad.status_code == 422
+    sent = web.post(f"/campaigns/{campaign.id}/test", {"addresses": "me@example.com"}, htmx=True)
+    assert soup(sent).select_one(".test-results li .badge").text == "Sent"
+    message = CaughtMessage.get()
+    parsed = email.message_from_bytes(bytes(message.raw), policy=email.policy.default)
+    assert parsed["Subject"].startswith("[Test]")
+    assert Campaign.get_by_id(campaign.id).state == "draft"
+    assert Send.select().count() == 0  # a test is not a send
+
+
+def test_authors_cannot_send_tests(app, web, ready_team):
+    team, news = ready_team
+    campaign = create_draft(web, news)
+    _, author = make_member(app, team, "author")
+    assert author.post(f"/campaigns/{campaign.id}/test", {"addresses": "me@example.com"}).status_code == 403
+    assert author.get(f"/campaigns/{campaign.id}/preview").status_code == 200

@@ -16,9 +16,11 @@ from app.campaigns import states
 from app.campaigns.services import CampaignError
 from app.campaigns.states import TransitionError
 from app.contacts import services as contact_services
+from app.email_templates import services as template_services
 from app.htmx import hx_redirect
 from app.htmx import is_htmx
 from app.models import Campaign
+from app.security import untrusted_html_response
 from app.sending import ledger
 from app.teams.context import require
 from tasks import sending as sending_tasks
@@ -197,3 +199,59 @@ def delete(campaign_id):
     campaign.delete_instance()
     flash(f"Deleted “{campaign.name}”.", "info")
     return redirect(url_for("campaigns.index"))
+
+
+# --- Preview and test send (the same renderer and message factory as real sends) -------------
+
+def _preview_contact():
+    address = (request.values.get("contact") or "").strip()
+    contact = template_services.find_contact(g.team, address) if address else None
+    note = f"No contact with the address {address}: showing a sample person." if address and not contact else ""
+    return contact, address, note
+
+
+@bp.route("/<int:campaign_id>/preview")
+@require("view")
+def preview(campaign_id):
+    """The preview pane: subject, the email in a sandboxed frame, the text part; as a chosen contact."""
+    campaign = _campaign(campaign_id)
+    contact, address, note = _preview_contact()
+    summary = template_services.preview_summary(g.team, _previewable(campaign), contact)
+    frame_url = url_for("campaigns.preview_html", campaign_id=campaign.id, contact=address or None)
+    return render_template("email_templates/_preview.html", frame_url=frame_url, contact_note=note,
+                           contact_address=address, **summary)
+
+
+def _previewable(campaign):
+    # preview_summary reads .kind like a template does; a campaign calls it body_kind.
+    campaign.kind = campaign.body_kind
+    return campaign
+
+
+@bp.route("/<int:campaign_id>/preview.html")
+@require("view")
+def preview_html(campaign_id):
+    campaign = _campaign(campaign_id)
+    contact, _address, _note = _preview_contact()
+    return untrusted_html_response(template_services.preview_html(g.team, campaign, contact))
+
+
+@bp.route("/<int:campaign_id>/test", methods=["POST"])
+@require("send")
+def send_test(campaign_id):
+    campaign = _campaign(campaign_id)
+    action = url_for("campaigns.send_test", campaign_id=campaign.id)
+    results, error, status = [], None, 200
+    try:
+        addresses = template_services.parse_addresses(request.form.get("addresses", ""))
+        contact, _address, _note = _preview_contact()
+        results = template_services.send_test(campaign, addresses, g.team, contact)
+    except template_services.TemplateError as exc:
+        error, status = "; ".join(exc.errors.values()), 422
+    fragment = render_template("email_templates/_test_send.html", action=action, results=results, error=error,
+                               addresses=request.form.get("addresses", ""), contact=request.form.get("contact", ""))
+    if is_htmx():
+        return fragment, status
+    flash("Test sent." if results and all(r.ok for r in results) else (error or "The test could not be sent."),
+          "success" if not error and results and all(r.ok for r in results) else "error")
+    return redirect(url_for("campaigns.edit", campaign_id=campaign.id))
