@@ -350,3 +350,17 @@ def test_authors_cannot_send_tests(app, web, ready_team):
     _, author = make_member(app, team, "author")
     assert author.post(f"/campaigns/{campaign.id}/test", {"addresses": "me@example.com"}).status_code == 403
     assert author.get(f"/campaigns/{campaign.id}/preview").status_code == 200
+
+
+def test_a_team_template_wraps_the_campaign_body(app, web, ready_team):
+    from app.models import Template
+    team, news = ready_team
+    layout = Template.create(team=team, name="Brand", kind="html",
+                             body='<div class="brand"><p>BRAND HEADER</p>{{ content }}</div>')
+    other = Template.create(team=Team.create(name="Other"), name="Theirs", kind="html", body="{{ content }}")
+    campaign = create_draft(web, news, template=str(layout.id))
+    assert Campaign.get_by_id(campaign.id).template_id == layout.id
+    html = web.get(f"/campaigns/{campaign.id}/preview.html").get_data(as_text=True)
+    assert "BRAND HEADER" in html and "<h1>News</h1>" in html
+    create_draft(web, news, template=str(other.id))  # another team's template is ignored
+    assert Campaign.select().order_by(Campaign.id.desc()).first().template_id is None

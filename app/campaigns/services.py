@@ -17,6 +17,7 @@ from app.models import Event
 from app.models import MailingList
 from app.models import Segment
 from app.models import Send
+from app.models import Template
 from app.models import Variant
 from app.models import utcnow
 
@@ -75,6 +76,8 @@ def update_draft(campaign, form):
     campaign.preheader = form.get("preheader", "").strip()[:300]
     campaign.body_kind = "markdown" if form.get("body_kind") == "markdown" else "html"
     campaign.body = form.get("body", campaign.body)
+    template_ids = _ids([form.get("template", "")], Template, team)
+    campaign.template = template_ids[0] if template_ids else None
     campaign.track_opens = bool(form.get("track_opens"))
     campaign.track_clicks = bool(form.get("track_clicks"))
     campaign.audience = json.dumps({

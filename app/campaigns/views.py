@@ -54,6 +54,7 @@ def _builder_context(campaign, **extra):
     return dict(campaign=campaign, audience=services.audience(campaign), ab=services.ab_test(campaign),
                 variants={v.label: v for v in campaign.variants}, lists=contact_services.lists_of(g.team),
                 segments=contact_services.segments_of(g.team), labels=states.LABELS,
+                templates=template_services.team_templates(g.team),
                 scheduled_local=services.local_time(g.team, campaign.scheduled_at), **extra)
 
 
