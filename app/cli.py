@@ -81,3 +81,4 @@ def init_app(app):
     app.cli.add_command(catcher_cli)
     from app.imports import cli as imports_cli
     imports_cli.register(app)  # `flask contacts import`
+    app.cli.add_command(__import__("app.feedback.cli", fromlist=["bounces_cli"]).bounces_cli)  # `flask bounces parse`

@@ -1,0 +1,395 @@
+"""Classify one failed delivery into a Loft outcome.
+
+Input: what a bounce says about one recipient — the RFC 3463 status code
+("5.1.1"), the remote server's words (Diagnostic-Code or the prose of a
+non-standard bounce), the SMTP reply code and command when known. Output:
+a reason token (the vocabulary of sisimai, whose test suite labels the
+corpus: userunknown, mailboxfull, blocked, ...) and a Loft kind:
+
+  hard    the address is dead (no such user, no such domain, moved away,
+          the domain takes no mail): suppress after one.
+  soft    the mailbox is there but could not take it now (full, suspended,
+          expired in a queue, a broken receiving system): suppress after N
+          in M days.
+  block   the receiver refused *us* (spam filter, blocklist, policy, relay,
+          reverse DNS, content, size, rate): never blame the contact.
+  auth    our own SPF/DKIM/DMARC failed: alert and stop the campaign.
+  limit   the sending account hit its own quota: pause the account.
+
+The most specific evidence wins: words in the reply beat a generic status
+code (a "Status: 5.0.0" whose reply says "452 4.2.2 mailbox full" is a full
+mailbox), and a specific status code (5.1.1) beats vague prose.
+"""
+import re
+
+from app.sending.accounts import is_account_limit_reply
+
+KINDS = ("hard", "soft", "block", "auth", "limit", "complaint", "none")
+
+# reason -> Loft kind (notaccept is hard only when permanent; see kind_of)
+KIND_OF_REASON = {
+    "userunknown": "hard", "hostunknown": "hard", "hasmoved": "hard", "notaccept": "hard",
+    "mailboxfull": "soft", "suspend": "soft", "filtered": "soft", "expired": "soft", "networkerror": "soft",
+    "systemerror": "soft", "systemfull": "soft", "mailererror": "soft", "onhold": "soft", "undefined": "soft",
+    "blocked": "block", "spamdetected": "block", "policyviolation": "block", "rejected": "block",
+    "badreputation": "block", "virusdetected": "block", "notcompliantrfc": "block", "norelaying": "block",
+    "requireptr": "block", "securityerror": "block", "toomanyconn": "block", "speeding": "block",
+    "syntaxerror": "block", "contenterror": "block", "mesgtoobig": "block", "exceedlimit": "block",
+    "failedstarttls": "block",
+    "authfailure": "auth",
+    "accountlimit": "limit",
+}
+
+ENHANCED = re.compile(r"(?<![\w.])([245])\.(\d{1,3})\.(\d{1,3})(?![\w-]|\.\d)")
+REPLY = re.compile(r"(?<![\w.#-])([245][0-5]\d)(?:[ -]|$)")
+
+
+def _rx(*phrases):
+    return re.compile("|".join(f"(?:{p})" for p in phrases))
+
+
+# Each pattern runs over the lower-cased diagnostic with whitespace collapsed.
+PATTERNS = {
+    "mailboxfull": _rx(
+        r"mail ?box (?:is )?(?:full|over ?quota|size limit|exceeds? (?:the )?(?:quota|size)|has exceeded)",
+        r"(?:user|recipient|account|mailbox)(?:'s)? (?:\S+ ){0,3}(?:over ?quota|is full|quota exceeded|storage (?:is )?full)",
+        r"over ?quota", r"quota (?:exceeded|violation|full)", r"exceeds? (?:the )?(?:\S+ )?quota",
+        r"(?:full|fully loaded) (?:mail ?box|mail ?folder)", r"mail ?folder is full",
+        r"out of (?:storage )?space", r"not enough (?:storage|space)", r"insufficient (?:storage|disk ?space|space)",
+        r"exceeded storage allocation", r"storage quota", r"disk quota", r"too much mail data",
+        r"user has (?:too many messages|exceeded)", r"mailbox limit", r"box is full", r"\bmbox full",
+        r"is over the allowed quota", r"no space left", r"inbox (?:is )?full", r"account is full",
+        r"exceeded (?:the|his|her|its) (?:mailbox|storage)"),
+    "mesgtoobig": _rx(
+        r"message (?:is )?too (?:big|large)", r"message (?:size|length) (?:exceeds|too)", r"size limit",
+        r"exceeds? (?:the )?(?:maximum )?(?:message )?size", r"message exceeds .*(?:size|limit)",
+        r"mail (?:is )?too large", r"message file too big", r"too big for", r"maximum (?:allowed )?message size"),
+    "exceedlimit": _rx(r"message length exceeds administrative limit", r"exceed(?:s|ed)? recipients? limit"),
+    "suspend": _rx(
+        r"(?:account|mailbox|user|address|recipient)(?: \S+){0,3} (?:has been |is |was )?(?:temporarily )?"
+        r"(?:disabled|suspended|deactivated|frozen|locked|blocked for)",
+        r"(?:disabled|suspended|deactivated|inactive|expired|frozen) (?:mail ?box|account|user|recipient)",
+        r"account (?:is )?(?:disabled|suspended|inactive|not active|has expired|expired)",
+        r"recipient (?:is )?suspended", r"mailbox (?:unavailable|currently suspended) due to",
+        r"has been disabled or discontinued", r"is (?:currently )?(?:suspended|deactivated)",
+        r"user suspended", r"boite du destinataire archivee", r"service (?:has been )?(?:stopped|suspended)"),
+    "hasmoved": _rx(r"\bhas moved\b", r"address (?:has )?changed", r"no longer (?:available|valid) at this address,? (?:try|use)"),
+    "norelaying": _rx(
+        r"relay(?:ing)? (?:access )?(?:denied|not (?:allowed|permitted)|prohibited|refused)",
+        r"(?:not|unable to|cannot|can't|we do not|will not) relay", r"not permitted to relay",
+        r"relay not (?:allowed|permitted)", r"no relaying", r"relaying (?:mail )?(?:to \S+ )?(?:is )?not allowed",
+        r"not a gateway", r"not in my list of (?:allowed )?rcpthosts", r"isn't allowed to relay",
+        r"sorry, that domain isn't in my list of allowed rcpthosts"),
+    "authfailure": _rx(
+        r"\bspf\b.{0,40}(?:fail|reject|not pass|check|policy|record)", r"sender policy framework",
+        r"\bdkim\b.{0,40}(?:fail|reject|invalid|not pass|signature)", r"\bdmarc\b", r"domain-based message authentication",
+        r"(?:unauthenticated|not authenticated|authentication (?:check|results?) (?:failed|did not))",
+        r"5\.7\.(?:2[0-46-9]|30|515)\b", r"4\.7\.(?:2[0-46-9]|3[0-2])\b",
+        r"(?:does not|doesn't|did not|didn't) (?:pass|meet) .{0,30}authentication",
+        r"(?:not|isn't) (?:designated|permitted|authorized) (?:by|to send).{0,40}(?:sender|domain|spf)",
+        r"sender is not (?:authorized|permitted) by", r"is not allowed to send mail from"),
+    "requireptr": _rx(
+        r"\bptr\b", r"reverse (?:dns|lookup|(?:dns )?resolution|mapping|name)", r"\brdns\b", r"\bdns ?ptr\b",
+        r"(?:cannot|can't|could not|couldn't|unable to) (?:find|resolve|look ?up) (?:your|the) (?:host ?name|ip|domain|address)",
+        r"(?:client|your) (?:host|ip) (?:\S+ )?(?:name )?(?:has no|does not have|doesn't have|without)",
+        r"(?:no|not have an?|without) (?:valid )?(?:host ?name|reverse)", r"unresolvable (?:host|address|ip)",
+        r"host ?name (?:lookup )?(?:failed|does not match|mismatch|is not resolvable)",
+        r"\bip name (?:lookup|possibly forged)", r"5\.7\.25\b", r"looks like a dynamic|dynamic (?:ip|address|pool)",
+        r"generic (?:host ?name|rdns)", r"(?:ip|client) (?:address )?(?:is|looks|appears) (?:to be )?(?:dynamic|residential)"),
+    "userunknown": _rx(
+        r"(?:user|recipient|mailbox|address|account|addressee|mail ?box name)(?:'s)? (?:\S+ ){0,2}(?:unknown|not found|does not exist|doesn't exist|not exist|is not known|not known|is invalid|invalid)",
+        r"(?:unknown|invalid|non-?existent|no such|nonexisting|non existing|illegal|bad) (?:local )?(?:\S+ )?(?:user|recipient|mailbox|address|account|person|addressee|email address|e-mail address|destination mailbox)",
+        r"no such (?:user|mailbox|recipient|address|person|local user|account)",
+        r"(?:user|recipient|address|mailbox|account) (?:\S+ ){0,2}(?:does not|doesn't|do not) exist",
+        r"does not exist\b", r"no longer (?:exists|in use|valid|active|available)",
+        r"no mailbox (?:here|by that name|found|available)", r"mailbox (?:\S+ )?(?:unavailable|not available)",
+        r"not a (?:known|valid|local) (?:user|recipient|mailbox|address)", r"is not a valid (?:mailbox|user|recipient)",
+        r"(?:user|recipient|mailbox) lookup (?:failed|rejected)",
+        r"recipient address rejected: (?:user unknown|unknown user|invalid|access denied|undeliverable|userunknown|not)",
+        r"(?:not|isn't) (?:a )?(?:valid|known|active) (?:user|mailbox|recipient|address)",
+        r"bad (?:destination )?(?:mailbox|recipient|user|address)", r"badrcptto", r"validrcptto",
+        r"recipient address rejected(?:\.|$)", r"(?<!recipient )(?<!sender )address (?:rejected|invalid|unknown|not valid)",
+        r"unknown (?:or illegal )?(?:alias|user|recipient|address)", r"unrouteable address",
+        r"no such (?:user|person|mailbox) here", r"(?:mailbox|user) is inactive",
+        r"there is no one at this address", r"recipient (?:does not|not) exist",
+        r"email account that you tried to reach does not exist", r"utilisateur inconnu", r"benutzer unbekannt",
+        r"resolver\.adr\.recipnotfound", r"recipientnotfound", r"recipient not found",
+        r"(?:the|this) (?:e-?mail )?address (?:\S+ )?(?:is|was) (?:not|no longer) (?:valid|in use|available)",
+        r"invalid recipient", r"user not (?:found|listed|local|exist)", r"mailbox not (?:found|present|exist)",
+        r"recipient (?:unknown|is not local|not ok)", r"has no (?:mail)?box", r"not our customer",
+        r"no user (?:here )?(?:by that name|with that name)", r"user missing home directory",
+        r"addressee unknown", r"no account by that name", r"vdeliver: invalid", r"not listed in (?:the )?(?:\S+ )?(?:directory|address book|name (?:&|and) address book)",
+        r"invalid (?:\S+ ){0,3}user ?id", r"no valid recipients?"),
+    "filtered": _rx(
+        r"\bfiltered\b", r"(?:rejected|refused|blocked|denied) by (?:the )?(?:recipient|user|mailbox)(?:'s)? (?:\S+ )?(?:filter|rules?|settings?|preferences?)",
+        r"user refuses", r"recipient (?:refuses|refused|has blocked|does not accept)",
+        r"(?:user|recipient) (?:has )?(?:blocked|rejected) (?:you|your|this|the sender)",
+        r"not accept(?:ing)? mail from (?:you|this sender)", r"due to the (?:recipient|user)'s (?:filter|settings)"),
+    "hostunknown": _rx(
+        r"host (?:or domain )?(?:name )?(?:not found|unknown|does not exist)", r"unknown (?:host|domain)",
+        r"domain (?:name )?(?:not found|does not exist|doesn't exist|unknown|is invalid|invalid|not exist)",
+        r"no such (?:domain|host)", r"unrouteable (?:mail )?domain", r"name or service not known",
+        r"nxdomain", r"(?:domain|host) (?:\S+ )?has no (?:mx|dns|a|valid)", r"no (?:mx|dns) (?:record|entry)",
+        r"(?:domain|host) (?:lookup|resolution) failed", r"unable to resolve (?:host|domain|mx)",
+        r"invalid (?:domain|host)", r"\bdns(?: lookup)? (?:error|failure)\b.*(?:not found|non-?existent|nxdomain)",
+        r"recipient domain (?:\S+ )?(?:does not|doesn't) exist", r"mail for \S+ loops back to myself",
+        r"domain (?:\S+ )?(?:is )?not (?:hosted|found|configured|served) (?:here|by)",
+        r"domain (?:isn't|is not) in my list", r"unknown mail domain",
+        r"(?<![@\w.-])(?:[a-z0-9-]+\.)+[a-z]{2,} (?:does not|doesn't) exist",
+        r"account or domain may not exist"),
+    "virusdetected": _rx(r"virus (?:detected|found|infected|alert)", r"(?:contains?|infected (?:with|by)|found) (?:an? )?virus",
+                         r"malware", r"\binfected\b", r"trojan"),
+    "spamdetected": _rx(
+        r"\bspam(?!haus|cop)", r"\bjunk\b", r"content filter", r"\bbulk (?:mail|e-?mail)", r"unsolicited", r"\buce\b", r"scor(?:e|ed) (?:too high|as)",
+        r"content (?:rejected|refused|not accepted)", r"message (?:content )?(?:rejected|refused) (?:as|due to|because)",
+        r"suspicious", r"phish", r"classified as", r"looks like (?:spam|junk)", r"mail appears to be",
+        r"high (?:probability|likelihood)", r"reputation of (?:the )?(?:content|url|link)", r"\burl\b.*(?:blocked|listed|blacklist)"),
+    "policyviolation": _rx(
+        r"\bpolicy\b", r"prohibited", r"not allowed", r"(?:attachment|file type|extension)s? (?:\S+ )?(?:not allowed|blocked|rejected|forbidden)",
+        r"forbidden", r"violat(?:es|ion)", r"\bbanned\b", r"\bdisallowed\b", r"administrative prohibition"),
+    "badreputation": _rx(r"(?:bad|poor|low|negative) reputation", r"reputation", r"sender score"),
+    "blocked": _rx(
+        r"\bblock(?:ed|list|listed)?\b", r"black ?list", r"deny ?list", r"\bdnsbl\b", r"\brbl\b", r"spamhaus", r"spamcop",
+        r"barracuda ?(?:central|reputation)", r"sorbs", r"listed (?:in|at|on|by)\b", r"client host (?:\S+ )?(?:rejected|blocked|refused)",
+        r"access denied", r"(?:connection|session) (?:refused|rejected|denied)", r"refused to talk",
+        r"(?:ip|ip address|client|host|network|server|connection) (?:\S+ ){0,3}(?:is |has been )?(?:blocked|banned|refused|not (?:allowed|permitted))",
+        r"your (?:ip|server|host|network|domain|access)", r"not (?:allowed|permitted|authorized) to (?:send|connect|deliver)",
+        r"(?:currently|temporarily) (?:deferred|rejected|blocked)", r"\bdenied\b", r"\bban(?:ned)?\b",
+        r"helo (?:command )?rejected", r"(?:ehlo|helo) .*(?:rejected|invalid|refused)"),
+    "rejected": _rx(
+        r"sender (?:address )?(?:rejected|refused|denied|invalid|unknown|not (?:allowed|accepted|permitted|verified))",
+        r"(?:invalid|unknown|bad|blocked|rejected) sender", r"domain of sender (?:address )?(?:\S+ )?(?:does not|doesn't) (?:exist|resolve)",
+        r"sender (?:verify|verification|address verification) (?:failed|failure)", r"sender (?:domain|address) (?:\S+ )?(?:does not|doesn't) exist",
+        r"mail from (?:\S+ )?(?:rejected|refused|denied)", r"from address (?:\S+ )?(?:rejected|invalid|not)",
+        r"envelope (?:sender|from) (?:\S+ )?(?:rejected|invalid|refused|denied)", r"return path", r"sender blacklisted",
+        r"address (?:\S+ )?(?:not|isn't) (?:allowed|accepted) (?:as|for) (?:a )?sender"),
+    "toomanyconn": _rx(r"too many (?:concurrent |simultaneous |open )?(?:connections|sessions)", r"connection limit",
+                        r"too many (?:smtp )?sessions", r"max(?:imum)? (?:number of )?connections"),
+    "speeding": _rx(r"rate ?limit", r"too fast", r"too many (?:messages|emails|mails|recipients)",
+                    r"throttl", r"slow down", r"receiving mail (?:at a rate|too quickly)", r"exceeded (?:the )?(?:rate|hourly|daily)"),
+    "expired": _rx(
+        r"(?:delivery|message|retry) (?:time )?(?:has )?expired", r"(?:message|mail) (?:\S+ ){0,2}expired",
+        r"retry (?:time|timeout) (?:not reached|exceeded)", r"queue(?:d)? (?:too long|for too long)",
+        r"(?:could not|couldn't|unable to) be delivered (?:with)?in \d+", r"undeliverable for \d+ days",
+        r"been delayed", r"delivery (?:is|has been) delayed", r"giving up", r"gave up", r"time(?:d)? ?out",
+        r"retry(?:ing)? (?:failed|expired)", r"delivery (?:attempts|time) (?:will continue|has expired)",
+        r"could not deliver (?:for|within)", r"maximum time in queue", r"was not delivered within"),
+    "networkerror": _rx(
+        r"connection (?:timed out|refused|reset|closed|lost|dropped)", r"no route to host", r"network is unreachable",
+        r"(?:unable|failed) to connect", r"could not connect", r"can't connect", r"mail (?:forwarding )?loop",
+        r"loop(?:s)? (?:back|detected)", r"too many hops", r"hop count exceeded", r"routing loop",
+        r"malformed (?:or unexpected )?(?:dns|name server) reply", r"dns (?:lookup )?(?:error|failure|problem|temporary)",
+        r"temporary (?:dns|lookup) failure", r"no answer from", r"lost connection", r"host is unreachable",
+        r"unreachable", r"connect to \S+ .*(?:refused|timed out)"),
+    "systemfull": _rx(r"(?:disk|system|spool|file ?system) (?:is )?full", r"insufficient system (?:storage|resources)",
+                       r"out of disk", r"no space on device"),
+    "systemerror": _rx(
+        r"system error", r"server error", r"internal (?:server )?error", r"configuration error", r"misconfigur",
+        r"temporary (?:local )?(?:failure|problem|error)", r"local error", r"try (?:again )?later",
+        r"service (?:not available|unavailable|temporarily unavailable)", r"mailer not available",
+        r"i/o error", r"unexpected error", r"(?:resources|resource) (?:temporarily )?unavailable",
+        r"transaction failed", r"system (?:is )?(?:busy|overloaded|not available)", r"server (?:is )?busy"),
+    "contenterror": _rx(r"header", r"\bmime\b", r"8-?bit", r"character set", r"encoding", r"line too long",
+                         r"bare (?:lf|linefeed|cr)", r"(?:invalid|malformed|illegal) (?:message|content)"),
+    "notaccept": _rx(
+        r"(?:does not|doesn't|do not|don't|will not|won't) accept (?:any )?(?:e-?)?mail", r"null mx",
+        r"not accepting (?:any )?(?:e-?)?mail", r"no (?:mail|smtp) service", r"accepts no mail",
+        r"5\.1\.10\b", r"no mx (?:record )?(?:found|for)", r"this (?:domain|host) (?:\S+ )?(?:does not|doesn't) (?:receive|accept)"),
+    "syntaxerror": _rx(r"syntax error", r"command (?:unrecognized|not recognized|not implemented)", r"bad command",
+                        r"unrecognized command", r"invalid command", r"bad sequence of commands", r"line too long"),
+    "mailererror": _rx(r"\bprocmail\b", r"command died", r"mailer error", r"\bpipe to\b", r"exit (?:status|code)",
+                        r"x-unix;", r"unknown mailer", r"mailer (?:\S+ )?(?:failed|died)", r"command (?:output|failed)",
+                        r"program (?:error|failed)"),
+    "securityerror": _rx(
+        r"authentication (?:is )?required", r"(?:must|need to|please) (?:be )?authenticat", r"auth(?:entication)? (?:failed|failure)",
+        r"(?:tls|starttls|encryption|ssl) (?:is )?required", r"must issue a starttls", r"\btls\b.*(?:fail|error|handshake)",
+        r"certificate", r"security (?:violation|policy)", r"\bsecurity\b"),
+}
+
+# The order matters: the first match wins. Specific mailbox states first,
+# sender-side problems (auth, PTR, relay, a refused envelope sender) before
+# "user unknown" because their replies often name the recipient too, then
+# the broad words last.
+ORDER = (
+    "mailboxfull", "mesgtoobig", "exceedlimit", "suspend", "hasmoved", "norelaying", "authfailure", "requireptr",
+    "rejected", "notaccept", "hostunknown", "userunknown", "filtered", "virusdetected", "spamdetected",
+    "badreputation", "toomanyconn", "speeding", "blocked", "policyviolation", "systemfull", "networkerror",
+    "expired", "mailererror", "syntaxerror", "securityerror", "systemerror", "contenterror",
+)
+
+# RFC 3463 subject.detail -> reason, for when the words say nothing useful.
+STATUS_REASONS = {
+    "1.0": "userunknown", "1.1": "userunknown", "1.2": "hostunknown", "1.3": "userunknown", "1.4": "userunknown",
+    "1.5": "userunknown", "1.6": "hasmoved", "1.7": "rejected", "1.8": "rejected", "1.9": "systemerror",
+    "1.10": "notaccept",
+    "2.0": "filtered", "2.1": "suspend", "2.2": "mailboxfull", "2.3": "exceedlimit", "2.4": "systemerror",
+    "3.0": "systemerror", "3.1": "systemfull", "3.2": "notaccept", "3.3": "systemerror", "3.4": "mesgtoobig",
+    "3.5": "systemerror",
+    "4.0": "networkerror", "4.1": "networkerror", "4.2": "networkerror", "4.3": "systemerror", "4.4": "hostunknown",
+    "4.5": "networkerror", "4.6": "networkerror", "4.7": "expired",
+    "5.0": "syntaxerror", "5.1": "syntaxerror", "5.2": "syntaxerror", "5.3": "exceedlimit", "5.4": "syntaxerror",
+    "5.5": "syntaxerror", "5.6": "syntaxerror",
+    "6.0": "contenterror", "6.1": "contenterror", "6.2": "contenterror", "6.3": "contenterror", "6.4": "contenterror",
+    "6.5": "contenterror",
+    "7.0": "securityerror", "7.1": "blocked", "7.2": "securityerror", "7.3": "securityerror", "7.4": "securityerror",
+    "7.5": "securityerror", "7.6": "securityerror", "7.7": "securityerror", "7.8": "securityerror",
+    "7.9": "securityerror", "7.10": "securityerror", "7.13": "suspend", "7.14": "securityerror",
+    "7.20": "authfailure", "7.21": "authfailure", "7.22": "authfailure", "7.23": "authfailure",
+    "7.24": "authfailure", "7.25": "requireptr", "7.26": "authfailure", "7.27": "notaccept",
+}
+
+# Codes that say only the class of the failure ("5.0.0", "5.5.0" from qmail's "(#5.5.0)").
+VAGUE = {"", "0.0", "5.0", "3.0", "4.0", "0.1"}
+
+# A precise status code keeps its reason unless the words name one of these.
+OVERRIDES = {
+    "userunknown": {"mailboxfull", "mesgtoobig", "exceedlimit", "suspend", "hasmoved", "norelaying", "authfailure",
+                    "requireptr", "rejected", "notaccept", "blocked", "spamdetected", "virusdetected",
+                    "policyviolation", "badreputation", "speeding", "toomanyconn", "hostunknown", "filtered"},
+    "hostunknown": {"mailboxfull", "norelaying", "authfailure", "requireptr", "rejected", "notaccept", "blocked",
+                    "spamdetected", "policyviolation", "userunknown"},
+    "hasmoved": set(),
+    "rejected": {"authfailure", "requireptr", "blocked", "spamdetected", "policyviolation", "badreputation",
+                 "norelaying"},
+    "mailboxfull": set(),
+    "notaccept": set(),
+}
+
+
+# Words that name a missing mailbox whatever SMTP step they answered.
+DEFINITE_USER_UNKNOWN = re.compile(r"(?:doesn't|does not) have an? \S+ account|no mailbox here by that name|"
+                                   r"resolver\.adr\.recipi?ent ?notfound")
+EMPTY_USER_UNKNOWN = re.compile(r"\b5\d\d\s*:?\s*:\s*user unknown")
+
+
+def normalise(text):
+    return re.sub(r"\s+", " ", (text or "").lower()).strip()
+
+
+def find_status(text):
+    """Every RFC 3463 code in `text`, in order ("5.1.1", ...)."""
+    return [".".join(m.groups()) for m in ENHANCED.finditer(text or "")]
+
+
+def find_reply(text):
+    match = REPLY.search(text or "")
+    return int(match.group(1)) if match else None
+
+
+def is_generic(status):
+    """x.0.0 and empty codes carry only the class."""
+    return not status or status.split(".", 1)[-1] in ("0.0", "")
+
+
+def best_status(status, text):
+    """The most specific status: a code in the server's words beats a generic Status field."""
+    status = (status or "").strip()
+    found = [s for s in find_status(text) if s[0] in "45"]
+    specific = [s for s in found if not is_generic(s)]
+    if status and not is_generic(status) and status[0] in "245":
+        # A 5.x Status whose reply says 4.2.2 (a relay gave up on a full mailbox): keep the mailbox-full one.
+        if any(s.endswith(".2.2") for s in specific) and not status.endswith(".2.2"):
+            return next(s for s in specific if s.endswith(".2.2"))
+        return status
+    if specific:
+        return specific[0]
+    if found:
+        return found[0]
+    if status:
+        return status
+    reply = find_reply(text)
+    if reply:
+        return f"{str(reply)[0]}.0.0"
+    return ""
+
+
+def text_reason(text):
+    for reason in ORDER:
+        if PATTERNS[reason].search(text):
+            return reason
+    return ""
+
+
+def text_reasons(text):
+    """Every reason whose words appear in `text`, in ORDER."""
+    return [reason for reason in ORDER if PATTERNS[reason].search(text)]
+
+
+def classify(status="", diagnostic="", action="failed", command="", reply_code=None, context="",
+             diagnostic_type=""):
+    """(kind, reason, status) for one recipient.
+
+    `diagnostic` is the server's reply for this recipient; `context` is
+    other prose of the bounce, consulted only when the reply decides nothing.
+    `command` is the SMTP command the reply answered (RCPT, DATA, MAIL,
+    HELO) when the bounce says so.
+    """
+    action = (action or "failed").lower()
+    command = (command or "").upper()
+    diagnostic_type = (diagnostic_type or "").upper()
+    text = normalise(diagnostic)
+    code = best_status(status, text)
+    if code.startswith("2") or action in ("delivered", "relayed", "expanded"):
+        return "none", "delivered", code
+    if text and is_account_limit_reply(reply_code or find_reply(text) or 0, text):
+        return "limit", "accountlimit", code
+    detail = code.split(".", 1)[1] if code.count(".") == 2 else ""
+    by_status = "" if detail in VAGUE else STATUS_REASONS.get(detail, "")
+    if not by_status and detail.startswith("1.") and detail not in VAGUE:
+        by_status = "userunknown"  # vendor details such as Microsoft's 5.1.351
+    found = text_reasons(text)
+    reason = ""
+    if by_status in OVERRIDES:
+        allowed = OVERRIDES[by_status]
+        reason = next((r for r in found if r in allowed), by_status)
+    elif found:
+        reason = found[0]
+    if reason == "" and DEFINITE_USER_UNKNOWN.search(text):
+        reason = "userunknown"
+    if reason == "userunknown" and by_status not in ("userunknown", "hostunknown", "hasmoved") \
+            and not DEFINITE_USER_UNKNOWN.search(text):
+        # "User unknown" without a x.1.x code: an answer to RCPT TO means it; after DATA the
+        # mailbox was there and a filter refused the message (KDDI/au answer "550 : User unknown"
+        # for their receivers' blocking settings); at MAIL FROM it is about our sender address.
+        if command == "MAIL":
+            reason = "rejected"
+        elif command == "DATA" or (command != "RCPT" and EMPTY_USER_UNKNOWN.search(text)):
+            reason = "filtered"
+        elif command != "RCPT" and by_status in ("filtered", "suspend"):
+            reason = by_status
+        elif command != "RCPT" and detail in ("", "0.0") and (status or find_reply(text)):
+            # An SMTP reply from an unknown step with only a generic code: the receiving side may
+            # have accepted the recipient and refused the content. Prose written by the final
+            # server itself (Exchange, Notes, Domino: "recipient name is not recognized", no code)
+            # is taken at its word.
+            reason = "filtered"
+    if command == "MAIL" and reason in ("userunknown", "hostunknown", "filtered", "notaccept", ""):
+        reason = "rejected"  # the refusal came at MAIL FROM: it is about our envelope sender
+    if diagnostic_type.startswith("X-UNIX") and reason not in ("mailboxfull",):
+        reason = "mailererror"  # a local delivery program failed, not an SMTP refusal
+    if reason == "hostunknown" and code.startswith("4"):
+        reason = "networkerror"  # a temporary DNS failure, not a missing domain
+    if not reason:
+        reason = by_status
+    if not reason and context:
+        reason = next(iter(text_reasons(normalise(context))), "")
+        if reason == "userunknown" and command != "RCPT":
+            reason = "filtered"
+    if not reason:
+        if action == "delayed" or code.startswith("4"):
+            reason = "expired"
+        elif command in ("HELO", "EHLO"):
+            reason = "blocked"
+        elif command == "MAIL":
+            reason = "rejected"
+        elif text:
+            reason = "onhold"
+        else:
+            reason = "undefined"
+    return kind_of(reason, code, text), reason, code
+
+
+def kind_of(reason, status="", text=""):
+    if reason == "notaccept" and status.startswith("4"):
+        return "soft"  # "this domain takes no mail" said only as a temporary failure
+    return KIND_OF_REASON.get(reason, "soft")

@@ -1,0 +1,108 @@
+"""Bounce parsing against the shared corpus: sisimai's own test expectations.
+
+../shared/corpus/bounces/expected.csv labels every file with sisimai's reason
+and HardBounce flag (`;`-joined per recipient when recipients differ). Loft
+must agree on at least 95% of the files on whether the message is a bounce
+at all and on hard/soft. Run with -s to see the figures and the list of
+disagreements (they are printed either way when a test fails).
+
+Files are read in place; nothing is copied into the project. Without
+../shared the tests skip with the reason.
+"""
+import csv
+from functools import lru_cache
+from pathlib import Path
+
+import pytest
+
+from app.feedback.parse import parse_message
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+BOUNCES = CORPUS / "bounces"
+REQUIRED = 0.95
+# sisimai reasons that are not a failed delivery: no DSN result at all, an RFC 3834 auto-reply, a success DSN.
+NOT_A_BOUNCE = {"not_bounce", "vacation", "delivered"}
+
+
+def _need_corpus():
+    if not (BOUNCES / "expected.csv").is_file():
+        pytest.skip(f"bounce corpus not found at {BOUNCES} (../shared is absent)")
+
+
+def labels():
+    with open(BOUNCES / "expected.csv", newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+@lru_cache(maxsize=1)
+def evaluate():
+    """One pass over the corpus: [(file, expected, report, is_bounce_ok, hard_ok)]."""
+    rows = []
+    for row in labels():
+        report = parse_message((BOUNCES / row["file"]).read_bytes())
+        reasons = row["reason"].split(";")
+        expected_bounce = not all(reason in NOT_A_BOUNCE for reason in reasons)
+        expected_hard = [value == "true" for value in row["hard"].split(";")] if row["hard"] else [False]
+        got_hard = [r.hard for r in report.results if r.kind != "none"] or [report.hard]
+        if len(expected_hard) == 1:
+            hard_ok = all(value == expected_hard[0] for value in got_hard)
+        else:  # per recipient, in the bounce's order
+            hard_ok = got_hard == expected_hard
+        rows.append((row["file"], row, report, report.is_bounce == expected_bounce, hard_ok))
+    return rows
+
+
+def _describe(row, report):
+    got = "; ".join(f"{r.email or '?'} {r.kind}/{r.reason} {r.status}" for r in report.results) or report.reason
+    return f"  {row['file']}: expected {row['reason']} hard={row['hard'] or '-'}; got is_bounce={report.is_bounce} {got}"
+
+
+def _summary(index, name):
+    rows = evaluate()
+    agree = sum(1 for row in rows if row[index])
+    share = agree / len(rows)
+    lines = [f"{name}: {agree}/{len(rows)} files agree ({share:.1%}); disagreements:"]
+    lines += [_describe(row[1], row[2]) for row in rows if not row[index]]
+    text = "\n".join(lines)
+    print("\n" + text)
+    return share, text
+
+
+def test_every_labelled_file_is_there_and_parses():
+    _need_corpus()
+    rows = evaluate()
+    assert len(rows) >= 300  # 351 LF files + 30 CRLF copies in this split
+    assert not [file for file, _, report, _, _ in rows if report.reason == "unparseable"]
+
+
+def test_is_bounce_agrees_with_sisimai():
+    _need_corpus()
+    share, text = _summary(3, "is_bounce")
+    assert share >= REQUIRED, text
+
+
+def test_hard_soft_agrees_with_sisimai():
+    _need_corpus()
+    share, text = _summary(4, "hard/soft")
+    assert share >= REQUIRED, text
+
+
+def test_crlf_copies_read_like_their_originals():
+    _need_corpus()
+    reports = {file: report for file, _, report, _, _ in evaluate()}
+    copies = [file for file in reports if file.startswith("crlf/")]
+    assert copies
+    for copy in copies:
+        original = reports.get(copy[len("crlf/"):])
+        if original is None:  # the LF original sits in the same split; be tolerant if not
+            continue
+        got = reports[copy]
+        assert (got.is_bounce, got.hard, got.kind, got.recipients) == \
+            (original.is_bounce, original.hard, original.kind, original.recipients), copy
+
+
+def test_recipients_are_found_for_nearly_every_bounce():
+    _need_corpus()
+    bounces = [report for _, _, report, ok, _ in evaluate() if report.is_bounce]
+    named = [report for report in bounces if any(report.recipients)]
+    assert len(named) / len(bounces) >= 0.97
