@@ -73,6 +73,9 @@ class Config:
     DNS_NAMESERVER = _str("LOFT_DNS_NAMESERVER", "")
     # Where uploaded CSV files for contact imports (and their rejected rows) are kept.
     IMPORT_DIR = _path("LOFT_IMPORT_DIR", "var/imports")
+    # Soft bounces (mailbox full, ...) that stop mail to an address: this many within SOFT_BOUNCE_DAYS days.
+    SOFT_BOUNCE_LIMIT = _int("LOFT_SOFT_BOUNCE_LIMIT", 3)
+    SOFT_BOUNCE_DAYS = _int("LOFT_SOFT_BOUNCE_DAYS", 30)
 
 
 def settings():
