@@ -237,3 +237,33 @@ def test_cli_directory_summary_and_usage_errors(app, tmp_path):
     assert refused.exit_code != 0 and "either a message file" in refused.output
     missing = runner.invoke(args=["bounces", "parse", str(tmp_path / "nope.eml")])
     assert missing.exit_code != 0 and "does not exist" in missing.output
+
+
+def test_report_for_a_provider_event():
+    from app.feedback.parse import report_for
+    bounce = report_for("Alice@Example.org", status="5.1.1", diagnostic="smtp; 550 5.1.1 user unknown",
+                        message_id="<loft.1.2.abcdefghij@loft.example>")
+    assert (bounce.is_bounce, bounce.hard, bounce.recipients, bounce.original_message_id) == \
+        (True, True, ["alice@example.org"], "<loft.1.2.abcdefghij@loft.example>")
+    stated = report_for("bob@example.org", kind="hard")  # "Permanent", no reply text
+    assert stated.hard and stated.kind == "hard"
+    complaint = report_for("carol@example.org", feedback_type="abuse", token="tok")
+    assert complaint.is_complaint and complaint.loft_token == "tok" and complaint.recipients == ["carol@example.org"]
+    assert report_for("dan@example.org", status="4.2.2", diagnostic="452 mailbox full").kind == "soft"
+
+
+def test_utf8_delivery_status_rfc6533():
+    raw = ("From: MAILER-DAEMON@mx.example.net\r\nTo: news@loft.example\r\nSubject: Undelivered Mail\r\n"
+           'MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=global-delivery-status; boundary="B"\r\n'
+           "\r\n--B\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nNot delivered.\r\n\r\n"
+           "--B\r\nContent-Type: message/global-delivery-status\r\n\r\nReporting-MTA: dns; mx.example.net\r\n\r\n"
+           "Final-Recipient: utf-8; 用户@例子.广告\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+           "Diagnostic-Code: smtp; 550 5.1.1 user unknown\r\n\r\n"
+           "Final-Recipient: rfc822; bob@example.org\r\nAction: failed\r\nStatus: 5.2.2\r\n"
+           "Diagnostic-Code: smtp; 552 5.2.2 mailbox full\r\n\r\n"
+           "--B\r\nContent-Type: message/global-headers\r\n\r\nMessage-ID: <loft.1.2.abcdefghij@x.example>\r\n"
+           "X-Loft-Token: abcdefghijklmnop\r\n\r\n--B--\r\n").encode()
+    report = parse_message(raw)
+    assert report.recipients == ["用户@例子.广告", "bob@example.org"]
+    assert [r.kind for r in report.results] == ["hard", "soft"]
+    assert (report.original_message_id, report.loft_token) == ("<loft.1.2.abcdefghij@x.example>", "abcdefghijklmnop")

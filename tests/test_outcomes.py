@@ -329,3 +329,32 @@ def test_smtp_reply_classification_during_sending(sent):
     auth = outcomes.apply_smtp_reply(send_of(campaign, contacts[2]), 550, "5.7.26 DMARC policy reject")
     assert auth["kind"] == "auth" and Campaign.get_by_id(campaign.id).state == "paused"
     assert states.can_transition("paused", "sending")
+
+
+def test_engine_routes_refusals_through_classification(ctx):
+    """A real send: the server refuses one recipient for our DMARC failure and one for a full mailbox."""
+    server = TestSmtp(reject=("reader0@", "reader1@"))
+    replies = {"reader0@example.com": "550 5.7.26 Unauthenticated email from acme.test is not accepted due to "
+                                      "domain's DMARC policy",
+               "reader1@example.com": "552 5.2.2 Mailbox full"}
+    original = server.handler.handle_RCPT
+
+    async def handle_rcpt(srv, session, envelope, address, rcpt_options):
+        if address in replies:
+            return replies[address]
+        return await original(srv, session, envelope, address, rcpt_options)
+
+    server.handler.handle_RCPT = handle_rcpt
+    try:
+        team = make_team()
+        campaign, contacts, _ = launched(team, 3, server.port, connections=1)
+        engine.run_campaign(campaign.id)
+    finally:
+        server.stop()
+    paused = Campaign.get_by_id(campaign.id)
+    assert paused.state == "paused" and "DMARC" in paused.state_reason
+    auth, full = events(contacts[0], "bounced"), events(contacts[1], "bounced")
+    assert [(e["kind"], e["code"], e["source"]) for e in auth] == [("auth", 550, "smtp")]
+    assert [e["kind"] for e in full] == ["soft"]
+    assert contact(contacts[0]).status == "active" and contact(contacts[1]).status == "active"
+    assert not suppression.is_suppressed(team.id, contacts[0].email)

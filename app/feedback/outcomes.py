@@ -169,7 +169,8 @@ def apply_smtp_reply(send, code, message, command="RCPT", source="smtp", now=Non
     send = Send.select(Send, Campaign).join(Campaign).where(Send.id == send_id).first()
     if send is None:
         return None
-    text = f"{code} {message or ''}".strip()
+    message = (message or "").strip()
+    text = message if message.startswith(str(code)) else f"{code} {message}".strip()
     kind, reason, status = classify.classify("", text, command=command, reply_code=code)
     details = {"status": status, "reason": reason, "diagnostic": text[:500], "action": "failed",
                "feedback_type": "", "remote_mta": "", "code": code, "reply": text[:1000]}

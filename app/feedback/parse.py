@@ -39,7 +39,6 @@ DSN_TYPES = ("message/delivery-status", "message/global-delivery-status", "text/
 ORIGINAL_TYPES = ("message/rfc822", "message/global", "text/rfc822-headers", "message/rfc822-headers",
                   "message/global-headers", "text/rfc822")
 ARF_TYPES = ("message/feedback-report",)
-COMPLAINT_TYPES = ("abuse", "fraud", "virus", "other", "opt-out", "optout", "complaint")
 
 ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+", re.UNICODE)
 SYSTEM_LOCALS = ("mailer-daemon", "postmaster", "root", "daemon", "nobody", "bounce", "bounces", "noreply",
@@ -216,6 +215,10 @@ def text_of(part):
         charset = part.get_content_charset()
     except Exception:  # noqa: BLE001
         pass
+    return decode_bytes(payload, charset)
+
+
+def decode_bytes(payload, charset=None):
     for candidate in (charset, "utf-8", "iso-2022-jp", "cp1252"):
         if not candidate:
             continue
@@ -226,19 +229,28 @@ def text_of(part):
     return payload.decode("latin-1")
 
 
+def undo_surrogates(text):
+    """The parser keeps undecodable 8-bit bytes as surrogates; read them as UTF-8 (RFC 6532/6533)."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8")
+    except UnicodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def serialise(msg):
     """Header block (and body) of a sub-message as text, without re-folding or policy surprises."""
     lines = []
     try:
         for key, value in msg.raw_items():
-            lines.append(f"{key}: {value}")
+            lines.append(f"{key}: {undo_surrogates(str(value))}")
     except Exception:  # noqa: BLE001
         pass
     body = ""
     try:
         payload = msg.get_payload()
         if isinstance(payload, str):
-            body = payload
+            data = msg.get_payload(decode=True)  # the original bytes (get_payload() turns 8-bit into U+FFFD)
+            body = decode_bytes(data) if isinstance(data, bytes) else undo_surrogates(payload)
         elif isinstance(payload, list):
             body = "\n\n".join(serialise(p) for p in payload)
     except Exception:  # noqa: BLE001
@@ -625,8 +637,7 @@ def is_auto_reply(msg, subject):
     auto = header(msg, "Auto-Submitted").lower()
     if auto.startswith("auto-replied"):
         return True
-    if header(msg, "X-Autoreply") or header(msg, "X-Autorespond") or header(msg, "X-Auto-Response-Suppress") and \
-            AUTO_REPLY_SUBJECT.search(subject):
+    if header(msg, "X-Autoreply") or header(msg, "X-Autorespond"):
         return True
     if header(msg, "Precedence").lower() == "auto_reply":
         return True
@@ -780,6 +791,31 @@ def parse_ses(report, prose, msg):
         return None
     result.message_id, result.subject = report.message_id, report.subject
     return result
+
+
+def report_for(email, status="", diagnostic="", action="failed", kind=None, message_id="", token="",
+               feedback_type="", format="webhook"):
+    """A Report about one recipient from a provider's structured event (a webhook), classified like a DSN.
+
+    `feedback_type` ("abuse", "opt-out", ...) makes it a complaint; `kind` overrides the
+    classification when the provider states it plainly (e.g. SES "Permanent" with no reply).
+    """
+    report = Report(format=format, original_message_id=message_id or "", loft_token=token or "")
+    address = clean_address(email)
+    if feedback_type:
+        report.format, report.reason, report.feedback_type = "arf", "feedback", feedback_type.lower()
+        report.kind = "auth" if report.feedback_type == "auth-failure" else "complaint"
+        report.is_complaint = report.kind == "complaint"
+        report.recipients = [address] if address else []
+        report.results = [Recipient(email=address, kind=report.kind, reason="feedback")] if address else []
+        return report
+    found_kind, reason, code = classify.classify(status, diagnostic, action=action)
+    if kind and kind != found_kind:
+        found_kind, reason = kind, {"hard": "userunknown", "soft": "onhold"}.get(kind, reason)
+    report.results = [Recipient(email=address, action=(action or "failed").lower(), status=code or status,
+                                diagnostic=diagnostic or "", kind=found_kind, reason=reason,
+                                hard=found_kind == "hard")]
+    return report.summarise()
 
 
 def report_from_ses(data):

@@ -51,7 +51,6 @@ import collections
 import concurrent.futures
 import dataclasses
 import datetime
-import json
 import logging
 import re
 import secrets
@@ -415,6 +414,7 @@ class Run:
         self.rotation = accounts_service.Rotation([lane.account for lane in lanes])
         self.factories = factories
         self.checker = checker
+        self.app = current_app._get_current_object()  # write_bounces applies outcomes on the database thread
         self.settings = settings
         self.sender = sender
         self.ready = collections.deque()
@@ -970,20 +970,16 @@ class Run:
             f"UPDATE {Send._meta.table_name} SET status = 'bounced', next_attempt_at = NULL, error = {param}, "
             f"smtp_account_id = {param} WHERE id = {param}",
             [(o.error, o.account_id, o.job.id) for o in bounced])
-        Event.insert_many(
-            [{"team": self.team_id, "contact": o.job.contact.id, "campaign_id": self.campaign_id, "type": "bounced",
-              "at": o.at, "data": json.dumps({"send": o.job.id, "code": o.code, "reply": o.error, "hard": o.hard})}
-             for o in bounced]).execute()
-        hard = [o.job.contact.id for o in bounced if o.hard]
-        if hard:
-            changed = [c for (c,) in Contact.select(Contact.id)
-                       .where((Contact.id << hard) & (Contact.status == "active")).tuples()]
-            if changed:
-                Contact.update(status="bounced", updated_at=now).where(Contact.id << changed).execute()
-                Event.insert_many(
-                    [{"team": self.team_id, "contact": c, "campaign_id": self.campaign_id, "type": "status_changed",
-                      "at": now, "data": json.dumps({"from": "active", "to": "bounced", "by": None,
-                                                     "reason": "hard bounce"})} for c in changed]).execute()
+        # Each refusal is classified and applied by app.feedback.outcomes (issue 5): only a dead
+        # address bounces (and suppresses) the contact; a policy block never blames it, and our own
+        # failed authentication pauses the campaign and alerts the admins instead.
+        from flask import has_app_context
+
+        from app.feedback import outcomes
+        if not has_app_context():  # once per database thread; never popped, as its teardown closes the connection
+            self.app.app_context().push()
+        for o in bounced:
+            outcomes.apply_smtp_reply(o.job.id, o.code, o.error, now=o.at)
 
 
 def count_usage(team_id, sent, now=None):
