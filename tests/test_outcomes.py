@@ -358,3 +358,35 @@ def test_engine_routes_refusals_through_classification(ctx):
     assert [e["kind"] for e in full] == ["soft"]
     assert contact(contacts[0]).status == "active" and contact(contacts[1]).status == "active"
     assert not suppression.is_suppressed(team.id, contacts[0].email)
+
+
+def test_unsubscribe_by_mail_through_the_list_unsubscribe_mailto(sent):
+    """A person (or Apple Mail for them) writes to the mailto: of List-Unsubscribe with its subject."""
+    import re
+    from urllib.parse import unquote
+    team, campaign, contacts, _, raw = sent
+    pia = contacts[2]
+    unfolded = re.sub(rb"\r\n[ \t]+", b" ", raw[pia.email])
+    mailto = re.search(rb"<mailto:([^?>]+)\?subject=([^>]+)>", unfolded)
+    assert mailto, "the message offers a mailto: unsubscribe"
+    request = (f"From: {pia.email}\r\nTo: {mailto.group(1).decode()}\r\n"
+               f"Subject: {unquote(mailto.group(2).decode())}\r\nMessage-ID: <req.1@example.com>\r\n\r\n"
+               "Please unsubscribe me.\r\n").encode()
+    report = parse_message(request)
+    assert (report.is_complaint, report.feedback_type) == (True, "opt-out") and report.unsubscribe_token
+    [applied] = outcomes.apply(team.id, report, "imap")
+    assert applied["send_id"] == send_of(campaign, pia).id
+    assert contact(pia).status == "unsubscribed"
+    assert {s.status for s in Subscription.select().where(Subscription.contact == pia)} == {"unsubscribed"}
+    # Someone else mailing the same subject from another team's mailbox matches nothing.
+    assert outcomes.apply(make_team("Globex").id, report, "imap") == []
+
+
+def test_an_unsubscribe_mail_without_a_genuine_token_matches_nobody(sent):
+    team, campaign, contacts, _, _ = sent
+    forged = (f"From: {contacts[0].email}\r\nTo: news@acme.test\r\nSubject: unsubscribe AAAAAAAAAAAAAAAAAAAAAAAAAA\r\n"
+              "\r\nbye\r\n").encode()
+    report = parse_message(forged)
+    assert report.is_complaint and report.format == "mailto"
+    assert outcomes.apply(team.id, report, "imap") == []
+    assert contact(contacts[0]).status == "active"

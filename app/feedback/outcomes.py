@@ -9,10 +9,12 @@ send, contact or account is never touched, even with a genuine token):
   1. the X-Loft-Token header of the returned message (tokens.verify("header") -> Send id);
   2. the returned Message-ID: Loft's own <loft.<campaign>.<send>.<tag>@...> (tag checked),
      then Send.message_id;
-  3. for bounces and complaints only, the recipient address among the team's sends of
-     the last 30 days (MATCH_DAYS). Never for authentication-failure reports: a DMARC
-     report about mail someone else forged in our name must not stop our campaign.
-  4. an unsubscribe request's token (tokens.verify("unsubscribe")).
+  3. an unsubscribe request's token (tokens.verify("unsubscribe")), from the subject of a
+     mail to the List-Unsubscribe mailto: address;
+  4. for bounces and complaints only, the recipient address among the team's sends of
+     the last 30 days (MATCH_DAYS). Never for authentication-failure reports (a DMARC
+     report about mail someone else forged in our name must not stop our campaign) nor
+     for unsubscribe mails (a forged From: must not unsubscribe anyone).
 
 Outcomes, by kind (app.feedback.classify):
   hard       the Send is "bounced"; the contact "bounced" (from active); the address suppressed
@@ -122,7 +124,7 @@ def match(team_id, report, now=None):
         # One Loft message has one recipient: use the result about it, else the first failure.
         mine = [r for r in failed if r.email and r.email.lower() == send.email.lower()]
         return [(send, (mine or failed or [None])[0])]
-    if report.kind == "auth":
+    if report.kind == "auth" or report.format == "mailto":
         return []  # never by address: see the module docstring
     pairs, seen = [], set()
     for result in failed:
@@ -152,7 +154,7 @@ def apply(team_id, report, source, now=None):
             "feedback_type": report.feedback_type,
             "remote_mta": (result.remote_mta if result is not None else "") or report.remote_mta,
             # A feedback report is about a message that was delivered: the Send stays as it is.
-            "delivered": report.format == "arf",
+            "delivered": report.format in ("arf", "mailto"),
         }
         done.append(_apply_one(team_id, send, kind, details, source, now))
     return done

@@ -123,7 +123,7 @@ class Report:
     loft_token: str = ""
     feedback_type: str = ""
     source_ip: str = ""
-    format: str = "none"  # dsn, text, arf, ses, auto-reply, none
+    format: str = "none"  # dsn, text, arf, ses, mailto (an unsubscribe request), auto-reply, webhook, none
     message_id: str = ""  # the report's own Message-ID (for deduplication)
     unsubscribe_token: str = ""  # from the subject of a List-Unsubscribe mailto request
     subject: str = ""
@@ -926,7 +926,7 @@ def is_unsubscribe_request(msg, subject):
 
 def parse_unsubscribe_request(report, msg):
     """An opt-out by mail: reported like an ARF "opt-out" for the person who sent it."""
-    report.format = "arf"
+    report.format = "mailto"
     report.kind = "complaint"
     report.is_complaint = True
     report.feedback_type = "opt-out"
