@@ -539,13 +539,16 @@ def parse_dsn(report, dsn_texts, prose):
                     existing.diagnostic = recipient.diagnostic
                 continue
             report.results.append(recipient)
-    # Diagnostic missing in the DSN: take this recipient's lines from the human-readable part.
+    # Diagnostic missing in the DSN, or only the first line of a multi-line reply ("550-5.7.1 ..."
+    # as Sendmail writes it): take this recipient's lines from the human-readable part.
     for recipient in report.results:
+        nearby = cut_original(prose) if len(report.results) == 1 else prose_about(prose, recipient.email)
         if not recipient.diagnostic or len(recipient.diagnostic) < 12:
             extra = prose_about(prose, recipient.email)
             if extra:
                 recipient.diagnostic = (recipient.diagnostic + " " + extra).strip()
-        nearby = cut_original(prose) if len(report.results) == 1 else prose_about(prose, recipient.email)
+        elif re.match(r"^[45]\d\d-", recipient.diagnostic) and nearby:
+            recipient.diagnostic = (recipient.diagnostic + " " + unfold(nearby)[:1500]).strip()
         recipient.command = recipient.command or smtp_command(recipient.diagnostic + "\n" + nearby)
 
 
