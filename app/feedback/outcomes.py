@@ -174,7 +174,7 @@ def apply_smtp_reply(send, code, message, command="RCPT", source="smtp", now=Non
     message = (message or "").strip()
     text = message if message.startswith(str(code)) else f"{code} {message}".strip()
     kind, reason, status = classify.classify("", text, command=command, reply_code=code)
-    details = {"status": status, "reason": reason, "diagnostic": text[:500], "action": "failed",
+    details = {"status": status, "reason": reason, "diagnostic": "", "action": "failed",
                "feedback_type": "", "remote_mta": "", "code": code, "reply": text[:1000]}
     return _apply_one(send.campaign.team_id, send, kind, details, source, now or utcnow())
 
