@@ -289,7 +289,9 @@ class RateLimitHit(BaseModel):
 # --- Campaigns and sending (issue 4) ----------------------------------------
 
 CAMPAIGN_STATES = ("draft", "scheduled", "sending", "paused", "completed", "failed", "cancelled")
-SEND_STATUSES = ("queued", "sent", "deferred", "failed", "bounced", "skipped")
+# queued: waiting; sending: claimed by a run (see app/sending/ledger.py); deferred: a retry is due later;
+# held: the rest of an A/B audience waiting for the winner; then sent, failed, bounced or skipped.
+SEND_STATUSES = ("queued", "sending", "deferred", "held", "sent", "failed", "bounced", "skipped")
 TLS_MODES = ("tls", "starttls", "none")
 
 
