@@ -76,6 +76,23 @@ class Config:
     # Soft bounces (mailbox full, ...) that stop mail to an address: this many within SOFT_BOUNCE_DAYS days.
     SOFT_BOUNCE_LIMIT = _int("LOFT_SOFT_BOUNCE_LIMIT", 3)
     SOFT_BOUNCE_DAYS = _int("LOFT_SOFT_BOUNCE_DAYS", 30)
+    # Bounce mailboxes (IMAP) are read every this many minutes; each run reads at most BOUNCE_CHECK_LIMIT messages.
+    BOUNCE_CHECK_MINUTES = _int("LOFT_BOUNCE_CHECK_MINUTES", 5)
+    BOUNCE_CHECK_LIMIT = _int("LOFT_BOUNCE_CHECK_LIMIT", 500)
+    # Amazon SNS signing certificates, fetched once from sns.<region>.amazonaws.com and kept here.
+    SNS_CERT_DIR = _path("LOFT_SNS_CERT_DIR", "var/sns-certs")
+    # Outgoing webhooks may target loopback or private-network addresses (off: such URLs are refused, an SSRF guard).
+    WEBHOOKS_ALLOW_PRIVATE = _bool("LOFT_WEBHOOKS_ALLOW_PRIVATE", False)
+    # A sending campaign pauses itself when its bounce rate (hard + soft) or complaint rate reaches these,
+    # once at least AUTOPAUSE_MIN_SENT messages were attempted; checked at most every AUTOPAUSE_CHECK_SECONDS.
+    AUTOPAUSE_BOUNCE_RATE = float(_str("LOFT_AUTOPAUSE_BOUNCE_RATE", "0.05"))
+    AUTOPAUSE_COMPLAINT_RATE = float(_str("LOFT_AUTOPAUSE_COMPLAINT_RATE", "0.003"))
+    AUTOPAUSE_MIN_SENT = _int("LOFT_AUTOPAUSE_MIN_SENT", 100)
+    AUTOPAUSE_CHECK_SECONDS = float(_str("LOFT_AUTOPAUSE_CHECK_SECONDS", "5"))
+    # Reports: raw events older than this many days are deleted once counted (daily totals stay).
+    EVENT_RETENTION_DAYS = _int("LOFT_EVENT_RETENTION_DAYS", 400)
+    # A newer GeoLite2 .mmdb file for countries in reports; empty = the one in the maxminddb-geolite2 package.
+    GEOIP_DB = _str("LOFT_GEOIP_DB", "")
 
 
 def settings():

@@ -450,3 +450,242 @@ class TemplateDraft(BaseModel):
 
     class Meta:
         indexes = ((("user", "team", "slot"), True),)
+
+
+# --- Feedback intake: bounce mailboxes and provider webhooks (issue 5, migration 0021_intake) ---
+
+class BounceMailbox(BaseModel):
+    """An IMAP mailbox where bounces and complaints arrive (usually the SMTP account's own inbox).
+
+    Messages with a UID above last_uid (within uid_validity) have not been looked at yet; bounces,
+    complaints and auto-replies are moved to processed_folder, other mail is left where it is.
+    """
+    team = ForeignKeyField(Team, on_delete="CASCADE")
+    smtp_account = ForeignKeyField(SmtpAccount, null=True, on_delete="SET NULL")
+    name = CharField(default="")
+    preset = CharField(default="generic")  # icloud, generic
+    host = CharField()
+    port = IntegerField(default=993)
+    security = CharField(default="ssl")  # ssl, starttls, none (loopback only)
+    username = CharField(default="")
+    password = TextField(default="")  # encrypted with app.security.encrypt
+    folder = CharField(default="INBOX")
+    processed_folder = CharField(default="Loft/Processed")
+    enabled = BooleanField(default=True)
+    uid_validity = IntegerField(default=0)
+    last_uid = IntegerField(default=0)
+    last_checked_at = DateTimeField(null=True)
+    last_error = TextField(default="")
+    last_summary = TextField(default="{}")  # JSON: counts of the last check
+    created_at = DateTimeField(default=utcnow)
+
+
+class ProviderHook(BaseModel):
+    """A provider's bounce/complaint webhook for one team: /feedback/hooks/<provider>/<token>."""
+    team = ForeignKeyField(Team, on_delete="CASCADE")
+    provider = CharField()  # ses, sendgrid, postmark, mailgun, generic
+    token = CharField(unique=True, default=new_token)  # the secret part of the URL
+    secret = TextField(default="")  # encrypted: Mailgun signing key, SendGrid public key, Postmark or generic secret
+    username = CharField(default="")  # Postmark basic-auth user name
+    created_at = DateTimeField(default=utcnow)
+    last_received_at = DateTimeField(null=True)
+    received_count = IntegerField(default=0)
+    last_error = TextField(default="")
+
+    class Meta:
+        indexes = ((("team", "provider"), True),)
+
+
+class HookNonce(BaseModel):
+    """A signature token a webhook already used (Mailgun token, generic signature): replays are refused."""
+    hook = ForeignKeyField(ProviderHook, on_delete="CASCADE")
+    nonce = CharField()
+    at = DateTimeField(default=utcnow, index=True)
+
+    class Meta:
+        indexes = ((("hook", "nonce"), True),)
+
+
+# --- Outgoing webhooks and in-app notices (issue 5, migration 0023_webhooks) ------------
+
+WEBHOOK_EVENT_TYPES = ("sent", "delivered", "bounced", "opened", "clicked", "unsubscribed", "complained")
+WEBHOOK_DELIVERY_STATUSES = ("pending", "delivered", "failed")
+
+
+class WebhookEndpoint(BaseModel):
+    """A team's URL that receives signed JSON events of the chosen types."""
+    team = ForeignKeyField(Team, on_delete="CASCADE")
+    url = TextField()
+    description = CharField(default="")
+    event_types = TextField(default="[]")  # JSON list, a subset of WEBHOOK_EVENT_TYPES
+    secret = TextField(default="")  # encrypted with app.security.encrypt; signs every request
+    enabled = BooleanField(default=True)
+    created_at = DateTimeField(default=utcnow)
+
+
+class WebhookDelivery(BaseModel):
+    """One event for one endpoint; pending until a 2xx answer, retried with backoff, then failed."""
+    endpoint = ForeignKeyField(WebhookEndpoint, on_delete="CASCADE")
+    event_id = IntegerField()
+    event_type = CharField()
+    payload = TextField()  # the exact JSON body sent (signed as is)
+    status = CharField(default="pending")  # one of WEBHOOK_DELIVERY_STATUSES
+    attempts = IntegerField(default=0)
+    next_attempt_at = DateTimeField(null=True)
+    last_status_code = IntegerField(null=True)
+    last_error = TextField(default="")
+    response_excerpt = TextField(default="")
+    created_at = DateTimeField(default=utcnow)
+    delivered_at = DateTimeField(null=True)
+
+    class Meta:
+        indexes = (
+            (("endpoint", "event_id"), True),
+            (("status", "next_attempt_at"), False),
+            (("endpoint", "id"), False),
+        )
+
+
+class WebhookCursor(BaseModel):
+    """The highest Event id a consumer has processed (outbox pattern); one row per consumer name."""
+    name = CharField(unique=True)
+    last_event_id = IntegerField(default=0)
+
+
+class Notice(BaseModel):
+    """An in-app alert for a team; its email to the Administrators leaves from a periodic task."""
+    team = ForeignKeyField(Team, on_delete="CASCADE")
+    kind = CharField(default="alert")  # alert, autopause, ...
+    subject = TextField()
+    text = TextField(default="")
+    campaign_id = IntegerField(null=True)
+    data = TextField(default="{}")  # JSON, e.g. the rates an auto-pause saw
+    created_at = DateTimeField(default=utcnow)
+    read_at = DateTimeField(null=True)
+    dismissed_at = DateTimeField(null=True)
+    emailed_at = DateTimeField(null=True)
+
+    class Meta:
+        indexes = (
+            (("team", "dismissed_at", "id"), False),
+            (("campaign_id", "kind"), False),
+            (("emailed_at",), False),
+        )
+
+
+# --- Reports (issue 5): aggregates fed by app/reports/rollup.py, migration 0022_reports ---
+
+class ReportCursor(BaseModel):
+    """How far an aggregator has read a table by id ("events", "contacts")."""
+    name = CharField(unique=True)
+    last_id = IntegerField(default=0)
+
+
+class CampaignStat(BaseModel):
+    """Counters of one campaign and A/B variant (variant_id 0: none)."""
+    campaign = ForeignKeyField(Campaign, on_delete="CASCADE")
+    variant_id = IntegerField(default=0)
+    sent = IntegerField(default=0)
+    bounced_hard = IntegerField(default=0)
+    bounced_soft = IntegerField(default=0)
+    bounced_other = IntegerField(default=0)  # policy blocks, our own auth failures, account limits
+    bounced_unique = IntegerField(default=0)  # sends with at least one bounce: sent - this = delivered
+    opens_total = IntegerField(default=0)  # human-likely opens
+    opens_machine = IntegerField(default=0)  # privacy-proxy prefetches and the like
+    opens_unique = IntegerField(default=0)
+    clicks_total = IntegerField(default=0)  # human-likely clicks
+    clicks_bot = IntegerField(default=0)  # link scanners
+    clicks_unique = IntegerField(default=0)
+    unsubscribes = IntegerField(default=0)
+    complaints = IntegerField(default=0)
+
+    class Meta:
+        indexes = ((("campaign", "variant_id"), True),)
+
+
+class HourStat(BaseModel):
+    campaign = ForeignKeyField(Campaign, on_delete="CASCADE")
+    hour = CharField()  # "YYYY-MM-DD HH" in UTC
+    opens = IntegerField(default=0)
+    clicks = IntegerField(default=0)
+    opens_unique = IntegerField(default=0)
+    clicks_unique = IntegerField(default=0)
+
+    class Meta:
+        indexes = ((("campaign", "hour"), True),)
+
+
+class LinkStat(BaseModel):
+    campaign = ForeignKeyField(Campaign, on_delete="CASCADE")
+    link_id = IntegerField()
+    clicks = IntegerField(default=0)
+    clicks_unique = IntegerField(default=0)
+
+    class Meta:
+        indexes = ((("campaign", "link_id"), True),)
+
+
+class DomainStat(BaseModel):
+    campaign = ForeignKeyField(Campaign, on_delete="CASCADE")
+    domain = CharField()
+    sent = IntegerField(default=0)
+    bounced = IntegerField(default=0)
+    opened = IntegerField(default=0)
+    clicked = IntegerField(default=0)
+
+    class Meta:
+        indexes = ((("campaign", "domain"), True),)
+
+
+class CountryStat(BaseModel):
+    campaign = ForeignKeyField(Campaign, on_delete="CASCADE")
+    country = CharField()  # ISO 3166 code; "" when unknown
+    opened = IntegerField(default=0)
+    clicked = IntegerField(default=0)
+
+    class Meta:
+        indexes = ((("campaign", "country"), True),)
+
+
+class ClientStat(BaseModel):
+    campaign = ForeignKeyField(Campaign, on_delete="CASCADE")
+    client = CharField()
+    device = CharField()
+    opened = IntegerField(default=0)
+
+    class Meta:
+        indexes = ((("campaign", "client", "device"), True),)
+
+
+class TeamDay(BaseModel):
+    """A team's daily totals (UTC days): they outlive the raw events (retention)."""
+    team = ForeignKeyField(Team, on_delete="CASCADE")
+    day = CharField()  # "YYYY-MM-DD"
+    sent = IntegerField(default=0)
+    opens = IntegerField(default=0)  # unique human opens first seen that day
+    clicks = IntegerField(default=0)
+    bounces = IntegerField(default=0)
+    complaints = IntegerField(default=0)
+    unsubscribes = IntegerField(default=0)
+    new_contacts = IntegerField(default=0)
+
+    class Meta:
+        indexes = ((("team", "day"), True),)
+
+
+class SendMark(BaseModel):
+    """The first human open, click and bounce of a send (Event ids): the unique counts."""
+    send = ForeignKeyField(Send, primary_key=True, on_delete="CASCADE")
+    opened_id = IntegerField(null=True)
+    clicked_id = IntegerField(null=True)
+    bounced_id = IntegerField(null=True)
+
+
+class LinkMark(BaseModel):
+    """The first human click of a link by a send: unique clicks per link."""
+    send = ForeignKeyField(Send, on_delete="CASCADE", index=False)
+    link_id = IntegerField()
+    event_id = IntegerField()
+
+    class Meta:
+        indexes = ((("send", "link_id"), True),)

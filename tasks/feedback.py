@@ -1,2 +1,30 @@
-"""Tasks of the feedback area: thin wrappers over app/feedback services (issue 5)."""
-from tasks import huey  # noqa: F401
+"""Tasks of the feedback area: thin wrappers over app/feedback services (issue 5).
+
+check_bounce_mailboxes runs every LOFT_BOUNCE_CHECK_MINUTES minutes and enqueues one
+check_bounce_mailbox task per enabled mailbox, so a slow or dead server delays only its
+own mailbox. A per-mailbox lock keeps two checks of one mailbox (the schedule and a
+"Check now") from reading it at the same time; the later one simply skips.
+"""
+from huey import crontab
+from huey.exceptions import TaskLockedException
+
+from app.config import Config
+from app.feedback import imap
+from tasks import huey
+
+EVERY = max(1, min(59, Config.BOUNCE_CHECK_MINUTES))
+
+
+@huey.task(name="feedback.check_bounce_mailbox")
+def check_bounce_mailbox(mailbox_id):
+    try:
+        with huey.lock_task(f"bounce-mailbox-{mailbox_id}"):
+            imap.check_mailbox(mailbox_id)
+    except TaskLockedException:
+        pass  # a check of this mailbox is running right now
+
+
+@huey.periodic_task(crontab(minute=f"*/{EVERY}"), name="feedback.check_bounce_mailboxes")
+def check_bounce_mailboxes():
+    for mailbox_id in imap.enabled_ids():
+        check_bounce_mailbox(mailbox_id)

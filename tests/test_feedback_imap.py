@@ -1,0 +1,229 @@
+"""Bounce mailboxes over IMAP: a real IMAP server on loopback (tests/imap_server.py) holding
+bounces built from messages the engine really sent, and real bounces and complaints from
+../shared/corpus; the check applies them, moves them to Loft/Processed and leaves other mail;
+login and connection failures are stored in words; the pages, roles and team isolation."""
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from app import security
+from app.consent import suppression
+from app.feedback import imap
+from app.models import BounceMailbox
+from app.models import Campaign
+from app.models import Contact
+from app.models import MailingList
+from app.models import Send
+from app.models import Subscription
+from app.models import Team
+from app.sending import engine
+from app.sending import ledger
+from tests.conftest import free_port
+from tests.conftest import soup
+from tests.imap_server import ImapServer
+from tests.sending_support import TestSmtp
+from tests.sending_support import make_account
+from tests.sending_support import make_campaign
+from tests.sending_support import make_team
+from tests.test_outcomes import arf
+from tests.test_outcomes import dsn
+from tests.test_teams import make_member
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+USER, PASSWORD = "ada@icloud.com", "abcd-efgh-ijkl-mnop"
+
+
+@pytest.fixture
+def ctx(app):
+    app.config.update(SEND_RETRY_DELAYS=(0.05, 0.1), SEND_RECONNECT_DELAY=0.01, SEND_FLUSH_INTERVAL=0.05,
+                      SEND_STATE_INTERVAL=0.1, SEND_BATCH_SIZE=50)
+    with app.app_context():
+        yield app
+
+
+@pytest.fixture
+def server():
+    imap_server = ImapServer(user=USER, password=PASSWORD)
+    yield imap_server
+    imap_server.stop()
+
+
+def send_campaign(team, emails):
+    """A campaign really sent to `emails` through a loopback SMTP server; {email: raw message}."""
+    smtp = TestSmtp()
+    try:
+        mailing_list = MailingList.create(team=team, name="Newsletter")
+        for email in emails:
+            contact = Contact.create(team=team, email=email, domain=email.rpartition("@")[2])
+            Subscription.create(contact=contact, list=mailing_list)
+        make_account(team, smtp.port)
+        campaign = make_campaign(team, [mailing_list])
+        ledger.freeze_audience(campaign)
+        assert engine.run_campaign(campaign.id).outcome == "completed"
+        return {recipient: data for _, recipient, data in smtp.handler.messages}
+    finally:
+        smtp.stop()
+
+
+def mailbox_for(team, port, **fields):
+    values = dict(team=team, name="Bounces", host="127.0.0.1", port=port, security="none", username=USER,
+                  password=security.encrypt(PASSWORD))
+    values.update(fields)
+    return BounceMailbox.create(**values)
+
+
+def auto_reply(to="news@acme.test"):
+    reply = EmailMessage()
+    reply["From"], reply["To"], reply["Subject"] = "carol@example.com", to, "Automatic reply: Spring news"
+    reply["Auto-Submitted"] = "auto-replied"
+    reply.set_content("I am away until Monday.")
+    return reply.as_bytes()
+
+
+def personal_mail():
+    note = EmailMessage()
+    note["From"], note["To"], note["Subject"] = "friend@example.com", USER, "Lunch on Friday?"
+    note.set_content("Are you free?")
+    return note.as_bytes()
+
+
+def status(email, team):
+    return Contact.get((Contact.team == team) & (Contact.email == email)).status
+
+
+# --- Checking a mailbox ----------------------------------------------------------------------
+
+def test_check_applies_bounces_and_complaints_moves_them_and_leaves_other_mail(ctx, server):
+    team = make_team()
+    raw = send_campaign(team, ["alice@example.com", "bob@example.com", "carol@example.com"])
+    server.add(dsn("alice@example.com", "5.1.1", "550 5.1.1 <alice@example.com>: User unknown",
+                   raw["alice@example.com"]))
+    server.add(arf("bob@example.com", raw["bob@example.com"]))
+    server.add(auto_reply())
+    server.add(personal_mail())
+    box = mailbox_for(team, server.port)
+
+    summary = imap.check_mailbox(box.id)
+
+    assert (summary["bounces"], summary["complaints"], summary["auto_replies"], summary["other"],
+            summary["moved"]) == (1, 1, 1, 1, 3)
+    assert status("alice@example.com", team) == "bounced"
+    assert suppression.is_suppressed(team.id, "alice@example.com")
+    assert status("bob@example.com", team) == "complained"
+    assert status("carol@example.com", team) == "active"  # an auto-reply is not a bounce
+    # Bounce, complaint and auto-reply are in Loft/Processed; the person's own mail stayed in the inbox.
+    assert len(server.raw_messages("Loft/Processed")) == 3
+    assert b"Lunch on Friday?" in server.raw_messages("INBOX")[0]
+    assert "UID MOVE" in " ".join(server.log)  # the server offers MOVE
+    box = BounceMailbox.get_by_id(box.id)
+    assert box.last_error == "" and box.last_checked_at is not None and box.last_uid == 4
+    assert "1 bounce, 1 complaint, 1 auto-reply moved" in imap.summary_in_words(imap.last_summary(box))
+
+    # A second run finds nothing new: the personal message is not read again, nothing changes.
+    fetches = sum(1 for line in server.log if line.startswith("UID FETCH"))
+    again = imap.check_mailbox(box.id)
+    assert (again["bounces"], again["complaints"], again["other"], again["moved"]) == (0, 0, 0, 0)
+    assert sum(1 for line in server.log if line.startswith("UID FETCH")) == fetches
+    assert len(server.raw_messages("Loft/Processed")) == 3 and len(server.raw_messages("INBOX")) == 1
+
+
+def test_without_move_it_copies_flags_and_expunges_only_its_own(ctx):
+    server = ImapServer(user=USER, password=PASSWORD, move=False, folders=("INBOX", "Loft/Processed"))
+    try:
+        team = make_team()
+        raw = send_campaign(team, ["alice@example.com"])
+        server.add(personal_mail(), flags=("\\Deleted",))  # someone else's pending delete: not ours to expunge
+        server.add(dsn("alice@example.com", "5.1.1", "550 5.1.1 User unknown", raw["alice@example.com"]))
+        box = mailbox_for(team, server.port)
+        summary = imap.check_mailbox(box.id)
+        assert summary["moved"] == 1 and BounceMailbox.get_by_id(box.id).last_error == ""
+        log = " ".join(server.log)
+        assert "UID COPY" in log and "UID STORE" in log and "UID EXPUNGE" in log and "UID MOVE" not in log
+        assert "CREATE" not in log  # the folder existed
+        assert len(server.raw_messages("Loft/Processed")) == 1
+        assert len(server.raw_messages("INBOX")) == 1  # the other \Deleted message is still there
+        assert status("alice@example.com", team) == "bounced"
+    finally:
+        server.stop()
+
+
+def test_each_run_is_bounded_and_the_next_carries_on(ctx, server):
+    team = make_team()
+    raw = send_campaign(team, [f"r{i}@example.com" for i in range(5)])
+    for i in range(5):
+        server.add(dsn(f"r{i}@example.com", "5.1.1", "550 5.1.1 User unknown", raw[f"r{i}@example.com"]))
+    box = mailbox_for(team, server.port)
+    first = imap.check_mailbox(box.id, limit=3)
+    assert (first["bounces"], first["remaining"]) == (3, 2)
+    assert [status(f"r{i}@example.com", team) for i in range(5)] == ["bounced"] * 3 + ["active"] * 2
+    second = imap.check_mailbox(box.id, limit=3)
+    assert (second["bounces"], second["remaining"]) == (2, 0)
+    assert all(status(f"r{i}@example.com", team) == "bounced" for i in range(5))
+    assert len(server.raw_messages("Loft/Processed")) == 5 and server.raw_messages("INBOX") == []
+
+
+def test_bounces_never_touch_another_teams_contacts(ctx, server):
+    acme, other = make_team(), make_team("Other")
+    raw = send_campaign(other, ["alice@example.com"])
+    Contact.create(team=acme, email="alice@example.com", domain="example.com")
+    server.add(dsn("alice@example.com", "5.1.1", "550 5.1.1 User unknown", raw["alice@example.com"]))
+    box = mailbox_for(acme, server.port)  # Acme's mailbox received Other's bounce
+    summary = imap.check_mailbox(box.id)
+    assert (summary["bounces"], summary["unmatched"], summary["applied"]) == (1, 1, 0)
+    assert status("alice@example.com", acme) == "active" and status("alice@example.com", other) == "active"
+
+
+def test_real_corpus_bounces_and_complaints(ctx, server):
+    files = {"bounces/lhost-activehunter-01.eml": "kijitora@example.org",
+             "bounces/lhost-amavis-02.eml": "neko@example.co.jp",
+             "complaints/sisimai/arf-12.eml": "user@example.com"}
+    if not all((CORPUS / name).is_file() for name in files):
+        print(f"corpus not found at {CORPUS} (../shared is absent): skipping")
+        pytest.skip(f"corpus not found at {CORPUS}")
+    team = make_team()
+    send_campaign(team, list(files.values()))  # recent sends to the addresses the reports name
+    for name in files:
+        server.add((CORPUS / name).read_bytes())
+    server.add((CORPUS / "bounces/lhost-amazonses-06.eml").read_bytes())  # about nobody of ours
+    summary = imap.check_mailbox(mailbox_for(team, server.port).id)
+    assert (summary["bounces"], summary["complaints"], summary["unmatched"], summary["moved"]) == (3, 1, 1, 4)
+    assert status("kijitora@example.org", team) == "bounced"
+    assert status("neko@example.co.jp", team) == "bounced"
+    assert status("user@example.com", team) == "complained"
+    assert suppression.is_suppressed(team.id, "user@example.com")
+    assert server.raw_messages("INBOX") == []
+
+
+def test_bad_password_is_stored_with_the_servers_reply(ctx, server):
+    team = make_team()
+    server.add(personal_mail())
+    box = mailbox_for(team, server.port, password=security.encrypt("wrong"), preset="icloud")
+    assert imap.check_mailbox(box.id) is not None
+    box = BounceMailbox.get_by_id(box.id)
+    assert "NO [AUTHENTICATIONFAILED] Invalid credentials (Failure)" in box.last_error
+    assert "app-specific password" in box.last_error
+    assert len(server.raw_messages("INBOX")) == 1
+
+
+def test_a_dead_port_gives_a_clear_error_and_other_mailboxes_still_run(ctx, server):
+    from tasks import feedback as feedback_tasks
+    team = make_team()
+    raw = send_campaign(team, ["alice@example.com"])
+    server.add(dsn("alice@example.com", "5.1.1", "550 5.1.1 User unknown", raw["alice@example.com"]))
+    dead = mailbox_for(team, free_port(), name="Dead")
+    alive = mailbox_for(team, server.port, name="Alive")
+    mailbox_for(team, server.port, name="Off", enabled=False, password=security.encrypt("wrong"))
+    feedback_tasks.check_bounce_mailboxes.call_local()  # the periodic task: one task per enabled mailbox
+    dead = BounceMailbox.get_by_id(dead.id)
+    assert dead.last_error.startswith("Connection refused: nothing is listening on 127.0.0.1 port")
+    assert BounceMailbox.get_by_id(alive.id).last_error == ""
+    assert status("alice@example.com", team) == "bounced"
+    assert BounceMailbox.get(BounceMailbox.name == "Off").last_checked_at is None
+
+
+def test_folder_that_does_not_exist_is_reported(ctx, server):
+    box = mailbox_for(make_team(), server.port, folder="Bounces")
+    imap.check_mailbox(box.id)
+    assert "“Bounces” could not be opened" in BounceMailbox.get_by_id(box.id).last_error
+    assert "NO [NONEXISTENT]" in BounceMailbox.get_by_id(box.id).last_error
