@@ -1,4 +1,65 @@
-"""Views of reports: campaign reports and the team dashboard (issue 5)."""
+"""Views of reports: campaign reports and the team dashboard (issue 5).
+
+Pages read the aggregates kept by app.reports.rollup; before rendering they
+give the aggregator a short time budget to count what arrived since its
+last minute run, so a person looking at a report sees fresh numbers.
+"""
+import csv
+import io
+
 from flask import Blueprint
+from flask import Response
+from flask import abort
+from flask import g
+from flask import render_template
+
+from app.reports import charts
+from app.reports import rollup
+from app.reports import services
+from app.teams.context import require
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
+
+
+def _campaign(campaign_id):
+    return services.get_campaign(g.team, campaign_id) or abort(404)
+
+
+@bp.route("/")
+@require("view")
+def dashboard():
+    position = rollup.catch_up()
+    data = services.dashboard(g.team)
+    series = data["series"]
+    chart = charts.line_chart(f"Sent, opens and clicks per day, last {data['days']} days", data["labels"],
+                              [("Sent", series["sent"]), ("Unique opens", series["opens"]),
+                               ("Unique clicks", series["clicks"])])
+    growth = charts.bar_chart(f"New contacts and unsubscribes per day, last {data['days']} days", data["labels"],
+                              [("New contacts", series["new_contacts"]), ("Unsubscribes", series["unsubscribes"])])
+    return render_template("reports/dashboard.html", data=data, chart=chart, growth=growth,
+                           behind=max(0, position[1] - position[0]))
+
+
+@bp.route("/campaigns/<int:campaign_id>")
+@require("view")
+def campaign(campaign_id):
+    campaign = _campaign(campaign_id)
+    position = rollup.catch_up()
+    report = services.campaign_report(campaign)
+    timeline = report["timeline"]
+    unit = timeline["unit"]
+    chart = charts.line_chart(f"Opens and clicks per {unit} (UTC), machine opens and scanner clicks left out",
+                              timeline["labels"], [("Opens", timeline["opens"]), ("Clicks", timeline["clicks"])])
+    return render_template("reports/campaign.html", report=report, campaign=campaign, chart=chart,
+                           behind=max(0, position[1] - position[0]))
+
+
+@bp.route("/campaigns/<int:campaign_id>.csv")
+@require("view")
+def campaign_csv(campaign_id):
+    campaign = _campaign(campaign_id)
+    rollup.catch_up()
+    out = io.StringIO()
+    csv.writer(out).writerows(services.export_rows(services.campaign_report(campaign)))
+    return Response(out.getvalue(), mimetype="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="{services.export_filename(campaign)}"'})

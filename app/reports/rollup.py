@@ -1,0 +1,275 @@
+"""The report aggregator: new Event rows, read by id, added up into small tables.
+
+The sending engine and the tracking endpoints only insert Event rows (the
+outbox pattern). This module reads the rows past its cursor
+(ReportCursor "events") in batches of a few thousand and adds them to the
+aggregates (CampaignStat, HourStat, LinkStat, DomainStat, CountryStat,
+ClientStat, TeamDay) with INSERT ... SELECT ... GROUP BY ... ON CONFLICT DO
+UPDATE, so the work is done in SQL per batch, not in Python per event.
+
+A batch is all or nothing: the upserts and the cursor move happen in one
+transaction (IMMEDIATE, so two aggregators never read the same cursor), so
+a crash or a second run never counts an event twice nor skips one.
+
+Unique opens, clicks and bounces: send_mark keeps the id of the first human
+open, first human click and first bounce event of each send; an event counts
+as "unique" exactly when it is the one its send's mark points at. link_mark
+does the same per send and link. Machine opens (privacy proxies) and scanner
+clicks are counted apart and never make an open or click unique.
+
+Countries and mail clients need Python (a GeoIP database, a User-Agent
+classifier): SQL groups the new unique opens and clicks by address and by
+User-Agent first, so Python looks at each distinct value of a batch once.
+
+New contacts per day come from a second cursor over Contact ids (imports do
+not write an Event per contact).
+
+retention() deletes raw events older than LOFT_EVENT_RETENTION_DAYS that the
+cursor has passed; the aggregates (and TeamDay's daily totals) stay.
+
+The SQL is SQLite's (json_extract, upsert); the tables are plain, so moving
+to PostgreSQL means rewriting these statements with ->> and the same upserts.
+"""
+import datetime
+import logging
+import time
+
+from app.db import db
+from app.models import ReportCursor
+from app.models import utcnow
+from app.reports import clients
+from app.reports import geo
+
+log = logging.getLogger(__name__)
+
+BATCH = 20000  # events per transaction: about a tenth of a second of write lock
+CONTACT_BATCH = 100000
+COUNTED = ("sent", "bounced", "complained", "unsubscribed", "opened", "clicked")
+NOT_A_BOUNCE = ("none", "delayed")  # outcomes records these as "bounced" events with this kind
+
+
+def _cursor(name):
+    ReportCursor.insert(name=name, last_id=0).on_conflict_ignore().execute()
+    return ReportCursor.select(ReportCursor.last_id).where(ReportCursor.name == name).scalar()
+
+
+def _move(name, last_id):
+    ReportCursor.update(last_id=last_id).where(ReportCursor.name == name).execute()
+
+
+def position():
+    """(cursor, highest event id): how far the aggregator has read, and how far there is to read."""
+    last = ReportCursor.select(ReportCursor.last_id).where(ReportCursor.name == "events").scalar() or 0
+    top = db.execute_sql("SELECT max(id) FROM event").fetchone()[0] or 0
+    return last, top
+
+
+def _upsert(table, keys, columns, select_sql, params=()):
+    """INSERT INTO table (keys + columns) <select_sql> ON CONFLICT (keys) DO UPDATE adding the columns."""
+    names = ", ".join(keys + columns)
+    adds = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in columns)
+    db.execute_sql(f"INSERT INTO {table} ({names}) {select_sql} "
+                   f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {adds}", params)
+
+
+_BATCH_TABLE = """CREATE TEMP TABLE IF NOT EXISTS report_batch (
+    id INTEGER PRIMARY KEY, type TEXT, team_id INTEGER, campaign_id INTEGER, variant_id INTEGER,
+    send_id INTEGER, hour TEXT, day TEXT, domain TEXT, flag INTEGER, link_id INTEGER, kind TEXT,
+    first_open INTEGER DEFAULT 0, first_click INTEGER DEFAULT 0, first_bounce INTEGER DEFAULT 0,
+    first_link INTEGER DEFAULT 0)"""
+
+
+def _load(lo, hi):
+    """The batch's countable events, with their send, variant and recipient domain, into a temp table."""
+    db.execute_sql(_BATCH_TABLE)
+    db.execute_sql("DELETE FROM report_batch")
+    types = ", ".join(f"'{t}'" for t in COUNTED)
+    db.execute_sql(f"""
+        INSERT INTO report_batch (id, type, team_id, campaign_id, variant_id, send_id, hour, day, domain,
+                                  flag, link_id, kind)
+        SELECT e.id, e.type, e.team_id, c.id, coalesce(s.variant_id, 0), s.id,
+               substr(e.at, 1, 13), substr(e.at, 1, 10),
+               CASE WHEN s.id IS NOT NULL THEN lower(substr(s.email, instr(s.email, '@') + 1)) END,
+               CASE e.type WHEN 'opened' THEN coalesce(json_extract(e.data, '$.machine'), 0)
+                           WHEN 'clicked' THEN coalesce(json_extract(e.data, '$.bot'), 0) ELSE 0 END,
+               CASE e.type WHEN 'clicked' THEN json_extract(e.data, '$.link_id') END,
+               CASE e.type WHEN 'bounced' THEN coalesce(json_extract(e.data, '$.kind'), '') END
+        FROM event e
+        LEFT JOIN campaign c ON c.id = e.campaign_id
+        LEFT JOIN send s ON s.id = json_extract(e.data, '$.send') AND s.campaign_id = e.campaign_id
+        WHERE e.id > ? AND e.id <= ? AND e.type IN ({types})""", (lo, hi))
+
+
+def _mark(column, flag, where):
+    """Point each send's mark at its first qualifying event (if it has none yet), then flag the
+    batch rows that are the marked ones: those are this batch's unique opens/clicks/bounces."""
+    db.execute_sql(f"""
+        INSERT INTO send_mark (send_id, {column})
+        SELECT send_id, min(id) FROM report_batch WHERE send_id IS NOT NULL AND {where} GROUP BY send_id
+        ON CONFLICT (send_id) DO UPDATE SET {column} = excluded.{column} WHERE send_mark.{column} IS NULL""")
+    db.execute_sql(f"""
+        UPDATE report_batch SET {flag} = 1
+        WHERE send_id IS NOT NULL AND {where}
+          AND id = (SELECT m.{column} FROM send_mark m WHERE m.send_id = report_batch.send_id)""")
+
+
+HUMAN_OPEN = "type = 'opened' AND flag = 0"
+HUMAN_CLICK = "type = 'clicked' AND flag = 0"
+BOUNCE = "type = 'bounced' AND kind NOT IN ('none', 'delayed')"
+
+
+def _aggregate(lo, hi):
+    _load(lo, hi)
+    _mark("opened_id", "first_open", HUMAN_OPEN)
+    _mark("clicked_id", "first_click", HUMAN_CLICK)
+    _mark("bounced_id", "first_bounce", BOUNCE)
+    db.execute_sql(f"""
+        INSERT INTO link_mark (send_id, link_id, event_id)
+        SELECT send_id, link_id, min(id) FROM report_batch
+        WHERE send_id IS NOT NULL AND link_id IS NOT NULL AND {HUMAN_CLICK} GROUP BY send_id, link_id
+        ON CONFLICT (send_id, link_id) DO NOTHING""")
+    db.execute_sql(f"""
+        UPDATE report_batch SET first_link = 1
+        WHERE send_id IS NOT NULL AND link_id IS NOT NULL AND {HUMAN_CLICK}
+          AND id = (SELECT m.event_id FROM link_mark m
+                    WHERE m.send_id = report_batch.send_id AND m.link_id = report_batch.link_id)""")
+
+    _upsert("campaign_stat", ["campaign_id", "variant_id"],
+            ["sent", "bounced_hard", "bounced_soft", "bounced_other", "bounced_unique", "opens_total",
+             "opens_machine", "opens_unique", "clicks_total", "clicks_bot", "clicks_unique", "unsubscribes",
+             "complaints"], f"""
+        SELECT campaign_id, variant_id,
+               sum(type = 'sent'), sum(type = 'bounced' AND kind = 'hard'), sum(type = 'bounced' AND kind = 'soft'),
+               sum({BOUNCE} AND kind NOT IN ('hard', 'soft')), sum(first_bounce),
+               sum({HUMAN_OPEN}), sum(type = 'opened' AND flag != 0), sum(first_open),
+               sum({HUMAN_CLICK}), sum(type = 'clicked' AND flag != 0), sum(first_click),
+               sum(type = 'unsubscribed'), sum(type = 'complained')
+        FROM report_batch WHERE campaign_id IS NOT NULL GROUP BY campaign_id, variant_id""")
+    _upsert("hour_stat", ["campaign_id", "hour"], ["opens", "clicks", "opens_unique", "clicks_unique"], f"""
+        SELECT campaign_id, hour, sum({HUMAN_OPEN}), sum({HUMAN_CLICK}), sum(first_open), sum(first_click)
+        FROM report_batch WHERE campaign_id IS NOT NULL AND type IN ('opened', 'clicked') AND flag = 0
+        GROUP BY campaign_id, hour""")
+    _upsert("link_stat", ["campaign_id", "link_id"], ["clicks", "clicks_unique"], f"""
+        SELECT campaign_id, link_id, count(*), sum(first_link)
+        FROM report_batch WHERE campaign_id IS NOT NULL AND link_id IS NOT NULL AND {HUMAN_CLICK}
+        GROUP BY campaign_id, link_id""")
+    _upsert("domain_stat", ["campaign_id", "domain"], ["sent", "bounced", "opened", "clicked"], """
+        SELECT campaign_id, domain, sum(type = 'sent'), sum(first_bounce), sum(first_open), sum(first_click)
+        FROM report_batch WHERE campaign_id IS NOT NULL AND domain IS NOT NULL
+          AND (type = 'sent' OR first_bounce OR first_open OR first_click)
+        GROUP BY campaign_id, domain""")
+    _upsert("team_day", ["team_id", "day"], ["sent", "opens", "clicks", "bounces", "complaints", "unsubscribes"],
+            """
+        SELECT team_id, day, sum(type = 'sent'), sum(first_open), sum(first_click), sum(first_bounce),
+               sum(type = 'complained'), sum(type = 'unsubscribed')
+        FROM report_batch GROUP BY team_id, day""")
+    _countries_and_clients()
+
+
+def _countries_and_clients():
+    path = geo.configured_path()
+    countries = {}
+    rows = db.execute_sql("""
+        SELECT b.campaign_id, json_extract(e.data, '$.ip'), json_extract(e.data, '$.proxy'),
+               sum(b.first_open), sum(b.first_click)
+        FROM report_batch b JOIN event e ON e.id = b.id
+        WHERE b.campaign_id IS NOT NULL AND (b.first_open = 1 OR b.first_click = 1)
+        GROUP BY 1, 2, 3""").fetchall()
+    for campaign_id, ip, proxy, opened, clicked in rows:
+        # An image proxy (Gmail, Yahoo) fetches from its own servers: its address says nothing of the reader.
+        code = "" if proxy else geo.country(ip, path)
+        counts = countries.setdefault((campaign_id, code), [0, 0])
+        counts[0] += opened
+        counts[1] += clicked
+    if countries:
+        db.cursor().executemany(
+            "INSERT INTO country_stat (campaign_id, country, opened, clicked) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (campaign_id, country) DO UPDATE SET opened = country_stat.opened + excluded.opened, "
+            "clicked = country_stat.clicked + excluded.clicked",
+            [(c, code, o, k) for (c, code), (o, k) in countries.items()])
+    kinds = {}
+    rows = db.execute_sql("""
+        SELECT b.campaign_id, json_extract(e.data, '$.ua'), count(*)
+        FROM report_batch b JOIN event e ON e.id = b.id
+        WHERE b.campaign_id IS NOT NULL AND b.first_open = 1
+        GROUP BY 1, 2""").fetchall()
+    for campaign_id, ua, opened in rows:
+        client, device = clients.classify(ua or "")
+        kinds[(campaign_id, client, device)] = kinds.get((campaign_id, client, device), 0) + opened
+    if kinds:
+        db.cursor().executemany(
+            "INSERT INTO client_stat (campaign_id, client, device, opened) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (campaign_id, client, device) DO UPDATE SET opened = client_stat.opened + excluded.opened",
+            [(c, client, device, n) for (c, client, device), n in kinds.items()])
+
+
+def run_batch(batch=BATCH):
+    """Count the next `batch` events; returns how many event ids it moved past (0: up to date)."""
+    with db.atomic():
+        lo = _cursor("events")
+        hi = db.execute_sql("SELECT max(id) FROM (SELECT id FROM event WHERE id > ? ORDER BY id LIMIT ?)",
+                            (lo, batch)).fetchone()[0]
+        if hi is None:
+            return 0
+        _aggregate(lo, hi)
+        _move("events", hi)
+    return hi - lo
+
+
+def run_contacts(batch=CONTACT_BATCH):
+    """Add new contacts to TeamDay.new_contacts; returns how many contact ids it moved past."""
+    with db.atomic():
+        lo = _cursor("contacts")
+        hi = db.execute_sql("SELECT max(id) FROM (SELECT id FROM contact WHERE id > ? ORDER BY id LIMIT ?)",
+                            (lo, batch)).fetchone()[0]
+        if hi is None:
+            return 0
+        _upsert("team_day", ["team_id", "day"], ["new_contacts"], """
+            SELECT team_id, substr(created_at, 1, 10), count(*) FROM contact WHERE id > ? AND id <= ?
+            GROUP BY 1, 2""", (lo, hi))
+        _move("contacts", hi)
+    return hi - lo
+
+
+def run(max_seconds=None, batch=BATCH):
+    """Count every new event (and contact), batch after batch; with `max_seconds`, stop after
+    the batch that passes it. Returns the number of event ids moved past."""
+    started = time.monotonic()
+    total = 0
+    while run_contacts():
+        pass
+    while True:
+        moved = run_batch(batch)
+        total += moved
+        if not moved or (max_seconds is not None and time.monotonic() - started >= max_seconds):
+            return total
+
+
+def catch_up(max_seconds=0.3):
+    """Bring the numbers up to date for someone looking at a report, within a time budget.
+    Returns (cursor, highest event id) afterwards: a gap means counting is still going on."""
+    last, top = position()
+    if top > last:
+        try:
+            run(max_seconds=max_seconds, batch=min(BATCH, 5000))
+        except Exception:  # noqa: BLE001 - a busy database must not break the page; the minute task catches up
+            log.exception("report catch-up failed")
+        last, top = position()
+    return last, top
+
+
+def retention(days, now=None, chunk=10000):
+    """Delete raw events older than `days` days that the aggregator has counted; returns how many.
+    Short transactions of `chunk` rows each, so the tracking endpoints never wait long."""
+    cutoff = str((now or utcnow()) - datetime.timedelta(days=days))  # Event.at is stored as this text
+    deleted = 0
+    while True:
+        with db.atomic():
+            last = _cursor("events")
+            count = db.execute_sql(
+                "DELETE FROM event WHERE id IN (SELECT id FROM event WHERE id <= ? AND at < ? ORDER BY id LIMIT ?)",
+                (last, cutoff, chunk)).rowcount
+        deleted += count
+        if count < chunk:
+            return deleted
+

@@ -1,0 +1,277 @@
+"""Reports: what the campaign report, the team dashboard and the CSV export show.
+
+Everything here reads the small aggregate tables that app.reports.rollup
+keeps up to date (a few hundred rows per campaign at most), never the raw
+events, so a report costs the same for ten recipients or a million.
+
+Rates (the usual definitions):
+  delivered          sent - sends that bounced (any kind)
+  open rate          unique human opens / delivered
+  click rate (CTR)   unique human clicks / delivered
+  click-to-open      unique human clicks / unique human opens
+  bounce rate        sends that bounced / sent
+  complaint rate     complaints / delivered (what Gmail and Yahoo measure, roughly)
+"""
+import datetime
+import json
+
+from peewee import JOIN
+from peewee import fn
+
+from app.contacts.services import neutralise
+from app.models import Campaign
+from app.models import CampaignStat
+from app.models import ClientStat
+from app.models import Contact
+from app.models import CountryStat
+from app.models import DomainStat
+from app.models import HourStat
+from app.models import Link
+from app.models import LinkStat
+from app.models import TeamDay
+from app.models import Variant
+from app.models import utcnow
+
+COUNTERS = ("sent", "bounced_hard", "bounced_soft", "bounced_other", "bounced_unique", "opens_total",
+            "opens_machine", "opens_unique", "clicks_total", "clicks_bot", "clicks_unique", "unsubscribes",
+            "complaints")
+
+# Gmail and Yahoo (2024 sender requirements): keep spam complaints under 0.1%, never reach 0.3%.
+COMPLAINT_WARNING = 0.001
+COMPLAINT_LIMIT = 0.003
+# Bounces: above 2% a list needs cleaning; at 5% providers start to throttle or block.
+BOUNCE_WARNING = 0.02
+BOUNCE_LIMIT = 0.05
+DASHBOARD_DAYS = 30
+TOP = 15  # rows shown per breakdown table (the CSV has them all)
+
+def get_campaign(team, campaign_id):
+    """A campaign of this team, or None: another team's id is simply not found."""
+    return Campaign.get_or_none((Campaign.team == team) & (Campaign.id == campaign_id))
+
+
+def _ratio(part, whole):
+    return part / whole if whole else 0.0
+
+
+class Numbers(dict):
+    """Counters of a campaign or variant, with the derived figures."""
+
+    def __init__(self, row=None):
+        super().__init__({name: int((row or {}).get(name) or 0) for name in COUNTERS})
+        self.finish()
+
+    def add(self, other):
+        for name in COUNTERS:
+            self[name] += other[name]
+        self.finish()
+
+    def finish(self):
+        self["bounced"] = self["bounced_unique"]
+        self["delivered"] = max(0, self["sent"] - self["bounced_unique"])
+        delivered = self["delivered"]
+        self["delivery_rate"] = _ratio(delivered, self["sent"])
+        self["bounce_rate"] = _ratio(self["bounced_unique"], self["sent"])
+        self["open_rate"] = _ratio(self["opens_unique"], delivered)
+        self["click_rate"] = _ratio(self["clicks_unique"], delivered)
+        self["click_to_open"] = _ratio(self["clicks_unique"], self["opens_unique"])
+        self["unsubscribe_rate"] = _ratio(self["unsubscribes"], delivered)
+        self["complaint_rate"] = _ratio(self["complaints"], delivered)
+
+
+def campaign_report(campaign):
+    """Everything the campaign report shows, from the aggregates."""
+    rows = list(CampaignStat.select().where(CampaignStat.campaign == campaign.id).dicts())
+    totals = Numbers()
+    by_variant = {}
+    for row in rows:
+        numbers = Numbers(row)
+        totals.add(numbers)
+        by_variant[row["variant_id"]] = numbers
+    variants = []
+    for variant in Variant.select().where(Variant.campaign == campaign.id).order_by(Variant.label):
+        variants.append({"variant": variant, "numbers": by_variant.get(variant.id, Numbers())})
+    ab = json.loads(campaign.ab_test or "{}") if variants else {}
+    links = [dict(row, url=row["url"] or "(a link no longer in the campaign)") for row in
+             LinkStat.select(LinkStat.link_id, LinkStat.clicks, LinkStat.clicks_unique, Link.url)
+             .join(Link, on=(Link.id == LinkStat.link_id), join_type=JOIN.LEFT_OUTER)
+             .where(LinkStat.campaign == campaign.id)
+             .order_by(LinkStat.clicks_unique.desc(), LinkStat.link_id).dicts()]
+    domains = list(DomainStat.select().where(DomainStat.campaign == campaign.id)
+                   .order_by(DomainStat.sent.desc(), DomainStat.domain).limit(TOP).dicts())
+    domain_count = DomainStat.select().where(DomainStat.campaign == campaign.id).count()
+    countries = list(CountryStat.select().where(CountryStat.campaign == campaign.id)
+                     .order_by(CountryStat.opened.desc(), CountryStat.clicked.desc(), CountryStat.country)
+                     .limit(TOP).dicts())
+    for row in countries:
+        row["name"] = country_name(row["country"])
+    client_rows = list(ClientStat.select().where(ClientStat.campaign == campaign.id)
+                       .order_by(ClientStat.opened.desc(), ClientStat.client).dicts())
+    devices = {}
+    for row in client_rows:
+        devices[row["device"]] = devices.get(row["device"], 0) + row["opened"]
+    hours = list(HourStat.select(HourStat.hour, HourStat.opens_unique, HourStat.clicks_unique,
+                                 HourStat.opens, HourStat.clicks)
+                 .where(HourStat.campaign == campaign.id).order_by(HourStat.hour).tuples())
+    return {
+        "campaign": campaign, "totals": totals, "variants": variants, "ab": ab,
+        "winner": next((v["variant"] for v in variants if v["variant"].is_winner), None),
+        "links": links, "domains": domains, "more_domains": max(0, domain_count - len(domains)),
+        "countries": countries, "clients": client_rows[:TOP],
+        "devices": sorted(devices.items(), key=lambda item: -item[1]),
+        "timeline": timeline(hours),
+    }
+
+
+def timeline(hours):
+    """(labels, opens, clicks, unit) per hour, or per day when the hours span more than 3 days;
+    the gaps are filled with zeros so the chart's x axis is time."""
+    if not hours:
+        return {"labels": [], "opens": [], "clicks": [], "unit": "hour"}
+    first = _hour(hours[0][0])
+    last = _hour(hours[-1][0])
+    daily = (last - first) > datetime.timedelta(days=3)
+    step = datetime.timedelta(days=1) if daily else datetime.timedelta(hours=1)
+    key = (lambda h: h[:10]) if daily else (lambda h: h)
+    opens, clicks = {}, {}
+    for hour, opens_unique, clicks_unique, all_opens, all_clicks in hours:
+        opens[key(hour)] = opens.get(key(hour), 0) + all_opens
+        clicks[key(hour)] = clicks.get(key(hour), 0) + all_clicks
+    moment = first.replace(hour=0) if daily else first
+    labels, open_values, click_values = [], [], []
+    while moment <= last and len(labels) < 2000:
+        label = moment.strftime("%Y-%m-%d") if daily else moment.strftime("%Y-%m-%d %H")
+        labels.append(label if daily else label + ":00")
+        open_values.append(opens.get(label, 0))
+        click_values.append(clicks.get(label, 0))
+        moment += step
+    return {"labels": labels, "opens": open_values, "clicks": click_values, "unit": "day" if daily else "hour"}
+
+
+def _hour(text):
+    return datetime.datetime.strptime(text[:13], "%Y-%m-%d %H")
+
+
+def country_name(code):
+    if not code:
+        return "Unknown (or an image proxy)"
+    return _ISO_NAMES.get(code, code)
+
+
+# The countries most mail comes from; others show their ISO code.
+_ISO_NAMES = {
+    "US": "United States", "GB": "United Kingdom", "DE": "Germany", "FR": "France", "CA": "Canada",
+    "AU": "Australia", "NL": "Netherlands", "ES": "Spain", "IT": "Italy", "BR": "Brazil", "IN": "India",
+    "JP": "Japan", "SE": "Sweden", "CH": "Switzerland", "BE": "Belgium", "AT": "Austria", "IE": "Ireland",
+    "DK": "Denmark", "NO": "Norway", "FI": "Finland", "PL": "Poland", "PT": "Portugal", "MX": "Mexico",
+    "NZ": "New Zealand", "SG": "Singapore", "ZA": "South Africa", "CN": "China", "KR": "South Korea",
+    "RU": "Russia", "AR": "Argentina", "CZ": "Czechia", "IL": "Israel", "TR": "Turkey", "UA": "Ukraine",
+}
+
+
+# --- Team dashboard -------------------------------------------------------------------
+
+def level(rate, warning, limit):
+    """"ok", "warning" or "danger" for a rate against its two thresholds."""
+    if rate >= limit:
+        return "danger"
+    if rate >= warning:
+        return "warning"
+    return "ok"
+
+
+def dashboard(team, days=DASHBOARD_DAYS, now=None):
+    """Daily totals of the last `days` days, list growth, and the bounce and complaint rates."""
+    today = (now or utcnow()).date()
+    start = today - datetime.timedelta(days=days - 1)
+    rows = {row["day"]: row for row in TeamDay.select().where(
+        (TeamDay.team == team) & (TeamDay.day >= start.isoformat())).dicts()}
+    labels, series = [], {k: [] for k in ("sent", "opens", "clicks", "bounces", "complaints", "unsubscribes",
+                                          "new_contacts")}
+    for offset in range(days):
+        day = (start + datetime.timedelta(days=offset)).isoformat()
+        labels.append(day)
+        row = rows.get(day, {})
+        for key, values in series.items():
+            values.append(int(row.get(key) or 0))
+    totals = {key: sum(values) for key, values in series.items()}
+    delivered = max(0, totals["sent"] - totals["bounces"])
+    bounce_rate = _ratio(totals["bounces"], totals["sent"])
+    complaint_rate = _ratio(totals["complaints"], delivered)
+    statuses = dict(Contact.select(Contact.status, fn.COUNT(Contact.id)).where(Contact.team == team)
+                    .group_by(Contact.status).tuples())
+    ever_sent = TeamDay.select().where((TeamDay.team == team) & (TeamDay.sent > 0)).exists()
+    return {
+        "days": days, "labels": labels, "series": series, "totals": totals, "delivered": delivered,
+        "bounce_rate": bounce_rate, "bounce_level": level(bounce_rate, BOUNCE_WARNING, BOUNCE_LIMIT),
+        "complaint_rate": complaint_rate,
+        "complaint_level": level(complaint_rate, COMPLAINT_WARNING, COMPLAINT_LIMIT),
+        "statuses": statuses, "contacts": sum(statuses.values()), "ever_sent": ever_sent,
+        "campaigns": recent_campaigns(team),
+        "thresholds": {"complaint_warning": COMPLAINT_WARNING, "complaint_limit": COMPLAINT_LIMIT,
+                       "bounce_warning": BOUNCE_WARNING, "bounce_limit": BOUNCE_LIMIT},
+    }
+
+
+def recent_campaigns(team, limit=10):
+    """The team's latest campaigns that went out, with their headline numbers."""
+    campaigns = list(Campaign.select().where((Campaign.team == team) & (Campaign.state != "draft")
+                                             & Campaign.started_at.is_null(False))
+                     .order_by(Campaign.started_at.desc(), Campaign.id.desc()).limit(limit))
+    stats = {}
+    if campaigns:
+        for row in (CampaignStat.select().where(CampaignStat.campaign << [c.id for c in campaigns]).dicts()):
+            stats.setdefault(row["campaign"], Numbers()).add(Numbers(row))
+    return [{"campaign": c, "numbers": stats.get(c.id, Numbers())} for c in campaigns]
+
+
+# --- CSV export -----------------------------------------------------------------------
+
+CSV_HEADER = ("section", "item", "metric", "value")
+
+
+def export_rows(report):
+    """The report as (section, item, metric, value) rows, every cell formula-safe."""
+    totals = report["totals"]
+    rows = [CSV_HEADER]
+
+    def emit(section, item, metric, value):
+        if isinstance(value, float):
+            value = f"{value:.4f}"
+        rows.append(tuple(neutralise(cell) for cell in (section, item, metric, value)))
+
+    for metric in ("sent", "delivered", "bounced", "bounced_hard", "bounced_soft", "bounced_other",
+                   "opens_unique", "opens_total", "opens_machine", "clicks_unique", "clicks_total", "clicks_bot",
+                   "unsubscribes", "complaints", "delivery_rate", "bounce_rate", "open_rate", "click_rate",
+                   "click_to_open", "unsubscribe_rate", "complaint_rate"):
+        emit("summary", report["campaign"].name, metric, totals[metric])
+    for entry in report["variants"]:
+        variant, numbers = entry["variant"], entry["numbers"]
+        item = f"{variant.label}{' (winner)' if variant.is_winner else ''}"
+        for metric in ("sent", "delivered", "opens_unique", "clicks_unique", "open_rate", "click_rate",
+                       "click_to_open", "unsubscribes", "complaints"):
+            emit("variant", item, metric, numbers[metric])
+    for link in report["links"]:
+        emit("link", link["url"], "clicks_total", link["clicks"])
+        emit("link", link["url"], "clicks_unique", link["clicks_unique"])
+    for row in DomainStat.select().where(DomainStat.campaign == report["campaign"].id).order_by(
+            DomainStat.sent.desc(), DomainStat.domain).dicts():
+        for metric in ("sent", "bounced", "opened", "clicked"):
+            emit("domain", row["domain"], metric, row[metric])
+    for row in CountryStat.select().where(CountryStat.campaign == report["campaign"].id).order_by(
+            CountryStat.opened.desc()).dicts():
+        emit("country", row["country"] or "unknown", "opened", row["opened"])
+        emit("country", row["country"] or "unknown", "clicked", row["clicked"])
+    for row in ClientStat.select().where(ClientStat.campaign == report["campaign"].id).order_by(
+            ClientStat.opened.desc()).dicts():
+        emit("client", f"{row['client']} / {row['device']}", "opened", row["opened"])
+    timeline = report["timeline"]
+    for label, opens, clicks in zip(timeline["labels"], timeline["opens"], timeline["clicks"]):
+        emit("timeline", label, "opens", opens)
+        emit("timeline", label, "clicks", clicks)
+    return rows
+
+
+def export_filename(campaign):
+    safe = "".join(ch if ch.isalnum() else "-" for ch in campaign.name.lower()).strip("-")[:40] or "campaign"
+    return f"report-{campaign.id}-{safe}.csv"
