@@ -59,6 +59,7 @@ def create_app(overrides=None):
     from app.feedback.views import bp as feedback_bp
     from app.imports.views import bp as imports_bp
     from app.main.views import bp as main_bp
+    from app.notices.views import bp as notices_bp
     from app.ops.views import bp as ops_bp
     from app.outbox.views import bp as outbox_bp
     from app.reports.views import bp as reports_bp
@@ -70,7 +71,7 @@ def create_app(overrides=None):
     for blueprint in (main_bp, auth_bp, teams_bp, admin_bp, outbox_bp, ops_bp,
                       contacts_bp, imports_bp, segments_bp, consent_bp,
                       campaigns_bp, email_templates_bp, sending_bp, tracking_bp,
-                      feedback_bp, reports_bp, webhooks_bp):
+                      feedback_bp, reports_bp, webhooks_bp, notices_bp):
         app.register_blueprint(blueprint)
 
     from app import cli

@@ -1,2 +1,31 @@
-"""Tasks of the webhooks area: thin wrappers over app/webhooks services (issue 5)."""
-from tasks import huey  # noqa: F401
+"""Tasks of the webhooks area: thin wrappers over app/webhooks services (issue 5).
+
+Also sends the emails of in-app notices (app/feedback/alerts.py): a notice is
+stored by whoever raises it, and its email leaves from here, outside that
+caller's transaction.
+"""
+from huey import crontab
+
+from app.feedback import alerts
+from app.webhooks import delivery
+from tasks import huey
+
+
+@huey.periodic_task(crontab(minute="*"), name="webhooks.tick")
+@huey.lock_task("webhooks-tick")
+def webhooks_tick():
+    """Every minute: new events become deliveries (a bounded batch), then due deliveries are sent."""
+    delivery.dispatch()  # at most 5 x 2,000 events per tick; the cursor keeps the rest for the next one
+    delivery.send_due()
+
+
+@huey.task(name="webhooks.deliver")
+def deliver(delivery_id):
+    delivery.deliver(delivery_id)
+
+
+@huey.periodic_task(crontab(minute="*"), name="notices.email")
+@huey.lock_task("notices-email")
+def email_notices():
+    """Every minute: email the Administrators about notices not emailed yet."""
+    alerts.email_pending()

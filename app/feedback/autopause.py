@@ -1,0 +1,167 @@
+"""Auto-pause: a sending campaign stops itself when too many of its messages bounce or draw complaints.
+
+    check_campaign(campaign, now=None)   compute the rates in SQL; pause (states.transition, with the
+                                         reason in Campaign.state_reason, shown on the campaign page)
+                                         and alert once (alerts.notify, kind "autopause")
+    check_soon(campaign_id)              the same, at most every AUTOPAUSE_CHECK_SECONDS per campaign
+    after_flush(app, campaign_id)        the engine's hook (its database thread, after each result write)
+    after_outcomes(results)              outcomes.apply's hook (bounces and complaints from the mailbox
+                                         or provider webhooks)
+
+Rates, over the messages attempted (Campaign.sent + Campaign.failed: every message
+that left or was refused for good):
+  bounce rate     distinct sends with a hard or soft "bounced" event (policy blocks and our
+                  own authentication failures are handled elsewhere: outcomes pauses for the
+                  latter at once) / attempted;
+  complaint rate  distinct sends with a "complained" event / attempted.
+Both counts read the (team, type, at) index from the campaign's start, so a
+check costs two small range scans however large the campaign is.
+
+Thresholds: LOFT_AUTOPAUSE_BOUNCE_RATE (0.05), LOFT_AUTOPAUSE_COMPLAINT_RATE
+(0.003, Gmail's and Yahoo's line), LOFT_AUTOPAUSE_MIN_SENT (100: a small sample
+never triggers); 0 turns a rate check off. When someone resumes an auto-paused
+campaign, the next decision only counts what happened after that pause (the
+notice keeps the counts it saw), so a resume is not undone a second later.
+"""
+import json
+import logging
+import time
+
+from flask import current_app
+from flask import has_app_context
+from peewee import fn
+
+from app.campaigns import states
+from app.db import db
+from app.feedback import alerts
+from app.models import Campaign
+from app.models import Event
+from app.models import Notice
+from app.models import Send
+
+log = logging.getLogger(__name__)
+
+KIND = "autopause"
+_last_check = {}  # campaign id -> time.monotonic() of its last check in this process
+
+
+def thresholds():
+    config = current_app.config
+    return (float(config.get("AUTOPAUSE_BOUNCE_RATE", 0.05)), float(config.get("AUTOPAUSE_COMPLAINT_RATE", 0.003)),
+            max(1, int(config.get("AUTOPAUSE_MIN_SENT", 100))))
+
+
+def counts(campaign):
+    """{"attempted", "bounced", "complained"} of a campaign so far."""
+    since = campaign.started_at or campaign.created_at
+    send = fn.json_extract(Event.data, "$.send")
+    base = ((Event.team == campaign.team_id) & (Event.at >= since) & (Event.campaign_id == campaign.id))
+    bounced = (Event.select(fn.COUNT(fn.DISTINCT(send)))
+               .where(base & (Event.type == "bounced") & (fn.json_extract(Event.data, "$.kind").in_(("hard", "soft"))))
+               .scalar()) or 0
+    complained = (Event.select(fn.COUNT(fn.DISTINCT(send))).where(base & (Event.type == "complained")).scalar()) or 0
+    return {"attempted": (campaign.sent or 0) + (campaign.failed or 0), "bounced": bounced, "complained": complained}
+
+
+def baseline(campaign_id):
+    """The counts seen by the campaign's last auto-pause (zeros when it never paused itself)."""
+    notice = (Notice.select(Notice.data).where((Notice.campaign_id == campaign_id) & (Notice.kind == KIND))
+              .order_by(Notice.id.desc()).first())
+    try:
+        data = json.loads(notice.data) if notice is not None else {}
+    except ValueError:
+        data = {}
+    return {key: int(data.get(key, 0)) for key in ("attempted", "bounced", "complained")}
+
+
+def _percent(rate):
+    return f"{rate * 100:.1f}%" if rate >= 0.01 else f"{rate * 100:.2f}%"
+
+
+def decide(now_counts, base, bounce_limit, complaint_limit, min_sent):
+    """(kind, reason) when the campaign must pause, else None."""
+    attempted = now_counts["attempted"] - base["attempted"]
+    if attempted < min_sent:
+        return None
+    complained = now_counts["complained"] - base["complained"]
+    bounced = now_counts["bounced"] - base["bounced"]
+    if complaint_limit > 0 and complained / attempted >= complaint_limit:
+        rate = complained / attempted
+        return "complaints", (
+            f"Paused by Loft: {complained} of {attempted} recipients marked this campaign as spam "
+            f"({_percent(rate)}, the limit is {_percent(complaint_limit)}). Mailbox providers start filtering "
+            "a sender above 0.3%. Check that everyone on the audience asked for this mail, then resume it.")
+    if bounce_limit > 0 and bounced / attempted >= bounce_limit:
+        rate = bounced / attempted
+        return "bounces", (
+            f"Paused by Loft: {bounced} of {attempted} messages bounced ({_percent(rate)}, the limit is "
+            f"{_percent(bounce_limit)}). The bounced addresses are suppressed already; a high rate usually means "
+            "an old or bought list. Check where this audience came from, then resume the campaign.")
+    return None
+
+
+def check_campaign(campaign, now=None):
+    """Pause a sending campaign whose bounce or complaint rate crossed its threshold.
+
+    Returns the reason when this call paused it, else None. The pause is a
+    conditional state change, so of several checks at once only one pauses and
+    alerts; the notice is written in the same transaction as the pause.
+    """
+    campaign_id = campaign.id if isinstance(campaign, Campaign) else int(campaign)
+    fresh = Campaign.get_or_none(Campaign.id == campaign_id)
+    if fresh is None or fresh.state != "sending":
+        return None
+    bounce_limit, complaint_limit, min_sent = thresholds()
+    seen = counts(fresh)
+    decision = decide(seen, baseline(campaign_id), bounce_limit, complaint_limit, min_sent)
+    if decision is None:
+        return None
+    kind, reason = decision
+    with db.atomic():
+        try:
+            states.transition(fresh, "paused", reason=reason)
+        except states.TransitionError:
+            return None  # paused, cancelled or completed meanwhile
+        subject = (f"Campaign “{fresh.name}” paused: too many "
+                   f"{'complaints' if kind == 'complaints' else 'bounces'}")
+        alerts.notify(fresh.team_id, subject, reason, kind=KIND, campaign_id=campaign_id,
+                      data=dict(seen, reason=kind), now=now)
+    log.warning("campaign %s auto-paused: %s", campaign_id, reason)
+    return reason
+
+
+def check_soon(campaign_id):
+    """check_campaign, unless this campaign was checked less than AUTOPAUSE_CHECK_SECONDS ago here."""
+    interval = float(current_app.config.get("AUTOPAUSE_CHECK_SECONDS", 5))
+    moment = time.monotonic()
+    last = _last_check.get(campaign_id)
+    if interval > 0 and last is not None and moment - last < interval:
+        return None
+    _last_check[campaign_id] = moment
+    return check_campaign(campaign_id)
+
+
+def after_flush(app, campaign_id):
+    """The sending engine's hook, on its database thread after each batch of results is written.
+    Never raises: a failed check must not make the engine write its results again."""
+    try:
+        if not has_app_context():  # once per database thread (see engine.Run.write_bounces)
+            app.app_context().push()
+        return check_soon(campaign_id)
+    except Exception:  # noqa: BLE001
+        log.exception("campaign %s: the auto-pause check failed", campaign_id)
+        return None
+
+
+def after_outcomes(results):
+    """outcomes.apply's hook: check the campaigns that just got a new bounce or complaint. Never raises."""
+    try:
+        send_ids = [r["send_id"] for r in results
+                    if not r.get("duplicate") and r.get("kind") in ("hard", "soft", "complaint")]
+        if not send_ids:
+            return None
+        campaign_ids = {row[0] for row in Send.select(Send.campaign).where(Send.id.in_(send_ids)).tuples()}
+        return [check_soon(campaign_id) for campaign_id in sorted(campaign_ids)]
+    except Exception:  # noqa: BLE001
+        log.exception("the auto-pause check after outcomes failed")
+        return None
