@@ -177,7 +177,8 @@ def test_bounces_never_touch_another_teams_contacts(ctx, server):
 def test_real_corpus_bounces_and_complaints(ctx, server):
     files = {"bounces/lhost-activehunter-01.eml": "kijitora@example.org",
              "bounces/lhost-amavis-02.eml": "neko@example.co.jp",
-             "complaints/sisimai/arf-12.eml": "user@example.com"}
+             "complaints/sisimai/arf-14.eml": "kijitora@y.example.com",  # Feedback-Type: abuse
+             "complaints/sisimai/arf-12.eml": "user@example.com"}  # Feedback-Type: opt-out
     if not all((CORPUS / name).is_file() for name in files):
         print(f"corpus not found at {CORPUS} (../shared is absent): skipping")
         pytest.skip(f"corpus not found at {CORPUS}")
@@ -187,11 +188,12 @@ def test_real_corpus_bounces_and_complaints(ctx, server):
         server.add((CORPUS / name).read_bytes())
     server.add((CORPUS / "bounces/lhost-amazonses-06.eml").read_bytes())  # about nobody of ours
     summary = imap.check_mailbox(mailbox_for(team, server.port).id)
-    assert (summary["bounces"], summary["complaints"], summary["unmatched"], summary["moved"]) == (3, 1, 1, 4)
+    assert (summary["bounces"], summary["complaints"], summary["unmatched"], summary["moved"]) == (3, 2, 1, 5)
     assert status("kijitora@example.org", team) == "bounced"
     assert status("neko@example.co.jp", team) == "bounced"
-    assert status("user@example.com", team) == "complained"
-    assert suppression.is_suppressed(team.id, "user@example.com")
+    assert status("kijitora@y.example.com", team) == "complained"
+    assert suppression.is_suppressed(team.id, "kijitora@y.example.com")
+    assert status("user@example.com", team) == "unsubscribed"  # an ARF opt-out unsubscribes
     assert server.raw_messages("INBOX") == []
 
 
