@@ -229,3 +229,123 @@ def test_folder_that_does_not_exist_is_reported(ctx, server):
     imap.check_mailbox(box.id)
     assert "“Bounces” could not be opened" in BounceMailbox.get_by_id(box.id).last_error
     assert "NO [NONEXISTENT]" in BounceMailbox.get_by_id(box.id).last_error
+
+
+# --- Pages ----------------------------------------------------------------------------------------
+
+def mailbox_form(port, **overrides):
+    form = {"preset": "generic", "name": "Bounces", "host": "127.0.0.1", "port": str(port), "security": "none",
+            "username": USER, "password": PASSWORD, "folder": "INBOX", "processed_folder": "Loft/Processed",
+            "enabled": "1", "smtp_account": ""}
+    form.update(overrides)
+    return form
+
+
+def test_add_test_and_check_a_mailbox_in_the_browser(app, web, admin, server):
+    server.add(auto_reply())
+    server.add(personal_mail())
+    assert soup(web.get("/feedback/")).select_one("#mailboxes-empty") is not None
+    presets = soup(web.get("/feedback/mailboxes/new"))
+    assert [a.get_text() for a in presets.select("ul.presets h2 a")] == ["iCloud Mail", "Another provider"]
+    icloud = soup(web.get("/feedback/mailboxes/new?preset=icloud"))
+    assert icloud.select_one("#f-host")["value"] == "imap.mail.me.com"
+    assert icloud.select_one("#f-port")["value"] == "993"
+    assert icloud.select_one("#f-security option[selected]")["value"] == "ssl"
+    assert "full iCloud Mail address" in icloud.select_one("#h-username").get_text()
+
+    response = web.post("/feedback/mailboxes/new", mailbox_form(server.port))
+    assert response.status_code == 302, response.get_data(as_text=True)
+    with app.app_context():
+        box = BounceMailbox.get(BounceMailbox.name == "Bounces")
+        assert box.password != PASSWORD and security.decrypt(box.password) == PASSWORD
+    page = soup(web.get("/feedback/"))
+    card = page.select_one(f"#mailbox-{box.id}")
+    assert "Never" in card.select_one(".last-check").get_text()
+
+    test = soup(web.post(f"/feedback/mailboxes/{box.id}/test", htmx=True))
+    assert "Connection works." in test.select_one(".flash-success").get_text()
+    transcript = test.select_one("pre.transcript").get_text()
+    assert "S: OK [CAPABILITY" in transcript and "“INBOX” holds 2 messages" in transcript
+    assert PASSWORD not in transcript
+
+    card = soup(web.post(f"/feedback/mailboxes/{box.id}/check", htmx=True))
+    text = card.select_one(".last-check").get_text(" ", strip=True)
+    assert "1 auto-reply moved to Loft/Processed" in text and "1 other message left in place" in text
+    assert card.select_one(".badge.state-ok").get_text() == "Working"
+    assert len(server.raw_messages("Loft/Processed")) == 1
+
+
+def test_bad_password_shows_the_servers_reply(app, web, admin, server):
+    web.post("/feedback/mailboxes/new", mailbox_form(server.port, password="wrong password"))
+    with app.app_context():
+        box = BounceMailbox.get(BounceMailbox.name == "Bounces")
+    test = soup(web.post(f"/feedback/mailboxes/{box.id}/test", htmx=True))
+    assert "NO [AUTHENTICATIONFAILED] Invalid credentials (Failure)" in test.select_one(".flash-error").get_text()
+    web.post(f"/feedback/mailboxes/{box.id}/check")
+    card = soup(web.get("/feedback/")).select_one(f"#mailbox-{box.id}")
+    assert card.select_one(".badge.state-fail").get_text() == "Failing"
+    assert "NO [AUTHENTICATIONFAILED]" in card.select_one(".last-check .error-text").get_text()
+
+
+def test_form_errors_are_shown_where_they_were_made(app, web, admin):
+    response = web.post("/feedback/mailboxes/new", mailbox_form(993, host="imap.example.com", password=""),
+                        htmx=True)
+    assert response.status_code == 422
+    page = soup(response)
+    assert "only allowed for a server on this machine" in page.select_one("#e-security").get_text()
+    assert page.select_one("#e-password").get_text() == "Enter the password."
+    assert page.select_one("#f-security")["aria-invalid"] == "true"
+    response = web.post("/feedback/mailboxes/new", mailbox_form(993, host="imap.example.com", security="ssl",
+                                                                 processed_folder="INBOX"))
+    assert "must differ" in soup(response).select_one("#e-processed_folder").get_text()
+    with app.app_context():
+        assert BounceMailbox.select().count() == 0
+
+
+def test_a_team_admin_cannot_point_a_mailbox_at_this_machine(app, admin):
+    with app.app_context():
+        acme = Team.get(Team.name == "Acme")
+    _, member = make_member(app, acme, "admin")
+    response = member.post("/feedback/mailboxes/new", mailbox_form(993, security="ssl"))
+    assert response.status_code == 422
+    assert "instance administrator" in soup(response).select_one("#e-host").get_text()
+
+
+def test_another_teams_mailbox_is_not_found_and_authors_see_nothing(app, web, admin):
+    with app.app_context():
+        other = make_team("Other")
+        theirs = mailbox_for(other, 993, name="Theirs")
+        acme = Team.get(Team.name == "Acme")
+        mine = mailbox_for(acme, 993, name="Mine")
+    assert web.get(f"/feedback/mailboxes/{theirs.id}/edit").status_code == 404
+    for action in ("edit", "test", "check", "delete"):
+        assert web.post(f"/feedback/mailboxes/{theirs.id}/{action}", mailbox_form(993)).status_code == 404
+    with app.app_context():
+        assert BounceMailbox.get_by_id(theirs.id).name == "Theirs"
+    _, author = make_member(app, acme, "author")
+    assert author.get("/feedback/").status_code == 403
+    assert author.get(f"/feedback/mailboxes/{mine.id}/edit").status_code == 403
+    assert author.post(f"/feedback/mailboxes/{mine.id}/delete").status_code == 403
+    assert author.get("/feedback/webhooks").status_code == 403
+    _, manager = make_member(app, acme, "manager")
+    assert manager.get("/feedback/").status_code == 403
+    with app.app_context():
+        assert BounceMailbox.get_by_id(mine.id).name == "Mine"
+
+
+def test_edit_keeps_the_password_and_remove_forgets_the_mailbox(app, web, admin, server):
+    web.post("/feedback/mailboxes/new", mailbox_form(server.port))
+    with app.app_context():
+        box = BounceMailbox.get(BounceMailbox.name == "Bounces")
+        stored = box.password
+    form = soup(web.get(f"/feedback/mailboxes/{box.id}/edit"))
+    assert form.select_one("#f-password").get("value") is None
+    assert "Leave empty to keep" in form.select_one("#h-password").get_text()
+    response = web.post(f"/feedback/mailboxes/{box.id}/edit", mailbox_form(server.port, name="Renamed", password=""))
+    assert response.status_code == 302
+    with app.app_context():
+        box = BounceMailbox.get_by_id(box.id)
+        assert (box.name, box.password) == ("Renamed", stored)
+    assert web.post(f"/feedback/mailboxes/{box.id}/delete", htmx=True).get_data(as_text=True) == ""
+    with app.app_context():
+        assert BounceMailbox.get_or_none(BounceMailbox.id == box.id) is None
