@@ -10,6 +10,7 @@ import csv
 import datetime
 import io
 import json
+from pathlib import Path
 
 import pytest
 
@@ -344,3 +345,80 @@ def test_events_of_other_teams_stay_in_their_reports(app, web, admin):
     page = soup(web.get("/reports/"))
     assert metric(page, "sent") == "2"
     assert TeamDay.select().where(TeamDay.team == other).get().sent == 1
+
+
+def test_the_report_page_counts_new_events_itself(app, web, admin, public):
+    team = team_of(admin)
+    campaign, sends, links = build_campaign(team, ["fresh@example.org", "late@example.org"])
+    pixel(public, sends[0], APPLE_MAIL, GB_IP)
+    # No aggregator run: the page gives it a short time budget before reading the numbers.
+    page = soup(web.get(f"/reports/campaigns/{campaign.id}"))
+    assert metric(page, "sent") == "2"
+    assert metric(page, "opens_unique") == "1"
+    assert rollup.position()[0] == rollup.position()[1]
+
+
+def test_periodic_tasks_count_and_apply_retention(app, web, admin):
+    from tasks import reports as report_tasks
+    team = team_of(admin)
+    campaign, sends, _ = build_campaign(team, ["t@example.org"], sent_ago=datetime.timedelta(days=800))
+    with app.app_context():
+        report_tasks.rollup()
+        assert CampaignStat.get().sent == 1
+        report_tasks.retention()
+    assert not Event.select().where(Event.campaign_id == campaign.id).exists()
+    assert CampaignStat.get().sent == 1
+
+
+@pytest.mark.parametrize("agent, expected", [
+    (APPLE_MAIL, ("Apple Mail", "Desktop")),
+    (IPHONE_MAIL, ("Apple Mail", "iOS")),
+    (GMAIL_PROXY, ("Gmail", "Webmail")),
+    ("Mozilla/5.0 (Windows NT 10.0; Microsoft Outlook 16.0.17029; ms-office; MSOffice 16)", ("Outlook", "Desktop")),
+    ("Mozilla/5.0 (X11; Linux x86_64; rv:115.0) Gecko/20100101 Thunderbird/115.5.0", ("Thunderbird", "Desktop")),
+    ("YahooMailProxy; https://help.yahoo.com/kb/yahoo-mail-proxy-SLN28749.html", ("Yahoo Mail", "Webmail")),
+    ("Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Mobile",
+     ("Android mail app", "Android")),
+    (BROWSER, ("Web browser", "Webmail")),
+    ("", ("Unknown", "Unknown")),
+])
+def test_mail_client_classifier(agent, expected):
+    from app.reports import clients
+    assert clients.classify(agent) == expected
+
+
+def test_countries_from_the_packaged_geolite2_database():
+    from app.reports import geo
+    assert geo.country(GB_IP) == "GB"
+    assert geo.country(US_IP) == "US"
+    assert geo.country("10.0.0.1") == "" and geo.country("not an ip") == "" and geo.country("") == ""
+
+
+def test_a_newer_mmdb_path_is_used_when_configured(tmp_path):
+    from app.reports import geo
+    missing = tmp_path / "GeoLite2-Country.mmdb"
+    assert geo.country(GB_IP, str(missing)) == ""  # a bad path: unknown countries, never a crash
+    import _maxminddb_geolite2
+    mmdb = Path(_maxminddb_geolite2.__file__).parent / "GeoLite2-City.mmdb"  # stands in for a newer file
+    copy = tmp_path / "newer.mmdb"
+    copy.write_bytes(mmdb.read_bytes())
+    assert geo.country(GB_IP, str(copy)) == "GB"
+
+
+def test_charts_are_svg_with_text_alternatives():
+    from app.reports import charts
+    svg = soup_of(charts.line_chart("Opens per hour", ["09:00", "10:00", "11:00"], [("Opens", [1, 5, 2])]))
+    assert svg.svg["role"] == "img"
+    assert svg.title.get_text() == "Opens per hour"
+    assert "8 in total" in svg.desc.get_text()
+    assert len(svg.polyline["points"].split()) == 3
+    assert not svg.select("[style]")
+    bars = soup_of(charts.bar_chart("Growth", ["d1", "d2"], [("New", [0, 3]), ("Gone", [1, 0])]))
+    assert len(bars.select("rect.chart-bar")) == 2
+    empty = soup_of(charts.line_chart("Nothing", [], [("Opens", [])]))
+    assert empty.desc.get_text() == "No data yet."
+
+
+def soup_of(markup):
+    from bs4 import BeautifulSoup
+    return BeautifulSoup(str(markup), "html.parser")

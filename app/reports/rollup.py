@@ -236,12 +236,16 @@ def run(max_seconds=None, batch=BATCH):
     the batch that passes it. Returns the number of event ids moved past."""
     started = time.monotonic()
     total = 0
-    while run_contacts():
+
+    def out_of_time():
+        return max_seconds is not None and time.monotonic() - started >= max_seconds
+
+    while run_contacts() and not out_of_time():
         pass
     while True:
         moved = run_batch(batch)
         total += moved
-        if not moved or (max_seconds is not None and time.monotonic() - started >= max_seconds):
+        if not moved or out_of_time():
             return total
 
 
