@@ -67,7 +67,7 @@ class Config:
     INVITE_DAYS = _int("LOFT_INVITE_DAYS", 7)
     # Minimum level of the JSON log lines: DEBUG, INFO, WARNING or ERROR.
     LOG_LEVEL = _str("LOFT_LOG_LEVEL", "INFO")
-    # Check the certificates of teams' SMTP servers (turn off only for a test server with a self-signed one).
+    # Check the certificates of teams' SMTP servers and bounce mailboxes (IMAP); off only for a test server with a self-signed one.
     SMTP_VALIDATE_CERTS = _bool("LOFT_SMTP_VALIDATE_CERTS", True)
     # DNS server for sender-domain checks as host:port (e.g. 127.0.0.1:5353); empty = the system resolver.
     DNS_NAMESERVER = _str("LOFT_DNS_NAMESERVER", "")

@@ -5,7 +5,8 @@ literals for message bodies) well enough for Python's imaplib: CAPABILITY,
 LOGIN (a bad password gets "NO [AUTHENTICATIONFAILED]"), LIST, CREATE,
 SELECT/EXAMINE, SEARCH and UID SEARCH (ALL, UNSEEN, UID ranges), UID FETCH
 (RFC822, BODY[], BODY.PEEK[], RFC822.SIZE, FLAGS), UID MOVE (RFC 6851, only
-when `move=True`), UID COPY, UID STORE +FLAGS, EXPUNGE, CLOSE, NOOP, LOGOUT.
+when `move=True`), UID COPY, UID STORE +FLAGS, EXPUNGE, UID EXPUNGE (UIDPLUS),
+CLOSE, NOOP, LOGOUT; implicit TLS or STARTTLS with a self-signed certificate.
 Folders live in memory: {name: Folder}. One thread per connection.
 
     server = ImapServer(user="ada@icloud.com", password="secret")
@@ -82,6 +83,7 @@ class Session(socketserver.StreamRequestHandler):
         self.state = "not authenticated"
         self.folder = None
         self.readonly = False
+        self.secure = self.imap.tls == "ssl"
 
     @property
     def imap(self):
@@ -94,7 +96,7 @@ class Session(socketserver.StreamRequestHandler):
         imap = self.imap
         with imap.lock:
             imap.connections += 1
-        self.send(f"* OK [CAPABILITY {imap.capabilities()}] Loft test IMAP ready")
+        self.send(f"* OK [CAPABILITY {imap.capabilities(self.secure)}] Loft test IMAP ready")
         while True:
             line = self.rfile.readline()
             if not line:
@@ -118,8 +120,15 @@ class Session(socketserver.StreamRequestHandler):
 
     def dispatch(self, tag, command, rest):
         args = tokens(rest)
-        if command == "CAPABILITY":
-            self.send(f"* CAPABILITY {self.imap.capabilities()}")
+        if command == "STARTTLS" and self.imap.tls == "starttls" and not self.secure:
+            self.send(f"{tag} OK Begin TLS negotiation now")
+            self.wfile.flush()
+            self.request = self.imap.context.wrap_socket(self.request, server_side=True)
+            self.rfile = self.request.makefile("rb")
+            self.wfile = socketserver._SocketWriter(self.request)
+            self.secure = True
+        elif command == "CAPABILITY":
+            self.send(f"* CAPABILITY {self.imap.capabilities(self.secure)}")
             self.send(f"{tag} OK CAPABILITY completed")
         elif command == "NOOP":
             self.send(f"{tag} OK NOOP completed")
@@ -132,7 +141,7 @@ class Session(socketserver.StreamRequestHandler):
                 self.send(f"{tag} BAD LOGIN needs a user name and a password")
             elif (args[0], args[1]) == (self.imap.user, self.imap.password):
                 self.state = "authenticated"
-                self.send(f"{tag} OK [CAPABILITY {self.imap.capabilities()}] Logged in")
+                self.send(f"{tag} OK [CAPABILITY {self.imap.capabilities(True)}] Logged in")
             else:
                 self.send(f"{tag} NO [AUTHENTICATIONFAILED] Invalid credentials (Failure)")
         elif self.state == "not authenticated":
@@ -303,12 +312,24 @@ class _Server(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
 
+    def get_request(self):
+        sock, address = super().get_request()
+        if self.imap.tls == "ssl":  # implicit TLS; the handshake happens in the connection's own thread
+            sock = self.imap.context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, address
+
 
 class ImapServer:
     """A started server: .port, .folders, .log (commands received), .stop()."""
 
-    def __init__(self, user="bounces@example.com", password="app-password", move=True, folders=("INBOX",)):
-        self.user, self.password, self.move = user, password, move
+    def __init__(self, user="bounces@example.com", password="app-password", move=True, folders=("INBOX",),
+                 tls=None):
+        """tls: None (plain), "ssl" (implicit TLS) or "starttls", with a fresh self-signed certificate."""
+        self.user, self.password, self.move, self.tls = user, password, move, tls
+        self.context = None
+        if tls:
+            from tests.sending_support import tls_context
+            self.context = tls_context()
         self.folders = {name: Folder(name) for name in folders}
         self.lock = threading.RLock()
         self.log = []
@@ -319,8 +340,9 @@ class ImapServer:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
-    def capabilities(self):
-        return "IMAP4rev1 AUTH=PLAIN LITERAL+ UIDPLUS" + (" MOVE" if self.move else "")
+    def capabilities(self, secure=True):
+        starttls = " STARTTLS" if self.tls == "starttls" and not secure else ""
+        return "IMAP4rev1 AUTH=PLAIN LITERAL+ UIDPLUS" + (" MOVE" if self.move else "") + starttls
 
     def add(self, raw, folder="INBOX", flags=()):
         with self.lock:

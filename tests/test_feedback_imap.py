@@ -349,3 +349,39 @@ def test_edit_keeps_the_password_and_remove_forgets_the_mailbox(app, web, admin,
     assert web.post(f"/feedback/mailboxes/{box.id}/delete", htmx=True).get_data(as_text=True) == ""
     with app.app_context():
         assert BounceMailbox.get_or_none(BounceMailbox.id == box.id) is None
+
+
+# --- TLS -----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", ["ssl", "starttls"])
+def test_encrypted_connections(ctx, mode):
+    server = ImapServer(user=USER, password=PASSWORD, tls=mode)
+    try:
+        team = make_team()
+        raw = send_campaign(team, ["alice@example.com"])
+        server.add(dsn("alice@example.com", "5.1.1", "550 5.1.1 User unknown", raw["alice@example.com"]))
+        box = mailbox_for(team, server.port, security=mode)
+        # The test server's certificate is self-signed: verification refuses it, in words.
+        ok, transcript = imap.test_connection(box)
+        assert not ok and "TLS failure: the server's certificate could not be verified" in transcript
+        ctx.config["SMTP_VALIDATE_CERTS"] = False  # the one switch for a test server's certificate
+        ok, transcript = imap.test_connection(box)
+        assert ok, transcript
+        assert "TLS established: TLSv1.3" in transcript and ("C: STARTTLS" in transcript) == (mode == "starttls")
+        assert imap.check_mailbox(box.id)["moved"] == 1
+        assert status("alice@example.com", team) == "bounced"
+    finally:
+        server.stop()
+
+
+def test_check_now_card_polls_until_the_check_has_run(app, web, admin, server):
+    web.post("/feedback/mailboxes/new", mailbox_form(server.port))
+    with app.app_context():
+        box = BounceMailbox.get(BounceMailbox.name == "Bounces")
+    later = "2999-01-01T00:00:00"  # a check asked for after the last one: still waiting
+    card = soup(web.client.get(f"/feedback/mailboxes/{box.id}?after={later}", headers={"HX-Request": "true"}))
+    poller = card.select_one("p.checking")
+    assert poller["hx-trigger"] == "load delay:3s" and f"/feedback/mailboxes/{box.id}?after=" in poller["hx-get"]
+    done = soup(web.post(f"/feedback/mailboxes/{box.id}/check", htmx=True))  # immediate huey: already done
+    assert done.select_one("p.checking") is None and done.select_one(".badge.state-ok") is not None
+    assert web.get(f"/feedback/mailboxes/{box.id}").status_code == 302

@@ -5,6 +5,8 @@ webhook secrets. The provider endpoint /feedback/hooks/<provider>/<token> is
 public and CSRF-exempt: providers call it, and each request is verified by
 app.feedback.provider_webhooks before anything is read.
 """
+import datetime
+
 from flask import Blueprint
 from flask import abort
 from flask import flash
@@ -20,6 +22,7 @@ from app.feedback import imap
 from app.feedback import provider_webhooks as hooks
 from app.htmx import hx_redirect
 from app.htmx import is_htmx
+from app.models import utcnow
 from app.security import csrf_exempt
 from app.teams.context import require
 from tasks import feedback as feedback_tasks
@@ -115,13 +118,34 @@ def test_mailbox(mailbox_id):
 @bp.route("/mailboxes/<int:mailbox_id>/check", methods=["POST"])
 @require("manage_domains")
 def check_mailbox(mailbox_id):
+    """Enqueue a check; the HTMX card polls itself until the check has stored its result."""
     mailbox = _mailbox_or_404(mailbox_id)
+    asked_at = utcnow()
     feedback_tasks.check_bounce_mailbox(mailbox.id)
-    mailbox = _mailbox_or_404(mailbox_id)
     if is_htmx():
-        return render_template("feedback/_mailbox.html", mailbox=mailbox, imap=imap)
+        return _card(mailbox.id, asked_at)
     flash(f"Checking “{mailbox.name}”: the result appears below within a minute.", "info")
     return redirect(url_for("feedback.index", _anchor=f"mailbox-{mailbox.id}"))
+
+
+@bp.route("/mailboxes/<int:mailbox_id>")
+@require("manage_domains")
+def mailbox_card(mailbox_id):
+    _mailbox_or_404(mailbox_id)
+    if not is_htmx():
+        return redirect(url_for("feedback.index", _anchor=f"mailbox-{mailbox_id}"))
+    try:
+        asked_at = datetime.datetime.fromisoformat(request.args.get("after", ""))
+    except ValueError:
+        asked_at = None
+    return _card(mailbox_id, asked_at)
+
+
+def _card(mailbox_id, asked_at=None):
+    mailbox = _mailbox_or_404(mailbox_id)
+    waiting = asked_at is not None and (mailbox.last_checked_at is None or mailbox.last_checked_at < asked_at)
+    return render_template("feedback/_mailbox.html", mailbox=mailbox, imap=imap,
+                           waiting_since=asked_at.isoformat() if waiting else None)
 
 
 # --- Provider webhooks: settings ------------------------------------------------------------
