@@ -385,3 +385,16 @@ def test_check_now_card_polls_until_the_check_has_run(app, web, admin, server):
     done = soup(web.post(f"/feedback/mailboxes/{box.id}/check", htmx=True))  # immediate huey: already done
     assert done.select_one("p.checking") is None and done.select_one(".badge.state-ok") is not None
     assert web.get(f"/feedback/mailboxes/{box.id}").status_code == 302
+
+
+def test_a_huge_message_is_left_unread(ctx, server, monkeypatch):
+    monkeypatch.setattr(imap, "MAX_MESSAGE_BYTES", 2000)
+    team = make_team()
+    server.add(personal_mail() + b"x" * 3000)
+    server.add(auto_reply())
+    box = mailbox_for(team, server.port)
+    summary = imap.check_mailbox(box.id)
+    assert (summary["too_large"], summary["auto_replies"], summary["moved"]) == (1, 1, 1)
+    assert sum(1 for line in server.log if "BODY.PEEK[]" in line and line.startswith("UID FETCH 2 ")) == 1
+    assert "1 message over 10 MB left in place" in imap.summary_in_words(summary)
+    assert len(server.raw_messages("INBOX")) == 1

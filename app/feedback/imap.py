@@ -70,6 +70,7 @@ PRESETS = {
 CONNECT_TIMEOUT = 20  # seconds per network operation
 TEST_TIMEOUT = 15  # "Test connection" runs inside a web request
 BATCH = 50  # messages fetched per UID FETCH
+MAX_MESSAGE_BYTES = 10 * 1024 * 1024  # a bounce carries one message; anything bigger is left unread
 DEFAULT_LIMIT = 500
 FOLDER_NAME = re.compile(r"^[\x20-\x7e]{1,200}$")
 
@@ -127,6 +128,8 @@ def summary_in_words(summary):
     if summary.get("unreadable"):
         parts.append(n("unreadable", "message could not be fetched (left in place)",
                        "messages could not be fetched (left in place)"))
+    if summary.get("too_large"):
+        parts.append(n("too_large", "message over 10 MB left in place", "messages over 10 MB left in place"))
     if summary.get("remaining"):
         parts.append(f"{summary['remaining']:,} more waiting for the next check")
     return "; ".join(parts) + "."
@@ -466,7 +469,8 @@ def _read(client, mailbox, limit, summary):
     for start in range(0, min(len(new), limit), BATCH):
         chunk = new[start:min(start + BATCH, limit)]
         to_move = []
-        for uid, raw in _fetch(client, chunk):
+        small = _small_enough(client, chunk, summary)
+        for uid, raw in _fetch(client, small) if small else []:
             kind = _handle(mailbox.team_id, raw, summary)
             if kind in ("bounce", "complaint", "auto_reply"):
                 to_move.append(uid)
@@ -477,6 +481,21 @@ def _read(client, mailbox, limit, summary):
             _move(client, capabilities, to_move, processed)
             summary["moved"] += len(to_move)
         BounceMailbox.update(last_uid=chunk[-1]).where(BounceMailbox.id == mailbox.id).execute()
+
+
+def _small_enough(client, uids, summary):
+    """The UIDs whose size (RFC822.SIZE) is at most MAX_MESSAGE_BYTES; the others are counted and left."""
+    typ, data = client.uid("FETCH", ",".join(str(u) for u in uids), "(RFC822.SIZE)")
+    _ok(typ, data, "The server refused to fetch message sizes")
+    sizes = {}
+    for item in data or []:
+        text = _text([item]) if item else ""
+        match = re.search(r"UID (\d+)", text), re.search(r"RFC822\.SIZE (\d+)", text)
+        if match[0] and match[1]:
+            sizes[int(match[0].group(1))] = int(match[1].group(1))
+    small = [uid for uid in uids if sizes.get(uid, 0) <= MAX_MESSAGE_BYTES]
+    summary["too_large"] = summary.get("too_large", 0) + len(uids) - len(small)
+    return small
 
 
 def _fetch(client, uids):
