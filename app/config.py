@@ -93,6 +93,9 @@ class Config:
     EVENT_RETENTION_DAYS = _int("LOFT_EVENT_RETENTION_DAYS", 400)
     # A newer GeoLite2 .mmdb file for countries in reports; empty = the one in the maxminddb-geolite2 package.
     GEOIP_DB = _str("LOFT_GEOIP_DB", "")
+    # Tracking: open and click events are written every this many milliseconds in one transaction per
+    # worker (0 = each hit written before it is answered; a killed worker loses at most this much).
+    TRACKING_FLUSH_MS = _int("LOFT_TRACKING_FLUSH_MS", 50)
 
 
 def settings():
