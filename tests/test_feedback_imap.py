@@ -2,6 +2,8 @@
 bounces built from messages the engine really sent, and real bounces and complaints from
 ../shared/corpus; the check applies them, moves them to Loft/Processed and leaves other mail;
 login and connection failures are stored in words; the pages, roles and team isolation."""
+import os
+import re
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -19,6 +21,10 @@ from app.models import Subscription
 from app.models import Team
 from app.sending import engine
 from app.sending import ledger
+from browser_support import browser  # noqa: F401  (fixture; skips with the reason without Chromium)
+from browser_support import live_server  # noqa: F401  (fixture)
+from browser_support import page  # noqa: F401  (fixture)
+from browser_support import sign_up_admin
 from tests.conftest import free_port
 from tests.conftest import soup
 from tests.imap_server import ImapServer
@@ -30,6 +36,7 @@ from tests.test_outcomes import arf
 from tests.test_outcomes import dsn
 from tests.test_teams import make_member
 
+SHOTS = os.environ.get("LOFT_SCREENSHOTS")  # a folder: save screenshots there to look at the pages
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 USER, PASSWORD = "ada@icloud.com", "abcd-efgh-ijkl-mnop"
 
@@ -398,3 +405,44 @@ def test_a_huge_message_is_left_unread(ctx, server, monkeypatch):
     assert sum(1 for line in server.log if "BODY.PEEK[]" in line and line.startswith("UID FETCH 2 ")) == 1
     assert "1 message over 10 MB left in place" in imap.summary_in_words(summary)
     assert len(server.raw_messages("INBOX")) == 1
+
+
+# --- In a real browser (headless Chromium, phone size) -------------------------------------------
+
+def shot(page, name):
+    if SHOTS:
+        page.screenshot(path=os.path.join(SHOTS, f"feedback-{name}.png"), full_page=True)
+
+
+def test_in_the_browser_add_test_check_and_create_a_webhook_url(app, page, server):
+    from playwright.sync_api import expect
+    server.add(auto_reply())
+    server.add(personal_mail())
+    sign_up_admin(page)
+    page.goto("/sending/accounts")
+    page.get_by_role("link", name="read them from a mailbox or a provider webhook").click()
+    expect(page.locator("#mailboxes-empty")).to_be_visible()
+    shot(page, "empty")
+    page.get_by_role("link", name="Add a bounce mailbox").click()
+    page.get_by_role("link", name="Another provider").click()
+    page.get_by_label("IMAP host").fill("127.0.0.1")
+    page.get_by_label("Port", exact=True).fill(str(server.port))
+    page.get_by_label("Encryption").select_option("ssl")
+    page.get_by_label("User name").fill(USER)
+    page.get_by_role("button", name="Save mailbox").click()  # no password: the error comes back in place
+    expect(page.locator("#e-password")).to_have_text("Enter the password.")
+    expect(page.locator("#e-security")).to_have_count(0)
+    page.get_by_label("Encryption").select_option("none")
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="Save mailbox").click()
+    expect(page).to_have_url(re.compile(r"/feedback/#mailbox-\d+$"))
+    card = page.locator("article.mailbox")
+    card.get_by_role("button", name="Test connection").click()
+    expect(card.locator(".flash-success")).to_contain_text("“INBOX” holds 2 messages")
+    card.get_by_role("button", name="Check now").click()
+    expect(page.locator("article.mailbox .last-check")).to_contain_text("1 auto-reply moved to Loft/Processed")
+    shot(page, "checked")
+    page.get_by_role("link", name="Provider webhooks").click()
+    page.get_by_role("button", name="Create the Generic JSON URL").click()
+    expect(page.locator("#hook-generic code.hook-url")).to_contain_text("/feedback/hooks/generic/")
+    shot(page, "webhooks")
