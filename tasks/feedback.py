@@ -16,10 +16,10 @@ EVERY = max(1, min(59, Config.BOUNCE_CHECK_MINUTES))
 
 
 @huey.task(name="feedback.check_bounce_mailbox")
-def check_bounce_mailbox(mailbox_id):
+def check_bounce_mailbox(mailbox_id, manual=False):
     try:
         with huey.lock_task(f"bounce-mailbox-{mailbox_id}"):
-            imap.check_mailbox(mailbox_id)
+            imap.check_mailbox(mailbox_id, manual=manual)
     except TaskLockedException:
         pass  # a check of this mailbox is running right now
 

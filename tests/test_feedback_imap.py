@@ -391,6 +391,10 @@ def test_check_now_card_polls_until_the_check_has_run(app, web, admin, server):
     assert poller["hx-trigger"] == "load delay:3s" and f"/feedback/mailboxes/{box.id}?after=" in poller["hx-get"]
     done = soup(web.post(f"/feedback/mailboxes/{box.id}/check", htmx=True))  # immediate huey: already done
     assert done.select_one("p.checking") is None and done.select_one(".badge.state-ok") is not None
+    since = soup(web.client.get(f"/feedback/mailboxes/{box.id}?after=2000-01-01T00:00:00",
+                                headers={"HX-Request": "true"}))
+    assert since.select_one("p.checking") is None  # checked since 2000: nothing to wait for
+    assert since.select_one(".checking-stalled") is None
     assert web.get(f"/feedback/mailboxes/{box.id}").status_code == 302
 
 
@@ -446,3 +450,44 @@ def test_in_the_browser_add_test_check_and_create_a_webhook_url(app, page, serve
     page.get_by_role("button", name="Create the Generic JSON URL").click()
     expect(page.locator("#hook-generic code.hook-url")).to_contain_text("/feedback/hooks/generic/")
     shot(page, "webhooks")
+
+
+def test_waiting_stops_after_two_minutes_without_a_worker(app, web, admin):
+    with app.app_context():
+        box = mailbox_for(Team.get(Team.name == "Acme"), 993)  # never checked
+    card = soup(web.client.get(f"/feedback/mailboxes/{box.id}?after=2000-01-01T00:00:00",
+                               headers={"HX-Request": "true"}))
+    assert card.select_one("p.checking") is None
+    assert "is the worker (huey_consumer) running?" in card.select_one(".checking-stalled").get_text()
+
+
+def test_check_now_reads_a_mailbox_that_is_off_and_the_schedule_does_not(app, web, admin, server):
+    server.add(auto_reply())
+    web.post("/feedback/mailboxes/new", mailbox_form(server.port, enabled=""))
+    with app.app_context():
+        box = BounceMailbox.get(BounceMailbox.name == "Bounces")
+        assert not box.enabled
+        from tasks import feedback as feedback_tasks
+        feedback_tasks.check_bounce_mailboxes.call_local()
+        assert BounceMailbox.get_by_id(box.id).last_checked_at is None
+    card = soup(web.post(f"/feedback/mailboxes/{box.id}/check", htmx=True))
+    assert card.select_one(".badge.state-warn").get_text() == "Off"
+    assert "1 auto-reply moved" in card.select_one(".last-check").get_text()
+
+
+def test_the_smtp_accounts_password_is_reused_for_the_same_login(app, web, admin, server):
+    from app.models import SmtpAccount
+    with app.app_context():
+        account = SmtpAccount.create(team=Team.get(Team.name == "Acme"), name="iCloud", host="smtp.mail.me.com",
+                                     username=USER, password=security.encrypt(PASSWORD))
+    form = soup(web.get(f"/feedback/mailboxes/new?preset=icloud&account={account.id}"))
+    assert form.select_one("#f-username")["value"] == USER
+    assert form.select_one("#f-smtp_account option[selected]")["value"] == str(account.id)
+    response = web.post("/feedback/mailboxes/new", mailbox_form(server.port, smtp_account=str(account.id),
+                                                                password=""))
+    assert response.status_code == 302
+    with app.app_context():
+        box = BounceMailbox.get(BounceMailbox.name == "Bounces")
+        assert (box.smtp_account_id, box.password) == (account.id, account.password)
+    ok = soup(web.post(f"/feedback/mailboxes/{box.id}/test", htmx=True))
+    assert ok.select_one(".flash-success") is not None

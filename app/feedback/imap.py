@@ -428,11 +428,12 @@ def summary_of(ok, transcript):
 
 # --- Checking ---------------------------------------------------------------------------
 
-def check_mailbox(mailbox_id, limit=None):
+def check_mailbox(mailbox_id, limit=None, manual=False):
     """Read the mailbox's new messages once; returns the summary stored in last_summary (None when
-    the mailbox is gone or disabled). Never raises for a server problem: it is stored in last_error."""
+    the mailbox is gone, or disabled and not checked by hand). Never raises for a server problem:
+    it is stored in last_error."""
     mailbox = BounceMailbox.get_or_none(BounceMailbox.id == mailbox_id)
-    if mailbox is None or not mailbox.enabled:
+    if mailbox is None or not (mailbox.enabled or manual):
         return None
     limit = limit or int(current_app.config.get("BOUNCE_CHECK_LIMIT", DEFAULT_LIMIT))
     summary = {"bounces": 0, "complaints": 0, "auto_replies": 0, "other": 0, "unreadable": 0, "moved": 0,

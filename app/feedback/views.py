@@ -121,7 +121,7 @@ def check_mailbox(mailbox_id):
     """Enqueue a check; the HTMX card polls itself until the check has stored its result."""
     mailbox = _mailbox_or_404(mailbox_id)
     asked_at = utcnow()
-    feedback_tasks.check_bounce_mailbox(mailbox.id)
+    feedback_tasks.check_bounce_mailbox(mailbox.id, manual=True)
     if is_htmx():
         return _card(mailbox.id, asked_at)
     flash(f"Checking “{mailbox.name}”: the result appears below within a minute.", "info")
@@ -142,10 +142,13 @@ def mailbox_card(mailbox_id):
 
 
 def _card(mailbox_id, asked_at=None):
+    """The mailbox card; while a check asked for at `asked_at` has not run, it polls itself (for
+    two minutes: after that it says the worker seems not to run, and stops)."""
     mailbox = _mailbox_or_404(mailbox_id)
     waiting = asked_at is not None and (mailbox.last_checked_at is None or mailbox.last_checked_at < asked_at)
-    return render_template("feedback/_mailbox.html", mailbox=mailbox, imap=imap,
-                           waiting_since=asked_at.isoformat() if waiting else None)
+    stalled = waiting and utcnow() - asked_at > datetime.timedelta(minutes=2)
+    return render_template("feedback/_mailbox.html", mailbox=mailbox, imap=imap, stalled=stalled,
+                           waiting_since=asked_at.isoformat() if waiting and not stalled else None)
 
 
 # --- Provider webhooks: settings ------------------------------------------------------------
