@@ -234,6 +234,20 @@ def test_postmark_basic_auth(app, client, acme):
     assert status(app, team, ALICE) == "bounced" and status(app, team, BOB) == "complained"
 
 
+def test_postmark_soft_bounce_and_auto_responder(app, client, acme):
+    team, _ = acme
+    hook, password = enabled(app, team, "postmark")
+    auth = {"Authorization": "Basic " + base64.b64encode(f"{hook.username}:{password}".encode()).decode()}
+    soft = {"RecordType": "Bounce", "Type": "SoftBounce", "Email": ALICE, "Details": "452 4.2.2 Mailbox full"}
+    away = {"RecordType": "Bounce", "Type": "AutoResponder", "Email": BOB, "Details": "I am away"}
+    assert client.post(url(hook), json=soft, headers=auth).get_json()["applied"] == 1
+    ignored = client.post(url(hook), json=away, headers=auth).get_json()
+    assert (ignored["reports"], ignored["ignored"]) == (0, "Bounce")
+    assert status(app, team, ALICE) == "active" and status(app, team, BOB) == "active"
+    with app.app_context():
+        assert [json.loads(e.data)["kind"] for e in Event.select().where(Event.type == "bounced")] == ["soft"]
+
+
 # --- Mailgun ------------------------------------------------------------------------------------
 
 MAILGUN_KEY = "key-0123456789abcdef0123456789abcdef"

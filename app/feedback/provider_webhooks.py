@@ -403,9 +403,10 @@ def _postmark(hook, headers, body, auth, now):
         return {"reports": [_complaint(email, "abuse")]}
     if kind == "Bounce" and email and record.get("Type") in POSTMARK_KINDS:
         details = str(record.get("Details") or record.get("Description") or "")
-        return {"reports": [_report(email, "", details, fallback=POSTMARK_KINDS[record["Type"]])
-                            if record["Type"] not in ("HardBounce", "BadEmailAddress", "Blocked")
-                            else _report(email, "", details, force=POSTMARK_KINDS[record["Type"]])]}
+        stated = POSTMARK_KINDS[record["Type"]]
+        # Postmark's own verdict stands for these; the others are classified from its words first.
+        plain = record["Type"] in ("HardBounce", "BadEmailAddress", "Blocked")
+        return {"reports": [_report(email, "", details, fallback=stated, force=stated if plain else None)]}
     return {"reports": [], "ignored": kind or "unknown"}
 
 
