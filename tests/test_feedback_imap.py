@@ -13,10 +13,8 @@ from app import security
 from app.consent import suppression
 from app.feedback import imap
 from app.models import BounceMailbox
-from app.models import Campaign
 from app.models import Contact
 from app.models import MailingList
-from app.models import Send
 from app.models import Subscription
 from app.models import Team
 from app.sending import engine
@@ -265,8 +263,8 @@ def test_add_test_and_check_a_mailbox_in_the_browser(app, web, admin, server):
     with app.app_context():
         box = BounceMailbox.get(BounceMailbox.name == "Bounces")
         assert box.password != PASSWORD and security.decrypt(box.password) == PASSWORD
-    page = soup(web.get("/feedback/"))
-    card = page.select_one(f"#mailbox-{box.id}")
+    listing = soup(web.get("/feedback/"))
+    card = listing.select_one(f"#mailbox-{box.id}")
     assert "Never" in card.select_one(".last-check").get_text()
 
     test = soup(web.post(f"/feedback/mailboxes/{box.id}/test", htmx=True))
@@ -298,10 +296,10 @@ def test_form_errors_are_shown_where_they_were_made(app, web, admin):
     response = web.post("/feedback/mailboxes/new", mailbox_form(993, host="imap.example.com", password=""),
                         htmx=True)
     assert response.status_code == 422
-    page = soup(response)
-    assert "only allowed for a server on this machine" in page.select_one("#e-security").get_text()
-    assert page.select_one("#e-password").get_text() == "Enter the password."
-    assert page.select_one("#f-security")["aria-invalid"] == "true"
+    form = soup(response)
+    assert "only allowed for a server on this machine" in form.select_one("#e-security").get_text()
+    assert form.select_one("#e-password").get_text() == "Enter the password."
+    assert form.select_one("#f-security")["aria-invalid"] == "true"
     response = web.post("/feedback/mailboxes/new", mailbox_form(993, host="imap.example.com", security="ssl",
                                                                  processed_folder="INBOX"))
     assert "must differ" in soup(response).select_one("#e-processed_folder").get_text()
