@@ -192,8 +192,10 @@ def test_real_corpus_bounces_and_complaints(ctx, server):
     for name in files:
         server.add((CORPUS / name).read_bytes())
     server.add((CORPUS / "bounces/lhost-amazonses-06.eml").read_bytes())  # about nobody of ours
+    server.add((CORPUS / "complaints/mail-auth/003.eml").read_bytes())  # a DMARC failure report: never by address
     summary = imap.check_mailbox(mailbox_for(team, server.port).id)
-    assert (summary["bounces"], summary["complaints"], summary["unmatched"], summary["moved"]) == (3, 2, 1, 5)
+    assert (summary["bounces"], summary["complaints"], summary["auth_reports"], summary["unmatched"],
+            summary["moved"]) == (3, 2, 1, 2, 6)
     assert status("kijitora@example.org", team) == "bounced"
     assert status("neko@example.co.jp", team) == "bounced"
     assert status("kijitora@y.example.com", team) == "complained"

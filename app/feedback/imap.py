@@ -118,6 +118,7 @@ def summary_in_words(summary):
         value = summary.get(key, 0)
         return f"{value:,} {one if value == 1 else many}" if value else ""
     handled = ", ".join(x for x in (n("bounces", "bounce", "bounces"), n("complaints", "complaint", "complaints"),
+                                    n("auth_reports", "authentication-failure report", "authentication-failure reports"),
                                     n("auto_replies", "auto-reply", "auto-replies")) if x)
     parts = [f"{handled} moved to {summary.get('processed_folder', 'the processed folder')}" if handled
              else "no new bounces"]
@@ -525,7 +526,8 @@ def _handle(team_id, raw, summary):
         summary["other"] += 1
         return "other"
     kind = "complaint" if report.is_complaint or report.kind == "auth" else "bounce"
-    summary["complaints" if kind == "complaint" else "bounces"] += 1
+    key = "auth_reports" if report.kind == "auth" else ("complaints" if kind == "complaint" else "bounces")
+    summary[key] = summary.get(key, 0) + 1
     applied = outcomes.apply(team_id, report, "imap")
     summary["applied"] += sum(1 for a in applied if not a["duplicate"])
     if not applied:
