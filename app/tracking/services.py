@@ -46,6 +46,7 @@ from app.models import Subscription
 from app.models import Team
 from app.models import Variant
 from app.models import utcnow
+from app.tracking import recorder
 
 log = logging.getLogger(__name__)
 
@@ -174,17 +175,16 @@ def _facts(row):
 
 def _send_facts(send_id):
     """(contact_id, campaign_id, team_id, sent_at) of a Send, or None. One indexed read."""
-    row = db.execute_sql(_sql()["facts"], (send_id,)).fetchone()
+    row = recorder.hot_database().execute_sql(_sql()["facts"], (send_id,)).fetchone()
     return _facts(row) if row else None
 
 
 def _record(team_id, contact_id, campaign_id, type, data, now, active):
-    statements = _sql()
-    at = Event.at.db_value(now)
-    with db.atomic():
-        db.execute_sql(statements["event"], (team_id, contact_id, campaign_id, type, at, json.dumps(data)))
-        if active:
-            db.execute_sql(statements["activity"], (at, contact_id))
+    """Write the event (and the contact's activity) before returning; False when it could
+    not be written (already logged). Rows of concurrent hits share one transaction
+    (app.tracking.recorder: group commit on a connection kept open)."""
+    row = (team_id, contact_id, campaign_id, type, Event.at.db_value(now), json.dumps(data), active)
+    return recorder.recorder(_sql()).submit(row)
 
 
 def record_open(send_id, user_agent, ip, now=None):
@@ -199,7 +199,8 @@ def record_open(send_id, user_agent, ip, now=None):
         contact_id, campaign_id, team_id, sent_at = facts
         data = open_flags(user_agent, ip, sent_at, now)
         data.update(send=send_id, ua=(user_agent or "")[:UA_MAX], ip=ip or "")
-        _record(team_id, contact_id, campaign_id, "opened", data, now, active=not data["machine"])
+        if not _record(team_id, contact_id, campaign_id, "opened", data, now, active=not data["machine"]):
+            return None
         return data
     except PeeweeException:
         log.exception("could not record an open of send %s", send_id)
@@ -208,7 +209,7 @@ def record_open(send_id, user_agent, ip, now=None):
 
 def click_target(send_id, link_id):
     """(url, facts) when `link_id` is a web link of the Send's own campaign, else None."""
-    row = db.execute_sql(_sql()["click"], (link_id, send_id)).fetchone()
+    row = recorder.hot_database().execute_sql(_sql()["click"], (link_id, send_id)).fetchone()
     if row is None or not is_web_url(row[4]):
         return None
     return row[4].strip(), _facts(row)
@@ -222,10 +223,7 @@ def record_click(send_id, link_id, url, facts, method, user_agent, ip, now=None)
         return None
     data = click_flags(method, user_agent, sent_at, now)
     data.update(send=send_id, link_id=link_id, url=url, ua=(user_agent or "")[:UA_MAX], ip=ip or "")
-    try:
-        _record(team_id, contact_id, campaign_id, "clicked", data, now, active=not data["bot"])
-    except PeeweeException:
-        log.exception("could not record a click of send %s", send_id)
+    if not _record(team_id, contact_id, campaign_id, "clicked", data, now, active=not data["bot"]):
         return None
     return data
 

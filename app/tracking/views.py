@@ -25,6 +25,14 @@ from app.tracking import webview
 
 bp = Blueprint("tracking", __name__)
 
+
+@bp.record_once
+def _install_fast_path(state):
+    # The open pixel and the click redirect are answered in front of Flask for speed
+    # (app/tracking/fastpath.py); these views still answer every other case.
+    from app.tracking import fastpath
+    fastpath.install(state.app)
+
 PIXEL_HEADERS = {"Content-Type": "image/gif", "Cache-Control": "no-store, private", "Pragma": "no-cache",
                  "Expires": "0"}
 NO_STORE = {"Cache-Control": "no-store, private", "Referrer-Policy": "no-referrer",
