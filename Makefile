@@ -54,6 +54,7 @@ bench: $(BIN)/.installed-dev browser
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postfix >/dev/null \
 	      || echo "Could not install postfix: the sending benchmark will be skipped"; \
 	  else echo "postfix is not installed: the sending benchmark will be skipped"; fi; }
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } || echo "wrk is not installed: the tracking benchmark will be skipped"
 	$(BIN)/python -m pytest -q -s -rs tests/bench
 
 clean:
