@@ -312,8 +312,13 @@ def test_generic_json_signed_tampered_malformed_replayed(app, client, acme):
     assert generic_post(client, hook, secret, b"{broken").status_code == 400
     assert generic_post(client, hook, secret, {"type": "bounce"}).status_code == 400
     assert generic_post(client, hook, secret, bounce, timestamp=int(time.time()) - 3600).status_code == 403
-    first = generic_post(client, hook, secret, bounce)
+    timestamp = str(int(time.time()))
+    body = json.dumps(bounce).encode()
+    signed = {"X-Loft-Timestamp": timestamp, "X-Loft-Signature": hooks.generic_signature(secret, timestamp, body)}
+    first = client.post(url(hook), data=body, content_type="application/json", headers=signed)
     assert first.status_code == 200 and status(app, team, BOB) == "bounced"
+    replay = client.post(url(hook), data=body, content_type="application/json", headers=signed)
+    assert (replay.status_code, replay.get_json()["error"]) == (403, "replayed request")
     complaint = {"type": "complaint", "email": ALICE}
     assert generic_post(client, hook, secret, complaint).status_code == 200
     assert status(app, team, ALICE) == "complained"

@@ -173,9 +173,13 @@ def receive(hook, headers, body, auth=None, now=None):
         raise Refused(413, "body too large")
     handler = {"ses": _ses, "sendgrid": _sendgrid, "postmark": _postmark, "mailgun": _mailgun,
                "generic": _generic}[hook.provider]
+    # Verify and read first (SNS may fetch a certificate: no network I/O inside the transaction),
+    # then use the nonce and apply everything in one transaction.
+    outcome = handler(hook, headers, body, auth, now)
+    reports, nonce = outcome.pop("reports", []), outcome.pop("nonce", None)
     with db.atomic():
-        outcome = handler(hook, headers, body, auth, now)
-        reports = outcome.pop("reports", [])
+        if nonce:
+            _once(hook, nonce)
         applied = 0
         for report in reports:
             applied += sum(1 for a in outcomes.apply(hook.team_id, report, hook.provider) if not a["duplicate"])
@@ -424,13 +428,13 @@ def _mailgun(hook, headers, body, auth, now):
     if not hmac.compare_digest(expected, str(signed["signature"])):
         raise Refused(401, "Mailgun signature does not verify")
     _fresh(signed["timestamp"], now)
-    _once(hook, "mailgun:" + str(signed["token"]))
+    nonce = "mailgun:" + str(signed["token"])
     event = data.get("event-data") or {}
     email = event.get("recipient") or ""
     headers_ = ((event.get("message") or {}).get("headers") or {})
     message_id = headers_.get("message-id") or ""
     if event.get("event") == "complained" and email:
-        return {"reports": [_complaint(email, "abuse", message_id)]}
+        return {"reports": [_complaint(email, "abuse", message_id)], "nonce": nonce}
     if event.get("event") == "failed" and email:
         status = event.get("delivery-status") or {}
         words = " ".join(str(x) for x in (status.get("code") or "", status.get("message") or "",
@@ -438,10 +442,11 @@ def _mailgun(hook, headers, body, auth, now):
         permanent = event.get("severity") == "permanent"
         if event.get("reason") in ("suppress-bounce", "suppress-complaint"):
             return {"reports": [_report(email, "5.1.1", words or event["reason"], force="hard",
-                                        message_id=message_id)]}
+                                        message_id=message_id)], "nonce": nonce}
         return {"reports": [_report(email, str(status.get("enhanced-code") or ""), words,
-                                    fallback="hard" if permanent else "soft", message_id=message_id)]}
-    return {"reports": [], "ignored": event.get("event") or "unknown"}
+                                    fallback="hard" if permanent else "soft", message_id=message_id)],
+                "nonce": nonce}
+    return {"reports": [], "ignored": event.get("event") or "unknown", "nonce": nonce}
 
 
 # --- Generic JSON ---
@@ -458,7 +463,6 @@ def _generic(hook, headers, body, auth, now):
     if not hmac.compare_digest(generic_signature(secret_of(hook), timestamp, body), signature):
         raise Refused(401, "signature does not verify")
     _fresh(timestamp, now)
-    _once(hook, "generic:" + signature)
     data = _json(body)
     items = data if isinstance(data, list) else [data]
     reports = []
@@ -473,4 +477,4 @@ def _generic(hook, headers, body, auth, now):
             hard = bool(item.get("hard"))
             reports.append(_report(item["email"], str(item.get("status") or ""), str(item.get("reason") or ""),
                                    fallback="soft", force="hard" if hard else None, message_id=message_id))
-    return {"reports": reports}
+    return {"reports": reports, "nonce": "generic:" + signature}
