@@ -22,7 +22,8 @@ before anything is read or stored:
 
 receive(hook, headers, body, auth) -> {"received", "applied", ...} or raises Refused(status, reason):
 401 for a missing or wrong signature or credentials, 403 for a replay or stale timestamp,
-400 for malformed JSON. A refused request stores nothing. Facts become parse.Report objects
+400 for malformed JSON. A refused request changes nothing (only its reason is kept on the hook,
+for the settings page). Facts become parse.Report objects
 (parse.report_for / parse.report_from_ses) applied with outcomes.apply(team_id, report, provider).
 """
 import base64
