@@ -1,4 +1,8 @@
 """gunicorn settings read automatically from the working directory: JSON log lines like the app's."""
+import logging
+
+from gunicorn.glogging import Logger as _GunicornLogger
+
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -12,3 +16,14 @@ logconfig_dict = {
 }
 control_socket_disable = True  # no control socket in the home directory; honcho or systemd manages the process
 
+
+class Logger(_GunicornLogger):
+    """gunicorn's logger, minus building an access-log line that gunicorn.access drops anyway
+    (it has no handler above): about a tenth of a tracking hit's time under load (issue 5)."""
+
+    def access(self, resp, req, environ, request_time):
+        if self.access_log.isEnabledFor(logging.INFO):
+            super().access(resp, req, environ, request_time)
+
+
+logger_class = Logger

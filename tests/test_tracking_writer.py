@@ -293,7 +293,8 @@ def test_gunicorn_stopped_with_sigterm_writes_every_acknowledged_hit(world, app,
         opener = urllib.request.build_opener(type("NoRedirect", (urllib.request.HTTPRedirectHandler,), {
             "redirect_request": lambda *args: None}))
         for send in world["sends"]:
-            for url in (f"/o/{tokens.sign('open', send.id)}.gif", f"/c/{tokens.sign('click', send.id)}/{world['link'].id}"):
+            click = f"/c/{tokens.sign('click', send.id)}/{world['link'].id}"
+            for url in (f"/o/{tokens.sign('open', send.id)}.gif", click):
                 request = urllib.request.Request(f"http://127.0.0.1:{port}{url}", headers={"User-Agent": BROWSER})
                 try:
                     with opener.open(request, timeout=10) as response:

@@ -278,13 +278,16 @@ def test_open_and_click_endpoints_under_load(tmp_path):
     check_recorded(result, recorded, "main run")
 
     rate = result["acked"] / result["real_seconds"]
-    print(f"command: {command} (LOFT_LOG_LEVEL={LOG_LEVEL}); wrk -t1 -c{CONNECTIONS} -d{SECONDS}s")
-    print(f"tracking hits: {rate:,.0f} requests/s ({result['acked']:,} answered 2xx/3xx in {result['real_seconds']:.2f} s; "
-          f"the last {TAIL_SECONDS:.0f} s of the run asked for a 404 only); all requests incl. the tail: "
-          f"{result['requests'] / (result['duration_us'] / 1e6):,.0f}/s")
+    flush = env.get("LOFT_TRACKING_FLUSH_MS", "50 (default)")
+    print(f"command: {command} (LOFT_LOG_LEVEL={LOG_LEVEL}, LOFT_TRACKING_FLUSH_MS={flush}); "
+          f"wrk -t1 -c{CONNECTIONS} -d{SECONDS}s")
+    print(f"tracking hits: {rate:,.0f} requests/s ({result['acked']:,} answered 2xx/3xx in "
+          f"{result['real_seconds']:.2f} s; the last {TAIL_SECONDS:.0f} s of the run asked for a 404 only); "
+          f"all requests incl. the tail: {result['requests'] / (result['duration_us'] / 1e6):,.0f}/s")
     print(f"latency (all requests): p50 {result['p50_us'] / 1000:.2f} ms, p90 {result['p90_us'] / 1000:.2f} ms, "
-          f"p99 {result['p99_us'] / 1000:.2f} ms, max {result['max_us'] / 1000:.1f} ms; socket errors {result['socket_errors']}")
+          f"p99 {result['p99_us'] / 1000:.2f} ms, max {result['max_us'] / 1000:.1f} ms; "
+          f"socket errors {result['socket_errors']}")
     print(f"recorded: {recorded:,} events in the main run (= answered hits), {after_warmup:,} in the warm-up; "
           f"all: {counts}")
-    print(f"gunicorn CPU {cpu:.1f} s over the run ({cpu / max(result['acked'], 1) * 1e6:.0f} µs per hit); load average "
-          f"before {load_before[0]:.2f}, after {load_after[0]:.2f} (1 min), {os.cpu_count()} CPUs")
+    print(f"gunicorn CPU {cpu:.1f} s over the run ({cpu / max(result['acked'], 1) * 1e6:.0f} µs per hit); "
+          f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f} (1 min), {os.cpu_count()} CPUs")
