@@ -14,14 +14,15 @@ that left or was refused for good):
                   own authentication failures are handled elsewhere: outcomes pauses for the
                   latter at once) / attempted;
   complaint rate  distinct sends with a "complained" event / attempted.
-Both counts read the (team, type, at) index from the campaign's start, so a
+Both counts read the (team, type, at) index from the campaign's publication, so a
 check costs two small range scans however large the campaign is.
 
 Thresholds: LOFT_AUTOPAUSE_BOUNCE_RATE (0.05), LOFT_AUTOPAUSE_COMPLAINT_RATE
 (0.003, Gmail's and Yahoo's line), LOFT_AUTOPAUSE_MIN_SENT (100: a small sample
 never triggers); 0 turns a rate check off. When someone resumes an auto-paused
-campaign, the next decision only counts what happened after that pause (the
-notice keeps the counts it saw), so a resume is not undone a second later.
+campaign, the first check after the resume records the counts in the notice and
+later decisions only count what happened since, so a resume is not undone a
+second later by the same bounces.
 """
 import json
 import logging
@@ -53,7 +54,9 @@ def thresholds():
 
 def counts(campaign):
     """{"attempted", "bounced", "complained"} of a campaign so far."""
-    since = campaign.started_at or campaign.created_at
+    # Publishing froze the audience before the first message: no event of the campaign is older (and
+    # unlike started_at it never moves).
+    since = campaign.frozen_at or campaign.created_at
     send = fn.json_extract(Event.data, "$.send")
     base = ((Event.team == campaign.team_id) & (Event.at >= since) & (Event.campaign_id == campaign.id))
     bounced = (Event.select(fn.COUNT(fn.DISTINCT(send)))
@@ -63,15 +66,22 @@ def counts(campaign):
     return {"attempted": (campaign.sent or 0) + (campaign.failed or 0), "bounced": bounced, "complained": complained}
 
 
-def baseline(campaign_id):
-    """The counts seen by the campaign's last auto-pause (zeros when it never paused itself)."""
-    notice = (Notice.select(Notice.data).where((Notice.campaign_id == campaign_id) & (Notice.kind == KIND))
+def baseline(campaign_id, seen):
+    """The counts to measure from: zeros when the campaign never paused itself; else the counts at the
+    first check after it was resumed (stored in the last auto-pause notice, so bounces of messages sent
+    before the pause that arrive while it is paused are not held against the resumed campaign)."""
+    notice = (Notice.select(Notice.id, Notice.data).where((Notice.campaign_id == campaign_id) & (Notice.kind == KIND))
               .order_by(Notice.id.desc()).first())
+    if notice is None:
+        return {"attempted": 0, "bounced": 0, "complained": 0}
     try:
-        data = json.loads(notice.data) if notice is not None else {}
+        data = json.loads(notice.data or "{}")
     except ValueError:
         data = {}
-    return {key: int(data.get(key, 0)) for key in ("attempted", "bounced", "complained")}
+    if not isinstance(data.get("baseline"), dict):
+        data["baseline"] = dict(seen)
+        Notice.update(data=json.dumps(data)).where(Notice.id == notice.id).execute()
+    return {key: int(data["baseline"].get(key, 0)) for key in ("attempted", "bounced", "complained")}
 
 
 def _percent(rate):
@@ -113,7 +123,7 @@ def check_campaign(campaign, now=None):
         return None
     bounce_limit, complaint_limit, min_sent = thresholds()
     seen = counts(fresh)
-    decision = decide(seen, baseline(campaign_id), bounce_limit, complaint_limit, min_sent)
+    decision = decide(seen, baseline(campaign_id, seen), bounce_limit, complaint_limit, min_sent)
     if decision is None:
         return None
     kind, reason = decision

@@ -44,6 +44,7 @@ from flask import current_app
 from app.campaigns import states
 from app.consent import suppression
 from app.db import db
+from app.feedback import autopause
 from app.feedback import classify
 from app.models import Campaign
 from app.models import Contact
@@ -157,6 +158,7 @@ def apply(team_id, report, source, now=None):
             "delivered": report.format in ("arf", "mailto"),
         }
         done.append(_apply_one(team_id, send, kind, details, source, now))
+    autopause.after_outcomes(done)  # issue 5: a sending campaign with too many bounces/complaints pauses
     return done
 
 

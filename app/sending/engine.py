@@ -71,6 +71,7 @@ from peewee import SqliteDatabase
 from app.campaigns import states
 from app.consent.suppression import Checker
 from app.db import db
+from app.feedback import autopause
 from app.models import Campaign
 from app.models import Contact
 from app.models import Event
@@ -963,6 +964,7 @@ class Run:
                  .where(Campaign.id == self.campaign_id).execute())
             if sent:
                 count_usage(self.team_id, len(sent), now)
+        autopause.after_flush(self.app, self.campaign_id)  # issue 5: pause on high bounce/complaint rates (throttled)
 
     def write_bounces(self, cursor, bounced, now):
         param = db.param
