@@ -28,12 +28,13 @@ SIGINT/SIGQUIT, a max-requests restart or a worker timeout all end the
 interpreter normally, and the atexit handler stops the writer and writes what
 is left after every request thread has finished. A process killed outright
 (SIGKILL, the OOM killer, a segfault) or a power cut loses the hits of its
-last flush interval, at most LOFT_TRACKING_FLUSH_MS of traffic; set it to 0 to
+last flush interval, at most LOFT_TRACKING_FLUSH_MS of traffic (more only if
+the database was refusing writes at that moment, see below); set it to 0 to
 write each hit in its own transaction before answering, as before.
 
 A failed flush loses nothing either: when the database is locked or cannot be
-written (OperationalError) the rows go back to the front of the list and the
-next flush tries again; while more than LIMIT rows wait, requests wait for
+written (OperationalError) the rows go back to the front of the list and are
+tried again a second later; while more than LIMIT rows wait, requests wait for
 room instead of being answered. When the batch fails for one bad row (an
 IntegrityError), the rows are written one by one: the bad one is logged and
 dropped (it can never be written), the others are kept.
@@ -59,7 +60,8 @@ from app.db import db
 log = logging.getLogger(__name__)
 
 MAX_ROWS = 2000  # rows waiting that start a flush before the interval ends
-LIMIT = 200_000  # rows waiting (database unavailable) above which requests wait for room
+LIMIT = 50_000  # rows waiting (database unavailable) above which requests wait for room (~25 MB)
+RETRY_SECONDS = 1.0  # after a flush that could not write, the next try waits at least this long
 
 OK, BAD, RETRY = "ok", "bad", "retry"
 
@@ -89,6 +91,7 @@ class Recorder:
         self._rows = []
         self._thread = None
         self._stopping = False
+        self._failing = False  # the last flush left rows to retry
 
     # --- Writing ---------------------------------------------------------------------
 
@@ -156,6 +159,7 @@ class Recorder:
             retry = [row for row, outcome in zip(rows, outcomes) if outcome == RETRY]
             written = outcomes.count(OK)
             with self._cond:
+                self._failing = bool(retry)
                 if retry:
                     self._rows[:0] = retry
                 self.flushes += 1
@@ -168,6 +172,7 @@ class Recorder:
 
     def _start(self):
         self._stopping = False
+        self._failing = False
         self._thread = threading.Thread(target=self._run, name="loft-tracking-writer", daemon=True)
         self._thread.start()
         _live.add(self)
@@ -175,7 +180,8 @@ class Recorder:
     def _run(self):
         while True:
             with self._cond:
-                deadline = time.monotonic() + self.flush_seconds
+                pause = max(self.flush_seconds, RETRY_SECONDS) if self._failing else self.flush_seconds
+                deadline = time.monotonic() + pause
                 while not self._stopping and len(self._rows) < self.max_rows:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
