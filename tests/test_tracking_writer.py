@@ -12,6 +12,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
@@ -312,3 +313,20 @@ def test_gunicorn_stopped_with_sigterm_writes_every_acknowledged_hit(world, app,
     assert len(events) == answered == 10
     assert sorted((d["send"], t) for _, t, d in events) == sorted(
         (s.id, t) for s in world["sends"] for t in ("opened", "clicked"))
+
+
+def test_when_too_many_rows_wait_a_request_waits_for_room(world, app):
+    writer = make_recorder(app, flush_seconds=3600, limit=3)
+    try:
+        for i in range(3):
+            writer.submit(row(world, i))
+        fourth = threading.Thread(target=writer.submit, args=(row(world, 3),))
+        fourth.start()
+        fourth.join(0.3)
+        assert fourth.is_alive()  # not answered while nothing can be listed
+        assert writer.flush() == 3
+        fourth.join(5)
+        assert not fourth.is_alive()
+    finally:
+        assert writer.close() == 0
+    assert [d["n"] for _, _, d in stored(app)] == [0, 1, 2, 3]
