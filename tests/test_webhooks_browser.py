@@ -1,0 +1,78 @@
+"""Webhooks and notices in a real headless Chromium at phone size: the inline refusal of a private URL,
+adding an endpoint, revealing the secret in place, a test event to a real receiver, and the bell.
+Skips with the reason where Chromium is missing."""
+import os
+import re
+
+import pytest
+
+expect = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed "
+                             "(`make test` installs it from requirements-dev.txt)").expect
+
+from browser_support import browser  # noqa: F401,E402  (fixture)
+from browser_support import live_server  # noqa: F401,E402  (fixture)
+from browser_support import page  # noqa: F401,E402  (fixture)
+from browser_support import sign_up_admin  # noqa: E402
+from tests.test_webhooks import receiver  # noqa: F401,E402  (fixture)
+
+SHOTS = os.environ.get("LOFT_SCREENSHOTS")  # a folder: save screenshots there to look at the pages
+
+
+def shot(page, name):
+    if SHOTS:
+        page.screenshot(path=os.path.join(SHOTS, f"webhooks-{name}.png"), full_page=True)
+
+
+def no_sideways_scroll(page):
+    assert page.evaluate("document.scrollingElement.scrollWidth <= window.innerWidth + 1")
+
+
+def test_add_an_endpoint_reveal_its_secret_and_send_a_test_event(app, page, receiver):
+    server = receiver(200)
+    sign_up_admin(page)
+    page.goto("/webhooks/")
+    expect(page.locator("#webhooks-empty")).to_be_visible()
+    shot(page, "empty")
+    page.get_by_role("link", name="Add an endpoint").click()
+    page.get_by_label("Endpoint URL").fill(server.url)
+    page.get_by_role("button", name="Add endpoint").click()
+    error = page.locator("#e-url")
+    expect(error).to_contain_text("loopback")
+    expect(page.get_by_label("Endpoint URL")).to_be_focused()
+    no_sideways_scroll(page)
+    shot(page, "refused")
+
+    app.config["WEBHOOKS_ALLOW_PRIVATE"] = True
+    page.get_by_label("Description").fill("Our CRM")
+    page.get_by_role("button", name="Add endpoint").click()
+    expect(page).to_have_url(re.compile(r"/webhooks/\d+\?reveal=1$"))
+    secret = page.locator("#secret-value")
+    expect(secret).to_have_value(re.compile(r"^whsec_"))
+    page.goto(page.url.split("?")[0])
+    expect(page.locator("#secret-value")).to_have_count(0)
+    page.get_by_role("button", name="Reveal secret").click()
+    expect(page.locator("#secret-value")).to_have_value(re.compile(r"^whsec_"))
+    page.get_by_role("button", name="Send test event").click()
+    expect(page.locator(".flash-success")).to_contain_text("answered 200")
+    expect(page.locator("#deliveries tbody tr")).to_have_count(1)
+    assert server.requests[-1]["headers"]["X-Loft-Event"] == "test"
+    no_sideways_scroll(page)
+    shot(page, "endpoint")
+
+
+def test_the_bell_counts_unread_notices(app, page):
+    sign_up_admin(page)
+    from app.feedback import alerts
+    from app.models import Team
+    with app.app_context():
+        alerts.notify(Team.select().first().id, "Campaign paused", "Too many bounces.")
+    page.goto("/dashboard")
+    bell = page.locator(".notices-bell")
+    expect(bell).to_have_attribute("aria-label", "Notices: 1 unread")
+    bell.click()
+    expect(page.locator(".notice h2")).to_contain_text("Campaign paused")
+    page.get_by_role("button", name="Dismiss “Campaign paused”").click()
+    expect(page.locator(".notice")).to_have_count(0)
+    expect(page.locator(".notices-bell .badge")).to_have_count(0)
+    no_sideways_scroll(page)
+    shot(page, "notices")
