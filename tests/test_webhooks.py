@@ -396,3 +396,19 @@ def test_role_matrix(app, admin, role, allowed):
         assert "whsec" not in response.get_data(as_text=True)
         assert member.post(f"/webhooks/{endpoint.id}/delete").status_code == 403
         assert WebhookEndpoint.get_or_none(WebhookEndpoint.id == endpoint.id) is not None
+
+
+def test_dispatch_in_batches_and_a_tick_sends_many_in_parallel(app, web, admin, receiver, private_ok):
+    server = receiver(200)
+    endpoint = add_endpoint(web, server.url, types=("clicked",))
+    delivery.dispatch()
+    team = acme()
+    now = utcnow()
+    Event.insert_many([{"team": team.id, "type": "clicked" if i % 2 else "opened", "at": now,
+                        "data": json.dumps({"n": i})} for i in range(120)]).execute()
+    assert delivery.dispatch(limit=50, batches=2) == 50  # 100 events read, half of them clicks
+    assert delivery.dispatch(limit=50, batches=2) == 10  # the cursor kept the rest
+    assert delivery.send_due(limit=500, workers=4) == 60
+    assert WebhookDelivery.select().where(WebhookDelivery.status == "delivered").count() == 60
+    assert sorted(json.loads(r["body"])["data"]["n"] for r in server.requests) == list(range(1, 120, 2))
+    assert WebhookDelivery.select().where(WebhookDelivery.endpoint == endpoint).count() == 60

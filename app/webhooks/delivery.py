@@ -20,6 +20,7 @@ redirect, a timeout, a refused address) is retried after BACKOFF (1 min, 5 min,
 database transaction: a delivery is claimed first (a conditional UPDATE that
 moves next_attempt_at a lease ahead), so two workers never send it twice.
 """
+import concurrent.futures
 import datetime
 import hashlib
 import hmac
@@ -54,6 +55,7 @@ MAX_ATTEMPTS = len(BACKOFF) + 1
 CLAIM_SECONDS = 120  # a claimed delivery is not picked again for this long (a worker died mid-request)
 EXCERPT = 500  # characters of the receiver's answer kept in the log
 USER_AGENT = "Loft-Webhooks/1"
+WORKERS = 8  # parallel requests per tick
 
 
 def allow_private():
@@ -230,9 +232,11 @@ def next_attempt(attempts, now):
     return now + datetime.timedelta(seconds=BACKOFF[attempts - 1])
 
 
-def deliver(delivery_id, now=None, resolver=None):
-    """One attempt at a due delivery. Returns the refreshed WebhookDelivery (None when gone or not due)."""
+def deliver(delivery_id, now=None, resolver=None, private_ok=None):
+    """One attempt at a due delivery. Returns the refreshed WebhookDelivery (None when gone or not due).
+    `private_ok` defaults to LOFT_WEBHOOKS_ALLOW_PRIVATE (needs the app context then)."""
     now = now or utcnow()
+    private_ok = allow_private() if private_ok is None else private_ok
     delivery = (WebhookDelivery.select(WebhookDelivery, WebhookEndpoint).join(WebhookEndpoint)
                 .where(WebhookDelivery.id == delivery_id).first())
     if delivery is None or delivery.status != "pending" or not _claim(delivery_id, now):
@@ -252,7 +256,7 @@ def deliver(delivery_id, now=None, resolver=None):
         if secret is None:
             raise ssrf.Refused("the signing secret cannot be decrypted (the encryption key changed); rotate it.")
         headers["X-Loft-Signature"] = signature(secret, timestamp, delivery.payload)
-        code, excerpt = post(endpoint.url, delivery.payload, headers, allow_private(), resolver=resolver)
+        code, excerpt = post(endpoint.url, delivery.payload, headers, private_ok, resolver=resolver)
         if not 200 <= code < 300:
             error = (f"The receiver answered {code}" + (" (a redirect; Loft does not follow redirects)"
                                                        if 300 <= code < 400 else "") + ".")
@@ -287,16 +291,27 @@ def due_ids(now=None, limit=50):
             .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id).limit(limit).tuples()]
 
 
-def send_due(now=None, limit=50, budget_seconds=45.0, resolver=None):
-    """Attempt up to `limit` due deliveries, stopping early after `budget_seconds`. Returns attempts made."""
+def send_due(now=None, limit=500, budget_seconds=50.0, resolver=None, workers=WORKERS):
+    """Attempt up to `limit` due deliveries on `workers` threads (a slow receiver holds one thread
+    for at most TIMEOUT), starting no new attempt after `budget_seconds`. Returns the attempts made."""
     started = time.monotonic()
-    done = 0
-    for delivery_id in due_ids(now, limit):
+    ids = due_ids(now, limit)
+    if not ids:
+        return 0
+    private_ok = allow_private()
+    app = current_app._get_current_object()
+
+    def attempt(delivery_id):
         if time.monotonic() - started > budget_seconds:
-            break
-        if deliver(delivery_id, now=now, resolver=resolver) is not None:
-            done += 1
-    return done
+            return False
+        # Each worker thread works in its own app context (the secret's key); leaving it closes
+        # the thread's own database connection (teardown_appcontext).
+        with app.app_context():
+            return deliver(delivery_id, now=now, resolver=resolver, private_ok=private_ok) is not None
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(workers, len(ids))),
+                                               thread_name_prefix="loft-webhooks") as pool:
+        return sum(pool.map(attempt, ids))
 
 
 def test_delivery(endpoint, now=None):
