@@ -412,3 +412,42 @@ def test_dispatch_in_batches_and_a_tick_sends_many_in_parallel(app, web, admin, 
     assert WebhookDelivery.select().where(WebhookDelivery.status == "delivered").count() == 60
     assert sorted(json.loads(r["body"])["data"]["n"] for r in server.requests) == list(range(1, 120, 2))
     assert WebhookDelivery.select().where(WebhookDelivery.endpoint == endpoint).count() == 60
+
+
+def test_https_connects_to_the_checked_address_and_checks_the_certificate_for_the_name(app, tmp_path):
+    """TLS to the pinned address: SNI and the certificate check use the URL's host name."""
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "hooks.test")])
+    moment = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(moment - datetime.timedelta(days=1))
+            .not_valid_after(moment + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("hooks.test")]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
+    (tmp_path / "cert.pem").write_bytes(cert_pem)
+    (tmp_path / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                         serialization.NoEncryption()))
+    server = Receiver((201,))
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    server.server.socket = server_context.wrap_socket(server.server.socket, server_side=True)
+    try:
+        client_context = ssl.create_default_context(cadata=cert_pem.decode())
+        to_loopback = lambda host, port: ["127.0.0.1"]  # noqa: E731
+        status, _ = delivery.post(f"https://hooks.test:{server.port}/in", "{}", {}, allow_private_targets=True,
+                                  resolver=to_loopback, tls_context=client_context)
+        assert status == 201 and server.requests[0]["headers"]["Host"] == f"hooks.test:{server.port}"
+        with pytest.raises(ssl.SSLCertVerificationError):  # another name: the certificate does not match
+            delivery.post(f"https://other.test:{server.port}/in", "{}", {}, allow_private_targets=True,
+                          resolver=to_loopback, tls_context=client_context)
+    finally:
+        server.stop()

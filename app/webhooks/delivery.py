@@ -197,13 +197,16 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
         self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
 
 
-def post(url, body, headers, allow_private_targets=False, timeout=TIMEOUT, resolver=None):
-    """POST body to url through the guard. Returns (status, excerpt); raises ssrf.Refused or OSError."""
+def post(url, body, headers, allow_private_targets=False, timeout=TIMEOUT, resolver=None, tls_context=None):
+    """POST body to url through the guard. Returns (status, excerpt); raises ssrf.Refused or OSError.
+    `tls_context` replaces the default (system CAs, hostname checked), e.g. in tests."""
     target = ssrf.check(url, allow_private=allow_private_targets, resolver=resolver)
     last_error = None
     for address in target.addresses[:2]:  # the first two addresses (e.g. IPv6 then IPv4)
-        cls = _PinnedHTTPSConnection if target.scheme == "https" else _PinnedHTTPConnection
-        connection = cls(target.host, target.port, address, timeout)
+        if target.scheme == "https":
+            connection = _PinnedHTTPSConnection(target.host, target.port, address, timeout, context=tls_context)
+        else:
+            connection = _PinnedHTTPConnection(target.host, target.port, address, timeout)
         try:
             connection.request("POST", target.path, body=body.encode() if isinstance(body, str) else body,
                                headers=headers)

@@ -21,7 +21,7 @@ from app.webhooks import ssrf
 
 EVENT_LABELS = {
     "sent": "Sent: a message left Loft for the recipient's server",
-    "delivered": "Delivered: the provider confirmed delivery",
+    "delivered": "Delivered: a provider confirmed delivery (only where a provider reports it)",
     "bounced": "Bounced: hard or soft bounce, or a refusal",
     "opened": "Opened",
     "clicked": "Clicked a link",
