@@ -272,8 +272,10 @@ def free_port():
         return s.getsockname()[1]
 
 
-def test_gunicorn_stopped_with_sigterm_writes_every_acknowledged_hit(world, app, tmp_path):
-    """The Procfile's web command, a one-hour flush interval, real HTTP, a graceful stop."""
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM graceful", "SIGINT quick"])
+def test_gunicorn_stopped_writes_every_acknowledged_hit(world, app, tmp_path, stop):
+    """The Procfile's web command, a one-hour flush interval, real HTTP, then a graceful (SIGTERM)
+    or quick (SIGINT, as Ctrl-C under honcho) stop of the master."""
     command = next(line.partition(":")[2].strip() for line in (ROOT / "Procfile").read_text().splitlines()
                    if line.startswith("web:"))
     port = free_port()
@@ -306,7 +308,7 @@ def test_gunicorn_stopped_with_sigterm_writes_every_acknowledged_hit(world, app,
                 answered += 1
         assert stored(app) == []  # acknowledged, still in the workers' buffers
     finally:
-        server.send_signal(signal.SIGTERM)
+        server.send_signal(stop)
         code = server.wait(timeout=60)
     assert code == 0
     events = stored(app)

@@ -24,11 +24,12 @@ short transactions a second, whatever the traffic.
 
 What this gives up, said plainly: a hit is acknowledged before its row is
 committed. A normal stop loses nothing: gunicorn's graceful stop (SIGTERM),
-SIGINT/SIGQUIT, a max-requests restart or a worker timeout all end the
-interpreter normally, and the atexit handler stops the writer and writes what
-is left after every request thread has finished. A process killed outright
-(SIGKILL, the OOM killer, a segfault) or a power cut loses the hits of its
-last flush interval, at most LOFT_TRACKING_FLUSH_MS of traffic (more only if
+SIGINT/SIGQUIT and a max-requests restart end the interpreter normally, and the
+atexit handler stops the writer and writes what is left after every request
+thread has finished (a worker past its timeout gets SIGABRT, the same exit,
+and SIGKILL only if it is still there at the arbiter's next check). A process
+killed outright (SIGKILL, the OOM killer, a segfault) or a power cut loses the
+hits of its last flush interval, at most LOFT_TRACKING_FLUSH_MS of traffic (more only if
 the database was refusing writes at that moment, see below); set it to 0 to
 write each hit in its own transaction before answering, as before.
 
