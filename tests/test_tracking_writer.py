@@ -3,7 +3,7 @@
 Real SQLite files throughout: the app fixture's database, a second connection
 holding the write lock for the "database busy" case, a real child Python
 process that exits normally, and a real gunicorn started from the Procfile's
-command line and stopped with SIGTERM.
+command line and stopped with SIGTERM or SIGINT.
 """
 import json
 import os
@@ -332,3 +332,18 @@ def test_when_too_many_rows_wait_a_request_waits_for_room(world, app):
     finally:
         assert writer.close() == 0
     assert [d["n"] for _, _, d in stored(app)] == [0, 1, 2, 3]
+
+
+def test_inside_a_transaction_of_the_app_hits_are_read_and_written_through_it(world, app):
+    """A task or a script that records an open inside its own transaction sees its own Send and
+    does not wait for the write lock that transaction holds."""
+    from app.db import db
+    from tests.test_tracking import make_send as new_send
+    with db.atomic():
+        contact = make_contact(world["team"], email="inside@example.com")
+        send = new_send(world["campaign"], contact)  # not committed yet
+        started = time.monotonic()
+        data = services.record_open(send.id, BROWSER, "203.0.113.9")
+        assert time.monotonic() - started < 2
+        assert data is not None and data["send"] == send.id
+    assert [(c, t) for c, t, _ in stored(app)] == [(contact.id, "opened")]

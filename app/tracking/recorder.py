@@ -80,6 +80,7 @@ class Recorder:
         self.flush_seconds = flush_seconds
         self.max_rows = max_rows
         self.limit = limit
+        self.app_database = None  # the app's database this recorder was made for
         self.flushes = 0  # transactions that wrote rows (tests and the benchmark read these)
         self.written = 0
         self.dropped = 0
@@ -96,20 +97,21 @@ class Recorder:
 
     # --- Writing ---------------------------------------------------------------------
 
-    def _execute(self, rows):
+    def _execute(self, rows, database):
         active = [(row[4], row[1]) for row in rows if row[6]]
         with peewee.__exception_wrapper__:  # driver errors become peewee's, as in Database.execute_sql
-            cursor = self.database.cursor()
+            cursor = database.cursor()
             cursor.executemany(self.statements["event"], [row[:6] for row in rows])
             if active:
                 cursor.executemany(self.statements["activity"], active)
 
-    def store(self, rows):
-        """Write `rows`; one outcome per row: OK, BAD (can never be written, logged) or
-        RETRY (the database could not be written just now)."""
+    def store(self, rows, database=None):
+        """Write `rows` (through `database`, else the kept one); one outcome per row: OK,
+        BAD (can never be written, logged) or RETRY (the database could not be written now)."""
+        database = database or self.database
         try:
-            with self.database.atomic():
-                self._execute(rows)
+            with database.atomic():
+                self._execute(rows, database)
             return [OK] * len(rows)
         except OperationalError:
             log.warning("could not write %d tracking events now; they are kept for the next try", len(rows),
@@ -122,8 +124,8 @@ class Recorder:
         outcomes = []
         for row in rows:
             try:
-                with self.database.atomic():
-                    self._execute([row])
+                with database.atomic():
+                    self._execute([row], database)
                 outcomes.append(OK)
             except IntegrityError:
                 log.exception("could not record a %s event of contact %s", row[3], row[1])
@@ -136,7 +138,7 @@ class Recorder:
         """Record one row. Immediate mode: True when it was written. Buffered: True once
         it is listed for the writer (it is written within the flush interval)."""
         if not self.flush_seconds:
-            return self.store([row]) == [OK]
+            return self.store([row], database=_in_caller_transaction()) == [OK]
         with self._cond:
             if self._thread is None:
                 self._start()
@@ -270,6 +272,18 @@ def hot_database():
                     _hot_databases.clear()
                 found = _hot_databases[database.database] = SqliteDatabase(database.database, **SQLITE_OPTIONS)
     return found
+
+
+def _in_caller_transaction():
+    """The app's database when this thread is inside one of its transactions (a task, a test,
+    a script), else None. Reads and immediate writes then go through it: the kept connection
+    would not see that transaction's rows, and would wait for the write lock it holds."""
+    return db if db.obj is not None and db.in_transaction() else None
+
+
+def reader():
+    """The database to read Sends and Links from on the hot path."""
+    return _in_caller_transaction() or hot_database()
 
 
 def recorder(statements):

@@ -175,7 +175,7 @@ def _facts(row):
 
 def _send_facts(send_id):
     """(contact_id, campaign_id, team_id, sent_at) of a Send, or None. One indexed read."""
-    row = recorder.hot_database().execute_sql(_sql()["facts"], (send_id,)).fetchone()
+    row = recorder.reader().execute_sql(_sql()["facts"], (send_id,)).fetchone()
     return _facts(row) if row else None
 
 
@@ -209,7 +209,7 @@ def record_open(send_id, user_agent, ip, now=None):
 
 def click_target(send_id, link_id):
     """(url, facts) when `link_id` is a web link of the Send's own campaign, else None."""
-    row = recorder.hot_database().execute_sql(_sql()["click"], (link_id, send_id)).fetchone()
+    row = recorder.reader().execute_sql(_sql()["click"], (link_id, send_id)).fetchone()
     if row is None or not is_web_url(row[4]):
         return None
     return row[4].strip(), _facts(row)
