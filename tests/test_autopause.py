@@ -1,6 +1,5 @@
 """Auto-pause: real campaigns sent by the engine to a real SMTP server on loopback (aiosmtpd) that
 refuses some recipients with 550 5.1.1; complaints through outcomes.apply with feedback reports."""
-import datetime
 import email
 import email.policy
 
@@ -13,7 +12,6 @@ from app.feedback.parse import report_for
 from app.models import Campaign
 from app.models import CaughtMessage
 from app.models import Contact
-from app.models import Membership
 from app.models import Notice
 from app.models import Send
 from app.models import Team
