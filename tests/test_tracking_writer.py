@@ -347,3 +347,21 @@ def test_inside_a_transaction_of_the_app_hits_are_read_and_written_through_it(wo
         assert time.monotonic() - started < 2
         assert data is not None and data["send"] == send.id
     assert [(c, t) for c, t, _ in stored(app)] == [(contact.id, "opened")]
+
+
+def test_the_writer_thread_retries_a_locked_database_until_it_can_write(world, app):
+    database = SqliteDatabase(db_path(app), **{**SQLITE_OPTIONS, "timeout": 0.1})
+    writer = recorder.Recorder(database, services._sql(), flush_seconds=0.02)
+    blocker = sqlite3.connect(db_path(app), isolation_level=None)
+    try:
+        blocker.execute("BEGIN IMMEDIATE")
+        for i in range(3):
+            assert writer.submit(row(world, i)) is True
+        wait_for(lambda: writer._failing)  # the writer tried, and kept the rows
+        assert stored(app) == [] and len(writer._rows) == 3
+        blocker.execute("ROLLBACK")
+        wait_for(lambda: len(stored(app)) == 3)
+        assert [d["n"] for _, _, d in stored(app)] == [0, 1, 2]
+    finally:
+        blocker.close()
+        assert writer.close() == 0

@@ -81,7 +81,7 @@ class Recorder:
         self.max_rows = max_rows
         self.limit = limit
         self.app_database = None  # the app's database this recorder was made for
-        self.flushes = 0  # transactions that wrote rows (tests and the benchmark read these)
+        self.flushes = 0  # flushes that found rows to write (tests read these)
         self.written = 0
         self.dropped = 0
         self._reset()
@@ -108,13 +108,14 @@ class Recorder:
     def store(self, rows, database=None):
         """Write `rows` (through `database`, else the kept one); one outcome per row: OK,
         BAD (can never be written, logged) or RETRY (the database could not be written now)."""
-        database = database or self.database
+        if database is None:
+            database = self.database
         try:
             with database.atomic():
                 self._execute(rows, database)
             return [OK] * len(rows)
         except OperationalError:
-            log.warning("could not write %d tracking events now; they are kept for the next try", len(rows),
+            log.warning("could not write %d tracking events now (database locked or not writable)", len(rows),
                         exc_info=True)
             return [RETRY] * len(rows)
         except PeeweeException:
@@ -138,7 +139,10 @@ class Recorder:
         """Record one row. Immediate mode: True when it was written. Buffered: True once
         it is listed for the writer (it is written within the flush interval)."""
         if not self.flush_seconds:
-            return self.store([row], database=_in_caller_transaction()) == [OK]
+            outcome = self.store([row], database=_in_caller_transaction())
+            if outcome == [RETRY]:
+                log.error("a %s event of contact %s was not recorded", row[3], row[1])
+            return outcome == [OK]
         with self._cond:
             if self._thread is None:
                 self._start()
@@ -160,11 +164,13 @@ class Recorder:
                 return 0
             outcomes = self.store(rows)
             retry = [row for row, outcome in zip(rows, outcomes) if outcome == RETRY]
+            if retry:
+                log.warning("%d tracking events are kept and tried again in %.0f s", len(retry), RETRY_SECONDS)
             written = outcomes.count(OK)
             with self._cond:
-                self._failing = bool(retry)
                 if retry:
                     self._rows[:0] = retry
+                self._failing = bool(retry)
                 self.flushes += 1
                 self.written += written
                 self.dropped += outcomes.count(BAD)
@@ -183,9 +189,11 @@ class Recorder:
     def _run(self):
         while True:
             with self._cond:
-                pause = max(self.flush_seconds, RETRY_SECONDS) if self._failing else self.flush_seconds
+                # After a failed flush, wait the retry pause even when many rows wait.
+                failing = self._failing
+                pause = max(self.flush_seconds, RETRY_SECONDS) if failing else self.flush_seconds
                 deadline = time.monotonic() + pause
-                while not self._stopping and len(self._rows) < self.max_rows:
+                while not self._stopping and (failing or len(self._rows) < self.max_rows):
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         break
