@@ -18,7 +18,7 @@ whose views in app/tracking/views.py stay the reference behaviour:
                              (bad token, unknown link: the 404 page) goes to Flask.
 
 HEAD, POST and any other path or shape go to Flask untouched. The answers carry
-the same headers as the Flask views (tests/test_tracking.py compares them), the
+the same headers as the Flask views (tests/test_tracking_writer.py compares them), the
 same X-Request-ID handling and the same JSON request log line. No cookie is read
 or set. The work is the same service calls the views make (app.tracking.services).
 """

@@ -33,6 +33,7 @@ def _install_fast_path(state):
     from app.tracking import fastpath
     fastpath.install(state.app)
 
+
 PIXEL_HEADERS = {"Content-Type": "image/gif", "Cache-Control": "no-store, private", "Pragma": "no-cache",
                  "Expires": "0"}
 NO_STORE = {"Cache-Control": "no-store, private", "Referrer-Policy": "no-referrer",
