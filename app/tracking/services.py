@@ -5,10 +5,12 @@ from the Send id, with one key per purpose ("open", "click", "unsubscribe",
 "view"). The views verify the token and hand the Send id to this module; a
 token that fails verification never reaches the database.
 
-Opens and clicks are written in one short transaction each (one read of the
-Send, then an Event insert and, for human-looking activity, one Contact
-update), and a failed write never changes the answer: the pixel is still the
-pixel, the click still goes to its target.
+An open or a click is one read of the Send, then an Event insert and, for
+human-looking activity, one Contact update, handed to app.tracking.recorder:
+on a connection kept open, batched by a per-process writer every
+LOFT_TRACKING_FLUSH_MS (written at once in tests). A failed write never changes
+the answer: the pixel is still the pixel, the click still goes to its target.
+The common requests are answered by app.tracking.fastpath, before Flask.
 
 Machine opens and bot clicks are kept but flagged (deliverability reference,
 section 8): reports and the A/B winner use human-likely opens and clicks.
