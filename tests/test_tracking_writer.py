@@ -261,7 +261,7 @@ def test_a_normal_exit_writes_the_buffered_hits(world, app, tmp_path):
         "assert all(r.written == 0 for r in recorder._recorders.values())  # nothing written yet\n"
         "sys.exit(0)\n")
     env = dict(os.environ, LOFT_DATABASE_URL=app.config["DATABASE_URL"], LOFT_SECRET_KEY="test-secret",
-               LOFT_TRACKING_FLUSH_MS="3600000", LOFT_LOG_LEVEL="WARNING")
+               LOFT_TRACKING_FLUSH_MS="3600000", LOFT_LOG_LEVEL="WARNING", LOFT_HUEY_PATH=str(tmp_path / "huey.db"))
     subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, check=True, timeout=60)
     assert sorted(d["send"] for _, t, d in stored(app) if t == "opened") == sorted(send_ids)
 
