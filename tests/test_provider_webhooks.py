@@ -343,6 +343,72 @@ def test_another_teams_url_cannot_touch_this_teams_contacts(app, client, acme):
     assert status(app, team, ALICE) == "active"
 
 
+# --- Deliveries ---------------------------------------------------------------------------------
+
+def delivered_events(app, team):
+    with app.app_context():
+        rows = Event.select().where((Event.team == team) & (Event.type == "delivered")).order_by(Event.id)
+        return [(json.loads(e.data)["source"], e.contact.email) for e in rows]
+
+
+def test_every_provider_reports_deliveries_once_and_they_reach_outgoing_webhooks(app, client, acme, sns_key):
+    from app.models import Send
+    from app.models import WebhookDelivery
+    from app.webhooks import delivery as outgoing
+    from app.webhooks import services as endpoints
+    from tests.test_webhooks import Receiver
+
+    team, _ = acme
+    receiver = Receiver()
+    app.config["WEBHOOKS_ALLOW_PRIVATE"] = True  # the receiver is on loopback
+    try:
+        with app.app_context():
+            endpoint = endpoints.create_endpoint(team, {"url": receiver.url, "event_types": ["delivered"]},
+                                                 allow_private=True)
+            outgoing.dispatch()  # the dispatcher starts after the events already there
+        generic, secret = enabled(app, team, "generic")
+        assert generic_post(client, generic, secret, {"type": "delivered", "email": ALICE}).status_code == 200
+        again = generic_post(client, generic, secret, {"type": "delivered", "email": ALICE},
+                             timestamp=int(time.time()) - 1)
+        assert again.get_json()["applied"] == 0  # the same delivery twice is one event
+        ses = json.dumps({"notificationType": "Delivery", "delivery": {"recipients": [BOB]},
+                          "mail": {"destination": [BOB]}})
+        hook, _ = enabled(app, team, "ses")
+        assert client.post(url(hook), data=json.dumps(sns(sns_key, "Notification", ses))).status_code == 200
+        assert delivered_events(app, team) == [("generic", ALICE), ("ses", BOB)]
+        for provider in ("sendgrid", "postmark", "mailgun"):
+            with app.app_context():
+                Event.delete().where(Event.type == "delivered").execute()
+            if provider == "sendgrid":
+                key, public = sendgrid_keys()
+                hook, _ = enabled(app, team, "sendgrid", public)
+                response = sendgrid_post(client, hook, key, [{"email": BOB, "event": "delivered"}])
+            elif provider == "postmark":
+                hook, password = enabled(app, team, "postmark")
+                auth = base64.b64encode(f"{hook.username}:{password}".encode()).decode()
+                response = client.post(url(hook), json={"RecordType": "Delivery", "Recipient": BOB},
+                                       headers={"Authorization": f"Basic {auth}"})
+            else:
+                hook, _ = enabled(app, team, "mailgun", MAILGUN_KEY)
+                response = client.post(url(hook), json=mailgun_body({"event": "delivered", "recipient": BOB},
+                                                                    token="tok-d"))
+            assert response.status_code == 200 and response.get_json()["applied"] == 1, provider
+            assert delivered_events(app, team) == [(provider, BOB)]
+        with app.app_context():
+            # Delivery is news about a message already sent: the ledger and the contact stay as they were.
+            assert {s.status for s in Send.select()} == {"sent"}
+            assert outgoing.dispatch() >= 1
+            outgoing.send_due()
+            assert WebhookDelivery.select().where(WebhookDelivery.endpoint == endpoint,
+                                                  WebhookDelivery.status == "delivered").count() >= 1
+        payloads = [json.loads(r["body"]) for r in receiver.requests]
+        assert {p["type"] for p in payloads} == {"delivered"}
+        assert BOB in {p["contact"]["email"] for p in payloads}
+    finally:
+        receiver.stop()
+    assert status(app, team, ALICE) == "active" and status(app, team, BOB) == "active"
+
+
 # --- Settings page ------------------------------------------------------------------------------
 
 def test_settings_page_create_key_rotate_and_roles(app, web, admin):

@@ -162,6 +162,26 @@ def apply(team_id, report, source, now=None):
     return done
 
 
+def record_delivery(team_id, report, source, now=None):
+    """Record a provider's "delivered" for each matched send: one Event "delivered" per send, never twice.
+
+    The Send itself stays "sent": delivery is news about a message already handed over,
+    and reports and outgoing webhooks read it from the event."""
+    now = now or utcnow()
+    done = []
+    for send, result in match(team_id, report, now):
+        with db.atomic():
+            duplicate = _already(send, "delivered", "delivered")
+            if not duplicate:
+                data = {"send": send.id, "kind": "delivered", "source": source,
+                        "remote_mta": (result.remote_mta if result is not None else "") or report.remote_mta}
+                Event.create(team=team_id, contact=send.contact_id, campaign_id=send.campaign_id, type="delivered",
+                             at=now, data=json.dumps(data))
+        done.append({"send_id": send.id, "contact_id": send.contact_id, "email": send.email, "kind": "delivered",
+                     "actions": [] if duplicate else ["event:delivered"], "duplicate": duplicate})
+    return done
+
+
 def apply_smtp_reply(send, code, message, command="RCPT", source="smtp", now=None):
     """Classify and apply a permanent reply the receiving server gave during sending.
 

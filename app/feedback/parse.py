@@ -821,6 +821,22 @@ def report_for(email, status="", diagnostic="", action="failed", kind=None, mess
     return report.summarise()
 
 
+def delivery_for(email, message_id="", token=""):
+    """A Report saying the provider delivered one message to `email` (its "delivered" event)."""
+    report = Report(format="webhook", original_message_id=message_id or "", loft_token=token or "")
+    address = clean_address(email)
+    report.recipients = [address] if address else []
+    report.results = [Recipient(email=address, action="delivered", status="2.0.0", kind="none", reason="delivered")
+                      for address in report.recipients]
+    report.reason = "delivered"
+    return report
+
+
+def is_delivery(report):
+    """True for a report that only says messages were delivered (nothing failed)."""
+    return bool(report.results) and all(r.action == "delivered" for r in report.results)
+
+
 def report_from_ses(data):
     """A Report from an Amazon SES notification (Bounce, Complaint, Delivery); None for other types."""
     kind = (data.get("notificationType") or data.get("eventType") or "").lower()

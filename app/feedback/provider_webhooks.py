@@ -8,23 +8,25 @@ before anything is read or stored:
             2 = SHA256withRSA) checked with the certificate at SigningCertURL, which must be
             https://sns.<region>.amazonaws.com/....pem (fetched once, cached in LOFT_SNS_CERT_DIR).
             SubscriptionConfirmation: the SubscribeURL is visited only on sns.<region>.amazonaws.com.
-            Bounce (Permanent -> hard, Transient -> soft) and Complaint notifications.
+            Bounce (Permanent -> hard, Transient -> soft), Complaint and Delivery notifications.
   sendgrid  Event Webhook with Signed Event Webhook: ECDSA (P-256, SHA-256) over timestamp + raw body,
             X-Twilio-Email-Event-Webhook-Signature/-Timestamp, checked with the team's public key.
-            bounce, blocked, dropped and spamreport events.
+            bounce, blocked, dropped, spamreport and delivered events.
   postmark  HTTP basic auth with credentials Loft generates (the URL pasted into Postmark carries them).
-            Bounce and SpamComplaint record types.
+            Bounce, SpamComplaint and Delivery record types.
   mailgun   HMAC-SHA256 of timestamp + token with the team's signing key; stale timestamps and
-            reused tokens are refused. failed (permanent/temporary) and complained events.
+            reused tokens are refused. failed (permanent/temporary), complained and delivered events.
   generic   X-Loft-Timestamp and X-Loft-Signature = hex HMAC-SHA256 of "<timestamp>.<body>" with the
-            hook's secret; body {"type": "bounce"|"complaint", "email", "hard", "status",
+            hook's secret; body {"type": "bounce"|"complaint"|"delivered", "email", "hard", "status",
             "message_id", "reason"} (or a list of them). Stale or replayed signatures are refused.
 
 receive(hook, headers, body, auth) -> {"received", "applied", ...} or raises Refused(status, reason):
 401 for a missing or wrong signature or credentials, 403 for a replay or stale timestamp,
 400 for malformed JSON. A refused request changes nothing (only its reason is kept on the hook,
 for the settings page). Facts become parse.Report objects
-(parse.report_for / parse.report_from_ses) applied with outcomes.apply(team_id, report, provider).
+(parse.report_for / parse.report_from_ses) applied with outcomes.apply(team_id, report, provider);
+deliveries (parse.delivery_for) become one "delivered" event per send (outcomes.record_delivery),
+which outgoing webhooks pass on.
 """
 import base64
 import binascii
@@ -183,7 +185,8 @@ def receive(hook, headers, body, auth=None, now=None):
             _once(hook, nonce)
         applied = 0
         for report in reports:
-            applied += sum(1 for a in outcomes.apply(hook.team_id, report, hook.provider) if not a["duplicate"])
+            record = outcomes.record_delivery if parse.is_delivery(report) else outcomes.apply
+            applied += sum(1 for a in record(hook.team_id, report, hook.provider) if not a["duplicate"])
         (ProviderHook.update(received_count=ProviderHook.received_count + 1, last_received_at=utcnow(),
                              last_error="")
          .where(ProviderHook.id == hook.id).execute())
@@ -255,7 +258,8 @@ def _ses(hook, headers, body, auth, now):
     except ValueError as exc:
         raise Refused(400, "the SNS Message is not SES JSON") from exc
     report = parse.report_from_ses(data) if isinstance(data, dict) else None
-    return {"reports": [report] if report is not None and (report.is_bounce or report.is_complaint) else []}
+    wanted = report is not None and (report.is_bounce or report.is_complaint or parse.is_delivery(report))
+    return {"reports": [report] if wanted else []}
 
 
 def sns_string_to_sign(message):
@@ -388,6 +392,8 @@ def _sendgrid(hook, headers, body, auth, now):
                 reports.append(_report(email, "5.1.1", reason, force="hard", message_id=message_id))
         elif name == "spamreport":
             reports.append(_complaint(email, "abuse", message_id))
+        elif name == "delivered":
+            reports.append(parse.delivery_for(email, message_id))
     return {"reports": reports, "events": len(events)}
 
 
@@ -406,6 +412,8 @@ def _postmark(hook, headers, body, auth, now):
     kind = record.get("RecordType")
     if kind == "SpamComplaint" and email:
         return {"reports": [_complaint(email, "abuse")]}
+    if kind == "Delivery" and record.get("Recipient"):
+        return {"reports": [parse.delivery_for(record["Recipient"])]}
     if kind == "Bounce" and email and record.get("Type") in POSTMARK_KINDS:
         details = str(record.get("Details") or record.get("Description") or "")
         stated = POSTMARK_KINDS[record["Type"]]
@@ -436,6 +444,8 @@ def _mailgun(hook, headers, body, auth, now):
     message_id = headers_.get("message-id") or ""
     if event.get("event") == "complained" and email:
         return {"reports": [_complaint(email, "abuse", message_id)], "nonce": nonce}
+    if event.get("event") == "delivered" and email:
+        return {"reports": [parse.delivery_for(email, message_id)], "nonce": nonce}
     if event.get("event") == "failed" and email:
         status = event.get("delivery-status") or {}
         words = " ".join(str(x) for x in (status.get("code") or "", status.get("message") or "",
@@ -468,11 +478,13 @@ def _generic(hook, headers, body, auth, now):
     items = data if isinstance(data, list) else [data]
     reports = []
     for item in items:
-        if not isinstance(item, dict) or item.get("type") not in ("bounce", "complaint") or \
+        if not isinstance(item, dict) or item.get("type") not in ("bounce", "complaint", "delivered") or \
                 not isinstance(item.get("email"), str) or "@" not in item["email"]:
-            raise Refused(400, 'each event needs "type": "bounce" or "complaint" and an "email"')
+            raise Refused(400, 'each event needs "type": "bounce", "complaint" or "delivered" and an "email"')
         message_id = str(item.get("message_id") or "")
-        if item["type"] == "complaint":
+        if item["type"] == "delivered":
+            reports.append(parse.delivery_for(item["email"], message_id))
+        elif item["type"] == "complaint":
             reports.append(_complaint(item["email"], str(item.get("feedback_type") or "abuse"), message_id))
         else:
             hard = bool(item.get("hard"))
