@@ -556,7 +556,7 @@ class WebhookCursor(BaseModel):
 class Notice(BaseModel):
     """An in-app alert for a team; its email to the Administrators leaves from a periodic task."""
     team = ForeignKeyField(Team, on_delete="CASCADE")
-    kind = CharField(default="alert")  # alert, autopause, ...
+    kind = CharField(default="alert")  # alert, autopause, mailbox, ...
     subject = TextField()
     text = TextField(default="")
     campaign_id = IntegerField(null=True)

@@ -451,7 +451,20 @@ def check_mailbox(mailbox_id, limit=None, manual=False):
         current_app.logger.warning("bounce mailbox %s: %s", mailbox.id, error)
     (BounceMailbox.update(last_checked_at=utcnow(), last_error=error[:2000], last_summary=json.dumps(summary))
      .where(BounceMailbox.id == mailbox.id).execute())
+    if error and not mailbox.last_error and not manual:
+        _alert_failing(mailbox, error)
     return summary
+
+
+def _alert_failing(mailbox, error):
+    """Tell the admins once when a mailbox that was being read stops answering: unread bounces mean
+    Loft keeps mailing dead addresses. The next failures stay quiet until a check succeeds again."""
+    from app.feedback import alerts  # the feedback area's alerts; imported here to keep imap importable alone
+    name = mailbox.name or f"{mailbox.username}@{mailbox.host}"
+    alerts.notify(mailbox.team_id, f"Bounce mailbox {name} cannot be read",
+                  f"Loft could not read the bounce mailbox {name}: {error}\n\nUntil it can, bounces and "
+                  "complaints that arrive there are not applied. Check the login under Feedback > Bounce mailboxes.",
+                  kind="mailbox", data={"mailbox": mailbox.id})
 
 
 def _read(client, mailbox, limit, summary):
