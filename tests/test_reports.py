@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 import pytest
+from peewee import fn
 
 from app.db import db
 from app.feedback import outcomes
@@ -361,13 +362,32 @@ def test_the_report_page_counts_new_events_itself(app, web, admin, public):
 def test_periodic_tasks_count_and_apply_retention(app, web, admin):
     from tasks import reports as report_tasks
     team = team_of(admin)
-    campaign, sends, _ = build_campaign(team, ["t@example.org"], sent_ago=datetime.timedelta(days=800))
+    campaign, sends, _ = build_campaign(team, ["t@example.org", "u@example.org"],
+                                        sent_ago=datetime.timedelta(days=800))
     with app.app_context():
         report_tasks.rollup()
-        assert CampaignStat.get().sent == 1
+        assert CampaignStat.get().sent == 2
         report_tasks.retention()
-    assert not Event.select().where(Event.campaign_id == campaign.id).exists()
-    assert CampaignStat.get().sent == 1
+    # Only the newest event is left (see test_retention_keeps_the_newest_event...).
+    assert Event.select().where(Event.campaign_id == campaign.id).count() == 1
+    assert CampaignStat.get().sent == 2
+
+
+def test_retention_keeps_the_newest_event_so_its_id_is_never_handed_out_again(app, web, admin):
+    team = team_of(admin)
+    campaign, sends, _ = build_campaign(team, ["a@example.org", "b@example.org"],
+                                        sent_ago=datetime.timedelta(days=800))
+    Event.update(at=utcnow() - datetime.timedelta(days=900)).execute()  # every event is old
+    in_app(rollup.run)
+    newest, before = Event.select(fn.MAX(Event.id)).scalar(), Event.select().count()
+    assert rollup.retention(400) == before - 1
+    assert [e.id for e in Event.select(Event.id)] == [newest]
+    later = Event.create(team=team, contact=sends[0].contact_id, campaign_id=campaign.id, type="opened",
+                         data=json.dumps({"send": sends[0].id, "machine": False}))
+    assert later.id > newest  # past every cursor: it will be counted
+    in_app(rollup.run)
+    stat = CampaignStat.get(CampaignStat.campaign == campaign.id)
+    assert stat.opens_total + stat.opens_machine == 1
 
 
 @pytest.mark.parametrize("agent, expected", [

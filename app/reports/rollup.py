@@ -264,14 +264,19 @@ def catch_up(max_seconds=0.3):
 
 def retention(days, now=None, chunk=10000):
     """Delete raw events older than `days` days that the aggregator has counted; returns how many.
-    Short transactions of `chunk` rows each, so the tracking endpoints never wait long."""
+    Short transactions of `chunk` rows each, so the tracking endpoints never wait long.
+
+    The newest event always stays: SQLite gives a new row max(id) + 1, so deleting the newest rows
+    would hand their ids out again, below the cursors of this aggregator and the webhook dispatcher,
+    and those events would never be counted or sent."""
     cutoff = str((now or utcnow()) - datetime.timedelta(days=days))  # Event.at is stored as this text
     deleted = 0
     while True:
         with db.atomic():
             last = _cursor("events")
             count = db.execute_sql(
-                "DELETE FROM event WHERE id IN (SELECT id FROM event WHERE id <= ? AND at < ? ORDER BY id LIMIT ?)",
+                "DELETE FROM event WHERE id IN (SELECT id FROM event WHERE id <= ? AND at < ? "
+                "AND id < (SELECT MAX(id) FROM event) ORDER BY id LIMIT ?)",
                 (last, cutoff, chunk)).rowcount
         deleted += count
         if count < chunk:
