@@ -310,6 +310,18 @@ def test_retention_deletes_counted_raw_events_and_keeps_daily_totals(app, web, a
     assert metric(page, "sent") == "1"  # the report of the old campaign still reads its aggregates
 
 
+def test_report_of_a_sending_campaign_refreshes_itself(app, web, admin):
+    team = team_of(admin)
+    campaign, _, _ = build_campaign(team, ["live@example.org"])
+    live = soup(web.get(f"/reports/campaigns/{campaign.id}")).select_one("#report-live")
+    assert live is not None and not live.has_attr("hx-trigger")  # finished: nothing to refresh
+    Campaign.update(state="sending").where(Campaign.id == campaign.id).execute()
+    live = soup(web.get(f"/reports/campaigns/{campaign.id}")).select_one("#report-live")
+    assert (live["hx-get"], live["hx-trigger"], live["hx-select"]) == (
+        f"/reports/campaigns/{campaign.id}", "every 15s", "#report-live")
+    assert live.select_one("[data-metric=sent] dd").get_text(strip=True) == "1"
+
+
 def test_campaign_report_empty_state_and_link_from_the_campaign(app, web, admin):
     team = team_of(admin)
     draft = Campaign.create(team=team, name="Draft", subject="Hi")
