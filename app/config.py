@@ -83,6 +83,8 @@ class Config:
     SNS_CERT_DIR = _path("LOFT_SNS_CERT_DIR", "var/sns-certs")
     # Outgoing webhooks may target loopback or private-network addresses (off: such URLs are refused, an SSRF guard).
     WEBHOOKS_ALLOW_PRIVATE = _bool("LOFT_WEBHOOKS_ALLOW_PRIVATE", False)
+    # Finished webhook deliveries (delivered or failed) stay in the delivery log this many days.
+    WEBHOOK_LOG_DAYS = _int("LOFT_WEBHOOK_LOG_DAYS", 30)
     # A sending campaign pauses itself when its bounce rate (hard + soft) or complaint rate reaches these,
     # once at least AUTOPAUSE_MIN_SENT messages were attempted; checked at most every AUTOPAUSE_CHECK_SECONDS.
     AUTOPAUSE_BOUNCE_RATE = float(_str("LOFT_AUTOPAUSE_BOUNCE_RATE", "0.05"))

@@ -4,6 +4,7 @@ Also sends the emails of in-app notices (app/feedback/alerts.py): a notice is
 stored by whoever raises it, and its email leaves from here, outside that
 caller's transaction.
 """
+from flask import current_app
 from huey import crontab
 
 from app.feedback import alerts
@@ -17,6 +18,12 @@ def webhooks_tick():
     """Every minute: new events become deliveries (a bounded batch), then due deliveries are sent."""
     delivery.dispatch()  # at most 5 x 2,000 events per tick; the cursor keeps the rest for the next one
     delivery.send_due()
+
+
+@huey.periodic_task(crontab(hour="3", minute="41"), name="webhooks.prune")
+def prune_log():
+    """Daily: finished deliveries older than LOFT_WEBHOOK_LOG_DAYS leave the delivery log."""
+    delivery.prune_log(current_app.config["WEBHOOK_LOG_DAYS"])
 
 
 @huey.task(name="webhooks.deliver")

@@ -278,6 +278,20 @@ def test_the_address_is_checked_again_at_delivery_time(app, web, admin, receiver
     assert server.requests == []
 
 
+def test_old_finished_deliveries_leave_the_log_pending_ones_stay(app, web, admin, ctx):
+    from tasks import webhooks as webhook_tasks
+    endpoint = WebhookEndpoint.create(team=acme(), url="https://93.184.216.34/x", secret="",
+                                      event_types=json.dumps(["opened"]))
+    old = utcnow() - datetime.timedelta(days=45)
+    for i, status in enumerate(("delivered", "failed", "pending")):
+        WebhookDelivery.create(endpoint=endpoint, event_id=i + 1, event_type="opened", payload="{}", status=status,
+                               created_at=old)
+    WebhookDelivery.create(endpoint=endpoint, event_id=9, event_type="opened", payload="{}", status="delivered")
+    webhook_tasks.prune_log.call_local()  # LOFT_WEBHOOK_LOG_DAYS = 30
+    left = sorted((d.event_id, d.status) for d in WebhookDelivery.select())
+    assert left == [(3, "pending"), (9, "delivered")]
+
+
 def test_form_errors(app, web, admin, ctx):
     response = web.post("/webhooks/new", {"url": "https://93.184.216.34/x"})
     assert response.status_code == 422

@@ -317,6 +317,23 @@ def send_due(now=None, limit=500, budget_seconds=50.0, resolver=None, workers=WO
         return sum(pool.map(attempt, ids))
 
 
+def prune_log(days, now=None, chunk=5000):
+    """Delete finished deliveries (delivered or failed) older than `days`; pending ones always stay.
+    Short transactions, so a busy dispatcher never waits long. Returns how many went."""
+    cutoff = (now or utcnow()) - datetime.timedelta(days=days)
+    deleted = 0
+    while True:
+        with db.atomic():
+            ids = [row[0] for row in WebhookDelivery.select(WebhookDelivery.id)
+                   .where((WebhookDelivery.status << ("delivered", "failed")) & (WebhookDelivery.created_at < cutoff))
+                   .limit(chunk).tuples()]
+            if ids:
+                WebhookDelivery.delete().where(WebhookDelivery.id << ids).execute()
+        deleted += len(ids)
+        if len(ids) < chunk:
+            return deleted
+
+
 def test_delivery(endpoint, now=None):
     """A "test" event for one endpoint, ready to be sent at once. Returns the WebhookDelivery."""
     now = now or utcnow()
