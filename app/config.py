@@ -25,6 +25,18 @@ def _bool(name, default):
     return os.environ.get(name, str(default)).strip().lower() in ("1", "true", "yes", "on")
 
 
+def _ints(name, default):
+    """A comma-separated list of whole numbers, e.g. "60,300,900"."""
+    text = os.environ.get(name, default)
+    return tuple(int(part) for part in text.split(",") if part.strip())
+
+
+def _limits(name, default):
+    """Per-domain numbers as "gmail.com=5,yahoo.com=5"."""
+    pairs = (part.split("=", 1) for part in os.environ.get(name, default).split(",") if "=" in part)
+    return {domain.strip().lower(): int(number) for domain, number in pairs}
+
+
 def _path(name, default):
     """A filesystem path; relative ones are taken from the project root."""
     value = Path(os.environ.get(name, default))
@@ -76,6 +88,16 @@ class Config:
     # Soft bounces (mailbox full, ...) that stop mail to an address: this many within SOFT_BOUNCE_DAYS days.
     SOFT_BOUNCE_LIMIT = _int("LOFT_SOFT_BOUNCE_LIMIT", 3)
     SOFT_BOUNCE_DAYS = _int("LOFT_SOFT_BOUNCE_DAYS", 30)
+    # Sending engine: seconds before the 2nd, 3rd, ... attempt of a temporary failure (then it is failed).
+    SEND_RETRY_DELAYS = _ints("LOFT_SEND_RETRY_DELAYS", "60,300,900,3600,14400")
+    # Parallel deliveries per recipient domain, and per-domain exceptions ("gmail.com=5,yahoo.com=5").
+    SEND_DOMAIN_CONCURRENCY = _int("LOFT_SEND_DOMAIN_CONCURRENCY", 10)
+    SEND_DOMAIN_LIMITS = _limits("LOFT_SEND_DOMAIN_LIMITS", "")
+    # Connection-level failures in a row before an SMTP account rests, and for how many seconds.
+    SEND_ACCOUNT_FAILURE_LIMIT = _int("LOFT_SEND_ACCOUNT_FAILURE_LIMIT", 10)
+    SEND_ACCOUNT_PAUSE_SECONDS = _int("LOFT_SEND_ACCOUNT_PAUSE_SECONDS", 900)
+    # Seconds to wait for each SMTP reply.
+    SEND_SMTP_TIMEOUT = _int("LOFT_SEND_SMTP_TIMEOUT", 60)
     # Bounce mailboxes (IMAP) are read every this many minutes; each run reads at most BOUNCE_CHECK_LIMIT messages.
     BOUNCE_CHECK_MINUTES = _int("LOFT_BOUNCE_CHECK_MINUTES", 5)
     BOUNCE_CHECK_LIMIT = _int("LOFT_BOUNCE_CHECK_LIMIT", 500)

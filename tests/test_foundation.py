@@ -150,3 +150,16 @@ def test_dashboard_counts_and_next_steps(web, admin):
     assert any("postal address" in text for text in done) and any("contacts" in text for text in done)
     counts = {div.select_one("dt").text: div.select_one("dd").text for div in page.select("dl.stats div")}
     assert counts["Active contacts"] == "1"
+
+
+def test_sending_settings_read_lists_and_per_domain_limits(monkeypatch):
+    from app.sending.engine import Settings
+    monkeypatch.setenv("LOFT_SEND_RETRY_DELAYS", "30, 120,600")
+    monkeypatch.setenv("LOFT_SEND_DOMAIN_LIMITS", "Gmail.com=3, yahoo.com=4")
+    assert config._ints("LOFT_SEND_RETRY_DELAYS", "60") == (30, 120, 600)
+    assert config._limits("LOFT_SEND_DOMAIN_LIMITS", "") == {"gmail.com": 3, "yahoo.com": 4}
+    settings = Settings.from_config({"SEND_RETRY_DELAYS": (30, 120, 600), "SEND_DOMAIN_LIMITS": {"gmail.com": 3},
+                                     "SEND_DOMAIN_CONCURRENCY": 7, "SEND_ACCOUNT_FAILURE_LIMIT": 4,
+                                     "SEND_ACCOUNT_PAUSE_SECONDS": 60, "SEND_SMTP_TIMEOUT": 20})
+    assert (settings.retry_delays, settings.max_attempts, settings.domain_limits, settings.domain_concurrency) == (
+        (30, 120, 600), 4, {"gmail.com": 3}, 7)

@@ -25,8 +25,8 @@ loop per run (uvloop when installed, else asyncio's):
 
 All database work of the run happens on one extra thread (its own
 connection, a small page cache), so a slow write never stalls the SMTP
-connections; a database error there is retried, never dropped. Settings
-(SEND_*, in the app config) are listed in DEFAULTS below.
+connections; a database error there is retried, never dropped. Settings:
+the operator's LOFT_SEND_* in app/config.py, internal tuning in DEFAULTS below.
 
 Failures:
   4xx, 421, timeouts, dropped connections  -> deferred, retried after
@@ -87,15 +87,11 @@ from app.sending.message import MessageFactory
 
 log = logging.getLogger(__name__)
 
-# Defaults; each can be overridden in the app config (tests use tiny delays).
+# Internal tuning; each can be overridden in the app config (tests use tiny delays). The knobs an
+# operator sets (retry delays, per-domain limits, account rest, SMTP timeout) are LOFT_SEND_* settings
+# in app/config.py.
 DEFAULTS = {
     "SEND_BATCH_SIZE": 500,  # sends claimed per transaction
-    "SEND_RETRY_DELAYS": (60, 300, 900, 3600, 14400),  # seconds before attempt 2, 3, ...
-    "SEND_DOMAIN_CONCURRENCY": 10,  # parallel deliveries per recipient domain
-    "SEND_DOMAIN_LIMITS": {},  # per-domain overrides, e.g. {"gmail.com": 5}
-    "SEND_ACCOUNT_FAILURE_LIMIT": 10,  # connection-level failures in a row before an account pauses
-    "SEND_ACCOUNT_PAUSE_SECONDS": 900,  # how long such an account rests
-    "SEND_SMTP_TIMEOUT": 60,  # seconds per SMTP reply
     "SEND_RECONNECT_DELAY": 1.0,  # first wait before reconnecting; doubles, at most 30 s
     "SEND_FLUSH_INTERVAL": 0.2,  # seconds between result writes
     "SEND_STATE_INTERVAL": 1.0,  # seconds between campaign-state checks (pause/cancel)
@@ -138,7 +134,7 @@ class Settings:
 
     @classmethod
     def from_config(cls, config):
-        get = lambda key: config.get(key, DEFAULTS[key])  # noqa: E731
+        get = lambda key: config[key] if key in config else DEFAULTS[key]  # noqa: E731
         return cls(batch_size=int(get("SEND_BATCH_SIZE")), retry_delays=tuple(get("SEND_RETRY_DELAYS")),
                    domain_concurrency=int(get("SEND_DOMAIN_CONCURRENCY")),
                    domain_limits=dict(get("SEND_DOMAIN_LIMITS")),
