@@ -342,6 +342,32 @@ def test_timeline_is_newest_first_and_loads_more(web, admin):
     assert len(soup(web.get(more["href"])).select("#timeline li.event")) == 5
 
 
+def test_timeline_says_which_campaign_and_what_happened(web, admin):
+    from app.models import Campaign
+    team = acme()
+    other = Team.create(name="Other")
+    contact = add_contact(team, "who@example.com")
+    spring = Campaign.create(team=team, name="Spring news")
+    theirs = Campaign.create(team=other, name="Their secret campaign")
+    start = datetime.datetime(2026, 1, 1)
+    rows = [("bounced", spring.id, {"kind": "hard", "status": "5.1.1", "reason": "userunknown", "source": "imap"}),
+            ("opened", spring.id, {"machine": True}),
+            ("clicked", spring.id, {"url": "https://example.org/buy", "bot": False}),
+            ("complained", spring.id, {"feedback_type": "abuse", "source": "ses"}),
+            ("opened", theirs.id, {"machine": False})]  # a forged row: another team's name never shows
+    for i, (type, campaign_id, data) in enumerate(rows):
+        Event.create(team=team, contact=contact, type=type, campaign_id=campaign_id, data=json.dumps(data),
+                     at=start + datetime.timedelta(hours=i))
+    items = soup(web.get(f"/contacts/{contact.id}")).select("#timeline li.event")
+    assert [li.select_one(".muted").text for li in items] == [
+        f"Campaign #{theirs.id}",
+        "“Spring news” · abuse · via Amazon SES",
+        "“Spring news” · https://example.org/buy",
+        "“Spring news” · machine open (privacy proxy), not counted",
+        "“Spring news” · hard bounce · 5.1.1 userunknown · via bounce mailbox",
+    ]
+
+
 # --- Lists pages -------------------------------------------------------------------------
 
 def test_lists_page_create_rename_delete(web, admin):

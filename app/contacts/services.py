@@ -383,7 +383,18 @@ def timeline(contact, before=None, limit=TIMELINE_PAGE):
     events = list(query.order_by(Event.at.desc(), Event.id.desc()).limit(limit + 1))
     more = len(events) > limit
     events = events[:limit]
+    _name_campaigns(contact.team_id, events)
     return events, (events[-1].id if more else None)
+
+
+def _name_campaigns(team_id, events):
+    """Give each event its campaign's name (one query for the page), for describe_event."""
+    from app.models import Campaign  # campaigns build on contacts: imported here, not at the top
+    ids = {e.campaign_id for e in events if e.campaign_id is not None}
+    names = dict(Campaign.select(Campaign.id, Campaign.name)
+                 .where((Campaign.id << ids) & (Campaign.team == team_id)).tuples()) if ids else {}
+    for event in events:
+        event.campaign_name = names.get(event.campaign_id)
 
 
 # --- Lists and subscriptions --------------------------------------------------
@@ -1037,6 +1048,36 @@ def describe_event(event):
         return "Changed: " + ", ".join(data["fields"])
     if event.type in ("created", "imported") and data.get("source"):
         return f"Source: {data['source']}"
+    parts = []
     if event.campaign_id is not None:
-        return f"Campaign #{event.campaign_id}"
-    return ""
+        name = getattr(event, "campaign_name", None)
+        parts.append(f"“{name}”" if name else f"Campaign #{event.campaign_id}")
+    parts += _activity_details(event.type, data)
+    return " · ".join(parts)
+
+
+# Where a bounce, complaint or delivery was learnt, in words.
+FEEDBACK_SOURCES = {"smtp": "reply while sending", "imap": "bounce mailbox", "ses": "Amazon SES",
+                    "sendgrid": "SendGrid", "postmark": "Postmark", "mailgun": "Mailgun", "generic": "webhook",
+                    "mailto": "unsubscribe email"}
+BOUNCE_KINDS = {"hard": "hard bounce", "soft": "soft bounce", "block": "blocked by policy (not the address)",
+                "auth": "our authentication failed", "limit": "account limit reached", "delayed": "delayed"}
+
+
+def _activity_details(type, data):
+    """The few facts of a campaign event a person cares about: why it bounced, which link, a machine?"""
+    source = FEEDBACK_SOURCES.get(data.get("source"), data.get("source"))
+    if type in ("bounced", "deferred"):
+        kind = BOUNCE_KINDS.get(data.get("kind"), data.get("kind") or "")
+        words = " ".join(w for w in (data.get("status", ""), data.get("reason", "")) if w)
+        return [p for p in (kind, words, f"via {source}" if source else "") if p]
+    if type == "complained":
+        return [p for p in (data.get("feedback_type") or "abuse", f"via {source}" if source else "") if p]
+    if type == "delivered":
+        return [f"confirmed by {source}"] if source else []
+    if type == "opened":
+        return ["machine open (privacy proxy), not counted"] if data.get("machine") else []
+    if type == "clicked":
+        link = str(data.get("url") or "")[:120]
+        return [p for p in (link, "scanner, not counted" if data.get("bot") else "") if p]
+    return []
