@@ -454,3 +454,27 @@ def test_charts_are_svg_with_text_alternatives():
 def soup_of(markup):
     from bs4 import BeautifulSoup
     return BeautifulSoup(str(markup), "html.parser")
+
+
+def test_timeline_is_in_the_teams_time_zone_across_a_dst_change_and_a_half_hour_zone():
+    from app.reports.services import timeline
+    hours = [("2026-03-29 00:00:00", 0, 0, 1, 0), ("2026-03-29 01:00:00", 0, 0, 2, 1),
+             ("2026-03-29 03:00:00", 0, 0, 4, 0)]  # UTC; Europe/Berlin moves from +1 to +2 at 01:00 UTC
+    berlin = timeline(hours, "Europe/Berlin")
+    assert berlin["labels"] == ["2026-03-29 01:00", "2026-03-29 03:00", "2026-03-29 04:00", "2026-03-29 05:00"]
+    assert (berlin["opens"], berlin["clicks"], berlin["zone"]) == ([1, 2, 0, 4], [0, 1, 0, 0], "Europe/Berlin")
+    kolkata = timeline(hours[:1], "Asia/Kolkata")
+    assert kolkata["labels"] == ["2026-03-29 05:30"]
+    days = timeline([("2026-03-01 23:00:00", 0, 0, 1, 0), ("2026-03-05 12:00:00", 0, 0, 1, 1)], "Asia/Tokyo")
+    assert (days["unit"], days["labels"][0], days["labels"][-1]) == ("day", "2026-03-02", "2026-03-05")
+    assert sum(days["opens"]) == 2 and len(days["labels"]) == 4
+    assert timeline(hours, "Not/AZone")["labels"][0] == "2026-03-29 00:00"  # an unknown zone falls back to UTC
+
+
+def test_report_chart_names_the_teams_time_zone(app, web, admin):
+    team = team_of(admin)
+    Team.update(time_zone="America/New_York").where(Team.id == team.id).execute()
+    campaign, sends, _ = build_campaign(team, ["tz@example.org"])
+    assert web.get(f"/o/{sign('open', sends[0].id)}.gif", headers={"User-Agent": APPLE_MAIL}).status_code == 200
+    page = soup(web.get(f"/reports/campaigns/{campaign.id}"))
+    assert "America/New_York" in page.select_one("svg.chart").title.get_text()

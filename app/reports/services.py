@@ -14,6 +14,7 @@ Rates (the usual definitions):
 """
 import datetime
 import json
+import zoneinfo
 
 from peewee import JOIN
 from peewee import fn
@@ -119,33 +120,40 @@ def campaign_report(campaign):
         "links": links, "domains": domains, "more_domains": max(0, domain_count - len(domains)),
         "countries": countries, "clients": client_rows[:TOP],
         "devices": sorted(devices.items(), key=lambda item: -item[1]),
-        "timeline": timeline(hours),
+        "timeline": timeline(hours, campaign.team.time_zone if campaign.team_id else "UTC"),
     }
 
 
-def timeline(hours):
-    """(labels, opens, clicks, unit) per hour, or per day when the hours span more than 3 days;
-    the gaps are filled with zeros so the chart's x axis is time."""
+def timeline(hours, time_zone="UTC"):
+    """(labels, opens, clicks, unit) per hour, or per day when the hours span more than 3 days, in the
+    team's time zone (HourStat keeps UTC hours; each is converted, so DST and half-hour zones come out
+    right); the gaps are filled with zeros so the chart's x axis is time."""
+    try:
+        zone = zoneinfo.ZoneInfo(time_zone or "UTC")
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        zone = datetime.timezone.utc
+    empty = {"labels": [], "opens": [], "clicks": [], "unit": "hour", "zone": str(time_zone or "UTC")}
     if not hours:
-        return {"labels": [], "opens": [], "clicks": [], "unit": "hour"}
-    first = _hour(hours[0][0])
-    last = _hour(hours[-1][0])
+        return empty
+    first, last = _hour(hours[0][0]), _hour(hours[-1][0])
     daily = (last - first) > datetime.timedelta(days=3)
-    step = datetime.timedelta(days=1) if daily else datetime.timedelta(hours=1)
-    key = (lambda h: h[:10]) if daily else (lambda h: h)
+
+    def label(utc_hour):
+        local = utc_hour.replace(tzinfo=datetime.timezone.utc).astimezone(zone)
+        return local.strftime("%Y-%m-%d") if daily else local.strftime("%Y-%m-%d %H:%M")
+
     opens, clicks = {}, {}
     for hour, opens_unique, clicks_unique, all_opens, all_clicks in hours:
-        opens[key(hour)] = opens.get(key(hour), 0) + all_opens
-        clicks[key(hour)] = clicks.get(key(hour), 0) + all_clicks
-    moment = first.replace(hour=0) if daily else first
-    labels, open_values, click_values = [], [], []
-    while moment <= last and len(labels) < 2000:
-        label = moment.strftime("%Y-%m-%d") if daily else moment.strftime("%Y-%m-%d %H")
-        labels.append(label if daily else label + ":00")
-        open_values.append(opens.get(label, 0))
-        click_values.append(clicks.get(label, 0))
-        moment += step
-    return {"labels": labels, "opens": open_values, "clicks": click_values, "unit": "day" if daily else "hour"}
+        key = label(_hour(hour))
+        opens[key] = opens.get(key, 0) + all_opens
+        clicks[key] = clicks.get(key, 0) + all_clicks
+    labels, moment = [], first
+    while moment <= last and len(labels) < 2000:  # every UTC hour in between, named in local time
+        if not labels or labels[-1] != label(moment):
+            labels.append(label(moment))
+        moment += datetime.timedelta(hours=1)
+    return dict(empty, labels=labels, opens=[opens.get(k, 0) for k in labels],
+                clicks=[clicks.get(k, 0) for k in labels], unit="day" if daily else "hour")
 
 
 def _hour(text):

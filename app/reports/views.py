@@ -48,7 +48,8 @@ def campaign(campaign_id):
     report = services.campaign_report(campaign)
     timeline = report["timeline"]
     unit = timeline["unit"]
-    chart = charts.line_chart(f"Opens and clicks per {unit} (UTC), machine opens and scanner clicks left out",
+    chart = charts.line_chart(f"Opens and clicks per {unit} ({timeline['zone']}), machine opens and scanner clicks "
+                              "left out",
                               timeline["labels"], [("Opens", timeline["opens"]), ("Clicks", timeline["clicks"])])
     return render_template("reports/campaign.html", report=report, campaign=campaign, chart=chart,
                            behind=max(0, position[1] - position[0]))
