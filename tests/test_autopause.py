@@ -18,13 +18,13 @@ from app.models import Team
 from app.models import utcnow
 from app.sending import engine
 from app.sending import ledger
-from tests.sending_support import TestSmtp
 from tests.sending_support import make_account
 from tests.sending_support import make_campaign
 from tests.sending_support import make_contacts
 from tests.sending_support import statuses
 from tests.conftest import soup
 from tests.test_engine import run_until_settled
+from tests.test_engine import smtp  # noqa: F401  (fixture: real SMTP servers on loopback)
 
 
 @pytest.fixture
@@ -36,19 +36,6 @@ def ctx(app):
     autopause._last_check.clear()
     with app.app_context():
         yield app
-
-
-@pytest.fixture
-def smtp():
-    servers = []
-
-    def start(**behaviour):
-        server = TestSmtp(**behaviour)
-        servers.append(server)
-        return server
-    yield start
-    for server in servers:
-        server.stop()
 
 
 def team_with_admin():
