@@ -2,6 +2,7 @@
 tracking endpoints appear on the campaign report (counted by the page itself), with the chart drawn
 under the strict CSP, and the dashboard shows its health verdict. Skips with the reason where
 Chromium is missing."""
+import os
 import re
 
 import pytest
@@ -18,6 +19,14 @@ from app.models import Team  # noqa: E402
 from app.tracking import tokens  # noqa: E402
 from tests.test_reports import APPLE_MAIL  # noqa: E402
 from tests.test_reports import build_campaign  # noqa: E402
+
+
+SHOTS = os.environ.get("LOFT_SCREENSHOTS")  # a folder: save screenshots there to look at the pages
+
+
+def shot(page, name):
+    if SHOTS:
+        page.screenshot(path=os.path.join(SHOTS, f"reports-{name}.png"), full_page=True)
 
 
 def no_sideways_scroll(page):
@@ -40,6 +49,7 @@ def test_opens_and_clicks_over_http_show_on_the_report_and_the_dashboard(app, pa
     expect(page.get_by_role("heading", name=re.compile("Sending health"))).to_be_visible()
     expect(page.locator("#totals")).to_be_visible()
     no_sideways_scroll(page)
+    shot(page, "dashboard")
 
     page.goto(f"/reports/campaigns/{campaign.id}")
     expect(page.locator("[data-metric=sent] dd")).to_have_text("2")
@@ -49,6 +59,7 @@ def test_opens_and_clicks_over_http_show_on_the_report_and_the_dashboard(app, pa
     expect(chart).to_be_visible()  # drawn with classes only: a style attribute would be a CSP error
     assert chart.bounding_box()["width"] > 200
     no_sideways_scroll(page)
+    shot(page, "campaign")
     download = page.get_by_role("link", name="Download CSV")
     download.focus()
     expect(download).to_be_focused()
