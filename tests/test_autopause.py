@@ -216,3 +216,41 @@ def test_rates_and_thresholds_from_settings(ctx, admin):
     ctx.config.update(AUTOPAUSE_BOUNCE_RATE=0.1)
     assert autopause.check_campaign(campaign)
     assert Campaign.get_by_id(campaign.id).state == "paused"
+
+
+def test_a_campaign_that_completes_above_the_line_is_not_paused_but_the_admins_hear_once(ctx, admin, smtp):
+    import time
+    ctx.config.update(AUTOPAUSE_CHECK_SECONDS=3600)
+    server = smtp(reject=("gone",))
+    team = team_with_admin()
+    campaign, _ = launch(team, server.port, good=160, bad=40, connections=4)  # 20%, found only at the end
+    autopause._last_check[campaign.id] = time.monotonic()  # as if just checked: no check while it sends
+
+    result = run_until_settled(campaign.id)
+
+    campaign = Campaign.get_by_id(campaign.id)
+    assert (result.outcome, campaign.state) == ("completed", "completed")
+    [notice] = Notice.select().where(Notice.campaign_id == campaign.id)
+    assert (notice.kind, notice.subject) == ("rates", "Campaign “Spring news” finished with too many bounces")
+    assert notice.text.startswith("This campaign completed, but 40 of 200 messages bounced (20.0%")
+    assert autopause.check_campaign(campaign) is None  # said once
+    assert Notice.select().count() == 1
+
+
+def test_bounces_arriving_by_mail_after_completion_warn_once(app, admin):
+    with app.app_context():
+        app.config.update(AUTOPAUSE_CHECK_SECONDS=0)
+        team = team_with_admin()
+        campaign = make_campaign(team, state="completed")
+        Campaign.update(sent=150).where(Campaign.id == campaign.id).execute()
+        contacts = _sent_sends(campaign, 150)
+        for contact in contacts[:7]:
+            outcomes.apply(team.id, report_for(contact.email, status="5.1.1", diagnostic="550 5.1.1 user unknown"),
+                           "imap")
+        assert Notice.select().count() == 0  # 7 of 150 = 4.7%: under the line
+        for contact in contacts[7:12]:
+            outcomes.apply(team.id, report_for(contact.email, status="5.1.1", diagnostic="550 5.1.1 user unknown"),
+                           "imap")
+        [notice] = Notice.select()
+        assert notice.kind == "rates" and "8 of 150 messages bounced" in notice.text
+        assert Campaign.get_by_id(campaign.id).state == "completed"

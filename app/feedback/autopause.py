@@ -7,6 +7,12 @@
     after_flush(app, campaign_id)        the engine's hook (its database thread, after each result write)
     after_outcomes(results)              outcomes.apply's hook (bounces and complaints from the mailbox
                                          or provider webhooks)
+    after_completion(campaign_id)        the engine's hook when a campaign completes
+
+A campaign that completed before a check could pause it (the last batch, or bounces
+and complaints arriving by mail afterwards) is not paused: nothing is left to stop.
+Its admins still get one notice (kind "rates") saying it crossed the line, so the
+next campaign to that audience is not sent blind.
 
 Rates, over the messages attempted (Campaign.sent + Campaign.failed: every message
 that left or was refused for good):
@@ -43,6 +49,7 @@ from app.models import Send
 log = logging.getLogger(__name__)
 
 KIND = "autopause"
+FINISHED_KIND = "rates"  # the one warning about a campaign that completed above a threshold
 _last_check = {}  # campaign id -> time.monotonic() of its last check in this process
 
 
@@ -88,25 +95,28 @@ def _percent(rate):
     return f"{rate * 100:.1f}%" if rate >= 0.01 else f"{rate * 100:.2f}%"
 
 
-def decide(now_counts, base, bounce_limit, complaint_limit, min_sent):
-    """(kind, reason) when the campaign must pause, else None."""
+def decide(now_counts, base, bounce_limit, complaint_limit, min_sent, finished=False):
+    """(kind, reason) when the campaign must pause (or, `finished`, when it should have), else None."""
     attempted = now_counts["attempted"] - base["attempted"]
     if attempted < min_sent:
         return None
     complained = now_counts["complained"] - base["complained"]
     bounced = now_counts["bounced"] - base["bounced"]
+    opening = "This campaign completed, but" if finished else "Paused by Loft:"
     if complaint_limit > 0 and complained / attempted >= complaint_limit:
         rate = complained / attempted
+        then = "before sending to this audience again." if finished else "then resume it."
         return "complaints", (
-            f"Paused by Loft: {complained} of {attempted} recipients marked this campaign as spam "
+            f"{opening} {complained} of {attempted} recipients marked this campaign as spam "
             f"({_percent(rate)}, the limit is {_percent(complaint_limit)}). Mailbox providers start filtering "
-            "a sender above 0.3%. Check that everyone on the audience asked for this mail, then resume it.")
+            f"a sender above 0.3%. Check that everyone on the audience asked for this mail, {then}")
     if bounce_limit > 0 and bounced / attempted >= bounce_limit:
         rate = bounced / attempted
+        then = "before mailing it again." if finished else "then resume the campaign."
         return "bounces", (
-            f"Paused by Loft: {bounced} of {attempted} messages bounced ({_percent(rate)}, the limit is "
+            f"{opening} {bounced} of {attempted} messages bounced ({_percent(rate)}, the limit is "
             f"{_percent(bounce_limit)}). The bounced addresses are suppressed already; a high rate usually means "
-            "an old or bought list. Check where this audience came from, then resume the campaign.")
+            f"an old or bought list. Check where this audience came from {then}")
     return None
 
 
@@ -119,6 +129,8 @@ def check_campaign(campaign, now=None):
     """
     campaign_id = campaign.id if isinstance(campaign, Campaign) else int(campaign)
     fresh = Campaign.get_or_none(Campaign.id == campaign_id)
+    if fresh is not None and fresh.state == "completed":
+        return _warn_finished(fresh, now)
     if fresh is None or fresh.state != "sending":
         return None
     bounce_limit, complaint_limit, min_sent = thresholds()
@@ -138,6 +150,32 @@ def check_campaign(campaign, now=None):
                       data=dict(seen, reason=kind), now=now)
     log.warning("campaign %s auto-paused: %s", campaign_id, reason)
     return reason
+
+
+def _warn_finished(campaign, now=None):
+    """One notice (never a pause) when a completed campaign's rates crossed a threshold; its text, or None."""
+    if Notice.select().where((Notice.campaign_id == campaign.id) & (Notice.kind == FINISHED_KIND)).exists():
+        return None
+    bounce_limit, complaint_limit, min_sent = thresholds()
+    seen = counts(campaign)
+    decision = decide(seen, baseline(campaign.id, seen), bounce_limit, complaint_limit, min_sent, finished=True)
+    if decision is None:
+        return None
+    kind, text = decision
+    subject = f"Campaign “{campaign.name}” finished with too many {'complaints' if kind == 'complaints' else 'bounces'}"
+    alerts.notify(campaign.team_id, subject, text, kind=FINISHED_KIND, campaign_id=campaign.id,
+                  data=dict(seen, reason=kind), now=now)
+    return text
+
+
+def after_completion(campaign_id):
+    """The engine's hook once a campaign completed: the last results may have crossed a line that the
+    throttled checks during sending did not see. Never raises."""
+    try:
+        return check_campaign(campaign_id)
+    except Exception:  # noqa: BLE001
+        log.exception("campaign %s: the check after completion failed", campaign_id)
+        return None
 
 
 def check_soon(campaign_id):

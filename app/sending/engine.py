@@ -1144,6 +1144,7 @@ def _conclude(campaign_id, run, recovered):
         states.transition(campaign, "completed")
     except states.TransitionError:
         return RunResult("stopped", reason="the campaign changed meanwhile", **result)
+    autopause.after_completion(campaign_id)  # too many bounces in the last results: the admins hear of it
     return RunResult("completed", **result)
 
 
