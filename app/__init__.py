@@ -8,6 +8,7 @@ from flask import render_template
 from flask import request
 from flask import url_for
 from flask_login import LoginManager
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import htmx
 from app import logs
@@ -79,6 +80,10 @@ def create_app(overrides=None):
     _init_templates(app)
     _init_errors(app)
     app.after_request(_security_headers)
+    if app.config["PROXIES"]:
+        # Outermost, so every view and the tracking fast path (installed by its blueprint) see the
+        # visitor's address and scheme instead of the proxy's.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["PROXIES"], x_proto=app.config["PROXIES"])
     return app
 
 

@@ -66,6 +66,9 @@ class Config:
     BASE_URL = _str("LOFT_BASE_URL", "http://127.0.0.1:8000")
     # Set when Loft is served over HTTPS (behind a TLS proxy): cookies become Secure.
     HTTPS = _bool("LOFT_HTTPS", False)
+    # Reverse proxies in front of Loft (1 for one Caddy or nginx): their X-Forwarded-For and -Proto are
+    # trusted, so throttles, sign-up limits and tracking see the visitor's address. 0 = none (never trust them).
+    PROXIES = _int("LOFT_PROXIES", 0)
     # Where the built-in mail catcher listens; a fresh install sends its mail there.
     CATCHER_HOST = _str("LOFT_CATCHER_HOST", "127.0.0.1")
     CATCHER_PORT = _int("LOFT_CATCHER_PORT", 1025)

@@ -4,6 +4,8 @@ import logging
 import re
 import sqlite3
 
+import pytest
+
 from app import config
 from app.cli import migrate
 from app.config import ROOT
@@ -163,3 +165,24 @@ def test_sending_settings_read_lists_and_per_domain_limits(monkeypatch):
                                      "SEND_ACCOUNT_PAUSE_SECONDS": 60, "SEND_SMTP_TIMEOUT": 20})
     assert (settings.retry_delays, settings.max_attempts, settings.domain_limits, settings.domain_concurrency) == (
         (30, 120, 600), 4, {"gmail.com": 3}, 7)
+
+
+@pytest.mark.parametrize("proxies, seen", [(0, "127.0.0.1"), (1, "203.0.113.9")])
+def test_behind_a_proxy_loft_sees_the_visitors_address_only_when_told_to(tmp_path, proxies, seen):
+    from flask import request
+
+    from app import create_app
+    from app.tracking.fastpath import FastPath
+    app = create_app({"TESTING": True, "SECRET_KEY": "k", "PROXIES": proxies,
+                      "DATABASE_URL": f"sqlite:///{tmp_path / 'loft.db'}"})
+
+    def address():
+        return f"{request.remote_addr} {request.scheme}"
+    address.public = True
+    app.add_url_rule("/_address", "address", address)
+    answer = app.test_client().get("/_address", environ_base={"REMOTE_ADDR": "127.0.0.1"},
+                                   headers={"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"})
+    assert answer.get_data(as_text=True) == f"{seen} {'https' if proxies else 'http'}"
+    # The tracking fast path sits inside the proxy fix, so opens and clicks get the visitor's address too.
+    inner = app.wsgi_app.app if proxies else app.wsgi_app
+    assert isinstance(inner, FastPath)

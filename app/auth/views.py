@@ -27,7 +27,7 @@ PENDING_2FA_SECONDS = 300
 
 
 def client_ip():
-    # Behind a TLS proxy run gunicorn with --forwarded-allow-ips so remote_addr is the client.
+    # Behind a TLS proxy set LOFT_PROXIES so remote_addr is the visitor (ProxyFix in create_app).
     return request.remote_addr or "unknown"
 
 

@@ -55,7 +55,7 @@ def _send_id(purpose, token):
 
 
 def _client_ip():
-    # Behind a TLS proxy run gunicorn with --forwarded-allow-ips so remote_addr is the client.
+    # Behind a TLS proxy set LOFT_PROXIES so remote_addr is the visitor (ProxyFix in create_app).
     return request.remote_addr or ""
 
 
