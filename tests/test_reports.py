@@ -478,3 +478,19 @@ def test_report_chart_names_the_teams_time_zone(app, web, admin):
     assert web.get(f"/o/{sign('open', sends[0].id)}.gif", headers={"User-Agent": APPLE_MAIL}).status_code == 200
     page = soup(web.get(f"/reports/campaigns/{campaign.id}"))
     assert "America/New_York" in page.select_one("svg.chart").title.get_text()
+
+
+def test_a_click_with_images_blocked_counts_as_the_open(app, web, admin, public):
+    team = team_of(admin)
+    campaign, sends, links = build_campaign(team, ["blocked@example.org", "both@example.org"])
+    browser = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/120.0 Safari/537.36"
+    click(public, sends[0], links[0], browser, "203.0.113.7")  # images blocked: no pixel, only a click
+    pixel(public, sends[1], APPLE_MAIL, "203.0.113.8")
+    click(public, sends[1], links[1], browser, "203.0.113.8")
+    page = soup(web.get(f"/reports/campaigns/{campaign.id}"))
+    assert (metric(page, "opens_unique"), metric(page, "clicks_unique"), metric(page, "click_to_open")) == (
+        "2", "2", "100.0%")
+    pixel(public, sends[0], APPLE_MAIL, "203.0.113.7")  # its images load later: still one open for that send
+    in_app(rollup.run)
+    stat = in_app(lambda: CampaignStat.get(CampaignStat.campaign == campaign.id))
+    assert (stat.opens_total, stat.opens_unique, stat.clicks_unique) == (2, 2, 2)  # pixel loads as they came

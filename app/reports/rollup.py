@@ -12,8 +12,9 @@ transaction (IMMEDIATE, so two aggregators never read the same cursor), so
 a crash or a second run never counts an event twice nor skips one.
 
 Unique opens, clicks and bounces: send_mark keeps the id of the first human
-open, first human click and first bounce event of each send; an event counts
-as "unique" exactly when it is the one its send's mark points at. link_mark
+open (or human click: a click proves the message was opened even with its
+images blocked), first human click and first bounce event of each send; an
+event counts as "unique" exactly when it is the one its send's mark points at. link_mark
 does the same per send and link. Machine opens (privacy proxies) and scanner
 clicks are counted apart and never make an open or click unique.
 
@@ -115,12 +116,15 @@ def _mark(column, flag, where):
 
 HUMAN_OPEN = "type = 'opened' AND flag = 0"
 HUMAN_CLICK = "type = 'clicked' AND flag = 0"
+# A person who clicked has opened the message, even when the images stayed blocked (no pixel):
+# their first human open or click makes the send's unique open, so click-to-open never passes 100 %.
+OPENED_BY_PERSON = f"(({HUMAN_OPEN}) OR ({HUMAN_CLICK}))"
 BOUNCE = "type = 'bounced' AND kind NOT IN ('none', 'delayed')"
 
 
 def _aggregate(lo, hi):
     _load(lo, hi)
-    _mark("opened_id", "first_open", HUMAN_OPEN)
+    _mark("opened_id", "first_open", OPENED_BY_PERSON)
     _mark("clicked_id", "first_click", HUMAN_CLICK)
     _mark("bounced_id", "first_bounce", BOUNCE)
     db.execute_sql(f"""
@@ -191,7 +195,7 @@ def _countries_and_clients():
     rows = db.execute_sql("""
         SELECT b.campaign_id, json_extract(e.data, '$.ua'), count(*)
         FROM report_batch b JOIN event e ON e.id = b.id
-        WHERE b.campaign_id IS NOT NULL AND b.first_open = 1
+        WHERE b.campaign_id IS NOT NULL AND b.first_open = 1 AND b.type = 'opened'
         GROUP BY 1, 2""").fetchall()
     for campaign_id, ua, opened in rows:
         client, device = clients.classify(ua or "")
