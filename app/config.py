@@ -1,8 +1,9 @@
 """Every Loft setting, read from LOFT_* environment variables.
 
 python-dotenv loads `.env` from the project root first, so a VPS keeps its
-settings in one file. `.env.example` documents each setting below; a test
-fails when one is missing there.
+settings in one file (LOFT_DOTENV names another file, or 0 for none: the test
+suite sets 0, so a developer's .env never changes what the tests see).
+`.env.example` documents each setting below; a test fails when one is missing there.
 """
 import os
 from pathlib import Path
@@ -10,7 +11,21 @@ from pathlib import Path
 from dotenv import load_dotenv
 
 ROOT = Path(__file__).resolve().parent.parent
-load_dotenv(ROOT / ".env")
+
+
+def env_file():
+    """The settings file to load: LOFT_DOTENV when set (0/off: none), else .env in the project root."""
+    choice = os.environ.get("LOFT_DOTENV", "").strip()
+    if choice.lower() in ("0", "off", "false", "no", "none"):
+        return None
+    path = Path(choice) if choice else ROOT / ".env"
+    return path if path.is_absolute() else ROOT / path
+
+
+ENV_FILE = env_file()
+if ENV_FILE is not None:
+    # Variables already in the environment win over the file (python-dotenv's default).
+    load_dotenv(ENV_FILE)
 
 
 def _str(name, default):

@@ -3,16 +3,28 @@
 huey runs in immediate mode (tasks execute inline); the mail catcher is a real
 aiosmtpd server on a free loopback port, and Loft's outbound SMTP points at it.
 """
+import os
 import re
 import socket
+from pathlib import Path
 
-import pytest
-from bs4 import BeautifulSoup
+# Tests build their own settings: neither the developer's .env nor LOFT_* settings exported in their shell
+# may change what a test sees (LOFT_WEBHOOKS_ALLOW_PRIVATE=true, a documented local setting, once failed
+# two tests). This runs before `app` is imported, because app/config.py reads both at import time; the
+# environment is inherited by the subprocesses tests start (huey consumer, flask CLI, gunicorn).
+_SETTINGS = set(re.findall(r'"(LOFT_[A-Z0-9_]+)"', (Path(__file__).parent.parent / "app" / "config.py").read_text()))
+for _name in _SETTINGS - {"LOFT_DOTENV"}:
+    os.environ.pop(_name, None)
+os.environ["LOFT_DOTENV"] = "0"  # app/config.py: load no settings file
+os.environ["FLASK_SKIP_DOTENV"] = "1"  # the flask command would load .env from its working directory
 
-from app import create_app
-from app.cli import migrate
-from app.db import db
-from tasks import huey
+import pytest  # noqa: E402
+from bs4 import BeautifulSoup  # noqa: E402
+
+from app import create_app  # noqa: E402
+from app.cli import migrate  # noqa: E402
+from app.db import db  # noqa: E402
+from tasks import huey  # noqa: E402
 
 
 def free_port():
