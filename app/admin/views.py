@@ -36,10 +36,11 @@ def settings():
             values = services.validate(request.form)
         except services.SettingsError as exc:
             return render_template(template, form=request.form, errors=exc.errors,
-                                   tls_modes=services.SMTP_TLS_MODES), 422
+                                   tls_modes=services.SMTP_TLS_MODES, team_creation=services.TEAM_CREATION), 422
         services.save_settings(values)
-        flash("Instance settings saved.", "success")
-        return redirect(url_for("admin.settings"))
+        flash("Instance settings saved.", "success")  # shown in the fragment too (app/htmx.py)
+        if not is_htmx():
+            return redirect(url_for("admin.settings"))
     current = services.get_settings()
     return render_template(template, form=current, errors={}, tls_modes=services.SMTP_TLS_MODES,
-                           has_password=bool(current["smtp_password"]))
+                           team_creation=services.TEAM_CREATION, has_password=bool(current["smtp_password"]))

@@ -11,7 +11,6 @@ from flask import redirect
 from flask import render_template
 from flask import request
 from flask import url_for
-from flask_login import current_user
 
 from app.htmx import hx_redirect
 from app.htmx import is_htmx
@@ -57,8 +56,7 @@ def accounts():
 def new_account():
     if request.method == "POST":
         try:
-            account, warnings = account_services.create_account(g.team, request.form,
-                                                                allow_private=current_user.is_instance_admin)
+            account, warnings = account_services.create_account(g.team, request.form)
         except account_services.AccountError as exc:
             return _render_form(None, request.form, 422, errors=exc.errors)
         return _saved(account, warnings, f"SMTP account “{account.name}” saved. Test the connection next.")
@@ -74,8 +72,7 @@ def edit_account(account_id):
     account = _account_or_404(account_id)
     if request.method == "POST":
         try:
-            account, warnings = account_services.update_account(account, request.form,
-                                                                allow_private=current_user.is_instance_admin)
+            account, warnings = account_services.update_account(account, request.form)
         except account_services.AccountError as exc:
             return _render_form(account, request.form, 422, errors=exc.errors)
         return _saved(account, warnings, f"SMTP account “{account.name}” saved.")
@@ -129,8 +126,10 @@ def test_account(account_id):
     ok, transcript = account_services.test_connection(account)
     account_services.record_test(account, ok, account_services.summary_of(ok, transcript))
     template = "sending/_test_result.html" if is_htmx() else "sending/test_result.html"
-    return render_template(template, account=account, ok=ok, transcript=transcript,
-                           summary=account_services.summary_of(ok, transcript))
+    # The card's "Last test" line is refreshed with the result (out of band), from the stored row.
+    return render_template(template, account=_account_or_404(account.id), ok=ok, transcript=transcript,
+                           summary=account_services.summary_of(ok, transcript), services=account_services,
+                           refresh_card=is_htmx())
 
 
 # --- Sender domains ------------------------------------------------------------

@@ -64,6 +64,9 @@ def settings():
         except TeamError as exc:
             return _render_settings(error=str(exc), error_field=exc.field, form=request.form), 422
         flash("Team settings saved.", "success")
+        if is_htmx():
+            # The fresh form, with the header's team switcher out of band: the name may have changed.
+            return _render_settings(form=g.team.__data__, saved=True)  # update_team saved g.team
         return redirect(url_for("teams.settings"))
     return _render_settings(form=g.team.__data__)
 
