@@ -5,6 +5,7 @@ Importing the task modules here registers every task with the consumer.
 import logging
 
 from app import create_app
+from app.ops import running
 from tasks import huey
 from tasks import contacts  # noqa: F401  (importing a task module registers its tasks)
 from tasks import feedback  # noqa: F401
@@ -15,6 +16,11 @@ from tasks import sending  # noqa: F401
 from tasks import webhooks  # noqa: F401
 
 app = create_app()
+
+# While this process runs, `flask db restore` refuses to replace the database (app/ops/running.py).
+_database_file = running.sqlite_path(app.config["DATABASE_URL"])
+if _database_file:
+    running.hold(_database_file)
 
 
 @huey.on_startup()

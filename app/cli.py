@@ -1,6 +1,9 @@
 """Command-line entry points: `flask db ...`, `flask users ...`, `flask catcher run`."""
+import datetime
 import json
 import os
+import shutil
+import tempfile
 import time
 
 import click
@@ -14,7 +17,7 @@ from app.db import db
 
 MIGRATIONS_DIR = str(ROOT / "migrations")
 
-db_cli = AppGroup("db", help="Database schema migrations.")
+db_cli = AppGroup("db", help="Database schema migrations, backup and restore.")
 users_cli = AppGroup("users", help="Accounts.")
 catcher_cli = AppGroup("catcher", help="The local mail catcher.")
 
@@ -38,6 +41,104 @@ def upgrade():
 def status():
     for migration in Runner(db.obj, MIGRATIONS_DIR).status():
         click.echo(f"{'applied' if migration.applied else 'pending':8} {migration.name}")
+
+
+@db_cli.command("backup")
+@click.argument("path")
+def backup_command(path):
+    """Copy the database and the queue into PATH: a new folder, or a .tar / .tar.gz file.
+
+    Safe while Loft runs (SQLite's online backup); every copy passes an integrity check and
+    PATH/manifest.json records the version, migration, time and checksums.
+    """
+    from app.ops import backup
+    files = {name: path_ for name, path_ in _sqlite_files().items() if name == "loft.db" or os.path.exists(path_)}
+    try:
+        manifest = backup.backup(files, path, current_app.config["VERSION"])
+    except backup.BackupError as exc:
+        raise click.ClickException(str(exc))
+    click.echo(f"Backup of {manifest['created_at']} written to {os.path.abspath(path)}")
+    for name, info in manifest["files"].items():
+        click.echo(f"  {name}: {info['bytes']:,} bytes, integrity ok, sha256 {info['sha256'][:16]}…")
+    if "huey.db" not in manifest["files"]:
+        click.echo("  (the queue is not in it: " + ("it lives in Redis)" if current_app.config["REDIS_URL"]
+                                                     else "there was no queue file yet)"))
+
+
+@db_cli.command("restore")
+@click.argument("path")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--force", is_flag=True, help="Restore even though a process seems to use the database. "
+                                             "Only when you are sure it is stopped: it would corrupt the data.")
+def restore_command(path, yes, force):
+    """Replace the database and the queue with the backup at PATH (stop web, worker and mail first).
+
+    The backup is verified before anything is touched; the current files, with their -wal and -shm,
+    are moved into a before-restore-* folder beside the database. Migrations run if the backup is
+    older, and every campaign that may have sent mail after the backup is paused with a notice.
+    """
+    from app.ops import backup
+    from app.ops import restored
+    from app.ops import running
+    files = _sqlite_files()
+    database = files["loft.db"]
+    db.close()
+    running.release(database)  # the flask command itself loaded wsgi.py, which marked this process
+    parent = os.path.dirname(os.path.abspath(database))
+    os.makedirs(parent, exist_ok=True)
+    workdir = tempfile.mkdtemp(prefix=".loft-restore-", dir=parent)
+    try:
+        try:
+            manifest, paths = backup.read_backup(path, workdir)
+        except backup.BackupError as exc:
+            raise click.ClickException(str(exc))
+        newest = _latest_migration()
+        if manifest.get("migration", "") > newest:
+            raise click.ClickException(f"The backup was made by a newer Loft (migration {manifest['migration']}; "
+                                       f"this one knows up to {newest}). Upgrade Loft first, then restore.")
+        created = datetime.datetime.strptime(manifest["created_at"], "%Y-%m-%dT%H:%M:%SZ")
+        if not yes:
+            click.confirm(f"Replace {database} with the backup of {manifest['created_at']}?", abort=True)
+        aside = os.path.join(parent, "before-restore-" + datetime.datetime.utcnow().strftime("%Y%m%dT%H%M%S"))
+        try:
+            # Everything up to the paused campaigns happens under the lock: a worker that starts
+            # meanwhile waits, and never sees the restored campaigns still "sending".
+            with running.exclusive(database, list(files.values()), force=force) as problems:
+                for problem in problems:
+                    click.echo(f"Warning: {problem} (going on because of --force)", err=True)
+                moved = backup.put_in_place(paths, files, aside)
+                applied = migrate()
+                affected = restored.settle_campaigns(created)
+        except running.InUse as exc:
+            raise click.ClickException(f"Refusing to restore: {exc}. Stop the web, worker and mail processes "
+                                       "first (or pass --force if you are sure they are stopped).")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    click.echo(f"Restored the backup of {manifest['created_at']} ({', '.join(paths)}).")
+    if moved:
+        click.echo(f"The files it replaced are in {aside} (delete them once you are satisfied).")
+    if applied:
+        click.echo("Applied migrations: " + ", ".join(applied))
+    for campaign, what in affected:
+        click.echo(f"Campaign {campaign.id} “{campaign.name}”: {what}; messages sent after the backup may go "
+                   "twice if it goes on. Its team has a notice; a person decides.")
+
+
+def _sqlite_files():
+    """Name in a backup -> live file. Only SQLite can be backed up this way."""
+    from app.ops import running
+    database = running.sqlite_path(current_app.config["DATABASE_URL"])
+    if database is None:
+        raise click.ClickException("LOFT_DATABASE_URL is not an SQLite file: back up PostgreSQL with pg_dump "
+                                   "and Redis with its own snapshots (docs/operations.md).")
+    files = {"loft.db": database}
+    if not current_app.config["REDIS_URL"]:
+        files["huey.db"] = current_app.config["HUEY_PATH"]
+    return files
+
+
+def _latest_migration():
+    return max(name[:-3] for name in os.listdir(MIGRATIONS_DIR) if name.endswith(".py") and name[0].isdigit())
 
 
 @users_cli.command("create-admin")

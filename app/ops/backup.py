@@ -1,0 +1,238 @@
+"""Backups of the SQLite files (data and huey queue), and restoring one safely.
+
+    backup(files, dest, version)        online, consistent copies + manifest.json, into a folder or .tar(.gz)
+    read_backup(source, workdir)        unpack and verify one (checksums, integrity) before anything is touched
+    put_in_place(backup, files, aside)  swap the verified files in; the current ones (with -wal/-shm) go aside
+
+`files` maps a name in the backup ("loft.db", "huey.db") to the live file's path.
+
+Why this much care: copying a WAL database file alone misses recent writes, and copying a backup over
+it while a -wal file is left beside (always after a crash; for huey.db even after a clean stop) makes
+SQLite replay that stale log onto the restored pages: a corrupt database. The copies are made with
+SQLite's online backup API (one consistent snapshot, writers keep going) and restored by rename after
+the old file's -wal and -shm were moved away with it.
+"""
+import datetime
+import hashlib
+import io
+import json
+import os
+import shutil
+import sqlite3
+import tarfile
+import tempfile
+
+MANIFEST = "manifest.json"
+FORMAT = "loft-backup"
+NAMES = ("loft.db", "huey.db")  # the only files a backup may hold besides the manifest
+ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz")
+
+
+class BackupError(Exception):
+    """A backup or restore that cannot go on; the message says why and what to do."""
+
+
+# --- Copies ------------------------------------------------------------------------------------
+
+def copy_sqlite(source, target):
+    """Copy a live SQLite database to `target` as one self-contained file, and check the copy.
+
+    Connection.backup() copies every page inside one read transaction, so the copy is the database
+    as of one instant while the web and worker processes keep writing (WAL readers block nobody).
+    """
+    if not os.path.isfile(source):
+        raise BackupError(f"There is no database at {source}.")
+    src = sqlite3.connect(source, timeout=30)
+    dst = sqlite3.connect(target)
+    try:
+        src.backup(dst)
+        dst.execute("PRAGMA journal_mode=DELETE")  # no -wal beside the copy: one file says it all
+        problem = integrity_problem(dst)
+    finally:
+        dst.close()
+        src.close()
+    if problem:
+        raise BackupError(f"{source} fails SQLite's integrity check ({problem}); a copy of it would not "
+                          "restore. Keep the file for diagnosis and restore your last good backup.")
+
+
+def integrity_problem(connection):
+    """'' when PRAGMA integrity_check passes, else its first complaint."""
+    try:
+        rows = [row[0] for row in connection.execute("PRAGMA integrity_check(20)")]
+    except sqlite3.DatabaseError as exc:
+        return str(exc)
+    return "" if rows == ["ok"] else "; ".join(rows[:3])
+
+
+def sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def migration_level(path):
+    """The last migration applied to the database at `path` ('' for a database without migrations)."""
+    connection = sqlite3.connect(path)
+    try:
+        row = connection.execute("SELECT name FROM schema_migration ORDER BY name DESC LIMIT 1").fetchone()
+    except sqlite3.OperationalError:
+        return ""
+    finally:
+        connection.close()
+    return row[0] if row else ""
+
+
+# --- Backup ------------------------------------------------------------------------------------
+
+def is_archive(path):
+    return str(path).endswith(ARCHIVE_SUFFIXES)
+
+
+def backup(files, dest, version, now=None):
+    """Copy every file of `files` into `dest` (a new folder, or a .tar / .tar.gz file). Returns the manifest.
+
+    Nothing appears at `dest` unless every copy passed its integrity check: the work is done in a
+    temporary folder beside it and renamed into place at the end.
+    """
+    dest = os.path.abspath(dest)
+    if os.path.exists(dest) and not (os.path.isdir(dest) and not os.listdir(dest) and not is_archive(dest)):
+        raise BackupError(f"{dest} already exists; give a new folder or archive name "
+                          "(a backup never overwrites another).")
+    parent = os.path.dirname(dest)
+    os.makedirs(parent, exist_ok=True)
+    created = (now or datetime.datetime.now(datetime.timezone.utc)).replace(microsecond=0)
+    staging = tempfile.mkdtemp(prefix=".loft-backup-", dir=parent)
+    try:
+        manifest = {"format": FORMAT, "format_version": 1, "loft_version": version,
+                    "created_at": created.strftime("%Y-%m-%dT%H:%M:%SZ"), "migration": "", "files": {}}
+        for name, source in files.items():
+            target = os.path.join(staging, name)
+            copy_sqlite(source, target)
+            manifest["files"][name] = {"sha256": sha256(target), "bytes": os.path.getsize(target),
+                                       "integrity": "ok"}
+        manifest["migration"] = migration_level(os.path.join(staging, "loft.db"))
+        with open(os.path.join(staging, MANIFEST), "w") as f:
+            json.dump(manifest, f, indent=2)
+        if is_archive(dest):
+            _archive(staging, dest)
+        else:
+            if os.path.isdir(dest):
+                os.rmdir(dest)  # empty, checked above
+            os.replace(staging, dest)
+        return manifest
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _archive(folder, dest):
+    mode = "w:gz" if dest.endswith((".gz", ".tgz")) else "w"
+    partial = dest + ".partial"
+    with tarfile.open(partial, mode) as tar:
+        for name in sorted(os.listdir(folder)):
+            tar.add(os.path.join(folder, name), arcname=name)
+    os.replace(partial, dest)
+
+
+# --- Restore -----------------------------------------------------------------------------------
+
+def read_backup(source, workdir):
+    """Unpack the backup at `source` into `workdir` and verify it. Returns (manifest, {name: path}).
+
+    Checked before anything live is touched: the manifest, every file's sha256, SQLite's integrity check.
+    """
+    source = os.path.abspath(source)
+    if os.path.isdir(source):
+        manifest = _load_manifest(os.path.join(source, MANIFEST), source)
+        paths = {}
+        for name in manifest["files"]:
+            if not os.path.isfile(os.path.join(source, name)):
+                raise BackupError(f"{source} has no {name}, which its manifest lists; the backup is incomplete.")
+            paths[name] = os.path.join(workdir, name)
+            shutil.copyfile(os.path.join(source, name), paths[name])
+    elif os.path.isfile(source):
+        manifest, paths = _unpack(source, workdir)
+    else:
+        raise BackupError(f"There is no backup at {source}.")
+    if "loft.db" not in paths:
+        raise BackupError(f"{source} holds no loft.db; it is not a Loft backup.")
+    for name, path in paths.items():
+        expected = manifest["files"][name].get("sha256")
+        if sha256(path) != expected:
+            raise BackupError(f"{name} in {source} does not match its checksum: the file was changed or damaged.")
+        connection = sqlite3.connect(path)
+        try:
+            problem = integrity_problem(connection)
+        finally:
+            connection.close()
+        if problem:
+            raise BackupError(f"{name} in {source} fails SQLite's integrity check ({problem}).")
+    return manifest, paths
+
+
+def _load_manifest(path, source):
+    try:
+        with open(path) as f:
+            return _valid_manifest(json.load(f), source)
+    except FileNotFoundError:
+        raise BackupError(f"{source} has no {MANIFEST}; it is not a backup made by `flask db backup`.") from None
+    except ValueError:
+        raise BackupError(f"The {MANIFEST} in {source} is not valid JSON.") from None
+
+
+def _valid_manifest(manifest, source):
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or not isinstance(manifest.get("files"), dict):
+        raise BackupError(f"{source} is not a backup made by `flask db backup` (unknown {MANIFEST}).")
+    unknown = set(manifest["files"]) - set(NAMES)
+    if unknown:
+        raise BackupError(f"{source} lists files Loft does not restore: {', '.join(sorted(unknown))}.")
+    return manifest
+
+
+def _unpack(source, workdir):
+    """Read only the expected members (no paths, no links), so an archive cannot write elsewhere."""
+    try:
+        tar = tarfile.open(source, "r:*")
+    except (tarfile.TarError, OSError):
+        raise BackupError(f"{source} is neither a backup folder nor a readable .tar / .tar.gz archive.") from None
+    with tar:
+        members = {m.name: m for m in tar.getmembers() if m.isfile()}
+        if MANIFEST not in members:
+            raise BackupError(f"{source} has no {MANIFEST}; it is not a backup made by `flask db backup`.")
+        try:
+            manifest = _valid_manifest(json.load(io.TextIOWrapper(tar.extractfile(members[MANIFEST]))), source)
+        except ValueError:
+            raise BackupError(f"The {MANIFEST} in {source} is not valid JSON.") from None
+        paths = {}
+        for name in manifest["files"]:
+            if name not in members:
+                raise BackupError(f"{source} has no {name}, which its manifest lists; the backup is incomplete.")
+            paths[name] = os.path.join(workdir, name)
+            with tar.extractfile(members[name]) as src, open(paths[name], "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+    return manifest, paths
+
+
+def put_in_place(restored, files, aside):
+    """Swap each restored file in for the live one; the live file and its -wal/-shm move to `aside`.
+
+    Order matters: the old -wal and -shm leave before the restored file arrives, because SQLite
+    would replay a -wal it finds beside a database onto it. Each step is a rename on one file system.
+    Live files without a counterpart in the backup (a queue backed up on Redis) also move aside,
+    so the restored data never meets a queue from after the backup.
+    """
+    os.makedirs(aside, exist_ok=True)
+    moved = []
+    for name, live in files.items():
+        for suffix in ("-wal", "-shm", "-journal", ""):
+            if os.path.exists(live + suffix):
+                os.replace(live + suffix, os.path.join(aside, name + suffix))
+                moved.append(name + suffix)
+        if name in restored:
+            os.makedirs(os.path.dirname(os.path.abspath(live)), exist_ok=True)
+            staged = f"{live}.restoring"
+            shutil.move(restored[name], staged)  # a copy only when the work folder is on another disk
+            os.replace(staged, live)
+    return moved

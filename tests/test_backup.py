@@ -1,0 +1,322 @@
+"""`flask db backup` and `flask db restore` on real SQLite files, with real processes beside them (issue 9.8).
+
+A backup taken while another process writes is one consistent snapshot; a restore with a stale -wal
+left beside the database (after a crash) gives a good database; a restore refuses while a web/worker
+process or any SQLite connection holds the database; restoring a backup taken mid-send pauses the
+campaign and tells its team, so nobody gets the mail twice without a person deciding.
+"""
+import datetime
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import tarfile
+import textwrap
+import time
+
+import pytest
+
+from app.config import ROOT
+from app.db import db
+from app.models import Campaign
+from app.models import Notice
+from app.models import Team
+from app.models import utcnow
+from tests.sending_support import TestSmtp
+from tests.sending_support import launched
+from tests.sending_support import make_campaign
+from tests.sending_support import make_team
+
+
+@pytest.fixture
+def ops(app, tmp_path):
+    """The app with its own queue file (huey.db, in WAL mode like the worker's) beside the database."""
+    huey_file = tmp_path / "huey.db"
+    queue = sqlite3.connect(huey_file)
+    queue.execute("PRAGMA journal_mode=wal")
+    queue.execute("CREATE TABLE IF NOT EXISTS kv (queue TEXT, key TEXT, value BLOB, PRIMARY KEY (queue, key))")
+    queue.execute("INSERT INTO kv VALUES ('loft', 'marker', 'before')")
+    queue.commit()
+    queue.close()
+    app.config.update(HUEY_PATH=str(huey_file), REDIS_URL="")
+    with app.app_context():
+        yield app
+
+
+def cli(app, *args):
+    db.close()  # the command runs in this thread: our connection would otherwise be one of its "users"
+    result = app.test_cli_runner().invoke(args=list(args))
+    return result
+
+
+def live_file(app):
+    return app.config["DATABASE_URL"][len("sqlite:///"):]
+
+
+def subprocess_env(app):
+    return dict(os.environ, LOFT_DATABASE_URL=app.config["DATABASE_URL"], LOFT_HUEY_PATH=app.config["HUEY_PATH"],
+                LOFT_SECRET_KEY="test-secret", LOFT_REDIS_URL="")
+
+
+def team_names():
+    return sorted(t.name for t in Team.select())
+
+
+def integrity(path):
+    connection = sqlite3.connect(path)
+    try:
+        return connection.execute("PRAGMA integrity_check").fetchall()
+    finally:
+        connection.close()
+
+
+# --- Backup ------------------------------------------------------------------------------------
+
+WRITER = textwrap.dedent("""
+    import sqlite3, sys, os
+    path, stop = sys.argv[1], sys.argv[2]
+    c = sqlite3.connect(path, timeout=30, isolation_level=None)
+    c.execute("PRAGMA journal_mode=wal")
+    c.execute("CREATE TABLE IF NOT EXISTS pair_a (n INTEGER)")
+    c.execute("CREATE TABLE IF NOT EXISTS pair_b (n INTEGER, pad TEXT)")
+    n = 0
+    while not os.path.exists(stop):
+        n += 1
+        c.execute("BEGIN IMMEDIATE")
+        c.execute("INSERT INTO pair_a VALUES (?)", (n,))
+        c.execute("INSERT INTO pair_b VALUES (?, ?)", (n, "x" * 2000))  # pages in the WAL, not yet checkpointed
+        c.execute("COMMIT")
+""")
+
+
+def test_a_backup_taken_while_another_process_writes_is_consistent(ops, tmp_path):
+    live = live_file(ops)
+    stop = tmp_path / "stop"
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, live, str(stop)])
+    try:
+        reader = sqlite3.connect(live, timeout=30)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if reader.execute("SELECT count(*) FROM pair_b").fetchone()[0] >= 200:
+                    break
+            except sqlite3.OperationalError:
+                pass  # the writer has not made its tables yet
+            time.sleep(0.02)
+        copies = []
+        for name in ("during", "during.tar", "during.tar.gz"):
+            committed = reader.execute("SELECT count(*) FROM pair_a").fetchone()[0]
+            result = cli(ops, "db", "backup", str(tmp_path / "backups" / name))
+            assert result.exit_code == 0, result.output
+            copies.append((tmp_path / "backups" / name, committed))
+        reader.close()
+    finally:
+        stop.touch()
+        writer.wait(timeout=30)
+    assert writer.returncode == 0
+    for path, committed in copies:
+        folder = path
+        if path.suffix != "" or path.name.endswith(".tar.gz"):
+            folder = tmp_path / ("unpacked-" + path.name)
+            with tarfile.open(path) as tar:
+                tar.extractall(folder)
+        manifest = json.loads((folder / "manifest.json").read_text())
+        assert manifest["format"] == "loft-backup" and manifest["loft_version"] == ops.config["VERSION"]
+        assert manifest["migration"] and manifest["created_at"].endswith("Z")
+        assert set(manifest["files"]) == {"loft.db", "huey.db"}
+        copy = folder / "loft.db"
+        assert not (folder / "loft.db-wal").exists()
+        assert integrity(copy) == [("ok",)]
+        connection = sqlite3.connect(copy)
+        a = connection.execute("SELECT count(*), max(n) FROM pair_a").fetchone()
+        b = connection.execute("SELECT count(*), max(n) FROM pair_b").fetchone()
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "delete"  # one self-contained file
+        connection.close()
+        assert a == b  # every transaction whole, none half
+        assert a[0] >= committed  # nothing committed before the backup is missing
+        import hashlib
+        for name, info in manifest["files"].items():
+            assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == info["sha256"]
+
+
+def corrupt(path):
+    """Overwrite one page of an index with garbage, the way a stale -wal replay damages pages.
+
+    `SELECT 1` still answers; only an integrity check (or a query through that index) sees it."""
+    connection = sqlite3.connect(path)
+    connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    page_size = connection.execute("PRAGMA page_size").fetchone()[0]
+    root = connection.execute("SELECT rootpage FROM sqlite_master WHERE type='index' AND tbl_name='schema_migration'"
+                              " AND sql IS NULL").fetchone()
+    root = root or connection.execute("SELECT rootpage FROM sqlite_master WHERE type='index' ORDER BY rootpage DESC"
+                                      " LIMIT 1").fetchone()
+    connection.close()
+    with open(path, "r+b") as f:
+        f.seek((root[0] - 1) * page_size)
+        f.write(b"\x0d\xff\xff\xff" + os.urandom(page_size - 4))
+
+
+def test_a_backup_of_a_damaged_database_is_refused_and_writes_nothing(ops, tmp_path):
+    corrupt(live_file(ops))
+    result = cli(ops, "db", "backup", str(tmp_path / "nightly"))
+    assert result.exit_code == 1
+    assert "integrity check" in result.output
+    assert not (tmp_path / "nightly").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".loft-backup-")]
+
+
+def test_a_backup_never_overwrites_another(ops, tmp_path):
+    assert cli(ops, "db", "backup", str(tmp_path / "b.tar.gz")).exit_code == 0
+    again = cli(ops, "db", "backup", str(tmp_path / "b.tar.gz"))
+    assert again.exit_code == 1 and "already exists" in again.output
+
+
+# --- Restore -----------------------------------------------------------------------------------
+
+CRASHING_WRITER = textwrap.dedent("""
+    import os, signal, sqlite3, sys
+    c = sqlite3.connect(sys.argv[1], isolation_level=None)
+    c.execute("PRAGMA journal_mode=wal")
+    c.execute("PRAGMA wal_autocheckpoint=0")  # everything stays in the -wal, as when a process dies mid-work
+    c.execute("BEGIN IMMEDIATE")
+    c.execute("UPDATE team SET name = 'After the backup'")
+    c.execute("CREATE TABLE filler (pad TEXT)")
+    for _ in range(300):
+        c.execute("INSERT INTO filler VALUES (?)", ("y" * 3000,))
+    c.execute("COMMIT")
+    os.kill(os.getpid(), signal.SIGKILL)
+""")
+
+
+def test_restore_with_a_leftover_wal_file_gives_a_good_database_and_keeps_the_old_one(ops, tmp_path):
+    make_team("Before the backup")
+    assert cli(ops, "db", "backup", str(tmp_path / "nightly.tar.gz")).exit_code == 0
+    live = live_file(ops)
+    subprocess.run([sys.executable, "-c", CRASHING_WRITER, live])
+    assert os.path.getsize(live + "-wal") > 100_000  # the crash left its log beside the database
+    huey_wal = ops.config["HUEY_PATH"] + "-wal"
+    with open(huey_wal, "wb") as f:  # and a stale queue log (huey leaves one even after a clean stop)
+        f.write(os.urandom(40_000))
+
+    result = cli(ops, "db", "restore", str(tmp_path / "nightly.tar.gz"), "--yes")
+
+    assert result.exit_code == 0, result.output
+    assert integrity(live) == [("ok",)]
+    assert integrity(ops.config["HUEY_PATH"]) == [("ok",)]
+    assert team_names() == ["Before the backup"]
+    assert db.execute_sql("PRAGMA journal_mode").fetchone()[0] == "wal"
+    [aside] = [p for p in tmp_path.iterdir() if p.name.startswith("before-restore-")]
+    assert str(aside) in result.output
+    assert {"loft.db", "loft.db-wal", "huey.db", "huey.db-wal"} <= {p.name for p in aside.iterdir()}
+    old = sqlite3.connect(aside / "loft.db")  # nothing is lost: the replaced data opens with its own log
+    assert ("After the backup",) in old.execute("SELECT name FROM team").fetchall()
+    old.close()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".loft-restore-")]
+
+
+def test_restore_refuses_a_damaged_or_foreign_backup_and_touches_nothing(ops, tmp_path):
+    make_team("Live")
+    assert cli(ops, "db", "backup", str(tmp_path / "b")).exit_code == 0
+    with open(tmp_path / "b" / "loft.db", "r+b") as f:
+        f.seek(5000)
+        f.write(b"tampered")
+    damaged = cli(ops, "db", "restore", str(tmp_path / "b"), "--yes")
+    assert damaged.exit_code == 1 and "checksum" in damaged.output
+
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "loft.db").write_bytes(b"")
+    foreign = cli(ops, "db", "restore", str(tmp_path / "other"), "--yes")
+    assert foreign.exit_code == 1 and "manifest.json" in foreign.output
+
+    assert cli(ops, "db", "backup", str(tmp_path / "c")).exit_code == 0
+    manifest = json.loads((tmp_path / "c" / "manifest.json").read_text())
+    manifest["migration"] = "9999_from_the_future"
+    (tmp_path / "c" / "manifest.json").write_text(json.dumps(manifest))
+    newer = cli(ops, "db", "restore", str(tmp_path / "c"), "--yes")
+    assert newer.exit_code == 1 and "newer Loft" in newer.output
+
+    assert team_names() == ["Live"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(("before-restore-", ".loft-restore-"))]
+
+
+HOLDERS = {
+    # a Loft process: web, worker and mail all load wsgi.py
+    "loft process": "import time, wsgi; print('ready', flush=True); time.sleep(60)",
+    # any SQLite connection at all, e.g. a sqlite3 shell left open
+    "sqlite connection": textwrap.dedent("""
+        import os, sqlite3, time
+        c = sqlite3.connect(os.environ["LOFT_DATABASE_URL"][len("sqlite:///"):])
+        c.execute("SELECT count(*) FROM team").fetchone()
+        print('ready', flush=True)
+        time.sleep(60)
+    """),
+}
+
+
+@pytest.mark.parametrize("holder", sorted(HOLDERS))
+def test_restore_refuses_while_a_process_holds_the_database(ops, tmp_path, holder):
+    make_team("Live")
+    assert cli(ops, "db", "backup", str(tmp_path / "b")).exit_code == 0
+    make_team("Written after the backup")
+    process = subprocess.Popen([sys.executable, "-c", HOLDERS[holder]], cwd=ROOT, env=subprocess_env(ops),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert process.stdout.readline().strip() == b"ready", process.stderr.read()[-2000:]
+        refused = cli(ops, "db", "restore", str(tmp_path / "b"), "--yes")
+        assert refused.exit_code == 1
+        assert "Refusing to restore" in refused.output
+        assert team_names() == ["Live", "Written after the backup"]  # untouched
+    finally:
+        process.kill()
+        process.wait()
+    restored = cli(ops, "db", "restore", str(tmp_path / "b"), "--yes")
+    assert restored.exit_code == 0, restored.output
+    assert team_names() == ["Live"]
+
+
+def test_restore_asks_before_replacing(ops, tmp_path):
+    make_team("Live")
+    assert cli(ops, "db", "backup", str(tmp_path / "b")).exit_code == 0
+    make_team("Later")
+    answered_no = cli(ops, "db", "restore", str(tmp_path / "b"))  # no input: the prompt answers "no"
+    assert answered_no.exit_code == 1
+    assert team_names() == ["Later", "Live"]
+
+
+@pytest.fixture
+def smtp_sink():
+    server = TestSmtp()
+    yield server
+    server.stop()
+
+
+def test_restoring_a_backup_taken_mid_send_pauses_the_campaign_and_tells_the_team(ops, tmp_path, smtp_sink):
+    from tasks import sending as sending_tasks
+    ops.config.update(SEND_FLUSH_INTERVAL=0.05, SEND_STATE_INTERVAL=0.1)
+    team = make_team()
+    campaign, contacts, _ = launched(team, 30, smtp_sink.port)
+    due = make_campaign(team, state="scheduled", name="Due", scheduled_at=utcnow() - datetime.timedelta(minutes=5))
+    later = make_campaign(team, state="scheduled", name="Later", scheduled_at=utcnow() + datetime.timedelta(days=3))
+    assert cli(ops, "db", "backup", str(tmp_path / "mid-send.tar")).exit_code == 0  # taken while "sending"
+    sending_tasks.send_campaign(campaign.id)  # the send finishes after the backup
+    assert Campaign.get_by_id(campaign.id).state == "completed"
+    assert smtp_sink.handler.delivered == {c.email: 1 for c in contacts}
+
+    result = cli(ops, "db", "restore", str(tmp_path / "mid-send.tar"), "--yes")
+
+    assert result.exit_code == 0, result.output
+    restored = Campaign.get_by_id(campaign.id)
+    assert restored.state == "paused"
+    assert "backup" in restored.state_reason and "twice" in restored.state_reason
+    assert Campaign.get_by_id(due.id).state == "draft"  # its time had come: it may have gone out after the backup
+    assert Campaign.get_by_id(later.id).state == "scheduled"
+    notices = {n.campaign_id: n for n in Notice.select().where(Notice.kind == "restore")}
+    assert set(notices) == {campaign.id, due.id}
+    assert notices[campaign.id].team_id == team.id
+    assert "twice" in notices[campaign.id].text and "paused" in notices[campaign.id].text
+    assert f"Campaign {campaign.id}" in result.output
+    # Whatever "send" tasks the restored queue still holds, and the minute tick, send nothing more.
+    sending_tasks.send_campaign(campaign.id)
+    sending_tasks.tick()
+    assert smtp_sink.handler.delivered == {c.email: 1 for c in contacts}
