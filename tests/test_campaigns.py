@@ -69,7 +69,8 @@ def test_empty_state_and_create(web, admin):
     page = soup(web.get("/campaigns/"))
     assert "No campaigns yet" in page.select_one(".empty").text
     response = web.post("/campaigns/new", {"name": "  "})
-    assert response.status_code == 302
+    assert response.status_code == 422  # the form again, with the message next to the name
+    assert "Give the campaign a name" in soup(response).select_one("#e-name").text
     assert Campaign.select().count() == 0
 
 

@@ -6,7 +6,11 @@ enqueue: publish() returns what the caller must start.
 """
 import datetime
 import json
+import re
 import zoneinfo
+
+from email_validator import EmailNotValidError
+from email_validator import validate_email
 
 from peewee import Case
 
@@ -39,12 +43,55 @@ def get_campaign(team, campaign_id):
     return Campaign.get_or_none((Campaign.team == team) & (Campaign.id == campaign_id))
 
 
-def create_campaign(team, user, name):
+def create_campaign(team, user, name, start_from=""):
+    """A new draft; `start_from` ("template:<id>" or "builtin:<key>", see starting_points) gives it
+    a starting point: a layout with a {{ content }} slot becomes its layout, any other template
+    becomes a copy of its content (the campaign keeps its own copy, edited freely)."""
     name = (name or "").strip()
+    start = _starting_point(team, start_from)
+    if not name and start is not None:
+        name = start.name
     if not name:
         raise CampaignError("Give the campaign a name (only your team sees it).", field="name")
-    return Campaign.create(team=team, name=name[:200], created_by=user,
-                           from_name=team.default_from_name, from_email=team.default_from_email)
+    values = dict(team=team, name=name[:200], created_by=user,
+                  from_name=team.default_from_name, from_email=team.default_from_email)
+    if start is not None and getattr(start, "id", None) and layout_slot(start):
+        values["template"] = start.id
+    elif start is not None:
+        values.update(body=start.body, body_kind=start.kind)
+    return Campaign.create(**values)
+
+
+def _starting_point(team, value):
+    """The team template or built-in layout named by a starting-point value, None for a blank
+    email, or CampaignError for a value that names nothing of this team's."""
+    from app.email_templates import services as template_services
+    kind, _sep, key = (value or "").partition(":")
+    if not value:
+        return None
+    found = None
+    if kind == "template" and key.isdigit():
+        found = template_services.get_template(team, int(key))
+    elif kind == "builtin":
+        found = template_services.builtin(key)
+    if found is None:
+        raise CampaignError("That template no longer exists. Choose another one, or a blank email.",
+                            field="start_from")
+    return found
+
+
+def starting_points(team):
+    """What a new campaign can start from, in groups: (group label, [(value, label), ...])."""
+    from app.email_templates import services as template_services
+    layouts, contents = [], []
+    for template in template_services.team_templates(team):
+        if layout_slot(template):
+            layouts.append((f"template:{template.id}", f"{template.name} (layout: wraps the content you write)"))
+        else:
+            contents.append((f"template:{template.id}", f"{template.name} (its content, to edit)"))
+    builtins = [(f"builtin:{b.key}", f"{b.name} (its content, to edit)") for b in template_services.builtin_templates()]
+    return [group for group in (("Your templates", contents), ("Your layouts", layouts), ("Built-in", builtins))
+            if group[1]]
 
 
 def audience(campaign):
@@ -64,9 +111,34 @@ def _ids(values, model, team):
 
 
 def update_draft(campaign, form):
-    """Apply the builder form to a draft. Validation that blocks publishing is in publish_problems()."""
+    """Apply the builder form to a draft, or raise CampaignError and store nothing.
+
+    The form is applied to `campaign` in memory first and checked before anything
+    is written, so on an error the caller can show the page again with the person's
+    input (the in-memory campaign) and the message. Validation that only blocks
+    publishing is in publish_problems()."""
     if campaign.state not in ("draft", "failed"):
         raise CampaignError("Only a draft can be edited. Pause or unschedule it first.")
+    apply_form(campaign, form)
+    check_sender(campaign)
+    if campaign.template_id is not None and not layout_slot(campaign.template):
+        raise CampaignError(f"“{campaign.template.name}” has no {{{{ content }}}} slot, so it cannot wrap the body. "
+                            "Choose a layout, or start a new campaign from this template instead.", field="template")
+    settings = _parse_ab(form)
+    variant_b = _variant_b(campaign, settings, form)
+    campaign.ab_test = json.dumps(settings)
+    campaign.updated_at = utcnow()
+    with db.atomic():
+        campaign.save()
+        Variant.delete().where(Variant.campaign == campaign).execute()
+        if variant_b:
+            Variant.create(campaign=campaign, label="A", subject=campaign.subject, body=campaign.body)
+            Variant.create(campaign=campaign, label="B", **variant_b)
+    return campaign
+
+
+def apply_form(campaign, form):
+    """Copy the builder form onto `campaign` in memory (nothing is saved)."""
     team = campaign.team
     campaign.name = (form.get("name") or campaign.name).strip()[:200]
     campaign.from_name = form.get("from_name", "").strip()[:200]
@@ -86,12 +158,35 @@ def update_draft(campaign, form):
         "exclude_lists": _ids(form.getlist("exclude_lists"), MailingList, team),
         "exclude_segments": _ids(form.getlist("exclude_segments"), Segment, team),
     })
-    campaign.ab_test = json.dumps(_parse_ab(form))
-    campaign.updated_at = utcnow()
-    with db.atomic():
-        campaign.save()
-        _save_variants(campaign, form)
     return campaign
+
+
+def single_address(value, field, label):
+    """`value` as exactly one plain address (no name, no list, no line breaks), or CampaignError.
+
+    These values become From and Reply-To headers and the mailto: of List-Unsubscribe:
+    a comma, angle bracket or line break there would add recipients or headers."""
+    try:
+        return validate_email(value, check_deliverability=False, test_environment=True).normalized.lower()
+    except EmailNotValidError as exc:
+        raise CampaignError(f"The {label} must be one email address, such as news@example.com ({exc})",
+                            field=field) from None
+
+
+def check_sender(campaign):
+    """Refuse sender fields that are not one address, or a From name that spans lines."""
+    if campaign.from_email:
+        campaign.from_email = single_address(campaign.from_email, "from_email", "From address")
+    if campaign.reply_to:
+        campaign.reply_to = single_address(campaign.reply_to, "reply_to", "Reply-to address")
+    if re.search(r"[\x00-\x1f\x7f]", campaign.from_name):
+        raise CampaignError("The From name must be one line of text.", field="from_name")
+
+
+def layout_slot(template):
+    """Whether a saved template can be a layout: it has a {{ content }} slot for the campaign's body."""
+    from app.campaigns import rendering
+    return bool(template is not None and rendering.LAYOUT_SLOT.search(template.body or ""))
 
 
 def _parse_ab(form):
@@ -113,17 +208,15 @@ def _parse_ab(form):
     return {"sample_percent": sample, "wait_minutes": wait, "metric": metric}
 
 
-def _save_variants(campaign, form):
-    """Variant A is the campaign's own subject and body; B overrides either or both."""
-    Variant.delete().where(Variant.campaign == campaign).execute()
-    if not ab_test(campaign):
-        return
+def _variant_b(campaign, settings, form):
+    """Variant B's subject and body when an A/B test is on (A is the campaign's own), or None."""
+    if not settings:
+        return None
     b_subject = form.get("b_subject", "").strip()[:998]
     b_body = form.get("b_body", "").strip()
     if not b_subject and not b_body:
         raise CampaignError("Give variant B a different subject, a different content, or both.", field="b_subject")
-    Variant.create(campaign=campaign, label="A", subject=campaign.subject, body=campaign.body)
-    Variant.create(campaign=campaign, label="B", subject=b_subject or campaign.subject, body=b_body or campaign.body)
+    return {"subject": b_subject or campaign.subject, "body": b_body or campaign.body}
 
 
 def parse_schedule(team, local_value):
@@ -227,6 +320,14 @@ def publish_problems(campaign):
         problems.append("Write a subject line.")
     if not campaign.body.strip():
         problems.append("Write the content of the email.")
+    try:  # stored before save-time checks existed, or changed behind the form's back
+        check_sender(Campaign(from_email=campaign.from_email, reply_to=campaign.reply_to,
+                              from_name=campaign.from_name))
+    except CampaignError as exc:
+        problems.append(str(exc))
+    if campaign.template_id is not None and not layout_slot(campaign.template):
+        problems.append(f"The layout “{campaign.template.name}” has no {{{{ content }}}} slot: choose another "
+                        "layout, or none.")
     if not campaign.from_email or "@" not in campaign.from_email:
         problems.append("Enter the From address.")
     elif not domains.is_verified_sender(team.id, campaign.from_email):

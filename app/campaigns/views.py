@@ -23,39 +23,69 @@ from app.models import Campaign
 from app.security import untrusted_html_response
 from app.sending import ledger
 from app.teams.context import require
+from app.wording import plural
 from tasks import sending as sending_tasks
 
 bp = Blueprint("campaigns", __name__, url_prefix="/campaigns")
+# {{ n|plural("person") }} on every page ("1 person", "2 people"); registered app-wide from here.
+bp.add_app_template_filter(plural, "plural")
 
 
 def _campaign(campaign_id):
     return services.get_campaign(g.team, campaign_id) or abort(404)
 
 
+def _index(status=200, **extra):
+    return render_template("campaigns/index.html", campaigns=services.list_campaigns(g.team), labels=states.LABELS,
+                           starts=services.starting_points(g.team), **extra), status
+
+
 @bp.route("/")
 @require("view")
 def index():
-    return render_template("campaigns/index.html", campaigns=services.list_campaigns(g.team),
-                           labels=states.LABELS)
+    return _index(form=request.args)
 
 
 @bp.route("/new", methods=["POST"])
 @require("edit_content")
 def new_campaign():
     try:
-        campaign = services.create_campaign(g.team, current_user.id, request.form.get("name", ""))
+        campaign = services.create_campaign(g.team, current_user.id, request.form.get("name", ""),
+                                            start_from=request.form.get("start_from", ""))
     except CampaignError as exc:
-        flash(str(exc), "error")
-        return redirect(url_for("campaigns.index"))
+        return _index(422, error=str(exc), error_field=exc.field, form=request.form)
     return redirect(url_for("campaigns.edit", campaign_id=campaign.id))
 
 
-def _builder_context(campaign, **extra):
-    return dict(campaign=campaign, audience=services.audience(campaign), ab=services.ab_test(campaign),
-                variants={v.label: v for v in campaign.variants}, lists=contact_services.lists_of(g.team),
-                segments=contact_services.segments_of(g.team), labels=states.LABELS,
-                templates=template_services.team_templates(g.team),
+def _builder_context(campaign, form=None, **extra):
+    """Everything campaigns/edit.html needs. With `form` (a refused save), the A/B fields and
+    variant B show what the person typed, and `campaign` is expected to carry the rest in memory."""
+    if form is not None:
+        ab = {"sample_percent": form.get("ab_sample_percent", "20"), "wait_minutes": form.get("ab_wait_minutes", "240"),
+              "metric": form.get("ab_metric", "clicks")} if form.get("ab_enabled") else {}
+        b_subject, b_body = form.get("b_subject", ""), form.get("b_body", "")
+        extra.setdefault("problems", ["Save the draft (fix what is marked above) before sending it."])
+    else:
+        ab = services.ab_test(campaign)
+        variants = {v.label: v for v in campaign.variants}
+        b = variants.get("B")
+        b_subject = b.subject if b and b.subject != campaign.subject else ""
+        b_body = b.body if b and b.body != campaign.body else ""
+        extra.setdefault("problems", services.publish_problems(campaign))
+    try:
+        count, count_error = ledger.count_audience(campaign), None
+    except ledger.LedgerError as exc:
+        count, count_error = None, str(exc)
+    all_templates = list(template_services.team_templates(g.team))
+    return dict(campaign=campaign, audience=services.audience(campaign), ab=ab, b_subject=b_subject, b_body=b_body,
+                lists=contact_services.lists_of(g.team), segments=contact_services.segments_of(g.team),
+                labels=states.LABELS, count=count, count_error=count_error,
+                layouts=[t for t in all_templates if services.layout_slot(t)],
                 scheduled_local=services.local_time(g.team, campaign.scheduled_at), **extra)
+
+
+def _builder(campaign, status=200, **extra):
+    return render_template("campaigns/edit.html", **_builder_context(campaign, **extra)), status
 
 
 @bp.route("/<int:campaign_id>", methods=["GET", "POST"])
@@ -70,12 +100,11 @@ def edit(campaign_id):
         try:
             services.update_draft(campaign, request.form)
         except CampaignError as exc:
-            return render_template("campaigns/edit.html", error=str(exc), error_field=exc.field,
-                                   **_builder_context(campaign)), 422
+            # The page again, with what was typed (held in memory by update_draft) and the message.
+            return _builder(campaign, 422, form=request.form, error=str(exc), error_field=exc.field)
         flash("Draft saved.", "success")
         return redirect(url_for("campaigns.edit", campaign_id=campaign.id))
-    return render_template("campaigns/edit.html", problems=services.publish_problems(campaign),
-                           count=ledger.count_audience(campaign), **_builder_context(campaign))
+    return _builder(campaign)
 
 
 def _permissions():
@@ -106,10 +135,16 @@ def publish(campaign_id):
         when = None
         if request.form.get("when") == "later":
             when = services.parse_schedule(g.team, request.form.get("scheduled_at", ""))
-        campaign = services.publish(campaign, when)
+        published = services.publish(campaign, when)
     except (CampaignError, TransitionError, ledger.LedgerError) as exc:
-        flash(f"Not published: {exc}", "error")
-        return redirect(url_for("campaigns.edit", campaign_id=campaign.id))
+        if campaign.state not in ("draft", "failed"):  # e.g. published meanwhile in another tab
+            flash(f"Not published: {exc}", "error")
+            return redirect(url_for("campaigns.progress", campaign_id=campaign.id))
+        field = getattr(exc, "field", None)
+        return _builder(campaign, 422, error=f"Not published: {exc}" if field is None else str(exc),
+                        error_field=field, when=request.form.get("when", "now"),
+                        scheduled_value=request.form.get("scheduled_at", ""))
+    campaign = published
     if campaign.state == "sending":
         sending_tasks.send_campaign(campaign.id)
         flash("Sending has started.", "success")
