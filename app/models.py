@@ -690,3 +690,8 @@ class LinkMark(BaseModel):
 
     class Meta:
         indexes = ((("send", "link_id"), True),)
+
+
+class HealthProbe(BaseModel):
+    """One row (id 1) that /health rewrites: proof the database takes writes (migration 0033)."""
+    checked_at = DateTimeField(null=True)

@@ -1,21 +1,110 @@
-"""Health checks: does the database answer, does the queue answer."""
+"""Health checks: can the database and the queue be read AND written, and is the database intact.
+
+A database that answers SELECT 1 may still refuse every write (a full disk, a read-only mount or file)
+or be corrupt (a backup copied over it beside a stale -wal): either way Loft cannot work, so /health
+must not say "ok". Each check stays cheap enough to poll every second:
+
+- write: one committed UPDATE of a one-row table (health_probe); commits are what fail on a full disk;
+- integrity: PRAGMA quick_check reads the whole file, so it runs at most every INTEGRITY_EVERY seconds
+  per process, on its own thread; /health waits for it at most INTEGRITY_WAIT and otherwise reports
+  the last result (a big database's first check finishes in the background).
+"""
+import pathlib
+import sqlite3
+import threading
+import time
+
+from peewee import SqliteDatabase
+
 from app.db import db
+from app.models import HealthProbe
+from app.models import utcnow
+
+INTEGRITY_EVERY = 600  # seconds between two quick_checks of one database by one process
+INTEGRITY_WAIT = 1.0  # seconds /health waits for a quick_check in progress
+QUEUE_PROBE_KEY = "loft:health-probe"
+
+
+def _problem(exc):
+    return f"{type(exc).__name__}: {str(exc)[:120]}"
 
 
 def check_database():
     try:
         db.execute_sql("SELECT 1").fetchone()
-        return "ok"
     except Exception as exc:  # any failure means "not answering"; the name tells the operator why
         return f"error: {type(exc).__name__}"
+    try:
+        with db.atomic():
+            if not HealthProbe.update(checked_at=utcnow()).where(HealthProbe.id == 1).execute():
+                HealthProbe.create(id=1, checked_at=utcnow())
+    except Exception as exc:
+        return f"error: cannot write ({_problem(exc)})"
+    return check_integrity()
 
 
 def check_queue(huey):
     try:
         pending = huey.pending_count()
-        return "ok", pending
     except Exception as exc:
         return f"error: {type(exc).__name__}", None
+    try:
+        huey.put(QUEUE_PROBE_KEY, utcnow().isoformat())  # a task cannot be queued when this fails
+        huey.get(QUEUE_PROBE_KEY)  # reading it back removes it
+    except Exception as exc:
+        return f"error: cannot write ({_problem(exc)})", pending
+    return "ok", pending
+
+
+# --- Integrity -------------------------------------------------------------------------------
+
+class _Integrity:
+    def __init__(self):
+        self.result = "ok"  # until a first check says otherwise
+        self.checked = None  # time.monotonic() of the last finished check
+        self.thread = None  # the check in progress
+
+
+_integrity = {}  # database file -> _Integrity
+_integrity_lock = threading.Lock()
+
+
+def check_integrity(database=None):
+    """'ok', or 'error: corrupt (...)' from the last PRAGMA quick_check of an SQLite database."""
+    database = database or db.obj
+    if not isinstance(database, SqliteDatabase) or database.database == ":memory:":
+        return "ok"  # PostgreSQL checks its own pages
+    path = database.database
+    with _integrity_lock:
+        state = _integrity.setdefault(path, _Integrity())
+        due = state.checked is None or time.monotonic() - state.checked >= INTEGRITY_EVERY
+        if state.thread is None and due:
+            state.thread = threading.Thread(target=_quick_check, args=(path, state), daemon=True,
+                                            name="health-quick-check")
+            state.thread.start()
+        thread = state.thread
+    if thread is not None:
+        thread.join(INTEGRITY_WAIT)
+    return state.result
+
+
+def _quick_check(path, state):
+    try:
+        # mode=rw: never create an empty file where the database should be
+        connection = sqlite3.connect(f"{pathlib.Path(path).absolute().as_uri()}?mode=rw", uri=True, timeout=10)
+        try:
+            rows = [row[0] for row in connection.execute("PRAGMA quick_check(3)")]
+        finally:
+            connection.close()
+        result = "ok" if rows == ["ok"] else f"error: corrupt ({'; '.join(rows)[:200]})"
+    except sqlite3.OperationalError as exc:  # cannot open, locked, ...: not a verdict on the pages
+        result = f"error: {_problem(exc)}"
+    except sqlite3.DatabaseError as exc:  # "database disk image is malformed", "file is not a database"
+        result = f"error: corrupt ({_problem(exc)})"
+    except Exception as exc:
+        result = f"error: {_problem(exc)}"
+    with _integrity_lock:
+        state.result, state.checked, state.thread = result, time.monotonic(), None
 
 
 def health(version, huey):

@@ -1,0 +1,100 @@
+"""/health tells the truth when the database cannot be written or is damaged, and when the queue
+cannot be written (issue 9.8 and 9.11): SELECT 1 answering is not enough."""
+import sqlite3
+
+import pytest
+from huey import SqliteHuey
+from peewee import SqliteDatabase
+
+from app.db import SQLITE_OPTIONS
+from app.db import db
+from app.db import init_db
+from app.ops import services
+from tests.test_backup import corrupt
+
+
+def live_file(app):
+    return app.config["DATABASE_URL"][len("sqlite:///"):]
+
+
+@pytest.fixture
+def reopen(app):
+    """Rebind the app's database (read-only, ...) for one test, and give the real one back after."""
+    def rebind(database):
+        with app.app_context():
+            db.close()
+        db.initialize(database)
+    yield rebind
+    with app.app_context():
+        db.close()
+    init_db(app.config["DATABASE_URL"])
+
+
+def read_only_open(path):
+    # Tests run as root, where chmod does not stop writes: SQLite's own read-only modes do, like a
+    # read-only mount or a file the service user may not write.
+    return SqliteDatabase(f"file:{path}?mode=ro", uri=True, **SQLITE_OPTIONS)
+
+
+def query_only(path):
+    options = dict(SQLITE_OPTIONS, pragmas=dict(SQLITE_OPTIONS["pragmas"], query_only=1))
+    return SqliteDatabase(path, **options)
+
+
+def test_health_writes_its_probe_row(app, client):
+    response = client.get("/health")
+    assert response.status_code == 200
+    with app.app_context():
+        assert db.execute_sql("SELECT checked_at FROM health_probe WHERE id = 1").fetchone()[0] is not None
+
+
+@pytest.mark.parametrize("opener", [read_only_open, query_only], ids=["read-only file", "query_only"])
+def test_health_is_degraded_when_the_database_cannot_be_written(app, client, reopen, opener):
+    reopen(opener(live_file(app)))
+    with app.app_context():
+        assert db.execute_sql("SELECT count(*) FROM team").fetchone()  # reads still answer
+
+    response = client.get("/health")
+
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["status"] == "degraded"
+    assert body["database"].startswith("error: cannot write")
+    assert "readonly" in body["database"] or "read-only" in body["database"] or "query_only" in body["database"]
+
+
+def test_health_is_degraded_when_the_database_is_corrupt(app, client):
+    with app.app_context():
+        db.close()
+    corrupt(live_file(app))
+    with app.app_context():
+        assert db.execute_sql("SELECT 1").fetchone()  # the old check: still "answers"
+
+    response = client.get("/health")
+
+    assert response.status_code == 503
+    assert response.get_json()["database"].startswith("error: corrupt")
+
+
+def test_the_integrity_check_runs_once_per_interval_per_database(app, client, monkeypatch):
+    assert client.get("/health").get_json()["database"] == "ok"
+    with app.app_context():
+        db.close()
+    corrupt(live_file(app))
+    # Within the interval the last verdict stands (quick_check reads the whole file: not every second) ...
+    assert client.get("/health").get_json()["database"] == "ok"
+    # ... and the next check after it finds the damage.
+    monkeypatch.setattr(services, "INTEGRITY_EVERY", 0)
+    assert client.get("/health").get_json()["database"].startswith("error: corrupt")
+
+
+def test_health_is_degraded_when_the_queue_cannot_be_written(app, tmp_path):
+    queue = SqliteHuey("loft-test", filename=str(tmp_path / "huey.db"))
+    with app.app_context():
+        assert services.health("x", queue)["status"] == "ok"
+        queue.storage.conn.execute("PRAGMA query_only=1")  # as a read-only huey.db would
+        report = services.health("x", queue)
+    assert report["status"] == "degraded"
+    assert report["queue"].startswith("error: cannot write")
+    assert report["database"] == "ok"
+    sqlite3.connect(tmp_path / "huey.db").close()
