@@ -124,7 +124,8 @@ PATTERNS = {
         r"recipient (?:unknown|is not local|not ok)", r"has no (?:mail)?box", r"not our customer",
         r"no user (?:here )?(?:by that name|with that name)", r"user missing home directory",
         r"addressee unknown", r"no account by that name", r"vdeliver: invalid", r"not listed in (?:the )?(?:\S+ )?(?:directory|address book|name (?:&|and) address book)",
-        r"invalid (?:\S+ ){0,3}user ?id", r"no valid recipients?"),
+        r"invalid (?:\S+ ){0,3}user ?id", r"no valid recipients?",
+        r"check (?:if|that|whether) (?:the )?(?:e-?mail )?address is correct"),
     "filtered": _rx(
         r"\bfiltered\b", r"(?:rejected|refused|blocked|denied) by (?:the )?(?:recipient|user|mailbox)(?:'s)? (?:\S+ )?(?:filter|rules?|settings?|preferences?)",
         r"user refuses", r"recipient (?:refuses|refused|has blocked|does not accept)",
@@ -156,8 +157,10 @@ PATTERNS = {
     "blocked": _rx(
         r"\bblock(?:ed|list|listed)?\b", r"black ?list", r"deny ?list", r"\bdnsbl\b", r"\brbl\b", r"spamhaus", r"spamcop",
         r"barracuda ?(?:central|reputation)", r"sorbs", r"listed (?:in|at|on|by)\b", r"client host (?:\S+ )?(?:rejected|blocked|refused)",
-        r"access denied", r"(?:connection|session) (?:refused|rejected|denied)", r"refused to talk",
-        r"(?:ip|ip address|client|host|network|server|connection) (?:\S+ ){0,3}(?:is |has been )?(?:blocked|banned|refused|not (?:allowed|permitted))",
+        r"access denied", r"(?:connection|session) (?:rejected|denied)", r"refused to talk",
+        r"(?:connection|session) refused (?:by|due|because|from)",
+        r"(?:ip|ip address|client|host|network|server) (?:\S+ ){0,3}(?:is |has been )?(?:blocked|banned|refused|not (?:allowed|permitted))",
+        r"connection (?:\S+ ){0,3}(?:is |has been )?(?:blocked|banned|not (?:allowed|permitted))",
         r"your (?:ip|server|host|network|domain|access)", r"not (?:allowed|permitted|authorized) to (?:send|connect|deliver)",
         r"(?:currently|temporarily) (?:deferred|rejected|blocked)", r"\bdenied\b", r"\bban(?:ned)?\b",
         r"helo (?:command )?rejected", r"(?:ehlo|helo) .*(?:rejected|invalid|refused)"),
@@ -208,7 +211,7 @@ PATTERNS = {
     "securityerror": _rx(
         r"authentication (?:is )?required", r"(?:must|need to|please) (?:be )?authenticat", r"auth(?:entication)? (?:failed|failure)",
         r"(?:tls|starttls|encryption|ssl) (?:is )?required", r"must issue a starttls", r"\btls\b.*(?:fail|error|handshake)",
-        r"certificate", r"security (?:violation|policy)", r"\bsecurity\b"),
+        r"certificate", r"security (?:violation|policy)"),
 }
 
 # The order matters: the first match wins. Specific mailbox states first,
@@ -320,14 +323,127 @@ def text_reasons(text):
     return [reason for reason in ORDER if PATTERNS[reason].search(text)]
 
 
+# --- Layer 1: receivers whose own words mean something specific ----------------------------------
+# A few receiving services word their refusals in documented ways that the generic rules below
+# would misread. They are recognised by the recipient's domain or the remote MTA's name, like
+# sisimai's "rhost" modules. Each rule cites the behaviour it encodes.
+
+def _receiver(domain, remote):
+    names = f" {(domain or '').lower()} {(remote or '').lower()} "
+    if re.search(r"[\s.@](?:ezweb\.ne\.jp|au\.com)\b", names):
+        return "kddi"
+    if re.search(r"[\s.@]docomo\.ne\.jp\b", names):
+        return "docomo"
+    if re.search(r"[\s.@](?:hotmail|outlook|live|msn)\.[a-z.]+\b|\.(?:protection|prod)\.outlook\.com\b|"
+                 r"\.onmicrosoft\.com\b|\.exchangelabs\.com\b", names):
+        return "microsoft"
+    return ""
+
+
+# Microsoft's published NDR codes (Exchange Server and Exchange Online "Email non-delivery reports
+# and SMTP errors"; Outlook.com postmaster troubleshooting). (status pattern, words, reason).
+MICROSOFT_NDR = (
+    (r"5\.1\.1", "resolver.adr.exrecipnotfound", "userunknown"),
+    (r"5\.1\.1", "bad destination mailbox address", "userunknown"),
+    (r"5\.1\.10", "recipient not found", "userunknown"),
+    (r"5\.1\.351", "unknown recipient or mailbox unavailable", "userunknown"),
+    (r"5\.4\.1", "recipient address rejected: access denied", "userunknown"),
+    # Outlook.com answers a missing mailbox with the generic 550 text and 5.5.0 (like 5.1.10).
+    (r"5\.[05]\.0", "requested action not taken: mailbox unavailable", "userunknown"),
+    (r"5\.7\.50[45]", "", "suspend"),  # "recipient address rejected: access denied" / "banned recipient"
+    (r"5\.2\.1", "mailbox cannot be accessed", "suspend"),
+    (r"5\.2\.2", "submission quota exceeded", "speeding"),
+    (r"5\.4\.4", "nonexistent domain", "networkerror"),  # our own DNS resolution (smtpsend.dns)
+    (r"5\.4\.310", "does not exist", "norelaying"),  # "DNS domain ... does not exist" at the sending side
+    (r"[45]\.4\.31[26]", "", "networkerror"),  # DNS query failed / connection refused
+    (r"[45]\.4\.(?:7|300)", "expired", "expired"),
+    (r"5\.4\.(?:6|14)", "loop", "networkerror"),
+    (r"5\.7\.1", "unable to relay", "norelaying"),
+    (r"5\.7\.1", "client was not authenticated", "securityerror"),
+    (r"5\.7\.1", "delivery not authorized", "rejected"),
+    (r"5\.7\.(?:12|13[3-6]?)", "not authenticated", "rejected"),
+    (r"5\.7\.9\d\d", "", "policyviolation"),  # rejected by a mail flow (transport) rule
+    (r"5\.7\.(?:23|509|515)", "", "authfailure"),
+    (r"5\.7\.(?:50[6-8]|51[013]|6[0-4]\d)", "", "blocked"),
+    (r"5\.1\.[078]", "sender", "rejected"),
+)
+
+
+def receiver_reason(domain, remote, text, code, command):
+    """A reason from a receiver's documented wording, or ""."""
+    receiver = _receiver(domain, remote)
+    if receiver == "kddi":
+        # au (KDDI) answers "550 <address>: User unknown" for a missing mailbox, and the same words
+        # without the address ("550 : User unknown") when the recipient's own filter refused us.
+        if re.search(r">\s*:\s*user unknown", text):
+            return "userunknown"
+        if EMPTY_USER_UNKNOWN.search(text):
+            return "filtered"
+    elif receiver == "docomo":
+        # NTT docomo: "550 Unknown user" is a missing mailbox at RCPT; the same after DATA or
+        # with Status 5.2.0 is the receiver's domain/sender filter.
+        if code == "5.2.0" or command == "DATA":
+            return "filtered"
+        if "552 too much mail data" in text:
+            return "mailboxfull"
+        if "unknown user" in text or code == "5.1.1":
+            return "userunknown"
+    elif receiver == "microsoft" and code:
+        codes = [code] + find_status(text)
+        for pattern, words, reason in MICROSOFT_NDR:
+            if any(re.fullmatch(pattern, c) for c in codes) and words in text:
+                return reason
+    return ""
+
+
+# --- Layers 2 and 3: status code meaning, then the words --------------------------------------------
+
+# Words that say the receiver refused *us* or *this message* (spam or content filters, policy,
+# block lists). With these in the reply, "user unknown"-like words elsewhere in it (Exchange and
+# Office 365 append "Requested action not taken: mailbox unavailable" to any 550) do not make the
+# address dead.
+POLICY_WORDS = re.compile(
+    r"\bspam|\bpolicy\b|polic(?:y|ies) (?:violation|reasons)|content (?:filter|restriction|rejected)|"
+    r"\bfilter(?:ed|ing)?\b|black ?list|block ?list|\bblocked\b|(?<!not )\blisted (?:in|at|on|by)|\brbl\b|"
+    r"\bdnsbl\b|spamhaus|reputation|\bvirus|malware|phish|not authori[sz]ed|unsolicited|bulk mail|"
+    r"(?:rejected|refused|denied) (?:by|due to|because of) (?:the |our |a |an |local |remote )?(?:\S+ )?"
+    r"(?:filter|polic|spam|content|anti|security|rule|firewall|reputation)")
+
+# Words that name a missing mailbox plainly, whatever the status code ("550 5.0.0 User unknown",
+# qmail's "(#5.5.0)"). A generic status code does not weaken them.
+PLAIN_USER_UNKNOWN = re.compile(
+    r"user unknown|unknown (?:user|recipient|mailbox|local ?part)|no such (?:user|mailbox|recipient|address|person)|"
+    r"(?:user|recipient|mailbox|address|account)(?: \S+){0,2} (?:does not|doesn't|did not|not) exist|"
+    r"does not exist|mailbox (?:is )?(?:unavailable|not found|not present)|invalid (?:recipient|mailbox|address)|"
+    r"recipient (?:not found|unknown)|user not found|address (?:unknown|invalid|not found)|"
+    r"not a valid (?:user|recipient|mailbox|address)|no mailbox|is not a known user|address is not correct|"
+    r"check (?:if|that|whether) (?:the )?(?:e-?mail )?address is correct")
+
+# A delivery given up on (expired) or a network failure: "host not found" in such a report names
+# the cause of the retries, not a domain that does not exist.
+GAVE_UP = re.compile(r"expired|giving up|gave up|retry time(?:out)? (?:exceeded|not reached)|too long in (?:the )?queue|"
+                     r"could not be delivered (?:with)?in|undeliverable for|maximum time|delivery time")
+TEMPORARY_NETWORK = re.compile(r"try again|temporar|timed? ?out|connection (?:refused|reset|lost|closed)|"
+                               r"no route to host|network is unreachable|host is unreachable|servfail|lost connection")
+
+# Reasons about the receiver refusing us or the message: never the contact's fault.
+POLICY_REASONS = {"spamdetected", "virusdetected", "policyviolation", "blocked", "badreputation", "rejected",
+                  "filtered", "authfailure", "requireptr", "norelaying", "securityerror", "contenterror"}
+
+
 def classify(status="", diagnostic="", action="failed", command="", reply_code=None, context="",
-             diagnostic_type=""):
+             diagnostic_type="", recipient="", remote_mta=""):
     """(kind, reason, status) for one recipient.
 
     `diagnostic` is the server's reply for this recipient; `context` is
     other prose of the bounce, consulted only when the reply decides nothing.
     `command` is the SMTP command the reply answered (RCPT, DATA, MAIL,
-    HELO) when the bounce says so.
+    HELO) when the bounce says so. `recipient` and `remote_mta` identify
+    the receiving service, whose documented wording is read first.
+
+    Order of evidence (as sisimai does it): the receiver's own documented
+    wording; then the RFC 3463 status code, which the words may only refine
+    within what the code allows; then the words alone; then the context.
     """
     action = (action or "failed").lower()
     command = (command or "").upper()
@@ -338,42 +454,64 @@ def classify(status="", diagnostic="", action="failed", command="", reply_code=N
         return "none", "delivered", code
     if text and is_account_limit_reply(reply_code or find_reply(text) or 0, text):
         return "limit", "accountlimit", code
+    domain = (recipient or "").rpartition("@")[2]
+    reason = receiver_reason(domain, remote_mta, text, code, command) if text else ""
+    if reason:
+        return kind_of(reason, code, text), reason, code
     detail = code.split(".", 1)[1] if code.count(".") == 2 else ""
     by_status = "" if detail in VAGUE else STATUS_REASONS.get(detail, "")
     if not by_status and detail.startswith("1.") and detail not in VAGUE:
         by_status = "userunknown"  # vendor details such as Microsoft's 5.1.351
     found = text_reasons(text)
+    # Addresses are left out: a mailbox called "filtered@..." says nothing about a filter.
+    policy = bool(POLICY_WORDS.search(re.sub(r"\S+@\S+", " ", text)))
     reason = ""
     if by_status in OVERRIDES:
         allowed = OVERRIDES[by_status]
         reason = next((r for r in found if r in allowed), by_status)
+    elif detail.startswith("7.") and by_status:
+        # X.7.x is security or policy (RFC 3463): the words may name which kind, but "user unknown"
+        # counts only as the plain answer to RCPT TO with no policy words beside it.
+        reason = next((r for r in found if r not in ("userunknown", "hostunknown", "hasmoved", "notaccept")), "")
+        if not reason and "userunknown" in found and command == "RCPT" and not policy:
+            reason = "userunknown"
+        reason = reason or by_status
+    elif detail == "4.7":
+        # Expired in the queue: only a full mailbox named inside it says more (deliverability §2.3).
+        reason = "mailboxfull" if "mailboxfull" in found else "expired"
     elif found:
         reason = found[0]
+        if reason == "userunknown" and policy:
+            # "550 Message rejected by spam filter ... mailbox unavailable": the filter refused us.
+            reason = next((r for r in found if r in POLICY_REASONS), "filtered")
     if reason == "" and DEFINITE_USER_UNKNOWN.search(text):
         reason = "userunknown"
     if reason == "userunknown" and by_status not in ("userunknown", "hostunknown", "hasmoved") \
             and not DEFINITE_USER_UNKNOWN.search(text):
-        # "User unknown" without a x.1.x code: an answer to RCPT TO means it; after DATA the
-        # mailbox was there and a filter refused the message (KDDI/au answer "550 : User unknown"
-        # for their receivers' blocking settings); at MAIL FROM it is about our sender address.
+        # "User unknown" without a x.1.x code. At RCPT TO it means what it says; after DATA the
+        # mailbox was there and a filter refused the message (the reply came to the content); at
+        # MAIL FROM it is about our sender address. Elsewhere, plain words ("550 5.0.0 User
+        # unknown", qmail's "(#5.5.0)") are taken at their word; vaguer ones with only a generic
+        # code are not enough to call the address dead.
         if command == "MAIL":
             reason = "rejected"
         elif command == "DATA" or (command != "RCPT" and EMPTY_USER_UNKNOWN.search(text)):
             reason = "filtered"
         elif command != "RCPT" and by_status in ("filtered", "suspend"):
             reason = by_status
-        elif command != "RCPT" and detail in ("", "0.0") and (status or find_reply(text)):
-            # An SMTP reply from an unknown step with only a generic code: the receiving side may
-            # have accepted the recipient and refused the content. Prose written by the final
-            # server itself (Exchange, Notes, Domino: "recipient name is not recognized", no code)
-            # is taken at its word.
+        elif command != "RCPT" and detail in ("", "0.0", "5.0") and (status or find_reply(text)):
             reason = "filtered"
     if command == "MAIL" and reason in ("userunknown", "hostunknown", "filtered", "notaccept", ""):
         reason = "rejected"  # the refusal came at MAIL FROM: it is about our envelope sender
     if diagnostic_type.startswith("X-UNIX") and reason not in ("mailboxfull",):
         reason = "mailererror"  # a local delivery program failed, not an SMTP refusal
-    if reason == "hostunknown" and code.startswith("4"):
-        reason = "networkerror"  # a temporary DNS failure, not a missing domain
+    if reason == "hostunknown" and detail != "1.2":
+        # "Host not found" inside a report of a given-up or failing delivery names why the retries
+        # failed (a DNS outage, a dead MX), which is not a domain that does not exist.
+        if GAVE_UP.search(text):
+            reason = "expired"
+        elif code.startswith("4") or TEMPORARY_NETWORK.search(text):
+            reason = "networkerror"
     if not reason:
         reason = by_status
     if not reason and context:

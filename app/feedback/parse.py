@@ -71,7 +71,10 @@ BOUNCE_SUBJECT = re.compile(
     r"could not (?:be )?deliver|non[- ]?delivery|nondeliverable|mail system error|returned to sender|"
     r"message not delivered|warning: could not send|delivery notification|rejected|bounce|error sending|"
     r"message you sent|mail could not|failed delivery|fehlgeschlagen|unzustellbar|non remis|non recapitabile|"
-    r"error|failure|problem|returned|delivery", re.I)
+    r"error|failure|problem|returned|delivery|"
+    # Japanese carriers and MTAs (au, docomo, SoftBank, Biglobe, m-FILTER ...) often say it only in Japanese
+    r"配信(?:エラー|失敗|不能|できません)|不達|送信(?:エラー|失敗)|返送|エラーメール|届きません|配送(?:エラー|失敗)|"
+    r"未配達|宛先不明|宛先エラー", re.I)
 BOUNCE_SENDER = re.compile(
     r"mailer[-_ ]?daemon|post_?master|mail ?delivery|mail ?administrator|maildelivery|mailerdaemon|bounce|"
     r"mail ?system|mdaemon|root@|mail ?router|microsoftexchange|notification|mailmaster|smtp|bounces",
@@ -83,7 +86,9 @@ BODY_BOUNCE_HINT = re.compile(
     r"returned to (?:the )?sender|message delivery failed|mail delivery failed|rejected|user unknown|does not exist|"
     r"was blocked|error occurred|delivery problem|bounce|smtp error|remote host said|status: ?[45]\.|"
     r"invalid (?:user|recipient|address)|no such (?:user|mailbox)|requested action not taken|mailbox (?:is )?full|"
-    r"配信|届きませんでした|宛先|送信できませんでした|エラー",
+    r"(?:recipients?|address) (?:was|were|has been) rejected|account is disabled|did not reach|"
+    r"cannot be delivered|could not be sent|unknown user|no longer (?:valid|available)|"
+    r"配信|届きませんでした|宛先|送信できませんでした|エラー|存在しません|受信拒否|届けられません|送れませんでした",
     re.I)
 
 
@@ -176,7 +181,10 @@ def header(msg, name, default=""):
     try:
         value = msg.get(name)
         if value is not None:
-            return str(value).strip()
+            value = str(value).strip()
+            if "\x1b$" in value:  # raw ISO-2022-JP, not MIME-encoded (older Japanese MTAs)
+                value = value.encode("latin-1", "replace").decode("iso-2022-jp", "replace")
+            return value
     except Exception:  # noqa: BLE001
         pass
     try:
@@ -219,6 +227,9 @@ def text_of(part):
 
 
 def decode_bytes(payload, charset=None):
+    if (b"\x1b$B" in payload or b"\x1b$@" in payload) and \
+            (not charset or charset.lower() in ("us-ascii", "ascii", "utf-8", "iso-8859-1")):
+        charset = "iso-2022-jp"  # 7-bit Japanese (au, docomo ...) that does not declare its charset
     for candidate in (charset, "utf-8", "iso-2022-jp", "cp1252"):
         if not candidate:
             continue
@@ -577,6 +588,8 @@ COMMAND_PHRASES = (
     (r"(?:DID NOT|DIDN'T) LIKE (?:OUR )?(RCPT|DATA|MAIL)", None),
     (r"\bRCPT:\s*<", "RCPT"),
     (r"-+SMTP COMMAND\s+(RCPT|DATA|MAIL)", None),
+    # Oracle/Sun Messaging Server: "Reason: Remote SMTP server has rejected address" (refused at RCPT)
+    (r"SERVER HAS REJECTED (?:THE )?ADDRESS", "RCPT"),
 )
 
 
@@ -762,7 +775,9 @@ def classify_results(report, prose):
     for recipient in report.results:
         kind, reason, status = classify.classify(recipient.status, recipient.diagnostic, action=recipient.action,
                                                  command=recipient.command, context=context,
-                                                 diagnostic_type=recipient.diagnostic_type)
+                                                 diagnostic_type=recipient.diagnostic_type,
+                                                 recipient=recipient.email,
+                                                 remote_mta=f"{recipient.remote_mta} {report.reporting_mta}".strip())
         if recipient.action == "delayed" and kind != "none":
             reason = "expired" if reason in ("onhold", "undefined", "systemerror", "networkerror") else reason
         recipient.kind, recipient.reason, recipient.status = kind, reason, status or recipient.status

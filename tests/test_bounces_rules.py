@@ -1,0 +1,192 @@
+"""Bounce classification by rule, on DSNs written here (not the shared corpus).
+
+One case per reason family of the standards (RFC 3463 status codes, RFC 3464
+structure) and per mistake issue 9 found on bounces Loft had never seen:
+policy and spam refusals read as "user unknown", unknown users behind the
+generic 5.0.0/5.5.0 codes of receivers that document them, network errors and
+expired deliveries read as "unknown host", Japanese carrier formats not seen
+as bounces. Each case says why the answer is right, so the behaviour is shown
+on messages that are not the corpus.
+"""
+import pytest
+
+from app.feedback import classify
+from app.feedback.parse import parse_message
+
+ORIGINAL = ("From: News <news@loft.example>\r\nTo: alice@example.com\r\nSubject: Hello\r\n"
+            "Message-ID: <loft.1.2.abcdefghij@loft.example>\r\n\r\nHi Alice\r\n")
+
+
+def dsn(status, diagnostic, remote="mx.example.com", reporting="mx.example.net", human="", action="failed",
+        recipient="alice@example.com"):
+    """A multipart/report DSN (RFC 3464) about one recipient, as bytes."""
+    block = f"Final-Recipient: rfc822; {recipient}\r\nAction: {action}\r\nStatus: {status}\r\n"
+    if remote:
+        block += f"Remote-MTA: dns; {remote}\r\n"
+    if diagnostic:
+        block += f"Diagnostic-Code: smtp; {diagnostic}\r\n"
+    text = (
+        "From: Mail Delivery System <MAILER-DAEMON@mx.example.net>\r\nTo: news@loft.example\r\n"
+        "Subject: Undelivered Mail Returned to Sender\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
+        f"--B\r\nContent-Type: text/plain\r\n\r\n{human or 'Your message could not be delivered.'}\r\n\r\n"
+        f"--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; {reporting}\r\n\r\n{block}\r\n"
+        f"--B\r\nContent-Type: message/rfc822\r\n\r\n{ORIGINAL}\r\n--B--\r\n")
+    return text.encode()
+
+
+def verdict(raw):
+    report = parse_message(raw)
+    assert report.is_bounce, report.as_json()
+    return report.kind, report.reason
+
+
+# --- RFC 3463: the status code decides the family, the words refine it --------------------------------
+
+@pytest.mark.parametrize("status, diagnostic, kind, reason", [
+    # X.1.x addressing: the address is dead
+    ("5.1.1", "550 5.1.1 <alice@example.com>: Recipient address rejected: User unknown", "hard", "userunknown"),
+    ("5.1.2", "550 5.1.2 Host unknown: example.com", "hard", "hostunknown"),
+    ("5.1.6", "550 5.1.6 Recipient has moved", "hard", "hasmoved"),
+    ("5.1.10", "556 5.1.10 Recipient address has null MX", "hard", "notaccept"),
+    # X.2.x mailbox: there, but cannot take it now
+    ("5.2.2", "552 5.2.2 Mailbox full", "soft", "mailboxfull"),
+    ("4.2.2", "452 4.2.2 Over quota", "soft", "mailboxfull"),
+    ("5.2.1", "550 5.2.1 The account has been disabled", "soft", "suspend"),
+    # X.3 mail system, X.6 content: fix the message, the contact is not to blame
+    ("5.3.4", "552 5.3.4 Message size exceeds fixed maximum message size", "block", "mesgtoobig"),
+    ("5.6.0", "554 5.6.0 Message contains invalid header", "block", "contenterror"),
+    # X.4.x network and routing: temporary, never "unknown host"
+    ("4.4.1", "421 4.4.1 Connection timed out", "soft", "networkerror"),
+    ("5.4.7", "554 5.4.7 Delivery expired (message too old)", "soft", "expired"),
+    # X.7.x security and policy: they refused *us*
+    ("5.7.1", "554 5.7.1 Service unavailable; Client host [192.0.2.1] blocked using zen.spamhaus.org", "block",
+     "blocked"),
+    ("5.7.1", "550 5.7.1 Message rejected as spam by Content Filtering.", "block", "spamdetected"),
+    ("5.7.1", "554 5.7.1 <alice@example.com>: Relay access denied", "block", "norelaying"),
+    ("5.7.26", "550 5.7.26 Unauthenticated email from loft.example is not accepted due to domain's DMARC policy",
+     "auth", "authfailure"),
+    ("5.7.25", "550 5.7.25 The IP address sending this message does not have a PTR record setup", "block",
+     "requireptr"),
+])
+def test_status_code_families(status, diagnostic, kind, reason):
+    assert verdict(dsn(status, diagnostic)) == (kind, reason)
+
+
+# --- Policy and content filtering is not an unknown user ----------------------------------------------
+
+@pytest.mark.parametrize("status, diagnostic", [
+    # Exchange/Office 365 append the generic 550 text to a policy refusal.
+    ("5.7.1", "550 5.7.1 Message rejected due to content restrictions. Requested action not taken: "
+              "mailbox unavailable"),
+    ("5.7.1", "550 5.7.1 Delivery not authorized, message refused. Recipient address rejected"),
+    ("5.7.1", "550 5.7.1 <alice@example.com>: Recipient address rejected: Message rejected by spam filter"),
+    # no enhanced code, or only the generic one: the words say it was a filter
+    ("5.0.0", "550 Message rejected by spam filter: mailbox unavailable"),
+    ("5.0.0", "554 Message refused: listed in bl.example.net; user unknown"),
+    ("", "550 Blocked by policy: address invalid for this sender"),
+])
+def test_policy_refusals_never_suppress_the_contact(status, diagnostic):
+    kind, reason = verdict(dsn(status, diagnostic))
+    assert kind != "hard", (kind, reason)
+
+
+def test_user_unknown_words_at_rcpt_with_a_policy_code_without_policy_words_is_still_dead():
+    # RFC 5321: the answer to RCPT TO is about the recipient; the x.7 code alone does not change that.
+    assert classify.classify("5.7.1", "550 5.7.1 User unknown", command="RCPT")[:2] == ("hard", "userunknown")
+    assert classify.classify("5.7.1", "550 5.7.1 User unknown")[0] != "hard"
+
+
+# --- Unknown users behind generic 5.0.0 / 5.5.0 codes ---------------------------------------------------
+
+def test_generic_code_with_user_unknown_at_rcpt_is_hard():
+    human = "... while talking to mx.example.com.:\r\n>>> RCPT To:<alice@example.com>\r\n<<< 550 User unknown"
+    assert verdict(dsn("5.0.0", "550 User unknown", human=human)) == ("hard", "userunknown")
+
+
+def test_generic_code_with_user_unknown_after_data_is_a_filter():
+    human = "... while talking to mx.example.com.:\r\n>>> DATA\r\n<<< 550 User unknown"
+    assert verdict(dsn("5.0.0", "550 User unknown", human=human))[0] == "soft"
+
+
+def test_oracle_messaging_server_rejected_address_means_rcpt():
+    human = "Recipient address: alice@example.com\r\nReason: Remote SMTP server has rejected address"
+    assert verdict(dsn("5.0.0", "550 <alice@example.com>: User unknown", human=human)) == ("hard", "userunknown")
+
+
+def test_outlook_com_documents_5_5_0_mailbox_unavailable_as_no_such_user():
+    # Microsoft: "550 5.5.0 Requested action not taken: mailbox unavailable" = recipient not found (like 5.1.10)
+    raw = dsn("5.5.0", "550 Requested action not taken: mailbox unavailable", remote="",
+              reporting="BAY004-MC1F22.hotmail.com")
+    assert verdict(raw) == ("hard", "userunknown")
+    # The same generic words from a receiver that documents nothing stay soft (sisimai's reading).
+    assert verdict(dsn("5.0.0", "550 Requested action not taken: mailbox unavailable"))[0] == "soft"
+
+
+def test_office365_access_denied_codes():
+    raw = dsn("5.4.1", "550 5.4.1 Recipient address rejected: Access denied. AS(201806281)",
+              remote="mail.protection.outlook.com")
+    assert verdict(raw) == ("hard", "userunknown")
+    raw = dsn("5.7.504", "550 5.7.504 Recipient address rejected: Access denied",
+              remote="mail.protection.outlook.com")
+    assert verdict(raw)[0] == "soft"
+
+
+def test_kddi_au_says_who_refused_by_the_address_in_the_reply():
+    # au: "550 <address>: User unknown" = no such mailbox; "550 : User unknown" = the user's own filter.
+    assert verdict(dsn("5.0.0", "550 <alice@example.com>: User unknown", remote="lsean.ezweb.ne.jp")) == \
+        ("hard", "userunknown")
+    assert verdict(dsn("5.0.0", "550 : User unknown", remote="lsean.ezweb.ne.jp")) == ("soft", "filtered")
+
+
+# --- Network errors and expired deliveries are not unknown hosts ----------------------------------------
+
+@pytest.mark.parametrize("status, diagnostic, reason", [
+    ("4.4.7", "Message expired: Host or domain name not found. Name service error for name=example.com type=MX",
+     "expired"),
+    ("5.4.7", "554 4.4.7 Message expired: unable to deliver in 840 minutes.<421 4.4.0 Unable to lookup DNS>",
+     "expired"),
+    ("5.0.0", "Host or domain name not found. Name service error for name=example.com type=A: Host not found, "
+              "try again", "networkerror"),
+    ("5.4.4", "retry timeout exceeded; unrouteable mail domain example.com; giving up", "expired"),
+    ("5.0.0", "connect to mx.example.com[192.0.2.1]:25: Connection refused", "networkerror"),
+    ("5.0.0", "connect to mx.example.com[192.0.2.1]:25: No route to host", "networkerror"),
+])
+def test_network_and_expired_are_soft(status, diagnostic, reason):
+    assert verdict(dsn(status, diagnostic)) == ("soft", reason)
+
+
+def test_a_domain_that_does_not_exist_is_still_hard():
+    assert verdict(dsn("5.1.2", "Host or domain name not found. Name service error for name=example.com type=MX: "
+                                "Host not found")) == ("hard", "hostunknown")
+    assert verdict(dsn("5.4.4", "Host or domain name not found. Name service error for name=example.com type=MX: "
+                                "Host not found")) == ("hard", "hostunknown")
+
+
+# --- Structure: formats without a DSN ---------------------------------------------------------------------
+
+def test_japanese_carrier_bounce_in_undeclared_iso_2022_jp_is_a_bounce():
+    # A carrier's text bounce: the Japanese body in ISO-2022-JP with no charset declared and no DSN part.
+    body = "お客様が送信されたメールは、宛先が存在しないため配信できませんでした。\r\n\r\n<alice@example.com>\r\n"
+    raw = (b"Return-Path: <>\r\nFrom: postmaster@mx.example.jp\r\nTo: news@loft.example\r\n"
+           b"Subject: =?ISO-2022-JP?B?GyRCR1s/LiU3JWolZyVrGyhC?=\r\nMIME-Version: 1.0\r\n"
+           b"Content-Type: text/plain\r\n\r\n" + body.encode("iso-2022-jp") + b"\r\n" + ORIGINAL.encode())
+    report = parse_message(raw)
+    assert report.is_bounce and report.recipients == ["alice@example.com"]
+
+
+def test_au_style_english_text_bounce():
+    raw = (b"Return-Path: <>\r\nFrom: Postmaster@mx.example.jp\r\nTo: news@loft.example\r\n"
+           b"Subject: Mail System Error - Returned Mail\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\n"
+           b"Each of the following recipients was rejected by a remote mail server.\r\n"
+           b"    Recipient: <alice@example.com>\r\n    >>> RCPT TO:<alice@example.com>\r\n"
+           b"    <<< 550 <alice@example.com>: User unknown\r\n")
+    assert verdict(raw) == ("hard", "userunknown")
+
+
+def test_product_names_are_not_reasons():
+    # "InterScan Messaging Security Suite" names a product, not a security error.
+    raw = (b"From: postmaster@mx.example.com\r\nTo: news@loft.example\r\nSubject: Mail could not be delivered\r\n"
+           b"Content-Type: text/plain\r\n\r\n****** Message from InterScan Messaging Security Suite ******\r\n"
+           b"Unable to deliver message to <alice@example.com>. Please check if address is correct.\r\n")
+    assert verdict(raw) == ("hard", "userunknown")
