@@ -35,7 +35,10 @@ def create_app(overrides=None):
         VERSION=__version__,
         SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax", SESSION_COOKIE_SECURE=https,
         REMEMBER_COOKIE_HTTPONLY=True, REMEMBER_COOKIE_SAMESITE="Lax", REMEMBER_COOKIE_SECURE=https,
-        MAX_CONTENT_LENGTH=app.config.get("MAX_CONTENT_LENGTH") or 512 * 1024 * 1024,
+        # A small limit everywhere (an anonymous form post is parsed by the CSRF check), raised per request
+        # only on the views marked @security.accepts_upload (security.limit_body).
+        MAX_CONTENT_LENGTH=app.config.get("MAX_CONTENT_LENGTH") or app.config["MAX_BODY_KB"] * 1024,
+        MAX_UPLOAD_LENGTH=app.config.get("MAX_UPLOAD_LENGTH") or app.config["MAX_UPLOAD_MB"] * 1024 * 1024,
     )
     if not app.config.get("TESTING"):
         logs.configure(app.config["LOG_LEVEL"])
@@ -45,6 +48,7 @@ def create_app(overrides=None):
 
     _init_login(app)
     logs.init_app(app)
+    app.before_request(security.limit_body)  # before anything reads the body
     app.before_request(security.check_csrf)
     htmx.init_app(app)
 
@@ -128,8 +132,17 @@ def _init_errors(app):
         return render_template(template, code=code, title=error.name,
                                description=error.description), code
 
+    def too_large(error):
+        limit = request.max_content_length or 0
+        size = f"{limit / (1024 * 1024):,.0f} MB" if limit >= 1024 * 1024 else f"{limit // 1024:,} KB"
+        error.description = (f"This request is larger than Loft accepts here ({size}), so it was not read. "
+                             "Shorten the content, or split a file into smaller ones.")
+        return render_error(error)
+
     from werkzeug.exceptions import HTTPException
+    from werkzeug.exceptions import RequestEntityTooLarge
     app.register_error_handler(HTTPException, render_error)
+    app.register_error_handler(RequestEntityTooLarge, too_large)
 
 
 def _security_headers(response):

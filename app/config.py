@@ -84,6 +84,11 @@ class Config:
     # Reverse proxies in front of Loft (1 for one Caddy or nginx): their X-Forwarded-For and -Proto are
     # trusted, so throttles, sign-up limits and tracking see the visitor's address. 0 = none (never trust them).
     PROXIES = _int("LOFT_PROXIES", 0)
+    # Largest request body, in KB, on every route except file uploads: a bigger one is refused (413) before
+    # it is read. Campaign and template editors post at most a few hundred KB.
+    MAX_BODY_KB = _int("LOFT_MAX_BODY_KB", 4096)
+    # Largest file upload (contact CSV imports), in MB. Only the upload routes accept more than MAX_BODY_KB.
+    MAX_UPLOAD_MB = _int("LOFT_MAX_UPLOAD_MB", 512)
     # Where the built-in mail catcher listens; a fresh install sends its mail there.
     CATCHER_HOST = _str("LOFT_CATCHER_HOST", "127.0.0.1")
     CATCHER_PORT = _int("LOFT_CATCHER_PORT", 1025)
@@ -123,6 +128,9 @@ class Config:
     SNS_CERT_DIR = _path("LOFT_SNS_CERT_DIR", "var/sns-certs")
     # Outgoing webhooks may target loopback or private-network addresses (off: such URLs are refused, an SSRF guard).
     WEBHOOKS_ALLOW_PRIVATE = _bool("LOFT_WEBHOOKS_ALLOW_PRIVATE", False)
+    # Teams' SMTP accounts and bounce mailboxes may be on this machine or a private network (off: refused, the
+    # same guard as webhooks). The default of the instance setting "Private mail servers", which overrides it.
+    MAIL_ALLOW_PRIVATE = _bool("LOFT_MAIL_ALLOW_PRIVATE", False)
     # Finished webhook deliveries (delivered or failed) stay in the delivery log this many days.
     WEBHOOK_LOG_DAYS = _int("LOFT_WEBHOOK_LOG_DAYS", 30)
     # A sending campaign pauses itself when its bounce rate (hard + soft) or complaint rate reaches these,

@@ -69,6 +69,49 @@ def decrypt(ciphertext):
         return None
 
 
+# --- Request size ---------------------------------------------------------
+# MAX_CONTENT_LENGTH (LOFT_MAX_BODY_KB) holds for every request; the few views that take a file
+# upload are marked and get MAX_UPLOAD_LENGTH (or their own limit). werkzeug enforces
+# request.max_content_length on the Content-Length before reading, and on a chunked body
+# (no length) while reading it, so a huge body is refused without being held in memory.
+
+def accepts_upload(limit=None):
+    """Mark a view as a file upload: its body may be `limit` bytes (default MAX_UPLOAD_LENGTH).
+    Put it directly under @bp.route."""
+    def mark(view):
+        view.upload_limit = limit or "config"
+        return view
+    return mark
+
+
+def body_limit():
+    """The largest body the current request's view accepts, in bytes."""
+    view = current_app.view_functions.get(request.endpoint)
+    limit = getattr(view, "upload_limit", None)
+    if limit is None:
+        return current_app.config["MAX_CONTENT_LENGTH"]
+    return current_app.config["MAX_UPLOAD_LENGTH"] if limit == "config" else limit
+
+
+def limit_body():
+    """before_request hook (the first): set this request's limit, and refuse a declared length over it
+    at once, whether or not the view would read the body."""
+    limit = request.max_content_length = body_limit()
+    if request.content_length is not None:
+        if request.content_length > limit:
+            abort(413)
+    elif request.method not in CSRF_SAFE_METHODS and request.environ.get("wsgi.input_terminated"):
+        # A chunked body (no length). werkzeug stops reading it at the limit *silently*, so an
+        # oversized form would be taken as a shorter, complete one: read one byte more to tell.
+        # (Upload views are left to their multipart parser, which refuses a cut-off form.)
+        if getattr(current_app.view_functions.get(request.endpoint), "upload_limit", None) is None:
+            request.max_content_length = limit + 1
+            too_long = len(request.get_data(cache=True)) > limit  # kept: the form is parsed from it
+            request.max_content_length = limit
+            if too_long:
+                abort(413)
+
+
 # --- CSRF -----------------------------------------------------------------
 # One random token per session, sent back by every form (hidden input) and by
 # every HTMX request (the X-CSRF-Token header set on <body hx-headers>).

@@ -131,7 +131,7 @@ def test_no_file_chosen(web, team):
 
 
 def test_a_file_over_the_size_limit(app, web, team):
-    app.config["MAX_CONTENT_LENGTH"] = 2 * 1024 * 1024
+    app.config["MAX_UPLOAD_LENGTH"] = 2 * 1024 * 1024
     response = upload(web, b"email\n" + b"someone@example.com\n" * 150000)
     assert response.status_code == 413
     message = soup(response).select_one("#e-file").text
@@ -216,7 +216,7 @@ def test_huge_cells_are_rejected_not_swallowed(web, team):
 def test_an_oversized_upload_by_someone_who_may_not_import(app, team):
     from app.models import Team
     from tests.test_teams import make_member
-    app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
+    app.config["MAX_UPLOAD_LENGTH"] = 1024 * 1024
     _, guest = make_member(app, Team.get(Team.name == "Acme"), "guest")
     response = upload(guest, b"email\n" + b"someone@example.com\n" * 60000)
     assert response.status_code == 413

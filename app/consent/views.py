@@ -28,6 +28,7 @@ from app.consent import preferences
 from app.consent import services
 from app.consent.services import ConsentError
 from app.htmx import is_htmx
+from app.security import accepts_upload
 from app.security import csrf_exempt
 from app.teams.context import require
 from tasks.mail import send_system_email
@@ -110,6 +111,7 @@ def remove_suppression(entry_id):
 
 
 @bp.route("/contacts/suppression/import", methods=["POST"])
+@accepts_upload(services.MAX_IMPORT_BYTES + 64 * 1024)  # the file and the form around it; the service says why
 @require("edit_content")
 def import_suppression():
     upload = request.files.get("file")
@@ -158,13 +160,13 @@ def erase_contact(contact_id):
 def forms_page():
     lists = forms.forms_of(g.team)
     return render_template("consent/forms.html", lists=lists, honeypot=forms.HONEYPOT,
-                           wording=forms.consent_wording)
+                           wording=forms.consent_wording, private_count=forms.private_list_count(g.team))
 
 
 # --- Sign-up forms (public) ---------------------------------------------------
 
-def _public_list(public_id):
-    return forms.list_for_public_id(public_id) or abort(404)
+def _public_list(public_id, include_private=False):
+    return forms.list_for_public_id(public_id, include_private) or abort(404)
 
 
 def _render_form(mailing_list, status=200, **context):
@@ -200,7 +202,8 @@ def signup(public_id):
 
 
 def _confirmation(public_id, token):
-    mailing_list = _public_list(public_id)
+    # The link was sent to the person who signed up; a list made private since then keeps its promise.
+    mailing_list = _public_list(public_id, include_private=True)
     try:
         return mailing_list, forms.subscription_for_token(mailing_list, token)
     except forms.LinkInvalid as exc:

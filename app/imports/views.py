@@ -22,6 +22,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from app.htmx import is_htmx
 from app.imports import services
 from app.imports.services import ImportProblem
+from app.security import accepts_upload
 from app.teams.context import load_current_team
 from app.teams.context import require
 from app.teams.permissions import can
@@ -45,13 +46,13 @@ def _render_index(status=200, **context):
 
 
 def _max_mb():
-    return (current_app.config.get("MAX_CONTENT_LENGTH") or 0) // (1024 * 1024)
+    return (current_app.config.get("MAX_UPLOAD_LENGTH") or 0) // (1024 * 1024)
 
 
 @bp.errorhandler(RequestEntityTooLarge)
 def too_large(exc):
-    """An upload over MAX_CONTENT_LENGTH: say so on the upload form, not on a bare error page."""
-    limit = current_app.config.get("MAX_CONTENT_LENGTH") or 0
+    """A body over this request's limit (MAX_UPLOAD_LENGTH on the upload): say so on the upload form."""
+    limit = request.max_content_length or 0
     size = f"{limit / (1024 * 1024):,.0f} MB" if limit >= 1024 * 1024 else f"{limit:,} bytes"
     message = (f"The file is larger than the upload limit of {size}. Split it into smaller files, "
                "or import it on the server with `flask contacts import`.")
@@ -64,6 +65,7 @@ def too_large(exc):
 
 
 @bp.route("/", methods=["GET", "POST"])
+@accepts_upload()
 @require("edit_content")
 def index():
     if request.method == "POST":
