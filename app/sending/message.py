@@ -26,7 +26,11 @@ bulk, and multipart/alternative text + HTML, with the team's postal address and
 an unsubscribe link in the footer.
 
 Header values never contain CR or LF (they are replaced by spaces), so a
-contact's name or a subject cannot add headers.
+contact's name or a subject cannot add headers. Addresses a person typed (From,
+Reply-To) must be exactly one plain address: the forms refuse anything else, and
+a stored value that is not (saved before those checks, or written behind them) is
+refused for From and left out for Reply-To, so it can never add a recipient, a
+header, or a second target to List-Unsubscribe.
 """
 import base64
 import email.utils
@@ -35,6 +39,7 @@ import hmac
 import re
 import secrets
 import time
+from urllib.parse import quote
 from urllib.parse import urlsplit
 
 from itsdangerous import URLSafeSerializer
@@ -51,6 +56,14 @@ from app.tracking import tokens
 CRLF = b"\r\n"
 _HEADER_UNSAFE = re.compile(r"[\x00-\x1f\x7f]+")
 _ATEXT_PHRASE = re.compile(r"^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~ ]*$")
+# One addr-spec and nothing else: no display name, list, group, comment, quoting or whitespace.
+_ONE_ADDRESS = re.compile(r"^[^\s@,;:<>()\[\]\\\"\x00-\x1f\x7f]+@[^\s@,;:<>()\[\]\\\"/?#&=%\x00-\x1f\x7f]+$")
+
+
+def one_address(value):
+    """`value` if it is exactly one plain email address, else "" (see the module docstring)."""
+    value = (value or "").strip()
+    return value if _ONE_ADDRESS.match(value) else ""
 
 
 def header_text(value):
@@ -263,10 +276,14 @@ class MessageFactory:
         if not from_email:
             from_email = admin_services.get_settings()["default_from_email"]
             from_name = from_name or admin_services.get_settings()["default_from_name"]
+        if not one_address(from_email):
+            raise rendering.RenderError(f"The From address “{header_text(from_email)}” is not one email address: "
+                                        "correct it in the campaign (or the team's settings).")
+        reply_to = one_address(campaign.reply_to)  # a hostile stored value is left out, never spliced in
         self.from_email = from_email
         self.domain = sender_domain(from_email)
         self.base_context = rendering.base_context(team, self.base_url, source.subject, from_name, from_email)
-        self.mailbox = header_text(unsubscribe_mailbox or campaign.reply_to or from_email).replace(" ", "")
+        self.mailbox = one_address(unsubscribe_mailbox) or reply_to or from_email
 
         self.subject_prefix = "[Test] " if test else ""
         self._static_subject = None
@@ -277,8 +294,8 @@ class MessageFactory:
         feedback_id = f"{campaign.id or 0}:{team.id}:news:loft{install}"
         self.boundary = "=_loft_" + secrets.token_hex(12)  # "=_" never occurs in quoted-printable output
         static = [address_header("From", from_name, from_email)]
-        if campaign.reply_to:
-            static.append(address_header("Reply-To", "", campaign.reply_to))
+        if reply_to:
+            static.append(address_header("Reply-To", "", reply_to))
         static += [
             b"MIME-Version: 1.0" + CRLF,
             b"List-Unsubscribe-Post: List-Unsubscribe=One-Click" + CRLF,
@@ -376,7 +393,7 @@ class MessageFactory:
         name = contact.name if contact is not None else ""
         unsubscribe = context["unsubscribe_url"]
         token = self.signer.sign_one("header", send_id)
-        mailto = (f"mailto:{self.mailbox}?subject=unsubscribe%20{unsubscribe.rpartition('/')[2]}"
+        mailto = (f"mailto:{quote(self.mailbox, safe='@')}?subject=unsubscribe%20{unsubscribe.rpartition('/')[2]}"
                   if self.mailbox else "")
         return b"".join((
             self._date(),
