@@ -136,6 +136,9 @@ CONTACT_STATUSES = ("active", "unsubscribed", "bounced", "complained", "suppress
 BLOCKED_STATUSES = ("unsubscribed", "bounced", "complained", "suppressed")
 FIELD_TYPES = ("text", "number", "date", "boolean")
 SUBSCRIPTION_STATUSES = ("unconfirmed", "subscribed", "unsubscribed")
+# A public list has a sign-up form and appears in the preference center; a private one is the team's own
+# (customers, beta testers) and appears nowhere public. See migration 0037 for the defaults.
+LIST_VISIBILITIES = ("public", "private")
 
 
 class Contact(BaseModel):
@@ -181,6 +184,13 @@ class MailingList(BaseModel):
     double_opt_in = BooleanField(default=True)  # public sign-ups must confirm by email
     public_id = CharField(unique=True, default=new_token)  # hosted sign-up form URL; unguessable
     created_at = DateTimeField(default=utcnow)
+    # New lists are private: a list is only exposed to the public by a decision (migration 0037 kept
+    # the lists that existed public, since their forms were already in use).
+    visibility = CharField(default="private")  # one of LIST_VISIBILITIES
+
+    @property
+    def is_public(self):
+        return self.visibility == "public"
 
 
 class Subscription(BaseModel):
@@ -263,6 +273,7 @@ class ImportJob(BaseModel):
     has_header = BooleanField(default=True)
     duplicates = IntegerField(default=0)  # later rows repeating an address (the first one is imported)
     blocked = IntegerField(default=0)  # not (re-)subscribed: unsubscribed, bounced, complained or suppressed
+    partial = IntegerField(default=0)  # imported without one or more bad optional values (migration 0037)
     heartbeat_at = DateTimeField(null=True)  # written with every chunk; a stale one means the worker died
 
 

@@ -252,7 +252,7 @@ def test_another_teams_contact_is_not_found(app, web, team):
 def _rich_contact(team):
     from app.models import CustomField
     CustomField.create(team=team, key="company", label="Company")
-    news = MailingList.create(team=team, name="News")
+    news = MailingList.create(team=team, visibility="public", name="News")
     contact = make_contact(team, "pat@example.com", name="Pat", attributes=json.dumps({"company": "Initech"}),
                            consent_source="form:News", consent_ip="192.0.2.7", consent_text="I agree.")
     Subscription.create(contact=contact, list=news, status="subscribed")

@@ -32,7 +32,7 @@ def team(admin):
 
 @pytest.fixture
 def news(team):
-    return MailingList.create(team=team, name="News", description="Monthly product news.")
+    return MailingList.create(team=team, visibility="public", name="News", description="Monthly product news.")
 
 
 @pytest.fixture
@@ -165,7 +165,7 @@ def test_resubmitting_is_idempotent_and_mail_is_capped(app, public, news, catche
 
 
 def test_single_opt_in_subscribes_at_once(app, public, team, catcher):
-    open_list = MailingList.create(team=team, name="Open", double_opt_in=False)
+    open_list = MailingList.create(team=team, visibility="public", name="Open", double_opt_in=False)
     response = submit(app, public, open_list, email="quick@example.com")
     assert response.status_code == 200
     assert soup(response).select_one("h1").text == "Thank you"
@@ -177,7 +177,7 @@ def test_single_opt_in_subscribes_at_once(app, public, team, catcher):
 
 
 def test_single_opt_in_asks_someone_who_unsubscribed_to_confirm(app, public, team, catcher):
-    open_list = MailingList.create(team=team, name="Open", double_opt_in=False)
+    open_list = MailingList.create(team=team, visibility="public", name="Open", double_opt_in=False)
     contact = Contact.create(team=team, email="back@example.com", domain="example.com")
     Subscription.create(contact=contact, list=open_list, status="unsubscribed")
     submit(app, public, open_list, email="back@example.com")
@@ -207,7 +207,7 @@ def test_timing_refusals(app, public, news, age, message):
 
 
 def test_forged_or_borrowed_stamps_are_refused(app, public, team, news):
-    other = MailingList.create(team=team, name="Other")
+    other = MailingList.create(team=team, visibility="public", name="Other")
     for bad in ("forged", stamp(app, other)):
         response = submit(app, public, news, email="x@example.com", ts=bad)
         assert response.status_code == 422
@@ -267,7 +267,7 @@ def test_tampered_and_foreign_confirmation_links_are_not_found(app, public, team
     token = link.rsplit("/", 1)[1]
     assert public.get(link[:-2] + ("AA" if not link.endswith("AA") else "BB")).status_code == 404
     assert public.post(link[:-2] + ("AA" if not link.endswith("AA") else "BB")).status_code == 404
-    other = MailingList.create(team=team, name="Other")
+    other = MailingList.create(team=team, visibility="public", name="Other")
     assert public.get(f"/f/{other.public_id}/confirm/{token}").status_code == 404
     assert Subscription.get().status == "unconfirmed"
 
@@ -320,7 +320,7 @@ def test_preference_url_is_absolute_and_signed(app, subscriber):
 
 
 def test_preference_center_lists_choices(app, public, team, news, subscriber):
-    MailingList.create(team=team, name="Events")
+    MailingList.create(team=team, visibility="public", name="Events")
     response = public.get(pref_path(app, subscriber))
     assert response.status_code == 200 and "Set-Cookie" not in response.headers
     page = soup(response)
@@ -344,7 +344,7 @@ def test_tampered_or_stale_preference_links_are_not_found(app, public, team, sub
 
 
 def test_saving_choices(app, public, team, news, subscriber):
-    events = MailingList.create(team=team, name="Events")
+    events = MailingList.create(team=team, visibility="public", name="Events")
     path = pref_path(app, subscriber)
     response = public.post(path, data={"lists": [str(events.id)]}, environ_base={"REMOTE_ADDR": "192.0.2.44"})
     assert response.status_code == 200
@@ -357,13 +357,13 @@ def test_saving_choices(app, public, team, news, subscriber):
     kinds = sorted((e.type, json.loads(e.data).get("list")) for e in Event.select())
     assert kinds == [("subscribed", "Events"), ("unsubscribed", "News")]
     # Another team's list id is ignored.
-    foreign = MailingList.create(team=Team.create(name="Other"), name="Theirs")
+    foreign = MailingList.create(team=Team.create(name="Other"), visibility="public", name="Theirs")
     public.post(path, data={"lists": [str(events.id), str(foreign.id)]})
     assert Subscription.select().where(Subscription.list == foreign).count() == 0
 
 
 def test_unsubscribe_from_everything_and_change_of_mind(app, public, team, news, subscriber):
-    events = MailingList.create(team=team, name="Events")
+    events = MailingList.create(team=team, visibility="public", name="Events")
     Subscription.create(contact=subscriber, list=events, status="unconfirmed")
     path = pref_path(app, subscriber)
     response = public.post(path + "/unsubscribe")

@@ -28,7 +28,7 @@ def news(app, live_server):
     # Links in emails and the snippet's action use the instance's public address.
     app.config.update(BASE_URL=live_server.base_url, SIGNUP_MIN_SECONDS=0)
     team = Team.create(name="Acme")
-    return MailingList.create(team=team, name="News", description="Monthly product news.")
+    return MailingList.create(team=team, visibility="public", name="News", description="Monthly product news.")
 
 
 def no_sideways_scroll(page):

@@ -91,9 +91,13 @@ class Outcome:
 
 # --- Lookups ------------------------------------------------------------------
 
-def list_for_public_id(public_id):
-    return (MailingList.select(MailingList, Team).join(Team)
-            .where(MailingList.public_id == public_id).first())
+def list_for_public_id(public_id, include_private=False):
+    """The list of a hosted form URL. A private list has no public form (None); `include_private` is
+    for confirmation links only, so a person who signed up while the list was public can still confirm."""
+    query = MailingList.select(MailingList, Team).join(Team).where(MailingList.public_id == public_id)
+    if not include_private:
+        query = query.where(MailingList.visibility == "public")
+    return query.first()
 
 
 def base_url():
@@ -282,8 +286,13 @@ def confirm(mailing_list, subscription, ip):
 # --- The sign-up forms page ----------------------------------------------------
 
 def forms_of(team):
-    """The team's lists, each with its hosted form URL."""
-    lists = list(MailingList.select(MailingList, Team).join(Team).where(MailingList.team == team)
+    """The team's public lists, each with its hosted form URL (private lists have no form)."""
+    lists = list(MailingList.select(MailingList, Team).join(Team)
+                 .where((MailingList.team == team) & (MailingList.visibility == "public"))
                  .order_by(MailingList.name))
     root = base_url()
     return [(lst, f"{root}/f/{lst.public_id}") for lst in lists]
+
+
+def private_list_count(team):
+    return MailingList.select().where((MailingList.team == team) & (MailingList.visibility != "public")).count()

@@ -77,9 +77,15 @@ def stopped_reason(contact):
     return None
 
 
+def _public_lists(team_id):
+    """The lists a person may see and choose here: private lists appear nowhere public, not even to
+    their own subscribers (as in Mailchimp and listmonk); "unsubscribe from everything" still ends them."""
+    return MailingList.select().where((MailingList.team == team_id) & (MailingList.visibility == "public"))
+
+
 def choices(contact):
-    """[(list, subscription status or None)] for every list of the team."""
-    lists = list(MailingList.select().where(MailingList.team == contact.team_id).order_by(MailingList.name))
+    """[(list, subscription status or None)] for every public list of the team."""
+    lists = list(_public_lists(contact.team_id).order_by(MailingList.name))
     subs = {s.list_id: s.status for s in Subscription.select().where(Subscription.contact == contact)}
     return [(lst, subs.get(lst.id)) for lst in lists]
 
@@ -89,7 +95,8 @@ def _event(contact, type, **data):
 
 
 def save(contact, list_ids, ip):
-    """Subscribe the contact to exactly the chosen lists; returns (added, removed) list names.
+    """Subscribe the contact to exactly the chosen public lists; returns (added, removed) list names.
+    Private lists are left as they are: the page does not show them, so not ticking them means nothing.
 
     Ticking a list is the person's own act through their own link, so it
     counts as confirmed (no second email) and is recorded as consent.
@@ -100,7 +107,7 @@ def save(contact, list_ids, ip):
         problem = stopped_reason(contact)
         if problem:
             raise ConsentError(problem)
-        lists = list(MailingList.select().where(MailingList.team == contact.team_id))
+        lists = list(_public_lists(contact.team_id))
         wanted = {lst.id for lst in lists if lst.id in set(list_ids)}
         subs = {s.list_id: s for s in Subscription.select().where(Subscription.contact == contact)}
         added, removed = [], []

@@ -30,6 +30,7 @@ from app.db import db
 from app.models import BLOCKED_STATUSES
 from app.models import CONTACT_STATUSES
 from app.models import FIELD_TYPES
+from app.models import LIST_VISIBILITIES
 from app.models import SUBSCRIPTION_STATUSES
 from app.models import AuditLog
 from app.models import Contact
@@ -413,7 +414,12 @@ def _list_form(team, form, current=None):
         clash = clash.where(MailingList.id != current.id)
     if clash.exists():
         raise ContactError(f"There is already a list called “{name}”.", field="name")
-    return dict(name=name, description=description, double_opt_in=bool(form.get("double_opt_in")))
+    # Not chosen: a new list is private, an existing one keeps what it was.
+    visibility = form.get("visibility") or (current.visibility if current is not None else "private")
+    if visibility not in LIST_VISIBILITIES:
+        raise ContactError("Choose whether the list is public or private.", field="visibility")
+    return dict(name=name, description=description, double_opt_in=bool(form.get("double_opt_in")),
+                visibility=visibility)
 
 
 def create_list(team, form):

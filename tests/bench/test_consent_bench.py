@@ -106,7 +106,7 @@ def test_consent_at_scale(app, web, admin):
 
     # 4. Public sign-ups (single opt-in, so no SMTP in the loop), each from its own IP.
     app.config["SIGNUP_MIN_SECONDS"] = 0
-    open_list = MailingList.create(team=team, name="Open", double_opt_in=False)
+    open_list = MailingList.create(team=team, visibility="public", name="Open", double_opt_in=False)
     public = app.test_client()
     counter = iter(range(10_000))
 
