@@ -82,7 +82,11 @@ def restore_command(path, yes, force):
     from app.ops import running
     files = _sqlite_files()
     database = files["loft.db"]
+    from tasks import huey
+    # No connection of this process may stay open on the files it replaces: SQLite would later
+    # checkpoint into the old file and unlink the -wal of the new one when it closes.
     db.close()
+    getattr(huey.storage, "close", lambda: None)()
     running.release(database)  # the flask command itself loaded wsgi.py, which marked this process
     parent = os.path.dirname(os.path.abspath(database))
     os.makedirs(parent, exist_ok=True)

@@ -320,3 +320,28 @@ def test_restoring_a_backup_taken_mid_send_pauses_the_campaign_and_tells_the_tea
     sending_tasks.send_campaign(campaign.id)
     sending_tasks.tick()
     assert smtp_sink.handler.delivered == {c.email: 1 for c in contacts}
+
+
+def test_restoring_an_older_backup_runs_the_migrations_it_lacks(ops, tmp_path):
+    import hashlib
+    make_team("Old times")
+    assert cli(ops, "db", "backup", str(tmp_path / "old")).exit_code == 0
+    # Turn the backup into one made before the newest migration (as by an older Loft).
+    copy = tmp_path / "old" / "loft.db"
+    connection = sqlite3.connect(copy)
+    newest = connection.execute("SELECT name FROM schema_migration ORDER BY name DESC LIMIT 1").fetchone()[0]
+    assert newest >= "0033_health_probe"
+    connection.execute("DROP TABLE health_probe")
+    connection.execute("DELETE FROM schema_migration WHERE name = '0033_health_probe'")
+    connection.commit()
+    connection.close()
+    manifest = json.loads((tmp_path / "old" / "manifest.json").read_text())
+    manifest["files"]["loft.db"]["sha256"] = hashlib.sha256(copy.read_bytes()).hexdigest()
+    (tmp_path / "old" / "manifest.json").write_text(json.dumps(manifest))
+
+    result = cli(ops, "db", "restore", str(tmp_path / "old"), "--yes")
+
+    assert result.exit_code == 0, result.output
+    assert "0033_health_probe" in result.output
+    assert team_names() == ["Old times"]
+    assert db.execute_sql("SELECT count(*) FROM health_probe").fetchone()[0] == 1
