@@ -243,6 +243,14 @@ def test_restore_refuses_a_damaged_or_foreign_backup_and_touches_nothing(ops, tm
 HOLDERS = {
     # a Loft process: web, worker and mail all load wsgi.py
     "loft process": "import time, wsgi; print('ready', flush=True); time.sleep(60)",
+    # an idle one, with no SQLite connection open: only its lock on <database>.running shows it
+    "idle loft process": textwrap.dedent("""
+        import os, time
+        from app.ops import running
+        running.hold(os.environ["LOFT_DATABASE_URL"][len("sqlite:///"):])
+        print('ready', flush=True)
+        time.sleep(60)
+    """),
     # any SQLite connection at all, e.g. a sqlite3 shell left open
     "sqlite connection": textwrap.dedent("""
         import os, sqlite3, time
