@@ -113,7 +113,7 @@ def authenticate(email, password, ip):
 
 
 def user_for_session(session_token):
-    """The user a session cookie (or a pending 2FA sign-in) names, or None."""
+    """The user a session or remember-me cookie names, or None."""
     return User.get_or_none(User.session_token == session_token)
 
 
@@ -143,6 +143,31 @@ def set_password(user, new):
 def sign_out_everywhere(user):
     user.session_token = new_token()
     user.save()
+
+
+def sign_out(user):
+    """End this sign-in for good: a copied session cookie or remember-me cookie still names the old
+    session token, so a new one makes every copy worthless (and signs out the person's other devices,
+    which share the token)."""
+    User.update(session_token=new_token()).where(User.id == user.id).execute()
+
+
+# --- Sign-in waiting for its second factor ----------------------------------
+# The session cookie is signed, not encrypted: it must not carry the session token (which names a
+# signed-in user) before the second factor is given. It carries the user's id and a digest of the
+# token instead, which ends the pending sign-in when the token changes (password reset, sign-out).
+
+def pending_sign_in(user):
+    return {"user_id": user.id, "check": security.hash_token("2fa:" + user.session_token)}
+
+
+def user_for_pending(pending):
+    """The user a pending sign-in names, if their session token has not changed since; else None."""
+    user = User.get_or_none(User.id == pending.get("user_id"))
+    if user is None or not hmac.compare_digest(pending.get("check") or "",
+                                               security.hash_token("2fa:" + user.session_token)):
+        return None
+    return user
 
 
 # --- Password reset -------------------------------------------------------

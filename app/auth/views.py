@@ -47,7 +47,7 @@ def setup():
                                                request.form.get("name", ""), request.form.get("team_name", ""))
         except AuthError as exc:
             return _form_error("auth/setup.html", exc)
-        login_user(user)
+        _sign_in(user)
         flash("Welcome to Loft. Your account and your first team are ready.", "success")
         return redirect(url_for("main.dashboard"))
     return render_template("auth/setup.html", form={})
@@ -68,16 +68,22 @@ def login():
             return _form_error("auth/login.html", exc, next=next_url)
         remember = bool(request.form.get("remember"))
         if user.has_2fa:
-            session["pending_2fa"] = {"user": user.session_token, "at": time.time(),
+            session["pending_2fa"] = {**services.pending_sign_in(user), "at": time.time(),
                                       "remember": remember, "next": next_url}
             return redirect(url_for("auth.second_factor"))
         return _complete_login(user, remember, next_url)
     return render_template("auth/login.html", form={}, next=next_url)
 
 
-def _complete_login(user, remember, next_url):
+def _sign_in(user, remember=False):
+    """Sign in with a new CSRF token: one seen before sign-in (on a shared machine, in a page) is dead."""
     session.pop("pending_2fa", None)
+    session.pop("csrf", None)
     login_user(user, remember=remember)
+
+
+def _complete_login(user, remember, next_url):
+    _sign_in(user, remember)
     services.record_login(user)
     return redirect(next_url)
 
@@ -89,8 +95,9 @@ def second_factor():
         session.pop("pending_2fa", None)
         flash("Sign in again to continue.", "info")
         return redirect(url_for("auth.login"))
-    user = services.user_for_session(pending["user"])
+    user = services.user_for_pending(pending)
     if user is None:
+        session.pop("pending_2fa", None)
         return redirect(url_for("auth.login"))
     if request.method == "POST":
         try:
@@ -109,9 +116,11 @@ def second_factor():
 
 @bp.route("/logout", methods=["POST"])
 def logout():
+    if current_user.is_authenticated:
+        services.sign_out(current_user)  # copies of the session and remember-me cookies stop working
     logout_user()
-    session.clear()
-    flash("You are signed out.", "info")
+    session.clear()  # and with it the CSRF token
+    flash("You are signed out, on every device.", "info")
     return redirect(url_for("auth.login"))
 
 
