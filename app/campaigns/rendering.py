@@ -60,6 +60,11 @@ ALLOCATION_BUDGET = 4_000_000  # characters built by one render, all values toge
 MAX_OUTPUT = 1_000_000  # characters of output (Gmail clips messages above ~100 KB anyway)
 MAX_SUBJECT = 998
 MAX_INT_BITS = 4096
+# How deep brackets, and expressions or blocks inside one another, may nest. Jinja's parser and
+# code generator, and Python's compiler, are recursive: ~100 nested parentheses overflow the
+# stack (a 500, on every page that shows the stored subject). Real personalisation nests a few levels.
+MAX_BRACKETS = 20
+MAX_NESTING = 40
 
 KINDS = ("html", "markdown")
 LINK_VARIABLES = ("unsubscribe_url", "preferences_url", "webview_url")
@@ -402,11 +407,42 @@ def _syntax_message(error):
     return message
 
 
+_TOO_DEEP = ("this template nests brackets, filters, conditions or {% if %} blocks too deeply "
+             f"(at most {MAX_BRACKETS} brackets inside one another, {MAX_NESTING} levels in all); simplify it.")
+
+
+def _check_brackets(env, source):
+    """Refuse brackets nested deeper than MAX_BRACKETS, before the recursive parser sees them."""
+    depth = 0
+    for lineno, token, value in env.lexer.tokeniter(source, None):
+        if token == "operator":
+            if value in "([{":
+                depth += 1
+                if depth > MAX_BRACKETS:
+                    raise RenderError(_TOO_DEEP, lineno)
+            elif value in ")]}":
+                depth = max(depth - 1, 0)
+        elif token in ("variable_begin", "block_begin"):
+            depth = 0
+
+
+def _check_depth(tree):
+    """Refuse a syntax tree deeper than MAX_NESTING (chained filters, `a + a + …`, nested ifs), iteratively."""
+    stack = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_NESTING:
+            raise RenderError(_TOO_DEEP, getattr(node, "lineno", None))
+        stack.extend((child, depth + 1) for child in node.iter_child_nodes())
+
+
 @functools.lru_cache(maxsize=128)
 def _compile_cached(source, autoescape, extra_names):
     env = environment(autoescape)
     try:
+        _check_brackets(env, source)
         tree = env.parse(source)
+        _check_depth(tree)
         _check_nodes(tree)
         names = frozenset(meta.find_undeclared_variables(tree))
         template = env.from_string(tree)
@@ -414,6 +450,10 @@ def _compile_cached(source, autoescape, extra_names):
         raise RenderError(_syntax_message(error), error.lineno) from None
     except TemplateError as error:
         raise RenderError(str(error)) from None
+    except (RecursionError, MemoryError, SyntaxError):
+        # The caps above should make these unreachable; a template that still hits a limit of
+        # Python's own parser or compiler is refused in words, never a 500.
+        raise RenderError(_TOO_DEEP) from None
     return template, names, names - set(NAMES) - set(extra_names)
 
 
