@@ -442,3 +442,22 @@ def test_settings_page_create_key_rotate_and_roles(app, web, admin):
     assert author.post("/feedback/webhooks/generic/rotate").status_code == 403
     off = web.post("/feedback/webhooks/generic/delete", htmx=True)
     assert soup(off).select_one("#hook-generic form button").get_text().startswith("Create")
+
+
+@pytest.mark.parametrize("depth", [50, 100_000])
+def test_deeply_nested_json_is_refused_with_400(app, client, acme, sns_key, depth):
+    """Deep nesting made the JSON parser (or code walking its result) raise RecursionError: a 500."""
+    team, _ = acme
+    deep = "[" * depth + "]" * depth
+    generic, secret = enabled(app, team, "generic")
+    response = generic_post(client, generic, secret, deep.encode())
+    assert response.status_code == 400, response.get_data(as_text=True)[:300]
+    assert "JSON" in response.get_json()["error"]
+    ses, _ = enabled(app, team, "ses")
+    assert client.post(url(ses), data=deep).status_code == 400  # before any signature is checked
+    inner = json.dumps(sns(sns_key, "Notification", '{"bounce": ' + deep + "}"))
+    assert client.post(url(ses), data=inner).status_code == 400  # signed, deep inside the SES Message
+    assert status(app, team, ALICE) == "active" and status(app, team, BOB) == "active"
+    with app.app_context():
+        assert ProviderHook.get_by_id(ses.id).received_count == 0
+        assert "JSON" in ProviderHook.get_by_id(generic.id).last_error

@@ -66,6 +66,7 @@ PROVIDERS = {
     "generic": "Generic JSON",
 }
 MAX_BODY = 1024 * 1024  # providers batch events, but a megabyte is plenty
+MAX_DEPTH = 20  # levels of JSON nesting; providers use about five, and deeper input only costs recursion
 MAX_AGE = 15 * 60  # seconds a signed timestamp stays acceptable (Mailgun, generic)
 SNS_HOST = re.compile(r"^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$")
 SNS_FIELDS = {
@@ -199,11 +200,28 @@ def record_refusal(hook, reason):
         .where(ProviderHook.id == hook.id).execute()
 
 
-def _json(body):
+def _json(body, refusal="malformed JSON"):
+    """Parsed JSON no deeper than MAX_DEPTH, or Refused(400): deep nesting raises RecursionError in the
+    parser (or later, in code walking the result), which used to answer 500."""
     try:
-        return json.loads(body.decode("utf-8") if isinstance(body, bytes) else body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise Refused(400, "malformed JSON") from exc
+        value = json.loads(body.decode("utf-8") if isinstance(body, bytes) else body)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise Refused(400, refusal) from exc
+    if _depth(value) > MAX_DEPTH:
+        raise Refused(400, f"JSON nested more than {MAX_DEPTH} levels deep")
+    return value
+
+
+def _depth(value):
+    """How deeply lists and objects nest in a parsed JSON value (without recursion)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, level)
+            if level <= MAX_DEPTH:  # deep enough to refuse: no need to look further down
+                stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 def _fresh(timestamp, now):
@@ -253,10 +271,7 @@ def _ses(hook, headers, body, auth, now):
         return {"subscription": "confirmed"}
     if kind == "UnsubscribeConfirmation":
         return {"subscription": "unsubscribed"}
-    try:
-        data = json.loads(message.get("Message") or "")
-    except ValueError as exc:
-        raise Refused(400, "the SNS Message is not SES JSON") from exc
+    data = _json(message.get("Message") or "", "the SNS Message is not SES JSON")
     report = parse.report_from_ses(data) if isinstance(data, dict) else None
     wanted = report is not None and (report.is_bounce or report.is_complaint or parse.is_delivery(report))
     return {"reports": [report] if wanted else []}
