@@ -148,7 +148,9 @@ def test_kddi_au_says_who_refused_by_the_address_in_the_reply():
      "expired"),
     ("5.0.0", "Host or domain name not found. Name service error for name=example.com type=A: Host not found, "
               "try again", "networkerror"),
-    ("5.4.4", "retry timeout exceeded; unrouteable mail domain example.com; giving up", "expired"),
+    ("5.4.4", "retry timeout exceeded: all hosts for example.com have been failing for a long time", "expired"),
+    ("5.1.2", "Host or domain name not found. Name service error for name=example.com type=MX: Host not found, "
+              "try again", "networkerror"),
     ("5.0.0", "connect to mx.example.com[192.0.2.1]:25: Connection refused", "networkerror"),
     ("5.0.0", "connect to mx.example.com[192.0.2.1]:25: No route to host", "networkerror"),
 ])
@@ -190,3 +192,37 @@ def test_product_names_are_not_reasons():
            b"Content-Type: text/plain\r\n\r\n****** Message from InterScan Messaging Security Suite ******\r\n"
            b"Unable to deliver message to <alice@example.com>. Please check if address is correct.\r\n")
     assert verdict(raw) == ("hard", "userunknown")
+
+
+# --- Receivers that document their own wording --------------------------------------------------------
+
+@pytest.mark.parametrize("remote, status, diagnostic, kind, reason", [
+    # Yahoo: "dd ... is no longer valid" is a disabled account; "doesn't have a ... account" is none at all
+    ("mta6.am0.yahoodns.net", "5.0.0", "554 delivery error: dd alice@example.com is no longer valid. [-20]",
+     "soft", "suspend"),
+    ("mta6.am0.yahoodns.net", "5.0.0", "554 delivery error: dd This user doesn't have a yahoo.com account "
+                                       "(alice@example.com) [0]", "hard", "userunknown"),
+    # iCloud
+    ("mx01.mail.icloud.com", "5.1.1", "550 5.1.1 <alice@example.com>: inactive email address", "hard",
+     "userunknown"),
+    ("mx01.mail.icloud.com", "5.7.1", "550 5.7.1 [CS01] Message rejected due to local policy", "block",
+     "policyviolation"),
+    # Orange / La Poste: the number after the label says why
+    ("smtp-in.orange.fr", "5.1.1", "550 5.1.1 Adresse d au moins un destinataire invalide. Invalid recipient. "
+                                   "OFR_416 [416]", "hard", "userunknown"),
+    ("smtp-in.laposte.net", "5.5.0", "550 5.5.0 Boite du destinataire archivee. Archived recipient. LPN007_420",
+     "soft", "suspend"),
+    # Cox: "recipient rejected" is its word for no such account
+    ("mx.east.cox.net", "5.0.0", "550 recipient rejected", "hard", "userunknown"),
+    # Tencent: the access-denied wording is its rate limit
+    ("mx3.qq.com", "5.0.0", "550 Mailbox unavailable or access denined", "block", "speeding"),
+])
+def test_receiver_documented_wording(remote, status, diagnostic, kind, reason):
+    assert verdict(dsn(status, diagnostic, remote=remote)) == (kind, reason)
+
+
+def test_receiver_is_judged_by_the_recipient_domain_before_relays():
+    # A Yahoo address reported by an iCloud relay: Yahoo's wording applies.
+    raw = dsn("5.0.0", "554 delivery error: dd alice@yahoo.example is no longer valid.", remote="",
+              reporting="relay.me.com", recipient="alice@yahoo.com")
+    assert verdict(raw) == ("soft", "suspend")

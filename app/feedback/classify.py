@@ -114,7 +114,7 @@ PATTERNS = {
         r"(?:not|isn't) (?:a )?(?:valid|known|active) (?:user|mailbox|recipient|address)",
         r"bad (?:destination )?(?:mailbox|recipient|user|address)", r"badrcptto", r"validrcptto",
         r"recipient address rejected(?:\.|$)", r"(?<!recipient )(?<!sender )address (?:rejected|invalid|unknown|not valid)",
-        r"unknown (?:or illegal )?(?:alias|user|recipient|address)", r"unrouteable address",
+        r"unknown (?:or illegal )?(?:alias|user|recipient|address)",
         r"no such (?:user|person|mailbox) here", r"(?:mailbox|user) is inactive",
         r"there is no one at this address", r"recipient (?:does not|not) exist",
         r"email account that you tried to reach does not exist", r"utilisateur inconnu", r"benutzer unbekannt",
@@ -139,6 +139,9 @@ PATTERNS = {
         r"(?:domain|host) (?:lookup|resolution) failed", r"unable to resolve (?:host|domain|mx)",
         r"invalid (?:domain|host)", r"\bdns(?: lookup)? (?:error|failure)\b.*(?:not found|non-?existent|nxdomain)",
         r"recipient domain (?:\S+ )?(?:does not|doesn't) exist", r"mail for \S+ loops back to myself",
+        # Exim routes before it connects: an unroutable address or dead MX hosts mean no such domain
+        r"unroute?able address", r"mx records point to non-existent hosts", r"domain (?:is not reachable|must exist)",
+        r"mail domain mentioned in email address is unknown",
         r"domain (?:\S+ )?(?:is )?not (?:hosted|found|configured|served) (?:here|by)",
         r"domain (?:isn't|is not) in my list", r"unknown mail domain",
         r"(?<![@\w.-])(?:[a-z0-9-]+\.)+[a-z]{2,} (?:does not|doesn't) exist",
@@ -181,14 +184,18 @@ PATTERNS = {
         r"(?:could not|couldn't|unable to) be delivered (?:with)?in \d+", r"undeliverable for \d+ days",
         r"been delayed", r"delivery (?:is|has been) delayed", r"giving up", r"gave up", r"time(?:d)? ?out",
         r"retry(?:ing)? (?:failed|expired)", r"delivery (?:attempts|time) (?:will continue|has expired)",
-        r"could not deliver (?:for|within)", r"maximum time in queue", r"was not delivered within"),
+        r"could not deliver (?:for|within)", r"maximum time in queue", r"was not delivered within",
+        r"have been failing for a long time", r"server did not respond", r"could not find a gateway",
+        r"not been collected after", r"not reachable within the allowed queue period", r"multiple retries"),
     "networkerror": _rx(
         r"connection (?:timed out|refused|reset|closed|lost|dropped)", r"no route to host", r"network is unreachable",
         r"(?:unable|failed) to connect", r"could not connect", r"can't connect", r"mail (?:forwarding )?loop",
         r"loop(?:s)? (?:back|detected)", r"too many hops", r"hop count exceeded", r"routing loop",
         r"malformed (?:or unexpected )?(?:dns|name server) reply", r"dns (?:lookup )?(?:error|failure|problem|temporary)",
         r"temporary (?:dns|lookup) failure", r"no answer from", r"lost connection", r"host is unreachable",
-        r"unreachable", r"connect to \S+ .*(?:refused|timed out)"),
+        r"unreachable", r"connect to \S+ .*(?:refused|timed out)", r"host name lookup failure",
+        r"host not found, try again", r"unable to resolve route", r"unrouteable mail domain", r"message looping",
+        r"dns records for the destination computer could not be found", r"forwarding loop"),
     "systemfull": _rx(r"(?:disk|system|spool|file ?system) (?:is )?full", r"insufficient system (?:storage|resources)",
                        r"out of disk", r"no space on device"),
     "systemerror": _rx(
@@ -328,16 +335,111 @@ def text_reasons(text):
 # would misread. They are recognised by the recipient's domain or the remote MTA's name, like
 # sisimai's "rhost" modules. Each rule cites the behaviour it encodes.
 
+# Which service received the message: by the recipient's domain or a remote/reporting MTA name.
+RECEIVER_NAMES = (
+    ("kddi", r"ezweb\.ne\.jp|au\.com"),
+    ("docomo", r"docomo\.ne\.jp"),
+    ("microsoft", r"(?:hotmail|outlook|live|msn)\.[a-z.]+|(?:protection|prod)\.outlook\.com|onmicrosoft\.com|"
+                  r"exchangelabs\.com"),
+    ("apple", r"icloud\.com|me\.com|mac\.com|apple\.com"),
+    ("yahoo", r"yahoo\.[a-z.]+|yahoodns\.net|ymail\.com|rocketmail\.com"),
+    ("aol", r"aol\.[a-z.]+"),
+    ("godaddy", r"secureserver\.net"),
+    ("cox", r"cox\.net"),
+    ("orange", r"orange\.fr|wanadoo\.fr|laposte\.net"),
+    ("tencent", r"qq\.com|foxmail\.com"),
+    ("mimecast", r"mimecast\.com"),
+    ("messagelabs", r"messagelabs\.com"),
+)
+
+
 def _receiver(domain, remote):
-    names = f" {(domain or '').lower()} {(remote or '').lower()} "
-    if re.search(r"[\s.@](?:ezweb\.ne\.jp|au\.com)\b", names):
-        return "kddi"
-    if re.search(r"[\s.@]docomo\.ne\.jp\b", names):
-        return "docomo"
-    if re.search(r"[\s.@](?:hotmail|outlook|live|msn)\.[a-z.]+\b|\.(?:protection|prod)\.outlook\.com\b|"
-                 r"\.onmicrosoft\.com\b|\.exchangelabs\.com\b", names):
-        return "microsoft"
+    """The receiving service, judged first by the recipient's domain, then by each MTA name in turn."""
+    for name in [domain, *(remote or "").split()]:
+        name = f".{name.lower().strip('[]();:,<>')}"
+        for receiver, pattern in RECEIVER_NAMES:
+            if re.search(rf"\.(?:{pattern})$", name):
+                return receiver
     return ""
+
+
+# Words a receiver documents for its refusals (its postmaster pages, as collected by sisimai's
+# rhost modules): receiver -> ((words, reason), ...). The first match wins.
+RECEIVER_WORDS = {
+    "apple": (  # https://support.apple.com/102322
+        ("s dmarc policy", "authfailure"), ("failing both spf and dkim", "authfailure"),
+        ("spamhaus", "blocked"), ("dnsbl-lookup", "blocked"), ("not accepting connections", "blocked"),
+        ("recipient no longer on server", "hasmoved"), ("user is over quota", "mailboxfull"),
+        ("relay access denied", "norelaying"), ("host/domain does not accept mail", "notaccept"),
+        ("due to local policy", "policyviolation"), ("sender address rejected", "rejected"),
+        ("due to excessive volume", "speeding"),
+        ("inactive email address", "userunknown"), ("user does not exist", "userunknown"),
+        ("unknown or illegal alias", "userunknown")),
+    "yahoo": (  # https://senders.yahooinc.com/smtp-error-codes
+        ("requires all senders to authenticate", "authfailure"), ("spamhaus", "blocked"),
+        ("relaying denied for", "norelaying"), ("headers are not rfc compliant", "notcompliantrfc"),
+        ("not accepted for policy reasons", "policyviolation"),
+        ("deferred due to unexpected volume or user complaints", "rejected"),
+        ("unresolvable rfc.5321", "rejected"), ("will be permanently deferred", "rejected"),
+        ("receiving mail too quickly", "speeding"), ("max message per connection", "toomanyconn"),
+        # "554 delivery error: dd x@yahoo.com is no longer valid." is a disabled account, not a dead one
+        (" is no longer valid", "suspend"), ("this mailbox is disabled", "suspend"),
+        ("this user doesn't have a ", "userunknown"), ("mailbox not found", "userunknown")),
+    "aol": (("host or domain name not found", "hostunknown"),
+            ("malformed or unexpected name server reply", "notaccept")),
+    "godaddy": (  # https://www.godaddy.com/help/fix-rejected-email-with-a-bounce-error-40685
+        ("rbl reject", "blocked"), ("spamhaus.org/query", "blocked"),
+        ("in the queue too long", "expired"), ("delivery timeout", "expired"),
+        ("account storage limit", "mailboxfull"), ("rejected for spam or virus content", "spamdetected"),
+        ("account disabled", "suspend"), ("message is looping", "systemerror"),
+        ("recipient not found", "userunknown"), ("account does not exist", "userunknown")),
+    "cox": (  # https://www.cox.com/residential/support/cox-postmaster-email-administration.html
+        ("too many bad commands", "blocked"), ("too many invalid recipients", "blocked"),
+        ("dns check failure", "requireptr"), ("no rdns", "requireptr"),
+        ("no data before greeting", "policyviolation"), ("attachment extension is forbidden", "policyviolation"),
+        ("sender rejected", "rejected"), ("temporarily not available", "systemerror"),
+        ("too many sessions", "toomanyconn"), ("message threshold exceeded", "toomanyconn"),
+        ("recipient rejected", "userunknown")),
+    "tencent": (  # https://service.mail.qq.com/detail/122
+        ("spf check failed", "authfailure"), ("dmarc check failed", "authfailure"),
+        ("suspected bounce attacks", "blocked"), ("suspected spam ip", "blocked"), ("connection denied", "blocked"),
+        ("message too large", "mesgtoobig"), ("suspected spam", "rejected"),
+        ("mail is rejected by recipients", "rejected"), ("spam is embedded", "spamdetected"),
+        ("mail content denied", "spamdetected"), ("mailbox unavailable or access deni", "speeding"),
+        ("frequency of receiving messages is limited", "speeding"), ("is a deactivated mailbox", "suspend"),
+        ("bad address syntax", "syntaxerror"), ("frequency limited", "toomanyconn"),
+        ("mailbox not found", "userunknown")),
+    "mimecast": (  # https://community.mimecast.com (Mimecast SMTP error codes)
+        ("sender invalid - envelope rejected", "authfailure"), ("ip reputation", "badreputation"),
+        ("sender address blocked", "blocked"), ("ip temporarily blacklisted", "blocked"),
+        ("maximum email size exceeded", "mesgtoobig"), ("mail loop detected", "networkerror"),
+        ("open relay", "norelaying"), ("account inbounds disabled", "notaccept"),
+        ("anti-spoofing policy", "policyviolation"), ("content examination policy", "policyviolation"),
+        ("host network not allowed", "policyviolation"), ("envelope blocked", "rejected"),
+        ("blocked senders", "rejected"), ("block policy for envelope from", "rejected"),
+        ("invalid recipient", "userunknown"), ("503 user unknown", "userunknown"),
+        ("501 invalid address", "userunknown")),
+    "messagelabs": (  # https://knowledge.broadcom.com/external/article/169652
+        ("domain authentication fail", "authfailure"), ("connection rejected by policy", "badreputation"),
+        ("your ip is in the pbl", "blocked"), ("your ip address has been", "blocked"),
+        ("stray linefeeds in message", "contenterror"), ("connection required", "failedstarttls"),
+        (" as a relay, ", "norelaying"), ("not rfc 5322", "notcompliantrfc"),
+        ("sender envelope domain not allowed", "rejected"), ("your domain has been", "rejected"),
+        ("your email address has been", "rejected"), ("badmailfrom", "rejected"),
+        ("message filtered", "spamdetected"), ("filtered by outbound scanning", "spamdetected"),
+        ("too many recipients received this hour", "toomanyconn"), ("too many messages", "toomanyconn"),
+        ("no such user", "userunknown"), ("invalid recipient", "userunknown"),
+        ("mailbox is not allowed", "userunknown")),
+}
+
+# Orange / La Poste number their refusals ("OFR_416", "LPN007_420"): the last three digits say why.
+ORANGE_CODES = {
+    "101": "blocked", "102": "blocked", "103": "blocked", "104": "toomanyconn", "305": "securityerror",
+    "401": "authfailure", "402": "securityerror", "403": "rejected", "405": "rejected", "415": "rejected",
+    "416": "userunknown", "417": "mailboxfull", "420": "suspend", "421": "rejected", "426": "suspend",
+    "505": "systemerror", "506": "spamdetected", "510": "blocked", "514": "mesgtoobig", "517": "authfailure",
+    "630": "policyviolation", "999": "blocked",
+}
 
 
 # Microsoft's published NDR codes (Exchange Server and Exchange Online "Email non-delivery reports
@@ -388,6 +490,14 @@ def receiver_reason(domain, remote, text, code, command):
             return "mailboxfull"
         if "unknown user" in text or code == "5.1.1":
             return "userunknown"
+    elif receiver == "orange":
+        label = re.search(r"\b(?:lpnaaa|lpn|ofr|ouk)[\d_-]*?(\d{3})\b", text)
+        if label and ORANGE_CODES.get(label.group(1)):
+            return ORANGE_CODES[label.group(1)]
+        if "spf/dns de votre nom de domaine" in text:
+            return "authfailure"
+    elif receiver in RECEIVER_WORDS:
+        return next((reason for words, reason in RECEIVER_WORDS[receiver] if words in text), "")
     elif receiver == "microsoft" and code:
         codes = [code] + find_status(text)
         for pattern, words, reason in MICROSOFT_NDR:
@@ -425,6 +535,10 @@ GAVE_UP = re.compile(r"expired|giving up|gave up|retry time(?:out)? (?:exceeded|
                      r"could not be delivered (?:with)?in|undeliverable for|maximum time|delivery time")
 TEMPORARY_NETWORK = re.compile(r"try again|temporar|timed? ?out|connection (?:refused|reset|lost|closed)|"
                                r"no route to host|network is unreachable|host is unreachable|servfail|lost connection")
+
+# A failed or temporary DNS lookup, or a mail loop: not proof that the domain does not exist.
+DNS_TROUBLE = re.compile(r"try again|host name lookup failure|malformed (?:or unexpected )?name server reply|"
+                         r"unrouteable mail domain|servfail|temporary (?:dns|lookup) failure|\bloop")
 
 # Reasons about the receiver refusing us or the message: never the contact's fault.
 POLICY_REASONS = {"spamdetected", "virusdetected", "policyviolation", "blocked", "badreputation", "rejected",
@@ -505,6 +619,8 @@ def classify(status="", diagnostic="", action="failed", command="", reply_code=N
         reason = "rejected"  # the refusal came at MAIL FROM: it is about our envelope sender
     if diagnostic_type.startswith("X-UNIX") and reason not in ("mailboxfull",):
         reason = "mailererror"  # a local delivery program failed, not an SMTP refusal
+    if reason == "hostunknown" and DNS_TROUBLE.search(text):
+        reason = "networkerror"  # the lookup failed, which does not say the domain is missing
     if reason == "hostunknown" and detail != "1.2":
         # "Host not found" inside a report of a given-up or failing delivery names why the retries
         # failed (a DNS outage, a dead MX), which is not a domain that does not exist.
