@@ -98,3 +98,59 @@ def test_health_is_degraded_when_the_queue_cannot_be_written(app, tmp_path):
     assert report["queue"].startswith("error: cannot write")
     assert report["database"] == "ok"
     sqlite3.connect(tmp_path / "huey.db").close()
+
+
+@pytest.fixture
+def tiny_disk(app, tmp_path):
+    """The app's database moved onto a real 4 MB file system (tmpfs), which a test can fill up."""
+    import shutil
+    import subprocess
+    mount_point = tmp_path / "disk"
+    mount_point.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount_point)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a small file system here (needs root privileges)")
+    with app.app_context():
+        db.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        db.close()
+    shutil.copy(live_file(app), mount_point / "loft.db")
+    db.initialize(SqliteDatabase(str(mount_point / "loft.db"), **SQLITE_OPTIONS))
+    yield mount_point
+    with app.app_context():
+        db.close()
+    init_db(app.config["DATABASE_URL"])
+    subprocess.run(["umount", "-l", str(mount_point)], check=True)
+
+
+def fill(folder):
+    with open(folder / "filler", "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError:
+            pass
+
+
+def test_health_is_degraded_when_the_disk_is_full(client, tiny_disk, monkeypatch):
+    monkeypatch.setattr(services, "DISK_LOW_BYTES", 0)  # only the write itself decides here
+    worker = sqlite3.connect(tiny_disk / "loft.db")  # another process's connection keeps -wal and -shm in place
+    worker.execute("SELECT count(*) FROM team").fetchone()
+    assert client.get("/health").status_code == 200
+    fill(tiny_disk)
+    with client.application.app_context():
+        assert db.execute_sql("SELECT count(*) FROM team").fetchone()  # reads still answer
+
+    response = client.get("/health")
+
+    worker.close()
+    assert response.status_code == 503
+    assert response.get_json()["database"].startswith("error: cannot write")
+    assert "full" in response.get_json()["database"]
+
+
+def test_health_is_degraded_when_the_disk_is_almost_full(client, tiny_disk):
+    response = client.get("/health")  # 4 MB in all: below the margin writes need
+
+    assert response.status_code == 503
+    assert response.get_json()["database"].startswith("error: disk almost full")

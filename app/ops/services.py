@@ -5,11 +5,15 @@ or be corrupt (a backup copied over it beside a stale -wal): either way Loft can
 must not say "ok". Each check stays cheap enough to poll every second:
 
 - write: one committed UPDATE of a one-row table (health_probe); commits are what fail on a full disk;
+- space: a nearly full disk counts as a failure already, because SQLite reuses its -wal file after
+  each checkpoint, so the tiny probe may still fit while the engine's and imports' writes do not;
 - integrity: PRAGMA quick_check reads the whole file, so it runs at most every INTEGRITY_EVERY seconds
   per process, on its own thread; /health waits for it at most INTEGRITY_WAIT and otherwise reports
   the last result (a big database's first check finishes in the background).
 """
+import os
 import pathlib
+import shutil
 import sqlite3
 import threading
 import time
@@ -23,6 +27,7 @@ from app.models import utcnow
 INTEGRITY_EVERY = 600  # seconds between two quick_checks of one database by one process
 INTEGRITY_WAIT = 1.0  # seconds /health waits for a quick_check in progress
 QUEUE_PROBE_KEY = "loft:health-probe"
+DISK_LOW_BYTES = 64 * 1024 * 1024  # free space below which writes are about to fail (a checkpoint, an import)
 
 
 def _problem(exc):
@@ -32,15 +37,16 @@ def _problem(exc):
 def check_database():
     try:
         db.execute_sql("SELECT 1").fetchone()
-    except Exception as exc:  # any failure means "not answering"; the name tells the operator why
-        return f"error: {type(exc).__name__}"
+    except Exception as exc:  # any failure means "not answering"; the name and message tell the operator why
+        return f"error: {_problem(exc)}"
     try:
-        with db.atomic():
-            if not HealthProbe.update(checked_at=utcnow()).where(HealthProbe.id == 1).execute():
-                HealthProbe.create(id=1, checked_at=utcnow())
+        # One statement in autocommit, not db.atomic(): when the commit fails (disk full) SQLite has
+        # already rolled back, and atomic()'s own rollback would hide the real error behind its own.
+        if not HealthProbe.update(checked_at=utcnow()).where(HealthProbe.id == 1).execute():
+            HealthProbe.create(id=1, checked_at=utcnow())
     except Exception as exc:
         return f"error: cannot write ({_problem(exc)})"
-    return check_integrity()
+    return _disk_low(_sqlite_file(db.obj)) or check_integrity()
 
 
 def check_queue(huey):
@@ -48,12 +54,32 @@ def check_queue(huey):
         pending = huey.pending_count()
     except Exception as exc:
         return f"error: {type(exc).__name__}", None
+    low = _disk_low(getattr(huey.storage, "filename", None))
+    if low:
+        return low, pending
     try:
         huey.put(QUEUE_PROBE_KEY, utcnow().isoformat())  # a task cannot be queued when this fails
         huey.get(QUEUE_PROBE_KEY)  # reading it back removes it
     except Exception as exc:
         return f"error: cannot write ({_problem(exc)})", pending
     return "ok", pending
+
+
+def _sqlite_file(database):
+    if isinstance(database, SqliteDatabase) and database.database != ":memory:":
+        return database.database
+    return None
+
+
+def _disk_low(path):
+    """'' or 'error: disk almost full (...)' for the file system holding the file at `path`."""
+    if not path:
+        return ""
+    try:
+        free = shutil.disk_usage(os.path.dirname(os.path.abspath(path))).free
+    except OSError:
+        return ""  # the other checks report a missing directory
+    return f"error: disk almost full ({free // (1024 * 1024)} MB free)" if free < DISK_LOW_BYTES else ""
 
 
 # --- Integrity -------------------------------------------------------------------------------
@@ -71,10 +97,9 @@ _integrity_lock = threading.Lock()
 
 def check_integrity(database=None):
     """'ok', or 'error: corrupt (...)' from the last PRAGMA quick_check of an SQLite database."""
-    database = database or db.obj
-    if not isinstance(database, SqliteDatabase) or database.database == ":memory:":
+    path = _sqlite_file(database or db.obj)
+    if path is None:
         return "ok"  # PostgreSQL checks its own pages
-    path = database.database
     with _integrity_lock:
         state = _integrity.setdefault(path, _Integrity())
         due = state.checked is None or time.monotonic() - state.checked >= INTEGRITY_EVERY
