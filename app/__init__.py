@@ -2,6 +2,7 @@
 import secrets
 
 from flask import Flask
+from flask import current_app
 from flask import flash
 from flask import redirect
 from flask import render_template
@@ -147,6 +148,11 @@ def _init_errors(app):
 
 def _security_headers(response):
     headers = response.headers
+    if current_app.config["HTTPS"]:
+        # Served over HTTPS (LOFT_HTTPS): browsers must never fall back to plain HTTP for a year, so a
+        # network attacker cannot strip TLS from a later visit. Not includeSubDomains: other hosts
+        # under the same domain are not Loft's to decide.
+        headers.setdefault("Strict-Transport-Security", "max-age=31536000")
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "same-origin")
     headers.setdefault("X-Frame-Options", "DENY")

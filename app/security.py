@@ -5,7 +5,10 @@ Every other module asks here rather than rolling its own hashing or checks.
 import base64
 import hashlib
 import hmac
+import re
 import secrets
+import unicodedata
+from urllib.parse import quote
 from urllib.parse import urlsplit
 
 from argon2 import PasswordHasher
@@ -161,6 +164,29 @@ def safe_next(target, default="/"):
     if parts.scheme or parts.netloc:
         return default
     return target
+
+
+# --- Downloads --------------------------------------------------------------
+
+def attachment(filename):
+    """A Content-Disposition value for a download named after user text (a campaign called “日本”).
+
+    HTTP headers are Latin-1, so a raw non-ASCII name made the response fail (500). Browsers get the
+    real name as RFC 5987 `filename*` (UTF-8, percent-encoded) and older clients an ASCII fallback;
+    neither can carry a quote, CR/LF or a path separator.
+    """
+    stem, _, extension = filename.rpartition(".") if "." in filename else (filename, "", "")
+    extension = _ascii_part(extension)
+    ascii_name = (_ascii_part(stem) or "download") + ("." + extension if extension else "")
+    value = f'attachment; filename="{ascii_name}"'
+    if ascii_name != filename:
+        value += "; filename*=UTF-8''" + quote(filename, safe="")
+    return value
+
+
+def _ascii_part(text):
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return re.sub(r"-{2,}", "-", re.sub(r"[^A-Za-z0-9._-]+", "-", text)).strip("-.")
 
 
 # --- Untrusted HTML ---------------------------------------------------------

@@ -16,6 +16,7 @@ from flask import render_template
 from app.reports import charts
 from app.reports import rollup
 from app.reports import services
+from app.security import attachment
 from app.teams.context import require
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
@@ -63,4 +64,4 @@ def campaign_csv(campaign_id):
     out = io.StringIO()
     csv.writer(out).writerows(services.export_rows(services.campaign_report(campaign)))
     return Response(out.getvalue(), mimetype="text/csv", headers={
-        "Content-Disposition": f'attachment; filename="{services.export_filename(campaign)}"'})
+        "Content-Disposition": attachment(services.export_filename(campaign))})
