@@ -223,11 +223,11 @@ def put_in_place(restored, files, aside):
     Live files without a counterpart in the backup (a queue backed up on Redis) also move aside,
     so the restored data never meets a queue from after the backup.
     """
-    os.makedirs(aside, exist_ok=True)
     moved = []
     for name, live in files.items():
         for suffix in ("-wal", "-shm", "-journal", ""):
             if os.path.exists(live + suffix):
+                os.makedirs(aside, exist_ok=True)
                 os.replace(live + suffix, os.path.join(aside, name + suffix))
                 moved.append(name + suffix)
         if name in restored:
