@@ -272,12 +272,18 @@ def test_report_counts_and_rejected_rows_download(web, team):
             ",No address,3,no,2024-01-01\n"
             "=HYPERLINK(\"http://x\"),Formula,3,no,2024-01-01\n")
     job = run_file(web, data)
-    assert (job.total_rows, job.created, job.duplicates, job.rejected) == (10, 1, 1, 8)
+    # One bad optional value no longer costs the contact (issue 9): it is imported without that value.
+    assert (job.total_rows, job.created, job.duplicates, job.rejected, job.partial) == (10, 4, 1, 5, 3)
     good = Contact.get(Contact.email == "good@example.com")
     assert json.loads(good.attributes) == {"age": 41, "vip": True, "joined": "2024-02-29"}
+    assert json.loads(Contact.get(Contact.email == "age@example.com").attributes) == \
+        {"vip": False, "joined": "2024-01-01"}
+    assert json.loads(Contact.get(Contact.email == "vip@example.com").attributes) == {"age": 3, "joined": "2024-01-01"}
+    assert Contact.get(Contact.email == "date@example.com").name == "Date"
 
     page = soup(web.get(f"/imports/{job.id}"))
-    assert page.select_one("#count-rejected").text == "8"
+    assert page.select_one("#count-rejected").text == "5"
+    assert page.select_one("#count-partial").text == "3"
     assert page.select_one("#count-duplicates").text == "1"
     assert page.select_one("#rejects-link")["href"] == f"/imports/{job.id}/rejects.csv"
 
@@ -288,9 +294,9 @@ def test_report_counts_and_rejected_rows_download(web, team):
     assert reasons[3].startswith("Not a valid email address: An email address must have an @-sign")
     assert "special-use or reserved name" in reasons[4]
     assert reasons[5] == services.DUPLICATE
-    assert reasons[6] == "“forty” in “age” is not a number."
-    assert reasons[7] == "“maybe” in “vip” is not yes or no."
-    assert reasons[8] == "“31/12/2024” in “joined” is not a date; use YYYY-MM-DD."
+    assert reasons[6] == "Imported without this value: “forty” in “age” is not a number."
+    assert reasons[7] == "Imported without this value: “maybe” in “vip” is not yes or no."
+    assert reasons[8] == "Imported without this value: “31/12/2024” in “joined” is not a date; use YYYY-MM-DD."
     assert reasons[9] == "This row has 2 fields but the header has 5."
     assert reasons[10] == "No email address."
     assert "@-sign" in reasons[11] or "not valid" in reasons[11]
@@ -298,6 +304,72 @@ def test_report_counts_and_rejected_rows_download(web, team):
     assert by_row[6]["age"] == "forty" and by_row[9]["name"] == "Short"
     # Cells that a spreadsheet would run as a formula are neutralised in the download.
     assert not by_row[11]["email"].startswith("=")
+
+
+def test_a_semicolon_file_gets_a_semicolon_rejects_file(web, team):
+    """The rejects file speaks the source's dialect, so the same spreadsheet opens it and it can be re-imported."""
+    CustomField.create(team=team, key="age", label="Age", type="number")
+    data = "email;name;age\r\nok@example.com;Ok, Jr.;30\r\nnot-an-address;Bad;1\r\nold@example.com;Old;ninety\r\n"
+    job = run_file(web, data)
+    assert job.delimiter == ";" and (job.created, job.rejected, job.partial) == (2, 1, 1)
+    text = web.get(f"/imports/{job.id}/rejects.csv").get_data().decode("utf-8-sig")
+    assert text.splitlines()[0] == "row;reason;email;name;age"
+    rows = list(csv.DictReader(io.StringIO(text), delimiter=";"))
+    assert [(r["row"], r["email"], r["age"]) for r in rows] == [("3", "not-an-address", "1"),
+                                                                ("4", "old@example.com", "ninety")]
+    assert rows[1]["reason"] == "Imported without this value: “ninety” in “age” is not a number."
+    assert Contact.get(Contact.email == "ok@example.com").name == "Ok, Jr."
+
+
+def test_upsert_keeps_the_stored_value_when_the_new_one_is_bad_and_says_so(web, team):
+    CustomField.create(team=team, key="age", label="Age", type="number")
+    Contact.create(team=team, email="kim@example.com", domain="example.com", name="Kim",
+                   attributes=json.dumps({"age": 40}))
+    job = run_file(web, "email,name,age\nkim@example.com,Kim Berg,forty-one\n", mode="upsert")
+    assert (job.updated, job.rejected, job.partial) == (1, 0, 1)
+    kim = Contact.get(Contact.email == "kim@example.com")
+    assert kim.name == "Kim Berg" and json.loads(kim.attributes) == {"age": 40}
+    assert rejects_of(web, job)[0]["reason"] == "Imported without this value: “forty-one” in “age” is not a number."
+
+
+def test_a_bad_value_in_a_json_attributes_column_costs_only_that_value(web, team):
+    CustomField.create(team=team, key="age", label="Age", type="number")
+    data = ('email,name,attributes\n'
+            'a@example.com,A,"{""age"": ""old"", ""city"": ""Oslo""}"\n'
+            'b@example.com,B,{not json\n')
+    job = run_file(web, data)
+    assert (job.created, job.rejected, job.partial) == (2, 0, 2)
+    assert json.loads(Contact.get(Contact.email == "a@example.com").attributes) == {"city": "Oslo"}
+    assert json.loads(Contact.get(Contact.email == "b@example.com").attributes) == {}
+    reasons = {r["email"]: r["reason"] for r in rejects_of(web, job)}
+    assert reasons["a@example.com"] == "Imported without this value: “old” in “age” is not a number."
+    assert reasons["b@example.com"] == "Imported without this value: “attributes” is not valid JSON."
+
+
+def test_a_partly_imported_row_on_the_suppression_list_is_reported_once_as_not_imported(web, team, inside):
+    CustomField.create(team=team, key="age", label="Age", type="number")
+    with inside():
+        suppression.suppress(team.id, "email", "gone@example.com")
+    job = run_file(web, "email,age\ngone@example.com,ninety\n")
+    assert (job.created, job.partial) == (0, 0)
+    assert [r["reason"] for r in rejects_of(web, job)] == [services.BLOCKED_REASONS["listed_new"]]
+
+
+def test_resuming_a_semicolon_import_keeps_its_rejects_file_readable(team, tmp_path, inside):
+    with inside():
+        path = tmp_path / "semi.csv"
+        path.write_text("email;name\n" + "".join(f"s{i}@example.com;S {i}\n" if i % 7 else f"bad{i};Bad\n"
+                                                 for i in range(40)))
+        job = services.create_job(team, None, str(path), "semi.csv")
+        job = services.configure(team, job, {"0": "email", "1": "name"}, [], "add", ["email", "name"])
+        with pytest.raises(SimulatedCrash):
+            services.run_import(job.id, chunk_size=10, stop_after_chunks=2)
+        job = services.run_import(job.id, chunk_size=10)
+        with open(job.rejects_path, encoding="utf-8-sig", newline="") as handle:
+            rows = list(csv.reader(handle, delimiter=";"))
+    assert rows[0] == ["row", "reason", "email", "name"]
+    assert [row[2] for row in rows[1:]] == [f"bad{i}" for i in range(0, 40, 7)]
+    assert job.rejected == len(rows) - 1
 
 
 def test_never_resubscribes_blocked_or_suppressed_addresses(web, team, inside):

@@ -445,7 +445,11 @@ class _Plan:
         self.parse = self._parser()
 
     def _parser(self):
-        """parse(cells) -> (email, name, attributes as JSON text), or raise _Reject.
+        """parse(cells) -> (email, name, attributes as JSON text, dropped), or raise _Reject.
+
+        Only a bad address rejects the row. A bad optional value (a number that is not one, a
+        text or name too long, broken JSON) is left out and its reason listed in `dropped`
+        (None when nothing was), so the contact is kept and the rejects file names the field.
 
         A closure over locals, writing the JSON text directly: this runs once per
         row, and at a million rows attribute lookups, a dict per row and a
@@ -459,23 +463,19 @@ class _Plan:
         fast_email = FAST_EMAIL.fullmatch
         quote = _quote
 
-        def convert(field_type, title, raw):
-            try:
-                return parse_value(field_type, raw)
-            except ValueError:
-                raise _Reject(_conversion_reason(field_type, title, raw))
-
         def parse(cells):
             email = cells[email_at].strip().lower()
             if not (fast_email(email) and len(email) <= 254 and "--" not in email):
                 email, reason = check_email(cells[email_at])
                 if reason:
                     raise _Reject(reason)
+            dropped = None
             name = cells[name_at].strip() if name_at is not None else ""
             if not name and name_parts:
                 name = " ".join([part for part in (cells[i].strip() for i in name_parts) if part])
             if len(name) > MAX_NAME:
-                raise _Reject(f"The name is longer than {MAX_NAME} characters.")
+                dropped = [f"The name is longer than {MAX_NAME} characters."]
+                name = ""
             if json_at is None:
                 parts = []
                 for index, quoted_key, field_type, title in typed:
@@ -485,16 +485,21 @@ class _Plan:
                     if field_type == "text":
                         raw = raw.strip()
                         if len(raw) > MAX_TEXT:
-                            raise _Reject(f"“{title}” is longer than {MAX_TEXT:,} characters.")
+                            dropped = (dropped or []) + [f"“{title}” is longer than {MAX_TEXT:,} characters."]
+                            continue
                         parts.append(quoted_key + quote(raw))
                     elif field_type == "number" and raw.isdecimal():
                         parts.append(quoted_key + str(int(raw)))  # the common case, without a regex
                     else:
-                        parts.append(quoted_key + json.dumps(convert(field_type, title, raw)))
-                return email, name, "{" + ",".join(parts) + "}" if parts else "{}"
+                        try:
+                            parts.append(quoted_key + json.dumps(parse_value(field_type, raw)))
+                        except ValueError:
+                            dropped = (dropped or []) + [_conversion_reason(field_type, title, raw)]
+                return email, name, "{" + ",".join(parts) + "}" if parts else "{}", dropped
             # With a JSON attributes column (listmonk's format) the mapped fields win over its keys.
             raw_json = cells[json_at]
-            attributes = json_attributes(raw_json) if raw_json.strip() else {}
+            problems = []
+            attributes = json_attributes(raw_json, problems) if raw_json.strip() else {}
             for index, key, field_type, title in keyed:
                 raw = cells[index]
                 if not raw or raw.isspace():
@@ -502,21 +507,30 @@ class _Plan:
                 if field_type == "text":
                     raw = raw.strip()
                     if len(raw) > MAX_TEXT:
-                        raise _Reject(f"“{title}” is longer than {MAX_TEXT:,} characters.")
+                        problems.append(f"“{title}” is longer than {MAX_TEXT:,} characters.")
+                        continue
                     attributes[key] = raw
                 else:
-                    attributes[key] = convert(field_type, title, raw)
-            return email, name, json_object(attributes)
+                    try:
+                        attributes[key] = parse_value(field_type, raw)
+                    except ValueError:
+                        problems.append(_conversion_reason(field_type, title, raw))
+            if problems:
+                dropped = (dropped or []) + problems
+            return email, name, json_object(attributes), dropped
 
         return parse
 
-    def _json_attributes(self, raw):
+    def _json_attributes(self, raw, problems):
+        """The attributes of the JSON column; what cannot be used is left out and described in `problems`."""
         try:
             data = json.loads(raw)
         except ValueError:
-            raise _Reject(f"“{self.columns[self.json_column]}” is not valid JSON.")
+            problems.append(f"“{self.columns[self.json_column]}” is not valid JSON.")
+            return {}
         if not isinstance(data, dict):
-            raise _Reject(f"“{self.columns[self.json_column]}” must be a JSON object, like {{\"city\": \"Paris\"}}.")
+            problems.append(f"“{self.columns[self.json_column]}” must be a JSON object, like {{\"city\": \"Paris\"}}.")
+            return {}
         attributes = {}
         for raw_key, value in data.items():
             key = self.json_keys.get(raw_key)
@@ -529,7 +543,8 @@ class _Plan:
                 try:
                     value = parse_value(field_type, value)
                 except ValueError:
-                    raise _Reject(_conversion_reason(field_type, raw_key, value))
+                    problems.append(_conversion_reason(field_type, raw_key, value))
+                    continue
                 if value is None:
                     continue
             attributes[key] = value
@@ -643,11 +658,11 @@ def _run(job, chunk_size, stop_after_chunks):
                    .execute())
         if not started:
             raise _Superseded()
-        _start_rejects(rejects_path, columns)
+        _start_rejects(rejects_path, columns, job)
     else:
         ImportJob.update(status="running", rejects_path=rejects_path, heartbeat_at=utcnow(), error="").where(
             ImportJob.id == job.id).execute()
-        _trim_rejects(rejects_path, columns, _last_row_number(job))
+        _trim_rejects(rejects_path, columns, _last_row_number(job), job)
     job = ImportJob.get_by_id(job.id)
     chunk_size = chunk_size or chunk_rows(job.total_rows)
     checker = Checker(job.team_id)
@@ -679,7 +694,7 @@ def _run(job, chunk_size, stop_after_chunks):
                                                         "have been cut off.", cells))
                 else:
                     try:
-                        email, name, attributes = parse(cells)
+                        email, name, attributes, dropped = parse(cells)
                     except _Reject as exc:
                         rejects.append((number, "rejected", str(exc), cells))
                     else:
@@ -688,7 +703,8 @@ def _run(job, chunk_size, stop_after_chunks):
                         else:
                             seen.add(email)
                             if not replay:
-                                chunk.append((number, email, name, attributes, cells, screened and checker(email)))
+                                chunk.append((number, email, name, attributes, cells, screened and checker(email),
+                                              dropped))
                 if replay:
                     rejects.clear()
                     continue
@@ -752,7 +768,7 @@ class _ChunkWriter:
         self.plan = plan
         self.job = job
         self.rows_file = rejects_file
-        self.rows_writer = csv.writer(rejects_file)
+        self.rows_writer = rejects_writer(rejects_file, job)
         self.wait_each = wait  # tests that stop after N chunks want them committed before counting
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"import-{job.id}")
         self.pending = None
@@ -822,15 +838,21 @@ def _commit_chunk(plan, job, start, end, chunk, stamp, batches, rejects, writer,
         else:
             others = [row for row in chunk if row[1] not in new_emails]
         existing = _existing(plan.team_id, [row[1] for row in others], full=plan.mode == "upsert") if others else {}
+        imported_new = set(new_emails) if new_emails is not None else {row[1] for row in chunk if not row[5]}
+        for number, email, name, attributes, cells, listed, dropped in chunk:
+            if dropped and email in imported_new:
+                rejects.append((number, "partial", _partly(dropped), cells))
         subscribe = new_ids  # None on SQLite: the new contacts are the rows after `after_id`
         subscribe_existing = []
         changes = []
-        for number, email, name, attributes, cells, listed in others:
+        for number, email, name, attributes, cells, listed, dropped in others:
             found = existing.get(email)
             if found is None:  # a new address, but on the suppression list
                 rejects.append((number, "blocked", BLOCKED_REASONS["listed_new"], cells))
                 continue
             contact_id, status = found[0], found[1]
+            if dropped and plan.mode == "upsert":
+                rejects.append((number, "partial", _partly(dropped), cells))
             change = _merge(found, name, attributes) if plan.mode == "upsert" else None
             if change:
                 changes.append(change + (stamp, contact_id))
@@ -855,7 +877,7 @@ def _commit_chunk(plan, job, start, end, chunk, stamp, batches, rejects, writer,
                 _subscribe(subscribe_existing, list_id, stamp)
             else:
                 _subscribe(subscribe + subscribe_existing, list_id, stamp)
-        kinds = {"rejected": 0, "duplicate": 0, "blocked": 0}
+        kinds = {"rejected": 0, "duplicate": 0, "blocked": 0, "partial": 0}
         rejects.sort(key=lambda r: r[0])
         for number, kind, reason, cells in rejects:
             kinds[kind] += 1
@@ -865,7 +887,8 @@ def _commit_chunk(plan, job, start, end, chunk, stamp, batches, rejects, writer,
                                     updated=ImportJob.updated + updated, skipped=ImportJob.skipped + skipped,
                                     rejected=ImportJob.rejected + kinds["rejected"],
                                     duplicates=ImportJob.duplicates + kinds["duplicate"],
-                                    blocked=ImportJob.blocked + kinds["blocked"], heartbeat_at=utcnow())
+                                    blocked=ImportJob.blocked + kinds["blocked"],
+                                    partial=ImportJob.partial + kinds["partial"], heartbeat_at=utcnow())
                    .where((ImportJob.id == job.id) & (ImportJob.processed_rows == start)
                           & (ImportJob.status == "running")).execute())
         if not claimed:
@@ -982,10 +1005,20 @@ def _merge(found, name, attributes):
     return new_name, json_object(merged)
 
 
-def _start_rejects(path, columns):
+def _partly(dropped):
+    return "Imported without this value: " + " ".join(dropped)
+
+
+def rejects_writer(handle, job):
+    """A CSV writer in the source file's own dialect: a semicolon file gets a semicolon rejects file,
+    which the same spreadsheet (and a re-import after fixing) reads without questions."""
+    return csv.writer(handle, delimiter=job.delimiter or ",")
+
+
+def _start_rejects(path, columns, job):
     with open(path, "w", encoding="utf-8", newline="") as handle:
         handle.write("\ufeff")  # so spreadsheet programs read it as UTF-8
-        csv.writer(handle).writerow(["row", "reason"] + [neutralise(c) for c in columns])
+        rejects_writer(handle, job).writerow(["row", "reason"] + [neutralise(c) for c in columns])
 
 
 def _last_row_number(job):
@@ -998,20 +1031,20 @@ def _last_row_number(job):
     return 0
 
 
-def _trim_rejects(path, columns, last_row):
+def _trim_rejects(path, columns, last_row, job):
     """On resume: keep only the rejects of committed chunks. A crash between writing a chunk's
     rejects and its commit leaves rows here that the resumed run will write again."""
     if last_row == 0 or not os.path.exists(path):
-        _start_rejects(path, columns)
+        _start_rejects(path, columns, job)
         return
     with open(path, encoding="utf-8-sig", newline="") as handle:
-        reader = csv.reader(handle)
+        reader = csv.reader(handle, delimiter=job.delimiter or ",")
         header = next(reader, None) or ["row", "reason"] + columns
         kept = [row for row in reader if row and row[0].isdigit() and int(row[0]) <= last_row]
     tmp = path + ".tmp"
     with open(tmp, "w", encoding="utf-8", newline="") as handle:
         handle.write("\ufeff")
-        writer = csv.writer(handle)
+        writer = rejects_writer(handle, job)
         writer.writerow(header)
         writer.writerows(kept)
     os.replace(tmp, path)
@@ -1032,5 +1065,6 @@ def summary(job):
     return {"import_id": job.id, "file": job.filename, "status": job.status, "mode": job.mode,
             "rows": job.total_rows, "processed": job.processed_rows, "created": job.created,
             "updated": job.updated, "unchanged": job.skipped, "duplicates": job.duplicates,
-            "rejected": job.rejected, "not_subscribed": job.blocked, "error": job.error or None,
+            "rejected": job.rejected, "partly_imported": job.partial, "not_subscribed": job.blocked,
+            "error": job.error or None,
             "rejects_file": job.rejects_path or None}

@@ -152,7 +152,7 @@ def show(job_id):
 
 
 def _has_rejects(job):
-    return bool(job.rejected or job.duplicates or job.blocked) and bool(job.rejects_path) \
+    return bool(job.rejected or job.duplicates or job.blocked or job.partial) and bool(job.rejects_path) \
         and os.path.exists(job.rejects_path)
 
 
