@@ -1,5 +1,4 @@
 """Command-line entry points: `flask db ...`, `flask users ...`, `flask catcher run`."""
-import datetime
 import json
 import os
 import shutil
@@ -100,10 +99,10 @@ def restore_command(path, yes, force):
         if manifest.get("migration", "") > newest:
             raise click.ClickException(f"The backup was made by a newer Loft (migration {manifest['migration']}; "
                                        f"this one knows up to {newest}). Upgrade Loft first, then restore.")
-        created = datetime.datetime.strptime(manifest["created_at"], "%Y-%m-%dT%H:%M:%SZ")
+        created = backup.created_at(manifest)
         if not yes:
             click.confirm(f"Replace {database} with the backup of {manifest['created_at']}?", abort=True)
-        aside = os.path.join(parent, "before-restore-" + datetime.datetime.utcnow().strftime("%Y%m%dT%H%M%S"))
+        aside = os.path.join(parent, "before-restore-" + time.strftime("%Y%m%dT%H%M%S", time.gmtime()))
         try:
             # Everything up to the paused campaigns happens under the lock: a worker that starts
             # meanwhile waits, and never sees the restored campaigns still "sending".

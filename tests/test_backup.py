@@ -353,3 +353,12 @@ def test_restoring_an_older_backup_runs_the_migrations_it_lacks(ops, tmp_path):
     assert "0033_health_probe" in result.output
     assert team_names() == ["Old times"]
     assert db.execute_sql("SELECT count(*) FROM health_probe").fetchone()[0] == 1
+
+
+def test_restore_refuses_a_backup_whose_manifest_is_damaged(ops, tmp_path):
+    assert cli(ops, "db", "backup", str(tmp_path / "b")).exit_code == 0
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    del manifest["created_at"]
+    (tmp_path / "b" / "manifest.json").write_text(json.dumps(manifest))
+    result = cli(ops, "db", "restore", str(tmp_path / "b"), "--yes")
+    assert result.exit_code == 1 and "damaged" in result.output

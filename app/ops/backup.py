@@ -188,7 +188,18 @@ def _valid_manifest(manifest, source):
     unknown = set(manifest["files"]) - set(NAMES)
     if unknown:
         raise BackupError(f"{source} lists files Loft does not restore: {', '.join(sorted(unknown))}.")
+    try:
+        created_at(manifest)
+        if not all(isinstance(info["sha256"], str) for info in manifest["files"].values()):
+            raise TypeError
+    except (KeyError, TypeError, ValueError):
+        raise BackupError(f"The {MANIFEST} in {source} is damaged (a time or checksum is missing).") from None
     return manifest
+
+
+def created_at(manifest):
+    """When the backup was made, as a naive UTC datetime like every time in the database."""
+    return datetime.datetime.strptime(manifest["created_at"], "%Y-%m-%dT%H:%M:%SZ")
 
 
 def _unpack(source, workdir):
