@@ -73,7 +73,8 @@ class PasswordReset(BaseModel):
 
 
 class LoginFailure(BaseModel):
-    """One failed sign-in; the throttle counts recent rows per address and per IP."""
+    """One failed sign-in (or second factor, "2fa:<address>"), or one request for a password-reset link
+    ("reset:<address>"); the throttles count recent rows per address and per IP."""
     email = CharField(index=True)
     ip = CharField(index=True)
     at = DateTimeField(default=utcnow, index=True)

@@ -79,7 +79,8 @@ def create_first_admin(email, password, name="", team_name="My team"):
 
 def _recent_failures(**where):
     window = datetime.timedelta(seconds=current_app.config["LOGIN_THROTTLE_SECONDS"])
-    query = LoginFailure.select().where(LoginFailure.at > utcnow() - window)
+    query = LoginFailure.select().where((LoginFailure.at > utcnow() - window)
+                                        & ~LoginFailure.email.startswith("reset:"))  # not a failure
     for field, value in where.items():
         query = query.where(getattr(LoginFailure, field) == value)
     return query.count()
@@ -171,6 +172,30 @@ def user_for_pending(pending):
 
 
 # --- Password reset -------------------------------------------------------
+# Each request for a reset link is counted (as a LoginFailure row keyed "reset:<address>", so every
+# worker sees the same count) for the address typed, whether or not it has an account: the refusal
+# then says nothing about which addresses exist. Rows older than the window are pruned as we go.
+
+RESET_WINDOW = datetime.timedelta(hours=1)
+RESET_PER_ADDRESS = 3  # links per address per hour: enough for a lost mail, too few to flood an inbox
+RESET_PER_IP = 10  # requests per IP per hour, whatever the addresses
+
+
+def allow_password_reset(email, ip):
+    """Count a request for a reset link, or AuthError when the address or the IP asked too often."""
+    key = "reset:" + email.strip().lower()[:254]
+    since = utcnow() - RESET_WINDOW
+    with db.atomic():  # an immediate transaction: concurrent requests are counted one after another
+        resets = LoginFailure.email.startswith("reset:")
+        LoginFailure.delete().where(resets & (LoginFailure.at < since)).execute()
+        recent = LoginFailure.select().where(resets & (LoginFailure.at >= since))
+        if recent.where(LoginFailure.email == key).count() >= RESET_PER_ADDRESS:
+            raise AuthError("Reset links for that address were asked for several times in the last hour. "
+                            "Check the inbox and the spam folder, or ask again in an hour.", field="email")
+        if recent.where(LoginFailure.ip == ip).count() >= RESET_PER_IP:
+            raise AuthError("Too many reset requests came from your network in the last hour. "
+                            "Try again in an hour.", field="email")
+        LoginFailure.create(email=key, ip=ip)
 
 def start_password_reset(email):
     """A new reset token for the account with this address, or None.

@@ -128,6 +128,11 @@ def logout():
 def request_reset():
     if request.method == "POST":
         email = request.form.get("email", "")
+        try:
+            services.allow_password_reset(email, client_ip())
+        except AuthError as exc:
+            page, _ = _form_error("auth/request_reset.html", exc)
+            return page, 429
         user, token = services.start_password_reset(email)
         if user is not None:
             message = mail.compose("password_reset", user.email, "Reset your Loft password",
