@@ -48,6 +48,8 @@ def app(tmp_path):
         "DATABASE_URL": f"sqlite:///{tmp_path / 'loft.db'}",
         "CATCHER_PORT": free_port(),
         "BASE_URL": "http://loft.test",
+        # Tests talk to loopback SMTP/IMAP servers; the guard's refusals are tested with this off.
+        "MAIL_ALLOW_PRIVATE": True,
     })
     with app.app_context():
         migrate()

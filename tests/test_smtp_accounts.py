@@ -229,22 +229,28 @@ def test_no_tls_is_refused_for_a_remote_host_and_allowed_on_loopback(admin, web)
     assert SmtpAccount.get().tls_mode == "none"
 
 
-def test_only_the_instance_administrator_may_use_a_host_on_this_machine_or_a_private_network(app, admin):
+def test_hosts_on_this_machine_or_a_private_network_need_the_instance_setting(app, admin, web):
+    """Off (the default outside the test suite), nobody may point an account there, not even the instance
+    administrator: the engine and "Test connection" would refuse to connect anyway (tests/test_host_guard.py)."""
+    app.config["MAIL_ALLOW_PRIVATE"] = False
     other_team = Team.create(name="Tenant")
     user, tenant_admin = make_member(app, other_team, "admin", email="tenant@example.com")
     from app.models import User
     User.update(current_team_id=other_team.id).where(User.id == user.id).execute()
-    for host in ("127.0.0.1", "localhost", "10.0.0.5", "192.168.1.1", "169.254.169.254", "::1"):
-        response = tenant_admin.post("/sending/accounts/new", account_form(host=host))
-        assert response.status_code == 422, host
-        assert "Only the instance administrator" in soup(response).select_one("#e-host").get_text()
+    for client in (tenant_admin, web):
+        for host in ("127.0.0.1", "localhost", "10.0.0.5", "192.168.1.1", "169.254.169.254", "::1"):
+            response = client.post("/sending/accounts/new", account_form(host=host))
+            assert response.status_code == 422, host
+            assert "Private mail servers" in soup(response).select_one("#e-host").get_text()
     assert tenant_admin.post("/sending/accounts/new", account_form(host="smtp.example.com")).status_code == 302
-    # An account the instance administrator pointed at this machine stays editable by the team.
-    local = make_account(other_team, name="Local", host="127.0.0.1", port=2525)
-    response = tenant_admin.post(f"/sending/accounts/{local.id}/edit", account_form(host="127.0.0.1", port="2525",
-                                                                                      name="Local relay"))
+    # Once the instance administrator allows private servers, the team may use one.
+    from app.admin import services as admin_services
+    with ctx():
+        admin_services.save_settings({"private_mail_hosts": True})
+    response = tenant_admin.post("/sending/accounts/new", account_form(host="127.0.0.1", port="2525",
+                                                                         name="Local relay"))
     assert response.status_code == 302
-    assert SmtpAccount.get_by_id(local.id).name == "Local relay"
+    assert SmtpAccount.get(SmtpAccount.name == "Local relay").host == "127.0.0.1"
 
 
 @pytest.mark.parametrize("field, value, message", [

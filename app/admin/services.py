@@ -13,6 +13,13 @@ from app.models import InstanceSetting
 from app.sending.accounts import is_loopback
 
 SMTP_TLS_MODES = {"none": "None (loopback only)", "starttls": "STARTTLS", "tls": "Implicit TLS"}
+# Who may create a team. A new team's creator is its Administrator and can send
+# mail in its name, so this is the instance administrator's call.
+TEAM_CREATION = {
+    "invited": "The instance administrator and people who administer a team",
+    "admin": "Only the instance administrator",
+    "anyone": "Anyone with an account (including a team's Guests)",
+}
 
 
 class SettingsError(ValueError):
@@ -33,6 +40,10 @@ def _defaults():
         "smtp_tls": "none",
         "smtp_username": "",
         "smtp_password": "",  # stored encrypted
+        "team_creation": "invited",
+        # SMTP accounts and bounce mailboxes on this machine or a private network (app.netguard):
+        # off by default, since "Test connection" would otherwise probe Loft's own network.
+        "private_mail_hosts": bool(config.get("MAIL_ALLOW_PRIVATE", False)),
     }
 
 
@@ -71,6 +82,10 @@ def validate(form):
             raise ValueError
     except ValueError:
         errors["smtp_port"] = "Enter a port number between 1 and 65535 (usually 587 or 465)."
+    values["team_creation"] = form.get("team_creation", "invited")
+    if values["team_creation"] not in TEAM_CREATION:
+        errors["team_creation"] = "Choose who may create teams."
+    values["private_mail_hosts"] = bool(form.get("private_mail_hosts"))
     if values["smtp_tls"] not in SMTP_TLS_MODES:
         errors["smtp_tls"] = "Choose a TLS mode."
     elif values["smtp_tls"] == "none" and values["smtp_host"] and not is_loopback(values["smtp_host"]):

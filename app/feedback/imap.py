@@ -30,6 +30,7 @@ import ssl
 
 from flask import current_app
 
+from app import netguard
 from app import security as crypto
 from app.feedback import outcomes
 from app.feedback.parse import parse_message
@@ -174,8 +175,12 @@ def _folder(form, field, default, label, errors):
     return name
 
 
-def validate(team, form, mailbox=None, allow_private=False):
-    """Clean the mailbox form; raise MailboxError with a message per field."""
+def validate(team, form, mailbox=None, allow_private=None):
+    """Clean the mailbox form; raise MailboxError with a message per field.
+
+    The host must pass the shared guard (app.netguard), unless the instance
+    setting "private mail servers" is on (allow_private=None reads it).
+    """
     errors = {}
     preset = form.get("preset") or (mailbox.preset if mailbox else "generic")
     preset = preset if preset in PRESETS else "generic"
@@ -202,9 +207,8 @@ def validate(team, form, mailbox=None, allow_private=False):
         errors["host"] = "Enter only the host name, e.g. imap.example.com: no imap://, path or port."
     elif not accounts._valid_host(host):
         errors["host"] = "That is not a valid host name: use letters, digits, dots and hyphens."
-    elif accounts.is_private_host(host) and not allow_private:
-        errors["host"] = ("Only the instance administrator can use a server on this machine or on a private "
-                          "network. Enter your provider's public IMAP host.")
+    elif problem := accounts.host_problem(host, None, allow_private):
+        errors["host"] = problem
     values["port"] = _port(form.get("port", ""), errors)
     if values["security"] not in SECURITY_LABELS:
         errors["security"] = "Choose how the connection is encrypted."
@@ -236,15 +240,17 @@ def validate(team, form, mailbox=None, allow_private=False):
     return values
 
 
-def create_mailbox(team, form, allow_private=False):
+def create_mailbox(team, form, allow_private=None):
     values = validate(team, form, allow_private=allow_private)
     return BounceMailbox.create(team=team, **values)
 
 
-def update_mailbox(mailbox, form, allow_private=False):
-    """Save changes; an empty password keeps the stored one. A new server or folder starts reading afresh."""
-    host = (form.get("host") or "").strip().lower()
-    values = validate(mailbox.team_id, form, mailbox, allow_private=allow_private or host == mailbox.host)
+def update_mailbox(mailbox, form, allow_private=None):
+    """Save changes; an empty password keeps the stored one. A new server or folder starts reading afresh.
+
+    The host is checked again even when unchanged: its name may resolve elsewhere now.
+    """
+    values = validate(mailbox.team_id, form, mailbox, allow_private=allow_private)
     if any(values[k] != getattr(mailbox, k) for k in ("host", "port", "username", "folder")):
         values.update(uid_validity=0, last_uid=0, last_error="")
     BounceMailbox.update(**values).where(BounceMailbox.id == mailbox.id).execute()
@@ -280,6 +286,45 @@ def _tls_context():
     return context
 
 
+def _guarded_socket(host, port, timeout, allow_private):
+    """A TCP connection to an address of host that passed the guard (app.netguard), never a fresh lookup."""
+    try:
+        addresses = netguard.check_host(host, port, allow_private)
+    except netguard.Refused as exc:
+        raise ImapError(f"Loft does not connect to {exc.shown}: it is {exc.reason}. {accounts.PRIVATE_HINT}") from None
+    error = None
+    for address in addresses:
+        try:
+            return socket.create_connection((address, port), timeout) if timeout else \
+                socket.create_connection((address, port))
+        except OSError as exc:
+            error = exc
+    raise error
+
+
+class GuardedIMAP4(imaplib.IMAP4):
+    """imaplib's client that connects only to an address the guard checked."""
+
+    def __init__(self, host, port, timeout=None, allow_private=False):
+        self.allow_private = allow_private
+        super().__init__(host, port, timeout=timeout)
+
+    def _create_socket(self, timeout):
+        return _guarded_socket(self.host, self.port, timeout, self.allow_private)
+
+
+class GuardedIMAP4_SSL(imaplib.IMAP4_SSL):
+    """The same over implicit TLS: the socket goes to the checked address, the certificate is checked for the name."""
+
+    def __init__(self, host, port, ssl_context=None, timeout=None, allow_private=False):
+        self.allow_private = allow_private
+        super().__init__(host, port, ssl_context=ssl_context, timeout=timeout)
+
+    def _create_socket(self, timeout):
+        sock = _guarded_socket(self.host, self.port, timeout, self.allow_private)
+        return self.ssl_context.wrap_socket(sock, server_hostname=self.host)
+
+
 def _describe_security(mailbox):
     return {"ssl": "SSL/TLS", "starttls": "STARTTLS", "none": "no encryption"}[mailbox.security]
 
@@ -292,10 +337,12 @@ def connect(mailbox, transcript=None, timeout=CONNECT_TIMEOUT):
         raise ImapError("The stored password cannot be decrypted (LOFT_ENCRYPTION_KEY or LOFT_SECRET_KEY changed "
                         "since it was saved). Enter the password again.")
     transcript.append(f"Connecting to {mailbox.host} port {mailbox.port} ({_describe_security(mailbox)})…")
+    allow_private = accounts.private_hosts_allowed()
     if mailbox.security == "ssl":
-        client = imaplib.IMAP4_SSL(mailbox.host, mailbox.port, ssl_context=_tls_context(), timeout=timeout)
+        client = GuardedIMAP4_SSL(mailbox.host, mailbox.port, ssl_context=_tls_context(), timeout=timeout,
+                                  allow_private=allow_private)
     else:
-        client = imaplib.IMAP4(mailbox.host, mailbox.port, timeout=timeout)
+        client = GuardedIMAP4(mailbox.host, mailbox.port, timeout=timeout, allow_private=allow_private)
     try:
         transcript.append(f"S: {_text(client.welcome)}")
         if mailbox.security == "starttls":

@@ -16,7 +16,6 @@ from flask import redirect
 from flask import render_template
 from flask import request
 from flask import url_for
-from flask_login import current_user
 
 from app.feedback import imap
 from app.feedback import provider_webhooks as hooks
@@ -67,7 +66,7 @@ def index():
 def new_mailbox():
     if request.method == "POST":
         try:
-            mailbox = imap.create_mailbox(g.team, request.form, allow_private=current_user.is_instance_admin)
+            mailbox = imap.create_mailbox(g.team, request.form)
         except imap.MailboxError as exc:
             return _render_form(None, request.form, 422, exc.errors)
         return _to_list(mailbox, f"Bounce mailbox “{mailbox.name}” saved. Test the connection next.")
@@ -86,7 +85,7 @@ def edit_mailbox(mailbox_id):
     mailbox = _mailbox_or_404(mailbox_id)
     if request.method == "POST":
         try:
-            mailbox = imap.update_mailbox(mailbox, request.form, allow_private=current_user.is_instance_admin)
+            mailbox = imap.update_mailbox(mailbox, request.form)
         except imap.MailboxError as exc:
             return _render_form(mailbox, request.form, 422, exc.errors)
         return _to_list(mailbox, f"Bounce mailbox “{mailbox.name}” saved.")

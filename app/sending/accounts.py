@@ -26,6 +26,7 @@ import aiosmtplib
 from flask import current_app
 from peewee import fn
 
+from app import netguard
 from app import security
 from app.models import TLS_MODES
 from app.models import Send
@@ -168,23 +169,101 @@ def is_loopback(host):
         return False
 
 
-def is_private_host(host):
-    """This machine or a private network, by its literal name or address.
+def private_hosts_allowed():
+    """The instance setting "private mail servers" (off unless the instance administrator turns it on)."""
+    from app.admin import services as admin_services  # admin settings import this module
 
-    On an instance shared by several teams, only the instance administrator may
-    point an account there: "Test connection" shows what answers, so a team
-    could otherwise probe services on Loft's own machine and network.
-    (A public name that resolves to a private address is not caught here.)
+    return bool(admin_services.get_settings()["private_mail_hosts"])
+
+
+PRIVATE_HINT = ("Loft connects only to public mail servers. The instance administrator can allow servers on this "
+                "machine or a private network under Instance settings (“Private mail servers”).")
+
+
+def host_problem(host, port, allow_private=None, resolver=None):
+    """Why Loft will not connect to host (words for the form), or None.
+
+    The host is resolved and every address checked by the shared guard
+    (app.netguard), so 127.1, 0x7f000001, 2130706433, a name from /etc/hosts
+    or a 6to4 wrapping of 127.0.0.1 are seen for what they are. A name that
+    does not resolve (yet) is not refused here: the connection test says so.
     """
-    host = host.strip().strip("[]").lower().rstrip(".")
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
+    allow_private = private_hosts_allowed() if allow_private is None else allow_private
     try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return (address.is_private or address.is_loopback or address.is_link_local or address.is_reserved
-            or address.is_unspecified or address.is_multicast)
+        netguard.check_host(host, port or 0, allow_private=allow_private, resolver=resolver)
+    except netguard.Refused as exc:
+        return f"{exc.shown} is {exc.reason}. {PRIVATE_HINT}"
+    except (OSError, UnicodeError):
+        return None
+    return None
+
+
+class HostRefused(aiosmtplib.SMTPConnectError):
+    """The guard refused the SMTP host: it is (or resolves to) a non-public address."""
+
+
+class SMTP(aiosmtplib.SMTP):
+    """aiosmtplib's client that connects only to an address the guard checked.
+
+    The host name is resolved once, every address checked (app.netguard), and
+    the TCP connection opened to the checked address; aiosmtplib then speaks
+    over that socket with the NAME kept as its hostname, so implicit TLS and
+    STARTTLS verify the certificate against the name, not the address. A DNS
+    answer that changes between the check and the connect cannot slip a
+    private address in (DNS rebinding).
+    """
+
+    def __init__(self, *args, allow_private=None, resolver=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        # None: the instance setting "private mail servers", read once per client (one small query).
+        self.allow_private = private_hosts_allowed() if allow_private is None else allow_private
+        self.resolver = resolver
+
+    async def _create_connection(self, timeout):
+        host, port = self.hostname or "localhost", self.port or self._get_default_port()
+        try:
+            if self.resolver is not None or netguard.literal(host) is not None:
+                addresses = netguard.check_host(host, port, self.allow_private, self.resolver)
+            else:
+                infos = await asyncio.wait_for(self.loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), timeout)
+                found = list(dict.fromkeys(info[4][0].split("%", 1)[0] for info in infos
+                                           if info[0] in (socket.AF_INET, socket.AF_INET6)))
+                addresses = netguard.check_host(host, port, self.allow_private, resolver=lambda _h, _p: found)
+        except netguard.Refused as exc:
+            raise HostRefused(f"Loft does not connect to {exc.shown}: it is {exc.reason}. {PRIVATE_HINT}") from None
+        except (asyncio.TimeoutError, TimeoutError) as exc:
+            raise aiosmtplib.SMTPConnectTimeoutError(f"Timed out looking up {host}") from exc
+        except OSError as exc:
+            raise aiosmtplib.SMTPConnectError(f"Error connecting to {host} on port {port}: {exc}") from exc
+        sock, error = None, None
+        for address in addresses:
+            family = socket.AF_INET6 if ":" in address else socket.AF_INET
+            candidate = socket.socket(family, socket.SOCK_STREAM)
+            candidate.setblocking(False)
+            try:
+                await asyncio.wait_for(self.loop.sock_connect(candidate, (address, port)), timeout)
+                sock = candidate
+                break
+            except (asyncio.TimeoutError, TimeoutError) as exc:
+                candidate.close()
+                error = aiosmtplib.SMTPConnectTimeoutError(f"Timed out connecting to {host} on port {port}")
+                error.__cause__ = exc
+            except OSError as exc:
+                candidate.close()
+                error = aiosmtplib.SMTPConnectError(f"Error connecting to {host} on port {port}: {exc}")
+                error.__cause__ = exc
+        if sock is None:
+            raise error
+        # Hand the checked, connected socket to aiosmtplib (it owns and closes it from here).
+        self.sock = sock
+        try:
+            return await super()._create_connection(timeout)
+        except BaseException:
+            if self.transport is None:
+                sock.close()
+            raise
+        finally:
+            self.sock = None
 
 
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
@@ -219,12 +298,13 @@ def _whole_number(form, field, label, errors, minimum=0, maximum=10_000_000):
     return value
 
 
-def validate(form, account=None, allow_private=False):
+def validate(form, account=None, allow_private=None):
     """Clean the account form; raise AccountError with a message per field.
 
     Returns (values, warnings). An empty password keeps the stored one when
     editing; a new account with a user name needs a password. Hosts on this
-    machine or a private network need allow_private (the instance administrator).
+    machine or a private network need the instance setting "private mail
+    servers" (allow_private=None reads it; tests may pass True or False).
     """
     errors = {}
     preset = form.get("preset") or (account.preset if account else "generic")
@@ -248,9 +328,8 @@ def validate(form, account=None, allow_private=False):
         errors["host"] = "Enter only the host name, e.g. smtp.example.com: no smtp://, path or port (the port has its own field)."
     elif not _valid_host(host):
         errors["host"] = "That is not a valid host name: use letters, digits, dots and hyphens, e.g. smtp.example.com."
-    elif is_private_host(host) and not allow_private:
-        errors["host"] = ("Only the instance administrator can use a server on this machine or on a private "
-                          "network. Enter your provider's public SMTP host.")
+    elif problem := host_problem(host, None, allow_private):
+        errors["host"] = problem
     values["port"] = _whole_number(form, "port", "Port", errors, minimum=1, maximum=65535)
     if "port" in errors:
         errors["port"] = "Enter a port number between 1 and 65535 (587 for STARTTLS, 465 for implicit TLS)."
@@ -292,16 +371,19 @@ def validate(form, account=None, allow_private=False):
     return values, warnings
 
 
-def create_account(team, form, allow_private=False):
+def create_account(team, form, allow_private=None):
     """Validate and store a new account; returns (account, warnings)."""
     values, warnings = validate(form, allow_private=allow_private)
     account = SmtpAccount.create(team=team, **values)
     return account, warnings
 
 
-def update_account(account, form, allow_private=False):
-    """Validate and save changes; an empty password field keeps the stored password."""
-    values, warnings = validate(form, account, allow_private=allow_private or account.host == form.get("host", "").strip().lower())
+def update_account(account, form, allow_private=None):
+    """Validate and save changes; an empty password field keeps the stored password.
+
+    The host is checked again even when unchanged: its name may resolve elsewhere now.
+    """
+    values, warnings = validate(form, account, allow_private=allow_private)
     changed_connection = any(values.get(k) != getattr(account, k) for k in ("host", "port", "tls_mode", "username"))
     if changed_connection or "password" in values:
         values.update(last_test_at=None, last_test_result="")  # the old test no longer says anything
@@ -380,6 +462,8 @@ def explain(exc, account):
     """A connection or login failure in plain words (the server's reply kept verbatim)."""
     where = f"{account.host} port {account.port}"
     for cause in _chain(exc):
+        if isinstance(cause, HostRefused):
+            return str(cause)
         if isinstance(cause, aiosmtplib.SMTPAuthenticationError):
             text = (f"Authentication failed: the server refused the user name or password. "
                     f"Its reply: {cause.code} {cause.message}")
@@ -425,9 +509,9 @@ def explain(exc, account):
 
 async def _converse(account, options, transcript):
     """Connect, EHLO, STARTTLS, EHLO, AUTH, QUIT, writing each exchange to transcript."""
-    smtp = aiosmtplib.SMTP(hostname=options["hostname"], port=options["port"], use_tls=options["use_tls"],
-                           start_tls=False, timeout=options["timeout"], validate_certs=options["validate_certs"],
-                           local_hostname=options["local_hostname"])
+    smtp = SMTP(hostname=options["hostname"], port=options["port"], use_tls=options["use_tls"],
+                start_tls=False, timeout=options["timeout"], validate_certs=options["validate_certs"],
+                local_hostname=options["local_hostname"])
     mode = {"tls": "implicit TLS", "starttls": "STARTTLS", "none": "no encryption"}[account.tls_mode]
     transcript.append(f"Connecting to {account.host} port {account.port} ({mode})…")
     response = await smtp.connect()

@@ -679,7 +679,7 @@ class Run:
             await self.pause_lane(lane, "its stored password cannot be decrypted (the encryption key changed). "
                                         "Enter the password again.", until=None)
             return False
-        smtp = aiosmtplib.SMTP(**options)
+        smtp = accounts_service.SMTP(**options)  # connects only to an address the host guard checked
         try:
             await smtp.connect()
             if smtp.last_ehlo_response is None and smtp.last_helo_response is None:
@@ -699,7 +699,7 @@ class Run:
                 await self.account_failure(lane, conn, f"the server answered “{exc.code} {exc.message}”")
         except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
             reason = f"could not connect to {options['hostname']} port {options['port']}: {exc}"
-            if _caused_by(exc, ssl.SSLCertVerificationError):
+            if _caused_by(exc, ssl.SSLCertVerificationError) or isinstance(exc, accounts_service.HostRefused):
                 # The certificate will not fix itself: stop until a person looks at it.
                 await self.pause_lane(lane, reason, until=None)
             else:
