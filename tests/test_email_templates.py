@@ -264,14 +264,27 @@ def caught(app):
                 for m in CaughtMessage.select().order_by(CaughtMessage.id)]
 
 
-def test_test_send_through_the_instance_server(app, web, team, catcher):
+@pytest.fixture
+def sending_team(app, team):
+    """The team as it must be to send test mail: a verified sender domain and its own SMTP account
+    (here pointing at the mail catcher's port)."""
+    from app.models import SenderDomain
+    from app.models import utcnow
+    with app.app_context():
+        SenderDomain.create(team=team, domain="acme.example", verified_at=utcnow())
+        SmtpAccount.create(team=team, name="Catcher account", host="127.0.0.1", port=app.config["CATCHER_PORT"],
+                           tls_mode="none")
+    return team
+
+
+def test_test_send_through_the_teams_own_account(app, web, sending_team, catcher):
     template_id = create(web)
     response = web.post(f"/templates/{template_id}/test", {"addresses": "ann@example.org, Bob@Example.net"},
                         htmx=True)
     assert response.status_code == 200
     results = soup(response).select("#test-send .test-results li")
     assert [li.select_one(".badge").text for li in results] == ["Sent", "Sent"]
-    assert "instance's outbound SMTP server" in results[0].text
+    assert "via SMTP account “Catcher account”" in results[0].text
     messages = caught(app)
     assert len(messages) == 2
     by_address = {m["To"].addresses[0].addr_spec.lower(): m for m in messages}
@@ -291,7 +304,7 @@ def test_test_send_through_the_instance_server(app, web, team, catcher):
     assert "Hi there from somewhere!" in bob.get_body(preferencelist=("html",)).get_content()
 
 
-def test_test_send_personalised_as_the_chosen_contact(app, web, team, catcher):
+def test_test_send_personalised_as_the_chosen_contact(app, web, sending_team, catcher):
     response = web.post("/templates/builtin/letter/test", {"addresses": "me@example.com", "contact": "ann@example.org"},
                         htmx=True)
     assert [li.select_one(".badge").text for li in soup(response).select(".test-results li")] == ["Sent"]
@@ -301,15 +314,45 @@ def test_test_send_personalised_as_the_chosen_contact(app, web, team, catcher):
     assert "Hi Ann," in message.get_body(preferencelist=("html",)).get_content()
 
 
-def test_test_send_uses_the_teams_smtp_account(app, web, team, catcher):
+def test_test_send_never_falls_back_to_the_instance_server(app, web, team, catcher):
+    """Issue 9: with no SMTP account of its own, a team's test went out through the instance's server
+    (Loft's own mail), so anyone who could make a team could relay mail through the instance."""
+    from app.models import SenderDomain
+    from app.models import utcnow
+    with app.app_context():
+        SenderDomain.create(team=team, domain="acme.example", verified_at=utcnow())
+    template_id = create(web)
+    for path in (f"/templates/{template_id}/test", "/templates/builtin/letter/test"):
+        response = web.post(path, {"addresses": "victim@example.org"}, htmx=True)
+        assert response.status_code == 422
+        fragment = soup(response)
+        assert "no active SMTP account" in fragment.select_one("#e-addresses").text
+        assert fragment.select_one("#f-addresses")["value"] == "victim@example.org"
+    assert caught(app) == []  # the catcher is the instance's outbound server: nothing reached it
+
+
+def test_test_send_needs_a_verified_sender_domain(app, web, team, catcher):
     with app.app_context():
         SmtpAccount.create(team=team, name="Catcher account", host="127.0.0.1", port=app.config["CATCHER_PORT"],
                            tls_mode="none")
     template_id = create(web)
     response = web.post(f"/templates/{template_id}/test", {"addresses": "x@example.org"}, htmx=True)
-    result = soup(response).select_one(".test-results li")
-    assert result.select_one(".badge").text == "Sent" and "Catcher account" in result.text
-    assert len(caught(app)) == 1
+    assert response.status_code == 422
+    assert "acme.example is not verified" in soup(response).select_one("#e-addresses").text
+    assert caught(app) == []
+
+
+def test_test_sends_are_rate_limited_per_team(app, web, sending_team, catcher):
+    app.config["TEST_SENDS_PER_HOUR"] = 6
+    template_id = create(web)
+    five = ", ".join(f"p{i}@example.org" for i in range(5))
+    assert web.post(f"/templates/{template_id}/test", {"addresses": five}, htmx=True).status_code == 200
+    refused = web.post(f"/templates/{template_id}/test", {"addresses": "a@example.org, b@example.org"}, htmx=True)
+    assert refused.status_code == 422
+    assert "6 test messages for this hour (1 left)" in soup(refused).select_one("#e-addresses").text
+    assert web.post("/templates/builtin/letter/test", {"addresses": "a@example.org"}, htmx=True).status_code == 200
+    assert web.post(f"/templates/{template_id}/test", {"addresses": "b@example.org"}, htmx=True).status_code == 422
+    assert len(caught(app)) == 6
 
 
 @pytest.mark.parametrize("addresses,message", [
@@ -328,21 +371,20 @@ def test_test_send_addresses_are_validated(app, web, team, catcher, addresses, m
     assert caught(app) == []
 
 
-def test_test_send_reports_an_unreachable_server(app, web, team):
-    template_id = create(web)  # no catcher running: the instance server refuses connections
+def test_test_send_reports_an_unreachable_server(app, web, sending_team):
+    template_id = create(web)  # no catcher running: the team's account points at a closed port
     response = web.post(f"/templates/{template_id}/test", {"addresses": "x@example.org"}, htmx=True)
     result = soup(response).select_one(".test-results li")
     assert result.select_one(".badge").text == "Failed" and "Could not connect" in result.text
 
 
-def test_test_send_is_dkim_signed_for_a_verified_sender_domain(app, web, team, catcher):
+def test_test_send_is_dkim_signed_for_a_verified_sender_domain(app, web, sending_team, catcher):
     import dkim
 
     from app.models import SenderDomain
-    from app.models import utcnow
     from app.sending import domains
     with app.app_context():
-        row = SenderDomain.create(team=team, domain="acme.example", verified_at=utcnow())
+        row = SenderDomain.get(SenderDomain.domain == "acme.example")
         record = domains.dkim_record(row).encode()
         selector = row.dkim_selector
     template_id = create(web)

@@ -272,3 +272,54 @@ def test_team_settings_save_and_validate(web, admin):
     assert "time zone" in soup(bad).select_one("#e-time_zone").text
     assert soup(bad).select_one("#team-settings") is not None
     assert Team.get_by_id(team.id).time_zone == "Europe/Berlin"
+
+
+# --- Who may create teams (issue 9) -------------------------------------------------------
+
+def _set_team_creation(app, rule):
+    from app.admin import services as admin_services
+    with app.app_context():
+        admin_services.save_settings({"team_creation": rule})
+
+
+def test_a_guest_cannot_make_a_team_of_their_own_by_default(app, admin):
+    """Issue 9: a Guest created a team (becoming its Administrator) to send mail in its name."""
+    team = Team.get(Team.name == "Acme")
+    _, guest = make_member(app, team, "guest")
+    page = guest.get("/teams/new")
+    assert page.status_code == 403
+    assert "teams are created by the instance administrator" in soup(page).select_one("#team-creation-refused").text
+    assert soup(page).select_one("form[action='/teams/new']") is None
+    response = guest.post("/teams/new", {"name": "My relay"})
+    assert response.status_code == 403
+    assert not Team.select().where(Team.name == "My relay").exists()
+
+
+def test_who_may_create_teams_is_the_instance_admins_call(app, web, admin):
+    team = Team.get(Team.name == "Acme")
+    _, team_admin = make_member(app, team, "admin", "teamadmin@example.com")
+    _, guest = make_member(app, team, "guest")
+    # Default ("invited"): people who administer a team may, Guests may not.
+    assert team_admin.post("/teams/new", {"name": "Side"}).status_code == 302
+    _set_team_creation(app, "anyone")
+    assert guest.post("/teams/new", {"name": "Guest's own"}).status_code == 302
+    _set_team_creation(app, "admin")
+    refused = team_admin.post("/teams/new", {"name": "Another"})
+    assert refused.status_code == 403
+    assert "only the instance administrator creates teams" in soup(refused).text
+    assert web.post("/teams/new", {"name": "By the instance admin"}).status_code == 302
+    assert {t.name for t in Team.select()} == {"Acme", "Side", "Guest's own", "By the instance admin"}
+
+
+def test_the_team_creation_setting_is_on_the_instance_settings_page(app, web, admin):
+    form = {"base_url": "https://mail.example.com", "default_from_email": "loft@example.com",
+            "smtp_host": "127.0.0.1", "smtp_port": "1025", "smtp_tls": "none"}
+    bad = web.post("/admin/settings", dict(form, team_creation="everybody"), htmx=True)
+    assert bad.status_code == 422
+    assert "Choose who may create teams" in soup(bad).select_one("#e-team_creation").text
+    web.post("/admin/settings", dict(form, team_creation="admin"))
+    page = soup(web.get("/admin/settings"))
+    assert page.select_one("input[name=team_creation][value=admin]").has_attr("checked")
+    from app.admin import services as admin_services
+    with app.app_context():
+        assert admin_services.get_settings()["team_creation"] == "admin"

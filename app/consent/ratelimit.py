@@ -39,11 +39,12 @@ def recent(bucket, value, window_seconds):
             .count())
 
 
-def hit(bucket, value, limit, window_seconds):
-    """Record one hit and say whether it is within the limit.
+def hit(bucket, value, limit, window_seconds, cost=1):
+    """Record `cost` hits (one by default) and say whether they fit within the limit.
 
     Returns False, recording nothing, when `value` already has `limit` hits in
-    the window: a refused request does not push the window further out.
+    the window, or too many for `cost` more: a refused request does not push
+    the window further out. (A test send to 5 addresses costs 5.)
     """
     key = key_for(value)
     now = utcnow()
@@ -52,9 +53,9 @@ def hit(bucket, value, limit, window_seconds):
         used = (RateLimitHit.select()
                 .where((RateLimitHit.bucket == bucket) & (RateLimitHit.key == key) & (RateLimitHit.at > since))
                 .count())
-        if used >= limit:
+        if used + cost > limit:
             return False
-        RateLimitHit.create(bucket=bucket, key=key, at=now)
+        RateLimitHit.insert_many([{"bucket": bucket, "key": key, "at": now}] * cost).execute()
         if random.random() < PRUNE_CHANCE:
             prune(now)
     return True

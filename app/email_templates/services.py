@@ -8,30 +8,30 @@ used by duplicating them into the team's library. Files whose name starts
 with "_" are internal (the Markdown frame, the sample content shown in a
 layout's {{ content }} slot).
 """
-import asyncio
 import datetime
 import functools
 import re
 from dataclasses import dataclass
 
-import aiosmtplib
 from email_validator import EmailNotValidError
 from email_validator import validate_email
+from flask import current_app
 from markupsafe import escape as html_escape
 
-from app import mail
-from app.admin import services as admin_services
 from app.campaigns import rendering
 from app.campaigns.rendering import RenderError
+from app.consent import ratelimit
 from app.db import db
 from app.models import Campaign
 from app.models import Contact
 from app.models import Template
 from app.models import TemplateDraft
 from app.models import utcnow
+from app.sending import teammail
 from app.sending.message import MessageFactory
 
 MAX_TEST_ADDRESSES = 5
+TEST_SENDS_PER_HOUR = 30  # messages per team (the app config TEST_SENDS_PER_HOUR overrides it)
 MAX_NAME = 200
 _HEADER = re.compile(r"^\{#\s*name:\s*(?P<name>[^|]+?)\s*\|\s*description:\s*(?P<description>.+?)\s*#\}")
 
@@ -246,11 +246,7 @@ def parse_addresses(text):
     return list(dict.fromkeys(addresses))
 
 
-@dataclass
-class TestResult:
-    address: str
-    ok: bool
-    detail: str
+TestResult = teammail.Delivery  # one per address: address, ok, detail
 
 
 def _test_campaign(item, team):
@@ -262,60 +258,30 @@ def _test_campaign(item, team):
                     track_opens=False, track_clicks=False)
 
 
-def _transport(team):
-    """(aiosmtplib options, description): the team's first usable SMTP account, else the instance's server."""
-    from app.sending import accounts
-
-    usable = accounts.active_accounts(team.id)
-    if usable:
-        account = usable[0]
-        return accounts.smtp_options(account), f"SMTP account “{account.name}”"
-    return mail.smtp_options(admin_services.get_settings()), "the instance's outbound SMTP server"
+def test_sends_per_hour():
+    """Test messages a team may send per hour (each address counts), across all its members."""
+    return int(current_app.config.get("TEST_SENDS_PER_HOUR", TEST_SENDS_PER_HOUR))
 
 
-def _dkim(team, from_email):
-    from app.sending import domains
-
-    row = domains.domain_for_sender(team.id, from_email)
-    return (lambda raw: domains.sign(raw, row)) if row is not None and row.dkim_private_key else None
-
-
-async def _deliver(options, sender, messages):
-    results = []
-    smtp = aiosmtplib.SMTP(**options)
+def _team_mail_check(team, from_email):
+    """(options, via) for the team's own account, or TemplateError saying what to set up first."""
     try:
-        await smtp.connect()
-    except (aiosmtplib.SMTPException, OSError) as error:
-        return [TestResult(address, False, f"Could not connect: {error}") for address, _raw in messages]
-    try:
-        for address, raw in messages:
-            try:
-                _errors, reply = await smtp.sendmail(sender, [address], raw)
-                results.append(TestResult(address, True, reply or "accepted"))
-            except aiosmtplib.SMTPResponseException as error:
-                results.append(TestResult(address, False, f"{error.code} {error.message}"))
-                try:
-                    await smtp.rset()
-                except aiosmtplib.SMTPException:
-                    pass
-            except (aiosmtplib.SMTPException, OSError) as error:
-                results.append(TestResult(address, False, str(error)))
-    finally:
-        try:
-            await smtp.quit()
-        except (aiosmtplib.SMTPException, OSError):
-            smtp.close()
-    return results
+        teammail.check_sender(team, from_email)
+        return teammail.transport(team)
+    except teammail.TeamMailError as error:
+        raise TemplateError({"": str(error)}) from None
 
 
 def send_test(item, addresses, team, contact=None):
     """Send `item` (a Campaign, Template or built-in) to each address now; a TestResult per address.
 
     Messages are built by the same MessageFactory as real sends, with nothing
-    tracked and "[Test]" before the subject. They go through the team's first
-    active SMTP account or, when it has none, the instance's outbound server.
-    Personalisation uses `contact` when given, else the team's contact with
-    the recipient's address, else that address with no name.
+    tracked and "[Test]" before the subject. Like all team mail they go only
+    through the team's own active SMTP account, From an address on a verified
+    sender domain (DKIM-signed), and never through the instance's outbound
+    server (app.sending.teammail); at most test_sends_per_hour() messages per
+    team and hour. Personalisation uses `contact` when given, else the team's
+    contact with the recipient's address, else that address with no name.
     """
     if isinstance(addresses, str):
         addresses = parse_addresses(addresses)
@@ -325,7 +291,8 @@ def send_test(item, addresses, team, contact=None):
         factory = MessageFactory(campaign, test=True, source=source)
     except RenderError as error:
         raise TemplateError({"": f"This template cannot be sent: {error}"}) from None
-    sign = _dkim(team, factory.from_email)
+    options, via = _team_mail_check(team, factory.from_email)
+    sign = teammail.signer(team, factory.from_email)
     messages = []
     for address in addresses:
         person = contact or find_contact(team, address) or rendering.sample_contact(address, "")
@@ -335,8 +302,11 @@ def send_test(item, addresses, team, contact=None):
         except RenderError as error:
             raise TemplateError({"": f"This template cannot be sent: {error}"}) from None
         messages.append((address, sign(raw) if sign else raw))
-    options, via = _transport(team)
-    results = asyncio.run(_deliver(options, factory.from_email, messages))
+    if not ratelimit.hit("test-send", team.id, test_sends_per_hour(), 3600, cost=len(messages)):
+        left = max(test_sends_per_hour() - ratelimit.recent("test-send", team.id, 3600), 0)
+        raise TemplateError({"": f"This team has sent its {test_sends_per_hour()} test messages for this hour "
+                                 f"({left} left): try again later, or send to fewer addresses."})
+    results = teammail.deliver(options, factory.from_email, messages)
     for result in results:
         result.detail = f"{result.detail} (via {via})"
     return results

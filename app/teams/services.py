@@ -11,6 +11,7 @@ import zoneinfo
 from flask import current_app
 
 from app import security
+from app.admin import services as admin_services
 from app.auth.services import AuthError
 from app.auth.services import create_user
 from app.auth.services import normalise_email
@@ -40,7 +41,36 @@ def membership(user, team_id):
             .where((Membership.user == user) & (Membership.team == team_id)).get_or_none())
 
 
+def may_create_teams(user):
+    """Whether the instance setting "who may create teams" lets this person make one.
+
+    The creator becomes the new team's Administrator, free to invite anyone and
+    to send in the team's name, so the instance administrator decides: anyone,
+    only people who already administer a team ("invited", the default: a team's
+    Guest cannot make a team of their own), or only the instance administrator.
+    """
+    if user.is_instance_admin:
+        return True
+    rule = admin_services.get_settings()["team_creation"]
+    if rule == "anyone":
+        return True
+    if rule == "invited":
+        return Membership.select().where((Membership.user == user) & (Membership.role == "admin")).exists()
+    return False
+
+
+def creation_refused():
+    """Why this person cannot create a team, in words (by the instance setting)."""
+    if admin_services.get_settings()["team_creation"] == "invited":
+        return ("On this Loft instance, teams are created by the instance administrator and by people who "
+                "administer a team. Ask one of them for a team, or ask a team's Administrator to invite you.")
+    return ("On this Loft instance, only the instance administrator creates teams. Ask them for a team, "
+            "or ask a team's Administrator to invite you.")
+
+
 def create_team(user, name):
+    if not may_create_teams(user):
+        raise TeamError(creation_refused())
     name = name.strip()
     if not name:
         raise TeamError("Give the team a name.", field="name")

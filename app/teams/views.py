@@ -33,6 +33,8 @@ def list_teams():
 @bp.route("/new", methods=["GET", "POST"])
 @login_required
 def new_team():
+    if not services.may_create_teams(current_user):
+        return render_template("teams/new.html", refused=services.creation_refused(), form={}), 403
     if request.method == "POST":
         try:
             team = services.create_team(current_user, request.form.get("name", ""))
