@@ -226,3 +226,35 @@ def test_receiver_is_judged_by_the_recipient_domain_before_relays():
     raw = dsn("5.0.0", "554 delivery error: dd alice@yahoo.example is no longer valid.", remote="",
               reporting="relay.me.com", recipient="alice@yahoo.com")
     assert verdict(raw) == ("soft", "suspend")
+
+
+# --- Japanese carrier formats (no DSN, Japanese subjects) ----------------------------------------------
+
+KDDI = ("From: no-reply@.dion.ne.jp\r\nTo: news@loft.example\r\n"
+        "Subject: =?ISO-2022-JP?B?GyRCJWEhPCVrJE44WyRtJEckOSEjGyhC?=\r\nContent-Type: text/plain\r\n\r\n"
+        "Your mail sent on: Thu, 29 Apr 2010 11:04:47 +0900\r\n"
+        "    Could not be delivered to: <alice@example.com>\r\n    {why}\r\n")
+
+
+@pytest.mark.parametrize("why, kind, reason", [
+    ("As their mailbox is full.", "soft", "mailboxfull"),
+    ("As the remote domain doesnt exist.", "hard", "hostunknown"),
+    ("Due to the following SMTP relay error.", "block", "norelaying"),
+])
+def test_au_kddi_format_with_a_japanese_subject_is_a_bounce(why, kind, reason):
+    report = parse_message(KDDI.format(why=why).encode())
+    assert (report.is_bounce, report.kind, report.reason, report.recipients) == \
+        (True, kind, reason, ["alice@example.com"])
+
+
+def test_ezweb_spasign_ng_marks_the_recipients_own_filter():
+    raw = (b"Return-Path: <>\r\nFrom: Postmaster@mx.example.jp\r\nTo: news@loft.example\r\nX-SPASIGN: NG\r\n"
+           b"Subject: Mail System Error - Returned Mail\r\nContent-Type: text/plain\r\n\r\n"
+           b"<alice@example.com>: 550 user unknown (in reply to RCPT TO command)\r\n")
+    assert verdict(raw) == ("soft", "filtered")
+
+
+def test_an_ordinary_message_from_a_no_reply_sender_is_not_a_bounce():
+    raw = (b"From: no-reply@.dion.ne.jp\r\nTo: news@loft.example\r\nSubject: Your invoice\r\n"
+           b"Content-Type: text/plain\r\n\r\nThank you for your order.\r\n")
+    assert not parse_message(raw).is_bounce

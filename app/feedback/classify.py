@@ -79,6 +79,7 @@ PATTERNS = {
         r"(?:not|unable to|cannot|can't|we do not|will not) relay", r"not permitted to relay",
         r"relay not (?:allowed|permitted)", r"no relaying", r"relaying (?:mail )?(?:to \S+ )?(?:is )?not allowed",
         r"not a gateway", r"not in my list of (?:allowed )?rcpthosts", r"isn't allowed to relay",
+        r"due to the following smtp relay error",
         r"sorry, that domain isn't in my list of allowed rcpthosts"),
     "authfailure": _rx(
         r"\bspf\b.{0,40}(?:fail|did not pass|not pass|check|reject|validation|policy)",
@@ -125,15 +126,27 @@ PATTERNS = {
         r"no user (?:here )?(?:by that name|with that name)", r"user missing home directory",
         r"addressee unknown", r"no account by that name", r"vdeliver: invalid", r"not listed in (?:the )?(?:\S+ )?(?:directory|address book|name (?:&|and) address book)",
         r"invalid (?:\S+ ){0,3}user ?id", r"no valid recipients?",
-        r"check (?:if|that|whether) (?:the )?(?:e-?mail )?address is correct"),
+        r"check (?:if|that|whether) (?:the )?(?:e-?mail )?address is correct",
+        # more wordings of "no such mailbox" (as collected by sisimai)
+        r"address not present in directory", r"can't accept user", r"destination addresses were unknown",
+        r"destination server rejected recipients", r"e-?mail address could not be found",
+        r"is not an active address at this host", r"mailbox unavaiable", r"no mail ?box available for this user",
+        r"account unavailable", r"recipient is not accepted", r"recipient refuses to accept your mail",
+        r"recipient ?notfound", r"envelope recipient has been denied", r"domain or user isn't in my list",
+        r"following recipients was undeliverable", r"email name is not found", r"no longer accepts mail",
+        r"badrecipientto", r"user not active", r"> not found", r"\bno \S+ in name directory",
+        r"unknown local ?part", r"nessun utente simile", r"no existe (?:dicha persona|ese usuario)",
+        r"adresse nicht gefunden wurde"),
     "filtered": _rx(
         r"\bfiltered\b", r"(?:rejected|refused|blocked|denied) by (?:the )?(?:recipient|user|mailbox)(?:'s)? (?:\S+ )?(?:filter|rules?|settings?|preferences?)",
         r"user refuses", r"recipient (?:refuses|refused|has blocked|does not accept)",
         r"(?:user|recipient) (?:has )?(?:blocked|rejected) (?:you|your|this|the sender)",
-        r"not accept(?:ing)? mail from (?:you|this sender)", r"due to the (?:recipient|user)'s (?:filter|settings)"),
+        r"not accept(?:ing)? mail from (?:you|this sender)", r"due to the (?:recipient|user)'s (?:filter|settings)",
+        r"is not accepting any mail", r"not accepting mail with", r"user reject", r"refused due to recipient preferences",
+        r"only accepting mail from specific"),
     "hostunknown": _rx(
         r"host (?:or domain )?(?:name )?(?:not found|unknown|does not exist)", r"unknown (?:host|domain)",
-        r"domain (?:name )?(?:not found|does not exist|doesn't exist|unknown|is invalid|invalid|not exist)",
+        r"domain (?:name )?(?:not found|does not exist|doesn'?t exist|unknown|is invalid|invalid|not exist)",
         r"no such (?:domain|host)", r"unrouteable (?:mail )?domain", r"name or service not known",
         r"nxdomain", r"(?:domain|host) (?:\S+ )?has no (?:mx|dns|a|valid)", r"no (?:mx|dns) (?:record|entry)",
         r"(?:domain|host) (?:lookup|resolution) failed", r"unable to resolve (?:host|domain|mx)",
@@ -173,7 +186,9 @@ PATTERNS = {
         r"sender (?:verify|verification|address verification) (?:failed|failure)", r"sender (?:domain|address) (?:\S+ )?(?:does not|doesn't) exist",
         r"mail from (?:\S+ )?(?:rejected|refused|denied)", r"from address (?:\S+ )?(?:rejected|invalid|not)",
         r"envelope (?:sender|from) (?:\S+ )?(?:rejected|invalid|refused|denied)", r"return path", r"sender blacklisted",
-        r"address (?:\S+ )?(?:not|isn't) (?:allowed|accepted) (?:as|for) (?:a )?sender"),
+        r"address (?:\S+ )?(?:not|isn't) (?:allowed|accepted) (?:as|for) (?:a )?sender",
+        r"from: domain is invalid", r"invalid domain, see <url", r"does not accept mail from",
+        r"administrative prohibition", r"mail from not owned by user", r"emetteur invalide"),
     "toomanyconn": _rx(r"too many (?:concurrent |simultaneous |open )?(?:connections|sessions)", r"connection limit",
                         r"too many (?:smtp )?sessions", r"max(?:imum)? (?:number of )?connections"),
     "speeding": _rx(r"rate ?limit", r"too fast", r"too many (?:messages|emails|mails|recipients)",
@@ -208,7 +223,7 @@ PATTERNS = {
                          r"bare (?:lf|linefeed|cr)", r"(?:invalid|malformed|illegal) (?:message|content)"),
     "notaccept": _rx(
         r"(?:does not|doesn't|do not|don't|will not|won't) accept (?:any )?(?:e-?)?mail", r"null mx",
-        r"not accepting (?:any )?(?:e-?)?mail", r"no (?:mail|smtp) service", r"accepts no mail",
+        r"(?<!is )not accepting (?:any )?(?:e-?)?mail(?! with| from)", r"no (?:mail|smtp) service", r"accepts no mail",
         r"5\.1\.10\b", r"no mx (?:record )?(?:found|for)", r"this (?:domain|host) (?:\S+ )?(?:does not|doesn't) (?:receive|accept)"),
     "syntaxerror": _rx(r"syntax error", r"command (?:unrecognized|not recognized|not implemented)", r"bad command",
                         r"unrecognized command", r"invalid command", r"bad sequence of commands", r"line too long"),
@@ -234,10 +249,10 @@ ORDER = (
 
 # RFC 3463 subject.detail -> reason, for when the words say nothing useful.
 STATUS_REASONS = {
-    "1.0": "userunknown", "1.1": "userunknown", "1.2": "hostunknown", "1.3": "userunknown", "1.4": "userunknown",
+    "1.0": "userunknown", "1.1": "userunknown", "1.2": "hostunknown", "1.3": "userunknown", "1.4": "filtered",
     "1.5": "userunknown", "1.6": "hasmoved", "1.7": "rejected", "1.8": "rejected", "1.9": "systemerror",
     "1.10": "notaccept",
-    "2.0": "filtered", "2.1": "suspend", "2.2": "mailboxfull", "2.3": "exceedlimit", "2.4": "systemerror",
+    "2.0": "filtered", "2.1": "suspend", "2.2": "mailboxfull", "2.3": "exceedlimit", "2.4": "filtered",
     "3.0": "systemerror", "3.1": "systemfull", "3.2": "notaccept", "3.3": "systemerror", "3.4": "mesgtoobig",
     "3.5": "systemerror",
     "4.0": "networkerror", "4.1": "networkerror", "4.2": "networkerror", "4.3": "systemerror", "4.4": "hostunknown",
@@ -251,6 +266,8 @@ STATUS_REASONS = {
     "7.9": "securityerror", "7.10": "securityerror", "7.13": "suspend", "7.14": "securityerror",
     "7.20": "authfailure", "7.21": "authfailure", "7.22": "authfailure", "7.23": "authfailure",
     "7.24": "authfailure", "7.25": "requireptr", "7.26": "authfailure", "7.27": "notaccept",
+    "7.17": "hasmoved", "7.18": "hasmoved",  # mailbox / domain owner has changed (RFC 7293)
+    "7.28": "spamdetected", "7.29": "authfailure", "7.30": "failedstarttls",
 }
 
 # Codes that say only the class of the failure ("5.0.0", "5.5.0" from qmail's "(#5.5.0)").

@@ -443,7 +443,7 @@ def _parse(raw, depth=0):
         if report.results:
             report.format = "dsn"
             fill_original(report, original, original_text(prose, raw_text))
-            classify_results(report, prose)
+            classify_results(report, prose, msg)
             return report.summarise()
 
     nested = nested_bounce(originals, depth)
@@ -461,7 +461,7 @@ def _parse(raw, depth=0):
         parse_text(report, msg, prose, original)
         report.format = "text"
         fill_original(report, original, original_text(prose, raw_text))
-        classify_results(report, prose)
+        classify_results(report, prose, msg)
         return report.summarise()
 
     report.reason = "not_bounce"
@@ -646,7 +646,27 @@ def looks_like_bounce(msg, subject, prose):
                  r"mail delivery|non[- ]?deliver|could not be delivered", subject, re.I) \
             and BODY_BOUNCE_HINT.search(prose[:8000]):
         return True
+    # Japanese carriers' own formats carry no DSN, often no null Return-Path, and may have a
+    # Japanese subject: recognise them by their sender and their fixed sentences.
+    head = prose[:5000]
+    if CARRIER_FORMAT.search(head) and re.search(r"could not be delivered to:\s*<|recipient: <|^\s*<[^>\s]+@",
+                                                 head, re.I | re.M):
+        return True
+    senders = sender + " " + header(msg, "Reply-To") + " " + header(msg, "Message-ID")
+    if CARRIER_SENDER.search(senders) and (CARRIER_FORMAT.search(head) or BODY_BOUNCE_HINT.search(head)):
+        return True
     return False
+
+
+# au/KDDI: "Your mail sent on: <date> / Could not be delivered to: <address> / As their mailbox is full."
+# EZweb: "The user(s) account is disabled." / "Each of the following recipients was rejected by a remote
+# mail server." (from Postmaster@ezweb.ne.jp or Postmaster@au.com, Message-ID @...ezweb.ne.jp).
+CARRIER_FORMAT = re.compile(
+    r"your mail (?:sent|attempted to be delivered) on:|could not be delivered to:\s*<|the user\(s\) account is|"
+    r"each of the following recipients was rejected|your message was not delivered within", re.I)
+CARRIER_SENDER = re.compile(
+    r"postmaster@(?:[\w-]+\.)*(?:ezweb\.ne\.jp|au\.com)|[.@](?:[\w-]+\.)*dion\.ne\.jp|auone-net\.jp|"
+    r"no-reply@\.|[.@]ezweb\.ne\.jp>|\.au\.com>", re.I)
 
 
 def is_auto_reply(msg, subject):
@@ -770,8 +790,10 @@ def remote_host(text):
 
 # --- Classification of the results -----------------------------------------------------------------
 
-def classify_results(report, prose):
+def classify_results(report, prose, msg=None):
     context = cut_original(prose)
+    # au/EZweb mark a message refused by the recipient's own filter with "X-SPASIGN: NG".
+    refused_by_filter = msg is not None and header(msg, "X-SPASIGN").strip().upper() == "NG"
     for recipient in report.results:
         kind, reason, status = classify.classify(recipient.status, recipient.diagnostic, action=recipient.action,
                                                  command=recipient.command, context=context,
@@ -780,6 +802,8 @@ def classify_results(report, prose):
                                                  remote_mta=f"{recipient.remote_mta} {report.reporting_mta}".strip())
         if recipient.action == "delayed" and kind != "none":
             reason = "expired" if reason in ("onhold", "undefined", "systemerror", "networkerror") else reason
+        if refused_by_filter and kind != "none":
+            kind, reason = classify.kind_of("filtered"), "filtered"
         recipient.kind, recipient.reason, recipient.status = kind, reason, status or recipient.status
         recipient.hard = kind == "hard"
 
