@@ -17,7 +17,6 @@ from peewee import Case
 from app.campaigns import states
 from app.db import db
 from app.models import Campaign
-from app.models import Event
 from app.models import MailingList
 from app.models import Segment
 from app.models import Send
@@ -249,10 +248,9 @@ def split_for_ab_test(campaign):
     variants = {v.label: v for v in Variant.select().where(Variant.campaign == campaign)}
     if not settings or set(variants) != {"A", "B"}:
         return
-    sample = max(2, campaign.total * settings["sample_percent"] // 100)
-    ids = Send.select(Send.id).where(Send.campaign == campaign).order_by(Send.id)
+    from app.campaigns import stats
     with db.atomic():
-        cutoff = ids.offset(sample - 1).limit(1).scalar() or 0
+        cutoff = stats.sample_cutoff(campaign) or 0  # the rule the A/B table reads back
         sample_rows = (Send.campaign == campaign) & (Send.id <= cutoff)
         # Alternate by id parity (bin_and: peewee's % operator means LIKE, not modulo).
         Send.update(variant=variants["A"]).where(sample_rows & (Send.id.bin_and(1) == 0)).execute()
@@ -262,21 +260,11 @@ def split_for_ab_test(campaign):
 
 
 def ab_results(campaign):
-    """Per variant: sent, unique opens (human), unique clicks, and the rates."""
-    results = []
-    for variant in Variant.select().where(Variant.campaign == campaign).order_by(Variant.label):
-        sent = Send.select().where((Send.variant == variant) & (Send.status == "sent")).count()
-        contacts = Send.select(Send.contact).where(Send.variant == variant)
-        def unique(event_type, robot_flag):
-            # Machine opens (Apple MPP) and scanner clicks are kept as events but never pick a winner.
-            return (Event.select(Event.contact).distinct()
-                    .where((Event.campaign_id == campaign.id) & (Event.type == event_type)
-                           & (Event.contact << contacts) & ~Event.data.contains(f'"{robot_flag}": true'))
-                    .count())
-        opens, clicks = unique("opened", "machine"), unique("clicked", "bot")
-        results.append({"variant": variant, "sent": sent, "opens": opens, "clicks": clicks,
-                        "open_rate": opens / sent if sent else 0.0, "click_rate": clicks / sent if sent else 0.0})
-    return results
+    """Per variant, on its share of the test sample only: sent, unique opens (human) and clicks, and
+    their rates per delivered message (app.campaigns.stats, as every page shows them)."""
+    from app.campaigns import stats
+    table = stats.ab_table(campaign)
+    return table["tests"] if table else []
 
 
 def ab_decision_due(campaign, now=None):
@@ -414,24 +402,9 @@ def resend(campaign, who, user):
 # --- Progress ----------------------------------------------------------------------
 
 def progress(campaign):
-    """Sent, failed, remaining, the current rate and an ETA, from the ledger."""
-    from app.sending import ledger
-    counts = ledger.status_counts(campaign.id)
-    sent = counts.get("sent", 0)
-    failed = counts.get("failed", 0) + counts.get("bounced", 0)
-    skipped = counts.get("skipped", 0)
-    remaining = sum(counts.get(status, 0) for status in ("queued", "deferred", "sending", "held"))
-    window = utcnow() - datetime.timedelta(seconds=60)
-    recent = Send.select().where((Send.campaign == campaign) & (Send.sent_at >= window)).count()
-    rate = recent / 60.0
-    eta = None
-    if campaign.state == "sending" and rate > 0 and remaining:
-        eta = datetime.timedelta(seconds=int(remaining / rate))
-    total = campaign.total or sum(counts.values())
-    done = sent + failed + skipped
-    return {"total": total, "sent": sent, "failed": failed, "skipped": skipped, "remaining": remaining,
-            "deferred": counts.get("deferred", 0), "held": counts.get("held", 0),
-            "rate": rate, "eta": eta, "percent": (100 * done // total) if total else 0}
+    """The campaign page's numbers: app.campaigns.stats.progress (the one place counts are made)."""
+    from app.campaigns import stats
+    return stats.progress(campaign)
 
 
 def requeue_failed(campaign):

@@ -13,6 +13,7 @@ from flask_login import current_user
 
 from app.campaigns import services
 from app.campaigns import states
+from app.campaigns import stats
 from app.campaigns.services import CampaignError
 from app.campaigns.states import TransitionError
 from app.contacts import services as contact_services
@@ -36,8 +37,9 @@ def _campaign(campaign_id):
 
 
 def _index(status=200, **extra):
-    return render_template("campaigns/index.html", campaigns=services.list_campaigns(g.team), labels=states.LABELS,
-                           starts=services.starting_points(g.team), **extra), status
+    campaigns = list(services.list_campaigns(g.team))
+    return render_template("campaigns/index.html", campaigns=campaigns, counts=stats.counts_for(campaigns),
+                           labels=states.LABELS, starts=services.starting_points(g.team), **extra), status
 
 
 @bp.route("/")
@@ -183,9 +185,8 @@ def progress(campaign_id):
     campaign = _campaign(campaign_id)
     if campaign.state in ("draft",):
         return redirect(url_for("campaigns.edit", campaign_id=campaign.id))
-    context = dict(campaign=campaign, stats=services.progress(campaign), labels=states.LABELS,
-                   scheduled_local=services.local_time(g.team, campaign.scheduled_at),
-                   ab=services.ab_results(campaign) if services.ab_test(campaign) else None)
+    context = dict(campaign=campaign, stats=stats.progress(campaign), labels=states.LABELS,
+                   scheduled_local=services.local_time(g.team, campaign.scheduled_at), ab=stats.ab_table(campaign))
     template = "campaigns/_progress.html" if is_htmx() else "campaigns/progress.html"
     return render_template(template, **context)
 

@@ -19,6 +19,7 @@ import zoneinfo
 from peewee import JOIN
 from peewee import fn
 
+from app.campaigns import stats
 from app.contacts.services import neutralise
 from app.models import Campaign
 from app.models import CampaignStat
@@ -26,6 +27,7 @@ from app.models import ClientStat
 from app.models import Contact
 from app.models import CountryStat
 from app.models import DomainStat
+from app.models import Event
 from app.models import HourStat
 from app.models import Link
 from app.models import LinkStat
@@ -80,8 +82,17 @@ class Numbers(dict):
         self["complaint_rate"] = _ratio(self["complaints"], delivered)
 
 
+def with_ledger_counts(numbers, counts):
+    """Sent, bounced and delivered as app.campaigns.stats counts them (from the send ledger), so the
+    report and the dashboard say what the campaign list and the campaign page say; the rates follow."""
+    numbers["sent"], numbers["bounced_unique"] = counts["sent"], counts["bounced"]
+    numbers.finish()
+    return numbers
+
+
 def campaign_report(campaign):
-    """Everything the campaign report shows, from the aggregates."""
+    """Everything the campaign report shows: message counts from the ledger (app.campaigns.stats),
+    opens, clicks and the breakdowns from the aggregates."""
     rows = list(CampaignStat.select().where(CampaignStat.campaign == campaign.id).dicts())
     totals = Numbers()
     by_variant = {}
@@ -89,10 +100,17 @@ def campaign_report(campaign):
         numbers = Numbers(row)
         totals.add(numbers)
         by_variant[row["variant_id"]] = numbers
-    variants = []
-    for variant in Variant.select().where(Variant.campaign == campaign.id).order_by(Variant.label):
-        variants.append({"variant": variant, "numbers": by_variant.get(variant.id, Numbers())})
+    with_ledger_counts(totals, stats.counts(campaign))
+    variants = list(Variant.select().where(Variant.campaign == campaign.id).order_by(Variant.label))
     ab = json.loads(campaign.ab_test or "{}") if variants else {}
+    ab_table = stats.ab_table(campaign) if variants else None
+    if ab_table and totals["sent"] and not Event.select().where(
+            (Event.campaign_id == campaign.id) & (Event.type == "sent")).exists():
+        # The raw events were removed after the retention period: only the per-variant aggregates
+        # are left, in which the winner's column includes the rest of the audience.
+        ab_table = {"settings": ab, "winner": next((v for v in variants if v.is_winner), None), "merged": True,
+                    "columns": [dict(_ab_keys(by_variant.get(v.id, Numbers())), variant=v, part="test",
+                                     label=v.label) for v in variants]}
     links = [dict(row, url=row["url"] or "(a link no longer in the campaign)") for row in
              LinkStat.select(LinkStat.link_id, LinkStat.clicks, LinkStat.clicks_unique, Link.url)
              .join(Link, on=(Link.id == LinkStat.link_id), join_type=JOIN.LEFT_OUTER)
@@ -115,13 +133,18 @@ def campaign_report(campaign):
                                  HourStat.opens, HourStat.clicks)
                  .where(HourStat.campaign == campaign.id).order_by(HourStat.hour).tuples())
     return {
-        "campaign": campaign, "totals": totals, "variants": variants, "ab": ab,
-        "winner": next((v["variant"] for v in variants if v["variant"].is_winner), None),
+        "campaign": campaign, "totals": totals, "ab": ab, "ab_table": ab_table,
+        "winner": next((v for v in variants if v.is_winner), None),
         "links": links, "domains": domains, "more_domains": max(0, domain_count - len(domains)),
         "countries": countries, "clients": client_rows[:TOP],
         "devices": sorted(devices.items(), key=lambda item: -item[1]),
         "timeline": timeline(hours, campaign.team.time_zone if campaign.team_id else "UTC"),
     }
+
+
+def _ab_keys(numbers):
+    """Aggregate Numbers under the names app.campaigns.stats gives an A/B column."""
+    return dict(numbers, opens=numbers["opens_unique"], clicks=numbers["clicks_unique"])
 
 
 def timeline(hours, time_zone="UTC"):
@@ -226,11 +249,13 @@ def recent_campaigns(team, limit=10):
     campaigns = list(Campaign.select().where((Campaign.team == team) & (Campaign.state != "draft")
                                              & Campaign.started_at.is_null(False))
                      .order_by(Campaign.started_at.desc(), Campaign.id.desc()).limit(limit))
-    stats = {}
+    numbers = {}
     if campaigns:
         for row in (CampaignStat.select().where(CampaignStat.campaign << [c.id for c in campaigns]).dicts()):
-            stats.setdefault(row["campaign"], Numbers()).add(Numbers(row))
-    return [{"campaign": c, "numbers": stats.get(c.id, Numbers())} for c in campaigns]
+            numbers.setdefault(row["campaign"], Numbers()).add(Numbers(row))
+    counts = stats.counts_for(campaigns)
+    return [{"campaign": c, "numbers": with_ledger_counts(numbers.get(c.id, Numbers()), counts[c.id])}
+            for c in campaigns]
 
 
 # --- CSV export -----------------------------------------------------------------------
@@ -253,12 +278,14 @@ def export_rows(report):
                    "unsubscribes", "complaints", "delivery_rate", "bounce_rate", "open_rate", "click_rate",
                    "click_to_open", "unsubscribe_rate", "complaint_rate"):
         emit("summary", report["campaign"].name, metric, totals[metric])
-    for entry in report["variants"]:
-        variant, numbers = entry["variant"], entry["numbers"]
-        item = f"{variant.label}{' (winner)' if variant.is_winner else ''}"
-        for metric in ("sent", "delivered", "opens_unique", "clicks_unique", "open_rate", "click_rate",
-                       "click_to_open", "unsubscribes", "complaints"):
-            emit("variant", item, metric, numbers[metric])
+    for column in (report["ab_table"] or {}).get("columns", []):
+        variant = column["variant"]
+        item = column["label"] + (" winner" if variant.is_winner and column["part"] == "test" else "")
+        for metric, key in (("sent", "sent"), ("delivered", "delivered"), ("opens_unique", "opens"),
+                            ("clicks_unique", "clicks"), ("open_rate", "open_rate"), ("click_rate", "click_rate"),
+                            ("click_to_open", "click_to_open"), ("unsubscribes", "unsubscribes"),
+                            ("complaints", "complaints")):
+            emit("variant", item, metric, column[key])
     for link in report["links"]:
         emit("link", link["url"], "clicks_total", link["clicks"])
         emit("link", link["url"], "clicks_unique", link["clicks_unique"])

@@ -1,0 +1,161 @@
+"""How many messages of a campaign went where: the ONE place pages read it.
+
+The campaign list, the campaign page (live progress), the report and the dashboard's
+recent campaigns all show a campaign's numbers from counts()/counts_for() here, so they
+cannot disagree. (They did: three counters kept in three places, the engine's
+Campaign.sent, the ledger and the report's aggregates, said 109, 110 and 111 for one
+paused campaign, and the "Failed or bounced" tile counted what the list behind it did not.)
+
+The numbers come from the send ledger, one Send row per recipient and the source of
+truth, with one GROUP BY over the (campaign, status, id) index:
+
+    sent        handed to a receiving server and answered: delivered + bounced
+    delivered   sent and not bounced (status "sent")
+    bounced     refused at once, or bounced later by mail (status "bounced")
+    failed      given up on without a final answer: temporary refusals past the last
+                retry, account limits (status "failed")
+    problems    failed + bounced: the "Failed or bounced" tile and the list behind it
+    skipped     left out at send time (unsubscribed or suppressed since publishing)
+    remaining   queued, deferred, in flight, or held for the A/B winner
+
+Opens and clicks come from the report's aggregates (app.reports), per delivered message.
+
+A/B tests: ab_table() shows the test (the sample, split between the variants) and the
+rest of the audience (sent the winner after the test) as separate columns, so the
+winner's test result is not diluted by the messages sent after it.
+"""
+import datetime
+import json
+
+from peewee import fn
+
+from app.models import Event
+from app.models import Send
+from app.models import Variant
+from app.models import utcnow
+
+STATUSES = ("sent", "bounced", "failed", "skipped", "queued", "deferred", "sending", "held")
+REMAINING = ("queued", "deferred", "sending", "held")
+
+
+def _numbers(by_status, total=None):
+    c = {status: int(by_status.get(status, 0)) for status in STATUSES}
+    c["delivered"] = c["sent"]
+    c["sent"] = c["delivered"] + c["bounced"]
+    c["problems"] = c["failed"] + c["bounced"]
+    c["remaining"] = sum(c[status] for status in REMAINING)
+    c["total"] = total if total else sum(by_status.values())
+    done = c["total"] - c["remaining"]
+    c["percent"] = max(0, min(100, 100 * done // c["total"])) if c["total"] else 0
+    c["bounce_rate"] = c["bounced"] / c["sent"] if c["sent"] else 0.0
+    return c
+
+
+def counts_for(campaigns):
+    """{campaign id: counts} for several campaigns, in one query (see the module docstring)."""
+    campaigns = list(campaigns)
+    ids = [c.id for c in campaigns if c.frozen_at is not None or c.total]
+    by_campaign = {}
+    if ids:
+        rows = (Send.select(Send.campaign, Send.status, fn.COUNT(Send.id)).where(Send.campaign << ids)
+                .group_by(Send.campaign, Send.status).tuples())
+        for campaign_id, status, count in rows:
+            by_campaign.setdefault(campaign_id, {})[status] = count
+    return {c.id: _numbers(by_campaign.get(c.id, {}), c.total) for c in campaigns}
+
+
+def counts(campaign):
+    return counts_for([campaign])[campaign.id]
+
+
+# --- Live progress ----------------------------------------------------------------------
+
+def progress(campaign, now=None):
+    """counts() plus the current rate and the time left, which includes the A/B test's wait."""
+    now = now or utcnow()
+    c = counts(campaign)
+    window = now - datetime.timedelta(seconds=60)
+    recent = Send.select().where((Send.campaign == campaign.id) & (Send.sent_at >= window)).count()
+    rate = recent / 60.0
+    eta = winner_in = None
+    settings = json.loads(campaign.ab_test or "{}")
+    waiting = bool(c["held"] and settings and not campaign.ab_decided_at and campaign.started_at)
+    if waiting:
+        decision_at = campaign.started_at + datetime.timedelta(minutes=settings.get("wait_minutes", 0))
+        winner_in = datetime.timedelta(seconds=max(0, int((decision_at - now).total_seconds())))
+    if campaign.state == "sending" and c["remaining"]:
+        if waiting:
+            # The sample goes out now; the rest only once the winner is picked, at the same pace.
+            if rate > 0:
+                sample_left = (c["remaining"] - c["held"]) / rate
+                eta = datetime.timedelta(seconds=int(max(winner_in.total_seconds(), sample_left) + c["held"] / rate))
+        elif rate > 0:
+            eta = datetime.timedelta(seconds=int(c["remaining"] / rate))
+    return dict(c, rate=rate, eta=eta, winner_in=winner_in)
+
+
+# --- A/B tests ------------------------------------------------------------------------------
+
+def sample_cutoff(campaign):
+    """The highest Send id of the A/B test's sample (sends above it are the rest of the audience),
+    or None without a test. The same rule split_for_ab_test applies at publish."""
+    settings = json.loads(campaign.ab_test or "{}")
+    if not settings or not campaign.total:
+        return None
+    sample = max(2, campaign.total * settings["sample_percent"] // 100)
+    return (Send.select(Send.id).where(Send.campaign == campaign.id).order_by(Send.id)
+            .offset(sample - 1).limit(1).scalar())
+
+
+def _unique(campaign_id, contacts, *conditions):
+    return (Event.select(Event.contact).distinct()
+            .where((Event.campaign_id == campaign_id) & (Event.contact << contacts) & _any(conditions)).count())
+
+
+def _any(conditions):
+    condition = conditions[0]
+    for other in conditions[1:]:
+        condition = condition | other
+    return condition
+
+
+def _human(event_type, robot_flag):
+    # Machine opens (Apple MPP) and scanner clicks are kept as events but never count.
+    return (Event.type == event_type) & ~Event.data.contains(f'"{robot_flag}": true')
+
+
+def group_numbers(campaign_id, condition):
+    """Counts, unique opens and clicks, unsubscribes and complaints of the sends matching `condition`."""
+    by_status = dict(Send.select(Send.status, fn.COUNT(Send.id)).where(condition).group_by(Send.status).tuples())
+    c = _numbers(by_status)
+    contacts = Send.select(Send.contact).where(condition)
+    clicks = _unique(campaign_id, contacts, _human("clicked", "bot"))
+    # A person who clicked has opened the message, even with images blocked (as the report counts it).
+    opens = _unique(campaign_id, contacts, _human("opened", "machine"), _human("clicked", "bot"))
+    delivered = c["delivered"]
+    c.update(opens=opens, clicks=clicks,
+             unsubscribes=_unique(campaign_id, contacts, Event.type == "unsubscribed"),
+             complaints=_unique(campaign_id, contacts, Event.type == "complained"),
+             open_rate=opens / delivered if delivered else 0.0, click_rate=clicks / delivered if delivered else 0.0,
+             click_to_open=clicks / opens if opens else 0.0)
+    return c
+
+
+def ab_table(campaign):
+    """The A/B test as columns: each variant on its share of the sample, then (once the winner
+    is picked) the rest of the audience, which got the winner. None without a test."""
+    settings = json.loads(campaign.ab_test or "{}")
+    variants = list(Variant.select().where(Variant.campaign == campaign.id).order_by(Variant.label))
+    if not settings or not variants:
+        return None
+    cutoff = sample_cutoff(campaign)
+    in_campaign = Send.campaign == campaign.id
+    in_test = in_campaign & (Send.id <= cutoff) if cutoff else in_campaign
+    columns = [dict(group_numbers(campaign.id, in_test & (Send.variant == variant.id)), variant=variant, part="test",
+                    label=f"{variant.label} (test)") for variant in variants]
+    winner = next((v for v in variants if v.is_winner), None)
+    if winner is not None and cutoff:
+        columns.append(dict(group_numbers(campaign.id, in_campaign & (Send.id > cutoff)), variant=winner, part="rest",
+                            label=f"Rest of the audience ({winner.label})"))
+    return {"settings": settings, "columns": columns, "winner": winner,
+            "tests": [column for column in columns if column["part"] == "test"]}
