@@ -665,3 +665,72 @@ def test_starttls_and_login_over_it_and_an_unverifiable_certificate_refused(ctx,
     assert account.paused_until is None  # not retried by itself: a person must look at the certificate
     assert "could not connect" in account.paused_reason and "CERTIFICATE_VERIFY_FAILED" in account.paused_reason
     assert server.handler.total() == 4
+
+
+def test_no_more_than_the_unrecorded_allowance_goes_out_while_results_cannot_be_written(ctx, smtp, caplog):
+    """Issue 9 points 9 and 11: while another writer holds the database (or it is full or read-only),
+    the run stops starting deliveries once SEND_MAX_UNRECORDED are unwritten, and resumes when a
+    write succeeds again; nobody is skipped or mailed twice."""
+    import logging
+    import sqlite3
+    import time
+    ctx.config.update(SEND_DB_BUSY_MS=50, SEND_MAX_UNRECORDED=10, SEND_LEASE_SECONDS=120)
+    server = smtp(delay=0.002)
+    team = make_team()
+    campaign, contacts, _ = launched(team, 400, server.port, connections=3)
+    results = []
+
+    def background():
+        with ctx.app_context():
+            results.append(run(campaign.id))
+    caplog.set_level(logging.WARNING, logger="app.sending.engine")
+    thread = threading.Thread(target=background)
+    thread.start()
+    while server.handler.total() < 30 and thread.is_alive():
+        thread.join(0.005)
+    blocker = sqlite3.connect(ctx.config["DATABASE_URL"].removeprefix("sqlite:///"), timeout=10)
+    blocker.execute("BEGIN IMMEDIATE")  # nothing can be written now
+    at_lock = server.handler.total()
+    last, quiet_since = at_lock, time.monotonic()
+    while time.monotonic() - quiet_since < 1.0:  # until the sink hears nothing for a second
+        thread.join(0.05)
+        if server.handler.total() != last:
+            last, quiet_since = server.handler.total(), time.monotonic()
+    sent_while_locked = server.handler.total() - at_lock
+    assert thread.is_alive(), results  # waiting, not given up
+    blocker.rollback()
+    blocker.close()
+    thread.join(60)
+
+    assert sent_while_locked <= 10
+    assert results and results[0].outcome == "completed"
+    assert server.handler.total() > at_lock + sent_while_locked  # it resumed after the lock
+    assert server.handler.delivered == {c.email: 1 for c in contacts}
+    assert statuses(campaign) == {"sent": 400}
+    assert Campaign.get_by_id(campaign.id).sent == 400
+    assert "no new delivery starts until they are written" in caplog.text
+    assert "sending resumes" in caplog.text
+
+
+def test_results_are_written_when_half_the_allowance_waits_not_only_on_the_timer(ctx, smtp):
+    """The flush is bounded by count as well as time: with a timer far too slow to keep up, the run
+    still finishes promptly because every SEND_MAX_UNRECORDED / 2 outcomes trigger a write."""
+    ctx.config.update(SEND_FLUSH_INTERVAL=30, SEND_MAX_UNRECORDED=8)
+    server = smtp()
+    team = make_team()
+    campaign, contacts, _ = launched(team, 200, server.port, connections=2)
+    writes = []
+    original = engine.Run.write
+
+    def counting_write(self, outcomes):
+        writes.append(len(outcomes))
+        assert self.unrecorded() <= self.unrecorded_limit
+        return original(self, outcomes)
+    engine.Run.write = counting_write
+    try:
+        result = run(campaign.id)
+    finally:
+        engine.Run.write = original
+    assert result.outcome == "completed"
+    assert server.handler.delivered == {c.email: 1 for c in contacts}
+    assert max(writes) <= 8 and sum(writes) >= 200

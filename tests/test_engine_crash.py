@@ -1,6 +1,12 @@
 """kill -9 of a real huey consumer in the middle of a campaign, then a restart: every recipient gets
-the message exactly once, except those in flight at the kill (at most twice), and nobody is skipped."""
+the message exactly once, except those in flight at the kill (at most twice, and no more of them than
+the engine's unrecorded allowance), and nobody is skipped.
+
+The second case kills the worker while another process holds the database's write lock (an import, a
+backup, a slow disk): the worker cannot record results, and before issue 9 it kept sending everything it
+had claimed (hundreds of messages), all of which went out again after the restart."""
 import os
+import sqlite3
 import signal
 import subprocess
 import sys
@@ -11,12 +17,17 @@ import pytest
 from app.config import ROOT
 from app.models import Campaign
 from app.models import Send
+from app.sending import engine
 from tests.sending_support import TestSmtp
 from tests.sending_support import launched
 from tests.sending_support import make_team
 
 RECIPIENTS = 3000
-CONNECTIONS = 4
+CONNECTIONS = 10
+# What a kill may send twice: deliveries started and not yet written (the engine's gate), the issue's
+# goal being at most 50 with 10 connections.
+UNRECORDED = max(engine.DEFAULTS["SEND_MAX_UNRECORDED"], 2 * CONNECTIONS)
+assert UNRECORDED <= 50
 
 
 def start_consumer(env):
@@ -40,7 +51,22 @@ def sink():
     server.stop()
 
 
-def test_kill_9_mid_send_then_restart_mails_everyone_once_except_in_flight(app, tmp_path, sink):
+def wait_until_quiet(sink, quiet=1.0, longest=8.0):
+    """Until the sink has received nothing new for `quiet` seconds (the worker stopped sending), or
+    `longest` seconds passed; returns how many messages arrived meanwhile."""
+    start = last = sink.handler.total()
+    changed = time.monotonic()
+    give_up = changed + longest
+    while time.monotonic() < give_up and time.monotonic() - changed < quiet:
+        time.sleep(0.05)
+        now = sink.handler.total()
+        if now != last:
+            last, changed = now, time.monotonic()
+    return last - start
+
+
+@pytest.mark.parametrize("writes", ["working", "stalled"])
+def test_kill_9_mid_send_then_restart_mails_everyone_once_except_in_flight(app, tmp_path, sink, writes):
     with app.app_context():
         team = make_team()
         campaign, contacts, _ = launched(team, RECIPIENTS, sink.port, connections=CONNECTIONS)
@@ -57,8 +83,19 @@ def test_kill_9_mid_send_then_restart_mails_everyone_once_except_in_flight(app, 
                 consumer.kill()
                 pytest.fail("the consumer did not start sending: " + output(consumer))
             time.sleep(0.01)
+        blocker = None
+        if writes == "stalled":
+            # Another process takes the write lock: the worker can neither claim nor record. It may
+            # finish what it started, and no more than the allowance, before it waits.
+            blocker = sqlite3.connect(app.config["DATABASE_URL"].removeprefix("sqlite:///"), timeout=10)
+            blocker.execute("BEGIN IMMEDIATE")
+            sent_while_stalled = wait_until_quiet(sink)
         os.kill(consumer.pid, signal.SIGKILL)
         consumer.wait(timeout=10)
+        if blocker is not None:
+            blocker.rollback()
+            blocker.close()
+            assert sent_while_stalled <= UNRECORDED, f"{sent_while_stalled} sent while nothing could be recorded"
     finally:
         if consumer.poll() is None:
             consumer.kill()
@@ -97,9 +134,10 @@ def test_kill_9_mid_send_then_restart_mails_everyone_once_except_in_flight(app, 
     assert set(delivered) == everyone
     assert max(delivered.values()) <= 2
     assert twice <= in_flight, "only messages in flight at the kill may arrive twice"
+    assert len(twice) <= UNRECORDED, f"{len(twice)} delivered twice; at most {UNRECORDED} may be unrecorded"
     assert all(delivered[email] == 1 for email in recorded)
     with app.app_context():
         assert {s.status for s in Send.select(Send.status).where(Send.campaign == campaign)} == {"sent"}
         assert Campaign.get_by_id(campaign.id).sent == RECIPIENTS
-    print(f"\ncrash test: {delivered_at_kill} delivered before kill -9, {len(in_flight)} in flight, "
+    print(f"\ncrash test (writes {writes}): {delivered_at_kill} delivered before kill -9, {len(in_flight)} in flight, "
           f"{len(twice)} delivered twice, 0 skipped")

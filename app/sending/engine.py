@@ -16,9 +16,15 @@ loop per run (uvloop when installed, else asyncio's):
               connection open for many messages, reconnects after a drop,
               limits parallel deliveries per recipient domain, and builds each
               message just before sending it (MessageFactory, app/sending/message.py).
-  flusher     writes results back in batches (executemany, one transaction per
-              flush, every ~0.2 s): sent, deferred with exponential backoff,
-              failed after the last attempt, bounced (5xx), skipped.
+  flusher     writes results back in small batches (executemany, one transaction
+              per flush): every SEND_FLUSH_INTERVAL (0.2 s) and as soon as half of
+              the unrecorded allowance is waiting: sent, deferred with exponential
+              backoff, failed after the last attempt, bounced (5xx), skipped.
+  the gate    a connection starts a delivery only while fewer than
+              SEND_MAX_UNRECORDED messages (or two per connection, if more) are
+              out or delivered-but-unwritten; so a crash re-sends at most that
+              many, and when results cannot be written (locked, full or read-only
+              database) sending stops there and resumes once a write succeeds.
   watcher     renews the lease and re-reads the campaign state every second:
               pause and cancel stop the run within about a second; claimed but
               unstarted sends go back to the queue.
@@ -42,9 +48,10 @@ Failures:
 Crash semantics (kill -9 at any moment): every Send is in exactly one state
 in the database. Sends committed as sent are never sent again; queued and
 deferred ones are sent by the next run; the ones in "sending" were claimed by
-the dead run (in flight, or waiting in its memory) and are queued again by
-ledger.recover_in_flight(): the only messages that can arrive twice, and
-nobody is skipped.
+the dead run and are queued again by ledger.recover_in_flight(), and nobody is
+skipped. Most of those never left (claimed, waiting in the dead run's memory);
+the ones that may arrive twice are those whose delivery had started and whose
+result was not yet written, at most the gate's limit (Run.unrecorded_limit).
 """
 import asyncio
 import collections
@@ -93,7 +100,11 @@ log = logging.getLogger(__name__)
 DEFAULTS = {
     "SEND_BATCH_SIZE": 500,  # sends claimed per transaction
     "SEND_RECONNECT_DELAY": 1.0,  # first wait before reconnecting; doubles, at most 30 s
-    "SEND_FLUSH_INTERVAL": 0.2,  # seconds between result writes
+    "SEND_FLUSH_INTERVAL": 0.2,  # seconds at most between result writes (sooner when half the allowance waits)
+    # Deliveries started but not yet written (in an SMTP transaction, or done and waiting for the
+    # flush): what a crash can send twice, and how far sending runs ahead of a database that stopped
+    # taking writes. Raised to two per connection for runs with more connections than half of this.
+    "SEND_MAX_UNRECORDED": 40,
     "SEND_STATE_INTERVAL": 1.0,  # seconds between campaign-state checks (pause/cancel)
     "SEND_RUN_SECONDS": 300,  # a run hands back its worker thread after this long
     "SEND_MAX_IN_RUN_WAIT": 5.0,  # retries due sooner than this are awaited in the run; later ones reschedule
@@ -121,6 +132,7 @@ class Settings:
     smtp_timeout: float
     reconnect_delay: float
     flush_interval: float
+    max_unrecorded: int
     state_interval: float
     run_seconds: float
     max_in_run_wait: float
@@ -142,6 +154,7 @@ class Settings:
                    account_pause_seconds=float(get("SEND_ACCOUNT_PAUSE_SECONDS")),
                    smtp_timeout=float(get("SEND_SMTP_TIMEOUT")), reconnect_delay=float(get("SEND_RECONNECT_DELAY")),
                    flush_interval=float(get("SEND_FLUSH_INTERVAL")), state_interval=float(get("SEND_STATE_INTERVAL")),
+                   max_unrecorded=int(get("SEND_MAX_UNRECORDED")),
                    run_seconds=float(get("SEND_RUN_SECONDS")),
                    max_in_run_wait=float(get("SEND_MAX_IN_RUN_WAIT")),
                    lease_seconds=float(get("SEND_LEASE_SECONDS")),
@@ -421,8 +434,15 @@ class Run:
         self.exhausted = False
         self.in_hand = 0  # a job the dispatcher holds while it picks an account
         self.sent = 0
-        self.domains = DomainGate(settings.domain_concurrency, settings.domain_limits,
-                                  sum(lane.connections for lane in lanes))
+        connections = sum(lane.connections for lane in lanes)
+        self.domains = DomainGate(settings.domain_concurrency, settings.domain_limits, connections)
+        # The gate (see the module docstring): deliveries started and not yet written, at most.
+        self.unrecorded_limit = max(1, settings.max_unrecorded, 2 * connections)
+        self.flush_size = max(1, self.unrecorded_limit // 2)  # write this many at once, not waiting for the timer
+        self.delivering = 0  # deliveries started whose outcome is not yet in self.results
+        self.writing = 0  # outcomes in the write on the database thread right now
+        self.write_failing_since = None  # monotonic time of the first failed write of a failing streak
+        self.most_unrecorded = 0  # the highest count the gate saw (the crash exposure of this run)
         self.deadline = time.monotonic() + settings.run_seconds
         self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="loft-send-db")
         # RSA signing releases the GIL, so DKIM runs on two threads beside the event loop.
@@ -440,11 +460,14 @@ class Run:
             self.stop_detail = detail
         self.wake.set()
         self.room.set()
+        self.recorded.set()
 
     async def main(self):
         self.loop = asyncio.get_running_loop()
         self.wake = asyncio.Event()  # ready jobs arrived, a lane went idle, or the run is stopping
         self.room = asyncio.Event()  # the ready queue has room for another batch
+        self.recorded = asyncio.Event()  # a write succeeded (the gate may open) or the run is stopping
+        self.flush_now = asyncio.Event()  # enough outcomes wait: write them without waiting for the timer
         try:
             await self.db(self.open_connection)
             for lane in self.lanes.values():
@@ -527,7 +550,9 @@ class Run:
             # Nothing claimable now. Sends still in the lanes may yet come back as retries,
             # so wait until they are done and written before deciding the run is over.
             if self.ready or self.in_hand or self.results or not self.idle():
-                await asyncio.sleep(self.settings.flush_interval)
+                if self.idle() and not self.ready and not self.in_hand:
+                    self.flush_now.set()  # nothing more is coming: write the last outcomes now
+                await asyncio.sleep(min(self.settings.flush_interval, 0.05))
                 continue
             due = await self.db(ledger.next_due, self.campaign_id)
             if due is not None:
@@ -647,12 +672,21 @@ class Run:
                         continue
                     await self.domains.acquire(job.domain)
                     try:
-                        await self.deliver(lane, conn, job)
-                    except Exception as exc:  # noqa: BLE001 - one odd failure must not strand the run
-                        log.exception("campaign %s: delivering send %s failed", self.campaign_id, job.id)
-                        self.results.append(Outcome("temporary", job, account_id=lane.id,
-                                                    error=f"Unexpected error: {exc}"))
-                        conn.drop()
+                        if not await self.gate():
+                            self.give_back(job, lane)
+                            continue
+                        self.delivering += 1  # no await since the gate: the count cannot overshoot
+                        try:
+                            await self.deliver(lane, conn, job)
+                        except Exception as exc:  # noqa: BLE001 - one odd failure must not strand the run
+                            log.exception("campaign %s: delivering send %s failed", self.campaign_id, job.id)
+                            self.results.append(Outcome("temporary", job, account_id=lane.id,
+                                                        error=f"Unexpected error: {exc}"))
+                            conn.drop()
+                        finally:
+                            self.delivering -= 1
+                            if len(self.results) >= self.flush_size:
+                                self.flush_now.set()
                     finally:
                         self.domains.release(job.domain)
                 finally:
@@ -661,6 +695,24 @@ class Run:
                         self.wake.set()
         finally:
             await conn.hang_up()
+
+    def unrecorded(self):
+        """Deliveries started whose outcome is not yet committed: what a crash now could send twice."""
+        return self.delivering + len(self.results) + self.writing
+
+    async def gate(self):
+        """Wait until a delivery may start (fewer than unrecorded_limit unrecorded); False when the run
+        stops meanwhile in a way that ends deliveries (paused, cancelled, lease lost, writes failing)."""
+        while True:
+            if self.stop_reason in ("state", "error"):
+                return False
+            count = self.unrecorded()
+            if count < self.unrecorded_limit:
+                self.most_unrecorded = max(self.most_unrecorded, count + 1)
+                return True
+            self.flush_now.set()
+            self.recorded.clear()
+            await self.recorded.wait()
 
     def give_back(self, job, lane):
         """A job this lane will not send: back to the dispatcher, or released when the run stops."""
@@ -881,23 +933,52 @@ class Run:
         return held, Campaign.select(Campaign.state).where(Campaign.id == self.campaign_id).scalar()
 
     async def flusher(self):
+        """Write outcomes every flush_interval, or at once when flush_size of them wait: bounded by time
+        and by count. While writes fail, the gate holds new deliveries and this retries with backoff."""
+        failures = 0
         while True:
-            await asyncio.sleep(self.settings.flush_interval)
-            await self.flush()
+            try:
+                await asyncio.wait_for(self.flush_now.wait(), self.settings.flush_interval)
+            except asyncio.TimeoutError:
+                pass
+            self.flush_now.clear()
+            if await self.flush():
+                failures = 0
+                continue
+            failures += 1
+            # Give up the run (its sends stay claimed; the next run re-queues them) rather than hold
+            # its connections forever; the lease stops it sooner when nothing at all can be written.
+            if time.monotonic() - self.write_failing_since > max(self.settings.lease_seconds * 4, 60):
+                self.stop("error", "the results of sent messages could not be written to the database")
+            await asyncio.sleep(min(5.0, self.settings.flush_interval * 2 ** min(failures, 5)))
 
     async def flush(self):
         """Write the outcomes so far; on a database error keep them for the next try (a sent message
-        whose result is lost would be sent again after the next crash recovery)."""
+        whose result is lost would be sent again after the next crash recovery). While they wait,
+        the gate lets no more than unrecorded_limit deliveries be unrecorded: back-pressure."""
         results = self.take_results()
         if not results:
             return True
+        self.writing = len(results)
         try:
             await self.db(self.write, results)
-            return True
-        except Exception:  # noqa: BLE001 - e.g. "database is locked" past the busy timeout
-            log.exception("campaign %s: writing %s results failed; will retry", self.campaign_id, len(results))
+        except Exception as exc:  # noqa: BLE001 - e.g. "database is locked" past the busy timeout, disk full
             self.results[:0] = results
+            if self.write_failing_since is None:
+                self.write_failing_since = time.monotonic()
+                log.warning("campaign %s: writing %s results failed (%s); will retry, and no new "
+                            "delivery starts until they are written", self.campaign_id, len(results), exc)
+            else:
+                log.debug("campaign %s: writing results failed again: %s", self.campaign_id, exc)
             return False
+        finally:
+            self.writing = 0
+        if self.write_failing_since is not None:
+            log.warning("campaign %s: results are written again after %.1f s; sending resumes",
+                        self.campaign_id, time.monotonic() - self.write_failing_since)
+            self.write_failing_since = None
+        self.recorded.set()
+        return True
 
     def write(self, results):
         """(DB thread) Record a batch of outcomes in one transaction."""

@@ -15,8 +15,10 @@ Statuses of a Send (the engine moves them; see app/sending/engine.py):
 
 "sending" means claimed by a run: written (with attempts + 1) before the
 SMTP conversation starts. A Send still in "sending" when a run starts again
-was in flight when the previous run died; it is queued again (see
-recover_in_flight): the only messages that can reach someone twice.
+was claimed when the previous run died; it is queued again (see
+recover_in_flight). Most of those never left; the ones that can reach someone
+twice are the deliveries started and not yet recorded, which the engine keeps
+to a small number (SEND_MAX_UNRECORDED, app/sending/engine.py).
 """
 import json
 
@@ -209,10 +211,10 @@ def recover_in_flight(campaign_id):
 
     Only safe while holding the campaign's run lock (tasks/sending.py): it
     assumes no other run is sending this campaign. These are the messages in
-    flight at the crash: each may or may not have reached its recipient, and
-    sending it again is preferred over skipping the person: the issue allows a
-    duplicate only for these, and a skipped recipient could never be found
-    again. Their claim already counted as an attempt.
+    flight at the crash (at most the engine's unrecorded allowance; the rest were
+    claimed but not started): each may or may not have reached its recipient,
+    and sending it again is preferred over skipping the person: a skipped
+    recipient could never be found again. Their claim already counted as an attempt.
     """
     return (Send.update(status="queued", next_attempt_at=None)
             .where((Send.campaign == campaign_id) & (Send.status == "sending")).execute())
