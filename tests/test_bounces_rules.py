@@ -109,6 +109,15 @@ def test_generic_code_with_user_unknown_after_data_is_a_filter():
     assert verdict(dsn("5.0.0", "550 User unknown", human=human))[0] == "soft"
 
 
+def test_generic_code_with_a_reply_naming_the_recipient_is_hard():
+    # "550 <address>... User unknown" is how a server answers RCPT TO for a missing mailbox; with only
+    # the generic 5.0.0 and no word on the SMTP step, the shape of the reply says which step it was.
+    assert verdict(dsn("5.0.0", "550 <alice@example.com>... User unknown")) == ("hard", "userunknown")
+    assert verdict(dsn("5.5.0", "550 5.5.0 <alice@example.com>: Recipient unknown")) == ("hard", "userunknown")
+    # The same words without the address could be a content filter's: not enough to call it dead.
+    assert verdict(dsn("5.0.0", "550 User unknown"))[0] == "soft"
+
+
 def test_oracle_messaging_server_rejected_address_means_rcpt():
     human = "Recipient address: alice@example.com\r\nReason: Remote SMTP server has rejected address"
     assert verdict(dsn("5.0.0", "550 <alice@example.com>: User unknown", human=human)) == ("hard", "userunknown")

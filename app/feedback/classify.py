@@ -546,6 +546,13 @@ PLAIN_USER_UNKNOWN = re.compile(
     r"not a valid (?:user|recipient|mailbox|address)|no mailbox|is not a known user|address is not correct|"
     r"check (?:if|that|whether) (?:the )?(?:e-?mail )?address is correct")
 
+# The shape of an answer to RCPT TO: the reply names the recipient, then says it does not exist
+# ("550 <a@example.com>: User unknown", "550 <a@example.com>... No such user"). A refusal of the
+# content after DATA does not echo the address like this.
+RCPT_SHAPED = re.compile(r"\b5\d\d[ -](?:\d\.\d\.\d+ )?<[^<>\s]+@[^<>\s]+>\s*(?::|\.\.\.)\s*"
+                         r"(?:user unknown|unknown user|no such (?:user|mailbox|recipient)|"
+                         r"(?:user|mailbox|recipient) (?:does not exist|not found|unknown))")
+
 # A delivery given up on (expired) or a network failure: "host not found" in such a report names
 # the cause of the retries, not a domain that does not exist.
 GAVE_UP = re.compile(r"expired|giving up|gave up|retry time(?:out)? (?:exceeded|not reached)|too long in (?:the )?queue|"
@@ -630,7 +637,8 @@ def classify(status="", diagnostic="", action="failed", command="", reply_code=N
             reason = "filtered"
         elif command != "RCPT" and by_status in ("filtered", "suspend"):
             reason = by_status
-        elif command != "RCPT" and detail in ("", "0.0", "5.0") and (status or find_reply(text)):
+        elif command != "RCPT" and detail in ("", "0.0", "5.0") and (status or find_reply(text)) \
+                and not RCPT_SHAPED.search(text):
             reason = "filtered"
     if command == "MAIL" and reason in ("userunknown", "hostunknown", "filtered", "notaccept", ""):
         reason = "rejected"  # the refusal came at MAIL FROM: it is about our envelope sender

@@ -580,7 +580,11 @@ def prose_about(prose, address, width=600):
 
 COMMAND_PHRASES = (
     (r"IN REPLY TO (RCPT|DATA|MAIL|END OF DATA|EHLO|HELO)\b", None),
-    (r"AFTER (RCPT|DATA|MAIL|END OF DATA|EHLO|HELO)\b", None),
+    (r"AFTER (?:PIPELINED )?(RCPT|DATA|MAIL|END OF DATA|EHLO|HELO)\b", None),
+    # qmail: "... does not like recipient." / "... does not like sender." / "Connected to ... but sender was rejected."
+    (r"DOES NOT LIKE RECIPIENT", "RCPT"),
+    (r"DOES NOT LIKE SENDER|BUT SENDER WAS REJECTED", "MAIL"),
+    (r"FAILED ON DATA COMMAND|FAILED AFTER I SENT THE MESSAGE", "DATA"),
     (r"\b(RCPT|DATA|MAIL) (?:TO |FROM )?COMMAND\b", None),
     (r"SMTP:(RCPT|DATA|MAIL)\b", None),
     (r"\[(RCPT_TO|MAIL_FROM|DATA)\]", None),
