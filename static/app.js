@@ -17,3 +17,20 @@ document.addEventListener("htmx:afterSwap", function (event) {
   var invalid = event.target.querySelector && event.target.querySelector("[aria-invalid=true]");
   if (invalid) invalid.focus();
 });
+
+document.addEventListener("input", function (event) {
+  // A new custom field's key follows its label (Favourite colour → favourite_colour) until the key is
+  // typed in by hand; the same rule as key_from_label in app/contacts/services.py, which the server
+  // applies when the key is left empty.
+  var target = event.target;
+  if (target.hasAttribute && target.hasAttribute("data-key-from")) {
+    target.setAttribute("data-edited", target.value ? "true" : "");
+    return;
+  }
+  var key = target.id && document.querySelector('[data-key-from="' + target.id + '"]');
+  if (!key || key.getAttribute("data-edited")) return;
+  var text = target.value.toLowerCase().normalize("NFKD").replace(/[\u0300-\u036f]/g, "");
+  var slug = text.replace(/[^a-z0-9]+/g, "_").replace(/^_+|_+$/g, "").slice(0, 40).replace(/_+$/, "");
+  if (slug && !/^[a-z]/.test(slug)) slug = ("f_" + slug).slice(0, 40).replace(/_+$/, "");
+  key.value = slug;
+});

@@ -190,6 +190,42 @@ def test_field_definitions_are_validated(web, admin):
     assert CustomField.select().count() == 1
 
 
+def test_a_field_key_is_made_from_its_label_unless_given(web, admin):
+    page = soup(web.get("/contacts/fields"))
+    key = page.select_one("#new-field #f-key")
+    assert key["data-key-from"] == "f-label" and not key.has_attr("required")  # app.js fills it as you type
+    response = web.post("/contacts/fields/new", {"label": "Favourite colour", "key": "", "type": "text"}, htmx=True)
+    assert response.status_code == 200
+    assert "{{ contact.favourite_colour }}" in soup(response).select_one(".flash-success").text
+    web.post("/contacts/fields/new", {"label": "Café crème", "type": "text"}, htmx=True)
+    web.post("/contacts/fields/new", {"label": "2nd phone", "type": "text"}, htmx=True)
+    web.post("/contacts/fields/new", {"label": "Seats bought", "key": "seats", "type": "number"}, htmx=True)
+    assert {f.key: f.label for f in CustomField.select()} == {
+        "favourite_colour": "Favourite colour", "cafe_creme": "Café crème", "f_2nd_phone": "2nd phone",
+        "seats": "Seats bought"}
+
+
+def test_a_key_made_from_a_label_is_validated_and_shown_for_editing(web, admin):
+    response = web.post("/contacts/fields/new", {"label": "Email", "key": "", "type": "text"}, htmx=True)
+    assert response.status_code == 422
+    page = soup(response)
+    assert "built-in" in errors_of(page)["e-f-key"]
+    assert page.select_one("#f-key")["value"] == "email" and page.select_one("#f-label")["value"] == "Email"
+    response = web.post("/contacts/fields/new", {"label": "日本", "key": "", "type": "text"}, htmx=True)
+    assert response.status_code == 422
+    assert "no letters or digits to make a key from" in errors_of(soup(response))["e-f-key"]
+    assert CustomField.select().count() == 0
+
+
+def test_number_and_date_fields_get_number_and_date_inputs(web, admin):
+    make_fields(web)
+    page = soup(web.get("/contacts/new"))
+    seats = page.select_one("#f-attr-seats")
+    assert (seats["type"], seats["step"]) == ("number", "any")
+    assert page.select_one("#f-attr-renews")["type"] == "date"
+    assert page.select_one("#f-attr-company")["type"] == "text"
+
+
 def test_rename_and_delete_a_field_with_values(web, admin):
     make_fields(web)
     team = acme()

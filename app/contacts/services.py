@@ -18,6 +18,7 @@ import io
 import json
 import math
 import re
+import unicodedata
 
 from email_validator import EmailNotValidError
 from email_validator import validate_email
@@ -70,6 +71,20 @@ RESERVED_KEYS = {"id", "email", "name", "status", "domain", "source", "attribute
                  "created_at", "updated_at", "last_activity_at", "consent_source", "consent_at", "consent_ip",
                  "consent_text", "unsubscribe_url"}
 KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+
+
+def key_from_label(text):
+    """A custom-field key made from a label or column title ('Favourite colour' -> 'favourite_colour',
+    'Café' -> 'cafe', '2nd phone' -> 'f_2nd_phone'), or '' when nothing usable is left.
+
+    static/app.js fills the New field form's key with the same rule as the label is typed.
+    """
+    plain = unicodedata.normalize("NFKD", text.casefold())
+    plain = "".join(c for c in plain if not unicodedata.combining(c))
+    key = re.sub(r"[^a-z0-9]+", "_", plain).strip("_")[:40].rstrip("_")
+    if key and not key[0].isalpha():
+        key = ("f_" + key)[:40].rstrip("_")
+    return key if KEY_PATTERN.match(key or "-") else ""
 MAX_TEXT = 2000
 
 
@@ -495,11 +510,17 @@ def remove_from_list(team, contact, mailing_list):
 # --- Custom fields ------------------------------------------------------------
 
 def create_field(team, form):
-    key = (form.get("key") or "").strip()
+    """A new custom field. Without a key, the key is made from the label (key_from_label)."""
     label = (form.get("label") or "").strip()
+    key = (form.get("key") or "").strip() or key_from_label(label)
     field_type = form.get("type") or "text"
     errors = {}
-    if not KEY_PATTERN.match(key):
+    if not key and label:
+        errors["key"] = ("The label has no letters or digits to make a key from: enter one, "
+                         "for example colour or plan_2026.")
+    elif not key:
+        errors["key"] = "Enter a key, or a label to make it from."
+    elif not KEY_PATTERN.match(key):
         errors["key"] = ("Use lower-case letters, digits and underscores, starting with a letter "
                          "(at most 40 characters), for example company or plan_2026.")
     elif key in RESERVED_KEYS:

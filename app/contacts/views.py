@@ -348,7 +348,9 @@ def create_field():
     try:
         field = services.create_field(g.team, request.form)
     except ContactError as exc:
-        return _render_fields_page(422, form=request.form, errors=exc.errors)
+        form = request.form.to_dict()
+        form["key"] = form.get("key", "").strip() or services.key_from_label(form.get("label", ""))  # to edit
+        return _render_fields_page(422, form=form, errors=exc.errors)
     return _render_fields_page(notice=f"Field “{field.label}” added. Use it in emails as {{{{ contact.{field.key} }}}}.")
 
 

@@ -52,6 +52,7 @@ from app.consent.suppression import Checker
 from app.contacts.services import KEY_PATTERN
 from app.contacts.services import MAX_TEXT
 from app.contacts.services import RESERVED_KEYS
+from app.contacts.services import key_from_label
 from app.contacts.services import neutralise
 from app.contacts.services import parse_value
 from app.db import close_db
@@ -259,10 +260,7 @@ def _squash(text):
 
 def slug(text):
     """A custom-field key made from a column title ('Company Name' -> 'company_name'), or ''."""
-    key = re.sub(r"[^a-z0-9]+", "_", text.casefold()).strip("_")[:40].rstrip("_")
-    if key and not key[0].isalpha():
-        key = ("f_" + key)[:40]
-    return key if KEY_PATTERN.match(key or "-") else ""
+    return key_from_label(text)
 
 
 def guess_mapping(columns, preview, fields):
