@@ -300,15 +300,45 @@ def smtp_sink():
 
 
 def test_restoring_a_backup_taken_mid_send_pauses_the_campaign_and_tells_the_team(ops, tmp_path, smtp_sink):
+    import asyncio
+    import threading
+
+    from app.models import Send
     from tasks import sending as sending_tasks
     ops.config.update(SEND_FLUSH_INTERVAL=0.05, SEND_STATE_INTERVAL=0.1)
     team = make_team()
-    campaign, contacts, _ = launched(team, 30, smtp_sink.port)
+    campaign, contacts, _ = launched(team, 30, smtp_sink.port, connections=2)
     due = make_campaign(team, state="scheduled", name="Due", scheduled_at=utcnow() - datetime.timedelta(minutes=5))
     later = make_campaign(team, state="scheduled", name="Later", scheduled_at=utcnow() + datetime.timedelta(days=3))
-    assert cli(ops, "db", "backup", str(tmp_path / "mid-send.tar")).exit_code == 0  # taken while "sending"
-    sending_tasks.send_campaign(campaign.id)  # the send finishes after the backup
-    assert Campaign.get_by_id(campaign.id).state == "completed"
+    # The SMTP server takes 10 messages, then holds the rest until the backup is made.
+    gate = threading.Event()
+    accept = smtp_sink.handler.handle_DATA
+
+    admitted = [0]
+
+    async def held_after_ten(server, session, envelope):
+        while admitted[0] >= 10 and not gate.is_set():
+            await asyncio.sleep(0.01)
+        admitted[0] += 1  # no await between the check and this: one event loop runs every session
+        return await accept(server, session, envelope)
+    smtp_sink.handler.handle_DATA = held_after_ten
+
+    def send():
+        with ops.app_context():
+            sending_tasks.send_campaign(campaign.id)
+    worker = threading.Thread(target=send)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 30
+        while Send.select().where((Send.campaign == campaign) & (Send.status == "sent")).count() < 10:
+            assert time.monotonic() < deadline, "the engine did not record the first 10 messages"
+            time.sleep(0.02)
+        backup = cli(ops, "db", "backup", str(tmp_path / "mid-send.tar"))  # while the engine runs
+    finally:
+        gate.set()
+        worker.join(timeout=60)
+    assert backup.exit_code == 0, backup.output
+    assert Campaign.get_by_id(campaign.id).state == "completed"  # the send finished after the backup
     assert smtp_sink.handler.delivered == {c.email: 1 for c in contacts}
 
     result = cli(ops, "db", "restore", str(tmp_path / "mid-send.tar"), "--yes")
@@ -324,6 +354,7 @@ def test_restoring_a_backup_taken_mid_send_pauses_the_campaign_and_tells_the_tea
     assert notices[campaign.id].team_id == team.id
     assert "twice" in notices[campaign.id].text and "paused" in notices[campaign.id].text
     assert f"Campaign {campaign.id}" in result.output
+    assert Send.select().where((Send.campaign == campaign) & (Send.status == "sent")).count() == 10  # as backed up
     # Whatever "send" tasks the restored queue still holds, and the minute tick, send nothing more.
     sending_tasks.send_campaign(campaign.id)
     sending_tasks.tick()
