@@ -55,3 +55,48 @@ def test_hsts_when_served_over_https(tmp_path):
 def test_no_hsts_over_plain_http(tmp_path):
     response = https_app(tmp_path, False).test_client().get("/login")
     assert "Strict-Transport-Security" not in response.headers
+
+
+# --- /health keeps its detail for those who need it ---------------------------------------------
+
+DETAIL = {"database", "queue", "queued_tasks", "version"}
+
+
+def test_health_from_outside_says_only_the_status(client):
+    response = client.get("/health", environ_base={"REMOTE_ADDR": "203.0.113.7"})
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok"}
+
+
+def test_health_through_a_local_proxy_says_only_the_status(client):
+    response = client.get("/health", headers={"X-Forwarded-For": "203.0.113.7"})
+    assert response.get_json() == {"status": "ok"}
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "::1"])
+def test_health_on_this_machine_has_the_detail(client, address):
+    body = client.get("/health", environ_base={"REMOTE_ADDR": address}).get_json()
+    assert DETAIL <= set(body) and body["status"] == "ok"
+
+
+def test_health_for_a_signed_in_user_has_the_detail(web, admin):
+    body = web.get("/health", environ_base={"REMOTE_ADDR": "203.0.113.7"}).get_json()
+    assert DETAIL <= set(body)
+
+
+def test_health_degraded_is_503_for_everyone(client, monkeypatch):
+    import sqlite3
+
+    from tasks import huey
+
+    def broken():
+        raise sqlite3.OperationalError("unable to open database file")
+    monkeypatch.setattr(huey, "pending_count", broken)
+    response = client.get("/health", environ_base={"REMOTE_ADDR": "203.0.113.7"})
+    assert response.status_code == 503 and response.get_json() == {"status": "degraded"}
+
+
+def test_the_version_is_not_shown_to_visitors(app, client, admin):
+    anonymous = app.test_client()
+    assert app.config["VERSION"] not in anonymous.get("/login").get_data(as_text=True)
+    assert f"Loft {app.config['VERSION']}" in client.get("/dashboard").get_data(as_text=True)
