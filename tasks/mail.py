@@ -1,8 +1,54 @@
-"""Transactional email (invites, password resets) leaves through the queue."""
+"""Email that leaves through the queue: Loft's own (invites, password resets) through the instance's
+server, and a team's double opt-in confirmations through the TEAM's own SMTP account."""
+import datetime
+
 from app import mail
+from app.consent import forms
+from app.feedback import alerts
+from app.models import Notice
+from app.models import utcnow
+from app.sending import teammail
 from tasks import huey
 
 
 @huey.task(retries=3, retry_delay=30, name="mail.send_system_email")
 def send_system_email(to, subject, text, html=None):
     mail.send_system_email(to, subject, text, html)
+
+
+class ConfirmationNotSent(Exception):
+    """The team's server did not take the confirmation email (huey retries the task)."""
+
+
+@huey.task(retries=3, retry_delay=60, name="mail.send_confirmation")
+def send_confirmation(mailing_list_id, subscription_id):
+    """The double opt-in email of a sign-up form, From the team's verified sender, DKIM-signed, through the
+    team's own SMTP account (issue 9: it came from the instance's identity and server). When the team cannot
+    send (no verified sender, no account) its Administrators get one notice a day saying what to set up."""
+    message = forms.confirmation_for(mailing_list_id, subscription_id)
+    if message is None:
+        return None  # confirmed, unsubscribed or gone meanwhile: nothing to ask
+    team = message.pop("team")
+    try:
+        result = teammail.send_message(team, team.default_from_name or team.name, team.default_from_email,
+                                       headers={"Auto-Submitted": "auto-generated"}, **message)
+    except teammail.TeamMailError as error:
+        _tell_team_once_a_day(team, str(error))
+        return None
+    if not result.ok:
+        raise ConfirmationNotSent(f"{message['to']}: {result.detail}")
+    return result.detail
+
+
+CANNOT_CONFIRM = "Sign-up confirmation emails cannot be sent"
+
+
+def _tell_team_once_a_day(team, reason):
+    since = utcnow() - datetime.timedelta(days=1)
+    if Notice.select().where((Notice.team == team) & (Notice.subject == CANNOT_CONFIRM)
+                             & (Notice.created_at > since)).exists():
+        return
+    alerts.notify(team.id, CANNOT_CONFIRM,
+                  f"Someone signed up through a form with double opt-in, but Loft could not send them the "
+                  f"confirmation email: {reason} Until then new sign-ups stay unconfirmed; they can sign up "
+                  "again once it is fixed.", kind="alert")

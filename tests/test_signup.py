@@ -16,9 +16,13 @@ from app.models import CaughtMessage
 from app.models import Contact
 from app.models import Event
 from app.models import MailingList
+from app.models import Notice
+from app.models import SenderDomain
+from app.models import SmtpAccount
 from app.models import Subscription
 from app.models import Suppression
 from app.models import Team
+from app.models import utcnow
 from app.outbox.services import parse
 from tests.conftest import link_in
 from tests.conftest import soup
@@ -26,8 +30,19 @@ from tests.test_teams import make_member
 
 
 @pytest.fixture
-def team(admin):
-    return Team.get(Team.name == "Acme")
+def team(app, admin):
+    """Acme as a team that can send its confirmation emails: a verified sender domain, a default From
+    address on it, and its own SMTP account (pointing at the mail catcher's port)."""
+    team = Team.get(Team.name == "Acme")
+    team.default_from_name, team.default_from_email = "Acme News", "news@acme.example"
+    team.save()
+    row = SenderDomain.create(team=team, domain="acme.example", verified_at=utcnow())
+    with app.app_context():
+        from app.sending import domains
+        domains.dkim_record(row)  # makes the domain's DKIM key
+    SmtpAccount.create(team=team, name="Acme relay", host="127.0.0.1", port=app.config["CATCHER_PORT"],
+                       tls_mode="none")
+    return team
 
 
 @pytest.fixture
@@ -150,6 +165,37 @@ def test_double_opt_in_end_to_end(app, public, news, catcher):
     # Confirming again is harmless.
     assert public.post(link).status_code == 200
     assert Event.select().where(Event.type == "confirmed").count() == 1
+
+
+def test_the_confirmation_comes_from_the_team_through_its_own_account_dkim_signed(app, public, team, news,
+                                                                                catcher):
+    """Issue 9: it came From the instance's identity through the instance's server, so it was not signed
+    with the team's DKIM key."""
+    import dkim
+
+    from app.sending import domains
+    assert submit(app, public, news, email="nia@example.org").status_code == 200
+    message = CaughtMessage.get()
+    parsed = parse(message)
+    assert parsed["recipients"] == ["nia@example.org"]
+    raw = bytes(message.raw)
+    assert b"From: Acme News <news@acme.example>" in raw and message.mail_from == "news@acme.example"
+    row = SenderDomain.get(SenderDomain.domain == "acme.example")
+    dns = {f"{row.dkim_selector}._domainkey.acme.example.".encode(): with_app(app, domains.dkim_record, row).encode()}
+    assert raw.startswith(b"DKIM-Signature:") and b"d=acme.example" in raw.split(b"\r\n\r\n", 1)[0]
+    assert dkim.verify(raw, dnsfunc=lambda name, timeout=5: dns.get(name))
+
+
+def test_without_its_own_account_the_team_is_told_and_the_instance_server_is_not_used(app, public, team, news,
+                                                                                      catcher):
+    SmtpAccount.delete().execute()
+    for email in ("one@example.org", "two@example.org"):
+        assert submit(app, public, news, email=email).status_code == 200  # the visitor's page is unchanged
+    assert CaughtMessage.select().count() == 0  # the catcher is also the instance's outbound server
+    notices = list(Notice.select().where(Notice.team == team))
+    assert len(notices) == 1  # one a day, not one per sign-up
+    assert "Sign-up confirmation emails cannot be sent" in notices[0].subject
+    assert "no active SMTP account" in notices[0].text
 
 
 def test_resubmitting_is_idempotent_and_mail_is_capped(app, public, news, catcher):

@@ -13,8 +13,11 @@ from bs4 import BeautifulSoup  # noqa: E402
 from app.models import CaughtMessage  # noqa: E402
 from app.models import Contact  # noqa: E402
 from app.models import MailingList  # noqa: E402
+from app.models import SenderDomain  # noqa: E402
+from app.models import SmtpAccount  # noqa: E402
 from app.models import Subscription  # noqa: E402
 from app.models import Team  # noqa: E402
+from app.models import utcnow  # noqa: E402
 from app.outbox.services import parse  # noqa: E402
 from browser_support import browser  # noqa: E402,F401  (fixture)
 from browser_support import live_server  # noqa: E402,F401  (fixture)
@@ -27,7 +30,11 @@ from tests.conftest import link_in  # noqa: E402
 def news(app, live_server):
     # Links in emails and the snippet's action use the instance's public address.
     app.config.update(BASE_URL=live_server.base_url, SIGNUP_MIN_SECONDS=0)
-    team = Team.create(name="Acme")
+    team = Team.create(name="Acme", default_from_name="Acme News", default_from_email="news@acme.example")
+    # Confirmation emails go out as the team, through its own account (here: the catcher's port).
+    SenderDomain.create(team=team, domain="acme.example", verified_at=utcnow())
+    SmtpAccount.create(team=team, name="Acme relay", host="127.0.0.1", port=app.config["CATCHER_PORT"],
+                       tls_mode="none")
     return MailingList.create(team=team, visibility="public", name="News", description="Monthly product news.")
 
 
@@ -77,6 +84,10 @@ def test_the_embedded_snippet_works_from_another_site(page, news, live_server, c
     # The admin's team is the one created by /setup; give it the list instead.
     team = Team.get(Team.name != "Acme")
     MailingList.update(team=team).where(MailingList.id == news.id).execute()
+    # ...and what it needs to send the confirmation as the team.
+    SenderDomain.update(team=team).execute()
+    SmtpAccount.update(team=team).execute()
+    Team.update(default_from_email="news@acme.example").where(Team.id == team.id).execute()
     page.goto("/contacts/forms")
     snippet = page.locator(f"#snippet-{news.id}").input_value()
     assert BeautifulSoup(snippet, "html.parser").form["action"] == live_server.url(f"/f/{news.public_id}")

@@ -236,12 +236,28 @@ def confirmation_url(mailing_list, subscription, email):
 
 
 def confirmation_message(mailing_list, outcome):
-    """The confirmation email, composed (plain data for the mail queue)."""
+    """The confirmation email, composed: {to, subject, text, html}."""
     email = outcome.contact.email
     return mail.compose("confirm_subscription", email, f"Confirm your subscription to {mailing_list.name}",
                         team=mailing_list.team, mailing_list=mailing_list,
                         url=confirmation_url(mailing_list, outcome.subscription, email),
                         days=limit("SIGNUP_CONFIRM_DAYS"))
+
+
+def confirmation_for(mailing_list_id, subscription_id):
+    """The confirmation email for a subscription still waiting for it (plus "team"), or None.
+
+    Read afresh by the task that sends it, which sends it as the team (app.sending.teammail),
+    never as the instance.
+    """
+    mailing_list = (MailingList.select(MailingList, Team).join(Team)
+                    .where(MailingList.id == mailing_list_id).first())
+    sub = (Subscription.select(Subscription, Contact).join(Contact)
+           .where((Subscription.id == subscription_id) & (Subscription.list == mailing_list_id)).first())
+    if mailing_list is None or sub is None or sub.status != "unconfirmed":
+        return None
+    message = confirmation_message(mailing_list, Outcome("pending", True, sub.contact, sub))
+    return dict(message, team=mailing_list.team)
 
 
 def subscription_for_token(mailing_list, token):
