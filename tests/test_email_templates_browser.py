@@ -41,7 +41,7 @@ def test_start_from_a_layout_edit_and_preview_live(app, page, catcher):
     page.goto("/templates/")
     shot(page, "library")
     card = page.locator("#builtin-templates li").filter(has_text="Newsletter")
-    card.get_by_role("button", name="Use this layout").click()
+    card.get_by_role("button", name="Copy to your templates").click()
     page.wait_for_url("**/templates/*")
     expect(page.get_by_role("heading", level=1)).to_have_text("Newsletter")
 

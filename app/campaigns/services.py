@@ -183,9 +183,10 @@ def check_sender(campaign):
 
 
 def layout_slot(template):
-    """Whether a saved template can be a layout: it has a {{ content }} slot for the campaign's body."""
+    """Whether a saved template can be a layout: an HTML template with a {{ content }} slot for the
+    campaign's body (the rule rendering.source_of applies when it wraps the body)."""
     from app.campaigns import rendering
-    return bool(template is not None and rendering.LAYOUT_SLOT.search(template.body or ""))
+    return bool(template is not None and template.kind == "html" and rendering.LAYOUT_SLOT.search(template.body or ""))
 
 
 def _parse_ab(form):

@@ -18,6 +18,7 @@ from flask import request
 from flask import url_for
 from flask_login import current_user
 
+from app.campaigns import services as campaign_services
 from app.email_templates import services
 from app.htmx import is_htmx
 from app.teams.context import require
@@ -65,8 +66,9 @@ def _preview_fragment(item, frame_url, values):
 @bp.route("/")
 @require("view")
 def index():
-    return render_template("email_templates/index.html", builtins=services.builtin_templates(),
-                           templates=services.team_templates(g.team))
+    templates = services.team_templates(g.team)
+    return render_template("email_templates/index.html", builtins=services.builtin_templates(), templates=templates,
+                           layouts={t.id for t in templates if campaign_services.layout_slot(t)})
 
 
 # --- Editing ---------------------------------------------------------------------------
@@ -75,7 +77,8 @@ def _editor(template=None, form=None, errors=None, status=200):
     values = form or ({"name": template.name, "kind": template.kind, "body": template.body} if template
                       else {"name": "", "kind": request.args.get("kind", "html"), "body": ""})
     return render_template("email_templates/edit.html", template=template, form=values, errors=errors or {},
-                           contacts=services.contact_choices(g.team)), status
+                           contacts=services.contact_choices(g.team),
+                           is_layout=campaign_services.layout_slot(template)), status
 
 
 @bp.route("/new")
@@ -143,6 +146,35 @@ def use_builtin(key):
     copy = services.duplicate(g.team, _builtin_or_404(key))
     flash(f"“{copy.name}” is now in your templates: edit it to make it yours.", "success")
     return redirect(url_for("email_templates.edit", template_id=copy.id))
+
+
+# --- Campaigns from templates ------------------------------------------------------------
+
+def _new_campaign(start_from, back):
+    """A draft campaign starting from a template (its content, or it as the layout when it has a
+    {{ content }} slot), then its editor; see campaigns.services.create_campaign."""
+    try:
+        campaign = campaign_services.create_campaign(g.team, current_user.id, "", start_from=start_from)
+    except campaign_services.CampaignError as exc:
+        flash(str(exc), "error")
+        return redirect(back)
+    flash(f"A new draft campaign starts from “{campaign.name}”: choose its audience, check it, then send it.",
+          "success")
+    return redirect(url_for("campaigns.edit", campaign_id=campaign.id))
+
+
+@bp.route("/<int:template_id>/campaign", methods=["POST"])
+@require("edit_content")
+def new_campaign(template_id):
+    template = _template_or_404(template_id)
+    return _new_campaign(f"template:{template.id}", url_for("email_templates.edit", template_id=template.id))
+
+
+@bp.route("/builtin/<key>/campaign", methods=["POST"])
+@require("edit_content")
+def builtin_new_campaign(key):
+    layout = _builtin_or_404(key)
+    return _new_campaign(f"builtin:{layout.key}", url_for("email_templates.builtin", key=layout.key))
 
 
 # --- Previews ----------------------------------------------------------------------------

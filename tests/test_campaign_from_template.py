@@ -1,0 +1,121 @@
+"""Templates as a campaign's starting content, and layouts that say what they are (issue 9, point 15).
+
+A saved template chosen as a campaign's layout was silently ignored unless it had a
+{{ content }} slot, and no built-in one has. Now: "New campaign from this template" on the
+template pages and a "Start from" choice when creating a campaign; a template with a slot
+becomes the layout, any other one gives its content; the builder offers only real layouts.
+"""
+import pytest
+
+from app.campaigns import services
+from app.models import Campaign
+from app.models import Team
+from app.models import Template
+from tests.conftest import soup
+from tests.test_email_templates import team  # noqa: F401 - a fixture
+from tests.test_teams import make_member
+
+LAYOUT = ('<table role="presentation" width="100%"><tr><td><p>Acme masthead</p>{{ content }}'
+          '<p>Acme footer band</p></td></tr></table>')
+LETTER = '<p>Dear {{ contact.first_name or "friend" }}, the spring letter.</p>'
+
+
+def _created(response):
+    assert response.status_code == 302, response.get_data(as_text=True)[:1000]
+    location = response.headers["Location"]
+    assert location.startswith("/campaigns/")
+    return Campaign.get_by_id(int(location.rstrip("/").rsplit("/", 1)[1]))
+
+
+@pytest.fixture
+def templates(team):  # noqa: F811
+    return (Template.create(team=team, name="Spring letter", kind="html", body=LETTER),
+            Template.create(team=team, name="Acme frame", kind="html", body=LAYOUT))
+
+
+def test_template_pages_say_what_each_template_is(web, templates):
+    letter, frame = templates
+    index = soup(web.get("/templates/"))
+    roles = {card.select_one("h3").get_text(strip=True): card.select_one("[data-role]")["data-role"]
+             for card in index.select("#team-templates li")}
+    assert roles == {"Spring letter": "content", "Acme frame": "layout"}
+    assert "Built-in templates" in index.select_one("#h-builtin").text
+    page = soup(web.get(f"/templates/{frame.id}"))
+    assert page.select_one("#template-role").text == "Layout"
+    assert soup(web.get(f"/templates/{letter.id}")).select_one("#template-role").text == "Starting content"
+
+
+def test_new_campaign_from_a_template_copies_its_content(app, web, templates):
+    letter, _frame = templates
+    page = soup(web.get(f"/templates/{letter.id}"))
+    form = page.select_one("#new-campaign-from-template").find_parent("form")
+    campaign = _created(web.post(form["action"]))
+    assert (campaign.name, campaign.body, campaign.body_kind, campaign.template_id) == (
+        "Spring letter", LETTER, "html", None)
+    Template.update(body="<p>Changed later</p>").where(Template.id == letter.id).execute()
+    assert Campaign.get_by_id(campaign.id).body == LETTER  # its own copy
+    preview = web.get(f"/campaigns/{campaign.id}/preview.html").get_data(as_text=True)
+    assert "the spring letter" in preview  # the template is what the email shows, not ignored
+
+
+def test_new_campaign_from_a_layout_wraps_the_campaigns_content(app, web, templates):
+    _letter, frame = templates
+    campaign = _created(web.post(f"/templates/{frame.id}/campaign"))
+    assert campaign.template_id == frame.id and campaign.body == ""
+    editor = soup(web.get(f"/campaigns/{campaign.id}"))
+    assert editor.select_one("#f-template option[selected]").text == "Acme frame (layout)"
+    assert "Write the content of the email." in [li.text for li in editor.select("ul.problems li")]
+    web.post(f"/campaigns/{campaign.id}", {"name": campaign.name, "subject": "Hi", "body_kind": "html",
+                                           "body": "<p>This month's words</p>", "template": str(frame.id)})
+    preview = web.get(f"/campaigns/{campaign.id}/preview.html").get_data(as_text=True)
+    assert "Acme masthead" in preview and "This month's words" in preview and "Acme footer band" in preview
+
+
+def test_new_campaign_from_a_builtin_template(web, team):  # noqa: F811
+    page = soup(web.get("/templates/builtin/newsletter"))
+    form = page.select_one("#new-campaign-from-template").find_parent("form")
+    campaign = _created(web.post(form["action"]))
+    assert campaign.name == "Newsletter" and "The lead story of this issue" in campaign.body
+
+
+def test_the_new_campaign_form_offers_templates_and_layouts(web, templates):
+    letter, frame = templates
+    page = soup(web.get("/campaigns/"))
+    groups = {group["label"]: [o["value"] for o in group.select("option")]
+              for group in page.select("#f-start_from optgroup")}
+    assert groups["Your templates"] == [f"template:{letter.id}"]
+    assert groups["Your layouts"] == [f"template:{frame.id}"]
+    assert "builtin:newsletter" in groups["Built-in"]
+    campaign = _created(web.post("/campaigns/new", {"name": "April", "start_from": f"template:{letter.id}"}))
+    assert (campaign.name, campaign.body) == ("April", LETTER)
+
+
+def test_the_builder_offers_only_layouts_as_layouts(web, templates):
+    letter, frame = templates
+    campaign = _created(web.post("/campaigns/new", {"name": "May"}))
+    options = [o.text for o in soup(web.get(f"/campaigns/{campaign.id}")).select("#f-template option")]
+    assert options == ["None: the body below is the whole email", "Acme frame (layout)"]
+    # A campaign saved with a slotless template before this fix is told, not silently ignored.
+    Campaign.update(template=letter.id).where(Campaign.id == campaign.id).execute()
+    editor = soup(web.get(f"/campaigns/{campaign.id}"))
+    assert "(not a layout: no content slot)" in editor.select_one("#f-template option[selected]").text
+    assert any("has no {{ content }} slot" in li.text for li in editor.select("ul.problems li"))
+
+
+def test_another_teams_template_cannot_start_a_campaign(app, web, team):  # noqa: F811
+    other = Team.create(name="Other", slug="other")
+    theirs = Template.create(team=other, name="Theirs", kind="html", body="<p>Private</p>")
+    assert web.post(f"/templates/{theirs.id}/campaign").status_code == 404
+    refused = web.post("/campaigns/new", {"name": "Sneaky", "start_from": f"template:{theirs.id}"})
+    assert refused.status_code == 422
+    assert not Campaign.select().where(Campaign.body == "<p>Private</p>").exists()
+    with app.app_context():
+        with pytest.raises(services.CampaignError):
+            services.create_campaign(team, None, "x", start_from=f"template:{theirs.id}")
+
+
+def test_a_guest_cannot_start_campaigns_from_templates(app, team, templates):  # noqa: F811
+    letter, _frame = templates
+    _user, guest = make_member(app, team, "guest")
+    assert guest.post(f"/templates/{letter.id}/campaign").status_code == 403
+    assert not Campaign.select().exists()
