@@ -393,3 +393,12 @@ def test_restore_refuses_a_backup_whose_manifest_is_damaged(ops, tmp_path):
     (tmp_path / "b" / "manifest.json").write_text(json.dumps(manifest))
     result = cli(ops, "db", "restore", str(tmp_path / "b"), "--yes")
     assert result.exit_code == 1 and "damaged" in result.output
+
+
+def test_with_the_queue_on_redis_the_backup_holds_the_data_only_and_says_so(ops, tmp_path):
+    ops.config.update(REDIS_URL="redis://127.0.0.1:1/0")  # never contacted: the backup only reads the setting
+    result = cli(ops, "db", "backup", str(tmp_path / "b"))
+    assert result.exit_code == 0, result.output
+    assert "Redis" in result.output
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    assert set(manifest["files"]) == {"loft.db"}
