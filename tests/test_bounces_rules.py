@@ -109,13 +109,26 @@ def test_generic_code_with_user_unknown_after_data_is_a_filter():
     assert verdict(dsn("5.0.0", "550 User unknown", human=human))[0] == "soft"
 
 
-def test_generic_code_with_a_reply_naming_the_recipient_is_hard():
-    # "550 <address>... User unknown" is how a server answers RCPT TO for a missing mailbox; with only
-    # the generic 5.0.0 and no word on the SMTP step, the shape of the reply says which step it was.
-    assert verdict(dsn("5.0.0", "550 <alice@example.com>... User unknown")) == ("hard", "userunknown")
-    assert verdict(dsn("5.5.0", "550 5.5.0 <alice@example.com>: Recipient unknown")) == ("hard", "userunknown")
-    # The same words without the address could be a content filter's: not enough to call it dead.
+def test_generic_code_without_the_smtp_step_stays_soft():
+    # sisimai's reading, borne out by the labels: "User unknown" behind a generic 5.0.0/5.5.0 with
+    # nothing saying it answered RCPT TO may be a content filter's words (it often answers after
+    # DATA), even when the reply names the address. Only receivers that document otherwise
+    # (au/KDDI, Outlook.com above) or an answer to RCPT TO make it a dead address.
+    assert verdict(dsn("5.0.0", "550 <alice@example.com>: User unknown"))[0] == "soft"
     assert verdict(dsn("5.0.0", "550 User unknown"))[0] == "soft"
+
+
+def test_user_unknown_behind_5_5_0_is_hard():
+    # 5.5.0 is a protocol-class code a relay puts on a reply it could not map; the words decide.
+    assert verdict(dsn("5.5.0", "mail.local: unknown user: alice")) == ("hard", "userunknown")
+    assert verdict(dsn("5.5.0", "550 5.5.0 <alice@example.com>... User unknown")) == ("hard", "userunknown")
+
+
+def test_links_and_addresses_are_not_policy_words():
+    raw = dsn("5.2.1", "550 5.2.1 <filtered@example.com>: Recipient address rejected: User unknown. "
+                       "See https://help.example.com/reason/#filtered",
+              human="mx.example.com did not like our RCPT TO:", recipient="filtered@example.com")
+    assert verdict(raw) == ("hard", "userunknown")
 
 
 def test_oracle_messaging_server_rejected_address_means_rcpt():

@@ -546,13 +546,6 @@ PLAIN_USER_UNKNOWN = re.compile(
     r"not a valid (?:user|recipient|mailbox|address)|no mailbox|is not a known user|address is not correct|"
     r"check (?:if|that|whether) (?:the )?(?:e-?mail )?address is correct")
 
-# The shape of an answer to RCPT TO: the reply names the recipient, then says it does not exist
-# ("550 <a@example.com>: User unknown", "550 <a@example.com>... No such user"). A refusal of the
-# content after DATA does not echo the address like this.
-RCPT_SHAPED = re.compile(r"\b5\d\d[ -](?:\d\.\d\.\d+ )?<[^<>\s]+@[^<>\s]+>\s*(?::|\.\.\.)\s*"
-                         r"(?:user unknown|unknown user|no such (?:user|mailbox|recipient)|"
-                         r"(?:user|mailbox|recipient) (?:does not exist|not found|unknown))")
-
 # A delivery given up on (expired) or a network failure: "host not found" in such a report names
 # the cause of the retries, not a domain that does not exist.
 GAVE_UP = re.compile(r"expired|giving up|gave up|retry time(?:out)? (?:exceeded|not reached)|too long in (?:the )?queue|"
@@ -601,8 +594,8 @@ def classify(status="", diagnostic="", action="failed", command="", reply_code=N
     if not by_status and detail.startswith("1.") and detail not in VAGUE:
         by_status = "userunknown"  # vendor details such as Microsoft's 5.1.351
     found = text_reasons(text)
-    # Addresses are left out: a mailbox called "filtered@..." says nothing about a filter.
-    policy = bool(POLICY_WORDS.search(re.sub(r"\S+@\S+", " ", text)))
+    # Addresses and links are left out: "filtered@..." or ".../reason/#filtered" say nothing of a filter.
+    policy = bool(POLICY_WORDS.search(re.sub(r"\S+@\S+|\w+://\S+", " ", text)))
     reason = ""
     if by_status in OVERRIDES:
         allowed = OVERRIDES[by_status]
@@ -628,17 +621,17 @@ def classify(status="", diagnostic="", action="failed", command="", reply_code=N
             and not DEFINITE_USER_UNKNOWN.search(text):
         # "User unknown" without a x.1.x code. At RCPT TO it means what it says; after DATA the
         # mailbox was there and a filter refused the message (the reply came to the content); at
-        # MAIL FROM it is about our sender address. Elsewhere, plain words ("550 5.0.0 User
-        # unknown", qmail's "(#5.5.0)") are taken at their word; vaguer ones with only a generic
-        # code are not enough to call the address dead.
+        # MAIL FROM it is about our sender address. With only the bare class code (5.0.0, or a
+        # reply code alone) and nothing naming the SMTP step, the words may be a content filter's
+        # (sisimai reads them so, and so do its labels); any other code, 5.5.0 included, is taken
+        # at its word.
         if command == "MAIL":
             reason = "rejected"
         elif command == "DATA" or (command != "RCPT" and EMPTY_USER_UNKNOWN.search(text)):
             reason = "filtered"
         elif command != "RCPT" and by_status in ("filtered", "suspend"):
             reason = by_status
-        elif command != "RCPT" and detail in ("", "0.0", "5.0") and (status or find_reply(text)) \
-                and not RCPT_SHAPED.search(text):
+        elif command != "RCPT" and detail in ("", "0.0") and (status or find_reply(text)):
             reason = "filtered"
     if command == "MAIL" and reason in ("userunknown", "hostunknown", "filtered", "notaccept", ""):
         reason = "rejected"  # the refusal came at MAIL FROM: it is about our envelope sender
