@@ -402,3 +402,22 @@ def test_with_the_queue_on_redis_the_backup_holds_the_data_only_and_says_so(ops,
     assert "Redis" in result.output
     manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
     assert set(manifest["files"]) == {"loft.db"}
+
+
+def test_backups_are_private_and_a_restore_keeps_the_owner_and_mode_of_the_database(ops, tmp_path):
+    import stat
+    assert cli(ops, "db", "backup", str(tmp_path / "b.tar.gz")).exit_code == 0
+    assert cli(ops, "db", "backup", str(tmp_path / "b")).exit_code == 0
+    assert stat.S_IMODE(os.stat(tmp_path / "b.tar.gz").st_mode) == 0o600  # password hashes inside
+    assert stat.S_IMODE(os.stat(tmp_path / "b").st_mode) == 0o700
+    live = live_file(ops)
+    os.chmod(live, 0o640)
+    if os.geteuid() == 0:  # as an operator running the restore with sudo, for a service user's files
+        os.chown(live, 4321, 4321)
+
+    assert cli(ops, "db", "restore", str(tmp_path / "b.tar.gz"), "--yes").exit_code == 0
+
+    after = os.stat(live)
+    assert stat.S_IMODE(after.st_mode) == 0o640
+    if os.geteuid() == 0:
+        assert (after.st_uid, after.st_gid) == (4321, 4321)

@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import sqlite3
+import stat
 import tarfile
 import tempfile
 
@@ -130,6 +131,8 @@ def backup(files, dest, version, now=None):
 def _archive(folder, dest):
     mode = "w:gz" if dest.endswith((".gz", ".tgz")) else "w"
     partial = dest + ".partial"
+    # Readable by this user only, like the folder mkdtemp made: it holds password hashes and sessions.
+    os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
     with tarfile.open(partial, mode) as tar:
         for name in sorted(os.listdir(folder)):
             tar.add(os.path.join(folder, name), arcname=name)
@@ -236,6 +239,7 @@ def put_in_place(restored, files, aside):
     """
     moved = []
     for name, live in files.items():
+        owner = os.stat(live) if os.path.exists(live) else None
         for suffix in ("-wal", "-shm", "-journal", ""):
             if os.path.exists(live + suffix):
                 os.makedirs(aside, exist_ok=True)
@@ -245,5 +249,17 @@ def put_in_place(restored, files, aside):
             os.makedirs(os.path.dirname(os.path.abspath(live)), exist_ok=True)
             staged = f"{live}.restoring"
             shutil.move(restored[name], staged)  # a copy only when the work folder is on another disk
+            if owner is not None:
+                _same_owner(staged, owner)
             os.replace(staged, live)
     return moved
+
+
+def _same_owner(path, before):
+    """Give the restored file the owner and mode of the one it replaces: a restore run as root must
+    not leave a database the `loft` user can only read (every write would fail)."""
+    os.chmod(path, stat.S_IMODE(before.st_mode))
+    try:
+        os.chown(path, before.st_uid, before.st_gid)
+    except PermissionError:
+        pass  # not root: the file is ours, as the replaced one was
