@@ -26,6 +26,7 @@ winner's test result is not diluted by the messages sent after it.
 """
 import datetime
 import json
+import math
 
 from peewee import fn
 
@@ -33,6 +34,7 @@ from app.models import Event
 from app.models import Send
 from app.models import Variant
 from app.models import utcnow
+from app.sending import ledger
 
 STATUSES = ("sent", "bounced", "failed", "skipped", "queued", "deferred", "sending", "held")
 REMAINING = ("queued", "deferred", "sending", "held")
@@ -74,9 +76,8 @@ def progress(campaign, now=None):
     """counts() plus the current rate and the time left, which includes the A/B test's wait."""
     now = now or utcnow()
     c = counts(campaign)
-    window = now - datetime.timedelta(seconds=60)
-    recent = Send.select().where((Send.campaign == campaign.id) & (Send.sent_at >= window)).count()
-    rate = recent / 60.0
+    # Only a sending campaign has a rate (a finished one showed its last minute's for a minute).
+    rate = ledger.send_rate(campaign, now) if campaign.state == "sending" else 0.0
     eta = winner_in = None
     settings = json.loads(campaign.ab_test or "{}")
     waiting = bool(c["held"] and settings and not campaign.ab_decided_at and campaign.started_at)
@@ -89,9 +90,23 @@ def progress(campaign, now=None):
             if rate > 0:
                 sample_left = (c["remaining"] - c["held"]) / rate
                 eta = datetime.timedelta(seconds=int(max(winner_in.total_seconds(), sample_left) + c["held"] / rate))
-        elif rate > 0:
-            eta = datetime.timedelta(seconds=int(c["remaining"] / rate))
+        else:
+            eta = _time_left(campaign, c, rate, now)
     return dict(c, rate=rate, eta=eta, winner_in=winner_in)
+
+
+def _time_left(campaign, c, rate, now):
+    """What can go now at the current rate, but never before the last retry is due; at least a
+    second while anything remains (a timedelta of 0 read as "unknown" and the tile flickered)."""
+    seconds = None
+    ready = c["remaining"] - c["deferred"] - c["held"]
+    if ready and rate > 0:
+        seconds = math.ceil(ready / rate)
+    if c["deferred"]:
+        due = ledger.last_retry_due(campaign.id)
+        if due is not None:
+            seconds = max(seconds or 0, math.ceil((due - now).total_seconds()))
+    return datetime.timedelta(seconds=max(1, seconds)) if seconds is not None else None
 
 
 # --- A/B tests ------------------------------------------------------------------------------

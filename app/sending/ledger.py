@@ -20,6 +20,7 @@ recover_in_flight). Most of those never left; the ones that can reach someone
 twice are the deliveries started and not yet recorded, which the engine keeps
 to a small number (SEND_MAX_UNRECORDED, app/sending/engine.py).
 """
+import datetime
 import json
 
 from peewee import JOIN
@@ -198,12 +199,50 @@ def next_due(campaign_id):
             .where((Send.campaign == campaign_id) & (Send.status == "deferred")).scalar())
 
 
+PROBLEMS = ("failed", "bounced")  # the "Failed or bounced" tile counts these; the list behind it shows them
+
+
 def failed_sends(campaign, limit=50, after_id=0):
-    """Failed sends in id order (keyset pages: pass the last id seen as after_id), with their errors."""
+    """Failed and bounced sends in id order (keyset pages: pass the last id seen as after_id), with
+    their errors: the same statuses the "Failed or bounced" count adds up (it listed only "failed",
+    so 200 bounces counted on the tile were missing from the list)."""
     return list(Send.select(Send, Contact.id, Contact.name)
                 .join(Contact, JOIN.LEFT_OUTER, on=(Send.contact == Contact.id))
-                .where((Send.campaign == campaign) & (Send.status == "failed") & (Send.id > after_id))
+                .where((Send.campaign == campaign) & (Send.status << PROBLEMS) & (Send.id > after_id))
                 .order_by(Send.id).limit(limit))
+
+
+RATE_WINDOW = 60  # seconds of recorded sends the live rate is averaged over
+STALLED_AFTER = 10  # seconds without a recorded send after which the rate is 0 (nothing is going out)
+
+
+def send_rate(campaign, now=None):
+    """Messages per second recorded lately: over the last minute, or since the campaign started
+    when that is more recent (the first minute no longer reads low), and 0 once nothing was
+    recorded for STALLED_AFTER seconds, so an outage never shows the last minute's rate frozen."""
+    now = now or utcnow()
+    since = now - datetime.timedelta(seconds=RATE_WINDOW)
+    if campaign.started_at and campaign.started_at > since:
+        since = campaign.started_at
+    count, last = (Send.select(fn.COUNT(Send.id), fn.MAX(Send.sent_at))
+                   .where((Send.campaign == campaign.id) & (Send.sent_at >= since)).tuples().first())
+    if not count or last is None or (now - _datetime(last)).total_seconds() > STALLED_AFTER:
+        return 0.0
+    return count / max(1.0, (now - since).total_seconds())
+
+
+def last_retry_due(campaign_id):
+    """When the last waiting retry of a campaign is due (None when none waits)."""
+    value = (Send.select(fn.MAX(Send.next_attempt_at))
+             .where((Send.campaign == campaign_id) & (Send.status == "deferred")).scalar())
+    return _datetime(value) if value is not None else None
+
+
+def _datetime(value):
+    """A DateTimeField read through an aggregate comes back as text on SQLite."""
+    if isinstance(value, str):
+        return datetime.datetime.fromisoformat(value)
+    return value
 
 
 def recover_in_flight(campaign_id):
