@@ -280,3 +280,11 @@ def test_an_ordinary_message_from_a_no_reply_sender_is_not_a_bounce():
     raw = (b"From: no-reply@.dion.ne.jp\r\nTo: news@loft.example\r\nSubject: Your invoice\r\n"
            b"Content-Type: text/plain\r\n\r\nThank you for your order.\r\n")
     assert not parse_message(raw).is_bounce
+
+
+def test_provider_events_read_the_receivers_wording_too():
+    # A webhook event (SES, Postmark, ...) carries the recipient's MX reply; Yahoo's "no longer valid"
+    # is a disabled account there as well.
+    from app.feedback.parse import report_for
+    report = report_for("alice@yahoo.com", "5.0.0", "554 delivery error: dd alice@yahoo.com is no longer valid.")
+    assert (report.kind, report.reason) == ("soft", "suspend")

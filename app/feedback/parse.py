@@ -855,7 +855,8 @@ def report_for(email, status="", diagnostic="", action="failed", kind=None, mess
         report.recipients = [address] if address else []
         report.results = [Recipient(email=address, kind=report.kind, reason="feedback")] if address else []
         return report
-    found_kind, reason, code = classify.classify(status, diagnostic, action=action)
+    # The provider delivered straight to the recipient's MX, so the receiver's own wording applies.
+    found_kind, reason, code = classify.classify(status, diagnostic, action=action, recipient=address)
     if kind and kind != found_kind:
         found_kind, reason = kind, {"hard": "userunknown", "soft": "onhold"}.get(kind, reason)
     report.results = [Recipient(email=address, action=(action or "failed").lower(), status=code or status,
@@ -900,7 +901,8 @@ def report_from_ses(data):
             recipient = Recipient(email=address, status=status, diagnostic=diagnostic,
                                   action=item.get("action") or "failed",
                                   remote_mta=bounce.get("remoteMtaIp") or bounce.get("reportingMTA") or "")
-            kind_, reason, code = classify.classify(status, diagnostic, action=recipient.action)
+            kind_, reason, code = classify.classify(status, diagnostic, action=recipient.action, recipient=address,
+                                                    remote_mta=bounce.get("reportingMTA") or "")
             if subtype in ("suppressed", "onaccountsuppressionlist"):
                 kind_, reason = "hard", "suppressed"
             elif not diagnostic and not status:
