@@ -35,8 +35,10 @@ def settings():
         try:
             values = services.validate(request.form)
         except services.SettingsError as exc:
+            # has_password as on the GET: the help must still say an empty password keeps the stored one.
             return render_template(template, form=request.form, errors=exc.errors,
-                                   tls_modes=services.SMTP_TLS_MODES, team_creation=services.TEAM_CREATION), 422
+                                   tls_modes=services.SMTP_TLS_MODES, team_creation=services.TEAM_CREATION,
+                                   has_password=bool(services.get_settings()["smtp_password"])), 422
         services.save_settings(values)
         flash("Instance settings saved.", "success")  # shown in the fragment too (app/htmx.py)
         if not is_htmx():

@@ -177,7 +177,9 @@ def delete(segment_id):
         try:
             services.delete_segment(g.team, segment)
         except SegmentError as exc:
-            return render_template("segments/delete.html", segment=segment, error=exc.message), 422
+            # The same page as the GET, so the campaigns that use the segment are listed beside the message.
+            return render_template("segments/delete.html", segment=segment, error=exc.message,
+                                   using=services.campaigns_using(g.team, segment)), 422
         flash(f"Segment “{segment.name}” was deleted.", "success")
         return redirect(url_for("segments.index"))
     return render_template("segments/delete.html", segment=segment, error=None,

@@ -162,8 +162,9 @@ def accept(token):
                 login_user(user)
                 team = invite.team
         except TeamError as exc:
-            return render_template("teams/accept.html", invite=invite, error=str(exc),
-                                   error_field=exc.field, form=request.form), 422
+            # has_account as on the GET: an address that already has an account is told to sign in.
+            return render_template("teams/accept.html", invite=invite, error=str(exc), error_field=exc.field,
+                                   form=request.form, has_account=services.account_exists(invite.email)), 422
         flash(f"Welcome to “{team.name}”.", "success")
         return redirect(url_for("main.dashboard"))
     has_account = services.account_exists(invite.email)
