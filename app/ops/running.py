@@ -11,10 +11,13 @@ Two signs, because either alone misses a case:
   shows as well.
 """
 import fcntl
+import logging
 import os
 from contextlib import contextmanager
 
 DMS_BYTE = 128  # WALINDEX_LOCK_OFFSET (120) + 8: the byte every open WAL connection read-locks (os_unix.c)
+
+log = logging.getLogger(__name__)
 
 _held = {}  # lock path -> file descriptor, for the locks this process holds
 
@@ -36,10 +39,20 @@ def hold(database_path):
     path = lock_path(database_path)
     if path in _held:
         return
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fd = _open(path)
+    except OSError as exc:  # never keep Loft from starting over it; the -shm sign still works
+        log.warning("cannot take the process lock %s (%s): restores will only see open connections", path, exc)
+        return
     fcntl.flock(fd, fcntl.LOCK_SH)  # blocks while a restore holds it exclusively, on purpose
     _held[path] = fd
+
+
+def _open(path):
+    # Read-only is enough for flock, and 0644 lets the service user open a file first made by root
+    # (`sudo flask db upgrade` loads wsgi.py too).
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    return os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
 
 
 def release(database_path):
@@ -64,6 +77,8 @@ def connections_open(sqlite_file):
         fd = os.open(shm, os.O_RDWR)
     except FileNotFoundError:
         return False  # no -shm: nobody has it open in WAL mode
+    except PermissionError:
+        return False  # cannot tell without write access; the process lock still guards Loft's own processes
     try:
         fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, DMS_BYTE, os.SEEK_SET)
     except OSError:
@@ -81,9 +96,7 @@ def exclusive(database_path, sqlite_files, force=False):
 
     `sqlite_files` are every SQLite file the restore replaces (the data and the queue). With force,
     goes on anyway and yields what it found, so the caller can say so."""
-    path = lock_path(database_path)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = _open(lock_path(database_path))
     try:
         problems = []
         try:
