@@ -12,6 +12,7 @@ from flask_login import LoginManager
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import htmx
+from app import localtime
 from app import logs
 from app import security
 from app.config import Config
@@ -52,6 +53,7 @@ def create_app(overrides=None):
     app.before_request(security.limit_body)  # before anything reads the body
     app.before_request(security.check_csrf)
     htmx.init_app(app)
+    localtime.init_app(app)  # the local_time / local_date filters: stored UTC shown in the team's zone
 
     from app.teams import context
     context.init_app(app)
@@ -83,6 +85,7 @@ def create_app(overrides=None):
     from app import cli
     cli.init_app(app)
     _init_templates(app)
+    _init_favicon(app)
     _init_errors(app)
     app.after_request(_security_headers)
     if app.config["PROXIES"]:
@@ -115,6 +118,14 @@ def _init_login(app):
             return hx_redirect(target, status=204)
         flash(login_manager.login_message, "info")
         return redirect(target)
+
+
+def _init_favicon(app):
+    """Browsers ask for /favicon.ico on every site, whatever the page links (JSON, the error pages)."""
+    def favicon():
+        return app.send_static_file("favicon.ico")
+    favicon.public = True  # no team, no sign-in: tests/test_teams.py checks every endpoint says who may use it
+    app.add_url_rule("/favicon.ico", "favicon", favicon)
 
 
 def _init_templates(app):

@@ -121,7 +121,7 @@ def _watch(page, problems):
 
     def on_response(response):
         kind = response.request.resource_type
-        if kind in ASSET_TYPES and response.status >= 400 and not response.url.endswith("/favicon.ico"):
+        if kind in ASSET_TYPES and response.status >= 400:
             problems.append(f"{kind} {response.url} answered {response.status}")
         elif kind in ("xhr", "fetch") and response.status >= 500:
             problems.append(f"HTMX request {response.request.method} {response.url} answered {response.status}")
