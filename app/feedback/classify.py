@@ -142,7 +142,8 @@ PATTERNS = {
         r"user refuses", r"recipient (?:refuses|refused|has blocked|does not accept)",
         r"(?:user|recipient) (?:has )?(?:blocked|rejected) (?:you|your|this|the sender)",
         r"not accept(?:ing)? mail from (?:you|this sender)", r"due to the (?:recipient|user)'s (?:filter|settings)",
-        r"is not accepting any mail", r"not accepting mail with", r"user reject", r"refused due to recipient preferences",
+        r"is not accepting any mail", r"not accepting mail with", r"user reject",
+        r"refused due to recipient preferences",
         r"only accepting mail from specific"),
     "hostunknown": _rx(
         r"host (?:or domain )?(?:name )?(?:not found|unknown|does not exist)", r"unknown (?:host|domain)",
@@ -175,7 +176,8 @@ PATTERNS = {
         r"barracuda ?(?:central|reputation)", r"sorbs", r"listed (?:in|at|on|by)\b", r"client host (?:\S+ )?(?:rejected|blocked|refused)",
         r"access denied", r"(?:connection|session) (?:rejected|denied)", r"refused to talk",
         r"(?:connection|session) refused (?:by|due|because|from)",
-        r"(?:ip|ip address|client|host|network|server) (?:\S+ ){0,3}(?:is |has been )?(?:blocked|banned|refused|not (?:allowed|permitted))",
+        r"(?:ip|ip address|client|host|network|server) (?:\S+ ){0,3}(?:is |has been )?"
+        r"(?:blocked|banned|refused|not (?:allowed|permitted))",
         r"connection (?:\S+ ){0,3}(?:is |has been )?(?:blocked|banned|not (?:allowed|permitted))",
         r"your (?:ip|server|host|network|domain|access)", r"not (?:allowed|permitted|authorized) to (?:send|connect|deliver)",
         r"(?:currently|temporarily) (?:deferred|rejected|blocked)", r"\bdenied\b", r"\bban(?:ned)?\b",
@@ -548,8 +550,9 @@ PLAIN_USER_UNKNOWN = re.compile(
 
 # A delivery given up on (expired) or a network failure: "host not found" in such a report names
 # the cause of the retries, not a domain that does not exist.
-GAVE_UP = re.compile(r"expired|giving up|gave up|retry time(?:out)? (?:exceeded|not reached)|too long in (?:the )?queue|"
-                     r"could not be delivered (?:with)?in|undeliverable for|maximum time|delivery time")
+GAVE_UP = re.compile(r"expired|giving up|gave up|retry time(?:out)? (?:exceeded|not reached)|"
+                     r"too long in (?:the )?queue|could not be delivered (?:with)?in|undeliverable for|"
+                     r"maximum time|delivery time")
 TEMPORARY_NETWORK = re.compile(r"try again|temporar|timed? ?out|connection (?:refused|reset|lost|closed)|"
                                r"no route to host|network is unreachable|host is unreachable|servfail|lost connection")
 
