@@ -141,7 +141,8 @@ class Config:
     AUTOPAUSE_CHECK_SECONDS = float(_str("LOFT_AUTOPAUSE_CHECK_SECONDS", "5"))
     # Reports: raw events older than this many days are deleted once counted (daily totals stay).
     EVENT_RETENTION_DAYS = _int("LOFT_EVENT_RETENTION_DAYS", 400)
-    # A newer GeoLite2 .mmdb file for countries in reports; empty = the one in the maxminddb-geolite2 package.
+    # A current GeoLite2 .mmdb file for countries in reports; empty = the 2018 copy in the maxminddb-geolite2 package
+    # (reports name the database's build date and warn when it is more than a year old).
     GEOIP_DB = _str("LOFT_GEOIP_DB", "")
     # Tracking: open and click events are written every this many milliseconds in one transaction per
     # worker (0 = each hit written before it is answered; a killed worker loses at most this much).

@@ -1,10 +1,13 @@
 """Country of an IP address, from a MaxMind .mmdb database.
 
 By default the GeoLite2 database that ships inside the PyPI package
-maxminddb-geolite2 (2018 data: good enough for countries, which rarely move);
-LOFT_GEOIP_DB points at a newer GeoLite2-Country or -City .mmdb file.
+maxminddb-geolite2, built in July 2018: address blocks have been reassigned
+between countries since, so LOFT_GEOIP_DB should point at a current
+GeoLite2-Country or -City .mmdb file (docs/operations.md). Reports say which
+database they used and warn when it is more than a year old (database_info).
 Lookups are cached: the aggregator asks once per distinct address.
 """
+import datetime
 import functools
 import ipaddress
 import logging
@@ -30,6 +33,22 @@ def _reader(path):
             log.exception("could not open the GeoIP database %r", path or "(maxminddb-geolite2)")
         _readers[path] = reader
     return _readers[path]
+
+
+STALE_AFTER = datetime.timedelta(days=365)
+
+
+def database_info(path="", today=None):
+    """What the report should say about its country data: {"type", "built" (a date), "age_days", "stale",
+    "bundled"}, or None when no database could be opened."""
+    reader = _reader(path)
+    if reader is None:
+        return None
+    meta = reader.metadata()
+    built = datetime.datetime.fromtimestamp(meta.build_epoch, datetime.timezone.utc).date()
+    age = (today or datetime.datetime.now(datetime.timezone.utc).date()) - built
+    return {"type": meta.database_type, "built": built, "age_days": age.days, "stale": age > STALE_AFTER,
+            "bundled": not path}
 
 
 def configured_path():

@@ -14,6 +14,7 @@ from flask import g
 from flask import render_template
 
 from app.reports import charts
+from app.reports import geo
 from app.reports import rollup
 from app.reports import services
 from app.security import attachment
@@ -53,7 +54,8 @@ def campaign(campaign_id):
                               "left out",
                               timeline["labels"], [("Opens", timeline["opens"]), ("Clicks", timeline["clicks"])])
     return render_template("reports/campaign.html", report=report, campaign=campaign, chart=chart,
-                           behind=max(0, position[1] - position[0]))
+                           behind=max(0, position[1] - position[0]),
+                           geoip=geo.database_info(geo.configured_path()))
 
 
 @bp.route("/campaigns/<int:campaign_id>.csv")
