@@ -162,7 +162,7 @@ def test_htmx_invite_swaps_the_members_fragment_with_the_csrf_header(page, catch
     page.get_by_label("Email address").fill("grace@example.com")
     page.get_by_label("Role").select_option(label="Manager")
     page.get_by_role("button", name="Send invitation").click()
-    expect(members.get_by_role("status")).to_have_text("Invitation sent to grace@example.com.")
+    expect(members.get_by_role("status")).to_have_text("Invitation sent to grace@example.com as Manager.")
     pending = members.locator("ul.list li", has_text="grace@example.com")
     expect(pending).to_contain_text("Manager")
     expect(members.get_by_role("alert")).to_have_count(0)

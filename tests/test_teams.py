@@ -208,7 +208,7 @@ def test_manager_cannot_create_or_demote_administrators(app, admin):
     _, manager = make_member(app, team, "manager")
     assert manager.post("/teams/members/invite", {"email": "boss@example.com", "role": "admin"}).status_code == 422
     admin_membership = Membership.get(Membership.user == admin)
-    response = manager.post(f"/teams/members/{admin_membership.id}/role", {"role": "guest"})
+    response = manager.post(f"/teams/members/{admin_membership.id}/role", {"role": "guest"}, htmx=True)
     assert response.status_code == 422
     assert Membership.get_by_id(admin_membership.id).role == "admin"
 
@@ -227,12 +227,49 @@ def test_the_last_administrator_cannot_be_demoted_or_removed_or_leave(app, web, 
     membership = Membership.get(Membership.user == admin)
     team = membership.team
     _, other_admin_client = make_member(app, team, "manager", "second@example.com")
-    response = other_admin_client.post(f"/teams/members/{membership.id}/role", {"role": "guest"})
+    response = other_admin_client.post(f"/teams/members/{membership.id}/role", {"role": "guest"}, htmx=True)
     assert response.status_code == 422
-    leave = web.post(f"/teams/members/{membership.id}/remove")
-    assert leave.status_code == 422
-    assert "at least one Administrator" in soup(leave).text
+    assert "Only an Administrator" in soup(response).select_one("#members-error").text
     assert Membership.get_by_id(membership.id).role == "admin"
+
+
+def test_the_sole_administrator_leaving_is_told_why_on_the_members_page(app, web, admin):
+    """Issue 9: "Leave team" (a plain form) ended on a 422 page at its POST URL."""
+    membership = Membership.get(Membership.user == admin)
+    leave = web.post(f"/teams/members/{membership.id}/remove")
+    assert leave.status_code == 303 and leave.headers["Location"].endswith("/teams/members")
+    page = soup(web.get("/teams/members"))
+    assert "only Administrator, so you cannot leave it yet" in page.select_one(".flash-error").text
+    assert page.select_one("#members") is not None
+    assert Membership.get_by_id(membership.id).role == "admin"
+    # The same for the other member actions posted without htmx (no JavaScript).
+    second, _ = make_member(app, membership.team, "author", "second@example.com")
+    changed = web.post(f"/teams/members/{Membership.get(Membership.user == second).id}/role", {"role": "guest"})
+    assert changed.status_code == 303
+    assert "second@example.com is now Guest" in soup(web.get("/teams/members")).select_one(".flash-success").text
+
+
+def test_re_inviting_says_when_the_offered_role_changes(web, admin, catcher):
+    """Issue 9: re-inviting an address silently changed the role of its pending invitation."""
+    first = soup(_invite(web, "pat@example.com", "guest")).select_one(".flash-success").text
+    assert first == "Invitation sent to pat@example.com as Guest."
+    again = soup(_invite(web, "pat@example.com", "guest")).select_one(".flash-success").text
+    assert "Invitation sent again to pat@example.com as Guest (the earlier link no longer works)" in again
+    changed = soup(_invite(web, "pat@example.com", "manager")).select_one(".flash-success").text
+    assert ("pat@example.com already had a pending invitation as Guest: it is replaced by this one as Manager"
+            in changed)
+    assert [(i.email, i.role) for i in Invite.select()] == [("pat@example.com", "manager")]
+
+
+def test_invitations_per_team_and_hour_are_capped(app, web, admin, catcher):
+    """Invitations leave through the instance's server with the team's name in them: not a mass mailer."""
+    app.config["INVITES_PER_HOUR"] = 2
+    _invite(web, "a@example.com")
+    _invite(web, "b@example.com")
+    refused = web.post("/teams/members/invite", {"email": "c@example.com", "role": "author"}, htmx=True)
+    assert refused.status_code == 422
+    assert "2 invitations in the last hour" in soup(refused).select_one(".flash-error").text
+    assert not Invite.select().where(Invite.email == "c@example.com").exists()
 
 
 def test_admin_can_hand_over_then_leave(app, web, admin):
@@ -254,8 +291,9 @@ def test_role_change_fragment_and_full_page(web, app, admin):
     assert fragment.headers["Vary"] == "HX-Request" or "HX-Request" in fragment.headers["Vary"]
     assert soup(fragment).select_one("body") is None
     assert Membership.get_by_id(member.id).role == "author"
-    page = web.post(f"/teams/members/{member.id}/role", {"role": "guest"})
-    assert soup(page).select_one("body") is not None
+    page = web.post(f"/teams/members/{member.id}/role", {"role": "guest"})  # no htmx: back to the members page
+    assert page.status_code == 303 and page.headers["Location"].endswith("/teams/members")
+    assert soup(web.get("/teams/members")).select_one("body") is not None
 
 
 # --- Team settings -----------------------------------------------------------

@@ -15,6 +15,7 @@ from app.admin import services as admin_services
 from app.auth.services import AuthError
 from app.auth.services import create_user
 from app.auth.services import normalise_email
+from app.consent import ratelimit
 from app.db import db
 from app.models import ROLES
 from app.models import Invite
@@ -161,10 +162,14 @@ def change_role(actor, member, new_role):
 
 
 def remove_member(actor, member):
+    """Remove member (actor is member itself when leaving)."""
     with db.atomic():
         if actor.role != "admin" and member.role == "admin":
             raise TeamError("Only an Administrator can remove an Administrator.")
         if member.role == "admin" and _admin_count(member.team_id) <= 1:
+            if actor.id == member.id:
+                raise TeamError("You are this team's only Administrator, so you cannot leave it yet: make "
+                                "another member an Administrator first (or invite one).")
             raise TeamError("A team needs at least one Administrator. Make someone else an "
                             "Administrator before removing this one.")
         member.delete_instance()
@@ -177,8 +182,13 @@ def pending_invites(team):
                                   & (Invite.expires_at > utcnow())).order_by(Invite.created_at.desc()))
 
 
+INVITES_PER_HOUR = 50  # per team; invitations go out through the instance's server (app config overrides)
+
+
 def create_invite(actor, email, role):
-    """A new invite and its secret token (only the hash is stored)."""
+    """(invite, token, earlier): a new invite, its secret token (only the hash is stored), and the
+    pending invite to the same address it replaces (None if there was none), so the caller can say
+    what changed: re-inviting someone must never silently change the role they were offered."""
     try:
         email = normalise_email(email)
     except AuthError as exc:
@@ -188,15 +198,21 @@ def create_invite(actor, email, role):
                .where((Membership.team == actor.team_id) & (User.email == email)).exists())
     if already:
         raise TeamError(f"{email} is already a member of this team.", field="email")
+    # Invitations are Loft's own mail, sent through the instance's server with the team's name in them:
+    # a team may not turn that into a mass mailer.
+    limit = int(current_app.config.get("INVITES_PER_HOUR", INVITES_PER_HOUR))
+    if not ratelimit.hit("invite", actor.team_id, limit, 3600):
+        raise TeamError(f"This team has sent {limit} invitations in the last hour. Try again later.", field="email")
     token = secrets.token_urlsafe(32)
     with db.atomic():
-        # A new invite replaces any earlier one to the same address.
+        # A new invite replaces any earlier one to the same address (its link stops working).
+        earlier = (pending_invites(actor.team_id).where(Invite.email == email).first())
         Invite.delete().where((Invite.team == actor.team_id) & (Invite.email == email)
                               & Invite.accepted_at.is_null()).execute()
         invite = Invite.create(team=actor.team_id, email=email, role=role, invited_by=actor.user_id,
                                token_hash=security.hash_token(token),
                                expires_at=utcnow() + datetime.timedelta(days=current_app.config["INVITE_DAYS"]))
-    return invite, token
+    return invite, token, earlier
 
 
 def revoke_invite(team, invite_id):

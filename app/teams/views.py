@@ -13,6 +13,7 @@ from flask_login import login_user
 
 from app import mail
 from app.htmx import is_htmx
+from app.models import ROLE_LABELS
 from app.models import ROLES
 from app.security import safe_next
 from app.teams import services
@@ -86,6 +87,16 @@ def _render_members(status=200, **context):
                            roles=ROLES, form=context.pop("form", {}), **context), status
 
 
+def _members_outcome(status=200, error=None, notice=None):
+    """The answer to a member action: the refreshed list for htmx; for a plain form post (the "Leave team"
+    button, or no JavaScript) a redirect to the members page with the message there, never an error page
+    left at the action's POST URL."""
+    if is_htmx():
+        return _render_members(status, error=error, notice=notice)
+    flash(error or notice, "error" if error else "success")
+    return redirect(url_for("teams.members"), 303)
+
+
 @bp.route("/members")
 @require("view")
 def members():
@@ -96,14 +107,22 @@ def members():
 @require("manage_members")
 def invite():
     try:
-        invite, token = services.create_invite(g.membership, request.form.get("email", ""),
-                                               request.form.get("role", ""))
+        invite, token, earlier = services.create_invite(g.membership, request.form.get("email", ""),
+                                                        request.form.get("role", ""))
     except TeamError as exc:
         return _render_members(422, error=str(exc), error_field=exc.field, form=request.form)
     message = mail.compose("invite", invite.email, f"You are invited to {g.team.name} on Loft",
                            token=token, team=g.team, inviter=current_user, invite=invite)
     send_system_email(**message)
-    return _render_members(notice=f"Invitation sent to {invite.email}.")
+    notice = f"Invitation sent to {invite.email} as {ROLE_LABELS[invite.role]}."
+    if earlier is not None and earlier.role != invite.role:
+        notice = (f"{invite.email} already had a pending invitation as {ROLE_LABELS[earlier.role]}: it is replaced "
+                  f"by this one as {ROLE_LABELS[invite.role]}, and a new email was sent (the earlier link no "
+                  "longer works).")
+    elif earlier is not None:
+        notice = (f"Invitation sent again to {invite.email} as {ROLE_LABELS[invite.role]} "
+                  "(the earlier link no longer works).")
+    return _render_members(notice=notice)
 
 
 @bp.route("/members/<int:member_id>/role", methods=["POST"])
@@ -113,8 +132,8 @@ def change_role(member_id):
     try:
         services.change_role(g.membership, member, request.form.get("role", ""))
     except TeamError as exc:
-        return _render_members(422, error=str(exc))
-    return _render_members(notice=f"{member.user.email} is now {member.role_label}.")
+        return _members_outcome(422, error=str(exc))
+    return _members_outcome(notice=f"{member.user.email} is now {member.role_label}.")
 
 
 @bp.route("/members/<int:member_id>/remove", methods=["POST"])
@@ -128,11 +147,11 @@ def remove_member(member_id):
     try:
         services.remove_member(g.membership if not leaving else member, member)
     except TeamError as exc:
-        return _render_members(422, error=str(exc))
+        return _members_outcome(422, error=str(exc))
     if leaving:
         flash(f"You left “{g.team.name}”.", "info")
         return redirect(url_for("main.dashboard"))
-    return _render_members(notice=f"{member.user.email} was removed from the team.")
+    return _members_outcome(notice=f"{member.user.email} was removed from the team.")
 
 
 @bp.route("/invites/<int:invite_id>/revoke", methods=["POST"])
@@ -140,7 +159,7 @@ def remove_member(member_id):
 def revoke_invite(invite_id):
     if not services.revoke_invite(g.team, invite_id):
         abort(404)
-    return _render_members(notice="Invitation withdrawn.")
+    return _members_outcome(notice="Invitation withdrawn.")
 
 
 @bp.route("/join/<token>", methods=["GET", "POST"])
