@@ -185,7 +185,7 @@ def test_time_left_adds_the_ab_wait_to_the_sending_time(app, ab_campaign):
     sample = list(Send.select().where(Send.campaign == campaign.id, Send.status == "queued").order_by(Send.id))
     now = utcnow()
     Campaign.update(started_at=now - datetime.timedelta(minutes=10)).where(Campaign.id == campaign.id).execute()
-    _deliver(campaign, sample[:2], now - datetime.timedelta(seconds=30))  # 2 in the last minute: 2/60 per second
+    _deliver(campaign, sample[:2], now - datetime.timedelta(seconds=5))  # 2 in the last minute: 2/60 per second
     with app.app_context():
         live = stats.progress(Campaign.get_by_id(campaign.id), now=now)
     # 2 sample sends left (60 s at this pace) but the winner is picked in 50 minutes; then 16 more (480 s).

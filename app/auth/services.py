@@ -22,6 +22,7 @@ from app.models import Team
 from app.models import User
 from app.models import new_token
 from app.models import utcnow
+from app.wording import plural
 
 RECOVERY_CODE_COUNT = 10
 
@@ -91,7 +92,7 @@ def check_throttle(email, ip):
     limit = current_app.config["LOGIN_MAX_FAILURES"]
     if _recent_failures(email=email) >= limit or _recent_failures(ip=ip) >= limit * 4:
         minutes = max(1, current_app.config["LOGIN_THROTTLE_SECONDS"] // 60)
-        raise AuthError(f"Too many failed sign-in attempts. Wait {minutes} minutes and try again, "
+        raise AuthError(f"Too many failed sign-in attempts. Wait {plural(minutes, 'minute')} and try again, "
                         "or reset your password.")
 
 

@@ -209,7 +209,7 @@ def requeue(campaign_id):
         flash(str(exc), "error")
         return redirect(url_for("campaigns.failed", campaign_id=campaign.id))
     sending_tasks.send_campaign(campaign.id)
-    flash(f"{count} failed messages are queued again.", "success")
+    flash(f"{plural(count, 'failed message')} {'is' if count == 1 else 'are'} queued again.", "success")
     return redirect(url_for("campaigns.progress", campaign_id=campaign.id))
 
 

@@ -27,6 +27,7 @@ from app.models import CONTACT_STATUSES
 from app.models import FIELD_TYPES
 from app.models import SUBSCRIPTION_STATUSES
 from app.teams.context import require
+from app.wording import plural
 from tasks import contacts as contact_tasks
 
 bp = Blueprint("contacts", __name__, url_prefix="/contacts")
@@ -371,6 +372,6 @@ def delete_field(field_id):
     field = _field_or_404(field_id)
     if request.method == "POST":
         cleared = services.delete_field(g.team, field, current_user)
-        flash(f"Field “{field.label}” deleted; its value was removed from {cleared:,} contacts.", "success")
+        flash(f"Field “{field.label}” deleted; its value was removed from {plural(cleared, 'contact')}.", "success")
         return _go(url_for("contacts.fields"))
     return render_template("contacts/field_delete.html", field=field, usage=services.field_usage(g.team, field))

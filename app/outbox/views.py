@@ -11,6 +11,7 @@ from flask import url_for
 from app.admin.views import instance_admin_required
 from app.htmx import is_htmx
 from app.outbox import services
+from app.wording import plural
 
 bp = Blueprint("outbox", __name__, url_prefix="/outbox")
 
@@ -62,5 +63,5 @@ def raw(message_id):
 @instance_admin_required
 def clear():
     count = services.clear()
-    flash(f"Deleted {count} messages from the Outbox.", "info")
+    flash(f"Deleted {plural(count, 'message')} from the Outbox.", "info")
     return redirect(url_for("outbox.index"))
