@@ -172,3 +172,26 @@ def test_implicit_tls_goes_to_the_checked_address_and_verifies_the_name(guarded,
         controller.stop()
     assert name == "mx.test" and peer == "127.0.0.1"  # certificate checked for the name, socket to the address
     assert lookups == ["mx.test", "mx.test"]  # one lookup per connection, never a second one to race
+
+
+def test_private_mail_servers_is_an_instance_setting_off_by_default(guarded, web, admin):
+    from app.admin import services as admin_services
+    page = soup(web.get("/admin/settings"))
+    box = page.select_one("#f-private_mail_hosts")
+    assert box is not None and not box.has_attr("checked")
+    form = {"base_url": "https://mail.example.com", "default_from_email": "loft@example.com",
+            "smtp_host": "127.0.0.1", "smtp_port": "1025", "smtp_tls": "none", "team_creation": "invited"}
+    web.post("/admin/settings", dict(form, private_mail_hosts="1"))
+    assert soup(web.get("/admin/settings")).select_one("#f-private_mail_hosts").has_attr("checked")
+    with guarded.app_context():
+        assert admin_services.get_settings()["private_mail_hosts"] is True
+    # Now the LAN relay is accepted...
+    saved = web.post("/sending/accounts/new", {"preset": "generic", "name": "LAN relay", "host": "10.0.0.5",
+                                              "port": "587", "tls_mode": "starttls", "per_second": "0",
+                                              "per_hour": "0", "per_day": "0", "max_connections": "1",
+                                              "weight": "1"})
+    assert saved.status_code == 302
+    # ...and unticking the box (an absent checkbox) turns it off again.
+    web.post("/admin/settings", form)
+    with guarded.app_context():
+        assert admin_services.get_settings()["private_mail_hosts"] is False
