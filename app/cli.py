@@ -109,9 +109,16 @@ def restore_command(path, yes, force):
             with running.exclusive(database, list(files.values()), force=force) as problems:
                 for problem in problems:
                     click.echo(f"Warning: {problem} (going on because of --force)", err=True)
-                moved = backup.put_in_place(paths, files, aside)
-                applied = migrate()
-                affected = restored.settle_campaigns(created)
+                try:
+                    moved = backup.put_in_place(paths, files, aside)
+                    applied = migrate()
+                    affected = restored.settle_campaigns(created)
+                except Exception as exc:
+                    # Never leave restored campaigns "sending" for a worker to pick up: undo it all.
+                    db.close()
+                    backup.put_back(files, aside)
+                    raise click.ClickException(f"The restore failed ({type(exc).__name__}: {exc}); the files "
+                                               "were put back as they were before it.") from exc
         except running.InUse as exc:
             raise click.ClickException(f"Refusing to restore: {exc}. Stop the web, worker and mail processes "
                                        "first (or pass --force if you are sure they are stopped).")

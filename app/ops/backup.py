@@ -255,6 +255,19 @@ def put_in_place(restored, files, aside):
     return moved
 
 
+def put_back(files, aside):
+    """Undo put_in_place after a later step failed: the files from `aside` return to their places."""
+    for name, live in files.items():
+        for suffix in ("-wal", "-shm", "-journal", ""):
+            kept = os.path.join(aside, name + suffix)
+            if os.path.exists(kept):
+                os.replace(kept, live + suffix)
+            elif os.path.exists(live + suffix):
+                os.remove(live + suffix)  # the restored file, or a log SQLite made for it meanwhile
+    if os.path.isdir(aside) and not os.listdir(aside):
+        os.rmdir(aside)
+
+
 def _same_owner(path, before):
     """Give the restored file the owner and mode of the one it replaces: a restore run as root must
     not leave a database the `loft` user can only read (every write would fail)."""
