@@ -160,3 +160,30 @@ def test_migration_0037_keeps_the_lists_that_existed_public(app, team):
         migration.up(migrator, db.obj)
     assert MailingList.get(MailingList.name == "Old list").visibility == "public"
     assert MailingList.create(team=team, name="Brand new").visibility == "private"
+
+
+def test_the_unsubscribe_page_does_not_name_a_private_list(app, team):
+    """The confirmation page after "Unsubscribe" names public lists only; a private one is "this list"."""
+    import json
+
+    from app.tracking import tokens as tracking_tokens
+    from tests.test_tracking import make_campaign
+    from tests.test_tracking import make_send
+
+    beta = MailingList.create(team=team, name="Beta testers", visibility="private")
+    news = MailingList.create(team=team, name="News", visibility="public")
+    contact = Contact.create(team=team, email="pat@example.com", domain="example.com")
+    offers = MailingList.create(team=team, name="Offers", visibility="public")  # keeps the contact active
+    for mailing_list in (beta, news, offers):
+        Subscription.create(contact=contact, list=mailing_list, status="subscribed")
+    client = app.test_client(use_cookies=False)
+    for mailing_list, shown in ((beta, "this list"), (news, "News")):
+        campaign = make_campaign(team, name=f"To {mailing_list.name}",
+                                 audience=json.dumps({"lists": [mailing_list.id], "segments": []}))
+        send = make_send(campaign, contact)
+        with app.app_context():
+            url = f"/u/{tracking_tokens.sign('unsubscribe', send.id)}"
+        text = soup(client.post(url, data={"scope": "campaign"})).select_one("#unsubscribe .flash").get_text()
+        assert shown in text and "Beta testers" not in text
+    assert {s.list_id: s.status for s in Subscription.select()} == {
+        beta.id: "unsubscribed", news.id: "unsubscribed", offers.id: "subscribed"}

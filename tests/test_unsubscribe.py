@@ -40,7 +40,7 @@ def public(app):
 @pytest.fixture
 def world(ctx):
     team = make_team()
-    news = MailingList.create(team=team, name="Newsletter")
+    news = MailingList.create(team=team, visibility="public", name="Newsletter")
     offers = MailingList.create(team=team, name="Offers")
     contact = make_contact(team)
     for mailing_list in (news, offers):

@@ -311,7 +311,8 @@ def unsubscribe(send_id, everything=False, source="one-click"):
         contact, campaign = target.contact, target.campaign
         explicit_everything = everything
         lists = [] if everything else audience_lists(campaign)
-        ending = Subscription.select(Subscription.id, MailingList.id, MailingList.name).join(MailingList).where(
+        ending = Subscription.select(Subscription.id, MailingList.id, MailingList.name,
+                                     MailingList.visibility).join(MailingList).where(
             (Subscription.contact == contact) & (Subscription.status != "unsubscribed"))
         if lists:
             ending = ending.where(Subscription.list << lists)
@@ -336,13 +337,15 @@ def unsubscribe(send_id, everything=False, source="one-click"):
             # re-importing the contact cannot bring them back; their preference page lifts it.
             suppressed = suppression.suppress(target.team.id, "email", contact.email, reason="unsubscribed")
         if not (ending or status_changed or suppressed):
-            return {"changed": False, "lists": [], "all": contact.status != "active", "skipped": 0}
+            return {"changed": False, "lists": [], "public_lists": [], "all": contact.status != "active",
+                    "skipped": 0}
         names = [row[2] for row in ending]
+        public_names = [row[2] for row in ending if row[3] == "public"]  # private lists are named nowhere public
         Event.insert(team=target.team.id, contact=contact.id, campaign_id=campaign.id, type="unsubscribed", at=now,
                      data=json.dumps({"send": send_id, "lists": names, "all": everything,
                                       "source": source})).execute()
         skipped = _skip_waiting_sends(contact, now)
-    return {"changed": True, "lists": names, "all": everything, "skipped": skipped}
+    return {"changed": True, "lists": names, "public_lists": public_names, "all": everything, "skipped": skipped}
 
 
 def _skip_waiting_sends(contact, now):
