@@ -58,6 +58,13 @@ def get_settings():
     return values
 
 
+def get_setting(key):
+    """One instance setting (stored value over default) with one small query: for hot paths such as
+    every SMTP connection of the sending engine, which must not decrypt the SMTP password each time."""
+    row = InstanceSetting.get_or_none(InstanceSetting.key == key)
+    return json.loads(row.value) if row is not None else _defaults()[key]
+
+
 def validate(form):
     """Clean the settings form, or raise SettingsError with a message per field."""
     errors = {}

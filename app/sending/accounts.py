@@ -173,7 +173,7 @@ def private_hosts_allowed():
     """The instance setting "private mail servers" (off unless the instance administrator turns it on)."""
     from app.admin import services as admin_services  # admin settings import this module
 
-    return bool(admin_services.get_settings()["private_mail_hosts"])
+    return bool(admin_services.get_setting("private_mail_hosts"))
 
 
 PRIVATE_HINT = ("Loft connects only to public mail servers. The instance administrator can allow servers on this "
