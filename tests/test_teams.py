@@ -361,3 +361,18 @@ def test_the_team_creation_setting_is_on_the_instance_settings_page(app, web, ad
     from app.admin import services as admin_services
     with app.app_context():
         assert admin_services.get_settings()["team_creation"] == "admin"
+
+
+def test_team_settings_say_when_the_from_address_cannot_send_yet(app, web, admin):
+    """Any From address may be saved, but the page says that mail from it waits for a verified domain."""
+    from app.models import SenderDomain
+    from app.models import utcnow
+    form = {"name": "Acme", "default_from_name": "Acme", "default_from_email": "news@acme.example",
+            "postal_address": "1 Main St", "time_zone": "UTC"}
+    web.post("/teams/settings", form)
+    warning = soup(web.get("/teams/settings")).select_one(".flash-warning")
+    assert warning is not None and "until acme.example is verified under Sender domains" in warning.text
+    team = Team.get(Team.name == "Acme")
+    SenderDomain.create(team=team, domain="acme.example", verified_at=utcnow())
+    web.post("/teams/settings", form)
+    assert soup(web.get("/teams/settings")).select_one(".flash-warning") is None

@@ -67,6 +67,8 @@ def settings():
         except TeamError as exc:
             return _render_settings(error=str(exc), error_field=exc.field, form=request.form), 422
         flash("Team settings saved.", "success")
+        if warning := services.sender_warning(g.team):
+            flash(warning, "warning")
         if is_htmx():
             # The fresh form, with the header's team switcher out of band: the name may have changed.
             return _render_settings(form=g.team.__data__, saved=True)  # update_team saved g.team
