@@ -123,13 +123,14 @@ def tiny_disk(app, tmp_path):
 
 
 def fill(folder):
-    with open(folder / "filler", "wb") as f:
-        try:
-            while True:
-                f.write(b"\0" * 65536)
-                f.flush()
-        except OSError:
-            pass
+    """Write zeros until not one more page fits."""
+    with open(folder / "filler", "wb", buffering=0) as f:
+        for size in (65536, 4096):
+            try:
+                while True:
+                    f.write(b"\0" * size)
+            except OSError:
+                pass
 
 
 def test_health_is_degraded_when_the_disk_is_full(client, tiny_disk, monkeypatch):
