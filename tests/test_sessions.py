@@ -121,3 +121,16 @@ def test_a_pending_second_factor_ends_when_the_password_is_reset(app, web, admin
         services.set_password(User.get_by_id(admin.id), "another long password")
     response = web.get("/login/2fa")
     assert response.status_code == 302 and response.headers["Location"] == "/login"
+
+
+def test_a_password_reset_signs_out_copies_and_renews_the_csrf_token(app, web, admin, catcher):
+    from tests.test_auth import _reset_link
+    copied = cookie(web.client, "session")
+    _, link = _reset_link(web, catcher)
+    path = link.split("http://loft.test", 1)[1]
+    before = session_of(web.client).get("csrf")
+    assert web.post(path, {"password": "a brand new password", "password_confirm": "a brand new password",
+                           "csrf_token": before}).status_code == 302
+    assert session_of(web.client).get("csrf") != before
+    response = fresh_client_with(app, session=copied).get("/account")
+    assert response.status_code == 302 and response.headers["Location"].startswith("/login")

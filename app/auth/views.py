@@ -159,6 +159,7 @@ def reset_password(token):
         except AuthError as exc:
             return _form_error("auth/reset_password.html", exc)
         logout_user()
+        session.pop("csrf", None)  # like a sign-out: the next sign-in starts with a fresh token
         flash("Your password is changed and every session was signed out. Sign in with the new password.",
               "success")
         return redirect(url_for("auth.login"))
