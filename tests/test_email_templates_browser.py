@@ -27,12 +27,20 @@ def shot(page, name):
 def add_contact(app):
     from app.models import Contact
     from app.models import Team
+    from app.models import SenderDomain
+    from app.models import SmtpAccount
+    from app.models import utcnow
     with app.app_context():
         team = Team.get()
         team.postal_address = "12 Rue de la Paix, Paris"
+        team.default_from_email = "news@acme.example"
         team.save()
         Contact.create(team=team, email="ann@example.org", domain="example.org", name="Ann Lee",
                        attributes=json.dumps({}))
+        # Test sends go out as the team: a verified sender domain and its own account (the catcher's port).
+        SenderDomain.create(team=team, domain="acme.example", verified_at=utcnow())
+        SmtpAccount.create(team=team, name="Catcher account", host="127.0.0.1", port=app.config["CATCHER_PORT"],
+                           tls_mode="none")
 
 
 def test_start_from_a_layout_edit_and_preview_live(app, page, catcher):
