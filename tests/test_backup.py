@@ -444,3 +444,22 @@ def test_a_restore_that_fails_after_the_swap_puts_everything_back(ops, tmp_path,
     assert team_names() == ["Backed up", "Live only"]
     assert integrity(live_file(ops)) == [("ok",)]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(("before-restore-", ".loft-restore-"))]
+
+
+def test_the_real_flask_commands_back_up_and_restore(ops, tmp_path):
+    """As an operator runs them: `flask --app wsgi ...` loads wsgi.py, which marks its own process as a
+    Loft process; the restore must not take itself for one."""
+    make_team("Backed up")
+    flask = [str(ROOT / ".venv" / "bin" / "flask"), "--app", "wsgi", "db"]
+    env = subprocess_env(ops)
+    db.close()
+    backup = subprocess.run(flask + ["backup", str(tmp_path / "b.tar.gz")], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert backup.returncode == 0, backup.stderr
+    make_team("Later")
+    db.close()
+    restore = subprocess.run(flask + ["restore", str(tmp_path / "b.tar.gz"), "--yes"], cwd=ROOT, env=env,
+                             capture_output=True, text=True, timeout=120)
+    assert restore.returncode == 0, restore.stderr
+    assert "Restored the backup" in restore.stdout
+    assert team_names() == ["Backed up"]
