@@ -226,3 +226,17 @@ def test_every_campaign_error_has_a_case_here():
     here = pathlib.Path(__file__).read_text()
     missing = [m for m in messages if " ".join(m.split()[:4]).rstrip(".") not in here]
     assert not missing, missing
+
+
+def test_test_send_errors_keep_the_addresses(web, ready_team):  # noqa: F811
+    team, news = ready_team
+    campaign = create_draft(web, news)
+    fragment = web.post(f"/campaigns/{campaign.id}/test", {"addresses": "me@, you@"}, htmx=True)
+    assert fragment.status_code == 422
+    assert soup(fragment).select_one("[name=addresses]")["value"] == "me@, you@"
+    page = web.post(f"/campaigns/{campaign.id}/test", {"addresses": "me@, you@"})  # without JavaScript
+    assert page.status_code == 422
+    html = soup(page)
+    assert html.select_one("#e-addresses").text
+    assert html.select_one("[name=addresses]")["value"] == "me@, you@"
+    assert html.select_one("#f-subject")["value"] == "Hello {{ contact.name }}"  # the whole builder

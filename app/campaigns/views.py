@@ -289,6 +289,10 @@ def send_test(campaign_id):
                                addresses=request.form.get("addresses", ""), contact=request.form.get("contact", ""))
     if is_htmx():
         return fragment, status
-    flash("Test sent." if results and all(r.ok for r in results) else (error or "The test could not be sent."),
-          "success" if not error and results and all(r.ok for r in results) else "error")
-    return redirect(url_for("campaigns.edit", campaign_id=campaign.id))
+    if not error and results and all(r.ok for r in results):
+        flash("Test sent.", "success")
+        return redirect(url_for("campaigns.edit", campaign_id=campaign.id))
+    # Without htmx: the builder again, with the addresses typed and the message in the test-send card.
+    return _builder(campaign, 422 if error else 200, test_send=dict(
+        results=results, error=error, addresses=request.form.get("addresses", ""),
+        contact=request.form.get("contact", "")))
