@@ -88,6 +88,8 @@ def test_every_page_shows_the_same_numbers(app, web, paused):
     assert _dd(progress, "Failed or bounced") == str(PROBLEMS)
     assert _dd(progress, "Remaining") == "8"
     assert progress.select_one(f'a[href="/campaigns/{paused.id}/failed"]') is not None
+    failed = soup(web.get(f"/campaigns/{paused.id}/failed"))
+    assert len(failed.select("tbody tr")) == PROBLEMS  # the list behind the tile has what the tile counts
 
     report = soup(web.get(f"/reports/campaigns/{paused.id}"))
     assert _metric(report, "sent") == str(SENT)
