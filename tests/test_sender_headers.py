@@ -74,3 +74,25 @@ def test_one_address():
     assert one_address("zoë@bücher.example") == "zoë@bücher.example"
     for bad in HOSTILE_REPLY_TO + ["", "no-at-sign", "a@b@c.example", '"quoted"@acme.example']:
         assert one_address(bad) == "", bad
+
+
+def test_instance_and_team_sender_fields_are_one_address_and_one_line(web, admin):
+    from app.models import InstanceSetting
+    from app.models import Team
+    from tests.conftest import soup
+    settings = {"base_url": "https://mail.example.com", "default_from_name": "Loft\r\nBcc: victim@example.net",
+                "default_from_email": "loft@example.com>, <victim@example.net", "smtp_host": "smtp.example.com",
+                "smtp_port": "587", "smtp_tls": "starttls"}
+    refused = web.post("/admin/settings", settings)
+    assert refused.status_code == 422
+    page = soup(refused)
+    assert "one email address" in page.select_one("#e-default_from_email").text
+    assert "one line" in page.select_one("#e-default_from_name").text
+    assert page.select_one("#f-smtp_host")["value"] == "smtp.example.com"  # the input is kept
+    assert InstanceSetting.select().count() == 0
+    team = Team.get(Team.name == "Acme")
+    bad = web.post("/teams/settings", {"name": "Acme", "default_from_name": "Acme\nBcc: victim@example.net",
+                                       "default_from_email": "news@acme.example", "time_zone": "UTC"}, htmx=True)
+    assert bad.status_code == 422
+    assert "one line" in soup(bad).select_one("#e-default_from_name").text
+    assert Team.get_by_id(team.id).default_from_name == team.default_from_name

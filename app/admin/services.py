@@ -8,6 +8,8 @@ import json
 from flask import current_app
 
 from app import security
+from app.addresses import one_address
+from app.addresses import one_line
 from app.db import db
 from app.models import InstanceSetting
 from app.sending.accounts import is_loopback
@@ -79,8 +81,10 @@ def validate(form):
     }
     if not values["base_url"].startswith(("http://", "https://")):
         errors["base_url"] = "Enter the full address, starting with https:// (or http:// for local use)."
-    if "@" not in values["default_from_email"]:
-        errors["default_from_email"] = "Enter an email address such as news@example.com."
+    if not one_address(values["default_from_email"]):  # it becomes the From of Loft's own mail
+        errors["default_from_email"] = "Enter one email address such as news@example.com."
+    if not one_line(values["default_from_name"]):
+        errors["default_from_name"] = "The From name must be one line of text."
     if not values["smtp_host"]:
         errors["smtp_host"] = "Enter the SMTP server's host name."
     try:

@@ -44,6 +44,7 @@ from urllib.parse import urlsplit
 
 from itsdangerous import URLSafeSerializer
 
+from app.addresses import one_address
 from app.campaigns import rendering
 from app.campaigns.rendering import CLICK_TOKEN
 from app.campaigns.rendering import OPEN_TOKEN
@@ -56,14 +57,6 @@ from app.tracking import tokens
 CRLF = b"\r\n"
 _HEADER_UNSAFE = re.compile(r"[\x00-\x1f\x7f]+")
 _ATEXT_PHRASE = re.compile(r"^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~ ]*$")
-# One addr-spec and nothing else: no display name, list, group, comment, quoting or whitespace.
-_ONE_ADDRESS = re.compile(r"^[^\s@,;:<>()\[\]\\\"\x00-\x1f\x7f]+@[^\s@,;:<>()\[\]\\\"/?#&=%\x00-\x1f\x7f]+$")
-
-
-def one_address(value):
-    """`value` if it is exactly one plain email address, else "" (see the module docstring)."""
-    value = (value or "").strip()
-    return value if _ONE_ADDRESS.match(value) else ""
 
 
 def header_text(value):

@@ -11,6 +11,7 @@ import zoneinfo
 from flask import current_app
 
 from app import security
+from app.addresses import one_line
 from app.admin import services as admin_services
 from app.auth.services import AuthError
 from app.auth.services import create_user
@@ -112,6 +113,8 @@ def update_team(team, form):
             from_email = normalise_email(from_email)
         except AuthError as exc:
             raise TeamError(str(exc), field="default_from_email")
+    if not one_line(form.get("default_from_name", "")):  # it becomes the From header's name
+        raise TeamError("The From name must be one line of text.", field="default_from_name")
     time_zone = form.get("time_zone", "UTC").strip() or "UTC"
     if time_zone not in available_time_zones():
         raise TeamError("Choose a time zone from the list, such as Europe/Berlin.", field="time_zone")
