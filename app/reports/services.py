@@ -1,8 +1,12 @@
 """Reports: what the campaign report, the team dashboard and the CSV export show.
 
-Everything here reads the small aggregate tables that app.reports.rollup
-keeps up to date (a few hundred rows per campaign at most), never the raw
-events, so a report costs the same for ten recipients or a million.
+Opens, clicks and the breakdowns come from the small aggregate tables that
+app.reports.rollup keeps up to date (a few hundred rows per campaign at most).
+How many messages were sent, delivered and bounced come from
+app.campaigns.stats (the send ledger, one GROUP BY over an index), like on
+every other page, so the report never disagrees with the campaign page; the
+A/B table reads the sample's and the rest's opens and clicks from the events
+(while they are kept, see LOFT_EVENT_RETENTION_DAYS).
 
 Rates (the usual definitions):
   delivered          sent - sends that bounced (any kind)
