@@ -107,7 +107,8 @@ def sink():
 def bench_app(tmp_path_factory):
     path = tmp_path_factory.mktemp("sendbench") / "loft.db"
     app = create_app({"TESTING": True, "SECRET_KEY": "bench-secret", "DATABASE_URL": f"sqlite:///{path}",
-                      "BASE_URL": "https://loft.example"})
+                      "BASE_URL": "https://loft.example",
+                      "MAIL_ALLOW_PRIVATE": True})  # smtp-sink listens on loopback (app/netguard.py)
     with app.app_context():
         migrate()
     yield app, path
