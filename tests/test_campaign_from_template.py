@@ -119,3 +119,13 @@ def test_a_guest_cannot_start_campaigns_from_templates(app, team, templates):  #
     _user, guest = make_member(app, team, "guest")
     assert guest.post(f"/templates/{letter.id}/campaign").status_code == 403
     assert not Campaign.select().exists()
+
+
+def test_a_resend_keeps_the_layout(app, templates):
+    _letter, frame = templates
+    team = frame.team
+    sent = Campaign.create(team=team, name="June", subject="Hi", body="<p>June words</p>", template=frame,
+                           state="completed")
+    with app.app_context():
+        copy = services.resend(sent, "newcomers", None)
+    assert copy.template_id == frame.id and copy.body == "<p>June words</p>"

@@ -395,7 +395,8 @@ def resend(campaign, who, user):
     return Campaign.create(team=campaign.team, name=f"{campaign.name} (to {label})", created_by=user,
                            from_name=campaign.from_name, from_email=campaign.from_email,
                            reply_to=campaign.reply_to, subject=campaign.subject, preheader=campaign.preheader,
-                           body_kind=campaign.body_kind, body=campaign.body, audience=json.dumps(selected),
+                           body_kind=campaign.body_kind, body=campaign.body, template=campaign.template_id,
+                           audience=json.dumps(selected),
                            track_opens=campaign.track_opens, track_clicks=campaign.track_clicks,
                            parent=campaign)
 
