@@ -343,6 +343,11 @@ class SmtpAccount(BaseModel):
     paused_until = DateTimeField(null=True)
     last_test_at = DateTimeField(null=True)
     last_test_result = TextField(default="")
+    # Reachability as the sending engine last found it (app/sending/health.py): "", "ok", "failing".
+    connection_state = CharField(default="")
+    last_error = TextField(default="")
+    failing_since = DateTimeField(null=True)
+    connected_at = DateTimeField(null=True)
     created_at = DateTimeField(default=utcnow)
 
 

@@ -185,9 +185,9 @@ class TestSmtp:
     starttls=True requires STARTTLS (self-signed certificate) before anything else."""
     __test__ = False
 
-    def __init__(self, login=None, starttls=False, **behaviour):
+    def __init__(self, login=None, starttls=False, port=None, **behaviour):
         self.handler = Handler(**behaviour)
-        self.port = free_port()
+        self.port = port or free_port()  # a given port: a server that comes back where one was missing
         self.controller = _Controller(self.handler, login=login, starttls=starttls, hostname="127.0.0.1",
                                       port=self.port, ready_timeout=10)
         self.controller.start()

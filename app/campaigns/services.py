@@ -23,6 +23,7 @@ from app.models import Send
 from app.models import Template
 from app.models import Variant
 from app.models import utcnow
+from app.sending import health
 
 AB_METRICS = {"clicks": "Unique clicks", "opens": "Unique opens (machine opens excluded)"}
 
@@ -327,8 +328,14 @@ def publish_problems(campaign):
     selected = audience(campaign)
     if not selected.get("lists") and not selected.get("segments"):
         problems.append("Choose at least one list or segment to send to.")
-    if not accounts.active_accounts(team.id):
+    active = accounts.active_accounts(team.id)
+    if not active:
         problems.append("Add an SMTP account (or resume a paused one) to send through.")
+    elif len(health.failed_last_test(active)) == len(active):
+        # Known not to work (issue 9 point 10): publishing would only show "Sending 0 %" until it pauses.
+        names = ", ".join(f"“{a.name}”" for a in active)
+        problems.append(f"The SMTP account {names} failed its last connection test and has not connected since. "
+                        "Fix it under Sending › SMTP accounts and test it again.")
     variants = list(Variant.select().where(Variant.campaign == campaign).order_by(Variant.label)) or [None]
     for variant in variants:
         try:
@@ -339,6 +346,18 @@ def publish_problems(campaign):
     if ab_test(campaign) and Variant.select().where(Variant.campaign == campaign).count() != 2:
         problems.append("The A/B test needs a variant B. Give it a different subject or content.")
     return problems
+
+
+def publish_warnings(campaign):
+    """What may go wrong but does not stop publishing: SMTP accounts never tested nor used."""
+    from app.sending import accounts
+    active = accounts.active_accounts(campaign.team_id)
+    untested = health.never_connected(active)
+    if active and len(untested) == len(active):
+        names = ", ".join(f"“{a.name}”" for a in untested)
+        return [f"The SMTP account {names} has never passed a connection test. If it cannot connect, the "
+                "campaign page says so and the messages wait; test it under Sending › SMTP accounts."]
+    return []
 
 
 def publish(campaign, when=None):

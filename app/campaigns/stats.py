@@ -34,6 +34,7 @@ from app.models import Event
 from app.models import Send
 from app.models import Variant
 from app.models import utcnow
+from app.sending import health
 from app.sending import ledger
 
 STATUSES = ("sent", "bounced", "failed", "skipped", "queued", "deferred", "sending", "held")
@@ -92,7 +93,9 @@ def progress(campaign, now=None):
                 eta = datetime.timedelta(seconds=int(max(winner_in.total_seconds(), sample_left) + c["held"] / rate))
         else:
             eta = _time_left(campaign, c, rate, now)
-    return dict(c, rate=rate, eta=eta, winner_in=winner_in)
+    # Accounts the engine cannot reach: the page says it is waiting for them (issue 9 point 10).
+    waiting = health.failing(campaign.team_id) if campaign.state == "sending" else []
+    return dict(c, rate=rate, eta=eta, winner_in=winner_in, waiting=waiting)
 
 
 def _time_left(campaign, c, rate, now):

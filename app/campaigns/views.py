@@ -153,6 +153,8 @@ def publish(campaign_id):
     else:
         local = services.local_time(g.team, campaign.scheduled_at)
         flash(f"Scheduled for {local:%Y-%m-%d %H:%M} ({g.team.time_zone}).", "success")
+    for warning in services.publish_warnings(campaign):
+        flash(warning, "warning")
     return redirect(url_for("campaigns.progress", campaign_id=campaign.id))
 
 

@@ -78,6 +78,7 @@ from peewee import SqliteDatabase
 from app.campaigns import states
 from app.consent.suppression import Checker
 from app.db import db
+from app.feedback import alerts
 from app.feedback import autopause
 from app.models import Campaign
 from app.models import Contact
@@ -89,6 +90,7 @@ from app.models import Variant
 from app.models import utcnow
 from app.sending import accounts as accounts_service
 from app.sending import domains as domains_service
+from app.sending import health
 from app.sending import ledger
 from app.sending.message import MessageFactory
 
@@ -294,6 +296,29 @@ def run_loop(coroutine, kind="uvloop"):
     return asyncio.run(coroutine)
 
 
+def connection_error_in_words(exc):
+    """Why a connection attempt failed, short enough for "waiting for SMTP host X: ... since 12:01"."""
+    import socket
+    if _caused_by(exc, ConnectionRefusedError):
+        return "connection refused"
+    if _caused_by(exc, socket.gaierror):
+        return "the host name does not resolve"
+    if _caused_by(exc, ssl.SSLError):
+        return "the TLS handshake failed"
+    if _caused_by(exc, (asyncio.TimeoutError, aiosmtplib.SMTPTimeoutError, TimeoutError)):
+        return "no answer (timed out)"
+    if _caused_by(exc, aiosmtplib.SMTPServerDisconnected):
+        return "the server closed the connection"
+    inner = exc
+    for _ in range(10):  # the operating system's words, e.g. "No route to host"
+        if inner is None:
+            break
+        if isinstance(inner, OSError) and inner.strerror:
+            return inner.strerror
+        inner = inner.__cause__ or inner.__context__
+    return str(exc) or type(exc).__name__
+
+
 def _caused_by(exc, kind):
     seen = set()
     while exc is not None and id(exc) not in seen:
@@ -332,6 +357,11 @@ class Lane:
         self.pause_reason = ""
         self.workers = []
         self.busy = 0  # jobs its workers hold right now
+        # Reachability as stored (app/sending/health.py); written only when it changes, and "ok"
+        # once per run, so a dead host costs one write however often it is retried.
+        self.failing = account.connection_state == "failing"
+        self.last_error = account.last_error if self.failing else ""
+        self.ok_recorded = False
 
     def usage(self):
         """The `used` mapping of accounts.has_capacity()."""
@@ -441,6 +471,7 @@ class Run:
         self.flush_size = max(1, self.unrecorded_limit // 2)  # write this many at once, not waiting for the timer
         self.delivering = 0  # deliveries started whose outcome is not yet in self.results
         self.writing = 0  # outcomes in the write on the database thread right now
+        self.flushing = False  # a flush is awaiting the database thread (never cancel it then)
         self.write_failing_since = None  # monotonic time of the first failed write of a failing streak
         self.most_unrecorded = 0  # the highest count the gate saw (the crash exposure of this run)
         self.deadline = time.monotonic() + settings.run_seconds
@@ -473,7 +504,7 @@ class Run:
             for lane in self.lanes.values():
                 lane.workers = [asyncio.ensure_future(self.worker(lane)) for _ in range(lane.connections)]
             claimer = asyncio.ensure_future(self.claimer())
-            helpers = [asyncio.ensure_future(self.watcher()), asyncio.ensure_future(self.flusher())]
+            watcher, flusher = asyncio.ensure_future(self.watcher()), asyncio.ensure_future(self.flusher())
             await self.dispatcher()
             for lane in self.lanes.values():
                 for _ in lane.workers:
@@ -482,9 +513,13 @@ class Run:
             # Never cancel the claimer: a claim cancelled mid-transaction would strand its sends.
             self.stop("finished")
             await claimer
-            for helper in helpers:
-                helper.cancel()
-            await asyncio.gather(*helpers, return_exceptions=True)
+            watcher.cancel()
+            # Nor a write in progress: cancelled before the database thread started it, its results
+            # would be lost and their sends left "sending" (sent again after the next recovery).
+            while self.flushing:
+                await asyncio.sleep(0.005)
+            flusher.cancel()
+            await asyncio.gather(watcher, flusher, return_exceptions=True)
             # Whatever was claimed but never started goes back to the queue.
             while self.ready:
                 self.release(self.ready.popleft())
@@ -740,6 +775,8 @@ class Run:
                 except aiosmtplib.SMTPHeloError:
                     await smtp.helo()
             conn.smtp = smtp
+            if lane.failing or not lane.ok_recorded:
+                await self.reachable(lane)
             return True
         except aiosmtplib.SMTPAuthenticationError as exc:
             await self.pause_lane(lane, f"the server refused the login: {exc.code} {exc.message}", until=None)
@@ -748,8 +785,10 @@ class Run:
                 await self.pause_lane(lane, f"the server answered “{exc.code} {exc.message}”",
                                       until=limit_pause_until(exc.message))
             else:
+                await self.unreachable(lane, f"it answered “{exc.code} {exc.message}”")
                 await self.account_failure(lane, conn, f"the server answered “{exc.code} {exc.message}”")
         except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+            await self.unreachable(lane, connection_error_in_words(exc))
             reason = f"could not connect to {options['hostname']} port {options['port']}: {exc}"
             if _caused_by(exc, ssl.SSLCertVerificationError) or isinstance(exc, accounts_service.HostRefused):
                 # The certificate will not fix itself: stop until a person looks at it.
@@ -897,6 +936,31 @@ class Run:
             until = utcnow() + datetime.timedelta(seconds=self.settings.account_pause_seconds)
             await self.pause_lane(lane, f"{conn.failures} failures in a row, the last: {reason}", until=until)
 
+    async def unreachable(self, lane, error):
+        """A connection attempt failed: record and log it when the account's state or error changes."""
+        if lane.failing and lane.last_error == error:
+            return
+        if not lane.failing:
+            log.warning("campaign %s: SMTP account %s (%s port %s) cannot be reached: %s; retrying",
+                        self.campaign_id, lane.id, lane.account.host, lane.account.port, error)
+        lane.failing, lane.last_error = True, error
+        try:
+            await self.db(health.record_failure, lane.id, error)
+        except Exception:  # noqa: BLE001 - only the display suffers; the next change writes again
+            log.exception("campaign %s: recording the state of SMTP account %s failed", self.campaign_id, lane.id)
+            lane.last_error = ""
+
+    async def reachable(self, lane):
+        if lane.failing:
+            log.warning("campaign %s: SMTP account %s (%s port %s) is reachable again",
+                        self.campaign_id, lane.id, lane.account.host, lane.account.port)
+        lane.failing, lane.last_error = False, ""
+        try:
+            await self.db(health.record_ok, lane.id)
+            lane.ok_recorded = True
+        except Exception:  # noqa: BLE001
+            log.exception("campaign %s: recording the state of SMTP account %s failed", self.campaign_id, lane.id)
+
     async def pause_lane(self, lane, reason, until):
         if lane.paused:
             return
@@ -960,6 +1024,7 @@ class Run:
         if not results:
             return True
         self.writing = len(results)
+        self.flushing = True
         try:
             await self.db(self.write, results)
         except Exception as exc:  # noqa: BLE001 - e.g. "database is locked" past the busy timeout, disk full
@@ -973,6 +1038,7 @@ class Run:
             return False
         finally:
             self.writing = 0
+            self.flushing = False
         if self.write_failing_since is not None:
             log.warning("campaign %s: results are written again after %.1f s; sending resumes",
                         self.campaign_id, time.monotonic() - self.write_failing_since)
@@ -1230,10 +1296,15 @@ def _conclude(campaign_id, run, recovered):
 
 
 def _pause_campaign(campaign, reason):
+    """Pause the campaign with the reason, log it, and tell the team: the notice the Notices page
+    promises, emailed to the Administrators by the notices task (it was only a line on the page)."""
     try:
         states.transition(campaign, "paused", reason)
     except states.TransitionError:
-        pass  # paused or cancelled by someone meanwhile
+        return  # paused or cancelled by someone meanwhile
+    log.warning("campaign %s paused by the engine: %s", campaign.id, reason)
+    alerts.notify(campaign.team_id, f"“{campaign.name}” paused: it cannot be sent right now", reason,
+                  kind="engine_pause", campaign_id=campaign.id)
 
 
 def _paused_accounts_in_words(team_id):
