@@ -734,3 +734,80 @@ def test_results_are_written_when_half_the_allowance_waits_not_only_on_the_timer
     assert result.outcome == "completed"
     assert server.handler.delivered == {c.email: 1 for c in contacts}
     assert max(writes) <= 8 and sum(writes) >= 200
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A small tmpfs for the database, so the test can fill the filesystem for real (root only)."""
+    import subprocess
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.decode(errors='replace').strip()}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_full_disk_stops_sending_until_results_can_be_written_again(full_disk, smtp, caplog):
+    """Issue 9 point 11 on a real full filesystem: once the database cannot grow, no more than the
+    unrecorded allowance goes out; when space is freed, sending resumes and everyone gets it once."""
+    import logging
+    import sqlite3
+    import time
+
+    from app import create_app
+    from app.cli import migrate
+    from app.db import db
+    path = full_disk / "loft.db"
+    app = create_app({"TESTING": True, "SECRET_KEY": "test-secret", "DATABASE_URL": f"sqlite:///{path}",
+                      "BASE_URL": "http://loft.test", "MAIL_ALLOW_PRIVATE": True})
+    app.config.update(SEND_RETRY_DELAYS=(0.05,), SEND_RECONNECT_DELAY=0.01, SEND_FLUSH_INTERVAL=0.05,
+                      SEND_STATE_INTERVAL=0.1, SEND_BATCH_SIZE=50, SEND_MAX_UNRECORDED=10, SEND_LEASE_SECONDS=120)
+    server = smtp(delay=0.002)
+    filler = full_disk / "filler"
+    try:
+        with app.app_context():
+            migrate()
+            campaign, contacts, _ = launched(make_team(), 300, server.port, connections=3)
+        results = []
+
+        def background():
+            with app.app_context():
+                results.append(run(campaign.id))
+        caplog.set_level(logging.WARNING, logger="app.sending.engine")
+        thread = threading.Thread(target=background)
+        thread.start()
+        while server.handler.total() < 30 and thread.is_alive():
+            thread.join(0.005)
+        # Empty the WAL (so every new write must grow a file), then fill the filesystem.
+        sqlite3.connect(path).execute("PRAGMA wal_checkpoint(TRUNCATE)").close()
+        with open(filler, "wb") as f:
+            try:
+                while True:
+                    f.write(b"\0" * 65536)
+                    f.flush()
+            except OSError:
+                pass
+        at_full = server.handler.total()
+        last, quiet_since = at_full, time.monotonic()
+        while time.monotonic() - quiet_since < 1.0:
+            thread.join(0.05)
+            if server.handler.total() != last:
+                last, quiet_since = server.handler.total(), time.monotonic()
+        sent_while_full = server.handler.total() - at_full
+        assert thread.is_alive(), results
+        filler.unlink()  # space again
+        thread.join(60)
+
+        assert sent_while_full <= 10
+        assert "no new delivery starts until they are written" in caplog.text
+        assert "full" in caplog.text  # "database or disk is full"
+        assert results and results[0].outcome == "completed"
+        assert server.handler.delivered == {c.email: 1 for c in contacts}
+        with app.app_context():
+            assert statuses(campaign) == {"sent": 300}
+    finally:
+        if filler.exists():
+            filler.unlink()
+        db.close()
