@@ -968,7 +968,11 @@ class Run:
         when = f" (until {until:%Y-%m-%d %H:%M} UTC)" if until else ""
         lane.pause_reason = reason + when
         log.warning("pausing SMTP account %s: %s", lane.id, lane.pause_reason)
-        await self.db(accounts_service.pause_account, lane.id, reason[:1000], until)
+        try:
+            await self.db(accounts_service.pause_account, lane.id, reason[:1000], until)
+        except Exception:  # noqa: BLE001 - paused for this run anyway; raising would record a second
+            # outcome for the message being handled (the worker's fallback), so only log it
+            log.exception("campaign %s: storing the pause of SMTP account %s failed", self.campaign_id, lane.id)
         self.wake.set()
 
     # -- watching and writing --
