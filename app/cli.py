@@ -74,7 +74,8 @@ def restore_command(path, yes, force):
 
     The backup is verified before anything is touched; the current files, with their -wal and -shm,
     are moved into a before-restore-* folder beside the database. Migrations run if the backup is
-    older, and every campaign that may have sent mail after the backup is paused with a notice.
+    older, every id counter goes past the ids handed out before the restore (they are in links of mail
+    already sent), and every campaign that may have sent mail after the backup is paused with a notice.
     """
     from app.ops import backup
     from app.ops import restored
@@ -109,9 +110,12 @@ def restore_command(path, yes, force):
             with running.exclusive(database, list(files.values()), force=force) as problems:
                 for problem in problems:
                     click.echo(f"Warning: {problem} (going on because of --force)", err=True)
+                # The ids the replaced database handed out may be in mail already sent: read them first.
+                replaced = restored.high_water_of(database)
                 try:
                     moved = backup.put_in_place(paths, files, aside)
                     applied = migrate()
+                    ids = restored.never_reuse_ids(replaced, created)
                     affected = restored.settle_campaigns(created)
                 except Exception as exc:
                     # Never leave restored campaigns "sending" for a worker to pick up: undo it all.
@@ -129,6 +133,7 @@ def restore_command(path, yes, force):
         click.echo(f"The files it replaced are in {aside} (delete them once you are satisfied).")
     if applied:
         click.echo("Applied migrations: " + ", ".join(applied))
+    click.echo(ids)
     for campaign, what in affected:
         click.echo(f"Campaign {campaign.id} “{campaign.name}”: {what}; messages sent after the backup may go "
                    "twice if it goes on. Its team has a notice; a person decides.")

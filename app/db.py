@@ -8,6 +8,7 @@ the busy timeout; IMMEDIATE waits instead, so concurrent writers never see
 """
 from peewee import DatabaseProxy
 from peewee import Model
+from peewee import SqliteDatabase
 from playhouse.db_url import connect
 
 db = DatabaseProxy()
@@ -38,3 +39,72 @@ class BaseModel(Model):
     class Meta:
         database = db
         legacy_table_names = False  # SendLog -> send_log
+
+
+# --- Id counters --------------------------------------------------------------------------------
+# Ids leave the box (send ids in the links of delivered mail, contact and list ids in webhook payloads
+# and exports), so none may ever be handed out twice, not even after a restore. SQLite tables have
+# "id INTEGER PRIMARY KEY AUTOINCREMENT" (migrations/0038_ids_never_reused.py): the highest id ever
+# given is kept in sqlite_sequence. PostgreSQL keeps it in each SERIAL column's sequence.
+
+def _real(database):
+    return database.obj if isinstance(database, DatabaseProxy) else database
+
+
+def id_tables(database):
+    """Names of the tables whose ids come from a counter that never goes back."""
+    database = _real(database)
+    if isinstance(database, SqliteDatabase):
+        return [name for (name,) in database.execute_sql(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND sql LIKE '%AUTOINCREMENT%' ORDER BY name")]
+    return [name for (name,) in database.execute_sql(
+        "SELECT table_name FROM information_schema.columns WHERE table_schema = current_schema() "
+        "AND column_name = 'id' AND column_default LIKE %s ORDER BY table_name", ("nextval(%",))]
+
+
+def id_high_water(database):
+    """{table: the highest id it has handed out}: its counter, or a larger id in the table itself."""
+    database = _real(database)
+    marks = {}
+    if isinstance(database, SqliteDatabase):
+        tables = [name for (name,) in database.execute_sql(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name IN "
+            "(SELECT m.name FROM sqlite_master m, pragma_table_info(m.name) c WHERE c.name = 'id' AND c.pk = 1 "
+            "AND upper(c.type) = 'INTEGER')")]
+        counters = {}
+        if database.execute_sql("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'").fetchone():
+            counters = dict(database.execute_sql("SELECT name, seq FROM sqlite_sequence").fetchall())
+        for table in tables:
+            highest = database.execute_sql(f'SELECT max("id") FROM "{table}"').fetchone()[0] or 0
+            marks[table] = max(highest, counters.get(table) or 0)
+        return marks
+    for table in id_tables(database):
+        last, called = database.execute_sql(
+            f"SELECT last_value, is_called FROM {_pg_sequence(database, table)}").fetchone()
+        highest = database.execute_sql(f'SELECT max("id") FROM "{table}"').fetchone()[0] or 0
+        marks[table] = max(highest, last if called else last - 1)
+    return marks
+
+
+def raise_id_counters(database, floors):
+    """Make each table's next id larger than floors[table]; a counter already past it stays."""
+    database = _real(database)
+    tables = set(id_tables(database))
+    with database.atomic():
+        for table, floor in sorted(floors.items()):
+            if table not in tables:
+                continue
+            if isinstance(database, SqliteDatabase):
+                updated = database.execute_sql("UPDATE sqlite_sequence SET seq = ? WHERE name = ? AND seq < ?",
+                                               (floor, table, floor)).rowcount
+                if not updated and not database.execute_sql("SELECT 1 FROM sqlite_sequence WHERE name = ?",
+                                                            (table,)).fetchone():
+                    database.execute_sql("INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", (table, floor))
+            else:
+                sequence = _pg_sequence(database, table)
+                database.execute_sql(f"SELECT setval(%s, %s) WHERE %s > (SELECT CASE WHEN is_called THEN last_value "
+                                     f"ELSE last_value - 1 END FROM {sequence})", (sequence, floor, floor))
+
+
+def _pg_sequence(database, table):
+    return database.execute_sql("SELECT pg_get_serial_sequence(%s, 'id')", (table,)).fetchone()[0]

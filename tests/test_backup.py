@@ -463,3 +463,160 @@ def test_the_real_flask_commands_back_up_and_restore(ops, tmp_path):
     assert restore.returncode == 0, restore.stderr
     assert "Restored the backup" in restore.stdout
     assert team_names() == ["Backed up"]
+
+
+# --- Ids are never handed out twice -----------------------------------------------------------
+
+def _message_after_the_backup(team, news, campaign, prefix):
+    """A contact on the list, a message sent to them (its send id is in their links), an event."""
+    from app.models import Event
+    from app.models import Send
+    from app.models import Subscription
+    from tests.sending_support import make_contacts
+    [contact] = make_contacts(team, 1, news, prefix=prefix)
+    send = Send.create(campaign=campaign, contact=contact, email=contact.email, status="sent", sent_at=utcnow())
+    event = Event.create(team=team, contact=contact, campaign_id=campaign.id, type="sent")
+    subscription = Subscription.get(Subscription.contact == contact)
+    return {"contact": contact.id, "send": send.id, "subscription": subscription.id, "event": event.id}
+
+
+def _a_sent_campaign():
+    from app.models import MailingList
+    team = make_team()
+    news = MailingList.create(team=team, name="News", visibility="public")
+    campaign = make_campaign(team, [news], state="completed")
+    return team, news, campaign
+
+
+def test_a_restore_never_hands_out_again_the_ids_given_after_the_backup(ops, tmp_path):
+    """Alice's unsubscribe link from a message sent after the backup must never unsubscribe Bob,
+    whose row is made after the restore (with SQLite's max(id) + 1 he got Alice's send id)."""
+    from app.db import id_high_water
+    from app.models import Contact
+    from app.models import Subscription
+    from app.tracking import tokens
+    team, news, campaign = _a_sent_campaign()
+    _message_after_the_backup(team, news, campaign, "before")
+    assert cli(ops, "db", "backup", str(tmp_path / "b.tar.gz")).exit_code == 0
+    alice = _message_after_the_backup(team, news, campaign, "alice")  # ids N+1 ... after the backup
+    for n in range(3):
+        _message_after_the_backup(team, news, campaign, f"more{n}-")
+    given = id_high_water(db)
+    unsubscribe_link = f"/u/{tokens.sign('unsubscribe', alice['send'])}"
+    view_link = f"/v/{tokens.sign('view', alice['send'])}"
+
+    result = cli(ops, "db", "restore", str(tmp_path / "b.tar.gz"), "--yes")
+
+    assert result.exit_code == 0, result.output
+    assert not Contact.select().where(Contact.id == alice["contact"]).exists()  # the restore took her away
+    bob = _message_after_the_backup(team, news, campaign, "bob")  # the first message after the restore
+
+    public = ops.test_client(use_cookies=False)
+    assert public.get(view_link).status_code == 404  # not Bob's message
+    page = public.get(unsubscribe_link)
+    assert "bob" not in page.get_data(as_text=True)
+    assert public.post(unsubscribe_link, data={"List-Unsubscribe": "One-Click"}).status_code == 200
+    assert Contact.get_by_id(bob["contact"]).status == "active"
+    assert Subscription.get_by_id(bob["subscription"]).status == "subscribed"
+    for kind in ("contact", "send", "subscription", "event"):
+        assert bob[kind] > given[kind], kind
+    from app.models import Campaign as CampaignModel
+    assert CampaignModel.create(team=team, name="New", state="draft").id > given["campaign"]
+    after = id_high_water(db)
+    assert all(after[table] >= mark for table, mark in given.items() if table != "schema_migration"), \
+        {t: (given[t], after[t]) for t in given if after[t] < given[t]}
+    assert "Ids go on above the highest ones the replaced database had handed out" in result.output
+
+
+def test_a_restore_onto_a_lost_box_jumps_the_ids_ahead_and_says_so(ops, tmp_path):
+    from app.db import id_high_water
+    from app.ops import restored
+    team, news, campaign = _a_sent_campaign()
+    assert cli(ops, "db", "backup", str(tmp_path / "b")).exit_code == 0
+    _message_after_the_backup(team, news, campaign, "lost")
+    given = id_high_water(db)
+    db.close()
+    live = live_file(ops)
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(live + suffix):
+            os.remove(live + suffix)  # the disk died with the box
+
+    result = cli(ops, "db", "restore", str(tmp_path / "b"), "--yes")
+
+    assert result.exit_code == 0, result.output
+    assert "there was no database to replace" in result.output and "jump ahead by" in result.output
+    bob = _message_after_the_backup(team, news, campaign, "bob")
+    for kind in ("contact", "send", "subscription", "event"):
+        assert bob[kind] > given[kind] and bob[kind] > restored.UNKNOWN_MARGIN, kind
+
+
+def test_ids_are_jumped_ahead_when_the_replaced_database_is_not_a_later_state_of_the_backup():
+    from app.ops import restored
+    backup_time = datetime.datetime(2026, 12, 1, 3, 15)
+    now = backup_time + datetime.timedelta(hours=1)
+    later = {"send": 900, "contact": 50}
+    floors, margin, why = restored.id_floors({"send": 800, "contact": 40}, later, "", backup_time, now)
+    assert not why and margin == restored.KNOWN_MARGIN and floors == {"send": 900 + margin, "contact": 50 + margin}
+    fresh_install = {"send": 0, "contact": 1}
+    floors, margin, why = restored.id_floors({"send": 800, "contact": 40}, fresh_install, "", backup_time, now)
+    assert "not a later state" in why and "contact" in why
+    assert margin == restored.UNKNOWN_MARGIN + 3600 * restored.UNKNOWN_RATE
+    assert floors == {"send": 800 + margin, "contact": 40 + margin}
+    floors, margin, why = restored.id_floors({"send": 800}, None, "it could not be read", backup_time, now)
+    assert why == "it could not be read" and floors == {"send": 800 + margin}
+
+
+def _schema(path):
+    connection = sqlite3.connect(path)
+    try:
+        return {(kind, name, sql.replace(" AUTOINCREMENT", "")) for kind, name, sql in connection.execute(
+            "SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' AND sql IS NOT NULL")}
+    finally:
+        connection.close()
+
+
+def test_migration_0038_gives_every_id_autoincrement_and_keeps_schema_rows_and_keys(tmp_path):
+    from peewee import SqliteDatabase
+    from playhouse.migrations import Runner
+
+    from app.cli import MIGRATIONS_DIR
+    from app.db import SQLITE_OPTIONS
+    path = tmp_path / "old.db"
+    database = SqliteDatabase(str(path), **SQLITE_OPTIONS)
+    Runner(database, MIGRATIONS_DIR).up(target="0037_list_visibility")
+    database.execute_sql("INSERT INTO team (name, time_zone, default_from_name, default_from_email, postal_address, "
+                         "created_at) VALUES ('Acme', 'UTC', '', '', '', '2026-01-01'), ('Beta', 'UTC', '', '', '', "
+                         "'2026-01-01')")
+    for team_id in (1, 2):
+        database.execute_sql("INSERT INTO contact (team_id, email, domain, status, name, attributes, source, "
+                             "consent_source, consent_ip, consent_text, created_at, updated_at) VALUES (?, ?, 'x.test',"
+                             " 'active', '', '{}', '', '', '', '', '2026-01-01', '2026-01-01')", (team_id, f"{team_id}@x.test"))
+    before = _schema(path)
+    rows = database.execute_sql("SELECT * FROM contact ORDER BY id").fetchall()
+    database.close()
+
+    Runner(database, MIGRATIONS_DIR).up(target="0038_ids_never_reused")
+
+    assert _schema(path) == before  # same columns, constraints, foreign keys and indexes, by name
+    assert database.execute_sql("SELECT * FROM contact ORDER BY id").fetchall() == rows
+    assert database.execute_sql("PRAGMA foreign_key_check").fetchall() == []
+    assert database.execute_sql("PRAGMA integrity_check").fetchall() == [("ok",)]
+    plain = [name for name, sql in database.execute_sql("SELECT name, sql FROM sqlite_master WHERE type = 'table'")
+             if '"id" INTEGER NOT NULL PRIMARY KEY' in sql and "AUTOINCREMENT" not in sql]
+    assert plain == ["schema_migration"]
+    # Deleting the newest row no longer gives its id back; foreign keys still cascade to the rebuilt tables.
+    database.execute_sql("DELETE FROM team WHERE id = 2")
+    assert database.execute_sql("SELECT count(*) FROM contact WHERE team_id = 2").fetchone()[0] == 0
+    database.execute_sql("INSERT INTO team (name, time_zone, default_from_name, default_from_email, postal_address, "
+                         "created_at) VALUES ('Gamma', 'UTC', '', '', '', '2026-01-01')")
+    assert database.execute_sql("SELECT id FROM team WHERE name = 'Gamma'").fetchone()[0] == 3
+    database.close()
+
+
+def test_every_table_with_an_id_never_reuses_it(app):
+    """A table added later must declare its id AUTOINCREMENT too (or another migration like 0038)."""
+    with app.app_context():
+        plain = [name for name, sql in db.execute_sql("SELECT name, sql FROM sqlite_master WHERE type = 'table'")
+                 if '"id" INTEGER' in sql and "PRIMARY KEY" in sql and "AUTOINCREMENT" not in sql
+                 and name != "schema_migration"]
+    assert plain == []

@@ -11,13 +11,35 @@ each such campaign stops and its team gets a notice saying exactly that:
 
 The queue restored with the data may still hold "send this campaign" tasks; they are harmless because
 the engine sends only campaigns in the "sending" state (engine.run_campaign), which none of these is.
+
+Ids are the other thing a restore must not bring back. Every id handed out after the backup may have
+left the box: a send id in the unsubscribe link of a delivered message, a contact id in a webhook
+payload. The restored database does not know them, so it would hand them out again, and that old
+unsubscribe link would act on another person. never_reuse_ids raises every table's id counter past
+the highest id the replaced database had handed out (read from it before the swap), or, when that
+database is missing, unreadable or not a later state of the backup, by a margin that grows with the
+time since the backup.
 """
+import os
+import pathlib
+import sqlite3
+
+from peewee import DatabaseError
+from peewee import SqliteDatabase
+
 from app.campaigns import states
+from app.db import db
+from app.db import id_high_water
+from app.db import raise_id_counters
 from app.feedback import alerts
 from app.models import Campaign
 from app.models import utcnow
 
 KIND = "restore"
+
+KNOWN_MARGIN = 1_000  # above the replaced database's highest ids
+UNKNOWN_MARGIN = 1_000_000  # when they are unknown: this much, plus
+UNKNOWN_RATE = 10_000  # ids a second since the backup, more than any table takes on average
 
 
 def settle_campaigns(backup_time, now=None):
@@ -59,3 +81,54 @@ def _notice_text(campaign, what, when):
             "if you resume or publish it, those recipients may get it twice. Check what went out (for example "
             "in your SMTP provider's logs), then decide: resume it, or cancel it and send a new campaign to "
             "the people who did not get it.")
+
+
+# --- Ids ---------------------------------------------------------------------------------------
+
+def high_water_of(path):
+    """({table: highest id handed out}, '') for the SQLite file at `path`, or (None, why not).
+
+    Opened read-only: its -wal is read but never checkpointed or removed, so the file moved aside by
+    the restore still opens as it was."""
+    if not os.path.exists(path):
+        return None, "there was no database to replace"
+    database = SqliteDatabase(pathlib.Path(path).absolute().as_uri() + "?mode=ro", uri=True, timeout=10)
+    try:
+        return id_high_water(database), ""
+    except (DatabaseError, sqlite3.Error) as exc:
+        return None, f"the database it replaces could not be read ({exc})"
+    finally:
+        database.close()
+
+
+def id_floors(restored, replaced, why, backup_time, now=None):
+    """({table: id that the next one must exceed}, margin, why the replaced ids cannot be trusted or '')."""
+    if replaced is not None and not why:
+        behind = sorted(t for t, mark in restored.items() if replaced.get(t, 0) < mark)
+        if behind:
+            why = ("the database it replaces is not a later state of this backup (fewer ids in "
+                   f"{', '.join(behind[:3])}{', ...' if len(behind) > 3 else ''})")
+    replaced = replaced or {}
+    if why:
+        elapsed = max(0, int(((now or utcnow()) - backup_time).total_seconds()))
+        margin = UNKNOWN_MARGIN + UNKNOWN_RATE * elapsed
+    else:
+        margin = KNOWN_MARGIN
+    floors = {t: max(restored.get(t, 0), replaced.get(t, 0)) + margin for t in set(restored) | set(replaced)}
+    return floors, margin, why
+
+
+def never_reuse_ids(replaced, backup_time, now=None):
+    """Raise the restored database's id counters so that no id handed out before the restore comes back.
+
+    `replaced` is high_water_of(the database being replaced), read before the swap. Returns a line for
+    the operator."""
+    marks, why = replaced
+    floors, margin, why = id_floors(id_high_water(db), marks, why, backup_time, now)
+    raise_id_counters(db, floors)
+    if not why:
+        return (f"Ids go on above the highest ones the replaced database had handed out (plus {margin:,}), so "
+                "links in mail already sent, webhooks and exports never point at a new row.")
+    return (f"Ids: {why}, so the ids handed out since the backup are unknown; every table's ids jump ahead by "
+            f"{margin:,} ({UNKNOWN_MARGIN:,} plus {UNKNOWN_RATE:,} a second since the backup), so that links in "
+            "mail already sent, webhooks and exports never point at a new row.")
