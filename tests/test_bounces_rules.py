@@ -288,3 +288,27 @@ def test_provider_events_read_the_receivers_wording_too():
     from app.feedback.parse import report_for
     report = report_for("alice@yahoo.com", "5.0.0", "554 delivery error: dd alice@yahoo.com is no longer valid.")
     assert (report.kind, report.reason) == ("soft", "suspend")
+
+
+# --- A recipient refused by name at RCPT TO -----------------------------------------------------------
+
+def test_recipient_address_rejected_access_denied_at_rcpt_is_the_recipient():
+    # Postfix access(5) REJECT on a recipient answers "<addr>: Recipient address rejected: Access denied";
+    # the refused thing is the recipient address, so at RCPT TO the address cannot be reached.
+    diagnostic = "554 5.7.1 <alice@example.com>: Recipient address rejected: Access denied"
+    assert classify.classify("5.7.1", diagnostic, command="RCPT")[:2] == ("hard", "userunknown")
+    human = ("<alice@example.com>: host mx.example.com[192.0.2.9] said: " + diagnostic +
+             " (in reply to RCPT TO command)")
+    assert verdict(dsn("5.7.1", diagnostic, human=human)) == ("hard", "userunknown")
+
+
+@pytest.mark.parametrize("diagnostic, command", [
+    ("554 5.7.1 <alice@example.com>: Recipient address rejected: Access denied", "DATA"),  # after the content
+    ("554 5.7.1 <alice@example.com>: Recipient address rejected: Access denied", ""),  # step unknown
+    ("554 5.7.1 <news@loft.example>: Sender address rejected: Access denied", "RCPT"),  # our sender
+    ("550 5.7.1 <alice@example.com>... Access denied", "RCPT"),  # no word that the recipient is refused
+    ("554 5.7.1 <alice@example.com>: Recipient address rejected: Access denied; client [192.0.2.1] "
+     "blocked using bl.example.net", "RCPT"),  # a blocklist named beside it
+])
+def test_access_denied_that_is_not_the_recipients_own_stays_policy(diagnostic, command):
+    assert classify.classify("5.7.1", diagnostic, command=command)[0] != "hard"

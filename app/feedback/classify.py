@@ -294,6 +294,12 @@ OVERRIDES = {
 DEFINITE_USER_UNKNOWN = re.compile(r"(?:doesn't|does not) have an? \S+ account|no mailbox here by that name|"
                                    r"resolver\.adr\.recipi?ent ?notfound")
 EMPTY_USER_UNKNOWN = re.compile(r"\b5\d\d\s*:?\s*:\s*user unknown")
+# Postfix's reply when its access table refuses a recipient (access(5): "<addr>: Recipient address
+# rejected: Access denied"), the wording Exchange Online also uses for an address its directory does
+# not hold. It names the recipient as what is refused, so as the answer to RCPT TO it says the address
+# cannot be reached (sisimai counts it as an unknown user). "Access denied" about the sender, a relay or
+# the client, or said after DATA, stays a policy refusal.
+RECIPIENT_ACCESS_DENIED = re.compile(r"recipient address rejected: access denied")
 
 
 def normalise(text):
@@ -609,6 +615,9 @@ def classify(status="", diagnostic="", action="failed", command="", reply_code=N
         reason = next((r for r in found if r not in ("userunknown", "hostunknown", "hasmoved", "notaccept")), "")
         if not reason and "userunknown" in found and command == "RCPT" and not policy:
             reason = "userunknown"
+        elif reason == "blocked" and command == "RCPT" and not policy and RECIPIENT_ACCESS_DENIED.search(text) \
+                and not PATTERNS["blocked"].search(RECIPIENT_ACCESS_DENIED.sub(" ", text)):
+            reason = "userunknown"  # the only "denied" in the reply is the recipient's own refusal
         reason = reason or by_status
     elif detail == "4.7":
         # Expired in the queue: only a full mailbox named inside it says more (deliverability §2.3).
