@@ -139,6 +139,31 @@ def restore_command(path, yes, force):
                    "twice if it goes on. Its team has a notice; a person decides.")
 
 
+@db_cli.command("skip-ids")
+@click.argument("backup_time")
+def skip_ids_command(backup_time):
+    """After restoring a database by other means (pg_restore of a pg_dump, a copied SQLite file): make
+    every table's next id skip far past any id handed out since BACKUP_TIME (UTC, e.g. 2026-12-01T03:15:00Z),
+    so links in mail sent after it never point at a new row. `flask db restore` does this itself."""
+    import datetime
+    from app.db import id_high_water
+    from app.db import raise_id_counters
+    from app.ops import restored
+    when = None
+    for shape in ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d"):
+        try:
+            when = datetime.datetime.strptime(backup_time, shape)
+            break
+        except ValueError:
+            pass
+    if when is None:
+        raise click.ClickException(f"{backup_time!r} is not a time like 2026-12-01T03:15:00Z (UTC).")
+    floors, margin, _ = restored.id_floors(id_high_water(db), None, "given", when)
+    raise_id_counters(db, floors)
+    click.echo(f"Every table's ids jump ahead by {margin:,} ({restored.UNKNOWN_MARGIN:,} plus "
+               f"{restored.UNKNOWN_RATE:,} a second since {when:%Y-%m-%d %H:%M:%S} UTC).")
+
+
 def _sqlite_files():
     """Name in a backup -> live file. Only SQLite can be backed up this way."""
     from app.ops import running

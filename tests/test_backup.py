@@ -620,3 +620,18 @@ def test_every_table_with_an_id_never_reuses_it(app):
                  if '"id" INTEGER' in sql and "PRIMARY KEY" in sql and "AUTOINCREMENT" not in sql
                  and name != "schema_migration"]
     assert plain == []
+
+
+def test_skip_ids_after_a_restore_by_other_means(ops, tmp_path):
+    """pg_restore (or a copied file) brings the counters back to the dump's: `flask db skip-ids` moves them on."""
+    from app.ops import restored
+    team, news, campaign = _a_sent_campaign()
+    first = _message_after_the_backup(team, news, campaign, "first")
+    an_hour_ago = (utcnow() - datetime.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    result = cli(ops, "db", "skip-ids", an_hour_ago)
+    assert result.exit_code == 0, result.output
+    assert "jump ahead by" in result.output
+    after = _message_after_the_backup(team, news, campaign, "after")
+    for kind in ("contact", "send", "subscription", "event"):
+        assert after[kind] > first[kind] + restored.UNKNOWN_MARGIN + 3600 * restored.UNKNOWN_RATE, kind
+    assert cli(ops, "db", "skip-ids", "yesterday").exit_code == 1
