@@ -6,8 +6,11 @@ reads and then writes gets SQLITE_BUSY at the lock upgrade without waiting for
 the busy timeout; IMMEDIATE waits instead, so concurrent writers never see
 "database is locked" (measured in ../shared/reference/style.md, section 7).
 """
+from peewee import AutoField
 from peewee import DatabaseProxy
 from peewee import Model
+from peewee import NodeList
+from peewee import SQL
 from peewee import SqliteDatabase
 from playhouse.db_url import connect
 
@@ -46,6 +49,18 @@ class BaseModel(Model):
 # and exports), so none may ever be handed out twice, not even after a restore. SQLite tables have
 # "id INTEGER PRIMARY KEY AUTOINCREMENT" (migrations/0038_ids_never_reused.py): the highest id ever
 # given is kept in sqlite_sequence. PostgreSQL keeps it in each SERIAL column's sequence.
+
+class IdField(AutoField):
+    """The id of a table a migration creates: `id = IdField()` in its frozen model. AUTOINCREMENT on
+    SQLite, so the id is never handed out again; PostgreSQL's SERIAL never does anyway. A table with
+    a plain id fails tests/test_backup.py::test_every_table_with_an_id_never_reuses_it."""
+
+    def ddl(self, ctx):
+        node = super().ddl(ctx)
+        if isinstance(_real(self.model._meta.database), SqliteDatabase):
+            return NodeList((node, SQL("AUTOINCREMENT")))
+        return node
+
 
 def _real(database):
     return database.obj if isinstance(database, DatabaseProxy) else database

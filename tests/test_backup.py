@@ -613,13 +613,33 @@ def test_migration_0038_gives_every_id_autoincrement_and_keeps_schema_rows_and_k
     database.close()
 
 
-def test_every_table_with_an_id_never_reuses_it(app):
-    """A table added later must declare its id AUTOINCREMENT too (or another migration like 0038)."""
+def test_every_table_with_an_id_never_reuses_it(app, tmp_path):
+    """A table a later migration creates needs `id = IdField()` (app/db.py) in its frozen model."""
+    from peewee import CharField
+    from peewee import Model
+    from peewee import SqliteDatabase
+
+    from app.db import IdField
     with app.app_context():
         plain = [name for name, sql in db.execute_sql("SELECT name, sql FROM sqlite_master WHERE type = 'table'")
                  if '"id" INTEGER' in sql and "PRIMARY KEY" in sql and "AUTOINCREMENT" not in sql
                  and name != "schema_migration"]
-    assert plain == []
+    assert plain == [], f"give these tables `id = IdField()` (app/db.py), or rebuild them like migration 0038: {plain}"
+
+    database = SqliteDatabase(str(tmp_path / "new.db"))
+
+    class Later(Model):
+        id = IdField()
+        name = CharField()
+
+        class Meta:
+            table_name = "later"
+
+    Later._meta.set_database(database)
+    database.create_tables([Later])
+    sql = database.execute_sql("SELECT sql FROM sqlite_master WHERE name = 'later'").fetchone()[0]
+    assert sql.startswith('CREATE TABLE "later" ("id" INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, ')
+    database.close()
 
 
 def test_skip_ids_after_a_restore_by_other_means(ops, tmp_path):
