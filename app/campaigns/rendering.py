@@ -65,6 +65,10 @@ MAX_INT_BITS = 4096
 # stack (a 500, on every page that shows the stored subject). Real personalisation nests a few levels.
 MAX_BRACKETS = 20
 MAX_NESTING = 40
+# Names, operators and values in all of a template's {{ }} and {% %} together. Compiling costs
+# memory per token (Jinja's tree, then Python's compiler): 300 KB of `{{ a }}` took 430 MB and
+# 11 s of CPU. The built-in layouts use under 100; 10,000 compiles in well under 50 MB.
+MAX_TOKENS = 10_000
 
 KINDS = ("html", "markdown")
 LINK_VARIABLES = ("unsubscribe_url", "preferences_url", "webview_url")
@@ -96,6 +100,11 @@ class _LimitError(Exception):
 _state = threading.local()
 
 
+ITEM_COST = 8  # a list slot is an 8-byte pointer; the budget counts characters (1-4 bytes each)
+_TOO_LONG = f"a value in this template would be longer than {MAX_VALUE:,} characters"
+_TOO_MANY = f"a list in this template would have more than {MAX_ITEMS:,} items"
+
+
 def _charge(length):
     budget = getattr(_state, "budget", None)
     if budget is None:
@@ -105,23 +114,77 @@ def _charge(length):
         raise _LimitError(f"this template builds more than {ALLOCATION_BUDGET:,} characters of text while rendering")
 
 
+def _reserve(chars=0, items=0):
+    """Refuse, *before* it is built, a value of `chars` characters or `items` list items; else charge it."""
+    if chars > MAX_VALUE:
+        raise _LimitError(_TOO_LONG)
+    if items > MAX_ITEMS:
+        raise _LimitError(_TOO_MANY)
+    _charge(chars + items * ITEM_COST)
+
+
 def _check(value):
-    """Refuse an oversized value and charge a built one to the render's budget."""
+    """Refuse an oversized value and charge a built one to the render's budget.
+
+    Only for results whose size cannot be known beforehand (a filter's, a method's),
+    and always after their inputs were sized by _text_size, so what is built here is
+    at most a small multiple of MAX_VALUE before it is refused."""
     if isinstance(value, str):
-        if len(value) > MAX_VALUE:
-            raise _LimitError(f"a value in this template would be longer than {MAX_VALUE:,} characters")
-        _charge(len(value))
+        _reserve(chars=len(value))
     elif isinstance(value, (list, tuple)):
-        if len(value) > MAX_ITEMS:
-            raise _LimitError(f"a list in this template would have more than {MAX_ITEMS:,} items")
-        _charge(len(value))
+        _reserve(items=len(value))
     return value
 
 
-def _size(value):
-    if isinstance(value, (str, list, tuple)):
-        return len(value)
-    return None
+def _repr_length(text):
+    if text.isprintable():
+        return len(text) + 2 + text.count("\\") + text.count("'")  # quotes, and escapes of \ and '
+    return len(repr(text))  # only after len(text) was found small enough (see _text_size)
+
+
+def _text_size(value, limit=MAX_VALUE, quoted=False):
+    """How long str(value) would be, counted without building it; _LimitError past `limit`.
+
+    str() of a list is its repr, which a template can make enormous cheaply:
+    `[s] * 10000` is 80 KB of pointers but a gigabyte once printed, joined or passed
+    to a filter. This walks the value instead (iteratively, so nesting cannot
+    overflow the stack), and every step adds at least one character, so the walk
+    itself stops after about `limit` steps.
+    """
+    total = 0
+    stack = [(value, quoted)]
+    while stack:
+        item, in_repr = stack.pop()
+        if isinstance(item, str):
+            if len(item) > limit:
+                raise _LimitError(_TOO_LONG)
+            total += _repr_length(item) if in_repr else len(item)
+        elif item is None or isinstance(item, bool):
+            total += 5
+        elif isinstance(item, int):
+            total += item.bit_length() // 3 + 2  # decimal digits, generously
+        elif isinstance(item, float):
+            total += 24
+        elif isinstance(item, (list, tuple)):
+            total += 3 + 2 * len(item)  # brackets and ", " (and a 1-tuple's comma)
+            if total <= limit:
+                stack.extend((element, True) for element in item)
+        elif isinstance(item, Record) and not in_repr:
+            total += 0  # str() of a record is empty; only its repr, inside a list, shows the data
+        elif isinstance(item, (dict, Record)):
+            data = item._data if isinstance(item, Record) else item
+            total += 10 + 4 * len(data)  # "Record({", "': '", ", "
+            if total <= limit:
+                for key, element in data.items():
+                    stack.append((key, True))
+                    stack.append((element, True))
+        elif isinstance(item, (datetime.date, datetime.datetime)):
+            total += 60
+        else:
+            total += 100  # Undefined, a bound method: short reprs that show no contents
+        if total > limit:
+            raise _LimitError(_TOO_LONG)
+    return total
 
 
 # --- The sandbox ------------------------------------------------------------
@@ -185,6 +248,23 @@ class _GuardedCodeGenerator(CodeGenerator):
         else:
             super()._output_child_post(node, frame, finalize)
 
+    def visit_Getitem(self, node, frame):
+        # Jinja writes slices as plain Python `x[a:b]`, past environment.getitem; route them
+        # through it so a slice (a new value, up to the size of x) is charged like any other.
+        if not isinstance(node.arg, nodes.Slice):
+            return super().visit_Getitem(node, frame)
+        self.write("environment.getitem(")
+        self.visit(node.node, frame)
+        self.write(", slice(")
+        for part in (node.arg.start, node.arg.stop, node.arg.step):
+            if part is None:
+                self.write("None")
+            else:
+                self.visit(part, frame)
+            self.write(", ")
+        self.write("))")
+        return None
+
     def visit_Concat(self, node, frame):
         self.write("environment.guarded_concat(context, (")
         for argument in node.nodes:
@@ -213,11 +293,53 @@ def _replace_size(text, old, new, count=-1):
 
 
 def _join_size(separator, items):
+    """(items as a list, the length of the joined text), without stringifying anything."""
+    if isinstance(items, (str, list, tuple)) and len(items) > MAX_ITEMS:
+        raise _LimitError(_TOO_MANY)
     items = list(items)
     if len(items) > MAX_ITEMS:
-        raise _LimitError(f"a list in this template would have more than {MAX_ITEMS:,} items")
-    total = sum(len(item) if isinstance(item, str) else len(str(item)) for item in items)
-    return items, total + len(str(separator)) * max(len(items) - 1, 0)
+        raise _LimitError(_TOO_MANY)
+    total = 0
+    for item in items:
+        total += _text_size(item, MAX_VALUE - total)
+    return items, total + _text_size(separator) * max(len(items) - 1, 0)
+
+
+# printf-style conversions: %(key)s, flags, width, .precision, length modifier, type.
+_CONVERSION = re.compile(r"%(?:\([^)]*\))?[#0 +\-]*(\*|\d*)(?:\.(\*|\d*))?[hlL]?(.?)", re.DOTALL)
+
+
+def _argument_size(value):
+    """The most characters one %-conversion of `value` can print (%r included)."""
+    if isinstance(value, float):
+        return 330  # '%f' % 1e308 has 309 digits before the point
+    return _text_size(value, quoted=True)
+
+
+def _format_size(template, arguments):
+    """An upper bound on the length of `template % arguments`, from the template and the arguments' sizes."""
+    conversions = 0
+    widths = 0
+    for match in _CONVERSION.finditer(template):
+        width, precision, kind = match.groups()
+        if "*" in (width, precision) or len(width) > 4 or len(precision or "") > 4:
+            raise _LimitError("formatting widths that large are not allowed")
+        widths += int(width or 0) + int(precision or 0)
+        if kind != "%":
+            conversions += 1
+    if isinstance(arguments, tuple):
+        size = 0
+        for argument in arguments:
+            size += _argument_size(argument)
+            if size > MAX_VALUE:
+                raise _LimitError(_TOO_LONG)
+    else:  # one value, or a mapping that each %(key)s may read again
+        size = _argument_size(arguments)
+        if isinstance(arguments, (dict, Record)):
+            data = arguments._data if isinstance(arguments, Record) else arguments
+            size = max([size] + [_argument_size(value) for value in data.values()])
+        size *= conversions
+    return len(template) + widths + size
 
 
 class Sandbox(ImmutableSandboxedEnvironment):
@@ -240,15 +362,21 @@ class Sandbox(ImmutableSandboxedEnvironment):
             if operator == "**":
                 return self._power(left, right)
             if operator == "+":
-                left_size, right_size = _size(left), _size(right)
-                if left_size is not None and right_size is not None and left_size + right_size > MAX_VALUE:
-                    raise _LimitError(f"a value in this template would be longer than {MAX_VALUE:,} characters")
-                return _check(left + right)
+                if isinstance(left, str) and isinstance(right, str):
+                    _reserve(chars=len(left) + len(right))
+                    if hasattr(left, "__html__"):
+                        return _check(left + right)  # Markup escapes the right side: sized again after
+                    return left + right
+                if isinstance(left, (list, tuple)) and isinstance(right, (list, tuple)):
+                    _reserve(items=len(left) + len(right))
+                return left + right
             if operator == "%":
                 if isinstance(left, str):
-                    if re.search(r"%[^a-zA-Z%]*(\*|\d{5,})", left):
-                        raise _LimitError("formatting widths that large are not allowed")
-                    return _check(left % right)
+                    size = _format_size(left, right)
+                    if hasattr(left, "__html__"):
+                        size = len(left) + 5 * size  # Markup escapes each argument: & becomes &amp;
+                    _reserve(chars=size)
+                    return left % right
                 return left % right
         except OverflowError:
             raise _LimitError("a number in this template is too large") from None
@@ -262,7 +390,9 @@ class Sandbox(ImmutableSandboxedEnvironment):
                     if isinstance(sequence, str):
                         raise _LimitError(f"multiplying this text would make it longer than {MAX_VALUE:,} characters")
                     raise _LimitError(f"multiplying this list would give it more than {MAX_ITEMS:,} items")
-                return _check(sequence * times)
+                size = len(sequence) * max(times, 0)
+                _reserve(**({"chars": size} if isinstance(sequence, str) else {"items": size}))
+                return sequence * times
         if isinstance(left, int) and isinstance(right, int):
             if abs(left).bit_length() + abs(right).bit_length() > MAX_INT_BITS:
                 raise _LimitError("a number in this template is too large")
@@ -278,11 +408,24 @@ class Sandbox(ImmutableSandboxedEnvironment):
         return left ** right
 
     def guarded_concat(self, context, items):
+        size = 0
+        for item in items:  # sized before str() is called on any of them
+            size += _text_size(item, MAX_VALUE - size)
+        _reserve(chars=size)
         strings = [item if isinstance(item, str) else str(item) for item in items]
-        if sum(map(len, strings)) > MAX_VALUE:
-            raise _LimitError(f"a value in this template would be longer than {MAX_VALUE:,} characters")
-        joined = markup_join(strings) if context.eval_ctx.autoescape else str_join(strings)
-        return _check(joined)
+        if context.eval_ctx.autoescape:
+            return _check(markup_join(strings))  # escaping can lengthen it: sized again
+        return str_join(strings)
+
+    def getitem(self, obj, argument):
+        # A slice builds a new value: charge it before it exists.
+        if isinstance(argument, slice) and isinstance(obj, (str, list, tuple)):
+            try:
+                length = len(range(*argument.indices(len(obj))))
+            except (TypeError, ValueError):
+                length = 0  # not a valid slice: the lookup below fails in words
+            _reserve(**({"chars": length} if isinstance(obj, str) else {"items": length}))
+        return super().getitem(obj, argument)
 
     def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 (Jinja's calling convention)
         if isinstance(__obj, Undefined):
@@ -291,6 +434,17 @@ class Sandbox(ImmutableSandboxedEnvironment):
         name = getattr(__obj, "__name__", "")
         if isinstance(__obj, (types.BuiltinMethodType, types.MethodWrapperType)) and owner is not None:
             if isinstance(owner, str) and name in _STR_METHODS:
+                for argument in (*args, *kwargs.values()):
+                    _text_size(argument)
+                if name in ("split", "rsplit"):
+                    # At most MAX_ITEMS + 1 pieces are ever built; more is refused just below.
+                    kwargs = {key: value for key, value in kwargs.items() if key == "sep"}
+                    separator = args[0] if args else kwargs.pop("sep", None)
+                    limit = args[1] if len(args) > 1 and isinstance(args[1], int) and 0 <= args[1] < MAX_ITEMS \
+                        else MAX_ITEMS
+                    return _check(__obj(separator, limit))
+                if name == "splitlines" and owner.count("\n") + owner.count("\r") > MAX_ITEMS:
+                    raise _LimitError(_TOO_MANY)
                 if name == "replace":
                     size = _replace_size(owner, *args[:2], *(args[2:3] or [-1]))
                     if size is not None and size > MAX_VALUE:
@@ -311,18 +465,43 @@ class Sandbox(ImmutableSandboxedEnvironment):
 
 
 def _finalize(value):
-    return "" if value is None else value
+    """Every {{ value }} passes here before it is printed: a list or dict is sized before str() runs."""
+    if value is None:
+        return ""
+    if not isinstance(value, (str, int, float)):
+        _text_size(value)
+    return value
 
 
 # Filters: only ones that cannot build large values, or guarded versions.
-def _guard_result(function):
+# These never turn their input into text or walk into it, so any list may be passed.
+_SHALLOW_FILTERS = frozenset(("length", "count", "first", "last", "default", "d"))
+
+
+def _guard_filter(function, name):
+    """A filter whose inputs are sized before it runs, and whose result is sized after.
+
+    Most filters call str() on their input (|string, |upper, |escape…) or walk into
+    it (|sort, |unique, |min); a container that would print as more than MAX_VALUE
+    characters is refused before that happens, so a filter builds at most a small
+    multiple of MAX_VALUE (|urlencode, the worst, triples each UTF-8 byte)."""
+    skip = 1 if getattr(function, "jinja_pass_arg", None) is not None else 0  # eval_ctx or environment
+
     @functools.wraps(function)
     def guarded(*args, **kwargs):
+        if name not in _SHALLOW_FILTERS:
+            for argument in (*args[skip:], *kwargs.values()):
+                _text_size(argument)
+            if name in ("sort", "unique") and args[skip:] and isinstance(args[skip], str) \
+                    and len(args[skip]) > MAX_ITEMS:
+                raise _LimitError(_TOO_MANY)  # a list of every character
         return _check(function(*args, **kwargs))
     return guarded
 
 
 def _safe_replace(eval_ctx, text, old, new, count=None):
+    for argument in (text, old, new):
+        _text_size(argument)
     size = _replace_size(str(text), str(old), str(new), -1 if count is None else count)
     if size is not None and size > MAX_VALUE:
         raise _LimitError(f"a value in this template would be longer than {MAX_VALUE:,} characters")
@@ -354,11 +533,12 @@ def _safe_sum(values, start=0):
 
 def _safe_list(value):
     if isinstance(value, (str, list, tuple, Record)) or isinstance(value, Undefined):
-        return _check(list(value))
+        _reserve(items=len(value))
+        return list(value)
     raise _LimitError("list() only takes text or lists")
 
 
-_FILTERS = {name: _guard_result(jinja_filters.FILTERS[name]) for name in (
+_FILTERS = {name: _guard_filter(jinja_filters.FILTERS[name], name) for name in (
     "abs", "capitalize", "default", "d", "escape", "e", "first", "last", "length", "count", "lower", "upper",
     "title", "trim", "truncate", "striptags", "urlencode", "int", "float", "round", "string", "reverse", "sort",
     "unique", "wordcount", "min", "max",
@@ -412,9 +592,17 @@ _TOO_DEEP = ("this template nests brackets, filters, conditions or {% if %} bloc
 
 
 def _check_brackets(env, source):
-    """Refuse brackets nested deeper than MAX_BRACKETS, before the recursive parser sees them."""
+    """Refuse brackets nested deeper than MAX_BRACKETS, and more than MAX_TOKENS tokens,
+    before the recursive parser and the compiler see them."""
     depth = 0
+    count = 0
     for lineno, token, value in env.lexer.tokeniter(source, None):
+        if token in ("data", "whitespace"):
+            continue
+        count += 1
+        if count > MAX_TOKENS:
+            raise RenderError(f"this template has too much template code in it (more than {MAX_TOKENS:,} names, "
+                              "operators and values in its {{ }} and {% %}); shorten it.", lineno)
         if token == "operator":
             if value in "([{":
                 depth += 1
@@ -712,6 +900,56 @@ def check_link_addresses(cleaned, constructs, lines=None):
                           "or {{ webview_url }}), so that no field value can turn it into a script.", line)
 
 
+_BLOCK_TAG = re.compile(r"\{%[-+]?\s*(\w+)")
+# Tags that open a block closed by an {% end… %} (the sandbox refuses all but if and with,
+# but the places of any of them are checked the same way).
+_BLOCK_OPENERS = frozenset(("if", "with", "for", "macro", "call", "filter", "block", "autoescape", "trans"))
+
+
+def check_constructs(cleaned, constructs, lines=None):
+    """Refuse Jinja that would print something the sanitiser did not see.
+
+    {% raw %} prints its content as written, but the sanitiser saw that content as
+    Jinja and left it alone: `{% raw %}{{ '<script>…' }}{% endraw %}` reached the
+    inbox. And a condition whose parts sit in different places of the markup can
+    cut a tag in two: `<a href="https://x/{% if 0 %}">…{% endif %}" onmouseover="…`
+    prints an attribute the sanitiser only saw as text. Everything else Jinja
+    prints is either approved markup or an autoescaped value.
+    """
+    stack = []
+    for index, place in sanitize.slot_places(cleaned):
+        construct = constructs[index]
+        match = _BLOCK_TAG.match(construct)
+        if not match:
+            continue
+        word = match.group(1)
+        line = lines[index] if lines else None
+        if word in ("raw", "endraw"):
+            raise RenderError("{% raw %} cannot be used in email templates: what it shows would not be checked "
+                              "like the rest of the email. To show {{ as text, write {{ '{{' }}.", line)
+        if word in _BLOCK_OPENERS:
+            stack.append((word, place, construct))
+        elif stack and (word in ("elif", "else") or word.startswith("end")):
+            opener, opened_at, first = stack[-1]
+            if place != opened_at:
+                raise RenderError(f"“{construct}” and the “{first}” it belongs to are in different places of the "
+                                  f"HTML (inside and outside a tag, or in two attributes). Put the whole "
+                                  f"{{% {opener} %}} … {{% end{opener} %}} around whole elements, or inside "
+                                  "one attribute value.", line)
+            if word.startswith("end"):
+                stack.pop()
+
+
+def check_unclosed(content):
+    """Report an opener with no closer ("{{ contact.name </p>") as Jinja's syntax error, with its line.
+
+    The sanitiser turns such a stray "{{" into text (see sanitize.STRAY_OPENER), which
+    would silently print it; saving already compiles the text as written, and this
+    does the same for bodies stored before, or composed with a layout."""
+    if sanitize.STRAY_OPENER.search(sanitize.JINJA.sub("", content)):
+        compile_template(content, True, extra_names=("content", *_TRUSTED_NAMES))
+
+
 def restore_all(text, constructs):
     return sanitize.restore(text, constructs)
 
@@ -743,6 +981,7 @@ def clean_source(source, kind):
                           "<script> or <style>, or between the attributes of a tag). Move it into the text or "
                           "into an attribute value.", lines[index] if kind == "html" else None)
     check_link_addresses(cleaned, constructs, lines if kind == "html" else None)
+    check_constructs(cleaned, constructs, lines if kind == "html" else None)
     result = sanitize.restore(cleaned, constructs)
     compile_template(result, autoescape=True, extra_names=("content",))
     return result if kind == "html" else source
@@ -985,10 +1224,12 @@ def prepare(body, kind, subject, *, layout=None, preheader="", track_opens=False
     if len(content) > MAX_SOURCE:
         raise RenderError(f"This email is too long ({len(content):,} characters; at most {MAX_SOURCE:,}).")
 
+    check_unclosed(content)
     cleaned, constructs, lost = sanitize.protect_and_clean(content)
     if lost:
         raise RenderError(f"“{lost[0]}” is in a place email HTML cannot keep; edit the body and save it again.")
     check_link_addresses(cleaned, constructs)
+    check_constructs(cleaned, constructs)  # also for bodies stored before these checks existed
 
     footer = []
     if not _uses(constructs, "postal_address"):
@@ -1131,8 +1372,10 @@ def render_body(source, kind, context):
     if kind not in KINDS:
         raise RenderError("Choose HTML or Markdown.")
     content = markdown_to_html(source or "") if kind == "markdown" else (source or "")
+    check_unclosed(content)
     cleaned, constructs, _lost = sanitize.protect_and_clean(content)
     check_link_addresses(cleaned, constructs)
+    check_constructs(cleaned, constructs)
     template, _names = compile_template(sanitize.restore(cleaned, constructs), True, extra_names=("content",))
     return render(template, context)
 

@@ -15,6 +15,18 @@ inside text, `href="{{ unsubscribe_url }}"` inside attributes, and
 sat where no markup is allowed (inside a removed <script>, or between a tag's
 attributes) is dropped; `protect_and_clean()` reports which ones, so saving
 can refuse the template with a clear message instead of silently changing it.
+
+What Jinja prints literally must be exactly what bleach approved, so two more
+rules hold (app.campaigns.rendering enforces the second and third on every
+render, not only on save):
+
+* a "{" that would start a Jinja delimiter in the *cleaned* text (bleach can
+  make one by removing a tag, as in "{<x></x>% raw %}") becomes "&#123;";
+* {% raw %} is refused: its content is printed as written, but was hidden
+  from bleach as Jinja, so it would smuggle <script>, forms and meta refresh;
+* the parts of one {% if %} … {% endif %} sit in one place (all between
+  elements, or all inside one attribute value, see slot_places()): otherwise
+  a condition could cut a tag in two and turn approved text into attributes.
 """
 import re
 
@@ -111,6 +123,10 @@ PRIVATE_USE = re.compile("[\ue000-\ue00f]")
 TEXT_SLOT = re.compile("\ue000(\\d+)\ue001")
 _COMMENT_SLOT = re.compile("<!--\ue002(\\d+)\ue003-->")
 _ANY_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
+# A Jinja opener in cleaned text that is not one of our placeholders.
+STRAY_OPENER = re.compile(r"\{(?=[{%#])")
+# Placeholders, and what changes where we are in the markup: a tag's start and end, quotes.
+_MARKUP_STEP = re.compile("(<!--\ue002(\\d+)\ue003-->)|\ue000(\\d+)\ue001|<(?=[A-Za-z/!])|>|\"|'")
 
 
 def _jinja_positions(source):
@@ -171,7 +187,39 @@ def _bleach(html):
     cleaned = _cleaner.clean(html)
     # Comments were kept only so that our placeholders survive; drop every other
     # one (bleach escapes "<" in attribute values, so "<!--" only starts a real comment).
-    return _ANY_COMMENT.sub(lambda m: m.group(0) if _COMMENT_SLOT.fullmatch(m.group(0)) else "", cleaned)
+    cleaned = _ANY_COMMENT.sub(lambda m: m.group(0) if _COMMENT_SLOT.fullmatch(m.group(0)) else "", cleaned)
+    # Placeholders hold every real construct; any other "{{", "{%" or "{#" is text (or bleach's
+    # doing) and must stay text once Jinja reads the result. &#123; is "{" to every HTML reader.
+    return STRAY_OPENER.sub("&#123;", cleaned)
+
+
+def slot_places(cleaned):
+    """(construct index, place) for each placeholder in cleaned HTML, in the order Jinja will read them.
+
+    place is None between elements (text), else the offset where the enclosing
+    attribute value starts (or the tag, for a placeholder outside any quotes): two
+    constructs share a place only inside the same attribute value of the same tag.
+    """
+    found = []
+    in_tag = False
+    quote = None
+    place = None
+    for match in _MARKUP_STEP.finditer(cleaned):
+        token = match.group(0)
+        if match.group(1) or match.group(3):
+            index = int(match.group(2) or match.group(3))
+            found.append((index, place if in_tag else None))
+        elif in_tag and quote:
+            if token == quote:
+                quote, place = None, match.start()  # after a value, still in the tag
+        elif in_tag:
+            if token in "\"'":
+                quote, place = token, match.start()
+            elif token == ">":
+                in_tag = False
+        elif token == "<":
+            in_tag, place = True, match.start()
+    return found
 
 
 def protect_and_clean(source):
