@@ -655,3 +655,23 @@ def test_skip_ids_after_a_restore_by_other_means(ops, tmp_path):
     for kind in ("contact", "send", "subscription", "event"):
         assert after[kind] > first[kind] + restored.UNKNOWN_MARGIN + 3600 * restored.UNKNOWN_RATE, kind
     assert cli(ops, "db", "skip-ids", "yesterday").exit_code == 1
+
+
+def test_freezing_an_audience_steps_over_the_gap_a_restore_leaves_in_the_ids(ops):
+    """After a jump of 10^12 ids, freezing walks the contacts there are, not every empty range between."""
+    from app.db import raise_id_counters
+    from app.models import MailingList
+    from app.models import Send
+    from app.sending import ledger
+    from tests.sending_support import make_contacts
+    team = make_team()
+    news = MailingList.create(team=team, name="News")
+    before = make_contacts(team, 5, news, prefix="before")
+    raise_id_counters(db, {"contact": before[-1].id + 10 ** 12})
+    after = make_contacts(team, 5, news, prefix="after")
+    assert after[0].id > 10 ** 12
+    campaign = make_campaign(team, [news], state="draft")
+    started = time.monotonic()
+    assert ledger.freeze_audience(campaign, chunk=2) == 10
+    assert time.monotonic() - started < 5
+    assert {s.contact_id for s in Send.select().where(Send.campaign == campaign)} == {c.id for c in before + after}

@@ -165,15 +165,19 @@ def freeze_audience(campaign, chunk=CHUNK):
     if condition is not None:
         bounds = (Contact.select(fn.MIN(Contact.id), fn.MAX(Contact.id))
                   .where(Contact.team == campaign.team_id).tuples().first())
-        lo, hi = bounds if bounds and bounds[0] is not None else (1, 0)
+        start, hi = bounds if bounds and bounds[0] is not None else (1, 0)
         fields = [Send.campaign, Send.contact, Send.email, Send.status, Send.attempts, Send.message_id, Send.error]
-        for start in range(lo, hi + 1, chunk):
+        while start is not None and start <= hi:
             end = start + chunk - 1
             rows = (Contact.select(Value(campaign.id), Contact.id, Contact.email, Value("queued"), Value(0),
                                    Value(""), Value(""))
                     .where(audience_condition(campaign, start, end)).order_by(Contact.id))
             with db.atomic():
                 Send.insert_from(rows, fields).on_conflict_ignore().execute()
+            # The next range starts at the team's next contact: ids have gaps (other teams' contacts, and
+            # the jump a restore makes so that no id is handed out twice: app/ops/restored.py).
+            start = (Contact.select(fn.MIN(Contact.id))
+                     .where((Contact.team == campaign.team_id) & (Contact.id > end)).scalar())
     total = Send.select(fn.COUNT(Send.id)).where(Send.campaign == campaign.id).scalar() or 0
     Campaign.update(total=total, frozen_at=utcnow(), updated_at=utcnow()).where(Campaign.id == campaign.id).execute()
     campaign.total = total
