@@ -38,8 +38,11 @@ from app.models import utcnow
 KIND = "restore"
 
 KNOWN_MARGIN = 1_000  # above the replaced database's highest ids
-UNKNOWN_MARGIN = 1_000_000  # when they are unknown: this much, plus
-UNKNOWN_RATE = 10_000  # ids a second since the backup, more than any table takes on average
+# When they are unknown: this much (an import adds up to 50,000 contacts a second, docs/benchmarks.md,
+# so millions may come right after the backup), plus so many a second since the backup (more than any
+# table takes on average over hours: sending runs at about 2,500 a second at best).
+UNKNOWN_MARGIN = 10_000_000
+UNKNOWN_RATE = 10_000
 
 
 def settle_campaigns(backup_time, now=None):
