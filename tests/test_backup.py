@@ -181,6 +181,8 @@ CRASHING_WRITER = textwrap.dedent("""
     c.execute("PRAGMA wal_autocheckpoint=0")  # everything stays in the -wal, as when a process dies mid-work
     c.execute("BEGIN IMMEDIATE")
     c.execute("UPDATE team SET name = 'After the backup'")
+    columns = ", ".join(row[1] for row in c.execute("PRAGMA table_info(team)") if row[1] != "id")
+    c.execute(f"INSERT INTO team ({columns}) SELECT {columns} FROM team")  # an id only the -wal knows
     c.execute("CREATE TABLE filler (pad TEXT)")
     for _ in range(300):
         c.execute("INSERT INTO filler VALUES (?)", ("y" * 3000,))
@@ -211,7 +213,10 @@ def test_restore_with_a_leftover_wal_file_gives_a_good_database_and_keeps_the_ol
     assert {"loft.db", "loft.db-wal", "huey.db", "huey.db-wal"} <= {p.name for p in aside.iterdir()}
     old = sqlite3.connect(aside / "loft.db")  # nothing is lost: the replaced data opens with its own log
     assert ("After the backup",) in old.execute("SELECT name FROM team").fetchall()
+    [(in_the_wal,)] = old.execute("SELECT max(id) FROM team").fetchall()
     old.close()
+    from app.ops import restored
+    assert Team.create(name="New").id > in_the_wal + restored.KNOWN_MARGIN  # the restore read the -wal too
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".loft-restore-")]
 
 
