@@ -41,6 +41,9 @@ def _tables(db):
 def up(migrator, db):
     if not isinstance(db, SqliteDatabase):
         return
+    if db.execute_sql("PRAGMA foreign_keys").fetchone()[0]:
+        # DROP TABLE would delete every row first, cascading into the tables that reference it.
+        raise RuntimeError("0038 must run with foreign keys off (as playhouse's SqliteMigrator runs migrations)")
     for table, create in _tables(db):
         if table in KEEP or "AUTOINCREMENT" in create.upper():
             continue
