@@ -34,3 +34,19 @@ document.addEventListener("input", function (event) {
   if (slug && !/^[a-z]/.test(slug)) slug = ("f_" + slug).slice(0, 40).replace(/_+$/, "");
   key.value = slug;
 });
+
+document.addEventListener("submit", function (event) {
+  // A number field the browser cannot read ("4e", "1,5" in some locales) is sent empty, and an empty value
+  // removes the stored one. The forms are novalidate (the server explains every other mistake in place),
+  // so stop here and let the browser say what is wrong with that one field.
+  var fields = event.target.querySelectorAll ? event.target.querySelectorAll("input[type=number]") : [];
+  for (var i = 0; i < fields.length; i++) {
+    if (fields[i].validity.badInput) {
+      event.preventDefault();
+      event.stopPropagation();  // capture phase: htmx never sees this submit
+      fields[i].reportValidity();
+      fields[i].focus();
+      return;
+    }
+  }
+}, true);

@@ -151,7 +151,6 @@ def test_changing_the_field_swaps_operator_and_value_inputs(web, acme):
     page = soup(web.post("/segments/new/builder", data, htmx=True))
     assert page.select_one("#operator-0 option[selected]")["value"] == "eq"
     assert page.select_one("input#value-0")["inputmode"] == "decimal"
-    assert (page.select_one("input#value-0")["type"], page.select_one("input#value-0")["step"]) == ("number", "any")
     assert page.select_one("input#value-0")["value"] == ""  # the old value does not carry over
 
     # Changing the operator to one without a value removes the value input.

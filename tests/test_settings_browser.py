@@ -62,3 +62,31 @@ def test_a_new_fields_key_follows_its_label_until_typed_by_hand(page):
     expect(key).to_have_value("drink")
     page.locator("#new-field").get_by_role("button", name="Add field").click()
     expect(page.locator("#fields-page tr[data-key=drink] input[name=label]")).to_have_value("Favourite drink")
+
+
+def test_an_unreadable_number_does_not_clear_the_stored_value(page):
+    """Custom number fields are type=number; a value the browser cannot read would be sent empty (which
+    removes the stored value), so app.js stops that submit and the browser names the field."""
+    import json
+
+    from app.models import Contact
+    from app.models import CustomField
+
+    sign_up_admin(page)
+    team = Team.get()
+    CustomField.create(team=team, key="seats", label="Seats", type="number")
+    contact = Contact.create(team=team, email="kim@example.com", domain="example.com", name="Kim",
+                             attributes=json.dumps({"seats": 42}))
+    page.goto(f"/contacts/{contact.id}/edit")
+    seats = page.get_by_label("Seats")
+    expect(seats).to_have_attribute("type", "number")
+    seats.fill("")
+    seats.press_sequentially("4e")  # a number input accepts the keys, but its value is unreadable
+    page.get_by_role("button", name="Save").click()
+    expect(seats).to_be_focused()
+    assert seats.evaluate("field => field.validity.badInput") is True
+    assert json.loads(Contact.get_by_id(contact.id).attributes) == {"seats": 42}
+    seats.fill("7.5")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Kim")
+    assert json.loads(Contact.get_by_id(contact.id).attributes) == {"seats": 7.5}
