@@ -12,6 +12,7 @@ from app.models import Event
 from app.models import MailingList
 from app.models import Subscription
 from app.models import Team
+from tests.conftest import csrf_from
 from tests.conftest import soup
 from tests.test_teams import make_member
 
@@ -49,7 +50,7 @@ def test_add_ticked_contacts_to_a_list_skips_the_blocked(app, web, admin):
     assert {i["value"] for i in form.select("input[name=ids]")} == {str(c.id) for c in (ok, already, bounced, suppressed)}
 
     ids = [ok.id, already.id, bounced.id, suppressed.id, theirs.id]
-    response = web.client.post("/contacts/bulk", data={"csrf_token": "test-csrf-token", "action": "add_to_list",
+    response = web.client.post("/contacts/bulk", data={"csrf_token": csrf_from(web.client), "action": "add_to_list",
                                                        "scope": "selected", "list_id": news.id, "ids": ids})
     job, data = job_of(response)
     assert (data["state"], data["processed"], data["changed"], data["skipped"]) == ("done", 4, 1, 3)
@@ -109,7 +110,7 @@ def test_bulk_reactivation_skips_suppressed_and_suppressing_adds_to_the_list(app
                                                  "status": "bounced", "confirmed": "1"}))
     assert (data["changed"], data["skipped"]) == (1, 1)
     assert Contact.get_by_id(a.id).status == "active" and Contact.get_by_id(b.id).status == "bounced"
-    _, data = job_of(web.client.post("/contacts/bulk", data={"csrf_token": "test-csrf-token", "action": "change_status",
+    _, data = job_of(web.client.post("/contacts/bulk", data={"csrf_token": csrf_from(web.client), "action": "change_status",
                                                              "new_status": "suppressed", "ids": [a.id]}))
     assert data["changed"] == 1
     with app.test_request_context():
@@ -121,7 +122,7 @@ def test_bulk_delete_asks_first_then_deletes(web, admin):
     doomed = [add(team, f"d{i}@example.com") for i in range(3)]
     keep = add(team, "keep@example.com")
     theirs = add(Team.create(name="Other"), "theirs@example.com")
-    data = {"csrf_token": "test-csrf-token", "action": "delete", "scope": "selected",
+    data = {"csrf_token": csrf_from(web.client), "action": "delete", "scope": "selected",
             "ids": [c.id for c in doomed] + [theirs.id]}
     confirm = web.client.post("/contacts/bulk", data=data)
     page = soup(confirm)
@@ -169,7 +170,7 @@ def test_bulk_refusals_are_specific(web, admin):
              ({"action": "change_status", "ids": "1", "new_status": "gone"}, "Choose the new status."),
              ({"action": "delete", "ids": [str(i) for i in range(1, 1003)]}, "Tick at most 1,000 contacts")]
     for form, message in cases:
-        response = web.client.post("/contacts/bulk", data={"csrf_token": "test-csrf-token", **form})
+        response = web.client.post("/contacts/bulk", data={"csrf_token": csrf_from(web.client), **form})
         assert response.status_code == 302 and response.headers["Location"].startswith("/contacts/")
         page = soup(web.get(response.headers["Location"]))
         assert message in page.select_one("#flashes .flash-error").text
