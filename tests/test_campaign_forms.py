@@ -42,6 +42,11 @@ EDIT_CASES = [
     ("reply_to_new_line", {"reply_to": "a@acme.example\r\nBcc: victim@example.com"}, "reply_to",
      "must be one email address"),
     ("from_name_new_line", {"from_name": "Acme\r\nBcc: victim@example.com"}, "from_name", "The From name must be one line"),
+    # Issue 9, point 7: ~100 nested brackets made every page that previews the campaign a 500.
+    ("subject_too_deep", {"ab_enabled": "1", "b_subject": "{{ " + "(" * 100 + "1" + ")" * 100 + " }}"}, "b_subject",
+     "This subject cannot be used"),
+    ("subject_broken", {"ab_enabled": "1", "b_subject": "Hi {{ contact.name"}, "b_subject",
+     "This subject cannot be used"),
 ]
 
 

@@ -27,6 +27,7 @@ from app.models import Template
 from app.tracking import tokens
 from tests.conftest import soup
 from tests.test_campaigns import create_draft
+from tests.test_campaigns import draft_form
 from tests.test_campaigns import ready_team  # noqa: F401 - a fixture
 
 
@@ -263,6 +264,13 @@ def test_a_deep_subject_or_body_is_refused_at_save_with_the_input_kept(web, read
     assert "too deeply" in soup(created).text
     assert "(" * 100 in soup(created).select_one("[name=body]").text
     assert Template.select().where(Template.name == "Deep").count() == 0
+    campaign = create_draft(web, news)
+    subject = "{{ " + deep[3:] + " }}"
+    refused = web.post(f"/campaigns/{campaign.id}", draft_form(news, subject=subject))
+    assert refused.status_code == 422
+    assert "too deeply" in soup(refused).select_one("#e-subject").text
+    assert soup(refused).select_one("[name=subject]")["value"] == subject
+    assert Campaign.get_by_id(campaign.id).subject == "Hello {{ contact.name }}"
 
 
 def test_a_deep_subject_already_stored_does_not_break_the_campaign_pages(app, web, ready_team):  # noqa: F811

@@ -121,6 +121,7 @@ def update_draft(campaign, form):
         raise CampaignError("Only a draft can be edited. Pause or unschedule it first.")
     apply_form(campaign, form)
     check_sender(campaign)
+    check_subjects(campaign, form)
     if campaign.template_id is not None and not layout_slot(campaign.template):
         raise CampaignError(f"“{campaign.template.name}” has no {{{{ content }}}} slot, so it cannot wrap the body. "
                             "Choose a layout, or start a new campaign from this template instead.", field="template")
@@ -171,6 +172,17 @@ def single_address(value, field, label):
     except EmailNotValidError as exc:
         raise CampaignError(f"The {label} must be one email address, such as news@example.com ({exc})",
                             field=field) from None
+
+
+def check_subjects(campaign, form):
+    """Refuse a subject (A's or B's) that cannot even be compiled, such as ~100 nested brackets:
+    stored, it would make every page that previews the campaign fail."""
+    from app.campaigns import rendering
+    for field, subject in (("subject", campaign.subject), ("b_subject", form.get("b_subject", "").strip()[:998])):
+        try:
+            rendering.compile_template(subject, autoescape=False)
+        except rendering.RenderError as exc:
+            raise CampaignError(f"This subject cannot be used: {exc}", field=field) from None
 
 
 def check_sender(campaign):
