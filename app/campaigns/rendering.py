@@ -10,16 +10,21 @@ anyone can type into a sign-up form, and rendered on the server. So:
   template functions).
 * Work and memory are bounded. There are no loops, macros or block
   assignments (personalisation needs conditions and filters, not programs),
-  so a render is linear in the template's size; every operator, filter and
-  method that can build a large value is checked *before* it builds it
-  (`{{ 'x' * 10**9 }}` fails at once instead of allocating a gigabyte); all the
-  values a render builds share an allocation budget; and the output is counted
-  as it is generated and cut off at MAX_OUTPUT.
+  so a render is linear in the template's size, and compiling is capped
+  (MAX_TOKENS, MAX_BRACKETS, MAX_NESTING). Every operator, slice, filter and
+  method that can build a large value is sized *before* it builds it
+  (`{{ 'x' * 10**9 }}` fails at once instead of allocating a gigabyte); a list
+  or dict is never turned into text past MAX_VALUE (_text_size walks it
+  instead); `%` is capped by its template and the sum of its arguments; all
+  the values a render builds share an allocation budget; and the output is
+  counted as it is generated and cut off at MAX_OUTPUT.
 * Output is autoescaped in HTML, `|safe` does not exist, and autoescape
   cannot be switched off, so contact data can never inject markup.
 * The HTML itself is cleaned by app.campaigns.sanitize (bleach), and a link
   address can start with a variable only if it is one of our own link
-  variables, so a contact field can never become a javascript: URL.
+  variables, so a contact field can never become a javascript: URL. What
+  Jinja prints literally is exactly what bleach approved (check_constructs:
+  no {% raw %}, no {% if %} cutting a tag in two), on every render.
 
 Every failure is a RenderError whose message says what is wrong and, where
 there is one, on which line.
