@@ -148,6 +148,14 @@ def _repr_length(text):
 
 
 def _text_size(value, limit=MAX_VALUE, quoted=False):
+    if type(value) is str and not quoted:  # the common case, on every send: no walk
+        if len(value) > limit:
+            raise _LimitError(_TOO_LONG)
+        return len(value)
+    return _walk_size(value, limit, quoted)
+
+
+def _walk_size(value, limit, quoted):
     """How long str(value) would be, counted without building it; _LimitError past `limit`.
 
     str() of a list is its repr, which a template can make enormous cheaply:
@@ -321,8 +329,9 @@ def _argument_size(value):
     return _text_size(value, quoted=True)
 
 
-def _format_size(template, arguments):
-    """An upper bound on the length of `template % arguments`, from the template and the arguments' sizes."""
+@functools.lru_cache(maxsize=256)
+def _conversions(template):
+    """(number of conversions, sum of their widths and precisions) in a %-format template."""
     conversions = 0
     widths = 0
     for match in _CONVERSION.finditer(template):
@@ -332,6 +341,12 @@ def _format_size(template, arguments):
         widths += int(width or 0) + int(precision or 0)
         if kind != "%":
             conversions += 1
+    return conversions, widths
+
+
+def _format_size(template, arguments):
+    """An upper bound on the length of `template % arguments`, from the template and the arguments' sizes."""
+    conversions, widths = _conversions(str(template))
     if isinstance(arguments, tuple):
         size = 0
         for argument in arguments:
