@@ -6,7 +6,8 @@
   with tracemalloc (the old code allocated up to 2 GB for some of these).
 * Markup: what Jinja outputs literally is exactly what the sanitiser approved
   ({% raw %} and sanitiser-made delimiters are refused or neutralised, and
-  {% if %} cannot cut a tag in two), checked on the sent message and the web view.
+  {% if %} cannot cut a tag in two), checked on the sent message and the web view;
+  a contact's value printed in a style attribute stays one CSS value.
 * Nesting: deeply nested brackets, filters or blocks are refused in words at save
   time, and a bad value already stored never turns a page into a 500.
 """
@@ -196,6 +197,20 @@ def test_conditions_in_one_place_still_work():
     prepared = rendering.prepare(saved, "html", "Subject")
     out = rendering.render(prepared.html_template, {"contact": rendering.Record({"name": "Ann", "vip": True})})
     assert 'class="gold"' in out and 'href="https://example.com/vip"' in out
+
+
+@pytest.mark.parametrize("value,printed", [
+    ("#b91c1c", "#b91c1c"), ("bold", "bold"), ("rgb(1, 2, 3)", "rgb(1, 2, 3)"),
+    ("red; background: url(https://evil.example/track)", ""), ("red;position:fixed;top:0", ""),
+    ("expression(alert(1))", ""), ('red" onmouseover="alert(1)', ""), ("\\75 rl(x)", ""),
+])
+def test_a_contact_value_in_a_style_stays_one_css_value(value, printed):
+    prepared = rendering.prepare('<p style="color: {{ contact.colour }}; font-weight: bold;">{{ contact.colour }}</p>',
+                                 "html", "Subject")
+    out = rendering.render(prepared.html_template, {"contact": rendering.Record({"colour": value})})
+    paragraph = BeautifulSoup(out, "html.parser").select_one("p")
+    assert paragraph["style"] == f"color: {printed}; font-weight: bold;"
+    assert paragraph.text == value  # in the text it is just (escaped) text
 
 
 @pytest.mark.parametrize("body", [RAW["raw script"], RAW["raw form"], CUTS["attribute to text"], MADE],

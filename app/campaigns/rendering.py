@@ -373,6 +373,7 @@ class Sandbox(ImmutableSandboxedEnvironment):
                          finalize=_finalize, auto_reload=False, cache_size=0)
         self.globals.clear()  # no range, lipsum, cycler, joiner, namespace or dict
         self.filters = dict(_FILTERS)
+        self.filters[_CSS_FILTER] = sanitize.safe_css_value  # added by prepare(), not offered to authors
 
     # Operators that could build huge values are checked before they run.
     def call_binop(self, context, operator, left, right):
@@ -920,6 +921,22 @@ def check_link_addresses(cleaned, constructs, lines=None):
                           "or {{ webview_url }}), so that no field value can turn it into a script.", line)
 
 
+_CSS_FILTER = "loft_css_value"
+_EXPRESSION = re.compile(r"^\{\{(-?)(.*?)(-?)\}\}$", re.DOTALL)
+
+
+def guard_style_values(cleaned, constructs):
+    """Pass every {{ value }} printed inside a style attribute through sanitize.safe_css_value.
+
+    Autoescaping keeps a contact's value inside the attribute, but not inside one CSS
+    declaration: style="color: {{ contact.colour }}" with "red; background: url(…)"
+    would add a declaration the CSS sanitiser never saw."""
+    for index in sanitize.style_slots(cleaned):
+        match = _EXPRESSION.match(constructs[index])
+        if match:
+            constructs[index] = "{{%s (%s)|%s %s}}" % (match.group(1), match.group(2), _CSS_FILTER, match.group(3))
+
+
 _BLOCK_TAG = re.compile(r"\{%[-+]?\s*(\w+)")
 # Tags that open a block closed by an {% end… %} (the sandbox refuses all but if and with,
 # but the places of any of them are checked the same way).
@@ -1250,6 +1267,7 @@ def prepare(body, kind, subject, *, layout=None, preheader="", track_opens=False
         raise RenderError(f"“{lost[0]}” is in a place email HTML cannot keep; edit the body and save it again.")
     check_link_addresses(cleaned, constructs)
     check_constructs(cleaned, constructs)  # also for bodies stored before these checks existed
+    guard_style_values(cleaned, constructs)
 
     footer = []
     if not _uses(constructs, "postal_address"):

@@ -193,6 +193,31 @@ def _bleach(html):
     return STRAY_OPENER.sub("&#123;", cleaned)
 
 
+_STYLE_VALUE = re.compile(r"""\sstyle=(?:"([^"]*)"|'([^']*)')""", re.IGNORECASE)
+
+
+def style_slots(cleaned):
+    """Indexes of the constructs that sit inside a style="…" attribute of cleaned HTML."""
+    found = set()
+    for match in _STYLE_VALUE.finditer(cleaned):
+        value = match.group(1) if match.group(1) is not None else match.group(2)
+        found.update(int(index) for index in TEXT_SLOT.findall(value))
+    return found
+
+
+def safe_css_value(value):
+    """A value printed inside style="…": kept only if it cannot add a declaration or load anything.
+
+    The CSS sanitiser checked the style with the variable's placeholder in it; the
+    value arrives later, from a contact field, and must stay one plain value
+    ("#b91c1c", "bold", "12px") rather than "red; background: url(https://…)".
+    """
+    text = str(value)
+    if re.search(r"[;:{}<>\"'\\]", text) or _CSS_DANGER.search(text):
+        return ""
+    return value
+
+
 def slot_places(cleaned):
     """(construct index, place) for each placeholder in cleaned HTML, in the order Jinja will read them.
 
