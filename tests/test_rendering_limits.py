@@ -300,3 +300,34 @@ def test_a_deep_subject_already_stored_does_not_break_the_campaign_pages(app, we
     pane = web.get(f"/campaigns/{campaign.id}/preview", headers={"HX-Request": "true"})
     assert pane.status_code == 200 and "too deeply" in pane.get_data(as_text=True)
     assert web.get(f"/campaigns/{campaign.id}/preview.html").status_code < 500
+
+
+STORED = {
+    "deep subject": {"subject": "{{ " + "(" * 100 + "1" + ")" * 100 + " }}"},
+    "deep body": {"body": "<p>{{ 1" + "|abs" * 1000 + " }}</p>"},
+    "too much code": {"body": "<p>{{ a }}</p>" * 5000},
+    "raw body": {"body": RAW["raw script"]},
+    "cut body": {"body": CUTS["attribute to text"]},
+    "memory bomb": {"body": S + "<p>{{ ([s] * 10000)|string }}</p>"},
+    "unclosed": {"subject": "Hi {{ contact.name", "body": "<p>{{ contact.name </p>"},
+}
+
+
+@pytest.mark.parametrize("stored", STORED.values(), ids=STORED.keys())
+def test_a_bad_value_already_stored_never_makes_a_page_fail(app, web, ready_team, stored):  # noqa: F811
+    team, news = ready_team
+    campaign = create_draft(web, news)
+    Campaign.update(**stored).where(Campaign.id == campaign.id).execute()
+    template = Template.create(team=team, name="Stored", kind="html", body=stored.get("body", "<p>x</p>"))
+    pages = [f"/campaigns/{campaign.id}", "/campaigns/", f"/campaigns/{campaign.id}/preview",
+             f"/campaigns/{campaign.id}/preview.html", f"/templates/{template.id}", "/templates/",
+             f"/templates/{template.id}/preview", f"/templates/{template.id}/preview.html"]
+    for url in pages:
+        response = web.get(url, headers={"HX-Request": "true"} if url.endswith("/preview") else {})
+        assert response.status_code < 500, url
+    for url in (f"/campaigns/{campaign.id}/test", f"/templates/{template.id}/test"):
+        response = web.post(url, {"addresses": "me@example.com"}, htmx=True)
+        assert response.status_code < 500, url
+    assert CaughtMessage.select().count() == 0
+    published = web.post(f"/campaigns/{campaign.id}/publish", {"when": "now"}, follow_redirects=True)
+    assert published.status_code < 500 and Campaign.get_by_id(campaign.id).state == "draft"

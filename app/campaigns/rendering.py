@@ -1414,6 +1414,7 @@ def render_body(source, kind, context):
     cleaned, constructs, _lost = sanitize.protect_and_clean(content)
     check_link_addresses(cleaned, constructs)
     check_constructs(cleaned, constructs)
+    guard_style_values(cleaned, constructs)
     template, _names = compile_template(sanitize.restore(cleaned, constructs), True, extra_names=("content",))
     return render(template, context)
 
