@@ -385,8 +385,8 @@ class Sandbox(ImmutableSandboxedEnvironment):
             if operator == "+":
                 if isinstance(left, str) and isinstance(right, str):
                     _reserve(chars=len(left) + len(right))
-                    if hasattr(left, "__html__"):
-                        return _check(left + right)  # Markup escapes the right side: sized again after
+                    if hasattr(left, "__html__") or hasattr(right, "__html__"):
+                        return _check(left + right)  # Markup escapes the other side: sized again after
                     return left + right
                 if isinstance(left, (list, tuple)) and isinstance(right, (list, tuple)):
                     _reserve(items=len(left) + len(right))
@@ -459,10 +459,10 @@ class Sandbox(ImmutableSandboxedEnvironment):
                     _text_size(argument)
                 if name in ("split", "rsplit"):
                     # At most MAX_ITEMS + 1 pieces are ever built; more is refused just below.
-                    kwargs = {key: value for key, value in kwargs.items() if key == "sep"}
-                    separator = args[0] if args else kwargs.pop("sep", None)
-                    limit = args[1] if len(args) > 1 and isinstance(args[1], int) and 0 <= args[1] < MAX_ITEMS \
-                        else MAX_ITEMS
+                    separator = args[0] if args else kwargs.get("sep")
+                    limit = args[1] if len(args) > 1 else kwargs.get("maxsplit", -1)
+                    if not isinstance(limit, int) or not 0 <= limit <= MAX_ITEMS:
+                        limit = MAX_ITEMS
                     return _check(__obj(separator, limit))
                 if name == "splitlines" and owner.count("\n") + owner.count("\r") > MAX_ITEMS:
                     raise _LimitError(_TOO_MANY)
