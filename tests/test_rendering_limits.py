@@ -184,6 +184,11 @@ def test_delimiters_made_by_the_sanitiser_stay_text():
     out = rendering.render(prepared.html_template, {"contact": rendering.Record({"name": "A"})})
     assert_harmless(out)
     assert "&lt;script&gt;" in out and "{% raw %}" in BeautifulSoup(out, "html.parser").text
+    # A "{" left just before a construct must not join it into "{{{ … }}".
+    prepared = rendering.prepare("<p>{<x></x>{{ contact.name }}</p>", "html", "Subject")
+    context = {"contact": rendering.Record({"name": "Ann"})}
+    assert "<p>&#123;Ann</p>" in rendering.render(prepared.html_template, context)
+    assert "{Ann" in rendering.render(prepared.text_template, context)
     # An opener the author left open is still their syntax error, not text.
     with pytest.raises(RenderError, match="Line 2"):
         rendering.prepare("<p>a</p>\n<p>{{ contact.name </p>", "html", "Subject")

@@ -1181,7 +1181,7 @@ def text_template_source(cleaned_with_slots, constructs):
     maker.close()
     text = maker.text()
     # Literal braces in the text must stay literal once Jinja reads it.
-    text = re.sub(r"\{(?=[{%#])", "{{ '{' }}", text)
+    text = re.sub("\\{(?=[{%#\ue000\ue002])", "{{ '{' }}", text)  # also just before a slot
     text = text.replace("\ue002", "\ue000").replace("\ue003", "\ue001")
     return sanitize.TEXT_SLOT.sub(lambda m: constructs[int(m.group(1))], text)
 

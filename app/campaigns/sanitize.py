@@ -123,8 +123,9 @@ PRIVATE_USE = re.compile("[\ue000-\ue00f]")
 TEXT_SLOT = re.compile("\ue000(\\d+)\ue001")
 _COMMENT_SLOT = re.compile("<!--\ue002(\\d+)\ue003-->")
 _ANY_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
-# A Jinja opener in cleaned text that is not one of our placeholders.
-STRAY_OPENER = re.compile(r"\{(?=[{%#])")
+# A Jinja opener in cleaned text that is not one of our placeholders, or a "{" just before one
+# (restored, "{" + "{{ x }}" would read "{{{ x }}", a different construct from the one checked).
+STRAY_OPENER = re.compile("\\{(?=[{%#]|<!--\ue002|\ue000)")
 # Placeholders, and what changes where we are in the markup: a tag's start and end, quotes.
 _MARKUP_STEP = re.compile("(<!--\ue002(\\d+)\ue003-->)|\ue000(\\d+)\ue001|<(?=[A-Za-z/!])|>|\"|'")
 
