@@ -163,7 +163,8 @@ def test_send_100k_through_the_worker_and_compare_with_smtp_source(bench_app, si
           f"message {size:,} bytes (HTML source {html_size:,} bytes)")
 
     env = dict(os.environ, LOFT_HUEY_PATH=str(tmp_path / "huey.db"), LOFT_DATABASE_URL=f"sqlite:///{path}",
-               LOFT_SECRET_KEY="bench-secret", LOFT_LOG_LEVEL="WARNING", LOFT_BASE_URL="https://loft.example")
+               LOFT_SECRET_KEY="bench-secret", LOFT_LOG_LEVEL="WARNING", LOFT_BASE_URL="https://loft.example",
+               LOFT_MAIL_ALLOW_PRIVATE="true")  # the worker too: smtp-sink listens on loopback
     consumer = subprocess.Popen([str(ROOT / ".venv" / "bin" / "huey_consumer"), "wsgi.huey", "-w", "2", "-m", "1",
                                  "-n"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
