@@ -171,7 +171,8 @@ def _walk_size(value, limit, quoted):
         if isinstance(item, str):
             if len(item) > limit:
                 raise _LimitError(_TOO_LONG)
-            total += _repr_length(item) if in_repr else len(item)
+            # (Markup's repr adds "Markup(" and ")")
+            total += (_repr_length(item) + (0 if type(item) is str else 8)) if in_repr else len(item)
         elif item is None or isinstance(item, bool):
             total += 5
         elif isinstance(item, int):
