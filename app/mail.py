@@ -11,7 +11,13 @@ from email.message import EmailMessage
 import aiosmtplib
 from flask import render_template
 
+from app.addresses import one_address
+from app.addresses import one_line
 from app.admin import services as admin_services
+
+
+class SystemSenderError(ValueError):
+    """The instance's default sender cannot be put in a From header as it is."""
 
 
 def compose(template, to, subject, **context):
@@ -56,7 +62,17 @@ def smtp_options(settings):
 def send_system_email(to, subject, text, html=None):
     """Deliver one message now; raises aiosmtplib.SMTPException on failure."""
     settings = admin_services.get_settings()
-    sender = email.utils.formataddr((settings["default_from_name"], settings["default_from_email"]))
+    sender = system_sender(settings)
     message = build_message(sender, to, subject, text, html)
     asyncio.run(aiosmtplib.send(message, **smtp_options(settings)))
     return message["Message-ID"]
+
+
+def system_sender(settings):
+    """The From header of Loft's own mail, checked again here because a value stored before
+    the settings form checked it could add recipients or headers."""
+    address, name = settings["default_from_email"], settings["default_from_name"]
+    if not one_address(address) or not one_line(name):
+        raise SystemSenderError("The instance's default sender is not one plain address and a one-line name; "
+                                "correct it under Instance settings.")
+    return email.utils.formataddr((name, address))

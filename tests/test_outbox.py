@@ -169,3 +169,20 @@ def test_catcher_cli_starts_and_accepts_mail(app, tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@pytest.mark.parametrize("stored", ["loft@example.com, victim@example.net", "loft@example.com\r\nBcc: victim@example.net"])
+def test_a_hostile_default_sender_stored_before_the_form_checked_it_sends_nothing(app, catcher, stored):
+    """A From stored by an older Loft (before the settings form checked it) must not add recipients or
+    headers to Loft's own mail: sending refuses in words and nothing reaches the server."""
+    import json
+
+    from app import mail
+    with app.app_context():
+        InstanceSetting.create(key="default_from_email", value=json.dumps(stored))
+        with pytest.raises(mail.SystemSenderError, match="Instance settings"):
+            mail.send_system_email("reader@example.com", "Hello", "Text")
+        assert CaughtMessage.select().count() == 0
+        InstanceSetting.update(value=json.dumps("loft@example.com")).execute()
+        mail.send_system_email("reader@example.com", "Hello", "Text")
+        assert CaughtMessage.select().count() == 1
