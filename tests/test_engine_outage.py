@@ -132,3 +132,15 @@ def test_publishing_refuses_an_account_that_failed_its_test_and_warns_about_one_
             {"ok": True, "summary": "Connected"})).where(SmtpAccount.id == account.id).execute()
         assert not any("connection test" in p for p in campaign_services.publish_problems(campaign))
         assert campaign_services.publish_warnings(campaign) == []
+
+
+def test_a_passing_connection_test_clears_the_waiting_state(app, acme):
+    from app.sending import accounts
+    from app.sending import health
+    with app.app_context():
+        _, _, account = launched(acme, 1, free_port())
+        health.record_failure(account.id, "connection refused")
+        assert [a.id for a in health.failing(acme.id)] == [account.id]
+        accounts.record_test(SmtpAccount.get_by_id(account.id), True, "Connected")
+        assert health.failing(acme.id) == []
+        assert SmtpAccount.get_by_id(account.id).connection_state == "ok"
