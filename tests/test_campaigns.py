@@ -106,6 +106,23 @@ def test_a_broken_template_is_refused_at_publish(app, web, ready_team):
     assert any(p.startswith("Content:") for p in problems), problems
 
 
+def test_an_ab_campaign_whose_own_content_breaks_is_refused_at_publish(app, web, ready_team):
+    """The engine renders the campaign's own content as well as each variant's, so a body changed behind the
+    form's back (both variants fine) must stop publishing instead of failing inside the worker."""
+    team, news = ready_team
+    campaign = create_draft(web, news, ab_enabled="1", ab_sample_percent="50", ab_wait_minutes="60",
+                            ab_metric="clicks", b_subject="A different subject")
+    with app.app_context():
+        assert services.publish_problems(Campaign.get_by_id(campaign.id)) == []
+        Campaign.update(body="<p>{{ 'x' * 10**9 }}</p>").where(Campaign.id == campaign.id).execute()
+        for variant in Variant.select().where(Variant.campaign == campaign.id):
+            if not variant.body:
+                variant.body = "<p>Fine</p>"
+                variant.save()
+        problems = services.publish_problems(Campaign.get_by_id(campaign.id))
+    assert any(p.startswith("Content:") for p in problems), problems
+
+
 def test_send_now_delivers_with_the_right_headers(app, web, ready_team):
     team, news = ready_team
     campaign = create_draft(web, news)

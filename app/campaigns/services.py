@@ -348,7 +348,9 @@ def publish_problems(campaign):
         names = ", ".join(f"“{a.name}”" for a in active)
         problems.append(f"The SMTP account {names} failed its last connection test and has not connected since. "
                         "Fix it under Sending › SMTP accounts and test it again.")
-    variants = list(Variant.select().where(Variant.campaign == campaign).order_by(Variant.label)) or [None]
+    # The campaign's own content is rendered by the engine too (it is what the rest of an A/B audience
+    # falls back on), so it is checked even when variants exist.
+    variants = [None] + list(Variant.select().where(Variant.campaign == campaign).order_by(Variant.label))
     for variant in variants:
         try:
             # Rendering for a sample contact proves the template compiles and stays within its limits.
