@@ -1243,8 +1243,8 @@ def _run_with_lease(campaign, settings, token):
               dkim_domain=dkim_domain, token=token)
     started = time.monotonic()
     run_loop(run.main(), current_app.config.get("SEND_EVENT_LOOP", "uvloop"))
-    log.info("campaign %s: run sent %s in %.1f s (%s)", campaign_id, run.sent, time.monotonic() - started,
-             run.stop_reason or "drained")
+    log.info("campaign %s: run sent %s in %.1f s (%s); at most %s of %s unrecorded at once", campaign_id, run.sent,
+             time.monotonic() - started, run.stop_reason or "drained", run.most_unrecorded, run.unrecorded_limit)
     return _conclude(campaign_id, run, recovered)
 
 
