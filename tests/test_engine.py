@@ -766,6 +766,7 @@ def test_a_full_disk_stops_sending_until_results_can_be_written_again(full_disk,
                       SEND_STATE_INTERVAL=0.1, SEND_BATCH_SIZE=50, SEND_MAX_UNRECORDED=10, SEND_LEASE_SECONDS=120)
     server = smtp(delay=0.002)
     filler = full_disk / "filler"
+    thread = None
     try:
         with app.app_context():
             migrate()
@@ -782,11 +783,10 @@ def test_a_full_disk_stops_sending_until_results_can_be_written_again(full_disk,
             thread.join(0.005)
         # Empty the WAL (so every new write must grow a file), then fill the filesystem.
         sqlite3.connect(path).execute("PRAGMA wal_checkpoint(TRUNCATE)").close()
-        with open(filler, "wb") as f:
+        with open(filler, "wb", buffering=0) as f:  # unbuffered: nothing left to flush at close
             try:
                 while True:
                     f.write(b"\0" * 65536)
-                    f.flush()
             except OSError:
                 pass
         at_full = server.handler.total()
@@ -810,4 +810,6 @@ def test_a_full_disk_stops_sending_until_results_can_be_written_again(full_disk,
     finally:
         if filler.exists():
             filler.unlink()
+        if thread is not None:
+            thread.join(60)  # never leave the run behind on a filesystem about to be unmounted
         db.close()

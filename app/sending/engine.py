@@ -499,6 +499,7 @@ class Run:
         self.room = asyncio.Event()  # the ready queue has room for another batch
         self.recorded = asyncio.Event()  # a write succeeded (the gate may open) or the run is stopping
         self.flush_now = asyncio.Event()  # enough outcomes wait: write them without waiting for the timer
+        watcher = flusher = None
         try:
             await self.db(self.open_connection)
             for lane in self.lanes.values():
@@ -528,6 +529,9 @@ class Run:
                     break
                 await asyncio.sleep(min(5.0, 0.5 * 2 ** attempt))
         finally:
+            for helper in (watcher, flusher):  # after an unexpected error: not past the executor's end
+                if helper is not None and not helper.done():
+                    helper.cancel()
             await self.db(db.close)
             self.executor.shutdown(wait=True)
             if self.signers is not None:
