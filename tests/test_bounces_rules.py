@@ -312,3 +312,42 @@ def test_recipient_address_rejected_access_denied_at_rcpt_is_the_recipient():
 ])
 def test_access_denied_that_is_not_the_recipients_own_stays_policy(diagnostic, command):
     assert classify.classify("5.7.1", diagnostic, command=command)[0] != "hard"
+
+
+# --- Advice to fix the address is not a passing fault -------------------------------------------------
+
+def test_check_the_domain_and_try_again_is_not_a_temporary_failure():
+    # "Please check the domain and try again" tells the sender the address is wrong; "try again" there
+    # is advice after a correction, not a transient DNS or network trouble to wait out.
+    diagnostic = ("554 Your message could not be delivered because the domain is not reachable. "
+                  "Please check the domain and try again")
+    assert classify.classify("5.5.0", diagnostic)[:2] == ("hard", "hostunknown")
+    assert verdict(dsn("5.5.0", diagnostic)) == ("hard", "hostunknown")
+
+
+@pytest.mark.parametrize("diagnostic", [
+    "451 4.4.0 Host not found for example.com, try again later",  # a lookup that failed for now
+    "550 Host unknown: lookup timed out, please try again",
+])
+def test_try_again_without_fixing_anything_stays_temporary(diagnostic):
+    assert classify.classify("", diagnostic)[:2] == ("soft", "networkerror")
+
+
+# --- The reporter's own words when no reply is quoted -------------------------------------------------
+
+def test_reporter_saying_the_address_could_not_be_found_is_hard_without_a_reply():
+    # A DSN with no Diagnostic-Code (only a bare 5.0.0) whose human part says the address itself could
+    # not be found: the reporting system looked the mailbox up, so the address is dead.
+    human = ("** Address not found **\r\n\r\nYour message wasn't delivered to alice@example.com because the "
+             "address couldn't be found. Check for typos or unnecessary spaces and try again.")
+    assert verdict(dsn("5.0.0", "", remote="", human=human)) == ("hard", "userunknown")
+
+
+def test_loose_unknown_user_words_in_the_prose_without_a_reply_stay_soft():
+    # The same bare DSN whose prose only mentions an unknown user somewhere cannot tell a missing mailbox
+    # from a filter's refusal; and a domain that could not be found is not an unknown user either.
+    human = "Delivery to alice@example.com failed: unknown user or content refused."
+    assert verdict(dsn("5.0.0", "", remote="", human=human))[0] == "soft"
+    human = ("Your message wasn't delivered to alice@example.com because the domain example.com couldn't be "
+             "found.")
+    assert verdict(dsn("5.0.0", "", remote="", human=human))[1] != "userunknown"

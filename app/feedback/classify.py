@@ -292,7 +292,8 @@ OVERRIDES = {
 
 # Words that name a missing mailbox whatever SMTP step they answered.
 DEFINITE_USER_UNKNOWN = re.compile(r"(?:doesn't|does not) have an? \S+ account|no mailbox here by that name|"
-                                   r"resolver\.adr\.recipi?ent ?notfound")
+                                   r"resolver\.adr\.recipi?ent ?notfound|"
+                                   r"(?<!domain )\baddress (?:couldn't|could not|can't|cannot) be found")
 EMPTY_USER_UNKNOWN = re.compile(r"\b5\d\d\s*:?\s*:\s*user unknown")
 # Postfix's reply when its access table refuses a recipient (access(5): "<addr>: Recipient address
 # rejected: Access denied"), the wording Exchange Online also uses for an address its directory does
@@ -562,6 +563,11 @@ GAVE_UP = re.compile(r"expired|giving up|gave up|retry time(?:out)? (?:exceeded|
 TEMPORARY_NETWORK = re.compile(r"try again|temporar|timed? ?out|connection (?:refused|reset|lost|closed)|"
                                r"no route to host|network is unreachable|host is unreachable|servfail|lost connection")
 
+# Advice to the sender to fix the address and send again ("Please check the domain and try again",
+# "check for typos ... and try again"): it says the address is wrong, not that the trouble is passing.
+FIX_AND_RETRY = re.compile(r"\b(?:check|verify|correct|confirm|fix)\b[^.;!]{0,80}?\b(?:and|then)\s+"
+                           r"(?:try|send)(?: (?:it|the message|sending|again))*(?: again)?")
+
 # A failed or temporary DNS lookup, or a mail loop: not proof that the domain does not exist.
 DNS_TROUBLE = re.compile(r"try again|host name lookup failure|malformed (?:or unexpected )?name server reply|"
                          r"unrouteable mail domain|servfail|temporary (?:dns|lookup) failure|\bloop")
@@ -649,20 +655,24 @@ def classify(status="", diagnostic="", action="failed", command="", reply_code=N
         reason = "rejected"  # the refusal came at MAIL FROM: it is about our envelope sender
     if diagnostic_type.startswith("X-UNIX") and reason not in ("mailboxfull",):
         reason = "mailererror"  # a local delivery program failed, not an SMTP refusal
-    if reason == "hostunknown" and DNS_TROUBLE.search(text):
+    unadvised = FIX_AND_RETRY.sub(" ", text)  # "check the address and try again" is no transient trouble
+    if reason == "hostunknown" and DNS_TROUBLE.search(unadvised):
         reason = "networkerror"  # the lookup failed, which does not say the domain is missing
     if reason == "hostunknown" and detail != "1.2":
         # "Host not found" inside a report of a given-up or failing delivery names why the retries
         # failed (a DNS outage, a dead MX), which is not a domain that does not exist.
         if GAVE_UP.search(text):
             reason = "expired"
-        elif code.startswith("4") or TEMPORARY_NETWORK.search(text):
+        elif code.startswith("4") or TEMPORARY_NETWORK.search(unadvised):
             reason = "networkerror"
     if not reason:
         reason = by_status
     if not reason and context:
-        reason = next(iter(text_reasons(normalise(context))), "")
-        if reason == "userunknown" and command != "RCPT":
+        prose = normalise(context)
+        reason = next(iter(text_reasons(prose)), "")
+        if reason == "userunknown" and command != "RCPT" and not DEFINITE_USER_UNKNOWN.search(prose):
+            # Loose "unknown user" words in the report's prose, with no reply to place them, may be a
+            # filter's; the reporter's own plain statement that the address could not be found is not.
             reason = "filtered"
     if not reason:
         if action == "delayed" or code.startswith("4"):
