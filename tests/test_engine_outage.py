@@ -144,3 +144,19 @@ def test_a_passing_connection_test_clears_the_waiting_state(app, acme):
         accounts.record_test(SmtpAccount.get_by_id(account.id), True, "Connected")
         assert health.failing(acme.id) == []
         assert SmtpAccount.get_by_id(account.id).connection_state == "ok"
+
+
+def test_content_that_cannot_be_built_pauses_the_campaign_with_a_notice(app, acme):
+    """A body changed behind the publish checks made every run of the task fail, leaving the campaign in
+    "sending" for ever; now the engine pauses it, says why, and tells the Administrators."""
+    with app.app_context():
+        campaign, _, _ = launched(acme, 3, free_port(), connections=1)
+        Campaign.update(body="<p>{% raw %}<script>alert(1)</script>{% endraw %}</p>").where(
+            Campaign.id == campaign.id).execute()
+        result = engine.run_campaign(campaign.id)
+        assert result.outcome == "paused"
+        campaign = Campaign.get_by_id(campaign.id)
+        assert campaign.state == "paused"
+        assert "cannot be built into a message" in campaign.state_reason
+        assert Notice.get(Notice.campaign_id == campaign.id).text.startswith("Paused by Loft")
+        assert ledger.status_counts(campaign.id).get("queued") == 3  # nobody was sent anything

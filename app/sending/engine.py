@@ -76,6 +76,7 @@ from peewee import Case
 from peewee import SqliteDatabase
 
 from app.campaigns import states
+from app.campaigns.rendering import RenderError
 from app.consent.suppression import Checker
 from app.db import db
 from app.feedback import alerts
@@ -1234,7 +1235,14 @@ def _run_with_lease(campaign, settings, token):
     lanes = [Lane(account, accounts_service.smtp_options(account, timeout=settings.smtp_timeout),
                   used.get(account.id, {}))
              for account in accounts]
-    factories = build_factories(campaign)
+    try:
+        factories = build_factories(campaign)
+    except RenderError as exc:
+        # Changed behind the publish checks (or by an older Loft): left alone, the task would fail on every
+        # run and the campaign would sit in "sending" for ever.
+        reason = f"Paused by Loft: the content cannot be built into a message. {exc}"
+        _pause_campaign(campaign, reason)
+        return RunResult("paused", reason=reason, recovered=recovered)
     dkim_domain = domains_service.domain_for_sender(campaign.team_id, campaign.from_email)
     if dkim_domain is not None:
         try:
