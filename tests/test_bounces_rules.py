@@ -328,6 +328,7 @@ def test_check_the_domain_and_try_again_is_not_a_temporary_failure():
 @pytest.mark.parametrize("diagnostic", [
     "451 4.4.0 Host not found for example.com, try again later",  # a lookup that failed for now
     "550 Host unknown: lookup timed out, please try again",
+    "550 Host unknown: please check your DNS and try again later",  # "later" still says to wait
 ])
 def test_try_again_without_fixing_anything_stays_temporary(diagnostic):
     assert classify.classify("", diagnostic)[:2] == ("soft", "networkerror")

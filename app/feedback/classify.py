@@ -565,8 +565,9 @@ TEMPORARY_NETWORK = re.compile(r"try again|temporar|timed? ?out|connection (?:re
 
 # Advice to the sender to fix the address and send again ("Please check the domain and try again",
 # "check for typos ... and try again"): it says the address is wrong, not that the trouble is passing.
+# "... and try again later" still says to wait, so it is left alone.
 FIX_AND_RETRY = re.compile(r"\b(?:check|verify|correct|confirm|fix)\b[^.;!]{0,80}?\b(?:and|then)\s+"
-                           r"(?:try|send)(?: (?:it|the message|sending|again))*(?: again)?")
+                           r"(?:try|send)(?!(?: \S+){0,3} later\b)(?: (?:it|the message|sending|again))*")
 
 # A failed or temporary DNS lookup, or a mail loop: not proof that the domain does not exist.
 DNS_TROUBLE = re.compile(r"try again|host name lookup failure|malformed (?:or unexpected )?name server reply|"
