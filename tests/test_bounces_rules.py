@@ -352,3 +352,32 @@ def test_loose_unknown_user_words_in_the_prose_without_a_reply_stay_soft():
     human = ("Your message wasn't delivered to alice@example.com because the domain example.com couldn't be "
              "found.")
     assert verdict(dsn("5.0.0", "", remote="", human=human))[1] != "userunknown"
+
+
+# --- Reply codes given as a labelled field --------------------------------------------------------------
+
+def zoho_style(line):
+    return ("From: mailer-daemon@mail.zoho.example\r\nTo: news@loft.example\r\n"
+            "Subject: Undelivered Mail Returned to Sender\r\nMIME-Version: 1.0\r\n"
+            'Content-Type: multipart/mixed; boundary="Z"\r\n\r\n'
+            "--Z\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\n"
+            "This message was created automatically by mail delivery software.\r\n"
+            "A message that you sent could not be delivered to one or more of its recipients. "
+            f"This is a permanent error.\r\n\r\n{line}\r\n\r\n\r\n"
+            "Received:from mail.example.net by mx.example.net\r\n" + ORIGINAL + "--Z--\r\n").encode()
+
+
+def test_labelled_error_code_is_the_reply_code():
+    assert classify.find_reply("alice@example.com Invalid Address, ERROR_CODE :550, ERROR_CODE :x") == 550
+    assert classify.find_reply("Error, ERROR_CODE :421, ERROR_CODE :, Host not reachable.") == 421
+
+
+def test_generic_reply_in_an_error_code_field_without_the_step_stays_soft():
+    # The bare 550 with RFC 5321's generic "mailbox unavailable" and nothing naming the SMTP step is the
+    # same case as "550 5.0.0 ... mailbox unavailable" in a DSN: a filter's refusal cannot be ruled out.
+    raw = zoho_style("alice@example.com Invalid Address, ERROR_CODE :550, ERROR_CODE :Requested action not "
+                     "taken: mailbox unavailable")
+    assert verdict(raw)[0] == "soft"
+    raw = zoho_style("alice@example.com Invalid Address, ERROR_CODE :550, ERROR_CODE :5.1.1 <alice@example.com>: "
+                     "Recipient address rejected: User unknown")
+    assert verdict(raw) == ("hard", "userunknown")

@@ -42,6 +42,8 @@ KIND_OF_REASON = {
 
 ENHANCED = re.compile(r"(?<![\w.])([245])\.(\d{1,3})\.(\d{1,3})(?![\w-]|\.\d)")
 REPLY = re.compile(r"(?<![\w.#-])([245][0-5]\d)(?:[ -]|$)")
+# A reply code given as a labelled field ("ERROR_CODE :550," in Zoho Mail's reports).
+LABELLED_REPLY = re.compile(r"\berror[_ ]?code\s*:\s*([245][0-5]\d)\b", re.I)
 
 
 def _rx(*phrases):
@@ -313,7 +315,7 @@ def find_status(text):
 
 
 def find_reply(text):
-    match = REPLY.search(text or "")
+    match = REPLY.search(text or "") or LABELLED_REPLY.search(text or "")
     return int(match.group(1)) if match else None
 
 
