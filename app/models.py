@@ -5,6 +5,7 @@ classes must agree with them (tests build the database through the
 migrations and then use these models, so a mismatch fails loudly).
 """
 import datetime
+import enum
 import secrets
 
 from peewee import BlobField
@@ -232,12 +233,38 @@ class Suppression(BaseModel):
         indexes = ((("team", "kind", "value_hash"), True),)
 
 
+class EventType(enum.StrEnum):
+    """Every type of Event row; the values are the strings stored in `event.type`.
+
+    Written only through app.events. A StrEnum member is its string, so
+    `Event.type == EventType.SENT` and `"sent" == EventType.SENT` both hold.
+    """
+    # A contact's own record (app.contacts, app.consent)
+    CREATED = "created"
+    UPDATED = "updated"
+    STATUS_CHANGED = "status_changed"
+    SUBSCRIBED = "subscribed"
+    CONFIRMED = "confirmed"
+    REMOVED_FROM_LIST = "removed_from_list"
+    UNSUBSCRIBED = "unsubscribed"
+    # A campaign's message to the contact (app.sending, app.feedback, app.tracking)
+    SENT = "sent"
+    DELIVERED = "delivered"
+    DEFERRED = "deferred"
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
+    OPENED = "opened"
+    CLICKED = "clicked"
+
+
 class Event(BaseModel):
-    """Something that happened to a contact: the timeline and the raw material of analytics."""
+    """Something that happened to a contact: the timeline and the raw material of analytics.
+
+    Written only by app.events (record, record_many, the bulk fast path)."""
     team = ForeignKeyField(Team, on_delete="CASCADE")
     contact = ForeignKeyField(Contact, null=True, on_delete="SET NULL")
-    campaign_id = IntegerField(null=True, index=True)  # campaigns arrive with issue 4
-    type = CharField()  # created, imported, subscribed, confirmed, unsubscribed, status_changed, sent, opened, clicked, ...
+    campaign_id = IntegerField(null=True, index=True)
+    type = CharField()  # an EventType value
     at = DateTimeField(default=utcnow)
     data = TextField(default="{}")  # JSON; personal parts are removed on erasure
 

@@ -22,14 +22,14 @@ and contacts that unsubscribed, bounced or complained get the same neutral
 page as everyone else, and nothing is sent to them.
 """
 import dataclasses
-import json
 import time
 
 from flask import current_app
 from peewee import IntegrityError
 
+from app import events
 from app import mail
-from app.admin import services as admin_services
+from app import settings
 from app.consent import ratelimit
 from app.consent import suppression
 from app.consent import tokens
@@ -38,7 +38,7 @@ from app.consent.services import parse_entry
 from app.db import db
 from app.models import BLOCKED_STATUSES
 from app.models import Contact
-from app.models import Event
+from app.models import EventType
 from app.models import MailingList
 from app.models import Subscription
 from app.models import Team
@@ -100,12 +100,8 @@ def list_for_public_id(public_id, include_private=False):
     return query.first()
 
 
-def base_url():
-    return admin_services.get_settings()["base_url"].rstrip("/")
-
-
 def form_url(mailing_list):
-    return f"{base_url()}/f/{mailing_list.public_id}"
+    return f"{settings.base_url()}/f/{mailing_list.public_id}"
 
 
 def consent_wording(mailing_list):
@@ -138,10 +134,6 @@ def check_stamp(mailing_list, stamp, now=None):
 
 
 # --- Submission -----------------------------------------------------------------
-
-def _event(team, contact, type, **data):
-    Event.create(team=team, contact=contact, type=type, data=json.dumps(data))
-
 
 def _record_consent(contact, source, ip, text, now):
     Contact.update(consent_source=source, consent_at=now, consent_ip=ip or "", consent_text=text,
@@ -195,7 +187,8 @@ def _subscribe(mailing_list, email, name, ip):
         if contact is None:
             contact = Contact.create(team=team, email=email, domain=email.rpartition("@")[2], name=name,
                                      source="form", created_at=now, updated_at=now)
-            _event(team, contact, "created", source="form", list_id=mailing_list.id, list=mailing_list.name)
+            events.record(team, contact, EventType.CREATED, {"source": "form", "list_id": mailing_list.id,
+                          "list": mailing_list.name})
         elif name and not contact.name:
             Contact.update(name=name, updated_at=now).where(Contact.id == contact.id).execute()
         sub = Subscription.get_or_none((Subscription.contact == contact) & (Subscription.list == mailing_list))
@@ -210,8 +203,8 @@ def _subscribe(mailing_list, email, name, ip):
             elif sub.status == "unsubscribed":
                 Subscription.update(status="unconfirmed").where(Subscription.id == sub.id).execute()
                 sub.status = "unconfirmed"
-            _event(team, contact, "subscribed", list_id=mailing_list.id, list=mailing_list.name, source="form",
-                   status="unconfirmed", ip=ip)
+            events.record(team, contact, EventType.SUBSCRIBED, {"list_id": mailing_list.id, "list": mailing_list.name,
+                          "source": "form", "status": "unconfirmed", "ip": ip})
             allowed = ratelimit.hit("confirm-mail", f"{team.id}:{email}", limit("SIGNUP_MAILS_PER_ADDRESS_DAY"),
                                     24 * 3600)
             return Outcome("pending", mailing_list.double_opt_in, contact, sub, send_confirmation=allowed)
@@ -220,8 +213,8 @@ def _subscribe(mailing_list, email, name, ip):
         else:
             Subscription.update(status="subscribed").where(Subscription.id == sub.id).execute()
         _record_consent(contact, f"form:{mailing_list.name}", ip, consent_wording(mailing_list), now)
-        _event(team, contact, "subscribed", list_id=mailing_list.id, list=mailing_list.name, source="form",
-               status="subscribed", ip=ip)
+        events.record(team, contact, EventType.SUBSCRIBED, {"list_id": mailing_list.id, "list": mailing_list.name,
+                      "source": "form", "status": "subscribed", "ip": ip})
         return Outcome("subscribed", False, contact, sub)
 
 
@@ -295,7 +288,8 @@ def confirm(mailing_list, subscription, ip):
             return False
         Subscription.update(status="subscribed", confirmed_at=now).where(Subscription.id == sub.id).execute()
         _record_consent(contact, f"form:{mailing_list.name}", ip, consent_wording(mailing_list), now)
-        _event(team, contact, "confirmed", list_id=mailing_list.id, list=mailing_list.name, source="form", ip=ip)
+        events.record(team, contact, EventType.CONFIRMED, {"list_id": mailing_list.id, "list": mailing_list.name,
+                      "source": "form", "ip": ip})
     return True
 
 
@@ -306,7 +300,7 @@ def forms_of(team):
     lists = list(MailingList.select(MailingList, Team).join(Team)
                  .where((MailingList.team == team) & (MailingList.visibility == "public"))
                  .order_by(MailingList.name))
-    root = base_url()
+    root = settings.base_url()
     return [(lst, f"{root}/f/{lst.public_id}") for lst in lists]
 
 
