@@ -14,15 +14,15 @@ may change their mind: choosing lists again lifts only that "unsubscribed"
 entry. Bounces, complaints and suppressions made by the team are never
 lifted from here.
 """
-import json
 
+from app import events
+from app import settings
 from app.consent import suppression
 from app.consent import tokens
-from app.consent.forms import base_url
 from app.consent.services import ConsentError
 from app.db import db
 from app.models import Contact
-from app.models import Event
+from app.models import EventType
 from app.models import MailingList
 from app.models import Subscription
 from app.models import Suppression
@@ -46,7 +46,7 @@ def preference_path(contact):
 
 def preference_url(contact):
     """The absolute link to the contact's preference center, for emails (works outside a request)."""
-    return base_url() + preference_path(contact)
+    return settings.base_url() + preference_path(contact)
 
 
 def contact_for_token(token):
@@ -90,10 +90,6 @@ def choices(contact):
     return [(lst, subs.get(lst.id)) for lst in lists]
 
 
-def _event(contact, type, **data):
-    Event.create(team=contact.team_id, contact=contact, type=type, data=json.dumps(data))
-
-
 def save(contact, list_ids, ip):
     """Subscribe the contact to exactly the chosen public lists; returns (added, removed) list names.
     Private lists are left as they are: the page does not show them, so not ticking them means nothing.
@@ -121,11 +117,13 @@ def save(contact, list_ids, ip):
                                         confirmed_at=now)
                 else:
                     Subscription.update(status="subscribed", confirmed_at=now).where(Subscription.id == sub.id).execute()
-                _event(contact, "subscribed", list_id=lst.id, list=lst.name, source=SOURCE, status="subscribed")
+                events.record(contact.team_id, contact, EventType.SUBSCRIBED, {"list_id": lst.id, "list": lst.name,
+                              "source": SOURCE, "status": "subscribed"})
                 added.append(lst.name)
             elif lst.id not in wanted and sub is not None and sub.status != "unsubscribed":
                 Subscription.update(status="unsubscribed", unsubscribed_at=now).where(Subscription.id == sub.id).execute()
-                _event(contact, "unsubscribed", list_id=lst.id, list=lst.name, source=SOURCE)
+                events.record(contact.team_id, contact, EventType.UNSUBSCRIBED, {"list_id": lst.id, "list": lst.name,
+                              "source": SOURCE})
                 removed.append(lst.name)
         if added:
             Contact.update(consent_source=SOURCE, consent_at=now, consent_ip=ip or "", consent_text=WORDING,
@@ -138,7 +136,8 @@ def _resubscribe(contact, now):
         (Suppression.team == contact.team_id) & (Suppression.kind == "email") & (Suppression.reason == "unsubscribed")
         & (Suppression.value_hash == suppression.value_hash(contact.team_id, "email", contact.email))).execute()
     Contact.update(status="active", updated_at=now).where(Contact.id == contact.id).execute()
-    _event(contact, "status_changed", **{"from": "unsubscribed", "to": "active", "reason": SOURCE})
+    events.record(contact.team_id, contact, EventType.STATUS_CHANGED,
+                  {"from": "unsubscribed", "to": "active", "reason": SOURCE})
     contact.status = "active"
 
 
@@ -157,8 +156,9 @@ def unsubscribe_everything(contact, source=SOURCE, campaign_id=None):
          .where((Subscription.contact == contact) & (Subscription.status != "unsubscribed")).execute())
         if contact.status == "active":
             Contact.update(status="unsubscribed", updated_at=now).where(Contact.id == contact.id).execute()
-            _event(contact, "status_changed", **{"from": "active", "to": "unsubscribed", "reason": source})
+            events.record(contact.team_id, contact, EventType.STATUS_CHANGED,
+                          {"from": "active", "to": "unsubscribed", "reason": source})
         suppression.suppress(contact.team_id, "email", contact.email, reason="unsubscribed")
-        Event.create(team=contact.team_id, contact=contact, type="unsubscribed", campaign_id=campaign_id,
-                     data=json.dumps({"all": True, "lists": [s.list.name for s in ending], "source": source}))
+        events.record(contact.team_id, contact, EventType.UNSUBSCRIBED,
+                      {"all": True, "lists": [s.list.name for s in ending], "source": source}, campaign_id=campaign_id)
     return [s.list.name for s in ending]
