@@ -19,11 +19,12 @@ from email_validator import EmailNotValidError
 from email_validator import validate_email
 from peewee import Value
 
+from app import events
 from app.consent import suppression
 from app.db import db
 from app.models import AuditLog
 from app.models import Contact
-from app.models import Event
+from app.models import EventType
 from app.models import Suppression
 from app.models import utcnow
 
@@ -159,8 +160,8 @@ def mark_contacts(team, kind, values, user=None, why="suppression list"):
         ids = [contact_id for contact_id, status in rows.tuples() if status == "active"]
         if not ids:
             return 0
-        _executemany('INSERT INTO "event" ("team_id", "contact_id", "type", "at", "data") VALUES (%s)',
-                     [(team.id, contact_id, "status_changed", str(now), data) for contact_id in ids])
+        events.write(db.cursor(), [(team.id, contact_id, None, EventType.STATUS_CHANGED.value, str(now), data)
+                                   for contact_id in ids])
         return Contact.update(status="suppressed", updated_at=now).where(Contact.id << ids).execute()
     changed = 0
     for domain in values:
@@ -168,9 +169,9 @@ def mark_contacts(team, kind, values, user=None, why="suppression list"):
         # statements (INSERT ... SELECT for the events, one UPDATE), on the
         # (team, domain) index.
         where = (Contact.team == team) & (Contact.domain == domain) & (Contact.status == "active")
-        events = (Contact.select(Contact.team, Contact.id, Value("status_changed"), Value(str(now)), Value(data))
-                  .where(where))
-        Event.insert_from(events, [Event.team, Event.contact, Event.type, Event.at, Event.data]).execute()
+        rows = (Contact.select(Contact.team, Contact.id, Value(EventType.STATUS_CHANGED.value), Value(str(now)),
+                               Value(data)).where(where))
+        events.record_from(rows)
         changed += Contact.update(status="suppressed", updated_at=now).where(where).execute()
     return changed
 
