@@ -131,8 +131,7 @@ def _init_favicon(app):
 def _init_templates(app):
     from app.models import ROLE_LABELS
     app.jinja_env.globals.update(csrf_token=security.csrf_token, version=__version__,
-                                 role_labels=ROLE_LABELS,
-                                 has_endpoint=lambda name: name in app.view_functions)
+                                 role_labels=ROLE_LABELS)
 
 
 def _init_errors(app):
