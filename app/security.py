@@ -12,27 +12,40 @@ from urllib.parse import quote
 from urllib.parse import urlsplit
 
 from argon2 import PasswordHasher
+from argon2 import profiles
 from argon2.exceptions import InvalidHashError
 from argon2.exceptions import VerificationError
 from cryptography.fernet import Fernet
 from cryptography.fernet import InvalidToken
 from flask import abort
 from flask import current_app
+from flask import has_app_context
 from flask import request
 from flask import session
 
-_hasher = PasswordHasher()
+# argon2-cffi's default parameters (RFC 9106's low-memory choice: argon2id, 64 MiB, 3 passes, 4 lanes),
+# about 0.2 s a hash: what every real instance uses. A hash carries its own parameters, so verifying
+# reads them from the stored hash whichever hasher checks it.
+_STRONG = PasswordHasher()
+# Only under TESTING (the test suite's apps): argon2-cffi's CHEAPEST profile (8 KiB, one pass), so the
+# ~200 sign-ups and logins of the tests cost nothing. tests/test_auth.py checks that anything else gets
+# the strong parameters.
+_CHEAPEST = PasswordHasher.from_parameters(profiles.CHEAPEST)
 
 MIN_PASSWORD_LENGTH = 10
 
 
+def _hasher():
+    return _CHEAPEST if has_app_context() and current_app.config.get("TESTING") else _STRONG
+
+
 def hash_password(password):
-    return _hasher.hash(password)
+    return _hasher().hash(password)
 
 
 def verify_password(password_hash, password):
     try:
-        return _hasher.verify(password_hash, password)
+        return _hasher().verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
 

@@ -64,6 +64,26 @@ def test_passwords_are_argon2_hashed(admin):
     assert ADMIN_PASSWORD not in admin.password_hash
 
 
+def test_passwords_get_the_strong_argon2_parameters_outside_tests(app):
+    """The test apps (TESTING) hash with argon2-cffi's cheapest profile; any other app, and code running
+    outside an app, gets the strong defaults: argon2id, 64 MiB, 3 passes, 4 lanes, 16-byte salt, 32-byte hash."""
+    from app import security
+    strong = "$argon2id$v=19$m=65536,t=3,p=4$"
+    assert security.hash_password("a-long-password").startswith(strong)  # no app context
+    with app.app_context():
+        cheap = security.hash_password("a-long-password")
+        assert cheap.startswith("$argon2id$v=19$m=8,t=1,p=1$")
+        app.config["TESTING"] = False
+        stored = security.hash_password("a-long-password")
+        assert stored.startswith(strong)
+        salt, digest = stored[len(strong):].split("$")
+        assert len(salt) >= 22 and len(digest) >= 43  # base64 of 16 and 32 bytes
+        # A hash carries its parameters: either kind verifies whoever hashed it.
+        assert security.verify_password(stored, "a-long-password")
+        assert security.verify_password(cheap, "a-long-password")
+        assert not security.verify_password(stored, "a-wrong-password")
+
+
 def test_sign_out_and_sign_in(web, admin):
     web.logout()
     assert web.get("/dashboard").status_code == 302

@@ -42,6 +42,7 @@ from app.models import Segment
 from app.models import Subscription
 from app.models import Suppression
 from app.models import utcnow
+from app.segments.compiler import compile_rules
 
 PAGE_SIZE = 50
 # How many contacts a "contains" search looks at per page. No index can find
@@ -641,10 +642,6 @@ def resolve_filter(team, contact_filter):
 
 def _segment_condition(team, segment):
     """The segment's rules as a condition on Contact, from the segments area."""
-    try:
-        from app.segments.compiler import compile_rules
-    except ImportError:  # the segments area is not there yet
-        raise ContactError("Segments cannot be used as a filter in this version.", field="segment")
     try:
         rules = json.loads(segment.rules or "{}")
     except ValueError:

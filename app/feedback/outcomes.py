@@ -23,7 +23,7 @@ Outcomes, by kind (app.feedback.classify):
              the contact within SOFT_BOUNCE_DAYS, as hard (the status change says "soft_bounces").
   block      the Send is "bounced"; Event "bounced" only: the contact is not to blame.
   auth       Event "bounced"; the campaign pauses with the reason, and the team admins are
-             alerted (app.feedback.alerts.notify, when that module is installed).
+             alerted (app.feedback.alerts.notify).
   limit      the SMTP account pauses (accounts.pause_for_limit_reply); the Send is "failed",
              so "send failed messages again" retries it; the contact is not to blame.
   complaint  the contact "complained", unsubscribed from every list, suppressed (reason
@@ -44,6 +44,7 @@ from flask import current_app
 from app.campaigns import states
 from app.consent import suppression
 from app.db import db
+from app.feedback import alerts
 from app.feedback import autopause
 from app.feedback import classify
 from app.models import Campaign
@@ -377,12 +378,7 @@ def _pause_campaign(send, details):
 
 
 def notify(team_id, subject, text):
-    """Alert the team's admins through app.feedback.alerts when it exists; True when handed over."""
-    try:
-        from app.feedback import alerts
-    except ImportError:
-        log.warning("team %s alert not sent (app.feedback.alerts is not installed): %s", team_id, subject)
-        return False
+    """Alert the team's admins (app.feedback.alerts); True when handed over."""
     try:
         alerts.notify(team_id, subject, text)
     except Exception:  # noqa: BLE001 - an alert must never undo the outcome it reports

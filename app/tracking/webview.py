@@ -17,6 +17,7 @@ from flask import current_app
 
 from app.admin import services as admin_services
 from app.campaigns import rendering
+from app.consent import preferences as consent_preferences
 from app.models import CustomField
 from app.models import Link
 from app.models import Team
@@ -36,12 +37,8 @@ def base_url():
 
 
 def preference_url(contact):
-    """The contact's preference-center link, when the consent area provides one."""
-    try:
-        from app.consent.preferences import preference_url as make
-    except ImportError:
-        return None
-    return make(contact)
+    """The contact's preference-center link."""
+    return consent_preferences.preference_url(contact)
 
 
 def links_for(send_id, base=None):
