@@ -55,6 +55,7 @@ from peewee import OperationalError
 from peewee import PeeweeException
 from peewee import SqliteDatabase
 
+from app import events
 from app.db import SQLITE_OPTIONS
 from app.db import db
 
@@ -101,7 +102,7 @@ class Recorder:
         active = [(row[4], row[1]) for row in rows if row[6]]
         with peewee.__exception_wrapper__:  # driver errors become peewee's, as in Database.execute_sql
             cursor = database.cursor()
-            cursor.executemany(self.statements["event"], [row[:6] for row in rows])
+            events.write(cursor, [row[:6] for row in rows])
             if active:
                 cursor.executemany(self.statements["activity"], active)
 

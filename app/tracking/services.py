@@ -36,11 +36,13 @@ import logging
 from peewee import JOIN
 from peewee import PeeweeException
 
+from app import events
 from app.consent import suppression
 from app.db import db
 from app.models import Campaign
 from app.models import Contact
 from app.models import Event
+from app.models import EventType
 from app.models import Link
 from app.models import MailingList
 from app.models import Send
@@ -155,7 +157,7 @@ def _sql():
     found = _statements.get(p)
     if found is None:
         send, campaign = Send._meta.table_name, Campaign._meta.table_name
-        event, contact, link = Event._meta.table_name, Contact._meta.table_name, Link._meta.table_name
+        contact, link = Contact._meta.table_name, Link._meta.table_name
         facts = (f"SELECT s.contact_id, s.campaign_id, c.team_id, s.sent_at FROM {send} s "
                  f"JOIN {campaign} c ON c.id = s.campaign_id")
         found = _statements[p] = {
@@ -163,8 +165,6 @@ def _sql():
             "click": (f"SELECT s.contact_id, s.campaign_id, c.team_id, s.sent_at, l.url FROM {send} s "
                       f"JOIN {campaign} c ON c.id = s.campaign_id "
                       f"JOIN {link} l ON l.campaign_id = s.campaign_id AND l.id = {p} WHERE s.id = {p}"),
-            "event": (f"INSERT INTO {event} (team_id, contact_id, campaign_id, type, at, data) "
-                      f"VALUES ({p}, {p}, {p}, {p}, {p}, {p})"),
             "activity": f"UPDATE {contact} SET last_activity_at = {p} WHERE id = {p}",
         }
     return found
@@ -201,7 +201,7 @@ def record_open(send_id, user_agent, ip, now=None):
         contact_id, campaign_id, team_id, sent_at = facts
         data = open_flags(user_agent, ip, sent_at, now)
         data.update(send=send_id, ua=(user_agent or "")[:UA_MAX], ip=ip or "")
-        if not _record(team_id, contact_id, campaign_id, "opened", data, now, active=not data["machine"]):
+        if not _record(team_id, contact_id, campaign_id, EventType.OPENED.value, data, now, active=not data["machine"]):
             return None
         return data
     except PeeweeException:
@@ -225,7 +225,7 @@ def record_click(send_id, link_id, url, facts, method, user_agent, ip, now=None)
         return None
     data = click_flags(method, user_agent, sent_at, now)
     data.update(send=send_id, link_id=link_id, url=url, ua=(user_agent or "")[:UA_MAX], ip=ip or "")
-    if not _record(team_id, contact_id, campaign_id, "clicked", data, now, active=not data["bot"]):
+    if not _record(team_id, contact_id, campaign_id, EventType.CLICKED.value, data, now, active=not data["bot"]):
         return None
     return data
 
@@ -326,9 +326,9 @@ def unsubscribe(send_id, everything=False, source="one-click"):
         status_changed = everything and contact.status == "active"
         if status_changed:
             Contact.update(status="unsubscribed", updated_at=now).where(Contact.id == contact.id).execute()
-            Event.insert(team=target.team.id, contact=contact.id, campaign_id=campaign.id, type="status_changed",
-                         at=now, data=json.dumps({"from": "active", "to": "unsubscribed", "by": None,
-                                                  "reason": source})).execute()
+            events.record(target.team.id, contact.id, EventType.STATUS_CHANGED,
+                          {"from": "active", "to": "unsubscribed", "by": None, "reason": source},
+                          campaign_id=campaign.id, at=now)
             contact.status = "unsubscribed"
         suppressed = False
         if explicit_everything:
@@ -341,9 +341,9 @@ def unsubscribe(send_id, everything=False, source="one-click"):
                     "skipped": 0}
         names = [row[2] for row in ending]
         public_names = [row[2] for row in ending if row[3] == "public"]  # private lists are named nowhere public
-        Event.insert(team=target.team.id, contact=contact.id, campaign_id=campaign.id, type="unsubscribed", at=now,
-                     data=json.dumps({"send": send_id, "lists": names, "all": everything,
-                                      "source": source})).execute()
+        events.record(target.team.id, contact.id, EventType.UNSUBSCRIBED,
+                      {"send": send_id, "lists": names, "all": everything, "source": source},
+                      campaign_id=campaign.id, at=now)
         skipped = _skip_waiting_sends(contact, now)
     return {"changed": True, "lists": names, "public_lists": public_names, "all": everything, "skipped": skipped}
 
