@@ -19,7 +19,7 @@ control_socket_disable = True  # no control socket in the home directory; honcho
 
 class Logger(_GunicornLogger):
     """gunicorn's logger, minus building an access-log line that gunicorn.access drops anyway
-    (it has no handler above): about a tenth of a tracking hit's time under load (issue 5)."""
+    (it has no handler above): about a tenth of a tracking hit's time under load."""
 
     def access(self, resp, req, environ, request_time):
         if self.access_log.isEnabledFor(logging.INFO):

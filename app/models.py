@@ -131,7 +131,7 @@ class CaughtMessage(BaseModel):
     raw = BlobField()
 
 
-# --- Contacts (issue 3) -----------------------------------------------------
+# --- Contacts ---------------------------------------------------------------
 
 CONTACT_STATUSES = ("active", "unsubscribed", "bounced", "complained", "suppressed")
 # Addresses in these states are never (re-)subscribed by an import or a form.
@@ -326,7 +326,7 @@ class RateLimitHit(BaseModel):
         indexes = ((("bucket", "key", "at"), False),)
 
 
-# --- Campaigns and sending (issue 4) ----------------------------------------
+# --- Campaigns and sending --------------------------------------------------
 
 CAMPAIGN_STATES = ("draft", "scheduled", "sending", "paused", "completed", "failed", "cancelled")
 # queued: waiting; sending: claimed by a run (see app/sending/ledger.py); deferred: a retry is due later;
@@ -497,7 +497,7 @@ class TemplateDraft(BaseModel):
         indexes = ((("user", "team", "slot"), True),)
 
 
-# --- Feedback intake: bounce mailboxes and provider webhooks (issue 5, migration 0021_intake) ---
+# --- Feedback intake: bounce mailboxes and provider webhooks (migration 0021_intake) ---
 
 class BounceMailbox(BaseModel):
     """An IMAP mailbox where bounces and complaints arrive (usually the SMTP account's own inbox).
@@ -551,7 +551,7 @@ class HookNonce(BaseModel):
         indexes = ((("hook", "nonce"), True),)
 
 
-# --- Outgoing webhooks and in-app notices (issue 5, migration 0023_webhooks) ------------
+# --- Outgoing webhooks and in-app notices (migration 0023_webhooks) ------------
 
 WEBHOOK_EVENT_TYPES = ("sent", "delivered", "bounced", "opened", "clicked", "unsubscribed", "complained")
 WEBHOOK_DELIVERY_STATUSES = ("pending", "delivered", "failed")
@@ -618,7 +618,7 @@ class Notice(BaseModel):
         )
 
 
-# --- Reports (issue 5): aggregates fed by app/reports/rollup.py, migration 0022_reports ---
+# --- Reports: aggregates fed by app/reports/rollup.py, migration 0022_reports ---
 
 class ReportCursor(BaseModel):
     """How far an aggregator has read a table by id ("events", "contacts")."""

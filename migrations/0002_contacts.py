@@ -120,7 +120,7 @@ def up(migrator, db):
         """Something that happened to a contact: the timeline and the raw material of analytics."""
         team = ForeignKeyField(Team, on_delete="CASCADE")
         contact = ForeignKeyField(Contact, null=True, on_delete="SET NULL")
-        campaign_id = IntegerField(null=True, index=True)  # campaigns arrive with issue 4
+        campaign_id = IntegerField(null=True, index=True)  # no foreign key: the campaign table comes in a later migration
         type = CharField()  # created, imported, subscribed, confirmed, unsubscribed, status_changed, sent, opened, clicked, ...
         at = DateTimeField(default=utcnow)
         data = TextField(default="{}")  # JSON; personal parts are removed on erasure

@@ -1,4 +1,4 @@
-"""Index for the per-account sending limits (issue 4, SMTP accounts).
+"""Index for the per-account sending limits of SMTP accounts.
 
 send(smtp_account_id, sent_at): app.sending.accounts.sent_counts() counts the
 messages each account sent in the last hour and 24 hours, for its per-hour and

@@ -1,4 +1,4 @@
-"""Template drafts: the live preview of the template editor (issue 4, templates).
+"""Template drafts: the live preview of the template editor.
 
 The editor shows the email being written in a sandboxed iframe. Email HTML
 relies on inline styles, which the app's own CSP forbids (an iframe's srcdoc

@@ -1,4 +1,4 @@
-"""The sending engine's run lease on a campaign (issue 4, sending engine).
+"""The sending engine's run lease on a campaign.
 
 campaign.run_token / campaign.heartbeat_at: the run that sends a campaign
 holds a lease (a random token) and renews heartbeat_at every second. Another

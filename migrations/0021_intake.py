@@ -1,4 +1,4 @@
-"""Bounce intake (issue 5): IMAP bounce mailboxes and provider webhooks.
+"""Bounce intake: IMAP bounce mailboxes and provider webhooks.
 
 bounce_mailbox   an IMAP mailbox read on a schedule (app.feedback.imap); uid_validity/last_uid
                  remember which messages were already looked at

@@ -1,4 +1,4 @@
-"""Report aggregates (issue 5, reports): small tables the report pages read.
+"""Report aggregates: small tables the report pages read.
 
 app/reports/rollup.py reads new Event rows by id (its cursor in report_cursor,
 advanced in the same transaction as the upserts) and adds them up here with

@@ -1,4 +1,4 @@
-"""Outgoing webhooks and in-app notices (issue 5, points 6 and 7).
+"""Outgoing webhooks and in-app notices.
 
 webhook_endpoint   a team's URL that receives JSON events (sent, bounced, opened, ...), signed with its secret.
 webhook_delivery   one event for one endpoint: pending until a 2xx answer, retried with backoff, then failed.

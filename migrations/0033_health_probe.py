@@ -1,4 +1,4 @@
-"""/health's write probe (issue 9.11): one row that /health rewrites, so "ok" means the database takes writes.
+"""/health's write probe: one row that /health rewrites, so "ok" means the database takes writes.
 
 A read (SELECT 1) still answers on a read-only file, a read-only mount or a full disk; a committed
 write does not, and that is what the web and worker processes need.

@@ -1,4 +1,4 @@
-"""Whether each SMTP account can be reached (issue 9 point 10).
+"""Whether each SMTP account can be reached.
 
 smtp_account.connection_state   "" until the engine first connects, then "ok" or "failing"
 smtp_account.last_error         the last connection failure in words ("connection refused", ...)

@@ -1,4 +1,4 @@
-"""List visibility and partly imported rows (issue 9, points 18 and 19).
+"""List visibility and partly imported rows.
 
 mailing_list.visibility   "public" or "private". A private list has no public sign-up form and is not
                           shown in the preference center; it is for the team's own use (customers,

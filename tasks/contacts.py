@@ -1,4 +1,4 @@
-"""Tasks of the contacts area: thin wrappers over app/contacts services (issue 3)."""
+"""Tasks of the contacts area: thin wrappers over app/contacts services."""
 from app.contacts import services
 from tasks import huey
 

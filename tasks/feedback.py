@@ -1,4 +1,4 @@
-"""Tasks of the feedback area: thin wrappers over app/feedback services (issue 5).
+"""Tasks of the feedback area: thin wrappers over app/feedback services.
 
 check_bounce_mailboxes runs every LOFT_BOUNCE_CHECK_MINUTES minutes and enqueues one
 check_bounce_mailbox task per enabled mailbox, so a slow or dead server delays only its

@@ -1,4 +1,4 @@
-"""Tasks of the imports area: thin wrappers over app/imports services (issue 3).
+"""Tasks of the imports area: thin wrappers over app/imports services.
 
 The job's state lives in its ImportJob row, not in huey: a task lost with a
 killed worker is found by the sweep below (no heartbeat for a few minutes)

@@ -23,7 +23,7 @@ class ConfirmationNotSent(Exception):
 @huey.task(retries=3, retry_delay=60, name="mail.send_confirmation")
 def send_confirmation(mailing_list_id, subscription_id):
     """The double opt-in email of a sign-up form, From the team's verified sender, DKIM-signed, through the
-    team's own SMTP account (issue 9: it came from the instance's identity and server). When the team cannot
+    team's own SMTP account, never the instance's identity and server (see app/sending/teammail.py). When the team cannot
     send (no verified sender, no account) its Administrators get one notice a day saying what to set up."""
     message = forms.confirmation_for(mailing_list_id, subscription_id)
     if message is None:

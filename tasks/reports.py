@@ -1,4 +1,4 @@
-"""Tasks of the reports area: thin wrappers over app/reports services (issue 5).
+"""Tasks of the reports area: thin wrappers over app/reports services.
 
 rollup() runs every minute and counts the events that arrived since the last
 run (app.reports.rollup; one run at a time); retention() runs once a day and

@@ -1,4 +1,4 @@
-"""Tasks of the sending engine: thin wrappers over app/sending services (issue 4).
+"""Tasks of the sending engine: thin wrappers over app/sending services.
 
 send_campaign(id) runs the engine for one campaign. The engine takes a lease
 on the campaign (engine.acquire_lease, in the database), so two workers never

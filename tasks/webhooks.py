@@ -1,4 +1,4 @@
-"""Tasks of the webhooks area: thin wrappers over app/webhooks services (issue 5).
+"""Tasks of the webhooks area: thin wrappers over app/webhooks services.
 
 Also sends the emails of in-app notices (app/feedback/alerts.py): a notice is
 stored by whoever raises it, and its email leaves from here, outside that

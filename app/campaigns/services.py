@@ -344,7 +344,7 @@ def publish_problems(campaign):
     if not active:
         problems.append("Add an SMTP account (or resume a paused one) to send through.")
     elif len(health.failed_last_test(active)) == len(active):
-        # Known not to work (issue 9 point 10): publishing would only show "Sending 0 %" until it pauses.
+        # Known not to work: publishing would only show "Sending 0 %" until it pauses.
         names = ", ".join(f"“{a.name}”" for a in active)
         problems.append(f"The SMTP account {names} failed its last connection test and has not connected since. "
                         "Fix it under Sending › SMTP accounts and test it again.")

@@ -93,7 +93,7 @@ def progress(campaign, now=None):
                 eta = datetime.timedelta(seconds=int(max(winner_in.total_seconds(), sample_left) + c["held"] / rate))
         else:
             eta = _time_left(campaign, c, rate, now)
-    # Accounts the engine cannot reach: the page says it is waiting for them (issue 9 point 10).
+    # Accounts the engine cannot reach: the page says it is waiting for them.
     waiting = health.failing(campaign.team_id) if campaign.state == "sending" else []
     return dict(c, rate=rate, eta=eta, winner_in=winner_in, waiting=waiting)
 

@@ -144,7 +144,7 @@ def _resubscribe(contact, now):
 def unsubscribe_everything(contact, source=SOURCE, campaign_id=None):
     """End every subscription and stop all email to the contact, at once; returns the lists left.
 
-    Also meant for campaigns' one-click unsubscribe (issue 4), which passes
+    Also meant for campaigns' one-click unsubscribe, which passes
     its own source and the campaign it came from.
     """
     now = utcnow()

@@ -1,4 +1,4 @@
-"""Contacts, custom fields, lists and subscriptions: the audience (issue 3).
+"""Contacts, custom fields, lists and subscriptions: the audience.
 
 Every function takes the team first and scopes every query by it, so an id
 from another team is simply not found. Bad input raises ContactError with a

@@ -1,4 +1,4 @@
-"""Views of the contacts area (issue 3): contacts, lists, custom fields, bulk actions, export.
+"""Views of the contacts area: contacts, lists, custom fields, bulk actions, export.
 
 Thin views: parse the request, call one service, pick a template. Every
 lookup goes through g.team, so another team's id is a 404.

@@ -1,4 +1,4 @@
-"""The template library (issue 4): built-in layouts, the team's templates, the
+"""The template library: built-in layouts, the team's templates, the
 editor with live preview, preview as a contact, and test sends.
 
 Email HTML is untrusted in our own pages. It is only ever shown inside

@@ -159,7 +159,7 @@ def apply(team_id, report, source, now=None):
             "delivered": report.format in ("arf", "mailto"),
         }
         done.append(_apply_one(team_id, send, kind, details, source, now))
-    autopause.after_outcomes(done)  # issue 5: a sending campaign with too many bounces/complaints pauses
+    autopause.after_outcomes(done)  # a sending campaign with too many bounces/complaints pauses
     return done
 
 

@@ -1,4 +1,4 @@
-"""Bounces and complaints reported by email providers over HTTP (issue 5, point 1c).
+"""Bounces and complaints reported by email providers over HTTP.
 
 Each team has one URL per provider, /feedback/hooks/<provider>/<token>; the token (random,
 rotatable) says which team it is for, and each request is then verified the provider's way

@@ -1,4 +1,4 @@
-"""Views of the feedback loop: bounce mailboxes and provider webhooks (issue 5).
+"""Views of the feedback loop: bounce mailboxes and provider webhooks.
 
 Administrators only ("manage_domains"): these pages hold mailbox logins and
 webhook secrets. The provider endpoint /feedback/hooks/<provider>/<token> is

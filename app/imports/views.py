@@ -1,4 +1,4 @@
-"""Views of the imports area (issue 3): upload a CSV file, map its columns, watch it import.
+"""Views of the imports area: upload a CSV file, map its columns, watch it import.
 
 Thin views: every lookup goes through g.team, so another team's import id
 is a 404. The import itself runs as a huey task (tasks/imports.py).

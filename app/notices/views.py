@@ -1,4 +1,4 @@
-"""The notices page and the bell in the layout (issue 5).
+"""The notices page and the bell in the layout.
 
 Every member of a team sees its notices ("view"): an auto-paused campaign or a
 failed authentication concerns everyone who works on the team's campaigns.

@@ -1,4 +1,4 @@
-"""Views of reports: campaign reports and the team dashboard (issue 5).
+"""Views of reports: campaign reports and the team dashboard.
 
 Pages read the aggregates kept by app.reports.rollup; before rendering they
 give the aggregator a short time budget to count what arrived since its

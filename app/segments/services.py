@@ -1,4 +1,4 @@
-"""Segments: saved, reusable rule sets that pick contacts (issue 3).
+"""Segments: saved, reusable rule sets that pick contacts.
 
 Every function takes the team first and scopes every query by it. Rules are
 checked and compiled by app.segments.compiler; the matching itself always

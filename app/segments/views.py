@@ -1,4 +1,4 @@
-"""Views of the segments area (issue 3): the list, the rule builder, live counts, save and delete.
+"""Views of the segments area: the list, the rule builder, live counts, save and delete.
 
 Thin views: parse the request, call the builder and one service, pick a
 template. The builder posts its whole form on every change; an HTMX request

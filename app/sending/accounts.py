@@ -412,7 +412,7 @@ def record_test(account, ok, summary):
     result = json.dumps({"ok": ok, "summary": summary})
     (SmtpAccount.update(last_test_at=utcnow(), last_test_result=result)
      .where(SmtpAccount.id == account.id).execute())
-    if ok:  # it answers now: the card and campaigns stop saying they wait for it (issue 9 point 10)
+    if ok:  # it answers now: the card and campaigns stop saying they wait for it
         from app.sending import health
         health.record_ok(account.id)
 

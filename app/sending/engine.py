@@ -1116,7 +1116,7 @@ class Run:
                  .where(Campaign.id == self.campaign_id).execute())
             if sent:
                 count_usage(self.team_id, len(sent), now)
-        autopause.after_flush(self.app, self.campaign_id)  # issue 5: pause on high bounce/complaint rates (throttled)
+        autopause.after_flush(self.app, self.campaign_id)  # pause on high bounce/complaint rates (throttled)
 
     def write_bounces(self, cursor, bounced, now):
         param = db.param
@@ -1124,7 +1124,7 @@ class Run:
             f"UPDATE {Send._meta.table_name} SET status = 'bounced', next_attempt_at = NULL, error = {param}, "
             f"smtp_account_id = {param} WHERE id = {param}",
             [(o.error, o.account_id, o.job.id) for o in bounced])
-        # Each refusal is classified and applied by app.feedback.outcomes (issue 5): only a dead
+        # Each refusal is classified and applied by app.feedback.outcomes: only a dead
         # address bounces (and suppresses) the contact; a policy block never blames it, and our own
         # failed authentication pauses the campaign and alerts the admins instead.
         from flask import has_app_context

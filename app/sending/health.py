@@ -1,4 +1,4 @@
-"""Whether each SMTP account can be reached, as the sending engine last found it (issue 9 point 10).
+"""Whether each SMTP account can be reached, as the sending engine last found it.
 
 An outage was invisible: with the server gone, the campaign kept showing its last rate, the account
 said "Active" and the worker logged nothing. Now the engine records each change of an account's

@@ -1,6 +1,6 @@
 """Team mail outside campaigns: test sends and double opt-in confirmations.
 
-The rule (issue 9): mail a team writes goes out through the team's OWN SMTP
+The rule: mail a team writes goes out through the team's OWN SMTP
 account, From an address on one of the team's verified sender domains, signed
 with that domain's DKIM key. It never falls back to the instance's outbound
 server: that server carries Loft's own mail (password resets, invitations,

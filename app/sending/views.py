@@ -1,4 +1,4 @@
-"""Views of the sending area: SMTP accounts and sender domains (issue 4).
+"""Views of the sending area: SMTP accounts and sender domains.
 
 Administrators only ("manage_domains"), for reading too: the accounts page
 shows servers and logins. Passwords and DKIM private keys are never rendered.

@@ -1,6 +1,6 @@
 """The open pixel and click redirect without the web framework: a WSGI fast path.
 
-Issue 5 asks for thousands of tracking hits a second from two gunicorn workers.
+Loft must take thousands of tracking hits a second from two gunicorn workers.
 A hit through Flask costs far more in the framework than in the work itself:
 request and app contexts, the session and sign-in lookup, URL routing, the
 before/after hooks. Measured with gunicorn as in the Procfile on this 2-core

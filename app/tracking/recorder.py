@@ -1,6 +1,6 @@
 """Writing open and click events fast: a kept connection and a per-process writer.
 
-What made a tracking hit slow (measured in docs/benchmarks.md, issue 5):
+What made a tracking hit slow (measured in docs/benchmarks.md):
 
 1. The app opens a SQLite connection per request and closes it at the end.
    Opening runs the pragmas; closing the last connection to the file

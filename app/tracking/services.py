@@ -146,7 +146,7 @@ def is_web_url(url):
 
 # --- Opens and clicks ------------------------------------------------------------------
 
-# The hot path (issue 5 benchmarks the pixel at thousands of requests a second) uses
+# The hot path (the pixel must take thousands of requests a second, docs/benchmarks.md) uses
 # plain SQL built once per database: building the same peewee queries per request
 # costs more than running them. Keyed by the database's parameter style.
 _statements = {}

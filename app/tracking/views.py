@@ -1,4 +1,4 @@
-"""Public tracking, web-view and unsubscribe endpoints (issue 4).
+"""Public tracking, web-view and unsubscribe endpoints.
 
   GET  /o/<token>.gif           open pixel: always the same 43-byte GIF
   GET  /c/<token>/<link_id>     click: 302 to the link's URL, looked up server-side

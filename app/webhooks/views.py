@@ -1,4 +1,4 @@
-"""Views of outgoing webhooks (issue 5): endpoints, secrets, test events, the delivery log.
+"""Views of outgoing webhooks: endpoints, secrets, test events, the delivery log.
 
 Administrators only ("manage_domains"), for reading too. A webhook streams every
 contact's address and activity to an outside URL: the same exposure as a data
