@@ -1,10 +1,16 @@
 """Fixtures after flaskr's: a fresh, migrated SQLite file per test; real parts throughout.
 
+The migrations run once per session, into a template file that each test gets its own copy of
+(running all of them per test was a third of the suite's time); tests/test_foundation.py checks the
+copy matches a fresh migration, and tests about migrations still run them for real. Passwords are
+hashed with argon2's cheapest profile under TESTING (app/security.py).
+
 huey runs in immediate mode (tasks execute inline); the mail catcher is a real
 aiosmtpd server on a free loopback port, and Loft's outbound SMTP points at it.
 """
 import os
 import re
+import shutil
 import socket
 from pathlib import Path
 
@@ -40,19 +46,38 @@ def immediate_huey():
     huey.immediate = False
 
 
-@pytest.fixture
-def app(tmp_path):
-    app = create_app({
+def _test_config(database_path):
+    return {
         "TESTING": True,
         "SECRET_KEY": "test-secret",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'loft.db'}",
+        "DATABASE_URL": f"sqlite:///{database_path}",
         "CATCHER_PORT": free_port(),
         "BASE_URL": "http://loft.test",
         # Tests talk to loopback SMTP/IMAP servers; the guard's refusals are tested with this off.
         "MAIL_ALLOW_PRIVATE": True,
-    })
-    with app.app_context():
+    }
+
+
+@pytest.fixture(scope="session")
+def migrated_template(tmp_path_factory):
+    """A database file with every migration applied, made once per session; never opened by a test."""
+    path = tmp_path_factory.mktemp("template") / "loft.db"
+    template_app = create_app(_test_config(path))
+    with template_app.app_context():
         migrate()
+        # Everything into the main file, so copying that one file copies the whole database.
+        db.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    leftovers = sorted(p.name for p in path.parent.iterdir() if p != path)
+    assert not leftovers, f"the template database left {leftovers} beside it; a copy of loft.db alone is incomplete"
+    return path
+
+
+@pytest.fixture
+def app(tmp_path, migrated_template):
+    path = tmp_path / "loft.db"
+    shutil.copyfile(migrated_template, path)
+    app = create_app(_test_config(path))
     yield app
     db.close()
 

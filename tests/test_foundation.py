@@ -46,6 +46,29 @@ def test_migrations_are_recorded_and_a_second_run_does_nothing(app, tmp_path):
     assert applied[:2] == ["0001_initial", "0002_contacts"]
 
 
+def test_each_tests_database_copy_matches_a_fresh_migration(app, tmp_path):
+    """conftest.py migrates once into a template file and copies it per test: the copy must hold exactly
+    what running every migration on an empty file gives (schema, recorded migrations, seeded rows)."""
+    def contents(path):
+        connection = sqlite3.connect(path)
+        try:
+            schema = sorted(connection.execute("SELECT type, name, tbl_name, sql FROM sqlite_master").fetchall())
+            migrations = connection.execute("SELECT name FROM schema_migration ORDER BY name").fetchall()
+            tables = [name for kind, name, _, _ in schema if kind == "table" and name != "schema_migration"]
+            rows = {table: sorted(map(repr, connection.execute(f'SELECT * FROM "{table}"'))) for table in tables}
+            return schema, migrations, rows, connection.execute("PRAGMA journal_mode").fetchone()
+        finally:
+            connection.close()
+
+    from app import create_app
+    fresh = tmp_path / "fresh.db"
+    other = create_app({"TESTING": True, "SECRET_KEY": "x", "DATABASE_URL": f"sqlite:///{fresh}"})
+    with other.app_context():
+        assert migrate()[:1] == ["0001_initial"]
+    db.close()
+    assert contents(tmp_path / "loft.db") == contents(fresh)
+
+
 def test_flask_db_upgrade_command_builds_a_fresh_database(app, tmp_path):
     fresh = tmp_path / "fresh.db"
     from app import create_app
