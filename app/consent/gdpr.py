@@ -23,7 +23,6 @@ from app.models import Event
 from app.models import MailingList
 from app.models import Send
 from app.models import Subscription
-from app.models import Suppression
 from app.models import utcnow
 
 
@@ -117,9 +116,3 @@ def erase(team, user, contact, typed):
         audit(team, user, "contact.erased", f"contact:{contact.id}", hint=hint, subscriptions_deleted=lists,
               events_scrubbed=events)
     return hint
-
-
-def erasure_kept(team, email):
-    """The suppression entry that keeps an erased address from coming back, or None."""
-    return Suppression.get_or_none((Suppression.team == team) & (Suppression.kind == "email")
-                                   & (Suppression.value_hash == suppression.value_hash(team.id, "email", email)))

@@ -81,15 +81,6 @@ class Checker:
         return bool(self.domains) and self._hash("domain", email.rpartition("@")[2]) in self.domains
 
 
-def unsuppress(team_id, kind, value):
-    """Remove an email or domain from the list; True when it was there."""
-    removed = (Suppression.delete()
-               .where((Suppression.team == team_id) & (Suppression.kind == kind)
-                      & (Suppression.value_hash == value_hash(team_id, kind, value)))
-               .execute())
-    return bool(removed)
-
-
 def entries_for(team_id, email):
     """The suppression rows that block `email`: its own and its domain's (0, 1 or 2)."""
     email = normalise("email", email)

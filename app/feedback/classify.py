@@ -346,13 +346,6 @@ def best_status(status, text):
     return ""
 
 
-def text_reason(text):
-    for reason in ORDER:
-        if PATTERNS[reason].search(text):
-            return reason
-    return ""
-
-
 def text_reasons(text):
     """Every reason whose words appear in `text`, in ORDER."""
     return [reason for reason in ORDER if PATTERNS[reason].search(text)]
@@ -547,15 +540,6 @@ POLICY_WORDS = re.compile(
     r"(?:rejected|refused|denied) (?:by|due to|because of) (?:the |our |a |an |local |remote )?(?:\S+ )?"
     r"(?:filter|polic|spam|content|anti|security|rule|firewall|reputation)")
 
-# Words that name a missing mailbox plainly, whatever the status code ("550 5.0.0 User unknown",
-# qmail's "(#5.5.0)"). A generic status code does not weaken them.
-PLAIN_USER_UNKNOWN = re.compile(
-    r"user unknown|unknown (?:user|recipient|mailbox|local ?part)|no such (?:user|mailbox|recipient|address|person)|"
-    r"(?:user|recipient|mailbox|address|account)(?: \S+){0,2} (?:does not|doesn't|did not|not) exist|"
-    r"does not exist|mailbox (?:is )?(?:unavailable|not found|not present)|invalid (?:recipient|mailbox|address)|"
-    r"recipient (?:not found|unknown)|user not found|address (?:unknown|invalid|not found)|"
-    r"not a valid (?:user|recipient|mailbox|address)|no mailbox|is not a known user|address is not correct|"
-    r"check (?:if|that|whether) (?:the )?(?:e-?mail )?address is correct")
 
 # A delivery given up on (expired) or a network failure: "host not found" in such a report names
 # the cause of the retries, not a domain that does not exist.

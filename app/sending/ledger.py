@@ -40,7 +40,6 @@ from app.models import utcnow
 CHUNK = 50_000  # contact ids per INSERT ... SELECT (one short transaction each)
 
 PENDING = ("queued", "deferred", "sending")  # work left for the engine
-DONE = ("sent", "bounced", "failed", "skipped")
 
 
 class LedgerError(ValueError):

@@ -8,10 +8,6 @@ from app.models import Usage
 from app.models import utcnow
 
 
-def month_key(when):
-    return when.strftime("%Y-%m")
-
-
 def last_months(months, now=None):
     """The `months` month keys ending with the current one, oldest first."""
     now = now or utcnow()
