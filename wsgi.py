@@ -5,6 +5,7 @@ Importing the task modules here registers every task with the consumer.
 import logging
 
 from app import create_app
+from app import settings
 from app.ops import running
 from tasks import huey
 from tasks import contacts  # noqa: F401  (importing a task module registers its tasks)
@@ -30,3 +31,10 @@ def enter_app_context():
     # huey_consumer adds its own plain-text handler to the "huey" logger; our JSON
     # handler on the root logger already prints those records.
     logging.getLogger("huey").handlers.clear()
+
+
+@huey.pre_execute()
+def fresh_settings(task):
+    # The thread's app context lives as long as the worker: each task starts from the stored
+    # instance settings, so a task queued after a save sees it (app/settings.py).
+    settings.forget()

@@ -129,9 +129,10 @@ def _init_favicon(app):
 
 
 def _init_templates(app):
+    from app import settings
     from app.models import ROLE_LABELS
     app.jinja_env.globals.update(csrf_token=security.csrf_token, version=__version__,
-                                 role_labels=ROLE_LABELS)
+                                 role_labels=ROLE_LABELS, base_url=settings.base_url)
 
 
 def _init_errors(app):

@@ -11,9 +11,9 @@ from email.message import EmailMessage
 import aiosmtplib
 from flask import render_template
 
+from app import settings as instance_settings
 from app.addresses import one_address
 from app.addresses import one_line
-from app.admin import services as admin_services
 
 
 class SystemSenderError(ValueError):
@@ -22,8 +22,7 @@ class SystemSenderError(ValueError):
 
 def compose(template, to, subject, **context):
     """A ready-to-send message as plain data (it travels through the queue)."""
-    settings = admin_services.get_settings()
-    context = dict(context, base_url=settings["base_url"])
+    context = dict(context, base_url=instance_settings.base_url())
     return {
         "to": to,
         "subject": subject,
@@ -61,10 +60,10 @@ def smtp_options(settings):
 
 def send_system_email(to, subject, text, html=None):
     """Deliver one message now; raises aiosmtplib.SMTPException on failure."""
-    settings = admin_services.get_settings()
-    sender = system_sender(settings)
+    values = instance_settings.get_settings()
+    sender = system_sender(values)
     message = build_message(sender, to, subject, text, html)
-    asyncio.run(aiosmtplib.send(message, **smtp_options(settings)))
+    asyncio.run(aiosmtplib.send(message, **smtp_options(values)))
     return message["Message-ID"]
 
 

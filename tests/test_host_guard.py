@@ -175,7 +175,7 @@ def test_implicit_tls_goes_to_the_checked_address_and_verifies_the_name(guarded,
 
 
 def test_private_mail_servers_is_an_instance_setting_off_by_default(guarded, web, admin):
-    from app.admin import services as admin_services
+    from app import settings as instance_settings
     page = soup(web.get("/admin/settings"))
     box = page.select_one("#f-private_mail_hosts")
     assert box is not None and not box.has_attr("checked")
@@ -184,7 +184,7 @@ def test_private_mail_servers_is_an_instance_setting_off_by_default(guarded, web
     web.post("/admin/settings", dict(form, private_mail_hosts="1"))
     assert soup(web.get("/admin/settings")).select_one("#f-private_mail_hosts").has_attr("checked")
     with guarded.app_context():
-        assert admin_services.get_settings()["private_mail_hosts"] is True
+        assert instance_settings.get_settings()["private_mail_hosts"] is True
     # Now the LAN relay is accepted...
     saved = web.post("/sending/accounts/new", {"preset": "generic", "name": "LAN relay", "host": "10.0.0.5",
                                               "port": "587", "tls_mode": "starttls", "per_second": "0",
@@ -194,4 +194,4 @@ def test_private_mail_servers_is_an_instance_setting_off_by_default(guarded, web
     # ...and unticking the box (an absent checkbox) turns it off again.
     web.post("/admin/settings", form)
     with guarded.app_context():
-        assert admin_services.get_settings()["private_mail_hosts"] is False
+        assert instance_settings.get_settings()["private_mail_hosts"] is False

@@ -315,9 +315,9 @@ def test_team_settings_save_and_validate(web, admin):
 # --- Who may create teams (issue 9) -------------------------------------------------------
 
 def _set_team_creation(app, rule):
-    from app.admin import services as admin_services
+    from app import settings as instance_settings
     with app.app_context():
-        admin_services.save_settings({"team_creation": rule})
+        instance_settings.save_settings({"team_creation": rule})
 
 
 def test_a_guest_cannot_make_a_team_of_their_own_by_default(app, admin):
@@ -358,9 +358,9 @@ def test_the_team_creation_setting_is_on_the_instance_settings_page(app, web, ad
     web.post("/admin/settings", dict(form, team_creation="admin"))
     page = soup(web.get("/admin/settings"))
     assert page.select_one("input[name=team_creation][value=admin]").has_attr("checked")
-    from app.admin import services as admin_services
+    from app import settings as instance_settings
     with app.app_context():
-        assert admin_services.get_settings()["team_creation"] == "admin"
+        assert instance_settings.get_settings()["team_creation"] == "admin"
 
 
 def test_team_settings_say_when_the_from_address_cannot_send_yet(app, web, admin):

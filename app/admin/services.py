@@ -1,17 +1,10 @@
-"""Instance-wide settings: stored as JSON rows, defaults from the environment.
+"""The instance settings form: its choices and its validation.
 
-On a fresh install the outbound SMTP server is the built-in mail catcher, so
-every email Loft sends is visible in the Outbox with no other server.
+Reading and saving the settings, and the base URL, live in app/settings.py.
 """
-import json
-
-from flask import current_app
-
 from app import security
 from app.addresses import one_address
 from app.addresses import one_line
-from app.db import db
-from app.models import InstanceSetting
 from app.sending.accounts import is_loopback
 
 SMTP_TLS_MODES = {"none": "None (loopback only)", "starttls": "STARTTLS", "tls": "Implicit TLS"}
@@ -28,43 +21,6 @@ class SettingsError(ValueError):
     def __init__(self, errors):
         super().__init__("; ".join(errors.values()))
         self.errors = errors
-
-
-def _defaults():
-    config = current_app.config
-    return {
-        "base_url": config["BASE_URL"],
-        "default_from_name": "Loft",
-        "default_from_email": "loft@localhost",
-        "postal_address": "",
-        "smtp_host": config["CATCHER_HOST"],
-        "smtp_port": config["CATCHER_PORT"],
-        "smtp_tls": "none",
-        "smtp_username": "",
-        "smtp_password": "",  # stored encrypted
-        "team_creation": "invited",
-        # SMTP accounts and bounce mailboxes on this machine or a private network (app.netguard):
-        # off by default, since "Test connection" would otherwise probe Loft's own network.
-        "private_mail_hosts": bool(config.get("MAIL_ALLOW_PRIVATE", False)),
-    }
-
-
-def get_settings():
-    """Every instance setting, stored values over defaults; the SMTP password decrypted."""
-    values = _defaults()
-    for row in InstanceSetting.select():
-        if row.key in values:
-            values[row.key] = json.loads(row.value)
-    if values["smtp_password"]:
-        values["smtp_password"] = security.decrypt(values["smtp_password"]) or ""
-    return values
-
-
-def get_setting(key):
-    """One instance setting (stored value over default) with one small query: for hot paths such as
-    every SMTP connection of the sending engine, which must not decrypt the SMTP password each time."""
-    row = InstanceSetting.get_or_none(InstanceSetting.key == key)
-    return json.loads(row.value) if row is not None else _defaults()[key]
 
 
 def validate(form):
@@ -110,11 +66,3 @@ def validate(form):
         values["smtp_password"] = ""
     return values
 
-
-def save_settings(values):
-    with db.atomic():
-        for key, value in values.items():
-            (InstanceSetting.insert(key=key, value=json.dumps(value))
-             .on_conflict(conflict_target=[InstanceSetting.key],
-                          update={InstanceSetting.value: json.dumps(value)})
-             .execute())

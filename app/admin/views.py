@@ -11,6 +11,7 @@ from flask import url_for
 from flask_login import current_user
 from flask_login import login_required
 
+from app import settings as instance_settings
 from app.admin import services
 from app.htmx import is_htmx
 
@@ -38,11 +39,11 @@ def settings():
             # has_password as on the GET: the help must still say an empty password keeps the stored one.
             return render_template(template, form=request.form, errors=exc.errors,
                                    tls_modes=services.SMTP_TLS_MODES, team_creation=services.TEAM_CREATION,
-                                   has_password=bool(services.get_settings()["smtp_password"])), 422
-        services.save_settings(values)
+                                   has_password=bool(instance_settings.get_setting("smtp_password"))), 422
+        instance_settings.save_settings(values)
         flash("Instance settings saved.", "success")  # shown in the fragment too (app/htmx.py)
         if not is_htmx():
             return redirect(url_for("admin.settings"))
-    current = services.get_settings()
+    current = instance_settings.get_settings()
     return render_template(template, form=current, errors={}, tls_modes=services.SMTP_TLS_MODES,
                            team_creation=services.TEAM_CREATION, has_password=bool(current["smtp_password"]))

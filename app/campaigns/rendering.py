@@ -54,6 +54,7 @@ from jinja2.runtime import str_join
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import escape as html_escape
 
+from app import settings as instance_settings
 from app.campaigns import sanitize
 from app.models import Campaign
 from app.models import CustomField
@@ -1389,12 +1390,12 @@ def base_context(team, base_url, subject="", from_name="", from_email=""):
 
 
 def preview(item, contact, *, team=None, custom_fields=None, base_url=None, variant=None):
-    """(subject, html, text) of a campaign or template as `contact` would receive it (no tracking)."""
-    from flask import current_app
+    """(subject, html, text) of a campaign or template as `contact` would receive it (no tracking).
 
+    Its links start with the same base URL as the mail sent (app.settings.base_url)."""
     source = source_of(item, variant)
     team = team if team is not None else getattr(item, "team", None)
-    base_url = (base_url if base_url is not None else current_app.config["BASE_URL"]).rstrip("/")
+    base_url = (base_url if base_url is not None else instance_settings.base_url()).rstrip("/")
     if custom_fields is None and team is not None:
         custom_fields = list(CustomField.select().where(CustomField.team == team))
     prepared = prepare(source.body, source.kind, source.subject, layout=source.layout, preheader=source.preheader)

@@ -29,7 +29,7 @@ from peewee import IntegrityError
 
 from app import events
 from app import mail
-from app.admin import services as admin_services
+from app import settings
 from app.consent import ratelimit
 from app.consent import suppression
 from app.consent import tokens
@@ -100,12 +100,8 @@ def list_for_public_id(public_id, include_private=False):
     return query.first()
 
 
-def base_url():
-    return admin_services.get_settings()["base_url"].rstrip("/")
-
-
 def form_url(mailing_list):
-    return f"{base_url()}/f/{mailing_list.public_id}"
+    return f"{settings.base_url()}/f/{mailing_list.public_id}"
 
 
 def consent_wording(mailing_list):
@@ -304,7 +300,7 @@ def forms_of(team):
     lists = list(MailingList.select(MailingList, Team).join(Team)
                  .where((MailingList.team == team) & (MailingList.visibility == "public"))
                  .order_by(MailingList.name))
-    root = base_url()
+    root = settings.base_url()
     return [(lst, f"{root}/f/{lst.public_id}") for lst in lists]
 
 

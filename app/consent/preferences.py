@@ -16,9 +16,9 @@ lifted from here.
 """
 
 from app import events
+from app import settings
 from app.consent import suppression
 from app.consent import tokens
-from app.consent.forms import base_url
 from app.consent.services import ConsentError
 from app.db import db
 from app.models import Contact
@@ -46,7 +46,7 @@ def preference_path(contact):
 
 def preference_url(contact):
     """The absolute link to the contact's preference center, for emails (works outside a request)."""
-    return base_url() + preference_path(contact)
+    return settings.base_url() + preference_path(contact)
 
 
 def contact_for_token(token):

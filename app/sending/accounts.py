@@ -28,6 +28,7 @@ from peewee import fn
 
 from app import netguard
 from app import security
+from app import settings
 from app.models import TLS_MODES
 from app.models import Send
 from app.models import SmtpAccount
@@ -171,9 +172,7 @@ def is_loopback(host):
 
 def private_hosts_allowed():
     """The instance setting "private mail servers" (off unless the instance administrator turns it on)."""
-    from app.admin import services as admin_services  # admin settings import this module
-
-    return bool(admin_services.get_setting("private_mail_hosts"))
+    return bool(settings.get_setting("private_mail_hosts"))
 
 
 PRIVATE_HINT = ("Loft connects only to public mail servers. The instance administrator can allow servers on this "

@@ -44,6 +44,7 @@ from urllib.parse import urlsplit
 
 from itsdangerous import URLSafeSerializer
 
+from app import settings as instance_settings
 from app.addresses import one_address
 from app.campaigns import rendering
 from app.campaigns.rendering import CLICK_TOKEN
@@ -234,14 +235,12 @@ class MessageFactory:
                  custom_fields=None, secret=None, source=None):
         from flask import current_app
 
-        from app.admin import services as admin_services
-
         self.campaign = campaign
         self.variant = variant
         self.test = test
         team = campaign.team
         if base_url is None:
-            base_url = admin_services.get_settings()["base_url"] or current_app.config["BASE_URL"]
+            base_url = instance_settings.base_url()
         self.base_url = base_url.rstrip("/")
         self.signer = tokens.signer(secret)
         self._secret = (secret or current_app.config["SECRET_KEY"]).encode()
@@ -267,8 +266,9 @@ class MessageFactory:
         from_name = campaign.from_name or team.default_from_name
         from_email = campaign.from_email or team.default_from_email
         if not from_email:
-            from_email = admin_services.get_settings()["default_from_email"]
-            from_name = from_name or admin_services.get_settings()["default_from_name"]
+            defaults = instance_settings.get_settings()  # one read per request or task (app/settings.py)
+            from_email = defaults["default_from_email"]
+            from_name = from_name or defaults["default_from_name"]
         if not one_address(from_email):
             raise rendering.RenderError(f"The From address “{header_text(from_email)}” is not one email address: "
                                         "correct it in the campaign (or the team's settings).")

@@ -11,8 +11,8 @@ import zoneinfo
 from flask import current_app
 
 from app import security
+from app import settings
 from app.addresses import one_line
-from app.admin import services as admin_services
 from app.auth.services import AuthError
 from app.auth.services import create_user
 from app.auth.services import normalise_email
@@ -53,7 +53,7 @@ def may_create_teams(user):
     """
     if user.is_instance_admin:
         return True
-    rule = admin_services.get_settings()["team_creation"]
+    rule = settings.get_setting("team_creation")
     if rule == "anyone":
         return True
     if rule == "invited":
@@ -63,7 +63,7 @@ def may_create_teams(user):
 
 def creation_refused():
     """Why this person cannot create a team, in words (by the instance setting)."""
-    if admin_services.get_settings()["team_creation"] == "invited":
+    if settings.get_setting("team_creation") == "invited":
         return ("On this Loft instance, teams are created by the instance administrator and by people who "
                 "administer a team. Ask one of them for a team, or ask a team's Administrator to invite you.")
     return ("On this Loft instance, only the instance administrator creates teams. Ask them for a team, "

@@ -13,9 +13,7 @@ images over https (deliverability reference, section 9).
 """
 import logging
 
-from flask import current_app
-
-from app.admin import services as admin_services
+from app import settings
 from app.campaigns import rendering
 from app.consent import preferences as consent_preferences
 from app.models import CustomField
@@ -31,11 +29,6 @@ CSP = ("sandbox allow-popups allow-popups-to-escape-sandbox allow-top-navigation
        "frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
 
 
-def base_url():
-    """The instance's public address (Admin > Settings, else LOFT_BASE_URL), without a trailing slash."""
-    return (admin_services.get_settings()["base_url"] or current_app.config["BASE_URL"]).rstrip("/")
-
-
 def preference_url(contact):
     """The contact's preference-center link."""
     return consent_preferences.preference_url(contact)
@@ -43,7 +36,7 @@ def preference_url(contact):
 
 def links_for(send_id, base=None):
     """The personal link variables of one Send: unsubscribe, preferences, web view."""
-    base = base if base is not None else base_url()
+    base = base if base is not None else settings.base_url()
     unsubscribe_url = f"{base}/u/{tokens.sign('unsubscribe', send_id)}"
     return {"unsubscribe_url": unsubscribe_url,
             "webview_url": f"{base}/v/{tokens.sign('view', send_id)}",
@@ -57,7 +50,7 @@ def render(send_id):
         return None
     send, campaign, contact, variant = parts
     team = Team.get_by_id(campaign.team_id)
-    base = base_url()
+    base = settings.base_url()
     source = rendering.source_of(campaign, variant)
     links = {}
     if campaign.track_clicks:
