@@ -75,6 +75,7 @@ from peewee import JOIN
 from peewee import Case
 from peewee import SqliteDatabase
 
+from app import events
 from app.campaigns import states
 from app.campaigns.rendering import RenderError
 from app.consent.suppression import Checker
@@ -83,7 +84,7 @@ from app.feedback import alerts
 from app.feedback import autopause
 from app.models import Campaign
 from app.models import Contact
-from app.models import Event
+from app.models import EventType
 from app.models import Send
 from app.models import SmtpAccount
 from app.models import Usage
@@ -1086,11 +1087,9 @@ class Run:
                     f"UPDATE {table} SET status = 'sent', sent_at = {param}, message_id = {param}, "
                     f"smtp_account_id = {param}, error = '' WHERE id = {param}",
                     [(o.at, o.message_id, o.account_id, o.job.id) for o in sent])
-                team_id, campaign_id = self.team_id, self.campaign_id
-                cursor.executemany(
-                    f"INSERT INTO {Event._meta.table_name} (team_id, contact_id, campaign_id, type, at, data) "
-                    f"VALUES ({param}, {param}, {param}, 'sent', {param}, {param})",
-                    [(team_id, o.job.contact.id, campaign_id, o.at, f'{{"send": {o.job.id}}}') for o in sent])
+                team_id, campaign_id, sent_type = self.team_id, self.campaign_id, EventType.SENT.value
+                events.write(cursor, [(team_id, o.job.contact.id, campaign_id, sent_type, o.at,
+                                       f'{{"send": {o.job.id}}}') for o in sent])
             if deferred_rows:
                 cursor.executemany(
                     f"UPDATE {table} SET status = 'deferred', next_attempt_at = {param}, error = {param}, "
