@@ -83,8 +83,22 @@ def app(tmp_path, migrated_template):
 
 
 @pytest.fixture
+def ctx(app):
+    """The app with its context pushed, for tests that call model and service code directly (tokens need the
+    app's secret). A module that needs other settings overrides it: `def ctx(ctx): ctx.config.update(...)`."""
+    with app.app_context():
+        yield app
+
+
+@pytest.fixture
 def client(app):
     return app.test_client()
+
+
+@pytest.fixture
+def public(app):
+    """A client with no session and no cookie jar, like a mail client or a mailbox provider calling us."""
+    return app.test_client(use_cookies=False)
 
 
 @pytest.fixture

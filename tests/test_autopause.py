@@ -28,14 +28,14 @@ from tests.test_engine import smtp  # noqa: F401  (fixture: real SMTP servers on
 
 
 @pytest.fixture
-def ctx(app):
-    app.config.update(SEND_RETRY_DELAYS=(0.05, 0.1), SEND_RECONNECT_DELAY=0.01, SEND_FLUSH_INTERVAL=0.05,
+def ctx(ctx):
+    """conftest's ctx with fast sending timings."""
+    ctx.config.update(SEND_RETRY_DELAYS=(0.05, 0.1), SEND_RECONNECT_DELAY=0.01, SEND_FLUSH_INTERVAL=0.05,
                       SEND_STATE_INTERVAL=0.1, SEND_MAX_IN_RUN_WAIT=5.0, SEND_BATCH_SIZE=50,
                       AUTOPAUSE_CHECK_SECONDS=0, AUTOPAUSE_MIN_SENT=100, AUTOPAUSE_BOUNCE_RATE=0.05,
                       AUTOPAUSE_COMPLAINT_RATE=0.003)
     autopause._last_check.clear()
-    with app.app_context():
-        yield app
+    return ctx
 
 
 def team_with_admin():

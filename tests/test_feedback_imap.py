@@ -40,11 +40,11 @@ USER, PASSWORD = "ada@icloud.com", "abcd-efgh-ijkl-mnop"
 
 
 @pytest.fixture
-def ctx(app):
-    app.config.update(SEND_RETRY_DELAYS=(0.05, 0.1), SEND_RECONNECT_DELAY=0.01, SEND_FLUSH_INTERVAL=0.05,
+def ctx(ctx):
+    """conftest's ctx with fast sending timings."""
+    ctx.config.update(SEND_RETRY_DELAYS=(0.05, 0.1), SEND_RECONNECT_DELAY=0.01, SEND_FLUSH_INTERVAL=0.05,
                       SEND_STATE_INTERVAL=0.1, SEND_BATCH_SIZE=50)
-    with app.app_context():
-        yield app
+    return ctx
 
 
 @pytest.fixture

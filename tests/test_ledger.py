@@ -16,12 +16,6 @@ from tests.sending_support import make_contacts
 from tests.sending_support import make_team
 
 
-@pytest.fixture
-def ctx(app):
-    with app.app_context():
-        yield app
-
-
 def emails(campaign):
     return [s.email for s in Send.select().where(Send.campaign == campaign).order_by(Send.id)]
 

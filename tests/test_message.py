@@ -31,10 +31,7 @@ BODY = """<table role="presentation" width="100%"><tr><td style="font-family:Ari
 """
 
 
-@pytest.fixture(autouse=True)
-def app_context(app):
-    with app.app_context():
-        yield
+pytestmark = pytest.mark.usefixtures("ctx")  # every test runs inside the app
 
 
 @pytest.fixture

@@ -27,11 +27,11 @@ from tests.sending_support import make_team
 
 
 @pytest.fixture
-def ctx(app):
-    app.config.update(SEND_RETRY_DELAYS=(0.05, 0.1), SEND_RECONNECT_DELAY=0.01, SEND_FLUSH_INTERVAL=0.05,
+def ctx(ctx):
+    """conftest's ctx with fast sending timings."""
+    ctx.config.update(SEND_RETRY_DELAYS=(0.05, 0.1), SEND_RECONNECT_DELAY=0.01, SEND_FLUSH_INTERVAL=0.05,
                       SEND_STATE_INTERVAL=0.1, SEND_BATCH_SIZE=50)
-    with app.app_context():
-        yield app
+    return ctx
 
 
 @pytest.fixture
@@ -329,6 +329,25 @@ def test_smtp_reply_classification_during_sending(sent):
     auth = outcomes.apply_smtp_reply(send_of(campaign, contacts[2]), 550, "5.7.26 DMARC policy reject")
     assert auth["kind"] == "auth" and Campaign.get_by_id(campaign.id).state == "paused"
     assert states.can_transition("paused", "sending")
+
+
+@pytest.mark.parametrize("code,text,hard", [
+    (550, "5.1.1 <a@b>: Recipient address rejected: User unknown in virtual mailbox table", True),
+    (550, "No such user here", True),
+    (553, "5.1.2 Domain does not exist", True),
+    (552, "5.2.2 Mailbox full", False),
+    (554, "5.7.1 Spam detected", False),
+])
+def test_a_refusal_during_sending_blames_the_contact_only_when_the_address_is_bad(sent, code, text, hard):
+    """The engine hands every permanent (5xx) refusal to apply_smtp_reply; a 4xx reply is retried instead
+    (test_engine's greylisting tests). Only a dead mailbox or domain bounces and suppresses the contact."""
+    team, campaign, contacts, _, _ = sent
+    reader = contacts[0]
+    applied = outcomes.apply_smtp_reply(send_of(campaign, reader), code, text)
+    assert (applied["kind"] == "hard") is hard
+    assert (contact(reader).status == "bounced") is hard
+    assert suppression.is_suppressed(team.id, reader.email) is hard
+    assert send_of(campaign, reader).status == "bounced"
 
 
 def test_engine_routes_refusals_through_classification(ctx):

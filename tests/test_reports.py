@@ -121,12 +121,6 @@ def remember_app(app):
 
 
 @pytest.fixture
-def public(app):
-    """A client with no session, like a mail client fetching the pixel."""
-    return app.test_client(use_cookies=False)
-
-
-@pytest.fixture
 def story(app, admin, public):
     """Four recipients, two links, and what happened to them through the real endpoints."""
     team = team_of(admin)

@@ -25,10 +25,7 @@ HOSTILE_REPLY_TO = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def app_context(app):
-    with app.app_context():
-        yield
+pytestmark = pytest.mark.usefixtures("ctx")  # every test runs inside the app
 
 
 def _unsubscribe_targets(message):

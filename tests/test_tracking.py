@@ -26,19 +26,6 @@ HOUR_AGO = datetime.timedelta(hours=1)
 BROWSER = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko)"
 
 
-@pytest.fixture
-def ctx(app):
-    """Run model code inside the app (tokens need the app's secret)."""
-    with app.app_context():
-        yield app
-
-
-@pytest.fixture
-def public(app):
-    """A client with no session and no cookies, like a mail client or a mailbox provider."""
-    return app.test_client(use_cookies=False)
-
-
 def make_team(name="Acme"):
     return Team.create(name=name, postal_address="1 Main St, Springfield")
 

@@ -28,17 +28,6 @@ BODY = ('<p>Hi {{ contact.name }}!</p><p><a href="https://example.org/read">Read
         '<a href="{{ webview_url }}">View in your browser</a></p>')
 
 
-@pytest.fixture
-def ctx(app):
-    with app.app_context():
-        yield app
-
-
-@pytest.fixture
-def public(app):
-    return app.test_client(use_cookies=False)
-
-
 def build(campaign, send, contact):
     raw = MessageFactory(campaign, base_url="http://loft.test").build(send, contact)
     return email.message_from_bytes(raw, policy=email.policy.default)

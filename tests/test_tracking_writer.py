@@ -39,12 +39,6 @@ from tests.test_tracking import make_team
 
 
 @pytest.fixture
-def ctx(app):
-    with app.app_context():
-        yield app
-
-
-@pytest.fixture
 def world(ctx):
     team = make_team()
     contacts = [make_contact(team, email=f"reader{i}@example.com", name=f"Reader {i}") for i in range(5)]

@@ -26,18 +26,6 @@ ONE_CLICK = {"List-Unsubscribe": "One-Click"}
 
 
 @pytest.fixture
-def ctx(app):
-    with app.app_context():
-        yield app
-
-
-@pytest.fixture
-def public(app):
-    """A fresh client with no session and no cookie jar, as a mailbox provider calls us."""
-    return app.test_client(use_cookies=False)
-
-
-@pytest.fixture
 def world(ctx):
     team = make_team()
     news = MailingList.create(team=team, visibility="public", name="Newsletter")
