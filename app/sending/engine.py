@@ -59,7 +59,6 @@ import concurrent.futures
 import dataclasses
 import datetime
 import logging
-import re
 import secrets
 import ssl
 import time
@@ -117,12 +116,6 @@ DEFAULTS = {
     "SEND_DB_CACHE_KB": 8000,  # SQLite page cache of the run's database thread (keeps the worker's RSS flat)
     "SEND_DB_BUSY_MS": 10000,  # how long the run's database thread waits for a lock before retrying later
 }
-
-HARD_BOUNCE_TEXT = re.compile(
-    r"unknown|no such|does not exist|doesn't exist|not exist|invalid (recipient|mailbox|address)|"
-    r"user not found|recipient not found|mailbox unavailable|address rejected|no mailbox", re.I)
-ENHANCED_CODE = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
-AUTH_FAILURE_CODES = (530, 534, 535, 538)
 
 
 @dataclasses.dataclass
@@ -206,16 +199,15 @@ class Recipient:
 
 
 class Outcome:
-    __slots__ = ("kind", "job", "account_id", "message_id", "code", "error", "hard", "at")
+    __slots__ = ("kind", "job", "account_id", "message_id", "code", "error", "at")
 
-    def __init__(self, kind, job, account_id=None, message_id="", code=0, error="", hard=False):
+    def __init__(self, kind, job, account_id=None, message_id="", code=0, error=""):
         self.kind = kind  # sent, temporary, bounced, failed, requeue, skipped
         self.job = job
         self.account_id = account_id
         self.message_id = message_id
         self.code = code
         self.error = error[:1000]
-        self.hard = hard
         self.at = utcnow()
 
 
@@ -247,21 +239,6 @@ class Connection:
 
 
 # --- Reply classification ---------------------------------------------------------
-
-def enhanced_code(message):
-    match = ENHANCED_CODE.search(message or "")
-    return match.groups() if match else None
-
-
-def is_hard_bounce(code, message):
-    """A permanent reply that says the address itself is bad (the mailbox or domain does not exist)."""
-    if code < 500:
-        return False
-    enhanced = enhanced_code(message)
-    if enhanced:
-        return enhanced[0] == "5" and enhanced[1] == "1"
-    return code in (550, 551, 553) and bool(HARD_BOUNCE_TEXT.search(message or ""))
-
 
 def limit_pause_until(message, now=None):
     """How long an account that hit its own limit rests: to tomorrow for a daily cap, else an hour."""
@@ -870,8 +847,7 @@ class Run:
             await self.reset(conn)
         elif code >= 500:
             conn.failures = 0
-            self.results.append(Outcome("bounced", job, account_id=lane.id, code=code, error=error,
-                                        hard=is_hard_bounce(code, text)))
+            self.results.append(Outcome("bounced", job, account_id=lane.id, code=code, error=error))
             await self.reset(conn)
         else:
             self.results.append(Outcome("temporary", job, account_id=lane.id, code=code,
