@@ -41,6 +41,7 @@ import re
 
 from flask import current_app
 
+from app import events
 from app.campaigns import states
 from app.consent import suppression
 from app.db import db
@@ -50,6 +51,7 @@ from app.feedback import classify
 from app.models import Campaign
 from app.models import Contact
 from app.models import Event
+from app.models import EventType
 from app.models import Send
 from app.models import SmtpAccount
 from app.models import Subscription
@@ -176,8 +178,8 @@ def record_delivery(team_id, report, source, now=None):
             if not duplicate:
                 data = {"send": send.id, "kind": "delivered", "source": source,
                         "remote_mta": (result.remote_mta if result is not None else "") or report.remote_mta}
-                Event.create(team=team_id, contact=send.contact_id, campaign_id=send.campaign_id, type="delivered",
-                             at=now, data=json.dumps(data))
+                events.record(team_id, send.contact_id, EventType.DELIVERED, data, campaign_id=send.campaign_id,
+                              at=now)
         done.append({"send_id": send.id, "contact_id": send.contact_id, "email": send.email, "kind": "delivered",
                      "actions": [] if duplicate else ["event:delivered"], "duplicate": duplicate})
     return done
@@ -204,7 +206,8 @@ def apply_smtp_reply(send, code, message, command="RCPT", source="smtp", now=Non
 
 def _apply_one(team_id, send, kind, details, source, now):
     delayed = details.get("action") == "delayed" and kind not in ("complaint", "auth")
-    event_type = "complained" if kind == "complaint" else ("deferred" if delayed else "bounced")
+    event_type = (EventType.COMPLAINED if kind == "complaint"
+                  else EventType.DEFERRED if delayed else EventType.BOUNCED).value
     marker = "delayed" if delayed else kind
     summary = {"send_id": send.id, "contact_id": send.contact_id, "email": send.email, "kind": marker,
                "actions": [], "duplicate": False}
@@ -218,8 +221,7 @@ def _apply_one(team_id, send, kind, details, source, now):
         for key in ("code", "reply", "feedback_type", "remote_mta", "diagnostic"):
             if details.get(key):
                 data[key] = details[key]
-        Event.create(team=team_id, contact=send.contact_id, campaign_id=send.campaign_id, type=event_type,
-                     at=now, data=json.dumps(data))
+        events.record(team_id, send.contact_id, event_type, data, campaign_id=send.campaign_id, at=now)
         summary["actions"].append(f"event:{event_type}")
         if delayed or kind == "none":
             return summary
@@ -311,8 +313,9 @@ def _bounce_contact(team_id, send, now, why):
                    .where((Contact.id == send.contact_id) & (Contact.team == team_id) & (Contact.status == "active"))
                    .execute())
         if changed:
-            Event.create(team=team_id, contact=send.contact_id, campaign_id=send.campaign_id, type="status_changed",
-                         at=now, data=json.dumps({"from": "active", "to": "bounced", "by": None, "reason": why}))
+            events.record(team_id, send.contact_id, EventType.STATUS_CHANGED,
+                          {"from": "active", "to": "bounced", "by": None, "reason": why},
+                          campaign_id=send.campaign_id, at=now)
             actions.append("contact:bounced")
     return actions
 
@@ -331,9 +334,10 @@ def _complained(team_id, send, details, now):
         actions.append(f"unsubscribed:{ended}")
     if contact.status != "complained":
         Contact.update(status="complained", updated_at=now).where(Contact.id == contact.id).execute()
-        Event.create(team=team_id, contact=contact.id, campaign_id=send.campaign_id, type="status_changed", at=now,
-                     data=json.dumps({"from": contact.status, "to": "complained", "by": None,
-                                      "reason": f"complaint ({details.get('feedback_type') or 'abuse'})"}))
+        events.record(team_id, contact.id, EventType.STATUS_CHANGED,
+                      {"from": contact.status, "to": "complained", "by": None,
+                       "reason": f"complaint ({details.get('feedback_type') or 'abuse'})"},
+                      campaign_id=send.campaign_id, at=now)
         actions.append("contact:complained")
     return actions
 
