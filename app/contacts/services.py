@@ -26,6 +26,7 @@ from peewee import IntegrityError
 from peewee import SQL
 from peewee import fn
 
+from app import events
 from app.consent import suppression
 from app.db import db
 from app.models import BLOCKED_STATUSES
@@ -37,6 +38,7 @@ from app.models import AuditLog
 from app.models import Contact
 from app.models import CustomField
 from app.models import Event
+from app.models import EventType
 from app.models import MailingList
 from app.models import Segment
 from app.models import Subscription
@@ -241,10 +243,6 @@ def _attributes_from_form(team, form, current):
 
 # --- Contacts -----------------------------------------------------------------
 
-def _event(team, contact, type, **data):
-    return Event.create(team=team, contact=contact, type=type, data=json.dumps(data))
-
-
 def _audit(team, user, what, target="", **data):
     return AuditLog.create(team=team, user=getattr(user, "id", None), action=what, target=target,
                            data=json.dumps(data))
@@ -291,7 +289,7 @@ def create_contact(team, form, user=None):
                                      attributes=json.dumps(attributes), source="manual",
                                      consent_source=consent_source, consent_text=consent_text,
                                      consent_at=now if consent_source else None, created_at=now, updated_at=now)
-            _event(team, contact, "created", source="manual", by=user.id if user else None)
+            events.record(team, contact, EventType.CREATED, {"source": "manual", "by": user.id if user else None})
             for lst in lists:
                 _subscribe(team, contact, lst, source="manual")
     except IntegrityError:
@@ -335,7 +333,7 @@ def update_contact(team, contact, form, user=None):
             if changed:
                 Contact.update(email=email, domain=domain, name=name, attributes=json.dumps(attributes),
                                updated_at=utcnow()).where(Contact.id == contact.id).execute()
-                _event(team, contact, "updated", fields=changed, by=user.id if user else None)
+                events.record(team, contact, EventType.UPDATED, {"fields": changed, "by": user.id if user else None})
             contact = Contact.get_by_id(contact.id)
             change_status(team, contact, status, user)
     except IntegrityError:
@@ -365,8 +363,8 @@ def change_status(team, contact, status, user=None):
         raise ContactError(problem, field="status")
     with db.atomic():
         Contact.update(status=status, updated_at=utcnow()).where(Contact.id == contact.id).execute()
-        _event(team, contact, "status_changed", **{"from": contact.status, "to": status,
-                                                   "by": user.id if user else None})
+        events.record(team, contact, EventType.STATUS_CHANGED,
+                      {"from": contact.status, "to": status, "by": user.id if user else None})
         if status == "suppressed":
             suppression.suppress(team.id, "email", contact.email, reason="manual")
     contact.status = status
@@ -489,7 +487,8 @@ def _subscribe(team, contact, mailing_list, source="manual"):
                                "subscribe again, for example through a sign-up form.", field="list_id")
         raise ContactError(f"{contact.email} is already on “{mailing_list.name}”.", field="list_id")
     Subscription.create(contact=contact, list=mailing_list, status="subscribed")
-    _event(team, contact, "subscribed", list_id=mailing_list.id, list=mailing_list.name, source=source)
+    events.record(team, contact, EventType.SUBSCRIBED, {"list_id": mailing_list.id, "list": mailing_list.name,
+                  "source": source})
 
 
 def add_to_list(team, contact, mailing_list):
@@ -504,7 +503,8 @@ def remove_from_list(team, contact, mailing_list):
         removed = (Subscription.delete().where((Subscription.contact == contact)
                                                & (Subscription.list == mailing_list)).execute())
         if removed:
-            _event(team, contact, "removed_from_list", list_id=mailing_list.id, list=mailing_list.name)
+            events.record(team, contact, EventType.REMOVED_FROM_LIST, {"list_id": mailing_list.id,
+                          "list": mailing_list.name})
     return bool(removed)
 
 
@@ -902,15 +902,6 @@ def run_bulk(job_id):
     _save_job(job, data)
 
 
-def _events(team, contact_ids, type, **data):
-    payload = json.dumps(data)
-    now = utcnow()
-    rows = [{"team": team.id, "contact": contact_id, "type": type, "at": now, "data": payload}
-            for contact_id in contact_ids]
-    for start in range(0, len(rows), 100):
-        Event.insert_many(rows[start:start + 100]).execute()
-
-
 def _bulk_add(team, job, data):
     mailing_list = get_list(team, data["list_id"])
     if mailing_list is None:
@@ -928,7 +919,8 @@ def _bulk_add(team, job, data):
                 for contact_id in fresh]
         for start in range(0, len(rows), 100):
             Subscription.insert_many(rows[start:start + 100]).execute()
-        _events(team, fresh, "subscribed", list_id=mailing_list.id, list=mailing_list.name, source="bulk")
+        events.record_for(team, fresh, EventType.SUBSCRIBED,
+                          {"list_id": mailing_list.id, "list": mailing_list.name, "source": "bulk"})
         return len(fresh)
     return apply
 
@@ -942,7 +934,8 @@ def _bulk_remove(team, job, data):
             (Subscription.list == list_id) & (Subscription.contact << ids)).tuples()]
         if on_list:
             Subscription.delete().where((Subscription.list == list_id) & (Subscription.contact << on_list)).execute()
-            _events(team, on_list, "removed_from_list", list_id=list_id, list=data.get("list", ""))
+            events.record_for(team, on_list, EventType.REMOVED_FROM_LIST,
+                              {"list_id": list_id, "list": data.get("list", "")})
         return len(on_list)
     return apply
 
@@ -959,10 +952,8 @@ def _bulk_status(team, job, data):
             return 0
         now = utcnow()
         Contact.update(status=status, updated_at=now).where(Contact.id << [c.id for c in changing]).execute()
-        rows = [{"team": team.id, "contact": c.id, "type": "status_changed", "at": now,
-                 "data": json.dumps({"from": c.status, "to": status, "by": by, "bulk": job.id})} for c in changing]
-        for start in range(0, len(rows), 100):
-            Event.insert_many(rows[start:start + 100]).execute()
+        events.record_many((team, c.id, None, EventType.STATUS_CHANGED, now,
+                            {"from": c.status, "to": status, "by": by, "bulk": job.id}) for c in changing)
         if status == "suppressed":
             hashes = [{"team": team.id, "kind": "email", "value_hash": suppression.value_hash(team.id, "email", c.email),
                        "hint": suppression.hint("email", c.email), "reason": "manual"} for c in changing]
