@@ -30,6 +30,14 @@ from bs4 import BeautifulSoup  # noqa: E402
 from app import create_app  # noqa: E402
 from app.cli import migrate  # noqa: E402
 from app.db import db  # noqa: E402
+from app.models import Contact  # noqa: E402
+from app.models import MailingList  # noqa: E402
+from app.models import SenderDomain  # noqa: E402
+from app.models import SmtpAccount  # noqa: E402
+from app.models import Subscription  # noqa: E402
+from app.models import Team  # noqa: E402
+from app.models import utcnow  # noqa: E402
+from app.sending import domains  # noqa: E402
 from tasks import huey  # noqa: E402
 
 
@@ -110,6 +118,21 @@ def catcher(app):
     controller.stop()
 
 
+@pytest.fixture
+def smtp():
+    """start(**behaviour) -> a real SMTP server on loopback (tests/sending_support.py's TestSmtp); all stop after."""
+    from tests.sending_support import TestSmtp
+    servers = []
+
+    def start(**behaviour):
+        server = TestSmtp(**behaviour)
+        servers.append(server)
+        return server
+    yield start
+    for server in servers:
+        server.stop()
+
+
 def csrf_from(client):
     with client.session_transaction() as session:
         if "csrf" not in session:
@@ -169,3 +192,23 @@ def link_in(text, path_prefix):
     match = re.search(r"https?://[^\s\"'<>]+" + re.escape(path_prefix) + r"[^\s\"'<>]*", text)
     assert match, f"no link to {path_prefix} in: {text[:500]}"
     return match.group(0)
+
+
+@pytest.fixture
+def ready_team(app, admin, catcher):
+    """A team that can send: postal address, a verified domain, an SMTP account pointing at
+    the real mail catcher, and a list of five contacts (one unsubscribed)."""
+    team = Team.get(Team.name == "Acme")
+    team.postal_address = "1 Main Street, Springfield"
+    team.save()
+    with app.app_context():
+        domain = domains.add_domain(team, "acme.example")  # with its DKIM key, as the page makes it
+    SenderDomain.update(verified_at=utcnow()).where(SenderDomain.id == domain.id).execute()
+    SmtpAccount.create(team=team, name="Local", host="127.0.0.1", port=app.config["CATCHER_PORT"], tls_mode="none",
+                       max_connections=2)
+    news = MailingList.create(team=team, name="Newsletter", double_opt_in=False)
+    for i in range(5):
+        contact = Contact.create(team=team, email=f"reader{i}@example.com", domain="example.com",
+                                 name=f"Reader {i}", status="unsubscribed" if i == 4 else "active")
+        Subscription.create(contact=contact, list=news, status="subscribed")
+    return team, news

@@ -24,7 +24,6 @@ from tests.sending_support import make_contacts
 from tests.sending_support import statuses
 from tests.conftest import soup
 from tests.test_engine import run_until_settled
-from tests.test_engine import smtp  # noqa: F401  (fixture: real SMTP servers on loopback)
 
 
 @pytest.fixture

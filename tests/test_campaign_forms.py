@@ -22,7 +22,6 @@ from app.models import Variant
 from tests.conftest import soup
 from tests.test_campaigns import create_draft
 from tests.test_campaigns import draft_form
-from tests.test_campaigns import ready_team  # noqa: F401 - a fixture
 
 # (case id, form overrides, field marked, words of the message)
 EDIT_CASES = [

@@ -15,9 +15,7 @@ from app.models import Contact
 from app.models import Event
 from app.models import MailingList
 from app.models import Membership
-from app.models import SenderDomain
 from app.models import Send
-from app.models import SmtpAccount
 from app.models import Subscription
 from app.models import Team
 from app.models import Usage
@@ -25,27 +23,6 @@ from app.models import Variant
 from app.models import utcnow
 from tests.conftest import soup
 from tests.test_teams import make_member
-
-
-@pytest.fixture
-def ready_team(app, admin, catcher):
-    """A team that can send: postal address, a verified domain, an SMTP account pointing at
-    the real mail catcher, and a list of five contacts (one unsubscribed)."""
-    team = Team.get(Team.name == "Acme")
-    team.postal_address = "1 Main Street, Springfield"
-    team.save()
-    from app.sending import domains
-    with app.app_context():
-        domain = domains.add_domain(team, "acme.example")  # with its DKIM key, as the page makes it
-    SenderDomain.update(verified_at=utcnow()).where(SenderDomain.id == domain.id).execute()
-    SmtpAccount.create(team=team, name="Local", host="127.0.0.1", port=app.config["CATCHER_PORT"], tls_mode="none",
-                       max_connections=2)
-    news = MailingList.create(team=team, name="Newsletter", double_opt_in=False)
-    for i in range(5):
-        contact = Contact.create(team=team, email=f"reader{i}@example.com", domain="example.com",
-                                 name=f"Reader {i}", status="unsubscribed" if i == 4 else "active")
-        Subscription.create(contact=contact, list=news, status="subscribed")
-    return team, news
 
 
 def draft_form(news, **overrides):

@@ -19,7 +19,6 @@ from app.models import Usage
 from app.models import utcnow
 from app.sending import engine
 from app.sending import ledger
-from tests.sending_support import TestSmtp
 from tests.sending_support import launched
 from tests.sending_support import make_account
 from tests.sending_support import make_campaign
@@ -35,19 +34,6 @@ def ctx(ctx):
                       SEND_STATE_INTERVAL=0.1, SEND_ACCOUNT_FAILURE_LIMIT=3, SEND_MAX_IN_RUN_WAIT=5.0,
                       SEND_BATCH_SIZE=50)
     return ctx
-
-
-@pytest.fixture
-def smtp():
-    servers = []
-
-    def start(**behaviour):
-        server = TestSmtp(**behaviour)
-        servers.append(server)
-        return server
-    yield start
-    for server in servers:
-        server.stop()
 
 
 def run(campaign_id, **kwargs):

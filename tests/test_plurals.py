@@ -4,7 +4,6 @@ from app.models import Team
 from app.wording import plural
 from tests.conftest import soup
 from tests.test_campaigns import create_draft
-from tests.test_campaigns import ready_team  # noqa: F401 - a fixture
 
 
 def test_plural():

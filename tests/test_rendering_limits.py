@@ -29,7 +29,6 @@ from app.tracking import tokens
 from tests.conftest import soup
 from tests.test_campaigns import create_draft
 from tests.test_campaigns import draft_form
-from tests.test_campaigns import ready_team  # noqa: F401 - a fixture
 
 
 def render(source, context=None, autoescape=True):
