@@ -119,3 +119,13 @@ def test_get_settings_returns_a_copy(app):
         values = settings.get_settings()
         values["base_url"] = "https://elsewhere.example"
         assert settings.base_url() == "http://loft.test"
+
+
+def test_ehlo_names_the_host_of_the_same_base_url(app):
+    from app.sending import accounts
+    with app.app_context():
+        assert accounts._local_hostname() == "loft.test"  # LOFT_BASE_URL until one is saved
+        settings.save_settings({"base_url": "https://mail.example.com"})
+        assert accounts._local_hostname() == "mail.example.com"
+        settings.save_settings({"base_url": "http://127.0.0.1:8000"})
+        assert accounts._local_hostname() == "[127.0.0.1]"

@@ -419,8 +419,8 @@ def record_test(account, ok, summary):
 # --- Connecting ---------------------------------------------------------------
 
 def _local_hostname():
-    """The name Loft gives in EHLO: the host of BASE_URL (an IP as an address literal)."""
-    host = urlsplit(current_app.config.get("BASE_URL", "")).hostname or "localhost"
+    """The name Loft gives in EHLO: the host of the instance's base URL (an IP as an address literal)."""
+    host = urlsplit(settings.base_url()).hostname or "localhost"
     try:
         ipaddress.ip_address(host)
         return f"[{host}]"
