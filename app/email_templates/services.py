@@ -246,9 +246,6 @@ def parse_addresses(text):
     return list(dict.fromkeys(addresses))
 
 
-TestResult = teammail.Delivery  # one per address: address, ok, detail
-
-
 def _test_campaign(item, team):
     """An unsaved Campaign carrying the item's content, for the message factory."""
     if isinstance(item, Campaign):
@@ -273,7 +270,7 @@ def _team_mail_check(team, from_email):
 
 
 def send_test(item, addresses, team, contact=None):
-    """Send `item` (a Campaign, Template or built-in) to each address now; a TestResult per address.
+    """Send `item` (a Campaign, Template or built-in) to each address now; one teammail.Delivery per address.
 
     Messages are built by the same MessageFactory as real sends, with nothing
     tracked and "[Test]" before the subject. Like all team mail they go only
