@@ -129,3 +129,23 @@ def test_ehlo_names_the_host_of_the_same_base_url(app):
         assert accounts._local_hostname() == "mail.example.com"
         settings.save_settings({"base_url": "http://127.0.0.1:8000"})
         assert accounts._local_hostname() == "[127.0.0.1]"
+
+
+def test_only_app_settings_reads_the_instance_settings_or_the_base_url():
+    """One home: a module that read InstanceSetting or LOFT_BASE_URL itself could build links from a
+    different base URL again, or read the settings around the per-request copy."""
+    import pathlib
+    import re
+    root = pathlib.Path(__file__).resolve().parent.parent
+    allowed = {"app/settings.py": {"InstanceSetting", "BASE_URL"}, "app/models.py": {"InstanceSetting"},
+               "app/config.py": {"BASE_URL"}}
+    pattern = re.compile(r"\b(InstanceSetting|BASE_URL)\b")
+    found = []
+    files = [*root.glob("app/**/*.py"), *root.glob("tasks/*.py"), root / "wsgi.py", *root.glob("templates/**/*.html")]
+    for path in files:
+        name = path.relative_to(root).as_posix()
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            for match in pattern.finditer(line):
+                if match.group(1) not in allowed.get(name, set()):
+                    found.append(f"{name}:{number}: {line.strip()}")
+    assert found == [], "read them through app.settings (get_settings, get_setting, base_url):\n" + "\n".join(found)
