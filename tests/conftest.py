@@ -59,6 +59,7 @@ def _test_config(database_path):
         "TESTING": True,
         "SECRET_KEY": "test-secret",
         "DATABASE_URL": f"sqlite:///{database_path}",
+        "IMPORT_DIR": str(database_path.parent / "imports"),  # uploads under the test's own directory, never var/
         "CATCHER_PORT": free_port(),
         "BASE_URL": "http://loft.test",
         # Tests talk to loopback SMTP/IMAP servers; the guard's refusals are tested with this off.

@@ -9,7 +9,6 @@ from werkzeug.test import run_wsgi_app
 
 from app.models import ImportJob
 from tests.conftest import soup
-from tests.test_imports import import_dir  # noqa: F401  (autouse fixture: uploads under tmp_path)
 from tests.test_imports import upload
 
 MB = 1024 * 1024

@@ -33,13 +33,6 @@ from tests.test_teams import make_member
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "contacts" / "listmonk"
 
 
-@pytest.fixture(autouse=True)
-def import_dir(app, tmp_path):
-    """Uploads go under the test's own directory, never the project's var/."""
-    app.config["IMPORT_DIR"] = str(tmp_path / "imports")
-    return tmp_path / "imports"
-
-
 @pytest.fixture
 def inside(app):
     """Direct service calls run inside the app, as in the huey worker and the CLI. (Not one context

@@ -8,7 +8,6 @@ from app.imports import services
 from app.models import Contact
 from app.models import ImportJob
 from tests.conftest import soup
-from tests.test_imports import import_dir  # noqa: F401  (autouse fixture: uploads under tmp_path)
 from tests.test_imports import map_form
 from tests.test_imports import rejects_of
 from tests.test_imports import run_file

@@ -15,11 +15,6 @@ from browser_support import page  # noqa: E402,F401  (fixture)
 from browser_support import sign_up_admin  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def import_dir(app, tmp_path):
-    app.config["IMPORT_DIR"] = str(tmp_path / "imports")
-
-
 def test_upload_map_and_import_on_a_phone(page, tmp_path):
     from app.models import Contact
     from app.models import MailingList
