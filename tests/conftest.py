@@ -94,7 +94,8 @@ def app(tmp_path, migrated_template):
 @pytest.fixture
 def ctx(app):
     """The app with its context pushed, for tests that call model and service code directly (tokens need the
-    app's secret). A module that needs other settings overrides it: `def ctx(ctx): ctx.config.update(...)`."""
+    app's secret). Requests made inside it share its `g`, so only with one signed-in client. A module that
+    needs other settings overrides it: `def ctx(ctx): ctx.config.update(...)`."""
     with app.app_context():
         yield app
 

@@ -70,14 +70,6 @@ def receiver():
 
 
 @pytest.fixture
-def ctx(app):
-    """An app context for calling services directly (only in tests with one signed-in client:
-    requests share this context's g)."""
-    with app.app_context():
-        yield app
-
-
-@pytest.fixture
 def private_ok(app, ctx):
     app.config["WEBHOOKS_ALLOW_PRIVATE"] = True
     yield
