@@ -44,8 +44,9 @@ browser:
 	      || echo "Could not install chromium: browser tests will be skipped"; \
 	  else echo "chromium is not installed and cannot be installed here: browser tests will be skipped"; fi; }
 
+# The suite runs on every core (pytest-xdist): each test has its own database file, ports and folders.
 test: $(BIN)/.installed-dev browser
-	$(BIN)/python -m pytest -q -rs tests --ignore=tests/bench
+	$(BIN)/python -m pytest -q -rs -n auto tests --ignore=tests/bench
 
 # postfix ships smtp-sink and smtp-source for the sending benchmark (its mail service need not run).
 bench: $(BIN)/.installed-dev browser
