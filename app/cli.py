@@ -13,6 +13,11 @@ from playhouse.migrations import Runner
 
 from app.config import ROOT
 from app.db import db
+from app.db import id_high_water
+from app.db import raise_id_counters
+from app.ops import backup
+from app.ops import restored
+from app.ops import running
 
 MIGRATIONS_DIR = str(ROOT / "migrations")
 
@@ -50,7 +55,6 @@ def backup_command(path):
     Safe while Loft runs (SQLite's online backup); every copy passes an integrity check and
     PATH/manifest.json records the version, migration, time and checksums.
     """
-    from app.ops import backup
     files = {name: path_ for name, path_ in _sqlite_files().items() if name == "loft.db" or os.path.exists(path_)}
     try:
         manifest = backup.backup(files, path, current_app.config["VERSION"])
@@ -77,9 +81,6 @@ def restore_command(path, yes, force):
     older, every id counter goes past the ids handed out before the restore (they are in links of mail
     already sent), and every campaign that may have sent mail after the backup is paused with a notice.
     """
-    from app.ops import backup
-    from app.ops import restored
-    from app.ops import running
     files = _sqlite_files()
     database = files["loft.db"]
     from tasks import huey
@@ -146,9 +147,6 @@ def skip_ids_command(backup_time):
     every table's next id skip far past any id handed out since BACKUP_TIME (UTC, e.g. 2026-12-01T03:15:00Z),
     so links in mail sent after it never point at a new row. `flask db restore` does this itself."""
     import datetime
-    from app.db import id_high_water
-    from app.db import raise_id_counters
-    from app.ops import restored
     when = None
     for shape in ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d"):
         try:
@@ -166,7 +164,6 @@ def skip_ids_command(backup_time):
 
 def _sqlite_files():
     """Name in a backup -> live file. Only SQLite can be backed up this way."""
-    from app.ops import running
     database = running.sqlite_path(current_app.config["DATABASE_URL"])
     if database is None:
         raise click.ClickException("LOFT_DATABASE_URL is not an SQLite file: back up PostgreSQL with pg_dump "

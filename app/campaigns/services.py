@@ -14,8 +14,11 @@ from email_validator import validate_email
 
 from peewee import Case
 
+from app.campaigns import rendering
 from app.campaigns import states
+from app.campaigns import stats
 from app.db import db
+from app.email_templates import services as template_services
 from app.models import Campaign
 from app.models import MailingList
 from app.models import Segment
@@ -23,7 +26,10 @@ from app.models import Send
 from app.models import Template
 from app.models import Variant
 from app.models import utcnow
+from app.sending import accounts
+from app.sending import domains
 from app.sending import health
+from app.sending import ledger
 
 AB_METRICS = {"clicks": "Unique clicks", "opens": "Unique opens (machine opens excluded)"}
 
@@ -65,7 +71,6 @@ def create_campaign(team, user, name, start_from=""):
 def _starting_point(team, value):
     """The team template or built-in layout named by a starting-point value, None for a blank
     email, or CampaignError for a value that names nothing of this team's."""
-    from app.email_templates import services as template_services
     kind, _sep, key = (value or "").partition(":")
     if not value:
         return None
@@ -82,7 +87,6 @@ def _starting_point(team, value):
 
 def starting_points(team):
     """What a new campaign can start from, in groups: (group label, [(value, label), ...])."""
-    from app.email_templates import services as template_services
     layouts, contents = [], []
     for template in template_services.team_templates(team):
         if layout_slot(template):
@@ -177,7 +181,6 @@ def single_address(value, field, label):
 def check_subjects(campaign, form):
     """Refuse a subject (A's or B's) that cannot even be compiled, such as ~100 nested brackets:
     stored, it would make every page that previews the campaign fail."""
-    from app.campaigns import rendering
     for field, subject in (("subject", campaign.subject), ("b_subject", form.get("b_subject", "").strip()[:998])):
         try:
             rendering.compile_template(subject, autoescape=False)
@@ -198,7 +201,6 @@ def check_sender(campaign):
 def layout_slot(template):
     """Whether a saved template can be a layout: an HTML template with a {{ content }} slot for the
     campaign's body (the rule rendering.source_of applies when it wraps the body)."""
-    from app.campaigns import rendering
     return bool(template is not None and template.kind == "html" and rendering.LAYOUT_SLOT.search(template.body or ""))
 
 
@@ -262,7 +264,6 @@ def split_for_ab_test(campaign):
     variants = {v.label: v for v in Variant.select().where(Variant.campaign == campaign)}
     if not settings or set(variants) != {"A", "B"}:
         return
-    from app.campaigns import stats
     with db.atomic():
         cutoff = stats.sample_cutoff(campaign) or 0  # the rule the A/B table reads back
         sample_rows = (Send.campaign == campaign) & (Send.id <= cutoff)
@@ -276,7 +277,6 @@ def split_for_ab_test(campaign):
 def ab_results(campaign):
     """Per variant, on its share of the test sample only: sent, unique opens (human) and clicks, and
     their rates per delivered message (app.campaigns.stats, as every page shows them)."""
-    from app.campaigns import stats
     table = stats.ab_table(campaign)
     return table["tests"] if table else []
 
@@ -313,9 +313,6 @@ def decide_ab_winner(campaign):
 
 def publish_problems(campaign):
     """Everything that stops this campaign from going out, in words. Empty when ready."""
-    from app.campaigns import rendering
-    from app.sending import accounts
-    from app.sending import domains
     problems = []
     team = campaign.team
     if not campaign.subject:
@@ -364,7 +361,6 @@ def publish_problems(campaign):
 
 def publish_warnings(campaign):
     """What may go wrong but does not stop publishing: SMTP accounts never tested nor used."""
-    from app.sending import accounts
     active = accounts.active_accounts(campaign.team_id)
     untested = health.never_connected(active)
     if active and len(untested) == len(active):
@@ -391,7 +387,6 @@ def publish(campaign, when=None):
 
 def start(campaign):
     """Freeze the audience (idempotent: the ledger is unique per contact) and begin sending."""
-    from app.sending import ledger
     total = ledger.freeze_audience(campaign)
     if total == 0:
         raise CampaignError("Nobody is left to send to: everyone in this audience is unsubscribed, bounced, "
@@ -438,7 +433,6 @@ def resend(campaign, who, user):
 
 def progress(campaign):
     """The campaign page's numbers: app.campaigns.stats.progress (the one place counts are made)."""
-    from app.campaigns import stats
     return stats.progress(campaign)
 
 
