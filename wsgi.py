@@ -6,10 +6,10 @@ import logging
 
 from app import create_app
 from app import settings
-from app.ops import running
+from app.backup import running
 from tasks import huey
 from tasks import contacts  # noqa: F401  (importing a task module registers its tasks)
-from tasks import feedback  # noqa: F401
+from tasks import bounces  # noqa: F401
 from tasks import imports  # noqa: F401
 from tasks import mail  # noqa: F401
 from tasks import reports  # noqa: F401
@@ -18,7 +18,7 @@ from tasks import webhooks  # noqa: F401
 
 app = create_app()
 
-# While this process runs, `flask db restore` refuses to replace the database (app/ops/running.py).
+# While this process runs, `flask db restore` refuses to replace the database (app/backup/running.py).
 _database_file = running.sqlite_path(app.config["DATABASE_URL"])
 if _database_file:
     running.hold(_database_file)

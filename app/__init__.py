@@ -60,26 +60,26 @@ def create_app(overrides=None):
 
     from app.admin.views import bp as admin_bp
     from app.auth.views import bp as auth_bp
+    from app.bounces.views import bp as bounces_bp
     from app.campaigns.views import bp as campaigns_bp
+    from app.catcher.views import bp as catcher_bp
     from app.consent.views import bp as consent_bp
     from app.contacts.views import bp as contacts_bp
+    from app.dashboard.views import bp as dashboard_bp
     from app.email_templates.views import bp as email_templates_bp
-    from app.feedback.views import bp as feedback_bp
+    from app.health.views import bp as health_bp
     from app.imports.views import bp as imports_bp
-    from app.main.views import bp as main_bp
     from app.notices.views import bp as notices_bp
-    from app.ops.views import bp as ops_bp
-    from app.outbox.views import bp as outbox_bp
     from app.reports.views import bp as reports_bp
     from app.segments.views import bp as segments_bp
     from app.sending.views import bp as sending_bp
     from app.teams.views import bp as teams_bp
     from app.tracking.views import bp as tracking_bp
     from app.webhooks.views import bp as webhooks_bp
-    for blueprint in (main_bp, auth_bp, teams_bp, admin_bp, outbox_bp, ops_bp,
+    for blueprint in (dashboard_bp, auth_bp, teams_bp, admin_bp, catcher_bp, health_bp,
                       contacts_bp, imports_bp, segments_bp, consent_bp,
                       campaigns_bp, email_templates_bp, sending_bp, tracking_bp,
-                      feedback_bp, reports_bp, webhooks_bp, notices_bp):
+                      bounces_bp, reports_bp, webhooks_bp, notices_bp):
         app.register_blueprint(blueprint)
 
     from app import cli

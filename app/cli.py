@@ -15,9 +15,9 @@ from app.config import ROOT
 from app.db import db
 from app.db import id_high_water
 from app.db import raise_id_counters
-from app.ops import backup
-from app.ops import restored
-from app.ops import running
+from app.backup import archive
+from app.backup import restored
+from app.backup import running
 
 MIGRATIONS_DIR = str(ROOT / "migrations")
 
@@ -57,7 +57,7 @@ def backup_command(path):
     """
     files = {name: path_ for name, path_ in _sqlite_files().items() if name == "loft.db" or os.path.exists(path_)}
     try:
-        manifest = backup.backup(files, path, current_app.config["VERSION"])
+        manifest = archive.backup(files, path, current_app.config["VERSION"])
     except backup.BackupError as exc:
         raise click.ClickException(str(exc))
     click.echo(f"Backup of {manifest['created_at']} written to {os.path.abspath(path)}")
@@ -94,7 +94,7 @@ def restore_command(path, yes, force):
     workdir = tempfile.mkdtemp(prefix=".loft-restore-", dir=parent)
     try:
         try:
-            manifest, paths = backup.read_backup(path, workdir)
+            manifest, paths = archive.read_backup(path, workdir)
         except backup.BackupError as exc:
             raise click.ClickException(str(exc))
         newest = _latest_migration()
@@ -114,7 +114,7 @@ def restore_command(path, yes, force):
                 # The ids the replaced database handed out may be in mail already sent: read them first.
                 replaced = restored.high_water_of(database)
                 try:
-                    moved = backup.put_in_place(paths, files, aside)
+                    moved = archive.put_in_place(paths, files, aside)
                     applied = migrate()
                     ids = restored.never_reuse_ids(replaced, created)
                     affected = restored.settle_campaigns(created)
@@ -199,10 +199,10 @@ def create_admin(email, password, name, team_name):
 @click.option("--port", default=None, type=int)
 def run_catcher(host, port):
     """Run the mail catcher in the foreground until interrupted."""
-    from app.outbox import catcher
+    from app.catcher import server
     host = host or current_app.config["CATCHER_HOST"]
     port = port or current_app.config["CATCHER_PORT"]
-    controller = catcher.start(current_app._get_current_object(), host, port)
+    controller = server.start(current_app._get_current_object(), host, port)
     click.echo(json.dumps({"msg": "mail catcher listening", "host": host, "port": port}))
     try:
         while True:
@@ -219,4 +219,4 @@ def init_app(app):
     app.cli.add_command(catcher_cli)
     from app.imports import cli as imports_cli
     imports_cli.register(app)  # `flask contacts import`
-    app.cli.add_command(__import__("app.feedback.cli", fromlist=["bounces_cli"]).bounces_cli)  # `flask bounces parse`
+    app.cli.add_command(__import__("app.bounces.cli", fromlist=["bounces_cli"]).bounces_cli)  # `flask bounces parse`

@@ -66,7 +66,7 @@ def init_app(app):
     @app.after_request
     def log_request(response):
         response.headers["X-Request-ID"] = g.get("request_id", "")
-        if request.endpoint != "ops.health":  # uptime monitors poll it every second
+        if request.endpoint != "health.status":  # uptime monitors poll it every second
             elapsed = (time.perf_counter() - g.get("request_started", time.perf_counter())) * 1000
             log.info("request", extra={"request_id": g.get("request_id"), "method": request.method, "path": request.path,
                                        "status": response.status_code, "ms": round(elapsed, 1)})

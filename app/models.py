@@ -247,7 +247,7 @@ class EventType(enum.StrEnum):
     CONFIRMED = "confirmed"
     REMOVED_FROM_LIST = "removed_from_list"
     UNSUBSCRIBED = "unsubscribed"
-    # A campaign's message to the contact (app.sending, app.feedback, app.tracking)
+    # A campaign's message to the contact (app.sending, app.bounces, app.tracking)
     SENT = "sent"
     DELIVERED = "delivered"
     DEFERRED = "deferred"

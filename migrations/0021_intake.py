@@ -1,9 +1,9 @@
 """Bounce intake: IMAP bounce mailboxes and provider webhooks.
 
-bounce_mailbox   an IMAP mailbox read on a schedule (app.feedback.imap); uid_validity/last_uid
+bounce_mailbox   an IMAP mailbox read on a schedule (app.bounces.imap); uid_validity/last_uid
                  remember which messages were already looked at
 provider_hook    a team's webhook for SES (SNS), SendGrid, Postmark, Mailgun or the generic form
-                 (app.feedback.provider_webhooks), with the secret of its URL and its keys
+                 (app.bounces.provider_webhooks), with the secret of its URL and its keys
 hook_nonce       signature tokens already used, so a captured request cannot be replayed
 
 Frozen copies of the models as they were when this migration was written.

@@ -8,7 +8,7 @@ and exports. A reused id makes an unsubscribe from that old mail act on another 
 
 With AUTOINCREMENT SQLite keeps the highest id ever given in sqlite_sequence and never goes below it,
 and `flask db restore` raises that counter past every id the replaced database had handed out
-(app/ops/restored.raise_id_counters). PostgreSQL's SERIAL sequences never go back either; nothing to
+(app/backup/restored.raise_id_counters). PostgreSQL's SERIAL sequences never go back either; nothing to
 do there.
 
 SQLite cannot alter a column, so each table is rebuilt (foreign keys are off during migrations:

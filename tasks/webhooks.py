@@ -1,13 +1,13 @@
 """Tasks of the webhooks area: thin wrappers over app/webhooks services.
 
-Also sends the emails of in-app notices (app/feedback/alerts.py): a notice is
+Also sends the emails of in-app notices (app/bounces/alerts.py): a notice is
 stored by whoever raises it, and its email leaves from here, outside that
 caller's transaction.
 """
 from flask import current_app
 from huey import crontab
 
-from app.feedback import alerts
+from app.bounces import alerts
 from app.webhooks import delivery
 from tasks import huey
 

@@ -114,7 +114,7 @@ def public(app):
 @pytest.fixture
 def catcher(app):
     """The real mail catcher on the port Loft's outbound SMTP points at."""
-    from app.outbox import catcher as catcher_module
+    from app.catcher import server as catcher_module
     controller = catcher_module.start(app, "127.0.0.1", app.config["CATCHER_PORT"])
     yield controller
     controller.stop()

@@ -5,8 +5,8 @@ import email.policy
 
 import pytest
 
-from app.feedback import alerts
-from app.feedback import outcomes
+from app.bounces import alerts
+from app.bounces import outcomes
 from app.models import CaughtMessage
 from app.models import Notice
 from app.models import Team

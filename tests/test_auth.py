@@ -189,7 +189,7 @@ def test_pages_carry_the_csrf_token_for_htmx(web, admin):
 # --- Password reset ---------------------------------------------------------
 
 def _reset_link(web, catcher, email=ADMIN_EMAIL):
-    from app.outbox.services import parse
+    from app.catcher.services import parse
     from app.models import CaughtMessage
     web.post("/reset", {"email": email})
     message = CaughtMessage.select().order_by(CaughtMessage.id.desc()).first()

@@ -5,10 +5,10 @@ import email.policy
 
 import pytest
 
-from app.feedback import alerts
-from app.feedback import autopause
-from app.feedback import outcomes
-from app.feedback.parse import report_for
+from app.bounces import alerts
+from app.bounces import autopause
+from app.bounces import outcomes
+from app.bounces.parse import report_for
 from app.models import Campaign
 from app.models import CaughtMessage
 from app.models import Contact

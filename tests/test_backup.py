@@ -215,7 +215,7 @@ def test_restore_with_a_leftover_wal_file_gives_a_good_database_and_keeps_the_ol
     assert ("After the backup",) in old.execute("SELECT name FROM team").fetchall()
     [(in_the_wal,)] = old.execute("SELECT max(id) FROM team").fetchall()
     old.close()
-    from app.ops import restored
+    from app.backup import restored
     assert Team.create(name="New").id > in_the_wal + restored.KNOWN_MARGIN  # the restore read the -wal too
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".loft-restore-")]
 
@@ -251,7 +251,7 @@ HOLDERS = {
     # an idle one, with no SQLite connection open: only its lock on <database>.running shows it
     "idle loft process": textwrap.dedent("""
         import os, time
-        from app.ops import running
+        from app.backup import running
         running.hold(os.environ["LOFT_DATABASE_URL"][len("sqlite:///"):])
         print('ready', flush=True)
         time.sleep(60)
@@ -434,7 +434,7 @@ def test_backups_are_private_and_a_restore_keeps_the_owner_and_mode_of_the_datab
 
 
 def test_a_restore_that_fails_after_the_swap_puts_everything_back(ops, tmp_path, monkeypatch):
-    from app.ops import restored
+    from app.backup import restored
     make_team("Backed up")
     assert cli(ops, "db", "backup", str(tmp_path / "b")).exit_code == 0
     make_team("Live only")
@@ -535,7 +535,7 @@ def test_a_restore_never_hands_out_again_the_ids_given_after_the_backup(ops, tmp
 
 def test_a_restore_onto_a_lost_box_jumps_the_ids_ahead_and_says_so(ops, tmp_path):
     from app.db import id_high_water
-    from app.ops import restored
+    from app.backup import restored
     team, news, campaign = _a_sent_campaign()
     assert cli(ops, "db", "backup", str(tmp_path / "b")).exit_code == 0
     _message_after_the_backup(team, news, campaign, "lost")
@@ -556,7 +556,7 @@ def test_a_restore_onto_a_lost_box_jumps_the_ids_ahead_and_says_so(ops, tmp_path
 
 
 def test_ids_are_jumped_ahead_when_the_replaced_database_is_not_a_later_state_of_the_backup():
-    from app.ops import restored
+    from app.backup import restored
     backup_time = datetime.datetime(2026, 12, 1, 3, 15)
     now = backup_time + datetime.timedelta(hours=1)
     later = {"send": 900, "contact": 50}
@@ -649,7 +649,7 @@ def test_every_table_with_an_id_never_reuses_it(app, tmp_path):
 
 def test_skip_ids_after_a_restore_by_other_means(ops, tmp_path):
     """pg_restore (or a copied file) brings the counters back to the dump's: `flask db skip-ids` moves them on."""
-    from app.ops import restored
+    from app.backup import restored
     team, news, campaign = _a_sent_campaign()
     first = _message_after_the_backup(team, news, campaign, "first")
     an_hour_ago = (utcnow() - datetime.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")

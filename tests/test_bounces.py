@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from app.feedback import classify
-from app.feedback.parse import parse_message
+from app.bounces import classify
+from app.bounces.parse import parse_message
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 
@@ -240,7 +240,7 @@ def test_cli_directory_summary_and_usage_errors(app, tmp_path):
 
 
 def test_report_for_a_provider_event():
-    from app.feedback.parse import report_for
+    from app.bounces.parse import report_for
     bounce = report_for("Alice@Example.org", status="5.1.1", diagnostic="smtp; 550 5.1.1 user unknown",
                         message_id="<loft.1.2.abcdefghij@loft.example>")
     assert (bounce.is_bounce, bounce.hard, bounce.recipients, bounce.original_message_id) == \

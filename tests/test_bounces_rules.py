@@ -10,8 +10,8 @@ on messages that are not the corpus.
 """
 import pytest
 
-from app.feedback import classify
-from app.feedback.parse import parse_message
+from app.bounces import classify
+from app.bounces.parse import parse_message
 
 ORIGINAL = ("From: News <news@loft.example>\r\nTo: alice@example.com\r\nSubject: Hello\r\n"
             "Message-ID: <loft.1.2.abcdefghij@loft.example>\r\n\r\nHi Alice\r\n")
@@ -285,7 +285,7 @@ def test_an_ordinary_message_from_a_no_reply_sender_is_not_a_bounce():
 def test_provider_events_read_the_receivers_wording_too():
     # A webhook event (SES, Postmark, ...) carries the recipient's MX reply; Yahoo's "no longer valid"
     # is a disabled account there as well.
-    from app.feedback.parse import report_for
+    from app.bounces.parse import report_for
     report = report_for("alice@yahoo.com", "5.0.0", "554 delivery error: dd alice@yahoo.com is no longer valid.")
     assert (report.kind, report.reason) == ("soft", "suspend")
 

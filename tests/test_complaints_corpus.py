@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from app.feedback.parse import parse_message
+from app.bounces.parse import parse_message
 
 COMPLAINTS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "complaints"
 

@@ -9,7 +9,7 @@ from peewee import SqliteDatabase
 from app.db import SQLITE_OPTIONS
 from app.db import db
 from app.db import init_db
-from app.ops import services
+from app.health import services
 from tests.test_backup import corrupt
 
 

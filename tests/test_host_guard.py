@@ -92,7 +92,7 @@ def test_test_connection_is_not_a_port_scanner(guarded, admin, listener, host):
         account = SmtpAccount.create(team=team, name="Old", host=host, port=port, tls_mode="none")
         ok, transcript = accounts.test_connection(account)
         assert not ok and "Loft does not connect to" in transcript and "loopback" in transcript
-        from app.feedback import imap
+        from app.bounces import imap
         mailbox = BounceMailbox.create(team=team, name="Old", host=host, port=port, security="none",
                                        username="u", password="", folder="INBOX", processed_folder="Done")
         ok, transcript = imap.test_connection(mailbox)

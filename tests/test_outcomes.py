@@ -9,8 +9,8 @@ import pytest
 
 from app.campaigns import states
 from app.consent import suppression
-from app.feedback import outcomes
-from app.feedback.parse import parse_message
+from app.bounces import outcomes
+from app.bounces.parse import parse_message
 from app.models import Campaign
 from app.models import Contact
 from app.models import Event

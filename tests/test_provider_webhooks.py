@@ -18,14 +18,14 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from app.feedback import provider_webhooks as hooks
+from app.bounces import provider_webhooks as hooks
 from app.models import Contact
 from app.models import Event
 from app.models import ProviderHook
 from app.models import Team
 from tests.conftest import soup
 from tests.sending_support import make_team
-from tests.test_feedback_imap import send_campaign
+from tests.test_bounces_imap import send_campaign
 from tests.test_teams import make_member
 
 ALICE, BOB = "alice@example.com", "bob@example.com"

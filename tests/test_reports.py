@@ -2,7 +2,7 @@
 
 Events are made the way the product makes them: "sent" rows as the engine
 writes them, opens, clicks and unsubscribes through the public tracking
-endpoints over HTTP, bounces and complaints through app.feedback.outcomes.
+endpoints over HTTP, bounces and complaints through app.bounces.outcomes.
 Then the aggregator runs and the numbers are read back from the pages with
 BeautifulSoup selectors.
 """
@@ -16,8 +16,8 @@ import pytest
 from peewee import fn
 
 from app.db import db
-from app.feedback import outcomes
-from app.feedback.parse import report_for
+from app.bounces import outcomes
+from app.bounces.parse import report_for
 from app.models import Campaign
 from app.models import CampaignStat
 from app.models import Contact

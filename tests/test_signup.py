@@ -23,7 +23,7 @@ from app.models import Subscription
 from app.models import Suppression
 from app.models import Team
 from app.models import utcnow
-from app.outbox.services import parse
+from app.catcher.services import parse
 from tests.conftest import link_in
 from tests.conftest import soup
 from tests.test_teams import make_member

@@ -13,9 +13,9 @@ from tests.conftest import link_in
 from tests.conftest import soup
 
 # Endpoints anyone may reach signed out, and those only the instance admin may use.
-PUBLIC = {"static", "main.index", "auth.setup", "auth.login", "auth.second_factor", "auth.logout",
-          "auth.request_reset", "auth.reset_password", "teams.accept", "ops.health"}
-INSTANCE_ADMIN = {"admin.settings", "outbox.index", "outbox.show", "outbox.html", "outbox.raw", "outbox.clear"}
+PUBLIC = {"static", "dashboard.index", "auth.setup", "auth.login", "auth.second_factor", "auth.logout",
+          "auth.request_reset", "auth.reset_password", "teams.accept", "health.status"}
+INSTANCE_ADMIN = {"admin.settings", "catcher.index", "catcher.show", "catcher.html", "catcher.raw", "catcher.clear"}
 # Signed-in pages that belong to the person, not to a team.
 PERSONAL = {"auth.account", "auth.change_password", "auth.sign_out_everywhere", "auth.setup_2fa",
             "auth.disable_2fa", "auth.new_recovery_codes", "teams.list_teams", "teams.new_team", "teams.switch",
@@ -147,7 +147,7 @@ def _invite(web, email, role="author"):
 
 def _accept_link(email):
     from app.models import CaughtMessage
-    from app.outbox.services import parse
+    from app.catcher.services import parse
     message = CaughtMessage.select().order_by(CaughtMessage.id.desc()).first()
     assert message is not None and email in message.recipients
     return link_in(parse(message)["text"], "/teams/join/").split("http://loft.test", 1)[1]

@@ -49,7 +49,7 @@ def setup():
             return _form_error("auth/setup.html", exc)
         _sign_in(user)
         flash("Welcome to Loft. Your account and your first team are ready.", "success")
-        return redirect(url_for("main.dashboard"))
+        return redirect(url_for("dashboard.dashboard"))
     return render_template("auth/setup.html", form={})
 
 
@@ -57,7 +57,7 @@ def setup():
 def login():
     if services.needs_setup():
         return redirect(url_for("auth.setup"))
-    next_url = safe_next(request.values.get("next"), url_for("main.dashboard"))
+    next_url = safe_next(request.values.get("next"), url_for("dashboard.dashboard"))
     if current_user.is_authenticated:
         return redirect(next_url)
     if request.method == "POST":

@@ -1,1 +1,1 @@
-"""In-app notices: alerts for a team, stored by app.feedback.alerts."""
+"""In-app notices: alerts for a team, stored by app.bounces.alerts."""

@@ -79,8 +79,8 @@ from app.campaigns import states
 from app.campaigns.rendering import RenderError
 from app.consent.suppression import Checker
 from app.db import db
-from app.feedback import alerts
-from app.feedback import autopause
+from app.bounces import alerts
+from app.bounces import autopause
 from app.models import Campaign
 from app.models import Contact
 from app.models import EventType
@@ -1099,12 +1099,12 @@ class Run:
             f"UPDATE {Send._meta.table_name} SET status = 'bounced', next_attempt_at = NULL, error = {param}, "
             f"smtp_account_id = {param} WHERE id = {param}",
             [(o.error, o.account_id, o.job.id) for o in bounced])
-        # Each refusal is classified and applied by app.feedback.outcomes: only a dead
+        # Each refusal is classified and applied by app.bounces.outcomes: only a dead
         # address bounces (and suppresses) the contact; a policy block never blames it, and our own
         # failed authentication pauses the campaign and alerts the admins instead.
         from flask import has_app_context
 
-        from app.feedback import outcomes
+        from app.bounces import outcomes
         if not has_app_context():  # once per database thread; never popped, as its teardown closes the connection
             self.app.app_context().push()
         for o in bounced:

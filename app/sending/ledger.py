@@ -174,7 +174,7 @@ def freeze_audience(campaign, chunk=CHUNK):
             with db.atomic():
                 Send.insert_from(rows, fields).on_conflict_ignore().execute()
             # The next range starts at the team's next contact: ids have gaps (other teams' contacts, and
-            # the jump a restore makes so that no id is handed out twice: app/ops/restored.py).
+            # the jump a restore makes so that no id is handed out twice: app/backup/restored.py).
             start = (Contact.select(fn.MIN(Contact.id))
                      .where((Contact.team == campaign.team_id) & (Contact.id > end)).scalar())
     total = Send.select(fn.COUNT(Send.id)).where(Send.campaign == campaign.id).scalar() or 0

@@ -43,7 +43,7 @@ def new_team():
             return render_template("teams/new.html", error=str(exc), form=request.form), 422
         services.switch_team(current_user, team.id)
         flash(f"Team “{team.name}” created. You are its Administrator.", "success")
-        return redirect(url_for("main.dashboard"))
+        return redirect(url_for("dashboard.dashboard"))
     return render_template("teams/new.html", form={})
 
 
@@ -55,7 +55,7 @@ def switch():
     except TeamError:
         abort(404)
     flash(f"Now working in “{team.name}”.", "info")
-    return redirect(safe_next(request.form.get("next"), url_for("main.dashboard")))
+    return redirect(safe_next(request.form.get("next"), url_for("dashboard.dashboard")))
 
 
 @bp.route("/settings", methods=["GET", "POST"])
@@ -152,7 +152,7 @@ def remove_member(member_id):
         return _members_outcome(422, error=str(exc))
     if leaving:
         flash(f"You left “{g.team.name}”.", "info")
-        return redirect(url_for("main.dashboard"))
+        return redirect(url_for("dashboard.dashboard"))
     return _members_outcome(notice=f"{member.user.email} was removed from the team.")
 
 
@@ -187,6 +187,6 @@ def accept(token):
             return render_template("teams/accept.html", invite=invite, error=str(exc), error_field=exc.field,
                                    form=request.form, has_account=services.account_exists(invite.email)), 422
         flash(f"Welcome to “{team.name}”.", "success")
-        return redirect(url_for("main.dashboard"))
+        return redirect(url_for("dashboard.dashboard"))
     has_account = services.account_exists(invite.email)
     return render_template("teams/accept.html", invite=invite, has_account=has_account, form={})

@@ -1,0 +1,1 @@
+"""/health: whether the database and the queue can be read and written."""

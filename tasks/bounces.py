@@ -1,0 +1,30 @@
+"""Tasks of the bounces area: thin wrappers over app/bounces services.
+
+check_bounce_mailboxes runs every LOFT_BOUNCE_CHECK_MINUTES minutes and enqueues one
+check_bounce_mailbox task per enabled mailbox, so a slow or dead server delays only its
+own mailbox. A per-mailbox lock keeps two checks of one mailbox (the schedule and a
+"Check now") from reading it at the same time; the later one simply skips.
+"""
+from huey import crontab
+from huey.exceptions import TaskLockedException
+
+from app.config import Config
+from app.bounces import imap
+from tasks import huey
+
+EVERY = max(1, min(59, Config.BOUNCE_CHECK_MINUTES))
+
+
+@huey.task(name="bounces.check_bounce_mailbox")
+def check_bounce_mailbox(mailbox_id, manual=False):
+    try:
+        with huey.lock_task(f"bounce-mailbox-{mailbox_id}"):
+            imap.check_mailbox(mailbox_id, manual=manual)
+    except TaskLockedException:
+        pass  # a check of this mailbox is running right now
+
+
+@huey.periodic_task(crontab(minute=f"*/{EVERY}"), name="bounces.check_bounce_mailboxes")
+def check_bounce_mailboxes():
+    for mailbox_id in imap.enabled_ids():
+        check_bounce_mailbox(mailbox_id)
