@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from app import usage
 from app.models import Campaign
 from app.models import Contact
 from app.models import Event
@@ -19,7 +20,6 @@ from app.models import Variant
 from app.models import utcnow
 from app.tracking import services
 from app.tracking import tokens
-from app.tracking import usage
 from tests.conftest import soup
 
 HOUR_AGO = datetime.timedelta(hours=1)
@@ -310,14 +310,13 @@ def test_every_tracking_endpoint_is_declared_public(app):
 
 
 def test_usage_reader_fills_months_without_sending(ctx):
-    from app.sending.engine import count_usage
     team, other = make_team(), make_team("Other")
     now = datetime.datetime(2026, 2, 10, 12, 0)
-    count_usage(team.id, 40, now)
-    count_usage(team.id, 2, now)
-    count_usage(team.id, 7, datetime.datetime(2025, 12, 31, 23, 59))
-    count_usage(other.id, 1000, now)
-    count_usage(team.id, 5, datetime.datetime(2024, 1, 1))  # older than the window
+    usage.count_sent(team.id, 40, now)
+    usage.count_sent(team.id, 2, now)
+    usage.count_sent(team.id, 7, datetime.datetime(2025, 12, 31, 23, 59))
+    usage.count_sent(other.id, 1000, now)
+    usage.count_sent(team.id, 5, datetime.datetime(2024, 1, 1))  # older than the window
     assert usage.usage_for(team, 4, now=now) == [("2025-11", 0), ("2025-12", 7), ("2026-01", 0), ("2026-02", 42)]
     assert usage.sent_this_month(team.id, now=now) == 42
     assert usage.last_months(13, now=now)[0] == "2025-02"

@@ -1,10 +1,10 @@
 """What the dashboard shows: a few counts and the next steps a new team has left."""
+from app import usage
 from app.models import Campaign
 from app.models import Contact
 from app.models import MailingList
 from app.models import SenderDomain
 from app.models import SmtpAccount
-from app.tracking import usage
 
 
 def overview(team):

@@ -75,6 +75,7 @@ from peewee import Case
 from peewee import SqliteDatabase
 
 from app import events
+from app import usage
 from app.campaigns import states
 from app.campaigns.rendering import RenderError
 from app.consent.suppression import Checker
@@ -86,7 +87,6 @@ from app.models import Contact
 from app.models import EventType
 from app.models import Send
 from app.models import SmtpAccount
-from app.models import Usage
 from app.models import Variant
 from app.models import utcnow
 from app.sending import accounts as accounts_service
@@ -1090,7 +1090,7 @@ class Run:
                 (Campaign.update(sent=Campaign.sent + len(sent), failed=Campaign.failed + gave_up, updated_at=now)
                  .where(Campaign.id == self.campaign_id).execute())
             if sent:
-                count_usage(self.team_id, len(sent), now)
+                usage.count_sent(self.team_id, len(sent), now)
         autopause.after_flush(self.app, self.campaign_id)  # pause on high bounce/complaint rates (throttled)
 
     def write_bounces(self, cursor, bounced, now):
@@ -1109,15 +1109,6 @@ class Run:
             self.app.app_context().push()
         for o in bounced:
             outcomes.apply_smtp_reply(o.job.id, o.code, o.error, now=o.at)
-
-
-def count_usage(team_id, sent, now=None):
-    """Add `sent` messages to the team's usage for the month (an upsert, safe under concurrency)."""
-    month = (now or utcnow()).strftime("%Y-%m")
-    (Usage.insert(team=team_id, month=month, messages_sent=sent)
-     .on_conflict(conflict_target=[Usage.team, Usage.month],
-                  update={Usage.messages_sent: Usage.messages_sent + sent})
-     .execute())
 
 
 # --- The run lease ----------------------------------------------------------------------

@@ -1,11 +1,23 @@
-"""Messages sent per team and month, for billing and dashboards.
+"""Messages sent per team and month, for billing and dashboards: the one place that counts and reads them.
 
-The sending engine writes the counts (app.sending.engine.count_usage: an
-upsert of Usage(team, "YYYY-MM") adding each flush's sent messages, safe
-under concurrent runs). This module only reads them.
+The sending engine counts each flush's sent messages (count_sent); the dashboard and
+reports read them (usage_for, sent_this_month).
 """
 from app.models import Usage
 from app.models import utcnow
+
+
+def count_sent(team_id, sent, now=None):
+    """Add `sent` messages to the team's usage for the month of `now`.
+
+    An upsert of Usage(team, "YYYY-MM"), so concurrent runs of one team's campaigns add up
+    instead of overwriting each other.
+    """
+    month = (now or utcnow()).strftime("%Y-%m")
+    (Usage.insert(team=team_id, month=month, messages_sent=sent)
+     .on_conflict(conflict_target=[Usage.team, Usage.month],
+                  update={Usage.messages_sent: Usage.messages_sent + sent})
+     .execute())
 
 
 def last_months(months, now=None):
@@ -36,4 +48,3 @@ def usage_for(team, months=12, now=None):
 def sent_this_month(team, now=None):
     """Messages the team has sent in the current calendar month (UTC)."""
     return usage_for(team, 1, now)[0][1]
-
