@@ -133,9 +133,18 @@ class CaughtMessage(BaseModel):
 
 # --- Contacts ---------------------------------------------------------------
 
-CONTACT_STATUSES = ("active", "unsubscribed", "bounced", "complained", "suppressed")
+class ContactStatus(enum.StrEnum):
+    """Contact.status; the values are the stored strings. Only an active contact is mailed."""
+    ACTIVE = "active"
+    UNSUBSCRIBED = "unsubscribed"
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
+    SUPPRESSED = "suppressed"
+
+
+CONTACT_STATUSES = tuple(ContactStatus)  # in the order the forms offer them
 # Addresses in these states are never (re-)subscribed by an import or a form.
-BLOCKED_STATUSES = ("unsubscribed", "bounced", "complained", "suppressed")
+BLOCKED_STATUSES = tuple(status for status in ContactStatus if status != ContactStatus.ACTIVE)
 FIELD_TYPES = ("text", "number", "date", "boolean")
 SUBSCRIPTION_STATUSES = ("unconfirmed", "subscribed", "unsubscribed")
 # A public list has a sign-up form and appears in the preference center; a private one is the team's own
@@ -148,7 +157,7 @@ class Contact(BaseModel):
     email = CharField()  # normalised: trimmed, lower-cased; unique per team
     domain = CharField()  # the part after @, for domain suppression and per-domain limits
     name = CharField(default="")
-    status = CharField(default="active")  # one of CONTACT_STATUSES
+    status = CharField(default=ContactStatus.ACTIVE)  # a ContactStatus
     attributes = TextField(default="{}")  # JSON object keyed by CustomField.key; SQL reads it with json_extract
     source = CharField(default="")  # import, form, api, manual
     consent_source = CharField(default="")
@@ -328,10 +337,31 @@ class RateLimitHit(BaseModel):
 
 # --- Campaigns and sending --------------------------------------------------
 
-CAMPAIGN_STATES = ("draft", "scheduled", "sending", "paused", "completed", "failed", "cancelled")
-# queued: waiting; sending: claimed by a run (see app/sending/ledger.py); deferred: a retry is due later;
-# held: the rest of an A/B audience waiting for the winner; then sent, failed, bounced or skipped.
-SEND_STATUSES = ("queued", "sending", "deferred", "held", "sent", "failed", "bounced", "skipped")
+class CampaignState(enum.StrEnum):
+    """Campaign.state; the values are the stored strings. Changed only by app.campaigns.states,
+    which holds the legal moves."""
+    DRAFT = "draft"
+    SCHEDULED = "scheduled"
+    SENDING = "sending"  # a run sends it (or will, as soon as a worker is free)
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class SendStatus(enum.StrEnum):
+    """Send.status; the values are the stored strings. Written only by app.sending.ledger, whose
+    docstring draws the moves between them."""
+    QUEUED = "queued"  # waiting for a run
+    CLAIMED = "sending"  # taken by a run, attempts already counted; stored as "sending"
+    DEFERRED = "deferred"  # a temporary failure; tried again at next_attempt_at
+    HELD = "held"  # the rest of an A/B test's audience, waiting for the winner
+    SENT = "sent"
+    FAILED = "failed"
+    BOUNCED = "bounced"
+    SKIPPED = "skipped"  # never sent: the contact left, was erased or suppressed after publishing
+
+
 TLS_MODES = ("tls", "starttls", "none")
 
 
@@ -391,7 +421,7 @@ class Template(BaseModel):
 class Campaign(BaseModel):
     team = ForeignKeyField(Team, on_delete="CASCADE")
     name = CharField()
-    state = CharField(default="draft")  # one of CAMPAIGN_STATES; changed only by app.campaigns.states
+    state = CharField(default=CampaignState.DRAFT)  # a CampaignState; changed only by app.campaigns.states
     from_name = CharField(default="")
     from_email = CharField(default="")
     reply_to = CharField(default="")
@@ -451,7 +481,7 @@ class Send(BaseModel):
     contact = ForeignKeyField(Contact, null=True, on_delete="SET NULL")
     variant = ForeignKeyField(Variant, null=True, on_delete="SET NULL")
     email = CharField()  # frozen at publish
-    status = CharField(default="queued")  # one of SEND_STATUSES
+    status = CharField(default=SendStatus.QUEUED)  # a SendStatus; written only by app.sending.ledger
     attempts = IntegerField(default=0)
     next_attempt_at = DateTimeField(null=True)
     smtp_account = ForeignKeyField(SmtpAccount, null=True, on_delete="SET NULL")
