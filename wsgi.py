@@ -12,6 +12,7 @@ from tasks import contacts  # noqa: F401  (importing a task module registers its
 from tasks import bounces  # noqa: F401
 from tasks import imports  # noqa: F401
 from tasks import mail  # noqa: F401
+from tasks import notices  # noqa: F401
 from tasks import reports  # noqa: F401
 from tasks import sending  # noqa: F401
 from tasks import webhooks  # noqa: F401

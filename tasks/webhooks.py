@@ -1,13 +1,7 @@
-"""Tasks of the webhooks area: thin wrappers over app/webhooks services.
-
-Also sends the emails of in-app notices (app/bounces/alerts.py): a notice is
-stored by whoever raises it, and its email leaves from here, outside that
-caller's transaction.
-"""
+"""Tasks of the webhooks area: thin wrappers over app/webhooks services."""
 from flask import current_app
 from huey import crontab
 
-from app.bounces import alerts
 from app.webhooks import delivery
 from tasks import huey
 
@@ -29,10 +23,3 @@ def prune_log():
 @huey.task(name="webhooks.deliver")
 def deliver(delivery_id):
     delivery.deliver(delivery_id)
-
-
-@huey.periodic_task(crontab(minute="*"), name="notices.email")
-@huey.lock_task("notices-email")
-def email_notices():
-    """Every minute: email the Administrators about notices not emailed yet."""
-    alerts.email_pending()

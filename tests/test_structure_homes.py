@@ -2,11 +2,15 @@
 
 - Usage rows (messages sent per team and month) are written only by app/usage.py, which also
   reads them: the engine calls usage.count_sent, the dashboard usage.sent_this_month.
+- Each task module holds its own area's tasks (tasks/webhooks.py only webhooks: notices are
+  emailed from tasks/notices.py), and every task keeps the name huey stores in the queue.
 """
 import ast
 import re
 
 from app.config import ROOT
+from tasks import huey
+from tasks import queued_as
 
 CODE_DIRS = ("app", "tasks", "migrations")
 USAGE_HOME = ROOT / "app" / "usage.py"
@@ -72,5 +76,71 @@ def test_the_checks_see_what_they_look_for():
     assert usage_statements('sql = "INSERT INTO usage (team_id) VALUES (?)"\n')
     assert usage_statements("sql = 'update \"usage\" set messages_sent = 0'\n")
     assert not usage_statements('sql = "UPDATE usage_log SET x = 1"\n')
+    sample = ('@huey.periodic_task(crontab(minute="*"), name="notices.email")\n@huey.lock_task("x")\n'
+              'def email_notices():\n    pass\n\n@huey.task(retries=3, name="webhooks.deliver")\n'
+              'def deliver(i):\n    pass\n\ndef plain():\n    pass\n')
+    assert task_names(sample) == ["notices.email", "webhooks.deliver"]
+    assert "webhooks" in task_modules() and "__init__" not in task_modules()
     assert any(path == USAGE_HOME for path in python_files("app"))
     assert model_writes(USAGE_HOME.read_text(encoding="utf-8"), "Usage"), "app/usage.py itself is seen writing"
+
+
+# huey stores a queued task as "<module>.<name>"; messages in a queue (an invitation's retry, a
+# periodic run) outlive a deploy, so these strings stay even when a task moves (tasks.queued_as).
+QUEUED_NAMES = {
+    "tasks.bounces.bounces.check_bounce_mailbox", "tasks.bounces.bounces.check_bounce_mailboxes",
+    "tasks.contacts.contacts.run_bulk", "tasks.imports.imports.resume_stalled", "tasks.imports.imports.run_import",
+    "tasks.mail.mail.send_confirmation", "tasks.mail.mail.send_system_email",
+    "tasks.reports.reports.retention", "tasks.reports.reports.rollup",
+    "tasks.sending.sending.send_campaign", "tasks.sending.sending.tick",
+    "tasks.webhooks.notices.email",
+    "tasks.webhooks.webhooks.deliver", "tasks.webhooks.webhooks.prune", "tasks.webhooks.webhooks.tick",
+}
+
+
+def task_modules():
+    return sorted(path.stem for path in (ROOT / "tasks").glob("*.py") if path.stem != "__init__")
+
+
+def task_names(source):
+    """The name= of every @huey.task / @huey.periodic_task in `source`."""
+    names = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.FunctionDef):
+            for decorator in node.decorator_list:
+                if isinstance(decorator, ast.Call) and isinstance(decorator.func, ast.Attribute) \
+                        and decorator.func.attr in ("task", "periodic_task"):
+                    names += [k.value.value for k in decorator.keywords if k.arg == "name"]
+    return names
+
+
+def test_every_task_keeps_its_queued_name():
+    for module in task_modules():
+        __import__(f"tasks.{module}")
+    for name in QUEUED_NAMES:
+        huey._registry.string_to_task(name)  # raises when a queued message could no longer find its task
+    assert set(huey._registry._registry) == QUEUED_NAMES, "a new task? add its name here"
+
+
+def test_each_task_module_holds_its_own_areas_tasks():
+    # The area is the task name's first part; tasks/mail.py is Loft's own mail and the
+    # team's confirmation mail, both named "mail.*".
+    found = {module: sorted({name.split(".")[0] for name in
+                             task_names((ROOT / "tasks" / f"{module}.py").read_text(encoding="utf-8"))})
+             for module in task_modules()}
+    assert found["webhooks"] == ["webhooks"]
+    assert found["notices"] == ["notices"]
+    assert {module: areas for module, areas in found.items() if areas and areas != [module]} == {}
+
+
+def test_queued_as_keeps_the_old_module_of_a_moved_task():
+    @queued_as("tasks.somewhere_else")
+    def moved():
+        return 42
+
+    task = huey.task(name="structure.moved")(moved)
+    try:
+        assert huey._registry.string_to_task("tasks.somewhere_else.structure.moved") is task.task_class
+        assert moved() == 42
+    finally:
+        task.unregister()

@@ -6,7 +6,7 @@
 
 notify() only writes one row, so it is safe anywhere, e.g. on the sending
 engine's database thread or right after an outcome was applied: the email
-leaves from tasks/webhooks.py (every minute) through Loft's own mail pipeline
+leaves from tasks/notices.py (every minute) through Loft's own mail pipeline
 (app/mail.py, the instance's outbound SMTP server), never inside the caller's
 transaction and never holding up sending. A notice is claimed before its email
 is sent (emailed_at set by a conditional UPDATE), so two workers never send it twice.

@@ -1,0 +1,18 @@
+"""Tasks of the notices area: their email to the team's Administrators.
+
+A notice is stored by whoever raises it (app/bounces/alerts.py: notify), and its email
+leaves from here, outside that caller's transaction and never holding up sending.
+"""
+from huey import crontab
+
+from app.bounces import alerts
+from tasks import huey
+from tasks import queued_as
+
+
+@huey.periodic_task(crontab(minute="*"), name="notices.email")
+@huey.lock_task("notices-email")
+@queued_as("tasks.webhooks")
+def email_notices():
+    """Every minute: email the Administrators about notices not emailed yet."""
+    alerts.email_pending()
