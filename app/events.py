@@ -16,12 +16,13 @@ peewee's insert_many, which builds SQL text in Python for each row (about
 50 µs a row, five times slower). `write` is the path of the two writers whose
 speed is measured (the send engine's results flush and the tracking recorder's
 group commit, docs/benchmarks.md): its rows are already in the database's
-form, (team_id, contact_id, campaign_id, type, at, data JSON), and it adds
-nothing per row.
+form, (team_id, contact_id, campaign_id, type, at, data JSON); the one thing
+done per row is `at`'s conversion by Event.at.db_value (app.db.Many).
 """
 import json
 
 from app.db import db
+from app.db import insert_many
 from app.models import Event
 from app.models import EventType
 from app.models import utcnow
@@ -29,19 +30,10 @@ from app.models import utcnow
 # The columns of the fast path, in the order of its row tuples.
 COLUMNS = (Event.team, Event.contact, Event.campaign_id, Event.type, Event.at, Event.data)
 
-_statements = {}
-
 
 def statement():
-    """INSERT INTO event (team_id, contact_id, campaign_id, type, at, data) VALUES (?, ...), in the
-    database's placeholder style, built from the model's _meta (one per placeholder style, cached)."""
-    param = db.param
-    found = _statements.get(param)
-    if found is None:
-        columns = ", ".join(field.column_name for field in COLUMNS)
-        found = _statements[param] = (f"INSERT INTO {Event._meta.table_name} ({columns}) "
-                                      f"VALUES ({', '.join([param] * len(COLUMNS))})")
-    return found
+    """The fast path's INSERT INTO "event" (...) VALUES (...), built by app.db from Event._meta."""
+    return insert_many(COLUMNS)
 
 
 def write(cursor, rows):
@@ -49,7 +41,7 @@ def write(cursor, rows):
     string, `at` a datetime or its text, data as JSON text) with one executemany on `cursor`,
     inside the caller's transaction. Returns how many rows were given."""
     if rows:
-        cursor.executemany(statement(), rows)
+        statement().run(rows, cursor)
     return len(rows)
 
 
@@ -62,7 +54,7 @@ def _type(value):
 
 
 def _row(team, contact, campaign_id, type, at, data):
-    return (_id(team), _id(contact), campaign_id, _type(type), Event.at.db_value(at or utcnow()),
+    return (_id(team), _id(contact), campaign_id, _type(type), at or utcnow(),
             json.dumps(data or {}))
 
 
@@ -84,7 +76,7 @@ def record_many(rows):
 
 def record_for(team, contact_ids, type, data=None, at=None, campaign_id=None):
     """One event of `type` with the same `data` for each contact id; returns how many were written."""
-    payload, when, type, team_id = json.dumps(data or {}), Event.at.db_value(at or utcnow()), _type(type), _id(team)
+    payload, when, type, team_id = json.dumps(data or {}), at or utcnow(), _type(type), _id(team)
     rows = [(team_id, contact_id, campaign_id, type, when, payload) for contact_id in contact_ids]
     if not rows:
         return 0

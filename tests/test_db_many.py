@@ -1,0 +1,68 @@
+"""app.db's executemany statements: built from a model's _meta, names quoted, datetimes converted once
+by the field's db_value, so what they store reads back exactly as a peewee write of the same values."""
+import datetime
+
+import pytest
+
+from app import db as database
+from app.db import db
+from app.models import Contact
+from app.models import Send
+from app.models import Suppression
+from app.models import Team
+
+
+@pytest.fixture
+def people(ctx):
+    team = Team.create(name="Many")
+    return team, [Contact.create(team=team, email=f"m{i}@example.com", domain="example.com") for i in range(3)]
+
+
+def stored(contact_id):
+    return db.execute_sql('SELECT "name", "last_activity_at" FROM "contact" WHERE "id" = ?', (contact_id,)).fetchone()
+
+
+def test_the_statements_are_built_from_the_models_meta(ctx):
+    update = database.update_many([Contact.name, Contact.last_activity_at], where=Contact.id)
+    assert update.sql == 'UPDATE "contact" SET "name" = ?, "last_activity_at" = ? WHERE "id" = ?'
+    assert update.fields == (Contact.name, Contact.last_activity_at, Contact.id)
+    insert = database.insert_many([Send.campaign, Send.email, Send.status], ignore_conflicts=True)
+    assert insert.sql == 'INSERT INTO "send" ("campaign_id", "email", "status") VALUES (?, ?, ?) ON CONFLICT DO NOTHING'
+    assert database.update_many([Contact.name, Contact.last_activity_at], where=Contact.id) is update  # built once
+    with pytest.raises(ValueError):
+        database.update_many([Contact.name], where=Send.id)
+
+
+def test_update_many_writes_each_row_and_counts_the_changes(people):
+    team, (ann, bob, cy) = people
+    at = datetime.datetime(2026, 3, 4, 5, 6, 7, 890)
+    with db.atomic():
+        changed = database.update_many([Contact.name, Contact.last_activity_at], where=Contact.id).run(
+            [("Ann", at, ann.id), ("Bob", "2026-03-04 05:06:07", bob.id), ("Nobody", at, 10**9)])
+    assert changed == 2
+    assert Contact.get_by_id(ann.id).last_activity_at == at
+    assert Contact.get_by_id(bob.id).last_activity_at == datetime.datetime(2026, 3, 4, 5, 6, 7)
+    assert Contact.get_by_id(cy.id).name == ""
+    # The stored text is what peewee itself stores for the same datetime.
+    Contact.update(last_activity_at=at).where(Contact.id == cy.id).execute()
+    assert stored(ann.id)[1] == stored(cy.id)[1] == "2026-03-04 05:06:07.000890"
+
+
+def test_a_datetime_column_goes_through_the_fields_db_value(ctx):
+    update = database.update_many([Contact.last_activity_at, Contact.name], where=Contact.id)
+    when = datetime.datetime(2026, 1, 2, 3, 4, 5)
+    assert update.prepare([("2026-01-02 03:04:05", "x", 1), (when, "y", 2), (None, "z", 3)]) == [
+        (when, "x", 1), (when, "y", 2), (None, "z", 3)]
+    assert update.prepare(iter([])) == []
+
+
+def test_insert_many_ignores_conflicts_when_asked(people):
+    team, _ = people
+    insert = database.insert_many([Suppression.team, Suppression.kind, Suppression.value_hash, Suppression.hint,
+                                   Suppression.reason, Suppression.created_at], ignore_conflicts=True)
+    now = datetime.datetime(2026, 5, 6, 7, 8, 9)
+    with db.atomic():
+        insert.run([(team.id, "email", "h1", "a…@example.com", "manual", now)])
+        insert.run([(team.id, "email", "h1", "again", "manual", now), (team.id, "email", "h2", "b…", "manual", now)])
+    assert [(s.value_hash, s.hint, s.created_at) for s in Suppression.select().order_by(Suppression.id)] == [
+        ("h1", "a…@example.com", now), ("h2", "b…", now)]
