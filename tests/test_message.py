@@ -7,7 +7,8 @@ import re
 import pytest
 from bs4 import BeautifulSoup
 
-from app.campaigns import rendering
+from app.content import sandbox
+from app.content.message import MessageFactory
 from app.models import Campaign
 from app.models import Contact
 from app.models import CustomField
@@ -15,7 +16,6 @@ from app.models import Link
 from app.models import Send
 from app.models import Team
 from app.models import Variant
-from app.sending.message import MessageFactory
 from app.tracking import tokens
 
 BODY = """<table role="presentation" width="100%"><tr><td style="font-family:Arial;color:#333333;">
@@ -287,9 +287,9 @@ def test_template_errors_are_render_errors(app, team):
     contact = make_contact(team, "e@example.org", "E")
     send = make_send(campaign, contact)
     factory = MessageFactory(campaign)
-    with pytest.raises(rendering.RenderError, match="longer than"):
+    with pytest.raises(sandbox.RenderError, match="longer than"):
         factory.build(send, contact)
-    with pytest.raises(rendering.RenderError, match="Line 1"):
+    with pytest.raises(sandbox.RenderError, match="Line 1"):
         MessageFactory(make_campaign(team, body="<p>{{ contact.name </p>"))
 
 

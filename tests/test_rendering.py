@@ -7,9 +7,12 @@ from types import SimpleNamespace
 import pytest
 from bs4 import BeautifulSoup
 
-from app.campaigns import rendering
-from app.campaigns.rendering import RenderError
-from app.campaigns.sanitize import clean_html
+from app.content import prepare
+from app.content import sandbox
+from app.content.fields import contact_fields
+from app.content.sandbox import RenderError
+from app.content.sanitize import clean_html
+from app.content.text import html_to_text
 from app.tracking import tokens
 from app.tracking.tokens import Signer
 
@@ -130,27 +133,27 @@ def test_sanitiser_keeps_jinja_exactly_where_it_was():
 
 def test_unsafe_link_variables_are_refused_on_save():
     with pytest.raises(RenderError, match=r"Line 2: the address in href=\"\{\{ contact.website \}\}\""):
-        rendering.clean_source('<p>Hi</p>\n<a href="{{ contact.website }}">site</a>', "html")
+        prepare.clean_source('<p>Hi</p>\n<a href="{{ contact.website }}">site</a>', "html")
     with pytest.raises(RenderError, match="must start with https://"):
-        rendering.clean_source('<img src="{{ contact.avatar }}">', "html")
+        prepare.clean_source('<img src="{{ contact.avatar }}">', "html")
     # Our own link variables, and variables after a fixed scheme and host, are fine.
     for fine in ['<a href="{{ unsubscribe_url }}">u</a>', '<a href="{{ webview_url }}">w</a>',
                  '<a href="https://example.com/p?e={{ contact.email|urlencode }}">p</a>',
                  '<a href="mailto:{{ contact.email }}">m</a>']:
-        assert rendering.clean_source(fine, "html")
+        assert prepare.clean_source(fine, "html")
 
 
 def test_jinja_that_cleaning_would_drop_is_refused_with_its_line():
     with pytest.raises(RenderError, match=r"Line 3: “\{\{ contact.name \}\}” is in a place"):
-        rendering.clean_source("<p>a</p>\n<p>b</p>\n<script>{{ contact.name }}</script>", "html")
+        prepare.clean_source("<p>a</p>\n<p>b</p>\n<script>{{ contact.name }}</script>", "html")
     with pytest.raises(RenderError, match="between the attributes of a tag"):
-        rendering.clean_source('<td {% if contact.vip %}bgcolor="gold"{% endif %}>x</td>', "html")
+        prepare.clean_source('<td {% if contact.vip %}bgcolor="gold"{% endif %}>x</td>', "html")
 
 
 def test_markdown_is_converted_then_cleaned():
-    out = rendering.render_body("# Hi {{ contact.name }}\n\n[site](https://example.com) <script>x()</script>\n\n"
+    out = prepare.render_body("# Hi {{ contact.name }}\n\n[site](https://example.com) <script>x()</script>\n\n"
                                 "<a href=\"javascript:alert(1)\">bad</a>", "markdown",
-                                {"contact": rendering.Record({"name": "<Ann>"})})
+                                {"contact": sandbox.Record({"name": "<Ann>"})})
     page = html(out)
     assert page.select_one("h1").text == "Hi <Ann>"
     assert page.select_one("a")["href"] == "https://example.com"
@@ -159,13 +162,13 @@ def test_markdown_is_converted_then_cleaned():
 
 # --- Sandbox ---------------------------------------------------------------------------------
 
-CONTEXT = {"contact": rendering.Record({"name": "Zoë <b>", "email": "z@example.org", "first_name": "Zoë",
+CONTEXT = {"contact": sandbox.Record({"name": "Zoë <b>", "email": "z@example.org", "first_name": "Zoë",
                                          "plan": "Pro", "seats": 3, "vip": True})}
 
 
 def render(source, context=CONTEXT):
-    template, _names = rendering.compile_template(source, True)
-    return rendering.render(template, context)
+    template, _names = sandbox.compile_template(source, True)
+    return sandbox.render(template, context)
 
 
 @pytest.mark.parametrize("source", [
@@ -234,11 +237,11 @@ def test_personalisation_features():
 
 def test_syntax_errors_point_at_the_line():
     with pytest.raises(RenderError, match=r"^Line 3: unexpected '}'"):
-        rendering.clean_source("<p>one</p>\n<p>two</p>\n<p>{{ contact.name }</p>", "html")
+        prepare.clean_source("<p>one</p>\n<p>two</p>\n<p>{{ contact.name }</p>", "html")
     with pytest.raises(RenderError, match=r"^Line 2: .*Encountered unknown tag 'endfor'"):
-        rendering.clean_source("ok\n{% endfor %}", "markdown")
+        prepare.clean_source("ok\n{% endfor %}", "markdown")
     with pytest.raises(RenderError, match=r"^Line 2: there is no variable called 'contatc'"):
-        rendering.clean_source("<p>Hi</p>\n<p>{{ contatc.name }}</p>", "html")
+        prepare.clean_source("<p>Hi</p>\n<p>{{ contatc.name }}</p>", "html")
 
 
 def test_runtime_errors_point_at_the_line():
@@ -249,20 +252,20 @@ def test_runtime_errors_point_at_the_line():
 def test_typed_custom_fields():
     contact = SimpleNamespace(email="t@example.org", name="Tim  Berners Lee",
                               attributes='{"n": "12", "f": 1.5, "d": "2024-02-29", "b": "yes", "t": "x\\r\\ny", "bad": "zz"}')
-    fields = rendering.contact_fields(contact, {"n": "number", "f": "number", "d": "date", "b": "boolean", "t": "text",
-                                                "bad": "number", "absent": "text", "email": "text"})
+    fields = contact_fields(contact, {"n": "number", "f": "number", "d": "date", "b": "boolean", "t": "text",
+                                     "bad": "number", "absent": "text", "email": "text"})
     assert fields["n"] == 12 and fields["f"] == 1.5 and fields["b"] is True and fields["t"] == "x\ny"
     assert fields["d"].year == 2024 and fields["bad"] is None and fields["absent"] is None
     assert fields["email"] == "t@example.org"  # a custom field can never shadow the real address
     assert (fields["first_name"], fields["last_name"]) == ("Tim", "Berners Lee")
-    context = {"contact": rendering.Record(fields)}
+    context = {"contact": sandbox.Record(fields)}
     assert render("{{ contact.d.strftime('%d %B %Y') }}", context) == "29 February 2024"
 
 
 # --- Plain text ---------------------------------------------------------------------------
 
 def test_html_to_text():
-    text = rendering.html_to_text(
+    text = html_to_text(
         "<div style=\"display:none\">hidden preheader</div><h1>Big news</h1><h2>Sub</h2>"
         "<p>First   paragraph\nwith <a href='https://example.com/a'>a link</a> and "
         "<a href='https://example.com/b'>https://example.com/b</a>.</p>"
@@ -282,7 +285,7 @@ def test_preview_of_a_built_in_layout(app):
         team = SimpleNamespace(id=1, name="Acme", postal_address="1 Main Street\nSpringfield")
         for layout in services.builtin_templates():
             contact = SimpleNamespace(email="ann@example.org", name="Ann Lee", attributes="{}")
-            subject, markup, text = rendering.preview(layout, contact, team=team, custom_fields=[])
+            subject, markup, text = prepare.preview(layout, contact, team=team, custom_fields=[])
             page = html(markup)
             assert "Hi Ann" in page.text, layout.key
             assert "1 Main Street, Springfield" in page.text, layout.key

@@ -18,8 +18,9 @@ import tracemalloc
 import pytest
 from bs4 import BeautifulSoup
 
-from app.campaigns import rendering
-from app.campaigns.rendering import RenderError
+from app.content import prepare
+from app.content import sandbox
+from app.content.sandbox import RenderError
 from app.models import Campaign
 from app.models import CaughtMessage
 from app.models import Contact
@@ -32,8 +33,8 @@ from tests.test_campaigns import draft_form
 
 
 def render(source, context=None, autoescape=True):
-    template, _names = rendering.compile_template(source, autoescape)
-    return rendering.render(template, context or {"contact": rendering.Record({"name": "Ann"})})
+    template, _names = sandbox.compile_template(source, autoescape)
+    return sandbox.render(template, context or {"contact": sandbox.Record({"name": "Ann"})})
 
 
 # --- Point 3: memory -----------------------------------------------------------------------------
@@ -112,16 +113,16 @@ def test_attacks_are_refused_before_they_allocate(source, autoescape):
 
 
 def test_output_stops_as_soon_as_it_passes_the_limit():
-    template, _names = rendering.compile_template(S + "{{ s }}" * 1000, True)
+    template, _names = sandbox.compile_template(S + "{{ s }}" * 1000, True)
     produced = []
     with pytest.raises(RenderError, match="output would be longer"):
-        for chunk in rendering.generate(template, {}):
+        for chunk in sandbox.generate(template, {}):
             produced.append(len(chunk))
-    assert sum(produced) <= rendering.MAX_OUTPUT and len(produced) <= rendering.MAX_OUTPUT // 100_000 + 1
+    assert sum(produced) <= sandbox.MAX_OUTPUT and len(produced) <= sandbox.MAX_OUTPUT // 100_000 + 1
 
 
 def test_what_personalisation_needs_still_works():
-    contact = {"contact": rendering.Record({"name": "Ann Lee", "seats": 3, "tags": "a,b,c"})}
+    contact = {"contact": sandbox.Record({"name": "Ann Lee", "seats": 3, "tags": "a,b,c"})}
     assert render("{{ contact.name.split()|join(', ') }}", contact) == "Ann, Lee"
     assert render("{{ '%s has %d seats' % (contact.name, contact.seats) }}", contact) == "Ann Lee has 3 seats"
     assert render("{{ '%(name)s!' % contact }} {{ '%5.1f%%' % 12.34 }}", contact) == "Ann Lee!  12.3%"
@@ -171,35 +172,35 @@ def assert_harmless(markup):
 @pytest.mark.parametrize("body", [*RAW.values(), *CUTS.values()], ids=[*RAW, *CUTS])
 def test_raw_blocks_and_cut_tags_are_refused_at_save_with_the_line(body):
     with pytest.raises(RenderError, match=r"^Line \d+: .*(raw|different places)"):
-        rendering.clean_source(body, "html")
+        prepare.clean_source(body, "html")
     with pytest.raises(RenderError, match="raw|different places"):  # and when a stored body is rendered
-        rendering.prepare(body, "html", "Subject")
+        prepare.prepare(body, "html", "Subject")
 
 
 def test_delimiters_made_by_the_sanitiser_stay_text():
-    saved = rendering.clean_source(MADE, "html")
+    saved = prepare.clean_source(MADE, "html")
     assert "{%" not in saved.replace(SCRIPT, "")
-    prepared = rendering.prepare(MADE, "html", "Subject")
-    out = rendering.render(prepared.html_template, {"contact": rendering.Record({"name": "A"})})
+    prepared = prepare.prepare(MADE, "html", "Subject")
+    out = sandbox.render(prepared.html_template, {"contact": sandbox.Record({"name": "A"})})
     assert_harmless(out)
     assert "&lt;script&gt;" in out and "{% raw %}" in BeautifulSoup(out, "html.parser").text
     # A "{" left just before a construct must not join it into "{{{ … }}".
-    prepared = rendering.prepare("<p>{<x></x>{{ contact.name }}</p>", "html", "Subject")
-    context = {"contact": rendering.Record({"name": "Ann"})}
-    assert "<p>&#123;Ann</p>" in rendering.render(prepared.html_template, context)
-    assert "{Ann" in rendering.render(prepared.text_template, context)
+    prepared = prepare.prepare("<p>{<x></x>{{ contact.name }}</p>", "html", "Subject")
+    context = {"contact": sandbox.Record({"name": "Ann"})}
+    assert "<p>&#123;Ann</p>" in sandbox.render(prepared.html_template, context)
+    assert "{Ann" in sandbox.render(prepared.text_template, context)
     # An opener the author left open is still their syntax error, not text.
     with pytest.raises(RenderError, match="Line 2"):
-        rendering.prepare("<p>a</p>\n<p>{{ contact.name </p>", "html", "Subject")
+        prepare.prepare("<p>a</p>\n<p>{{ contact.name </p>", "html", "Subject")
 
 
 def test_conditions_in_one_place_still_work():
     body = ('<table>{% if contact.vip %}<tr><td class="{% if contact.vip %}gold{% else %}red'
             '{% endif %}">VIP</td></tr>{% elif contact.name %}<tr><td>{{ contact.name }}</td></tr>{% endif %}</table>'
             '<a href="https://example.com/{% if contact.vip %}vip{% endif %}">x</a>')
-    saved = rendering.clean_source(body, "html")
-    prepared = rendering.prepare(saved, "html", "Subject")
-    out = rendering.render(prepared.html_template, {"contact": rendering.Record({"name": "Ann", "vip": True})})
+    saved = prepare.clean_source(body, "html")
+    prepared = prepare.prepare(saved, "html", "Subject")
+    out = sandbox.render(prepared.html_template, {"contact": sandbox.Record({"name": "Ann", "vip": True})})
     assert 'class="gold"' in out and 'href="https://example.com/vip"' in out
 
 
@@ -209,9 +210,9 @@ def test_conditions_in_one_place_still_work():
     ("expression(alert(1))", ""), ('red" onmouseover="alert(1)', ""), ("\\75 rl(x)", ""),
 ])
 def test_a_contact_value_in_a_style_stays_one_css_value(value, printed):
-    prepared = rendering.prepare('<p style="color: {{ contact.colour }}; font-weight: bold;">{{ contact.colour }}</p>',
+    prepared = prepare.prepare('<p style="color: {{ contact.colour }}; font-weight: bold;">{{ contact.colour }}</p>',
                                  "html", "Subject")
-    out = rendering.render(prepared.html_template, {"contact": rendering.Record({"colour": value})})
+    out = sandbox.render(prepared.html_template, {"contact": sandbox.Record({"colour": value})})
     paragraph = BeautifulSoup(out, "html.parser").select_one("p")
     assert paragraph["style"] == f"color: {printed}; font-weight: bold;"
     assert paragraph.text == value  # in the text it is just (escaped) text
@@ -264,7 +265,7 @@ DEEP = {
 @pytest.mark.parametrize("autoescape", [True, False], ids=["html", "text"])
 def test_deep_nesting_is_refused_in_words(source, autoescape):
     with pytest.raises(RenderError, match="nests .* too deeply"):
-        rendering.compile_template(source, autoescape)
+        sandbox.compile_template(source, autoescape)
 
 
 def test_ordinary_nesting_still_works():
@@ -277,7 +278,7 @@ def test_ordinary_nesting_still_works():
 def test_a_deep_subject_or_body_is_refused_at_save_with_the_input_kept(web, ready_team):  # noqa: F811
     team, news = ready_team
     deep = "Hi " + "(" * 100 + ")" * 100
-    assert "too deeply" in str(pytest.raises(RenderError, rendering.check_subject, "{{ %s }}" % deep[3:]).value)
+    assert "too deeply" in str(pytest.raises(RenderError, prepare.check_subject, "{{ %s }}" % deep[3:]).value)
     created = web.post("/templates/new", {"name": "Deep", "kind": "html", "body": "<p>{{ %s }}</p>" % deep[3:]})
     assert created.status_code == 422
     assert "too deeply" in soup(created).text

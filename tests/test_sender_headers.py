@@ -5,11 +5,11 @@ import re
 
 import pytest
 
-from app.campaigns import rendering
 from app.campaigns import services
+from app.content import sandbox
+from app.content.message import MessageFactory
+from app.content.message import one_address
 from app.models import Campaign
-from app.sending.message import MessageFactory
-from app.sending.message import one_address
 from tests.test_message import make_campaign
 from tests.test_message import make_contact
 from tests.test_message import make_send
@@ -60,7 +60,7 @@ def test_a_good_reply_to_is_used_and_encoded(app, team):  # noqa: F811
                                         "Boss <news@acme.example>"])
 def test_a_stored_hostile_from_is_refused_not_sent(app, team, from_email):  # noqa: F811
     campaign = make_campaign(team, from_email=from_email)
-    with pytest.raises(rendering.RenderError, match="not one email address"):
+    with pytest.raises(sandbox.RenderError, match="not one email address"):
         MessageFactory(campaign)
     problems = services.publish_problems(Campaign.get_by_id(campaign.id))
     assert any("From address must be one email address" in p for p in problems), problems

@@ -5,13 +5,13 @@ import email.policy
 
 from app import create_app
 from app import settings
-from app.campaigns import rendering
+from app.content import prepare
+from app.content.message import MessageFactory
 from app.models import Campaign
 from app.models import Contact
 from app.models import InstanceSetting
 from app.models import Send
 from app.models import Team
-from app.sending.message import MessageFactory
 from tests.conftest import soup
 
 BODY = '<p>Hello {{ contact.first_name or "friend" }}, <a href="https://example.com/docs">the docs</a>.</p>'
@@ -47,7 +47,7 @@ def test_preview_and_sent_mail_use_the_same_base_url(app, admin):
         assert app.config["BASE_URL"] == "http://loft.test"
         assert settings.base_url() == "https://mail.example.com"
 
-        _subject, html, _text = rendering.preview(campaign, contact)
+        _subject, html, _text = prepare.preview(campaign, contact)
         raw = MessageFactory(campaign).build(send, contact)
     message = email.message_from_bytes(raw, policy=email.policy.default)
     sent = message.get_body(preferencelist=("html",)).get_content()

@@ -1,6 +1,6 @@
 """The links in a real campaign message lead to working endpoints.
 
-The message is built by the real MessageFactory (app/sending/message.py), so
+The message is built by the real MessageFactory (app/content/message.py), so
 these tests hold the two ends of the contract together: the URL shapes the
 factory writes and the routes that answer them.
 """
@@ -11,12 +11,12 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from app.content.message import MessageFactory
 from app.models import Contact
 from app.models import Event
 from app.models import Link
 from app.models import MailingList
 from app.models import Subscription
-from app.sending.message import MessageFactory
 from tests.conftest import soup
 from tests.test_tracking import BROWSER
 from tests.test_tracking import make_campaign

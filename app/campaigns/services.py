@@ -14,9 +14,11 @@ from email_validator import validate_email
 
 from peewee import Case
 
-from app.campaigns import rendering
 from app.campaigns import states
 from app.campaigns import stats
+from app.content import prepare
+from app.content import sandbox
+from app.content import sources
 from app.db import db
 from app.email_templates import services as template_services
 from app.models import Campaign
@@ -183,8 +185,8 @@ def check_subjects(campaign, form):
     stored, it would make every page that previews the campaign fail."""
     for field, subject in (("subject", campaign.subject), ("b_subject", form.get("b_subject", "").strip()[:998])):
         try:
-            rendering.compile_template(subject, autoescape=False)
-        except rendering.RenderError as exc:
+            sandbox.compile_template(subject, autoescape=False)
+        except sandbox.RenderError as exc:
             raise CampaignError(f"This subject cannot be used: {exc}", field=field) from None
 
 
@@ -200,8 +202,8 @@ def check_sender(campaign):
 
 def layout_slot(template):
     """Whether a saved template can be a layout: an HTML template with a {{ content }} slot for the
-    campaign's body (the rule rendering.source_of applies when it wraps the body)."""
-    return bool(template is not None and template.kind == "html" and rendering.LAYOUT_SLOT.search(template.body or ""))
+    campaign's body (the rule sources.source_of applies when it wraps the body)."""
+    return bool(template is not None and template.kind == "html" and sources.LAYOUT_SLOT.search(template.body or ""))
 
 
 def _parse_ab(form):
@@ -351,8 +353,8 @@ def publish_problems(campaign):
     for variant in variants:
         try:
             # Rendering for a sample contact proves the template compiles and stays within its limits.
-            rendering.preview(campaign, None, variant=variant)
-        except rendering.RenderError as exc:
+            prepare.preview(campaign, None, variant=variant)
+        except sandbox.RenderError as exc:
             problems.append(f"{'Variant ' + variant.label if variant else 'Content'}: {exc}")
     if ab_test(campaign) and Variant.select().where(Variant.campaign == campaign).count() != 2:
         problems.append("The A/B test needs a variant B. Give it a different subject or content.")

@@ -1,7 +1,7 @@
 """The template library: built-in layouts (files) and each team's own templates (rows),
 previews, and test sends.
 
-Built-in layouts live in app/email_templates/builtin/*.html, one file each,
+Built-in layouts live in app/content/layouts/*.html, one file each,
 whose first line is a Jinja comment `{# name: … | description: … #}`. They are
 read from disk (no database seeding), are the same for every team, and are
 used by duplicating them into the team's library. Files whose name starts
@@ -18,9 +18,13 @@ from email_validator import validate_email
 from flask import current_app
 from markupsafe import escape as html_escape
 
-from app.campaigns import rendering
-from app.campaigns.rendering import RenderError
 from app.consent import ratelimit
+from app.content import fields
+from app.content import prepare
+from app.content import sandbox
+from app.content import sources
+from app.content.message import MessageFactory
+from app.content.sandbox import RenderError
 from app.db import db
 from app.models import Campaign
 from app.models import Contact
@@ -28,7 +32,6 @@ from app.models import Template
 from app.models import TemplateDraft
 from app.models import utcnow
 from app.sending import teammail
-from app.sending.message import MessageFactory
 
 MAX_TEST_ADDRESSES = 5
 TEST_SENDS_PER_HOUR = 30  # messages per team (the app config TEST_SENDS_PER_HOUR overrides it)
@@ -62,7 +65,7 @@ class BuiltinTemplate:
 @functools.lru_cache(maxsize=1)
 def _load_builtins(signature):
     found = []
-    for path in sorted(rendering.BUILTIN_DIR.glob("*.html")):
+    for path in sorted(sources.LAYOUTS_DIR.glob("*.html")):
         if path.name.startswith("_"):
             continue
         body = path.read_text(encoding="utf-8")
@@ -75,7 +78,7 @@ def _load_builtins(signature):
 
 def builtin_templates():
     """Every built-in layout, re-read when a file changes."""
-    signature = tuple((path.name, path.stat().st_mtime_ns) for path in sorted(rendering.BUILTIN_DIR.glob("*.html")))
+    signature = tuple((path.name, path.stat().st_mtime_ns) for path in sorted(sources.LAYOUTS_DIR.glob("*.html")))
     return list(_load_builtins(signature))
 
 
@@ -104,13 +107,13 @@ def _clean(form, team, current=None):
     elif (Template.select().where((Template.team == team) & (Template.name == name)
                                   & (Template.id != (current.id if current else 0))).exists()):
         errors["name"] = "Another template of this team already has this name."
-    if kind not in rendering.KINDS:
+    if kind not in sources.KINDS:
         errors["kind"] = "Choose HTML or Markdown."
     elif not body.strip():
         errors["body"] = "Write the body of the template (or start from a built-in layout)."
     else:
         try:
-            body = rendering.clean_source(body, kind)
+            body = prepare.clean_source(body, kind)
         except RenderError as error:
             errors["body"] = str(error)
     if errors:
@@ -168,7 +171,7 @@ class Draft:
 
     def __init__(self, name, kind, body):
         self.name = name or "Untitled"
-        self.kind = kind if kind in rendering.KINDS else "html"
+        self.kind = kind if kind in sources.KINDS else "html"
         self.body = body or ""
         self.builtin = False
 
@@ -178,7 +181,7 @@ DRAFT_DAYS = 1
 
 def save_draft(team, user, slot, form):
     """Keep the editor's current text for the live preview; returns the TemplateDraft."""
-    body = (form.get("body") or "")[:rendering.MAX_SOURCE + 1]
+    body = (form.get("body") or "")[:sandbox.MAX_SOURCE + 1]
     values = {"name": (form.get("name") or "")[:MAX_NAME], "kind": form.get("kind") or "html", "body": body,
               "updated_at": utcnow()}
     with db.atomic():
@@ -199,19 +202,19 @@ def get_draft(team, user, token):
 def preview(team, item, contact=None):
     """(subject, html, text) of a template or campaign as `contact` (or a sample person) would get it."""
     if contact is None:
-        contact = rendering.sample_contact()
-    return rendering.preview(item, contact, team=team)
+        contact = fields.sample_contact()
+    return prepare.preview(item, contact, team=team)
 
 
 def preview_summary(team, item, contact=None):
     """What the preview pane shows besides the frame: subject, plain text, or the error that stops rendering."""
-    if item.kind not in rendering.KINDS:
+    if item.kind not in sources.KINDS:
         return {"error": "Choose HTML or Markdown."}
     if not item.body.strip():
         return {"error": "Write something to see it here."}
     try:
         if isinstance(item, Draft):
-            rendering.clean_source(item.body, item.kind)  # the same checks as saving, with line numbers
+            prepare.clean_source(item.body, item.kind)  # the same checks as saving, with line numbers
         subject, _html, text = preview(team, item, contact)
     except RenderError as error:
         return {"error": str(error)}
@@ -283,7 +286,7 @@ def send_test(item, addresses, team, contact=None):
     if isinstance(addresses, str):
         addresses = parse_addresses(addresses)
     campaign = _test_campaign(item, team)
-    source = None if isinstance(item, Campaign) else rendering.source_of(item)
+    source = None if isinstance(item, Campaign) else sources.source_of(item)
     try:
         factory = MessageFactory(campaign, test=True, source=source)
     except RenderError as error:
@@ -292,7 +295,7 @@ def send_test(item, addresses, team, contact=None):
     sign = teammail.signer(team, factory.from_email)
     messages = []
     for address in addresses:
-        person = contact or find_contact(team, address) or rendering.sample_contact(address, "")
+        person = contact or find_contact(team, address) or fields.sample_contact(address, "")
         send = _TestSend(address)
         try:
             raw = factory.build(send, person)

@@ -15,7 +15,7 @@ loop per run (uvloop when installed, else asyncio's):
   lanes       per account, max_connections workers; each keeps one aiosmtplib
               connection open for many messages, reconnects after a drop,
               limits parallel deliveries per recipient domain, and builds each
-              message just before sending it (MessageFactory, app/sending/message.py).
+              message just before sending it (MessageFactory, app/content/message.py).
   flusher     writes results back in small batches (executemany, one transaction
               per flush): every SEND_FLUSH_INTERVAL (0.2 s) and as soon as half of
               the unrecorded allowance is waiting: sent, deferred with exponential
@@ -76,12 +76,13 @@ from peewee import SqliteDatabase
 
 from app import events
 from app import usage
-from app.campaigns import states
-from app.campaigns.rendering import RenderError
-from app.consent.suppression import Checker
-from app.db import db
 from app.bounces import alerts
 from app.bounces import autopause
+from app.campaigns import states
+from app.consent.suppression import Checker
+from app.content.message import MessageFactory
+from app.content.sandbox import RenderError
+from app.db import db
 from app.models import Campaign
 from app.models import Contact
 from app.models import EventType
@@ -93,7 +94,6 @@ from app.sending import accounts as accounts_service
 from app.sending import domains as domains_service
 from app.sending import health
 from app.sending import ledger
-from app.sending.message import MessageFactory
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,11 @@ images over https (deliverability reference, section 9).
 import logging
 
 from app import settings
-from app.campaigns import rendering
 from app.consent import preferences as consent_preferences
+from app.content import fields
+from app.content import prepare
+from app.content import sandbox
+from app.content import sources
 from app.models import CustomField
 from app.models import Link
 from app.models import Team
@@ -51,24 +54,24 @@ def render(send_id):
     send, campaign, contact, variant = parts
     team = Team.get_by_id(campaign.team_id)
     base = settings.base_url()
-    source = rendering.source_of(campaign, variant)
+    source = sources.source_of(campaign, variant)
     links = {}
     if campaign.track_clicks:
         links = {url: link_id for link_id, url in
                  Link.select(Link.id, Link.url).where(Link.campaign == campaign.id).tuples()}
     try:
-        prepared = rendering.prepare(source.body, source.kind, source.subject, layout=source.layout,
+        prepared = prepare.prepare(source.body, source.kind, source.subject, layout=source.layout,
                                      preheader=source.preheader, track_opens=False,
                                      track_clicks=bool(links), base_url=base, link_id=links.get)
-        context = rendering.base_context(team, base, source.subject, campaign.from_name, campaign.from_email)
+        context = fields.base_context(team, base, source.subject, campaign.from_name, campaign.from_email)
         context.update(links_for(send.id, base))
         preferences = preference_url(contact)
         if preferences:
             context["preferences_url"] = preferences
         custom_fields = list(CustomField.select().where(CustomField.team == campaign.team_id))
-        context.update(rendering.contact_context(contact, custom_fields))
-        context[rendering.CLICK_TOKEN] = tokens.sign("click", send.id)
-        return rendering.render(prepared.html_template, context)
-    except rendering.RenderError:
+        context.update(fields.contact_context(contact, custom_fields))
+        context[sandbox.CLICK_TOKEN] = tokens.sign("click", send.id)
+        return sandbox.render(prepared.html_template, context)
+    except sandbox.RenderError:
         log.exception("the web version of send %s cannot be rendered", send_id)
         return None

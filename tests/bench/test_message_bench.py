@@ -23,13 +23,13 @@ from email.message import EmailMessage
 
 import pytest
 
-from app.campaigns import rendering
+from app.content import sandbox
+from app.content.message import MessageFactory
 from app.models import Campaign
 from app.models import Contact
 from app.models import CustomField
 from app.models import Send
 from app.models import Team
-from app.sending.message import MessageFactory
 
 MESSAGES = int(os.environ.get("LOFT_BENCH_MESSAGES", "30000"))
 RECIPIENTS = 2000
@@ -123,9 +123,9 @@ def test_message_build_speed(app, campaign):
             message = EmailMessage(policy=email.policy.SMTP)
             message["From"] = "Acme News <news@acme.example>"
             message["To"] = f"{contact.name} <{send.email}>"
-            message["Subject"] = rendering.render(prepared.subject_template, context)
-            message.set_content(rendering.render(prepared.text_template, context), cte="quoted-printable")
-            message.add_alternative(rendering.render(prepared.html_template, context), subtype="html",
+            message["Subject"] = sandbox.render(prepared.subject_template, context)
+            message.set_content(sandbox.render(prepared.text_template, context), cte="quoted-printable")
+            message.add_alternative(sandbox.render(prepared.html_template, context), subtype="html",
                                     cte="quoted-printable")
             message.as_bytes()
         naive_rate = naive_count / (time.process_time() - started)

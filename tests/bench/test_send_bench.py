@@ -154,7 +154,7 @@ def test_send_100k_through_the_worker_and_compare_with_smtp_source(bench_app, si
         assert total == RECIPIENTS
         Campaign.update(state="sending", started_at=datetime.datetime.utcnow()).where(
             Campaign.id == campaign.id).execute()
-        from app.sending.message import MessageFactory
+        from app.content.message import MessageFactory
         sample = Send.select().where(Send.campaign == campaign).first()
         message = MessageFactory(campaign).build(sample, sample.contact)
         size = len(message)

@@ -1,5 +1,5 @@
-"""Campaign and template rendering: a locked-down Jinja, HTML and Markdown
-bodies, the plain-text part, and previews.
+"""The locked-down Jinja that renders every email: compiling, rendering within caps, and the
+quoted-printable pieces the message factory joins.
 
 Bodies are written by team members but personalised with contact data that
 anyone can type into a sign-up form, and rendered on the server. So:
@@ -20,10 +20,10 @@ anyone can type into a sign-up form, and rendered on the server. So:
   counted as it is generated and cut off at MAX_OUTPUT.
 * Output is autoescaped in HTML, `|safe` does not exist, and autoescape
   cannot be switched off, so contact data can never inject markup.
-* The HTML itself is cleaned by app.campaigns.sanitize (bleach), and a link
+* The HTML itself is cleaned by app.content.sanitize (bleach), and a link
   address can start with a variable only if it is one of our own link
   variables, so a contact field can never become a javascript: URL. What
-  Jinja prints literally is exactly what bleach approved (check_constructs:
+  Jinja prints literally is exactly what bleach approved (prepare.check_constructs:
   no {% raw %}, no {% if %} cutting a tag in two), on every render.
 
 Every failure is a RenderError whose message says what is wrong and, where
@@ -32,15 +32,10 @@ there is one, on which line.
 import binascii
 import datetime
 import functools
-import html
-import json
 import re
 import threading
 import types
-from html.parser import HTMLParser
-from pathlib import Path
 
-import markdown as markdown_lib
 from jinja2 import Undefined
 from jinja2 import filters as jinja_filters
 from jinja2 import meta
@@ -52,12 +47,8 @@ from jinja2.exceptions import TemplateSyntaxError
 from jinja2.runtime import markup_join
 from jinja2.runtime import str_join
 from jinja2.sandbox import ImmutableSandboxedEnvironment
-from markupsafe import escape as html_escape
 
-from app import settings as instance_settings
-from app.campaigns import sanitize
-from app.models import Campaign
-from app.models import CustomField
+from app.content import sanitize
 
 MAX_SOURCE = 300_000  # characters in a body or layout
 MAX_VALUE = 100_000  # characters in any one value a template builds
@@ -76,17 +67,17 @@ MAX_NESTING = 40
 # 11 s of CPU. The built-in layouts use under 100; 10,000 compiles in well under 50 MB.
 MAX_TOKENS = 10_000
 
-KINDS = ("html", "markdown")
+
 LINK_VARIABLES = ("unsubscribe_url", "preferences_url", "webview_url")
 # Every name a body may use; anything else is reported as unknown when saving.
 NAMES = ("contact", "campaign", "team", "postal_address") + LINK_VARIABLES
-LAYOUT_SLOT = re.compile(r"\{\{-?\s*content\s*-?\}\}")
+
 # Internal names added by the message factory for tracking.
 OPEN_TOKEN = "loft_open_token"
 CLICK_TOKEN = "loft_click_token"
-_TRUSTED_NAMES = frozenset((OPEN_TOKEN, CLICK_TOKEN))
-
-BUILTIN_DIR = Path(__file__).resolve().parent.parent / "email_templates" / "builtin"
+TRACKING_NAMES = frozenset((OPEN_TOKEN, CLICK_TOKEN))
+# The filter prepare() puts on every value printed inside a style attribute.
+CSS_FILTER = "loft_css_value"
 
 
 class RenderError(ValueError):
@@ -252,13 +243,13 @@ class _GuardedCodeGenerator(CodeGenerator):
     """
 
     def _output_child_pre(self, node, frame, finalize):
-        if isinstance(node, nodes.Name) and node.name in _TRUSTED_NAMES:
+        if isinstance(node, nodes.Name) and node.name in TRACKING_NAMES:
             self.write("str(")
         else:
             super()._output_child_pre(node, frame, finalize)
 
     def _output_child_post(self, node, frame, finalize):
-        if isinstance(node, nodes.Name) and node.name in _TRUSTED_NAMES:
+        if isinstance(node, nodes.Name) and node.name in TRACKING_NAMES:
             self.write(")")
         else:
             super()._output_child_post(node, frame, finalize)
@@ -375,7 +366,7 @@ class Sandbox(ImmutableSandboxedEnvironment):
                          finalize=_finalize, auto_reload=False, cache_size=0)
         self.globals.clear()  # no range, lipsum, cycler, joiner, namespace or dict
         self.filters = dict(_FILTERS)
-        self.filters[_CSS_FILTER] = sanitize.safe_css_value  # added by prepare(), not offered to authors
+        self.filters[CSS_FILTER] = sanitize.safe_css_value  # added by prepare(), not offered to authors
 
     # Operators that could build huge values are checked before they run.
     def call_binop(self, context, operator, left, right):
@@ -775,650 +766,6 @@ def encode_pieces(template, context, cache, limit=MAX_OUTPUT):
 
 def render(template, context, limit=MAX_OUTPUT):
     return "".join(generate(template, context, limit))
-
-
-# --- Context ----------------------------------------------------------------
-
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f\ue000-\ue00f]")
-
-
-def _clean_value(value):
-    if isinstance(value, str):
-        return _CONTROL.sub("", value.replace("\r\n", "\n").replace("\r", "\n"))
-    return value
-
-
-def _typed(kind, value):
-    if value is None or value == "":
-        return None
-    try:
-        if kind == "number":
-            number = float(value)
-            return int(number) if number.is_integer() and abs(number) < 2 ** 53 else number
-        if kind == "date":
-            if isinstance(value, str):
-                return datetime.date.fromisoformat(value[:10])
-            return None
-        if kind == "boolean":
-            if isinstance(value, str):
-                return value.strip().lower() in ("1", "true", "yes", "y", "on")
-            return bool(value)
-    except (TypeError, ValueError, OverflowError):
-        return None
-    return _clean_value(str(value)) if not isinstance(value, str) else _clean_value(value)
-
-
-def field_types(custom_fields):
-    """{key: type} from CustomField rows, (key, type) pairs or a dict."""
-    if isinstance(custom_fields, dict):
-        return dict(custom_fields)
-    types_by_key = {}
-    for field in custom_fields or ():
-        if isinstance(field, tuple):
-            types_by_key[field[0]] = field[1]
-        else:
-            types_by_key[field.key] = field.type
-    return types_by_key
-
-
-def contact_fields(contact, types_by_key):
-    """The contact's fields as template values: email, name, first/last name and typed custom fields."""
-    name = _clean_value(contact.name or "")
-    parts = name.split()
-    data = {
-        "email": _clean_value(contact.email or ""),
-        "name": name,
-        "first_name": parts[0] if parts else "",
-        "last_name": " ".join(parts[1:]) if len(parts) > 1 else "",
-    }
-    if types_by_key:
-        raw = contact.attributes
-        try:
-            attributes = json.loads(raw) if isinstance(raw, str) else (raw or {})
-        except ValueError:
-            attributes = {}
-        if isinstance(attributes, dict):
-            for key, kind in types_by_key.items():
-                if key not in data:
-                    data[key] = _typed(kind, attributes.get(key))
-    return data
-
-
-def contact_context(contact, custom_fields):
-    """{'contact': …} for a template: only the contact's own fields, never status or internals."""
-    return {"contact": Record(contact_fields(contact, field_types(custom_fields)))}
-
-
-def sample_contact(email="jamie@example.com", name="Jamie Example"):
-    """A stand-in contact for previews and test sends to addresses with no contact."""
-    return types.SimpleNamespace(email=email, name=name, attributes="{}")
-
-
-def one_line(text):
-    return ", ".join(line.strip() for line in (text or "").splitlines() if line.strip())
-
-
-# --- Markdown and HTML preparation --------------------------------------------
-
-_MD_SLOT = re.compile("\ue004(\\d+)\ue005")
-
-MARKDOWN_STYLES = {
-    "p": "margin:0 0 16px;",
-    "h1": "margin:0 0 16px;font-size:26px;line-height:32px;font-weight:bold;color:#111827;",
-    "h2": "margin:24px 0 12px;font-size:20px;line-height:28px;font-weight:bold;color:#111827;",
-    "h3": "margin:20px 0 8px;font-size:17px;line-height:24px;font-weight:bold;color:#111827;",
-    "ul": "margin:0 0 16px;padding-left:24px;",
-    "ol": "margin:0 0 16px;padding-left:24px;",
-    "li": "margin:0 0 6px;",
-    "blockquote": "margin:0 0 16px;padding:4px 16px;border-left:4px solid #d1d5db;color:#4b5563;",
-    "pre": "margin:0 0 16px;padding:12px;background-color:#f3f4f6;border-radius:6px;white-space:pre-wrap;",
-    "code": "font-family:Menlo,Consolas,monospace;font-size:14px;",
-    "hr": "border:0;border-top:1px solid #e5e7eb;margin:24px 0;",
-    "table": "border-collapse:collapse;margin:0 0 16px;",
-    "th": "border:1px solid #e5e7eb;padding:6px 10px;text-align:left;",
-    "td": "border:1px solid #e5e7eb;padding:6px 10px;",
-}
-_BARE_TAG = re.compile(r"<(%s)>" % "|".join(MARKDOWN_STYLES))
-
-
-def markdown_to_html(source):
-    """Markdown (with Jinja left intact) to HTML with inline styles, not yet cleaned."""
-    constructs = []
-
-    def hide(match):
-        constructs.append(match.group(0))
-        return f"\ue004{len(constructs) - 1}\ue005"
-
-    protected = sanitize.JINJA.sub(hide, sanitize.PRIVATE_USE.sub("", source))
-    converted = markdown_lib.markdown(protected, extensions=["tables", "fenced_code", "sane_lists"],
-                                      output_format="html")
-    converted = _BARE_TAG.sub(lambda m: f'<{m.group(1)} style="{MARKDOWN_STYLES[m.group(1)]}">', converted)
-    converted = re.sub(r"<a (?![^>]*style=)", '<a style="color:#4338ca;text-decoration:underline;" ', converted)
-    converted = re.sub(r"<img (?![^>]*style=)", '<img style="max-width:100%;height:auto;border:0;" ', converted)
-    return _MD_SLOT.sub(lambda m: constructs[int(m.group(1))], converted)
-
-
-# bleach always quotes attribute values, with ' when the value contains ".
-_URL_ATTRIBUTE = re.compile(r"""\s(href|src|background|cite)=(?:"([^"]*)"|'([^']*)')""", re.IGNORECASE)
-_SAFE_URL_START = re.compile(r"^\s*(https?://|mailto:|tel:|#)", re.IGNORECASE)
-_LINK_VARIABLE = re.compile(r"^\{\{-?\s*(%s)\s*-?\}\}$" % "|".join(LINK_VARIABLES))
-
-
-def check_link_addresses(cleaned, constructs, lines=None):
-    """Refuse a link address that a variable could turn into something other than a web or mail link."""
-    for match in _URL_ATTRIBUTE.finditer(cleaned):
-        value = match.group(2) if match.group(2) is not None else match.group(3)
-        slot = sanitize.TEXT_SLOT.search(value)
-        if not slot:
-            continue
-        prefix = html.unescape(value[:slot.start()])
-        construct = constructs[int(slot.group(1))]
-        if prefix.strip() == "" and _LINK_VARIABLE.match(construct.strip()):
-            continue
-        if prefix.strip() and _SAFE_URL_START.match(prefix):
-            continue
-        line = lines[int(slot.group(1))] if lines else None
-        raise RenderError(f"the address in {match.group(1)}=\"{restore_all(value, constructs)}\" must start with "
-                          "https://, mailto: or tel: (or be exactly {{ unsubscribe_url }}, {{ preferences_url }} "
-                          "or {{ webview_url }}), so that no field value can turn it into a script.", line)
-
-
-_CSS_FILTER = "loft_css_value"
-_EXPRESSION = re.compile(r"^\{\{(-?)(.*?)(-?)\}\}$", re.DOTALL)
-
-
-def guard_style_values(cleaned, constructs):
-    """Pass every {{ value }} printed inside a style attribute through sanitize.safe_css_value.
-
-    Autoescaping keeps a contact's value inside the attribute, but not inside one CSS
-    declaration: style="color: {{ contact.colour }}" with "red; background: url(…)"
-    would add a declaration the CSS sanitiser never saw."""
-    for index in sanitize.style_slots(cleaned):
-        match = _EXPRESSION.match(constructs[index])
-        if match:
-            constructs[index] = "{{%s (%s)|%s %s}}" % (match.group(1), match.group(2), _CSS_FILTER, match.group(3))
-
-
-_BLOCK_TAG = re.compile(r"\{%[-+]?\s*(\w+)")
-# Tags that open a block closed by an {% end… %} (the sandbox refuses all but if and with,
-# but the places of any of them are checked the same way).
-_BLOCK_OPENERS = frozenset(("if", "with", "for", "macro", "call", "filter", "block", "autoescape", "trans"))
-
-
-def check_constructs(cleaned, constructs, lines=None):
-    """Refuse Jinja that would print something the sanitiser did not see.
-
-    {% raw %} prints its content as written, but the sanitiser saw that content as
-    Jinja and left it alone: `{% raw %}{{ '<script>…' }}{% endraw %}` reached the
-    inbox. And a condition whose parts sit in different places of the markup can
-    cut a tag in two: `<a href="https://x/{% if 0 %}">…{% endif %}" onmouseover="…`
-    prints an attribute the sanitiser only saw as text. Everything else Jinja
-    prints is either approved markup or an autoescaped value.
-    """
-    stack = []
-    for index, place in sanitize.slot_places(cleaned):
-        construct = constructs[index]
-        match = _BLOCK_TAG.match(construct)
-        if not match:
-            continue
-        word = match.group(1)
-        line = lines[index] if lines else None
-        if word in ("raw", "endraw"):
-            raise RenderError("{% raw %} cannot be used in email templates: what it shows would not be checked "
-                              "like the rest of the email. To show {{ as text, write {{ '{{' }}.", line)
-        if word in _BLOCK_OPENERS:
-            stack.append((word, place, construct))
-        elif stack and (word in ("elif", "else") or word.startswith("end")):
-            opener, opened_at, first = stack[-1]
-            if place != opened_at:
-                raise RenderError(f"“{construct}” and the “{first}” it belongs to are in different places of the "
-                                  f"HTML (inside and outside a tag, or in two attributes). Put the whole "
-                                  f"{{% {opener} %}} … {{% end{opener} %}} around whole elements, or inside "
-                                  "one attribute value.", line)
-            if word.startswith("end"):
-                stack.pop()
-
-
-def check_unclosed(content):
-    """Report an opener with no closer ("{{ contact.name </p>") as Jinja's syntax error, with its line.
-
-    The sanitiser turns such a stray "{{" into text (see sanitize.STRAY_OPENER), which
-    would silently print it; saving already compiles the text as written, and this
-    does the same for bodies stored before, or composed with a layout."""
-    if sanitize.STRAY_OPENER.search(sanitize.JINJA.sub("", content)):
-        compile_template(content, True, extra_names=("content", *_TRUSTED_NAMES))
-
-
-def restore_all(text, constructs):
-    return sanitize.restore(text, constructs)
-
-
-def _construct_lines(source):
-    return [source.count("\n", 0, match.start()) + 1 for match in sanitize.JINJA.finditer(source)]
-
-
-def clean_source(source, kind):
-    """Check and clean a body before it is saved; returns what to store.
-
-    HTML is cleaned (bleach) and returned; Markdown is stored as written and
-    cleaned after conversion each time it is rendered. Raises RenderError for
-    Jinja syntax errors, things the sandbox does not offer, unknown
-    variables, unsafe link addresses, and Jinja that cleaning would remove.
-    """
-    if kind not in KINDS:
-        raise RenderError("Choose HTML or Markdown.")
-    source = (source or "").replace("\r\n", "\n").replace("\r", "\n")
-    # Syntax first, on the text as written, so line numbers match the editor.
-    compile_template(source, autoescape=True, extra_names=("content",), strict_names=True)
-    html_source = source if kind == "html" else markdown_to_html(source)
-    protected_source = sanitize.PRIVATE_USE.sub("", html_source)
-    cleaned, constructs, lost = sanitize.protect_and_clean(protected_source)
-    lines = _construct_lines(protected_source)
-    if lost:
-        index = next(i for i, construct in enumerate(constructs) if construct == lost[0])
-        raise RenderError(f"“{lost[0]}” is in a place email HTML cannot keep (inside a removed element such as "
-                          "<script> or <style>, or between the attributes of a tag). Move it into the text or "
-                          "into an attribute value.", lines[index] if kind == "html" else None)
-    check_link_addresses(cleaned, constructs, lines if kind == "html" else None)
-    check_constructs(cleaned, constructs, lines if kind == "html" else None)
-    result = sanitize.restore(cleaned, constructs)
-    compile_template(result, autoescape=True, extra_names=("content",))
-    return result if kind == "html" else source
-
-
-def check_subject(subject):
-    subject = (subject or "").strip()
-    if not subject:
-        raise RenderError("Enter a subject.")
-    if len(subject) > MAX_SUBJECT:
-        raise RenderError(f"The subject is too long (at most {MAX_SUBJECT} characters).")
-    compile_template(subject, autoescape=False, strict_names=True)
-    return subject
-
-
-# --- Plain text ----------------------------------------------------------------
-
-class _TextMaker(HTMLParser):
-    """HTML to readable plain text: paragraphs, headings, lists, 'text (url)' links."""
-
-    BLOCKS = frozenset(("p", "div", "table", "tr", "ul", "ol", "blockquote", "center", "address", "pre", "dl",
-                        "h1", "h2", "h3", "h4", "h5", "h6", "hr", "thead", "tbody", "tfoot", "caption", "dt", "dd"))
-    SKIP = frozenset(("script", "style", "head", "title", "template", "noscript"))
-    VOID = frozenset(("br", "img", "hr", "meta", "link", "input", "col", "area", "base", "wbr", "source"))
-
-    def __init__(self, keep_slots=False, drop_slots=()):
-        super().__init__(convert_charrefs=True)
-        self.keep_slots = keep_slots
-        self.drop_slots = drop_slots
-        self.out = []
-        self.links = []  # stack of (href, index in out)
-        self.lists = []  # stack of [kind, counter]
-        self.headings = []  # stack of (tag, index in out)
-        self.skip_depth = 0
-        self.skip_tag = None
-        self.pre = 0
-
-    def _break(self, count):
-        self.out.append("\n" * count)
-
-    def handle_starttag(self, tag, attrs):
-        if self.skip_depth:
-            if tag == self.skip_tag:
-                self.skip_depth += 1
-            return
-        attributes = dict(attrs)
-        style = (attributes.get("style") or "").replace(" ", "").lower()
-        if tag in self.SKIP or ("display:none" in style and tag not in self.VOID):
-            self.skip_tag, self.skip_depth = tag, 1
-            return
-        if tag == "br":
-            self.out.append("\n")
-        elif tag == "hr":
-            self.out.append("\n\n" + "-" * 40 + "\n\n")
-        elif tag in ("ul", "ol"):
-            self.lists.append([tag, 0])
-            if len(self.lists) == 1:
-                self._break(2)  # a nested list starts on its item's own new line
-        elif tag == "li":
-            indent = _INDENT * max(len(self.lists) - 1, 0)
-            if self.lists and self.lists[-1][0] == "ol":
-                self.lists[-1][1] += 1
-                self.out.append(f"\n{indent}{self.lists[-1][1]}. ")
-            else:
-                self.out.append(f"\n{indent}- ")
-        elif tag in ("h1", "h2", "h3", "h4", "h5", "h6"):
-            self._break(2)
-            self.headings.append((tag, len(self.out)))
-        elif tag == "a":
-            self.links.append((attributes.get("href") or "", len(self.out)))
-        elif tag == "img":
-            alt = (attributes.get("alt") or "").strip()
-            if alt and self.links:
-                self.out.append(alt)
-        elif tag == "pre":
-            self.pre += 1
-            self._break(2)
-        elif tag in self.BLOCKS:
-            self._break(2 if tag in ("p", "table", "blockquote", "center", "address", "dl") else 1)
-
-    def handle_startendtag(self, tag, attrs):
-        self.handle_starttag(tag, attrs)
-        if tag not in self.VOID:
-            self.handle_endtag(tag)
-
-    def handle_endtag(self, tag):
-        if self.skip_depth:
-            if tag == self.skip_tag:
-                self.skip_depth -= 1
-            return
-        if tag == "a" and self.links:
-            href, start = self.links.pop()
-            text = _collapse("".join(self.out[start:])).strip()
-            target = href.strip()
-            lowered = target.lower()
-            if target and not lowered.startswith("#"):
-                shown = target[7:] if lowered.startswith("mailto:") else target
-                if not text:
-                    self.out.append(shown)
-                elif text != shown and text != target:
-                    self.out.append(f" ({shown})")
-        elif tag in ("h1", "h2", "h3", "h4", "h5", "h6") and self.headings:
-            _tag, start = self.headings.pop()
-            text = _collapse("".join(self.out[start:])).strip()
-            del self.out[start:]
-            # Markdown-style marks: readable, and right whatever length a personalised heading has.
-            self.out.append("#" * min(int(tag[1]), 3) + " " + text if text else "")
-            self._break(2)
-        elif tag in ("ul", "ol"):
-            if self.lists:
-                self.lists.pop()
-            if not self.lists:
-                self._break(2)
-        elif tag == "pre":
-            self.pre = max(self.pre - 1, 0)
-            self._break(2)
-        elif tag in ("td", "th"):
-            self.out.append(" ")
-        elif tag in self.BLOCKS:
-            self._break(2 if tag in ("p", "table", "blockquote", "center", "address", "dl") else 1)
-
-    def handle_data(self, data):
-        if self.skip_depth:
-            return
-        self.out.append(data if self.pre else _collapse(data))
-
-    def handle_comment(self, data):
-        if self.keep_slots and not self.skip_depth and re.fullmatch("\ue002\\d+\ue003", data):
-            if int(data[1:-1]) not in self.drop_slots:
-                self.out.append(data)
-
-    def text(self):
-        raw = "".join(self.out)
-        lines = [line.strip().replace(_INDENT, "  ") for line in raw.split("\n")]
-        text = "\n".join(lines)
-        text = re.sub(r"\n{3,}", "\n\n", text)
-        return text.strip("\n") + "\n"
-
-
-_INDENT = "\x01"  # list indentation, kept apart from the whitespace that is trimmed
-
-
-def _collapse(text):
-    return re.sub(r"[ \t\r\n\f\u00a0]+", " ", text)
-
-
-def html_to_text(markup):
-    """A readable plain-text version of an HTML email."""
-    maker = _TextMaker()
-    maker.feed(markup or "")
-    maker.close()
-    return maker.text()
-
-
-def text_template_source(cleaned_with_slots, constructs):
-    """The plain-text Jinja template matching a cleaned HTML template (slots in place)."""
-    comments = {index for index, construct in enumerate(constructs) if construct.startswith("{#")}
-    maker = _TextMaker(keep_slots=True, drop_slots=comments)
-    maker.feed(cleaned_with_slots)
-    maker.close()
-    text = maker.text()
-    # Literal braces in the text must stay literal once Jinja reads it.
-    text = re.sub("\\{(?=[{%#\ue000\ue002])", "{{ '{' }}", text)  # also just before a slot
-    text = text.replace("\ue002", "\ue000").replace("\ue003", "\ue001")
-    return sanitize.TEXT_SLOT.sub(lambda m: constructs[int(m.group(1))], text)
-
-
-# --- Composition ---------------------------------------------------------------
-
-def builtin_layout(name):
-    return (BUILTIN_DIR / f"{name}.html").read_text(encoding="utf-8")
-
-
-SHELL_TOP = """<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="x-apple-disable-message-reformatting">
-<meta name="color-scheme" content="light">
-<title></title>
-</head>
-<body style="margin:0;padding:0;width:100%;-webkit-text-size-adjust:100%;">
-"""
-SHELL_BOTTOM = "</body>\n</html>\n"
-PREHEADER = ('<div style="display:none;max-height:0;max-width:0;overflow:hidden;opacity:0;mso-hide:all;'
-             'font-size:1px;line-height:1px;color:transparent;">{text}</div>\n')
-FOOTER = ('<table role="presentation" width="100%" cellpadding="0" cellspacing="0" border="0">'
-          '<tr><td align="center" style="padding:24px 16px;font-family:Arial,Helvetica,sans-serif;font-size:12px;'
-          'line-height:18px;color:#6b7280;">{parts}</td></tr></table>\n')
-
-
-def _uses(constructs, name):
-    pattern = re.compile(r"\b%s\b" % name)
-    return any(pattern.search(construct) for construct in constructs)
-
-
-class Prepared:
-    """A body made ready to render many times: compiled HTML, text and subject templates.
-
-    Built once per campaign (or preview); rendering is then a Jinja generate()
-    per recipient with a small context.
-    """
-
-    def __init__(self, html_template, html_names, text_template, text_names, subject_template, subject_names,
-                 links, html_source, text_source):
-        self.html_template = html_template
-        self.text_template = text_template
-        self.subject_template = subject_template
-        self.names = frozenset(html_names) | frozenset(text_names) | frozenset(subject_names)
-        self.html_names = frozenset(html_names)
-        self.subject_names = frozenset(subject_names)
-        self.links = links
-        self.html_source = html_source
-        self.text_source = text_source
-
-    @property
-    def personal(self):
-        return "contact" in self.names
-
-
-def prepare(body, kind, subject, *, layout=None, preheader="", track_opens=False, track_clicks=False,
-            base_url="", link_id=None):
-    """Compose, clean, link-rewrite and compile a body into a Prepared.
-
-    layout: HTML source containing {{ content }}, wrapped around the body; a
-    Markdown body without one gets the built-in Markdown layout.
-    link_id(url) -> int registers a tracked link (only called with track_clicks).
-    """
-    if kind not in KINDS:
-        raise RenderError("Choose HTML or Markdown.")
-    body = (body or "").replace("\r\n", "\n").replace("\r", "\n")
-    content = markdown_to_html(body) if kind == "markdown" else body
-    if layout is None and kind == "markdown":
-        layout = builtin_layout("_markdown_layout")
-    if layout:
-        layout = layout.replace("\r\n", "\n").replace("\r", "\n")
-        if LAYOUT_SLOT.search(layout):
-            content = LAYOUT_SLOT.sub(lambda _m: content, layout, count=1)
-    if len(content) > MAX_SOURCE:
-        raise RenderError(f"This email is too long ({len(content):,} characters; at most {MAX_SOURCE:,}).")
-
-    check_unclosed(content)
-    cleaned, constructs, lost = sanitize.protect_and_clean(content)
-    if lost:
-        raise RenderError(f"“{lost[0]}” is in a place email HTML cannot keep; edit the body and save it again.")
-    check_link_addresses(cleaned, constructs)
-    check_constructs(cleaned, constructs)  # also for bodies stored before these checks existed
-    guard_style_values(cleaned, constructs)
-
-    footer = []
-    if not _uses(constructs, "postal_address"):
-        footer.append(_slot(constructs, "{{ postal_address }}", in_tag=False))
-    if not _uses(constructs, "unsubscribe_url"):
-        footer.append(f'<a href="{_slot(constructs, "{{ unsubscribe_url }}", in_tag=True)}" '
-                      'style="color:#6b7280;text-decoration:underline;">Unsubscribe</a>')
-    if footer:
-        cleaned += "\n" + FOOTER.format(parts="<br>".join(footer))
-
-    links = []
-    if track_clicks and link_id is not None:
-        cleaned = _rewrite_links(cleaned, constructs, base_url, link_id, links)
-
-    text_source = text_template_source(cleaned, constructs)
-    body_html = sanitize.restore(cleaned, constructs)
-    preheader_html = ""
-    if preheader:
-        safe = str(html_escape(one_line(preheader))).replace("{", "&#123;")
-        preheader_html = PREHEADER.format(text=safe + "&#847;&zwnj;&nbsp;" * 20)
-    pixel = ""
-    if track_opens:
-        pixel = (f'<img src="{base_url}/o/{{{{ {OPEN_TOKEN} }}}}.gif" width="1" height="1" alt="" '
-                 'style="display:block;border:0;width:1px;height:1px;">\n')
-    html_source = SHELL_TOP + preheader_html + body_html.rstrip("\n") + "\n" + pixel + SHELL_BOTTOM
-
-    internal = (OPEN_TOKEN, CLICK_TOKEN)
-    html_template, html_names = compile_template(html_source, True, extra_names=internal)
-    text_template, text_names = compile_template(text_source, False, extra_names=internal)
-    subject = one_line(subject)[:MAX_SUBJECT]
-    subject_template, subject_names = compile_template(subject, False)
-    return Prepared(html_template, html_names, text_template, text_names, subject_template, subject_names, links,
-                    html_source, text_source)
-
-
-def _slot(constructs, construct, in_tag):
-    constructs.append(construct)
-    index = len(constructs) - 1
-    return f"\ue000{index}\ue001" if in_tag else f"<!--\ue002{index}\ue003-->"
-
-
-_LINK = re.compile(r"""(<a\s[^>]*?\bhref=)(?:"([^"]*)"|'([^']*)')""", re.IGNORECASE)
-
-
-def _rewrite_links(cleaned, constructs, base_url, link_id, links):
-    """Point every literal http(s) link at the click redirect; the target stays server-side."""
-    click_slot = None
-
-    def rewrite(match):
-        nonlocal click_slot
-        value = match.group(2) if match.group(2) is not None else match.group(3)
-        if sanitize.TEXT_SLOT.search(value):
-            return match.group(0)  # personalised or one of our own links: left alone
-        url = html.unescape(value).strip()
-        if not re.match(r"https?://", url, re.IGNORECASE):
-            return match.group(0)  # mailto:, tel:, #anchors
-        identifier = link_id(url)
-        if identifier is None:
-            return match.group(0)
-        if url not in links:
-            links.append(url)
-        if click_slot is None:
-            click_slot = _slot(constructs, "{{ %s }}" % CLICK_TOKEN, in_tag=True)
-        return f'{match.group(1)}"{base_url}/c/{click_slot}/{identifier}"'
-
-    return _LINK.sub(rewrite, cleaned)
-
-
-# --- Sources: campaigns, variants, templates ---------------------------------------
-
-class Source:
-    """What to render: the body, its kind, subject, preheader and layout."""
-
-    def __init__(self, body, kind, subject="", preheader="", layout=None, name=""):
-        self.body = body or ""
-        self.kind = kind if kind in KINDS else "html"
-        self.subject = subject or ""
-        self.preheader = preheader or ""
-        self.layout = layout
-        self.name = name
-
-
-def source_of(item, variant=None):
-    """A Source for a Campaign (optionally one A/B Variant) or a Template-like object."""
-    if isinstance(item, Campaign):
-        layout = None
-        if item.template_id:
-            template = item.template
-            if template is not None and template.kind == "html" and LAYOUT_SLOT.search(template.body or ""):
-                layout = template.body
-        body = item.body
-        subject = item.subject
-        if variant is not None:
-            body = variant.body or body
-            subject = variant.subject or subject
-        return Source(body, item.body_kind, subject, item.preheader, layout, item.name)
-    body = getattr(item, "body", "") or ""
-    kind = getattr(item, "kind", "html")
-    layout = None
-    if kind == "html" and LAYOUT_SLOT.search(body):
-        # A layout previewed on its own shows sample content in its slot.
-        layout, body = body, builtin_layout("_sample_content")
-    return Source(body, kind, getattr(item, "subject", "") or getattr(item, "name", ""), "", layout,
-                  getattr(item, "name", ""))
-
-
-def preview_links(base_url):
-    return {"unsubscribe_url": f"{base_url}/u/preview", "preferences_url": f"{base_url}/p/preview",
-            "webview_url": f"{base_url}/v/preview"}
-
-
-def base_context(team, base_url, subject="", from_name="", from_email=""):
-    return {
-        "postal_address": one_line(getattr(team, "postal_address", "") or ""),
-        "team": Record({"name": getattr(team, "name", "") or ""}),
-        "campaign": Record({"subject": subject, "from_name": from_name, "from_email": from_email}),
-    }
-
-
-def preview(item, contact, *, team=None, custom_fields=None, base_url=None, variant=None):
-    """(subject, html, text) of a campaign or template as `contact` would receive it (no tracking).
-
-    Its links start with the same base URL as the mail sent (app.settings.base_url)."""
-    source = source_of(item, variant)
-    team = team if team is not None else getattr(item, "team", None)
-    base_url = (base_url if base_url is not None else instance_settings.base_url()).rstrip("/")
-    if custom_fields is None and team is not None:
-        custom_fields = list(CustomField.select().where(CustomField.team == team))
-    prepared = prepare(source.body, source.kind, source.subject, layout=source.layout, preheader=source.preheader)
-    context = base_context(team, base_url, source.subject, getattr(item, "from_name", ""),
-                           getattr(item, "from_email", ""))
-    context.update(preview_links(base_url))
-    context.update(contact_context(contact or sample_contact(), custom_fields or []))
-    subject = one_line(render(prepared.subject_template, context, MAX_SUBJECT * 4))[:MAX_SUBJECT]
-    return subject, render(prepared.html_template, context), render(prepared.text_template, context)
-
-
-def render_body(source, kind, context):
-    """The body alone (no shell, footer or tracking), rendered with `context`."""
-    if kind not in KINDS:
-        raise RenderError("Choose HTML or Markdown.")
-    content = markdown_to_html(source or "") if kind == "markdown" else (source or "")
-    check_unclosed(content)
-    cleaned, constructs, _lost = sanitize.protect_and_clean(content)
-    check_link_addresses(cleaned, constructs)
-    check_constructs(cleaned, constructs)
-    guard_style_values(cleaned, constructs)
-    template, _names = compile_template(sanitize.restore(cleaned, constructs), True, extra_names=("content",))
-    return render(template, context)
 
 
 # --- Quoted-printable in pieces ---------------------------------------------------

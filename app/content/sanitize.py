@@ -17,7 +17,7 @@ attributes) is dropped; `protect_and_clean()` reports which ones, so saving
 can refuse the template with a clear message instead of silently changing it.
 
 What Jinja prints literally must be exactly what bleach approved, so two more
-rules hold (app.campaigns.rendering enforces the second and third on every
+rules hold (app.content.prepare enforces the second and third on every
 render, not only on save):
 
 * a "{" that would start a Jinja delimiter in the *cleaned* text (bleach can

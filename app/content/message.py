@@ -6,7 +6,7 @@ all the expensive work once per campaign (and A/B variant) at the start of a
 batch run:
 
 * freezes the content: composes layout and body, cleans it, compiles the HTML,
-  text and subject templates (app.campaigns.rendering.prepare);
+  text and subject templates (app.content.prepare.prepare);
 * registers a Link row for every tracked link and rewrites it, once, in the
   template, to /c/{{ click token }}/<link id>;
 * pre-encodes every static piece of the HTML and text parts in
@@ -46,11 +46,14 @@ from itsdangerous import URLSafeSerializer
 
 from app import settings as instance_settings
 from app.addresses import one_address
-from app.campaigns import rendering
-from app.campaigns.rendering import CLICK_TOKEN
-from app.campaigns.rendering import OPEN_TOKEN
-from app.campaigns.rendering import Record
 from app.consent import tokens as consent_tokens
+from app.content import fields
+from app.content import prepare
+from app.content import sandbox
+from app.content import sources
+from app.content.sandbox import CLICK_TOKEN
+from app.content.sandbox import OPEN_TOKEN
+from app.content.sandbox import Record
 from app.models import CustomField
 from app.models import Link
 from app.tracking import tokens
@@ -214,7 +217,7 @@ def _static_pieces(template):
             code = stack.pop()
             for constant in code.co_consts:
                 if isinstance(constant, str) and constant:
-                    pieces[constant] = rendering.qp_piece(constant)
+                    pieces[constant] = sandbox.qp_piece(constant)
                 elif hasattr(constant, "co_consts"):
                     stack.append(constant)
     return pieces
@@ -227,7 +230,7 @@ class MessageFactory:
     registers Link rows); build() itself touches neither the app nor the
     database. With test=True nothing is tracked or registered, the subject gets
     a "[Test] " prefix, and tokens carry send id 0, which matches no send.
-    source (a rendering.Source) replaces the campaign's own content, for test
+    source (a sources.Source) replaces the campaign's own content, for test
     sends of a template.
     """
 
@@ -247,13 +250,13 @@ class MessageFactory:
         self._preferences = URLSafeSerializer(self._secret.decode(), salt=consent_tokens.SALTS["preferences"])
         if custom_fields is None:
             custom_fields = list(CustomField.select().where(CustomField.team == team.id))
-        self.field_types = rendering.field_types(custom_fields)
+        self.field_types = fields.field_types(custom_fields)
 
-        source = source or rendering.source_of(campaign, variant)
+        source = source or sources.source_of(campaign, variant)
         self.track_opens = bool(campaign.track_opens) and not test
         self.track_clicks = bool(campaign.track_clicks) and not test and campaign.id is not None
         self._links = {}
-        self.prepared = rendering.prepare(
+        self.prepared = prepare.prepare(
             source.body, source.kind, source.subject, layout=source.layout, preheader=source.preheader,
             track_opens=self.track_opens, track_clicks=self.track_clicks, base_url=self.base_url,
             link_id=self._register_link if self.track_clicks else None)
@@ -270,12 +273,12 @@ class MessageFactory:
             from_email = defaults["default_from_email"]
             from_name = from_name or defaults["default_from_name"]
         if not one_address(from_email):
-            raise rendering.RenderError(f"The From address “{header_text(from_email)}” is not one email address: "
+            raise sandbox.RenderError(f"The From address “{header_text(from_email)}” is not one email address: "
                                         "correct it in the campaign (or the team's settings).")
         reply_to = one_address(campaign.reply_to)  # a hostile stored value is left out, never spliced in
         self.from_email = from_email
         self.domain = sender_domain(from_email)
-        self.base_context = rendering.base_context(team, self.base_url, source.subject, from_name, from_email)
+        self.base_context = fields.base_context(team, self.base_url, source.subject, from_name, from_email)
         self.mailbox = one_address(unsubscribe_mailbox) or reply_to or from_email
 
         self.subject_prefix = "[Test] " if test else ""
@@ -331,8 +334,8 @@ class MessageFactory:
         return f"{self.base_url}/p/{self._preferences.dumps([contact.team_id, contact.id, digest])}"
 
     def _subject_line(self, context):
-        subject = rendering.render(self.prepared.subject_template, context, rendering.MAX_SUBJECT * 4)
-        subject = rendering.one_line(subject)[:rendering.MAX_SUBJECT]
+        subject = sandbox.render(self.prepared.subject_template, context, sandbox.MAX_SUBJECT * 4)
+        subject = fields.one_line(subject)[:sandbox.MAX_SUBJECT]
         return unstructured("Subject", self.subject_prefix + subject)
 
     @property
@@ -366,13 +369,13 @@ class MessageFactory:
             context[CLICK_TOKEN] = sign("click", send_id)
         if self.personal:
             if contact is None:
-                contact = rendering.sample_contact(getattr(send, "email", ""), "")
-            context["contact"] = Record(rendering.contact_fields(contact, self.field_types))
+                contact = fields.sample_contact(getattr(send, "email", ""), "")
+            context["contact"] = Record(fields.contact_fields(contact, self.field_types))
         return context
 
     def render_html(self, send, contact):
         """The HTML this recipient gets, as text (for the web view)."""
-        return rendering.render(self.prepared.html_template, self.context(send, contact))
+        return sandbox.render(self.prepared.html_template, self.context(send, contact))
 
     def build(self, send, contact):
         """The complete message for one recipient, as bytes with CRLF line endings."""
@@ -380,8 +383,8 @@ class MessageFactory:
         send_id = 0 if self.test else send.id
         recipient = getattr(send, "email", None) or contact.email
         cache = self._pieces.copy()  # this recipient's pieces are added to a copy, shared by both parts
-        html_part = rendering.encode_pieces(self.prepared.html_template, context, cache)
-        text_part = rendering.encode_pieces(self.prepared.text_template, context, cache)
+        html_part = sandbox.encode_pieces(self.prepared.html_template, context, cache)
+        text_part = sandbox.encode_pieces(self.prepared.text_template, context, cache)
         subject = self._static_subject or self._subject_line(context)
         name = contact.name if contact is not None else ""
         unsubscribe = context["unsubscribe_url"]

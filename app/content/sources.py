@@ -1,0 +1,53 @@
+"""What to render: a campaign (or one A/B variant) or a template, as a Source, and the built-in layouts."""
+import re
+from pathlib import Path
+
+from app.models import Campaign
+
+KINDS = ("html", "markdown")
+
+LAYOUT_SLOT = re.compile(r"\{\{-?\s*content\s*-?\}\}")
+
+# The built-in layouts, one file each; names starting with "_" are parts Loft uses itself
+# (the Markdown layout, the sample content shown in a layout's preview), not offered to teams.
+LAYOUTS_DIR = Path(__file__).resolve().parent / "layouts"
+
+
+def builtin_layout(name):
+    return (LAYOUTS_DIR / f"{name}.html").read_text(encoding="utf-8")
+
+
+class Source:
+    """What to render: the body, its kind, subject, preheader and layout."""
+
+    def __init__(self, body, kind, subject="", preheader="", layout=None, name=""):
+        self.body = body or ""
+        self.kind = kind if kind in KINDS else "html"
+        self.subject = subject or ""
+        self.preheader = preheader or ""
+        self.layout = layout
+        self.name = name
+
+
+def source_of(item, variant=None):
+    """A Source for a Campaign (optionally one A/B Variant) or a Template-like object."""
+    if isinstance(item, Campaign):
+        layout = None
+        if item.template_id:
+            template = item.template
+            if template is not None and template.kind == "html" and LAYOUT_SLOT.search(template.body or ""):
+                layout = template.body
+        body = item.body
+        subject = item.subject
+        if variant is not None:
+            body = variant.body or body
+            subject = variant.subject or subject
+        return Source(body, item.body_kind, subject, item.preheader, layout, item.name)
+    body = getattr(item, "body", "") or ""
+    kind = getattr(item, "kind", "html")
+    layout = None
+    if kind == "html" and LAYOUT_SLOT.search(body):
+        # A layout previewed on its own shows sample content in its slot.
+        layout, body = body, builtin_layout("_sample_content")
+    return Source(body, kind, getattr(item, "subject", "") or getattr(item, "name", ""), "", layout,
+                  getattr(item, "name", ""))
