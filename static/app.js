@@ -20,7 +20,7 @@ document.addEventListener("htmx:afterSwap", function (event) {
 
 document.addEventListener("input", function (event) {
   // A new custom field's key follows its label (Favourite colour → favourite_colour) until the key is
-  // typed in by hand; the same rule as key_from_label in app/contacts/services.py, which the server
+  // typed in by hand; the same rule as key_from_label in app/contacts/fields.py, which the server
   // applies when the key is left empty.
   var target = event.target;
   if (target.hasAttribute && target.hasAttribute("data-key-from")) {

@@ -4,7 +4,7 @@ import io
 import json
 
 from app.consent import suppression
-from app.contacts import services
+from app.contacts import query
 from app.models import AuditLog
 from app.models import Contact
 from app.models import CustomField
@@ -151,7 +151,7 @@ def test_remove_a_list_from_everyone_on_it(web, admin):
 
 
 def test_bulk_walks_in_batches_across_many_contacts(web, admin, monkeypatch):
-    monkeypatch.setattr(services, "BATCH_SIZE", 7)
+    monkeypatch.setattr(query, "BATCH_SIZE", 7)
     team = acme()
     Contact.insert_many([{"team": team.id, "email": f"x{i}@example.com", "domain": "example.com"}
                          for i in range(40)]).execute()
@@ -238,7 +238,7 @@ def test_export_of_a_list_and_of_a_filter(web, admin):
 
 
 def test_export_walks_every_batch(web, admin, monkeypatch):
-    monkeypatch.setattr(services, "BATCH_SIZE", 5)
+    monkeypatch.setattr(query, "BATCH_SIZE", 5)
     team = acme()
     Contact.insert_many([{"team": team.id, "email": f"e{i:02d}@example.com", "domain": "example.com"}
                          for i in range(23)]).execute()

@@ -2,7 +2,7 @@
 import json
 import re
 
-from app.contacts import services
+from app.contacts import query
 from app.models import Contact
 from app.models import MailingList
 from app.models import Segment
@@ -122,7 +122,7 @@ def test_email_prefix_domain_and_name_search(web, admin):
 
 def test_contains_search_reads_a_bounded_window_and_continues(web, admin, monkeypatch):
     """A name search scans at most SEARCH_WINDOW contacts per page, then offers to go on."""
-    monkeypatch.setattr(services, "SEARCH_WINDOW", 20)
+    monkeypatch.setattr(query, "SEARCH_WINDOW", 20)
     team = acme()
     fill(team, 60)
     Contact.update(name="Grace Hopper").where(Contact.email.in_(["c0005@example.org", "c0050@example.com"])).execute()

@@ -16,7 +16,8 @@ from app.campaigns import states
 from app.campaigns import stats
 from app.campaigns.services import CampaignError
 from app.campaigns.states import TransitionError
-from app.contacts import services as contact_services
+from app.contacts import lists as mailing_lists
+from app.contacts import query as contact_query
 from app.email_templates import services as template_services
 from app.htmx import hx_redirect
 from app.htmx import is_htmx
@@ -80,7 +81,7 @@ def _builder_context(campaign, form=None, **extra):
         count, count_error = None, str(exc)
     all_templates = list(template_services.team_templates(g.team))
     return dict(campaign=campaign, audience=services.audience(campaign), ab=ab, b_subject=b_subject, b_body=b_body,
-                lists=contact_services.lists_of(g.team), segments=contact_services.segments_of(g.team),
+                lists=mailing_lists.lists_of(g.team), segments=contact_query.segments_of(g.team),
                 labels=states.LABELS, count=count, count_error=count_error,
                 layouts=[t for t in all_templates if services.layout_slot(t)],
                 scheduled_local=services.local_time(g.team, campaign.scheduled_at), **extra)

@@ -17,10 +17,16 @@ from flask import stream_with_context
 from flask import url_for
 from flask_login import current_user
 
+from app.contacts import bulk as bulk_actions
+from app.contacts import export as exports
+from app.contacts import fields as custom_fields
+from app.contacts import lists as mailing_lists
+from app.contacts import query
 from app.contacts import services
-from app.contacts.services import ContactError
-from app.contacts.services import ContactFilter
-from app.contacts.services import NotFound
+from app.contacts import timeline as timelines
+from app.contacts.common import ContactError
+from app.contacts.common import NotFound
+from app.contacts.query import ContactFilter
 from app.htmx import hx_redirect
 from app.htmx import is_htmx
 from app.models import CONTACT_STATUSES
@@ -35,10 +41,10 @@ bp = Blueprint("contacts", __name__, url_prefix="/contacts")
 
 @bp.context_processor
 def labels():
-    return {"status_labels": services.STATUS_LABELS, "field_type_labels": services.FIELD_TYPE_LABELS,
-            "event_labels": services.EVENT_LABELS, "bulk_actions": services.BULK_ACTIONS,
+    return {"status_labels": services.STATUS_LABELS, "field_type_labels": custom_fields.FIELD_TYPE_LABELS,
+            "event_labels": timelines.EVENT_LABELS, "bulk_actions": bulk_actions.BULK_ACTIONS,
             "contact_statuses": CONTACT_STATUSES, "subscription_statuses": SUBSCRIPTION_STATUSES,
-            "display_value": services.display_value, "describe_event": services.describe_event}
+            "display_value": custom_fields.display_value, "describe_event": timelines.describe_event}
 
 
 def _contact_or_404(contact_id):
@@ -46,11 +52,11 @@ def _contact_or_404(contact_id):
 
 
 def _list_or_404(list_id):
-    return services.get_list(g.team, list_id) or abort(404)
+    return mailing_lists.get_list(g.team, list_id) or abort(404)
 
 
 def _field_or_404(field_id):
-    return services.get_field(g.team, field_id) or abort(404)
+    return custom_fields.get_field(g.team, field_id) or abort(404)
 
 
 def _go(url):
@@ -63,16 +69,16 @@ def _go(url):
 def _results(endpoint, base_args, contact_filter, fixed_list=None):
     """The contact table for a filter: (template context, error) shared by the list and list-detail pages."""
     try:
-        resolved = services.resolve_filter(g.team, contact_filter)
+        resolved = query.resolve_filter(g.team, contact_filter)
     except NotFound:
         abort(404)
     before = request.args.get("before", type=int)
     after = request.args.get("after", type=int)
     error = None
     try:
-        page = services.contact_page(g.team, resolved, before=before, after=after)
+        page = query.contact_page(g.team, resolved, before=before, after=after)
     except ContactError as exc:
-        page, error = services.Page([]), str(exc)
+        page, error = query.Page([]), str(exc)
     filter_args = contact_filter.to_args()
     if fixed_list is not None:
         filter_args.pop("list", None)
@@ -81,10 +87,10 @@ def _results(endpoint, base_args, contact_filter, fixed_list=None):
         return url_for(endpoint, **base_args, **filter_args, **cursor)
 
     return dict(page=page, filter=contact_filter, resolved=resolved, page_url=page_url, results_url=page_url(),
-                lists_by_contact=services.lists_of_contacts([c.id for c in page.contacts]),
-                has_any=bool(page.contacts) or services.team_has_contacts(g.team), error=error,
-                first_page=not before and not after, lists=services.lists_of(g.team),
-                segments=services.segments_of(g.team))
+                lists_by_contact=mailing_lists.lists_of_contacts([c.id for c in page.contacts]),
+                has_any=bool(page.contacts) or query.team_has_contacts(g.team), error=error,
+                first_page=not before and not after, lists=mailing_lists.lists_of(g.team),
+                segments=query.segments_of(g.team))
 
 
 @bp.route("/")
@@ -100,10 +106,10 @@ def index():
 # --- One contact ----------------------------------------------------------------
 
 def _render_form(template, status=200, **context):
-    fields = services.fields_of(g.team)
+    fields = custom_fields.fields_of(g.team)
     if is_htmx():
         template = "contacts/_form.html"
-    return render_template(template, fields=fields, lists=services.lists_of(g.team), **context), status
+    return render_template(template, fields=fields, lists=mailing_lists.lists_of(g.team), **context), status
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -123,8 +129,8 @@ def new_contact():
 @require("view")
 def show(contact_id):
     contact = _contact_or_404(contact_id)
-    events, cursor = services.timeline(contact, request.args.get("events_before", type=int))
-    return render_template("contacts/show.html", contact=contact, fields=services.fields_of(g.team),
+    events, cursor = timelines.timeline(contact, request.args.get("events_before", type=int))
+    return render_template("contacts/show.html", contact=contact, fields=custom_fields.fields_of(g.team),
                            attributes=services.attributes_of(contact), events=events, cursor=cursor,
                            **_lists_context(contact))
 
@@ -137,7 +143,7 @@ def timeline(contact_id):
     before = request.args.get("before", type=int)
     if not is_htmx():
         return redirect(url_for("contacts.show", contact_id=contact.id, events_before=before, _anchor="timeline"))
-    events, cursor = services.timeline(contact, before)
+    events, cursor = timelines.timeline(contact, before)
     return render_template("contacts/_timeline_items.html", contact=contact, events=events, cursor=cursor)
 
 
@@ -154,7 +160,8 @@ def edit(contact_id):
         return _go(url_for("contacts.show", contact_id=contact.id))
     attributes = services.attributes_of(contact)
     form = {"email": contact.email, "name": contact.name, "status": contact.status}
-    form.update({f"attr.{field.key}": services.form_value(field, attributes) for field in services.fields_of(g.team)})
+    form.update({f"attr.{field.key}": custom_fields.form_value(field, attributes)
+                 for field in custom_fields.fields_of(g.team)})
     return _render_form("contacts/edit.html", form=form, errors={}, contact=contact)
 
 
@@ -172,8 +179,8 @@ def delete(contact_id):
 def _lists_context(contact, **extra):
     subscriptions = services.subscriptions_of(contact)
     on = {s.list_id for s in subscriptions}
-    return dict(subscriptions=subscriptions, addable=[lst for lst in services.lists_of(g.team) if lst.id not in on],
-                **extra)
+    addable = [lst for lst in mailing_lists.lists_of(g.team) if lst.id not in on]
+    return dict(subscriptions=subscriptions, addable=addable, **extra)
 
 
 def _render_lists(contact, status=200, **extra):
@@ -190,7 +197,7 @@ def _render_lists(contact, status=200, **extra):
 @require("edit_content")
 def add_to_list(contact_id):
     contact = _contact_or_404(contact_id)
-    mailing_list = services.get_list(g.team, request.form.get("list_id", type=int))
+    mailing_list = mailing_lists.get_list(g.team, request.form.get("list_id", type=int))
     if mailing_list is None:
         return _render_lists(contact, 422, list_error="Choose a list.")
     try:
@@ -217,11 +224,11 @@ def bulk():
     """Validate, ask for confirmation when it deletes or covers a whole filter, then run it as a task."""
     form = request.form
     try:
-        services.validate_bulk(g.team, form)
+        bulk_actions.validate_bulk(g.team, form)
         if (form.get("action") == "delete" or form.get("scope") == "filter") and not form.get("confirmed"):
-            return render_template("contacts/bulk_confirm.html", form=form, count=services.bulk_count(g.team, form),
-                                   target=services.get_list(g.team, form.get("list_id", type=int)))
-        job = services.start_bulk(g.team, current_user, form)
+            return render_template("contacts/bulk_confirm.html", form=form, count=bulk_actions.bulk_count(g.team, form),
+                                   target=mailing_lists.get_list(g.team, form.get("list_id", type=int)))
+        job = bulk_actions.start_bulk(g.team, current_user, form)
     except ContactError as exc:
         flash(str(exc), "error")
         return redirect(url_for("contacts.index", **ContactFilter.from_args(form).to_args()))
@@ -232,7 +239,7 @@ def bulk():
 @bp.route("/bulk/<int:job_id>")
 @require("view")
 def bulk_status(job_id):
-    job = services.bulk_job(g.team, job_id) or abort(404)
+    job = bulk_actions.bulk_job(g.team, job_id) or abort(404)
     data = json.loads(job.data)
     template = "contacts/_bulk_status.html" if is_htmx() else "contacts/bulk_status.html"
     return render_template(template, job=job, data=data)
@@ -246,14 +253,14 @@ def export():
     """The filtered contacts as CSV, streamed batch by batch; recorded in the audit log first."""
     contact_filter = ContactFilter.from_args(request.args)
     try:
-        resolved = services.resolve_filter(g.team, contact_filter)
+        resolved = query.resolve_filter(g.team, contact_filter)
     except NotFound:
         abort(404)
     except ContactError as exc:
         abort(422, description=str(exc))
-    services.record_export(g.team, current_user, resolved)
-    response = Response(stream_with_context(services.export_csv(g.team, resolved)), mimetype="text/csv")
-    response.headers["Content-Disposition"] = f'attachment; filename="{services.export_filename(g.team, resolved)}"'
+    exports.record_export(g.team, current_user, resolved)
+    response = Response(stream_with_context(exports.export_csv(g.team, resolved)), mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="{exports.export_filename(g.team, resolved)}"'
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -261,9 +268,9 @@ def export():
 # --- Lists ----------------------------------------------------------------------
 
 def _render_lists_page(status=200, **context):
-    lists = services.lists_of(g.team)
+    lists = mailing_lists.lists_of(g.team)
     template = "contacts/_lists_table.html" if is_htmx() else "contacts/lists.html"
-    return render_template(template, lists=lists, counts=services.list_counts([lst.id for lst in lists]),
+    return render_template(template, lists=lists, counts=mailing_lists.list_counts([lst.id for lst in lists]),
                            form=context.pop("form", {"double_opt_in": "1"}), errors=context.pop("errors", {}),
                            **context), status
 
@@ -278,7 +285,7 @@ def lists():
 @require("edit_content")
 def create_list():
     try:
-        mailing_list = services.create_list(g.team, request.form)
+        mailing_list = mailing_lists.create_list(g.team, request.form)
     except ContactError as exc:
         return _render_lists_page(422, form=request.form, errors=exc.errors)
     return _render_lists_page(notice=f"List “{mailing_list.name}” created.")
@@ -294,7 +301,7 @@ def show_list(list_id):
     if is_htmx() and request.headers.get("HX-Target") == "contact-results":
         return render_template("contacts/_results.html", **context)
     return render_template("contacts/list_show.html", mailing_list=mailing_list,
-                           counts=services.list_counts([mailing_list.id])[mailing_list.id],
+                           counts=mailing_lists.list_counts([mailing_list.id])[mailing_list.id],
                            form=mailing_list.__data__, errors={}, **context)
 
 
@@ -303,7 +310,7 @@ def show_list(list_id):
 def edit_list(list_id):
     mailing_list = _list_or_404(list_id)
     try:
-        mailing_list = services.update_list(g.team, mailing_list, request.form)
+        mailing_list = mailing_lists.update_list(g.team, mailing_list, request.form)
     except ContactError as exc:
         if is_htmx():
             return render_template("contacts/_list_form.html", mailing_list=mailing_list, form=request.form,
@@ -322,10 +329,10 @@ def edit_list(list_id):
 def delete_list(list_id):
     mailing_list = _list_or_404(list_id)
     if request.method == "POST":
-        services.delete_list(g.team, mailing_list, current_user)
+        mailing_lists.delete_list(g.team, mailing_list, current_user)
         flash(f"List “{mailing_list.name}” deleted. Its contacts are still in Contacts.", "success")
         return _go(url_for("contacts.lists"))
-    counts = services.list_counts([mailing_list.id])[mailing_list.id]
+    counts = mailing_lists.list_counts([mailing_list.id])[mailing_list.id]
     return render_template("contacts/list_delete.html", mailing_list=mailing_list, counts=counts)
 
 
@@ -333,7 +340,7 @@ def delete_list(list_id):
 
 def _render_fields_page(status=200, **context):
     template = "contacts/_fields.html" if is_htmx() else "contacts/fields.html"
-    return render_template(template, fields=services.fields_of(g.team), types=FIELD_TYPES,
+    return render_template(template, fields=custom_fields.fields_of(g.team), types=FIELD_TYPES,
                            form=context.pop("form", {}), errors=context.pop("errors", {}), **context), status
 
 
@@ -347,10 +354,10 @@ def fields():
 @require("edit_content")
 def create_field():
     try:
-        field = services.create_field(g.team, request.form)
+        field = custom_fields.create_field(g.team, request.form)
     except ContactError as exc:
         form = request.form.to_dict()
-        form["key"] = form.get("key", "").strip() or services.key_from_label(form.get("label", ""))  # to edit
+        form["key"] = form.get("key", "").strip() or custom_fields.key_from_label(form.get("label", ""))  # to edit
         return _render_fields_page(422, form=form, errors=exc.errors)
     return _render_fields_page(notice=f"Field “{field.label}” added. Use it in emails as {{{{ contact.{field.key} }}}}.")
 
@@ -360,7 +367,7 @@ def create_field():
 def edit_field(field_id):
     field = _field_or_404(field_id)
     try:
-        services.update_field(g.team, field, request.form)
+        custom_fields.update_field(g.team, field, request.form)
     except ContactError as exc:
         return _render_fields_page(422, errors={f"label-{field.id}": str(exc)}, edit_form=request.form)
     return _render_fields_page(notice="Field renamed.")
@@ -371,7 +378,7 @@ def edit_field(field_id):
 def delete_field(field_id):
     field = _field_or_404(field_id)
     if request.method == "POST":
-        cleared = services.delete_field(g.team, field, current_user)
+        cleared = custom_fields.delete_field(g.team, field, current_user)
         flash(f"Field “{field.label}” deleted; its value was removed from {plural(cleared, 'contact')}.", "success")
         return _go(url_for("contacts.fields"))
-    return render_template("contacts/field_delete.html", field=field, usage=services.field_usage(g.team, field))
+    return render_template("contacts/field_delete.html", field=field, usage=custom_fields.field_usage(g.team, field))

@@ -49,12 +49,12 @@ from peewee import SqliteDatabase
 from peewee import fn
 
 from app.consent.suppression import Checker
-from app.contacts.services import KEY_PATTERN
-from app.contacts.services import MAX_TEXT
-from app.contacts.services import RESERVED_KEYS
-from app.contacts.services import key_from_label
-from app.contacts.services import neutralise
-from app.contacts.services import parse_value
+from app.contacts.export import neutralise
+from app.contacts.fields import KEY_PATTERN
+from app.contacts.fields import MAX_TEXT
+from app.contacts.fields import RESERVED_KEYS
+from app.contacts.fields import key_from_label
+from app.contacts.fields import parse_value
 from app.db import close_db
 from app.db import db
 from app.imports import csvsniff

@@ -24,7 +24,7 @@ from peewee import JOIN
 from peewee import fn
 
 from app.campaigns import stats
-from app.contacts.services import neutralise
+from app.contacts.export import neutralise
 from app.models import Campaign
 from app.models import CampaignStat
 from app.models import ClientStat
