@@ -163,6 +163,25 @@ def test_exim_style_prose_bounce_with_failed_recipients_header():
         (True, "soft", "mailboxfull", ["bob@example.org"])
 
 
+def test_an_html_only_bounce_is_read_through_the_one_html_to_text():
+    """The same converter as the text part of campaign mail (app.content.text): no style sheet
+    in the words, a link keeps its address, entities are decoded."""
+    raw = (b"From: Mail Delivery Subsystem <mailer-daemon@mx.example.net>\r\nTo: news@loft.example\r\n"
+           b"Subject: Delivery Status Notification (Failure)\r\nMIME-Version: 1.0\r\n"
+           b"Content-Type: text/html; charset=utf-8\r\n\r\n"
+           b"<html><head><style>p { color: red }</style></head><body>"
+           b"<h2>Address not found</h2><p>Your message wasn't delivered to <b>alice@example.org</b> because the "
+           b"address couldn't be found.</p><p><a href=\"https://support.example.net/nosuchuser\">Learn more</a></p>"
+           b"<p>The response from the remote server was:</p>"
+           b"<p>550 5.1.1 &lt;alice@example.org&gt;: Recipient address rejected: User unknown</p></body></html>\r\n")
+    report = parse_message(raw)
+    assert (report.is_bounce, report.kind, report.reason, report.recipients) == \
+        (True, "hard", "userunknown", ["alice@example.org"])
+    assert "Learn more (https://support.example.net/nosuchuser)" in report.diagnostic
+    assert "550 5.1.1 <alice@example.org>: Recipient address rejected" in report.diagnostic
+    assert "color" not in report.diagnostic
+
+
 def test_out_of_office_reply_is_not_a_bounce():
     reply = EmailMessage()
     reply["From"] = "alice@example.org"

@@ -28,6 +28,7 @@ from email.parser import BytesParser
 from email.parser import HeaderParser
 
 from app.bounces import classify
+from app.content.text import html_to_text
 
 log = logging.getLogger(__name__)
 
@@ -509,14 +510,6 @@ def original_text(prose, raw_text):
     """Where to look for the original's headers by pattern: the raw message minus its own header block."""
     _, _, body = raw_text.replace("\r\n", "\n").partition("\n\n")
     return body or prose
-
-
-def html_to_text(html):
-    text = re.sub(r"(?is)<(script|style).*?</\1>", " ", html or "")
-    text = re.sub(r"(?i)<br\s*/?>|</p>|</div>|</tr>|</li>", "\n", text)
-    text = re.sub(r"<[^>]+>", " ", text)
-    import html as html_module
-    return html_module.unescape(text)
 
 
 # --- RFC 3464 ----------------------------------------------------------------------------------
