@@ -1,4 +1,4 @@
-"""Tasks of the imports area: thin wrappers over app/imports services.
+"""Tasks of the imports area: thin wrappers over app/imports.
 
 The job's state lives in its ImportJob row, not in huey: a task lost with a
 killed worker is found by the sweep below (no heartbeat for a few minutes)
@@ -6,6 +6,7 @@ and queued again, and the import carries on after its last committed chunk.
 """
 from huey import crontab
 
+from app.imports import importer
 from app.imports import services
 from tasks import huey
 
@@ -13,7 +14,7 @@ from tasks import huey
 @huey.task(name="imports.run_import")
 def run_import(job_id):
     """Import (or carry on importing) one uploaded CSV file."""
-    services.run_import(job_id)
+    importer.run_import(job_id)
 
 
 @huey.periodic_task(crontab(minute="*/2"), name="imports.resume_stalled")

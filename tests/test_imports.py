@@ -16,9 +16,10 @@ from email_validator import EmailNotValidError
 from email_validator import validate_email
 
 from app.consent import suppression
+from app.imports import importer
 from app.imports import services
-from app.imports.services import SimulatedCrash
-from app.imports.services import check_email
+from app.imports.importer import SimulatedCrash
+from app.imports.importer import check_email
 from app.models import AuditLog
 from app.models import Contact
 from app.models import CustomField
@@ -286,7 +287,7 @@ def test_report_counts_and_rejected_rows_download(web, team):
     assert sorted(reasons) == [3, 4, 5, 6, 7, 8, 9, 10, 11]
     assert reasons[3].startswith("Not a valid email address: An email address must have an @-sign")
     assert "special-use or reserved name" in reasons[4]
-    assert reasons[5] == services.DUPLICATE
+    assert reasons[5] == importer.DUPLICATE
     assert reasons[6] == "Imported without this value: “forty” in “age” is not a number."
     assert reasons[7] == "Imported without this value: “maybe” in “vip” is not yes or no."
     assert reasons[8] == "Imported without this value: “31/12/2024” in “joined” is not a date; use YYYY-MM-DD."
@@ -345,7 +346,7 @@ def test_a_partly_imported_row_on_the_suppression_list_is_reported_once_as_not_i
         suppression.suppress(team.id, "email", "gone@example.com")
     job = run_file(web, "email,age\ngone@example.com,ninety\n")
     assert (job.created, job.partial) == (0, 0)
-    assert [r["reason"] for r in rejects_of(web, job)] == [services.BLOCKED_REASONS["listed_new"]]
+    assert [r["reason"] for r in rejects_of(web, job)] == [importer.BLOCKED_REASONS["listed_new"]]
 
 
 def test_resuming_a_semicolon_import_keeps_its_rejects_file_readable(team, tmp_path, inside):
@@ -356,8 +357,8 @@ def test_resuming_a_semicolon_import_keeps_its_rejects_file_readable(team, tmp_p
         job = services.create_job(team, None, str(path), "semi.csv")
         job = services.configure(team, job, {"0": "email", "1": "name"}, [], "add", ["email", "name"])
         with pytest.raises(SimulatedCrash):
-            services.run_import(job.id, chunk_size=10, stop_after_chunks=2)
-        job = services.run_import(job.id, chunk_size=10)
+            importer.run_import(job.id, chunk_size=10, stop_after_chunks=2)
+        job = importer.run_import(job.id, chunk_size=10)
         with open(job.rejects_path, encoding="utf-8-sig", newline="") as handle:
             rows = list(csv.reader(handle, delimiter=";"))
     assert rows[0] == ["row", "reason", "email", "name"]
@@ -395,9 +396,9 @@ def test_never_resubscribes_blocked_or_suppressed_addresses(web, team, inside):
     reasons = {r["email"]: r["reason"] for r in rejects_of(web, job)}
     assert reasons["unsubscribed@example.com"] == "Not added to lists: this address has unsubscribed."
     assert reasons["bounced@example.com"] == "Not added to lists: mail to this address bounced."
-    assert reasons["listed@example.com"] == services.BLOCKED_REASONS["listed"]
-    assert reasons["erased@example.com"] == services.BLOCKED_REASONS["listed_new"]
-    assert reasons["someone@BLOCKED.example"] == services.BLOCKED_REASONS["listed_new"]
+    assert reasons["listed@example.com"] == importer.BLOCKED_REASONS["listed"]
+    assert reasons["erased@example.com"] == importer.BLOCKED_REASONS["listed_new"]
+    assert reasons["someone@BLOCKED.example"] == importer.BLOCKED_REASONS["listed_new"]
     assert "left@example.com" not in reasons  # its own unsubscribe from this list is kept, quietly
 
 
@@ -463,7 +464,7 @@ def test_crash_mid_import_then_resume_gives_each_address_once(team, tmp_path, in
                                  services.describe(job).columns)
 
         with pytest.raises(SimulatedCrash):
-            services.run_import(job.id, chunk_size=500, stop_after_chunks=2)
+            importer.run_import(job.id, chunk_size=500, stop_after_chunks=2)
         job = ImportJob.get_by_id(job.id)
         assert (job.status, job.processed_rows, job.total_rows) == ("running", 1000, 2600)
         committed = Contact.select().count()
@@ -475,7 +476,7 @@ def test_crash_mid_import_then_resume_gives_each_address_once(team, tmp_path, in
         with open(job.rejects_path, "a", encoding="utf-8", newline="") as handle:
             csv.writer(handle).writerow([2500, "stray reject from a chunk that never committed"])
 
-        job = services.run_import(job.id, chunk_size=500)
+        job = importer.run_import(job.id, chunk_size=500)
         assert job.status == "done"
         assert set(emails(team)) == expected
         assert Subscription.select().count() == len(expected)
@@ -489,10 +490,10 @@ def test_crash_mid_import_then_resume_gives_each_address_once(team, tmp_path, in
         assert rejected_rows == sorted(rejected_rows)
 
         # Running the finished job again, or importing the same file again, adds nothing.
-        assert services.run_import(job.id).status == "done"
+        assert importer.run_import(job.id).status == "done"
         again = services.create_job(team, None, str(path), "messy.csv")
         again = services.configure(team, again, {"0": "email", "1": "name"}, [news.id], "add", ["email", "name", "notes"])
-        again = services.run_import(again.id)
+        again = importer.run_import(again.id)
         assert (again.created, again.skipped) == (0, len(expected))
         assert Contact.select().count() == len(expected)
 
@@ -504,15 +505,15 @@ def test_a_second_worker_on_the_same_job_changes_nothing(team, tmp_path, inside)
         job = services.create_job(team, None, str(path), "small.csv")
         job = services.configure(team, job, {"0": "email"}, [], "add", ["email"])
         with pytest.raises(SimulatedCrash):
-            services.run_import(job.id, chunk_size=10, stop_after_chunks=1)
+            importer.run_import(job.id, chunk_size=10, stop_after_chunks=1)
         # A stale worker's view of the job: it believes nothing was committed yet.
         stale = ImportJob.get_by_id(job.id)
         stale.processed_rows = 0
-        with pytest.raises(services._Superseded):
-            services._commit_chunk(services._Plan(stale, ["email"]), stale, 0, 10, [], "2026-01-01 00:00:00", [], [],
+        with pytest.raises(importer._Superseded):
+            importer._commit_chunk(importer._Plan(stale, ["email"]), stale, 0, 10, [], "2026-01-01 00:00:00", [], [],
                                    csv.writer(io.StringIO()), io.StringIO())
         assert ImportJob.get_by_id(job.id).processed_rows == 10
-        assert services.run_import(job.id, chunk_size=10).created == 30
+        assert importer.run_import(job.id, chunk_size=10).created == 30
 
 
 def test_stalled_imports_are_found_and_resumed(team, tmp_path, inside):
@@ -522,7 +523,7 @@ def test_stalled_imports_are_found_and_resumed(team, tmp_path, inside):
         job = services.create_job(team, None, str(path), "s.csv")
         job = services.configure(team, job, {"0": "email"}, [], "add", ["email"])
         with pytest.raises(SimulatedCrash):
-            services.run_import(job.id, chunk_size=5, stop_after_chunks=1)
+            importer.run_import(job.id, chunk_size=5, stop_after_chunks=1)
         assert services.claim_stalled_imports() == []
         ImportJob.update(heartbeat_at=services.utcnow() - services.datetime.timedelta(minutes=10)).execute()
         from tasks import imports as import_tasks
@@ -538,7 +539,7 @@ def test_resume_button_after_a_failure(web, team, tmp_path, inside):
         job = services.create_job(team, None, str(path), "r.csv")
         job = services.configure(team, job, {"0": "email"}, [], "add", ["email"])
         with pytest.raises(SimulatedCrash):
-            services.run_import(job.id, chunk_size=4, stop_after_chunks=1)
+            importer.run_import(job.id, chunk_size=4, stop_after_chunks=1)
     ImportJob.update(status="failed", error="The import stopped after 4 rows because of an internal error.").execute()
     page = soup(web.get(f"/imports/{job.id}"))
     assert page.select_one("#import-error")
@@ -577,7 +578,7 @@ def test_fast_address_check_agrees_with_email_validator():
         ours, reason = check_email(raw)
         assert ours == _reference(raw), raw
         assert (reason is None) == (ours is not None)
-        fast_hits += bool(services.FAST_EMAIL.fullmatch(raw.strip().lower()))
+        fast_hits += bool(importer.FAST_EMAIL.fullmatch(raw.strip().lower()))
     assert fast_hits > 500  # the fast path was really exercised
 
 
@@ -658,4 +659,4 @@ def test_listmonk_domain_blocklist_file(web, team, inside):
     assert (job.total_rows, job.created, job.blocked) == (4, 2, 2)
     assert emails(team) == ["noban1-import@mail.com", "noban2-import1@mail.com"]
     reasons = [r["reason"] for r in rejects_of(web, job)]
-    assert reasons == [services.BLOCKED_REASONS["listed_new"]] * 2
+    assert reasons == [importer.BLOCKED_REASONS["listed_new"]] * 2

@@ -12,6 +12,9 @@ from flask.cli import AppGroup
 from flask.cli import with_appcontext
 
 from app.config import Config
+from app.contacts.fields import fields_of
+from app.contacts.lists import lists_of
+from app.imports import importer
 from app.imports import services
 from app.imports.services import ImportProblem
 
@@ -43,7 +46,7 @@ def import_contacts(path, team_ref, list_refs, maps, update):
     for ref in list_refs:
         found = services.find_list(team, ref)
         if found is None:
-            names = ", ".join(f"“{lst.name}” ({lst.id})" for lst in services.lists_of(team)) or "none yet"
+            names = ", ".join(f"“{lst.name}” ({lst.id})" for lst in lists_of(team)) or "none yet"
             raise click.ClickException(f"Team “{team.name}” has no list “{ref}”. Its lists: {names}.")
         lists.append(found)
     path = os.path.abspath(path)
@@ -60,7 +63,7 @@ def import_contacts(path, team_ref, list_refs, maps, update):
         if job is not None and job.status == "uploaded":
             job.delete_instance()  # a refused command leaves no half-made import behind
         raise click.ClickException(str(exc))
-    job = services.run_import(job.id)
+    job = importer.run_import(job.id)
     click.echo(json.dumps(services.summary(job)))
     if job.status != "done":
         raise SystemExit(1)
@@ -83,7 +86,7 @@ def _parse_map(item, columns, team):
         return index, ""
     if field in services.TARGETS or field.startswith(("field:", "new:")):
         return index, field
-    known = {f.key for f in services.fields_of(team)}
+    known = {f.key for f in fields_of(team)}
     if field in known:
         return index, f"field:{field}"
     return index, f"new:{field}"

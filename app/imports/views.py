@@ -19,6 +19,8 @@ from flask import url_for
 from flask_login import current_user
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from app.contacts.fields import fields_of
+from app.contacts.lists import lists_of
 from app.htmx import is_htmx
 from app.imports import services
 from app.imports.services import ImportProblem
@@ -106,10 +108,10 @@ def map_columns(job_id):
 
 
 def _render_map(job, sniffed, mapping, list_ids, mode, error=None, error_field=None, status=200):
-    fields = services.fields_of(g.team)
+    fields = fields_of(g.team)
     return render_template("imports/map.html", job=job, sniffed=sniffed, mapping=mapping,
                            choices=services.column_choices(sniffed.columns, fields),
-                           lists=services.lists_of(g.team), list_ids={str(i) for i in list_ids}, mode=mode,
+                           lists=lists_of(g.team), list_ids={str(i) for i in list_ids}, mode=mode,
                            size=_size(job.path), error=error, error_field=error_field), status
 
 
