@@ -11,11 +11,17 @@ tick() runs every minute: it starts scheduled campaigns whose time has come,
 decides due A/B tests, and re-enqueues every campaign still "sending" (after
 a crash, or when retries became due); a campaign already being sent simply
 answers "busy".
+
+The engine knows nothing of bounces: run_campaign() here composes it with
+bounce handling (app/bounces) through its hooks.
 """
 import logging
 
 from huey import crontab
 
+from app.bounces import alerts
+from app.bounces import autopause
+from app.bounces import outcomes
 from app.campaigns import services as campaign_services
 from app.campaigns import states
 from app.models import Campaign
@@ -26,10 +32,21 @@ log = logging.getLogger(__name__)
 
 SHORT_WAIT = 60  # seconds; longer waits are left to the minute tick
 
+# Each refusal is classified in the flush that records it (only a dead address bounces and suppresses
+# the contact; a policy block never blames it; our own failed authentication pauses the campaign and
+# alerts the admins); rates are checked after each flush and once more when the campaign completes.
+BOUNCE_HANDLING = engine.Hooks(on_refusals=outcomes.apply_smtp_replies, after_flush=autopause.after_flush,
+                               on_completed=autopause.after_completion, alert=alerts.notify)
+
+
+def run_campaign(campaign_id, deadline_seconds=None):
+    """One engine run for the campaign, with bounce handling."""
+    return engine.run_campaign(campaign_id, deadline_seconds=deadline_seconds, hooks=BOUNCE_HANDLING)
+
 
 @huey.task(name="sending.send_campaign")
 def send_campaign(campaign_id, after_busy=False):
-    result = engine.run_campaign(campaign_id)
+    result = run_campaign(campaign_id)
     if not result.again:
         return
     if result.outcome == "busy":

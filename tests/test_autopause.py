@@ -16,8 +16,8 @@ from app.models import Notice
 from app.models import Send
 from app.models import Team
 from app.models import utcnow
-from app.sending import engine
 from app.sending import ledger
+from tasks import sending as sending_tasks
 from tests.sending_support import make_account
 from tests.sending_support import make_campaign
 from tests.sending_support import make_contacts
@@ -66,7 +66,7 @@ def test_many_hard_bounces_pause_the_campaign_once_with_the_reason_and_alert(ctx
     campaign, contacts = launch(team, server.port, good=240, bad=60)  # 20% bounce
     assert sum(c.email.startswith("gone") for c in contacts) == 60
 
-    result = engine.run_campaign(campaign.id)
+    result = sending_tasks.run_campaign(campaign.id)
 
     campaign = Campaign.get_by_id(campaign.id)
     assert campaign.state == "paused", (result, campaign.state_reason)

@@ -17,12 +17,12 @@ from app.models import Contact
 from app.models import MailingList
 from app.models import Subscription
 from app.models import Team
-from app.sending import engine
 from app.sending import ledger
 from browser_support import browser  # noqa: F401  (fixture; skips with the reason without Chromium)
 from browser_support import live_server  # noqa: F401  (fixture)
 from browser_support import page  # noqa: F401  (fixture)
 from browser_support import sign_up_admin
+from tasks import sending as sending_tasks
 from tests.conftest import free_port
 from tests.conftest import soup
 from tests.imap_server import ImapServer
@@ -65,7 +65,7 @@ def send_campaign(team, emails):
         make_account(team, smtp.port)
         campaign = make_campaign(team, [mailing_list])
         ledger.freeze_audience(campaign)
-        assert engine.run_campaign(campaign.id).outcome == "completed"
+        assert sending_tasks.run_campaign(campaign.id).outcome == "completed"
         return {recipient: data for _, recipient, data in smtp.handler.messages}
     finally:
         smtp.stop()

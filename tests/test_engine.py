@@ -9,6 +9,7 @@ import pytest
 
 from app.campaigns import states
 from app.consent import suppression
+from app.db import db
 from app.models import Campaign
 from app.models import Contact
 from app.models import Event
@@ -19,6 +20,7 @@ from app.models import Usage
 from app.models import utcnow
 from app.sending import engine
 from app.sending import ledger
+from tasks import sending as sending_tasks
 from tests.sending_support import launched
 from tests.sending_support import make_account
 from tests.sending_support import make_campaign
@@ -37,7 +39,7 @@ def ctx(ctx):
 
 
 def run(campaign_id, **kwargs):
-    return engine.run_campaign(campaign_id, **kwargs)
+    return sending_tasks.run_campaign(campaign_id, **kwargs)
 
 
 def run_until_settled(campaign_id, limit=10):
@@ -181,6 +183,29 @@ def test_permanent_5xx_is_a_bounce_and_user_unknown_marks_the_contact_bounced(ct
     assert {json.loads(e.data)["hard"] for e in events} == {True} and events.count() == 2
     assert Campaign.get_by_id(campaign.id).failed == 2
     assert sum(server.handler.delivered.values()) == 4
+
+
+def test_the_engine_alone_leaves_refusals_to_its_hooks_inside_the_flush_transaction(ctx, smtp):
+    """Without hooks a 5xx is only a bounced send; the hooks get each refusal in the write's transaction."""
+    server = smtp(reject=("reader1@",))
+    team = make_team()
+    campaign, _, _ = launched(team, 3, server.port)
+    assert engine.run_campaign(campaign.id).outcome == "completed"
+    assert statuses(campaign) == {"sent": 2, "bounced": 1}
+    assert Contact.get(Contact.email == "reader1@example.com").status == "active"  # nobody classified it
+    assert not Event.select().where((Event.type == "bounced") & (Event.campaign_id == campaign.id)).exists()
+
+    seen = []
+    hooks = engine.Hooks(
+        on_refusals=lambda refusals: seen.append(("refusals", db.in_transaction(),
+                                                  [(Send.get_by_id(r[0]).email, r[1]) for r in refusals])),
+        after_flush=lambda campaign_id: seen.append(("flush", db.in_transaction(), campaign_id)),
+        on_completed=lambda campaign_id: seen.append(("completed", campaign_id)))
+    other, _, _ = launched(make_team("Hooked"), 3, server.port)
+    assert engine.run_campaign(other.id, hooks=hooks).outcome == "completed"
+    assert ("refusals", True, [("reader1@example.com", 550)]) in seen
+    assert ("flush", False, other.id) in seen
+    assert seen[-1] == ("completed", other.id)
 
 
 def test_a_5xx_that_is_not_about_the_address_bounces_without_blaming_the_contact(ctx, smtp):

@@ -21,8 +21,8 @@ from app.models import Notice
 from app.models import SmtpAccount
 from app.models import Team
 from app.models import utcnow
-from app.sending import engine
 from app.sending import ledger
+from tasks import sending as sending_tasks
 from tests.conftest import free_port
 from tests.conftest import soup
 from tests.sending_support import TestSmtp
@@ -56,7 +56,7 @@ def test_a_server_that_is_gone_shows_as_waiting_on_the_campaign_and_the_account_
 
     def background():
         with app.app_context():
-            results.append(engine.run_campaign(campaign.id))
+            results.append(sending_tasks.run_campaign(campaign.id))
     caplog.set_level(logging.INFO, logger="app.sending.engine")
     thread = threading.Thread(target=background)
     thread.start()
@@ -99,11 +99,11 @@ def test_the_engines_pauses_create_a_notice_emailed_to_the_administrators(app, a
     app.config.update(SEND_ACCOUNT_FAILURE_LIMIT=2, SEND_RECONNECT_DELAY=0.01)
     with app.app_context():
         dead, _, account = launched(acme, 5, free_port(), connections=1)  # every account fails: paused
-        assert engine.run_campaign(dead.id).outcome == "paused"
+        assert sending_tasks.run_campaign(dead.id).outcome == "paused"
         SmtpAccount.update(status="paused", paused_until=None).where(SmtpAccount.id == account.id).execute()
         none_left = make_campaign(acme, [MailingList.get(MailingList.team == acme)], name="Second")
         ledger.freeze_audience(none_left)
-        assert engine.run_campaign(none_left.id).outcome == "paused"  # no active account at all
+        assert sending_tasks.run_campaign(none_left.id).outcome == "paused"  # no active account at all
 
         notices = {n.campaign_id: n for n in Notice.select()}
         assert set(notices) == {dead.id, none_left.id}
@@ -153,7 +153,7 @@ def test_content_that_cannot_be_built_pauses_the_campaign_with_a_notice(app, acm
         campaign, _, _ = launched(acme, 3, free_port(), connections=1)
         Campaign.update(body="<p>{% raw %}<script>alert(1)</script>{% endraw %}</p>").where(
             Campaign.id == campaign.id).execute()
-        result = engine.run_campaign(campaign.id)
+        result = sending_tasks.run_campaign(campaign.id)
         assert result.outcome == "paused"
         campaign = Campaign.get_by_id(campaign.id)
         assert campaign.state == "paused"

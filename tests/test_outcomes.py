@@ -20,7 +20,7 @@ from app.models import SmtpAccount
 from app.models import Subscription
 from app.models import Suppression
 from app.models import utcnow
-from app.sending import engine
+from tasks import sending as sending_tasks
 from tests.sending_support import TestSmtp
 from tests.sending_support import launched
 from tests.sending_support import make_team
@@ -41,7 +41,7 @@ def sent(ctx):
     try:
         team = make_team()
         campaign, contacts, account = launched(team, 4, server.port)
-        assert engine.run_campaign(campaign.id).outcome == "completed"
+        assert sending_tasks.run_campaign(campaign.id).outcome == "completed"
         raw = {recipient: data for _, recipient, data in server.handler.messages}
     finally:
         server.stop()
@@ -367,7 +367,7 @@ def test_engine_routes_refusals_through_classification(ctx):
     try:
         team = make_team()
         campaign, contacts, _ = launched(team, 3, server.port, connections=1)
-        engine.run_campaign(campaign.id)
+        sending_tasks.run_campaign(campaign.id)
     finally:
         server.stop()
     paused = Campaign.get_by_id(campaign.id)

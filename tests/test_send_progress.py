@@ -8,8 +8,8 @@ from app.campaigns import stats
 from app.models import Campaign
 from app.models import Send
 from app.models import Team
-from app.sending import engine
 from app.sending import ledger
+from tasks import sending as sending_tasks
 from tests.conftest import soup
 from tests.sending_support import TestSmtp
 from tests.sending_support import launched
@@ -32,7 +32,7 @@ def test_the_failed_list_shows_bounced_and_failed_sends_as_the_tile_counts_them(
         team.save()
         campaign, contacts, _ = launched(team, 8, server.port, connections=2)
         for _ in range(10):
-            if not engine.run_campaign(campaign.id).again:
+            if not sending_tasks.run_campaign(campaign.id).again:
                 break
         tile = stats.progress(Campaign.get_by_id(campaign.id))
     assert ledger.status_counts(campaign.id) == {"sent": 5, "bounced": 2, "failed": 1}

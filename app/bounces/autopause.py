@@ -4,7 +4,7 @@
                                          reason in Campaign.state_reason, shown on the campaign page)
                                          and alert once (alerts.notify, kind "autopause")
     check_soon(campaign_id)              the same, at most every AUTOPAUSE_CHECK_SECONDS per campaign
-    after_flush(app, campaign_id)        the engine's hook (its database thread, after each result write)
+    after_flush(campaign_id)             the engine's hook (its database thread, after each result write)
     after_outcomes(results)              outcomes.apply's hook (bounces and complaints from the mailbox
                                          or provider webhooks)
     after_completion(campaign_id)        the engine's hook when a campaign completes
@@ -35,7 +35,6 @@ import logging
 import time
 
 from flask import current_app
-from flask import has_app_context
 from peewee import fn
 
 from app.campaigns import states
@@ -189,12 +188,10 @@ def check_soon(campaign_id):
     return check_campaign(campaign_id)
 
 
-def after_flush(app, campaign_id):
+def after_flush(campaign_id):
     """The sending engine's hook, on its database thread after each batch of results is written.
     Never raises: a failed check must not make the engine write its results again."""
     try:
-        if not has_app_context():  # once per database thread (see engine.Run.write_bounces)
-            app.app_context().push()
         return check_soon(campaign_id)
     except Exception:  # noqa: BLE001
         log.exception("campaign %s: the auto-pause check failed", campaign_id)

@@ -3,6 +3,7 @@
     apply(team_id, report, source)               a parsed report (app.bounces.parse.Report) from the
                                                  bounce mailbox ("imap") or a provider webhook ("ses", ...)
     apply_smtp_reply(send, code, message)        a 5xx the receiving server gave while the engine sent
+    apply_smtp_replies(refusals)                 the same for a batch: the engine's on_refusals hook
 
 Matching, always inside the team that received the report (another team's
 send, contact or account is never touched, even with a genuine token):
@@ -196,12 +197,30 @@ def apply_smtp_reply(send, code, message, command="RCPT", source="smtp", now=Non
     send = Send.select(Send, Campaign).join(Campaign).where(Send.id == send_id).first()
     if send is None:
         return None
+    return _apply_reply(send, code, message, command, source, now or utcnow())
+
+
+def apply_smtp_replies(refusals):
+    """The engine's on_refusals hook: apply_smtp_reply for [(send_id, code, reply, at)], the sends
+    read in one query per 500 rather than one each. Returns the dicts of the sends still there."""
+    done = []
+    for start in range(0, len(refusals), 500):
+        chunk = refusals[start:start + 500]
+        sends = {send.id: send for send in Send.select(Send, Campaign).join(Campaign)
+                 .where(Send.id << [send_id for send_id, _code, _reply, _at in chunk])}
+        for send_id, code, reply, at in chunk:
+            if send_id in sends:
+                done.append(_apply_reply(sends[send_id], code, reply, "RCPT", "smtp", at or utcnow()))
+    return done
+
+
+def _apply_reply(send, code, message, command, source, now):
     message = (message or "").strip()
     text = message if message.startswith(str(code)) else f"{code} {message}".strip()
     kind, reason, status = classify.classify("", text, command=command, reply_code=code)
     details = {"status": status, "reason": reason, "diagnostic": "", "action": "failed",
                "feedback_type": "", "remote_mta": "", "code": code, "reply": text[:1000]}
-    return _apply_one(send.campaign.team_id, send, kind, details, source, now or utcnow())
+    return _apply_one(send.campaign.team_id, send, kind, details, source, now)
 
 
 def _apply_one(team_id, send, kind, details, source, now):

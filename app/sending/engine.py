@@ -76,8 +76,6 @@ from peewee import SqliteDatabase
 
 from app import events
 from app import usage
-from app.bounces import alerts
-from app.bounces import autopause
 from app.campaigns import states
 from app.consent.suppression import Checker
 from app.content.message import MessageFactory
@@ -168,6 +166,29 @@ class RunResult:
     again: bool = False
     reason: str = ""
     recovered: int = 0
+
+
+def _nothing(*args, **kwargs):
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class Hooks:
+    """What happens around delivery that the engine itself knows nothing of: tasks/sending.py fills
+    them with bounce handling (app/bounces), so delivery never imports after-delivery. Every hook
+    runs inside the app context.
+
+    on_refusals(refusals)       inside the transaction that writes the results (the run's database
+                                thread): [(send_id, code, reply, at)] of the sends just marked
+                                bounced, so what they cause commits or rolls back with them
+    after_flush(campaign_id)    after each committed write of results (database thread); never raises
+    on_completed(campaign_id)   once a run completed the campaign
+    alert(team_id, subject, text, kind=..., campaign_id=...)   tell the team (the engine paused a campaign)
+    """
+    on_refusals: object = _nothing
+    after_flush: object = _nothing
+    on_completed: object = _nothing
+    alert: object = _nothing
 
 
 class Job:
@@ -423,8 +444,10 @@ class DomainGate:
 # --- The run ------------------------------------------------------------------------
 
 class Run:
-    def __init__(self, campaign, lanes, factories, checker, settings, sender, dkim_domain=None, token=""):
+    def __init__(self, campaign, lanes, factories, checker, settings, sender, dkim_domain=None, token="",
+                 hooks=Hooks()):
         self.campaign = campaign
+        self.hooks = hooks
         self.token = token  # the run's lease on the campaign, renewed by the watcher
         self.dkim_domain = dkim_domain  # a SenderDomain: every message is DKIM-signed with its key
         self.campaign_id = campaign.id
@@ -433,7 +456,7 @@ class Run:
         self.rotation = accounts_service.Rotation([lane.account for lane in lanes])
         self.factories = factories
         self.checker = checker
-        self.app = current_app._get_current_object()  # write_bounces applies outcomes on the database thread
+        self.app = current_app._get_current_object()  # pushed onto the database thread, where hooks run too
         self.settings = settings
         self.sender = sender
         self.ready = collections.deque()
@@ -518,7 +541,9 @@ class Run:
 
     def open_connection(self):
         """(DB thread) A small page cache for this thread's connection: the run touches every
-        page of the ledger once, so a large cache would only grow the worker's memory."""
+        page of the ledger once, so a large cache would only grow the worker's memory. The thread keeps
+        the app context for the whole run (never popped: its teardown would close the connection)."""
+        self.app.app_context().push()
         if isinstance(db.obj, SqliteDatabase):
             db.execute_sql(f"PRAGMA cache_size = -{int(self.settings.db_cache_kb)}")
             db.execute_sql(f"PRAGMA busy_timeout = {int(self.settings.db_busy_ms)}")
@@ -1091,7 +1116,7 @@ class Run:
                  .where(Campaign.id == self.campaign_id).execute())
             if sent:
                 usage.count_sent(self.team_id, len(sent), now)
-        autopause.after_flush(self.app, self.campaign_id)  # pause on high bounce/complaint rates (throttled)
+        self.hooks.after_flush(self.campaign_id)  # e.g. pause on high bounce or complaint rates
 
     def write_bounces(self, cursor, bounced, now):
         param = db.param
@@ -1099,16 +1124,9 @@ class Run:
             f"UPDATE {Send._meta.table_name} SET status = 'bounced', next_attempt_at = NULL, error = {param}, "
             f"smtp_account_id = {param} WHERE id = {param}",
             [(o.error, o.account_id, o.job.id) for o in bounced])
-        # Each refusal is classified and applied by app.bounces.outcomes: only a dead
-        # address bounces (and suppresses) the contact; a policy block never blames it, and our own
-        # failed authentication pauses the campaign and alerts the admins instead.
-        from flask import has_app_context
-
-        from app.bounces import outcomes
-        if not has_app_context():  # once per database thread; never popped, as its teardown closes the connection
-            self.app.app_context().push()
-        for o in bounced:
-            outcomes.apply_smtp_reply(o.job.id, o.code, o.error, now=o.at)
+        # What a refusal means (a dead address, a policy block, our own failed authentication) is
+        # decided by the hook in this same transaction, so it is applied exactly when the result is.
+        self.hooks.on_refusals([(o.job.id, o.code, o.error, o.at) for o in bounced])
 
 
 # --- The run lease ----------------------------------------------------------------------
@@ -1156,12 +1174,13 @@ def build_factories(campaign):
     return factories
 
 
-def run_campaign(campaign_id, deadline_seconds=None):
+def run_campaign(campaign_id, deadline_seconds=None, hooks=Hooks()):
     """Send what is due for one campaign, until it is done, stopped, or the deadline passes.
 
     Must run inside the app context. Takes the campaign's run lease first, so
     a second worker (or a second task for the same campaign) returns "busy"
     at once. Returns a RunResult telling the caller whether (and when) to run again.
+    `hooks` (see Hooks) add what follows delivery; tasks/sending.py passes bounce handling.
     """
     campaign = Campaign.get_or_none(Campaign.id == campaign_id)
     if campaign is None or campaign.state != "sending":
@@ -1176,12 +1195,12 @@ def run_campaign(campaign_id, deadline_seconds=None):
         return RunResult("busy", again=True, delay=lease_free_in(campaign_id, settings.lease_seconds) + 0.5,
                          reason="another worker is sending this campaign")
     try:
-        return _run_with_lease(campaign, settings, token)
+        return _run_with_lease(campaign, settings, token, hooks)
     finally:
         release_lease(campaign_id, token)
 
 
-def _run_with_lease(campaign, settings, token):
+def _run_with_lease(campaign, settings, token, hooks):
     campaign_id = campaign.id
     recovered = ledger.recover_in_flight(campaign_id)
     if recovered:
@@ -1190,12 +1209,12 @@ def _run_with_lease(campaign, settings, token):
     if not _work_due(campaign_id, settings):
         # Only held (A/B) sends or later retries: conclude without connecting or building anything,
         # so the minute tick costs a few queries for a campaign that is waiting.
-        return _conclude(campaign_id, _Idle(), recovered)
+        return _conclude(campaign_id, _Idle(), recovered, hooks)
     accounts = accounts_service.active_accounts(campaign.team_id)
     if not accounts:
         reason = ("Paused by Loft: there is no active SMTP account to send through. "
                   + _paused_accounts_in_words(campaign.team_id))
-        _pause_campaign(campaign, reason)
+        _pause_campaign(campaign, reason, hooks)
         return RunResult("paused", reason=reason, recovered=recovered)
     used = accounts_service.sent_counts([a.id for a in accounts])
     lanes = [Lane(account, accounts_service.smtp_options(account, timeout=settings.smtp_timeout),
@@ -1207,7 +1226,7 @@ def _run_with_lease(campaign, settings, token):
         # Changed behind the publish checks (or by an older Loft): left alone, the task would fail on every
         # run and the campaign would sit in "sending" for ever.
         reason = f"Paused by Loft: the content cannot be built into a message. {exc}"
-        _pause_campaign(campaign, reason)
+        _pause_campaign(campaign, reason, hooks)
         return RunResult("paused", reason=reason, recovered=recovered)
     dkim_domain = domains_service.domain_for_sender(campaign.team_id, campaign.from_email)
     if dkim_domain is not None:
@@ -1215,15 +1234,15 @@ def _run_with_lease(campaign, settings, token):
             domains_service.sign(b"From: check@" + dkim_domain.domain.encode() + b"\r\n\r\n", dkim_domain)
         except domains_service.DomainError as exc:
             reason = f"Paused by Loft: messages cannot be DKIM-signed. {exc}"
-            _pause_campaign(campaign, reason)
+            _pause_campaign(campaign, reason, hooks)
             return RunResult("paused", reason=reason, recovered=recovered)
     run = Run(campaign, lanes, factories, Checker(campaign.team_id), settings, sender=campaign.from_email,
-              dkim_domain=dkim_domain, token=token)
+              dkim_domain=dkim_domain, token=token, hooks=hooks)
     started = time.monotonic()
     run_loop(run.main(), current_app.config.get("SEND_EVENT_LOOP", "uvloop"))
     log.info("campaign %s: run sent %s in %.1f s (%s); at most %s of %s unrecorded at once", campaign_id, run.sent,
              time.monotonic() - started, run.stop_reason or "drained", run.most_unrecorded, run.unrecorded_limit)
-    return _conclude(campaign_id, run, recovered)
+    return _conclude(campaign_id, run, recovered, hooks)
 
 
 class _Idle:
@@ -1242,7 +1261,7 @@ def _work_due(campaign_id, settings):
     return Send.select().where(campaign & (Send.status == "deferred") & (Send.next_attempt_at <= soon)).exists()
 
 
-def _conclude(campaign_id, run, recovered):
+def _conclude(campaign_id, run, recovered, hooks):
     campaign = Campaign.get_by_id(campaign_id)
     result = dict(sent=run.sent, recovered=recovered)
     if run.stop_detail == "lease lost":
@@ -1251,7 +1270,7 @@ def _conclude(campaign_id, run, recovered):
         return RunResult("stopped", reason=f"the campaign is {campaign.state}", **result)
     if run.stop_reason == "accounts":
         reason = "Paused by Loft: every SMTP account of the team is paused. " + run.stop_detail
-        _pause_campaign(campaign, reason)
+        _pause_campaign(campaign, reason, hooks)
         return RunResult("paused", reason=reason, **result)
     if run.stop_reason == "deadline":
         return RunResult("deadline", again=True, **result)
@@ -1273,11 +1292,11 @@ def _conclude(campaign_id, run, recovered):
         states.transition(campaign, "completed")
     except states.TransitionError:
         return RunResult("stopped", reason="the campaign changed meanwhile", **result)
-    autopause.after_completion(campaign_id)  # too many bounces in the last results: the admins hear of it
+    hooks.on_completed(campaign_id)  # e.g. too many bounces in the last results: the admins hear of it
     return RunResult("completed", **result)
 
 
-def _pause_campaign(campaign, reason):
+def _pause_campaign(campaign, reason, hooks):
     """Pause the campaign with the reason, log it, and tell the team: the notice the Notices page
     promises, emailed to the Administrators by the notices task (it was only a line on the page)."""
     try:
@@ -1285,8 +1304,8 @@ def _pause_campaign(campaign, reason):
     except states.TransitionError:
         return  # paused or cancelled by someone meanwhile
     log.warning("campaign %s paused by the engine: %s", campaign.id, reason)
-    alerts.notify(campaign.team_id, f"“{campaign.name}” paused: it cannot be sent right now", reason,
-                  kind="engine_pause", campaign_id=campaign.id)
+    hooks.alert(campaign.team_id, f"“{campaign.name}” paused: it cannot be sent right now", reason,
+                kind="engine_pause", campaign_id=campaign.id)
 
 
 def _paused_accounts_in_words(team_id):
