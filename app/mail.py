@@ -14,9 +14,10 @@ from flask import render_template
 from app import settings as instance_settings
 from app.addresses import one_address
 from app.addresses import one_line
+from app.errors import Problem
 
 
-class SystemSenderError(ValueError):
+class SystemSenderError(Problem):
     """The instance's default sender cannot be put in a From header as it is."""
 
 

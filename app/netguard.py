@@ -23,11 +23,13 @@ The instance administrator can allow private targets, per kind of connection
 import ipaddress
 import socket
 
+from app.errors import Problem
+
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
 SHARED = ipaddress.ip_network("100.64.0.0/10")
 
 
-class Refused(ValueError):
+class Refused(Problem):
     """A host Loft will not connect to: `shown` (the host, with the address it resolved to) is `reason`."""
 
     def __init__(self, shown, reason=""):

@@ -5,6 +5,7 @@ Reading and saving the settings, and the base URL, live in app/settings.py.
 from app import security
 from app.addresses import one_address
 from app.addresses import one_line
+from app.errors import Problem
 from app.sending.accounts import is_loopback
 
 SMTP_TLS_MODES = {"none": "None (loopback only)", "starttls": "STARTTLS", "tls": "Implicit TLS"}
@@ -17,10 +18,8 @@ TEAM_CREATION = {
 }
 
 
-class SettingsError(ValueError):
-    def __init__(self, errors):
-        super().__init__("; ".join(errors.values()))
-        self.errors = errors
+class SettingsError(Problem):
+    pass
 
 
 def validate(form):
@@ -58,7 +57,7 @@ def validate(form):
     elif values["smtp_tls"] == "none" and values["smtp_host"] and not is_loopback(values["smtp_host"]):
         errors["smtp_tls"] = "Without TLS, passwords and mail cross the network in clear: use STARTTLS or TLS for a remote server."
     if errors:
-        raise SettingsError(errors)
+        raise SettingsError(errors=errors)
     password = form.get("smtp_password", "")
     if password:  # an empty field keeps the stored password
         values["smtp_password"] = security.encrypt(password)

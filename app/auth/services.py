@@ -14,6 +14,7 @@ from flask import current_app
 
 from app import security
 from app.db import db
+from app.errors import Problem
 from app.models import LoginFailure
 from app.models import Membership
 from app.models import PasswordReset
@@ -27,12 +28,8 @@ from app.wording import plural
 RECOVERY_CODE_COUNT = 10
 
 
-class AuthError(ValueError):
+class AuthError(Problem):
     """A refusal with a message for the person who asked."""
-
-    def __init__(self, message, field=None):
-        super().__init__(message)
-        self.field = field
 
 
 def normalise_email(address):

@@ -23,13 +23,15 @@ import stat
 import tarfile
 import tempfile
 
+from app.errors import Problem
+
 MANIFEST = "manifest.json"
 FORMAT = "loft-backup"
 NAMES = ("loft.db", "huey.db")  # the only files a backup may hold besides the manifest
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz")
 
 
-class BackupError(Exception):
+class BackupError(Problem):
     """A backup or restore that cannot go on; the message says why and what to do."""
 
 
@@ -178,11 +180,12 @@ def read_backup(source, workdir):
 def _load_manifest(path, source):
     try:
         with open(path) as f:
-            return _valid_manifest(json.load(f), source)
+            manifest = json.load(f)
     except FileNotFoundError:
         raise BackupError(f"{source} has no {MANIFEST}; it is not a backup made by `flask db backup`.") from None
     except ValueError:
         raise BackupError(f"The {MANIFEST} in {source} is not valid JSON.") from None
+    return _valid_manifest(manifest, source)
 
 
 def _valid_manifest(manifest, source):
@@ -216,9 +219,10 @@ def _unpack(source, workdir):
         if MANIFEST not in members:
             raise BackupError(f"{source} has no {MANIFEST}; it is not a backup made by `flask db backup`.")
         try:
-            manifest = _valid_manifest(json.load(io.TextIOWrapper(tar.extractfile(members[MANIFEST]))), source)
+            manifest = json.load(io.TextIOWrapper(tar.extractfile(members[MANIFEST])))
         except ValueError:
             raise BackupError(f"The {MANIFEST} in {source} is not valid JSON.") from None
+        manifest = _valid_manifest(manifest, source)
         paths = {}
         for name in manifest["files"]:
             if name not in members:

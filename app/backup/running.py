@@ -15,6 +15,8 @@ import logging
 import os
 from contextlib import contextmanager
 
+from app.errors import Problem
+
 DMS_BYTE = 128  # WALINDEX_LOCK_OFFSET (120) + 8: the byte every open WAL connection read-locks (os_unix.c)
 
 log = logging.getLogger(__name__)
@@ -62,7 +64,7 @@ def release(database_path):
         os.close(fd)  # closing the descriptor drops the flock
 
 
-class InUse(Exception):
+class InUse(Problem):
     """Some process still uses the database; the message says which sign showed it."""
 
 

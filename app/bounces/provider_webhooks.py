@@ -54,6 +54,7 @@ from app import security as crypto
 from app.db import db
 from app.bounces import outcomes
 from app.bounces import parse
+from app.errors import Problem
 from app.models import HookNonce
 from app.models import ProviderHook
 from app.models import utcnow
@@ -79,7 +80,7 @@ POSTMARK_KINDS = {"HardBounce": "hard", "BadEmailAddress": "hard", "ManuallyDeac
                   "SpamNotification": "block", "VirusNotification": "block", "ContentRelated": "block"}
 
 
-class Refused(Exception):
+class Refused(Problem):
     """A request we do not act on: HTTP status and a short reason for the caller."""
 
     def __init__(self, status, reason):
@@ -87,7 +88,7 @@ class Refused(Exception):
         self.status, self.reason = status, reason
 
 
-class HookSettingError(ValueError):
+class HookSettingError(Problem):
     """A key or credential the team entered is not usable; the message says why."""
 
 

@@ -9,6 +9,7 @@ Every state change goes through transition(), which checks the move is legal
 and makes it with a conditional UPDATE (WHERE state = <expected>), so two
 workers or a worker and a click can never both win a race.
 """
+from app.errors import Problem
 from app.models import Campaign
 from app.models import utcnow
 
@@ -29,7 +30,7 @@ LABELS = {"draft": "Draft", "scheduled": "Scheduled", "sending": "Sending", "pau
           "completed": "Completed", "failed": "Failed", "cancelled": "Cancelled"}
 
 
-class TransitionError(ValueError):
+class TransitionError(Problem):
     """An illegal move, with a message for the person who asked."""
 
 

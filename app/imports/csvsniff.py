@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 from dataclasses import field
 
+from app.errors import Problem
+
 # Big enough for any sane cell, small enough that an unclosed quote which
 # swallows the rest of a huge file is reported instead of eating memory.
 FIELD_LIMIT = 131072
@@ -44,7 +46,7 @@ SIGNATURES = (
 SAVE_AS_CSV = "Open it in your spreadsheet program and save it as “CSV UTF-8”, then upload that file."
 
 
-class FileProblem(ValueError):
+class FileProblem(Problem):
     """The file cannot be imported at all; the message says why and what to do."""
 
 

@@ -22,11 +22,12 @@ from email.message import EmailMessage
 
 import aiosmtplib
 
+from app.errors import Problem
 from app.sending import accounts
 from app.sending import domains
 
 
-class TeamMailError(ValueError):
+class TeamMailError(Problem):
     """Why this team's mail cannot go out now, in words for the person who can fix it."""
 
 

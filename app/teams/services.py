@@ -18,6 +18,7 @@ from app.auth.services import create_user
 from app.auth.services import normalise_email
 from app.consent import ratelimit
 from app.db import db
+from app.errors import Problem
 from app.models import ROLES
 from app.models import Invite
 from app.models import Membership
@@ -26,10 +27,8 @@ from app.models import User
 from app.models import utcnow
 
 
-class TeamError(ValueError):
-    def __init__(self, message, field=None):
-        super().__init__(message)
-        self.field = field
+class TeamError(Problem):
+    pass
 
 
 def teams_of(user):

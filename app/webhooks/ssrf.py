@@ -19,6 +19,7 @@ import dataclasses
 import urllib.parse
 
 from app import netguard
+from app.errors import Problem
 from app.netguard import resolve  # noqa: F401 - the default resolver, kept importable from here
 from app.netguard import why_not_public  # noqa: F401
 
@@ -26,7 +27,7 @@ ALLOW_HINT = ("Webhooks go to public addresses only. The instance administrator 
               "targets with the setting LOFT_WEBHOOKS_ALLOW_PRIVATE.")
 
 
-class Refused(ValueError):
+class Refused(Problem):
     """A URL Loft will not send to, with the reason in words."""
 
 
