@@ -4,7 +4,7 @@ import datetime
 
 from app import mail
 from app.consent import forms
-from app.bounces import alerts
+from app.notices import alerts
 from app.models import Notice
 from app.models import utcnow
 from app.sending import teammail

@@ -1,11 +1,11 @@
 """Tasks of the notices area: their email to the team's Administrators.
 
-A notice is stored by whoever raises it (app/bounces/alerts.py: notify), and its email
+A notice is stored by whoever raises it (app/notices/alerts.py: notify), and its email
 leaves from here, outside that caller's transaction and never holding up sending.
 """
 from huey import crontab
 
-from app.bounces import alerts
+from app.notices import alerts
 from tasks import huey
 from tasks import queued_as
 

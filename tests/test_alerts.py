@@ -5,7 +5,7 @@ import email.policy
 
 import pytest
 
-from app.bounces import alerts
+from app.notices import alerts
 from app.bounces import outcomes
 from app.models import CaughtMessage
 from app.models import Notice

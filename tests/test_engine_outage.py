@@ -13,7 +13,7 @@ import time
 import pytest
 
 from app.campaigns import services as campaign_services
-from app.bounces import alerts
+from app.notices import alerts
 from app.models import CaughtMessage
 from app.models import Campaign
 from app.models import MailingList

@@ -65,7 +65,7 @@ def test_add_an_endpoint_reveal_its_secret_and_send_a_test_event(app, page, rece
 
 def test_the_bell_counts_unread_notices(app, page):
     sign_up_admin(page)
-    from app.bounces import alerts
+    from app.notices import alerts
     from app.models import Team
     with app.app_context():
         alerts.notify(Team.select().first().id, "Campaign paused", "Too many bounces.")

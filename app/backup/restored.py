@@ -31,7 +31,7 @@ from app.campaigns import states
 from app.db import db
 from app.db import id_high_water
 from app.db import raise_id_counters
-from app.bounces import alerts
+from app.notices import alerts
 from app.models import Campaign
 from app.models import utcnow
 

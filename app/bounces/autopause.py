@@ -39,7 +39,7 @@ from peewee import fn
 
 from app.campaigns import states
 from app.db import db
-from app.bounces import alerts
+from app.notices import alerts
 from app.models import Campaign
 from app.models import Event
 from app.models import Notice

@@ -506,7 +506,7 @@ def check_mailbox(mailbox_id, limit=None, manual=False):
 def _alert_failing(mailbox, error):
     """Tell the admins once when a mailbox that was being read stops answering: unread bounces mean
     Loft keeps mailing dead addresses. The next failures stay quiet until a check succeeds again."""
-    from app.bounces import alerts  # the feedback area's alerts; imported here to keep imap importable alone
+    from app.notices import alerts  # imported here to keep imap importable alone
     name = mailbox.name or f"{mailbox.username}@{mailbox.host}"
     alerts.notify(mailbox.team_id, f"Bounce mailbox {name} cannot be read",
                   f"Loft could not read the bounce mailbox {name}: {error}\n\nUntil it can, bounces and "

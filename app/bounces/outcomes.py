@@ -24,7 +24,7 @@ Outcomes, by kind (app.bounces.classify):
              the contact within SOFT_BOUNCE_DAYS, as hard (the status change says "soft_bounces").
   block      the Send is "bounced"; Event "bounced" only: the contact is not to blame.
   auth       Event "bounced"; the campaign pauses with the reason, and the team admins are
-             alerted (app.bounces.alerts.notify).
+             alerted (app.notices.alerts.notify).
   limit      the SMTP account pauses (accounts.pause_for_limit_reply); the Send is "failed",
              so "send failed messages again" retries it; the contact is not to blame.
   complaint  the contact "complained", unsubscribed from every list, suppressed (reason
@@ -46,7 +46,7 @@ from app import events
 from app.campaigns import states
 from app.consent import suppression
 from app.db import db
-from app.bounces import alerts
+from app.notices import alerts
 from app.bounces import autopause
 from app.bounces import classify
 from app.models import Campaign
@@ -401,7 +401,7 @@ def _pause_campaign(send, details):
 
 
 def notify(team_id, subject, text):
-    """Alert the team's admins (app.bounces.alerts); True when handed over."""
+    """Alert the team's admins (app.notices.alerts); True when handed over."""
     try:
         alerts.notify(team_id, subject, text)
     except Exception:  # noqa: BLE001 - an alert must never undo the outcome it reports

@@ -12,7 +12,7 @@ from flask import redirect
 from flask import render_template
 from flask import url_for
 
-from app.bounces import alerts
+from app.notices import alerts
 from app.htmx import is_htmx
 from app.teams.context import require
 
