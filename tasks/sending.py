@@ -19,7 +19,7 @@ import logging
 
 from huey import crontab
 
-from app.bounces import alerts
+from app.notices import alerts
 from app.bounces import autopause
 from app.bounces import outcomes
 from app.campaigns import services as campaign_services
