@@ -197,14 +197,29 @@ def insert_many(fields, ignore_conflicts=False):
     return _cached(("insert", ignore_conflicts) + tuple((f.model.__name__, f.name) for f in fields), build)
 
 
-def update_many(fields, where):
+def update_many(fields, where, fixed=None):
     """UPDATE "table" SET "a" = ?, "b" = ? WHERE "key" = ?: a row gives the values of `fields`,
-    then the value of `where` (usually the primary key) that picks the row to change."""
-    fields = tuple(fields)
+    then the value of `where` (usually the primary key) that picks the row to change. `fixed`
+    ({field: value}, a str, int or None) sets the same value in every row, written into the statement
+    so the rows need not carry it (a status, NULL)."""
+    fields, fixed = tuple(fields), tuple((fixed or {}).items())
 
     def build(param):
-        assignments = ", ".join(f"{_quoted(f)} = {param}" for f in fields)
-        return Many(f"UPDATE {_table(fields + (where,))} SET {assignments} WHERE {_quoted(where)} = {param}",
-                    fields + (where,))
+        assignments = [f"{_quoted(f)} = {param}" for f in fields]
+        assignments += [f"{_quoted(f)} = {_literal(f.db_value(value))}" for f, value in fixed]
+        return Many(f"UPDATE {_table(fields + (where,) + tuple(f for f, _ in fixed))} "
+                    f"SET {', '.join(assignments)} WHERE {_quoted(where)} = {param}", fields + (where,))
 
-    return _cached(("update",) + tuple((f.model.__name__, f.name) for f in fields + (where,)), build)
+    return _cached(("update",) + tuple((f.model.__name__, f.name) for f in fields + (where,))
+                   + tuple((f.name, value) for f, value in fixed), build)
+
+
+def _literal(value):
+    """A constant of the code (never a user's value) as SQL text."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise TypeError(f"a fixed value is a str, an int or None, not {value!r}")
+    if isinstance(value, int):
+        return str(value)
+    return "'" + str(value).replace("'", "''") + "'"

@@ -50,7 +50,9 @@ from app.notices import alerts
 from app.bounces import autopause
 from app.bounces import classify
 from app.models import Campaign
+from app.models import CampaignState
 from app.models import Contact
+from app.models import ContactStatus
 from app.models import Event
 from app.models import EventType
 from app.models import Send
@@ -59,6 +61,7 @@ from app.models import Subscription
 from app.models import Suppression
 from app.models import utcnow
 from app.sending import accounts
+from app.sending import ledger
 from app.tracking import tokens
 
 log = logging.getLogger(__name__)
@@ -252,17 +255,12 @@ def _apply_one(team_id, send, kind, details, source, now):
             return summary
         error = details.get("reply") or details.get("diagnostic") or details["reason"]
         if kind == "limit":
-            changed = (Send.update(status="failed", error=f"Account limit: {error}"[:1000], next_attempt_at=None)
-                       .where((Send.id == send.id) & (Send.status.in_(("sent", "sending", "deferred", "queued"))))
-                       .execute())
-            if changed:
+            if ledger.fail_for_account(send.id, f"Account limit: {error}"):
                 Campaign.update(failed=Campaign.failed + 1).where(Campaign.id == send.campaign_id).execute()
             summary["actions"] += _pause_account(team_id, send, details)
             return summary
         if not details.get("delivered"):
-            (Send.update(status="bounced", error=str(error)[:1000], next_attempt_at=None)
-             .where((Send.id == send.id) & (Send.status.in_(("sent", "sending", "deferred", "queued", "failed"))))
-             .execute())
+            ledger.mark_bounced(send.id, error)
         if kind == "hard":
             summary["actions"] += _bounce_contact(team_id, send, now, "hard bounce")
         elif kind == "soft":
@@ -329,7 +327,7 @@ def _bounce_contact(team_id, send, now, why):
     actions.append("suppressed:bounced")
     if send.contact_id is not None:
         changed = (Contact.update(status="bounced", updated_at=now)
-                   .where((Contact.id == send.contact_id) & (Contact.team == team_id) & (Contact.status == "active"))
+                   .where((Contact.id == send.contact_id) & (Contact.team == team_id) & (Contact.status == ContactStatus.ACTIVE))
                    .execute())
         if changed:
             events.record(team_id, send.contact_id, EventType.STATUS_CHANGED,
@@ -351,7 +349,7 @@ def _complained(team_id, send, details, now):
              .where((Subscription.contact == contact.id) & (Subscription.status != "unsubscribed")).execute())
     if ended:
         actions.append(f"unsubscribed:{ended}")
-    if contact.status != "complained":
+    if contact.status != ContactStatus.COMPLAINED:
         Contact.update(status="complained", updated_at=now).where(Contact.id == contact.id).execute()
         events.record(team_id, contact.id, EventType.STATUS_CHANGED,
                       {"from": contact.status, "to": "complained", "by": None,
@@ -390,10 +388,10 @@ def _pause_campaign(send, details):
     words = details.get("reply") or details.get("diagnostic") or details.get("reason")
     reason = (f"Receiving servers refused our mail because its authentication (SPF, DKIM or DMARC) failed: "
               f"“{words}”. Check the sending domain's DNS records, then resume the campaign.")
-    if campaign.state != "sending":
+    if campaign.state != CampaignState.SENDING:
         return None
     try:
-        states.transition(campaign, "paused", reason=reason[:1000])
+        states.transition(campaign, CampaignState.PAUSED, reason=reason[:1000])
     except states.TransitionError:
         return None  # paused or stopped meanwhile: someone else already acted (and alerted)
     subject = f"Campaign “{campaign.name}” paused: our email failed authentication"

@@ -22,9 +22,9 @@ from app.content import sources
 from app.db import db
 from app.email_templates import services as template_services
 from app.models import Campaign
+from app.models import CampaignState
 from app.models import MailingList
 from app.models import Segment
-from app.models import Send
 from app.models import Template
 from app.models import Variant
 from app.models import utcnow
@@ -123,7 +123,7 @@ def update_draft(campaign, form):
     is written, so on an error the caller can show the page again with the person's
     input (the in-memory campaign) and the message. Validation that only blocks
     publishing is in publish_problems()."""
-    if campaign.state not in ("draft", "failed"):
+    if campaign.state not in (CampaignState.DRAFT, CampaignState.FAILED):
         raise CampaignError("Only a draft can be edited. Pause or unschedule it first.")
     apply_form(campaign, form)
     check_sender(campaign)
@@ -268,12 +268,7 @@ def split_for_ab_test(campaign):
         return
     with db.atomic():
         cutoff = stats.sample_cutoff(campaign) or 0  # the rule the A/B table reads back
-        sample_rows = (Send.campaign == campaign) & (Send.id <= cutoff)
-        # Alternate by id parity (bin_and: peewee's % operator means LIKE, not modulo).
-        Send.update(variant=variants["A"]).where(sample_rows & (Send.id.bin_and(1) == 0)).execute()
-        Send.update(variant=variants["B"]).where(sample_rows & (Send.id.bin_and(1) == 1)).execute()
-        Send.update(status="held").where((Send.campaign == campaign) & (Send.id > cutoff)
-                                         & (Send.status == "queued")).execute()
+        ledger.hold_sample(campaign.id, variants["A"], variants["B"], cutoff)
 
 
 def ab_results(campaign):
@@ -306,8 +301,7 @@ def decide_ab_winner(campaign):
         if not decided:
             return None  # another worker decided first
         Variant.update(is_winner=True).where(Variant.id == winner.id).execute()
-        Send.update(variant=winner, status="queued").where((Send.campaign == campaign)
-                                                           & (Send.status == "held")).execute()
+        ledger.release_to_winner(campaign.id, winner)
     return winner
 
 
@@ -383,7 +377,7 @@ def publish(campaign, when=None):
     if when is not None:
         campaign.scheduled_at = when
         campaign.save()
-        return states.transition(campaign, "scheduled")
+        return states.transition(campaign, CampaignState.SCHEDULED)
     return start(campaign)
 
 
@@ -395,17 +389,17 @@ def start(campaign):
                             "complained or suppressed.")
     campaign = Campaign.get_by_id(campaign.id)
     split_for_ab_test(campaign)
-    return states.transition(campaign, "sending")
+    return states.transition(campaign, CampaignState.SENDING)
 
 
 def unschedule(campaign):
-    return states.transition(campaign, "draft")
+    return states.transition(campaign, CampaignState.DRAFT)
 
 
 def due_scheduled(now=None):
     """Scheduled campaigns whose time has come (the periodic task starts them)."""
     now = now or utcnow()
-    return list(Campaign.select().where((Campaign.state == "scheduled") & (Campaign.scheduled_at <= now)))
+    return list(Campaign.select().where((Campaign.state == CampaignState.SCHEDULED) & (Campaign.scheduled_at <= now)))
 
 
 # --- Resend ------------------------------------------------------------------------
@@ -414,7 +408,7 @@ def resend(campaign, who, user):
     """A new draft copy for contacts who did not open it ("non_openers") or who joined the
     audience since it went out ("newcomers"). The copy's audience rule is stored in its
     audience JSON and applied by the ledger when it is frozen."""
-    if campaign.state not in ("completed", "sending", "paused"):
+    if campaign.state not in (CampaignState.COMPLETED, CampaignState.SENDING, CampaignState.PAUSED):
         raise CampaignError("Only a campaign that has been sent can be resent.")
     if who not in ("non_openers", "newcomers"):
         raise CampaignError("Choose non-openers or newcomers.")
@@ -442,12 +436,11 @@ def requeue_failed(campaign):
     """Queue the failed sends again (and resume a finished campaign); returns (count, campaign)."""
     with db.atomic():
         # A fresh start: the retries with backoff apply again to each of them.
-        count = (Send.update(status="queued", next_attempt_at=None, error="", attempts=0)
-                 .where((Send.campaign == campaign) & (Send.status == "failed")).execute())
+        count = ledger.retry_failed(campaign.id)
         remaining = Campaign.failed - count
         Campaign.update(failed=Case(None, [(remaining < 0, 0)], remaining)).where(Campaign.id == campaign.id).execute()
     if not count:
         raise CampaignError("There are no failed messages to send again.")
-    if campaign.state in ("completed", "paused"):
-        campaign = states.transition(campaign, "sending", reason="Failed messages queued again")
+    if campaign.state in (CampaignState.COMPLETED, CampaignState.PAUSED):
+        campaign = states.transition(campaign, CampaignState.SENDING, reason="Failed messages queued again")
     return count, campaign

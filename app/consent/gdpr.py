@@ -24,6 +24,7 @@ from app.models import MailingList
 from app.models import Send
 from app.models import Subscription
 from app.models import utcnow
+from app.sending import ledger
 
 
 def get_contact(team, contact_id):
@@ -107,9 +108,7 @@ def erase(team, user, contact, typed):
         suppression.suppress(team.id, "email", contact.email, reason="erased")
         lists = Subscription.delete().where(Subscription.contact == contact).execute()
         events = Event.update(contact=None, data="{}").where(Event.contact == contact).execute()
-        (Send.update(status="skipped", error="The contact was erased.")
-         .where((Send.contact == contact) & (Send.status << ("queued", "deferred"))).execute())
-        Send.update(email=hint).where(Send.contact == contact).execute()
+        ledger.skip_erased(contact.id, hint)
         (AuditLog.update(data=fn.replace(AuditLog.data, contact.email, hint))
          .where((AuditLog.team == team) & AuditLog.data.contains(contact.email)).execute())
         Contact.delete().where((Contact.id == contact.id) & (Contact.team == team)).execute()

@@ -71,7 +71,6 @@ except ImportError:  # optional: the engine works on asyncio's own loop, only sl
     uvloop = None
 from flask import current_app
 from peewee import JOIN
-from peewee import Case
 from peewee import SqliteDatabase
 
 from app import events
@@ -82,9 +81,12 @@ from app.content.message import MessageFactory
 from app.content.sandbox import RenderError
 from app.db import db
 from app.models import Campaign
+from app.models import CampaignState
 from app.models import Contact
+from app.models import ContactStatus
 from app.models import EventType
 from app.models import Send
+from app.models import SendStatus
 from app.models import SmtpAccount
 from app.models import Variant
 from app.models import utcnow
@@ -608,23 +610,12 @@ class Run:
             break
 
     def claim(self, limit):
-        """(DB thread) Claim up to `limit` sends: due retries first, then queued ones, by id."""
-        now = utcnow()
-        campaign = Send.campaign == self.campaign_id
+        """(DB thread) Claim up to `limit` sends (ledger.claim: due retries first, then queued ones,
+        by id) and read what delivery needs of them; the ones that can no longer be sent are skipped."""
         with db.atomic():
-            ids = [i for (i,) in Send.select(Send.id)
-                   .where(campaign & (Send.status == "deferred") & (Send.next_attempt_at <= now))
-                   .order_by(Send.id).limit(limit).tuples()]
-            if len(ids) < limit:
-                queued = [i for (i,) in Send.select(Send.id).where(campaign & (Send.status == "queued"))
-                          .order_by(Send.id).limit(limit - len(ids)).tuples()]
-                if queued:
-                    (Campaign.update(cursor=queued[-1])
-                     .where((Campaign.id == self.campaign_id) & (Campaign.cursor < queued[-1])).execute())
-                ids += queued
+            ids = ledger.claim(self.campaign_id, limit)
             if not ids:
                 return []
-            Send.update(status="sending", attempts=Send.attempts + 1).where(Send.id << ids).execute()
             rows = (Send.select(Send.id, Send.email, Send.attempts, Send.variant, Contact.id, Contact.team,
                                 Contact.email, Contact.name, Contact.attributes, Contact.status)
                     .join(Contact, JOIN.LEFT_OUTER, on=(Send.contact == Contact.id))
@@ -633,16 +624,15 @@ class Run:
             campaign_id = self.campaign_id
             for send_id, email, attempts, variant_id, contact_id, *fields in rows:
                 if contact_id is None:
-                    skipped.append((send_id, "The contact was deleted after the campaign was published."))
-                elif fields[-1] != "active":
-                    skipped.append((send_id, f"The contact is {fields[-1]} (changed after publishing)."))
+                    skipped.append(("The contact was deleted after the campaign was published.", send_id))
+                elif fields[-1] != ContactStatus.ACTIVE:
+                    skipped.append((f"The contact is {fields[-1]} (changed after publishing).", send_id))
                 elif self.checker(email):
-                    skipped.append((send_id, "The address is on the suppression list."))
+                    skipped.append(("The address is on the suppression list.", send_id))
                 else:
                     jobs.append(Job(send_id, campaign_id, email, attempts, variant_id,
                                     Recipient(contact_id, *fields)))
-            for send_id, reason in skipped:
-                Send.update(status="skipped", error=reason).where(Send.id == send_id).execute()
+            ledger.skip_claimed(skipped)
         return jobs
 
     # -- dispatching --
@@ -999,7 +989,7 @@ class Run:
             last_beat = time.monotonic()
             if not held:
                 self.stop("state", "lease lost")
-            elif state != "sending":
+            elif state != CampaignState.SENDING:
                 self.stop("state", state or "deleted")
 
     def heartbeat(self):
@@ -1063,7 +1053,6 @@ class Run:
             return
         now = utcnow()
         settings = self.settings
-        param = db.param
         sent, temporary, bounced, failed, requeue, skipped = [], [], [], [], [], []
         buckets = {"sent": sent, "temporary": temporary, "bounced": bounced, "failed": failed,
                    "requeue": requeue, "skipped": skipped}
@@ -1080,36 +1069,18 @@ class Run:
                                       outcome.account_id, outcome.job.id))
         for outcome in failed:
             failed_rows.append((outcome.error, outcome.account_id, outcome.job.id))
-        table = Send._meta.table_name
         with db.atomic():
             cursor = db.cursor()
+            ledger.record(cursor, sent=[(o.at, o.message_id, o.account_id, o.job.id) for o in sent],
+                          deferred=deferred_rows, failed=failed_rows,
+                          bounced=[(o.error, o.account_id, o.job.id) for o in bounced],
+                          skipped=[(o.error, o.job.id) for o in skipped], requeued=[o.job.id for o in requeue])
             if sent:
-                cursor.executemany(
-                    f"UPDATE {table} SET status = 'sent', sent_at = {param}, message_id = {param}, "
-                    f"smtp_account_id = {param}, error = '' WHERE id = {param}",
-                    [(o.at, o.message_id, o.account_id, o.job.id) for o in sent])
                 team_id, campaign_id, sent_type = self.team_id, self.campaign_id, EventType.SENT.value
                 events.write(cursor, [(team_id, o.job.contact.id, campaign_id, sent_type, o.at,
                                        f'{{"send": {o.job.id}}}') for o in sent])
-            if deferred_rows:
-                cursor.executemany(
-                    f"UPDATE {table} SET status = 'deferred', next_attempt_at = {param}, error = {param}, "
-                    f"smtp_account_id = {param} WHERE id = {param}", deferred_rows)
-            if failed_rows:
-                cursor.executemany(
-                    f"UPDATE {table} SET status = 'failed', next_attempt_at = NULL, error = {param}, "
-                    f"smtp_account_id = {param} WHERE id = {param}", failed_rows)
             if bounced:
                 self.write_bounces(cursor, bounced, now)
-            if requeue:
-                ids = [o.job.id for o in requeue]
-                for start in range(0, len(ids), 500):
-                    (Send.update(status="queued", next_attempt_at=None,
-                                 attempts=Case(None, [(Send.attempts > 0, Send.attempts - 1)], 0))
-                     .where((Send.id << ids[start:start + 500]) & (Send.status == "sending")).execute())
-            if skipped:
-                cursor.executemany(f"UPDATE {table} SET status = 'skipped', error = {param} WHERE id = {param}",
-                                   [(o.error, o.job.id) for o in skipped])
             gave_up = len(failed_rows) + len(bounced)
             if sent or gave_up:
                 (Campaign.update(sent=Campaign.sent + len(sent), failed=Campaign.failed + gave_up, updated_at=now)
@@ -1119,11 +1090,7 @@ class Run:
         self.hooks.after_flush(self.campaign_id)  # e.g. pause on high bounce or complaint rates
 
     def write_bounces(self, cursor, bounced, now):
-        param = db.param
-        cursor.executemany(
-            f"UPDATE {Send._meta.table_name} SET status = 'bounced', next_attempt_at = NULL, error = {param}, "
-            f"smtp_account_id = {param} WHERE id = {param}",
-            [(o.error, o.account_id, o.job.id) for o in bounced])
+        """(DB thread) The refusals ledger.record has just written as bounced."""
         # What a refusal means (a dead address, a policy block, our own failed authentication) is
         # decided by the hook in this same transaction, so it is applied exactly when the result is.
         self.hooks.on_refusals([(o.job.id, o.code, o.error, o.at) for o in bounced])
@@ -1183,7 +1150,7 @@ def run_campaign(campaign_id, deadline_seconds=None, hooks=Hooks()):
     `hooks` (see Hooks) add what follows delivery; tasks/sending.py passes bounce handling.
     """
     campaign = Campaign.get_or_none(Campaign.id == campaign_id)
-    if campaign is None or campaign.state != "sending":
+    if campaign is None or campaign.state != CampaignState.SENDING:
         return RunResult("stopped", reason=f"the campaign is {campaign.state if campaign else 'gone'}")
     settings = Settings.from_config(current_app.config)
     if deadline_seconds is not None:
@@ -1255,10 +1222,11 @@ class _Idle:
 def _work_due(campaign_id, settings):
     """Whether a run would find something to send now (queued, or a retry due within the in-run wait)."""
     campaign = Send.campaign == campaign_id
-    if Send.select().where(campaign & (Send.status == "queued")).exists():
+    if Send.select().where(campaign & (Send.status == SendStatus.QUEUED)).exists():
         return True
     soon = utcnow() + datetime.timedelta(seconds=settings.max_in_run_wait)
-    return Send.select().where(campaign & (Send.status == "deferred") & (Send.next_attempt_at <= soon)).exists()
+    return Send.select().where(campaign & (Send.status == SendStatus.DEFERRED)
+                               & (Send.next_attempt_at <= soon)).exists()
 
 
 def _conclude(campaign_id, run, recovered, hooks):
@@ -1266,7 +1234,7 @@ def _conclude(campaign_id, run, recovered, hooks):
     result = dict(sent=run.sent, recovered=recovered)
     if run.stop_detail == "lease lost":
         return RunResult("stopped", reason="another worker took the campaign over", **result)
-    if campaign.state != "sending":
+    if campaign.state != CampaignState.SENDING:
         return RunResult("stopped", reason=f"the campaign is {campaign.state}", **result)
     if run.stop_reason == "accounts":
         reason = "Paused by Loft: every SMTP account of the team is paused. " + run.stop_detail
@@ -1280,16 +1248,16 @@ def _conclude(campaign_id, run, recovered, hooks):
     if run.stop_reason == "capped":
         return RunResult("waiting", again=True, delay=300,
                          reason="every SMTP account reached its hourly or daily limit", **result)
-    if counts.get("queued") or counts.get("sending"):
+    if counts.get(SendStatus.QUEUED) or counts.get(SendStatus.CLAIMED):
         return RunResult("deadline", again=True, **result)  # e.g. an account paused mid-run; others remain
-    if counts.get("deferred"):
+    if counts.get(SendStatus.DEFERRED):
         due = ledger.next_due(campaign_id)
         delay = max(0.0, (due - utcnow()).total_seconds()) if due else 0.0
         return RunResult("waiting", again=True, delay=delay, reason="retries are waiting", **result)
-    if counts.get("held"):
+    if counts.get(SendStatus.HELD):
         return RunResult("held", reason="the A/B test is running; the rest waits for the winner", **result)
     try:
-        states.transition(campaign, "completed")
+        states.transition(campaign, CampaignState.COMPLETED)
     except states.TransitionError:
         return RunResult("stopped", reason="the campaign changed meanwhile", **result)
     hooks.on_completed(campaign_id)  # e.g. too many bounces in the last results: the admins hear of it
@@ -1300,7 +1268,7 @@ def _pause_campaign(campaign, reason, hooks):
     """Pause the campaign with the reason, log it, and tell the team: the notice the Notices page
     promises, emailed to the Administrators by the notices task (it was only a line on the page)."""
     try:
-        states.transition(campaign, "paused", reason)
+        states.transition(campaign, CampaignState.PAUSED, reason)
     except states.TransitionError:
         return  # paused or cancelled by someone meanwhile
     log.warning("campaign %s paused by the engine: %s", campaign.id, reason)

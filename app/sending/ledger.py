@@ -6,17 +6,23 @@ the database and memory stays flat however large the audience is. The
 UNIQUE (campaign, contact) index makes it idempotent: freezing twice, or
 resuming a freeze cut short by a crash, never adds anyone twice.
 
-Statuses of a Send (the engine moves them; see app/sending/engine.py):
+Statuses of a Send (models.SendStatus). This module is the only writer of
+Send rows (tests/test_structure_ledger.py): each move below is one of its
+functions, under "Writing the ledger".
 
-    queued ──claim──▶ sending ──▶ sent | bounced | failed | skipped
-      ▲                  │
-      └── deferred ◀─────┘  (temporary failure, retried at next_attempt_at)
-    held: the rest of an A/B test's audience, waiting for the winner.
+    queued ──claim──▶ sending ──record──▶ sent | bounced | failed | skipped
+      ▲                  │   (skip_claimed)
+      └── deferred ◀─────┘  record: a temporary failure, retried at next_attempt_at
+    held: the rest of an A/B test's audience (hold_sample), queued for the
+          winner by release_to_winner.
+    After the run: a late bounce or complaint (mark_bounced, fail_for_account),
+    the contact leaving (skip_for_contact, skip_erased), failed ones sent again
+    (retry_failed).
 
-"sending" means claimed by a run: written (with attempts + 1) before the
-SMTP conversation starts. A Send still in "sending" when a run starts again
-was claimed when the previous run died; it is queued again (see
-recover_in_flight). Most of those never left; the ones that can reach someone
+"sending" (SendStatus.CLAIMED) means claimed by a run: written (with
+attempts + 1) before the SMTP conversation starts. A Send still claimed when
+a run starts again was claimed when the previous run died; it is queued again
+(see recover_in_flight). Most of those never left; the ones that can reach someone
 twice are the deliveries started and not yet recorded, which the engine keeps
 to a small number (SEND_MAX_UNRECORDED, app/sending/engine.py).
 """
@@ -24,22 +30,28 @@ import datetime
 import json
 
 from peewee import JOIN
+from peewee import Case
 from peewee import Value
 from peewee import fn
 
 from app.db import db
+from app.db import update_many
 from app.models import Campaign
 from app.models import Contact
+from app.models import ContactStatus
 from app.models import Event
 from app.models import MailingList
 from app.models import Segment
 from app.models import Send
+from app.models import SendStatus
 from app.models import Subscription
 from app.models import utcnow
 
 CHUNK = 50_000  # contact ids per INSERT ... SELECT (one short transaction each)
 
-PENDING = ("queued", "deferred", "sending")  # work left for the engine
+PENDING = (SendStatus.QUEUED, SendStatus.DEFERRED, SendStatus.CLAIMED)  # work left for the engine
+# Not claimed by a run: a change of the contact after publishing can still take these out.
+WAITING = (SendStatus.QUEUED, SendStatus.DEFERRED, SendStatus.HELD)
 
 
 class LedgerError(ValueError):
@@ -86,7 +98,7 @@ def audience_condition(campaign, lo=None, hi=None):
     """
     team_id = campaign.team_id
     selected = audience_of(campaign)
-    condition = (Contact.team == team_id) & (Contact.status == "active")
+    condition = (Contact.team == team_id) & (Contact.status == ContactStatus.ACTIVE)
     if lo is not None:
         condition &= Contact.id.between(lo, hi)
 
@@ -142,7 +154,7 @@ def _resend_condition(selected):
         return Contact.id.not_in(parent_sends)
     opened = Event.select(Event.contact).where((Event.campaign_id == parent_id) & (Event.type == "opened")
                                                & Event.contact.is_null(False))
-    return (Contact.id << parent_sends.where(Send.status == "sent")) & Contact.id.not_in(opened)
+    return (Contact.id << parent_sends.where(Send.status == SendStatus.SENT)) & Contact.id.not_in(opened)
 
 
 def count_audience(campaign):
@@ -168,7 +180,7 @@ def freeze_audience(campaign, chunk=CHUNK):
         fields = [Send.campaign, Send.contact, Send.email, Send.status, Send.attempts, Send.message_id, Send.error]
         while start is not None and start <= hi:
             end = start + chunk - 1
-            rows = (Contact.select(Value(campaign.id), Contact.id, Contact.email, Value("queued"), Value(0),
+            rows = (Contact.select(Value(campaign.id), Contact.id, Contact.email, Value(SendStatus.QUEUED.value), Value(0),
                                    Value(""), Value(""))
                     .where(audience_condition(campaign, start, end)).order_by(Contact.id))
             with db.atomic():
@@ -199,10 +211,10 @@ def pending_count(campaign_id):
 def next_due(campaign_id):
     """When the earliest deferred send may be tried again (None when none is waiting)."""
     return (Send.select(fn.MIN(Send.next_attempt_at))
-            .where((Send.campaign == campaign_id) & (Send.status == "deferred")).scalar())
+            .where((Send.campaign == campaign_id) & (Send.status == SendStatus.DEFERRED)).scalar())
 
 
-PROBLEMS = ("failed", "bounced")  # the "Failed or bounced" tile counts these; the list behind it shows them
+PROBLEMS = (SendStatus.FAILED, SendStatus.BOUNCED)  # the "Failed or bounced" tile counts these; the list behind it shows them
 
 
 def failed_sends(campaign, limit=50, after_id=0):
@@ -237,7 +249,7 @@ def send_rate(campaign, now=None):
 def last_retry_due(campaign_id):
     """When the last waiting retry of a campaign is due (None when none waits)."""
     value = (Send.select(fn.MAX(Send.next_attempt_at))
-             .where((Send.campaign == campaign_id) & (Send.status == "deferred")).scalar())
+             .where((Send.campaign == campaign_id) & (Send.status == SendStatus.DEFERRED)).scalar())
     return _datetime(value) if value is not None else None
 
 
@@ -258,5 +270,136 @@ def recover_in_flight(campaign_id):
     and sending it again is preferred over skipping the person: a skipped
     recipient could never be found again. Their claim already counted as an attempt.
     """
-    return (Send.update(status="queued", next_attempt_at=None)
-            .where((Send.campaign == campaign_id) & (Send.status == "sending")).execute())
+    return (Send.update(status=SendStatus.QUEUED, next_attempt_at=None)
+            .where((Send.campaign == campaign_id) & (Send.status == SendStatus.CLAIMED)).execute())
+
+
+# --- Writing the ledger -------------------------------------------------------------
+# Every change of a Send row after freeze_audience is one of these moves. The engine's are batched
+# (it records hundreds of results a second): claim and record write through executemany statements
+# built once by app.db, inside the caller's transaction.
+
+def claim(campaign_id, limit, now=None):
+    """Claim up to `limit` sends of the campaign for a run: retries that are due first, then queued
+    ones, in id order. Each becomes CLAIMED with its attempt counted, before any SMTP conversation
+    starts, and the campaign's cursor moves past the queued ones. Returns the claimed ids (in id
+    order); runs inside the caller's transaction, which should also read what it needs of them."""
+    now = now or utcnow()
+    campaign = Send.campaign == campaign_id
+    ids = [i for (i,) in Send.select(Send.id)
+           .where(campaign & (Send.status == SendStatus.DEFERRED) & (Send.next_attempt_at <= now))
+           .order_by(Send.id).limit(limit).tuples()]
+    if len(ids) < limit:
+        queued = [i for (i,) in Send.select(Send.id).where(campaign & (Send.status == SendStatus.QUEUED))
+                  .order_by(Send.id).limit(limit - len(ids)).tuples()]
+        if queued:
+            (Campaign.update(cursor=queued[-1])
+             .where((Campaign.id == campaign_id) & (Campaign.cursor < queued[-1])).execute())
+        ids += queued
+    if ids:
+        Send.update(status=SendStatus.CLAIMED, attempts=Send.attempts + 1).where(Send.id << ids).execute()
+    return ids
+
+
+def _statements():
+    """The executemany statements of record(), by outcome; each row ends with the send id."""
+    key, error = Send.id, Send.error
+    return {
+        "sent": update_many([Send.sent_at, Send.message_id, Send.smtp_account], key,
+                            fixed={Send.status: SendStatus.SENT, error: ""}),
+        "deferred": update_many([Send.next_attempt_at, error, Send.smtp_account], key,
+                                fixed={Send.status: SendStatus.DEFERRED}),
+        "failed": update_many([error, Send.smtp_account], key,
+                              fixed={Send.status: SendStatus.FAILED, Send.next_attempt_at: None}),
+        "bounced": update_many([error, Send.smtp_account], key,
+                               fixed={Send.status: SendStatus.BOUNCED, Send.next_attempt_at: None}),
+        "skipped": update_many([error], key, fixed={Send.status: SendStatus.SKIPPED}),
+    }
+
+
+def record(cursor=None, sent=(), deferred=(), failed=(), bounced=(), skipped=(), requeued=()):
+    """Write a run's results for claimed sends, inside the caller's transaction (`cursor`: the
+    caller's, else a new one). Rows are tuples ending with the send id:
+
+        sent      (sent_at, message_id, smtp_account_id, send_id)   its error cleared
+        deferred  (next_attempt_at, error, smtp_account_id, send_id) tried again then
+        failed    (error, smtp_account_id, send_id)                  no attempt left
+        bounced   (error, smtp_account_id, send_id)                  refused for good (5xx)
+        skipped   (error, send_id)                                   not sent, and never will be
+        requeued  send ids: claimed but never started; queued again, the attempt not counted
+    """
+    statements = _statements()
+    for kind, rows in (("sent", sent), ("deferred", deferred), ("failed", failed), ("bounced", bounced),
+                       ("skipped", skipped)):
+        if rows:
+            statements[kind].run(rows, cursor)
+    requeued = list(requeued)
+    for start in range(0, len(requeued), 500):
+        (Send.update(status=SendStatus.QUEUED, next_attempt_at=None,
+                     attempts=Case(None, [(Send.attempts > 0, Send.attempts - 1)], 0))
+         .where((Send.id << requeued[start:start + 500]) & (Send.status == SendStatus.CLAIMED)).execute())
+
+
+def skip_claimed(rows, cursor=None):
+    """Claimed sends the run will not send, as (reason, send_id) rows: the contact was deleted, is no
+    longer active, or its address is suppressed (the engine checks at claim time)."""
+    if rows:
+        _statements()["skipped"].run(rows, cursor)
+
+
+def skip_for_contact(send_ids, reason):
+    """The contact left the audience after publishing (unsubscribed, left the lists): its waiting
+    sends are skipped with `reason`. A send a run has claimed is left to the run. Returns how many."""
+    return (Send.update(status=SendStatus.SKIPPED, error=reason, next_attempt_at=None)
+            .where((Send.id << list(send_ids)) & (Send.status << WAITING)).execute())
+
+
+def skip_erased(contact_id, hint):
+    """The contact is erased: its queued and deferred sends are skipped, and every send of it keeps
+    only the address's hint (the counts stay, the address goes)."""
+    (Send.update(status=SendStatus.SKIPPED, error="The contact was erased.")
+     .where((Send.contact == contact_id) & (Send.status << (SendStatus.QUEUED, SendStatus.DEFERRED))).execute())
+    Send.update(email=hint).where(Send.contact == contact_id).execute()
+
+
+def mark_bounced(send_id, error):
+    """A refusal for good, found during sending or reported later (a DSN, a webhook): the send is
+    bounced unless it already was or was skipped; a failed one becomes bounced, which says more."""
+    return bool(Send.update(status=SendStatus.BOUNCED, error=str(error)[:1000], next_attempt_at=None)
+                .where((Send.id == send_id) & (Send.status << (SendStatus.SENT, SendStatus.CLAIMED,
+                                                               SendStatus.DEFERRED, SendStatus.QUEUED,
+                                                               SendStatus.FAILED))).execute())
+
+
+def fail_for_account(send_id, error):
+    """The refusal meant our SMTP account hit its own limit, not a problem of the address: the send
+    fails with `error` (it may be sent again with retry_failed). True when it changed (not already
+    failed, bounced or skipped), so the caller counts it once."""
+    return bool(Send.update(status=SendStatus.FAILED, error=str(error)[:1000], next_attempt_at=None)
+                .where((Send.id == send_id) & (Send.status << (SendStatus.SENT, SendStatus.CLAIMED,
+                                                               SendStatus.DEFERRED, SendStatus.QUEUED)))
+                .execute())
+
+
+def retry_failed(campaign_id):
+    """Queue the campaign's failed sends again as a fresh start (attempts and backoff from zero, the
+    error cleared); returns how many."""
+    return (Send.update(status=SendStatus.QUEUED, next_attempt_at=None, error="", attempts=0)
+            .where((Send.campaign == campaign_id) & (Send.status == SendStatus.FAILED)).execute())
+
+
+def hold_sample(campaign_id, variant_a, variant_b, cutoff):
+    """Split an A/B test at publish: the sends up to id `cutoff` (the test sample) go to variants A and B
+    alternately by id, and the queued rest are held until the winner is known."""
+    sample = (Send.campaign == campaign_id) & (Send.id <= cutoff)
+    # Alternate by id parity (bin_and: peewee's % operator means LIKE, not modulo).
+    Send.update(variant=variant_a).where(sample & (Send.id.bin_and(1) == 0)).execute()
+    Send.update(variant=variant_b).where(sample & (Send.id.bin_and(1) == 1)).execute()
+    (Send.update(status=SendStatus.HELD)
+     .where((Send.campaign == campaign_id) & (Send.id > cutoff) & (Send.status == SendStatus.QUEUED)).execute())
+
+
+def release_to_winner(campaign_id, winner):
+    """The A/B test is decided: the held sends are queued with the winning variant."""
+    return (Send.update(variant=winner, status=SendStatus.QUEUED)
+            .where((Send.campaign == campaign_id) & (Send.status == SendStatus.HELD)).execute())

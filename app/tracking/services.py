@@ -41,6 +41,7 @@ from app.consent import suppression
 from app.db import db
 from app.models import Campaign
 from app.models import Contact
+from app.models import ContactStatus
 from app.models import Event
 from app.models import EventType
 from app.models import Link
@@ -50,6 +51,7 @@ from app.models import Subscription
 from app.models import Team
 from app.models import Variant
 from app.models import utcnow
+from app.sending import ledger
 from app.tracking import recorder
 
 log = logging.getLogger(__name__)
@@ -73,8 +75,8 @@ SCANNER_AGENTS = ("bot", "crawler", "spider", "scanner", "preview", "proofpoint"
 
 # Subscriptions that still bring campaign mail (an unconfirmed one never does).
 RECEIVING = "subscribed"
-# Sends still waiting to go out; an unsubscribe takes them out of the queue.
-WAITING = ("queued", "deferred", "held")
+# Sends still waiting to go out (not claimed by a run); an unsubscribe takes them out of the queue.
+WAITING = ledger.WAITING
 
 
 # --- Heuristics ------------------------------------------------------------------------
@@ -365,17 +367,17 @@ def _skip_waiting_sends(contact, now):
                  .where((Subscription.contact == contact.id) & (Subscription.status == RECEIVING)).tuples()}
     leaving = []
     for send in waiting:
-        if contact.status != "active":
+        if contact.status != ContactStatus.ACTIVE:
             leaving.append(send.id)
         elif not _segments_of(send.campaign):
             lists = audience_lists(send.campaign)
             if lists and not receiving.intersection(lists):
                 leaving.append(send.id)
     if leaving:
-        reason = ("The contact unsubscribed after the campaign was published." if contact.status != "active"
+        reason = ("The contact unsubscribed after the campaign was published."
+                  if contact.status != ContactStatus.ACTIVE
                   else "The contact left the campaign's lists after it was published.")
-        Send.update(status="skipped", error=reason, next_attempt_at=None).where(
-            (Send.id << leaving) & (Send.status << WAITING)).execute()
+        ledger.skip_for_contact(leaving, reason)
     return len(leaving)
 
 
