@@ -1,8 +1,10 @@
 """The send ledger: freezing the audience (lists, segments, exclusions, statuses, resends), idempotently."""
+import datetime
 import json
 
 import pytest
 
+from app.db import db
 from app.models import Campaign
 from app.models import Contact
 from app.models import Event
@@ -10,6 +12,7 @@ from app.models import MailingList
 from app.models import Segment
 from app.models import Send
 from app.models import Subscription
+from app.models import Variant
 from app.sending import ledger
 from tests.sending_support import make_campaign
 from tests.sending_support import make_contacts
@@ -153,3 +156,74 @@ def test_recover_in_flight_and_status_counts(ctx):
     assert ledger.recover_in_flight(campaign.id) == 2
     assert ledger.status_counts(campaign.id) == {"sent": 1, "queued": 4}
     assert ledger.pending_count(campaign.id) == 4
+
+
+def frozen(count):
+    team = make_team()
+    news = MailingList.create(team=team, name="News")
+    contacts = make_contacts(team, count, news)
+    campaign = make_campaign(team, [news])
+    ledger.freeze_audience(campaign)
+    return campaign, contacts, [s.id for s in Send.select().where(Send.campaign == campaign).order_by(Send.id)]
+
+
+def rows_of(campaign):
+    return {s.id: s for s in Send.select().where(Send.campaign == campaign)}
+
+
+def test_a_run_claims_records_and_claims_again_through_the_ledger(ctx):
+    campaign, _, ids = frozen(7)
+    with db.atomic():
+        assert ledger.claim(campaign.id, 6) == ids[:6]
+    assert Campaign.get_by_id(campaign.id).cursor == ids[5]
+    assert ledger.status_counts(campaign.id) == {"sending": 6, "queued": 1}
+    at = datetime.datetime(2026, 4, 5, 6, 7, 8)
+    later = at + datetime.timedelta(minutes=5)
+    with db.atomic():
+        ledger.record(sent=[(at, "<m1@acme.test>", None, ids[0])], deferred=[(later, "451 later", None, ids[1])],
+                      failed=[("421 gone", None, ids[2])], bounced=[("550 no such user", None, ids[3])],
+                      skipped=[("The address is on the suppression list.", ids[4])], requeued=[ids[5]])
+    rows = rows_of(campaign)
+    assert (rows[ids[0]].status, rows[ids[0]].sent_at, rows[ids[0]].message_id) == ("sent", at, "<m1@acme.test>")
+    assert (rows[ids[1]].status, rows[ids[1]].next_attempt_at, rows[ids[1]].error) == ("deferred", later, "451 later")
+    assert (rows[ids[2]].status, rows[ids[2]].error) == ("failed", "421 gone")
+    assert (rows[ids[3]].status, rows[ids[3]].error) == ("bounced", "550 no such user")
+    assert (rows[ids[4]].status, rows[ids[4]].error) == ("skipped", "The address is on the suppression list.")
+    assert (rows[ids[5]].status, rows[ids[5]].attempts) == ("queued", 0)  # never started: the claim not counted
+    assert [rows[i].attempts for i in ids[:5]] == [1] * 5
+    with db.atomic():
+        assert ledger.claim(campaign.id, 10, now=later) == [ids[1], ids[5], ids[6]]  # the due retry first
+        ledger.skip_claimed([("The contact was deleted after the campaign was published.", ids[6])])
+    rows = rows_of(campaign)
+    assert (rows[ids[1]].status, rows[ids[1]].attempts) == ("sending", 2)
+    assert rows[ids[6]].status == "skipped"
+
+
+def test_the_moves_after_publishing_and_after_a_run(ctx):
+    campaign, contacts, ids = frozen(6)
+    first, second = (Variant.create(campaign=campaign, label=label) for label in ("A", "B"))
+    ledger.hold_sample(campaign.id, first, second, cutoff=ids[1])
+    rows = rows_of(campaign)
+    assert {rows[i].variant_id for i in ids[:2]} == {first.id, second.id}
+    assert {rows[i].status for i in ids[2:]} == {"held"}
+    assert ledger.release_to_winner(campaign.id, second) == 4
+    assert {(rows_of(campaign)[i].status, rows_of(campaign)[i].variant_id) for i in ids[2:]} == {("queued", second.id)}
+
+    with db.atomic():
+        ledger.claim(campaign.id, 1)  # ids[0] is in a run now
+    assert ledger.skip_for_contact([ids[0], ids[1]], "The contact unsubscribed.") == 1  # the claimed one is the run's
+    assert (rows_of(campaign)[ids[1]].status, rows_of(campaign)[ids[1]].error) == ("skipped", "The contact unsubscribed.")
+
+    assert ledger.mark_bounced(ids[2], "550 5.1.1 unknown") and not ledger.mark_bounced(ids[2], "again")
+    assert ledger.fail_for_account(ids[3], "Account limit: 550 daily quota") \
+        and not ledger.fail_for_account(ids[3], "twice")
+    assert ledger.retry_failed(campaign.id) == 1
+    assert (rows_of(campaign)[ids[3]].status, rows_of(campaign)[ids[3]].error) == ("queued", "")
+    assert ledger.fail_for_account(ids[3], "Account limit") and ledger.mark_bounced(ids[3], "550 later DSN")
+    assert rows_of(campaign)[ids[3]].status == "bounced"  # a failed send that bounces says more as bounced
+
+    erased = contacts[4]
+    send = Send.get((Send.campaign == campaign) & (Send.contact == erased))
+    ledger.skip_erased(erased.id, "r…@example.com")
+    send = Send.get_by_id(send.id)
+    assert (send.status, send.email, send.error) == ("skipped", "r…@example.com", "The contact was erased.")
