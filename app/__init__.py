@@ -11,13 +11,41 @@ from flask import url_for
 from flask_login import LoginManager
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from app import cli
 from app import htmx
 from app import localtime
 from app import logs
 from app import security
+from app import settings
+from app.admin.views import bp as admin_bp
+from app.auth.services import user_for_session
+from app.auth.views import bp as auth_bp
+from app.bounces.views import bp as bounces_bp
+from app.campaigns.views import bp as campaigns_bp
+from app.catcher.views import bp as catcher_bp
 from app.config import Config
+from app.consent.views import bp as consent_bp
+from app.contacts.views import bp as contacts_bp
+from app.dashboard.views import bp as dashboard_bp
 from app.db import close_db
 from app.db import init_db
+from app.email_templates.views import bp as email_templates_bp
+from app.health.views import bp as health_bp
+from app.htmx import hx_redirect
+from app.htmx import is_htmx
+from app.imports.views import bp as imports_bp
+from app.models import ROLE_LABELS
+from app.notices.views import bp as notices_bp
+from app.reports.views import bp as reports_bp
+from app.segments.views import bp as segments_bp
+from app.sending.views import bp as sending_bp
+from app.teams import context
+from app.teams.views import bp as teams_bp
+from app.tracking.views import bp as tracking_bp
+from app.webhooks.views import bp as webhooks_bp
 
 __version__ = "0.1.0"
 
@@ -55,34 +83,14 @@ def create_app(overrides=None):
     htmx.init_app(app)
     localtime.init_app(app)  # the local_time / local_date filters: stored UTC shown in the team's zone
 
-    from app.teams import context
     context.init_app(app)
 
-    from app.admin.views import bp as admin_bp
-    from app.auth.views import bp as auth_bp
-    from app.bounces.views import bp as bounces_bp
-    from app.campaigns.views import bp as campaigns_bp
-    from app.catcher.views import bp as catcher_bp
-    from app.consent.views import bp as consent_bp
-    from app.contacts.views import bp as contacts_bp
-    from app.dashboard.views import bp as dashboard_bp
-    from app.email_templates.views import bp as email_templates_bp
-    from app.health.views import bp as health_bp
-    from app.imports.views import bp as imports_bp
-    from app.notices.views import bp as notices_bp
-    from app.reports.views import bp as reports_bp
-    from app.segments.views import bp as segments_bp
-    from app.sending.views import bp as sending_bp
-    from app.teams.views import bp as teams_bp
-    from app.tracking.views import bp as tracking_bp
-    from app.webhooks.views import bp as webhooks_bp
     for blueprint in (dashboard_bp, auth_bp, teams_bp, admin_bp, catcher_bp, health_bp,
                       contacts_bp, imports_bp, segments_bp, consent_bp,
                       campaigns_bp, email_templates_bp, sending_bp, tracking_bp,
                       bounces_bp, reports_bp, webhooks_bp, notices_bp):
         app.register_blueprint(blueprint)
 
-    from app import cli
     cli.init_app(app)
     _init_templates(app)
     _init_favicon(app)
@@ -96,10 +104,6 @@ def create_app(overrides=None):
 
 
 def _init_login(app):
-    from app.htmx import hx_redirect
-    from app.auth.services import user_for_session
-    from app.htmx import is_htmx
-
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Sign in to continue."
@@ -129,15 +133,11 @@ def _init_favicon(app):
 
 
 def _init_templates(app):
-    from app import settings
-    from app.models import ROLE_LABELS
     app.jinja_env.globals.update(csrf_token=security.csrf_token, version=__version__,
                                  role_labels=ROLE_LABELS, base_url=settings.base_url)
 
 
 def _init_errors(app):
-    from app.htmx import is_htmx
-
     def render_error(error):
         code = getattr(error, "code", 500)
         template = "errors/_error.html" if is_htmx() else "errors/error.html"
@@ -151,8 +151,6 @@ def _init_errors(app):
                              "Shorten the content, or split a file into smaller ones.")
         return render_error(error)
 
-    from werkzeug.exceptions import HTTPException
-    from werkzeug.exceptions import RequestEntityTooLarge
     app.register_error_handler(HTTPException, render_error)
     app.register_error_handler(RequestEntityTooLarge, too_large)
 

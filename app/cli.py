@@ -11,13 +11,19 @@ from flask.cli import AppGroup
 from peewee import SqliteDatabase
 from playhouse.migrations import Runner
 
+from app.auth.services import AuthError
+from app.auth.services import create_first_admin
+from app.backup import archive
+from app.backup import restored
+from app.backup import running
+from app.bounces.cli import bounces_cli
+from app.catcher import server as catcher_server
 from app.config import ROOT
 from app.db import db
 from app.db import id_high_water
 from app.db import raise_id_counters
-from app.backup import archive
-from app.backup import restored
-from app.backup import running
+from app.imports import cli as imports_cli
+from tasks import huey
 
 MIGRATIONS_DIR = str(ROOT / "migrations")
 
@@ -58,7 +64,7 @@ def backup_command(path):
     files = {name: path_ for name, path_ in _sqlite_files().items() if name == "loft.db" or os.path.exists(path_)}
     try:
         manifest = archive.backup(files, path, current_app.config["VERSION"])
-    except backup.BackupError as exc:
+    except archive.BackupError as exc:
         raise click.ClickException(str(exc))
     click.echo(f"Backup of {manifest['created_at']} written to {os.path.abspath(path)}")
     for name, info in manifest["files"].items():
@@ -83,7 +89,6 @@ def restore_command(path, yes, force):
     """
     files = _sqlite_files()
     database = files["loft.db"]
-    from tasks import huey
     # No connection of this process may stay open on the files it replaces: SQLite would later
     # checkpoint into the old file and unlink the -wal of the new one when it closes.
     db.close()
@@ -95,13 +100,13 @@ def restore_command(path, yes, force):
     try:
         try:
             manifest, paths = archive.read_backup(path, workdir)
-        except backup.BackupError as exc:
+        except archive.BackupError as exc:
             raise click.ClickException(str(exc))
         newest = _latest_migration()
         if manifest.get("migration", "") > newest:
             raise click.ClickException(f"The backup was made by a newer Loft (migration {manifest['migration']}; "
                                        f"this one knows up to {newest}). Upgrade Loft first, then restore.")
-        created = backup.created_at(manifest)
+        created = archive.created_at(manifest)
         if not yes:
             click.confirm(f"Replace {database} with the backup of {manifest['created_at']}?", abort=True)
         aside = os.path.join(parent, "before-restore-" + time.strftime("%Y%m%dT%H%M%S", time.gmtime()))
@@ -121,7 +126,7 @@ def restore_command(path, yes, force):
                 except Exception as exc:
                     # Never leave restored campaigns "sending" for a worker to pick up: undo it all.
                     db.close()
-                    backup.put_back(files, aside)
+                    archive.put_back(files, aside)
                     raise click.ClickException(f"The restore failed ({type(exc).__name__}: {exc}); the files "
                                                "were put back as they were before it.") from exc
         except running.InUse as exc:
@@ -185,8 +190,6 @@ def _latest_migration():
 @click.option("--team", "team_name", default="My team", help="Name of the first team.")
 def create_admin(email, password, name, team_name):
     """Create the instance administrator on a fresh install (same as the first visit to /setup)."""
-    from app.auth.services import AuthError
-    from app.auth.services import create_first_admin
     try:
         user = create_first_admin(email, password, name, team_name)
     except AuthError as exc:
@@ -199,10 +202,9 @@ def create_admin(email, password, name, team_name):
 @click.option("--port", default=None, type=int)
 def run_catcher(host, port):
     """Run the mail catcher in the foreground until interrupted."""
-    from app.catcher import server
     host = host or current_app.config["CATCHER_HOST"]
     port = port or current_app.config["CATCHER_PORT"]
-    controller = server.start(current_app._get_current_object(), host, port)
+    controller = catcher_server.start(current_app._get_current_object(), host, port)
     click.echo(json.dumps({"msg": "mail catcher listening", "host": host, "port": port}))
     try:
         while True:
@@ -217,6 +219,5 @@ def init_app(app):
     app.cli.add_command(db_cli)
     app.cli.add_command(users_cli)
     app.cli.add_command(catcher_cli)
-    from app.imports import cli as imports_cli
     imports_cli.register(app)  # `flask contacts import`
-    app.cli.add_command(__import__("app.bounces.cli", fromlist=["bounces_cli"]).bounces_cli)  # `flask bounces parse`
+    app.cli.add_command(bounces_cli)  # `flask bounces parse`

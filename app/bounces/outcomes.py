@@ -44,6 +44,7 @@ from flask import current_app
 
 from app import events
 from app.campaigns import states
+from app.consent import preferences
 from app.consent import suppression
 from app.db import db
 from app.notices import alerts
@@ -360,7 +361,6 @@ def _complained(team_id, send, details, now):
 
 
 def _opt_out(send, source):
-    from app.consent import preferences
     if send.contact_id is None:
         _suppress(send.campaign.team_id, send.email, "unsubscribed")
         return ["suppressed:unsubscribed"]

@@ -25,6 +25,7 @@ from app.models import Campaign
 from app.security import untrusted_html_response
 from app.sending import ledger
 from app.teams.context import require
+from app.teams.permissions import ROLE_PERMISSIONS
 from app.wording import plural
 from tasks import sending as sending_tasks
 
@@ -111,7 +112,6 @@ def edit(campaign_id):
 
 
 def _permissions():
-    from app.teams.permissions import ROLE_PERMISSIONS
     return ROLE_PERMISSIONS[g.membership.role]
 
 

@@ -46,6 +46,8 @@ from app.models import Send
 from app.models import SendStatus
 from app.models import Subscription
 from app.models import utcnow
+from app.segments.compiler import SegmentError
+from app.segments.compiler import compile_rules
 
 CHUNK = 50_000  # contact ids per INSERT ... SELECT (one short transaction each)
 
@@ -76,8 +78,6 @@ def _team_ids(model, team_id, values):
 
 def _segment_condition(team_id, segment_ids):
     """One condition on Contact that is true for members of any of the segments."""
-    from app.segments.compiler import SegmentError
-    from app.segments.compiler import compile_rules
     conditions = []
     for segment in Segment.select().where((Segment.team == team_id) & (Segment.id << segment_ids)):
         try:

@@ -19,6 +19,7 @@ from flask import request
 from werkzeug.urls import iri_to_uri
 
 from app.security import csrf_exempt
+from app.tracking import fastpath
 from app.tracking import services
 from app.tracking import tokens
 from app.tracking import webview
@@ -30,7 +31,6 @@ bp = Blueprint("tracking", __name__)
 def _install_fast_path(state):
     # The open pixel and the click redirect are answered in front of Flask for speed
     # (app/tracking/fastpath.py); these views still answer every other case.
-    from app.tracking import fastpath
     fastpath.install(state.app)
 
 
