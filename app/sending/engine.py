@@ -208,7 +208,7 @@ class Job:
         self.contact = contact
 
 
-class Recipient:
+class Addressee:
     """The contact fields a message needs (MessageFactory reads id, team_id, email, name, attributes)."""
     __slots__ = ("id", "team_id", "email", "name", "attributes", "status")
 
@@ -631,7 +631,7 @@ class Run:
                     skipped.append(("The address is on the suppression list.", send_id))
                 else:
                     jobs.append(Job(send_id, campaign_id, email, attempts, variant_id,
-                                    Recipient(contact_id, *fields)))
+                                    Addressee(contact_id, *fields)))
             ledger.skip_claimed(skipped)
         return jobs
 

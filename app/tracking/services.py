@@ -234,7 +234,7 @@ def record_click(send_id, link_id, url, facts, method, user_agent, ip, now=None)
 
 # --- Unsubscribe -----------------------------------------------------------------------
 
-class Recipient:
+class UnsubscribeTarget:
     """Who an unsubscribe link belongs to: the Send, its campaign, contact and team."""
 
     def __init__(self, send, campaign, contact, team):
@@ -253,8 +253,8 @@ class Recipient:
         return self.contact.status == "unsubscribed"
 
 
-def recipient(send_id):
-    """The Recipient of a Send, or None when the send or its contact no longer exists."""
+def unsubscribe_target(send_id):
+    """Who the Send's unsubscribe link belongs to, or None when the send or its contact no longer exists."""
     send = (Send.select(Send, Campaign, Contact, Team)
             .join(Campaign, on=(Send.campaign == Campaign.id))
             .join(Team, on=(Campaign.team == Team.id))
@@ -263,7 +263,7 @@ def recipient(send_id):
             .where(Send.id == send_id).first())
     if send is None or send.contact_id is None or getattr(send, "contact", None) is None:
         return None
-    return Recipient(send, send.campaign, send.contact, send.campaign.team)
+    return UnsubscribeTarget(send, send.campaign, send.contact, send.campaign.team)
 
 
 def audience_lists(campaign):
@@ -307,7 +307,7 @@ def unsubscribe(send_id, everything=False, source="one-click"):
     """
     now = utcnow()
     with db.atomic():
-        target = recipient(send_id)
+        target = unsubscribe_target(send_id)
         if target is None:
             return None
         contact, campaign = target.contact, target.campaign

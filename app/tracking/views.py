@@ -104,7 +104,7 @@ def _unsubscribe_page(target, token, status=200, **context):
 def unsubscribe_page(token):
     """The confirmation page: a GET never unsubscribes (link scanners prefetch GETs)."""
     send_id = _send_id("unsubscribe", token)
-    target = services.recipient(send_id) if send_id is not None else None
+    target = services.unsubscribe_target(send_id) if send_id is not None else None
     return _unsubscribe_page(target, token)
 
 
@@ -125,7 +125,7 @@ def unsubscribe(token):
     if one_click:
         # Mail providers read only the status; no page, no personal data in the answer.
         return Response("Unsubscribed.\n", 200, headers={**NO_STORE, "Content-Type": "text/plain; charset=utf-8"})
-    target = services.recipient(send_id) if result is not None else None
+    target = services.unsubscribe_target(send_id) if result is not None else None
     return _unsubscribe_page(target, token, done=True, everything=everything, result=result)
 
 

@@ -45,7 +45,7 @@ from app.bounces.parse.mime import walk
 from app.bounces.parse.prose import is_auto_reply
 from app.bounces.parse.prose import looks_like_bounce
 from app.bounces.parse.prose import parse_text
-from app.bounces.parse.report import Recipient
+from app.bounces.parse.report import RecipientResult
 from app.bounces.parse.report import Report
 from app.bounces.parse.report import delivery_for
 from app.bounces.parse.report import is_delivery
@@ -55,7 +55,7 @@ from app.bounces.parse.ses import report_from_ses
 from app.content.text import html_to_text
 
 # The entry points the rest of Loft uses.
-__all__ = ["Recipient", "Report", "delivery_for", "is_delivery", "parse_message", "report_for", "report_from_ses"]
+__all__ = ["RecipientResult", "Report", "delivery_for", "is_delivery", "parse_message", "report_for", "report_from_ses"]
 
 log = logging.getLogger(__name__)
 

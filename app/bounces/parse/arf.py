@@ -10,7 +10,7 @@ from app.bounces.parse.mime import header
 from app.bounces.parse.mime import original_from_text
 from app.bounces.parse.mime import original_text
 from app.bounces.parse.mime import text_of
-from app.bounces.parse.report import Recipient
+from app.bounces.parse.report import RecipientResult
 
 
 def parse_arf(report, msg, arf_parts, original, texts, raw_text):
@@ -53,7 +53,7 @@ def parse_arf(report, msg, arf_parts, original, texts, raw_text):
         kind = "complaint"
     report.kind = kind
     report.is_complaint = kind == "complaint"
-    report.results = [Recipient(email=a, kind=kind, reason="feedback") for a in seen]
+    report.results = [RecipientResult(email=a, kind=kind, reason="feedback") for a in seen]
     report.reason = "feedback" if kind == "complaint" else feedback_type
     return report
 
@@ -76,5 +76,5 @@ def parse_unsubscribe_request(report, msg):
     report.unsubscribe_token = token.group(1) if token else ""
     sender = clean_address(header(msg, "Reply-To") or header(msg, "From"))
     report.recipients = [sender] if sender else []
-    report.results = [Recipient(email=sender, kind="complaint", reason="feedback")] if sender else []
+    report.results = [RecipientResult(email=sender, kind="complaint", reason="feedback")] if sender else []
     return report

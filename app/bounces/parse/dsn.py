@@ -1,4 +1,4 @@
-"""RFC 3464 delivery status notifications: one Recipient per field block, completed from the
+"""RFC 3464 delivery status notifications: one RecipientResult per field block, completed from the
 human-readable part, and the SMTP command a failure answered."""
 import re
 
@@ -10,7 +10,7 @@ from app.bounces.parse.mime import field_blocks
 from app.bounces.parse.mime import get_field
 from app.bounces.parse.mime import typed_value
 from app.bounces.parse.mime import unfold
-from app.bounces.parse.report import Recipient
+from app.bounces.parse.report import RecipientResult
 
 
 def parse_dsn(report, dsn_texts, prose):
@@ -28,7 +28,7 @@ def parse_dsn(report, dsn_texts, prose):
             if not address:
                 continue
             diagnostic_type, diagnostic = typed_value(get_field(block, "Diagnostic-Code"))
-            recipient = Recipient(
+            recipient = RecipientResult(
                 email=address,
                 action=(get_field(block, "Action") or "failed").split()[0].lower().strip(";,"),
                 status=(classify.find_status(get_field(block, "Status")) or [get_field(block, "Status").strip()])[0],

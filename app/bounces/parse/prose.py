@@ -10,7 +10,7 @@ from app.bounces.parse.mime import clean_address
 from app.bounces.parse.mime import cut_original
 from app.bounces.parse.mime import header
 from app.bounces.parse.mime import unfold
-from app.bounces.parse.report import Recipient
+from app.bounces.parse.report import RecipientResult
 
 SYSTEM_LOCALS = ("mailer-daemon", "postmaster", "root", "daemon", "nobody", "bounce", "bounces", "noreply",
                  "no-reply", "abuse", "double-bounce", "mail-daemon", "maildaemon", "administrator")
@@ -125,8 +125,8 @@ def parse_text(report, msg, prose, original):
     segments = split_by_address(body, [c for c in candidates if c])
     for address in candidates:
         words = segments.get(address, "") if address else body
-        report.results.append(Recipient(email=address, diagnostic=unfold(words)[:2000],
-                                        command=smtp_command(words), remote_mta=remote_host(words)))
+        report.results.append(RecipientResult(email=address, diagnostic=unfold(words)[:2000],
+                                              command=smtp_command(words), remote_mta=remote_host(words)))
 
 
 def strongest(body, candidates):

@@ -1,5 +1,5 @@
-"""What Loft learns from one returned message or provider event: a Report with one Recipient per
-address, and the reports built from a provider's structured events (webhooks)."""
+"""What Loft learns from one returned message or provider event: a Report with one RecipientResult
+per address, and the reports built from a provider's structured events (webhooks)."""
 import dataclasses
 
 from app.bounces import classify
@@ -7,8 +7,8 @@ from app.bounces.parse.mime import clean_address
 
 
 @dataclasses.dataclass
-class Recipient:
-    """What the bounce says about one recipient."""
+class RecipientResult:
+    """What a bounce, complaint or delivery report says about one recipient address."""
     email: str
     action: str = "failed"
     status: str = ""
@@ -46,7 +46,7 @@ class Report:
     message_id: str = ""  # the report's own Message-ID (for deduplication)
     unsubscribe_token: str = ""  # from the subject of a List-Unsubscribe mailto request
     subject: str = ""
-    results: list = dataclasses.field(default_factory=list)  # [Recipient], one per recipient
+    results: list = dataclasses.field(default_factory=list)  # [RecipientResult], one per recipient
 
     def as_json(self):
         data = {
@@ -89,15 +89,15 @@ def report_for(email, status="", diagnostic="", action="failed", kind=None, mess
         report.kind = "auth" if report.feedback_type == "auth-failure" else "complaint"
         report.is_complaint = report.kind == "complaint"
         report.recipients = [address] if address else []
-        report.results = [Recipient(email=address, kind=report.kind, reason="feedback")] if address else []
+        report.results = [RecipientResult(email=address, kind=report.kind, reason="feedback")] if address else []
         return report
     # The provider delivered straight to the recipient's MX, so the receiver's own wording applies.
     found_kind, reason, code = classify.classify(status, diagnostic, action=action, recipient=address)
     if kind and kind != found_kind:
         found_kind, reason = kind, {"hard": "userunknown", "soft": "onhold"}.get(kind, reason)
-    report.results = [Recipient(email=address, action=(action or "failed").lower(), status=code or status,
-                                diagnostic=diagnostic or "", kind=found_kind, reason=reason,
-                                hard=found_kind == "hard")]
+    report.results = [RecipientResult(email=address, action=(action or "failed").lower(), status=code or status,
+                                      diagnostic=diagnostic or "", kind=found_kind, reason=reason,
+                                      hard=found_kind == "hard")]
     return report.summarise()
 
 
@@ -106,7 +106,8 @@ def delivery_for(email, message_id="", token=""):
     report = Report(format="webhook", original_message_id=message_id or "", loft_token=token or "")
     address = clean_address(email)
     report.recipients = [address] if address else []
-    report.results = [Recipient(email=address, action="delivered", status="2.0.0", kind="none", reason="delivered")
+    report.results = [RecipientResult(email=address, action="delivered", status="2.0.0", kind="none",
+                                      reason="delivered")
                       for address in report.recipients]
     report.reason = "delivered"
     return report

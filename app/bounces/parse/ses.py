@@ -6,7 +6,7 @@ import re
 from app.bounces import classify
 from app.bounces.parse.mime import TOKEN_HEADER
 from app.bounces.parse.mime import clean_address
-from app.bounces.parse.report import Recipient
+from app.bounces.parse.report import RecipientResult
 from app.bounces.parse.report import Report
 
 
@@ -52,9 +52,9 @@ def report_from_ses(data):
             address = clean_address(item.get("emailAddress", ""))
             diagnostic = item.get("diagnosticCode") or ""
             status = item.get("status") or ""
-            recipient = Recipient(email=address, status=status, diagnostic=diagnostic,
-                                  action=item.get("action") or "failed",
-                                  remote_mta=bounce.get("remoteMtaIp") or bounce.get("reportingMTA") or "")
+            recipient = RecipientResult(email=address, status=status, diagnostic=diagnostic,
+                                        action=item.get("action") or "failed",
+                                        remote_mta=bounce.get("remoteMtaIp") or bounce.get("reportingMTA") or "")
             kind_, reason, code = classify.classify(status, diagnostic, action=recipient.action, recipient=address,
                                                     remote_mta=bounce.get("reportingMTA") or "")
             if subtype in ("suppressed", "onaccountsuppressionlist"):
@@ -75,12 +75,12 @@ def report_from_ses(data):
         report.feedback_type = (complaint.get("complaintFeedbackType") or "abuse").lower()
         report.recipients = [clean_address(r.get("emailAddress", ""))
                              for r in complaint.get("complainedRecipients") or [] if isinstance(r, dict)]
-        report.results = [Recipient(email=a, kind="complaint", reason="feedback") for a in report.recipients if a]
+        report.results = [RecipientResult(email=a, kind="complaint", reason="feedback") for a in report.recipients if a]
         return report
     if kind == "delivery":
         delivery = data.get("delivery") or {}
         report.recipients = [clean_address(a) for a in delivery.get("recipients") or []]
-        report.results = [Recipient(email=a, action="delivered", status="2.0.0", kind="none", reason="delivered")
+        report.results = [RecipientResult(email=a, action="delivered", status="2.0.0", kind="none", reason="delivered")
                           for a in report.recipients if a]
         report.summarise()
         report.reason = "delivered"
