@@ -104,11 +104,6 @@ FAST_EMAIL = re.compile(rf"(?=[^@]{{1,64}}@){_ATOM}(?:\.{_ATOM})*@(?:{_LABEL}\.)
 _quote = json.encoder.encode_basestring  # a JSON string literal, exactly as json.dumps writes it
 
 
-class SimulatedCrash(RuntimeError):
-    """Raised by run_import(stop_after_chunks=N) after N committed chunks: a test's stand-in for a
-    killed worker (the job is left 'running', exactly as a crash leaves it)."""
-
-
 class _Superseded(Exception):
     """Another run of the same job committed this chunk first."""
 
@@ -309,16 +304,14 @@ def chunk_rows(total_rows):
     return max(MIN_CHUNK_ROWS, min(MAX_CHUNK_ROWS, total_rows // 20))
 
 
-def run_import(job_id, chunk_size=None, stop_after_chunks=None):
+def run_import(job_id, chunk_size=None):
     """Import (or carry on importing) job `job_id`. Safe to call again at any time: a finished job
     is left alone, a running one resumes after its last committed chunk."""
     job = ImportJob.get_or_none(ImportJob.id == job_id)
     if job is None or job.status not in ("queued", "running"):
         return job
     try:
-        return _run(job, chunk_size, stop_after_chunks)
-    except SimulatedCrash:
-        raise
+        return _run(job, chunk_size)
     except _Superseded:
         log.info("import %s: another run of it got ahead; leaving it that one", job.id)
     except ImportProblem as exc:
@@ -361,7 +354,7 @@ def _ragged(cells, width):
     return len(cells) != width and not (len(cells) > width and not "".join(cells[width:]).strip())
 
 
-def _run(job, chunk_size, stop_after_chunks):
+def _run(job, chunk_size):
     if not os.path.exists(job.path):
         raise ImportProblem("The uploaded file is gone. Upload it again; nothing was imported from it.")
     columns = _columns(job)
@@ -403,7 +396,7 @@ def _run(job, chunk_size, stop_after_chunks):
     width = plan.width
     parse = plan.parse
     with open(rejects_path, "a", encoding="utf-8", newline="") as rejects_file, _quick_thread_switches():
-        writer = _ChunkWriter(plan, job, rejects_file, wait=stop_after_chunks is not None)
+        writer = _ChunkWriter(plan, job, rejects_file)
         try:
             for number, cells, problem in _data_rows(job):
                 position += 1
@@ -436,8 +429,6 @@ def _run(job, chunk_size, stop_after_chunks):
                     writer.submit(done, position, chunk, rejects)
                     done = position
                     chunk, rejects = [], []
-                    if stop_after_chunks is not None and writer.committed >= stop_after_chunks:
-                        raise SimulatedCrash(f"stopped after {writer.committed} chunks")
             if position > done:
                 writer.submit(done, position, chunk, rejects)
         finally:
@@ -488,12 +479,11 @@ class _ChunkWriter:
     which a resume writes again. The thread has its own database connection.
     """
 
-    def __init__(self, plan, job, rejects_file, wait=False):
+    def __init__(self, plan, job, rejects_file):
         self.plan = plan
         self.job = job
         self.rows_file = rejects_file
         self.rows_writer = rejects_writer(rejects_file, job)
-        self.wait_each = wait  # tests that stop after N chunks want them committed before counting
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"import-{job.id}")
         self.pending = None
         self.committed = 0
@@ -508,8 +498,6 @@ class _ChunkWriter:
         self.plan.field_types.update(new_fields)
         self.pending = self.pool.submit(_commit_chunk, self.plan, self.job, start, end, chunk, stamp, batches,
                                         rejects, self.rows_writer, self.rows_file, new_fields)
-        if self.wait_each:
-            self._wait()
 
     def _wait(self):
         if self.pending is not None:
