@@ -60,7 +60,7 @@ def test_new_contact_form_shows_errors_in_place_then_saves(page):
     page.get_by_label("Email address").fill("not an address")
     page.get_by_label("Name").fill("Ada")
     page.get_by_role("button", name="Add contact").click()
-    error = page.locator("#e-f-email")
+    error = page.locator("#e-email")
     expect(error).to_contain_text("not valid")
     expect(page.get_by_label("Email address")).to_be_focused()  # app.js moves focus to the invalid field
     expect(page.get_by_label("Name")).to_have_value("Ada")

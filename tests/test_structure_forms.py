@@ -8,7 +8,8 @@
   - consent/_embed_snippet.html: the markup a list owner copies onto their own website, shown as
     text on Loft's page; it posts to an absolute URL from a page that has no Loft session.
 - No CSRF input is written by hand (form_to writes it).
-And form_to itself: what it renders.
+- No template defines its own copy of the form-field macro (field() in _macros.html is the one).
+And the two macros themselves: what form_to and field() render.
 """
 import re
 
@@ -21,6 +22,7 @@ SNIPPET = ROOT / "templates" / "consent" / "_embed_snippet.html"
 FORM_TAG = re.compile(r"<form\b[^>]*>", re.I)
 GET_FORM = re.compile(r"""\bmethod\s*=\s*["']?get\b""", re.I)
 CSRF_INPUT = re.compile(r"""name\s*=\s*["']csrf_token["']""", re.I)
+FIELD_MACRO = re.compile(r"\{%-?\s*macro\s+(field|input|select|textarea)\s*\(")
 
 
 def template_files():
@@ -45,6 +47,10 @@ def hand_written_tokens(source):
     return [(line_of(source, match.start()), match.group(0)) for match in CSRF_INPUT.finditer(source)]
 
 
+def field_macro_copies(source):
+    return [(line_of(source, match.start()), match.group(1)) for match in FIELD_MACRO.finditer(source)]
+
+
 def test_every_post_form_is_written_with_form_to():
     found = []
     for path in template_files():
@@ -52,6 +58,13 @@ def test_every_post_form_is_written_with_form_to():
         found += [f"{rel(path)}:{line} {what}" for line, what in hand_written_forms(source)]
         found += [f"{rel(path)}:{line} {what}" for line, what in hand_written_tokens(source)]
     assert found == [], "write the form as {% call form_to(url, target=...) %}...{% endcall %} (templates/_macros.html)"
+
+
+def test_no_template_has_its_own_field_macro():
+    found = []
+    for path in template_files():
+        found += [f"{rel(path)}:{line} macro {name}" for line, name in field_macro_copies(path.read_text("utf-8"))]
+    assert found == [], "use field() from templates/_macros.html"
 
 
 def test_the_checks_see_what_they_look_for():
@@ -64,6 +77,8 @@ def test_the_checks_see_what_they_look_for():
     assert hand_written_forms("{% call form_to(url_for('x'), target='#y') %}<button>Go</button>{% endcall %}") == []
     assert hand_written_tokens('<input type="hidden" name="csrf_token" value="{{ csrf_token() }}">') != []
     assert hand_written_tokens('<body hx-headers=\'{"X-CSRF-Token": "{{ csrf_token() }}"}\'>') == []
+    assert [name for _, name in field_macro_copies('{% macro input(name, label) -%}')] == ["input"]
+    assert field_macro_copies('{% macro chart_table(caption) -%}') == []
 
 
 RENDER = '{% from "_macros.html" import form_to, field %}'
@@ -85,3 +100,16 @@ def test_form_to_writes_the_url_once_and_the_token_always(app):
     assert "hx-post" not in plain and 'name="csrf_token"' in plain
     public = render(app, "{% call form_to('/x', public=True) %}{% endcall %}")
     assert "csrf_token" not in public
+
+
+def test_field_ties_the_help_and_the_error_to_the_input(app):
+    html = render(app, "{{ field('attr.seats', 'Seats', {'attr.seats': 'x'}, {'attr.seats': 'Bad'},"
+                       " help='A number.') }}")
+    assert '<label for="f-attr-seats">Seats</label>' in html and 'value="x"' in html
+    assert 'aria-invalid="true" aria-describedby="e-attr-seats h-attr-seats"' in html
+    assert '<p class="error" id="e-attr-seats">Bad</p>' in html and '<p class="help" id="h-attr-seats">' in html
+    password = render(app, "{{ field('password', 'Password', {'password': 'secret'}, type='password') }}")
+    assert "secret" not in password and "aria-invalid" not in password
+    select = render(app, "{{ field('role', 'Role', {'role': 'admin'}, options=[('author', 'Author'),"
+                       " ('admin', 'Admin')]) }}")
+    assert '<option value="admin" selected>Admin</option>' in select and '<option value="author">' in select

@@ -33,7 +33,7 @@ def client_ip():
 
 def _form_error(template, exc, **context):
     """Re-render a form with the error beside its field: 422 so htmx and tests see a refusal."""
-    return render_template(template, error=str(exc), error_field=getattr(exc, "field", None),
+    return render_template(template, error=exc.message, errors=exc.errors,
                            form=request.form, **context), 422
 
 

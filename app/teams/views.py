@@ -40,7 +40,7 @@ def new_team():
         try:
             team = services.create_team(current_user, request.form.get("name", ""))
         except TeamError as exc:
-            return render_template("teams/new.html", error=str(exc), form=request.form), 422
+            return render_template("teams/new.html", error=exc.message, errors=exc.errors, form=request.form), 422
         services.switch_team(current_user, team.id)
         flash(f"Team “{team.name}” created. You are its Administrator.", "success")
         return redirect(url_for("dashboard.dashboard"))
@@ -65,7 +65,7 @@ def settings():
         try:
             services.update_team(g.team, request.form)
         except TeamError as exc:
-            return _render_settings(error=str(exc), error_field=exc.field, form=request.form), 422
+            return _render_settings(error=exc.message, errors=exc.errors, form=request.form), 422
         flash("Team settings saved.", "success")
         if warning := services.sender_warning(g.team):
             flash(warning, "warning")
@@ -112,7 +112,7 @@ def invite():
         invite, token, earlier = services.create_invite(g.membership, request.form.get("email", ""),
                                                         request.form.get("role", ""))
     except TeamError as exc:
-        return _render_members(422, error=str(exc), error_field=exc.field, form=request.form)
+        return _render_members(422, error=exc.message, errors=exc.errors, form=request.form)
     message = mail.compose("invite", invite.email, f"You are invited to {g.team.name} on Loft",
                            token=token, team=g.team, inviter=current_user, invite=invite)
     send_system_email(**message)
@@ -184,7 +184,7 @@ def accept(token):
                 team = invite.team
         except TeamError as exc:
             # has_account as on the GET: an address that already has an account is told to sign in.
-            return render_template("teams/accept.html", invite=invite, error=str(exc), error_field=exc.field,
+            return render_template("teams/accept.html", invite=invite, error=exc.message, errors=exc.errors,
                                    form=request.form, has_account=services.account_exists(invite.email)), 422
         flash(f"Welcome to “{team.name}”.", "success")
         return redirect(url_for("dashboard.dashboard"))
