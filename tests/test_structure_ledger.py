@@ -7,6 +7,8 @@ second writer cannot come back.
 - Nothing outside the ledger hands Send columns to app.db's executemany builders (update_many,
   insert_many).
 - No SQL text outside the ledger writes the send table (by name or through Send._meta.table_name).
+- Campaign.state is changed only by app/campaigns/states.py (transition() checks each move), never by
+  a Campaign.update(state=...) or an assignment to `.state` elsewhere.
 - The statuses are the stored strings (SendStatus, CampaignState, ContactStatus), so no data
   migration was needed.
 """
@@ -20,6 +22,7 @@ from app.models import SendStatus
 
 CODE_DIRS = ("app", "tasks", "migrations")
 WRITER = ROOT / "app" / "sending" / "ledger.py"
+STATE_WRITER = ROOT / "app" / "campaigns" / "states.py"
 WRITING = {"update", "insert", "insert_many", "insert_from", "create", "bulk_create", "bulk_update", "replace",
            "replace_many", "get_or_create", "delete"}
 LOADING = {"get", "get_or_none", "get_by_id", "first", "select"}  # a Send instance comes from these
@@ -87,6 +90,25 @@ def send_writes(source):
     return found
 
 
+def state_writes(source):
+    """(line, what) for every write of Campaign.state in `source` (Campaign is the one model with a
+    `state` column, so any `x.state = ...` is one)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            found += [(node.lineno, ".state =") for t in targets if isinstance(t, ast.Attribute) and t.attr == "state"]
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in WRITING \
+                and isinstance(node.func.value, ast.Name) and node.func.value.id == "Campaign" \
+                and "state" in [k.arg for k in node.keywords]:
+            found.append((node.lineno, f"Campaign.{node.func.attr}(state=...)"))
+        elif isinstance(node, ast.Dict) and any(
+                isinstance(k, ast.Attribute) and k.attr == "state" and isinstance(k.value, ast.Name)
+                and k.value.id == "Campaign" for k in node.keys):
+            found.append((node.lineno, "{Campaign.state: ...}"))  # the values of an update
+    return found
+
+
 def write_statements(source):
     return [(source.count("\n", 0, match.start()) + 1, match.group(0)) for match in WRITE_SQL.finditer(source)]
 
@@ -99,6 +121,15 @@ def test_only_the_ledger_writes_send_rows():
         source = path.read_text(encoding="utf-8")
         found += [f"{rel(path)}:{line} {what}" for line, what in send_writes(source) + write_statements(source)]
     assert found == [], "write Send rows through app.sending.ledger (claim, record, skip_claimed, ...)"
+
+
+def test_only_campaigns_states_changes_a_campaigns_state():
+    found = []
+    for path in python_files():
+        if path == STATE_WRITER or rel(path).startswith("migrations"):
+            continue
+        found += [f"{rel(path)}:{line} {what}" for line, what in state_writes(path.read_text(encoding="utf-8"))]
+    assert found == [], "change a campaign's state with app.campaigns.states.transition"
 
 
 def test_the_checks_see_what_they_look_for():
@@ -127,6 +158,17 @@ def test_the_checks_see_what_they_look_for():
     assert not write_statements('text = "Update sending accounts"\n')
     assert any(path == WRITER for path in python_files())
     assert send_writes(WRITER.read_text(encoding="utf-8")), "app/sending/ledger.py itself is seen writing"
+
+    def states(source):
+        return [what for _, what in state_writes(source)]
+
+    assert states("Campaign.update(state='paused').where(Campaign.id == 1).execute()\n") == ["Campaign.update(state=...)"]
+    assert states("values = {Campaign.state: 'sending'}\nCampaign.update(values).execute()\n") == \
+        ["{Campaign.state: ...}"]
+    assert states("campaign.state = 'draft'\ncampaign.save()\n") == [".state ="]
+    assert states("Campaign.update(state_reason='x', updated_at=now).execute()\nSmtpAccount.update(connection_state='ok')\n"
+                  "if campaign.state == 'sending':\n    pass\n") == []
+    assert states(STATE_WRITER.read_text(encoding="utf-8")), "app/campaigns/states.py itself is seen writing"
 
 
 def test_the_statuses_are_the_stored_strings():

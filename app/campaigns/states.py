@@ -11,23 +11,24 @@ workers or a worker and a click can never both win a race.
 """
 from app.errors import Problem
 from app.models import Campaign
+from app.models import CampaignState as S
 from app.models import utcnow
 
 TRANSITIONS = {
-    "draft": {"scheduled", "sending", "cancelled"},
-    "scheduled": {"draft", "sending", "cancelled"},
-    "sending": {"paused", "completed", "failed", "cancelled"},
-    "paused": {"sending", "cancelled", "failed"},
-    "completed": {"sending"},  # only to send its failed messages again (services.requeue_failed)
-    "failed": {"draft"},  # a failed campaign can be fixed and published again
-    "cancelled": set(),
+    S.DRAFT: {S.SCHEDULED, S.SENDING, S.CANCELLED},
+    S.SCHEDULED: {S.DRAFT, S.SENDING, S.CANCELLED},
+    S.SENDING: {S.PAUSED, S.COMPLETED, S.FAILED, S.CANCELLED},
+    S.PAUSED: {S.SENDING, S.CANCELLED, S.FAILED},
+    S.COMPLETED: {S.SENDING},  # only to send its failed messages again (services.requeue_failed)
+    S.FAILED: {S.DRAFT},  # a failed campaign can be fixed and published again
+    S.CANCELLED: set(),
 }
 
-VERBS = {"scheduled": "schedule", "sending": "send", "paused": "pause", "completed": "complete",
-         "failed": "fail", "cancelled": "cancel", "draft": "unschedule"}
+VERBS = {S.SCHEDULED: "schedule", S.SENDING: "send", S.PAUSED: "pause", S.COMPLETED: "complete",
+         S.FAILED: "fail", S.CANCELLED: "cancel", S.DRAFT: "unschedule"}
 
-LABELS = {"draft": "Draft", "scheduled": "Scheduled", "sending": "Sending", "paused": "Paused",
-          "completed": "Completed", "failed": "Failed", "cancelled": "Cancelled"}
+LABELS = {S.DRAFT: "Draft", S.SCHEDULED: "Scheduled", S.SENDING: "Sending", S.PAUSED: "Paused",
+          S.COMPLETED: "Completed", S.FAILED: "Failed", S.CANCELLED: "Cancelled"}
 
 
 class TransitionError(Problem):
@@ -43,11 +44,11 @@ def transition(campaign, target, reason=""):
     current = campaign.state
     if not can_transition(current, target):
         raise TransitionError(f"A {LABELS[current].lower()} campaign cannot {VERBS[target]}"
-                              f"{'' if target != 'sending' else ' now'}.")
+                              f"{'' if target != S.SENDING else ' now'}.")
     values = {Campaign.state: target, Campaign.state_reason: reason, Campaign.updated_at: utcnow()}
-    if target == "sending" and campaign.started_at is None:
+    if target == S.SENDING and campaign.started_at is None:
         values[Campaign.started_at] = utcnow()
-    if target in ("completed", "failed", "cancelled"):
+    if target in (S.COMPLETED, S.FAILED, S.CANCELLED):
         values[Campaign.finished_at] = utcnow()
     changed = (Campaign.update(values)
                .where((Campaign.id == campaign.id) & (Campaign.state == current)).execute())
