@@ -496,10 +496,10 @@ def _a_sent_campaign():
 def test_a_restore_never_hands_out_again_the_ids_given_after_the_backup(ops, tmp_path):
     """Alice's unsubscribe link from a message sent after the backup must never unsubscribe Bob,
     whose row is made after the restore (with SQLite's max(id) + 1 he got Alice's send id)."""
+    from app import tokens
     from app.db import id_high_water
     from app.models import Contact
     from app.models import Subscription
-    from app.tracking import tokens
     team, news, campaign = _a_sent_campaign()
     _message_after_the_backup(team, news, campaign, "before")
     assert cli(ops, "db", "backup", str(tmp_path / "b.tar.gz")).exit_code == 0
@@ -534,8 +534,8 @@ def test_a_restore_never_hands_out_again_the_ids_given_after_the_backup(ops, tmp
 
 
 def test_a_restore_onto_a_lost_box_jumps_the_ids_ahead_and_says_so(ops, tmp_path):
-    from app.db import id_high_water
     from app.backup import restored
+    from app.db import id_high_water
     team, news, campaign = _a_sent_campaign()
     assert cli(ops, "db", "backup", str(tmp_path / "b")).exit_code == 0
     _message_after_the_backup(team, news, campaign, "lost")

@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from app import tokens
 from app.models import CaughtMessage
 from app.models import Contact
 from app.models import CustomField
@@ -14,7 +15,6 @@ from app.models import SmtpAccount
 from app.models import Team
 from app.models import Template
 from app.models import TemplateDraft
-from app.tracking import tokens
 from tests.conftest import soup
 from tests.test_teams import make_member
 

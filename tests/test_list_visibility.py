@@ -166,7 +166,7 @@ def test_the_unsubscribe_page_does_not_name_a_private_list(app, team):
     """The confirmation page after "Unsubscribe" names public lists only; a private one is "this list"."""
     import json
 
-    from app.tracking import tokens as tracking_tokens
+    from app import tokens as tracking_tokens
     from tests.test_tracking import make_campaign
     from tests.test_tracking import make_send
 

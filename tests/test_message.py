@@ -7,6 +7,7 @@ import re
 import pytest
 from bs4 import BeautifulSoup
 
+from app import tokens
 from app.content import sandbox
 from app.content.message import MessageFactory
 from app.models import Campaign
@@ -16,7 +17,6 @@ from app.models import Link
 from app.models import Send
 from app.models import Team
 from app.models import Variant
-from app.tracking import tokens
 
 BODY = """<table role="presentation" width="100%"><tr><td style="font-family:Arial;color:#333333;">
 <p>Hello {{ contact.first_name or "friend" }}, welcome to {{ team.name }}!</p>

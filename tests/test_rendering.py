@@ -7,14 +7,14 @@ from types import SimpleNamespace
 import pytest
 from bs4 import BeautifulSoup
 
+from app import tokens
 from app.content import prepare
 from app.content import sandbox
 from app.content.fields import contact_fields
 from app.content.sandbox import RenderError
 from app.content.sanitize import clean_html
 from app.content.text import html_to_text
-from app.tracking import tokens
-from app.tracking.tokens import Signer
+from app.tokens import Signer
 
 
 def html(markup):

@@ -18,6 +18,7 @@ import tracemalloc
 import pytest
 from bs4 import BeautifulSoup
 
+from app import tokens
 from app.content import prepare
 from app.content import sandbox
 from app.content.sandbox import RenderError
@@ -26,7 +27,6 @@ from app.models import CaughtMessage
 from app.models import Contact
 from app.models import Send
 from app.models import Template
-from app.tracking import tokens
 from tests.conftest import soup
 from tests.test_campaigns import create_draft
 from tests.test_campaigns import draft_form

@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 from peewee import fn
 
-from app.db import db
+from app import tokens
 from app.bounces import outcomes
 from app.bounces.parse import report_for
+from app.db import db
 from app.models import Campaign
 from app.models import CampaignStat
 from app.models import Contact
@@ -30,7 +31,6 @@ from app.models import TeamDay
 from app.models import Variant
 from app.models import utcnow
 from app.reports import rollup
-from app.tracking import tokens
 from tests.conftest import soup
 from tests.test_teams import make_member
 

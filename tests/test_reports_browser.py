@@ -15,8 +15,8 @@ from browser_support import live_server  # noqa: F401,E402  (fixture)
 from browser_support import page  # noqa: F401,E402  (fixture)
 from browser_support import sign_up_admin  # noqa: E402
 
+from app import tokens  # noqa: E402
 from app.models import Team  # noqa: E402
-from app.tracking import tokens  # noqa: E402
 from tests.test_reports import APPLE_MAIL  # noqa: E402
 from tests.test_reports import build_campaign  # noqa: E402
 

@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from app import tokens
 from app import usage
 from app.models import Campaign
 from app.models import Contact
@@ -19,7 +20,6 @@ from app.models import Usage
 from app.models import Variant
 from app.models import utcnow
 from app.tracking import services
-from app.tracking import tokens
 from tests.conftest import soup
 
 HOUR_AGO = datetime.timedelta(hours=1)

@@ -20,6 +20,7 @@ import pytest
 from werkzeug.test import Client
 from werkzeug.wrappers import Response
 
+from app import tokens
 from app.config import ROOT
 from app.db import SQLITE_OPTIONS
 from app.models import Contact
@@ -29,7 +30,6 @@ from app.models import utcnow
 from app.tracking import fastpath
 from app.tracking import recorder
 from app.tracking import services
-from app.tracking import tokens
 from peewee import SqliteDatabase
 from tests.test_tracking import BROWSER
 from tests.test_tracking import make_campaign

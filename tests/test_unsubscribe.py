@@ -8,13 +8,13 @@ import json
 
 import pytest
 
+from app import tokens
 from app.consent import suppression
 from app.models import Contact
 from app.models import Event
 from app.models import MailingList
 from app.models import Send
 from app.models import Subscription
-from app.tracking import tokens
 from tests.conftest import soup
 from tests.test_tracking import make_campaign
 from tests.test_tracking import make_contact

@@ -43,13 +43,13 @@ import re
 from flask import current_app
 
 from app import events
+from app import tokens
+from app.bounces import autopause
+from app.bounces import classify
 from app.campaigns import states
 from app.consent import preferences
 from app.consent import suppression
 from app.db import db
-from app.notices import alerts
-from app.bounces import autopause
-from app.bounces import classify
 from app.models import Campaign
 from app.models import CampaignState
 from app.models import Contact
@@ -61,9 +61,9 @@ from app.models import SmtpAccount
 from app.models import Subscription
 from app.models import Suppression
 from app.models import utcnow
+from app.notices import alerts
 from app.sending import accounts
 from app.sending import ledger
-from app.tracking import tokens
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ lifted from here.
 
 from app import events
 from app import settings
+from app import tokens
 from app.consent import suppression
-from app.consent import tokens
 from app.consent.services import ConsentError
 from app.db import db
 from app.models import Contact
@@ -37,7 +37,7 @@ STOPPED = {"bounced": "Emails to this address bounced, so it receives nothing fr
 
 
 def preference_token(contact):
-    return tokens.sign("preferences", [contact.team_id, contact.id, tokens.email_digest(contact.email)])
+    return tokens.sign("preferences", contact.team_id, contact.id, tokens.email_digest(contact.email))
 
 
 def preference_path(contact):
@@ -51,10 +51,10 @@ def preference_url(contact):
 
 def contact_for_token(token):
     """The contact a preference link names, or None when it is tampered with or no longer valid."""
-    try:
-        team_id, contact_id, digest = tokens.unsign("preferences", token)
-    except (tokens.BadSignature, ValueError, TypeError):
+    ids = tokens.verify("preferences", token)
+    if ids is None or len(ids) != 3:
         return None
+    team_id, contact_id, digest = ids
     contact = (Contact.select(Contact, Team).join(Team)
                .where((Contact.id == contact_id) & (Contact.team == team_id)).first())
     if contact is None or tokens.email_digest(contact.email) != digest:

@@ -30,9 +30,9 @@ import uuid
 from werkzeug.urls import iri_to_uri
 
 from app import logs
+from app import tokens
 from app.tracking import recorder
 from app.tracking import services
-from app.tracking import tokens
 
 log = logging.getLogger("loft.request")  # the same logger as app.logs' request lines
 

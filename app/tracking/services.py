@@ -1,6 +1,6 @@
 """Opens, clicks, one-click unsubscribe and the web view: what the public endpoints do.
 
-Every link in a campaign message carries a token made by app.tracking.tokens
+Every link in a campaign message carries a token made by app.tokens
 from the Send id, with one key per purpose ("open", "click", "unsubscribe",
 "view"). The views verify the token and hand the Send id to this module; a
 token that fails verification never reaches the database.

@@ -6,7 +6,7 @@
   POST /u/<token>               RFC 8058 one-click unsubscribe, and the page's own form
   GET  /v/<token>               the web version of the recipient's message
 
-The token in each URL is the only credential (app.tracking.tokens, one key
+The token in each URL is the only credential (app.tokens, one key
 per purpose). These pages need no sign-in and set no cookie. A token that
 does not verify gets the same answer as a genuine one where the answer must
 not reveal anything (the pixel, the unsubscribe page), and a plain 404
@@ -18,10 +18,10 @@ from flask import render_template
 from flask import request
 from werkzeug.urls import iri_to_uri
 
+from app import tokens
 from app.security import csrf_exempt
 from app.tracking import fastpath
 from app.tracking import services
-from app.tracking import tokens
 from app.tracking import webview
 
 bp = Blueprint("tracking", __name__)

@@ -14,6 +14,7 @@ images over https (deliverability reference, section 9).
 import logging
 
 from app import settings
+from app import tokens
 from app.consent import preferences as consent_preferences
 from app.content import fields
 from app.content import prepare
@@ -23,7 +24,6 @@ from app.models import CustomField
 from app.models import Link
 from app.models import Team
 from app.tracking import services
-from app.tracking import tokens
 
 log = logging.getLogger(__name__)
 

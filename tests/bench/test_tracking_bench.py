@@ -46,7 +46,7 @@ from app.db import db
 from app.models import Campaign
 from app.models import Link
 from app.models import Team
-from app.tracking.tokens import Signer
+from app.tokens import Signer
 
 WRK = shutil.which("wrk")
 SENDS = int(os.environ.get("LOFT_BENCH_SENDS", "10000"))

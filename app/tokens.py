@@ -1,11 +1,24 @@
-"""Signed, compact, URL-safe tokens for links and headers in campaign mail.
+"""Every signed token Loft puts in a link or a header: one module, one format, one secret.
 
-A token carries one or more non-negative integer ids (usually a Send id) and a
-128-bit HMAC-SHA256 tag. Each purpose ("open", "click", "unsubscribe", "view",
-"preferences", "header") has its own key derived from the app secret, so a
-token made for one purpose is worthless for another: an open-pixel token can
-never unsubscribe anyone. Tokens never expire (CAN-SPAM wants unsubscribe
-links to work for at least 30 days, and a web-view link should keep working).
+A token carries one or more non-negative integer ids and a 128-bit HMAC-SHA256
+tag. Each purpose has its own key derived from the app secret, so a token made
+for one purpose is worthless for another: an open-pixel token can never
+unsubscribe anyone.
+
+  open, click, unsubscribe, view, header   (send id) the open pixel, tracked links,
+                       the unsubscribe page and one-click POST, the web version, and
+                       X-Loft-Token / the Message-ID tag (header: campaign id, send id)
+  preferences          (team id, contact id, email_digest) the preference center
+  confirm              (subscription id, email_digest, issued at) the double opt-in link
+  form                 (list id, issued at) the hidden timestamp of a hosted sign-up form
+
+A token names rows by id, and SQLite reuses the highest deleted rowid, so the
+tokens that name a contact also carry email_digest() of the address: a link made
+for someone who was later deleted never opens the page of a new contact who gets
+the same id. Tokens never expire by themselves (CAN-SPAM wants unsubscribe links
+to work for at least 30 days, and a web-view link should keep working); the
+purposes that do expire carry the time they were issued and their caller checks
+its age.
 
 Format: base64url (no padding) of the ids as LEB128 varints followed by the
 first 16 bytes of the tag. A send id below two million gives a 26-character
@@ -17,10 +30,19 @@ import binascii
 import hmac
 
 from flask import current_app
+from itsdangerous import BadSignature
+from itsdangerous import URLSafeSerializer
+from itsdangerous import URLSafeTimedSerializer
 
-PURPOSES = ("open", "click", "unsubscribe", "view", "preferences", "header")
+PURPOSES = ("open", "click", "unsubscribe", "view", "preferences", "header", "confirm", "form")
 TAG_BYTES = 16
 MAX_TOKEN_LENGTH = 120  # anything longer is refused before decoding
+
+# Preference and confirmation links were once made with itsdangerous (JSON, a salt per purpose).
+# Links of that kind sit in mail already delivered, and a preference link must work for as long
+# as the mail is kept, so verify() still accepts them for these two purposes; nothing makes them.
+LEGACY_SALTS = {"preferences": "loft.consent.preferences", "confirm": "loft.consent.signup-confirm"}
+MAX_LEGACY_LENGTH = 200
 
 
 def _varint(value):
@@ -66,8 +88,13 @@ class Signer:
     def __init__(self, secret):
         if isinstance(secret, str):
             secret = secret.encode()
+        self._secret = secret
         self._keys = {purpose: hmac.digest(secret, b"loft.token." + purpose.encode(), "sha256")
                       for purpose in PURPOSES}
+
+    def email_digest(self, email):
+        """64 bits of a keyed hash of an address, as an int: what ties a token to the person it was made for."""
+        return int.from_bytes(hmac.digest(self._secret, b"contact-email:" + email.encode(), "sha256")[:8], "big")
 
     def key(self, purpose):
         try:
@@ -90,6 +117,8 @@ class Signer:
 
     def verify(self, purpose, token):
         """The ids in a genuine token of this purpose, else None (never raises for bad input)."""
+        if purpose in LEGACY_SALTS and isinstance(token, str) and "." in token:
+            return self._verify_legacy(purpose, token)
         if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
             return None
         try:
@@ -110,6 +139,24 @@ class Signer:
         if not hmac.compare_digest(tag, expected):
             return None
         return _unvarints(payload)
+
+    def _verify_legacy(self, purpose, token):
+        """The ids of an itsdangerous link (see LEGACY_SALTS), in the shape today's tokens have."""
+        if len(token) > MAX_LEGACY_LENGTH:
+            return None
+        try:
+            if purpose == "confirm":
+                (subscription_id, digest), issued = URLSafeTimedSerializer(
+                    self._secret, salt=LEGACY_SALTS[purpose]).loads(token, return_timestamp=True)
+                ids = (subscription_id, int(digest, 16), int(issued.timestamp()))
+            else:
+                team_id, contact_id, digest = URLSafeSerializer(self._secret, salt=LEGACY_SALTS[purpose]).loads(token)
+                ids = (team_id, contact_id, int(digest, 16))
+        except (BadSignature, ValueError, TypeError):
+            return None
+        if not all(type(i) is int and i >= 0 for i in ids):
+            return None
+        return ids
 
 
 _signers = {}
@@ -135,3 +182,8 @@ def sign(purpose, *ids):
 def verify(purpose, token):
     """The tuple of ids in `token` if it is genuine and made for `purpose`, else None."""
     return signer().verify(purpose, token)
+
+
+def email_digest(email):
+    """The digest of an address that tokens naming a contact carry (see the module docstring)."""
+    return signer().email_digest(email)
