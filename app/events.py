@@ -8,7 +8,7 @@
 
 `type` is an EventType (app.models) or its string; record, record_many and
 record_for refuse a type that is not declared there. `data` is a dict, stored
-as JSON text (personal parts are removed on erasure, app.consent.gdpr).
+in the JSON column Event.data (personal parts are removed on erasure, app.consent.gdpr).
 
 Every function runs inside the caller's transaction when there is one. The
 bulk writers send one prepared statement through executemany instead of
@@ -16,11 +16,9 @@ peewee's insert_many, which builds SQL text in Python for each row (about
 50 µs a row, five times slower). `write` is the path of the two writers whose
 speed is measured (the send engine's results flush and the tracking recorder's
 group commit, docs/benchmarks.md): its rows are already in the database's
-form, (team_id, contact_id, campaign_id, type, at, data JSON); the one thing
+form, (team_id, contact_id, campaign_id, type, at, Event.data.db_value(data)); the one thing
 done per row is `at`'s conversion by Event.at.db_value (app.db.Many).
 """
-import json
-
 from app.db import db
 from app.db import insert_many
 from app.models import Event
@@ -38,7 +36,7 @@ def statement():
 
 def write(cursor, rows):
     """Insert `rows` (tuples in COLUMNS order, values as the database stores them: ids, a type
-    string, `at` a datetime or its text, data as JSON text) with one executemany on `cursor`,
+    string, `at` a datetime or its text, data as Event.data.db_value(data)) with one executemany on `cursor`,
     inside the caller's transaction. Returns how many rows were given."""
     if rows:
         statement().run(rows, cursor)
@@ -55,13 +53,13 @@ def _type(value):
 
 def _row(team, contact, campaign_id, type, at, data):
     return (_id(team), _id(contact), campaign_id, _type(type), at or utcnow(),
-            json.dumps(data or {}))
+            Event.data.db_value(data or {}))
 
 
 def record(team, contact, type, data=None, campaign_id=None, at=None):
     """Write one event of `type` about `contact` (a Contact, an id or None); returns its id."""
     return Event.insert(team=_id(team), contact=_id(contact), campaign_id=campaign_id, type=_type(type),
-                        at=at or utcnow(), data=json.dumps(data or {})).execute()
+                        at=at or utcnow(), data=data or {}).execute()
 
 
 def record_many(rows):
@@ -76,7 +74,8 @@ def record_many(rows):
 
 def record_for(team, contact_ids, type, data=None, at=None, campaign_id=None):
     """One event of `type` with the same `data` for each contact id; returns how many were written."""
-    payload, when, type, team_id = json.dumps(data or {}), at or utcnow(), _type(type), _id(team)
+    payload, when = Event.data.db_value(data or {}), at or utcnow()
+    type, team_id = _type(type), _id(team)
     rows = [(team_id, contact_id, campaign_id, type, when, payload) for contact_id in contact_ids]
     if not rows:
         return 0
@@ -85,6 +84,6 @@ def record_for(team, contact_ids, type, data=None, at=None, campaign_id=None):
 
 
 def record_from(query):
-    """INSERT ... SELECT: `query` selects (team id, contact id, type, at, data JSON text) for each
+    """INSERT ... SELECT: `query` selects (team id, contact id, type, at, Event.data.db_value(data)) for each
     event, so a set of any size is written by the database in one statement."""
     return Event.insert_from(query, [Event.team, Event.contact, Event.type, Event.at, Event.data]).execute()

@@ -18,6 +18,7 @@ from peewee import SQL
 from peewee import TextField
 
 from app.db import BaseModel
+from app.db import JSONField
 
 
 def utcnow():
@@ -118,14 +119,14 @@ class Invite(BaseModel):
 class InstanceSetting(BaseModel):
     """Instance-wide settings edited in the UI (base URL, sender, outbound SMTP)."""
     key = CharField(unique=True)
-    value = TextField()  # JSON
+    value = JSONField(empty=None)  # any JSON value
 
 
 class CaughtMessage(BaseModel):
     """A message received by the local mail catcher, shown in the Outbox."""
     received_at = DateTimeField(default=utcnow, index=True)
     mail_from = CharField()
-    recipients = TextField()  # JSON list
+    recipients = JSONField(empty=list)
     subject = TextField(default="")
     size = IntegerField()
     raw = BlobField()
@@ -158,7 +159,7 @@ class Contact(BaseModel):
     domain = CharField()  # the part after @, for domain suppression and per-domain limits
     name = CharField(default="")
     status = CharField(default=ContactStatus.ACTIVE)  # a ContactStatus
-    attributes = TextField(default="{}")  # JSON object keyed by CustomField.key; SQL reads it with json_extract
+    attributes = JSONField()  # keyed by CustomField.key; segments query it by path
     source = CharField(default="")  # import, form, api, manual
     consent_source = CharField(default="")
     consent_at = DateTimeField(null=True)
@@ -223,7 +224,7 @@ class Subscription(BaseModel):
 class Segment(BaseModel):
     team = ForeignKeyField(Team, on_delete="CASCADE")
     name = CharField()
-    rules = TextField(default='{"op": "and", "rules": []}')  # JSON tree, compiled to one SQL query
+    rules = JSONField(default=lambda: {"op": "and", "rules": []})  # a tree, compiled to one SQL query
     created_at = DateTimeField(default=utcnow)
     updated_at = DateTimeField(default=utcnow)
 
@@ -275,7 +276,7 @@ class Event(BaseModel):
     campaign_id = IntegerField(null=True, index=True)
     type = CharField()  # an EventType value
     at = DateTimeField(default=utcnow)
-    data = TextField(default="{}")  # JSON; personal parts are removed on erasure
+    data = JSONField()  # personal parts are removed on erasure
 
     class Meta:
         indexes = (
@@ -292,8 +293,8 @@ class ImportJob(BaseModel):
     path = CharField()  # where the upload is stored on disk (var/imports/...)
     encoding = CharField(default="")
     delimiter = CharField(default=",")
-    mapping = TextField(default="{}")  # JSON: column index -> field
-    list_ids = TextField(default="[]")  # JSON
+    mapping = JSONField()  # column index -> field
+    list_ids = JSONField(empty=list)
     mode = CharField(default="add")  # "add" (new only) or "upsert" (add and update)
     status = CharField(default="uploaded")  # uploaded, queued, running, done, failed
     total_rows = IntegerField(default=0)
@@ -320,7 +321,7 @@ class AuditLog(BaseModel):
     user = ForeignKeyField(User, null=True, on_delete="SET NULL")
     action = CharField()
     target = CharField(default="")
-    data = TextField(default="{}")
+    data = JSONField()
     at = DateTimeField(default=utcnow, index=True)
 
 
@@ -373,7 +374,7 @@ class SenderDomain(BaseModel):
     verification_token = CharField(default=new_token)
     dkim_selector = CharField(default="loft")
     dkim_private_key = TextField(default="")  # encrypted PEM
-    dns_status = TextField(default="{}")  # JSON: last SPF/DKIM/DMARC check
+    dns_status = JSONField()  # last SPF/DKIM/DMARC check
     created_at = DateTimeField(default=utcnow)
 
     class Meta:
@@ -399,7 +400,7 @@ class SmtpAccount(BaseModel):
     paused_reason = TextField(default="")
     paused_until = DateTimeField(null=True)
     last_test_at = DateTimeField(null=True)
-    last_test_result = TextField(default="")
+    last_test_result = JSONField()  # {"ok", "summary"} of the last test; {} before one
     # Reachability as the sending engine last found it (app/sending/health.py): "", "ok", "failing".
     connection_state = CharField(default="")
     last_error = TextField(default="")
@@ -430,10 +431,10 @@ class Campaign(BaseModel):
     body_kind = CharField(default="html")  # html or markdown
     body = TextField(default="")
     template = ForeignKeyField(Template, null=True, on_delete="SET NULL")
-    audience = TextField(default='{"lists": [], "segments": [], "exclude_lists": [], "exclude_segments": []}')
+    audience = JSONField(default=lambda: {"lists": [], "segments": [], "exclude_lists": [], "exclude_segments": []})
     track_opens = BooleanField(default=True)
     track_clicks = BooleanField(default=True)
-    ab_test = TextField(default="{}")  # JSON: {"sample_percent", "metric": "clicks"|"opens", "wait_minutes"}
+    ab_test = JSONField()  # {"sample_percent", "metric": "clicks"|"opens", "wait_minutes"}
     ab_decided_at = DateTimeField(null=True)
     scheduled_at = DateTimeField(null=True)  # UTC
     started_at = DateTimeField(null=True)
@@ -551,7 +552,7 @@ class BounceMailbox(BaseModel):
     last_uid = IntegerField(default=0)
     last_checked_at = DateTimeField(null=True)
     last_error = TextField(default="")
-    last_summary = TextField(default="{}")  # JSON: counts of the last check
+    last_summary = JSONField()  # counts of the last check
     created_at = DateTimeField(default=utcnow)
 
 
@@ -592,7 +593,7 @@ class WebhookEndpoint(BaseModel):
     team = ForeignKeyField(Team, on_delete="CASCADE")
     url = TextField()
     description = CharField(default="")
-    event_types = TextField(default="[]")  # JSON list, a subset of WEBHOOK_EVENT_TYPES
+    event_types = JSONField(empty=list)  # a subset of WEBHOOK_EVENT_TYPES
     secret = TextField(default="")  # encrypted with app.security.encrypt; signs every request
     enabled = BooleanField(default=True)
     created_at = DateTimeField(default=utcnow)
@@ -634,7 +635,7 @@ class Notice(BaseModel):
     subject = TextField()
     text = TextField(default="")
     campaign_id = IntegerField(null=True)
-    data = TextField(default="{}")  # JSON, e.g. the rates an auto-pause saw
+    data = JSONField()  # e.g. the rates an auto-pause saw
     created_at = DateTimeField(default=utcnow)
     read_at = DateTimeField(null=True)
     dismissed_at = DateTimeField(null=True)

@@ -19,7 +19,6 @@ How they are cached, and why this way:
   save_settings() forgets the copy of the context it runs in. A row written by other
   means (SQL by hand, a restored backup) is seen by the next request or task.
 """
-import json
 import time
 
 from flask import current_app
@@ -58,7 +57,7 @@ def _load():
     values = _defaults()
     for row in InstanceSetting.select():
         if row.key in values:
-            values[row.key] = json.loads(row.value)
+            values[row.key] = row.value
     if values["smtp_password"]:
         values["smtp_password"] = security.decrypt(values["smtp_password"]) or ""
     return values
@@ -89,9 +88,8 @@ def forget():
 def save_settings(values):
     with db.atomic():
         for key, value in values.items():
-            (InstanceSetting.insert(key=key, value=json.dumps(value))
-             .on_conflict(conflict_target=[InstanceSetting.key],
-                          update={InstanceSetting.value: json.dumps(value)})
+            (InstanceSetting.insert(key=key, value=value)
+             .on_conflict(conflict_target=[InstanceSetting.key], update={InstanceSetting.value: value})
              .execute())
     forget()
 

@@ -211,7 +211,7 @@ def make_contacts(team, count, mailing_list=None, domain="example.com", prefix="
     for i in range(start, start + count):
         host = domains[i % len(domains)] if domains else domain
         rows.append({"team": team.id, "email": f"{prefix}{i}@{host}", "domain": host, "status": status,
-                     "name": f"Reader {i}", "attributes": "{}", "created_at": now, "updated_at": now})
+                     "name": f"Reader {i}", "attributes": {}, "created_at": now, "updated_at": now})
     for chunk in range(0, len(rows), 500):
         Contact.insert_many(rows[chunk:chunk + 500]).execute()
     contacts = list(Contact.select().where((Contact.team == team) & Contact.email.in_([r["email"] for r in rows]))
@@ -234,8 +234,8 @@ def make_campaign(team, lists=(), state="sending", **fields):
     import json
     values = dict(team=team, name="Spring news", from_email="news@acme.test", from_name="Acme",
                   subject="Hello {{ contact.name }}", body="<p>Hi {{ contact.name }}</p>",
-                  audience=json.dumps({"lists": [l.id for l in lists], "segments": [], "exclude_lists": [],
-                                       "exclude_segments": []}),
+                  audience={"lists": [l.id for l in lists], "segments": [], "exclude_lists": [],
+                                       "exclude_segments": []},
                   state=state, track_opens=True, track_clicks=True)
     values.update(fields)
     return Campaign.create(**values)

@@ -58,7 +58,7 @@ def paused(app, admin):
                                sent_at=an_hour_ago if accepted else None)
             if accepted and status == "sent" and send.id % 2:  # the aggregator has seen only some
                 Event.create(team=team, contact=contact, campaign_id=campaign.id, type="sent", at=an_hour_ago,
-                             data=json.dumps({"send": send.id}))
+                             data={"send": send.id})
     return campaign
 
 
@@ -111,7 +111,7 @@ def ab_campaign(app, admin):
     team = team_of(admin)
     campaign = Campaign.create(team=team, name="Subject test", subject="Hello A", body="<p>Hi</p>",
                                from_email="news@acme.test", state="sending",
-                               ab_test=json.dumps({"sample_percent": 20, "wait_minutes": 60, "metric": "opens"}),
+                               ab_test={"sample_percent": 20, "wait_minutes": 60, "metric": "opens"},
                                started_at=utcnow() - datetime.timedelta(minutes=10), frozen_at=utcnow(), total=20)
     Variant.create(campaign=campaign, label="A", subject="Hello A", body="<p>Hi</p>")
     Variant.create(campaign=campaign, label="B", subject="Hello B", body="<p>Hi</p>")
@@ -126,12 +126,12 @@ def _deliver(campaign, sends, at):
     for send in sends:
         Send.update(status="sent", sent_at=at).where(Send.id == send.id).execute()
         Event.create(team=campaign.team, contact=send.contact_id, campaign_id=campaign.id, type="sent", at=at,
-                     data=json.dumps({"send": send.id}))
+                     data={"send": send.id})
 
 
 def _open(campaign, send):
     Event.create(team=campaign.team, contact=send.contact_id, campaign_id=campaign.id, type="opened", at=utcnow(),
-                 data=json.dumps({"send": send.id}))
+                 data={"send": send.id})
 
 
 def test_ab_test_and_rest_are_shown_apart(app, web, ab_campaign):

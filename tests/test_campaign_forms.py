@@ -108,7 +108,7 @@ def test_an_earlier_error_state_of_the_ab_test_is_kept_on_a_good_save(web, ready
     good = web.post(f"/campaigns/{campaign.id}", draft_form(news, ab_enabled="1", ab_wait_minutes="5", b_subject="B!"))
     assert good.status_code == 302
     saved = Campaign.get_by_id(campaign.id)
-    assert json.loads(saved.ab_test)["wait_minutes"] == 5
+    assert saved.ab_test["wait_minutes"] == 5
     assert {v.label: v.subject for v in saved.variants}["B"] == "B!"
 
 

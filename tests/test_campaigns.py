@@ -109,7 +109,7 @@ def test_send_now_delivers_with_the_right_headers(app, web, ready_team):
     assert campaign.state == "completed", campaign.state_reason
     assert campaign.total == 4
     messages = list(CaughtMessage.select())
-    assert sorted(json.loads(m.recipients)[0] for m in messages) == [f"reader{i}@example.com" for i in range(4)]
+    assert sorted(m.recipients[0] for m in messages) == [f"reader{i}@example.com" for i in range(4)]
     parsed = email.message_from_bytes(bytes(messages[0].raw), policy=email.policy.default)
     assert parsed["Subject"].startswith("Hello Reader")
     assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
@@ -260,7 +260,7 @@ def test_ab_test_sends_a_sample_then_the_winner(app, web, ready_team):
     # Variant B gets the clicks.
     b = Variant.get(Variant.campaign == campaign, Variant.label == "B")
     for send in Send.select().where(Send.variant == b).limit(3):
-        Event.create(team=team, contact=send.contact, campaign_id=campaign.id, type="clicked", data="{}")
+        Event.create(team=team, contact=send.contact, campaign_id=campaign.id, type="clicked", data={})
     assert not services.ab_decision_due(campaign)
     Campaign.update(started_at=utcnow() - datetime.timedelta(minutes=61)).where(Campaign.id == campaign.id).execute()
     from tasks.sending import tick
@@ -282,7 +282,7 @@ def test_resend_to_non_openers(app, web, ready_team):
     campaign = create_draft(web, news)
     web.post(f"/campaigns/{campaign.id}/publish", {"when": "now"})
     opener = Contact.get(Contact.email == "reader0@example.com")
-    Event.create(team=team, contact=opener, campaign_id=campaign.id, type="opened", data="{}")
+    Event.create(team=team, contact=opener, campaign_id=campaign.id, type="opened", data={})
     response = web.post(f"/campaigns/{campaign.id}/resend", {"who": "non_openers"})
     copy = Campaign.get(Campaign.parent == campaign)
     assert response.headers["Location"].endswith(f"/campaigns/{copy.id}")

@@ -34,7 +34,7 @@ def team(app, admin):
         team.save()
         CustomField.create(team=team, key="city", label="City", type="text")
         Contact.create(team=team, email="ann@example.org", domain="example.org", name="Ann Lee",
-                       attributes=json.dumps({"city": "Lyon"}))
+                       attributes={"city": "Lyon"})
         return team
 
 

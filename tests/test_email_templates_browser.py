@@ -36,7 +36,7 @@ def add_contact(app):
         team.default_from_email = "news@acme.example"
         team.save()
         Contact.create(team=team, email="ann@example.org", domain="example.org", name="Ann Lee",
-                       attributes=json.dumps({}))
+                       attributes={})
         # Test sends go out as the team: a verified sender domain and its own account (the catcher's port).
         SenderDomain.create(team=team, domain="acme.example", verified_at=utcnow())
         SmtpAccount.create(team=team, name="Catcher account", host="127.0.0.1", port=app.config["CATCHER_PORT"],

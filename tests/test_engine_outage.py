@@ -124,12 +124,12 @@ def test_publishing_refuses_an_account_that_failed_its_test_and_warns_about_one_
         assert campaign_services.publish_warnings(campaign) == [
             "The SMTP account “Loopback” has never passed a connection test. If it cannot connect, the campaign "
             "page says so and the messages wait; test it under Sending › SMTP accounts."]
-        SmtpAccount.update(last_test_at=utcnow(), last_test_result=json.dumps(
-            {"ok": False, "summary": "Connection refused"})).where(SmtpAccount.id == account.id).execute()
+        SmtpAccount.update(last_test_at=utcnow(), last_test_result=
+            {"ok": False, "summary": "Connection refused"}).where(SmtpAccount.id == account.id).execute()
         problems = campaign_services.publish_problems(campaign)
         assert any("“Loopback” failed its last connection test" in p for p in problems)
-        SmtpAccount.update(last_test_at=utcnow(), last_test_result=json.dumps(
-            {"ok": True, "summary": "Connected"})).where(SmtpAccount.id == account.id).execute()
+        SmtpAccount.update(last_test_at=utcnow(), last_test_result=
+            {"ok": True, "summary": "Connected"}).where(SmtpAccount.id == account.id).execute()
         assert not any("connection test" in p for p in campaign_services.publish_problems(campaign))
         assert campaign_services.publish_warnings(campaign) == []
 

@@ -20,8 +20,8 @@ from tests.conftest import soup
 
 def test_refused_segment_delete_still_lists_the_campaigns_using_it(web, admin):
     team = Team.get(Team.name == "Acme")
-    segment = Segment.create(team=team, name="VIP", rules="{}")
-    Campaign.create(team=team, name="Spring sale", audience=json.dumps({"lists": [], "segments": [segment.id]}))
+    segment = Segment.create(team=team, name="VIP", rules={})
+    Campaign.create(team=team, name="Spring sale", audience={"lists": [], "segments": [segment.id]})
     response = web.post(f"/segments/{segment.id}/delete")
     assert response.status_code == 422
     page = soup(response)

@@ -26,7 +26,7 @@ def emails(campaign):
 def audience(campaign, **parts):
     selected = {"lists": [], "segments": [], "exclude_lists": [], "exclude_segments": []}
     selected.update({k: [x.id for x in v] if isinstance(v, (list, tuple)) else v for k, v in parts.items()})
-    Campaign.update(audience=json.dumps(selected)).where(Campaign.id == campaign.id).execute()
+    Campaign.update(audience=selected).where(Campaign.id == campaign.id).execute()
     return Campaign.get_by_id(campaign.id)
 
 
@@ -80,10 +80,10 @@ def test_exclusions_and_segments(ctx):
         Subscription.create(contact=contact, list=blocked)
     vip_domain = make_contacts(team, 2, None, prefix="boss", domain="vip.example")
     vip_and_test = make_contacts(team, 1, None, prefix="tester", domain="vip.example")
-    vip_segment = Segment.create(team=team, name="VIP domain", rules=json.dumps(
-        {"op": "and", "rules": [{"field": "domain", "operator": "is", "value": "vip.example"}]}))
-    testers = Segment.create(team=team, name="Testers", rules=json.dumps(
-        {"op": "and", "rules": [{"field": "email", "operator": "starts_with", "value": "tester"}]}))
+    vip_segment = Segment.create(team=team, name="VIP domain", rules=
+        {"op": "and", "rules": [{"field": "domain", "operator": "is", "value": "vip.example"}]})
+    testers = Segment.create(team=team, name="Testers", rules=
+        {"op": "and", "rules": [{"field": "email", "operator": "starts_with", "value": "tester"}]})
     campaign = audience(make_campaign(team, state="draft"), lists=[news], segments=[vip_segment],
                         exclude_lists=[blocked], exclude_segments=[testers])
 
@@ -135,8 +135,8 @@ def test_resend_to_newcomers_and_to_non_openers(ctx):
 
 def test_a_broken_segment_is_refused_with_its_name(ctx):
     team = make_team()
-    bad = Segment.create(team=team, name="Broken one", rules=json.dumps(
-        {"op": "and", "rules": [{"field": "nope", "operator": "is", "value": "x"}]}))
+    bad = Segment.create(team=team, name="Broken one", rules=
+        {"op": "and", "rules": [{"field": "nope", "operator": "is", "value": "x"}]})
     campaign = audience(make_campaign(team, state="draft"), segments=[bad])
     with pytest.raises(ledger.LedgerError, match="Broken one"):
         ledger.freeze_audience(campaign)

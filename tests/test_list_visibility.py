@@ -179,7 +179,7 @@ def test_the_unsubscribe_page_does_not_name_a_private_list(app, team):
     client = app.test_client(use_cookies=False)
     for mailing_list, shown in ((beta, "this list"), (news, "News")):
         campaign = make_campaign(team, name=f"To {mailing_list.name}",
-                                 audience=json.dumps({"lists": [mailing_list.id], "segments": []}))
+                                 audience={"lists": [mailing_list.id], "segments": []})
         send = make_send(campaign, contact)
         with app.app_context():
             url = f"/u/{tracking_tokens.sign('unsubscribe', send.id)}"

@@ -51,7 +51,7 @@ def test_pages_show_times_in_the_teams_zone(app, admin, web):
     account = SmtpAccount.create(team=team, name="Relay", host="smtp.example.com", port=587, tls_mode="starttls",
                                  username="ada@example.com", password=password, per_day=1000,
                                  last_test_at=datetime.datetime(2026, 7, 1, 8, 15),
-                                 last_test_result=json.dumps({"ok": True, "summary": "Connected."}))
+                                 last_test_result={"ok": True, "summary": "Connected."})
     line = soup(web.get("/sending/accounts")).select_one(f"#last-test-{account.id}").get_text(" ", strip=True)
     assert "2026-07-01 10:15 CEST" in line and "UTC" not in line
     Segment.create(team=team, name="Late", updated_at=datetime.datetime(2026, 1, 15, 23, 30))

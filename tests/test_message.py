@@ -48,7 +48,7 @@ def team(app, admin):
 def make_contact(team, email_address, name="", **attributes):
     import json
     return Contact.create(team=team, email=email_address, domain=email_address.rpartition("@")[2], name=name,
-                          attributes=json.dumps(attributes))
+                          attributes=attributes)
 
 
 def make_campaign(team, **fields):

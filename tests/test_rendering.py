@@ -251,7 +251,7 @@ def test_runtime_errors_point_at_the_line():
 
 def test_typed_custom_fields():
     contact = SimpleNamespace(email="t@example.org", name="Tim  Berners Lee",
-                              attributes='{"n": "12", "f": 1.5, "d": "2024-02-29", "b": "yes", "t": "x\\r\\ny", "bad": "zz"}')
+                              attributes={"n": "12", "f": 1.5, "d": "2024-02-29", "b": "yes", "t": "x\r\ny", "bad": "zz"})
     fields = contact_fields(contact, {"n": "number", "f": "number", "d": "date", "b": "boolean", "t": "text",
                                      "bad": "number", "absent": "text", "email": "text"})
     assert fields["n"] == 12 and fields["f"] == 1.5 and fields["b"] is True and fields["t"] == "x\ny"
@@ -284,7 +284,7 @@ def test_preview_of_a_built_in_layout(app):
     with app.app_context():
         team = SimpleNamespace(id=1, name="Acme", postal_address="1 Main Street\nSpringfield")
         for layout in services.builtin_templates():
-            contact = SimpleNamespace(email="ann@example.org", name="Ann Lee", attributes="{}")
+            contact = SimpleNamespace(email="ann@example.org", name="Ann Lee", attributes={})
             subject, markup, text = prepare.preview(layout, contact, team=team, custom_fields=[])
             page = html(markup)
             assert "Hi Ann" in page.text, layout.key

@@ -58,8 +58,8 @@ def sent_events(team, sends, at=None):
 def build_campaign(team, emails, name="Spring news", ab=False, sent_ago=datetime.timedelta(hours=2)):
     campaign = Campaign.create(team=team, name=name, subject="Hello", body="<p>Hi</p>", from_email="news@acme.test",
                                state="completed", started_at=utcnow() - sent_ago, total=len(emails),
-                               ab_test=json.dumps({"sample_percent": 20, "metric": "clicks", "wait_minutes": 60})
-                               if ab else "{}")
+                               ab_test={"sample_percent": 20, "metric": "clicks", "wait_minutes": 60}
+                               if ab else {})
     variants = []
     if ab:
         variants = [Variant.create(campaign=campaign, label="A", subject="Hello A"),
@@ -200,7 +200,7 @@ def test_aggregating_twice_or_in_small_batches_counts_each_event_once(app, web, 
     # A batch that failed half-way leaves no trace: the cursor moves in the same transaction.
     before = rollup.position()[0]
     Event.create(team=story["team"], contact=story["sends"][0].contact_id, campaign_id=story["campaign"].id,
-                 type="opened", data=json.dumps({"send": story["sends"][0].id, "machine": False, "ua": APPLE_MAIL}))
+                 type="opened", data={"send": story["sends"][0].id, "machine": False, "ua": APPLE_MAIL})
     with pytest.raises(RuntimeError):
         with db.atomic():
             rollup.run_batch()
@@ -292,7 +292,7 @@ def test_retention_deletes_counted_raw_events_and_keeps_daily_totals(app, web, a
     uncounted_at = utcnow() - datetime.timedelta(days=450)
     in_app(rollup.run)
     late = Event.create(team=team, contact=fresh_sends[0].contact_id, campaign_id=fresh.id, type="sent",
-                        at=uncounted_at, data=json.dumps({"send": fresh_sends[0].id}))  # not counted yet
+                        at=uncounted_at, data={"send": fresh_sends[0].id})  # not counted yet
     day = (utcnow() - old).date().isoformat()
     assert TeamDay.get((TeamDay.team == team) & (TeamDay.day == day)).sent == 1
 
@@ -391,7 +391,7 @@ def test_retention_keeps_the_newest_event_so_its_id_is_never_handed_out_again(ap
     assert rollup.retention(400) == before - 1
     assert [e.id for e in Event.select(Event.id)] == [newest]
     later = Event.create(team=team, contact=sends[0].contact_id, campaign_id=campaign.id, type="opened",
-                         data=json.dumps({"send": sends[0].id, "machine": False}))
+                         data={"send": sends[0].id, "machine": False})
     assert later.id > newest  # past every cursor: it will be counted
     in_app(rollup.run)
     stat = CampaignStat.get(CampaignStat.campaign == campaign.id)

@@ -25,7 +25,7 @@ def acme(app, admin):
                                                    ("cat@a.example", "bounced", 9), ("dan@d.example", "active", None)]):
         attributes = {"plan": plan} if plan is not None else {}
         contact = Contact.create(team=team, email=email, domain=email.split("@")[1], status=status,
-                                 attributes=json.dumps(attributes))
+                                 attributes=attributes)
         if index < 3:
             Subscription.create(contact=contact, list=news)
     team.news = news
@@ -192,7 +192,7 @@ def test_save_stores_clean_rules_and_shows_them_again(web, acme):
     assert response.status_code == 302
     segment = Segment.get(Segment.name == "Active on News")
     assert response.headers["Location"] == f"/segments/{segment.id}"
-    assert json.loads(segment.rules) == {"op": "and", "rules": [
+    assert segment.rules == {"op": "and", "rules": [
         {"field": "status", "operator": "is", "value": "active"},
         {"field": "list", "operator": "in_list", "value": acme.news.id},
         {"field": "custom:plan", "operator": "gt", "value": 5}]}
@@ -231,13 +231,13 @@ def test_save_refuses_invalid_rules_and_keeps_what_was_typed(web, acme):
 
 
 def test_edit_and_names_are_unique_per_team(web, acme):
-    first = Segment.create(team=acme, name="Bounced", rules=json.dumps({"op": "and", "rules": [
-        {"field": "status", "operator": "is", "value": "bounced"}]}))
-    Segment.create(team=acme, name="Taken", rules="{}")
+    first = Segment.create(team=acme, name="Bounced", rules={"op": "and", "rules": [
+        {"field": "status", "operator": "is", "value": "bounced"}]})
+    Segment.create(team=acme, name="Taken", rules={})
     response = web.post(f"/segments/{first.id}", form(name="taken", rules=[("0", rule("status", "is", "active"))]))
     assert response.status_code == 422
     assert "already a segment called" in soup(response).select_one("#e-name").get_text()
-    assert json.loads(Segment.get_by_id(first.id).rules)["rules"][0]["value"] == "bounced"  # nothing half-written
+    assert Segment.get_by_id(first.id).rules["rules"][0]["value"] == "bounced"  # nothing half-written
 
     response = web.post(f"/segments/{first.id}", form(name="Active", rules=[("0", rule("status", "is", "active"))]))
     assert response.status_code == 302
@@ -259,8 +259,8 @@ def test_the_buttons_work_without_javascript(web, acme):
 
 
 def test_roles(app, web, acme):
-    segment = Segment.create(team=acme, name="Bounced", rules=json.dumps({"op": "and", "rules": [
-        {"field": "status", "operator": "is", "value": "bounced"}]}))
+    segment = Segment.create(team=acme, name="Bounced", rules={"op": "and", "rules": [
+        {"field": "status", "operator": "is", "value": "bounced"}]})
     _, guest = make_member(app, acme, "guest")
     listing = soup(guest.get("/segments/"))
     assert listing.select_one(f"tr#segment-{segment.id}")
@@ -284,7 +284,7 @@ def test_roles(app, web, acme):
 
 def test_another_teams_segment_is_not_found(app, web, acme):
     other = Team.create(name="Other")
-    theirs = Segment.create(team=other, name="Theirs", rules="{}")
+    theirs = Segment.create(team=other, name="Theirs", rules={})
     data = form(rules=[("0", rule("status", "is", "active"))])
     assert web.get(f"/segments/{theirs.id}").status_code == 404
     assert web.get(f"/segments/{theirs.id}/count").status_code == 404
@@ -301,9 +301,9 @@ def test_another_teams_segment_is_not_found(app, web, acme):
 
 
 def test_delete_and_campaigns_that_use_it(web, acme):
-    segment = Segment.create(team=acme, name="VIP", rules="{}")
+    segment = Segment.create(team=acme, name="VIP", rules={})
     campaign = Campaign.create(team=acme, name="Spring sale",
-                               audience=json.dumps({"lists": [], "segments": [segment.id]}))
+                               audience={"lists": [], "segments": [segment.id]})
     page = soup(web.get(f"/segments/{segment.id}/delete"))
     assert "Spring sale" in page.select_one("main ul").get_text()
     response = web.post(f"/segments/{segment.id}/delete")

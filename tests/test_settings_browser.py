@@ -76,7 +76,7 @@ def test_an_unreadable_number_does_not_clear_the_stored_value(page):
     team = Team.get()
     CustomField.create(team=team, key="seats", label="Seats", type="number")
     contact = Contact.create(team=team, email="kim@example.com", domain="example.com", name="Kim",
-                             attributes=json.dumps({"seats": 42}))
+                             attributes={"seats": 42})
     page.goto(f"/contacts/{contact.id}/edit")
     seats = page.get_by_label("Seats")
     expect(seats).to_have_attribute("type", "number")
@@ -85,8 +85,8 @@ def test_an_unreadable_number_does_not_clear_the_stored_value(page):
     page.get_by_role("button", name="Save").click()
     expect(seats).to_be_focused()
     assert seats.evaluate("field => field.validity.badInput") is True
-    assert json.loads(Contact.get_by_id(contact.id).attributes) == {"seats": 42}
+    assert Contact.get_by_id(contact.id).attributes == {"seats": 42}
     seats.fill("7.5")
     page.get_by_role("button", name="Save").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Kim")
-    assert json.loads(Contact.get_by_id(contact.id).attributes) == {"seats": 7.5}
+    assert Contact.get_by_id(contact.id).attributes == {"seats": 7.5}

@@ -109,7 +109,7 @@ def stored(**where):
     query = Event.select().order_by(Event.id)
     for name, value in where.items():
         query = query.where(getattr(Event, name) == value)
-    return [(e.contact_id, e.campaign_id, e.type, json.loads(e.data)) for e in query]
+    return [(e.contact_id, e.campaign_id, e.type, e.data) for e in query]
 
 
 def test_record_writes_one_event_and_refuses_an_undeclared_type(people):

@@ -54,7 +54,7 @@ def sent(ctx):
     news = MailingList.create(team=team, name="Newsletter")
     contact = make_contact(team)
     Subscription.create(contact=contact, list=news, status="subscribed")
-    campaign = make_campaign(team, body=BODY, audience=json.dumps({"lists": [news.id]}))
+    campaign = make_campaign(team, body=BODY, audience={"lists": [news.id]})
     send = make_send(campaign, contact)
     return dict(campaign=campaign, contact=contact, send=send, message=build(campaign, send, contact))
 
@@ -72,7 +72,7 @@ def test_open_pixel_click_and_web_view_links_of_a_real_message_work(sent, public
     response = public.get(path_of(read), headers={"User-Agent": BROWSER})
     assert response.status_code == 302 and response.headers["Location"] == "https://example.org/read"
     (click,) = Event.select().where(Event.type == "clicked")
-    assert json.loads(click.data)["link_id"] == Link.get(Link.url == "https://example.org/read").id
+    assert click.data["link_id"] == Link.get(Link.url == "https://example.org/read").id
 
     view = page.find("a", string="View in your browser")["href"]
     response = public.get(path_of(view))

@@ -30,7 +30,6 @@ campaign, the first check after the resume records the counts in the notice and
 later decisions only count what happened since, so a resume is not undone a
 second later by the same bounces.
 """
-import json
 import logging
 import time
 
@@ -63,10 +62,10 @@ def counts(campaign):
     # Publishing froze the audience before the first message: no event of the campaign is older (and
     # unlike started_at it never moves).
     since = campaign.frozen_at or campaign.created_at
-    send = fn.json_extract(Event.data, "$.send")
+    send = Event.data["send"].as_text()
     base = ((Event.team == campaign.team_id) & (Event.at >= since) & (Event.campaign_id == campaign.id))
     bounced = (Event.select(fn.COUNT(fn.DISTINCT(send)))
-               .where(base & (Event.type == "bounced") & (fn.json_extract(Event.data, "$.kind").in_(("hard", "soft"))))
+               .where(base & (Event.type == "bounced") & (Event.data["kind"].as_text().in_(("hard", "soft"))))
                .scalar()) or 0
     complained = (Event.select(fn.COUNT(fn.DISTINCT(send))).where(base & (Event.type == "complained")).scalar()) or 0
     return {"attempted": (campaign.sent or 0) + (campaign.failed or 0), "bounced": bounced, "complained": complained}
@@ -80,13 +79,10 @@ def baseline(campaign_id, seen):
               .order_by(Notice.id.desc()).first())
     if notice is None:
         return {"attempted": 0, "bounced": 0, "complained": 0}
-    try:
-        data = json.loads(notice.data or "{}")
-    except ValueError:
-        data = {}
+    data = notice.data if isinstance(notice.data, dict) else {}
     if not isinstance(data.get("baseline"), dict):
         data["baseline"] = dict(seen)
-        Notice.update(data=json.dumps(data)).where(Notice.id == notice.id).execute()
+        Notice.update(data=data).where(Notice.id == notice.id).execute()
     return {key: int(data["baseline"].get(key, 0)) for key in ("attempted", "bounced", "complained")}
 
 

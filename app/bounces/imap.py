@@ -23,7 +23,6 @@ How a check reads the mailbox (imaplib, the real protocol):
     for this mailbox only and is stored in last_error with the server's own words.
 """
 import imaplib
-import json
 import re
 import socket
 import ssl
@@ -105,10 +104,8 @@ def enabled_ids():
 
 
 def last_summary(mailbox):
-    try:
-        return json.loads(mailbox.last_summary or "{}")
-    except ValueError:
-        return {}
+    summary = mailbox.last_summary
+    return summary if isinstance(summary, dict) else {}
 
 
 def summary_in_words(summary):
@@ -496,7 +493,7 @@ def check_mailbox(mailbox_id, limit=None, manual=False):
     except Exception as exc:  # noqa: BLE001 - one mailbox's failure is stored, never raised to the worker
         error = explain(exc, mailbox)
         current_app.logger.warning("bounce mailbox %s: %s", mailbox.id, error)
-    (BounceMailbox.update(last_checked_at=utcnow(), last_error=error[:2000], last_summary=json.dumps(summary))
+    (BounceMailbox.update(last_checked_at=utcnow(), last_error=error[:2000], last_summary=summary)
      .where(BounceMailbox.id == mailbox.id).execute())
     if error and not mailbox.last_error and not manual:
         _alert_failing(mailbox, error)

@@ -36,7 +36,6 @@ Idempotent per (send, kind): the same report applied twice records one event
 and changes nothing the second time. Each application is one transaction.
 """
 import datetime
-import json
 import logging
 import re
 
@@ -282,12 +281,8 @@ def _already(send, event_type, marker):
     query = Event.select(Event.data).where((Event.type == event_type) & (Event.campaign_id == send.campaign_id))
     if send.contact_id is not None:
         query = query.where(Event.contact == send.contact_id)
-    for (raw,) in query.tuples().iterator():
-        try:
-            data = json.loads(raw or "{}")
-        except ValueError:
-            continue
-        if data.get("send") == send.id and data.get("kind", marker) == marker:
+    for (data,) in query.tuples().iterator():
+        if isinstance(data, dict) and data.get("send") == send.id and data.get("kind", marker) == marker:
             return True
     return False
 
@@ -301,10 +296,8 @@ def _soft_bounces(send, now, days):
     else:
         query = query.where(Event.campaign_id == send.campaign_id)
     sends = set()
-    for (raw,) in query.tuples().iterator():
-        try:
-            data = json.loads(raw or "{}")
-        except ValueError:
+    for (data,) in query.tuples().iterator():
+        if not isinstance(data, dict):
             continue
         if data.get("kind") == "soft" and (send.contact_id is not None or data.get("send") == send.id):
             sends.add(data.get("send"))

@@ -5,7 +5,6 @@ changes go through app.campaigns.states.transition only. Services never
 enqueue: publish() returns what the caller must start.
 """
 import datetime
-import json
 import re
 import zoneinfo
 
@@ -101,11 +100,12 @@ def starting_points(team):
 
 
 def audience(campaign):
-    return json.loads(campaign.audience or "{}")
+    """A copy of the campaign's audience: the caller may change it."""
+    return dict(campaign.audience) if isinstance(campaign.audience, dict) else {}
 
 
 def ab_test(campaign):
-    return json.loads(campaign.ab_test or "{}")
+    return dict(campaign.ab_test) if isinstance(campaign.ab_test, dict) else {}
 
 
 def _ids(values, model, team):
@@ -133,7 +133,7 @@ def update_draft(campaign, form):
                             "Choose a layout, or start a new campaign from this template instead.", field="template")
     settings = _parse_ab(form)
     variant_b = _variant_b(campaign, settings, form)
-    campaign.ab_test = json.dumps(settings)
+    campaign.ab_test = settings
     campaign.updated_at = utcnow()
     with db.atomic():
         campaign.save()
@@ -159,12 +159,12 @@ def apply_form(campaign, form):
     campaign.template = template_ids[0] if template_ids else None
     campaign.track_opens = bool(form.get("track_opens"))
     campaign.track_clicks = bool(form.get("track_clicks"))
-    campaign.audience = json.dumps({
+    campaign.audience = {
         "lists": _ids(form.getlist("lists"), MailingList, team),
         "segments": _ids(form.getlist("segments"), Segment, team),
         "exclude_lists": _ids(form.getlist("exclude_lists"), MailingList, team),
         "exclude_segments": _ids(form.getlist("exclude_segments"), Segment, team),
-    })
+    }
     return campaign
 
 
@@ -420,7 +420,7 @@ def resend(campaign, who, user):
                            from_name=campaign.from_name, from_email=campaign.from_email,
                            reply_to=campaign.reply_to, subject=campaign.subject, preheader=campaign.preheader,
                            body_kind=campaign.body_kind, body=campaign.body, template=campaign.template_id,
-                           audience=json.dumps(selected),
+                           audience=selected,
                            track_opens=campaign.track_opens, track_clicks=campaign.track_clicks,
                            parent=campaign)
 

@@ -25,7 +25,6 @@ rest of the audience (sent the winner after the test) as separate columns, so th
 winner's test result is not diluted by the messages sent after it.
 """
 import datetime
-import json
 import math
 
 from peewee import fn
@@ -80,7 +79,7 @@ def progress(campaign, now=None):
     # Only a sending campaign has a rate (a finished one showed its last minute's for a minute).
     rate = ledger.send_rate(campaign, now) if campaign.state == "sending" else 0.0
     eta = winner_in = None
-    settings = json.loads(campaign.ab_test or "{}")
+    settings = campaign.ab_test
     waiting = bool(c["held"] and settings and not campaign.ab_decided_at and campaign.started_at)
     if waiting:
         decision_at = campaign.started_at + datetime.timedelta(minutes=settings.get("wait_minutes", 0))
@@ -117,7 +116,7 @@ def _time_left(campaign, c, rate, now):
 def sample_cutoff(campaign):
     """The highest Send id of the A/B test's sample (sends above it are the rest of the audience),
     or None without a test. The same rule split_for_ab_test applies at publish."""
-    settings = json.loads(campaign.ab_test or "{}")
+    settings = campaign.ab_test
     if not settings or not campaign.total:
         return None
     sample = max(2, campaign.total * settings["sample_percent"] // 100)
@@ -139,7 +138,8 @@ def _any(conditions):
 
 def _human(event_type, robot_flag):
     # Machine opens (Apple MPP) and scanner clicks are kept as events but never count.
-    return (Event.type == event_type) & ~Event.data.contains(f'"{robot_flag}": true')
+    flag = Event.data[robot_flag]
+    return (Event.type == event_type) & (flag.is_null() | (flag != True))  # noqa: E712 (SQL, not Python)
 
 
 def group_numbers(campaign_id, condition):
@@ -162,7 +162,7 @@ def group_numbers(campaign_id, condition):
 def ab_table(campaign):
     """The A/B test as columns: each variant on its share of the sample, then (once the winner
     is picked) the rest of the audience, which got the winner. None without a test."""
-    settings = json.loads(campaign.ab_test or "{}")
+    settings = campaign.ab_test
     variants = list(Variant.select().where(Variant.campaign == campaign.id).order_by(Variant.label))
     if not settings or not variants:
         return None

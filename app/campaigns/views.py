@@ -1,5 +1,4 @@
 """Campaigns: the list, the builder (HTMX), publish/schedule, live progress, pause/resume/cancel."""
-import json
 
 from flask import Blueprint
 from flask import abort
@@ -119,9 +118,9 @@ def _permissions():
 @require("view")
 def count(campaign_id):
     """The live recipient count for the audience currently chosen in the builder (not saved)."""
-    campaign = _campaign(campaign_id)
-    draft = Campaign(id=campaign.id, team=g.team, audience=json.dumps({
-        key: request.form.getlist(key) for key in ("lists", "segments", "exclude_lists", "exclude_segments")}))
+    campaign = team_object_or_404(Campaign, campaign_id)
+    draft = Campaign(id=campaign.id, team=g.team, audience={
+        key: request.form.getlist(key) for key in ("lists", "segments", "exclude_lists", "exclude_segments")})
     try:
         total = ledger.count_audience(draft)
         error = None

@@ -1,7 +1,6 @@
 """The Outbox: messages caught by the local mail catcher, parsed for display."""
 import email
 import email.policy
-import json
 
 from app.db import db
 from app.models import CaughtMessage
@@ -15,7 +14,7 @@ def store_message(mail_from, recipients, raw):
     parsed = email.message_from_bytes(raw, policy=email.policy.default)
     subject = str(parsed.get("Subject", "") or "")
     with db.atomic():
-        return CaughtMessage.create(mail_from=mail_from or "", recipients=json.dumps(list(recipients)),
+        return CaughtMessage.create(mail_from=mail_from or "", recipients=list(recipients),
                                     subject=subject[:998], size=len(raw), raw=raw)
 
 
@@ -26,10 +25,10 @@ def recent_messages(before_id=None, query=""):
     if before_id:
         rows = rows.where(CaughtMessage.id < before_id)
     if query:
-        rows = rows.where(CaughtMessage.subject.contains(query) | CaughtMessage.recipients.contains(query))
+        rows = rows.where(CaughtMessage.subject.contains(query) | CaughtMessage.recipients.cast("TEXT").contains(query))
     rows = list(rows.order_by(CaughtMessage.id.desc()).limit(PAGE_SIZE + 1))
     for row in rows:
-        row.recipient_list = json.loads(row.recipients)
+        row.recipient_list = row.recipients
     return rows[:PAGE_SIZE], (rows[PAGE_SIZE - 1].id if len(rows) > PAGE_SIZE else None)
 
 
@@ -46,7 +45,7 @@ def parse(message):
         "headers": [(name, str(value)) for name, value in parsed.items()],
         "text": text.get_content() if text is not None else "",
         "html": html.get_content() if html is not None else "",
-        "recipients": json.loads(message.recipients),
+        "recipients": message.recipients,
     }
 
 

@@ -9,7 +9,6 @@ address's hint, never the address.
 """
 import json
 
-from peewee import fn
 
 from app.consent import suppression
 from app.consent.services import ConsentError
@@ -35,19 +34,10 @@ def _when(value):
     return value.isoformat() + "Z" if value else None
 
 
-def _json(text):
-    try:
-        value = json.loads(text or "{}")
-    except ValueError:
-        return text
-    return value
-
-
 def export_data(team, contact):
     """A dict of everything stored about the contact (the caller records the export)."""
     fields = {f.key: f for f in CustomField.select().where(CustomField.team == team)}
-    attributes = _json(contact.attributes)
-    attributes = attributes if isinstance(attributes, dict) else {}
+    attributes = contact.attributes if isinstance(contact.attributes, dict) else {}
     subscriptions = (Subscription.select(Subscription, MailingList).join(MailingList)
                      .where(Subscription.contact == contact).order_by(Subscription.id))
     events = Event.select().where(Event.contact == contact).order_by(Event.at, Event.id)
@@ -70,7 +60,7 @@ def export_data(team, contact):
         "subscriptions": [{"list": s.list.name, "status": s.status, "created_at": _when(s.created_at),
                            "confirmed_at": _when(s.confirmed_at), "unsubscribed_at": _when(s.unsubscribed_at)}
                           for s in subscriptions],
-        "events": [{"type": e.type, "at": _when(e.at), "campaign_id": e.campaign_id, "data": _json(e.data)}
+        "events": [{"type": e.type, "at": _when(e.at), "campaign_id": e.campaign_id, "data": e.data}
                    for e in events],
         "messages": [{"campaign": s.campaign.name, "status": s.status, "sent_at": _when(s.sent_at),
                       "message_id": s.message_id} for s in sends],
@@ -107,11 +97,24 @@ def erase(team, user, contact, typed):
     with db.atomic():
         suppression.suppress(team.id, "email", contact.email, reason="erased")
         lists = Subscription.delete().where(Subscription.contact == contact).execute()
-        events = Event.update(contact=None, data="{}").where(Event.contact == contact).execute()
+        events = Event.update(contact=None, data={}).where(Event.contact == contact).execute()
         ledger.skip_erased(contact.id, hint)
-        (AuditLog.update(data=fn.replace(AuditLog.data, contact.email, hint))
-         .where((AuditLog.team == team) & AuditLog.data.contains(contact.email)).execute())
+        mentions = AuditLog.select(AuditLog.id, AuditLog.data).where(
+            (AuditLog.team == team) & AuditLog.data.cast("TEXT").contains(contact.email))
+        for row in mentions:
+            AuditLog.update(data=_replaced(row.data, contact.email, hint)).where(AuditLog.id == row.id).execute()
         Contact.delete().where((Contact.id == contact.id) & (Contact.team == team)).execute()
         audit(team, user, "contact.erased", f"contact:{contact.id}", hint=hint, subscriptions_deleted=lists,
               events_scrubbed=events)
     return hint
+
+
+def _replaced(value, old, new):
+    """`value` (a JSON document) with `old` replaced by `new` in every string in it."""
+    if isinstance(value, str):
+        return value.replace(old, new)
+    if isinstance(value, list):
+        return [_replaced(item, old, new) for item in value]
+    if isinstance(value, dict):
+        return {key: _replaced(item, old, new) for key, item in value.items()}
+    return value

@@ -11,7 +11,6 @@ same transaction as the entry itself. Every change is written to AuditLog
 with the hint, never the address.
 """
 import dataclasses
-import json
 import re
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES
@@ -25,6 +24,7 @@ from app.db import db
 from app.models import AuditLog
 from app.models import Contact
 from app.models import EventType
+from app.models import Event
 from app.models import Suppression
 from app.models import utcnow
 
@@ -56,7 +56,7 @@ class ConsentError(ValueError):
 
 
 def audit(team, user, action, target="", **data):
-    return AuditLog.create(team=team, user=user, action=action, target=target, data=json.dumps(data))
+    return AuditLog.create(team=team, user=user, action=action, target=target, data=data)
 
 
 # --- Parsing ------------------------------------------------------------------
@@ -150,7 +150,7 @@ def mark_contacts(team, kind, values, user=None, why="suppression list"):
     if not values:
         return 0
     now = utcnow()
-    data = json.dumps({"from": "active", "to": "suppressed", "reason": why, "by": user.id if user else None})
+    data = Event.data.db_value({"from": "active", "to": "suppressed", "reason": why, "by": user.id if user else None})
     if kind == "email":
         # Look the addresses up without the status condition: with it, SQLite
         # (no ANALYZE statistics) prefers the (team, status, id) index and

@@ -1,6 +1,5 @@
 """Bulk actions on contacts: validated and recorded (an AuditLog row) when asked for, then carried
 out by a task batch by batch, writing its progress into that row."""
-import json
 
 from app import events
 from app.consent import suppression
@@ -91,7 +90,7 @@ def bulk_count(team, form):
 
 
 def _save_job(job, data):
-    AuditLog.update(data=json.dumps(data)).where(AuditLog.id == job.id).execute()
+    AuditLog.update(data=data).where(AuditLog.id == job.id).execute()
 
 
 def run_bulk(job_id):
@@ -103,7 +102,7 @@ def run_bulk(job_id):
     job = AuditLog.get_or_none(AuditLog.id == job_id)
     if job is None or job.action != "contacts.bulk":
         return
-    data = json.loads(job.data)
+    data = job.data
     if data.get("state") not in ("queued", "running"):
         return  # already done: running it again would only add events
     team = job.team

@@ -1,6 +1,5 @@
 """What every module of the contacts area shares: the refusal a form shows, a missing list or
 segment, and the audit record of an editor's act."""
-import json
 
 from app.models import AuditLog
 
@@ -24,4 +23,5 @@ class NotFound(LookupError):
 
 def audit(team, user, what, target="", **data):
     return AuditLog.create(team=team, user=getattr(user, "id", None), action=what, target=target,
-                           data=json.dumps(data))
+                           data=data)
+

@@ -5,7 +5,6 @@ import re
 import unicodedata
 
 from peewee import IntegrityError
-from peewee import fn
 
 from app.contacts.common import ContactError
 from app.contacts.common import audit
@@ -143,8 +142,7 @@ def update_field(team, field, form):
 
 
 def _has_key(key):
-    # Keys are validated slugs, so interpolating them into the JSON path is safe.
-    return fn.json_extract(Contact.attributes, f"$.{key}").is_null(False)
+    return Contact.attributes[key].is_null(False)  # a JSON null is no value either
 
 
 def field_usage(team, field):
@@ -155,7 +153,7 @@ def field_usage(team, field):
 def delete_field(team, field, user=None):
     """Delete the field and remove its values from every contact, in one transaction; returns how many."""
     with db.atomic():
-        cleared = (Contact.update(attributes=fn.json_remove(Contact.attributes, f"$.{field.key}"))
+        cleared = (Contact.update(attributes=Contact.attributes[field.key].remove())
                    .where((Contact.team == team) & _has_key(field.key)).execute())
         field.delete_instance()
         audit(team, user, "field.deleted", f"field:{field.key}", cleared=cleared)

@@ -8,7 +8,6 @@ Every function takes the team first and scopes every query by it, so an id
 from another team is simply not found. Bad input raises ContactError with a
 message for the person and, where it belongs to one form field, that field.
 """
-import json
 
 from email_validator import EmailNotValidError
 from email_validator import validate_email
@@ -40,10 +39,7 @@ def get_contact(team, contact_id):
 
 
 def attributes_of(contact):
-    try:
-        value = json.loads(contact.attributes or "{}")
-    except ValueError:
-        return {}
+    value = contact.attributes
     return value if isinstance(value, dict) else {}
 
 
@@ -121,7 +117,7 @@ def create_contact(team, form, user=None):
     try:
         with db.atomic():
             contact = Contact.create(team=team, email=email, domain=domain, name=name,
-                                     attributes=json.dumps(attributes), source="manual",
+                                     attributes=attributes, source="manual",
                                      consent_source=consent_source, consent_text=consent_text,
                                      consent_at=now if consent_source else None, created_at=now, updated_at=now)
             events.record(team, contact, EventType.CREATED, {"source": "manual", "by": user.id if user else None})
@@ -166,7 +162,7 @@ def update_contact(team, contact, form, user=None):
     try:
         with db.atomic():
             if changed:
-                Contact.update(email=email, domain=domain, name=name, attributes=json.dumps(attributes),
+                Contact.update(email=email, domain=domain, name=name, attributes=attributes,
                                updated_at=utcnow()).where(Contact.id == contact.id).execute()
                 events.record(team, contact, EventType.UPDATED, {"fields": changed, "by": user.id if user else None})
             contact = Contact.get_by_id(contact.id)

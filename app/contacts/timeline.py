@@ -1,5 +1,4 @@
 """A contact's timeline: its events, newest first, a page at a time, and each in a few words."""
-import json
 
 from app.contacts.services import STATUS_LABELS
 from app.models import Campaign
@@ -16,10 +15,7 @@ EVENT_LABELS = {
 
 
 def event_data(event):
-    try:
-        value = json.loads(event.data or "{}")
-    except ValueError:
-        return {}
+    value = event.data
     return value if isinstance(value, dict) else {}
 
 

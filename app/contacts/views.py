@@ -3,7 +3,6 @@
 Thin views: parse the request, call one service, pick a template. Every
 lookup goes through g.team, so another team's id is a 404.
 """
-import json
 
 from flask import Blueprint
 from flask import Response
@@ -240,7 +239,7 @@ def bulk():
 @require("view")
 def bulk_status(job_id):
     job = bulk_actions.bulk_job(g.team, job_id) or abort(404)
-    data = json.loads(job.data)
+    data = job.data
     template = "contacts/_bulk_status.html" if is_htmx() else "contacts/bulk_status.html"
     return render_template(template, job=job, data=data)
 

@@ -5,7 +5,6 @@ template, never its status or internals. Values lose control characters (line br
 the private-use characters that mark slots while a body is prepared.
 """
 import datetime
-import json
 import re
 import types
 
@@ -64,11 +63,7 @@ def contact_fields(contact, types_by_key):
         "last_name": " ".join(parts[1:]) if len(parts) > 1 else "",
     }
     if types_by_key:
-        raw = contact.attributes
-        try:
-            attributes = json.loads(raw) if isinstance(raw, str) else (raw or {})
-        except ValueError:
-            attributes = {}
+        attributes = contact.attributes
         if isinstance(attributes, dict):
             for key, kind in types_by_key.items():
                 if key not in data:
@@ -83,7 +78,7 @@ def contact_context(contact, custom_fields):
 
 def sample_contact(email="jamie@example.com", name="Jamie Example"):
     """A stand-in contact for previews and test sends to addresses with no contact."""
-    return types.SimpleNamespace(email=email, name=name, attributes="{}")
+    return types.SimpleNamespace(email=email, name=name, attributes={})
 
 
 def one_line(text):

@@ -54,7 +54,7 @@ def import_contacts(path, team_ref, list_refs, maps, update):
     try:
         job = services.create_job(team, None, path, os.path.basename(path))
         columns = services.describe(job).columns
-        mapping = json.loads(job.mapping)
+        mapping = dict(job.mapping)
         for item in maps:
             index, target = _parse_map(item, columns, team)
             mapping[str(index)] = target

@@ -135,8 +135,8 @@ class _Plan:
         self.columns = columns
         self.width = len(columns)
         self.mode = job.mode
-        self.list_ids = json.loads(job.list_ids or "[]")
-        mapping = {int(k): v for k, v in json.loads(job.mapping or "{}").items()}
+        self.list_ids = job.list_ids
+        mapping = {int(k): v for k, v in job.mapping.items()}
         fields = {f.key: f.type for f in fields_of(job.team_id)}
         self.field_types = fields
         self.email = self.name = self.first = self.last = self.json_column = None
@@ -768,5 +768,5 @@ def _finish(job):
             (ImportJob.id == job.id) & (ImportJob.status == "running")).execute()
         job = ImportJob.get_by_id(job.id)
         AuditLog.create(team=job.team_id, user=job.user_id, action="contacts.import", target=f"import:{job.id}",
-                        data=json.dumps(summary(job)))
+                        data=summary(job))
     remove_upload(job)

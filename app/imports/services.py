@@ -2,7 +2,6 @@
 or resume the job, and find the imports whose worker died. The run itself, chunk by chunk, is
 importer.py."""
 import datetime
-import json
 import os
 import re
 import uuid
@@ -111,7 +110,7 @@ def create_job(team, user, path, filename):
     mapping = guess_mapping(sniffed.columns, sniffed.preview, fields_of(team))
     return ImportJob.create(team=team, user=user, filename=filename, path=path, encoding=sniffed.encoding,
                             delimiter=sniffed.delimiter, has_header=sniffed.has_header,
-                            mapping=json.dumps(mapping))
+                            mapping=mapping)
 
 
 def describe(job):
@@ -248,7 +247,7 @@ def configure(team, job, mapping, list_ids, mode, columns):
     with db.atomic():
         for key, title in new_keys:
             CustomField.insert(team=team, key=key, label=title[:100] or key, type="text").on_conflict_ignore().execute()
-        queued = (ImportJob.update(mapping=json.dumps(chosen), list_ids=json.dumps(sorted(set(found))), mode=mode,
+        queued = (ImportJob.update(mapping=chosen, list_ids=sorted(set(found)), mode=mode,
                                    status="queued", heartbeat_at=utcnow())
                   .where((ImportJob.id == job.id) & (ImportJob.status == "uploaded")).execute())
     if not queued:

@@ -3,7 +3,6 @@
 Thin views: every lookup goes through g.team, so another team's import id
 is a 404. The import itself runs as a huey task (tasks/imports.py).
 """
-import json
 import os
 
 from flask import Blueprint
@@ -104,10 +103,10 @@ def map_columns(job_id):
                                error=str(exc), error_field=exc.field, status=422)
         import_tasks.run_import(job.id)
         return redirect(url_for("imports.show", job_id=job.id))
-    return _render_map(job, sniffed, json.loads(job.mapping or "{}"), [], "add")
+    return _render_map(job, sniffed, job.mapping, [], "add")
 
 
-def _render_map(job, sniffed, mapping, list_ids, mode, error=None, error_field=None, status=200):
+def _render_map(job, sniffed, mapping, list_ids, mode, error=None, errors=None, status=200):
     fields = fields_of(g.team)
     return render_template("imports/map.html", job=job, sniffed=sniffed, mapping=mapping,
                            choices=services.column_choices(sniffed.columns, fields),

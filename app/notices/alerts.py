@@ -11,7 +11,6 @@ leaves from tasks/notices.py (every minute) through Loft's own mail pipeline
 transaction and never holding up sending. A notice is claimed before its email
 is sent (emailed_at set by a conditional UPDATE), so two workers never send it twice.
 """
-import json
 import logging
 
 from app import mail
@@ -28,7 +27,7 @@ def notify(team_id, subject, text, kind="alert", campaign_id=None, data=None, no
     """Store an alert for the team: shown in the app at once, emailed to its Administrators within a minute."""
     team_id = team_id.id if isinstance(team_id, Team) else int(team_id)
     return Notice.create(team=team_id, kind=kind, subject=str(subject)[:300], text=str(text or "")[:5000],
-                         campaign_id=campaign_id, data=json.dumps(data or {}), created_at=now or utcnow())
+                         campaign_id=campaign_id, data=data or {}, created_at=now or utcnow())
 
 
 # --- In the app ------------------------------------------------------------------------------

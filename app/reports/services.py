@@ -17,7 +17,6 @@ Rates (the usual definitions):
   complaint rate     complaints / delivered (what Gmail and Yahoo measure, roughly)
 """
 import datetime
-import json
 import zoneinfo
 
 from peewee import JOIN
@@ -106,7 +105,7 @@ def campaign_report(campaign):
         by_variant[row["variant_id"]] = numbers
     with_ledger_counts(totals, stats.counts(campaign))
     variants = list(Variant.select().where(Variant.campaign == campaign.id).order_by(Variant.label))
-    ab = json.loads(campaign.ab_test or "{}") if variants else {}
+    ab = campaign.ab_test if variants else {}
     ab_table = stats.ab_table(campaign) if variants else None
     if ab_table and totals["sent"] and not Event.select().where(
             (Event.campaign_id == campaign.id) & (Event.type == "sent")).exists():

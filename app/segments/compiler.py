@@ -29,11 +29,8 @@ import math
 import re
 
 from peewee import SQL
-from peewee import DatabaseProxy
-from peewee import PostgresqlDatabase
 from peewee import fn
 
-from app.db import db
 from app.models import CONTACT_STATUSES
 from app.models import Campaign
 from app.models import Contact
@@ -409,35 +406,21 @@ def _check_ids(catalogue, pending, errors):
 
 # --- Compiling ----------------------------------------------------------------------
 
-class _SqliteJson:
-    """Custom field values in SQLite: json_extract with the path as a bound parameter."""
+class _Attributes:
+    """Custom field values: paths into the JSONField Contact.attributes, which peewee writes as
+    SQLite's ->> / -> or PostgreSQL's #>> / #> (the path is a bound parameter or a quoted literal)."""
 
     def value(self, key):
-        return fn.json_extract(Contact.attributes, "$." + key)
+        return Contact.attributes[key].as_text()
 
     def number(self, key):
-        return self.value(key).cast("REAL")
+        return Contact.attributes[key].as_float()
 
     def boolean(self, key, truth):
-        return self.value(key) == (1 if truth else 0)  # JSON true/false come out as 1/0
+        return Contact.attributes[key] == truth  # the JSON true or false
 
 
-class _PostgresJson:
-    """The same in PostgreSQL: attributes is JSON text, read through jsonb."""
-
-    def value(self, key):
-        return fn.jsonb_extract_path_text(Contact.attributes.cast("jsonb"), key)
-
-    def number(self, key):
-        return self.value(key).cast("numeric")
-
-    def boolean(self, key, truth):
-        return self.value(key) == ("true" if truth else "false")
-
-
-def json_backend():
-    database = db.obj if isinstance(db, DatabaseProxy) else db
-    return _PostgresJson() if isinstance(database, PostgresqlDatabase) else _SqliteJson()
+ATTRIBUTES = _Attributes()
 
 
 def everyone():
@@ -460,7 +443,7 @@ def compile_rules(team_id, rules):
 
 def compile_clean(catalogue, cleaned):
     """Compile a tree that validate_rules cleaned with this catalogue."""
-    return _compile_group(catalogue, cleaned, json_backend()) or everyone()
+    return _compile_group(catalogue, cleaned, ATTRIBUTES) or everyone()
 
 
 def _compile_group(catalogue, group, backend):

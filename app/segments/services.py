@@ -4,7 +4,6 @@ Every function takes the team first and scopes every query by it. Rules are
 checked and compiled by app.segments.compiler; the matching itself always
 happens in the database, as one query.
 """
-import json
 
 from peewee import SQL
 from peewee import fn
@@ -121,7 +120,7 @@ def create_segment(team, name, rules):
     with db.atomic():
         name = _clean_name(team, name)
         cleaned = validate_rules(_team_id(team), rules)
-        return Segment.create(team=_team_id(team), name=name, rules=json.dumps(cleaned))
+        return Segment.create(team=_team_id(team), name=name, rules=cleaned)
 
 
 def update_segment(team, segment, name, rules):
@@ -132,7 +131,7 @@ def update_segment(team, segment, name, rules):
         name = _clean_name(team, name, segment)
         cleaned = validate_rules(_team_id(team), rules)
         segment.name = name
-        segment.rules = json.dumps(cleaned)
+        segment.rules = cleaned
         segment.updated_at = utcnow()
         segment.save()
     return segment
@@ -144,10 +143,7 @@ def campaigns_using(team, segment):
     query = (Campaign.select(Campaign.id, Campaign.name, Campaign.audience)
              .where((Campaign.team == _team_id(team)) & Campaign.state.in_(LIVE_CAMPAIGN_STATES)))
     for campaign in query:
-        try:
-            audience = json.loads(campaign.audience or "{}")
-        except ValueError:
-            continue
+        audience = campaign.audience
         if not isinstance(audience, dict):
             continue
         named = []

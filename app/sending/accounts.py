@@ -15,7 +15,6 @@ The sending engine (app.sending.engine) uses:
 import asyncio
 import datetime
 import ipaddress
-import json
 import random
 import re
 import socket
@@ -149,12 +148,10 @@ def limits_in_words(account):
 
 def last_test(account):
     """The stored result of the last "Test connection": {"ok", "summary"} or None."""
-    if not account.last_test_result:
+    result = account.last_test_result
+    if not result:
         return None
-    try:
-        return json.loads(account.last_test_result)
-    except ValueError:
-        return {"ok": False, "summary": account.last_test_result}
+    return result if isinstance(result, dict) else {"ok": False, "summary": str(result)}
 
 
 # --- Validation and writes -----------------------------------------------------
@@ -385,7 +382,7 @@ def update_account(account, form, allow_private=None):
     values, warnings = validate(form, account, allow_private=allow_private)
     changed_connection = any(values.get(k) != getattr(account, k) for k in ("host", "port", "tls_mode", "username"))
     if changed_connection or "password" in values:
-        values.update(last_test_at=None, last_test_result="")  # the old test no longer says anything
+        values.update(last_test_at=None, last_test_result={})  # the old test no longer says anything
     SmtpAccount.update(**values).where(SmtpAccount.id == account.id).execute()
     return SmtpAccount.get_by_id(account.id), warnings
 
@@ -408,8 +405,7 @@ def resume_account(account_id):
 
 def record_test(account, ok, summary):
     """Keep the outcome of the last "Test connection" for the accounts list."""
-    result = json.dumps({"ok": ok, "summary": summary})
-    (SmtpAccount.update(last_test_at=utcnow(), last_test_result=result)
+    (SmtpAccount.update(last_test_at=utcnow(), last_test_result={"ok": ok, "summary": summary})
      .where(SmtpAccount.id == account.id).execute())
     if ok:  # it answers now: the card and campaigns stop saying they wait for it
         from app.sending import health

@@ -13,7 +13,6 @@ so tests (and split-horizon setups) can point it at their own DNS server.
 import base64
 import hashlib
 import ipaddress
-import json
 import re
 import time
 
@@ -471,7 +470,7 @@ def check_dns(domain_row, lifetime=DNS_LIFETIME):
             status[key] = {"state": "error", "text": f"Could not look up {name}: {exc}"}
             if exc.timed_out:
                 res, setup_error = None, f"Not checked: the DNS server did not answer for {name}."
-    updates = {"dns_status": json.dumps(status)}
+    updates = {"dns_status": status}
     if status["verification"]["state"] == "ok" and domain_row.verified_at is None:
         updates["verified_at"] = utcnow()
     SenderDomain.update(**updates).where(SenderDomain.id == domain_row.id).execute()
@@ -480,9 +479,6 @@ def check_dns(domain_row, lifetime=DNS_LIFETIME):
 
 def last_status(domain_row):
     """The stored outcome of the last check_dns(), or None before the first check."""
-    try:
-        status = json.loads(domain_row.dns_status or "{}")
-    except ValueError:
-        return None
-    return status or None
+    status = domain_row.dns_status
+    return status if isinstance(status, dict) and status else None
 

@@ -27,7 +27,6 @@ twice are the deliveries started and not yet recorded, which the engine keeps
 to a small number (SEND_MAX_UNRECORDED, app/sending/engine.py).
 """
 import datetime
-import json
 
 from peewee import JOIN
 from peewee import Case
@@ -61,9 +60,8 @@ class LedgerError(ValueError):
 
 
 def audience_of(campaign):
-    try:
-        selected = json.loads(campaign.audience or "{}")
-    except ValueError:
+    selected = campaign.audience
+    if isinstance(selected, str):  # stored text that is not JSON
         raise LedgerError("The campaign's audience is damaged; choose its lists and segments again.")
     return selected if isinstance(selected, dict) else {}
 
@@ -81,8 +79,7 @@ def _segment_condition(team_id, segment_ids):
     conditions = []
     for segment in Segment.select().where((Segment.team == team_id) & (Segment.id << segment_ids)):
         try:
-            rules = json.loads(segment.rules or "{}")
-            conditions.append(compile_rules(team_id, rules))
+            conditions.append(compile_rules(team_id, segment.rules))
         except (SegmentError, ValueError) as exc:
             raise LedgerError(f"The segment “{segment.name}” cannot be used: {exc}")
     return conditions

@@ -30,7 +30,6 @@ prefetching proxy never keeps an inactive contact looking engaged.
 """
 import base64
 import ipaddress
-import json
 import logging
 
 from peewee import JOIN
@@ -187,7 +186,7 @@ def _record(team_id, contact_id, campaign_id, type, data, now, active):
     """Write the event (and the contact's activity) before returning; False when it could
     not be written (already logged). Rows of concurrent hits share one transaction
     (app.tracking.recorder: group commit on a connection kept open)."""
-    row = (team_id, contact_id, campaign_id, type, Event.at.db_value(now), json.dumps(data), active)
+    row = (team_id, contact_id, campaign_id, type, Event.at.db_value(now), Event.data.db_value(data), active)
     return recorder.recorder(_sql()).submit(row)
 
 
@@ -268,10 +267,7 @@ def unsubscribe_target(send_id):
 
 def audience_lists(campaign):
     """Ids of the team's lists the campaign was sent to (its audience's "lists")."""
-    try:
-        selected = json.loads(campaign.audience or "{}")
-    except ValueError:
-        return []
+    selected = campaign.audience
     wanted = {int(v) for v in (selected.get("lists") or ()) if str(v).isdigit()} if isinstance(selected, dict) else set()
     if not wanted:
         return []
@@ -280,10 +276,7 @@ def audience_lists(campaign):
 
 
 def _segments_of(campaign):
-    try:
-        selected = json.loads(campaign.audience or "{}")
-    except ValueError:
-        return []
+    selected = campaign.audience
     return list(selected.get("segments") or ()) if isinstance(selected, dict) else []
 
 

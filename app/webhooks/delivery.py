@@ -70,19 +70,13 @@ def isoformat(at):
 
 def types_of(endpoint):
     """The event types an endpoint subscribed to (a list)."""
-    try:
-        types = json.loads(endpoint.event_types or "[]")
-    except ValueError:
-        return []
+    types = endpoint.event_types
     return [t for t in types if t in WEBHOOK_EVENT_TYPES] if isinstance(types, list) else []
 
 
 def build_payload(event, contact_email=None):
     """The JSON body of one event (a str: it is stored and signed exactly as sent)."""
-    try:
-        data = json.loads(event.data or "{}")
-    except ValueError:
-        data = {}
+    data = event.data if isinstance(event.data, dict) else {}
     contact = {"id": event.contact_id, "email": contact_email} if event.contact_id is not None else None
     return json.dumps({"id": event.id, "type": event.type, "at": isoformat(event.at), "team": event.team_id,
                        "campaign_id": event.campaign_id, "contact": contact, "data": data},

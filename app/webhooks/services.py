@@ -4,7 +4,6 @@ Every function takes the team (or an object already loaded through it) first,
 so another team's endpoint is simply not found. Bad input raises WebhookError
 with the field it is about and a message for the person.
 """
-import json
 import math
 import secrets
 
@@ -72,7 +71,7 @@ def validate(form, allow_private=False, resolver=None):
     if not chosen:
         raise WebhookError("Choose at least one event type to send.", "event_types")
     types = [t for t in WEBHOOK_EVENT_TYPES if t in chosen]
-    return {"url": url, "description": description, "event_types": json.dumps(types)}
+    return {"url": url, "description": description, "event_types": types}
 
 
 def create_endpoint(team, form, allow_private=False, resolver=None):
