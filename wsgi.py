@@ -8,13 +8,14 @@ from app import create_app
 from app import settings
 from app.backup import running
 from tasks import huey
-from tasks import contacts  # noqa: F401  (importing a task module registers its tasks)
+from tasks import consent  # noqa: F401  (importing a task module registers its tasks)
+from tasks import contacts  # noqa: F401
 from tasks import bounces  # noqa: F401
 from tasks import imports  # noqa: F401
-from tasks import mail  # noqa: F401
 from tasks import notices  # noqa: F401
 from tasks import reports  # noqa: F401
 from tasks import sending  # noqa: F401
+from tasks import system_mail  # noqa: F401
 from tasks import webhooks  # noqa: F401
 
 app = create_app()

@@ -131,7 +131,7 @@ def test_real_consumer_delivers_queued_mail(app, tmp_path, catcher):
     env = dict(os.environ, LOFT_HUEY_PATH=str(tmp_path / "huey.db"), LOFT_DATABASE_URL=app.config["DATABASE_URL"],
                LOFT_CATCHER_PORT=str(app.config["CATCHER_PORT"]), LOFT_SECRET_KEY="test-secret",
                LOFT_LOG_LEVEL="WARNING")
-    enqueue = ("import wsgi; from tasks.mail import send_system_email; "
+    enqueue = ("import wsgi; from tasks.system_mail import send_system_email; "
                "send_system_email('queued@example.com', 'Through the queue', 'Body text')")
     subprocess.run([sys.executable, "-c", enqueue], cwd=ROOT, env=env, check=True, timeout=30)
     consumer = subprocess.Popen([str(ROOT / ".venv" / "bin" / "huey_consumer"), "wsgi.huey", "-w", "2", "-m", "1"],
@@ -177,14 +177,14 @@ def test_a_hostile_default_sender_stored_before_the_form_checked_it_sends_nothin
     headers to Loft's own mail: sending refuses in words and nothing reaches the server."""
     import json
 
-    from app import mail
+    from app import system_mail
     with app.app_context():
         InstanceSetting.create(key="default_from_email", value=stored)
-        with pytest.raises(mail.SystemSenderError, match="Instance settings"):
-            mail.send_system_email("reader@example.com", "Hello", "Text")
+        with pytest.raises(system_mail.SystemSenderError, match="Instance settings"):
+            system_mail.send("reader@example.com", "Hello", "Text")
         assert CaughtMessage.select().count() == 0
         InstanceSetting.update(value="loft@example.com").execute()
     # A row changed behind Loft's back is read by the next request or task (app/settings.py caches per context).
     with app.app_context():
-        mail.send_system_email("reader@example.com", "Hello", "Text")
+        system_mail.send("reader@example.com", "Hello", "Text")
         assert CaughtMessage.select().count() == 1

@@ -15,11 +15,11 @@ from flask_login import login_required
 from flask_login import login_user
 from flask_login import logout_user
 
-from app import mail
+from app import system_mail
 from app.auth import services
 from app.auth.services import AuthError
 from app.security import safe_next
-from tasks.mail import send_system_email
+from tasks.system_mail import send_system_email
 
 bp = Blueprint("auth", __name__)
 
@@ -135,7 +135,7 @@ def request_reset():
             return page, 429
         user, token = services.start_password_reset(email)
         if user is not None:
-            message = mail.compose("password_reset", user.email, "Reset your Loft password",
+            message = system_mail.compose("password_reset", user.email, "Reset your Loft password",
                                    token=token, user=user)
             send_system_email(**message)
         flash("If an account exists for that address, we have sent it a link to reset the password. "

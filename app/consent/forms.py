@@ -28,8 +28,8 @@ from flask import current_app
 from peewee import IntegrityError
 
 from app import events
-from app import mail
 from app import settings
+from app import system_mail
 from app import tokens
 from app.consent import ratelimit
 from app.consent import suppression
@@ -229,7 +229,7 @@ def confirmation_url(mailing_list, subscription, email):
 def confirmation_message(mailing_list, outcome):
     """The confirmation email, composed: {to, subject, text, html}."""
     email = outcome.contact.email
-    return mail.compose("confirm_subscription", email, f"Confirm your subscription to {mailing_list.name}",
+    return system_mail.compose("confirm_subscription", email, f"Confirm your subscription to {mailing_list.name}",
                         team=mailing_list.team, mailing_list=mailing_list,
                         url=confirmation_url(mailing_list, outcome.subscription, email),
                         days=limit("SIGNUP_CONFIRM_DAYS"))

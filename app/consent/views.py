@@ -31,7 +31,7 @@ from app.htmx import is_htmx
 from app.security import accepts_upload
 from app.security import csrf_exempt
 from app.teams.context import require
-from tasks.mail import send_confirmation
+from tasks.consent import send_confirmation
 
 bp = Blueprint("consent", __name__)
 
@@ -197,7 +197,7 @@ def signup(public_id):
     except ConsentError as exc:
         return _render_form(mailing_list, 422, error=str(exc), error_field=exc.field, form=request.form)
     if outcome.send_confirmation:
-        # As the team, through its own SMTP account (never the instance's server): tasks/mail.py.
+        # As the team, through its own SMTP account (never the instance's server): tasks/consent.py.
         send_confirmation(mailing_list.id, outcome.subscription.id)
     return render_template("consent/signup_done.html", mailing_list=mailing_list, outcome=outcome)
 

@@ -7,13 +7,13 @@
 notify() only writes one row, so it is safe anywhere, e.g. on the sending
 engine's database thread or right after an outcome was applied: the email
 leaves from tasks/notices.py (every minute) through Loft's own mail pipeline
-(app/mail.py, the instance's outbound SMTP server), never inside the caller's
+(app/system_mail.py, the instance's outbound SMTP server), never inside the caller's
 transaction and never holding up sending. A notice is claimed before its email
 is sent (emailed_at set by a conditional UPDATE), so two workers never send it twice.
 """
 import logging
 
-from app import mail
+from app import system_mail
 from app.models import Membership
 from app.models import Notice
 from app.models import Team
@@ -92,10 +92,10 @@ def email_pending(limit=50, now=None):
             continue
         try:
             for address in admin_emails(notice.team_id):
-                message = mail.compose("alert", address, f"[Loft] {notice.subject}", notice=notice, team=notice.team,
+                message = system_mail.compose("alert", address, f"[Loft] {notice.subject}", notice=notice, team=notice.team,
                                        notices_path="/notices",
                                        campaign_path=f"/campaigns/{notice.campaign_id}" if notice.campaign_id else "")
-                mail.send_system_email(**message)
+                system_mail.send(**message)
                 sent += 1
         except Exception:  # noqa: BLE001 - SMTP down: keep the notice for the next run
             log.exception("notice %s: emailing the administrators failed; will retry", notice.id)

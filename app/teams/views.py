@@ -11,7 +11,7 @@ from flask_login import current_user
 from flask_login import login_required
 from flask_login import login_user
 
-from app import mail
+from app import system_mail
 from app.htmx import is_htmx
 from app.models import ROLE_LABELS
 from app.models import ROLES
@@ -20,7 +20,7 @@ from app.teams import services
 from app.teams.context import require
 from app.teams.permissions import can
 from app.teams.services import TeamError
-from tasks.mail import send_system_email
+from tasks.system_mail import send_system_email
 
 bp = Blueprint("teams", __name__, url_prefix="/teams")
 
@@ -113,7 +113,7 @@ def invite():
                                                         request.form.get("role", ""))
     except TeamError as exc:
         return _render_members(422, error=exc.message, errors=exc.errors, form=request.form)
-    message = mail.compose("invite", invite.email, f"You are invited to {g.team.name} on Loft",
+    message = system_mail.compose("invite", invite.email, f"You are invited to {g.team.name} on Loft",
                            token=token, team=g.team, inviter=current_user, invite=invite)
     send_system_email(**message)
     notice = f"Invitation sent to {invite.email} as {ROLE_LABELS[invite.role]}."

@@ -1,19 +1,18 @@
-"""Email that leaves through the queue: Loft's own (invites, password resets) through the instance's
-server, and a team's double opt-in confirmations through the TEAM's own SMTP account."""
+"""Tasks of the consent area: a sign-up form's double opt-in email, sent as the team.
+
+Loft writes the message (templates/system_mail/confirm_subscription) but the team sends it:
+From its verified sender, through its own SMTP account, never the instance's identity and
+server (app/sending/teammail.py).
+"""
 import datetime
 
-from app import mail
 from app.consent import forms
-from app.notices import alerts
 from app.models import Notice
 from app.models import utcnow
+from app.notices import alerts
 from app.sending import teammail
 from tasks import huey
-
-
-@huey.task(retries=3, retry_delay=30, name="mail.send_system_email")
-def send_system_email(to, subject, text, html=None):
-    mail.send_system_email(to, subject, text, html)
+from tasks import queued_as
 
 
 class ConfirmationNotSent(Exception):
@@ -21,6 +20,7 @@ class ConfirmationNotSent(Exception):
 
 
 @huey.task(retries=3, retry_delay=60, name="mail.send_confirmation")
+@queued_as("tasks.mail")
 def send_confirmation(mailing_list_id, subscription_id):
     """The double opt-in email of a sign-up form, From the team's verified sender, DKIM-signed, through the
     team's own SMTP account, never the instance's identity and server (see app/sending/teammail.py). When the team cannot

@@ -1,8 +1,10 @@
-"""Loft's own email (invites, password resets, alerts): compose and send.
+"""Loft's own email (invitations, password resets, notices): compose and send.
 
-Composition renders templates/email/<name>.txt and .html; sending goes through
-the instance's outbound SMTP server (the mail catcher on a fresh install).
-Campaign mail has its own high-volume pipeline; this is for the odd message.
+Composition renders templates/system_mail/<name>.txt and .html (also the sign-up
+confirmation, which Loft writes and the team's own account sends: tasks/consent.py);
+sending goes through the instance's outbound SMTP server (the mail catcher on a fresh
+install). A team's campaigns have their own high-volume pipeline (app/sending/); this is
+for the odd message.
 """
 import asyncio
 import email.utils
@@ -27,8 +29,8 @@ def compose(template, to, subject, **context):
     return {
         "to": to,
         "subject": subject,
-        "text": render_template(f"email/{template}.txt", **context),
-        "html": render_template(f"email/{template}.html", **context),
+        "text": render_template(f"system_mail/{template}.txt", **context),
+        "html": render_template(f"system_mail/{template}.html", **context),
     }
 
 
@@ -59,7 +61,7 @@ def smtp_options(settings):
     return options
 
 
-def send_system_email(to, subject, text, html=None):
+def send(to, subject, text, html=None):
     """Deliver one message now; raises aiosmtplib.SMTPException on failure."""
     values = instance_settings.get_settings()
     sender = system_sender(values)
