@@ -25,6 +25,7 @@ from app.bounces import outcomes
 from app.campaigns import services as campaign_services
 from app.campaigns import states
 from app.models import Campaign
+from app.models import CampaignState
 from app.sending import engine
 from tasks import huey
 
@@ -75,7 +76,7 @@ def tick():
                 pass
             continue
         send_campaign(campaign.id)
-    for campaign in Campaign.select().where(Campaign.state == "sending"):
+    for campaign in Campaign.select().where(Campaign.state == CampaignState.SENDING):
         if campaign_services.ab_decision_due(campaign):
             campaign_services.decide_ab_winner(campaign)
         send_campaign(campaign.id)

@@ -33,6 +33,7 @@ from app.db import id_high_water
 from app.db import raise_id_counters
 from app.notices import alerts
 from app.models import Campaign
+from app.models import CampaignState
 from app.models import utcnow
 
 KIND = "restore"
@@ -50,8 +51,8 @@ def settle_campaigns(backup_time, now=None):
     now = now or utcnow()
     when = backup_time.strftime("%Y-%m-%d %H:%M UTC")
     affected = []
-    for campaign in Campaign.select().where(Campaign.state.in_(("sending", "paused", "scheduled"))).order_by(Campaign.id):
-        if campaign.state == "scheduled" and (campaign.scheduled_at is None or campaign.scheduled_at > now):
+    for campaign in Campaign.select().where(Campaign.state.in_((CampaignState.SENDING, CampaignState.PAUSED, CampaignState.SCHEDULED))).order_by(Campaign.id):
+        if campaign.state == CampaignState.SCHEDULED and (campaign.scheduled_at is None or campaign.scheduled_at > now):
             continue  # its time has not come: it cannot have gone out after the backup
         what = _stop(campaign, when)
         alerts.notify(campaign.team_id, f"Restored from a backup: check “{campaign.name}” before it goes on",
@@ -64,11 +65,11 @@ def settle_campaigns(backup_time, now=None):
 def _stop(campaign, when):
     reason = (f"Paused by the restore of the backup of {when}: messages sent after the backup are not "
               "recorded, so resuming may send them twice.")
-    if campaign.state == "sending":
-        states.transition(campaign, "paused", reason)
+    if campaign.state == CampaignState.SENDING:
+        states.transition(campaign, CampaignState.PAUSED, reason)
         return "paused"
-    if campaign.state == "scheduled":
-        states.transition(campaign, "draft", f"Unscheduled by the restore of the backup of {when}: "
+    if campaign.state == CampaignState.SCHEDULED:
+        states.transition(campaign, CampaignState.DRAFT, f"Unscheduled by the restore of the backup of {when}: "
                                              "its time had come, so it may have gone out after the backup.")
         return "unscheduled"
     Campaign.update(state_reason=reason, updated_at=utcnow()).where(Campaign.id == campaign.id).execute()

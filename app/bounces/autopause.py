@@ -40,6 +40,7 @@ from app.campaigns import states
 from app.db import db
 from app.notices import alerts
 from app.models import Campaign
+from app.models import CampaignState
 from app.models import Event
 from app.models import Notice
 from app.models import Send
@@ -124,9 +125,9 @@ def check_campaign(campaign, now=None):
     """
     campaign_id = campaign.id if isinstance(campaign, Campaign) else int(campaign)
     fresh = Campaign.get_or_none(Campaign.id == campaign_id)
-    if fresh is not None and fresh.state == "completed":
+    if fresh is not None and fresh.state == CampaignState.COMPLETED:
         return _warn_finished(fresh, now)
-    if fresh is None or fresh.state != "sending":
+    if fresh is None or fresh.state != CampaignState.SENDING:
         return None
     bounce_limit, complaint_limit, min_sent = thresholds()
     seen = counts(fresh)
@@ -136,7 +137,7 @@ def check_campaign(campaign, now=None):
     kind, reason = decision
     with db.atomic():
         try:
-            states.transition(fresh, "paused", reason=reason)
+            states.transition(fresh, CampaignState.PAUSED, reason=reason)
         except states.TransitionError:
             return None  # paused, cancelled or completed meanwhile
         subject = (f"Campaign “{fresh.name}” paused: too many "

@@ -29,19 +29,21 @@ import math
 
 from peewee import fn
 
+from app.models import CampaignState
 from app.models import Event
 from app.models import Send
+from app.models import SendStatus
 from app.models import Variant
 from app.models import utcnow
 from app.sending import health
 from app.sending import ledger
 
-STATUSES = ("sent", "bounced", "failed", "skipped", "queued", "deferred", "sending", "held")
-REMAINING = ("queued", "deferred", "sending", "held")
+# Not done yet: waiting for a run, claimed by one, a retry due later, held for the A/B winner.
+REMAINING = (SendStatus.QUEUED, SendStatus.CLAIMED, SendStatus.DEFERRED, SendStatus.HELD)
 
 
 def _numbers(by_status, total=None):
-    c = {status: int(by_status.get(status, 0)) for status in STATUSES}
+    c = {status.value: int(by_status.get(status, 0)) for status in SendStatus}  # every status, 0 when absent
     c["delivered"] = c["sent"]
     c["sent"] = c["delivered"] + c["bounced"]
     c["problems"] = c["failed"] + c["bounced"]
@@ -77,14 +79,14 @@ def progress(campaign, now=None):
     now = now or utcnow()
     c = counts(campaign)
     # Only a sending campaign has a rate (a finished one showed its last minute's for a minute).
-    rate = ledger.send_rate(campaign, now) if campaign.state == "sending" else 0.0
+    rate = ledger.send_rate(campaign, now) if campaign.state == CampaignState.SENDING else 0.0
     eta = winner_in = None
     settings = campaign.ab_test
     waiting = bool(c["held"] and settings and not campaign.ab_decided_at and campaign.started_at)
     if waiting:
         decision_at = campaign.started_at + datetime.timedelta(minutes=settings.get("wait_minutes", 0))
         winner_in = datetime.timedelta(seconds=max(0, int((decision_at - now).total_seconds())))
-    if campaign.state == "sending" and c["remaining"]:
+    if campaign.state == CampaignState.SENDING and c["remaining"]:
         if waiting:
             # The sample goes out now; the rest only once the winner is picked, at the same pace.
             if rate > 0:
@@ -93,7 +95,7 @@ def progress(campaign, now=None):
         else:
             eta = _time_left(campaign, c, rate, now)
     # Accounts the engine cannot reach: the page says it is waiting for them.
-    waiting = health.failing(campaign.team_id) if campaign.state == "sending" else []
+    waiting = health.failing(campaign.team_id) if campaign.state == CampaignState.SENDING else []
     return dict(c, rate=rate, eta=eta, winner_in=winner_in, waiting=waiting)
 
 

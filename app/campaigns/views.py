@@ -21,6 +21,7 @@ from app.email_templates import services as template_services
 from app.htmx import hx_redirect
 from app.htmx import is_htmx
 from app.models import Campaign
+from app.models import CampaignState
 from app.security import untrusted_html_response
 from app.sending import ledger
 from app.teams.context import require
@@ -95,7 +96,7 @@ def _builder(campaign, status=200, **extra):
 @require("view")
 def edit(campaign_id):
     campaign = _campaign(campaign_id)
-    if campaign.state not in ("draft", "failed"):
+    if campaign.state not in (CampaignState.DRAFT, CampaignState.FAILED):
         return redirect(url_for("campaigns.progress", campaign_id=campaign.id))
     if request.method == "POST":
         if not g.membership or "edit_content" not in _permissions():
@@ -139,7 +140,7 @@ def publish(campaign_id):
             when = services.parse_schedule(g.team, request.form.get("scheduled_at", ""))
         published = services.publish(campaign, when)
     except (CampaignError, TransitionError, ledger.LedgerError) as exc:
-        if campaign.state not in ("draft", "failed"):  # e.g. published meanwhile in another tab
+        if campaign.state not in (CampaignState.DRAFT, CampaignState.FAILED):  # e.g. published meanwhile in another tab
             flash(f"Not published: {exc}", "error")
             return redirect(url_for("campaigns.progress", campaign_id=campaign.id))
         field = getattr(exc, "field", None)
@@ -147,7 +148,7 @@ def publish(campaign_id):
                         error_field=field, when=request.form.get("when", "now"),
                         scheduled_value=request.form.get("scheduled_at", ""))
     campaign = published
-    if campaign.state == "sending":
+    if campaign.state == CampaignState.SENDING:
         sending_tasks.send_campaign(campaign.id)
         flash("Sending has started.", "success")
     else:
@@ -165,7 +166,7 @@ def control(campaign_id, action):
     campaign = _campaign(campaign_id)
     target = {"pause": "paused", "resume": "sending", "cancel": "cancelled", "unschedule": "draft"}[action]
     try:
-        if action == "resume" and campaign.state != "paused":
+        if action == "resume" and campaign.state != CampaignState.PAUSED:
             raise TransitionError("Only a paused campaign can be resumed.")
         campaign = states.transition(campaign, target, reason=f"{action.capitalize()}d by {current_user.email}"
                                      if action in ("pause", "cancel") else "")
@@ -185,7 +186,7 @@ def control(campaign_id, action):
 @require("view")
 def progress(campaign_id):
     campaign = _campaign(campaign_id)
-    if campaign.state in ("draft",):
+    if campaign.state == CampaignState.DRAFT:
         return redirect(url_for("campaigns.edit", campaign_id=campaign.id))
     context = dict(campaign=campaign, stats=stats.progress(campaign), labels=states.LABELS,
                    scheduled_local=services.local_time(g.team, campaign.scheduled_at), ab=stats.ab_table(campaign))
@@ -232,7 +233,7 @@ def resend(campaign_id):
 @require("edit_content")
 def delete(campaign_id):
     campaign = _campaign(campaign_id)
-    if campaign.state not in ("draft", "cancelled", "failed"):
+    if campaign.state not in (CampaignState.DRAFT, CampaignState.CANCELLED, CampaignState.FAILED):
         flash("Only drafts, cancelled and failed campaigns can be deleted; reports of sent ones are kept.", "error")
         return redirect(url_for("campaigns.progress", campaign_id=campaign.id))
     campaign.delete_instance()

@@ -1,7 +1,9 @@
 """What the dashboard shows: a few counts and the next steps a new team has left."""
 from app import usage
 from app.models import Campaign
+from app.models import CampaignState
 from app.models import Contact
+from app.models import ContactStatus
 from app.models import MailingList
 from app.models import SenderDomain
 from app.models import SmtpAccount
@@ -9,10 +11,10 @@ from app.models import SmtpAccount
 
 def overview(team):
     return {
-        "contacts": Contact.select().where((Contact.team == team) & (Contact.status == "active")).count(),
+        "contacts": Contact.select().where((Contact.team == team) & (Contact.status == ContactStatus.ACTIVE)).count(),
         "lists": MailingList.select().where(MailingList.team == team).count(),
-        "sending": Campaign.select().where((Campaign.team == team) & (Campaign.state == "sending")).count(),
-        "scheduled": Campaign.select().where((Campaign.team == team) & (Campaign.state == "scheduled")).count(),
+        "sending": Campaign.select().where((Campaign.team == team) & (Campaign.state == CampaignState.SENDING)).count(),
+        "scheduled": Campaign.select().where((Campaign.team == team) & (Campaign.state == CampaignState.SCHEDULED)).count(),
         "sent_this_month": usage.sent_this_month(team),
     }
 

@@ -26,6 +26,7 @@ from app.campaigns import stats
 from app.contacts.export import neutralise
 from app.models import Campaign
 from app.models import CampaignStat
+from app.models import CampaignState
 from app.models import ClientStat
 from app.models import Contact
 from app.models import CountryStat
@@ -249,7 +250,7 @@ def dashboard(team, days=DASHBOARD_DAYS, now=None):
 
 def recent_campaigns(team, limit=10):
     """The team's latest campaigns that went out, with their headline numbers."""
-    campaigns = list(Campaign.select().where((Campaign.team == team) & (Campaign.state != "draft")
+    campaigns = list(Campaign.select().where((Campaign.team == team) & (Campaign.state != CampaignState.DRAFT)
                                              & Campaign.started_at.is_null(False))
                      .order_by(Campaign.started_at.desc(), Campaign.id.desc()).limit(limit))
     numbers = {}

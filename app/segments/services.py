@@ -10,6 +10,7 @@ from peewee import fn
 
 from app.db import db
 from app.models import Campaign
+from app.models import CampaignState
 from app.models import Contact
 from app.models import MailingList
 from app.models import Segment
@@ -24,7 +25,7 @@ from app.segments.compiler import validate_rules
 
 MAX_NAME = 100
 # Campaigns in these states still read their audience, so their segments must stay.
-LIVE_CAMPAIGN_STATES = ("draft", "scheduled", "sending", "paused")
+LIVE_CAMPAIGN_STATES = (CampaignState.DRAFT, CampaignState.SCHEDULED, CampaignState.SENDING, CampaignState.PAUSED)
 STATUS_LABELS = {"active": "Active", "unsubscribed": "Unsubscribed", "bounced": "Bounced",
                  "complained": "Complained", "suppressed": "Suppressed"}
 
