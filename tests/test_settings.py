@@ -12,6 +12,7 @@ from app.models import Contact
 from app.models import InstanceSetting
 from app.models import Send
 from app.models import Team
+from app.tracking import webview
 from tests.conftest import soup
 
 BODY = '<p>Hello {{ contact.first_name or "friend" }}, <a href="https://example.com/docs">the docs</a>.</p>'
@@ -54,6 +55,25 @@ def test_preview_and_sent_mail_use_the_same_base_url(app, admin):
     assert "https://mail.example.com/u/" in html and "loft.test" not in html
     assert "https://mail.example.com/u/" in sent and "loft.test" not in sent
     assert message["List-Unsubscribe"].startswith("<https://mail.example.com/")
+
+
+def test_a_test_send_and_the_web_version_use_that_base_url_too(app, admin):
+    """A test send is built by the same MessageFactory (test=True), the web version by app.tracking.webview:
+    both start every link with settings.base_url(), like the preview and the mail sent."""
+    with app.app_context():
+        settings.save_settings({"base_url": "https://mail.example.com"})
+        team = Team.get(Team.name == "Acme")
+        campaign = _campaign(team, track_clicks=True)
+        contact = Contact.create(team=team, email="zoe@example.org", domain="example.org")
+        send = Send.create(campaign=campaign, contact=contact, email=contact.email)
+        MessageFactory(campaign).build(send, contact)  # registers the tracked link, as sending does
+        test_raw = MessageFactory(campaign, test=True).build(send, contact)
+        web_version = webview.render(send.id)
+    test_message = email.message_from_bytes(test_raw, policy=email.policy.default)
+    test_html = test_message.get_body(preferencelist=("html",)).get_content()
+    assert "https://mail.example.com/u/" in test_html and "loft.test" not in test_html
+    assert "https://mail.example.com/c/" in web_version and "https://mail.example.com/u/" in web_version
+    assert "loft.test" not in web_version
 
 
 def test_the_bounce_webhook_url_shown_starts_with_the_same_base_url(app, web, admin):
