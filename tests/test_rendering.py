@@ -152,8 +152,8 @@ def test_jinja_that_cleaning_would_drop_is_refused_with_its_line():
 
 def test_markdown_is_converted_then_cleaned():
     out = prepare.render_body("# Hi {{ contact.name }}\n\n[site](https://example.com) <script>x()</script>\n\n"
-                                "<a href=\"javascript:alert(1)\">bad</a>", "markdown",
-                                {"contact": sandbox.Record({"name": "<Ann>"})})
+                              "<a href=\"javascript:alert(1)\">bad</a>", "markdown",
+                              {"contact": sandbox.Record({"name": "<Ann>"})})
     page = html(out)
     assert page.select_one("h1").text == "Hi <Ann>"
     assert page.select_one("a")["href"] == "https://example.com"
@@ -163,7 +163,7 @@ def test_markdown_is_converted_then_cleaned():
 # --- Sandbox ---------------------------------------------------------------------------------
 
 CONTEXT = {"contact": sandbox.Record({"name": "Zoë <b>", "email": "z@example.org", "first_name": "Zoë",
-                                         "plan": "Pro", "seats": 3, "vip": True})}
+                                      "plan": "Pro", "seats": 3, "vip": True})}
 
 
 def render(source, context=CONTEXT):
@@ -253,7 +253,7 @@ def test_typed_custom_fields():
     contact = SimpleNamespace(email="t@example.org", name="Tim  Berners Lee",
                               attributes={"n": "12", "f": 1.5, "d": "2024-02-29", "b": "yes", "t": "x\r\ny", "bad": "zz"})
     fields = contact_fields(contact, {"n": "number", "f": "number", "d": "date", "b": "boolean", "t": "text",
-                                     "bad": "number", "absent": "text", "email": "text"})
+                                      "bad": "number", "absent": "text", "email": "text"})
     assert fields["n"] == 12 and fields["f"] == 1.5 and fields["b"] is True and fields["t"] == "x\ny"
     assert fields["d"].year == 2024 and fields["bad"] is None and fields["absent"] is None
     assert fields["email"] == "t@example.org"  # a custom field can never shadow the real address

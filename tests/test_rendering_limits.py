@@ -211,7 +211,7 @@ def test_conditions_in_one_place_still_work():
 ])
 def test_a_contact_value_in_a_style_stays_one_css_value(value, printed):
     prepared = prepare.prepare('<p style="color: {{ contact.colour }}; font-weight: bold;">{{ contact.colour }}</p>',
-                                 "html", "Subject")
+                               "html", "Subject")
     out = sandbox.render(prepared.html_template, {"contact": sandbox.Record({"colour": value})})
     paragraph = BeautifulSoup(out, "html.parser").select_one("p")
     assert paragraph["style"] == f"color: {printed}; font-weight: bold;"

@@ -266,7 +266,7 @@ class MessageFactory:
             from_name = from_name or defaults["default_from_name"]
         if not one_address(from_email):
             raise sandbox.RenderError(f"The From address “{header_text(from_email)}” is not one email address: "
-                                        "correct it in the campaign (or the team's settings).")
+                                      "correct it in the campaign (or the team's settings).")
         reply_to = one_address(campaign.reply_to)  # a hostile stored value is left out, never spliced in
         self.from_email = from_email
         self.domain = sender_domain(from_email)

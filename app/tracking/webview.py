@@ -61,8 +61,8 @@ def render(send_id):
                  Link.select(Link.id, Link.url).where(Link.campaign == campaign.id).tuples()}
     try:
         prepared = prepare.prepare(source.body, source.kind, source.subject, layout=source.layout,
-                                     preheader=source.preheader, track_opens=False,
-                                     track_clicks=bool(links), base_url=base, link_id=links.get)
+                                   preheader=source.preheader, track_opens=False,
+                                   track_clicks=bool(links), base_url=base, link_id=links.get)
         context = fields.base_context(team, base, source.subject, campaign.from_name, campaign.from_email)
         context.update(links_for(send.id, base))
         preferences = preference_url(contact)
