@@ -320,7 +320,7 @@ def _bounce_contact(team_id, send, now, why):
     _suppress(team_id, send.email, "bounced")
     actions.append("suppressed:bounced")
     if send.contact_id is not None:
-        changed = (Contact.update(status="bounced", updated_at=now)
+        changed = (Contact.update(status=ContactStatus.BOUNCED, updated_at=now)
                    .where((Contact.id == send.contact_id) & (Contact.team == team_id) & (Contact.status == ContactStatus.ACTIVE))
                    .execute())
         if changed:
@@ -344,7 +344,7 @@ def _complained(team_id, send, details, now):
     if ended:
         actions.append(f"unsubscribed:{ended}")
     if contact.status != ContactStatus.COMPLAINED:
-        Contact.update(status="complained", updated_at=now).where(Contact.id == contact.id).execute()
+        Contact.update(status=ContactStatus.COMPLAINED, updated_at=now).where(Contact.id == contact.id).execute()
         events.record(team_id, contact.id, EventType.STATUS_CHANGED,
                       {"from": contact.status, "to": "complained", "by": None,
                        "reason": f"complaint ({details.get('feedback_type') or 'abuse'})"},

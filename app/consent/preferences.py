@@ -22,6 +22,7 @@ from app.consent import suppression
 from app.consent.services import ConsentError
 from app.db import db
 from app.models import Contact
+from app.models import ContactStatus
 from app.models import EventType
 from app.models import MailingList
 from app.models import Subscription
@@ -107,7 +108,7 @@ def save(contact, list_ids, ip):
         wanted = {lst.id for lst in lists if lst.id in set(list_ids)}
         subs = {s.list_id: s for s in Subscription.select().where(Subscription.contact == contact)}
         added, removed = [], []
-        if wanted and contact.status == "unsubscribed":
+        if wanted and contact.status == ContactStatus.UNSUBSCRIBED:
             _resubscribe(contact, now)
         for lst in lists:
             sub = subs.get(lst.id)
@@ -135,7 +136,7 @@ def _resubscribe(contact, now):
     Suppression.delete().where(
         (Suppression.team == contact.team_id) & (Suppression.kind == "email") & (Suppression.reason == "unsubscribed")
         & (Suppression.value_hash == suppression.value_hash(contact.team_id, "email", contact.email))).execute()
-    Contact.update(status="active", updated_at=now).where(Contact.id == contact.id).execute()
+    Contact.update(status=ContactStatus.ACTIVE, updated_at=now).where(Contact.id == contact.id).execute()
     events.record(contact.team_id, contact, EventType.STATUS_CHANGED,
                   {"from": "unsubscribed", "to": "active", "reason": SOURCE})
     contact.status = "active"
@@ -154,8 +155,8 @@ def unsubscribe_everything(contact, source=SOURCE, campaign_id=None):
                       .where((Subscription.contact == contact) & (Subscription.status != "unsubscribed")))
         (Subscription.update(status="unsubscribed", unsubscribed_at=now)
          .where((Subscription.contact == contact) & (Subscription.status != "unsubscribed")).execute())
-        if contact.status == "active":
-            Contact.update(status="unsubscribed", updated_at=now).where(Contact.id == contact.id).execute()
+        if contact.status == ContactStatus.ACTIVE:
+            Contact.update(status=ContactStatus.UNSUBSCRIBED, updated_at=now).where(Contact.id == contact.id).execute()
             events.record(contact.team_id, contact, EventType.STATUS_CHANGED,
                           {"from": "active", "to": "unsubscribed", "reason": source})
         suppression.suppress(contact.team_id, "email", contact.email, reason="unsubscribed")

@@ -21,8 +21,10 @@ from peewee import Value
 from app import events
 from app.consent import suppression
 from app.db import db
+from app.db import insert_many
 from app.models import AuditLog
 from app.models import Contact
+from app.models import ContactStatus
 from app.models import EventType
 from app.models import Event
 from app.models import Suppression
@@ -157,22 +159,22 @@ def mark_contacts(team, kind, values, user=None, why="suppression list"):
         # walks every active contact of the team once per chunk, instead of
         # the unique (team, email) index that finds each address directly.
         rows = Contact.select(Contact.id, Contact.status).where((Contact.team == team) & (Contact.email << list(values)))
-        ids = [contact_id for contact_id, status in rows.tuples() if status == "active"]
+        ids = [contact_id for contact_id, status in rows.tuples() if status == ContactStatus.ACTIVE]
         if not ids:
             return 0
-        events.write(db.cursor(), [(team.id, contact_id, None, EventType.STATUS_CHANGED.value, str(now), data)
+        events.write(db.cursor(), [(team.id, contact_id, None, EventType.STATUS_CHANGED.value, now, data)
                                    for contact_id in ids])
-        return Contact.update(status="suppressed", updated_at=now).where(Contact.id << ids).execute()
+        return Contact.update(status=ContactStatus.SUPPRESSED, updated_at=now).where(Contact.id << ids).execute()
     changed = 0
     for domain in values:
         # A whole domain can be 100,000 contacts: SQL does the work in two
         # statements (INSERT ... SELECT for the events, one UPDATE), on the
         # (team, domain) index.
-        where = (Contact.team == team) & (Contact.domain == domain) & (Contact.status == "active")
-        rows = (Contact.select(Contact.team, Contact.id, Value(EventType.STATUS_CHANGED.value), Value(str(now)),
+        where = (Contact.team == team) & (Contact.domain == domain) & (Contact.status == ContactStatus.ACTIVE)
+        rows = (Contact.select(Contact.team, Contact.id, Value(EventType.STATUS_CHANGED.value), Value(now),
                                Value(data)).where(where))
         events.record_from(rows)
-        changed += Contact.update(status="suppressed", updated_at=now).where(where).execute()
+        changed += Contact.update(status=ContactStatus.SUPPRESSED, updated_at=now).where(where).execute()
     return changed
 
 
@@ -213,24 +215,12 @@ def remove(team, user, entry, typed):
     return entry
 
 
-def _executemany(sql, rows):
-    """Run one statement for many rows; `sql` has %s where the placeholders go. Returns rows changed.
-
-    peewee builds SQL text in Python for each row of an insert_many (about
-    50 µs a row); executemany sends one prepared statement, five times faster.
-    ON CONFLICT DO NOTHING and the placeholders work on SQLite and PostgreSQL.
-    """
-    if not rows:
-        return 0
-    placeholders = ", ".join([db.param] * len(rows[0]))
-    cursor = db.cursor()
-    cursor.executemany(sql % placeholders, rows)
-    return cursor.rowcount
-
-
 def _insert_suppressions(rows):
-    return _executemany('INSERT INTO "suppression" ("team_id", "kind", "value_hash", "hint", "reason", "created_at") '
-                        "VALUES (%s) ON CONFLICT DO NOTHING", rows)
+    """Insert (team_id, kind, value_hash, hint, reason, created_at) rows, skipping entries already there,
+    with one executemany (app.db.insert_many: peewee's insert_many builds SQL text per row, five times
+    slower). Returns how many were added."""
+    return insert_many([Suppression.team, Suppression.kind, Suppression.value_hash, Suppression.hint,
+                        Suppression.reason, Suppression.created_at], ignore_conflicts=True).run(rows)
 
 
 @dataclasses.dataclass
@@ -301,7 +291,7 @@ def import_entries(team, user, data):
     for start in range(0, len(entries), CHUNK):
         chunk = entries[start:start + CHUNK]
         rows = [(team.id, kind, suppression.value_hash(team.id, kind, value), suppression.hint(kind, value),
-                 "import", str(now)) for kind, value in chunk]
+                 "import", now) for kind, value in chunk]
         with db.atomic():
             added = _insert_suppressions(rows)
             result.added += added

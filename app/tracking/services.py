@@ -249,7 +249,7 @@ class UnsubscribeTarget:
 
     @property
     def is_unsubscribed(self):
-        return self.contact.status == "unsubscribed"
+        return self.contact.status == ContactStatus.UNSUBSCRIBED
 
 
 def unsubscribe_target(send_id):
@@ -318,9 +318,9 @@ def unsubscribe(send_id, everything=False, source="one-click"):
         still_receiving = (Subscription.select().where((Subscription.contact == contact)
                                                        & (Subscription.status == RECEIVING)).exists())
         everything = everything or not lists or not still_receiving
-        status_changed = everything and contact.status == "active"
+        status_changed = everything and contact.status == ContactStatus.ACTIVE
         if status_changed:
-            Contact.update(status="unsubscribed", updated_at=now).where(Contact.id == contact.id).execute()
+            Contact.update(status=ContactStatus.UNSUBSCRIBED, updated_at=now).where(Contact.id == contact.id).execute()
             events.record(target.team.id, contact.id, EventType.STATUS_CHANGED,
                           {"from": "active", "to": "unsubscribed", "by": None, "reason": source},
                           campaign_id=campaign.id, at=now)
@@ -332,7 +332,7 @@ def unsubscribe(send_id, everything=False, source="one-click"):
             # re-importing the contact cannot bring them back; their preference page lifts it.
             suppressed = suppression.suppress(target.team.id, "email", contact.email, reason="unsubscribed")
         if not (ending or status_changed or suppressed):
-            return {"changed": False, "lists": [], "public_lists": [], "all": contact.status != "active",
+            return {"changed": False, "lists": [], "public_lists": [], "all": contact.status != ContactStatus.ACTIVE,
                     "skipped": 0}
         names = [row[2] for row in ending]
         public_names = [row[2] for row in ending if row[3] == "public"]  # private lists are named nowhere public
