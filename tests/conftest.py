@@ -185,6 +185,12 @@ def admin(app, web):
     return User.get(User.email == ADMIN_EMAIL)
 
 
+@pytest.fixture
+def team(admin):
+    """The admin's team, Acme (a test module may define its own)."""
+    return Team.get(Team.name == "Acme")
+
+
 def soup(response):
     return BeautifulSoup(response.get_data(as_text=True), "html.parser")
 

@@ -9,7 +9,7 @@ from werkzeug.test import run_wsgi_app
 
 from app.models import ImportJob
 from tests.conftest import soup
-from tests.test_imports import upload
+from tests.imports_support import upload
 
 MB = 1024 * 1024
 

@@ -14,24 +14,18 @@ from app.consent import suppression
 from app.bounces import imap
 from app.models import BounceMailbox
 from app.models import Contact
-from app.models import MailingList
-from app.models import Subscription
 from app.models import Team
-from app.sending import ledger
 from browser_support import browser  # noqa: F401  (fixture; skips with the reason without Chromium)
 from browser_support import live_server  # noqa: F401  (fixture)
 from browser_support import page  # noqa: F401  (fixture)
 from browser_support import sign_up_admin
-from tasks import sending as sending_tasks
+from tests.bounces_support import arf
+from tests.bounces_support import dsn
+from tests.bounces_support import send_campaign
 from tests.conftest import free_port
 from tests.conftest import soup
 from tests.imap_server import ImapServer
-from tests.sending_support import TestSmtp
-from tests.sending_support import make_account
-from tests.sending_support import make_campaign
 from tests.sending_support import make_team
-from tests.test_outcomes import arf
-from tests.test_outcomes import dsn
 from tests.test_teams import make_member
 
 SHOTS = os.environ.get("LOFT_SCREENSHOTS")  # a folder: save screenshots there to look at the pages
@@ -52,23 +46,6 @@ def server():
     imap_server = ImapServer(user=USER, password=PASSWORD)
     yield imap_server
     imap_server.stop()
-
-
-def send_campaign(team, emails):
-    """A campaign really sent to `emails` through a loopback SMTP server; {email: raw message}."""
-    smtp = TestSmtp()
-    try:
-        mailing_list = MailingList.create(team=team, name="Newsletter")
-        for email in emails:
-            contact = Contact.create(team=team, email=email, domain=email.rpartition("@")[2])
-            Subscription.create(contact=contact, list=mailing_list)
-        make_account(team, smtp.port)
-        campaign = make_campaign(team, [mailing_list])
-        ledger.freeze_audience(campaign)
-        assert sending_tasks.run_campaign(campaign.id).outcome == "completed"
-        return {recipient: data for _, recipient, data in smtp.handler.messages}
-    finally:
-        smtp.stop()
 
 
 def mailbox_for(team, port, **fields):

@@ -18,11 +18,6 @@ from tests.conftest import soup
 from tests.test_teams import make_member
 
 
-@pytest.fixture
-def team(admin):
-    return Team.get(Team.name == "Acme")
-
-
 def make_contact(team, email, status="active", name="", **extra):
     return Contact.create(team=team, email=email, domain=email.rpartition("@")[2], name=name, status=status, **extra)
 

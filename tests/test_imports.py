@@ -29,6 +29,11 @@ from app.models import MailingList
 from app.models import Subscription
 from app.models import Team
 from tests.conftest import soup
+from tests.imports_support import map_form
+from tests.imports_support import rejects_of
+from tests.imports_support import run_file
+from tests.imports_support import start
+from tests.imports_support import uploaded_job
 from tests.test_teams import make_member
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "contacts" / "listmonk"
@@ -61,58 +66,6 @@ def killed_after(chunks):
         patch.setattr(importer._ChunkWriter, "submit", submit_then_die)
         with pytest.raises(Killed):
             yield
-
-
-@pytest.fixture
-def team(admin):
-    return Team.get(Team.name == "Acme")
-
-
-def upload(web, data, name="contacts.csv"):
-    if isinstance(data, str):
-        data = data.encode("utf-8")
-    return web.post("/imports/", {"file": (io.BytesIO(data), name)}, content_type="multipart/form-data")
-
-
-def uploaded_job(web, data, name="contacts.csv"):
-    response = upload(web, data, name)
-    assert response.status_code == 302, response.get_data(as_text=True)
-    job_id = int(response.headers["Location"].rstrip("/").split("/")[-2])
-    return ImportJob.get_by_id(job_id)
-
-
-def map_form(page):
-    """The mapping form's current choices, as a browser would submit them."""
-    form = {}
-    for select in page.select("#import-map select"):
-        chosen = select.select_one("option[selected]")
-        form[select["name"]] = chosen["value"] if chosen else ""
-    return form
-
-
-def start(web, job, lists=(), mode="add", **overrides):
-    page = soup(web.get(f"/imports/{job.id}/map"))
-    form = map_form(page)
-    form.update(overrides)
-    form["mode"] = mode
-    form["list_ids"] = [str(lst.id) for lst in lists]
-    return web.post(f"/imports/{job.id}/map", form)
-
-
-def run_file(web, data, lists=(), mode="add", name="contacts.csv", **overrides):
-    """Upload, map with the automatic guesses (plus overrides), import; returns the finished job."""
-    job = uploaded_job(web, data, name)
-    response = start(web, job, lists, mode, **overrides)
-    assert response.status_code == 302, response.get_data(as_text=True)
-    assert response.headers["Location"].endswith(f"/imports/{job.id}")
-    return ImportJob.get_by_id(job.id)
-
-
-def rejects_of(web, job):
-    response = web.get(f"/imports/{job.id}/rejects.csv")
-    assert response.status_code == 200
-    assert response.mimetype == "text/csv"
-    return list(csv.DictReader(io.StringIO(response.get_data().decode("utf-8-sig"))))
 
 
 def emails(team):

@@ -8,13 +8,12 @@ from app.imports import services
 from app.models import Contact
 from app.models import ImportJob
 from tests.conftest import soup
-from tests.test_imports import map_form
-from tests.test_imports import rejects_of
-from tests.test_imports import run_file
-from tests.test_imports import start
-from tests.test_imports import team  # noqa: F401
-from tests.test_imports import upload
-from tests.test_imports import uploaded_job
+from tests.imports_support import map_form
+from tests.imports_support import rejects_of
+from tests.imports_support import run_file
+from tests.imports_support import start
+from tests.imports_support import upload
+from tests.imports_support import uploaded_job
 
 NAMES = "email,name\nzoe@example.com,Zoë Ærø\nrene@example.com,René “Quote”\n"
 

@@ -16,13 +16,7 @@ from app.db import db
 from app.models import Contact
 from app.models import MailingList
 from app.models import Subscription
-from app.models import Team
 from tests.conftest import soup
-
-
-@pytest.fixture
-def team(admin):
-    return Team.get(Team.name == "Acme")
 
 
 @pytest.fixture

@@ -21,6 +21,8 @@ from app.models import Subscription
 from app.models import Suppression
 from app.models import utcnow
 from tasks import sending as sending_tasks
+from tests.bounces_support import arf
+from tests.bounces_support import dsn
 from tests.sending_support import TestSmtp
 from tests.sending_support import launched
 from tests.sending_support import make_team
@@ -46,34 +48,6 @@ def sent(ctx):
     finally:
         server.stop()
     return team, Campaign.get_by_id(campaign.id), contacts, account, raw
-
-
-def headers_of(message):
-    return message.split(b"\r\n\r\n")[0]
-
-
-def dsn(recipient, status, diagnostic, returned, action="failed", headers_only=True):
-    """A DSN the way a relay returns one to the bounce mailbox, with the original (or its headers)."""
-    part = (b"Content-Type: text/rfc822-headers\r\n\r\n" + headers_of(returned) + b"\r\n") if headers_only \
-        else (b"Content-Type: message/rfc822\r\n\r\n" + returned)
-    return (b"From: Mail Delivery System <MAILER-DAEMON@relay.example.net>\r\nTo: news@acme.test\r\n"
-            b"Subject: Undelivered Mail Returned to Sender\r\nMIME-Version: 1.0\r\n"
-            b"Content-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\r\n"
-            b"--B\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n\r\n"
-            b"--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; relay.example.net\r\n\r\n"
-            + f"Final-Recipient: rfc822; {recipient}\r\nAction: {action}\r\nStatus: {status}\r\n"
-              f"Diagnostic-Code: smtp; {diagnostic}\r\n\r\n".encode()
-            + b"--B\r\n" + part + b"\r\n--B--\r\n")
-
-
-def arf(recipient, returned, feedback_type="abuse"):
-    return (b"From: feedback@fbl.example.net\r\nTo: fbl@acme.test\r\nSubject: FW: complaint\r\nMIME-Version: 1.0\r\n"
-            b"Content-Type: multipart/report; report-type=feedback-report; boundary=\"F\"\r\n\r\n"
-            b"--F\r\nContent-Type: text/plain\r\n\r\nThis is an email abuse report.\r\n\r\n"
-            b"--F\r\nContent-Type: message/feedback-report\r\n\r\n"
-            + f"Feedback-Type: {feedback_type}\r\nUser-Agent: FBL/1.0\r\nVersion: 1\r\n"
-              f"Original-Rcpt-To: {recipient}\r\nSource-IP: 192.0.2.1\r\n\r\n".encode()
-            + b"--F\r\nContent-Type: text/rfc822-headers\r\n\r\n" + headers_of(returned) + b"\r\n--F--\r\n")
 
 
 def events(contact, type):

@@ -23,9 +23,9 @@ from app.models import Contact
 from app.models import Event
 from app.models import ProviderHook
 from app.models import Team
+from tests.bounces_support import send_campaign
 from tests.conftest import soup
 from tests.sending_support import make_team
-from tests.test_bounces_imap import send_campaign
 from tests.test_teams import make_member
 
 ALICE, BOB = "alice@example.com", "bob@example.com"
