@@ -93,7 +93,7 @@ def check_link_addresses(cleaned, constructs, lines=None):
         if prefix.strip() and _SAFE_URL_START.match(prefix):
             continue
         line = lines[int(slot.group(1))] if lines else None
-        raise RenderError(f"the address in {match.group(1)}=\"{restore_all(value, constructs)}\" must start with "
+        raise RenderError(f"the address in {match.group(1)}=\"{sanitize.restore(value, constructs)}\" must start with "
                           "https://, mailto: or tel: (or be exactly {{ unsubscribe_url }}, {{ preferences_url }} "
                           "or {{ webview_url }}), so that no field value can turn it into a script.", line)
 
@@ -161,10 +161,6 @@ def check_unclosed(content):
     does the same for bodies stored before, or composed with a layout."""
     if sanitize.STRAY_OPENER.search(sanitize.JINJA.sub("", content)):
         compile_template(content, True, extra_names=("content", *TRACKING_NAMES))
-
-
-def restore_all(text, constructs):
-    return sanitize.restore(text, constructs)
 
 
 def _construct_lines(source):

@@ -5,7 +5,7 @@ Bodies are written by team members but personalised with contact data that
 anyone can type into a sign-up form, and rendered on the server. So:
 
 * Jinja runs in an ImmutableSandboxedEnvironment that sees only what
-  `contact_context()` and the link variables provide: no config, environment,
+  `fields.contact_context()` and the link variables provide: no config, environment,
   request or app objects (listmonk CVE-2025-49136 read host secrets through its
   template functions).
 * Work and memory are bounded. There are no loops, macros or block
