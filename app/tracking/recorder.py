@@ -71,8 +71,9 @@ OK, BAD, RETRY = "ok", "bad", "retry"
 class Recorder:
     """Event rows (and contact activity) for one database: written at once, or buffered.
 
-    A row is (team_id, contact_id, campaign_id, type, at, data_json, active): `at`
-    already in the database's format; `active` moves the contact's last_activity_at.
+    A row is (team_id, contact_id, campaign_id, type, at, data_json, active): `at` a datetime
+    (converted once, by the column's db_value, in app.db's statements); `active` moves the
+    contact's last_activity_at. statements["activity"] is that app.db update_many statement.
     """
 
     def __init__(self, database, statements, flush_seconds=0.0, max_rows=MAX_ROWS, limit=LIMIT):
@@ -104,7 +105,7 @@ class Recorder:
             cursor = database.cursor()
             events.write(cursor, [row[:6] for row in rows])
             if active:
-                cursor.executemany(self.statements["activity"], active)
+                self.statements["activity"].run(active, cursor)
 
     def store(self, rows, database=None):
         """Write `rows` (through `database`, else the kept one); one outcome per row: OK,

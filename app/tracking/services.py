@@ -38,6 +38,7 @@ from peewee import PeeweeException
 from app import events
 from app.consent import suppression
 from app.db import db
+from app.db import update_many
 from app.models import Campaign
 from app.models import Contact
 from app.models import ContactStatus
@@ -157,8 +158,7 @@ def _sql():
     p = db.param
     found = _statements.get(p)
     if found is None:
-        send, campaign = Send._meta.table_name, Campaign._meta.table_name
-        contact, link = Contact._meta.table_name, Link._meta.table_name
+        send, campaign, link = Send._meta.table_name, Campaign._meta.table_name, Link._meta.table_name
         facts = (f"SELECT s.contact_id, s.campaign_id, c.team_id, s.sent_at FROM {send} s "
                  f"JOIN {campaign} c ON c.id = s.campaign_id")
         found = _statements[p] = {
@@ -166,7 +166,7 @@ def _sql():
             "click": (f"SELECT s.contact_id, s.campaign_id, c.team_id, s.sent_at, l.url FROM {send} s "
                       f"JOIN {campaign} c ON c.id = s.campaign_id "
                       f"JOIN {link} l ON l.campaign_id = s.campaign_id AND l.id = {p} WHERE s.id = {p}"),
-            "activity": f"UPDATE {contact} SET last_activity_at = {p} WHERE id = {p}",
+            "activity": update_many([Contact.last_activity_at], Contact.id),
         }
     return found
 
@@ -186,7 +186,7 @@ def _record(team_id, contact_id, campaign_id, type, data, now, active):
     """Write the event (and the contact's activity) before returning; False when it could
     not be written (already logged). Rows of concurrent hits share one transaction
     (app.tracking.recorder: group commit on a connection kept open)."""
-    row = (team_id, contact_id, campaign_id, type, Event.at.db_value(now), Event.data.db_value(data), active)
+    row = (team_id, contact_id, campaign_id, type, now, Event.data.db_value(data), active)
     return recorder.recorder(_sql()).submit(row)
 
 
