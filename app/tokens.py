@@ -38,9 +38,10 @@ PURPOSES = ("open", "click", "unsubscribe", "view", "preferences", "header", "co
 TAG_BYTES = 16
 MAX_TOKEN_LENGTH = 120  # anything longer is refused before decoding
 
-# Preference and confirmation links were once made with itsdangerous (JSON, a salt per purpose).
-# Links of that kind sit in mail already delivered, and a preference link must work for as long
-# as the mail is kept, so verify() still accepts them for these two purposes; nothing makes them.
+# Mail already delivered holds preference and confirmation links in itsdangerous' format (JSON, a
+# salt per purpose), and a preference link must work for as long as the mail is kept: verify()
+# accepts that format for these two purposes only (a "." never occurs in a token of ours). Nothing
+# writes it any more.
 LEGACY_SALTS = {"preferences": "loft.consent.preferences", "confirm": "loft.consent.signup-confirm"}
 MAX_LEGACY_LENGTH = 200
 
