@@ -113,3 +113,12 @@ def test_field_ties_the_help_and_the_error_to_the_input(app):
     select = render(app, "{{ field('role', 'Role', {'role': 'admin'}, options=[('author', 'Author'),"
                        " ('admin', 'Admin')]) }}")
     assert '<option value="admin" selected>Admin</option>' in select and '<option value="author">' in select
+
+
+def test_form_error_shows_the_message_once(app):
+    at_field = render(app, "{% from '_macros.html' import form_error %}{{ form_error('Bad name', {'name': 'Bad name'}) }}")
+    assert "flash" not in at_field  # shown at its field only
+    whole = render(app, "{% from '_macros.html' import form_error %}{{ form_error('Try later', {}) }}")
+    assert '<p class="flash flash-error" role="alert">Try later</p>' in whole
+    both = render(app, "{% from '_macros.html' import form_error %}{{ form_error(errors={'': 'Busy', 'name': 'x'}) }}")
+    assert ">Busy</p>" in both

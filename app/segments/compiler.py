@@ -28,9 +28,9 @@ import json
 import math
 import re
 
-from peewee import SQL
 from peewee import fn
 
+from app.db import everything
 from app.models import CONTACT_STATUSES
 from app.models import Campaign
 from app.models import Contact
@@ -425,7 +425,7 @@ ATTRIBUTES = _Attributes()
 
 def everyone():
     """The condition that matches every contact (a segment with no rules)."""
-    return SQL("1 = 1")
+    return everything()
 
 
 def compile_rules(team_id, rules):
