@@ -70,7 +70,7 @@ def tick():
         except (campaign_services.CampaignError, states.TransitionError) as exc:
             log.warning("scheduled campaign %s could not start: %s", campaign.id, exc)
             try:
-                states.transition(Campaign.get_by_id(campaign.id), "draft",
+                states.transition(Campaign.get_by_id(campaign.id), CampaignState.DRAFT,
                                   f"The scheduled send could not start: {exc}")
             except states.TransitionError:
                 pass

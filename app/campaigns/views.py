@@ -164,7 +164,8 @@ def publish(campaign_id):
 def control(campaign_id, action):
     """Pause, resume, cancel or unschedule; the engine notices within a second."""
     campaign = _campaign(campaign_id)
-    target = {"pause": "paused", "resume": "sending", "cancel": "cancelled", "unschedule": "draft"}[action]
+    target = {"pause": CampaignState.PAUSED, "resume": CampaignState.SENDING, "cancel": CampaignState.CANCELLED,
+              "unschedule": CampaignState.DRAFT}[action]
     try:
         if action == "resume" and campaign.state != CampaignState.PAUSED:
             raise TransitionError("Only a paused campaign can be resumed.")

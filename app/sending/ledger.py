@@ -177,8 +177,8 @@ def freeze_audience(campaign, chunk=CHUNK):
         fields = [Send.campaign, Send.contact, Send.email, Send.status, Send.attempts, Send.message_id, Send.error]
         while start is not None and start <= hi:
             end = start + chunk - 1
-            rows = (Contact.select(Value(campaign.id), Contact.id, Contact.email, Value(SendStatus.QUEUED.value), Value(0),
-                                   Value(""), Value(""))
+            rows = (Contact.select(Value(campaign.id), Contact.id, Contact.email, Value(SendStatus.QUEUED.value),
+                                   Value(0), Value(""), Value(""))
                     .where(audience_condition(campaign, start, end)).order_by(Contact.id))
             with db.atomic():
                 Send.insert_from(rows, fields).on_conflict_ignore().execute()
@@ -211,7 +211,8 @@ def next_due(campaign_id):
             .where((Send.campaign == campaign_id) & (Send.status == SendStatus.DEFERRED)).scalar())
 
 
-PROBLEMS = (SendStatus.FAILED, SendStatus.BOUNCED)  # the "Failed or bounced" tile counts these; the list behind it shows them
+# The "Failed or bounced" tile counts these; the list behind it shows them.
+PROBLEMS = (SendStatus.FAILED, SendStatus.BOUNCED)
 
 
 def failed_sends(campaign, limit=50, after_id=0):
