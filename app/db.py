@@ -6,6 +6,8 @@ reads and then writes gets SQLITE_BUSY at the lock upgrade without waiting for
 the busy timeout; IMMEDIATE waits instead, so concurrent writers never see
 "database is locked" (measured in ../shared/reference/style.md, section 7).
 """
+import re
+
 import peewee
 from peewee import AutoField
 from peewee import DatabaseProxy
@@ -262,3 +264,150 @@ def _literal(value):
     if isinstance(value, int):
         return str(value)
     return "'" + str(value).replace("'", "''") + "'"
+
+
+# --- Dialect: what SQLite and PostgreSQL spell differently ---------------------------------------
+# SQL text is written in this module only (tests/test_structure_sql.py). Where the two databases
+# differ, each function writes both spellings and picks by the bound database, so the PostgreSQL
+# port changes the engine URL, not the callers. Report statements that are the same on both
+# (INSERT ... SELECT ... GROUP BY, ON CONFLICT ... DO UPDATE with excluded.) call the helpers below
+# for the parts that are not.
+
+_KEY = re.compile(r"[a-z_][a-z0-9_]{0,39}")
+
+
+def is_sqlite():
+    return isinstance(_real(db), SqliteDatabase)
+
+
+def everything():
+    """A condition true for every row."""
+    return SQL("1 = 1")
+
+
+def nothing():
+    """A condition true for no row (SQLite would take a bare 0; PostgreSQL wants a boolean)."""
+    return SQL("1 = 0")
+
+
+def server_default(value):
+    """DEFAULT <int> in a column's DDL (a model's constraints=[...]), for rows that raw INSERTs write
+    without the column."""
+    return SQL(f"DEFAULT {int(value)}")
+
+
+def ping():
+    """One round trip to the database (SELECT 1 on both); raises when it does not answer."""
+    db.execute_sql("SELECT 1").fetchone()
+
+
+def connection_tuning(cache_kb, busy_ms):
+    """Tune the calling thread's connection: page cache and lock wait. SQLite: PRAGMA cache_size and
+    busy_timeout. PostgreSQL has neither per connection (shared_buffers, and lock_timeout, which
+    fails instead of waiting): nothing to do."""
+    if is_sqlite():
+        db.execute_sql(f"PRAGMA cache_size = -{int(cache_kb)}")
+        db.execute_sql(f"PRAGMA busy_timeout = {int(busy_ms)}")
+
+
+def _key(key):
+    if not _KEY.fullmatch(key):
+        raise ValueError(f"not a JSON key of ours: {key!r}")
+    return key
+
+
+def json_value(column, key):
+    """SQL for the scalar at `key` of the JSON column `column` (text such as "e.data"), for raw
+    statements (peewee queries use JSONField paths instead). SQLite: json_extract(e.data, '$.key'),
+    which gives numbers as numbers and true/false as 1/0. PostgreSQL (JSONB): e.data ->> 'key', text."""
+    if is_sqlite():
+        return f"json_extract({column}, '$.{_key(key)}')"
+    return f"({column} ->> '{_key(key)}')"
+
+
+def json_int(column, key):
+    """json_value as an integer (an id); NULL when the key is missing."""
+    if is_sqlite():
+        return json_value(column, key)
+    return f"({column} ->> '{_key(key)}')::bigint"
+
+
+def json_flag(column, key):
+    """1 when the JSON key holds true, else 0 (missing, false or null)."""
+    if is_sqlite():
+        return f"coalesce({json_value(column, key)}, 0)"
+    return f"coalesce(({column} ->> '{_key(key)}')::boolean::int, 0)"
+
+
+def day_text(column):
+    """A timestamp column as its UTC day, 'YYYY-MM-DD'. SQLite stores the text, so a prefix;
+    PostgreSQL: to_char."""
+    return f"substr({column}, 1, 10)" if is_sqlite() else f"to_char({column}, 'YYYY-MM-DD')"
+
+
+def hour_text(column):
+    """A timestamp column as its UTC hour, 'YYYY-MM-DD HH'."""
+    return f"substr({column}, 1, 13)" if is_sqlite() else f"to_char({column}, 'YYYY-MM-DD HH24')"
+
+
+def email_domain(column):
+    """The lower-cased part after the @ of an address column. PostgreSQL: split_part."""
+    if is_sqlite():
+        return f"lower(substr({column}, instr({column}, '@') + 1))"
+    return f"lower(split_part({column}, '@', 2))"
+
+
+def upsert_adding(table, keys, columns, select_sql, params=()):
+    """INSERT INTO table (keys + columns) <select_sql> ON CONFLICT (keys) DO UPDATE SET c = table.c +
+    excluded.c: add counts into an aggregate row, creating it when missing. The same words on SQLite
+    (3.24+) and PostgreSQL (9.5+); SQLite parses it only when the SELECT has a WHERE or GROUP BY."""
+    names = ", ".join(keys + columns)
+    adds = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in columns)
+    db.execute_sql(f"INSERT INTO {table} ({names}) {select_sql} "
+                   f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {adds}", params)
+
+
+def upsert_adding_rows(table, keys, columns, rows):
+    """upsert_adding for rows given in Python (keys then columns in each), one executemany."""
+    if not rows:
+        return
+    names = keys + columns
+    adds = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in columns)
+    db.cursor().executemany(f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join([db.param] * len(names))}) "
+                            f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {adds}", rows)
+
+
+def max_id(table):
+    """The highest id in `table` now (0 when empty)."""
+    return db.execute_sql(f'SELECT max(id) FROM "{table}"').fetchone()[0] or 0
+
+
+def id_window_end(table, after, limit):
+    """The id cursor of batch readers: the highest of the next `limit` ids above `after` in `table`,
+    or None when there are none. The derived table is named, which PostgreSQL requires."""
+    p = db.param
+    return db.execute_sql(f'SELECT max(id) FROM (SELECT id FROM "{table}" WHERE id > {p} ORDER BY id LIMIT {p}) '
+                          "AS window_ids", (after, limit)).fetchone()[0]
+
+
+# --- SQLite files: backups and the health check -------------------------------------------------
+# These open a database file with the sqlite3 module (a backup copy, or the live file from a health
+# probe). PostgreSQL has no file to copy or check: pg_dump and pg_restore play these parts.
+
+def sqlite_check(connection, quick=False, limit=20):
+    """The rows of PRAGMA integrity_check (quick_check when `quick`) on an open sqlite3 connection:
+    ["ok"] when the file is sound."""
+    pragma = "quick_check" if quick else "integrity_check"
+    return [row[0] for row in connection.execute(f"PRAGMA {pragma}({int(limit)})")]
+
+
+def sqlite_single_file(connection):
+    """Leave no -wal file beside a copied database: one file says it all."""
+    connection.execute("PRAGMA journal_mode=DELETE")
+
+
+def sqlite_migration_level(connection):
+    """The last migration applied in the database of an open sqlite3 connection ('' without any);
+    sqlite3.OperationalError when it has no schema_migration table."""
+    row = connection.execute("SELECT name FROM schema_migration ORDER BY name DESC LIMIT 1").fetchone()
+    return row[0] if row else ""

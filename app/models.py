@@ -14,11 +14,11 @@ from peewee import CharField
 from peewee import DateTimeField
 from peewee import ForeignKeyField
 from peewee import IntegerField
-from peewee import SQL
 from peewee import TextField
 
 from app.db import BaseModel
 from app.db import JSONField
+from app.db import server_default
 
 
 def utcnow():
@@ -737,13 +737,13 @@ class TeamDay(BaseModel):
     """A team's daily totals (UTC days): they outlive the raw events (retention)."""
     team = ForeignKeyField(Team, on_delete="CASCADE")
     day = CharField()  # "YYYY-MM-DD"
-    sent = IntegerField(default=0, constraints=[SQL("DEFAULT 0")])
-    opens = IntegerField(default=0, constraints=[SQL("DEFAULT 0")])  # unique human opens first seen that day
-    clicks = IntegerField(default=0, constraints=[SQL("DEFAULT 0")])
-    bounces = IntegerField(default=0, constraints=[SQL("DEFAULT 0")])
-    complaints = IntegerField(default=0, constraints=[SQL("DEFAULT 0")])
-    unsubscribes = IntegerField(default=0, constraints=[SQL("DEFAULT 0")])
-    new_contacts = IntegerField(default=0, constraints=[SQL("DEFAULT 0")])
+    sent = IntegerField(default=0, constraints=[server_default(0)])
+    opens = IntegerField(default=0, constraints=[server_default(0)])  # unique human opens first seen that day
+    clicks = IntegerField(default=0, constraints=[server_default(0)])
+    bounces = IntegerField(default=0, constraints=[server_default(0)])
+    complaints = IntegerField(default=0, constraints=[server_default(0)])
+    unsubscribes = IntegerField(default=0, constraints=[server_default(0)])
+    new_contacts = IntegerField(default=0, constraints=[server_default(0)])
 
     class Meta:
         indexes = ((("team", "day"), True),)

@@ -23,6 +23,9 @@ import stat
 import tarfile
 import tempfile
 
+from app.db import sqlite_check
+from app.db import sqlite_migration_level
+from app.db import sqlite_single_file
 from app.errors import Problem
 
 MANIFEST = "manifest.json"
@@ -49,7 +52,7 @@ def copy_sqlite(source, target):
     dst = sqlite3.connect(target)
     try:
         src.backup(dst)
-        dst.execute("PRAGMA journal_mode=DELETE")  # no -wal beside the copy: one file says it all
+        sqlite_single_file(dst)
         problem = integrity_problem(dst)
     finally:
         dst.close()
@@ -62,7 +65,7 @@ def copy_sqlite(source, target):
 def integrity_problem(connection):
     """'' when PRAGMA integrity_check passes, else its first complaint."""
     try:
-        rows = [row[0] for row in connection.execute("PRAGMA integrity_check(20)")]
+        rows = sqlite_check(connection)
     except sqlite3.DatabaseError as exc:
         return str(exc)
     return "" if rows == ["ok"] else "; ".join(rows[:3])
@@ -80,12 +83,11 @@ def migration_level(path):
     """The last migration applied to the database at `path` ('' for a database without migrations)."""
     connection = sqlite3.connect(path)
     try:
-        row = connection.execute("SELECT name FROM schema_migration ORDER BY name DESC LIMIT 1").fetchone()
+        return sqlite_migration_level(connection)
     except sqlite3.OperationalError:
         return ""
     finally:
         connection.close()
-    return row[0] if row else ""
 
 
 # --- Backup ------------------------------------------------------------------------------------

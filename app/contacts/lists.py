@@ -1,5 +1,4 @@
 """Mailing lists: create, rename and delete them, and count their subscribers."""
-from peewee import SQL
 from peewee import fn
 
 from app.contacts.common import ContactError
@@ -63,7 +62,7 @@ def list_counts(list_ids):
     counts = {list_id: dict.fromkeys(SUBSCRIPTION_STATUSES, 0) for list_id in list_ids}
     if not counts:
         return counts
-    rows = (Subscription.select(Subscription.list, Subscription.status, fn.COUNT(SQL("*")))
+    rows = (Subscription.select(Subscription.list, Subscription.status, fn.COUNT(Subscription.id))
             .where(Subscription.list << list(counts)).group_by(Subscription.list, Subscription.status).tuples())
     for list_id, status, count in rows:
         counts[list_id][status] = count

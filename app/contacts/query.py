@@ -10,12 +10,12 @@ scanning the whole table for a rare match.
 """
 import dataclasses
 
-from peewee import SQL
 from peewee import fn
 
 from app.contacts.common import ContactError
 from app.contacts.common import NotFound
 from app.contacts.lists import get_list
+from app.db import nothing
 from app.models import CONTACT_STATUSES
 from app.models import SUBSCRIPTION_STATUSES
 from app.models import Contact
@@ -229,7 +229,7 @@ def walk(team, resolved=None, ids=None, batch=None, columns=None):
     while True:
         if ids is not None:
             query = Contact.select(*(columns or (Contact,))).where(Contact.team == team)
-            query = query.where(Contact.id << sorted(ids)) if ids else query.where(SQL("0"))
+            query = query.where(Contact.id << sorted(ids)) if ids else query.where(nothing())
             key = Contact.id
         else:
             query, key = filtered(team, resolved, columns)

@@ -21,6 +21,8 @@ import time
 from peewee import SqliteDatabase
 
 from app.db import db
+from app.db import ping
+from app.db import sqlite_check
 from app.models import HealthProbe
 from app.models import utcnow
 
@@ -36,7 +38,7 @@ def _problem(exc):
 
 def check_database():
     try:
-        db.execute_sql("SELECT 1").fetchone()
+        ping()
     except Exception as exc:  # any failure means "not answering"; the name and message tell the operator why
         return f"error: {_problem(exc)}"
     try:
@@ -118,7 +120,7 @@ def _quick_check(path, state):
         # mode=rw: never create an empty file where the database should be
         connection = sqlite3.connect(f"{pathlib.Path(path).absolute().as_uri()}?mode=rw", uri=True, timeout=10)
         try:
-            rows = [row[0] for row in connection.execute("PRAGMA quick_check(3)")]
+            rows = sqlite_check(connection, quick=True, limit=3)
         finally:
             connection.close()
         result = "ok" if rows == ["ok"] else f"error: corrupt ({'; '.join(rows)[:200]})"

@@ -28,13 +28,16 @@ not write an Event per contact).
 retention() deletes raw events older than LOFT_EVENT_RETENTION_DAYS that the
 cursor has passed; the aggregates (and TeamDay's daily totals) stay.
 
-The SQL is SQLite's (json_extract, upsert); the tables are plain, so moving
-to PostgreSQL means rewriting these statements with ->> and the same upserts.
+The statements are the same on SQLite and PostgreSQL except where they call app.db for the
+parts spelled differently (JSON values, days and hours of a timestamp, an address's domain) and
+for the upserts and id windows. Left for the PostgreSQL port: sum() over a comparison (SQLite
+counts true as 1; PostgreSQL wants count(*) FILTER (WHERE ...)).
 """
 import datetime
 import logging
 import time
 
+from app import db as dialect
 from app.db import db
 from app.models import ReportCursor
 from app.models import utcnow
@@ -61,16 +64,7 @@ def _move(name, last_id):
 def position():
     """(cursor, highest event id): how far the aggregator has read, and how far there is to read."""
     last = ReportCursor.select(ReportCursor.last_id).where(ReportCursor.name == "events").scalar() or 0
-    top = db.execute_sql("SELECT max(id) FROM event").fetchone()[0] or 0
-    return last, top
-
-
-def _upsert(table, keys, columns, select_sql, params=()):
-    """INSERT INTO table (keys + columns) <select_sql> ON CONFLICT (keys) DO UPDATE adding the columns."""
-    names = ", ".join(keys + columns)
-    adds = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in columns)
-    db.execute_sql(f"INSERT INTO {table} ({names}) {select_sql} "
-                   f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {adds}", params)
+    return last, dialect.max_id("event")
 
 
 _BATCH_TABLE = """CREATE TEMP TABLE IF NOT EXISTS report_batch (
@@ -85,20 +79,22 @@ def _load(lo, hi):
     db.execute_sql(_BATCH_TABLE)
     db.execute_sql("DELETE FROM report_batch")
     types = ", ".join(f"'{t}'" for t in COUNTED)
+    p = db.param
+    data = "e.data"
     db.execute_sql(f"""
         INSERT INTO report_batch (id, type, team_id, campaign_id, variant_id, send_id, hour, day, domain,
                                   flag, link_id, kind)
         SELECT e.id, e.type, e.team_id, c.id, coalesce(s.variant_id, 0), s.id,
-               substr(e.at, 1, 13), substr(e.at, 1, 10),
-               CASE WHEN s.id IS NOT NULL THEN lower(substr(s.email, instr(s.email, '@') + 1)) END,
-               CASE e.type WHEN 'opened' THEN coalesce(json_extract(e.data, '$.machine'), 0)
-                           WHEN 'clicked' THEN coalesce(json_extract(e.data, '$.bot'), 0) ELSE 0 END,
-               CASE e.type WHEN 'clicked' THEN json_extract(e.data, '$.link_id') END,
-               CASE e.type WHEN 'bounced' THEN coalesce(json_extract(e.data, '$.kind'), '') END
+               {dialect.hour_text("e.at")}, {dialect.day_text("e.at")},
+               CASE WHEN s.id IS NOT NULL THEN {dialect.email_domain("s.email")} END,
+               CASE e.type WHEN 'opened' THEN {dialect.json_flag(data, "machine")}
+                           WHEN 'clicked' THEN {dialect.json_flag(data, "bot")} ELSE 0 END,
+               CASE e.type WHEN 'clicked' THEN {dialect.json_int(data, "link_id")} END,
+               CASE e.type WHEN 'bounced' THEN coalesce({dialect.json_value(data, "kind")}, '') END
         FROM event e
         LEFT JOIN campaign c ON c.id = e.campaign_id
-        LEFT JOIN send s ON s.id = json_extract(e.data, '$.send') AND s.campaign_id = e.campaign_id
-        WHERE e.id > ? AND e.id <= ? AND e.type IN ({types})""", (lo, hi))
+        LEFT JOIN send s ON s.id = {dialect.json_int(data, "send")} AND s.campaign_id = e.campaign_id
+        WHERE e.id > {p} AND e.id <= {p} AND e.type IN ({types})""", (lo, hi))
 
 
 def _mark(column, flag, where):
@@ -138,10 +134,10 @@ def _aggregate(lo, hi):
           AND id = (SELECT m.event_id FROM link_mark m
                     WHERE m.send_id = report_batch.send_id AND m.link_id = report_batch.link_id)""")
 
-    _upsert("campaign_stat", ["campaign_id", "variant_id"],
-            ["sent", "bounced_hard", "bounced_soft", "bounced_other", "bounced_unique", "opens_total",
-             "opens_machine", "opens_unique", "clicks_total", "clicks_bot", "clicks_unique", "unsubscribes",
-             "complaints"], f"""
+    dialect.upsert_adding("campaign_stat", ["campaign_id", "variant_id"],
+                          ["sent", "bounced_hard", "bounced_soft", "bounced_other", "bounced_unique", "opens_total",
+                           "opens_machine", "opens_unique", "clicks_total", "clicks_bot", "clicks_unique",
+                           "unsubscribes", "complaints"], f"""
         SELECT campaign_id, variant_id,
                sum(type = 'sent'), sum(type = 'bounced' AND kind = 'hard'), sum(type = 'bounced' AND kind = 'soft'),
                sum({BOUNCE} AND kind NOT IN ('hard', 'soft')), sum(first_bounce),
@@ -149,21 +145,22 @@ def _aggregate(lo, hi):
                sum({HUMAN_CLICK}), sum(type = 'clicked' AND flag != 0), sum(first_click),
                sum(type = 'unsubscribed'), sum(type = 'complained')
         FROM report_batch WHERE campaign_id IS NOT NULL GROUP BY campaign_id, variant_id""")
-    _upsert("hour_stat", ["campaign_id", "hour"], ["opens", "clicks", "opens_unique", "clicks_unique"], f"""
+    dialect.upsert_adding("hour_stat", ["campaign_id", "hour"], ["opens", "clicks", "opens_unique", "clicks_unique"],
+                          f"""
         SELECT campaign_id, hour, sum({HUMAN_OPEN}), sum({HUMAN_CLICK}), sum(first_open), sum(first_click)
         FROM report_batch WHERE campaign_id IS NOT NULL AND type IN ('opened', 'clicked') AND flag = 0
         GROUP BY campaign_id, hour""")
-    _upsert("link_stat", ["campaign_id", "link_id"], ["clicks", "clicks_unique"], f"""
+    dialect.upsert_adding("link_stat", ["campaign_id", "link_id"], ["clicks", "clicks_unique"], f"""
         SELECT campaign_id, link_id, count(*), sum(first_link)
         FROM report_batch WHERE campaign_id IS NOT NULL AND link_id IS NOT NULL AND {HUMAN_CLICK}
         GROUP BY campaign_id, link_id""")
-    _upsert("domain_stat", ["campaign_id", "domain"], ["sent", "bounced", "opened", "clicked"], """
+    dialect.upsert_adding("domain_stat", ["campaign_id", "domain"], ["sent", "bounced", "opened", "clicked"], """
         SELECT campaign_id, domain, sum(type = 'sent'), sum(first_bounce), sum(first_open), sum(first_click)
         FROM report_batch WHERE campaign_id IS NOT NULL AND domain IS NOT NULL
           AND (type = 'sent' OR first_bounce OR first_open OR first_click)
         GROUP BY campaign_id, domain""")
-    _upsert("team_day", ["team_id", "day"], ["sent", "opens", "clicks", "bounces", "complaints", "unsubscribes"],
-            """
+    dialect.upsert_adding("team_day", ["team_id", "day"],
+                          ["sent", "opens", "clicks", "bounces", "complaints", "unsubscribes"], """
         SELECT team_id, day, sum(type = 'sent'), sum(first_open), sum(first_click), sum(first_bounce),
                sum(type = 'complained'), sum(type = 'unsubscribed')
         FROM report_batch GROUP BY team_id, day""")
@@ -173,8 +170,8 @@ def _aggregate(lo, hi):
 def _countries_and_clients():
     path = geo.configured_path()
     countries = {}
-    rows = db.execute_sql("""
-        SELECT b.campaign_id, json_extract(e.data, '$.ip'), json_extract(e.data, '$.proxy'),
+    rows = db.execute_sql(f"""
+        SELECT b.campaign_id, {dialect.json_value("e.data", "ip")}, {dialect.json_value("e.data", "proxy")},
                sum(b.first_open), sum(b.first_click)
         FROM report_batch b JOIN event e ON e.id = b.id
         WHERE b.campaign_id IS NOT NULL AND (b.first_open = 1 OR b.first_click = 1)
@@ -185,34 +182,26 @@ def _countries_and_clients():
         counts = countries.setdefault((campaign_id, code), [0, 0])
         counts[0] += opened
         counts[1] += clicked
-    if countries:
-        db.cursor().executemany(
-            "INSERT INTO country_stat (campaign_id, country, opened, clicked) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (campaign_id, country) DO UPDATE SET opened = country_stat.opened + excluded.opened, "
-            "clicked = country_stat.clicked + excluded.clicked",
-            [(c, code, o, k) for (c, code), (o, k) in countries.items()])
+    dialect.upsert_adding_rows("country_stat", ["campaign_id", "country"], ["opened", "clicked"],
+                               [(c, code, o, k) for (c, code), (o, k) in countries.items()])
     kinds = {}
-    rows = db.execute_sql("""
-        SELECT b.campaign_id, json_extract(e.data, '$.ua'), count(*)
+    rows = db.execute_sql(f"""
+        SELECT b.campaign_id, {dialect.json_value("e.data", "ua")}, count(*)
         FROM report_batch b JOIN event e ON e.id = b.id
         WHERE b.campaign_id IS NOT NULL AND b.first_open = 1 AND b.type = 'opened'
         GROUP BY 1, 2""").fetchall()
     for campaign_id, ua, opened in rows:
         client, device = clients.classify(ua or "")
         kinds[(campaign_id, client, device)] = kinds.get((campaign_id, client, device), 0) + opened
-    if kinds:
-        db.cursor().executemany(
-            "INSERT INTO client_stat (campaign_id, client, device, opened) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (campaign_id, client, device) DO UPDATE SET opened = client_stat.opened + excluded.opened",
-            [(c, client, device, n) for (c, client, device), n in kinds.items()])
+    dialect.upsert_adding_rows("client_stat", ["campaign_id", "client", "device"], ["opened"],
+                               [(c, client, device, n) for (c, client, device), n in kinds.items()])
 
 
 def run_batch(batch=BATCH):
     """Count the next `batch` events; returns how many event ids it moved past (0: up to date)."""
     with db.atomic():
         lo = _cursor("events")
-        hi = db.execute_sql("SELECT max(id) FROM (SELECT id FROM event WHERE id > ? ORDER BY id LIMIT ?)",
-                            (lo, batch)).fetchone()[0]
+        hi = dialect.id_window_end("event", lo, batch)
         if hi is None:
             return 0
         _aggregate(lo, hi)
@@ -224,12 +213,12 @@ def run_contacts(batch=CONTACT_BATCH):
     """Add new contacts to TeamDay.new_contacts; returns how many contact ids it moved past."""
     with db.atomic():
         lo = _cursor("contacts")
-        hi = db.execute_sql("SELECT max(id) FROM (SELECT id FROM contact WHERE id > ? ORDER BY id LIMIT ?)",
-                            (lo, batch)).fetchone()[0]
+        hi = dialect.id_window_end("contact", lo, batch)
         if hi is None:
             return 0
-        _upsert("team_day", ["team_id", "day"], ["new_contacts"], """
-            SELECT team_id, substr(created_at, 1, 10), count(*) FROM contact WHERE id > ? AND id <= ?
+        p = db.param
+        dialect.upsert_adding("team_day", ["team_id", "day"], ["new_contacts"], f"""
+            SELECT team_id, {dialect.day_text("created_at")}, count(*) FROM contact WHERE id > {p} AND id <= {p}
             GROUP BY 1, 2""", (lo, hi))
         _move("contacts", hi)
     return hi - lo
@@ -279,8 +268,8 @@ def retention(days, now=None, chunk=10000):
         with db.atomic():
             last = _cursor("events")
             count = db.execute_sql(
-                "DELETE FROM event WHERE id IN (SELECT id FROM event WHERE id <= ? AND at < ? "
-                "AND id < (SELECT MAX(id) FROM event) ORDER BY id LIMIT ?)",
+                f"DELETE FROM event WHERE id IN (SELECT id FROM event WHERE id <= {db.param} AND at < {db.param} "
+                f"AND id < (SELECT MAX(id) FROM event) ORDER BY id LIMIT {db.param})",
                 (last, cutoff, chunk)).rowcount
         deleted += count
         if count < chunk:

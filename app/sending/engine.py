@@ -71,7 +71,6 @@ except ImportError:  # optional: the engine works on asyncio's own loop, only sl
     uvloop = None
 from flask import current_app
 from peewee import JOIN
-from peewee import SqliteDatabase
 
 from app import events
 from app import usage
@@ -79,6 +78,7 @@ from app.campaigns import states
 from app.consent.suppression import Checker
 from app.content.message import MessageFactory
 from app.content.sandbox import RenderError
+from app.db import connection_tuning
 from app.db import db
 from app.models import Campaign
 from app.models import CampaignState
@@ -546,9 +546,7 @@ class Run:
         page of the ledger once, so a large cache would only grow the worker's memory. The thread keeps
         the app context for the whole run (never popped: its teardown would close the connection)."""
         self.app.app_context().push()
-        if isinstance(db.obj, SqliteDatabase):
-            db.execute_sql(f"PRAGMA cache_size = -{int(self.settings.db_cache_kb)}")
-            db.execute_sql(f"PRAGMA busy_timeout = {int(self.settings.db_busy_ms)}")
+        connection_tuning(self.settings.db_cache_kb, self.settings.db_busy_ms)
 
     def release(self, job):
         """A claimed job this run will not send: back to the queue, its attempt not counted."""
