@@ -6,8 +6,8 @@ second in heartbeat_at), so one run at a time sends a campaign, on any number
 of workers; a dead run's lease runs out after SEND_LEASE_SECONDS. One event
 loop per run (uvloop when installed, else asyncio's):
 
-  claimer     claims batches of Sends in primary-key order (status "sending",
-              attempts + 1, one short transaction) so a crash can only leave
+  claimer     claims batches of Sends in primary-key order (ledger.claim: status
+              "sending", attempts + 1, one short transaction) so a crash can only leave
               the claimed ones ambiguous; never the whole audience in memory.
   dispatcher  hands each claimed Send to an SMTP account by weighted rotation,
               within the account's per-second token bucket and its hourly and
@@ -16,7 +16,7 @@ loop per run (uvloop when installed, else asyncio's):
               connection open for many messages, reconnects after a drop,
               limits parallel deliveries per recipient domain, and builds each
               message just before sending it (MessageFactory, app/content/message.py).
-  flusher     writes results back in small batches (executemany, one transaction
+  flusher     writes results back in small batches (ledger.record, one transaction
               per flush): every SEND_FLUSH_INTERVAL (0.2 s) and as soon as half of
               the unrecorded allowance is waiting: sent, deferred with exponential
               backoff, failed after the last attempt, bounced (5xx), skipped.
