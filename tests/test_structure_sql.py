@@ -6,7 +6,8 @@ columns are read as JSONFields, never parsed by hand. Checked on the source like
   (SELECT, INSERT, UPDATE, DELETE, PRAGMA, WITH, CREATE). Docstrings may describe SQL. The modules
   that still do are listed in RAW_SQL_ALLOWED, each with the reason; the list only shrinks.
 - Nothing outside app/models.py applies json.loads to a model column (`json.loads(x.data)`,
-  `json.loads(x.attributes or "{}")`): a JSON column is a JSONField and reads as Python already.
+  `json.loads(x.attributes or "{}")`) or writes json.dumps text into one (`data=json.dumps(...)`,
+  `x.audience = json.dumps(...)`): a JSON column is a JSONField and takes and gives Python.
 """
 import ast
 import re
@@ -117,6 +118,24 @@ def json_loads_on_columns(source, columns):
     return found
 
 
+def _is_dumps(node):
+    func = node.func if isinstance(node, ast.Call) else None
+    return (isinstance(func, ast.Attribute) and func.attr == "dumps" and isinstance(func.value, ast.Name)
+            and func.value.id == "json")
+
+
+def json_dumps_into_columns(source, columns):
+    """(line, column) for every `<column>=json.dumps(...)` keyword and `x.<column> = json.dumps(...)`."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.keyword) and node.arg in columns and _is_dumps(node.value):
+            found.append((node.value.lineno, node.arg))
+        elif isinstance(node, ast.Assign) and _is_dumps(node.value):
+            found += [(node.lineno, t.attr) for t in node.targets
+                      if isinstance(t, ast.Attribute) and t.attr in columns]
+    return found
+
+
 def test_the_detectors_find_what_they_look_for():
     sample = '''
 """INSERT ... SELECT in a docstring is prose."""
@@ -147,6 +166,14 @@ d = json.loads(request.body)
 e = json.loads(text)
 '''
     assert json_loads_on_columns(sample, columns) == [(3, "data"), (4, "audience"), (5, "attributes")]
+    sample = '''
+import json
+Event.create(team=team, data=json.dumps({}))
+campaign.audience = json.dumps(selected)
+print(json.dumps(summary), file=out)
+response = post(url, payload=json.dumps(body))
+'''
+    assert sorted(json_dumps_into_columns(sample, columns)) == [(3, "data"), (4, "audience")]
 
 
 def test_sql_text_lives_in_app_db_only():
@@ -175,6 +202,9 @@ def test_json_columns_are_not_parsed_by_hand():
         name = rel(path)
         if name == "app/models.py":
             continue
+        source = path.read_text()
         offenders += [f"{name}:{line}: json.loads(….{column})"
-                      for line, column in json_loads_on_columns(path.read_text(), columns)]
+                      for line, column in json_loads_on_columns(source, columns)]
+        offenders += [f"{name}:{line}: {column} = json.dumps(…)"
+                      for line, column in json_dumps_into_columns(source, columns)]
     assert not offenders, "a JSON column is a JSONField and reads as Python:\n" + "\n".join(offenders)
