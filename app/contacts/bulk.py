@@ -17,6 +17,7 @@ from app.models import BLOCKED_STATUSES
 from app.models import CONTACT_STATUSES
 from app.models import AuditLog
 from app.models import Contact
+from app.models import ContactStatus
 from app.models import EventType
 from app.models import Subscription
 from app.models import Suppression
@@ -171,7 +172,7 @@ def _bulk_remove(team, job, data):
 
 def _bulk_status(team, job, data):
     status = data["status"]
-    blocked = suppression.Checker(team.id) if status == "active" else None
+    blocked = suppression.Checker(team.id) if status == ContactStatus.ACTIVE else None
     by = job.user_id
 
     def apply(contacts):
@@ -183,7 +184,7 @@ def _bulk_status(team, job, data):
         Contact.update(status=status, updated_at=now).where(Contact.id << [c.id for c in changing]).execute()
         events.record_many((team, c.id, None, EventType.STATUS_CHANGED, now,
                             {"from": c.status, "to": status, "by": by, "bulk": job.id}) for c in changing)
-        if status == "suppressed":
+        if status == ContactStatus.SUPPRESSED:
             hashes = [{"team": team.id, "kind": "email", "value_hash": suppression.value_hash(team.id, "email", c.email),
                        "hint": suppression.hint("email", c.email), "reason": "manual"} for c in changing]
             for start in range(0, len(hashes), 100):

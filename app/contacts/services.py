@@ -25,6 +25,7 @@ from app.db import db
 from app.models import BLOCKED_STATUSES
 from app.models import CONTACT_STATUSES
 from app.models import Contact
+from app.models import ContactStatus
 from app.models import EventType
 from app.models import MailingList
 from app.models import Subscription
@@ -196,7 +197,7 @@ def change_status(team, contact, status, user=None):
         Contact.update(status=status, updated_at=utcnow()).where(Contact.id == contact.id).execute()
         events.record(team, contact, EventType.STATUS_CHANGED,
                       {"from": contact.status, "to": status, "by": user.id if user else None})
-        if status == "suppressed":
+        if status == ContactStatus.SUPPRESSED:
             suppression.suppress(team.id, "email", contact.email, reason="manual")
     contact.status = status
     return True
@@ -230,7 +231,7 @@ def _subscribe(team, contact, mailing_list, source="manual"):
         raise ContactError(problem, field="list_id")
     existing = Subscription.get_or_none((Subscription.contact == contact) & (Subscription.list == mailing_list))
     if existing is not None:
-        if existing.status == "unsubscribed":
+        if existing.status == ContactStatus.UNSUBSCRIBED:
             when = existing.unsubscribed_at.strftime("%Y-%m-%d") if existing.unsubscribed_at else "earlier"
             raise ContactError(f"{contact.email} unsubscribed from “{mailing_list.name}” ({when}); only they can "
                                "subscribe again, for example through a sign-up form.", field="list_id")
