@@ -41,7 +41,7 @@ from app.models import ROLE_LABELS
 from app.notices.views import bp as notices_bp
 from app.reports.views import bp as reports_bp
 from app.segments.views import bp as segments_bp
-from app.sending.views import bp as sending_bp
+from app.senders.views import bp as sending_bp
 from app.teams import context
 from app.teams.views import bp as teams_bp
 from app.tracking.views import bp as tracking_bp

@@ -401,7 +401,7 @@ class SmtpAccount(BaseModel):
     paused_until = DateTimeField(null=True)
     last_test_at = DateTimeField(null=True)
     last_test_result = JSONField()  # {"ok", "summary"} of the last test; {} before one
-    # Reachability as the sending engine last found it (app/sending/health.py): "", "ok", "failing".
+    # Reachability as the sending engine last found it (app/senders/health.py): "", "ok", "failing".
     connection_state = CharField(default="")
     last_error = TextField(default="")
     failing_since = DateTimeField(null=True)

@@ -5,7 +5,7 @@ server then connects to it and shows what answered. Without a guard that is a
 way to reach this machine (127.0.0.1, the admin pages behind a proxy), the
 private network, or a cloud metadata service (169.254.169.254), and "Test
 connection" becomes a port scanner. So, for webhooks (app/webhooks/ssrf.py),
-SMTP accounts (app/sending/accounts.py) and bounce mailboxes (app/bounces/imap.py):
+SMTP accounts (app/senders/accounts.py) and bounce mailboxes (app/bounces/imap.py):
 
   * the host is RESOLVED (so `127.1`, `0x7f000001`, `2130706433`,
     `017700000001`, `0` and names from /etc/hosts are seen for what they are)

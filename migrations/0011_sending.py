@@ -1,6 +1,6 @@
 """Index for the per-account sending limits of SMTP accounts.
 
-send(smtp_account_id, sent_at): app.sending.accounts.sent_counts() counts the
+send(smtp_account_id, sent_at): app.senders.accounts.sent_counts() counts the
 messages each account sent in the last hour and 24 hours, for its per-hour and
 per-day caps and the accounts page. Without it that count scans the whole
 ledger, which grows by every recipient of every campaign.

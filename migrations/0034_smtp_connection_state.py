@@ -5,7 +5,7 @@ smtp_account.last_error         the last connection failure in words ("connectio
 smtp_account.failing_since      when the current run of failures began (UTC); NULL when reachable
 smtp_account.connected_at       the last successful connection (UTC)
 
-The sending engine writes them when the state changes (app/sending/health.py); the account card and
+The sending engine writes them when the state changes (app/senders/health.py); the account card and
 the campaign page show "waiting for SMTP host X: ... since 12:01, retrying" instead of a frozen rate.
 """
 from peewee import CharField

@@ -37,7 +37,7 @@ from app.models import SmtpAccount  # noqa: E402
 from app.models import Subscription  # noqa: E402
 from app.models import Team  # noqa: E402
 from app.models import utcnow  # noqa: E402
-from app.sending import domains  # noqa: E402
+from app.senders import domains  # noqa: E402
 from tasks import huey  # noqa: E402
 
 

@@ -382,7 +382,7 @@ def test_test_send_is_dkim_signed_for_a_verified_sender_domain(app, web, sending
     import dkim
 
     from app.models import SenderDomain
-    from app.sending import domains
+    from app.senders import domains
     with app.app_context():
         row = SenderDomain.get(SenderDomain.domain == "acme.example")
         record = domains.dkim_record(row).encode()

@@ -440,7 +440,7 @@ def test_the_task_runs_the_engine_and_completes_the_campaign(ctx, smtp):
 def test_messages_from_a_verified_domain_are_dkim_signed(ctx, smtp):
     import dkim
     from app.models import SenderDomain
-    from app.sending import domains
+    from app.senders import domains
     server = smtp()
     team = make_team()
     row = domains.add_domain(team, "acme.test")
@@ -460,7 +460,7 @@ def test_messages_from_a_verified_domain_are_dkim_signed(ctx, smtp):
 
 def test_an_undecryptable_dkim_key_pauses_the_campaign_instead_of_sending_unsigned(ctx, smtp):
     from app.models import SenderDomain
-    from app.sending import domains
+    from app.senders import domains
     server = smtp()
     team = make_team()
     row = domains.add_domain(team, "acme.test")

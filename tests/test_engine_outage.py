@@ -135,8 +135,8 @@ def test_publishing_refuses_an_account_that_failed_its_test_and_warns_about_one_
 
 
 def test_a_passing_connection_test_clears_the_waiting_state(app, acme):
-    from app.sending import accounts
-    from app.sending import health
+    from app.senders import accounts
+    from app.senders import health
     with app.app_context():
         _, _, account = launched(acme, 1, free_port())
         health.record_failure(account.id, "connection refused")

@@ -24,7 +24,7 @@ from app import netguard
 from app.models import BounceMailbox
 from app.models import SmtpAccount
 from app.models import Team
-from app.sending import accounts
+from app.senders import accounts
 from tests.conftest import free_port
 from tests.conftest import soup
 

@@ -18,7 +18,7 @@ from app import security
 from app.models import SenderDomain
 from app.models import SmtpAccount
 from app.models import Team
-from app.sending import domains
+from app.senders import domains
 from tests.conftest import free_port
 from tests.conftest import soup
 from tests.test_teams import make_member
@@ -211,6 +211,17 @@ def test_publishing_the_records_verifies_the_domain(app, admin, web, dns_zone):
         assert not domains.is_verified_sender(team_id, "news@example.org")
         assert not domains.is_verified_sender(team_id, "not an address")
         assert domains.domain_for_sender(team_id, "a@mail.example.com").id == row.id
+
+
+def test_team_settings_warn_while_the_default_from_domain_is_not_verified(app, admin, web, dns_zone):
+    form = {"name": "Acme", "time_zone": "UTC", "default_from_email": "news@example.com"}
+    page = web.post("/teams/settings", form, follow_redirects=True).get_data(as_text=True)
+    assert "Mail From news@example.com cannot go out until example.com is verified under Sender domains" in page
+    row = add(web)
+    publish_all(dns_zone, records_on_page(web, row))
+    web.post(f"/sending/domains/{row.id}/check", htmx=True)
+    page = web.post("/teams/settings", form, follow_redirects=True).get_data(as_text=True)
+    assert "Team settings saved." in page and "cannot go out until" not in page
 
 
 def test_a_plain_check_redirects_back_with_a_message(app, admin, web, dns_zone):

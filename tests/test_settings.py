@@ -142,7 +142,7 @@ def test_get_settings_returns_a_copy(app):
 
 
 def test_ehlo_names_the_host_of_the_same_base_url(app):
-    from app.sending import accounts
+    from app.senders import accounts
     with app.app_context():
         assert accounts._local_hostname() == "loft.test"  # LOFT_BASE_URL until one is saved
         settings.save_settings({"base_url": "https://mail.example.com"})

@@ -36,7 +36,7 @@ def team(app, admin):
     team.save()
     row = SenderDomain.create(team=team, domain="acme.example", verified_at=utcnow())
     with app.app_context():
-        from app.sending import domains
+        from app.senders import domains
         domains.dkim_record(row)  # makes the domain's DKIM key
     SmtpAccount.create(team=team, name="Acme relay", host="127.0.0.1", port=app.config["CATCHER_PORT"],
                        tls_mode="none")
@@ -171,7 +171,7 @@ def test_the_confirmation_comes_from_the_team_through_its_own_account_dkim_signe
     with the team's DKIM key."""
     import dkim
 
-    from app.sending import domains
+    from app.senders import domains
     assert submit(app, public, news, email="nia@example.org").status_code == 200
     message = CaughtMessage.get()
     parsed = parse(message)

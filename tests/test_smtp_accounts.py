@@ -22,7 +22,7 @@ from app.models import Send
 from app.models import SmtpAccount
 from app.models import Team
 from app.models import utcnow
-from app.sending import accounts
+from app.senders import accounts
 from tests.conftest import free_port
 from tests.conftest import soup
 from tests.test_teams import make_member

@@ -6,7 +6,7 @@ from app import security
 from app.addresses import one_address
 from app.addresses import one_line
 from app.errors import Problem
-from app.sending.accounts import is_loopback
+from app.senders.mailservers import is_loopback
 
 SMTP_TLS_MODES = {"none": "None (loopback only)", "starttls": "STARTTLS", "tls": "Implicit TLS"}
 # Who may create a team. A new team's creator is its Administrator and can send

@@ -22,7 +22,7 @@ mailbox), and a specific status code (5.1.1) beats vague prose.
 """
 import re
 
-from app.sending.accounts import is_account_limit_reply
+from app.senders.accounts import is_account_limit_reply
 
 KINDS = ("hard", "soft", "block", "auth", "limit", "complaint", "none")
 

@@ -36,7 +36,9 @@ from app.bounces.parse import parse_message
 from app.models import BounceMailbox
 from app.models import SmtpAccount
 from app.models import utcnow
-from app.sending import accounts
+from app.notices import alerts
+from app.senders import accounts
+from app.senders import mailservers
 
 SECURITY_LABELS = {
     "ssl": "SSL/TLS (usually port 993)",
@@ -202,14 +204,14 @@ def validate(team, form, mailbox=None, allow_private=None):
         errors["host"] = "Enter the IMAP server's host name, e.g. imap.example.com."
     elif "://" in host or "/" in host or (":" in host and not host.strip("[]").count(":") > 1):
         errors["host"] = "Enter only the host name, e.g. imap.example.com: no imap://, path or port."
-    elif not accounts._valid_host(host):
+    elif not mailservers.valid_host(host):
         errors["host"] = "That is not a valid host name: use letters, digits, dots and hyphens."
-    elif problem := accounts.host_problem(host, None, allow_private):
+    elif problem := mailservers.host_problem(host, None, allow_private):
         errors["host"] = problem
     values["port"] = _port(form.get("port", ""), errors)
     if values["security"] not in SECURITY_LABELS:
         errors["security"] = "Choose how the connection is encrypted."
-    elif values["security"] == "none" and host and not accounts.is_loopback(host):
+    elif values["security"] == "none" and host and not mailservers.is_loopback(host):
         errors["security"] = ("Without encryption the password and your mail cross the network in clear text, so "
                               "“None” is only allowed for a server on this machine (localhost or 127.0.0.1).")
     if not values["username"]:
@@ -288,7 +290,8 @@ def _guarded_socket(host, port, timeout, allow_private):
     try:
         addresses = netguard.check_host(host, port, allow_private)
     except netguard.Refused as exc:
-        raise ImapError(f"Loft does not connect to {exc.shown}: it is {exc.reason}. {accounts.PRIVATE_HINT}") from None
+        raise ImapError(f"Loft does not connect to {exc.shown}: it is {exc.reason}. "
+                        f"{mailservers.PRIVATE_HINT}") from None
     error = None
     for address in addresses:
         try:
@@ -334,7 +337,7 @@ def connect(mailbox, transcript=None, timeout=CONNECT_TIMEOUT):
         raise ImapError("The stored password cannot be decrypted (LOFT_ENCRYPTION_KEY or LOFT_SECRET_KEY changed "
                         "since it was saved). Enter the password again.")
     transcript.append(f"Connecting to {mailbox.host} port {mailbox.port} ({_describe_security(mailbox)})…")
-    allow_private = accounts.private_hosts_allowed()
+    allow_private = mailservers.private_hosts_allowed()
     if mailbox.security == "ssl":
         client = GuardedIMAP4_SSL(mailbox.host, mailbox.port, ssl_context=_tls_context(), timeout=timeout,
                                   allow_private=allow_private)
@@ -503,7 +506,6 @@ def check_mailbox(mailbox_id, limit=None, manual=False):
 def _alert_failing(mailbox, error):
     """Tell the admins once when a mailbox that was being read stops answering: unread bounces mean
     Loft keeps mailing dead addresses. The next failures stay quiet until a check succeeds again."""
-    from app.notices import alerts  # imported here to keep imap importable alone
     name = mailbox.name or f"{mailbox.username}@{mailbox.host}"
     alerts.notify(mailbox.team_id, f"Bounce mailbox {name} cannot be read",
                   f"Loft could not read the bounce mailbox {name}: {error}\n\nUntil it can, bounces and "

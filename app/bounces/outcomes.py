@@ -61,7 +61,7 @@ from app.models import Subscription
 from app.models import Suppression
 from app.models import utcnow
 from app.notices import alerts
-from app.sending import accounts
+from app.senders import accounts
 from app.sending import ledger
 
 log = logging.getLogger(__name__)

@@ -27,9 +27,8 @@ from app.models import Segment
 from app.models import Template
 from app.models import Variant
 from app.models import utcnow
-from app.sending import accounts
-from app.sending import domains
-from app.sending import health
+from app.senders import accounts
+from app.senders import domains
 from app.sending import ledger
 
 AB_METRICS = {"clicks": "Unique clicks", "opens": "Unique opens (machine opens excluded)"}
@@ -336,7 +335,7 @@ def publish_problems(campaign):
     active = accounts.active_accounts(team.id)
     if not active:
         problems.append("Add an SMTP account (or resume a paused one) to send through.")
-    elif len(health.failed_last_test(active)) == len(active):
+    elif len(accounts.failed_last_test(active)) == len(active):
         # Known not to work: publishing would only show "Sending 0 %" until it pauses.
         names = ", ".join(f"“{a.name}”" for a in active)
         problems.append(f"The SMTP account {names} failed its last connection test and has not connected since. "
@@ -358,7 +357,7 @@ def publish_problems(campaign):
 def publish_warnings(campaign):
     """What may go wrong but does not stop publishing: SMTP accounts never tested nor used."""
     active = accounts.active_accounts(campaign.team_id)
-    untested = health.never_connected(active)
+    untested = accounts.never_connected(active)
     if active and len(untested) == len(active):
         names = ", ".join(f"“{a.name}”" for a in untested)
         return [f"The SMTP account {names} has never passed a connection test. If it cannot connect, the "

@@ -35,7 +35,7 @@ from app.models import Send
 from app.models import SendStatus
 from app.models import Variant
 from app.models import utcnow
-from app.sending import health
+from app.senders import health
 from app.sending import ledger
 
 # Not done yet: waiting for a run, claimed by one, a retry due later, held for the A/B winner.

@@ -90,9 +90,9 @@ from app.models import SendStatus
 from app.models import SmtpAccount
 from app.models import Variant
 from app.models import utcnow
-from app.sending import accounts as accounts_service
-from app.sending import domains as domains_service
-from app.sending import health
+from app.senders import accounts as accounts_service
+from app.senders import domains as domains_service
+from app.senders import health
 from app.sending import ledger
 
 log = logging.getLogger(__name__)
@@ -359,7 +359,7 @@ class Lane:
         self.pause_reason = ""
         self.workers = []
         self.busy = 0  # jobs its workers hold right now
-        # Reachability as stored (app/sending/health.py); written only when it changes, and "ok"
+        # Reachability as stored (app/senders/health.py); written only when it changes, and "ok"
         # once per run, so a dead host costs one write however often it is retried.
         self.failing = account.connection_state == "failing"
         self.last_error = account.last_error if self.failing else ""

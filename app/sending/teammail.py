@@ -23,8 +23,8 @@ from email.message import EmailMessage
 import aiosmtplib
 
 from app.errors import Problem
-from app.sending import accounts
-from app.sending import domains
+from app.senders import accounts
+from app.senders import domains
 
 
 class TeamMailError(Problem):

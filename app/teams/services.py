@@ -126,22 +126,6 @@ def update_team(team, form):
     return team
 
 
-def sender_warning(team):
-    """Words for the settings page when the team's default From address cannot send yet, else None.
-
-    Any address may be saved (the domain may be verified later), but team mail only goes out From a
-    verified sender domain, through the team's own SMTP account: say so where the address is set.
-    """
-    from app.sending import domains  # teams sit below sending; this is a read-only check
-
-    address = team.default_from_email
-    if address and not domains.is_verified_sender(team.id, address):
-        return (f"Mail From {address} cannot go out until {address.rpartition('@')[2]} is verified under "
-                "Sender domains: test sends, campaigns and sign-up confirmations use this team's verified "
-                "domains and its own SMTP account only.")
-    return None
-
-
 def available_time_zones():
     return zoneinfo.available_timezones() | {"UTC"}
 

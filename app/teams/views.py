@@ -16,6 +16,7 @@ from app.htmx import is_htmx
 from app.models import ROLE_LABELS
 from app.models import ROLES
 from app.security import safe_next
+from app.senders import domains
 from app.teams import services
 from app.teams.context import require
 from app.teams.permissions import can
@@ -67,7 +68,7 @@ def settings():
         except TeamError as exc:
             return _render_settings(error=exc.message, errors=exc.errors, form=request.form), 422
         flash("Team settings saved.", "success")
-        if warning := services.sender_warning(g.team):
+        if warning := domains.sender_warning(g.team):
             flash(warning, "warning")
         if is_htmx():
             # The fresh form, with the header's team switcher out of band: the name may have changed.

@@ -3,7 +3,7 @@
 Run with `make bench` or:
     .venv/bin/python -m pytest -q -s tests/bench/test_dkim_bench.py
 
-app.sending.domains.sign() (dkimpy's canonicalization and hashing, OpenSSL's
+app.senders.domains.sign() (dkimpy's canonicalization and hashing, OpenSSL's
 RSA-2048 through `cryptography`, the parsed key cached per domain) against
 plain dkimpy `dkim.sign` (pure-Python RSA), single-threaded, on the same
 message. Every 100th signature of ours is checked with dkim.verify.
@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from app import security
 from app.models import SenderDomain
 from app.models import Team
-from app.sending import domains
+from app.senders import domains
 
 MESSAGES = 2000
 DKIMPY_MESSAGES = 100

@@ -139,7 +139,7 @@ def test_send_100k_through_the_worker_and_compare_with_smtp_source(bench_app, si
         fill(team.id, newsletter.id)
         if DKIM:
             from app.models import SenderDomain
-            from app.sending import domains
+            from app.senders import domains
             row = domains.add_domain(team, "acme.example")
             SenderDomain.update(verified_at=datetime.datetime.utcnow()).where(SenderDomain.id == row.id).execute()
         SmtpAccount.create(team=team, name="smtp-sink", host="127.0.0.1", port=sink, tls_mode="none",

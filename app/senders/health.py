@@ -45,26 +45,3 @@ def failing(team_id):
                 .where((SmtpAccount.team == team_id) & (SmtpAccount.status == "active")
                        & (SmtpAccount.connection_state == "failing"))
                 .order_by(SmtpAccount.failing_since, SmtpAccount.id))
-
-
-def never_connected(accounts):
-    """Those of `accounts` that never passed "Test connection" and never carried a message."""
-    from app.sending import accounts as accounts_service
-    result = []
-    for account in accounts:
-        test = accounts_service.last_test(account) or {}
-        if not test.get("ok") and account.connected_at is None:
-            result.append(account)
-    return result
-
-
-def failed_last_test(accounts):
-    """Those of `accounts` whose last "Test connection" failed and that never connected since."""
-    from app.sending import accounts as accounts_service
-    result = []
-    for account in accounts:
-        test = accounts_service.last_test(account)
-        if test is not None and not test.get("ok") and (account.connected_at is None
-                                                        or account.connected_at < account.last_test_at):
-            result.append(account)
-    return result

@@ -32,6 +32,8 @@ from app.models import TLS_MODES
 from app.models import Send
 from app.models import SmtpAccount
 from app.models import utcnow
+from app.senders import health
+from app.senders import mailservers
 
 TLS_LABELS = {
     "starttls": "STARTTLS (usually port 587)",
@@ -154,45 +156,28 @@ def last_test(account):
     return result if isinstance(result, dict) else {"ok": False, "summary": str(result)}
 
 
-# --- Validation and writes -----------------------------------------------------
-
-def is_loopback(host):
-    """Only literal loopback names: a DNS name that resolves to 127.0.0.1 could change tomorrow."""
-    host = host.strip().strip("[]").lower().rstrip(".")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+def never_connected(accounts):
+    """Those of `accounts` that never passed "Test connection" and never carried a message."""
+    result = []
+    for account in accounts:
+        test = last_test(account) or {}
+        if not test.get("ok") and account.connected_at is None:
+            result.append(account)
+    return result
 
 
-def private_hosts_allowed():
-    """The instance setting "private mail servers" (off unless the instance administrator turns it on)."""
-    return bool(settings.get_setting("private_mail_hosts"))
+def failed_last_test(accounts):
+    """Those of `accounts` whose last "Test connection" failed and that never connected since."""
+    result = []
+    for account in accounts:
+        test = last_test(account)
+        if test is not None and not test.get("ok") and (account.connected_at is None
+                                                        or account.connected_at < account.last_test_at):
+            result.append(account)
+    return result
 
 
-PRIVATE_HINT = ("Loft connects only to public mail servers. The instance administrator can allow servers on this "
-                "machine or a private network under Instance settings (“Private mail servers”).")
-
-
-def host_problem(host, port, allow_private=None, resolver=None):
-    """Why Loft will not connect to host (words for the form), or None.
-
-    The host is resolved and every address checked by the shared guard
-    (app.netguard), so 127.1, 0x7f000001, 2130706433, a name from /etc/hosts
-    or a 6to4 wrapping of 127.0.0.1 are seen for what they are. A name that
-    does not resolve (yet) is not refused here: the connection test says so.
-    """
-    allow_private = private_hosts_allowed() if allow_private is None else allow_private
-    try:
-        netguard.check_host(host, port or 0, allow_private=allow_private, resolver=resolver)
-    except netguard.Refused as exc:
-        return f"{exc.shown} is {exc.reason}. {PRIVATE_HINT}"
-    except (OSError, UnicodeError):
-        return None
-    return None
-
+# --- The guarded SMTP client --------------------------------------------------
 
 class HostRefused(aiosmtplib.SMTPConnectError):
     """The guard refused the SMTP host: it is (or resolves to) a non-public address."""
@@ -212,7 +197,7 @@ class SMTP(aiosmtplib.SMTP):
     def __init__(self, *args, allow_private=None, resolver=None, **kwargs):
         super().__init__(*args, **kwargs)
         # None: the instance setting "private mail servers", read once per client (one small query).
-        self.allow_private = private_hosts_allowed() if allow_private is None else allow_private
+        self.allow_private = mailservers.private_hosts_allowed() if allow_private is None else allow_private
         self.resolver = resolver
 
     async def _create_connection(self, timeout):
@@ -226,7 +211,8 @@ class SMTP(aiosmtplib.SMTP):
                                            if info[0] in (socket.AF_INET, socket.AF_INET6)))
                 addresses = netguard.check_host(host, port, self.allow_private, resolver=lambda _h, _p: found)
         except netguard.Refused as exc:
-            raise HostRefused(f"Loft does not connect to {exc.shown}: it is {exc.reason}. {PRIVATE_HINT}") from None
+            raise HostRefused(f"Loft does not connect to {exc.shown}: it is {exc.reason}. "
+                              f"{mailservers.PRIVATE_HINT}") from None
         except (asyncio.TimeoutError, TimeoutError) as exc:
             raise aiosmtplib.SMTPConnectTimeoutError(f"Timed out looking up {host}") from exc
         except OSError as exc:
@@ -262,21 +248,7 @@ class SMTP(aiosmtplib.SMTP):
             self.sock = None
 
 
-_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-
-
-def _valid_host(host):
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-        return True
-    except ValueError:
-        pass
-    try:
-        ascii_host = host.encode("idna").decode("ascii").lower().rstrip(".")
-    except UnicodeError:
-        return False
-    return 0 < len(ascii_host) <= 253 and all(_LABEL.match(label) for label in ascii_host.split("."))
-
+# --- Validation and writes -----------------------------------------------------
 
 def _whole_number(form, field, label, errors, minimum=0, maximum=10_000_000):
     raw = str(form.get(field, "")).strip().replace(",", "").replace("_", "")
@@ -322,16 +294,16 @@ def validate(form, account=None, allow_private=None):
         errors["host"] = "Enter the SMTP server's host name, e.g. smtp.example.com."
     elif "://" in host or "/" in host or (":" in host and not host.strip("[]").count(":") > 1):
         errors["host"] = "Enter only the host name, e.g. smtp.example.com: no smtp://, path or port (the port has its own field)."
-    elif not _valid_host(host):
+    elif not mailservers.valid_host(host):
         errors["host"] = "That is not a valid host name: use letters, digits, dots and hyphens, e.g. smtp.example.com."
-    elif problem := host_problem(host, None, allow_private):
+    elif problem := mailservers.host_problem(host, None, allow_private):
         errors["host"] = problem
     values["port"] = _whole_number(form, "port", "Port", errors, minimum=1, maximum=65535)
     if "port" in errors:
         errors["port"] = "Enter a port number between 1 and 65535 (587 for STARTTLS, 465 for implicit TLS)."
     if values["tls_mode"] not in TLS_MODES:
         errors["tls_mode"] = "Choose how the connection is encrypted."
-    elif values["tls_mode"] == "none" and host and not is_loopback(host):
+    elif values["tls_mode"] == "none" and host and not mailservers.is_loopback(host):
         errors["tls_mode"] = ("Without TLS the password and every message cross the network in clear text, so "
                               "“None” is only allowed for a server on this machine (localhost or 127.0.0.1). "
                               "Use STARTTLS (port 587) or implicit TLS (port 465).")
@@ -408,7 +380,6 @@ def record_test(account, ok, summary):
     (SmtpAccount.update(last_test_at=utcnow(), last_test_result={"ok": ok, "summary": summary})
      .where(SmtpAccount.id == account.id).execute())
     if ok:  # it answers now: the card and campaigns stop saying they wait for it
-        from app.sending import health
         health.record_ok(account.id)
 
 

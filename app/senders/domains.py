@@ -482,3 +482,16 @@ def last_status(domain_row):
     status = domain_row.dns_status
     return status if isinstance(status, dict) and status else None
 
+
+def sender_warning(team):
+    """Words for the settings page when the team's default From address cannot send yet, else None.
+
+    Any address may be saved (the domain may be verified later), but team mail only goes out From a
+    verified sender domain, through the team's own SMTP account: say so where the address is set.
+    """
+    address = team.default_from_email
+    if address and not is_verified_sender(team.id, address):
+        return (f"Mail From {address} cannot go out until {address.rpartition('@')[2]} is verified under "
+                "Sender domains: test sends, campaigns and sign-up confirmations use this team's verified "
+                "domains and its own SMTP account only.")
+    return None

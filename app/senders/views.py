@@ -14,8 +14,8 @@ from flask import url_for
 
 from app.htmx import hx_redirect
 from app.htmx import is_htmx
-from app.sending import accounts as account_services
-from app.sending import domains as domain_services
+from app.senders import accounts as account_services
+from app.senders import domains as domain_services
 from app.teams.context import require
 
 bp = Blueprint("sending", __name__, url_prefix="/sending")

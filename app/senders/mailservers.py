@@ -1,0 +1,69 @@
+"""What SMTP accounts (app/senders/accounts.py) and bounce mailboxes (app/bounces/imap.py) share:
+the checks on a host a team types, before Loft's server connects to it.
+
+    valid_host(host)                 a well-formed name or address
+    host_problem(host, port)         why Loft will not connect there (the shared guard, app.netguard), or None
+    is_loopback(host)                only then may a connection go without encryption
+    private_hosts_allowed()          the instance setting "private mail servers"
+    PRIVATE_HINT                     what to do about a refused private host, in words
+"""
+import ipaddress
+import re
+
+from app import netguard
+from app import settings
+
+
+def is_loopback(host):
+    """Only literal loopback names: a DNS name that resolves to 127.0.0.1 could change tomorrow."""
+    host = host.strip().strip("[]").lower().rstrip(".")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def private_hosts_allowed():
+    """The instance setting "private mail servers" (off unless the instance administrator turns it on)."""
+    return bool(settings.get_setting("private_mail_hosts"))
+
+
+PRIVATE_HINT = ("Loft connects only to public mail servers. The instance administrator can allow servers on this "
+                "machine or a private network under Instance settings (“Private mail servers”).")
+
+
+def host_problem(host, port, allow_private=None, resolver=None):
+    """Why Loft will not connect to host (words for the form), or None.
+
+    The host is resolved and every address checked by the shared guard
+    (app.netguard), so 127.1, 0x7f000001, 2130706433, a name from /etc/hosts
+    or a 6to4 wrapping of 127.0.0.1 are seen for what they are. A name that
+    does not resolve (yet) is not refused here: the connection test says so.
+    """
+    allow_private = private_hosts_allowed() if allow_private is None else allow_private
+    try:
+        netguard.check_host(host, port or 0, allow_private=allow_private, resolver=resolver)
+    except netguard.Refused as exc:
+        return f"{exc.shown} is {exc.reason}. {PRIVATE_HINT}"
+    except (OSError, UnicodeError):
+        return None
+    return None
+
+
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+
+
+def valid_host(host):
+    """A well-formed host name or IP address (whether Loft may connect to it is host_problem's call)."""
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+        return True
+    except ValueError:
+        pass
+    try:
+        ascii_host = host.encode("idna").decode("ascii").lower().rstrip(".")
+    except UnicodeError:
+        return False
+    return 0 < len(ascii_host) <= 253 and all(_LABEL.match(label) for label in ascii_host.split("."))
