@@ -411,3 +411,20 @@ def sqlite_migration_level(connection):
     sqlite3.OperationalError when it has no schema_migration table."""
     row = connection.execute("SELECT name FROM schema_migration ORDER BY name DESC LIMIT 1").fetchone()
     return row[0] if row else ""
+
+
+# --- Statements built once ----------------------------------------------------------------------
+# A hot path (the tracking pixel: thousands of requests a second, docs/benchmarks.md) runs the same
+# query per request; building it with peewee each time costs more than running it. peewee writes
+# the SQL once, for the bound database, and the request runs that text with its own values.
+
+def statement(query):
+    """The SQL text of a peewee query, its values left as placeholders in the order they appear.
+    Build the query with stand-in values (0) and run the text with first_row(text, real values)."""
+    return query.sql()[0]
+
+
+def first_row(text, params, database=None):
+    """The first row (a tuple, or None) of a statement() text run with `params` on `database`
+    (default: the app's)."""
+    return (database or db).execute_sql(text, params).fetchone()

@@ -29,8 +29,6 @@ RAW_SQL_ALLOWED = {
     # The import's measured fast path (docs/benchmarks.md): multi-row INSERT ... ON CONFLICT DO NOTHING
     # and the contact lookups by address, built once per row count.
     "app/imports/importer.py": "the import's measured fast path",
-    # The tracking recorder's prepared statements (group commit on its own connection, measured).
-    "app/tracking/services.py": "the tracking recorder's prepared statements",
 }
 
 

@@ -38,6 +38,8 @@ from peewee import PeeweeException
 from app import events
 from app.consent import suppression
 from app.db import db
+from app.db import first_row
+from app.db import statement
 from app.db import update_many
 from app.models import Campaign
 from app.models import Contact
@@ -158,14 +160,14 @@ def _sql():
     p = db.param
     found = _statements.get(p)
     if found is None:
-        send, campaign, link = Send._meta.table_name, Campaign._meta.table_name, Link._meta.table_name
-        facts = (f"SELECT s.contact_id, s.campaign_id, c.team_id, s.sent_at FROM {send} s "
-                 f"JOIN {campaign} c ON c.id = s.campaign_id")
+        facts = (Send.contact, Send.campaign, Campaign.team, Send.sent_at)
         found = _statements[p] = {
-            "facts": f"{facts} WHERE s.id = {p}",
-            "click": (f"SELECT s.contact_id, s.campaign_id, c.team_id, s.sent_at, l.url FROM {send} s "
-                      f"JOIN {campaign} c ON c.id = s.campaign_id "
-                      f"JOIN {link} l ON l.campaign_id = s.campaign_id AND l.id = {p} WHERE s.id = {p}"),
+            # (send id)
+            "facts": statement(Send.select(*facts).join(Campaign).where(Send.id == 0)),
+            # (link id, send id): the join's value comes first
+            "click": statement(Send.select(*facts, Link.url).join(Campaign).switch(Send)
+                               .join(Link, on=(Link.campaign == Send.campaign) & (Link.id == 0))
+                               .where(Send.id == 0)),
             "activity": update_many([Contact.last_activity_at], Contact.id),
         }
     return found
@@ -178,7 +180,7 @@ def _facts(row):
 
 def _send_facts(send_id):
     """(contact_id, campaign_id, team_id, sent_at) of a Send, or None. One indexed read."""
-    row = recorder.reader().execute_sql(_sql()["facts"], (send_id,)).fetchone()
+    row = first_row(_sql()["facts"], (send_id,), recorder.reader())
     return _facts(row) if row else None
 
 
@@ -212,7 +214,7 @@ def record_open(send_id, user_agent, ip, now=None):
 
 def click_target(send_id, link_id):
     """(url, facts) when `link_id` is a web link of the Send's own campaign, else None."""
-    row = recorder.reader().execute_sql(_sql()["click"], (link_id, send_id)).fetchone()
+    row = first_row(_sql()["click"], (link_id, send_id), recorder.reader())
     if row is None or not is_web_url(row[4]):
         return None
     return row[4].strip(), _facts(row)
