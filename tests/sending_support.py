@@ -24,6 +24,7 @@ from app.models import Subscription
 from app.models import Team
 from app.models import utcnow
 from app.sending import ledger
+from tasks import sending as sending_tasks
 from tests.conftest import free_port
 
 
@@ -257,3 +258,16 @@ def statuses(campaign):
 
 def sends(campaign):
     return list(Send.select().where(Send.campaign == campaign).order_by(Send.id))
+
+
+def run(campaign_id, **kwargs):
+    return sending_tasks.run_campaign(campaign_id, **kwargs)
+
+
+def run_until_settled(campaign_id, limit=10):
+    """Run again while the engine asks to (the task does this through the queue)."""
+    for _ in range(limit):
+        result = run(campaign_id)
+        if not result.again:
+            return result
+    raise AssertionError("the campaign did not settle")

@@ -10,8 +10,8 @@ from app.bounces import outcomes
 from app.models import CaughtMessage
 from app.models import Notice
 from app.models import Team
+from tests.accounts_support import make_member
 from tests.conftest import soup
-from tests.test_teams import make_member
 
 
 def acme():

@@ -10,9 +10,10 @@ from app.models import LoginFailure
 from app.models import Membership
 from app.models import PasswordReset
 from app.models import User
+from tests.accounts_support import _enable_2fa
+from tests.accounts_support import _reset_link
 from tests.conftest import ADMIN_EMAIL
 from tests.conftest import ADMIN_PASSWORD
-from tests.conftest import link_in
 from tests.conftest import soup
 
 
@@ -188,14 +189,6 @@ def test_pages_carry_the_csrf_token_for_htmx(web, admin):
 
 # --- Password reset ---------------------------------------------------------
 
-def _reset_link(web, catcher, email=ADMIN_EMAIL):
-    from app.catcher.services import parse
-    from app.models import CaughtMessage
-    web.post("/reset", {"email": email})
-    message = CaughtMessage.select().order_by(CaughtMessage.id.desc()).first()
-    assert message is not None, "no reset email reached the mail catcher"
-    return message, link_in(parse(message)["text"], "/reset/")
-
 
 def test_password_reset_by_email_is_single_use(web, admin, catcher):
     web.logout()
@@ -270,16 +263,6 @@ def test_sign_out_everywhere(app, web, admin):
 
 
 # --- TOTP two-factor ----------------------------------------------------------
-
-def _enable_2fa(web):
-    page = soup(web.get("/account/2fa"))
-    secret = page.select_one("code.secret").text
-    assert page.select_one(".qr svg") is not None
-    response = web.post("/account/2fa", {"code": pyotp.TOTP(secret).now()})
-    assert response.status_code == 200
-    codes = [c.text for c in soup(response).select("ul.codes code")]
-    assert len(codes) == 10
-    return secret, codes
 
 
 def test_totp_setup_rejects_a_wrong_code(web, admin):

@@ -18,12 +18,12 @@ from app.models import Team
 from app.models import utcnow
 from app.sending import ledger
 from tasks import sending as sending_tasks
+from tests.conftest import soup
 from tests.sending_support import make_account
 from tests.sending_support import make_campaign
 from tests.sending_support import make_contacts
+from tests.sending_support import run_until_settled
 from tests.sending_support import statuses
-from tests.conftest import soup
-from tests.test_engine import run_until_settled
 
 
 @pytest.fixture

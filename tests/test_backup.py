@@ -23,6 +23,7 @@ from app.models import Campaign
 from app.models import Notice
 from app.models import Team
 from app.models import utcnow
+from tests.backup_support import corrupt
 from tests.sending_support import TestSmtp
 from tests.sending_support import launched
 from tests.sending_support import make_campaign
@@ -138,23 +139,6 @@ def test_a_backup_taken_while_another_process_writes_is_consistent(ops, tmp_path
         import hashlib
         for name, info in manifest["files"].items():
             assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == info["sha256"]
-
-
-def corrupt(path):
-    """Overwrite one page of an index with garbage, the way a stale -wal replay damages pages.
-
-    `SELECT 1` still answers; only an integrity check (or a query through that index) sees it."""
-    connection = sqlite3.connect(path)
-    connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    page_size = connection.execute("PRAGMA page_size").fetchone()[0]
-    root = connection.execute("SELECT rootpage FROM sqlite_master WHERE type='index' AND tbl_name='schema_migration'"
-                              " AND sql IS NULL").fetchone()
-    root = root or connection.execute("SELECT rootpage FROM sqlite_master WHERE type='index' ORDER BY rootpage DESC"
-                                      " LIMIT 1").fetchone()
-    connection.close()
-    with open(path, "r+b") as f:
-        f.seek((root[0] - 1) * page_size)
-        f.write(b"\x0d\xff\xff\xff" + os.urandom(page_size - 4))
 
 
 def test_a_backup_of_a_damaged_database_is_refused_and_writes_nothing(ops, tmp_path):

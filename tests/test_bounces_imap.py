@@ -19,6 +19,7 @@ from browser_support import browser  # noqa: F401  (fixture; skips with the reas
 from browser_support import live_server  # noqa: F401  (fixture)
 from browser_support import page  # noqa: F401  (fixture)
 from browser_support import sign_up_admin
+from tests.accounts_support import make_member
 from tests.bounces_support import arf
 from tests.bounces_support import dsn
 from tests.bounces_support import send_campaign
@@ -26,7 +27,6 @@ from tests.conftest import free_port
 from tests.conftest import soup
 from tests.imap_server import ImapServer
 from tests.sending_support import make_team
-from tests.test_teams import make_member
 
 SHOTS = os.environ.get("LOFT_SCREENSHOTS")  # a folder: save screenshots there to look at the pages
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"

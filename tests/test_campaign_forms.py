@@ -19,9 +19,9 @@ from app.models import Send
 from app.models import Subscription
 from app.models import Template
 from app.models import Variant
+from tests.campaigns_support import create_draft
+from tests.campaigns_support import draft_form
 from tests.conftest import soup
-from tests.test_campaigns import create_draft
-from tests.test_campaigns import draft_form
 
 # (case id, form overrides, field marked, words of the message)
 EDIT_CASES = [

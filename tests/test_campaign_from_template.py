@@ -11,9 +11,9 @@ from app.campaigns import services
 from app.models import Campaign
 from app.models import Team
 from app.models import Template
+from tests.accounts_support import make_member
 from tests.conftest import soup
-from tests.test_email_templates import team  # noqa: F401 - a fixture
-from tests.test_teams import make_member
+from tests.email_templates_support import team  # noqa: F401 - a fixture
 
 LAYOUT = ('<table role="presentation" width="100%"><tr><td><p>Acme masthead</p>{{ content }}'
           '<p>Acme footer band</p></td></tr></table>')

@@ -14,8 +14,8 @@ from app.models import Send
 from app.models import Subscription
 from app.models import Suppression
 from app.models import Team
+from tests.accounts_support import make_member
 from tests.conftest import soup
-from tests.test_teams import make_member
 
 
 def make_contact(team, email, status="active", name="", **extra):

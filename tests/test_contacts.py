@@ -12,8 +12,8 @@ from app.models import Event
 from app.models import MailingList
 from app.models import Subscription
 from app.models import Team
+from tests.accounts_support import make_member
 from tests.conftest import soup
-from tests.test_teams import make_member
 
 
 def acme():

@@ -9,33 +9,18 @@ import pytest
 
 from app import tokens
 from app.models import CaughtMessage
-from app.models import Contact
-from app.models import CustomField
 from app.models import SmtpAccount
 from app.models import Team
 from app.models import Template
 from app.models import TemplateDraft
+from tests.accounts_support import make_member
 from tests.conftest import soup
-from tests.test_teams import make_member
+from tests.email_templates_support import team
 
 BODY = ('<table role="presentation" width="100%"><tr><td style="padding: 16px; color: #333333;">'
         '<p>Hi {{ contact.first_name or "there" }} from {{ contact.city or "somewhere" }}!</p>'
         '<p onclick="steal()">Read <a href="https://example.com/news">the news</a>.</p>'
         '<script>alert(1)</script></td></tr></table>')
-
-
-@pytest.fixture
-def team(app, admin):
-    with app.app_context():
-        team = Team.get(Team.name == "Acme")
-        team.postal_address = "1 Main Street\nSpringfield"
-        team.default_from_name = "Acme News"
-        team.default_from_email = "news@acme.example"
-        team.save()
-        CustomField.create(team=team, key="city", label="City", type="text")
-        Contact.create(team=team, email="ann@example.org", domain="example.org", name="Ann Lee",
-                       attributes={"city": "Lyon"})
-        return team
 
 
 def create(web, name="Welcome", body=BODY, kind="html"):

@@ -26,6 +26,8 @@ from tests.sending_support import make_account
 from tests.sending_support import make_campaign
 from tests.sending_support import make_contacts
 from tests.sending_support import make_team
+from tests.sending_support import run
+from tests.sending_support import run_until_settled
 from tests.sending_support import statuses
 
 
@@ -36,19 +38,6 @@ def ctx(ctx):
                       SEND_STATE_INTERVAL=0.1, SEND_ACCOUNT_FAILURE_LIMIT=3, SEND_MAX_IN_RUN_WAIT=5.0,
                       SEND_BATCH_SIZE=50)
     return ctx
-
-
-def run(campaign_id, **kwargs):
-    return sending_tasks.run_campaign(campaign_id, **kwargs)
-
-
-def run_until_settled(campaign_id, limit=10):
-    """Run again while the engine asks to (the task does this through the queue)."""
-    for _ in range(limit):
-        result = run(campaign_id)
-        if not result.again:
-            return result
-    raise AssertionError("the campaign did not settle")
 
 
 @pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
@@ -434,7 +423,6 @@ def test_the_task_runs_the_engine_and_completes_the_campaign(ctx, smtp):
 
     assert Campaign.get_by_id(campaign.id).state == "completed"
     assert server.handler.delivered == {c.email: 1 for c in contacts}
-
 
 
 def test_messages_from_a_verified_domain_are_dkim_signed(ctx, smtp):

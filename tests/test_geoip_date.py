@@ -7,8 +7,8 @@ import _maxminddb_geolite2
 
 from app.reports import geo
 from tests.conftest import soup
-from tests.test_reports import build_campaign
-from tests.test_reports import team_of
+from tests.reports_support import build_campaign
+from tests.reports_support import team_of
 
 BUNDLED_FILE = str(Path(_maxminddb_geolite2.__file__).parent / "GeoLite2-City.mmdb")
 BUILT = datetime.date(2018, 7, 3)

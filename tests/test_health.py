@@ -10,7 +10,7 @@ from app.db import SQLITE_OPTIONS
 from app.db import db
 from app.db import init_db
 from app.health import services
-from tests.test_backup import corrupt
+from tests.backup_support import corrupt
 
 
 def live_file(app):

@@ -28,13 +28,13 @@ from app.models import ImportJob
 from app.models import MailingList
 from app.models import Subscription
 from app.models import Team
+from tests.accounts_support import make_member
 from tests.conftest import soup
 from tests.imports_support import map_form
 from tests.imports_support import rejects_of
 from tests.imports_support import run_file
 from tests.imports_support import start
 from tests.imports_support import uploaded_job
-from tests.test_teams import make_member
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "contacts" / "listmonk"
 

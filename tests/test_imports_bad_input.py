@@ -213,7 +213,7 @@ def test_huge_cells_are_rejected_not_swallowed(web, team):
 
 def test_an_oversized_upload_by_someone_who_may_not_import(app, team):
     from app.models import Team
-    from tests.test_teams import make_member
+    from tests.accounts_support import make_member
     app.config["MAX_UPLOAD_LENGTH"] = 1024 * 1024
     _, guest = make_member(app, Team.get(Team.name == "Acme"), "guest")
     response = upload(guest, b"email\n" + b"someone@example.com\n" * 60000)

@@ -161,8 +161,8 @@ def test_the_unsubscribe_page_does_not_name_a_private_list(app, team):
     import json
 
     from app import tokens as tracking_tokens
-    from tests.test_tracking import make_campaign
-    from tests.test_tracking import make_send
+    from tests.tracking_support import make_campaign
+    from tests.tracking_support import make_send
 
     beta = MailingList.create(team=team, name="Beta testers", visibility="private")
     news = MailingList.create(team=team, name="News", visibility="public")

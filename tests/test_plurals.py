@@ -2,8 +2,8 @@
 from app.models import Contact
 from app.models import Team
 from app.wording import plural
+from tests.campaigns_support import create_draft
 from tests.conftest import soup
-from tests.test_campaigns import create_draft
 
 
 def test_plural():

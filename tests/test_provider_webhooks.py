@@ -23,10 +23,10 @@ from app.models import Contact
 from app.models import Event
 from app.models import ProviderHook
 from app.models import Team
+from tests.accounts_support import make_member
 from tests.bounces_support import send_campaign
 from tests.conftest import soup
 from tests.sending_support import make_team
-from tests.test_teams import make_member
 
 ALICE, BOB = "alice@example.com", "bob@example.com"
 CERT_URL = "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-0000000000000000000000.pem"
@@ -356,7 +356,7 @@ def test_every_provider_reports_deliveries_once_and_they_reach_outgoing_webhooks
     from app.models import WebhookDelivery
     from app.webhooks import delivery as outgoing
     from app.webhooks import services as endpoints
-    from tests.test_webhooks import Receiver
+    from tests.webhooks_support import Receiver
 
     team, _ = acme
     receiver = Receiver()

@@ -27,9 +27,9 @@ from app.models import CaughtMessage
 from app.models import Contact
 from app.models import Send
 from app.models import Template
+from tests.campaigns_support import create_draft
+from tests.campaigns_support import draft_form
 from tests.conftest import soup
-from tests.test_campaigns import create_draft
-from tests.test_campaigns import draft_form
 
 
 def render(source, context=None, autoescape=True):

@@ -17,8 +17,8 @@ from browser_support import sign_up_admin  # noqa: E402
 
 from app import tokens  # noqa: E402
 from app.models import Team  # noqa: E402
-from tests.test_reports import APPLE_MAIL  # noqa: E402
-from tests.test_reports import build_campaign  # noqa: E402
+from tests.reports_support import APPLE_MAIL  # noqa: E402
+from tests.reports_support import build_campaign  # noqa: E402
 
 
 SHOTS = os.environ.get("LOFT_SCREENSHOTS")  # a folder: save screenshots there to look at the pages

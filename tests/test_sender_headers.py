@@ -10,11 +10,11 @@ from app.content import sandbox
 from app.content.message import MessageFactory
 from app.content.message import one_address
 from app.models import Campaign
-from tests.test_message import make_campaign
-from tests.test_message import make_contact
-from tests.test_message import make_send
-from tests.test_message import parse
-from tests.test_message import team  # noqa: F401 - a fixture
+from tests.message_support import make_campaign
+from tests.message_support import make_contact
+from tests.message_support import make_send
+from tests.message_support import parse
+from tests.message_support import team  # noqa: F401 - a fixture
 
 HOSTILE_REPLY_TO = [
     "help@acme.example>, <https://evil.example/steal",

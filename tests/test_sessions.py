@@ -9,10 +9,10 @@ import zlib
 import pyotp
 
 from app.models import User
+from tests.accounts_support import _enable_2fa
 from tests.conftest import ADMIN_EMAIL
 from tests.conftest import ADMIN_PASSWORD
 from tests.conftest import Browserish
-from tests.test_auth import _enable_2fa
 
 
 def cookie(client, name):
@@ -124,7 +124,7 @@ def test_a_pending_second_factor_ends_when_the_password_is_reset(app, web, admin
 
 
 def test_a_password_reset_signs_out_copies_and_renews_the_csrf_token(app, web, admin, catcher):
-    from tests.test_auth import _reset_link
+    from tests.accounts_support import _reset_link
     copied = cookie(web.client, "session")
     _, link = _reset_link(web, catcher)
     path = link.split("http://loft.test", 1)[1]

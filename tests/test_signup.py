@@ -22,9 +22,9 @@ from app.models import Subscription
 from app.models import Suppression
 from app.models import Team
 from app.models import utcnow
+from tests.accounts_support import make_member
 from tests.conftest import link_in
 from tests.conftest import soup
-from tests.test_teams import make_member
 
 
 @pytest.fixture

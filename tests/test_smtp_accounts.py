@@ -2,18 +2,9 @@
 rotation by weight, account-limit replies, and "Test connection" against a real aiosmtpd
 server on loopback (STARTTLS and implicit TLS with a self-signed certificate, AUTH PLAIN/LOGIN)."""
 import datetime
-import ipaddress
 import random
-import ssl
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from app import security
 from app.models import Campaign
@@ -23,12 +14,13 @@ from app.models import SmtpAccount
 from app.models import Team
 from app.models import utcnow
 from app.senders import accounts
+from tests.accounts_support import make_member
 from tests.conftest import free_port
 from tests.conftest import soup
-from tests.test_teams import make_member
-
-USER = "ada@example.com"
-PASSWORD = "abcd-efgh-ijkl-mnop"
+from tests.smtp_support import PASSWORD
+from tests.smtp_support import USER
+from tests.smtp_support import certificate  # noqa: F401 - a fixture
+from tests.smtp_support import smtp_server
 
 
 _apps = []
@@ -78,68 +70,6 @@ def make_account(team, **fields):
 
 
 # --- A real SMTP server with TLS and AUTH on loopback ------------------------------------
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory):
-    """A self-signed certificate for localhost / 127.0.0.1, made with `cryptography`."""
-    folder = tmp_path_factory.mktemp("cert")
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
-                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .sign(key, hashes.SHA256()))
-    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return str(cert_path), str(key_path)
-
-
-def server_context(certificate):
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(*certificate)
-    return context
-
-
-class Sink:
-    async def handle_DATA(self, server, session, envelope):
-        return "250 OK"
-
-
-def authenticator(server, session, envelope, mechanism, auth_data):
-    ok = auth_data.login == USER.encode() and auth_data.password == PASSWORD.encode()
-    return AuthResult(success=ok, handled=False)
-
-
-@pytest.fixture
-def smtp_server(certificate):
-    """Start servers on demand: smtp_server("starttls") or smtp_server("tls"); returns the port."""
-    controllers = []
-
-    def start(mode):
-        port = free_port()
-        options = dict(hostname="127.0.0.1", port=port, authenticator=authenticator, server_hostname="mx.test",
-                       auth_exclude_mechanism=["CRAM-MD5"])
-        if mode == "tls":
-            # aiosmtpd does not notice that an implicit-TLS session is encrypted, so it would
-            # withhold AUTH under auth_require_tls: the connection *is* TLS, allow it.
-            controller = Controller(Sink(), ssl_context=server_context(certificate), auth_require_tls=False,
-                                    **options)
-        else:
-            controller = Controller(Sink(), tls_context=server_context(certificate), require_starttls=True,
-                                    **options)
-        controller.start()
-        controllers.append(controller)
-        return port
-
-    yield start
-    for controller in controllers:
-        controller.stop()
 
 
 @pytest.fixture

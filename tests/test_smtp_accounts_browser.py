@@ -13,11 +13,11 @@ from browser_support import browser  # noqa: F401,E402  (fixture)
 from browser_support import live_server  # noqa: F401,E402  (fixture)
 from browser_support import page  # noqa: F401,E402  (fixture)
 from browser_support import sign_up_admin  # noqa: E402
-from tests.test_sender_domains import dns_zone  # noqa: F401,E402  (fixture)
-from tests.test_smtp_accounts import PASSWORD  # noqa: E402
-from tests.test_smtp_accounts import USER  # noqa: E402
-from tests.test_smtp_accounts import certificate  # noqa: F401,E402  (fixture)
-from tests.test_smtp_accounts import smtp_server  # noqa: F401,E402  (fixture)
+from tests.dns_support import dns_zone  # noqa: F401,E402  (fixture)
+from tests.smtp_support import PASSWORD  # noqa: E402
+from tests.smtp_support import USER  # noqa: E402
+from tests.smtp_support import certificate  # noqa: F401,E402  (fixture)
+from tests.smtp_support import smtp_server  # noqa: F401,E402  (fixture)
 
 SHOTS = os.environ.get("LOFT_SCREENSHOTS")  # a folder: save screenshots there to look at the pages
 

@@ -7,6 +7,9 @@
   confirmation tasks/consent.py), and every task keeps the name huey stores in the queue.
 - One name, one meaning: no two modules under app/ and tasks/ define a class of the same name
   (three unrelated Recipient classes became Addressee, RecipientResult and UnsubscribeTarget).
+- Test helpers have homes too: no test module imports from another test_*.py module; shared
+  fixtures live in tests/conftest.py, shared helpers (and fixtures only some modules use) in
+  tests/<area>_support.py.
 """
 import ast
 import collections
@@ -185,3 +188,36 @@ def test_the_class_name_check_sees_doubles(tmp_path):
     (tmp_path / "b.py").write_text("import dataclasses\n\n@dataclasses.dataclass\nclass Recipient:\n    email: str\n")
     paths = [tmp_path / "a.py", tmp_path / "b.py"]
     assert modules_by_class(paths, tmp_path) == {"Recipient": ["a.py", "b.py"]}
+
+
+def imports_of_test_modules(source):
+    """(line, module) for every import of a test_*.py module in `source`."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, a.name) for a in node.names if is_test_module(a.name)]
+        elif isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if is_test_module(module):
+                found.append((node.lineno, module))
+            elif module in ("", "tests"):
+                found += [(node.lineno, f"{module}.{a.name}") for a in node.names if a.name.startswith("test_")]
+    return found
+
+
+def is_test_module(name):
+    return name.split(".")[-1].startswith("test_")
+
+
+def test_no_test_module_imports_another():
+    found = [f"{rel(path)}:{line} {module}" for path in sorted((ROOT / "tests").rglob("*.py"))
+             for line, module in imports_of_test_modules(path.read_text(encoding="utf-8"))]
+    assert found == [], "move what is shared to tests/conftest.py (fixtures) or tests/<area>_support.py"
+
+
+def test_the_test_import_check_sees_them():
+    sample = ("from tests.test_teams import make_member\nimport tests.test_engine\nfrom tests import test_auth\n"
+              "from .test_reports import build_campaign\ndef f():\n    from tests.test_tracking import make_send\n"
+              "from tests.conftest import soup\nfrom tests.sending_support import TestSmtp\nimport pytest\n")
+    assert [module for _, module in imports_of_test_modules(sample)] == [
+        "tests.test_teams", "tests.test_engine", "tests.test_auth", "test_reports", "tests.test_tracking"]

@@ -7,6 +7,7 @@ from app.models import Team
 from app.models import User
 from app.teams.permissions import ROLE_PERMISSIONS
 from app.teams.permissions import can
+from tests.accounts_support import make_member
 from tests.conftest import ADMIN_PASSWORD
 from tests.conftest import Browserish
 from tests.conftest import link_in
@@ -20,16 +21,6 @@ INSTANCE_ADMIN = {"admin.settings", "catcher.index", "catcher.show", "catcher.ht
 PERSONAL = {"auth.account", "auth.change_password", "auth.sign_out_everywhere", "auth.setup_2fa",
             "auth.disable_2fa", "auth.new_recovery_codes", "teams.list_teams", "teams.new_team", "teams.switch",
             "teams.remove_member"}
-
-
-def make_member(app, team, role, email=None):
-    from app.auth.services import create_user
-    email = email or f"{role}-{team.id}@example.com"
-    user = create_user(email, "member password 1")
-    Membership.create(user=user, team=team, role=role)
-    client = Browserish(app.test_client())
-    assert client.login(email, "member password 1").status_code == 302
-    return user, client
 
 
 def test_every_endpoint_declares_who_may_use_it(app):

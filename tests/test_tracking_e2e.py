@@ -18,11 +18,11 @@ from app.models import Link
 from app.models import MailingList
 from app.models import Subscription
 from tests.conftest import soup
-from tests.test_tracking import BROWSER
-from tests.test_tracking import make_campaign
-from tests.test_tracking import make_contact
-from tests.test_tracking import make_send
-from tests.test_tracking import make_team
+from tests.tracking_support import BROWSER
+from tests.tracking_support import make_campaign
+from tests.tracking_support import make_contact
+from tests.tracking_support import make_send
+from tests.tracking_support import make_team
 
 BODY = ('<p>Hi {{ contact.name }}!</p><p><a href="https://example.org/read">Read</a> · '
         '<a href="{{ webview_url }}">View in your browser</a></p>')

@@ -31,11 +31,11 @@ from app.tracking import fastpath
 from app.tracking import recorder
 from app.tracking import services
 from peewee import SqliteDatabase
-from tests.test_tracking import BROWSER
-from tests.test_tracking import make_campaign
-from tests.test_tracking import make_contact
-from tests.test_tracking import make_send
-from tests.test_tracking import make_team
+from tests.tracking_support import BROWSER
+from tests.tracking_support import make_campaign
+from tests.tracking_support import make_contact
+from tests.tracking_support import make_send
+from tests.tracking_support import make_team
 
 
 @pytest.fixture
@@ -332,7 +332,7 @@ def test_inside_a_transaction_of_the_app_hits_are_read_and_written_through_it(wo
     """A task or a script that records an open inside its own transaction sees its own Send and
     does not wait for the write lock that transaction holds."""
     from app.db import db
-    from tests.test_tracking import make_send as new_send
+    from tests.tracking_support import make_send as new_send
     with db.atomic():
         contact = make_contact(world["team"], email="inside@example.com")
         send = new_send(world["campaign"], contact)  # not committed yet

@@ -16,11 +16,11 @@ from app.models import MailingList
 from app.models import Send
 from app.models import Subscription
 from tests.conftest import soup
-from tests.test_tracking import make_campaign
-from tests.test_tracking import make_contact
-from tests.test_tracking import make_send
-from tests.test_tracking import make_team
-from tests.test_tracking import tampered
+from tests.tracking_support import make_campaign
+from tests.tracking_support import make_contact
+from tests.tracking_support import make_send
+from tests.tracking_support import make_team
+from tests.tracking_support import tampered
 
 ONE_CLICK = {"List-Unsubscribe": "One-Click"}
 

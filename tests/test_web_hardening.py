@@ -7,8 +7,8 @@ import pytest
 from app import create_app
 from app import security
 from app.cli import migrate
-from tests.test_reports import build_campaign
-from tests.test_reports import team_of
+from tests.reports_support import build_campaign
+from tests.reports_support import team_of
 
 
 def test_a_report_csv_for_a_campaign_named_in_japanese(app, web, admin):

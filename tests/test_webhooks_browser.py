@@ -13,7 +13,7 @@ from browser_support import browser  # noqa: F401,E402  (fixture)
 from browser_support import live_server  # noqa: F401,E402  (fixture)
 from browser_support import page  # noqa: F401,E402  (fixture)
 from browser_support import sign_up_admin  # noqa: E402
-from tests.test_webhooks import receiver  # noqa: F401,E402  (fixture)
+from tests.webhooks_support import receiver  # noqa: F401,E402  (fixture)
 
 SHOTS = os.environ.get("LOFT_SCREENSHOTS")  # a folder: save screenshots there to look at the pages
 
