@@ -40,35 +40,6 @@ from app.notices import alerts
 from app.senders import accounts
 from app.senders import mailservers
 
-SECURITY_LABELS = {
-    "ssl": "SSL/TLS (usually port 993)",
-    "starttls": "STARTTLS (usually port 143)",
-    "none": "None: only for a server on this machine (loopback)",
-}
-
-PRESETS = {
-    "icloud": {
-        "label": "iCloud Mail",
-        "host": "imap.mail.me.com",
-        "port": 993,
-        "security": "ssl",
-        "note": ("iCloud Mail's IMAP server is imap.mail.me.com, port 993 with SSL. Use your full iCloud Mail "
-                 "address as the user name and an app-specific password (account.apple.com → Sign-In and "
-                 "Security → App-Specific Passwords); the one your iCloud SMTP account uses works here too. "
-                 "Bounces come back to that inbox: Loft moves only bounces, complaints and auto-replies to the "
-                 "processed folder and leaves everything else alone."),
-    },
-    "generic": {
-        "label": "Another provider",
-        "host": "",
-        "port": 993,
-        "security": "ssl",
-        "note": ("Enter the IMAP server of the mailbox your bounces return to (the envelope sender, or the SMTP "
-                 "account's own address when the relay sets it). Loft moves the bounces, complaints and "
-                 "auto-replies it has read to the processed folder and leaves other mail alone."),
-    },
-}
-
 CONNECT_TIMEOUT = 20  # seconds per network operation
 TEST_TIMEOUT = 15  # "Test connection" runs inside a web request
 BATCH = 50  # messages fetched per UID FETCH
@@ -143,7 +114,7 @@ def smtp_accounts(team):
 # --- Forms --------------------------------------------------------------------------
 
 def preset_values(preset, account=None):
-    values = {k: v for k, v in PRESETS[preset].items() if k not in ("label", "note")}
+    values = {k: v for k, v in mailservers.IMAP_PRESETS[preset].items() if k not in ("label", "note")}
     values.update(preset=preset, name="", username="", folder="INBOX", processed_folder="Loft/Processed",
                   enabled=True, smtp_account="")
     if account is not None:
@@ -182,7 +153,7 @@ def validate(team, form, mailbox=None, allow_private=None):
     """
     errors = {}
     preset = form.get("preset") or (mailbox.preset if mailbox else "generic")
-    preset = preset if preset in PRESETS else "generic"
+    preset = preset if preset in mailservers.IMAP_PRESETS else "generic"
     values = {"preset": preset, "name": (form.get("name") or "").strip(),
               "host": (form.get("host") or "").strip().lower(), "security": form.get("security", ""),
               "username": (form.get("username") or "").strip(), "enabled": bool(form.get("enabled"))}
@@ -209,7 +180,7 @@ def validate(team, form, mailbox=None, allow_private=None):
     elif problem := mailservers.host_problem(host, None, allow_private):
         errors["host"] = problem
     values["port"] = _port(form.get("port", ""), errors)
-    if values["security"] not in SECURITY_LABELS:
+    if values["security"] not in mailservers.SECURITY_LABELS:
         errors["security"] = "Choose how the connection is encrypted."
     elif values["security"] == "none" and host and not mailservers.is_loopback(host):
         errors["security"] = ("Without encryption the password and your mail cross the network in clear text, so "

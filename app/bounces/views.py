@@ -23,6 +23,7 @@ from app.htmx import hx_redirect
 from app.htmx import is_htmx
 from app.models import utcnow
 from app.security import csrf_exempt
+from app.senders import mailservers
 from app.teams.context import require
 from tasks import bounces as bounce_tasks
 
@@ -43,10 +44,11 @@ def _mailbox_or_404(mailbox_id):
 
 
 def _render_form(mailbox, form, status=200, errors=None):
-    preset = form.get("preset") if form.get("preset") in imap.PRESETS else "generic"
+    preset = form.get("preset") if form.get("preset") in mailservers.IMAP_PRESETS else "generic"
     template = "bounces/_mailbox_form.html" if is_htmx() else "bounces/mailbox_form.html"
-    return render_template(template, mailbox=mailbox, form=form, preset_key=preset, preset=imap.PRESETS[preset],
-                           security_labels=imap.SECURITY_LABELS, accounts=imap.smtp_accounts(g.team),
+    return render_template(template, mailbox=mailbox, form=form, preset_key=preset,
+                           preset=mailservers.IMAP_PRESETS[preset],
+                           security_labels=mailservers.SECURITY_LABELS, accounts=imap.smtp_accounts(g.team),
                            errors=errors or {}), status
 
 
@@ -72,8 +74,9 @@ def new_mailbox():
             return _render_form(None, request.form, 422, exc.errors)
         return _to_list(mailbox, f"Bounce mailbox “{mailbox.name}” saved. Test the connection next.")
     preset = request.args.get("preset")
-    if preset not in imap.PRESETS:
-        return render_template("bounces/presets.html", presets=imap.PRESETS, account=request.args.get("account"))
+    if preset not in mailservers.IMAP_PRESETS:
+        return render_template("bounces/presets.html", presets=mailservers.IMAP_PRESETS,
+                               account=request.args.get("account"))
     account = None
     if request.args.get("account", "").isdigit():
         account = next((a for a in imap.smtp_accounts(g.team) if a.id == int(request.args["account"])), None)

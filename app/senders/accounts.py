@@ -35,47 +35,6 @@ from app.models import utcnow
 from app.senders import health
 from app.senders import mailservers
 
-TLS_LABELS = {
-    "starttls": "STARTTLS (usually port 587)",
-    "tls": "Implicit TLS (usually port 465)",
-    "none": "None: only for a server on this machine (loopback)",
-}
-
-ICLOUD_DAILY_CAP = 1000
-
-PRESETS = {
-    "icloud": {
-        "label": "iCloud Mail",
-        "host": "smtp.mail.me.com",
-        "port": 587,
-        "tls_mode": "starttls",
-        "per_second": 0,
-        "per_hour": 0,
-        "per_day": ICLOUD_DAILY_CAP,
-        "max_connections": 2,
-        "weight": 1,
-        "note": ("iCloud Mail needs an app-specific password, not your Apple Account password: sign in at "
-                 "account.apple.com, open Sign-In and Security, then App-Specific Passwords, create one "
-                 "named “Loft” and paste it here. The user name is your full iCloud Mail address. "
-                 "Apple allows about 1,000 messages a day per account and forbids unsolicited bulk email; "
-                 "when the daily limit is reached iCloud refuses mail until the next day and Loft pauses "
-                 "the account instead of blaming your contacts."),
-    },
-    "generic": {
-        "label": "Another provider",
-        "host": "",
-        "port": 587,
-        "tls_mode": "starttls",
-        "per_second": 0,
-        "per_hour": 0,
-        "per_day": 0,
-        "max_connections": 4,
-        "weight": 1,
-        "note": ("Enter the SMTP details your provider gives you (often called “SMTP relay” or "
-                 "“SMTP submission”) and the limits of your plan, so Loft never sends faster than it allows."),
-    },
-}
-
 LIMIT_FIELDS = ("per_second", "per_hour", "per_day", "max_connections", "weight")
 TEST_TIMEOUT = 15  # seconds; "Test connection" runs inside a web request
 
@@ -123,8 +82,8 @@ def form_values(account):
 
 
 def preset_values(preset):
-    values = {k: v for k, v in PRESETS[preset].items() if k not in ("label", "note")}
-    values.update(preset=preset, name=PRESETS[preset]["label"] if preset != "generic" else "", username="")
+    values = {k: v for k, v in mailservers.SMTP_PRESETS[preset].items() if k not in ("label", "note")}
+    values.update(preset=preset, name=mailservers.SMTP_PRESETS[preset]["label"] if preset != "generic" else "", username="")
     return values
 
 
@@ -276,7 +235,7 @@ def validate(form, account=None, allow_private=None):
     """
     errors = {}
     preset = form.get("preset") or (account.preset if account else "generic")
-    if preset not in PRESETS:
+    if preset not in mailservers.SMTP_PRESETS:
         preset = "generic"
     values = {
         "preset": preset,
@@ -330,12 +289,12 @@ def validate(form, account=None, allow_private=None):
     if not values["username"]:
         values["password"] = ""  # no login, nothing to keep
     warnings = []
-    if preset == "icloud" and (values["per_day"] == 0 or values["per_day"] > ICLOUD_DAILY_CAP):
-        warnings.append(f"iCloud Mail allows about {ICLOUD_DAILY_CAP:,} messages a day; above that it refuses "
+    if preset == "icloud" and (values["per_day"] == 0 or values["per_day"] > mailservers.ICLOUD_DAILY_CAP):
+        warnings.append(f"iCloud Mail allows about {mailservers.ICLOUD_DAILY_CAP:,} messages a day; above that it refuses "
                         "mail until the next day. Loft then pauses the account, but keeping the limit at "
-                        f"{ICLOUD_DAILY_CAP:,} or less avoids the refusals.")
-    if preset == "icloud" and values["host"] != PRESETS["icloud"]["host"]:
-        warnings.append(f"iCloud Mail's server is {PRESETS['icloud']['host']}; check the host name.")
+                        f"{mailservers.ICLOUD_DAILY_CAP:,} or less avoids the refusals.")
+    if preset == "icloud" and values["host"] != mailservers.SMTP_PRESETS["icloud"]["host"]:
+        warnings.append(f"iCloud Mail's server is {mailservers.SMTP_PRESETS['icloud']['host']}; check the host name.")
     return values, warnings
 
 

@@ -6,6 +6,10 @@ the checks on a host a team types, before Loft's server connects to it.
     is_loopback(host)                only then may a connection go without encryption
     private_hosts_allowed()          the instance setting "private mail servers"
     PRIVATE_HINT                     what to do about a refused private host, in words
+
+and what Loft knows of each provider, for both forms (iCloud's app-specific password serves both):
+    SMTP_PRESETS, TLS_LABELS         the SMTP account form
+    IMAP_PRESETS, SECURITY_LABELS    the bounce mailbox form
 """
 import ipaddress
 import re
@@ -67,3 +71,76 @@ def valid_host(host):
     except UnicodeError:
         return False
     return 0 < len(ascii_host) <= 253 and all(_LABEL.match(label) for label in ascii_host.split("."))
+
+
+# --- Providers -----------------------------------------------------------------
+
+TLS_LABELS = {
+    "starttls": "STARTTLS (usually port 587)",
+    "tls": "Implicit TLS (usually port 465)",
+    "none": "None: only for a server on this machine (loopback)",
+}
+
+ICLOUD_DAILY_CAP = 1000
+
+SMTP_PRESETS = {
+    "icloud": {
+        "label": "iCloud Mail",
+        "host": "smtp.mail.me.com",
+        "port": 587,
+        "tls_mode": "starttls",
+        "per_second": 0,
+        "per_hour": 0,
+        "per_day": ICLOUD_DAILY_CAP,
+        "max_connections": 2,
+        "weight": 1,
+        "note": ("iCloud Mail needs an app-specific password, not your Apple Account password: sign in at "
+                 "account.apple.com, open Sign-In and Security, then App-Specific Passwords, create one "
+                 "named “Loft” and paste it here. The user name is your full iCloud Mail address. "
+                 "Apple allows about 1,000 messages a day per account and forbids unsolicited bulk email; "
+                 "when the daily limit is reached iCloud refuses mail until the next day and Loft pauses "
+                 "the account instead of blaming your contacts."),
+    },
+    "generic": {
+        "label": "Another provider",
+        "host": "",
+        "port": 587,
+        "tls_mode": "starttls",
+        "per_second": 0,
+        "per_hour": 0,
+        "per_day": 0,
+        "max_connections": 4,
+        "weight": 1,
+        "note": ("Enter the SMTP details your provider gives you (often called “SMTP relay” or "
+                 "“SMTP submission”) and the limits of your plan, so Loft never sends faster than it allows."),
+    },
+}
+
+SECURITY_LABELS = {
+    "ssl": "SSL/TLS (usually port 993)",
+    "starttls": "STARTTLS (usually port 143)",
+    "none": "None: only for a server on this machine (loopback)",
+}
+
+IMAP_PRESETS = {
+    "icloud": {
+        "label": "iCloud Mail",
+        "host": "imap.mail.me.com",
+        "port": 993,
+        "security": "ssl",
+        "note": ("iCloud Mail's IMAP server is imap.mail.me.com, port 993 with SSL. Use your full iCloud Mail "
+                 "address as the user name and an app-specific password (account.apple.com → Sign-In and "
+                 "Security → App-Specific Passwords); the one your iCloud SMTP account uses works here too. "
+                 "Bounces come back to that inbox: Loft moves only bounces, complaints and auto-replies to the "
+                 "processed folder and leaves everything else alone."),
+    },
+    "generic": {
+        "label": "Another provider",
+        "host": "",
+        "port": 993,
+        "security": "ssl",
+        "note": ("Enter the IMAP server of the mailbox your bounces return to (the envelope sender, or the SMTP "
+                 "account's own address when the relay sets it). Loft moves the bounces, complaints and "
+                 "auto-replies it has read to the processed folder and leaves other mail alone."),
+    },
+}

@@ -16,6 +16,7 @@ from app.htmx import hx_redirect
 from app.htmx import is_htmx
 from app.senders import accounts as account_services
 from app.senders import domains as domain_services
+from app.senders import mailservers
 from app.teams.context import require
 
 bp = Blueprint("sending", __name__, url_prefix="/sending")
@@ -30,8 +31,8 @@ def _account_or_404(account_id):
 def _render_form(account, form, status=200, **context):
     preset = form.get("preset") or "generic"
     template = "sending/_account_form.html" if is_htmx() else "sending/account_form.html"
-    return render_template(template, account=account, form=form, preset=account_services.PRESETS.get(
-        preset, account_services.PRESETS["generic"]), preset_key=preset, tls_labels=account_services.TLS_LABELS,
+    return render_template(template, account=account, form=form, preset=mailservers.SMTP_PRESETS.get(
+        preset, mailservers.SMTP_PRESETS["generic"]), preset_key=preset, tls_labels=mailservers.TLS_LABELS,
         errors=context.pop("errors", {}), **context), status
 
 
@@ -61,8 +62,8 @@ def new_account():
             return _render_form(None, request.form, 422, errors=exc.errors)
         return _saved(account, warnings, f"SMTP account “{account.name}” saved. Test the connection next.")
     preset = request.args.get("preset")
-    if preset not in account_services.PRESETS:
-        return render_template("sending/presets.html", presets=account_services.PRESETS)
+    if preset not in mailservers.SMTP_PRESETS:
+        return render_template("sending/presets.html", presets=mailservers.SMTP_PRESETS)
     return _render_form(None, account_services.preset_values(preset))
 
 
