@@ -357,6 +357,12 @@ def email_domain(column):
     return f"lower(split_part({column}, '@', 2))"
 
 
+def count_if(condition):
+    """SQL counting the rows of a group where `condition` (SQL text) holds. SQLite adds up the
+    comparison (true is 1); PostgreSQL has no sum of booleans: count(*) FILTER (WHERE ...)."""
+    return f"sum({condition})" if is_sqlite() else f"count(*) FILTER (WHERE {condition})"
+
+
 def upsert_adding(table, keys, columns, select_sql, params=()):
     """INSERT INTO table (keys + columns) <select_sql> ON CONFLICT (keys) DO UPDATE SET c = table.c +
     excluded.c: add counts into an aggregate row, creating it when missing. The same words on SQLite

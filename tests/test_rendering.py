@@ -1,5 +1,6 @@
 """Rendering: signed tokens, the email sanitiser, the Jinja sandbox and its caps,
 Markdown, the plain-text part and previews."""
+import os
 import re
 import time
 from types import SimpleNamespace
@@ -10,6 +11,7 @@ from bs4 import BeautifulSoup
 from app import tokens
 from app.content import prepare
 from app.content import sandbox
+from app.content import sources
 from app.content.fields import contact_fields
 from app.content.sandbox import RenderError
 from app.content.sanitize import clean_html
@@ -278,6 +280,18 @@ def test_html_to_text():
 
 
 # --- Preview ---------------------------------------------------------------------------------
+
+def test_built_in_layouts_are_the_files_offered_to_teams_read_again_when_one_changes(tmp_path, monkeypatch):
+    monkeypatch.setattr(sources, "LAYOUTS_DIR", tmp_path)
+    (tmp_path / "_frame.html").write_text("{{ content }}", encoding="utf-8")  # Loft's own part: not offered
+    (tmp_path / "news.html").write_text("<p>one</p>", encoding="utf-8")
+    (tmp_path / "letter.html").write_text("<p>dear</p>", encoding="utf-8")
+    assert sources.builtin_layouts() == (("letter", "<p>dear</p>"), ("news", "<p>one</p>"))
+    (tmp_path / "news.html").write_text("<p>two</p>", encoding="utf-8")
+    os.utime(tmp_path / "news.html", ns=(1, 1))  # a change the next call must see, whatever the clock did
+    assert sources.builtin_layouts() == (("letter", "<p>dear</p>"), ("news", "<p>two</p>"))
+    assert sources.builtin_layout("_frame") == "{{ content }}"
+
 
 def test_preview_of_a_built_in_layout(app):
     from app.email_templates import services

@@ -5,7 +5,8 @@ come back.
   markdown and jinja2's sandbox (prepare.py, sandbox.py), html.parser (text.py, the one HTML to
   text, which bounce parsing uses too).
 - No module outside app/content/ strips tags with a regular expression (a second HTML to text).
-- The built-in layouts are read through app.content.sources, never by a path into app/content.
+- The built-in layouts are read by app.content.sources (builtin_layout, builtin_layouts), never by a
+  path into app/content.
 """
 import ast
 import re
@@ -66,7 +67,9 @@ def layout_paths(source):
     tree = ast.parse(source)
     found = [(node.lineno, node.value) for node in strings(tree) if LAYOUT_FOLDER.search(node.value)]
     for node in ast.walk(tree):
-        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
+        if isinstance(node, ast.Attribute) and node.attr == "LAYOUTS_DIR":
+            found.append((node.lineno, "LAYOUTS_DIR"))
+        elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
             for side in (node.left, node.right):
                 if isinstance(side, ast.Constant) and side.value in ("layouts", "builtin"):
                     found.append((node.lineno, side.value))
@@ -98,6 +101,7 @@ def test_the_checks_see_what_they_look_for():
     assert not tag_strippers('ADDRESS = re.compile(r"<([^<>@]+@[^<>]+)>")\n')
     assert layout_paths('BUILTIN = Path(__file__).parent.parent / "email_templates" / "builtin"\n')
     assert layout_paths('path = "app/content/layouts/newsletter.html"\n')
+    assert layout_paths('for path in sources.LAYOUTS_DIR.glob("*.html"):\n    pass\n')
     assert not layout_paths('"""Layouts live in app/content/layouts/."""\nkey = "builtin"\n'
                             'page = render_template("email_templates/builtin.html")\n')
     # and the package itself is seen doing it, so the check is not vacuous

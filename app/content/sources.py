@@ -1,4 +1,5 @@
 """What to render: a campaign (or one A/B variant) or a template, as a Source, and the built-in layouts."""
+import functools
 import re
 from pathlib import Path
 
@@ -15,6 +16,19 @@ LAYOUTS_DIR = Path(__file__).resolve().parent / "layouts"
 
 def builtin_layout(name):
     return (LAYOUTS_DIR / f"{name}.html").read_text(encoding="utf-8")
+
+
+def builtin_layouts():
+    """(key, source) of every layout offered to teams, by name; a file is read again once it changes."""
+    signature = tuple((path.name, path.stat().st_mtime_ns) for path in sorted(LAYOUTS_DIR.glob("*.html"))
+                      if not path.name.startswith("_"))
+    return _read_layouts(signature)
+
+
+@functools.lru_cache(maxsize=1)
+def _read_layouts(signature):
+    return tuple((name.removesuffix(".html"), (LAYOUTS_DIR / name).read_text(encoding="utf-8"))
+                 for name, _changed in signature)
 
 
 class Source:

@@ -1,15 +1,12 @@
 """The template library: built-in layouts (files) and each team's own templates (rows),
 previews, and test sends.
 
-Built-in layouts live in app/content/layouts/*.html, one file each,
-whose first line is a Jinja comment `{# name: … | description: … #}`. They are
-read from disk (no database seeding), are the same for every team, and are
-used by duplicating them into the team's library. Files whose name starts
-with "_" are internal (the Markdown frame, the sample content shown in a
-layout's {{ content }} slot).
+Built-in layouts are files in app/content/layouts/ (app.content.sources reads
+them), one each, whose first line is a Jinja comment `{# name: … | description: … #}`.
+They are read from disk (no database seeding), are the same for every team, and
+are used by duplicating them into the team's library.
 """
 import datetime
-import functools
 import re
 from dataclasses import dataclass
 
@@ -62,24 +59,16 @@ class BuiltinTemplate:
         return f"builtin-{self.key}"
 
 
-@functools.lru_cache(maxsize=1)
-def _load_builtins(signature):
-    found = []
-    for path in sorted(sources.LAYOUTS_DIR.glob("*.html")):
-        if path.name.startswith("_"):
-            continue
-        body = path.read_text(encoding="utf-8")
-        match = _HEADER.match(body)
-        name = match.group("name") if match else path.stem.replace("_", " ").title()
-        description = match.group("description") if match else ""
-        found.append(BuiltinTemplate(key=path.stem, name=name, description=description, body=body))
-    return tuple(found)
+def _builtin_template(key, body):
+    match = _HEADER.match(body)
+    name = match.group("name") if match else key.replace("_", " ").title()
+    description = match.group("description") if match else ""
+    return BuiltinTemplate(key=key, name=name, description=description, body=body)
 
 
 def builtin_templates():
-    """Every built-in layout, re-read when a file changes."""
-    signature = tuple((path.name, path.stat().st_mtime_ns) for path in sorted(sources.LAYOUTS_DIR.glob("*.html")))
-    return list(_load_builtins(signature))
+    """Every built-in layout (app.content.sources reads them), named by its first line."""
+    return [_builtin_template(key, body) for key, body in sources.builtin_layouts()]
 
 
 def builtin(key):

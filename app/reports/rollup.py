@@ -30,8 +30,7 @@ cursor has passed; the aggregates (and TeamDay's daily totals) stay.
 
 The statements are the same on SQLite and PostgreSQL except where they call app.db for the
 parts spelled differently (JSON values, days and hours of a timestamp, an address's domain) and
-for the upserts and id windows. Left for the PostgreSQL port: sum() over a comparison (SQLite
-counts true as 1; PostgreSQL wants count(*) FILTER (WHERE ...)).
+for the upserts, id windows and conditional counts.
 """
 import datetime
 import logging
@@ -134,35 +133,36 @@ def _aggregate(lo, hi):
           AND id = (SELECT m.event_id FROM link_mark m
                     WHERE m.send_id = report_batch.send_id AND m.link_id = report_batch.link_id)""")
 
+    n = dialect.count_if
     dialect.upsert_adding("campaign_stat", ["campaign_id", "variant_id"],
                           ["sent", "bounced_hard", "bounced_soft", "bounced_other", "bounced_unique", "opens_total",
                            "opens_machine", "opens_unique", "clicks_total", "clicks_bot", "clicks_unique",
                            "unsubscribes", "complaints"], f"""
         SELECT campaign_id, variant_id,
-               sum(type = 'sent'), sum(type = 'bounced' AND kind = 'hard'), sum(type = 'bounced' AND kind = 'soft'),
-               sum({BOUNCE} AND kind NOT IN ('hard', 'soft')), sum(first_bounce),
-               sum({HUMAN_OPEN}), sum(type = 'opened' AND flag != 0), sum(first_open),
-               sum({HUMAN_CLICK}), sum(type = 'clicked' AND flag != 0), sum(first_click),
-               sum(type = 'unsubscribed'), sum(type = 'complained')
+               {n("type = 'sent'")}, {n("type = 'bounced' AND kind = 'hard'")},
+               {n("type = 'bounced' AND kind = 'soft'")}, {n(BOUNCE + " AND kind NOT IN ('hard', 'soft')")},
+               sum(first_bounce), {n(HUMAN_OPEN)}, {n("type = 'opened' AND flag != 0")}, sum(first_open),
+               {n(HUMAN_CLICK)}, {n("type = 'clicked' AND flag != 0")}, sum(first_click),
+               {n("type = 'unsubscribed'")}, {n("type = 'complained'")}
         FROM report_batch WHERE campaign_id IS NOT NULL GROUP BY campaign_id, variant_id""")
     dialect.upsert_adding("hour_stat", ["campaign_id", "hour"], ["opens", "clicks", "opens_unique", "clicks_unique"],
                           f"""
-        SELECT campaign_id, hour, sum({HUMAN_OPEN}), sum({HUMAN_CLICK}), sum(first_open), sum(first_click)
+        SELECT campaign_id, hour, {n(HUMAN_OPEN)}, {n(HUMAN_CLICK)}, sum(first_open), sum(first_click)
         FROM report_batch WHERE campaign_id IS NOT NULL AND type IN ('opened', 'clicked') AND flag = 0
         GROUP BY campaign_id, hour""")
     dialect.upsert_adding("link_stat", ["campaign_id", "link_id"], ["clicks", "clicks_unique"], f"""
         SELECT campaign_id, link_id, count(*), sum(first_link)
         FROM report_batch WHERE campaign_id IS NOT NULL AND link_id IS NOT NULL AND {HUMAN_CLICK}
         GROUP BY campaign_id, link_id""")
-    dialect.upsert_adding("domain_stat", ["campaign_id", "domain"], ["sent", "bounced", "opened", "clicked"], """
-        SELECT campaign_id, domain, sum(type = 'sent'), sum(first_bounce), sum(first_open), sum(first_click)
+    dialect.upsert_adding("domain_stat", ["campaign_id", "domain"], ["sent", "bounced", "opened", "clicked"], f"""
+        SELECT campaign_id, domain, {n("type = 'sent'")}, sum(first_bounce), sum(first_open), sum(first_click)
         FROM report_batch WHERE campaign_id IS NOT NULL AND domain IS NOT NULL
-          AND (type = 'sent' OR first_bounce OR first_open OR first_click)
+          AND (type = 'sent' OR first_bounce = 1 OR first_open = 1 OR first_click = 1)
         GROUP BY campaign_id, domain""")
     dialect.upsert_adding("team_day", ["team_id", "day"],
-                          ["sent", "opens", "clicks", "bounces", "complaints", "unsubscribes"], """
-        SELECT team_id, day, sum(type = 'sent'), sum(first_open), sum(first_click), sum(first_bounce),
-               sum(type = 'complained'), sum(type = 'unsubscribed')
+                          ["sent", "opens", "clicks", "bounces", "complaints", "unsubscribes"], f"""
+        SELECT team_id, day, {n("type = 'sent'")}, sum(first_open), sum(first_click), sum(first_bounce),
+               {n("type = 'complained'")}, {n("type = 'unsubscribed'")}
         FROM report_batch GROUP BY team_id, day""")
     _countries_and_clients()
 

@@ -1,0 +1,60 @@
+"""app/db.py's dialect section: each helper's SQLite spelling runs here for real; the PostgreSQL
+spelling (no server in tests) is checked as the text the port will run."""
+import pytest
+
+from app import db as dialect
+from app.db import db
+from app.models import Event
+from app.models import Team
+
+
+@pytest.fixture
+def team(ctx):
+    return Team.create(name="Acme")
+
+
+def test_json_values_read_what_the_json_column_holds(team):
+    Event.create(team=team, type="opened", data={"send": 7, "machine": True, "kind": "soft"})
+    Event.create(team=team, type="opened", data={})
+    rows = db.execute_sql(
+        f"SELECT {dialect.json_int('data', 'send')}, {dialect.json_flag('data', 'machine')}, "
+        f"{dialect.json_value('data', 'kind')} FROM event ORDER BY id").fetchall()
+    assert rows == [(7, 1, "soft"), (None, 0, None)]
+    with pytest.raises(ValueError):
+        dialect.json_value("data", "kind') OR 1=1 --")
+
+
+def test_days_hours_domains_and_counts(team):
+    Event.create(team=team, type="sent", data={})
+    Event.create(team=team, type="opened", data={})
+    sent = dialect.count_if("type = 'sent'")
+    [(day, hour, sent)] = db.execute_sql(
+        f"SELECT min({dialect.day_text('at')}), min({dialect.hour_text('at')}), {sent} FROM event").fetchall()
+    assert len(day) == 10 and hour.startswith(day) and len(hour) == 13 and sent == 1
+    address = "'Ann@Example.COM'"
+    [(domain,)] = db.execute_sql(f"SELECT {dialect.email_domain(address)}").fetchall()
+    assert domain == "example.com"
+
+
+def test_upserts_add_and_id_windows_walk(team):
+    for _ in range(5):
+        Event.create(team=team, type="sent", data={})
+    first = dialect.max_id("event") - 4
+    assert dialect.id_window_end("event", first - 1, 3) == first + 2
+    assert dialect.id_window_end("event", dialect.max_id("event"), 3) is None
+    db.execute_sql("CREATE TEMP TABLE tally (k TEXT PRIMARY KEY, n INTEGER)")
+    dialect.upsert_adding_rows("tally", ["k"], ["n"], [("a", 2), ("b", 1)])
+    dialect.upsert_adding_rows("tally", ["k"], ["n"], [("a", 3)])
+    dialect.upsert_adding("tally", ["k"], ["n"], "SELECT 'b', count(*) FROM event WHERE id > 0 GROUP BY 1")
+    assert dict(db.execute_sql("SELECT k, n FROM tally").fetchall()) == {"a": 5, "b": 6}
+
+
+def test_the_postgresql_spellings(monkeypatch):
+    monkeypatch.setattr(dialect, "is_sqlite", lambda: False)
+    assert dialect.json_value("e.data", "kind") == "(e.data ->> 'kind')"
+    assert dialect.json_int("e.data", "send") == "(e.data ->> 'send')::bigint"
+    assert dialect.json_flag("e.data", "bot") == "coalesce((e.data ->> 'bot')::boolean::int, 0)"
+    assert dialect.day_text("e.at") == "to_char(e.at, 'YYYY-MM-DD')"
+    assert dialect.hour_text("e.at") == "to_char(e.at, 'YYYY-MM-DD HH24')"
+    assert dialect.email_domain("s.email") == "lower(split_part(s.email, '@', 2))"
+    assert dialect.count_if("type = 'sent'") == "count(*) FILTER (WHERE type = 'sent')"
