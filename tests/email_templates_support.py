@@ -18,17 +18,3 @@ def team(app, admin):
         Contact.create(team=team, email="ann@example.org", domain="example.org", name="Ann Lee",
                        attributes={"city": "Lyon"})
         return team
-
-
-@pytest.fixture
-def team(app, admin):
-    with app.app_context():
-        team = Team.get(Team.name == "Acme")
-        team.postal_address = "1 Main Street\nSpringfield"
-        team.default_from_name = "Acme News"
-        team.default_from_email = "news@acme.example"
-        team.save()
-        CustomField.create(team=team, key="city", label="City", type="text")
-        Contact.create(team=team, email="ann@example.org", domain="example.org", name="Ann Lee",
-                       attributes={"city": "Lyon"})
-        return team
