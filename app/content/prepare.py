@@ -196,16 +196,6 @@ def clean_source(source, kind):
     return result if kind == "html" else source
 
 
-def check_subject(subject):
-    subject = (subject or "").strip()
-    if not subject:
-        raise RenderError("Enter a subject.")
-    if len(subject) > MAX_SUBJECT:
-        raise RenderError(f"The subject is too long (at most {MAX_SUBJECT} characters).")
-    compile_template(subject, autoescape=False, strict_names=True)
-    return subject
-
-
 SHELL_TOP = """<!DOCTYPE html>
 <html lang="en">
 <head>
