@@ -356,17 +356,3 @@ def preview(item, contact, *, team=None, custom_fields=None, base_url=None, vari
     context.update(contact_context(contact or sample_contact(), custom_fields or []))
     subject = one_line(render(prepared.subject_template, context, MAX_SUBJECT * 4))[:MAX_SUBJECT]
     return subject, render(prepared.html_template, context), render(prepared.text_template, context)
-
-
-def render_body(source, kind, context):
-    """The body alone (no shell, footer or tracking), rendered with `context`."""
-    if kind not in KINDS:
-        raise RenderError("Choose HTML or Markdown.")
-    content = markdown_to_html(source or "") if kind == "markdown" else (source or "")
-    check_unclosed(content)
-    cleaned, constructs, _lost = sanitize.protect_and_clean(content)
-    check_link_addresses(cleaned, constructs)
-    check_constructs(cleaned, constructs)
-    guard_style_values(cleaned, constructs)
-    template, _names = compile_template(sanitize.restore(cleaned, constructs), True, extra_names=("content",))
-    return render(template, context)

@@ -256,9 +256,3 @@ def protect_and_clean(source):
     kept = {int(i) for i in _COMMENT_SLOT.findall(cleaned)} | {int(i) for i in TEXT_SLOT.findall(cleaned)}
     lost = [constructs[i] for i in range(len(constructs)) if i not in kept]
     return cleaned, constructs, lost
-
-
-def clean_html(html):
-    """Email-safe HTML with every surviving Jinja construct exactly as written."""
-    cleaned, constructs, _lost = protect_and_clean(html or "")
-    return restore(cleaned, constructs)
