@@ -106,7 +106,7 @@ def map_columns(job_id):
     return _render_map(job, sniffed, job.mapping, [], "add")
 
 
-def _render_map(job, sniffed, mapping, list_ids, mode, error=None, errors=None, status=200):
+def _render_map(job, sniffed, mapping, list_ids, mode, error=None, error_field=None, status=200):
     fields = fields_of(g.team)
     return render_template("imports/map.html", job=job, sniffed=sniffed, mapping=mapping,
                            choices=services.column_choices(sniffed.columns, fields),
