@@ -1,6 +1,5 @@
 """The send ledger: freezing the audience (lists, segments, exclusions, statuses, resends), idempotently."""
 import datetime
-import json
 
 import pytest
 

@@ -8,7 +8,6 @@
 And app.events itself: each of its writers stores what it is given, in the caller's transaction.
 """
 import ast
-import json
 import re
 
 import pytest
