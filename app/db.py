@@ -6,6 +6,7 @@ reads and then writes gets SQLITE_BUSY at the lock upgrade without waiting for
 the busy timeout; IMMEDIATE waits instead, so concurrent writers never see
 "database is locked" (measured in ../shared/reference/style.md, section 7).
 """
+import functools
 import re
 
 import peewee
@@ -266,6 +267,56 @@ def _literal(value):
     if isinstance(value, int):
         return str(value)
     return "'" + str(value).replace("'", "''") + "'"
+
+
+# --- Multi-row statements ----------------------------------------------------------------------
+# The import writes thousands of rows per statement: one INSERT with many VALUES tuples (faster than
+# executemany on SQLite, measured in docs/benchmarks.md) and lookups with long IN lists. Built here
+# from the model's _meta like the executemany statements above; one text per row count, the last
+# few kept (a chunk's last batch is shorter).
+
+class Statement:
+    """SQL text built here; run(params) executes it on the app's database and returns the cursor."""
+
+    def __init__(self, sql):
+        self.sql = sql
+
+    def run(self, params=()):
+        return db.execute_sql(self.sql, params)
+
+
+def insert_values(fields, rows, fixed=None, conflict=(), returning=()):
+    """INSERT INTO "t" ("a", "b", <fixed>) VALUES (?, ?, 'x'), ... for `rows` rows: a row's parameters
+    are the values of `fields` in order (run with one flat list); `fixed` ({field: str or int}) is
+    written into every tuple; `conflict` (the fields of a unique index) adds ON CONFLICT (...) DO
+    NOTHING and `returning` adds RETURNING: the same words on SQLite (3.35+) and PostgreSQL."""
+    fixed = tuple((fixed or {}).items())
+    return _insert_values(db.param, tuple(fields), rows, fixed, tuple(conflict), tuple(returning))
+
+
+@functools.lru_cache(maxsize=16)
+def _insert_values(param, fields, rows, fixed, conflict, returning):
+    columns = fields + tuple(f for f, _ in fixed)
+    one = "(" + ", ".join([param] * len(fields) + [_literal(f.db_value(v)) for f, v in fixed]) + ")"
+    sql = (f"INSERT INTO {_table(columns)} ({', '.join(_quoted(f) for f in columns)}) "
+           f"VALUES {', '.join([one] * rows)}")
+    if conflict:
+        sql += f" ON CONFLICT ({', '.join(_quoted(f) for f in conflict)}) DO NOTHING"
+    if returning:
+        sql += " RETURNING " + ", ".join(_quoted(f) for f in returning)
+    return Statement(sql)
+
+
+def select_among(fields, equal, among, count):
+    """SELECT "a", "b" FROM "t" WHERE "equal" = ? AND "among" IN (?, ... `count` times): run with
+    [the equal value] + the `count` values."""
+    return _select_among(db.param, tuple(fields), equal, among, count)
+
+
+@functools.lru_cache(maxsize=16)
+def _select_among(param, fields, equal, among, count):
+    return Statement(f"SELECT {', '.join(_quoted(f) for f in fields)} FROM {_table(fields + (equal, among))} "
+                     f"WHERE {_quoted(equal)} = {param} AND {_quoted(among)} IN ({', '.join([param] * count)})")
 
 
 # --- Dialect: what SQLite and PostgreSQL spell differently ---------------------------------------

@@ -26,9 +26,6 @@ RAW_SQL_ALLOWED = {
     # Set-based aggregation over a temp table: a dozen INSERT ... SELECT ... GROUP BY statements that
     # only ever run together; its SQLite-only parts are app.db calls.
     "app/reports/rollup.py": "the report aggregator's statements",
-    # The import's measured fast path (docs/benchmarks.md): multi-row INSERT ... ON CONFLICT DO NOTHING
-    # and the contact lookups by address, built once per row count.
-    "app/imports/importer.py": "the import's measured fast path",
 }
 
 
