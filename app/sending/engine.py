@@ -37,8 +37,9 @@ the operator's LOFT_SEND_* in app/config.py, internal tuning in DEFAULTS below.
 Failures:
   4xx, 421, timeouts, dropped connections  -> deferred, retried after
       SEND_RETRY_DELAYS (1 min, 5 min, 15 min, 1 h, 4 h), then failed.
-  5xx at RCPT or after DATA                -> bounced (+ Event "bounced"); the
-      contact becomes "bounced" when the reply says the mailbox does not exist.
+  5xx at RCPT or after DATA                -> bounced; what the reply means (a mailbox that does not
+      exist bounces the contact, + Event "bounced") is the on_refusals hook's, in the same
+      transaction: tasks/sending.py gives it app.bounces.outcomes (see Hooks).
   a reply meaning the *account* hit its own limit (accounts.is_account_limit_reply)
       -> the account is paused, the send goes back to the queue unharmed.
   connection, TLS, login or sender failures repeated SEND_ACCOUNT_FAILURE_LIMIT
