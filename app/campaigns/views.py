@@ -57,7 +57,7 @@ def new_campaign():
         campaign = services.create_campaign(g.team, current_user.id, request.form.get("name", ""),
                                             start_from=request.form.get("start_from", ""))
     except CampaignError as exc:
-        return _index(422, error=str(exc), error_field=exc.field, form=request.form)
+        return _index(422, error=str(exc), errors={exc.field: str(exc)} if exc.field else {}, form=request.form)
     return redirect(url_for("campaigns.edit", campaign_id=campaign.id))
 
 
@@ -105,7 +105,8 @@ def edit(campaign_id):
             services.update_draft(campaign, request.form)
         except CampaignError as exc:
             # The page again, with what was typed (held in memory by update_draft) and the message.
-            return _builder(campaign, 422, form=request.form, error=str(exc), error_field=exc.field)
+            return _builder(campaign, 422, form=request.form, error=str(exc),
+                            errors={exc.field: str(exc)} if exc.field else {})
         flash("Draft saved.", "success")
         return redirect(url_for("campaigns.edit", campaign_id=campaign.id))
     return _builder(campaign)
@@ -145,7 +146,7 @@ def publish(campaign_id):
             return redirect(url_for("campaigns.progress", campaign_id=campaign.id))
         field = getattr(exc, "field", None)
         return _builder(campaign, 422, error=f"Not published: {exc}" if field is None else str(exc),
-                        error_field=field, when=request.form.get("when", "now"),
+                        errors={field: str(exc)} if field else {}, when=request.form.get("when", "now"),
                         scheduled_value=request.form.get("scheduled_at", ""))
     campaign = published
     if campaign.state == CampaignState.SENDING:

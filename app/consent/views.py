@@ -79,7 +79,8 @@ def add_suppression():
     try:
         entry, new, marked = services.add(g.team, current_user, request.form.get("value", ""))
     except ConsentError as exc:
-        return _render_suppression(422, error=str(exc), error_field=exc.field, form=request.form)
+        return _render_suppression(422, error=str(exc), errors={exc.field: str(exc)} if exc.field else {},
+                                   form=request.form)
     what = "Domain" if entry.kind == "domain" else "Address"
     notice = f"{what} {entry.hint} added." if new else f"{entry.hint} was already on the list."
     if marked:
@@ -106,7 +107,7 @@ def remove_suppression(entry_id):
     try:
         services.remove(g.team, current_user, entry, request.form.get("confirm", ""))
     except ConsentError as exc:
-        return _render_suppression(422, error=str(exc), error_entry=entry.id)
+        return _render_suppression(422, error=str(exc), errors={f"confirm-{entry.id}": str(exc)})
     return _done(f"{entry.hint} removed from the suppression list.")
 
 
@@ -116,11 +117,11 @@ def remove_suppression(entry_id):
 def import_suppression():
     upload = request.files.get("file")
     if upload is None or not upload.filename:
-        return _render_suppression(422, import_error="Choose a text or CSV file to import.")
+        return _render_suppression(422, errors={"file": "Choose a text or CSV file to import."})
     try:
         result = services.import_entries(g.team, current_user, upload.read())
     except ConsentError as exc:
-        return _render_suppression(422, import_error=str(exc))
+        return _render_suppression(422, errors={"file": str(exc)})
     return _render_suppression(result=result, filename=upload.filename)
 
 
@@ -145,7 +146,7 @@ def erase_contact(contact_id):
         try:
             hint = gdpr.erase(g.team, current_user, contact, request.form.get("confirm", ""))
         except ConsentError as exc:
-            return render_template("consent/erase.html", contact=contact, error=str(exc)), 422
+            return render_template("consent/erase.html", contact=contact, errors={"confirm": str(exc)}), 422
         flash(f"The contact {hint} was erased. Its address stays on the suppression list as a keyed hash, "
               "so it is never added or mailed again.", "success")
         return redirect(url_for("contacts.index") if "contacts.index" in current_app.view_functions
@@ -195,7 +196,8 @@ def signup(public_id):
                                    message=str(exc)), 429, {"Retry-After": "3600"}
         return _render_form(mailing_list, exc.status, error=str(exc), form=request.form)
     except ConsentError as exc:
-        return _render_form(mailing_list, 422, error=str(exc), error_field=exc.field, form=request.form)
+        return _render_form(mailing_list, 422, error=str(exc), errors={exc.field: str(exc)} if exc.field else {},
+                            form=request.form)
     if outcome.send_confirmation:
         # As the team, through its own SMTP account (never the instance's server): tasks/consent.py.
         send_confirmation(mailing_list.id, outcome.subscription.id)

@@ -62,7 +62,7 @@ def too_large(exc):
     load_current_team()
     if g.membership is None or not can(g.membership.role, "edit_content"):
         return render_template("errors/error.html", code=413, title="File too large", description=message), 413
-    return _render_index(413, error=message)
+    return _render_index(413, errors={"file": message})
 
 
 @bp.route("/", methods=["GET", "POST"])
@@ -76,7 +76,7 @@ def index():
                 raise ImportProblem("Choose a CSV file to upload.", field="file")
             job = services.save_upload(g.team, current_user, upload.filename, upload.stream)
         except ImportProblem as exc:
-            return _render_index(422, error=str(exc))
+            return _render_index(422, errors={"file": str(exc)})
         return redirect(url_for("imports.map_columns", job_id=job.id))
     return _render_index()
 
@@ -100,18 +100,18 @@ def map_columns(job_id):
                                      sniffed.columns)
         except ImportProblem as exc:
             return _render_map(job, sniffed, mapping, form.getlist("list_ids"), form.get("mode", "add"),
-                               error=str(exc), error_field=exc.field, status=422)
+                               error=str(exc), errors={exc.field: str(exc)} if exc.field else {}, status=422)
         import_tasks.run_import(job.id)
         return redirect(url_for("imports.show", job_id=job.id))
     return _render_map(job, sniffed, job.mapping, [], "add")
 
 
-def _render_map(job, sniffed, mapping, list_ids, mode, error=None, error_field=None, status=200):
+def _render_map(job, sniffed, mapping, list_ids, mode, error=None, errors=None, status=200):
     fields = fields_of(g.team)
     return render_template("imports/map.html", job=job, sniffed=sniffed, mapping=mapping,
                            choices=services.column_choices(sniffed.columns, fields),
                            lists=lists_of(g.team), list_ids={str(i) for i in list_ids}, mode=mode,
-                           size=_size(job.path), error=error, error_field=error_field), status
+                           size=_size(job.path), error=error, errors=errors or {}), status
 
 
 def _size(path):

@@ -146,7 +146,7 @@ def domains():
         try:
             domain = domain_services.add_domain(g.team, request.form.get("domain", ""))
         except domain_services.DomainError as exc:
-            return _render_domains(form=request.form, error=str(exc)), 422
+            return _render_domains(form=request.form, errors={"domain": str(exc)}), 422
         flash(f"{domain.domain} added. Publish the DNS records below, then check them.", "success")
         target = url_for("sending.domain", domain_id=domain.id)
         return hx_redirect(target) if is_htmx() else redirect(target)

@@ -35,10 +35,12 @@ def _allow_private():
     return bool(current_app.config.get("WEBHOOKS_ALLOW_PRIVATE"))
 
 
-def _render_form(endpoint, form, error=None, status=200):
+def _render_form(endpoint, form, problem=None, status=200):
     template = "webhooks/_form.html" if is_htmx() else "webhooks/form.html"
     chosen = form.getlist("event_types") if hasattr(form, "getlist") else form.get("event_types", [])
-    return render_template(template, hook=endpoint, form=form, chosen=chosen, error=error,
+    error = str(problem) if problem else None
+    return render_template(template, hook=endpoint, form=form, chosen=chosen,
+                           error=error, errors={problem.field: error} if problem and problem.field else {},
                            event_types=WEBHOOK_EVENT_TYPES, labels=services.EVENT_LABELS,
                            allow_private=_allow_private()), status
 
