@@ -8,6 +8,8 @@
   and enqueue.
 - Nothing under app/sending/ imports app.bounces: delivery never imports after-delivery; the
   engine takes hooks, and tasks/sending.py composes it with bounce handling.
+- Nothing under app/senders/ imports app.sending or app.bounces: accounts and domains sit below
+  both, which use them (the engine sends through accounts, bounce mailboxes share mailservers).
 """
 import ast
 
@@ -109,6 +111,14 @@ def test_sending_never_imports_bounces():
     assert found == [], "give the engine a hook instead (tasks/sending.py composes it with app.bounces)"
 
 
+def test_senders_sit_below_sending_and_bounces():
+    found = []
+    for path in sorted((ROOT / "app" / "senders").rglob("*.py")):
+        found += [f"{rel(path)}:{line} {module}" for line, module in all_imports(path.read_text(encoding="utf-8"))
+                  if module.split(".")[:2] in (["app", "sending"], ["app", "bounces"])]
+    assert found == [], "SMTP accounts and sender domains are used by sending and bounces, never the reverse"
+
+
 def test_the_checks_see_what_they_look_for():
     """The detectors themselves, on small samples, so the checks cannot pass by finding nothing."""
     inside = ("import json\nfrom app import db\n\n"
@@ -132,3 +142,4 @@ def test_the_checks_see_what_they_look_for():
     bounces = [m for _, m in all_imports("from app.bounces import outcomes\nimport app.bounces.alerts as a\n")]
     assert "app.bounces" in bounces and "app.bounces.alerts" in bounces
     assert any((ROOT / "app" / "sending").rglob("*.py")) and len(list(python_files())) > 50
+    assert any((ROOT / "app" / "senders").rglob("*.py"))
