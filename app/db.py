@@ -1,4 +1,7 @@
-"""The database, in one place: a proxy bound by init_db(), and the base model.
+"""The database, in one place: a proxy bound by init_db(), the base model, JSONField and IdField,
+and every piece of SQL text the app runs (tests/test_structure_sql.py): the executemany and
+multi-row statements built from a model's _meta, and the dialect section, which writes the SQLite
+and the PostgreSQL spelling wherever the two differ.
 
 SQLite is opened in WAL mode with foreign keys on and lock_type='IMMEDIATE',
 so every db.atomic() takes the write lock at BEGIN. A deferred transaction that
