@@ -119,3 +119,20 @@ def test_the_field_is_text_on_sqlite():
     assert isinstance(Contact.attributes, JSONField)
     [(kind,)] = [(c[2],) for c in _raw("PRAGMA table_info(contact)") if c[1] == "attributes"]
     assert kind.upper() == "TEXT"
+
+
+def test_every_json_column_reads_what_the_text_columns_held():
+    # Each JSONField of every model, fed what the TextField code left in the database.
+    import inspect
+
+    from app import models
+    fields = [field for _, model in inspect.getmembers(models, inspect.isclass)
+              if issubclass(model, models.BaseModel) and model is not models.BaseModel
+              for field in model._meta.sorted_fields if isinstance(field, JSONField)]
+    assert len(fields) >= 15
+    for field in fields:
+        empty = field.empty() if callable(field.empty) else field.empty
+        sample = [] if field.empty is list else {"a": 1} if field.empty is dict else "text"
+        assert field.python_value("") == empty and field.python_value(None) == empty, field
+        assert field.python_value(json.dumps(sample)) == sample, field
+        assert field.python_value(field.db_value(sample)) == sample, field
