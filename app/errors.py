@@ -35,6 +35,7 @@ class Problem(ValueError):
 
 
 def render_problem(template, problem, status=422, **context):
-    """`template` again with the submitted form and `problem` beside its field."""
-    return render_template(template, form=request.form, error=problem.message, error_field=problem.field,
-                           errors=problem.errors, **context), status
+    """`template` again with the submitted form, each message at its field (`errors`) and the whole
+    refusal as `error` (the form_error() macro shows it when no field does)."""
+    return render_template(template, form=request.form, error=problem.message, errors=problem.errors,
+                           **context), status

@@ -17,6 +17,7 @@ from argon2.exceptions import InvalidHashError
 from argon2.exceptions import VerificationError
 from cryptography.fernet import Fernet
 from cryptography.fernet import InvalidToken
+from flask import Response
 from flask import abort
 from flask import current_app
 from flask import has_app_context
@@ -204,17 +205,32 @@ def _ascii_part(text):
 
 # --- Untrusted HTML ---------------------------------------------------------
 
-# Email HTML (campaigns, templates, caught messages) is hostile in our own pages:
-# it is shown only inside <iframe sandbox> from an endpoint answering with this
-# policy: inline styles (email needs them) but no scripts, no forms, no same-origin.
-UNTRUSTED_HTML_CSP = ("sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src https: http: data: cid:; "
-                      "font-src https: data:; frame-ancestors 'self'; form-action 'none'; base-uri 'none'")
+# Email HTML (campaign and template previews, caught messages, the web version) is hostile
+# in our own pages. It is served only through untrusted_html_response, under a policy of its
+# own: inline styles (email needs them) but no scripts, no forms, no same-origin.
+_UNTRUSTED_HTML_CSP = ("{sandbox}; default-src 'none'; style-src 'unsafe-inline'; img-src {images}; "
+                       "font-src {fonts}; frame-ancestors {ancestors}; form-action 'none'; base-uri 'none'")
+# The web version is a page of its own, opened from the email: its links may open (a new tab, or
+# this one after a click), and no site may frame it.
+_PAGE_SANDBOX = "sandbox allow-popups allow-popups-to-escape-sandbox allow-top-navigation-by-user-activation"
 
 
-def untrusted_html_response(html):
-    from flask import Response
-    response = Response(html, mimetype="text/html")
-    response.headers["Content-Security-Policy"] = UNTRUSTED_HTML_CSP
-    response.headers["X-Frame-Options"] = "SAMEORIGIN"
-    response.headers["Cache-Control"] = "no-store"
+def untrusted_html_response(html, remote_images=True, page=False, headers=None):
+    """`html` from an email, answered under its sandbox policy and never stored by a cache.
+
+    By default for an <iframe sandbox> of our own pages (the sandbox directive again for anyone
+    opening the URL directly). `remote_images=False` for mail the catcher received: it loads
+    nothing remote (an open pixel in a caught campaign would count an open). `page=True` for the web version, opened
+    on its own: images over https only (deliverability reference, section 9), and no site may
+    frame it."""
+    if page:
+        images, fonts = "https: data:", "https: data:"
+    else:
+        images, fonts = ("https: http: data: cid:", "https: data:") if remote_images else ("data: cid:", "data:")
+    response = Response(html, mimetype="text/html", headers=headers)
+    response.headers["Content-Security-Policy"] = _UNTRUSTED_HTML_CSP.format(
+        sandbox=_PAGE_SANDBOX if page else "sandbox", images=images, fonts=fonts,
+        ancestors="'none'" if page else "'self'")
+    response.headers["X-Frame-Options"] = "DENY" if page else "SAMEORIGIN"
+    response.headers.setdefault("Cache-Control", "no-store")
     return response

@@ -13,6 +13,7 @@ from flask_login import login_required
 
 from app import settings as instance_settings
 from app.admin import services
+from app.errors import render_problem
 from app.htmx import is_htmx
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -37,9 +38,9 @@ def settings():
             values = services.validate(request.form)
         except services.SettingsError as exc:
             # has_password as on the GET: the help must still say an empty password keeps the stored one.
-            return render_template(template, form=request.form, errors=exc.errors,
-                                   tls_modes=services.SMTP_TLS_MODES, team_creation=services.TEAM_CREATION,
-                                   has_password=bool(instance_settings.get_setting("smtp_password"))), 422
+            return render_problem(template, exc, tls_modes=services.SMTP_TLS_MODES,
+                                  team_creation=services.TEAM_CREATION,
+                                  has_password=bool(instance_settings.get_setting("smtp_password")))
         instance_settings.save_settings(values)
         flash("Instance settings saved.", "success")  # shown in the fragment too (app/htmx.py)
         if not is_htmx():

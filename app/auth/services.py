@@ -8,10 +8,9 @@ import hmac
 import secrets
 
 import pyotp
-from email_validator import EmailNotValidError
-from email_validator import validate_email
 from flask import current_app
 
+from app import addresses
 from app import security
 from app.db import db
 from app.errors import Problem
@@ -33,11 +32,11 @@ class AuthError(Problem):
 
 
 def normalise_email(address):
-    """Lower-cased and syntax-checked (no DNS lookups), or AuthError."""
+    """app.addresses.normalise_email, or AuthError at the email field."""
     try:
-        return validate_email(address.strip(), check_deliverability=False).normalized.lower()
-    except EmailNotValidError as exc:
-        raise AuthError(f"That email address is not valid: {exc}", field="email")
+        return addresses.normalise_email(address)
+    except addresses.InvalidEmail as exc:
+        raise AuthError(f"That email address is not valid: {exc}", field="email") from None
 
 
 def needs_setup():

@@ -18,6 +18,7 @@ from flask_login import logout_user
 from app import system_mail
 from app.auth import services
 from app.auth.services import AuthError
+from app.errors import render_problem
 from app.security import safe_next
 from tasks.system_mail import send_system_email
 
@@ -31,12 +32,6 @@ def client_ip():
     return request.remote_addr or "unknown"
 
 
-def _form_error(template, exc, **context):
-    """Re-render a form with the error beside its field: 422 so htmx and tests see a refusal."""
-    return render_template(template, error=exc.message, errors=exc.errors,
-                           form=request.form, **context), 422
-
-
 @bp.route("/setup", methods=["GET", "POST"])
 def setup():
     if not services.needs_setup():
@@ -46,7 +41,7 @@ def setup():
             user = services.create_first_admin(request.form.get("email", ""), request.form.get("password", ""),
                                                request.form.get("name", ""), request.form.get("team_name", ""))
         except AuthError as exc:
-            return _form_error("auth/setup.html", exc)
+            return render_problem("auth/setup.html", exc)
         _sign_in(user)
         flash("Welcome to Loft. Your account and your first team are ready.", "success")
         return redirect(url_for("dashboard.dashboard"))
@@ -65,7 +60,7 @@ def login():
             user = services.authenticate(request.form.get("email", ""), request.form.get("password", ""),
                                          client_ip())
         except AuthError as exc:
-            return _form_error("auth/login.html", exc, next=next_url)
+            return render_problem("auth/login.html", exc, next=next_url)
         remember = bool(request.form.get("remember"))
         if user.has_2fa:
             session["pending_2fa"] = {**services.pending_sign_in(user), "at": time.time(),
@@ -106,7 +101,7 @@ def second_factor():
         except AuthError as exc:
             if "Too many" not in str(exc):
                 services.record_failure("2fa:" + user.email, client_ip())
-            return _form_error("auth/second_factor.html", exc)
+            return render_problem("auth/second_factor.html", exc)
         if used == "recovery":
             flash(f"You used a recovery code. {services.unused_recovery_codes(user)} are left; "
                   "make new ones on your account page if you are running low.", "warning")
@@ -131,7 +126,7 @@ def request_reset():
         try:
             services.allow_password_reset(email, client_ip())
         except AuthError as exc:
-            page, _ = _form_error("auth/request_reset.html", exc)
+            page, _ = render_problem("auth/request_reset.html", exc)
             return page, 429
         user, token = services.start_password_reset(email)
         if user is not None:
@@ -152,12 +147,12 @@ def reset_password(token):
         return render_template("auth/reset_password.html", invalid=str(exc), form={}), 410
     if request.method == "POST":
         if request.form.get("password") != request.form.get("password_confirm"):
-            return _form_error("auth/reset_password.html", AuthError("The two passwords differ.",
+            return render_problem("auth/reset_password.html", AuthError("The two passwords differ.",
                                                                      field="password_confirm"))
         try:
             services.finish_password_reset(token, request.form.get("password", ""))
         except AuthError as exc:
-            return _form_error("auth/reset_password.html", exc)
+            return render_problem("auth/reset_password.html", exc)
         logout_user()
         session.pop("csrf", None)  # like a sign-out: the next sign-in starts with a fresh token
         flash("Your password is changed and every session was signed out. Sign in with the new password.",
@@ -184,7 +179,7 @@ def change_password():
             raise AuthError("The two new passwords differ.", field="password_confirm")
         services.change_password(current_user, form.get("current_password", ""), form.get("password", ""))
     except AuthError as exc:
-        return _form_error("auth/account.html", exc, recovery_left=services.unused_recovery_codes(current_user))
+        return render_problem("auth/account.html", exc, recovery_left=services.unused_recovery_codes(current_user))
     login_user(current_user._get_current_object())  # this session goes on under the new token
     flash("Password changed. Every other session has been signed out.", "success")
     return redirect(url_for("auth.account"))
@@ -212,7 +207,7 @@ def setup_2fa():
         try:
             codes = services.enable_totp(current_user, secret, request.form.get("code", ""))
         except AuthError as exc:
-            return _form_error("auth/setup_2fa.html", exc, secret=secret, uri=uri, qr_svg=qr_svg)
+            return render_problem("auth/setup_2fa.html", exc, secret=secret, uri=uri, qr_svg=qr_svg)
         session.pop("totp_setup", None)
         return render_template("auth/recovery_codes.html", codes=codes)
     return render_template("auth/setup_2fa.html", form={}, secret=secret, uri=uri, qr_svg=qr_svg)
@@ -224,7 +219,7 @@ def disable_2fa():
     try:
         services.disable_totp(current_user, request.form.get("password", ""))
     except AuthError as exc:
-        return _form_error("auth/account.html", exc, recovery_left=0)
+        return render_problem("auth/account.html", exc, recovery_left=0)
     flash("Two-factor sign-in is off.", "warning")
     return redirect(url_for("auth.account"))
 

@@ -1,6 +1,6 @@
 """Bounce mailboxes: the IMAP inboxes where bounces and complaints come back.
 
-    list_mailboxes(team) / get_mailbox(team, id)      scoped by team (another team's id is not found)
+    list_mailboxes(team)                               the team's mailboxes (a page loads one with team_object_or_404)
     create_mailbox(team, form) / update_mailbox(...)   validated; passwords stored encrypted
     test_connection(mailbox) -> (ok, transcript)      really logs in and counts the folder's messages
     check_mailbox(mailbox_id) -> summary dict         reads new messages, applies bounces and complaints
@@ -31,12 +31,13 @@ from flask import current_app
 
 from app import netguard
 from app import security as crypto
+from app.notices import alerts
 from app.bounces import outcomes
 from app.bounces.parse import parse_message
+from app.errors import Problem
 from app.models import BounceMailbox
 from app.models import SmtpAccount
 from app.models import utcnow
-from app.notices import alerts
 from app.senders import accounts
 from app.senders import mailservers
 
@@ -48,15 +49,11 @@ DEFAULT_LIMIT = 500
 FOLDER_NAME = re.compile(r"^[\x20-\x7e]{1,200}$")
 
 
-class MailboxError(ValueError):
+class MailboxError(Problem):
     """Form errors, one message per field name."""
 
-    def __init__(self, errors):
-        super().__init__("; ".join(errors.values()))
-        self.errors = errors
 
-
-class ImapError(Exception):
+class ImapError(Problem):
     """A refusal or failure, already in words (with the server's reply)."""
 
 
@@ -65,11 +62,6 @@ class ImapError(Exception):
 def list_mailboxes(team):
     return list(BounceMailbox.select().where(BounceMailbox.team == team).order_by(BounceMailbox.name,
                                                                                   BounceMailbox.id))
-
-
-def get_mailbox(team, mailbox_id):
-    """The team's mailbox, or None (another team's id is simply not found)."""
-    return BounceMailbox.get_or_none((BounceMailbox.id == mailbox_id) & (BounceMailbox.team == team))
 
 
 def enabled_ids():
@@ -206,7 +198,7 @@ def validate(team, form, mailbox=None, allow_private=None):
         errors["password"] = "Enter the password" + (" (an app-specific password for iCloud)."
                                                      if preset == "icloud" else ".")
     if errors:
-        raise MailboxError(errors)
+        raise MailboxError(errors=errors)
     return values
 
 

@@ -21,10 +21,13 @@ from app.bounces import imap
 from app.bounces import provider_webhooks as hooks
 from app.htmx import hx_redirect
 from app.htmx import is_htmx
+from app.models import BounceMailbox
+from app.models import ProviderHook
 from app.models import utcnow
 from app.security import csrf_exempt
 from app.senders import mailservers
 from app.teams.context import require
+from app.teams.context import team_object_or_404
 from tasks import bounces as bounce_tasks
 
 # The URLs keep their first name, /feedback/: providers hold webhook URLs under it.
@@ -38,10 +41,6 @@ def public(view):
 
 
 # --- Bounce mailboxes ---------------------------------------------------------------------
-
-def _mailbox_or_404(mailbox_id):
-    return imap.get_mailbox(g.team, mailbox_id) or abort(404)
-
 
 def _render_form(mailbox, form, status=200, errors=None):
     preset = form.get("preset") if form.get("preset") in mailservers.IMAP_PRESETS else "generic"
@@ -86,7 +85,7 @@ def new_mailbox():
 @bp.route("/mailboxes/<int:mailbox_id>/edit", methods=["GET", "POST"])
 @require("manage_domains")
 def edit_mailbox(mailbox_id):
-    mailbox = _mailbox_or_404(mailbox_id)
+    mailbox = team_object_or_404(BounceMailbox, mailbox_id)
     if request.method == "POST":
         try:
             mailbox = imap.update_mailbox(mailbox, request.form)
@@ -99,7 +98,7 @@ def edit_mailbox(mailbox_id):
 @bp.route("/mailboxes/<int:mailbox_id>/delete", methods=["POST"])
 @require("manage_domains")
 def delete_mailbox(mailbox_id):
-    mailbox = _mailbox_or_404(mailbox_id)
+    mailbox = team_object_or_404(BounceMailbox, mailbox_id)
     imap.delete_mailbox(mailbox)
     if is_htmx():
         return ""
@@ -111,7 +110,7 @@ def delete_mailbox(mailbox_id):
 @require("manage_domains")
 def test_mailbox(mailbox_id):
     """Really connect and log in; show the server's replies and the message count."""
-    mailbox = _mailbox_or_404(mailbox_id)
+    mailbox = team_object_or_404(BounceMailbox, mailbox_id)
     ok, transcript = imap.test_connection(mailbox)
     template = "bounces/_test_result.html" if is_htmx() else "bounces/test_result.html"
     return render_template(template, mailbox=mailbox, ok=ok, transcript=transcript,
@@ -122,7 +121,7 @@ def test_mailbox(mailbox_id):
 @require("manage_domains")
 def check_mailbox(mailbox_id):
     """Enqueue a check; the HTMX card polls itself until the check has stored its result."""
-    mailbox = _mailbox_or_404(mailbox_id)
+    mailbox = team_object_or_404(BounceMailbox, mailbox_id)
     asked_at = utcnow()
     bounce_tasks.check_bounce_mailbox(mailbox.id, manual=True)
     if is_htmx():
@@ -134,7 +133,7 @@ def check_mailbox(mailbox_id):
 @bp.route("/mailboxes/<int:mailbox_id>")
 @require("manage_domains")
 def mailbox_card(mailbox_id):
-    _mailbox_or_404(mailbox_id)
+    team_object_or_404(BounceMailbox, mailbox_id)
     if not is_htmx():
         return redirect(url_for("bounces.index", _anchor=f"mailbox-{mailbox_id}"))
     try:
@@ -147,7 +146,7 @@ def mailbox_card(mailbox_id):
 def _card(mailbox_id, asked_at=None):
     """The mailbox card; while a check asked for at `asked_at` has not run, it polls itself (for
     two minutes: after that it says the worker seems not to run, and stops)."""
-    mailbox = _mailbox_or_404(mailbox_id)
+    mailbox = team_object_or_404(BounceMailbox, mailbox_id)
     waiting = asked_at is not None and (mailbox.last_checked_at is None or mailbox.last_checked_at < asked_at)
     stalled = waiting and utcnow() - asked_at > datetime.timedelta(minutes=2)
     return render_template("bounces/_mailbox.html", mailbox=mailbox, imap=imap, stalled=stalled,
@@ -155,14 +154,6 @@ def _card(mailbox_id, asked_at=None):
 
 
 # --- Provider webhooks: settings ------------------------------------------------------------
-
-def _provider_or_404(provider):
-    return provider if provider in hooks.PROVIDERS else abort(404)
-
-
-def _hook_or_404(provider):
-    return hooks.get_hook(g.team, _provider_or_404(provider)) or abort(404)
-
 
 def _render_hook(provider, hook, status=200, error=None):
     if is_htmx():
@@ -182,14 +173,16 @@ def webhooks():
 @bp.route("/webhooks/<provider>/enable", methods=["POST"])
 @require("manage_domains")
 def enable_hook(provider):
-    hook = hooks.enable(g.team, _provider_or_404(provider))
+    if provider not in hooks.PROVIDERS:
+        abort(404)
+    hook = hooks.enable(g.team, provider)
     return _render_hook(provider, hook)
 
 
 @bp.route("/webhooks/<provider>/rotate", methods=["POST"])
 @require("manage_domains")
 def rotate_hook(provider):
-    hook = hooks.rotate(_hook_or_404(provider))
+    hook = hooks.rotate(team_object_or_404(ProviderHook, provider=provider))
     if not is_htmx():
         flash(f"New {hooks.PROVIDERS[provider]} URL: paste it into the provider's console; the old one no longer "
               "works.", "success")
@@ -199,7 +192,7 @@ def rotate_hook(provider):
 @bp.route("/webhooks/<provider>/key", methods=["POST"])
 @require("manage_domains")
 def save_hook_key(provider):
-    hook = _hook_or_404(provider)
+    hook = team_object_or_404(ProviderHook, provider=provider)
     try:
         hook = hooks.save_key(hook, request.form.get("key", ""))
     except hooks.HookSettingError as exc:
@@ -212,7 +205,7 @@ def save_hook_key(provider):
 @bp.route("/webhooks/<provider>/delete", methods=["POST"])
 @require("manage_domains")
 def delete_hook(provider):
-    hooks.delete(_hook_or_404(provider))
+    hooks.delete(team_object_or_404(ProviderHook, provider=provider))
     return _render_hook(provider, None)
 
 

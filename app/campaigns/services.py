@@ -8,11 +8,9 @@ import datetime
 import re
 import zoneinfo
 
-from email_validator import EmailNotValidError
-from email_validator import validate_email
-
 from peewee import Case
 
+from app import addresses
 from app.campaigns import states
 from app.campaigns import stats
 from app.content import prepare
@@ -20,6 +18,7 @@ from app.content import sandbox
 from app.content import sources
 from app.db import db
 from app.email_templates import services as template_services
+from app.errors import Problem
 from app.models import Campaign
 from app.models import CampaignState
 from app.models import MailingList
@@ -34,19 +33,12 @@ from app.sending import ledger
 AB_METRICS = {"clicks": "Unique clicks", "opens": "Unique opens (machine opens excluded)"}
 
 
-class CampaignError(ValueError):
-    def __init__(self, message, field=None):
-        super().__init__(message)
-        self.field = field
+class CampaignError(Problem):
+    pass
 
 
 def list_campaigns(team):
     return Campaign.select().where(Campaign.team == team).order_by(Campaign.id.desc())
-
-
-def get_campaign(team, campaign_id):
-    """A campaign of this team, or None: another team's id is simply not found."""
-    return Campaign.get_or_none((Campaign.team == team) & (Campaign.id == campaign_id))
 
 
 def create_campaign(team, user, name, start_from=""):
@@ -173,8 +165,8 @@ def single_address(value, field, label):
     These values become From and Reply-To headers and the mailto: of List-Unsubscribe:
     a comma, angle bracket or line break there would add recipients or headers."""
     try:
-        return validate_email(value, check_deliverability=False, test_environment=True).normalized.lower()
-    except EmailNotValidError as exc:
+        return addresses.normalise_email(value, allow_test_domains=True)
+    except addresses.InvalidEmail as exc:
         raise CampaignError(f"The {label} must be one email address, such as news@example.com ({exc})",
                             field=field) from None
 

@@ -25,6 +25,7 @@ from app.models import CampaignState
 from app.security import untrusted_html_response
 from app.sending import ledger
 from app.teams.context import require
+from app.teams.context import team_object_or_404
 from app.teams.permissions import ROLE_PERMISSIONS
 from app.wording import plural
 from tasks import sending as sending_tasks
@@ -32,10 +33,6 @@ from tasks import sending as sending_tasks
 bp = Blueprint("campaigns", __name__, url_prefix="/campaigns")
 # {{ n|plural("person") }} on every page ("1 person", "2 people"); registered app-wide from here.
 bp.add_app_template_filter(plural, "plural")
-
-
-def _campaign(campaign_id):
-    return services.get_campaign(g.team, campaign_id) or abort(404)
 
 
 def _index(status=200, **extra):
@@ -95,7 +92,7 @@ def _builder(campaign, status=200, **extra):
 @bp.route("/<int:campaign_id>", methods=["GET", "POST"])
 @require("view")
 def edit(campaign_id):
-    campaign = _campaign(campaign_id)
+    campaign = team_object_or_404(Campaign, campaign_id)
     if campaign.state not in (CampaignState.DRAFT, CampaignState.FAILED):
         return redirect(url_for("campaigns.progress", campaign_id=campaign.id))
     if request.method == "POST":
@@ -134,7 +131,7 @@ def count(campaign_id):
 @bp.route("/<int:campaign_id>/publish", methods=["POST"])
 @require("send")
 def publish(campaign_id):
-    campaign = _campaign(campaign_id)
+    campaign = team_object_or_404(Campaign, campaign_id)
     try:
         when = None
         if request.form.get("when") == "later":
@@ -164,7 +161,7 @@ def publish(campaign_id):
 @require("send")
 def control(campaign_id, action):
     """Pause, resume, cancel or unschedule; the engine notices within a second."""
-    campaign = _campaign(campaign_id)
+    campaign = team_object_or_404(Campaign, campaign_id)
     target = {"pause": CampaignState.PAUSED, "resume": CampaignState.SENDING, "cancel": CampaignState.CANCELLED,
               "unschedule": CampaignState.DRAFT}[action]
     try:
@@ -187,7 +184,7 @@ def control(campaign_id, action):
 @bp.route("/<int:campaign_id>/progress")
 @require("view")
 def progress(campaign_id):
-    campaign = _campaign(campaign_id)
+    campaign = team_object_or_404(Campaign, campaign_id)
     if campaign.state == CampaignState.DRAFT:
         return redirect(url_for("campaigns.edit", campaign_id=campaign.id))
     context = dict(campaign=campaign, stats=stats.progress(campaign), labels=states.LABELS,
@@ -199,7 +196,7 @@ def progress(campaign_id):
 @bp.route("/<int:campaign_id>/failed")
 @require("view")
 def failed(campaign_id):
-    campaign = _campaign(campaign_id)
+    campaign = team_object_or_404(Campaign, campaign_id)
     return render_template("campaigns/failed.html", campaign=campaign,
                            sends=ledger.failed_sends(campaign, after_id=request.args.get("after", 0, type=int)))
 
@@ -207,7 +204,7 @@ def failed(campaign_id):
 @bp.route("/<int:campaign_id>/failed/requeue", methods=["POST"])
 @require("send")
 def requeue(campaign_id):
-    campaign = _campaign(campaign_id)
+    campaign = team_object_or_404(Campaign, campaign_id)
     try:
         count, campaign = services.requeue_failed(campaign)
     except (CampaignError, TransitionError) as exc:
@@ -221,7 +218,7 @@ def requeue(campaign_id):
 @bp.route("/<int:campaign_id>/resend", methods=["POST"])
 @require("edit_content")
 def resend(campaign_id):
-    campaign = _campaign(campaign_id)
+    campaign = team_object_or_404(Campaign, campaign_id)
     try:
         copy = services.resend(campaign, request.form.get("who", ""), current_user.id)
     except CampaignError as exc:
@@ -234,7 +231,7 @@ def resend(campaign_id):
 @bp.route("/<int:campaign_id>/delete", methods=["POST"])
 @require("edit_content")
 def delete(campaign_id):
-    campaign = _campaign(campaign_id)
+    campaign = team_object_or_404(Campaign, campaign_id)
     if campaign.state not in (CampaignState.DRAFT, CampaignState.CANCELLED, CampaignState.FAILED):
         flash("Only drafts, cancelled and failed campaigns can be deleted; reports of sent ones are kept.", "error")
         return redirect(url_for("campaigns.progress", campaign_id=campaign.id))
@@ -256,7 +253,7 @@ def _preview_contact():
 @require("view")
 def preview(campaign_id):
     """The preview pane: subject, the email in a sandboxed frame, the text part; as a chosen contact."""
-    campaign = _campaign(campaign_id)
+    campaign = team_object_or_404(Campaign, campaign_id)
     contact, address, note = _preview_contact()
     summary = template_services.preview_summary(g.team, _previewable(campaign), contact)
     frame_url = url_for("campaigns.preview_html", campaign_id=campaign.id, contact=address or None)
@@ -273,7 +270,7 @@ def _previewable(campaign):
 @bp.route("/<int:campaign_id>/preview.html")
 @require("view")
 def preview_html(campaign_id):
-    campaign = _campaign(campaign_id)
+    campaign = team_object_or_404(Campaign, campaign_id)
     contact, _address, _note = _preview_contact()
     return untrusted_html_response(template_services.preview_html(g.team, campaign, contact))
 
@@ -281,7 +278,7 @@ def preview_html(campaign_id):
 @bp.route("/<int:campaign_id>/test", methods=["POST"])
 @require("send")
 def send_test(campaign_id):
-    campaign = _campaign(campaign_id)
+    campaign = team_object_or_404(Campaign, campaign_id)
     action = url_for("campaigns.send_test", campaign_id=campaign.id)
     results, error, status = [], None, 200
     try:

@@ -11,15 +11,11 @@ from flask import url_for
 from app.admin.views import instance_admin_required
 from app.htmx import is_htmx
 from app.catcher import services
+from app.security import untrusted_html_response
 from app.wording import plural
 
 bp = Blueprint("catcher", __name__, url_prefix="/outbox")
 
-# The message's own HTML is untrusted: it is shown only inside a sandboxed
-# iframe (no scripts, no same-origin), and served with a CSP that also forbids
-# scripts and remote loads should someone open the URL directly.
-MESSAGE_CSP = ("sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data: cid:; "
-               "font-src data:; frame-ancestors 'self'")
 
 
 @bp.route("/")
@@ -44,10 +40,8 @@ def show(message_id):
 def html(message_id):
     message = services.get_message(message_id) or abort(404)
     body = services.parse(message)["html"] or "<p>This message has no HTML part.</p>"
-    response = Response(body, mimetype="text/html")
-    response.headers["Content-Security-Policy"] = MESSAGE_CSP
-    response.headers["X-Frame-Options"] = "SAMEORIGIN"
-    return response
+    # Shown only inside a sandboxed iframe; the policy also holds should someone open the URL directly.
+    return untrusted_html_response(body, remote_images=False)
 
 
 @bp.route("/<int:message_id>/raw")

@@ -13,20 +13,21 @@ with the hint, never the address.
 import dataclasses
 import re
 
-from email_validator import SPECIAL_USE_DOMAIN_NAMES
 from email_validator import EmailNotValidError
 from email_validator import validate_email
 from peewee import Value
 
+from app import addresses
 from app import events
 from app.consent import suppression
 from app.db import db
 from app.db import insert_many
+from app.errors import Problem
 from app.models import AuditLog
 from app.models import Contact
 from app.models import ContactStatus
-from app.models import EventType
 from app.models import Event
+from app.models import EventType
 from app.models import Suppression
 from app.models import utcnow
 
@@ -40,21 +41,11 @@ MAX_IMPORT_BYTES = 20 * 1024 * 1024
 MAX_IMPORT_LINES = 200_000  # about 20 s of work in one request; larger files are split
 SHOWN_ERRORS = 200  # per-line errors listed on the page; the rest are counted
 CHUNK = 500  # entries written per transaction by an import
-# The common shape of an address, lower-cased ASCII with nothing unusual: for
-# these the validator's answer is the text itself, so an import of 100,000
-# lines need not run it on each (it costs about 40 µs a line). Anything else,
-# including punycode domains (which the validator turns into Unicode), takes
-# the validator's path. tests/test_consent.py checks the two agree.
-SIMPLE_EMAIL = re.compile(r"[a-z0-9_+-]+(?:\.[a-z0-9_+-]+)*@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
 HEADER_WORDS = {"email", "e-mail", "email address", "address", "domain", "value", "emails", "domains"}
 
 
-class ConsentError(ValueError):
+class ConsentError(Problem):
     """A refusal with a message for the person, tied to a form field when there is one."""
-
-    def __init__(self, message, field=None):
-        super().__init__(message)
-        self.field = field
 
 
 def audit(team, user, action, target="", **data):
@@ -78,14 +69,10 @@ def parse_entry(text):
         raise ConsentError("That is too long for an email address or a domain.", field="value")
     local, at, domain = text.rpartition("@")
     if at and local:
-        simple = _simple_email(text)
-        if simple:
-            return "email", simple
         try:
-            value = validate_email(text, check_deliverability=False).normalized.lower()
-        except EmailNotValidError as exc:
-            raise ConsentError(f"“{text}” is not a valid email address: {exc}", field="value")
-        return "email", value
+            return "email", addresses.normalise_email(text)
+        except addresses.InvalidEmail as exc:
+            raise ConsentError(f"“{text}” is not a valid email address: {exc}", field="value") from None
     domain = text.lstrip("@")
     if not domain or "@" in domain:
         raise ConsentError(f"“{text}” is neither an email address nor a domain.", field="value")
@@ -96,24 +83,7 @@ def parse_entry(text):
     return "domain", value.rpartition("@")[2]
 
 
-def _simple_email(text):
-    """`text` lower-cased when it is a plain ASCII address the validator would accept unchanged, else None."""
-    lowered = text.lower()
-    if len(lowered) > 254 or not SIMPLE_EMAIL.fullmatch(lowered):
-        return None
-    local, _, domain = lowered.partition("@")
-    if len(local) > 64 or "xn--" in domain:
-        return None
-    if any(domain == name or domain.endswith("." + name) for name in SPECIAL_USE_DOMAIN_NAMES):
-        return None
-    return lowered
-
-
 # --- Reading ------------------------------------------------------------------
-
-def get_entry(team, entry_id):
-    return Suppression.get_or_none((Suppression.id == entry_id) & (Suppression.team == team))
-
 
 def entries_page(team, before=None, size=PAGE_SIZE):
     """Newest entries first, walking by id: (entries, cursor of the next page or None)."""

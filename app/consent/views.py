@@ -28,9 +28,12 @@ from app.consent import preferences
 from app.consent import services
 from app.consent.services import ConsentError
 from app.htmx import is_htmx
+from app.models import Contact
+from app.models import Suppression
 from app.security import accepts_upload
 from app.security import csrf_exempt
 from app.teams.context import require
+from app.teams.context import team_object_or_404
 from tasks.consent import send_confirmation
 
 bp = Blueprint("consent", __name__)
@@ -103,7 +106,7 @@ def check_suppression():
 @bp.route("/contacts/suppression/<int:entry_id>/remove", methods=["POST"])
 @require("edit_content")
 def remove_suppression(entry_id):
-    entry = services.get_entry(g.team, entry_id) or abort(404)
+    entry = team_object_or_404(Suppression, entry_id)
     try:
         services.remove(g.team, current_user, entry, request.form.get("confirm", ""))
     except ConsentError as exc:
@@ -130,7 +133,7 @@ def import_suppression():
 @bp.route("/contacts/<int:contact_id>/export.json")
 @require("export_data")
 def export_contact(contact_id):
-    contact = gdpr.get_contact(g.team, contact_id) or abort(404)
+    contact = team_object_or_404(Contact, contact_id)
     body = gdpr.export_json(g.team, current_user, contact)
     response = Response(body, mimetype="application/json")
     response.headers["Content-Disposition"] = f'attachment; filename="{gdpr.export_filename(contact)}"'
@@ -141,7 +144,7 @@ def export_contact(contact_id):
 @bp.route("/contacts/<int:contact_id>/erase", methods=["GET", "POST"])
 @require("export_data")
 def erase_contact(contact_id):
-    contact = gdpr.get_contact(g.team, contact_id) or abort(404)
+    contact = team_object_or_404(Contact, contact_id)
     if request.method == "POST":
         try:
             hint = gdpr.erase(g.team, current_user, contact, request.form.get("confirm", ""))

@@ -75,11 +75,6 @@ def validate_bulk(team, form):
     return data
 
 
-def bulk_job(team, job_id):
-    return AuditLog.get_or_none((AuditLog.id == job_id) & (AuditLog.team == team)
-                                & (AuditLog.action == "contacts.bulk"))
-
-
 def bulk_count(team, form):
     """How many contacts a bulk action would touch (for the confirmation page)."""
     if (form.get("scope") or "selected") == "filter":

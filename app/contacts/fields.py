@@ -38,10 +38,6 @@ def key_from_label(text):
     return key if KEY_PATTERN.match(key or "-") else ""
 
 
-def get_field(team, field_id):
-    return CustomField.get_or_none((CustomField.id == field_id) & (CustomField.team == team))
-
-
 def fields_of(team):
     return list(CustomField.select().where(CustomField.team == team).order_by(CustomField.id))
 

@@ -9,11 +9,10 @@ from another team is simply not found. Bad input raises ContactError with a
 message for the person and, where it belongs to one form field, that field.
 """
 
-from email_validator import EmailNotValidError
-from email_validator import validate_email
 from peewee import IntegrityError
 from peewee import fn
 
+from app import addresses
 from app import events
 from app.consent import suppression
 from app.contacts.common import ContactError
@@ -50,9 +49,9 @@ def normalise_email(address):
     if not address:
         raise ContactError("Enter an email address.", field="email")
     try:
-        email = validate_email(address, check_deliverability=False).normalized.lower()
-    except EmailNotValidError as exc:
-        raise ContactError(f"That email address is not valid: {exc}", field="email")
+        email = addresses.normalise_email(address)
+    except addresses.InvalidEmail as exc:
+        raise ContactError(f"That email address is not valid: {exc}", field="email") from None
     return email, email.rpartition("@")[2]
 
 

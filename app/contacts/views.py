@@ -28,10 +28,15 @@ from app.contacts.common import NotFound
 from app.contacts.query import ContactFilter
 from app.htmx import hx_redirect
 from app.htmx import is_htmx
+from app.models import AuditLog
 from app.models import CONTACT_STATUSES
+from app.models import Contact
+from app.models import CustomField
 from app.models import FIELD_TYPES
+from app.models import MailingList
 from app.models import SUBSCRIPTION_STATUSES
 from app.teams.context import require
+from app.teams.context import team_object_or_404
 from app.wording import plural
 from tasks import contacts as contact_tasks
 
@@ -44,18 +49,6 @@ def labels():
             "event_labels": timelines.EVENT_LABELS, "bulk_actions": bulk_actions.BULK_ACTIONS,
             "contact_statuses": CONTACT_STATUSES, "subscription_statuses": SUBSCRIPTION_STATUSES,
             "display_value": custom_fields.display_value, "describe_event": timelines.describe_event}
-
-
-def _contact_or_404(contact_id):
-    return services.get_contact(g.team, contact_id) or abort(404)
-
-
-def _list_or_404(list_id):
-    return mailing_lists.get_list(g.team, list_id) or abort(404)
-
-
-def _field_or_404(field_id):
-    return custom_fields.get_field(g.team, field_id) or abort(404)
 
 
 def _go(url):
@@ -127,7 +120,7 @@ def new_contact():
 @bp.route("/<int:contact_id>")
 @require("view")
 def show(contact_id):
-    contact = _contact_or_404(contact_id)
+    contact = team_object_or_404(Contact, contact_id)
     events, cursor = timelines.timeline(contact, request.args.get("events_before", type=int))
     return render_template("contacts/show.html", contact=contact, fields=custom_fields.fields_of(g.team),
                            attributes=services.attributes_of(contact), events=events, cursor=cursor,
@@ -138,7 +131,7 @@ def show(contact_id):
 @require("view")
 def timeline(contact_id):
     """More of the timeline: the next items for htmx's "Load more", or the page from that point."""
-    contact = _contact_or_404(contact_id)
+    contact = team_object_or_404(Contact, contact_id)
     before = request.args.get("before", type=int)
     if not is_htmx():
         return redirect(url_for("contacts.show", contact_id=contact.id, events_before=before, _anchor="timeline"))
@@ -149,7 +142,7 @@ def timeline(contact_id):
 @bp.route("/<int:contact_id>/edit", methods=["GET", "POST"])
 @require("edit_content")
 def edit(contact_id):
-    contact = _contact_or_404(contact_id)
+    contact = team_object_or_404(Contact, contact_id)
     if request.method == "POST":
         try:
             contact = services.update_contact(g.team, contact, request.form, current_user)
@@ -167,7 +160,7 @@ def edit(contact_id):
 @bp.route("/<int:contact_id>/delete", methods=["GET", "POST"])
 @require("edit_content")
 def delete(contact_id):
-    contact = _contact_or_404(contact_id)
+    contact = team_object_or_404(Contact, contact_id)
     if request.method == "POST":
         services.delete_contact(g.team, contact, current_user)
         flash(f"{contact.email} was deleted.", "success")
@@ -195,7 +188,7 @@ def _render_lists(contact, status=200, **extra):
 @bp.route("/<int:contact_id>/lists", methods=["POST"])
 @require("edit_content")
 def add_to_list(contact_id):
-    contact = _contact_or_404(contact_id)
+    contact = team_object_or_404(Contact, contact_id)
     mailing_list = mailing_lists.get_list(g.team, request.form.get("list_id", type=int))
     if mailing_list is None:
         return _render_lists(contact, 422, list_error="Choose a list.")
@@ -209,8 +202,8 @@ def add_to_list(contact_id):
 @bp.route("/<int:contact_id>/lists/<int:list_id>/remove", methods=["POST"])
 @require("edit_content")
 def remove_from_list(contact_id, list_id):
-    contact = _contact_or_404(contact_id)
-    mailing_list = _list_or_404(list_id)
+    contact = team_object_or_404(Contact, contact_id)
+    mailing_list = team_object_or_404(MailingList, list_id)
     services.remove_from_list(g.team, contact, mailing_list)
     return _render_lists(contact, list_notice=f"Removed from “{mailing_list.name}”.")
 
@@ -238,7 +231,7 @@ def bulk():
 @bp.route("/bulk/<int:job_id>")
 @require("view")
 def bulk_status(job_id):
-    job = bulk_actions.bulk_job(g.team, job_id) or abort(404)
+    job = team_object_or_404(AuditLog, job_id, action="contacts.bulk")
     data = job.data
     template = "contacts/_bulk_status.html" if is_htmx() else "contacts/bulk_status.html"
     return render_template(template, job=job, data=data)
@@ -293,7 +286,7 @@ def create_list():
 @bp.route("/lists/<int:list_id>")
 @require("view")
 def show_list(list_id):
-    mailing_list = _list_or_404(list_id)
+    mailing_list = team_object_or_404(MailingList, list_id)
     contact_filter = ContactFilter.from_args(request.args)
     contact_filter.list_id = mailing_list.id
     context = _results("contacts.show_list", {"list_id": mailing_list.id}, contact_filter, fixed_list=mailing_list)
@@ -307,7 +300,7 @@ def show_list(list_id):
 @bp.route("/lists/<int:list_id>/edit", methods=["POST"])
 @require("edit_content")
 def edit_list(list_id):
-    mailing_list = _list_or_404(list_id)
+    mailing_list = team_object_or_404(MailingList, list_id)
     try:
         mailing_list = mailing_lists.update_list(g.team, mailing_list, request.form)
     except ContactError as exc:
@@ -326,7 +319,7 @@ def edit_list(list_id):
 @bp.route("/lists/<int:list_id>/delete", methods=["GET", "POST"])
 @require("edit_content")
 def delete_list(list_id):
-    mailing_list = _list_or_404(list_id)
+    mailing_list = team_object_or_404(MailingList, list_id)
     if request.method == "POST":
         mailing_lists.delete_list(g.team, mailing_list, current_user)
         flash(f"List “{mailing_list.name}” deleted. Its contacts are still in Contacts.", "success")
@@ -364,7 +357,7 @@ def create_field():
 @bp.route("/fields/<int:field_id>/edit", methods=["POST"])
 @require("edit_content")
 def edit_field(field_id):
-    field = _field_or_404(field_id)
+    field = team_object_or_404(CustomField, field_id)
     try:
         custom_fields.update_field(g.team, field, request.form)
     except ContactError as exc:
@@ -375,7 +368,7 @@ def edit_field(field_id):
 @bp.route("/fields/<int:field_id>/delete", methods=["GET", "POST"])
 @require("edit_content")
 def delete_field(field_id):
-    field = _field_or_404(field_id)
+    field = team_object_or_404(CustomField, field_id)
     if request.method == "POST":
         cleared = custom_fields.delete_field(g.team, field, current_user)
         flash(f"Field “{field.label}” deleted; its value was removed from {plural(cleared, 'contact')}.", "success")

@@ -49,6 +49,7 @@ from jinja2.runtime import str_join
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from app.content import sanitize
+from app.errors import Problem
 
 MAX_SOURCE = 300_000  # characters in a body or layout
 MAX_VALUE = 100_000  # characters in any one value a template builds
@@ -80,7 +81,7 @@ TRACKING_NAMES = frozenset((OPEN_TOKEN, CLICK_TOKEN))
 CSS_FILTER = "loft_css_value"
 
 
-class RenderError(ValueError):
+class RenderError(Problem):
     """A template that cannot be rendered, with a message for the person who wrote it."""
 
     def __init__(self, message, line=None):

@@ -10,11 +10,10 @@ import datetime
 import re
 from dataclasses import dataclass
 
-from email_validator import EmailNotValidError
-from email_validator import validate_email
 from flask import current_app
 from markupsafe import escape as html_escape
 
+from app import addresses
 from app.consent import ratelimit
 from app.content import fields
 from app.content import prepare
@@ -23,6 +22,7 @@ from app.content import sources
 from app.content.message import MessageFactory
 from app.content.sandbox import RenderError
 from app.db import db
+from app.errors import Problem
 from app.models import Campaign
 from app.models import Contact
 from app.models import Template
@@ -36,12 +36,8 @@ MAX_NAME = 200
 _HEADER = re.compile(r"^\{#\s*name:\s*(?P<name>[^|]+?)\s*\|\s*description:\s*(?P<description>.+?)\s*#\}")
 
 
-class TemplateError(ValueError):
+class TemplateError(Problem):
     """Form errors, one message per field ("name", "kind", "body", "addresses", "contact" or "" for the form)."""
-
-    def __init__(self, errors):
-        super().__init__("; ".join(errors.values()))
-        self.errors = errors
 
 
 @dataclass(frozen=True)
@@ -106,7 +102,7 @@ def _clean(form, team, current=None):
         except RenderError as error:
             errors["body"] = str(error)
     if errors:
-        raise TemplateError(errors)
+        raise TemplateError(errors=errors)
     return name, kind, body
 
 
@@ -182,12 +178,6 @@ def save_draft(team, user, slot, form):
                              & (TemplateDraft.slot == str(slot)))
 
 
-def get_draft(team, user, token):
-    """One of this person's own drafts in this team, or None."""
-    return TemplateDraft.get_or_none((TemplateDraft.token == token) & (TemplateDraft.team == team)
-                                     & (TemplateDraft.user == user))
-
-
 def preview(team, item, contact=None):
     """(subject, html, text) of a template or campaign as `contact` (or a sample person) would get it."""
     if contact is None:
@@ -224,18 +214,18 @@ def parse_addresses(text):
     """Up to MAX_TEST_ADDRESSES normalised addresses from a comma/space/line separated text, or TemplateError."""
     parts = [part for part in re.split(r"[\s,;]+", text or "") if part]
     if not parts:
-        raise TemplateError({"addresses": "Enter at least one email address."})
+        raise TemplateError(errors={"addresses": "Enter at least one email address."})
     if len(parts) > MAX_TEST_ADDRESSES:
-        raise TemplateError({"addresses": f"Send a test to at most {MAX_TEST_ADDRESSES} addresses at a time."})
-    addresses, bad = [], []
+        raise TemplateError(errors={"addresses": f"Send a test to at most {MAX_TEST_ADDRESSES} addresses at a time."})
+    found, bad = [], []
     for part in parts:
         try:
-            addresses.append(validate_email(part, check_deliverability=False).normalized)
-        except EmailNotValidError:
+            found.append(addresses.normalise_email(part))
+        except addresses.InvalidEmail:
             bad.append(part)
     if bad:
-        raise TemplateError({"addresses": f"Not a valid email address: {', '.join(bad)}."})
-    return list(dict.fromkeys(addresses))
+        raise TemplateError(errors={"addresses": f"Not a valid email address: {', '.join(bad)}."})
+    return list(dict.fromkeys(found))
 
 
 def _test_campaign(item, team):
@@ -258,7 +248,7 @@ def _team_mail_check(team, from_email):
         teammail.check_sender(team, from_email)
         return teammail.transport(team)
     except teammail.TeamMailError as error:
-        raise TemplateError({"": str(error)}) from None
+        raise TemplateError(errors={"": str(error)}) from None
 
 
 def send_test(item, addresses, team, contact=None):
@@ -279,7 +269,7 @@ def send_test(item, addresses, team, contact=None):
     try:
         factory = MessageFactory(campaign, test=True, source=source)
     except RenderError as error:
-        raise TemplateError({"": f"This template cannot be sent: {error}"}) from None
+        raise TemplateError(errors={"": f"This template cannot be sent: {error}"}) from None
     options, via = _team_mail_check(team, factory.from_email)
     sign = teammail.signer(team, factory.from_email)
     messages = []
@@ -289,11 +279,11 @@ def send_test(item, addresses, team, contact=None):
         try:
             raw = factory.build(send, person)
         except RenderError as error:
-            raise TemplateError({"": f"This template cannot be sent: {error}"}) from None
+            raise TemplateError(errors={"": f"This template cannot be sent: {error}"}) from None
         messages.append((address, sign(raw) if sign else raw))
     if not ratelimit.hit("test-send", team.id, test_sends_per_hour(), 3600, cost=len(messages)):
         left = max(test_sends_per_hour() - ratelimit.recent("test-send", team.id, 3600), 0)
-        raise TemplateError({"": f"This team has sent its {test_sends_per_hour()} test messages for this hour "
+        raise TemplateError(errors={"": f"This team has sent its {test_sends_per_hour()} test messages for this hour "
                                  f"({left} left): try again later, or send to fewer addresses."})
     results = teammail.deliver(options, factory.from_email, messages)
     for result in results:

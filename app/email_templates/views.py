@@ -3,12 +3,12 @@ editor with live preview, preview as a contact, and test sends.
 
 Email HTML is untrusted in our own pages. It is only ever shown inside
 <iframe sandbox> (no scripts, no same-origin) whose src is one of the
-*.html endpoints below, served with their own CSP: inline styles (which email
-needs and the app's CSP forbids, also inside srcdoc) but no scripts, and the
-sandbox directive again for anyone opening the URL directly.
+*.html endpoints below, served by app.security.untrusted_html_response with its
+own CSP: inline styles (which email needs and the app's CSP forbids, also inside
+srcdoc) but no scripts, and the sandbox directive again for anyone opening the URL
+directly.
 """
 from flask import Blueprint
-from flask import Response
 from flask import abort
 from flask import flash
 from flask import g
@@ -21,21 +21,13 @@ from flask_login import current_user
 from app.campaigns import services as campaign_services
 from app.email_templates import services
 from app.htmx import is_htmx
+from app.models import Template
+from app.models import TemplateDraft
+from app.security import untrusted_html_response
 from app.teams.context import require
+from app.teams.context import team_object_or_404
 
 bp = Blueprint("email_templates", __name__, url_prefix="/templates")
-
-PREVIEW_CSP = ("sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src https: http: data: cid:; "
-               "font-src https: data:; frame-ancestors 'self'; form-action 'none'; base-uri 'none'")
-
-
-def _template_or_404(template_id):
-    return services.get_template(g.team, template_id) or abort(404)
-
-
-def _builtin_or_404(key):
-    return services.builtin(key) or abort(404)
-
 
 def _contact_from(values):
     """The contact chosen in "Preview as" (None: a sample person) and a note when the address is unknown."""
@@ -46,14 +38,6 @@ def _contact_from(values):
     if contact is None:
         return None, address, f"No contact with the address {address}: showing a sample person."
     return contact, address, ""
-
-
-def _frame_response(html):
-    response = Response(html, mimetype="text/html")
-    response.headers["Content-Security-Policy"] = PREVIEW_CSP
-    response.headers["X-Frame-Options"] = "SAMEORIGIN"
-    response.headers["Cache-Control"] = "no-store"
-    return response
 
 
 def _preview_fragment(item, frame_url, values):
@@ -101,13 +85,13 @@ def create():
 @bp.route("/<int:template_id>")
 @require("view")
 def edit(template_id):
-    return _editor(_template_or_404(template_id))
+    return _editor(team_object_or_404(Template, template_id))
 
 
 @bp.route("/<int:template_id>", methods=["POST"])
 @require("edit_content")
 def update(template_id):
-    template = _template_or_404(template_id)
+    template = team_object_or_404(Template, template_id)
     try:
         template = services.update_template(g.team, template, request.form)
     except services.TemplateError as error:
@@ -119,7 +103,7 @@ def update(template_id):
 @bp.route("/<int:template_id>/duplicate", methods=["POST"])
 @require("edit_content")
 def duplicate(template_id):
-    copy = services.duplicate(g.team, _template_or_404(template_id))
+    copy = services.duplicate(g.team, team_object_or_404(Template, template_id))
     flash(f"Made a copy: “{copy.name}”.", "success")
     return redirect(url_for("email_templates.edit", template_id=copy.id))
 
@@ -127,7 +111,7 @@ def duplicate(template_id):
 @bp.route("/<int:template_id>/delete", methods=["POST"])
 @require("edit_content")
 def delete(template_id):
-    template = _template_or_404(template_id)
+    template = team_object_or_404(Template, template_id)
     services.delete_template(g.team, template)
     flash(f"Deleted “{template.name}”.", "info")
     return redirect(url_for("email_templates.index"))
@@ -136,14 +120,15 @@ def delete(template_id):
 @bp.route("/builtin/<key>")
 @require("view")
 def builtin(key):
-    return render_template("email_templates/builtin.html", layout=_builtin_or_404(key),
+    layout = services.builtin(key) or abort(404)
+    return render_template("email_templates/builtin.html", layout=layout,
                            contacts=services.contact_choices(g.team))
 
 
 @bp.route("/builtin/<key>/use", methods=["POST"])
 @require("edit_content")
 def use_builtin(key):
-    copy = services.duplicate(g.team, _builtin_or_404(key))
+    copy = services.duplicate(g.team, services.builtin(key) or abort(404))
     flash(f"“{copy.name}” is now in your templates: edit it to make it yours.", "success")
     return redirect(url_for("email_templates.edit", template_id=copy.id))
 
@@ -166,14 +151,14 @@ def _new_campaign(start_from, back):
 @bp.route("/<int:template_id>/campaign", methods=["POST"])
 @require("edit_content")
 def new_campaign(template_id):
-    template = _template_or_404(template_id)
+    template = team_object_or_404(Template, template_id)
     return _new_campaign(f"template:{template.id}", url_for("email_templates.edit", template_id=template.id))
 
 
 @bp.route("/builtin/<key>/campaign", methods=["POST"])
 @require("edit_content")
 def builtin_new_campaign(key):
-    layout = _builtin_or_404(key)
+    layout = services.builtin(key) or abort(404)
     return _new_campaign(f"builtin:{layout.key}", url_for("email_templates.builtin", key=layout.key))
 
 
@@ -196,15 +181,15 @@ def preview_draft():
 @bp.route("/drafts/<token>.html")
 @require("view")
 def draft_html(token):
-    draft = services.get_draft(g.team, current_user.id, token) or abort(404)
+    draft = team_object_or_404(TemplateDraft, token=token, user=current_user.id)  # one's own drafts only
     contact, _address, _note = _contact_from(request.args)
-    return _frame_response(services.preview_html(g.team, services.Draft(draft.name, draft.kind, draft.body), contact))
+    return untrusted_html_response(services.preview_html(g.team, services.Draft(draft.name, draft.kind, draft.body), contact))
 
 
 @bp.route("/<int:template_id>/preview")
 @require("view")
 def preview(template_id):
-    template = _template_or_404(template_id)
+    template = team_object_or_404(Template, template_id)
     frame_url = url_for("email_templates.preview_html", template_id=template.id,
                         contact=request.args.get("contact") or None)
     return _preview_fragment(template, frame_url, request.args)
@@ -214,13 +199,13 @@ def preview(template_id):
 @require("view")
 def preview_html(template_id):
     contact, _address, _note = _contact_from(request.args)
-    return _frame_response(services.preview_html(g.team, _template_or_404(template_id), contact))
+    return untrusted_html_response(services.preview_html(g.team, team_object_or_404(Template, template_id), contact))
 
 
 @bp.route("/builtin/<key>/preview")
 @require("view")
 def builtin_preview(key):
-    layout = _builtin_or_404(key)
+    layout = services.builtin(key) or abort(404)
     frame_url = url_for("email_templates.builtin_preview_html", key=key, contact=request.args.get("contact") or None)
     return _preview_fragment(layout, frame_url, request.args)
 
@@ -229,7 +214,8 @@ def builtin_preview(key):
 @require("view")
 def builtin_preview_html(key):
     contact, _address, _note = _contact_from(request.args)
-    return _frame_response(services.preview_html(g.team, _builtin_or_404(key), contact))
+    layout = services.builtin(key) or abort(404)
+    return untrusted_html_response(services.preview_html(g.team, layout, contact))
 
 
 # --- Test sends ----------------------------------------------------------------------------
@@ -253,12 +239,12 @@ def _test_send(item, action):
 @bp.route("/<int:template_id>/test", methods=["POST"])
 @require("send")
 def send_test(template_id):
-    template = _template_or_404(template_id)
+    template = team_object_or_404(Template, template_id)
     return _test_send(template, url_for("email_templates.send_test", template_id=template.id))
 
 
 @bp.route("/builtin/<key>/test", methods=["POST"])
 @require("send")
 def builtin_send_test(key):
-    layout = _builtin_or_404(key)
+    layout = services.builtin(key) or abort(404)
     return _test_send(layout, url_for("email_templates.builtin_send_test", key=key))

@@ -13,6 +13,7 @@ from app.contacts.fields import RESERVED_KEYS
 from app.contacts.fields import fields_of
 from app.contacts.fields import key_from_label
 from app.db import db
+from app.errors import Problem
 from app.imports import csvsniff
 from app.imports.csvsniff import FileProblem
 from app.models import CustomField
@@ -40,22 +41,14 @@ HEADER_GUESSES = {
 }
 
 
-class ImportProblem(ValueError):
+class ImportProblem(Problem):
     """A refusal with a message for the person; `field` names the form control it belongs to."""
-
-    def __init__(self, message, field=None):
-        super().__init__(message)
-        self.field = field
 
 
 # --- Looking things up ------------------------------------------------------------
 
 def import_dir():
     return current_app.config.get("IMPORT_DIR") or os.path.join(current_app.root_path, "..", "var", "imports")
-
-
-def get_import(team, job_id):
-    return ImportJob.get_or_none((ImportJob.id == job_id) & (ImportJob.team == team))
 
 
 def recent_imports(team, limit=50):

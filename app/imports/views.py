@@ -23,9 +23,11 @@ from app.contacts.lists import lists_of
 from app.htmx import is_htmx
 from app.imports import services
 from app.imports.services import ImportProblem
+from app.models import ImportJob
 from app.security import accepts_upload
 from app.teams.context import load_current_team
 from app.teams.context import require
+from app.teams.context import team_object_or_404
 from app.teams.permissions import can
 from tasks import imports as import_tasks
 
@@ -35,10 +37,6 @@ bp = Blueprint("imports", __name__, url_prefix="/imports")
 @bp.context_processor
 def labels():
     return {"status_labels": services.STATUS_LABELS, "modes": services.MODES}
-
-
-def _job_or_404(job_id):
-    return services.get_import(g.team, job_id) or abort(404)
 
 
 def _render_index(status=200, **context):
@@ -84,7 +82,7 @@ def index():
 @bp.route("/<int:job_id>/map", methods=["GET", "POST"])
 @require("edit_content")
 def map_columns(job_id):
-    job = _job_or_404(job_id)
+    job = team_object_or_404(ImportJob, job_id)
     if job.status != "uploaded":
         return redirect(url_for("imports.show", job_id=job.id))
     try:
@@ -128,7 +126,7 @@ def _size(path):
 @bp.route("/<int:job_id>/discard", methods=["POST"])
 @require("edit_content")
 def discard(job_id):
-    job = _job_or_404(job_id)
+    job = team_object_or_404(ImportJob, job_id)
     try:
         services.discard(g.team, job)
     except ImportProblem as exc:
@@ -142,7 +140,7 @@ def discard(job_id):
 @require("edit_content")
 def show(job_id):
     """The progress of an import, then its report. htmx polls the fragment while it runs."""
-    job = _job_or_404(job_id)
+    job = team_object_or_404(ImportJob, job_id)
     if job.status == "uploaded":
         return redirect(url_for("imports.map_columns", job_id=job.id))
     context = dict(job=job, stalled=services.is_stalled(job), has_rejects=_has_rejects(job),
@@ -160,7 +158,7 @@ def _has_rejects(job):
 @bp.route("/<int:job_id>/resume", methods=["POST"])
 @require("edit_content")
 def resume(job_id):
-    job = _job_or_404(job_id)
+    job = team_object_or_404(ImportJob, job_id)
     try:
         job = services.resume(g.team, job)
     except ImportProblem as exc:
@@ -174,7 +172,7 @@ def resume(job_id):
 @require("edit_content")
 def rejects(job_id):
     """Every row that was rejected, a duplicate, or not subscribed, with the reason, as CSV."""
-    job = _job_or_404(job_id)
+    job = team_object_or_404(ImportJob, job_id)
     if not job.rejects_path or not os.path.exists(job.rejects_path):
         abort(404, description="This import has no file of rejected rows.")
     stem = os.path.splitext(job.filename)[0] or "import"

@@ -52,11 +52,6 @@ BOUNCE_LIMIT = 0.05
 DASHBOARD_DAYS = 30
 TOP = 15  # rows shown per breakdown table (the CSV has them all)
 
-def get_campaign(team, campaign_id):
-    """A campaign of this team, or None: another team's id is simply not found."""
-    return Campaign.get_or_none((Campaign.team == team) & (Campaign.id == campaign_id))
-
-
 def _ratio(part, whole):
     return part / whole if whole else 0.0
 

@@ -9,22 +9,19 @@ import io
 
 from flask import Blueprint
 from flask import Response
-from flask import abort
 from flask import g
 from flask import render_template
 
+from app.models import Campaign
 from app.reports import charts
 from app.reports import geo
 from app.reports import rollup
 from app.reports import services
 from app.security import attachment
 from app.teams.context import require
+from app.teams.context import team_object_or_404
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
-
-
-def _campaign(campaign_id):
-    return services.get_campaign(g.team, campaign_id) or abort(404)
 
 
 @bp.route("/")
@@ -45,7 +42,7 @@ def dashboard():
 @bp.route("/campaigns/<int:campaign_id>")
 @require("view")
 def campaign(campaign_id):
-    campaign = _campaign(campaign_id)
+    campaign = team_object_or_404(Campaign, campaign_id)
     position = rollup.catch_up()
     report = services.campaign_report(campaign)
     timeline = report["timeline"]
@@ -61,7 +58,7 @@ def campaign(campaign_id):
 @bp.route("/campaigns/<int:campaign_id>.csv")
 @require("view")
 def campaign_csv(campaign_id):
-    campaign = _campaign(campaign_id)
+    campaign = team_object_or_404(Campaign, campaign_id)
     rollup.catch_up()
     out = io.StringIO()
     csv.writer(out).writerows(services.export_rows(services.campaign_report(campaign)))

@@ -31,6 +31,7 @@ import re
 from peewee import fn
 
 from app.db import everything
+from app.errors import Problem
 from app.models import CONTACT_STATUSES
 from app.models import Campaign
 from app.models import Contact
@@ -130,16 +131,11 @@ _NEGATIVE = {"is_not", "not_contains", "not_within_last_days", "not_in_list", "n
              "not_clicked", "was_not_sent", "ne"}
 
 
-class SegmentError(ValueError):
+class SegmentError(Problem):
     """A refusal with a message for the person; `errors` maps rule paths ("0", "1.2") to messages.
 
     The path "" is the segment as a whole (its shape or size).
     """
-
-    def __init__(self, message, errors=None):
-        super().__init__(message)
-        self.message = message
-        self.errors = dict(errors or {})
 
 
 # --- The catalogue of fields a team's rules may use -----------------------------
@@ -196,7 +192,7 @@ def parse_rules(rules):
         try:
             rules = json.loads(rules or "{}")
         except ValueError:
-            raise SegmentError("The segment's rules are not valid JSON.", {"": "The rules are not valid JSON."})
+            raise SegmentError("The segment's rules are not valid JSON.", errors={"": "The rules are not valid JSON."})
     if rules is None or rules == {}:
         return {"op": "and", "rules": []}
     return rules
@@ -234,7 +230,7 @@ def validate_rules(team_id, rules, catalogue=None):
     if errors:
         path, message = sorted(errors.items(), key=lambda item: _path_key(item[0]))[0]
         where = f"Rule {describe_path(path)}: " if path else ""
-        raise SegmentError(where + message, errors)
+        raise SegmentError(where + message, errors=errors)
     return cleaned
 
 

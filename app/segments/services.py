@@ -85,15 +85,6 @@ def rules_of(segment):
     return rules if isinstance(rules, dict) else {"op": "and", "rules": []}
 
 
-def get_segment(team, segment_id):
-    """The team's segment with this id, or None (another team's id is simply not found)."""
-    try:
-        segment_id = int(segment_id)
-    except (TypeError, ValueError):
-        return None
-    return Segment.get_or_none((Segment.id == segment_id) & (Segment.team == _team_id(team)))
-
-
 def list_segments(team):
     return list(Segment.select().where(Segment.team == _team_id(team))
                 .order_by(fn.lower(Segment.name), Segment.id))
@@ -102,16 +93,16 @@ def list_segments(team):
 def _clean_name(team, name, segment=None):
     name = " ".join((name or "").split())
     if not name:
-        raise SegmentError("Give the segment a name.", {"name": "Give the segment a name."})
+        raise SegmentError("Give the segment a name.", field="name")
     if len(name) > MAX_NAME:
         message = f"Keep the name under {MAX_NAME} characters."
-        raise SegmentError(message, {"name": message})
+        raise SegmentError(message, field="name")
     same = Segment.select(Segment.id).where((Segment.team == _team_id(team)) & (fn.lower(Segment.name) == name.lower()))
     if segment is not None:
         same = same.where(Segment.id != segment.id)
     if same.exists():
         message = f"There is already a segment called “{name}”."
-        raise SegmentError(message, {"name": message})
+        raise SegmentError(message, field="name")
     return name
 
 

@@ -6,7 +6,6 @@ gets the builder fragment back (with the count swapped out of band), a plain
 one the whole page, so every button also works without JavaScript.
 """
 from flask import Blueprint
-from flask import abort
 from flask import flash
 from flask import g
 from flask import redirect
@@ -15,19 +14,17 @@ from flask import request
 from flask import url_for
 
 from app.htmx import is_htmx
+from app.models import Segment
 from app.segments import builder
 from app.segments import services
 from app.segments.compiler import MAX_RULES
 from app.segments.compiler import Catalogue
 from app.segments.compiler import SegmentError
 from app.teams.context import require
+from app.teams.context import team_object_or_404
 from app.teams.permissions import can
 
 bp = Blueprint("segments", __name__, url_prefix="/segments")
-
-
-def _segment_or_404(segment_id):
-    return services.get_segment(g.team, segment_id) or abort(404)
 
 
 def _editor(segment, tree, catalogue, *, name=None, errors=None, message=None, focus=None,
@@ -88,7 +85,7 @@ def create():
 @bp.route("/<int:segment_id>")
 @require("view")
 def show(segment_id):
-    segment = _segment_or_404(segment_id)
+    segment = team_object_or_404(Segment, segment_id)
     catalogue = Catalogue(g.team.id)
     rules = services.rules_of(segment)
     if not can(g.membership.role, "edit_content"):
@@ -101,7 +98,7 @@ def show(segment_id):
 @bp.route("/<int:segment_id>", methods=["POST"])
 @require("edit_content")
 def save(segment_id):
-    segment = _segment_or_404(segment_id)
+    segment = team_object_or_404(Segment, segment_id)
     catalogue = Catalogue(g.team.id)
     tree = _posted_tree(catalogue)
     try:
@@ -130,7 +127,7 @@ def _refused(segment, tree, catalogue, exc):
 @require("edit_content")
 def builder_update(segment_id):
     """One builder action (add, remove, a changed field or operator): the builder again."""
-    segment = _segment_or_404(segment_id) if segment_id else None
+    segment = team_object_or_404(Segment, segment_id) if segment_id else None
     catalogue = Catalogue(g.team.id)
     tree, message, focus = builder.apply(_posted_tree(catalogue), request.form.get("action"))
     context = _editor(segment, tree, catalogue, name=request.form.get("name", ""), message=message, focus=focus)
@@ -144,7 +141,7 @@ def builder_update(segment_id):
 @require("edit_content")
 def live_count(segment_id):
     """The count for the rules as they stand in the form (and each rule's error, out of band)."""
-    segment = _segment_or_404(segment_id) if segment_id else None
+    segment = team_object_or_404(Segment, segment_id) if segment_id else None
     catalogue = Catalogue(g.team.id)
     context = _editor(segment, _posted_tree(catalogue), catalogue)
     if is_htmx():
@@ -156,7 +153,7 @@ def live_count(segment_id):
 @require("view")
 def count(segment_id):
     """The stored segment's count, for the list page (loaded after the page, one row at a time)."""
-    segment = _segment_or_404(segment_id)
+    segment = team_object_or_404(Segment, segment_id)
     return render_template("segments/_stored_count.html", segment=segment, **_stored_count(segment))
 
 
@@ -172,7 +169,7 @@ def _stored_count(segment):
 @bp.route("/<int:segment_id>/delete", methods=["GET", "POST"])
 @require("edit_content")
 def delete(segment_id):
-    segment = _segment_or_404(segment_id)
+    segment = team_object_or_404(Segment, segment_id)
     if request.method == "POST":
         try:
             services.delete_segment(g.team, segment)

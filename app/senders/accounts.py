@@ -28,6 +28,7 @@ from peewee import fn
 from app import netguard
 from app import security
 from app import settings
+from app.errors import Problem
 from app.models import TLS_MODES
 from app.models import Send
 from app.models import SmtpAccount
@@ -39,12 +40,8 @@ LIMIT_FIELDS = ("per_second", "per_hour", "per_day", "max_connections", "weight"
 TEST_TIMEOUT = 15  # seconds; "Test connection" runs inside a web request
 
 
-class AccountError(ValueError):
+class AccountError(Problem):
     """Form errors, one message per field name."""
-
-    def __init__(self, errors):
-        super().__init__("; ".join(errors.values()))
-        self.errors = errors
 
 
 # --- Reading ----------------------------------------------------------------
@@ -285,7 +282,7 @@ def validate(form, account=None, allow_private=None):
         errors["password"] = "Enter the password for this user name" + (
             " (an app-specific password for iCloud)." if preset == "icloud" else ".")
     if errors:
-        raise AccountError(errors)
+        raise AccountError(errors=errors)
     if not values["username"]:
         values["password"] = ""  # no login, nothing to keep
     warnings = []

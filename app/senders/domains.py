@@ -29,6 +29,7 @@ from flask import current_app
 from peewee import IntegrityError
 
 from app import security
+from app.errors import Problem
 from app.models import SenderDomain
 from app.models import SmtpAccount
 from app.models import utcnow
@@ -49,7 +50,7 @@ OVERSIGNED = (b"from", b"subject", b"list-unsubscribe", b"list-unsubscribe-post"
 _RELAXED = CanonicalizationPolicy.from_c_value(b"relaxed/relaxed")
 
 
-class DomainError(ValueError):
+class DomainError(Problem):
     pass
 
 
@@ -88,11 +89,6 @@ def normalise_domain(text):
 
 def list_domains(team):
     return list(SenderDomain.select().where(SenderDomain.team == team).order_by(SenderDomain.domain))
-
-
-def get_domain(team, domain_id):
-    """The team's domain, or None (another team's id is simply not found)."""
-    return SenderDomain.get_or_none((SenderDomain.id == domain_id) & (SenderDomain.team == team))
 
 
 def new_selector(now=None):

@@ -4,7 +4,6 @@ Administrators only ("manage_domains"), for reading too: the accounts page
 shows servers and logins. Passwords and DKIM private keys are never rendered.
 """
 from flask import Blueprint
-from flask import abort
 from flask import flash
 from flask import g
 from flask import redirect
@@ -14,19 +13,18 @@ from flask import url_for
 
 from app.htmx import hx_redirect
 from app.htmx import is_htmx
+from app.models import SenderDomain
+from app.models import SmtpAccount
 from app.senders import accounts as account_services
 from app.senders import domains as domain_services
 from app.senders import mailservers
 from app.teams.context import require
+from app.teams.context import team_object_or_404
 
 bp = Blueprint("sending", __name__, url_prefix="/sending")
 
 
 # --- SMTP accounts ---------------------------------------------------------------
-
-def _account_or_404(account_id):
-    return account_services.get_account(g.team, account_id) or abort(404)
-
 
 def _render_form(account, form, status=200, **context):
     preset = form.get("preset") or "generic"
@@ -70,7 +68,7 @@ def new_account():
 @bp.route("/accounts/<int:account_id>/edit", methods=["GET", "POST"])
 @require("manage_domains")
 def edit_account(account_id):
-    account = _account_or_404(account_id)
+    account = team_object_or_404(SmtpAccount, account_id)
     if request.method == "POST":
         try:
             account, warnings = account_services.update_account(account, request.form)
@@ -83,7 +81,7 @@ def edit_account(account_id):
 @bp.route("/accounts/<int:account_id>/delete", methods=["POST"])
 @require("manage_domains")
 def delete_account(account_id):
-    account = _account_or_404(account_id)
+    account = team_object_or_404(SmtpAccount, account_id)
     account_services.delete_account(account)
     if is_htmx():
         return ""  # the card is removed in place
@@ -102,7 +100,7 @@ def _render_card(account):
 @bp.route("/accounts/<int:account_id>/pause", methods=["POST"])
 @require("manage_domains")
 def pause_account(account_id):
-    account = _account_or_404(account_id)
+    account = team_object_or_404(SmtpAccount, account_id)
     account_services.pause_account(account.id, "Paused by hand.")
     if not is_htmx():
         flash(f"“{account.name}” is paused: no campaign sends through it until you resume it.", "info")
@@ -112,7 +110,7 @@ def pause_account(account_id):
 @bp.route("/accounts/<int:account_id>/resume", methods=["POST"])
 @require("manage_domains")
 def resume_account(account_id):
-    account = _account_or_404(account_id)
+    account = team_object_or_404(SmtpAccount, account_id)
     account_services.resume_account(account.id)
     if not is_htmx():
         flash(f"“{account.name}” is active again.", "success")
@@ -123,21 +121,17 @@ def resume_account(account_id):
 @require("manage_domains")
 def test_account(account_id):
     """Really connect, encrypt and log in; show the server's replies verbatim."""
-    account = _account_or_404(account_id)
+    account = team_object_or_404(SmtpAccount, account_id)
     ok, transcript = account_services.test_connection(account)
     account_services.record_test(account, ok, account_services.summary_of(ok, transcript))
     template = "sending/_test_result.html" if is_htmx() else "sending/test_result.html"
     # The card's "Last test" line is refreshed with the result (out of band), from the stored row.
-    return render_template(template, account=_account_or_404(account.id), ok=ok, transcript=transcript,
+    return render_template(template, account=team_object_or_404(SmtpAccount, account.id), ok=ok, transcript=transcript,
                            summary=account_services.summary_of(ok, transcript), services=account_services,
                            refresh_card=is_htmx())
 
 
 # --- Sender domains ------------------------------------------------------------
-
-def _domain_or_404(domain_id):
-    return domain_services.get_domain(g.team, domain_id) or abort(404)
-
 
 @bp.route("/domains", methods=["GET", "POST"])
 @require("manage_domains")
@@ -161,7 +155,7 @@ def _render_domains(**context):
 @bp.route("/domains/<int:domain_id>")
 @require("manage_domains")
 def domain(domain_id):
-    row = _domain_or_404(domain_id)
+    row = team_object_or_404(SenderDomain, domain_id)
     return render_template("sending/domain.html", domain=row, records=domain_services.dns_records(row),
                            status=domain_services.last_status(row))
 
@@ -170,9 +164,9 @@ def domain(domain_id):
 @require("manage_domains")
 def check_domain(domain_id):
     """Look the records up in DNS now; the domain becomes verified when the verification TXT matches."""
-    row = _domain_or_404(domain_id)
+    row = team_object_or_404(SenderDomain, domain_id)
     status = domain_services.check_dns(row)
-    row = _domain_or_404(domain_id)
+    row = team_object_or_404(SenderDomain, domain_id)
     if is_htmx():
         return render_template("sending/_dns_status.html", domain=row, status=status)
     flash("DNS checked." if not row.verified_at else f"{row.domain} is verified.", "info")
@@ -182,7 +176,7 @@ def check_domain(domain_id):
 @bp.route("/domains/<int:domain_id>/delete", methods=["POST"])
 @require("manage_domains")
 def delete_domain(domain_id):
-    row = _domain_or_404(domain_id)
+    row = team_object_or_404(SenderDomain, domain_id)
     domain_services.delete_domain(row)
     flash(f"{row.domain} removed. Campaigns can no longer send from it.", "success")
     target = url_for("sending.domains")

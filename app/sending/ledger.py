@@ -35,6 +35,7 @@ from peewee import fn
 
 from app.db import db
 from app.db import update_many
+from app.errors import Problem
 from app.models import Campaign
 from app.models import Contact
 from app.models import ContactStatus
@@ -55,7 +56,7 @@ PENDING = (SendStatus.QUEUED, SendStatus.DEFERRED, SendStatus.CLAIMED)  # work l
 WAITING = (SendStatus.QUEUED, SendStatus.DEFERRED, SendStatus.HELD)
 
 
-class LedgerError(ValueError):
+class LedgerError(Problem):
     """The audience cannot be resolved, with a message for the person."""
 
 

@@ -1,8 +1,8 @@
 """The current team of each request, and the permission check views use.
 
 g.membership and g.team are set before every request of a signed-in user.
-Objects are always looked up through g.team, so another team's id in a URL
-is simply not found (404), never a 403 that confirms it exists.
+Objects are always looked up through g.team (team_object_or_404), so another
+team's id in a URL is simply not found (404), never a 403 that confirms it exists.
 """
 import functools
 
@@ -24,6 +24,16 @@ def load_current_team():
     if current_user.is_authenticated:
         g.membership = services.current_membership(current_user)
         g.team = g.membership.team if g.membership else None
+
+
+def team_object_or_404(model, object_id=None, **fields):
+    """The current team's `model` row with this id (or these field values), else 404.
+
+    The one way a view loads what a URL names: another team's id is simply not found."""
+    where = [model.team == g.team] + [getattr(model, name) == value for name, value in fields.items()]
+    if object_id is not None:
+        where.append(model.id == object_id)
+    return model.get_or_none(*where) or abort(404)
 
 
 def require(permission):

@@ -135,12 +135,6 @@ def members(team):
             .where(Membership.team == team).order_by(User.email))
 
 
-def get_member(team, membership_id):
-    """A membership of this team by id, or None: another team's id is simply not found."""
-    return (Membership.select(Membership, User).join(User)
-            .where((Membership.team == team) & (Membership.id == membership_id)).get_or_none())
-
-
 def _admin_count(team):
     return Membership.select().where((Membership.team == team) & (Membership.role == "admin")).count()
 

@@ -12,13 +12,16 @@ from flask_login import login_required
 from flask_login import login_user
 
 from app import system_mail
+from app.errors import render_problem
 from app.htmx import is_htmx
+from app.models import Membership
 from app.models import ROLE_LABELS
 from app.models import ROLES
 from app.security import safe_next
 from app.senders import domains
 from app.teams import services
 from app.teams.context import require
+from app.teams.context import team_object_or_404
 from app.teams.permissions import can
 from app.teams.services import TeamError
 from tasks.system_mail import send_system_email
@@ -41,7 +44,7 @@ def new_team():
         try:
             team = services.create_team(current_user, request.form.get("name", ""))
         except TeamError as exc:
-            return render_template("teams/new.html", error=exc.message, errors=exc.errors, form=request.form), 422
+            return render_problem("teams/new.html", exc)
         services.switch_team(current_user, team.id)
         flash(f"Team “{team.name}” created. You are its Administrator.", "success")
         return redirect(url_for("dashboard.dashboard"))
@@ -131,7 +134,7 @@ def invite():
 @bp.route("/members/<int:member_id>/role", methods=["POST"])
 @require("manage_members")
 def change_role(member_id):
-    member = services.get_member(g.team, member_id) or abort(404)
+    member = team_object_or_404(Membership, member_id)
     try:
         services.change_role(g.membership, member, request.form.get("role", ""))
     except TeamError as exc:
@@ -143,7 +146,7 @@ def change_role(member_id):
 @require("view")
 def remove_member(member_id):
     """Remove a member; anyone may remove themselves (leave), managing others needs manage_members."""
-    member = services.get_member(g.team, member_id) or abort(404)
+    member = team_object_or_404(Membership, member_id)
     leaving = member.id == g.membership.id
     if not leaving and not can(g.membership.role, "manage_members"):
         abort(403, description="Your role does not allow removing members.")
@@ -185,8 +188,8 @@ def accept(token):
                 team = invite.team
         except TeamError as exc:
             # has_account as on the GET: an address that already has an account is told to sign in.
-            return render_template("teams/accept.html", invite=invite, error=exc.message, errors=exc.errors,
-                                   form=request.form, has_account=services.account_exists(invite.email)), 422
+            return render_problem("teams/accept.html", exc, invite=invite,
+                                  has_account=services.account_exists(invite.email))
         flash(f"Welcome to “{team.name}”.", "success")
         return redirect(url_for("dashboard.dashboard"))
     has_account = services.account_exists(invite.email)

@@ -20,6 +20,7 @@ from werkzeug.urls import iri_to_uri
 
 from app import tokens
 from app.security import csrf_exempt
+from app.security import untrusted_html_response
 from app.tracking import fastpath
 from app.tracking import services
 from app.tracking import webview
@@ -136,8 +137,4 @@ def web_view(token):
     page = webview.render(send_id) if send_id is not None else None
     if page is None:
         return _not_found()
-    response = Response(page, 200, headers=NO_STORE)
-    response.headers["Content-Type"] = "text/html; charset=utf-8"
-    response.headers["Content-Security-Policy"] = webview.CSP
-    response.headers["X-Frame-Options"] = "DENY"
-    return response
+    return untrusted_html_response(page, page=True, headers=NO_STORE)

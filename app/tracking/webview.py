@@ -8,8 +8,8 @@ the campaign was sent). There is never an open pixel: looking at the web
 version is not an open of the email.
 
 The page is campaign HTML, which our own UI treats as hostile: it is served
-with a CSP that sandboxes it, forbids every script and loads nothing but
-images over https (deliverability reference, section 9).
+by app.security.untrusted_html_response, whose CSP sandboxes it, forbids every
+script and loads nothing but images over https (deliverability reference, section 9).
 """
 import logging
 
@@ -26,11 +26,6 @@ from app.models import Team
 from app.tracking import services
 
 log = logging.getLogger(__name__)
-
-CSP = ("sandbox allow-popups allow-popups-to-escape-sandbox allow-top-navigation-by-user-activation; "
-       "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; font-src https: data:; "
-       "frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
-
 
 def preference_url(contact):
     """The contact's preference-center link."""

@@ -11,6 +11,7 @@ from peewee import fn
 
 from app import security
 from app.db import db
+from app.errors import Problem
 from app.models import WEBHOOK_EVENT_TYPES
 from app.models import WebhookDelivery
 from app.models import WebhookEndpoint
@@ -32,10 +33,8 @@ PER_PAGE = 25
 types_of = delivery_service.types_of
 
 
-class WebhookError(ValueError):
-    def __init__(self, message, field=None):
-        super().__init__(message)
-        self.field = field
+class WebhookError(Problem):
+    pass
 
 
 def new_secret():
@@ -44,10 +43,6 @@ def new_secret():
 
 def list_endpoints(team):
     return list(WebhookEndpoint.select().where(WebhookEndpoint.team == team).order_by(WebhookEndpoint.id))
-
-
-def get_endpoint(team, endpoint_id):
-    return WebhookEndpoint.get_or_none((WebhookEndpoint.id == endpoint_id) & (WebhookEndpoint.team == team))
 
 
 def form_values(endpoint):

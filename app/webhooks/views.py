@@ -19,16 +19,14 @@ from flask import url_for
 from app.htmx import hx_redirect
 from app.htmx import is_htmx
 from app.models import WEBHOOK_EVENT_TYPES
+from app.models import WebhookEndpoint
 from app.teams.context import require
+from app.teams.context import team_object_or_404
 from app.webhooks import services
 from tasks import webhooks as webhook_tasks
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 PERMISSION = "manage_domains"
-
-
-def _endpoint_or_404(endpoint_id):
-    return services.get_endpoint(g.team, endpoint_id) or abort(404)
 
 
 def _allow_private():
@@ -74,7 +72,7 @@ def new_endpoint():
 @bp.route("/<int:endpoint_id>/edit", methods=["GET", "POST"])
 @require(PERMISSION)
 def edit_endpoint(endpoint_id):
-    endpoint = _endpoint_or_404(endpoint_id)
+    endpoint = team_object_or_404(WebhookEndpoint, endpoint_id)
     if request.method == "POST":
         try:
             services.update_endpoint(endpoint, request.form, allow_private=_allow_private())
@@ -89,7 +87,7 @@ def edit_endpoint(endpoint_id):
 @require(PERMISSION)
 def endpoint(endpoint_id):
     """The endpoint and its delivery log (paginated, filterable by status)."""
-    endpoint = _endpoint_or_404(endpoint_id)
+    endpoint = team_object_or_404(WebhookEndpoint, endpoint_id)
     status = request.args.get("status") or None
     page = services.deliveries_page(endpoint, request.args.get("page", 1, type=int), status)
     secret = services.reveal_secret(endpoint) if request.args.get("reveal") else None
@@ -103,7 +101,7 @@ def endpoint(endpoint_id):
 @bp.route("/<int:endpoint_id>/delete", methods=["POST"])
 @require(PERMISSION)
 def delete_endpoint(endpoint_id):
-    endpoint = _endpoint_or_404(endpoint_id)
+    endpoint = team_object_or_404(WebhookEndpoint, endpoint_id)
     services.delete_endpoint(endpoint)
     flash(f"Endpoint {endpoint.url} deleted with its delivery log.", "success")
     return _go(url_for("webhooks.index"))
@@ -112,7 +110,7 @@ def delete_endpoint(endpoint_id):
 @bp.route("/<int:endpoint_id>/enabled", methods=["POST"])
 @require(PERMISSION)
 def set_enabled(endpoint_id):
-    endpoint = _endpoint_or_404(endpoint_id)
+    endpoint = team_object_or_404(WebhookEndpoint, endpoint_id)
     enabled = request.form.get("enabled") == "1"
     services.set_enabled(endpoint, enabled)
     flash(f"Endpoint {'enabled: new events are sent to it' if enabled else 'disabled: nothing is sent to it'}.",
@@ -125,7 +123,7 @@ def set_enabled(endpoint_id):
 @require(PERMISSION)
 def secret(endpoint_id):
     """Reveal (action=reveal) or rotate (action=rotate) the signing secret; the fragment shows it."""
-    endpoint = _endpoint_or_404(endpoint_id)
+    endpoint = team_object_or_404(WebhookEndpoint, endpoint_id)
     rotated = request.form.get("action") == "rotate"
     value = services.rotate_secret(endpoint) if rotated else services.reveal_secret(endpoint)
     if is_htmx():
@@ -138,7 +136,7 @@ def secret(endpoint_id):
 @bp.route("/<int:endpoint_id>/test", methods=["POST"])
 @require(PERMISSION)
 def send_test(endpoint_id):
-    endpoint = _endpoint_or_404(endpoint_id)
+    endpoint = team_object_or_404(WebhookEndpoint, endpoint_id)
     delivery = services.send_test(endpoint)
     if delivery.status == "delivered":
         flash(f"Test event delivered: the endpoint answered {delivery.last_status_code}.", "success")
@@ -150,7 +148,7 @@ def send_test(endpoint_id):
 @bp.route("/<int:endpoint_id>/deliveries/<int:delivery_id>/retry", methods=["POST"])
 @require(PERMISSION)
 def retry(endpoint_id, delivery_id):
-    endpoint = _endpoint_or_404(endpoint_id)
+    endpoint = team_object_or_404(WebhookEndpoint, endpoint_id)
     delivery = services.get_delivery(endpoint, delivery_id) or abort(404)
     if delivery.status == "delivered":
         flash("This event was already delivered.", "info")
