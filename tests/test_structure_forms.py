@@ -113,6 +113,8 @@ def test_field_ties_the_help_and_the_error_to_the_input(app):
     select = render(app, "{{ field('role', 'Role', {'role': 'admin'}, options=[('author', 'Author'),"
                        " ('admin', 'Admin')]) }}")
     assert '<option value="admin" selected>Admin</option>' in select and '<option value="author">' in select
+    second = render(app, "{{ field('value', 'Check', errors={'value': 'No'}, id='check-value') }}")
+    assert 'id="f-check-value" name="value"' in second and 'aria-describedby="e-check-value"' in second
 
 
 def test_form_error_shows_the_message_once(app):
