@@ -413,7 +413,7 @@ class Template(BaseModel):
     """A reusable layout/content starting point; built-in ones have team NULL."""
     team = ForeignKeyField(Team, null=True, on_delete="CASCADE")
     name = CharField()
-    kind = CharField(default="html")  # html or markdown
+    kind = CharField(default="html")  # the body's format, "html" or "markdown", as Campaign.kind
     body = TextField(default="")
     created_at = DateTimeField(default=utcnow)
     updated_at = DateTimeField(default=utcnow)
@@ -428,7 +428,7 @@ class Campaign(BaseModel):
     reply_to = CharField(default="")
     subject = TextField(default="")
     preheader = TextField(default="")
-    body_kind = CharField(default="html")  # html or markdown
+    kind = CharField(default="html")  # the body's format, "html" or "markdown", as Template.kind
     body = TextField(default="")
     template = ForeignKeyField(Template, null=True, on_delete="SET NULL")
     audience = JSONField(default=lambda: {"lists": [], "segments": [], "exclude_lists": [], "exclude_segments": []})

@@ -4,7 +4,7 @@ from app.models import Campaign
 
 def draft_form(news, **overrides):
     form = {"name": "December news", "from_name": "Acme", "from_email": "news@acme.example",
-            "subject": "Hello {{ contact.name }}", "body_kind": "html",
+            "subject": "Hello {{ contact.name }}", "kind": "html",
             "body": "<h1>News</h1><p>Hi {{ contact.name }}, see <a href=\"https://acme.example/post\">the post</a>.</p>",
             "lists": [str(news.id)], "track_opens": "1", "track_clicks": "1"}
     form.update(overrides)

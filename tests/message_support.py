@@ -42,7 +42,7 @@ def make_contact(team, email_address, name="", **attributes):
 
 def make_campaign(team, **fields):
     values = dict(team=team, name="Welcome", from_name="Acme News", from_email="news@acme.example",
-                  subject="Hi {{ contact.first_name or 'there' }} — news from Acme", body=BODY, body_kind="html",
+                  subject="Hi {{ contact.first_name or 'there' }} — news from Acme", body=BODY, kind="html",
                   preheader="The short line shown after the subject")
     values.update(fields)
     return Campaign.create(**values)

@@ -50,7 +50,7 @@ def test_new_campaign_from_a_template_copies_its_content(app, web, templates):
     page = soup(web.get(f"/templates/{letter.id}"))
     form = page.select_one("#new-campaign-from-template").find_parent("form")
     campaign = _created(web.post(form["action"]))
-    assert (campaign.name, campaign.body, campaign.body_kind, campaign.template_id) == (
+    assert (campaign.name, campaign.body, campaign.kind, campaign.template_id) == (
         "Spring letter", LETTER, "html", None)
     Template.update(body="<p>Changed later</p>").where(Template.id == letter.id).execute()
     assert Campaign.get_by_id(campaign.id).body == LETTER  # its own copy
@@ -65,7 +65,7 @@ def test_new_campaign_from_a_layout_wraps_the_campaigns_content(app, web, templa
     editor = soup(web.get(f"/campaigns/{campaign.id}"))
     assert editor.select_one("#f-template option[selected]").text == "Acme frame (layout)"
     assert "Write the content of the email." in [li.text for li in editor.select("ul.problems li")]
-    web.post(f"/campaigns/{campaign.id}", {"name": campaign.name, "subject": "Hi", "body_kind": "html",
+    web.post(f"/campaigns/{campaign.id}", {"name": campaign.name, "subject": "Hi", "kind": "html",
                                            "body": "<p>This month's words</p>", "template": str(frame.id)})
     preview = web.get(f"/campaigns/{campaign.id}/preview.html").get_data(as_text=True)
     assert "Acme masthead" in preview and "This month's words" in preview and "Acme footer band" in preview

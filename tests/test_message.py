@@ -209,7 +209,7 @@ def test_variant_subject_and_body(app, team):
 
 def test_markdown_campaign_is_wrapped_in_the_layout(app, team):
     contact = make_contact(team, "md@example.org", "Mark Down")
-    campaign = make_campaign(team, body_kind="markdown",
+    campaign = make_campaign(team, kind="markdown",
                              body="# Hello {{ contact.first_name }}\n\nSome *emphasis* and a [link](https://example.com/md).\n\n"
                                   "- one\n- two\n\n<script>alert(1)</script>\n")
     send = make_send(campaign, contact)
@@ -271,7 +271,7 @@ def test_a_layout_template_wraps_the_campaign_content(app, team):
                              body='<div style="background-color: #eeeeee;" id="frame">{{ content }}'
                                   '<p>{{ postal_address }} <a href="{{ unsubscribe_url }}">Leave</a></p></div>')
     contact = make_contact(team, "lay@example.org", "Lay Out")
-    campaign = make_campaign(team, template=layout, body_kind="markdown", body="Hello **{{ contact.first_name }}**")
+    campaign = make_campaign(team, template=layout, kind="markdown", body="Hello **{{ contact.first_name }}**")
     send = make_send(campaign, contact)
     html, text = parts(parse(MessageFactory(campaign).build(send, contact)))
     page = BeautifulSoup(html, "html.parser")

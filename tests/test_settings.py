@@ -20,7 +20,7 @@ BODY = '<p>Hello {{ contact.first_name or "friend" }}, <a href="https://example.
 
 def _campaign(team, **fields):
     values = dict(team=team, name="Welcome", from_name="Acme News", from_email="news@acme.example",
-                  subject="News", body=BODY, body_kind="html")
+                  subject="News", body=BODY, kind="html")
     values.update(fields)
     return Campaign.create(**values)
 

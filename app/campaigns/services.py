@@ -56,7 +56,7 @@ def create_campaign(team, user, name, start_from=""):
     if start is not None and getattr(start, "id", None) and layout_slot(start):
         values["template"] = start.id
     elif start is not None:
-        values.update(body=start.body, body_kind=start.kind)
+        values.update(body=start.body, kind=start.kind)
     return Campaign.create(**values)
 
 
@@ -144,7 +144,7 @@ def apply_form(campaign, form):
     campaign.reply_to = form.get("reply_to", "").strip().lower()[:254]
     campaign.subject = form.get("subject", "").strip()[:998]
     campaign.preheader = form.get("preheader", "").strip()[:300]
-    campaign.body_kind = "markdown" if form.get("body_kind") == "markdown" else "html"
+    campaign.kind = "markdown" if form.get("kind") == "markdown" else "html"
     campaign.body = form.get("body", campaign.body)
     template_ids = _ids([form.get("template", "")], Template, team)
     campaign.template = template_ids[0] if template_ids else None
@@ -410,7 +410,7 @@ def resend(campaign, who, user):
     return Campaign.create(team=campaign.team, name=f"{campaign.name} (to {label})", created_by=user,
                            from_name=campaign.from_name, from_email=campaign.from_email,
                            reply_to=campaign.reply_to, subject=campaign.subject, preheader=campaign.preheader,
-                           body_kind=campaign.body_kind, body=campaign.body, template=campaign.template_id,
+                           kind=campaign.kind, body=campaign.body, template=campaign.template_id,
                            audience=selected,
                            track_opens=campaign.track_opens, track_clicks=campaign.track_clicks,
                            parent=campaign)

@@ -255,16 +255,10 @@ def preview(campaign_id):
     """The preview pane: subject, the email in a sandboxed frame, the text part; as a chosen contact."""
     campaign = team_object_or_404(Campaign, campaign_id)
     contact, address, note = _preview_contact()
-    summary = template_services.preview_summary(g.team, _previewable(campaign), contact)
+    summary = template_services.preview_summary(g.team, campaign, contact)
     frame_url = url_for("campaigns.preview_html", campaign_id=campaign.id, contact=address or None)
     return render_template("email_templates/_preview.html", frame_url=frame_url, contact_note=note,
                            contact_address=address, **summary)
-
-
-def _previewable(campaign):
-    # preview_summary reads .kind like a template does; a campaign calls it body_kind.
-    campaign.kind = campaign.body_kind
-    return campaign
 
 
 @bp.route("/<int:campaign_id>/preview.html")

@@ -56,7 +56,7 @@ def source_of(item, variant=None):
         if variant is not None:
             body = variant.body or body
             subject = variant.subject or subject
-        return Source(body, item.body_kind, subject, item.preheader, layout, item.name)
+        return Source(body, item.kind, subject, item.preheader, layout, item.name)
     body = getattr(item, "body", "") or ""
     kind = getattr(item, "kind", "html")
     layout = None

@@ -232,7 +232,7 @@ def _test_campaign(item, team):
     """An unsaved Campaign carrying the item's content, for the message factory."""
     if isinstance(item, Campaign):
         return item
-    return Campaign(team=team, name=item.name, subject=item.name, body=item.body, body_kind=item.kind,
+    return Campaign(team=team, name=item.name, subject=item.name, body=item.body, kind=item.kind,
                     from_name=team.default_from_name, from_email=team.default_from_email,
                     track_opens=False, track_clicks=False)
 
