@@ -54,7 +54,7 @@ def new_campaign():
         campaign = services.create_campaign(g.team, current_user.id, request.form.get("name", ""),
                                             start_from=request.form.get("start_from", ""))
     except CampaignError as exc:
-        return _index(422, error=str(exc), errors={exc.field: str(exc)} if exc.field else {}, form=request.form)
+        return _index(422, error=str(exc), errors=exc.errors, form=request.form)
     return redirect(url_for("campaigns.edit", campaign_id=campaign.id))
 
 
@@ -102,8 +102,7 @@ def edit(campaign_id):
             services.update_draft(campaign, request.form)
         except CampaignError as exc:
             # The page again, with what was typed (held in memory by update_draft) and the message.
-            return _builder(campaign, 422, form=request.form, error=str(exc),
-                            errors={exc.field: str(exc)} if exc.field else {})
+            return _builder(campaign, 422, form=request.form, error=str(exc), errors=exc.errors)
         flash("Draft saved.", "success")
         return redirect(url_for("campaigns.edit", campaign_id=campaign.id))
     return _builder(campaign)

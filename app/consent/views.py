@@ -82,8 +82,7 @@ def add_suppression():
     try:
         entry, new, marked = services.add(g.team, current_user, request.form.get("value", ""))
     except ConsentError as exc:
-        return _render_suppression(422, error=str(exc), errors={exc.field: str(exc)} if exc.field else {},
-                                   form=request.form)
+        return _render_suppression(422, error=str(exc), errors=exc.errors, form=request.form)
     what = "Domain" if entry.kind == "domain" else "Address"
     notice = f"{what} {entry.hint} added." if new else f"{entry.hint} was already on the list."
     if marked:
@@ -199,8 +198,7 @@ def signup(public_id):
                                    message=str(exc)), 429, {"Retry-After": "3600"}
         return _render_form(mailing_list, exc.status, error=str(exc), form=request.form)
     except ConsentError as exc:
-        return _render_form(mailing_list, 422, error=str(exc), errors={exc.field: str(exc)} if exc.field else {},
-                            form=request.form)
+        return _render_form(mailing_list, 422, error=str(exc), errors=exc.errors, form=request.form)
     if outcome.send_confirmation:
         # As the team, through its own SMTP account (never the instance's server): tasks/consent.py.
         send_confirmation(mailing_list.id, outcome.subscription.id)

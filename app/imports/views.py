@@ -98,7 +98,7 @@ def map_columns(job_id):
                                      sniffed.columns)
         except ImportProblem as exc:
             return _render_map(job, sniffed, mapping, form.getlist("list_ids"), form.get("mode", "add"),
-                               error=str(exc), errors={exc.field: str(exc)} if exc.field else {}, status=422)
+                               error=str(exc), errors=exc.errors, status=422)
         import_tasks.run_import(job.id)
         return redirect(url_for("imports.show", job_id=job.id))
     return _render_map(job, sniffed, job.mapping, [], "add")

@@ -36,9 +36,8 @@ def _allow_private():
 def _render_form(endpoint, form, problem=None, status=200):
     template = "webhooks/_form.html" if is_htmx() else "webhooks/form.html"
     chosen = form.getlist("event_types") if hasattr(form, "getlist") else form.get("event_types", [])
-    error = str(problem) if problem else None
     return render_template(template, hook=endpoint, form=form, chosen=chosen,
-                           error=error, errors={problem.field: error} if problem and problem.field else {},
+                           error=problem.message if problem else None, errors=problem.errors if problem else {},
                            event_types=WEBHOOK_EVENT_TYPES, labels=services.EVENT_LABELS,
                            allow_private=_allow_private()), status
 
