@@ -33,10 +33,11 @@ INTERNAL = {
     "_LimitError": "content: a cap hit inside a render; turned into a RenderError",
     "LinkInvalid": "consent: a confirmation link the view answers with 404 (tampered) or 410 (expired)",
     "DnsLookupError": "sender domains: an unanswered DNS query, stored as the check's 'error' state",
-    "NotFound": "contacts: a list or segment named in a filter is not the team's; the filter answers 404",
+    "NotFound": "contacts: a filter names another team's list or segment; the pages answer 404, a bulk action "
+                "refuses with a ContactError",
     "HostRefused": "senders: an aiosmtplib connect error, so the SMTP client and the engine treat the guard's "
                    "refusal as a failed connection (accounts.explain words it)",
-    "ConfirmationNotSent": "tasks/mail: makes huey retry the confirmation; the team is told by a notice",
+    "ConfirmationNotSent": "tasks/consent: the team's server refused the confirmation; huey retries the task",
 }
 
 
