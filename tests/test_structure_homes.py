@@ -157,9 +157,8 @@ def test_queued_as_keeps_the_old_module_of_a_moved_task():
 
 
 # Classes that share a name on purpose: each area's refusal is a Problem subclass it raises itself
-# (app/errors.py). The others are known doubles to rename when their modules are next touched;
-# this list only shrinks.
-SHARED_CLASS_NAMES = {"Refused", "Outcome", "Page"}
+# (app/errors.py).
+SHARED_CLASS_NAMES = {"Refused"}
 
 
 def class_names(source):

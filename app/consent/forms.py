@@ -80,7 +80,7 @@ class LinkInvalid(Exception):
 
 
 @dataclasses.dataclass
-class Outcome:
+class SignupOutcome:
     """What a submission did. `state` is "pending" (confirmation needed), "subscribed",
     "already" or "ignored"; the page shown is the same for all but the first two."""
     state: str
@@ -142,7 +142,7 @@ def signup(mailing_list, form, ip):
     """Process one submission of a list's public form (hosted page or embedded snippet).
 
     Raises Refused (rate limit, honeypot aside, timing) or ConsentError (a bad
-    address, for the person to fix); otherwise returns an Outcome. The caller
+    address, for the person to fix); otherwise returns a SignupOutcome. The caller
     sends the confirmation email when outcome.send_confirmation is set.
     """
     stamp = (form.get("ts") or "").strip()
@@ -154,7 +154,7 @@ def signup(mailing_list, form, ip):
                                       "Please try again in an hour.", 429)
     double = mailing_list.double_opt_in
     if (form.get(HONEYPOT) or "").strip():
-        return Outcome("ignored", double)
+        return SignupOutcome("ignored", double)
     if stamp:
         check_stamp(mailing_list, stamp)
     try:
@@ -170,7 +170,7 @@ def signup(mailing_list, form, ip):
         return _subscribe(mailing_list, email, name, ip)
     except IntegrityError:
         # Two submissions of a new address at the same moment: the other one won.
-        return Outcome("already", double)
+        return SignupOutcome("already", double)
 
 
 def _subscribe(mailing_list, email, name, ip):
@@ -178,10 +178,10 @@ def _subscribe(mailing_list, email, name, ip):
     now = utcnow()
     with db.atomic():
         if suppression.is_suppressed(team.id, email):
-            return Outcome("ignored", mailing_list.double_opt_in)
+            return SignupOutcome("ignored", mailing_list.double_opt_in)
         contact = Contact.get_or_none((Contact.team == team) & (Contact.email == email))
         if contact is not None and contact.status in BLOCKED_STATUSES:
-            return Outcome("ignored", mailing_list.double_opt_in)
+            return SignupOutcome("ignored", mailing_list.double_opt_in)
         if contact is None:
             contact = Contact.create(team=team, email=email, domain=email.rpartition("@")[2], name=name,
                                      source="form", created_at=now, updated_at=now)
@@ -194,7 +194,7 @@ def _subscribe(mailing_list, email, name, ip):
         # a single opt-in list: a stranger typing their address is not consent.
         double = mailing_list.double_opt_in or (sub is not None and sub.status == "unsubscribed")
         if sub is not None and sub.status == "subscribed":
-            return Outcome("already", mailing_list.double_opt_in, contact, sub)
+            return SignupOutcome("already", mailing_list.double_opt_in, contact, sub)
         if double:
             if sub is None:
                 sub = Subscription.create(contact=contact, list=mailing_list, status="unconfirmed", created_at=now)
@@ -205,7 +205,7 @@ def _subscribe(mailing_list, email, name, ip):
                           "source": "form", "status": "unconfirmed", "ip": ip})
             allowed = ratelimit.hit("confirm-mail", f"{team.id}:{email}", limit("SIGNUP_MAILS_PER_ADDRESS_DAY"),
                                     24 * 3600)
-            return Outcome("pending", mailing_list.double_opt_in, contact, sub, send_confirmation=allowed)
+            return SignupOutcome("pending", mailing_list.double_opt_in, contact, sub, send_confirmation=allowed)
         if sub is None:
             sub = Subscription.create(contact=contact, list=mailing_list, status="subscribed", created_at=now)
         else:
@@ -213,7 +213,7 @@ def _subscribe(mailing_list, email, name, ip):
         _record_consent(contact, f"form:{mailing_list.name}", ip, consent_wording(mailing_list), now)
         events.record(team, contact, EventType.SUBSCRIBED, {"list_id": mailing_list.id, "list": mailing_list.name,
                       "source": "form", "status": "subscribed", "ip": ip})
-        return Outcome("subscribed", False, contact, sub)
+        return SignupOutcome("subscribed", False, contact, sub)
 
 
 # --- Double opt-in ----------------------------------------------------------------
@@ -247,7 +247,7 @@ def confirmation_for(mailing_list_id, subscription_id):
            .where((Subscription.id == subscription_id) & (Subscription.list == mailing_list_id)).first())
     if mailing_list is None or sub is None or sub.status != "unconfirmed":
         return None
-    message = confirmation_message(mailing_list, Outcome("pending", True, sub.contact, sub))
+    message = confirmation_message(mailing_list, SignupOutcome("pending", True, sub.contact, sub))
     return dict(message, team=mailing_list.team)
 
 

@@ -120,7 +120,9 @@ def status_counts(endpoint_ids):
     return counts
 
 
-class Page:
+class DeliveryLogPage:
+    """One numbered page of an endpoint's delivery log."""
+
     def __init__(self, items, number, pages, total):
         self.items, self.number, self.pages, self.total = items, number, pages, total
 
@@ -142,7 +144,7 @@ def deliveries_page(endpoint, page=1, status=None, per_page=PER_PAGE):
     pages = max(1, math.ceil(total / per_page))
     number = min(max(1, int(page or 1)), pages)
     items = list(query.order_by(WebhookDelivery.id.desc()).paginate(number, per_page))
-    return Page(items, number, pages, total)
+    return DeliveryLogPage(items, number, pages, total)
 
 
 def get_delivery(endpoint, delivery_id):
