@@ -47,6 +47,13 @@ def normalise_email(raw, allow_test_domains=False):
     except EmailNotValidError as exc:
         raise InvalidEmail(str(exc)) from None
 
+
+def normalise_domain(raw):
+    """The domain of an address as normalise_email writes it ("Bücher.example" and its Punycode
+    "xn--bcher-kva.example" alike, so a domain entry matches the domain stored on contacts), else
+    InvalidEmail."""
+    return normalise_email("x@" + (raw or "").strip()).rpartition("@")[2]
+
 # One addr-spec and nothing else: no display name, list, group, comment, quoting or whitespace.
 _ONE_ADDRESS = re.compile(r"^[^\s@,;:<>()\[\]\\\"\x00-\x1f\x7f]+@[^\s@,;:<>()\[\]\\\"/?#&=%\x00-\x1f\x7f]+$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")

@@ -4,7 +4,8 @@
   field, errors), or is listed in INTERNAL with the reason it never reaches a person.
 - No view module loads a row of the current team itself: app.teams.context.team_object_or_404
   does (no `_x_or_404` helper, no `return <lookup>(g.team, ...) or abort(404)`).
-- The one email normaliser and the one untrusted-HTML response behave as their callers rely on.
+- Only app/addresses.py checks email syntax (email_validator); it and the one untrusted-HTML
+  response behave as their callers rely on.
 """
 import ast
 import builtins
@@ -213,6 +214,33 @@ def test_normalise_email_refuses_with_the_reason(raw):
 
 def test_an_instances_own_sender_may_use_a_test_domain():
     assert addresses.normalise_email("News@Loft.TEST", allow_test_domains=True) == "news@loft.test"
+
+
+def test_a_domain_is_normalised_like_the_domain_of_an_address():
+    assert addresses.normalise_domain(" Bücher.Example ") == addresses.normalise_domain("xn--bcher-kva.example") \
+        == addresses.normalise_email("ann@xn--bcher-kva.example").rpartition("@")[2] == "bücher.example"
+    with pytest.raises(addresses.InvalidEmail):
+        addresses.normalise_domain("not a domain")
+
+
+def email_validator_users(sources):
+    """The modules of `sources` that import email_validator (only app/addresses.py may)."""
+    found = []
+    for where, source in sources.items():
+        for node in ast.walk(ast.parse(source)):
+            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            if any(name.split(".")[0] == "email_validator" for name in names):
+                found.append(where)
+    return sorted(set(found))
+
+
+def test_only_app_addresses_checks_email_syntax():
+    sources = {rel(path): path.read_text(encoding="utf-8") for path in python_files()}
+    assert email_validator_users(sources) == ["app/addresses.py"], \
+        "normalise an address with app.addresses.normalise_email (or normalise_domain)"
+    assert email_validator_users({"a.py": "from email_validator import validate_email\n",
+                                  "b.py": "import email_validator\n", "c.py": "import email\n"}) == ["a.py", "b.py"]
 
 
 def test_untrusted_html_is_sandboxed_everywhere_it_is_served(app):

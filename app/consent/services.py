@@ -13,8 +13,6 @@ with the hint, never the address.
 import dataclasses
 import re
 
-from email_validator import EmailNotValidError
-from email_validator import validate_email
 from peewee import Value
 
 from app import addresses
@@ -77,10 +75,9 @@ def parse_entry(text):
     if not domain or "@" in domain:
         raise ConsentError(f"“{text}” is neither an email address nor a domain.", field="value")
     try:
-        value = validate_email("x@" + domain, check_deliverability=False).normalized.lower()
-    except EmailNotValidError:
-        raise ConsentError(f"“{text}” is not a valid domain (for example example.com).", field="value")
-    return "domain", value.rpartition("@")[2]
+        return "domain", addresses.normalise_domain(domain)
+    except addresses.InvalidEmail:
+        raise ConsentError(f"“{text}” is not a valid domain (for example example.com).", field="value") from None
 
 
 # --- Reading ------------------------------------------------------------------
