@@ -48,6 +48,16 @@ def normalise_email(raw, allow_test_domains=False):
         raise InvalidEmail(str(exc)) from None
 
 
+def lookup_form(raw):
+    """`raw` as normalise_email stores it, to look an address up (sign-in, a reset, a bounce report,
+    "preview as"): "Ann@xn--bcher-kva.example" finds "ann@bücher.example". Text that is no address
+    comes back stripped and lower-cased: it matches nothing stored and still names the attempt."""
+    try:
+        return normalise_email(raw)
+    except InvalidEmail:
+        return (raw or "").strip().lower()
+
+
 def normalise_domain(raw):
     """The domain of an address as normalise_email writes it ("Bücher.example" and its Punycode
     "xn--bcher-kva.example" alike, so a domain entry matches the domain stored on contacts), else

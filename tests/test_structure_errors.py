@@ -223,6 +223,14 @@ def test_a_domain_is_normalised_like_the_domain_of_an_address():
         addresses.normalise_domain("not a domain")
 
 
+def test_a_lookup_finds_the_stored_form_of_an_address(ctx):
+    from app.auth import services as auth
+    assert addresses.lookup_form(" Ann@XN--BCHER-KVA.example ") == "ann@bücher.example"
+    assert addresses.lookup_form(" Not An Address ") == "not an address" and addresses.lookup_form(None) == ""
+    user = auth.create_user("ann@bücher.example", "a long enough password 1")
+    assert auth.authenticate("ANN@xn--bcher-kva.example", "a long enough password 1", "127.0.0.1") == user
+
+
 def email_validator_users(sources):
     """The modules of `sources` that import email_validator (only app/addresses.py may)."""
     found = []

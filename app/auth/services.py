@@ -98,7 +98,7 @@ def record_failure(email, ip):
 
 def authenticate(email, password, ip):
     """The user for these credentials, or AuthError (throttled after repeated failures)."""
-    email = email.strip().lower()
+    email = addresses.lookup_form(email)
     check_throttle(email, ip)
     user = User.get_or_none(User.email == email)
     if user is None or not security.verify_password(user.password_hash, password):
@@ -180,7 +180,7 @@ RESET_PER_IP = 10  # requests per IP per hour, whatever the addresses
 
 def allow_password_reset(email, ip):
     """Count a request for a reset link, or AuthError when the address or the IP asked too often."""
-    key = "reset:" + email.strip().lower()[:254]
+    key = "reset:" + addresses.lookup_form(email)[:254]
     since = utcnow() - RESET_WINDOW
     with db.atomic():  # an immediate transaction: concurrent requests are counted one after another
         resets = LoginFailure.email.startswith("reset:")
@@ -200,7 +200,7 @@ def start_password_reset(email):
     The caller says the same thing either way, so the form does not reveal
     which addresses have accounts.
     """
-    user = User.get_or_none(User.email == email.strip().lower())
+    user = User.get_or_none(User.email == addresses.lookup_form(email))
     if user is None:
         return None, None
     token = secrets.token_urlsafe(32)

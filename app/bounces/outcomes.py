@@ -41,6 +41,7 @@ import re
 
 from flask import current_app
 
+from app import addresses
 from app import events
 from app import tokens
 from app.bounces import autopause
@@ -112,7 +113,7 @@ def send_for_message_id(team_id, message_id):
 
 
 def send_for_address(team_id, email, now=None):
-    email = (email or "").strip().lower()
+    email = addresses.lookup_form(email)
     if not email:
         return None
     since = (now or utcnow()) - datetime.timedelta(days=MATCH_DAYS)

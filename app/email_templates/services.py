@@ -140,7 +140,7 @@ def delete_template(team, template):
 
 def find_contact(team, email_address):
     """The team's contact with this address, or None."""
-    email_address = (email_address or "").strip().lower()
+    email_address = addresses.lookup_form(email_address)
     if not email_address:
         return None
     return Contact.get_or_none((Contact.team == team) & (Contact.email == email_address))
