@@ -1,7 +1,7 @@
 """Tasks of the sending engine: thin wrappers over app/sending services.
 
 send_campaign(id) runs the engine for one campaign. The engine takes a lease
-on the campaign (engine.acquire_lease, in the database), so two workers never
+on the campaign (app/sending/lease.py, in the database), so two workers never
 send the same campaign at once, and a lease left by a killed worker runs out
 by itself within seconds (no huey lock to flush). A run ends when the
 campaign is done, paused or cancelled, or after SEND_RUN_SECONDS; the task

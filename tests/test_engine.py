@@ -20,6 +20,9 @@ from app.models import Usage
 from app.models import utcnow
 from app.sending import engine
 from app.sending import ledger
+from app.sending.lanes import DomainGate
+from app.sending.lease import acquire_lease
+from app.sending.smtp import smtp_payload
 from tasks import sending as sending_tasks
 from tests.sending_support import launched
 from tests.sending_support import make_account
@@ -70,9 +73,9 @@ def test_every_recipient_gets_exactly_one_message_over_parallel_connections(ctx,
 
 
 def test_dot_stuffing_for_the_raw_data_write():
-    payload = engine.smtp_payload(b".Subject: x\r\n\r\n.hidden\r\nline\r\n..two\r\nend")
+    payload = smtp_payload(b".Subject: x\r\n\r\n.hidden\r\nline\r\n..two\r\nend")
     assert payload == b"..Subject: x\r\n\r\n..hidden\r\nline\r\n...two\r\nend\r\n.\r\n"
-    assert engine.smtp_payload(b"A: b\r\n\r\nok\r\n") == b"A: b\r\n\r\nok\r\n.\r\n"
+    assert smtp_payload(b"A: b\r\n\r\nok\r\n") == b"A: b\r\n\r\nok\r\n.\r\n"
 
 
 def test_messages_have_crlf_line_endings_only_even_with_hostile_content(ctx, smtp):
@@ -466,7 +469,7 @@ def test_a_second_run_finds_the_campaign_busy_until_the_holders_lease_runs_out(c
     server = smtp()
     team = make_team()
     campaign, contacts, _ = launched(team, 5, server.port)
-    assert engine.acquire_lease(campaign.id, "other-worker", 15)
+    assert acquire_lease(campaign.id, "other-worker", 15)
 
     busy = run(campaign.id)
 
@@ -523,7 +526,7 @@ def test_the_minute_tick_starts_due_scheduled_campaigns_and_resumes_stalled_ones
 
 def test_domain_gate_limits_each_domain_and_forgets_idle_ones():
     import asyncio
-    gate = engine.DomainGate(default=3, limits={"gmail.com": 2}, connections=8)
+    gate = DomainGate(default=3, limits={"gmail.com": 2}, connections=8)
     running = {"gmail.com": 0, "other.example": 0}
     most = {"gmail.com": 0, "other.example": 0}
 
@@ -543,7 +546,7 @@ def test_domain_gate_limits_each_domain_and_forgets_idle_ones():
 
     assert most == {"gmail.com": 2, "other.example": 3}
     assert gate.active == {}  # nothing kept for domains with nothing in progress
-    wide = engine.DomainGate(default=10, limits={}, connections=4)
+    wide = DomainGate(default=10, limits={}, connections=4)
     assert wide.limit("x.example") >= wide.connections  # unreachable limit: no bookkeeping at all
 
 

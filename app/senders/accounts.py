@@ -104,6 +104,18 @@ def limits_in_words(account):
     return "up to " + ", ".join(rates) + ", " + parallel
 
 
+def paused_in_words(team_id):
+    """Why none of the team's accounts can send, for the reason of a campaign the engine pauses."""
+    paused = list(SmtpAccount.select().where((SmtpAccount.team == team_id) & (SmtpAccount.status == "paused")))
+    if not paused:
+        return "Add one under Sending › SMTP accounts, then resume the campaign."
+    parts = []
+    for account in paused:
+        until = f" until {account.paused_until:%Y-%m-%d %H:%M} UTC" if account.paused_until else ""
+        parts.append(f"“{account.name}” is paused{until}: {account.paused_reason or 'no reason given'}")
+    return "; ".join(parts) + ". Resume the campaign once an account can send again."
+
+
 def last_test(account):
     """The stored result of the last "Test connection": {"ok", "summary"} or None."""
     result = account.last_test_result

@@ -1,7 +1,7 @@
 """The sending engine: one campaign run, many SMTP connections, the ledger as the truth.
 
 run_campaign(campaign_id) is called by the huey task (tasks/sending.py). It
-first takes the campaign's run lease (Campaign.run_token, renewed every
+first takes the campaign's run lease (lease.py: Campaign.run_token, renewed every
 second in heartbeat_at), so one run at a time sends a campaign, on any number
 of workers; a dead run's lease runs out after SEND_LEASE_SECONDS. One event
 loop per run (uvloop when installed, else asyncio's):
@@ -9,11 +9,11 @@ loop per run (uvloop when installed, else asyncio's):
   claimer     claims batches of Sends in primary-key order (ledger.claim: status
               "sending", attempts + 1, one short transaction) so a crash can only leave
               the claimed ones ambiguous; never the whole audience in memory.
-  dispatcher  hands each claimed Send to an SMTP account by weighted rotation,
+  dispatcher  hands each claimed Send to an SMTP account (a Lane, lanes.py) by weighted rotation,
               within the account's per-second token bucket and its hourly and
               daily caps (counted from the ledger, plus this run's sends).
   lanes       per account, max_connections workers; each keeps one aiosmtplib
-              connection open for many messages, reconnects after a drop,
+              connection (smtp.py) open for many messages, reconnects after a drop,
               limits parallel deliveries per recipient domain, and builds each
               message just before sending it (MessageFactory, app/content/message.py).
   flusher     writes results back in small batches (ledger.record, one transaction
@@ -88,13 +88,17 @@ from app.models import ContactStatus
 from app.models import EventType
 from app.models import Send
 from app.models import SendStatus
-from app.models import SmtpAccount
 from app.models import Variant
 from app.models import utcnow
 from app.senders import accounts as accounts_service
 from app.senders import domains as domains_service
 from app.senders import health
+from app.sending import lease
 from app.sending import ledger
+from app.sending import smtp as smtp_service
+from app.sending.lanes import DomainGate
+from app.sending.lanes import Lane
+from app.sending.lanes import limit_pause_until
 
 log = logging.getLogger(__name__)
 
@@ -235,213 +239,12 @@ class Outcome:
         self.at = utcnow()
 
 
-class Connection:
-    """One SMTP connection of a lane's worker, and its failures in a row."""
-    __slots__ = ("smtp", "failures")
-
-    def __init__(self):
-        self.smtp = None
-        self.failures = 0
-
-    def drop(self):
-        if self.smtp is not None:
-            self.smtp.close()
-        self.smtp = None
-
-    async def hang_up(self):
-        smtp, self.smtp = self.smtp, None
-        if smtp is None:
-            return
-        try:
-            if smtp.is_connected:
-                await asyncio.wait_for(smtp.quit(), 5)
-        except Exception:  # noqa: BLE001 - the connection is being dropped anyway
-            pass
-        finally:
-            if smtp.is_connected:
-                smtp.close()
-
-
-# --- Reply classification ---------------------------------------------------------
-
-def limit_pause_until(message, now=None):
-    """How long an account that hit its own limit rests: to tomorrow for a daily cap, else an hour."""
-    now = now or utcnow()
-    text = (message or "").lower()
-    if "daily" in text or "day" in text or "24 hour" in text:
-        return now + datetime.timedelta(hours=24)
-    return now + datetime.timedelta(hours=1)
-
-
-def smtp_payload(message):
-    """The DATA payload: leading dots doubled, the final '.' line.
-
-    The message must already use CRLF line endings only: MessageFactory and
-    DKIM signing produce exactly that (a test checks it with hostile input),
-    so the engine does not pay for aiosmtplib's normalising regular expressions
-    (over 100 microseconds per 40 KB message).
-    """
-    if message.startswith(b"."):
-        message = b"." + message
-    parts = message.split(b"\r\n.")
-    if len(parts) > 1:
-        message = b"\r\n..".join(parts)
-    if not message.endswith(b"\r\n"):
-        message += b"\r\n"
-    return message + b".\r\n"
-
-
 def run_loop(coroutine, kind="uvloop"):
     """Run the engine's loop on uvloop when it is installed (about half the CPU per message of
     asyncio's own loop with aiosmtplib), else on asyncio's."""
     if kind == "uvloop" and uvloop is not None:
         return uvloop.run(coroutine)
     return asyncio.run(coroutine)
-
-
-def connection_error_in_words(exc):
-    """Why a connection attempt failed, short enough for "waiting for SMTP host X: ... since 12:01"."""
-    import socket
-    if _caused_by(exc, ConnectionRefusedError):
-        return "connection refused"
-    if _caused_by(exc, socket.gaierror):
-        return "the host name does not resolve"
-    if _caused_by(exc, ssl.SSLError):
-        return "the TLS handshake failed"
-    if _caused_by(exc, (asyncio.TimeoutError, aiosmtplib.SMTPTimeoutError, TimeoutError)):
-        return "no answer (timed out)"
-    if _caused_by(exc, aiosmtplib.SMTPServerDisconnected):
-        return "the server closed the connection"
-    inner = exc
-    for _ in range(10):  # the operating system's words, e.g. "No route to host"
-        if inner is None:
-            break
-        if isinstance(inner, OSError) and inner.strerror:
-            return inner.strerror
-        inner = inner.__cause__ or inner.__context__
-    return str(exc) or type(exc).__name__
-
-
-def _caused_by(exc, kind):
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        if isinstance(exc, kind):
-            return True
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
-    return False
-
-
-def _expire(smtp, expired):
-    """The watchdog of a transaction: the server went silent, so the connection is dropped."""
-    expired.append(True)
-    smtp.close()
-
-
-# --- Accounts ------------------------------------------------------------------
-
-class Lane:
-    """One SMTP account in this run: its connections, its rate, its caps, its failures."""
-
-    def __init__(self, account, options, used):
-        self.account = account
-        self.id = account.id
-        self.options = options
-        self.connections = max(1, account.max_connections)
-        self.queue = asyncio.Queue(maxsize=self.connections * 2)
-        self.hour = used.get("hour", 0)
-        self.day = used.get("day", 0)
-        # Token bucket: refills at per_second, holds at most a tenth of a second's worth (or one
-        # token), so no one-second window ever sees more than per_second plus that small burst.
-        self.burst = max(1.0, (account.per_second or 0) / 10)
-        self.tokens = self.burst
-        self.refilled = time.monotonic()
-        self.paused = False
-        self.pause_reason = ""
-        self.workers = []
-        self.busy = 0  # jobs its workers hold right now
-        # Reachability as stored (app/senders/health.py); written only when it changes, and "ok"
-        # once per run, so a dead host costs one write however often it is retried.
-        self.failing = account.connection_state == "failing"
-        self.last_error = account.last_error if self.failing else ""
-        self.ok_recorded = False
-
-    def usage(self):
-        """The `used` mapping of accounts.has_capacity()."""
-        per_second = self.account.per_second
-        second = 0
-        if per_second:
-            now = time.monotonic()
-            self.tokens = min(self.burst, self.tokens + (now - self.refilled) * per_second)
-            self.refilled = now
-            second = 0 if self.tokens >= 1 else per_second
-        return {"second": second, "hour": self.hour, "day": self.day,
-                "connections": self.connections if self.paused else 0}
-
-    def capped(self):
-        """Out of hourly or daily allowance (waiting helps only after the window moves)."""
-        a = self.account
-        return bool((a.per_hour and self.hour >= a.per_hour) or (a.per_day and self.day >= a.per_day))
-
-    def take(self):
-        if self.account.per_second:
-            self.tokens -= 1
-        self.hour += 1
-        self.day += 1
-
-    def seconds_to_token(self):
-        per_second = self.account.per_second
-        return max(0.001, (1 - self.tokens) / per_second) if per_second else 0.001
-
-
-class DomainGate:
-    """At most N deliveries in progress per recipient domain (SEND_DOMAIN_CONCURRENCY, with
-    per-domain overrides). Keeps state only for domains with a delivery in progress, so a
-    million distinct domains cost nothing, and skips domains whose limit cannot be reached
-    with the connections this run has."""
-
-    def __init__(self, default, limits, connections):
-        self.default = max(1, int(default))
-        self.limits = {domain: max(1, int(limit)) for domain, limit in limits.items()}
-        self.connections = connections
-        self.active = {}  # domain -> [deliveries in progress, waiting futures]
-
-    def limit(self, domain):
-        return self.limits.get(domain, self.default)
-
-    async def acquire(self, domain):
-        limit = self.limit(domain)
-        if limit >= self.connections:
-            return
-        while True:
-            entry = self.active.get(domain)
-            if entry is None:
-                self.active[domain] = [1, collections.deque()]
-                return
-            if entry[0] < limit:
-                entry[0] += 1
-                return
-            waiter = asyncio.get_running_loop().create_future()
-            entry[1].append(waiter)
-            try:
-                await waiter
-            except asyncio.CancelledError:
-                if waiter in entry[1]:
-                    entry[1].remove(waiter)
-                raise
-
-    def release(self, domain):
-        if self.limit(domain) >= self.connections:
-            return
-        entry = self.active[domain]
-        entry[0] -= 1
-        while entry[1]:
-            waiter = entry[1].popleft()
-            if not waiter.done():
-                waiter.set_result(None)  # it looks again; the entry stays while it does
-                return
-        if entry[0] == 0:
-            del self.active[domain]
 
 
 # --- The run ------------------------------------------------------------------------
@@ -689,7 +492,7 @@ class Run:
     # -- delivering --
 
     async def worker(self, lane):
-        conn = Connection()
+        conn = smtp_service.Connection()
         try:
             while True:
                 job = await lane.queue.get()
@@ -785,9 +588,10 @@ class Run:
                 await self.unreachable(lane, f"it answered “{exc.code} {exc.message}”")
                 await self.account_failure(lane, conn, f"the server answered “{exc.code} {exc.message}”")
         except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
-            await self.unreachable(lane, connection_error_in_words(exc))
+            await self.unreachable(lane, smtp_service.connection_error_in_words(exc))
             reason = f"could not connect to {options['hostname']} port {options['port']}: {exc}"
-            if _caused_by(exc, ssl.SSLCertVerificationError) or isinstance(exc, accounts_service.HostRefused):
+            if (smtp_service.caused_by(exc, ssl.SSLCertVerificationError)
+                    or isinstance(exc, accounts_service.HostRefused)):
                 # The certificate will not fix itself: stop until a person looks at it.
                 await self.pause_lane(lane, reason, until=None)
             else:
@@ -817,7 +621,9 @@ class Run:
             self.results.append(Outcome("failed", job, error=f"The message could not be built: {exc}"))
             return
         try:
-            stage, response = await self.transact(conn.smtp, job, smtp_payload(message))
+            payload = smtp_service.smtp_payload(message)
+            stage, response = await smtp_service.transact(conn.smtp, self.sender, job.email, payload,
+                                                          self.settings.smtp_timeout, self.loop)
         except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, ConnectionError,
                 asyncio.TimeoutError) as exc:
             # Dropped or silent mid-transaction: the message may or may not have arrived; retry later.
@@ -844,11 +650,11 @@ class Run:
             lane.hour -= 1
             lane.day -= 1
             await self.pause_lane(lane, f"the server answered “{error}”", until=limit_pause_until(text))
-            await self.reset(conn)
+            await smtp_service.reset(conn, self.settings.smtp_timeout)
         elif stage == "mail":
             # The sender was refused: an account or configuration problem, not the recipient's.
             self.results.append(Outcome("requeue", job))
-            await self.reset(conn)
+            await smtp_service.reset(conn, self.settings.smtp_timeout)
             await self.account_failure(lane, conn, f"the server refused the sender {self.sender}: “{error}”")
         elif code == 421:
             # "Closing the channel": try this recipient later, over a new connection.
@@ -858,71 +664,15 @@ class Run:
         elif 400 <= code < 500:
             conn.failures = 0  # the server works; it is this recipient that must wait (e.g. greylisting)
             self.results.append(Outcome("temporary", job, account_id=lane.id, code=code, error=error))
-            await self.reset(conn)
+            await smtp_service.reset(conn, self.settings.smtp_timeout)
         elif code >= 500:
             conn.failures = 0
             self.results.append(Outcome("bounced", job, account_id=lane.id, code=code, error=error))
-            await self.reset(conn)
+            await smtp_service.reset(conn, self.settings.smtp_timeout)
         else:
             self.results.append(Outcome("temporary", job, account_id=lane.id, code=code,
                                         error=f"Unexpected reply: {error}"))
             conn.drop()
-
-    async def transact(self, smtp, job, payload):
-        """MAIL, RCPT, DATA over the open aiosmtplib connection. Returns (stage, response).
-
-        The content is written with the connection's protocol directly: the
-        payload is already CRLF and dot-stuffed (smtp_payload), which saves
-        aiosmtplib's per-message regular expressions over 20 KB bodies. One
-        watchdog timer covers the whole transaction (it closes the connection
-        when the server stays silent for SEND_SMTP_TIMEOUT), instead of a
-        timeout task around each of the four replies.
-        """
-        mail_args = [b"FROM:<" + self.sender.encode() + b">"]
-        try:
-            rcpt = job.email.encode("ascii")
-        except UnicodeEncodeError:
-            if not smtp.supports_extension("smtputf8"):
-                return "rcpt", aiosmtplib.SMTPResponse(
-                    553, "The address has non-ASCII characters and the server does not support SMTPUTF8.")
-            rcpt = job.email.encode("utf-8")
-            mail_args.append(b"SMTPUTF8")
-        expired = []
-        watchdog = self.loop.call_later(self.settings.smtp_timeout, _expire, smtp, expired)
-        try:
-            response = await smtp.execute_command(b"MAIL", *mail_args, timeout=None)
-            if response.code != 250:
-                return "mail", response
-            response = await smtp.execute_command(b"RCPT", b"TO:<" + rcpt + b">", timeout=None)
-            if response.code not in (250, 251):
-                return "rcpt", response
-            response = await smtp.execute_command(b"DATA", timeout=None)
-            if response.code != 354:
-                return "data", response
-            protocol = smtp.protocol
-            if protocol is None:
-                raise aiosmtplib.SMTPServerDisconnected("Connection lost")
-            protocol.write(payload)
-            return "done", await protocol.read_response(timeout=None)
-        except aiosmtplib.SMTPServerDisconnected:
-            if expired:
-                raise asyncio.TimeoutError(f"no reply within {self.settings.smtp_timeout:g} s")
-            raise
-        finally:
-            watchdog.cancel()
-
-    async def reset(self, conn):
-        """RSET after a refused transaction, so the connection can carry the next message."""
-        if conn.smtp is None or not conn.smtp.is_connected:
-            conn.smtp = None
-            return
-        try:
-            response = await conn.smtp.execute_command(b"RSET", timeout=self.settings.smtp_timeout)
-            if response.code == 250:
-                return
-        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
-            pass
-        conn.drop()
 
     async def account_failure(self, lane, conn, reason):
         """A connection-level failure. One connection failing SEND_ACCOUNT_FAILURE_LIMIT times in a
@@ -993,7 +743,7 @@ class Run:
 
     def heartbeat(self):
         """(DB thread) (lease still ours, campaign state)."""
-        held = renew_lease(self.campaign_id, self.token)
+        held = lease.renew_lease(self.campaign_id, self.token)
         return held, Campaign.select(Campaign.state).where(Campaign.id == self.campaign_id).scalar()
 
     async def flusher(self):
@@ -1095,41 +845,6 @@ class Run:
         self.hooks.on_refusals([(o.job.id, o.code, o.error, o.at) for o in bounced])
 
 
-# --- The run lease ----------------------------------------------------------------------
-
-def acquire_lease(campaign_id, token, lease_seconds, now=None):
-    """Take the campaign for this run; False while another live run holds it.
-
-    A conditional UPDATE, so of two workers starting together exactly one wins.
-    A holder whose heartbeat is older than the lease died (kill -9, power loss):
-    its lease is taken over, which is what makes recover_in_flight() safe.
-    """
-    now = now or utcnow()
-    stale = now - datetime.timedelta(seconds=lease_seconds)
-    return bool(Campaign.update(run_token=token, heartbeat_at=now)
-                .where((Campaign.id == campaign_id)
-                       & ((Campaign.run_token == "") | Campaign.heartbeat_at.is_null() | (Campaign.heartbeat_at < stale)))
-                .execute())
-
-
-def renew_lease(campaign_id, token):
-    return bool(Campaign.update(heartbeat_at=utcnow())
-                .where((Campaign.id == campaign_id) & (Campaign.run_token == token)).execute())
-
-
-def release_lease(campaign_id, token):
-    Campaign.update(run_token="", heartbeat_at=None).where(
-        (Campaign.id == campaign_id) & (Campaign.run_token == token)).execute()
-
-
-def lease_free_in(campaign_id, lease_seconds, now=None):
-    """Seconds until the current holder's lease runs out (0 when it already has)."""
-    beat = Campaign.select(Campaign.heartbeat_at).where(Campaign.id == campaign_id).scalar()
-    if beat is None:
-        return 0.0
-    return max(0.0, (beat + datetime.timedelta(seconds=lease_seconds) - (now or utcnow())).total_seconds())
-
-
 # --- Entry point ----------------------------------------------------------------------
 
 def build_factories(campaign):
@@ -1155,15 +870,15 @@ def run_campaign(campaign_id, deadline_seconds=None, hooks=Hooks()):
     if deadline_seconds is not None:
         settings.run_seconds = deadline_seconds
     token = secrets.token_hex(8)
-    if not acquire_lease(campaign_id, token, settings.lease_seconds):
+    if not lease.acquire_lease(campaign_id, token, settings.lease_seconds):
         # Busy: a live holder renews every second and re-enqueues itself as needed; a dead one's
         # lease runs out after `delay` seconds, when a new run can take over.
-        return RunResult("busy", again=True, delay=lease_free_in(campaign_id, settings.lease_seconds) + 0.5,
+        return RunResult("busy", again=True, delay=lease.lease_free_in(campaign_id, settings.lease_seconds) + 0.5,
                          reason="another worker is sending this campaign")
     try:
         return _run_with_lease(campaign, settings, token, hooks)
     finally:
-        release_lease(campaign_id, token)
+        lease.release_lease(campaign_id, token)
 
 
 def _run_with_lease(campaign, settings, token, hooks):
@@ -1179,7 +894,7 @@ def _run_with_lease(campaign, settings, token, hooks):
     accounts = accounts_service.active_accounts(campaign.team_id)
     if not accounts:
         reason = ("Paused by Loft: there is no active SMTP account to send through. "
-                  + _paused_accounts_in_words(campaign.team_id))
+                  + accounts_service.paused_in_words(campaign.team_id))
         _pause_campaign(campaign, reason, hooks)
         return RunResult("paused", reason=reason, recovered=recovered)
     used = accounts_service.sent_counts([a.id for a in accounts])
@@ -1273,14 +988,3 @@ def _pause_campaign(campaign, reason, hooks):
     log.warning("campaign %s paused by the engine: %s", campaign.id, reason)
     hooks.alert(campaign.team_id, f"“{campaign.name}” paused: it cannot be sent right now", reason,
                 kind="engine_pause", campaign_id=campaign.id)
-
-
-def _paused_accounts_in_words(team_id):
-    paused = list(SmtpAccount.select().where((SmtpAccount.team == team_id) & (SmtpAccount.status == "paused")))
-    if not paused:
-        return "Add one under Sending › SMTP accounts, then resume the campaign."
-    parts = []
-    for account in paused:
-        until = f" until {account.paused_until:%Y-%m-%d %H:%M} UTC" if account.paused_until else ""
-        parts.append(f"“{account.name}” is paused{until}: {account.paused_reason or 'no reason given'}")
-    return "; ".join(parts) + ". Resume the campaign once an account can send again."

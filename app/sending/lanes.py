@@ -1,0 +1,125 @@
+"""The SMTP accounts and recipient domains of one engine run: who may send now, and how many at once.
+
+A Lane is one account with its token bucket and hourly and daily caps; a DomainGate bounds the
+deliveries in progress per recipient domain; limit_pause_until says how long an account that hit
+its own limit rests.
+"""
+import asyncio
+import collections
+import datetime
+import time
+
+from app.models import utcnow
+
+
+def limit_pause_until(message, now=None):
+    """How long an account that hit its own limit rests: to tomorrow for a daily cap, else an hour."""
+    now = now or utcnow()
+    text = (message or "").lower()
+    if "daily" in text or "day" in text or "24 hour" in text:
+        return now + datetime.timedelta(hours=24)
+    return now + datetime.timedelta(hours=1)
+
+
+class Lane:
+    """One SMTP account in this run: its connections, its rate, its caps, its failures."""
+
+    def __init__(self, account, options, used):
+        self.account = account
+        self.id = account.id
+        self.options = options
+        self.connections = max(1, account.max_connections)
+        self.queue = asyncio.Queue(maxsize=self.connections * 2)
+        self.hour = used.get("hour", 0)
+        self.day = used.get("day", 0)
+        # Token bucket: refills at per_second, holds at most a tenth of a second's worth (or one
+        # token), so no one-second window ever sees more than per_second plus that small burst.
+        self.burst = max(1.0, (account.per_second or 0) / 10)
+        self.tokens = self.burst
+        self.refilled = time.monotonic()
+        self.paused = False
+        self.pause_reason = ""
+        self.workers = []
+        self.busy = 0  # jobs its workers hold right now
+        # Reachability as stored (app/senders/health.py); written only when it changes, and "ok"
+        # once per run, so a dead host costs one write however often it is retried.
+        self.failing = account.connection_state == "failing"
+        self.last_error = account.last_error if self.failing else ""
+        self.ok_recorded = False
+
+    def usage(self):
+        """The `used` mapping of accounts.has_capacity()."""
+        per_second = self.account.per_second
+        second = 0
+        if per_second:
+            now = time.monotonic()
+            self.tokens = min(self.burst, self.tokens + (now - self.refilled) * per_second)
+            self.refilled = now
+            second = 0 if self.tokens >= 1 else per_second
+        return {"second": second, "hour": self.hour, "day": self.day,
+                "connections": self.connections if self.paused else 0}
+
+    def capped(self):
+        """Out of hourly or daily allowance (waiting helps only after the window moves)."""
+        a = self.account
+        return bool((a.per_hour and self.hour >= a.per_hour) or (a.per_day and self.day >= a.per_day))
+
+    def take(self):
+        if self.account.per_second:
+            self.tokens -= 1
+        self.hour += 1
+        self.day += 1
+
+    def seconds_to_token(self):
+        per_second = self.account.per_second
+        return max(0.001, (1 - self.tokens) / per_second) if per_second else 0.001
+
+
+class DomainGate:
+    """At most N deliveries in progress per recipient domain (SEND_DOMAIN_CONCURRENCY, with
+    per-domain overrides). Keeps state only for domains with a delivery in progress, so a
+    million distinct domains cost nothing, and skips domains whose limit cannot be reached
+    with the connections this run has."""
+
+    def __init__(self, default, limits, connections):
+        self.default = max(1, int(default))
+        self.limits = {domain: max(1, int(limit)) for domain, limit in limits.items()}
+        self.connections = connections
+        self.active = {}  # domain -> [deliveries in progress, waiting futures]
+
+    def limit(self, domain):
+        return self.limits.get(domain, self.default)
+
+    async def acquire(self, domain):
+        limit = self.limit(domain)
+        if limit >= self.connections:
+            return
+        while True:
+            entry = self.active.get(domain)
+            if entry is None:
+                self.active[domain] = [1, collections.deque()]
+                return
+            if entry[0] < limit:
+                entry[0] += 1
+                return
+            waiter = asyncio.get_running_loop().create_future()
+            entry[1].append(waiter)
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if waiter in entry[1]:
+                    entry[1].remove(waiter)
+                raise
+
+    def release(self, domain):
+        if self.limit(domain) >= self.connections:
+            return
+        entry = self.active[domain]
+        entry[0] -= 1
+        while entry[1]:
+            waiter = entry[1].popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # it looks again; the entry stays while it does
+                return
+        if entry[0] == 0:
+            del self.active[domain]
