@@ -11,11 +11,13 @@ from huey.exceptions import TaskLockedException
 from app.config import Config
 from app.bounces import imap
 from tasks import huey
+from tasks import queued_as
 
 EVERY = max(1, min(59, Config.BOUNCE_CHECK_MINUTES))
 
 
-@huey.task(name="bounces.check_bounce_mailbox")
+@huey.task(name="feedback.check_bounce_mailbox")
+@queued_as("tasks.feedback")  # the module's first name: messages already queued under it still run
 def check_bounce_mailbox(mailbox_id, manual=False):
     try:
         with huey.lock_task(f"bounce-mailbox-{mailbox_id}"):
@@ -24,7 +26,8 @@ def check_bounce_mailbox(mailbox_id, manual=False):
         pass  # a check of this mailbox is running right now
 
 
-@huey.periodic_task(crontab(minute=f"*/{EVERY}"), name="bounces.check_bounce_mailboxes")
+@huey.periodic_task(crontab(minute=f"*/{EVERY}"), name="feedback.check_bounce_mailboxes")
+@queued_as("tasks.feedback")
 def check_bounce_mailboxes():
     for mailbox_id in imap.enabled_ids():
         check_bounce_mailbox(mailbox_id)

@@ -95,7 +95,7 @@ def test_the_checks_see_what_they_look_for():
 # huey stores a queued task as "<module>.<name>"; messages in a queue (an invitation's retry, a
 # periodic run) outlive a deploy, so these strings stay even when a task moves (tasks.queued_as).
 QUEUED_NAMES = {
-    "tasks.bounces.bounces.check_bounce_mailbox", "tasks.bounces.bounces.check_bounce_mailboxes",
+    "tasks.feedback.feedback.check_bounce_mailbox", "tasks.feedback.feedback.check_bounce_mailboxes",
     "tasks.contacts.contacts.run_bulk", "tasks.imports.imports.resume_stalled", "tasks.imports.imports.run_import",
     "tasks.mail.mail.send_confirmation", "tasks.mail.mail.send_system_email",
     "tasks.reports.reports.retention", "tasks.reports.reports.rollup",
@@ -130,7 +130,8 @@ def test_every_task_keeps_its_queued_name():
 
 
 # Names kept from before a move, because the queue holds them (QUEUED_NAMES): name -> its module now.
-KEPT_NAMES = {"mail.send_system_email": "system_mail", "mail.send_confirmation": "consent"}
+KEPT_NAMES = {"mail.send_system_email": "system_mail", "mail.send_confirmation": "consent",
+              "feedback.check_bounce_mailbox": "bounces", "feedback.check_bounce_mailboxes": "bounces"}
 
 
 def test_each_task_module_holds_its_own_areas_tasks():
