@@ -30,6 +30,7 @@ from app.config import Config
 from app.consent.views import bp as consent_bp
 from app.contacts.views import bp as contacts_bp
 from app.dashboard.views import bp as dashboard_bp
+from app.errors import Problem
 from app.db import close_db
 from app.db import init_db
 from app.email_templates.views import bp as email_templates_bp
@@ -151,8 +152,15 @@ def _init_errors(app):
                              "Shorten the content, or split a file into smaller ones.")
         return render_error(error)
 
+    def refused(problem):
+        # A refusal no view turned into its form's error still says what was refused, instead of
+        # a 500 that hides a message written for the person.
+        template = "errors/_error.html" if is_htmx() else "errors/error.html"
+        return render_template(template, code=422, title="Not done", description=problem.message), 422
+
     app.register_error_handler(HTTPException, render_error)
     app.register_error_handler(RequestEntityTooLarge, too_large)
+    app.register_error_handler(Problem, refused)
 
 
 def _security_headers(response):

@@ -275,3 +275,20 @@ def test_no_view_sets_its_own_sandbox_policy():
     found = [rel(path) for path in python_files(("app",))
              if path.name != "security.py" and re.search(r"""["']sandbox[ ;]""", path.read_text(encoding="utf-8"))]
     assert found == []
+
+
+def test_a_refusal_no_view_catches_is_shown_with_its_message(app):
+    """A Problem that escapes its view is answered 422 with its message (page, or fragment for htmx),
+    not a 500 that hides what was refused."""
+    def refuses():
+        raise Problem("That list is archived; restore it first.", field="list")
+
+    app.add_url_rule("/_refuses", "refuses", refuses)
+    client = app.test_client()
+    page = client.get("/_refuses")
+    assert page.status_code == 422
+    assert "That list is archived; restore it first." in page.get_data(as_text=True)
+    assert "<html" in page.get_data(as_text=True).lower()
+    fragment = client.get("/_refuses", headers={"HX-Request": "true"})
+    assert fragment.status_code == 422 and "<html" not in fragment.get_data(as_text=True).lower()
+    assert "restore it first" in fragment.get_data(as_text=True)
