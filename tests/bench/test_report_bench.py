@@ -12,7 +12,6 @@ the Flask test client, signed in, 20 times each. Nothing asserts on time.
 LOFT_BENCH_REPORT_RECIPIENTS=10000 gives a quick run on a small copy.
 """
 import datetime
-import json
 import os
 import statistics
 import time
@@ -67,7 +66,7 @@ def _build(path):
     Membership.create(user=user, team=team, role="admin")
     campaign = Campaign.create(team=team, name="Big launch", subject="Our biggest news", state="completed",
                                started_at=START, finished_at=START + datetime.timedelta(hours=1), total=n, sent=n,
-                               ab_test=json.dumps({"sample_percent": 10, "metric": "clicks", "wait_minutes": 60}),
+                               ab_test={"sample_percent": 10, "metric": "clicks", "wait_minutes": 60},
                                ab_decided_at=START + datetime.timedelta(hours=1))
     a = Variant.create(campaign=campaign, label="A", subject="Our biggest news")
     b = Variant.create(campaign=campaign, label="B", subject="Something new for you", is_winner=True)

@@ -146,7 +146,7 @@ def test_send_100k_through_the_worker_and_compare_with_smtp_source(bench_app, si
                            max_connections=CONNECTIONS)
         campaign = Campaign.create(team=team, name="Monthly news", from_name="Acme", from_email="news@acme.example",
                                    subject="{{ contact.name }}, your monthly news", body=html_body(),
-                                   audience=f'{{"lists": [{newsletter.id}]}}', track_opens=True, track_clicks=True)
+                                   audience={"lists": [newsletter.id]}, track_opens=True, track_clicks=True)
         built = time.perf_counter() - started
         started = time.perf_counter()
         total = ledger.freeze_audience(campaign)
