@@ -1,8 +1,7 @@
 """Real-browser test support: Loft served over real HTTP, driven by Debian's headless Chromium.
 
-Import the fixtures into a browser test module by name:
-
-    from browser_support import browser, live_server, page, sign_up_admin  # noqa: F401
+Its fixtures (browser, live_server, page) are registered by tests/conftest.py (pytest_plugins);
+a test module imports only the helpers it calls (sign_up_admin, sign_out, PHONE, ...).
 
 `live_server` serves the per-test `app` (tests/conftest.py: a fresh, migrated
 SQLite file) with werkzeug on a free loopback port, in a thread of this

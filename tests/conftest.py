@@ -40,6 +40,11 @@ from app.models import utcnow  # noqa: E402
 from app.senders import domains  # noqa: E402
 from tasks import huey  # noqa: E402
 
+# Every fixture is reachable from here: the ones that bring a server or a browser with them live in
+# their area's support module, registered as a plugin, so no test module imports a fixture by name.
+pytest_plugins = ("browser_support", "tests.dns_support", "tests.smtp_support", "tests.webhooks_support",
+                  "tests.email_templates_support", "tests.message_support")
+
 
 def free_port():
     with socket.socket() as s:

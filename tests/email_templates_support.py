@@ -7,7 +7,7 @@ from app.models import Team
 
 
 @pytest.fixture
-def team(app, admin):
+def library_team(app, admin):
     with app.app_context():
         team = Team.get(Team.name == "Acme")
         team.postal_address = "1 Main Street\nSpringfield"

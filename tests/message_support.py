@@ -24,7 +24,7 @@ BODY = """<table role="presentation" width="100%"><tr><td style="font-family:Ari
 
 
 @pytest.fixture
-def team(app, admin):
+def message_team(app, admin):
     team = Team.get(Team.name == "Acme")
     team.postal_address = "1 Main Street\nSpringfield 12345"
     team.default_from_email = "news@acme.example"

@@ -15,9 +15,6 @@ from app.bounces import imap
 from app.models import BounceMailbox
 from app.models import Contact
 from app.models import Team
-from browser_support import browser  # noqa: F401  (fixture; skips with the reason without Chromium)
-from browser_support import live_server  # noqa: F401  (fixture)
-from browser_support import page  # noqa: F401  (fixture)
 from browser_support import sign_up_admin
 from tests.accounts_support import make_member
 from tests.bounces_support import arf

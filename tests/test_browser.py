@@ -16,9 +16,6 @@ expect = pytest.importorskip("playwright.sync_api", reason="Playwright is not in
 from browser_support import ADMIN
 from browser_support import DESKTOP
 from browser_support import PHONE
-from browser_support import browser  # noqa: F401  (fixture)
-from browser_support import live_server  # noqa: F401  (fixture)
-from browser_support import page  # noqa: F401  (fixture)
 from browser_support import sign_out
 from browser_support import sign_up_admin
 

@@ -13,7 +13,12 @@ from app.models import Team
 from app.models import Template
 from tests.accounts_support import make_member
 from tests.conftest import soup
-from tests.email_templates_support import team  # noqa: F401 - a fixture
+
+
+@pytest.fixture
+def team(library_team):
+    """The Acme team with a sender, a postal address, a City field and a contact (tests/email_templates_support.py)."""
+    return library_team
 
 LAYOUT = ('<table role="presentation" width="100%"><tr><td><p>Acme masthead</p>{{ content }}'
           '<p>Acme footer band</p></td></tr></table>')

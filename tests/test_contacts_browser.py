@@ -12,9 +12,6 @@ expect = pytest.importorskip("playwright.sync_api", reason="Playwright is not in
                              "(`make test` installs it from requirements-dev.txt)").expect
 
 from browser_support import DESKTOP
-from browser_support import browser  # noqa: F401  (fixture)
-from browser_support import live_server  # noqa: F401  (fixture)
-from browser_support import page  # noqa: F401  (fixture)
 from browser_support import sign_up_admin
 
 from app.models import Contact

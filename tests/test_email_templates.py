@@ -15,7 +15,12 @@ from app.models import Template
 from app.models import TemplateDraft
 from tests.accounts_support import make_member
 from tests.conftest import soup
-from tests.email_templates_support import team
+
+
+@pytest.fixture
+def team(library_team):
+    """The Acme team with a sender, a postal address, a City field and a contact (tests/email_templates_support.py)."""
+    return library_team
 
 BODY = ('<table role="presentation" width="100%"><tr><td style="padding: 16px; color: #333333;">'
         '<p>Hi {{ contact.first_name or "there" }} from {{ contact.city or "somewhere" }}!</p>'

@@ -11,9 +11,6 @@ expect = pytest.importorskip("playwright.sync_api", reason="Playwright is not in
                              "(`make test` installs it from requirements-dev.txt)").expect
 
 from browser_support import DESKTOP  # noqa: E402
-from browser_support import browser  # noqa: F401,E402  (fixture)
-from browser_support import live_server  # noqa: F401,E402  (fixture)
-from browser_support import page  # noqa: F401,E402  (fixture)
 from browser_support import sign_up_admin  # noqa: E402
 
 SHOTS = os.environ.get("LOFT_SCREENSHOTS")  # a folder: save screenshots there to look at the pages

@@ -9,9 +9,6 @@ expect = pytest.importorskip("playwright.sync_api", reason="Playwright is not in
                              "(make test installs requirements-dev.txt)").expect
 
 from browser_support import ADMIN  # noqa: E402
-from browser_support import browser  # noqa: E402,F401  (fixture)
-from browser_support import live_server  # noqa: E402,F401  (fixture)
-from browser_support import page  # noqa: E402,F401  (fixture)
 from browser_support import sign_up_admin  # noqa: E402
 
 

@@ -15,7 +15,6 @@ from app.senders import domains
 from tests.accounts_support import make_member
 from tests.conftest import free_port
 from tests.conftest import soup
-from tests.dns_support import dns_zone
 from tests.dns_support import free_udp_port
 
 _apps = []

@@ -14,7 +14,12 @@ from tests.message_support import make_campaign
 from tests.message_support import make_contact
 from tests.message_support import make_send
 from tests.message_support import parse
-from tests.message_support import team  # noqa: F401 - a fixture
+
+
+@pytest.fixture
+def team(message_team):
+    """The Acme team with a sender, a postal address and Plan/Seats fields (tests/message_support.py)."""
+    return message_team
 
 HOSTILE_REPLY_TO = [
     "help@acme.example>, <https://evil.example/steal",

@@ -19,9 +19,6 @@ from app.models import Subscription  # noqa: E402
 from app.models import Team  # noqa: E402
 from app.models import utcnow  # noqa: E402
 from app.catcher.services import parse  # noqa: E402
-from browser_support import browser  # noqa: E402,F401  (fixture)
-from browser_support import live_server  # noqa: E402,F401  (fixture)
-from browser_support import page  # noqa: E402,F401  (fixture)
 from browser_support import sign_up_admin  # noqa: E402
 from tests.conftest import link_in  # noqa: E402
 

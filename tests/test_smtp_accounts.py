@@ -19,8 +19,6 @@ from tests.conftest import free_port
 from tests.conftest import soup
 from tests.smtp_support import PASSWORD
 from tests.smtp_support import USER
-from tests.smtp_support import certificate  # noqa: F401 - a fixture
-from tests.smtp_support import smtp_server
 
 
 _apps = []

@@ -9,15 +9,9 @@ import pytest
 expect = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed "
                              "(`make test` installs it from requirements-dev.txt)").expect
 
-from browser_support import browser  # noqa: F401,E402  (fixture)
-from browser_support import live_server  # noqa: F401,E402  (fixture)
-from browser_support import page  # noqa: F401,E402  (fixture)
 from browser_support import sign_up_admin  # noqa: E402
-from tests.dns_support import dns_zone  # noqa: F401,E402  (fixture)
 from tests.smtp_support import PASSWORD  # noqa: E402
 from tests.smtp_support import USER  # noqa: E402
-from tests.smtp_support import certificate  # noqa: F401,E402  (fixture)
-from tests.smtp_support import smtp_server  # noqa: F401,E402  (fixture)
 
 SHOTS = os.environ.get("LOFT_SCREENSHOTS")  # a folder: save screenshots there to look at the pages
 

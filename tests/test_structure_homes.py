@@ -8,8 +8,9 @@
 - One name, one meaning: no two modules under app/ and tasks/ define a class of the same name
   (three unrelated Recipient classes became Addressee, RecipientResult and UnsubscribeTarget).
 - Test helpers have homes too: no test module imports from another test_*.py module; shared
-  fixtures live in tests/conftest.py, shared helpers (and fixtures only some modules use) in
-  tests/<area>_support.py.
+  fixtures are reached through tests/conftest.py (defined there, or in a tests/<area>_support.py
+  that conftest registers as a plugin), so no test module imports a fixture by name; shared plain
+  helpers live in tests/<area>_support.py.
 """
 import ast
 import collections
@@ -221,3 +222,42 @@ def test_the_test_import_check_sees_them():
               "from tests.conftest import soup\nfrom tests.sending_support import TestSmtp\nimport pytest\n")
     assert [module for _, module in imports_of_test_modules(sample)] == [
         "tests.test_teams", "tests.test_engine", "tests.test_auth", "test_reports", "tests.test_tracking"]
+
+
+def support_fixtures():
+    """{support module name: the fixtures it defines}, for every tests/*_support.py."""
+    found = {}
+    for path in sorted((ROOT / "tests").glob("*_support.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        found[path.stem] = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)
+                            and any("fixture" in ast.unparse(d) for d in node.decorator_list)}
+    return found
+
+
+def fixture_imports(source, fixtures):
+    """(line, name) of each fixture that `source` imports by name from a support module."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            stem = node.module.split(".")[-1]
+            found += [(node.lineno, a.name) for a in node.names if a.name in fixtures.get(stem, ())]
+    return found
+
+
+def test_fixtures_are_reached_through_conftest():
+    fixtures = support_fixtures()
+    conftest = (ROOT / "tests" / "conftest.py").read_text(encoding="utf-8")
+    registered = {name.split(".")[-1] for name in re.findall(r'"((?:tests\.)?\w+_support)"', conftest)}
+    assert {stem for stem, names in fixtures.items() if names} <= registered, \
+        "a support module with fixtures must be in conftest.py's pytest_plugins"
+    found = [f"{rel(path)}:{line} {name}" for path in sorted((ROOT / "tests").rglob("test_*.py"))
+             for line, name in fixture_imports(path.read_text(encoding="utf-8"), fixtures)]
+    assert found == []
+
+
+def test_the_fixture_import_check_sees_them():
+    fixtures = {"smtp_support": {"smtp_server"}, "browser_support": {"page"}}
+    sample = ("from tests.smtp_support import smtp_server\nfrom tests.smtp_support import PASSWORD\n"
+              "from browser_support import page, sign_up_admin\n")
+    assert fixture_imports(sample, fixtures) == [(1, "smtp_server"), (3, "page")]
+    assert "receiver" in support_fixtures()["webhooks_support"]

@@ -17,7 +17,6 @@ from app.webhooks import ssrf
 from tests.accounts_support import make_member
 from tests.conftest import soup
 from tests.webhooks_support import Receiver
-from tests.webhooks_support import receiver
 
 
 @pytest.fixture

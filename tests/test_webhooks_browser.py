@@ -9,11 +9,7 @@ import pytest
 expect = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed "
                              "(`make test` installs it from requirements-dev.txt)").expect
 
-from browser_support import browser  # noqa: F401,E402  (fixture)
-from browser_support import live_server  # noqa: F401,E402  (fixture)
-from browser_support import page  # noqa: F401,E402  (fixture)
 from browser_support import sign_up_admin  # noqa: E402
-from tests.webhooks_support import receiver  # noqa: F401,E402  (fixture)
 
 SHOTS = os.environ.get("LOFT_SCREENSHOTS")  # a folder: save screenshots there to look at the pages
 
