@@ -8,17 +8,11 @@ to the checked address with the name kept for TLS. These tests turn the instance
 setting "private mail servers" OFF (the suite's fixture turns it on for its loopback servers).
 """
 import asyncio
-import datetime
 import ssl
 import socket
 
 import pytest
 from aiosmtpd.controller import Controller
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from app import netguard
 from app.models import BounceMailbox
@@ -27,6 +21,7 @@ from app.models import Team
 from app.senders import accounts
 from tests.conftest import free_port
 from tests.conftest import soup
+from tests.smtp_support import self_signed
 
 SPELLINGS = ["127.1", "0x7f000001", "2130706433", "017700000001", "0", "localhost", "100.64.0.1",
              "2002:7f00:1::1", "::ffff:127.0.0.1", "127.0.0.1", "::1", "10.0.0.5", "169.254.169.254"]
@@ -120,21 +115,7 @@ def test_the_engine_pauses_an_account_the_guard_refuses(guarded, admin, listener
 @pytest.fixture(scope="module")
 def name_only_certificate(tmp_path_factory):
     """A certificate for the name mx.test only (no IP address in it)."""
-    folder = tmp_path_factory.mktemp("guard-cert")
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mx.test")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("mx.test")]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return str(cert_path), str(key_path)
+    return self_signed(tmp_path_factory.mktemp("guard-cert"), ["mx.test"], ca=True)
 
 
 class Sink:
