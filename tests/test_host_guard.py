@@ -19,6 +19,7 @@ from app.models import BounceMailbox
 from app.models import SmtpAccount
 from app.models import Team
 from app.senders import accounts
+from app.senders import mailservers
 from tests.conftest import free_port
 from tests.conftest import soup
 from tests.smtp_support import self_signed
@@ -176,3 +177,18 @@ def test_private_mail_servers_is_an_instance_setting_off_by_default(guarded, web
     web.post("/admin/settings", form)
     with guarded.app_context():
         assert instance_settings.get_settings()["private_mail_hosts"] is False
+
+
+@pytest.mark.parametrize("protocol", ["smtp", "imap"])
+@pytest.mark.parametrize("typed, says", [
+    ("", "Enter the {P} server's host name"),
+    ("{p}://mail.example.com", "Enter only the host name"),
+    ("mail.example.com:587", "Enter only the host name"),
+    ("mail example.com", "not a valid host name"),
+    ("127.0.0.1", "Loft connects only to public mail servers"),
+])
+def test_smtp_and_imap_forms_refuse_a_host_in_the_same_words(app, protocol, typed, says):
+    with app.test_request_context("/"):
+        problem = mailservers.host_field_error(typed.format(p=protocol), protocol, allow_private=False)
+    assert problem and says.format(P=protocol.upper()) in problem
+    assert f"{protocol}.example.com" in problem or "public mail servers" in problem

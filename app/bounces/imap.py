@@ -162,19 +162,12 @@ def validate(team, form, mailbox=None, allow_private=None):
         values["name"] = values["username"] or values["host"]
     if len(values["name"]) > 100:
         errors["name"] = "Keep the name under 100 characters."
-    host = values["host"]
-    if not host:
-        errors["host"] = "Enter the IMAP server's host name, e.g. imap.example.com."
-    elif "://" in host or "/" in host or (":" in host and not host.strip("[]").count(":") > 1):
-        errors["host"] = "Enter only the host name, e.g. imap.example.com: no imap://, path or port."
-    elif not mailservers.valid_host(host):
-        errors["host"] = "That is not a valid host name: use letters, digits, dots and hyphens."
-    elif problem := mailservers.host_problem(host, None, allow_private):
+    if problem := mailservers.host_field_error(values["host"], "imap", allow_private):
         errors["host"] = problem
     values["port"] = _port(form.get("port", ""), errors)
     if values["security"] not in mailservers.SECURITY_LABELS:
         errors["security"] = "Choose how the connection is encrypted."
-    elif values["security"] == "none" and host and not mailservers.is_loopback(host):
+    elif values["security"] == "none" and values["host"] and not mailservers.is_loopback(values["host"]):
         errors["security"] = ("Without encryption the password and your mail cross the network in clear text, so "
                               "“None” is only allowed for a server on this machine (localhost or 127.0.0.1).")
     if not values["username"]:

@@ -257,21 +257,14 @@ def validate(form, account=None, allow_private=None):
         errors["name"] = "Give the account a name, e.g. “iCloud (ada@icloud.com)”."
     elif len(values["name"]) > 100:
         errors["name"] = "Keep the name under 100 characters."
-    host = values["host"]
-    if not host:
-        errors["host"] = "Enter the SMTP server's host name, e.g. smtp.example.com."
-    elif "://" in host or "/" in host or (":" in host and not host.strip("[]").count(":") > 1):
-        errors["host"] = "Enter only the host name, e.g. smtp.example.com: no smtp://, path or port (the port has its own field)."
-    elif not mailservers.valid_host(host):
-        errors["host"] = "That is not a valid host name: use letters, digits, dots and hyphens, e.g. smtp.example.com."
-    elif problem := mailservers.host_problem(host, None, allow_private):
+    if problem := mailservers.host_field_error(values["host"], "smtp", allow_private):
         errors["host"] = problem
     values["port"] = _whole_number(form, "port", "Port", errors, minimum=1, maximum=65535)
     if "port" in errors:
         errors["port"] = "Enter a port number between 1 and 65535 (587 for STARTTLS, 465 for implicit TLS)."
     if values["tls_mode"] not in TLS_MODES:
         errors["tls_mode"] = "Choose how the connection is encrypted."
-    elif values["tls_mode"] == "none" and host and not mailservers.is_loopback(host):
+    elif values["tls_mode"] == "none" and values["host"] and not mailservers.is_loopback(values["host"]):
         errors["tls_mode"] = ("Without TLS the password and every message cross the network in clear text, so "
                               "“None” is only allowed for a server on this machine (localhost or 127.0.0.1). "
                               "Use STARTTLS (port 587) or implicit TLS (port 465).")

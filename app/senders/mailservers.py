@@ -73,6 +73,21 @@ def valid_host(host):
     return 0 < len(ascii_host) <= 253 and all(_LABEL.match(label) for label in ascii_host.split("."))
 
 
+def host_field_error(host, protocol, allow_private=None):
+    """What is wrong with the host a person typed for an SMTP or IMAP server (`protocol` "smtp" or
+    "imap"), in words for the form, or None: empty, a URL instead of a name, malformed, or a place Loft
+    does not connect to."""
+    example = f"{protocol}.example.com"
+    if not host:
+        return f"Enter the {protocol.upper()} server's host name, e.g. {example}."
+    if "://" in host or "/" in host or (":" in host and not host.strip("[]").count(":") > 1):
+        return (f"Enter only the host name, e.g. {example}: no {protocol}://, path or port "
+                "(the port has its own field).")
+    if not valid_host(host):
+        return f"That is not a valid host name: use letters, digits, dots and hyphens, e.g. {example}."
+    return host_problem(host, None, allow_private)
+
+
 # --- Providers -----------------------------------------------------------------
 
 TLS_LABELS = {
