@@ -109,12 +109,19 @@ def live_server(app):
 ASSET_TYPES = {"stylesheet", "script", "image", "font"}
 
 
-def _watch(page, problems):
-    """Collect what a person would never see but that means something is broken."""
+def _watch(page, problems, closing):
+    """Collect what a person would never see but that means something is broken.
+
+    `closing` is set once the test body has ended: closing the context aborts
+    whatever HTMX request is still in flight (a preview that fires on load, say),
+    and htmx logs that abort as an error although nothing went wrong.
+    """
     page.on("pageerror", lambda error: problems.append(f"JavaScript error: {error}"))
 
     def on_console(message):
         # Chromium also logs every non-2xx response here; those are judged below, by URL.
+        if closing.is_set():
+            return
         if message.type == "error" and "the server responded with a status of" not in message.text:
             problems.append(f"console error: {message.text}")
 
@@ -140,8 +147,10 @@ def page(browser, live_server):
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
     problems = []
-    _watch(page, problems)
+    closing = threading.Event()
+    _watch(page, problems, closing)
     yield page
+    closing.set()
     context.close()
     assert not problems, "\n".join(problems)
 
