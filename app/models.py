@@ -221,6 +221,34 @@ class Subscription(BaseModel):
         )
 
 
+TAG_NAME_MAX = 64
+
+
+class Tag(BaseModel):
+    """A team's label for contacts ("customer", "vip"). Names are unique per team ignoring case;
+    name_key holds the lower-cased name so that rule is one unique index that SQLite and
+    PostgreSQL enforce alike (their lower() disagree outside ASCII). Migration 0044."""
+    team = ForeignKeyField(Team, on_delete="CASCADE")
+    name = CharField()  # as the person typed it, trimmed: at most TAG_NAME_MAX characters, no commas
+    name_key = CharField()  # name.lower(): the case-insensitive identity
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("team", "name_key"), True),)
+
+
+class ContactTag(BaseModel):
+    contact = ForeignKeyField(Contact, on_delete="CASCADE")
+    tag = ForeignKeyField(Tag, on_delete="CASCADE")
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = (
+            (("contact", "tag"), True),  # a contact's tags
+            (("tag", "contact"), False),  # a tag's contacts in id order: filters, counts, segment rules
+        )
+
+
 class Segment(BaseModel):
     team = ForeignKeyField(Team, on_delete="CASCADE")
     name = CharField()
@@ -413,8 +441,9 @@ class Template(BaseModel):
     """A reusable layout/content starting point; built-in ones have team NULL."""
     team = ForeignKeyField(Team, null=True, on_delete="CASCADE")
     name = CharField()
-    kind = CharField(default="html")  # the body's format, "html" or "markdown", as Campaign.kind
+    kind = CharField(default="html")  # the body's format, "html", "markdown" or "blocks", as Campaign.kind
     body = TextField(default="")
+    blocks = JSONField(empty=None, null=True)  # the block document of a "blocks" body (app/content/blocks)
     created_at = DateTimeField(default=utcnow)
     updated_at = DateTimeField(default=utcnow)
 
@@ -428,13 +457,17 @@ class Campaign(BaseModel):
     reply_to = CharField(default="")
     subject = TextField(default="")
     preheader = TextField(default="")
-    kind = CharField(default="html")  # the body's format, "html" or "markdown", as Template.kind
+    kind = CharField(default="html")  # the body's format, "html", "markdown" or "blocks", as Template.kind
     body = TextField(default="")
+    blocks = JSONField(empty=None, null=True)  # the block document of a "blocks" body; body is its rendering
     template = ForeignKeyField(Template, null=True, on_delete="SET NULL")
     audience = JSONField(default=lambda: {"lists": [], "segments": [], "exclude_lists": [], "exclude_segments": []})
     track_opens = BooleanField(default=True)
     track_clicks = BooleanField(default=True)
-    ab_test = JSONField()  # {"sample_percent", "metric": "clicks"|"opens", "wait_minutes"}
+    # {"sample_percent", "metric": "clicks"|"opens", "wait_minutes", "tests": a key of campaigns.services.AB_TESTS}
+    ab_test = JSONField()
+    # migration 0045: {"enabled", "source", "medium", "campaign", "content"} added to every web link (app/content/utm.py)
+    utm = JSONField()
     ab_decided_at = DateTimeField(null=True)
     scheduled_at = DateTimeField(null=True)  # UTC
     started_at = DateTimeField(null=True)
@@ -458,12 +491,14 @@ class Campaign(BaseModel):
 
 
 class Variant(BaseModel):
-    """One arm of an A/B test (subject and/or content)."""
+    """One arm of an A/B test: what it changes of the campaign (empty = the campaign's own)."""
     campaign = ForeignKeyField(Campaign, backref="variants", on_delete="CASCADE")
-    label = CharField()  # "A", "B", ...
+    label = CharField()  # "A" to "D"
     subject = TextField(default="")
     body = TextField(default="")
     is_winner = BooleanField(default=False)
+    from_name = CharField(default="")  # migration 0045
+    send_at = DateTimeField(null=True)  # UTC; a send-time test sends this variant's share then (migration 0045)
 
 
 class Link(BaseModel):
@@ -521,11 +556,52 @@ class TemplateDraft(BaseModel):
     name = CharField(default="")
     kind = CharField(default="html")
     body = TextField(default="")
+    blocks = JSONField(empty=None, null=True)  # migration 0041_blocks
     token = CharField(unique=True, default=lambda: secrets.token_urlsafe(24))
     updated_at = DateTimeField(default=utcnow, index=True)
 
     class Meta:
         indexes = ((("user", "team", "slot"), True),)
+
+
+class BlockRevision(BaseModel):
+    """A block document as it was before a change, for undo (migration 0041_blocks): the last 30 per owner.
+
+    owner_type names the owner's table ("campaign", "template", "template_draft"); no foreign key, as
+    one column points at three tables (app/content/blocks/store.py deletes them with their owner)."""
+    owner_type = CharField()
+    owner_id = IntegerField()
+    document = JSONField()
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("owner_type", "owner_id", "id"), False),)
+
+
+class MediaItem(BaseModel):
+    """An image in a team's media library (migration 0042_media), served publicly at /m/<key>.<ext>.
+
+    The stored file is a re-encoded copy without metadata, at most 1200 px wide; sha256 is the digest
+    of the upload as received, so the same file uploaded twice is one item."""
+    team = ForeignKeyField(Team, on_delete="CASCADE")
+    key = CharField(unique=True)  # random and unguessable: the public path is all a reader sees
+    extension = CharField()  # png, jpg, gif or webp
+    name = CharField()  # the uploaded file's name, for people
+    content_type = CharField()
+    width = IntegerField()
+    height = IntegerField()
+    bytes = IntegerField()  # size of the stored file
+    sha256 = CharField()
+    uploaded_by = ForeignKeyField(User, null=True, on_delete="SET NULL")
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("team", "sha256"), True), (("team", "id"), False))
+
+    @property
+    def path(self):
+        """The public path of the file, as emails keep it (made absolute when an email is prepared)."""
+        return f"/m/{self.key}.{self.extension}"
 
 
 # --- Feedback intake: bounce mailboxes and provider webhooks (migration 0021_intake) ---
@@ -647,6 +723,54 @@ class Notice(BaseModel):
             (("campaign_id", "kind"), False),
             (("emailed_at",), False),
         )
+
+
+# --- Brand kit and sign-up forms (app/brand/, app/consent/signup_forms.py), migration 0043 ---
+
+class BrandKit(BaseModel):
+    """A team's logo, colours, font and footer: applied to block emails and to its public pages.
+    Empty values mean Loft's defaults; app/brand/services.py validates every value before it is used."""
+    team = ForeignKeyField(Team, unique=True, on_delete="CASCADE")
+    public_key = CharField(unique=True, default=new_token)  # names the public stylesheet, not the team
+    logo_url = TextField(default="")  # "/m/<key>.<ext>" from the media library, or an https:// URL
+    primary_color = CharField(default="")  # "#rrggbb"
+    background_color = CharField(default="")
+    text_color = CharField(default="")
+    font = CharField(default="")  # a key of app.brand.services.FONTS
+    footer_text = TextField(default="")
+    updated_at = DateTimeField(default=utcnow)
+
+
+class SignupForm(BaseModel):
+    """A sign-up form built by the team: the lists it subscribes to, the fields it asks, its wording."""
+    team = ForeignKeyField(Team, on_delete="CASCADE")
+    name = CharField()
+    public_id = CharField(unique=True, default=new_token)  # the hosted page /f/<public_id>; unguessable
+    list_ids = JSONField(empty=list)
+    fields = JSONField(empty=list)  # [{"key": "name" or a CustomField key, "label": ..., "required": bool}]
+    title = CharField(default="")
+    intro = TextField(default="")
+    consent_text = TextField(default="")
+    button_label = CharField(default="")
+    success_message = TextField(default="")
+    colors = JSONField()  # {"primary": "#rrggbb", ...}; a missing colour is the brand kit's
+    popup_delay = IntegerField(default=0)  # seconds before the popup opens by itself; 0 = on a click only
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("team", "id"), False),)
+
+
+class FormSignup(BaseModel):
+    """One subscription a sign-up form brought: what the form's sign-up count counts."""
+    form = ForeignKeyField(SignupForm, on_delete="CASCADE")
+    contact = ForeignKeyField(Contact, on_delete="CASCADE")
+    list = ForeignKeyField(MailingList, on_delete="CASCADE")
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("form", "contact", "list"), True),)
 
 
 # --- Reports: aggregates fed by app/reports/rollup.py, migration 0022_reports ---

@@ -12,6 +12,12 @@ from app.contacts.query import filtered
 from app.contacts.query import positive_int
 from app.contacts.query import resolve_filter
 from app.contacts.query import walk
+from app.contacts.tags import clean_name
+from app.contacts.tags import ensure_tags
+from app.contacts.tags import find_tag
+from app.contacts.tags import name_key
+from app.contacts.tags import tag_contacts
+from app.contacts.tags import untag_contacts
 from app.db import db
 from app.models import BLOCKED_STATUSES
 from app.models import CONTACT_STATUSES
@@ -21,10 +27,12 @@ from app.models import ContactStatus
 from app.models import EventType
 from app.models import Subscription
 from app.models import Suppression
+from app.models import Tag
 from app.models import utcnow
 
 MAX_SELECTED = 1000  # ticked ids in one bulk action; larger selections go by filter
 BULK_ACTIONS = {"add_to_list": "Add to list", "remove_from_list": "Remove from list",
+                "add_tag": "Add tag", "remove_tag": "Remove tag",
                 "change_status": "Change status", "delete": "Delete"}
 
 
@@ -50,7 +58,7 @@ def validate_bulk(team, form):
         try:
             resolve_filter(team, contact_filter)
         except NotFound:
-            raise ContactError("The filter names a list or segment that no longer exists.", field="scope")
+            raise ContactError("The filter names a list, tag or segment that no longer exists.", field="scope")
         data["filter"] = contact_filter.to_args()
     else:
         ids = sorted({int(value) for value in form.getlist("ids") if str(value).isdigit()})
@@ -67,6 +75,14 @@ def validate_bulk(team, form):
             raise ContactError("Choose a list.", field="list_id")
         data["list_id"] = mailing_list.id
         data["list"] = mailing_list.name
+    if action == "add_tag":
+        # A new name is fine: the tag is made when the action runs, so a cancelled one leaves none behind.
+        data["tag"] = clean_name(form.get("tag"), field="tag")
+    if action == "remove_tag":
+        tag = find_tag(team, form.get("tag"))
+        if tag is None:
+            raise ContactError("Choose a tag the contacts have: no tag has that name.", field="tag")
+        data["tag_id"], data["tag"] = tag.id, tag.name
     if action == "change_status":
         # "new_status", not "status": the form also carries the filter, whose "status" is the one to match.
         if form.get("new_status") not in CONTACT_STATUSES:
@@ -188,6 +204,24 @@ def _bulk_status(team, job, data):
     return apply
 
 
+def _bulk_add_tag(team, job, data):
+    tag = ensure_tags(team, [data["tag"]])[name_key(data["tag"])]
+
+    def apply(contacts):
+        return tag_contacts(team, tag, [contact.id for contact in contacts])
+    return apply
+
+
+def _bulk_remove_tag(team, job, data):
+    tag = Tag.get_or_none((Tag.id == data["tag_id"]) & (Tag.team == team))
+    if tag is None:
+        raise ContactError("The tag was deleted while the action was running.")
+
+    def apply(contacts):
+        return untag_contacts(team, tag, [contact.id for contact in contacts])
+    return apply
+
+
 def _bulk_delete(team, job, data):
     def apply(contacts):
         ids = [contact.id for contact in contacts]
@@ -195,5 +229,5 @@ def _bulk_delete(team, job, data):
     return apply
 
 
-_BULK = {"add_to_list": _bulk_add, "remove_from_list": _bulk_remove, "change_status": _bulk_status,
-         "delete": _bulk_delete}
+_BULK = {"add_to_list": _bulk_add, "remove_from_list": _bulk_remove, "add_tag": _bulk_add_tag,
+         "remove_tag": _bulk_remove_tag, "change_status": _bulk_status, "delete": _bulk_delete}

@@ -22,6 +22,7 @@ from app.contacts import fields as custom_fields
 from app.contacts import lists as mailing_lists
 from app.contacts import query
 from app.contacts import services
+from app.contacts import tags as contact_tags
 from app.contacts import timeline as timelines
 from app.contacts.common import ContactError
 from app.contacts.common import NotFound
@@ -35,6 +36,8 @@ from app.models import CustomField
 from app.models import FIELD_TYPES
 from app.models import MailingList
 from app.models import SUBSCRIPTION_STATUSES
+from app.models import TAG_NAME_MAX
+from app.models import Tag
 from app.teams.context import require
 from app.teams.context import team_object_or_404
 from app.wording import plural
@@ -78,8 +81,10 @@ def _results(endpoint, base_args, contact_filter, fixed_list=None):
     def page_url(**cursor):
         return url_for(endpoint, **base_args, **filter_args, **cursor)
 
+    ids = [c.id for c in page.contacts]
     return dict(page=page, filter=contact_filter, resolved=resolved, page_url=page_url, results_url=page_url(),
-                lists_by_contact=mailing_lists.lists_of_contacts([c.id for c in page.contacts]),
+                lists_by_contact=mailing_lists.lists_of_contacts(ids), tags_by_contact=contact_tags.tags_of_contacts(ids),
+                tags=contact_tags.tags_of_team(g.team),
                 has_any=bool(page.contacts) or query.team_has_contacts(g.team), error=error,
                 first_page=not before and not after, lists=mailing_lists.lists_of(g.team),
                 segments=query.segments_of(g.team))
@@ -124,7 +129,7 @@ def show(contact_id):
     events, cursor = timelines.timeline(contact, request.args.get("events_before", type=int))
     return render_template("contacts/show.html", contact=contact, fields=custom_fields.fields_of(g.team),
                            attributes=services.attributes_of(contact), events=events, cursor=cursor,
-                           **_lists_context(contact))
+                           **_lists_context(contact), **_tags_context(contact))
 
 
 @bp.route("/<int:contact_id>/timeline")
@@ -206,6 +211,90 @@ def remove_from_list(contact_id, list_id):
     mailing_list = team_object_or_404(MailingList, list_id)
     services.remove_from_list(g.team, contact, mailing_list)
     return _render_lists(contact, list_notice=f"Removed from “{mailing_list.name}”.")
+
+
+# --- Tags of one contact --------------------------------------------------------
+
+def _tags_context(contact, **extra):
+    return dict(contact_tags=contact_tags.tags_of(contact), all_tags=contact_tags.tags_of_team(g.team),
+                tag_name_max=TAG_NAME_MAX, **extra)
+
+
+def _render_tags(contact, status=200, **extra):
+    if is_htmx():
+        return render_template("contacts/_tags.html", contact=contact, **_tags_context(contact, **extra)), status
+    if extra.get("tag_error"):
+        flash(extra["tag_error"], "error")
+    elif extra.get("tag_notice"):
+        flash(extra["tag_notice"], "success")
+    return redirect(url_for("contacts.show", contact_id=contact.id, _anchor="tags"))
+
+
+@bp.route("/<int:contact_id>/tags", methods=["POST"])
+@require("edit_content")
+def add_tags(contact_id):
+    contact = team_object_or_404(Contact, contact_id)
+    try:
+        added = contact_tags.add_tags(g.team, contact, request.form.get("tags"))
+    except ContactError as exc:
+        return _render_tags(contact, 422, tag_error=str(exc), tag_form=request.form)
+    names = ", ".join(f"“{tag.name}”" for tag in added)
+    return _render_tags(contact, tag_notice=f"Tagged {names}." if added else "It already has that tag.")
+
+
+@bp.route("/<int:contact_id>/tags/<int:tag_id>/remove", methods=["POST"])
+@require("edit_content")
+def remove_tag(contact_id, tag_id):
+    contact = team_object_or_404(Contact, contact_id)
+    tag = team_object_or_404(Tag, tag_id)
+    contact_tags.untag_contact(g.team, contact, tag)
+    return _render_tags(contact, tag_notice=f"Removed the tag “{tag.name}”.")
+
+
+# --- The team's tags ------------------------------------------------------------
+
+def _render_tags_page(status=200, **context):
+    template = "contacts/_tags_table.html" if is_htmx() else "contacts/tags.html"
+    return render_template(template, tag_counts=contact_tags.tags_with_counts(g.team), tag_name_max=TAG_NAME_MAX,
+                           form=context.pop("form", {}), errors=context.pop("errors", {}), **context), status
+
+
+@bp.route("/tags")
+@require("view")
+def tags():
+    return _render_tags_page()
+
+
+@bp.route("/tags/new", methods=["POST"])
+@require("edit_content")
+def create_tag():
+    try:
+        tag = contact_tags.create_tag(g.team, request.form.get("name"))
+    except ContactError as exc:
+        return _render_tags_page(422, form=request.form, errors=exc.errors)
+    return _render_tags_page(notice=f"Tag “{tag.name}” created. Add it to contacts from their page or in bulk.")
+
+
+@bp.route("/tags/<int:tag_id>/rename", methods=["POST"])
+@require("edit_content")
+def rename_tag(tag_id):
+    tag = team_object_or_404(Tag, tag_id)
+    try:
+        renamed = contact_tags.rename_tag(g.team, tag, request.form.get("name"))
+    except ContactError as exc:
+        return _render_tags_page(422, errors={f"name-{tag.id}": str(exc)}, edit_form=request.form)
+    return _render_tags_page(notice=f"Renamed “{tag.name}” to “{renamed.name}”.")
+
+
+@bp.route("/tags/<int:tag_id>/delete", methods=["GET", "POST"])
+@require("edit_content")
+def delete_tag(tag_id):
+    tag = team_object_or_404(Tag, tag_id)
+    if request.method == "POST":
+        lost = contact_tags.delete_tag(g.team, tag, current_user)
+        flash(f"Tag “{tag.name}” deleted; {plural(lost, 'contact')} lost it.", "success")
+        return _go(url_for("contacts.tags"))
+    return render_template("contacts/tag_delete.html", tag=tag, usage=contact_tags.contact_count(tag))
 
 
 # --- Bulk actions ---------------------------------------------------------------

@@ -1,0 +1,230 @@
+"""Tags on contacts: the service, the contact page, the Tags page, the list filter and bulk actions,
+the import's Tags column, segment rules, exports and erasure, other teams' ids and roles."""
+import csv
+import io
+
+import pytest
+
+from app.contacts import tags
+from app.contacts.common import ContactError
+from app.models import AuditLog
+from app.models import Contact
+from app.models import ContactTag
+from app.models import Tag
+from app.models import Team
+from tests.accounts_support import make_member
+from tests.conftest import csrf_from
+from tests.conftest import soup
+
+
+def add(team, email, name=""):
+    return Contact.create(team=team, email=email, domain=email.rpartition("@")[2], name=name, attributes={})
+
+
+def names_of(contact):
+    return [tag.name for tag in tags.tags_of(contact)]
+
+
+# --- Names and the service ----------------------------------------------------------------------
+
+def test_names_are_trimmed_unique_ignoring_case_and_checked(team):
+    vip = tags.create_tag(team, "  VIP   customer ")
+    assert (vip.name, vip.name_key) == ("VIP customer", "vip customer")
+    with pytest.raises(ContactError, match="already a tag called “VIP customer”"):
+        tags.create_tag(team, "vip CUSTOMER")
+    for bad, words in (("", "Enter a tag name"), ("a,b", "cannot contain a comma"), ("x" * 65, "64 characters"),
+                       ("tab\x07bell", "control or invisible")):
+        with pytest.raises(ContactError, match=words):
+            tags.create_tag(team, bad)
+    assert Tag.select().count() == 1
+    other = Team.create(name="Other")
+    assert tags.create_tag(other, "vip customer").team_id == other.id  # unique per team only
+    assert tags.split_names("a; b |A, ,c" + "," + "y" * 70) == (["a", "b", "c"], [
+        f"Keep tag names to 64 characters (“{'y' * 29}…” has 70)."])
+
+
+def test_rename_delete_and_counts(team):
+    ann, bob = add(team, "ann@example.com"), add(team, "bob@example.com")
+    vip, lead = tags.create_tag(team, "vip"), tags.create_tag(team, "lead")
+    assert tags.tag_contacts(team, vip, [ann.id, bob.id]) == 2
+    assert tags.tag_contacts(team, vip, [ann.id]) == 0  # already there
+    tags.tag_contact(team, ann, lead)
+    assert [(t.name, n) for t, n in tags.tags_with_counts(team)] == [("lead", 1), ("vip", 2)]
+    with pytest.raises(ContactError, match="already a tag called “lead”"):
+        tags.rename_tag(team, vip, "LEAD")
+    vip = tags.rename_tag(team, vip, "VIP")  # only the case changes: allowed
+    assert vip.name == "VIP"
+    assert tags.delete_tag(team, vip) == 2
+    assert names_of(ann) == ["lead"] and names_of(bob) == []
+    assert AuditLog.get(AuditLog.action == "tag.deleted").data == {"name": "VIP", "contacts": 2}
+    ann.delete_instance()
+    assert ContactTag.select().count() == 0  # deleting a contact deletes its tags too
+
+
+def test_service_refuses_another_teams_tag_or_contact(team):
+    other = Team.create(name="Other")
+    mine, theirs = add(team, "me@example.com"), add(other, "them@example.com")
+    their_tag = tags.create_tag(other, "secret")
+    with pytest.raises(ContactError):
+        tags.tag_contact(team, mine, their_tag)
+    with pytest.raises(ContactError):
+        tags.tag_contacts(team, their_tag, [mine.id])
+    my_tag = tags.create_tag(team, "mine")
+    assert tags.tag_contacts(team, my_tag, [mine.id, theirs.id]) == 1  # their contact is ignored
+    assert ContactTag.select().count() == 1
+
+
+def test_add_tags_creates_missing_ones_and_stores_nothing_on_a_bad_name(team):
+    ann = add(team, "ann@example.com")
+    tags.create_tag(team, "Customer")
+    added = tags.add_tags(team, ann, "customer, fair 2026")
+    assert sorted(t.name for t in added) == ["Customer", "fair 2026"]
+    with pytest.raises(ContactError, match="64 characters"):
+        tags.add_tags(team, ann, "new one, " + "z" * 80)
+    assert names_of(ann) == ["Customer", "fair 2026"] and Tag.select().count() == 2
+
+
+# --- The contact page ---------------------------------------------------------------------------
+
+def test_contact_page_adds_and_removes_tags(web, team):
+    ann = add(team, "ann@example.com")
+    tags.create_tag(team, "vip")
+    page = soup(web.get(f"/contacts/{ann.id}"))
+    section = page.select_one("section#tags")
+    assert "No tags yet" in section.text
+    assert [o["value"] for o in section.select("datalist#tag-choices option")] == ["vip"]
+    assert section.select_one("label[for=f-tags]").text.startswith("Add tags")
+
+    response = web.post(f"/contacts/{ann.id}/tags", {"tags": "VIP, beta"}, htmx=True)
+    assert response.status_code == 200
+    fragment = soup(response)
+    assert [a.text for a in fragment.select("li.tag-chip a")] == ["beta", "vip"]
+    assert "Tagged" in fragment.select_one("[role=status]").text
+
+    refused = web.post(f"/contacts/{ann.id}/tags", {"tags": "a" * 70}, htmx=True)
+    assert refused.status_code == 422
+    box = soup(refused).select_one("#f-tags")
+    assert box["aria-invalid"] == "true" and box["value"] == "a" * 70
+    assert "64 characters" in soup(refused).select_one("#e-tags").text
+
+    vip = Tag.get(Tag.name == "vip")
+    removed = web.post(f"/contacts/{ann.id}/tags/{vip.id}/remove", htmx=True)
+    assert [a.text for a in soup(removed).select("li.tag-chip a")] == ["beta"]
+    assert names_of(ann) == ["beta"]
+
+
+def test_other_teams_ids_are_not_found_and_change_nothing(web, team):
+    other = Team.create(name="Other")
+    mine, theirs = add(team, "me@example.com"), add(other, "them@example.com")
+    their_tag = tags.create_tag(other, "theirs")
+    tags.tag_contact(other, theirs, their_tag)
+    my_tag = tags.create_tag(team, "mine")
+    tags.tag_contact(team, mine, my_tag)
+    assert web.post(f"/contacts/{theirs.id}/tags", {"tags": "x"}).status_code == 404
+    assert web.post(f"/contacts/{mine.id}/tags/{their_tag.id}/remove").status_code == 404
+    assert web.post(f"/contacts/{theirs.id}/tags/{my_tag.id}/remove").status_code == 404
+    assert web.post(f"/contacts/tags/{their_tag.id}/rename", {"name": "mine now"}).status_code == 404
+    assert web.get(f"/contacts/tags/{their_tag.id}/delete").status_code == 404
+    assert web.post(f"/contacts/tags/{their_tag.id}/delete").status_code == 404
+    assert web.get(f"/contacts/?tag={their_tag.id}").status_code == 404
+    assert web.get(f"/contacts/export?tag={their_tag.id}").status_code == 404
+    assert Tag.get_by_id(their_tag.id).name == "theirs" and names_of(theirs) == ["theirs"]
+    assert names_of(mine) == ["mine"] and Tag.select().where(Tag.team == team).count() == 1
+
+
+def test_roles_guest_sees_tags_but_cannot_change_them(app, web, team):
+    ann = add(team, "ann@example.com")
+    vip = tags.create_tag(team, "vip")
+    tags.tag_contact(team, ann, vip)
+    _, guest = make_member(app, team, "guest")
+    page = soup(guest.get(f"/contacts/{ann.id}"))
+    assert [a.text for a in page.select("section#tags li.tag-chip a")] == ["vip"]
+    assert page.select_one("section#tags form") is None
+    assert guest.post(f"/contacts/{ann.id}/tags", {"tags": "x"}).status_code == 403
+    assert guest.post(f"/contacts/{ann.id}/tags/{vip.id}/remove").status_code == 403
+    assert guest.post(f"/contacts/tags/{vip.id}/rename", {"name": "y"}).status_code == 403
+    assert guest.post(f"/contacts/tags/{vip.id}/delete").status_code == 403
+    listing = soup(guest.get("/contacts/tags"))
+    assert listing.select_one("form#new-tag") is None and "vip" in listing.select_one("table.tags").text
+    assert names_of(ann) == ["vip"]
+
+
+# --- The Tags page ------------------------------------------------------------------------------
+
+def test_tags_page_creates_renames_and_deletes_with_a_count(web, team):
+    empty = soup(web.get("/contacts/tags"))
+    assert "No tags yet" in empty.select_one("#no-tags").text
+    assert empty.select_one("nav.tabs a[aria-current=page]").text == "Tags"
+
+    created = web.post("/contacts/tags/new", {"name": "Newsletter fans"}, htmx=True)
+    assert created.status_code == 200 and "created" in soup(created).select_one("[role=status]").text
+    tag = Tag.get(Tag.name == "Newsletter fans")
+    clash = web.post("/contacts/tags/new", {"name": "newsletter FANS"}, htmx=True)
+    assert clash.status_code == 422 and "already a tag" in soup(clash).select_one("#e-name").text
+
+    for n in range(3):
+        tags.tag_contact(team, add(team, f"p{n}@example.com"), tag)
+    row = soup(web.get("/contacts/tags")).select_one(f"tr[data-tag='{tag.id}']")
+    assert row.select_one("td.num a").text.startswith("3")
+    assert row.select_one("td.num a")["href"] == f"/contacts/?tag={tag.id}"
+
+    bad = web.post(f"/contacts/tags/{tag.id}/rename", {"name": "a,b"}, htmx=True)
+    assert bad.status_code == 422 and "comma" in soup(bad).select_one(f"#e-name-{tag.id}").text
+    web.post(f"/contacts/tags/{tag.id}/rename", {"name": "Fans"}, htmx=True)
+    assert Tag.get_by_id(tag.id).name == "Fans"
+
+    confirm = soup(web.get(f"/contacts/tags/{tag.id}/delete"))
+    assert "3 contacts lose this tag" in confirm.select_one("#tag-usage").text
+    done = web.post(f"/contacts/tags/{tag.id}/delete", follow_redirects=True)
+    assert "3 contacts lost it" in done.get_data(as_text=True)
+    assert Tag.select().count() == 0 and Contact.select().count() == 3
+
+
+# --- The contact list: filter, column, bulk ------------------------------------------------------
+
+def test_list_filters_by_tag_and_shows_chips(web, team):
+    ann, bob, cid = add(team, "ann@example.com"), add(team, "bob@example.com"), add(team, "cid@example.com")
+    vip = tags.create_tag(team, "vip")
+    tags.tag_contacts(team, vip, [ann.id, cid.id])
+    page = soup(web.get("/contacts/"))
+    assert [o.text for o in page.select("#f-tag option")] == ["Any tag", "vip"]
+    row = page.select_one(f"tr[data-id='{ann.id}']")
+    assert [a.text for a in row.select("td.c-tags a.tag-chip")] == ["vip"]
+    filtered = soup(web.get(f"/contacts/?tag={vip.id}"))
+    assert [tr["data-id"] for tr in filtered.select("tbody tr")] == [str(cid.id), str(ann.id)]
+    assert filtered.select_one(f"#f-tag option[value='{vip.id}']").has_attr("selected")
+    assert filtered.select_one("input[type=hidden][name=tag]")["value"] == str(vip.id)  # bulk keeps the filter
+
+
+def test_bulk_add_and_remove_tag_over_a_few_thousand_contacts(web, team):
+    Contact.insert_many([{"team": team.id, "email": f"p{n}@example.com", "domain": "example.com", "attributes": {}}
+                         for n in range(3000)]).execute()
+    Contact.insert_many([{"team": team.id, "email": f"q{n}@example.org", "domain": "example.org", "attributes": {}}
+                         for n in range(500)]).execute()
+    confirm = web.post("/contacts/bulk", {"action": "add_tag", "scope": "filter", "tag": " Spring fair ",
+                                          "q": "@example.com"})
+    assert confirm.status_code == 200
+    assert "Tag 3,000 contacts “Spring fair”?" in " ".join(soup(confirm).select_one("h1").text.split())
+    assert Tag.select().count() == 0  # nothing is made before the confirmation
+    response = web.post("/contacts/bulk", {"action": "add_tag", "scope": "filter", "tag": " Spring fair ",
+                                           "q": "@example.com", "confirmed": "1"})
+    job = AuditLog.get_by_id(int(response.headers["Location"].rsplit("/", 1)[1]))
+    assert (job.data["state"], job.data["processed"], job.data["changed"]) == ("done", 3000, 3000)
+    fair = Tag.get(Tag.name == "Spring fair")
+    assert tags.contact_count(fair) == 3000
+    assert not ContactTag.select().join(Contact).where(Contact.domain == "example.org").exists()
+
+    some = [c.id for c in Contact.select(Contact.id).where(Contact.domain == "example.com").limit(10)]
+    response = web.post("/contacts/bulk", {"action": "remove_tag", "scope": "selected", "tag": "SPRING FAIR",
+                                           "ids": some})
+    job = AuditLog.get_by_id(int(response.headers["Location"].rsplit("/", 1)[1]))
+    assert (job.data["state"], job.data["changed"], job.data["tag"]) == ("done", 10, "Spring fair")
+    assert tags.contact_count(fair) == 2990
+
+    refused = web.post("/contacts/bulk", {"action": "remove_tag", "scope": "selected", "tag": "nope", "ids": some},
+                       follow_redirects=True)
+    assert "no tag has that name" in refused.get_data(as_text=True)
+    refused = web.post("/contacts/bulk", {"action": "add_tag", "scope": "selected", "tag": "a,b", "ids": some},
+                       follow_redirects=True)
+    assert "cannot contain a comma" in refused.get_data(as_text=True)
+    assert Tag.select().count() == 1
