@@ -13,6 +13,8 @@ from markupsafe import escape as html_escape
 
 from app import settings as instance_settings
 from app.content import sanitize
+from app.content.blocks.render import EMAIL_HEAD as BLOCKS_SHELL_TOP
+from app.content.blocks.render import finish_mso
 from app.content.fields import base_context
 from app.content.fields import contact_context
 from app.content.fields import one_line
@@ -180,7 +182,7 @@ def clean_source(source, kind):
     source = (source or "").replace("\r\n", "\n").replace("\r", "\n")
     # Syntax first, on the text as written, so line numbers match the editor.
     compile_template(source, autoescape=True, extra_names=("content",), strict_names=True)
-    html_source = source if kind == "html" else markdown_to_html(source)
+    html_source = markdown_to_html(source) if kind == "markdown" else source
     protected_source = sanitize.PRIVATE_USE.sub("", html_source)
     cleaned, constructs, lost = sanitize.protect_and_clean(protected_source)
     lines = _construct_lines(protected_source)
@@ -193,7 +195,7 @@ def clean_source(source, kind):
     check_constructs(cleaned, constructs, lines if kind == "html" else None)
     result = sanitize.restore(cleaned, constructs)
     compile_template(result, autoescape=True, extra_names=("content",))
-    return result if kind == "html" else source
+    return source if kind == "markdown" else result
 
 
 SHELL_TOP = """<!DOCTYPE html>
@@ -288,6 +290,8 @@ def prepare(body, kind, subject, *, layout=None, preheader="", track_opens=False
 
     text_source = text_template_source(cleaned, constructs)
     body_html = sanitize.restore(cleaned, constructs)
+    if kind == "blocks":
+        body_html = finish_mso(body_html)  # Outlook's ghost tables: fixed text, added after cleaning
     preheader_html = ""
     if preheader:
         safe = str(html_escape(one_line(preheader))).replace("{", "&#123;")
@@ -296,7 +300,8 @@ def prepare(body, kind, subject, *, layout=None, preheader="", track_opens=False
     if track_opens:
         pixel = (f'<img src="{base_url}/o/{{{{ {OPEN_TOKEN} }}}}.gif" width="1" height="1" alt="" '
                  'style="display:block;border:0;width:1px;height:1px;">\n')
-    html_source = SHELL_TOP + preheader_html + body_html.rstrip("\n") + "\n" + pixel + SHELL_BOTTOM
+    shell_top = BLOCKS_SHELL_TOP if kind == "blocks" else SHELL_TOP
+    html_source = shell_top + preheader_html + body_html.rstrip("\n") + "\n" + pixel + SHELL_BOTTOM
 
     internal = (OPEN_TOKEN, CLICK_TOKEN)
     html_template, html_names = compile_template(html_source, True, extra_names=internal)

@@ -5,7 +5,8 @@ from pathlib import Path
 
 from app.models import Campaign
 
-KINDS = ("html", "markdown")
+# "blocks": body is the HTML rendered from the block document (app/content/blocks), read as HTML.
+KINDS = ("html", "markdown", "blocks")
 
 LAYOUT_SLOT = re.compile(r"\{\{-?\s*content\s*-?\}\}")
 
@@ -47,7 +48,7 @@ def source_of(item, variant=None):
     """A Source for a Campaign (optionally one A/B Variant) or a Template-like object."""
     if isinstance(item, Campaign):
         layout = None
-        if item.template_id:
+        if item.template_id and item.kind != "blocks":  # a block email is a whole email, never wrapped
             template = item.template
             if template is not None and template.kind == "html" and LAYOUT_SLOT.search(template.body or ""):
                 layout = template.body
