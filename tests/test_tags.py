@@ -12,6 +12,9 @@ from app.models import Contact
 from app.models import ContactTag
 from app.models import Tag
 from app.models import Team
+from app.segments import services as segment_services
+from app.segments.compiler import SegmentError
+from app.segments.compiler import compile_rules
 from tests.accounts_support import make_member
 from tests.conftest import csrf_from
 from tests.conftest import soup
@@ -228,3 +231,47 @@ def test_bulk_add_and_remove_tag_over_a_few_thousand_contacts(web, team):
                        follow_redirects=True)
     assert "cannot contain a comma" in refused.get_data(as_text=True)
     assert Tag.select().count() == 1
+
+
+# --- Segment rules ------------------------------------------------------------------------------
+
+def test_segment_rules_has_and_has_not_tag(team):
+    ann, bob, cid = add(team, "ann@example.com"), add(team, "bob@example.com"), add(team, "cid@example.com")
+    vip, lead = tags.create_tag(team, "vip"), tags.create_tag(team, "lead")
+    tags.tag_contacts(team, vip, [ann.id, bob.id])
+    tags.tag_contact(team, bob, lead)
+
+    def emails(rules):
+        found = {c.email for c in segment_services.matching_contacts(team.id, rules)}
+        assert segment_services.count_matching(team.id, rules) == len(found)
+        return found
+
+    has_vip = {"field": "tag", "operator": "has_tag", "value": vip.id}
+    no_lead = {"field": "tag", "operator": "not_has_tag", "value": str(lead.id)}
+    assert emails({"op": "and", "rules": [has_vip]}) == {"ann@example.com", "bob@example.com"}
+    assert emails({"op": "and", "rules": [no_lead]}) == {"ann@example.com", "cid@example.com"}
+    assert emails({"op": "and", "rules": [has_vip, no_lead]}) == {"ann@example.com"}
+    assert emails({"op": "or", "rules": [{**has_vip, "operator": "not_has_tag"}, no_lead]}) == {
+        "ann@example.com", "cid@example.com"}
+    # inside a group, and beside a list join, it is an EXISTS on the contact
+    assert emails({"op": "and", "rules": [{"op": "or", "rules": [has_vip]}, no_lead]}) == {"ann@example.com"}
+    assert segment_services.describe(team, {"op": "and", "rules": [has_vip, {**no_lead, "value": lead.id}]}) == (
+        "Tag has “vip” and Tag does not have “lead”")
+
+    other_tag = tags.create_tag(Team.create(name="Other"), "theirs")
+    with pytest.raises(SegmentError, match="That tag does not exist in this team"):
+        compile_rules(team.id, {"op": "and", "rules": [{"field": "tag", "operator": "has_tag", "value": other_tag.id}]})
+    with pytest.raises(SegmentError, match="Choose a tag"):
+        compile_rules(team.id, {"op": "and", "rules": [{"field": "tag", "operator": "has_tag", "value": ""}]})
+
+
+def test_segment_builder_offers_the_teams_tags(web, team):
+    vip = tags.create_tag(team, "vip")
+    tags.create_tag(Team.create(name="Other"), "theirs")
+    response = web.post("/segments/new/builder", {"rules.op": "and", "rules.0.field": "tag", "rules.0.was": "email",
+                                                  "rules.0.operator": "contains", "rules.0.value": ""}, htmx=True)
+    builder = soup(response)
+    assert [o["value"] for o in builder.select("#operator-0 option")] == ["has_tag", "not_has_tag"]
+    assert [(o["value"], o.text) for o in builder.select("#value-0 option")] == [("", "Choose a tag"),
+                                                                               (str(vip.id), "vip")]
+    assert builder.select_one("label[for=value-0]").text == "Rule 1: value"

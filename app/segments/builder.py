@@ -23,7 +23,7 @@ from app.segments.compiler import describe_path
 _NAME = re.compile(r"^rules\.(?:(\d{1,3}(?:\.\d{1,3}){0,4})\.)?(op|field|operator|value|was|was_operator|kind)$")
 NEW_RULE = {"field": "email", "operator": "contains", "value": ""}
 # Value kinds a rule cannot be counted without.
-_NEEDS_VALUE = {"text", "number", "date", "days", "status", "list", "campaign"}
+_NEEDS_VALUE = {"text", "number", "date", "days", "status", "list", "campaign", "tag"}
 
 
 def empty():
@@ -245,7 +245,8 @@ def _view_rule(rule, path, catalogue, errors, show_incomplete):
 def field_groups(catalogue):
     """The field select's option groups: [(label, [(name, label)])]."""
     contact = [(name, FIELDS[name][0]) for name in ("email", "domain", "name", "status", "created_at")]
-    activity = [("last_activity_at", "Last activity"), ("list", "List membership"), ("campaign", "Campaign activity")]
+    activity = [("last_activity_at", "Last activity"), ("list", "List membership"), ("tag", "Tags"),
+                ("campaign", "Campaign activity")]
     custom = [(CUSTOM_PREFIX + key, f.label) for key, f in catalogue.custom_fields.items()
               if f.type in ("text", "number", "date", "boolean")]
     groups = [("Contact", contact), ("Lists and activity", activity)]

@@ -6,13 +6,14 @@ A segment is a JSON tree of groups and rules:
         {"field": "status", "operator": "is", "value": "active"},
         {"op": "or", "rules": [
             {"field": "list", "operator": "in_list", "value": 3},
-            {"field": "custom:plan", "operator": "gt", "value": 2}]}]}
+            {"field": "custom:plan", "operator": "gt", "value": 2},
+            {"field": "tag", "operator": "has_tag", "value": 7}]}]}
 
 Only fields and operators named in the tables below exist; anything else is
 refused with a SegmentError that says which rule is wrong and why. Values
 never become SQL text: they are bound as parameters, custom field keys must
-be fields of the team (and match the key pattern), and list and campaign ids
-must belong to the team. The result is a peewee expression for
+be fields of the team (and match the key pattern), and list, campaign and tag
+ids must belong to the team. The result is a peewee expression for
 
     Contact.select().where((Contact.team == team_id) & compile_rules(team_id, rules))
 
@@ -35,10 +36,12 @@ from app.errors import Problem
 from app.models import CONTACT_STATUSES
 from app.models import Campaign
 from app.models import Contact
+from app.models import ContactTag
 from app.models import CustomField
 from app.models import Event
 from app.models import MailingList
 from app.models import Subscription
+from app.models import Tag
 from app.models import utcnow
 
 MAX_DEPTH = 3  # the top group is level 1, so groups nest at most two levels inside it
@@ -52,7 +55,7 @@ GROUP_OPS = {"and": "all of these (AND)", "or": "any of these (OR)"}
 
 # What a rule's value is: decides both the check below and the input the builder shows.
 # none: no value; text; number; date (YYYY-MM-DD); days (a whole number of days);
-# status (a contact status); list (a list id); campaign (a campaign id).
+# status (a contact status); list (a list id); campaign (a campaign id); tag (a tag id).
 _TEXT_OPS = {
     "is": ("is", "text"),
     "is_not": ("is not", "text"),
@@ -85,6 +88,7 @@ OPERATORS = {
         "is_not_empty": ("active at least once", "none"),
     },
     "list": {"in_list": ("is subscribed to", "list"), "not_in_list": ("is not subscribed to", "list")},
+    "tag": {"has_tag": ("has", "tag"), "not_has_tag": ("does not have", "tag")},
     "campaign": {
         "opened": ("opened", "campaign"),
         "not_opened": ("did not open", "campaign"),
@@ -121,6 +125,7 @@ FIELDS = {
     "created_at": ("Date added", "datetime"),
     "last_activity_at": ("Last activity", "activity"),
     "list": ("List", "list"),
+    "tag": ("Tag", "tag"),
     "campaign": ("Campaign", "campaign"),
 }
 
@@ -128,7 +133,7 @@ FIELDS = {
 _CAMPAIGN_EVENTS = {"opened": "opened", "not_opened": "opened", "clicked": "clicked",
                     "not_clicked": "clicked", "was_sent": "sent", "was_not_sent": "sent"}
 _NEGATIVE = {"is_not", "not_contains", "not_within_last_days", "not_in_list", "not_opened",
-             "not_clicked", "was_not_sent", "ne"}
+             "not_clicked", "was_not_sent", "ne", "not_has_tag"}
 
 
 class SegmentError(Problem):
@@ -173,7 +178,7 @@ class Catalogue:
         return choices
 
     def existing(self, model, ids):
-        """The subset of `ids` that are rows of `model` (MailingList or Campaign) in this team."""
+        """The subset of `ids` that are rows of `model` (MailingList, Campaign or Tag) in this team."""
         if not ids:
             return set()
         return {row.id for row in model.select(model.id).where((model.team == self.team_id) & (model.id.in_(list(ids))))}
@@ -318,7 +323,7 @@ def _check_rule(rule, path, catalogue, errors, pending):
     except ValueError as exc:
         errors[path] = str(exc)
         return cleaned
-    if value_kind in ("list", "campaign"):
+    if value_kind in ("list", "campaign", "tag"):
         pending.append((path, cleaned, value_kind))
     return cleaned
 
@@ -356,7 +361,7 @@ def _clean_value(value_kind, value):
         if value not in CONTACT_STATUSES:
             raise ValueError("Choose a status: " + ", ".join(CONTACT_STATUSES) + ".")
         return value
-    if value_kind in ("list", "campaign"):
+    if value_kind in ("list", "campaign", "tag"):
         number = _whole(value)
         if number is None or number < 1:
             raise ValueError(f"Choose a {value_kind}.")
@@ -391,8 +396,9 @@ def _number(value):
 
 
 def _check_ids(catalogue, pending, errors):
-    """One query per kind: every list and campaign a rule names must be the team's."""
-    for value_kind, model, noun in (("list", MailingList, "list"), ("campaign", Campaign, "campaign")):
+    """One query per kind: every list, campaign and tag a rule names must be the team's."""
+    for value_kind, model, noun in (("list", MailingList, "list"), ("campaign", Campaign, "campaign"),
+                                    ("tag", Tag, "tag")):
         wanted = {rule["value"] for _, rule, kind in pending if kind == value_kind}
         found = catalogue.existing(model, wanted)
         for path, rule, kind in pending:
@@ -476,6 +482,11 @@ def _compile_rule(catalogue, rule, backend):
         subscribed = (Subscription.select(Subscription.contact)
                       .where((Subscription.list == value) & (Subscription.status == "subscribed")))
         return Contact.id.in_(subscribed) if operator == "in_list" else Contact.id.not_in(subscribed)
+    if field == "tag":
+        # A correlated EXISTS: one probe of the unique (contact, tag) index per contact considered.
+        tagged = fn.EXISTS(ContactTag.select(ContactTag.id).where(
+            (ContactTag.contact == Contact.id) & (ContactTag.tag == value)))
+        return tagged if operator == "has_tag" else ~tagged
     if field == "campaign":
         # contact IS NOT NULL: an erased contact leaves events with a NULL contact,
         # and one NULL in a NOT IN list would make it match nobody.

@@ -11,9 +11,11 @@ from app.db import db
 from app.models import Campaign
 from app.models import CampaignState
 from app.models import Contact
+from app.models import ContactTag
 from app.models import MailingList
 from app.models import Segment
 from app.models import Subscription
+from app.models import Tag
 from app.models import utcnow
 from app.segments.compiler import OPERATORS
 from app.segments.compiler import Catalogue
@@ -55,11 +57,22 @@ def _select(team_id, rules, *columns):
                 join_list = child["value"]
                 cleaned = {"op": "and", "rules": cleaned["rules"][:index] + cleaned["rules"][index + 1:]}
                 break
+    join_tag = None
+    if cleaned["op"] == "and" and join_list is None:
+        # "has the tag" the same way: the tag's (tag, contact) index drives, unique per (contact, tag).
+        for index, child in enumerate(cleaned["rules"]):
+            if child.get("field") == "tag" and child.get("operator") == "has_tag":
+                join_tag = child["value"]
+                cleaned = {"op": "and", "rules": cleaned["rules"][:index] + cleaned["rules"][index + 1:]}
+                break
     query = Contact.select(*columns)
     if join_list is not None:
         member = Subscription.alias("segment_member")  # an alias, so a caller's own join on Subscription can't clash
         query = query.join(member, on=((member.contact == Contact.id) & (member.list == join_list)
                                        & (member.status == "subscribed")))
+    if join_tag is not None:
+        tagged = ContactTag.alias("segment_tagged")
+        query = query.join(tagged, on=((tagged.contact == Contact.id) & (tagged.tag == join_tag)))
     return query.where((Contact.team == team_id) & compile_clean(catalogue, cleaned))
 
 
@@ -171,8 +184,8 @@ def describe(team, rules, catalogue=None):
 
 
 def _names(team_id, rules):
-    """List and campaign names the rules mention, in two queries."""
-    wanted = {"list": set(), "campaign": set()}
+    """List, campaign and tag names the rules mention, a query for each."""
+    wanted = {"list": set(), "campaign": set(), "tag": set()}
 
     def walk(node):
         for child in node.get("rules", []) if isinstance(node, dict) else []:
@@ -182,7 +195,7 @@ def _names(team_id, rules):
                 wanted[child["field"]].add(child["value"])
     walk(rules)
     names = {}
-    for field, model in (("list", MailingList), ("campaign", Campaign)):
+    for field, model in (("list", MailingList), ("campaign", Campaign), ("tag", Tag)):
         if wanted[field]:
             for row in model.select(model.id, model.name).where((model.team == team_id) & model.id.in_(list(wanted[field]))):
                 names[(field, row.id)] = row.name
@@ -220,7 +233,7 @@ def _describe_rule(rule, catalogue, names):
         return f"{label} {op_label}"
     if value_kind == "status":
         shown = STATUS_LABELS.get(value, str(value))
-    elif value_kind in ("list", "campaign"):
+    elif value_kind in ("list", "campaign", "tag"):
         shown = f"“{names.get((value_kind, value), 'deleted ' + value_kind)}”"
     elif value_kind == "text":
         shown = f"“{value}”"
@@ -232,7 +245,7 @@ def _describe_rule(rule, catalogue, names):
 
 
 def choices(team, campaign_ids=()):
-    """What the builder's selects offer: the team's lists and its most recent campaigns
+    """What the builder's selects offer: the team's lists and tags and its most recent campaigns
     (plus any older campaign in `campaign_ids`, so a rule never loses its choice)."""
     team_id = _team_id(team)
     lists = [(row.id, row.name) for row in MailingList.select(MailingList.id, MailingList.name)
@@ -243,4 +256,5 @@ def choices(team, campaign_ids=()):
     if missing:
         campaigns += [(row.id, row.name) for row in Campaign.select(Campaign.id, Campaign.name)
                       .where((Campaign.team == team_id) & Campaign.id.in_(list(missing)))]
-    return {"lists": lists, "campaigns": campaigns, "statuses": list(STATUS_LABELS.items())}
+    tags = [(row.id, row.name) for row in Tag.select(Tag.id, Tag.name).where(Tag.team == team_id).order_by(Tag.name_key)]
+    return {"lists": lists, "tags": tags, "campaigns": campaigns, "statuses": list(STATUS_LABELS.items())}
