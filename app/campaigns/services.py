@@ -37,10 +37,6 @@ class CampaignError(Problem):
     pass
 
 
-def list_campaigns(team):
-    return Campaign.select().where(Campaign.team == team).order_by(Campaign.id.desc())
-
-
 def create_campaign(team, user, name, start_from=""):
     """A new draft; `start_from` ("template:<id>" or "builtin:<key>", see starting_points) gives it
     a starting point: a layout with a {{ content }} slot becomes its layout, any other template

@@ -10,6 +10,9 @@ from flask import request
 from flask import url_for
 from flask_login import current_user
 
+from app.campaigns import calendar
+from app.campaigns import duplicate as duplicates
+from app.campaigns import listing
 from app.campaigns import services
 from app.campaigns import states
 from app.campaigns import stats
@@ -20,8 +23,10 @@ from app.contacts import query as contact_query
 from app.email_templates import services as template_services
 from app.htmx import hx_redirect
 from app.htmx import is_htmx
+from app.localtime import to_local
 from app.models import Campaign
 from app.models import CampaignState
+from app.models import utcnow
 from app.security import untrusted_html_response
 from app.sending import ledger
 from app.teams.context import require
@@ -36,15 +41,47 @@ bp.add_app_template_filter(plural, "plural")
 
 
 def _index(status=200, **extra):
-    campaigns = list(services.list_campaigns(g.team))
-    return render_template("campaigns/index.html", campaigns=campaigns, counts=stats.counts_for(campaigns),
-                           labels=states.LABELS, starts=services.starting_points(g.team), **extra), status
+    wanted = listing.parse_filter(request.args)
+    page = listing.campaign_page(g.team, wanted)
+    context = dict(page=page, wanted=wanted, labels=states.LABELS, state_choices=listing.state_choices())
+    if is_htmx() and request.method == "GET":
+        return render_template("campaigns/_results.html", **context), status
+    return render_template("campaigns/index.html", starts=services.starting_points(g.team), **context,
+                           **extra), status
 
 
 @bp.route("/")
 @require("view")
 def index():
     return _index(form=request.args)
+
+
+@bp.route("/calendar")
+@require("view")
+def calendar_page():
+    """A month of scheduled and sent campaigns (?month=YYYY-MM), in the team's time zone."""
+    now = utcnow()
+    today = to_local(now).date()
+    error, status = None, 200
+    try:
+        first = calendar.parse_month(request.args.get("month"), today)
+    except calendar.CalendarError as exc:
+        first, error, status = today.replace(day=1), str(exc), 400
+    return render_template("campaigns/calendar.html", month=calendar.month_view(g.team, first, now), error=error,
+                           weekdays=calendar.WEEKDAYS), status
+
+
+@bp.route("/<int:campaign_id>/duplicate", methods=["POST"])
+@require("edit_content")
+def duplicate(campaign_id):
+    campaign = team_object_or_404(Campaign, campaign_id)
+    try:
+        copy = duplicates.duplicate_campaign(g.team, campaign, current_user.id)
+    except duplicates.DuplicateError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("campaigns.index"))
+    flash(f"“{copy.name}” is a new draft with the content, sender and audience of “{campaign.name}”.", "success")
+    return redirect(url_for("campaigns.edit", campaign_id=copy.id))
 
 
 @bp.route("/new", methods=["POST"])

@@ -248,13 +248,21 @@ def recent_campaigns(team, limit=10):
     campaigns = list(Campaign.select().where((Campaign.team == team) & (Campaign.state != CampaignState.DRAFT)
                                              & Campaign.started_at.is_null(False))
                      .order_by(Campaign.started_at.desc(), Campaign.id.desc()).limit(limit))
+    numbers = numbers_for(campaigns)
+    return [{"campaign": c, "numbers": numbers[c.id]} for c in campaigns]
+
+
+def numbers_for(campaigns, counts=None):
+    """{campaign id: Numbers} for several campaigns in two queries: opens and clicks from the
+    aggregates, sent and delivered from the ledger (`counts`: stats.counts_for's, when the caller
+    has them already); the rates as the report defines them."""
+    campaigns = list(campaigns)
     numbers = {}
     if campaigns:
         for row in (CampaignStat.select().where(CampaignStat.campaign << [c.id for c in campaigns]).dicts()):
             numbers.setdefault(row["campaign"], Numbers()).add(Numbers(row))
-    counts = stats.counts_for(campaigns)
-    return [{"campaign": c, "numbers": with_ledger_counts(numbers.get(c.id, Numbers()), counts[c.id])}
-            for c in campaigns]
+    counts = counts if counts is not None else stats.counts_for(campaigns)
+    return {c.id: with_ledger_counts(numbers.get(c.id, Numbers()), counts[c.id]) for c in campaigns}
 
 
 # --- CSV export -----------------------------------------------------------------------
