@@ -275,3 +275,30 @@ def test_segment_builder_offers_the_teams_tags(web, team):
     assert [(o["value"], o.text) for o in builder.select("#value-0 option")] == [("", "Choose a tag"),
                                                                                (str(vip.id), "vip")]
     assert builder.select_one("label[for=value-0]").text == "Rule 1: value"
+
+
+# --- Exports and erasure ------------------------------------------------------------------------
+
+def test_export_has_a_tags_column_and_a_tag_filter(web, team):
+    ann, bob = add(team, "ann@example.com"), add(team, "bob@example.com")
+    tags.add_tags(team, ann, "vip, =cmd")
+    vip = Tag.get(Tag.name == "vip")
+    rows = list(csv.DictReader(io.StringIO(web.get("/contacts/export").get_data(as_text=True))))
+    by_email = {row["email"]: row for row in rows}
+    assert by_email["ann@example.com"]["tags"] == "'=cmd; vip"  # neutralised: a spreadsheet won't run it
+    assert by_email["bob@example.com"]["tags"] == ""
+    only = list(csv.DictReader(io.StringIO(web.get(f"/contacts/export?tag={vip.id}").get_data(as_text=True))))
+    assert [row["email"] for row in only] == ["ann@example.com"]
+
+
+def test_gdpr_export_lists_tags_and_erasure_removes_them(web, team):
+    ann, bob = add(team, "ann@example.com"), add(team, "bob@example.com")
+    tags.add_tags(team, ann, "vip, lead")
+    tags.add_tags(team, bob, "vip")
+    data = web.get(f"/contacts/{ann.id}/export.json").get_json()
+    assert data["tags"] == ["lead", "vip"]
+    response = web.post(f"/contacts/{ann.id}/erase", {"confirm": "ann@example.com"})
+    assert response.status_code == 302
+    assert ContactTag.select().count() == 1 and names_of(bob) == ["vip"]
+    assert AuditLog.get(AuditLog.action == "contact.erased").data["tags_removed"] == 2
+    assert Tag.select().count() == 2  # the tags themselves stay for the team

@@ -13,10 +13,12 @@ import json
 from app.consent import suppression
 from app.consent.services import ConsentError
 from app.consent.services import audit
+from app.contacts.tags import tags_of
 from app.db import db
 from app.models import AuditLog
 from app.models import Campaign
 from app.models import Contact
+from app.models import ContactTag
 from app.models import CustomField
 from app.models import Event
 from app.models import MailingList
@@ -60,6 +62,7 @@ def export_data(team, contact):
         "subscriptions": [{"list": s.list.name, "status": s.status, "created_at": _when(s.created_at),
                            "confirmed_at": _when(s.confirmed_at), "unsubscribed_at": _when(s.unsubscribed_at)}
                           for s in subscriptions],
+        "tags": [tag.name for tag in tags_of(contact)],
         "events": [{"type": e.type, "at": _when(e.at), "campaign_id": e.campaign_id, "data": e.data}
                    for e in events],
         "messages": [{"campaign": s.campaign.name, "status": s.status, "sent_at": _when(s.sent_at),
@@ -86,7 +89,7 @@ def erase(team, user, contact, typed):
     """Erase a contact for good, given its address typed again as confirmation.
 
     One transaction: the address goes on the suppression list (reason
-    "erased"), subscriptions are deleted, events lose their contact and their
+    "erased"), subscriptions and tags are deleted, events lose their contact and their
     data (type, time and campaign stay for the counts), the send ledger keeps
     only the hint, audit rows that quoted the address get the hint instead,
     and the contact row goes. Returns the hint for messages.
@@ -97,6 +100,7 @@ def erase(team, user, contact, typed):
     with db.atomic():
         suppression.suppress(team.id, "email", contact.email, reason="erased")
         lists = Subscription.delete().where(Subscription.contact == contact).execute()
+        tags = ContactTag.delete().where(ContactTag.contact == contact).execute()
         events = Event.update(contact=None, data={}).where(Event.contact == contact).execute()
         ledger.skip_erased(contact.id, hint)
         mentions = AuditLog.select(AuditLog.id, AuditLog.data).where(
@@ -105,7 +109,7 @@ def erase(team, user, contact, typed):
             AuditLog.update(data=_replaced(row.data, contact.email, hint)).where(AuditLog.id == row.id).execute()
         Contact.delete().where((Contact.id == contact.id) & (Contact.team == team)).execute()
         audit(team, user, "contact.erased", f"contact:{contact.id}", hint=hint, subscriptions_deleted=lists,
-              events_scrubbed=events)
+              tags_removed=tags, events_scrubbed=events)
     return hint
 
 

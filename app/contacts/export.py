@@ -9,6 +9,7 @@ from app.contacts.fields import fields_of
 from app.contacts.lists import lists_of_contacts
 from app.contacts.query import walk
 from app.contacts.services import attributes_of
+from app.contacts.tags import tags_of_contacts
 from app.models import Subscription
 from app.models import utcnow
 
@@ -36,14 +37,15 @@ def record_export(team, user, resolved):
 def export_csv(team, resolved):
     """The CSV as an iterator of text chunks, one chunk per batch of contacts.
 
-    Columns: the contact's own fields, its lists, then one column per custom
+    Columns: the contact's own fields, its lists and tags (separated by "; ", which an import of
+    the file splits again), then one column per custom
     field (by key). Filtered by a list, the subscription status and
     confirmation time of that list are added.
     """
     fields = fields_of(team)
     by_list = resolved.mailing_list
     header = ["email", "name", "status", "source", "created_at", "last_activity_at", "consent_source",
-              "consent_at", "consent_ip", "consent_text", "lists"]
+              "consent_at", "consent_ip", "consent_text", "lists", "tags"]
     if by_list is not None:
         header += ["list_status", "list_confirmed_at"]
     header += [field.key for field in fields]
@@ -56,6 +58,7 @@ def export_csv(team, resolved):
         buffer.truncate()
         ids = [contact.id for contact in contacts]
         lists = lists_of_contacts(ids)
+        tags = tags_of_contacts(ids)
         subscriptions = {}
         if by_list is not None:
             subscriptions = {s.contact_id: s for s in Subscription.select().where(
@@ -64,7 +67,8 @@ def export_csv(team, resolved):
             attributes = attributes_of(contact)
             row = [contact.email, contact.name, contact.status, contact.source, _iso(contact.created_at),
                    _iso(contact.last_activity_at), contact.consent_source, _iso(contact.consent_at),
-                   contact.consent_ip, contact.consent_text, "; ".join(lists.get(contact.id, []))]
+                   contact.consent_ip, contact.consent_text, "; ".join(lists.get(contact.id, [])),
+                   "; ".join(tag.name for tag in tags.get(contact.id, []))]
             if by_list is not None:
                 subscription = subscriptions.get(contact.id)
                 row += [subscription.status if subscription else "",
