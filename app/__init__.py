@@ -38,6 +38,7 @@ from app.health.views import bp as health_bp
 from app.htmx import hx_redirect
 from app.htmx import is_htmx
 from app.imports.views import bp as imports_bp
+from app.media.views import bp as media_bp
 from app.models import ROLE_LABELS
 from app.notices.views import bp as notices_bp
 from app.reports.views import bp as reports_bp
@@ -89,7 +90,7 @@ def create_app(overrides=None):
     for blueprint in (dashboard_bp, auth_bp, teams_bp, admin_bp, catcher_bp, health_bp,
                       contacts_bp, imports_bp, segments_bp, consent_bp,
                       campaigns_bp, email_templates_bp, sending_bp, tracking_bp,
-                      bounces_bp, reports_bp, webhooks_bp, notices_bp):
+                      bounces_bp, reports_bp, webhooks_bp, notices_bp, media_bp):
         app.register_blueprint(blueprint)
 
     cli.init_app(app)

@@ -108,6 +108,10 @@ class Config:
     DNS_NAMESERVER = _str("LOFT_DNS_NAMESERVER", "")
     # Where uploaded CSV files for contact imports (and their rejected rows) are kept.
     IMPORT_DIR = _path("LOFT_IMPORT_DIR", "var/imports")
+    # Where images uploaded to the teams' media libraries are kept (served at /m/<key>.<ext>).
+    MEDIA_DIR = _path("LOFT_MEDIA_DIR", "var/media")
+    # Largest image a media library accepts, in MB (before it is resized for email).
+    MEDIA_MAX_MB = _int("LOFT_MEDIA_MAX_MB", 10)
     # Soft bounces (mailbox full, ...) that stop mail to an address: this many within SOFT_BOUNCE_DAYS days.
     SOFT_BOUNCE_LIMIT = _int("LOFT_SOFT_BOUNCE_LIMIT", 3)
     SOFT_BOUNCE_DAYS = _int("LOFT_SOFT_BOUNCE_DAYS", 30)

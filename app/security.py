@@ -215,6 +215,12 @@ _UNTRUSTED_HTML_CSP = ("{sandbox}; default-src 'none'; style-src 'unsafe-inline'
 _PAGE_SANDBOX = "sandbox allow-popups allow-popups-to-escape-sandbox allow-top-navigation-by-user-activation"
 
 
+# An uploaded image opened on its own (GET /m/<key>.<ext>): the browser may show the image and nothing else
+# runs, loads or submits, whatever the file turned out to hold.
+UPLOADED_IMAGE_CSP = ("default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; sandbox; "
+                      "form-action 'none'; base-uri 'none'")
+
+
 def untrusted_html_response(html, remote_images=True, page=False, headers=None):
     """`html` from an email, answered under its sandbox policy and never stored by a cache.
 

@@ -65,6 +65,7 @@ def _test_config(database_path):
         "SECRET_KEY": "test-secret",
         "DATABASE_URL": f"sqlite:///{database_path}",
         "IMPORT_DIR": str(database_path.parent / "imports"),  # uploads under the test's own directory, never var/
+        "MEDIA_DIR": str(database_path.parent / "media"),
         "CATCHER_PORT": free_port(),
         "BASE_URL": "http://loft.test",
         # Tests talk to loopback SMTP/IMAP servers; the guard's refusals are tested with this off.

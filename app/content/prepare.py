@@ -20,6 +20,7 @@ from app.content.fields import contact_context
 from app.content.fields import one_line
 from app.content.fields import preview_links
 from app.content.fields import sample_contact
+from app.content.media_urls import absolute_media_urls
 from app.content.sandbox import CLICK_TOKEN
 from app.content.sandbox import CSS_FILTER
 from app.content.sandbox import LINK_VARIABLES
@@ -284,6 +285,7 @@ def prepare(body, kind, subject, *, layout=None, preheader="", track_opens=False
     if footer:
         cleaned += "\n" + FOOTER.format(parts="<br>".join(footer))
 
+    cleaned = absolute_media_urls(cleaned, base_url)  # before links are tagged and tracked
     links = []
     if track_clicks and link_id is not None:
         cleaned = _rewrite_links(cleaned, constructs, base_url, link_id, links)
