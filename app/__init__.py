@@ -18,12 +18,14 @@ from app import cli
 from app import htmx
 from app import localtime
 from app import logs
+from app import navigation
 from app import security
 from app import settings
 from app.admin.views import bp as admin_bp
 from app.auth.services import user_for_session
 from app.auth.views import bp as auth_bp
 from app.bounces.views import bp as bounces_bp
+from app.brand.views import bp as brand_bp
 from app.campaigns.views import bp as campaigns_bp
 from app.catcher.views import bp as catcher_bp
 from app.config import Config
@@ -33,6 +35,7 @@ from app.dashboard.views import bp as dashboard_bp
 from app.errors import Problem
 from app.db import close_db
 from app.db import init_db
+from app.editor.views import bp as editor_bp
 from app.email_templates.views import bp as email_templates_bp
 from app.health.views import bp as health_bp
 from app.htmx import hx_redirect
@@ -86,11 +89,12 @@ def create_app(overrides=None):
     localtime.init_app(app)  # the local_time / local_date filters: stored UTC shown in the team's zone
 
     context.init_app(app)
+    navigation.init_app(app)  # the sections of the main navigation, for base.html
 
     for blueprint in (dashboard_bp, auth_bp, teams_bp, admin_bp, catcher_bp, health_bp,
                       contacts_bp, imports_bp, segments_bp, consent_bp,
                       campaigns_bp, email_templates_bp, sending_bp, tracking_bp,
-                      bounces_bp, reports_bp, webhooks_bp, notices_bp, media_bp):
+                      bounces_bp, reports_bp, webhooks_bp, notices_bp, brand_bp, media_bp, editor_bp):
         app.register_blueprint(blueprint)
 
     cli.init_app(app)
@@ -173,7 +177,8 @@ def _security_headers(response):
         headers.setdefault("Strict-Transport-Security", "max-age=31536000")
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "same-origin")
-    headers.setdefault("X-Frame-Options", "DENY")
+    if not getattr(response, "frameable", False):  # a page other sites may frame says so in its CSP
+        headers.setdefault("X-Frame-Options", "DENY")
     headers.setdefault("Content-Security-Policy",
                        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
                        "frame-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")

@@ -5,8 +5,9 @@
   Two kinds of <form> stay written by hand:
   - GET forms (search boxes, "preview as"): they change nothing and carry no token, and their
     hx-get is usually a fragment URL different from the page in `action`;
-  - consent/_embed_snippet.html: the markup a list owner copies onto their own website, shown as
-    text on Loft's page; it posts to an absolute URL from a page that has no Loft session.
+  - consent/_embed_snippet.html and consent/_built_snippet.html: the markup a list owner copies onto
+    their own website (a list's form, a built form), shown as text on Loft's page; it posts to an
+    absolute URL from a page that has no Loft session.
 - No CSRF input is written by hand (form_to writes it).
 - No template defines its own copy of the form-field macro (field() in _macros.html is the one).
 And the two macros themselves: what form_to and field() render.
@@ -18,7 +19,7 @@ from flask import render_template_string
 from app.config import ROOT
 
 HOME = ROOT / "templates" / "_macros.html"
-SNIPPET = ROOT / "templates" / "consent" / "_embed_snippet.html"
+SNIPPETS = (ROOT / "templates" / "consent" / "_embed_snippet.html", ROOT / "templates" / "consent" / "_built_snippet.html")
 FORM_TAG = re.compile(r"<form\b[^>]*>", re.I)
 GET_FORM = re.compile(r"""\bmethod\s*=\s*["']?get\b""", re.I)
 CSRF_INPUT = re.compile(r"""name\s*=\s*["']csrf_token["']""", re.I)
@@ -26,7 +27,7 @@ FIELD_MACRO = re.compile(r"\{%-?\s*macro\s+(field|input|select|textarea)\s*\(")
 
 
 def template_files():
-    return sorted(path for path in (ROOT / "templates").rglob("*.html") if path not in (HOME, SNIPPET))
+    return sorted(path for path in (ROOT / "templates").rglob("*.html") if path != HOME and path not in SNIPPETS)
 
 
 def rel(path):

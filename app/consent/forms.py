@@ -40,6 +40,7 @@ from app.errors import Problem
 from app.models import BLOCKED_STATUSES
 from app.models import Contact
 from app.models import EventType
+from app.models import FormSignup
 from app.models import MailingList
 from app.models import Subscription
 from app.models import Team
@@ -120,10 +121,16 @@ def form_stamp(mailing_list, at=None):
 
 def check_stamp(mailing_list, stamp, now=None):
     """Refuse a hosted-form submission that is forged, too fast or too old."""
+    check_signed_stamp(stamp, (mailing_list.id,), now)
+
+
+def check_signed_stamp(stamp, expected_ids, now=None):
+    """Refuse a stamp that does not name `expected_ids` (forged, or another form's), or whose time says
+    the form was sent too fast or too late. A list's stamp names (list id,), a built form's (0, form id)."""
     ids = tokens.verify("form", stamp)
-    if ids is None or len(ids) != 2 or ids[0] != mailing_list.id:  # forged, or another list's
+    if ids is None or tuple(ids[:-1]) != tuple(expected_ids):
         raise Refused("forged", "This form could not be verified. Please fill it in and send it again.", 422)
-    age = (now if now is not None else time.time()) - ids[1]
+    age = (now if now is not None else time.time()) - ids[-1]
     if age < limit("SIGNUP_MIN_SECONDS"):
         raise Refused("too_fast", "That was quicker than we expected from a person. "
                                   "Please check the form and send it again.", 422)
@@ -173,9 +180,18 @@ def signup(mailing_list, form, ip):
         return SignupOutcome("already", double)
 
 
-def _subscribe(mailing_list, email, name, ip):
+def subscribe_through(signup_form, mailing_list, email, name, ip):
+    """One list's part of a built sign-up form's submission (app/consent/signup_forms.py): the same
+    rules as a list's own form, with the form's consent wording, and the subscription counted for it."""
+    return _subscribe(mailing_list, email, name, ip, via=signup_form)
+
+
+def _subscribe(mailing_list, email, name, ip, via=None):
     team = mailing_list.team
     now = utcnow()
+    source = {"source": "form", "form_id": via.id} if via is not None else {"source": "form"}
+    consent_source = f"form:{via.name}" if via is not None else f"form:{mailing_list.name}"
+    wording = (via.consent_text or consent_wording(mailing_list)) if via is not None else consent_wording(mailing_list)
     with db.atomic():
         if suppression.is_suppressed(team.id, email):
             return SignupOutcome("ignored", mailing_list.double_opt_in)
@@ -185,7 +201,7 @@ def _subscribe(mailing_list, email, name, ip):
         if contact is None:
             contact = Contact.create(team=team, email=email, domain=email.rpartition("@")[2], name=name,
                                      source="form", created_at=now, updated_at=now)
-            events.record(team, contact, EventType.CREATED, {"source": "form", "list_id": mailing_list.id,
+            events.record(team, contact, EventType.CREATED, {**source, "list_id": mailing_list.id,
                           "list": mailing_list.name})
         elif name and not contact.name:
             Contact.update(name=name, updated_at=now).where(Contact.id == contact.id).execute()
@@ -202,7 +218,8 @@ def _subscribe(mailing_list, email, name, ip):
                 Subscription.update(status="unconfirmed").where(Subscription.id == sub.id).execute()
                 sub.status = "unconfirmed"
             events.record(team, contact, EventType.SUBSCRIBED, {"list_id": mailing_list.id, "list": mailing_list.name,
-                          "source": "form", "status": "unconfirmed", "ip": ip})
+                          **source, "status": "unconfirmed", "ip": ip})
+            _count_for(via, contact, mailing_list)
             allowed = ratelimit.hit("confirm-mail", f"{team.id}:{email}", limit("SIGNUP_MAILS_PER_ADDRESS_DAY"),
                                     24 * 3600)
             return SignupOutcome("pending", mailing_list.double_opt_in, contact, sub, send_confirmation=allowed)
@@ -210,10 +227,17 @@ def _subscribe(mailing_list, email, name, ip):
             sub = Subscription.create(contact=contact, list=mailing_list, status="subscribed", created_at=now)
         else:
             Subscription.update(status="subscribed").where(Subscription.id == sub.id).execute()
-        _record_consent(contact, f"form:{mailing_list.name}", ip, consent_wording(mailing_list), now)
+        _record_consent(contact, consent_source, ip, wording, now)
         events.record(team, contact, EventType.SUBSCRIBED, {"list_id": mailing_list.id, "list": mailing_list.name,
-                      "source": "form", "status": "subscribed", "ip": ip})
+                      **source, "status": "subscribed", "ip": ip})
+        _count_for(via, contact, mailing_list)
         return SignupOutcome("subscribed", False, contact, sub)
+
+
+def _count_for(signup_form, contact, mailing_list):
+    """Count a subscription a built form brought (once per form, contact and list)."""
+    if signup_form is not None:
+        FormSignup.insert(form=signup_form, contact=contact, list=mailing_list).on_conflict_ignore().execute()
 
 
 # --- Double opt-in ----------------------------------------------------------------

@@ -22,16 +22,21 @@ from flask import request
 from flask import url_for
 from flask_login import current_user
 
+from app.brand import services as brand
 from app.consent import forms
 from app.consent import gdpr
 from app.consent import preferences
 from app.consent import services
+from app.consent import signup_forms
+from app.consent.signup_forms import SignupFormError
 from app.consent.services import ConsentError
 from app.htmx import is_htmx
 from app.models import Contact
+from app.models import SignupForm
 from app.models import Suppression
 from app.security import accepts_upload
 from app.security import csrf_exempt
+from app.settings import base_url
 from app.teams.context import require
 from app.teams.context import team_object_or_404
 from tasks.consent import send_confirmation
@@ -163,7 +168,103 @@ def erase_contact(contact_id):
 def forms_page():
     lists = forms.forms_of(g.team)
     return render_template("consent/forms.html", lists=lists, honeypot=forms.HONEYPOT,
-                           wording=forms.consent_wording, private_count=forms.private_list_count(g.team))
+                           wording=forms.consent_wording, private_count=forms.private_list_count(g.team),
+                           built=signup_forms.forms_of(g.team))
+
+
+def _render_builder(signup_form=None, status=200, **context):
+    context.setdefault("form", signup_forms.form_values(signup_form, g.team) if signup_form
+                       else signup_forms.new_form_values(g.team))
+    share = {}
+    if signup_form is not None:
+        share = {"url": signup_forms_url(signup_form), "snippet": _snippet(signup_form),
+                 "popup": url_for("consent.form_popup", public_id=signup_form.public_id, _external=False),
+                 "signups": signup_forms.signup_count(signup_form)}
+    query = (context["form"].to_dict(flat=False) if hasattr(context["form"], "to_dict")
+             else dict(context["form"]))
+    query.pop("csrf_token", None)
+    return render_template("consent/builder.html", signup_form=signup_form, share=share, form_query=query,
+                           choices=signup_forms.field_choices(g.team),
+                           lists=signup_forms.lists_for_builder(g.team), **context), status
+
+
+def signup_forms_url(signup_form):
+    return f"{base_url()}/f/{signup_form.public_id}"
+
+
+def _snippet(signup_form):
+    lists = signup_forms.public_lists(signup_form)
+    return render_template("consent/_built_snippet.html", signup_form=signup_form, url=signup_forms_url(signup_form),
+                           fields=signup_forms.asked_fields(signup_form), honeypot=forms.HONEYPOT,
+                           wording=signup_forms.wording(signup_form, lists))
+
+
+@bp.route("/contacts/forms/new", methods=["GET", "POST"])
+@require("edit_content")
+def new_signup_form():
+    if request.method == "POST":
+        try:
+            signup_form = signup_forms.create(g.team, request.form)
+        except SignupFormError as exc:
+            return _render_builder(None, 422, form=request.form, error=exc.message, errors=exc.errors)
+        flash(f"Form “{signup_form.name}” created. Share it with the address, the snippet or the popup below.",
+              "success")
+        return redirect(url_for("consent.edit_signup_form", form_id=signup_form.id))
+    return _render_builder()
+
+
+@bp.route("/contacts/forms/<int:form_id>")
+@require("view")
+def edit_signup_form(form_id):
+    return _render_builder(team_object_or_404(SignupForm, form_id))
+
+
+@bp.route("/contacts/forms/<int:form_id>", methods=["POST"])
+@require("edit_content")
+def save_signup_form(form_id):
+    signup_form = team_object_or_404(SignupForm, form_id)
+    try:
+        signup_form = signup_forms.update(g.team, signup_form, request.form)
+    except SignupFormError as exc:
+        return _render_builder(signup_form, 422, form=request.form, error=exc.message, errors=exc.errors)
+    flash(f"Form “{signup_form.name}” saved.", "success")
+    return redirect(url_for("consent.edit_signup_form", form_id=signup_form.id))
+
+
+@bp.route("/contacts/forms/<int:form_id>/delete", methods=["POST"])
+@require("edit_content")
+def delete_signup_form(form_id):
+    signup_form = team_object_or_404(SignupForm, form_id)
+    signup_forms.delete(g.team, signup_form)
+    flash(f"Form “{signup_form.name}” deleted. Its page, snippet and popup no longer sign anyone up; "
+          "the contacts it brought stay.", "success")
+    return redirect(url_for("consent.forms"))
+
+
+@bp.route("/contacts/forms/preview")
+@require("view")
+def signup_form_preview():
+    """The builder's live preview: a frame showing the hosted page for the values being typed."""
+    return render_template("consent/_builder_preview.html", query=request.args.to_dict(flat=False))
+
+
+@bp.route("/contacts/forms/preview/page")
+@require("view")
+def signup_form_preview_page():
+    signup_form = signup_forms.draft(g.team, request.args)
+    style = url_for("consent.signup_form_preview_style", **request.args.to_dict(flat=False))
+    response = _built_page(signup_form, stamp="", style=style, preview=True)
+    response.headers["Content-Security-Policy"] = _page_csp("'self'", form_action="'none'")
+    response.headers["X-Frame-Options"] = "SAMEORIGIN"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.route("/contacts/forms/preview/style.css")
+@require("view")
+def signup_form_preview_style():
+    values = signup_forms.style_values(signup_forms.draft(g.team, request.args))
+    return Response(brand.stylesheet(values), mimetype="text/css", headers={"Cache-Control": "no-store"})
 
 
 # --- Sign-up forms (public) ---------------------------------------------------
@@ -182,14 +283,19 @@ def _render_form(mailing_list, status=200, **context):
 @bp.route("/f/<public_id>")
 @public
 def signup_form(public_id):
-    return _render_form(_public_list(public_id))
+    mailing_list = forms.list_for_public_id(public_id)
+    if mailing_list is None:
+        return _built_form_page(_built_form(public_id))
+    return _render_form(mailing_list)
 
 
 @bp.route("/f/<public_id>", methods=["POST"])
 @public
 @csrf_exempt
 def signup(public_id):
-    mailing_list = _public_list(public_id)
+    mailing_list = forms.list_for_public_id(public_id)
+    if mailing_list is None:
+        return _built_form_signup(_built_form(public_id))
     try:
         outcome = forms.signup(mailing_list, request.form, client_ip())
     except forms.Refused as exc:
@@ -203,6 +309,102 @@ def signup(public_id):
         # As the team, through its own SMTP account (never the instance's server): tasks/consent.py.
         send_confirmation(mailing_list.id, outcome.subscription.id)
     return render_template("consent/signup_done.html", mailing_list=mailing_list, outcome=outcome)
+
+
+# --- Built sign-up forms (public) ------------------------------------------------
+# Their hosted page may be framed by any site when asked with ?embed=1 (the popup script's dialog);
+# everything else about it is a list form's page: no cookie, no session, the same defences.
+
+def _built_form(public_id):
+    signup_form = signup_forms.for_public_id(public_id)
+    if signup_form is None or not signup_forms.public_lists(signup_form):
+        abort(404)  # unknown, or every list it had is private or gone: nothing public to sign up to
+    return signup_form
+
+
+def _page_csp(ancestors, form_action="'self'"):
+    return ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+            f"frame-ancestors {ancestors}; form-action {form_action}; base-uri 'none'")
+
+
+def _embedded():
+    return (request.values.get("embed") or "") == "1"
+
+
+def _framing(response):
+    if _embedded():
+        response.headers["Content-Security-Policy"] = _page_csp("*")
+        response.frameable = True  # app/__init__.py adds no X-Frame-Options: DENY
+    return response
+
+
+def _built_page(signup_form, status=200, stamp=None, style=None, preview=False, **context):
+    lists = signup_forms.public_lists(signup_form)
+    context.setdefault("form", {})
+    style = style or url_for("consent.form_style", public_id=signup_form.public_id,
+                             v=int(signup_form.updated_at.timestamp()) if signup_form.updated_at else 0)
+    body = render_template("consent/built_form.html", signup_form=signup_form, team=signup_form.team, lists=lists,
+                           fields=signup_forms.asked_fields(signup_form), honeypot=forms.HONEYPOT,
+                           wording=signup_forms.wording(signup_form, lists),
+                           stamp=signup_forms.form_stamp(signup_form) if stamp is None else stamp,
+                           embedded=_embedded(), preview=preview,
+                           brand_override=_built_brand(signup_form, style), **context)
+    return Response(body, status=status, mimetype="text/html")
+
+
+def _built_brand(signup_form, style):
+    values = signup_forms.style_values(signup_form)
+    return {"stylesheet": style, "logo_url": brand.public_logo(values["logo_url"]),
+            "footer_text": values["footer_text"]}
+
+
+def _built_form_page(signup_form):
+    return _framing(_built_page(signup_form))
+
+
+def _built_form_signup(signup_form):
+    try:
+        outcomes = signup_forms.submit(signup_form, request.form, client_ip())
+    except forms.Refused as exc:
+        if exc.status == 429:
+            response = _built_page(signup_form, 429, error=str(exc), form=request.form, limited=True)
+            response.headers["Retry-After"] = "3600"
+            return _framing(response)
+        return _framing(_built_page(signup_form, exc.status, error=str(exc), form=request.form))
+    except ConsentError as exc:
+        return _framing(_built_page(signup_form, 422, error=str(exc), errors=exc.errors, form=request.form))
+    for outcome in outcomes:
+        if outcome.send_confirmation:
+            send_confirmation(outcome.subscription.list_id, outcome.subscription.id)
+    double = any(lst.double_opt_in for lst in signup_forms.public_lists(signup_form))
+    body = render_template("consent/built_done.html", signup_form=signup_form, team=signup_form.team,
+                           double=double, brand_override=_built_brand(signup_form, url_for(
+                               "consent.form_style", public_id=signup_form.public_id)))
+    return _framing(Response(body, mimetype="text/html"))
+
+
+@bp.route("/f/<public_id>/style.css")
+@public
+def form_style(public_id):
+    """The colours of a built form's page (the brand kit's, with the form's own over them)."""
+    signup_form = _built_form(public_id)
+    response = Response(brand.stylesheet(signup_forms.style_values(signup_form)), mimetype="text/css")
+    response.headers["Cache-Control"] = "public, max-age=86400"  # the page's link changes with every save
+    return response
+
+
+@bp.route("/f/<public_id>/popup.js")
+@public
+def form_popup(public_id):
+    """One <script> tag on any website: opens the hosted form in a dialog after the form's delay, or when
+    an element with data-loft-form="<public_id>" is clicked. Cacheable, and no cookie either way."""
+    signup_form = _built_form(public_id)
+    config = {"id": signup_form.public_id, "url": f"{signup_forms_url(signup_form)}?embed=1",
+              "title": signup_form.title or signup_form.name, "delay": signup_form.popup_delay}
+    response = Response(render_template("consent/popup.js", config=config), mimetype="text/javascript")
+    response.headers["Cache-Control"] = "public, max-age=300"
+    response.headers["Cross-Origin-Resource-Policy"] = "cross-origin"
+    return response
 
 
 def _confirmation(public_id, token):
