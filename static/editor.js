@@ -1,0 +1,274 @@
+// The block editor (templates/editor/): every change is an htmx POST that swaps #block-editor whole.
+// After each swap this keeps the person's place (focus on the block just changed, the edit forms that
+// were open stay open) and says what happened in the live region. It also adds what HTML alone cannot:
+// Alt+ArrowUp/Down to move the focused block, drag and drop (SortableJS), a rich-text area with a small
+// toolbar over each text block's textarea, and the personalisation picker that inserts at the cursor.
+(function () {
+  "use strict";
+
+  var openBlocks = [];
+
+  function editor() {
+    return document.getElementById("block-editor");
+  }
+
+  // --- After each swap -----------------------------------------------------------------------
+
+  function announce(root) {
+    var status = document.getElementById("block-editor-status");
+    var text = root.getAttribute("data-announce");
+    if (status && text) {
+      status.textContent = "";
+      // A fresh text node a moment later is announced even when the words repeat.
+      window.setTimeout(function () { status.textContent = text; }, 50);
+    }
+  }
+
+  function restoreFocus(root) {
+    var invalid = root.querySelector("[aria-invalid=true]");
+    if (invalid) {
+      var rich = invalid.classList.contains("rich-source") && invalid.previousElementSibling;
+      (rich && rich.classList.contains("rich-text") ? rich : invalid).focus();
+      return;
+    }
+    var id = root.getAttribute("data-focus");
+    var target = id && document.getElementById(id);
+    if (!target) return;
+    target.focus();
+    if (target.scrollIntoView) target.scrollIntoView({block: "nearest"});
+  }
+
+  function reopen(root) {
+    openBlocks.forEach(function (blockId) {
+      var block = document.getElementById("block-" + blockId);
+      var details = block && block.querySelector(":scope > details.block-edit");
+      if (details) details.open = true;
+    });
+  }
+
+  function setUp(root, swapped) {
+    root.querySelectorAll("textarea.rich-source").forEach(enhanceRichText);
+    makeSortable(root);
+    if (swapped) {
+      reopen(root);
+      restoreFocus(root);
+      announce(root);
+    }
+  }
+
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var root = editor();
+    if (!root || event.detail.target !== root) return;
+    openBlocks = [];
+    root.querySelectorAll("li.block > details.block-edit[open]").forEach(function (details) {
+      openBlocks.push(details.parentElement.getAttribute("data-block-id"));
+    });
+  });
+
+  document.addEventListener("htmx:afterSettle", function () {
+    var root = editor();
+    if (root && !root.hasAttribute("data-ready")) {
+      root.setAttribute("data-ready", "");
+      setUp(root, true);
+    }
+  });
+
+  function start() {
+    var root = editor();
+    if (root) {
+      root.setAttribute("data-ready", "");
+      setUp(root, false);
+    }
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+
+  // --- Moving blocks -------------------------------------------------------------------------
+
+  function isTyping(element) {
+    return element.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(element.tagName);
+  }
+
+  document.addEventListener("keydown", function (event) {
+    if (!event.altKey || (event.key !== "ArrowUp" && event.key !== "ArrowDown")) return;
+    var block = event.target.closest && event.target.closest("#block-editor li.block");
+    if (!block || isTyping(event.target)) return;
+    event.preventDefault();
+    var direction = event.key === "ArrowUp" ? "up" : "down";
+    var button = block.querySelector(':scope > .block-bar button[name=direction][value=' + direction + ']');
+    var status = document.getElementById("block-editor-status");
+    if (button && !button.disabled) button.click();
+    else if (status) status.textContent = "This block is already the " + (direction === "up" ? "first" : "last") + " one.";
+  });
+
+  function makeSortable(root) {
+    var list = root.querySelector("#block-list");
+    var url = root.getAttribute("data-blocks-url");
+    if (!list || !url || !window.Sortable || !window.htmx) return;
+    window.Sortable.create(list, {
+      handle: ".block-handle",
+      draggable: "li.block",
+      animation: 120,
+      onEnd: function (event) {
+        if (event.oldIndex === event.newIndex) return;
+        var token = root.querySelector("input[name=csrf_token]");
+        window.htmx.ajax("POST", url + "/" + encodeURIComponent(event.item.getAttribute("data-block-id")) + "/move", {
+          source: event.item, target: "#block-editor", swap: "outerHTML",
+          values: {to_index: String(event.newIndex), csrf_token: token ? token.value : ""}
+        });
+      }
+    });
+  }
+
+  // --- Rich text -----------------------------------------------------------------------------
+  // The textarea stays the form's field (and the whole editor without JavaScript); the editable area
+  // writes its HTML into it. The server sanitizes what is posted; the copy shown here is cleaned too,
+  // so markup typed into a refused form is never run in this page.
+
+  var ALLOWED = {P: [], BR: [], STRONG: [], B: [], EM: [], I: [], U: [], A: ["href"], UL: [], OL: [], LI: []};
+  var SAFE_LINK = /^(https?:|mailto:|\{\{)/i;
+
+  function cleanInto(target, source) {
+    Array.prototype.forEach.call(source.childNodes, function (node) {
+      if (node.nodeType === 3) {
+        target.appendChild(document.createTextNode(node.nodeValue));
+      } else if (node.nodeType === 1) {
+        if (!ALLOWED.hasOwnProperty(node.tagName)) {
+          if (!/^(SCRIPT|STYLE|TEMPLATE|IFRAME|OBJECT)$/.test(node.tagName)) cleanInto(target, node);
+          return;
+        }
+        var copy = document.createElement(node.tagName);
+        var href = node.getAttribute("href");
+        if (node.tagName === "A" && href && SAFE_LINK.test(href.trim())) copy.setAttribute("href", href.trim());
+        cleanInto(copy, node);
+        target.appendChild(copy);
+      }
+    });
+  }
+
+  function setHtml(area, html) {
+    var parsed = new DOMParser().parseFromString("<body>" + html + "</body>", "text/html");
+    area.textContent = "";
+    cleanInto(area, parsed.body);
+  }
+
+  var TOOLS = [
+    {label: "Bold", command: "bold", text: "B"},
+    {label: "Italic", command: "italic", text: "I"},
+    {label: "Link", command: "createLink", text: "Link"},
+    {label: "Bulleted list", command: "insertUnorderedList", text: "• List"},
+    {label: "Numbered list", command: "insertOrderedList", text: "1. List"}
+  ];
+
+  function enhanceRichText(textarea) {
+    if (textarea.getAttribute("data-enhanced")) return;
+    textarea.setAttribute("data-enhanced", "true");
+    var label = document.querySelector('label[for="' + textarea.id + '"]');
+    var toolbar = document.createElement("div");
+    toolbar.className = "rich-toolbar";
+    toolbar.setAttribute("role", "toolbar");
+    toolbar.setAttribute("aria-label", "Text formatting");
+    var area = document.createElement("div");
+    area.className = "rich-text";
+    area.id = textarea.id + "-rich";
+    area.contentEditable = "true";
+    area.setAttribute("role", "textbox");
+    area.setAttribute("aria-multiline", "true");
+    area.setAttribute("data-merge-target", "");
+    if (label) {
+      if (!label.id) label.id = textarea.id + "-label";
+      area.setAttribute("aria-labelledby", label.id);
+      label.setAttribute("for", area.id);  // a click on the label goes to the area people type in
+    }
+    ["aria-describedby", "aria-invalid"].forEach(function (name) {
+      if (textarea.hasAttribute(name)) area.setAttribute(name, textarea.getAttribute(name));
+    });
+    setHtml(area, textarea.value);
+    var sync = function () { textarea.value = area.innerHTML; };
+    area.addEventListener("input", sync);
+    var savedRange = null;
+    area.addEventListener("blur", function () {
+      var selection = window.getSelection();
+      if (selection.rangeCount && area.contains(selection.anchorNode)) savedRange = selection.getRangeAt(0).cloneRange();
+    });
+    TOOLS.forEach(function (tool) {
+      var button = document.createElement("button");
+      button.type = "button";
+      button.className = "small";
+      button.textContent = tool.text;
+      button.setAttribute("aria-label", tool.label);
+      button.addEventListener("mousedown", function (event) { event.preventDefault(); });  // keep the selection
+      button.addEventListener("click", function () {
+        area.focus();
+        if (savedRange && document.activeElement === area) {
+          var selection = window.getSelection();
+          if (!selection.rangeCount || !area.contains(selection.anchorNode)) {
+            selection.removeAllRanges();
+            selection.addRange(savedRange);
+          }
+        }
+        if (tool.command === "createLink") {
+          var address = window.prompt("Link address (https://…, mailto:… or a merge tag)", "https://");
+          if (!address || address === "https://") return;
+          if (window.getSelection().isCollapsed) {
+            var link = document.createElement("a");
+            link.href = address;
+            link.textContent = address;
+            document.execCommand("insertHTML", false, link.outerHTML);
+          } else {
+            document.execCommand("createLink", false, address);
+          }
+        } else {
+          document.execCommand(tool.command, false, null);
+        }
+        sync();
+      });
+      toolbar.appendChild(button);
+    });
+    textarea.hidden = true;
+    textarea.parentNode.insertBefore(toolbar, textarea);
+    textarea.parentNode.insertBefore(area, textarea);
+    area.rememberRange = function () { return savedRange; };
+  }
+
+  // --- Personalisation picker ----------------------------------------------------------------
+  // It inserts into the field of its form that was focused last (else the form's first one).
+
+  document.addEventListener("focusout", function (event) {
+    var target = event.target;
+    if (!target.closest || !target.hasAttribute("data-merge-target")) return;
+    var form = target.closest("form");
+    if (!form) return;
+    form.mergeTarget = target;
+    if (!target.isContentEditable) target.mergeSelection = [target.selectionStart, target.selectionEnd];
+  });
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("[data-merge-tag]");
+    if (!button) return;
+    var form = button.closest("form");
+    var target = form && (form.mergeTarget || form.querySelector("[data-merge-target]:not([hidden])"));
+    if (!target) return;
+    var tag = button.getAttribute("data-merge-tag");
+    target.focus();
+    if (target.isContentEditable) {
+      var range = target.rememberRange && target.rememberRange();
+      var selection = window.getSelection();
+      if (range) {
+        selection.removeAllRanges();
+        selection.addRange(range);
+      }
+      document.execCommand("insertText", false, tag);
+    } else {
+      var at = target.mergeSelection || [target.value.length, target.value.length];
+      target.setRangeText(tag, at[0], at[1], "end");
+      target.mergeSelection = [target.selectionStart, target.selectionEnd];
+      target.dispatchEvent(new Event("input", {bubbles: true}));
+    }
+    var picker = button.closest("details");
+    if (picker) picker.open = false;
+    var status = document.getElementById("block-editor-status");
+    if (status) status.textContent = "Inserted " + tag + ".";
+  });
+})();
