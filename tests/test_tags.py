@@ -10,6 +10,7 @@ from app.contacts.common import ContactError
 from app.models import AuditLog
 from app.models import Contact
 from app.models import ContactTag
+from app.models import ImportJob
 from app.models import Tag
 from app.models import Team
 from app.segments import services as segment_services
@@ -18,6 +19,11 @@ from app.segments.compiler import compile_rules
 from tests.accounts_support import make_member
 from tests.conftest import csrf_from
 from tests.conftest import soup
+from tests.imports_support import map_form
+from tests.imports_support import rejects_of
+from tests.imports_support import run_file
+from tests.imports_support import start
+from tests.imports_support import uploaded_job
 
 
 def add(team, email, name=""):
@@ -302,3 +308,38 @@ def test_gdpr_export_lists_tags_and_erasure_removes_them(web, team):
     assert ContactTag.select().count() == 1 and names_of(bob) == ["vip"]
     assert AuditLog.get(AuditLog.action == "contact.erased").data["tags_removed"] == 2
     assert Tag.select().count() == 2  # the tags themselves stay for the team
+
+
+# --- Import ---------------------------------------------------------------------------------------
+
+def test_import_tags_column_splits_creates_and_reports_bad_names(web, team):
+    old = add(team, "old@example.com")
+    tags.create_tag(team, "Customer")
+    data = ("email,name,Tags\n"
+            "ann@example.com,Ann,customer; vip|Fair 2026\n"
+            "bob@example.com,Bob,\n"
+            f"cid@example.com,Cid,vip,{'x' * 70}\n"  # unquoted: the comma makes a ragged row
+            f'dee@example.com,Dee,"vip, {"y" * 70}"\n'
+            f"old@example.com,Old,VIP;{'z' * 70}\n")
+    job = uploaded_job(web, data)
+    page = soup(web.get(f"/imports/{job.id}/map"))
+    assert map_form(page)["column-2"] == "tags"  # the header is recognised
+    assert "Tags (separated by , ; or |)" in [o.text for o in page.select("select option")]
+    start(web, job)
+    job = ImportJob.get_by_id(job.id)
+    assert (job.status, job.created, job.rejected, job.partial) == ("done", 3, 1, 2)
+    by_email = {c.email: names_of(c) for c in Contact.select()}
+    assert by_email == {"ann@example.com": ["Customer", "Fair 2026", "vip"], "bob@example.com": [],
+                        "dee@example.com": ["vip"], "old@example.com": ["vip"]}
+    assert Tag.select().count() == 3  # "VIP" and "vip" are one tag, named as first written
+    reasons = {row["row"]: row["reason"] for row in rejects_of(web, job)}
+    assert reasons["4"].startswith("This row has 4 fields")
+    assert reasons["5"] == f"Imported without this value: Tag not added: Keep tag names to 64 characters (“{'y' * 29}…” has 70)."
+    assert reasons["6"].startswith("Imported without this value: Tag not added:")  # an existing contact, add mode
+
+
+def test_import_column_mapped_by_hand_tags_a_thousand_rows(web, team):
+    rows = "".join(f"p{n}@example.com,{'even' if n % 2 == 0 else 'odd'}|all\n" for n in range(1000))
+    job = run_file(web, "email,segmentation\n" + rows, **{"column-1": "tags"})
+    assert (job.status, job.created, job.partial) == ("done", 1000, 0)
+    assert sorted((t.name, n) for t, n in tags.tags_with_counts(team)) == [("all", 1000), ("even", 500), ("odd", 500)]

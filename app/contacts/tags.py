@@ -141,9 +141,12 @@ def delete_tag(team, tag, user=None):
 
 
 def ensure_tags(team, names):
-    """{name key: Tag} for `names`, creating the missing ones (a concurrent creator is not an error)."""
+    """{name key: Tag} for `names`, creating the missing ones (a concurrent creator is not an error).
+    A new tag is named as it is first written in `names`."""
     team_id = getattr(team, "id", team)
-    wanted = {name_key(name): name for name in names}
+    wanted = {}
+    for name in names:
+        wanted.setdefault(name_key(name), name)
     if not wanted:
         return {}
     found = _tags_by_key(team_id, wanted)
@@ -258,7 +261,7 @@ def tag_rows(team, contact_tags):
     Returns how many pairs were added."""
     if not contact_tags:
         return 0
-    tags = ensure_tags(team, {name for names in contact_tags.values() for name in names})
+    tags = ensure_tags(team, [name for names in contact_tags.values() for name in names])
     stamp = utcnow().isoformat(" ")  # bound as text, the form DateTimeField stores
     params, added = [], 0
     for contact_id, names in contact_tags.items():

@@ -47,6 +47,8 @@ from app.contacts.fields import MAX_TEXT
 from app.contacts.fields import RESERVED_KEYS
 from app.contacts.fields import fields_of
 from app.contacts.fields import parse_value
+from app.contacts.tags import split_names
+from app.contacts.tags import tag_rows
 from app.db import close_db
 from app.db import db
 from app.db import insert_values
@@ -97,6 +99,7 @@ BLOCKED_REASONS = {
     "listed_new": "Not imported: the address (or its domain) is on the suppression list.",
 }
 DUPLICATE = "The same address appears earlier in the file; only the first row was imported."
+TAG_DROPPED = "Tag not added: "  # starts every reason about a tag cell, see _commit_chunk
 
 _quote = json.encoder.encode_basestring  # a JSON string literal, exactly as json.dumps writes it
 
@@ -132,7 +135,7 @@ class _Plan:
         mapping = {int(k): v for k, v in job.mapping.items()}
         fields = {f.key: f.type for f in fields_of(job.team_id)}
         self.field_types = fields
-        self.email = self.name = self.first = self.last = self.json_column = None
+        self.email = self.name = self.first = self.last = self.json_column = self.tags = None
         self.typed = []  # (index, key, type, column title)
         for index, target in sorted(mapping.items()):
             if index >= self.width:
@@ -147,6 +150,8 @@ class _Plan:
                 self.last = index
             elif target == "attributes":
                 self.json_column = index
+            elif target == "tags":
+                self.tags = index
             elif target.startswith("field:") and target[6:] in fields:
                 self.typed.append((index, target[6:], fields[target[6:]], columns[index]))
         if self.email is None:
@@ -167,7 +172,7 @@ class _Plan:
         row, and at a million rows attribute lookups, a dict per row and a
         json.dumps call per row are a fifth of the import's time (measured).
         """
-        email_at, name_at, json_at = self.email, self.name, self.json_column
+        email_at, name_at, json_at, tags_at = self.email, self.name, self.json_column, self.tags
         name_parts = [i for i in (self.first, self.last) if i is not None]
         typed = [(index, _quote(key) + ":", field_type, title) for index, key, field_type, title in self.typed]
         keyed = self.typed
@@ -188,6 +193,10 @@ class _Plan:
             if len(name) > MAX_NAME:
                 dropped = [f"The name is longer than {MAX_NAME} characters."]
                 name = ""
+            if tags_at is not None and cells[tags_at] and not cells[tags_at].isspace():
+                problems = split_names(cells[tags_at])[1]
+                if problems:
+                    dropped = (dropped or []) + [TAG_DROPPED + problem for problem in problems]
             if json_at is None:
                 parts = []
                 for index, quoted_key, field_type, title in typed:
@@ -558,6 +567,11 @@ def _commit_chunk(plan, job, start, end, chunk, stamp, batches, rejects, writer,
             contact_id, status = found[0], found[1]
             if dropped and plan.mode == "upsert":
                 rejects.append((number, "partial", _partly(dropped), cells))
+            elif dropped and plan.tags is not None:
+                # Tags reach existing contacts in either mode (like lists), so their bad names are reported.
+                tag_dropped = [reason for reason in dropped if reason.startswith(TAG_DROPPED)]
+                if tag_dropped:
+                    rejects.append((number, "partial", _partly(tag_dropped), cells))
             change = _merge(found, name, attributes) if plan.mode == "upsert" else None
             if change:
                 changes.append(change + (stamp, contact_id))
@@ -581,6 +595,8 @@ def _commit_chunk(plan, job, start, end, chunk, stamp, batches, rejects, writer,
                 _subscribe(subscribe_existing, list_id, stamp)
             else:
                 _subscribe(subscribe + subscribe_existing, list_id, stamp)
+        if plan.tags is not None:
+            _tag_chunk(plan, chunk, imported_new, existing)
         kinds = {"rejected": 0, "duplicate": 0, "blocked": 0, "partial": 0}
         rejects.sort(key=lambda r: r[0])
         for number, kind, reason, cells in rejects:
@@ -597,6 +613,26 @@ def _commit_chunk(plan, job, start, end, chunk, stamp, batches, rejects, writer,
                           & (ImportJob.status == "running")).execute())
         if not claimed:
             raise _Superseded()
+
+
+def _tag_chunk(plan, chunk, imported_new, existing):
+    """Tag the chunk's contacts (new, and existing ones, blocked or not: a tag is no consent) with the
+    good names of their Tags cells; the bad ones were reported when the row was parsed. One lookup
+    of the new contacts' ids and a few multi-row INSERTs for the whole chunk."""
+    at = plan.tags
+    wanted = {}
+    for row in chunk:
+        raw = row[4][at]
+        if raw and not raw.isspace() and (row[1] in imported_new or row[1] in existing):
+            names = split_names(raw)[0]
+            if names:
+                wanted[row[1]] = names
+    if not wanted:
+        return
+    missing = [email for email in wanted if email not in existing]
+    ids = {email: found[0] for email, found in existing.items()}
+    ids.update({email: found[0] for email, found in _existing(plan.team_id, missing, full=False).items()})
+    tag_rows(plan.team_id, {ids[email]: names for email, names in wanted.items() if email in ids})
 
 
 def _existing(team_id, emails, full):

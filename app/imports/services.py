@@ -30,13 +30,14 @@ STATUS_LABELS = {"uploaded": "Waiting for mapping", "queued": "Queued", "running
 
 # Targets a column can be mapped to; custom fields are "field:<key>".
 TARGETS = {"email": "Email address", "name": "Name", "first_name": "First name", "last_name": "Last name",
-           "attributes": "Attributes (a JSON object per row)"}
+           "tags": "Tags (separated by , ; or |)", "attributes": "Attributes (a JSON object per row)"}
 HEADER_GUESSES = {
     "email": {"email", "emailaddress", "mail", "emailaddr", "mailaddress", "subscriberemail", "useremail",
               "contactemail", "emails", "courriel", "correo", "emailadresse"},
     "name": {"name", "fullname", "displayname", "contactname", "subscribername", "username"},
     "first_name": {"firstname", "first", "givenname", "fname", "forename", "vorname", "prenom"},
     "last_name": {"lastname", "last", "surname", "familyname", "lname", "nachname", "nom"},
+    "tags": {"tags", "tag", "labels", "label", "keywords"},
     "attributes": {"attributes", "attribs", "customfields", "data"},
 }
 
