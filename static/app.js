@@ -50,3 +50,45 @@ document.addEventListener("submit", function (event) {
     }
   }
 }, true);
+
+// Menus are <details class="menu">: they open and close without this. It closes an open menu on Escape (focus
+// back on its button) and when the click lands outside it, as people expect of a menu.
+document.addEventListener("keydown", function (event) {
+  if (event.key !== "Escape") return;
+  var menu = document.activeElement && document.activeElement.closest && document.activeElement.closest("details.menu[open]");
+  if (!menu) return;
+  menu.open = false;
+  menu.querySelector("summary").focus();
+});
+
+document.addEventListener("click", function (event) {
+  var menus = document.querySelectorAll("details.menu[open]");
+  for (var i = 0; i < menus.length; i++) {
+    if (!menus[i].contains(event.target)) menus[i].open = false;
+  }
+});
+
+// A table wider than the screen scrolls sideways inside its .table-wrap; keyboard users need to reach that
+// region to scroll it, so a wrap that actually scrolls becomes a focusable, named region (and stops being one
+// when the screen is wide enough).
+function markScrollingTables(root) {
+  var wraps = (root.querySelectorAll ? root : document).querySelectorAll(".table-wrap");
+  for (var i = 0; i < wraps.length; i++) {
+    var wrap = wraps[i];
+    if (wrap.scrollWidth > wrap.clientWidth + 1) {
+      if (wrap.hasAttribute("tabindex")) continue;
+      var caption = wrap.querySelector("caption");
+      var heading = wrap.closest("section, .card") && wrap.closest("section, .card").querySelector("h2, h3");
+      wrap.setAttribute("tabindex", "0");
+      wrap.setAttribute("role", "region");
+      wrap.setAttribute("aria-label", ((caption || heading || {}).textContent || "Table").trim() + " (scrolls sideways)");
+    } else if (wrap.getAttribute("role") === "region") {
+      wrap.removeAttribute("tabindex");
+      wrap.removeAttribute("role");
+      wrap.removeAttribute("aria-label");
+    }
+  }
+}
+document.addEventListener("DOMContentLoaded", function () { markScrollingTables(document); });
+document.addEventListener("htmx:afterSettle", function () { markScrollingTables(document); });
+window.addEventListener("resize", function () { markScrollingTables(document); });

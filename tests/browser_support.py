@@ -15,6 +15,7 @@ written to the terminal as well as to pytest's skip summary.
 """
 import asyncio
 import os
+import pathlib
 import shutil
 import threading
 
@@ -184,3 +185,41 @@ def sign_in(page, email, password):
 def sign_out(page):
     page.locator("footer").get_by_role("button", name="Sign out").click()
     page.wait_for_url("**/login*")
+
+
+# axe-core, vendored for the tests only (never served): tests/vendor/axe-*.min.js with its licence header.
+AXE = pathlib.Path(__file__).parent / "vendor" / "axe-4.14.1.min.js"
+FAILING_IMPACTS = ("serious", "critical")
+
+
+def axe_violations(page, impacts=FAILING_IMPACTS):
+    """axe-core's violations of WCAG 2.1 A/AA (and best practice) on the page as it is now, of these impacts.
+
+    The script is evaluated through the DevTools protocol, which the page's CSP does not govern, so the page
+    under test keeps its real policy."""
+    if not page.evaluate("typeof window.axe === 'object'"):
+        page.evaluate(AXE.read_text(encoding="utf-8"))
+    results = page.evaluate("""() => axe.run(document, {
+        runOnly: {type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]},
+        resultTypes: ["violations"]})""")
+    return [v for v in results["violations"] if v["impact"] in impacts]
+
+
+def describe_violations(violations):
+    lines = []
+    for violation in violations:
+        lines.append(f"[{violation['impact']}] {violation['id']}: {violation['help']} ({violation['helpUrl']})")
+        for node in violation["nodes"][:5]:
+            summary = " ".join(node.get("failureSummary", "").split())
+            lines.append(f"    at {', '.join(map(str, node['target']))}: {node['html'][:160]}")
+            if summary:
+                lines.append(f"       {summary[:300]}")
+        if len(violation["nodes"]) > 5:
+            lines.append(f"    ... and {len(violation['nodes']) - 5} more")
+    return "\n".join(lines)
+
+
+def assert_accessible(page, impacts=FAILING_IMPACTS):
+    """Fail with a readable list when axe-core finds serious or critical problems on the page."""
+    violations = axe_violations(page, impacts)
+    assert not violations, f"axe-core on {page.url} at {page.viewport_size}:\n" + describe_violations(violations)

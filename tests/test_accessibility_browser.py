@@ -1,0 +1,194 @@
+"""axe-core (vendored under tests/vendor, never served) on Loft's main pages in a real headless Chromium, at phone
+and desktop sizes: no serious or critical WCAG 2.1 A/AA problem (contrast, names, labels, landmarks, headings).
+The navigation is checked by hand too: every section is reachable from the phone's bottom bar, the current one
+is marked, and the team switcher switches on choice. Skips with the reason where Chromium is missing."""
+import os
+import re
+
+import pytest
+
+expect = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed "
+                             "(`make test` installs it from requirements-dev.txt)").expect
+
+from browser_support import DESKTOP  # noqa: E402
+from browser_support import PHONE  # noqa: E402
+from browser_support import assert_accessible  # noqa: E402
+from browser_support import axe_violations  # noqa: E402
+from browser_support import sign_up_admin  # noqa: E402
+
+from app.consent import preferences  # noqa: E402
+from app.models import Campaign  # noqa: E402
+from app.models import Contact  # noqa: E402
+from app.models import MailingList  # noqa: E402
+from app.models import Membership  # noqa: E402
+from app.models import Subscription  # noqa: E402
+from app.models import Team  # noqa: E402
+from app.models import User  # noqa: E402
+from app.navigation import SECTIONS  # noqa: E402
+from tests.reports_support import build_campaign  # noqa: E402
+
+SHOTS = os.environ.get("LOFT_SCREENSHOTS")  # a folder: save screenshots there to look at the pages
+
+
+def shot(page, name):
+    if SHOTS:
+        page.screenshot(path=os.path.join(SHOTS, f"navigation-{name}.png"))
+
+
+@pytest.fixture
+def filled(app, page):
+    """A signed-in administrator whose team has a public list, a subscribed contact, a draft and a sent campaign."""
+    sign_up_admin(page)
+    with app.app_context():
+        team = Team.get()
+        news = MailingList.create(team=team, visibility="public", name="News", description="Monthly news.")
+        ann = Contact.create(team=team, email="ann@example.org", domain="example.org", name="Ann Lee",
+                             attributes={})
+        Subscription.create(contact=ann, list=news, status="subscribed")
+        draft = Campaign.create(team=team, name="Autumn news", subject="Autumn", body="<p>Hi</p>",
+                                from_email="news@acme.test")
+        sent, _, _ = build_campaign(team, ["ann@example.org", "bob@example.net"])
+        return {"news": news, "draft": draft, "sent": sent, "preferences": preferences.preference_path(ann)}
+
+
+def signed_in_pages(data):
+    return {
+        "dashboard": "/dashboard",
+        "campaigns": "/campaigns/",
+        "campaign edit": f"/campaigns/{data['draft'].id}",
+        "contacts": "/contacts/",
+        "templates": "/templates/",
+        "report": f"/reports/campaigns/{data['sent'].id}",
+        "team settings": "/teams/settings",
+        "account": "/account",
+    }
+
+
+def public_pages(data):
+    return {"sign-up form": f"/f/{data['news'].public_id}", "preference center": data["preferences"]}
+
+
+@pytest.mark.parametrize("size", [PHONE, DESKTOP], ids=["phone", "desktop"])
+def test_main_pages_have_no_serious_accessibility_problems(page, filled, size):
+    page.set_viewport_size(size)
+    for name, path in {**signed_in_pages(filled), **public_pages(filled)}.items():
+        response = page.goto(path)
+        assert response.status == 200, f"{name}: {path} answered {response.status}"
+        assert_accessible(page)
+    # The menus are checked open as well: their items are what a phone user reaches every section through.
+    page.goto("/dashboard")
+    page.locator(".more-menu > summary").click()
+    page.locator(".account-menu > summary").click()  # closes More (a click outside), opens the account menu
+    assert_accessible(page)
+
+
+def test_the_check_finds_a_real_problem(page, filled):
+    """assert_accessible can fail: an unlabelled input and an image without alt text are reported."""
+    page.goto("/dashboard")
+    page.evaluate("""() => {
+        const main = document.querySelector('main');
+        main.insertAdjacentHTML('beforeend', '<input id="nameless" type="text"><img src="/favicon.ico">');
+    }""")
+    found = {violation["id"] for violation in axe_violations(page)}
+    assert {"label", "image-alt"} <= found
+    with pytest.raises(AssertionError, match="image-alt"):
+        assert_accessible(page)
+
+
+def test_every_section_is_reachable_from_the_phones_bottom_bar(app, page):
+    sign_up_admin(page)
+    page.set_viewport_size(PHONE)
+    nav = page.locator("nav[aria-label=Main]")
+    bar = [name.strip() for name in nav.locator(":scope > ul > li:visible").all_inner_texts()]
+    assert bar == ["Dashboard", "Campaigns", "Contacts", "Templates", "More"]
+    box = nav.bounding_box()
+    assert abs(box["y"] + box["height"] - PHONE["height"]) <= 1  # along the bottom edge
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+
+    # The phone header is one compact row: logo, team, notices and the account menu.
+    header = page.locator("header.topbar").bounding_box()
+    assert header["height"] < 70, header
+
+    # By keyboard: More opens with Enter and lists every other section, then Sign out.
+    more = nav.locator(".more-menu > summary")
+    more.focus()
+    page.keyboard.press("Enter")
+    menu = nav.locator(".more-menu .menu-list")
+    expect(menu).to_be_visible()
+    shot(page, "phone-more")
+    with app.app_context():
+        admin = User.get()
+    everyone = {s.label for s in SECTIONS if not s.instance_admin or admin.is_instance_admin}
+    in_bar = {"Dashboard", "Campaigns", "Contacts", "Templates"}
+    in_menu = {name.strip() for name in menu.locator("a:visible").all_inner_texts()}
+    assert in_menu == everyone - in_bar
+    expect(menu.get_by_role("button", name="Sign out")).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(menu).to_be_hidden()
+    expect(more).to_be_focused()
+
+    # Each link opens its page, and that section is the current one: in the menu, and More says it holds it.
+    for label in sorted(everyone - in_bar):
+        nav.locator(".more-menu > summary").click()
+        menu.get_by_role("link", name=label, exact=True).click()
+        page.wait_for_load_state()
+        expect(nav.locator(".more-menu a[aria-current=page]")).to_have_text(re.compile(rf"^\s*{label}\s*$"))
+        expect(nav.locator(".more-menu > summary")).to_have_class(re.compile("holds-current"))
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], label
+
+    # Sub-pages belong to their section: a list is under Contacts, team settings under Settings, not Team.
+    page.goto("/contacts/lists")
+    expect(nav.get_by_role("link", name="Contacts")).to_have_attribute("aria-current", "page")
+    page.goto("/teams/settings")
+    expect(nav.locator("[aria-current=page]")).to_have_count(1)
+    expect(nav.locator("[aria-current=page]")).to_have_text(re.compile(r"^\s*Settings\s*$"))
+
+    # Wider screens show Reports and Team in the bar itself, and More holds the rest.
+    page.set_viewport_size(DESKTOP)
+    page.goto("/reports/")
+    expect(nav.get_by_role("link", name="Reports")).to_have_attribute("aria-current", "page")
+    nav.locator(".more-menu > summary").click()
+    expect(menu.get_by_role("link", name="Reports")).to_be_hidden()
+    expect(menu.get_by_role("link", name="Segments")).to_be_visible()
+    shot(page, "desktop-more")
+
+
+def test_team_switcher_switches_on_choice_and_by_keyboard_without_javascript(app, browser, live_server, page):
+    sign_up_admin(page)
+    with app.app_context():
+        admin = User.get()
+        side = Team.create(name="Side project")
+        Membership.create(user=admin, team=side, role="admin")
+    page.goto("/contacts/")
+    switcher = page.get_by_label("Current team")
+    switcher.select_option(label="Side project")  # no button pressed: the choice switches
+    page.wait_for_url("**/contacts/")
+    expect(page.locator("#team-switch option:checked")).to_have_text("Side project")
+    with app.app_context():
+        assert User.get().current_team_id == side.id
+
+    # The Switch button is out of sight until the keyboard reaches it, and works on its own.
+    button = page.locator("#team-switcher").get_by_role("button", name="Switch")
+    assert button.bounding_box()["width"] <= 1
+    switcher.focus()
+    page.keyboard.press("Tab")
+    expect(button).to_be_focused()
+    assert button.bounding_box()["width"] > 20
+
+    context = browser.new_context(viewport=PHONE, base_url=live_server.base_url, java_script_enabled=False,
+                                  storage_state=page.context.storage_state())
+    try:
+        plain = context.new_page()
+        plain.goto("/contacts/")
+        plain.get_by_label("Current team").select_option(label="Analytical Engines")
+        with app.app_context():
+            assert User.get().current_team_id == side.id  # without JavaScript, choosing alone does nothing
+        if SHOTS:
+            plain.screenshot(path=os.path.join(SHOTS, "navigation-no-js.png"))
+        plain_button = plain.locator("#team-switcher").get_by_role("button", name="Switch")
+        assert plain_button.bounding_box()["width"] > 20  # in sight when nothing would switch on choice
+        plain_button.click()
+        plain.wait_for_url("**/contacts/")
+        assert plain.locator("#team-switch option:checked").inner_text().strip() == "Analytical Engines"
+    finally:
+        context.close()
