@@ -44,7 +44,9 @@ def test_template_pages_say_what_each_template_is(web, templates):
     roles = {card.select_one("h3").get_text(strip=True): card.select_one("[data-role]")["data-role"]
              for card in index.select("#team-templates li")}
     assert roles == {"Spring letter": "content", "Acme frame": "layout"}
-    assert "Built-in templates" in index.select_one("#h-builtin").text
+    assert "Built-in HTML templates" in index.select_one("#h-builtin").text
+    assert "Built-in block templates" in index.select_one("#h-starters").text
+    assert [term.text for term in index.select("#template-kinds dt")] == ["Block templates", "Your templates", "Layouts"]
     page = soup(web.get(f"/templates/{frame.id}"))
     assert page.select_one("#template-role").text == "Layout"
     assert soup(web.get(f"/templates/{letter.id}")).select_one("#template-role").text == "Starting content"
@@ -90,7 +92,9 @@ def test_the_new_campaign_form_offers_templates_and_layouts(web, templates):
               for group in page.select("#f-start_from optgroup")}
     assert groups["Your templates"] == [f"template:{letter.id}"]
     assert groups["Your layouts"] == [f"template:{frame.id}"]
-    assert "builtin:newsletter" in groups["Built-in"]
+    assert "builtin:newsletter" in groups["Built-in HTML templates"]
+    assert [value for value in groups["Built-in block templates"]] == [
+        "starter:newsletter", "starter:announcement", "starter:event", "starter:letter"]
     campaign = _created(web.post("/campaigns/new", {"name": "April", "start_from": f"template:{letter.id}"}))
     assert (campaign.name, campaign.body) == ("April", LETTER)
 
@@ -134,3 +138,80 @@ def test_a_resend_keeps_the_layout(app, templates):
     with app.app_context():
         copy = services.resend(sent, "newcomers", None)
     assert copy.template_id == frame.id and copy.body == "<p>June words</p>"
+
+
+# --- Block templates: starters, team templates of blocks, and campaigns saved as templates ----------
+
+def test_the_new_campaign_form_starts_with_blocks_and_keeps_them(web, team):  # noqa: F811
+    page = soup(web.get("/campaigns/"))
+    kinds = page.select("#f-kind option")
+    assert [(o["value"], o.text) for o in kinds] == [
+        ("blocks", "Drag-and-drop blocks"), ("html", "Write HTML"), ("markdown", "Write Markdown")]
+    assert page.select_one("#f-kind option[selected]")["value"] == "blocks"
+    assert page.select_one("label[for=f-kind]").text == "Write it with"
+    campaign = _created(web.post("/campaigns/new", {"name": "June", "kind": "blocks"}))
+    assert (campaign.kind, campaign.blocks) == ("blocks", {"version": 1, "blocks": []})
+    body = campaign.body
+    # The builder form's body and kind fields never overwrite a block email.
+    web.post(f"/campaigns/{campaign.id}", {"name": "June", "subject": "Hi", "kind": "html", "body": "<p>Typed</p>"})
+    stored = Campaign.get_by_id(campaign.id)
+    assert (stored.kind, stored.body, stored.subject) == ("blocks", body, "Hi")
+    markdown = _created(web.post("/campaigns/new", {"name": "July", "kind": "markdown"}))
+    assert (markdown.kind, markdown.blocks) == ("markdown", None)
+
+
+def test_new_campaign_from_a_block_starter_copies_its_blocks(web, team):  # noqa: F811
+    page = soup(web.get("/templates/starter/event"))
+    assert page.select_one("h1").text.startswith("Event invitation")
+    form = page.select_one("#new-campaign-from-template").find_parent("form")
+    campaign = _created(web.post(form["action"]))
+    assert campaign.name == "Event invitation" and campaign.kind == "blocks"
+    assert [block["id"] for block in campaign.blocks["blocks"]][:2] == ["ev-invited", "ev-title"]
+    preview = web.get(f"/campaigns/{campaign.id}/preview.html").get_data(as_text=True)
+    assert "Our autumn meetup" in preview and "Save my seat" in preview
+    assert web.post("/templates/starter/no-such-starter/campaign").status_code == 404
+
+
+def test_a_block_template_starts_campaigns_with_its_own_copy_of_the_blocks(web, team):  # noqa: F811
+    new_page = soup(web.get("/templates/new"))
+    assert new_page.select_one("input[name=kind][checked]")["value"] == "blocks"
+    assert [o["value"] for o in new_page.select("#f-starter option")] == [
+        "", "newsletter", "announcement", "event", "letter"]
+    saved = web.post("/templates/new", {"name": "Meetups", "kind": "blocks", "starter": "event"})
+    assert saved.status_code == 302, saved.get_data(as_text=True)[:500]
+    template = Template.get(Template.name == "Meetups")
+    assert template.kind == "blocks" and "Our autumn meetup" in template.body
+    campaign = _created(web.post(f"/templates/{template.id}/campaign"))
+    assert (campaign.kind, campaign.blocks, campaign.template_id) == ("blocks", template.blocks, None)
+    Template.update(blocks={"version": 1, "blocks": []}).where(Template.id == template.id).execute()
+    assert Campaign.get_by_id(campaign.id).blocks["blocks"]  # its own copy
+    # Saving the template's name keeps its blocks: the body textarea is not part of a block template.
+    web.post(f"/templates/{template.id}", {"name": "Meetups 2025", "kind": "blocks"})
+    renamed = Template.get_by_id(template.id)
+    assert (renamed.name, renamed.kind, renamed.blocks) == ("Meetups 2025", "blocks", {"version": 1, "blocks": []})
+
+
+def test_a_campaign_is_saved_as_a_template_with_its_blocks_or_body(web, templates):
+    letter, _frame = templates
+    blocks_campaign = _created(web.post("/templates/starter/newsletter/campaign"))
+    editor = soup(web.get(f"/campaigns/{blocks_campaign.id}"))
+    form = editor.select_one("#save-as-template")
+    saved = web.post(form["action"])
+    assert saved.status_code == 302
+    template = Template.get(Template.name == "Newsletter")
+    assert saved.headers["Location"].endswith(f"/templates/{template.id}")
+    assert (template.kind, template.blocks) == ("blocks", blocks_campaign.blocks)
+    again = web.post(form["action"])  # a second copy gets a free name
+    assert again.status_code == 302 and Template.get_or_none(Template.name == "Newsletter 2") is not None
+    html_campaign = _created(web.post(f"/templates/{letter.id}/campaign", {}))
+    web.post(f"/campaigns/{html_campaign.id}/save-as-template", {"name": "Letter, kept"})
+    kept = Template.get(Template.name == "Letter, kept")
+    assert (kept.kind, kept.body, kept.blocks) == ("html", LETTER, None)
+
+
+def test_another_teams_campaign_cannot_be_saved_as_a_template(web, team):  # noqa: F811
+    other = Team.create(name="Other", slug="other")
+    theirs = Campaign.create(team=other, name="Their plans", kind="html", body="<p>Private</p>")
+    before = Template.select().count()
+    assert web.post(f"/campaigns/{theirs.id}/save-as-template").status_code == 404
+    assert Template.select().count() == before

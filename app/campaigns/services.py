@@ -11,11 +11,15 @@ import zoneinfo
 from peewee import Case
 
 from app import addresses
+from app.brand.services import brand_for
 from app.campaigns import states
 from app.campaigns import stats
 from app.content import prepare
 from app.content import sandbox
 from app.content import sources
+from app.content.blocks import store as block_store
+from app.content.blocks.schema import BlockProblem
+from app.content.blocks.schema import empty_document
 from app.db import db
 from app.email_templates import services as template_services
 from app.errors import Problem
@@ -37,10 +41,15 @@ class CampaignError(Problem):
     pass
 
 
-def create_campaign(team, user, name, start_from=""):
-    """A new draft; `start_from` ("template:<id>" or "builtin:<key>", see starting_points) gives it
-    a starting point: a layout with a {{ content }} slot becomes its layout, any other template
-    becomes a copy of its content (the campaign keeps its own copy, edited freely)."""
+# How a new email is written, in the words the new-campaign and new-template forms use.
+KIND_CHOICES = (("blocks", "Drag-and-drop blocks"), ("html", "Write HTML"), ("markdown", "Write Markdown"))
+
+
+def create_campaign(team, user, name, start_from="", kind="html"):
+    """A new draft; `start_from` ("template:<id>", "starter:<key>" or "builtin:<key>", see starting_points)
+    gives it a starting point: a layout with a {{ content }} slot becomes its layout, any other template
+    becomes a copy of its content, blocks included (the campaign keeps its own copy, edited freely).
+    Without one, `kind` says how the blank email is written ("blocks", "html" or "markdown")."""
     name = (name or "").strip()
     start = _starting_point(team, start_from)
     if not name and start is not None:
@@ -51,8 +60,17 @@ def create_campaign(team, user, name, start_from=""):
                   from_name=team.default_from_name, from_email=team.default_from_email)
     if start is not None and getattr(start, "id", None) and layout_slot(start):
         values["template"] = start.id
+    elif start is not None and start.kind == "blocks":
+        values.update(kind="blocks", blocks=start.blocks)
     elif start is not None:
         values.update(body=start.body, kind=start.kind)
+    elif kind in ("blocks", "markdown"):
+        values.update(kind=kind, blocks=empty_document() if kind == "blocks" else None)
+    if values.get("kind") == "blocks":
+        try:
+            values["body"] = block_store.rendered_body(values["blocks"], brand_for(team))
+        except BlockProblem as exc:
+            raise CampaignError(exc.message, field="start_from") from None
     return Campaign.create(**values)
 
 
@@ -67,6 +85,8 @@ def _starting_point(team, value):
         found = template_services.get_template(team, int(key))
     elif kind == "builtin":
         found = template_services.builtin(key)
+    elif kind == "starter":
+        found = template_services.block_starter(key)
     if found is None:
         raise CampaignError("That template no longer exists. Choose another one, or a blank email.",
                             field="start_from")
@@ -80,9 +100,12 @@ def starting_points(team):
         if layout_slot(template):
             layouts.append((f"template:{template.id}", f"{template.name} (layout: wraps the content you write)"))
         else:
-            contents.append((f"template:{template.id}", f"{template.name} (its content, to edit)"))
-    builtins = [(f"builtin:{b.key}", f"{b.name} (its content, to edit)") for b in template_services.builtin_templates()]
-    return [group for group in (("Your templates", contents), ("Your layouts", layouts), ("Built-in", builtins))
+            how = "blocks" if template.kind == "blocks" else "its content"
+            contents.append((f"template:{template.id}", f"{template.name} ({how}, to edit)"))
+    starters = [(f"starter:{s.key}", f"{s.name} (blocks, to edit)") for s in template_services.block_starters()]
+    builtins = [(f"builtin:{b.key}", f"{b.name} (HTML, to edit)") for b in template_services.builtin_templates()]
+    return [group for group in (("Your templates", contents), ("Your layouts", layouts),
+                                ("Built-in block templates", starters), ("Built-in HTML templates", builtins))
             if group[1]]
 
 
@@ -140,8 +163,9 @@ def apply_form(campaign, form):
     campaign.reply_to = form.get("reply_to", "").strip().lower()[:254]
     campaign.subject = form.get("subject", "").strip()[:998]
     campaign.preheader = form.get("preheader", "").strip()[:300]
-    campaign.kind = "markdown" if form.get("kind") == "markdown" else "html"
-    campaign.body = form.get("body", campaign.body)
+    if campaign.kind != "blocks":  # a block email changes only in the block editor (app/content/blocks/store.py)
+        campaign.kind = "markdown" if form.get("kind") == "markdown" else "html"
+        campaign.body = form.get("body", campaign.body)
     template_ids = _ids([form.get("template", "")], Template, team)
     campaign.template = template_ids[0] if template_ids else None
     campaign.track_opens = bool(form.get("track_opens"))
@@ -358,6 +382,11 @@ def publish(campaign, when=None):
 
     Returns the campaign in its new state; the caller enqueues the sending task
     when the state is "sending" (services never enqueue)."""
+    if campaign.kind == "blocks":
+        try:  # the email goes out in the team's brand as it is now
+            block_store.refresh(campaign, brand_for(campaign.team))
+        except BlockProblem as exc:
+            raise CampaignError(exc.message) from None
     problems = publish_problems(campaign)
     if problems:
         raise CampaignError(" ".join(problems))

@@ -20,6 +20,7 @@ from app.campaigns.services import CampaignError
 from app.campaigns.states import TransitionError
 from app.contacts import lists as mailing_lists
 from app.contacts import query as contact_query
+from app.content.blocks import store as block_store
 from app.email_templates import services as template_services
 from app.htmx import hx_redirect
 from app.htmx import is_htmx
@@ -46,7 +47,8 @@ def _index(status=200, **extra):
     context = dict(page=page, wanted=wanted, labels=states.LABELS, state_choices=listing.state_choices())
     if is_htmx() and request.method == "GET":
         return render_template("campaigns/_results.html", **context), status
-    return render_template("campaigns/index.html", starts=services.starting_points(g.team), **context,
+    return render_template("campaigns/index.html", starts=services.starting_points(g.team), kinds=services.KIND_CHOICES,
+                           **context,
                            **extra), status
 
 
@@ -89,10 +91,25 @@ def duplicate(campaign_id):
 def new_campaign():
     try:
         campaign = services.create_campaign(g.team, current_user.id, request.form.get("name", ""),
-                                            start_from=request.form.get("start_from", ""))
+                                            start_from=request.form.get("start_from", ""),
+                                            kind=request.form.get("kind", "html"))
     except CampaignError as exc:
         return _index(422, error=str(exc), errors=exc.errors, form=request.form)
     return redirect(url_for("campaigns.edit", campaign_id=campaign.id))
+
+
+@bp.route("/<int:campaign_id>/save-as-template", methods=["POST"])
+@require("edit_content")
+def save_as_template(campaign_id):
+    """A new team template with this campaign's email (its blocks, or its HTML or Markdown)."""
+    campaign = team_object_or_404(Campaign, campaign_id)
+    try:
+        template = template_services.template_from_campaign(g.team, campaign, request.form.get("name", ""))
+    except template_services.TemplateError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("campaigns.edit", campaign_id=campaign.id))
+    flash(f"Saved as the template “{template.name}”: start new campaigns from it under Templates.", "success")
+    return redirect(url_for("email_templates.edit", template_id=template.id))
 
 
 def _builder_context(campaign, form=None, **extra):
@@ -271,6 +288,7 @@ def delete(campaign_id):
     if campaign.state not in (CampaignState.DRAFT, CampaignState.CANCELLED, CampaignState.FAILED):
         flash("Only drafts, cancelled and failed campaigns can be deleted; reports of sent ones are kept.", "error")
         return redirect(url_for("campaigns.progress", campaign_id=campaign.id))
+    block_store.forget(campaign)
     campaign.delete_instance()
     flash(f"Deleted “{campaign.name}”.", "info")
     return redirect(url_for("campaigns.index"))

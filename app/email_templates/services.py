@@ -7,18 +7,25 @@ They are read from disk (no database seeding), are the same for every team, and
 are used by duplicating them into the team's library.
 """
 import datetime
+import functools
 import re
 from dataclasses import dataclass
+from dataclasses import field
 
 from flask import current_app
 from markupsafe import escape as html_escape
 
 from app import addresses
+from app.brand.services import brand_for
 from app.consent import ratelimit
 from app.content import fields
 from app.content import prepare
 from app.content import sandbox
 from app.content import sources
+from app.content.blocks import catalogue
+from app.content.blocks import store as block_store
+from app.content.blocks.schema import BlockProblem
+from app.content.blocks.schema import empty_document
 from app.content.message import MessageFactory
 from app.content.sandbox import RenderError
 from app.db import db
@@ -49,10 +56,11 @@ class BuiltinTemplate:
     kind: str = "html"
     builtin: bool = True
     id: str = ""
+    blocks: dict = field(default=None, compare=False)  # a block starter's document (kind "blocks")
 
     @property
     def ref(self):
-        return f"builtin-{self.key}"
+        return f"{'starter' if self.kind == 'blocks' else 'builtin'}-{self.key}"
 
 
 def _builtin_template(key, body):
@@ -69,6 +77,22 @@ def builtin_templates():
 
 def builtin(key):
     return next((item for item in builtin_templates() if item.key == key), None)
+
+
+def block_starters():
+    """The built-in block templates (app/content/blocks/starters/), each with its email rendered."""
+    return list(_rendered_starters(catalogue.starters()))
+
+
+@functools.lru_cache(maxsize=1)
+def _rendered_starters(found):  # the catalogue hands out the same tuple until a file changes
+    return tuple(BuiltinTemplate(key=item.key, name=item.name, description=item.description, kind="blocks",
+                                 blocks=item.document, body=block_store.rendered_body(item.document))
+                 for item in found)
+
+
+def block_starter(key):
+    return next((item for item in block_starters() if item.key == key), None)
 
 
 def team_templates(team):
@@ -94,6 +118,8 @@ def _clean(form, team, current=None):
         errors["name"] = "Another template of this team already has this name."
     if kind not in sources.KINDS:
         errors["kind"] = "Choose HTML or Markdown."
+    elif kind == "blocks" or (current is not None and current.kind == "blocks"):
+        kind, body = "blocks", None  # blocks change in the block editor, each change saved on its own
     elif not body.strip():
         errors["body"] = "Write the body of the template (or start from a built-in layout)."
     else:
@@ -107,18 +133,37 @@ def _clean(form, team, current=None):
 
 
 def create_template(team, form):
-    """A new template from the form (body cleaned and checked), or TemplateError."""
+    """A new template from the form (body cleaned and checked), or TemplateError. A blocks template
+    starts from the block starter named by form["starter"], or with no blocks."""
     name, kind, body = _clean(form, team)
-    with db.atomic():
-        return Template.create(team=team, name=name, kind=kind, body=body)
+    if kind != "blocks":
+        with db.atomic():
+            return Template.create(team=team, name=name, kind=kind, body=body)
+    starter = block_starter(form.get("starter") or "")
+    template = Template(team=team, name=name)
+    try:
+        block_store.save(template, starter.blocks if starter else empty_document(), brand_for(team))
+    except BlockProblem as error:
+        raise TemplateError(errors={"": error.message}) from None
+    return template
 
 
 def update_template(team, template, form):
     name, kind, body = _clean(form, team, template)
+    values = {"name": name, "updated_at": utcnow()}
+    if kind != "blocks":
+        values.update(kind=kind, body=body)
     with db.atomic():
-        Template.update(name=name, kind=kind, body=body, updated_at=utcnow()).where(
-            (Template.id == template.id) & (Template.team == team)).execute()
+        Template.update(**values).where((Template.id == template.id) & (Template.team == team)).execute()
     return get_template(team, template.id)
+
+
+def template_from_campaign(team, campaign, name=""):
+    """A new team template with the campaign's email (its blocks, or its HTML or Markdown), under a free name."""
+    source = BuiltinTemplate(key="", name=(name or "").strip() or campaign.name, description="", body=campaign.body,
+                             kind=campaign.kind, builtin=True,
+                             blocks=campaign.blocks if campaign.kind == "blocks" else None)
+    return duplicate(team, source)
 
 
 def duplicate(team, item):
@@ -129,12 +174,20 @@ def duplicate(team, item):
         while Template.select().where((Template.team == team) & (Template.name == name)).exists():
             name = f"{base} {number}"
             number += 1
-        return Template.create(team=team, name=name[:MAX_NAME], kind=item.kind, body=item.body)
+        copy = Template(team=team, name=name[:MAX_NAME], kind=item.kind, body=item.body)
+        if item.kind == "blocks":
+            try:
+                block_store.copy_to(item, copy, brand_for(team))
+            except BlockProblem as error:
+                raise TemplateError(errors={"": error.message}) from None
+        copy.save()
+        return copy
 
 
 def delete_template(team, template):
     """Delete; campaigns made from it keep their own copy of the content."""
     with db.atomic():
+        block_store.forget(template)
         return Template.delete().where((Template.id == template.id) & (Template.team == team)).execute()
 
 

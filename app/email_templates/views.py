@@ -52,6 +52,7 @@ def _preview_fragment(item, frame_url, values):
 def index():
     templates = services.team_templates(g.team)
     return render_template("email_templates/index.html", builtins=services.builtin_templates(), templates=templates,
+                           starters=services.block_starters(),
                            layouts={t.id for t in templates if campaign_services.layout_slot(t)})
 
 
@@ -59,8 +60,10 @@ def index():
 
 def _editor(template=None, form=None, errors=None, status=200):
     values = form or ({"name": template.name, "kind": template.kind, "body": template.body} if template
-                      else {"name": "", "kind": request.args.get("kind", "html"), "body": ""})
+                      else {"name": "", "kind": request.args.get("kind", "blocks"), "body": ""})
     return render_template("email_templates/edit.html", template=template, form=values, errors=errors or {},
+                           kind_choices=campaign_services.KIND_CHOICES,
+                           starters=[] if template else [(item.key, item.name) for item in services.block_starters()],
                            contacts=services.contact_choices(g.team),
                            is_layout=campaign_services.layout_slot(template)), status
 
@@ -117,18 +120,26 @@ def delete(template_id):
     return redirect(url_for("email_templates.index"))
 
 
-@bp.route("/builtin/<key>")
+def _builtin_or_404(family, key):
+    """A built-in HTML template ("builtin") or block template ("starter"): both are read-only starting points."""
+    found = services.block_starter(key) if family == "starter" else services.builtin(key)
+    return found or abort(404)
+
+
+@bp.route("/builtin/<key>", defaults={"family": "builtin"})
+@bp.route("/starter/<key>", defaults={"family": "starter"})
 @require("view")
-def builtin(key):
-    layout = services.builtin(key) or abort(404)
+def builtin(key, family):
+    layout = _builtin_or_404(family, key)
     return render_template("email_templates/builtin.html", layout=layout,
                            contacts=services.contact_choices(g.team))
 
 
-@bp.route("/builtin/<key>/use", methods=["POST"])
+@bp.route("/builtin/<key>/use", defaults={"family": "builtin"}, methods=["POST"])
+@bp.route("/starter/<key>/use", defaults={"family": "starter"}, methods=["POST"])
 @require("edit_content")
-def use_builtin(key):
-    copy = services.duplicate(g.team, services.builtin(key) or abort(404))
+def use_builtin(key, family):
+    copy = services.duplicate(g.team, _builtin_or_404(family, key))
     flash(f"“{copy.name}” is now in your templates: edit it to make it yours.", "success")
     return redirect(url_for("email_templates.edit", template_id=copy.id))
 
@@ -155,11 +166,12 @@ def new_campaign(template_id):
     return _new_campaign(f"template:{template.id}", url_for("email_templates.edit", template_id=template.id))
 
 
-@bp.route("/builtin/<key>/campaign", methods=["POST"])
+@bp.route("/builtin/<key>/campaign", defaults={"family": "builtin"}, methods=["POST"])
+@bp.route("/starter/<key>/campaign", defaults={"family": "starter"}, methods=["POST"])
 @require("edit_content")
-def builtin_new_campaign(key):
-    layout = services.builtin(key) or abort(404)
-    return _new_campaign(f"builtin:{layout.key}", url_for("email_templates.builtin", key=layout.key))
+def builtin_new_campaign(key, family):
+    layout = _builtin_or_404(family, key)
+    return _new_campaign(f"{family}:{layout.key}", url_for("email_templates.builtin", key=layout.key, family=family))
 
 
 # --- Previews ----------------------------------------------------------------------------
@@ -202,19 +214,22 @@ def preview_html(template_id):
     return untrusted_html_response(services.preview_html(g.team, team_object_or_404(Template, template_id), contact))
 
 
-@bp.route("/builtin/<key>/preview")
+@bp.route("/builtin/<key>/preview", defaults={"family": "builtin"})
+@bp.route("/starter/<key>/preview", defaults={"family": "starter"})
 @require("view")
-def builtin_preview(key):
-    layout = services.builtin(key) or abort(404)
-    frame_url = url_for("email_templates.builtin_preview_html", key=key, contact=request.args.get("contact") or None)
+def builtin_preview(key, family):
+    layout = _builtin_or_404(family, key)
+    frame_url = url_for("email_templates.builtin_preview_html", key=key, family=family,
+                        contact=request.args.get("contact") or None)
     return _preview_fragment(layout, frame_url, request.args)
 
 
-@bp.route("/builtin/<key>/preview.html")
+@bp.route("/builtin/<key>/preview.html", defaults={"family": "builtin"})
+@bp.route("/starter/<key>/preview.html", defaults={"family": "starter"})
 @require("view")
-def builtin_preview_html(key):
+def builtin_preview_html(key, family):
     contact, _address, _note = _contact_from(request.args)
-    layout = services.builtin(key) or abort(404)
+    layout = _builtin_or_404(family, key)
     return untrusted_html_response(services.preview_html(g.team, layout, contact))
 
 
@@ -243,8 +258,9 @@ def send_test(template_id):
     return _test_send(template, url_for("email_templates.send_test", template_id=template.id))
 
 
-@bp.route("/builtin/<key>/test", methods=["POST"])
+@bp.route("/builtin/<key>/test", defaults={"family": "builtin"}, methods=["POST"])
+@bp.route("/starter/<key>/test", defaults={"family": "starter"}, methods=["POST"])
 @require("send")
-def builtin_send_test(key):
-    layout = services.builtin(key) or abort(404)
-    return _test_send(layout, url_for("email_templates.builtin_send_test", key=key))
+def builtin_send_test(key, family):
+    layout = _builtin_or_404(family, key)
+    return _test_send(layout, url_for("email_templates.builtin_send_test", key=key, family=family))
