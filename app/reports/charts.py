@@ -75,8 +75,9 @@ def _describe(labels, series):
     return f"From {labels[0]} to {labels[-1]}. " + "; ".join(bits) + "."
 
 
-def line_chart(title, labels, series):
-    """A line per series [(name, values)], one point per label, sharing a y axis from 0."""
+def line_chart(title, labels, series, description=None):
+    """A line per series [(name, values)], one point per label, sharing a y axis from 0. `description`
+    replaces the generated one (totals and peaks per period), which running totals would misstate."""
     top_value = _nice_max(max((max(values) for _, values in series if values), default=0))
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     body = []
@@ -89,7 +90,7 @@ def line_chart(title, labels, series):
             body.append(f'<circle class="chart-dot chart-s{index}" cx="{x}" cy="{y}" r="4"/>')
         elif points:
             body.append(f'<polyline class="chart-line chart-s{index}" points="{points}"/>')
-    return _frame(title, _describe(labels, series), top_value, labels, body)
+    return _frame(title, description or _describe(labels, series), top_value, labels, body)
 
 
 def bar_chart(title, labels, series):
