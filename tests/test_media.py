@@ -274,7 +274,7 @@ def test_picker_upload_refusal_stays_in_the_picker(app, web, admin):
     assert response.status_code == 422
     page = soup(response)
     assert page.select_one("[data-media-picker]") is not None
-    assert "“notes.png” is not a PNG" in page.select_one("#e-picker-files").get_text()
+    assert "“notes.png” is not a PNG" in page.select_one("#e-media-picker-f-src-files").get_text()
 
 
 # --- The public file ------------------------------------------------------------------------
