@@ -34,6 +34,12 @@
     var id = root.getAttribute("data-focus");
     var target = id && document.getElementById(id);
     if (!target) return;
+    if (root.hasAttribute("data-focus-field")) {
+      // A new block: straight into its first field, ready to type.
+      var first = target.querySelector("details.block-edit .rich-text, details.block-edit input:not([type=hidden]), " +
+                                       "details.block-edit select, details.block-edit textarea:not([hidden])");
+      if (first) target = first;
+    }
     target.focus();
     if (target.scrollIntoView) target.scrollIntoView({block: "nearest"});
   }
@@ -231,6 +237,22 @@
     textarea.parentNode.insertBefore(area, textarea);
     area.rememberRange = function () { return savedRange; };
   }
+
+  // --- The media library's picker (app/media) ------------------------------------------------
+  // media.js fills the image's address and alt text; then the focus goes back to the address, in the
+  // block's form, and the picker closes, so the next Tab reaches the rest of the form and its Save button.
+
+  document.addEventListener("click", function (event) {
+    var choice = event.target.closest && event.target.closest("#block-editor [data-media-choose]");
+    if (!choice) return;
+    var picker = choice.closest("[data-media-picker]");
+    var holder = picker && picker.parentElement;
+    var src = picker && document.getElementById(picker.getAttribute("data-target-src"));
+    window.setTimeout(function () {  // after media.js (a listener of the same click) has filled the fields
+      if (src) src.focus();
+      if (holder && holder.classList.contains("block-picker")) holder.textContent = "";
+    }, 0);
+  });
 
   // --- Personalisation picker ----------------------------------------------------------------
   // It inserts into the field of its form that was focused last (else the form's first one).

@@ -35,6 +35,7 @@ class Change:
     focus: str | None  # the id of the block to focus after the change, None: the editor's toolbar
     message: str  # what happened, in words
     opens: bool = False  # the focused block's edit form stays open (it was just added or edited)
+    added: bool = False  # a new block: the focus goes into its first field
 
 
 def owner_type_of(owner):
@@ -122,7 +123,7 @@ def add_block(team, owner, block_type, after=None, into=None):
     else:
         changed, block = ops.add_block(doc, block_type, index=_top_level_index(doc, after) + 1 if after else None)
     saved = store.save(owner, changed, brand_for(team))
-    return Change(saved, block["id"], f"Added {named(block)}.", opens=True)
+    return Change(saved, block["id"], f"Added {named(block)}.", opens=True, added=True)
 
 
 def edit_block(team, owner, block_id, form):

@@ -53,7 +53,7 @@ def _context(owner, doc, change=None, problem=None, problem_block=None):
         error_at_block = bool(problem_block) and not _shown_at_field(doc, problem_block, problem.field)
     return dict(owner=owner, owner_type=owner_type, doc=doc, editable=editable,
                 base=url_for("editor.blocks", owner_type=owner_type, owner_id=owner.id),
-                message=change.message if change else "", focus=focus,
+                message=change.message if change else "", focus=focus, focus_field=bool(change and change.added),
                 error=problem.message if problem else None, errors=problem.errors if problem else {},
                 error_block=problem_block, error_at_block=error_at_block, open_blocks=open_blocks,
                 typed=request.form if problem_block else {}, types=services.block_types(),
