@@ -14,6 +14,8 @@ from PIL import Image
 from PIL import PngImagePlugin
 
 from app.content import prepare as prepare_module
+from app.content.blocks import store as block_store
+from app.content.blocks.schema import new_block
 from app.content.media_urls import absolute_media_urls
 from app.media import services
 from app.media import views as media_views
@@ -135,6 +137,27 @@ def test_the_same_file_twice_is_one_item(app, web, admin):
     page = web.get("/media/", follow_redirects=True)
     assert "Already in the library: “logo-again.png”" in page.get_data(as_text=True)
     assert len(os.listdir(os.path.dirname(path_of(app, item)))) == 1
+
+
+def test_a_racing_upload_of_the_same_file_finds_the_stored_item(app, admin, monkeypatch):
+    content = image_bytes("PNG")
+    with app.app_context():
+        team = Team.get()
+        first, added = services.upload(team, admin, "one.png", io.BytesIO(content))
+        os.remove(services.file_path(first))  # the other request sees no usable item ...
+        MediaItem.update(sha256="elsewhere").where(MediaItem.id == first.id).execute()
+        original = MediaItem.get_or_none
+
+        def late_arrival(*where):  # ... and a second request stores the same file just before this one
+            found = original(*where)
+            MediaItem.update(sha256=hashlib.sha256(content).hexdigest()).where(MediaItem.id == first.id).execute()
+            return found
+        monkeypatch.setattr(MediaItem, "get_or_none", late_arrival)
+        item, added_again = services.upload(team, admin, "two.png", io.BytesIO(content))
+        monkeypatch.undo()
+        assert added and not added_again and item.id == first.id
+        assert MediaItem.select().count() == 1
+        assert os.listdir(os.path.dirname(services.file_path(first))) == []  # the loser's file is gone
 
 
 def test_several_files_at_once_and_one_refusal_names_its_file(app, web, admin):
@@ -323,6 +346,21 @@ def test_preview_uses_the_current_base_url(app, web, admin):
         save_settings({"base_url": "https://mail.acme.example"})
         _, html, _ = prepare_module.preview(campaign, None)
         assert 'src="https://mail.acme.example/m/key123.png"' in html and "loft.test" not in html
+
+
+def test_an_image_block_keeps_the_path_and_its_email_gets_the_host(app, web, admin):
+    upload(web, ("logo.png", image_bytes("PNG")))
+    item = MediaItem.get()
+    image = dict(new_block("image"), src=item.path, alt="Our logo", href="https://acme.example/")
+    with app.app_context():
+        campaign = Campaign.create(team=Team.get(), name="Blocks", subject="Hello")
+        block_store.save(campaign, {"version": 1, "blocks": [image]})
+        campaign = Campaign.get_by_id(campaign.id)
+        assert campaign.kind == "blocks" and f'src="{item.path}"' in campaign.body
+        save_settings({"base_url": "https://mail.acme.example"})
+        _, html, text = prepare_module.preview(campaign, None)
+    assert f'src="https://mail.acme.example{item.path}"' in html and 'alt="Our logo"' in html
+    assert 'src="/m/' not in html
 
 
 def test_a_send_after_a_base_url_change_uses_the_new_host(app, web, ready_team):

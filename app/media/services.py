@@ -15,6 +15,7 @@ import secrets
 import warnings
 
 from flask import current_app
+from peewee import IntegrityError
 from peewee import fn
 from PIL import Image
 from PIL import ImageOps
@@ -127,6 +128,10 @@ def upload(team, user, filename, stream):
                                     width=width, height=height, bytes=len(encoded), sha256=digest,
                                     uploaded_by=user)
         os.replace(partial, path)
+    except IntegrityError:
+        # The same file, uploaded at the same moment by another request of the team, was stored first.
+        os.remove(partial)
+        return MediaItem.get((MediaItem.team == team) & (MediaItem.sha256 == digest)), False
     except BaseException:
         if os.path.exists(partial):
             os.remove(partial)
