@@ -46,6 +46,16 @@ EDIT_CASES = [
      "This subject cannot be used"),
     ("subject_broken", {"ab_enabled": "1", "b_subject": "Hi {{ contact.name"}, "b_subject",
      "This subject cannot be used"),
+    ("ab_tests_unknown", {"ab_enabled": "1", "ab_tests": "colour", "b_subject": "Other"}, "ab_tests",
+     "Choose what the test changes"),
+    ("ab_variant_gap", {"ab_enabled": "1", "b_subject": "", "c_subject": "Third"}, "b_subject",
+     "Fill in variant B before variant C"),
+    ("ab_content_unsafe", {"ab_enabled": "1", "ab_tests": "content", "b_body": "{% raw %}{{ 1 }}{% endraw %}"},
+     "b_body", "This content cannot be used"),
+    ("ab_send_time_passed", {"ab_enabled": "1", "ab_tests": "send_time", "b_send_at": "2001-01-01T09:00"},
+     "b_send_at", "That time has passed"),
+    ("ab_from_name_new_line", {"ab_enabled": "1", "ab_tests": "from_name", "b_from_name": "Ann\r\nBcc: x@example.com"},
+     "b_from_name", "The From name must be one line"),
 ]
 
 
@@ -70,7 +80,8 @@ def test_each_builder_error_keeps_the_input(web, ready_team, case):  # noqa: F81
     # What was typed is still there, including the A/B settings and variant B.
     assert _typed(page, "subject") == "A new subject I typed"
     assert _typed(page, "body") == "<p>My new words</p>"
-    for name in ("from_email", "reply_to", "ab_sample_percent", "ab_wait_minutes", "b_subject"):
+    for name in ("from_email", "reply_to", "ab_sample_percent", "ab_wait_minutes", "b_subject", "c_subject",
+                 "b_body", "b_send_at"):
         if name in overrides:
             assert _typed(page, name) == overrides[name].strip().lower() if name in ("from_email", "reply_to") \
                 else _typed(page, name) == overrides[name]
@@ -244,3 +255,19 @@ def test_test_send_errors_keep_the_addresses(web, ready_team):  # noqa: F811
     assert html.select_one("#e-addresses").text
     assert html.select_one("[name=addresses]")["value"] == "me@, you@"
     assert html.select_one("#f-subject")["value"] == "Hello {{ contact.name }}"  # the whole builder
+
+
+def test_pick_winner_refusals_say_why(app, web, ready_team):  # noqa: F811
+    """A second "Pick this winner" (a double click, or after the automatic pick) changes nothing and says so."""
+    team, news = ready_team
+    campaign = create_draft(web, news, ab_enabled="1", ab_sample_percent="50", b_subject="Other")
+    web.post(f"/campaigns/{campaign.id}/publish", {"when": "now"})
+    b = Variant.get((Variant.campaign == campaign.id) & (Variant.label == "B"))
+    a = Variant.get((Variant.campaign == campaign.id) & (Variant.label == "A"))
+    web.post(f"/campaigns/{campaign.id}/ab/winner", {"variant": str(b.id)})
+    again = web.post(f"/campaigns/{campaign.id}/ab/winner", {"variant": str(a.id)}, follow_redirects=True)
+    assert "The winner is already picked: variant B." in soup(again).select_one(".flash-error").text
+    assert not Variant.get_by_id(a.id).is_winner
+    with app.app_context():
+        with pytest.raises(services.CampaignError, match="Choose one of this campaign's A/B variants"):
+            services.pick_winner(Campaign.get_by_id(campaign.id), 999999)

@@ -201,7 +201,7 @@ def test_a_run_claims_records_and_claims_again_through_the_ledger(ctx):
 def test_the_moves_after_publishing_and_after_a_run(ctx):
     campaign, contacts, ids = frozen(6)
     first, second = (Variant.create(campaign=campaign, label=label) for label in ("A", "B"))
-    ledger.hold_sample(campaign.id, first, second, cutoff=ids[1])
+    ledger.hold_sample(campaign.id, [first, second], cutoff=ids[1])
     rows = rows_of(campaign)
     assert {rows[i].variant_id for i in ids[:2]} == {first.id, second.id}
     assert {rows[i].status for i in ids[2:]} == {"held"}

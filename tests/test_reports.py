@@ -126,9 +126,9 @@ def test_campaign_report_shows_the_numbers(web, story):
     assert page.select_one('[data-metric="clicks_unique"] small').get_text(strip=True) == "CTR 66.7%"  # 2 of 3
     assert metric(page, "click_to_open") == "100.0%"
 
-    links = {row.select("td")[0].get_text(strip=True): [td.get_text(strip=True) for td in row.select("td")[1:]]
-             for row in page.select("#links tbody tr")}
-    assert links == {"https://example.org/read": ["1", "2"], "https://example.org/buy": ["2", "2"]}
+    links = {row.select("td")[0].get_text(strip=True): [td.get_text(strip=True) for td in row.select("td")[1:4]]
+             for row in page.select("#links tbody tr")}  # unique, all, share of unique clicks
+    assert links == {"https://example.org/read": ["1", "2", "33.3%"], "https://example.org/buy": ["2", "2", "66.7%"]}
 
     domains = {row.th.get_text(strip=True): [td.get_text(strip=True) for td in row.select("td")]
                for row in page.select("#domains tbody tr")}

@@ -20,6 +20,7 @@ from app.content import sources
 from app.content.blocks import store as block_store
 from app.content.blocks.schema import BlockProblem
 from app.content.blocks.schema import empty_document
+from app.content import utm
 from app.db import db
 from app.email_templates import services as template_services
 from app.errors import Problem
@@ -35,6 +36,11 @@ from app.senders import domains
 from app.sending import ledger
 
 AB_METRICS = {"clicks": "Unique clicks", "opens": "Unique opens (machine opens excluded)"}
+# What an A/B test changes between its variants: one of these; the rest of each variant is the campaign's.
+AB_TESTS = {"subject": "Subject line", "from_name": "From name", "content": "Content", "send_time": "Send time"}
+AB_LABELS = ("A", "B", "C", "D")  # A is the campaign as written; B to D are typed in the A/B section
+# The form field of each test's value, per variant: b_subject, c_from_name, d_body, b_send_at...
+AB_FIELDS = {"subject": "subject", "from_name": "from_name", "content": "body", "send_time": "send_at"}
 
 
 class CampaignError(Problem):
@@ -56,7 +62,7 @@ def create_campaign(team, user, name, start_from="", kind="html"):
         name = start.name
     if not name:
         raise CampaignError("Give the campaign a name (only your team sees it).", field="name")
-    values = dict(team=team, name=name[:200], created_by=user,
+    values = dict(team=team, name=name[:200], created_by=user, utm=utm.defaults(name[:200]),
                   from_name=team.default_from_name, from_email=team.default_from_email)
     if start is not None and getattr(start, "id", None) and layout_slot(start):
         values["template"] = start.id
@@ -141,16 +147,19 @@ def update_draft(campaign, form):
     if campaign.template_id is not None and not layout_slot(campaign.template):
         raise CampaignError(f"“{campaign.template.name}” has no {{{{ content }}}} slot, so it cannot wrap the body. "
                             "Choose a layout, or start a new campaign from this template instead.", field="template")
+    try:
+        campaign.utm = utm.settings_from_form(form, campaign.name)
+    except utm.UtmError as exc:
+        raise CampaignError(str(exc), errors=exc.errors) from None
     settings = _parse_ab(form)
-    variant_b = _variant_b(campaign, settings, form)
+    variants = _variants_from_form(campaign, settings, form)
     campaign.ab_test = settings
     campaign.updated_at = utcnow()
     with db.atomic():
         campaign.save()
         Variant.delete().where(Variant.campaign == campaign).execute()
-        if variant_b:
-            Variant.create(campaign=campaign, label="A", subject=campaign.subject, body=campaign.body)
-            Variant.create(campaign=campaign, label="B", **variant_b)
+        for values in variants:
+            Variant.create(campaign=campaign, **values)
     return campaign
 
 
@@ -192,9 +201,12 @@ def single_address(value, field, label):
 
 
 def check_subjects(campaign, form):
-    """Refuse a subject (A's or B's) that cannot even be compiled, such as ~100 nested brackets:
-    stored, it would make every page that previews the campaign fail."""
-    for field, subject in (("subject", campaign.subject), ("b_subject", form.get("b_subject", "").strip()[:998])):
+    """Refuse a subject (the campaign's or a variant's) that cannot even be compiled, such as ~100 nested
+    brackets: stored, it would make every page that previews the campaign fail."""
+    fields = [("subject", campaign.subject)]
+    fields += [(f"{label.lower()}_subject", form.get(f"{label.lower()}_subject", "").strip()[:998])
+               for label in AB_LABELS[1:]]
+    for field, subject in fields:
         try:
             sandbox.compile_template(subject, autoescape=False)
         except sandbox.RenderError as exc:
@@ -233,18 +245,93 @@ def _parse_ab(form):
     metric = form.get("ab_metric", "clicks")
     if metric not in AB_METRICS:
         raise CampaignError("Choose clicks or opens as the winning metric.", field="ab_metric")
-    return {"sample_percent": sample, "wait_minutes": wait, "metric": metric}
+    tests = form.get("ab_tests") or ("content" if form.get("b_body", "").strip() else "subject")
+    if tests not in AB_TESTS:
+        raise CampaignError("Choose what the test changes: the subject, the From name, the content or the send time.",
+                            field="ab_tests")
+    return {"sample_percent": sample, "wait_minutes": wait, "metric": metric, "tests": tests}
 
 
-def _variant_b(campaign, settings, form):
-    """Variant B's subject and body when an A/B test is on (A is the campaign's own), or None."""
+def ab_tests(settings):
+    """What a test's variants differ in; tests stored before there was a choice changed subject or content."""
+    return settings.get("tests") or "subject"
+
+
+def _variants_from_form(campaign, settings, form):
+    """The Variant values of an A/B test (A is the campaign as written, B to D as typed), or [] without
+    a test; CampaignError on the field of a variant that cannot be used. Each variant holds only the
+    tested value: everything else of it is the campaign's."""
     if not settings:
-        return None
-    b_subject = form.get("b_subject", "").strip()[:998]
-    b_body = form.get("b_body", "").strip()
-    if not b_subject and not b_body:
-        raise CampaignError("Give variant B a different subject, a different content, or both.", field="b_subject")
-    return {"subject": b_subject or campaign.subject, "body": b_body or campaign.body}
+        return []
+    tests = ab_tests(settings)
+    field = AB_FIELDS[tests]
+    a_values = {"subject": {"subject": campaign.subject}, "from_name": {"from_name": campaign.from_name},
+                "content": {}, "send_time": {}}[tests]
+    variants = [dict(label="A", **a_values)]
+    missing = None
+    for label in AB_LABELS[1:]:
+        name = f"{label.lower()}_{field}"
+        value = (form.get(name) or "").strip()
+        if not value:
+            missing = missing or label
+            continue
+        if missing:
+            raise CampaignError(f"Fill in variant {missing} before variant {label}.", field=f"{missing.lower()}_{field}")
+        variants.append(dict(label=label, **_variant_value(campaign, tests, name, value)))
+    if len(variants) < 2:
+        what = {"subject": "a different subject", "from_name": "a different From name",
+                "content": "a different content", "send_time": "a different send time"}[tests]
+        raise CampaignError(f"Give variant B {what} (variant A is the campaign as written above).",
+                            field=f"b_{field}")
+    return variants
+
+
+def ab_form_values(campaign):
+    """The A/B section's variant fields as stored (b_subject, c_send_at in the team's time, ...)."""
+    values = {}
+    tests = ab_tests(ab_test(campaign))
+    for variant in Variant.select().where((Variant.campaign == campaign.id) & (Variant.label != "A")):
+        prefix = variant.label.lower()
+        values[f"{prefix}_subject"] = variant.subject if tests == "subject" else ""
+        values[f"{prefix}_from_name"] = variant.from_name
+        values[f"{prefix}_body"] = variant.body
+        local = local_time(campaign.team, variant.send_at)
+        values[f"{prefix}_send_at"] = local.strftime("%Y-%m-%dT%H:%M") if local else ""
+    return values
+
+
+def variants_of(campaign):
+    return list(Variant.select().where(Variant.campaign == campaign.id).order_by(Variant.label))
+
+
+def variant_of(campaign, label=None, variant_id=None):
+    """The campaign's A/B variant with this label or id, or None."""
+    condition = Variant.campaign == campaign.id
+    if label is not None:
+        condition &= Variant.label == str(label).strip().upper()[:1]
+    if variant_id is not None:
+        condition &= Variant.id == variant_id
+    return Variant.get_or_none(condition)
+
+
+def _variant_value(campaign, tests, name, value):
+    """{column: value} of one variant's tested value, checked as the campaign's own would be."""
+    if tests == "subject":
+        return {"subject": value[:998]}  # compiled by check_subjects
+    if tests == "from_name":
+        if re.search(r"[\x00-\x1f\x7f]", value):
+            raise CampaignError("The From name must be one line of text.", field=name)
+        return {"from_name": value[:200]}
+    if tests == "content":
+        kind = "markdown" if campaign.kind == "markdown" else "html"
+        try:
+            return {"body": prepare.clean_source(value, kind)}
+        except sandbox.RenderError as exc:
+            raise CampaignError(f"This content cannot be used: {exc}", field=name) from None
+    try:
+        return {"send_at": parse_schedule(campaign.team, value)}
+    except CampaignError as exc:
+        raise CampaignError(str(exc), field=name) from None
 
 
 def parse_schedule(team, local_value):
@@ -271,15 +358,19 @@ def local_time(team, utc_value):
 # --- A/B: split at publish, pick the winner later ------------------------------------
 
 def split_for_ab_test(campaign):
-    """Give `sample_percent` of the frozen sends to variants A and B (alternately, by id),
-    and hold the rest until the winner is known. Runs in SQL over the ledger."""
+    """Give `sample_percent` of the frozen sends to the variants in turn (by id), and hold the rest
+    until the winner is known; in a send-time test each variant's share waits for its time. Runs in
+    SQL over the ledger."""
     settings = ab_test(campaign)
-    variants = {v.label: v for v in Variant.select().where(Variant.campaign == campaign)}
-    if not settings or set(variants) != {"A", "B"}:
+    variants = list(Variant.select().where(Variant.campaign == campaign).order_by(Variant.label))
+    if not settings or len(variants) < 2:
         return
     with db.atomic():
         cutoff = stats.sample_cutoff(campaign) or 0  # the rule the A/B table reads back
-        ledger.hold_sample(campaign.id, variants["A"], variants["B"], cutoff)
+        ledger.hold_sample(campaign.id, variants, cutoff)
+        for variant in variants:
+            if variant.send_at is not None:
+                ledger.wait_for_send_time(campaign.id, variant, variant.send_at)
 
 
 def ab_results(campaign):
@@ -290,11 +381,8 @@ def ab_results(campaign):
 
 
 def ab_decision_due(campaign, now=None):
-    settings = ab_test(campaign)
-    if not settings or campaign.ab_decided_at or campaign.started_at is None:
-        return False
-    now = now or utcnow()
-    return now >= campaign.started_at + datetime.timedelta(minutes=settings["wait_minutes"])
+    decision_at = None if campaign.ab_decided_at else stats.ab_decision_at(campaign)
+    return decision_at is not None and (now or utcnow()) >= decision_at
 
 
 def decide_ab_winner(campaign):
@@ -302,18 +390,40 @@ def decide_ab_winner(campaign):
     Returns the winning Variant, or None when there was nothing to decide."""
     settings = ab_test(campaign)
     results = ab_results(campaign)
-    if not settings or len(results) != 2:
+    if not settings or len(results) < 2:
         return None
     key = "click_rate" if settings["metric"] == "clicks" else "open_rate"
-    winner = max(results, key=lambda r: (r[key], r["variant"].label == "A"))["variant"]
+    # Ties go to the earliest label (A first: the campaign as written).
+    winner = max(results, key=lambda r: (r[key], -ord(r["variant"].label[:1] or "Z")))["variant"]
+    return winner if _declare_winner(campaign, winner) else None
+
+
+def pick_winner(campaign, variant_id):
+    """A person picks the winner: the held rest of the audience is queued with it at once, whether or not
+    the automatic pick is still waiting. Returns the Variant; CampaignError when the test is decided
+    already (a second click, or the automatic pick came first) or the campaign is not sending."""
+    variant = Variant.get_or_none((Variant.campaign == campaign.id) & (Variant.id == variant_id))
+    if not ab_test(campaign) or variant is None:
+        raise CampaignError("Choose one of this campaign's A/B variants.")
+    if campaign.ab_decided_at is None and campaign.state not in (CampaignState.SENDING, CampaignState.PAUSED):
+        raise CampaignError(f"A {states.LABELS[campaign.state].lower()} campaign's test cannot get a winner.")
+    if campaign.ab_decided_at is not None or not _declare_winner(campaign, variant):
+        current = Variant.get_or_none((Variant.campaign == campaign.id) & (Variant.is_winner == True))  # noqa: E712
+        raise CampaignError(f"The winner is already picked: variant {current.label if current else '?'}.")
+    return variant
+
+
+def _declare_winner(campaign, winner):
+    """Mark `winner` and queue the held sends with it, once: the conditional UPDATE lets only the first
+    decision (a worker's or a click's) through. False when the test was decided already."""
     with db.atomic():
         decided = (Campaign.update(ab_decided_at=utcnow())
                    .where((Campaign.id == campaign.id) & Campaign.ab_decided_at.is_null()).execute())
         if not decided:
-            return None  # another worker decided first
+            return False
         Variant.update(is_winner=True).where(Variant.id == winner.id).execute()
         ledger.release_to_winner(campaign.id, winner)
-    return winner
+    return True
 
 
 # --- Publishing ----------------------------------------------------------------
@@ -361,8 +471,9 @@ def publish_problems(campaign):
             prepare.preview(campaign, None, variant=variant)
         except sandbox.RenderError as exc:
             problems.append(f"{'Variant ' + variant.label if variant else 'Content'}: {exc}")
-    if ab_test(campaign) and Variant.select().where(Variant.campaign == campaign).count() != 2:
-        problems.append("The A/B test needs a variant B. Give it a different subject or content.")
+    if ab_test(campaign) and Variant.select().where(Variant.campaign == campaign).count() < 2:
+        problems.append("The A/B test needs a variant B. Give it what it tests: a different subject, From name, "
+                        "content or send time.")
     return problems
 
 
@@ -436,7 +547,7 @@ def resend(campaign, who, user):
                            from_name=campaign.from_name, from_email=campaign.from_email,
                            reply_to=campaign.reply_to, subject=campaign.subject, preheader=campaign.preheader,
                            kind=campaign.kind, body=campaign.body, template=campaign.template_id,
-                           audience=selected,
+                           audience=selected, utm=dict(campaign.utm or {}),
                            track_opens=campaign.track_opens, track_clicks=campaign.track_clicks,
                            parent=campaign)
 

@@ -84,7 +84,7 @@ def progress(campaign, now=None):
     settings = campaign.ab_test
     waiting = bool(c["held"] and settings and not campaign.ab_decided_at and campaign.started_at)
     if waiting:
-        decision_at = campaign.started_at + datetime.timedelta(minutes=settings.get("wait_minutes", 0))
+        decision_at = ab_decision_at(campaign)
         winner_in = datetime.timedelta(seconds=max(0, int((decision_at - now).total_seconds())))
     if campaign.state == CampaignState.SENDING and c["remaining"]:
         if waiting:
@@ -114,6 +114,17 @@ def _time_left(campaign, c, rate, now):
 
 
 # --- A/B tests ------------------------------------------------------------------------------
+
+def ab_decision_at(campaign):
+    """When the winner is picked by itself: the wait after the test starts, or after the last variant
+    of a send-time test went out. None before the campaign starts or without a test."""
+    settings = campaign.ab_test
+    if not settings or campaign.started_at is None:
+        return None
+    times = [v.send_at for v in Variant.select(Variant.send_at).where(
+        (Variant.campaign == campaign.id) & Variant.send_at.is_null(False))]
+    return max([campaign.started_at] + times) + datetime.timedelta(minutes=settings.get("wait_minutes", 0))
+
 
 def sample_cutoff(campaign):
     """The highest Send id of the A/B test's sample (sends above it are the rest of the audience),

@@ -20,6 +20,7 @@ from app.campaigns.services import CampaignError
 from app.campaigns.states import TransitionError
 from app.contacts import lists as mailing_lists
 from app.contacts import query as contact_query
+from app.content import utm
 from app.content.blocks import store as block_store
 from app.email_templates import services as template_services
 from app.htmx import hx_redirect
@@ -117,22 +118,27 @@ def _builder_context(campaign, form=None, **extra):
     variant B show what the person typed, and `campaign` is expected to carry the rest in memory."""
     if form is not None:
         ab = {"sample_percent": form.get("ab_sample_percent", "20"), "wait_minutes": form.get("ab_wait_minutes", "240"),
-              "metric": form.get("ab_metric", "clicks")} if form.get("ab_enabled") else {}
-        b_subject, b_body = form.get("b_subject", ""), form.get("b_body", "")
+              "metric": form.get("ab_metric", "clicks"), "tests": form.get("ab_tests", "subject")
+              } if form.get("ab_enabled") else {}
+        variant_values = {f"{label.lower()}_{name}": form.get(f"{label.lower()}_{name}", "")
+                          for label in services.AB_LABELS[1:] for name in services.AB_FIELDS.values()}
+        utm_settings = {"enabled": bool(form.get("utm_enabled")),
+                        **{name: form.get(f"utm_{name}", "") for name in utm.PARAMETERS}}
         extra.setdefault("problems", ["Save the draft (fix what is marked above) before sending it."])
     else:
         ab = services.ab_test(campaign)
-        variants = {v.label: v for v in campaign.variants}
-        b = variants.get("B")
-        b_subject = b.subject if b and b.subject != campaign.subject else ""
-        b_body = b.body if b and b.body != campaign.body else ""
+        variant_values = services.ab_form_values(campaign)
+        utm_settings = campaign.utm or {}
         extra.setdefault("problems", services.publish_problems(campaign))
     try:
         count, count_error = ledger.count_audience(campaign), None
     except ledger.LedgerError as exc:
         count, count_error = None, str(exc)
     all_templates = list(template_services.team_templates(g.team))
-    return dict(campaign=campaign, audience=services.audience(campaign), ab=ab, b_subject=b_subject, b_body=b_body,
+    return dict(campaign=campaign, audience=services.audience(campaign), ab=ab, variant_values=variant_values,
+                ab_tests=services.AB_TESTS, ab_labels=services.AB_LABELS, utm_settings=utm_settings,
+                utm_example=utm.example_link(utm_settings) if utm_settings.get("enabled") else "",
+                variants=services.variants_of(campaign) if form is None else [],
                 lists=mailing_lists.lists_of(g.team), segments=contact_query.segments_of(g.team),
                 labels=states.LABELS, count=count, count_error=count_error,
                 layouts=[t for t in all_templates if services.layout_slot(t)],
@@ -268,6 +274,24 @@ def requeue(campaign_id):
     return redirect(url_for("campaigns.progress", campaign_id=campaign.id))
 
 
+@bp.route("/<int:campaign_id>/ab/winner", methods=["POST"])
+@require("send")
+def pick_winner(campaign_id):
+    """"Pick this winner" on the report: the rest of the audience gets that variant now."""
+    campaign = team_object_or_404(Campaign, campaign_id)
+    variant = services.variant_of(campaign, variant_id=request.form.get("variant", type=int) or 0) or abort(404)
+    try:
+        services.pick_winner(campaign, variant.id)
+    except CampaignError as exc:
+        flash(str(exc), "error")
+    else:
+        if campaign.state == CampaignState.SENDING:
+            sending_tasks.send_campaign(campaign.id)
+        flash(f"Variant {variant.label} is the winner: the rest of the audience gets it now"
+              f"{'' if campaign.state == CampaignState.SENDING else ', once the campaign is resumed'}.", "success")
+    return redirect(url_for("reports.campaign", campaign_id=campaign.id))
+
+
 @bp.route("/<int:campaign_id>/resend", methods=["POST"])
 @require("edit_content")
 def resend(campaign_id):
@@ -303,14 +327,25 @@ def _preview_contact():
     return contact, address, note
 
 
+def _preview_variant(campaign):
+    """The A/B variant named by ?variant=B (or the form's), None for the campaign as written; 404 when the
+    campaign has no such variant."""
+    label = (request.values.get("variant") or "").strip()
+    if not label:
+        return None
+    return services.variant_of(campaign, label=label) or abort(404)
+
+
 @bp.route("/<int:campaign_id>/preview")
 @require("view")
 def preview(campaign_id):
     """The preview pane: subject, the email in a sandboxed frame, the text part; as a chosen contact."""
     campaign = team_object_or_404(Campaign, campaign_id)
     contact, address, note = _preview_contact()
-    summary = template_services.preview_summary(g.team, campaign, contact)
-    frame_url = url_for("campaigns.preview_html", campaign_id=campaign.id, contact=address or None)
+    variant = _preview_variant(campaign)
+    summary = template_services.preview_summary(g.team, campaign, contact, variant)
+    frame_url = url_for("campaigns.preview_html", campaign_id=campaign.id, contact=address or None,
+                        variant=variant.label if variant else None)
     return render_template("email_templates/_preview.html", frame_url=frame_url, contact_note=note,
                            contact_address=address, **summary)
 
@@ -320,7 +355,8 @@ def preview(campaign_id):
 def preview_html(campaign_id):
     campaign = team_object_or_404(Campaign, campaign_id)
     contact, _address, _note = _preview_contact()
-    return untrusted_html_response(template_services.preview_html(g.team, campaign, contact))
+    return untrusted_html_response(template_services.preview_html(g.team, campaign, contact,
+                                                                  _preview_variant(campaign)))
 
 
 @bp.route("/<int:campaign_id>/test", methods=["POST"])
@@ -332,11 +368,12 @@ def send_test(campaign_id):
     try:
         addresses = template_services.parse_addresses(request.form.get("addresses", ""))
         contact, _address, _note = _preview_contact()
-        results = template_services.send_test(campaign, addresses, g.team, contact)
+        results = template_services.send_test(campaign, addresses, g.team, contact, _preview_variant(campaign))
     except template_services.TemplateError as exc:
         error, status = "; ".join(exc.errors.values()), 422
     fragment = render_template("email_templates/_test_send.html", action=action, results=results, error=error,
-                               addresses=request.form.get("addresses", ""), contact=request.form.get("contact", ""))
+                               addresses=request.form.get("addresses", ""), contact=request.form.get("contact", ""),
+                               variants=services.variants_of(campaign), chosen_variant=request.form.get("variant", ""))
     if is_htmx():
         return fragment, status
     if not error and results and all(r.ok for r in results):
@@ -345,4 +382,4 @@ def send_test(campaign_id):
     # Without htmx: the builder again, with the addresses typed and the message in the test-send card.
     return _builder(campaign, 422 if error else 200, test_send=dict(
         results=results, error=error, addresses=request.form.get("addresses", ""),
-        contact=request.form.get("contact", "")))
+        contact=request.form.get("contact", ""), variant=request.form.get("variant", "")))

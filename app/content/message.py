@@ -251,14 +251,14 @@ class MessageFactory:
         self.prepared = prepare.prepare(
             source.body, source.kind, source.subject, layout=source.layout, preheader=source.preheader,
             track_opens=self.track_opens, track_clicks=self.track_clicks, base_url=self.base_url,
-            link_id=self._register_link if self.track_clicks else None)
+            link_id=self._register_link if self.track_clicks else None, utm_settings=source.utm)
         names = self.prepared.names
         self.personal = "contact" in names
         self.needs = {name: name in names for name in ("webview_url", "preferences_url")}
         self._pieces = _static_pieces(self.prepared.html_template)
         self._pieces.update(_static_pieces(self.prepared.text_template))
 
-        from_name = campaign.from_name or team.default_from_name
+        from_name = (source.from_name if source.from_name is not None else campaign.from_name) or team.default_from_name
         from_email = campaign.from_email or team.default_from_email
         if not from_email:
             defaults = instance_settings.get_settings()  # one read per request or task (app/settings.py)

@@ -13,6 +13,7 @@ from markupsafe import escape as html_escape
 
 from app import settings as instance_settings
 from app.content import sanitize
+from app.content import utm
 from app.content.blocks.render import EMAIL_HEAD as BLOCKS_SHELL_TOP
 from app.content.blocks.render import finish_mso
 from app.content.fields import base_context
@@ -248,12 +249,14 @@ class Prepared:
 
 
 def prepare(body, kind, subject, *, layout=None, preheader="", track_opens=False, track_clicks=False,
-            base_url="", link_id=None):
+            base_url="", link_id=None, utm_settings=None):
     """Compose, clean, link-rewrite and compile a body into a Prepared.
 
     layout: HTML source containing {{ content }}, wrapped around the body; a
     Markdown body without one gets the built-in Markdown layout.
     link_id(url) -> int registers a tracked link (only called with track_clicks).
+    utm_settings: a campaign's Campaign.utm; its parameters are added to the web links
+    (app/content/utm.py) whether clicks are tracked or not.
     """
     if kind not in KINDS:
         raise RenderError("Choose HTML or Markdown.")
@@ -286,6 +289,8 @@ def prepare(body, kind, subject, *, layout=None, preheader="", track_opens=False
         cleaned += "\n" + FOOTER.format(parts="<br>".join(footer))
 
     cleaned = absolute_media_urls(cleaned, base_url)  # before links are tagged and tracked
+    if utm.active(utm_settings):
+        cleaned = _tag_links(cleaned, utm_settings, base_url)
     links = []
     if track_clicks and link_id is not None:
         cleaned = _rewrite_links(cleaned, constructs, base_url, link_id, links)
@@ -323,6 +328,22 @@ def _slot(constructs, construct, in_tag):
 _LINK = re.compile(r"""(<a\s[^>]*?\bhref=)(?:"([^"]*)"|'([^']*)')""", re.IGNORECASE)
 
 
+def _tag_links(cleaned, utm_settings, base_url):
+    """Add the campaign's utm_* parameters to every literal http(s) link (utm.tag says which)."""
+
+    def tag(match):
+        value = match.group(2) if match.group(2) is not None else match.group(3)
+        if sanitize.TEXT_SLOT.search(value):
+            return match.group(0)  # personalised or one of our own links: left alone
+        url = html.unescape(value).strip()
+        tagged = utm.tag(url, utm_settings, base_url)
+        if tagged == url:
+            return match.group(0)
+        return f'{match.group(1)}"{html.escape(tagged, quote=True)}"'
+
+    return _LINK.sub(tag, cleaned)
+
+
 def _rewrite_links(cleaned, constructs, base_url, link_id, links):
     """Point every literal http(s) link at the click redirect; the target stays server-side."""
     click_slot = None
@@ -356,9 +377,10 @@ def preview(item, contact, *, team=None, custom_fields=None, base_url=None, vari
     base_url = (base_url if base_url is not None else instance_settings.base_url()).rstrip("/")
     if custom_fields is None and team is not None:
         custom_fields = list(CustomField.select().where(CustomField.team == team))
-    prepared = prepare(source.body, source.kind, source.subject, layout=source.layout, preheader=source.preheader)
-    context = base_context(team, base_url, source.subject, getattr(item, "from_name", ""),
-                           getattr(item, "from_email", ""))
+    prepared = prepare(source.body, source.kind, source.subject, layout=source.layout, preheader=source.preheader,
+                       base_url=base_url, utm_settings=source.utm)
+    from_name = source.from_name if source.from_name is not None else getattr(item, "from_name", "")
+    context = base_context(team, base_url, source.subject, from_name, getattr(item, "from_email", ""))
     context.update(preview_links(base_url))
     context.update(contact_context(contact or sample_contact(), custom_fields or []))
     subject = one_line(render(prepared.subject_template, context, MAX_SUBJECT * 4))[:MAX_SUBJECT]

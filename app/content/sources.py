@@ -35,13 +35,15 @@ def _read_layouts(signature):
 class Source:
     """What to render: the body, its kind, subject, preheader and layout."""
 
-    def __init__(self, body, kind, subject="", preheader="", layout=None, name=""):
+    def __init__(self, body, kind, subject="", preheader="", layout=None, name="", from_name=None, utm=None):
         self.body = body or ""
         self.kind = kind if kind in KINDS else "html"
         self.subject = subject or ""
         self.preheader = preheader or ""
         self.layout = layout
         self.name = name
+        self.from_name = from_name  # None: the sender's default (a template has none of its own)
+        self.utm = utm  # a campaign's UTM settings (app/content/utm.py); None: links are not tagged
 
 
 def source_of(item, variant=None):
@@ -54,10 +56,13 @@ def source_of(item, variant=None):
                 layout = template.body
         body = item.body
         subject = item.subject
+        from_name = item.from_name
         if variant is not None:
             body = variant.body or body
             subject = variant.subject or subject
-        return Source(body, item.kind, subject, item.preheader, layout, item.name)
+            from_name = variant.from_name or from_name
+        return Source(body, item.kind, subject, item.preheader, layout, item.name, from_name=from_name,
+                      utm=item.utm)
     body = getattr(item, "body", "") or ""
     kind = getattr(item, "kind", "html")
     layout = None

@@ -231,14 +231,15 @@ def save_draft(team, user, slot, form):
                              & (TemplateDraft.slot == str(slot)))
 
 
-def preview(team, item, contact=None):
-    """(subject, html, text) of a template or campaign as `contact` (or a sample person) would get it."""
+def preview(team, item, contact=None, variant=None):
+    """(subject, html, text) of a template or campaign (or one A/B variant of it) as `contact` (or a
+    sample person) would get it."""
     if contact is None:
         contact = fields.sample_contact()
-    return prepare.preview(item, contact, team=team)
+    return prepare.preview(item, contact, team=team, variant=variant)
 
 
-def preview_summary(team, item, contact=None):
+def preview_summary(team, item, contact=None, variant=None):
     """What the preview pane shows besides the frame: subject, plain text, or the error that stops rendering."""
     if item.kind not in sources.KINDS:
         return {"error": "Choose HTML or Markdown."}
@@ -247,16 +248,16 @@ def preview_summary(team, item, contact=None):
     try:
         if isinstance(item, Draft):
             prepare.clean_source(item.body, item.kind)  # the same checks as saving, with line numbers
-        subject, _html, text = preview(team, item, contact)
+        subject, _html, text = preview(team, item, contact, variant)
     except RenderError as error:
         return {"error": str(error)}
     return {"subject": subject, "text": text}
 
 
-def preview_html(team, item, contact=None):
+def preview_html(team, item, contact=None, variant=None):
     """The HTML for the preview frame; a short explanation when the template cannot render."""
     try:
-        return preview(team, item, contact)[1]
+        return preview(team, item, contact, variant)[1]
     except RenderError as error:
         return f"<p style=\"font-family:sans-serif;color:#7f1d1d\">{html_escape(str(error))}</p>"
 
@@ -304,7 +305,7 @@ def _team_mail_check(team, from_email):
         raise TemplateError(errors={"": str(error)}) from None
 
 
-def send_test(item, addresses, team, contact=None):
+def send_test(item, addresses, team, contact=None, variant=None):
     """Send `item` (a Campaign, Template or built-in) to each address now; one teammail.Delivery per address.
 
     Messages are built by the same MessageFactory as real sends, with nothing
@@ -313,14 +314,15 @@ def send_test(item, addresses, team, contact=None):
     sender domain (DKIM-signed), and never through the instance's outbound
     server (app.sending.teammail); at most test_sends_per_hour() messages per
     team and hour. Personalisation uses `contact` when given, else the team's
-    contact with the recipient's address, else that address with no name.
+    contact with the recipient's address, else that address with no name. `variant`: one A/B
+    variant of a campaign, sent as that variant's share of the audience gets it.
     """
     if isinstance(addresses, str):
         addresses = parse_addresses(addresses)
     campaign = _test_campaign(item, team)
     source = None if isinstance(item, Campaign) else sources.source_of(item)
     try:
-        factory = MessageFactory(campaign, test=True, source=source)
+        factory = MessageFactory(campaign, variant, test=True, source=source)
     except RenderError as error:
         raise TemplateError(errors={"": f"This template cannot be sent: {error}"}) from None
     options, via = _team_mail_check(team, factory.from_email)

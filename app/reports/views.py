@@ -11,13 +11,17 @@ from flask import Blueprint
 from flask import Response
 from flask import g
 from flask import render_template
+from flask import request
 
 from app.models import Campaign
+from app.campaigns import services as campaign_services
 from app.reports import charts
+from app.reports import clickmap
 from app.reports import geo
 from app.reports import rollup
 from app.reports import services
 from app.security import attachment
+from app.security import untrusted_html_response
 from app.teams.context import require
 from app.teams.context import team_object_or_404
 
@@ -50,9 +54,23 @@ def campaign(campaign_id):
     chart = charts.line_chart(f"Opens and clicks per {unit} ({timeline['zone']}), machine opens and scanner clicks "
                               "left out",
                               timeline["labels"], [("Opens", timeline["opens"]), ("Clicks", timeline["clicks"])])
+    shown = clickmap.variant_to_show(campaign, request.args.get("variant"))
     return render_template("reports/campaign.html", report=report, campaign=campaign, chart=chart,
                            behind=max(0, position[1] - position[0]),
-                           geoip=geo.database_info(geo.configured_path()))
+                           geoip=geo.database_info(geo.configured_path()),
+                           click_links=clickmap.with_shares(campaign, clickmap.link_rows(campaign), shown),
+                           map_variant=shown, map_variants=clickmap.content_variants(campaign),
+                           variants=campaign_services.variants_of(campaign),
+                           ab_open=campaign_services.ab_test(campaign) and not campaign.ab_decided_at)
+
+
+@bp.route("/campaigns/<int:campaign_id>/clickmap.html")
+@require("view")
+def click_map(campaign_id):
+    """The email as sent with each link's share of clicks, for the report's sandboxed frame."""
+    campaign = team_object_or_404(Campaign, campaign_id)
+    shown = clickmap.variant_to_show(campaign, request.args.get("variant"))
+    return untrusted_html_response(clickmap.marked_html(campaign, clickmap.link_rows(campaign), shown))
 
 
 @bp.route("/campaigns/<int:campaign_id>.csv")

@@ -14,7 +14,8 @@ functions, under "Writing the ledger".
       ▲                  │   (skip_claimed)
       └── deferred ◀─────┘  record: a temporary failure, retried at next_attempt_at
     held: the rest of an A/B test's audience (hold_sample), queued for the
-          winner by release_to_winner.
+          winner by release_to_winner. A send-time test's later variants wait as
+          deferred until their time (wait_for_send_time).
     After the run: a late bounce or complaint (mark_bounced, fail_for_account),
     the contact leaving (skip_for_contact, skip_erased), failed ones sent again
     (retry_failed).
@@ -387,15 +388,27 @@ def retry_failed(campaign_id):
             .where((Send.campaign == campaign_id) & (Send.status == SendStatus.FAILED)).execute())
 
 
-def hold_sample(campaign_id, variant_a, variant_b, cutoff):
-    """Split an A/B test at publish: the sends up to id `cutoff` (the test sample) go to variants A and B
-    alternately by id, and the queued rest are held until the winner is known."""
+def hold_sample(campaign_id, variants, cutoff):
+    """Split an A/B test at publish: the sends up to id `cutoff` (the test sample) go to the variants in
+    turn by id (with 4 variants, ids 8, 9, 10, 11 go to A, B, C, D), and the queued rest are held until
+    the winner is known."""
     sample = (Send.campaign == campaign_id) & (Send.id <= cutoff)
-    # Alternate by id parity (bin_and: peewee's % operator means LIKE, not modulo).
-    Send.update(variant=variant_a).where(sample & (Send.id.bin_and(1) == 0)).execute()
-    Send.update(variant=variant_b).where(sample & (Send.id.bin_and(1) == 1)).execute()
+    count = len(variants)
+    # id mod count, written with integer division (peewee's % operator means LIKE, not modulo).
+    turn = Send.id - (Send.id / count) * count
+    for index, variant in enumerate(variants):
+        Send.update(variant=variant).where(sample & (turn == index)).execute()
     (Send.update(status=SendStatus.HELD)
      .where((Send.campaign == campaign_id) & (Send.id > cutoff) & (Send.status == SendStatus.QUEUED)).execute())
+
+
+def wait_for_send_time(campaign_id, variant, send_at):
+    """A send-time test: the variant's share of the sample waits until `send_at` (UTC). The sends wait as
+    deferred ones do, so the engine claims them when they are due and the run in between sleeps or ends
+    with "come back then"; their attempts stay at 0. Returns how many wait."""
+    return (Send.update(status=SendStatus.DEFERRED, next_attempt_at=send_at)
+            .where((Send.campaign == campaign_id) & (Send.variant == variant)
+                   & (Send.status == SendStatus.QUEUED)).execute())
 
 
 def release_to_winner(campaign_id, winner):

@@ -57,8 +57,9 @@ def render(send_id):
     try:
         prepared = prepare.prepare(source.body, source.kind, source.subject, layout=source.layout,
                                    preheader=source.preheader, track_opens=False,
-                                   track_clicks=bool(links), base_url=base, link_id=links.get)
-        context = fields.base_context(team, base, source.subject, campaign.from_name, campaign.from_email)
+                                   track_clicks=bool(links), base_url=base, link_id=links.get,
+                                   utm_settings=source.utm)
+        context = fields.base_context(team, base, source.subject, source.from_name, campaign.from_email)
         context.update(links_for(send.id, base))
         preferences = preference_url(contact)
         if preferences:
