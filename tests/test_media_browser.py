@@ -2,6 +2,7 @@
 see them listed, search, refuse a file that is not an image, and the picker filling a form's inputs (its
 script loaded with the fragment under the strict CSP). Skips with the reason where Chromium is missing."""
 import io
+import os
 
 import pytest
 from PIL import Image
@@ -11,6 +12,14 @@ expect = pytest.importorskip("playwright.sync_api", reason="Playwright is not in
 
 from browser_support import assert_accessible  # noqa: E402
 from browser_support import sign_up_admin  # noqa: E402
+
+
+SHOTS = os.environ.get("LOFT_SCREENSHOTS")  # a folder: save screenshots there to look at the pages
+
+
+def shot(page, name):
+    if SHOTS:
+        page.screenshot(path=os.path.join(SHOTS, f"media-{name}.png"), full_page=True)
 
 
 def image_file(tmp_path, name, image_format, size=(1600, 800), colour=(20, 120, 200)):
@@ -25,6 +34,7 @@ def test_upload_from_the_library_page_and_see_it_listed(page, tmp_path):
     sign_up_admin(page)
     page.goto("/media/")
     expect(page.locator("#media-empty")).to_contain_text("No images yet")
+    shot(page, "empty")
     assert_accessible(page)
 
     page.get_by_label("Image files", exact=True).set_input_files([image_file(tmp_path, "spring-banner.jpg", "JPEG"),
@@ -38,6 +48,7 @@ def test_upload_from_the_library_page_and_see_it_listed(page, tmp_path):
     expect(banner.locator(".media-facts")).to_contain_text("1200 × 600 px")
     # The thumbnail is the public file, and it loads.
     assert banner.locator("img").evaluate("img => img.complete && img.naturalWidth") == 1200
+    shot(page, "library")
     assert_accessible(page)
 
     page.get_by_label("Search by name").fill("banner")
@@ -80,4 +91,5 @@ def test_the_picker_fills_the_inputs_it_names(page, tmp_path):
     assert page.evaluate("document.getElementById('img-alt').value") == "team-photo"
     assert page.evaluate("window.changes") == ["img-src", "img-alt"]
     expect(choice).to_have_attribute("aria-pressed", "true")
+    shot(page, "picker")
     assert_accessible(page)
