@@ -120,7 +120,7 @@ def delete(template_id):
     return redirect(url_for("email_templates.index"))
 
 
-def _builtin_or_404(family, key):
+def _builtin_starting_point(family, key):
     """A built-in HTML template ("builtin") or block template ("starter"): both are read-only starting points."""
     found = services.block_starter(key) if family == "starter" else services.builtin(key)
     return found or abort(404)
@@ -130,7 +130,7 @@ def _builtin_or_404(family, key):
 @bp.route("/starter/<key>", defaults={"family": "starter"})
 @require("view")
 def builtin(key, family):
-    layout = _builtin_or_404(family, key)
+    layout = _builtin_starting_point(family, key)
     return render_template("email_templates/builtin.html", layout=layout,
                            contacts=services.contact_choices(g.team))
 
@@ -139,7 +139,7 @@ def builtin(key, family):
 @bp.route("/starter/<key>/use", defaults={"family": "starter"}, methods=["POST"])
 @require("edit_content")
 def use_builtin(key, family):
-    copy = services.duplicate(g.team, _builtin_or_404(family, key))
+    copy = services.duplicate(g.team, _builtin_starting_point(family, key))
     flash(f"“{copy.name}” is now in your templates: edit it to make it yours.", "success")
     return redirect(url_for("email_templates.edit", template_id=copy.id))
 
@@ -170,7 +170,7 @@ def new_campaign(template_id):
 @bp.route("/starter/<key>/campaign", defaults={"family": "starter"}, methods=["POST"])
 @require("edit_content")
 def builtin_new_campaign(key, family):
-    layout = _builtin_or_404(family, key)
+    layout = _builtin_starting_point(family, key)
     return _new_campaign(f"{family}:{layout.key}", url_for("email_templates.builtin", key=layout.key, family=family))
 
 
@@ -218,7 +218,7 @@ def preview_html(template_id):
 @bp.route("/starter/<key>/preview", defaults={"family": "starter"})
 @require("view")
 def builtin_preview(key, family):
-    layout = _builtin_or_404(family, key)
+    layout = _builtin_starting_point(family, key)
     frame_url = url_for("email_templates.builtin_preview_html", key=key, family=family,
                         contact=request.args.get("contact") or None)
     return _preview_fragment(layout, frame_url, request.args)
@@ -229,7 +229,7 @@ def builtin_preview(key, family):
 @require("view")
 def builtin_preview_html(key, family):
     contact, _address, _note = _contact_from(request.args)
-    layout = _builtin_or_404(family, key)
+    layout = _builtin_starting_point(family, key)
     return untrusted_html_response(services.preview_html(g.team, layout, contact))
 
 
@@ -262,5 +262,5 @@ def send_test(template_id):
 @bp.route("/starter/<key>/test", defaults={"family": "starter"}, methods=["POST"])
 @require("send")
 def builtin_send_test(key, family):
-    layout = _builtin_or_404(family, key)
+    layout = _builtin_starting_point(family, key)
     return _test_send(layout, url_for("email_templates.builtin_send_test", key=key, family=family))
