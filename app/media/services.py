@@ -210,7 +210,10 @@ def _encode(image, animated):
             options["disposal"] = 2
         frames[0].save(out, format=image_format, **options, **extra)
         return out.getvalue(), image_format, frames[0].width, frames[0].height
-    clean = ImageOps.exif_transpose(image)  # a copy, turned the way the camera meant
+    try:
+        clean = ImageOps.exif_transpose(image)  # a copy, turned the way the camera meant
+    except Exception:  # noqa: BLE001 - an unreadable EXIF block: the picture as stored is still worth keeping
+        clean = image.copy()
     if image_format == "JPEG":
         clean = clean if clean.mode in ("RGB", "L") else clean.convert("RGB")
         clean = _bare(_fit(clean))
