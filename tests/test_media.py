@@ -94,6 +94,16 @@ def test_a_wide_image_is_resized_to_1200_pixels_keeping_its_shape(app, web, admi
     assert Image.open(io.BytesIO(stored(app, item))).size == (1200, 400)
 
 
+def test_a_large_photo_ends_1200_pixels_wide_whichever_way_up(app, web, admin):
+    exif = Image.Exif()
+    exif[0x0112] = 8  # turned 90° counter-clockwise to view
+    photo = image_bytes("JPEG", size=(4800, 3600), exif=exif.tobytes())
+    assert upload(web, ("portrait.jpg", photo)).status_code == 302
+    item = MediaItem.get()
+    assert (item.width, item.height) == (1200, 1600)
+    assert Image.open(io.BytesIO(stored(app, item))).size == (1200, 1600)
+
+
 def test_exif_is_stripped_and_its_orientation_applied_first(app, web, admin):
     exif = Image.Exif()
     exif[0x0112] = 6  # orientation: turned 90° clockwise to view
