@@ -157,3 +157,12 @@ def test_new_blocks_have_what_an_email_needs():
         assert new_block(block_type)["type"] == block_type
     assert render.ink("#1d4ed8") == "#ffffff" and render.ink("#ffdd00") == "#111827"
     assert render.readable_link("#ffdd00") == "#1d4ed8" and render.readable_link("#1d4ed8") == "#1d4ed8"
+
+
+def test_a_brand_font_stack_with_quotes_keeps_the_whole_style():
+    doc = ops.add(empty_document(), "button")
+    brand = {"font_family": "-apple-system, BlinkMacSystemFont, 'Segoe UI', \"Helvetica Neue\", sans-serif",
+             "primary_color": "#4338CA"}
+    button = _soup(store.rendered_body(doc, brand)).find("a", string="Read more")
+    assert "font-family:-apple-system, BlinkMacSystemFont, Segoe UI, Helvetica Neue, sans-serif;" in button["style"]
+    assert button["style"].endswith("color:#ffffff;text-decoration:none;")

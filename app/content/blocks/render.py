@@ -33,7 +33,7 @@ DEFAULT_BRAND = {
     "font_family": "Arial, Helvetica, sans-serif",
     "footer_text": "",
 }
-FONT_STACK = re.compile(r"[A-Za-z0-9 ,'\-]{1,200}")
+FONT_STACK = re.compile(r"[A-Za-z0-9 ,'\"\-]{1,200}")
 
 # Under 480 px columns stack and images fill the width; in dark mode (Apple Mail, iOS, Outlook.com's
 # [data-ogsc]) the card turns dark and text light, so nothing is left dark on dark. Clients that invert
@@ -157,7 +157,10 @@ def brand_values(brand=None):
                 values[key] = value.lower()
         elif key == "font_family":
             if FONT_STACK.fullmatch(value):
-                values[key] = value
+                # Unquoted: a quote in a style attribute is escaped to &#39;, which the cleaner's CSS parser
+                # reads as the start of a string that swallows the rest of the style. Family names of
+                # plain words need no quotes.
+                values[key] = re.sub(r"\s+", " ", value.replace("'", "").replace('"', "")).strip()
         elif key == "logo_url":
             try:
                 values[key] = image_source(value)
