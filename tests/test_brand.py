@@ -9,6 +9,7 @@ from app.brand import services
 from app.content.blocks.render import render_html
 from app.models import BrandKit
 from app.models import MailingList
+from app.models import MediaItem
 from tests.accounts_support import make_member
 from tests.conftest import soup
 
@@ -157,3 +158,16 @@ def test_live_preview_shows_typed_values_without_storing_them(web, team):
 def test_the_team_pages_link_to_the_brand_kit(web, team):
     page = soup(web.get("/teams/settings"))
     assert page.select_one('a[href="/teams/brand"]') is not None
+
+
+def test_the_logo_is_picked_from_the_media_library(web, team):
+    page = soup(web.get("/teams/brand"))
+    assert page.select_one("#no-images a")["href"] == "/media/"
+    MediaItem.create(team=team, key="Zx9_logoKey-000000000000", extension="png", name="logo.png",
+                     content_type="image/png", width=200, height=80, bytes=1000, sha256="0" * 64)
+    page = soup(web.get("/teams/brand"))
+    assert page.select_one("#f-logo_url")["list"] == "media-images"
+    option = page.select_one("#media-images option")
+    assert option["value"] == "/m/Zx9_logoKey-000000000000.png" and option.get_text() == "logo.png"
+    assert web.post("/teams/brand", dict(GOOD, logo_url=option["value"])).status_code == 302
+    assert BrandKit.get(BrandKit.team == team).logo_url == "/m/Zx9_logoKey-000000000000.png"

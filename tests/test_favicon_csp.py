@@ -8,8 +8,8 @@ from tests.conftest import soup
 
 TEMPLATES = ROOT / "templates"
 # Not Loft's pages: mail (inline styles are how email is styled) and the sign-up snippet teams paste into
-# their own sites (shown escaped in a textarea).
-NOT_APP_PAGES = ("system_mail/", "consent/_embed_snippet.html")
+# their own sites, a list's or a built form's (shown escaped in a textarea).
+NOT_APP_PAGES = ("system_mail/", "consent/_embed_snippet.html", "consent/_built_snippet.html")
 INLINE_STYLE = re.compile(r"<style[\s>]|\sstyle\s*=", re.I)
 
 

@@ -17,6 +17,7 @@ from flask import url_for
 from app.brand import services
 from app.brand.services import BrandError
 from app.htmx import is_htmx
+from app.media import services as media
 from app.security import untrusted_html_response
 from app.teams.context import require
 
@@ -39,6 +40,7 @@ def _render(status=200, **context):
     template = "brand/_form.html" if is_htmx() else "brand/page.html"
     font_options = [(key, label) for key, (label, _) in services.FONTS.items()]
     return render_template(template, font_options=font_options, preview_query=_preview_query(context["form"]),
+                           images=media.library(g.team, limit=200),
                            **context), status
 
 
