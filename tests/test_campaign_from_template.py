@@ -215,3 +215,13 @@ def test_another_teams_campaign_cannot_be_saved_as_a_template(web, team):  # noq
     before = Template.select().count()
     assert web.post(f"/campaigns/{theirs.id}/save-as-template").status_code == 404
     assert Template.select().count() == before
+
+
+def test_a_resend_keeps_the_blocks(app, team):  # noqa: F811
+    blocks = {"version": 1, "blocks": [{"id": "heading01", "type": "heading", "text": "June", "level": 1,
+                                        "align": "left"}]}
+    sent = Campaign.create(team=team, name="June", subject="Hi", kind="blocks", blocks=blocks,
+                           body="<p>rendered</p>", state="completed")
+    with app.app_context():
+        copy = services.resend(sent, "non_openers", None)
+    assert (copy.kind, copy.blocks, copy.body) == ("blocks", blocks, "<p>rendered</p>")

@@ -546,7 +546,8 @@ def resend(campaign, who, user):
     return Campaign.create(team=campaign.team, name=f"{campaign.name} (to {label})", created_by=user,
                            from_name=campaign.from_name, from_email=campaign.from_email,
                            reply_to=campaign.reply_to, subject=campaign.subject, preheader=campaign.preheader,
-                           kind=campaign.kind, body=campaign.body, template=campaign.template_id,
+                           kind=campaign.kind, body=campaign.body, blocks=campaign.blocks,
+                           template=campaign.template_id,
                            audience=selected, utm=dict(campaign.utm or {}),
                            track_opens=campaign.track_opens, track_clicks=campaign.track_clicks,
                            parent=campaign)
