@@ -225,3 +225,10 @@ def test_a_resend_keeps_the_blocks(app, team):  # noqa: F811
     with app.app_context():
         copy = services.resend(sent, "non_openers", None)
     assert (copy.kind, copy.blocks, copy.body) == ("blocks", blocks, "<p>rendered</p>")
+
+
+def test_a_guest_cannot_save_a_campaign_as_a_template(app, team):  # noqa: F811
+    campaign = Campaign.create(team=team, name="Ours", kind="html", body="<p>Ours</p>")
+    _user, guest = make_member(app, team, "guest")
+    assert guest.post(f"/campaigns/{campaign.id}/save-as-template").status_code == 403
+    assert not Template.select().where(Template.name == "Ours").exists()
