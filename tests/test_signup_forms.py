@@ -8,6 +8,7 @@ import pytest
 from bs4 import BeautifulSoup
 
 from app import tokens
+from app.catcher.services import parse
 from app.consent import signup_forms
 from app.models import CaughtMessage
 from app.models import Contact
@@ -23,6 +24,7 @@ from app.models import Team
 from app.models import utcnow
 from app.senders import domains
 from tests.accounts_support import make_member
+from tests.conftest import link_in
 from tests.conftest import soup
 
 
@@ -296,3 +298,17 @@ def test_a_lists_own_form_keeps_working_next_to_built_forms(app, built, lists, v
     page = visitor.get(f"/f/{news.public_id}")
     assert page.status_code == 200 and "Subscribe to News" in page.get_data(as_text=True)
     assert visitor.get(f"/f/{lists[2].public_id}").status_code == 404  # a private list has no form
+
+
+def test_confirming_a_double_opt_in_keeps_the_built_forms_consent_wording(app, web, built, lists, visitor):
+    news, offers, _ = lists
+    web.post(f"/contacts/forms/{built.id}", builder_form([news], consent_text="Yes, send me the Acme news."))
+    assert submit(app, visitor, built).status_code == 200
+    message = CaughtMessage.select().order_by(CaughtMessage.id.desc()).first()
+    link = link_in(parse(message)["text"], "/confirm/").split("http://loft.test", 1)[1]
+    assert visitor.post(link).status_code == 200
+    contact = Contact.get(Contact.email == "pat@example.com")
+    assert Subscription.get(Subscription.contact == contact).status == "subscribed"
+    assert (contact.consent_source, contact.consent_text) == ("form:Website footer", "Yes, send me the Acme news.")
+    confirmed = Event.get((Event.contact == contact) & (Event.type == "confirmed"))
+    assert confirmed.data["form_id"] == built.id

@@ -151,3 +151,18 @@ def test_the_popup_script_opens_an_accessible_dialog_on_another_site(page, ready
     assert Subscription.get(Subscription.contact == contact).list_id == offers.id
     other_site.get_by_role("button", name="Close").click()
     expect(dialog).to_be_hidden()
+
+
+def test_the_popup_opens_by_itself_after_the_forms_delay(page, ready, blog_site, live_server):
+    team, offers = ready
+    signup_form = SignupForm.create(team=team, name="Timed", title="Before you go", list_ids=[offers.id],
+                                    fields=[], popup_delay=1)
+    blog = (f'<!doctype html><html lang="en"><title>A shop</title><h1>My shop</h1>'
+            f'<script src="{live_server.url(f"/f/{signup_form.public_id}/popup.js")}" defer></script></html>')
+    other_site = page.context.new_page()
+    other_site.goto(blog_site(blog))
+    dialog = other_site.get_by_role("dialog", name="Before you go")
+    expect(dialog).to_be_visible()  # nobody clicked anything
+    expect(other_site.frame_locator("dialog iframe").get_by_role("heading", level=1)).to_have_text("Before you go")
+    other_site.get_by_role("button", name="Close").click()
+    expect(dialog).to_be_hidden()

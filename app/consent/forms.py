@@ -42,6 +42,7 @@ from app.models import Contact
 from app.models import EventType
 from app.models import FormSignup
 from app.models import MailingList
+from app.models import SignupForm
 from app.models import Subscription
 from app.models import Team
 from app.models import utcnow
@@ -309,9 +310,17 @@ def confirm(mailing_list, subscription, ip):
         if contact.status in BLOCKED_STATUSES or suppression.is_suppressed(team.id, contact.email):
             return False
         Subscription.update(status="subscribed", confirmed_at=now).where(Subscription.id == sub.id).execute()
-        _record_consent(contact, f"form:{mailing_list.name}", ip, consent_wording(mailing_list), now)
-        events.record(team, contact, EventType.CONFIRMED, {"list_id": mailing_list.id, "list": mailing_list.name,
-                      "source": "form", "ip": ip})
+        # The wording the person agreed to is the one of the form they used: a built form's own, if one brought it.
+        via = (SignupForm.select().join(FormSignup)
+               .where((FormSignup.contact == contact) & (FormSignup.list == mailing_list))
+               .order_by(FormSignup.id.desc()).first())
+        source = f"form:{via.name}" if via is not None else f"form:{mailing_list.name}"
+        wording = (via.consent_text if via is not None else "") or consent_wording(mailing_list)
+        _record_consent(contact, source, ip, wording, now)
+        data = {"list_id": mailing_list.id, "list": mailing_list.name, "source": "form", "ip": ip}
+        if via is not None:
+            data["form_id"] = via.id
+        events.record(team, contact, EventType.CONFIRMED, data)
     return True
 
 
