@@ -170,7 +170,7 @@ def delete(team, signup_form):
     SignupForm.delete().where((SignupForm.id == signup_form.id) & (SignupForm.team == team)).execute()
 
 
-def form_values(signup_form, team):
+def form_values(signup_form):
     """The builder's form filled from a stored form."""
     values = {"name": signup_form.name, "title": signup_form.title, "intro": signup_form.intro,
               "consent_text": signup_form.consent_text, "button_label": signup_form.button_label,
@@ -186,8 +186,8 @@ def form_values(signup_form, team):
     return values
 
 
-def new_form_values(team):
-    """A new form's starting values: the name asked, the brand's colours."""
+def new_form_values():
+    """A new form's starting values: the name asked, the usual wording; no colours (the brand kit's)."""
     return {"ask-name": "1", "label-name": "Name", "button_label": DEFAULT_BUTTON, "popup_delay": "0",
             "success_message": DEFAULT_SUCCESS, "lists": []}
 

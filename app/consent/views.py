@@ -173,11 +173,11 @@ def forms_page():
 
 
 def _render_builder(signup_form=None, status=200, **context):
-    context.setdefault("form", signup_forms.form_values(signup_form, g.team) if signup_form
-                       else signup_forms.new_form_values(g.team))
+    context.setdefault("form", signup_forms.form_values(signup_form) if signup_form
+                       else signup_forms.new_form_values())
     share = {}
     if signup_form is not None:
-        share = {"url": signup_forms_url(signup_form), "snippet": _snippet(signup_form),
+        share = {"url": _built_form_url(signup_form), "snippet": _snippet(signup_form),
                  "popup": url_for("consent.form_popup", public_id=signup_form.public_id, _external=False),
                  "signups": signup_forms.signup_count(signup_form)}
     query = (context["form"].to_dict(flat=False) if hasattr(context["form"], "to_dict")
@@ -188,13 +188,13 @@ def _render_builder(signup_form=None, status=200, **context):
                            lists=signup_forms.lists_for_builder(g.team), **context), status
 
 
-def signup_forms_url(signup_form):
+def _built_form_url(signup_form):
     return f"{base_url()}/f/{signup_form.public_id}"
 
 
 def _snippet(signup_form):
     lists = signup_forms.public_lists(signup_form)
-    return render_template("consent/_built_snippet.html", signup_form=signup_form, url=signup_forms_url(signup_form),
+    return render_template("consent/_built_snippet.html", signup_form=signup_form, url=_built_form_url(signup_form),
                            fields=signup_forms.asked_fields(signup_form), honeypot=forms.HONEYPOT,
                            wording=signup_forms.wording(signup_form, lists))
 
@@ -399,7 +399,7 @@ def form_popup(public_id):
     """One <script> tag on any website: opens the hosted form in a dialog after the form's delay, or when
     an element with data-loft-form="<public_id>" is clicked. Cacheable, and no cookie either way."""
     signup_form = _built_form(public_id)
-    config = {"id": signup_form.public_id, "url": f"{signup_forms_url(signup_form)}?embed=1",
+    config = {"id": signup_form.public_id, "url": f"{_built_form_url(signup_form)}?embed=1",
               "title": signup_form.title or signup_form.name, "delay": signup_form.popup_delay}
     response = Response(render_template("consent/popup.js", config=config), mimetype="text/javascript")
     response.headers["Cache-Control"] = "public, max-age=300"
