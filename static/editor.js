@@ -76,6 +76,16 @@
     if (root && !root.hasAttribute("data-ready")) {
       root.setAttribute("data-ready", "");
       setUp(root, true);
+      return;
+    }
+    // An edit swaps its own block only: focus and announce from the block.
+    var block = root && root.querySelector("li.block[data-swapped]");
+    if (block) {
+      block.removeAttribute("data-swapped");
+      block.querySelectorAll("textarea.rich-source").forEach(enhanceRichText);
+      block.setAttribute("data-focus", block.id);
+      restoreFocus(block);
+      announce(block);
     }
   });
 

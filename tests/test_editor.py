@@ -97,9 +97,12 @@ def test_edit_a_heading_in_place(web, campaign):
                                              "align": "center"}
     body = Campaign.get_by_id(campaign.id).body
     assert "Hi {{ contact.first_name }}" in body and "<table" in body  # the body is rendered again
-    editor = editor_of(response)
-    assert editor["data-focus"] == "block-heading01"
-    assert "Saved the heading" in editor["data-announce"]
+    # Only the edited block comes back, to be swapped in place (the others keep any unsaved typing).
+    page = soup(response)
+    assert page.select_one("#block-editor") is None
+    block = page.select_one("li#block-heading01")
+    assert block.has_attr("data-swapped") and "Saved the heading" in block["data-announce"]
+    assert "Saved the heading" in page.select_one("#block-message[hx-swap-oob=true]").text
 
 
 def test_hostile_html_in_a_text_block_is_stored_sanitized(web, campaign):
@@ -115,7 +118,7 @@ def test_hostile_html_in_a_text_block_is_stored_sanitized(web, campaign):
     body = Campaign.get_by_id(campaign.id).body
     assert "javascript:" not in body and "<script" not in body.lower()
     # The editor's own copy of it (the textarea editor.js reads) holds the clean version too.
-    textarea = editor_of(response).select_one("#f-text0001-html")
+    textarea = soup(response).select_one("#f-text0001-html")
     assert "script" not in textarea.text and "onclick" not in textarea.text
 
 
@@ -124,8 +127,7 @@ def test_a_refused_edit_shows_at_the_block_and_stores_nothing(web, campaign):
     response = web.post(url(campaign, "/button01/edit"), {"text": "Go", "href": "javascript:alert(1)",
                                                            "align": "center", "color": ""}, htmx=True)
     assert response.status_code == 422
-    editor = editor_of(response)
-    block = editor.select_one("#block-button01")
+    block = soup(response).select_one("li#block-button01")
     assert "has-error" in block["class"]
     href = block.select_one("#f-button01-href")
     assert href["aria-invalid"] == "true" and href["value"] == "javascript:alert(1)"  # what was typed, back
@@ -178,6 +180,14 @@ def test_undo_the_last_changes_one_by_one(web, campaign):
     assert ids(campaign) == ["heading01", "text0001", "button01"]
     nothing = web.post(url(campaign, "/undo"), {}, htmx=True)
     assert nothing.status_code == 422 and "Nothing to undo" in editor_of(nothing).text
+
+
+def test_an_edit_of_a_block_deleted_meanwhile_answers_with_the_whole_editor(web, campaign):
+    web.post(url(campaign, "/text0001/delete"), {}, htmx=True)
+    response = web.post(url(campaign, "/text0001/edit"), {"html": "<p>Late</p>"}, htmx=True)
+    assert response.status_code == 422
+    assert response.headers["HX-Retarget"] == "#block-editor"
+    assert "no longer in this email" in editor_of(response).select_one("#block-editor-error").text
 
 
 def test_without_javascript_a_change_comes_back_to_the_page(web, campaign):
@@ -271,7 +281,7 @@ def test_social_links_are_edited_as_rows(web, campaign):
                                                            "url_0": "https://social.example/@acme"}, htmx=True)
     assert response.status_code == 200
     assert stored(campaign, social)["links"] == [{"network": "mastodon", "url": "https://social.example/@acme"}]
-    rows = editor_of(response).select(f"#block-{social} .social-row")
+    rows = soup(response).select(f"#block-{social} .social-row")
     assert len(rows) == 2  # the saved link and an empty row for the next one
 
 

@@ -28,6 +28,7 @@ render, not only on save):
   elements, or all inside one attribute value, see slot_places()): otherwise
   a condition could cut a tag in two and turn approved text into attributes.
 """
+import functools
 import re
 
 import bleach
@@ -95,6 +96,12 @@ class EmailCSSSanitizer(CSSSanitizer):
         super().__init__(allowed_css_properties=CSS_PROPERTIES, allowed_svg_properties=frozenset())
 
     def sanitize_css(self, style):
+        return self._sanitize_css(style)
+
+    # One answer per distinct style: an email repeats the same few style attributes (a block email
+    # its blocks' styles) and tinycss2's parse is a third of a clean's time. Bounded; thread-safe.
+    @functools.lru_cache(maxsize=4096)
+    def _sanitize_css(self, style):
         cleaned = super().sanitize_css(style)
         if not cleaned or not _CSS_DANGER.search(cleaned):
             return cleaned

@@ -73,6 +73,18 @@ def social_networks():
     return list(schema.SOCIAL_NETWORKS.items())
 
 
+def place(doc, block_id):
+    """(position from 1, blocks in its list, the columns block holding it or None), or None when it is gone."""
+    for index, block in enumerate(doc.get("blocks", [])):
+        if block.get("id") == block_id:
+            return index + 1, len(doc["blocks"]), None
+        for column in block.get("columns") or []:
+            for inner_index, inner in enumerate(column):
+                if inner.get("id") == block_id:
+                    return inner_index + 1, len(column), block["id"]
+    return None
+
+
 def find(doc, block_id):
     """The block with this id in `doc`, or None."""
     try:

@@ -55,7 +55,7 @@ def _context(owner, doc, change=None, problem=None, problem_block=None):
                 base=url_for("editor.blocks", owner_type=owner_type, owner_id=owner.id),
                 message=change.message if change else "", focus=focus, focus_field=bool(change and change.added),
                 error=problem.message if problem else None, errors=problem.errors if problem else {},
-                error_block=problem_block, error_at_block=error_at_block, open_blocks=open_blocks,
+                error_block=problem_block, error_at_block=error_at_block, open_blocks=open_blocks, swapped=None,
                 typed=request.form if problem_block else {}, types=services.block_types(),
                 networks=services.social_networks(), fields=services.merge_fields(g.team),
                 picker=MEDIA_PICKER in current_app.view_functions,
@@ -76,12 +76,26 @@ def block_editor(owner):
     return Markup(render_template("editor/_panel.html", **_context(owner, services.document(g.team, owner))))
 
 
-def _answer(owner, change=None, problem=None, problem_block=None):
-    """The fragment for htmx (422 with the problem), else back to the owner's page with a message."""
+def _answer(owner, change=None, problem=None, problem_block=None, one_block=None):
+    """The fragment for htmx (422 with the problem), else back to the owner's page with a message.
+
+    With `one_block` (an edit, whose form targets its own block) only that block is rendered and swapped:
+    the others are as they were, and any unsaved typing in them stays. Should the block be gone, the
+    whole editor is sent and retargeted."""
     if is_htmx():
         doc = change.document if change else services.document(g.team, owner)
-        body = render_template("editor/_editor.html", **_context(owner, doc, change, problem, problem_block))
+        context = _context(owner, doc, change, problem, problem_block)
+        place = services.place(doc, one_block) if one_block else None
+        if place:
+            context["swapped"] = one_block
+            body = render_template("editor/_one_block.html", block=services.find(doc, one_block), place=place,
+                                   **context)
+        else:
+            body = render_template("editor/_editor.html", **context)
         response = current_app.make_response((body, 422 if problem else 200))
+        if one_block and not place:
+            response.headers["HX-Retarget"] = "#block-editor"
+            response.headers["HX-Reswap"] = "outerHTML"
         if change is not None:
             response.headers["HX-Trigger"] = "blocks-changed"
         return response
@@ -94,11 +108,11 @@ def _answer(owner, change=None, problem=None, problem_block=None):
     return redirect(url_for(endpoint, **{argument: owner.id}) + (f"#block-{anchor}" if anchor else "#block-editor"))
 
 
-def _run(owner, change_of, block_id=None):
+def _run(owner, change_of, block_id=None, one_block=False):
     try:
-        return _answer(owner, change_of())
+        return _answer(owner, change_of(), one_block=block_id if one_block else None)
     except BlockProblem as problem:
-        return _answer(owner, problem=problem, problem_block=block_id)
+        return _answer(owner, problem=problem, problem_block=block_id, one_block=block_id if one_block else None)
 
 
 OWNER = "/<any(campaign, template):owner_type>/<int:owner_id>/blocks"
@@ -127,7 +141,7 @@ def add(owner_type, owner_id):
 @require("edit_content")
 def edit(owner_type, owner_id, block_id):
     owner = _owner(owner_type, owner_id)
-    return _run(owner, lambda: services.edit_block(g.team, owner, block_id, request.form), block_id)
+    return _run(owner, lambda: services.edit_block(g.team, owner, block_id, request.form), block_id, one_block=True)
 
 
 @bp.route(OWNER + "/<block_id>/move", methods=["POST"])
