@@ -873,6 +873,15 @@ class TeamDay(BaseModel):
         indexes = ((("team", "day"), True),)
 
 
+class ContactCount(BaseModel):
+    """A team's contacts, counted by the report aggregator's minute task (migration 0046): the dashboard
+    reads this row instead of counting a million contacts per page view."""
+    team = ForeignKeyField(Team, unique=True, on_delete="CASCADE")
+    total = IntegerField(default=0)
+    active = IntegerField(default=0)
+    counted_at = DateTimeField(default=utcnow)
+
+
 class SendMark(BaseModel):
     """The first human open, click and bounce of a send (Event ids): the unique counts."""
     send = ForeignKeyField(Send, primary_key=True, on_delete="CASCADE")

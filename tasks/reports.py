@@ -1,7 +1,7 @@
 """Tasks of the reports area: thin wrappers over app/reports services.
 
 rollup() runs every minute and counts the events that arrived since the last
-run (app.reports.rollup; one run at a time); retention() runs once a day and
+run (app.reports.rollup; one run at a time), then each team's contacts for the dashboard; retention() runs once a day and
 deletes raw events past LOFT_EVENT_RETENTION_DAYS that were counted.
 """
 from flask import current_app
@@ -15,6 +15,7 @@ from tasks import huey
 @huey.lock_task("reports-rollup")
 def rollup():
     rollup_service.run(max_seconds=50)
+    rollup_service.count_contacts()
 
 
 @huey.periodic_task(crontab(minute="17", hour="3"), name="reports.retention")

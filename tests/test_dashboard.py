@@ -6,6 +6,7 @@ from app.dashboard import services
 from app.models import BounceMailbox
 from app.models import Campaign
 from app.models import Contact
+from app.models import ContactCount
 from app.models import Event
 from app.models import MailingList
 from app.models import Notice
@@ -100,9 +101,10 @@ def test_best_and_worst_leave_out_small_sends(app, admin):
         clicked(team, send, tiny_links[0])  # 100 %, but only two people
     with app.app_context():
         rollup.run()
-        best, worst = services.best_and_worst(team, min_delivered=3)
+        latest, best, worst = services.campaign_results(team, min_delivered=3)
         assert (best["campaign"].name, worst["campaign"].name) == ("Good", "Poor")
-        assert services.best_and_worst(team, min_delivered=5) == (None, None)
+        assert [row["campaign"].name for row in latest] == ["Tiny", "Poor", "Good"]
+        assert services.campaign_results(team, min_delivered=5)[1:] == (None, None)
 
 
 def test_attention_items_appear_and_disappear(app, web, admin):
@@ -169,3 +171,28 @@ def test_the_checklist_shows_progress_and_goes_once_complete(app, web, admin):
     assert [li["data-step"] for li in page.select("#first-steps li.todo")] == ["campaign"]
     Campaign.create(team=team, name="Sent", state="completed", started_at=utcnow())
     assert soup(web.get("/dashboard")).select_one("#first-steps") is None
+
+
+def test_the_active_count_comes_from_the_minute_task_while_fresh(app, web, admin):
+    team = team_of(admin)
+    other = Team.create(name="Other")
+    for i in range(3):
+        Contact.create(team=team, email=f"a{i}@example.com", domain="example.com")
+    Contact.create(team=team, email="gone@example.com", domain="example.com", status="unsubscribed")
+    Contact.create(team=other, email="x@example.com", domain="example.com")
+    with app.app_context():
+        assert rollup.count_contacts() == 2
+    counted = ContactCount.get(ContactCount.team == team)
+    assert (counted.total, counted.active) == (4, 3)
+    Contact.create(team=team, email="late@example.com", domain="example.com")  # after the count
+    summary = soup(web.get("/dashboard")).select_one("#growth-summary").get_text(" ", strip=True)
+    assert summary.startswith("3 active contacts (counted ")
+    # A count older than ten minutes (the worker stopped) is not shown: the page counts itself.
+    ContactCount.update(counted_at=utcnow() - datetime.timedelta(minutes=11)).execute()
+    assert soup(web.get("/dashboard")).select_one("#growth-summary").get_text(" ", strip=True).startswith(
+        "4 active contacts.")
+    # Contacts all deleted: the next count says 0 rather than keeping the old number.
+    Contact.delete().where(Contact.team == other).execute()
+    with app.app_context():
+        rollup.count_contacts()
+    assert ContactCount.get(ContactCount.team == other).active == 0

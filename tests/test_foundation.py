@@ -165,7 +165,7 @@ def test_dashboard_counts_and_next_steps(web, admin):
     from tests.conftest import soup
     page = soup(web.get("/dashboard"))
     steps = page.select("ol.steps li")
-    assert len(steps) == 5 and all("todo" in li["class"] for li in steps)
+    assert len(steps) == 7 and all("todo" in li["class"] for li in steps)
     team = Team.get(Team.name == "Acme")
     team.postal_address = "1 Main St"
     team.save()

@@ -17,6 +17,9 @@ from app.models import Segment
 from app.reports import services as report_services
 
 PAGE_SIZE = 50
+# What a row shows: not the body, its blocks or its test settings, which can be large.
+LIST_COLUMNS = (Campaign.id, Campaign.team, Campaign.name, Campaign.subject, Campaign.state, Campaign.audience,
+                Campaign.scheduled_at, Campaign.started_at, Campaign.frozen_at, Campaign.total, Campaign.updated_at)
 SEARCH_LIMIT = 200  # characters of a search that are used
 AUDIENCE_NAMES_SHOWN = 2
 
@@ -56,7 +59,7 @@ def campaign_page(team, wanted, page_size=PAGE_SIZE):
         condition &= Campaign.state == wanted.state
     if wanted.q:
         condition &= Campaign.name.contains(wanted.q)
-    query = Campaign.select().where(condition)
+    query = Campaign.select(*LIST_COLUMNS).where(condition)
     if wanted.after is not None and wanted.before is None:
         found = list(query.where(Campaign.id > wanted.after).order_by(Campaign.id.asc()).limit(page_size + 1))
         more_newer = len(found) > page_size

@@ -3,8 +3,8 @@ the best and worst campaign), what needs attention, and the first steps a new te
 
 Every rate is the report's (app.reports.services.numbers_for); list growth comes from the daily
 totals the report aggregator keeps (TeamDay.new_contacts and unsubscribes, UTC days), so the page
-reads a few dozen small rows however many contacts the team has. The only count over contacts is
-the number of active ones, an index-only count on (team, status, id).
+reads a few dozen small rows however many contacts the team has. The number of active contacts is
+the one the minute task counted (ContactCount), counted live only when that is missing or stale.
 """
 import datetime
 from dataclasses import dataclass
@@ -14,6 +14,7 @@ from app.models import BounceMailbox
 from app.models import Campaign
 from app.models import CampaignState
 from app.models import Contact
+from app.models import ContactCount
 from app.models import ContactStatus
 from app.models import MailingList
 from app.models import Notice
@@ -27,13 +28,26 @@ GROWTH_PERIODS = (30, 90)
 RECENT = 5
 # Best and worst are picked among the latest campaigns that reached at least this many people: a
 # 2-recipient test with one click is not the team's best campaign.
-RANKED_POOL = 20
+RANKED_POOL = 10
 MIN_DELIVERED = 100
+COUNT_FRESH = datetime.timedelta(minutes=10)  # the minute task's count is used while this recent
+
+
+def active_contacts(team, now=None):
+    """(active contacts, when counted): the minute task's count (app.reports.rollup.count_contacts) while
+    it is fresh, else counted now (a new team, or a stopped worker), with None as its time."""
+    now = now or utcnow()
+    counted = ContactCount.get_or_none(ContactCount.team == team)
+    if counted is not None and counted.counted_at >= now - COUNT_FRESH:
+        return counted.active, counted.counted_at
+    return Contact.select().where((Contact.team == team) & (Contact.status == ContactStatus.ACTIVE)).count(), None
 
 
 def overview(team):
+    contacts, counted_at = active_contacts(team)
     return {
-        "contacts": Contact.select().where((Contact.team == team) & (Contact.status == ContactStatus.ACTIVE)).count(),
+        "contacts": contacts,
+        "counted_at": counted_at,
         "lists": MailingList.select().where(MailingList.team == team).count(),
         "sending": Campaign.select().where((Campaign.team == team) & (Campaign.state == CampaignState.SENDING)).count(),
         "scheduled": Campaign.select().where((Campaign.team == team) & (Campaign.state == CampaignState.SCHEDULED)).count(),
@@ -41,20 +55,15 @@ def overview(team):
     }
 
 
-def recent_campaigns(team, limit=RECENT):
-    """The latest campaigns that went out, each {"campaign", "numbers"} with the report's rates."""
-    return report_services.recent_campaigns(team, limit=limit)
-
-
-def best_and_worst(team, min_delivered=MIN_DELIVERED, pool=RANKED_POOL):
-    """(best, worst) by click rate among the latest `pool` campaigns that went out to at least
-    `min_delivered` people; (None, None) with fewer than two such campaigns."""
-    ranked = [row for row in report_services.recent_campaigns(team, limit=pool)
-              if row["numbers"]["delivered"] >= min_delivered]
-    if len(ranked) < 2:
-        return None, None
-    ranked.sort(key=lambda row: (row["numbers"]["click_rate"], row["numbers"]["open_rate"], row["campaign"].id))
-    return ranked[-1], ranked[0]
+def campaign_results(team, min_delivered=MIN_DELIVERED, pool=RANKED_POOL, recent=RECENT):
+    """(latest, best, worst) from one read of the latest `pool` campaigns that went out, each row
+    {"campaign", "numbers"} with the report's rates: the `recent` latest, and the best and worst by
+    click rate among those delivered to at least `min_delivered` people ((None, None) with fewer than two)."""
+    rows = report_services.recent_campaigns(team, limit=pool)
+    ranked = sorted((row for row in rows if row["numbers"]["delivered"] >= min_delivered),
+                    key=lambda row: (row["numbers"]["click_rate"], row["numbers"]["open_rate"], row["campaign"].id))
+    best, worst = (ranked[-1], ranked[0]) if len(ranked) >= 2 else (None, None)
+    return rows[:recent], best, worst
 
 
 @dataclass

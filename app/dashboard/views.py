@@ -42,9 +42,9 @@ def dashboard():
                               growth.labels, [("Joined", growth.running(growth.joined)),
                                               ("Unsubscribed", growth.running(growth.left))],
                               description=growth.description())
-    best, worst = services.best_and_worst(g.team)
+    recent, best, worst = services.campaign_results(g.team)
     attention = [(item, _reachable(item.endpoint, **item.args)) for item in services.needs_attention(g.team)]
     return render_template("dashboard/dashboard.html", overview=services.overview(g.team), growth=growth,
-                           chart=chart, periods=services.GROWTH_PERIODS, recent=services.recent_campaigns(g.team),
+                           chart=chart, periods=services.GROWTH_PERIODS, recent=recent,
                            best=best, worst=worst, min_delivered=services.MIN_DELIVERED, attention=attention,
                            steps=services.next_steps(g.team))
