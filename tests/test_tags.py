@@ -11,6 +11,8 @@ from app.models import AuditLog
 from app.models import Contact
 from app.models import ContactTag
 from app.models import ImportJob
+from app.models import MailingList
+from app.models import Subscription
 from app.models import Tag
 from app.models import Team
 from app.segments import services as segment_services
@@ -205,17 +207,40 @@ def test_list_filters_by_tag_and_shows_chips(web, team):
     assert filtered.select_one("input[type=hidden][name=tag]")["value"] == str(vip.id)  # bulk keeps the filter
 
 
+def test_list_page_filters_its_subscribers_by_tag(web, team):
+    news = MailingList.create(team=team, name="News")
+    ann, bob, cid = add(team, "ann@example.com"), add(team, "bob@example.com"), add(team, "cid@example.com")
+    for contact in (ann, bob):
+        Subscription.create(contact=contact, list=news)
+    vip = tags.create_tag(team, "vip")
+    tags.tag_contacts(team, vip, [bob.id, cid.id])
+    page = soup(web.get(f"/contacts/lists/{news.id}?tag={vip.id}"))
+    assert [tr["data-id"] for tr in page.select("tbody tr")] == [str(bob.id)]
+    # and a bulk action over that filter reaches exactly those contacts
+    form = page.select_one("form#bulk-form")
+    assert {i["name"]: i["value"] for i in form.select("input[type=hidden]") if i["name"] != "csrf_token"} == {
+        "list": str(news.id), "tag": str(vip.id)}  # the filter; the tag to add or remove is tag_name
+    response = web.post("/contacts/bulk", {"action": "add_tag", "scope": "filter", "list": news.id, "tag": vip.id,
+                                           "tag_name": "news vip", "confirmed": "1"})
+    assert response.status_code == 302
+    assert names_of(bob) == ["news vip", "vip"] and names_of(ann) == [] and names_of(cid) == ["vip"]
+    response = web.post("/contacts/bulk", {"action": "remove_tag", "scope": "filter", "list": news.id,
+                                           "tag_name": "VIP", "confirmed": "1"})
+    assert response.status_code == 302
+    assert names_of(bob) == ["news vip"] and names_of(cid) == ["vip"]
+
+
 def test_bulk_add_and_remove_tag_over_a_few_thousand_contacts(web, team):
     Contact.insert_many([{"team": team.id, "email": f"p{n}@example.com", "domain": "example.com", "attributes": {}}
                          for n in range(3000)]).execute()
     Contact.insert_many([{"team": team.id, "email": f"q{n}@example.org", "domain": "example.org", "attributes": {}}
                          for n in range(500)]).execute()
-    confirm = web.post("/contacts/bulk", {"action": "add_tag", "scope": "filter", "tag": " Spring fair ",
+    confirm = web.post("/contacts/bulk", {"action": "add_tag", "scope": "filter", "tag_name": " Spring fair ",
                                           "q": "@example.com"})
     assert confirm.status_code == 200
     assert "Tag 3,000 contacts “Spring fair”?" in " ".join(soup(confirm).select_one("h1").text.split())
     assert Tag.select().count() == 0  # nothing is made before the confirmation
-    response = web.post("/contacts/bulk", {"action": "add_tag", "scope": "filter", "tag": " Spring fair ",
+    response = web.post("/contacts/bulk", {"action": "add_tag", "scope": "filter", "tag_name": " Spring fair ",
                                            "q": "@example.com", "confirmed": "1"})
     job = AuditLog.get_by_id(int(response.headers["Location"].rsplit("/", 1)[1]))
     assert (job.data["state"], job.data["processed"], job.data["changed"]) == ("done", 3000, 3000)
@@ -224,16 +249,16 @@ def test_bulk_add_and_remove_tag_over_a_few_thousand_contacts(web, team):
     assert not ContactTag.select().join(Contact).where(Contact.domain == "example.org").exists()
 
     some = [c.id for c in Contact.select(Contact.id).where(Contact.domain == "example.com").limit(10)]
-    response = web.post("/contacts/bulk", {"action": "remove_tag", "scope": "selected", "tag": "SPRING FAIR",
+    response = web.post("/contacts/bulk", {"action": "remove_tag", "scope": "selected", "tag_name": "SPRING FAIR",
                                            "ids": some})
     job = AuditLog.get_by_id(int(response.headers["Location"].rsplit("/", 1)[1]))
     assert (job.data["state"], job.data["changed"], job.data["tag"]) == ("done", 10, "Spring fair")
     assert tags.contact_count(fair) == 2990
 
-    refused = web.post("/contacts/bulk", {"action": "remove_tag", "scope": "selected", "tag": "nope", "ids": some},
+    refused = web.post("/contacts/bulk", {"action": "remove_tag", "scope": "selected", "tag_name": "nope", "ids": some},
                        follow_redirects=True)
     assert "no tag has that name" in refused.get_data(as_text=True)
-    refused = web.post("/contacts/bulk", {"action": "add_tag", "scope": "selected", "tag": "a,b", "ids": some},
+    refused = web.post("/contacts/bulk", {"action": "add_tag", "scope": "selected", "tag_name": "a,b", "ids": some},
                        follow_redirects=True)
     assert "cannot contain a comma" in refused.get_data(as_text=True)
     assert Tag.select().count() == 1
@@ -259,7 +284,7 @@ def test_segment_rules_has_and_has_not_tag(team):
     assert emails({"op": "and", "rules": [has_vip, no_lead]}) == {"ann@example.com"}
     assert emails({"op": "or", "rules": [{**has_vip, "operator": "not_has_tag"}, no_lead]}) == {
         "ann@example.com", "cid@example.com"}
-    # inside a group, and beside a list join, it is an EXISTS on the contact
+    # inside a group too
     assert emails({"op": "and", "rules": [{"op": "or", "rules": [has_vip]}, no_lead]}) == {"ann@example.com"}
     assert segment_services.describe(team, {"op": "and", "rules": [has_vip, {**no_lead, "value": lead.id}]}) == (
         "Tag has “vip” and Tag does not have “lead”")

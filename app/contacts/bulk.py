@@ -75,13 +75,14 @@ def validate_bulk(team, form):
             raise ContactError("Choose a list.", field="list_id")
         data["list_id"] = mailing_list.id
         data["list"] = mailing_list.name
+    # "tag_name", not "tag": the form also carries the filter, whose "tag" is the id of the tag to match.
     if action == "add_tag":
         # A new name is fine: the tag is made when the action runs, so a cancelled one leaves none behind.
-        data["tag"] = clean_name(form.get("tag"), field="tag")
+        data["tag"] = clean_name(form.get("tag_name"), field="tag_name")
     if action == "remove_tag":
-        tag = find_tag(team, form.get("tag"))
+        tag = find_tag(team, form.get("tag_name"))
         if tag is None:
-            raise ContactError("Choose a tag the contacts have: no tag has that name.", field="tag")
+            raise ContactError("Choose a tag the contacts have: no tag has that name.", field="tag_name")
         data["tag_id"], data["tag"] = tag.id, tag.name
     if action == "change_status":
         # "new_status", not "status": the form also carries the filter, whose "status" is the one to match.

@@ -143,8 +143,8 @@ def filtered(team, resolved, columns=None):
             query = query.join(ContactTag, on=(ContactTag.contact == Contact.id) & (ContactTag.tag == resolved.tag.id))
             key = ContactTag.contact
         else:
-            query = query.where(fn.EXISTS(ContactTag.select(ContactTag.id).where(
-                (ContactTag.contact == Contact.id) & (ContactTag.tag == resolved.tag.id))))
+            query = query.where(Contact.id.in_(ContactTag.select(ContactTag.contact).where(
+                ContactTag.tag == resolved.tag.id)))
     query = query.where(Contact.team == team)
     if contact_filter.status:
         query = query.where(Contact.status == contact_filter.status)

@@ -74,6 +74,21 @@ def split_names(raw):
     return names, problems
 
 
+def cached_splitter(limit=10_000):
+    """split_names with a memory of the last `limit` distinct texts: an import's Tags cells repeat a
+    few values over and over, and splitting each again was most of what the column cost."""
+    cache = {}
+
+    def split(raw):
+        found = cache.get(raw)
+        if found is None:
+            if len(cache) >= limit:
+                cache.clear()
+            found = cache[raw] = split_names(raw)
+        return found
+    return split
+
+
 def _short(text, limit=30):
     return text if len(text) <= limit else text[:limit - 1] + "…"
 

@@ -11,7 +11,6 @@ from app.db import db
 from app.models import Campaign
 from app.models import CampaignState
 from app.models import Contact
-from app.models import ContactTag
 from app.models import MailingList
 from app.models import Segment
 from app.models import Subscription
@@ -57,22 +56,11 @@ def _select(team_id, rules, *columns):
                 join_list = child["value"]
                 cleaned = {"op": "and", "rules": cleaned["rules"][:index] + cleaned["rules"][index + 1:]}
                 break
-    join_tag = None
-    if cleaned["op"] == "and" and join_list is None:
-        # "has the tag" the same way: the tag's (tag, contact) index drives, unique per (contact, tag).
-        for index, child in enumerate(cleaned["rules"]):
-            if child.get("field") == "tag" and child.get("operator") == "has_tag":
-                join_tag = child["value"]
-                cleaned = {"op": "and", "rules": cleaned["rules"][:index] + cleaned["rules"][index + 1:]}
-                break
     query = Contact.select(*columns)
     if join_list is not None:
         member = Subscription.alias("segment_member")  # an alias, so a caller's own join on Subscription can't clash
         query = query.join(member, on=((member.contact == Contact.id) & (member.list == join_list)
                                        & (member.status == "subscribed")))
-    if join_tag is not None:
-        tagged = ContactTag.alias("segment_tagged")
-        query = query.join(tagged, on=((tagged.contact == Contact.id) & (tagged.tag == join_tag)))
     return query.where((Contact.team == team_id) & compile_clean(catalogue, cleaned))
 
 
