@@ -52,6 +52,8 @@ def test_every_new_block_is_valid():
     (_doc({"id": "social01", "type": "social", "links": [{"network": "myspace", "url": "https://a.test"}]}),
      "Choose one of"),
     (_doc({"id": "button01", "type": "button", "text": "Go", "color": "red"}), "six hex digits"),
+    (_doc({"id": "button01", "type": "button", "text": "Go", "href": "{{ contact.website }}"}),
+     "only a merge tag must be {{ unsubscribe_url }}"),
 ])
 def test_bad_documents_are_refused_with_what_is_wrong(doc, words):
     assert words in _refusal(doc).message
@@ -86,6 +88,8 @@ def test_rich_text_keeps_only_the_allowed_subset():
         assert gone not in cleaned
     assert "<ul><li>one</li></ul>" in cleaned and "&#123;% if contact %}" in cleaned
     assert clean_rich_text("just words") == "<p>just words</p>"
+    # A field's value could be any address, javascript: included: a whole-link merge tag is one of Loft's links.
+    assert clean_rich_text('<a href="{{ contact.website }}">site</a>') == "<p>site</p>"
 
 
 def test_operations_return_new_documents():

@@ -10,6 +10,8 @@ render_html() is the whole document, for a preview outside the sending pipeline.
 Brand values come from the team's brand kit; each is checked again here (a colour is #rrggbb, a font
 stack is letters, digits, spaces, commas, quotes and dashes), and DEFAULT_BRAND fills what is missing.
 """
+import functools
+import json
 import re
 from pathlib import Path
 
@@ -182,7 +184,21 @@ _environment.globals["networks"] = SOCIAL_NETWORKS
 def render_body(doc, brand=None):
     """The email's markup inside <body>, with loft-mso-* markers; `doc` is validated first."""
     doc = validate_document(doc)
-    return _environment.get_template("email.html").render(doc=doc, brand=brand_values(brand)).strip() + "\n"
+    values = brand_values(brand)
+    brand_key = tuple(sorted(values.items()))
+    macros = _macros()
+    rows = [_row(json.dumps(block, sort_keys=True), brand_key) for block in doc["blocks"]]
+    return "\n".join([str(macros.top(values)), *rows, str(macros.bottom(values))]) + "\n"
+
+
+def _macros():
+    return _environment.get_template("email.html").module
+
+
+@functools.lru_cache(maxsize=4096)
+def _row(block_json, brand_key):
+    """One top-level block's rows; rendering is pure, so an edit re-renders only the block it changed."""
+    return str(_macros().row(json.loads(block_json), dict(brand_key))).strip()
 
 
 def finish_mso(html):

@@ -11,6 +11,7 @@ import secrets
 
 from app.content.blocks.richtext import RichTextProblem
 from app.content.blocks.richtext import clean_rich_text
+from app.content.sandbox import LINK_VARIABLES
 from app.errors import Problem
 
 VERSION = 1
@@ -167,6 +168,10 @@ def link(value, name="href", required=False):
         raise BlockProblem(f"This address is too long (at most {MAX_URL:,} characters).", field=name)
     outside_tags = LINK_TAG.sub("", url)
     if LINK_TAG.fullmatch(url):
+        if url.strip("{} ") not in LINK_VARIABLES:
+            raise BlockProblem("A link that is only a merge tag must be {{ unsubscribe_url }}, {{ preferences_url }} "
+                               "or {{ webview_url }}; put other fields after https://, so that no field value can "
+                               "turn the link into a script.", field=name)
         return url
     if _CONTROL.search(url) or re.search(r"[\s\"'<>`\\{}]", outside_tags):
         raise BlockProblem("A link address cannot contain spaces, quotes, angle brackets or braces "
