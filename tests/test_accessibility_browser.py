@@ -61,6 +61,13 @@ def signed_in_pages(data):
         "report": f"/reports/campaigns/{data['sent'].id}",
         "team settings": "/teams/settings",
         "account": "/account",
+        "calendar": "/campaigns/calendar",
+        "lists": "/contacts/lists",
+        "segments": "/segments/",
+        "images": "/media/",
+        "sign-up forms": "/contacts/forms",
+        "brand": "/teams/brand",
+        "sending": "/sending/accounts",
     }
 
 
@@ -192,3 +199,31 @@ def test_team_switcher_switches_on_choice_and_by_keyboard_without_javascript(app
         assert plain.locator("#team-switch option:checked").inner_text().strip() == "Analytical Engines"
     finally:
         context.close()
+
+
+def test_forms_put_labels_above_and_help_and_errors_below_in_one_column_on_phones(page):
+    sign_up_admin(page)
+    page.set_viewport_size(PHONE)
+    page.goto("/contacts/")
+    # The filter row: side by side on wide screens, each the full width on a phone.
+    search, status = page.get_by_label("Search"), page.get_by_label("Status")
+    assert abs(status.bounding_box()["width"] - search.bounding_box()["width"]) <= 1
+
+    page.goto("/contacts/new")
+    page.get_by_label("Email address").fill("not an address")
+    page.get_by_role("button", name="Add contact").click()
+    email = page.get_by_label("Email address")
+    expect(email).to_have_attribute("aria-invalid", "true")
+    error = page.locator("#e-email")
+    expect(error).to_be_visible()
+    assert email.get_attribute("aria-describedby").split()[0] == "e-email"
+    label = page.locator("label[for=f-email]").bounding_box()
+    box = email.bounding_box()
+    assert label["y"] + label["height"] <= box["y"] + 1  # label above
+    assert error.bounding_box()["y"] >= box["y"] + box["height"] - 1  # error below
+    expect(error.locator("svg.icon")).to_have_attribute("aria-hidden", "true")
+    assert_accessible(page)
+
+    page.set_viewport_size(DESKTOP)
+    page.goto("/contacts/")
+    assert status.bounding_box()["width"] < search.bounding_box()["width"] / 2
