@@ -66,6 +66,9 @@
     var root = editor();
     if (!root || event.detail.target !== root) return;
     openBlocks = [];
+    // SortableJS leaves inline styles on the blocks it moved; htmx would copy them onto the new blocks
+    // (it settles class and style attributes by id), which the page's CSP (style-src 'self') refuses.
+    root.querySelectorAll("li.block[style]").forEach(function (block) { block.removeAttribute("style"); });
     root.querySelectorAll("li.block > details.block-edit[open]").forEach(function (details) {
       openBlocks.push(details.parentElement.getAttribute("data-block-id"));
     });
@@ -97,8 +100,10 @@
     }
   }
 
+  // Once this whole file has run: start() reaches the rich-text tables defined further down (a deferred
+  // script runs after parsing, so readyState is already past "loading" here).
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
-  else start();
+  else window.setTimeout(start, 0);
 
   // --- Moving blocks -------------------------------------------------------------------------
 
