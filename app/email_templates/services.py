@@ -240,7 +240,8 @@ def preview(team, item, contact=None, variant=None):
 
 
 def preview_summary(team, item, contact=None, variant=None):
-    """What the preview pane shows besides the frame: subject, plain text, or the error that stops rendering."""
+    """What the preview pane shows besides the frame: subject, plain text (and a campaign's From name, which
+    an A/B variant may change), or the error that stops rendering."""
     if item.kind not in sources.KINDS:
         return {"error": "Choose HTML or Markdown."}
     if not item.body.strip():
@@ -251,6 +252,9 @@ def preview_summary(team, item, contact=None, variant=None):
         subject, _html, text = preview(team, item, contact, variant)
     except RenderError as error:
         return {"error": str(error)}
+    if isinstance(item, Campaign):
+        return {"subject": subject, "text": text,
+                "from_name": sources.source_of(item, variant).from_name or team.default_from_name}
     return {"subject": subject, "text": text}
 
 
