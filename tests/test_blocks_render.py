@@ -16,6 +16,7 @@ from app.content.blocks.schema import BLOCK_TYPES
 from app.content.blocks.schema import empty_document
 from app.content.blocks.schema import new_block
 from app.content.blocks.schema import validate_document
+from app.models import BrandKit
 from app.models import CaughtMessage
 from app.models import Campaign
 from tests.campaigns_support import draft_form
@@ -123,6 +124,8 @@ def test_a_blocks_campaign_is_delivered_through_the_real_pipeline(app, web, read
     saved = web.post(f"/campaigns/{campaign.id}", draft_form(news, name="Spring", kind="html", body="<p>ignored</p>"))
     assert saved.status_code == 302, saved.get_data(as_text=True)[:1000]
     assert Campaign.get_by_id(campaign.id).kind == "blocks"
+    # The brand changes after the last edit: publishing renders the blocks again, in the brand of the day.
+    BrandKit.create(team=team, primary_color="#7c3aed")
     published = web.post(f"/campaigns/{campaign.id}/publish", {"when": "now"})
     assert published.status_code == 302
     campaign = Campaign.get_by_id(campaign.id)
@@ -137,7 +140,9 @@ def test_a_blocks_campaign_is_delivered_through_the_real_pipeline(app, web, read
     assert "{{" not in html  # every merge tag filled in
     assert document.find("meta", attrs={"name": "color-scheme"})["content"] == "light dark"
     assert "<!--[if mso]>" in html and "1 Main Street, Springfield" in html
-    assert document.find("a", string="Read the full story")["href"].split("/c/")[0].startswith("http")
+    read_more = document.find("a", string="Read the full story")
+    assert read_more["href"].split("/c/")[0].startswith("http")
+    assert read_more.find_parent("td")["bgcolor"] == "#7c3aed"
     text = parsed.get_body(("plain",)).get_content()
     assert "Spring news for Reader" in text and "Read the full story" in text and "<" not in text.split("\n")[0]
 
