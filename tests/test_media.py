@@ -283,6 +283,16 @@ def test_search_by_name(app, web, admin):
     assert "No image has “zebra” in its name" in nothing.select_one("#media-empty").get_text()
 
 
+def test_a_long_library_shows_the_newest_and_says_how_to_find_the_rest(app, web, admin, monkeypatch):
+    upload(web, ("first.png", image_bytes("PNG")), ("second.gif", image_bytes("GIF")))
+    monkeypatch.setattr(services, "LIBRARY_LIMIT", 1)
+    page = soup(web.get("/media/"))
+    assert [p.get_text() for p in page.select(".media-name")] == ["second.gif"]
+    assert "search by name to find the others" in page.select_one("#media-more").get_text()
+    found = soup(web.get("/media/?q=first"))
+    assert [p.get_text() for p in found.select(".media-name")] == ["first.png"] and not found.select("#media-more")
+
+
 def test_picker_lists_images_with_the_targets_and_uploads_in_place(app, web, admin):
     upload(web, ("logo.png", image_bytes("PNG")))
     item = MediaItem.get()

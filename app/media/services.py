@@ -30,6 +30,7 @@ MAX_WIDTH = 1200
 MAX_PIXELS = 40_000_000  # per frame; a few bytes can declare a billion pixels (a decompression bomb)
 MAX_ANIMATION_PIXELS = 120_000_000  # all frames together, decoded one after another
 MAX_NAME = 200
+LIBRARY_LIMIT = 300  # images on one page of the library or the picker; a search finds the others
 # Pillow format -> (file extension, content type). Only these are opened at all.
 FORMATS = {"PNG": ("png", "image/png"), "JPEG": ("jpg", "image/jpeg"), "GIF": ("gif", "image/gif"),
            "WEBP": ("webp", "image/webp")}
@@ -58,13 +59,14 @@ def file_path(item):
 
 # --- Looking things up ------------------------------------------------------------
 
-def library(team, search="", limit=300):
-    """The team's images, newest first; `search` keeps those whose name contains it (any case)."""
+def library(team, search="", limit=None):
+    """The team's newest LIBRARY_LIMIT images, newest first; `search` keeps those whose name contains it
+    (any case)."""
     query = MediaItem.select().where(MediaItem.team == team)
     search = (search or "").strip()
     if search:
         query = query.where(fn.LOWER(MediaItem.name).contains(search.lower()))
-    return list(query.order_by(MediaItem.id.desc()).limit(limit))
+    return list(query.order_by(MediaItem.id.desc()).limit(limit or LIBRARY_LIMIT))
 
 
 def count(team):
