@@ -312,3 +312,26 @@ def test_confirming_a_double_opt_in_keeps_the_built_forms_consent_wording(app, w
     assert (contact.consent_source, contact.consent_text) == ("form:Website footer", "Yes, send me the Acme news.")
     confirmed = Event.get((Event.contact == contact) & (Event.type == "confirmed"))
     assert confirmed.data["form_id"] == built.id
+
+
+def test_one_email_and_one_click_confirm_every_double_opt_in_list_of_a_sign_up(app, web, team, lists, visitor):
+    news, _, _ = lists
+    events_list = MailingList.create(team=team, name="Events", visibility="public", double_opt_in=True)
+    web.post("/contacts/forms/new", builder_form([news, events_list], name="Two lists", consent_text="Both, please."))
+    signup_form = SignupForm.get(SignupForm.name == "Two lists")
+    assert submit(app, visitor, signup_form).status_code == 200
+    assert CaughtMessage.select().count() == 1  # one email for the sign-up, not one per list
+    message = parse(CaughtMessage.get())
+    assert dict(message["headers"])["Subject"] == "Confirm your subscriptions to “News” and “Events”"
+    assert "“News” and “Events”" in message["text"]
+    link = link_in(message["text"], "/confirm/").split("http://loft.test", 1)[1]
+    page = soup(visitor.get(link))
+    assert "“News” and “Events”" in page.select_one("h1 + p").get_text()
+    assert page.select_one("#confirm-wording").get_text() == "Both, please."
+    done = visitor.post(link)
+    assert "“News” and “Events”" in soup(done).select_one("[role=status]").get_text()
+    contact = Contact.get(Contact.email == "pat@example.com")
+    assert {s.list_id: s.status for s in Subscription.select().where(Subscription.contact == contact)} == {
+        news.id: "subscribed", events_list.id: "subscribed"}
+    confirmed = Event.select().where((Event.contact == contact) & (Event.type == "confirmed"))
+    assert sorted(e.data["list_id"] for e in confirmed) == sorted([news.id, events_list.id])

@@ -252,12 +252,50 @@ def confirmation_url(mailing_list, subscription, email):
 
 
 def confirmation_message(mailing_list, outcome):
-    """The confirmation email, composed: {to, subject, text, html}."""
+    """The confirmation email, composed: {to, subject, text, html}. It names every list the link confirms."""
     email = outcome.contact.email
-    return system_mail.compose("confirm_subscription", email, f"Confirm your subscription to {mailing_list.name}",
-                        team=mailing_list.team, mailing_list=mailing_list,
+    others = [sub.list for sub in companions(outcome.subscription)]
+    names = list_names([mailing_list] + others)
+    subject = f"Confirm your subscriptions to {names}" if others else f"Confirm your subscription to {mailing_list.name}"
+    return system_mail.compose("confirm_subscription", email, subject,
+                        team=mailing_list.team, mailing_list=mailing_list, list_names=names,
                         url=confirmation_url(mailing_list, outcome.subscription, email),
                         days=limit("SIGNUP_CONFIRM_DAYS"))
+
+
+def list_names(lists):
+    """“News”, “Offers” and “Events”: lists named in a sentence."""
+    quoted = [f"“{lst.name}”" for lst in lists]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
+
+
+def companions(subscription):
+    """The other subscriptions waiting for confirmation that the same built form brought in the same sign-up:
+    one email and one click confirm them all. None for a list's own form."""
+    via = _form_that_brought(subscription.contact_id, subscription.list_id)
+    if via is None:
+        return []
+    return list(Subscription.select(Subscription, MailingList)
+                .join(MailingList)
+                .switch(Subscription)
+                .join(FormSignup, on=((FormSignup.contact == Subscription.contact)
+                                      & (FormSignup.list == Subscription.list)))
+                .where((FormSignup.form == via) & (Subscription.contact == subscription.contact_id)
+                       & (Subscription.id != subscription.id) & (Subscription.status == "unconfirmed"))
+                .order_by(Subscription.id))
+
+
+def wording_for(mailing_list, subscription):
+    """The consent sentence a confirmation is about: the built form's own when one brought the subscription."""
+    via = _form_that_brought(subscription.contact_id, mailing_list.id)
+    return (via.consent_text if via is not None else "") or consent_wording(mailing_list)
+
+
+def _form_that_brought(contact_id, list_id):
+    """The built form that most recently brought this contact to this list, or None."""
+    return (SignupForm.select().join(FormSignup)
+            .where((FormSignup.contact == contact_id) & (FormSignup.list == list_id))
+            .order_by(FormSignup.id.desc()).first())
 
 
 def confirmation_for(mailing_list_id, subscription_id):
@@ -309,18 +347,17 @@ def confirm(mailing_list, subscription, ip):
             return True
         if contact.status in BLOCKED_STATUSES or suppression.is_suppressed(team.id, contact.email):
             return False
-        Subscription.update(status="subscribed", confirmed_at=now).where(Subscription.id == sub.id).execute()
         # The wording the person agreed to is the one of the form they used: a built form's own, if one brought it.
-        via = (SignupForm.select().join(FormSignup)
-               .where((FormSignup.contact == contact) & (FormSignup.list == mailing_list))
-               .order_by(FormSignup.id.desc()).first())
+        via = _form_that_brought(contact.id, mailing_list.id)
         source = f"form:{via.name}" if via is not None else f"form:{mailing_list.name}"
         wording = (via.consent_text if via is not None else "") or consent_wording(mailing_list)
+        extra = {"form_id": via.id} if via is not None else {}
+        for confirmed in [sub] + companions(sub):
+            Subscription.update(status="subscribed", confirmed_at=now).where(Subscription.id == confirmed.id).execute()
+            confirmed_list = mailing_list if confirmed.id == sub.id else confirmed.list
+            events.record(team, contact, EventType.CONFIRMED, {"list_id": confirmed_list.id, "list": confirmed_list.name,
+                          "source": "form", "ip": ip, **extra})
         _record_consent(contact, source, ip, wording, now)
-        data = {"list_id": mailing_list.id, "list": mailing_list.name, "source": "form", "ip": ip}
-        if via is not None:
-            data["form_id"] = via.id
-        events.record(team, contact, EventType.CONFIRMED, data)
     return True
 
 

@@ -373,9 +373,10 @@ def _built_form_signup(signup_form):
         return _framing(_built_page(signup_form, exc.status, error=str(exc), form=request.form))
     except ConsentError as exc:
         return _framing(_built_page(signup_form, 422, error=str(exc), errors=exc.errors, form=request.form))
-    for outcome in outcomes:
-        if outcome.send_confirmation:
-            send_confirmation(outcome.subscription.list_id, outcome.subscription.id)
+    # One email for the sign-up: its link confirms every list of the form that asks for it (forms.companions).
+    waiting = next((outcome for outcome in outcomes if outcome.send_confirmation), None)
+    if waiting is not None:
+        send_confirmation(waiting.subscription.list_id, waiting.subscription.id)
     double = any(lst.double_opt_in for lst in signup_forms.public_lists(signup_form))
     body = render_template("consent/built_done.html", signup_form=signup_form, team=signup_form.team,
                            double=double, brand_override=_built_brand(signup_form, url_for(
@@ -434,7 +435,11 @@ def confirm_page(public_id, token):
     if sub is None:
         return _expired(mailing_list)
     return render_template("consent/confirm.html", mailing_list=mailing_list, subscription=sub,
-                           wording=forms.consent_wording(mailing_list))
+                           wording=forms.wording_for(mailing_list, sub), names=_names_confirmed_by(mailing_list, sub))
+
+
+def _names_confirmed_by(mailing_list, subscription):
+    return forms.list_names([mailing_list] + [other.list for other in forms.companions(subscription)])
 
 
 @bp.route("/f/<public_id>/confirm/<token>", methods=["POST"])
@@ -444,11 +449,12 @@ def confirm(public_id, token):
     mailing_list, sub = _confirmation(public_id, token)
     if sub is None:
         return _expired(mailing_list)
+    names = _names_confirmed_by(mailing_list, sub)
     if not forms.confirm(mailing_list, sub, client_ip()):
         return render_template("consent/message.html", team=mailing_list.team, title="Nothing to confirm",
                                message="This subscription can no longer be confirmed."), 410
     contact = gdpr.get_contact(mailing_list.team, sub.contact_id)
-    return render_template("consent/confirmed.html", mailing_list=mailing_list,
+    return render_template("consent/confirmed.html", mailing_list=mailing_list, names=names,
                            preferences_url=preferences.preference_path(contact))
 
 
