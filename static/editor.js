@@ -64,11 +64,14 @@
 
   document.addEventListener("htmx:beforeSwap", function (event) {
     var root = editor();
-    if (!root || event.detail.target !== root) return;
-    openBlocks = [];
+    var target = event.detail.target;
+    if (!root || !root.contains(target)) return;
     // SortableJS leaves inline styles on the blocks it moved; htmx would copy them onto the new blocks
     // (it settles class and style attributes by id), which the page's CSP (style-src 'self') refuses.
-    root.querySelectorAll("li.block[style]").forEach(function (block) { block.removeAttribute("style"); });
+    target.removeAttribute("style");
+    target.querySelectorAll("li.block[style]").forEach(function (block) { block.removeAttribute("style"); });
+    if (target !== root) return;
+    openBlocks = [];
     root.querySelectorAll("li.block > details.block-edit[open]").forEach(function (details) {
       openBlocks.push(details.parentElement.getAttribute("data-block-id"));
     });

@@ -10,6 +10,7 @@ from PIL import Image
 expect = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed "
                              "(`make test` installs it from requirements-dev.txt)").expect
 
+from browser_support import DESKTOP  # noqa: E402
 from browser_support import sign_up_admin  # noqa: E402
 
 TAB_LIMIT = 40
@@ -169,3 +170,26 @@ def test_build_an_email_from_blocks_by_keyboard(app, page, live_server):
     picture = frame.locator('img[alt="Spring sale banner"]')
     expect(picture).to_have_count(1)
     assert picture.evaluate("img => img.complete && img.naturalWidth") > 0
+
+
+def test_drag_a_block_by_its_handle(app, page):
+    from app.content.blocks import store
+    from app.models import Campaign
+    from app.models import Team
+    page.set_viewport_size(DESKTOP)
+    sign_up_admin(page)
+    with app.app_context():
+        campaign = Campaign.create(team=Team.get(), name="Drag", subject="Drag", kind="blocks")
+        store.save(campaign, {"version": 1, "blocks": [
+            {"id": "heading01", "type": "heading", "text": "First", "level": 1, "align": "left"},
+            {"id": "divider01", "type": "divider"},
+            {"id": "button001", "type": "button", "text": "Last", "href": "https://example.com/", "align": "center",
+             "color": ""}]})
+    page.goto(f"/campaigns/{campaign.id}")
+    page.locator("#block-button001 .block-handle").drag_to(page.locator("#block-heading01"),
+                                                           target_position={"x": 20, "y": 5})
+    expect(page.locator("#block-editor-status")).to_contain_text("Moved the button “Last” to position 1")
+    assert order(page) == ["Button", "Heading", "Divider"]
+    with app.app_context():
+        assert [block["id"] for block in Campaign.get_by_id(campaign.id).blocks["blocks"]] == [
+            "button001", "heading01", "divider01"]
