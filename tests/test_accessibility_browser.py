@@ -17,6 +17,8 @@ from browser_support import axe_violations  # noqa: E402
 from browser_support import sign_up_admin  # noqa: E402
 
 from app.consent import preferences  # noqa: E402
+from app.content.blocks import catalogue  # noqa: E402
+from app.content.blocks import store  # noqa: E402
 from app.models import Campaign  # noqa: E402
 from app.models import Contact  # noqa: E402
 from app.models import MailingList  # noqa: E402
@@ -86,6 +88,18 @@ def test_main_pages_have_no_serious_accessibility_problems(page, filled, size):
     page.goto("/dashboard")
     page.locator(".more-menu > summary").click()
     page.locator(".account-menu > summary").click()  # closes More (a click outside), opens the account menu
+    assert_accessible(page)
+
+
+@pytest.mark.parametrize("size", [PHONE, DESKTOP], ids=["phone", "desktop"])
+def test_the_block_editor_has_no_serious_accessibility_problems(app, page, size):
+    sign_up_admin(page)
+    with app.app_context():
+        campaign = Campaign.create(team=Team.get(), name="Spring sale", subject="Spring sale", kind="blocks")
+        store.save(campaign, catalogue.starter("newsletter").document)
+    page.set_viewport_size(size)
+    page.goto(f"/campaigns/{campaign.id}")
+    expect(page.locator("#block-list > li.block").first).to_be_visible()
     assert_accessible(page)
 
 

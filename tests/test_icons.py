@@ -16,7 +16,7 @@ SPRITE = ROOT / "static" / "icons-lucide-1.62.0.svg"
 # Email is read in mail apps, which show no sprite: glyphs stay there.
 NOT_APP_PAGES = ("system_mail/",)
 # Symbols that are only ever icons, wherever they are written.
-SYMBOLS = "✓✔✕✖✗✘⚠★☆▲▼▶◀►◄⌂☰✈▤☺✉⚙●○◉⋯⋮✎✏⬆⬇⇧⇩⊕⊖"
+SYMBOLS = "✓✔✕✖✗✘⚠★☆▲▼▶◀►◄⌂☰✈▤☺✉⚙●○◉⋯⋮✎✏⬆⬇⇧⇩⊕⊖⠿"
 ARROWS = "←→↑↓⇐⇒⟵⟶↩↪"
 SYMBOL = re.compile(f"[{SYMBOLS}]")
 # An arrow at the start or end of an element's text, or alone in a template string ('→').
@@ -57,6 +57,7 @@ def test_the_glyph_check_sees_icons_and_leaves_text_alone():
     assert glyph_icons("<span aria-hidden=\"true\">{{ '✓' if done else '○' }}</span>")
     assert glyph_icons("{{ '→' }}")
     assert glyph_icons("<span>⚠ Paused</span>")
+    assert glyph_icons('<span class="block-handle">⠿</span>')
     assert glyph_icons("Next\n→</a>")
     assert not glyph_icons("<p>Under Team → Settings, or Favourite colour → favourite_colour.</p>")
     assert not glyph_icons("<p>“Quoted” – dashed — and Delete…</p>")
