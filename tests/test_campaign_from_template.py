@@ -8,6 +8,9 @@ becomes the layout, any other one gives its content; the builder offers only rea
 import pytest
 
 from app.campaigns import services
+from app.content.blocks import ops as block_ops
+from app.content.blocks import store as block_store
+from app.models import BlockRevision
 from app.models import Campaign
 from app.models import Team
 from app.models import Template
@@ -232,3 +235,18 @@ def test_a_guest_cannot_save_a_campaign_as_a_template(app, team):  # noqa: F811
     _user, guest = make_member(app, team, "guest")
     assert guest.post(f"/campaigns/{campaign.id}/save-as-template").status_code == 403
     assert not Template.select().where(Template.name == "Ours").exists()
+
+
+def test_block_templates_are_copied_with_their_blocks_and_deleted_with_their_history(web, team):  # noqa: F811
+    copied = web.post("/templates/starter/newsletter/use")
+    assert copied.status_code == 302
+    template = Template.get(Template.name == "Newsletter")
+    assert template.kind == "blocks" and template.blocks["blocks"][0]["id"] == "nl-masthead"
+    again = web.post(f"/templates/{template.id}/duplicate")
+    assert again.status_code == 302
+    duplicate = Template.get(Template.name == "Newsletter (copy)")
+    assert (duplicate.kind, duplicate.blocks, duplicate.body) == ("blocks", template.blocks, template.body)
+    block_store.save(duplicate, block_ops.delete(duplicate.blocks, "nl-masthead"))
+    assert block_store.can_undo(duplicate)
+    assert web.post(f"/templates/{duplicate.id}/delete").status_code == 302
+    assert not BlockRevision.select().where(BlockRevision.owner_id == duplicate.id).exists()
