@@ -102,13 +102,13 @@ def upload(team, user, filename, stream):
     Raises MediaProblem, naming the file, for anything that is not a usable image."""
     name = clean_name(filename)
     if not name:
-        raise MediaProblem("Choose an image file to upload.", field="file")
+        raise MediaProblem("Choose an image file to upload.", field="files")
     data = stream.read(max_bytes() + 1)
     if len(data) > max_bytes():
         raise MediaProblem(f"“{name}” is larger than {current_app.config['MEDIA_MAX_MB']} MB. Save it smaller "
-                           "(an email needs at most 1200 pixels across) and upload it again.", field="file")
+                           "(an email needs at most 1200 pixels across) and upload it again.", field="files")
     if not data:
-        raise MediaProblem(f"“{name}” is empty.", field="file")
+        raise MediaProblem(f"“{name}” is empty.", field="files")
     digest = hashlib.sha256(data).hexdigest()
     existing = MediaItem.get_or_none((MediaItem.team == team) & (MediaItem.sha256 == digest))
     if existing is not None and os.path.exists(file_path(existing)):
@@ -144,7 +144,7 @@ def upload(team, user, filename, stream):
 def reencode(name, data):
     """(bytes, format, width, height) of `data` as a clean image, or MediaProblem naming `name`."""
     not_an_image = MediaProblem(f"“{name}” is not a PNG, JPEG, GIF or WebP image, so it was not uploaded.",
-                                field="file")
+                                field="files")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -155,7 +155,7 @@ def reencode(name, data):
             frames = getattr(image, "n_frames", 1)
             if frames > 1 and width * height * frames > MAX_ANIMATION_PIXELS:
                 raise MediaProblem(f"“{name}” has {frames:,} frames of {width:,} × {height:,} pixels: too much to "
-                                   "show in an email. Shorten the animation or make it smaller.", field="file")
+                                   "show in an email. Shorten the animation or make it smaller.", field="files")
             if image.format == "JPEG":
                 # A camera's photo decodes at 1/2, 1/4 or 1/8 of its size straight away, as long as both sides
                 # stay at least MAX_WIDTH (whichever way up it is shown): a quarter of the memory and time.
@@ -172,7 +172,7 @@ def reencode(name, data):
         if isinstance(exc, MediaProblem):
             raise
         raise MediaProblem(f"“{name}” looks like an image but cannot be read (the file is damaged or cut short). "
-                           "Export it again and upload the new file.", field="file")
+                           "Export it again and upload the new file.", field="files")
 
 
 def _too_many_pixels(name, width=0, height=0, pixels=0):
@@ -181,7 +181,7 @@ def _too_many_pixels(name, width=0, height=0, pixels=0):
     else:
         size = f" ({pixels / 1_000_000:,.0f} megapixels)" if pixels else ""
     return MediaProblem(f"“{name}” is too large an image{size}: at most {MAX_PIXELS // 1_000_000} megapixels. "
-                        "Make it smaller and upload it again.", field="file")
+                        "Make it smaller and upload it again.", field="files")
 
 
 def _fit(frame):
