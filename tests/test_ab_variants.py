@@ -214,3 +214,25 @@ def test_an_author_cannot_pick_the_winner(app, web, ready_team):
     assert author.post(f"/campaigns/{campaign.id}/ab/winner", {"variant": str(b.id)}).status_code == 403
     assert not Variant.get_by_id(b.id).is_winner
     assert Send.select().where((Send.campaign == campaign.id) & (Send.status == "held")).count() == 4
+
+
+def _in_team_time(team, delta):
+    moment = datetime.datetime.now(datetime.timezone.utc) + delta
+    return moment.astimezone(zoneinfo.ZoneInfo(team.time_zone or "UTC")).strftime("%Y-%m-%dT%H:%M")
+
+
+def test_a_send_time_that_passed_or_comes_before_the_schedule_stops_publishing(web, ready_team):
+    team, news = ready_team
+    campaign = create_draft(web, news, ab_enabled="1", ab_tests="send_time",
+                            b_send_at=_in_team_time(team, datetime.timedelta(hours=2)))
+    early = web.post(f"/campaigns/{campaign.id}/publish",
+                     {"when": "later", "scheduled_at": _in_team_time(team, datetime.timedelta(hours=3))})
+    assert early.status_code == 422
+    assert "Variant B would go out before the scheduled time" in soup(early).select_one("#e-scheduled_at").text
+    assert Campaign.get_by_id(campaign.id).state == "draft"
+    Variant.update(send_at=utcnow() - datetime.timedelta(minutes=5)).where(Variant.campaign == campaign.id).execute()
+    page = soup(web.get(f"/campaigns/{campaign.id}"))
+    assert "Variant B's send time" in page.select_one("#publish .problems").text
+    refused = web.post(f"/campaigns/{campaign.id}/publish", {"when": "now"})
+    assert refused.status_code == 422 and "has passed" in soup(refused).select_one(".flash-error").text
+    assert Send.select().count() == 0 and len(_caught()) == 0

@@ -471,6 +471,11 @@ def publish_problems(campaign):
             prepare.preview(campaign, None, variant=variant)
         except sandbox.RenderError as exc:
             problems.append(f"{'Variant ' + variant.label if variant else 'Content'}: {exc}")
+    for variant in variants[1:]:
+        if variant.send_at is not None and variant.send_at <= utcnow():
+            when = local_time(team, variant.send_at)
+            problems.append(f"Variant {variant.label}'s send time ({when:%Y-%m-%d %H:%M}, {team.time_zone}) has "
+                            "passed: choose a later one in the A/B test.")
     if ab_test(campaign) and Variant.select().where(Variant.campaign == campaign).count() < 2:
         problems.append("The A/B test needs a variant B. Give it what it tests: a different subject, From name, "
                         "content or send time.")
@@ -502,6 +507,11 @@ def publish(campaign, when=None):
     if problems:
         raise CampaignError(" ".join(problems))
     if when is not None:
+        early = [v.label for v in variants_of(campaign) if v.send_at is not None and v.send_at < when]
+        if early:
+            raise CampaignError(f"Variant {', '.join(early)} would go out before the scheduled time (variant A goes "
+                                "at that time): schedule the campaign earlier, or give the variants later times.",
+                                field="scheduled_at")
         campaign.scheduled_at = when
         campaign.save()
         return states.transition(campaign, CampaignState.SCHEDULED)
