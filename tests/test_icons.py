@@ -8,6 +8,7 @@ import xml.etree.ElementTree as ElementTree
 from bs4 import BeautifulSoup
 
 from app.config import ROOT
+from app.models import MailingList
 from app.navigation import SECTIONS
 from tests.conftest import soup
 
@@ -99,3 +100,14 @@ def test_pages_draw_icons_from_the_sprite_that_is_served(client, admin):
     sprite = client.get(uses[0]["href"].split("#")[0])
     assert sprite.status_code == 200 and sprite.mimetype == "image/svg+xml"
     assert {use["href"].split("#")[1] for use in uses} <= sprite_ids()
+
+
+def test_signed_in_signed_out_and_public_pages_link_the_favicon(app, web, team):
+    news = MailingList.create(team=team, visibility="public", name="News")
+    client = app.test_client()  # signed out
+    pages = [web.get("/dashboard"), web.get("/contacts/"), client.get("/login"), client.get(f"/f/{news.public_id}")]
+    for response in pages:
+        assert response.status_code == 200
+        icons = {link["href"] for link in soup(response).select("link[rel=icon]")}
+        assert "/static/favicon.svg" in icons, response.request.path
+        assert client.get("/static/favicon.svg").status_code == 200

@@ -434,7 +434,7 @@ def publish_problems(campaign):
     team = campaign.team
     if not campaign.subject:
         problems.append("Write a subject line.")
-    if not campaign.body.strip():
+    if not campaign.body.strip() or (campaign.kind == "blocks" and not (campaign.blocks or {}).get("blocks")):
         problems.append("Write the content of the email.")
     try:  # stored before save-time checks existed, or changed behind the form's back
         check_sender(Campaign(from_email=campaign.from_email, reply_to=campaign.reply_to,
