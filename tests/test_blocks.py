@@ -191,3 +191,14 @@ def test_a_campaign_that_started_sending_is_read_only(team):
     with pytest.raises(BlockProblem, match="can no longer be changed"):
         store.save(campaign, ops.add(empty_document(), "heading"))
     assert Campaign.get_by_id(campaign.id).blocks is None
+
+
+def test_an_email_too_long_to_send_is_refused_when_saved(team):
+    campaign = Campaign.create(team=team, name="Long")
+    doc = empty_document()
+    for _ in range(20):
+        doc, block = ops.add_block(doc, "text")
+        doc = ops.update(doc, block["id"], {"html": "<p>" + "words " * 3000 + "</p>"})
+    with pytest.raises(BlockProblem, match="too long"):
+        store.save(campaign, doc)
+    assert Campaign.get_by_id(campaign.id).blocks is None

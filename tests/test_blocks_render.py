@@ -171,3 +171,13 @@ def test_a_brand_font_stack_with_quotes_keeps_the_whole_style():
     button = _soup(store.rendered_body(doc, brand)).find("a", string="Read more")
     assert "font-family:-apple-system, BlinkMacSystemFont, Segoe UI, Helvetica Neue, sans-serif;" in button["style"]
     assert button["style"].endswith("color:#ffffff;text-decoration:none;")
+
+
+def test_a_blocks_campaign_without_blocks_cannot_be_published(web, ready_team):
+    team, news = ready_team
+    created = web.post("/campaigns/new", {"name": "Empty", "kind": "blocks"})
+    campaign_id = int(created.headers["Location"].rstrip("/").rsplit("/", 1)[1])
+    web.post(f"/campaigns/{campaign_id}", draft_form(news, name="Empty"))
+    refused = web.post(f"/campaigns/{campaign_id}/publish", {"when": "now"})
+    assert "Write the content of the email." in refused.get_data(as_text=True)
+    assert Campaign.get_by_id(campaign_id).state == "draft"

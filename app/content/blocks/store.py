@@ -15,6 +15,7 @@ from app.content.blocks.render import render_body
 from app.content.blocks.schema import BlockProblem
 from app.content.blocks.schema import empty_document
 from app.content.blocks.schema import validate_document
+from app.content.sandbox import MAX_SOURCE
 from app.content.sandbox import RenderError
 from app.content.sandbox import compile_template
 from app.db import db
@@ -57,6 +58,9 @@ def check_editable(owner):
 def rendered_body(doc, brand=None):
     """The body HTML of a valid document, or BlockProblem in words (e.g. an unknown merge tag)."""
     body = render_body(doc, brand)
+    if len(body) > MAX_SOURCE:
+        raise BlockProblem(f"This email is too long ({len(body):,} characters of HTML; at most {MAX_SOURCE:,}). "
+                           "Remove some blocks or shorten the longest texts.")
     try:
         compile_template("\n".join(sanitize.JINJA.findall(body)), autoescape=True, strict_names=True)
     except RenderError as error:
