@@ -84,7 +84,7 @@ def stamp(app, signup_form, age=5):
 
 
 def submit(app, client, signup_form, email="pat@example.com", age=5, ip="198.51.100.7", **fields):
-    data = {"email": email, "website": "", "company": "Initech", "name": "Pat"}
+    data = {"email": email, "website": "", "field-company": "Initech", "name": "Pat"}
     if age is not None:
         data["ts"] = stamp(app, signup_form, age)
     data.update(fields)
@@ -104,7 +104,7 @@ def test_a_built_form_is_listed_with_its_share_options(app, web, built, lists):
     assert page.select_one("#share-url")["value"] == f"http://loft.test/f/{built.public_id}"
     snippet = BeautifulSoup(page.select_one("#share-snippet").get_text(), "html.parser")
     assert snippet.select_one("form")["action"] == f"http://loft.test/f/{built.public_id}"
-    assert snippet.select_one("input[name=company][required]") is not None
+    assert snippet.select_one("input[name=field-company][required]") is not None
     assert snippet.select_one("input[name=website][tabindex='-1']") is not None
     assert "Beta testers" not in page.select_one("#share").get_text()
     popup = page.select_one("#share-popup").get_text()
@@ -185,7 +185,7 @@ def test_the_live_preview_shows_the_values_being_typed(web, lists, company):
     html = soup(page)
     assert html.select_one("h1").get_text() == "Typed <b>title</b>"  # text, not markup
     assert "Beta testers" not in page.get_data(as_text=True)  # a private list is left out of the preview too
-    assert html.select_one("#f-company") is not None
+    assert html.select_one("#f-field-company") is not None
     sheet = html.select('link[rel=stylesheet]')[-1]["href"]
     assert "--accent: #123456;" in web.get(sheet).get_data(as_text=True)
     assert SignupForm.select().count() == 0
@@ -198,7 +198,7 @@ def test_signing_up_subscribes_to_each_list_by_its_rule_and_is_counted(app, web,
     page = soup(visitor.get(f"/f/{built.public_id}"))
     assert page.select_one("h1").get_text() == "Get our news"
     assert page.select_one("label[for=f-name]").get_text(strip=True).startswith("Your first name")
-    assert page.select_one("#f-company") is not None
+    assert page.select_one("#f-field-company") is not None
     assert page.select_one("button[type=submit]").get_text() == "Count me in"
     assert "“News”, “Offers”" in page.select_one("#consent-wording").get_text()
     response = submit(app, visitor, built)
@@ -220,10 +220,10 @@ def test_signing_up_subscribes_to_each_list_by_its_rule_and_is_counted(app, web,
 
 
 def test_a_required_field_left_empty_is_refused_at_it_and_nothing_is_stored(app, built, visitor):
-    response = submit(app, visitor, built, company="")
+    response = submit(app, visitor, built, **{"field-company": ""})
     assert response.status_code == 422
     page = soup(response)
-    assert page.select_one("#e-company").get_text() == "Fill in “Company”."
+    assert page.select_one("#e-field-company").get_text() == "Fill in “Company”."
     assert page.select_one("#f-email")["value"] == "pat@example.com"
     assert Contact.select().count() == 0 and FormSignup.select().count() == 0
 
@@ -231,7 +231,7 @@ def test_a_required_field_left_empty_is_refused_at_it_and_nothing_is_stored(app,
 def test_a_known_contacts_values_are_not_overwritten_by_a_public_form(app, team, built, visitor):
     Contact.create(team=team, email="pat@example.com", domain="example.com", name="Patricia",
                    attributes={"company": "Real Co"})
-    assert submit(app, visitor, built, company="Hacked Inc").status_code == 200
+    assert submit(app, visitor, built, **{"field-company": "Hacked Inc"}).status_code == 200
     contact = Contact.get(Contact.email == "pat@example.com")
     assert contact.attributes == {"company": "Real Co"} and contact.name == "Patricia"
 
@@ -335,3 +335,25 @@ def test_one_email_and_one_click_confirm_every_double_opt_in_list_of_a_sign_up(a
         news.id: "subscribed", events_list.id: "subscribed"}
     confirmed = Event.select().where((Event.contact == contact) & (Event.type == "confirmed"))
     assert sorted(e.data["list_id"] for e in confirmed) == sorted([news.id, events_list.id])
+
+
+def test_custom_fields_of_any_name_and_type_are_asked_without_touching_the_bot_trap(app, web, team, lists, visitor):
+    offers = lists[1]
+    CustomField.create(team=team, key="website", label="Your website", type="text")
+    CustomField.create(team=team, key="employees", label="Employees", type="number")
+    CustomField.create(team=team, key="agrees_terms", label="I accept the terms", type="boolean")
+    web.post("/contacts/forms/new", {"name": "Trade", "lists": [str(offers.id)], "ask-website": "1",
+                                     "ask-employees": "1", "ask-agrees_terms": "1", "required-agrees_terms": "1"})
+    signup_form = SignupForm.get(SignupForm.name == "Trade")
+    page = soup(visitor.get(f"/f/{signup_form.public_id}"))
+    assert page.select_one("#f-field-website")["name"] == "field-website"
+    assert page.select_one("#f-field-employees")["type"] == "number"
+    assert page.select_one("#f-field-agrees_terms")["type"] == "checkbox"
+    refused = submit(app, visitor, signup_form, **{"field-employees": "many"})
+    assert refused.status_code == 422
+    assert "Enter a number" in soup(refused).select_one("#e-field-employees").get_text()
+    assert soup(refused).select_one("#e-field-agrees_terms").get_text() == "Tick “I accept the terms” to sign up."
+    assert submit(app, visitor, signup_form, **{"field-website": "https://pat.example", "field-employees": "12",
+                                                "field-agrees_terms": "yes"}).status_code == 200
+    contact = Contact.get(Contact.email == "pat@example.com")  # the person's website is not the bot trap
+    assert contact.attributes == {"website": "https://pat.example", "employees": 12, "agrees_terms": True}

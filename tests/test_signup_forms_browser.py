@@ -106,7 +106,7 @@ def test_build_a_form_sign_up_on_its_page_and_the_contact_has_its_lists(page, re
     assert_accessible(hosted)
     hosted.get_by_label("Email address").fill("fan@example.com")
     hosted.get_by_role("button", name="Subscribe").click()
-    expect(hosted.locator("#e-company")).to_have_text("Fill in “Company”.")
+    expect(hosted.locator("#e-field-company")).to_have_text("Fill in “Company”.")
     hosted.get_by_label("Company").fill("Initech")
     hosted.get_by_role("button", name="Subscribe").click()
     expect(hosted.get_by_role("heading", level=1)).to_have_text("Thank you")

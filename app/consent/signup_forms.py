@@ -8,6 +8,7 @@ answers) and subscribes the address to each of the form's lists with that list's
 Private lists never appear in anything public: the builder refuses them, and a list made private after
 the form was built is left out of its page, its snippet and its submissions.
 """
+import dataclasses
 import time
 
 from peewee import IntegrityError
@@ -208,11 +209,23 @@ def wording(signup_form, lists):
             "I can unsubscribe at any time with the link in every email.")
 
 
+@dataclasses.dataclass(frozen=True)
+class AskedField:
+    """A field of a built form as the public sees it. `input` is the form control's name: "name", or
+    "field-<key>" for a custom field, so no field of the team can take the name of the address, the timing
+    stamp or the honeypot (a custom field called "website" would otherwise fill the bot trap)."""
+    key: str
+    input: str
+    label: str
+    required: bool
+    kind: str
+
+
 def asked_fields(signup_form):
-    """The fields the public form shows, with their types: [(key, label, required, type)], skipping fields
-    the team has deleted since."""
+    """The fields the public form shows, skipping fields the team has deleted since."""
     types = {key: kind for key, _, kind in field_choices(signup_form.team)}
-    return [(f["key"], f["label"], bool(f.get("required")), types[f["key"]])
+    return [AskedField(f["key"], "name" if f["key"] == "name" else f"field-{f['key']}", f["label"],
+                       bool(f.get("required")), types[f["key"]])
             for f in signup_form.fields or [] if f.get("key") in types]
 
 
@@ -267,24 +280,25 @@ def _answers(signup_form, form):
     errors = {}
     name = ""
     attributes = {}
-    for key, label, required, kind in asked_fields(signup_form):
-        raw = (form.get(key) or "").strip()
+    for field in asked_fields(signup_form):
+        raw = (form.get(field.input) or "").strip()
         if not raw:
-            if required:
-                errors[key] = f"Fill in “{label}”." if kind != "boolean" else f"Tick “{label}” to sign up."
+            if field.required:
+                errors[field.input] = (f"Fill in “{field.label}”." if field.kind != "boolean"
+                                       else f"Tick “{field.label}” to sign up.")
             continue
-        if key == "name":
+        if field.key == "name":
             if len(raw) > forms.MAX_NAME:
-                errors[key] = f"Keep the name under {forms.MAX_NAME} characters."
+                errors[field.input] = f"Keep the name under {forms.MAX_NAME} characters."
             name = raw
             continue
         try:
-            value = parse_value(kind, raw)
+            value = parse_value(field.kind, raw)
         except ValueError as exc:
-            errors[key] = f"{label}: {exc}"
+            errors[field.input] = f"{field.label}: {exc}"
             continue
         if value is not None:
-            attributes[key] = value
+            attributes[field.key] = value
     if errors:
         raise ConsentError("Please check the fields marked below.", errors=errors)
     return name, attributes
