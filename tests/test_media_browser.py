@@ -93,3 +93,13 @@ def test_the_picker_fills_the_inputs_it_names(page, tmp_path):
     expect(choice).to_have_attribute("aria-pressed", "true")
     shot(page, "picker")
     assert_accessible(page)
+
+    # Uploading inside the picker adds the image to it, in place, and the page stays where it was.
+    slot = page.locator("#picker-slot")
+    slot.get_by_label("Upload images").set_input_files(image_file(tmp_path, "new-arrival.gif", "GIF", size=(120, 90)))
+    slot.get_by_role("button", name="Upload", exact=True).click()
+    expect(slot.locator("[data-media-choose]")).to_have_count(2)
+    slot.get_by_role("button", name="new-arrival.gif").click()
+    assert page.evaluate("document.getElementById('img-src').value").endswith(".gif")
+    assert page.evaluate("document.getElementById('img-alt').value") == "team-photo"  # the person's alt text stays
+    assert page.url.endswith("/media/")
