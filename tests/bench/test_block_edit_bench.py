@@ -22,6 +22,7 @@ from tests.conftest import soup
 
 ROUNDS = int(os.environ.get("LOFT_BENCH_BLOCK_EDITS", "200"))
 WARM_UP = 5
+MOVES = 50
 
 
 def thirty_blocks():
@@ -87,3 +88,17 @@ def test_block_edit_round_trip(web, team):
     print(f"\nblock edit round-trip, 30 blocks, {ROUNDS} edits: p50 {p50:.1f} ms, p95 {p95:.1f} ms, "
           f"max {times[-1]:.1f} ms (CPU p50 {statistics.median(cpu_times):.1f} ms, "
           f"p95 {cpu_times[int(len(cpu_times) * 0.95) - 1]:.1f} ms); fragment {len(response.get_data()) / 1024:.0f} KiB")
+
+    # A move re-renders the whole editor (every block's controls): the heavier answer, for comparison.
+    move_url = f"/editor/campaign/{campaign.id}/blocks/heading001/move"
+    moves, move_cpu = [], []
+    for n in range(MOVES):
+        start, start_cpu = time.perf_counter(), time.thread_time()
+        response = web.post(move_url, {"direction": "down" if n % 2 == 0 else "up"}, htmx=True)
+        response.get_data()
+        moves.append((time.perf_counter() - start) * 1000)
+        move_cpu.append((time.thread_time() - start_cpu) * 1000)
+        assert response.status_code == 200
+    assert len(soup(response).select("#block-editor li.block")) == 32  # 30 blocks, two inside the columns
+    print(f"block move round-trip (whole editor), {MOVES} moves: p50 {statistics.median(moves):.1f} ms "
+          f"(CPU p50 {statistics.median(move_cpu):.1f} ms); fragment {len(response.get_data()) / 1024:.0f} KiB")
