@@ -5,6 +5,7 @@ sending the rest, and the click map's marked email. axe-core checks the builder 
 Skips with the reason where Chromium is missing."""
 import email
 import email.policy
+import os
 
 import pytest
 
@@ -25,6 +26,13 @@ from app.models import Subscription  # noqa: E402
 from app.models import Team  # noqa: E402
 from app.models import utcnow  # noqa: E402
 from app.senders import domains  # noqa: E402
+
+SHOTS = os.environ.get("LOFT_SCREENSHOTS")  # a folder: save screenshots there to look at the pages
+
+
+def shot(page, name):
+    if SHOTS:
+        page.screenshot(path=os.path.join(SHOTS, f"ab-{name}.png"), full_page=True)
 
 
 def ready_campaign(app):
@@ -78,6 +86,7 @@ def test_from_name_variants_preview_test_send_pick_the_winner_and_the_click_map(
     page.get_by_role("button", name="Save draft").click()
     expect(page.locator(".flash-success")).to_contain_text("Draft saved")
     expect(page.get_by_label("Variant C From name")).to_have_value("Cy at Acme")
+    shot(page, "builder")
     assert_accessible(page)
 
     page.get_by_label("Variant", exact=True).select_option(label="Variant B")
@@ -98,6 +107,10 @@ def test_from_name_variants_preview_test_send_pick_the_winner_and_the_click_map(
 
     page.goto(f"/reports/campaigns/{campaign.id}")
     expect(page.locator("#ab-pick")).to_be_visible()
+    expect(page.frame_locator("#click-map iframe").locator(".loft-share")).to_have_text("0%")
+    shot(page, "report")
+    if SHOTS:
+        page.locator("#click-map iframe").screenshot(path=os.path.join(SHOTS, "ab-click-map.png"))
     assert_accessible(page)
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")  # no sideways scroll at 390 px
     mark = page.frame_locator("#click-map iframe").locator("a[data-loft-link] .loft-share")
