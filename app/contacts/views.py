@@ -239,7 +239,7 @@ def add_tags(contact_id):
     except ContactError as exc:
         return _render_tags(contact, 422, tag_error=str(exc), tag_form=request.form)
     names = ", ".join(f"“{tag.name}”" for tag in added)
-    return _render_tags(contact, tag_notice=f"Tagged {names}." if added else "It already has that tag.")
+    return _render_tags(contact, tag_notice=f"Tagged {names}." if added else "It already has that tag.", refocus=True)
 
 
 @bp.route("/<int:contact_id>/tags/<int:tag_id>/remove", methods=["POST"])
@@ -248,7 +248,7 @@ def remove_tag(contact_id, tag_id):
     contact = team_object_or_404(Contact, contact_id)
     tag = team_object_or_404(Tag, tag_id)
     contact_tags.untag_contact(g.team, contact, tag)
-    return _render_tags(contact, tag_notice=f"Removed the tag “{tag.name}”.")
+    return _render_tags(contact, tag_notice=f"Removed the tag “{tag.name}”.", refocus=True)
 
 
 # --- The team's tags ------------------------------------------------------------

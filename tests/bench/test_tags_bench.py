@@ -65,19 +65,23 @@ def big(tmp_path_factory):
 
 
 def _median_ms(action):
+    """(result, wall ms median, min, max, CPU ms median). The CPU time is this process's own work, so it
+    shows what the step costs even when other jobs share the machine and stretch the wall clock."""
     action()  # warm the page cache
-    times = []
+    times, cpu = [], []
     for _ in range(RUNS):
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         result = action()
         times.append((time.perf_counter() - started) * 1000)
-    return result, statistics.median(times), min(times), max(times)
+        cpu.append((time.process_time() - started_cpu) * 1000)
+    return result, statistics.median(times), min(times), max(times), statistics.median(cpu)
 
 
 def _report(label, action):
-    result, median, low, high = _median_ms(action)
+    result, median, low, high, cpu = _median_ms(action)
     shown = f"{result:,}" if isinstance(result, int) else type(result).__name__
-    print(f"[tags] {label}: {shown}; median {median:.1f} ms (min {low:.1f}, max {high:.1f}, {RUNS} runs)")
+    print(f"[tags] {label}: {shown}; median {median:.1f} ms (min {low:.1f}, max {high:.1f}, {RUNS} runs); "
+          f"CPU median {cpu:.1f} ms")
     return result
 
 
@@ -87,7 +91,7 @@ def test_segment_counts_with_tag_rules(big):
     shapes = {
         "has vip (10,000)": [has_vip],
         "has vip AND status active": [has_vip, {"field": "status", "operator": "is", "value": "active"}],
-        "in Newsletter AND has vip (EXISTS)": [{"field": "list", "operator": "in_list", "value": newsletter.id}, has_vip],
+        "in Newsletter AND has vip": [{"field": "list", "operator": "in_list", "value": newsletter.id}, has_vip],
         "does not have customer": [{"field": "tag", "operator": "not_has_tag", "value": customer.id}],
         "has customer AND does not have vip": [{"field": "tag", "operator": "has_tag", "value": customer.id},
                                                {"field": "tag", "operator": "not_has_tag", "value": vip.id}],
@@ -97,7 +101,7 @@ def test_segment_counts_with_tag_rules(big):
                                  lambda rules=rules: segments.count_matching(team.id, {"op": "and", "rules": rules}))
                   for label, rules in shapes.items()}
     assert counts["has vip (10,000)"] == 10_000
-    assert counts["in Newsletter AND has vip (EXISTS)"] == 10_000  # every 100th is even
+    assert counts["in Newsletter AND has vip"] == 10_000  # every 100th is even
     assert counts["does not have customer"] == CONTACTS - 333_334
 
 
@@ -120,19 +124,21 @@ def test_bulk_tagging_a_hundred_thousand_contacts(big):
     with big["app"].app_context():
         tag = tags.create_tag(team, "fair")
         ids = list(range(first, first + 100_000))
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         added = 0
         for start in range(0, len(ids), query.BATCH_SIZE):  # the batches a bulk action's task takes
             with db.atomic():
                 added += tags.tag_contacts(team, tag, ids[start:start + query.BATCH_SIZE])
         wall = time.perf_counter() - started
-        print(f"[tags] bulk add tag to 100,000 contacts in batches of {query.BATCH_SIZE}: {wall:.2f} s")
-        started = time.perf_counter()
+        print(f"[tags] bulk add tag to 100,000 contacts in batches of {query.BATCH_SIZE}: {wall:.2f} s wall, "
+              f"{time.process_time() - started_cpu:.2f} s CPU")
+        started, started_cpu = time.perf_counter(), time.process_time()
         removed = 0
         for start in range(0, len(ids), query.BATCH_SIZE):
             with db.atomic():
                 removed += tags.untag_contacts(team, tag, ids[start:start + query.BATCH_SIZE])
-        print(f"[tags] bulk remove tag from 100,000 contacts: {time.perf_counter() - started:.2f} s")
+        print(f"[tags] bulk remove tag from 100,000 contacts: {time.perf_counter() - started:.2f} s wall, "
+              f"{time.process_time() - started_cpu:.2f} s CPU")
     assert added == removed == 100_000
 
 
