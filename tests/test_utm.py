@@ -8,11 +8,13 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from app import tokens
 from app.content import prepare
 from app.content import utm
 from app.models import Campaign
 from app.models import CaughtMessage
 from app.models import Link
+from app.models import Send
 from tests.campaigns_support import create_draft
 from tests.campaigns_support import draft_form
 from tests.conftest import soup
@@ -153,3 +155,23 @@ def test_tagging_off_sends_links_as_written(web, ready_team):
     campaign = create_draft(web, news, body=BODY, track_clicks="")
     web.post(f"/campaigns/{campaign.id}/publish", {"when": "now"})
     assert 'href="https://acme.example/post?ref=nav#end"' in _caught_html()
+
+
+def test_the_web_version_points_at_the_same_tagged_link(app, web, public, ready_team):
+    team, news = ready_team
+    campaign = create_draft(web, news, body=BODY, utm_enabled="1", utm_campaign="dec")
+    web.post(f"/campaigns/{campaign.id}/publish", {"when": "now"})
+    tagged = Link.get((Link.campaign == campaign.id) & Link.url.contains("/post"))
+    send = Send.select().where(Send.campaign == campaign.id).first()
+    with app.app_context():
+        token = tokens.sign("view", send.id)
+    page = public.get(f"/v/{token}").get_data(as_text=True)
+    assert re.search(r'href="https?://[^"]+/c/[^"]+/%d"' % tagged.id, page)  # the same Link row, not a raw link
+    assert "utm_campaign=dec" not in page
+
+
+def test_a_block_email_s_links_are_tagged(app):
+    body = ('<table role="presentation"><tr><td><a href="https://acme.example/buy" '
+            'style="background-color:#4338ca;color:#ffffff;">Buy now</a></td></tr></table>')
+    prepared = prepare.prepare(body, "blocks", "S", base_url="https://loft.test", utm_settings=ON)
+    assert f'href="https://acme.example/buy?{TAGS.replace("&", "&amp;")}"' in prepared.html_source
