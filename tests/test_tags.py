@@ -19,7 +19,6 @@ from app.segments import services as segment_services
 from app.segments.compiler import SegmentError
 from app.segments.compiler import compile_rules
 from tests.accounts_support import make_member
-from tests.conftest import csrf_from
 from tests.conftest import soup
 from tests.imports_support import map_form
 from tests.imports_support import rejects_of
@@ -368,3 +367,15 @@ def test_import_column_mapped_by_hand_tags_a_thousand_rows(web, team):
     job = run_file(web, "email,segmentation\n" + rows, **{"column-1": "tags"})
     assert (job.status, job.created, job.partial) == ("done", 1000, 0)
     assert sorted((t.name, n) for t, n in tags.tags_with_counts(team)) == [("all", 1000), ("even", 500), ("odd", 500)]
+
+
+def test_tag_names_are_shown_as_text_everywhere(web, team):
+    ann = add(team, "ann@example.com")
+    evil = '<img src=x onerror=alert(1)>"'
+    tags.add_tags(team, ann, evil)
+    tag = Tag.get()
+    for url in (f"/contacts/{ann.id}", "/contacts/", "/contacts/tags", f"/contacts/tags/{tag.id}/delete",
+                f"/contacts/?tag={tag.id}"):
+        body = web.get(url).get_data(as_text=True)
+        assert "<img src=x" not in body, url
+        assert "&lt;img src=x onerror=alert(1)&gt;" in body, url
