@@ -103,6 +103,9 @@ def test_send_time_variants_go_out_at_their_times(app, web, ready_team):
         tick.call_local()  # a minute later: not B's time yet
         assert not services.ab_decision_due(Campaign.get_by_id(campaign.id))
     assert len(_caught()) == 2 and Campaign.get_by_id(campaign.id).state == "sending"
+    progress = soup(web.get(f"/campaigns/{campaign.id}/progress"))
+    assert progress.select_one("#timed-variants").text == "2 messages of the A/B test wait for their variants' send time."
+    assert "retried" not in progress.select_one("#progress").text
     # Two hours pass.
     earlier = datetime.timedelta(hours=2, minutes=1)
     b_time = b.send_at - earlier

@@ -96,7 +96,13 @@ def progress(campaign, now=None):
             eta = _time_left(campaign, c, rate, now)
     # Accounts the engine cannot reach: the page says it is waiting for them.
     waiting = health.failing(campaign.team_id) if campaign.state == CampaignState.SENDING else []
-    return dict(c, rate=rate, eta=eta, winner_in=winner_in, waiting=waiting)
+    # A send-time test's variants wait as deferred sends never tried (attempts 0); retries were tried once at least.
+    timed = 0
+    if c["deferred"] and settings and settings.get("tests") == "send_time":
+        timed = Send.select().where((Send.campaign == campaign.id) & (Send.status == SendStatus.DEFERRED)
+                                    & (Send.attempts == 0)).count()
+    return dict(c, rate=rate, eta=eta, winner_in=winner_in, waiting=waiting, timed=timed,
+                retries=c["deferred"] - timed)
 
 
 def _time_left(campaign, c, rate, now):
