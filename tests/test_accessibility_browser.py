@@ -34,7 +34,7 @@ SHOTS = os.environ.get("LOFT_SCREENSHOTS")  # a folder: save screenshots there t
 
 def shot(page, name):
     if SHOTS:
-        page.screenshot(path=os.path.join(SHOTS, f"navigation-{name}.png"))
+        page.screenshot(path=os.path.join(SHOTS, f"look-{name}.png"))
 
 
 @pytest.fixture
@@ -83,6 +83,7 @@ def test_main_pages_have_no_serious_accessibility_problems(page, filled, size):
     for name, path in {**signed_in_pages(filled), **public_pages(filled)}.items():
         response = page.goto(path)
         assert response.status == 200, f"{name}: {path} answered {response.status}"
+        shot(page, f"{name.replace(' ', '-')}-{size['width']}")
         assert_accessible(page)
     # The menus are checked open as well: their items are what a phone user reaches every section through.
     page.goto("/dashboard")
@@ -205,7 +206,7 @@ def test_team_switcher_switches_on_choice_and_by_keyboard_without_javascript(app
         with app.app_context():
             assert User.get().current_team_id == side.id  # without JavaScript, choosing alone does nothing
         if SHOTS:
-            plain.screenshot(path=os.path.join(SHOTS, "navigation-no-js.png"))
+            plain.screenshot(path=os.path.join(SHOTS, "look-no-js.png"))
         plain_button = plain.locator("#team-switcher").get_by_role("button", name="Switch")
         assert plain_button.bounding_box()["width"] > 20  # in sight when nothing would switch on choice
         plain_button.click()
