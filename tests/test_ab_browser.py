@@ -68,6 +68,10 @@ def test_from_name_variants_preview_test_send_pick_the_winner_and_the_click_map(
     page.goto(f"/campaigns/{campaign.id}")
     expect(page.locator("#utm-example code.url")).to_have_text(
         "https://www.example.com/spring-sale?utm_source=loft&utm_medium=email&utm_campaign=spring-issue")
+    page.get_by_label("Content (utm_content)").fill("hero")  # the example follows the typing
+    expect(page.locator("#utm-example code.url")).to_have_text(
+        "https://www.example.com/spring-sale?utm_source=loft&utm_medium=email&utm_campaign=spring-issue"
+        "&utm_content=hero")
 
     expect(page.get_by_label("Variant B subject")).to_be_hidden()  # the A/B card is folded while off
     page.get_by_label("Test up to four variants on a sample first; the winner goes to the rest of the audience").check()
@@ -93,7 +97,7 @@ def test_from_name_variants_preview_test_send_pick_the_winner_and_the_click_map(
     page.locator("#preview").get_by_role("button", name="Show").click()
     expect(page.locator("#preview-from")).to_have_text("Ann at Acme")
     expect(page.frame_locator("#preview-pane iframe").get_by_role("link", name="the shop")).to_have_attribute(
-        "href", "https://acme.example/shop?utm_source=loft&utm_medium=email&utm_campaign=spring-issue")
+        "href", "https://acme.example/shop?utm_source=loft&utm_medium=email&utm_campaign=spring-issue&utm_content=hero")
 
     page.get_by_label("Which version").select_option(label="Variant C of the A/B test")
     page.get_by_label("Send to").fill("me@example.com")
@@ -116,7 +120,7 @@ def test_from_name_variants_preview_test_send_pick_the_winner_and_the_click_map(
     mark = page.frame_locator("#click-map iframe").locator("a[data-loft-link] .loft-share")
     expect(mark).to_have_text("0%")
     expect(page.locator("#links td.url")).to_have_text(
-        "https://acme.example/shop?utm_source=loft&utm_medium=email&utm_campaign=spring-issue")
+        "https://acme.example/shop?utm_source=loft&utm_medium=email&utm_campaign=spring-issue&utm_content=hero")
     page.get_by_role("button", name="Pick B as the winner").click()
     expect(page.locator(".flash-success")).to_contain_text("Variant B is the winner")
     expect(page.locator("#ab-pick")).to_have_count(0)

@@ -15,6 +15,7 @@ from app.models import Campaign
 from app.models import CaughtMessage
 from app.models import Link
 from app.models import Send
+from app.models import Team
 from tests.campaigns_support import create_draft
 from tests.campaigns_support import draft_form
 from tests.conftest import soup
@@ -175,3 +176,21 @@ def test_a_block_email_s_links_are_tagged(app):
             'style="background-color:#4338ca;color:#ffffff;">Buy now</a></td></tr></table>')
     prepared = prepare.prepare(body, "blocks", "S", base_url="https://loft.test", utm_settings=ON)
     assert f'href="https://acme.example/buy?{TAGS.replace("&", "&amp;")}"' in prepared.html_source
+
+
+def test_the_example_link_follows_what_is_typed(web, ready_team):
+    team, news = ready_team
+    campaign = create_draft(web, news)
+    live = soup(web.post(f"/campaigns/{campaign.id}/utm-example",
+                         {"utm_enabled": "1", "utm_source": "newsletter", "utm_medium": "", "utm_campaign": "",
+                          "utm_content": "top banner"}, htmx=True))
+    assert live.select_one("#utm-example code.url").text == (
+        "https://www.example.com/spring-sale?utm_source=newsletter&utm_medium=email&utm_campaign=december-news"
+        "&utm_content=top%20banner")
+    off = soup(web.post(f"/campaigns/{campaign.id}/utm-example", {"utm_source": "newsletter"}, htmx=True))
+    assert off.select_one("#utm-example").text.strip() == "Links go out as written."
+    bad = soup(web.post(f"/campaigns/{campaign.id}/utm-example", {"utm_enabled": "1", "utm_medium": "a\tb"}, htmx=True))
+    assert bad.select_one("#utm-example").text.strip() == "utm_medium must be one line of text."
+    assert Campaign.get_by_id(campaign.id).utm.get("source") != "newsletter"  # nothing saved
+    other = Campaign.create(team=Team.create(name="Other"), name="Theirs")
+    assert web.post(f"/campaigns/{other.id}/utm-example", {"utm_enabled": "1"}, htmx=True).status_code == 404

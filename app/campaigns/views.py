@@ -187,6 +187,19 @@ def count(campaign_id):
     return render_template("campaigns/_count.html", count=total, count_error=error)
 
 
+@bp.route("/<int:campaign_id>/utm-example", methods=["POST"])
+@require("view")
+def utm_example(campaign_id):
+    """The tagged example link for the UTM settings currently typed in the builder (not saved)."""
+    campaign = team_object_or_404(Campaign, campaign_id)
+    try:
+        settings, error = utm.settings_from_form(request.form, campaign.name), None
+    except utm.UtmError as exc:
+        settings, error = {}, str(exc)
+    return render_template("campaigns/_utm_example.html", utm_error=error,
+                           utm_example=utm.example_link(settings) if settings.get("enabled") else "")
+
+
 @bp.route("/<int:campaign_id>/publish", methods=["POST"])
 @require("send")
 def publish(campaign_id):
