@@ -357,3 +357,10 @@ def test_custom_fields_of_any_name_and_type_are_asked_without_touching_the_bot_t
                                                 "field-agrees_terms": "yes"}).status_code == 200
     contact = Contact.get(Contact.email == "pat@example.com")  # the person's website is not the bot trap
     assert contact.attributes == {"website": "https://pat.example", "employees": 12, "agrees_terms": True}
+
+
+def test_the_builder_pages_sit_under_sign_up_forms_in_the_navigation(web, built):
+    page = soup(web.get(f"/contacts/forms/{built.id}"))
+    assert page.select_one("nav.tabs a[aria-current=page]").get_text() == "Sign-up forms"
+    # The main navigation's section too (app/navigation.py: the consent.form prefix), and nothing else.
+    assert [a.get_text(" ", strip=True) for a in page.select("a[aria-current=page]")] == ["Sign-up forms"] * 2

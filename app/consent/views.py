@@ -201,7 +201,7 @@ def _snippet(signup_form):
 
 @bp.route("/contacts/forms/new", methods=["GET", "POST"])
 @require("edit_content")
-def new_signup_form():
+def form_new():
     if request.method == "POST":
         try:
             signup_form = signup_forms.create(g.team, request.form)
@@ -209,31 +209,31 @@ def new_signup_form():
             return _render_builder(None, 422, form=request.form, error=exc.message, errors=exc.errors)
         flash(f"Form “{signup_form.name}” created. Share it with the address, the snippet or the popup below.",
               "success")
-        return redirect(url_for("consent.edit_signup_form", form_id=signup_form.id))
+        return redirect(url_for("consent.form_edit", form_id=signup_form.id))
     return _render_builder()
 
 
 @bp.route("/contacts/forms/<int:form_id>")
 @require("view")
-def edit_signup_form(form_id):
+def form_edit(form_id):
     return _render_builder(team_object_or_404(SignupForm, form_id))
 
 
 @bp.route("/contacts/forms/<int:form_id>", methods=["POST"])
 @require("edit_content")
-def save_signup_form(form_id):
+def form_save(form_id):
     signup_form = team_object_or_404(SignupForm, form_id)
     try:
         signup_form = signup_forms.update(g.team, signup_form, request.form)
     except SignupFormError as exc:
         return _render_builder(signup_form, 422, form=request.form, error=exc.message, errors=exc.errors)
     flash(f"Form “{signup_form.name}” saved.", "success")
-    return redirect(url_for("consent.edit_signup_form", form_id=signup_form.id))
+    return redirect(url_for("consent.form_edit", form_id=signup_form.id))
 
 
 @bp.route("/contacts/forms/<int:form_id>/delete", methods=["POST"])
 @require("edit_content")
-def delete_signup_form(form_id):
+def form_delete(form_id):
     signup_form = team_object_or_404(SignupForm, form_id)
     signup_forms.delete(g.team, signup_form)
     flash(f"Form “{signup_form.name}” deleted. Its page, snippet and popup no longer sign anyone up; "
@@ -243,16 +243,16 @@ def delete_signup_form(form_id):
 
 @bp.route("/contacts/forms/preview")
 @require("view")
-def signup_form_preview():
+def form_preview():
     """The builder's live preview: a frame showing the hosted page for the values being typed."""
     return render_template("consent/_builder_preview.html", query=request.args.to_dict(flat=False))
 
 
 @bp.route("/contacts/forms/preview/page")
 @require("view")
-def signup_form_preview_page():
+def form_preview_page():
     signup_form = signup_forms.draft(g.team, request.args)
-    style = url_for("consent.signup_form_preview_style", **request.args.to_dict(flat=False))
+    style = url_for("consent.form_preview_style", **request.args.to_dict(flat=False))
     response = _built_page(signup_form, stamp="", style=style, preview=True)
     response.headers["Content-Security-Policy"] = _page_csp("'self'", form_action="'none'")
     response.headers["X-Frame-Options"] = "SAMEORIGIN"
@@ -262,7 +262,7 @@ def signup_form_preview_page():
 
 @bp.route("/contacts/forms/preview/style.css")
 @require("view")
-def signup_form_preview_style():
+def form_preview_style():
     values = signup_forms.style_values(signup_forms.draft(g.team, request.args))
     return Response(brand.stylesheet(values), mimetype="text/css", headers={"Cache-Control": "no-store"})
 
