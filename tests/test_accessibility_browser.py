@@ -85,6 +85,8 @@ def test_main_pages_have_no_serious_accessibility_problems(page, filled, size):
         assert response.status == 200, f"{name}: {path} answered {response.status}"
         shot(page, f"{name.replace(' ', '-')}-{size['width']}")
         assert_accessible(page)
+        wide = page.evaluate("document.documentElement.scrollWidth")
+        assert wide <= size["width"], f"{name}: {path} is {wide} px wide, wider than the screen"
     # The menus are checked open as well: their items are what a phone user reaches every section through.
     page.goto("/dashboard")
     page.locator(".more-menu > summary").click()
