@@ -58,3 +58,17 @@ def test_each_role_is_offered_only_pages_it_may_open(app, admin, role):
     assert ("Sending" in offered) == (role == "admin")  # manage_domains
     assert ("Imports" in offered) == (role != "guest")  # edit_content
     assert {"Dashboard", "Campaigns", "Contacts", "Templates", "Reports", "Account"} <= set(offered)
+
+
+def test_the_header_has_the_team_switcher_and_an_account_menu(web, admin):
+    page = soup(web.get("/contacts/"))
+    header = page.select_one("header.topbar")
+    switcher = header.select_one("form#team-switcher")
+    assert switcher.has_attr("data-autosubmit") and switcher.select_one("label[for=team-switch]")
+    assert switcher.select_one("input[name=next]")["value"] == "/contacts/"
+    menu = header.select_one("details.account-menu")
+    assert admin.email in menu.select_one("summary")["aria-label"]
+    links = {a.get_text(strip=True): a["href"] for a in menu.select("a")}
+    assert links == {"Your account": "/account", "Your teams": "/teams/", "New team": "/teams/new"}
+    sign_out = menu.select_one("form")
+    assert sign_out["action"] == "/logout" and sign_out.select_one("input[name=csrf_token]")
