@@ -250,3 +250,12 @@ def test_block_templates_are_copied_with_their_blocks_and_deleted_with_their_his
     assert block_store.can_undo(duplicate)
     assert web.post(f"/templates/{duplicate.id}/delete").status_code == 302
     assert not BlockRevision.select().where(BlockRevision.owner_id == duplicate.id).exists()
+
+
+def test_a_block_starter_is_previewed_in_a_sandboxed_frame(web, team):  # noqa: F811
+    fragment = soup(web.get("/templates/starter/newsletter/preview"))
+    assert fragment.select_one("iframe")["src"].startswith("/templates/starter/newsletter/preview.html")
+    frame = web.get("/templates/starter/newsletter/preview.html")
+    assert frame.status_code == 200 and "sandbox" in frame.headers["Content-Security-Policy"]
+    assert "News, notes and things worth your time" in frame.get_data(as_text=True)
+    assert web.get("/templates/starter/nothing/preview.html").status_code == 404
