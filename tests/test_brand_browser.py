@@ -29,6 +29,7 @@ def test_brand_preview_save_and_public_page(page, live_server):
     expect(sample_page.get_by_role("button", name="Subscribe")).to_have_css("background-color", "rgb(15, 118, 110)")
     email = page.frame_locator("iframe[title^='Preview: a sample block email']")
     expect(email.get_by_role("link", name="Shop the collection")).to_be_visible()
+    assert "csrf_token" not in page.locator("#brand-preview iframe").first.get_attribute("src")
 
     page.get_by_label("Text colour").fill("#bbbbbb")
     expect(page.locator("#brand-preview .flash-warning")).to_contain_text("Text on the background has a contrast")

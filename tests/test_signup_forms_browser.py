@@ -84,6 +84,7 @@ def test_build_a_form_sign_up_on_its_page_and_the_contact_has_its_lists(page, re
     expect(page.frame_locator("#builder-preview iframe").get_by_role("heading", level=1)).to_have_text(
         "Deals every Friday")
     expect(page.frame_locator("#builder-preview iframe").get_by_label("Company")).to_be_visible()
+    assert "csrf_token" not in page.locator("#builder-preview iframe").get_attribute("src")  # no token in URLs
     page.get_by_role("button", name="Create form").click()
     # A private list is refused in words, at its place, and the rest is kept.
     expect(page.locator("#e-lists")).to_contain_text("“Staff” is a private list")
