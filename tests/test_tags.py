@@ -51,6 +51,8 @@ def test_names_are_trimmed_unique_ignoring_case_and_checked(team):
     assert tags.create_tag(other, "vip customer").team_id == other.id  # unique per team only
     assert tags.split_names("a; b |A, ,c" + "," + "y" * 70) == (["a", "b", "c"], [
         f"Keep tag names to 64 characters (“{'y' * 29}…” has 70)."])
+    many = ",".join(f"t{n}" for n in range(250))
+    assert tags.split_names(many) == ([f"t{n}" for n in range(200)], ["Only the first 200 tags were kept (250 given)."])
 
 
 def test_rename_delete_and_counts(team):
@@ -91,6 +93,8 @@ def test_add_tags_creates_missing_ones_and_stores_nothing_on_a_bad_name(team):
     assert sorted(t.name for t in added) == ["Customer", "fair 2026"]
     with pytest.raises(ContactError, match="64 characters"):
         tags.add_tags(team, ann, "new one, " + "z" * 80)
+    with pytest.raises(ContactError, match="at most 200 tags"):
+        tags.add_tags(team, ann, ",".join(f"t{n}" for n in range(199)))
     assert names_of(ann) == ["Customer", "fair 2026"] and Tag.select().count() == 2
 
 

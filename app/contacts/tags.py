@@ -54,11 +54,11 @@ def name_key(name):
     return name.lower()
 
 
-def split_names(raw):
+def split_names(raw, limit=MAX_TAGS_PER_CONTACT):
     """(names, problems) of a text holding tag names separated by commas, semicolons or pipes.
 
     Empty parts are ignored; a name given twice (in any case) counts once; each bad name becomes a
-    problem in words and is left out."""
+    problem in words and is left out, and so do the names past the first `limit`."""
     names, problems, seen = [], [], set()
     for part in SEPARATORS.split(raw or ""):
         if not part.strip():
@@ -71,6 +71,9 @@ def split_names(raw):
         if name_key(name) not in seen:
             seen.add(name_key(name))
             names.append(name)
+    if limit is not None and len(names) > limit:
+        problems.append(f"Only the first {limit} tags were kept ({len(names)} given).")
+        names = names[:limit]
     return names, problems
 
 
@@ -205,7 +208,7 @@ def tags_of_contacts(contact_ids):
 def add_tags(team, contact, text):
     """Tag one contact with the names in `text` (comma-separated), creating new tags; returns the
     tags added. Nothing is stored when one name is bad."""
-    names, problems = split_names(text)
+    names, problems = split_names(text, limit=None)  # the count is checked below, with the tags it has
     if problems:
         raise ContactError(problems[0], field="tags")
     if not names:
@@ -276,15 +279,18 @@ def tag_rows(team, contact_tags):
     Returns how many pairs were added."""
     if not contact_tags:
         return 0
-    tags = ensure_tags(team, [name for names in contact_tags.values() for name in names])
+    # A chunk repeats a few names many times: look each distinct one up once (first spelling first).
+    distinct = list(dict.fromkeys(name for names in contact_tags.values() for name in names))
+    tags = ensure_tags(team, distinct)
+    tag_ids = {name: tags[name_key(name)].id for name in distinct}
     stamp = utcnow().isoformat(" ")  # bound as text, the form DateTimeField stores
     params, added = [], 0
     for contact_id, names in contact_tags.items():
         for name in names:
-            params += (contact_id, tags[name_key(name)].id, stamp)
-            if len(params) >= TAG_BATCH * 3:
-                added += _insert_pairs(params)
-                params = []
+            params += (contact_id, tag_ids[name], stamp)
+        if len(params) >= TAG_BATCH * 3:
+            added += _insert_pairs(params)
+            params = []
     if params:
         added += _insert_pairs(params)
     return added
