@@ -109,7 +109,9 @@ def test_a_built_form_is_listed_with_its_share_options(app, web, built, lists):
     assert "Beta testers" not in page.select_one("#share").get_text()
     popup = page.select_one("#share-popup").get_text()
     assert f'src="http://loft.test/f/{built.public_id}/popup.js"' in popup
-    assert f'data-loft-form="{built.public_id}"' in popup
+    link = BeautifulSoup(popup, "html.parser").select_one("a[data-loft-form]")
+    assert (link["data-loft-form"], link["href"]) == (built.public_id, f"http://loft.test/f/{built.public_id}")
+    assert page.select_one("#f-background_color")["placeholder"] == "#f6f6f7"  # the brand kit's, when empty
     listing = soup(web.get("/contacts/forms"))
     row = listing.select_one(f"#built-{built.id}")
     assert row.select_one("a").get_text() == "Website footer" and row.select_one(".signups").get_text() == "0"

@@ -126,11 +126,13 @@ def test_the_popup_script_opens_an_accessible_dialog_on_another_site(page, ready
     signup_form = SignupForm.create(team=team, name="Popup", title="Join the club", list_ids=[offers.id],
                                     fields=[], popup_delay=0)
     blog = (f'<!doctype html><html lang="en"><title>A blog</title><h1>My blog</h1>'
-            f'<button type="button" data-loft-form="{signup_form.public_id}">Subscribe to my news</button>'
+            f'<a href="{live_server.url(f"/f/{signup_form.public_id}")}" data-loft-form="{signup_form.public_id}">'
+            f'Subscribe to my news</a>'
             f'<script src="{live_server.url(f"/f/{signup_form.public_id}/popup.js")}" defer></script></html>')
     other_site = page.context.new_page()
-    other_site.goto(blog_site(blog))
-    opener = other_site.get_by_role("button", name="Subscribe to my news")
+    blog_url = blog_site(blog)
+    other_site.goto(blog_url)
+    opener = other_site.get_by_role("link", name="Subscribe to my news")  # the builder's popup code
     opener.focus()
     other_site.keyboard.press("Enter")
     dialog = other_site.get_by_role("dialog", name="Join the club")
@@ -142,6 +144,7 @@ def test_the_popup_script_opens_an_accessible_dialog_on_another_site(page, ready
     other_site.keyboard.press("Escape")
     expect(dialog).to_be_hidden()
     expect(opener).to_be_focused()
+    assert other_site.url == blog_url  # the link opened the dialog instead of leaving the page
 
     # Signing up inside the dialog.
     opener.click()

@@ -184,6 +184,7 @@ def _render_builder(signup_form=None, status=200, **context):
              else dict(context["form"]))
     query.pop("csrf_token", None)
     return render_template("consent/builder.html", signup_form=signup_form, share=share, form_query=query,
+                           brand_values=brand.values_of(brand.kit_of(g.team)),
                            choices=signup_forms.field_choices(g.team),
                            lists=signup_forms.lists_for_builder(g.team), **context), status
 
