@@ -7,6 +7,7 @@
   "use strict";
 
   var openBlocks = [];
+  var unsaved = {};  // block id -> {field name: value} typed but not saved, kept across a whole-editor swap
 
   function editor() {
     return document.getElementById("block-editor");
@@ -52,7 +53,23 @@
     });
   }
 
+  function restoreUnsaved() {
+    Object.keys(unsaved).forEach(function (blockId) {
+      var block = document.getElementById("block-" + blockId);
+      var form = block && block.querySelector(":scope > details.block-edit form.block-form");
+      if (!form) return;
+      Object.keys(unsaved[blockId]).forEach(function (name) {
+        var field = form.elements[name];
+        if (field && "value" in field) field.value = unsaved[blockId][name];
+      });
+      form.setAttribute("data-unsaved", "");
+      form.parentElement.open = true;
+    });
+    unsaved = {};
+  }
+
   function setUp(root, swapped) {
+    if (swapped) restoreUnsaved();  // before the rich-text areas are made from their textareas
     root.querySelectorAll("textarea.rich-source").forEach(enhanceRichText);
     makeSortable(root);
     if (swapped) {
@@ -71,6 +88,15 @@
     target.removeAttribute("style");
     target.querySelectorAll("li.block[style]").forEach(function (block) { block.removeAttribute("style"); });
     if (target !== root) return;
+    // Another block's change swaps every block: what was typed in the others and not saved goes along.
+    unsaved = {};
+    root.querySelectorAll("form.block-form[data-unsaved]").forEach(function (form) {
+      var values = {};
+      Array.prototype.forEach.call(form.elements, function (field) {
+        if (field.name && field.name !== "csrf_token" && !/^(submit|button)$/.test(field.type)) values[field.name] = field.value;
+      });
+      unsaved[form.closest("li.block").getAttribute("data-block-id")] = values;
+    });
     openBlocks = [];
     root.querySelectorAll("li.block > details.block-edit[open]").forEach(function (details) {
       openBlocks.push(details.parentElement.getAttribute("data-block-id"));
@@ -107,6 +133,13 @@
   // script runs after parsing, so readyState is already past "loading" here).
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
   else window.setTimeout(start, 0);
+
+  function markUnsaved(event) {
+    var form = event.target.closest && event.target.closest("#block-editor form.block-form");
+    if (form) form.setAttribute("data-unsaved", "");
+  }
+  document.addEventListener("input", markUnsaved);
+  document.addEventListener("change", markUnsaved);
 
   // --- Moving blocks -------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 rich text (bold, a bulleted list), a button and an image from the media library with its alt text; move a
 block with Alt+arrows; undo; the preview shows the result. Skips with the reason where Chromium is missing."""
 import io
+import os
 import re
 
 import pytest
@@ -14,6 +15,12 @@ from browser_support import DESKTOP  # noqa: E402
 from browser_support import sign_up_admin  # noqa: E402
 
 TAB_LIMIT = 40
+SHOTS = os.environ.get("LOFT_SCREENSHOTS")  # a folder: save screenshots there to look at the pages
+
+
+def shot(page, name):
+    if SHOTS:
+        page.screenshot(path=os.path.join(SHOTS, f"editor-{name}.png"), full_page=True)
 
 
 def focused(locator):
@@ -154,6 +161,8 @@ def test_build_an_email_from_blocks_by_keyboard(app, page, live_server):
     expect(editor.locator("#block-list > li.block").nth(1)).to_have_class("block block-image")
     assert order(page) == ["Heading", "Image", "Text", "Button"]
 
+    shot(page, "built")
+
     # Undo the last move.
     tab_to(page, editor.get_by_role("button", name="Undo last change"), backwards=True)
     page.keyboard.press("Enter")
@@ -170,6 +179,7 @@ def test_build_an_email_from_blocks_by_keyboard(app, page, live_server):
     picture = frame.locator('img[alt="Spring sale banner"]')
     expect(picture).to_have_count(1)
     assert picture.evaluate("img => img.complete && img.naturalWidth") > 0
+    shot(page, "preview")
 
 
 def test_drag_a_block_by_its_handle(app, page):
@@ -184,12 +194,18 @@ def test_drag_a_block_by_its_handle(app, page):
             {"id": "heading01", "type": "heading", "text": "First", "level": 1, "align": "left"},
             {"id": "divider01", "type": "divider"},
             {"id": "button001", "type": "button", "text": "Last", "href": "https://example.com/", "align": "center",
-             "color": ""}]})
+             "color": ""},
+            {"id": "footer01", "type": "footer", "text": "Saved footer"}]})
     page.goto(f"/campaigns/{campaign.id}")
-    page.locator("#block-button001 .block-handle").drag_to(page.locator("#block-heading01"),
-                                                           target_position={"x": 20, "y": 5})
+    # Typing in a block that is not saved yet survives a change to another block.
+    page.locator("#block-footer01 details.block-edit > summary").click()
+    page.locator("#f-footer01-text").fill("Typed, not saved yet")
+    page.locator("#block-heading01").scroll_into_view_if_needed()  # both ends of the drag on the screen
+    page.locator("#block-button001 .block-handle").drag_to(page.locator("#block-heading01 .block-handle"))
     expect(page.locator("#block-editor-status")).to_contain_text("Moved the button “Last” to position 1")
-    assert order(page) == ["Button", "Heading", "Divider"]
+    assert order(page) == ["Button", "Heading", "Divider", "Footer"]
+    expect(page.locator("#f-footer01-text")).to_have_value("Typed, not saved yet")
     with app.app_context():
         assert [block["id"] for block in Campaign.get_by_id(campaign.id).blocks["blocks"]] == [
-            "button001", "heading01", "divider01"]
+            "button001", "heading01", "divider01", "footer01"]
+        assert Campaign.get_by_id(campaign.id).blocks["blocks"][3]["text"] == "Saved footer"
