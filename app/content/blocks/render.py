@@ -58,6 +58,7 @@ img { -ms-interpolation-mode: bicubic; }
 @media only screen and (max-width: 480px) {
   .loft-col { display: block !important; width: 100% !important; max-width: 100% !important; }
   .loft-pad { padding-left: 16px !important; padding-right: 16px !important; }
+  .loft-cols { padding-left: 8px !important; padding-right: 8px !important; }
   img.loft-fluid { width: 100% !important; height: auto !important; }
 }
 @media (prefers-color-scheme: dark) {
