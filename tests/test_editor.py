@@ -294,3 +294,22 @@ def test_every_block_form_has_unique_ids_and_labels(web, campaign):
     for control in editor.select("input:not([type=hidden]), select, textarea"):
         assert editor.select_one(f'label[for="{control["id"]}"]'), control
     assert re.search(r"Alt\+↑", editor.select_one("#block-editor-help").text)
+
+
+def test_saving_the_pages_forms_keeps_the_blocks(web, campaign, team):
+    """The campaign and template pages post kind=blocks and no body: their own Save keeps the blocks."""
+    page = soup(web.get(f"/campaigns/{campaign.id}"))
+    assert page.select_one('#builder input[name=kind]')["value"] == "blocks"
+    assert page.select_one("#builder textarea[name=body]") is None
+    saved = web.post(f"/campaigns/{campaign.id}", {"name": "Spring news", "subject": "Spring, saved", "kind": "blocks",
+                                                   "from_name": "Acme", "from_email": "news@acme.example"})
+    assert saved.status_code in (200, 302), saved.get_data(as_text=True)[:500]
+    after = Campaign.get_by_id(campaign.id)
+    assert after.kind == "blocks" and ids(after) == ["heading01", "text0001", "button01"]
+    template = Template.create(team=team, name="Monthly", kind="blocks")
+    store.save(template, _doc(HEADING))
+    renamed = web.post(f"/templates/{template.id}", {"name": "Monthly letter", "kind": "blocks",
+                                                     "template_id": str(template.id)})
+    assert renamed.status_code == 302, renamed.get_data(as_text=True)[:500]
+    template = Template.get_by_id(template.id)
+    assert template.name == "Monthly letter" and template.kind == "blocks" and ids(template) == ["heading01"]
