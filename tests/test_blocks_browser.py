@@ -53,6 +53,12 @@ def test_a_campaign_from_a_block_template_is_sent_as_a_test(app, page, catcher):
     shot(page, "campaign")
     button = frame.locator("a", has_text="See what is new")
     assert button.evaluate("el => getComputedStyle(el).color") == "rgb(255, 255, 255)"  # inline styles apply
+    # Dark mode: the card turns dark and the text light (Apple Mail and iOS read the same rules).
+    page.emulate_media(color_scheme="dark")
+    assert frame.locator("table.loft-card").evaluate("el => getComputedStyle(el).backgroundColor") == "rgb(30, 41, 59)"
+    assert frame.locator("h1").evaluate("el => getComputedStyle(el).color") == "rgb(241, 245, 249)"
+    page.emulate_media(color_scheme="light")
+    assert frame.locator("h1").evaluate("el => getComputedStyle(el).color") != "rgb(241, 245, 249)"  # the brand's again
 
     page.get_by_label("Send to").fill("me@example.com")
     page.get_by_role("button", name="Send test").first.click()
@@ -82,3 +88,9 @@ def test_the_new_campaign_form_offers_blocks_first_by_keyboard(app, page):
         campaign = Campaign.get(Campaign.name == "Autumn letter")
     assert campaign.kind == "blocks" and campaign.blocks["blocks"][0]["id"] == "lt-letter"
     expect(page.locator("#save-as-template button")).to_be_visible()
+    # On a phone the two columns of a starter sit one under the other, each as wide as the email.
+    page.goto("/templates/starter/event")
+    frame = page.frame_locator(".preview-result iframe")
+    expect(frame.locator("h1")).to_have_text("Our autumn meetup")
+    when, where = (frame.locator("div.loft-col").nth(i).bounding_box() for i in (0, 1))
+    assert where["y"] >= when["y"] + when["height"] - 1 and abs(where["x"] - when["x"]) < 1
