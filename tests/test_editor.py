@@ -313,3 +313,10 @@ def test_saving_the_pages_forms_keeps_the_blocks(web, campaign, team):
     assert renamed.status_code == 302, renamed.get_data(as_text=True)[:500]
     template = Template.get_by_id(template.id)
     assert template.name == "Monthly letter" and template.kind == "blocks" and ids(template) == ["heading01"]
+
+
+def test_a_made_up_block_id_never_reaches_the_redirect(web, campaign):
+    response = web.post(url(campaign, "/no%20such%22block/delete"), {})
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith(f"/campaigns/{campaign.id}#block-editor")
+    assert "no longer in this email" in web.get(f"/campaigns/{campaign.id}").get_data(as_text=True)

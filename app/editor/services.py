@@ -85,6 +85,10 @@ def place(doc, block_id):
     return None
 
 
+def is_block_id(value):
+    return bool(schema.BLOCK_ID.fullmatch(value or ""))
+
+
 def find(doc, block_id):
     """The block with this id in `doc`, or None."""
     try:

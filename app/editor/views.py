@@ -105,6 +105,8 @@ def _answer(owner, change=None, problem=None, problem_block=None, one_block=None
         flash(change.message, "success")
     endpoint, argument = OWNER_PAGES[services.owner_type_of(owner)]
     anchor = problem_block or (change.focus if change else None)
+    if anchor and not services.is_block_id(anchor):  # from the URL: only a real block id goes into the Location
+        anchor = None
     return redirect(url_for(endpoint, **{argument: owner.id}) + (f"#block-{anchor}" if anchor else "#block-editor"))
 
 
