@@ -119,6 +119,7 @@ def test_campaign_list_search_and_duplicate(page, team_data):
     page.get_by_label("Search by name").fill("autumn")
     expect(rows).to_have_count(1)
     expect(page).to_have_url(re.compile(r"/campaigns/\?q=autumn"))  # the URL follows the search
+    shot(page, "campaigns-phone")
     assert fits_the_screen(page)
     assert_accessible(page)
     page.get_by_label("State").select_option("draft")

@@ -131,7 +131,7 @@ def row_date(campaign):
     if campaign.state == CampaignState.SCHEDULED and campaign.scheduled_at:
         return "Scheduled for", campaign.scheduled_at
     if campaign.started_at:
-        return "Sent", campaign.started_at
+        return "Sent on", campaign.started_at
     return "Edited", campaign.updated_at
 
 
