@@ -132,7 +132,7 @@ def row_date(campaign):
         return "Scheduled for", campaign.scheduled_at
     if campaign.started_at:
         return "Sent on", campaign.started_at
-    return "Edited", campaign.updated_at
+    return "Edited on", campaign.updated_at
 
 
 def state_choices():
