@@ -160,15 +160,13 @@ def update_template(team, template, form):
 
 def template_from_campaign(team, campaign, name=""):
     """A new team template with the campaign's email (its blocks, or its HTML or Markdown), under a free name."""
-    source = BuiltinTemplate(key="", name=(name or "").strip() or campaign.name, description="", body=campaign.body,
-                             kind=campaign.kind, builtin=True,
-                             blocks=campaign.blocks if campaign.kind == "blocks" else None)
-    return duplicate(team, source)
+    return duplicate(team, campaign, name=" ".join((name or "").split())[:MAX_NAME] or campaign.name)
 
 
-def duplicate(team, item):
-    """A copy of a team template or a built-in layout in the team's library, with a free name."""
-    base = f"{item.name} (copy)" if not getattr(item, "builtin", False) else item.name
+def duplicate(team, item, name=None):
+    """A copy of a team template, a built-in one or a campaign's email in the team's library, named `name`
+    (by default after the item), or that name with a number when the team already has it."""
+    base = name or (f"{item.name} (copy)" if not getattr(item, "builtin", False) else item.name)
     name, number = base, 2
     with db.atomic():
         while Template.select().where((Template.team == team) & (Template.name == name)).exists():
