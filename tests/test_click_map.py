@@ -57,11 +57,12 @@ def test_the_report_table_gives_each_address_its_share_and_places(app, web, publ
     rows = {row.select_one("td.url").text: [td.get_text(strip=True) for td in row.select("td")[1:]]
             for row in page.select("#links tbody tr")}
     shop = "https://acme.example/shop?a=1&b=2&utm_source=loft&utm_medium=email&utm_campaign=march"
-    assert rows[shop] == ["3", "4", "75.0%", "2 (counted together)"]
+    # unique clicks, all clicks, share of the unique ones, share of all, places in the email
+    assert rows[shop] == ["3", "4", "75.0%", "80.0%", "2 (counted together)"]
     assert rows["https://acme.example/blog?utm_source=loft&utm_medium=email&utm_campaign=march"] == \
-        ["1", "1", "25.0%", "1"]
+        ["1", "1", "25.0%", "20.0%", "1"]
     assert rows["https://acme.example/faq?utm_source=loft&utm_medium=email&utm_campaign=march"] == \
-        ["0", "0", "0.0%", "1"]
+        ["0", "0", "0.0%", "0.0%", "1"]
     assert list(rows)[0] == shop  # most clicked first
     frame = page.select_one("#click-map iframe")
     assert frame.has_attr("sandbox") and not frame["sandbox"] and frame["title"]
@@ -78,7 +79,8 @@ def test_the_frame_marks_each_link_with_its_share(app, web, public, ready_team):
     shop = links["https://acme.example/shop?a=1&b=2"]
     marked = frame.select(f'a[data-loft-link="{shop.id}"]')
     assert [a.select_one(".loft-share").text for a in marked] == ["75% ×2", "75% ×2"]
-    assert "counted together" in marked[0].select_one(".loft-share")["title"]
+    assert marked[0].select_one(".loft-share")["title"] == ("75% of unique clicks (3 people); 80% of all clicks (4 of 5); "
+                                                           "this address is in 2 places, counted together")
     assert [a.get_text(" ", strip=True) for a in marked] == ["75% ×2 Shop now", "75% ×2 Shop again"]
     blog = frame.select_one(f'a[data-loft-link="{links["https://acme.example/blog"].id}"] .loft-share')
     assert blog.text == "25%"
@@ -103,7 +105,7 @@ def test_a_content_variant_is_shown_on_request(app, web, ready_team):
     assert "Only in B" in variant.text and "Shop now" not in variant.text
     chosen = soup(web.get(f"/reports/campaigns/{campaign.id}?variant=B"))
     assert chosen.select_one("#click-map iframe")["src"].endswith("clickmap.html?variant=B")
-    places = {row.select_one("td.url").text: row.select("td")[4].get_text(strip=True)
+    places = {row.select_one("td.url").text: row.select("td")[5].get_text(strip=True)
               for row in chosen.select("#links tbody tr")}
     assert places["https://acme.example/shop?a=1&b=2"] == "not in this content"
 

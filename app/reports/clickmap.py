@@ -105,7 +105,8 @@ def marked_html(campaign, links, variant=None):
             return match.group(0)  # not a tracked link: mailto:, a personal link, or tracking was off
         count = places[row["url"]]
         share = _percent(row["clicks_unique"], unique_total)
-        title = (f"{share} of unique clicks ({row['clicks_unique']} people); {row['clicks']} of {total} clicks in all"
+        title = (f"{share} of unique clicks ({row['clicks_unique']} people); {_percent(row['clicks'], total)} of all "
+                 f"clicks ({row['clicks']} of {total})"
                  + (f"; this address is in {count} places, counted together" if count > 1 else ""))
         label = share + (f" ×{count}" if count > 1 else "")
         return (f'<a data-loft-link="{row["link_id"]}"{match.group(1)}>'
