@@ -1,14 +1,14 @@
 """A block email kept on its owner (a Campaign, Template or TemplateDraft), with undo.
 
-save() is the one writer of `owner.blocks`: it validates the document, renders and cleans the body
-the rest of Loft reads (so preview and sending need nothing new), and keeps the document it replaces
-as a BlockRevision for undo (the last MAX_REVISIONS per owner). A campaign is editable only while it
-is a draft (or failed), the rule the campaign form follows.
+save() validates the document, renders the body the rest of Loft reads (so preview and sending need
+nothing new), and keeps the document it replaces as a BlockRevision for undo (the last MAX_REVISIONS
+per owner); copy_to() and refresh() render again without an undo step. A campaign is editable only
+while it is a draft (or failed), the rule the campaign form follows.
 
 The body is stored as rendered: it is made only of validated values, escaped text and rich text already
 cut to its allowed subset, and every reader of a body (preview, test send, sending, web view) cleans it
-again in app.content.prepare. Saving checks what cleaning cannot vouch for, the merge tags' names, at a
-fraction of the cost of cleaning the whole email on every keystroke-sized change.
+again in app.content.prepare. Saving checks what would otherwise only show when the email is rendered,
+the merge tags' names, at a fraction of the cost of cleaning the whole email on every small change.
 """
 from app.content import sanitize
 from app.content.blocks.render import render_body
