@@ -51,7 +51,7 @@ def link_rows(campaign):
 def variant_to_show(campaign, label=None):
     """The variant whose content the map shows: the one asked for, else the winner of a content test,
     else None (the campaign as written)."""
-    content = [v for v in Variant.select().where(Variant.campaign == campaign.id).order_by(Variant.label) if v.body]
+    content = content_variants(campaign)
     if label:
         return next((v for v in content if v.label == label.strip().upper()[:1]), None)
     return next((v for v in content if v.is_winner), None)
@@ -60,6 +60,15 @@ def variant_to_show(campaign, label=None):
 def content_variants(campaign):
     """The variants with content of their own (a content test's B to D): the map can show each."""
     return [v for v in Variant.select().where(Variant.campaign == campaign.id).order_by(Variant.label) if v.body]
+
+
+def _places(rendered):
+    """{address: how many links of the rendered email point at it}."""
+    places = {}
+    for match in _ANCHOR.finditer(rendered or ""):
+        url = _href(match)
+        places[url] = places.get(url, 0) + 1
+    return places
 
 
 def _rendered(campaign, variant):
@@ -72,11 +81,7 @@ def _rendered(campaign, variant):
 def with_shares(campaign, links, variant=None):
     """The report's link rows with their share of the unique and of all clicks, and `places`: how many
     times the address appears in the email shown (0 when it is only in another variant's content)."""
-    rendered = _rendered(campaign, variant)
-    places = {}
-    for match in _ANCHOR.finditer(rendered or ""):
-        url = _href(match)
-        places[url] = places.get(url, 0) + 1
+    places = _places(_rendered(campaign, variant))
     unique_total = sum(row["clicks_unique"] for row in links)
     total = sum(row["clicks"] for row in links)
     return [dict(row, share_unique=row["clicks_unique"] / unique_total if unique_total else 0.0,
@@ -94,10 +99,7 @@ def marked_html(campaign, links, variant=None):
     by_url = {row["url"]: row for row in links}
     unique_total = sum(row["clicks_unique"] for row in links)
     total = sum(row["clicks"] for row in links)
-    places = {}
-    for match in _ANCHOR.finditer(rendered):
-        url = _href(match)
-        places[url] = places.get(url, 0) + 1
+    places = _places(rendered)
 
     def mark(match):
         row = by_url.get(_href(match))
