@@ -239,3 +239,14 @@ def test_a_send_time_that_passed_or_comes_before_the_schedule_stops_publishing(w
     refused = web.post(f"/campaigns/{campaign.id}/publish", {"when": "now"})
     assert refused.status_code == 422 and "has passed" in soup(refused).select_one(".flash-error").text
     assert Send.select().count() == 0 and len(_caught()) == 0
+
+
+def test_a_small_sample_still_tries_every_variant(app, web, ready_team):
+    team, news = ready_team
+    _more_contacts(team, news, 6)  # 10 recipients: 2% would be nobody
+    campaign = create_draft(web, news, **dict(FOUR_SUBJECTS, ab_sample_percent="2"))
+    with app.app_context():
+        services.start(Campaign.get_by_id(campaign.id))
+    counts = {label: Send.select().where(Send.variant == v).count() for label, v in _variants(campaign).items()}
+    assert counts == {"A": 1, "B": 1, "C": 1, "D": 1}
+    assert Send.select().where((Send.campaign == campaign.id) & (Send.status == "held")).count() == 6

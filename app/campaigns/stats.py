@@ -138,7 +138,9 @@ def sample_cutoff(campaign):
     settings = campaign.ab_test
     if not settings or not campaign.total:
         return None
-    sample = max(2, campaign.total * settings["sample_percent"] // 100)
+    # At least one send per variant (a 2% sample of 100 people still tries all four), never past the audience.
+    variants = Variant.select().where(Variant.campaign == campaign.id).count()
+    sample = min(campaign.total, max(2, variants, campaign.total * settings["sample_percent"] // 100))
     return (Send.select(Send.id).where(Send.campaign == campaign.id).order_by(Send.id)
             .offset(sample - 1).limit(1).scalar())
 
