@@ -1,7 +1,7 @@
 """Contacts: add, edit, change the status of and delete one contact, and its subscriptions.
 
 The rest of the audience has a module each beside this one: lists.py, fields.py (custom
-fields), query.py (filter, search and keyset pages), bulk.py, export.py and timeline.py;
+fields), tags.py, query.py (filter, search and keyset pages), bulk.py, export.py and timeline.py;
 common.py holds the ContactError they all raise.
 
 Every function takes the team first and scopes every query by it, so an id
