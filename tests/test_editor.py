@@ -320,3 +320,11 @@ def test_a_made_up_block_id_never_reaches_the_redirect(web, campaign):
     assert response.status_code == 302
     assert response.headers["Location"].endswith(f"/campaigns/{campaign.id}#block-editor")
     assert "no longer in this email" in web.get(f"/campaigns/{campaign.id}").get_data(as_text=True)
+
+
+def test_a_stored_document_that_fails_the_checks_is_named_not_a_broken_page(web, campaign):
+    Campaign.update(blocks={"version": 1, "blocks": [{"id": "marquee01", "type": "marquee"}]}).where(
+        Campaign.id == campaign.id).execute()
+    response = web.get(f"/campaigns/{campaign.id}")
+    assert response.status_code == 200
+    assert "no block of type “marquee”" in soup(response).select_one("#block-editor-error").text

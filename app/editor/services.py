@@ -56,6 +56,10 @@ def document(team, owner):
     return store.load(owner)
 
 
+def empty_document():
+    return schema.empty_document()
+
+
 def merge_fields(team):
     """[(key, label)]: the fields a personalisation tag can name, standard ones first."""
     return list(STANDARD_FIELDS) + [(field.key, field.label) for field in fields_of(team)]

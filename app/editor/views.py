@@ -72,8 +72,13 @@ def _shown_at_field(doc, block_id, field):
 
 @bp.app_template_global("block_editor")
 def block_editor(owner):
-    """The editor of `owner`'s blocks, for the campaign and template pages."""
-    return Markup(render_template("editor/_panel.html", **_context(owner, services.document(g.team, owner))))
+    """The editor of `owner`'s blocks, for the campaign and template pages; a stored document that no longer
+    passes the checks is named above an empty editor instead of failing the whole page."""
+    try:
+        context = _context(owner, services.document(g.team, owner))
+    except BlockProblem as problem:
+        context = _context(owner, services.empty_document(), problem=problem)
+    return Markup(render_template("editor/_panel.html", **context))
 
 
 def _answer(owner, change=None, problem=None, problem_block=None, one_block=None):
