@@ -28,7 +28,7 @@ def test_start_from_a_template_then_a_refused_save_keeps_the_edits(app, page):
 
     page.goto("/campaigns/")
     page.get_by_label("New campaign").fill("Spring issue")
-    page.get_by_label("Start from").select_option(label="Newsletter (its content, to edit)")
+    page.get_by_label("Start from").select_option(label="Newsletter (HTML, to edit)")
     page.get_by_role("button", name="Create draft").click()
     page.wait_for_url("**/campaigns/*")
     expect(page.get_by_label("Body")).to_contain_text("The lead story of this issue")
