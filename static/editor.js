@@ -268,6 +268,13 @@
         if (tool.command === "createLink") {
           var address = window.prompt("Link address (https://…, mailto:… or a merge tag)", "https://");
           if (!address || address === "https://") return;
+          address = address.trim();
+          if (!SAFE_LINK.test(address)) {  // the server would drop it anyway: say so now
+            var status = document.getElementById("block-editor-status");
+            if (status) status.textContent = "Not linked: a link starts with https://, http:// or mailto:, or is a merge tag.";
+            window.alert("Not linked: a link starts with https://, http:// or mailto:, or is a merge tag.");
+            return;
+          }
           if (window.getSelection().isCollapsed) {
             var link = document.createElement("a");
             link.href = address;

@@ -209,3 +209,51 @@ def test_drag_a_block_by_its_handle(app, page):
         assert [block["id"] for block in Campaign.get_by_id(campaign.id).blocks["blocks"]] == [
             "button001", "heading01", "divider01", "footer01"]
         assert Campaign.get_by_id(campaign.id).blocks["blocks"][3]["text"] == "Saved footer"
+
+
+def test_a_link_from_the_toolbar_and_a_javascript_one_refused(app, page):
+    from app.content.blocks import store
+    from app.models import Campaign
+    from app.models import Team
+    sign_up_admin(page)
+    with app.app_context():
+        campaign = Campaign.create(team=Team.get(), name="Links", subject="Links", kind="blocks")
+        store.save(campaign, {"version": 1, "blocks": [{"id": "text0001", "type": "text", "html": "<p>Read the post</p>"}]})
+    page.goto(f"/campaigns/{campaign.id}")
+    block = page.locator("#block-text0001")
+    tab_to(page, block.locator("details.block-edit > summary"))
+    page.keyboard.press("Enter")
+    area = block.locator(".rich-text")
+    tab_to(page, area)
+    page.keyboard.press("End")
+    for _ in range(len("post")):
+        page.keyboard.press("Shift+ArrowLeft")
+    answers = iter(["https://acme.example/post", "javascript:alert(1)"])
+    said = []
+
+    def on_dialog(dialog):
+        said.append(dialog.message)
+        if dialog.type == "prompt":
+            dialog.accept(next(answers))
+        else:
+            dialog.accept()
+    page.on("dialog", on_dialog)
+    tab_to(page, block.get_by_role("button", name="Link"), backwards=True)
+    page.keyboard.press("Enter")
+    expect(area.locator('a[href="https://acme.example/post"]')).to_have_text("post")
+    # A javascript: address is refused at once, in words.
+    page.keyboard.press("Control+Home")
+    for _ in range(4):
+        page.keyboard.press("Shift+ArrowRight")
+    tab_to(page, block.get_by_role("button", name="Link"), backwards=True)
+    page.keyboard.press("Enter")
+    expect(page.locator("#block-editor-status")).to_contain_text("Not linked")
+    assert "Not linked" in said[-1]
+    tab_to(page, block.get_by_role("button", name="Save text"))
+    page.keyboard.press("Enter")
+    expect(page.locator("#block-editor-status")).to_contain_text("Saved the text")
+    with app.app_context():
+        html = Campaign.get_by_id(campaign.id).blocks["blocks"][0]["html"]
+    assert '<a href="https://acme.example/post">post</a>' in html
+    assert "javascript" not in html and "Read" in html
+    expect(page.locator("#block-text0001 .rich-text a")).to_have_count(1)
