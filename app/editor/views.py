@@ -1,5 +1,6 @@
-"""The block editor of a campaign or a template: every change is one POST answered with the editor
-fragment again (templates/editor/_editor.html), which static/editor.js focuses and announces.
+"""The block editor of a campaign or a template: every change is one POST answered with a fragment that
+static/editor.js swaps in, focuses and announces: an edit with its own block (templates/editor/_one_block.html),
+every other change with the whole editor (templates/editor/_editor.html), as the order or count changed.
 
 Without JavaScript the same forms post normally and come back to the owner's page. The pages
 embed the editor with the template global block_editor(owner); each change answers with the
