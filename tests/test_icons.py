@@ -22,6 +22,8 @@ ARROWS = "←→↑↓⇐⇒⟵⟶↩↪"
 SYMBOL = re.compile(f"[{SYMBOLS}]")
 # An arrow at the start or end of an element's text, or alone in a template string ('→').
 EDGE_ARROW = re.compile(rf">\s*[{ARROWS}]|[{ARROWS}]\s*<|[{ARROWS}]\s*$|^\s*[{ARROWS}]|(['\"])\s*[{ARROWS}]\s*\1")
+# A multiplication sign alone in an element is a close or remove button; between numbers it is text.
+LONE_TIMES = re.compile(r">\s*(×|&times;)\s*<")
 ICON_CALL = re.compile(r"""\bicon\(\s*["']([a-z0-9-]+)["']""")
 
 
@@ -36,7 +38,7 @@ def glyph_icons(text):
     """(line number, line) of each line using a glyph as an icon."""
     found = []
     for number, line in enumerate(text.splitlines(), 1):
-        if SYMBOL.search(line) or EDGE_ARROW.search(line):
+        if SYMBOL.search(line) or EDGE_ARROW.search(line) or LONE_TIMES.search(line):
             found.append((number, line.strip()))
     return found
 
@@ -59,6 +61,8 @@ def test_the_glyph_check_sees_icons_and_leaves_text_alone():
     assert glyph_icons("{{ '→' }}")
     assert glyph_icons("<span>⚠ Paused</span>")
     assert glyph_icons('<span class="block-handle">⠿</span>')
+    assert glyph_icons('<button aria-label="Remove the tag vip">×</button>')
+    assert not glyph_icons("<p>{{ item.width }} × {{ item.height }} px</p>")
     assert glyph_icons("Next\n→</a>")
     assert not glyph_icons("<p>Under Team → Settings, or Favourite colour → favourite_colour.</p>")
     assert not glyph_icons("<p>“Quoted” – dashed — and Delete…</p>")
