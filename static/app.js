@@ -1,8 +1,24 @@
 // Small progressive enhancements; every page works without them.
+// A data-autosubmit form (the team switcher) submits as soon as a choice is made. Arrow keys on a closed
+// <select> change its value while the person is still looking through the options, so a change made that way
+// waits for Enter (or the form's button) instead of taking them to another page at the first key.
+var browsingKeys = ["ArrowUp", "ArrowDown", "ArrowLeft", "ArrowRight", "Home", "End", "PageUp", "PageDown"];
+var browsing = false;
+document.addEventListener("keydown", function (event) {
+  var select = event.target.tagName === "SELECT" && event.target.closest("form[data-autosubmit]");
+  if (!select) return;
+  if (event.key === "Enter") {
+    event.preventDefault();
+    browsing = false;
+    select.requestSubmit();
+    return;
+  }
+  browsing = !event.altKey && (browsingKeys.indexOf(event.key) >= 0 || event.key.length === 1 && event.key !== " ");
+});
+document.addEventListener("pointerdown", function () { browsing = false; });
 document.addEventListener("change", function (event) {
-  // The team switcher submits as soon as a team is picked (its button stays for keyboards and no-JS).
   var form = event.target.closest("form[data-autosubmit]");
-  if (form && event.target.tagName === "SELECT") form.requestSubmit();
+  if (form && event.target.tagName === "SELECT" && !browsing) form.requestSubmit();
 });
 
 document.addEventListener("click", function (event) {

@@ -191,6 +191,25 @@ def test_team_switcher_switches_on_choice_and_by_keyboard_without_javascript(app
     with app.app_context():
         assert User.get().current_team_id == side.id
 
+    # Arrow keys look through the teams without leaving the page; Enter switches to the one shown.
+    page.goto("/segments/")
+    switcher.focus()
+    page.keyboard.press("ArrowUp")
+    expect(page.locator("#team-switch option:checked")).to_have_text("Analytical Engines")
+    page.wait_for_timeout(300)  # room for a submit that must not happen; the assertions below are on state
+    with app.app_context():
+        assert User.get().current_team_id == side.id
+    assert page.url.endswith("/segments/")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/segments/")
+    expect(page.get_by_role("heading", level=1)).to_be_visible()
+    with app.app_context():
+        assert User.get().current_team_id != side.id
+    with page.expect_navigation():  # a choice made with the mouse still switches at once
+        switcher.select_option(label="Side project")
+    with app.app_context():
+        assert User.get().current_team_id == side.id
+
     # The Switch button is out of sight until the keyboard reaches it, and works on its own.
     button = page.locator("#team-switcher").get_by_role("button", name="Switch")
     assert button.bounding_box()["width"] <= 1
