@@ -257,3 +257,27 @@ def test_a_link_from_the_toolbar_and_a_javascript_one_refused(app, page):
     assert '<a href="https://acme.example/post">post</a>' in html
     assert "javascript" not in html and "Read" in html
     expect(page.locator("#block-text0001 .rich-text a")).to_have_count(1)
+
+
+def test_a_block_template_previews_each_change(app, page):
+    from app.content.blocks import store
+    from app.models import Team
+    from app.models import Template
+    sign_up_admin(page)
+    with app.app_context():
+        template = Template.create(team=Team.get(), name="Monthly", kind="blocks")
+        store.save(template, {"version": 1, "blocks": [
+            {"id": "heading01", "type": "heading", "text": "Monthly news", "level": 1, "align": "left"}]})
+    page.goto(f"/templates/{template.id}")
+    frame = page.frame_locator(".preview-result iframe")
+    expect(frame.locator("h1")).to_have_text("Monthly news")
+    tab_to(page, page.locator(".block-palette-end").get_by_role("button", name="Button"))
+    page.keyboard.press("Enter")
+    button_text = page.locator("li.block-button input[name=text]")
+    expect(button_text).to_be_focused()
+    page.keyboard.press("Control+A")
+    page.keyboard.type("Join us, {{ contact.first_name }}")
+    page.keyboard.press("Tab")
+    page.keyboard.type("https://acme.example/join")
+    page.keyboard.press("Enter")
+    expect(frame.locator("a", has_text="Join us, Jamie")).to_have_count(1)
