@@ -54,6 +54,21 @@ def test_library_lists_built_ins_and_has_an_empty_state(web, team):
     assert page.select_one("#no-templates") is None
 
 
+def test_each_library_section_acts_on_its_own_kind_of_starting_point(app, web, team):
+    """The HTML templates and the block templates share names (Newsletter...): each card's buttons
+    and links must reach its own family, and copying the HTML one gives an HTML template."""
+    page = soup(web.get("/templates/"))
+    html_targets = [f["action"] for f in page.select("#builtin-templates form")]
+    html_targets += [a["href"] for a in page.select("#builtin-templates a")]
+    block_targets = [f["action"] for f in page.select("#block-starters form")]
+    assert html_targets and block_targets
+    assert all(t.startswith("/templates/builtin/") for t in html_targets), html_targets
+    assert all(t.startswith("/templates/starter/") for t in block_targets), block_targets
+    web.post(next(t for t in html_targets if t == "/templates/builtin/newsletter/use"))
+    copied = Template.select().where(Template.team == team).order_by(Template.id.desc()).get()
+    assert copied.kind == "html" and "{{ content }}" not in copied.body and copied.blocks is None
+
+
 def test_create_cleans_the_html_and_keeps_personalisation(app, web, team):
     template_id = create(web)
     with app.app_context():
