@@ -16,6 +16,7 @@ from browser_support import assert_accessible  # noqa: E402
 from browser_support import axe_violations  # noqa: E402
 from browser_support import sign_up_admin  # noqa: E402
 
+from app import tokens  # noqa: E402
 from app.consent import preferences  # noqa: E402
 from app.content.blocks import catalogue  # noqa: E402
 from app.content.blocks import store  # noqa: E402
@@ -49,8 +50,9 @@ def filled(app, page):
         Subscription.create(contact=ann, list=news, status="subscribed")
         draft = Campaign.create(team=team, name="Autumn news", subject="Autumn", body="<p>Hi</p>",
                                 from_email="news@acme.test")
-        sent, _, _ = build_campaign(team, ["ann@example.org", "bob@example.net"])
-        return {"news": news, "draft": draft, "sent": sent, "preferences": preferences.preference_path(ann)}
+        sent, sends, _ = build_campaign(team, ["ann@example.org", "bob@example.net"])
+        return {"news": news, "draft": draft, "sent": sent, "preferences": preferences.preference_path(ann),
+                "ann": ann, "unsubscribe": f"/u/{tokens.sign('unsubscribe', sends[0].id)}"}
 
 
 def signed_in_pages(data):
@@ -70,11 +72,24 @@ def signed_in_pages(data):
         "sign-up forms": "/contacts/forms",
         "brand": "/teams/brand",
         "sending": "/sending/accounts",
+        "contact": f"/contacts/{data['ann'].id}",
+        "fields": "/contacts/fields",
+        "tags": "/contacts/tags",
+        "suppression": "/contacts/suppression",
+        "imports": "/imports/",
+        "members": "/teams/members",
+        "domains": "/sending/domains",
+        "bounces": "/feedback/",
+        "webhooks": "/webhooks/",
+        "notices": "/notices/",
+        "outbox": "/outbox/",
+        "reports": "/reports/",
     }
 
 
 def public_pages(data):
-    return {"sign-up form": f"/f/{data['news'].public_id}", "preference center": data["preferences"]}
+    return {"sign-up form": f"/f/{data['news'].public_id}", "preference center": data["preferences"],
+            "unsubscribe": data["unsubscribe"]}
 
 
 @pytest.mark.parametrize("size", [PHONE, DESKTOP], ids=["phone", "desktop"])
