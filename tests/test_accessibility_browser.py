@@ -190,6 +190,12 @@ def test_every_section_is_reachable_from_the_phones_bottom_bar(app, page):
     expect(menu.get_by_role("link", name="Reports")).to_be_hidden()
     expect(menu.get_by_role("link", name="Segments")).to_be_visible()
     shot(page, "desktop-more")
+    # The open menu stays inside the window down to the narrowest width that has the top bar.
+    for width in (768, 900):
+        page.set_viewport_size({"width": width, "height": 800})
+        box = menu.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= width, (width, box)
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
 
 
 def test_team_switcher_switches_on_choice_and_by_keyboard_without_javascript(app, browser, live_server, page):
