@@ -26,6 +26,7 @@ from app.models import MailingList  # noqa: E402
 from app.models import Membership  # noqa: E402
 from app.models import Subscription  # noqa: E402
 from app.models import Team  # noqa: E402
+from app.models import Template  # noqa: E402
 from app.models import User  # noqa: E402
 from app.navigation import SECTIONS  # noqa: E402
 from tests.reports_support import build_campaign  # noqa: E402
@@ -51,8 +52,9 @@ def filled(app, page):
         draft = Campaign.create(team=team, name="Autumn news", subject="Autumn", body="<p>Hi</p>",
                                 from_email="news@acme.test")
         sent, sends, _ = build_campaign(team, ["ann@example.org", "bob@example.net"])
+        template = Template.create(team=team, name="Monthly letter", body="<p>Hi {{ contact.first_name }}</p>")
         return {"news": news, "draft": draft, "sent": sent, "preferences": preferences.preference_path(ann),
-                "ann": ann, "unsubscribe": f"/u/{tokens.sign('unsubscribe', sends[0].id)}"}
+                "ann": ann, "unsubscribe": f"/u/{tokens.sign('unsubscribe', sends[0].id)}", "template": template}
 
 
 def signed_in_pages(data):
@@ -84,6 +86,8 @@ def signed_in_pages(data):
         "notices": "/notices/",
         "outbox": "/outbox/",
         "reports": "/reports/",
+        "template edit": f"/templates/{data['template'].id}",
+        "campaign progress": f"/campaigns/{data['sent'].id}/progress",
     }
 
 
