@@ -1,5 +1,5 @@
 """The main navigation, defined once: the desktop bar, the phone's bottom bar and its "More" menu are all drawn
-from SECTIONS by templates/_nav.html, so the two never list different places.
+from SECTIONS by templates/base.html, so the two never list different places.
 
 A section is shown to a person whose role passes the @require of the page it links to (read from the view
 itself, so a link is never offered to someone the page would refuse); `instance_admin` sections only to the
