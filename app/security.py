@@ -221,16 +221,30 @@ UPLOADED_IMAGE_CSP = ("default-src 'none'; img-src 'self'; style-src 'unsafe-inl
                       "form-action 'none'; base-uri 'none'")
 
 
-def untrusted_html_response(html, remote_images=True, page=False, headers=None):
+# A CSP source for the instance's own origin: scheme and host[:port] only, so an odd base URL
+# can never add a directive to the policy.
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-]+(:\d{1,5})?$|^https?://\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
+
+
+def origin_source(url):
+    """`scheme://host[:port]` of `url` as a CSP source, or "" when it is not a plain http(s) origin."""
+    parts = urlsplit(url or "")
+    origin = f"{parts.scheme}://{parts.netloc}"
+    return origin if _ORIGIN.match(origin) else ""
+
+
+def untrusted_html_response(html, remote_images=True, page=False, headers=None, own_origin=""):
     """`html` from an email, answered under its sandbox policy and never stored by a cache.
 
     By default for an <iframe sandbox> of our own pages (the sandbox directive again for anyone
     opening the URL directly). `remote_images=False` for mail the catcher received: it loads
     nothing remote (an open pixel in a caught campaign would count an open). `page=True` for the web version, opened
     on its own: images over https only (deliverability reference, section 9), and no site may
-    frame it."""
+    frame it. `own_origin` (the instance's base URL) may serve its images too, so the team's
+    media library shows on an instance reached over plain http."""
     if page:
-        images, fonts = "https: data:", "https: data:"
+        own = origin_source(own_origin)
+        images, fonts = "https: data:" + (f" {own}" if own else ""), "https: data:"
     else:
         images, fonts = ("https: http: data: cid:", "https: data:") if remote_images else ("data: cid:", "data:")
     response = Response(html, mimetype="text/html", headers=headers)

@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from app import settings
 from app import tokens
 from app import usage
 from app.models import Contact
@@ -16,6 +17,7 @@ from app.models import Link
 from app.models import Send
 from app.models import Usage
 from app.models import Variant
+from app.security import origin_source
 from app.tracking import services
 from tests.conftest import soup
 from tests.tracking_support import BROWSER
@@ -242,6 +244,28 @@ def test_web_view_shows_the_recipients_message_without_a_pixel(world, public):
     assert unsubscribe["href"].endswith(f"/u/{tokens.sign('unsubscribe', world['send'].id)}")
     assert "1 Main St, Springfield" in page.get_text()
     assert events("opened") == []
+
+
+def test_web_view_may_show_the_instances_own_images_over_plain_http(app, world, public):
+    """Images from the team's media library come from Loft itself: on an instance reached over
+    http they must load in the web version too, while other sites' stay https only."""
+    with app.app_context():
+        settings.save_settings({"base_url": "http://127.0.0.1:5000/"})
+    csp = public.get(f"/v/{tokens.sign('view', world['send'].id)}").headers["Content-Security-Policy"]
+    assert "img-src https: data: http://127.0.0.1:5000;" in csp
+    assert "img-src https: data: http:" not in csp.replace("http://127.0.0.1:5000", "")
+
+
+@pytest.mark.parametrize("url, source", [
+    ("https://mail.example.com/loft/", "https://mail.example.com"),
+    ("http://[::1]:8080", "http://[::1]:8080"),
+    ("http://example.com; script-src *", ""),  # never a second directive
+    ("http://example.com:80 'unsafe-inline'", ""),
+    ("javascript:alert(1)", ""),
+    ("", ""),
+])
+def test_own_origin_is_a_plain_origin_or_nothing(url, source):
+    assert origin_source(url) == source
 
 
 def test_web_view_uses_the_recipients_ab_variant(world, public):

@@ -18,6 +18,7 @@ from flask import render_template
 from flask import request
 from werkzeug.urls import iri_to_uri
 
+from app import settings
 from app import tokens
 from app.security import csrf_exempt
 from app.security import untrusted_html_response
@@ -137,4 +138,4 @@ def web_view(token):
     page = webview.render(send_id) if send_id is not None else None
     if page is None:
         return _not_found()
-    return untrusted_html_response(page, page=True, headers=NO_STORE)
+    return untrusted_html_response(page, page=True, headers=NO_STORE, own_origin=settings.base_url())

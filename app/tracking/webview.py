@@ -9,7 +9,8 @@ version is not an open of the email.
 
 The page is campaign HTML, which our own UI treats as hostile: it is served
 by app.security.untrusted_html_response, whose CSP sandboxes it, forbids every
-script and loads nothing but images over https (deliverability reference, section 9).
+script and loads nothing but images over https (deliverability reference, section 9)
+and the instance's own (its media library, whatever the base URL's scheme).
 """
 import logging
 
