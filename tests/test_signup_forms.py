@@ -10,6 +10,7 @@ from bs4 import BeautifulSoup
 from app import tokens
 from app.catcher.services import parse
 from app.consent import signup_forms
+from app.db import db
 from app.models import CaughtMessage
 from app.models import Contact
 from app.models import CustomField
@@ -114,7 +115,7 @@ def test_a_built_form_is_listed_with_its_share_options(app, web, built, lists):
     assert page.select_one("#f-background_color")["placeholder"] == "#f6f6f7"  # the brand kit's, when empty
     listing = soup(web.get("/contacts/forms"))
     row = listing.select_one(f"#built-{built.id}")
-    assert row.select_one("a").get_text() == "Website footer" and row.select_one(".signups").get_text() == "0"
+    assert row.select_one("a").get_text() == "Website footer" and row.select_one(".signups").get_text() == "0 signed up, 0 confirmed"
 
 
 def test_the_builder_refuses_a_private_list_with_a_clear_message(web, lists, company):
@@ -217,8 +218,11 @@ def test_signing_up_subscribes_to_each_list_by_its_rule_and_is_counted(app, web,
     assert FormSignup.select().where(FormSignup.form == built).count() == 2
     events = Event.select().where((Event.contact == contact) & (Event.type == "subscribed"))
     assert {e.data["form_id"] for e in events} == {built.id}
-    assert soup(web.get("/contacts/forms")).select_one(f"#built-{built.id} .signups").get_text() == "1"
-    assert soup(web.get(f"/contacts/forms/{built.id}")).select_one("#form-signups").get_text().startswith("1 sign-up")
+    # Offers is single opt-in: the contact is confirmed there while News waits for the email
+    assert soup(web.get("/contacts/forms")).select_one(f"#built-{built.id} .signups").get_text() == (
+        "1 signed up, 1 confirmed")
+    assert soup(web.get(f"/contacts/forms/{built.id}")).select_one("#form-signups").get_text() == (
+        "So far 1 signed up, 1 confirmed.")
 
 
 def test_a_required_field_left_empty_is_refused_at_it_and_nothing_is_stored(app, built, visitor):
@@ -366,3 +370,55 @@ def test_the_builder_pages_sit_under_sign_up_forms_in_the_navigation(web, built)
     assert page.select_one("nav.tabs a[aria-current=page]").get_text() == "Sign-up forms"
     # The main navigation's section too (app/navigation.py: the consent.form prefix), and nothing else.
     assert [a.get_text(" ", strip=True) for a in page.select("a[aria-current=page]")] == ["Sign-up forms"] * 2
+
+
+# --- Counting sign-ups and the confirmation allowance ----------------------------------------
+
+def test_a_sign_up_to_several_lists_is_one_email_of_the_daily_allowance(app, web, team, visitor):
+    three = [MailingList.create(team=team, name=name, visibility="public", double_opt_in=True)
+             for name in ("News", "Events", "Offers")]
+    web.post("/contacts/forms/new", builder_form(three, name="Three lists"))
+    signup_form = SignupForm.get(SignupForm.name == "Three lists")
+    for attempt in range(3):
+        assert submit(app, visitor, signup_form, ip=f"198.51.100.{attempt + 10}").status_code == 200
+        assert CaughtMessage.select().count() == attempt + 1  # each sign-up sends its one email
+    subject = dict(parse(CaughtMessage.select().order_by(CaughtMessage.id.desc()).get())["headers"])["Subject"]
+    assert subject == "Confirm your subscriptions to “News”, “Events” and “Offers”"
+    assert submit(app, visitor, signup_form, ip="198.51.100.20").status_code == 200
+    assert CaughtMessage.select().count() == 3  # the allowance (3 a day per address) still holds
+
+
+def test_the_forms_list_counts_people_signed_up_and_confirmed_in_one_query(app, web, team, lists, visitor,
+                                                                            monkeypatch):
+    news, offers, _ = lists
+    web.post("/contacts/forms/new", builder_form([news], name="Newsletter box"))
+    web.post("/contacts/forms/new", builder_form([offers], name="Deals box"))
+    web.post("/contacts/forms/new", builder_form([news, offers], name="Quiet box"))
+    newsletter, deals, quiet = (SignupForm.get(SignupForm.name == name)
+                                for name in ("Newsletter box", "Deals box", "Quiet box"))
+    for number, email in enumerate(("ann@example.com", "bob@example.com", "cy@example.com")):
+        submit(app, visitor, newsletter, email=email, ip=f"198.51.100.{number + 30}")
+    submit(app, visitor, deals, email="dee@example.com", ip="198.51.100.40")
+    link = link_in(parse(CaughtMessage.select().order_by(CaughtMessage.id).get())["text"], "/confirm/")
+    assert visitor.post(link.split("http://loft.test", 1)[1]).status_code == 200  # Ann confirms News
+
+    listing = soup(web.get("/contacts/forms"))
+    assert listing.select_one(f"#built-{newsletter.id} .signups").get_text() == "3 signed up, 1 confirmed"
+    assert listing.select_one(f"#built-{deals.id} .signups").get_text() == "1 signed up, 1 confirmed"
+    assert listing.select_one(f"#built-{quiet.id} .signups").get_text() == "0 signed up, 0 confirmed"
+    assert soup(web.get(f"/contacts/forms/{newsletter.id}")).select_one("#form-signups").get_text() == (
+        "So far 3 signed up, 1 confirmed.")
+
+    statements = []
+    real_execute = db.obj.execute_sql
+
+    def counting_execute(sql, params=None, *args, **kwargs):
+        statements.append(sql)
+        return real_execute(sql, params, *args, **kwargs)
+
+    monkeypatch.setattr(db.obj, "execute_sql", counting_execute)
+    with app.app_context():
+        built_forms = signup_forms.forms_of(team)
+    assert [(f.name, f.signups, f.confirmed) for f in built_forms] == [
+        ("Quiet box", 0, 0), ("Deals box", 1, 1), ("Newsletter box", 3, 1)]
+    assert len([sql for sql in statements if "form_signup" in sql]) == 1  # not one per form

@@ -118,7 +118,7 @@ def test_build_a_form_sign_up_on_its_page_and_the_contact_has_its_lists(page, re
     assert [(s.list_id, s.status) for s in Subscription.select().where(Subscription.contact == contact)] == [
         (offers.id, "subscribed")]
     page.goto("/contacts/forms")
-    expect(page.locator(f"#built-{signup_form.id} .signups")).to_have_text("1")
+    expect(page.locator(f"#built-{signup_form.id} .signups")).to_have_text("1 signed up, 1 confirmed")
 
 
 def test_the_popup_script_opens_an_accessible_dialog_on_another_site(page, ready, live_server, blog_site):

@@ -175,15 +175,28 @@ def signup(mailing_list, form, ip):
     if len(name) > MAX_NAME:
         raise ConsentError(f"Keep the name under {MAX_NAME} characters.", field="name")
     try:
-        return _subscribe(mailing_list, email, name, ip)
+        outcome = _subscribe(mailing_list, email, name, ip)
     except IntegrityError:
         # Two submissions of a new address at the same moment: the other one won.
         return SignupOutcome("already", double)
+    charge_confirmation(mailing_list.team, email, [outcome])
+    return outcome
+
+
+def charge_confirmation(team, email, outcomes):
+    """Mark the first pending outcome for sending when the address's daily allowance of confirmation
+    emails has room, charging it once: one email confirms every list of a sign-up, however many."""
+    waiting = next((outcome for outcome in outcomes if outcome.state == "pending"), None)
+    if waiting is None:
+        return
+    waiting.send_confirmation = ratelimit.hit("confirm-mail", f"{team.id}:{email}",
+                                              limit("SIGNUP_MAILS_PER_ADDRESS_DAY"), 24 * 3600)
 
 
 def subscribe_through(signup_form, mailing_list, email, name, ip):
     """One list's part of a built sign-up form's submission (app/consent/signup_forms.py): the same
-    rules as a list's own form, with the form's consent wording, and the subscription counted for it."""
+    rules as a list's own form, with the form's consent wording, and the subscription counted for it.
+    The caller charges the confirmation email once for the whole submission (charge_confirmation)."""
     return _subscribe(mailing_list, email, name, ip, via=signup_form)
 
 
@@ -221,9 +234,7 @@ def _subscribe(mailing_list, email, name, ip, via=None):
             events.record(team, contact, EventType.SUBSCRIBED, {"list_id": mailing_list.id, "list": mailing_list.name,
                           **source, "status": "unconfirmed", "ip": ip})
             _count_for(via, contact, mailing_list)
-            allowed = ratelimit.hit("confirm-mail", f"{team.id}:{email}", limit("SIGNUP_MAILS_PER_ADDRESS_DAY"),
-                                    24 * 3600)
-            return SignupOutcome("pending", mailing_list.double_opt_in, contact, sub, send_confirmation=allowed)
+            return SignupOutcome("pending", mailing_list.double_opt_in, contact, sub)
         if sub is None:
             sub = Subscription.create(contact=contact, list=mailing_list, status="subscribed", created_at=now)
         else:

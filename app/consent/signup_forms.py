@@ -11,6 +11,8 @@ the form was built is left out of its page, its snippet and its submissions.
 import dataclasses
 import time
 
+from peewee import JOIN
+from peewee import Case
 from peewee import IntegrityError
 from peewee import fn
 
@@ -29,6 +31,7 @@ from app.models import Contact
 from app.models import FormSignup
 from app.models import MailingList
 from app.models import SignupForm
+from app.models import Subscription
 from app.models import Team
 from app.models import utcnow
 
@@ -53,18 +56,31 @@ def field_choices(team):
 
 
 def forms_of(team):
-    """The team's built forms, newest first, each with `signups` (the contacts it brought)."""
+    """The team's built forms, newest first, each with `signups` (the contacts it brought) and `confirmed`
+    (those of them subscribed now to at least one list through it), counted in one query for the page."""
     rows = list(SignupForm.select().where(SignupForm.team == team).order_by(SignupForm.id.desc()))
-    counts = dict(FormSignup.select(FormSignup.form, fn.COUNT(fn.DISTINCT(FormSignup.contact)))
-                  .where(FormSignup.form.in_([row.id for row in rows])).group_by(FormSignup.form).tuples())
+    counts = signup_counts([row.id for row in rows])
     for row in rows:
-        row.signups = counts.get(row.id, 0)
+        row.signups, row.confirmed = counts.get(row.id, (0, 0))
     return rows
 
 
+def signup_counts(form_ids):
+    """{form id: (contacts brought, contacts confirmed)}. A contact counts as confirmed when a subscription
+    the form brought is subscribed (confirmed by email, or on a single opt-in list); people rather than
+    subscriptions, so a form of three lists does not count one person three times."""
+    confirmed_contact = Case(None, [(Subscription.status == "subscribed", FormSignup.contact)], None)
+    query = (FormSignup.select(FormSignup.form, fn.COUNT(fn.DISTINCT(FormSignup.contact)),
+                               fn.COUNT(fn.DISTINCT(confirmed_contact)))
+             .join(Subscription, JOIN.LEFT_OUTER, on=((Subscription.contact == FormSignup.contact)
+                                                      & (Subscription.list == FormSignup.list)))
+             .where(FormSignup.form.in_(form_ids)).group_by(FormSignup.form))
+    return {form_id: (signed, confirmed) for form_id, signed, confirmed in query.tuples()}
+
+
 def signup_count(signup_form):
-    return (FormSignup.select(fn.COUNT(fn.DISTINCT(FormSignup.contact)))
-            .where(FormSignup.form == signup_form).scalar() or 0)
+    """(contacts brought, contacts confirmed) of one form."""
+    return signup_counts([signup_form.id]).get(signup_form.id, (0, 0))
 
 
 def public_lists(signup_form):
@@ -273,6 +289,7 @@ def submit(signup_form, form, ip):
             _fill_attributes(outcomes, attributes)
     except IntegrityError:
         return []  # two submissions of a new address at the same moment: the other one won
+    forms.charge_confirmation(signup_form.team, email, outcomes)
     return outcomes
 
 

@@ -179,7 +179,7 @@ def _render_builder(signup_form=None, status=200, **context):
     if signup_form is not None:
         share = {"url": _built_form_url(signup_form), "snippet": _snippet(signup_form),
                  "popup": url_for("consent.form_popup", public_id=signup_form.public_id, _external=False),
-                 "signups": signup_forms.signup_count(signup_form)}
+                 "counts": signup_forms.signup_count(signup_form)}
     query = (context["form"].to_dict(flat=False) if hasattr(context["form"], "to_dict")
              else dict(context["form"]))
     query.pop("csrf_token", None)
