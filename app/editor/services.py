@@ -169,6 +169,54 @@ def move_block(team, owner, block_id, direction=None, to_index=None):
     return Change(saved, block_id, f"Moved {named(block)} {where}.")
 
 
+TOP_LEVEL = "top"
+
+
+def move_targets(doc):
+    """[(value, label)]: where a block can be moved with its "Move to" menu: the top level, then each column
+    of each columns block, named by the columns block's position so two of them are told apart."""
+    targets = [(TOP_LEVEL, "Top level")]
+    for position, block in enumerate(doc.get("blocks", []), start=1):
+        if block.get("type") == "columns":
+            for number in range(len(block.get("columns") or [])):
+                targets.append((f"{block['id']}:{number}", f"Column {number + 1} of the columns (block {position})"))
+    return targets
+
+
+def current_target(doc, block_id):
+    """The "Move to" value of the list that holds the block now."""
+    where = place(doc, block_id)
+    if not where or where[2] is None:
+        return TOP_LEVEL
+    for number, column in enumerate(find(doc, where[2]).get("columns") or []):
+        if any(inner.get("id") == block_id for inner in column):
+            return f"{where[2]}:{number}"
+    return TOP_LEVEL
+
+
+def move_block_to(team, owner, block_id, into, to_index=None):
+    """Into a column ("<columns id>:<n>", at its end or at `to_index`) or out to the top level (`into` "top":
+    right below the columns block that held it, or at `to_index`)."""
+    doc = document(team, owner)
+    block = ops.find(doc, block_id)
+    if block.get("type") == "columns" and into != TOP_LEVEL:  # also when `into` names one of its own columns
+        raise BlockProblem("Columns cannot hold other columns.", field="type")
+    if into == current_target(doc, block_id) and to_index is None:
+        return Change(doc, block_id, f"{named(block).capitalize()} is already there.")
+    if into == TOP_LEVEL:
+        holder = place(doc, block_id)[2]
+        index = to_index if to_index is not None else (_top_level_index(doc, holder) + 1 if holder else None)
+        changed, where = ops.move_into(doc, block_id, None, index), "to the top level"
+    elif into and ":" in into:
+        changed = ops.move_into(doc, block_id, into, to_index)
+        label = dict(move_targets(doc)).get(into, "the column")
+        where = f"into {label[0].lower()}{label[1:]}"
+    else:
+        raise BlockProblem("Choose where the block goes: the top level or a column.")
+    saved = store.save(owner, changed, brand_for(team))
+    return Change(saved, block_id, f"Moved {named(block)} {where}.")
+
+
 def duplicate_block(team, owner, block_id):
     doc = document(team, owner)
     block = ops.find(doc, block_id)

@@ -29,7 +29,7 @@ OWNER_PAGES = {"campaign": ("campaigns.edit", "campaign_id"), "template": ("emai
 MEDIA_PICKER = "media.picker"
 # The fields each block's edit form shows (templates/editor/_block.html); a refusal about any other
 # field is shown at the top of the block instead.
-FORM_FIELDS = {"heading": ("text", "level", "align"), "text": ("html",), "image": ("src", "alt", "href", "width"),
+FORM_FIELDS = {"heading": ("text", "level", "align"), "text": ("html",), "image": ("src", "alt", "href", "width", "height", "align"),
                "button": ("text", "href", "align", "color"), "spacer": ("height",), "columns": ("count",),
                "social": ("network_", "url_"), "footer": ("text",)}
 
@@ -60,7 +60,8 @@ def _context(owner, doc, change=None, problem=None, problem_block=None):
                 typed=request.form if problem_block else {}, types=services.block_types(),
                 networks=services.social_networks(), fields=services.merge_fields(g.team),
                 picker=MEDIA_PICKER in current_app.view_functions,
-                type_label=services.type_label, summary=services.summary, named=services.named)
+                type_label=services.type_label, summary=services.summary, named=services.named,
+                move_targets=services.move_targets(doc), current_target=services.current_target)
 
 
 def _shown_at_field(doc, block_id, field):
@@ -158,6 +159,9 @@ def move(owner_type, owner_id, block_id):
     owner = _owner(owner_type, owner_id)
     position = request.form.get("to_index", "")
     to_index = int(position) if position.isdigit() else None
+    if request.form.get("into"):  # the "Move to" menu, or a drag into or out of a column
+        return _run(owner, lambda: services.move_block_to(g.team, owner, block_id, request.form["into"],
+                                                          to_index=to_index), block_id)
     return _run(owner, lambda: services.move_block(g.team, owner, block_id, direction=request.form.get("direction"),
                                                    to_index=to_index), block_id)
 
