@@ -56,19 +56,22 @@ def status():
 @db_cli.command("backup")
 @click.argument("path")
 def backup_command(path):
-    """Copy the database and the queue into PATH: a new folder, or a .tar / .tar.gz file.
+    """Copy the database, the queue and the media library's images into PATH: a new folder, or a .tar /
+    .tar.gz file.
 
     Safe while Loft runs (SQLite's online backup); every copy passes an integrity check and
     PATH/manifest.json records the version, migration, time and checksums.
     """
     files = {name: path_ for name, path_ in _sqlite_files().items() if name == "loft.db" or os.path.exists(path_)}
     try:
-        manifest = archive.backup(files, path, current_app.config["VERSION"])
+        manifest = archive.backup(files, path, current_app.config["VERSION"], current_app.config["MEDIA_DIR"])
     except archive.BackupError as exc:
         raise click.ClickException(str(exc))
     click.echo(f"Backup of {manifest['created_at']} written to {os.path.abspath(path)}")
     for name, info in manifest["files"].items():
         click.echo(f"  {name}: {info['bytes']:,} bytes, integrity ok, sha256 {info['sha256'][:16]}…")
+    images, size = archive.media_summary(manifest)
+    click.echo(f"  media: {images:,} image file(s), {size:,} bytes, each with its sha256")
     if "huey.db" not in manifest["files"]:
         click.echo("  (the queue is not in it: " + ("it lives in Redis)" if current_app.config["REDIS_URL"]
                                                      else "there was no queue file yet)"))
@@ -80,10 +83,11 @@ def backup_command(path):
 @click.option("--force", is_flag=True, help="Restore even though a process seems to use the database. "
                                              "Only when you are sure it is stopped: it would corrupt the data.")
 def restore_command(path, yes, force):
-    """Replace the database and the queue with the backup at PATH (stop web, worker and mail first).
+    """Replace the database, the queue and the media library with the backup at PATH (stop web, worker and
+    mail first).
 
     The backup is verified before anything is touched; the current files, with their -wal and -shm,
-    are moved into a before-restore-* folder beside the database. Migrations run if the backup is
+    and the current media folder are moved into a before-restore-* folder beside the database. Migrations run if the backup is
     older, every id counter goes past the ids handed out before the restore (they are in links of mail
     already sent), and every campaign that may have sent mail after the backup is paused with a notice.
     """
@@ -110,6 +114,10 @@ def restore_command(path, yes, force):
         if not yes:
             click.confirm(f"Replace {database} with the backup of {manifest['created_at']}?", abort=True)
         aside = os.path.join(parent, "before-restore-" + time.strftime("%Y%m%dT%H%M%S", time.gmtime()))
+        media_dir = current_app.config["MEDIA_DIR"]
+        with_media = archive.media_summary(manifest) is not None
+        had_media = os.path.lexists(media_dir)
+        media_kept = ""
         try:
             # Everything up to the paused campaigns happens under the lock: a worker that starts
             # meanwhile waits, and never sees the restored campaigns still "sending".
@@ -120,6 +128,8 @@ def restore_command(path, yes, force):
                 replaced = restored.high_water_of(database)
                 try:
                     moved = archive.put_in_place(paths, files, aside)
+                    if with_media:
+                        media_kept = archive.put_media_in_place(archive.media_staging(workdir), media_dir, aside)
                     applied = migrate()
                     ids = restored.never_reuse_ids(replaced, created)
                     affected = restored.settle_campaigns(created)
@@ -127,6 +137,8 @@ def restore_command(path, yes, force):
                     # Never leave restored campaigns "sending" for a worker to pick up: undo it all.
                     db.close()
                     archive.put_back(files, aside)
+                    if with_media:
+                        archive.put_media_back(media_dir, aside, had_media)
                     raise click.ClickException(f"The restore failed ({type(exc).__name__}: {exc}); the files "
                                                "were put back as they were before it.") from exc
         except running.InUse as exc:
@@ -135,8 +147,17 @@ def restore_command(path, yes, force):
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     click.echo(f"Restored the backup of {manifest['created_at']} ({', '.join(paths)}).")
-    if moved:
+    if with_media:
+        images, size = archive.media_summary(manifest)
+        click.echo(f"Restored {images:,} image file(s) ({size:,} bytes) into {os.path.abspath(media_dir)}.")
+    else:
+        click.echo(f"This backup holds no images (it was made before backups included them): the media folder "
+                   f"{os.path.abspath(media_dir)} was left as it is. Put back a copy of it from the time of the "
+                   "backup if you have one.")
+    if moved or os.path.dirname(media_kept) == aside:
         click.echo(f"The files it replaced are in {aside} (delete them once you are satisfied).")
+    if media_kept and os.path.dirname(media_kept) != aside:
+        click.echo(f"The media folder it replaced is in {media_kept} (delete it once you are satisfied).")
     if applied:
         click.echo("Applied migrations: " + ", ".join(applied))
     click.echo(ids)

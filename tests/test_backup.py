@@ -6,8 +6,10 @@ process or any SQLite connection holds the database; restoring a backup taken mi
 campaign and tells its team, so nobody gets the mail twice without a person deciding.
 """
 import datetime
+import io
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -16,10 +18,13 @@ import textwrap
 import time
 
 import pytest
+from PIL import Image
 
 from app.config import ROOT
 from app.db import db
+from app.media import services as media_services
 from app.models import Campaign
+from app.models import MediaItem
 from app.models import Notice
 from app.models import Team
 from app.models import utcnow
@@ -57,7 +62,7 @@ def live_file(app):
 
 def subprocess_env(app):
     return dict(os.environ, LOFT_DATABASE_URL=app.config["DATABASE_URL"], LOFT_HUEY_PATH=app.config["HUEY_PATH"],
-                LOFT_SECRET_KEY="test-secret", LOFT_REDIS_URL="")
+                LOFT_SECRET_KEY="test-secret", LOFT_REDIS_URL="", LOFT_MEDIA_DIR=app.config["MEDIA_DIR"])
 
 
 def team_names():
@@ -664,3 +669,152 @@ def test_freezing_an_audience_steps_over_the_gap_a_restore_leaves_in_the_ids(ops
     assert ledger.freeze_audience(campaign, chunk=2) == 10
     assert time.monotonic() - started < 5
     assert {s.contact_id for s in Send.select().where(Send.campaign == campaign)} == {c.id for c in before + after}
+
+
+# --- The media library's images ---------------------------------------------------------------
+
+def _png(colour):
+    out = io.BytesIO()
+    Image.new("RGB", (40, 30), colour).save(out, format="PNG")
+    return out.getvalue()
+
+
+def _upload(team, colour, name="photo.png"):
+    item, added = media_services.upload(team, None, name, io.BytesIO(_png(colour)))
+    assert added
+    return item
+
+
+def _media_tree(app):
+    """{name below the media folder: bytes} of every file there."""
+    root = app.config["MEDIA_DIR"]
+    found = {}
+    for folder, _, names in os.walk(root):
+        for name in names:
+            path = os.path.join(folder, name)
+            found[os.path.relpath(path, root)] = open(path, "rb").read()
+    return found
+
+
+def _leftovers(tmp_path):
+    return [p.name for p in tmp_path.iterdir() if p.name.startswith(("before-restore-", ".loft-restore-"))
+            or p.name.endswith(".restoring")]
+
+
+@pytest.mark.parametrize("target", ["folder", "b.tar.gz", "b.tar"])
+def test_a_backup_holds_the_images_and_a_restore_puts_them_back(ops, tmp_path, target):
+    team = make_team("Backed up")
+    kept = _upload(team, (200, 30, 30))
+    deleted_later = _upload(team, (30, 200, 30))
+    os.makedirs(os.path.join(ops.config["MEDIA_DIR"], str(team.id)), exist_ok=True)
+    (tmp_path / "media" / str(team.id) / "upload-in-progress.png.part").write_bytes(b"half")
+    before = {name: data for name, data in _media_tree(ops).items() if not name.endswith(".part")}
+    dest = tmp_path / target
+    result = cli(ops, "db", "backup", str(dest))
+    assert result.exit_code == 0, result.output
+    assert "media: 2 image file(s)" in result.output
+
+    media_services.delete(team, deleted_later)
+    added_after = _upload(team, (30, 30, 200))
+    result = cli(ops, "db", "restore", str(dest), "--yes")
+    assert result.exit_code == 0, result.output
+    assert "Restored 2 image file(s)" in result.output
+
+    assert _media_tree(ops) == before  # the deleted one is back, the later one and the unfinished upload are not
+    assert {item.key for item in MediaItem.select()} == {kept.key, deleted_later.key}
+    served = ops.test_client().get(f"/m/{deleted_later.key}.{deleted_later.extension}")
+    assert served.status_code == 200 and served.data == before[f"{team.id}/{deleted_later.key}.png"]
+    [aside] = [p for p in tmp_path.iterdir() if p.name.startswith("before-restore-")]
+    assert (aside / "media" / str(team.id) / f"{added_after.key}.png").exists()  # set aside, not deleted
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".loft-restore-") or p.name.endswith(".restoring")]
+
+
+def test_a_backup_made_before_images_were_in_backups_restores_and_says_it_holds_none(ops, tmp_path):
+    team = make_team("Backed up")
+    assert cli(ops, "db", "backup", str(tmp_path / "b")).exit_code == 0
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    del manifest["media"]  # the manifest of a backup made before
+    (tmp_path / "b" / "manifest.json").write_text(json.dumps(manifest))
+    shutil.rmtree(tmp_path / "b" / "media")
+    _upload(team, (200, 30, 30))
+    live_images = _media_tree(ops)
+
+    result = cli(ops, "db", "restore", str(tmp_path / "b"), "--yes")
+    assert result.exit_code == 0, result.output
+    assert "This backup holds no images" in result.output
+    assert _media_tree(ops) == live_images  # left as it was
+    [aside] = [p for p in tmp_path.iterdir() if p.name.startswith("before-restore-")]
+    assert not (aside / "media").exists()
+
+
+def _hostile_archive(folder, dest, name, member):
+    """The backup in `folder` as a .tar.gz whose manifest lists the image `name`, stored as `member`."""
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["media"] = {name: {"sha256": "0" * 64, "bytes": 4}}
+    data = json.dumps(manifest).encode()
+    with tarfile.open(dest, "w:gz") as tar:
+        for db_file in ("loft.db", "huey.db"):
+            tar.add(folder / db_file, arcname=db_file)
+        info = tarfile.TarInfo("manifest.json")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+        tar.addfile(member)
+
+
+def _link(name, target):
+    member = tarfile.TarInfo(name)
+    member.type = tarfile.SYMTYPE
+    member.linkname = target
+    return member
+
+
+@pytest.mark.parametrize("name, member, says", [
+    ("../../outside.png", _link("media/../../outside.png", "/etc/passwd"), "outside the media folder"),
+    ("/tmp/absolute.png", _link("media//tmp/absolute.png", "/etc/passwd"), "outside the media folder"),
+    ("1/..", _link("media/1/..", "/etc"), "outside the media folder"),
+    ("1/linked.png", _link("media/1/linked.png", "/etc/passwd"), "link"),
+])
+def test_a_restore_refuses_an_archive_whose_images_would_land_outside_and_changes_nothing(ops, tmp_path, name,
+                                                                                            member, says):
+    team = make_team("Live")
+    _upload(team, (200, 30, 30))
+    assert cli(ops, "db", "backup", str(tmp_path / "b")).exit_code == 0
+    _hostile_archive(tmp_path / "b", tmp_path / "hostile.tar.gz", name, member)
+    make_team("Later")
+    live_images = _media_tree(ops)
+
+    result = cli(ops, "db", "restore", str(tmp_path / "hostile.tar.gz"), "--yes")
+    assert result.exit_code == 1 and says in result.output, result.output
+    assert team_names() == ["Later", "Live"]
+    assert _media_tree(ops) == live_images
+    assert not (tmp_path / "outside.png").exists() and not _leftovers(tmp_path)
+
+
+def test_a_restore_refuses_an_image_that_does_not_match_its_checksum_and_changes_nothing(ops, tmp_path):
+    team = make_team("Live")
+    item = _upload(team, (200, 30, 30))
+    assert cli(ops, "db", "backup", str(tmp_path / "b")).exit_code == 0
+    copy = tmp_path / "b" / "media" / str(team.id) / f"{item.key}.png"
+    copy.write_bytes(_png((0, 0, 0)))  # still an image, not the one backed up
+    make_team("Later")
+    live_images = _media_tree(ops)
+
+    result = cli(ops, "db", "restore", str(tmp_path / "b"), "--yes")
+    assert result.exit_code == 1 and "checksum" in result.output and f"{item.key}.png" in result.output
+    assert team_names() == ["Later", "Live"]
+    assert _media_tree(ops) == live_images and not _leftovers(tmp_path)
+
+
+def test_a_restore_that_fails_after_the_swap_puts_the_media_folder_back(ops, tmp_path, monkeypatch):
+    from app.backup import restored
+    team = make_team("Backed up")
+    assert cli(ops, "db", "backup", str(tmp_path / "b")).exit_code == 0
+    _upload(team, (200, 30, 30))
+    live_images = _media_tree(ops)
+
+    def broken(created, now=None):
+        raise RuntimeError("a notice could not be written")
+    monkeypatch.setattr(restored, "settle_campaigns", broken)
+    result = cli(ops, "db", "restore", str(tmp_path / "b"), "--yes")
+    assert result.exit_code == 1 and "put back" in result.output
+    assert _media_tree(ops) == live_images and len(live_images) == 1 and not _leftovers(tmp_path)

@@ -1,10 +1,13 @@
-"""Backups of the SQLite files (data and huey queue), and restoring one safely.
+"""Backups of the SQLite files (data and huey queue) and the media library, and restoring one safely.
 
-    backup(files, dest, version)        online, consistent copies + manifest.json, into a folder or .tar(.gz)
-    read_backup(source, workdir)        unpack and verify one (checksums, integrity) before anything is touched
-    put_in_place(backup, files, aside)  swap the verified files in; the current ones (with -wal/-shm) go aside
+    backup(files, dest, version, media)  online, consistent copies + manifest.json, into a folder or .tar(.gz)
+    read_backup(source, workdir)         unpack and verify one (checksums, integrity) before anything is touched
+    put_in_place(backup, files, aside)   swap the verified files in; the current ones (with -wal/-shm) go aside
+    put_media_in_place(staged, media, aside)  the same for the media folder, as a whole
 
-`files` maps a name in the backup ("loft.db", "huey.db") to the live file's path.
+`files` maps a name in the backup ("loft.db", "huey.db") to the live file's path. The media library's
+files go under media/ in the backup, named as below the media folder ("<team id>/<key>.<ext>"), each
+with its sha256 in the manifest's "media"; a backup without that key predates it and holds no images.
 
 Why this much care: copying a WAL database file alone misses recent writes, and copying a backup over
 it while a -wal file is left beside (always after a crash; for huey.db even after a clean stop) makes
@@ -17,6 +20,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import sqlite3
 import stat
@@ -32,6 +36,11 @@ MANIFEST = "manifest.json"
 FORMAT = "loft-backup"
 NAMES = ("loft.db", "huey.db")  # the only files a backup may hold besides the manifest
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz")
+MEDIA = "media"  # the folder in a backup that holds the media library's files
+# A media name: folders and a file, each starting with a letter, digit or "_" (so never "..", a hidden
+# file or an absolute path), only "/" between them. Anything else in a manifest is refused.
+MEDIA_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}(/[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}){0,3}")
+UNFINISHED = ".part"  # an upload being written (app/media/services.py): not an image yet
 
 
 class BackupError(Problem):
@@ -96,11 +105,14 @@ def is_archive(path):
     return str(path).endswith(ARCHIVE_SUFFIXES)
 
 
-def backup(files, dest, version, now=None):
-    """Copy every file of `files` into `dest` (a new folder, or a .tar / .tar.gz file). Returns the manifest.
+def backup(files, dest, version, media_dir=None, now=None):
+    """Copy every file of `files`, and the files below `media_dir`, into `dest` (a new folder, or a .tar /
+    .tar.gz file). Returns the manifest.
 
     Nothing appears at `dest` unless every copy passed its integrity check: the work is done in a
-    temporary folder beside it and renamed into place at the end.
+    temporary folder beside it and renamed into place at the end. The media folder is read before and
+    after the databases: an image is written before its row, so every image the copied database names
+    is in the backup (an image deleted meanwhile may be there too, unused).
     """
     dest = os.path.abspath(dest)
     if os.path.exists(dest) and not (os.path.isdir(dest) and not os.listdir(dest) and not is_archive(dest)):
@@ -113,12 +125,18 @@ def backup(files, dest, version, now=None):
     try:
         manifest = {"format": FORMAT, "format_version": 1, "loft_version": version,
                     "created_at": created.strftime("%Y-%m-%dT%H:%M:%SZ"), "migration": "", "files": {}}
+        if media_dir is not None:
+            manifest["media"] = {}
+            os.makedirs(os.path.join(staging, MEDIA))
+            _copy_media(media_dir, os.path.join(staging, MEDIA), manifest["media"])
         for name, source in files.items():
             target = os.path.join(staging, name)
             copy_sqlite(source, target)
             manifest["files"][name] = {"sha256": sha256(target), "bytes": os.path.getsize(target),
                                        "integrity": "ok"}
         manifest["migration"] = migration_level(os.path.join(staging, "loft.db"))
+        if media_dir is not None:
+            _copy_media(media_dir, os.path.join(staging, MEDIA), manifest["media"])
         with open(os.path.join(staging, MANIFEST), "w") as f:
             json.dump(manifest, f, indent=2)
         if is_archive(dest):
@@ -130,6 +148,38 @@ def backup(files, dest, version, now=None):
         return manifest
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _copy_media(media_dir, target, listed):
+    """Copy the media library's files not yet in `listed` into `target`, recording each in `listed`.
+
+    Only regular files are taken (a link is not followed), and only names a restore accepts."""
+    if not os.path.isdir(media_dir):
+        return
+    for folder, subfolders, names in os.walk(media_dir):
+        subfolders[:] = sorted(d for d in subfolders if not os.path.islink(os.path.join(folder, d)))
+        for filename in sorted(names):
+            source = os.path.join(folder, filename)
+            name = os.path.relpath(source, media_dir).replace(os.sep, "/")
+            if name in listed or filename.endswith(UNFINISHED) or not MEDIA_NAME.fullmatch(name):
+                continue
+            if os.path.islink(source) or not os.path.isfile(source):
+                continue
+            copy = os.path.join(target, name)
+            os.makedirs(os.path.dirname(copy), exist_ok=True)
+            try:
+                shutil.copyfile(source, copy)
+            except FileNotFoundError:
+                continue  # deleted from the library while the backup ran
+            listed[name] = {"sha256": sha256(copy), "bytes": os.path.getsize(copy)}
+
+
+def media_summary(manifest):
+    """(number of images, bytes) of a backup, or None when it predates images in backups."""
+    media = manifest.get("media")
+    if media is None:
+        return None
+    return len(media), sum(info.get("bytes", 0) for info in media.values())
 
 
 def _archive(folder, dest):
@@ -149,6 +199,7 @@ def read_backup(source, workdir):
     """Unpack the backup at `source` into `workdir` and verify it. Returns (manifest, {name: path}).
 
     Checked before anything live is touched: the manifest, every file's sha256, SQLite's integrity check.
+    The media files, when the backup has them, are unpacked into media_staging(workdir), checked the same.
     """
     source = os.path.abspath(source)
     if os.path.isdir(source):
@@ -159,6 +210,7 @@ def read_backup(source, workdir):
                 raise BackupError(f"{source} has no {name}, which its manifest lists; the backup is incomplete.")
             paths[name] = os.path.join(workdir, name)
             shutil.copyfile(os.path.join(source, name), paths[name])
+        _copy_media_from_folder(source, manifest, media_staging(workdir))
     elif os.path.isfile(source):
         manifest, paths = _unpack(source, workdir)
     else:
@@ -176,7 +228,30 @@ def read_backup(source, workdir):
             connection.close()
         if problem:
             raise BackupError(f"{name} in {source} fails SQLite's integrity check ({problem}).")
+    for name, info in manifest.get("media", {}).items():
+        if sha256(os.path.join(media_staging(workdir), name)) != info["sha256"]:
+            raise BackupError(f"The image {MEDIA}/{name} in {source} does not match its checksum: the file was "
+                              "changed or damaged.")
     return manifest, paths
+
+
+def media_staging(workdir):
+    """Where read_backup unpacks the backup's media files."""
+    return os.path.join(workdir, MEDIA)
+
+
+def _copy_media_from_folder(source, manifest, staging):
+    if "media" not in manifest:
+        return
+    os.makedirs(staging, exist_ok=True)
+    for name in manifest["media"]:
+        member = os.path.join(source, MEDIA, name)
+        inside = os.path.realpath(member).startswith(os.path.realpath(os.path.join(source, MEDIA)) + os.sep)
+        if not inside or os.path.islink(member) or not os.path.isfile(member):
+            raise BackupError(f"{source} has no regular file {MEDIA}/{name}, which its manifest lists; the backup "
+                              "is incomplete or was changed.")
+        os.makedirs(os.path.dirname(os.path.join(staging, name)), exist_ok=True)
+        shutil.copyfile(member, os.path.join(staging, name))
 
 
 def _load_manifest(path, source):
@@ -196,9 +271,16 @@ def _valid_manifest(manifest, source):
     unknown = set(manifest["files"]) - set(NAMES)
     if unknown:
         raise BackupError(f"{source} lists files Loft does not restore: {', '.join(sorted(unknown))}.")
+    media = manifest.get("media", {})
+    if not isinstance(media, dict):
+        raise BackupError(f"The {MANIFEST} in {source} is damaged (its list of images is not a list of files).")
+    outside = sorted(name for name in media if not isinstance(name, str) or not MEDIA_NAME.fullmatch(name))
+    if outside:
+        raise BackupError(f"{source} names images outside the media folder ({', '.join(map(repr, outside[:3]))}); "
+                          "Loft refuses to restore it.")
     try:
         created_at(manifest)
-        if not all(isinstance(info["sha256"], str) for info in manifest["files"].values()):
+        if not all(isinstance(info["sha256"], str) for info in (*manifest["files"].values(), *media.values())):
             raise TypeError
     except (KeyError, TypeError, ValueError):
         raise BackupError(f"The {MANIFEST} in {source} is damaged (a time or checksum is missing).") from None
@@ -217,7 +299,8 @@ def _unpack(source, workdir):
     except (tarfile.TarError, OSError):
         raise BackupError(f"{source} is neither a backup folder nor a readable .tar / .tar.gz archive.") from None
     with tar:
-        members = {m.name: m for m in tar.getmembers() if m.isfile()}
+        every_member = {m.name: m for m in tar.getmembers()}
+        members = {name: m for name, m in every_member.items() if m.isfile()}
         if MANIFEST not in members:
             raise BackupError(f"{source} has no {MANIFEST}; it is not a backup made by `flask db backup`.")
         try:
@@ -231,6 +314,20 @@ def _unpack(source, workdir):
                 raise BackupError(f"{source} has no {name}, which its manifest lists; the backup is incomplete.")
             paths[name] = os.path.join(workdir, name)
             with tar.extractfile(members[name]) as src, open(paths[name], "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+        if "media" in manifest:
+            os.makedirs(media_staging(workdir), exist_ok=True)
+        for name in manifest.get("media", {}):
+            member = f"{MEDIA}/{name}"
+            if member in every_member and member not in members:
+                raise BackupError(f"{source} holds {member} as a link or special file, not an image; "
+                                  "Loft refuses to restore it.")
+            if member not in members:
+                raise BackupError(f"{source} has no {member}, which its manifest lists; the backup is incomplete.")
+            # The name passed MEDIA_NAME, so this path stays inside the staging folder.
+            target = os.path.join(media_staging(workdir), name)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with tar.extractfile(members[member]) as src, open(target, "wb") as dst:
                 shutil.copyfileobj(src, dst, 1 << 20)
     return manifest, paths
 
@@ -274,10 +371,56 @@ def put_back(files, aside):
         os.rmdir(aside)
 
 
-def _same_owner(path, before):
+def put_media_in_place(staged, media_dir, aside):
+    """Swap the verified media folder `staged` in for `media_dir`; the current one moves, whole, to
+    `aside`/media. Returns where it went ('' when there was none).
+
+    The restored folder first moves beside the live one, so the swap is two renames in one folder. When
+    the media folder is on another disk than `aside`, the current one is set aside beside itself instead.
+    """
+    media_dir = os.path.abspath(media_dir)
+    owner = os.stat(media_dir) if os.path.isdir(media_dir) else None
+    incoming = media_dir + ".restoring"
+    shutil.rmtree(incoming, ignore_errors=True)  # left by a restore that was killed
+    os.makedirs(os.path.dirname(media_dir), exist_ok=True)
+    shutil.move(staged, incoming)  # a copy only when the work folder is on another disk
+    if owner is not None:
+        for folder, _, names in os.walk(incoming):
+            _same_owner(folder, owner)
+            for name in names:
+                _same_owner(os.path.join(folder, name), owner, mode=0o644 & stat.S_IMODE(owner.st_mode))
+    kept = ""
+    if os.path.lexists(media_dir):
+        os.makedirs(aside, exist_ok=True)
+        kept = os.path.join(aside, MEDIA)
+        try:
+            os.replace(media_dir, kept)
+        except OSError:
+            kept = f"{media_dir}-{os.path.basename(aside)}"
+            os.replace(media_dir, kept)
+    os.replace(incoming, media_dir)
+    return kept
+
+
+def put_media_back(media_dir, aside, had_media):
+    """Undo put_media_in_place, even one that stopped half-way: the folder it replaced returns (or, when
+    there was none, the restored one goes)."""
+    media_dir = os.path.abspath(media_dir)
+    kept = [p for p in (os.path.join(aside, MEDIA), f"{media_dir}-{os.path.basename(aside)}") if os.path.lexists(p)]
+    if kept or not had_media:
+        if os.path.isdir(media_dir) and not os.path.islink(media_dir):
+            shutil.rmtree(media_dir)
+    if kept:
+        os.replace(kept[0], media_dir)
+    shutil.rmtree(media_dir + ".restoring", ignore_errors=True)
+    if os.path.isdir(aside) and not os.listdir(aside):
+        os.rmdir(aside)
+
+
+def _same_owner(path, before, mode=None):
     """Give the restored file the owner and mode of the one it replaces: a restore run as root must
     not leave a database the `loft` user can only read (every write would fail)."""
-    os.chmod(path, stat.S_IMODE(before.st_mode))
+    os.chmod(path, stat.S_IMODE(before.st_mode) if mode is None else mode)
     try:
         os.chown(path, before.st_uid, before.st_gid)
     except PermissionError:
