@@ -11,6 +11,7 @@ from app import tokens
 from app.catcher.services import parse
 from app.consent import signup_forms
 from app.db import db
+from app.models import BrandKit
 from app.models import CaughtMessage
 from app.models import Contact
 from app.models import CustomField
@@ -422,3 +423,36 @@ def test_the_forms_list_counts_people_signed_up_and_confirmed_in_one_query(app, 
     assert [(f.name, f.signups, f.confirmed) for f in built_forms] == [
         ("Quiet box", 0, 0), ("Deals box", 1, 1), ("Newsletter box", 3, 1)]
     assert len([sql for sql in statements if "form_signup" in sql]) == 1  # not one per form
+
+
+# --- The confirmation email in the team's brand ---------------------------------------------
+
+HOSTILE_FOOTER = 'Acme Ltd, 1 Main St\n</p><script>alert(1)</script><img src=x onerror="alert(2)"> & "Co"'
+
+
+def test_the_confirmation_email_wears_the_teams_brand_with_every_value_escaped(app, team, built, visitor):
+    BrandKit.create(team=team, primary_color="#0F766E", background_color="#fef3c7", text_color="#1c1917",
+                    font="georgia", logo_url="/m/abcdefgh12.png", footer_text=HOSTILE_FOOTER)
+    assert submit(app, visitor, built).status_code == 200
+    message = parse(CaughtMessage.get())
+    page = BeautifulSoup(message["html"], "html.parser")
+    button = page.select_one("a.confirm-button")
+    assert "background:#0f766e" in button["style"] and "color:#ffffff" in button["style"]
+    assert "background:#fef3c7" in page.body["style"] and "Georgia" in page.body["style"]
+    logo = page.select_one("img")
+    assert (logo["src"], logo["alt"]) == ("http://loft.test/m/abcdefgh12.png", "Acme")
+    footer = page.select_one(".brand-footer")
+    assert footer.get_text() == HOSTILE_FOOTER.replace("\n", "")  # shown as text, line break as <br>
+    assert len(footer.select("br")) == 1
+    assert page.select("script") == [] and len(page.select("img")) == 1  # nothing of the footer became markup
+    assert "Sent by Loft" not in message["html"]  # the team sends it
+    # The text part keeps its words: no colour, no footer.
+    assert message["text"].startswith("Please confirm that you want to receive “News” from Acme.")
+    assert "#0f766e" not in message["text"] and "Acme Ltd" not in message["text"]
+
+
+def test_a_team_without_a_brand_kit_sends_the_confirmation_in_the_default_look(app, team, built, visitor):
+    assert submit(app, visitor, built).status_code == 200
+    page = BeautifulSoup(parse(CaughtMessage.get())["html"], "html.parser")
+    assert "background:#4338ca" in page.select_one("a.confirm-button")["style"]
+    assert page.select_one(".brand-footer") is None and page.select("img") == []

@@ -31,10 +31,12 @@ from app import events
 from app import settings
 from app import system_mail
 from app import tokens
+from app.brand import services as brand
 from app.consent import ratelimit
 from app.consent import suppression
 from app.consent.services import ConsentError
 from app.consent.services import parse_entry
+from app.content.media_urls import absolute_media_urls
 from app.db import db
 from app.errors import Problem
 from app.models import BLOCKED_STATUSES
@@ -263,15 +265,21 @@ def confirmation_url(mailing_list, subscription, email):
 
 
 def confirmation_message(mailing_list, outcome):
-    """The confirmation email, composed: {to, subject, text, html}. It names every list the link confirms."""
+    """The confirmation email, composed: {to, subject, text, html}. It names every list the link confirms;
+    its HTML wears the team's brand kit, since the team sends it."""
     email = outcome.contact.email
     others = [sub.list for sub in companions(outcome.subscription)]
     names = list_names([mailing_list] + others)
     subject = f"Confirm your subscriptions to {names}" if others else f"Confirm your subscription to {mailing_list.name}"
-    return system_mail.compose("confirm_subscription", email, subject,
-                        team=mailing_list.team, mailing_list=mailing_list, list_names=names,
-                        url=confirmation_url(mailing_list, outcome.subscription, email),
-                        days=limit("SIGNUP_CONFIRM_DAYS"))
+    team = mailing_list.team
+    team_brand = brand.brand_for(team)
+    team_brand["button_text"] = brand.text_on(team_brand["primary_color"])
+    message = system_mail.compose("confirm_subscription", email, subject,
+                                  team=team, mailing_list=mailing_list, list_names=names, brand=team_brand,
+                                  url=confirmation_url(mailing_list, outcome.subscription, email),
+                                  days=limit("SIGNUP_CONFIRM_DAYS"))
+    message["html"] = absolute_media_urls(message["html"])  # a logo from the team's media library
+    return message
 
 
 def list_names(lists):
