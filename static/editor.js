@@ -211,12 +211,132 @@
   }
 
   var TOOLS = [
-    {label: "Bold", command: "bold", text: "B"},
-    {label: "Italic", command: "italic", text: "I"},
+    {label: "Bold", command: "bold", text: "B", toggles: true},
+    {label: "Italic", command: "italic", text: "I", toggles: true},
     {label: "Link", command: "createLink", text: "Link"},
     {label: "Bulleted list", command: "insertUnorderedList", text: "• List"},
     {label: "Numbered list", command: "insertOrderedList", text: "1. List"}
   ];
+  var NOT_LINKED = "Not linked: a link starts with https://, http:// or mailto:, or is a merge tag.";
+
+  function say(text) {
+    var status = document.getElementById("block-editor-status");
+    if (status) status.textContent = text;
+  }
+
+  // Bold and Italic say whether the text at the cursor is bold or italic (aria-pressed), as they toggle it.
+  function showState(area, toolbar) {
+    var selection = window.getSelection();
+    var inside = selection.rangeCount && area.contains(selection.anchorNode);
+    toolbar.querySelectorAll("button[aria-pressed]").forEach(function (button) {
+      var on = false;
+      try { on = Boolean(inside && document.queryCommandState(button.getAttribute("data-command"))); } catch (e) { on = false; }
+      button.setAttribute("aria-pressed", on ? "true" : "false");
+    });
+  }
+
+  document.addEventListener("selectionchange", function () {
+    var selection = window.getSelection();
+    var node = selection.rangeCount && selection.anchorNode;
+    var element = node && (node.nodeType === 1 ? node : node.parentElement);
+    var area = element && element.closest && element.closest(".rich-text");
+    if (area && area.richToolbar) showState(area, area.richToolbar);
+  });
+
+  // The Link button opens a small labelled form under the toolbar (a group: a <form> cannot sit inside the
+  // block's form); Enter adds the link, Escape or Cancel closes it, and the focus goes back to the text.
+  function linkForm(area, id, restoreSelection, sync) {
+    var group = document.createElement("div");
+    group.className = "rich-link-form";
+    group.id = id + "-form";
+    group.setAttribute("role", "group");
+    group.setAttribute("aria-label", "Add a link");
+    group.hidden = true;
+    var field = document.createElement("div");
+    field.className = "field";
+    var label = document.createElement("label");
+    label.id = id + "-label";
+    label.htmlFor = id;
+    label.textContent = "Link address";
+    var input = document.createElement("input");
+    input.id = id;
+    input.type = "text";
+    input.setAttribute("inputmode", "url");
+    input.setAttribute("autocomplete", "off");
+    input.setAttribute("aria-describedby", id + "-help");
+    var help = document.createElement("p");
+    help.className = "help";
+    help.id = id + "-help";
+    help.textContent = "https://…, http://…, mailto:… or a merge tag such as {{ unsubscribe_url }}.";
+    var error = document.createElement("p");
+    error.className = "error";
+    error.id = id + "-error";
+    error.hidden = true;
+    field.append(label, input, help);
+    var add = document.createElement("button");
+    add.type = "button";
+    add.className = "small primary";
+    add.textContent = "Add link";
+    var cancel = document.createElement("button");
+    cancel.type = "button";
+    cancel.className = "small";
+    cancel.textContent = "Cancel";
+    group.append(field, add, cancel, error);
+
+    function close() {
+      group.hidden = true;
+      error.hidden = true;
+      input.removeAttribute("aria-invalid");
+      input.setAttribute("aria-describedby", id + "-help");
+      area.focus();
+      restoreSelection();
+    }
+    function apply() {
+      var address = input.value.trim();
+      if (!address || address === "https://") {
+        close();
+        return;
+      }
+      if (!SAFE_LINK.test(address)) {  // the server would drop it anyway: say so now, at the field
+        error.textContent = NOT_LINKED;
+        error.hidden = false;
+        input.setAttribute("aria-invalid", "true");
+        input.setAttribute("aria-describedby", id + "-error " + id + "-help");
+        say(NOT_LINKED);
+        input.focus();
+        return;
+      }
+      close();
+      if (window.getSelection().isCollapsed) {
+        var link = document.createElement("a");
+        link.href = address;
+        link.textContent = address;
+        document.execCommand("insertHTML", false, link.outerHTML);
+      } else {
+        document.execCommand("createLink", false, address);
+      }
+      sync();
+      say("Linked to " + address + ".");
+    }
+    add.addEventListener("click", apply);
+    cancel.addEventListener("click", close);
+    group.addEventListener("keydown", function (event) {
+      if (event.key === "Enter" && event.target === input) {
+        event.preventDefault();  // not the block form's submit
+        apply();
+      } else if (event.key === "Escape") {
+        event.preventDefault();
+        close();
+      }
+    });
+    group.open = function () {
+      input.value = "https://";
+      group.hidden = false;
+      input.focus();
+      input.select();
+    };
+    return group;
+  }
 
   function enhanceRichText(textarea) {
     if (textarea.getAttribute("data-enhanced")) return;
@@ -233,6 +353,7 @@
     area.setAttribute("role", "textbox");
     area.setAttribute("aria-multiline", "true");
     area.setAttribute("data-merge-target", "");
+    area.richToolbar = toolbar;
     if (label) {
       if (!label.id) label.id = textarea.id + "-label";
       area.setAttribute("aria-labelledby", label.id);
@@ -249,49 +370,52 @@
       var selection = window.getSelection();
       if (selection.rangeCount && area.contains(selection.anchorNode)) savedRange = selection.getRangeAt(0).cloneRange();
     });
+    // A toolbar button reached with Tab took the focus from the text, and focusing the text again puts the
+    // caret at its start: the selection it had when it lost the focus is put back.
+    function focusWithSelection() {
+      var hadFocus = document.activeElement === area;
+      area.focus();
+      var selection = window.getSelection();
+      if (savedRange && (!hadFocus || !selection.rangeCount || !area.contains(selection.anchorNode))) {
+        selection.removeAllRanges();
+        selection.addRange(savedRange);
+      }
+    }
+    // Back from the link form the focus has left the text, so the selection it had is put back as it was.
+    var linkRange = null;
+    var linkGroup = linkForm(area, textarea.id + "-link", function () {
+      if (!linkRange) return;
+      var selection = window.getSelection();
+      selection.removeAllRanges();
+      selection.addRange(linkRange);
+    }, sync);
     TOOLS.forEach(function (tool) {
       var button = document.createElement("button");
       button.type = "button";
       button.className = "small";
       button.textContent = tool.text;
       button.setAttribute("aria-label", tool.label);
+      button.setAttribute("data-command", tool.command);
+      if (tool.toggles) button.setAttribute("aria-pressed", "false");
+      if (tool.command === "createLink") button.setAttribute("aria-controls", linkGroup.id);
       button.addEventListener("mousedown", function (event) { event.preventDefault(); });  // keep the selection
       button.addEventListener("click", function () {
-        area.focus();
-        if (savedRange && document.activeElement === area) {
-          var selection = window.getSelection();
-          if (!selection.rangeCount || !area.contains(selection.anchorNode)) {
-            selection.removeAllRanges();
-            selection.addRange(savedRange);
-          }
-        }
+        focusWithSelection();
         if (tool.command === "createLink") {
-          var address = window.prompt("Link address (https://…, mailto:… or a merge tag)", "https://");
-          if (!address || address === "https://") return;
-          address = address.trim();
-          if (!SAFE_LINK.test(address)) {  // the server would drop it anyway: say so now
-            var status = document.getElementById("block-editor-status");
-            if (status) status.textContent = "Not linked: a link starts with https://, http:// or mailto:, or is a merge tag.";
-            window.alert("Not linked: a link starts with https://, http:// or mailto:, or is a merge tag.");
-            return;
-          }
-          if (window.getSelection().isCollapsed) {
-            var link = document.createElement("a");
-            link.href = address;
-            link.textContent = address;
-            document.execCommand("insertHTML", false, link.outerHTML);
-          } else {
-            document.execCommand("createLink", false, address);
-          }
-        } else {
-          document.execCommand(tool.command, false, null);
+          var selection = window.getSelection();
+          linkRange = selection.rangeCount && area.contains(selection.anchorNode) ? selection.getRangeAt(0).cloneRange() : null;
+          linkGroup.open();
+          return;
         }
+        document.execCommand(tool.command, false, null);
         sync();
+        showState(area, toolbar);
       });
       toolbar.appendChild(button);
     });
     textarea.hidden = true;
     textarea.parentNode.insertBefore(toolbar, textarea);
+    textarea.parentNode.insertBefore(linkGroup, textarea);
     textarea.parentNode.insertBefore(area, textarea);
     area.rememberRange = function () { return savedRange; };
   }
