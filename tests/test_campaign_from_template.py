@@ -252,6 +252,22 @@ def test_block_templates_are_copied_with_their_blocks_and_deleted_with_their_his
     assert not BlockRevision.select().where(BlockRevision.owner_id == duplicate.id).exists()
 
 
+def test_deleting_a_block_campaign_deletes_its_undo_history_and_no_one_elses(web, team):  # noqa: F811
+    assert web.post("/templates/starter/newsletter/use").status_code == 302
+    template = Template.get(Template.name == "Newsletter")
+    block_store.save(template, block_ops.delete(template.blocks, "nl-masthead"))
+    campaign = _created(web.post(f"/templates/{template.id}/campaign"))
+    assert campaign.kind == "blocks"
+    block_store.save(campaign, block_ops.delete(campaign.blocks, campaign.blocks["blocks"][0]["id"]))
+    assert block_store.can_undo(campaign) and block_store.can_undo(template)
+
+    assert web.post(f"/campaigns/{campaign.id}/delete").status_code == 302
+    assert not Campaign.select().where(Campaign.id == campaign.id).exists()
+    assert not BlockRevision.select().where((BlockRevision.owner_type == "campaign")
+                                            & (BlockRevision.owner_id == campaign.id)).exists()
+    assert block_store.can_undo(Template.get_by_id(template.id))  # the template's history stays
+
+
 def test_a_block_starter_is_previewed_in_a_sandboxed_frame(web, team):  # noqa: F811
     fragment = soup(web.get("/templates/starter/newsletter/preview"))
     assert fragment.select_one("iframe")["src"].startswith("/templates/starter/newsletter/preview.html")
