@@ -112,11 +112,12 @@ def restore_command(path, yes, force):
                                        f"this one knows up to {newest}). Upgrade Loft first, then restore.")
         created = archive.created_at(manifest)
         if not yes:
-            click.confirm(f"Replace {database} with the backup of {manifest['created_at']}?", abort=True)
+            click.confirm(f"Replace {database}{' and the media folder' if 'media' in manifest else ''} with the "
+                          f"backup of {manifest['created_at']}?", abort=True)
         aside = os.path.join(parent, "before-restore-" + time.strftime("%Y%m%dT%H%M%S", time.gmtime()))
         media_dir = current_app.config["MEDIA_DIR"]
         with_media = archive.media_summary(manifest) is not None
-        had_media = os.path.lexists(media_dir)
+        had_media = os.path.lexists(os.path.realpath(media_dir))
         media_kept = ""
         try:
             # Everything up to the paused campaigns happens under the lock: a worker that starts

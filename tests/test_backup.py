@@ -818,3 +818,34 @@ def test_a_restore_that_fails_after_the_swap_puts_the_media_folder_back(ops, tmp
     result = cli(ops, "db", "restore", str(tmp_path / "b"), "--yes")
     assert result.exit_code == 1 and "put back" in result.output
     assert _media_tree(ops) == live_images and len(live_images) == 1 and not _leftovers(tmp_path)
+
+
+def test_a_backup_folder_whose_image_is_a_link_is_refused_even_with_the_right_checksum(ops, tmp_path):
+    team = make_team("Live")
+    item = _upload(team, (200, 30, 30))
+    assert cli(ops, "db", "backup", str(tmp_path / "b")).exit_code == 0
+    copy = tmp_path / "b" / "media" / str(team.id) / f"{item.key}.png"
+    elsewhere = tmp_path / "elsewhere.png"
+    elsewhere.write_bytes(copy.read_bytes())
+    copy.unlink()
+    copy.symlink_to(elsewhere)
+    make_team("Later")
+
+    result = cli(ops, "db", "restore", str(tmp_path / "b"), "--yes")
+    assert result.exit_code == 1 and "no regular file" in result.output, result.output
+    assert team_names() == ["Later", "Live"] and not _leftovers(tmp_path)
+
+
+def test_a_restore_onto_a_box_without_a_media_folder_creates_it_writable_by_its_owner(ops, tmp_path):
+    team = make_team("Backed up")
+    item = _upload(team, (200, 30, 30))
+    image = _media_tree(ops)
+    assert cli(ops, "db", "backup", str(tmp_path / "b.tar.gz")).exit_code == 0
+    shutil.rmtree(ops.config["MEDIA_DIR"])  # a new machine: the images are only in the backup
+
+    result = cli(ops, "db", "restore", str(tmp_path / "b.tar.gz"), "--yes")
+    assert result.exit_code == 0, result.output
+    assert _media_tree(ops) == image
+    restored_file = os.stat(os.path.join(ops.config["MEDIA_DIR"], str(team.id), f"{item.key}.png"))
+    assert (restored_file.st_uid, restored_file.st_mode & 0o600) == (os.stat(tmp_path).st_uid, 0o600)
+    assert _upload(team, (30, 200, 30)).key  # the library takes new images into the restored folder

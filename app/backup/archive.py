@@ -375,20 +375,22 @@ def put_media_in_place(staged, media_dir, aside):
     """Swap the verified media folder `staged` in for `media_dir`; the current one moves, whole, to
     `aside`/media. Returns where it went ('' when there was none).
 
-    The restored folder first moves beside the live one, so the swap is two renames in one folder. When
-    the media folder is on another disk than `aside`, the current one is set aside beside itself instead.
+    The restored folder first moves beside the live one, so the swap is two renames in one folder (a
+    media folder that is a link to another disk is swapped there). When the media folder is on another
+    disk than `aside`, the current one is set aside beside itself instead. The restored files get the
+    owner of the folder they replace (of its parent when there was none): the web process must be able
+    to add images to it after a restore run as root.
     """
-    media_dir = os.path.abspath(media_dir)
-    owner = os.stat(media_dir) if os.path.isdir(media_dir) else None
+    media_dir = os.path.realpath(media_dir)
+    os.makedirs(os.path.dirname(media_dir), exist_ok=True)
+    owner = os.stat(media_dir if os.path.isdir(media_dir) else os.path.dirname(media_dir))
     incoming = media_dir + ".restoring"
     shutil.rmtree(incoming, ignore_errors=True)  # left by a restore that was killed
-    os.makedirs(os.path.dirname(media_dir), exist_ok=True)
     shutil.move(staged, incoming)  # a copy only when the work folder is on another disk
-    if owner is not None:
-        for folder, _, names in os.walk(incoming):
-            _same_owner(folder, owner)
-            for name in names:
-                _same_owner(os.path.join(folder, name), owner, mode=0o644 & stat.S_IMODE(owner.st_mode))
+    for folder, _, names in os.walk(incoming):
+        _same_owner(folder, owner)
+        for name in names:
+            _same_owner(os.path.join(folder, name), owner, mode=0o644 & stat.S_IMODE(owner.st_mode))
     kept = ""
     if os.path.lexists(media_dir):
         os.makedirs(aside, exist_ok=True)
@@ -405,7 +407,7 @@ def put_media_in_place(staged, media_dir, aside):
 def put_media_back(media_dir, aside, had_media):
     """Undo put_media_in_place, even one that stopped half-way: the folder it replaced returns (or, when
     there was none, the restored one goes)."""
-    media_dir = os.path.abspath(media_dir)
+    media_dir = os.path.realpath(media_dir)
     kept = [p for p in (os.path.join(aside, MEDIA), f"{media_dir}-{os.path.basename(aside)}") if os.path.lexists(p)]
     if kept or not had_media:
         if os.path.isdir(media_dir) and not os.path.islink(media_dir):
