@@ -6,6 +6,7 @@ from app.content.blocks import store
 from app.models import BlockRevision
 from app.models import Campaign
 from app.models import Team
+from app.models import Template
 from tests.conftest import soup
 
 HEADING = {"id": "heading01", "type": "heading", "text": "Welcome", "level": 1, "align": "left"}
@@ -138,3 +139,11 @@ def test_the_new_template_body_is_marked_to_hide_for_blocks(web, admin):
     body = page.select_one("#f-body")
     assert "template-body" in body.find_parent("div", class_="field")["class"]
     assert page.select_one("#template-form input[name=kind][value=blocks]")
+
+
+def test_a_new_template_of_blocks_ignores_a_typed_body(web, admin, team):
+    response = web.post("/templates/new", {"name": "Monthly", "kind": "blocks", "body": "<p>Typed first</p>"})
+    assert response.status_code == 302
+    template = Template.get(Template.name == "Monthly")
+    assert template.team_id == team.id and template.kind == "blocks"
+    assert "Typed first" not in (template.body or "") and template.blocks["blocks"] == []
