@@ -20,6 +20,7 @@ import time
 import pytest
 from PIL import Image
 
+from app.backup import restored as after_restore
 from app.config import ROOT
 from app.db import db
 from app.media import services as media_services
@@ -806,7 +807,6 @@ def test_a_restore_refuses_an_image_that_does_not_match_its_checksum_and_changes
 
 
 def test_a_restore_that_fails_after_the_swap_puts_the_media_folder_back(ops, tmp_path, monkeypatch):
-    from app.backup import restored
     team = make_team("Backed up")
     assert cli(ops, "db", "backup", str(tmp_path / "b")).exit_code == 0
     _upload(team, (200, 30, 30))
@@ -814,7 +814,7 @@ def test_a_restore_that_fails_after_the_swap_puts_the_media_folder_back(ops, tmp
 
     def broken(created, now=None):
         raise RuntimeError("a notice could not be written")
-    monkeypatch.setattr(restored, "settle_campaigns", broken)
+    monkeypatch.setattr(after_restore, "settle_campaigns", broken)
     result = cli(ops, "db", "restore", str(tmp_path / "b"), "--yes")
     assert result.exit_code == 1 and "put back" in result.output
     assert _media_tree(ops) == live_images and len(live_images) == 1 and not _leftovers(tmp_path)
