@@ -87,9 +87,10 @@ def restore_command(path, yes, force):
     mail first).
 
     The backup is verified before anything is touched; the current files, with their -wal and -shm,
-    and the current media folder are moved into a before-restore-* folder beside the database. Migrations run if the backup is
-    older, every id counter goes past the ids handed out before the restore (they are in links of mail
-    already sent), and every campaign that may have sent mail after the backup is paused with a notice.
+    and the current media folder are moved into a before-restore-* folder beside the database.
+    Migrations run if the backup is older, every id counter goes past the ids handed out before the
+    restore (they are in links of mail already sent), and every campaign that may have sent mail after
+    the backup is paused with a notice.
     """
     files = _sqlite_files()
     database = files["loft.db"]

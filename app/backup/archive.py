@@ -282,6 +282,8 @@ def _valid_manifest(manifest, source):
         created_at(manifest)
         if not all(isinstance(info["sha256"], str) for info in (*manifest["files"].values(), *media.values())):
             raise TypeError
+        if not all(isinstance(info.get("bytes", 0), int) for info in media.values()):
+            raise TypeError
     except (KeyError, TypeError, ValueError):
         raise BackupError(f"The {MANIFEST} in {source} is damaged (a time or checksum is missing).") from None
     return manifest
