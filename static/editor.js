@@ -159,22 +159,32 @@
     else if (status) status.textContent = "This block is already the " + (direction === "up" ? "first" : "last") + " one.";
   });
 
+  // The top-level list and each column's list share one group, so a block is dragged into a column and
+  // back out; a columns block is only ever dropped at the top level (the server would refuse it too).
   function makeSortable(root) {
-    var list = root.querySelector("#block-list");
+    var top = root.querySelector("#block-list");
     var url = root.getAttribute("data-blocks-url");
-    if (!list || !url || !window.Sortable || !window.htmx) return;
-    window.Sortable.create(list, {
-      handle: ".block-handle",
-      draggable: "li.block",
-      animation: 120,
-      onEnd: function (event) {
-        if (event.oldIndex === event.newIndex) return;
-        var token = root.querySelector("input[name=csrf_token]");
-        window.htmx.ajax("POST", url + "/" + encodeURIComponent(event.item.getAttribute("data-block-id")) + "/move", {
-          source: event.item, target: "#block-editor", swap: "outerHTML",
-          values: {to_index: String(event.newIndex), csrf_token: token ? token.value : ""}
-        });
-      }
+    if (!top || !url || !window.Sortable || !window.htmx) return;
+    root.querySelectorAll("ol.block-list[data-into]").forEach(function (list) {
+      window.Sortable.create(list, {
+        group: {
+          name: "blocks",
+          put: function (to, from, dragged) { return to.el === top || !dragged.classList.contains("block-columns"); }
+        },
+        handle: ".block-handle",
+        draggable: "li.block",
+        animation: 120,
+        emptyInsertThreshold: 24,
+        onEnd: function (event) {
+          if (event.from === event.to && event.oldIndex === event.newIndex) return;
+          var token = root.querySelector("input[name=csrf_token]");
+          var values = {to_index: String(event.newIndex), csrf_token: token ? token.value : ""};
+          if (event.from !== event.to || event.to !== top) values.into = event.to.getAttribute("data-into");
+          window.htmx.ajax("POST", url + "/" + encodeURIComponent(event.item.getAttribute("data-block-id")) + "/move", {
+            source: event.item, target: "#block-editor", swap: "outerHTML", values: values
+          });
+        }
+      });
     });
   }
 
@@ -415,8 +425,8 @@
     });
     textarea.hidden = true;
     textarea.parentNode.insertBefore(toolbar, textarea);
-    textarea.parentNode.insertBefore(linkGroup, textarea);
     textarea.parentNode.insertBefore(area, textarea);
+    textarea.parentNode.insertBefore(linkGroup, textarea);  // after the text: a new block's focus goes to the text
     area.rememberRange = function () { return savedRange; };
   }
 

@@ -8,7 +8,17 @@ expect = pytest.importorskip("playwright.sync_api", reason="Playwright is not in
 
 from browser_support import PHONE  # noqa: E402
 from browser_support import sign_up_admin  # noqa: E402
-from test_editor_browser import tab_to  # noqa: E402
+
+TAB_LIMIT = 40
+
+
+def tab_to(page, locator, backwards=False):
+    """Press Tab (Shift+Tab) until `locator` has the focus; fails when it is not reached."""
+    for _ in range(TAB_LIMIT):
+        if locator.count() == 1 and locator.evaluate("element => element === document.activeElement"):
+            return
+        page.keyboard.press("Shift+Tab" if backwards else "Tab")
+    raise AssertionError(f"{locator} was not reached with the keyboard")
 
 
 def _campaign(app, blocks):
@@ -114,3 +124,23 @@ def test_the_new_template_page_hides_the_body_for_blocks(app, page):
     expect(body).to_be_hidden()
     choose(html_choice)
     expect(body).to_be_visible()
+
+
+def test_drag_a_block_into_a_column_and_back_out(app, page):
+    from browser_support import DESKTOP
+    page.set_viewport_size(DESKTOP)
+    sign_up_admin(page)
+    campaign_id = _campaign(app, [
+        {"id": "heading01", "type": "heading", "text": "Welcome", "level": 1, "align": "left"},
+        {"id": "columns1", "type": "columns", "columns": [[], []]},
+        {"id": "divider01", "type": "divider"}])
+    page.goto(f"/campaigns/{campaign_id}")
+    page.locator("#block-heading01").scroll_into_view_if_needed()
+    page.locator("#block-divider01 .block-handle").drag_to(page.locator('ol[data-into="columns1:1"]'))
+    expect(page.locator("#block-editor-status")).to_contain_text("Moved the divider into column 2")
+    assert _layout(app, campaign_id) == ["heading01", ("columns1", [[], ["divider01"]])]
+    expect(page.locator("#block-editor")).to_have_attribute("data-ready", "")  # the new lists are sortable
+    page.locator("#block-heading01").scroll_into_view_if_needed()
+    page.locator("#block-divider01 .block-handle").drag_to(page.locator("#block-heading01 .block-handle"))
+    expect(page.locator("#block-editor-status")).to_contain_text("Moved the divider to the top level")
+    assert _layout(app, campaign_id) == ["divider01", "heading01", ("columns1", [[], []])]
