@@ -147,3 +147,12 @@ def test_a_new_template_of_blocks_ignores_a_typed_body(web, admin, team):
     template = Template.get(Template.name == "Monthly")
     assert template.team_id == team.id and template.kind == "blocks"
     assert "Typed first" not in (template.body or "") and template.blocks["blocks"] == []
+
+
+def test_a_third_column_reaches_every_blocks_menu_at_once(web, campaign):
+    response = web.post(url(campaign, "/columns1/edit"), {"count": "3"}, htmx=True)
+    assert response.status_code == 200
+    assert (response.headers["HX-Retarget"], response.headers["HX-Reswap"]) == ("#block-editor", "outerHTML")
+    editor = soup(response).select_one("#block-editor")  # the whole editor, not the columns block alone
+    assert editor is not None and editor["data-focus"] == "block-columns1"
+    assert "columns1:2" in [o["value"] for o in editor.select("#f-heading01-into option")]

@@ -89,6 +89,14 @@ def place(doc, block_id):
     return None
 
 
+def block_type(team, owner, block_id):
+    """The type of the owner's block `block_id`, or None when there is no such block."""
+    try:
+        return (find(document(team, owner), block_id) or {}).get("type")
+    except BlockProblem:  # a stored document that fails the checks: the change itself names the problem
+        return None
+
+
 def is_block_id(value):
     return bool(schema.BLOCK_ID.fullmatch(value or ""))
 

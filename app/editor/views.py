@@ -150,7 +150,14 @@ def add(owner_type, owner_id):
 @require("edit_content")
 def edit(owner_type, owner_id, block_id):
     owner = _owner(owner_type, owner_id)
-    return _run(owner, lambda: services.edit_block(g.team, owner, block_id, request.form), block_id, one_block=True)
+    # A columns block's new count changes every block's "Move to…" menu: the whole editor is sent then.
+    one_block = services.block_type(g.team, owner, block_id) != "columns"
+    response = _run(owner, lambda: services.edit_block(g.team, owner, block_id, request.form), block_id,
+                    one_block=one_block)
+    if not one_block and is_htmx():  # the form targets its own block
+        response.headers["HX-Retarget"] = "#block-editor"
+        response.headers["HX-Reswap"] = "outerHTML"
+    return response
 
 
 @bp.route(OWNER + "/<block_id>/move", methods=["POST"])
