@@ -317,12 +317,20 @@
         return;
       }
       close();
-      if (window.getSelection().isCollapsed) {
+      var selection = window.getSelection();
+      if (selection.isCollapsed && selection.rangeCount && area.contains(selection.anchorNode)) {
+        // No text chosen: the address itself becomes the link's text. Put in as a node, since insertHTML
+        // makes Chromium copy computed styles into style attributes, which the page's CSP refuses.
         var link = document.createElement("a");
         link.href = address;
         link.textContent = address;
-        document.execCommand("insertHTML", false, link.outerHTML);
-      } else {
+        var range = selection.getRangeAt(0);
+        range.insertNode(link);
+        range.setStartAfter(link);
+        range.collapse(true);
+        selection.removeAllRanges();
+        selection.addRange(range);
+      } else if (!selection.isCollapsed) {
         document.execCommand("createLink", false, address);
       }
       sync();

@@ -144,3 +144,27 @@ def test_drag_a_block_into_a_column_and_back_out(app, page):
     page.locator("#block-divider01 .block-handle").drag_to(page.locator("#block-heading01 .block-handle"))
     expect(page.locator("#block-editor-status")).to_contain_text("Moved the divider to the top level")
     assert _layout(app, campaign_id) == ["divider01", "heading01", ("columns1", [[], []])]
+
+
+def test_a_link_at_the_cursor_takes_its_address_as_text(app, page):
+    sign_up_admin(page)
+    campaign_id = _campaign(app, [{"id": "text0001", "type": "text", "html": "<p>Read more: </p>"}])
+    page.goto(f"/campaigns/{campaign_id}")
+    block = page.locator("#block-text0001")
+    block.locator("details.block-edit > summary").click()
+    area = block.locator(".rich-text")
+    area.click()
+    page.keyboard.press("Control+End")
+    tab_to(page, block.get_by_role("button", name="Link", exact=True), backwards=True)
+    page.keyboard.press("Enter")
+    page.keyboard.type("mailto:hello@example.com")
+    page.keyboard.press("Enter")
+    expect(area.locator('a[href="mailto:hello@example.com"]')).to_have_text("mailto:hello@example.com")
+    expect(area).to_be_focused()
+    tab_to(page, block.get_by_role("button", name="Save text"))
+    page.keyboard.press("Enter")
+    expect(page.locator("#block-editor-status")).to_contain_text("Saved the text")
+    from app.models import Campaign
+    with app.app_context():
+        html = Campaign.get_by_id(campaign_id).blocks["blocks"][0]["html"]
+    assert '<a href="mailto:hello@example.com">mailto:hello@example.com</a>' in html
