@@ -223,3 +223,27 @@ def assert_accessible(page, impacts=FAILING_IMPACTS):
     """Fail with a readable list when axe-core finds serious or critical problems on the page."""
     violations = axe_violations(page, impacts)
     assert not violations, f"axe-core on {page.url} at {page.viewport_size}:\n" + describe_violations(violations)
+
+
+_WIDER_THAN_THE_WINDOW = """() => {
+    const width = window.innerWidth;
+    return [...document.querySelectorAll('body *')]
+        .filter(el => el.getBoundingClientRect().right > width + 1)
+        .slice(0, 8)
+        .map(el => `${el.tagName.toLowerCase()}${el.id ? '#' + el.id : ''}`
+                   + ` (right edge ${Math.round(el.getBoundingClientRect().right)} px)`);
+}"""
+
+
+def assert_fits_the_screen(page, timeout_ms=5_000):
+    """Nothing on the page runs off the side of the window (no sideways scroll on a phone).
+
+    Waits for the layout to settle first: an iframe or image still loading can make a page briefly
+    wider than it ends up. On failure it names the elements that stick out."""
+    fits = "document.documentElement.scrollWidth <= window.innerWidth + 1"
+    try:
+        page.wait_for_function(fits, timeout=timeout_ms)
+    except Exception:  # Playwright's TimeoutError: say which elements are too wide
+        wide = page.evaluate("document.documentElement.scrollWidth")
+        raise AssertionError(f"{page.url} is {wide} px wide at {page.viewport_size['width']} px; "
+                             f"too wide: {page.evaluate(_WIDER_THAN_THE_WINDOW)}") from None

@@ -12,6 +12,7 @@ import pytest
 expect = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed "
                              "(`make test` installs it from requirements-dev.txt)").expect
 
+from browser_support import assert_fits_the_screen  # noqa: E402
 from browser_support import assert_accessible  # noqa: E402
 from browser_support import sign_up_admin  # noqa: E402
 
@@ -116,7 +117,7 @@ def test_from_name_variants_preview_test_send_pick_the_winner_and_the_click_map(
     if SHOTS:
         page.locator("#click-map iframe").screenshot(path=os.path.join(SHOTS, "ab-click-map.png"))
     assert_accessible(page)
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")  # no sideways scroll at 390 px
+    assert_fits_the_screen(page)  # no sideways scroll at 390 px
     mark = page.frame_locator("#click-map iframe").locator("a[data-loft-link] .loft-share")
     expect(mark).to_have_text("0%")
     expect(page.locator("#links td.url")).to_have_text(

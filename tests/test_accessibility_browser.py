@@ -10,6 +10,7 @@ import pytest
 expect = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed "
                              "(`make test` installs it from requirements-dev.txt)").expect
 
+from browser_support import assert_fits_the_screen  # noqa: E402
 from browser_support import DESKTOP  # noqa: E402
 from browser_support import PHONE  # noqa: E402
 from browser_support import assert_accessible  # noqa: E402
@@ -104,8 +105,7 @@ def test_main_pages_have_no_serious_accessibility_problems(page, filled, size):
         assert response.status == 200, f"{name}: {path} answered {response.status}"
         shot(page, f"{name.replace(' ', '-')}-{size['width']}")
         assert_accessible(page)
-        wide = page.evaluate("document.documentElement.scrollWidth")
-        assert wide <= size["width"], f"{name}: {path} is {wide} px wide, wider than the screen"
+        assert_fits_the_screen(page)
     # The menus are checked open as well: their items are what a phone user reaches every section through.
     page.goto("/dashboard")
     page.locator(".more-menu > summary").click()
@@ -146,7 +146,7 @@ def test_every_section_is_reachable_from_the_phones_bottom_bar(app, page):
     assert bar == ["Dashboard", "Campaigns", "Contacts", "Templates", "More"]
     box = nav.bounding_box()
     assert abs(box["y"] + box["height"] - PHONE["height"]) <= 1  # along the bottom edge
-    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    assert_fits_the_screen(page)
 
     # The phone header is one compact row: logo, team, notices and the account menu.
     header = page.locator("header.topbar").bounding_box()
@@ -177,7 +177,7 @@ def test_every_section_is_reachable_from_the_phones_bottom_bar(app, page):
         page.wait_for_load_state()
         expect(nav.locator(".more-menu a[aria-current=page]")).to_have_text(re.compile(rf"^\s*{label}\s*$"))
         expect(nav.locator(".more-menu > summary")).to_have_class(re.compile("holds-current"))
-        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], label
+        assert_fits_the_screen(page)
 
     # Sub-pages belong to their section: a list is under Contacts, team settings under Settings, not Team.
     page.goto("/contacts/lists")
@@ -199,7 +199,7 @@ def test_every_section_is_reachable_from_the_phones_bottom_bar(app, page):
         page.set_viewport_size({"width": width, "height": 800})
         box = menu.bounding_box()
         assert box["x"] >= 0 and box["x"] + box["width"] <= width, (width, box)
-        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        assert_fits_the_screen(page)
 
 
 def test_team_switcher_switches_on_choice_and_by_keyboard_without_javascript(app, browser, live_server, page):

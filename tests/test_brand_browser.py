@@ -11,6 +11,7 @@ expect = pytest.importorskip("playwright.sync_api", reason="Playwright is not in
 from app.models import BrandKit  # noqa: E402
 from app.models import MailingList  # noqa: E402
 from app.models import Team  # noqa: E402
+from browser_support import assert_fits_the_screen  # noqa: E402
 from browser_support import assert_accessible  # noqa: E402
 from browser_support import sign_up_admin  # noqa: E402
 
@@ -21,7 +22,7 @@ def test_brand_preview_save_and_public_page(page, live_server):
     news = MailingList.create(team=team, name="News", visibility="public")
     page.goto("/teams/brand")
     expect(page.get_by_role("heading", level=1)).to_have_text("Brand kit")
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    assert_fits_the_screen(page)
     assert_accessible(page)
 
     page.get_by_label("Primary colour").fill("#0f766e")

@@ -13,6 +13,7 @@ import pytest
 expect = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed "
                              "(`make test` installs it from requirements-dev.txt)").expect
 
+from browser_support import assert_fits_the_screen  # noqa: E402
 from browser_support import ADMIN
 from browser_support import DESKTOP
 from browser_support import PHONE
@@ -110,7 +111,7 @@ def test_layout_labels_and_visible_focus_on_phone_and_desktop(page):
     sign_out_box = page.locator("footer").get_by_role("button", name="Sign out").bounding_box()
     assert sign_out_box["y"] + sign_out_box["height"] <= nav.bounding_box()["y"], (sign_out_box, box)
     # Nothing overflows sideways on a narrow screen.
-    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    assert_fits_the_screen(page)
 
     # Desktop: the same navigation sits at the top, under the header, in the page flow.
     page.set_viewport_size(DESKTOP)

@@ -11,6 +11,7 @@ import pytest
 expect = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed "
                              "(`make test` installs it from requirements-dev.txt)").expect
 
+from browser_support import assert_fits_the_screen  # noqa: E402
 from browser_support import DESKTOP  # noqa: E402
 from browser_support import assert_accessible  # noqa: E402
 from browser_support import sign_up_admin  # noqa: E402
@@ -28,10 +29,6 @@ SHOTS = os.environ.get("LOFT_SCREENSHOTS")  # a folder: save screenshots there t
 def shot(page, name):
     if SHOTS:
         page.screenshot(path=os.path.join(SHOTS, f"dashboard-{name}.png"), full_page=True)
-
-
-def fits_the_screen(page):
-    return page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
 
 
 @pytest.fixture
@@ -59,7 +56,7 @@ def test_dashboard_at_phone_width_by_keyboard(page, team_data):
     chart = page.locator("#growth svg.chart")
     expect(chart).to_be_visible()
     assert chart.bounding_box()["width"] <= 390
-    assert fits_the_screen(page)
+    assert_fits_the_screen(page)
     shot(page, "phone")
     assert_accessible(page)
 
@@ -87,7 +84,7 @@ def test_calendar_is_an_agenda_on_a_phone_and_a_table_on_a_desktop(page, team_da
     agenda = page.locator(".calendar-agenda")
     expect(agenda).to_be_visible()
     expect(agenda.get_by_role("link", name="Autumn launch")).to_be_visible()
-    assert fits_the_screen(page)
+    assert_fits_the_screen(page)
     shot(page, "calendar-phone")
     assert_accessible(page)
 
@@ -120,7 +117,7 @@ def test_campaign_list_search_and_duplicate(page, team_data):
     expect(rows).to_have_count(1)
     expect(page).to_have_url(re.compile(r"/campaigns/\?q=autumn"))  # the URL follows the search
     shot(page, "campaigns-phone")
-    assert fits_the_screen(page)
+    assert_fits_the_screen(page)
     assert_accessible(page)
     page.get_by_label("State").select_option("draft")
     expect(page.locator("#no-match")).to_be_visible()

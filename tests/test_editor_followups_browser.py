@@ -6,6 +6,7 @@ import pytest
 expect = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed "
                              "(`make test` installs it from requirements-dev.txt)").expect
 
+from browser_support import assert_fits_the_screen  # noqa: E402
 from browser_support import PHONE  # noqa: E402
 from browser_support import sign_up_admin  # noqa: E402
 
@@ -74,7 +75,7 @@ def test_move_a_block_into_a_column_and_out_by_keyboard(app, page):
     expect(page.locator("#block-list > #block-button01")).to_be_focused()
     assert _layout(app, campaign_id) == ["heading01", ("columns1", [[], []]), "button01"]
     # The page fits a phone: nothing wider than the window.
-    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    assert_fits_the_screen(page)
 
 
 def test_bold_and_italic_show_their_state(app, page):

@@ -10,6 +10,7 @@ import pytest
 expect = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed "
                              "(`make test` installs it from requirements-dev.txt)").expect
 
+from browser_support import assert_fits_the_screen  # noqa: E402
 from browser_support import sign_up_admin  # noqa: E402
 
 from app import tokens  # noqa: E402
@@ -24,10 +25,6 @@ SHOTS = os.environ.get("LOFT_SCREENSHOTS")  # a folder: save screenshots there t
 def shot(page, name):
     if SHOTS:
         page.screenshot(path=os.path.join(SHOTS, f"reports-{name}.png"), full_page=True)
-
-
-def no_sideways_scroll(page):
-    assert page.evaluate("document.scrollingElement.scrollWidth <= window.innerWidth + 1")
 
 
 def test_opens_and_clicks_over_http_show_on_the_report_and_the_dashboard(app, page):
@@ -45,7 +42,7 @@ def test_opens_and_clicks_over_http_show_on_the_report_and_the_dashboard(app, pa
     page.goto("/reports/")
     expect(page.get_by_role("heading", name=re.compile("Sending health"))).to_be_visible()
     expect(page.locator("#totals")).to_be_visible()
-    no_sideways_scroll(page)
+    assert_fits_the_screen(page)
     shot(page, "dashboard")
 
     page.goto(f"/reports/campaigns/{campaign.id}")
@@ -55,7 +52,7 @@ def test_opens_and_clicks_over_http_show_on_the_report_and_the_dashboard(app, pa
     chart = page.locator("figure.chart-figure svg").first
     expect(chart).to_be_visible()  # drawn with classes only: a style attribute would be a CSP error
     assert chart.bounding_box()["width"] > 200
-    no_sideways_scroll(page)
+    assert_fits_the_screen(page)
     shot(page, "campaign")
     download = page.get_by_role("link", name="Download CSV")
     download.focus()

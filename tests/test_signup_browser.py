@@ -19,6 +19,7 @@ from app.models import Subscription  # noqa: E402
 from app.models import Team  # noqa: E402
 from app.models import utcnow  # noqa: E402
 from app.catcher.services import parse  # noqa: E402
+from browser_support import assert_fits_the_screen  # noqa: E402
 from browser_support import sign_up_admin  # noqa: E402
 from tests.conftest import link_in  # noqa: E402
 
@@ -35,15 +36,11 @@ def news(app, live_server):
     return MailingList.create(team=team, visibility="public", name="News", description="Monthly product news.")
 
 
-def no_sideways_scroll(page):
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
-
-
 def test_hosted_form_to_confirmed_to_preferences_on_a_phone(page, news, catcher):
     response = page.goto(f"/f/{news.public_id}")
     assert "set-cookie" not in response.headers  # public pages set no cookie
     expect(page.get_by_role("heading", level=1)).to_have_text("Subscribe to News")
-    no_sideways_scroll(page)
+    assert_fits_the_screen(page)
     # The honeypot is neither seen nor reached with Tab.
     expect(page.locator("#f-website")).not_to_be_in_viewport()
     page.get_by_label("Email address").fill("reader@example.com")
@@ -66,7 +63,7 @@ def test_hosted_form_to_confirmed_to_preferences_on_a_phone(page, news, catcher)
     expect(page.get_by_role("heading", level=1)).to_have_text("Your email preferences")
     checkbox = page.get_by_role("checkbox", name="News")
     expect(checkbox).to_be_checked()
-    no_sideways_scroll(page)
+    assert_fits_the_screen(page)
     checkbox.uncheck()
     page.get_by_role("button", name="Save my choices").click()
     expect(page.get_by_role("status").first).to_have_text("Your choices are saved.")
@@ -103,7 +100,7 @@ def test_suppression_list_by_keyboard_and_htmx(page, live_server):
     sign_up_admin(page)
     page.goto("/contacts/suppression")
     expect(page.locator("section.empty")).to_be_visible()
-    no_sideways_scroll(page)
+    assert_fits_the_screen(page)
     page.get_by_label("Email address or domain").first.fill("gone@example.com")
     page.get_by_role("button", name="Add to the list").click()
     expect(page.locator("#suppression .flash-success")).to_have_text("Address g…@example.com added.")

@@ -19,6 +19,7 @@ from app.models import MailingList  # noqa: E402
 from app.models import SignupForm  # noqa: E402
 from app.models import Subscription  # noqa: E402
 from app.models import Team  # noqa: E402
+from browser_support import assert_fits_the_screen  # noqa: E402
 from browser_support import assert_accessible  # noqa: E402
 from browser_support import sign_up_admin  # noqa: E402
 
@@ -63,17 +64,13 @@ def blog_site():
         server.server_close()
 
 
-def no_sideways_scroll(page):
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
-
-
 def test_build_a_form_sign_up_on_its_page_and_the_contact_has_its_lists(page, ready):
     team, offers = ready
     page.goto("/contacts/forms")
     expect(page.locator("#no-built-forms")).to_be_visible()
     page.get_by_role("link", name="Build a sign-up form").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("New sign-up form")
-    no_sideways_scroll(page)
+    assert_fits_the_screen(page)
     page.get_by_label("Name (for your team)").fill("Shop footer")
     page.get_by_label("Staff").check()
     page.get_by_label("Offers").check()
@@ -92,7 +89,7 @@ def test_build_a_form_sign_up_on_its_page_and_the_contact_has_its_lists(page, re
     page.get_by_label("Staff").uncheck()
     page.get_by_role("button", name="Create form").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Shop footer")
-    no_sideways_scroll(page)
+    assert_fits_the_screen(page)
     assert_accessible(page)
     url = page.get_by_label("Hosted form address").input_value()
     signup_form = SignupForm.get()

@@ -9,6 +9,7 @@ import pytest
 expect = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed "
                              "(`make test` installs it from requirements-dev.txt)").expect
 
+from browser_support import assert_fits_the_screen  # noqa: E402
 from browser_support import sign_up_admin  # noqa: E402
 
 SHOTS = os.environ.get("LOFT_SCREENSHOTS")  # a folder: save screenshots there to look at the pages
@@ -17,10 +18,6 @@ SHOTS = os.environ.get("LOFT_SCREENSHOTS")  # a folder: save screenshots there t
 def shot(page, name):
     if SHOTS:
         page.screenshot(path=os.path.join(SHOTS, f"webhooks-{name}.png"), full_page=True)
-
-
-def no_sideways_scroll(page):
-    assert page.evaluate("document.scrollingElement.scrollWidth <= window.innerWidth + 1")
 
 
 def test_add_an_endpoint_reveal_its_secret_and_send_a_test_event(app, page, receiver):
@@ -38,7 +35,7 @@ def test_add_an_endpoint_reveal_its_secret_and_send_a_test_event(app, page, rece
     # htmx moves focus to the autofocus field again when the swap settles: typing before that would land
     # in the URL field (seen on a loaded CI machine).
     expect(page.locator("#webhook-form.htmx-settling")).to_have_count(0)
-    no_sideways_scroll(page)
+    assert_fits_the_screen(page)
     shot(page, "refused")
 
     app.config["WEBHOOKS_ALLOW_PRIVATE"] = True
@@ -55,7 +52,7 @@ def test_add_an_endpoint_reveal_its_secret_and_send_a_test_event(app, page, rece
     expect(page.locator(".flash-success")).to_contain_text("answered 200")
     expect(page.locator("#deliveries tbody tr")).to_have_count(1)
     assert server.requests[-1]["headers"]["X-Loft-Event"] == "test"
-    no_sideways_scroll(page)
+    assert_fits_the_screen(page)
     shot(page, "endpoint")
 
 
@@ -73,5 +70,5 @@ def test_the_bell_counts_unread_notices(app, page):
     page.get_by_role("button", name="Dismiss “Campaign paused”").click()
     expect(page.locator(".notice")).to_have_count(0)
     expect(page.locator(".notices-bell .badge")).to_have_count(0)
-    no_sideways_scroll(page)
+    assert_fits_the_screen(page)
     shot(page, "notices")
