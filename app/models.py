@@ -903,3 +903,9 @@ class LinkMark(BaseModel):
 class HealthProbe(BaseModel):
     """One row (id 1) that /health rewrites: proof the database takes writes (migration 0033)."""
     checked_at = DateTimeField(null=True)
+
+
+# --- AI: generations, cost and team limits (app/ai/generate.py, migration 0047) ---
+
+
+# --- AI: builder jobs (app/ai/jobs.py, migration 0048) ---
