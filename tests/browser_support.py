@@ -247,3 +247,16 @@ def assert_fits_the_screen(page, timeout_ms=5_000):
         wide = page.evaluate("document.documentElement.scrollWidth")
         raise AssertionError(f"{page.url} is {wide} px wide at {page.viewport_size['width']} px; "
                              f"too wide: {page.evaluate(_WIDER_THAN_THE_WINDOW)}") from None
+
+
+SCREENSHOTS = os.environ.get("LOFT_SCREENSHOTS")  # a folder: browser tests save pictures of the pages there
+
+
+def screenshots(prefix, full_page=True):
+    """shot(page, name): save `<prefix>-<name>.png` under LOFT_SCREENSHOTS when it is set, else do nothing.
+
+    For looking at the pages a test walks through (at phone and desktop size) without adding a step to it."""
+    def shot(page, name):
+        if SCREENSHOTS:
+            page.screenshot(path=os.path.join(SCREENSHOTS, f"{prefix}-{name}.png"), full_page=full_page)
+    return shot

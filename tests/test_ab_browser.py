@@ -12,6 +12,7 @@ import pytest
 expect = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed "
                              "(`make test` installs it from requirements-dev.txt)").expect
 
+from browser_support import screenshots  # noqa: E402
 from browser_support import assert_fits_the_screen  # noqa: E402
 from browser_support import assert_accessible  # noqa: E402
 from browser_support import sign_up_admin  # noqa: E402
@@ -28,12 +29,10 @@ from app.models import Team  # noqa: E402
 from app.models import utcnow  # noqa: E402
 from app.senders import domains  # noqa: E402
 
-SHOTS = os.environ.get("LOFT_SCREENSHOTS")  # a folder: save screenshots there to look at the pages
+from browser_support import SCREENSHOTS as SHOTS  # noqa: E402
 
 
-def shot(page, name):
-    if SHOTS:
-        page.screenshot(path=os.path.join(SHOTS, f"ab-{name}.png"), full_page=True)
+shot = screenshots("ab")
 
 
 def ready_campaign(app):

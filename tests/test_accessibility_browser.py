@@ -10,6 +10,7 @@ import pytest
 expect = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed "
                              "(`make test` installs it from requirements-dev.txt)").expect
 
+from browser_support import screenshots  # noqa: E402
 from browser_support import assert_fits_the_screen  # noqa: E402
 from browser_support import DESKTOP  # noqa: E402
 from browser_support import PHONE  # noqa: E402
@@ -32,12 +33,10 @@ from app.models import User  # noqa: E402
 from app.navigation import SECTIONS  # noqa: E402
 from tests.reports_support import build_campaign  # noqa: E402
 
-SHOTS = os.environ.get("LOFT_SCREENSHOTS")  # a folder: save screenshots there to look at the pages
+from browser_support import SCREENSHOTS as SHOTS  # noqa: E402
 
 
-def shot(page, name):
-    if SHOTS:
-        page.screenshot(path=os.path.join(SHOTS, f"look-{name}.png"))
+shot = screenshots("look", full_page=False)
 
 
 @pytest.fixture

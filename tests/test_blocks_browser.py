@@ -1,22 +1,18 @@
 """Block templates in a real headless Chromium: start a campaign from a built-in block template, see it in
 the preview, send a test into the catcher; the new-campaign form offers blocks first. Skips with the
 reason where Chromium is missing."""
-import os
 
 import pytest
 
 expect = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed "
                              "(`make test` installs it from requirements-dev.txt)").expect
 
+from browser_support import screenshots  # noqa: E402
 from browser_support import PHONE  # noqa: E402
 from browser_support import sign_up_admin  # noqa: E402
 
-SHOTS = os.environ.get("LOFT_SCREENSHOTS")  # a folder: save screenshots there to look at the pages
 
-
-def shot(page, name):
-    if SHOTS:
-        page.screenshot(path=os.path.join(SHOTS, f"blocks-{name}.png"), full_page=True)
+shot = screenshots("blocks")
 
 
 def ready_to_send(app):

@@ -2,7 +2,6 @@
 bounces built from messages the engine really sent, and real bounces and complaints from
 ../shared/corpus; the check applies them, moves them to Loft/Processed and leaves other mail;
 login and connection failures are stored in words; the pages, roles and team isolation."""
-import os
 import re
 from email.message import EmailMessage
 from pathlib import Path
@@ -15,6 +14,7 @@ from app.bounces import imap
 from app.models import BounceMailbox
 from app.models import Contact
 from app.models import Team
+from browser_support import screenshots  # noqa: E402
 from browser_support import sign_up_admin
 from tests.accounts_support import make_member
 from tests.bounces_support import arf
@@ -25,7 +25,6 @@ from tests.conftest import soup
 from tests.imap_server import ImapServer
 from tests.sending_support import make_team
 
-SHOTS = os.environ.get("LOFT_SCREENSHOTS")  # a folder: save screenshots there to look at the pages
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 USER, PASSWORD = "ada@icloud.com", "abcd-efgh-ijkl-mnop"
 
@@ -397,9 +396,7 @@ def test_a_huge_message_is_left_unread(ctx, server, monkeypatch):
 
 # --- In a real browser (headless Chromium, phone size) -------------------------------------------
 
-def shot(page, name):
-    if SHOTS:
-        page.screenshot(path=os.path.join(SHOTS, f"feedback-{name}.png"), full_page=True)
+shot = screenshots("feedback")
 
 
 def test_in_the_browser_add_test_check_and_create_a_webhook_url(app, page, server):

@@ -3,7 +3,6 @@
 keyboard, the calendar becoming an agenda on a phone, the list's search swapping its results, and
 duplicating a campaign in one click. Skips with the reason where Chromium is missing."""
 import datetime
-import os
 import re
 
 import pytest
@@ -11,6 +10,7 @@ import pytest
 expect = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed "
                              "(`make test` installs it from requirements-dev.txt)").expect
 
+from browser_support import screenshots  # noqa: E402
 from browser_support import assert_fits_the_screen  # noqa: E402
 from browser_support import DESKTOP  # noqa: E402
 from browser_support import assert_accessible  # noqa: E402
@@ -23,12 +23,8 @@ from app.models import TeamDay  # noqa: E402
 from app.models import utcnow  # noqa: E402
 from tests.reports_support import build_campaign  # noqa: E402
 
-SHOTS = os.environ.get("LOFT_SCREENSHOTS")  # a folder: save screenshots there to look at the pages
 
-
-def shot(page, name):
-    if SHOTS:
-        page.screenshot(path=os.path.join(SHOTS, f"dashboard-{name}.png"), full_page=True)
+shot = screenshots("dashboard")
 
 
 @pytest.fixture

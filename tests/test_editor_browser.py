@@ -2,7 +2,6 @@
 rich text (bold, a bulleted list), a button and an image from the media library with its alt text; move a
 block with Alt+arrows; undo; the preview shows the result. Skips with the reason where Chromium is missing."""
 import io
-import os
 import re
 
 import pytest
@@ -11,16 +10,14 @@ from PIL import Image
 expect = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed "
                              "(`make test` installs it from requirements-dev.txt)").expect
 
+from browser_support import screenshots  # noqa: E402
 from browser_support import DESKTOP  # noqa: E402
 from browser_support import sign_up_admin  # noqa: E402
 
 TAB_LIMIT = 40
-SHOTS = os.environ.get("LOFT_SCREENSHOTS")  # a folder: save screenshots there to look at the pages
 
 
-def shot(page, name):
-    if SHOTS:
-        page.screenshot(path=os.path.join(SHOTS, f"editor-{name}.png"), full_page=True)
+shot = screenshots("editor")
 
 
 def focused(locator):

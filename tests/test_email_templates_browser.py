@@ -3,22 +3,18 @@ the live preview (inline styles applied inside the sandboxed frame, no CSP error
 edit and watch it update, preview as a contact, and send a test into the catcher.
 Skips with the reason where Chromium is missing."""
 import json
-import os
 
 import pytest
 
 expect = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed "
                              "(`make test` installs it from requirements-dev.txt)").expect
 
+from browser_support import screenshots  # noqa: E402
 from browser_support import DESKTOP  # noqa: E402
 from browser_support import sign_up_admin  # noqa: E402
 
-SHOTS = os.environ.get("LOFT_SCREENSHOTS")  # a folder: save screenshots there to look at the pages
 
-
-def shot(page, name):
-    if SHOTS:
-        page.screenshot(path=os.path.join(SHOTS, f"templates-{name}.png"), full_page=True)
+shot = screenshots("templates")
 
 
 def add_contact(app):

@@ -2,7 +2,6 @@
 see them listed, search, refuse a file that is not an image, and the picker filling a form's inputs (its
 script loaded with the fragment under the strict CSP). Skips with the reason where Chromium is missing."""
 import io
-import os
 
 import pytest
 from PIL import Image
@@ -10,16 +9,12 @@ from PIL import Image
 expect = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed "
                              "(`make test` installs it from requirements-dev.txt)").expect
 
+from browser_support import screenshots  # noqa: E402
 from browser_support import assert_accessible  # noqa: E402
 from browser_support import sign_up_admin  # noqa: E402
 
 
-SHOTS = os.environ.get("LOFT_SCREENSHOTS")  # a folder: save screenshots there to look at the pages
-
-
-def shot(page, name):
-    if SHOTS:
-        page.screenshot(path=os.path.join(SHOTS, f"media-{name}.png"), full_page=True)
+shot = screenshots("media")
 
 
 def image_file(tmp_path, name, image_format, size=(1600, 800), colour=(20, 120, 200)):

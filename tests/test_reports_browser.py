@@ -2,7 +2,6 @@
 tracking endpoints appear on the campaign report (counted by the page itself), with the chart drawn
 under the strict CSP, and the dashboard shows its health verdict. Skips with the reason where
 Chromium is missing."""
-import os
 import re
 
 import pytest
@@ -10,6 +9,7 @@ import pytest
 expect = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed "
                              "(`make test` installs it from requirements-dev.txt)").expect
 
+from browser_support import screenshots  # noqa: E402
 from browser_support import assert_fits_the_screen  # noqa: E402
 from browser_support import sign_up_admin  # noqa: E402
 
@@ -19,12 +19,7 @@ from tests.reports_support import APPLE_MAIL  # noqa: E402
 from tests.reports_support import build_campaign  # noqa: E402
 
 
-SHOTS = os.environ.get("LOFT_SCREENSHOTS")  # a folder: save screenshots there to look at the pages
-
-
-def shot(page, name):
-    if SHOTS:
-        page.screenshot(path=os.path.join(SHOTS, f"reports-{name}.png"), full_page=True)
+shot = screenshots("reports")
 
 
 def test_opens_and_clicks_over_http_show_on_the_report_and_the_dashboard(app, page):

@@ -1,7 +1,6 @@
 """SMTP accounts and sender domains in a real headless Chromium, at phone size: the HTMX
 "Test connection" against a real aiosmtpd server, inline form errors, and "Check DNS"
 against a real DNS server on loopback. Skips with the reason where Chromium is missing."""
-import os
 import re
 
 import pytest
@@ -9,16 +8,13 @@ import pytest
 expect = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed "
                              "(`make test` installs it from requirements-dev.txt)").expect
 
+from browser_support import screenshots  # noqa: E402
 from browser_support import sign_up_admin  # noqa: E402
 from tests.smtp_support import PASSWORD  # noqa: E402
 from tests.smtp_support import USER  # noqa: E402
 
-SHOTS = os.environ.get("LOFT_SCREENSHOTS")  # a folder: save screenshots there to look at the pages
 
-
-def shot(page, name):
-    if SHOTS:
-        page.screenshot(path=os.path.join(SHOTS, f"sending-{name}.png"), full_page=True)
+shot = screenshots("sending")
 
 
 def test_add_an_account_and_test_the_connection_in_place(app, page, smtp_server):

@@ -1,7 +1,6 @@
 """Webhooks and notices in a real headless Chromium at phone size: the inline refusal of a private URL,
 adding an endpoint, revealing the secret in place, a test event to a real receiver, and the bell.
 Skips with the reason where Chromium is missing."""
-import os
 import re
 
 import pytest
@@ -9,15 +8,12 @@ import pytest
 expect = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed "
                              "(`make test` installs it from requirements-dev.txt)").expect
 
+from browser_support import screenshots  # noqa: E402
 from browser_support import assert_fits_the_screen  # noqa: E402
 from browser_support import sign_up_admin  # noqa: E402
 
-SHOTS = os.environ.get("LOFT_SCREENSHOTS")  # a folder: save screenshots there to look at the pages
 
-
-def shot(page, name):
-    if SHOTS:
-        page.screenshot(path=os.path.join(SHOTS, f"webhooks-{name}.png"), full_page=True)
+shot = screenshots("webhooks")
 
 
 def test_add_an_endpoint_reveal_its_secret_and_send_a_test_event(app, page, receiver):
