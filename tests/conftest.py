@@ -141,6 +141,18 @@ def smtp():
         server.stop()
 
 
+@pytest.fixture
+def gemini(app):
+    """A Gemini API stand-in on loopback (tests/gemini_stub.py) with AI turned on and pointed at it: the
+    real google-genai client talks to it, and it records every request it received."""
+    from tests.gemini_stub import GeminiStub
+    stub = GeminiStub()
+    app.config["GEMINI_API_KEY"] = "test-key"
+    app.config["GEMINI_BASE_URL"] = stub.base_url
+    yield stub
+    stub.stop()
+
+
 def csrf_from(client):
     with client.session_transaction() as session:
         if "csrf" not in session:
