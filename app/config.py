@@ -151,6 +151,11 @@ class Config:
     # Tracking: open and click events are written every this many milliseconds in one transaction per
     # worker (0 = each hit written before it is answered; a killed worker loses at most this much).
     TRACKING_FLUSH_MS = _int("LOFT_TRACKING_FLUSH_MS", 50)
+    # AI writing help (docs/ai.md): a Gemini API key turns it on; Admin > AI overrides all three. The base
+    # URL is blank for Google's public endpoint; the model is the one prompts use unless they name their own.
+    GEMINI_API_KEY = _str("LOFT_GEMINI_API_KEY", "")
+    GEMINI_BASE_URL = _str("LOFT_GEMINI_BASE_URL", "")
+    GEMINI_MODEL = _str("LOFT_GEMINI_MODEL", "gemini-2.5-flash")
 
 
 def settings():

@@ -20,6 +20,7 @@ from peewee import Model
 from peewee import NodeList
 from peewee import SQL
 from peewee import SqliteDatabase
+from peewee import fn
 from playhouse.db_url import connect
 
 db = DatabaseProxy()
@@ -404,6 +405,12 @@ def day_text(column):
 def hour_text(column):
     """A timestamp column as its UTC hour, 'YYYY-MM-DD HH'."""
     return f"substr({column}, 1, 13)" if is_sqlite() else f"to_char({column}, 'YYYY-MM-DD HH24')"
+
+
+def month_of(field):
+    """A timestamp field as its UTC month 'YYYY-MM', a peewee expression to select and group by.
+    SQLite stores the text, so a prefix; PostgreSQL: to_char."""
+    return fn.substr(field, 1, 7) if is_sqlite() else fn.to_char(field, "YYYY-MM")
 
 
 def email_domain(column):

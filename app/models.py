@@ -12,6 +12,7 @@ from peewee import BlobField
 from peewee import BooleanField
 from peewee import CharField
 from peewee import DateTimeField
+from peewee import FloatField
 from peewee import ForeignKeyField
 from peewee import IntegerField
 from peewee import TextField
@@ -89,6 +90,10 @@ class Team(BaseModel):
     default_from_email = CharField(default="")
     postal_address = TextField(default="")  # printed in every campaign footer (CAN-SPAM)
     created_at = DateTimeField(default=utcnow)
+    # AI writing help (migration 0047): an instance administrator's switch, and the team's own monthly
+    # budget in US dollars (None = the instance default, app.ai.costs.budget_usd).
+    ai_enabled = BooleanField(default=True)
+    ai_monthly_budget_usd = FloatField(null=True)
 
 
 class Membership(BaseModel):
@@ -499,6 +504,7 @@ class Variant(BaseModel):
     is_winner = BooleanField(default=False)
     from_name = CharField(default="")  # migration 0045
     send_at = DateTimeField(null=True)  # UTC; a send-time test sends this variant's share then (migration 0045)
+    preheader = TextField(default="")  # a subject test's preheader for this variant ("" = the campaign's; 0048)
 
 
 class Link(BaseModel):
@@ -908,4 +914,59 @@ class HealthProbe(BaseModel):
 # --- AI: generations, cost and team limits (app/ai/generate.py, migration 0047) ---
 
 
+class AiGeneration(BaseModel):
+    """One answer an AI provider gave (app.ai.generate): what was asked, what came back and what it
+    cost. The cache key is (team, prompt, version, model, input_hash); a cache hit adds to cache_hits
+    instead of writing a row. `inputs` holds only what the writer typed, never a contact's data."""
+    team = ForeignKeyField(Team, on_delete="CASCADE", index=False)
+    user = ForeignKeyField(User, null=True, on_delete="SET NULL")
+    prompt = CharField()
+    version = CharField()
+    model = CharField()
+    input_hash = CharField()  # sha256 hex of the canonical JSON of inputs + prompt@version + model
+    inputs = JSONField()
+    output = JSONField()  # {"text": ..., "data": ...}
+    input_tokens = IntegerField(default=0)
+    output_tokens = IntegerField(default=0)
+    cost_micros = IntegerField(default=0)  # millionths of a US dollar
+    latency_ms = IntegerField(default=0)
+    finish_reason = CharField(default="stop")
+    cache_hits = IntegerField(default=0)
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = (
+            (("team", "prompt", "version", "model", "input_hash"), False),
+            (("team", "created_at"), False),
+        )
+
+
 # --- AI: builder jobs (app/ai/jobs.py, migration 0048) ---
+
+
+class AiJob(BaseModel):
+    """One piece of AI help the campaign builder asked for (app.ai.jobs), run by a background task the
+    page polls: queued -> running -> done | failed | cancelled. `inputs` are the prompt's inputs (what the
+    writer typed, or the campaign's own text); `context` is what the kind needs besides them (a selection's
+    place, for example), never sent. `previous` holds what accepting the result replaced, for undo."""
+    team = ForeignKeyField(Team, on_delete="CASCADE", index=False)
+    user = ForeignKeyField(User, null=True, on_delete="SET NULL")
+    campaign = ForeignKeyField(Campaign, null=True, on_delete="CASCADE", index=False)
+    kind = CharField()  # "subject_lines", "draft" or "rewrite": app.ai.jobs.PROMPTS
+    state = CharField(default="queued")
+    inputs = JSONField()
+    context = JSONField()
+    regenerate = BooleanField(default=False)  # bypass the cache
+    result = JSONField()  # the Generation's fields, and what the kind adds (subject lines: "items")
+    error = TextField(default="")  # why it failed, in words
+    generation = ForeignKeyField(AiGeneration, null=True, on_delete="SET NULL")
+    created_at = DateTimeField(default=utcnow)
+    finished_at = DateTimeField(null=True)
+    accepted_at = DateTimeField(null=True)
+    previous = JSONField(empty=None, null=True)
+
+    class Meta:
+        indexes = (
+            (("team", "id"), False),
+            (("campaign", "id"), False),
+        )

@@ -29,6 +29,10 @@ from app import security
 from app.db import db
 from app.models import InstanceSetting
 
+DEFAULT_AI_MODEL = "gemini-2.5-flash"
+# Settings whose blank stored value means "what LOFT_GEMINI_* says" rather than "none".
+FALLS_BACK_TO_ENVIRONMENT = ("ai_api_key", "ai_base_url", "ai_model")
+
 # Seconds a long-lived app context (huey worker thread, engine thread) keeps its copy.
 MAX_AGE = 2.0
 _clock = time.monotonic  # tests move it forward
@@ -50,16 +54,31 @@ def _defaults():
         # SMTP accounts and bounce mailboxes on this machine or a private network (app.netguard):
         # off by default, since "Test connection" would otherwise probe Loft's own network.
         "private_mail_hosts": bool(config.get("MAIL_ALLOW_PRIVATE", False)),
+        # AI writing help (app/ai/generate.py, Admin > AI). The key is stored encrypted; a blank stored
+        # key, base URL or model means the LOFT_GEMINI_* value (see _load).
+        "ai_provider": "gemini",
+        "ai_api_key": config.get("GEMINI_API_KEY", ""),
+        "ai_base_url": config.get("GEMINI_BASE_URL", ""),  # "" = the provider's public endpoint
+        "ai_model": config.get("GEMINI_MODEL") or DEFAULT_AI_MODEL,
+        "ai_prices": {},  # {model: {"input_per_million": usd, "output_per_million": usd}}; {} = app.ai.costs defaults
+        "ai_default_monthly_budget_usd": 10.0,  # per team, unless the team has its own; 0 = no limit
+        "ai_user_requests_per_hour": 60,
     }
 
 
 def _load():
-    values = _defaults()
+    defaults = _defaults()
+    values = dict(defaults)
     for row in InstanceSetting.select():
         if row.key in values:
             values[row.key] = row.value
+            if row.key == "ai_api_key" and row.value:
+                values["ai_api_key"] = security.decrypt(row.value) or ""
     if values["smtp_password"]:
         values["smtp_password"] = security.decrypt(values["smtp_password"]) or ""
+    for key in FALLS_BACK_TO_ENVIRONMENT:
+        # Removing the key (or clearing the model) in Admin > AI returns to what the environment sets.
+        values[key] = values[key] or defaults[key]
     return values
 
 
