@@ -8,7 +8,8 @@ from app import create_app
 from app import settings
 from app.backup import running
 from tasks import huey
-from tasks import consent  # noqa: F401  (importing a task module registers its tasks)
+from tasks import ai  # noqa: F401  (importing a task module registers its tasks)
+from tasks import consent  # noqa: F401
 from tasks import contacts  # noqa: F401
 from tasks import bounces  # noqa: F401
 from tasks import imports  # noqa: F401

@@ -41,6 +41,9 @@ AB_TESTS = {"subject": "Subject line", "from_name": "From name", "content": "Con
 AB_LABELS = ("A", "B", "C", "D")  # A is the campaign as written; B to D are typed in the A/B section
 # The form field of each test's value, per variant: b_subject, c_from_name, d_body, b_send_at...
 AB_FIELDS = {"subject": "subject", "from_name": "from_name", "content": "body", "send_time": "send_at"}
+# A subject test may give each variant its own preheader too (b_preheader...; empty = the campaign's).
+# What a subject test made from chosen subject lines starts with (opens: what a subject line changes).
+SUBJECT_TEST_DEFAULTS = {"sample_percent": 20, "wait_minutes": 240, "metric": "opens", "tests": "subject"}
 
 
 class CampaignError(Problem):
@@ -277,7 +280,10 @@ def _variants_from_form(campaign, settings, form):
             continue
         if missing:
             raise CampaignError(f"Fill in variant {missing} before variant {label}.", field=f"{missing.lower()}_{field}")
-        variants.append(dict(label=label, **_variant_value(campaign, tests, name, value)))
+        variant = dict(label=label, **_variant_value(campaign, tests, name, value))
+        if tests == "subject":
+            variant["preheader"] = (form.get(f"{label.lower()}_preheader") or "").strip()[:300]
+        variants.append(variant)
     if len(variants) < 2:
         what = {"subject": "a different subject", "from_name": "a different From name",
                 "content": "a different content", "send_time": "a different send time"}[tests]
@@ -293,6 +299,7 @@ def ab_form_values(campaign):
     for variant in Variant.select().where((Variant.campaign == campaign.id) & (Variant.label != "A")):
         prefix = variant.label.lower()
         values[f"{prefix}_subject"] = variant.subject if tests == "subject" else ""
+        values[f"{prefix}_preheader"] = variant.preheader if tests == "subject" else ""
         values[f"{prefix}_from_name"] = variant.from_name
         values[f"{prefix}_body"] = variant.body
         local = local_time(campaign.team, variant.send_at)
@@ -332,6 +339,65 @@ def _variant_value(campaign, tests, name, value):
         return {"send_at": parse_schedule(campaign.team, value)}
     except CampaignError as exc:
         raise CampaignError(str(exc), field=name) from None
+
+
+def _check_editable(campaign):
+    if campaign.state in (CampaignState.DRAFT, CampaignState.FAILED):
+        return
+    if campaign.state in (CampaignState.SCHEDULED, CampaignState.PAUSED):
+        raise CampaignError("Only a draft can be edited. Pause or unschedule it first.")
+    raise CampaignError(f"This campaign is {states.LABELS[campaign.state].lower()}: its subject can no longer "
+                        "change. Duplicate it to use these subject lines in a new draft.")
+
+
+def _checked_subject(subject, preheader, field="subject"):
+    """(subject, preheader) on one line each and within their lengths, or CampaignError."""
+    subject = " ".join(str(subject or "").split())[:998]
+    preheader = " ".join(str(preheader or "").split())[:300]
+    if not subject:
+        raise CampaignError("A subject line cannot be empty.", field=field)
+    try:
+        sandbox.compile_template(subject, autoescape=False)
+        sandbox.compile_template(preheader, autoescape=False)
+    except sandbox.RenderError as exc:
+        raise CampaignError(f"This subject cannot be used: {exc}", field=field) from None
+    return subject, preheader
+
+
+def set_subject(campaign, subject, preheader):
+    """Save a new subject and preheader on a draft, the rest of it as stored; returns the previous
+    {"subject", "preheader"} (for an undo)."""
+    _check_editable(campaign)
+    subject, preheader = _checked_subject(subject, preheader)
+    previous = {"subject": campaign.subject, "preheader": campaign.preheader}
+    campaign.subject, campaign.preheader, campaign.updated_at = subject, preheader, utcnow()
+    campaign.save(only=[Campaign.subject, Campaign.preheader, Campaign.updated_at])
+    return previous
+
+
+def subject_ab_test(campaign, pairs):
+    """Make `pairs` ([(subject, preheader)], two to four) the variants of the draft's subject A/B test:
+    the campaign (variant A) takes the first, variants B.. the rest. A subject test already set up keeps
+    its sample, wait and metric; one that tests something else is refused, not replaced."""
+    _check_editable(campaign)
+    if not 2 <= len(pairs) <= len(AB_LABELS):
+        raise CampaignError(f"Choose two to {len(AB_LABELS)} subject lines to test against each other.")
+    pairs = [_checked_subject(subject, preheader) for subject, preheader in pairs]
+    current = ab_test(campaign)
+    if current and ab_tests(current) != "subject" and variants_of(campaign):
+        raise CampaignError(f"This campaign's A/B test changes the {AB_TESTS[ab_tests(current)].lower()}. "
+                            "Switch that test off (or to Subject line) and save, then make the subject test.")
+    settings = dict(SUBJECT_TEST_DEFAULTS)
+    if current and ab_tests(current) == "subject":
+        settings.update({key: current[key] for key in ("sample_percent", "wait_minutes", "metric") if key in current})
+    campaign.subject, campaign.preheader = pairs[0]
+    campaign.ab_test, campaign.updated_at = settings, utcnow()
+    with db.atomic():
+        campaign.save(only=[Campaign.subject, Campaign.preheader, Campaign.ab_test, Campaign.updated_at])
+        Variant.delete().where(Variant.campaign == campaign).execute()
+        for label, (subject, preheader) in zip(AB_LABELS, pairs):
+            Variant.create(campaign=campaign, label=label, subject=subject, preheader=preheader)
+    return variants_of(campaign)
 
 
 def parse_schedule(team, local_value):

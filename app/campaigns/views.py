@@ -121,7 +121,7 @@ def _builder_context(campaign, form=None, **extra):
               "metric": form.get("ab_metric", "clicks"), "tests": form.get("ab_tests", "subject")
               } if form.get("ab_enabled") else {}
         variant_values = {f"{label.lower()}_{name}": form.get(f"{label.lower()}_{name}", "")
-                          for label in services.AB_LABELS[1:] for name in services.AB_FIELDS.values()}
+                          for label in services.AB_LABELS[1:] for name in (*services.AB_FIELDS.values(), "preheader")}
         utm_settings = {"enabled": bool(form.get("utm_enabled")),
                         **{name: form.get(f"utm_{name}", "") for name in utm.PARAMETERS}}
         extra.setdefault("problems", ["Save the draft (fix what is marked above) before sending it."])

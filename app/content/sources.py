@@ -57,11 +57,13 @@ def source_of(item, variant=None):
         body = item.body
         subject = item.subject
         from_name = item.from_name
+        preheader = item.preheader
         if variant is not None:
             body = variant.body or body
             subject = variant.subject or subject
             from_name = variant.from_name or from_name
-        return Source(body, item.kind, subject, item.preheader, layout, item.name, from_name=from_name,
+            preheader = variant.preheader or preheader
+        return Source(body, item.kind, subject, preheader, layout, item.name, from_name=from_name,
                       utm=item.utm)
     body = getattr(item, "body", "") or ""
     kind = getattr(item, "kind", "html")
