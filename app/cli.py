@@ -11,6 +11,7 @@ from flask.cli import AppGroup
 from peewee import SqliteDatabase
 from playhouse.migrations import Runner
 
+from app.ai.cli import ai_cli
 from app.auth.services import AuthError
 from app.auth.services import create_first_admin
 from app.backup import archive
@@ -244,3 +245,4 @@ def init_app(app):
     app.cli.add_command(catcher_cli)
     imports_cli.register(app)  # `flask contacts import`
     app.cli.add_command(bounces_cli)  # `flask bounces parse`
+    app.cli.add_command(ai_cli)  # `flask ai generate`

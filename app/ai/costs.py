@@ -70,6 +70,12 @@ def cost_usd(model, input_tokens, output_tokens, prices=None):
     return cost_micros(model, input_tokens, output_tokens, prices) / MICROS_PER_USD
 
 
+def usd(amount):
+    """"$10.00", or "$0.0028" for an amount under a cent (a single generation often is)."""
+    amount = float(amount)
+    return f"${amount:,.2f}" if amount == 0 or abs(amount) >= 0.01 else f"${amount:.4f}"
+
+
 def month_start(now=None):
     now = now or utcnow()
     return datetime.datetime(now.year, now.month, 1)

@@ -174,7 +174,7 @@ def _check_budget(team):
     if costs.spent_this_month(team) >= budget:
         now = costs.month_start()
         renews = costs.next_month_start()
-        raise AiError(f"This team has used its ${budget:,.2f} AI budget for {now:%B}; it renews on "
+        raise AiError(f"This team has used its {costs.usd(budget)} AI budget for {now:%B}; it renews on "
                       f"{renews.day} {renews:%B}, or an instance administrator raises it.", kind="budget")
 
 

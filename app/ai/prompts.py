@@ -30,7 +30,6 @@ naming the file, so a mistake fails the first test that touches AI instead of a 
 Only the user template is rendered; the system text is sent as written. Inputs are values in the template,
 never templates themselves, so "{{ ... }}" typed by a writer reaches the model as text.
 """
-import functools
 import json
 import re
 import tomllib
@@ -289,9 +288,15 @@ def load_all(directory=PROMPTS_DIR):
     return found
 
 
-@functools.cache
+_loaded = {}
+
+
 def _repository_prompts():
-    return load_all(PROMPTS_DIR)
+    """Every prompt of PROMPTS_DIR, read and checked once per process (the files ship with the code)."""
+    directory = PROMPTS_DIR
+    if directory not in _loaded:
+        _loaded[directory] = load_all(directory)
+    return _loaded[directory]
 
 
 def all_prompts():
