@@ -57,6 +57,10 @@ class ProviderError(Problem):
         self.retry_after = retry_after
         self.status = status
 
+    def __reduce__(self):
+        # Rebuilt with its kind when it crosses a process boundary (a huey result, a pickled job).
+        return (type(self), (self.message, self.kind, self.retry_after, self.status))
+
     @property
     def retryable(self):
         return self.kind in RETRYABLE_KINDS

@@ -53,6 +53,8 @@ SCHEMA_KEYWORDS = {"description", "enum", "format", "nullable", "title", "minIte
 GEMINI_FORMATS = {"STRING": {"enum", "date-time"}, "INTEGER": {"int32", "int64"},
                   "NUMBER": {"float", "double"}}
 
+# Each configuration the admin tried keeps a client; a few are plenty (the settings page changes them rarely).
+LARGEST_CLIENT_CACHE = 8
 _clients = {}
 _clients_lock = threading.Lock()
 # Models that answered "thinking is not supported" once: asked without the setting from then on.
@@ -67,6 +69,8 @@ def client_for(api_key, base_url, timeout_seconds):
             client = genai.Client(api_key=api_key, http_options=types.HttpOptions(
                 base_url=base_url or PUBLIC_ENDPOINT, api_version=API_VERSION,
                 timeout=int(timeout_seconds * 1000), retry_options=types.HttpRetryOptions(attempts=1)))
+            if len(_clients) >= LARGEST_CLIENT_CACHE:
+                _clients.pop(next(iter(_clients)))
             _clients[key] = client
         return client
 
