@@ -16,7 +16,7 @@ from tests.conftest import soup
 # Endpoints anyone may reach signed out, and those only the instance admin may use.
 PUBLIC = {"static", "dashboard.index", "auth.setup", "auth.login", "auth.second_factor", "auth.logout",
           "auth.request_reset", "auth.reset_password", "teams.accept", "health.status"}
-INSTANCE_ADMIN = {"admin.settings", "catcher.index", "catcher.show", "catcher.html", "catcher.raw", "catcher.clear"}
+INSTANCE_ADMIN = {"admin.settings", "admin.ai", "admin.ai_test_connection", "admin.ai_team", "catcher.index", "catcher.show", "catcher.html", "catcher.raw", "catcher.clear"}
 # Signed-in pages that belong to the person, not to a team.
 PERSONAL = {"auth.account", "auth.change_password", "auth.sign_out_everywhere", "auth.setup_2fa",
             "auth.disable_2fa", "auth.new_recovery_codes", "teams.list_teams", "teams.new_team", "teams.switch",

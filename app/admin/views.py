@@ -12,9 +12,13 @@ from flask_login import current_user
 from flask_login import login_required
 
 from app import settings as instance_settings
+from app.admin import ai_settings
 from app.admin import services
+from app.ai import costs
+from app.ai import providers
 from app.errors import render_problem
 from app.htmx import is_htmx
+from app.models import Team
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -48,3 +52,60 @@ def settings():
     current = instance_settings.get_settings()
     return render_template(template, form=current, errors={}, tls_modes=services.SMTP_TLS_MODES,
                            team_creation=services.TEAM_CREATION, has_password=bool(current["smtp_password"]))
+
+
+# --- AI ------------------------------------------------------------------------
+
+def _render_ai(form, errors=None, status=200, **context):
+    template = "admin/_ai_form.html" if is_htmx() else "admin/ai.html"
+    return render_template(template, form=form, errors=errors or {},
+                           provider_choices=[(name, name) for name in providers.names()],
+                           default_prices=costs.default_prices(), api_key=ai_settings.key_state(),
+                           teams=ai_settings.team_rows(), prompts=ai_settings.prompt_rows(), **context), status
+
+
+@bp.route("/ai", methods=["GET", "POST"])
+@instance_admin_required
+def ai():
+    if request.method == "GET":
+        return _render_ai(ai_settings.form_values())
+    form = dict(request.form.items(), prices=ai_settings.submitted_price_rows(request.form))
+    if request.form.get("add_price_row"):  # "Add a row": the form again with an empty row, nothing saved
+        form["prices"].append({"model": "", "input": "", "output": ""})
+        return _render_ai(form)
+    try:
+        ai_settings.save(request.form)
+    except ai_settings.AiSettingsError as exc:
+        return _render_ai(form, errors=exc.errors, status=422, error=exc.message)
+    flash("AI settings saved.", "success")
+    if not is_htmx():
+        return redirect(url_for("admin.ai"))
+    return _render_ai(ai_settings.form_values())
+
+
+@bp.route("/ai/test", methods=["POST"])
+@instance_admin_required
+def ai_test_connection():
+    """Ask the provider for a short answer with the saved settings; a failure is words, never a 500."""
+    ok, words = ai_settings.test_connection()
+    template = "admin/_ai_test_result.html" if is_htmx() else "admin/ai_test_result.html"
+    return render_template(template, ok=ok, words=words), 200 if ok else 422
+
+
+@bp.route("/ai/teams/<int:team_id>", methods=["POST"])
+@instance_admin_required
+def ai_team(team_id):
+    team = Team.get_or_none(Team.id == team_id) or abort(404)
+    try:
+        ai_settings.save_team(team, request.form)
+    except ai_settings.AiSettingsError as exc:
+        if not is_htmx():
+            return _render_ai(ai_settings.form_values(), status=422, team_errors={team.id: exc.errors},
+                              team_form=request.form)
+        row = ai_settings.team_row(Team.get_by_id(team.id))
+        return render_template("admin/_ai_team_row.html", row=row, form=request.form, errors=exc.errors), 422
+    if not is_htmx():
+        flash(f"AI settings of {team.name} saved.", "success")
+        return redirect(url_for("admin.ai", _anchor="ai-teams"))
+    return render_template("admin/_ai_team_row.html", row=ai_settings.team_row(team), form=None, errors={},
+                           saved=True)

@@ -4,6 +4,7 @@ from flask import Blueprint
 from flask import abort
 from flask import flash
 from flask import g
+from flask import make_response
 from flask import redirect
 from flask import render_template
 from flask import request
@@ -13,11 +14,17 @@ from flask_login import current_user
 from app.ai import generate
 from app.ai import jobs
 from app.ai import subject_lines
+from app.ai import usage
+from app.ai import writing
 from app.campaigns import services as campaign_services
+from app.content.blocks.schema import BlockProblem
 from app.errors import Problem
+from app.htmx import hx_redirect
 from app.htmx import is_htmx
 from app.models import AiJob
 from app.models import Campaign
+from app.reports import charts
+from app.security import untrusted_html_response
 from app.teams.context import require
 from app.teams.context import team_object_or_404
 from tasks.ai import run_ai_job
@@ -179,4 +186,170 @@ def subject_ab_test(job_id):
 
 # --- Drafts and rewrites ---
 
+# A draft or rewrite job answers in its own card (templates/ai/_result_draft.html, _result_rewrite.html);
+# accepting, undoing and discarding swap that card, and the builder's body field and preview follow.
+
+WRITING_KINDS = ("draft", "rewrite")
+
+
+def _writing_job(job_id):
+    job = team_object_or_404(AiJob, job_id)
+    if job.kind not in WRITING_KINDS or job.campaign_id is None:
+        abort(404)
+    return job
+
+
+def _started(campaign, kind, inputs, context, form_template, **form_context):
+    """Start the job and answer with the form and the job's polled card; a refusal shows the form again with
+    the words at its fields."""
+    try:
+        job = jobs.start(g.team, current_user.id, campaign, kind, inputs, context=context,
+                         regenerate=bool(request.form.get("regenerate")))
+    except Problem as problem:
+        return _writing_refused(campaign, form_template, problem, **form_context)
+    run_ai_job(job.id)
+    job = AiJob.get_by_id(job.id)
+    if not is_htmx():
+        return redirect(url_for("campaigns.edit", campaign_id=campaign.id) + f"#ai-job-{job.id}")
+    return render_template(form_template, campaign=campaign, writing_job=job, ai_form=request.form, **form_context)
+
+
+def _writing_refused(campaign, form_template, problem, **form_context):
+    if not is_htmx():
+        flash(problem.message, "error")
+        return redirect(url_for("campaigns.edit", campaign_id=campaign.id))
+    return render_template(form_template, campaign=campaign, writing_job=None, ai_form=request.form,
+                           ai_errors=problem.errors, ai_error=problem.message, **form_context), 422
+
+
+@bp.route("/campaigns/<int:campaign_id>/draft", methods=["POST"])
+@require("edit_content")
+def start_draft(campaign_id):
+    campaign = team_object_or_404(Campaign, campaign_id)
+    try:
+        inputs = writing.draft_inputs(g.team, campaign, request.form)
+    except writing.WritingError as problem:
+        return _writing_refused(campaign, "ai/_draft_form.html", problem)
+    return _started(campaign, "draft", inputs, {}, "ai/_draft_form.html")
+
+
+@bp.route("/campaigns/<int:campaign_id>/rewrite", methods=["POST"])
+@require("edit_content")
+def start_rewrite(campaign_id):
+    campaign = team_object_or_404(Campaign, campaign_id)
+    try:
+        inputs, context = writing.rewrite_inputs(g.team, campaign, request.form)
+    except writing.WritingError as problem:
+        return _writing_refused(campaign, "ai/_rewrite_form.html", problem)
+    return _started(campaign, "rewrite", inputs, context, "ai/_rewrite_form.html")
+
+
+@bp.route("/campaigns/<int:campaign_id>/blocks/<block_id>/rewrite", methods=["POST"])
+@require("edit_content")
+def start_block_rewrite(campaign_id, block_id):
+    campaign = team_object_or_404(Campaign, campaign_id)
+    try:
+        inputs, context = writing.block_rewrite_inputs(g.team, campaign, block_id, request.form)
+    except writing.WritingError as problem:
+        return _writing_refused(campaign, "ai/_block_rewrite_form.html", problem, block_id=block_id)
+    return _started(campaign, "rewrite", inputs, context, "ai/_block_rewrite_form.html", block_id=block_id)
+
+
+def _result_card(job, campaign, message="", problem=None, changed=False):
+    """The job's result card again (after accept, undo or a refusal), with the builder's fields out of band."""
+    if not is_htmx():
+        flash(problem.message if problem else message, "error" if problem else "success")
+        return redirect(url_for("campaigns.edit", campaign_id=campaign.id) + f"#ai-job-{job.id}")
+    body = render_template(f"ai/_result_{job.kind}.html", job=job, result=job.result, campaign=campaign,
+                           message=message, error=problem.message if problem else "", changed=changed)
+    response = make_response(body, 422 if problem else 200)
+    if changed:
+        response.headers["HX-Trigger"] = "blocks-changed"  # the builder's preview reloads the saved email
+    return response
+
+
+@bp.route("/jobs/<int:job_id>/accept", methods=["POST"])
+@require("edit_content")
+def accept(job_id):
+    job = _writing_job(job_id)
+    campaign = job.campaign
+    kind_before = campaign.kind
+    try:
+        writing.accept(g.team, campaign, job, use_subject=bool(request.form.get("use_subject")))
+    except (writing.WritingError, BlockProblem) as problem:
+        return _result_card(job, campaign, problem=problem)
+    if kind_before != campaign.kind and is_htmx():  # the builder shows another editor: load it whole
+        flash("The proposal is in the email. Undo is next to it in the AI panel.", "success")
+        return hx_redirect(url_for("campaigns.edit", campaign_id=campaign.id) + f"#ai-job-{job.id}")
+    return _result_card(job, campaign, "The proposal is in the email; the previous version is kept for Undo.",
+                        changed=True)
+
+
+@bp.route("/jobs/<int:job_id>/undo", methods=["POST"])
+@require("edit_content")
+def undo(job_id):
+    job = _writing_job(job_id)
+    campaign = job.campaign
+    kind_before = campaign.kind
+    try:
+        writing.undo(g.team, campaign, job)
+    except (writing.WritingError, BlockProblem) as problem:
+        return _result_card(job, campaign, problem=problem)
+    if kind_before != campaign.kind and is_htmx():
+        flash("Undone: the email is as it was before the proposal.", "success")
+        return hx_redirect(url_for("campaigns.edit", campaign_id=campaign.id) + f"#ai-job-{job.id}")
+    return _result_card(job, campaign, "Undone: the email is as it was before the proposal.", changed=True)
+
+
+@bp.route("/jobs/<int:job_id>/discard", methods=["POST"])
+@require("edit_content")
+def discard(job_id):
+    job = _writing_job(job_id)
+    campaign = job.campaign
+    try:
+        writing.discard(g.team, job)
+    except writing.WritingError as problem:
+        return _result_card(job, campaign, problem=problem)
+    if not is_htmx():
+        flash("Discarded.", "info")
+        return redirect(url_for("campaigns.edit", campaign_id=campaign.id))
+    return render_template("ai/_discarded.html", job=job)
+
+
+@bp.route("/jobs/<int:job_id>/proposal.html")
+@require("view")
+def proposal_html(job_id):
+    """The proposed email in the builder's sandboxed preview frame (checked again; never the raw answer)."""
+    job = _writing_job(job_id)
+    return untrusted_html_response(writing.proposal_preview(g.team, job.campaign, job))
+
+
+@bp.app_template_global("ai_proposal")
+def ai_proposal(job):
+    """The checked proposal of a draft or rewrite job, for its result card."""
+    return writing.proposal(g.team, job.campaign, job)
+
+
+@bp.app_template_global("ai_writing_choices")
+def ai_writing_choices():
+    """What the draft and rewrite forms offer."""
+    return writing.choices()
+
+
+@bp.app_template_global("ai_latest_writing_job")
+def ai_latest_writing_job(campaign, kind, block_id=None):
+    """The newest draft or rewrite job of the campaign (of one block, with block_id) to show on the page."""
+    return writing.latest_job(g.team, campaign, kind, block_id)
+
+
 # --- Usage ---
+
+@bp.route("/usage", endpoint="usage")
+@require("view")
+def usage_page():
+    summary = usage.for_team(g.team)
+    labels = [month for month, _, _ in summary.months]
+    chart = charts.bar_chart("AI cost per month, US dollars", labels,
+                             [("Cost (USD)", [round(cost, 4) for _, cost, _ in summary.months])],
+                             description=summary.chart_description())
+    return render_template("ai/usage.html", usage=summary, chart=chart, labels=labels)

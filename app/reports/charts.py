@@ -93,8 +93,9 @@ def line_chart(title, labels, series, description=None):
     return _frame(title, description or _describe(labels, series), top_value, labels, body)
 
 
-def bar_chart(title, labels, series):
-    """Grouped bars: for each label, one bar per series [(name, values)]."""
+def bar_chart(title, labels, series, description=None):
+    """Grouped bars: for each label, one bar per series [(name, values)]. `description` replaces the generated
+    one, for values the plain totals would misstate (money, with its unit)."""
     top_value = _nice_max(max((max(values) for _, values in series if values), default=0))
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     body = []
@@ -110,4 +111,4 @@ def bar_chart(title, labels, series):
             body.append(f'<rect class="chart-bar chart-s{index}" x="{x:.1f}" y="{TOP + plot_h - height:.1f}" '
                         f'width="{width:.1f}" height="{height:.1f}"><title>{escape(name)}, '
                         f'{escape(labels[i])}: {value:,}</title></rect>')
-    return _frame(title, _describe(labels, series), top_value, labels, body)
+    return _frame(title, description or _describe(labels, series), top_value, labels, body)
