@@ -40,6 +40,7 @@ from pathlib import Path
 import jinja2
 from jinja2 import meta
 
+from app.config import ROOT
 from app.errors import Problem
 
 PROMPTS_DIR = Path(__file__).resolve().parent / "prompts"
@@ -183,7 +184,7 @@ def load_file(path, name=None):
 
 def _shown(path):
     try:
-        return str(path.resolve().relative_to(PROMPTS_DIR.parent.parent.parent))
+        return str(path.resolve().relative_to(ROOT))
     except ValueError:
         return str(path)
 
