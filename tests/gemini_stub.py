@@ -8,7 +8,7 @@ answer is JSON conforming to the request's generationConfig.responseSchema (stri
 needs no setup. A test queues exact behaviour, one answer per call, first queued first used:
 
     gemini.reply(data={"items": [...]})         gemini.fail(429, retry_after=2)
-    gemini.block()   gemini.truncate()   gemini.malformed()   gemini.hang(5)
+    gemini.block()   gemini.truncate()   gemini.malformed()   gemini.empty()   gemini.hang(5)
 
 Every request is recorded ({"path", "headers" (lower-case names), "body" (parsed), "raw"}), so a
 test can count calls (a cache hit makes none) or search what was sent (`bodies_text()`).
@@ -166,6 +166,10 @@ class GeminiStub(_Server):
         self._enqueue({"kind": "reply", "data": None, "text": "Here are your subject lines: {oops",
                        "input_tokens": 120, "output_tokens": 12, "finish_reason": "STOP", "model_version": None})
 
+    def empty(self):
+        """One answer with no candidates and no reason given."""
+        self._enqueue({"kind": "empty"})
+
     def hang(self, seconds):
         """One answer that comes only after `seconds` (the provider's timeout should fire first)."""
         self._enqueue({"kind": "hang", "seconds": seconds})
@@ -194,6 +198,10 @@ class GeminiStub(_Server):
             return self._json(200, {"promptFeedback": {"blockReason": behaviour["reason"],
                                                        "safetyRatings": SAFETY_RATINGS},
                                     "usageMetadata": {"promptTokenCount": 120, "totalTokenCount": 120},
+                                    "modelVersion": model, "responseId": uuid.uuid4().hex[:22]})
+        if kind == "empty":
+            return self._json(200, {"candidates": [], "usageMetadata": {"promptTokenCount": 120,
+                                                                         "totalTokenCount": 120},
                                     "modelVersion": model, "responseId": uuid.uuid4().hex[:22]})
         if kind == "hang":
             self._wait(behaviour["seconds"])

@@ -7,6 +7,7 @@ from datetime import timezone
 
 import pytest
 
+from app.ai import prompts
 from app.ai import providers
 from app.ai.providers import gemini as gemini_provider
 from app.ai.providers.base import AiRequest
@@ -106,6 +107,22 @@ def test_a_model_refusing_the_thinking_setting_is_asked_again_without_it(gemini,
     assert "thinkingConfig" in first and "thinkingConfig" not in second
 
 
+def test_our_json_schema_becomes_one_gemini_accepts():
+    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object",
+              "additionalProperties": False, "required": ["tone"],
+              "properties": {"tone": {"const": "friendly"}, "email": {"type": "string", "format": "email"},
+                             "when": {"type": ["string", "null"], "format": "date-time"},
+                             "count": {"type": "integer", "minimum": 1, "enum": [1, 2]}}}
+
+    converted = gemini_provider.gemini_schema(schema)
+
+    assert converted == {
+        "type": "OBJECT", "required": ["tone"], "propertyOrdering": ["tone", "email", "when", "count"],
+        "properties": {"tone": {"type": "STRING", "enum": ["friendly"]}, "email": {"type": "STRING"},
+                       "when": {"type": "STRING", "nullable": True, "format": "date-time"},
+                       "count": {"type": "INTEGER", "minimum": 1, "enum": ["1", "2"]}}}
+
+
 # --- what comes back -------------------------------------------------------------------------------------
 
 def test_default_answer_conforms_to_the_schema(gemini):
@@ -176,6 +193,14 @@ def test_an_answer_that_is_not_json_is_malformed(gemini):
     assert "shape" in error.message
 
 
+def test_no_candidates_and_no_reason_is_malformed(gemini):
+    gemini.empty()
+
+    error = refusal(gemini)
+
+    assert error.kind == "malformed" and "no answer" in error.message
+
+
 def test_json_of_the_wrong_shape_is_malformed(gemini):
     gemini.reply(text='["just", "a", "list"]')
 
@@ -186,6 +211,40 @@ def test_a_json_answer_in_a_code_fence_is_read(gemini):
     gemini.reply(text='```json\n{"items": []}\n```')
 
     assert provider(gemini).generate(ask(SUBJECT_LINES)).data == {"items": []}
+
+
+def conforms(schema, value, where="answer"):
+    """The places `value` breaks a JSON schema's type, required, enum and item-count rules ([] = it conforms)."""
+    kinds = {"object": dict, "array": list, "string": str, "integer": int, "number": (int, float), "boolean": bool}
+    kind = schema.get("type")
+    if kind and not isinstance(value, kinds[kind]):
+        return [f"{where} is not {kind}"]
+    broken = [f"{where} is not one of {schema['enum']}"] if "enum" in schema and value not in schema["enum"] else []
+    if isinstance(value, dict):
+        broken += [f"{where}.{name} is missing" for name in schema.get("required", []) if name not in value]
+        for name, sub in (schema.get("properties") or {}).items():
+            if name in value:
+                broken += conforms(sub, value[name], f"{where}.{name}")
+    if isinstance(value, list):
+        if not schema.get("minItems", 0) <= len(value) <= schema.get("maxItems", len(value)):
+            broken.append(f"{where} has {len(value)} items")
+        for number, item in enumerate(value):
+            broken += conforms(schema.get("items") or {}, item, f"{where}[{number}]")
+    return broken
+
+
+def test_every_prompt_schema_is_accepted_and_the_default_answer_conforms_to_it(gemini):
+    with_schema = [prompt for prompt in prompts.all_prompts() if prompt.schema]
+    assert with_schema, "no prompt asks for structured output"
+
+    for prompt in with_schema:
+        result = provider(gemini).generate(ask(prompt.schema, model="gemini-2.5-flash"))
+        assert conforms(prompt.schema, result.data) == [], f"{prompt.name}@{prompt.version}"
+
+
+def test_the_conformance_check_can_fail():
+    assert conforms(SUBJECT_LINES, {"items": [{"subject": "Only one"}]}) == [
+        "answer.items has 1 items", "answer.items[0].preheader is missing"]
 
 
 # --- HTTP failures ---------------------------------------------------------------------------------------

@@ -62,11 +62,14 @@ _models_without_thinking = set()
 
 
 def client_for(api_key, base_url, timeout_seconds):
+    """The Gemini API client for this configuration (vertexai=False: a GOOGLE_GENAI_USE_VERTEXAI left in the
+    server's environment must not send the key to another service). An evicted client is not closed: another
+    thread may be mid-request on it; it closes itself when collected."""
     key = (api_key, base_url, timeout_seconds)
     with _clients_lock:
         client = _clients.get(key)
         if client is None:
-            client = genai.Client(api_key=api_key, http_options=types.HttpOptions(
+            client = genai.Client(vertexai=False, api_key=api_key, http_options=types.HttpOptions(
                 base_url=base_url or PUBLIC_ENDPOINT, api_version=API_VERSION,
                 timeout=int(timeout_seconds * 1000), retry_options=types.HttpRetryOptions(attempts=1)))
             if len(_clients) >= LARGEST_CLIENT_CACHE:
@@ -92,6 +95,7 @@ def gemini_schema(schema):
             converted[keyword] = value
     if "const" in schema:
         converted["enum"] = [schema["const"]]
+        converted.setdefault("type", "STRING")
     if "enum" in converted:
         converted["enum"] = [str(value) for value in converted["enum"]]
     if "format" in converted and converted["format"] not in GEMINI_FORMATS.get(converted.get("type"), ()):
