@@ -191,6 +191,24 @@ def test_resend_and_requeue_refusals_are_said(web, ready_team):  # noqa: F811
     assert Subscription.select().count() == 5
 
 
+def test_subject_and_subject_test_refusals(app, web, ready_team):
+    """Setting the subject, or a subject A/B test, from chosen subject lines (the AI panel's buttons)."""
+    _team, news = ready_team
+    draft = create_draft(web, news)
+    with app.app_context():
+        with pytest.raises(services.CampaignError, match="A subject line cannot be empty."):
+            services.set_subject(draft, "   ", "Preheader")
+        with pytest.raises(services.CampaignError, match="Choose two to 4 subject lines"):
+            services.subject_ab_test(draft, [("Only one", "")])
+        mixed = create_draft(web, news, ab_enabled="1", ab_tests="from_name", b_from_name="Ann")
+        with pytest.raises(services.CampaignError, match="This campaign's A/B test changes the from name"):
+            services.subject_ab_test(mixed, [("One", ""), ("Two", "")])
+        draft.state = "completed"
+        with pytest.raises(services.CampaignError, match="This campaign is completed: its subject can no longer"):
+            services.set_subject(draft, "New", "")
+    assert Campaign.get_by_id(draft.id).subject == "Hello {{ contact.name }}"
+
+
 # --- Template forms ----------------------------------------------------------------------
 
 TEMPLATE_CASES = [

@@ -2,9 +2,11 @@
 with its merge tags as tags), and what a writer does with an answer: use one as the subject (undo keeps
 the one it replaced), or make two to four of them the variants of the campaign's subject A/B test."""
 from app.ai import jobs
+from app.ai import writing
 from app.campaigns import services as campaign_services
 from app.campaigns.services import CampaignError
 from app.content import text as content_text
+from app.errors import Problem
 from app.models import AiJob
 from app.models import Campaign
 from app.models import utcnow
@@ -33,12 +35,29 @@ def start(team, user, campaign, brief, regenerate=False):
     return jobs.start(team, user, campaign, KIND, inputs_for(campaign, brief), regenerate=regenerate)
 
 
-def _suggestion(job, index):
+def suggestions(team, job):
+    """The job's suggestions as shown: each with its spam-wording flags, and `problem` (words) when it
+    uses a merge tag that is not a field of this team ({{ first_name }} instead of {{ contact.first_name }}
+    would come out empty in every inbox): such a one can be read but not used."""
+    shown = []
+    for item in (job.result or {}).get("items") or []:
+        problem = ""
+        try:
+            writing.check_merge_tags(team, f"{item['subject']} {item.get('preheader', '')}", "This suggestion")
+        except Problem as exc:
+            problem = exc.message
+        shown.append({**item, "problem": problem})
+    return shown
+
+
+def _suggestion(team, job, index):
     if job.kind != KIND or job.state != "done":
         raise CampaignError("These suggestions are not ready. Ask for new ones.")
-    items = (job.result or {}).get("items") or []
+    items = suggestions(team, job)
     if not 0 <= index < len(items):
         raise CampaignError("Choose one of the suggestions shown.")
+    if items[index]["problem"]:
+        raise CampaignError(items[index]["problem"])
     return items[index]
 
 
@@ -52,7 +71,7 @@ def _campaign(team, job):
 def use(team, job, index):
     """Save suggestion `index` as the campaign's subject and preheader. The job keeps the subject it
     replaced the first time (undo goes back to the writer's own, however many are tried)."""
-    item = _suggestion(job, index)
+    item = _suggestion(team, job, index)
     campaign = _campaign(team, job)
     replaced = campaign_services.set_subject(campaign, item["subject"], item.get("preheader", ""))
     previous = dict(job.previous) if job.previous else replaced
@@ -83,7 +102,7 @@ def make_ab_test(team, job, picks):
     indexes = sorted({int(pick) for pick in picks if str(pick).isdigit()})
     if len(indexes) < 2:
         raise CampaignError("Tick “Test in A/B” on two to four suggestions first.")
-    items = [_suggestion(job, index) for index in indexes]
+    items = [_suggestion(team, job, index) for index in indexes]
     campaign = _campaign(team, job)
     variants = campaign_services.subject_ab_test(campaign, [(i["subject"], i.get("preheader", "")) for i in items])
     return campaign, variants

@@ -45,6 +45,12 @@ def ai_panel_context(campaign):
     return {"status": generate.status(g.team), "job": jobs.latest(g.team, campaign, subject_lines.KIND)}
 
 
+@bp.app_template_global("ai_suggestions")
+def ai_suggestions(job):
+    """A subject-line job's suggestions, each with its flags and any merge-tag problem."""
+    return subject_lines.suggestions(g.team, job)
+
+
 def _team_job(job_id):
     return team_object_or_404(AiJob, job_id)
 
