@@ -184,7 +184,7 @@ def _check_rate(user):
     limit = int(instance_settings.get_setting("ai_user_requests_per_hour") or 0)
     if limit <= 0:
         return
-    if not ratelimit.hit(RATE_BUCKET, f"user:{user.id}", limit, RATE_WINDOW_SECONDS):
+    if not ratelimit.hit(RATE_BUCKET, f"user:{getattr(user, 'id', user)}", limit, RATE_WINDOW_SECONDS):
         raise AiError(f"You have made {limit:,} AI requests in the last hour, the most this instance allows; "
                       "try again later (answers already given are still free from the cache).",
                       kind="rate_limited")
