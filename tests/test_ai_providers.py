@@ -472,6 +472,17 @@ def test_a_long_retry_after_gives_up_at_once_in_words(gemini, waits):
     assert waits == [] and len(gemini.requests) == 1
 
 
+def test_a_long_retry_after_on_the_last_attempt_is_still_said_in_words(gemini, waits):
+    gemini.fail(503)
+    gemini.fail(429, retry_delay=45)
+
+    with pytest.raises(ProviderError) as caught:
+        providers.generate_with_retries(provider(gemini), ask(), attempts=2)
+
+    assert caught.value.message == "The provider asks to wait 45 seconds; try again later."
+    assert waits == [1.0] and len(gemini.requests) == 2
+
+
 def test_backoff_doubles_and_is_capped():
     assert [providers.backoff_seconds(n) for n in range(1, 7)] == [1.0, 2.0, 4.0, 8.0, 8.0, 8.0]
 

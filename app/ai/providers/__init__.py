@@ -61,12 +61,14 @@ def generate_with_retries(provider, request, attempts=3):
             return provider.generate(request)
         except ProviderError as error:
             failed += 1
-            if not error.retryable or failed >= attempts:
+            if not error.retryable:
                 raise
             if error.retry_after is not None and error.retry_after > LONGEST_RETRY_AFTER_SECONDS:
                 raise ProviderError(f"The provider asks to wait {round(error.retry_after)} seconds; "
                                     "try again later.", kind=error.kind, retry_after=error.retry_after,
                                     status=error.status) from error
+            if failed >= attempts:
+                raise
             wait = error.retry_after if error.retry_after is not None else backoff_seconds(failed)
             sleep(wait)
 
