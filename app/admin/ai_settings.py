@@ -51,16 +51,18 @@ class PromptRow:
 
 @dataclass(frozen=True)
 class ApiKeyState:
-    hint: str  # the key's last characters ("…abcd"), "" without a key
-    saved: bool  # saved in Admin > AI (else, with a hint, it comes from LOFT_GEMINI_API_KEY)
+    present: bool  # a key is in force (saved here or set by LOFT_GEMINI_API_KEY)
+    saved: bool  # saved in Admin > AI
+    hint: str  # the key's last characters ("…abcd"); "" for a key too short to show any of safely
 
 
 def key_state():
     """Whether a key is saved here or set by the environment, and how it ends; never the key itself."""
     key = instance_settings.get_setting("ai_api_key") or ""
-    hint = f"…{key[-KEY_HINT_LENGTH:]}" if len(key) > 2 * KEY_HINT_LENGTH else ("…" if key else "")
+    hint = f"…{key[-KEY_HINT_LENGTH:]}" if len(key) > 2 * KEY_HINT_LENGTH else ""
     # A blank saved key falls back to the environment's (app/settings.py), so the same key is the server's.
-    return ApiKeyState(hint=hint, saved=bool(key) and key != current_app.config.get("GEMINI_API_KEY", ""))
+    return ApiKeyState(present=bool(key), saved=bool(key) and key != current_app.config.get("GEMINI_API_KEY", ""),
+                       hint=hint)
 
 
 def _price_rows(prices):

@@ -80,7 +80,7 @@ def ai():
     flash("AI settings saved.", "success")
     if not is_htmx():
         return redirect(url_for("admin.ai"))
-    return _render_ai(ai_settings.form_values())
+    return _render_ai(ai_settings.form_values(), teams_changed=True)  # their budgets may follow the default
 
 
 @bp.route("/ai/test", methods=["POST"])
