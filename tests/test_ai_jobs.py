@@ -1,6 +1,8 @@
 """The campaign builder's AI jobs (app/ai/jobs.py, tasks/ai.py): queued -> running -> done | failed |
 cancelled with real huey (immediate mode) and the Gemini stub; the words of each failure; cancel and a late
 answer dropped; Try again; pruning to the last 20; the panel with AI off; other teams' job ids and roles."""
+import dataclasses
+
 import pytest
 
 from app.ai import jobs
@@ -87,6 +89,21 @@ def test_a_failure_is_words_with_try_again_and_never_a_500(web, gemini, campaign
     assert web.get(f"/campaigns/{campaign.id}").status_code == 200
     again = web.post(f"/ai/jobs/{job.id}/retry", htmx=True)
     assert again.status_code == 200 and _latest_job().id != job.id and _latest_job().state == "done"
+
+
+def test_a_provider_that_hangs_fails_the_job_in_words(web, gemini, campaign, monkeypatch):
+    from app.ai import generate
+    from app.ai import providers
+    monkeypatch.setattr(providers, "sleep", lambda seconds: None)
+    configured = generate.provider_config
+    monkeypatch.setattr(generate, "provider_config", lambda: dataclasses.replace(configured(), timeout_seconds=1))
+    for _ in range(3):
+        gemini.hang(5)
+    response = _suggest(web, campaign, brief="Bulbs")
+    assert response.status_code == 200
+    job = _latest_job()
+    assert job.state == "failed" and "did not answer within" in job.error, job.error
+    assert soup(response).select_one(f"#ai-job-{job.id}").find("button", string="Try again") is not None
 
 
 def test_a_budget_that_is_used_up_is_said_in_words(web, gemini, campaign, team):

@@ -137,7 +137,8 @@ def _suggestions_changed(found, campaign, message, ab_changed=False):
     its A/B section) swapped out of band; other unsaved typing in the builder stays."""
     if not is_htmx():
         return _back_to_builder(found, message)
-    html = render_template("ai/_job.html", job=found, result=found.result or {}, notice=message)
+    link = dict(notice_href="#ab-test", notice_link="See the A/B test") if ab_changed else {}
+    html = render_template("ai/_job.html", job=found, result=found.result or {}, notice=message, **link)
     html += render_template("ai/_subject_fields.html", campaign=campaign)
     if ab_changed:
         html += render_template("campaigns/_ab_test.html", campaign=campaign, editable=True, ab_oob=True,
@@ -186,8 +187,8 @@ def subject_ab_test(job_id):
     except Problem as problem:
         return _suggestions_refused(found, problem)
     labels = ", ".join(v.label for v in variants[:-1]) + f" and {variants[-1].label}"
-    return _suggestions_changed(found, campaign, f"Saved as an A/B test of subject lines: variants {labels}, "
-                                                 "shown in the A/B test section below.", ab_changed=True)
+    return _suggestions_changed(found, campaign, f"Saved as an A/B test of subject lines: variants {labels}.",
+                                ab_changed=True)
 
 
 # --- Drafts and rewrites ---
