@@ -394,3 +394,23 @@ def test_the_gemini_settings_come_from_the_environment():
     env = {key: value for key, value in env.items() if not key.startswith("LOFT_GEMINI_")}
     shown = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
     assert shown.stdout.split() == ["gemini-2.5-flash"]
+
+
+def test_a_plain_text_prompt_answers_text_and_a_cut_off_answer_is_not_served_again(acme, gemini, tmp_path,
+                                                                                  monkeypatch):
+    folder = tmp_path / "tagline"
+    folder.mkdir()
+    (folder / "v1.md").write_text('+++\ndescription = "A tagline."\n[inputs.topic]\nmax = 100\nrequired = true\n'
+                                  '+++\nYou write taglines.\n===\nA tagline about {{ topic }}.\n')
+    monkeypatch.setattr(ai.prompts, "PROMPTS_DIR", tmp_path)
+    team, user = acme
+    gemini.reply(text="Roses, the long way", finish_reason="MAX_TOKENS")
+    cut = ai.generate(team, user, "tagline", {"topic": "roses"})
+    assert (cut.text, cut.data, cut.finish_reason) == ("Roses, the long way", None, "max_tokens")
+    assert ai.as_json(cut)["items"] == "Roses, the long way" and ai.as_json(cut)["prompt"] == "tagline@v1"
+    assert "responseSchema" not in gemini.requests[0]["body"].get("generationConfig", {})
+    gemini.reply(text="Roses, grown slowly")
+    whole = ai.generate(team, user, "tagline", {"topic": "roses"})
+    assert not whole.cached and whole.text == "Roses, grown slowly" and len(gemini.requests) == 2
+    assert ai.generate(team, user, "tagline", {"topic": "roses"}).record_id == whole.record_id
+    assert len(gemini.requests) == 2

@@ -6,7 +6,7 @@ generate(team, user, prompt_name, inputs) runs, in this order:
   3. AI is on: the instance has an API key (Admin > AI or LOFT_GEMINI_API_KEY) and the team is not
      switched off;
   4. the cache: the same prompt version, model and inputs asked by the same team before returns the
-     stored answer, with no call, no cost, no budget or rate charge ("from cache"); regenerate=True
+     stored answer (a whole one: not cut off at the token limit), with no call, no cost, no budget or rate charge ("from cache"); regenerate=True
      skips it and stores a fresh answer;
   5. the team's monthly budget (app.ai.costs.budget_usd) is not used up;
   6. the user's requests per hour (the instance setting ai_user_requests_per_hour; the CLI, with no user,
@@ -150,10 +150,11 @@ def _provider_refusal(error):
 
 
 def _cached(team, prompt, model, digest):
+    # Only a whole answer is served again: one cut off at the token limit is asked for afresh.
     return (AiGeneration.select()
             .where((AiGeneration.team == team) & (AiGeneration.prompt == prompt.name)
                    & (AiGeneration.version == prompt.version) & (AiGeneration.model == model)
-                   & (AiGeneration.input_hash == digest))
+                   & (AiGeneration.input_hash == digest) & (AiGeneration.finish_reason == "stop"))
             .order_by(AiGeneration.id.desc())
             .first())
 
