@@ -27,7 +27,7 @@
     startField.value = chosen ? String(from) : "";
     endField.value = chosen ? String(to) : "";
     if (note) {
-      note.textContent = chosen ? "(" + (to - from) + " characters selected)" : "(select some text in the Body field first)";
+      note.textContent = chosen ? (to - from) + " characters selected." : "Select some text in the Body field first.";
     }
     var selectionChoice = form.querySelector('input[name="scope"][value="selection"]');
     var bodyChoice = form.querySelector('input[name="scope"][value="body"]');
