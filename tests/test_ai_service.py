@@ -299,6 +299,11 @@ def test_cost_follows_the_instance_price_table_and_an_unknown_model_costs_nothin
     unknown = ai.generate(team, user, "subject_lines", {"brief": "B"})
     assert unknown.model == "mystery-model-9" and unknown.cost_usd == 0.0
     assert AiGeneration.get_by_id(unknown.record_id).output_tokens == 500
+    # an alias the table does not list is priced as the model version the provider says answered
+    settings(ai_model="gemini-flash-latest")
+    gemini.reply(input_tokens=1000, output_tokens=500, model_version="gemini-2.5-flash-preview-09-2025")
+    alias = ai.generate(team, user, "subject_lines", {"brief": "C"})
+    assert alias.model == "gemini-flash-latest" and alias.cost_usd == pytest.approx(0.00155)
 
 
 def test_the_price_table_and_cost_arithmetic(ctx):

@@ -134,11 +134,13 @@ def generate(team, user, prompt_name, inputs, *, regenerate=False, version=None)
         result = providers.generate_with_retries(providers.provider_for(config), request)
     except ProviderError as error:
         raise _provider_refusal(error) from error
+    # Priced as the model asked for; an alias the table does not list is priced as the version that answered.
+    priced_as = model if costs.is_priced(model) else result.model
     record = AiGeneration.create(
         team=team, user=user, prompt=prompt.name, version=prompt.version, model=model, input_hash=digest,
         inputs=cleaned, output={"text": result.text, "data": result.data},
         input_tokens=result.input_tokens, output_tokens=result.output_tokens,
-        cost_micros=costs.cost_micros(model, result.input_tokens, result.output_tokens),
+        cost_micros=costs.cost_micros(priced_as, result.input_tokens, result.output_tokens),
         latency_ms=result.latency_ms, finish_reason=result.finish_reason)
     return _generation(record, cached=False)
 
