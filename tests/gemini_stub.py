@@ -102,6 +102,13 @@ class _Server:
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client timed out and hung up while we slept
 
+            def do_GET(self):
+                # Neither API has a GET here; recorded so a test sees a request that should never have come.
+                with stub._lock:
+                    stub.requests.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
+                                          "body": None, "raw": ""})
+                self.send_error(405)
+
             def log_message(self, *args):
                 pass
 
@@ -254,6 +261,8 @@ class GeminiStub(_Server):
 class OpenAiStub(_Server):
     """`POST /v1/chat/completions` as an OpenAI-compatible server answers it; queue reply() / fail()."""
 
+    redirect_to = None  # the Location a queued 3xx fail() points at
+
     def reply(self, content=None, prompt_tokens=100, completion_tokens=50, finish_reason="stop"):
         self._enqueue({"kind": "reply", "content": content, "prompt_tokens": prompt_tokens,
                        "completion_tokens": completion_tokens, "finish_reason": finish_reason})
@@ -271,6 +280,8 @@ class OpenAiStub(_Server):
                                   "completion_tokens": 50, "finish_reason": "stop"}
         if behaviour["kind"] == "fail":
             headers = {"Retry-After": str(behaviour["retry_after"])} if behaviour["retry_after"] is not None else {}
+            if self.redirect_to and 300 <= behaviour["status"] < 400:
+                headers["Location"] = self.redirect_to
             return behaviour["status"], headers, json.dumps(
                 {"error": {"message": behaviour["message"], "type": "stub_error"}}).encode()
         if behaviour["kind"] == "hang":

@@ -596,3 +596,26 @@ def test_a_provider_error_survives_pickling():
     copy = pickle.loads(pickle.dumps(error))
 
     assert (copy.message, copy.kind, copy.retry_after, copy.status) == (error.message, "rate_limited", 60.0, 429)
+
+
+def test_openai_base_url_may_end_in_v1(openai_stub):
+    config = ProviderConfig(name="openai", api_key=KEY, base_url=openai_stub.base_url + "/v1/")
+
+    providers.provider_for(config).generate(ask())
+
+    assert openai_stub.requests[0]["path"] == "/v1/chat/completions"
+
+
+def test_openai_redirect_is_not_followed_with_the_key(openai_stub):
+    elsewhere = OpenAiStub()
+    try:
+        openai_stub.fail(302, message="moved")
+        openai_stub.redirect_to = elsewhere.base_url + "/v1/chat/completions"
+
+        with pytest.raises(ProviderError) as caught:
+            provider(openai_stub, "openai").generate(ask())
+
+        assert caught.value.kind == "bad_request" and "redirect" in caught.value.message
+        assert elsewhere.requests == []
+    finally:
+        elsewhere.stop()

@@ -29,6 +29,17 @@ FINISH_REASONS = {"stop": "stop", "length": "max_tokens", "content_filter": "saf
 LARGEST_ANSWER_BYTES = 4 * 1024 * 1024
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """urllib would follow a redirect carrying the Authorization header to wherever it points; a
+    redirect is answered as the HTTP error it is instead, so the key only ever goes to the base URL."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+_opener = urllib.request.build_opener(_NoRedirects)
+
+
 def strict_schema(schema):
     """OpenAI's strict json_schema mode wants every object closed and every property required."""
     if not isinstance(schema, dict):
@@ -49,6 +60,8 @@ class OpenAiCompatibleProvider:
     def __init__(self, config: ProviderConfig):
         self.config = config
         self.base_url = (config.base_url or PUBLIC_ENDPOINT).rstrip("/")
+        # Vendors document their base URL both with and without the /v1; either works here.
+        self.completions_path = "/chat/completions" if self.base_url.endswith("/v1") else "/v1/chat/completions"
 
     def generate(self, request: AiRequest) -> AiResult:
         if not self.config.api_key:
@@ -61,7 +74,7 @@ class OpenAiCompatibleProvider:
                 "name": request.prompt, "strict": True, "schema": strict_schema(request.schema)}}
         timeout = min(request.timeout_seconds, self.config.timeout_seconds)
         started = time.monotonic()
-        answer = self._post("/v1/chat/completions", body, timeout, request.model)
+        answer = self._post(self.completions_path, body, timeout, request.model)
         latency_ms = int((time.monotonic() - started) * 1000)
         return self._result(request, answer, latency_ms)
 
@@ -74,7 +87,7 @@ class OpenAiCompatibleProvider:
             self.base_url + path, data=json.dumps(body).encode(), method="POST",
             headers={"Content-Type": "application/json", "Authorization": f"Bearer {self.config.api_key}"})
         try:
-            with urllib.request.urlopen(http_request, timeout=timeout) as response:
+            with _opener.open(http_request, timeout=timeout) as response:
                 raw = response.read(LARGEST_ANSWER_BYTES + 1)
         except urllib.error.HTTPError as error:
             raise self._http_error(error, model) from None
@@ -107,6 +120,10 @@ class OpenAiCompatibleProvider:
         retry_after = seconds_from_retry_after(error.headers.get("Retry-After") if error.headers else None)
         if code in (401, 403):
             return ProviderError(BAD_KEY_MESSAGE, kind="bad_key", status=code)
+        if 300 <= code < 400:
+            return ProviderError(f"The AI provider at {host_of(self.base_url)} answered with a redirect ({code}); "
+                                 "set the base URL under Admin > AI to the address it redirects to.",
+                                 kind="bad_request", status=code)
         if code == 404:
             return ProviderError(f"Model “{model}” not found at the AI provider; choose another model under "
                                  "Admin > AI.", kind="bad_request", status=code)
