@@ -64,7 +64,7 @@ def parse_inputs(brief, pairs):
 @click.option("--input", "pairs", multiple=True, metavar="NAME=VALUE", help="Any other input; repeatable.")
 @click.option("--regenerate", is_flag=True, help="Ask the provider again instead of using a cached answer.")
 def generate_command(team_reference, prompt_name, version, brief, pairs, regenerate):
-    """Run PROMPT for a team and print the answer, tokens and cost as JSON."""
+    """Run a prompt (--prompt) for a team and print the answer, tokens and cost as JSON."""
     team = find_team(team_reference)
     inputs = parse_inputs(brief, pairs)
     try:
