@@ -247,3 +247,12 @@ def test_a_key_from_the_environment_is_named_and_can_be_replaced(app, web, admin
     web.post("/admin/ai", valid_form(ai_api_key=SECRET_KEY, ai_base_url=gemini.base_url))
     assert current(app, "ai_api_key") == SECRET_KEY
     assert "A key is saved (ends in …9f3d)" in soup(web.get("/admin/ai")).select_one("#ai-settings").text
+
+
+def test_a_model_without_a_price_is_saved_with_a_warning(app, web, admin):
+    response = web.post("/admin/ai", valid_form(ai_model="gemini-3-ultra"), follow_redirects=True)
+    assert current(app, "ai_model") == "gemini-3-ultra"
+    warning = soup(response).select_one("#flashes .flash-warning")
+    assert "no row for gemini-3-ultra" in warning.text
+    priced = web.post("/admin/ai", valid_form(), follow_redirects=True)
+    assert soup(priced).select_one("#flashes .flash-warning") is None

@@ -116,3 +116,10 @@ def test_every_role_sees_the_page_and_it_is_in_the_menu(app, admin):
         page = soup(response)
         assert "$0.02 of $10.00" in page.select_one("#ai-budget-text").text
         assert page.select_one("nav.mainnav a[href='/ai/usage']")
+
+
+def test_team_settings_link_to_the_usage_page_and_the_admin_is_sent_on_to_admin_ai(app, web, admin):
+    assert soup(web.get("/teams/settings")).select_one("a[href='/ai/usage']")
+    assert soup(web.get("/ai/usage")).select_one("#ai-budget a[href='/admin/ai#ai-teams']")
+    _, manager = make_member(app, Team.get(), "manager", "manager-member@example.com")
+    assert soup(manager.get("/ai/usage")).select_one("a[href^='/admin/ai']") is None

@@ -193,6 +193,15 @@ def save(form):
     return values
 
 
+def price_warning(values):
+    """Words for the admin when the chosen model has no price: its generations would count $0 against budgets."""
+    table = values["ai_prices"] or costs.default_prices()
+    if costs.is_priced(values["ai_model"], table):
+        return ""
+    return (f"The price table has no row for {values['ai_model']}, so its generations count as $0 and no budget "
+            "stops them: add a row with its prices.")
+
+
 def test_connection():
     """(ok, words): the provider's short answer with the saved settings, or why it failed."""
     try:

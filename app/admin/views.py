@@ -74,10 +74,12 @@ def ai():
         form["prices"].append({"model": "", "input": "", "output": ""})
         return _render_ai(form)
     try:
-        ai_settings.save(request.form)
+        saved = ai_settings.save(request.form)
     except ai_settings.AiSettingsError as exc:
         return _render_ai(form, errors=exc.errors, status=422, error=exc.message)
     flash("AI settings saved.", "success")
+    if warning := ai_settings.price_warning(saved):
+        flash(warning, "warning")
     if not is_htmx():
         return redirect(url_for("admin.ai"))
     return _render_ai(ai_settings.form_values(), teams_changed=True)  # their budgets may follow the default
