@@ -258,6 +258,15 @@ def test_400_is_a_bad_request_with_the_providers_message(gemini):
     assert "generation_config.temperature" in error.message
 
 
+def test_a_long_or_html_message_is_shortened_to_words(gemini):
+    gemini.fail(400, message="<html><body><h1>Bad request</h1><p>" + "The proxy said no. " * 40 + "</p></body></html>")
+
+    error = refusal(gemini)
+
+    assert "<" not in error.message and error.message.startswith("The AI provider refused the request (400): Bad")
+    assert len(error.message) < 400 and error.message.endswith("…")
+
+
 @pytest.mark.parametrize("status", [401, 403])
 def test_401_and_403_say_the_key_was_refused(gemini, status):
     gemini.fail(status, message="Method doesn't allow unregistered callers")

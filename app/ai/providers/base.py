@@ -93,8 +93,9 @@ def connection_test_request(model):
 
 
 def shorten(text, limit=LONGEST_PROVIDER_MESSAGE):
-    """A provider's own message, on one line and short enough for a form."""
-    text = " ".join(str(text or "").split())
+    """A provider's own message, on one line and short enough for a form; a proxy's HTML error page loses
+    its tags."""
+    text = " ".join(re.sub(r"<[^>]*>", " ", str(text or "")).split())
     return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
 
 
