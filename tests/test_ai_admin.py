@@ -256,3 +256,11 @@ def test_a_model_without_a_price_is_saved_with_a_warning(app, web, admin):
     assert "no row for gemini-3-ultra" in warning.text
     priced = web.post("/admin/ai", valid_form(), follow_redirects=True)
     assert soup(priced).select_one("#flashes .flash-warning") is None
+
+
+def test_a_large_team_budget_is_shown_as_typed(web, admin):
+    team = Team.get()
+    web.post(f"/admin/ai/teams/{team.id}", {"ai_enabled": "1", "ai_monthly_budget_usd": "250000.5"})
+    row = soup(web.get("/admin/ai")).select_one(f"#ai-team-{team.id}")
+    assert row.select_one("input[name=ai_monthly_budget_usd]")["value"] == "250000.5"
+    assert "of $250,000.50" in row.text

@@ -41,6 +41,11 @@ class TeamAiRow:
     spent_usd: float
     budget_usd: float | None  # what applies: the team's own, else the instance default; None = no limit
 
+    @property
+    def own_budget(self):
+        """The team's own budget as the form shows it ("" = the instance default)."""
+        return _plain(self.team.ai_monthly_budget_usd)
+
 
 @dataclass(frozen=True)
 class PromptRow:
