@@ -2,9 +2,11 @@
 cancelled with real huey (immediate mode) and the Gemini stub; the words of each failure; cancel and a late
 answer dropped; Try again; pruning to the last 20; the panel with AI off; other teams' job ids and roles."""
 import dataclasses
+import datetime
 
 import pytest
 
+from app import settings as instance_settings
 from app.ai import jobs
 from app.models import AiJob
 from app.models import Campaign
@@ -129,6 +131,30 @@ def test_polling_answers_204_until_the_job_has_finished(app, web, gemini, campai
     done = web.get(f"/ai/jobs/{job.id}?waiting=1", headers={"HX-Request": "true"})
     card = soup(done).select_one(f"#ai-job-{job.id}")
     assert done.status_code == 200 and card["data-state"] == "done" and not card.has_attr("hx-trigger")
+
+
+def test_a_job_whose_worker_is_gone_stops_the_waiting_in_words(app, web, gemini, campaign, admin):
+    with app.app_context():
+        job = jobs.start(campaign.team, admin.id, campaign, "subject_lines", {"brief": "Bulbs"})
+    AiJob.update(state="running", created_at=job.created_at - jobs.STALE_AFTER - datetime.timedelta(seconds=1)
+                 ).where(AiJob.id == job.id).execute()
+    response = web.get(f"/ai/jobs/{job.id}?waiting=1", headers={"HX-Request": "true"})
+    card = soup(response).select_one(f"#ai-job-{job.id}")
+    assert card["data-state"] == "failed" and "took too long" in card.get_text()
+    assert card.find("button", string="Try again") is not None
+    with app.app_context():
+        jobs.run(job.id)  # the lost task, should it still turn up, changes nothing
+    assert AiJob.get_by_id(job.id).state == "failed" and gemini.requests == []
+
+
+def test_the_per_user_rate_limit_is_said_in_words(app, web, gemini, campaign):
+    with app.app_context():
+        instance_settings.save_settings({"ai_user_requests_per_hour": 1})
+    _suggest(web, campaign, brief="Bulbs")
+    _suggest(web, campaign, brief="Tulips")
+    job = _latest_job()
+    assert job.state == "failed" and "1 AI request" in job.error, job.error
+    assert len(gemini.requests) == 1
 
 
 def test_a_cancelled_job_never_runs_and_a_late_answer_is_dropped(app, web, gemini, campaign, admin, monkeypatch):

@@ -7,6 +7,7 @@ tasks/ai.py `run_ai_job` (the caller enqueues it: services never do) and polled 
 while the job is still running, so a cancelled job's late answer is dropped. Every refusal and
 provider failure becomes the job's `error` in words: the builder never sees an exception.
 """
+import datetime
 import logging
 
 from app.ai import generate
@@ -24,6 +25,9 @@ PROMPTS = {"subject_lines": "subject_lines", "draft": "draft", "rewrite": "rewri
 STATES = ("queued", "running", "done", "failed", "cancelled")
 WAITING = ("queued", "running")
 KEEP_PER_CAMPAIGN = 20
+# Longer than any answer takes (three attempts of 30 s and the waits between them): a job still waiting
+# after this lost its worker (a restart), so the page stops waiting and offers Try again.
+STALE_AFTER = datetime.timedelta(minutes=10)
 SUGGESTIONS = 5
 # What a kind adds to the stored result, from the Generation: {kind: function(job, generation) -> dict}.
 # The module of a kind may add its own entry when it is imported.
@@ -124,6 +128,16 @@ def cancel(team, job):
     if job.team_id != team.id:
         raise JobError("That job is not this team's.")
     (AiJob.update(state="cancelled", finished_at=utcnow())
+     .where((AiJob.id == job.id) & AiJob.state.in_(WAITING)).execute())
+    return AiJob.get_by_id(job.id)
+
+
+def expire_if_stale(job):
+    """The job, failed in words if it has waited longer than STALE_AFTER."""
+    if job.state not in WAITING or job.created_at > utcnow() - STALE_AFTER:
+        return job
+    (AiJob.update(state="failed", finished_at=utcnow(),
+                  error="This took too long and was stopped; nothing was changed. Try again.")
      .where((AiJob.id == job.id) & AiJob.state.in_(WAITING)).execute())
     return AiJob.get_by_id(job.id)
 

@@ -90,7 +90,7 @@ def _job_card(job, status=200, **extra):
 @bp.route("/jobs/<int:job_id>")
 @require("edit_content")
 def job(job_id):
-    found = _team_job(job_id)
+    found = jobs.expire_if_stale(_team_job(job_id))
     if request.args.get("waiting") and found.state in jobs.WAITING:
         return "", 204
     if not is_htmx() and found.campaign_id:
@@ -341,6 +341,14 @@ def ai_proposal(job):
 def ai_writing_choices():
     """What the draft and rewrite forms offer."""
     return writing.choices()
+
+
+@bp.app_template_global("ai_writing_on")
+def ai_writing_on():
+    """Whether AI help is on for the current team (asked once per request: the block editor asks per block)."""
+    if "ai_writing_on" not in g:
+        g.ai_writing_on = generate.status(g.team).enabled
+    return g.ai_writing_on
 
 
 @bp.app_template_global("ai_latest_writing_job")
