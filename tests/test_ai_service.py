@@ -1,6 +1,7 @@
 """AI generation (app/ai/generate.py, app/ai/costs.py) against the Gemini stand-in spoken to by the real
 google-genai client: the checks in their order, the cache, the budget, the per-user rate limit, the record
 and its cost, the settings it reads; and that no contact's data ever reaches the provider."""
+import ast
 import datetime
 import os
 import subprocess
@@ -419,3 +420,15 @@ def test_a_plain_text_prompt_answers_text_and_a_cut_off_answer_is_not_served_aga
     assert not whole.cached and whole.text == "Roses, grown slowly" and len(gemini.requests) == 2
     assert ai.generate(team, user, "tagline", {"topic": "roses"}).record_id == whole.record_id
     assert len(gemini.requests) == 2
+
+
+def test_the_generation_service_imports_no_model_about_people():
+    """The structural half of the promise: the modules that build and send a request cannot read a contact,
+    because they import no model that holds one (only AiGeneration and the settings)."""
+    for module in ("app/ai/generate.py", "app/ai/prompts.py", "app/ai/costs.py"):
+        tree = ast.parse((ROOT / module).read_text())
+        models = {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                  and node.module == "app.models" for alias in node.names}
+        assert models <= {"AiGeneration", "utcnow"}, (module, models)
+        assert not any(isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(
+            ("app.contacts", "app.segments", "app.consent.lists", "app.events")) for node in ast.walk(tree)), module
