@@ -98,6 +98,7 @@ def test_a_reached_budget_and_no_limit_are_said_in_words(web, admin, gemini):
 def test_when_ai_is_off_the_page_says_why_and_what_to_do(app, web, admin):
     page = soup(web.get("/ai/usage"))  # no key anywhere
     assert generate.NO_KEY in page.select_one("#ai-off").text
+    assert "Once AI is on" in page.select_one("#ai-empty").text and not page.select_one("#ai-empty a")
 
     app.config["GEMINI_API_KEY"] = "test-key"
     team = Team.get()
