@@ -61,6 +61,7 @@ def test_subject_lines_into_an_ab_test(app, page, gemini, size):
     suggestions.nth(3).get_by_role("button", name="Use as subject").click()
     expect(page.get_by_label("Subject", exact=True)).to_have_value("Spring starts in October")
     expect(page.get_by_label("Preheader", exact=True)).to_have_value("The bulb guide is inside")
+    expect(panel.locator(".ai-job [role=status]")).to_be_focused()  # not lost to the top of the page
     panel.get_by_role("button", name="Undo").click()
     expect(page.get_by_label("Subject", exact=True)).to_have_value("My subject")
     assert Campaign.get_by_id(campaign.id).subject == "My subject"
