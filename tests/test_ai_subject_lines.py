@@ -188,3 +188,18 @@ def test_the_ab_form_saves_a_preheader_per_variant(web, ready_team):
     assert variants["A"].preheader == ""
     preview = web.get(f"/campaigns/{campaign.id}/preview?variant=B")
     assert preview.status_code == 200
+
+
+def test_a_block_email_is_sent_as_its_text_with_tags_and_no_contact_data(web, gemini, ready_team):
+    _team, news = ready_team
+    campaign = create_draft(web, news)
+    Campaign.update(kind="blocks", body='<table role="presentation"><tr><td style="padding:8px">'
+                    '<h1>Bulb week</h1><p>Hello {{ contact.first_name }}, the tulips are in.</p></td></tr></table>'
+                    ).where(Campaign.id == campaign.id).execute()
+    response = web.post(f"/ai/campaigns/{campaign.id}/subject-lines", {"brief": ""}, htmx=True)
+    assert response.status_code == 200
+    sent = gemini.bodies_text()
+    assert "Bulb week" in sent and "Hello {{ contact.first_name }}, the tulips are in." in sent
+    assert "<table" not in sent and "padding" not in sent
+    for contact in Contact.select():
+        assert contact.email not in sent and contact.name not in sent
