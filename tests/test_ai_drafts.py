@@ -249,3 +249,27 @@ def test_another_teams_draft_routes_are_not_found_and_a_guest_may_not_use_them(a
     assert AiJob.select().count() == 1 and len(gemini.requests) == 1
     unchanged = Campaign.get_by_id(campaign.id)
     assert (unchanged.body, unchanged.subject) == ("<p>Old body for {{ contact.first_name }}</p>", "Old subject")
+
+
+def test_a_second_accept_is_refused_and_undo_still_restores_the_first_state(web, gemini, campaign):
+    gemini.reply(data=HTML_ANSWER)
+    _draft(web, campaign, body_kind="html")
+    job = _latest_job()
+    assert web.post(f"/ai/jobs/{job.id}/accept", {}, htmx=True).status_code == 200
+    again = web.post(f"/ai/jobs/{job.id}/accept", {}, htmx=True)
+    assert again.status_code == 422 and "already in the email" in again.get_data(as_text=True)
+    web.post(f"/ai/jobs/{job.id}/undo", htmx=True)
+    assert Campaign.get_by_id(campaign.id).body == "<p>Old body for {{ contact.first_name }}</p>"
+    assert web.post(f"/ai/jobs/{job.id}/undo", htmx=True).status_code == 422  # nothing left to undo
+
+
+def test_undo_is_refused_when_the_body_was_changed_after_the_accept(web, gemini, campaign):
+    gemini.reply(data=HTML_ANSWER)
+    _draft(web, campaign, body_kind="html")
+    job = _latest_job()
+    web.post(f"/ai/jobs/{job.id}/accept", {}, htmx=True)
+    Campaign.update(body="<p>Edited by hand after the accept.</p>").where(Campaign.id == campaign.id).execute()
+    refused = web.post(f"/ai/jobs/{job.id}/undo", htmx=True)
+    assert refused.status_code == 422 and "would lose those changes" in refused.get_data(as_text=True)
+    assert Campaign.get_by_id(campaign.id).body == "<p>Edited by hand after the accept.</p>"
+    assert AiJob.get_by_id(job.id).accepted_at is not None

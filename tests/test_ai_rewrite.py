@@ -187,3 +187,12 @@ def test_another_teams_rewrite_routes_are_not_found_and_a_guest_may_not_use_them
         assert guest.post(path, {"mode": "shorter", "scope": "body"}, htmx=True).status_code == 403, path
     assert AiJob.select().count() == 1 and len(gemini.requests) == 1
     assert Campaign.get_by_id(campaign.id).body == BODY
+
+
+def test_with_ai_off_a_block_offers_no_rewrite(web, campaign):
+    text = schema.new_block("text")
+    store.save(campaign, {"version": 1, "blocks": [text]})
+    page = soup(web.get(f"/campaigns/{campaign.id}"))
+    assert page.select_one(f"#block-{text['id']}") is not None
+    assert page.select_one(f"#ai-block-{text['id']}") is None
+    assert page.select_one("#ai-off") is not None  # the AI panel says how to turn it on

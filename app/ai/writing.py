@@ -479,17 +479,23 @@ def _snapshot(campaign):
 
 
 def accept(team, campaign, job, *, use_subject=False):
-    """Put the checked proposal into the campaign; what it replaced is kept for undo. Returns the Proposal."""
+    """Put the checked proposal into the campaign; what it replaced is kept for undo. Returns the Proposal.
+
+    The job is claimed with a conditional update inside the transaction, so a double click accepts once."""
     check_editable(campaign)
     if job.state != "done":
         raise WritingError("This proposal is not ready yet.")
-    if job.accepted_at is not None:
-        raise WritingError("This proposal is already in the email. Undo it first to accept it again.")
-    found = proposal(team, campaign, job)
-    if not found.usable:
-        raise WritingError(found.error)
-    previous = _snapshot(campaign)
     with db.atomic():
+        claimed = (AiJob.update(accepted_at=utcnow())
+                   .where((AiJob.id == job.id) & AiJob.accepted_at.is_null()).execute())
+        if not claimed:
+            raise WritingError("This proposal is already in the email. Undo it first to accept it again.")
+        _reload(campaign)
+        check_editable(campaign)
+        found = proposal(team, campaign, job)
+        if not found.usable:
+            raise WritingError(found.error)
+        previous = _snapshot(campaign)
         if job.kind == "draft":
             _accept_draft(team, campaign, found, use_subject)
         else:
@@ -500,8 +506,15 @@ def accept(team, campaign, job, *, use_subject=False):
         previous["used_subject"] = bool(use_subject and job.kind == "draft")
         job.previous = previous
         job.accepted_at = utcnow()
-        job.save()
+        job.save(only=[AiJob.previous, AiJob.accepted_at])
     return found
+
+
+def _reload(campaign):
+    """The campaign as stored now (another request may have changed it since this one loaded it)."""
+    stored = type(campaign).get_by_id(campaign.id)
+    campaign.__data__.update(stored.__data__)
+    campaign._dirty.clear()
 
 
 def _accept_draft(team, campaign, found, use_subject):
@@ -525,26 +538,33 @@ def _accept_rewrite(team, campaign, job, found):
 
 
 def undo(team, campaign, job):
-    """Put back what accepting `job` replaced; WritingError when the email changed since."""
+    """Put back what accepting `job` replaced; WritingError when the email changed since.
+
+    A block email gets its previous document through the block store, so that step is in the block
+    editor's undo history too."""
     check_editable(campaign)
     previous = job.previous if isinstance(job.previous, dict) else None
     if job.accepted_at is None or previous is None:
         raise WritingError("There is nothing to undo for this proposal.")
-    if body_digest(campaign.body) != previous.get("accepted_digest"):
-        raise WritingError("The email changed after this was accepted, so undoing it would lose those changes. "
-                           "Change it back by hand, or use the block editor's Undo.")
     with db.atomic():
-        if previous.get("kind") == "blocks" and campaign.kind == "blocks" and store.can_undo(campaign):
-            store.undo(campaign, brand_for(team))
+        claimed = (AiJob.update(accepted_at=None, previous=None)
+                   .where((AiJob.id == job.id) & AiJob.accepted_at.is_null(False)).execute())
+        if not claimed:
+            raise WritingError("There is nothing to undo for this proposal.")
+        _reload(campaign)
+        if body_digest(campaign.body) != previous.get("accepted_digest"):
+            raise WritingError("The email changed after this was accepted, so undoing it would lose those changes. "
+                               "Change it back by hand, or use the block editor's Undo.")
+        if previous.get("kind") == "blocks" and isinstance(previous.get("blocks"), dict):
+            store.save(campaign, previous["blocks"], brand_for(team))
         else:
             campaign.kind, campaign.body, campaign.blocks = previous["kind"], previous["body"], previous.get("blocks")
         if previous.get("used_subject"):
             campaign.subject, campaign.preheader = previous.get("subject", ""), previous.get("preheader", "")
         campaign.updated_at = utcnow()
         campaign.save()
-        job.accepted_at = None
-        job.previous = None
-        job.save()
+    job.accepted_at = None
+    job.previous = None
     return campaign
 
 
