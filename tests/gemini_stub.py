@@ -173,6 +173,10 @@ class GeminiStub(_Server):
         self._enqueue({"kind": "reply", "data": None, "text": "Here are your subject lines: {oops",
                        "input_tokens": 120, "output_tokens": 12, "finish_reason": "STOP", "model_version": None})
 
+    def raw(self, body, status=200):
+        """One answer with exactly this body text (a proxy's page, something that is not the API)."""
+        self._enqueue({"kind": "raw", "body": body, "status": status})
+
     def empty(self):
         """One answer with no candidates and no reason given."""
         self._enqueue({"kind": "empty"})
@@ -206,6 +210,8 @@ class GeminiStub(_Server):
                                                        "safetyRatings": SAFETY_RATINGS},
                                     "usageMetadata": {"promptTokenCount": 120, "totalTokenCount": 120},
                                     "modelVersion": model, "responseId": uuid.uuid4().hex[:22]})
+        if kind == "raw":
+            return behaviour["status"], {}, behaviour["body"].encode()
         if kind == "empty":
             return self._json(200, {"candidates": [], "usageMetadata": {"promptTokenCount": 120,
                                                                          "totalTokenCount": 120},

@@ -201,6 +201,21 @@ def test_no_candidates_and_no_reason_is_malformed(gemini):
     assert error.kind == "malformed" and "no answer" in error.message
 
 
+@pytest.mark.parametrize("body", ["<html>Welcome to nginx!</html>", '{"candidates": "none today"}'])
+def test_a_200_that_is_not_the_api_is_malformed(gemini, body):
+    gemini.raw(body)
+
+    error = refusal(gemini)
+
+    assert error.kind == "malformed" and "answer" in error.message
+
+
+def test_a_page_that_is_not_json_points_at_the_base_url(gemini):
+    gemini.raw("<html>Welcome to nginx!</html>")
+
+    assert refusal(gemini).message == "The AI provider's answer was not JSON; check the base URL under Admin > AI."
+
+
 def test_json_of_the_wrong_shape_is_malformed(gemini):
     gemini.reply(text='["just", "a", "list"]')
 

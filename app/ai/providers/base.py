@@ -13,6 +13,7 @@ from datetime import timezone
 from typing import Protocol
 from urllib.parse import urlsplit
 
+from app.content.text import html_to_text
 from app.errors import Problem
 
 # Kinds worth another attempt: the provider may answer next time. The others would fail the same way.
@@ -95,7 +96,10 @@ def connection_test_request(model):
 def shorten(text, limit=LONGEST_PROVIDER_MESSAGE):
     """A provider's own message, on one line and short enough for a form; a proxy's HTML error page loses
     its tags."""
-    text = " ".join(re.sub(r"<[^>]*>", " ", str(text or "")).split())
+    text = str(text or "")
+    if "<" in text:
+        text = re.sub(r"(?m)^#+ ", "", html_to_text(text))  # without the heading marks the text version adds
+    text = " ".join(text.split())
     return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
 
 

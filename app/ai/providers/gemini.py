@@ -237,6 +237,13 @@ class GeminiProvider:
             return client.models.generate_content(model=request.model, contents=request.user, config=config)
         except genai_errors.APIError as error:
             raise error_from_api(error, request.model, self.config.api_key) from None
+        except (genai_errors.UnknownApiResponseError, json.JSONDecodeError):
+            raise ProviderError("The AI provider's answer was not JSON; check the base URL under Admin > AI.",
+                                kind="malformed") from None
+        except ValueError as error:  # the client's own checks, or an answer its types cannot hold
+            raise ProviderError("The AI provider's answer could not be read: "
+                                f"{shorten(without_secret(str(error), self.config.api_key), 200)}",
+                                kind="malformed") from None
         except Exception as error:  # a network failure from the client's HTTP library, named below
             if not _is_transport_error(error):
                 raise
