@@ -264,3 +264,18 @@ def test_a_large_team_budget_is_shown_as_typed(web, admin):
     row = soup(web.get("/admin/ai")).select_one(f"#ai-team-{team.id}")
     assert row.select_one("input[name=ai_monthly_budget_usd]")["value"] == "250000.5"
     assert "of $250,000.50" in row.text
+
+
+def test_a_provider_outage_is_words_not_a_500(web, admin, gemini):
+    gemini.fail(500, message="Internal error encountered.")
+    response = web.post("/admin/ai/test", htmx=True)
+    assert response.status_code == 422
+    failure = soup(response).select_one(".flash-error")
+    assert failure.text.startswith("Test failed.") and len(failure.text) > len("Test failed. ")
+
+
+def test_team_names_are_shown_as_text(web, admin):
+    hostile = Team.create(name='<img src=x onerror="alert(1)">')
+    response = web.get("/admin/ai")
+    assert '<img src=x onerror="alert(1)">' not in response.get_data(as_text=True)
+    assert soup(response).select_one(f"#ai-team-{hostile.id} th").text == hostile.name
