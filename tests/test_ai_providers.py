@@ -352,6 +352,15 @@ def test_5xx_is_unavailable(gemini, status):
     assert "unavailable" in error.message
 
 
+@pytest.mark.parametrize("status", [408, 504])
+def test_a_gateway_timeout_is_a_timeout(gemini, status):
+    gemini.fail(status, message="Deadline expired before operation could complete.")
+
+    error = refusal(gemini)
+
+    assert (error.kind, error.status) == ("timeout", status)
+
+
 def test_a_refused_connection_names_the_host():
     stub = GeminiStub()
     stub.stop()  # its port is now closed
