@@ -51,7 +51,7 @@ def test_the_page_shows_the_defaults_and_no_key(web, admin):
 def test_each_field_is_saved_and_the_key_is_stored_encrypted(app, web, admin):
     response = web.post("/admin/ai", valid_form(
         ai_api_key=SECRET_KEY, ai_model="gemini-2.5-pro", ai_base_url="https://ai-proxy.example.com/",
-        ai_default_monthly_budget_usd="25.5", ai_user_requests_per_hour="12",
+        ai_default_monthly_budget_usd="25.5", ai_user_requests_per_hour="0",
         **{"price.1.model": "gemini-2.5-pro", "price.1.input": "1.25", "price.1.output": "10"}))
     assert response.status_code == 302
     assert SECRET_KEY not in stored("ai_api_key") and stored("ai_api_key")  # the raw row holds ciphertext
@@ -59,7 +59,7 @@ def test_each_field_is_saved_and_the_key_is_stored_encrypted(app, web, admin):
     assert current(app, "ai_model") == "gemini-2.5-pro"
     assert current(app, "ai_base_url") == "https://ai-proxy.example.com"
     assert current(app, "ai_default_monthly_budget_usd") == 25.5
-    assert current(app, "ai_user_requests_per_hour") == 12
+    assert current(app, "ai_user_requests_per_hour") == 0  # no limit
     assert current(app, "ai_prices") == {
         "gemini-2.5-flash": {"input_per_million": 0.3, "output_per_million": 2.5},
         "gemini-2.5-pro": {"input_per_million": 1.25, "output_per_million": 10.0}}
@@ -119,7 +119,8 @@ def test_prices_equal_to_the_defaults_follow_the_provider_and_a_row_can_be_added
     ({"ai_base_url": "not a url"}, "ai_base_url", "starting with https://"),
     ({"ai_default_monthly_budget_usd": "ten"}, "ai_default_monthly_budget_usd", "a number of 0 or more"),
     ({"ai_default_monthly_budget_usd": "nan"}, "ai_default_monthly_budget_usd", "a number of 0 or more"),
-    ({"ai_user_requests_per_hour": "0"}, "ai_user_requests_per_hour", "whole number"),
+    ({"ai_user_requests_per_hour": "-1"}, "ai_user_requests_per_hour", "whole number"),
+    ({"ai_user_requests_per_hour": "2.5"}, "ai_user_requests_per_hour", "whole number"),
     ({"ai_model": "gemini 2.5/../x?"}, "ai_model", "model's name"),
     ({"ai_provider": "nobody"}, "ai_provider", "Choose one of the providers"),
     ({"ai_api_key": "two words"}, "ai_api_key", "without spaces"),

@@ -172,10 +172,10 @@ def validate(form):
         form.get("ai_default_monthly_budget_usd", ""), errors, "ai_default_monthly_budget_usd",
         "Enter the budget in US dollars: a number of 0 or more (0 = no limit), e.g. 10.", maximum=MAX_BUDGET_USD)
     rate = form.get("ai_user_requests_per_hour", "").strip()
-    if rate.isdigit() and 1 <= int(rate) <= MAX_REQUESTS_PER_HOUR:
+    if rate.isdigit() and int(rate) <= MAX_REQUESTS_PER_HOUR:
         values["ai_user_requests_per_hour"] = int(rate)
     else:
-        errors["ai_user_requests_per_hour"] = (f"Enter a whole number of requests from 1 to "
+        errors["ai_user_requests_per_hour"] = (f"Enter a whole number of requests from 0 (no limit) to "
                                                f"{MAX_REQUESTS_PER_HOUR:,}, e.g. 60.")
     prices = _check_prices(submitted_price_rows(form), errors)
     key = form.get("ai_api_key", "")
