@@ -239,12 +239,12 @@ def test_another_teams_draft_routes_are_not_found_and_a_guest_may_not_use_them(a
     other_team = Team.create(name="Other")
     _user, other = make_member(app, other_team, "admin", email="boss@other.example.com")
     for path in (f"/ai/jobs/{job.id}/accept", f"/ai/jobs/{job.id}/undo", f"/ai/jobs/{job.id}/discard",
-                 f"/ai/campaigns/{campaign.id}/draft"):
+                 f"/ai/jobs/{job.id}/regenerate", f"/ai/campaigns/{campaign.id}/draft"):
         assert other.post(path, {**BRIEF, "use_subject": "1"}, htmx=True).status_code == 404, path
     assert other.get(f"/ai/jobs/{job.id}/proposal.html").status_code == 404
     _guest_user, guest = make_member(app, team, "guest", email="guest@example.com")
     for path in (f"/ai/jobs/{job.id}/accept", f"/ai/jobs/{job.id}/undo", f"/ai/jobs/{job.id}/discard",
-                 f"/ai/campaigns/{campaign.id}/draft"):
+                 f"/ai/jobs/{job.id}/regenerate", f"/ai/campaigns/{campaign.id}/draft"):
         assert guest.post(path, BRIEF, htmx=True).status_code == 403, path
     assert AiJob.select().count() == 1 and len(gemini.requests) == 1
     unchanged = Campaign.get_by_id(campaign.id)
@@ -273,3 +273,19 @@ def test_undo_is_refused_when_the_body_was_changed_after_the_accept(web, gemini,
     assert refused.status_code == 422 and "would lose those changes" in refused.get_data(as_text=True)
     assert Campaign.get_by_id(campaign.id).body == "<p>Edited by hand after the accept.</p>"
     assert AiJob.get_by_id(job.id).accepted_at is not None
+
+
+def test_the_same_brief_comes_from_the_cache_and_regenerate_asks_again(web, gemini, campaign):
+    gemini.reply(data=HTML_ANSWER)
+    _draft(web, campaign, body_kind="html")
+    response = _draft(web, campaign, body_kind="html")
+    cached = _latest_job()
+    assert len(gemini.requests) == 1 and cached.result["cached"] is True
+    card = soup(response).select_one(f"#ai-result-{cached.id}")
+    assert "from cache" in card.get_text() and card.select_one(f"#ai-regenerate-{cached.id}").get_text() == "Regenerate"
+    gemini.reply(data={**HTML_ANSWER, "subject": "Another subject"})
+    again = web.post(f"/ai/jobs/{cached.id}/regenerate", htmx=True)
+    assert again.status_code == 200, again.get_data(as_text=True)
+    fresh = _latest_job()
+    assert len(gemini.requests) == 2 and fresh.id != cached.id and fresh.result["cached"] is False
+    assert "Another subject" in soup(again).select_one(f"#ai-job-{fresh.id}").get_text()

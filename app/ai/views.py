@@ -323,6 +323,27 @@ def discard(job_id):
     return render_template("ai/_discarded.html", job=job)
 
 
+@bp.route("/jobs/<int:job_id>/regenerate", methods=["POST"])
+@require("edit_content")
+def regenerate(job_id):
+    """The same draft or rewrite asked again, past the cache; the new job's card takes the old one's place."""
+    job = _writing_job(job_id)
+    try:
+        writing.check_editable(job.campaign)
+        again = jobs.start(g.team, current_user.id, job.campaign, job.kind, dict(job.inputs),
+                           context=dict(job.context or {}), regenerate=True)
+    except Problem as problem:
+        if not is_htmx():
+            flash(problem.message, "error")
+            return redirect(url_for("campaigns.edit", campaign_id=job.campaign_id) + f"#ai-job-{job.id}")
+        return render_template("ai/_job.html", job=job, result=job.result or {}, problem=problem.message), 422
+    run_ai_job(again.id)
+    again = AiJob.get_by_id(again.id)
+    if not is_htmx():
+        return redirect(url_for("campaigns.edit", campaign_id=again.campaign_id) + f"#ai-job-{again.id}")
+    return render_template("ai/_job.html", job=again, result=again.result or {})
+
+
 @bp.route("/jobs/<int:job_id>/proposal.html")
 @require("view")
 def proposal_html(job_id):
