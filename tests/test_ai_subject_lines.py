@@ -152,6 +152,9 @@ def test_one_suggestion_is_not_a_test_and_a_sent_campaign_is_refused(app, web, g
     assert "Duplicate it" in soup(refused).select_one("[role=alert]").get_text()
     used = web.post(f"/ai/jobs/{job.id}/use/0", htmx=True)
     assert used.status_code == 422
+    asked = web.post(f"/ai/campaigns/{campaign.id}/subject-lines", {"brief": "More"}, htmx=True)
+    assert asked.status_code == 422 and "Duplicate it" in asked.get_data(as_text=True)
+    assert AiJob.select().count() == 1 and len(gemini.requests) == 1
     unchanged = Campaign.get_by_id(campaign.id)
     assert unchanged.subject == "Hello {{ contact.name }}" and unchanged.ab_test == {}
 

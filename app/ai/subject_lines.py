@@ -32,6 +32,8 @@ def inputs_for(campaign, brief):
 
 
 def start(team, user, campaign, brief, regenerate=False):
+    """The job asking for suggestions; only for a campaign whose subject can still change."""
+    campaign_services.check_subject_editable(campaign)
     return jobs.start(team, user, campaign, KIND, inputs_for(campaign, brief), regenerate=regenerate)
 
 

@@ -341,7 +341,8 @@ def _variant_value(campaign, tests, name, value):
         raise CampaignError(str(exc), field=name) from None
 
 
-def _check_editable(campaign):
+def check_subject_editable(campaign):
+    """CampaignError unless the campaign's subject may still change (a draft, or a failed one)."""
     if campaign.state in (CampaignState.DRAFT, CampaignState.FAILED):
         return
     if campaign.state in (CampaignState.SCHEDULED, CampaignState.PAUSED):
@@ -367,7 +368,7 @@ def _checked_subject(subject, preheader, field="subject"):
 def set_subject(campaign, subject, preheader):
     """Save a new subject and preheader on a draft, the rest of it as stored; returns the previous
     {"subject", "preheader"} (for an undo)."""
-    _check_editable(campaign)
+    check_subject_editable(campaign)
     subject, preheader = _checked_subject(subject, preheader)
     previous = {"subject": campaign.subject, "preheader": campaign.preheader}
     campaign.subject, campaign.preheader, campaign.updated_at = subject, preheader, utcnow()
@@ -379,7 +380,7 @@ def subject_ab_test(campaign, pairs):
     """Make `pairs` ([(subject, preheader)], two to four) the variants of the draft's subject A/B test:
     the campaign (variant A) takes the first, variants B.. the rest. A subject test already set up keeps
     its sample, wait and metric; one that tests something else is refused, not replaced."""
-    _check_editable(campaign)
+    check_subject_editable(campaign)
     if not 2 <= len(pairs) <= len(AB_LABELS):
         raise CampaignError(f"Choose two to {len(AB_LABELS)} subject lines to test against each other.")
     pairs = [_checked_subject(subject, preheader) for subject, preheader in pairs]
