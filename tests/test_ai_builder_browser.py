@@ -15,6 +15,8 @@ from browser_support import assert_fits_the_screen  # noqa: E402
 from browser_support import screenshots  # noqa: E402
 from browser_support import sign_up_admin  # noqa: E402
 
+from app.ai import jobs  # noqa: E402
+from app.models import AiJob  # noqa: E402
 from app.models import Campaign  # noqa: E402
 from app.models import Team  # noqa: E402
 from app.models import Variant  # noqa: E402
@@ -90,3 +92,28 @@ def test_subject_lines_into_an_ab_test(app, page, gemini, size):
     saved = Campaign.get_by_id(campaign.id)
     assert (saved.subject, saved.preheader) == ("Tulips are back", "Forty kinds, planted by hand")
     assert saved.ab_test["tests"] == "subject" and saved.ab_test["metric"] == "opens"
+
+
+def test_a_waiting_job_polls_until_its_answer_and_cancel_stops_another(app, page, gemini):
+    sign_up_admin(page)
+    campaign = _draft(app)
+    with app.app_context():
+        waiting = jobs.start(Team.get(), None, campaign, "subject_lines", {"brief": "Bulbs"})
+    page.goto(f"/campaigns/{campaign.id}")
+    card = page.locator(f"#ai-job-{waiting.id}")
+    expect(card.get_by_role("status")).to_contain_text("Writing suggestions")
+    assert_accessible(page)
+    with app.app_context():
+        jobs.run(waiting.id)  # what the worker does; the page finds out by itself
+    expect(card.locator(".ai-suggestion")).to_have_count(5)
+
+    with app.app_context():
+        second = jobs.start(Team.get(), None, campaign, "subject_lines", {"brief": "Tulips"})
+    page.reload()
+    card = page.locator(f"#ai-job-{second.id}")
+    card.get_by_role("button", name="Cancel").click()
+    expect(card).to_contain_text("Cancelled: nothing was changed.")
+    expect(card.get_by_role("button", name="Try again")).to_be_focused()
+    with app.app_context():
+        jobs.run(second.id)
+    assert AiJob.get_by_id(second.id).state == "cancelled" and len(gemini.requests) == 1
