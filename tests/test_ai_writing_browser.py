@@ -13,6 +13,8 @@ from browser_support import assert_fits_the_screen  # noqa: E402
 from browser_support import screenshots  # noqa: E402
 from browser_support import sign_up_admin  # noqa: E402
 
+from app.content.blocks import schema  # noqa: E402
+from app.content.blocks import store  # noqa: E402
 from app.models import Campaign  # noqa: E402
 from app.models import Team  # noqa: E402
 
@@ -103,3 +105,32 @@ def test_a_draft_from_a_brief_beside_the_body_accepted_and_undone_then_a_selecti
     expect(body_field).to_have_value(expected)
     assert stored(campaign).body == expected
     shot(page, "rewrite-accepted")
+
+
+def test_a_text_block_rewritten_with_ai_then_put_back_with_the_block_editors_undo(app, page, gemini):
+    sign_up_admin(page)
+    campaign = draft_campaign(app)
+    with app.app_context():
+        text = schema.new_block("text")
+        text["html"] = "<p>Hello {{ contact.first_name }}, we are very very happy to open again.</p>"
+        store.save(Campaign.get_by_id(campaign.id), {"version": 1, "blocks": [schema.new_block("heading"), text]})
+    gemini.reply(data={"text": "<p>Hello {{ contact.first_name }}, we open again.</p>"})
+    page.goto(f"/campaigns/{campaign.id}")
+    block = page.locator(f"#block-{text['id']}")
+    block.get_by_text("Rewrite with AI").click()
+    block.get_by_label("How").select_option("shorter")
+    block.get_by_role("button", name="Rewrite this block").click()
+    card = block.locator(".ai-result")
+    expect(card.locator(".ai-proposed")).to_contain_text("we open again.")
+    expect(card).to_contain_text("very very happy")  # the block's text now, beside the proposal
+    assert_fits_the_screen(page)
+    shot(page, "block-proposal")
+    card.get_by_role("button", name="Accept").click()
+    # The editor is loaded again: the block's summary and form show the new text, and its card says so.
+    expect(page.locator(f"#block-{text['id']} .block-summary")).to_contain_text("we open again.")
+    expect(page.locator(f"#block-{text['id']} .ai-result")).to_contain_text("The rewrite is in the email")
+    assert "we open again." in stored(campaign).blocks["blocks"][1]["html"]
+    page.locator("#block-undo").click()
+    expect(page.locator(f"#block-{text['id']} .block-summary")).to_contain_text("very very happy")
+    assert "very very happy" in stored(campaign).blocks["blocks"][1]["html"]
+    expect(page.locator(f"#block-{text['id']} .ai-result")).to_contain_text("the email has changed since")

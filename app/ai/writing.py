@@ -85,6 +85,7 @@ class Proposal:
     flags: list = dataclasses.field(default_factory=list)   # spam wording
     error: str = ""              # set: the proposal cannot be used, and says why
     target: dict = dataclasses.field(default_factory=dict)  # a rewrite: {"scope": "body"|"selection"|"block", ...}
+    in_email: bool = False       # accepted, and the email is still as the accept left it
 
     @property
     def usable(self):
@@ -308,9 +309,15 @@ def _answer(job):
 
 def proposal(team, campaign, job):
     """The job's answer, checked; a refusal is a Proposal with `error` set (shown, never stored)."""
-    if job.kind == "draft":
-        return draft_proposal(team, job)
-    return rewrite_proposal(team, campaign, job)
+    found = draft_proposal(team, job) if job.kind == "draft" else rewrite_proposal(team, campaign, job)
+    found.in_email = is_in_email(campaign, job)
+    return found
+
+
+def is_in_email(campaign, job):
+    """Whether the email is still as accepting `job` left it (so Undo can put back what it replaced)."""
+    previous = job.previous if isinstance(job.previous, dict) else None
+    return bool(job.accepted_at and previous and body_digest(campaign.body) == previous.get("accepted_digest"))
 
 
 def draft_proposal(team, job):
