@@ -22,16 +22,12 @@ log = logging.getLogger(__name__)
 
 # A job's kind -> the prompt it runs.
 PROMPTS = {"subject_lines": "subject_lines", "draft": "draft", "rewrite": "rewrite"}
-STATES = ("queued", "running", "done", "failed", "cancelled")
 WAITING = ("queued", "running")
 KEEP_PER_CAMPAIGN = 20
 # Longer than any answer takes (three attempts of 30 s and the waits between them): a job still waiting
 # after this lost its worker (a restart), so the page stops waiting and offers Try again.
 STALE_AFTER = datetime.timedelta(minutes=10)
 SUGGESTIONS = 5
-# What a kind adds to the stored result, from the Generation: {kind: function(job, generation) -> dict}.
-# The module of a kind may add its own entry when it is imported.
-RESULT_SHAPERS = {}
 
 
 class JobError(Problem):
@@ -97,9 +93,6 @@ def _result(job, generation):
               "record_id": generation.record_id}
     if job.kind == "subject_lines":
         result["items"] = subject_lines(generation.data)
-    shaper = RESULT_SHAPERS.get(job.kind)
-    if shaper is not None:
-        result.update(shaper(job, generation))
     return result
 
 
