@@ -206,3 +206,20 @@ def test_a_block_email_is_sent_as_its_text_with_tags_and_no_contact_data(web, ge
     assert "<table" not in sent and "padding" not in sent
     for contact in Contact.select():
         assert contact.email not in sent and contact.name not in sent
+
+
+def test_without_javascript_each_button_posts_and_comes_back_to_the_builder(web, gemini, ready_team):
+    _team, news = ready_team
+    campaign = create_draft(web, news)
+    started = web.post(f"/ai/campaigns/{campaign.id}/subject-lines", {"brief": "Bulbs"})
+    assert started.status_code == 302 and started.headers["Location"].endswith(f"/campaigns/{campaign.id}#ai-panel")
+    page = soup(web.get(f"/campaigns/{campaign.id}"))
+    assert len(page.select("#ai-panel .ai-suggestion")) == 5  # the latest job is shown on the page
+    job = AiJob.select().order_by(AiJob.id.desc()).first()
+    form = page.select_one(f"#ai-ab-form-{job.id}")
+    assert form["action"] == f"/ai/jobs/{job.id}/ab-test"
+    assert form.select("button")[0]["formaction"] == f"/ai/jobs/{job.id}/use/0"
+    used = web.post(f"/ai/jobs/{job.id}/use/0", follow_redirects=True)
+    page = soup(used)
+    assert "Saved as the subject" in page.select_one(".flash-success").get_text()
+    assert page.select_one("#f-subject")["value"] == "Sample subject 1"

@@ -57,6 +57,8 @@ def _team_job(job_id):
 
 def _back_to_builder(job, message, category="success"):
     flash(message, category)
+    if job.campaign_id is None:
+        return redirect(url_for("campaigns.index"))
     return redirect(url_for("campaigns.edit", campaign_id=job.campaign_id) + "#ai-panel")
 
 
