@@ -189,8 +189,9 @@ def test_the_ab_form_saves_a_preheader_per_variant(web, ready_team):
     variants = {v.label: v for v in Variant.select().where(Variant.campaign == campaign.id)}
     assert (variants["B"].subject, variants["B"].preheader) == ("Subject B", "Preheader B")
     assert variants["A"].preheader == ""
-    preview = web.get(f"/campaigns/{campaign.id}/preview?variant=B")
-    assert preview.status_code == 200
+    b_frame = web.get(f"/campaigns/{campaign.id}/preview.html?variant=B").get_data(as_text=True)
+    a_frame = web.get(f"/campaigns/{campaign.id}/preview.html?variant=A").get_data(as_text=True)
+    assert "Preheader B" in b_frame and "Preheader B" not in a_frame
 
 
 def test_a_block_email_is_sent_as_its_text_with_tags_and_no_contact_data(web, gemini, ready_team):
