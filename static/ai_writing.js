@@ -45,4 +45,13 @@
       }
     });
   });
+
+  // After Accept or Undo the card is swapped and the pressed button is gone: the focus goes to the button
+  // that reverses it (Undo after Accept, Accept after Undo), so a keyboard user stays in the card.
+  document.addEventListener("htmx:afterSwap", function (event) {
+    var next = event.target.querySelector && event.target.querySelector("[data-ai-focus]");
+    if (next) {
+      next.focus();
+    }
+  });
 })();

@@ -82,11 +82,12 @@ def test_a_draft_from_a_brief_beside_the_body_accepted_and_undone_then_a_selecti
     expect(page.locator("#f-subject")).to_have_value("Seven courses this spring")
 
     undo = result.get_by_role("button", name="Undo")
-    undo.focus()
+    expect(undo).to_be_focused()  # the keyboard stays in the card
     page.keyboard.press("Enter")
     expect(body_field).to_have_value(OLD_BODY)
     expect(page.locator("#f-subject")).to_have_value("Old subject")
     assert (stored(campaign).body, stored(campaign).subject) == (OLD_BODY, "Old subject")
+    expect(result.get_by_role("button", name="Accept into the email")).to_be_focused()
 
     # Rewrite only a selection of the body: the script sends where it is, the answer goes back there.
     gemini.reply(data={"text": "We are glad the shop opens again."})
