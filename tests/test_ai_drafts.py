@@ -289,3 +289,12 @@ def test_the_same_brief_comes_from_the_cache_and_regenerate_asks_again(web, gemi
     fresh = _latest_job()
     assert len(gemini.requests) == 2 and fresh.id != cached.id and fresh.result["cached"] is False
     assert "Another subject" in soup(again).select_one(f"#ai-job-{fresh.id}").get_text()
+
+
+def test_spam_wording_in_a_draft_is_named_beside_it(web, gemini, campaign):
+    gemini.reply(data={**HTML_ANSWER, "subject": "ACT NOW!!! FREE MONEY", "html": "<p>Act now, 100% free!!!</p>"})
+    response = _draft(web, campaign, body_kind="html")
+    job = _latest_job()
+    flags = soup(response).select_one(f"#ai-result-{job.id} .ai-flags")
+    assert flags is not None and len(flags.select("li")) >= 2
+    assert any("act now" in item.get_text().lower() for item in flags.select("li"))

@@ -196,3 +196,15 @@ def test_with_ai_off_a_block_offers_no_rewrite(web, campaign):
     assert page.select_one(f"#block-{text['id']}") is not None
     assert page.select_one(f"#ai-block-{text['id']}") is None
     assert page.select_one("#ai-off") is not None  # the AI panel says how to turn it on
+
+
+def test_a_markdown_body_is_rewritten_as_markdown(web, gemini, campaign):
+    Campaign.update(kind="markdown", body="# Hello {{ contact.first_name }}\n\nWe are very very happy.").where(
+        Campaign.id == campaign.id).execute()
+    gemini.reply(data={"text": "# Hello {{ contact.first_name }}\n\nWe are happy."})
+    _rewrite(web, campaign, scope="body")
+    assert '"format": "markdown"' in gemini.bodies_text() or "Format: markdown" in gemini.bodies_text()
+    job = _latest_job()
+    assert web.post(f"/ai/jobs/{job.id}/accept", htmx=True).status_code == 200
+    stored = Campaign.get_by_id(campaign.id)
+    assert (stored.kind, stored.body) == ("markdown", "# Hello {{ contact.first_name }}\n\nWe are happy.")
