@@ -298,3 +298,13 @@ def test_spam_wording_in_a_draft_is_named_beside_it(web, gemini, campaign):
     flags = soup(response).select_one(f"#ai-result-{job.id} .ai-flags")
     assert flags is not None and len(flags.select("li")) >= 2
     assert any("act now" in item.get_text().lower() for item in flags.select("li"))
+
+
+def test_a_markdown_draft_with_a_script_is_refused_not_stored(web, gemini, campaign):
+    gemini.reply(data={"subject": "Menu", "preheader": "P", "text": "T",
+                       "markdown": "# Hello\n\n<script>alert(1)</script>\n\n<a href='#' onclick='x()'>Book</a>"})
+    response = _draft(web, campaign, body_kind="markdown")
+    job = _latest_job()
+    assert "HTML that an email cannot keep" in soup(response).select_one(f"#ai-refused-{job.id}").get_text()
+    assert web.post(f"/ai/jobs/{job.id}/accept", {}, htmx=True).status_code == 422
+    assert Campaign.get_by_id(campaign.id).kind == "html"

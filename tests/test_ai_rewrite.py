@@ -208,3 +208,20 @@ def test_a_markdown_body_is_rewritten_as_markdown(web, gemini, campaign):
     assert web.post(f"/ai/jobs/{job.id}/accept", htmx=True).status_code == 200
     stored = Campaign.get_by_id(campaign.id)
     assert (stored.kind, stored.body) == ("markdown", "# Hello {{ contact.first_name }}\n\nWe are happy.")
+
+
+def test_the_text_around_a_selection_stays_exactly_as_typed_and_a_script_in_the_slice_is_cleaned(web, gemini, campaign):
+    typed = "<p>Line one<br/>still {{contact.first_name}}</p>\r\n<p>Old sentence.</p>"
+    Campaign.update(body=typed).where(Campaign.id == campaign.id).execute()
+    start = typed.replace("\r\n", "\n").index("Old sentence.")
+    gemini.reply(data={"text": "New sentence."})
+    _rewrite(web, campaign, scope="selection", selection_start=start, selection_end=start + len("Old sentence."))
+    web.post(f"/ai/jobs/{_latest_job().id}/accept", htmx=True)
+    assert Campaign.get_by_id(campaign.id).body == "<p>Line one<br/>still {{contact.first_name}}</p>\n<p>New sentence.</p>"
+
+    start = Campaign.get_by_id(campaign.id).body.index("New sentence.")
+    gemini.reply(data={"text": 'New <b onclick="x()">sentence</b>.<script>y()</script>'})
+    _rewrite(web, campaign, scope="selection", selection_start=start, selection_end=start + len("New sentence."))
+    web.post(f"/ai/jobs/{_latest_job().id}/accept", htmx=True)
+    body = Campaign.get_by_id(campaign.id).body
+    assert "<b>sentence</b>." in body and "onclick" not in body and "<script" not in body

@@ -62,6 +62,9 @@ TOP_LEVEL_NAMES = ("postal_address",) + LINK_VARIABLES
 
 _TAG_SPACES = re.compile(r"\s+")
 _PARAGRAPHS = re.compile(r"\n\s*\n")
+# Raw HTML in a Markdown answer that email cannot keep: refused rather than stored (Markdown is stored as written).
+_UNSAFE_MARKDOWN = re.compile(r"<\s*/?\s*(?:script|style|iframe|object|embed|form|input|svg|math|template|meta|link|base)\b"
+                              r"|<[^>]*\son[a-z]+\s*=|javascript:|vbscript:|data:text/html", re.IGNORECASE)
 _CONDITION = re.compile(r"\{%[-+]?\s*(?:if|elif)\b(.*?)[-+]?%\}$", re.DOTALL)
 
 
@@ -340,6 +343,8 @@ def draft_proposal(team, job):
                 raise WritingError(f"The answer has no {'HTML' if body_kind == 'html' else 'Markdown'} body; "
                                    "generate it again.")
             check_merge_tags(team, source)
+            if body_kind == "markdown":
+                check_markdown(source)
             found.body = prepare.clean_source(source, body_kind)
     except (WritingError, BlockProblem, RenderError) as problem:
         found.error = problem.message if isinstance(problem, WritingError) else f"The draft cannot be used: {problem.message}"
@@ -436,17 +441,35 @@ def rewrite_proposal(team, campaign, job):
         if target["scope"] == "block":
             found.body = _rewritten_block(campaign, target, replacement, text_format)
         else:
-            body = plain_lines(campaign.body)
+            kind = campaign.kind if campaign.kind in ("html", "markdown") else "html"
+            if kind == "markdown":
+                check_markdown(replacement, "The rewrite")
             if target["scope"] == "selection":
-                body = body[:target["start"] or 0] + replacement + body[target["end"] or 0:]
+                body = plain_lines(campaign.body)
+                spliced = body[:target["start"] or 0] + replacement + body[target["end"] or 0:]
+                cleaned = prepare.clean_source(spliced, kind)
+                # The writer's own text around the slice stays exactly as typed (it is cleaned whenever it is
+                # rendered, like any body); only a slice the cleaner would change is stored cleaned, with the rest.
+                found.body = spliced if kind == "markdown" or _clean_as_it_is(replacement) else cleaned
             else:
-                body = replacement
-            found.body = prepare.clean_source(body, campaign.kind if campaign.kind in ("html", "markdown") else "html")
+                found.body = prepare.clean_source(replacement, kind)
     except (WritingError, BlockProblem, RenderError) as problem:
         found.error = problem.message if isinstance(problem, WritingError) else f"The rewrite cannot be used: {problem.message}"
         return found
     found.flags = spam_check.flags(replacement)
     return found
+
+
+def check_markdown(source, what="The draft"):
+    if _UNSAFE_MARKDOWN.search(source or ""):
+        raise WritingError(f"{what} has HTML that an email cannot keep (a script, a style, a form or an event "
+                           "attribute), so it cannot be used. Ask again.")
+
+
+def _clean_as_it_is(fragment):
+    """Whether the sanitizer leaves this piece of HTML exactly as it is (nothing removed, nothing escaped)."""
+    cleaned, constructs, lost = sanitize.protect_and_clean(fragment)
+    return not lost and sanitize.restore(cleaned, constructs) == fragment
 
 
 def _check_fresh(campaign, target):
