@@ -64,7 +64,7 @@ _TAG_SPACES = re.compile(r"\s+")
 _PARAGRAPHS = re.compile(r"\n\s*\n")
 # Raw HTML in a Markdown answer that email cannot keep: refused rather than stored (Markdown is stored as written).
 _UNSAFE_MARKDOWN = re.compile(r"<\s*/?\s*(?:script|style|iframe|object|embed|form|input|svg|math|template|meta|link|base)\b"
-                              r"|<[^>]*\son[a-z]+\s*=|javascript:|vbscript:|data:text/html", re.IGNORECASE)
+                              r"|\son[a-z]+\s*=\s*[\"'\w]|javascript:|vbscript:|data:text/html", re.IGNORECASE)
 _CONDITION = re.compile(r"\{%[-+]?\s*(?:if|elif)\b(.*?)[-+]?%\}$", re.DOTALL)
 
 
