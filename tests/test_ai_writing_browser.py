@@ -125,6 +125,7 @@ def test_a_text_block_rewritten_with_ai_then_put_back_with_the_block_editors_und
     expect(card.locator(".ai-proposed")).to_contain_text("we open again.")
     expect(card).to_contain_text("very very happy")  # the block's text now, beside the proposal
     assert_fits_the_screen(page)
+    assert_accessible(page)
     shot(page, "block-proposal")
     card.get_by_role("button", name="Accept").click()
     # The editor is loaded again: the block's summary and form show the new text, and its card says so.
