@@ -308,3 +308,16 @@ def test_a_markdown_draft_with_a_script_is_refused_not_stored(web, gemini, campa
     assert "HTML that an email cannot keep" in soup(response).select_one(f"#ai-refused-{job.id}").get_text()
     assert web.post(f"/ai/jobs/{job.id}/accept", {}, htmx=True).status_code == 422
     assert Campaign.get_by_id(campaign.id).kind == "html"
+
+
+def test_without_javascript_the_forms_post_and_come_back_to_the_builder(web, gemini, campaign):
+    gemini.reply(data=HTML_ANSWER)
+    started = web.post(f"/ai/campaigns/{campaign.id}/draft", {**BRIEF, "body_kind": "html"})
+    job = _latest_job()
+    assert started.status_code == 302 and started.headers["Location"].endswith(f"/campaigns/{campaign.id}#ai-job-{job.id}")
+    page = soup(web.get(f"/campaigns/{campaign.id}"))
+    assert page.select_one(f"#ai-draft #ai-result-{job.id}") is not None
+    accepted = web.post(f"/ai/jobs/{job.id}/accept", {"use_subject": "1"})
+    assert accepted.status_code == 302 and Campaign.get_by_id(campaign.id).subject == "Our new tasting menu"
+    refused = web.post(f"/ai/campaigns/{campaign.id}/draft", {**BRIEF, "goal": ""})
+    assert refused.status_code == 302 and len(gemini.requests) == 1
