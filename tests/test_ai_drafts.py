@@ -321,3 +321,13 @@ def test_without_javascript_the_forms_post_and_come_back_to_the_builder(web, gem
     assert accepted.status_code == 302 and Campaign.get_by_id(campaign.id).subject == "Our new tasting menu"
     refused = web.post(f"/ai/campaigns/{campaign.id}/draft", {**BRIEF, "goal": ""})
     assert refused.status_code == 302 and len(gemini.requests) == 1
+
+
+def test_a_team_with_very_many_fields_still_gets_a_draft(web, gemini, campaign, team):
+    for number in range(200):
+        CustomField.create(team=team, key=f"a_rather_long_field_name_{number:03d}", label=f"F {number}", type="text")
+    gemini.reply(data=HTML_ANSWER)
+    response = _draft(web, campaign, body_kind="html")
+    assert response.status_code == 200 and _latest_job().state == "done"
+    sent = gemini.bodies_text()
+    assert "{{ contact.first_name }}" in sent and "a_rather_long_field_name_000" in sent

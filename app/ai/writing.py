@@ -54,6 +54,7 @@ DRAFT_LIMITS = {"goal": ("The goal", 500), "audience": ("The audience", 300), "k
                 "cta_text": ("The call to action", 80), "cta_url": ("The call to action's address", 500)}
 MAX_LANGUAGE = 60
 MAX_REWRITE_TEXT = 20000
+MAX_TAG_LIST = 4000  # the draft prompt's merge_tags input
 
 # The contact fields every team has (app/content/fields.py), then the rest a body may name.
 CONTACT_FIELDS = ("first_name", "last_name", "name", "email")
@@ -198,8 +199,19 @@ def draft_inputs(team, campaign, form):
         errors["body_kind"] = "Choose blocks, HTML or Markdown."
     if errors:
         raise WritingError(errors=errors)
-    return {**values, "tone": tone, "length": length, "body_kind": body_kind,
-            "merge_tags": "\n".join(merge_tags(team))}
+    return {**values, "tone": tone, "length": length, "body_kind": body_kind, "merge_tags": _tag_list(team)}
+
+
+def _tag_list(team):
+    """The merge tags for the prompt, one a line, within the prompt's limit (a team with hundreds of fields
+    sends the first ones; the built-in fields come first)."""
+    lines, size = [], 0
+    for tag in merge_tags(team):
+        if size + len(tag) + 1 > MAX_TAG_LIST:
+            break
+        lines.append(tag)
+        size += len(tag) + 1
+    return "\n".join(lines)
 
 
 def _language(form, errors):
