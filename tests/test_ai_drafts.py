@@ -331,3 +331,16 @@ def test_a_team_with_very_many_fields_still_gets_a_draft(web, gemini, campaign, 
     assert response.status_code == 200 and _latest_job().state == "done"
     sent = gemini.bodies_text()
     assert "{{ contact.first_name }}" in sent and "a_rather_long_field_name_000" in sent
+
+
+def test_an_html_draft_for_a_block_email_is_previewed_as_html_and_a_blocks_draft_as_blocks(web, gemini, campaign):
+    store.save(campaign, {"version": 1, "blocks": [schema.new_block("heading")]})
+    gemini.reply(data=HTML_ANSWER)
+    _draft(web, campaign, body_kind="html")
+    shown = web.get(f"/ai/jobs/{_latest_job().id}/proposal.html").get_data(as_text=True)
+    assert "Seven courses are waiting" in shown and "<script" not in shown
+    gemini.reply(data={"subject": "S", "preheader": "P", "text": "T", "blocks": [{"type": "text", "text": "Block text."}]})
+    _draft(web, campaign, body_kind="blocks", goal="Another goal")
+    shown = web.get(f"/ai/jobs/{_latest_job().id}/proposal.html").get_data(as_text=True)
+    assert "Block text." in shown and "loft-card" in shown  # the block email's own markup
+    assert Campaign.get_by_id(campaign.id).kind == "blocks" and "Block text." not in Campaign.get_by_id(campaign.id).body

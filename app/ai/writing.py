@@ -12,7 +12,6 @@ import dataclasses
 import hashlib
 import html
 import re
-import types
 
 from jinja2 import nodes
 from jinja2.exceptions import TemplateSyntaxError
@@ -35,6 +34,7 @@ from app.content.sandbox import environment
 from app.db import db
 from app.errors import Problem
 from app.models import AiJob
+from app.models import Campaign
 from app.models import utcnow
 
 TONES = (("friendly", "Friendly"), ("professional", "Professional"), ("enthusiastic", "Enthusiastic"),
@@ -631,11 +631,16 @@ def proposal_preview(team, campaign, job):
     found = proposal(team, campaign, job)
     if not found.usable:
         return _note_page(found.error)
-    kind = "blocks" if found.body_kind in ("blocks", "plain") or campaign.kind == "blocks" else found.body_kind
-    if found.job_kind == "rewrite" and kind != "blocks":
+    if found.job_kind == "draft":
+        kind = found.body_kind
+    elif found.target.get("scope") == "block":
+        kind = "blocks"
+    else:
         kind = campaign.kind if campaign.kind in ("html", "markdown") else "html"
-    item = types.SimpleNamespace(body=found.body, kind=kind, subject=found.subject or campaign.subject,
-                                 name=campaign.name, team=team)
+    # An unsaved copy of the campaign with the proposal in it: the preview wraps it in the campaign's layout,
+    # as it will be sent.
+    item = Campaign(**{**campaign.__data__, "body": found.body, "kind": kind,
+                       "subject": found.subject or campaign.subject, "preheader": found.preheader or campaign.preheader})
     try:
         return prepare.preview(item, sample_contact(), team=team)[1]
     except RenderError as error:
