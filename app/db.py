@@ -34,10 +34,16 @@ SQLITE_OPTIONS = dict(
 )
 
 
+def open_database(url):
+    """The database at `url` (sqlite:///path or postgresql://...), not bound to the app's proxy: what
+    `flask db copy-to` writes into."""
+    options = SQLITE_OPTIONS if url.startswith("sqlite") else {}
+    return connect(url, **options)
+
+
 def init_db(url):
     """Bind the proxy to the database at `url` (sqlite:///path or postgresql://...)."""
-    options = SQLITE_OPTIONS if url.startswith("sqlite") else {}
-    database = connect(url, **options)
+    database = open_database(url)
     db.initialize(database)
     return database
 
