@@ -116,6 +116,9 @@ def host_of(url):
     return parts.netloc.rsplit("@", 1)[-1] or url
 
 
+NOT_IN_SHAPE = "The AI provider's answer was not in the shape asked for; try again."
+
+
 def truncated_message(output_tokens):
     return (f"The answer was cut off after {output_tokens} tokens; try a shorter brief or ask for less.")
 
@@ -145,3 +148,31 @@ def parse_json_answer(text):
     stripped = text.strip()
     fenced = re.fullmatch(r"```(?:json)?\s*(.*?)\s*```", stripped, re.DOTALL)
     return json.loads(fenced.group(1) if fenced else stripped)
+
+
+def _shape_matches(schema, data):
+    kind = str(schema.get("type", "")).lower()
+    return {"object": isinstance(data, dict), "array": isinstance(data, list)}.get(kind, True)
+
+
+def answer_data(text, finish, output_tokens, schema):
+    """The parsed answer of a request with an output schema (None without one), or ProviderError in words.
+
+    Every provider ends the same way once it has the answer's text and normalised finish reason: an empty
+    answer, a cut-off one and one not in the shape asked for are told apart here, so the words are the same
+    whichever provider answered."""
+    if not text.strip():
+        if finish == "max_tokens":
+            raise ProviderError(truncated_message(output_tokens), kind="truncated")
+        raise ProviderError("The AI provider sent back an empty answer; try again.", kind="malformed")
+    if schema is None:
+        return None
+    try:
+        data = parse_json_answer(text)
+    except ValueError:
+        if finish == "max_tokens":
+            raise ProviderError(truncated_message(output_tokens), kind="truncated") from None
+        raise ProviderError(NOT_IN_SHAPE, kind="malformed") from None
+    if not _shape_matches(schema, data):
+        raise ProviderError(NOT_IN_SHAPE, kind="malformed")
+    return data

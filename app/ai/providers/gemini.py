@@ -19,13 +19,12 @@ from app.ai.providers.base import AiRequest
 from app.ai.providers.base import AiResult
 from app.ai.providers.base import ProviderConfig
 from app.ai.providers.base import ProviderError
+from app.ai.providers.base import answer_data
 from app.ai.providers.base import connection_test_request
 from app.ai.providers.base import host_of
-from app.ai.providers.base import parse_json_answer
 from app.ai.providers.base import seconds_from_retry_after
 from app.ai.providers.base import shorten
 from app.ai.providers.base import timeout_message
-from app.ai.providers.base import truncated_message
 from app.ai.providers.base import without_secret
 
 PUBLIC_ENDPOINT = "https://generativelanguage.googleapis.com"
@@ -190,11 +189,6 @@ def _value(enum_or_text):
     return getattr(enum_or_text, "value", enum_or_text) or ""
 
 
-def _shape_matches(schema, data):
-    kind = str(schema.get("type", "")).lower()
-    return {"object": isinstance(data, dict), "array": isinstance(data, list)}.get(kind, True)
-
-
 class GeminiProvider:
     name = "gemini"
 
@@ -270,22 +264,7 @@ class GeminiProvider:
             raise ProviderError("The AI provider stopped its answer for safety reasons "
                                 f"({raw_finish.replace('_', ' ').lower()}); rephrase the brief and try again.",
                                 kind="blocked")
-        if not text.strip():
-            if finish == "max_tokens":
-                raise ProviderError(truncated_message(output_tokens), kind="truncated")
-            raise ProviderError("The AI provider sent back an empty answer; try again.", kind="malformed")
-        data = None
-        if request.schema is not None:
-            try:
-                data = parse_json_answer(text)
-            except ValueError:
-                if finish == "max_tokens":
-                    raise ProviderError(truncated_message(output_tokens), kind="truncated") from None
-                raise ProviderError("The AI provider's answer was not in the shape asked for; try again.",
-                                    kind="malformed") from None
-            if not _shape_matches(request.schema, data):
-                raise ProviderError("The AI provider's answer was not in the shape asked for; try again.",
-                                    kind="malformed")
+        data = answer_data(text, finish, output_tokens, request.schema)
         return AiResult(text=text, data=data, input_tokens=input_tokens, output_tokens=output_tokens,
                         model=response.model_version or request.model, latency_ms=latency_ms,
                         finish_reason=finish)
