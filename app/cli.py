@@ -15,6 +15,7 @@ from app.ai.cli import ai_cli
 from app.auth.services import AuthError
 from app.auth.services import create_first_admin
 from app.backup import archive
+from app.backup import copy as database_copy
 from app.backup import restored
 from app.backup import running
 from app.bounces.cli import bounces_cli
@@ -22,6 +23,7 @@ from app.catcher import server as catcher_server
 from app.config import ROOT
 from app.db import db
 from app.db import id_high_water
+from app.db import open_database
 from app.db import raise_id_counters
 from app.imports import cli as imports_cli
 from tasks import huey
@@ -74,7 +76,7 @@ def backup_command(path):
     images, size = archive.media_summary(manifest)
     click.echo(f"  media: {images:,} image file(s), {size:,} bytes, each with its sha256")
     if "huey.db" not in manifest["files"]:
-        click.echo("  (the queue is not in it: " + ("it lives in Redis)" if current_app.config["REDIS_URL"]
+        click.echo("  (the queue is not in it: " + ("it lives in Redis)" if current_app.config["QUEUE_URL"]
                                                      else "there was no queue file yet)"))
 
 
@@ -191,6 +193,50 @@ def skip_ids_command(backup_time):
                f"{restored.UNKNOWN_RATE:,} a second since {when:%Y-%m-%d %H:%M:%S} UTC).")
 
 
+@db_cli.command("copy-to")
+@click.argument("url")
+@click.option("--force", is_flag=True, help="Copy even though a process seems to use the database. Rows it "
+                                             "writes during the copy would be missing from the target.")
+def copy_to_command(url, force):
+    """Copy every table of this SQLite database into the empty PostgreSQL database at URL
+    (postgresql://user:password@host:5432/name), keeping every id; stop web, worker and mail first.
+
+    Make the target with createdb and migrate it first (LOFT_DATABASE_URL=URL flask db upgrade). The copy
+    is one transaction, checked by a row count per table; afterwards point LOFT_DATABASE_URL at URL.
+    docs/scaling.md walks through the whole move.
+    """
+    database = running.sqlite_path(current_app.config["DATABASE_URL"])
+    if database is None:
+        raise click.ClickException("LOFT_DATABASE_URL is not an SQLite file: copy-to moves an SQLite install to "
+                                   "PostgreSQL (copy PostgreSQL itself with pg_dump and pg_restore).")
+    try:
+        target = open_database(url)
+    except Exception as exc:  # playhouse names the problem (unknown scheme, bad URL)
+        raise click.ClickException(f"Cannot use {url.split('@')[-1]!r} as the target: {exc}") from exc
+    # The check for other processes needs this process's own connection and mark gone (restore does the same).
+    db.close()
+    running.release(database)
+    try:
+        with running.exclusive(database, [database], force=force) as problems:
+            for problem in problems:
+                click.echo(f"Warning: {problem} (going on because of --force)", err=True)
+            counts = database_copy.copy_database(db.obj, target, MIGRATIONS_DIR)
+    except running.InUse as exc:
+        raise click.ClickException(f"Refusing to copy: {exc}. Stop the web, worker and mail processes first "
+                                   "(or pass --force if you are sure they are stopped).")
+    except database_copy.CopyError as exc:
+        raise click.ClickException(str(exc))
+    finally:
+        target.close()
+    width = max(len(count.table) for count in counts)
+    click.echo(f"{'table':<{width}}  {'SQLite':>12}  {'PostgreSQL':>12}")
+    for count in counts:
+        click.echo(f"{count.table:<{width}}  {count.source:>12,}  {count.target:>12,}")
+    total = sum(count.target for count in counts)
+    click.echo(f"Copied {total:,} rows in {len(counts)} tables; every count matches and the id counters are past "
+               "the highest ids. Point LOFT_DATABASE_URL at the new database and start Loft.")
+
+
 def _sqlite_files():
     """Name in a backup -> live file. Only SQLite can be backed up this way."""
     database = running.sqlite_path(current_app.config["DATABASE_URL"])
@@ -198,7 +244,7 @@ def _sqlite_files():
         raise click.ClickException("LOFT_DATABASE_URL is not an SQLite file: back up PostgreSQL with pg_dump "
                                    "and Redis with its own snapshots (docs/operations.md).")
     files = {"loft.db": database}
-    if not current_app.config["REDIS_URL"]:
+    if not current_app.config["QUEUE_URL"]:
         files["huey.db"] = current_app.config["HUEY_PATH"]
     return files
 

@@ -75,8 +75,9 @@ class Config:
     DATABASE_URL = _sqlite_url("LOFT_DATABASE_URL", "sqlite:///var/loft.db")
     # The huey task queue's own SQLite file (never the main database).
     HUEY_PATH = _path("LOFT_HUEY_PATH", "var/huey.db")
-    # When set (redis://...), huey uses Redis instead of the SQLite file above.
-    REDIS_URL = _str("LOFT_REDIS_URL", "")
+    # The task queue on a Redis server (redis://host:6379/0) instead of the SQLite file above, so workers on
+    # several boxes share one queue (docs/scaling.md). LOFT_REDIS_URL, its older name, is still read.
+    QUEUE_URL = _str("LOFT_QUEUE_URL", "") or _str("LOFT_REDIS_URL", "")
     # Public address of this instance, used in links inside emails.
     BASE_URL = _str("LOFT_BASE_URL", "http://127.0.0.1:8000")
     # Set when Loft is served over HTTPS (behind a TLS proxy): cookies become Secure.
@@ -125,6 +126,9 @@ class Config:
     SEND_ACCOUNT_PAUSE_SECONDS = _int("LOFT_SEND_ACCOUNT_PAUSE_SECONDS", 900)
     # Seconds to wait for each SMTP reply.
     SEND_SMTP_TIMEOUT = _int("LOFT_SEND_SMTP_TIMEOUT", 60)
+    # Task consumer processes `make run` starts (default: one per core, so sending uses every core); as many
+    # engine runs send one campaign at once, sharing each SMTP account's limits.
+    SENDING_PROCESSES = max(1, int(_str("LOFT_SENDING_PROCESSES", "") or os.cpu_count() or 1))
     # Bounce mailboxes (IMAP) are read every this many minutes; each run reads at most BOUNCE_CHECK_LIMIT messages.
     BOUNCE_CHECK_MINUTES = _int("LOFT_BOUNCE_CHECK_MINUTES", 5)
     BOUNCE_CHECK_LIMIT = _int("LOFT_BOUNCE_CHECK_LIMIT", 500)

@@ -10,11 +10,22 @@ from huey import SqliteHuey
 
 from app.config import Config
 
-if Config.REDIS_URL:
-    huey = RedisHuey("loft", url=Config.REDIS_URL)
-else:
-    os.makedirs(os.path.dirname(Config.HUEY_PATH), exist_ok=True)
-    huey = SqliteHuey("loft", filename=Config.HUEY_PATH)
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def queue_for(url, sqlite_path):
+    """The huey queue a LOFT_QUEUE_URL names: RedisHuey for a Redis URL (it connects on first use, not
+    here), else huey's SQLite file at `sqlite_path`. Anything else is refused before a task is queued."""
+    if url.startswith(REDIS_SCHEMES):
+        return RedisHuey("loft", url=url)
+    if url:
+        raise ValueError(f"LOFT_QUEUE_URL must be empty (the SQLite queue) or a Redis URL such as "
+                         f"redis://127.0.0.1:6379/0, not {url.split('@')[-1]!r}")
+    os.makedirs(os.path.dirname(sqlite_path), exist_ok=True)
+    return SqliteHuey("loft", filename=sqlite_path)
+
+
+huey = queue_for(Config.QUEUE_URL, Config.HUEY_PATH)
 
 
 def queued_as(module):

@@ -46,7 +46,7 @@ def ops(app, tmp_path):
     queue.execute("INSERT INTO kv VALUES ('loft', 'marker', 'before')")
     queue.commit()
     queue.close()
-    app.config.update(HUEY_PATH=str(huey_file), REDIS_URL="")
+    app.config.update(HUEY_PATH=str(huey_file), QUEUE_URL="")
     with app.app_context():
         yield app
 
@@ -63,7 +63,7 @@ def live_file(app):
 
 def subprocess_env(app):
     return dict(os.environ, LOFT_DATABASE_URL=app.config["DATABASE_URL"], LOFT_HUEY_PATH=app.config["HUEY_PATH"],
-                LOFT_SECRET_KEY="test-secret", LOFT_REDIS_URL="", LOFT_MEDIA_DIR=app.config["MEDIA_DIR"])
+                LOFT_SECRET_KEY="test-secret", LOFT_QUEUE_URL="", LOFT_MEDIA_DIR=app.config["MEDIA_DIR"])
 
 
 def team_names():
@@ -396,7 +396,7 @@ def test_restore_refuses_a_backup_whose_manifest_is_damaged(ops, tmp_path):
 
 
 def test_with_the_queue_on_redis_the_backup_holds_the_data_only_and_says_so(ops, tmp_path):
-    ops.config.update(REDIS_URL="redis://127.0.0.1:1/0")  # never contacted: the backup only reads the setting
+    ops.config.update(QUEUE_URL="redis://127.0.0.1:1/0")  # never contacted: the backup only reads the setting
     result = cli(ops, "db", "backup", str(tmp_path / "b"))
     assert result.exit_code == 0, result.output
     assert "Redis" in result.output
