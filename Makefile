@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export FLASK_APP := wsgi
 
-.PHONY: run test bench migrate browser clean
+.PHONY: run test test-pg bench migrate browser clean
 
 # Install (or refresh) the virtualenv when a requirements file changes.
 $(BIN)/.installed: requirements.txt
@@ -46,6 +46,16 @@ browser:
 
 # The suite runs on every core (pytest-xdist): each test has its own database file, ports and folders.
 test: $(BIN)/.installed-dev browser
+	$(BIN)/python -m pytest -q -rs -n auto tests --ignore=tests/bench
+
+# The same suite on PostgreSQL + Redis: .ci/services.sh installs them (apt) if missing, starts throwaway ones
+# on loopback, and stops them when pytest ends, passed or not.
+test-pg: $(BIN)/.installed-dev browser
+	@services=$$(mktemp -d /tmp/loft-services.XXXXXX) && rmdir $$services && export LOFT_SERVICES_DIR=$$services; \
+	trap '.ci/services.sh stop' EXIT INT TERM; \
+	.ci/services.sh start >/dev/null || exit 1; \
+	set -a; . $$services/env; set +a; \
+	echo "PostgreSQL $$LOFT_TEST_DATABASE_URL, Redis $$LOFT_TEST_QUEUE_URL"; \
 	$(BIN)/python -m pytest -q -rs -n auto tests --ignore=tests/bench
 
 # postfix ships smtp-sink and smtp-source for the sending benchmark (its mail service need not run).

@@ -2,7 +2,9 @@
 
 The migrations run once per session, into a template file that each test gets its own copy of
 (running all of them per test was a third of the suite's time); tests/test_foundation.py checks the
-copy matches a fresh migration, and tests about migrations still run them for real. Passwords are
+copy matches a fresh migration, and tests about migrations still run them for real. With
+LOFT_TEST_DATABASE_URL=postgresql://... (`make test-pg`) each test gets its own PostgreSQL database made from a
+migrated template database instead (tests/stack_support.py). Passwords are
 hashed with argon2's cheapest profile under TESTING (app/security.py).
 
 huey runs in immediate mode (tasks execute inline); the mail catcher is a real
@@ -40,10 +42,13 @@ from app.models import utcnow  # noqa: E402
 from app.senders import domains  # noqa: E402
 from tasks import huey  # noqa: E402
 
+pytest.register_assert_rewrite("tests.stack_support")  # a plugin imported here too: its asserts still explain
+from tests import stack_support  # noqa: E402
+
 # Every fixture is reachable from here: the ones that bring a server or a browser with them live in
 # their area's support module, registered as a plugin, so no test module imports a fixture by name.
-pytest_plugins = ("browser_support", "tests.dns_support", "tests.smtp_support", "tests.webhooks_support",
-                  "tests.email_templates_support", "tests.message_support")
+pytest_plugins = ("browser_support", "tests.stack_support", "tests.dns_support", "tests.smtp_support",
+                  "tests.webhooks_support", "tests.email_templates_support", "tests.message_support")
 
 
 def free_port():
@@ -59,11 +64,11 @@ def immediate_huey():
     huey.immediate = False
 
 
-def _test_config(database_path):
+def _test_config(database_path, database_url=None):
     return {
         "TESTING": True,
         "SECRET_KEY": "test-secret",
-        "DATABASE_URL": f"sqlite:///{database_path}",
+        "DATABASE_URL": database_url or f"sqlite:///{database_path}",
         "IMPORT_DIR": str(database_path.parent / "imports"),  # uploads under the test's own directory, never var/
         "MEDIA_DIR": str(database_path.parent / "media"),
         "CATCHER_PORT": free_port(),
@@ -74,9 +79,29 @@ def _test_config(database_path):
 
 
 @pytest.fixture(scope="session")
-def migrated_template(tmp_path_factory):
-    """A database file with every migration applied, made once per session; never opened by a test."""
+def postgres_server():
+    """The PostgreSQL test server (LOFT_TEST_DATABASE_URL), or None on the SQLite stack."""
+    if not stack_support.ON_POSTGRES:
+        yield None
+        return
+    server = stack_support.PostgresServer(stack_support.DATABASE_URL)
+    yield server
+    server.drop(server.template_name())
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def migrated_template(tmp_path_factory, postgres_server):
+    """A database with every migration applied, made once per session; never opened by a test. On SQLite a
+    file; on PostgreSQL a template database's name."""
     path = tmp_path_factory.mktemp("template") / "loft.db"
+    if postgres_server:
+        url = postgres_server.create(postgres_server.template_name())
+        template_app = create_app(_test_config(path, url))
+        with template_app.app_context():
+            migrate()
+        db.close()  # CREATE DATABASE ... TEMPLATE needs the template to have no connection
+        return postgres_server.template_name()
     template_app = create_app(_test_config(path))
     with template_app.app_context():
         migrate()
@@ -89,8 +114,15 @@ def migrated_template(tmp_path_factory):
 
 
 @pytest.fixture
-def app(tmp_path, migrated_template):
+def app(tmp_path, migrated_template, postgres_server):
     path = tmp_path / "loft.db"
+    if postgres_server:
+        name = postgres_server.next_test_name()
+        app = create_app(_test_config(path, postgres_server.create(name, template=migrated_template)))
+        yield app
+        db.close()
+        postgres_server.drop(name)
+        return
     shutil.copyfile(migrated_template, path)
     app = create_app(_test_config(path))
     yield app
