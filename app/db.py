@@ -457,12 +457,49 @@ def max_id(table):
     return db.execute_sql(f'SELECT max(id) FROM "{table}"').fetchone()[0] or 0
 
 
+# Id cursors. A batch reader (the report aggregator, the webhook dispatcher) keeps the last id it
+# has read and next reads the rows above it, so it must never pass an id that a transaction still
+# running may yet commit. On SQLite that cannot happen: a writer takes the write lock at BEGIN
+# (IMMEDIATE), so ids are handed out and committed one transaction after another, in id order.
+# On PostgreSQL a sequence hands out ids outside any lock: a transaction that took id 10 may
+# commit after another that took id 11, and a reader that moved past 11 would skip 10 for good.
+# So the reader stops below the first row written by a transaction no older than the oldest
+# transaction still writing in this database (pg_stat_activity.backend_xid, compared with the
+# row's xmin by age): such a writer may hold a smaller id still to commit. Rows behind that mark
+# wait for the next run, once the older writer has finished; nothing is skipped or read twice.
+# The one gap left is a writer whose first write is the row itself: its id is drawn a few
+# microseconds before its transaction id, so a row drawn in between (by an older transaction)
+# could be passed; a writer that must close it takes its transaction id first.
+
+_OLDEST_WRITER = ("SELECT max(age(backend_xid)) AS xid_age FROM pg_stat_activity WHERE datname = current_database() "
+                  "AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()")
+
+
 def id_window_end(table, after, limit):
-    """The id cursor of batch readers: the highest of the next `limit` ids above `after` in `table`,
-    or None when there are none. The derived table is named, which PostgreSQL requires."""
+    """The id cursor of batch readers: the highest of the next `limit` ids above `after` in `table`
+    that no running transaction can still precede, or None when there are none (see above)."""
     p = db.param
-    return db.execute_sql(f'SELECT max(id) FROM (SELECT id FROM "{table}" WHERE id > {p} ORDER BY id LIMIT {p}) '
-                          "AS window_ids", (after, limit)).fetchone()[0]
+    window = f'SELECT id FROM "{table}" WHERE id > {p} ORDER BY id LIMIT {p}'
+    if is_sqlite():
+        return db.execute_sql(f"SELECT max(id) FROM ({window}) AS window_ids", (after, limit)).fetchone()[0]
+    window = f'SELECT id, age(xmin) AS age FROM "{table}" WHERE id > {p} ORDER BY id LIMIT {p}'
+    return db.execute_sql(
+        f"WITH window_ids AS ({window}), oldest AS ({_OLDEST_WRITER}) "
+        "SELECT max(id) FROM window_ids WHERE id < coalesce((SELECT min(id) FROM window_ids, oldest "
+        "WHERE window_ids.age <= oldest.xid_age), (SELECT max(id) + 1 FROM window_ids))", (after, limit)).fetchone()[0]
+
+
+def settled_max_id(table, after=0):
+    """The highest id in `table` that no running transaction can still precede (max_id on SQLite),
+    and at least `after`: how far a reader that skips what it finds may move its cursor."""
+    if is_sqlite():
+        return max(max_id(table), after)
+    p = db.param
+    first_unsafe = f'SELECT min(id) FROM "{table}", oldest WHERE id > {p} AND age(xmin) <= oldest.xid_age'
+    highest = db.execute_sql(
+        f'WITH oldest AS ({_OLDEST_WRITER}) SELECT max(id) FROM "{table}" '
+        f'WHERE id < coalesce(({first_unsafe}), (SELECT max(id) + 1 FROM "{table}"))', (after,)).fetchone()[0]
+    return max(highest or 0, after)
 
 
 # --- SQLite files: backups and the health check -------------------------------------------------
@@ -503,3 +540,15 @@ def first_row(text, params, database=None):
     """The first row (a tuple, or None) of a statement() text run with `params` on `database`
     (default: the app's)."""
     return (database or db).execute_sql(text, params).fetchone()
+
+
+# --- Claiming rows among several workers ---------------------------------------------------------
+
+def skip_locked(query):
+    """The SELECT of a claim: on PostgreSQL it locks the rows it returns and skips rows another
+    worker's open claim has locked (FOR UPDATE SKIP LOCKED), so concurrent claims never wait on or
+    take the same rows. SQLite has no row locks: its claims run one at a time anyway, because every
+    transaction takes the write lock at BEGIN (lock_type IMMEDIATE above)."""
+    if is_sqlite():
+        return query
+    return query.for_update(skip_locked=True)

@@ -1,9 +1,10 @@
-"""app/db.py's dialect section: each helper's SQLite spelling runs here for real; the PostgreSQL
-spelling (no server in tests) is checked as the text the port will run."""
+"""app/db.py's dialect section: each helper runs for real on the stack the suite runs on (SQLite, or
+PostgreSQL under `make test-pg`), and the PostgreSQL spellings are also checked as text on either."""
 import pytest
 
 from app import db as dialect
 from app.db import db
+from app.db import open_database
 from app.models import Event
 from app.models import Team
 
@@ -58,3 +59,31 @@ def test_the_postgresql_spellings(monkeypatch):
     assert dialect.hour_text("e.at") == "to_char(e.at, 'YYYY-MM-DD HH24')"
     assert dialect.email_domain("s.email") == "lower(split_part(s.email, '@', 2))"
     assert dialect.count_if("type = 'sent'") == "count(*) FILTER (WHERE type = 'sent')"
+
+
+def test_a_settled_id_is_the_highest_committed_one_when_no_writer_is_running(team):
+    assert dialect.settled_max_id("event") == 0
+    ids = [Event.create(team=team, type="sent", data={}).id for _ in range(3)]
+    assert dialect.settled_max_id("event") == ids[-1]
+    assert dialect.settled_max_id("event", after=ids[-1] + 5) == ids[-1] + 5  # never moves a cursor back
+    assert dialect.id_window_end("event", 0, 100) == ids[-1]
+
+
+def test_an_id_cursor_stops_below_a_row_a_running_transaction_may_still_precede(ctx, team):
+    if dialect.is_sqlite():
+        pytest.skip("PostgreSQL only: on SQLite a writer holds the write lock from BEGIN, so ids commit in order")
+    read = Event.create(team=team, type="sent", data={}).id
+    slow_writer = open_database(ctx.config["DATABASE_URL"])
+    try:
+        with slow_writer.atomic():
+            with Event.bind_ctx(slow_writer):
+                slow = Event.create(team=team, type="sent", data={}).id
+            quick = Event.create(team=team, type="sent", data={}).id  # commits first, with the larger id
+            assert read < slow < quick
+            assert dialect.id_window_end("event", 0, 100) == read
+            assert dialect.settled_max_id("event") == read
+            assert dialect.id_window_end("event", read, 100) is None
+        assert dialect.id_window_end("event", read, 100) == quick
+        assert dialect.settled_max_id("event") == quick
+    finally:
+        slow_writer.close()

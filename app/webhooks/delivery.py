@@ -37,6 +37,8 @@ from peewee import JOIN
 
 from app import security
 from app.db import db
+from app.db import id_window_end
+from app.db import settled_max_id
 from app.models import WEBHOOK_EVENT_TYPES
 from app.models import Contact
 from app.models import Event
@@ -106,7 +108,7 @@ def _cursor():
     """The dispatcher's cursor row; a new one starts at the newest event (no backlog is replayed)."""
     row = WebhookCursor.get_or_none(WebhookCursor.name == CURSOR)
     if row is None:
-        newest = Event.select(Event.id).order_by(Event.id.desc()).limit(1).scalar() or 0
+        newest = settled_max_id("event")
         WebhookCursor.insert(name=CURSOR, last_event_id=newest).on_conflict_ignore().execute()
         row = WebhookCursor.get(WebhookCursor.name == CURSOR)
     return row
@@ -133,13 +135,13 @@ def _dispatch_batch(limit, now):
         endpoints = list(WebhookEndpoint.select().where(WebhookEndpoint.enabled == True))  # noqa: E712
         if not endpoints:
             # Nobody listens: just move past what exists, cheaply.
-            newest = Event.select(Event.id).order_by(Event.id.desc()).limit(1).scalar() or start
+            newest = settled_max_id("event", start)
             if newest > start:
                 WebhookCursor.update(last_event_id=newest).where(WebhookCursor.name == CURSOR).execute()
             return 0, 0
-        ids = [row[0] for row in Event.select(Event.id).where(Event.id > start).order_by(Event.id)
-               .limit(limit).tuples()]
-        if not ids:
+        # Ids can commit out of order on PostgreSQL: the window ends where it is safe (app/db.py).
+        last = id_window_end("event", start, limit)
+        if last is None:
             return 0, 0
         by_team = {}
         for endpoint in endpoints:
@@ -147,7 +149,7 @@ def _dispatch_batch(limit, now):
             by_team.setdefault(endpoint.team_id, []).append((endpoint.id, types))
         events = (Event.select(Event, Contact.email.alias("contact_email"))
                   .join(Contact, JOIN.LEFT_OUTER, on=(Event.contact == Contact.id))
-                  .where((Event.id >= ids[0]) & (Event.id <= ids[-1])
+                  .where((Event.id > start) & (Event.id <= last)
                          & (Event.team.in_(list(by_team))) & (Event.type.in_(WEBHOOK_EVENT_TYPES)))
                   .order_by(Event.id).objects())
         rows = []
@@ -162,8 +164,8 @@ def _dispatch_batch(limit, now):
                              "payload": payload, "status": "pending", "next_attempt_at": now, "created_at": now})
         for chunk in range(0, len(rows), 200):
             WebhookDelivery.insert_many(rows[chunk:chunk + 200]).on_conflict_ignore().execute()
-        WebhookCursor.update(last_event_id=ids[-1]).where(WebhookCursor.name == CURSOR).execute()
-    return len(ids), len(rows)
+        WebhookCursor.update(last_event_id=last).where(WebhookCursor.name == CURSOR).execute()
+    return last - start, len(rows)
 
 
 # --- Sending ---------------------------------------------------------------------------------
