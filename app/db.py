@@ -415,8 +415,10 @@ def hour_text(column):
 
 def month_of(field):
     """A timestamp field as its UTC month 'YYYY-MM', a peewee expression to select and group by.
-    SQLite stores the text, so a prefix; PostgreSQL: to_char."""
-    return fn.substr(field, 1, 7) if is_sqlite() else fn.to_char(field, "YYYY-MM")
+    SQLite stores the text, so a prefix; PostgreSQL: to_char, its format written into the text (as a
+    parameter the SELECT's and the GROUP BY's would be two placeholders, which PostgreSQL takes for
+    two different expressions)."""
+    return fn.substr(field, 1, 7) if is_sqlite() else fn.to_char(field, SQL("'YYYY-MM'"))
 
 
 def email_domain(column):

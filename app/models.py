@@ -540,6 +540,18 @@ class Send(BaseModel):
         )
 
 
+class SendRun(BaseModel):
+    """One live engine run of a campaign (migration 0049): several may send one campaign at once.
+    A heartbeat older than the lease means the run died; app/sending/lease.py removes such rows."""
+    team = ForeignKeyField(Team, on_delete="CASCADE", index=False)
+    campaign = ForeignKeyField(Campaign, on_delete="CASCADE", index=False)
+    token = CharField(unique=True)
+    heartbeat_at = DateTimeField()
+
+    class Meta:
+        indexes = ((("campaign", "id"), False), (("team", "heartbeat_at"), False))
+
+
 class Usage(BaseModel):
     """Messages sent per team and month (YYYY-MM), for billing and dashboards."""
     team = ForeignKeyField(Team, on_delete="CASCADE")

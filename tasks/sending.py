@@ -1,16 +1,17 @@
 """Tasks of the sending engine: thin wrappers over app/sending services.
 
-send_campaign(id) runs the engine for one campaign. The engine takes a lease
-on the campaign (app/sending/lease.py, in the database), so two workers never
-send the same campaign at once, and a lease left by a killed worker runs out
-by itself within seconds (no huey lock to flush). A run ends when the
-campaign is done, paused or cancelled, or after SEND_RUN_SECONDS; the task
-then enqueues the continuation.
+send_campaign(id) runs the engine for one campaign. Up to SEND_RUNS_PER_CAMPAIGN
+runs send a campaign at once (app/sending/lease.py, in the database), each
+claiming its own sends; a run that starts with room for another enqueues one more
+task, so the other consumer processes join in. A run left by a killed worker runs
+out by itself within seconds (no huey lock to flush), and its claims go back to
+the queue. A run ends when the campaign is done, paused or cancelled, or after
+SEND_RUN_SECONDS; the task then enqueues the continuation.
 
 tick() runs every minute: it starts scheduled campaigns whose time has come,
 decides due A/B tests, and re-enqueues every campaign still "sending" (after
-a crash, or when retries became due); a campaign already being sent simply
-answers "busy".
+a crash, or when retries became due); a campaign already sent by as many runs
+as it may have simply answers "busy".
 
 The engine knows nothing of bounces: run_campaign() here composes it with
 bounce handling (app/bounces) through its hooks.
@@ -36,8 +37,16 @@ SHORT_WAIT = 60  # seconds; longer waits are left to the minute tick
 # Each refusal is classified in the flush that records it (only a dead address bounces and suppresses
 # the contact; a policy block never blames it; our own failed authentication pauses the campaign and
 # alerts the admins); rates are checked after each flush and once more when the campaign completes.
+def another_run(campaign_id):
+    """Let one more consumer join the campaign. Immediate mode (tests, no consumer) runs a task
+    inline, where a second run would only nest inside the first: it is left out there."""
+    if not huey.immediate:
+        send_campaign(campaign_id)
+
+
 BOUNCE_HANDLING = engine.Hooks(on_refusals=outcomes.apply_smtp_replies, after_flush=autopause.after_flush,
-                               on_completed=autopause.after_completion, alert=alerts.notify)
+                               on_completed=autopause.after_completion, more_runs=another_run,
+                               alert=alerts.notify)
 
 
 def run_campaign(campaign_id, deadline_seconds=None):

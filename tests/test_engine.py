@@ -15,13 +15,14 @@ from app.models import Contact
 from app.models import Event
 from app.models import MailingList
 from app.models import Send
+from app.models import SendRun
 from app.models import SmtpAccount
 from app.models import Usage
 from app.models import utcnow
 from app.sending import engine
 from app.sending import ledger
 from app.sending.lanes import DomainGate
-from app.sending.lease import acquire_lease
+from app.sending.lease import join_run
 from app.sending.smtp import smtp_payload
 from tasks import sending as sending_tasks
 from tests.sending_support import launched
@@ -465,22 +466,36 @@ def test_an_undecryptable_dkim_key_pauses_the_campaign_instead_of_sending_unsign
     assert server.handler.total() == 0
 
 
-def test_a_second_run_finds_the_campaign_busy_until_the_holders_lease_runs_out(ctx, smtp):
+def test_a_run_past_the_campaigns_limit_is_busy_until_a_dead_runs_lease_runs_out(ctx, smtp):
+    ctx.config.update(SEND_RUNS_PER_CAMPAIGN=1)
     server = smtp()
     team = make_team()
     campaign, contacts, _ = launched(team, 5, server.port)
-    assert acquire_lease(campaign.id, "other-worker", 15)
+    assert join_run(campaign.id, "other-worker", 1, 15)
 
     busy = run(campaign.id)
 
     assert busy.outcome == "busy" and busy.again and 14 < busy.delay <= 15.5
     assert server.handler.total() == 0
-    # The holder died 20 seconds ago (kill -9): its lease has run out and a new run takes over.
-    Campaign.update(heartbeat_at=utcnow() - datetime.timedelta(seconds=20)).where(
-        Campaign.id == campaign.id).execute()
+    # The other run died 20 seconds ago (kill -9): its lease has run out and a new run takes its place.
+    SendRun.update(heartbeat_at=utcnow() - datetime.timedelta(seconds=20)).where(
+        SendRun.token == "other-worker").execute()
     assert run(campaign.id).outcome == "completed"
     assert server.handler.delivered == {c.email: 1 for c in contacts}
-    assert Campaign.get_by_id(campaign.id).run_token == ""  # released
+    assert SendRun.select().count() == 0  # the dead run's row removed, the finished one's left
+
+
+def test_a_second_run_within_the_limit_sends_beside_the_first(ctx, smtp):
+    ctx.config.update(SEND_RUNS_PER_CAMPAIGN=2)
+    server = smtp()
+    team = make_team()
+    campaign, contacts, _ = launched(team, 5, server.port)
+    assert join_run(campaign.id, "other-worker", 2, 15)  # alive, holding nothing yet
+
+    result = run(campaign.id)
+
+    assert result.outcome == "completed"
+    assert server.handler.delivered == {c.email: 1 for c in contacts}
 
 
 def test_a_server_that_goes_silent_times_out_and_the_message_is_retried(ctx, smtp):

@@ -1,14 +1,16 @@
 """The sending engine: one campaign run, many SMTP connections, the ledger as the truth.
 
 run_campaign(campaign_id) is called by the huey task (tasks/sending.py). It
-first takes the campaign's run lease (lease.py: Campaign.run_token, renewed every
-second in heartbeat_at), so one run at a time sends a campaign, on any number
-of workers; a dead run's lease runs out after SEND_LEASE_SECONDS. One event
-loop per run (uvloop when installed, else asyncio's):
+first joins the campaign's runs (lease.py: a SendRun row, renewed every second),
+so up to SEND_RUNS_PER_CAMPAIGN runs, on any number of workers and boxes, send one
+campaign at once; a dead run's row and claims run out after SEND_LEASE_SECONDS.
+One event loop per run (uvloop when installed, else asyncio's):
 
   claimer     claims batches of Sends in primary-key order (ledger.claim: status
-              "sending", attempts + 1, one short transaction) so a crash can only leave
-              the claimed ones ambiguous; never the whole audience in memory.
+              "sending", attempts + 1, an expiry the watcher extends, one short transaction
+              whose SELECT skips rows another run is claiming) so a crash can only leave
+              the claimed ones ambiguous; never the whole audience in memory. Expired
+              claims of a dead run are queued again first (ledger.recover_in_flight).
   dispatcher  hands each claimed Send to an SMTP account (a Lane, lanes.py) by weighted rotation,
               within the account's per-second token bucket and its hourly and
               daily caps (counted from the ledger, plus this run's sends).
@@ -25,14 +27,21 @@ loop per run (uvloop when installed, else asyncio's):
               out or delivered-but-unwritten; so a crash re-sends at most that
               many, and when results cannot be written (locked, full or read-only
               database) sending stops there and resumes once a write succeeds.
-  watcher     renews the lease and re-reads the campaign state every second:
-              pause and cancel stop the run within about a second; claimed but
-              unstarted sends go back to the queue.
+  watcher     renews the run and its claims and re-reads the campaign state every
+              second: pause and cancel stop the run within about a second; claimed
+              but unstarted sends go back to the queue. It also re-reads what the
+              runs share (see "Limits shared by every run" below).
+
+Limits shared by every run: an account's connections, its per-second rate and the
+per-domain limits are split evenly among the live runs of the team (lease.runs_of_team,
+re-read every SEND_SHARE_INTERVAL), its hourly and daily caps are re-counted from the
+ledger, and an account paused by any run (its own limit, repeated failures) is paused
+for every run at the next re-read. Nothing of it lives only in one process's memory.
 
 All database work of the run happens on one extra thread (its own
 connection, a small page cache), so a slow write never stalls the SMTP
 connections; a database error there is retried, never dropped. Settings:
-the operator's LOFT_SEND_* in app/config.py, internal tuning in DEFAULTS below.
+the operator's LOFT_SEND_* in app/config.py, internal tuning in tuning.py (DEFAULTS).
 
 Failures:
   4xx, 421, timeouts, dropped connections  -> deferred, retried after
@@ -48,9 +57,9 @@ Failures:
 
 Crash semantics (kill -9 at any moment): every Send is in exactly one state
 in the database. Sends committed as sent are never sent again; queued and
-deferred ones are sent by the next run; the ones in "sending" were claimed by
-the dead run and are queued again by ledger.recover_in_flight(), and nobody is
-skipped. Most of those never left (claimed, waiting in the dead run's memory);
+deferred ones are sent by the other runs or the next one; the ones in "sending"
+were claimed by the dead run and are queued again by ledger.recover_in_flight()
+once their claim expires, and nobody is skipped. Most of those never left (claimed, waiting in the dead run's memory);
 the ones that may arrive twice are those whose delivery had started and whose
 result was not yet written, at most the gate's limit (Run.unrecorded_limit).
 """
@@ -99,70 +108,10 @@ from app.sending import smtp as smtp_service
 from app.sending.lanes import DomainGate
 from app.sending.lanes import Lane
 from app.sending.lanes import limit_pause_until
+from app.sending.tuning import DEFAULTS  # noqa: F401 - the engine's defaults, read by tests and benchmarks
+from app.sending.tuning import Settings
 
 log = logging.getLogger(__name__)
-
-# Internal tuning; each can be overridden in the app config (tests use tiny delays). The knobs an
-# operator sets (retry delays, per-domain limits, account rest, SMTP timeout) are LOFT_SEND_* settings
-# in app/config.py.
-DEFAULTS = {
-    "SEND_BATCH_SIZE": 500,  # sends claimed per transaction
-    "SEND_RECONNECT_DELAY": 1.0,  # first wait before reconnecting; doubles, at most 30 s
-    "SEND_FLUSH_INTERVAL": 0.2,  # seconds at most between result writes (sooner when half the allowance waits)
-    # Deliveries started but not yet written (in an SMTP transaction, or done and waiting for the
-    # flush): what a crash can send twice, and how far sending runs ahead of a database that stopped
-    # taking writes. Raised to two per connection for runs with more connections than half of this.
-    "SEND_MAX_UNRECORDED": 40,
-    "SEND_STATE_INTERVAL": 1.0,  # seconds between campaign-state checks (pause/cancel)
-    "SEND_RUN_SECONDS": 300,  # a run hands back its worker thread after this long
-    "SEND_MAX_IN_RUN_WAIT": 5.0,  # retries due sooner than this are awaited in the run; later ones reschedule
-    "SEND_LEASE_SECONDS": 15,  # a run that has not renewed its lease for this long is presumed dead
-    "SEND_EVENT_LOOP": "uvloop",  # "uvloop" (when installed) or "asyncio"
-    "SEND_DB_CACHE_KB": 8000,  # SQLite page cache of the run's database thread (keeps the worker's RSS flat)
-    "SEND_DB_BUSY_MS": 10000,  # how long the run's database thread waits for a lock before retrying later
-}
-
-
-@dataclasses.dataclass
-class Settings:
-    batch_size: int
-    retry_delays: tuple
-    domain_concurrency: int
-    domain_limits: dict
-    account_failure_limit: int
-    account_pause_seconds: float
-    smtp_timeout: float
-    reconnect_delay: float
-    flush_interval: float
-    max_unrecorded: int
-    state_interval: float
-    run_seconds: float
-    max_in_run_wait: float
-    lease_seconds: float
-    db_cache_kb: int
-    db_busy_ms: int
-
-    @property
-    def max_attempts(self):
-        return len(self.retry_delays) + 1
-
-    @classmethod
-    def from_config(cls, config):
-        get = lambda key: config[key] if key in config else DEFAULTS[key]  # noqa: E731
-        return cls(batch_size=int(get("SEND_BATCH_SIZE")), retry_delays=tuple(get("SEND_RETRY_DELAYS")),
-                   domain_concurrency=int(get("SEND_DOMAIN_CONCURRENCY")),
-                   domain_limits=dict(get("SEND_DOMAIN_LIMITS")),
-                   account_failure_limit=int(get("SEND_ACCOUNT_FAILURE_LIMIT")),
-                   account_pause_seconds=float(get("SEND_ACCOUNT_PAUSE_SECONDS")),
-                   smtp_timeout=float(get("SEND_SMTP_TIMEOUT")), reconnect_delay=float(get("SEND_RECONNECT_DELAY")),
-                   flush_interval=float(get("SEND_FLUSH_INTERVAL")), state_interval=float(get("SEND_STATE_INTERVAL")),
-                   max_unrecorded=int(get("SEND_MAX_UNRECORDED")),
-                   run_seconds=float(get("SEND_RUN_SECONDS")),
-                   max_in_run_wait=float(get("SEND_MAX_IN_RUN_WAIT")),
-                   lease_seconds=float(get("SEND_LEASE_SECONDS")),
-                   db_cache_kb=int(get("SEND_DB_CACHE_KB")),
-                   db_busy_ms=int(get("SEND_DB_BUSY_MS")))
-
 
 @dataclasses.dataclass
 class RunResult:
@@ -190,11 +139,13 @@ class Hooks:
                                 bounced, so what they cause commits or rolls back with them
     after_flush(campaign_id)    after each committed write of results (database thread); never raises
     on_completed(campaign_id)   once a run completed the campaign
+    more_runs(campaign_id)      a run started and the campaign has room for another: start one elsewhere
     alert(team_id, subject, text, kind=..., campaign_id=...)   tell the team (the engine paused a campaign)
     """
     on_refusals: object = _nothing
     after_flush: object = _nothing
     on_completed: object = _nothing
+    more_runs: object = _nothing
     alert: object = _nothing
 
 
@@ -282,6 +233,10 @@ class Run:
         self.flushing = False  # a flush is awaiting the database thread (never cancel it then)
         self.write_failing_since = None  # monotonic time of the first failed write of a failing streak
         self.most_unrecorded = 0  # the highest count the gate saw (the crash exposure of this run)
+        # Send ids claimed and not yet written (read and changed on the database thread only): the
+        # watcher extends their claims, so only a dead run's claims ever expire.
+        self.held = set()
+        self.next_share = 0.0  # monotonic time of the next re-read of what the runs share
         self.deadline = time.monotonic() + settings.run_seconds
         self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="loft-send-db")
         # RSA signing releases the GIL, so DKIM runs on two threads beside the event loop.
@@ -311,11 +266,12 @@ class Run:
         try:
             await self.db(self.open_connection)
             for lane in self.lanes.values():
-                lane.workers = [asyncio.ensure_future(self.worker(lane)) for _ in range(lane.connections)]
+                lane.workers = [asyncio.ensure_future(self.worker(lane, index)) for index in range(lane.connections)]
             claimer = asyncio.ensure_future(self.claimer())
             watcher, flusher = asyncio.ensure_future(self.watcher()), asyncio.ensure_future(self.flusher())
             await self.dispatcher()
             for lane in self.lanes.values():
+                lane.closing = True
                 for _ in lane.workers:
                     await lane.queue.put(None)
             await asyncio.gather(*(w for lane in self.lanes.values() for w in lane.workers))
@@ -415,7 +371,8 @@ class Run:
         """(DB thread) Claim up to `limit` sends (ledger.claim: due retries first, then queued ones,
         by id) and read what delivery needs of them; the ones that can no longer be sent are skipped."""
         with db.atomic():
-            ids = ledger.claim(self.campaign_id, limit)
+            ledger.recover_in_flight(self.campaign_id)  # a dead run's expired claims come first again
+            ids = ledger.claim(self.campaign_id, limit, lease_seconds=self.settings.lease_seconds)
             if not ids:
                 return []
             rows = (Send.select(Send.id, Send.email, Send.attempts, Send.variant, Contact.id, Contact.team,
@@ -435,6 +392,7 @@ class Run:
                     jobs.append(Job(send_id, campaign_id, email, attempts, variant_id,
                                     Addressee(contact_id, *fields)))
             ledger.skip_claimed(skipped)
+        self.held.update(job.id for job in jobs)
         return jobs
 
     # -- dispatching --
@@ -491,10 +449,14 @@ class Run:
 
     # -- delivering --
 
-    async def worker(self, lane):
+    async def worker(self, lane, index):
         conn = smtp_service.Connection()
         try:
             while True:
+                while index >= lane.allowed and not lane.closing and self.stop_reason is None:
+                    # Other runs share the account now: this connection closes and waits for its turn.
+                    await conn.hang_up()
+                    await asyncio.sleep(self.settings.state_interval)
                 job = await lane.queue.get()
                 if job is None:
                     return
@@ -729,7 +691,7 @@ class Run:
         while self.stop_reason is None:
             await asyncio.sleep(self.settings.state_interval)
             try:
-                held, state = await self.db(self.heartbeat)
+                held, state, shared = await self.db(self.heartbeat)
             except Exception:  # noqa: BLE001 - a busy database: try again, but never outlive the lease
                 log.exception("campaign %s: renewing the run lease failed", self.campaign_id)
                 if time.monotonic() - last_beat > self.settings.lease_seconds / 2:
@@ -740,11 +702,39 @@ class Run:
                 self.stop("state", "lease lost")
             elif state != CampaignState.SENDING:
                 self.stop("state", state or "deleted")
+            elif shared is not None:
+                self.share(*shared)
 
     def heartbeat(self):
-        """(DB thread) (lease still ours, campaign state)."""
-        held = lease.renew_lease(self.campaign_id, self.token)
-        return held, Campaign.select(Campaign.state).where(Campaign.id == self.campaign_id).scalar()
+        """(DB thread) (run still ours, campaign state, what the runs share or None between re-reads).
+        Extends the claims this run holds, so that only a dead run's claims expire."""
+        now = utcnow()
+        held = lease.renew_run(self.token, now)
+        if held and self.held:
+            ledger.extend_claims(self.held, now + datetime.timedelta(seconds=self.settings.lease_seconds))
+        state = Campaign.select(Campaign.state).where(Campaign.id == self.campaign_id).scalar()
+        shared = None
+        if time.monotonic() >= self.next_share:
+            self.next_share = time.monotonic() + self.settings.share_interval
+            active = {a.id for a in accounts_service.active_accounts(self.team_id)}
+            shared = (lease.runs_of_team(self.team_id, self.settings.lease_seconds, now),
+                      accounts_service.sent_counts(list(self.lanes), now), active)
+        return held, state, shared
+
+    def share(self, runs, used, active):
+        """Apply what every run of the team shares: the account's connections, rate and per-domain
+        limits split among `runs`, its caps counted from the ledger (this run's unwritten sends are
+        in its own counts, hence the max), and the pauses another run stored."""
+        for lane in self.lanes.values():
+            lane.share(runs)
+            counted = used.get(lane.id, {})
+            lane.hour = max(lane.hour, counted.get("hour", 0))
+            lane.day = max(lane.day, counted.get("day", 0))
+            if lane.id not in active and not lane.paused:
+                lane.paused = True
+                lane.pause_reason = "another run of the team paused it (see Sending › SMTP accounts for why)"
+                self.wake.set()
+        self.domains.runs = runs
 
     async def flusher(self):
         """Write outcomes every flush_interval, or at once when flush_size of them wait: bounded by time
@@ -836,6 +826,7 @@ class Run:
                  .where(Campaign.id == self.campaign_id).execute())
             if sent:
                 usage.count_sent(self.team_id, len(sent), now)
+        self.held.difference_update(outcome.job.id for outcome in results)
         self.hooks.after_flush(self.campaign_id)  # e.g. pause on high bounce or complaint rates
 
     def write_bounces(self, cursor, bounced, now):
@@ -858,9 +849,10 @@ def build_factories(campaign):
 def run_campaign(campaign_id, deadline_seconds=None, hooks=Hooks()):
     """Send what is due for one campaign, until it is done, stopped, or the deadline passes.
 
-    Must run inside the app context. Takes the campaign's run lease first, so
-    a second worker (or a second task for the same campaign) returns "busy"
-    at once. Returns a RunResult telling the caller whether (and when) to run again.
+    Must run inside the app context. Joins the campaign's runs first (lease.join_run): while
+    SEND_RUNS_PER_CAMPAIGN live runs send it, another worker (or another task for the same
+    campaign) returns "busy" at once. Returns a RunResult telling the caller whether (and when)
+    to run again.
     `hooks` (see Hooks) add what follows delivery; tasks/sending.py passes bounce handling.
     """
     campaign = Campaign.get_or_none(Campaign.id == campaign_id)
@@ -870,15 +862,15 @@ def run_campaign(campaign_id, deadline_seconds=None, hooks=Hooks()):
     if deadline_seconds is not None:
         settings.run_seconds = deadline_seconds
     token = secrets.token_hex(8)
-    if not lease.acquire_lease(campaign_id, token, settings.lease_seconds):
-        # Busy: a live holder renews every second and re-enqueues itself as needed; a dead one's
-        # lease runs out after `delay` seconds, when a new run can take over.
-        return RunResult("busy", again=True, delay=lease.lease_free_in(campaign_id, settings.lease_seconds) + 0.5,
-                         reason="another worker is sending this campaign")
+    if not lease.join_run(campaign_id, token, settings.runs_per_campaign, settings.lease_seconds):
+        # Busy: live runs renew every second and re-enqueue themselves as needed; a dead one's
+        # row runs out after `delay` seconds, when a new run can take its place.
+        return RunResult("busy", again=True, delay=lease.run_free_in(campaign_id, settings.lease_seconds) + 0.5,
+                         reason="other workers are sending this campaign")
     try:
         return _run_with_lease(campaign, settings, token, hooks)
     finally:
-        lease.release_lease(campaign_id, token)
+        lease.leave_run(token)
 
 
 def _run_with_lease(campaign, settings, token, hooks):
@@ -909,6 +901,8 @@ def _run_with_lease(campaign, settings, token, hooks):
         reason = f"Paused by Loft: the content cannot be built into a message. {exc}"
         _pause_campaign(campaign, reason, hooks)
         return RunResult("paused", reason=reason, recovered=recovered)
+    if lease.live_runs(campaign_id, settings.lease_seconds) < settings.runs_per_campaign:
+        hooks.more_runs(campaign_id)  # e.g. another worker process joins in
     dkim_domain = domains_service.domain_for_sender(campaign.team_id, campaign.from_email)
     if dkim_domain is not None:
         try:
@@ -962,8 +956,14 @@ def _conclude(campaign_id, run, recovered, hooks):
     if run.stop_reason == "capped":
         return RunResult("waiting", again=True, delay=300,
                          reason="every SMTP account reached its hourly or daily limit", **result)
-    if counts.get(SendStatus.QUEUED) or counts.get(SendStatus.CLAIMED):
+    if counts.get(SendStatus.QUEUED):
         return RunResult("deadline", again=True, **result)  # e.g. an account paused mid-run; others remain
+    if counts.get(SendStatus.CLAIMED):
+        # Other runs hold the rest: the last of them concludes the campaign. Come back when their
+        # claims would run out, in case one of them died with its claims.
+        expires = ledger.claims_expire_at(campaign_id)
+        delay = max(0.0, (expires - utcnow()).total_seconds()) + 0.5 if expires else 0.5
+        return RunResult("waiting", again=True, delay=delay, reason="other runs are sending the rest", **result)
     if counts.get(SendStatus.DEFERRED):
         due = ledger.next_due(campaign_id)
         delay = max(0.0, (due - utcnow()).total_seconds()) if due else 0.0

@@ -2,7 +2,9 @@
 
 A Lane is one account with its token bucket and hourly and daily caps; a DomainGate bounds the
 deliveries in progress per recipient domain; limit_pause_until says how long an account that hit
-its own limit rests.
+its own limit rests. When several runs send for a team at once, each Lane and DomainGate holds this
+run's share (share(runs), set by the engine from the live runs in the database), so the account's
+limits hold for all the runs together.
 """
 import asyncio
 import collections
@@ -29,12 +31,15 @@ class Lane:
         self.id = account.id
         self.options = options
         self.connections = max(1, account.max_connections)
+        self.allowed = self.connections  # this run's share of the connections (share())
+        self.closing = False  # the run is ending: every worker takes its stop signal
+        self.per_second = account.per_second or 0  # this run's share of the rate
         self.queue = asyncio.Queue(maxsize=self.connections * 2)
         self.hour = used.get("hour", 0)
         self.day = used.get("day", 0)
         # Token bucket: refills at per_second, holds at most a tenth of a second's worth (or one
         # token), so no one-second window ever sees more than per_second plus that small burst.
-        self.burst = max(1.0, (account.per_second or 0) / 10)
+        self.burst = max(1.0, self.per_second / 10)
         self.tokens = self.burst
         self.refilled = time.monotonic()
         self.paused = False
@@ -47,15 +52,26 @@ class Lane:
         self.last_error = account.last_error if self.failing else ""
         self.ok_recorded = False
 
+    def share(self, runs):
+        """This run is one of `runs` sending through the account: it keeps its part of the
+        connections (at least one) and of the per-second rate."""
+        runs = max(1, runs)
+        self.allowed = max(1, self.connections // runs)
+        if self.account.per_second:
+            self.usage()  # refill at the old rate up to now
+            self.per_second = self.account.per_second / runs
+            self.burst = max(1.0, self.per_second / 10)
+            self.tokens = min(self.tokens, self.burst)
+
     def usage(self):
         """The `used` mapping of accounts.has_capacity()."""
-        per_second = self.account.per_second
+        per_second = self.per_second
         second = 0
         if per_second:
             now = time.monotonic()
             self.tokens = min(self.burst, self.tokens + (now - self.refilled) * per_second)
             self.refilled = now
-            second = 0 if self.tokens >= 1 else per_second
+            second = 0 if self.tokens >= 1 else self.account.per_second
         return {"second": second, "hour": self.hour, "day": self.day,
                 "connections": self.connections if self.paused else 0}
 
@@ -65,13 +81,13 @@ class Lane:
         return bool((a.per_hour and self.hour >= a.per_hour) or (a.per_day and self.day >= a.per_day))
 
     def take(self):
-        if self.account.per_second:
+        if self.per_second:
             self.tokens -= 1
         self.hour += 1
         self.day += 1
 
     def seconds_to_token(self):
-        per_second = self.account.per_second
+        per_second = self.per_second
         return max(0.001, (1 - self.tokens) / per_second) if per_second else 0.001
 
 
@@ -85,10 +101,11 @@ class DomainGate:
         self.default = max(1, int(default))
         self.limits = {domain: max(1, int(limit)) for domain, limit in limits.items()}
         self.connections = connections
+        self.runs = 1  # live runs of the team: each keeps its share of every domain's limit
         self.active = {}  # domain -> [deliveries in progress, waiting futures]
 
     def limit(self, domain):
-        return self.limits.get(domain, self.default)
+        return max(1, self.limits.get(domain, self.default) // self.runs)
 
     async def acquire(self, domain):
         limit = self.limit(domain)
@@ -112,9 +129,9 @@ class DomainGate:
                 raise
 
     def release(self, domain):
-        if self.limit(domain) >= self.connections:
+        entry = self.active.get(domain)
+        if entry is None:  # acquired while the limit was out of reach (the share may change since)
             return
-        entry = self.active[domain]
         entry[0] -= 1
         while entry[1]:
             waiter = entry[1].popleft()

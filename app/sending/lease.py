@@ -1,42 +1,74 @@
-"""The run lease of a campaign: one run at a time sends it, on any number of workers.
+"""The runs of a campaign: several engine runs, on any number of workers, send one campaign at once.
 
-A run holds Campaign.run_token and renews heartbeat_at every second; a run that stops renewing
-(kill -9, power loss) loses the lease after SEND_LEASE_SECONDS and the next run takes it over.
+Each run holds a SendRun row (a random token) and renews its heartbeat every second; a run that stops
+renewing (kill -9, power loss) is presumed dead after SEND_LEASE_SECONDS, and the next run that looks
+removes its row. The claims a run holds on Send rows carry their own expiry (ledger.claim), so a dead
+run's sends go back to the queue by themselves, whoever notices first.
+
+The live rows also say how many runs share each SMTP account of a team (runs_of_team): the engine gives
+every run its share of the account's connections, rate and per-domain limits (app/sending/lanes.py).
 """
 import datetime
 
+from peewee import fn
+
 from app.models import Campaign
+from app.models import SendRun
 from app.models import utcnow
 
 
-def acquire_lease(campaign_id, token, lease_seconds, now=None):
-    """Take the campaign for this run; False while another live run holds it.
+def _stale(lease_seconds, now):
+    return now - datetime.timedelta(seconds=lease_seconds)
 
-    A conditional UPDATE, so of two workers starting together exactly one wins.
-    A holder whose heartbeat is older than the lease died (kill -9, power loss):
-    its lease is taken over, which is what makes recover_in_flight() safe.
+
+def join_run(campaign_id, token, max_runs, lease_seconds, now=None):
+    """Start a run of the campaign; False when `max_runs` live runs already send it.
+
+    Insert first, then count the live runs that joined before this one: of several runs joining
+    together the earliest ones stay and the others leave, so the limit holds without a lock.
     """
     now = now or utcnow()
-    stale = now - datetime.timedelta(seconds=lease_seconds)
-    return bool(Campaign.update(run_token=token, heartbeat_at=now)
-                .where((Campaign.id == campaign_id)
-                       & ((Campaign.run_token == "") | Campaign.heartbeat_at.is_null() | (Campaign.heartbeat_at < stale)))
-                .execute())
+    team_id = Campaign.select(Campaign.team).where(Campaign.id == campaign_id).scalar()
+    if team_id is None:
+        return False
+    SendRun.delete().where((SendRun.campaign == campaign_id)
+                           & (SendRun.heartbeat_at < _stale(lease_seconds, now))).execute()
+    run = SendRun.create(team=team_id, campaign=campaign_id, token=token, heartbeat_at=now)
+    earlier = (SendRun.select(fn.COUNT(SendRun.id))
+               .where((SendRun.campaign == campaign_id) & (SendRun.id < run.id)
+                      & (SendRun.heartbeat_at >= _stale(lease_seconds, now))).scalar())
+    if earlier >= max(1, max_runs):
+        SendRun.delete().where(SendRun.id == run.id).execute()
+        return False
+    return True
 
 
-def renew_lease(campaign_id, token):
-    return bool(Campaign.update(heartbeat_at=utcnow())
-                .where((Campaign.id == campaign_id) & (Campaign.run_token == token)).execute())
+def renew_run(token, now=None):
+    """Renew the run's heartbeat; False when its row is gone (it was presumed dead and removed)."""
+    return bool(SendRun.update(heartbeat_at=now or utcnow()).where(SendRun.token == token).execute())
 
 
-def release_lease(campaign_id, token):
-    Campaign.update(run_token="", heartbeat_at=None).where(
-        (Campaign.id == campaign_id) & (Campaign.run_token == token)).execute()
+def leave_run(token):
+    SendRun.delete().where(SendRun.token == token).execute()
 
 
-def lease_free_in(campaign_id, lease_seconds, now=None):
-    """Seconds until the current holder's lease runs out (0 when it already has)."""
-    beat = Campaign.select(Campaign.heartbeat_at).where(Campaign.id == campaign_id).scalar()
+def live_runs(campaign_id, lease_seconds, now=None):
+    return (SendRun.select().where((SendRun.campaign == campaign_id)
+                                   & (SendRun.heartbeat_at >= _stale(lease_seconds, now or utcnow()))).count())
+
+
+def runs_of_team(team_id, lease_seconds, now=None):
+    """Live runs of all the team's campaigns: they share the team's SMTP accounts (at least 1)."""
+    count = (SendRun.select().where((SendRun.team == team_id)
+                                    & (SendRun.heartbeat_at >= _stale(lease_seconds, now or utcnow()))).count())
+    return max(1, count)
+
+
+def run_free_in(campaign_id, lease_seconds, now=None):
+    """Seconds until the oldest heartbeat among the campaign's runs runs out (0 when one already has)."""
+    beat = SendRun.select(fn.MIN(SendRun.heartbeat_at)).where(SendRun.campaign == campaign_id).scalar()
     if beat is None:
         return 0.0
+    if isinstance(beat, str):  # an aggregate of a DateTimeField comes back as text on SQLite
+        beat = datetime.datetime.fromisoformat(beat)
     return max(0.0, (beat + datetime.timedelta(seconds=lease_seconds) - (now or utcnow())).total_seconds())

@@ -21,9 +21,9 @@ functions, under "Writing the ledger".
     (retry_failed).
 
 "sending" (SendStatus.CLAIMED) means claimed by a run: written (with
-attempts + 1) before the SMTP conversation starts. A Send still claimed when
-a run starts again was claimed when the previous run died; it is queued again
-(see recover_in_flight). Most of those never left; the ones that can reach someone
+attempts + 1, and the claim's expiry in next_attempt_at) before the SMTP
+conversation starts. The run extends its claims every second; a claim that
+expired was held by a run that died, and is queued again (recover_in_flight). Most of those never left; the ones that can reach someone
 twice are the deliveries started and not yet recorded, which the engine keeps
 to a small number (SEND_MAX_UNRECORDED, app/sending/engine.py).
 """
@@ -35,6 +35,7 @@ from peewee import Value
 from peewee import fn
 
 from app.db import db
+from app.db import skip_locked
 from app.db import update_many
 from app.errors import Problem
 from app.models import Campaign
@@ -51,6 +52,7 @@ from app.segments.compiler import SegmentError
 from app.segments.compiler import compile_rules
 
 CHUNK = 50_000  # contact ids per INSERT ... SELECT (one short transaction each)
+CLAIM_SECONDS = 15  # a claim nobody extends for this long belonged to a dead run
 
 PENDING = (SendStatus.QUEUED, SendStatus.DEFERRED, SendStatus.CLAIMED)  # work left for the engine
 # Not claimed by a run: a change of the contact after publishing can still take these out.
@@ -213,6 +215,12 @@ def next_due(campaign_id):
             .where((Send.campaign == campaign_id) & (Send.status == SendStatus.DEFERRED)).scalar())
 
 
+def claims_expire_at(campaign_id):
+    """When the claim of a run that stops extending it would run out first (None when none is held)."""
+    return _datetime(Send.select(fn.MIN(Send.next_attempt_at))
+                     .where((Send.campaign == campaign_id) & (Send.status == SendStatus.CLAIMED)).scalar())
+
+
 # The "Failed or bounced" tile counts these; the list behind it shows them.
 PROBLEMS = (SendStatus.FAILED, SendStatus.BOUNCED)
 
@@ -260,18 +268,20 @@ def _datetime(value):
     return value
 
 
-def recover_in_flight(campaign_id):
-    """Queue again the sends a dead run had claimed; returns how many.
+def recover_in_flight(campaign_id, now=None):
+    """Queue again the sends whose claim expired (their run died, or older rows without an expiry);
+    returns how many.
 
-    Only safe while holding the campaign's run lock (tasks/sending.py): it
-    assumes no other run is sending this campaign. These are the messages in
-    flight at the crash (at most the engine's unrecorded allowance; the rest were
-    claimed but not started): each may or may not have reached its recipient,
-    and sending it again is preferred over skipping the person: a skipped
-    recipient could never be found again. Their claim already counted as an attempt.
+    A live run extends its claims every second (extend_claims), so only a dead run's claims expire.
+    These are the messages in flight when it died (at most the engine's unrecorded allowance; the
+    rest were claimed but not started): each may or may not have reached its recipient, and sending
+    it again is preferred over skipping the person: a skipped recipient could never be found again.
+    Their claim already counted as an attempt.
     """
+    now = now or utcnow()
     return (Send.update(status=SendStatus.QUEUED, next_attempt_at=None)
-            .where((Send.campaign == campaign_id) & (Send.status == SendStatus.CLAIMED)).execute())
+            .where((Send.campaign == campaign_id) & (Send.status == SendStatus.CLAIMED)
+                   & (Send.next_attempt_at.is_null() | (Send.next_attempt_at < now))).execute())
 
 
 # --- Writing the ledger -------------------------------------------------------------
@@ -279,26 +289,45 @@ def recover_in_flight(campaign_id):
 # (it records hundreds of results a second): claim and record write through executemany statements
 # built once by app.db, inside the caller's transaction.
 
-def claim(campaign_id, limit, now=None):
+def claim(campaign_id, limit, now=None, lease_seconds=CLAIM_SECONDS):
     """Claim up to `limit` sends of the campaign for a run: retries that are due first, then queued
     ones, in id order. Each becomes CLAIMED with its attempt counted, before any SMTP conversation
-    starts, and the campaign's cursor moves past the queued ones. Returns the claimed ids (in id
+    starts, and the campaign's cursor moves past the queued ones. A claim expires `lease_seconds`
+    later (next_attempt_at) unless the run extends it (extend_claims); an expired one goes back to
+    the queue (recover_in_flight). Several runs claim at once without taking the same row: the
+    SELECTs skip rows another claim holds (app.db.skip_locked). Returns the claimed ids (in id
     order); runs inside the caller's transaction, which should also read what it needs of them."""
     now = now or utcnow()
     campaign = Send.campaign == campaign_id
-    ids = [i for (i,) in Send.select(Send.id)
-           .where(campaign & (Send.status == SendStatus.DEFERRED) & (Send.next_attempt_at <= now))
-           .order_by(Send.id).limit(limit).tuples()]
+    ids = [i for (i,) in skip_locked(
+        Send.select(Send.id)
+        .where(campaign & (Send.status == SendStatus.DEFERRED) & (Send.next_attempt_at <= now))
+        .order_by(Send.id).limit(limit)).tuples()]
     if len(ids) < limit:
-        queued = [i for (i,) in Send.select(Send.id).where(campaign & (Send.status == SendStatus.QUEUED))
-                  .order_by(Send.id).limit(limit - len(ids)).tuples()]
+        queued = [i for (i,) in skip_locked(
+            Send.select(Send.id).where(campaign & (Send.status == SendStatus.QUEUED))
+            .order_by(Send.id).limit(limit - len(ids))).tuples()]
         if queued:
             (Campaign.update(cursor=queued[-1])
              .where((Campaign.id == campaign_id) & (Campaign.cursor < queued[-1])).execute())
         ids += queued
     if ids:
-        Send.update(status=SendStatus.CLAIMED, attempts=Send.attempts + 1).where(Send.id << ids).execute()
+        (Send.update(status=SendStatus.CLAIMED, attempts=Send.attempts + 1,
+                     next_attempt_at=now + datetime.timedelta(seconds=lease_seconds))
+         .where((Send.id << ids) & (Send.status << (SendStatus.QUEUED, SendStatus.DEFERRED))).execute())
     return ids
+
+
+def extend_claims(send_ids, until):
+    """The run holding these claims is alive: they expire at `until` now. Returns how many it still
+    holds (a claim that expired and went back to the queue is not taken back)."""
+    send_ids = list(send_ids)
+    extended = 0
+    for start in range(0, len(send_ids), 500):
+        extended += (Send.update(next_attempt_at=until)
+                     .where((Send.id << send_ids[start:start + 500]) & (Send.status == SendStatus.CLAIMED))
+                     .execute())
+    return extended
 
 
 def _statements():
