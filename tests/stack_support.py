@@ -83,7 +83,7 @@ def redis_queue_url():
 def queue_env(tmp_path):
     """The settings that give a subprocess (huey_consumer, flask, gunicorn) a real queue of its own: a
     SQLite queue file in the test's folder, or this worker's Redis database when LOFT_TEST_QUEUE_URL is set."""
-    env = {"LOFT_HUEY_PATH": str(tmp_path / "huey.db"), "LOFT_REDIS_URL": ""}
+    env = {"LOFT_HUEY_PATH": str(tmp_path / "huey.db"), "LOFT_QUEUE_URL": "", "LOFT_REDIS_URL": ""}
     if ON_REDIS:
-        env["LOFT_REDIS_URL"] = redis_queue_url()
+        env["LOFT_QUEUE_URL"] = redis_queue_url()
     return env

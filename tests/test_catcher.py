@@ -126,9 +126,10 @@ def test_a_dead_smtp_server_fails_the_task_not_the_page(app, web, admin):
     huey.flush()
 
 
-def test_real_consumer_delivers_queued_mail(app, tmp_path, catcher):
-    """End to end without immediate mode: a real huey_consumer process on its own queue file."""
-    env = dict(os.environ, LOFT_HUEY_PATH=str(tmp_path / "huey.db"), LOFT_DATABASE_URL=app.config["DATABASE_URL"],
+def test_real_consumer_delivers_queued_mail(app, queue_env, catcher):
+    """End to end without immediate mode: a real huey_consumer process on its own queue (a file, or Redis
+    under make test-pg)."""
+    env = dict(os.environ, **queue_env, LOFT_DATABASE_URL=app.config["DATABASE_URL"],
                LOFT_CATCHER_PORT=str(app.config["CATCHER_PORT"]), LOFT_SECRET_KEY="test-secret",
                LOFT_LOG_LEVEL="WARNING")
     enqueue = ("import wsgi; from tasks.system_mail import send_system_email; "

@@ -34,7 +34,8 @@ def json_columns():
 def stack_seen_by_a_fresh_process(**settings):
     """What a new Loft process picks, with only `settings` (no LOFT_* from this shell, no .env)."""
     env = {name: value for name, value in os.environ.items() if not name.startswith("LOFT_")}
-    env.update(LOFT_DOTENV="0", LOFT_HUEY_PATH="/tmp/loft-stack-test-huey.db", **settings)
+    env.update(LOFT_DOTENV="0", LOFT_HUEY_PATH="/tmp/loft-stack-test-huey.db")
+    env.update(settings)
     code = ("from app.config import Config; from tasks import huey; from app.db import init_db; "
             "database = init_db(Config.DATABASE_URL); "
             "print(Config.DATABASE_URL); print(type(database).__name__); print(type(huey).__name__)")
@@ -58,8 +59,20 @@ def test_a_postgresql_url_picks_postgresql_through_psycopg3():
 
 
 def test_a_redis_url_picks_huey_redis_queue():
-    _, database, queue = stack_seen_by_a_fresh_process(LOFT_REDIS_URL="redis://127.0.0.1:9/0")
-    assert (database, queue) == ("SqliteDatabase", "RedisHuey")
+    for setting in ("LOFT_QUEUE_URL", "LOFT_REDIS_URL"):
+        _, database, queue = stack_seen_by_a_fresh_process(**{setting: "redis://127.0.0.1:9/0"})
+        assert (database, queue) == ("SqliteDatabase", "RedisHuey"), setting
+
+
+def test_a_subprocess_queue_is_the_tests_own(queue_env, tmp_path):
+    """queue_env gives a consumer started by a test its own queue: a file in the test's folder on SQLite,
+    this worker's emptied Redis database under make test-pg."""
+    _, _, queue = stack_seen_by_a_fresh_process(**queue_env)
+    if ON_REDIS:
+        assert queue == "RedisHuey" and queue_env["LOFT_QUEUE_URL"].startswith("redis://127.0.0.1:")
+    else:
+        assert queue == "SqliteHuey" and queue_env == {"LOFT_HUEY_PATH": str(tmp_path / "huey.db"),
+                                                       "LOFT_QUEUE_URL": "", "LOFT_REDIS_URL": ""}
 
 
 def test_json_columns_are_text_on_sqlite_and_jsonb_on_postgresql():
