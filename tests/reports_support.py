@@ -1,9 +1,11 @@
 """Helpers for the report tests: a sent campaign with events to roll up."""
 import datetime
 
+from app import events
 from app.db import db
 from app.models import Campaign
 from app.models import Contact
+from app.models import Event
 from app.models import Link
 from app.models import Membership
 from app.models import Send
@@ -19,11 +21,11 @@ def team_of(admin):
 
 
 def sent_events(team, sends, at=None):
-    """"sent" events exactly as the engine writes them (engine.Run.write)."""
+    """"sent" events exactly as the engine writes them (engine.Run.write: app.events.write)."""
     at = at or utcnow() - datetime.timedelta(hours=2)
-    db.cursor().executemany(
-        "INSERT INTO event (team_id, contact_id, campaign_id, type, at, data) VALUES (?, ?, ?, 'sent', ?, ?)",
-        [(team.id, s.contact_id, s.campaign_id, at, f'{{"send": {s.id}}}') for s in sends])
+    with db.atomic():
+        events.write(db.cursor(), [(team.id, s.contact_id, s.campaign_id, "sent", at, Event.data.db_value({"send": s.id}))
+                                   for s in sends])
 
 
 def build_campaign(team, emails, name="Spring news", ab=False, sent_ago=datetime.timedelta(hours=2)):

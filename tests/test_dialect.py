@@ -1,6 +1,9 @@
 """app/db.py's dialect section: each helper runs for real on the stack the suite runs on (SQLite, or
 PostgreSQL under `make test-pg`), and the PostgreSQL spellings are also checked as text on either."""
+import datetime
+
 import pytest
+from peewee import fn
 
 from app import db as dialect
 from app.db import db
@@ -59,6 +62,14 @@ def test_the_postgresql_spellings(monkeypatch):
     assert dialect.hour_text("e.at") == "to_char(e.at, 'YYYY-MM-DD HH24')"
     assert dialect.email_domain("s.email") == "lower(split_part(s.email, '@', 2))"
     assert dialect.count_if("type = 'sent'") == "count(*) FILTER (WHERE type = 'sent')"
+
+
+def test_months_group_what_they_select(team):
+    for at in ("2026-01-31 23:59:59", "2026-02-01 00:00:00", "2026-02-28 12:00:00"):
+        Event.create(team=team, type="sent", data={}, at=datetime.datetime.fromisoformat(at))
+    month = dialect.month_of(Event.at)
+    rows = Event.select(month, fn.COUNT(Event.id)).group_by(month).order_by(month).tuples()
+    assert list(rows) == [("2026-01", 1), ("2026-02", 2)]
 
 
 def test_a_settled_id_is_the_highest_committed_one_when_no_writer_is_running(team):
