@@ -69,6 +69,7 @@ import concurrent.futures
 import dataclasses
 import datetime
 import logging
+import os
 import secrets
 import ssl
 import time
@@ -237,6 +238,7 @@ class Run:
         # watcher extends their claims, so only a dead run's claims ever expire.
         self.held = set()
         self.next_share = 0.0  # monotonic time of the next re-read of what the runs share
+        self.live_runs = None  # the campaign's live runs at the last re-read
         self.deadline = time.monotonic() + settings.run_seconds
         self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="loft-send-db")
         # RSA signing releases the GIL, so DKIM runs on two threads beside the event loop.
@@ -716,6 +718,10 @@ class Run:
         shared = None
         if time.monotonic() >= self.next_share:
             self.next_share = time.monotonic() + self.settings.share_interval
+            live = lease.live_runs(self.campaign_id, self.settings.lease_seconds, now)
+            if self.live_runs is not None and live < min(self.live_runs, self.settings.runs_per_campaign):
+                self.hooks.more_runs(self.campaign_id)  # a run ended or died: another consumer may take its place
+            self.live_runs = live
             active = {a.id for a in accounts_service.active_accounts(self.team_id)}
             shared = (lease.runs_of_team(self.team_id, self.settings.lease_seconds, now),
                       accounts_service.sent_counts(list(self.lanes), now), active)
@@ -861,7 +867,7 @@ def run_campaign(campaign_id, deadline_seconds=None, hooks=Hooks()):
     settings = Settings.from_config(current_app.config)
     if deadline_seconds is not None:
         settings.run_seconds = deadline_seconds
-    token = secrets.token_hex(8)
+    token = f"{os.getpid()}-{secrets.token_hex(8)}"  # the process id tells an operator which worker runs it
     if not lease.join_run(campaign_id, token, settings.runs_per_campaign, settings.lease_seconds):
         # Busy: live runs renew every second and re-enqueue themselves as needed; a dead one's
         # row runs out after `delay` seconds, when a new run can take its place.
