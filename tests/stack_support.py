@@ -7,8 +7,9 @@ With no settings the suite runs on SQLite and huey's SQLite queue, exactly as `m
     LOFT_TEST_QUEUE_URL=redis://127.0.0.1:PORT/0                       a real queue, for tests that start a consumer
 
 On PostgreSQL the migrations run once per session (and per xdist worker) into a template database; each test's
-database is CREATE DATABASE ... TEMPLATE of it (about 5x faster than truncating the ~60 tables with RESTART
-IDENTITY and re-inserting what the migrations seed), dropped when the test ends.
+database is CREATE DATABASE ... TEMPLATE of it, STRATEGY FILE_COPY, dropped when the test ends: measured with
+the suite running, create + drop took about 70 ms, where one TRUNCATE of the 58 tables with RESTART IDENTITY took
+120 ms before re-inserting what the migrations seed (the default WAL_LOG copy took 250 ms).
 
 A test that cannot run on one stack says so with `sqlite_only("why")` or `postgres_only("why")`: it is
 reported as skipped with that reason (`pytest -rs`), never left out silently.
@@ -52,7 +53,8 @@ class PostgresServer:
 
     def create(self, name, template=None):
         self.drop(name)
-        self.connection.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+        copy = f' TEMPLATE "{template}" STRATEGY FILE_COPY' if template else ""
+        self.connection.execute(f'CREATE DATABASE "{name}"{copy}')
         return self.url(name)
 
     def drop(self, name):
