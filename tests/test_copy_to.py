@@ -83,17 +83,26 @@ def postgres_server():
         shutil.rmtree(home, ignore_errors=True)
 
 
-def _new_database(server_url):
-    name = "copy_" + uuid.uuid4().hex[:12]
-    with psycopg.connect(server_url, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    return server_url.rsplit("/", 1)[0] + "/" + name
+@pytest.fixture
+def new_database(postgres_server):
+    """new_database() -> the URL of a new, empty PostgreSQL database; each is dropped after the test."""
+    names = []
+
+    def create():
+        names.append("copy_" + uuid.uuid4().hex[:12])
+        with psycopg.connect(postgres_server, autocommit=True) as connection:
+            connection.execute(f'CREATE DATABASE "{names[-1]}"')
+        return postgres_server.rsplit("/", 1)[0] + "/" + names[-1]
+    yield create
+    with psycopg.connect(postgres_server, autocommit=True) as connection:
+        for name in names:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
-def empty_target(postgres_server):
+def empty_target(new_database):
     """A new PostgreSQL database with every migration applied and nothing else."""
-    url = _new_database(postgres_server)
+    url = new_database()
     database = open_database(url)
     migrate(database)
     database.close()
@@ -208,9 +217,9 @@ def test_copy_to_refuses_a_target_that_holds_data(sqlite_app, empty_target):
         target.close()
 
 
-def test_copy_to_refuses_a_target_without_the_migrations(sqlite_app, postgres_server):
+def test_copy_to_refuses_a_target_without_the_migrations(sqlite_app, new_database):
     make_team("Acme")
-    bare = _new_database(postgres_server)
+    bare = new_database()
 
     result = sqlite_app.test_cli_runner().invoke(args=["db", "copy-to", bare])
 
