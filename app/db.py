@@ -89,7 +89,9 @@ class JSONField(peewee.JSONField):
             return value  # None is SQL NULL where the column allows it, else JSON null
         if self.empty in (dict, list) and isinstance(value, str) and value[:1] in ("{", "["):
             raise TypeError(f"{self.model.__name__}.{self.name} takes a {self.empty.__name__}, not JSON text")
-        return self._dumps(value) if self._bind_text else super().db_value(value)
+        if self._bind_text:
+            return self._dumps(value)
+        return self._wrap(value)  # psycopg's Jsonb; peewee's own db_value would send None as SQL NULL
 
     def python_value(self, value):
         if value is None or value == "":
@@ -432,6 +434,11 @@ def count_if(condition):
     """SQL counting the rows of a group where `condition` (SQL text) holds. SQLite adds up the
     comparison (true is 1); PostgreSQL has no sum of booleans: count(*) FILTER (WHERE ...)."""
     return f"sum({condition})" if is_sqlite() else f"count(*) FILTER (WHERE {condition})"
+
+
+def count_where(condition):
+    """count_if for peewee queries: `condition` is a peewee expression. Like SUM, NULL over no rows."""
+    return fn.SUM(condition) if is_sqlite() else fn.COUNT(SQL("*")).filter(condition)
 
 
 def upsert_adding(table, keys, columns, select_sql, params=()):

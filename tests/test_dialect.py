@@ -72,6 +72,16 @@ def test_months_group_what_they_select(team):
     assert list(rows) == [("2026-01", 1), ("2026-02", 2)]
 
 
+def test_count_where_counts_the_rows_of_each_group_that_match(team):
+    for type in ("sent", "sent", "opened"):
+        Event.create(team=team, type=type, data={})
+    other = Team.create(name="Other")
+    Event.create(team=other, type="opened", data={})
+    rows = (Event.select(Event.team, dialect.count_where(Event.type == "sent"), fn.COUNT(Event.id))
+            .group_by(Event.team).order_by(Event.team).tuples())
+    assert [(sent or 0, total) for _, sent, total in rows] == [(2, 3), (0, 1)]
+
+
 def test_a_settled_id_is_the_highest_committed_one_when_no_writer_is_running(team):
     assert dialect.settled_max_id("event") == 0
     ids = [Event.create(team=team, type="sent", data={}).id for _ in range(3)]

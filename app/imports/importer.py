@@ -724,11 +724,8 @@ def _subscribe(contact_ids, list_id, stamp):
 def _merge(found, name, attributes):
     """(name, attributes JSON) when the file changes an existing contact, else None.
     Empty cells never erase what is stored; the status is never touched."""
-    _, _, old_name, old_json = found
-    try:
-        old = json.loads(old_json or "{}")
-    except ValueError:
-        old = {}
+    _, _, old_name, stored = found
+    old = Contact.attributes.python_value(stored)  # JSON text from SQLite, a dict from PostgreSQL's jsonb
     if not isinstance(old, dict):
         old = {}
     attributes = json.loads(attributes) if attributes != "{}" else None

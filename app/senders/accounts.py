@@ -28,6 +28,7 @@ from peewee import fn
 from app import netguard
 from app import security
 from app import settings
+from app.db import count_where
 from app.errors import Problem
 from app.models import TLS_MODES
 from app.models import Send
@@ -572,7 +573,7 @@ def sent_counts(account_ids, now=None):
 
 def _sent_counts_query(account_ids, now):
     # An index range scan on send(smtp_account_id, sent_at) (migration 0011).
-    in_hour = fn.SUM(Send.sent_at >= now - datetime.timedelta(hours=1))
+    in_hour = count_where(Send.sent_at >= now - datetime.timedelta(hours=1))
     return (Send.select(Send.smtp_account, fn.COUNT(Send.id).alias("day"), in_hour.alias("hour"))
             .where(Send.smtp_account.in_(list(account_ids)) & (Send.sent_at >= now - datetime.timedelta(days=1)))
             .group_by(Send.smtp_account))
