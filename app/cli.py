@@ -220,7 +220,7 @@ def copy_to_command(url, force):
         with running.exclusive(database, [database], force=force) as problems:
             for problem in problems:
                 click.echo(f"Warning: {problem} (going on because of --force)", err=True)
-            counts = database_copy.copy_database(db.obj, target, MIGRATIONS_DIR)
+            counts = database_copy.copy_database(db.obj, target, MIGRATIONS_DIR, progress=_copy_progress())
     except running.InUse as exc:
         raise click.ClickException(f"Refusing to copy: {exc}. Stop the web, worker and mail processes first "
                                    "(or pass --force if you are sure they are stopped).")
@@ -235,6 +235,17 @@ def copy_to_command(url, force):
     total = sum(count.target for count in counts)
     click.echo(f"Copied {total:,} rows in {len(counts)} tables; every count matches and the id counters are past "
                "the highest ids. Point LOFT_DATABASE_URL at the new database and start Loft.")
+
+
+def _copy_progress(every=100_000):
+    """A progress callback that says how far a big table has got, every `every` rows (small ones stay quiet)."""
+    reported = {}
+
+    def report(table, copied):
+        if copied // every > reported.get(table, 0):
+            reported[table] = copied // every
+            click.echo(f"  {table}: {copied:,} rows copied…", err=True)
+    return report
 
 
 def _sqlite_files():

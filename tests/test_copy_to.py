@@ -272,20 +272,17 @@ def test_copy_to_streams_a_table_in_batches(sqlite_app, empty_target, monkeypatc
     team = make_team("Acme")
     Contact.insert_many([{"team": team.id, "email": f"r{i}@example.com", "domain": "example.com"}
                          for i in range(250)]).execute()
-    batches = []
-    real_insert_many = Contact.insert_many.__func__
-
-    def counting_insert_many(model, rows, fields=None):
-        if model is Contact:
-            batches.append(len(rows))
-        return real_insert_many(model, rows, fields)
     monkeypatch.setattr(database_copy, "PARAMETERS_PER_BATCH", 60 * len(Contact._meta.sorted_fields))
-    monkeypatch.setattr(Contact, "insert_many", classmethod(counting_insert_many))
+    progress = []
+    target = open_database(empty_target)
+    try:
+        counts = database_copy.copy_database(db.obj, target, MIGRATIONS_DIR,
+                                             progress=lambda table, rows: progress.append((table, rows)))
+    finally:
+        target.close()
 
-    result = sqlite_app.test_cli_runner().invoke(args=["db", "copy-to", empty_target])
-
-    assert result.exit_code == 0, result.output
-    assert batches == [60, 60, 60, 60, 10]
+    assert [rows for table, rows in progress if table == "contact"] == [60, 120, 180, 240, 250]
+    assert [(c.source, c.target) for c in counts if c.table == "contact"] == [(250, 250)]
 
 
 def test_copy_to_refuses_when_this_loft_is_not_on_sqlite(sqlite_app, empty_target):

@@ -100,16 +100,14 @@ def check_copy(source, target, migrations_dir):
 def copy_database(source, target, migrations_dir, progress=None):
     """Copy every table from `source` (SQLite) into `target` (an empty PostgreSQL at the same migration);
     returns a TableCount per table, counted on both sides after the copy. `progress(table, rows)` is
-    called after each table."""
+    called after each batch with the rows of that table copied so far."""
     check_copy(source, target, migrations_dir)
     counts = []
     with target.atomic():
         for model in SEEDED_BY_MIGRATIONS:
             model.delete().execute(target)
         for model in every_model():
-            copied = copy_table(model, source, target)
-            if progress:
-                progress(model._meta.table_name, copied)
+            copy_table(model, source, target, progress)
         raise_id_counters(target, id_high_water(source))
         for model in every_model():
             counts.append(TableCount(model._meta.table_name, model.select().count(source),
@@ -125,7 +123,7 @@ def copy_database(source, target, migrations_dir, progress=None):
     return counts
 
 
-def copy_table(model, source, target):
+def copy_table(model, source, target, progress=None):
     """Stream one table's rows from source into target in batches; returns how many were copied."""
     fields = model._meta.sorted_fields
     keys = [model._meta.primary_key] if not model._meta.composite_key else [
@@ -144,6 +142,8 @@ def copy_table(model, source, target):
             raise CopyError(f"Copying {model._meta.table_name} failed after {copied:,} rows "
                             f"({type(exc).__name__}: {str(exc).strip()}); nothing was kept in the target.") from exc
         copied += len(batch)
+        if progress:
+            progress(model._meta.table_name, copied)
 
 
 def _highest_id(model, database):
