@@ -116,7 +116,7 @@ def test_three_consumers_send_one_campaign_and_a_killed_one_loses_nothing(app, w
         enqueue = f"import wsgi; from tasks.sending import send_campaign; send_campaign({campaign.id})"
         subprocess.run([sys.executable, "-c", enqueue], cwd=ROOT, env=env, check=True, timeout=60)
         wait_for("three runs sending the campaign", lambda: all(runs_of(app, p) for p in consumers.processes),
-                 consumers)
+                 consumers, timeout=120)
 
         in_flight = set()  # claimed by anyone when a kill happened: a superset of the killed run's in flight
         for kill in range(KILLS):
