@@ -1,9 +1,9 @@
 """The tracking hot path: the WSGI fast path and the buffered event writer (issue 5 speed).
 
-Real SQLite files throughout: the app fixture's database, a second connection
-holding the write lock for the "database busy" case, a real child Python
-process that exits normally, and a real gunicorn started from the Procfile's
-command line and stopped with SIGTERM or SIGINT.
+Real databases throughout (a SQLite file, or PostgreSQL under make test-pg): the app fixture's
+database read by a connection of the test's own, a second connection holding SQLite's write lock
+for the "database busy" case, a real child Python process that exits normally, and a real
+gunicorn started from the Procfile's command line and stopped with SIGTERM or SIGINT.
 """
 import json
 import os
@@ -23,6 +23,7 @@ from werkzeug.wrappers import Response
 from app import tokens
 from app.config import ROOT
 from app.db import SQLITE_OPTIONS
+from app.db import open_database
 from app.models import Contact
 from app.models import Event
 from app.models import Link
@@ -35,6 +36,7 @@ from tests.tracking_support import BROWSER
 from tests.tracking_support import make_campaign
 from tests.tracking_support import make_contact
 from tests.tracking_support import make_send
+from tests.stack_support import sqlite_only
 from tests.tracking_support import make_team
 
 
@@ -56,17 +58,17 @@ def row(world, i=0, type="opened", active=True, team_id=None):
     """A recorder row for contact i, as services builds it."""
     data = {"machine": False, "send": world["sends"][i].id, "ua": BROWSER, "ip": "203.0.113.9", "n": i}
     return ((team_id or world["team"].id), world["contacts"][i].id, world["campaign"].id, type,
-            Event.at.db_value(utcnow()), json.dumps(data), active)
+            Event.at.db_value(utcnow()), Event.data.db_value(data), active)
 
 
 def stored(app):
     """(contact_id, type, data) of every event, read by a connection of our own."""
-    connection = sqlite3.connect(db_path(app))
+    database = open_database(app.config["DATABASE_URL"])
     try:
-        return [(c, t, json.loads(d)) for c, t, d in connection.execute(
+        return [(c, t, json.loads(d) if isinstance(d, str) else d) for c, t, d in database.execute_sql(
             "SELECT contact_id, type, data FROM event ORDER BY id")]
     finally:
-        connection.close()
+        database.close()
 
 
 def wait_for(predicate, seconds=10):
@@ -156,8 +158,7 @@ def test_the_fast_path_handles_the_hot_requests_and_hands_on_the_rest(world, app
 # --- The writer ------------------------------------------------------------------------
 
 def make_recorder(app, **options):
-    database = SqliteDatabase(db_path(app), **SQLITE_OPTIONS)
-    return recorder.Recorder(database, services._sql(), **options)
+    return recorder.Recorder(open_database(app.config["DATABASE_URL"]), services._sql(), **options)
 
 
 def test_immediate_mode_writes_before_returning(world, app):
@@ -210,6 +211,7 @@ def test_close_writes_everything_left(world, app):
     assert sorted(d["n"] for _, _, d in stored(app)) == [0, 1, 2, 3, 4]
 
 
+@sqlite_only("a second connection holds the file's write lock; PostgreSQL has no database-wide write lock to hold")
 def test_a_flush_that_finds_the_database_locked_keeps_the_rows_and_retries(world, app):
     database = SqliteDatabase(db_path(app), **{**SQLITE_OPTIONS, "timeout": 0.2})
     writer = recorder.Recorder(database, services._sql(), flush_seconds=3600)
@@ -343,6 +345,7 @@ def test_inside_a_transaction_of_the_app_hits_are_read_and_written_through_it(wo
     assert [(c, t) for c, t, _ in stored(app)] == [(contact.id, "opened")]
 
 
+@sqlite_only("a second connection holds the file's write lock; PostgreSQL has no database-wide write lock to hold")
 def test_the_writer_thread_retries_a_locked_database_until_it_can_write(world, app):
     database = SqliteDatabase(db_path(app), **{**SQLITE_OPTIONS, "timeout": 0.1})
     writer = recorder.Recorder(database, services._sql(), flush_seconds=0.02)
