@@ -6,6 +6,7 @@ one `.ci/services.sh start` exported as LOFT_TEST_DATABASE_URL, else a throwaway
 starts on loopback. Without PostgreSQL binaries the tests skip, saying so.
 """
 import datetime
+import fcntl
 import glob
 import os
 import pwd
@@ -23,6 +24,7 @@ from playhouse.migrations import Runner
 
 from app import create_app
 from app.backup import copy as database_copy
+from app.backup import running
 from app.cli import MIGRATIONS_DIR
 from app.cli import migrate
 from app.db import JSONField
@@ -292,3 +294,24 @@ def test_copy_to_refuses_when_this_loft_is_not_on_sqlite(sqlite_app, empty_targe
 
     assert result.exit_code != 0
     assert "LOFT_DATABASE_URL is not an SQLite file" in result.output
+
+
+def test_copy_to_refuses_while_a_loft_process_uses_the_database(sqlite_app, empty_target):
+    make_team("Acme")
+    database_file = running.sqlite_path(sqlite_app.config["DATABASE_URL"])
+    # What every web, worker and mail process holds while it runs (app/backup/running.py).
+    mark = os.open(running.lock_path(database_file), os.O_RDONLY | os.O_CREAT)
+    fcntl.flock(mark, fcntl.LOCK_SH)
+    try:
+        refused = sqlite_app.test_cli_runner().invoke(args=["db", "copy-to", empty_target])
+    finally:
+        os.close(mark)
+
+    assert refused.exit_code != 0
+    assert "Refusing to copy: a Loft process (web, worker or mail) is running on this database" in refused.output
+    target = open_database(empty_target)
+    try:
+        assert database_copy.models.Team.select().count(target) == 0
+    finally:
+        target.close()
+    assert sqlite_app.test_cli_runner().invoke(args=["db", "copy-to", empty_target]).exit_code == 0
