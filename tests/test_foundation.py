@@ -10,6 +10,7 @@ from app import config
 from app.cli import migrate
 from app.config import ROOT
 from app.db import db
+from tests.stack_support import sqlite_only
 
 
 def test_every_setting_is_documented_in_env_example():
@@ -32,6 +33,7 @@ def test_every_procfile_process_is_in_the_architecture_doc():
         assert f"`{process}`" in architecture
 
 
+@sqlite_only("the SQLite connection's pragmas")
 def test_sqlite_is_wal_with_foreign_keys_and_immediate_transactions(app):
     with app.app_context():
         assert db.execute_sql("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -46,6 +48,7 @@ def test_migrations_are_recorded_and_a_second_run_does_nothing(app, tmp_path):
     assert applied[:2] == ["0001_initial", "0002_contacts"]
 
 
+@sqlite_only("compares SQLite files; tests/test_stack.py checks the PostgreSQL template copy")
 def test_each_tests_database_copy_matches_a_fresh_migration(app, tmp_path):
     """conftest.py migrates once into a template file and copies it per test: the copy must hold exactly
     what running every migration on an empty file gives (schema, recorded migrations, seeded rows)."""

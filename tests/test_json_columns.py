@@ -17,6 +17,7 @@ from app.models import Segment
 from app.models import Team
 from app.models import WebhookEndpoint
 from app.sending import ledger
+from tests.stack_support import sqlite_only
 
 
 @pytest.fixture
@@ -28,6 +29,7 @@ def _raw(sql, params=()):
     return db.execute_sql(sql, params).fetchall()
 
 
+@sqlite_only("reads the TEXT SQLite stores; PostgreSQL's columns are JSONB (migration 0050)")
 def test_a_row_written_by_the_old_code_reads_back_as_python(team):
     # What the TextField code stored: json.dumps text, and "" where nothing had been set.
     db.execute_sql("INSERT INTO contact (team_id, email, domain, name, status, attributes, source, consent_source, "
@@ -46,6 +48,7 @@ def test_a_row_written_by_the_old_code_reads_back_as_python(team):
     assert WebhookEndpoint.get(WebhookEndpoint.team == team).event_types == ["opened", "clicked"]
 
 
+@sqlite_only("reads the TEXT SQLite stores; PostgreSQL's columns are JSONB (migration 0050)")
 def test_a_row_written_now_holds_the_text_the_old_code_wrote(team):
     attributes = {"city": "Zürich", "seats": 2, "vip": False, "tags": ["a", "b"]}
     contact = Contact.create(team=team, email="new@example.com", domain="example.com", attributes=attributes)
@@ -65,6 +68,7 @@ def test_json_text_where_a_document_belongs_is_refused(team):
         WebhookEndpoint.create(team=team, url="https://hooks.example.com/", event_types='["opened"]')
 
 
+@sqlite_only("reads the TEXT SQLite stores; PostgreSQL's columns are JSONB (migration 0050); tests/test_stack.py checks the values there")
 def test_any_json_value_column_keeps_strings_and_null(team):
     InstanceSetting.create(key="footer", value="{not a document, just text}")
     InstanceSetting.create(key="nothing", value=None)
@@ -74,6 +78,7 @@ def test_any_json_value_column_keeps_strings_and_null(team):
                                                                  "nothing": None}
 
 
+@sqlite_only("JSONB refuses damaged text, so none can be stored")
 def test_damaged_text_reads_as_text_and_the_audience_says_so(team):
     campaign = Campaign.create(team=team, name="Spring")
     db.execute_sql("UPDATE campaign SET audience = 'not json' WHERE id = ?", (campaign.id,))
@@ -83,6 +88,7 @@ def test_damaged_text_reads_as_text_and_the_audience_says_so(team):
         ledger.audience_of(campaign)
 
 
+@sqlite_only("PostgreSQL binds psycopg's Jsonb, not text")
 def test_the_fast_path_binds_the_stored_text():
     # executemany writers (app.events.write) send Event.data.db_value(...) as a plain parameter.
     assert Event.data.db_value({"send": 7}) == '{"send": 7}'
@@ -115,12 +121,14 @@ def test_segment_rules_round_trip(team):
     assert Segment.create(team=team, name="Everyone").rules == {"op": "and", "rules": []}
 
 
+@sqlite_only("the SQLite column type")
 def test_the_field_is_text_on_sqlite():
     assert isinstance(Contact.attributes, JSONField)
     [(kind,)] = [(c[2],) for c in _raw("PRAGMA table_info(contact)") if c[1] == "attributes"]
     assert kind.upper() == "TEXT"
 
 
+@sqlite_only("reads the TEXT SQLite stores; PostgreSQL's columns are JSONB (migration 0050)")
 def test_every_json_column_reads_what_the_text_columns_held():
     # Each JSONField of every model, fed what the TextField code left in the database.
     import inspect

@@ -130,6 +130,15 @@ def test_json_documents_round_trip(app):
         assert [row.id for row in found] == [contact.id]
 
 
+def test_a_json_value_column_keeps_strings_and_null(app):
+    with app.app_context():
+        models.InstanceSetting.create(key="footer", value="{not a document, just text}")
+        models.InstanceSetting.create(key="nothing", value=None)
+        models.InstanceSetting.create(key="flags", value=[True, 2.5, "x"])
+        assert {s.key: s.value for s in models.InstanceSetting.select()} == {
+            "footer": "{not a document, just text}", "nothing": None, "flags": [True, 2.5, "x"]}
+
+
 @pytest.mark.skipif(not ON_REDIS, reason="Redis only (make test-pg sets LOFT_TEST_QUEUE_URL)")
 def test_the_redis_queue_is_this_workers_own_and_starts_empty():
     url = redis_queue_url()
