@@ -33,6 +33,7 @@ from tests.sending_support import make_team
 from tests.sending_support import run
 from tests.sending_support import run_until_settled
 from tests.sending_support import statuses
+from tests.stack_support import sqlite_only
 
 
 @pytest.fixture
@@ -603,6 +604,7 @@ def test_ab_test_sample_goes_first_and_the_rest_waits_for_the_winner(ctx, smtp):
     assert rest == ["Subject B"] * 16
 
 
+@sqlite_only("another process holds SQLite's one write lock; PostgreSQL locks rows, not the database")
 def test_a_locked_database_delays_claims_and_results_but_loses_nothing(ctx, smtp, caplog):
     import sqlite3
     ctx.config.update(SEND_DB_BUSY_MS=50)

@@ -8,6 +8,7 @@ account's per-second limit is set so that the send lasts about a minute whatever
 for a killed run's lease (SEND_LEASE_SECONDS) to run out and the restarted consumer to join in again.
 On the PostgreSQL stack (LOFT_TEST_DATABASE_URL) the consumers use the test's PostgreSQL database and,
 with LOFT_TEST_QUEUE_URL, a Redis queue."""
+import datetime
 import os
 import signal
 import subprocess
@@ -17,14 +18,23 @@ import time
 import pytest
 
 from app.config import ROOT
+from app.db import db
 from app.models import Campaign
 from app.models import Send
 from app.models import SendRun
+from app.models import SmtpAccount
 from app.models import Team
+from app.models import utcnow
 from app.sending import engine
+from app.sending import lease
+from app.sending import ledger
+from app.sending.lanes import DomainGate
+from app.sending.lanes import Lane
 from tests.conftest import soup
 from tests.sending_support import TestSmtp
 from tests.sending_support import launched
+from tests.sending_support import make_team
+from tests.sending_support import run
 
 RECIPIENTS = int(os.environ.get("LOFT_SEVERAL_WORKERS_RECIPIENTS", "3000"))
 CONSUMERS = 3
@@ -159,3 +169,68 @@ def test_three_consumers_send_one_campaign_and_a_killed_one_loses_nothing(app, w
     assert shown["Recipients"] == f"{RECIPIENTS:,}"
     print(f"\nseveral workers: {RECIPIENTS} recipients, {CONSUMERS} consumers, {KILLS} kill -9 of one: "
           f"{len(twice)} delivered twice (bound {KILLS * UNRECORDED}), 0 skipped, {seconds:.0f} s")
+
+
+# --- The pieces, in one process ------------------------------------------------------------------
+
+def test_a_campaign_takes_at_most_its_number_of_runs_and_a_dead_runs_place_is_freed(ctx):
+    team = make_team()
+    campaign, _, _ = launched(team, 3, 9)
+    assert lease.join_run(campaign.id, "one", 2, 15) and lease.join_run(campaign.id, "two", 2, 15)
+    assert not lease.join_run(campaign.id, "three", 2, 15)
+    assert [r.token for r in SendRun.select().order_by(SendRun.id)] == ["one", "two"]  # the refused one left
+    assert lease.live_runs(campaign.id, 15) == 2 and lease.runs_of_team(team.id, 15) == 2
+
+    # "one" was killed 20 seconds ago: the next run to join removes its row and takes its place.
+    SendRun.update(heartbeat_at=utcnow() - datetime.timedelta(seconds=20)).where(SendRun.token == "one").execute()
+    assert not lease.renew_run("gone") and lease.renew_run("two")
+    assert lease.join_run(campaign.id, "three", 2, 15)
+    assert sorted(r.token for r in SendRun.select()) == ["three", "two"]
+
+
+def test_claims_expire_unless_extended_and_only_expired_ones_are_queued_again(ctx):
+    team = make_team()
+    campaign, _, _ = launched(team, 6, 9)
+    now = utcnow()
+    with db.atomic():
+        mine = ledger.claim(campaign.id, 2, now=now, lease_seconds=15)
+    with db.atomic():
+        theirs = ledger.claim(campaign.id, 2, now=now, lease_seconds=15)
+    assert len(set(mine) | set(theirs)) == 4  # two claims never take the same send
+
+    later = now + datetime.timedelta(seconds=20)
+    assert ledger.extend_claims(mine, later + datetime.timedelta(seconds=15)) == 2  # "mine" is alive
+    assert ledger.recover_in_flight(campaign.id, now=now + datetime.timedelta(seconds=5)) == 0  # nobody expired yet
+    assert ledger.recover_in_flight(campaign.id, now=later) == 2  # "theirs" died: back in the queue
+    rows = {s.id: s.status for s in Send.select().where(Send.campaign == campaign)}
+    assert {rows[i] for i in mine} == {"sending"} and {rows[i] for i in theirs} == {"queued"}
+    assert ledger.claims_expire_at(campaign.id) == later + datetime.timedelta(seconds=15)
+
+
+def test_a_run_keeps_its_share_of_the_accounts_connections_rate_and_domain_limits():
+    account = SmtpAccount(id=1, max_connections=5, per_second=30, per_hour=0, per_day=0,
+                          connection_state="ok", last_error="")
+    lane = Lane(account, {}, {})
+    assert (lane.allowed, lane.per_second) == (5, 30)
+    lane.share(2)
+    assert (lane.allowed, lane.per_second) == (2, 15)
+    lane.share(9)  # more runs than connections: each still keeps one
+    assert lane.allowed == 1 and lane.per_second == 30 / 9
+    gate = DomainGate(10, {"gmail.com": 4}, connections=100)
+    gate.runs = 3
+    assert (gate.limit("example.com"), gate.limit("gmail.com")) == (3, 1)
+
+
+def test_a_run_beside_another_live_run_of_the_team_opens_only_its_share_of_connections(ctx):
+    ctx.config.update(SEND_RUNS_PER_CAMPAIGN=2)
+    server = TestSmtp(delay=0.02, track_domains=True)
+    try:
+        team = make_team()
+        campaign, contacts, _ = launched(team, 60, server.port, connections=4)
+        assert lease.join_run(campaign.id, "another-worker", 2, 15)  # alive, sending nothing here
+
+        assert run(campaign.id).outcome == "completed"
+    finally:
+        server.stop()
+    assert server.handler.delivered == {c.email: 1 for c in contacts}
+    assert server.handler.max_active_total <= 2  # half of the account's four connections

@@ -919,6 +919,8 @@ def _run_with_lease(campaign, settings, token, hooks):
             return RunResult("paused", reason=reason, recovered=recovered)
     run = Run(campaign, lanes, factories, Checker(campaign.team_id), settings, sender=campaign.from_email,
               dkim_domain=dkim_domain, token=token, hooks=hooks)
+    # From the first message on, only this run's share of what the team's live runs share.
+    run.share(lease.runs_of_team(campaign.team_id, settings.lease_seconds), {}, {lane.id for lane in lanes})
     started = time.monotonic()
     run_loop(run.main(), current_app.config.get("SEND_EVENT_LOOP", "uvloop"))
     log.info("campaign %s: run sent %s in %.1f s (%s); at most %s of %s unrecorded at once", campaign_id, run.sent,
