@@ -11,6 +11,8 @@ from app.db import db
 from app.db import init_db
 from app.health import services
 from tests.backup_support import corrupt
+from tests.stack_support import ON_POSTGRES
+from tests.stack_support import sqlite_only
 
 
 def live_file(app):
@@ -48,6 +50,7 @@ def test_health_writes_its_probe_row(app, client):
         assert db.execute_sql("SELECT checked_at FROM health_probe WHERE id = 1").fetchone()[0] is not None
 
 
+@sqlite_only("opens the SQLite file read-only")
 @pytest.mark.parametrize("opener", [read_only_open, query_only], ids=["read-only file", "query_only"])
 def test_health_is_degraded_when_the_database_cannot_be_written(app, client, reopen, opener):
     reopen(opener(live_file(app)))
@@ -63,6 +66,7 @@ def test_health_is_degraded_when_the_database_cannot_be_written(app, client, reo
     assert "readonly" in body["database"] or "read-only" in body["database"] or "query_only" in body["database"]
 
 
+@sqlite_only("damages the SQLite file; PostgreSQL checks its own pages")
 def test_health_is_degraded_when_the_database_is_corrupt(app, client):
     with app.app_context():
         db.close()
@@ -76,6 +80,7 @@ def test_health_is_degraded_when_the_database_is_corrupt(app, client):
     assert response.get_json()["database"].startswith("error: corrupt")
 
 
+@sqlite_only("damages the SQLite file; PostgreSQL checks its own pages")
 def test_the_integrity_check_runs_once_per_interval_per_database(app, client, monkeypatch):
     assert client.get("/health").get_json()["database"] == "ok"
     with app.app_context():
@@ -103,6 +108,8 @@ def test_health_is_degraded_when_the_queue_cannot_be_written(app, tmp_path):
 @pytest.fixture
 def tiny_disk(app, tmp_path):
     """The app's database moved onto a real 4 MB file system (tmpfs), which a test can fill up."""
+    if ON_POSTGRES:
+        pytest.skip("SQLite only: moves the SQLite file onto a small disk; PostgreSQL's disk is the server's")
     import shutil
     import subprocess
     mount_point = tmp_path / "disk"
