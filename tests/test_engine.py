@@ -674,6 +674,7 @@ def test_starttls_and_login_over_it_and_an_unverifiable_certificate_refused(ctx,
     assert server.handler.total() == 4
 
 
+@sqlite_only("another process holds SQLite's one write lock; PostgreSQL locks rows, not the database")
 def test_no_more_than_the_unrecorded_allowance_goes_out_while_results_cannot_be_written(ctx, smtp, caplog):
     """Issue 9 points 9 and 11: while another writer holds the database (or it is full or read-only),
     the run stops starting deliveries once SEND_MAX_UNRECORDED are unwritten, and resumes when a
