@@ -315,3 +315,22 @@ def test_copy_to_refuses_while_a_loft_process_uses_the_database(sqlite_app, empt
     finally:
         target.close()
     assert sqlite_app.test_cli_runner().invoke(args=["db", "copy-to", empty_target]).exit_code == 0
+
+
+def test_copy_to_says_when_the_target_cannot_be_reached(sqlite_app):
+    make_team("Acme")
+
+    result = sqlite_app.test_cli_runner().invoke(
+        args=["db", "copy-to", f"postgresql://loft:hunter2@127.0.0.1:{free_port()}/loft"])
+
+    assert result.exit_code != 0
+    assert "Cannot connect to the target: connection failed" in result.output
+    assert "hunter2" not in result.output
+
+
+def test_copy_to_refuses_a_target_that_is_not_postgresql(sqlite_app, tmp_path):
+    result = sqlite_app.test_cli_runner().invoke(args=["db", "copy-to", f"sqlite:///{tmp_path / 'other.db'}"])
+
+    assert result.exit_code != 0
+    assert "The target must be a PostgreSQL database" in result.output
+    assert not (tmp_path / "other.db").exists()

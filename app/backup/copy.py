@@ -62,6 +62,10 @@ def check_copy(source, target, migrations_dir):
                         "Copy one PostgreSQL database into another with pg_dump and pg_restore.")
     if not isinstance(target, peewee.PostgresqlDatabase):
         raise CopyError("The target must be a PostgreSQL database (postgresql://user:password@host:5432/name).")
+    try:
+        target.connect(reuse_if_open=True)
+    except peewee.OperationalError as exc:
+        raise CopyError(f"Cannot connect to the target: {str(exc).strip()}") from exc
     source_runner = Runner(source, migrations_dir)
     pending = [migration.name for migration in source_runner.status() if not migration.applied]
     if pending:
