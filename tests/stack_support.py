@@ -15,6 +15,7 @@ A test that cannot run on one stack says so with `sqlite_only("why")` or `postgr
 reported as skipped with that reason (`pytest -rs`), never left out silently.
 """
 import itertools
+import logging
 import os
 
 import psycopg
@@ -89,3 +90,27 @@ def queue_env(tmp_path):
     if ON_REDIS:
         env["LOFT_QUEUE_URL"] = redis_queue_url()
     return env
+
+
+class _StatementList(logging.Handler):
+    def __init__(self, statements):
+        super().__init__(logging.DEBUG)
+        self.statements = statements
+
+    def emit(self, record):
+        if isinstance(record.msg, tuple):  # peewee logs (sql, params) for every statement it runs
+            self.statements.append(record.msg[0])
+
+
+@pytest.fixture
+def sql_statements():
+    """A list that receives every SQL statement peewee runs during the test, on either stack (SQLite's
+    set_trace_callback exists only there)."""
+    statements = []
+    logger = logging.getLogger("peewee")
+    handler, level = _StatementList(statements), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    yield statements
+    logger.removeHandler(handler)
+    logger.setLevel(level)

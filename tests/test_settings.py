@@ -29,12 +29,10 @@ def _instance_setting_queries(statements):
     return [sql for sql in statements if f'"{InstanceSetting._meta.table_name}"' in sql]
 
 
-def _trace():
-    """Every SQL statement the app context's connection runs from now on."""
-    from app.db import db
-    statements = []
-    db.connection().set_trace_callback(statements.append)
-    return statements
+def _trace(sql_statements):
+    """Every SQL statement run from now on (the sql_statements fixture's list, emptied)."""
+    sql_statements.clear()
+    return sql_statements
 
 
 def test_preview_and_sent_mail_use_the_same_base_url(app, admin):
@@ -84,7 +82,7 @@ def test_the_bounce_webhook_url_shown_starts_with_the_same_base_url(app, web, ad
     assert card.select_one(".hook-url").text.startswith("https://mail.example.com/feedback/hooks/generic/")
 
 
-def test_a_message_factory_reads_the_instance_settings_once(app, admin):
+def test_a_message_factory_reads_the_instance_settings_once(app, admin, sql_statements):
     """It read them three times (base URL, default From address, default From name)."""
     with app.app_context():
         team = Team.get(Team.name == "Acme")
@@ -92,7 +90,7 @@ def test_a_message_factory_reads_the_instance_settings_once(app, admin):
         team.save()
         campaign = _campaign(team, from_email="", from_name="")
     with app.app_context():  # a fresh request or task: nothing cached yet
-        statements = _trace()
+        statements = _trace(sql_statements)
         factory = MessageFactory(campaign)
         assert factory.from_email == "loft@localhost"  # the instance default, read from the settings
         assert len(_instance_setting_queries(statements)) == 1
