@@ -149,8 +149,9 @@ def test_migration_0037_keeps_the_lists_that_existed_public(app, team):
     with app.app_context():
         migrator = SchemaMigrator.from_database(db.obj)
         migration.down(migrator, db.obj)
+        p = db.param
         db.execute_sql("INSERT INTO mailing_list (team_id, name, description, double_opt_in, public_id, created_at) "
-                       "VALUES (?, 'Old list', '', 1, 'old-public-id', '2025-01-01 00:00:00')", (team.id,))
+                       f"VALUES ({p}, 'Old list', '', {p}, 'old-public-id', '2025-01-01 00:00:00')", (team.id, True))
         migration.up(migrator, db.obj)
     assert MailingList.get(MailingList.name == "Old list").visibility == "public"
     assert MailingList.create(team=team, name="Brand new").visibility == "private"
