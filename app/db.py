@@ -472,16 +472,24 @@ def max_id(table):
 # (IMMEDIATE), so ids are handed out and committed one transaction after another, in id order.
 # On PostgreSQL a sequence hands out ids outside any lock: a transaction that took id 10 may
 # commit after another that took id 11, and a reader that moved past 11 would skip 10 for good.
-# So the reader stops below the first row written by a transaction no older than the oldest
-# transaction still writing in this database (pg_stat_activity.backend_xid, compared with the
-# row's xmin by age): such a writer may hold a smaller id still to commit. Rows behind that mark
-# wait for the next run, once the older writer has finished; nothing is skipped or read twice.
-# The one gap left is a writer whose first write is the row itself: its id is drawn a few
-# microseconds before its transaction id, so a row drawn in between (by an older transaction)
-# could be passed; a writer that must close it takes its transaction id first.
+# So the reader stops below the first row written by a transaction no older than the oldest one
+# still running in this database, compared by age with the row's xmin: that older transaction may
+# hold a smaller id it has yet to commit. "Running" covers both kinds in pg_stat_activity: one that
+# has written (backend_xid) and one in the middle of a statement (backend_xmin, its snapshot), which
+# closes the moment between an INSERT drawing its id and getting its transaction id: any row whose
+# id was drawn after that INSERT's snapshot was taken comes from a transaction no older than the
+# snapshot's xmin. Rows behind the mark wait for the next run; nothing is skipped or read twice.
+# The price is a lag: a long statement or transaction in the database holds the readers back until
+# it ends. The backend list is read fresh (pg_stat_clear_snapshot): PostgreSQL otherwise keeps the
+# first one a transaction saw.
 
-_OLDEST_WRITER = ("SELECT max(age(backend_xid)) AS xid_age FROM pg_stat_activity WHERE datname = current_database() "
-                  "AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()")
+_OLDEST_RUNNING = ("SELECT max(greatest(age(backend_xid), age(backend_xmin))) AS xid_age FROM pg_stat_activity "
+                   "WHERE datname = current_database() AND backend_type = 'client backend' "
+                   "AND pid <> pg_backend_pid()")
+
+
+def _fresh_activity():
+    db.execute_sql("SELECT pg_stat_clear_snapshot()")
 
 
 def id_window_end(table, after, limit):
@@ -492,8 +500,9 @@ def id_window_end(table, after, limit):
     if is_sqlite():
         return db.execute_sql(f"SELECT max(id) FROM ({window}) AS window_ids", (after, limit)).fetchone()[0]
     window = f'SELECT id, age(xmin) AS age FROM "{table}" WHERE id > {p} ORDER BY id LIMIT {p}'
+    _fresh_activity()
     return db.execute_sql(
-        f"WITH window_ids AS ({window}), oldest AS ({_OLDEST_WRITER}) "
+        f"WITH window_ids AS ({window}), oldest AS ({_OLDEST_RUNNING}) "
         "SELECT max(id) FROM window_ids WHERE id < coalesce((SELECT min(id) FROM window_ids, oldest "
         "WHERE window_ids.age <= oldest.xid_age), (SELECT max(id) + 1 FROM window_ids))", (after, limit)).fetchone()[0]
 
@@ -505,8 +514,9 @@ def settled_max_id(table, after=0):
         return max(max_id(table), after)
     p = db.param
     first_unsafe = f'SELECT min(id) FROM "{table}", oldest WHERE id > {p} AND age(xmin) <= oldest.xid_age'
+    _fresh_activity()
     highest = db.execute_sql(
-        f'WITH oldest AS ({_OLDEST_WRITER}) SELECT max(id) FROM "{table}" '
+        f'WITH oldest AS ({_OLDEST_RUNNING}) SELECT max(id) FROM "{table}" '
         f'WHERE id < coalesce(({first_unsafe}), (SELECT max(id) + 1 FROM "{table}"))', (after,)).fetchone()[0]
     return max(highest or 0, after)
 

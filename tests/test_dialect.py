@@ -108,3 +108,26 @@ def test_an_id_cursor_stops_below_a_row_a_running_transaction_may_still_precede(
         assert dialect.settled_max_id("event") == quick
     finally:
         slow_writer.close()
+
+
+def test_an_id_drawn_before_its_transaction_wrote_anything_holds_the_cursor_back(ctx, team):
+    """The moment inside an INSERT between drawing its id and getting a transaction id: the statement's
+    snapshot (kept here by a REPEATABLE READ transaction) stands for it."""
+    if dialect.is_sqlite():
+        pytest.skip("PostgreSQL only: on SQLite a writer holds the write lock from BEGIN, so ids commit in order")
+    read = Event.create(team=team, type="sent", data={}).id
+    slow_writer = open_database(ctx.config["DATABASE_URL"])
+    try:
+        with slow_writer.atomic():
+            slow_writer.execute_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            [(drawn,)] = slow_writer.execute_sql("SELECT nextval(pg_get_serial_sequence('event', 'id'))").fetchall()
+            quick = Event.create(team=team, type="sent", data={}).id
+            assert read < drawn < quick
+            assert dialect.id_window_end("event", read, 100) is None
+            assert dialect.settled_max_id("event") == read
+            with Event.bind_ctx(slow_writer):
+                Event.create(id=drawn, team=team, type="sent", data={})
+        assert dialect.id_window_end("event", read, 1) == drawn
+        assert dialect.id_window_end("event", drawn, 100) == quick
+    finally:
+        slow_writer.close()
