@@ -12,6 +12,7 @@ from huey import RedisHuey
 from peewee import PostgresqlDatabase
 
 from app import models
+from app.cli import migrate
 from app.db import JSONField
 from app.db import db
 from app.db import init_db
@@ -109,6 +110,37 @@ def test_each_test_gets_its_own_migrated_postgresql_database(app):
         assert applied == MIGRATIONS
         models.Team.create(name="Only here")
         assert models.Team.select().count() == 1
+
+
+def _postgres_contents(database):
+    tables = [name for (name,) in database.execute_sql(
+        "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename")]
+    columns = database.execute_sql(
+        "SELECT table_name, column_name, data_type, is_nullable, column_default FROM information_schema.columns "
+        "WHERE table_schema = current_schema() ORDER BY table_name, column_name").fetchall()
+    indexes = database.execute_sql(
+        "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() ORDER BY indexname").fetchall()
+    rows = {table: sorted(map(repr, database.execute_sql(f'SELECT * FROM "{table}"').fetchall()))
+            for table in tables if table != "schema_migration"}
+    migrations = database.execute_sql("SELECT name FROM schema_migration ORDER BY name").fetchall()
+    return columns, indexes, rows, migrations
+
+
+@postgres_only("the per-test database is copied from a PostgreSQL template")
+def test_each_tests_database_copy_matches_a_fresh_migration_on_postgresql(app, postgres_server):
+    """The template copy holds exactly what running every migration on an empty database gives."""
+    with app.app_context():
+        copied = _postgres_contents(db.obj)
+        db.close()
+    name = postgres_server.next_test_name() + "_fresh"
+    fresh = init_db(postgres_server.create(name))
+    try:
+        assert migrate()[:1] == ["0001_initial"]
+        assert _postgres_contents(fresh) == copied
+    finally:
+        fresh.close()
+        init_db(app.config["DATABASE_URL"])  # the database proxy is process-wide: give it back
+        postgres_server.drop(name)
 
 
 @postgres_only("a second test sees a database without the first one's rows")
