@@ -94,7 +94,8 @@ class JSONField(peewee.JSONField):
         return self._wrap(value)  # psycopg's Jsonb; peewee's own db_value would send None as SQL NULL
 
     def python_value(self, value):
-        if value is None or value == "":
+        # On SQLite "" is an empty TEXT column; psycopg hands JSONB over parsed, where "" is a JSON string.
+        if value is None or (value == "" and self._bind_text):
             return self.empty() if callable(self.empty) else self.empty
         return super().python_value(value)
 

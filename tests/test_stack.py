@@ -167,8 +167,9 @@ def test_a_json_value_column_keeps_strings_and_null(app):
         models.InstanceSetting.create(key="footer", value="{not a document, just text}")
         models.InstanceSetting.create(key="nothing", value=None)
         models.InstanceSetting.create(key="flags", value=[True, 2.5, "x"])
+        models.InstanceSetting.create(key="blank", value="")
         assert {s.key: s.value for s in models.InstanceSetting.select()} == {
-            "footer": "{not a document, just text}", "nothing": None, "flags": [True, 2.5, "x"]}
+            "footer": "{not a document, just text}", "nothing": None, "flags": [True, 2.5, "x"], "blank": ""}
 
 
 @pytest.mark.skipif(not ON_REDIS, reason="Redis only (make test-pg sets LOFT_TEST_QUEUE_URL)")
