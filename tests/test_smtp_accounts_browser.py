@@ -38,6 +38,7 @@ def test_add_an_account_and_test_the_connection_in_place(app, page, smtp_server)
     card = page.locator("article.account")
     expect(card.locator(".limits")).to_have_text("up to 1,000 messages a day, 2 connections at a time")
     url = page.url
+    page.wait_for_load_state()  # htmx is ready: a click before it would post the form without it
     card.get_by_role("button", name="Test connection").click()
     transcript = card.locator("pre.transcript")
     expect(transcript).to_contain_text("S: 235 2.7.0 Authentication successful", timeout=15_000)
