@@ -78,7 +78,9 @@ def test_the_picker_fills_the_inputs_it_names(page, tmp_path):
     }""")
     choice = page.locator("#picker-slot").get_by_role("button", name="team-photo.png")
     expect(choice).to_be_visible()
-    page.wait_for_function("window.loftMediaPicker === true")  # media.js came with the fragment
+    # media.js came with the fragment. A function, not a bare expression: Playwright polls an expression
+    # through eval, which the CSP refuses.
+    page.wait_for_function("() => window.loftMediaPicker === true")
     choice.focus()
     page.keyboard.press("Enter")
     src = page.evaluate("document.getElementById('img-src').value")
