@@ -27,7 +27,8 @@ migrate: $(BIN)/.installed .env
 	$(BIN)/flask db upgrade
 
 # LOFT_SENDING_PROCESSES consumers in all (default: one per core): `worker` (it also runs the periodic
-# tasks) and that many minus one `sender`s, so one campaign is sent on every core.
+# tasks) and that many minus one `sender`s, so one campaign is sent on every core. honcho reads no .env
+# itself (-e /dev/null): its values would override the environment; the app reads .env under it instead.
 run: migrate
 	@echo ""
 	@echo "  Loft is starting on http://127.0.0.1:8000"
@@ -35,7 +36,7 @@ run: migrate
 	@echo "  Every email Loft sends is caught locally: see Outbox in the navigation (SMTP 127.0.0.1:1025)."
 	@echo "  Stop with Ctrl-C."
 	@echo ""
-	$(BIN)/honcho start -f Procfile -c sender=$$($(BIN)/python -c 'from app.config import Config; print(Config.SENDING_PROCESSES - 1)')
+	$(BIN)/honcho start -e /dev/null -f Procfile -c sender=$$($(BIN)/python -c 'from app.config import Config; print(Config.SENDING_PROCESSES - 1)')
 
 # Debian's Chromium for the browser tests (never a downloaded browser build).
 # Where it cannot be installed, the browser tests skip with the reason.
