@@ -21,7 +21,8 @@ One event loop per run (uvloop when installed, else asyncio's):
   flusher     writes results back in small batches (ledger.record, one transaction
               per flush): every SEND_FLUSH_INTERVAL (0.2 s) and as soon as half of
               the unrecorded allowance is waiting: sent, deferred with exponential
-              backoff, failed after the last attempt, bounced (5xx), skipped.
+              backoff, failed after the last attempt, bounced (5xx), skipped. A claimed
+              send moves through the run as a Job and ends as an Outcome (jobs.py).
   the gate    a connection starts a delivery only while fewer than
               SEND_MAX_UNRECORDED messages (or two per connection, if more) are
               out or delivered-but-unwritten; so a crash re-sends at most that
@@ -30,13 +31,10 @@ One event loop per run (uvloop when installed, else asyncio's):
   watcher     renews the run and its claims and re-reads the campaign state every
               second: pause and cancel stop the run within about a second; claimed
               but unstarted sends go back to the queue. It also re-reads what the
-              runs share (see "Limits shared by every run" below).
+              runs share (shares.py: each account's limits, held in the database).
 
-Limits shared by every run: an account's connections, its per-second rate and the
-per-domain limits are split evenly among the live runs of the team (lease.runs_of_team,
-re-read every SEND_SHARE_INTERVAL), its hourly and daily caps are re-counted from the
-ledger, and an account paused by any run (its own limit, repeated failures) is paused
-for every run at the next re-read. Nothing of it lives only in one process's memory.
+When the run stops, conclusion.py reads how it ended and tells the task whether (and
+when) to run again.
 
 All database work of the run happens on one extra thread (its own
 connection, a small page cache), so a slow write never stalls the SMTP
@@ -85,7 +83,6 @@ from peewee import JOIN
 
 from app import events
 from app import usage
-from app.campaigns import states
 from app.consent.suppression import Checker
 from app.content.message import MessageFactory
 from app.content.sandbox import RenderError
@@ -97,15 +94,20 @@ from app.models import Contact
 from app.models import ContactStatus
 from app.models import EventType
 from app.models import Send
-from app.models import SendStatus
 from app.models import Variant
 from app.models import utcnow
 from app.senders import accounts as accounts_service
 from app.senders import domains as domains_service
 from app.senders import health
+from app.sending import conclusion
 from app.sending import lease
 from app.sending import ledger
+from app.sending import shares
 from app.sending import smtp as smtp_service
+from app.sending.conclusion import RunResult
+from app.sending.jobs import Addressee
+from app.sending.jobs import Job
+from app.sending.jobs import Outcome
 from app.sending.lanes import DomainGate
 from app.sending.lanes import Lane
 from app.sending.lanes import limit_pause_until
@@ -113,17 +115,6 @@ from app.sending.tuning import DEFAULTS  # noqa: F401 - the engine's defaults, r
 from app.sending.tuning import Settings
 
 log = logging.getLogger(__name__)
-
-@dataclasses.dataclass
-class RunResult:
-    """What a run ended with, for the task: `again` = enqueue another run, after `delay` seconds."""
-    outcome: str  # completed, paused, stopped, deadline, waiting, held, busy
-    sent: int = 0
-    delay: float = 0
-    again: bool = False
-    reason: str = ""
-    recovered: int = 0
-
 
 def _nothing(*args, **kwargs):
     return None
@@ -148,47 +139,6 @@ class Hooks:
     on_completed: object = _nothing
     more_runs: object = _nothing
     alert: object = _nothing
-
-
-class Job:
-    """One claimed Send on its way through the run; it is also the `send` given to
-    MessageFactory.build() (id, campaign_id, email), lighter than a model instance."""
-    __slots__ = ("id", "campaign_id", "email", "domain", "contact", "variant_id", "attempts")
-
-    def __init__(self, send_id, campaign_id, email, attempts, variant_id, contact):
-        self.id = send_id
-        self.campaign_id = campaign_id
-        self.email = email
-        self.domain = email.rpartition("@")[2]
-        self.attempts = attempts
-        self.variant_id = variant_id
-        self.contact = contact
-
-
-class Addressee:
-    """The contact fields a message needs (MessageFactory reads id, team_id, email, name, attributes)."""
-    __slots__ = ("id", "team_id", "email", "name", "attributes", "status")
-
-    def __init__(self, contact_id, team_id, email, name, attributes, status):
-        self.id = contact_id
-        self.team_id = team_id
-        self.email = email
-        self.name = name
-        self.attributes = attributes
-        self.status = status
-
-
-class Outcome:
-    __slots__ = ("kind", "job", "account_id", "message_id", "code", "error", "at")
-
-    def __init__(self, kind, job, account_id=None, message_id="", code=0, error=""):
-        self.kind = kind  # sent, temporary, bounced, failed, requeue, skipped
-        self.job = job
-        self.account_id = account_id
-        self.message_id = message_id
-        self.code = code
-        self.error = error[:1000]
-        self.at = utcnow()
 
 
 def run_loop(coroutine, kind="uvloop"):
@@ -704,8 +654,8 @@ class Run:
                 self.stop("state", "lease lost")
             elif state != CampaignState.SENDING:
                 self.stop("state", state or "deleted")
-            elif shared is not None:
-                self.share(*shared)
+            elif shared is not None and shares.apply_shares(self.lanes.values(), self.domains, shared):
+                self.wake.set()  # a lane another run paused: the dispatcher looks again
 
     def heartbeat(self):
         """(DB thread) (run still ours, campaign state, what the runs share or None between re-reads).
@@ -718,29 +668,12 @@ class Run:
         shared = None
         if time.monotonic() >= self.next_share:
             self.next_share = time.monotonic() + self.settings.share_interval
-            live = lease.live_runs(self.campaign_id, self.settings.lease_seconds, now)
-            if self.live_runs is not None and live < min(self.live_runs, self.settings.runs_per_campaign):
+            shared = shares.read_shares(self.team_id, self.campaign_id, list(self.lanes), self.settings, now)
+            live, settings = shared.campaign_runs, self.settings
+            if self.live_runs is not None and live < min(self.live_runs, settings.runs_per_campaign):
                 self.hooks.more_runs(self.campaign_id)  # a run ended or died: another consumer may take its place
             self.live_runs = live
-            active = {a.id for a in accounts_service.active_accounts(self.team_id)}
-            shared = (lease.runs_of_team(self.team_id, self.settings.lease_seconds, now),
-                      accounts_service.sent_counts(list(self.lanes), now), active)
         return held, state, shared
-
-    def share(self, runs, used, active):
-        """Apply what every run of the team shares: the account's connections, rate and per-domain
-        limits split among `runs`, its caps counted from the ledger (this run's unwritten sends are
-        in its own counts, hence the max), and the pauses another run stored."""
-        for lane in self.lanes.values():
-            lane.share(runs)
-            counted = used.get(lane.id, {})
-            lane.hour = max(lane.hour, counted.get("hour", 0))
-            lane.day = max(lane.day, counted.get("day", 0))
-            if lane.id not in active and not lane.paused:
-                lane.paused = True
-                lane.pause_reason = "another run of the team paused it (see Sending › SMTP accounts for why)"
-                self.wake.set()
-        self.domains.runs = runs
 
     async def flusher(self):
         """Write outcomes every flush_interval, or at once when flush_size of them wait: bounded by time
@@ -885,19 +818,19 @@ def _run_with_lease(campaign, settings, token, hooks):
     if recovered:
         log.warning("campaign %s: %s sends were in flight when a previous run stopped; queued again",
                     campaign_id, recovered)
-    if not _work_due(campaign_id, settings):
+    if not conclusion.work_due(campaign_id, settings):
         # Only held (A/B) sends or later retries: conclude without connecting or building anything,
         # so the minute tick costs a few queries for a campaign that is waiting.
-        return _conclude(campaign_id, _Idle(), recovered, hooks)
+        return conclusion.conclude(campaign_id, conclusion.Idle(), recovered, hooks)
     accounts = accounts_service.active_accounts(campaign.team_id)
     if not accounts:
         reason = ("Paused by Loft: there is no active SMTP account to send through. "
                   + accounts_service.paused_in_words(campaign.team_id))
-        _pause_campaign(campaign, reason, hooks)
+        conclusion.pause_campaign(campaign, reason, hooks)
         return RunResult("paused", reason=reason, recovered=recovered)
-    used = accounts_service.sent_counts([a.id for a in accounts])
+    shared = shares.read_shares(campaign.team_id, campaign_id, [a.id for a in accounts], settings)
     lanes = [Lane(account, accounts_service.smtp_options(account, timeout=settings.smtp_timeout),
-                  used.get(account.id, {}))
+                  shared.used.get(account.id, {}))
              for account in accounts]
     try:
         factories = build_factories(campaign)
@@ -905,9 +838,9 @@ def _run_with_lease(campaign, settings, token, hooks):
         # Changed behind the publish checks (or by an older Loft): left alone, the task would fail on every
         # run and the campaign would sit in "sending" for ever.
         reason = f"Paused by Loft: the content cannot be built into a message. {exc}"
-        _pause_campaign(campaign, reason, hooks)
+        conclusion.pause_campaign(campaign, reason, hooks)
         return RunResult("paused", reason=reason, recovered=recovered)
-    if lease.live_runs(campaign_id, settings.lease_seconds) < settings.runs_per_campaign:
+    if shared.campaign_runs < settings.runs_per_campaign:
         hooks.more_runs(campaign_id)  # e.g. another worker process joins in
     dkim_domain = domains_service.domain_for_sender(campaign.team_id, campaign.from_email)
     if dkim_domain is not None:
@@ -915,84 +848,14 @@ def _run_with_lease(campaign, settings, token, hooks):
             domains_service.sign(b"From: check@" + dkim_domain.domain.encode() + b"\r\n\r\n", dkim_domain)
         except domains_service.DomainError as exc:
             reason = f"Paused by Loft: messages cannot be DKIM-signed. {exc}"
-            _pause_campaign(campaign, reason, hooks)
+            conclusion.pause_campaign(campaign, reason, hooks)
             return RunResult("paused", reason=reason, recovered=recovered)
     run = Run(campaign, lanes, factories, Checker(campaign.team_id), settings, sender=campaign.from_email,
               dkim_domain=dkim_domain, token=token, hooks=hooks)
     # From the first message on, only this run's share of what the team's live runs share.
-    run.share(lease.runs_of_team(campaign.team_id, settings.lease_seconds), {}, {lane.id for lane in lanes})
+    shares.apply_shares(run.lanes.values(), run.domains, shared)
     started = time.monotonic()
     run_loop(run.main(), current_app.config.get("SEND_EVENT_LOOP", "uvloop"))
     log.info("campaign %s: run sent %s in %.1f s (%s); at most %s of %s unrecorded at once", campaign_id, run.sent,
              time.monotonic() - started, run.stop_reason or "drained", run.most_unrecorded, run.unrecorded_limit)
-    return _conclude(campaign_id, run, recovered, hooks)
-
-
-class _Idle:
-    """The outcome of a run that had nothing to send."""
-    sent = 0
-    stop_reason = None
-    stop_detail = ""
-
-
-def _work_due(campaign_id, settings):
-    """Whether a run would find something to send now (queued, or a retry due within the in-run wait)."""
-    campaign = Send.campaign == campaign_id
-    if Send.select().where(campaign & (Send.status == SendStatus.QUEUED)).exists():
-        return True
-    soon = utcnow() + datetime.timedelta(seconds=settings.max_in_run_wait)
-    return Send.select().where(campaign & (Send.status == SendStatus.DEFERRED)
-                               & (Send.next_attempt_at <= soon)).exists()
-
-
-def _conclude(campaign_id, run, recovered, hooks):
-    campaign = Campaign.get_by_id(campaign_id)
-    result = dict(sent=run.sent, recovered=recovered)
-    if run.stop_detail == "lease lost":
-        return RunResult("stopped", reason="another worker took the campaign over", **result)
-    if campaign.state != CampaignState.SENDING:
-        return RunResult("stopped", reason=f"the campaign is {campaign.state}", **result)
-    if run.stop_reason == "accounts":
-        reason = "Paused by Loft: every SMTP account of the team is paused. " + run.stop_detail
-        _pause_campaign(campaign, reason, hooks)
-        return RunResult("paused", reason=reason, **result)
-    if run.stop_reason == "deadline":
-        return RunResult("deadline", again=True, **result)
-    if run.stop_reason == "error":
-        return RunResult("waiting", again=True, delay=30, reason=run.stop_detail, **result)
-    counts = ledger.status_counts(campaign_id)
-    if run.stop_reason == "capped":
-        return RunResult("waiting", again=True, delay=300,
-                         reason="every SMTP account reached its hourly or daily limit", **result)
-    if counts.get(SendStatus.QUEUED):
-        return RunResult("deadline", again=True, **result)  # e.g. an account paused mid-run; others remain
-    if counts.get(SendStatus.CLAIMED):
-        # Other runs hold the rest: the last of them concludes the campaign. Come back when their
-        # claims would run out, in case one of them died with its claims.
-        expires = ledger.claims_expire_at(campaign_id)
-        delay = max(0.0, (expires - utcnow()).total_seconds()) + 0.5 if expires else 0.5
-        return RunResult("waiting", again=True, delay=delay, reason="other runs are sending the rest", **result)
-    if counts.get(SendStatus.DEFERRED):
-        due = ledger.next_due(campaign_id)
-        delay = max(0.0, (due - utcnow()).total_seconds()) if due else 0.0
-        return RunResult("waiting", again=True, delay=delay, reason="retries are waiting", **result)
-    if counts.get(SendStatus.HELD):
-        return RunResult("held", reason="the A/B test is running; the rest waits for the winner", **result)
-    try:
-        states.transition(campaign, CampaignState.COMPLETED)
-    except states.TransitionError:
-        return RunResult("stopped", reason="the campaign changed meanwhile", **result)
-    hooks.on_completed(campaign_id)  # e.g. too many bounces in the last results: the admins hear of it
-    return RunResult("completed", **result)
-
-
-def _pause_campaign(campaign, reason, hooks):
-    """Pause the campaign with the reason, log it, and tell the team: the notice the Notices page
-    promises, emailed to the Administrators by the notices task (it was only a line on the page)."""
-    try:
-        states.transition(campaign, CampaignState.PAUSED, reason)
-    except states.TransitionError:
-        return  # paused or cancelled by someone meanwhile
-    log.warning("campaign %s paused by the engine: %s", campaign.id, reason)
-    hooks.alert(campaign.team_id, f"“{campaign.name}” paused: it cannot be sent right now", reason,
-                kind="engine_pause", campaign_id=campaign.id)
+    return conclusion.conclude(campaign_id, run, recovered, hooks)
