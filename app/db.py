@@ -564,6 +564,15 @@ def first_row(text, params, database=None):
 
 # --- Claiming rows among several workers ---------------------------------------------------------
 
+def locked(query):
+    """The SELECT that opens a transaction serialised with the others that lock the same row: FOR
+    UPDATE on PostgreSQL, held until the transaction ends. SQLite needs nothing: the transaction
+    already holds the database's write lock from BEGIN (lock_type IMMEDIATE above)."""
+    if is_sqlite():
+        return query
+    return query.for_update()
+
+
 def skip_locked(query):
     """The SELECT of a claim: on PostgreSQL it locks the rows it returns and skips rows another
     worker's open claim has locked (FOR UPDATE SKIP LOCKED), so concurrent claims never wait on or

@@ -552,6 +552,19 @@ class SendRun(BaseModel):
         indexes = ((("campaign", "id"), False), (("team", "heartbeat_at"), False))
 
 
+class SendPermit(BaseModel):
+    """Messages a live run may still send through an SMTP account with an hourly or daily cap
+    (migration 0051). app/sending/shares.py grants them in small blocks, counting the ledger and every
+    live run's permits; a run uses one per message recorded as sent. A dead run's permits stop
+    counting once its heartbeat is older than the lease, and go with its SendRun row."""
+    run = ForeignKeyField(SendRun, on_delete="CASCADE", index=False)
+    account = ForeignKeyField(SmtpAccount, on_delete="CASCADE")
+    held = IntegerField(default=0)
+
+    class Meta:
+        indexes = ((("run", "account"), True),)
+
+
 class Usage(BaseModel):
     """Messages sent per team and month (YYYY-MM), for billing and dashboards."""
     team = ForeignKeyField(Team, on_delete="CASCADE")

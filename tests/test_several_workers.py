@@ -210,7 +210,7 @@ def test_claims_expire_unless_extended_and_only_expired_ones_are_queued_again(ct
 def test_a_run_keeps_its_share_of_the_accounts_connections_rate_and_domain_limits():
     account = SmtpAccount(id=1, max_connections=5, per_second=30, per_hour=0, per_day=0,
                           connection_state="ok", last_error="")
-    lane = Lane(account, {}, {})
+    lane = Lane(account, {})
     assert (lane.allowed, lane.per_second) == (5, 30)
     lane.share(2)
     assert (lane.allowed, lane.per_second) == (2, 15)

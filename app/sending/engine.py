@@ -12,8 +12,9 @@ One event loop per run (uvloop when installed, else asyncio's):
               the claimed ones ambiguous; never the whole audience in memory. Expired
               claims of a dead run are queued again first (ledger.recover_in_flight).
   dispatcher  hands each claimed Send to an SMTP account (a Lane, lanes.py) by weighted rotation,
-              within the account's per-second token bucket and its hourly and
-              daily caps (counted from the ledger, plus this run's sends).
+              within the account's per-second token bucket and, for an account with
+              an hourly or daily cap, only with a permit in hand (shares.py: taken in
+              blocks on the database thread, exact across every run).
   lanes       per account, max_connections workers; each keeps one aiosmtplib
               connection (smtp.py) open for many messages, reconnects after a drop,
               limits parallel deliveries per recipient domain, and builds each
@@ -153,14 +154,16 @@ def run_loop(coroutine, kind="uvloop"):
 
 class Run:
     def __init__(self, campaign, lanes, factories, checker, settings, sender, dkim_domain=None, token="",
-                 hooks=Hooks()):
+                 run_id=None, hooks=Hooks()):
         self.campaign = campaign
         self.hooks = hooks
         self.token = token  # the run's lease on the campaign, renewed by the watcher
+        self.run_id = run_id  # its SendRun row, which holds its permits
         self.dkim_domain = dkim_domain  # a SenderDomain: every message is DKIM-signed with its key
         self.campaign_id = campaign.id
         self.team_id = campaign.team_id
         self.lanes = {lane.id: lane for lane in lanes}
+        self.capped_lanes = {lane.id for lane in lanes if lane.capped_account}  # they send with permits
         self.rotation = accounts_service.Rotation([lane.account for lane in lanes])
         self.factories = factories
         self.checker = checker
@@ -222,6 +225,7 @@ class Run:
             claimer = asyncio.ensure_future(self.claimer())
             watcher, flusher = asyncio.ensure_future(self.watcher()), asyncio.ensure_future(self.flusher())
             await self.dispatcher()
+            await asyncio.gather(*(lane.taking for lane in self.lanes.values() if lane.taking is not None))
             for lane in self.lanes.values():
                 lane.closing = True
                 for _ in lane.workers:
@@ -389,6 +393,9 @@ class Run:
                 reasons = "; ".join(f"“{lane.account.name}”: {lane.pause_reason}" for lane in self.lanes.values())
                 self.stop("accounts", reasons)
                 return None
+            for lane in live:
+                if lane.wants_permits(self.settings.permit_block):
+                    lane.taking = asyncio.ensure_future(self.take_permits(lane))
             usage = {lane.id: lane.usage() for lane in self.lanes.values()}
             account = self.rotation.pick(usage)
             if account is not None:
@@ -396,8 +403,27 @@ class Run:
             if all(lane.capped() for lane in live):
                 self.stop("capped")
                 return None
-            await asyncio.sleep(min(lane.seconds_to_token() for lane in live if not lane.capped()))
+            # Wait for a token of a lane that may send, or for permits being taken, whichever comes first.
+            tokens = [lane.seconds_to_token() for lane in live if not lane.needs_permit()]
+            takes = [lane.taking for lane in live if lane.taking is not None]
+            if takes:
+                await asyncio.wait(takes, timeout=min(tokens) if tokens else None)
+            else:
+                await asyncio.sleep(min(tokens) if tokens else self.settings.flush_interval)
         return None
+
+    async def take_permits(self, lane):
+        """More permits for a capped lane, taken on the database thread; a refusal marks the lane
+        out of permits until the next re-read of the shares, so it asks again then."""
+        try:
+            granted = await self.db(shares.take_permits, self.run_id, lane.id, self.settings.permit_block,
+                                    self.settings.lease_seconds)
+        except Exception:  # noqa: BLE001 - e.g. a locked database: nothing was granted, ask again later
+            log.exception("campaign %s: taking permits for SMTP account %s failed", self.campaign_id, lane.id)
+            granted = 0
+        lane.permits += granted
+        lane.permits_out = granted == 0
+        lane.taking = None
 
     # -- delivering --
 
@@ -413,6 +439,7 @@ class Run:
                 if job is None:
                     return
                 lane.busy += 1
+                sent = False
                 try:
                     if self.stop_reason == "state" or lane.paused:
                         # Paused or cancelled: nothing new starts. Other stops (deadline, caps) only
@@ -426,7 +453,7 @@ class Run:
                             continue
                         self.delivering += 1  # no await since the gate: the count cannot overshoot
                         try:
-                            await self.deliver(lane, conn, job)
+                            sent = await self.deliver(lane, conn, job)
                         except Exception as exc:  # noqa: BLE001 - one odd failure must not strand the run
                             log.exception("campaign %s: delivering send %s failed", self.campaign_id, job.id)
                             self.results.append(Outcome("temporary", job, account_id=lane.id,
@@ -440,6 +467,8 @@ class Run:
                         self.domains.release(job.domain)
                 finally:
                     lane.busy -= 1
+                    if not sent:
+                        lane.not_sent()
                     if lane.busy == 0 and lane.queue.empty():
                         self.wake.set()
         finally:
@@ -466,8 +495,6 @@ class Run:
     def give_back(self, job, lane):
         """A job this lane will not send: back to the dispatcher, or released when the run stops."""
         if self.stop_reason is None and lane.paused:
-            lane.hour -= 1
-            lane.day -= 1
             self.ready.appendleft(job)
             self.wake.set()
         else:
@@ -515,7 +542,8 @@ class Run:
         return False
 
     async def deliver(self, lane, conn, job):
-        """Send one message over conn (connecting first when needed) and record the outcome."""
+        """Send one message over conn (connecting first when needed) and record the outcome; True
+        when it was sent."""
         if conn.smtp is not None and not conn.smtp.is_connected:
             conn.smtp = None
         if conn.smtp is None and not await self.connect(lane, conn):
@@ -557,12 +585,10 @@ class Run:
             conn.failures = 0
             self.sent += 1
             self.results.append(Outcome("sent", job, account_id=lane.id, message_id=message_id))
-            return
+            return True
         error = f"{code} {text}".strip()
         if accounts_service.is_account_limit_reply(code, text):
             self.results.append(Outcome("requeue", job))
-            lane.hour -= 1
-            lane.day -= 1
             await self.pause_lane(lane, f"the server answered “{error}”", until=limit_pause_until(text))
             await smtp_service.reset(conn, self.settings.smtp_timeout)
         elif stage == "mail":
@@ -668,7 +694,7 @@ class Run:
         shared = None
         if time.monotonic() >= self.next_share:
             self.next_share = time.monotonic() + self.settings.share_interval
-            shared = shares.read_shares(self.team_id, self.campaign_id, list(self.lanes), self.settings, now)
+            shared = shares.read_shares(self.team_id, self.campaign_id, self.settings, now)
             live, settings = shared.campaign_runs, self.settings
             if self.live_runs is not None and live < min(self.live_runs, settings.runs_per_campaign):
                 self.hooks.more_runs(self.campaign_id)  # a run ended or died: another consumer may take its place
@@ -765,6 +791,9 @@ class Run:
                  .where(Campaign.id == self.campaign_id).execute())
             if sent:
                 usage.count_sent(self.team_id, len(sent), now)
+                if self.capped_lanes:  # their permits are used by the same commit that counts the sends
+                    shares.use_permits(self.run_id, collections.Counter(
+                        o.account_id for o in sent if o.account_id in self.capped_lanes))
         self.held.difference_update(outcome.job.id for outcome in results)
         self.hooks.after_flush(self.campaign_id)  # e.g. pause on high bounce or complaint rates
 
@@ -801,18 +830,19 @@ def run_campaign(campaign_id, deadline_seconds=None, hooks=Hooks()):
     if deadline_seconds is not None:
         settings.run_seconds = deadline_seconds
     token = f"{os.getpid()}-{secrets.token_hex(8)}"  # the process id tells an operator which worker runs it
-    if not lease.join_run(campaign_id, token, settings.runs_per_campaign, settings.lease_seconds):
+    run_id = lease.join_run(campaign_id, token, settings.runs_per_campaign, settings.lease_seconds)
+    if run_id is None:
         # Busy: live runs renew every second and re-enqueue themselves as needed; a dead one's
         # row runs out after `delay` seconds, when a new run can take its place.
         return RunResult("busy", again=True, delay=lease.run_free_in(campaign_id, settings.lease_seconds) + 0.5,
                          reason="other workers are sending this campaign")
     try:
-        return _run_with_lease(campaign, settings, token, hooks)
+        return _run_with_lease(campaign, settings, token, run_id, hooks)
     finally:
         lease.leave_run(token)
 
 
-def _run_with_lease(campaign, settings, token, hooks):
+def _run_with_lease(campaign, settings, token, run_id, hooks):
     campaign_id = campaign.id
     recovered = ledger.recover_in_flight(campaign_id)
     if recovered:
@@ -828,9 +858,8 @@ def _run_with_lease(campaign, settings, token, hooks):
                   + accounts_service.paused_in_words(campaign.team_id))
         conclusion.pause_campaign(campaign, reason, hooks)
         return RunResult("paused", reason=reason, recovered=recovered)
-    shared = shares.read_shares(campaign.team_id, campaign_id, [a.id for a in accounts], settings)
-    lanes = [Lane(account, accounts_service.smtp_options(account, timeout=settings.smtp_timeout),
-                  shared.used.get(account.id, {}))
+    shared = shares.read_shares(campaign.team_id, campaign_id, settings)
+    lanes = [Lane(account, accounts_service.smtp_options(account, timeout=settings.smtp_timeout))
              for account in accounts]
     try:
         factories = build_factories(campaign)
@@ -851,7 +880,7 @@ def _run_with_lease(campaign, settings, token, hooks):
             conclusion.pause_campaign(campaign, reason, hooks)
             return RunResult("paused", reason=reason, recovered=recovered)
     run = Run(campaign, lanes, factories, Checker(campaign.team_id), settings, sender=campaign.from_email,
-              dkim_domain=dkim_domain, token=token, hooks=hooks)
+              dkim_domain=dkim_domain, token=token, run_id=run_id, hooks=hooks)
     # From the first message on, only this run's share of what the team's live runs share.
     shares.apply_shares(run.lanes.values(), run.domains, shared)
     started = time.monotonic()

@@ -1,10 +1,11 @@
 """The SMTP accounts and recipient domains of one engine run: who may send now, and how many at once.
 
-A Lane is one account with its token bucket and hourly and daily caps; a DomainGate bounds the
-deliveries in progress per recipient domain; limit_pause_until says how long an account that hit
-its own limit rests. When several runs send for a team at once, each Lane and DomainGate holds this
-run's share (share(runs), set by the engine from the live runs in the database), so the account's
-limits hold for all the runs together.
+A Lane is one account with its token bucket and, for an account with an hourly or daily cap, the
+permits this run holds (app/sending/shares.py); a DomainGate bounds the deliveries in progress per
+recipient domain; limit_pause_until says how long an account that hit its own limit rests. When
+several runs send for a team at once, each Lane and DomainGate holds this run's share (share(runs),
+set by the engine from the live runs in the database), so the account's limits hold for all the runs
+together.
 """
 import asyncio
 import collections
@@ -24,9 +25,9 @@ def limit_pause_until(message, now=None):
 
 
 class Lane:
-    """One SMTP account in this run: its connections, its rate, its caps, its failures."""
+    """One SMTP account in this run: its connections, its rate, its permits, its failures."""
 
-    def __init__(self, account, options, used):
+    def __init__(self, account, options):
         self.account = account
         self.id = account.id
         self.options = options
@@ -35,8 +36,12 @@ class Lane:
         self.closing = False  # the run is ending: every worker takes its stop signal
         self.per_second = account.per_second or 0  # this run's share of the rate
         self.queue = asyncio.Queue(maxsize=self.connections * 2)
-        self.hour = used.get("hour", 0)
-        self.day = used.get("day", 0)
+        # An account with an hourly or daily cap sends only with a permit in hand: taken from the
+        # database in blocks, one spent per message started, given back when it was not sent.
+        self.capped_account = bool(account.per_hour or account.per_day)
+        self.permits = 0
+        self.permits_out = False  # the last take was refused: the caps are reached for now
+        self.taking = None  # the take in progress on the database thread (a future), if any
         # Token bucket: refills at per_second, holds at most a tenth of a second's worth (or one
         # token), so no one-second window ever sees more than per_second plus that small burst.
         self.burst = max(1.0, self.per_second / 10)
@@ -72,19 +77,33 @@ class Lane:
             self.tokens = min(self.burst, self.tokens + (now - self.refilled) * per_second)
             self.refilled = now
             second = 0 if self.tokens >= 1 else self.account.per_second
-        return {"second": second, "hour": self.hour, "day": self.day,
+        full = self.needs_permit()  # no permit in hand: as full as its caps, for has_capacity
+        return {"second": second, "hour": self.account.per_hour if full else 0,
+                "day": self.account.per_day if full else 0,
                 "connections": self.connections if self.paused else 0}
 
+    def needs_permit(self):
+        return self.capped_account and self.permits <= 0
+
+    def wants_permits(self, block):
+        """Time to take more: fewer than half a block in hand, no take under way, none refused."""
+        return (self.capped_account and self.taking is None and not self.permits_out
+                and self.permits <= block // 2)
+
     def capped(self):
-        """Out of hourly or daily allowance (waiting helps only after the window moves)."""
-        a = self.account
-        return bool((a.per_hour and self.hour >= a.per_hour) or (a.per_day and self.day >= a.per_day))
+        """Out of hourly or daily allowance: no permit in hand and the last take was refused."""
+        return self.needs_permit() and self.permits_out and self.taking is None
 
     def take(self):
         if self.per_second:
             self.tokens -= 1
-        self.hour += 1
-        self.day += 1
+        if self.capped_account:
+            self.permits -= 1
+
+    def not_sent(self):
+        """A message that took a permit was not sent after all: the permit is this run's again."""
+        if self.capped_account:
+            self.permits += 1
 
     def seconds_to_token(self):
         per_second = self.per_second

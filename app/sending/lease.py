@@ -6,7 +6,8 @@ removes its row. The claims a run holds on Send rows carry their own expiry (led
 run's sends go back to the queue by themselves, whoever notices first.
 
 The live rows also say how many runs share each SMTP account of a team (runs_of_team): the engine gives
-every run its share of the account's connections, rate and per-domain limits (app/sending/lanes.py).
+every run its share of the account's connections, rate and per-domain limits (app/sending/lanes.py),
+and only live runs' permits count against an account's hourly and daily caps (app/sending/shares.py).
 """
 import datetime
 
@@ -21,8 +22,13 @@ def _stale(lease_seconds, now):
     return now - datetime.timedelta(seconds=lease_seconds)
 
 
+def alive(lease_seconds, now=None):
+    """The condition on SendRun rows of the runs still alive (renewed within the lease)."""
+    return SendRun.heartbeat_at >= _stale(lease_seconds, now or utcnow())
+
+
 def join_run(campaign_id, token, max_runs, lease_seconds, now=None):
-    """Start a run of the campaign; False when `max_runs` live runs already send it.
+    """Start a run of the campaign: its SendRun id, or None when `max_runs` live runs already send it.
 
     Insert first, then count the live runs that joined before this one: of several runs joining
     together the earliest ones stay and the others leave, so the limit holds without a lock.
@@ -30,7 +36,7 @@ def join_run(campaign_id, token, max_runs, lease_seconds, now=None):
     now = now or utcnow()
     team_id = Campaign.select(Campaign.team).where(Campaign.id == campaign_id).scalar()
     if team_id is None:
-        return False
+        return None
     SendRun.delete().where((SendRun.campaign == campaign_id)
                            & (SendRun.heartbeat_at < _stale(lease_seconds, now))).execute()
     run = SendRun.create(team=team_id, campaign=campaign_id, token=token, heartbeat_at=now)
@@ -39,8 +45,8 @@ def join_run(campaign_id, token, max_runs, lease_seconds, now=None):
                       & (SendRun.heartbeat_at >= _stale(lease_seconds, now))).scalar())
     if earlier >= max(1, max_runs):
         SendRun.delete().where(SendRun.id == run.id).execute()
-        return False
-    return True
+        return None
+    return run.id
 
 
 def renew_run(token, now=None):

@@ -1,16 +1,35 @@
 """What the engine runs of a team share: each SMTP account's limits, held in the database.
 
-Limits shared by every run: an account's connections, its per-second rate and the per-domain limits
-are split evenly among the live runs of the team (lease.runs_of_team, re-read every
-SEND_SHARE_INTERVAL), its hourly and daily caps are re-counted from the ledger, and an account paused
-by any run (its own limit, repeated failures) is paused for every run at the next re-read. Nothing of
-it lives only in one process's memory.
+Limits shared by every run, never only in one process's memory:
+- Connections, the per-second rate and the per-domain limits are split evenly among the live runs of
+  the team (lease.runs_of_team, re-read every SEND_SHARE_INTERVAL): exact between two re-reads.
+- Hourly and daily caps are exact: a run sends through a capped account only with a permit in hand.
+  It takes permits in blocks (SEND_PERMIT_BLOCK, never more than is left) in one short transaction
+  that serialises with every other run's take (take_permits): sent through the account in the
+  rolling hour and day (the ledger) plus the permits live runs hold unused, against the caps. A permit
+  is used in the transaction that records its message as sent (use_permits) and goes back to the run
+  when the delivery did not happen. A run's permits die with it: they stop counting once its
+  heartbeat is older than the lease, and go with its SendRun row.
+- An account paused by any run (its own limit, repeated failures) is paused for every run at the
+  next re-read.
 
-  read_shares(team_id, campaign_id, lane_ids, settings)   (the run's database thread) one re-read
-  apply_shares(lanes, domains, shares)                    (the event loop) this run takes its share
+  read_shares(team_id, campaign_id, settings)      (the run's database thread) one re-read
+  apply_shares(lanes, domains, shares)             (the event loop) this run takes its share
+  take_permits(run_id, account_id, block, ...)     (database thread) more permits for one lane
+  use_permits(run_id, sent_per_account)            (database thread, inside the write of results)
 """
 import dataclasses
+import datetime
 
+from peewee import fn
+
+from app.db import count_where
+from app.db import db
+from app.db import locked
+from app.models import Send
+from app.models import SendPermit
+from app.models import SendRun
+from app.models import SmtpAccount
 from app.models import utcnow
 from app.senders import accounts as accounts_service
 from app.sending import lease
@@ -23,32 +42,81 @@ class Shares:
     """One re-read of what the runs share."""
     team_runs: int  # live runs of the team's campaigns: each keeps its part of every account's limits
     campaign_runs: int  # live runs of this campaign
-    used: dict  # accounts.sent_counts: {account_id: {"hour": n, "day": n}} from the ledger
     active: set  # ids of the accounts any run may send through now (not paused by one of them)
 
 
-def read_shares(team_id, campaign_id, lane_ids, settings, now=None):
-    """(DB thread) The live runs, the ledger's counts of the run's accounts and which are active."""
+def read_shares(team_id, campaign_id, settings, now=None):
+    """(DB thread) The live runs of the team and of the campaign, and which accounts are active."""
     now = now or utcnow()
     return Shares(team_runs=lease.runs_of_team(team_id, settings.lease_seconds, now),
                   campaign_runs=lease.live_runs(campaign_id, settings.lease_seconds, now),
-                  used=accounts_service.sent_counts(list(lane_ids), now),
                   active={a.id for a in accounts_service.active_accounts(team_id)})
 
 
 def apply_shares(lanes, domains, shares):
     """Give this run its share: each lane's connections and rate and the domain limits split among
-    the team's runs, the caps counted from the ledger (this run's unwritten sends are in its own
-    counts, hence the max), and the pauses another run stored. True when a lane was paused here."""
+    the team's runs, and the pauses another run stored. A lane refused permits asks again (the
+    window moved, or a run ended or died). True when a lane was paused here."""
     paused = False
     for lane in lanes:
         lane.share(shares.team_runs)
-        counted = shares.used.get(lane.id, {})
-        lane.hour = max(lane.hour, counted.get("hour", 0))
-        lane.day = max(lane.day, counted.get("day", 0))
+        lane.permits_out = False
         if lane.id not in shares.active and not lane.paused:
             lane.paused = True
             lane.pause_reason = ANOTHER_RUN_PAUSED
             paused = True
     domains.runs = shares.team_runs
     return paused
+
+
+# --- Permits: the hourly and daily caps ------------------------------------------------------------
+
+def room(per_hour, per_day, hour, day):
+    """How many more messages the caps allow when `hour` and `day` are already counted (None: no cap)."""
+    left = [cap - counted for cap, counted in ((per_hour, hour), (per_day, day)) if cap]
+    return max(0, min(left)) if left else None
+
+
+def counted(account_id, lease_seconds, now):
+    """(sent in the last hour, sent in the last 24 hours, permits live runs hold unused) for the account.
+
+    One statement, so one snapshot: a write that records sends and uses their permits commits both at
+    once, and is seen either wholly or not at all (two statements could see the sends without their
+    permits, or the reverse, and count a message twice or not at all)."""
+    held = (SendPermit.select(fn.COALESCE(fn.SUM(SendPermit.held), 0))
+            .join(SendRun, on=(SendPermit.run == SendRun.id))
+            .where((SendPermit.account == account_id) & lease.alive(lease_seconds, now)))
+    day, hour, holding = (Send.select(fn.COUNT(Send.id), count_where(Send.sent_at >= now - datetime.timedelta(hours=1)),
+                                      held)
+                          .where((Send.smtp_account == account_id)
+                                 & (Send.sent_at >= now - datetime.timedelta(days=1)))
+                          .tuples().get())
+    return int(hour or 0), int(day or 0), int(holding or 0)
+
+
+def take_permits(run_id, account_id, block, lease_seconds, now=None):
+    """(DB thread) Grant the run up to `block` more permits for the account: how many (0 when its caps
+    are reached; `block` when it has no cap any more). The account row is locked first (PostgreSQL),
+    so takes for one account never overlap; on SQLite the transaction holds the write lock."""
+    now = now or utcnow()
+    with db.atomic():
+        caps = (locked(SmtpAccount.select(SmtpAccount.per_hour, SmtpAccount.per_day)
+                       .where(SmtpAccount.id == account_id)).tuples().first())
+        if caps is None:
+            return 0
+        hour, day, holding = counted(account_id, lease_seconds, now)
+        left = room(caps[0], caps[1], hour + holding, day + holding)
+        granted = block if left is None else min(block, left)
+        if granted:
+            mine = (SendPermit.run == run_id) & (SendPermit.account == account_id)
+            if not SendPermit.update(held=SendPermit.held + granted).where(mine).execute():
+                SendPermit.insert(run=run_id, account=account_id, held=granted).execute()
+    return granted
+
+
+def use_permits(run_id, sent_per_account):
+    """(DB thread, inside the transaction that records the sends) {account_id: messages recorded sent}:
+    their permits are used up; from the commit on they count in the ledger instead."""
+    for account_id, count in sent_per_account.items():
+        (SendPermit.update(held=SendPermit.held - count)
+         .where((SendPermit.run == run_id) & (SendPermit.account == account_id)).execute())

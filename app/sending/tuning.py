@@ -19,6 +19,9 @@ DEFAULTS = {
     "SEND_LEASE_SECONDS": 15,  # a run that has not renewed its lease for this long is presumed dead
     "SEND_RUNS_PER_CAMPAIGN": 0,  # runs sending one campaign at once; 0: SENDING_PROCESSES (app/config.py)
     "SEND_SHARE_INTERVAL": 5.0,  # seconds between re-reads of the limits the runs share
+    # Permits a run takes at once for an account with an hourly or daily cap (app/sending/shares.py):
+    # one short transaction per block; the most other runs can find held by one that dies.
+    "SEND_PERMIT_BLOCK": 20,
     "SEND_EVENT_LOOP": "uvloop",  # "uvloop" (when installed) or "asyncio"
     "SEND_DB_CACHE_KB": 8000,  # SQLite page cache of the run's database thread (keeps the worker's RSS flat)
     "SEND_DB_BUSY_MS": 10000,  # how long the run's database thread waits for a lock before retrying later
@@ -43,6 +46,7 @@ class Settings:
     lease_seconds: float
     runs_per_campaign: int
     share_interval: float
+    permit_block: int
     db_cache_kb: int
     db_busy_ms: int
 
@@ -66,5 +70,6 @@ class Settings:
                    lease_seconds=float(get("SEND_LEASE_SECONDS")),
                    runs_per_campaign=max(1, int(get("SEND_RUNS_PER_CAMPAIGN") or config.get("SENDING_PROCESSES") or 1)),
                    share_interval=float(get("SEND_SHARE_INTERVAL")),
+                   permit_block=max(1, int(get("SEND_PERMIT_BLOCK"))),
                    db_cache_kb=int(get("SEND_DB_CACHE_KB")),
                    db_busy_ms=int(get("SEND_DB_BUSY_MS")))
