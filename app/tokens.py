@@ -27,6 +27,7 @@ to the same ids.
 """
 import base64
 import binascii
+import hashlib
 import hmac
 
 from flask import current_app
@@ -79,11 +80,39 @@ def _unvarints(data):
     return tuple(ids)
 
 
+class _Hmac:
+    """HMAC-SHA256 under one key, from the key's inner and outer hash states computed once (RFC 2104).
+
+    The same tag as hmac.digest, but hmac.digest lets go of the GIL for every call, however short the
+    message: on the sending engine's event loop, beside the threads that sign DKIM and write the
+    ledger, each of a message's half-dozen tags then waited to get it back. Copying a hash state and
+    hashing a few bytes keeps it (hashlib lets go only from 2 KB on), and is about 3 times faster alone.
+    """
+
+    def __init__(self, key):
+        if len(key) > 64:
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(64, b"\0")
+        self._inner = hashlib.sha256(key.translate(_IPAD))
+        self._outer = hashlib.sha256(key.translate(_OPAD))
+
+    def digest(self, message):
+        inner = self._inner.copy()
+        inner.update(message)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
+
+
+_IPAD = bytes(byte ^ 0x36 for byte in range(256))
+_OPAD = bytes(byte ^ 0x5C for byte in range(256))
+
+
 class Signer:
     """Signs and verifies tokens with keys derived from one secret.
 
     Build one per secret and reuse it: key derivation happens once per
-    purpose, so signing costs a single HMAC (about 1.5 µs).
+    purpose, so signing costs a single HMAC (about 1 µs).
     """
 
     def __init__(self, secret):
@@ -92,10 +121,12 @@ class Signer:
         self._secret = secret
         self._keys = {purpose: hmac.digest(secret, b"loft.token." + purpose.encode(), "sha256")
                       for purpose in PURPOSES}
+        self._macs = {purpose: _Hmac(key) for purpose, key in self._keys.items()}
+        self._email_mac = _Hmac(secret)
 
     def email_digest(self, email):
         """64 bits of a keyed hash of an address, as an int: what ties a token to the person it was made for."""
-        return int.from_bytes(hmac.digest(self._secret, b"contact-email:" + email.encode(), "sha256")[:8], "big")
+        return int.from_bytes(self._email_mac.digest(b"contact-email:" + email.encode())[:8], "big")
 
     def key(self, purpose):
         try:
@@ -103,17 +134,24 @@ class Signer:
         except KeyError:
             raise ValueError(f"unknown token purpose {purpose!r}") from None
 
+    def _mac(self, purpose):
+        try:
+            return self._macs[purpose]
+        except KeyError:
+            raise ValueError(f"unknown token purpose {purpose!r}") from None
+
     def sign(self, purpose, *ids):
         if not ids:
             raise ValueError("a token needs at least one id")
+        mac = self._mac(purpose)
         payload = b"".join(_varint(int(i)) for i in ids)
-        tag = hmac.digest(self.key(purpose), payload, "sha256")[:TAG_BYTES]
+        tag = mac.digest(payload)[:TAG_BYTES]
         return base64.urlsafe_b64encode(payload + tag).rstrip(b"=").decode("ascii")
 
     def sign_one(self, purpose, value):
         """sign(purpose, value) for a single id, without the generality (hot path)."""
         payload = _varint(value) if value >= 128 or value < 0 else bytes((value,))
-        tag = hmac.digest(self._keys[purpose], payload, "sha256")[:TAG_BYTES]
+        tag = self._macs[purpose].digest(payload)[:TAG_BYTES]
         return base64.urlsafe_b64encode(payload + tag).rstrip(b"=").decode("ascii")
 
     def verify(self, purpose, token):
@@ -132,11 +170,10 @@ class Signer:
         if base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii") != token:
             return None
         payload, tag = raw[:-TAG_BYTES], raw[-TAG_BYTES:]
-        try:
-            key = self.key(purpose)
-        except ValueError:
+        mac = self._macs.get(purpose)
+        if mac is None:
             return None
-        expected = hmac.digest(key, payload, "sha256")[:TAG_BYTES]
+        expected = mac.digest(payload)[:TAG_BYTES]
         if not hmac.compare_digest(tag, expected):
             return None
         return _unvarints(payload)

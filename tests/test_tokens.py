@@ -5,6 +5,8 @@ the tracking purposes, itsdangerous in app.consent.tokens for the preference cen
 double opt-in link), with the SECRET_KEY the test app uses ("test-secret", tests/conftest.py).
 """
 import ast
+import base64
+import hmac
 import time
 
 import pytest
@@ -86,6 +88,24 @@ def test_one_format_for_every_purpose():
         assert all(signer.verify(other, token) is None for other in tokens.PURPOSES if other != purpose)
     with pytest.raises(ValueError):
         signer.sign("nonsense", 1)
+
+
+def test_tags_are_hmac_sha256_for_secrets_of_every_length():
+    """The tags come from hash states computed once per key: the same as hmac.digest whether the secret is
+    empty, shorter than SHA-256's 64-byte block, exactly one block, or longer (then hashed first)."""
+    for length in (0, 1, 32, 63, 64, 65, 200):
+        secret = bytes(range(256))[:length]
+        signer = tokens.Signer(secret)
+        for purpose in tokens.PURPOSES:
+            key = hmac.digest(secret, b"loft.token." + purpose.encode(), "sha256")
+            for value in (0, 127, 128, 1234567, 2 ** 40):
+                payload = tokens._varint(value)
+                tag = hmac.digest(key, payload, "sha256")[:tokens.TAG_BYTES]
+                expected = base64.urlsafe_b64encode(payload + tag).rstrip(b"=").decode("ascii")
+                assert signer.sign_one(purpose, value) == signer.sign(purpose, value) == expected, (length, purpose)
+                assert signer.verify(purpose, expected) == (value,)
+        assert signer.email_digest("ann@example.com") == int.from_bytes(
+            hmac.digest(secret, b"contact-email:ann@example.com", "sha256")[:8], "big")
 
 
 @pytest.fixture
