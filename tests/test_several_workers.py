@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -35,6 +36,8 @@ from tests.sending_support import TestSmtp
 from tests.sending_support import launched
 from tests.sending_support import make_team
 from tests.sending_support import run
+from tasks import huey
+from tasks import sending as sending_tasks
 
 RECIPIENTS = int(os.environ.get("LOFT_SEVERAL_WORKERS_RECIPIENTS", "3000"))
 CONSUMERS = 3
@@ -234,3 +237,48 @@ def test_a_run_beside_another_live_run_of_the_team_opens_only_its_share_of_conne
         server.stop()
     assert server.handler.delivered == {c.email: 1 for c in contacts}
     assert server.handler.max_active_total <= 2  # half of the account's four connections
+
+
+def test_a_second_run_of_a_campaign_in_the_same_process_leaves_at_once_and_comes_back_once(ctx):
+    ctx.config.update(SEND_RUNS_PER_CAMPAIGN=3, SEND_STATE_INTERVAL=0.1, SEND_FLUSH_INTERVAL=0.05)
+    server = TestSmtp(delay=0.005)
+    try:
+        team = make_team()
+        campaign, contacts, _ = launched(team, 40, server.port, connections=2, per_second=20)
+        results = []
+
+        def first_run():
+            with ctx.app_context():
+                results.append(run(campaign.id))
+        thread = threading.Thread(target=first_run)
+        thread.start()
+        deadline = time.monotonic() + 60
+        while not SendRun.select().where(SendRun.campaign == campaign.id).exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+        # Another worker thread of this process picks the campaign's task while the first run sends.
+        second = run(campaign.id)
+        assert (second.outcome, second.again, second.reason) == (
+            "busy", True, "this worker process is already sending this campaign")
+        assert second.delay == 0.1 and second.sent == 0
+        assert SendRun.select().where(SendRun.campaign == campaign.id).count() == 1  # it never joined
+        assert thread.is_alive(), "the first run was still sending"
+
+        # Through the task: it comes back once, shortly (a consumer of another process may take it then),
+        # and a task that came back after "busy" does not come back again.
+        huey.flush()
+        sending_tasks.send_campaign(campaign.id)
+        again = [task for task in huey.scheduled() if task.name == "sending.send_campaign"]
+        assert [task.args for task in again] == [(campaign.id, True)]
+        huey.flush()
+        sending_tasks.send_campaign(campaign.id, True)
+        assert not [task for task in huey.scheduled() if task.name == "sending.send_campaign"]
+        thread.join(60)
+    finally:
+        server.stop()
+        huey.flush()
+    assert [r.outcome for r in results] == ["completed"]
+    assert server.handler.delivered == {c.email: 1 for c in contacts}
+
+    with lease.first_in_process(campaign.id) as first:  # the first run's place in this process is free again
+        assert first

@@ -819,8 +819,8 @@ def run_campaign(campaign_id, deadline_seconds=None, hooks=Hooks()):
 
     Must run inside the app context. Joins the campaign's runs first (lease.join_run): while
     SEND_RUNS_PER_CAMPAIGN live runs send it, another worker (or another task for the same
-    campaign) returns "busy" at once. Returns a RunResult telling the caller whether (and when)
-    to run again.
+    campaign) returns "busy" at once; so does a second run in a process that already sends it.
+    Returns a RunResult telling the caller whether (and when) to run again.
     `hooks` (see Hooks) add what follows delivery; tasks/sending.py passes bounce handling.
     """
     campaign = Campaign.get_or_none(Campaign.id == campaign_id)
@@ -829,17 +829,23 @@ def run_campaign(campaign_id, deadline_seconds=None, hooks=Hooks()):
     settings = Settings.from_config(current_app.config)
     if deadline_seconds is not None:
         settings.run_seconds = deadline_seconds
-    token = f"{os.getpid()}-{secrets.token_hex(8)}"  # the process id tells an operator which worker runs it
-    run_id = lease.join_run(campaign_id, token, settings.runs_per_campaign, settings.lease_seconds)
-    if run_id is None:
-        # Busy: live runs renew every second and re-enqueue themselves as needed; a dead one's
-        # row runs out after `delay` seconds, when a new run can take its place.
-        return RunResult("busy", again=True, delay=lease.run_free_in(campaign_id, settings.lease_seconds) + 0.5,
-                         reason="other workers are sending this campaign")
-    try:
-        return _run_with_lease(campaign, settings, token, run_id, hooks)
-    finally:
-        lease.leave_run(token)
+    with lease.first_in_process(campaign_id) as first:
+        if not first:
+            # The run already here re-enqueues the campaign as needed; coming back once, shortly,
+            # lets a consumer of another process join instead.
+            return RunResult("busy", again=True, delay=settings.state_interval,
+                             reason="this worker process is already sending this campaign")
+        token = f"{os.getpid()}-{secrets.token_hex(8)}"  # the process id tells an operator which worker runs it
+        run_id = lease.join_run(campaign_id, token, settings.runs_per_campaign, settings.lease_seconds)
+        if run_id is None:
+            # Busy: live runs renew every second and re-enqueue themselves as needed; a dead one's
+            # row runs out after `delay` seconds, when a new run can take its place.
+            return RunResult("busy", again=True, reason="other workers are sending this campaign",
+                             delay=lease.run_free_in(campaign_id, settings.lease_seconds) + 0.5)
+        try:
+            return _run_with_lease(campaign, settings, token, run_id, hooks)
+        finally:
+            lease.leave_run(token)
 
 
 def _run_with_lease(campaign, settings, token, run_id, hooks):

@@ -8,14 +8,39 @@ run's sends go back to the queue by themselves, whoever notices first.
 The live rows also say how many runs share each SMTP account of a team (runs_of_team): the engine gives
 every run its share of the account's connections, rate and per-domain limits (app/sending/lanes.py),
 and only live runs' permits count against an account's hourly and daily caps (app/sending/shares.py).
+
+Within one process a campaign has at most one run (first_in_process): the threads of a consumer share
+one interpreter lock, so a second run there would only split the first one's CPU; more runs come from
+other processes.
 """
+import contextlib
 import datetime
+import threading
 
 from peewee import fn
 
 from app.models import Campaign
 from app.models import SendRun
 from app.models import utcnow
+
+
+_in_process = set()  # campaigns a run of this process is sending now
+_in_process_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def first_in_process(campaign_id):
+    """True inside for the first run of the campaign in this process, False for any other while it
+    lasts: a process-local guard, on top of the runs in the database."""
+    with _in_process_lock:
+        first = campaign_id not in _in_process
+        _in_process.add(campaign_id)
+    try:
+        yield first
+    finally:
+        if first:
+            with _in_process_lock:
+                _in_process.discard(campaign_id)
 
 
 def _stale(lease_seconds, now):
