@@ -487,9 +487,6 @@ class Campaign(BaseModel):
     created_by = ForeignKeyField(User, null=True, on_delete="SET NULL")
     created_at = DateTimeField(default=utcnow)
     updated_at = DateTimeField(default=utcnow)
-    # migration 0013_sending_lease: the engine run sending this campaign holds a lease
-    run_token = CharField(default="")  # the holder's random token; empty = nobody
-    heartbeat_at = DateTimeField(null=True)  # renewed every second; older than the lease = the holder died
 
     class Meta:
         indexes = ((("team", "state"), False), (("state", "scheduled_at"), False))

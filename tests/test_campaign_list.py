@@ -181,9 +181,9 @@ def test_duplicate_copies_every_content_column_and_no_history(app, admin):
         assert copy.__data__.get(name) == original.__data__.get(name), name
     assert copy.name == "Copy of the name"
     assert copy.state == "draft" and copy.team_id == team.id and copy.id != original.id
-    for name in ("scheduled_at", "started_at", "finished_at", "frozen_at", "ab_decided_at", "heartbeat_at"):
+    for name in ("scheduled_at", "started_at", "finished_at", "frozen_at", "ab_decided_at"):
         assert getattr(copy, name) is None, name
-    assert (copy.total, copy.sent, copy.failed, copy.cursor, copy.run_token, copy.state_reason) == (0, 0, 0, 0, "", "")
+    assert (copy.total, copy.sent, copy.failed, copy.cursor, copy.state_reason) == (0, 0, 0, 0, "")
     variants = [(v.label, v.subject, v.body, v.is_winner) for v in copy.variants.order_by(Variant.label)]
     assert variants == [("A", "Subject A", "Body A", False), ("B", "Subject B", "Body B", False)]
     # The copy's JSON is its own: changing it leaves the original alone.

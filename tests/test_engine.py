@@ -527,8 +527,8 @@ def test_the_minute_tick_starts_due_scheduled_campaigns_and_resumes_stalled_ones
     stalled = make_campaign(team, [mailing_list], name="Stalled")  # "sending", its worker died
     ledger.freeze_audience(stalled)
     Send.update(status="sending", attempts=1).where(Send.campaign == stalled).execute()
-    Campaign.update(run_token="dead-worker", heartbeat_at=utcnow() - datetime.timedelta(minutes=5)).where(
-        Campaign.id == stalled.id).execute()
+    SendRun.create(team=team, campaign=stalled, token="dead-worker",
+                   heartbeat_at=utcnow() - datetime.timedelta(minutes=5))
 
     sending_tasks.tick()  # immediate mode: runs inline, and so do the sends it enqueues
 

@@ -31,7 +31,6 @@ NOT_COPIED = {
     "started_at": "history", "finished_at": "history", "frozen_at": "history",
     "total": "counts of the original's sends", "sent": "counts", "failed": "counts", "cursor": "the engine's place",
     "created_by": "who duplicated it", "created_at": "now", "updated_at": "now",
-    "run_token": "the engine's lease", "heartbeat_at": "the engine's lease",
 }
 
 # A variant is content (subject, body, ...): all of it is copied but the row's identity and the result.

@@ -44,9 +44,9 @@ def build(path, team_id, list_ids, segment_id, count):
                           day if went_out else None, SENDS_PER_CAMPAIGN if went_out else 0, day, day))
     columns = ("team_id, name, state, from_name, from_email, reply_to, subject, preheader, kind, body, audience, "
                "track_opens, track_clicks, ab_test, scheduled_at, started_at, frozen_at, total, sent, failed, cursor, "
-               "state_reason, run_token, created_at, updated_at")
+               "state_reason, created_at, updated_at")
     values = "?, ?, ?, 'Acme', 'news@acme.example', '', ?, '', 'html', '<p>Hi</p>', ?, 1, 1, '{}', ?, ?, ?, ?, 0, 0, " \
-             "0, '', '', ?, ?"
+             "0, '', ?, ?"
     # Columns added since (required, without a default) get an empty JSON object or 0.
     for _cid, name, kind, notnull, default, _pk in connection.execute("PRAGMA table_info(campaign)"):
         if notnull and default is None and name != "id" and name not in columns.split(", "):
