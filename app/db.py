@@ -479,12 +479,15 @@ def max_id(table):
 # has written (backend_xid) and one in the middle of a statement (backend_xmin, its snapshot), which
 # closes the moment between an INSERT drawing its id and getting its transaction id: any row whose
 # id was drawn after that INSERT's snapshot was taken comes from a transaction no older than the
-# snapshot's xmin. Rows behind the mark wait for the next run; nothing is skipped or read twice.
+# snapshot's xmin. A transaction that has its transaction id is counted by that id alone: every row
+# it writes carries it, while its snapshot's xmin may be far older than anything in this database
+# (the oldest transaction of the whole server, other databases included) and would only hold the
+# readers back for nothing. Rows behind the mark wait for the next run; nothing is skipped or read twice.
 # The price is a lag: a long statement or transaction in the database holds the readers back until
 # it ends. The backend list is read fresh (pg_stat_clear_snapshot): PostgreSQL otherwise keeps the
 # first one a transaction saw.
 
-_OLDEST_RUNNING = ("SELECT max(greatest(age(backend_xid), age(backend_xmin))) AS xid_age FROM pg_stat_activity "
+_OLDEST_RUNNING = ("SELECT max(coalesce(age(backend_xid), age(backend_xmin))) AS xid_age FROM pg_stat_activity "
                    "WHERE datname = current_database() AND backend_type = 'client backend' "
                    "AND pid <> pg_backend_pid()")
 

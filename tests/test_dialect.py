@@ -124,7 +124,9 @@ def test_an_id_drawn_before_its_transaction_wrote_anything_holds_the_cursor_back
             quick = Event.create(team=team, type="sent", data={}).id
             assert read < drawn < quick
             assert dialect.id_window_end("event", read, 100) is None
-            assert dialect.settled_max_id("event") == read
+            # At most `read`: the snapshot's xmin is the oldest transaction of the whole server, so a
+            # transaction in another database (another test worker's) may hold the cursor back further.
+            assert dialect.settled_max_id("event") <= read
             with Event.bind_ctx(slow_writer):
                 Event.create(id=drawn, team=team, type="sent", data={})
         assert dialect.id_window_end("event", read, 1) == drawn
