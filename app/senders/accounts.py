@@ -8,9 +8,10 @@ The sending engine (app.sending.engine) uses:
   active_accounts(team_id)          accounts it may send through right now
   smtp_options(account)             aiosmtplib keyword arguments
   Rotation / pick_account           weighted choice that respects each account's caps
-  sent_counts(account_ids)          messages sent per account in the last hour and day
   is_account_limit_reply(code, msg) "the account hit its own limit", not the recipient's fault
   pause_account / resume_account
+The account pages show sent_counts(account_ids), messages sent per account in the last hour and day;
+the engine's runs hold the hourly and daily caps with permits (app/sending/shares.py).
 """
 import asyncio
 import datetime

@@ -47,7 +47,7 @@ Failures:
       SEND_RETRY_DELAYS (1 min, 5 min, 15 min, 1 h, 4 h), then failed.
   5xx at RCPT or after DATA                -> bounced; what the reply means (a mailbox that does not
       exist bounces the contact, + Event "bounced") is the on_refusals hook's, in the same
-      transaction: tasks/sending.py gives it app.bounces.outcomes (see Hooks).
+      transaction: tasks/sending.py gives it app.bounces.outcomes (see hooks.py).
   a reply meaning the *account* hit its own limit (accounts.is_account_limit_reply)
       -> the account is paused, the send goes back to the queue unharmed.
   connection, TLS, login or sender failures repeated SEND_ACCOUNT_FAILURE_LIMIT
@@ -65,7 +65,6 @@ result was not yet written, at most the gate's limit (Run.unrecorded_limit).
 import asyncio
 import collections
 import concurrent.futures
-import dataclasses
 import datetime
 import logging
 import os
@@ -106,6 +105,7 @@ from app.sending import ledger
 from app.sending import shares
 from app.sending import smtp as smtp_service
 from app.sending.conclusion import RunResult
+from app.sending.hooks import Hooks
 from app.sending.jobs import Addressee
 from app.sending.jobs import Job
 from app.sending.jobs import Outcome
@@ -116,31 +116,6 @@ from app.sending.tuning import DEFAULTS  # noqa: F401 - the engine's defaults, r
 from app.sending.tuning import Settings
 
 log = logging.getLogger(__name__)
-
-def _nothing(*args, **kwargs):
-    return None
-
-
-@dataclasses.dataclass(frozen=True)
-class Hooks:
-    """What happens around delivery that the engine itself knows nothing of: tasks/sending.py fills
-    them with bounce handling (app/bounces), so delivery never imports after-delivery. Every hook
-    runs inside the app context.
-
-    on_refusals(refusals)       inside the transaction that writes the results (the run's database
-                                thread): [(send_id, code, reply, at)] of the sends just marked
-                                bounced, so what they cause commits or rolls back with them
-    after_flush(campaign_id)    after each committed write of results (database thread); never raises
-    on_completed(campaign_id)   once a run completed the campaign
-    more_runs(campaign_id)      a run started and the campaign has room for another: start one elsewhere
-    alert(team_id, subject, text, kind=..., campaign_id=...)   tell the team (the engine paused a campaign)
-    """
-    on_refusals: object = _nothing
-    after_flush: object = _nothing
-    on_completed: object = _nothing
-    more_runs: object = _nothing
-    alert: object = _nothing
-
 
 def run_loop(coroutine, kind="uvloop"):
     """Run the engine's loop on uvloop when it is installed (about half the CPU per message of
@@ -393,9 +368,10 @@ class Run:
                 reasons = "; ".join(f"“{lane.account.name}”: {lane.pause_reason}" for lane in self.lanes.values())
                 self.stop("accounts", reasons)
                 return None
-            for lane in live:
-                if lane.wants_permits(self.settings.permit_block):
-                    lane.taking = asyncio.ensure_future(self.take_permits(lane))
+            if self.capped_lanes:
+                for lane in live:
+                    if lane.wants_permits(self.settings.permit_block):
+                        lane.taking = asyncio.ensure_future(self.take_permits(lane))
             usage = {lane.id: lane.usage() for lane in self.lanes.values()}
             account = self.rotation.pick(usage)
             if account is not None:
