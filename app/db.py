@@ -376,6 +376,19 @@ def connection_tuning(cache_kb, busy_ms):
         db.execute_sql(f"PRAGMA busy_timeout = {int(busy_ms)}")
 
 
+def refresh_statistics(*models):
+    """Bring the planner's statistics of these tables up to date before a big join over them.
+
+    PostgreSQL plans from statistics that autovacuum refreshes only some time after a big write: a
+    campaign frozen right after an import of 20,000 contacts joined contacts and subscriptions as if
+    both were nearly empty (a nested loop: 42 s, 0.5 s once analysed). ANALYZE reads a sample of
+    30,000 rows per table, a fraction of a second at a million. SQLite's planner needs no statistics
+    for these lookups by index: nothing to do."""
+    if not is_sqlite():
+        for model in models:
+            db.execute_sql(f'ANALYZE "{model._meta.table_name}"')
+
+
 def _key(key):
     if not _KEY.fullmatch(key):
         raise ValueError(f"not a JSON key of ours: {key!r}")
@@ -568,12 +581,15 @@ def first_row(text, params, database=None):
 # --- Claiming rows among several workers ---------------------------------------------------------
 
 def locked(query):
-    """The SELECT that opens a transaction serialised with the others that lock the same row: FOR
-    UPDATE on PostgreSQL, held until the transaction ends. SQLite needs nothing: the transaction
-    already holds the database's write lock from BEGIN (lock_type IMMEDIATE above)."""
+    """The SELECT that opens a transaction serialised with the others that lock the same row, held
+    until the transaction ends. On PostgreSQL FOR NO KEY UPDATE: it waits for another lock of the row
+    but not for transactions writing rows that reference it (each takes a KEY SHARE lock on it), so
+    e.g. recording sends through an SMTP account never waits for a run taking its permits. SQLite
+    needs nothing: the transaction already holds the database's write lock from BEGIN (lock_type
+    IMMEDIATE above)."""
     if is_sqlite():
         return query
-    return query.for_update()
+    return query.for_update("FOR NO KEY UPDATE")
 
 
 def skip_locked(query):

@@ -16,6 +16,7 @@ from app.sending import ledger
 from tests.sending_support import make_campaign
 from tests.sending_support import make_contacts
 from tests.sending_support import make_team
+from tests.stack_support import postgres_only
 
 
 def emails(campaign):
@@ -54,6 +55,20 @@ def test_freeze_writes_one_queued_send_per_active_subscribed_contact(ctx):
     assert all(s.contact_id for s in sends)
     campaign = Campaign.get_by_id(campaign.id)
     assert campaign.total == 7 and campaign.frozen_at is not None
+
+
+@postgres_only("SQLite's planner keeps no statistics for these lookups")
+def test_freezing_brings_the_planner_statistics_of_the_joined_tables_up_to_date(ctx):
+    """Right after a big import PostgreSQL still plans as if contacts and subscriptions were empty (a
+    nested loop over the whole audience): the freeze analyses them first, and the Sends after."""
+    team = make_team()
+    news = MailingList.create(team=team, name="News")
+    make_contacts(team, 30, news)
+    campaign = audience(make_campaign(team, state="draft"), lists=[news])
+    assert ledger.freeze_audience(campaign) == 30
+    counted = dict(db.execute_sql("SELECT relname, reltuples FROM pg_class WHERE relname IN "
+                                  "('contact', 'subscription', 'send')").fetchall())
+    assert counted == {"contact": 30, "subscription": 30, "send": 30}
 
 
 def test_freezing_again_adds_nobody_twice_and_chunks_give_the_same_ledger(ctx):

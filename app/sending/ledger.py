@@ -35,6 +35,7 @@ from peewee import Value
 from peewee import fn
 
 from app.db import db
+from app.db import refresh_statistics
 from app.db import skip_locked
 from app.db import update_many
 from app.errors import Problem
@@ -175,6 +176,7 @@ def freeze_audience(campaign, chunk=CHUNK):
     """
     condition = audience_condition(campaign)
     if condition is not None:
+        refresh_statistics(Contact, Subscription)
         bounds = (Contact.select(fn.MIN(Contact.id), fn.MAX(Contact.id))
                   .where(Contact.team == campaign.team_id).tuples().first())
         start, hi = bounds if bounds and bounds[0] is not None else (1, 0)
@@ -190,6 +192,7 @@ def freeze_audience(campaign, chunk=CHUNK):
             # the jump a restore makes so that no id is handed out twice: app/backup/restored.py).
             start = (Contact.select(fn.MIN(Contact.id))
                      .where((Contact.team == campaign.team_id) & (Contact.id > end)).scalar())
+        refresh_statistics(Send)  # the runs claim from these rows next
     total = Send.select(fn.COUNT(Send.id)).where(Send.campaign == campaign.id).scalar() or 0
     Campaign.update(total=total, frozen_at=utcnow(), updated_at=utcnow()).where(Campaign.id == campaign.id).execute()
     campaign.total = total
