@@ -6,9 +6,13 @@ caps. Real engine runs into a real aiosmtpd server on loopback; a dead run is wh
 leaves behind (its SendRun row and permits, a heartbeat nobody renews)."""
 import datetime
 import threading
+import time
 
+import psycopg
 import pytest
 
+from app.db import db
+from app.db import locked
 from app.models import MailingList
 from app.models import Send
 from app.models import SendPermit
@@ -26,6 +30,7 @@ from tests.sending_support import make_contacts
 from tests.sending_support import make_team
 from tests.sending_support import run
 from tests.sending_support import statuses
+from tests.stack_support import postgres_only
 
 CAPPED = "every SMTP account reached its hourly or daily limit"
 LEASE = 15
@@ -109,6 +114,35 @@ def test_a_dead_runs_permits_stop_counting_after_the_lease_and_go_with_its_row(c
     assert shares.take_permits(alive, account.id, 7, LEASE) == 7  # 10 - its own 3
     lease.leave_run("alive")
     assert not SendPermit.select().where(SendPermit.run == alive).exists()
+
+
+@postgres_only("the account row lock; on SQLite takes are serial anyway: each holds the write lock from BEGIN")
+def test_a_take_waits_for_another_take_of_the_same_account_and_counts_what_it_granted(ctx):
+    team = make_team()
+    campaign, _, account = launched(team, 3, 9, per_hour=10)
+    first, second = lease.join_run(campaign.id, "first", 2, LEASE), lease.join_run(campaign.id, "second", 2, LEASE)
+    granted = []
+
+    def take():
+        with ctx.app_context():
+            granted.append(shares.take_permits(second, account.id, 20, LEASE))
+            db.close()
+    watcher = psycopg.connect(ctx.config["DATABASE_URL"], autocommit=True)
+    thread = threading.Thread(target=take)
+    try:
+        with db.atomic():  # the first run's take, caught halfway: the account row is locked
+            list(locked(SmtpAccount.select(SmtpAccount.id).where(SmtpAccount.id == account.id)))
+            thread.start()
+            deadline = time.monotonic() + 30
+            while not watcher.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                      "AND datname = current_database()").fetchone()[0]:
+                assert time.monotonic() < deadline, "the second take never waited for the first"
+                time.sleep(0.01)
+            SendPermit.insert(run=first, account=account.id, held=10).execute()
+    finally:
+        thread.join(30)
+        watcher.close()
+    assert granted == [0]  # it counted the first run's ten, committed while it waited
 
 
 def test_a_lane_spends_a_permit_per_message_and_gets_it_back_when_not_sent():
