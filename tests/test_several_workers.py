@@ -1,7 +1,8 @@
 """Three real huey consumers send one campaign together into a recording SMTP sink on loopback, and one of
 them is killed with SIGKILL twice during the send and restarted: every recipient gets the message, only
 messages the killed runs had in flight may arrive twice (at most their unrecorded allowance each), the
-campaign completes, and the counts on the campaign page match what the sink received.
+campaign completes, and the counts on the campaign page match what the sink received. A consumer killed
+while it holds permits of an account's hourly cap holds the cap until its lease runs out.
 
 RECIPIENTS is 3,000 in the suite; LOFT_SEVERAL_WORKERS_RECIPIENTS=20000 runs the issue's full size. The
 account's per-second limit is set so that the send lasts about a minute whatever the size: long enough
@@ -22,6 +23,7 @@ from app.config import ROOT
 from app.db import db
 from app.models import Campaign
 from app.models import Send
+from app.models import SendPermit
 from app.models import SendRun
 from app.models import SmtpAccount
 from app.models import Team
@@ -282,3 +284,50 @@ def test_a_second_run_of_a_campaign_in_the_same_process_leaves_at_once_and_comes
 
     with lease.first_in_process(campaign.id) as first:  # the first run's place in this process is free again
         assert first
+
+
+def test_a_killed_consumers_permits_hold_the_cap_until_its_lease_runs_out(app, sink, queue_env, tmp_path):
+    cap, recipients = 25, 600  # more than a consumer claims at once (SEND_BATCH_SIZE), so some stay queued
+    app.config.update(SEND_RUNS_PER_CAMPAIGN=2)
+    with app.app_context():
+        campaign, contacts, account = launched(make_team("Capped"), recipients, sink.port, connections=2,
+                                               per_second=5, per_hour=cap)
+    env = dict(os.environ, LOFT_DATABASE_URL=app.config["DATABASE_URL"], LOFT_SECRET_KEY="test-secret",
+               LOFT_LOG_LEVEL="WARNING", LOFT_BASE_URL="http://loft.test", LOFT_DOTENV="0",
+               LOFT_MAIL_ALLOW_PRIVATE="true", LOFT_SENDING_PROCESSES="2", **queue_env)
+    consumers = Consumers(env, tmp_path)
+    try:
+        victim = consumers.start()
+        enqueue = f"import wsgi; from tasks.sending import send_campaign; send_campaign({campaign.id})"
+        subprocess.run([sys.executable, "-c", enqueue], cwd=ROOT, env=env, check=True, timeout=60)
+        wait_for("the consumer to send through the capped account", lambda: sink.handler.total() >= 5, consumers,
+                 timeout=120)
+        os.kill(victim.pid, signal.SIGKILL)
+        victim.wait(timeout=10)
+    finally:
+        consumers.stop()
+    with app.app_context():
+        held = SendPermit.select(SendPermit.held).join(SendRun).where(SendRun.campaign == campaign.id).scalar()
+        assert held, "the killed run held permits"
+
+        # Its row is still live: its permits (including those of messages it delivered without recording
+        # them) still count, so this run sends only what is left under the cap.
+        result = run(campaign.id)
+        assert (result.outcome, result.reason) == ("waiting", "every SMTP account reached its hourly or daily limit")
+        assert sink.handler.total() <= cap
+
+        # Once its lease has run out its permits count for nobody, its claims go back to the queue, and
+        # sending resumes up to the cap as the ledger counts it.
+        deadline = time.monotonic() + 60
+        while SendRun.select().where(lease.alive(15)).exists():
+            assert time.monotonic() < deadline, "the killed run's row never went stale"
+            time.sleep(0.2)
+        result = run(campaign.id)
+        assert result.outcome == "waiting"
+        sent = Send.select().where((Send.smtp_account == account) & (Send.status == "sent")).count()
+        assert sent == cap
+        assert not SendPermit.select().exists()
+    delivered = sink.handler.delivered
+    twice = sum(count - 1 for count in delivered.values())
+    # Past the cap: only the killed run's deliveries it never recorded, each sent again by the next run.
+    assert sink.handler.total() == cap + twice and twice <= UNRECORDED
