@@ -2,7 +2,8 @@
 
 Limits shared by every run, never only in one process's memory:
 - Connections, the per-second rate and the per-domain limits are split evenly among the live runs of
-  the team (lease.runs_of_team, re-read every SEND_SHARE_INTERVAL): exact between two re-reads.
+  the team (lease.runs_of_team, re-read every SEND_SHARE_INTERVAL): a run that joined or died counts
+  from the next re-read.
 - Hourly and daily caps are exact: a run sends through a capped account only with a permit in hand.
   It takes permits in blocks (SEND_PERMIT_BLOCK, never more than is left) in one short transaction
   that serialises with every other run's take (take_permits): sent through the account in the
