@@ -11,6 +11,7 @@ import secrets
 from peewee import BlobField
 from peewee import BooleanField
 from peewee import CharField
+from peewee import DateField
 from peewee import DateTimeField
 from peewee import FloatField
 from peewee import ForeignKeyField
@@ -429,6 +430,11 @@ class SmtpAccount(BaseModel):
     per_day = IntegerField(default=0)
     max_connections = IntegerField(default=4)
     weight = IntegerField(default=1)  # share of traffic when rotating across accounts
+    # Warm-up (app/senders/warmup.py): from this UTC day on, a daily cap that starts at warmup_first_day
+    # and grows by warmup_growth_percent a day until it reaches per_day; NULL = no warm-up.
+    warmup_started_on = DateField(null=True)
+    warmup_first_day = IntegerField(default=50)
+    warmup_growth_percent = IntegerField(default=50)
     status = CharField(default="active")  # active, paused
     paused_reason = TextField(default="")
     paused_until = DateTimeField(null=True)

@@ -37,6 +37,7 @@ from app.models import SmtpAccount
 from app.models import utcnow
 from app.senders import health
 from app.senders import mailservers
+from app.senders import warmup
 
 LIMIT_FIELDS = ("per_second", "per_hour", "per_day", "max_connections", "weight")
 TEST_TIMEOUT = 15  # seconds; "Test connection" runs inside a web request
@@ -77,12 +78,15 @@ def active_accounts(team_id):
 def form_values(account):
     """An account as form data: everything except the password."""
     values = {k: v for k, v in account.__data__.items() if k != "password"}
+    values["warmup"] = account.warmup_started_on is not None
     return values
 
 
 def preset_values(preset):
     values = {k: v for k, v in mailservers.SMTP_PRESETS[preset].items() if k not in ("label", "note")}
     values.update(preset=preset, name=mailservers.SMTP_PRESETS[preset]["label"] if preset != "generic" else "", username="")
+    values.setdefault("warmup_first_day", SmtpAccount.warmup_first_day.default)
+    values.setdefault("warmup_growth_percent", SmtpAccount.warmup_growth_percent.default)
     return values
 
 
@@ -104,6 +108,11 @@ def limits_in_words(account):
     if not rates:
         return f"no rate limit, {parallel}"
     return "up to " + ", ".join(rates) + ", " + parallel
+
+
+def warmup_in_words(account):
+    """'Warming up: day 3, 112 messages today, full volume in about 6 days', or '' when it is not warming up."""
+    return warmup.in_words(account)
 
 
 def paused_in_words(team_id):
@@ -280,6 +289,7 @@ def validate(form, account=None, allow_private=None):
         value = _whole_number(form, field, labels[field], errors, minimum=minimum, maximum=maximum)
         if field not in errors:
             values[field] = value
+    values.update(warmup.start_values(form, account, errors, _whole_number))
     password = form.get("password", "")
     if len(password) > 1024:
         errors["password"] = "That password is too long."

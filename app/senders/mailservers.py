@@ -109,6 +109,7 @@ SMTP_PRESETS = {
         "per_day": ICLOUD_DAILY_CAP,
         "max_connections": 2,
         "weight": 1,
+        "warmup": True,  # a mailbox that suddenly sends hundreds a day is what Apple's filters look for
         "note": ("iCloud Mail needs an app-specific password, not your Apple Account password: sign in at "
                  "account.apple.com, open Sign-In and Security, then App-Specific Passwords, create one "
                  "named “Loft” and paste it here. The user name is your full iCloud Mail address. "

@@ -18,6 +18,7 @@ from app.models import SmtpAccount
 from app.senders import accounts as account_services
 from app.senders import domains as domain_services
 from app.senders import mailservers
+from app.senders import warmup
 from app.teams.context import require
 from app.teams.context import team_object_or_404
 
@@ -31,6 +32,7 @@ def _render_form(account, form, status=200, **context):
     template = "sending/_account_form.html" if is_htmx() else "sending/account_form.html"
     return render_template(template, account=account, form=form, preset=mailservers.SMTP_PRESETS.get(
         preset, mailservers.SMTP_PRESETS["generic"]), preset_key=preset, tls_labels=mailservers.TLS_LABELS,
+        warming=account_services.warmup_in_words(account) if account else "", warmup_full_volume=warmup.FULL_VOLUME,
         errors=context.pop("errors", {}), **context), status
 
 

@@ -16,6 +16,7 @@ from app.models import Send
 from app.models import SendStatus
 from app.models import utcnow
 from app.sending import ledger
+from app.sending import shares
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +66,9 @@ def conclude(campaign_id, run, recovered, hooks):
         return RunResult("waiting", again=True, delay=30, reason=run.stop_detail, **result)
     counts = ledger.status_counts(campaign_id)
     if run.stop_reason == "capped":
+        capped = [lane.account for lane in run.lanes.values() if lane.capped()]
         return RunResult("waiting", again=True, delay=300,
-                         reason="every SMTP account reached its hourly or daily limit", **result)
+                         reason=shares.capped_in_words(capped, run.settings.lease_seconds), **result)
     if counts.get(SendStatus.QUEUED):
         return RunResult("deadline", again=True, **result)  # e.g. an account paused mid-run; others remain
     if counts.get(SendStatus.CLAIMED):

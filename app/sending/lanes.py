@@ -13,6 +13,7 @@ import datetime
 import time
 
 from app.models import utcnow
+from app.senders import warmup
 
 
 def limit_pause_until(message, now=None):
@@ -36,9 +37,10 @@ class Lane:
         self.closing = False  # the run is ending: every worker takes its stop signal
         self.per_second = account.per_second or 0  # this run's share of the rate
         self.queue = asyncio.Queue(maxsize=self.connections * 2)
-        # An account with an hourly or daily cap sends only with a permit in hand: taken from the
-        # database in blocks, one spent per message started, given back when it was not sent.
-        self.capped_account = bool(account.per_hour or account.per_day)
+        # An account with an hourly or daily cap (a warm-up's included) sends only with a permit in
+        # hand: taken from the database in blocks, one spent per message started, given back when it
+        # was not sent.
+        self.capped_account = bool(account.per_hour or warmup.daily_cap(account))
         self.permits = 0
         self.permits_out = False  # the last take was refused: the caps are reached for now
         self.taking = None  # the take in progress on the database thread (a future), if any
@@ -77,10 +79,12 @@ class Lane:
             self.tokens = min(self.burst, self.tokens + (now - self.refilled) * per_second)
             self.refilled = now
             second = 0 if self.tokens >= 1 else self.account.per_second
-        full = self.needs_permit()  # no permit in hand: as full as its caps, for has_capacity
+        # No permit in hand: as full as its caps for has_capacity, and its connections too, since a
+        # warm-up's cap is not a field has_capacity reads.
+        full = self.needs_permit()
         return {"second": second, "hour": self.account.per_hour if full else 0,
                 "day": self.account.per_day if full else 0,
-                "connections": self.connections if self.paused else 0}
+                "connections": self.connections if self.paused or full else 0}
 
     def needs_permit(self):
         return self.capped_account and self.permits <= 0

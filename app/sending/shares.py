@@ -5,6 +5,8 @@ Limits shared by every run, never only in one process's memory:
   the team (lease.runs_of_team, re-read every SEND_SHARE_INTERVAL): a run that joined or died counts
   from the next re-read.
 - Hourly and daily caps are exact: a run sends through a capped account only with a permit in hand.
+  The daily cap of an account in warm-up is the lower of per_day and the warm-up's cap for the UTC day
+  (app/senders/warmup.py), read in the same locked transaction as per_day.
   It takes permits in blocks (SEND_PERMIT_BLOCK, never more than is left) in one short transaction
   that serialises with every other run's take (take_permits): sent through the account in the
   rolling hour and day (the ledger) plus the permits live runs hold unused, against the caps. A permit
@@ -18,6 +20,7 @@ Limits shared by every run, never only in one process's memory:
   apply_shares(lanes, domains, shares)             (the event loop) this run takes its share
   take_permits(run_id, account_id, block, ...)     (database thread) more permits for one lane
   use_permits(run_id, sent_per_account)            (database thread, inside the write of results)
+  capped_in_words(accounts, lease_seconds)         why a run found every account out of permits
 """
 import dataclasses
 import datetime
@@ -33,9 +36,11 @@ from app.models import SendRun
 from app.models import SmtpAccount
 from app.models import utcnow
 from app.senders import accounts as accounts_service
+from app.senders import warmup
 from app.sending import lease
 
 ANOTHER_RUN_PAUSED = "another run of the team paused it (see Sending › SMTP accounts for why)"
+CAPPED = "every SMTP account reached its hourly or daily limit"
 
 
 @dataclasses.dataclass
@@ -95,18 +100,21 @@ def counted(account_id, lease_seconds, now):
     return int(hour or 0), int(day or 0), int(holding or 0)
 
 
+WARMUP_FIELDS = (SmtpAccount.warmup_started_on, SmtpAccount.warmup_first_day, SmtpAccount.warmup_growth_percent)
+
+
 def take_permits(run_id, account_id, block, lease_seconds, now=None):
     """(DB thread) Grant the run up to `block` more permits for the account: how many (0 when its caps
     are reached; `block` when it has no cap any more). The account row is locked first (PostgreSQL),
     so takes for one account never overlap; on SQLite the transaction holds the write lock."""
     now = now or utcnow()
     with db.atomic():
-        caps = (locked(SmtpAccount.select(SmtpAccount.per_hour, SmtpAccount.per_day)
-                       .where(SmtpAccount.id == account_id)).tuples().first())
-        if caps is None:
+        account = (locked(SmtpAccount.select(SmtpAccount.per_hour, SmtpAccount.per_day, *WARMUP_FIELDS)
+                          .where(SmtpAccount.id == account_id)).first())
+        if account is None:
             return 0
         hour, day, holding = counted(account_id, lease_seconds, now)
-        left = room(caps[0], caps[1], hour + holding, day + holding)
+        left = room(account.per_hour, warmup.daily_cap(account, now.date()), hour + holding, day + holding)
         granted = block if left is None else min(block, left)
         if granted:
             mine = (SendPermit.run == run_id) & (SendPermit.account == account_id)
@@ -121,3 +129,23 @@ def use_permits(run_id, sent_per_account):
     for account_id, count in sent_per_account.items():
         (SendPermit.update(held=SendPermit.held - count)
          .where((SendPermit.run == run_id) & (SendPermit.account == account_id)).execute())
+
+
+def capped_in_words(accounts, lease_seconds, now=None):
+    """(DB thread) Why a run found every account out of permits: CAPPED, or, when a warm-up holds one
+    back, each account's reason in words (the warm-up cap grows at the next UTC day)."""
+    now = now or utcnow()
+    parts, warming = [], 0
+    for account in accounts:
+        today_limit = warmup.limit(account, now.date())
+        _hour, day, holding = counted(account.id, lease_seconds, now)
+        if today_limit is not None and day + holding >= today_limit:
+            warming += 1
+            parts.append(f"“{account.name}” reached its warm-up limit for today ({today_limit:,} "
+                         f"message{'' if today_limit == 1 else 's'})")
+        else:
+            parts.append(f"“{account.name}” reached its hourly or daily limit")
+    if not warming:
+        return CAPPED
+    return "; ".join(parts) + ("; sending resumes tomorrow" if warming == len(parts)
+                               else "; sending resumes when one of them has room again")
