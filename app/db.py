@@ -578,6 +578,17 @@ def first_row(text, params, database=None):
     return (database or db).execute_sql(text, params).fetchone()
 
 
+def copy_rows(database, table, columns, rows):
+    """Append `rows` (tuples of column values as the fields' db_value gives them) to `table` of the
+    PostgreSQL `database` with COPY FROM STDIN, in the connection's current transaction: one stream
+    instead of a statement per batch, which is what makes `flask db copy-to` fast."""
+    names = ", ".join(f'"{column}"' for column in columns)
+    with peewee.__exception_wrapper__:  # psycopg's errors as peewee's, like every other statement's
+        with database.cursor().copy(f'COPY "{table}" ({names}) FROM STDIN') as copy:
+            for row in rows:
+                copy.write_row(row)
+
+
 # --- Claiming rows among several workers ---------------------------------------------------------
 
 def locked(query):

@@ -255,7 +255,7 @@ def test_a_failed_copy_leaves_the_target_empty(sqlite_app, empty_target, monkeyp
     # A value PostgreSQL refuses (text holding a NUL byte) in the last contact: the copy of earlier tables and
     # of the contacts before it must not stay behind.
     Contact.update(name="bad\x00name").where(Contact.email == "reader29@example.com").execute()
-    monkeypatch.setattr(database_copy, "PARAMETERS_PER_BATCH", 100)  # several batches before the bad row
+    monkeypatch.setattr(database_copy, "ROWS_PER_BATCH", 10)  # several batches before the bad row
 
     result = sqlite_app.test_cli_runner().invoke(args=["db", "copy-to", empty_target])
 
@@ -274,7 +274,7 @@ def test_copy_to_streams_a_table_in_batches(sqlite_app, empty_target, monkeypatc
     team = make_team("Acme")
     Contact.insert_many([{"team": team.id, "email": f"r{i}@example.com", "domain": "example.com"}
                          for i in range(250)]).execute()
-    monkeypatch.setattr(database_copy, "PARAMETERS_PER_BATCH", 60 * len(Contact._meta.sorted_fields))
+    monkeypatch.setattr(database_copy, "ROWS_PER_BATCH", 60)
     progress = []
     target = open_database(empty_target)
     try:
