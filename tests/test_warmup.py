@@ -290,3 +290,23 @@ def test_an_account_held_by_its_hourly_cap_keeps_the_plain_reason(ctx, smtp):
                               warmup_first_day=50, warmup_growth_percent=50)
     assert run(campaign.id).reason == shares.CAPPED
     assert statuses(campaign) == {"sent": 3, "queued": 7}
+
+
+def test_the_campaign_page_says_it_waits_for_tomorrow_while_the_warmup_holds_it(app, web, admin, smtp):
+    app.config.update(SEND_FLUSH_INTERVAL=0.05, SEND_STATE_INTERVAL=0.1)
+    server = smtp()
+    with app.app_context():
+        team = acme()
+        team.postal_address = "1 Main Street, Springfield"
+        team.save()
+        campaign, _, account = launched(team, 8, server.port, warmup_started_on=utcnow().date(),
+                                        warmup_first_day=5, warmup_growth_percent=50)
+        assert run(campaign.id).reason == reached(5)
+    notice = soup(web.get(f"/campaigns/{campaign.id}/progress")).select_one(".waiting-warmup")
+    assert notice.get_text(" ", strip=True) == ("Waiting for tomorrow: SMTP account “Loopback” reached its warm-up "
+                                                "limit for today (5 messages). Sending resumes tomorrow, when the "
+                                                "limit grows.")
+    assert notice.select_one("a")["href"] == f"/sending/accounts#account-{account.id}"
+
+    SmtpAccount.update(warmup_started_on=None).execute()  # turned off: the campaign no longer waits for it
+    assert soup(web.get(f"/campaigns/{campaign.id}/progress")).select_one(".waiting-warmup") is None

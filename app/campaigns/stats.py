@@ -35,6 +35,7 @@ from app.models import Send
 from app.models import SendStatus
 from app.models import Variant
 from app.models import utcnow
+from app.senders import accounts
 from app.senders import health
 from app.sending import ledger
 
@@ -96,12 +97,15 @@ def progress(campaign, now=None):
             eta = _time_left(campaign, c, rate, now)
     # Accounts the engine cannot reach: the page says it is waiting for them.
     waiting = health.failing(campaign.team_id) if campaign.state == CampaignState.SENDING else []
+    # Every account used up its warm-up cap for today: the page says the campaign waits for tomorrow.
+    warming = (accounts.held_by_warmup(campaign.team_id)
+               if campaign.state == CampaignState.SENDING and c["remaining"] else [])
     # A send-time test's variants wait as deferred sends never tried (attempts 0); retries were tried once at least.
     timed = 0
     if c["deferred"] and settings and settings.get("tests") == "send_time":
         timed = Send.select().where((Send.campaign == campaign.id) & (Send.status == SendStatus.DEFERRED)
                                     & (Send.attempts == 0)).count()
-    return dict(c, rate=rate, eta=eta, winner_in=winner_in, waiting=waiting, timed=timed,
+    return dict(c, rate=rate, eta=eta, winner_in=winner_in, waiting=waiting, warming=warming, timed=timed,
                 retries=c["deferred"] - timed)
 
 

@@ -115,6 +115,20 @@ def warmup_in_words(account):
     return warmup.in_words(account)
 
 
+def held_by_warmup(team_id, now=None):
+    """[(account, today's warm-up cap)] when every account the team may send through has used up its
+    warm-up cap for today (the last 24 hours' sends), else []: a sending campaign waits for tomorrow."""
+    now = now or utcnow()
+    usable = active_accounts(team_id)
+    caps = {account.id: warmup.limit(account, now.date()) for account in usable}
+    if not usable or None in caps.values():
+        return []
+    counts = sent_counts(list(caps), now)
+    if any(counts.get(account_id, {}).get("day", 0) < cap for account_id, cap in caps.items()):
+        return []
+    return [(account, caps[account.id]) for account in usable]
+
+
 def paused_in_words(team_id):
     """Why none of the team's accounts can send, for the reason of a campaign the engine pauses."""
     paused = list(SmtpAccount.select().where((SmtpAccount.team == team_id) & (SmtpAccount.status == "paused")))

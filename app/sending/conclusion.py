@@ -66,7 +66,8 @@ def conclude(campaign_id, run, recovered, hooks):
         return RunResult("waiting", again=True, delay=30, reason=run.stop_detail, **result)
     counts = ledger.status_counts(campaign_id)
     if run.stop_reason == "capped":
-        capped = [lane.account for lane in run.lanes.values() if lane.capped()]
+        # Every live lane was out of permits when the run stopped (a later re-read may have cleared the mark).
+        capped = [lane.account for lane in run.lanes.values() if lane.capped_account and not lane.paused]
         return RunResult("waiting", again=True, delay=300,
                          reason=shares.capped_in_words(capped, run.settings.lease_seconds), **result)
     if counts.get(SendStatus.QUEUED):
