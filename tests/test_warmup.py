@@ -310,3 +310,11 @@ def test_the_campaign_page_says_it_waits_for_tomorrow_while_the_warmup_holds_it(
 
     SmtpAccount.update(warmup_started_on=None).execute()  # turned off: the campaign no longer waits for it
     assert soup(web.get(f"/campaigns/{campaign.id}/progress")).select_one(".waiting-warmup") is None
+
+
+def test_a_first_day_at_or_above_the_daily_limit_is_saved_with_a_warning(admin, web):
+    response = web.post("/sending/accounts/new", account_form(warmup="1", warmup_first_day="1000", per_day="1000"),
+                        follow_redirects=True)
+    warnings = [p.get_text() for p in soup(response).select(".flash-warning")]
+    assert "The warm-up's first day (1,000 messages) already reaches the daily limit (1,000)" in " ".join(warnings)
+    assert soup(response).select_one(f"#account-{SmtpAccount.get().id} .warmup") is None  # nothing to warm up

@@ -317,6 +317,9 @@ def validate(form, account=None, allow_private=None):
     if not values["username"]:
         values["password"] = ""  # no login, nothing to keep
     warnings = []
+    if values["warmup_started_on"] and values["per_day"] and values["warmup_first_day"] >= values["per_day"]:
+        warnings.append(f"The warm-up's first day ({values['warmup_first_day']:,} messages) already reaches the daily "
+                        f"limit ({values['per_day']:,}), so it holds nothing back: lower the first day's volume.")
     if preset == "icloud" and (values["per_day"] == 0 or values["per_day"] > mailservers.ICLOUD_DAILY_CAP):
         warnings.append(f"iCloud Mail allows about {mailservers.ICLOUD_DAILY_CAP:,} messages a day; above that it refuses "
                         "mail until the next day. Loft then pauses the account, but keeping the limit at "
