@@ -2,13 +2,18 @@
 
 The schedule is a pure function (app/senders/warmup.py); the form turns it on and off; the engine holds
 it with the same permits as per_day (app/sending/shares.py), so two runs at once send exactly the day's
-cap into a real aiosmtpd server on loopback, and the rest waits with the warm-up named in the reason."""
+cap into a real aiosmtpd server on loopback, and the rest waits with the warm-up named in the reason.
+Migration 0052 goes down and up again on the test's own database (SQLite, or PostgreSQL under make test-pg)."""
 import datetime
 import threading
 
 import pytest
+from playhouse.migrations import Runner
 
+from app.cli import MIGRATIONS_DIR
+from app.db import db
 from app.models import MailingList
+from app.models import Send
 from app.models import SendPermit
 from app.models import SmtpAccount
 from app.models import Team
@@ -318,3 +323,22 @@ def test_a_first_day_at_or_above_the_daily_limit_is_saved_with_a_warning(admin, 
     warnings = [p.get_text() for p in soup(response).select(".flash-warning")]
     assert "The warm-up's first day (1,000 messages) already reaches the daily limit (1,000)" in " ".join(warnings)
     assert soup(response).select_one(f"#account-{SmtpAccount.get().id} .warmup") is None  # nothing to warm up
+
+
+# --- The migration ---------------------------------------------------------------------------------------
+
+def test_the_migration_goes_down_and_up_again_keeping_the_accounts_and_what_they_sent(ctx):
+    team = make_team()
+    _, _, account = launched(team, 2, 9, per_day=300, warmup_started_on=utcnow().date(),
+                                           warmup_first_day=30)
+    Send.update(status="sent", smtp_account=account, sent_at=utcnow()).execute()
+    runner = Runner(db.obj, MIGRATIONS_DIR)
+
+    assert "0052_smtp_account_warmup" in runner.down(target="0052_smtp_account_warmup")
+    assert not [c.name for c in db.get_columns("smtp_account") if c.name.startswith("warmup")]
+    assert "0052_smtp_account_warmup" in runner.up()
+
+    stored = SmtpAccount.get_by_id(account.id)
+    assert (stored.per_day, stored.warmup_started_on, stored.warmup_first_day, stored.warmup_growth_percent) == (
+        300, None, 50, 50)  # after the way down, no account is warming up
+    assert Send.select().where((Send.smtp_account == account) & (Send.status == "sent")).count() == 2
