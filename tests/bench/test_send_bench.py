@@ -35,6 +35,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -148,7 +149,7 @@ def sink():
 
 
 @pytest.fixture(scope="module")
-def servers(tmp_path_factory):
+def servers():
     """(PostgreSQL URL, Redis URL) to run on, or ("", "") for SQLite and huey's SQLite queue."""
     if DATABASE_URL:
         yield DATABASE_URL, QUEUE_URL
@@ -156,8 +157,10 @@ def servers(tmp_path_factory):
     if STACK != "postgres":
         yield "", ""
         return
-    folder = tmp_path_factory.mktemp("services") / "svc"
-    env = dict(os.environ, LOFT_SERVICES_DIR=str(folder))
+    # Not under pytest's folders: those are private to root, and PostgreSQL runs as its own user.
+    parent = tempfile.mkdtemp(prefix="loft-bench-services-")
+    os.chmod(parent, 0o755)
+    env = dict(os.environ, LOFT_SERVICES_DIR=os.path.join(parent, "svc"))
     script = str(ROOT / ".ci" / "services.sh")
     started = subprocess.run([script, "start"], env=env, check=True, capture_output=True, text=True, timeout=300)
     settings = dict(line.split("=", 1) for line in started.stdout.splitlines() if "=" in line)
@@ -165,6 +168,7 @@ def servers(tmp_path_factory):
         yield settings["LOFT_TEST_DATABASE_URL"], settings["LOFT_TEST_QUEUE_URL"]
     finally:
         subprocess.run([script, "stop"], env=env, timeout=120)
+        shutil.rmtree(parent, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
