@@ -23,7 +23,8 @@ Environment:
                           `openssl speed rsa2048` (one core and -multi <cores>) is run for the share
   LOFT_BENCH_STACK=postgres  start a throwaway PostgreSQL + Redis with .ci/services.sh (stopped after), or
   LOFT_BENCH_DATABASE_URL=postgresql://.../db and LOFT_BENCH_QUEUE_URL=redis://.../N to use running ones
-                          (a database of its own is created on that server and dropped after)
+                          (a database of its own is created on that server and dropped after; the Redis
+                          database named is emptied first)
   LOFT_BENCH_SMTP_SOURCE=0  leave out the smtp-source comparison (the 1,000,000-recipient run)
 The figures are printed; nothing asserts on time.
 """
