@@ -211,6 +211,30 @@ def cpu_seconds(pid):
     return int(fields[11]) / os.sysconf("SC_CLK_TCK"), int(fields[12]) / os.sysconf("SC_CLK_TCK")
 
 
+class ThreadWaits:
+    """How long the workers' threads ran and how long they were ready to run but waited for a core
+    (/proc/<pid>/task/<tid>/schedstat), sampled while they live: the engine's threads end with the run."""
+
+    def __init__(self, pids):
+        self.pids = pids
+        self.seen = {}  # (pid, tid) -> (first (ran, waited), last (ran, waited)) in nanoseconds
+
+    def sample(self):
+        for pid in self.pids:
+            for task in os.listdir(f"/proc/{pid}/task"):
+                try:
+                    with open(f"/proc/{pid}/task/{task}/schedstat") as f:
+                        ran, waited = (int(x) for x in f.read().split()[:2])
+                except (OSError, ValueError):
+                    continue  # the thread ended between the listing and the read
+                first = self.seen.get((pid, task), ((ran, waited),))[0]
+                self.seen[(pid, task)] = (first, (ran, waited))
+
+    def seconds(self):
+        """(ran, waited for a core) in seconds, all threads of all workers, over the sampled time."""
+        return tuple(sum(last[i] - first[i] for first, last in self.seen.values()) / 1e9 for i in (0, 1))
+
+
 def peak_rss_mb(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -307,9 +331,12 @@ def test_send_through_several_workers_and_compare_with_smtp_source(bench_app, si
         started, enqueued_at = time.perf_counter(), datetime.datetime.utcnow()
         enqueue_seconds = started - enqueue_started
         joined = []  # seconds from the enqueue until the first, second... run had joined
+        waits = ThreadWaits([p.pid for p in workers])
+        waits.sample()
         with app.app_context():
             checked = started
             while Campaign.get_by_id(campaign.id).state != "completed":
+                waits.sample()
                 assert all(p.poll() is None for p in workers), logs(tmp_path)
                 assert time.perf_counter() - started < 7200, "did not finish in 2 hours"
                 if len(joined) < PROCESSES and SendRun.select().count() > len(joined):
@@ -339,6 +366,9 @@ def test_send_through_several_workers_and_compare_with_smtp_source(bench_app, si
           f"{CONNECTIONS} connections in {elapsed:.1f} s = {loft_rate:,.0f} msg/s (enqueue to completed; "
           f"{sending_rate:,.0f} msg/s between first and last sent_at, the first {(first - enqueued_at).total_seconds():.1f} s after the enqueue); load average during the send "
           f"{min(loads):.1f}-{max(loads):.1f}")
+    ran, waited = waits.seconds()
+    print(f"  the workers' threads ran {ran:.1f} s and waited {waited:.1f} s for a core while ready to run "
+          f"(schedstat, sampled every 0.1 s)")
     print(f"  the enqueueing process (it imports the app) took {enqueue_seconds:.1f} s before the clock; the runs "
           f"joined after "
           f"{', '.join(f'{seconds:.1f}' for seconds in joined)} s")
