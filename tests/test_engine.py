@@ -3,6 +3,7 @@ backoff, 421 and dropped connections, bounces, account limits, caps, rotation, p
 import datetime
 import email
 import json
+import os
 import threading
 
 import pytest
@@ -430,10 +431,12 @@ def test_the_task_runs_the_engine_and_completes_the_campaign(ctx, smtp):
     assert server.handler.delivered == {c.email: 1 for c in contacts}
 
 
-def test_messages_from_a_verified_domain_are_dkim_signed(ctx, smtp):
+@pytest.mark.parametrize("runs", [1, os.cpu_count() or 1], ids=["alone: signed on two threads", "a run per core: signed on the loop"])
+def test_messages_from_a_verified_domain_are_dkim_signed(ctx, smtp, runs):
     import dkim
     from app.models import SenderDomain
     from app.senders import domains
+    ctx.config["SEND_RUNS_PER_CAMPAIGN"] = runs
     server = smtp()
     team = make_team()
     row = domains.add_domain(team, "acme.test")
