@@ -118,13 +118,28 @@ def _watch(page, problems, closing):
     and htmx logs that abort as an error although nothing went wrong.
     """
     page.on("pageerror", lambda error: problems.append(f"JavaScript error: {error}"))
+    # htmx logs every request that ends without an answer as two console errors: "htmx:afterRequest"
+    # and then why (sendError, timeout, sendAbort). An abort is no fault: a live preview with
+    # hx-sync="this:replace" aborts its previous request when the person types on. So an afterRequest
+    # waits for the line after it, and both go when that line says the request was aborted.
+    held = []
 
     def on_console(message):
         # Chromium also logs every non-2xx response here; those are judged below, by URL.
         if closing.is_set():
             return
-        if message.type == "error" and "the server responded with a status of" not in message.text:
-            problems.append(f"console error: {message.text}")
+        if message.type != "error" or "the server responded with a status of" in message.text:
+            return
+        text = message.text
+        if held and text.startswith("htmx:sendAbort"):
+            held.clear()
+            return
+        problems.extend(f"console error: {line}" for line in held)
+        held.clear()
+        if text.startswith("htmx:afterRequest"):
+            held.append(text)
+        else:
+            problems.append(f"console error: {text}")
 
     def on_response(response):
         kind = response.request.resource_type
@@ -135,6 +150,7 @@ def _watch(page, problems, closing):
 
     page.on("console", on_console)
     page.on("response", on_response)
+    return held
 
 
 @pytest.fixture
@@ -149,10 +165,11 @@ def page(browser, live_server):
     page = context.new_page()
     problems = []
     closing = threading.Event()
-    _watch(page, problems, closing)
+    unexplained = _watch(page, problems, closing)
     yield page
     closing.set()
     context.close()
+    problems.extend(f"console error: {line}" for line in unexplained)
     assert not problems, "\n".join(problems)
 
 

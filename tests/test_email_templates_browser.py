@@ -70,7 +70,11 @@ def test_start_from_a_layout_edit_and_preview_live(app, page, catcher):
         body.press("Backspace")
     expect(frame.locator("p", has_text="Live edit for")).to_have_text("Live edit for Ann")
 
-    page.get_by_role("button", name="Save template").click()
+    # The page already shows "Saved “Newsletter”" from the copy: wait for the save's own page to load,
+    # or the test address would be typed into the page the save is leaving.
+    with page.expect_navigation():
+        page.get_by_role("button", name="Save template").click()
+    page.wait_for_load_state()
     expect(page.locator(".flash-success")).to_contain_text("Saved")
 
     page.get_by_label("Send to").fill("me@example.com")
