@@ -264,6 +264,30 @@ def run(campaign_id, **kwargs):
     return sending_tasks.run_campaign(campaign_id, **kwargs)
 
 
+def two_campaigns_sent_at_once(ctx, team, recipients=12):
+    """Two campaigns of `team` ("Spring" and "Summer", `recipients` contacts each), each sent by its own
+    engine run in its own thread, both started together: (campaigns, {campaign id: run result})."""
+    campaigns = []
+    for name in ("Spring", "Summer"):
+        mailing_list = MailingList.create(team=team, name=name)
+        make_contacts(team, recipients, mailing_list, prefix=name.lower())
+        campaign = make_campaign(team, [mailing_list], name=name)
+        ledger.freeze_audience(campaign)
+        campaigns.append(campaign)
+    results, started = {}, threading.Barrier(2)
+
+    def send(campaign_id):
+        with ctx.app_context():
+            started.wait()
+            results[campaign_id] = run(campaign_id)
+    threads = [threading.Thread(target=send, args=(c.id,)) for c in campaigns]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    return campaigns, results
+
+
 def run_until_settled(campaign_id, limit=10):
     """Run again while the engine asks to (the task does this through the queue)."""
     for _ in range(limit):

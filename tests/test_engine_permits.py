@@ -13,7 +13,6 @@ import pytest
 
 from app.db import db
 from app.db import locked
-from app.models import MailingList
 from app.models import Send
 from app.models import SendPermit
 from app.models import SendRun
@@ -26,10 +25,10 @@ from app.sending.lanes import Lane
 from tests.sending_support import launched
 from tests.sending_support import make_account
 from tests.sending_support import make_campaign
-from tests.sending_support import make_contacts
 from tests.sending_support import make_team
 from tests.sending_support import run
 from tests.sending_support import statuses
+from tests.sending_support import two_campaigns_sent_at_once
 from tests.stack_support import postgres_only
 
 CAPPED = "every SMTP account reached its hourly or daily limit"
@@ -174,24 +173,7 @@ def test_two_runs_sending_at_once_through_one_capped_account_send_exactly_the_ca
     server = smtp(delay=0.005)
     team = make_team()
     account = make_account(team, server.port, max_connections=2, per_second=4, per_hour=cap)
-    campaigns = []
-    for name in ("Spring", "Summer"):
-        mailing_list = MailingList.create(team=team, name=name)
-        make_contacts(team, 12, mailing_list, prefix=name.lower())
-        campaign = make_campaign(team, [mailing_list], name=name)
-        ledger.freeze_audience(campaign)
-        campaigns.append(campaign)
-    results, started = {}, threading.Barrier(2)
-
-    def send(campaign_id):
-        with ctx.app_context():
-            started.wait()
-            results[campaign_id] = run(campaign_id)
-    threads = [threading.Thread(target=send, args=(c.id,)) for c in campaigns]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
+    campaigns, results = two_campaigns_sent_at_once(ctx, team)
 
     assert server.handler.total() == cap
     assert sent_through(account) == cap

@@ -5,14 +5,12 @@ it with the same permits as per_day (app/sending/shares.py), so two runs at once
 cap into a real aiosmtpd server on loopback, and the rest waits with the warm-up named in the reason.
 Migration 0052 goes down and up again on the test's own database (SQLite, or PostgreSQL under make test-pg)."""
 import datetime
-import threading
 
 import pytest
 from playhouse.migrations import Runner
 
 from app.cli import MIGRATIONS_DIR
 from app.db import db
-from app.models import MailingList
 from app.models import Send
 from app.models import SendPermit
 from app.models import SmtpAccount
@@ -20,18 +18,16 @@ from app.models import Team
 from app.models import utcnow
 from app.senders import warmup
 from app.senders.accounts import has_capacity
-from app.sending import ledger
 from app.sending import shares
 from app.sending.lanes import Lane
 from tests.accounts_support import make_member
 from tests.conftest import soup
 from tests.sending_support import launched
 from tests.sending_support import make_account
-from tests.sending_support import make_campaign
-from tests.sending_support import make_contacts
 from tests.sending_support import make_team
 from tests.sending_support import run
 from tests.sending_support import statuses
+from tests.sending_support import two_campaigns_sent_at_once
 
 START = datetime.date(2026, 3, 2)
 
@@ -244,24 +240,7 @@ def test_two_runs_at_once_send_exactly_the_warmup_days_cap_and_the_rest_waits_fo
     team = make_team()
     account = make_account(team, server.port, max_connections=2, per_second=4, warmup_started_on=utcnow().date(),
                            warmup_first_day=first_day, warmup_growth_percent=50)
-    campaigns = []
-    for name in ("Spring", "Summer"):
-        mailing_list = MailingList.create(team=team, name=name)
-        make_contacts(team, 12, mailing_list, prefix=name.lower())
-        campaign = make_campaign(team, [mailing_list], name=name)
-        ledger.freeze_audience(campaign)
-        campaigns.append(campaign)
-    results, started = {}, threading.Barrier(2)
-
-    def send(campaign_id):
-        with ctx.app_context():
-            started.wait()
-            results[campaign_id] = run(campaign_id)
-    threads = [threading.Thread(target=send, args=(c.id,)) for c in campaigns]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
+    campaigns, results = two_campaigns_sent_at_once(ctx, team)
 
     assert server.handler.total() == first_day
     counts = [statuses(c) for c in campaigns]
