@@ -260,6 +260,11 @@ def sends(campaign):
     return list(Send.select().where(Send.campaign == campaign).order_by(Send.id))
 
 
+# Engine timings for tests that run real sends with several runs: short waits, the 15 s lease kept.
+FAST_SENDING = dict(SEND_RETRY_DELAYS=(0.05, 0.1), SEND_RECONNECT_DELAY=0.01, SEND_FLUSH_INTERVAL=0.05,
+                    SEND_STATE_INTERVAL=0.1, SEND_MAX_IN_RUN_WAIT=1.0, SEND_BATCH_SIZE=50, SEND_LEASE_SECONDS=15)
+
+
 def run(campaign_id, **kwargs):
     return sending_tasks.run_campaign(campaign_id, **kwargs)
 

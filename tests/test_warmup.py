@@ -22,6 +22,7 @@ from app.sending import shares
 from app.sending.lanes import Lane
 from tests.accounts_support import make_member
 from tests.conftest import soup
+from tests.sending_support import FAST_SENDING
 from tests.sending_support import launched
 from tests.sending_support import make_account
 from tests.sending_support import make_team
@@ -217,15 +218,13 @@ def test_another_teams_account_is_not_found(admin, web):
 
 # --- The engine: exact across runs ---------------------------------------------------------------------
 
-LEASE = 15
+LEASE = FAST_SENDING["SEND_LEASE_SECONDS"]
 
 
 @pytest.fixture
 def ctx(ctx):
     """conftest's ctx with fast sending timings."""
-    ctx.config.update(SEND_RETRY_DELAYS=(0.05, 0.1), SEND_RECONNECT_DELAY=0.01, SEND_FLUSH_INTERVAL=0.05,
-                      SEND_STATE_INTERVAL=0.1, SEND_MAX_IN_RUN_WAIT=1.0, SEND_BATCH_SIZE=50,
-                      SEND_LEASE_SECONDS=LEASE)
+    ctx.config.update(FAST_SENDING)
     return ctx
 
 
