@@ -1,6 +1,6 @@
 """Accounts, teams, memberships, invites, instance settings, the mail catcher's store.
 
-Models are frozen copies, independent of app/models.py on purpose: a later
+Models are frozen copies, independent of app/models/ on purpose: a later
 change to the application models must not rewrite history.
 """
 import datetime

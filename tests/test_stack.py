@@ -13,6 +13,7 @@ from peewee import PostgresqlDatabase
 
 from app import models
 from app.cli import migrate
+from app.db import BaseModel
 from app.db import JSONField
 from app.db import db
 from app.db import init_db
@@ -27,7 +28,7 @@ MIGRATIONS = sorted(p.stem for p in (ROOT / "migrations").glob("[0-9]*.py"))
 
 def json_columns():
     tables = [value for value in vars(models).values()
-              if isinstance(value, type) and issubclass(value, peewee.Model) and value is not models.BaseModel]
+              if isinstance(value, type) and issubclass(value, peewee.Model) and value is not BaseModel]
     return sorted({(model._meta.table_name, field.column_name) for model in tables
                    for field in model._meta.sorted_fields if isinstance(field, JSONField)})
 

@@ -47,7 +47,7 @@ class TableCount:
 
 
 def every_model():
-    """Every model of app/models.py, parents before the tables that point at them."""
+    """Every model of app/models/, parents before the tables that point at them."""
     found = [value for value in vars(models).values()
              if isinstance(value, type) and issubclass(value, BaseModel) and value is not BaseModel]
     return peewee.sort_models(found)
