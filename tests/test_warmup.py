@@ -189,6 +189,8 @@ def test_editing_an_account_in_warmup_keeps_the_day_it_began(admin, web):
     card = soup(web.get("/sending/accounts")).select_one(f"#account-{account.id}")
     assert card.select_one(".warmup").get_text() == ("Warming up: day 3, 112 messages today, "
                                                      "full volume (1,000 a day) in about 6 days")
+    # What it has sent is set against today's warm-up cap, not the daily limit it grows towards.
+    assert card.select_one(".sent").get_text().endswith("in the last 24 hours of 112 today")
 
 
 def test_the_icloud_preset_suggests_a_warmup(admin, web):

@@ -115,6 +115,11 @@ def warmup_in_words(account):
     return warmup.in_words(account)
 
 
+def daily_cap_today(account):
+    """The most the account may send in today's 24 hours: its daily limit, or less while it warms up; 0 = none."""
+    return warmup.daily_cap(account)
+
+
 def held_by_warmup(team_id, now=None):
     """[(account, today's warm-up cap)] when every account the team may send through has used up its
     warm-up cap for today (the last 24 hours' sends), else []: a sending campaign waits for tomorrow."""
