@@ -12,6 +12,9 @@ unsubscribe anyone.
   confirm              (subscription id, email_digest, issued at) the double opt-in link
   form                 (list id, issued at) the hidden timestamp of a hosted sign-up form
 
+API keys (app/api/keys.py) are random secrets, not signed ids: they are kept only as
+api_key_digest(), so the database never holds a key that works.
+
 A token names rows by id, and SQLite reuses the highest deleted rowid, so the
 tokens that name a contact also carry email_digest() of the address: a link made
 for someone who was later deleted never opens the page of a new contact who gets
@@ -225,3 +228,9 @@ def verify(purpose, token):
 def email_digest(email):
     """The digest of an address that tokens naming a contact carry (see the module docstring)."""
     return signer().email_digest(email)
+
+
+def api_key_digest(raw_key):
+    """The only form an API key is stored in, and what a presented key is looked up by: SHA-256 hex.
+    A key carries 256 random bits, so a plain (unsalted, fast) hash is as strong as the key itself."""
+    return hashlib.sha256(raw_key.encode("utf-8")).hexdigest()

@@ -60,7 +60,8 @@ def test_role_matrix_on_every_team_route(app, admin, role):
 
 def test_the_matrix_itself():
     assert ROLE_PERMISSIONS["admin"] >= {"manage_billing", "manage_domains", "export_data", "manage_members"}
-    assert not ({"manage_billing", "manage_domains", "export_data"} & ROLE_PERMISSIONS["manager"])
+    assert not ({"manage_billing", "manage_domains", "export_data", "manage_api_keys"} & ROLE_PERMISSIONS["manager"])
+    assert "manage_api_keys" in ROLE_PERMISSIONS["admin"]
     assert {"edit_content"} <= ROLE_PERMISSIONS["author"] and "send" not in ROLE_PERMISSIONS["author"]
     assert ROLE_PERMISSIONS["guest"] == {"view"}
 

@@ -80,3 +80,4 @@ from app.models.reports import LinkMark
 from app.models.reports import HealthProbe
 from app.models.ai import AiGeneration
 from app.models.ai import AiJob
+from app.models.api import ApiKey

@@ -1,7 +1,7 @@
 """The role matrix: what each team role may do. One table, one check.
 
-Administrator: everything. Manager: everything except billing, domains and
-data export (and cannot make or unmake administrators). Author: writes
+Administrator: everything. Manager: everything except billing, domains,
+data export and API keys (and cannot make or unmake administrators). Author: writes
 content but cannot launch or send. Guest: reads reports and campaigns.
 """
 PERMISSIONS = {
@@ -13,6 +13,7 @@ PERMISSIONS = {
     "manage_domains": "Add and verify sender domains and SMTP accounts",
     "manage_billing": "See and change billing",
     "export_data": "Export the team's data",
+    "manage_api_keys": "Create and revoke the team's API keys",
 }
 
 ROLE_PERMISSIONS = {

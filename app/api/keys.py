@@ -1,0 +1,145 @@
+"""API keys of a team: create, authenticate, revoke, list.
+
+A key is "loft_" followed by 43 random URL-safe characters; it is shown once, when it is made, and
+kept only as tokens.api_key_digest() plus its first PREFIX_LENGTH characters (to tell keys apart in
+a list). A key acts with one team role, and the permission table decides what that role may do,
+exactly as for a member. Every function takes the team first, so another team's key is not found.
+Bad input raises ApiKeyError with the field it is about.
+"""
+import datetime
+import re
+import secrets
+
+from app import tokens
+from app.db import db
+from app.errors import Problem
+from app.models import ROLE_LABELS
+from app.models import ROLES
+from app.models import ApiKey
+from app.models import AuditLog
+from app.models import Team
+from app.models import utcnow
+
+KEY_PREFIX = "loft_"
+PREFIX_LENGTH = 12
+KEY_PATTERN = re.compile(r"loft_[A-Za-z0-9_-]{43}")
+NAME_MAX = 100
+MAX_LIVE_KEYS = 100
+# authenticate() runs on every API request; writing last_used_at each time would turn every read into
+# a write (and a lock on SQLite). Once a minute is as exact as "last used" needs to be.
+LAST_USED_EVERY = datetime.timedelta(minutes=1)
+
+
+class ApiKeyError(Problem):
+    """A refusal about an API key; `status` is the HTTP status the API answers with."""
+    status = 422
+
+
+class ApiKeyNotFound(ApiKeyError):
+    status = 404
+
+
+def new_raw_key():
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def role_from(text):
+    """The stored role for a role's value or label ("manager", "Manager"), else ApiKeyError."""
+    wanted = (text or "").strip().lower()
+    for role in ROLES:
+        if wanted in (role, ROLE_LABELS[role].lower()):
+            return role
+    choices = ", ".join(ROLE_LABELS[role] for role in ROLES)
+    raise ApiKeyError(f"Choose one of the roles: {choices}.", "role")
+
+
+def clean_name(name):
+    name = (name or "").strip()
+    if not name:
+        raise ApiKeyError("Give the key a name, e.g. the app or script that will use it.", "name")
+    if len(name) > NAME_MAX:
+        raise ApiKeyError(f"Keep the name under {NAME_MAX} characters.", "name")
+    return name
+
+
+def create_key(team, *, name, role, created_by=None):
+    """A new live key for `team`: (ApiKey, the raw key). The raw key exists only in this return value."""
+    name = clean_name(name)
+    role = role_from(role)
+    raw_key = new_raw_key()
+    with db.atomic():
+        live = ApiKey.select().where((ApiKey.team == team) & ApiKey.revoked_at.is_null()).count()
+        if live >= MAX_LIVE_KEYS:
+            raise ApiKeyError(f"A team can have at most {MAX_LIVE_KEYS} keys in use; revoke one first.", "name")
+        key = ApiKey.create(team=team, name=name, role=role, prefix=raw_key[:PREFIX_LENGTH],
+                            key_hash=tokens.api_key_digest(raw_key), created_by=created_by)
+        audit(team, created_by, "api_key.created", key, role=role)
+    return key, raw_key
+
+
+def authenticate(raw_key):
+    """The live ApiKey (with its team loaded) that `raw_key` is, else None (unknown, malformed, revoked).
+
+    One lookup by the unique digest; last_used_at is written at most once per LAST_USED_EVERY."""
+    if not isinstance(raw_key, str) or not KEY_PATTERN.fullmatch(raw_key):
+        return None
+    key = (ApiKey.select(ApiKey, Team).join(Team)
+           .where(ApiKey.key_hash == tokens.api_key_digest(raw_key)).get_or_none())
+    if key is None or key.revoked_at is not None:
+        return None
+    touch(key)
+    return key
+
+
+def touch(key, now=None):
+    """Record that `key` was used now, unless that was recorded less than LAST_USED_EVERY ago.
+
+    The condition is in the UPDATE itself, so several workers serving the same key in the same minute
+    write once between them."""
+    now = now or utcnow()
+    stale = now - LAST_USED_EVERY
+    if key.last_used_at is not None and key.last_used_at > stale:
+        return False
+    written = (ApiKey.update(last_used_at=now)
+               .where((ApiKey.id == key.id)
+                      & (ApiKey.last_used_at.is_null() | (ApiKey.last_used_at <= stale)))
+               .execute())
+    if written:
+        key.last_used_at = now
+    return bool(written)
+
+
+def get_key(team, key_id):
+    """The team's key with this id, else ApiKeyNotFound (another team's id included)."""
+    try:
+        key_id = int(key_id)
+    except (TypeError, ValueError):
+        key_id = None
+    key = None
+    if key_id is not None:
+        key = ApiKey.get_or_none((ApiKey.id == key_id) & (ApiKey.team == team))
+    if key is None:
+        raise ApiKeyNotFound("There is no such API key in this team.", "id")
+    return key
+
+
+def revoke_key(team, key_id, *, revoked_by=None):
+    """Revoke the team's key `key_id` for good (ApiKeyNotFound for another team's id). Revoking a
+    revoked key changes nothing, so a repeated click is harmless."""
+    with db.atomic():
+        key = get_key(team, key_id)
+        if key.revoked_at is None:
+            key.revoked_at = utcnow()
+            ApiKey.update(revoked_at=key.revoked_at).where(ApiKey.id == key.id).execute()
+            audit(team, revoked_by, "api_key.revoked", key)
+    return key
+
+
+def team_keys(team):
+    """Every key of the team, newest first; a revoked one has revoked_at set (key.revoked)."""
+    return list(ApiKey.select().where(ApiKey.team == team).order_by(ApiKey.id.desc()))
+
+
+def audit(team, user, action, key, **data):
+    return AuditLog.create(team=team, user=getattr(user, "id", user), action=action,
+                           target=f"api_key:{key.id}", data={"name": key.name, "prefix": key.prefix, **data})
