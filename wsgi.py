@@ -8,6 +8,7 @@ from app import create_app
 from app import settings
 from app.backup import running
 from tasks import huey
+from tasks import tx_huey
 from tasks import ai  # noqa: F401  (importing a task module registers its tasks)
 from tasks import consent  # noqa: F401
 from tasks import contacts  # noqa: F401
@@ -17,6 +18,7 @@ from tasks import notices  # noqa: F401
 from tasks import reports  # noqa: F401
 from tasks import sending  # noqa: F401
 from tasks import system_mail  # noqa: F401
+from tasks import transactional  # noqa: F401
 from tasks import webhooks  # noqa: F401
 
 app = create_app()
@@ -28,6 +30,7 @@ if _database_file:
 
 
 @huey.on_startup()
+@tx_huey.on_startup()
 def enter_app_context():
     # Each consumer worker thread runs its tasks inside the app (config, templates, db).
     app.app_context().push()
@@ -37,6 +40,7 @@ def enter_app_context():
 
 
 @huey.pre_execute()
+@tx_huey.pre_execute()
 def fresh_settings(task):
     # The thread's app context lives as long as the worker: each task starts from the stored
     # instance settings, so a task queued after a save sees it (app/settings.py).

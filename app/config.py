@@ -78,6 +78,10 @@ class Config:
     # The task queue on a Redis server (redis://host:6379/0) instead of the SQLite file above, so workers on
     # several boxes share one queue (docs/scaling.md). LOFT_REDIS_URL, its older name, is still read.
     QUEUE_URL = _str("LOFT_QUEUE_URL", "") or _str("LOFT_REDIS_URL", "")
+    # Transactional email's own queue file (tasks/__init__.py, `tx_huey`), so a receipt never waits behind a
+    # campaign; by default huey-tx.db beside HUEY_PATH. With QUEUE_URL it is the same Redis, queue "loft-tx".
+    TX_HUEY_PATH = (_path("LOFT_TX_HUEY_PATH", "") if _str("LOFT_TX_HUEY_PATH", "").strip()
+                    else str(Path(HUEY_PATH).with_name(Path(HUEY_PATH).stem + "-tx.db")))
     # Public address of this instance, used in links inside emails.
     BASE_URL = _str("LOFT_BASE_URL", "http://127.0.0.1:8000")
     # Set when Loft is served over HTTPS (behind a TLS proxy): cookies become Secure.
@@ -126,6 +130,10 @@ class Config:
     SEND_ACCOUNT_PAUSE_SECONDS = _int("LOFT_SEND_ACCOUNT_PAUSE_SECONDS", 900)
     # Seconds to wait for each SMTP reply.
     SEND_SMTP_TIMEOUT = _int("LOFT_SEND_SMTP_TIMEOUT", 60)
+    # Transactional email: the most bytes of attachments one message may carry (decoded), and the seconds
+    # before the 2nd, 3rd, ... attempt after a temporary SMTP failure (then the message has failed).
+    TX_MAX_BYTES = _int("LOFT_TX_MAX_BYTES", 2_500_000)
+    TX_RETRY_DELAYS = _ints("LOFT_TX_RETRY_DELAYS", "5,30,120,600,1800")
     # Task consumer processes `make run` starts (default: one per core, so sending uses every core); as many
     # engine runs send one campaign at once, sharing each SMTP account's limits.
     SENDING_PROCESSES = max(1, int(_str("LOFT_SENDING_PROCESSES", "") or os.cpu_count() or 1))

@@ -41,6 +41,7 @@ from app.models import Team  # noqa: E402
 from app.models import utcnow  # noqa: E402
 from app.senders import domains  # noqa: E402
 from tasks import huey  # noqa: E402
+from tasks import tx_huey  # noqa: E402
 
 pytest.register_assert_rewrite("tests.stack_support")  # a plugin imported here too: its asserts still explain
 from tests import stack_support  # noqa: E402
@@ -59,9 +60,9 @@ def free_port():
 
 @pytest.fixture(autouse=True)
 def immediate_huey():
-    huey.immediate = True
+    huey.immediate = tx_huey.immediate = True
     yield
-    huey.immediate = False
+    huey.immediate = tx_huey.immediate = False
 
 
 def _test_config(database_path, database_url=None):

@@ -19,6 +19,7 @@ import re
 from app.config import ROOT
 from tasks import huey
 from tasks import queued_as
+from tasks import tx_huey
 
 CODE_DIRS = ("app", "tasks", "migrations")
 USAGE_HOME = ROOT / "app" / "usage.py"
@@ -105,6 +106,8 @@ QUEUED_NAMES = {
     "tasks.webhooks.notices.email",
     "tasks.webhooks.webhooks.deliver", "tasks.webhooks.webhooks.prune", "tasks.webhooks.webhooks.tick",
 }
+# The transactional stream's own queue (tasks.tx_huey) keeps its names the same way.
+TX_QUEUED_NAMES = {"tasks.transactional.send_tx"}
 
 
 def task_modules():
@@ -129,6 +132,9 @@ def test_every_task_keeps_its_queued_name():
     for name in QUEUED_NAMES:
         huey._registry.string_to_task(name)  # raises when a queued message could no longer find its task
     assert set(huey._registry._registry) == QUEUED_NAMES, "a new task? add its name here"
+    for name in TX_QUEUED_NAMES:
+        tx_huey._registry.string_to_task(name)
+    assert set(tx_huey._registry._registry) == TX_QUEUED_NAMES, "a new transactional task? add its name here"
 
 
 # Names kept from before a move, because the queue holds them (QUEUED_NAMES): name -> its module now.

@@ -249,7 +249,7 @@ class Prepared:
 
 
 def prepare(body, kind, subject, *, layout=None, preheader="", track_opens=False, track_clicks=False,
-            base_url="", link_id=None, utm_settings=None):
+            base_url="", link_id=None, utm_settings=None, marketing_footer=True):
     """Compose, clean, link-rewrite and compile a body into a Prepared.
 
     layout: HTML source containing {{ content }}, wrapped around the body; a
@@ -257,6 +257,8 @@ def prepare(body, kind, subject, *, layout=None, preheader="", track_opens=False
     link_id(url) -> int registers a tracked link (only called with track_clicks).
     utm_settings: a campaign's Campaign.utm; its parameters are added to the web links
     (app/content/utm.py) whether clicks are tracked or not.
+    marketing_footer=False leaves out the postal address and unsubscribe link a campaign must carry: a transactional
+    message (a receipt) is no marketing and has nothing to unsubscribe from.
     """
     if kind not in KINDS:
         raise RenderError("Choose HTML or Markdown.")
@@ -280,9 +282,9 @@ def prepare(body, kind, subject, *, layout=None, preheader="", track_opens=False
     guard_style_values(cleaned, constructs)
 
     footer = []
-    if not _uses(constructs, "postal_address"):
+    if marketing_footer and not _uses(constructs, "postal_address"):
         footer.append(_slot(constructs, "{{ postal_address }}", in_tag=False))
-    if not _uses(constructs, "unsubscribe_url"):
+    if marketing_footer and not _uses(constructs, "unsubscribe_url"):
         footer.append(f'<a href="{_slot(constructs, "{{ unsubscribe_url }}", in_tag=True)}" '
                       'style="color:#6b7280;text-decoration:underline;">Unsubscribe</a>')
     if footer:

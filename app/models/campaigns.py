@@ -83,6 +83,7 @@ class SmtpAccount(BaseModel):
     warmup_started_on = DateField(null=True)
     warmup_first_day = IntegerField(default=50)
     warmup_growth_percent = IntegerField(default=50)
+    transactional = BooleanField(default=False)  # "Use for transactional mail" (app/transactional/)
     status = CharField(default="active")  # active, paused
     paused_reason = TextField(default="")
     paused_until = DateTimeField(null=True)

@@ -1,0 +1,1 @@
+"""Transactional email: single messages (receipts, password resets) on their own queue (`service.py`)."""
