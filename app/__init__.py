@@ -22,6 +22,7 @@ from app import navigation
 from app import security
 from app import settings
 from app.ai.views import bp as ai_bp
+from app.api.views_keys import bp as api_keys_bp
 from app.admin.views import bp as admin_bp
 from app.auth.services import user_for_session
 from app.auth.views import bp as auth_bp
@@ -95,7 +96,8 @@ def create_app(overrides=None):
     for blueprint in (dashboard_bp, auth_bp, teams_bp, admin_bp, catcher_bp, health_bp,
                       contacts_bp, imports_bp, segments_bp, consent_bp,
                       campaigns_bp, email_templates_bp, sending_bp, tracking_bp,
-                      bounces_bp, reports_bp, webhooks_bp, notices_bp, brand_bp, media_bp, editor_bp, ai_bp):
+                      bounces_bp, reports_bp, webhooks_bp, notices_bp, brand_bp, media_bp, editor_bp, ai_bp,
+                      api_keys_bp):
         app.register_blueprint(blueprint)
 
     cli.init_app(app)

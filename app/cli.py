@@ -12,6 +12,7 @@ from peewee import SqliteDatabase
 from playhouse.migrations import Runner
 
 from app.ai.cli import ai_cli
+from app.api.cli import api_keys_cli
 from app.auth.services import AuthError
 from app.auth.services import create_first_admin
 from app.backup import archive
@@ -303,3 +304,4 @@ def init_app(app):
     imports_cli.register(app)  # `flask contacts import`
     app.cli.add_command(bounces_cli)  # `flask bounces parse`
     app.cli.add_command(ai_cli)  # `flask ai generate`
+    app.cli.add_command(api_keys_cli)  # `flask api-keys create`

@@ -47,6 +47,7 @@ SECTIONS = (
     Section("Sending", "sending.accounts", "server", ("sending.",)),
     Section("Bounces", "bounces.index", "mail-warning", ("bounces.",)),
     Section("Webhooks", "webhooks.index", "webhook", ("webhooks.",)),
+    Section("API keys", "api_keys.index", "code", ("api_keys.",)),
     Section("Notices", "notices.index", "bell", ("notices.",)),
     Section("Team", "teams.members", "users-round", ("teams.",), WIDE),
     Section("Settings", "teams.settings", "settings", ("teams.settings",)),

@@ -162,3 +162,189 @@ def test_deleting_the_creator_keeps_the_key(acme):
     user.delete_instance()
     assert raw_row(key.id)["created_by"] is None
     assert keys.authenticate(raw).id == key.id
+
+
+# --- The settings page ----------------------------------------------------------
+
+def page_text(response):
+    return response.get_data(as_text=True)
+
+
+def test_empty_page_says_what_a_key_is_for_and_links_the_reference(app, web, admin):
+    page = soup(web.get("/api-keys/"))
+    empty = page.select_one("#api-keys-empty")
+    assert "Connect your product to Loft" in empty.text
+    assert empty.select_one("a")["href"] == "/api/v1/docs"
+    assert [o["value"] for o in page.select("#f-role option")] == ["", "admin", "manager", "author", "guest"]
+    assert [o.text for o in page.select("#f-role option")][1:] == ["Administrator", "Manager", "Author", "Guest"]
+
+
+def test_the_page_is_in_the_navigation_for_administrators_only(app, web, admin):
+    team = Team.get(Team.name == "Acme")
+    assert soup(web.get("/dashboard")).select('nav a[href="/api-keys/"]')
+    _, manager = make_member(app, team, "manager")
+    assert not soup(manager.get("/dashboard")).select('nav a[href="/api-keys/"]')
+
+
+def test_create_shows_the_key_once_and_lists_it(app, web, admin):
+    response = web.post("/api-keys/new", {"name": "Shop sign-ups", "role": "manager"})
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    page = soup(response)
+    shown = page.select_one("#new-api-key")
+    raw = shown["value"]
+    assert raw.startswith("loft_") and shown.has_attr("autofocus") and shown.has_attr("readonly")
+    assert page.select_one('label[for="new-api-key"]').text.strip() == "API key “Shop sign-ups” (Manager)"
+    assert page.select_one('button[data-copy="#new-api-key"]').text == "Copy the key"
+    with app.app_context():
+        key = ApiKey.get(ApiKey.name == "Shop sign-ups")
+        assert key.role == "manager" and key.created_by_id == admin.id
+        assert all(raw not in str(value) for value in raw_row(key.id).values())
+    # Never again: not on the page, nor in any answer after this one.
+    again = web.get("/api-keys/")
+    assert raw not in page_text(again) and raw[12:] not in page_text(again)
+    row = soup(again).select_one(f"#api-key-{key.id}")
+    assert "Shop sign-ups" in row.text and "Manager" in row.text and raw[:12] + "…" in row.text
+    assert "by Ada" in row.text and "Never" in row.text and "Active" in row.text
+    assert soup(again).select_one("#new-api-key") is None
+    with app.app_context():
+        assert keys.authenticate(raw).id == key.id
+    used = soup(web.get("/api-keys/")).select_one(f"#api-key-{key.id} td[data-label='Last used']")
+    assert "Never" not in used.text and "UTC" in used.text
+
+
+def test_create_through_htmx_answers_the_fragment(app, web, admin):
+    response = web.post("/api-keys/new", {"name": "Nightly export", "role": "guest"}, htmx=True)
+    assert response.status_code == 200
+    fragment = soup(response)
+    assert fragment.select_one("html") is None and fragment.select_one("#api-keys #new-api-key")["value"]
+    assert "Nightly export" in fragment.select_one("#api-key-list").text
+
+
+@pytest.mark.parametrize("form, field, message", [
+    ({"name": "", "role": "guest"}, "name", "Give the key a name"),
+    ({"name": "script", "role": ""}, "role", "Choose one of the roles"),
+    ({"name": "script", "role": "owner"}, "role", "Choose one of the roles"),
+    ({"name": "x" * 101, "role": "guest"}, "name", "under 100 characters"),
+])
+def test_bad_input_is_shown_at_its_field_and_nothing_is_made(app, web, admin, form, field, message):
+    response = web.post("/api-keys/new", form, htmx=True)
+    assert response.status_code == 422
+    page = soup(response)
+    assert message in page.select_one(f"#e-{field}").text
+    assert page.select_one(f"#f-{field}")["aria-invalid"] == "true"
+    assert page.select_one("#f-name")["value"] == form["name"]  # the input is kept
+    assert page.select_one("#new-api-key") is None
+    with app.app_context():
+        assert ApiKey.select().count() == 0
+
+
+def test_revoke_through_the_page(app, web, admin):
+    web.post("/api-keys/new", {"name": "Old script", "role": "author"})
+    with app.app_context():
+        key = ApiKey.get(ApiKey.name == "Old script")
+    form = soup(web.get("/api-keys/")).select_one(f'form[action="/api-keys/{key.id}/revoke"]')
+    assert "Revoke the key “Old script”?" in form.select_one("button")["data-confirm"]
+    response = web.post(f"/api-keys/{key.id}/revoke", follow_redirects=True)
+    assert "Key “Old script” revoked" in page_text(response)
+    row = soup(response).select_one(f"#api-key-{key.id}")
+    assert "Revoked" in row.text and row.select_one("form") is None
+    with app.app_context():
+        assert ApiKey.get_by_id(key.id).revoked_at is not None
+
+
+def test_revoke_needs_the_csrf_token(app, web, admin, client):
+    web.post("/api-keys/new", {"name": "script", "role": "author"})
+    with app.app_context():
+        key = ApiKey.get(ApiKey.name == "script")
+    assert client.post(f"/api-keys/{key.id}/revoke").status_code in (400, 403)
+    with app.app_context():
+        assert ApiKey.get_by_id(key.id).revoked_at is None
+
+
+def test_another_teams_key_is_404_on_revoke(app, web, admin):
+    with app.app_context():
+        other = Team.create(name="Other")
+        theirs, raw = keys.create_key(other, name="theirs", role="admin")
+    assert web.post(f"/api-keys/{theirs.id}/revoke").status_code == 404
+    assert web.post("/api-keys/999999/revoke").status_code == 404
+    with app.app_context():
+        assert keys.authenticate(raw) is not None
+    assert "theirs" not in page_text(web.get("/api-keys/"))
+
+
+@pytest.mark.parametrize("role", ["manager", "author", "guest"])
+def test_only_administrators_reach_the_page(app, admin, role):
+    team = Team.get(Team.name == "Acme")
+    with app.app_context():
+        key, _ = keys.create_key(team, name="script", role="guest")
+    _, member = make_member(app, team, role)
+    assert member.get("/api-keys/").status_code == 403
+    assert member.post("/api-keys/new", {"name": "mine", "role": "admin"}).status_code == 403
+    assert member.post(f"/api-keys/{key.id}/revoke").status_code == 403
+    with app.app_context():
+        assert ApiKey.select().count() == 1 and ApiKey.get_by_id(key.id).revoked_at is None
+
+
+def test_a_team_administrator_who_is_not_the_instance_admin_may_manage_keys(app, admin):
+    team = Team.get(Team.name == "Acme")
+    user, team_admin = make_member(app, team, "admin", "teamadmin@example.com")
+    response = team_admin.post("/api-keys/new", {"name": "theirs", "role": "Manager"})
+    assert response.status_code == 200 and soup(response).select_one("#new-api-key")
+
+
+# --- The CLI --------------------------------------------------------------------
+
+def cli(app, *args):
+    return app.test_cli_runner().invoke(args=["api-keys", *args])
+
+
+@pytest.mark.parametrize("team_arg", ["Acme", "acme", "id"])
+def test_cli_create_prints_json_with_a_key_that_authenticates(app, admin, team_arg):
+    team = Team.get(Team.name == "Acme")
+    result = cli(app, "create", "--team", str(team.id) if team_arg == "id" else team_arg,
+                 "--role", "Manager", "--name", "Deploy script")
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.output)
+    assert set(printed) == {"id", "key"}
+    with app.app_context():
+        key = keys.authenticate(printed["key"])
+        assert key.id == printed["id"] and key.team_id == team.id and key.role == "manager"
+        assert key.name == "Deploy script" and key.created_by is None
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--team", "Nobody", "--role", "Manager", "--name", "x"], "There is no team named or numbered 'Nobody'."),
+    (["--team", "9999", "--role", "Manager", "--name", "x"], "There is no team named or numbered '9999'."),
+    (["--team", "Acme", "--role", "Owner", "--name", "x"], "Choose one of the roles: Administrator, Manager"),
+    (["--team", "Acme", "--role", "Manager", "--name", " "], "Give the key a name"),
+    (["--team", "Acme", "--role", "Manager"], "Missing option '--name'"),
+])
+def test_cli_bad_input_exits_non_zero_with_a_message(app, admin, args, message):
+    result = cli(app, "create", *args)
+    assert result.exit_code != 0
+    assert message in result.output
+    with app.app_context():
+        assert ApiKey.select().count() == 0
+
+
+def test_cli_two_teams_of_one_name_need_the_id(app, admin):
+    with app.app_context():
+        Team.create(name="Acme")
+    result = cli(app, "create", "--team", "Acme", "--role", "Guest", "--name", "x")
+    assert result.exit_code != 0 and "Several teams are named 'Acme'" in result.output
+
+
+def test_cli_list_and_revoke(app, admin):
+    first = json.loads(cli(app, "create", "--team", "Acme", "--role", "guest", "--name", "one").output)
+    second = json.loads(cli(app, "create", "--team", "Acme", "--role", "author", "--name", "two").output)
+    result = cli(app, "revoke", str(first["id"]))
+    assert result.exit_code == 0 and json.loads(result.output)["revoked_at"]
+    listed = [json.loads(line) for line in cli(app, "list", "--team", "Acme").output.splitlines()]
+    assert [(k["id"], k["name"], k["role"], bool(k["revoked_at"])) for k in listed] == [
+        (second["id"], "two", "Author", False), (first["id"], "one", "Guest", True)]
+    assert all(first["key"] not in json.dumps(k) and second["key"] not in json.dumps(k) for k in listed)
+    with app.app_context():
+        assert keys.authenticate(first["key"]) is None and keys.authenticate(second["key"]) is not None
+    missing = cli(app, "revoke", "9999")
+    assert missing.exit_code != 0 and "There is no API key with the id 9999." in missing.output

@@ -10,6 +10,9 @@ import datetime
 import re
 import secrets
 
+from peewee import JOIN
+from peewee import fn
+
 from app import tokens
 from app.db import db
 from app.errors import Problem
@@ -18,6 +21,7 @@ from app.models import ROLES
 from app.models import ApiKey
 from app.models import AuditLog
 from app.models import Team
+from app.models import User
 from app.models import utcnow
 
 KEY_PREFIX = "loft_"
@@ -109,6 +113,32 @@ def touch(key, now=None):
     return bool(written)
 
 
+def find_team(text):
+    """The team named `text`, or with `text` as its id (the CLI's --team), else ApiKeyError."""
+    text = (str(text) if text is not None else "").strip()
+    if not text:
+        raise ApiKeyError("Name the team (its name or id).", "team")
+    if text.isdigit():
+        team = Team.get_or_none(Team.id == int(text))
+        if team is not None:
+            return team
+    teams = list(Team.select().where(fn.LOWER(Team.name) == text.lower()).order_by(Team.id))
+    if not teams:
+        raise ApiKeyError(f"There is no team named or numbered {text!r}.", "team")
+    if len(teams) > 1:
+        ids = ", ".join(str(team.id) for team in teams)
+        raise ApiKeyError(f"Several teams are named {text!r}; give the id of the one you mean: {ids}.", "team")
+    return teams[0]
+
+
+def key_by_id(key_id):
+    """Any team's key with this id (for the instance operator's CLI), else ApiKeyNotFound."""
+    key = ApiKey.get_or_none(ApiKey.id == key_id) if str(key_id).isdigit() else None
+    if key is None:
+        raise ApiKeyNotFound(f"There is no API key with the id {key_id}.", "id")
+    return key
+
+
 def get_key(team, key_id):
     """The team's key with this id, else ApiKeyNotFound (another team's id included)."""
     try:
@@ -137,7 +167,8 @@ def revoke_key(team, key_id, *, revoked_by=None):
 
 def team_keys(team):
     """Every key of the team, newest first; a revoked one has revoked_at set (key.revoked)."""
-    return list(ApiKey.select().where(ApiKey.team == team).order_by(ApiKey.id.desc()))
+    return list(ApiKey.select(ApiKey, User).join(User, JOIN.LEFT_OUTER, on=(ApiKey.created_by == User.id))
+                .where(ApiKey.team == team).order_by(ApiKey.id.desc()))
 
 
 def audit(team, user, action, key, **data):

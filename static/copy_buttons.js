@@ -1,4 +1,4 @@
-// The sign-up form builder's "Copy" buttons: copy the snippet of the box they name (data-copy), and say so.
+// "Copy" buttons: copy the value of the box a button names (data-copy), and say so in #copy-status.
 // Without JavaScript the boxes are still there to select and copy by hand.
 document.addEventListener("click", function (event) {
   var button = event.target.closest && event.target.closest("button[data-copy]");
