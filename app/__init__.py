@@ -14,6 +14,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from app import api
 from app import cli
 from app import htmx
 from app import localtime
@@ -97,7 +98,7 @@ def create_app(overrides=None):
                       contacts_bp, imports_bp, segments_bp, consent_bp,
                       campaigns_bp, email_templates_bp, sending_bp, tracking_bp,
                       bounces_bp, reports_bp, webhooks_bp, notices_bp, brand_bp, media_bp, editor_bp, ai_bp,
-                      api_keys_bp):
+                      api.bp, api_keys_bp):
         app.register_blueprint(blueprint)
 
     cli.init_app(app)
@@ -148,12 +149,16 @@ def _init_templates(app):
 
 def _init_errors(app):
     def render_error(error):
+        if api.wants_problem():  # the API answers problem+json, also where no API route matched
+            return api.problem_for(error)
         code = getattr(error, "code", 500)
         template = "errors/_error.html" if is_htmx() else "errors/error.html"
         return render_template(template, code=code, title=error.name,
                                description=error.description), code
 
     def too_large(error):
+        if api.wants_problem():
+            return api.problem_for(error)
         limit = request.max_content_length or 0
         size = f"{limit / (1024 * 1024):,.0f} MB" if limit >= 1024 * 1024 else f"{limit // 1024:,} KB"
         error.description = (f"This request is larger than Loft accepts here ({size}), so it was not read. "
@@ -161,6 +166,8 @@ def _init_errors(app):
         return render_error(error)
 
     def refused(problem):
+        if api.wants_problem():
+            return api.problem_for(problem)
         # A refusal no view turned into its form's error still says what was refused, instead of
         # a 500 that hides a message written for the person.
         template = "errors/_error.html" if is_htmx() else "errors/error.html"

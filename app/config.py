@@ -94,6 +94,9 @@ class Config:
     MAX_BODY_KB = _int("LOFT_MAX_BODY_KB", 4096)
     # Largest file upload (contact CSV imports), in MB. Only the upload routes accept more than MAX_BODY_KB.
     MAX_UPLOAD_MB = _int("LOFT_MAX_UPLOAD_MB", 512)
+    # Requests each API key may make per minute (a fixed window counted in the database, so the limit holds
+    # across every web process); past it the API answers 429 with Retry-After.
+    API_RATE_PER_MINUTE = _int("LOFT_API_RATE_PER_MINUTE", 600)
     # Where the built-in mail catcher listens; a fresh install sends its mail there.
     CATCHER_HOST = _str("LOFT_CATCHER_HOST", "127.0.0.1")
     CATCHER_PORT = _int("LOFT_CATCHER_PORT", 1025)

@@ -49,7 +49,8 @@ from tests import stack_support  # noqa: E402
 # Every fixture is reachable from here: the ones that bring a server or a browser with them live in
 # their area's support module, registered as a plugin, so no test module imports a fixture by name.
 pytest_plugins = ("browser_support", "tests.stack_support", "tests.dns_support", "tests.smtp_support",
-                  "tests.webhooks_support", "tests.email_templates_support", "tests.message_support")
+                  "tests.webhooks_support", "tests.email_templates_support", "tests.message_support",
+                  "tests.api_support")
 
 
 def free_port():

@@ -5,6 +5,7 @@ from app.models import Invite
 from app.models import Membership
 from app.models import Team
 from app.models import User
+from app.teams.permissions import PERMISSIONS
 from app.teams.permissions import ROLE_PERMISSIONS
 from app.teams.permissions import can
 from tests.accounts_support import make_member
@@ -28,6 +29,9 @@ def test_every_endpoint_declares_who_may_use_it(app):
         if endpoint in PUBLIC or endpoint in INSTANCE_ADMIN or endpoint in PERSONAL:
             continue
         if getattr(view, "public", False):  # public pages of later areas (sign-up forms, tracking) say so
+            continue
+        if getattr(view, "api_permission", None):  # /api/v1 operations: the key's role, checked by @operation
+            assert view.api_permission in PERMISSIONS, endpoint
             continue
         assert getattr(view, "permission", None), f"{endpoint} has no @require(permission)"
 

@@ -1,1 +1,10 @@
-"""The JSON API under /api/v1 and the API keys it is called with (app/api/keys.py)."""
+"""The JSON API under /api/v1: framework.py (the blueprint, the `operation` decorator, problem+json errors,
+the generated OpenAPI document), one module per resource, reference.py (openapi.json and the reference
+page) and keys.py (the API keys it is called with). How to add an operation: docs/architecture.md, "API"."""
+from app.api import contacts  # noqa: F401 (registers its operations)
+from app.api import reference  # noqa: F401 (registers its pages)
+from app.api.framework import bp
+from app.api.framework import problem_for
+from app.api.framework import wants_problem
+
+__all__ = ["bp", "problem_for", "wants_problem"]

@@ -81,6 +81,8 @@ from app.models.reports import HealthProbe
 from app.models.ai import AiGeneration
 from app.models.ai import AiJob
 from app.models.api import ApiKey
+from app.models.api import ApiRateWindow
+from app.models.api import IdempotencyRecord
 from app.models.transactional import TxStatus
 from app.models.transactional import TX_STATUSES
 from app.models.transactional import TxMessage

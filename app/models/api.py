@@ -1,7 +1,11 @@
-"""The REST API: the keys a team's scripts and apps sign in with."""
+"""The REST API: the keys a team's scripts and apps sign in with, each key's request counter per minute,
+and the answers kept for retries with the same Idempotency-Key."""
+from peewee import BigIntegerField
 from peewee import CharField
 from peewee import DateTimeField
 from peewee import ForeignKeyField
+from peewee import IntegerField
+from peewee import TextField
 
 from app.db import BaseModel
 from app.models.common import utcnow
@@ -33,3 +37,30 @@ class ApiKey(BaseModel):
     @property
     def revoked(self):
         return self.revoked_at is not None
+
+
+class ApiRateWindow(BaseModel):
+    """How many requests a key made in one minute (`window`: minutes since the epoch). One counter per key and
+    minute in the database, so the limit holds across every web process; old minutes are pruned as new ones start."""
+    api_key = ForeignKeyField(ApiKey, on_delete="CASCADE", index=False)
+    window = BigIntegerField()
+    hits = IntegerField(default=0)
+
+    class Meta:
+        indexes = ((("api_key", "window"), True),)
+
+
+class IdempotencyRecord(BaseModel):
+    """A POST made with an Idempotency-Key: what was asked (`fingerprint`, SHA-256 of method, path and body)
+    and, once answered, the answer (`status` None while the first request is still running), so a retry
+    gets the same answer instead of doing the work twice."""
+    api_key = ForeignKeyField(ApiKey, on_delete="CASCADE", index=False)
+    key = CharField(max_length=255)
+    fingerprint = CharField(max_length=64)
+    status = IntegerField(null=True)
+    body = TextField(default="")
+    location = CharField(default="")
+    created_at = DateTimeField(default=utcnow, index=True)
+
+    class Meta:
+        indexes = ((("api_key", "key"), True),)
