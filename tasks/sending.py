@@ -8,7 +8,8 @@ out by itself within seconds (no huey lock to flush), and its claims go back to
 the queue. A run ends when the campaign is done, paused or cancelled, or after
 SEND_RUN_SECONDS; the task then enqueues the continuation.
 
-tick() runs every minute: it starts scheduled campaigns whose time has come,
+tick() runs every minute: it removes what dead runs left (their SendRun rows and
+permits), starts scheduled campaigns whose time has come,
 decides due A/B tests, and re-enqueues every campaign still "sending" (after
 a crash, or when retries became due); a campaign already sent by as many runs
 as it may have simply answers "busy".
@@ -18,6 +19,7 @@ bounce handling (app/bounces) through its hooks.
 """
 import logging
 
+from flask import current_app
 from huey import crontab
 
 from app.notices import alerts
@@ -28,6 +30,8 @@ from app.campaigns import states
 from app.models import Campaign
 from app.models import CampaignState
 from app.sending import engine
+from app.sending import shares
+from app.sending.tuning import Settings
 from tasks import huey
 
 log = logging.getLogger(__name__)
@@ -73,6 +77,7 @@ def send_campaign(campaign_id, after_busy=False):
 
 @huey.periodic_task(crontab(minute="*"), name="sending.tick")
 def tick():
+    shares.prune(Settings.from_config(current_app.config).lease_seconds)
     for campaign in campaign_services.due_scheduled():
         try:
             campaign_services.start(campaign)

@@ -83,6 +83,14 @@ def leave_run(token):
     SendRun.delete().where(SendRun.token == token).execute()
 
 
+def prune_dead_runs(lease_seconds, now=None):
+    """Remove the rows of every run presumed dead (no renewal within the lease); returns how many.
+    A run that ends removes its own row and join_run clears a campaign's dead runs when another run
+    joins it, so what is left here is a killed worker's run of a campaign nobody sends again. A run
+    that was only slow finds its row gone at its next renewal and stops, as after join_run."""
+    return SendRun.delete().where(SendRun.heartbeat_at < _stale(lease_seconds, now or utcnow())).execute()
+
+
 def live_runs(campaign_id, lease_seconds, now=None):
     return (SendRun.select().where((SendRun.campaign == campaign_id)
                                    & (SendRun.heartbeat_at >= _stale(lease_seconds, now or utcnow()))).count())

@@ -21,6 +21,7 @@ Limits shared by every run, never only in one process's memory:
   take_permits(run_id, account_id, block, ...)     (database thread) more permits for one lane
   use_permits(run_id, sent_per_account)            (database thread, inside the write of results)
   capped_in_words(accounts, lease_seconds)         why a run found every account out of permits
+  prune(lease_seconds)                             (the minute task) what dead runs left behind
 """
 import dataclasses
 import datetime
@@ -129,6 +130,18 @@ def use_permits(run_id, sent_per_account):
     for account_id, count in sent_per_account.items():
         (SendPermit.update(held=SendPermit.held - count)
          .where((SendPermit.run == run_id) & (SendPermit.account == account_id)).execute())
+
+
+def prune(lease_seconds, now=None):
+    """(The minute task) Remove what dead runs left: their permits, which stopped counting once their
+    heartbeat passed the lease, and then their SendRun rows (lease.prune_dead_runs). A live run's rows
+    stay, its permit rows too, used up or not. Returns (runs, permits) removed."""
+    now = now or utcnow()
+    with db.atomic():
+        live = SendRun.select(SendRun.id).where(lease.alive(lease_seconds, now))
+        permits = SendPermit.delete().where(SendPermit.run.not_in(live)).execute()
+        runs = lease.prune_dead_runs(lease_seconds, now)
+    return runs, permits
 
 
 def capped_in_words(accounts, lease_seconds, now=None):
