@@ -35,6 +35,7 @@ header, or a second target to List-Unsubscribe.
 import base64
 import email.utils
 import hashlib
+import itertools
 import re
 import secrets
 import time
@@ -219,6 +220,27 @@ def _static_pieces(template):
     return pieces
 
 
+def canonical_body_piece(piece):
+    """True when DKIM's relaxed body canonicalization leaves these complete lines as they are."""
+    return (b"\t" not in piece and b"  " not in piece and b" \r\n" not in piece
+            and piece.count(b"\n") == piece.count(b"\r\n"))
+
+
+_BARE_LF = re.compile(rb"\r?\n")
+_TRAILING_WSP = re.compile(rb"[\t ]+\r\n")
+_WSP_RUN = re.compile(rb"[\t ]+")
+
+
+def relaxed_lines(piece):
+    """DKIM relaxed body canonicalization (RFC 6376 3.4.4, as dkimpy reads it) of complete lines.
+
+    Without the rule for empty lines at the end of a body: that one applies to the
+    whole body only (a factory's body always ends with its closing boundary line).
+    """
+    piece = _BARE_LF.sub(b"\r\n", piece)
+    return _WSP_RUN.sub(b" ", _TRAILING_WSP.sub(b"\r\n", piece))
+
+
 class MessageFactory:
     """Builds the messages of one campaign (or one A/B variant), fast.
 
@@ -292,7 +314,8 @@ class MessageFactory:
             b'Content-Type: multipart/alternative;\r\n boundary="' + self.boundary.encode("ascii") + b'"' + CRLF,
         ]
         self._static_headers = b"".join(static)
-        self._text_opening = (b"\r\n--" + self.boundary.encode("ascii") + CRLF
+        # The body starts after the header block's blank line (sent as its own CRLF, between head and body).
+        self._text_opening = (b"--" + self.boundary.encode("ascii") + CRLF
                               + b'Content-Type: text/plain; charset="utf-8"' + CRLF
                               + b"Content-Transfer-Encoding: quoted-printable" + CRLF + CRLF)
         self._html_opening = (b"\r\n--" + self.boundary.encode("ascii") + CRLF
@@ -300,6 +323,13 @@ class MessageFactory:
                               + b"Content-Transfer-Encoding: quoted-printable" + CRLF + CRLF)
         self._closing = b"\r\n--" + self.boundary.encode("ascii") + b"--" + CRLF
         self._date = _DateHeader()
+        # DKIM's relaxed body canonicalization works line by line, and every encoded piece ends with a line
+        # break, so a body's canonical form is its pieces' canonical forms joined. The static pieces'
+        # forms are found here once (most are their own); build_parts() checks only a recipient's pieces.
+        self._static_count = len(self._pieces)
+        self._canonical_forms = {piece: relaxed_lines(piece) for piece in [
+            *self._pieces.values(), self._text_opening, self._html_opening, self._closing]
+            if not canonical_body_piece(piece)}
 
     # -- set-up helpers --------------------------------------------------------
 
@@ -371,19 +401,47 @@ class MessageFactory:
 
     def build(self, send, contact):
         """The complete message for one recipient, as bytes with CRLF line endings."""
+        head, body, _ = self._pieces_of(send, contact)
+        head.append(CRLF)
+        head += body
+        return b"".join(head)
+
+    def build_parts(self, send, contact):
+        """(head, body, canonical body) of one recipient's message, for DKIM signing.
+
+        The message is head + CRLF + body; the canonical body is DKIM's relaxed
+        body canonicalization of body (most often body itself), put together from
+        the pieces so the signer need not scan the whole body again.
+        """
+        head, body, cache = self._pieces_of(send, contact)
+        joined = b"".join(body)
+        forms = self._canonical_forms
+        for piece in itertools.islice(cache.values(), self._static_count, None):
+            if not canonical_body_piece(piece):
+                if forms is self._canonical_forms:
+                    forms = dict(forms)
+                forms[piece] = relaxed_lines(piece)
+        canonical = b"".join([forms.get(piece, piece) for piece in body]) if forms else joined
+        return b"".join(head), joined, canonical
+
+    def _pieces_of(self, send, contact):
+        """The header lines and body pieces of one recipient's message, and the piece cache used."""
         context = self.context(send, contact)
         send_id = 0 if self.test else send.id
         recipient = getattr(send, "email", None) or contact.email
         cache = self._pieces.copy()  # this recipient's pieces are added to a copy, shared by both parts
-        html_part = sandbox.encode_pieces(self.prepared.html_template, context, cache)
-        text_part = sandbox.encode_pieces(self.prepared.text_template, context, cache)
+        body = [self._text_opening]
+        sandbox.encode_pieces(self.prepared.text_template, context, cache, body)
+        body.append(self._html_opening)
+        sandbox.encode_pieces(self.prepared.html_template, context, cache, body)
+        body.append(self._closing)
         subject = self._static_subject or self._subject_line(context)
         name = contact.name if contact is not None else ""
         unsubscribe = context["unsubscribe_url"]
         token = self.signer.sign_one("header", send_id)
         mailto = (f"mailto:{quote(self.mailbox, safe='@')}?subject=unsubscribe%20{unsubscribe.rpartition('/')[2]}"
                   if self.mailbox else "")
-        return b"".join((
+        head = [
             self._date(),
             self._static_headers,
             address_header("To", name, recipient),
@@ -392,7 +450,5 @@ class MessageFactory:
             (b"List-Unsubscribe: <" + unsubscribe.encode("ascii") + b">"
              + ((b",\r\n <" + mailto.encode("utf-8") + b">") if mailto else b"") + CRLF),
             b"X-Loft-Token: " + token.encode("ascii") + CRLF,
-            self._text_opening, text_part,
-            self._html_opening, html_part,
-            self._closing,
-        ))
+        ]
+        return head, body, cache

@@ -737,17 +737,17 @@ def generate(template, context, limit=MAX_OUTPUT):
         _state.budget = None
 
 
-def encode_pieces(template, context, cache, limit=MAX_OUTPUT):
+def encode_pieces(template, context, cache, out, limit=MAX_OUTPUT):
     """Render and quoted-printable-encode in one pass (the message factory's hot loop).
 
-    cache maps a piece of text to its encoding (qp_piece); static pieces are
-    put there once per campaign, personalised ones are added as they come (the
-    same token appears in many links), and encoding depends only on the text.
+    Appends the encoded pieces to the list out. cache maps a piece of text to
+    its encoding (qp_piece); static pieces are put there once per campaign,
+    personalised ones are added as they come (the same token appears in many
+    links), and encoding depends only on the text.
     """
     _state.budget = [0]
     produced = 0
-    parts = []
-    append = parts.append
+    append = out.append
     get = cache.get
     try:
         for chunk in template.root_render_func(template.new_context(context)):
@@ -762,7 +762,6 @@ def encode_pieces(template, context, cache, limit=MAX_OUTPUT):
         _reraise(template)
     finally:
         _state.budget = None
-    return b"".join(parts)
 
 
 def render(template, context, limit=MAX_OUTPUT):

@@ -210,33 +210,102 @@ def sign(message_bytes, domain_row):
 
     Signs the header fields of SIGNED_HEADERS that are present (plus over-signing
     of OVERSIGNED). Sign the final bytes: nothing may rewrite the message after.
-    Canonicalization and hashing come from dkimpy; the RSA operation is done by
-    OpenSSL (cryptography), about 30 times faster than dkimpy's pure-Python RSA,
-    and dkim.verify accepts the result (tests use it as the oracle).
+    The RSA operation is done by OpenSSL (cryptography), about 30 times faster
+    than dkimpy's pure-Python RSA, and dkim.verify accepts the result (tests use
+    it as the oracle).
     """
+    end = message_bytes.find(b"\r\n\r\n")
+    fields = _relaxed_header_fields(message_bytes[:end + 2]) if end >= 0 else None
+    if fields is None:  # not plain CRLF header lines: dkimpy's parser decides what the fields are
+        headers, body = dkim.rfc822_parse(message_bytes)
+        fields = _dkimpy_fields(headers)
+    else:
+        body = message_bytes[end + 4:]
+    return _signature_line(fields, relaxed_body(body), domain_row) + message_bytes
+
+
+def sign_parts(head, body, domain_row, canonical_body=None):
+    """head + CRLF + body, signed as sign() signs it.
+
+    head is the header block with its last CRLF. canonical_body, when given, is the
+    body's relaxed canonicalization, already known (MessageFactory.build_parts puts
+    it together from its pieces), which spares scanning the whole body again.
+    """
+    fields = _relaxed_header_fields(head)
+    if fields is None:
+        fields = _dkimpy_fields(dkim.rfc822_parse(head + b"\r\n")[0])
+    line = _signature_line(fields, relaxed_body(body) if canonical_body is None else canonical_body, domain_row)
+    return b"".join((line, head, b"\r\n", body))
+
+
+def _signature_line(fields, canonical_body, domain_row):
+    """The DKIM-Signature header line (CRLF-terminated) for relaxed header fields and a relaxed body."""
     key = _private_key(domain_row)
-    headers, body = _split(message_bytes)
-    present = [name.lower() for name, _ in headers]
+    present = {name for name, _ in fields}
     if b"from" not in present:
         raise DomainError("A message without a From header cannot be DKIM-signed.")
     include = [name for name in SIGNED_HEADERS if name in present]
     include += [name for name in OVERSIGNED if name in present]
-    body_hash = base64.b64encode(hashlib.sha256(relaxed_body(body)).digest())
+    body_hash = base64.b64encode(hashlib.sha256(canonical_body).digest())
     tags = [b"v=1", b"a=rsa-sha256", b"c=relaxed/relaxed", b"d=" + domain_row.domain.encode(),
             b"s=" + domain_row.dkim_selector.encode(), b"t=" + str(int(time.time())).encode(),
             b"h=" + b":".join(include), b"bh=" + body_hash, b"b="]
     # Fold between tags only, never inside a value, so the signed text is exactly what is sent.
     value = b" " + b";\r\n\t".join([b"; ".join(tags[:4]), b"; ".join(tags[4:6]), tags[6], tags[7], tags[8]])
-    hasher = hashlib.sha256()
-    dkim.hash_headers(hasher, _RELAXED, _RELAXED.canonicalize_headers(headers), include,
-                      (b"DKIM-Signature", value), None)
-    signature = key.sign(hasher.digest(), padding.PKCS1v15(), utils.Prehashed(hashes.SHA256()))
+    # The signature's own field is hashed last, relaxed, with its b= empty and no line break after it.
+    signed = _selected_fields(fields, include)
+    signed.append(b"dkim-signature:" + _WSP_RUN.sub(b" ", value.replace(b"\r\n", b"")).strip())
+    digest = hashlib.sha256(b"\r\n".join(signed)).digest()
+    signature = key.sign(digest, padding.PKCS1v15(), utils.Prehashed(hashes.SHA256()))
     encoded = base64.b64encode(signature)
     folded = b"\r\n\t".join(encoded[i:i + 72] for i in range(0, len(encoded), 72))
-    return b"DKIM-Signature:" + value + folded + b"\r\n" + message_bytes
+    return b"DKIM-Signature:" + value + folded + b"\r\n"
 
 
+def _dkimpy_fields(headers):
+    """dkim.rfc822_parse's [name, value] pairs as _relaxed_header_fields gives them."""
+    return [(name, value[:-2]) for name, value in _RELAXED.canonicalize_headers(headers)]
+
+
+_WSP_RUN = re.compile(rb"[\t ]+")
 _WSP_TO_COMPRESS = re.compile(rb"\t[\t ]*| [\t ]+")  # only runs that change: a lone space stays as it is
+_UNFOLD = re.compile(rb"\r\n(?=[\t ])")
+_FIELD_NAME = re.compile(rb"[\x21-\x39\x3b-\x7e]+")
+
+
+def _relaxed_header_fields(head):
+    """[(lowercase name, relaxed value)] of a header block, in order (RFC 6376 3.4.2, as dkimpy does it).
+
+    None when the block is not plain CRLF-terminated fields (then dkimpy's parser decides).
+    """
+    if not head.endswith(b"\r\n") or head.count(b"\n") != head.count(b"\r\n") or head.startswith((b" ", b"\t")):
+        return None
+    text = _UNFOLD.sub(b"", head[:-2])
+    if b"\t" in text or b"  " in text:
+        text = _WSP_TO_COMPRESS.sub(b" ", text)
+    fields = []
+    for line in text.split(b"\r\n"):
+        name, colon, value = line.partition(b":")
+        if not colon or not _FIELD_NAME.fullmatch(name):
+            return None
+        fields.append((name.lower(), value.strip()))
+    return fields
+
+
+def _selected_fields(fields, include):
+    """The canonical "name:value" lines to hash for the h= list: for a name listed again, the next
+    instance up from the bottom, none once they run out (dkim.select_headers)."""
+    lines = []
+    last_index = {}
+    for name in include:
+        index = last_index.get(name, len(fields))
+        while index > 0:
+            index -= 1
+            if fields[index][0] == name:
+                lines.append(name + b":" + fields[index][1])
+                break
+        last_index[name] = index
+    return lines
 
 
 def relaxed_body(body):
@@ -251,16 +320,6 @@ def relaxed_body(body):
     while body.endswith(b"\r\n", 0, end):
         end -= 2
     return body[:end] + b"\r\n" if end else b""
-
-
-def _split(message_bytes):
-    """(headers, body) as dkim.rfc822_parse gives them, without splitting the body into lines."""
-    end = message_bytes.find(b"\r\n\r\n")
-    head = message_bytes[:end + 2]
-    if end < 0 or head.count(b"\n") != head.count(b"\r\n"):  # not CRLF throughout: let dkimpy parse it
-        return dkim.rfc822_parse(message_bytes)
-    headers, _ = dkim.rfc822_parse(head + b"\r\n")
-    return headers, message_bytes[end + 4:]
 
 
 # --- DNS records to publish ----------------------------------------------------------

@@ -531,13 +531,16 @@ class Run:
             return
         factory = self.factories.get(job.variant_id) or self.factories[None]
         try:
-            message = factory.build(job, job.contact)
             message_id = factory.message_id(job)
-            if self.signers is not None:
-                message = await self.loop.run_in_executor(self.signers, domains_service.sign, message,
-                                                          self.dkim_domain)
-            elif self.dkim_domain is not None:
-                message = domains_service.sign(message, self.dkim_domain)
+            if self.dkim_domain is None:
+                message = factory.build(job, job.contact)
+            else:
+                head, body, canonical_body = factory.build_parts(job, job.contact)
+                if self.signers is not None:
+                    message = await self.loop.run_in_executor(self.signers, domains_service.sign_parts, head, body,
+                                                              self.dkim_domain, canonical_body)
+                else:
+                    message = domains_service.sign_parts(head, body, self.dkim_domain, canonical_body)
         except Exception as exc:  # noqa: BLE001 - a broken message must not stop the campaign
             log.exception("building message for send %s failed", job.id)
             self.results.append(Outcome("failed", job, error=f"The message could not be built: {exc}"))

@@ -1,0 +1,107 @@
+"""DKIM signing of factory-built messages from their pieces (MessageFactory.build_parts + domains.sign_parts).
+
+The factory puts the relaxed canonical body together from its pieces instead of
+letting the signer scan the whole body; dkimpy's own verification is the oracle,
+and its body canonicalization must equal the one the factory gave, for
+personal data and templates that canonicalization changes.
+"""
+import dkim
+import pytest
+from dkim.canonicalization import Relaxed
+
+from app.content.message import MessageFactory
+from app.content.message import canonical_body_piece
+from app.content.message import relaxed_lines
+from app.senders import domains
+from tests.message_support import make_campaign
+from tests.message_support import make_contact
+from tests.message_support import make_send
+
+pytestmark = pytest.mark.usefixtures("ctx")
+
+CLEAN_BODY = """<table role="presentation" width="100%"><tr><td style="font-family:Arial;color:#333333;">
+<p>Hello {{ contact.first_name or "friend" }}, welcome to {{ team.name }}!</p>
+<p>Your plan: {{ contact.plan }}; seats: {{ (contact.seats or 0) + 1 }}.</p>
+<p><a href="https://example.com/docs">read the docs</a></p>
+</td></tr></table>
+"""
+
+# Static text that relaxed canonicalization rewrites: runs of spaces, tabs, spaces before line breaks.
+UNTIDY_BODY = """<table>
+    <tr>\t<td>\t\tHello   {{ contact.first_name or "friend" }}   </td></tr>
+<tr><td>Plan:  {{ contact.plan }}\t</td></tr>   \n\n\n
+</table>   \n\n"""
+
+
+@pytest.fixture
+def domain_row(message_team):
+    return domains.add_domain(message_team, "acme.example")
+
+
+def verify(signed, domain_row):
+    record = f"v=DKIM1; k=rsa; p={domains.dkim_keys(domain_row)[1]}".encode()
+    return dkim.verify(signed, dnsfunc=lambda name, timeout=5: record)
+
+
+def signed_message(factory, send, contact, domain_row):
+    head, body, canonical = factory.build_parts(send, contact)
+    built = factory.build(send, contact)
+    assert built[built.index(b"\r\n\r\n") + 4:] == body and head.endswith(b"\r\n")
+    # The factory's canonical body is exactly dkimpy's canonicalization of the body it sent.
+    assert canonical == Relaxed.canonicalize_body(dkim.rfc822_parse(head + b"\r\n" + body)[1])
+    return domains.sign_parts(head, body, domain_row, canonical), head, body, canonical
+
+
+@pytest.mark.parametrize("name,plan", [
+    ("Ada Lovelace", "Pro"),
+    ("Zoë Ångström", "Pro ✓ — équipe"),  # non-ASCII in the body and the To header
+    ("Ada   Lovelace   ", "Pro   "),  # trailing spaces and runs of spaces in personal data
+    ("Ada\tLovelace", "Pro\t\tplus\t"),  # tabs
+    ("Ada", "two\nlines\n\n\n"),  # line breaks and empty lines in a value
+    ("Ada", " "),
+])
+def test_signed_factory_messages_verify_with_dkimpy(app, message_team, domain_row, name, plan):
+    for body in (CLEAN_BODY, UNTIDY_BODY):
+        contact = make_contact(message_team, f"reader{len(body)}{len(plan)}@example.org", name, plan=plan, seats=2)
+        campaign = make_campaign(message_team, body=body, subject="Hi {{ contact.name }}  \t news")
+        send = make_send(campaign, contact)
+        factory = MessageFactory(campaign)
+        signed, head, body_bytes, canonical = signed_message(factory, send, contact, domain_row)
+        assert signed.endswith(head + b"\r\n" + body_bytes)
+        assert verify(signed, domain_row)
+        # A changed word in the body or a signed header breaks it.
+        assert not verify(signed.replace(b"welcome to", b"welcome in").replace(b"Plan:", b"Plam:"), domain_row)
+        assert not verify(signed.replace(b"Precedence: bulk", b"Precedence: list"), domain_row)
+
+
+def test_a_tidy_body_is_its_own_canonical_form(app, message_team, domain_row):
+    contact = make_contact(message_team, "ada@example.org", "Ada Lovelace", plan="Pro", seats=2)
+    factory = MessageFactory(make_campaign(message_team, body=CLEAN_BODY))
+    head, body, canonical = factory.build_parts(make_send(factory.campaign, contact), contact)
+    assert canonical is body  # no second copy, no scan: the signer hashes the body as it is
+    untidy = make_contact(message_team, "bob@example.org", "Bob", plan="a   b\t", seats=2)
+    head, body, canonical = factory.build_parts(make_send(factory.campaign, untidy), untidy)
+    assert canonical != body and b"a b" in canonical
+
+
+@pytest.mark.parametrize("piece", [
+    b"", b"plain=\r\n", b"two  spaces\r\n", b"tab\there\r\n", b"trailing \r\n", b"trailing\t\r\n",
+    b"bare\nline feed\r\n", b"mixed \t \r\n\r\n  \r\n", b"lone\rcarriage  return\r\n", b"a =20\r\n",
+])
+def test_relaxed_lines_match_dkimpy_on_complete_lines(piece):
+    # A piece of complete lines followed by a final line that is not empty, as in every factory body.
+    body = piece + b"--end--\r\n"
+    expected = Relaxed.canonicalize_body(dkim.rfc822_parse(b"From: a@example.com\r\n\r\n" + body)[1])
+    assert relaxed_lines(piece) + b"--end--\r\n" == expected
+    assert canonical_body_piece(piece) == (relaxed_lines(piece) == piece)
+
+
+def test_sign_parts_without_a_canonical_body_and_odd_headers(app, domain_row):
+    head = (b"From: Acme  News <news@acme.example>\r\nTo:\treader@example.org \r\nSubject: folded\r\n"
+            b"  over\tlines  \r\nsubject: second copy\r\n")
+    body = b"Hello  there \r\n\r\n\r\n"
+    signed = domains.sign_parts(head, body, domain_row)
+    assert signed.endswith(head + b"\r\n" + body)
+    assert verify(signed, domain_row)
+    assert verify(domains.sign(head + b"\r\n" + body, domain_row), domain_row)
+    assert not verify(signed.replace(b"second copy", b"third copy"), domain_row)
