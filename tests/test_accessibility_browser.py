@@ -83,6 +83,7 @@ def signed_in_pages(data):
         "domains": "/sending/domains",
         "bounces": "/feedback/",
         "webhooks": "/webhooks/",
+        "api keys": "/api-keys/",
         "notices": "/notices/",
         "outbox": "/outbox/",
         "reports": "/reports/",

@@ -1,6 +1,8 @@
 """Teams and roles: the role matrix on every route, team isolation, invitations, the last-admin rule."""
 import pytest
 
+from app.api.keys import create_key
+from app.models import ApiKey
 from app.models import Invite
 from app.models import Membership
 from app.models import Team
@@ -106,6 +108,9 @@ def test_another_teams_ids_are_not_found(app, web, admin):
     assert web.post(f"/teams/members/{other_member.id}/role", {"role": "admin"}).status_code == 404
     assert web.post(f"/teams/members/{other_member.id}/remove").status_code == 404
     assert web.post(f"/teams/invites/{invite.id}/revoke").status_code == 404
+    other_key, _ = create_key(other, name="theirs", role="admin")
+    assert web.post(f"/api-keys/{other_key.id}/revoke").status_code == 404
+    assert ApiKey.get_by_id(other_key.id).revoked_at is None
     assert Membership.get_by_id(other_member.id).role == "guest"
     assert Invite.get_or_none(Invite.id == invite.id) is not None
     # Switching to a team you do not belong to is refused the same way.
