@@ -3,7 +3,8 @@
 - No function-local import of app.* or tasks.* inside app/ or tasks/: an import inside a function
   hides a dependency (often a two-way one) from whoever reads the top of the module. A real cycle
   is fixed by moving code or passing a callable, not by importing late.
-- A service module (any module under app/ but a views.py, a cli.py or app/__init__.py) imports no
+- A service module (any module under app/ but a views.py, a cli.py, app/__init__.py or an API resource
+  module, app/api/<resource>.py with its @operation views) imports no
   views module and nothing from tasks/: services return, and their callers (views and tasks) render
   and enqueue.
 - Nothing under app/sending/ imports app.bounces: delivery never imports after-delivery; the
@@ -79,6 +80,8 @@ def all_imports(source):
 
 def is_service(path):
     relative = path.relative_to(ROOT)
+    if relative.parts[:2] == ("app", "api") and "\n@operation(" in path.read_text(encoding="utf-8"):
+        return False  # an API resource module: the /api/v1 views, one module per resource
     return relative.parts[0] == "app" and path.name not in ENTRY_POINTS and relative.as_posix() != "app/__init__.py"
 
 

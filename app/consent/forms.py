@@ -202,10 +202,19 @@ def subscribe_through(signup_form, mailing_list, email, name, ip):
     return _subscribe(mailing_list, email, name, ip, via=signup_form)
 
 
-def _subscribe(mailing_list, email, name, ip, via=None):
+def ask_to_confirm(mailing_list, contact, ip):
+    """An API caller's double opt-in for an existing contact: the list's confirmation flow whatever the
+    list's own setting (the contact stays "unconfirmed" until they click the emailed link), with the
+    confirmation email charged like a sign-up's. The caller sends it when outcome.send_confirmation is set."""
+    outcome = _subscribe(mailing_list, contact.email, "", ip, double=True, source="api")
+    charge_confirmation(mailing_list.team, contact.email, [outcome])
+    return outcome
+
+
+def _subscribe(mailing_list, email, name, ip, via=None, double=False, source="form"):
     team = mailing_list.team
     now = utcnow()
-    source = {"source": "form", "form_id": via.id} if via is not None else {"source": "form"}
+    source = {"source": "form", "form_id": via.id} if via is not None else {"source": source}
     consent_source = f"form:{via.name}" if via is not None else f"form:{mailing_list.name}"
     wording = (via.consent_text or consent_wording(mailing_list)) if via is not None else consent_wording(mailing_list)
     with db.atomic():
@@ -224,7 +233,7 @@ def _subscribe(mailing_list, email, name, ip, via=None):
         sub = Subscription.get_or_none((Subscription.contact == contact) & (Subscription.list == mailing_list))
         # Someone who unsubscribed from this list must confirm by email even on
         # a single opt-in list: a stranger typing their address is not consent.
-        double = mailing_list.double_opt_in or (sub is not None and sub.status == "unsubscribed")
+        double = double or mailing_list.double_opt_in or (sub is not None and sub.status == "unsubscribed")
         if sub is not None and sub.status == "subscribed":
             return SignupOutcome("already", mailing_list.double_opt_in, contact, sub)
         if double:
