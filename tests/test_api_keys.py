@@ -182,8 +182,12 @@ def test_empty_page_says_what_a_key_is_for_and_links_the_reference(app, web, adm
 def test_the_page_is_in_the_navigation_for_administrators_only(app, web, admin):
     team = Team.get(Team.name == "Acme")
     assert soup(web.get("/dashboard")).select('nav a[href="/api-keys/"]')
+    for page in ("/teams/members", "/teams/settings"):
+        assert soup(web.get(page)).select('main a[href="/api-keys/"]'), page
     _, manager = make_member(app, team, "manager")
     assert not soup(manager.get("/dashboard")).select('nav a[href="/api-keys/"]')
+    for page in ("/teams/members", "/teams/settings"):
+        assert not soup(manager.get(page)).select('a[href="/api-keys/"]'), page
 
 
 def test_create_shows_the_key_once_and_lists_it(app, web, admin):
@@ -348,3 +352,17 @@ def test_cli_list_and_revoke(app, admin):
         assert keys.authenticate(first["key"]) is None and keys.authenticate(second["key"]) is not None
     missing = cli(app, "revoke", "9999")
     assert missing.exit_code != 0 and "There is no API key with the id 9999." in missing.output
+
+
+def test_a_key_made_on_the_page_calls_the_api_until_it_is_revoked(app, web, admin, public):
+    raw = soup(web.post("/api-keys/new", {"name": "Shop", "role": "guest"})).select_one("#new-api-key")["value"]
+    bearer = {"Authorization": f"Bearer {raw}"}
+    assert public.get("/api/v1/contacts", headers=bearer).status_code == 200
+    with app.app_context():
+        key = ApiKey.get(ApiKey.name == "Shop")
+    used = soup(web.get("/api-keys/")).select_one(f"#api-key-{key.id} td[data-label='Last used']")
+    assert "Never" not in used.text
+    # A Guest key may read, not write: the role decides, as for a member.
+    assert public.post("/api/v1/contacts", json={"email": "ann@example.com"}, headers=bearer).status_code == 403
+    web.post(f"/api-keys/{key.id}/revoke")
+    assert public.get("/api/v1/contacts", headers=bearer).status_code == 401
