@@ -7,6 +7,7 @@ role's permission through app.teams.permissions.can (403), the JSON body's media
 body against the declared models (422 with one message per field). Session cookies play no part: a
 browser signed in to Loft cannot use its cookie here, so the CSRF check does not apply either.
 """
+import copy
 import functools
 
 from flask import Blueprint
@@ -104,6 +105,8 @@ def operation(rule, method, permission, *, ok=None, status=200, query=None, body
     body). A POST honours Idempotency-Key. The view returns a model instance (or None for 204)."""
     if permission not in PERMISSIONS:
         raise KeyError(f"unknown permission {permission!r}")
+    if ok is None:
+        status = 204
     answers = dict(COMMON_ANSWERS, **{f"HTTP_{status}": ok})
     if body is not None or query is not None:
         answers["HTTP_422"] = ProblemOut
@@ -224,5 +227,13 @@ bp.register_error_handler(HTTPException, http_error)
 
 def document():
     """The OpenAPI 3.1 document of every operation, generated from the registered routes and their models
-    (spectree keeps it once made: the routes do not change while the process runs)."""
-    return spec.spec
+    (spectree keeps it once made: the routes do not change while the process runs). Error answers are
+    declared as application/problem+json, the media type they are sent with."""
+    made = copy.deepcopy(spec.spec)
+    for item in made["paths"].values():
+        for detail in item.values():
+            for code, answer in detail.get("responses", {}).items():
+                content = answer.get("content", {})
+                if code.isdigit() and int(code) >= 400 and "application/json" in content:
+                    answer["content"] = {PROBLEM_TYPE: content["application/json"]}
+    return made
