@@ -8,6 +8,7 @@ from app.api import suppressions  # noqa: F401
 from app.api import activity  # noqa: F401
 from app.api import segments  # noqa: F401
 from app.api import webhooks  # noqa: F401
+from app.api import transactional  # noqa: F401
 from app.api import reference  # noqa: F401 (registers its pages)
 from app.api.framework import bp
 from app.api.framework import problem_for
