@@ -198,6 +198,7 @@ def test_create_shows_the_key_once_and_lists_it(app, web, admin):
     shown = page.select_one("#new-api-key")
     raw = shown["value"]
     assert raw.startswith("loft_") and shown.has_attr("autofocus") and shown.has_attr("readonly")
+    assert page.select_one("#new-key")["hx-history"] == "false"  # never kept in htmx's history cache
     assert page.select_one('label[for="new-api-key"]').text.strip() == "API key “Shop sign-ups” (Manager)"
     assert page.select_one('button[data-copy="#new-api-key"]').text == "Copy the key"
     with app.app_context():
