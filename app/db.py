@@ -455,6 +455,15 @@ def count_where(condition):
     return fn.SUM(condition) if is_sqlite() else fn.COUNT(SQL("*")).filter(condition)
 
 
+def empty_table(table):
+    """Remove every row of a scratch table that is filled and emptied over and over (a temp table).
+    SQLite's DELETE without WHERE drops the pages at once. PostgreSQL's leaves every row behind as
+    a dead version that no autovacuum ever removes from a temp table: the report aggregator's batch
+    table grew by 20,000 of them a batch, and its batches took 0.8 s, then 4 s after 40 (1,000,000
+    events). TRUNCATE gives the table fresh, empty storage."""
+    db.execute_sql(f'DELETE FROM "{table}"' if is_sqlite() else f'TRUNCATE "{table}"')
+
+
 def upsert_adding(table, keys, columns, select_sql, params=()):
     """INSERT INTO table (keys + columns) <select_sql> ON CONFLICT (keys) DO UPDATE SET c = table.c +
     excluded.c: add counts into an aggregate row, creating it when missing. The same words on SQLite

@@ -75,6 +75,8 @@ from app.models.reports import CountryStat
 from app.models.reports import ClientStat
 from app.models.reports import TeamDay
 from app.models.reports import ContactCount
+from app.models.reports import AbSplit
+from app.models.reports import AbStat
 from app.models.reports import SendMark
 from app.models.reports import LinkMark
 from app.models.reports import HealthProbe

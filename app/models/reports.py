@@ -1,4 +1,5 @@
 """Reports: aggregates fed by app/reports/rollup.py, and the health probe."""
+from peewee import BooleanField
 from peewee import CharField
 from peewee import DateTimeField
 from peewee import ForeignKeyField
@@ -117,6 +118,32 @@ class ContactCount(BaseModel):
     total = IntegerField(default=0)
     active = IntegerField(default=0)
     counted_at = DateTimeField(default=utcnow)
+
+
+class AbSplit(BaseModel):
+    """Where the aggregator splits an A/B campaign's sends (migration 0056): the test sample is the sends
+    up to last_test_send_id (app.campaigns.stats.sample_cutoff, the rule applied at publish), the rest
+    of the audience the sends after it. Written when the aggregator first meets the campaign's events.
+    from_start: every event of the campaign was counted into AbStat (False for the campaigns counted
+    before AbStat existed: their A/B table is counted from the events)."""
+    campaign = ForeignKeyField(Campaign, primary_key=True, on_delete="CASCADE")
+    last_test_send_id = IntegerField(null=True)
+    from_start = BooleanField(default=True)
+
+
+class AbStat(BaseModel):
+    """An A/B campaign's unique opens and clicks, unsubscribes and complaints per variant, the test
+    sample (rest 0) apart from the rest of the audience (rest 1), which got the winner after the test."""
+    campaign = ForeignKeyField(Campaign, on_delete="CASCADE", index=False)
+    variant_id = IntegerField(default=0)
+    rest = IntegerField(default=0)
+    opens_unique = IntegerField(default=0)
+    clicks_unique = IntegerField(default=0)
+    unsubscribes = IntegerField(default=0)
+    complaints = IntegerField(default=0)
+
+    class Meta:
+        indexes = ((("campaign", "variant_id", "rest"), True),)
 
 
 class SendMark(BaseModel):

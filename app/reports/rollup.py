@@ -4,7 +4,7 @@ The sending engine and the tracking endpoints only insert Event rows (the
 outbox pattern). This module reads the rows past its cursor
 (ReportCursor "events") in batches of a few thousand and adds them to the
 aggregates (CampaignStat, HourStat, LinkStat, DomainStat, CountryStat,
-ClientStat, TeamDay) with INSERT ... SELECT ... GROUP BY ... ON CONFLICT DO
+ClientStat, TeamDay, and AbStat for A/B campaigns) with INSERT ... SELECT ... GROUP BY ... ON CONFLICT DO
 UPDATE, so the work is done in SQL per batch, not in Python per event.
 
 A batch is all or nothing: the upserts and the cursor move happen in one
@@ -21,6 +21,11 @@ clicks are counted apart and never make an open or click unique.
 Countries and mail clients need Python (a GeoIP database, a User-Agent
 classifier): SQL groups the new unique opens and clicks by address and by
 User-Agent first, so Python looks at each distinct value of a batch once.
+
+A/B tests: the first time the aggregator meets an event of a campaign with variants, it writes
+where the campaign's test sample ends (AbSplit); from then on each of the campaign's unique opens
+and clicks, unsubscribes and complaints is added to AbStat under its variant and part (the sample,
+or the rest of the audience), which is what the report's A/B table reads.
 
 New contacts per day come from a second cursor over Contact ids (imports do
 not write an Event per contact).
@@ -40,10 +45,15 @@ from peewee import fn
 
 from app import db as dialect
 from app.db import db
+from app.campaigns import stats
+from app.models import AbSplit
+from app.models import Campaign
 from app.models import Contact
 from app.models import ContactCount
 from app.models import ContactStatus
+from app.models import Event
 from app.models import ReportCursor
+from app.models import Variant
 from app.models import utcnow
 from app.reports import clients
 from app.reports import geo
@@ -75,29 +85,32 @@ _BATCH_TABLE = """CREATE TEMP TABLE IF NOT EXISTS report_batch (
     id INTEGER PRIMARY KEY, type TEXT, team_id INTEGER, campaign_id INTEGER, variant_id INTEGER,
     send_id INTEGER, hour TEXT, day TEXT, domain TEXT, flag INTEGER, link_id INTEGER, kind TEXT,
     first_open INTEGER DEFAULT 0, first_click INTEGER DEFAULT 0, first_bounce INTEGER DEFAULT 0,
-    first_link INTEGER DEFAULT 0)"""
+    first_link INTEGER DEFAULT 0, ab INTEGER DEFAULT 0, rest INTEGER DEFAULT 0)"""
 
 
 def _load(lo, hi):
     """The batch's countable events, with their send, variant and recipient domain, into a temp table."""
     db.execute_sql(_BATCH_TABLE)
-    db.execute_sql("DELETE FROM report_batch")
+    dialect.empty_table("report_batch")
     types = ", ".join(f"'{t}'" for t in COUNTED)
     p = db.param
     data = "e.data"
     db.execute_sql(f"""
         INSERT INTO report_batch (id, type, team_id, campaign_id, variant_id, send_id, hour, day, domain,
-                                  flag, link_id, kind)
+                                  flag, link_id, kind, ab, rest)
         SELECT e.id, e.type, e.team_id, c.id, coalesce(s.variant_id, 0), s.id,
                {dialect.hour_text("e.at")}, {dialect.day_text("e.at")},
                CASE WHEN s.id IS NOT NULL THEN {dialect.email_domain("s.email")} END,
                CASE e.type WHEN 'opened' THEN {dialect.json_flag(data, "machine")}
                            WHEN 'clicked' THEN {dialect.json_flag(data, "bot")} ELSE 0 END,
                CASE e.type WHEN 'clicked' THEN {dialect.json_int(data, "link_id")} END,
-               CASE e.type WHEN 'bounced' THEN coalesce({dialect.json_value(data, "kind")}, '') END
+               CASE e.type WHEN 'bounced' THEN coalesce({dialect.json_value(data, "kind")}, '') END,
+               CASE WHEN ab.campaign_id IS NULL THEN 0 ELSE 1 END,
+               CASE WHEN s.id > ab.last_test_send_id THEN 1 ELSE 0 END
         FROM event e
         LEFT JOIN campaign c ON c.id = e.campaign_id
         LEFT JOIN send s ON s.id = {dialect.json_int(data, "send")} AND s.campaign_id = e.campaign_id
+        LEFT JOIN ab_split ab ON ab.campaign_id = c.id
         WHERE e.id > {p} AND e.id <= {p} AND e.type IN ({types})""", (lo, hi))
 
 
@@ -122,7 +135,18 @@ OPENED_BY_PERSON = f"(({HUMAN_OPEN}) OR ({HUMAN_CLICK}))"
 BOUNCE = "type = 'bounced' AND kind NOT IN ('none', 'delayed')"
 
 
+def _split_ab_tests(lo, hi):
+    """The campaigns with A/B variants whose events the aggregator meets for the first time: where
+    their test sample ends (the rule applied at publish), before any of their events is counted."""
+    met = (Event.select(Event.campaign_id).distinct()
+           .where((Event.id > lo) & (Event.id <= hi) & Event.campaign_id.is_null(False)))
+    for campaign in Campaign.select().where(Campaign.id.in_(met) & Campaign.id.in_(Variant.select(Variant.campaign))
+                                            & Campaign.id.not_in(AbSplit.select(AbSplit.campaign))):
+        AbSplit.insert(campaign=campaign.id, last_test_send_id=stats.sample_cutoff(campaign)).execute()
+
+
 def _aggregate(lo, hi):
+    _split_ab_tests(lo, hi)
     _load(lo, hi)
     _mark("opened_id", "first_open", OPENED_BY_PERSON)
     _mark("clicked_id", "first_click", HUMAN_CLICK)
@@ -150,6 +174,11 @@ def _aggregate(lo, hi):
                {n(HUMAN_CLICK)}, {n("type = 'clicked' AND flag != 0")}, sum(first_click),
                {n("type = 'unsubscribed'")}, {n("type = 'complained'")}
         FROM report_batch WHERE campaign_id IS NOT NULL GROUP BY campaign_id, variant_id""")
+    dialect.upsert_adding("ab_stat", ["campaign_id", "variant_id", "rest"],
+                          ["opens_unique", "clicks_unique", "unsubscribes", "complaints"], f"""
+        SELECT campaign_id, variant_id, rest, sum(first_open), sum(first_click), {n("type = 'unsubscribed'")},
+               {n("type = 'complained'")}
+        FROM report_batch WHERE ab = 1 GROUP BY campaign_id, variant_id, rest""")
     dialect.upsert_adding("hour_stat", ["campaign_id", "hour"], ["opens", "clicks", "opens_unique", "clicks_unique"],
                           f"""
         SELECT campaign_id, hour, {n(HUMAN_OPEN)}, {n(HUMAN_CLICK)}, sum(first_open), sum(first_click)

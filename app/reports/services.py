@@ -24,6 +24,8 @@ from peewee import fn
 
 from app.campaigns import stats
 from app.contacts.export import neutralise
+from app.models import AbSplit
+from app.models import AbStat
 from app.models import Campaign
 from app.models import CampaignStat
 from app.models import CampaignState
@@ -35,6 +37,7 @@ from app.models import Event
 from app.models import HourStat
 from app.models import Link
 from app.models import LinkStat
+from app.models import SendStatus
 from app.models import TeamDay
 from app.models import Variant
 from app.models import utcnow
@@ -89,6 +92,40 @@ def with_ledger_counts(numbers, counts):
     return numbers
 
 
+class CountedAbTest:
+    """An A/B campaign's columns from the aggregates, for stats.ab_table: unique opens and clicks,
+    unsubscribes and complaints from AbStat; the sample's sends by status in one pass over the
+    sample, and the rest of the audience's as what the sample leaves of the campaign's (`by_status`,
+    the ledger's counts the report has already), so the ledger is never counted twice."""
+
+    def __init__(self, campaign, split, by_status):
+        self.cutoff = split.last_test_send_id
+        self.engagement = list(AbStat.select().where(AbStat.campaign == campaign.id))
+        self.sample = stats.sample_statuses(campaign.id, self.cutoff) if self.cutoff else {}
+        self.by_status = by_status
+
+    def numbers(self, variant):
+        """The numbers of a test column (`variant`), or of the rest of the audience (None)."""
+        if variant is not None:
+            by_status = self.sample.get(variant.id, {})
+            rows = [row for row in self.engagement if row.variant_id == variant.id and not row.rest]
+        else:
+            by_status = {status: self.by_status.get(status, 0) - sum(s.get(status, 0) for s in self.sample.values())
+                         for status in SendStatus}
+            rows = [row for row in self.engagement if row.rest]
+        return stats.column_numbers(by_status, opens=sum(row.opens_unique for row in rows),
+                                    clicks=sum(row.clicks_unique for row in rows),
+                                    unsubscribes=sum(row.unsubscribes for row in rows),
+                                    complaints=sum(row.complaints for row in rows))
+
+
+def counted_ab_test(campaign, by_status):
+    """CountedAbTest when the aggregator counted every event of the campaign into AbStat, else None
+    (the A/B table is then counted from the ledger and the events)."""
+    split = AbSplit.get_or_none(AbSplit.campaign == campaign.id)
+    return CountedAbTest(campaign, split, by_status) if split is not None and split.from_start else None
+
+
 def campaign_report(campaign):
     """Everything the campaign report shows: message counts from the ledger (app.campaigns.stats),
     opens, clicks and the breakdowns from the aggregates."""
@@ -99,11 +136,13 @@ def campaign_report(campaign):
         numbers = Numbers(row)
         totals.add(numbers)
         by_variant[row["variant_id"]] = numbers
-    with_ledger_counts(totals, stats.counts(campaign))
+    by_status = stats.statuses_for([campaign])[campaign.id]
+    with_ledger_counts(totals, stats.numbers_of(by_status, campaign.total))
     variants = list(Variant.select().where(Variant.campaign == campaign.id).order_by(Variant.label))
     ab = campaign.ab_test if variants else {}
-    ab_table = stats.ab_table(campaign) if variants else None
-    if ab_table and totals["sent"] and not Event.select().where(
+    counted = counted_ab_test(campaign, by_status) if variants and ab else None
+    ab_table = stats.ab_table(campaign, counted) if variants else None
+    if ab_table and counted is None and totals["sent"] and not Event.select().where(
             (Event.campaign_id == campaign.id) & (Event.type == "sent")).exists():
         # The raw events were removed after the retention period: only the per-variant aggregates
         # are left, in which the winner's column includes the rest of the audience.

@@ -36,7 +36,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 import pytest
@@ -63,6 +62,7 @@ from app.models import Team
 from app.reports import rollup
 from app.senders import domains
 from app.sending import ledger
+from tests.bench.bench_support import bench_servers
 from tests.conftest import Browserish
 from tests.conftest import soup
 from tests.stack_support import PostgresServer
@@ -73,9 +73,6 @@ RECIPIENTS = int(os.environ.get("LOFT_BENCH_RECIPIENTS", "100000"))
 CONNECTIONS = int(os.environ.get("LOFT_BENCH_CONNECTIONS", "10"))
 PROCESSES = int(os.environ.get("LOFT_BENCH_PROCESSES") or os.cpu_count() or 1)
 DKIM = os.environ.get("LOFT_BENCH_DKIM", "") == "1"
-STACK = os.environ.get("LOFT_BENCH_STACK", "sqlite")
-DATABASE_URL = os.environ.get("LOFT_BENCH_DATABASE_URL", "")
-QUEUE_URL = os.environ.get("LOFT_BENCH_QUEUE_URL", "")
 COMPARE = os.environ.get("LOFT_BENCH_SMTP_SOURCE", "1") != "0"
 DOMAINS = 500  # recipient domains, so the per-domain limit (10 at once) is not what is measured
 FILL_BATCH = 10_000
@@ -152,24 +149,8 @@ def sink():
 @pytest.fixture(scope="module")
 def servers():
     """(PostgreSQL URL, Redis URL) to run on, or ("", "") for SQLite and huey's SQLite queue."""
-    if DATABASE_URL:
-        yield DATABASE_URL, QUEUE_URL
-        return
-    if STACK != "postgres":
-        yield "", ""
-        return
-    # Not under pytest's folders: those are private to root, and PostgreSQL runs as its own user.
-    parent = tempfile.mkdtemp(prefix="loft-bench-services-")
-    os.chmod(parent, 0o755)
-    env = dict(os.environ, LOFT_SERVICES_DIR=os.path.join(parent, "svc"))
-    script = str(ROOT / ".ci" / "services.sh")
-    started = subprocess.run([script, "start"], env=env, check=True, capture_output=True, text=True, timeout=300)
-    settings = dict(line.split("=", 1) for line in started.stdout.splitlines() if "=" in line)
-    try:
-        yield settings["LOFT_TEST_DATABASE_URL"], settings["LOFT_TEST_QUEUE_URL"]
-    finally:
-        subprocess.run([script, "stop"], env=env, timeout=120)
-        shutil.rmtree(parent, ignore_errors=True)
+    with bench_servers() as urls:
+        yield urls
 
 
 @pytest.fixture(scope="module")
