@@ -44,6 +44,7 @@ SECTIONS = (
     Section("Images", "media.index", "image", ("media.",)),
     Section("Sign-up forms", "consent.forms", "clipboard-list", ("consent.form",)),
     Section("Brand", "brand.page", "palette", ("brand.",)),
+    Section("Transactional", "transactional.index", "mail", ("transactional.",)),
     Section("Sending", "sending.accounts", "server", ("sending.",)),
     Section("Bounces", "bounces.index", "mail-warning", ("bounces.",)),
     Section("Webhooks", "webhooks.index", "webhook", ("webhooks.",)),

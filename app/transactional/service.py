@@ -541,3 +541,7 @@ def latest(team, *, status=None, before=None, limit=50):
     if before:
         query = query.where(TxMessage.id < before)
     return list(query.order_by(TxMessage.id.desc()).limit(limit))
+
+
+def has_messages(team):
+    return TxMessage.select(TxMessage.id).where(TxMessage.team == team.id).exists()
