@@ -34,6 +34,7 @@ run: migrate
 	@echo "  Loft is starting on http://127.0.0.1:8000"
 	@echo "  First visit: create the admin account in the browser (or: $(BIN)/flask users create-admin --email you@example.com --password '...')"
 	@echo "  Every email Loft sends is caught locally: see Outbox in the navigation (SMTP 127.0.0.1:1025)."
+	@echo "  Apps that speak only SMTP send transactional mail to $$($(BIN)/python -c 'from app.config import Config; print(Config.SUBMISSION_BIND, Config.SUBMISSION_PORT, sep=chr(58))') (STARTTLS, any username, an API key as the password)."
 	@echo "  Stop with Ctrl-C."
 	@echo ""
 	$(BIN)/honcho start -e /dev/null -f Procfile -c sender=$$($(BIN)/python -c 'from app.config import Config; print(Config.SENDING_PROCESSES - 1)')

@@ -28,7 +28,7 @@ def test_every_setting_is_read_from_the_environment():
 def test_every_procfile_process_is_in_the_architecture_doc():
     processes = [line.split(":")[0] for line in (ROOT / "Procfile").read_text().splitlines() if line.strip()]
     architecture = (ROOT / "docs" / "architecture.md").read_text()
-    assert processes == ["web", "worker", "sender", "mail", "tx"]
+    assert processes == ["web", "worker", "sender", "mail", "tx", "submission"]
     for process in processes:
         assert f"`{process}`" in architecture
 
