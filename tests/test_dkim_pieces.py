@@ -44,7 +44,7 @@ def verify(signed, domain_row):
 
 
 def signed_message(factory, send, contact, domain_row):
-    head, body, canonical = factory.build_parts(send, contact)
+    head, body, canonical = factory.build_parts(send, contact)[:3]
     built = factory.build(send, contact)
     assert built[built.index(b"\r\n\r\n") + 4:] == body and head.endswith(b"\r\n")
     # The factory's canonical body is exactly dkimpy's canonicalization of the body it sent.
@@ -77,10 +77,10 @@ def test_signed_factory_messages_verify_with_dkimpy(app, message_team, domain_ro
 def test_a_tidy_body_is_its_own_canonical_form(app, message_team, domain_row):
     contact = make_contact(message_team, "ada@example.org", "Ada Lovelace", plan="Pro", seats=2)
     factory = MessageFactory(make_campaign(message_team, body=CLEAN_BODY))
-    head, body, canonical = factory.build_parts(make_send(factory.campaign, contact), contact)
+    head, body, canonical = factory.build_parts(make_send(factory.campaign, contact), contact)[:3]
     assert canonical is body  # no second copy, no scan: the signer hashes the body as it is
     untidy = make_contact(message_team, "bob@example.org", "Bob", plan="a   b\t", seats=2)
-    head, body, canonical = factory.build_parts(make_send(factory.campaign, untidy), untidy)
+    head, body, canonical = factory.build_parts(make_send(factory.campaign, untidy), untidy)[:3]
     assert canonical != body and b"a b" in canonical
 
 
@@ -105,3 +105,34 @@ def test_sign_parts_without_a_canonical_body_and_odd_headers(app, domain_row):
     assert verify(signed, domain_row)
     assert verify(domains.sign(head + b"\r\n" + body, domain_row), domain_row)
     assert not verify(signed.replace(b"second copy", b"third copy"), domain_row)
+
+
+DOTTED_BODY = """<p>
+.starts with a dot
+..two dots
+.
+</p>
+<pre>{{ contact.plan }}</pre>
+<p>""" + "wrap me so a soft line break lands right before a dot. " * 8 + """</p>
+"""
+
+
+@pytest.mark.parametrize("plan", ["plain", ".", "..", "a\n.\nb", ".leading\n.\n", "x" * 74 + ".dot"])
+def test_the_payload_is_the_message_dot_stuffed_for_smtp(app, message_team, domain_row, plan):
+    from app.sending.smtp import smtp_payload
+    contact = make_contact(message_team, "ada@example.org", "Ada", plan=plan, seats=1)
+    factory = MessageFactory(make_campaign(message_team, body=DOTTED_BODY))
+    send = make_send(factory.campaign, contact)
+    message = factory.build(send, contact)
+    payload = factory.payload(send, contact)
+    assert payload == smtp_payload(message) or payload[payload.index(b"\r\n"):] == smtp_payload(message)[
+        message.index(b"\r\n"):]  # two builds may straddle a second (the Date line)
+    assert b"\r\n.\r\n" not in payload[:-3] and payload.endswith(b"\r\n.\r\n")
+    parts = factory.build_parts(send, contact)
+    assert parts.payload_head + b"\r\n" + parts.payload_body == smtp_payload(parts.head + b"\r\n" + parts.body)
+    # What the engine sends for a signed message: the signature, then the stuffed message; undone by
+    # the receiving server, it verifies.
+    sent = domains.signature_header(parts.head, parts.canonical_body, domain_row) + parts.payload_head + (
+        b"\r\n" + parts.payload_body)
+    received = sent[:-3].replace(b"\r\n..", b"\r\n.")
+    assert received.endswith(parts.body) and verify(received, domain_row)

@@ -39,6 +39,7 @@ import itertools
 import re
 import secrets
 import time
+import typing
 from urllib.parse import quote
 from urllib.parse import urlsplit
 
@@ -241,6 +242,27 @@ def relaxed_lines(piece):
     return _WSP_RUN.sub(b" ", _TRAILING_WSP.sub(b"\r\n", piece))
 
 
+def needs_dot_stuffing(lines):
+    """True when one of these complete lines starts with "." (SMTP would read a lone one as the end)."""
+    return lines.startswith(b".") or b"\n." in lines
+
+
+def dot_stuffed(lines):
+    """RFC 5321 4.5.2 transparency for complete lines: a line that starts with "." gets another."""
+    lines = lines.replace(b"\n.", b"\n..")
+    return b"." + lines if lines.startswith(b".") else lines
+
+
+class MessageParts(typing.NamedTuple):
+    """A built message for DKIM signing: the message is head + CRLF + body; what is sent is the
+    signature header + payload_head + CRLF + payload_body (dot-stuffed, with the final "." line)."""
+    head: bytes
+    body: bytes
+    canonical_body: bytes
+    payload_head: bytes
+    payload_body: bytes
+
+
 class MessageFactory:
     """Builds the messages of one campaign (or one A/B variant), fast.
 
@@ -327,9 +349,11 @@ class MessageFactory:
         # break, so a body's canonical form is its pieces' canonical forms joined. The static pieces'
         # forms are found here once (most are their own); build_parts() checks only a recipient's pieces.
         self._static_count = len(self._pieces)
-        self._canonical_forms = {piece: relaxed_lines(piece) for piece in [
-            *self._pieces.values(), self._text_opening, self._html_opening, self._closing]
-            if not canonical_body_piece(piece)}
+        structure = [*self._pieces.values(), self._text_opening, self._html_opening, self._closing]
+        self._canonical_forms = {piece: relaxed_lines(piece) for piece in structure
+                                 if not canonical_body_piece(piece)}
+        # SMTP's dot-stuffing is line-local too: done here for the static pieces, per message for the others.
+        self._stuffed_forms = {piece: dot_stuffed(piece) for piece in structure if needs_dot_stuffing(piece)}
 
     # -- set-up helpers --------------------------------------------------------
 
@@ -406,8 +430,15 @@ class MessageFactory:
         head += body
         return b"".join(head)
 
+    def payload(self, send, contact):
+        """build()'s message as the SMTP DATA payload: lines that start with "." get another, then
+        the final "." line. Same bytes as app.sending.smtp.smtp_payload(build()), without its pass
+        over the whole message."""
+        head, body, cache = self._pieces_of(send, contact)
+        return b"".join((self._stuffed_head(b"".join(head)), CRLF, self._stuffed_body(body, cache)))
+
     def build_parts(self, send, contact):
-        """(head, body, canonical body) of one recipient's message, for DKIM signing.
+        """One recipient's message in the parts DKIM signing needs (MessageParts).
 
         The message is head + CRLF + body; the canonical body is DKIM's relaxed
         body canonicalization of body (most often body itself), put together from
@@ -422,7 +453,27 @@ class MessageFactory:
                     forms = dict(forms)
                 forms[piece] = relaxed_lines(piece)
         canonical = b"".join([forms.get(piece, piece) for piece in body]) if forms else joined
-        return b"".join(head), joined, canonical
+        head = b"".join(head)
+        return MessageParts(head, joined, canonical, self._stuffed_head(head), self._stuffed_body(body, cache))
+
+    @staticmethod
+    def _stuffed_head(head):
+        # Header lines start with a field name or folding white space; checked all the same (600 bytes).
+        return dot_stuffed(head) if needs_dot_stuffing(head) else head
+
+    def _stuffed_body(self, body, cache):
+        """The body pieces (a list it takes over) dot-stuffed, static ones once per campaign, and joined
+        with the final "." line."""
+        forms = self._stuffed_forms
+        for piece in itertools.islice(cache.values(), self._static_count, None):
+            if needs_dot_stuffing(piece):
+                if forms is self._stuffed_forms:
+                    forms = dict(forms)
+                forms[piece] = dot_stuffed(piece)
+        if forms:
+            body = [forms.get(piece, piece) for piece in body]
+        body.append(b".\r\n")
+        return b"".join(body)
 
     def _pieces_of(self, send, contact):
         """The header lines and body pieces of one recipient's message, and the piece cache used."""

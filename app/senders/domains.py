@@ -231,11 +231,17 @@ def sign_parts(head, body, domain_row, canonical_body=None):
     body's relaxed canonicalization, already known (MessageFactory.build_parts puts
     it together from its pieces), which spares scanning the whole body again.
     """
+    line = signature_header(head, relaxed_body(body) if canonical_body is None else canonical_body, domain_row)
+    return b"".join((line, head, b"\r\n", body))
+
+
+def signature_header(head, canonical_body, domain_row):
+    """The DKIM-Signature header line (CRLF-terminated) to put before head, for a body whose relaxed
+    canonical form is canonical_body (what sign_parts puts before the message)."""
     fields = _relaxed_header_fields(head)
     if fields is None:
         fields = _dkimpy_fields(dkim.rfc822_parse(head + b"\r\n")[0])
-    line = _signature_line(fields, relaxed_body(body) if canonical_body is None else canonical_body, domain_row)
-    return b"".join((line, head, b"\r\n", body))
+    return _signature_line(fields, canonical_body, domain_row)
 
 
 def _signature_line(fields, canonical_body, domain_row):

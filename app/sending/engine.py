@@ -532,21 +532,22 @@ class Run:
         factory = self.factories.get(job.variant_id) or self.factories[None]
         try:
             message_id = factory.message_id(job)
+            # The factory dot-stuffs its pieces as it joins them: no pass over the finished message.
             if self.dkim_domain is None:
-                message = factory.build(job, job.contact)
+                payload = factory.payload(job, job.contact)
             else:
-                head, body, canonical_body = factory.build_parts(job, job.contact)
+                parts = factory.build_parts(job, job.contact)
                 if self.signers is not None:
-                    message = await self.loop.run_in_executor(self.signers, domains_service.sign_parts, head, body,
-                                                              self.dkim_domain, canonical_body)
+                    signature = await self.loop.run_in_executor(self.signers, domains_service.signature_header,
+                                                                parts.head, parts.canonical_body, self.dkim_domain)
                 else:
-                    message = domains_service.sign_parts(head, body, self.dkim_domain, canonical_body)
+                    signature = domains_service.signature_header(parts.head, parts.canonical_body, self.dkim_domain)
+                payload = b"".join((signature, parts.payload_head, b"\r\n", parts.payload_body))
         except Exception as exc:  # noqa: BLE001 - a broken message must not stop the campaign
             log.exception("building message for send %s failed", job.id)
             self.results.append(Outcome("failed", job, error=f"The message could not be built: {exc}"))
             return
         try:
-            payload = smtp_service.smtp_payload(message)
             stage, response = await smtp_service.transact(conn.smtp, self.sender, job.email, payload,
                                                           self.settings.smtp_timeout, self.loop)
         except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, ConnectionError,

@@ -97,7 +97,7 @@ async def transact(smtp, sender, email, payload, timeout, loop):
     """MAIL, RCPT, DATA over the open aiosmtplib connection. Returns (stage, response).
 
     The content is written with the connection's protocol directly: the
-    payload is already CRLF and dot-stuffed (smtp_payload), which saves
+    payload is already CRLF and dot-stuffed (MessageFactory.payload, or smtp_payload), which saves
     aiosmtplib's per-message regular expressions over 20 KB bodies. One
     watchdog timer covers the whole transaction (it closes the connection
     when the server stays silent for SEND_SMTP_TIMEOUT), instead of a
