@@ -1,6 +1,7 @@
 """CSV contact import, the part a person drives: upload a file, map its columns, start, discard
 or resume the job, and find the imports whose worker died. The run itself, chunk by chunk, is
 importer.py."""
+import csv
 import datetime
 import os
 import re
@@ -93,6 +94,21 @@ def save_upload(team, user, filename, stream):
     except ImportProblem:
         os.remove(path)
         raise
+
+
+def save_rows(team, user, filename, header, rows):
+    """An import job for rows given as data (the API's bulk upsert): written as a UTF-8 CSV file under
+    IMPORT_DIR/<team>/, so they take the same path as an uploaded file, chunk by chunk."""
+    folder = os.path.join(import_dir(), str(team.id))
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"{uuid.uuid4().hex}.csv")
+    with open(path, "w", encoding="utf-8", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(header)
+        writer.writerows(rows)
+    # Written here, so its format is known rather than sniffed.
+    return ImportJob.create(team=team, user=user, filename=filename, path=path, encoding="utf-8", delimiter=",",
+                            has_header=True, mapping={})
 
 
 def create_job(team, user, path, filename):
