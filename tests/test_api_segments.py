@@ -146,6 +146,8 @@ def test_a_segment_a_live_campaign_uses_is_not_deleted(api, acme):
     campaign = Campaign.create(team=acme, name="Spring sale", audience={"lists": [], "segments": [segment["id"]]})
     body = refused(api.delete(f"/api/v1/segments/{segment['id']}"), 409)
     assert "audience of “Spring sale”" in body["detail"]
+    document = api.client.get("/api/v1/openapi.json").get_json()
+    assert "409" in document["paths"]["/api/v1/segments/{segment_id}"]["delete"]["responses"]
     assert Segment.get_or_none(Segment.id == segment["id"])
     campaign.state = "completed"
     campaign.save()

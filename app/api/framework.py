@@ -97,12 +97,13 @@ COMMON_ANSWERS = {"HTTP_400": ProblemOut, "HTTP_401": ProblemOut, "HTTP_403": Pr
                   "HTTP_413": ProblemOut, "HTTP_415": ProblemOut, "HTTP_429": ProblemOut}
 
 
-def operation(rule, method, permission, *, ok=None, status=200, query=None, body=None, tags=()):
+def operation(rule, method, permission, *, ok=None, status=200, query=None, body=None, tags=(), problems=()):
     """Register `view` as the operation `method rule`, allowed to roles with `permission`.
 
     `query` and `body` are pydantic models the request must match (the view gets the parsed models as
     keyword arguments `query` and `body`); `ok` is the model of the answer with `status` (None: 204, no
-    body). A POST honours Idempotency-Key. The view returns a model instance (or None for 204)."""
+    body). `problems` are further statuses the view refuses with (a DELETE's 409), declared as problems.
+    A POST honours Idempotency-Key. The view returns a model instance (or None for 204)."""
     if permission not in PERMISSIONS:
         raise KeyError(f"unknown permission {permission!r}")
     if ok is None:
@@ -113,6 +114,7 @@ def operation(rule, method, permission, *, ok=None, status=200, query=None, body
     if method == "POST":
         answers["HTTP_409"] = ProblemOut
         answers.setdefault("HTTP_422", ProblemOut)
+    answers.update({f"HTTP_{code}": ProblemOut for code in problems})
 
     def decorate(view):
         def call(*args, **kwargs):

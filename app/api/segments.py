@@ -124,7 +124,7 @@ def update_segment(segment_id, body):
     return segment_out(segment)
 
 
-@operation("/segments/<int:segment_id>", "DELETE", "edit_content", tags=["segments"])
+@operation("/segments/<int:segment_id>", "DELETE", "edit_content", tags=["segments"], problems=(409,))
 def delete_segment(segment_id):
     """Delete a segment no draft, scheduled or sending campaign uses"""
     try:
