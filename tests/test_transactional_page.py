@@ -3,6 +3,7 @@ empty state says how to send one, the list filters by status and a message shows
 import pytest
 
 from app.models import SenderDomain
+from app.models import SmtpAccount
 from app.models import Team
 from app.models import utcnow
 from app.senders import domains
@@ -72,3 +73,19 @@ def test_every_role_reads_it_and_another_teams_message_is_404(app, acme, smtp, r
     _, outsider = make_member(app, other, "admin", email=f"outsider-{role}@example.com")
     assert outsider.get(f"/transactional/{tx.id}").status_code == 404
     assert f"tx-{tx.id}" not in outsider.get("/transactional/").get_data(as_text=True)
+
+
+def test_an_smtp_account_is_marked_for_transactional_mail_on_its_form(app, web, acme):
+    form = {"preset": "generic", "name": "Receipts", "host": "smtp.example.com", "port": "587", "tls_mode": "starttls",
+            "username": "", "password": "", "per_second": "0", "per_hour": "0", "per_day": "0",
+            "max_connections": "2", "weight": "1", "transactional": "1"}
+    assert web.post("/sending/accounts/new", form).status_code == 302
+    with app.app_context():
+        account = SmtpAccount.get(SmtpAccount.name == "Receipts")
+        assert account.transactional and service.account_for(acme.id).id == account.id
+    assert soup(web.get(f"/sending/accounts/{account.id}/edit")).select_one("#f-transactional").has_attr("checked")
+    del form["transactional"]
+    assert web.post(f"/sending/accounts/{account.id}/edit", form).status_code == 302
+    with app.app_context():
+        assert not SmtpAccount.get_by_id(account.id).transactional
+    assert not soup(web.get(f"/sending/accounts/{account.id}/edit")).select_one("#f-transactional").has_attr("checked")

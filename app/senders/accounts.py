@@ -282,6 +282,7 @@ def validate(form, account=None, allow_private=None):
         "host": form.get("host", "").strip().lower(),
         "tls_mode": form.get("tls_mode", ""),
         "username": form.get("username", "").strip(),
+        "transactional": bool(form.get("transactional")),
     }
     if not values["name"]:
         errors["name"] = "Give the account a name, e.g. “iCloud (ada@icloud.com)”."
