@@ -18,6 +18,7 @@ from app.consent import suppression
 from app.models import ROLES
 from app.models import Contact
 from app.models import SenderDomain
+from app.models import Team
 from app.models import TxMessage
 from app.models import TxStatus
 from app.models import utcnow
@@ -27,6 +28,7 @@ from app.teams.permissions import can
 from app.transactional import service
 from tasks import transactional as tx_tasks
 from tests.conftest import free_port
+from tests.conftest import soup
 from tests.sending_support import make_account
 from tests.sending_support import make_team
 
@@ -153,6 +155,26 @@ def test_auth_login_with_the_key_id_as_username_queues_and_the_send_task_deliver
         assert tx_tasks.send_tx.call_local(tx.id) == TxStatus.SENT
     assert sorted(rcpt for _from, rcpt, _raw in sink.handler.messages) == ["ann@example.com", "bob@example.com"]
     assert all(dkim_verifies(raw) for _from, _rcpt, raw in sink.handler.messages)
+
+
+def test_a_submitted_message_is_on_the_transactional_page_with_its_history(ctx, web, admin, smtp,
+                                                                            submission_server, tls_dir):
+    team = Team.get(Team.name == "Acme")
+    row = domains.add_domain(team, "acme.test")
+    SenderDomain.update(verified_at=utcnow()).where(SenderDomain.id == row.id).execute()
+    make_account(team, smtp().port)
+    _key, raw_key = key_for(team)
+    client = connect(submission_server(), tls_dir)
+    client.login("shop", raw_key)
+    client.sendmail("news@acme.test", ["ann@example.com"], MESSAGE)
+    client.quit()
+
+    [tx] = TxMessage.select()
+    listed = soup(web.get("/transactional/")).select_one(f"#tx-{tx.id}")
+    assert "Your code" in listed.text and "ann@example.com" in listed.text
+    history = soup(web.get(f"/transactional/{tx.id}")).select("#tx-history li")
+    assert [item["data-status"] for item in history] == ["queued", "sent"]
+    assert "submitted over SMTP" in history[0].text
 
 
 def test_a_random_or_revoked_key_is_refused_at_auth(team, sink, submission_server, tls_dir):
