@@ -9,6 +9,7 @@ import re
 import zoneinfo
 
 from peewee import Case
+from werkzeug.datastructures import MultiDict
 
 from app import addresses
 from app.brand.services import brand_for
@@ -48,6 +49,11 @@ SUBJECT_TEST_DEFAULTS = {"sample_percent": 20, "wait_minutes": 240, "metric": "o
 
 class CampaignError(Problem):
     pass
+
+
+class StateError(CampaignError):
+    """A refusal because of the state the campaign is in (the API answers it with 409 Conflict)."""
+    status = 409
 
 
 # How a new email is written, in the words the new-campaign and new-template forms use.
@@ -143,7 +149,8 @@ def update_draft(campaign, form):
     input (the in-memory campaign) and the message. Validation that only blocks
     publishing is in publish_problems()."""
     if campaign.state not in (CampaignState.DRAFT, CampaignState.FAILED):
-        raise CampaignError("Only a draft can be edited. Pause or unschedule it first.")
+        raise StateError(f"Only a draft can be edited; this campaign is {states.LABELS[campaign.state].lower()}. "
+                         "Pause or unschedule it first.")
     apply_form(campaign, form)
     check_sender(campaign)
     check_subjects(campaign, form)
@@ -164,6 +171,95 @@ def update_draft(campaign, form):
         for values in variants:
             Variant.create(campaign=campaign, **values)
     return campaign
+
+
+AUDIENCE_CHOICES = (("lists", MailingList, "list"), ("segments", Segment, "segment"),
+                    ("exclude_lists", MailingList, "list"), ("exclude_segments", Segment, "segment"))
+
+
+def form_of(campaign):
+    """The builder form that saves `campaign` as it is stored (its A/B test and UTM settings included),
+    for callers that change a few fields and leave the rest as they are (edit_draft)."""
+    chosen = audience(campaign)
+    settings = ab_test(campaign)
+    values = {"name": campaign.name, "from_name": campaign.from_name, "from_email": campaign.from_email,
+              "reply_to": campaign.reply_to, "subject": campaign.subject, "preheader": campaign.preheader,
+              "kind": campaign.kind, "body": campaign.body, "template": str(campaign.template_id or ""),
+              "track_opens": "1" if campaign.track_opens else "", "track_clicks": "1" if campaign.track_clicks else ""}
+    utm_settings = campaign.utm if isinstance(campaign.utm, dict) else {}
+    values["utm_enabled"] = "1" if utm_settings.get("enabled") else ""
+    values.update({f"utm_{name}": str(utm_settings.get(name) or "") for name in utm.PARAMETERS})
+    if settings:
+        values.update(ab_enabled="1", ab_sample_percent=str(settings.get("sample_percent", 20)),
+                      ab_wait_minutes=str(settings.get("wait_minutes", 240)),
+                      ab_metric=settings.get("metric", "clicks"), ab_tests=ab_tests(settings))
+        values.update(ab_form_values(campaign))
+    form = MultiDict(values)
+    for key, _model, _label in AUDIENCE_CHOICES:
+        form.setlist(key, [str(item) for item in chosen.get(key) or []])
+    return form
+
+
+def edit_draft(campaign, changes):
+    """Change only the builder fields in `changes` ({field: value}, a list for the audience fields) and
+    save the draft with update_draft, or raise CampaignError and store nothing. Unlike the form, which
+    offers only the team's own, an id that is not one of this team's lists, segments or templates is
+    refused at its field instead of being dropped."""
+    form = form_of(campaign)
+    for key, value in changes.items():
+        if isinstance(value, (list, tuple)):
+            form.setlist(key, [str(item) for item in value])
+        else:
+            form[key] = value
+    errors = {}
+    for key, model, label in AUDIENCE_CHOICES:
+        wanted = [int(item) for item in changes.get(key) or []]
+        missing = sorted(set(wanted) - set(_ids(wanted, model, campaign.team)))
+        if missing:
+            errors[key] = f"No {label} of this team has the id {', '.join(map(str, missing))}."
+    template = str(changes.get("template") or "")
+    if template and not _ids([template], Template, campaign.team):
+        errors["template"] = f"No template of this team has the id {template}."
+    if errors:
+        raise CampaignError(errors=errors)
+    return update_draft(campaign, form)
+
+
+def create_draft(team, user, name, start_from="", kind="html", changes=None):
+    """create_campaign, then edit_draft with `changes`, in one transaction: a refused change leaves no
+    campaign behind."""
+    with db.atomic():
+        campaign = create_campaign(team, user, name, start_from=start_from, kind=kind)
+        if changes:
+            campaign = edit_draft(campaign, changes)
+    return campaign
+
+
+def delete_campaign(campaign):
+    """Delete a draft, cancelled or failed campaign with its blocks; StateError for any other (the
+    reports of campaigns that went out are kept)."""
+    if campaign.state not in (CampaignState.DRAFT, CampaignState.CANCELLED, CampaignState.FAILED):
+        raise StateError(f"Only drafts, cancelled and failed campaigns can be deleted; this one is "
+                         f"{states.LABELS[campaign.state].lower()}, and reports of sent ones are kept.")
+    with db.atomic():
+        block_store.forget(campaign)
+        campaign.delete_instance()
+
+
+# What each control button asks of the state machine.
+CONTROL_TARGETS = {"pause": CampaignState.PAUSED, "resume": CampaignState.SENDING,
+                   "cancel": CampaignState.CANCELLED, "unschedule": CampaignState.DRAFT}
+
+
+def control(campaign, action, who=""):
+    """Pause, resume, cancel or unschedule (`action`); returns the campaign in its new state, or
+    TransitionError saying the state it is in. `who` is written in the reason of a pause or cancel.
+    The caller starts sending again after a resume (services never enqueue)."""
+    if action == "resume" and campaign.state != CampaignState.PAUSED:
+        raise states.TransitionError(f"Only a paused campaign can be resumed; this one is "
+                                     f"{states.LABELS[campaign.state].lower()}.")
+    reason = f"{action.capitalize()}d by {who}" if who and action in ("pause", "cancel") else ""
+    return states.transition(campaign, CONTROL_TARGETS[action], reason=reason)
 
 
 def apply_form(campaign, form):
@@ -408,7 +504,11 @@ def parse_schedule(team, local_value):
     except (TypeError, ValueError):
         raise CampaignError("Enter a date and time, such as 2026-12-01 09:30.", field="scheduled_at")
     zone = zoneinfo.ZoneInfo(team.time_zone or "UTC")
-    moment = local.replace(tzinfo=zone).astimezone(datetime.timezone.utc).replace(tzinfo=None)
+    return check_schedule(team, local.replace(tzinfo=zone).astimezone(datetime.timezone.utc).replace(tzinfo=None))
+
+
+def check_schedule(team, moment):
+    """`moment` (naive UTC) if it is still to come, else CampaignError at scheduled_at."""
     if moment <= utcnow():
         raise CampaignError(f"That time has passed in {team.time_zone}. Pick a later one, or send now.",
                             field="scheduled_at")
@@ -564,7 +664,11 @@ def publish(campaign, when=None):
     """Freeze the audience and content, then schedule or start sending.
 
     Returns the campaign in its new state; the caller enqueues the sending task
-    when the state is "sending" (services never enqueue)."""
+    when the state is "sending" (services never enqueue). Only a draft, or a scheduled campaign sent
+    now, is published: any other is refused first, before its content or audience is touched (a
+    completed campaign may go back to sending, but only to send its failed messages again: requeue_failed)."""
+    states.check_transition(campaign.state, CampaignState.SENDING if when is None else CampaignState.SCHEDULED,
+                            only_from=(CampaignState.DRAFT, CampaignState.SCHEDULED))
     if campaign.kind == "blocks":
         try:  # the email goes out in the team's brand as it is now
             block_store.refresh(campaign, brand_for(campaign.team))

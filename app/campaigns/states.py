@@ -33,18 +33,25 @@ LABELS = {S.DRAFT: "Draft", S.SCHEDULED: "Scheduled", S.SENDING: "Sending", S.PA
 
 class TransitionError(Problem):
     """An illegal move, with a message for the person who asked."""
+    status = 409  # the API's answer: the request conflicts with the campaign's state
 
 
 def can_transition(current, target):
     return target in TRANSITIONS.get(current, set())
 
 
+def check_transition(current, target, only_from=None):
+    """TransitionError, saying the state, unless a campaign in `current` may move to `target` (and
+    `current` is one of `only_from`, when given: a move legal for another cause is not this one)."""
+    if not can_transition(current, target) or (only_from is not None and current not in only_from):
+        raise TransitionError(f"A {LABELS[current].lower()} campaign cannot {VERBS[target]}"
+                              f"{'' if target != S.SENDING else ' now'}.")
+
+
 def transition(campaign, target, reason=""):
     """Move `campaign` to `target` or raise TransitionError. Returns the refreshed campaign."""
     current = campaign.state
-    if not can_transition(current, target):
-        raise TransitionError(f"A {LABELS[current].lower()} campaign cannot {VERBS[target]}"
-                              f"{'' if target != S.SENDING else ' now'}.")
+    check_transition(current, target)
     values = {Campaign.state: target, Campaign.state_reason: reason, Campaign.updated_at: utcnow()}
     if target == S.SENDING and campaign.started_at is None:
         values[Campaign.started_at] = utcnow()

@@ -21,7 +21,6 @@ from app.campaigns.states import TransitionError
 from app.contacts import lists as mailing_lists
 from app.contacts import query as contact_query
 from app.content import utm
-from app.content.blocks import store as block_store
 from app.email_templates import services as template_services
 from app.htmx import hx_redirect
 from app.htmx import is_htmx
@@ -234,13 +233,8 @@ def publish(campaign_id):
 def control(campaign_id, action):
     """Pause, resume, cancel or unschedule; the engine notices within a second."""
     campaign = team_object_or_404(Campaign, campaign_id)
-    target = {"pause": CampaignState.PAUSED, "resume": CampaignState.SENDING, "cancel": CampaignState.CANCELLED,
-              "unschedule": CampaignState.DRAFT}[action]
     try:
-        if action == "resume" and campaign.state != CampaignState.PAUSED:
-            raise TransitionError("Only a paused campaign can be resumed.")
-        campaign = states.transition(campaign, target, reason=f"{action.capitalize()}d by {current_user.email}"
-                                     if action in ("pause", "cancel") else "")
+        campaign = services.control(campaign, action, who=current_user.email)
     except TransitionError as exc:
         flash(str(exc), "error")
     else:
@@ -322,11 +316,11 @@ def resend(campaign_id):
 @require("edit_content")
 def delete(campaign_id):
     campaign = team_object_or_404(Campaign, campaign_id)
-    if campaign.state not in (CampaignState.DRAFT, CampaignState.CANCELLED, CampaignState.FAILED):
-        flash("Only drafts, cancelled and failed campaigns can be deleted; reports of sent ones are kept.", "error")
+    try:
+        services.delete_campaign(campaign)
+    except CampaignError as exc:
+        flash(str(exc), "error")
         return redirect(url_for("campaigns.progress", campaign_id=campaign.id))
-    block_store.forget(campaign)
-    campaign.delete_instance()
     flash(f"Deleted “{campaign.name}”.", "info")
     return redirect(url_for("campaigns.index"))
 

@@ -99,6 +99,16 @@ def team_templates(team):
     return list(Template.select().where(Template.team == team).order_by(Template.updated_at.desc(), Template.id.desc()))
 
 
+def template_page(team, before=None, size=50):
+    """One page of the team's templates, newest first, walking by id: (templates, the id the next page
+    starts before, or None on the last page)."""
+    query = Template.select().where(Template.team == team)
+    if before is not None:
+        query = query.where(Template.id < before)
+    found = list(query.order_by(Template.id.desc()).limit(size + 1))
+    return found[:size], (found[size - 1].id if len(found) > size else None)
+
+
 def get_template(team, template_id):
     """The team's template, or None (another team's id is simply not found)."""
     return Template.get_or_none((Template.id == template_id) & (Template.team == team))
