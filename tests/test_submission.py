@@ -367,13 +367,17 @@ def test_loopback_is_this_machine_only():
     assert not submission.is_loopback(None) and not submission.is_loopback(("not an ip", 1))
 
 
-def test_the_cli_listens_and_queues_what_it_accepts_on_the_transactional_queue(app, ctx, team, tmp_path, tls_dir):
+def test_the_cli_queues_what_it_accepts_and_the_tx_consumer_process_sends_it(app, ctx, team, sink, tmp_path,
+                                                                              tls_dir):
+    """End to end through real processes: smtplib -> `flask submission run` -> the tx queue's file -> a
+    `huey_consumer wsgi.tx_huey` -> the sink."""
     cert, key_file, _made = submission.self_signed_pair(tls_dir, ["localhost"])
     _key, raw_key = key_for(team)
     port = free_port()
     env = dict(os.environ, LOFT_DATABASE_URL=app.config["DATABASE_URL"], LOFT_SECRET_KEY="test-secret",
                LOFT_HUEY_PATH=str(tmp_path / "huey.db"), LOFT_SUBMISSION_CERT=cert, LOFT_SUBMISSION_KEY=key_file,
-               LOFT_SUBMISSION_PORT=str(port), LOFT_LOG_LEVEL="WARNING", FLASK_APP="wsgi")
+               LOFT_SUBMISSION_PORT=str(port), LOFT_LOG_LEVEL="WARNING", LOFT_MAIL_ALLOW_PRIVATE="true",
+               FLASK_APP="wsgi")
     process = subprocess.Popen([str(ROOT / ".venv" / "bin" / "flask"), "submission", "run"], cwd=ROOT, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
@@ -387,8 +391,23 @@ def test_the_cli_listens_and_queues_what_it_accepts_on_the_transactional_queue(a
         process.terminate()
         process.wait(timeout=10)
     [tx] = TxMessage.select()
-    # Queued in the tx queue's file beside LOFT_HUEY_PATH, for the `tx` consumer (none runs here).
-    assert tx.status == TxStatus.QUEUED and (tmp_path / "huey-tx.db").exists()
+    # Queued in the tx queue's file beside LOFT_HUEY_PATH; no consumer has run yet.
+    assert tx.status == TxStatus.QUEUED and (tmp_path / "huey-tx.db").exists() and sink.handler.messages == []
+
+    log_path = tmp_path / "tx-consumer.log"
+    with open(log_path, "wb") as log:
+        consumer = subprocess.Popen([str(ROOT / ".venv" / "bin" / "huey_consumer"), "wsgi.tx_huey", "-w", "1",
+                                     "--no-periodic"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120  # a generous bound for a loaded box; only a hang reaches it
+        while TxMessage.get_by_id(tx.id).status == TxStatus.QUEUED and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        consumer.terminate()
+        consumer.wait(timeout=10)
+    assert TxMessage.get_by_id(tx.id).status == TxStatus.SENT, log_path.read_text(errors="replace")[-2000:]
+    [(_from, rcpt, delivered)] = sink.handler.messages
+    assert rcpt == "ann@example.com" and dkim_verifies(delivered)
 
 
 def test_auth_plain_with_a_malformed_blob_is_answered_once_with_why(team, submission_server, tls_dir):
