@@ -87,6 +87,9 @@ def test_a_draft_is_refused_at_its_field_and_nothing_is_kept(api, ready_team):
     assert "name" in refused(api.post("/api/v1/campaigns", json={"subject": "No name"}))
     assert set(refused(api.post("/api/v1/campaigns", json={"name": "X", "colour": "red", "kind": "pdf"}))) == {
         "colour", "kind"}
+    assert set(refused(api.post("/api/v1/campaigns", json={"name": "X", "audience": {"lists": [2**70]},
+                                                           "template_id": 2**64}))) == {"audience.lists.0",
+                                                                                        "template_id"}
     assert Campaign.select().count() == 0
 
     campaign = new_draft(api, news)
@@ -191,6 +194,8 @@ def test_schedule_at_a_moment_with_its_offset_then_cancel(api, ready_team):
           ).replace(microsecond=0)
     assert "at" in refused(api.post(f"/api/v1/campaigns/{campaign['id']}/schedule",
                                     json={"at": at.replace(tzinfo=None).isoformat()}))
+    assert refused(api.post(f"/api/v1/campaigns/{campaign['id']}/schedule",
+                            json={"at": "9999-12-31T23:00:00-05:00"})) == {"at": "out of range"}
     past = (at - datetime.timedelta(days=3)).isoformat()
     assert "has passed" in refused(api.post(f"/api/v1/campaigns/{campaign['id']}/schedule", json={"at": past}))["at"]
     scheduled = api.post(f"/api/v1/campaigns/{campaign['id']}/schedule", json={"at": at.isoformat()})

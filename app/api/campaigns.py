@@ -4,6 +4,7 @@ call (app/campaigns/, app/email_templates/ for test sends, app/reports/ for the 
 permission, so what a page refuses the API refuses: a field's problem is a 422 at that field, a move the
 campaign's state does not allow is a 409 saying the state."""
 import datetime
+from typing import Annotated
 from typing import Any
 from typing import Literal
 
@@ -32,15 +33,17 @@ from app.teams.context import team_object_or_404
 from tasks import sending as sending_tasks
 
 StateName = Literal[tuple(state.value for state in CampaignState)]
+MAX_ID = 2**31 - 1  # an id the database can hold: a larger one is no row's, and refused as a value
+RowId = Annotated[int, Field(ge=1, le=MAX_ID)]
 AUDIENCE_KEYS = ("lists", "segments", "exclude_lists", "exclude_segments")
 
 
 class CampaignAudience(Schema):
-    lists: list[int] = Field(default_factory=list, max_length=100, description="Send to these lists' subscribers.")
-    segments: list[int] = Field(default_factory=list, max_length=100, description="And to these segments.")
-    exclude_lists: list[int] = Field(default_factory=list, max_length=100,
+    lists: list[RowId] = Field(default_factory=list, max_length=100, description="Send to these lists' subscribers.")
+    segments: list[RowId] = Field(default_factory=list, max_length=100, description="And to these segments.")
+    exclude_lists: list[RowId] = Field(default_factory=list, max_length=100,
                                      description="But not to the subscribers of these lists.")
-    exclude_segments: list[int] = Field(default_factory=list, max_length=100,
+    exclude_segments: list[RowId] = Field(default_factory=list, max_length=100,
                                         description="Nor to the contacts of these segments.")
 
 
@@ -109,7 +112,8 @@ class CampaignPatch(Strict):
     reply_to: str | None = Field(None, max_length=254, description="Empty: replies go to the From address.")
     kind: Literal["html", "markdown"] | None = Field(None, description="How `body` is written.")
     body: str | None = Field(None, max_length=300_000)
-    template_id: int | None = Field(None, ge=0, description="A layout template's id; 0 takes the layout away.")
+    template_id: int | None = Field(None, ge=0, le=MAX_ID, description="A layout template's id; 0 takes the layout "
+                                                                        "away.")
     track_opens: bool | None = None
     track_clicks: bool | None = None
     audience: CampaignAudienceIn | None = Field(None, description="Replaces the whole audience.")
@@ -227,6 +231,14 @@ def builder_changes(body, campaign_kind, exclude=()):
     return changes
 
 
+def utc_moment(moment):
+    """An aware datetime as the naive UTC the campaign stores, or a 422 for one at the calendar's edge."""
+    try:
+        return moment.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+    except OverflowError:
+        raise ApiProblem(422, "This time is out of range.", errors={"at": "out of range"}) from None
+
+
 def state_conflict(problem, campaign_id):
     """A refusal for the campaign's state as 409, naming the state it is in now."""
     state = Campaign.get_by_id(campaign_id).state
@@ -296,7 +308,7 @@ def create_campaign(body):
 
 
 @operation("/campaigns/<int:campaign_id>", "PATCH", "edit_content", ok=CampaignOut, body=CampaignPatch,
-           tags=["campaigns"])
+           tags=["campaigns"], problems=(409,))
 def update_campaign(campaign_id, body):
     """Change a draft: only the values given"""
     campaign = team_object_or_404(Campaign, campaign_id)
@@ -309,7 +321,7 @@ def update_campaign(campaign_id, body):
     return campaign_out(campaign)
 
 
-@operation("/campaigns/<int:campaign_id>", "DELETE", "edit_content", tags=["campaigns"])
+@operation("/campaigns/<int:campaign_id>", "DELETE", "edit_content", tags=["campaigns"], problems=(409,))
 def delete_campaign(campaign_id):
     """Delete a draft, cancelled or failed campaign"""
     campaign = team_object_or_404(Campaign, campaign_id)
@@ -347,7 +359,7 @@ def schedule_campaign(campaign_id, body):
     """Schedule a draft to go out at a time"""
     campaign = team_object_or_404(Campaign, campaign_id)
     try:
-        when = services.check_schedule(g.team, body.at.astimezone(datetime.timezone.utc).replace(tzinfo=None))
+        when = services.check_schedule(g.team, utc_moment(body.at))
         campaign = services.publish(campaign, when)
     except TransitionError as problem:
         raise state_conflict(problem, campaign.id)
