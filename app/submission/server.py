@@ -50,6 +50,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from flask import current_app
 
+from app import settings as instance_settings
 from app.addresses import InvalidEmail
 from app.addresses import normalise_email
 from app.api import keys
@@ -142,7 +143,7 @@ def tls_context(cert_path, key_path, generated_dir, names):
 
 
 def certificate_names(base_url):
-    """The names a self-signed certificate covers: the instance's host (LOFT_BASE_URL), this machine's
+    """The names a self-signed certificate covers: the instance's host (its base URL), this machine's
     name and localhost."""
     names = [urlsplit(base_url).hostname or "", socket.getfqdn(), "localhost"]
     return [name for name in dict.fromkeys(names) if name and not _is_ip(name)]
@@ -370,7 +371,7 @@ def start(app, *, on_accepted, host=None, port=None, generated_tls_dir=GENERATED
     """Start the server in a background thread (call inside an app context); returns the Controller
     (call .stop()). `on_accepted(messages)` queues what was accepted."""
     config = app.config
-    names = certificate_names(config["BASE_URL"])
+    names = certificate_names(instance_settings.base_url())
     context = tls_context(config["SUBMISSION_CERT"], config["SUBMISSION_KEY"], generated_tls_dir, names)
     controller = SubmissionController(
         SubmissionHandler(app, on_accepted), hostname=host or config["SUBMISSION_BIND"],
