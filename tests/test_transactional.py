@@ -8,6 +8,8 @@ import email.policy
 import dkim
 import pytest
 
+from app.bounces import outcomes
+from app.bounces.parse import parse_message
 from app.consent import suppression
 from app.models import ApiKey
 from app.models import Contact
@@ -19,6 +21,8 @@ from app.models import utcnow
 from app.senders import domains
 from app.transactional import service
 from tasks import transactional as tx_tasks
+from tests.bounces_support import arf
+from tests.bounces_support import dsn
 from tests.sending_support import make_account
 from tests.sending_support import make_team
 
@@ -228,3 +232,26 @@ def test_another_teams_message_is_not_found(team, sink):
     assert service.get_message(team, tx.id).id == tx.id
     assert [row.id for row in service.latest(team, status="sent")] == [tx.id]
     assert service.latest(other) == [] and service.latest(team, status="failed") == []
+
+
+def test_a_bounce_report_naming_the_message_joins_its_history_and_suppresses_a_hard_bounce(team, sink):
+    tx = send(team, to="gone@example.com")
+    returned = sink.handler.messages[0][2]
+    report = parse_message(dsn("gone@example.com", "5.1.1", "550 5.1.1 <gone@example.com>: User unknown", returned))
+    [applied] = outcomes.apply(team.id, report, "imap")
+    assert applied["tx_id"] == tx.id and applied["kind"] == "hard" and not applied["duplicate"]
+    bounced = TxMessage.get_by_id(tx.id)
+    assert bounced.status == "bounced" and "User unknown" in bounced.error
+    assert [s for s, _at, _d in service.status_history(bounced)] == ["queued", "sent", "bounced"]
+    assert outcomes.apply(team.id, report, "imap")[0]["duplicate"]  # the same report twice: once
+    assert "suppression list (bounced)" in refusal(team, to="gone@example.com")["to"]
+
+    other = send(team, to="fine@example.com")
+    complaint = parse_message(arf("fine@example.com", sink.handler.messages[1][2]))
+    assert outcomes.apply(team.id, complaint, "imap")[0]["kind"] == "complaint"
+    assert service.status_history(other)[-1][0] == "complained"
+    assert TxMessage.get_by_id(other.id).status == "sent"  # it was delivered; the person complained
+    assert "suppression list (complained)" in refusal(team, to="fine@example.com")["to"]
+    # Another team's report never touches this team's message.
+    stranger = make_team("Other")
+    assert outcomes.apply(stranger.id, report, "imap") == []

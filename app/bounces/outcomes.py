@@ -64,6 +64,7 @@ from app.models import utcnow
 from app.notices import alerts
 from app.senders import accounts
 from app.sending import ledger
+from app.transactional import service as transactional
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +152,10 @@ def apply(team_id, report, source, now=None):
     {"send_id", "contact_id", "email", "kind", "actions": [...], "duplicate": bool}."""
     if not (report.is_bounce or report.is_complaint or report.kind == "auth"):
         return []
+    # A transactional message's Message-ID first: matched by address, its bounce would land on a campaign's send.
+    about_transactional = _apply_transactional(team_id, report)
+    if about_transactional:
+        return about_transactional
     now = now or utcnow()
     done = []
     for send, result in match(team_id, report, now):
@@ -168,6 +173,24 @@ def apply(team_id, report, source, now=None):
         done.append(_apply_one(team_id, send, kind, details, source, now))
     autopause.after_outcomes(done)  # a sending campaign with too many bounces/complaints pauses
     return done
+
+
+def _apply_transactional(team_id, report):
+    """A report about a transactional message (matched by its Message-ID only, never by address): into its
+    status history; a hard bounce or a complaint suppresses the address. [] when it names none."""
+    failed = [r for r in report.results if r.kind != "none"] or list(report.results)
+    result = failed[0] if failed else None
+    tx = transactional.message_for_report(team_id, report.original_message_id, result.email if result else "")
+    if tx is None or report.kind == "auth":
+        return []
+    kind = "complaint" if report.is_complaint else (result.kind if result is not None else report.kind)
+    status = (result.status if result is not None else "") or report.status
+    reason = (result.reason if result is not None else "") or report.reason
+    diagnostic = ((result.diagnostic if result is not None else "") or report.diagnostic)[:500]
+    detail = " ".join(part for part in (status, reason, diagnostic) if part) or kind
+    recorded, duplicate = transactional.record_report(tx, kind, detail)
+    return [{"send_id": None, "tx_id": tx.id, "contact_id": None, "email": tx.to_email, "kind": kind,
+             "actions": [recorded], "duplicate": duplicate}]
 
 
 def record_delivery(team_id, report, source, now=None):

@@ -519,6 +519,39 @@ def deliver(tx_id):
     return TxAttempt(TxStatus.FAILED, detail)
 
 
+# --- After sending ----------------------------------------------------------------------------------
+
+def message_for_report(team_id, message_id, recipient=""):
+    """The team's sent TxMessage a bounce or complaint names by its Message-ID (for a message submitted over
+    SMTP to several people, the one to `recipient`), or None."""
+    message_id = (message_id or "").strip().strip("<>")
+    if not message_id:
+        return None
+    query = (TxMessage.select(*[f for f in TxMessage._meta.sorted_fields if f.name != "raw"])
+             .where((TxMessage.team == team_id) & (TxMessage.message_id == message_id)))
+    found = list(query.order_by(TxMessage.id).limit(100))
+    chosen = [tx for tx in found if recipient and tx.to_email == recipient.strip().lower()] or found
+    return chosen[0] if chosen else None
+
+
+def record_report(tx, kind, detail):
+    """A bounce ("hard", "soft", "block") or "complaint" about a sent message, in its history, once per kind.
+    A hard bounce or a complaint also suppresses the address for the team (reason "bounced"/"complained"), so
+    neither its campaigns nor its next transactional message go there again. Returns (status, duplicate)."""
+    status = "complained" if kind == "complaint" else TxStatus.BOUNCED
+    marker = f"{kind}: "
+    with db.atomic():
+        if TxEvent.select().where((TxEvent.tx_message == tx.id) & (TxEvent.status == status)
+                                  & TxEvent.detail.startswith(marker)).exists():
+            return status, True
+        TxEvent.create(tx_message=tx.id, status=status, detail=(marker + detail)[:2000])
+        if status == TxStatus.BOUNCED:
+            TxMessage.update(status=TxStatus.BOUNCED, error=detail[:2000]).where(TxMessage.id == tx.id).execute()
+        if kind in ("hard", "complaint"):
+            suppression.suppress(tx.team_id, "email", tx.to_email, "complained" if kind == "complaint" else "bounced")
+    return status, False
+
+
 # --- Reading --------------------------------------------------------------------------------------
 
 def status_history(tx):
