@@ -1,0 +1,99 @@
+"""Benchmark: the API at 1,000,000 contacts on SQLite: GET /api/v1/contacts/{id} (issue goal: p50 ≤ 5 ms
+server time) and bulk upsert through POST /api/v1/contacts/bulk (goal: ≥ 20,000 contacts/s).
+
+Run: .venv/bin/python -m pytest -q -s tests/bench/test_api_bench.py
+
+The contacts are written straight into the test's migrated SQLite file (INSERT ... SELECT); then each request goes through the whole app in process (Flask test client: routing, the
+Bearer key lookup, the per-key rate-limit upsert, the query, pydantic, JSON), timed end to end, which is the
+server's time without a network. The bulk upsert runs the import task in the request (the test queue is
+immediate), so its figure is the whole job: the CSV written, then read, checked and written in chunks.
+LOFT_BENCH_CONTACTS sets the size. Nothing asserts on time.
+"""
+import os
+import random
+import sqlite3
+import statistics
+import time
+
+from tests.api_support import ApiClient
+from app.api import keys
+from app.models import Contact
+from app.models import Team
+
+CONTACTS = int(os.environ.get("LOFT_BENCH_CONTACTS", "1000000"))
+READS = 2000
+BULK = 10_000
+
+
+def build(path, team_id, count):
+    """`count` contacts of the team, made inside SQLite (a recursive CTE; no Python loop per row)."""
+    connection = sqlite3.connect(path)
+    connection.execute("PRAGMA synchronous=OFF")
+    with connection:
+        connection.execute(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?) "
+            "INSERT INTO contact (team_id, email, domain, name, status, attributes, source, consent_source, "
+            "consent_ip, consent_text, created_at, updated_at) "
+            "SELECT ?, 'person' || i || '@example.com', 'example.com', 'Person ' || i, 'active', "
+            "CASE WHEN i % 4 = 0 THEN '{\"plan\": \"pro\"}' ELSE '{}' END, 'import', '', '', '', "
+            "'2026-01-01 00:00:00', '2026-01-01 00:00:00' FROM n", (count, team_id))
+    connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    connection.close()
+
+
+def percentile(values, share):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
+
+
+def reads(api, ids):
+    times = []
+    for contact_id in ids:
+        start = time.perf_counter()
+        response = api.get(f"/api/v1/contacts/{contact_id}")
+        response.get_data()
+        times.append((time.perf_counter() - start) * 1000)
+        assert response.status_code == 200
+    return times
+
+
+def test_api_at_a_million_contacts(app, admin):
+    """No app context stays pushed around the requests (the `ctx` fixture's would share its `g`, with the
+    signed-in admin of the setup, with every request)."""
+    app.config["API_RATE_PER_MINUTE"] = 10_000_000
+    with app.app_context():
+        team = Team.get(Team.name == "Acme")
+        key, raw = keys.create_key(team, name="bench", role="admin")
+    api = ApiClient(app, raw, key)
+    path = app.config["DATABASE_URL"][len("sqlite:///"):]
+    started = time.perf_counter()
+    build(path, team.id, CONTACTS)
+    built = time.perf_counter() - started
+    low = Contact.select(Contact.id).where(Contact.team == team).order_by(Contact.id).limit(1).scalar()
+    rnd = random.Random(7)
+    ids = [low + rnd.randrange(CONTACTS) for _ in range(READS)]
+    for contact_id in ids[:50]:  # warm the page cache
+        assert api.get(f"/api/v1/contacts/{contact_id}").status_code == 200
+    print(f"\n\nAPI on SQLite, {CONTACTS:,} contacts (built in {built:.1f} s), load {os.getloadavg()[0]:.2f}")
+    times = reads(api, ids)
+    print(f"GET /api/v1/contacts/{{id}}, {READS} random ids, a connection per request (as served): "
+          f"p50 {statistics.median(times):.2f} ms, p99 {percentile(times, 0.99):.2f} ms, max {max(times):.2f} ms")
+    with app.app_context():  # one connection for every request: what a pooled connection would cost
+        times = reads(api, ids)
+    print(f"GET /api/v1/contacts/{{id}}, {READS} random ids, one connection kept open: "
+          f"p50 {statistics.median(times):.2f} ms, p99 {percentile(times, 0.99):.2f} ms, max {max(times):.2f} ms")
+
+    for label, offset in (("new contacts", 0), ("existing contacts (updated)", 0)):
+        body = {"contacts": [{"email": f"bulk{offset + i}@example.net", "name": f"Bulk {i}",
+                              "tags": ["api"] if i % 10 == 0 else []} for i in range(BULK)]}
+        if label.startswith("existing"):
+            for row in body["contacts"]:
+                row["name"] += " renamed"
+        start = time.perf_counter()
+        response = api.post("/api/v1/contacts/bulk", json=body)
+        elapsed = time.perf_counter() - start
+        assert response.status_code == 202, response.get_data(as_text=True)
+        job = api.get(f"/api/v1/jobs/{response.get_json()['id']}").get_json()
+        assert job["status"] == "done", job
+        print(f"POST /api/v1/contacts/bulk, {BULK:,} {label}: {elapsed:.2f} s, {BULK / elapsed:,.0f} contacts/s "
+              f"(created {job['created']:,}, updated {job['updated']:,})")
