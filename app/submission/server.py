@@ -56,6 +56,7 @@ from app.addresses import normalise_email
 from app.api import keys
 from app.config import ROOT
 from app.consent import ratelimit
+from app.db import db
 from app.errors import Problem
 from app.models import ROLE_LABELS
 from app.models import ROLES
@@ -244,10 +245,11 @@ def refusal_for(error):
 def submit(key, mail_from, recipients, raw, on_accepted):
     """Hand a whole message to the transactional stream; the SMTP reply for it."""
     try:
-        messages = service.submit_raw(key, mail_from=mail_from, recipients=recipients, raw=raw)
+        with db.atomic():  # one message per recipient, all stored or none
+            messages = service.submit_raw(key, mail_from=mail_from, recipients=recipients, raw=raw)
     except service.TxError as error:
         return refusal_for(error)
-    on_accepted(messages)
+    on_accepted(messages)  # after the commit, so a consumer never looks for rows it cannot see yet
     ids = ", ".join(str(tx.id) for tx in messages)
     return reply(250, "2.0.0", f"Queued as transactional {'message' if len(messages) == 1 else 'messages'} {ids}.")
 
