@@ -93,7 +93,8 @@ def test_event_types_are_the_stored_strings():
     # The values are what event.type holds in every existing database: changing one needs a data migration.
     assert {t.value for t in EventType} == {
         "created", "updated", "status_changed", "subscribed", "confirmed", "removed_from_list", "unsubscribed",
-        "sent", "delivered", "deferred", "bounced", "complained", "opened", "clicked"}
+        "sent", "delivered", "deferred", "bounced", "complained", "opened", "clicked",
+        "tx_sent", "tx_failed", "tx_bounced"}
     assert EventType.SENT == "sent" and f"{EventType.OPENED}" == "opened"
 
 

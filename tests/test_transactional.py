@@ -3,6 +3,7 @@ on loopback: what is checked and refused, what is sent (signed, no List-Unsubscr
 and SMTP submission's submit_raw. The own-lane test with real consumers is tests/test_transactional_lane.py."""
 import base64
 import email
+import json
 import email.policy
 
 import dkim
@@ -17,9 +18,12 @@ from app.models import SenderDomain
 from app.models import Template
 from app.models import TxEvent
 from app.models import TxMessage
+from app.models import WebhookEndpoint
 from app.models import utcnow
+from app.security import encrypt
 from app.senders import domains
 from app.transactional import service
+from app.webhooks import delivery
 from tasks import transactional as tx_tasks
 from tests.bounces_support import arf
 from tests.bounces_support import dsn
@@ -255,3 +259,25 @@ def test_a_bounce_report_naming_the_message_joins_its_history_and_suppresses_a_h
     # Another team's report never touches this team's message.
     stranger = make_team("Other")
     assert outcomes.apply(stranger.id, report, "imap") == []
+
+
+def test_outgoing_webhooks_fire_for_transactional_messages(ctx, team, smtp, receiver):
+    ctx.config["WEBHOOKS_ALLOW_PRIVATE"] = True  # the receiver listens on loopback
+    server = smtp(reject=("nobody@",))
+    make_account(team, server.port)
+    hook = receiver(200)
+    WebhookEndpoint.create(team=team, url=hook.url, event_types=["tx_sent", "tx_failed", "tx_bounced"],
+                           secret=encrypt("whsec_test"))
+    delivery.dispatch()  # the dispatcher's cursor starts at the events that exist
+    sent = send(team, tags=["receipt"])
+    failed = send(team, to="nobody@example.com")
+    send(team, to="later@example.com", subject="ignored")  # sent too; counted below
+    delivery.dispatch()
+    delivery.send_due(workers=1)
+    payloads = [json.loads(request["body"]) for request in hook.requests]
+    by_tx = {(p["type"], p["data"]["tx_id"]) for p in payloads}
+    assert ("tx_sent", sent.id) in by_tx and ("tx_failed", failed.id) in by_tx and len(payloads) == 3
+    first = next(p for p in payloads if p["data"]["tx_id"] == sent.id)
+    assert first["contact"] is None and first["campaign_id"] is None
+    assert first["data"]["to"] == "buyer@example.com" and first["data"]["tags"] == ["receipt"]
+    assert first["data"]["message_id"] == sent.message_id

@@ -176,6 +176,10 @@ class EventType(enum.StrEnum):
     COMPLAINED = "complained"
     OPENED = "opened"
     CLICKED = "clicked"
+    # A transactional message (app.transactional): no contact, no campaign; data names the TxMessage
+    TX_SENT = "tx_sent"
+    TX_FAILED = "tx_failed"
+    TX_BOUNCED = "tx_bounced"
 
 
 class Event(BaseModel):

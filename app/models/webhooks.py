@@ -12,7 +12,8 @@ from app.models.common import utcnow
 from app.models.teams import Team
 
 
-WEBHOOK_EVENT_TYPES = ("sent", "delivered", "bounced", "opened", "clicked", "unsubscribed", "complained")
+WEBHOOK_EVENT_TYPES = ("sent", "delivered", "bounced", "opened", "clicked", "unsubscribed", "complained",
+                       "tx_sent", "tx_failed", "tx_bounced")
 WEBHOOK_DELIVERY_STATUSES = ("pending", "delivered", "failed")
 
 

@@ -28,6 +28,7 @@ from email.parser import BytesParser
 import aiosmtplib
 from flask import current_app
 
+from app import events
 from app import settings as instance_settings
 from app.addresses import InvalidEmail
 from app.addresses import normalise_email
@@ -49,6 +50,7 @@ from app.db import db
 from app.errors import Problem
 from app.models import Contact
 from app.models import ContactStatus
+from app.models import EventType
 from app.models import Template
 from app.models import TxEvent
 from app.models import TxMessage
@@ -481,10 +483,23 @@ async def _send(options, sender, recipient, raw):
             smtp.close()
 
 
+WEBHOOK_EVENTS = {TxStatus.SENT: EventType.TX_SENT, TxStatus.FAILED: EventType.TX_FAILED,
+                  TxStatus.BOUNCED: EventType.TX_BOUNCED}
+
+
+def _event_for_webhooks(tx, status, detail):
+    """The Event row outgoing webhooks read (app/webhooks/delivery.py): no contact, no campaign."""
+    if status in WEBHOOK_EVENTS:
+        events.record(tx.team_id, None, WEBHOOK_EVENTS[status], data={
+            "tx_id": tx.id, "to": tx.to_email, "from": tx.from_email, "subject": tx.subject,
+            "message_id": tx.message_id, "tags": tx.tags or [], "detail": detail[:500]})
+
+
 def _record(tx, status, detail, **changes):
     with db.atomic():
         TxMessage.update(status=status, **changes).where(TxMessage.id == tx.id).execute()
         TxEvent.create(tx_message=tx.id, status=status, detail=detail[:2000])
+        _event_for_webhooks(tx, status, detail)
 
 
 def deliver(tx_id):
@@ -547,6 +562,7 @@ def record_report(tx, kind, detail):
         TxEvent.create(tx_message=tx.id, status=status, detail=(marker + detail)[:2000])
         if status == TxStatus.BOUNCED:
             TxMessage.update(status=TxStatus.BOUNCED, error=detail[:2000]).where(TxMessage.id == tx.id).execute()
+            _event_for_webhooks(tx, status, detail)
         if kind in ("hard", "complaint"):
             suppression.suppress(tx.team_id, "email", tx.to_email, "complained" if kind == "complaint" else "bounced")
     return status, False

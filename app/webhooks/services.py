@@ -27,6 +27,9 @@ EVENT_LABELS = {
     "clicked": "Clicked a link",
     "unsubscribed": "Unsubscribed",
     "complained": "Complained (marked as spam)",
+    "tx_sent": "Transactional message sent",
+    "tx_failed": "Transactional message failed",
+    "tx_bounced": "Transactional message bounced",
 }
 MAX_ENDPOINTS = 20
 PER_PAGE = 25
