@@ -111,10 +111,13 @@ def test_a_layout_and_a_blocks_email(api, ready_team):
     assert api.patch(f"/api/v1/campaigns/{campaign['id']}", json={"template_id": 0}).get_json()["template_id"] is None
     blocks = api.post("/api/v1/campaigns", json={"name": "Blocks", "kind": "blocks"}).get_json()
     assert blocks["kind"] == "blocks"
-    assert refused(api.patch(f"/api/v1/campaigns/{blocks['id']}", json={"body": "<p>x</p>"})) == {
-        "body": "a blocks email keeps its blocks"}
-    assert refused(api.post("/api/v1/campaigns", json={"name": "B", "kind": "blocks", "body": "<p>x</p>"})) == {
-        "body": "a blocks email keeps its blocks"}
+    assert "block editor" in refused(api.patch(f"/api/v1/campaigns/{blocks['id']}", json={"body": "<p>x</p>"}))["body"]
+    assert "block editor" in refused(api.patch(f"/api/v1/campaigns/{blocks['id']}", json={"kind": "html"}))["kind"]
+    assert "block editor" in refused(api.post("/api/v1/campaigns", json={"name": "B", "kind": "blocks",
+                                                                         "body": "<p>x</p>"}))["body"]
+    starter = api.post("/api/v1/campaigns", json={"start_from": "starter:newsletter", "body": "<p>x</p>"})
+    assert "block editor" in refused(starter)["body"]
+    assert Campaign.select().where(Campaign.kind == "blocks").count() == 1
 
 
 def test_changing_one_field_keeps_the_ab_test_set_on_the_page(api, web, ready_team):

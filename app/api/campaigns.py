@@ -209,13 +209,9 @@ def api_errors(problem):
     return problem
 
 
-def builder_changes(body, campaign_kind, exclude=()):
+def builder_changes(body, exclude=()):
     """The builder form's fields for the values given in a body (the services' names and spellings)."""
     given = body.model_dump(exclude_none=True, exclude=set(exclude))
-    if campaign_kind == "blocks" and {"body", "kind"} & set(given):
-        field = "body" if "body" in given else "kind"
-        raise ApiProblem(422, "A blocks email changes in the block editor: its body and kind are not set here.",
-                         errors={field: "a blocks email keeps its blocks"})
     changes = {key: value for key, value in given.items()
                if key not in ("template_id", "audience", "utm", "track_opens", "track_clicks")}
     if "template_id" in given:
@@ -297,11 +293,10 @@ def campaign_stats(campaign_id):
 @operation("/campaigns", "POST", "edit_content", ok=CampaignOut, status=201, body=CampaignIn, tags=["campaigns"])
 def create_campaign(body):
     """Create a draft campaign"""
-    kind = body.kind or "html"
-    changes = builder_changes(body, kind, exclude=("name", "kind", "start_from"))
+    changes = builder_changes(body, exclude=("name", "kind", "start_from"))
     try:
         campaign = services.create_draft(g.team, g.api_key.created_by_id, body.name, start_from=body.start_from,
-                                         kind=kind, changes=changes)
+                                         kind=body.kind or "html", changes=changes)
     except CampaignError as problem:
         raise api_errors(problem)
     return campaign_out(campaign)
@@ -313,7 +308,7 @@ def update_campaign(campaign_id, body):
     """Change a draft: only the values given"""
     campaign = team_object_or_404(Campaign, campaign_id)
     try:
-        campaign = services.edit_draft(campaign, builder_changes(body, campaign.kind))
+        campaign = services.edit_draft(campaign, builder_changes(body))
     except services.StateError as problem:
         raise state_conflict(problem, campaign.id)
     except CampaignError as problem:

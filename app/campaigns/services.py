@@ -204,7 +204,12 @@ def edit_draft(campaign, changes):
     """Change only the builder fields in `changes` ({field: value}, a list for the audience fields) and
     save the draft with update_draft, or raise CampaignError and store nothing. Unlike the form, which
     offers only the team's own, an id that is not one of this team's lists, segments or templates is
-    refused at its field instead of being dropped."""
+    refused at its field instead of being dropped, and so is a body or kind for a block email (the form
+    leaves them as they are: a block email changes in the block editor)."""
+    if campaign.kind == "blocks" and {"body", "kind"} & set(changes):
+        field = "body" if "body" in changes else "kind"
+        raise CampaignError("A block email changes in the block editor: its body and kind are not set here.",
+                            field=field)
     form = form_of(campaign)
     for key, value in changes.items():
         if isinstance(value, (list, tuple)):
