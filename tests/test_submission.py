@@ -138,7 +138,8 @@ def test_starttls_and_auth_plain_submit_a_message_that_is_sent_signed_with_its_h
 
 
 def test_auth_login_with_the_key_id_as_username_queues_and_the_send_task_delivers(team, sink, submission_server,
-                                                                                   tls_dir):
+                                                                                   tls_dir, caplog):
+    caplog.set_level("INFO", logger="app.submission.server")
     accepted = []
     port = submission_server(on_accepted=accepted.extend)
     key, raw_key = key_for(team, "admin")
@@ -149,6 +150,7 @@ def test_auth_login_with_the_key_id_as_username_queues_and_the_send_task_deliver
     client.quit()
 
     assert [tx.to_email for tx in accepted] == ["ann@example.com", "bob@example.com"]
+    assert f"API key {key.prefix} (team {team.id}) submitted 2 messages" in caplog.text
     assert {row.status for row in TxMessage.select()} == {TxStatus.QUEUED}  # stored and handed on, not sent yet
     assert sink.handler.messages == []
     for tx in accepted:
@@ -177,7 +179,8 @@ def test_a_submitted_message_is_on_the_transactional_page_with_its_history(ctx, 
     assert "submitted over SMTP" in history[0].text
 
 
-def test_a_random_or_revoked_key_is_refused_at_auth(team, sink, submission_server, tls_dir):
+def test_a_random_or_revoked_key_is_refused_at_auth(team, sink, submission_server, tls_dir, caplog):
+    caplog.set_level("INFO", logger="app.submission.server")
     port = submission_server()
     key, raw_key = key_for(team)
     client = connect(port, tls_dir)
@@ -190,6 +193,8 @@ def test_a_random_or_revoked_key_is_refused_at_auth(team, sink, submission_serve
     assert refused(client.auth, "LOGIN", client.auth_login)[0] == 535
     client.quit()
     assert TxMessage.select().count() == 0
+    assert caplog.text.count("a sign-in from 127.0.0.1 with no live API key was refused") == 3
+    assert raw_key not in caplog.text
 
 
 def test_mail_before_auth_is_refused(team, sink, submission_server, tls_dir):

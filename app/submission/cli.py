@@ -6,6 +6,7 @@ It prints one JSON line saying where it listens, then serves until interrupted. 
 queued on the transactional stream's own queue (tasks/transactional.py), so the `tx` consumer sends it.
 """
 import json
+import logging
 import time
 
 import click
@@ -24,6 +25,8 @@ submission_cli = AppGroup("submission", help="SMTP submission into the transacti
 def run_submission(host, port):
     """Run the SMTP submission server until interrupted."""
     app = current_app._get_current_object()
+    # aiosmtpd logs every connection's every step at INFO; the server logs what was refused and accepted.
+    logging.getLogger("mail.log").setLevel(max(logging.WARNING, logging.getLogger().level))
     try:
         controller = server.start(app, on_accepted=tx_tasks.queue, host=host, port=port)
     except server.SubmissionSetupError as problem:

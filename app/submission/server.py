@@ -185,6 +185,7 @@ def sign_in(client_ip, password):
     key = keys.authenticate(password.decode("utf-8", "replace").strip())
     if key is None:
         ratelimit.hit(AUTH_THROTTLE_BUCKET, client_ip, limit, window)
+        log.warning("SMTP submission: a sign-in from %s with no live API key was refused", client_ip)
         return None, reply(535, "5.7.8", "The password is not a live API key: use a key from Team settings, "
                                          "API keys (it starts with loft_); a revoked key no longer works.")
     return key, None
@@ -250,6 +251,8 @@ def submit(key, mail_from, recipients, raw, on_accepted):
     except service.TxError as error:
         return refusal_for(error)
     on_accepted(messages)  # after the commit, so a consumer never looks for rows it cannot see yet
+    log.info("SMTP submission: API key %s (team %s) submitted %s", key.prefix, key.team_id,
+             plural(len(messages), "message"))
     ids = ", ".join(str(tx.id) for tx in messages)
     return reply(250, "2.0.0", f"Queued as transactional {'message' if len(messages) == 1 else 'messages'} {ids}.")
 
