@@ -175,6 +175,17 @@ def test_editing_a_sent_campaign_is_refused_in_words(app, web, ready_team):  # n
     assert moved.status_code == 302 and "/progress" in moved.headers["Location"]
 
 
+def test_a_change_of_a_few_fields_refuses_a_body_for_a_block_email(app, team):
+    """edit_draft (the API's partial change) says so where the form would leave the body as it is."""
+    with app.app_context():
+        campaign = services.create_campaign(team, None, "Blocks", kind="blocks")
+        with pytest.raises(services.CampaignError, match="A block email changes in the block editor") as refused:
+            services.edit_draft(campaign, {"body": "<p>Plain</p>", "subject": "Hi"})
+    assert refused.value.field == "body"
+    stored = Campaign.get_by_id(campaign.id)
+    assert stored.kind == "blocks" and stored.subject == ""
+
+
 def test_resend_and_requeue_refusals_are_said(web, ready_team):  # noqa: F811
     """These forms have nothing typed to keep: the message is said on the page they come back to."""
     team, news = ready_team
