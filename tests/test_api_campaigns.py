@@ -178,6 +178,18 @@ def test_a_campaign_sent_through_the_api_goes_out_and_its_numbers_are_the_report
     assert CaughtMessage.select().count() == 4
 
 
+def test_a_retried_send_with_its_idempotency_key_sends_once(api, ready_team):
+    team, news = ready_team
+    campaign = new_draft(api, news)
+    headers = {"Idempotency-Key": f"send-{campaign['id']}"}
+    first = api.post(f"/api/v1/campaigns/{campaign['id']}/send", headers=headers)
+    again = api.post(f"/api/v1/campaigns/{campaign['id']}/send", headers=headers)
+    assert first.status_code == again.status_code == 202 and again.get_json() == first.get_json()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert CaughtMessage.select().count() == 4
+    assert refused(api.post(f"/api/v1/campaigns/{campaign['id']}/send"), 409) == {"state": "completed"}
+
+
 def test_send_is_refused_with_the_pages_reasons(api, ready_team):
     team, news = ready_team
     campaign = new_draft(api, news, subject="", from_email="news@unverified.example")

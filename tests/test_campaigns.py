@@ -179,6 +179,22 @@ def test_pause_resume_and_cancel(web, ready_team):
     assert Campaign.get_by_id(campaign.id).state == "cancelled"
 
 
+def test_a_sent_campaign_is_neither_deleted_nor_published_again(web, ready_team):
+    """Completed may go back to sending only to resend failed messages: publishing it again is refused
+    before its audience is frozen again, and its report is kept."""
+    team, news = ready_team
+    campaign = create_draft(web, news)
+    web.post(f"/campaigns/{campaign.id}/publish", {"when": "now"})
+    assert Campaign.get_by_id(campaign.id).state == "completed" and CaughtMessage.select().count() == 4
+    deleted = web.post(f"/campaigns/{campaign.id}/delete", follow_redirects=True)
+    assert "this one is completed" in soup(deleted).select_one(".flash-error").text
+    again = web.post(f"/campaigns/{campaign.id}/publish", {"when": "now"}, follow_redirects=True)
+    assert "A completed campaign cannot send now" in soup(again).select_one(".flash-error").text
+    stored = Campaign.get_by_id(campaign.id)
+    assert stored.state == "completed" and CaughtMessage.select().count() == 4
+    assert Send.select().where(Send.campaign == campaign.id).count() == 4
+
+
 @pytest.mark.parametrize("current,target,ok", [
     ("draft", "scheduled", True), ("draft", "paused", False), ("scheduled", "sending", True),
     ("sending", "paused", True), ("paused", "sending", True), ("sending", "completed", True),
