@@ -1,6 +1,7 @@
 """The report's A/B table from the aggregates, not from the events.
 
-ab_split  per A/B campaign, where the test sample ends (its last send id) and whether every event of the
+ab_split  per A/B campaign, where the test sample ends (its last send id), how many sends of the sample
+          each variant has, and whether every event of the
           campaign was counted into ab_stat. The campaigns that already went out when this runs had
           their events counted before ab_stat existed: they get a row with from_start false, and their
           A/B table is still counted from the events.
@@ -14,6 +15,7 @@ from peewee import Model
 from peewee import Value
 
 from app.db import IdField
+from app.db import JSONField
 
 
 def up(migrator, db):
@@ -37,6 +39,7 @@ def up(migrator, db):
     class AbSplit(Base):
         campaign = ForeignKeyField(Campaign, primary_key=True, on_delete="CASCADE")
         last_test_send_id = IntegerField(null=True)
+        sample_sends = JSONField(null=True)
         from_start = BooleanField(default=True)
 
     class AbStat(Base):

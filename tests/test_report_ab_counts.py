@@ -98,6 +98,7 @@ def test_the_ab_table_from_the_aggregates_is_the_one_counted_from_the_events(app
         rollup.run()
         split = AbSplit.get(AbSplit.campaign == decided.id)
         assert split.from_start and split.last_test_send_id == stats.sample_cutoff(decided)
+        assert sorted(split.sample_sends.values()) == [5, 5]  # the 10 sends of the sample, A and B in turn
         report = report_services.campaign_report(decided)
 
     assert columns(report["ab_table"]) == from_events

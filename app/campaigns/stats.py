@@ -214,16 +214,26 @@ def column_numbers(by_status, opens, clicks, unsubscribes, complaints):
     return c
 
 
-def sample_statuses(campaign_id, cutoff):
-    """{variant id: {status: sends}} of the A/B test's sample (the sends up to id `cutoff`): one pass
-    over the sample's part of the (campaign, status, id) index, every status named so that the index
-    serves the id range."""
-    by_variant = {}
+def sample_sizes(campaign_id, cutoff):
+    """{variant id (as text, a JSON key): sends} of the A/B test's sample (the sends up to id `cutoff`),
+    which never changes once the sample is split at publish."""
+    return {str(variant_id): count for variant_id, count in
+            Send.select(Send.variant, fn.COUNT(Send.id)).where((Send.campaign == campaign_id) & (Send.id <= cutoff))
+            .group_by(Send.variant).tuples()}
+
+
+def sample_statuses(campaign_id, cutoff, sizes):
+    """{variant id: {status: sends}} of the A/B test's sample: the statuses other than "sent" counted
+    over the (campaign, status, id) index up to id `cutoff`, "sent" what they leave of each variant's
+    share of the sample (`sizes`, sample_sizes')."""
+    by_variant = {int(variant_id): {} for variant_id in sizes}
     for variant_id, status, count in (Send.select(Send.variant, Send.status, fn.COUNT(Send.id))
-                                      .where((Send.campaign == campaign_id) & (Send.status << list(SendStatus))
+                                      .where((Send.campaign == campaign_id) & (Send.status << NOT_SENT)
                                              & (Send.id <= cutoff))
                                       .group_by(Send.variant, Send.status).tuples()):
         by_variant.setdefault(variant_id, {})[status] = count
+    for variant_id, counted in by_variant.items():
+        counted[SendStatus.SENT.value] = max(0, sizes.get(str(variant_id), 0) - sum(counted.values()))
     return by_variant
 
 

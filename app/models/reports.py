@@ -6,6 +6,7 @@ from peewee import ForeignKeyField
 from peewee import IntegerField
 
 from app.db import BaseModel
+from app.db import JSONField
 from app.db import server_default
 from app.models.campaigns import Campaign
 from app.models.campaigns import Send
@@ -123,11 +124,14 @@ class ContactCount(BaseModel):
 class AbSplit(BaseModel):
     """Where the aggregator splits an A/B campaign's sends (migration 0056): the test sample is the sends
     up to last_test_send_id (app.campaigns.stats.sample_cutoff, the rule applied at publish), the rest
-    of the audience the sends after it. Written when the aggregator first meets the campaign's events.
+    of the audience the sends after it; sample_sends, how many sends of the sample each variant has
+    (the report counts the sample's other statuses and gives "sent" the rest). Written when the
+    aggregator first meets the campaign's events.
     from_start: every event of the campaign was counted into AbStat (False for the campaigns counted
     before AbStat existed: their A/B table is counted from the events)."""
     campaign = ForeignKeyField(Campaign, primary_key=True, on_delete="CASCADE")
     last_test_send_id = IntegerField(null=True)
+    sample_sends = JSONField(null=True)  # {variant id: sends of the sample}, fixed once the sample is split
     from_start = BooleanField(default=True)
 
 

@@ -142,7 +142,9 @@ def _split_ab_tests(lo, hi):
            .where((Event.id > lo) & (Event.id <= hi) & Event.campaign_id.is_null(False)))
     for campaign in Campaign.select().where(Campaign.id.in_(met) & Campaign.id.in_(Variant.select(Variant.campaign))
                                             & Campaign.id.not_in(AbSplit.select(AbSplit.campaign))):
-        AbSplit.insert(campaign=campaign.id, last_test_send_id=stats.sample_cutoff(campaign)).execute()
+        cutoff = stats.sample_cutoff(campaign)
+        AbSplit.insert(campaign=campaign.id, last_test_send_id=cutoff,
+                       sample_sends=stats.sample_sizes(campaign.id, cutoff) if cutoff else None).execute()
 
 
 def _aggregate(lo, hi):

@@ -94,14 +94,15 @@ def with_ledger_counts(numbers, counts):
 
 class CountedAbTest:
     """An A/B campaign's columns from the aggregates, for stats.ab_table: unique opens and clicks,
-    unsubscribes and complaints from AbStat; the sample's sends by status in one pass over the
-    sample, and the rest of the audience's as what the sample leaves of the campaign's (`by_status`,
-    the ledger's counts the report has already), so the ledger is never counted twice."""
+    unsubscribes and complaints from AbStat; the sample's sends by status from its sends not "sent"
+    and each variant's share of it (AbSplit.sample_sends), and the rest of the audience's as what the
+    sample leaves of the campaign's (`by_status`, the ledger's counts the report has already): the
+    ledger's "sent" rows are never counted one by one."""
 
     def __init__(self, campaign, split, by_status):
         self.cutoff = split.last_test_send_id
         self.engagement = list(AbStat.select().where(AbStat.campaign == campaign.id))
-        self.sample = stats.sample_statuses(campaign.id, self.cutoff) if self.cutoff else {}
+        self.sample = stats.sample_statuses(campaign.id, self.cutoff, split.sample_sends) if self.cutoff else {}
         self.by_status = by_status
 
     def numbers(self, variant):
@@ -123,7 +124,8 @@ def counted_ab_test(campaign, by_status):
     """CountedAbTest when the aggregator counted every event of the campaign into AbStat, else None
     (the A/B table is then counted from the ledger and the events)."""
     split = AbSplit.get_or_none(AbSplit.campaign == campaign.id)
-    return CountedAbTest(campaign, split, by_status) if split is not None and split.from_start else None
+    counted = split is not None and split.from_start and (split.sample_sends or not split.last_test_send_id)
+    return CountedAbTest(campaign, split, by_status) if counted else None
 
 
 def campaign_report(campaign):
