@@ -303,6 +303,8 @@ def test_the_size_announced_is_never_more_than_the_transactional_stream_takes(ct
     assert submission.max_message_bytes() == service.max_raw_bytes()
     ctx.config.update(SUBMISSION_MAX_BYTES=1_000)
     assert submission.max_message_bytes() == 1_000
+    ctx.config.update(SUBMISSION_MAX_BYTES=0)
+    assert submission.max_message_bytes() == service.max_raw_bytes()
 
 
 def test_suppressed_recipients_are_refused_at_rcpt_and_an_unsubscribed_one_is_not(team, sink, submission_server,

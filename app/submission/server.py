@@ -368,8 +368,10 @@ class SubmissionController(Controller):
 
 def max_message_bytes():
     """The SIZE the server announces: LOFT_SUBMISSION_MAX_BYTES, or less when the transactional stream
-    takes less (a message it would refuse is refused before it is sent at all)."""
-    return min(current_app.config["SUBMISSION_MAX_BYTES"], service.max_raw_bytes())
+    takes less (a message it would refuse is refused before it is sent at all). 0 or less means the
+    stream's own limit: aiosmtpd would take 0 as no limit at all."""
+    configured = current_app.config["SUBMISSION_MAX_BYTES"]
+    return min(configured, service.max_raw_bytes()) if configured > 0 else service.max_raw_bytes()
 
 
 def start(app, *, on_accepted, host=None, port=None, generated_tls_dir=GENERATED_TLS_DIR):
