@@ -183,6 +183,7 @@ def test_a_temporary_refusal_is_retried_later_and_a_permanent_one_fails_with_the
     failed = TxMessage.get_by_id(tx.id)
     assert failed.status == "failed" and "550 5.1.1" in failed.error and "User unknown" in failed.error
     assert service.deliver(tx.id).status == "failed"  # a repeated task leaves it alone
+    assert TxMessage.get_by_id(tx.id).attempts == 1
     assert [s for s, _at, _d in service.status_history(failed)] == ["queued", "failed"]
 
 
@@ -226,6 +227,9 @@ def test_submit_raw_checks_the_same_rules_and_makes_one_message_per_recipient(te
         service.submit_raw(key, mail_from="", recipients=["ok@example.com"],
                            raw=raw.replace(b"news@acme.test", b"ceo@elsewhere.example"))
     assert "from" in caught.value.errors
+    with pytest.raises(service.TxError) as caught:
+        service.submit_raw(key, mail_from="", recipients=[f"r{i}@example.com" for i in range(51)], raw=raw)
+    assert caught.value.errors == {"recipients": "At most 50 recipients per message."}
     assert TxMessage.select().count() == before  # all or none
 
 

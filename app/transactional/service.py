@@ -70,6 +70,7 @@ MAX_HEADERS = 20
 MAX_ATTACHMENTS = 20
 MAX_DATA_CHARS = 100_000
 MAX_DATA_DEPTH = 5
+MAX_SUBMITTED_RECIPIENTS = 50  # one message submitted over SMTP becomes one TxMessage per recipient
 FIELDS = frozenset(("to", "to_name", "from", "from_name", "reply_to", "subject", "html", "markdown",
                     "template_id", "data", "headers", "tags", "attachments"))
 # What a whole message submitted over SMTP may not bring along: Loft writes the routing and signature
@@ -414,6 +415,8 @@ def submit_raw(api_key, *, mail_from, recipients, raw):
         raise TxError(f"The message is {len(raw):,} bytes; at most {max_raw_bytes():,}.", field="raw")
     if not recipients:
         raise TxError("Name at least one recipient.", field="recipients")
+    if len(recipients) > MAX_SUBMITTED_RECIPIENTS:
+        raise TxError(f"At most {MAX_SUBMITTED_RECIPIENTS} recipients per message.", field="recipients")
     message = BytesParser(policy=email.policy.SMTP).parsebytes(raw)
     errors = {}
     senders = email.utils.getaddresses(message.get_all("From", []))
@@ -510,7 +513,12 @@ def deliver(tx_id):
     if tx is None or tx.status != TxStatus.QUEUED:
         return TxAttempt(tx.status if tx is not None else "missing")
     attempts = tx.attempts + 1
-    TxMessage.update(attempts=attempts).where(TxMessage.id == tx.id).execute()
+    # A conditional claim: should the same task ever run twice at once, only one of them sends.
+    claimed = (TxMessage.update(attempts=attempts)
+               .where((TxMessage.id == tx.id) & (TxMessage.status == TxStatus.QUEUED)
+                      & (TxMessage.attempts == tx.attempts)).execute())
+    if not claimed:
+        return TxAttempt(TxStatus.QUEUED, "taken by another worker")
     account = account_for(tx.team_id)
     if account is None:
         kind, detail, via = "temporary", "This team has no active SMTP account.", ""
