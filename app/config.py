@@ -139,15 +139,16 @@ class Config:
     TX_RETRY_DELAYS = _ints("LOFT_TX_RETRY_DELAYS", "5,30,120,600,1800")
     # SMTP submission (the Procfile's `submission`, app/submission/): where it listens; its TLS certificate and
     # key as PEM files (empty: a self-signed pair made once under var/submission-tls/); the largest message in
-    # bytes (the transactional stream's own limit from TX_MAX_BYTES applies too) and the recipients one message
-    # may have. LOOPBACK_PLAIN lets a client on this machine sign in without STARTTLS; turn it off when a proxy
-    # on this machine forwards outside clients to the port.
+    # bytes (the transactional stream's own limit from TX_MAX_BYTES applies too), the recipients one message
+    # may have and the connections open at once (more are told 421). LOOPBACK_PLAIN lets a client on this
+    # machine sign in without STARTTLS; turn it off when a proxy on this machine forwards outside clients.
     SUBMISSION_BIND = _str("LOFT_SUBMISSION_BIND", "127.0.0.1")
     SUBMISSION_PORT = _int("LOFT_SUBMISSION_PORT", 1587)
     SUBMISSION_CERT = _path("LOFT_SUBMISSION_CERT", "") if _str("LOFT_SUBMISSION_CERT", "").strip() else ""
     SUBMISSION_KEY = _path("LOFT_SUBMISSION_KEY", "") if _str("LOFT_SUBMISSION_KEY", "").strip() else ""
     SUBMISSION_MAX_BYTES = _int("LOFT_SUBMISSION_MAX_BYTES", 10_000_000)
     SUBMISSION_MAX_RECIPIENTS = _int("LOFT_SUBMISSION_MAX_RECIPIENTS", 50)
+    SUBMISSION_MAX_CONNECTIONS = _int("LOFT_SUBMISSION_MAX_CONNECTIONS", 100)
     SUBMISSION_LOOPBACK_PLAIN = _bool("LOFT_SUBMISSION_LOOPBACK_PLAIN", True)
     # Task consumer processes `make run` starts (default: one per core, so sending uses every core); as many
     # engine runs send one campaign at once, sharing each SMTP account's limits.

@@ -417,6 +417,27 @@ def test_the_cli_queues_what_it_accepts_and_the_tx_consumer_process_sends_it(app
     assert rcpt == "ann@example.com" and dkim_verifies(delivered)
 
 
+def test_connections_past_the_limit_are_told_421_and_a_closed_one_frees_its_place(team, submission_server):
+    port = submission_server(SUBMISSION_MAX_CONNECTIONS=2)
+    first, second = connect(port), connect(port)
+    with pytest.raises(smtplib.SMTPConnectError) as caught:
+        smtplib.SMTP("127.0.0.1", port, timeout=20)
+    assert caught.value.smtp_code == 421 and b"Too many connections" in caught.value.smtp_error
+    first.starttls(context=ssl._create_unverified_context())  # the TLS layer is no second connection
+    first.quit()
+    deadline = time.monotonic() + 30  # the server notices the close on its own loop; only a leak reaches this
+    while True:
+        try:
+            third = connect(port)
+            break
+        except smtplib.SMTPConnectError:
+            assert time.monotonic() < deadline, "a closed connection kept its place"
+            time.sleep(0.05)
+    assert third.noop()[0] == 250 and second.noop()[0] == 250
+    third.quit()
+    second.quit()
+
+
 def test_auth_plain_with_a_malformed_blob_is_answered_once_with_why(team, submission_server, tls_dir):
     client = connect(submission_server(), tls_dir)
     code, words = client.docmd("AUTH", "PLAIN " + base64.b64encode(b"only-one-part").decode())

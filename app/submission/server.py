@@ -313,14 +313,32 @@ class SubmissionSMTP(SMTP):
     """aiosmtpd's SMTP with AUTH required before MAIL, checked off the event loop, and allowed without
     STARTTLS from loopback when `loopback_plain`."""
 
-    def __init__(self, handler, *, loopback_plain, **kwargs):
+    def __init__(self, handler, *, loopback_plain, live, max_connections, **kwargs):
         super().__init__(handler, auth_required=True, auth_require_tls=True, **kwargs)
         self.loopback_plain = loopback_plain
+        self.live = live  # the server's open sessions (touched on its event loop only)
+        self.max_connections = max_connections
+        self.over_limit = False
 
     def connection_made(self, transport):
+        if self._original_transport is None:  # the plain connection, not the TLS layer after STARTTLS
+            self.over_limit = len(self.live) >= self.max_connections
+            if not self.over_limit:
+                self.live.add(self)
         super().connection_made(transport)
-        if self._original_transport is None:  # the plain connection; after STARTTLS AUTH is allowed anyway
+        if self._original_transport is None:  # after STARTTLS AUTH is allowed anyway
             self._auth_require_tls = not (self.loopback_plain and is_loopback(self.session.peer))
+
+    def connection_lost(self, error):
+        self.live.discard(self)
+        super().connection_lost(error)
+
+    async def _handle_client(self):
+        if self.over_limit:  # every session holds a socket and a worker thread at times: bound them
+            await self.push("421 4.7.0 Too many connections to this server; try again in a minute.")
+            self.transport.close()
+            return
+        await super()._handle_client()
 
     async def auth_PLAIN(self, _, args):
         if len(args) == 1:
@@ -358,12 +376,15 @@ class SubmissionSMTP(SMTP):
 
 
 class SubmissionController(Controller):
-    def __init__(self, handler, *, loopback_plain, **kwargs):
+    def __init__(self, handler, *, loopback_plain, max_connections, **kwargs):
         self.loopback_plain = loopback_plain
+        self.max_connections = max_connections
+        self.live = set()
         super().__init__(handler, **kwargs)
 
     def factory(self):
-        return SubmissionSMTP(self.handler, loopback_plain=self.loopback_plain, **self.SMTP_kwargs)
+        return SubmissionSMTP(self.handler, loopback_plain=self.loopback_plain, live=self.live,
+                              max_connections=self.max_connections, **self.SMTP_kwargs)
 
 
 def max_message_bytes():
@@ -383,6 +404,7 @@ def start(app, *, on_accepted, host=None, port=None, generated_tls_dir=GENERATED
     controller = SubmissionController(
         SubmissionHandler(app, on_accepted), hostname=host or config["SUBMISSION_BIND"],
         port=port or config["SUBMISSION_PORT"], loopback_plain=config["SUBMISSION_LOOPBACK_PLAIN"],
+        max_connections=config["SUBMISSION_MAX_CONNECTIONS"],
         tls_context=context, data_size_limit=max_message_bytes(), server_hostname=names[0] if names else None,
         ident="Loft SMTP submission")
     controller.start()
