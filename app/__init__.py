@@ -10,6 +10,7 @@ from flask import request
 from flask import url_for
 from flask_login import LoginManager
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter
 
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -37,6 +38,7 @@ from app.contacts.views import bp as contacts_bp
 from app.dashboard.views import bp as dashboard_bp
 from app.errors import Problem
 from app.db import close_db
+from app.db import MAX_ROW_ID
 from app.db import init_db
 from app.editor.views import bp as editor_bp
 from app.email_templates.views import bp as email_templates_bp
@@ -61,8 +63,18 @@ __version__ = "0.1.0"
 login_manager = LoginManager()
 
 
+class RowIdConverter(IntegerConverter):
+    """`<int:...>` in every route: a number past the largest id a row can have does not match (404), so
+    a forged huge id never reaches the database, where it overflows (an error page instead of a 404)."""
+
+    def __init__(self, url_map, *args, **kwargs):
+        kwargs.setdefault("max", MAX_ROW_ID)
+        super().__init__(url_map, *args, **kwargs)
+
+
 def create_app(overrides=None):
     app = Flask(__name__, template_folder="../templates", static_folder="../static")
+    app.url_map.converters["int"] = RowIdConverter
     app.config.from_object(Config)
     app.config.update(overrides or {})
     if not app.config["SECRET_KEY"]:

@@ -100,6 +100,11 @@ class JSONField(peewee.JSONField):
         return super().python_value(value)
 
 
+# The largest id a row can have on either stack (PostgreSQL's SERIAL is a 4-byte integer): routes refuse
+# anything larger before it reaches a query (app.RowIdConverter).
+MAX_ROW_ID = 2**31 - 1
+
+
 # --- Id counters --------------------------------------------------------------------------------
 # Ids leave the box (send ids in the links of delivered mail, contact and list ids in webhook payloads
 # and exports), so none may ever be handed out twice, not even after a restore. SQLite tables have

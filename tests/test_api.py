@@ -115,6 +115,9 @@ def test_another_teams_ids_are_not_found(api, api_key_for):
     assert Contact.get_by_id(contact_id).name == ""
     other_list = MailingList.create(team=other_team, name="Theirs")
     assert_problem(api.get(f"/api/v1/contacts?list={other_list.id}"), 404)
+    for huge in (2**31, 2**70):  # past any row id: not found, never the database's overflow
+        assert_problem(api.get(f"/api/v1/contacts/{huge}"), 404)
+        assert_problem(api.get(f"/api/v1/campaigns/{huge}"), 404)
 
 
 # --- Problems -------------------------------------------------------------------------------------

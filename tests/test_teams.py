@@ -113,6 +113,10 @@ def test_another_teams_ids_are_not_found(app, web, admin):
     assert ApiKey.get_by_id(other_key.id).revoked_at is None
     assert Membership.get_by_id(other_member.id).role == "guest"
     assert Invite.get_or_none(Invite.id == invite.id) is not None
+    # An id past what a row can hold is not found either, rather than an error from the database.
+    for path in ("/contacts/2147483648", f"/contacts/{2**70}", f"/campaigns/{2**70}"):
+        assert web.get(path).status_code == 404, path
+    assert web.post(f"/teams/members/{2**70}/remove").status_code == 404
     # Switching to a team you do not belong to is refused the same way.
     assert web.post("/teams/switch", {"team_id": other.id}).status_code == 404
     assert User.get_by_id(admin.id).current_team_id == acme.id
