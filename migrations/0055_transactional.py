@@ -65,6 +65,7 @@ def up(migrator, db):
             indexes = (
                 (("team", "id"), False),
                 (("team", "status", "id"), False),
+                (("status", "created_at"), False),
             )
 
     class TxEvent(Base):

@@ -3,7 +3,10 @@
 A campaign's send task can hold every worker of the main queue for hours; a receipt queued here is
 picked up by the transactional consumer's own workers at once.
 """
+from huey import crontab
+
 from app.transactional import service
+from tasks import huey
 from tasks import tx_huey
 
 
@@ -21,3 +24,13 @@ def queue(tx_messages):
     """Queue each message `service.accept` or `service.submit_raw` returned."""
     for tx in tx_messages:
         send_tx(tx.id)
+
+
+@huey.periodic_task(crontab(minute="*/5"), name="transactional.requeue_stalled")
+def requeue_stalled():
+    """On the main queue's periodic worker (the `tx` consumer runs none): queue again the messages left
+    queued with nothing heard of them (service.stalled_ids); returns how many."""
+    stalled = service.stalled_ids()
+    for tx_id in stalled:
+        send_tx(tx_id)
+    return len(stalled)

@@ -105,6 +105,7 @@ QUEUED_NAMES = {
     "tasks.sending.sending.send_campaign", "tasks.sending.sending.tick",
     "tasks.webhooks.notices.email",
     "tasks.webhooks.webhooks.deliver", "tasks.webhooks.webhooks.prune", "tasks.webhooks.webhooks.tick",
+    "tasks.transactional.transactional.requeue_stalled",
 }
 # The transactional stream's own queue (tasks.tx_huey) keeps its names the same way.
 TX_QUEUED_NAMES = {"tasks.transactional.send_tx"}

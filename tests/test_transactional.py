@@ -2,6 +2,7 @@
 on loopback: what is checked and refused, what is sent (signed, no List-Unsubscribe), retries and failures,
 and SMTP submission's submit_raw. The own-lane test with real consumers is tests/test_transactional_lane.py."""
 import base64
+import datetime
 import email
 import json
 import email.policy
@@ -285,3 +286,16 @@ def test_outgoing_webhooks_fire_for_transactional_messages(ctx, team, smtp, rece
     assert first["contact"] is None and first["campaign_id"] is None
     assert first["data"]["to"] == "buyer@example.com" and first["data"]["tags"] == ["receipt"]
     assert first["data"]["message_id"] == sent.message_id
+
+
+def test_a_message_left_queued_is_queued_again_and_sent_once(ctx, team, sink):
+    tx = service.accept(team, api_key=None, message={"to": "buyer@example.com", "subject": "S", "html": "<p>x</p>"})
+    # Never queued (as if the queue lost its task): nothing happens until it is older than the last retry.
+    assert service.stalled_ids() == []
+    later = utcnow() + datetime.timedelta(seconds=max(ctx.config["TX_RETRY_DELAYS"]) + service.STALL_MARGIN + 1)
+    assert service.stalled_ids(now=later) == [tx.id]
+    TxEvent.update(at=utcnow() - datetime.timedelta(days=1)).execute()
+    TxMessage.update(created_at=utcnow() - datetime.timedelta(days=1)).execute()
+    assert tx_tasks.requeue_stalled.call_local() == 1
+    assert TxMessage.get_by_id(tx.id).status == "sent" and len(sink.handler.messages) == 1
+    assert tx_tasks.requeue_stalled.call_local() == 0 and len(sink.handler.messages) == 1

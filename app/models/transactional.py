@@ -53,6 +53,7 @@ class TxMessage(BaseModel):
         indexes = (
             (("team", "id"), False),
             (("team", "status", "id"), False),
+            (("status", "created_at"), False),  # the sweep for messages left queued
         )
 
 

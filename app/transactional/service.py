@@ -17,6 +17,7 @@ TxMessage it got back.
 import asyncio
 import base64
 import binascii
+import datetime
 import email.policy
 import email.utils
 import re
@@ -70,6 +71,7 @@ MAX_HEADERS = 20
 MAX_ATTACHMENTS = 20
 MAX_DATA_CHARS = 100_000
 MAX_DATA_DEPTH = 5
+STALL_MARGIN = 300  # seconds past the longest retry delay before a queued message counts as lost
 MAX_SUBMITTED_RECIPIENTS = 50  # one message submitted over SMTP becomes one TxMessage per recipient
 FIELDS = frozenset(("to", "to_name", "from", "from_name", "reply_to", "subject", "html", "markdown",
                     "template_id", "data", "headers", "tags", "attachments"))
@@ -540,6 +542,19 @@ def deliver(tx_id):
         return TxAttempt(TxStatus.QUEUED, detail, retry_in=delay)
     _record(tx, TxStatus.FAILED, detail + via, error=detail)
     return TxAttempt(TxStatus.FAILED, detail)
+
+
+def stalled_ids(now=None, limit=500):
+    """Messages still queued with nothing heard of them for longer than the longest retry delay plus
+    STALL_MARGIN seconds: a consumer died between the SMTP reply and its record, or the queue lost the task.
+    Queuing them again is safe: deliver() claims a message before it sends."""
+    now = now or utcnow()
+    cutoff = now - datetime.timedelta(seconds=max(current_app.config["TX_RETRY_DELAYS"], default=0) + STALL_MARGIN)
+    heard_of = TxEvent.select(TxEvent.tx_message).where(TxEvent.at >= cutoff)
+    return [row.id for row in TxMessage.select(TxMessage.id)
+            .where((TxMessage.status == TxStatus.QUEUED) & (TxMessage.created_at < cutoff)
+                   & TxMessage.id.not_in(heard_of))
+            .order_by(TxMessage.id).limit(limit)]
 
 
 # --- After sending ----------------------------------------------------------------------------------
