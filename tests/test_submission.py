@@ -298,13 +298,15 @@ def test_a_message_over_the_size_limit_is_refused_with_552(team, sink, submissio
     assert TxMessage.select().count() == 0 and sink.handler.messages == []
 
 
-def test_the_size_announced_is_never_more_than_the_transactional_stream_takes(ctx, team):
+def test_the_size_and_recipients_allowed_are_never_more_than_the_transactional_stream_takes(ctx, team):
     ctx.config.update(SUBMISSION_MAX_BYTES=10**9)
     assert submission.max_message_bytes() == service.max_raw_bytes()
     ctx.config.update(SUBMISSION_MAX_BYTES=1_000)
     assert submission.max_message_bytes() == 1_000
     ctx.config.update(SUBMISSION_MAX_BYTES=0)
     assert submission.max_message_bytes() == service.max_raw_bytes()
+    ctx.config.update(SUBMISSION_MAX_RECIPIENTS=10**6)
+    assert submission.max_recipients() == service.MAX_SUBMITTED_RECIPIENTS
 
 
 def test_suppressed_recipients_are_refused_at_rcpt_and_an_unsubscribed_one_is_not(team, sink, submission_server,

@@ -38,7 +38,7 @@ def run_submission(host, port):
                            "port": controller.port, "starttls": True,
                            "auth_without_tls_from_loopback": app.config["SUBMISSION_LOOPBACK_PLAIN"],
                            "max_bytes": server.max_message_bytes(),
-                           "max_recipients": app.config["SUBMISSION_MAX_RECIPIENTS"]}))
+                           "max_recipients": server.max_recipients()}))
     try:
         while True:
             time.sleep(3600)

@@ -214,7 +214,7 @@ def sender_refusal(key, address):
 def recipient_refusal(key, address, recipients_so_far):
     """None when the message may go to `address` as well, else the refusal: past the limit (452), not an
     address (553), an address the team must not mail (550)."""
-    limit = current_app.config["SUBMISSION_MAX_RECIPIENTS"]
+    limit = max_recipients()
     if recipients_so_far >= limit:
         return reply(452, "4.5.3", f"Too many recipients: at most {limit} per message; send the rest in "
                                    "another message.")
@@ -393,6 +393,12 @@ def max_message_bytes():
     stream's own limit: aiosmtpd would take 0 as no limit at all."""
     configured = current_app.config["SUBMISSION_MAX_BYTES"]
     return min(configured, service.max_raw_bytes()) if configured > 0 else service.max_raw_bytes()
+
+
+def max_recipients():
+    """Recipients one message may have: LOFT_SUBMISSION_MAX_RECIPIENTS, never more than submit_raw takes
+    (refused at RCPT, not after the whole message was sent)."""
+    return min(current_app.config["SUBMISSION_MAX_RECIPIENTS"], service.MAX_SUBMITTED_RECIPIENTS)
 
 
 def start(app, *, on_accepted, host=None, port=None, generated_tls_dir=GENERATED_TLS_DIR):
