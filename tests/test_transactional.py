@@ -11,6 +11,7 @@ import dkim
 import pytest
 
 from app.bounces import outcomes
+from app.bounces.parse import delivery_for
 from app.bounces.parse import parse_message
 from app.consent import suppression
 from app.models import ApiKey
@@ -299,3 +300,13 @@ def test_a_message_left_queued_is_queued_again_and_sent_once(ctx, team, sink):
     assert tx_tasks.requeue_stalled.call_local() == 1
     assert TxMessage.get_by_id(tx.id).status == "sent" and len(sink.handler.messages) == 1
     assert tx_tasks.requeue_stalled.call_local() == 0 and len(sink.handler.messages) == 1
+
+
+def test_a_providers_delivered_report_moves_a_sent_message_to_delivered(team, sink):
+    tx = send(team)
+    report = delivery_for("buyer@example.com", message_id=f"<{tx.message_id}>")
+    [recorded] = outcomes.record_delivery(team.id, report, "ses")
+    assert recorded["tx_id"] == tx.id and recorded["kind"] == "delivered" and not recorded["duplicate"]
+    assert outcomes.record_delivery(team.id, report, "ses")[0]["duplicate"]
+    assert TxMessage.get_by_id(tx.id).status == "delivered"
+    assert [s for s, _at, _d in service.status_history(tx)] == ["queued", "sent", "delivered"]

@@ -20,7 +20,7 @@ from app.teams.context import team_object_or_404
 from app.transactional import service
 from tasks import transactional as tx_tasks
 
-TxStatusName = Literal["queued", "sent", "failed", "bounced"]
+TxStatusName = Literal["queued", "sent", "delivered", "failed", "bounced"]
 
 
 class AttachmentIn(Strict):
@@ -55,7 +55,8 @@ class TxIn(Strict):
 
 class TxEventOut(Schema):
     status: str = Field(description="queued (also after each temporary failure, with the server's words), "
-                                    "sent (with the SMTP reply), failed, bounced.")
+                                    "sent (with the SMTP reply), delivered (a provider said so), failed, "
+                                    "bounced, complained.")
     at: datetime.datetime
     detail: str
 

@@ -175,7 +175,7 @@ def apply(team_id, report, source, now=None):
     return done
 
 
-def _apply_transactional(team_id, report):
+def _apply_transactional(team_id, report, delivered=False):
     """A report about a transactional message (matched by its Message-ID only, never by address): into its
     status history; a hard bounce or a complaint suppresses the address. [] when it names none."""
     failed = [r for r in report.results if r.kind != "none"] or list(report.results)
@@ -184,6 +184,8 @@ def _apply_transactional(team_id, report):
     if tx is None or report.kind == "auth":
         return []
     kind = "complaint" if report.is_complaint else (result.kind if result is not None else report.kind)
+    if delivered:
+        kind = "delivered"
     status = (result.status if result is not None else "") or report.status
     reason = (result.reason if result is not None else "") or report.reason
     diagnostic = ((result.diagnostic if result is not None else "") or report.diagnostic)[:500]
@@ -198,6 +200,9 @@ def record_delivery(team_id, report, source, now=None):
 
     The Send itself stays "sent": delivery is news about a message already handed over,
     and reports and outgoing webhooks read it from the event."""
+    about_transactional = _apply_transactional(team_id, report, delivered=True)
+    if about_transactional:
+        return about_transactional
     now = now or utcnow()
     done = []
     for send, result in match(team_id, report, now):

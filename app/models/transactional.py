@@ -20,6 +20,7 @@ class TxStatus(enum.StrEnum):
     """TxMessage.status and TxEvent.status; the values are the stored strings."""
     QUEUED = "queued"
     SENT = "sent"  # the team's SMTP server accepted it (its reply is in the TxEvent's detail)
+    DELIVERED = "delivered"  # a provider (SES, SendGrid, ... webhooks) reported it delivered
     FAILED = "failed"  # refused for good, or every retry used up
     BOUNCED = "bounced"  # a bounce report came back for it after it was sent
 

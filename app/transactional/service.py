@@ -573,16 +573,20 @@ def message_for_report(team_id, message_id, recipient=""):
 
 
 def record_report(tx, kind, detail):
-    """A bounce ("hard", "soft", "block") or "complaint" about a sent message, in its history, once per kind.
+    """A provider's "delivered", a bounce ("hard", "soft", "block") or "complaint" about a sent message, in its
+    history, once per kind; "delivered" moves a sent message to delivered.
     A hard bounce or a complaint also suppresses the address for the team (reason "bounced"/"complained"), so
     neither its campaigns nor its next transactional message go there again. Returns (status, duplicate)."""
-    status = "complained" if kind == "complaint" else TxStatus.BOUNCED
+    status = {"complaint": "complained", "delivered": TxStatus.DELIVERED}.get(kind, TxStatus.BOUNCED)
     marker = f"{kind}: "
     with db.atomic():
         if TxEvent.select().where((TxEvent.tx_message == tx.id) & (TxEvent.status == status)
                                   & TxEvent.detail.startswith(marker)).exists():
             return status, True
         TxEvent.create(tx_message=tx.id, status=status, detail=(marker + detail)[:2000])
+        if status == TxStatus.DELIVERED:
+            (TxMessage.update(status=TxStatus.DELIVERED)
+             .where((TxMessage.id == tx.id) & (TxMessage.status == TxStatus.SENT)).execute())
         if status == TxStatus.BOUNCED:
             TxMessage.update(status=TxStatus.BOUNCED, error=detail[:2000]).where(TxMessage.id == tx.id).execute()
             _event_for_webhooks(tx, status, detail)
