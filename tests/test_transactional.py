@@ -1,6 +1,7 @@
 """Transactional email through the service and its queue (in immediate mode here), into a real SMTP server
 on loopback: what is checked and refused, what is sent (signed, no List-Unsubscribe), retries and failures,
 and SMTP submission's submit_raw. The own-lane test with real consumers is tests/test_transactional_lane.py."""
+import asyncio
 import base64
 import datetime
 import email
@@ -310,3 +311,13 @@ def test_a_providers_delivered_report_moves_a_sent_message_to_delivered(team, si
     assert outcomes.record_delivery(team.id, report, "ses")[0]["duplicate"]
     assert TxMessage.get_by_id(tx.id).status == "delivered"
     assert [s for s, _at, _d in service.status_history(tx)] == ["queued", "sent", "delivered"]
+
+
+def test_a_message_is_sent_from_a_thread_that_runs_an_event_loop(team, sink):
+    # An aiosmtpd handler (SMTP submission) runs on an event loop: asyncio.run cannot nest there.
+    tx = service.accept(team, api_key=None, message={"to": "buyer@example.com", "subject": "S", "html": "<p>x</p>"})
+
+    async def on_a_loop():
+        return service.deliver(tx.id)
+    assert asyncio.run(on_a_loop()).status == "sent"
+    assert len(sink.handler.messages) == 1

@@ -17,6 +17,7 @@ TxMessage it got back.
 import asyncio
 import base64
 import binascii
+import concurrent.futures
 import datetime
 import email.policy
 import email.utils
@@ -500,6 +501,22 @@ def _event_for_webhooks(tx, status, detail):
             "message_id": tx.message_id, "tags": tx.tags or [], "detail": detail[:500]})
 
 
+def _run(coroutine):
+    """Run `coroutine` to its end: here, or on a thread of its own when this thread already runs an event loop
+    (an aiosmtpd handler, a Playwright test) that asyncio.run may not nest in."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    app = current_app._get_current_object()
+
+    def in_app():
+        with app.app_context():
+            return asyncio.run(coroutine)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(in_app).result()
+
+
 def _record(tx, status, detail, **changes):
     with db.atomic():
         TxMessage.update(status=status, **changes).where(TxMessage.id == tx.id).execute()
@@ -529,7 +546,7 @@ def deliver(tx_id):
         row = domains.domain_for_sender(tx.team_id, tx.from_email)
         if row is not None and row.dkim_private_key:
             raw = domains.sign(raw, row)
-        kind, detail = asyncio.run(_send(accounts.smtp_options(account), tx.from_email, tx.to_email, raw))
+        kind, detail = _run(_send(accounts.smtp_options(account), tx.from_email, tx.to_email, raw))
         via = f" (via SMTP account “{account.name}”)"
     if kind == "sent":
         _record(tx, TxStatus.SENT, detail + via, sent_at=utcnow(), error="")
