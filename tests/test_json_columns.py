@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from app.db import BaseModel
 from app.db import JSONField
 from app.db import db
 from app.models import Campaign
@@ -135,7 +136,7 @@ def test_every_json_column_reads_what_the_text_columns_held():
 
     from app import models
     fields = [field for _, model in inspect.getmembers(models, inspect.isclass)
-              if issubclass(model, models.BaseModel) and model is not models.BaseModel
+              if issubclass(model, BaseModel) and model is not BaseModel
               for field in model._meta.sorted_fields if isinstance(field, JSONField)]
     assert len(fields) >= 15
     for field in fields:
