@@ -97,7 +97,7 @@ def test_the_checks_see_what_they_look_for():
 # huey stores a queued task as "<module>.<name>"; messages in a queue (an invitation's retry, a
 # periodic run) outlive a deploy, so these strings stay even when a task moves (tasks.queued_as).
 QUEUED_NAMES = {
-    "tasks.ai.ai.run_ai_job",
+    "tasks.ai.ai.run_ai_job", "tasks.api.api.prune_idempotency",
     "tasks.feedback.feedback.check_bounce_mailbox", "tasks.feedback.feedback.check_bounce_mailboxes",
     "tasks.contacts.contacts.run_bulk", "tasks.imports.imports.resume_stalled", "tasks.imports.imports.run_import",
     "tasks.mail.mail.send_confirmation", "tasks.mail.mail.send_system_email",

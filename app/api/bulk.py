@@ -72,7 +72,8 @@ def cell(value):
     return str(value)
 
 
-@operation("/contacts/bulk", "POST", "edit_content", ok=JobOut, status=202, body=BulkIn, tags=["contacts"])
+@operation("/contacts/bulk", "POST", "edit_content", ok=JobOut, status=202, body=BulkIn, tags=["contacts"],
+           location="/jobs/{id}")
 def bulk_upsert(body):
     """Add or update up to 10,000 contacts; answers with the job to poll"""
     keys = sorted({key for row in body.contacts for key in row.fields})

@@ -18,10 +18,14 @@ from app.api.framework import ApiProblem
 from app.api.framework import Schema
 from app.api.framework import Strict
 from app.api.framework import operation
+from app.campaigns import ab_testing
+from app.campaigns import drafts
 from app.campaigns import listing
-from app.campaigns import services
+from app.campaigns import publishing
+from app.campaigns import schedule
 from app.campaigns import stats
-from app.campaigns.services import CampaignError
+from app.campaigns.errors import CampaignError
+from app.campaigns.errors import StateError
 from app.campaigns.states import TransitionError
 from app.email_templates import services as template_services
 from app.models import Campaign
@@ -178,7 +182,7 @@ class CampaignStats(Schema):
 
 
 def campaign_summary(campaign):
-    chosen = services.audience(campaign)
+    chosen = drafts.audience(campaign)
     return dict(id=campaign.id, name=campaign.name, subject=campaign.subject, state=campaign.state,
                 audience=CampaignAudience(**{key: chosen.get(key) or [] for key in AUDIENCE_KEYS}),
                 scheduled_at=utc(campaign.scheduled_at), started_at=utc(campaign.started_at), total=campaign.total,
@@ -195,7 +199,7 @@ def campaign_out(campaign):
                        utm=UtmSettings(enabled=bool(settings.get("enabled")),
                                **{name: str(settings.get(name) or "") for name in ("source", "medium", "campaign",
                                                                                       "content")}),
-                       ab_test=services.ab_test(campaign) or None, finished_at=utc(campaign.finished_at),
+                       ab_test=ab_testing.ab_test(campaign) or None, finished_at=utc(campaign.finished_at),
                        created_at=utc(campaign.created_at))
 
 
@@ -290,13 +294,14 @@ def campaign_stats(campaign_id):
 
 # --- Writing ----------------------------------------------------------------------------------------
 
-@operation("/campaigns", "POST", "edit_content", ok=CampaignOut, status=201, body=CampaignIn, tags=["campaigns"])
+@operation("/campaigns", "POST", "edit_content", ok=CampaignOut, status=201, body=CampaignIn, tags=["campaigns"],
+           location="/campaigns/{id}")
 def create_campaign(body):
     """Create a draft campaign"""
     changes = builder_changes(body, exclude=("name", "kind", "start_from"))
     try:
-        campaign = services.create_draft(g.team, g.api_key.created_by_id, body.name, start_from=body.start_from,
-                                         kind=body.kind or "html", changes=changes)
+        campaign = drafts.create_draft(g.team, g.api_key.created_by_id, body.name, start_from=body.start_from,
+                                       kind=body.kind or "html", changes=changes)
     except CampaignError as problem:
         raise api_errors(problem)
     return campaign_out(campaign)
@@ -308,8 +313,8 @@ def update_campaign(campaign_id, body):
     """Change a draft: only the values given"""
     campaign = team_object_or_404(Campaign, campaign_id)
     try:
-        campaign = services.edit_draft(campaign, builder_changes(body))
-    except services.StateError as problem:
+        campaign = drafts.edit_draft(campaign, builder_changes(body))
+    except StateError as problem:
         raise state_conflict(problem, campaign.id)
     except CampaignError as problem:
         raise api_errors(problem)
@@ -321,8 +326,8 @@ def delete_campaign(campaign_id):
     """Delete a draft, cancelled or failed campaign"""
     campaign = team_object_or_404(Campaign, campaign_id)
     try:
-        services.delete_campaign(campaign)
-    except services.StateError as problem:
+        drafts.delete_campaign(campaign)
+    except StateError as problem:
         raise state_conflict(problem, campaign.id)
 
 
@@ -339,7 +344,7 @@ def send_test(campaign_id, body):
             raise ApiProblem(422, "There is no contact with this address in this team.",
                              errors={"contact": "no such contact"})
     if body.variant:
-        variant = services.variant_of(campaign, label=body.variant)
+        variant = ab_testing.variant_of(campaign, label=body.variant)
         if variant is None:
             raise ApiProblem(422, "This campaign has no A/B variant with this label.",
                              errors={"variant": "no such variant"})
@@ -354,8 +359,8 @@ def schedule_campaign(campaign_id, body):
     """Schedule a draft to go out at a time"""
     campaign = team_object_or_404(Campaign, campaign_id)
     try:
-        when = services.check_schedule(g.team, utc_moment(body.at))
-        campaign = services.publish(campaign, when)
+        when = schedule.check_schedule(g.team, utc_moment(body.at))
+        campaign = publishing.publish(campaign, when)
     except TransitionError as problem:
         raise state_conflict(problem, campaign.id)
     except (CampaignError, ledger.LedgerError) as problem:
@@ -368,7 +373,7 @@ def send_campaign(campaign_id):
     """Send a draft (or a scheduled campaign) now"""
     campaign = team_object_or_404(Campaign, campaign_id)
     try:
-        campaign = services.publish(campaign)
+        campaign = publishing.publish(campaign)
     except TransitionError as problem:
         raise state_conflict(problem, campaign.id)
     except (CampaignError, ledger.LedgerError) as problem:
@@ -379,7 +384,7 @@ def send_campaign(campaign_id):
 def control(campaign_id, action):
     campaign = team_object_or_404(Campaign, campaign_id)
     try:
-        campaign = services.control(campaign, action, who=f"the API key “{g.api_key.name}”")
+        campaign = publishing.control(campaign, action, who=f"the API key “{g.api_key.name}”")
     except TransitionError as problem:
         raise state_conflict(problem, campaign.id)
     return campaign_out(sendable(campaign.id) if action == "resume" else campaign)

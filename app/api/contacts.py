@@ -140,7 +140,8 @@ def get_contact_by_email(email):
     return contact_out(team_object_or_404(Contact, email=address))
 
 
-@operation("/contacts", "POST", "edit_content", ok=ContactOut, status=201, body=ContactIn, tags=["contacts"])
+@operation("/contacts", "POST", "edit_content", ok=ContactOut, status=201, body=ContactIn, tags=["contacts"],
+           location="/contacts/{id}")
 def create_contact(body):
     """Create a contact"""
     form = form_of(body.model_dump(exclude={"fields", "lists"}), body.fields)

@@ -48,7 +48,14 @@ def list_fields():
     return FieldsOut(data=[field_out(field) for field in field_services.fields_of(g.team)])
 
 
-@operation("/fields", "POST", "edit_content", ok=FieldOut, status=201, body=FieldIn, tags=["fields"])
+@operation("/fields/<int:field_id>", "GET", "view", ok=FieldOut, tags=["fields"])
+def get_field(field_id):
+    """Get a custom field"""
+    return field_out(team_object_or_404(CustomField, field_id))
+
+
+@operation("/fields", "POST", "edit_content", ok=FieldOut, status=201, body=FieldIn, tags=["fields"],
+           location="/fields/{id}")
 def create_field(body):
     """Create a custom field"""
     return field_out(field_services.create_field(g.team, MultiDict(body.model_dump())))

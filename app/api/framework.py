@@ -92,17 +92,23 @@ spec = SpecTree(
     # Schemas under their class names (spectree adds a hash of the module by default): the reference reads them.
     naming_strategy=lambda model: model.__name__, nested_naming_strategy=lambda parent, child: child)
 
+# operationId -> (status, path pattern) of each operation that answers with a Location header.
+LOCATIONS = {}
+
 # Every operation may answer these; a view's own answers are added to them.
 COMMON_ANSWERS = {"HTTP_400": ProblemOut, "HTTP_401": ProblemOut, "HTTP_403": ProblemOut, "HTTP_404": ProblemOut,
                   "HTTP_413": ProblemOut, "HTTP_415": ProblemOut, "HTTP_429": ProblemOut}
 
 
-def operation(rule, method, permission, *, ok=None, status=200, query=None, body=None, tags=(), problems=()):
+def operation(rule, method, permission, *, ok=None, status=200, query=None, body=None, tags=(), problems=(),
+              location=None):
     """Register `view` as the operation `method rule`, allowed to roles with `permission`.
 
     `query` and `body` are pydantic models the request must match (the view gets the parsed models as
     keyword arguments `query` and `body`); `ok` is the model of the answer with `status` (None: 204, no
     body). `problems` are further statuses the view refuses with (a DELETE's 409), declared as problems.
+    `location` is the path, under /api/v1, of what a create made, with the answer's fields in braces
+    ("/contacts/{id}"): sent as the Location header and declared in the document.
     A POST honours Idempotency-Key. The view returns a model instance (or None for 204)."""
     if permission not in PERMISSIONS:
         raise KeyError(f"unknown permission {permission!r}")
@@ -126,6 +132,8 @@ def operation(rule, method, permission, *, ok=None, status=200, query=None, body
             result = view(*args, **kwargs)
             if ok is None:
                 return "", 204
+            if location:
+                return result, status, {"Location": PREFIX + location.format(**dict(result))}
             return result, status
 
         call.__name__, call.__doc__ = view.__name__, view.__doc__
@@ -142,6 +150,8 @@ def operation(rule, method, permission, *, ok=None, status=200, query=None, body
             return validated(*args, **kwargs)
 
         endpoint.api_permission = permission
+        if location:
+            LOCATIONS[view.__name__] = (str(status), location)
         endpoint.csrf_exempt = True  # no cookie is read here, so there is no session to forge a request for
         bp.add_url_rule(rule, view.__name__, endpoint, methods=[method])
         return endpoint
@@ -230,10 +240,16 @@ bp.register_error_handler(HTTPException, http_error)
 def document():
     """The OpenAPI 3.1 document of every operation, generated from the registered routes and their models
     (spectree keeps it once made: the routes do not change while the process runs). Error answers are
-    declared as application/problem+json, the media type they are sent with."""
+    declared as application/problem+json, the media type they are sent with; a create's answer declares
+    its Location header."""
     made = copy.deepcopy(spec.spec)
     for item in made["paths"].values():
         for detail in item.values():
+            if detail.get("operationId") in LOCATIONS:
+                code, pattern = LOCATIONS[detail["operationId"]]
+                detail["responses"][code]["headers"] = {"Location": {
+                    "description": f"The path of what was made: {PREFIX}{pattern}.", "required": True,
+                    "schema": {"type": "string", "format": "uri-reference"}}}
             for code, answer in detail.get("responses", {}).items():
                 content = answer.get("content", {})
                 if code.isdigit() and int(code) >= 400 and "application/json" in content:

@@ -6,11 +6,10 @@ the fingerprint of what it asks, runs, and stores its answer. A later request wi
 - the same fingerprint while the first still runs: it waits up to WAIT_SECONDS for the answer, else 409;
 - another fingerprint: 422, the key belongs to another request.
 A request that fails (a refusal or a crash) removes its record, so fixing the body and retrying with the
-same key runs it. Records are kept KEEP long.
+same key runs it. Records are kept KEEP long; the hourly task tasks/api.py deletes older ones.
 """
 import datetime
 import hashlib
-import random
 import time
 
 from flask import Response
@@ -27,7 +26,6 @@ MAX_KEY_LENGTH = 255
 WAIT_SECONDS = 5.0
 POLL_SECONDS = 0.05
 KEEP = datetime.timedelta(hours=24)
-PRUNE_CHANCE = 0.01
 
 
 class IdempotencyProblem(Problem):
@@ -73,8 +71,6 @@ def guarded(api_key, view, args, kwargs):
 
 def _claim(api_key, key, asked):
     """This request's new record (status None), or the earlier request's record once it has its answer."""
-    if random.random() < PRUNE_CHANCE:
-        prune()
     try:
         with db.atomic():
             return IdempotencyRecord.create(api_key=api_key.id, key=key, fingerprint=asked)
@@ -107,4 +103,5 @@ def _replay(record):
 
 
 def prune(now=None):
+    """Delete the records older than KEEP; returns how many went."""
     return IdempotencyRecord.delete().where(IdempotencyRecord.created_at < (now or utcnow()) - KEEP).execute()

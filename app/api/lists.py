@@ -110,7 +110,7 @@ def get_list(list_id):
     return list_out(team_object_or_404(MailingList, list_id))
 
 
-@operation("/lists", "POST", "edit_content", ok=ListOut, status=201, body=ListIn, tags=["lists"])
+@operation("/lists", "POST", "edit_content", ok=ListOut, status=201, body=ListIn, tags=["lists"], location="/lists/{id}")
 def create_list(body):
     """Create a list"""
     return list_out(list_services.create_list(g.team, list_form(body.model_dump())))
@@ -140,7 +140,7 @@ def contact_subscriptions(contact_id):
 
 
 @operation("/lists/<int:list_id>/subscriptions", "POST", "edit_content", ok=SubscriptionOut, status=201,
-           body=SubscribeIn, tags=["subscriptions"])
+           body=SubscribeIn, tags=["subscriptions"], location="/lists/{list_id}/subscriptions/{contact_id}")
 def subscribe(list_id, body):
     """Subscribe a contact to a list, or ask them to confirm by email"""
     mailing_list = team_object_or_404(MailingList, list_id)
@@ -160,6 +160,18 @@ def subscribe(list_id, body):
     if outcome.send_confirmation:
         send_confirmation(mailing_list.id, outcome.subscription.id)
     return subscription_out(outcome.subscription, sent=outcome.send_confirmation)
+
+
+@operation("/lists/<int:list_id>/subscriptions/<int:contact_id>", "GET", "view", ok=SubscriptionOut,
+           tags=["subscriptions"])
+def get_subscription(list_id, contact_id):
+    """Get a contact's subscription to a list"""
+    mailing_list = team_object_or_404(MailingList, list_id)
+    contact = team_object_or_404(Contact, contact_id)
+    subscription = Subscription.get_or_none((Subscription.contact == contact) & (Subscription.list == mailing_list))
+    if subscription is None:
+        raise ApiProblem(404, f"{contact.email} is not on “{mailing_list.name}”.")
+    return subscription_out(subscription)
 
 
 @operation("/lists/<int:list_id>/subscriptions/<int:contact_id>", "DELETE", "edit_content", tags=["subscriptions"])

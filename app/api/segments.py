@@ -100,7 +100,8 @@ def get_segment(segment_id):
     return segment_out(team_object_or_404(Segment, segment_id))
 
 
-@operation("/segments", "POST", "edit_content", ok=SegmentOut, status=201, body=SegmentIn, tags=["segments"])
+@operation("/segments", "POST", "edit_content", ok=SegmentOut, status=201, body=SegmentIn, tags=["segments"],
+           location="/segments/{id}")
 def create_segment(body):
     """Create a segment"""
     try:

@@ -58,8 +58,14 @@ def list_suppressions(query):
                            next=next_url)
 
 
+@operation("/suppressions/<int:entry_id>", "GET", "view", ok=SuppressionOut, tags=["suppressions"])
+def get_suppression(entry_id):
+    """Get a suppression list entry"""
+    return suppression_out(team_object_or_404(Suppression, entry_id))
+
+
 @operation("/suppressions", "POST", "edit_content", ok=SuppressionOut, status=201, body=SuppressionIn,
-           tags=["suppressions"])
+           tags=["suppressions"], location="/suppressions/{id}")
 def add_suppression(body):
     """Suppress an address or a whole domain (active contacts become suppressed)"""
     entry, _, _ = consent.add(g.team, None, body.value)

@@ -14,7 +14,7 @@ from app.api.framework import ApiProblem
 from app.api.framework import Schema
 from app.api.framework import Strict
 from app.api.framework import operation
-from app.campaigns import services as campaign_services
+from app.campaigns import drafts
 from app.content.sandbox import MAX_SOURCE
 from app.email_templates import services
 from app.models import Template
@@ -63,7 +63,7 @@ class TemplatePatch(Strict):
 def template_out(template):
     return TemplateOut(id=template.id, name=template.name, kind=template.kind, body=template.body or "",
                        blocks=template.blocks if isinstance(template.blocks, dict) else None,
-                       is_layout=campaign_services.layout_slot(template), created_at=utc(template.created_at),
+                       is_layout=drafts.layout_slot(template), created_at=utc(template.created_at),
                        updated_at=utc(template.updated_at))
 
 
@@ -82,7 +82,8 @@ def get_template(template_id):
     return template_out(team_object_or_404(Template, template_id))
 
 
-@operation("/templates", "POST", "edit_content", ok=TemplateOut, status=201, body=TemplateIn, tags=["templates"])
+@operation("/templates", "POST", "edit_content", ok=TemplateOut, status=201, body=TemplateIn, tags=["templates"],
+           location="/templates/{id}")
 def create_template(body):
     """Create a template"""
     if body.kind == "blocks" and body.body:

@@ -90,7 +90,8 @@ def get_webhook(endpoint_id):
     return webhook_out(team_object_or_404(WebhookEndpoint, endpoint_id))
 
 
-@operation("/webhooks", "POST", PERMISSION, ok=WebhookCreated, status=201, body=WebhookIn, tags=["webhooks"])
+@operation("/webhooks", "POST", PERMISSION, ok=WebhookCreated, status=201, body=WebhookIn, tags=["webhooks"],
+           location="/webhooks/{id}")
 def create_webhook(body):
     """Add a webhook endpoint; the answer holds its signing secret, once"""
     endpoint = services.create_endpoint(g.team, body.model_dump(), allow_private=allow_private())
