@@ -25,8 +25,11 @@ from huey import crontab
 from app.notices import alerts
 from app.bounces import autopause
 from app.bounces import outcomes
-from app.campaigns import services as campaign_services
+from app.campaigns import ab_testing
+from app.campaigns import publishing
+from app.campaigns import schedule
 from app.campaigns import states
+from app.campaigns.errors import CampaignError
 from app.models import Campaign
 from app.models import CampaignState
 from app.sending import engine
@@ -78,10 +81,10 @@ def send_campaign(campaign_id, after_busy=False):
 @huey.periodic_task(crontab(minute="*"), name="sending.tick")
 def tick():
     shares.prune(Settings.from_config(current_app.config).lease_seconds)
-    for campaign in campaign_services.due_scheduled():
+    for campaign in schedule.due_scheduled():
         try:
-            campaign_services.start(campaign)
-        except (campaign_services.CampaignError, states.TransitionError) as exc:
+            publishing.start(campaign)
+        except (CampaignError, states.TransitionError) as exc:
             log.warning("scheduled campaign %s could not start: %s", campaign.id, exc)
             try:
                 states.transition(Campaign.get_by_id(campaign.id), CampaignState.DRAFT,
@@ -91,6 +94,6 @@ def tick():
             continue
         send_campaign(campaign.id)
     for campaign in Campaign.select().where(Campaign.state == CampaignState.SENDING):
-        if campaign_services.ab_decision_due(campaign):
-            campaign_services.decide_ab_winner(campaign)
+        if ab_testing.ab_decision_due(campaign):
+            ab_testing.decide_ab_winner(campaign)
         send_campaign(campaign.id)

@@ -8,7 +8,8 @@ import email
 import email.policy
 import zoneinfo
 
-from app.campaigns import services
+from app.campaigns import ab_testing
+from app.campaigns import publishing
 from app.models import Campaign
 from app.models import CaughtMessage
 from app.models import Contact
@@ -51,7 +52,7 @@ def test_four_variants_split_the_sample_evenly(app, web, ready_team):
     assert {label: v.subject for label, v in variants.items()} == {
         "A": "Subject A", "B": "Subject B", "C": "Subject C", "D": "Subject D"}
     with app.app_context():
-        services.start(Campaign.get_by_id(campaign.id))
+        publishing.start(Campaign.get_by_id(campaign.id))
     counts = {label: Send.select().where(Send.variant == v).count() for label, v in variants.items()}
     assert counts == {"A": 4, "B": 4, "C": 4, "D": 4}  # a 40% sample of 40 is 16: four each
     assert Send.select().where((Send.campaign == campaign.id) & (Send.status == "held")).count() == 24
@@ -101,7 +102,7 @@ def test_send_time_variants_go_out_at_their_times(app, web, ready_team):
     assert [(s.status, s.next_attempt_at, s.attempts) for s in waiting] == [("deferred", b.send_at, 0)] * 2
     with app.app_context():
         tick.call_local()  # a minute later: not B's time yet
-        assert not services.ab_decision_due(Campaign.get_by_id(campaign.id))
+        assert not ab_testing.ab_decision_due(Campaign.get_by_id(campaign.id))
     assert len(_caught()) == 2 and Campaign.get_by_id(campaign.id).state == "sending"
     progress = soup(web.get(f"/campaigns/{campaign.id}/progress"))
     assert progress.select_one("#timed-variants").text == "2 messages of the A/B test wait for their variants' send time."
@@ -114,7 +115,7 @@ def test_send_time_variants_go_out_at_their_times(app, web, ready_team):
     started = Campaign.get_by_id(campaign.id).started_at
     Campaign.update(started_at=started - earlier).where(Campaign.id == campaign.id).execute()
     with app.app_context():
-        assert not services.ab_decision_due(Campaign.get_by_id(campaign.id))  # 60 minutes after B's time
+        assert not ab_testing.ab_decision_due(Campaign.get_by_id(campaign.id))  # 60 minutes after B's time
         tick.call_local()
     assert len(_caught()) == 4
     assert {s.status for s in Send.select().where(Send.variant == b)} == {"sent"}
@@ -143,7 +144,7 @@ def test_pick_this_winner_releases_the_rest_once(app, web, ready_team):
     assert Send.select().where(Send.variant == b).count() == 6 + 12
     assert [v.label for v in Variant.select().where((Variant.campaign == campaign.id) & Variant.is_winner)] == ["B"]
     with app.app_context():
-        assert services.decide_ab_winner(Campaign.get_by_id(campaign.id)) is None  # the automatic pick comes late
+        assert ab_testing.decide_ab_winner(Campaign.get_by_id(campaign.id)) is None  # the automatic pick comes late
     assert len(_caught()) == 24
     page = soup(web.get(f"/reports/campaigns/{campaign.id}"))
     assert page.select_one("#ab-pick") is None
@@ -246,7 +247,7 @@ def test_a_small_sample_still_tries_every_variant(app, web, ready_team):
     _more_contacts(team, news, 6)  # 10 recipients: 2% would be nobody
     campaign = create_draft(web, news, **dict(FOUR_SUBJECTS, ab_sample_percent="2"))
     with app.app_context():
-        services.start(Campaign.get_by_id(campaign.id))
+        publishing.start(Campaign.get_by_id(campaign.id))
     counts = {label: Send.select().where(Send.variant == v).count() for label, v in _variants(campaign).items()}
     assert counts == {"A": 1, "B": 1, "C": 1, "D": 1}
     assert Send.select().where((Send.campaign == campaign.id) & (Send.status == "held")).count() == 6

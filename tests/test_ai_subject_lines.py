@@ -5,7 +5,7 @@ preheader; only a draft changes; the A/B form carries a preheader per variant.""
 import email
 import email.policy
 
-from app.campaigns import services
+from app.campaigns import ab_testing
 from app.models import AiJob
 from app.models import Campaign
 from app.models import CaughtMessage
@@ -176,7 +176,7 @@ def test_four_suggestions_make_variants_a_to_d_keeping_the_tests_settings(web, g
     web.post(f"/ai/jobs/{job.id}/ab-test", {"pick": ["0", "1", "3", "4"]}, htmx=True)
     saved = Campaign.get_by_id(campaign.id)
     assert saved.ab_test == {"sample_percent": 30, "wait_minutes": 60, "metric": "clicks", "tests": "subject"}
-    assert [v.subject for v in services.variants_of(saved)] == [
+    assert [v.subject for v in ab_testing.variants_of(saved)] == [
         "Tulips are back", "Your autumn bulbs are here", "A garden for {{ contact.first_name }}", "Spring starts in October"]
     five = web.post(f"/ai/jobs/{job.id}/ab-test", {"pick": ["0", "1", "2", "3", "4"]}, htmx=True)
     assert five.status_code == 422

@@ -6,7 +6,7 @@ import datetime
 import email
 import email.policy
 
-from app.campaigns import services
+from app.campaigns import publishing
 from app.models import CaughtMessage
 from app.models import Campaign
 from app.models import MailingList
@@ -234,7 +234,7 @@ def test_pause_then_resume_sends_the_rest(app, api, ready_team):
     team, news = ready_team
     campaign = new_draft(api, news)
     with app.app_context():  # published without its run, as the minute tick finds a due scheduled campaign
-        services.publish(Campaign.get_by_id(campaign["id"]))
+        publishing.publish(Campaign.get_by_id(campaign["id"]))
     paused = api.post(f"/api/v1/campaigns/{campaign['id']}/pause")
     assert paused.status_code == 200, paused.get_data(as_text=True)
     assert paused.get_json()["state"] == "paused"

@@ -13,7 +13,7 @@ import re
 
 import pytest
 
-from app.campaigns import services
+from app.campaigns import ab_testing
 from app.campaigns import stats
 from app.models import Campaign
 from app.models import Contact
@@ -118,7 +118,7 @@ def ab_campaign(app, admin):
     for contact in make_contacts(team, 20, "ab"):
         Send.create(campaign=campaign, contact=contact, email=contact.email, status="queued")
     with app.app_context():
-        services.split_for_ab_test(Campaign.get_by_id(campaign.id))
+        ab_testing.split_for_ab_test(Campaign.get_by_id(campaign.id))
     return Campaign.get_by_id(campaign.id)
 
 
@@ -151,7 +151,7 @@ def test_ab_test_and_rest_are_shown_apart(app, web, ab_campaign):
     assert live["winner_in"] <= datetime.timedelta(minutes=50) and live["eta"] is None
 
     with app.app_context():
-        winner = services.decide_ab_winner(Campaign.get_by_id(campaign.id))
+        winner = ab_testing.decide_ab_winner(Campaign.get_by_id(campaign.id))
     assert winner.label == "B"
     rest = list(Send.select().where(Send.campaign == campaign.id, Send.status == "queued"))
     assert len(rest) == 16

@@ -7,7 +7,8 @@ becomes the layout, any other one gives its content; the builder offers only rea
 """
 import pytest
 
-from app.campaigns import services
+from app.campaigns import drafts
+from app.campaigns.errors import CampaignError
 from app.content.blocks import ops as block_ops
 from app.content.blocks import store as block_store
 from app.models import BlockRevision
@@ -122,8 +123,8 @@ def test_another_teams_template_cannot_start_a_campaign(app, web, team):  # noqa
     assert refused.status_code == 422
     assert not Campaign.select().where(Campaign.body == "<p>Private</p>").exists()
     with app.app_context():
-        with pytest.raises(services.CampaignError):
-            services.create_campaign(team, None, "x", start_from=f"template:{theirs.id}")
+        with pytest.raises(CampaignError):
+            drafts.create_campaign(team, None, "x", start_from=f"template:{theirs.id}")
 
 
 def test_a_guest_cannot_start_campaigns_from_templates(app, team, templates):  # noqa: F811
@@ -139,7 +140,7 @@ def test_a_resend_keeps_the_layout(app, templates):
     sent = Campaign.create(team=team, name="June", subject="Hi", body="<p>June words</p>", template=frame,
                            state="completed")
     with app.app_context():
-        copy = services.resend(sent, "newcomers", None)
+        copy = drafts.resend(sent, "newcomers", None)
     assert copy.template_id == frame.id and copy.body == "<p>June words</p>"
 
 
@@ -226,7 +227,7 @@ def test_a_resend_keeps_the_blocks(app, team):  # noqa: F811
     sent = Campaign.create(team=team, name="June", subject="Hi", kind="blocks", blocks=blocks,
                            body="<p>rendered</p>", state="completed")
     with app.app_context():
-        copy = services.resend(sent, "non_openers", None)
+        copy = drafts.resend(sent, "non_openers", None)
     assert (copy.kind, copy.blocks, copy.body) == ("blocks", blocks, "<p>rendered</p>")
 
 

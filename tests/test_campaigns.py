@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from app.campaigns import services
+from app.campaigns import ab_testing
+from app.campaigns import publishing
 from app.campaigns import states
 from app.models import CaughtMessage
 from app.models import Campaign
@@ -64,7 +65,7 @@ def test_a_broken_template_is_refused_at_publish(app, web, ready_team):
     team, news = ready_team
     campaign = create_draft(web, news, body="<p>{{ 'x' * 10**9 }}</p>")
     with app.app_context():
-        problems = services.publish_problems(Campaign.get_by_id(campaign.id))
+        problems = publishing.publish_problems(Campaign.get_by_id(campaign.id))
     assert any(p.startswith("Content:") for p in problems), problems
 
 
@@ -75,13 +76,13 @@ def test_an_ab_campaign_whose_own_content_breaks_is_refused_at_publish(app, web,
     campaign = create_draft(web, news, ab_enabled="1", ab_sample_percent="50", ab_wait_minutes="60",
                             ab_metric="clicks", b_subject="A different subject")
     with app.app_context():
-        assert services.publish_problems(Campaign.get_by_id(campaign.id)) == []
+        assert publishing.publish_problems(Campaign.get_by_id(campaign.id)) == []
         Campaign.update(body="<p>{{ 'x' * 10**9 }}</p>").where(Campaign.id == campaign.id).execute()
         for variant in Variant.select().where(Variant.campaign == campaign.id):
             if not variant.body:
                 variant.body = "<p>Fine</p>"
                 variant.save()
-        problems = services.publish_problems(Campaign.get_by_id(campaign.id))
+        problems = publishing.publish_problems(Campaign.get_by_id(campaign.id))
     assert any(p.startswith("Content:") for p in problems), problems
 
 
@@ -262,7 +263,7 @@ def test_ab_test_sends_a_sample_then_the_winner(app, web, ready_team):
     b = Variant.get(Variant.campaign == campaign, Variant.label == "B")
     for send in Send.select().where(Send.variant == b).limit(3):
         Event.create(team=team, contact=send.contact, campaign_id=campaign.id, type="clicked", data={})
-    assert not services.ab_decision_due(campaign)
+    assert not ab_testing.ab_decision_due(campaign)
     Campaign.update(started_at=utcnow() - datetime.timedelta(minutes=61)).where(Campaign.id == campaign.id).execute()
     from tasks.sending import tick
     with app.app_context():  # as the consumer's worker threads run it
@@ -302,7 +303,7 @@ def test_ab_sample_is_split_evenly_between_variants(app, web, ready_team):
     campaign = create_draft(web, news, ab_enabled="1", ab_sample_percent="50", ab_wait_minutes="60",
                             b_subject="Other subject")
     with app.app_context():
-        services.start(Campaign.get_by_id(campaign.id))
+        publishing.start(Campaign.get_by_id(campaign.id))
     counts = {v.label: Send.select().where(Send.variant == v).count() for v in Variant.select()}
     assert counts["A"] == counts["B"] == 10  # 40 recipients, a 50% sample of 20, half each
 
@@ -314,7 +315,7 @@ def test_requeued_failures_get_their_retries_back(app, web, ready_team):
     contact = Contact.get(Contact.email == "reader0@example.com")
     Send.create(campaign=campaign, contact=contact, email=contact.email, status="failed", attempts=5, error="451")
     with app.app_context():
-        count, fresh = services.requeue_failed(Campaign.get_by_id(campaign.id))
+        count, fresh = publishing.requeue_failed(Campaign.get_by_id(campaign.id))
     assert count == 1 and fresh.state == "sending" and fresh.failed == 0
     assert Send.get(Send.campaign == campaign).attempts == 0
 

@@ -139,7 +139,7 @@ def test_421_with_closed_connection_and_dropped_connections_still_deliver_everyo
 
 
 def test_temporary_failures_give_up_after_the_last_attempt_and_can_be_requeued(ctx, smtp):
-    from app.campaigns import services as campaign_services
+    from app.campaigns import publishing
     server = smtp(always_451=("reader3@",))
     team = make_team()
     campaign, contacts, _ = launched(team, 5, server.port)
@@ -156,7 +156,7 @@ def test_temporary_failures_give_up_after_the_last_attempt_and_can_be_requeued(c
     assert [s.email for s in ledger.failed_sends(campaign)] == ["reader3@example.com"]
 
     server.handler.always_451 = ()
-    count, campaign = campaign_services.requeue_failed(campaign)
+    count, campaign = publishing.requeue_failed(campaign)
     assert count == 1 and campaign.state == "sending"
     assert run_until_settled(campaign.id).outcome == "completed"
     assert server.handler.delivered["reader3@example.com"] == 1
@@ -570,7 +570,7 @@ def test_domain_gate_limits_each_domain_and_forgets_idle_ones():
 
 
 def test_ab_test_sample_goes_first_and_the_rest_waits_for_the_winner(ctx, smtp):
-    from app.campaigns import services as campaign_services
+    from app.campaigns import ab_testing
     from app.models import Variant
     server = smtp()
     team = make_team()
@@ -579,7 +579,7 @@ def test_ab_test_sample_goes_first_and_the_rest_waits_for_the_winner(ctx, smtp):
         Campaign.id == campaign.id).execute()
     Variant.create(campaign=campaign, label="A", subject="Subject A", body=campaign.body)
     b = Variant.create(campaign=campaign, label="B", subject="Subject B", body=campaign.body)
-    campaign_services.split_for_ab_test(Campaign.get_by_id(campaign.id))
+    ab_testing.split_for_ab_test(Campaign.get_by_id(campaign.id))
 
     first = run(campaign.id)
 
@@ -599,7 +599,7 @@ def test_ab_test_sample_goes_first_and_the_rest_waits_for_the_winner(ctx, smtp):
 
     clicker = Send.select().where((Send.campaign == campaign) & (Send.variant == b)).first()
     Event.create(team=team, contact=clicker.contact, campaign_id=campaign.id, type="clicked")
-    assert campaign_services.decide_ab_winner(Campaign.get_by_id(campaign.id)).label == "B"
+    assert ab_testing.decide_ab_winner(Campaign.get_by_id(campaign.id)).label == "B"
     assert run(campaign.id).outcome == "completed"
 
     assert server.handler.delivered == {c.email: 1 for c in contacts}

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from app.campaigns import services as campaign_services
+from app.campaigns import publishing
 from app.notices import alerts
 from app.models import CaughtMessage
 from app.models import Campaign
@@ -121,17 +121,17 @@ def test_publishing_refuses_an_account_that_failed_its_test_and_warns_about_one_
     with app.app_context():
         campaign, _, account = launched(acme, 3, free_port())
         campaign = Campaign.get_by_id(campaign.id)
-        assert campaign_services.publish_warnings(campaign) == [
+        assert publishing.publish_warnings(campaign) == [
             "The SMTP account “Loopback” has never passed a connection test. If it cannot connect, the campaign "
             "page says so and the messages wait; test it under Sending › SMTP accounts."]
         SmtpAccount.update(last_test_at=utcnow(), last_test_result=
             {"ok": False, "summary": "Connection refused"}).where(SmtpAccount.id == account.id).execute()
-        problems = campaign_services.publish_problems(campaign)
+        problems = publishing.publish_problems(campaign)
         assert any("“Loopback” failed its last connection test" in p for p in problems)
         SmtpAccount.update(last_test_at=utcnow(), last_test_result=
             {"ok": True, "summary": "Connected"}).where(SmtpAccount.id == account.id).execute()
-        assert not any("connection test" in p for p in campaign_services.publish_problems(campaign))
-        assert campaign_services.publish_warnings(campaign) == []
+        assert not any("connection test" in p for p in publishing.publish_problems(campaign))
+        assert publishing.publish_warnings(campaign) == []
 
 
 def test_a_passing_connection_test_clears_the_waiting_state(app, acme):

@@ -278,7 +278,7 @@ def test_ordinary_nesting_still_works():
 def test_a_deep_subject_or_body_is_refused_at_save_with_the_input_kept(web, ready_team):  # noqa: F811
     team, news = ready_team
     deep = "Hi " + "(" * 100 + ")" * 100
-    # a campaign's subjects are compiled like this when saved (campaigns.services.check_subjects)
+    # a campaign's subjects are compiled like this when saved (campaigns.drafts.check_subjects)
     with pytest.raises(RenderError, match="too deeply"):
         sandbox.compile_template("{{ %s }}" % deep[3:], autoescape=False)
     created = web.post("/templates/new", {"name": "Deep", "kind": "html", "body": "<p>{{ %s }}</p>" % deep[3:]})

@@ -9,7 +9,7 @@ import pytest
 from peewee import fn
 from playhouse.migrations import Runner
 
-from app.campaigns import services
+from app.campaigns import ab_testing
 from app.campaigns import stats
 from app.cli import MIGRATIONS_DIR
 from app.db import db
@@ -50,7 +50,7 @@ def decided(app, admin):
         contact = Contact.create(team=team, email=f"ab{i}@example.org", domain="example.org")
         Send.create(campaign=campaign, contact=contact, email=contact.email, status="queued")
     with app.app_context():
-        services.split_for_ab_test(Campaign.get_by_id(campaign.id))
+        ab_testing.split_for_ab_test(Campaign.get_by_id(campaign.id))
     sample = list(Send.select().where((Send.campaign == campaign.id) & (Send.status == "queued")).order_by(Send.id))
     assert len(sample) == 10
     Send.update(variant=b, status="queued").where((Send.campaign == campaign.id) & (Send.status == "held")).execute()

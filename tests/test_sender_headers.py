@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from app.campaigns import services
+from app.campaigns import publishing
 from app.content import sandbox
 from app.content.message import MessageFactory
 from app.content.message import one_address
@@ -67,7 +67,7 @@ def test_a_stored_hostile_from_is_refused_not_sent(app, team, from_email):  # no
     campaign = make_campaign(team, from_email=from_email)
     with pytest.raises(sandbox.RenderError, match="not one email address"):
         MessageFactory(campaign)
-    problems = services.publish_problems(Campaign.get_by_id(campaign.id))
+    problems = publishing.publish_problems(Campaign.get_by_id(campaign.id))
     assert any("From address must be one email address" in p for p in problems), problems
 
 

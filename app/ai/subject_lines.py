@@ -3,8 +3,8 @@ with its merge tags as tags), and what a writer does with an answer: use one as 
 the one it replaced), or make two to four of them the variants of the campaign's subject A/B test."""
 from app.ai import jobs
 from app.ai import writing
-from app.campaigns import services as campaign_services
-from app.campaigns.services import CampaignError
+from app.campaigns import subjects
+from app.campaigns.errors import CampaignError
 from app.content import text as content_text
 from app.errors import Problem
 from app.models import AiJob
@@ -33,7 +33,7 @@ def inputs_for(campaign, brief):
 
 def start(team, user, campaign, brief, regenerate=False):
     """The job asking for suggestions; only for a campaign whose subject can still change."""
-    campaign_services.check_subject_editable(campaign)
+    subjects.check_subject_editable(campaign)
     return jobs.start(team, user, campaign, KIND, inputs_for(campaign, brief), regenerate=regenerate)
 
 
@@ -75,7 +75,7 @@ def use(team, job, index):
     replaced the first time (undo goes back to the writer's own, however many are tried)."""
     item = _suggestion(team, job, index)
     campaign = _campaign(team, job)
-    replaced = campaign_services.set_subject(campaign, item["subject"], item.get("preheader", ""))
+    replaced = subjects.set_subject(campaign, item["subject"], item.get("preheader", ""))
     previous = dict(job.previous) if job.previous else replaced
     previous["used"] = {"subject": campaign.subject, "preheader": campaign.preheader}
     job.previous, job.accepted_at = previous, utcnow()
@@ -92,7 +92,7 @@ def undo(team, job):
     used = job.previous.get("used") or {}
     if (campaign.subject, campaign.preheader) != (used.get("subject"), used.get("preheader")):
         raise CampaignError("The subject changed since it was used, so it was left as it is.")
-    campaign_services.set_subject(campaign, job.previous["subject"], job.previous["preheader"])
+    subjects.set_subject(campaign, job.previous["subject"], job.previous["preheader"])
     job.previous, job.accepted_at = None, None
     job.save(only=[AiJob.previous, AiJob.accepted_at])
     return campaign
@@ -106,5 +106,5 @@ def make_ab_test(team, job, picks):
         raise CampaignError("Tick “Test in A/B” on two to four suggestions first.")
     items = [_suggestion(team, job, index) for index in indexes]
     campaign = _campaign(team, job)
-    variants = campaign_services.subject_ab_test(campaign, [(i["subject"], i.get("preheader", "")) for i in items])
+    variants = subjects.subject_ab_test(campaign, [(i["subject"], i.get("preheader", "")) for i in items])
     return campaign, variants

@@ -16,7 +16,7 @@ from app.ai import jobs
 from app.ai import subject_lines
 from app.ai import usage
 from app.ai import writing
-from app.campaigns import services as campaign_services
+from app.campaigns import ab_testing
 from app.content.blocks.schema import BlockProblem
 from app.errors import Problem
 from app.htmx import hx_redirect
@@ -144,9 +144,9 @@ def _suggestions_changed(found, campaign, message, ab_changed=False):
     html += render_template("ai/_subject_fields.html", campaign=campaign)
     if ab_changed:
         html += render_template("campaigns/_ab_test.html", campaign=campaign, editable=True, ab_oob=True,
-                                ab=campaign_services.ab_test(campaign),
-                                variant_values=campaign_services.ab_form_values(campaign),
-                                ab_tests=campaign_services.AB_TESTS, ab_labels=campaign_services.AB_LABELS)
+                                ab=ab_testing.ab_test(campaign),
+                                variant_values=ab_testing.ab_form_values(campaign),
+                                ab_tests=ab_testing.AB_TESTS, ab_labels=ab_testing.AB_LABELS)
     return html
 
 

@@ -19,7 +19,7 @@ TRANSITIONS = {
     S.SCHEDULED: {S.DRAFT, S.SENDING, S.CANCELLED},
     S.SENDING: {S.PAUSED, S.COMPLETED, S.FAILED, S.CANCELLED},
     S.PAUSED: {S.SENDING, S.CANCELLED, S.FAILED},
-    S.COMPLETED: {S.SENDING},  # only to send its failed messages again (services.requeue_failed)
+    S.COMPLETED: {S.SENDING},  # only to send its failed messages again (publishing.requeue_failed)
     S.FAILED: {S.DRAFT},  # a failed campaign can be fixed and published again
     S.CANCELLED: set(),
 }

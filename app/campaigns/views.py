@@ -10,13 +10,16 @@ from flask import request
 from flask import url_for
 from flask_login import current_user
 
+from app.campaigns import ab_testing
 from app.campaigns import calendar
+from app.campaigns import drafts
 from app.campaigns import duplicate as duplicates
 from app.campaigns import listing
-from app.campaigns import services
+from app.campaigns import publishing
+from app.campaigns import schedule
 from app.campaigns import states
 from app.campaigns import stats
-from app.campaigns.services import CampaignError
+from app.campaigns.errors import CampaignError
 from app.campaigns.states import TransitionError
 from app.contacts import lists as mailing_lists
 from app.contacts import query as contact_query
@@ -47,7 +50,7 @@ def _index(status=200, **extra):
     context = dict(page=page, wanted=wanted, labels=states.LABELS, state_choices=listing.state_choices())
     if is_htmx() and request.method == "GET":
         return render_template("campaigns/_results.html", **context), status
-    return render_template("campaigns/index.html", starts=services.starting_points(g.team), kinds=services.KIND_CHOICES,
+    return render_template("campaigns/index.html", starts=drafts.starting_points(g.team), kinds=drafts.KIND_CHOICES,
                            **context,
                            **extra), status
 
@@ -90,9 +93,9 @@ def duplicate(campaign_id):
 @require("edit_content")
 def new_campaign():
     try:
-        campaign = services.create_campaign(g.team, current_user.id, request.form.get("name", ""),
-                                            start_from=request.form.get("start_from", ""),
-                                            kind=request.form.get("kind", "html"))
+        campaign = drafts.create_campaign(g.team, current_user.id, request.form.get("name", ""),
+                                          start_from=request.form.get("start_from", ""),
+                                          kind=request.form.get("kind", "html"))
     except CampaignError as exc:
         return _index(422, error=str(exc), errors=exc.errors, form=request.form)
     return redirect(url_for("campaigns.edit", campaign_id=campaign.id))
@@ -120,28 +123,29 @@ def _builder_context(campaign, form=None, **extra):
               "metric": form.get("ab_metric", "clicks"), "tests": form.get("ab_tests", "subject")
               } if form.get("ab_enabled") else {}
         variant_values = {f"{label.lower()}_{name}": form.get(f"{label.lower()}_{name}", "")
-                          for label in services.AB_LABELS[1:] for name in (*services.AB_FIELDS.values(), "preheader")}
+                          for label in ab_testing.AB_LABELS[1:]
+                          for name in (*ab_testing.AB_FIELDS.values(), "preheader")}
         utm_settings = {"enabled": bool(form.get("utm_enabled")),
                         **{name: form.get(f"utm_{name}", "") for name in utm.PARAMETERS}}
         extra.setdefault("problems", ["Save the draft (fix what is marked above) before sending it."])
     else:
-        ab = services.ab_test(campaign)
-        variant_values = services.ab_form_values(campaign)
+        ab = ab_testing.ab_test(campaign)
+        variant_values = ab_testing.ab_form_values(campaign)
         utm_settings = campaign.utm or {}
-        extra.setdefault("problems", services.publish_problems(campaign))
+        extra.setdefault("problems", publishing.publish_problems(campaign))
     try:
         count, count_error = ledger.count_audience(campaign), None
     except ledger.LedgerError as exc:
         count, count_error = None, str(exc)
     all_templates = list(template_services.team_templates(g.team))
-    return dict(campaign=campaign, audience=services.audience(campaign), ab=ab, variant_values=variant_values,
-                ab_tests=services.AB_TESTS, ab_labels=services.AB_LABELS, utm_settings=utm_settings,
+    return dict(campaign=campaign, audience=drafts.audience(campaign), ab=ab, variant_values=variant_values,
+                ab_tests=ab_testing.AB_TESTS, ab_labels=ab_testing.AB_LABELS, utm_settings=utm_settings,
                 utm_example=utm.example_link(utm_settings) if utm_settings.get("enabled") else "",
-                variants=services.variants_of(campaign) if form is None else [],
+                variants=ab_testing.variants_of(campaign) if form is None else [],
                 lists=mailing_lists.lists_of(g.team), segments=contact_query.segments_of(g.team),
                 labels=states.LABELS, count=count, count_error=count_error,
-                layouts=[t for t in all_templates if services.layout_slot(t)],
-                scheduled_local=services.local_time(g.team, campaign.scheduled_at), **extra)
+                layouts=[t for t in all_templates if drafts.layout_slot(t)],
+                scheduled_local=schedule.local_time(g.team, campaign.scheduled_at), **extra)
 
 
 def _builder(campaign, status=200, **extra):
@@ -158,7 +162,7 @@ def edit(campaign_id):
         if not g.membership or "edit_content" not in _permissions():
             abort(403, description="Your role does not allow editing campaigns.")
         try:
-            services.update_draft(campaign, request.form)
+            drafts.update_draft(campaign, request.form)
         except CampaignError as exc:
             # The page again, with what was typed (held in memory by update_draft) and the message.
             return _builder(campaign, 422, form=request.form, error=str(exc), errors=exc.errors)
@@ -206,8 +210,8 @@ def publish(campaign_id):
     try:
         when = None
         if request.form.get("when") == "later":
-            when = services.parse_schedule(g.team, request.form.get("scheduled_at", ""))
-        published = services.publish(campaign, when)
+            when = schedule.parse_schedule(g.team, request.form.get("scheduled_at", ""))
+        published = publishing.publish(campaign, when)
     except (CampaignError, TransitionError, ledger.LedgerError) as exc:
         if campaign.state not in (CampaignState.DRAFT, CampaignState.FAILED):  # e.g. published meanwhile in another tab
             flash(f"Not published: {exc}", "error")
@@ -221,9 +225,9 @@ def publish(campaign_id):
         sending_tasks.send_campaign(campaign.id)
         flash("Sending has started.", "success")
     else:
-        local = services.local_time(g.team, campaign.scheduled_at)
+        local = schedule.local_time(g.team, campaign.scheduled_at)
         flash(f"Scheduled for {local:%Y-%m-%d %H:%M} ({g.team.time_zone}).", "success")
-    for warning in services.publish_warnings(campaign):
+    for warning in publishing.publish_warnings(campaign):
         flash(warning, "warning")
     return redirect(url_for("campaigns.progress", campaign_id=campaign.id))
 
@@ -234,7 +238,7 @@ def control(campaign_id, action):
     """Pause, resume, cancel or unschedule; the engine notices within a second."""
     campaign = team_object_or_404(Campaign, campaign_id)
     try:
-        campaign = services.control(campaign, action, who=current_user.email)
+        campaign = publishing.control(campaign, action, who=current_user.email)
     except TransitionError as exc:
         flash(str(exc), "error")
     else:
@@ -254,7 +258,7 @@ def progress(campaign_id):
     if campaign.state == CampaignState.DRAFT:
         return redirect(url_for("campaigns.edit", campaign_id=campaign.id))
     context = dict(campaign=campaign, stats=stats.progress(campaign), labels=states.LABELS,
-                   scheduled_local=services.local_time(g.team, campaign.scheduled_at), ab=stats.ab_table(campaign))
+                   scheduled_local=schedule.local_time(g.team, campaign.scheduled_at), ab=stats.ab_table(campaign))
     template = "campaigns/_progress.html" if is_htmx() else "campaigns/progress.html"
     return render_template(template, **context)
 
@@ -272,7 +276,7 @@ def failed(campaign_id):
 def requeue(campaign_id):
     campaign = team_object_or_404(Campaign, campaign_id)
     try:
-        count, campaign = services.requeue_failed(campaign)
+        count, campaign = publishing.requeue_failed(campaign)
     except (CampaignError, TransitionError) as exc:
         flash(str(exc), "error")
         return redirect(url_for("campaigns.failed", campaign_id=campaign.id))
@@ -286,9 +290,9 @@ def requeue(campaign_id):
 def pick_winner(campaign_id):
     """"Pick this winner" on the report: the rest of the audience gets that variant now."""
     campaign = team_object_or_404(Campaign, campaign_id)
-    variant = services.variant_of(campaign, variant_id=request.form.get("variant", type=int) or 0) or abort(404)
+    variant = ab_testing.variant_of(campaign, variant_id=request.form.get("variant", type=int) or 0) or abort(404)
     try:
-        services.pick_winner(campaign, variant.id)
+        ab_testing.pick_winner(campaign, variant.id)
     except CampaignError as exc:
         flash(str(exc), "error")
     else:
@@ -304,7 +308,7 @@ def pick_winner(campaign_id):
 def resend(campaign_id):
     campaign = team_object_or_404(Campaign, campaign_id)
     try:
-        copy = services.resend(campaign, request.form.get("who", ""), current_user.id)
+        copy = drafts.resend(campaign, request.form.get("who", ""), current_user.id)
     except CampaignError as exc:
         flash(str(exc), "error")
         return redirect(url_for("campaigns.progress", campaign_id=campaign.id))
@@ -317,7 +321,7 @@ def resend(campaign_id):
 def delete(campaign_id):
     campaign = team_object_or_404(Campaign, campaign_id)
     try:
-        services.delete_campaign(campaign)
+        drafts.delete_campaign(campaign)
     except CampaignError as exc:
         flash(str(exc), "error")
         return redirect(url_for("campaigns.progress", campaign_id=campaign.id))
@@ -340,7 +344,7 @@ def _preview_variant(campaign):
     label = (request.values.get("variant") or "").strip()
     if not label:
         return None
-    return services.variant_of(campaign, label=label) or abort(404)
+    return ab_testing.variant_of(campaign, label=label) or abort(404)
 
 
 @bp.route("/<int:campaign_id>/preview")
@@ -380,7 +384,8 @@ def send_test(campaign_id):
         error, status = "; ".join(exc.errors.values()), 422
     fragment = render_template("email_templates/_test_send.html", action=action, results=results, error=error,
                                addresses=request.form.get("addresses", ""), contact=request.form.get("contact", ""),
-                               variants=services.variants_of(campaign), chosen_variant=request.form.get("variant", ""))
+                               variants=ab_testing.variants_of(campaign),
+                               chosen_variant=request.form.get("variant", ""))
     if is_htmx():
         return fragment, status
     if not error and results and all(r.ok for r in results):

@@ -18,7 +18,8 @@ from flask import request
 from flask import url_for
 from flask_login import current_user
 
-from app.campaigns import services as campaign_services
+from app.campaigns import drafts
+from app.campaigns.errors import CampaignError
 from app.email_templates import services
 from app.htmx import is_htmx
 from app.models import Template
@@ -53,7 +54,7 @@ def index():
     templates = services.team_templates(g.team)
     return render_template("email_templates/index.html", builtins=services.builtin_templates(), templates=templates,
                            starters=services.block_starters(),
-                           layouts={t.id for t in templates if campaign_services.layout_slot(t)})
+                           layouts={t.id for t in templates if drafts.layout_slot(t)})
 
 
 # --- Editing ---------------------------------------------------------------------------
@@ -62,10 +63,10 @@ def _editor(template=None, form=None, errors=None, status=200):
     values = form or ({"name": template.name, "kind": template.kind, "body": template.body} if template
                       else {"name": "", "kind": request.args.get("kind", "blocks"), "body": ""})
     return render_template("email_templates/edit.html", template=template, form=values, errors=errors or {},
-                           kind_choices=campaign_services.KIND_CHOICES,
+                           kind_choices=drafts.KIND_CHOICES,
                            starters=[] if template else [(item.key, item.name) for item in services.block_starters()],
                            contacts=services.contact_choices(g.team),
-                           is_layout=campaign_services.layout_slot(template)), status
+                           is_layout=drafts.layout_slot(template)), status
 
 
 @bp.route("/new")
@@ -148,10 +149,10 @@ def use_builtin(key, family):
 
 def _new_campaign(start_from, back):
     """A draft campaign starting from a template (its content, or it as the layout when it has a
-    {{ content }} slot), then its editor; see campaigns.services.create_campaign."""
+    {{ content }} slot), then its editor; see campaigns.drafts.create_campaign."""
     try:
-        campaign = campaign_services.create_campaign(g.team, current_user.id, "", start_from=start_from)
-    except campaign_services.CampaignError as exc:
+        campaign = drafts.create_campaign(g.team, current_user.id, "", start_from=start_from)
+    except CampaignError as exc:
         flash(str(exc), "error")
         return redirect(back)
     flash(f"A new draft campaign starts from “{campaign.name}”: choose its audience, check it, then send it.",

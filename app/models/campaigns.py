@@ -124,7 +124,7 @@ class Campaign(BaseModel):
     audience = JSONField(default=lambda: {"lists": [], "segments": [], "exclude_lists": [], "exclude_segments": []})
     track_opens = BooleanField(default=True)
     track_clicks = BooleanField(default=True)
-    # {"sample_percent", "metric": "clicks"|"opens", "wait_minutes", "tests": a key of campaigns.services.AB_TESTS}
+    # {"sample_percent", "metric": "clicks"|"opens", "wait_minutes", "tests": a key of campaigns.ab_testing.AB_TESTS}
     ab_test = JSONField()
     # migration 0045: {"enabled", "source", "medium", "campaign", "content"} added to every web link (app/content/utm.py)
     utm = JSONField()

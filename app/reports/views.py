@@ -14,7 +14,7 @@ from flask import render_template
 from flask import request
 
 from app.models import Campaign
-from app.campaigns import services as campaign_services
+from app.campaigns import ab_testing
 from app.reports import charts
 from app.reports import clickmap
 from app.reports import geo
@@ -60,8 +60,8 @@ def campaign(campaign_id):
                            geoip=geo.database_info(geo.configured_path()),
                            click_links=clickmap.with_shares(campaign, clickmap.link_rows(campaign), shown),
                            map_variant=shown, map_variants=clickmap.content_variants(campaign),
-                           variants=campaign_services.variants_of(campaign),
-                           ab_open=campaign_services.ab_test(campaign) and not campaign.ab_decided_at)
+                           variants=ab_testing.variants_of(campaign),
+                           ab_open=ab_testing.ab_test(campaign) and not campaign.ab_decided_at)
 
 
 @bp.route("/campaigns/<int:campaign_id>/clickmap.html")
