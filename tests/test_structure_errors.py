@@ -31,7 +31,7 @@ BUILTIN_EXCEPTIONS = {name for name, value in vars(builtins).items()
 INTERNAL = {
     "_Superseded": "imports: another run of the same job committed the chunk first; the run moves on",
     "_Reject": "imports: one row turned away inside the parse loop; its text becomes that row's reason",
-    "_LimitError": "content: a cap hit inside a render; turned into a RenderError",
+    "LimitError": "content: a cap hit inside a render; turned into a RenderError",
     "LinkInvalid": "consent: a confirmation link the view answers with 404 (tampered) or 410 (expired)",
     "DnsLookupError": "sender domains: an unanswered DNS query, stored as the check's 'error' state",
     "NotFound": "contacts: a filter names another team's list or segment; the pages answer 404, a bulk action "

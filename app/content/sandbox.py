@@ -14,7 +14,7 @@ anyone can type into a sign-up form, and rendered on the server. So:
   (MAX_TOKENS, MAX_BRACKETS, MAX_NESTING). Every operator, slice, filter and
   method that can build a large value is sized *before* it builds it
   (`{{ 'x' * 10**9 }}` fails at once instead of allocating a gigabyte); a list
-  or dict is never turned into text past MAX_VALUE (_text_size walks it
+  or dict is never turned into text past MAX_VALUE (sizing.text_size walks it
   instead); `%` is capped by its template and the sum of its arguments; all
   the values a render builds share an allocation budget; and the output is
   counted as it is generated and cut off at MAX_OUTPUT.
@@ -33,7 +33,6 @@ import binascii
 import datetime
 import functools
 import re
-import threading
 import types
 
 from jinja2 import Undefined
@@ -49,12 +48,22 @@ from jinja2.runtime import str_join
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from app.content import sanitize
+from app.content.record import Record
+from app.content.sizing import LimitError
+from app.content.sizing import MAX_ITEMS
+from app.content.sizing import MAX_VALUE
+from app.content.sizing import TOO_MANY
+from app.content.sizing import check_size
+from app.content.sizing import close_budget
+from app.content.sizing import format_size
+from app.content.sizing import join_size
+from app.content.sizing import open_budget
+from app.content.sizing import replace_size
+from app.content.sizing import reserve
+from app.content.sizing import text_size
 from app.errors import Problem
 
 MAX_SOURCE = 300_000  # characters in a body or layout
-MAX_VALUE = 100_000  # characters in any one value a template builds
-MAX_ITEMS = 10_000  # items in any one list a template builds
-ALLOCATION_BUDGET = 4_000_000  # characters built by one render, all values together
 MAX_OUTPUT = 1_000_000  # characters of output (Gmail clips messages above ~100 KB anyway)
 MAX_SUBJECT = 998
 MAX_INT_BITS = 4096
@@ -89,151 +98,7 @@ class RenderError(Problem):
         super().__init__(f"Line {line}: {message}" if line else message)
 
 
-class _LimitError(Exception):
-    """Raised inside a render when a cap is hit; turned into a RenderError."""
-
-
-# --- Per-render budget ------------------------------------------------------
-
-_state = threading.local()
-
-
-ITEM_COST = 8  # a list slot is an 8-byte pointer; the budget counts characters (1-4 bytes each)
-_TOO_LONG = f"a value in this template would be longer than {MAX_VALUE:,} characters"
-_TOO_MANY = f"a list in this template would have more than {MAX_ITEMS:,} items"
-
-
-def _charge(length):
-    budget = getattr(_state, "budget", None)
-    if budget is None:
-        return
-    budget[0] += length
-    if budget[0] > ALLOCATION_BUDGET:
-        raise _LimitError(f"this template builds more than {ALLOCATION_BUDGET:,} characters of text while rendering")
-
-
-def _reserve(chars=0, items=0):
-    """Refuse, *before* it is built, a value of `chars` characters or `items` list items; else charge it."""
-    if chars > MAX_VALUE:
-        raise _LimitError(_TOO_LONG)
-    if items > MAX_ITEMS:
-        raise _LimitError(_TOO_MANY)
-    _charge(chars + items * ITEM_COST)
-
-
-def _check(value):
-    """Refuse an oversized value and charge a built one to the render's budget.
-
-    Only for results whose size cannot be known beforehand (a filter's, a method's),
-    and always after their inputs were sized by _text_size, so what is built here is
-    at most a small multiple of MAX_VALUE before it is refused."""
-    if isinstance(value, str):
-        _reserve(chars=len(value))
-    elif isinstance(value, (list, tuple)):
-        _reserve(items=len(value))
-    return value
-
-
-def _repr_length(text):
-    if text.isprintable():
-        return len(text) + 2 + text.count("\\") + text.count("'")  # quotes, and escapes of \ and '
-    return len(repr(text))  # only after len(text) was found small enough (see _text_size)
-
-
-def _text_size(value, limit=MAX_VALUE, quoted=False):
-    if type(value) is str and not quoted:  # the common case, on every send: no walk
-        if len(value) > limit:
-            raise _LimitError(_TOO_LONG)
-        return len(value)
-    return _walk_size(value, limit, quoted)
-
-
-def _walk_size(value, limit, quoted):
-    """How long str(value) would be, counted without building it; _LimitError past `limit`.
-
-    str() of a list is its repr, which a template can make enormous cheaply:
-    `[s] * 10000` is 80 KB of pointers but a gigabyte once printed, joined or passed
-    to a filter. This walks the value instead (iteratively, so nesting cannot
-    overflow the stack), and every step adds at least one character, so the walk
-    itself stops after about `limit` steps.
-    """
-    total = 0
-    stack = [(value, quoted)]
-    while stack:
-        item, in_repr = stack.pop()
-        if isinstance(item, str):
-            if len(item) > limit:
-                raise _LimitError(_TOO_LONG)
-            # (Markup's repr adds "Markup(" and ")")
-            total += (_repr_length(item) + (0 if type(item) is str else 8)) if in_repr else len(item)
-        elif item is None or isinstance(item, bool):
-            total += 5
-        elif isinstance(item, int):
-            total += item.bit_length() // 3 + 2  # decimal digits, generously
-        elif isinstance(item, float):
-            total += 24
-        elif isinstance(item, (list, tuple)):
-            total += 3 + 2 * len(item)  # brackets and ", " (and a 1-tuple's comma)
-            if total <= limit:
-                stack.extend((element, True) for element in item)
-        elif isinstance(item, Record) and not in_repr:
-            total += 0  # str() of a record is empty; only its repr, inside a list, shows the data
-        elif isinstance(item, (dict, Record)):
-            data = item._data if isinstance(item, Record) else item
-            total += 10 + 4 * len(data)  # "Record({", "': '", ", "
-            if total <= limit:
-                for key, element in data.items():
-                    stack.append((key, True))
-                    stack.append((element, True))
-        elif isinstance(item, (datetime.date, datetime.datetime)):
-            total += 60
-        else:
-            total += 100  # Undefined, a bound method: short reprs that show no contents
-        if total > limit:
-            raise _LimitError(_TOO_LONG)
-    return total
-
-
 # --- The sandbox ------------------------------------------------------------
-
-class Record:
-    """Read-only fields reachable as `record.key` or `record['key']`, and nothing else.
-
-    A dict would expose .items/.keys/.get, which would shadow custom fields with
-    those names; this exposes the data only.
-    """
-    __slots__ = ("_data",)
-
-    def __init__(self, data):
-        object.__setattr__(self, "_data", data)
-
-    def __getattr__(self, name):
-        try:
-            return self._data[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-    def __setattr__(self, name, value):
-        raise AttributeError("read-only")
-
-    def __getitem__(self, key):
-        return self._data[key]
-
-    def __contains__(self, key):
-        return key in self._data
-
-    def __iter__(self):
-        return iter(self._data)
-
-    def __len__(self):
-        return len(self._data)
-
-    def __repr__(self):
-        return "Record(%r)" % (self._data,)
-
-    def __str__(self):
-        return ""  # printing a whole record is never what the author meant
-
 
 class _GuardedCodeGenerator(CodeGenerator):
     """Routes `a ~ b` through the environment, so its size is checked before joining.
@@ -290,72 +155,6 @@ _DATE_METHODS = frozenset(("strftime", "isoformat", "weekday", "isoweekday"))
 _SEQUENCE_METHODS = frozenset(("count", "index"))
 
 
-def _replace_size(text, old, new, count=-1):
-    if not isinstance(text, str) or not isinstance(old, str) or not isinstance(new, str):
-        return None
-    occurrences = text.count(old) if old else len(text) + 1
-    if count is not None and count >= 0:
-        occurrences = min(occurrences, count)
-    return len(text) + occurrences * (len(new) - len(old))
-
-
-def _join_size(separator, items):
-    """(items as a list, the length of the joined text), without stringifying anything."""
-    if isinstance(items, (str, list, tuple)) and len(items) > MAX_ITEMS:
-        raise _LimitError(_TOO_MANY)
-    items = list(items)
-    if len(items) > MAX_ITEMS:
-        raise _LimitError(_TOO_MANY)
-    total = 0
-    for item in items:
-        total += _text_size(item, MAX_VALUE - total)
-    return items, total + _text_size(separator) * max(len(items) - 1, 0)
-
-
-# printf-style conversions: %(key)s, flags, width, .precision, length modifier, type.
-_CONVERSION = re.compile(r"%(?:\([^)]*\))?[#0 +\-]*(\*|\d*)(?:\.(\*|\d*))?[hlL]?(.?)", re.DOTALL)
-
-
-def _argument_size(value):
-    """The most characters one %-conversion of `value` can print (%r included)."""
-    if isinstance(value, float):
-        return 330  # '%f' % 1e308 has 309 digits before the point
-    return _text_size(value, quoted=True)
-
-
-@functools.lru_cache(maxsize=256)
-def _conversions(template):
-    """(number of conversions, sum of their widths and precisions) in a %-format template."""
-    conversions = 0
-    widths = 0
-    for match in _CONVERSION.finditer(template):
-        width, precision, kind = match.groups()
-        if "*" in (width, precision) or len(width) > 4 or len(precision or "") > 4:
-            raise _LimitError("formatting widths that large are not allowed")
-        widths += int(width or 0) + int(precision or 0)
-        if kind != "%":
-            conversions += 1
-    return conversions, widths
-
-
-def _format_size(template, arguments):
-    """An upper bound on the length of `template % arguments`, from the template and the arguments' sizes."""
-    conversions, widths = _conversions(str(template))
-    if isinstance(arguments, tuple):
-        size = 0
-        for argument in arguments:
-            size += _argument_size(argument)
-            if size > MAX_VALUE:
-                raise _LimitError(_TOO_LONG)
-    else:  # one value, or a mapping that each %(key)s may read again
-        size = _argument_size(arguments)
-        if isinstance(arguments, (dict, Record)):
-            data = arguments._data if isinstance(arguments, Record) else arguments
-            size = max([size] + [_argument_size(value) for value in data.values()])
-        size *= conversions
-    return len(template) + widths + size
-
-
 class Sandbox(ImmutableSandboxedEnvironment):
     """Jinja for untrusted templates: see the module docstring for the rules."""
 
@@ -378,23 +177,23 @@ class Sandbox(ImmutableSandboxedEnvironment):
                 return self._power(left, right)
             if operator == "+":
                 if isinstance(left, str) and isinstance(right, str):
-                    _reserve(chars=len(left) + len(right))
+                    reserve(chars=len(left) + len(right))
                     if hasattr(left, "__html__") or hasattr(right, "__html__"):
-                        return _check(left + right)  # Markup escapes the other side: sized again after
+                        return check_size(left + right)  # Markup escapes the other side: sized again after
                     return left + right
                 if isinstance(left, (list, tuple)) and isinstance(right, (list, tuple)):
-                    _reserve(items=len(left) + len(right))
+                    reserve(items=len(left) + len(right))
                 return left + right
             if operator == "%":
                 if isinstance(left, str):
-                    size = _format_size(left, right)
+                    size = format_size(left, right)
                     if hasattr(left, "__html__"):
                         size = len(left) + 5 * size  # Markup escapes each argument: & becomes &amp;
-                    _reserve(chars=size)
+                    reserve(chars=size)
                     return left % right
                 return left % right
         except OverflowError:
-            raise _LimitError("a number in this template is too large") from None
+            raise LimitError("a number in this template is too large") from None
         return super().call_binop(context, operator, left, right)
 
     @staticmethod
@@ -403,33 +202,33 @@ class Sandbox(ImmutableSandboxedEnvironment):
             if isinstance(sequence, (str, list, tuple)) and isinstance(times, int) and not isinstance(times, bool):
                 if len(sequence) * max(times, 0) > (MAX_VALUE if isinstance(sequence, str) else MAX_ITEMS):
                     if isinstance(sequence, str):
-                        raise _LimitError(f"multiplying this text would make it longer than {MAX_VALUE:,} characters")
-                    raise _LimitError(f"multiplying this list would give it more than {MAX_ITEMS:,} items")
+                        raise LimitError(f"multiplying this text would make it longer than {MAX_VALUE:,} characters")
+                    raise LimitError(f"multiplying this list would give it more than {MAX_ITEMS:,} items")
                 size = len(sequence) * max(times, 0)
-                _reserve(**({"chars": size} if isinstance(sequence, str) else {"items": size}))
+                reserve(**({"chars": size} if isinstance(sequence, str) else {"items": size}))
                 return sequence * times
         if isinstance(left, int) and isinstance(right, int):
             if abs(left).bit_length() + abs(right).bit_length() > MAX_INT_BITS:
-                raise _LimitError("a number in this template is too large")
+                raise LimitError("a number in this template is too large")
         return left * right
 
     @staticmethod
     def _power(left, right):
         if isinstance(left, int) and isinstance(right, int) and abs(left) > 1:
             if right > MAX_INT_BITS or right * abs(left).bit_length() > MAX_INT_BITS:
-                raise _LimitError("a number in this template is too large")
+                raise LimitError("a number in this template is too large")
         if isinstance(right, (int, float)) and abs(right) > MAX_INT_BITS:
-            raise _LimitError("a number in this template is too large")
+            raise LimitError("a number in this template is too large")
         return left ** right
 
     def guarded_concat(self, context, items):
         size = 0
         for item in items:  # sized before str() is called on any of them
-            size += _text_size(item, MAX_VALUE - size)
-        _reserve(chars=size)
+            size += text_size(item, MAX_VALUE - size)
+        reserve(chars=size)
         strings = [item if isinstance(item, str) else str(item) for item in items]
         if context.eval_ctx.autoescape:
-            return _check(markup_join(strings))  # escaping can lengthen it: sized again
+            return check_size(markup_join(strings))  # escaping can lengthen it: sized again
         return str_join(strings)
 
     def getitem(self, obj, argument):
@@ -439,7 +238,7 @@ class Sandbox(ImmutableSandboxedEnvironment):
                 length = len(range(*argument.indices(len(obj))))
             except (TypeError, ValueError):
                 length = 0  # not a valid slice: the lookup below fails in words
-            _reserve(**({"chars": length} if isinstance(obj, str) else {"items": length}))
+            reserve(**({"chars": length} if isinstance(obj, str) else {"items": length}))
         return super().getitem(obj, argument)
 
     def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 (Jinja's calling convention)
@@ -450,30 +249,30 @@ class Sandbox(ImmutableSandboxedEnvironment):
         if isinstance(__obj, (types.BuiltinMethodType, types.MethodWrapperType)) and owner is not None:
             if isinstance(owner, str) and name in _STR_METHODS:
                 for argument in (*args, *kwargs.values()):
-                    _text_size(argument)
+                    text_size(argument)
                 if name in ("split", "rsplit"):
                     # At most MAX_ITEMS + 1 pieces are ever built; more is refused just below.
                     separator = args[0] if args else kwargs.get("sep")
                     limit = args[1] if len(args) > 1 else kwargs.get("maxsplit", -1)
                     if not isinstance(limit, int) or not 0 <= limit <= MAX_ITEMS:
                         limit = MAX_ITEMS
-                    return _check(__obj(separator, limit))
+                    return check_size(__obj(separator, limit))
                 if name == "splitlines" and owner.count("\n") + owner.count("\r") > MAX_ITEMS:
-                    raise _LimitError(_TOO_MANY)
+                    raise LimitError(TOO_MANY)
                 if name == "replace":
-                    size = _replace_size(owner, *args[:2], *(args[2:3] or [-1]))
+                    size = replace_size(owner, *args[:2], *(args[2:3] or [-1]))
                     if size is not None and size > MAX_VALUE:
-                        raise _LimitError(f"a value in this template would be longer than {MAX_VALUE:,} characters")
+                        raise LimitError(f"a value in this template would be longer than {MAX_VALUE:,} characters")
                 elif name == "join" and args:
-                    items, size = _join_size(owner, args[0])
+                    items, size = join_size(owner, args[0])
                     if size > MAX_VALUE:
-                        raise _LimitError(f"a value in this template would be longer than {MAX_VALUE:,} characters")
+                        raise LimitError(f"a value in this template would be longer than {MAX_VALUE:,} characters")
                     args = (items,) + args[1:]
-                return _check(__obj(*args, **kwargs))
+                return check_size(__obj(*args, **kwargs))
             if isinstance(owner, (datetime.date, datetime.datetime)) and name in _DATE_METHODS:
                 if name == "strftime" and (not args or not isinstance(args[0], str) or len(args[0]) > 200):
-                    raise _LimitError("strftime() needs a format of at most 200 characters")
-                return _check(__obj(*args, **kwargs))
+                    raise LimitError("strftime() needs a format of at most 200 characters")
+                return check_size(__obj(*args, **kwargs))
             if isinstance(owner, (list, tuple)) and name in _SEQUENCE_METHODS:
                 return __obj(*args, **kwargs)
         raise SecurityError(f"calling {name or 'this'}() is not allowed in email templates")
@@ -484,7 +283,7 @@ def _finalize(value):
     if value is None:
         return ""
     if not isinstance(value, (str, int, float)):
-        _text_size(value)
+        text_size(value)
     return value
 
 
@@ -506,21 +305,21 @@ def _guard_filter(function, name):
     def guarded(*args, **kwargs):
         if name not in _SHALLOW_FILTERS:
             for argument in (*args[skip:], *kwargs.values()):
-                _text_size(argument)
+                text_size(argument)
             if name in ("sort", "unique") and args[skip:] and isinstance(args[skip], str) \
                     and len(args[skip]) > MAX_ITEMS:
-                raise _LimitError(_TOO_MANY)  # a list of every character
-        return _check(function(*args, **kwargs))
+                raise LimitError(TOO_MANY)  # a list of every character
+        return check_size(function(*args, **kwargs))
     return guarded
 
 
 def _safe_replace(eval_ctx, text, old, new, count=None):
     for argument in (text, old, new):
-        _text_size(argument)
-    size = _replace_size(str(text), str(old), str(new), -1 if count is None else count)
+        text_size(argument)
+    size = replace_size(str(text), str(old), str(new), -1 if count is None else count)
     if size is not None and size > MAX_VALUE:
-        raise _LimitError(f"a value in this template would be longer than {MAX_VALUE:,} characters")
-    return _check(jinja_filters.do_replace(eval_ctx, text, old, new, count))
+        raise LimitError(f"a value in this template would be longer than {MAX_VALUE:,} characters")
+    return check_size(jinja_filters.do_replace(eval_ctx, text, old, new, count))
 
 
 _safe_replace.jinja_pass_arg = jinja_filters.do_replace.jinja_pass_arg
@@ -528,10 +327,10 @@ _safe_replace.jinja_pass_arg = jinja_filters.do_replace.jinja_pass_arg
 
 def _safe_join(eval_ctx, value, d="", attribute=None):
     if attribute is None and not isinstance(value, Undefined):
-        value, size = _join_size(d, value)
+        value, size = join_size(d, value)
         if size > MAX_VALUE:
-            raise _LimitError(f"a value in this template would be longer than {MAX_VALUE:,} characters")
-    return _check(jinja_filters.do_join(eval_ctx, value, d, attribute))
+            raise LimitError(f"a value in this template would be longer than {MAX_VALUE:,} characters")
+    return check_size(jinja_filters.do_join(eval_ctx, value, d, attribute))
 
 
 _safe_join.jinja_pass_arg = jinja_filters.do_join.jinja_pass_arg
@@ -541,16 +340,16 @@ def _safe_sum(values, start=0):
     total = start
     for count, value in enumerate(values):
         if count >= MAX_ITEMS or not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise _LimitError("sum only adds up numbers")
+            raise LimitError("sum only adds up numbers")
         total += value
     return total
 
 
 def _safe_list(value):
     if isinstance(value, (str, list, tuple, Record)) or isinstance(value, Undefined):
-        _reserve(items=len(value))
+        reserve(items=len(value))
         return list(value)
-    raise _LimitError("list() only takes text or lists")
+    raise LimitError("list() only takes text or lists")
 
 
 _FILTERS = {name: _guard_filter(jinja_filters.FILTERS[name], name) for name in (
@@ -700,7 +499,7 @@ def _render_error(error):
     if isinstance(error, RenderError):
         return error
     line = _runtime_line(error)
-    if isinstance(error, (_LimitError, SecurityError)):
+    if isinstance(error, (LimitError, SecurityError)):
         return RenderError(str(error), line)
     if isinstance(error, TemplateError):
         return RenderError(error.message or str(error), line)
@@ -723,18 +522,18 @@ def _reraise(template):
 
 def generate(template, context, limit=MAX_OUTPUT):
     """Yield the output chunks of a render, enforcing every cap; failures become RenderError."""
-    _state.budget = [0]
+    open_budget()
     produced = 0
     try:
         for chunk in template.root_render_func(template.new_context(context)):
             produced += len(chunk)
             if produced > limit:
-                raise _LimitError(f"the output would be longer than {limit:,} characters")
+                raise LimitError(f"the output would be longer than {limit:,} characters")
             yield chunk
     except Exception:  # noqa: BLE001 (converted or re-raised by _reraise)
         _reraise(template)
     finally:
-        _state.budget = None
+        close_budget()
 
 
 def encode_pieces(template, context, cache, out, limit=MAX_OUTPUT):
@@ -745,7 +544,7 @@ def encode_pieces(template, context, cache, out, limit=MAX_OUTPUT):
     personalised ones are added as they come (the same token appears in many
     links), and encoding depends only on the text.
     """
-    _state.budget = [0]
+    open_budget()
     produced = 0
     append = out.append
     get = cache.get
@@ -753,7 +552,7 @@ def encode_pieces(template, context, cache, out, limit=MAX_OUTPUT):
         for chunk in template.root_render_func(template.new_context(context)):
             produced += len(chunk)
             if produced > limit:
-                raise _LimitError(f"the output would be longer than {limit:,} characters")
+                raise LimitError(f"the output would be longer than {limit:,} characters")
             encoded = get(chunk)
             if encoded is None:
                 encoded = cache[chunk] = qp_piece(chunk)
@@ -761,7 +560,7 @@ def encode_pieces(template, context, cache, out, limit=MAX_OUTPUT):
     except Exception:  # noqa: BLE001 (converted or re-raised by _reraise)
         _reraise(template)
     finally:
-        _state.budget = None
+        close_budget()
 
 
 def render(template, context, limit=MAX_OUTPUT):
