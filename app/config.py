@@ -137,6 +137,16 @@ class Config:
     # before the 2nd, 3rd, ... attempt after a temporary SMTP failure (then the message has failed).
     TX_MAX_BYTES = _int("LOFT_TX_MAX_BYTES", 2_500_000)
     TX_RETRY_DELAYS = _ints("LOFT_TX_RETRY_DELAYS", "5,30,120,600,1800")
+    # Whether a transactional message is tracked when it does not say (track_opens / track_clicks, or the
+    # X-Loft-Track header over SMTP). Off: a receipt or a password reset is mail the recipient needs, not
+    # marketing to measure, so it carries no pixel and no rewritten links unless the sender asks.
+    TX_TRACK_OPENS = _bool("LOFT_TX_TRACK_OPENS", False)
+    TX_TRACK_CLICKS = _bool("LOFT_TX_TRACK_CLICKS", False)
+    # Seconds the transactional worker keeps an idle SMTP connection open for the next message (0: one
+    # connection per message), and how long a message waits before it looks again at an account that is
+    # paused or at its hourly or daily cap.
+    TX_CONNECTION_IDLE = _int("LOFT_TX_CONNECTION_IDLE", 10)
+    TX_WAIT_SECONDS = _int("LOFT_TX_WAIT_SECONDS", 60)
     # SMTP submission (the Procfile's `submission`, app/submission/): where it listens; its TLS certificate and
     # key as PEM files (empty: a self-signed pair made once under var/submission-tls/); the largest message in
     # bytes (the transactional stream's own limit from TX_MAX_BYTES applies too), the recipients one message

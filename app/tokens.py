@@ -11,6 +11,8 @@ unsubscribe anyone.
   preferences          (team id, contact id, email_digest) the preference center
   confirm              (subscription id, email_digest, issued at) the double opt-in link
   form                 (list id, issued at) the hidden timestamp of a hosted sign-up form
+  tx_open, tx_click    (team id, transactional message id) the open pixel and tracked links of a
+                       transactional message that asked for tracking (app/transactional/tracking.py)
 
 API keys (app/api/keys.py) are random secrets, not signed ids: they are kept only as
 api_key_digest(), so the database never holds a key that works.
@@ -38,7 +40,8 @@ from itsdangerous import BadSignature
 from itsdangerous import URLSafeSerializer
 from itsdangerous import URLSafeTimedSerializer
 
-PURPOSES = ("open", "click", "unsubscribe", "view", "preferences", "header", "confirm", "form")
+PURPOSES = ("open", "click", "unsubscribe", "view", "preferences", "header", "confirm", "form", "tx_open",
+            "tx_click")
 TAG_BYTES = 16
 MAX_TOKEN_LENGTH = 120  # anything longer is refused before decoding
 

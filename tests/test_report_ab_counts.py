@@ -155,9 +155,10 @@ def test_the_migration_goes_down_and_up_again_marking_the_campaigns_already_coun
         rollup.run()
     runner = Runner(db.obj, MIGRATIONS_DIR)
 
-    assert runner.down(target="0056_ab_stats") == ["0056_ab_stats"]
+    undone = runner.down(target="0056_ab_stats")
+    assert undone[-1] == "0056_ab_stats"  # after the migrations that came later
     assert not {"ab_split", "ab_stat"} & set(db.get_tables())
-    assert runner.up() == ["0056_ab_stats"]
+    assert runner.up() == undone[::-1]
 
     assert [(row.campaign_id, row.from_start) for row in AbSplit.select()] == [(decided.id, False)]
     assert not AbStat.select().exists()

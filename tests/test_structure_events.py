@@ -94,7 +94,7 @@ def test_event_types_are_the_stored_strings():
     assert {t.value for t in EventType} == {
         "created", "updated", "status_changed", "subscribed", "confirmed", "removed_from_list", "unsubscribed",
         "sent", "delivered", "deferred", "bounced", "complained", "opened", "clicked",
-        "tx_sent", "tx_failed", "tx_bounced"}
+        "tx_sent", "tx_failed", "tx_bounced", "tx_opened", "tx_clicked"}
     assert EventType.SENT == "sent" and f"{EventType.OPENED}" == "opened"
 
 

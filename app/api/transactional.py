@@ -7,6 +7,7 @@ from typing import Literal
 from flask import g
 from pydantic import ConfigDict
 from pydantic import Field
+from pydantic import StrictBool
 
 from app.api import pagination
 from app.api.contacts import utc
@@ -51,12 +52,20 @@ class TxIn(Strict):
         "Extra headers: X-… (not X-Loft-…), In-Reply-To, References, Auto-Submitted, X-Priority, Importance."))
     tags: list[str] | None = Field(None, max_length=service.MAX_TAGS)
     attachments: list[AttachmentIn] | None = Field(None, max_length=service.MAX_ATTACHMENTS)
+    track_opens: StrictBool | None = Field(None, description=(
+        "Add the open pixel. Off unless asked (the instance default is LOFT_TX_TRACK_OPENS, off): a receipt "
+        "or a password reset is not marketing to measure. The first open is the history's \"opened\" step "
+        "and fires tx_opened."))
+    track_clicks: StrictBool | None = Field(None, description=(
+        "Send the web links through Loft's click redirect (default LOFT_TX_TRACK_CLICKS, off). The first "
+        "click on each link is a \"clicked\" step in the history and fires tx_clicked."))
 
 
 class TxEventOut(Schema):
-    status: str = Field(description="queued (also after each temporary failure, with the server's words), "
-                                    "sent (with the SMTP reply), delivered (a provider said so), failed, "
-                                    "bounced, complained.")
+    status: str = Field(description="queued (also after each temporary failure, with the server's words, "
+                                    "and while its SMTP account is paused or at a cap), sent (with the SMTP "
+                                    "reply), delivered (a provider said so), failed, bounced, complained, "
+                                    "opened (the first open), clicked (the first click on each link).")
     at: datetime.datetime
     detail: str
 
@@ -78,6 +87,14 @@ class TxOut(Schema):
     error: str = Field(description="Why the last attempt failed, in the server's words.")
     created_at: datetime.datetime
     sent_at: datetime.datetime | None
+    waiting: str = Field(description="Why a queued message is waiting: its SMTP account is paused or at its "
+                                     "hourly or daily limit. Empty otherwise.")
+    track_opens: bool
+    track_clicks: bool
+    opens: int = Field(description="Opens recorded (a message sent with track_opens).")
+    clicks: int = Field(description="Clicks recorded (a message sent with track_clicks).")
+    opened_at: datetime.datetime | None = Field(description="The first open.")
+    clicked_at: datetime.datetime | None = Field(description="The first click.")
     history: list[TxEventOut] | None = Field(None, description="The status history (one message only).")
 
 
@@ -100,10 +117,13 @@ def tx_out(tx, history=False):
         id=tx.id, status=tx.status, to=tx.to_email, from_=tx.from_email, from_name=tx.from_name, reply_to=tx.reply_to,
         subject=tx.subject, tags=tx.tags or [], template_id=tx.template_id, message_id=tx.message_id, size=tx.size,
         attempts=tx.attempts, error=tx.error, created_at=utc(tx.created_at),
-        sent_at=utc(tx.sent_at) if tx.sent_at else None, history=events))
+        sent_at=utc(tx.sent_at) if tx.sent_at else None, waiting=tx.waiting, track_opens=tx.track_opens,
+        track_clicks=tx.track_clicks, opens=tx.opens, clicks=tx.clicks,
+        opened_at=utc(tx.opened_at) if tx.opened_at else None, clicked_at=utc(tx.clicked_at) if tx.clicked_at else None,
+        history=events))
 
 
-@operation("/tx", "POST", "send", ok=TxOut, status=201, body=TxIn, tags=["transactional"])
+@operation("/tx", "POST", "send", ok=TxOut, status=201, body=TxIn, tags=["transactional"], location="/tx/{id}")
 def send_transactional(body):
     """Send one transactional message (queued on its own lane; see its status at /tx/{id})"""
     tx = service.accept(g.team, api_key=g.api_key, message=body.model_dump(by_alias=True, exclude_none=True))

@@ -4,7 +4,8 @@ Erasure deletes the person and keeps only what is needed to honour it: a
 keyed hash of the address on the suppression list (reason "erased"), so the
 address is refused by imports, forms and the contact form forever after,
 and the impersonal skeleton of their events (type, time, campaign) so a
-campaign's counts do not change. Both acts are written to AuditLog with the
+campaign's counts do not change. Transactional messages to the address are
+anonymised the same way (app/transactional/erasure.py). Both acts are written to AuditLog with the
 address's hint, never the address.
 """
 import json
@@ -26,6 +27,7 @@ from app.models import Send
 from app.models import Subscription
 from app.models import utcnow
 from app.sending import ledger
+from app.transactional import erasure as tx_erasure
 
 
 def get_contact(team, contact_id):
@@ -67,6 +69,10 @@ def export_data(team, contact):
                    for e in events],
         "messages": [{"campaign": s.campaign.name, "status": s.status, "sent_at": _when(s.sent_at),
                       "message_id": s.message_id} for s in sends],
+        "transactional_messages": [{"subject": tx.subject, "from": tx.from_email, "status": tx.status,
+                                    "accepted_at": _when(tx.created_at), "sent_at": _when(tx.sent_at),
+                                    "message_id": tx.message_id, "opens": tx.opens, "clicks": tx.clicks}
+                                   for tx in tx_erasure.messages_to(team.id, contact.email)],
         "suppression": {
             "suppressed": bool(blocked),
             "entries": [{"kind": e.kind, "reason": e.reason, "since": _when(e.created_at)} for e in blocked],
@@ -91,7 +97,8 @@ def erase(team, user, contact, typed):
     One transaction: the address goes on the suppression list (reason
     "erased"), subscriptions and tags are deleted, events lose their contact and their
     data (type, time and campaign stay for the counts), the send ledger keeps
-    only the hint, audit rows that quoted the address get the hint instead,
+    only the hint, transactional messages to the address keep only the hint
+    (no body, subject or Reply-To), audit rows that quoted the address get the hint instead,
     and the contact row goes. Returns the hint for messages.
     """
     if suppression.normalise("email", typed or "") != contact.email:
@@ -103,13 +110,14 @@ def erase(team, user, contact, typed):
         tags = ContactTag.delete().where(ContactTag.contact == contact).execute()
         events = Event.update(contact=None, data={}).where(Event.contact == contact).execute()
         ledger.skip_erased(contact.id, hint)
+        tx_messages = tx_erasure.erase_address(team.id, contact.email, hint)
         mentions = AuditLog.select(AuditLog.id, AuditLog.data).where(
             (AuditLog.team == team) & AuditLog.data.cast("TEXT").contains(contact.email))
         for row in mentions:
             AuditLog.update(data=_replaced(row.data, contact.email, hint)).where(AuditLog.id == row.id).execute()
         Contact.delete().where((Contact.id == contact.id) & (Contact.team == team)).execute()
         audit(team, user, "contact.erased", f"contact:{contact.id}", hint=hint, subscriptions_deleted=lists,
-              tags_removed=tags, events_scrubbed=events)
+              tags_removed=tags, events_scrubbed=events, tx_messages_anonymised=tx_messages)
     return hint
 
 

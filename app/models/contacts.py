@@ -180,6 +180,8 @@ class EventType(enum.StrEnum):
     TX_SENT = "tx_sent"
     TX_FAILED = "tx_failed"
     TX_BOUNCED = "tx_bounced"
+    TX_OPENED = "tx_opened"
+    TX_CLICKED = "tx_clicked"
 
 
 class Event(BaseModel):

@@ -2,6 +2,7 @@
 import enum
 
 from peewee import BlobField
+from peewee import BooleanField
 from peewee import CharField
 from peewee import DateTimeField
 from peewee import ForeignKeyField
@@ -11,6 +12,7 @@ from peewee import TextField
 from app.db import BaseModel
 from app.db import JSONField
 from app.models.api import ApiKey
+from app.models.campaigns import SmtpAccount
 from app.models.campaigns import Template
 from app.models.common import utcnow
 from app.models.teams import Team
@@ -23,9 +25,13 @@ class TxStatus(enum.StrEnum):
     DELIVERED = "delivered"  # a provider (SES, SendGrid, ... webhooks) reported it delivered
     FAILED = "failed"  # refused for good, or every retry used up
     BOUNCED = "bounced"  # a bounce report came back for it after it was sent
+    # Steps of the history only (TxEvent.status), never a TxMessage.status: an open or a click does not
+    # change whether the message was delivered.
+    OPENED = "opened"  # the first open of a message with track_opens
+    CLICKED = "clicked"  # the first click on each tracked link
 
 
-TX_STATUSES = tuple(TxStatus)
+TX_STATUSES = tuple(status for status in TxStatus if status not in (TxStatus.OPENED, TxStatus.CLICKED))
 
 
 class TxMessage(BaseModel):
@@ -49,10 +55,23 @@ class TxMessage(BaseModel):
     error = TextField(default="")  # why it failed or bounced, in the server's words
     created_at = DateTimeField(default=utcnow)
     sent_at = DateTimeField(null=True)
+    # Migration 0057: tracking, asked for per message; the tracked links' URLs (a click link names one by
+    # its place, 1, 2, ...); the first open and click, and how many were recorded.
+    track_opens = BooleanField(default=False)
+    track_clicks = BooleanField(default=False)
+    links = JSONField(empty=list)
+    opened_at = DateTimeField(null=True)
+    clicked_at = DateTimeField(null=True)
+    opens = IntegerField(default=0)
+    clicks = IntegerField(default=0)
+    # The account it went out through (its hourly and daily caps count it), and why a queued message waits.
+    smtp_account = ForeignKeyField(SmtpAccount, null=True, on_delete="SET NULL", index=False)
+    waiting = TextField(default="")
 
     class Meta:
         indexes = (
             (("team", "id"), False),
+            (("smtp_account", "sent_at"), False),  # the per-account hourly and daily counts
             (("team", "status", "id"), False),
             (("status", "created_at"), False),  # the sweep for messages left queued
         )

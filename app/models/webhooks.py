@@ -13,7 +13,7 @@ from app.models.teams import Team
 
 
 WEBHOOK_EVENT_TYPES = ("sent", "delivered", "bounced", "opened", "clicked", "unsubscribed", "complained",
-                       "tx_sent", "tx_failed", "tx_bounced")
+                       "tx_sent", "tx_failed", "tx_bounced", "tx_opened", "tx_clicked")
 WEBHOOK_DELIVERY_STATUSES = ("pending", "delivered", "failed")
 
 

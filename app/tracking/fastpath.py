@@ -17,6 +17,9 @@ whose views in app/tracking/views.py stay the reference behaviour:
                              link belongs to the Send's campaign; anything else
                              (bad token, unknown link: the 404 page) goes to Flask.
 
+A transactional message that asked for tracking uses the same two paths with tokens of
+its own purposes (tx_open, tx_click: app/transactional/tracking.py).
+
 HEAD, POST and any other path or shape go to Flask untouched. The answers carry
 the same headers as the Flask views (tests/test_tracking_writer.py compares them), the
 same X-Request-ID handling and the same JSON request log line. No cookie is read
@@ -33,6 +36,7 @@ from app import logs
 from app import tokens
 from app.tracking import recorder
 from app.tracking import services
+from app.transactional import tracking as tx_tracking
 
 log = logging.getLogger("loft.request")  # the same logger as app.logs' request lines
 
@@ -89,18 +93,27 @@ class FastPath:
         ids = self.signer().verify(purpose, token)
         return ids[0] if ids and len(ids) == 1 else None
 
+    def _tx_ids(self, purpose, token):
+        """(team id, message id) of a transactional message's token, or None."""
+        ids = self.signer().verify(purpose, token)
+        return ids if ids and len(ids) == 2 else None
+
     def pixel(self, environ, start_response, token):
         started = time.perf_counter()
         send_id = self._send_id("open", token)
         if send_id is not None:
             services.record_open(send_id, environ.get("HTTP_USER_AGENT", ""), environ.get("REMOTE_ADDR") or "")
+        else:
+            tx_ids = self._tx_ids("tx_open", token)
+            if tx_ids is not None:
+                tx_tracking.record_open(*tx_ids, environ.get("HTTP_USER_AGENT", ""), environ.get("REMOTE_ADDR") or "")
         return self._answer(environ, start_response, started, "200 OK", PIXEL_HEADERS, services.PIXEL)
 
     def click(self, environ, start_response, token, link_id):
         started = time.perf_counter()
         send_id = self._send_id("click", token)
         if send_id is None:
-            return None
+            return self.tx_click(environ, start_response, started, token, link_id)
         found = services.click_target(send_id, link_id)
         if found is None:
             return None
@@ -110,6 +123,15 @@ class FastPath:
         location = iri_to_uri(url)  # as the view: the stored URL as written, only made ASCII
         return self._answer(environ, start_response, started, "302 FOUND",
                             [("Location", location), *REDIRECT_HEADERS], b"")
+
+    def tx_click(self, environ, start_response, started, token, place):
+        tx_ids = self._tx_ids("tx_click", token)
+        url = tx_tracking.click_target(*tx_ids, place) if tx_ids is not None else None
+        if url is None:
+            return None
+        tx_tracking.record_click(*tx_ids, url, "GET", environ.get("HTTP_USER_AGENT", ""))
+        return self._answer(environ, start_response, started, "302 FOUND",
+                            [("Location", iri_to_uri(url)), *REDIRECT_HEADERS], b"")
 
     def _answer(self, environ, start_response, started, status, headers, body):
         incoming = environ.get("HTTP_X_REQUEST_ID", "")

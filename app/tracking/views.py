@@ -25,6 +25,7 @@ from app.security import untrusted_html_response
 from app.tracking import fastpath
 from app.tracking import services
 from app.tracking import webview
+from app.transactional import tracking as tx_tracking
 
 bp = Blueprint("tracking", __name__)
 
@@ -56,6 +57,12 @@ def _send_id(purpose, token):
     return ids[0]
 
 
+def _tx_ids(purpose, token):
+    """(team id, message id) a transactional message's token of `purpose` carries, or None."""
+    ids = tokens.verify(purpose, token)
+    return ids if ids and len(ids) == 2 else None
+
+
 def _client_ip():
     # Behind a TLS proxy set LOFT_PROXIES so remote_addr is the visitor (ProxyFix in create_app).
     return request.remote_addr or ""
@@ -71,6 +78,8 @@ def open_pixel(token):
     send_id = _send_id("open", token)
     if send_id is not None and request.method == "GET":
         services.record_open(send_id, request.headers.get("User-Agent", ""), _client_ip())
+    elif send_id is None and request.method == "GET" and (tx_ids := _tx_ids("tx_open", token)) is not None:
+        tx_tracking.record_open(*tx_ids, request.headers.get("User-Agent", ""), _client_ip())
     return Response(services.PIXEL, 200, headers=PIXEL_HEADERS)
 
 
@@ -79,7 +88,7 @@ def open_pixel(token):
 def click(token, link_id):
     send_id = _send_id("click", token)
     if send_id is None:
-        return _not_found()
+        return _tx_click(token, link_id)
     found = services.click_target(send_id, link_id)
     if found is None:
         return _not_found()
@@ -89,6 +98,17 @@ def click(token, link_id):
     response = Response("", 302, headers=NO_STORE)
     # Set directly, never through url_for or redirect(): the stored URL is used as written,
     # only made ASCII (an IRI with non-ASCII characters becomes its URI form).
+    response.headers["Location"] = iri_to_uri(url)
+    return response
+
+
+def _tx_click(token, place):
+    tx_ids = _tx_ids("tx_click", token)
+    url = tx_tracking.click_target(*tx_ids, place) if tx_ids is not None else None
+    if url is None:
+        return _not_found()
+    tx_tracking.record_click(*tx_ids, url, request.method, request.headers.get("User-Agent", ""))
+    response = Response("", 302, headers=NO_STORE)
     response.headers["Location"] = iri_to_uri(url)
     return response
 

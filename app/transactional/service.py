@@ -41,7 +41,9 @@ from app.content.fields import base_context
 from app.content.fields import contact_context
 from app.content.fields import sample_contact
 from app.content.prepare import prepare
+from app.content.sandbox import CLICK_TOKEN
 from app.content.sandbox import MAX_SUBJECT
+from app.content.sandbox import OPEN_TOKEN
 from app.content.sandbox import Record
 from app.content.sandbox import RenderError
 from app.content.sandbox import render
@@ -60,6 +62,7 @@ from app.models import TxStatus
 from app.models import utcnow
 from app.senders import accounts
 from app.senders import domains
+from app.transactional import tracking as tx_tracking
 
 # Headers a message may add. Everything that routes or authenticates mail (To, Cc, Bcc, From, Sender,
 # Received, Return-Path, DKIM-Signature, ...) is Loft's to write, and List-Unsubscribe belongs to marketing.
@@ -75,11 +78,11 @@ MAX_DATA_DEPTH = 5
 STALL_MARGIN = 300  # seconds past the longest retry delay before a queued message counts as lost
 MAX_SUBMITTED_RECIPIENTS = 50  # one message submitted over SMTP becomes one TxMessage per recipient
 FIELDS = frozenset(("to", "to_name", "from", "from_name", "reply_to", "subject", "html", "markdown",
-                    "template_id", "data", "headers", "tags", "attachments"))
+                    "template_id", "data", "headers", "tags", "attachments", "track_opens", "track_clicks"))
 # What a whole message submitted over SMTP may not bring along: Loft writes the routing and signature
 # headers itself, and a Bcc must never reach the recipients it hides.
 STRIPPED_HEADERS = ("bcc", "return-path", "received", "dkim-signature", "list-unsubscribe",
-                    "list-unsubscribe-post", "x-loft-token")
+                    "list-unsubscribe-post", "x-loft-token", tx_tracking.HEADER.lower())
 SUPPRESSION_REASONS_THAT_ALLOW = ("unsubscribed",)  # a marketing unsubscribe; every other entry refuses
 
 
@@ -279,6 +282,17 @@ def _content(team, message, errors):
     return Source(body, given[0]), None
 
 
+def _choice(message, field, setting, errors):
+    """A message's track_opens / track_clicks: true or false as given, else the instance's default. Tracking
+    is off by default for transactional mail: a receipt or a password reset is not marketing to measure, so
+    it is tracked only when the sender asks (per message, or for the instance with LOFT_TX_TRACK_*)."""
+    value = message.get(field)
+    if value is not None and not isinstance(value, bool):
+        errors[field] = f"Give {field} as true or false."
+        return False
+    return tx_tracking.wanted(value, setting)
+
+
 def _subject(message, template, errors):
     subject = message.get("subject")
     if subject in (None, "") and template is not None:
@@ -315,15 +329,20 @@ def _message_id(from_email):
     return f"tx.{secrets.token_urlsafe(18)}@{from_email.rpartition('@')[2]}"
 
 
-def _render(team, source, subject, to_email, to_name, from_name, from_email, data):
-    """(subject, html, text) through the campaigns' sandbox, without the marketing footer."""
+def _render(team, source, subject, to_email, to_name, from_name, from_email, data, tracking=None):
+    """(subject, html, text) through the campaigns' sandbox, without the marketing footer; with the open pixel
+    and tracked links when `tracking` (a tx_tracking.Tracking) asks for them."""
     base_url = instance_settings.base_url().rstrip("/")
     layout = source.layout
     if layout is None and source.kind == "markdown":
         layout = builtin_layout("_transactional_markdown_layout")
-    prepared = prepare(source.body, source.kind, subject, layout=layout, base_url=base_url, marketing_footer=False)
+    opens, clicks = (tracking.opens, tracking.clicks) if tracking is not None else (False, False)
+    prepared = prepare(source.body, source.kind, subject, layout=layout, base_url=base_url, marketing_footer=False,
+                       track_opens=opens, track_clicks=clicks, link_id=tracking.link_id if clicks else None)
     context = base_context(team, base_url, subject, from_name, from_email)
     context.update({"unsubscribe_url": "", "preferences_url": "", "webview_url": ""})
+    if tracking is not None:
+        context.update({OPEN_TOKEN: tracking.open_token, CLICK_TOKEN: tracking.click_token})
     context.update(contact_context(sample_contact(to_email, to_name), []))
     context["data"] = data
     rendered_subject = one_line_text(render(prepared.subject_template, context, MAX_SUBJECT * 4))[:MAX_SUBJECT]
@@ -355,11 +374,22 @@ def _build(*, from_name, from_email, to_name, to_email, reply_to, subject, html,
 
 
 def _store(team, api_key, template, *, from_email, from_name, reply_to, to_email, subject, tags, raw, message_id,
-           detail):
+           detail, track=(False, False)):
+    """Store one queued message. `raw` is its bytes, or for a tracked message (`track`: opens, clicks) a
+    function of its Tracking that builds them, called once the row has the id its tokens carry: a build that
+    raises leaves nothing stored."""
+    tracked = any(track)
     with db.atomic():
         tx = TxMessage.create(team=team.id, api_key=api_key, template=template, from_email=from_email,
                               from_name=from_name, reply_to=reply_to, to_email=to_email, subject=subject, tags=tags,
-                              status=TxStatus.QUEUED, message_id=message_id, raw=raw, size=len(raw))
+                              status=TxStatus.QUEUED, message_id=message_id, raw=b"" if tracked else raw,
+                              size=0 if tracked else len(raw), track_opens=track[0], track_clicks=track[1])
+        if tracked:
+            tracking = tx_tracking.Tracking(team.id, tx.id, *track)
+            built = raw(tracking)
+            (TxMessage.update(raw=built, size=len(built), links=tracking.links)
+             .where(TxMessage.id == tx.id).execute())
+            detail = detail.format(size=len(built))
         TxEvent.create(tx_message=tx, status=TxStatus.QUEUED, detail=detail)
     return tx
 
@@ -385,18 +415,33 @@ def accept(team, *, api_key, message):
     data = _data(message.get("data"), errors)
     source, template = _content(team, message, errors)
     subject = _subject(message, template, errors)
+    track = (_choice(message, "track_opens", "TX_TRACK_OPENS", errors),
+             _choice(message, "track_clicks", "TX_TRACK_CLICKS", errors))
     if errors:
         raise TxError(errors=errors)
     check_recipient(team, to_email)
-    try:
-        subject, html, text = _render(team, source, subject, to_email, to_name, from_name, from_email, data)
-    except RenderError as error:
-        field = "template_id" if template is not None else ("html" if message.get("html") else "markdown")
-        raise TxError(f"The message cannot be rendered: {error}", field=field) from None
     message_id = _message_id(from_email)
-    raw = _build(from_name=from_name, from_email=from_email, to_name=to_name, to_email=to_email, reply_to=reply_to,
-                 subject=subject, html=html, text=text, headers=headers, attachments=attachments,
-                 message_id=message_id)
+
+    def build(tracking=None):
+        try:
+            rendered_subject, html, text = _render(team, source, subject, to_email, to_name, from_name, from_email,
+                                                   data, tracking)
+        except RenderError as error:
+            field = "template_id" if template is not None else ("html" if message.get("html") else "markdown")
+            raise TxError(f"The message cannot be rendered: {error}", field=field) from None
+        built = _build(from_name=from_name, from_email=from_email, to_name=to_name, to_email=to_email,
+                       reply_to=reply_to, subject=rendered_subject, html=html, text=text, headers=headers,
+                       attachments=attachments, message_id=message_id)
+        return rendered_subject, built
+
+    if any(track):
+        # The subject has no links, so it is the same with and without tracking: rendered once here to
+        # store it, and the body built with the tokens of the stored row.
+        stored_subject, _untracked = build()
+        return _store(team, api_key, template, from_email=from_email, from_name=from_name, reply_to=reply_to,
+                      to_email=to_email, subject=stored_subject, tags=tags, raw=lambda tracking: build(tracking)[1],
+                      message_id=message_id, detail="accepted, {size:,} bytes", track=track)
+    subject, raw = build()
     return _store(team, api_key, template, from_email=from_email, from_name=from_name, reply_to=reply_to,
                   to_email=to_email, subject=subject, tags=tags, raw=raw, message_id=message_id,
                   detail=f"accepted, {len(raw):,} bytes")
@@ -412,7 +457,9 @@ def submit_raw(api_key, *, mail_from, recipients, raw):
 
     The From header must be on a verified sender domain of the team (the envelope sender, if any, too);
     Bcc, Received, Return-Path, DKIM-Signature and List-Unsubscribe headers are removed; a Message-ID and
-    Date are added when missing. Raises TxError naming the refused recipient or header."""
+    Date are added when missing. An X-Loft-Track header ("opens", "clicks", "opens, clicks", "none") asks for
+    tracking, else the instance's LOFT_TX_TRACK_* defaults apply; it is removed too. Raises TxError naming the
+    refused recipient or header."""
     team = api_key.team
     if len(raw) > max_raw_bytes():
         raise TxError(f"The message is {len(raw):,} bytes; at most {max_raw_bytes():,}.", field="raw")
@@ -432,6 +479,12 @@ def submit_raw(api_key, *, mail_from, recipients, raw):
         envelope = _address(mail_from, "mail_from", errors, sender=True)
         if envelope and not domains.is_verified_sender(team.id, envelope):
             errors["mail_from"] = f"The envelope sender {envelope} is not on a verified sender domain of this team."
+    try:
+        track = tx_tracking.header_choice(message[tx_tracking.HEADER])
+    except ValueError as error:
+        errors["headers.X-Loft-Track"], track = str(error), None
+    if track is None:
+        track = (tx_tracking.wanted(None, "TX_TRACK_OPENS"), tx_tracking.wanted(None, "TX_TRACK_CLICKS"))
     addresses = []
     for index, recipient in enumerate(recipients):
         address = _address(recipient, f"recipients.{index}", errors, required=True)
@@ -450,9 +503,20 @@ def submit_raw(api_key, *, mail_from, recipients, raw):
     message_id = str(message["Message-ID"]).strip().strip("<>")
     built = message.as_bytes()
     subject = one_line_text(str(message["Subject"] or ""))[:MAX_SUBJECT]
-    return [_store(team, api_key, None, from_email=from_email, from_name=senders[0][0], reply_to="",
-                   to_email=address, subject=subject, tags=[], raw=built, message_id=message_id,
-                   detail=f"submitted over SMTP, {len(built):,} bytes") for address in addresses]
+    base_url = instance_settings.base_url()
+
+    def tracked(tracking):
+        # Each recipient's copy carries its own tokens, so it is tracked from the message as submitted.
+        copy = BytesParser(policy=email.policy.SMTP).parsebytes(built)
+        tx_tracking.track_raw(copy, tracking, base_url)
+        return copy.as_bytes()
+
+    with db.atomic():
+        return [_store(team, api_key, None, from_email=from_email, from_name=senders[0][0], reply_to="",
+                       to_email=address, subject=subject, tags=[], raw=tracked if any(track) else built,
+                       message_id=message_id, track=track,
+                       detail=("submitted over SMTP, {size:,} bytes" if any(track)
+                               else f"submitted over SMTP, {len(built):,} bytes")) for address in addresses]
 
 
 # --- Sending --------------------------------------------------------------------------------------

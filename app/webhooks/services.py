@@ -30,6 +30,8 @@ EVENT_LABELS = {
     "tx_sent": "Transactional message sent",
     "tx_failed": "Transactional message failed",
     "tx_bounced": "Transactional message bounced",
+    "tx_opened": "Transactional message opened (only a message sent with open tracking)",
+    "tx_clicked": "Transactional message: a link clicked (only a message sent with click tracking)",
 }
 MAX_ENDPOINTS = 20
 PER_PAGE = 25
