@@ -85,9 +85,9 @@ def bulk_upsert(body):
         if any(TAG_SEPARATOR in tag or "," in tag or ";" in tag for tag in row.tags):
             raise ApiProblem(422, "A tag name cannot hold , ; or |.", errors={f"contacts.{index}.tags": "separator"})
     header = ["email", "name", *keys, "tags"]
-    rows = ([row.email, row.name, *(cell(row.fields.get(key)) for key in keys), TAG_SEPARATOR.join(row.tags)]
-            for row in body.contacts)
-    job = imports.save_rows(g.team, None, f"API bulk upsert ({len(body.contacts):,} contacts).csv", header, rows)
+    rows = [[row.email, row.name, *[cell(row.fields.get(key)) for key in keys], TAG_SEPARATOR.join(row.tags)]
+            for row in body.contacts]
+    job = imports.save_rows(g.team, None, f"API bulk upsert ({len(body.contacts):,} contacts)", header, rows)
     mapping = {"0": "email", "1": "name", **{str(2 + i): f"field:{key}" for i, key in enumerate(keys)},
                str(len(header) - 1): "tags"}
     try:
