@@ -1,49 +1,87 @@
-"""schemathesis against the served OpenAPI document, through the WSGI app: for every operation a bounded,
-seeded set of generated requests, each answered without a 500 and as documented (status code, media type,
-body schema)."""
+"""schemathesis against the served OpenAPI document, over real HTTP (a werkzeug server on 127.0.0.1), one
+pytest item per operation through schemathesis' own pytest integration.
+
+Every operation gets schemathesis' default checks: no 5xx, a documented status code, the documented media
+type, the documented response headers (a create's Location), the body matching its schema, schema-valid
+requests accepted, schema-violating requests (negative data: wrong types, missing fields, values past
+their bounds) refused, and methods a path does not have refused with 405. Examples come from its phases
+(the schema's examples, its coverage cases, then hypothesis' fuzzing with EXAMPLES_PER_OPERATION
+examples), derandomized so a run is repeatable.
+
+The document is loaded once, when the module is collected, from an app made for that: schemathesis'
+lazy loader (`from_fixture`) does not run under this pytest. Each item gets its own migrated database,
+an Administrator key of a team with some rows (so ids such as 1 are found), and its own server.
+"""
+import threading
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck
-from hypothesis import given
 from hypothesis import settings
-from schemathesis import checks
+from schemathesis.config import SchemathesisConfig
+from werkzeug.serving import make_server
 
+from app import create_app
 from app.api import keys
+from app.models import Contact
+from app.models import MailingList
+from app.models import Subscription
 from app.models import Team
 
 EXAMPLES_PER_OPERATION = 10
-CHECKS = [checks.not_a_server_error, checks.status_code_conformance, checks.content_type_conformance,
-          checks.response_schema_conformance]
+# A schema-valid request may still be refused by a rule the schema cannot state: a name the team already
+# uses, an id that is no row of the team's, an address that is not one, a cursor Loft did not give out.
+# Those refusals are problem+json answers naming the field (400, 422), so they count as accepted answers.
+ACCEPTED_STATUSES = ["2xx", "400", "401", "403", "404", "409", "422", "429"]
 
 
-@pytest.fixture
-def served_schema(app, admin):
-    """The document as /api/v1/openapi.json serves it, loaded through the app itself."""
-    app.config["API_RATE_PER_MINUTE"] = 1_000_000
-    return schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
+def served_document():
+    app = create_app({"TESTING": True, "SECRET_KEY": "schema-only", "DATABASE_URL": "sqlite:///:memory:"})
+    with app.test_client() as client:
+        return client.get("/api/v1/openapi.json").get_json()
+
+
+config = SchemathesisConfig.from_dict({
+    "seed": 14,
+    "generation": {"max-examples": EXAMPLES_PER_OPERATION, "deterministic": True},
+    "checks": {"positive_data_acceptance": {"expected-statuses": ACCEPTED_STATUSES}},
+})
+schema = schemathesis.openapi.from_dict(served_document(), config=config)
 
 
 @pytest.fixture
 def admin_key(app, admin):
+    """An Administrator key of Acme, which has a list, a subscribed contact and no request limit."""
+    app.config["API_RATE_PER_MINUTE"] = 1_000_000
     with app.app_context():
-        _, raw = keys.create_key(Team.get(Team.name == "Acme"), name="schemathesis", role="admin")
+        acme = Team.get(Team.name == "Acme")
+        news = MailingList.create(team=acme, name="News")
+        contact = Contact.create(team=acme, email="ann@example.com", domain="example.com", attributes={})
+        Subscription.create(contact=contact, list=news, status="subscribed")
+        _, raw = keys.create_key(acme, name="schemathesis", role="admin")
     return raw
 
 
-def test_every_operation_answers_as_documented(served_schema, admin_key):
-    """Each operation in turn (schemathesis' pytest loader cannot take this app from a fixture under this
-    pytest); hypothesis derandomized, so a run is repeatable."""
-    headers = {"Authorization": f"Bearer {admin_key}"}
-    operations = [result.ok() for result in served_schema.get_all_operations()]
-    assert len(operations) >= 20
-    for operation in operations:
-        @settings(max_examples=EXAMPLES_PER_OPERATION, derandomize=True, deadline=None, database=None,
-                  suppress_health_check=list(HealthCheck))
-        @given(case=operation.as_strategy())
-        def answers_as_documented(case):
-            case.call_and_validate(headers=headers, checks=CHECKS)
+@pytest.fixture
+def served(app):
+    """The app on a real HTTP server on 127.0.0.1: its base URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(5)
 
-        try:
-            answers_as_documented()
-        except Exception as failure:
-            raise AssertionError(f"{operation.label}: {failure}") from failure
+
+@schema.parametrize()
+@settings(deadline=None, database=None, suppress_health_check=list(HealthCheck))
+def test_every_operation_answers_as_documented(case, served, admin_key):
+    case.call_and_validate(base_url=served, headers={"Authorization": f"Bearer {admin_key}"})
+
+
+def test_every_operation_is_covered():
+    """The loop above takes every operation the document has (a new one joins it without a change here)."""
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) >= 60
+    assert {"POST /api/v1/contacts", "GET /api/v1/campaigns/{campaign_id}/stats", "POST /api/v1/tx"} \
+        <= {operation.label for operation in operations}

@@ -134,7 +134,9 @@ class CampaignIn(CampaignPatch):
 
 
 class CampaignScheduleIn(Strict):
-    at: AwareDatetime = Field(description="When to send: RFC 3339 with its offset, such as 2026-12-01T09:30:00+01:00.")
+    # Strict models take no text for a time; this one is RFC 3339 text by design.
+    at: AwareDatetime = Field(strict=False, description=(
+        "When to send: RFC 3339 with its offset, such as 2026-12-01T09:30:00+01:00."))
 
 
 class CampaignTestIn(Strict):
