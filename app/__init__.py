@@ -4,6 +4,7 @@ import secrets
 from flask import Flask
 from flask import current_app
 from flask import flash
+from flask import g
 from flask import redirect
 from flask import render_template
 from flask import request
@@ -40,6 +41,7 @@ from app.errors import Problem
 from app.db import close_db
 from app.db import MAX_ROW_ID
 from app.db import init_db
+from app.db import release_db
 from app.editor.views import bp as editor_bp
 from app.email_templates.views import bp as email_templates_bp
 from app.health.views import bp as health_bp
@@ -95,7 +97,8 @@ def create_app(overrides=None):
         logs.configure(app.config["LOG_LEVEL"])
 
     init_db(app.config["DATABASE_URL"])
-    app.teardown_appcontext(close_db)
+    app.before_request(_keep_connection)  # first, so a request refused by a later hook is marked too
+    app.teardown_appcontext(_end_of_context)
 
     _init_login(app)
     logs.init_app(app)
@@ -124,6 +127,20 @@ def create_app(overrides=None):
         # visitor's address and scheme instead of the proxy's.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["PROXIES"], x_proto=app.config["PROXIES"])
     return app
+
+
+def _keep_connection():
+    g.keep_db_connection = True
+
+
+def _end_of_context(exc=None):
+    """A request's thread keeps its database connection for its next request (app.db.release_db: what a
+    close costs on SQLite); any other app context (a task, a CLI command, a short-lived worker thread)
+    closes it."""
+    if g.pop("keep_db_connection", False):
+        release_db(exc)
+    else:
+        close_db(exc)
 
 
 def _init_login(app):

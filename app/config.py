@@ -94,9 +94,12 @@ class Config:
     MAX_BODY_KB = _int("LOFT_MAX_BODY_KB", 4096)
     # Largest file upload (contact CSV imports), in MB. Only the upload routes accept more than MAX_BODY_KB.
     MAX_UPLOAD_MB = _int("LOFT_MAX_UPLOAD_MB", 512)
-    # Requests each API key may make per minute (a fixed window counted in the database, so the limit holds
-    # across every web process); past it the API answers 429 with Retry-After.
+    # Requests each API key may make per minute (a fixed window counted in Redis with LOFT_QUEUE_URL, else in
+    # the database, so the limit holds across every web process); past it the API answers 429 with Retry-After.
     API_RATE_PER_MINUTE = _int("LOFT_API_RATE_PER_MINUTE", 600)
+    # Unknown or revoked API keys one client address may present per minute; past it that address gets 429
+    # before its key is even looked up, so keys cannot be guessed at speed.
+    API_AUTH_FAILURES_PER_MINUTE = _int("LOFT_API_AUTH_FAILURES_PER_MINUTE", 30)
     # Where the built-in mail catcher listens; a fresh install sends its mail there.
     CATCHER_HOST = _str("LOFT_CATCHER_HOST", "127.0.0.1")
     CATCHER_PORT = _int("LOFT_CATCHER_PORT", 1025)

@@ -11,6 +11,8 @@ the busy timeout; IMMEDIATE waits instead, so concurrent writers never see
 """
 import functools
 import re
+import threading
+import time
 
 import peewee
 from peewee import AutoField
@@ -28,7 +30,10 @@ db = DatabaseProxy()
 SQLITE_OPTIONS = dict(
     pragmas={"journal_mode": "wal", "foreign_keys": 1, "cache_size": -64000,
              "mmap_size": 268_435_456,  # big reads skip a copy: segment counts, docs/benchmarks.md
-             "synchronous": "normal"},
+             "synchronous": "normal",
+             # Web connections stay open (release_db), so a last close seldom deletes the WAL: after a
+             # checkpoint, a WAL that a big write grew is cut back to this size.
+             "journal_size_limit": 67_108_864},
     timeout=10,
     lock_type="IMMEDIATE",
 )
@@ -49,8 +54,60 @@ def init_db(url):
 
 
 def close_db(exc=None):
+    """Close the calling thread's connection: the end of an app context outside a request (a task, a
+    CLI command, a worker thread that comes and goes)."""
     if not db.is_closed():
         db.close()
+
+
+# --- A web thread's connection ------------------------------------------------------------------
+# A request leaves its thread's connection open for the thread's next request instead of closing it.
+# On SQLite, closing the last connection to a file checkpoints the WAL into the database and deletes
+# the -wal and -shm files, and every open runs the pragmas above and parses the schema again: together
+# more than the rest of an API read (docs/benchmarks.md, "GET /api/v1/contacts/{id}"). peewee keeps a
+# connection per thread, so gunicorn's threads never share one, and nothing of a request reaches the
+# next: a transaction left open is rolled back, and a connection that is broken (PostgreSQL restarted,
+# the network dropped) or older than KEEP_CONNECTION_SECONDS is closed, so the next request opens a new
+# one. The WAL is then checkpointed by SQLite's automatic checkpoint as commits grow it past 1,000
+# pages (wal_autocheckpoint), as it already was in the workers, whose connections stay open too.
+# Everything that wants its connection closed still calls close_db or db.close() (tests swapping
+# databases, `flask db restore` before it replaces the files, threads that end).
+
+KEEP_CONNECTION_SECONDS = 300
+_opened = threading.local()  # the thread's kept connection and when it was first kept
+
+
+def release_db(exc=None):
+    """The end of a web request: keep the thread's connection for its next request when it is clean and
+    young enough, else close it (see above)."""
+    if db.is_closed():
+        return
+    connection = db.connection()
+    now = time.monotonic()
+    if getattr(_opened, "connection", None) is not connection:
+        _opened.connection, _opened.since = connection, now
+    if db.in_transaction() or now - _opened.since > KEEP_CONNECTION_SECONDS or not _reusable(connection):
+        _opened.connection = None
+        db.close()
+
+
+def _reusable(connection):
+    """True when the connection is usable as it is, after rolling back a transaction left open (begun
+    outside db.atomic, which peewee would have seen); False when it is broken or busy."""
+    try:
+        if isinstance(_real(db), SqliteDatabase):
+            if connection.in_transaction:
+                connection.rollback()
+            return True
+        if connection.closed:
+            return False
+        status = connection.info.transaction_status.name  # psycopg's IDLE, ACTIVE, INTRANS, INERROR, UNKNOWN
+        if status in ("INTRANS", "INERROR"):
+            connection.rollback()
+            return True
+        return status == "IDLE"
+    except Exception:  # a connection that cannot even say or roll back is not used again
+        return False
 
 
 class BaseModel(Model):

@@ -1,7 +1,8 @@
 """The frame every /api/v1 operation stands in: the blueprint, the `operation` decorator, errors as
 problem+json, and the OpenAPI document built from the same pydantic models that check each request.
 
-`operation(...)` wraps a view in this order: the Bearer key (401), the key's per-minute limit (429), the
+`operation(...)` wraps a view in this order: the Bearer key (401; an address that presented too many
+unknown keys this minute gets 429 first), the key's per-minute limit (429), the
 role's permission through app.teams.permissions.can (403), the JSON body's media type and syntax
 (415, 400), Idempotency-Key on POST (replay, 422, 409), then spectree's validation of the query and the
 body against the declared models (422 with one message per field). Session cookies play no part: a
@@ -24,7 +25,6 @@ from spectree.models import SecuritySchemeData
 from spectree import SpecTree
 from werkzeug.exceptions import BadRequest
 from werkzeug.exceptions import HTTPException
-from werkzeug.exceptions import NotFound
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import HTTP_STATUS_CODES
 
@@ -68,16 +68,8 @@ class ProblemOut(Schema):
 
 
 class Strict(Schema):
-    """Request models refuse fields they do not know, so a misspelt name is an error, not a no-op, and
-    take each value only in its own JSON type: 0 is not false and "5" is not 5."""
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-
-def from_query_string(model):
-    """`model` taking its values from text, as a query string gives every value (still refusing unknown
-    names); the document names it as before."""
-    return type(model.__name__, (model,), {"model_config": ConfigDict(model.model_config, strict=False),
-                                           "__module__": model.__module__, "__doc__": model.__doc__})
+    """Request models refuse fields they do not know, so a misspelt name is an error, not a no-op."""
+    model_config = ConfigDict(extra="forbid")
 
 
 def _validation_problem(req, resp, error, instance, model_adapter):
@@ -121,8 +113,6 @@ def operation(rule, method, permission, *, ok=None, status=200, query=None, body
     A POST honours Idempotency-Key. The view returns a model instance (or None for 204)."""
     if permission not in PERMISSIONS:
         raise KeyError(f"unknown permission {permission!r}")
-    if query is not None:
-        query = from_query_string(query)
     if ok is None:
         status = 204
     answers = dict(COMMON_ANSWERS, **{f"HTTP_{status}": ok})
@@ -177,10 +167,7 @@ def authenticate(permission):
     if scheme.lower() != "bearer" or not raw.strip():
         raise ApiProblem(401, "Send an API key as “Authorization: Bearer <key>” (Team settings > API keys).",
                          headers={"WWW-Authenticate": 'Bearer realm="Loft API"'})
-    key = keys.authenticate(raw.strip())
-    if key is None:
-        raise ApiProblem(401, "This API key is not valid: it is unknown, mistyped or revoked.",
-                         headers={"WWW-Authenticate": 'Bearer realm="Loft API", error="invalid_token"'})
+    key = keys.known_key(raw.strip()) or _look_up_key(raw.strip())
     g.api_key, g.team, g.role = key, key.team, key.role
     retry_after = ratelimit.hit(key, current_app.config["API_RATE_PER_MINUTE"])
     if retry_after:
@@ -190,6 +177,24 @@ def authenticate(permission):
         raise ApiProblem(403, f"This key's role ({ROLE_LABELS.get(key.role, key.role)}) does not have the "
                               f"permission “{permission}” ({PERMISSIONS[permission]}). Use a key with a role "
                               "that does.")
+
+
+def _look_up_key(raw):
+    """The key `raw` is, looked up, unless its client address presented too many unknown keys this minute
+    (429, before the lookup, so guessing is slowed to that rate); an unknown or revoked key is a 401 that
+    counts against the address."""
+    limit = current_app.config["API_AUTH_FAILURES_PER_MINUTE"]
+    address = request.remote_addr or ""
+    wait = ratelimit.sign_in_wait(address, limit)
+    if wait:
+        raise ApiProblem(429, f"This address presented more than {limit} unknown or revoked API keys this "
+                              f"minute; retry in {wait} s.", headers={"Retry-After": str(wait)})
+    key = keys.authenticate(raw)
+    if key is None:
+        ratelimit.failed_sign_in(address)
+        raise ApiProblem(401, "This API key is not valid: it is unknown, mistyped or revoked.",
+                         headers={"WWW-Authenticate": 'Bearer realm="Loft API", error="invalid_token"'})
+    return key
 
 
 def check_json_body():
@@ -221,23 +226,7 @@ def refused(problem):
                             getattr(problem, "headers", None))
 
 
-def no_method_matches(error):
-    """True for a 405 where none of the methods it names would match the path either: werkzeug counts a
-    rule's methods before its converters check the values, so a value every rule refuses (an id past
-    app.db.MAX_ROW_ID) with another method than the first rule's reads as "method not allowed"."""
-    adapter = current_app.create_url_adapter(request)
-    for method in error.valid_methods or ():
-        try:
-            adapter.match(method=method)
-            return False
-        except HTTPException:
-            continue
-    return True
-
-
 def http_error(error):
-    if error.code == 405 and no_method_matches(error):
-        error = NotFound()
     detail = error.description or error.name
     if isinstance(error, RequestEntityTooLarge):
         detail = f"The body is larger than the {request.max_content_length or 0:,} bytes this API accepts."
