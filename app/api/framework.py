@@ -25,6 +25,7 @@ from spectree.models import SecuritySchemeData
 from spectree import SpecTree
 from werkzeug.exceptions import BadRequest
 from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import NotFound
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import HTTP_STATUS_CODES
 
@@ -68,8 +69,16 @@ class ProblemOut(Schema):
 
 
 class Strict(Schema):
-    """Request models refuse fields they do not know, so a misspelt name is an error, not a no-op."""
-    model_config = ConfigDict(extra="forbid")
+    """Request models refuse fields they do not know, so a misspelt name is an error, not a no-op, and
+    take each value only in its own JSON type: 0 is not false and "5" is not 5."""
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+def from_query_string(model):
+    """`model` taking its values from text, as a query string gives every value (still refusing unknown
+    names); the document names it as before."""
+    return type(model.__name__, (model,), {"model_config": ConfigDict(model.model_config, strict=False),
+                                           "__module__": model.__module__, "__doc__": model.__doc__})
 
 
 def _validation_problem(req, resp, error, instance, model_adapter):
@@ -113,6 +122,8 @@ def operation(rule, method, permission, *, ok=None, status=200, query=None, body
     A POST honours Idempotency-Key. The view returns a model instance (or None for 204)."""
     if permission not in PERMISSIONS:
         raise KeyError(f"unknown permission {permission!r}")
+    if query is not None:
+        query = from_query_string(query)
     if ok is None:
         status = 204
     answers = dict(COMMON_ANSWERS, **{f"HTTP_{status}": ok})
@@ -226,7 +237,23 @@ def refused(problem):
                             getattr(problem, "headers", None))
 
 
+def no_method_matches(error):
+    """True for a 405 where none of the methods it names would match the path either: werkzeug counts a
+    rule's methods before its converters check the values, so a value every rule refuses (an id past
+    app.db.MAX_ROW_ID) with another method than the first rule's reads as "method not allowed"."""
+    adapter = current_app.create_url_adapter(request)
+    for method in error.valid_methods or ():
+        try:
+            adapter.match(method=method)
+            return False
+        except HTTPException:
+            continue
+    return True
+
+
 def http_error(error):
+    if error.code == 405 and no_method_matches(error):
+        error = NotFound()
     detail = error.description or error.name
     if isinstance(error, RequestEntityTooLarge):
         detail = f"The body is larger than the {request.max_content_length or 0:,} bytes this API accepts."
