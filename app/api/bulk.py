@@ -1,6 +1,6 @@
 """/api/v1/contacts/bulk and /api/v1/jobs: up to 10,000 contacts in one request, added or updated by the
-CSV import's own run (app/imports/: the rows become an import job, checked and written chunk by chunk in a
-task), and the job to poll."""
+import's own checks and writes (app/imports/: the validated rows become an import job, kept as JSON and
+written in one transaction by a task), and the job to poll, with an error per row it refused or changed."""
 import datetime
 from typing import Literal
 
@@ -13,6 +13,7 @@ from app.api.framework import Schema
 from app.api.framework import Strict
 from app.api.framework import operation
 from app.contacts.fields import fields_of
+from app.imports import importer
 from app.imports import services as imports
 from app.models import ImportJob
 from app.teams.context import team_object_or_404
@@ -35,6 +36,12 @@ class BulkIn(Strict):
     update_existing: bool = Field(True, description="Update contacts that exist (else only new ones are added).")
 
 
+class RowError(Schema):
+    index: int = Field(description="The contact's position in the request's `contacts`, from 0.")
+    field: str = Field(description="What the message is about: email, name, tags, lists or fields.<key>.")
+    message: str
+
+
 class JobOut(Schema):
     id: int
     status: Literal["uploaded", "queued", "running", "done", "failed"]
@@ -47,6 +54,8 @@ class JobOut(Schema):
     rejected: int
     not_subscribed: int = Field(description="Unsubscribed, bounced, complained or suppressed: not put on lists.")
     error: str | None
+    errors: list[RowError] = Field(description="Each contact not written, or written without a value or not "
+                                               "put on the lists, and why; filled in when the job is done.")
     created_at: datetime.datetime
     finished_at: datetime.datetime | None
 
@@ -61,7 +70,14 @@ def job_out(job):
                   created=summary["created"], updated=summary["updated"], unchanged=summary["unchanged"],
                   duplicates=summary["duplicates"], rejected=summary["rejected"],
                   not_subscribed=summary["not_subscribed"], error=summary["error"],
+                  errors=[RowError(index=index, field=api_field(field), message=message)
+                          for index, field, message in importer.given_row_errors(job)],
                   created_at=utc(job.created_at), finished_at=utc(job.finished_at))
+
+
+def api_field(column):
+    """The request's name for a column of the job's rows (see bulk_upsert's header)."""
+    return column if column in ("email", "name", "tags", "lists") else f"fields.{column}"
 
 
 def cell(value):

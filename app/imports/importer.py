@@ -793,8 +793,42 @@ def _merge(found, name, attributes):
     return new_name, json_object(merged)
 
 
+PARTLY = "Imported without this value: "
+
+
 def _partly(dropped):
-    return "Imported without this value: " + " ".join(dropped)
+    return PARTLY + " ".join(dropped)
+
+
+def given_row_errors(job):
+    """[(index, field, message)] of a job of given rows (services.save_rows), read from its rejects file:
+    the row's position in the rows given (from 0) and the name of what the message is about: "email"
+    (not a valid address, a repeat of an earlier row, or on the suppression list), "lists" (not subscribed:
+    unsubscribed, bounced, complained or suppressed), or, for a value left out, "name", "tags" or the
+    column of a custom field, each named in the message as “title”. One entry per field left out."""
+    if not (holds_rows(job) and job.rejects_path and os.path.exists(job.rejects_path)):
+        return []
+    with open(job.rejects_path, encoding="utf-8-sig", newline="") as handle:
+        reader = csv.reader(handle, delimiter=job.delimiter or ",")
+        header = next(reader, None) or []
+        titles = header[2:]
+        not_subscribed = set(BLOCKED_REASONS.values()) - {BLOCKED_REASONS["listed_new"]}
+        errors = []
+        for row in reader:
+            if len(row) < 2 or not row[0].isdigit():
+                continue
+            index, message = int(row[0]) - 2, row[1]  # row numbers count a header as row 1
+            if message in not_subscribed:
+                errors.append((index, "lists", message))
+            elif not message.startswith(PARTLY):
+                errors.append((index, "email", message))
+            else:
+                named = [title for title in titles
+                         if f"in “{title}” is not" in message or f"“{title}” is longer than" in message]
+                if TAG_DROPPED in message:
+                    named.append("tags")
+                errors.extend((index, title, message) for title in named or ["name"])
+    return errors
 
 
 def rejects_writer(handle, job):
