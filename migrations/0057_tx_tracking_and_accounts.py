@@ -6,6 +6,7 @@ tx_message.opened_at / clicked_at       the first open and the first click
 tx_message.opens / clicks               how many opens and clicks were recorded
 tx_message.smtp_account                 the account it went out through: its hourly and daily caps count it
 tx_message.waiting                      why a queued message is waiting (its account is paused or at a cap)
+tx_message.waited_at                    when it last looked at its account and waited
 """
 from peewee import BooleanField
 from peewee import DateTimeField
@@ -36,6 +37,7 @@ def up(migrator, db):
         migrator.add_column("tx_message", "opens", IntegerField(default=0)),
         migrator.add_column("tx_message", "clicks", IntegerField(default=0)),
         migrator.add_column("tx_message", "waiting", TextField(default="")),
+        migrator.add_column("tx_message", "waited_at", DateTimeField(null=True)),
         migrator.add_column("tx_message", "smtp_account_id",
                             ForeignKeyField(SmtpAccount, null=True, on_delete="SET NULL", index=False,
                                             field=SmtpAccount._meta.primary_key)),
@@ -48,6 +50,6 @@ def down(migrator, db):
     migrator.migrate(
         migrator.drop_index("tx_message", "tx_message_smtp_account_id_sent_at"),
         *[migrator.drop_column("tx_message", column) for column in (
-            "smtp_account_id", "waiting", "clicks", "opens", "clicked_at", "opened_at", "links", "track_clicks",
+            "smtp_account_id", "waited_at", "waiting", "clicks", "opens", "clicked_at", "opened_at", "links", "track_clicks",
             "track_opens")],
     )

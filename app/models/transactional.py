@@ -67,6 +67,7 @@ class TxMessage(BaseModel):
     # The account it went out through (its hourly and daily caps count it), and why a queued message waits.
     smtp_account = ForeignKeyField(SmtpAccount, null=True, on_delete="SET NULL", index=False)
     waiting = TextField(default="")
+    waited_at = DateTimeField(null=True)  # when it last found its account paused or at a cap
 
     class Meta:
         indexes = (

@@ -5,7 +5,9 @@ environment) and never leave this module except inside smtp_options(),
 which the sending engine passes straight to aiosmtplib.
 
 The sending engine (app.sending.engine) uses:
-  active_accounts(team_id)          accounts it may send through right now
+  active_accounts(team_id)          accounts it may send through right now (campaigns leave the one
+                                    marked for transactional mail alone while there is another)
+  transactional_accounts(team_id)   accounts transactional mail may go through, the marked ones first
   smtp_options(account)             aiosmtplib keyword arguments
   Rotation / pick_account           weighted choice that respects each account's caps
   is_account_limit_reply(code, msg) "the account hit its own limit", not the recipient's fault
@@ -34,6 +36,7 @@ from app.errors import Problem
 from app.models import TLS_MODES
 from app.models import Send
 from app.models import SmtpAccount
+from app.models import TxMessage
 from app.models import utcnow
 from app.senders import health
 from app.senders import mailservers
@@ -67,11 +70,28 @@ def is_usable(account, now=None):
 
 
 def active_accounts(team_id):
-    """The accounts the engine may send through now, in a stable order."""
+    """The accounts campaigns (and team mail) may send through now, in a stable order.
+
+    An account marked "Use for transactional mail" is left out while the team has any other account, even a
+    paused one: a newsletter's volume and complaints would otherwise land on the reputation receipts and
+    password resets depend on, and a paused main account pauses the campaign rather than spilling it onto
+    the transactional one. A team whose only account is marked sends everything through it."""
+    now = utcnow()
+    rows = list(SmtpAccount.select()
+                .where((SmtpAccount.team == team_id) & (SmtpAccount.status.in_(("active", "paused"))))
+                .order_by(SmtpAccount.id))
+    if any(not account.transactional for account in rows):
+        rows = [account for account in rows if not account.transactional]
+    return [account for account in rows if is_usable(account, now)]
+
+
+def transactional_accounts(team_id):
+    """The accounts transactional mail may go through now: those marked "Use for transactional mail" first,
+    then the others, each group in a stable order."""
     now = utcnow()
     rows = (SmtpAccount.select()
             .where((SmtpAccount.team == team_id) & (SmtpAccount.status.in_(("active", "paused"))))
-            .order_by(SmtpAccount.id))
+            .order_by(SmtpAccount.transactional.desc(), SmtpAccount.id))
     return [account for account in rows if is_usable(account, now)]
 
 
@@ -594,15 +614,22 @@ def pause_for_limit_reply(account, code, message, now=None):
 
 
 def sent_counts(account_ids, now=None):
-    """Messages sent through each account in the last hour and the last 24 hours.
+    """Messages sent through each account in the last hour and the last 24 hours, campaigns' and
+    transactional ones together.
 
     {account_id: {"hour": n, "day": n}}; accounts with none are left out.
     A rolling 24 hours is stricter than a calendar day, so it never overshoots a provider's daily cap.
     """
     if not account_ids:
         return {}
-    rows = _sent_counts_query(account_ids, now or utcnow()).tuples()
-    return {account_id: {"day": day, "hour": int(hour or 0)} for account_id, day, hour in rows}
+    now = now or utcnow()
+    counts = {}
+    for query in (_sent_counts_query(account_ids, now), _tx_counts_query(account_ids, now)):
+        for account_id, day, hour in query.tuples():
+            found = counts.setdefault(account_id, {"day": 0, "hour": 0})
+            found["day"] += int(day or 0)
+            found["hour"] += int(hour or 0)
+    return counts
 
 
 def _sent_counts_query(account_ids, now):
@@ -611,6 +638,15 @@ def _sent_counts_query(account_ids, now):
     return (Send.select(Send.smtp_account, fn.COUNT(Send.id).alias("day"), in_hour.alias("hour"))
             .where(Send.smtp_account.in_(list(account_ids)) & (Send.sent_at >= now - datetime.timedelta(days=1)))
             .group_by(Send.smtp_account))
+
+
+def _tx_counts_query(account_ids, now):
+    # Transactional messages count against the account's caps too (tx_message(smtp_account_id, sent_at)).
+    in_hour = count_where(TxMessage.sent_at >= now - datetime.timedelta(hours=1))
+    return (TxMessage.select(TxMessage.smtp_account, fn.COUNT(TxMessage.id).alias("day"), in_hour.alias("hour"))
+            .where(TxMessage.smtp_account.in_(list(account_ids))
+                   & (TxMessage.sent_at >= now - datetime.timedelta(days=1)))
+            .group_by(TxMessage.smtp_account))
 
 
 def has_capacity(account, used):

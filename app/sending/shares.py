@@ -9,7 +9,8 @@ Limits shared by every run, never only in one process's memory:
   (app/senders/warmup.py), read in the same locked transaction as per_day.
   It takes permits in blocks (SEND_PERMIT_BLOCK, never more than is left) in one short transaction
   that serialises with every other run's take (take_permits): sent through the account in the
-  rolling hour and day (the ledger) plus the permits live runs hold unused, against the caps. A permit
+  rolling hour and day (the ledger, and the transactional messages sent through it) plus the permits
+  live runs hold unused, against the caps. A permit
   is used in the transaction that records its message as sent (use_permits) and goes back to the run
   when the delivery did not happen. A run's permits die with it: they stop counting once its
   heartbeat is older than the lease, and go with its SendRun row.
@@ -35,6 +36,7 @@ from app.models import Send
 from app.models import SendPermit
 from app.models import SendRun
 from app.models import SmtpAccount
+from app.models import TxMessage
 from app.models import utcnow
 from app.senders import accounts as accounts_service
 from app.senders import warmup
@@ -93,12 +95,16 @@ def counted(account_id, lease_seconds, now):
     held = (SendPermit.select(fn.COALESCE(fn.SUM(SendPermit.held), 0))
             .join(SendRun, on=(SendPermit.run == SendRun.id))
             .where((SendPermit.account == account_id) & lease.alive(lease_seconds, now)))
-    day, hour, holding = (Send.select(fn.COUNT(Send.id), count_where(Send.sent_at >= now - datetime.timedelta(hours=1)),
-                                      held)
-                          .where((Send.smtp_account == account_id)
-                                 & (Send.sent_at >= now - datetime.timedelta(days=1)))
-                          .tuples().get())
-    return int(hour or 0), int(day or 0), int(holding or 0)
+    hour_ago, day_ago = now - datetime.timedelta(hours=1), now - datetime.timedelta(days=1)
+    # Transactional messages sent through the account count against the same caps.
+    tx_sent = TxMessage.select(fn.COUNT(TxMessage.id)).where(TxMessage.smtp_account == account_id)
+    tx_day = tx_sent.where(TxMessage.sent_at >= day_ago)
+    tx_hour = tx_sent.where(TxMessage.sent_at >= hour_ago)
+    day, hour, holding, in_day, in_hour = (
+        Send.select(fn.COUNT(Send.id), count_where(Send.sent_at >= hour_ago), held, tx_day, tx_hour)
+        .where((Send.smtp_account == account_id) & (Send.sent_at >= day_ago))
+        .tuples().get())
+    return int(hour or 0) + int(in_hour or 0), int(day or 0) + int(in_day or 0), int(holding or 0)
 
 
 WARMUP_FIELDS = (SmtpAccount.warmup_started_on, SmtpAccount.warmup_first_day, SmtpAccount.warmup_growth_percent)

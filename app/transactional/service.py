@@ -11,13 +11,13 @@ transactional message must not make them one. What the team's marketing learnt a
 counts where it must: a hard bounce, a complaint or a suppression entry refuses the message; an
 unsubscribe from marketing does not (a receipt is no newsletter).
 
+The SMTP conversation itself, on a connection kept per account, is app/transactional/outbound.py.
+
 Nothing here enqueues (services never do): the caller queues `tasks.transactional.send_tx` for each
 TxMessage it got back.
 """
-import asyncio
 import base64
 import binascii
-import concurrent.futures
 import datetime
 import email.policy
 import email.utils
@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from email.parser import BytesParser
 
-import aiosmtplib
 from flask import current_app
 
 from app import events
@@ -53,6 +52,7 @@ from app.content.sources import source_of
 from app.db import db
 from app.errors import Problem
 from app.models import Contact
+from app.models import SmtpAccount
 from app.models import ContactStatus
 from app.models import EventType
 from app.models import Template
@@ -62,6 +62,10 @@ from app.models import TxStatus
 from app.models import utcnow
 from app.senders import accounts
 from app.senders import domains
+from app.senders import warmup
+from app.sending import shares
+from app.sending.tuning import Settings
+from app.transactional import outbound
 from app.transactional import tracking as tx_tracking
 
 # Headers a message may add. Everything that routes or authenticates mail (To, Cc, Bcc, From, Sender,
@@ -524,33 +528,39 @@ def submit_raw(api_key, *, mail_from, recipients, raw):
 def account_for(team_id):
     """The SMTP account transactional mail goes through: an active one marked "Use for transactional mail",
     else the team's first active account; None when the team has none."""
-    usable = accounts.active_accounts(team_id)
-    chosen = [account for account in usable if account.transactional]
-    return (chosen or usable or [None])[0]
+    return (accounts.transactional_accounts(team_id) or [None])[0]
 
 
-async def _send(options, sender, recipient, raw):
-    """("sent" | "temporary" | "permanent", the server's words)."""
-    smtp = accounts.SMTP(**options)
-    try:
-        await smtp.connect()
-    except (aiosmtplib.SMTPException, OSError) as error:
-        return "temporary", f"Could not connect: {error}"
-    try:
-        _refused, reply = await smtp.sendmail(sender, [recipient], raw)
-        return "sent", reply or "accepted"
-    except aiosmtplib.SMTPRecipientsRefused as refused:  # the one recipient was refused at RCPT
-        error = refused.recipients[0]
-        return ("permanent" if 500 <= error.code < 600 else "temporary"), f"{error.code} {error.message}"
-    except aiosmtplib.SMTPResponseException as error:
-        return ("permanent" if 500 <= error.code < 600 else "temporary"), f"{error.code} {error.message}"
-    except (aiosmtplib.SMTPException, OSError) as error:
-        return "temporary", str(error) or type(error).__name__
-    finally:
-        try:
-            await smtp.quit()
-        except (aiosmtplib.SMTPException, OSError):
-            smtp.close()
+def _cap_reached(account, now):
+    """Whether `account` has used its hourly or daily cap (the daily one lower while it warms up), counting
+    campaigns' sends, the permits their runs hold and the transactional messages sent through it."""
+    if not account.per_hour and not account.per_day:
+        return False
+    lease_seconds = Settings.from_config(current_app.config).lease_seconds
+    hour, day, holding = shares.counted(account.id, lease_seconds, now)
+    return shares.room(account.per_hour, warmup.daily_cap(account, now.date()), hour + holding, day + holding) == 0
+
+
+def choose_account(team_id, now=None):
+    """(account, "") for the next transactional message of the team, or (None, why it waits) when every
+    account it may use is paused or at its hourly or daily cap, or (None, "") when the team has none."""
+    now = now or utcnow()
+    usable = accounts.transactional_accounts(team_id)
+    for account in usable:
+        if not _cap_reached(account, now):
+            return account, ""
+    if usable:
+        names = ", ".join(f"“{account.name}”" for account in usable)
+        return None, (f"The SMTP account {names} reached its hourly or daily limit "
+                      f"({accounts.limits_in_words(usable[0])}); the message goes out when it has room.")
+    paused = list(SmtpAccount.select().where((SmtpAccount.team == team_id) & (SmtpAccount.status == "paused"))
+                  .order_by(SmtpAccount.id))
+    if paused:
+        parts = [f"The SMTP account “{account.name}” is paused"
+                 + (f" until {account.paused_until:%Y-%m-%d %H:%M} UTC" if account.paused_until else "")
+                 + f": {account.paused_reason or 'no reason given'}." for account in paused]
+        return None, " ".join(parts) + " The message goes out once an account can send."
+    return None, ""
 
 
 WEBHOOK_EVENTS = {TxStatus.SENT: EventType.TX_SENT, TxStatus.FAILED: EventType.TX_FAILED,
@@ -565,22 +575,6 @@ def _event_for_webhooks(tx, status, detail):
             "message_id": tx.message_id, "tags": tx.tags or [], "detail": detail[:500]})
 
 
-def _run(coroutine):
-    """Run `coroutine` to its end: here, or on a thread of its own when this thread already runs an event loop
-    (an aiosmtpd handler, a Playwright test) that asyncio.run may not nest in."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coroutine)
-    app = current_app._get_current_object()
-
-    def in_app():
-        with app.app_context():
-            return asyncio.run(coroutine)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(in_app).result()
-
-
 def _record(tx, status, detail, **changes):
     with db.atomic():
         TxMessage.update(status=status, **changes).where(TxMessage.id == tx.id).execute()
@@ -588,13 +582,35 @@ def _record(tx, status, detail, **changes):
         _event_for_webhooks(tx, status, detail)
 
 
+def _wait(tx, reason, now=None):
+    """Keep the message queued with `reason`, to look again after LOFT_TX_WAIT_SECONDS. Its history gets the
+    reason when it changes, not at every look. Only the task that moves waited_at on keeps waiting, so a
+    message queued twice meanwhile (the periodic re-queue, a retried task) still has one task looking."""
+    now = now or utcnow()
+    wait = current_app.config["TX_WAIT_SECONDS"]
+    with db.atomic():
+        moved = (TxMessage.update(waiting=reason, waited_at=now)
+                 .where((TxMessage.id == tx.id) & (TxMessage.status == TxStatus.QUEUED)
+                        & (TxMessage.waited_at.is_null()
+                           | (TxMessage.waited_at <= now - datetime.timedelta(seconds=wait / 2))))
+                 .execute())
+        if moved and reason != tx.waiting:
+            TxEvent.create(tx_message=tx.id, status=TxStatus.QUEUED, detail=f"waiting: {reason}"[:2000])
+    return TxAttempt(TxStatus.QUEUED, reason, retry_in=wait if moved else None)
+
+
 def deliver(tx_id):
     """Send one queued message through the team's transactional account, DKIM-signed when its From domain
     has a key. A message that is not queued (already sent, failed) is left alone, so a repeated task is
-    harmless. A temporary failure asks to be tried again after the next of LOFT_TX_RETRY_DELAYS."""
+    harmless. While every account it may use is paused or at its hourly or daily cap the message waits,
+    queued with the reason. A temporary failure asks to be tried again after the next of
+    LOFT_TX_RETRY_DELAYS."""
     tx = TxMessage.get_or_none(TxMessage.id == tx_id)
     if tx is None or tx.status != TxStatus.QUEUED:
         return TxAttempt(tx.status if tx is not None else "missing")
+    account, reason = choose_account(tx.team_id)
+    if account is None and reason:
+        return _wait(tx, reason)
     attempts = tx.attempts + 1
     # A conditional claim: should the same task ever run twice at once, only one of them sends.
     claimed = (TxMessage.update(attempts=attempts)
@@ -602,7 +618,6 @@ def deliver(tx_id):
                       & (TxMessage.attempts == tx.attempts)).execute())
     if not claimed:
         return TxAttempt(TxStatus.QUEUED, "taken by another worker")
-    account = account_for(tx.team_id)
     if account is None:
         kind, detail, via = "temporary", "This team has no active SMTP account.", ""
     else:
@@ -610,18 +625,19 @@ def deliver(tx_id):
         row = domains.domain_for_sender(tx.team_id, tx.from_email)
         if row is not None and row.dkim_private_key:
             raw = domains.sign(raw, row)
-        kind, detail = _run(_send(accounts.smtp_options(account), tx.from_email, tx.to_email, raw))
+        kind, detail = outbound.send(account, accounts.smtp_options(account), tx.from_email, tx.to_email, raw,
+                                     idle=current_app.config["TX_CONNECTION_IDLE"])
         via = f" (via SMTP account “{account.name}”)"
     if kind == "sent":
-        _record(tx, TxStatus.SENT, detail + via, sent_at=utcnow(), error="")
+        _record(tx, TxStatus.SENT, detail + via, sent_at=utcnow(), error="", waiting="", smtp_account=account.id)
         return TxAttempt(TxStatus.SENT, detail)
     delays = current_app.config["TX_RETRY_DELAYS"]
     if kind == "temporary" and attempts <= len(delays):
         delay = delays[attempts - 1]
         _record(tx, TxStatus.QUEUED, f"attempt {attempts} failed, trying again in {delay} s: {detail}{via}",
-                error=detail)
+                error=detail, waiting="")
         return TxAttempt(TxStatus.QUEUED, detail, retry_in=delay)
-    _record(tx, TxStatus.FAILED, detail + via, error=detail)
+    _record(tx, TxStatus.FAILED, detail + via, error=detail, waiting="")
     return TxAttempt(TxStatus.FAILED, detail)
 
 
@@ -634,6 +650,7 @@ def stalled_ids(now=None, limit=500):
     heard_of = TxEvent.select(TxEvent.tx_message).where(TxEvent.at >= cutoff)
     return [row.id for row in TxMessage.select(TxMessage.id)
             .where((TxMessage.status == TxStatus.QUEUED) & (TxMessage.created_at < cutoff)
+                   & (TxMessage.waited_at.is_null() | (TxMessage.waited_at < cutoff))
                    & TxMessage.id.not_in(heard_of))
             .order_by(TxMessage.id).limit(limit)]
 
