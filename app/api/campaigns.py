@@ -1,17 +1,18 @@
 """/api/v1/campaigns: list (cursor pages, by state), get, create, update, delete, test send, schedule, send
-now, pause, resume, cancel and the report's numbers. Each operation calls the services the campaign pages
-call (app/campaigns/, app/email_templates/ for test sends, app/reports/ for the numbers) with the same
+now, pause, resume, cancel and the report's numbers, each with the A/B test (ab_tests.py). Each operation
+calls the services the campaign pages call (app/campaigns/, app/email_templates/ for test sends,
+app/reports/ for the numbers) with the same
 permission, so what a page refuses the API refuses: a field's problem is a 422 at that field, a move the
 campaign's state does not allow is a 409 saying the state."""
 import datetime
 from typing import Annotated
-from typing import Any
 from typing import Literal
 
 from flask import g
 from pydantic import AwareDatetime
 from pydantic import Field
 
+from app.api import ab_tests
 from app.api import pagination
 from app.api.contacts import utc
 from app.api.framework import ApiProblem
@@ -91,7 +92,7 @@ class CampaignOut(CampaignSummary):
     track_opens: bool
     track_clicks: bool
     utm: UtmSettings
-    ab_test: dict[str, Any] | None = Field(description="The A/B test's settings (set on the campaign page).")
+    ab_test: ab_tests.AbTestOut | None = Field(description="The A/B test and its variants; null without one.")
     finished_at: datetime.datetime | None
     created_at: datetime.datetime
 
@@ -122,6 +123,8 @@ class CampaignPatch(Strict):
     track_clicks: bool | None = None
     audience: CampaignAudienceIn | None = Field(None, description="Replaces the whole audience.")
     utm: UtmSettingsIn | None = None
+    ab_test: ab_tests.AbTestIn | None = Field(None, description=(
+        "Replaces the whole A/B test, as the campaign page's A/B section does; `enabled: false` removes it."))
 
 
 class CampaignIn(CampaignPatch):
@@ -181,6 +184,9 @@ class CampaignStats(Schema):
     unsubscribed: int
     complained: int
     rates: CampaignRates
+    variants: list[ab_tests.VariantStats] | None = Field(description=(
+        "With an A/B test: each variant on its share of the sample, then the rest of the audience once the "
+        "winner is picked; null without a test."))
 
 
 def campaign_summary(campaign):
@@ -201,7 +207,7 @@ def campaign_out(campaign):
                        utm=UtmSettings(enabled=bool(settings.get("enabled")),
                                **{name: str(settings.get(name) or "") for name in ("source", "medium", "campaign",
                                                                                       "content")}),
-                       ab_test=ab_testing.ab_test(campaign) or None, finished_at=utc(campaign.finished_at),
+                       ab_test=ab_tests.ab_test_out(campaign), finished_at=utc(campaign.finished_at),
                        created_at=utc(campaign.created_at))
 
 
@@ -209,17 +215,24 @@ def campaign_out(campaign):
 API_FIELDS = {"template": "template_id", "scheduled_at": "at", **{key: f"audience.{key}" for key in AUDIENCE_KEYS}}
 
 
+def api_field(name):
+    if name.startswith("utm_"):
+        return f"utm.{name[4:]}"
+    return ab_tests.api_field(name) or API_FIELDS.get(name, name)
+
+
 def api_errors(problem):
-    problem.errors = {(f"utm.{name[4:]}" if name.startswith("utm_") else API_FIELDS.get(name, name)): message
-                      for name, message in problem.errors.items()}
+    problem.errors = {api_field(name): message for name, message in problem.errors.items()}
     return problem
 
 
 def builder_changes(body, exclude=()):
     """The builder form's fields for the values given in a body (the services' names and spellings)."""
-    given = body.model_dump(exclude_none=True, exclude=set(exclude))
+    given = body.model_dump(exclude_none=True, exclude=set(exclude) | {"ab_test"})
     changes = {key: value for key, value in given.items()
                if key not in ("template_id", "audience", "utm", "track_opens", "track_clicks")}
+    if body.ab_test is not None:
+        changes.update(ab_tests.form_changes(g.team, body.ab_test))
     if "template_id" in given:
         changes["template"] = str(given["template_id"] or "")
     for name in ("track_opens", "track_clicks"):
@@ -291,7 +304,8 @@ def campaign_stats(campaign_id):
                     rates=CampaignRates(delivery=numbers["delivery_rate"], bounce=numbers["bounce_rate"],
                                 open=numbers["open_rate"], click=numbers["click_rate"],
                                 click_to_open=numbers["click_to_open"], unsubscribe=numbers["unsubscribe_rate"],
-                                complaint=numbers["complaint_rate"]))
+                                complaint=numbers["complaint_rate"]),
+                    variants=ab_tests.variant_stats(campaign))
 
 
 # --- Writing ----------------------------------------------------------------------------------------
