@@ -8,6 +8,8 @@ import redis
 
 from app.api import keys
 from app.api import ratelimit
+from app.contacts.tags import add_tags
+from app.models import Contact
 from app.models import ApiKey
 from app.models import ApiRateWindow
 from app.models import RateLimitHit
@@ -184,3 +186,24 @@ def test_the_team_of_a_known_key_is_the_keys_team(ctx, api):
     assert keys.authenticate(raw).team.id == other.id
     assert keys.authenticate(raw).team.id == other.id  # from the copy
     assert keys.authenticate(api.raw_key).team.name == "Acme"
+
+
+# --- The read of one contact (SQL built once) --------------------------------------------------------
+
+def test_one_contact_reads_as_the_list_shows_it(ctx, api):
+    assert api.post("/api/v1/fields", json={"label": "Plan"}).status_code == 201
+    created = api.post("/api/v1/contacts", json={"email": "ann@example.com", "name": "Ann",
+                                                 "fields": {"plan": "pro"}}).get_json()
+    add_tags(api.key.team, Contact.get_by_id(created["id"]), "zeta, Alpha")
+    one = api.get(f"/api/v1/contacts/{created['id']}").get_json()
+    listed = api.get("/api/v1/contacts").get_json()["data"][0]
+    assert one == listed
+    assert one["tags"] == ["Alpha", "zeta"] and one["fields"] == {"plan": "pro"}
+    assert one["created_at"].endswith("Z")
+
+
+def test_another_teams_contact_is_not_found(ctx, api):
+    other = Team.create(name="Other")
+    theirs = Contact.create(team=other, email="theirs@example.com", domain="example.com")
+    assert_problem(api.get(f"/api/v1/contacts/{theirs.id}"), 404)
+    assert_problem(api.get(f"/api/v1/contacts/{theirs.id + 1000}"), 404)

@@ -3,6 +3,7 @@ delete. Each operation calls app/contacts/ services, the same ones the contact p
 import datetime
 from typing import Literal
 
+from flask import abort
 from flask import g
 from pydantic import Field
 from werkzeug.datastructures import MultiDict
@@ -19,9 +20,13 @@ from app.contacts.common import NotFound
 from app.contacts.fields import fields_of
 from app.contacts.tags import tags_of
 from app.contacts.tags import tags_of_contacts
+from app.db import db
+from app.db import statement
 from app.models import CONTACT_STATUSES
 from app.models import SUBSCRIPTION_STATUSES
 from app.models import Contact
+from app.models import ContactTag
+from app.models import Tag
 from app.teams.context import team_object_or_404
 
 ContactStatusName = Literal[tuple(str(status) for status in CONTACT_STATUSES)]
@@ -124,10 +129,34 @@ def list_contacts(query):
                        next_cursor=next_cursor, next=next_url)
 
 
+# The read of one contact is the API's hot path (docs/benchmarks.md): peewee building its two queries cost
+# more than running them, so their SQL text is built once per kind of database and run with each request's
+# values (app.db.statement), into the same model instances team_object_or_404 and tags_of give.
+_built = {}
+
+
+def _built_once(name, query):
+    key = (name, db.param)
+    if key not in _built:
+        _built[key] = statement(query())
+    return _built[key]
+
+
+def _one_contact():
+    return Contact.select().where((Contact.team == 0) & (Contact.id == 0))
+
+
+def _tags_of_one():
+    return Tag.select(Tag.name).join(ContactTag).where(ContactTag.contact == 0).order_by(Tag.name_key)
+
+
 @operation("/contacts/<int:contact_id>", "GET", "view", ok=ContactOut, tags=["contacts"])
 def get_contact(contact_id):
     """Get a contact"""
-    return contact_out(team_object_or_404(Contact, contact_id))
+    contact = next(iter(Contact.raw(_built_once("contact", _one_contact), g.team.id, contact_id)), None)
+    if contact is None:
+        abort(404)
+    return contact_out(contact, list(Tag.raw(_built_once("tags", _tags_of_one), contact.id)))
 
 
 @operation("/contacts/by-email/<path:email>", "GET", "view", ok=ContactOut, tags=["contacts"])
