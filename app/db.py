@@ -333,6 +333,41 @@ def update_many(fields, where, fixed=None):
                    + tuple((f.name, value) for f, value in fixed), build)
 
 
+def add_many(counters, where, fields=()):
+    """UPDATE "table" SET "a" = "a" + ?, "c" = ? WHERE "key" = ?: a row gives the amounts to add to
+    `counters`, then the values of `fields`, then the value of `where`. The addition happens in the
+    statement, so concurrent writers' amounts add up; built once, where peewee compiles an update
+    expression anew for every call (about 90 µs, on each of the send engine's result flushes)."""
+    counters, fields = tuple(counters), tuple(fields)
+
+    def build(param):
+        assignments = [f"{_quoted(f)} = {_quoted(f)} + {param}" for f in counters]
+        assignments += [f"{_quoted(f)} = {param}" for f in fields]
+        return Many(f"UPDATE {_table(counters + fields + (where,))} SET {', '.join(assignments)} "
+                    f"WHERE {_quoted(where)} = {param}", counters + fields + (where,))
+
+    return _cached(("add",) + tuple((f.model.__name__, f.name) for f in counters + fields + (where,)), build)
+
+
+def upsert_add(keys, counter):
+    """INSERT INTO "table" ("k1", "k2", "n") VALUES (?, ?, ?) ON CONFLICT ("k1", "k2") DO UPDATE SET
+    "n" = "table"."n" + excluded."n": a row gives the values of `keys` (a unique index), then the
+    amount; a new row starts at the amount and an existing one adds it (the same words on SQLite and
+    PostgreSQL)."""
+    keys = tuple(keys)
+    columns = keys + (counter,)
+
+    def build(param):
+        table = _table(columns)
+        sql = (f"INSERT INTO {table} ({', '.join(_quoted(f) for f in columns)}) "
+               f"VALUES ({', '.join([param] * len(columns))}) "
+               f"ON CONFLICT ({', '.join(_quoted(f) for f in keys)}) "
+               f"DO UPDATE SET {_quoted(counter)} = {table}.{_quoted(counter)} + excluded.{_quoted(counter)}")
+        return Many(sql, columns)
+
+    return _cached(("upsert_add",) + tuple((f.model.__name__, f.name) for f in columns), build)
+
+
 def _literal(value):
     """A constant of the code (never a user's value) as SQL text."""
     if value is None:

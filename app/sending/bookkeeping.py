@@ -12,6 +12,7 @@ import time
 
 from app import events
 from app import usage
+from app.db import add_many
 from app.db import db
 from app.models import Campaign
 from app.models import CampaignState
@@ -150,10 +151,10 @@ class Bookkeeping:
                 self.write_bounces(cursor, bounced, now)
             gave_up = len(failed_rows) + len(bounced)
             if sent or gave_up:
-                (Campaign.update(sent=Campaign.sent + len(sent), failed=Campaign.failed + gave_up, updated_at=now)
-                 .where(Campaign.id == self.campaign_id).execute())
+                add_many([Campaign.sent, Campaign.failed], Campaign.id, [Campaign.updated_at]).run(
+                    [(len(sent), gave_up, now, self.campaign_id)], cursor)
             if sent:
-                usage.count_sent(self.team_id, len(sent), now)
+                usage.count_sent(self.team_id, len(sent), now, cursor)
                 if self.capped_lanes:  # their permits are used by the same commit that counts the sends
                     shares.use_permits(self.run_id, collections.Counter(
                         o.account_id for o in sent if o.account_id in self.capped_lanes))

@@ -333,8 +333,19 @@ def extend_claims(send_ids, until):
     return extended
 
 
+_built = {}
+
+
 def _statements():
-    """The executemany statements of record(), by outcome; each row ends with the send id."""
+    """The executemany statements of record(), by outcome; each row ends with the send id. Built
+    once per database kind: the engine records a result batch many times a second."""
+    found = _built.get(db.param)
+    if found is None:
+        found = _built[db.param] = _build_statements()
+    return found
+
+
+def _build_statements():
     key, error = Send.id, Send.error
     return {
         "sent": update_many([Send.sent_at, Send.message_id, Send.smtp_account], key,
