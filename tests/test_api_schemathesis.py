@@ -10,7 +10,8 @@ examples), derandomized so a run is repeatable.
 
 The document is loaded once, when the module is collected, from an app made for that: schemathesis'
 lazy loader (`from_fixture`) does not run under this pytest. Each item gets its own migrated database,
-an Administrator key of a team with some rows (so ids such as 1 are found), and its own server.
+an Administrator key of a team with some rows (so ids such as 1 are found) whose mail goes to the
+loopback mail catcher, and its own server.
 """
 import threading
 
@@ -23,10 +24,6 @@ from werkzeug.serving import make_server
 
 from app import create_app
 from app.api import keys
-from app.models import Contact
-from app.models import MailingList
-from app.models import Subscription
-from app.models import Team
 
 EXAMPLES_PER_OPERATION = 10
 # A schema-valid request may still be refused by a rule the schema cannot state: a name the team already
@@ -50,15 +47,24 @@ schema = schemathesis.openapi.from_dict(served_document(), config=config)
 
 
 @pytest.fixture
-def admin_key(app, admin):
-    """An Administrator key of Acme, which has a list, a subscribed contact and no request limit."""
+def admin_key(app, ready_team):
+    """An Administrator key of a team that can send (its SMTP account is the test's loopback mail catcher)
+    and has one row of each kind, so generated ids such as 1 find something; no request limit."""
     app.config["API_RATE_PER_MINUTE"] = 1_000_000
+    team, news = ready_team
     with app.app_context():
-        acme = Team.get(Team.name == "Acme")
-        news = MailingList.create(team=acme, name="News")
-        contact = Contact.create(team=acme, email="ann@example.com", domain="example.com", attributes={})
-        Subscription.create(contact=contact, list=news, status="subscribed")
-        _, raw = keys.create_key(acme, name="schemathesis", role="admin")
+        _, raw = keys.create_key(team, name="schemathesis", role="admin")
+    client = app.test_client(use_cookies=False)
+    headers = {"Authorization": f"Bearer {raw}"}
+    for path, body in (("/api/v1/fields", {"label": "Plan"}),
+                       ("/api/v1/templates", {"name": "Frame", "body": "<div>{{ content }}</div>"}),
+                       ("/api/v1/segments", {"name": "Active", "rules": {"op": "and", "rules": [
+                           {"field": "status", "operator": "is", "value": "active"}]}}),
+                       ("/api/v1/campaigns", {"name": "Spring", "subject": "Hello", "from_email": "news@acme.example",
+                                              "body": "<p>Hi</p>", "audience": {"lists": [news.id]}}),
+                       ("/api/v1/suppressions", {"value": "gone@example.net"})):
+        response = client.post(path, json=body, headers=headers)
+        assert response.status_code == 201, response.get_data(as_text=True)
     return raw
 
 
