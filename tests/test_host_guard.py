@@ -18,8 +18,8 @@ from app import netguard
 from app.models import BounceMailbox
 from app.models import SmtpAccount
 from app.models import Team
-from app.senders import accounts
 from app.senders import mailservers
+from app.senders import smtp_client
 from tests.conftest import free_port
 from tests.conftest import soup
 from tests.smtp_support import self_signed
@@ -86,7 +86,7 @@ def test_test_connection_is_not_a_port_scanner(guarded, admin, listener, host):
     team = Team.get(Team.name == "Acme")
     with guarded.test_request_context():
         account = SmtpAccount.create(team=team, name="Old", host=host, port=port, tls_mode="none")
-        ok, transcript = accounts.test_connection(account)
+        ok, transcript = smtp_client.test_connection(account)
         assert not ok and "Loft does not connect to" in transcript and "loopback" in transcript
         from app.bounces import imap
         mailbox = BounceMailbox.create(team=team, name="Old", host=host, port=port, security="none",
@@ -138,8 +138,8 @@ def test_implicit_tls_goes_to_the_checked_address_and_verifies_the_name(guarded,
 
     async def talk(**extra):
         client_context = ssl.create_default_context(cafile=name_only_certificate[0])
-        smtp = accounts.SMTP(hostname="mx.test", port=port, use_tls=True, tls_context=client_context,
-                             timeout=10, resolver=resolver, **extra)
+        smtp = smtp_client.SMTP(hostname="mx.test", port=port, use_tls=True, tls_context=client_context,
+                                timeout=10, resolver=resolver, **extra)
         await smtp.connect()
         name = smtp.transport.get_extra_info("ssl_object").server_hostname
         peer = smtp.transport.get_extra_info("peername")[0]
@@ -147,7 +147,7 @@ def test_implicit_tls_goes_to_the_checked_address_and_verifies_the_name(guarded,
         return name, peer
 
     try:
-        with guarded.app_context(), pytest.raises(accounts.HostRefused):
+        with guarded.app_context(), pytest.raises(smtp_client.HostRefused):
             asyncio.run(talk())  # mx.test "resolves" to loopback: refused with the setting off
         name, peer = asyncio.run(talk(allow_private=True))
     finally:

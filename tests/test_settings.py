@@ -140,13 +140,13 @@ def test_get_settings_returns_a_copy(app):
 
 
 def test_ehlo_names_the_host_of_the_same_base_url(app):
-    from app.senders import accounts
+    from app.senders import smtp_client
     with app.app_context():
-        assert accounts._local_hostname() == "loft.test"  # LOFT_BASE_URL until one is saved
+        assert smtp_client._local_hostname() == "loft.test"  # LOFT_BASE_URL until one is saved
         settings.save_settings({"base_url": "https://mail.example.com"})
-        assert accounts._local_hostname() == "mail.example.com"
+        assert smtp_client._local_hostname() == "mail.example.com"
         settings.save_settings({"base_url": "http://127.0.0.1:8000"})
-        assert accounts._local_hostname() == "[127.0.0.1]"
+        assert smtp_client._local_hostname() == "[127.0.0.1]"
 
 
 def test_only_app_settings_reads_the_instance_settings_or_the_base_url():

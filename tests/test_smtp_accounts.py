@@ -15,6 +15,7 @@ from app.models import SmtpAccount
 from app.models import Team
 from app.models import utcnow
 from app.senders import accounts
+from app.senders import smtp_client
 from tests.accounts_support import make_member
 from tests.conftest import free_port
 from tests.conftest import soup
@@ -347,7 +348,7 @@ def test_nothing_listening_is_connection_refused_in_words(app, admin, web):
 def test_a_host_that_does_not_exist_is_a_dns_failure_in_words(app, admin):
     account = make_account(acme(), host="no-such-host.invalid")
     with ctx():
-        ok, transcript = accounts.test_connection(account, timeout=5)
+        ok, transcript = smtp_client.test_connection(account, timeout=5)
     assert not ok
     assert transcript.splitlines()[-1].startswith(
         "Error: DNS lookup failed: the host name “no-such-host.invalid” could not be found")
@@ -357,7 +358,7 @@ def test_starttls_on_an_implicit_tls_port_is_explained(app, admin, smtp_server, 
     port = smtp_server("tls")
     account = make_account(acme(), host="127.0.0.1", port=port, tls_mode="starttls")
     with ctx():
-        ok, transcript = accounts.test_connection(account, timeout=2)
+        ok, transcript = smtp_client.test_connection(account, timeout=2)
     assert not ok
     assert "implicit TLS" in transcript.splitlines()[-1]
 
@@ -365,7 +366,7 @@ def test_starttls_on_an_implicit_tls_port_is_explained(app, admin, smtp_server, 
 def test_smtp_options_decrypt_the_password_and_follow_the_certificate_setting(app, admin):
     account = make_account(acme(), tls_mode="tls", port=465)
     with ctx():
-        options = accounts.smtp_options(account)
+        options = smtp_client.smtp_options(account)
     assert options["password"] == PASSWORD and options["username"] == USER
     assert (options["use_tls"], options["start_tls"], options["validate_certs"]) == (True, False, True)
     assert options["hostname"] == "smtp.example.com" and options["port"] == 465
@@ -374,9 +375,9 @@ def test_smtp_options_decrypt_the_password_and_follow_the_certificate_setting(ap
     app.config["SMTP_VALIDATE_CERTS"] = False
     try:
         with ctx():
-            assert accounts.smtp_options(account)["validate_certs"] is False
-            assert "password" not in accounts.smtp_options(anonymous)
-            assert accounts.smtp_options(anonymous)["start_tls"] is False
+            assert smtp_client.smtp_options(account)["validate_certs"] is False
+            assert "password" not in smtp_client.smtp_options(anonymous)
+            assert smtp_client.smtp_options(anonymous)["start_tls"] is False
     finally:
         app.config["SMTP_VALIDATE_CERTS"] = True
 

@@ -37,7 +37,7 @@ INTERNAL = {
     "NotFound": "contacts: a filter names another team's list or segment; the pages answer 404, a bulk action "
                 "refuses with a ContactError",
     "HostRefused": "senders: an aiosmtplib connect error, so the SMTP client and the engine treat the guard's "
-                   "refusal as a failed connection (accounts.explain words it)",
+                   "refusal as a failed connection (smtp_client.explain words it)",
     "ConfirmationNotSent": "tasks/consent: the team's server refused the confirmation; huey retries the task",
 }
 

@@ -18,6 +18,7 @@ from app.models import SmtpAccount
 from app.senders import accounts as account_services
 from app.senders import domains as domain_services
 from app.senders import mailservers
+from app.senders import smtp_client
 from app.senders import warmup
 from app.teams.context import require
 from app.teams.context import team_object_or_404
@@ -124,12 +125,12 @@ def resume_account(account_id):
 def test_account(account_id):
     """Really connect, encrypt and log in; show the server's replies verbatim."""
     account = team_object_or_404(SmtpAccount, account_id)
-    ok, transcript = account_services.test_connection(account)
-    account_services.record_test(account, ok, account_services.summary_of(ok, transcript))
+    ok, transcript = smtp_client.test_connection(account)
+    account_services.record_test(account, ok, smtp_client.summary_of(ok, transcript))
     template = "sending/_test_result.html" if is_htmx() else "sending/test_result.html"
     # The card's "Last test" line is refreshed with the result (out of band), from the stored row.
     return render_template(template, account=team_object_or_404(SmtpAccount, account.id), ok=ok, transcript=transcript,
-                           summary=account_services.summary_of(ok, transcript), services=account_services,
+                           summary=smtp_client.summary_of(ok, transcript), services=account_services,
                            refresh_card=is_htmx())
 
 

@@ -15,6 +15,7 @@ from app.models import utcnow
 from app.senders import accounts as accounts_service
 from app.senders import domains as domains_service
 from app.senders import health
+from app.senders import smtp_client
 from app.sending import smtp as smtp_service
 from app.sending.jobs import Outcome
 from app.sending.lanes import limit_pause_until
@@ -104,7 +105,7 @@ class Deliveries:
             await self.pause_lane(lane, "its stored password cannot be decrypted (the encryption key changed). "
                                         "Enter the password again.", until=None)
             return False
-        smtp = accounts_service.SMTP(**options)  # connects only to an address the host guard checked
+        smtp = smtp_client.SMTP(**options)  # connects only to an address the host guard checked
         try:
             await smtp.connect()
             if smtp.last_ehlo_response is None and smtp.last_helo_response is None:
@@ -129,7 +130,7 @@ class Deliveries:
             await self.unreachable(lane, smtp_service.connection_error_in_words(exc))
             reason = f"could not connect to {options['hostname']} port {options['port']}: {exc}"
             if (smtp_service.caused_by(exc, ssl.SSLCertVerificationError)
-                    or isinstance(exc, accounts_service.HostRefused)):
+                    or isinstance(exc, smtp_client.HostRefused)):
                 # The certificate will not fix itself: stop until a person looks at it.
                 await self.pause_lane(lane, reason, until=None)
             else:

@@ -86,6 +86,7 @@ from app.models import CampaignState
 from app.models import Variant
 from app.senders import accounts as accounts_service
 from app.senders import domains as domains_service
+from app.senders import smtp_client
 from app.sending import conclusion
 from app.sending import lease
 from app.sending import ledger
@@ -170,7 +171,7 @@ def _run_with_lease(campaign, settings, token, run_id, hooks):
         conclusion.pause_campaign(campaign, reason, hooks)
         return RunResult("paused", reason=reason, recovered=recovered)
     shared = shares.read_shares(campaign.team_id, campaign_id, settings)
-    lanes = [Lane(account, accounts_service.smtp_options(account, timeout=settings.smtp_timeout))
+    lanes = [Lane(account, smtp_client.smtp_options(account, timeout=settings.smtp_timeout))
              for account in accounts]
     try:
         factories = build_factories(campaign)

@@ -25,6 +25,7 @@ import aiosmtplib
 from app.errors import Problem
 from app.senders import accounts
 from app.senders import domains
+from app.senders import smtp_client
 
 
 class TeamMailError(Problem):
@@ -56,7 +57,7 @@ def transport(team):
         raise TeamMailError("This team has no active SMTP account. Team mail goes out only through the team's own "
                             "account: add one under Sending → SMTP accounts (or resume a paused one).")
     account = usable[0]
-    return accounts.smtp_options(account), f"SMTP account “{account.name}”"
+    return smtp_client.smtp_options(account), f"SMTP account “{account.name}”"
 
 
 def signer(team, from_email):
@@ -67,7 +68,7 @@ def signer(team, from_email):
 
 async def _deliver(options, sender, messages):
     results = []
-    smtp = accounts.SMTP(**options)
+    smtp = smtp_client.SMTP(**options)
     try:
         await smtp.connect()
     except (aiosmtplib.SMTPException, OSError) as error:

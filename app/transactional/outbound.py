@@ -21,8 +21,8 @@ import time
 
 import aiosmtplib
 
-from app.senders import accounts
 from app.senders import mailservers
+from app.senders import smtp_client
 
 SEND_TIMEOUT = 300  # seconds a worker waits for its message's turn and conversation before giving up
 
@@ -88,7 +88,7 @@ async def _send(key, options, per_second, sender, recipient, raw, idle):
         if kept.smtp is not None and not await _alive(kept.smtp):
             kept.smtp = None
         if kept.smtp is None:
-            smtp = accounts.SMTP(**options)
+            smtp = smtp_client.SMTP(**options)
             try:
                 await smtp.connect()
             except (aiosmtplib.SMTPException, OSError) as error:

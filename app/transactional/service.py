@@ -62,6 +62,7 @@ from app.models import TxStatus
 from app.models import utcnow
 from app.senders import accounts
 from app.senders import domains
+from app.senders import smtp_client
 from app.senders import warmup
 from app.sending import shares
 from app.sending.tuning import Settings
@@ -625,7 +626,7 @@ def deliver(tx_id):
         row = domains.domain_for_sender(tx.team_id, tx.from_email)
         if row is not None and row.dkim_private_key:
             raw = domains.sign(raw, row)
-        kind, detail = outbound.send(account, accounts.smtp_options(account), tx.from_email, tx.to_email, raw,
+        kind, detail = outbound.send(account, smtp_client.smtp_options(account), tx.from_email, tx.to_email, raw,
                                      idle=current_app.config["TX_CONNECTION_IDLE"])
         via = f" (via SMTP account “{account.name}”)"
     if kind == "sent":
