@@ -21,6 +21,8 @@ import statistics
 import time
 
 from tests.api_support import ApiClient
+from tests.stack_support import postgres_only
+from app.db import db
 from app.api import keys
 from app.models import Contact
 from app.models import Team
@@ -120,6 +122,27 @@ def test_api_at_a_million_contacts(app, admin):
     contact_reads(app, api, ids)
 
     bulk_upserts(api)
+
+
+@postgres_only("the SQLite figures come from test_api_at_a_million_contacts, which writes the SQLite file itself")
+def test_bulk_upsert_on_postgres(app, admin):
+    """The bulk half on PostgreSQL: CONTACTS contacts made by the server (generate_series), then
+    bulk_upserts. Run with LOFT_TEST_DATABASE_URL (tests/stack_support.py) and `-k postgres`."""
+    with app.app_context():
+        team = Team.get(Team.name == "Acme")
+        key, raw = keys.create_key(team, name="bench", role="admin")
+        db.execute_sql(
+            "INSERT INTO contact (team_id, email, domain, name, status, attributes, source, consent_source, "
+            "consent_ip, consent_text, created_at, updated_at) "
+            "SELECT %s, 'person' || i || '@example.com', 'example.com', 'Person ' || i, 'active', "
+            "CASE WHEN i %% 4 = 0 THEN '{\"plan\": \"pro\"}'::jsonb ELSE '{}'::jsonb END, 'import', '', '', '', "
+            "timestamp '2026-01-01 00:00:00', timestamp '2026-01-01 00:00:00' FROM generate_series(1, %s) AS i",
+            (team.id, CONTACTS))
+        db.execute_sql("ANALYZE contact")
+        db.close()
+    app.config["API_RATE_PER_MINUTE"] = 10_000_000
+    print(f"\n\nAPI on PostgreSQL, {CONTACTS:,} contacts, load {os.getloadavg()[0]:.2f}")
+    bulk_upserts(ApiClient(app, raw, key))
 
 
 def bulk_upserts(api, runs=5):
