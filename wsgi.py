@@ -28,7 +28,9 @@ app = create_app()
 # What is loaded so far (the app, its models and API schemas, the libraries) lives as long as the
 # process: the cyclic collector need not walk it again. Without this, every full collection walks all of
 # it, and a request or task that makes many objects (the API's bulk upsert: 10,000 contacts) starts
-# several: a fifth of that request's CPU (docs/benchmarks.md, "Bulk upsert through the API").
+# several (docs/benchmarks.md, "Bulk upsert through the API"). Startup's own garbage is collected first, so
+# none of it is kept for good.
+gc.collect()
 gc.freeze()
 
 # While this process runs, `flask db restore` refuses to replace the database (app/backup/running.py).
