@@ -70,6 +70,9 @@ def close_db(exc=None):
 # the network dropped) or older than KEEP_CONNECTION_SECONDS is closed, so the next request opens a new
 # one. The WAL is then checkpointed by SQLite's automatic checkpoint as commits grow it past 1,000
 # pages (wal_autocheckpoint), as it already was in the workers, whose connections stay open too.
+# A SQLite cursor read only partly holds its read snapshot until the cursor is freed, so a cursor that
+# outlived its request would show the next one stale data. A request's cursors die with its frames; a
+# request that ended in an unhandled error closes its connection, since its traceback may keep them.
 # Everything that wants its connection closed still calls close_db or db.close() (tests swapping
 # databases, `flask db restore` before it replaces the files, threads that end).
 
@@ -86,7 +89,8 @@ def release_db(exc=None):
     now = time.monotonic()
     if getattr(_opened, "connection", None) is not connection:
         _opened.connection, _opened.since = connection, now
-    if db.in_transaction() or now - _opened.since > KEEP_CONNECTION_SECONDS or not _reusable(connection):
+    if (exc is not None or db.in_transaction() or now - _opened.since > KEEP_CONNECTION_SECONDS
+            or not _reusable(connection)):
         _opened.connection = None
         db.close()
 

@@ -104,3 +104,10 @@ def test_a_connection_inside_a_peewee_transaction_is_not_kept(api_outside):
         transaction.__exit__(None, None, None)
     release_db()
     assert not db.is_closed()
+
+
+def test_a_request_that_failed_closes_its_connection(api_outside):
+    """Its traceback may keep a partly read cursor, and with it the request's read snapshot."""
+    contacts_answer(api_outside)
+    release_db(RuntimeError("the view failed"))
+    assert db.is_closed()
