@@ -448,3 +448,26 @@ def test_auth_plain_with_a_malformed_blob_is_answered_once_with_why(team, submis
     assert code == 501
     assert client.noop()[0] == 250  # the session goes on: nothing was left unanswered
     client.quit()
+
+
+def test_x_loft_track_turns_tracking_on_and_does_not_go_out(team, sink, submission_server):
+    port = submission_server()
+    _key, raw_key = key_for(team)
+    tracked = (b"From: Acme Shop <news@acme.test>\r\nTo: ann@example.com\r\nSubject: Your order\r\n"
+               b"X-Loft-Track: opens, clicks\r\nMIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+               b'<html><body><p><a href="https://shop.example.com/orders/7">Your order</a></p></body></html>\r\n')
+    client = connect(port)  # from loopback: AUTH without STARTTLS (LOFT_SUBMISSION_LOOPBACK_PLAIN)
+    client.login("shop", raw_key)
+    client.sendmail("news@acme.test", ["ann@example.com"], tracked)
+    code, words = refused(client.sendmail, "news@acme.test", ["bob@example.com"],
+                          tracked.replace(b"opens, clicks", b"everything"))
+    client.quit()
+
+    assert code >= 500 and "X-Loft-Track" in words
+    [tx] = TxMessage.select()
+    assert tx.track_opens and tx.track_clicks and tx.status == TxStatus.SENT
+    [(_from, _rcpt, delivered)] = sink.handler.messages
+    message = email.message_from_bytes(delivered, policy=email.policy.default)
+    html = message.get_body(("html",)).get_content()
+    assert message["X-Loft-Track"] is None
+    assert "/o/" in html and "/c/" in html and "shop.example.com" not in html
