@@ -160,3 +160,15 @@ def test_campaigns_leave_the_transactional_account_alone_while_there_is_another(
     SmtpAccount.delete().where(SmtpAccount.id == bulk.id).execute()
     assert [account.id for account in accounts.active_accounts(team.id)] == [receipts.id]
     assert statuses(campaign) == {"sent": 12}
+
+
+@pytest.mark.parametrize("marked,most", [(True, 1), (False, 2)])
+def test_a_campaign_on_the_only_account_leaves_one_connection_to_transactional_mail(team, smtp, marked, most):
+    server = smtp(delay=0.03, track_domains=True)
+    mailing_list = MailingList.create(team=team, name="All")
+    make_contacts(team, 12, mailing_list)
+    make_account(team, server.port, max_connections=2, transactional=marked)
+    campaign = make_campaign(team, [mailing_list])
+    ledger.freeze_audience(campaign)
+    assert run(campaign.id).outcome == "completed" and server.handler.total() == 12
+    assert server.handler.max_active_total == most

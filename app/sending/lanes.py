@@ -32,7 +32,11 @@ class Lane:
         self.account = account
         self.id = account.id
         self.options = options
-        self.connections = max(1, account.max_connections)
+        # An account marked for transactional mail reaches a campaign only when it is the team's only account
+        # (accounts.active_accounts); its transactional worker then keeps a connection of its own
+        # (app/transactional/outbound.py), so the campaign leaves one of the account's connections to it.
+        reserved = 1 if account.transactional and account.max_connections > 1 else 0
+        self.connections = max(1, account.max_connections - reserved)
         self.allowed = self.connections  # this run's share of the connections (share())
         self.closing = False  # the run is ending: every worker takes its stop signal
         self.per_second = account.per_second or 0  # this run's share of the rate
