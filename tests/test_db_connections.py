@@ -1,17 +1,29 @@
 """A web request's thread keeps its database connection for its next request (app.db.release_db), clean:
 a transaction left open is rolled back, and a broken or old connection is replaced. Any other app context
 closes its connection. On both stacks."""
+import concurrent.futures
+import json
+import os
+import signal
+import subprocess
 import threading
+import time
+import urllib.error
+import urllib.request
 
 import pytest
 
 from app import db as db_module
 from app.api import keys
+from app.config import ROOT
 from app.db import db
 from app.db import release_db
+from app.models import ApiKey
 from app.models import Contact
 from app.models import Team
+from app.models import utcnow
 from tests.api_support import ApiClient
+from tests.conftest import free_port
 
 
 @pytest.fixture
@@ -111,3 +123,65 @@ def test_a_request_that_failed_closes_its_connection(api_outside):
     contacts_answer(api_outside)
     release_db(RuntimeError("the view failed"))
     assert db.is_closed()
+
+
+# --- Served by gunicorn ------------------------------------------------------------------------------
+
+def http(port, method, path, raw_key, body=None):
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method,
+                                     data=json.dumps(body).encode() if body is not None else None,
+                                     headers={"Authorization": f"Bearer {raw_key}",
+                                              "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status, json.loads(answer.read() or b"null")
+    except urllib.error.HTTPError as refused:
+        return refused.code, json.loads(refused.read() or b"null")
+
+
+def from_every_thread(port, path, raw_key, count=48):
+    """`count` GETs from 8 client threads at once, so every worker thread of gunicorn answers some."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        return list(pool.map(lambda _: http(port, "GET", path, raw_key), range(count)))
+
+
+def test_gunicorn_threads_keep_connections_and_see_every_write_at_once(app, admin, tmp_path, queue_env):
+    """The Procfile's web command (2 workers, 4 threads each) over real HTTP: each thread keeps its connection,
+    and a contact written through one of them reads back through every other at once, so no kept connection
+    holds an old snapshot. A key revoked by another process stops working within KEY_CACHE_SECONDS."""
+    with app.app_context():
+        key, raw = keys.create_key(Team.get(Team.name == "Acme"), name="script", role="admin")
+    db.close()
+    command = next(line.partition(":")[2].strip() for line in (ROOT / "Procfile").read_text().splitlines()
+                   if line.startswith("web:"))
+    port = free_port()
+    env = dict(os.environ, LOFT_BIND=f"127.0.0.1:{port}", LOFT_DATABASE_URL=app.config["DATABASE_URL"],
+               LOFT_SECRET_KEY="test-secret", LOFT_LOG_LEVEL="WARNING", **queue_env)
+    server = subprocess.Popen(["sh", "-c", f"exec {command}"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE)
+    try:
+        for _ in range(300):
+            assert server.poll() is None, server.stderr.read().decode()[-2000:]
+            try:
+                http(port, "GET", "/api/v1/contacts", raw)
+                break
+            except OSError:
+                time.sleep(0.1)
+        assert {status for status, _ in from_every_thread(port, "/api/v1/contacts", raw)} == {200}
+        status, created = http(port, "POST", "/api/v1/contacts", raw, {"email": "ann@example.com", "name": "Ann"})
+        assert status == 201, created
+        answers = from_every_thread(port, f"/api/v1/contacts/{created['id']}", raw)
+        assert {(status, body["name"]) for status, body in answers} == {(200, "Ann")}
+        status, _ = http(port, "PATCH", f"/api/v1/contacts/{created['id']}", raw, {"name": "Ann B"})
+        assert status == 200
+        answers = from_every_thread(port, f"/api/v1/contacts/{created['id']}", raw)
+        assert {(status, body["name"]) for status, body in answers} == {(200, "Ann B")}
+        with app.app_context():  # revoked by another process: the CLI, or the page served elsewhere
+            ApiKey.update(revoked_at=utcnow()).where(ApiKey.id == key.id).execute()
+        deadline = time.monotonic() + keys.KEY_CACHE_SECONDS + 20  # the copies' life, and room for a slow box
+        while {status for status, _ in from_every_thread(port, "/api/v1/contacts", raw, count=16)} != {401}:
+            assert time.monotonic() < deadline, "a revoked key was still accepted after the copies expired"
+            time.sleep(0.5)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
