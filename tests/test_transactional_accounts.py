@@ -172,3 +172,13 @@ def test_a_campaign_on_the_only_account_leaves_one_connection_to_transactional_m
     ledger.freeze_audience(campaign)
     assert run(campaign.id).outcome == "completed" and server.handler.total() == 12
     assert server.handler.max_active_total == most
+
+
+def test_deleting_an_account_keeps_the_messages_sent_through_it(team, smtp):
+    server = smtp()
+    account = make_account(team, server.port)
+    tx = send(team)
+    assert TxMessage.get_by_id(tx.id).smtp_account_id == account.id
+    accounts.delete_account(account)
+    kept = TxMessage.get_by_id(tx.id)
+    assert kept.status == "sent" and kept.smtp_account_id is None
