@@ -14,6 +14,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
 from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import NotFound
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from app import api
@@ -72,6 +73,22 @@ class RowIdConverter(IntegerConverter):
     def __init__(self, url_map, *args, **kwargs):
         kwargs.setdefault("max", MAX_ROW_ID)
         super().__init__(url_map, *args, **kwargs)
+
+
+def routing_error(error):
+    """`error`, or a 404 for a 405 that none of the methods it names would match either: werkzeug counts
+    a rule's methods before its converters check the values, so an id every rule refuses (past
+    MAX_ROW_ID) sent with another method than a sibling rule's reads as "method not allowed"."""
+    if error.code != 405:
+        return error
+    adapter = current_app.create_url_adapter(request)
+    for method in error.valid_methods or ():
+        try:
+            adapter.match(method=method)
+            return error
+        except HTTPException:
+            continue
+    return NotFound()
 
 
 def create_app(overrides=None):
@@ -179,6 +196,7 @@ def _init_templates(app):
 
 def _init_errors(app):
     def render_error(error):
+        error = routing_error(error)
         if api.wants_problem():  # the API answers problem+json, also where no API route matched
             return api.problem_for(error)
         code = getattr(error, "code", 500)

@@ -117,6 +117,9 @@ def test_another_teams_ids_are_not_found(app, web, admin):
     for path in ("/contacts/2147483648", f"/contacts/{2**70}", f"/campaigns/{2**70}"):
         assert web.get(path).status_code == 404, path
     assert web.post(f"/teams/members/{2**70}/remove").status_code == 404
+    # Also with a method only a sibling route of the same path has (it read as 405 before).
+    assert web.post("/segments/2147483648").status_code == 404
+    assert web.client.put("/segments/1").status_code == 405  # a method the path has no route for still is
     # Switching to a team you do not belong to is refused the same way.
     assert web.post("/teams/switch", {"team_id": other.id}).status_code == 404
     assert User.get_by_id(admin.id).current_team_id == acme.id

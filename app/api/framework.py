@@ -25,7 +25,6 @@ from spectree.models import SecuritySchemeData
 from spectree import SpecTree
 from werkzeug.exceptions import BadRequest
 from werkzeug.exceptions import HTTPException
-from werkzeug.exceptions import NotFound
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import HTTP_STATUS_CODES
 
@@ -237,23 +236,7 @@ def refused(problem):
                             getattr(problem, "headers", None))
 
 
-def no_method_matches(error):
-    """True for a 405 where none of the methods it names would match the path either: werkzeug counts a
-    rule's methods before its converters check the values, so a value every rule refuses (an id past
-    app.db.MAX_ROW_ID) with another method than the first rule's reads as "method not allowed"."""
-    adapter = current_app.create_url_adapter(request)
-    for method in error.valid_methods or ():
-        try:
-            adapter.match(method=method)
-            return False
-        except HTTPException:
-            continue
-    return True
-
-
 def http_error(error):
-    if error.code == 405 and no_method_matches(error):
-        error = NotFound()
     detail = error.description or error.name
     if isinstance(error, RequestEntityTooLarge):
         detail = f"The body is larger than the {request.max_content_length or 0:,} bytes this API accepts."
