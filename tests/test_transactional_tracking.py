@@ -228,3 +228,34 @@ def test_the_migration_goes_down_and_up_again(app, sink):
     assert runner.up() == ["0057_tx_tracking_and_accounts"]
     again = TxMessage.get_by_id(kept.id)
     assert (again.track_opens, again.links, again.opens, again.smtp_account_id) == (False, [], 0, None)
+
+
+def test_an_address_that_is_no_contact_is_erased_from_the_transactional_page(api, api_key_for, sink, web, admin):
+    other_team = api_key_for("admin", Team.create(name="Other"))
+    mine = api.post("/api/v1/tx", json=dict(RECEIPT, to="Buyer@Example.com", subject="For the buyer")).get_json()
+    theirs = other_team.post("/api/v1/tx", json=dict(RECEIPT, to="buyer@example.com"))
+    assert theirs.status_code == 422  # the other team has no verified sender: its message is never stored
+    Contact.create(team=api.key.team, email="member@example.com", domain="example.com")
+
+    page = soup(web.get("/transactional/"))
+    assert page.select_one("#tx-erase-link")["href"] == "/transactional/erase"
+    assert "Erase an address" in soup(web.get("/transactional/erase")).text
+    wrong = web.post("/transactional/erase", {"email": "not an address"})
+    assert wrong.status_code == 422 and "Type one email address" in soup(wrong).select_one("#tx-erase").text
+    member = web.post("/transactional/erase", {"email": "member@example.com"})
+    assert member.status_code == 422 and "contact page" in member.get_data(as_text=True)
+
+    done = web.post("/transactional/erase", {"email": " BUYER@example.com "})
+    assert done.status_code == 302 and done.headers["Location"] == "/transactional/"
+    tx = TxMessage.get_by_id(mine["id"])
+    assert tx.to_email == "b…@example.com" and tx.subject == "" and bytes(tx.raw) == b"" and tx.status == "sent"
+    [audit] = AuditLog.select().where(AuditLog.action == "address.erased")
+    assert audit.data == {"hint": "b…@example.com", "tx_messages_anonymised": 1}
+    refused = api.post("/api/v1/tx", json=RECEIPT)
+    assert refused.status_code == 422 and "erased" in refused.get_json()["errors"]["to"]
+    # Another team's messages to the same address are not touched.
+    outsider = Team.get(Team.name == "Other")
+    TxMessage.create(team=outsider, from_email="x@other.test", to_email="buyer@example.com", message_id="o@other.test",
+                     raw=b"kept", subject="Theirs")
+    web.post("/transactional/erase", {"email": "buyer@example.com"})
+    assert TxMessage.get(TxMessage.team == outsider).to_email == "buyer@example.com"

@@ -11,6 +11,8 @@ address's hint, never the address.
 import json
 
 
+from app.addresses import InvalidEmail
+from app.addresses import normalise_email
 from app.consent import suppression
 from app.consent.services import ConsentError
 from app.consent.services import audit
@@ -119,6 +121,32 @@ def erase(team, user, contact, typed):
         audit(team, user, "contact.erased", f"contact:{contact.id}", hint=hint, subscriptions_deleted=lists,
               tags_removed=tags, events_scrubbed=events, tx_messages_anonymised=tx_messages)
     return hint
+
+
+def erase_address(team, user, typed):
+    """Erase an address that is not a contact: a transactional message's recipient (a buyer, someone who
+    reset a password) who asks to be forgotten. As for a contact: the address goes on the suppression list
+    (reason "erased"), its transactional messages keep only the hint, audit rows that quoted it get the hint.
+    A contact's address is erased from its contact page instead, which also deletes the contact.
+    Returns (hint, how many transactional messages were anonymised)."""
+    try:
+        address = normalise_email((typed or "").strip(), allow_test_domains=True)
+    except InvalidEmail as error:
+        raise ConsentError(f"Type one email address: {error.message}", field="email") from None
+    contact = Contact.get_or_none((Contact.team == team) & (Contact.email == address))
+    if contact is not None:
+        raise ConsentError(f"{address} is a contact of this team: erase it from its contact page, which also "
+                           "erases its transactional messages.", field="email")
+    hint = suppression.hint("email", address)
+    with db.atomic():
+        suppression.suppress(team.id, "email", address, reason="erased")
+        messages = tx_erasure.erase_address(team.id, address, hint)
+        mentions = AuditLog.select(AuditLog.id, AuditLog.data).where(
+            (AuditLog.team == team) & AuditLog.data.cast("TEXT").contains(address))
+        for row in mentions:
+            AuditLog.update(data=_replaced(row.data, address, hint)).where(AuditLog.id == row.id).execute()
+        audit(team, user, "address.erased", "", hint=hint, tx_messages_anonymised=messages)
+    return hint, messages
 
 
 def _replaced(value, old, new):
