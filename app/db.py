@@ -403,9 +403,45 @@ def insert_values(fields, rows, fixed=None, conflict=(), returning=()):
     """INSERT INTO "t" ("a", "b", <fixed>) VALUES (?, ?, 'x'), ... for `rows` rows: a row's parameters
     are the values of `fields` in order (run with one flat list); `fixed` ({field: str or int}) is
     written into every tuple; `conflict` (the fields of a unique index) adds ON CONFLICT (...) DO
-    NOTHING and `returning` adds RETURNING: the same words on SQLite (3.35+) and PostgreSQL."""
+    NOTHING and `returning` adds RETURNING: the same words on SQLite (3.35+) and PostgreSQL.
+
+    On PostgreSQL the same rows go as one array a column, INSERT ... SELECT FROM unnest(...): the
+    server plans a long VALUES list in more than linear time (measured: 3 ms at 800 rows, 100-185 ms at
+    4,600, plus about half a second to parse and bind its 32,000 parameters), while the arrays are
+    seven parameters whatever the number of rows."""
     fixed = tuple((fixed or {}).items())
+    if not is_sqlite():
+        return _insert_arrays(tuple(fields), fixed, tuple(conflict), tuple(returning))
     return _insert_values(db.param, tuple(fields), rows, fixed, tuple(conflict), tuple(returning))
+
+
+class _ArrayStatement(Statement):
+    """An INSERT ... SELECT FROM unnest(...): run(params) takes the rows' flat parameters, as a VALUES
+    statement does, and sends them as one list per column."""
+
+    def __init__(self, sql, width):
+        super().__init__(sql)
+        self.width = width
+
+    def run(self, params=()):
+        params, width = list(params), self.width
+        return db.execute_sql(self.sql, [params[i::width] for i in range(width)])
+
+
+@functools.lru_cache(maxsize=16)
+def _insert_arrays(fields, fixed, conflict, returning):
+    types = _real(db).get_context_options()["field_types"]  # peewee field type -> column type
+    names = [f"c{i}" for i in range(len(fields))]
+    arrays = ", ".join(f"{db.param}::{types[f.field_type]}[]" for f in fields)
+    columns = fields + tuple(f for f, _ in fixed)
+    picked = names + [_literal(f.db_value(v)) for f, v in fixed]
+    sql = (f"INSERT INTO {_table(columns)} ({', '.join(_quoted(f) for f in columns)}) "
+           f"SELECT {', '.join(picked)} FROM unnest({arrays}) AS u ({', '.join(names)})")
+    if conflict:
+        sql += f" ON CONFLICT ({', '.join(_quoted(f) for f in conflict)}) DO NOTHING"
+    if returning:
+        sql += " RETURNING " + ", ".join(_quoted(f) for f in returning)
+    return _ArrayStatement(sql, len(fields))
 
 
 @functools.lru_cache(maxsize=16)

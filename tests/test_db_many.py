@@ -68,3 +68,24 @@ def test_insert_many_ignores_conflicts_when_asked(people):
         insert.run([(team.id, "email", "h1", "again", "manual", now), (team.id, "email", "h2", "b…", "manual", now)])
     assert [(s.value_hash, s.hint, s.created_at) for s in Suppression.select().order_by(Suppression.id)] == [
         ("h1", "a…@example.com", now), ("h2", "b…", now)]
+
+
+def test_insert_values_writes_new_rows_skips_conflicts_and_returns_the_new_ids(people):
+    """On PostgreSQL the rows go as one array a column (INSERT ... SELECT FROM unnest); the rows stored and
+    the ids returned are the same as SQLite's VALUES list gives."""
+    team, (ann, _, _) = people
+    statement = database.insert_values(
+        [Contact.team, Contact.email, Contact.domain, Contact.name, Contact.attributes, Contact.created_at,
+         Contact.updated_at], 3, fixed={Contact.status: "active", Contact.source: "import", Contact.consent_source: "",
+                                      Contact.consent_ip: "", Contact.consent_text: ""},
+        conflict=[Contact.team, Contact.email], returning=[Contact.email, Contact.id])
+    stamp = "2026-03-04 05:06:07.000890"
+    rows = [team.id, "new@example.com", "example.com", "New", '{"plan": "pro", "n": 2}', stamp, stamp,
+            team.id, ann.email, "example.com", "Not Ann", "{}", stamp, stamp,
+            team.id, "o'hara@example.com", "example.com", "", "{}", stamp, stamp]
+    returned = dict(statement.run(rows).fetchall())
+    assert set(returned) == {"new@example.com", "o'hara@example.com"}  # ann's address exists: skipped
+    new = Contact.get_by_id(returned["new@example.com"])
+    assert (new.name, new.attributes, new.status, new.source) == ("New", {"plan": "pro", "n": 2}, "active", "import")
+    assert new.created_at == datetime.datetime(2026, 3, 4, 5, 6, 7, 890)
+    assert Contact.get_by_id(ann.id).name == ""
