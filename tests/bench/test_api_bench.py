@@ -2,6 +2,8 @@
 server time) and bulk upsert through POST /api/v1/contacts/bulk (goal: ≥ 20,000 contacts/s).
 
 Run: .venv/bin/python -m pytest -q -s tests/bench/test_api_bench.py
+The GET half on PostgreSQL + Redis: with LOFT_TEST_DATABASE_URL and LOFT_TEST_QUEUE_URL set (.ci/services.sh),
+`... tests/bench/test_api_bench.py -k get_contact`.
 
 The contacts are written straight into the test's migrated SQLite file (INSERT ... SELECT); then each GET
 goes through the whole app in process, as a gunicorn worker runs it: routing, the Bearer key, the per-key
@@ -20,6 +22,9 @@ import sqlite3
 import statistics
 import time
 
+import psycopg
+
+from tests import stack_support
 from tests.api_support import ApiClient
 from tests.stack_support import postgres_only
 from app.db import db
@@ -46,6 +51,18 @@ def build(path, team_id, count):
             "'2026-01-01 00:00:00', '2026-01-01 00:00:00' FROM n", (count, team_id))
     connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     connection.close()
+
+
+def build_postgres(url, team_id, count):
+    """The same contacts in PostgreSQL (generate_series), then ANALYZE, as after any big import."""
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute(
+            "INSERT INTO contact (team_id, email, domain, name, status, attributes, source, consent_source, "
+            "consent_ip, consent_text, created_at, updated_at) "
+            "SELECT %s, 'person' || i || '@example.com', 'example.com', 'Person ' || i, 'active', "
+            "CASE WHEN i %% 4 = 0 THEN '{\"plan\": \"pro\"}'::jsonb ELSE '{}'::jsonb END, 'import', '', '', '', "
+            "'2026-01-01 00:00:00', '2026-01-01 00:00:00' FROM generate_series(1, %s) AS i", (team_id, count))
+        connection.execute("ANALYZE contact")
 
 
 def percentile(values, share):
@@ -122,6 +139,31 @@ def test_api_at_a_million_contacts(app, admin):
     contact_reads(app, api, ids)
 
     bulk_upserts(api)
+
+
+@postgres_only("the SQLite figures come from test_api_at_a_million_contacts, which writes the SQLite file itself")
+def test_get_contact_on_postgres(app, admin):
+    """The GET half on PostgreSQL, with the per-key counts in Redis when LOFT_TEST_QUEUE_URL is set (as with
+    LOFT_QUEUE_URL=redis://). Run with LOFT_TEST_DATABASE_URL (tests/stack_support.py) and `-k get_contact`."""
+    app.config["API_RATE_PER_MINUTE"] = 10_000_000
+    with app.app_context():
+        team = Team.get(Team.name == "Acme")
+        key, raw = keys.create_key(team, name="bench", role="admin")
+    db.close()
+    started = time.perf_counter()
+    build_postgres(app.config["DATABASE_URL"], team.id, CONTACTS)
+    built = time.perf_counter() - started
+    stack = "PostgreSQL"
+    if stack_support.ON_REDIS:
+        app.config["QUEUE_URL"] = stack_support.redis_queue_url()
+        stack += " + Redis"
+    with app.app_context():
+        low = Contact.select(Contact.id).where(Contact.team == team).order_by(Contact.id).limit(1).scalar()
+    db.close()
+    rnd = random.Random(7)
+    ids = [low + rnd.randrange(CONTACTS) for _ in range(READS)]
+    print(f"\n\nAPI on {stack}, {CONTACTS:,} contacts (built in {built:.1f} s), load {os.getloadavg()[0]:.2f}")
+    contact_reads(app, ApiClient(app, raw, key), ids)
 
 
 @postgres_only("the SQLite figures come from test_api_at_a_million_contacts, which writes the SQLite file itself")
