@@ -372,6 +372,38 @@ def upsert_add(keys, counter):
     return _cached(("upsert_add",) + tuple((f.model.__name__, f.name) for f in columns), build)
 
 
+def update_rows(fields, where):
+    """update_many's UPDATE for a batch of rows given together (an import's chunk): the same rows and
+    run(rows). On SQLite it is update_many: one prepared statement run per row is the fastest there. On
+    PostgreSQL executemany still runs a statement per row (0.3-0.5 s for 5,000 rows, measured), so the
+    rows go as one array a column: UPDATE ... FROM unnest(...), one statement."""
+    if is_sqlite():
+        return update_many(fields, where)
+    return _update_arrays(tuple(fields), where)
+
+
+class _ArrayUpdate(Many):
+    def run(self, rows, cursor=None):
+        rows = self.prepare(rows)
+        if not rows:
+            return 0
+        cursor = cursor if cursor is not None else db.cursor()
+        cursor.execute(self.sql, [list(column) for column in zip(*rows)])
+        return cursor.rowcount
+
+
+@functools.lru_cache(maxsize=16)
+def _update_arrays(fields, where):
+    types = _array_types()
+    columns = fields + (where,)
+    names = [f"c{i}" for i in range(len(columns))]
+    table = _table(columns)
+    arrays = ", ".join(f"{db.param}::{types[f.field_type]}[]" for f in columns)
+    assignments = ", ".join(f"{_quoted(f)} = u.{name}" for f, name in zip(fields, names))
+    return _ArrayUpdate(f"UPDATE {table} SET {assignments} FROM unnest({arrays}) AS u ({', '.join(names)}) "
+                        f"WHERE {table}.{_quoted(where)} = u.{names[-1]}", columns)
+
+
 def _literal(value):
     """A constant of the code (never a user's value) as SQL text."""
     if value is None:
@@ -415,6 +447,11 @@ def insert_values(fields, rows, fixed=None, conflict=(), returning=()):
     return _insert_values(db.param, tuple(fields), rows, fixed, tuple(conflict), tuple(returning))
 
 
+def _array_types():
+    """peewee field type -> the column type an array parameter is cast to (an id's serial is a bigint)."""
+    return {**_real(db).get_context_options()["field_types"], "AUTO": "BIGINT", "BIGAUTO": "BIGINT"}
+
+
 class _ArrayStatement(Statement):
     """An INSERT ... SELECT FROM unnest(...): run(params) takes the rows' flat parameters, as a VALUES
     statement does, and sends them as one list per column."""
@@ -430,7 +467,7 @@ class _ArrayStatement(Statement):
 
 @functools.lru_cache(maxsize=16)
 def _insert_arrays(fields, fixed, conflict, returning):
-    types = _real(db).get_context_options()["field_types"]  # peewee field type -> column type
+    types = _array_types()
     names = [f"c{i}" for i in range(len(fields))]
     arrays = ", ".join(f"{db.param}::{types[f.field_type]}[]" for f in fields)
     columns = fields + tuple(f for f, _ in fixed)

@@ -89,3 +89,15 @@ def test_insert_values_writes_new_rows_skips_conflicts_and_returns_the_new_ids(p
     assert (new.name, new.attributes, new.status, new.source) == ("New", {"plan": "pro", "n": 2}, "active", "import")
     assert new.created_at == datetime.datetime(2026, 3, 4, 5, 6, 7, 890)
     assert Contact.get_by_id(ann.id).name == ""
+
+
+def test_update_rows_changes_each_row_given(people):
+    """update_many on SQLite; on PostgreSQL one UPDATE ... FROM unnest with an array a column."""
+    team, (ann, bob, cy) = people
+    stamp = datetime.datetime(2026, 3, 4, 5, 6, 7, 890)
+    rows = [("Ann", '{"plan": "pro"}', stamp, ann.id), ("O'Bob", "{}", stamp, bob.id)]
+    database.update_rows([Contact.name, Contact.attributes, Contact.updated_at], Contact.id).run(rows)
+    ann, bob, cy = (Contact.get_by_id(c.id) for c in (ann, bob, cy))
+    assert (ann.name, ann.attributes, ann.updated_at) == ("Ann", {"plan": "pro"}, stamp)
+    assert (bob.name, bob.attributes) == ("O'Bob", {})
+    assert cy.name == "" and cy.updated_at != stamp

@@ -56,7 +56,7 @@ from app.db import insert_values
 from app.db import is_sqlite
 from app.db import max_id
 from app.db import select_among
-from app.db import update_many
+from app.db import update_rows
 from app.imports import csvsniff
 from app.imports.csvsniff import FileProblem
 from app.imports.services import ImportProblem
@@ -642,7 +642,7 @@ def _commit_chunk(plan, job, start, end, chunk, stamp, batches, rejects, writer,
             else:
                 subscribe_existing.append(contact_id)
         if changes:
-            update_many([Contact.name, Contact.attributes, Contact.updated_at], Contact.id).run(changes)
+            update_rows([Contact.name, Contact.attributes, Contact.updated_at], Contact.id).run(changes)
         for list_id in plan.list_ids:
             if subscribe is None:
                 # The new contacts are the ids above after_id (see _insert_contacts): one INSERT ... SELECT.
