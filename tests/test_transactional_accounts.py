@@ -182,3 +182,13 @@ def test_deleting_an_account_keeps_the_messages_sent_through_it(team, smtp):
     accounts.delete_account(account)
     kept = TxMessage.get_by_id(tx.id)
     assert kept.status == "sent" and kept.smtp_account_id is None
+
+
+def test_messages_to_one_account_keep_to_its_per_second_limit(team, smtp):
+    server = smtp()
+    make_account(team, server.port, per_second=4)
+    for i in range(7):
+        assert send(team, f"buyer{i}@example.com").status == "sent"
+    times = sorted(server.handler.accepted_at)
+    most_in_a_second = max(sum(1 for t in times if start <= t < start + 1.0) for start in times)
+    assert len(times) == 7 and most_in_a_second <= 5  # one each 0.25 s: 4, or 5 with both ends of a window
