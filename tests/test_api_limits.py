@@ -17,6 +17,7 @@ from app.models import Team
 from app.models import utcnow
 from tests import stack_support
 from tests.api_support import ApiClient
+from tests.conftest import free_port
 
 WINDOW_START = 6_000_000.0  # a minute boundary (100,000 minutes after the epoch)
 
@@ -178,6 +179,23 @@ def test_with_redis_unknown_keys_are_counted_per_address_in_redis(redis_app, api
     client = redis.Redis.from_url(redis_app.config["QUEUE_URL"])
     assert len(client.keys("loft:api-key-failures:*")) == 1
     client.close()
+
+
+def test_while_redis_does_not_answer_the_database_counts(app, api):
+    """A Redis URL where nothing listens: the API goes on answering, its counts in the database."""
+    app.config["QUEUE_URL"] = f"redis://127.0.0.1:{free_port()}/0"
+    app.config["API_RATE_PER_MINUTE"] = 3
+    app.config["API_AUTH_FAILURES_PER_MINUTE"] = 1
+    try:
+        assert [api.get("/api/v1/contacts").status_code for _ in range(3)] == [200, 200, 200]
+        assert_problem(api.get("/api/v1/contacts"), 429)
+        assert stored_hits(api.key) == 4
+        guesser = ApiClient(app, keys.new_raw_key())
+        assert_problem(guesser.get("/api/v1/contacts"), 401)
+        assert_problem(guesser.get("/api/v1/contacts"), 429)
+        assert RateLimitHit.select().where(RateLimitHit.bucket == ratelimit.SIGN_IN_BUCKET).count() == 1
+    finally:
+        ratelimit._clients.pop(app.config["QUEUE_URL"]).close()
 
 
 def test_the_team_of_a_known_key_is_the_keys_team(ctx, api):

@@ -3,7 +3,7 @@ keys per minute. Both hold across every web process (gunicorn's workers, several
 
 Per key, a fixed one-minute window:
 - With Redis (LOFT_QUEUE_URL=redis://...), one INCR and EXPIRE per request, sent as one pipeline: the count
-  every process sees, exact.
+  every process sees, exact. While Redis does not answer, the database counts as below.
 - Else the database's ApiRateWindow row of the key and minute, raised by an upsert that returns the new count.
   A process does not write it for every request: it counts a key's requests in memory and adds them to the row
   in one upsert every FLUSH_EVERY requests or FLUSH_SECONDS, and on every request once its count is within
@@ -38,10 +38,8 @@ def hit(api_key, limit, now=None):
     the next minute begins (for Retry-After)."""
     now = time.time() if now is None else now
     window = int(now // WINDOW_SECONDS)
-    client = _redis()
-    if client is not None:
-        hits = _redis_add(client, f"loft:api-rate:{api_key.key_hash[:32]}:{window}")
-    else:
+    hits = _in_redis(lambda client: _redis_add(client, f"loft:api-rate:{api_key.key_hash[:32]}:{window}"))
+    if hits is None:
         hits = key_windows.add(api_key.id, api_key.key_hash, window, limit, now)
     if hits <= limit:
         return 0
@@ -106,10 +104,9 @@ key_windows = KeyWindows()
 def sign_in_wait(address, limit, now=None):
     """0 when `address` may present a key it is not known to have, else the seconds to wait (Retry-After)."""
     now = time.time() if now is None else now
-    client = _redis()
-    if client is not None:
-        window = int(now // WINDOW_SECONDS)
-        failures = int(client.get(_failures_key(address, window)) or 0)
+    window = int(now // WINDOW_SECONDS)
+    failures = _in_redis(lambda client: int(client.get(_failures_key(address, window)) or 0))
+    if failures is not None:
         return _until_next_window(window, now) if failures >= limit else 0
     if address_limits.recent(SIGN_IN_BUCKET, address, WINDOW_SECONDS) >= limit:
         return WINDOW_SECONDS  # a sliding minute: by then every failure counted now has aged out
@@ -119,10 +116,7 @@ def sign_in_wait(address, limit, now=None):
 def failed_sign_in(address, now=None):
     """Count an unknown or revoked key presented from `address`."""
     now = time.time() if now is None else now
-    client = _redis()
-    if client is not None:
-        _redis_add(client, _failures_key(address, int(now // WINDOW_SECONDS)))
-    else:
+    if _in_redis(lambda client: _redis_add(client, _failures_key(address, int(now // WINDOW_SECONDS)))) is None:
         address_limits.hit(SIGN_IN_BUCKET, address, limit=math.inf, window_seconds=WINDOW_SECONDS)
 
 
@@ -143,8 +137,22 @@ def _redis():
         return None
     client = _clients.get(url)
     if client is None:
-        client = _clients[url] = redis.Redis.from_url(url)
+        # A count must not hold a request for long: a Redis that does not answer within a second is away.
+        client = _clients[url] = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
     return client
+
+
+def _in_redis(call):
+    """call(client) with the Redis client of LOFT_QUEUE_URL; None without Redis, or when Redis does not
+    answer: then the database counts, as without Redis, so the API goes on while its counter is away."""
+    client = _redis()
+    if client is None:
+        return None
+    try:
+        return call(client)
+    except redis.RedisError as error:
+        current_app.logger.warning("API request count: Redis did not answer (%s); counting in the database", error)
+        return None
 
 
 def _redis_add(client, name):
