@@ -32,8 +32,9 @@ class Handler:
     def __init__(self, delay=0.0, greylist=False, close_421_every=0, drop_every=0, reject=(),
                  reject_reply="550 5.1.1 <{rcpt}>: Recipient address rejected: User unknown",
                  limit_after=None, limit_reply="550 5.7.1 Message rejected: You have exceeded your daily sending limit",
-                 always_451=(), track_domains=False, stall_first=0.0):
+                 always_451=(), track_domains=False, stall_first=0.0, pipelining=True):
         self.delay = delay
+        self.pipelining = pipelining  # offered in the EHLO reply (aiosmtpd reads pipelined commands in order)
         self.greylist = greylist
         self.close_421_every = close_421_every
         self.drop_every = drop_every
@@ -66,6 +67,8 @@ class Handler:
             session.transactions = 0
             with self.lock:
                 self.sessions += 1
+        if self.pipelining:
+            responses.insert(len(responses) - 1, "250-PIPELINING")
         return responses
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):

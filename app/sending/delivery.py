@@ -99,7 +99,8 @@ class Deliveries:
             self.release(job)
 
     async def connect(self, lane, conn):
-        """Open (and greet, secure, log in) conn.smtp; False after a failure, which is counted."""
+        """Open (and greet, secure, log in) a connection and make conn.smtp its Session; False after a
+        failure, which is counted."""
         options = lane.options
         if options.get("username") and options.get("password") is None:
             await self.pause_lane(lane, "its stored password cannot be decrypted (the encryption key changed). "
@@ -113,7 +114,7 @@ class Deliveries:
                     await smtp.ehlo()  # connect() only greets when STARTTLS or a login needs it
                 except aiosmtplib.SMTPHeloError:
                     await smtp.helo()
-            conn.smtp = smtp
+            conn.smtp = smtp_service.Session.take_over(smtp)  # its transactions, pipelined when offered
             if lane.failing or not lane.ok_recorded:
                 await self.reachable(lane)
             return True
