@@ -253,14 +253,29 @@ def dot_stuffed(lines):
     return b"." + lines if lines.startswith(b".") else lines
 
 
+def dot_unstuffed(lines):
+    """dot_stuffed's lines as they were: the dot it added at a line start taken away again."""
+    lines = lines.replace(b"\n..", b"\n.")
+    return lines[1:] if lines.startswith(b"..") else lines
+
+
+def stuffed_qp_piece(text):
+    """sandbox.qp_piece, dot-stuffed: a piece of the SMTP payload (pieces end with a line break)."""
+    piece = sandbox.qp_piece(text)
+    return dot_stuffed(piece) if needs_dot_stuffing(piece) else piece
+
+
 class MessageParts(typing.NamedTuple):
     """A built message for DKIM signing: the message is head + CRLF + body; what is sent is the
-    signature header + payload_head + CRLF + payload_body (dot-stuffed, with the final "." line)."""
+    signature header + payload_head + CRLF + payload_body (dot-stuffed, with the final "." line).
+    The body itself is not joined on the sending path (body() gives it from the payload)."""
     head: bytes
-    body: bytes
     canonical_body: bytes
     payload_head: bytes
     payload_body: bytes
+
+    def body(self):
+        return dot_unstuffed(self.payload_body[:-3])  # without the final "." line
 
 
 class MessageFactory:
@@ -352,8 +367,16 @@ class MessageFactory:
         structure = [*self._pieces.values(), self._text_opening, self._html_opening, self._closing]
         self._canonical_forms = {piece: relaxed_lines(piece) for piece in structure
                                  if not canonical_body_piece(piece)}
-        # SMTP's dot-stuffing is line-local too: done here for the static pieces, per message for the others.
-        self._stuffed_forms = {piece: dot_stuffed(piece) for piece in structure if needs_dot_stuffing(piece)}
+        # SMTP's dot-stuffing is line-local too: the payload is rendered straight into stuffed pieces, from
+        # a cache whose static encodings are stuffed here once (a recipient's own by stuffed_qp_piece).
+        stuffed = {piece: dot_stuffed(piece) for piece in structure if needs_dot_stuffing(piece)}
+        self._stuffed_pieces = {text: stuffed.get(piece, piece) for text, piece in self._pieces.items()}
+        self._stuffed_structure = tuple(stuffed.get(piece, piece)
+                                        for piece in (self._text_opening, self._html_opening, self._closing))
+        # The canonical form of each static stuffed piece that is not that piece itself (for build_parts).
+        self._canonical_of_stuffed = {stuffed.get(piece, piece): self._canonical_forms.get(piece, piece)
+                                      for piece in structure
+                                      if piece in stuffed or piece in self._canonical_forms}
 
     # -- set-up helpers --------------------------------------------------------
 
@@ -432,60 +455,64 @@ class MessageFactory:
 
     def payload(self, send, contact):
         """build()'s message as the SMTP DATA payload: lines that start with "." get another, then
-        the final "." line. Same bytes as app.sending.smtp.smtp_payload(build()), without its pass
-        over the whole message."""
-        head, body, cache = self._pieces_of(send, contact)
-        return b"".join((self._stuffed_head(b"".join(head)), CRLF, self._stuffed_body(body, cache)))
+        the final "." line. Same bytes as app.sending.smtp.smtp_payload(build()), rendered from
+        stuffed pieces: no pass over the message or its pieces."""
+        head, body, _ = self._pieces_of(send, contact, stuffed=True)
+        body.append(b".\r\n")
+        body[0:0] = (self._stuffed_head(b"".join(head)), CRLF)
+        return b"".join(body)
 
     def build_parts(self, send, contact):
         """One recipient's message in the parts DKIM signing needs (MessageParts).
 
-        The message is head + CRLF + body; the canonical body is DKIM's relaxed
-        body canonicalization of body (most often body itself), put together from
-        the pieces so the signer need not scan the whole body again.
+        The message is head + CRLF + body; the canonical body is DKIM's relaxed body
+        canonicalization of body, put together from the payload's stuffed pieces: most are
+        their own canonical form, the static ones that are not were found once per campaign, and
+        only a recipient's own pieces are checked here. So the signer scans nothing again.
         """
-        head, body, cache = self._pieces_of(send, contact)
-        joined = b"".join(body)
-        forms = self._canonical_forms
+        head, body, cache = self._pieces_of(send, contact, stuffed=True)
+        forms = self._canonical_of_stuffed
         for piece in itertools.islice(cache.values(), self._static_count, None):
-            if not canonical_body_piece(piece):
-                if forms is self._canonical_forms:
-                    forms = dict(forms)
-                forms[piece] = relaxed_lines(piece)
-        canonical = b"".join([forms.get(piece, piece) for piece in body]) if forms else joined
+            if needs_dot_stuffing(piece):  # only a stuffed piece has a line starting with "."
+                form = relaxed_lines(dot_unstuffed(piece))
+            elif not canonical_body_piece(piece):
+                form = relaxed_lines(piece)
+            else:
+                continue
+            if forms is self._canonical_of_stuffed:
+                forms = dict(forms)
+            forms[piece] = form
+        canonical = b"".join([forms.get(piece, piece) for piece in body]) if forms else None
+        body.append(b".\r\n")
+        payload_body = b"".join(body)
         head = b"".join(head)
-        return MessageParts(head, joined, canonical, self._stuffed_head(head), self._stuffed_body(body, cache))
+        return MessageParts(head, canonical if canonical is not None else payload_body[:-3],
+                            self._stuffed_head(head), payload_body)
 
     @staticmethod
     def _stuffed_head(head):
         # Header lines start with a field name or folding white space; checked all the same (600 bytes).
         return dot_stuffed(head) if needs_dot_stuffing(head) else head
 
-    def _stuffed_body(self, body, cache):
-        """The body pieces (a list it takes over) dot-stuffed, static ones once per campaign, and joined
-        with the final "." line."""
-        forms = self._stuffed_forms
-        for piece in itertools.islice(cache.values(), self._static_count, None):
-            if needs_dot_stuffing(piece):
-                if forms is self._stuffed_forms:
-                    forms = dict(forms)
-                forms[piece] = dot_stuffed(piece)
-        if forms:
-            body = [forms.get(piece, piece) for piece in body]
-        body.append(b".\r\n")
-        return b"".join(body)
-
-    def _pieces_of(self, send, contact):
-        """The header lines and body pieces of one recipient's message, and the piece cache used."""
+    def _pieces_of(self, send, contact, stuffed=False):
+        """The header lines and body pieces of one recipient's message, and the piece cache used (a
+        recipient's own pieces come after the static ones); the body's pieces dot-stuffed for the SMTP
+        payload when `stuffed`."""
         context = self.context(send, contact)
         send_id = 0 if self.test else send.id
         recipient = getattr(send, "email", None) or contact.email
-        cache = self._pieces.copy()  # this recipient's pieces are added to a copy, shared by both parts
-        body = [self._text_opening]
-        sandbox.encode_pieces(self.prepared.text_template, context, cache, body)
-        body.append(self._html_opening)
-        sandbox.encode_pieces(self.prepared.html_template, context, cache, body)
-        body.append(self._closing)
+        if stuffed:
+            cache, encode = self._stuffed_pieces.copy(), stuffed_qp_piece
+            text_opening, html_opening, closing = self._stuffed_structure
+        else:
+            cache, encode = self._pieces.copy(), sandbox.qp_piece
+            text_opening, html_opening, closing = self._text_opening, self._html_opening, self._closing
+        # A recipient's pieces are added to a copy of the cache, shared by both parts.
+        body = [text_opening]
+        sandbox.encode_pieces(self.prepared.text_template, context, cache, body, encode=encode)
+        body.append(html_opening)
+        sandbox.encode_pieces(self.prepared.html_template, context, cache, body, encode=encode)
+        body.append(closing)
         subject = self._static_subject or self._subject_line(context)
         name = contact.name if contact is not None else ""
         unsubscribe = context["unsubscribe_url"]

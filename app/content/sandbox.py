@@ -536,14 +536,15 @@ def generate(template, context, limit=MAX_OUTPUT):
         close_budget()
 
 
-def encode_pieces(template, context, cache, out, limit=MAX_OUTPUT):
+def encode_pieces(template, context, cache, out, limit=MAX_OUTPUT, encode=None):
     """Render and quoted-printable-encode in one pass (the message factory's hot loop).
 
     Appends the encoded pieces to the list out. cache maps a piece of text to
-    its encoding (qp_piece); static pieces are put there once per campaign,
-    personalised ones are added as they come (the same token appears in many
+    its encoding (`encode`, qp_piece unless given); static pieces are put there once per
+    campaign, personalised ones are added as they come (the same token appears in many
     links), and encoding depends only on the text.
     """
+    encode = encode or qp_piece
     open_budget()
     produced = 0
     append = out.append
@@ -555,7 +556,7 @@ def encode_pieces(template, context, cache, out, limit=MAX_OUTPUT):
                 raise LimitError(f"the output would be longer than {limit:,} characters")
             encoded = get(chunk)
             if encoded is None:
-                encoded = cache[chunk] = qp_piece(chunk)
+                encoded = cache[chunk] = encode(chunk)
             append(encoded)
     except Exception:  # noqa: BLE001 (converted or re-raised by _reraise)
         _reraise(template)
