@@ -25,6 +25,8 @@ CODE_DIRS = ("app", "tasks", "migrations")
 USAGE_HOME = ROOT / "app" / "usage.py"
 WRITING = {"create", "insert", "insert_many", "insert_from", "bulk_create", "replace", "replace_many",
            "get_or_create", "update", "delete", "save"}
+# app.db's prepared statements that write the rows of the model whose fields they are given.
+DB_WRITERS = {"insert_many", "update_many", "add_many", "upsert_add", "insert_values"}
 USAGE_SQL = re.compile(r"""\b(?:INSERT\s+(?:OR\s+\w+\s+)?INTO|UPDATE)\s+["'`]?usage["'`]?(?![\w.])""", re.I)
 
 
@@ -56,6 +58,10 @@ def model_writes(source, name):
             found.append((node.lineno, f"{name}.{func.attr}"))
         elif is_model(func, name):
             found.append((node.lineno, f"{name}(...)"))
+        elif (func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)) in DB_WRITERS and any(
+                isinstance(part, ast.Attribute) and is_model(part.value, name)
+                for argument in node.args for part in ast.walk(argument)):
+            found.append((node.lineno, f"{name} through app.db"))
     return found
 
 
@@ -82,6 +88,9 @@ def test_the_checks_see_what_they_look_for():
         == ["Usage.update"]
     assert [what for _, what in model_writes("Usage(team=1, month='2026-01').save()\n", "Usage")] == ["Usage(...)"]
     assert model_writes("Usage.select().where(Usage.team == 1)\nshutil.disk_usage('/')\n", "Usage") == []
+    assert [what for _, what in model_writes("db.upsert_add([Usage.team, Usage.month], Usage.messages_sent)\n",
+                                             "Usage")] == ["Usage through app.db"]
+    assert model_writes("upsert_add([Tag.team], Tag.uses)\n", "Usage") == []
     assert usage_statements('sql = "INSERT INTO usage (team_id) VALUES (?)"\n')
     assert usage_statements("sql = 'update \"usage\" set messages_sent = 0'\n")
     assert not usage_statements('sql = "UPDATE usage_log SET x = 1"\n')
