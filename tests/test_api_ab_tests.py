@@ -140,12 +140,30 @@ def test_statistics_give_each_variants_figures_as_the_report(api, web, ready_tea
     columns = report["ab_table"]["columns"]
     assert [(c["variant"].label, c["sent"], c["delivered"], c["opens"], c["clicks"]) for c in columns] == [
         (row["variant"], row["sent"], row["delivered"], row["opened_unique"], row["clicked_unique"]) for row in rows]
-    # The winner picked, the rest of the audience is its own row.
-    winner = ab_testing.variant_of(Campaign.get_by_id(campaign["id"]), label="B")
-    ab_testing.pick_winner(Campaign.get_by_id(campaign["id"]), winner.id)
+    # The winner picked through the API: the rest of the audience gets it, and is its own row.
+    winner_path = f"/api/v1/campaigns/{campaign['id']}/ab/winner"
+    assert refused(api.post(winner_path, json={"variant": "C"})) == {"variant": "no such variant"}
+    picked = api.post(winner_path, json={"variant": "B"})
+    assert picked.status_code == 200, picked.get_data(as_text=True)
+    assert picked.get_json()["ab_test"]["variants"][1]["is_winner"] is True
+    assert picked.get_json()["ab_test"]["decided_at"] is not None
     rows = api.get(f"/api/v1/campaigns/{campaign['id']}/stats").get_json()["variants"]
     assert [(row["variant"], row["part"]) for row in rows] == [("A", "test"), ("B", "test"), ("B", "rest")]
-    assert api.get(f"/api/v1/campaigns/{campaign['id']}").get_json()["ab_test"]["variants"][1]["is_winner"] is True
+    assert sum(row["sent"] for row in rows) == 4  # the held half went out with the winner
+    assert "already picked" in api.post(winner_path, json={"variant": "A"}).get_json()["detail"]
+    assert ab_testing.variant_of(Campaign.get_by_id(campaign["id"]), label="B").is_winner
+
+
+def test_a_winner_is_picked_only_while_the_campaign_sends_and_only_by_roles_that_send(api, api_key_for, ready_team):
+    team, news = ready_team
+    campaign = api.post("/api/v1/campaigns", json=draft_body(news, ab_test={
+        "tests": "subject", "variants": [{"subject": "Other"}]})).get_json()
+    winner_path = f"/api/v1/campaigns/{campaign['id']}/ab/winner"
+    assert refused(api.post(winner_path, json={"variant": "B"}), 409) == {"state": "draft"}
+    assert refused(api_key_for("author").post(winner_path, json={"variant": "B"}), 403) == {}
+    outsider = api_key_for("admin", Team.create(name="Other team"))
+    refused(outsider.post(winner_path, json={"variant": "B"}), 404)
+    assert not any(variant.is_winner for variant in Variant.select())
 
 
 def test_a_campaign_without_a_test_has_no_variant_figures(api, ready_team):

@@ -49,6 +49,10 @@ class AbTestIn(Strict):
         "Variants B, C and D in order, each with the tested value; variant A is the campaign as written."))
 
 
+class AbWinnerIn(Strict):
+    variant: Literal[ab_testing.AB_LABELS] = Field(description="The winning variant's label.")
+
+
 class AbVariantOut(Schema):
     id: int = Field(description="Saving the draft saves its variants again, under new ids.")
     label: Literal[ab_testing.AB_LABELS]

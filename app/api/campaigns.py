@@ -423,3 +423,18 @@ def cancel_campaign(campaign_id):
     """Cancel a scheduled, sending or paused campaign"""
     return control(campaign_id, "cancel")
 
+
+@operation("/campaigns/<int:campaign_id>/ab/winner", "POST", "send", ok=CampaignOut, body=ab_tests.AbWinnerIn,
+           tags=["campaigns"])
+def pick_ab_winner(campaign_id, body):
+    """Pick the A/B test's winner now: the rest of the audience gets it (as "Pick this winner" on the report)"""
+    campaign = team_object_or_404(Campaign, campaign_id)
+    variant = ab_testing.variant_of(campaign, label=body.variant)
+    if variant is None:
+        raise ApiProblem(422, "This campaign has no A/B variant with this label.",
+                         errors={"variant": "no such variant"})
+    try:
+        ab_testing.pick_winner(campaign, variant.id)
+    except CampaignError as problem:  # decided already, or a campaign that is not sending or paused
+        raise ApiProblem(409, problem.message, title="Conflict", errors={"state": campaign.state}) from None
+    return campaign_out(sendable(campaign.id))
