@@ -18,11 +18,13 @@ any moment:
 
 The hot path is plain SQL through the peewee connection: peewee's
 insert_many builds every row through its query machinery, which measured 4x
-slower than the whole rest of the import. Multi-row INSERT ... VALUES ...
-ON CONFLICT DO NOTHING runs on SQLite and PostgreSQL alike; on SQLite the new
-ids are known from the rowids (see _insert_contacts), elsewhere RETURNING
-gives them. While one chunk is written on a thread of its own, the next one
-is parsed (_ChunkWriter). Measured figures: docs/benchmarks.md.
+slower than the whole rest of the import. Many-row INSERT ... ON CONFLICT DO
+NOTHING (app.db.insert_values: a VALUES list on SQLite, arrays through unnest
+on PostgreSQL); on SQLite the new ids are known from the rowids (see
+_insert_contacts), elsewhere RETURNING gives them. While one chunk is written
+on a thread of its own, the next one is parsed (_ChunkWriter). Rows given as
+data (the API's bulk upsert) skip the file: one chunk, read in one call.
+Measured figures: docs/benchmarks.md.
 
 No Event row is written per imported contact: at a million rows that would
 double the writes, and "imported" says nothing a contact's `source` and
