@@ -329,5 +329,8 @@ def test_a_killed_consumers_permits_hold_the_cap_until_its_lease_runs_out(app, s
         assert not SendPermit.select().exists()
     delivered = sink.handler.delivered
     twice = sum(count - 1 for count in delivered.values())
-    # Past the cap: only the killed run's deliveries it never recorded, each sent again by the next run.
-    assert sink.handler.total() == cap + twice and twice <= UNRECORDED
+    # Past the cap: only the killed run's deliveries it never recorded. The ledger cannot count what it never
+    # heard of, so each may go past the cap once; the next run sends one of them again only if it claims that
+    # recipient before the cap stops it (then it shows as delivered twice).
+    unrecorded = sink.handler.total() - cap
+    assert twice <= unrecorded <= UNRECORDED, f"{unrecorded} past the cap, {twice} delivered twice"
