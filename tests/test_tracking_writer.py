@@ -16,6 +16,7 @@ import threading
 import time
 import urllib.request
 
+import psycopg
 import pytest
 from werkzeug.test import Client
 from werkzeug.wrappers import Response
@@ -231,6 +232,59 @@ def test_a_flush_that_finds_the_database_locked_keeps_the_rows_and_retries(world
         assert writer.close() == 0
 
 
+def _drop_connection_under_peewee(database):
+    """What a database restart does to a kept connection: gone at the server, still open to peewee."""
+    connection = database.connection()
+    if isinstance(connection, sqlite3.Connection):
+        connection.close()
+        return
+    pid = connection.info.backend_pid
+    other = psycopg.connect(connection.info.dsn, password=connection.info.password, autocommit=True)
+    try:
+        other.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    finally:
+        other.close()
+
+
+def test_a_connection_the_server_dropped_is_replaced_and_nothing_is_lost(world, app):
+    writer = make_recorder(app, flush_seconds=3600)
+    try:
+        writer.submit(row(world, 0))
+        assert writer.flush() == 1  # the writer's connection is open and kept
+        _drop_connection_under_peewee(writer.database)
+        writer.submit(row(world, 1))
+        writer.submit(row(world, 2))
+        assert writer.flush() == 0  # the dead connection fails; the rows are kept
+        assert len(writer._rows) == 2
+        assert writer.flush() == 2  # a new connection writes them
+        assert [d["n"] for _, _, d in stored(app)] == [0, 1, 2]
+    finally:
+        assert writer.close() == 0
+
+
+def test_an_unforeseen_error_in_a_flush_keeps_the_rows(world, app, monkeypatch):
+    writer = make_recorder(app, flush_seconds=3600)
+    real_store = writer.store
+    calls = []
+
+    def store_failing_once(rows, database=None):
+        calls.append(len(rows))
+        if len(calls) == 1:
+            raise RuntimeError("something nobody foresaw")
+        return real_store(rows, database)
+
+    monkeypatch.setattr(writer, "store", store_failing_once)
+    try:
+        for i in range(3):
+            writer.submit(row(world, i))
+        assert writer.flush() == 0
+        assert len(writer._rows) == 3
+        assert writer.flush() == 3
+        assert sorted(d["n"] for _, _, d in stored(app)) == [0, 1, 2]
+    finally:
+        assert writer.close() == 0
+
+
 def test_one_bad_row_does_not_take_the_batch_with_it(world, app):
     writer = make_recorder(app, flush_seconds=3600)
     writer.submit(row(world, 0))
@@ -278,11 +332,14 @@ def test_gunicorn_stopped_writes_every_acknowledged_hit(world, app, tmp_path, st
     env = dict(os.environ, LOFT_BIND=f"127.0.0.1:{port}", LOFT_DATABASE_URL=app.config["DATABASE_URL"],
                LOFT_SECRET_KEY="test-secret", LOFT_TRACKING_FLUSH_MS="3600000", LOFT_LOG_LEVEL="WARNING",
                LOFT_HUEY_PATH=str(tmp_path / "huey.db"))
-    server = subprocess.Popen(["sh", "-c", f"exec {command}"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE)
+    log_path = tmp_path / "server.log"  # a file, not a pipe: nothing read from it could ever hold the server up
+    with open(log_path, "wb") as log_file:
+        server = subprocess.Popen(["sh", "-c", f"exec {command}"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                                  stderr=log_file)
+    server_log = lambda: log_path.read_text(errors="replace")[-4000:]  # noqa: E731
     try:
         for _ in range(300):
-            assert server.poll() is None, server.stderr.read().decode()[-2000:]
+            assert server.poll() is None, server_log()
             try:
                 urllib.request.urlopen(f"http://127.0.0.1:{port}/o/x.gif", timeout=2).close()
                 break
@@ -306,9 +363,9 @@ def test_gunicorn_stopped_writes_every_acknowledged_hit(world, app, tmp_path, st
     finally:
         server.send_signal(stop)
         code = server.wait(timeout=60)
-    assert code == 0
+    assert code == 0, server_log()
     events = stored(app)
-    assert len(events) == answered == 10
+    assert len(events) == answered == 10, server_log()
     assert sorted((d["send"], t) for _, t, d in events) == sorted(
         (s.id, t) for s in world["sends"] for t in ("opened", "clicked"))
 

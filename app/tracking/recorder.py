@@ -64,6 +64,7 @@ log = logging.getLogger(__name__)
 MAX_ROWS = 2000  # rows waiting that start a flush before the interval ends
 LIMIT = 50_000  # rows waiting (database unavailable) above which requests wait for room (~25 MB)
 RETRY_SECONDS = 1.0  # after a flush that could not write, the next try waits at least this long
+EXIT_RETRY_PAUSES = (0, 0.2, 0.5, 1.0, 2.0)  # at exit: the pause before each try to write what is left
 
 OK, BAD, RETRY = "ok", "bad", "retry"
 
@@ -164,10 +165,15 @@ class Recorder:
                 rows, self._rows = self._rows, []
             if not rows:
                 return 0
-            outcomes = self.store(rows)
+            try:
+                outcomes = self.store(rows)
+            except Exception:  # anything unforeseen: the rows are kept, never dropped with the error
+                log.exception("could not write %d tracking events now", len(rows))
+                outcomes = [RETRY] * len(rows)
             retry = [row for row, outcome in zip(rows, outcomes) if outcome == RETRY]
             if retry:
                 log.warning("%d tracking events are kept and tried again in %.0f s", len(retry), RETRY_SECONDS)
+                self._fresh_connection()
             written = outcomes.count(OK)
             with self._cond:
                 if retry:
@@ -178,6 +184,16 @@ class Recorder:
                 self.dropped += outcomes.count(BAD)
                 self._cond.notify_all()  # requests waiting for room
             return written
+
+    def _fresh_connection(self):
+        """After a write that failed: close this thread's connection, so the next try opens a new one.
+        A connection the server dropped (PostgreSQL restarted, its backend terminated) still looks open
+        to peewee, and every later flush through it would fail the same way, for the life of the process."""
+        try:
+            if not self.database.is_closed() and not self.database.in_transaction():
+                self.database.close()
+        except Exception:  # closing a broken connection may fail too; the next connect() starts afresh
+            log.debug("closing the tracking writer's connection failed", exc_info=True)
 
     # --- The writer thread -----------------------------------------------------------
 
@@ -215,7 +231,10 @@ class Recorder:
             self._cond.notify_all()
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
-        for _ in range(3):
+        # A database busy for a moment (another process's exit flush holding the same contacts' rows,
+        # a deadlock PostgreSQL broke) gets a few short pauses, well inside gunicorn's graceful timeout.
+        for pause in EXIT_RETRY_PAUSES:
+            time.sleep(pause)
             try:
                 self.flush()
             except Exception:
