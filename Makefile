@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export FLASK_APP := wsgi
 
-.PHONY: run test test-pg bench migrate browser clean
+.PHONY: run test test-pg bench migrate browser spamassassin clean
 
 # Install (or refresh) the virtualenv when a requirements file changes.
 $(BIN)/.installed: requirements.txt
@@ -48,14 +48,25 @@ browser:
 	      || echo "Could not install chromium: browser tests will be skipped"; \
 	  else echo "chromium is not installed and cannot be installed here: browser tests will be skipped"; fi; }
 
+# Debian's SpamAssassin for the SpamAssassin score tests (tests/spamd_support.py starts spamd -L on loopback).
+# Only the packages' own rules are used: no sa-update, nothing downloaded when the tests run.
+spamassassin:
+	@test -x /usr/sbin/spamd || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends spamassassin spamc spamd >/dev/null \
+	      || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	           spamassassin spamc spamd >/dev/null; }; } \
+	      || echo "Could not install SpamAssassin: the SpamAssassin score tests will be skipped"; \
+	  else echo "spamd is not installed and cannot be installed here: the SpamAssassin score tests will be skipped"; fi; }
+
 # The suite runs on every core (pytest-xdist): each test has its own database file, ports and folders.
-test: $(BIN)/.installed-dev browser
+test: $(BIN)/.installed-dev browser spamassassin
 	$(BIN)/python -m pytest -q -rs -n auto tests --ignore=tests/bench
 
 # The same suite on PostgreSQL + Redis: .ci/services.sh installs them (apt) if missing, starts throwaway ones
 # on loopback, and stops them when pytest ends, passed or not. Here the several-workers test sends the full
 # 20,000-recipient campaign (3,000 on SQLite, where it checks the same things).
-test-pg: $(BIN)/.installed-dev browser
+test-pg: $(BIN)/.installed-dev browser spamassassin
 	@services=$$(mktemp -d /tmp/loft-services.XXXXXX) && rmdir $$services && export LOFT_SERVICES_DIR=$$services; \
 	trap '.ci/services.sh stop' EXIT INT TERM; \
 	.ci/services.sh start >/dev/null || exit 1; \

@@ -103,6 +103,9 @@ class Config:
     # Where the built-in mail catcher listens; a fresh install sends its mail there.
     CATCHER_HOST = _str("LOFT_CATCHER_HOST", "127.0.0.1")
     CATCHER_PORT = _int("LOFT_CATCHER_PORT", 1025)
+    # Where spamd listens for the campaign builder's SpamAssassin score (host:port; blank: no check). The stored
+    # instance setting (Admin > Settings) wins over it; docs/operations.md says how to run spamd.
+    SPAMD_ADDRESS = _str("LOFT_SPAMD_ADDRESS", "127.0.0.1:783")
     # Failed sign-ins allowed per address (and 4x that per IP) within the window before sign-in is refused.
     LOGIN_MAX_FAILURES = _int("LOFT_LOGIN_MAX_FAILURES", 5)
     # The sign-in throttle window, in seconds.
@@ -117,6 +120,13 @@ class Config:
     SMTP_VALIDATE_CERTS = _bool("LOFT_SMTP_VALIDATE_CERTS", True)
     # DNS server for sender-domain checks as host:port (e.g. 127.0.0.1:5353); empty = the system resolver.
     DNS_NAMESERVER = _str("LOFT_DNS_NAMESERVER", "")
+    # Address validation (app/deliverability/validation.py): domains to treat as disposable besides the
+    # disposable-email-domains package's list, comma-separated.
+    DISPOSABLE_DOMAINS = _str("LOFT_DISPOSABLE_DOMAINS", "")
+    # Domain health (app/deliverability/gate.py): a sender domain whose DNS would get mail rejected pauses the
+    # campaigns sending from it and refuses launches; a check is reused this many minutes unless forced.
+    DOMAIN_HEALTH_GATE = _bool("LOFT_DOMAIN_HEALTH_GATE", True)
+    DOMAIN_HEALTH_CACHE_MINUTES = _int("LOFT_DOMAIN_HEALTH_CACHE_MINUTES", 10)
     # Where uploaded CSV files for contact imports (and their rejected rows) are kept.
     IMPORT_DIR = _path("LOFT_IMPORT_DIR", "var/imports")
     # Where images uploaded to the teams' media libraries are kept (served at /m/<key>.<ext>).

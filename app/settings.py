@@ -63,6 +63,12 @@ def _defaults():
         "ai_prices": {},  # {model: {"input_per_million": usd, "output_per_million": usd}}; {} = app.ai.costs defaults
         "ai_default_monthly_budget_usd": 10.0,  # per team, unless the team has its own; 0 = no limit
         "ai_user_requests_per_hour": 60,
+        # DNS blocklists asked about the SMTP accounts' addresses and the sender domains
+        # (app/deliverability/blocklists.py); an empty list turns that kind of check off.
+        "blocklist_address_zones": ["zen.spamhaus.org", "b.barracudacentral.org", "bl.spamcop.net"],
+        "blocklist_domain_zones": ["dbl.spamhaus.org"],
+        # spamd for the builder's SpamAssassin score (app/deliverability/spamassassin.py): host:port, "" = off.
+        "spamd_address": config.get("SPAMD_ADDRESS", "127.0.0.1:783"),
     }
 
 

@@ -50,7 +50,7 @@ from tests import stack_support  # noqa: E402
 # their area's support module, registered as a plugin, so no test module imports a fixture by name.
 pytest_plugins = ("browser_support", "tests.stack_support", "tests.dns_support", "tests.smtp_support",
                   "tests.webhooks_support", "tests.email_templates_support", "tests.message_support",
-                  "tests.api_support")
+                  "tests.api_support", "tests.spamd_support")
 
 
 def free_port():
@@ -77,6 +77,9 @@ def _test_config(database_path, database_url=None):
         "BASE_URL": "http://loft.test",
         # Tests talk to loopback SMTP/IMAP servers; the guard's refusals are tested with this off.
         "MAIL_ALLOW_PRIVATE": True,
+        # The domain-health gate looks sender domains up in DNS when a campaign starts; tests that test it
+        # turn it on with a DNS server on loopback (dns_zone), so no other test asks a real resolver.
+        "DOMAIN_HEALTH_GATE": False,
     }
 
 
