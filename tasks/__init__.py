@@ -1,4 +1,5 @@
-"""The huey instances, and nothing else from app/ but the config.
+"""The huey instances and what ends each task (its connection released), and nothing else from app/
+but the config and app.db.
 
 Task modules (tasks/<area>.py) import `huey` from here; wsgi.py imports them
 all so that `huey_consumer wsgi.huey` registers every task. `tx_huey` is the
@@ -6,12 +7,16 @@ transactional stream's own queue ("loft-tx"), with its own consumer
 (`huey_consumer wsgi.tx_huey`, the Procfile's `tx`), so a receipt never waits for a
 worker that a campaign's long send holds.
 """
+import logging
 import os
 
 from huey import RedisHuey
 from huey import SqliteHuey
 
 from app.config import Config
+from app.db import release_db
+
+log = logging.getLogger(__name__)
 
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
@@ -30,6 +35,22 @@ def queue_for(url, sqlite_path, name="loft"):
 
 huey = queue_for(Config.QUEUE_URL, Config.HUEY_PATH)
 tx_huey = queue_for(Config.QUEUE_URL, Config.TX_HUEY_PATH, name="loft-tx")
+
+
+@huey.post_execute()
+@tx_huey.post_execute()
+def release_connection(task, task_value, exc):
+    # A consumer thread's app context lasts as long as the worker (wsgi.enter_app_context), so nothing else
+    # would ever close its connection: a task leaves it as a web request does (app.db.release_db). A clean
+    # one is kept for the next task; one the server dropped (PostgreSQL restarted), one left inside a
+    # transaction, or the connection of a task that failed is closed, and the next task opens a new one
+    # instead of failing the same way.
+    if huey.immediate:  # tests: a task runs inside its caller's context, connection and transaction
+        return
+    try:
+        release_db(exc)
+    except Exception:  # a task that ended inside db.atomic() (a bug): its connection is not kept either
+        log.exception("task %s ended with its database connection in use", getattr(task, "name", task))
 
 
 def queued_as(module):

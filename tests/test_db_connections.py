@@ -185,3 +185,32 @@ def test_gunicorn_threads_keep_connections_and_see_every_write_at_once(app, admi
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
+
+
+def test_a_task_thread_drops_a_broken_connection_before_its_next_task(app, admin):
+    """huey's worker threads keep one app context for their whole life: without the post-execute hook a
+    connection the server dropped would fail every later task of that thread."""
+    from tasks import huey, release_connection, tx_huey
+
+    assert all(queue._post_execute.get("release_connection") is release_connection for queue in (huey, tx_huey))
+    immediate = huey.immediate
+    huey.immediate = False  # as in the consumer (tests run tasks immediately, in the caller's transaction)
+    try:
+        check_release_connection(app, release_connection)
+    finally:
+        huey.immediate = immediate
+
+
+def check_release_connection(app, release_connection):
+    with app.app_context():
+        Contact.select().count()
+        broken = db.connection()
+        broken.close()  # PostgreSQL restarted, or the network dropped
+        release_connection(None, None, None)
+        assert db.is_closed()
+        assert Contact.select().count() == 0  # the next task opens a new connection
+        kept = db.connection()
+        release_connection(None, None, None)
+        assert db.connection() is kept  # a clean one is kept for the next task
+        release_connection(None, None, RuntimeError("the task failed"))
+        assert db.is_closed()
