@@ -1,0 +1,12 @@
+"""Deliverability: what decides whether a team's mail reaches the inbox, checked before and while it is sent.
+
+    domain_health.py   the DNS checks of a sender domain (SPF with RFC 7208 lookup counting, DKIM key,
+                       DMARC and alignment, MX / null MX) as pure functions over DNS answers, and which
+                       failures would get mail rejected
+    gate.py            check_domain (cached, stored in DomainHealth) and gate_campaigns: pause the campaigns
+                       sending from a failing domain, alert the admins once, resume them when it passes
+    validation.py      address validation: syntax, MX / A / null MX (concurrent, cached DNS), disposable
+                       domains, role accounts, typo suggestions; validate / validate_many -> Verdict
+
+Other modules of this package are listed by those who add them.
+"""
