@@ -1,15 +1,25 @@
 """The SpamAssassin score (app/deliverability/spamassassin.py) against a real spamd on loopback, and the
 builder's "SpamAssassin score" card (app/campaigns/spam_score.py): score, threshold, rules, and words when
 spamd is not there."""
+import email
+import email.policy
 import socket
 import threading
 
 import pytest
 
+from app.campaigns import spam_score
 from app.deliverability import spamassassin
 from app.deliverability.spamassassin import parse_address
 from app.deliverability.spamassassin import parse_report
 from app.deliverability.spamassassin import parse_response
+from app.models import Campaign
+from app.models import Contact
+from app.models import RateLimitHit
+from app.models import Team
+from tests.accounts_support import make_member
+from tests.campaigns_support import create_draft
+from tests.conftest import soup
 
 # GTUBE (spamassassin.apache.org/gtube/): every SpamAssassin scores it 1000 with the rule GTUBE.
 GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
@@ -216,3 +226,107 @@ def test_an_endless_answer_is_cut_off():
     port, _ = _one_shot_server(b"SPAMD/1.1 0 EX_OK\r\n" + b"X" * (spamassassin.MAX_RESPONSE_BYTES + 10))
     result = spamassassin.check(message("hello"), f"127.0.0.1:{port}")
     assert not result.available and "far longer" in result.problem
+
+
+# --- the builder's card -------------------------------------------------------------------------------
+
+def _card(response):
+    return soup(response).select_one("#spam-score")
+
+
+def test_the_card_scores_the_campaign_as_a_recipient_gets_it(app, web, ready_team, spamd):
+    team, news = ready_team
+    app.config["SPAMD_ADDRESS"] = spamd.address
+    campaign = create_draft(web, news, body=f"<p>Hi {{{{ contact.name }}}}</p><p>{GTUBE}</p>")
+    page = soup(web.get(f"/campaigns/{campaign.id}"))
+    form = page.select_one("form#spam-score")
+    assert form is not None and form.select_one("input[name=csrf_token]") is not None
+    assert page.select_one("#h-spam-score").text == "SpamAssassin score"
+    response = web.post(f"/campaigns/{campaign.id}/spam-score", {"contact": "reader1@example.com"}, htmx=True)
+    assert response.status_code == 200
+    card = _card(response)
+    assert card.select_one("[data-spamassassin]")["data-spamassassin"] == "spam"
+    rows = card.select("table.spam-rules tbody tr")
+    assert rows[0]["data-rule"] == "GTUBE"
+    scores = [float(row.select_one("td").text) for row in rows]
+    assert scores == sorted(scores, reverse=True)
+    assert "1000.0" in card.select_one(".spam-verdict").text and "5.0" in card.select_one(".spam-verdict").text
+    assert card.select_one("svg.spam-meter title").text.startswith("Score 1000.0")
+    assert RateLimitHit.select().where(RateLimitHit.bucket == "spam-score").count() == 1
+
+
+def test_the_message_is_the_recipients_and_not_a_test(app, ready_team, web):
+    team, news = ready_team
+    campaign = create_draft(web, news)
+    with app.app_context():
+        raw = spam_score.rendered_message(team, Campaign.get_by_id(campaign.id),
+                                          Contact.get(Contact.email == "reader1@example.com"))
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    assert parsed["Subject"] == "Hello Reader 1"  # no "[Test]"
+    assert parsed["To"] == "Reader 1 <reader1@example.com>" and parsed["DKIM-Signature"]  # signed like the real send
+    assert parsed["List-Unsubscribe"]
+    assert "Hi Reader 1" in parsed.get_body(("html",)).get_content()
+
+
+def test_a_plain_campaign_scores_low_on_the_page(app, web, ready_team, spamd):
+    team, news = ready_team
+    app.config["SPAMD_ADDRESS"] = spamd.address
+    campaign = create_draft(web, news)
+    card = _card(web.post(f"/campaigns/{campaign.id}/spam-score", {}, htmx=True))
+    assert card.select_one("[data-spamassassin]")["data-spamassassin"] == "ok"
+    assert "GTUBE" not in [row["data-rule"] for row in card.select("table.spam-rules tbody tr")]
+
+
+def test_without_spamd_the_card_says_how_to_enable_it(app, web, ready_team):
+    team, news = ready_team
+    app.config["SPAMD_ADDRESS"] = f"127.0.0.1:{dead_port()}"
+    campaign = create_draft(web, news)
+    response = web.post(f"/campaigns/{campaign.id}/spam-score", {}, htmx=True)
+    assert response.status_code == 200
+    card = _card(response)
+    assert card.select_one("[data-spamassassin]")["data-spamassassin"] == "unavailable"
+    text = card.get_text(" ")
+    assert "spamd is not running" in text and "apt install spamassassin spamc spamd" in text
+    assert "spamd -L -i 127.0.0.1 -p 783" in text and "LOFT_SPAMD_ADDRESS" in text
+    # Without htmx: the whole builder, the card with the same words.
+    page = web.post(f"/campaigns/{campaign.id}/spam-score", {})
+    assert "spamd is not running" in _card(page).get_text(" ")
+    app.config["SPAMD_ADDRESS"] = ""
+    off = _card(web.post(f"/campaigns/{campaign.id}/spam-score", {}, htmx=True))
+    assert "not set up" in off.get_text(" ")
+
+
+def test_checks_are_limited_per_team(app, web, ready_team, spamd):
+    team, news = ready_team
+    app.config.update(SPAMD_ADDRESS=spamd.address, SPAM_CHECKS_PER_HOUR=2)
+    campaign = create_draft(web, news)
+    for _ in range(2):
+        assert web.post(f"/campaigns/{campaign.id}/spam-score", {}, htmx=True).status_code == 200
+    refused = web.post(f"/campaigns/{campaign.id}/spam-score", {}, htmx=True)
+    assert refused.status_code == 422
+    assert "2 SpamAssassin checks for this hour" in _card(refused).select_one(".error").text
+
+
+def test_roles_and_csrf(app, web, ready_team):
+    team, news = ready_team
+    app.config["SPAMD_ADDRESS"] = f"127.0.0.1:{dead_port()}"
+    campaign = create_draft(web, news)
+    _, guest = make_member(app, team, "guest")
+    assert guest.post(f"/campaigns/{campaign.id}/spam-score", {}, htmx=True).status_code == 403
+    assert soup(guest.get(f"/campaigns/{campaign.id}")).select_one("#spam-score") is None
+    _, author = make_member(app, team, "author")
+    assert author.post(f"/campaigns/{campaign.id}/spam-score", {}, htmx=True).status_code == 200
+    no_token = web.client.post(f"/campaigns/{campaign.id}/spam-score", data={}, headers={"HX-Request": "true"})
+    assert no_token.status_code in (400, 403)
+    assert RateLimitHit.select().where(RateLimitHit.bucket == "spam-score").count() == 1  # the author's only
+
+
+def test_another_teams_campaign_is_not_found(app, web, ready_team):
+    team, news = ready_team
+    app.config["SPAMD_ADDRESS"] = f"127.0.0.1:{dead_port()}"
+    other = Team.create(name="Other")
+    theirs = Campaign.create(team=other, name="Theirs", subject="Theirs", body="<p>theirs</p>", kind="html",
+                             from_email="news@other.example")
+    assert web.post(f"/campaigns/{theirs.id}/spam-score", {}, htmx=True).status_code == 404
+    assert RateLimitHit.select().where(RateLimitHit.bucket == "spam-score").count() == 0
+    assert Campaign.get_by_id(theirs.id).body == "<p>theirs</p>"

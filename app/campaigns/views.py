@@ -17,6 +17,7 @@ from app.campaigns import duplicate as duplicates
 from app.campaigns import listing
 from app.campaigns import publishing
 from app.campaigns import schedule
+from app.campaigns import spam_score
 from app.campaigns import states
 from app.campaigns import stats
 from app.campaigns.errors import CampaignError
@@ -395,3 +396,22 @@ def send_test(campaign_id):
     return _builder(campaign, 422 if error else 200, test_send=dict(
         results=results, error=error, addresses=request.form.get("addresses", ""),
         contact=request.form.get("contact", ""), variant=request.form.get("variant", "")))
+
+
+@bp.route("/<int:campaign_id>/spam-score", methods=["POST"])
+@require("edit_content")
+def spam_score_check(campaign_id):
+    """The "SpamAssassin score" card: the saved message as a recipient gets it, scored by spamd."""
+    campaign = team_object_or_404(Campaign, campaign_id)
+    contact, _address, _note = _preview_contact()
+    variant = _preview_variant(campaign)
+    result, error = None, None
+    try:
+        result = spam_score.score(g.team, campaign, contact, variant)
+    except spam_score.SpamScoreError as exc:
+        error = str(exc)
+    card = dict(result=result, error=error, variant=request.form.get("variant", ""))
+    if is_htmx():
+        return render_template("campaigns/_spam_score.html", campaign=campaign, variants=ab_testing.variants_of(campaign),
+                               **card), 422 if error else 200
+    return _builder(campaign, 422 if error else 200, spam_score=card)

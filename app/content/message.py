@@ -286,11 +286,12 @@ class MessageFactory:
     database. With test=True nothing is tracked or registered, the subject gets
     a "[Test] " prefix, and tokens carry send id 0, which matches no send.
     source (a sources.Source) replaces the campaign's own content, for test
-    sends of a template.
+    sends of a template. subject_prefix overrides the "[Test] " of a test (the
+    SpamAssassin score checks the subject as recipients will read it).
     """
 
     def __init__(self, campaign, variant=None, base_url=None, *, test=False, unsubscribe_mailbox=None,
-                 custom_fields=None, secret=None, source=None):
+                 custom_fields=None, secret=None, source=None, subject_prefix=None):
         self.campaign = campaign
         self.variant = variant
         self.test = test
@@ -332,7 +333,7 @@ class MessageFactory:
         self.base_context = fields.base_context(team, self.base_url, source.subject, from_name, from_email)
         self.mailbox = one_address(unsubscribe_mailbox) or reply_to or from_email
 
-        self.subject_prefix = "[Test] " if test else ""
+        self.subject_prefix = ("[Test] " if test else "") if subject_prefix is None else subject_prefix
         self._static_subject = None
         if "contact" not in self.prepared.subject_names:
             self._static_subject = self._subject_line(self.base_context)
