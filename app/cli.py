@@ -26,6 +26,7 @@ from app.db import db
 from app.db import id_high_water
 from app.db import open_database
 from app.db import raise_id_counters
+from app.deliverability import validation_cli
 from app.imports import cli as imports_cli
 from app.submission.cli import submission_cli
 from tasks import huey
@@ -303,6 +304,7 @@ def init_app(app):
     app.cli.add_command(users_cli)
     app.cli.add_command(catcher_cli)
     imports_cli.register(app)  # `flask contacts import`
+    validation_cli.register(app)  # `flask contacts validate`
     app.cli.add_command(bounces_cli)  # `flask bounces parse`
     app.cli.add_command(ai_cli)  # `flask ai generate`
     app.cli.add_command(api_keys_cli)  # `flask api-keys create`

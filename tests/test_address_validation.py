@@ -214,3 +214,40 @@ def test_as_json_is_plain_data(zone):
                     "message": verdict.message}
     with pytest.raises(AttributeError):
         verdict.status = "valid"  # frozen
+
+
+def test_some_domains_answer_and_one_does_not(zone):
+    zone.silence("slow.example.com")
+    verdicts = validate_many(["ann@example.com", "bo@slow.example.com", "cy@nomail.example.net"], timeout=0.5)
+    assert [(v.status, v.reasons) for v in verdicts] == [
+        ("valid", ()), ("risky", ("dns_timeout",)), ("invalid", ("null_mx",))]
+
+
+def test_the_cli_prints_one_json_object_per_address(app, zone):
+    result = app.test_cli_runner().invoke(args=["contacts", "validate", "Ann@Example.com", "info@example.com",
+                                                "bo@nomail.example.net", "not an address", "cy@gmaill.com"])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.output.splitlines()]
+    assert [(line["address"], line["status"], line["reasons"]) for line in lines] == [
+        ("Ann@Example.com", "valid", []),
+        ("info@example.com", "risky", ["role"]),
+        ("bo@nomail.example.net", "invalid", ["null_mx"]),
+        ("not an address", "invalid", ["syntax"]),
+        ("cy@gmaill.com", "invalid", ["no_domain", "typo"]),
+    ]
+    assert lines[0]["normalized"] == "ann@example.com"
+    assert lines[4]["suggestion"] == "cy@gmail.com"
+
+
+def test_the_cli_reads_standard_input_and_can_skip_dns(app, zone):
+    result = app.test_cli_runner().invoke(args=["contacts", "validate", "--no-dns", "-"],
+                                          input="ann@missing.example.com\n\nsales@example.com\n")
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line)["status"] for line in result.output.splitlines()] == ["valid", "risky"]
+    assert zone.queries == []
+
+
+def test_the_cli_without_addresses_says_what_to_give(app):
+    result = app.test_cli_runner().invoke(args=["contacts", "validate"])
+    assert result.exit_code == 2
+    assert "Give at least one address" in result.output
