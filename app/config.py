@@ -106,6 +106,8 @@ class Config:
     # Where spamd listens for the campaign builder's SpamAssassin score (host:port; blank: no check). The stored
     # instance setting (Admin > Settings) wins over it; docs/operations.md says how to run spamd.
     SPAMD_ADDRESS = _str("LOFT_SPAMD_ADDRESS", "127.0.0.1:783")
+    # SpamAssassin checks per team and hour (each costs spamd a second or so of CPU).
+    SPAM_CHECKS_PER_HOUR = _int("LOFT_SPAM_CHECKS_PER_HOUR", 60)
     # Failed sign-ins allowed per address (and 4x that per IP) within the window before sign-in is refused.
     LOGIN_MAX_FAILURES = _int("LOFT_LOGIN_MAX_FAILURES", 5)
     # The sign-in throttle window, in seconds.
@@ -120,6 +122,9 @@ class Config:
     SMTP_VALIDATE_CERTS = _bool("LOFT_SMTP_VALIDATE_CERTS", True)
     # DNS server for sender-domain checks as host:port (e.g. 127.0.0.1:5353); empty = the system resolver.
     DNS_NAMESERVER = _str("LOFT_DNS_NAMESERVER", "")
+    # Sign-up forms look the address's domain up in DNS (MX or A, no null MX) and refuse one that takes no mail;
+    # off, they still refuse bad syntax and disposable addresses and ask about typos (app/consent/forms.py).
+    SIGNUP_CHECK_DOMAINS = _bool("LOFT_SIGNUP_CHECK_DOMAINS", True)
     # Address validation (app/deliverability/validation.py): domains to treat as disposable besides the
     # disposable-email-domains package's list, comma-separated.
     DISPOSABLE_DOMAINS = _str("LOFT_DISPOSABLE_DOMAINS", "")

@@ -7,6 +7,12 @@
                        sending from a failing domain, alert the admins once, resume them when it passes
     validation.py      address validation: syntax, MX / A / null MX (concurrent, cached DNS), disposable
                        domains, role accounts, typo suggestions; validate / validate_many -> Verdict
+    blocklists.py      DNS blocklists (RFC 5782): the SMTP accounts' addresses and the sender domains asked
+                       about on the instance's lists at once, codes in words, refusals as "could not check",
+                       cached; BlocklistStatus rows, an alert when a listing starts or ends; views.py: the
+                       domain page's "Blocklists" section and its "Check now"
+    spamassassin.py    SpamAssassin's score of a message from a spamd (SPAMC/1.5 REPORT over TCP): score,
+                       threshold, the rules that fired; "not available" in words when spamd is not there
 
 Other modules of this package are listed by those who add them.
 """
