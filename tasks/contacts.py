@@ -1,5 +1,6 @@
 """Tasks of the contacts area: thin wrappers over app/contacts."""
 from app.contacts import bulk
+from app.contacts import validity
 from tasks import huey
 
 
@@ -7,3 +8,9 @@ from tasks import huey
 def run_bulk(job_id):
     """A bulk action recorded by bulk.start_bulk; progress and outcome live in its AuditLog row."""
     bulk.run_bulk(job_id)
+
+
+@huey.task(name="contacts.validate_list")
+def validate_list(job_id):
+    """A "Validate this list" job started by validity.start_job; progress and counts live in its row."""
+    validity.run_job(job_id)

@@ -77,6 +77,8 @@ def _test_config(database_path, database_url=None):
         "BASE_URL": "http://loft.test",
         # Tests talk to loopback SMTP/IMAP servers; the guard's refusals are tested with this off.
         "MAIL_ALLOW_PRIVATE": True,
+        # Sign-up forms look addresses' domains up in DNS; the tests of that turn it on with dns_zone.
+        "SIGNUP_CHECK_DOMAINS": False,
         # The domain-health gate looks sender domains up in DNS when a campaign starts; tests that test it
         # turn it on with a DNS server on loopback (dns_zone), so no other test asks a real resolver.
         "DOMAIN_HEALTH_GATE": False,

@@ -109,6 +109,7 @@ QUEUED_NAMES = {
     "tasks.ai.ai.run_ai_job", "tasks.api.api.prune_idempotency",
     "tasks.feedback.feedback.check_bounce_mailbox", "tasks.feedback.feedback.check_bounce_mailboxes",
     "tasks.contacts.contacts.run_bulk", "tasks.imports.imports.resume_stalled", "tasks.imports.imports.run_import",
+    "tasks.contacts.contacts.validate_list",
     "tasks.mail.mail.send_confirmation", "tasks.mail.mail.send_system_email",
     "tasks.reports.reports.retention", "tasks.reports.reports.rollup",
     "tasks.sending.sending.send_campaign", "tasks.sending.sending.tick",

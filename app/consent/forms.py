@@ -37,6 +37,7 @@ from app.consent import suppression
 from app.consent.services import ConsentError
 from app.consent.services import parse_entry
 from app.content.media_urls import absolute_media_urls
+from app.deliverability import validation
 from app.db import db
 from app.errors import Problem
 from app.models import BLOCKED_STATUSES
@@ -57,8 +58,11 @@ LIMITS = {
     "SIGNUP_BARE_PER_IP_HOUR": 5,  # of which without a timestamp (the embedded snippet)
     "SIGNUP_CONFIRM_DAYS": 7,  # a confirmation link stays valid this long
     "SIGNUP_MAILS_PER_ADDRESS_DAY": 3,  # confirmation emails per address and day
+    "SIGNUP_DNS_TIMEOUT": 1.5,  # seconds the address check may wait for the domain's DNS (then it lets it in)
 }
 HONEYPOT = "website"  # the field bots love to fill; people never see it
+USE_SUGGESTION = "use_suggestion"  # the "Did you mean …?" button's field: the suggested address
+TYPO_CHECKED = "email_checked"  # the address the form asked about; sent again unchanged, it is kept
 MAX_NAME = 200
 
 
@@ -141,6 +145,44 @@ def check_signed_stamp(stamp, expected_ids, now=None):
         raise Refused("stale", "This page was open for a long time. Please send the form again.", 422)
 
 
+# --- The address check -----------------------------------------------------------
+
+class AddressTypo(ConsentError):
+    """An address whose domain looks like a slip of a common provider's: the form asks once, "Did you mean
+    …?", with a button that sends the `suggestion`; sending the same address again keeps it."""
+
+    def __init__(self, email, suggestion):
+        super().__init__(f"Did you mean {suggestion}?", field="email")
+        self.email = email
+        self.suggestion = suggestion
+
+
+def submitted_address(form):
+    """The address a submission gives: the suggestion's button (USE_SUGGESTION) wins over the typed field."""
+    return form.get(USE_SUGGESTION) or form.get("email")
+
+
+def check_address(email, form):
+    """Refuse an address that cannot receive mail (no such domain, a null MX) or is disposable, and ask
+    about a probable typo once (AddressTypo). Anything the check could not settle (the domain's DNS did not
+    answer within SIGNUP_DNS_TIMEOUT) lets the sign-up through: a slow name server is no reason to turn a
+    person away. Role accounts are signed up: a shared inbox may want the newsletter. The DNS half is
+    LOFT_SIGNUP_CHECK_DOMAINS's to turn off."""
+    verdict = validation.validate(email, dns=bool(current_app.config.get("SIGNUP_CHECK_DOMAINS", True)),
+                                  timeout=limit("SIGNUP_DNS_TIMEOUT"))
+    domain = email.rpartition("@")[2]
+    # The most helpful answer first: a typo's fix, then why the address cannot be used.
+    confirmed = (form.get(TYPO_CHECKED) or "").strip().lower()
+    if "typo" in verdict.reasons and verdict.suggestion and confirmed != email:
+        raise AddressTypo(email, verdict.suggestion)
+    if "disposable" in verdict.reasons:
+        raise ConsentError("Please use a permanent address: disposable addresses cannot sign up.", field="email")
+    if "no_domain" in verdict.reasons or "null_mx" in verdict.reasons:
+        raise ConsentError(f"{domain} does not receive email. Please check the address.", field="email")
+    if verdict.status == "invalid":
+        raise ConsentError("Enter your email address, for example name@example.com.", field="email")
+
+
 # --- Submission -----------------------------------------------------------------
 
 def _record_consent(contact, source, ip, text, now):
@@ -168,7 +210,7 @@ def signup(mailing_list, form, ip):
     if stamp:
         check_stamp(mailing_list, stamp)
     try:
-        kind, email = parse_entry(form.get("email"))
+        kind, email = parse_entry(submitted_address(form))
     except ConsentError:
         kind = None
     if kind != "email":
@@ -176,6 +218,7 @@ def signup(mailing_list, form, ip):
     name = (form.get("name") or "").strip()
     if len(name) > MAX_NAME:
         raise ConsentError(f"Keep the name under {MAX_NAME} characters.", field="name")
+    check_address(email, form)
     try:
         outcome = _subscribe(mailing_list, email, name, ip)
     except IntegrityError:

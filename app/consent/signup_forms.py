@@ -277,12 +277,13 @@ def submit(signup_form, form, ip):
     if stamp:
         forms.check_signed_stamp(stamp, (STAMP_KIND, signup_form.id))
     try:
-        kind, email = parse_entry(form.get("email"))
+        kind, email = parse_entry(forms.submitted_address(form))
     except ConsentError:
         kind = None
     if kind != "email":
         raise ConsentError("Enter your email address, for example name@example.com.", field="email")
     name, attributes = _answers(signup_form, form)
+    forms.check_address(email, form)
     try:
         with db.atomic():
             outcomes = [forms.subscribe_through(signup_form, lst, email, name, ip) for lst in lists]

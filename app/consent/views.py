@@ -276,9 +276,23 @@ def _public_list(public_id, include_private=False):
 
 def _render_form(mailing_list, status=200, **context):
     context.setdefault("form", {})
-    return render_template("consent/signup_form.html", mailing_list=mailing_list,
-                           stamp=forms.form_stamp(mailing_list), honeypot=forms.HONEYPOT,
+    context.setdefault("stamp", forms.form_stamp(mailing_list))
+    return render_template("consent/signup_form.html", mailing_list=mailing_list, honeypot=forms.HONEYPOT,
                            wording=forms.consent_wording(mailing_list), **context), status
+
+
+def _refused_address(exc):
+    """The form back after a ConsentError: the address it was about in the field, and for a probable typo the
+    "Did you mean …?" button's suggestion, with the form's own stamp (a fresh one would make a quick click on
+    the suggestion "too fast")."""
+    form = request.form.to_dict()
+    form["email"] = forms.submitted_address(request.form) or ""
+    context = {"form": form, "error": str(exc), "errors": exc.errors}
+    if isinstance(exc, forms.AddressTypo):
+        context.update(suggestion=exc.suggestion, typo_of=exc.email)
+        if request.form.get("ts"):
+            context["stamp"] = request.form["ts"]
+    return context
 
 
 @bp.route("/f/<public_id>")
@@ -305,7 +319,7 @@ def signup(public_id):
                                    message=str(exc)), 429, {"Retry-After": "3600"}
         return _render_form(mailing_list, exc.status, error=str(exc), form=request.form)
     except ConsentError as exc:
-        return _render_form(mailing_list, 422, error=str(exc), errors=exc.errors, form=request.form)
+        return _render_form(mailing_list, 422, **_refused_address(exc))
     if outcome.send_confirmation:
         # As the team, through its own SMTP account (never the instance's server): tasks/consent.py.
         send_confirmation(mailing_list.id, outcome.subscription.id)
@@ -373,7 +387,7 @@ def _built_form_signup(signup_form):
             return _framing(response)
         return _framing(_built_page(signup_form, exc.status, error=str(exc), form=request.form))
     except ConsentError as exc:
-        return _framing(_built_page(signup_form, 422, error=str(exc), errors=exc.errors, form=request.form))
+        return _framing(_built_page(signup_form, 422, **_refused_address(exc)))
     # One email for the sign-up: its link confirms every list of the form that asks for it (forms.companions).
     waiting = next((outcome for outcome in outcomes if outcome.send_confirmation), None)
     if waiting is not None:

@@ -24,6 +24,7 @@ from app.contacts import query
 from app.contacts import services
 from app.contacts import tags as contact_tags
 from app.contacts import timeline as timelines
+from app.contacts import validity
 from app.contacts.common import ContactError
 from app.contacts.common import NotFound
 from app.contacts.query import ContactFilter
@@ -38,6 +39,7 @@ from app.models import MailingList
 from app.models import SUBSCRIPTION_STATUSES
 from app.models import TAG_NAME_MAX
 from app.models import Tag
+from app.reports.charts import bar_chart
 from app.teams.context import require
 from app.teams.context import team_object_or_404
 from app.wording import plural
@@ -51,7 +53,8 @@ def labels():
     return {"status_labels": services.STATUS_LABELS, "field_type_labels": custom_fields.FIELD_TYPE_LABELS,
             "event_labels": timelines.EVENT_LABELS, "bulk_actions": bulk_actions.BULK_ACTIONS,
             "contact_statuses": CONTACT_STATUSES, "subscription_statuses": SUBSCRIPTION_STATUSES,
-            "display_value": custom_fields.display_value, "describe_event": timelines.describe_event}
+            "display_value": custom_fields.display_value, "describe_event": timelines.describe_event,
+            "validation_labels": validity.STATUS_LABELS, "reason_words": validity.reason_words}
 
 
 def _go(url):
@@ -383,7 +386,7 @@ def show_list(list_id):
         return render_template("contacts/_results.html", **context)
     return render_template("contacts/list_show.html", mailing_list=mailing_list,
                            counts=mailing_lists.list_counts([mailing_list.id])[mailing_list.id],
-                           form=mailing_list.__data__, errors={}, **context)
+                           form=mailing_list.__data__, errors={}, **_validation_context(mailing_list), **context)
 
 
 @bp.route("/lists/<int:list_id>/edit", methods=["POST"])
@@ -415,6 +418,76 @@ def delete_list(list_id):
         return _go(url_for("contacts.lists"))
     counts = mailing_lists.list_counts([mailing_list.id])[mailing_list.id]
     return render_template("contacts/list_delete.html", mailing_list=mailing_list, counts=counts)
+
+
+# --- Address validation ---------------------------------------------------------
+
+@bp.route("/<int:contact_id>/validate", methods=["POST"])
+@require("edit_content")
+def validate_contact(contact_id):
+    """Check the address now (app.deliverability.validation) and keep the verdict on the contact."""
+    contact = team_object_or_404(Contact, contact_id)
+    verdict = validity.validate_contact(contact)
+    if is_htmx():
+        return render_template("contacts/_validation.html", contact=contact, verdict=verdict)
+    flash(f"{contact.email}: {verdict.message}", "success" if verdict.status == "valid" else "error")
+    return redirect(url_for("contacts.show", contact_id=contact.id, _anchor="validation"))
+
+
+def _validation_context(mailing_list, **extra):
+    """What the list's address-check card shows: progress while its job runs (it polls itself), then the results."""
+    job = validity.latest_job(mailing_list)
+    context = dict(job=job, flagged=[], cursor=None, chart=None,
+                   flagged_status=request.args.get("verdict") if request.args.get("verdict") in ("risky", "invalid")
+                   else "", **extra)
+    if job is not None and not validity.is_active(job):
+        context["flagged"], context["cursor"] = validity.flagged(job, context["flagged_status"],
+                                                                 request.args.get("flagged_after", type=int))
+        context["chart"] = bar_chart("Addresses by verdict", ["Valid", "Risky", "Invalid"],
+                                     [("Contacts", [job.valid, job.risky, job.invalid])],
+                                     f"{job.valid:,} valid, {job.risky:,} risky and {job.invalid:,} invalid.")
+    if job is not None:
+        context.update(percent=validity.progress(job), reasons=validity.reason_counts(job))
+    return context
+
+
+def _render_list_validation(mailing_list, status=200, **extra):
+    template = "contacts/_list_validation.html" if is_htmx() else "contacts/list_validation.html"
+    return render_template(template, mailing_list=mailing_list, **_validation_context(mailing_list, **extra)), status
+
+
+@bp.route("/lists/<int:list_id>/validation")
+@require("view")
+def list_validation(list_id):
+    return _render_list_validation(team_object_or_404(MailingList, list_id))
+
+
+@bp.route("/lists/<int:list_id>/validate", methods=["POST"])
+@require("edit_content")
+def validate_list(list_id):
+    """Start "Validate this list": a task checks every contact on it, the card shows its progress."""
+    mailing_list = team_object_or_404(MailingList, list_id)
+    try:
+        job = validity.start_job(g.team, mailing_list, current_user)
+    except ContactError as exc:
+        return _render_list_validation(mailing_list, 409, validation_error=str(exc))
+    contact_tasks.validate_list(job.id)
+    if is_htmx():
+        return _render_list_validation(mailing_list)
+    return redirect(url_for("contacts.list_validation", list_id=mailing_list.id))
+
+
+@bp.route("/lists/<int:list_id>/validation/cancel", methods=["POST"])
+@require("edit_content")
+def cancel_list_validation(list_id):
+    mailing_list = team_object_or_404(MailingList, list_id)
+    job = validity.latest_job(mailing_list)
+    cancelled = job is not None and validity.cancel_job(job)
+    notice = "Cancelled. The addresses checked so far keep their verdict." if cancelled else "It had already ended."
+    if is_htmx():
+        return _render_list_validation(mailing_list, validation_notice=notice)
+    flash(notice, "success")
+    return redirect(url_for("contacts.list_validation", list_id=mailing_list.id))
 
 
 # --- Custom fields --------------------------------------------------------------

@@ -38,6 +38,8 @@ from app.models.contacts import Event
 from app.models.contacts import ImportJob
 from app.models.contacts import AuditLog
 from app.models.contacts import RateLimitHit
+from app.models.contacts import VALIDATION_JOB_STATES
+from app.models.contacts import ValidationJob
 from app.models.campaigns import CampaignState
 from app.models.campaigns import SendStatus
 from app.models.campaigns import TLS_MODES

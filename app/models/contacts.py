@@ -51,6 +51,12 @@ class Contact(BaseModel):
     created_at = DateTimeField(default=utcnow)
     updated_at = DateTimeField(default=utcnow)
     last_activity_at = DateTimeField(null=True)
+    # The last address check (app/contacts/validity.py, migration 0061): "" never checked, else valid, risky
+    # or invalid; the reasons are app.deliverability.validation's codes joined by commas ("role,typo").
+    validation_status = CharField(default="")
+    validation_reasons = CharField(default="")
+    validation_suggestion = CharField(default="")  # the corrected address of a typo, else ""
+    validation_checked_at = DateTimeField(null=True)
 
     class Meta:
         indexes = (
@@ -230,6 +236,36 @@ class ImportJob(BaseModel):
     blocked = IntegerField(default=0)  # not (re-)subscribed: unsubscribed, bounced, complained or suppressed
     partial = IntegerField(default=0)  # imported without one or more bad optional values (migration 0037)
     heartbeat_at = DateTimeField(null=True)  # written with every chunk; a stale one means the worker died
+
+
+VALIDATION_JOB_STATES = ("queued", "running", "done", "failed", "cancelled")
+
+
+class ValidationJob(BaseModel):
+    """One "Validate this list" run (app/contacts/validity.py, tasks/contacts.py; migration 0061): progress and
+    counts. Each verdict is stored on its contact; the job's results are its list's contacts checked since it
+    started. `active_list` holds the list's id while the job is queued or running and NULL after: a unique
+    column, so a second job for the same list cannot start beside it on either database."""
+    team = ForeignKeyField(Team, on_delete="CASCADE")
+    list = ForeignKeyField(MailingList, on_delete="CASCADE")
+    user = ForeignKeyField(User, null=True, on_delete="SET NULL")
+    active_list = IntegerField(null=True, unique=True)
+    state = CharField(default="queued")  # one of VALIDATION_JOB_STATES
+    total = IntegerField(default=0)
+    done = IntegerField(default=0)
+    valid = IntegerField(default=0)
+    risky = IntegerField(default=0)
+    invalid = IntegerField(default=0)
+    reasons = JSONField()  # {reason code: contacts}
+    after_id = IntegerField(default=0)  # the last contact id checked: the next chunk starts after it
+    error = TextField(default="")
+    created_at = DateTimeField(default=utcnow)
+    started_at = DateTimeField(null=True)
+    finished_at = DateTimeField(null=True)
+    heartbeat_at = DateTimeField(null=True)  # written with every chunk; a stale one means the worker died
+
+    class Meta:
+        indexes = ((("list", "id"), False),)
 
 
 class AuditLog(BaseModel):
