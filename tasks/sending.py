@@ -30,6 +30,7 @@ from app.campaigns import publishing
 from app.campaigns import schedule
 from app.campaigns import states
 from app.campaigns.errors import CampaignError
+from app.deliverability import gate as domain_gate
 from app.models import Campaign
 from app.models import CampaignState
 from app.sending import engine
@@ -84,6 +85,10 @@ def tick():
     for campaign in schedule.due_scheduled():
         try:
             publishing.start(campaign)
+        except domain_gate.DomainGateError as exc:
+            # Stays scheduled: it starts on the first minute its domain passes (the alert says why).
+            log.warning("scheduled campaign %s waits for its sender domain: %s", campaign.id, exc)
+            continue
         except (CampaignError, states.TransitionError) as exc:
             log.warning("scheduled campaign %s could not start: %s", campaign.id, exc)
             try:

@@ -39,6 +39,8 @@ INTERNAL = {
     "HostRefused": "senders: an aiosmtplib connect error, so the SMTP client and the engine treat the guard's "
                    "refusal as a failed connection (smtp_client.explain words it)",
     "ConfirmationNotSent": "tasks/consent: the team's server refused the confirmation; huey retries the task",
+    "LookupFailed": "deliverability: an unanswered DNS query inside a domain-health check, stored as 'unknown'",
+    "SpfError": "deliverability: an SPF permerror found while walking a record tree, worded into the SPF check",
 }
 
 

@@ -116,6 +116,8 @@ QUEUED_NAMES = {
     "tasks.webhooks.notices.email",
     "tasks.webhooks.webhooks.deliver", "tasks.webhooks.webhooks.prune", "tasks.webhooks.webhooks.tick",
     "tasks.transactional.transactional.requeue_stalled",
+    "tasks.deliverability.deliverability.check_all_domains",
+    "tasks.deliverability.deliverability.check_sending_domains",
 }
 # The transactional stream's own queue (tasks.tx_huey) keeps its names the same way.
 TX_QUEUED_NAMES = {"tasks.transactional.send_tx"}

@@ -16,6 +16,7 @@ from app.content import sandbox
 from app.content.blocks import store as block_store
 from app.content.blocks.schema import BlockProblem
 from app.db import db
+from app.deliverability import gate as domain_gate
 from app.models import Campaign
 from app.models import CampaignState
 from app.models import Variant
@@ -121,6 +122,9 @@ def publish(campaign, when=None):
 
 def start(campaign):
     """Freeze the audience (idempotent: the ledger is unique per contact) and begin sending."""
+    problem = domain_gate.launch_problem(campaign)
+    if problem:  # the sender domain's DNS would get the mail rejected: say what to publish instead
+        raise domain_gate.DomainGateError(problem)
     total = ledger.freeze_audience(campaign)
     if total == 0:
         raise CampaignError("Nobody is left to send to: everyone in this audience is unsubscribed, bounced, "

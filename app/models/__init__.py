@@ -91,3 +91,5 @@ from app.models.transactional import TxStatus
 from app.models.transactional import TX_STATUSES
 from app.models.transactional import TxMessage
 from app.models.transactional import TxEvent
+from app.models.deliverability import DomainHealth
+from app.models.deliverability import DomainPause

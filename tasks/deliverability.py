@@ -1,0 +1,48 @@
+"""Tasks of the deliverability area: thin wrappers over app/deliverability services.
+
+check_all_domains() runs hourly: every verified sender domain is checked (a check younger than
+DOMAIN_HEALTH_CACHE_MINUTES is reused) and gated. check_sending_domains() runs every 5 minutes for the
+domains that have a campaign sending, or campaigns the gate paused, with a fresh check each time: a
+record removed mid-send pauses the campaign within minutes, and a fix resumes it as soon. A campaign the
+gate resumes is handed to the sending task here (services never enqueue).
+"""
+import logging
+
+from huey import crontab
+
+from app.deliverability import gate
+from tasks import huey
+from tasks import sending
+
+log = logging.getLogger(__name__)
+
+
+def _check(rows, force):
+    resumed = []
+    for row in rows:
+        try:
+            _, done = gate.check_and_gate(row, force=force)
+        except Exception:  # noqa: BLE001 - one domain's trouble must not skip the others
+            log.exception("sender domain %s: the health check failed", row.id)
+            continue
+        resumed += done["resumed"]
+    for campaign_id in resumed:
+        sending.send_campaign(campaign_id)
+    return resumed
+
+
+@huey.periodic_task(crontab(minute="11"), name="deliverability.check_all_domains")
+@huey.lock_task("deliverability-all-domains")
+def check_all_domains():
+    if gate.enabled():
+        return _check(gate.verified_domains(), force=False)
+    return []
+
+
+@huey.periodic_task(crontab(minute="*/5"), name="deliverability.check_sending_domains")
+@huey.lock_task("deliverability-sending-domains")
+def check_sending_domains():
+    if gate.enabled():
+        return _check(gate.watched_domains(), force=True)
+    return []
+
