@@ -50,9 +50,9 @@ def test_the_first_day_allows_the_first_days_volume_and_each_day_grows_by_the_pe
     account = warming(first_day=50, growth=50, per_day=1000)
     assert [warmup.limit(account, day(n)) for n in range(9)] == [50, 75, 112, 168, 253, 379, 569, 854, None]
     assert warmup.limit(account, day(-3)) == 50  # a start still to come counts as its first day
-    assert warmup.in_words(account, day(2)) == ("Warming up: day 3, 112 messages today, "
+    assert warmup.in_words(account, day(2)) == ("Warming up: day 3 of 8, 112 messages today, "
                                                 "full volume (1,000 a day) in about 6 days")
-    assert warmup.in_words(account, day(7)) == ("Warming up: day 8, 854 messages today, "
+    assert warmup.in_words(account, day(7)) == ("Warming up: day 8 of 8, 854 messages today, "
                                                 "full volume (1,000 a day) tomorrow")
     assert [warmup.days_left(account, day(n)) for n in (0, 7, 8, 400)] == [8, 1, 0, 0]
 
@@ -134,7 +134,7 @@ def test_turning_warmup_on_starts_it_today_and_the_card_says_where_it_stands(adm
         utcnow().date(), 40, 25)
     card = soup(web.get("/sending/accounts")).select_one(f"#account-{account.id}")
     # 40 × 1.25^14 = 909 is the last day under 1,000.
-    assert card.select_one(".warmup").get_text() == ("Warming up: day 1, 40 messages today, "
+    assert card.select_one(".warmup").get_text() == ("Warming up: day 1 of 15, 40 messages today, "
                                                      "full volume (1,000 a day) in about 15 days")
     edit = soup(web.get(f"/sending/accounts/{account.id}/edit"))
     assert edit.select_one("#f-warmup").has_attr("checked")
@@ -187,7 +187,7 @@ def test_editing_an_account_in_warmup_keeps_the_day_it_began(admin, web):
     assert response.status_code == 302
     assert SmtpAccount.get_by_id(account.id).warmup_started_on == began
     card = soup(web.get("/sending/accounts")).select_one(f"#account-{account.id}")
-    assert card.select_one(".warmup").get_text() == ("Warming up: day 3, 112 messages today, "
+    assert card.select_one(".warmup").get_text() == ("Warming up: day 3 of 8, 112 messages today, "
                                                      "full volume (1,000 a day) in about 6 days")
     # What it has sent is set against today's warm-up cap, not the daily limit it grows towards.
     assert card.select_one(".sent").get_text().endswith("in the last 24 hours of 112 today")

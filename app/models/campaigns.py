@@ -57,6 +57,12 @@ class SenderDomain(BaseModel):
     dkim_selector = CharField(default="loft")
     dkim_private_key = TextField(default="")  # encrypted PEM
     dns_status = JSONField()  # last SPF/DKIM/DMARC check
+    # A warm-up plan for everything sent From the domain (app/senders/warmup.py, migration 0062); NULL = none.
+    warmup_started_on = DateField(null=True)
+    warmup_preset = CharField(default="double")  # double, fixed, custom
+    warmup_first_day = IntegerField(default=50)
+    warmup_growth_percent = IntegerField(default=100)
+    warmup_target = IntegerField(default=0)  # where the ramp ends; 0 = FULL_VOLUME
     created_at = DateTimeField(default=utcnow)
 
     class Meta:
@@ -83,6 +89,8 @@ class SmtpAccount(BaseModel):
     warmup_started_on = DateField(null=True)
     warmup_first_day = IntegerField(default=50)
     warmup_growth_percent = IntegerField(default=50)
+    warmup_preset = CharField(default="custom")  # migration 0062: double, fixed, custom
+    warmup_target = IntegerField(default=0)  # where the ramp ends; 0 = per_day (or FULL_VOLUME)
     transactional = BooleanField(default=False)  # "Use for transactional mail" (app/transactional/)
     status = CharField(default="active")  # active, paused
     paused_reason = TextField(default="")
@@ -133,6 +141,8 @@ class Campaign(BaseModel):
     started_at = DateTimeField(null=True)
     finished_at = DateTimeField(null=True)
     state_reason = TextField(default="")  # why it paused or failed, in words
+    # Migration 0062: a warm-up plan used up today's allowance; the engine's scheduled run continues then (UTC).
+    waiting_until = DateTimeField(null=True)
     frozen_at = DateTimeField(null=True)  # audience and content frozen at publish
     total = IntegerField(default=0)  # recipients in the frozen audience
     sent = IntegerField(default=0)

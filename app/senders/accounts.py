@@ -97,6 +97,7 @@ def preset_values(preset):
     values.update(preset=preset, name=mailservers.SMTP_PRESETS[preset]["label"] if preset != "generic" else "", username="")
     values.setdefault("warmup_first_day", SmtpAccount.warmup_first_day.default)
     values.setdefault("warmup_growth_percent", SmtpAccount.warmup_growth_percent.default)
+    values.setdefault("warmup_preset", SmtpAccount.warmup_preset.default)
     return values
 
 
@@ -123,6 +124,11 @@ def limits_in_words(account):
 def warmup_in_words(account):
     """'Warming up: day 3, 112 messages today, full volume in about 6 days', or '' when it is not warming up."""
     return warmup.in_words(account)
+
+
+def warmup_plan_in_words(account):
+    """The account's warm-up plan itself: 'Doubles daily from 50 to 800 a day (5 days)', or ''."""
+    return warmup.describe(account)
 
 
 def daily_cap_today(account):
@@ -201,6 +207,9 @@ def _whole_number(form, field, label, errors, minimum=0, maximum=10_000_000):
     elif value > maximum:
         errors[field] = f"{label}: enter at most {maximum:,}."
     return value
+
+
+whole_number = _whole_number  # the forms' number parser, for the sender domain's warm-up plan too
 
 
 def validate(form, account=None, allow_private=None):

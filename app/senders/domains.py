@@ -33,6 +33,7 @@ from app.errors import Problem
 from app.models import SenderDomain
 from app.models import SmtpAccount
 from app.models import utcnow
+from app.senders import warmup
 
 VERIFY_PREFIX = "loft-verification="
 DKIM_KEY_BITS = 2048
@@ -556,3 +557,23 @@ def sender_warning(team):
                 "Sender domains: test sends, campaigns and sign-up confirmations use this team's verified "
                 "domains and its own SMTP account only.")
     return None
+
+
+def save_warmup_plan(domain_row, form, whole_number):
+    """The domain's warm-up plan from its form (app/senders/warmup.py): every message From the domain,
+    through any of the team's accounts, counts against it. Nothing is stored unless the whole form is
+    valid; DomainError carries a message per field. `whole_number` is the forms' number parser."""
+    errors = {}
+    values = warmup.start_values(form, domain_row, errors, whole_number)
+    if errors:
+        raise DomainError(errors=errors)
+    SenderDomain.update(**values).where(SenderDomain.id == domain_row.id).execute()
+    return SenderDomain.get_by_id(domain_row.id)
+
+
+def warmup_form_values(domain_row):
+    """The domain's plan as form data (the defaults, a double-daily plan, before it has one)."""
+    values = {field: getattr(domain_row, field) for field in
+              ("warmup_preset", "warmup_first_day", "warmup_growth_percent", "warmup_target")}
+    values["warmup"] = domain_row.warmup_started_on is not None
+    return values

@@ -34,7 +34,7 @@ def _render_form(account, form, status=200, **context):
     return render_template(template, account=account, form=form, preset=mailservers.SMTP_PRESETS.get(
         preset, mailservers.SMTP_PRESETS["generic"]), preset_key=preset, tls_labels=mailservers.TLS_LABELS,
         warming=account_services.warmup_in_words(account) if account else "", warmup_full_volume=warmup.FULL_VOLUME,
-        errors=context.pop("errors", {}), **context), status
+        warmup_presets=warmup.PRESETS, errors=context.pop("errors", {}), **context), status
 
 
 def _saved(account, warnings, message):
@@ -155,12 +155,33 @@ def _render_domains(**context):
                            last_status=domain_services.last_status, **context)
 
 
+def _render_domain(row, form=None, errors=None, status=200):
+    return render_template("sending/domain.html", domain=row, records=domain_services.dns_records(row),
+                           status=domain_services.last_status(row),
+                           form=form if form is not None else domain_services.warmup_form_values(row),
+                           errors=errors or {}, warmup_presets=warmup.PRESETS, warming=warmup.in_words(row),
+                           plan=warmup.describe(row), sent_today=warmup.domain_sent(row),
+                           cap_today=warmup.limit(row)), status
+
+
 @bp.route("/domains/<int:domain_id>")
 @require("manage_domains")
 def domain(domain_id):
+    return _render_domain(team_object_or_404(SenderDomain, domain_id))
+
+
+@bp.route("/domains/<int:domain_id>/warmup", methods=["POST"])
+@require("manage_domains")
+def domain_warmup(domain_id):
+    """The domain's warm-up plan: it caps everything sent From the domain across the team's accounts."""
     row = team_object_or_404(SenderDomain, domain_id)
-    return render_template("sending/domain.html", domain=row, records=domain_services.dns_records(row),
-                           status=domain_services.last_status(row))
+    try:
+        row = domain_services.save_warmup_plan(row, request.form, account_services.whole_number)
+    except domain_services.DomainError as exc:
+        return _render_domain(row, request.form, exc.errors, 422)
+    flash(f"Warm-up plan of {row.domain} saved." if row.warmup_started_on else
+          f"{row.domain} has no warm-up plan now.", "success")
+    return redirect(url_for("sending.domain", domain_id=row.id, _anchor="warmup"))
 
 
 @bp.route("/domains/<int:domain_id>/check", methods=["POST"])
