@@ -132,7 +132,8 @@ def validate_many(addresses_, *, dns=True, progress=None, timeout=None):
         done = total - sum(by_domain.values())
         reporter = _Reporter(progress, total, done)
         outcomes = lookup_domains(by_domain, timeout=timeout, on_done=reporter.add if progress else None)
-    verdicts = [_verdict(raw, normalized, reasons, outcomes) for raw, (normalized, reasons) in zip(items, parsed)]
+    about = _DomainFacts()
+    verdicts = [_verdict(raw, normalized, reasons, outcomes, about) for raw, (normalized, reasons) in zip(items, parsed)]
     if progress:
         progress(total, total)
     return verdicts
@@ -154,21 +155,25 @@ class _Reporter:
 
 
 def _parse(raw):
-    """(normalized address or "", reasons found without DNS)."""
+    """(normalized address or "", the local part's reasons)."""
     try:
         normalized = addresses.normalise_email(raw if isinstance(raw, str) else "")
     except addresses.InvalidEmail:
         return "", ("syntax",)
-    local, _, domain = normalized.rpartition("@")
-    reasons = []
-    if is_disposable(domain):
-        reasons.append("disposable")
-    if local.partition("+")[0] in ROLE_LOCAL_PARTS:
-        reasons.append("role")
-    return normalized, tuple(reasons)
+    local = normalized.rpartition("@")[0]
+    return normalized, ("role",) if local.partition("+")[0] in ROLE_LOCAL_PARTS else ()
 
 
-def _verdict(raw, normalized, reasons, outcomes):
+class _DomainFacts(dict):
+    """domain -> (disposable?, suggested domain): worked out once per domain of a call (the typo
+    distances to every provider were most of the time of a large call before)."""
+
+    def __missing__(self, domain):
+        facts = self[domain] = (is_disposable(domain), suggest_domain(domain))
+        return facts
+
+
+def _verdict(raw, normalized, reasons, outcomes, about):
     if not normalized:
         return Verdict(raw if isinstance(raw, str) else "", "", "invalid", ("syntax",), "",
                        REASON_WORDS["syntax"] + ".")
@@ -177,8 +182,10 @@ def _verdict(raw, normalized, reasons, outcomes):
     outcome = outcomes.get(domain)
     if outcome in ("no_domain", "null_mx", "dns_timeout"):
         found.append(outcome)
+    disposable, corrected = about[domain]
+    if disposable:
+        found.append("disposable")
     found.extend(reasons)
-    corrected = suggest_domain(domain)
     suggestion = f"{local}@{corrected}" if corrected else ""
     if corrected:
         found.append("typo")
