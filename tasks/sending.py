@@ -33,6 +33,7 @@ from app.campaigns.errors import CampaignError
 from app.deliverability import gate as domain_gate
 from app.models import Campaign
 from app.models import CampaignState
+from app.models import utcnow
 from app.sending import engine
 from app.sending import shares
 from app.sending.tuning import Settings
@@ -67,6 +68,12 @@ def send_campaign(campaign_id, after_busy=False):
     result = run_campaign(campaign_id)
     if not result.again:
         return
+    if result.resume_at is not None:
+        # A warm-up plan holds it: one task at the moment its allowance is back (huey's eta, UTC)
+        # continues it by itself; the minute tick leaves it alone until then.
+        if result.new_wait:
+            send_campaign.schedule((campaign_id,), eta=result.resume_at)
+        return
     if result.outcome == "busy":
         # Come back once when the holder's lease would run out (it may have died); never twice in a
         # row, so a long live run does not collect a chain of waiting tasks.
@@ -98,7 +105,9 @@ def tick():
                 pass
             continue
         send_campaign(campaign.id)
+    now = utcnow()
     for campaign in Campaign.select().where(Campaign.state == CampaignState.SENDING):
         if ab_testing.ab_decision_due(campaign):
             ab_testing.decide_ab_winner(campaign)
-        send_campaign(campaign.id)
+        if campaign.waiting_until is None or campaign.waiting_until <= now:
+            send_campaign(campaign.id)  # else a warm-up plan holds it, and its scheduled run continues it

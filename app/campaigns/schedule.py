@@ -33,6 +33,13 @@ def local_time(team, utc_value):
     return utc_value.replace(tzinfo=datetime.timezone.utc).astimezone(zone)
 
 
+def moment_in_words(team, utc_value, now=None):
+    """'today 18:00', 'tomorrow 09:00' or 'on 2026-12-03 09:00', in the team's time zone."""
+    local, today = local_time(team, utc_value), local_time(team, now or utcnow()).date()
+    day = {today: "today", today + datetime.timedelta(days=1): "tomorrow"}.get(local.date())
+    return f"{day} {local:%H:%M}" if day else f"on {local:%Y-%m-%d %H:%M}"
+
+
 def due_scheduled(now=None):
     """Scheduled campaigns whose time has come (the periodic task starts them)."""
     now = now or utcnow()

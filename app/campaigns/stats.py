@@ -35,7 +35,10 @@ from app.models import Send
 from app.models import SendStatus
 from app.models import Variant
 from app.models import utcnow
+from app.campaigns import schedule
 from app.senders import accounts
+from app.senders import domains
+from app.senders import warmup
 from app.senders import health
 from app.sending import ledger
 
@@ -129,8 +132,34 @@ def progress(campaign, now=None):
     if c["deferred"] and settings and settings.get("tests") == "send_time":
         timed = Send.select().where((Send.campaign == campaign.id) & (Send.status == SendStatus.DEFERRED)
                                     & (Send.attempts == 0)).count()
+    plan = (warmup_status(campaign, now)
+            if campaign.state == CampaignState.SENDING and c["remaining"] else "")
     return dict(c, rate=rate, eta=eta, winner_in=winner_in, waiting=waiting, warming=warming, timed=timed,
-                retries=c["deferred"] - timed)
+                retries=c["deferred"] - timed, warmup=plan)
+
+
+def warmup_status(campaign, now=None):
+    """'Warming up: day 3 of 14 · 400 sent today · resumes tomorrow 09:00' while a warm-up plan holds
+    the sending campaign ('' without one): the From domain's plan when it has one, else the plan of the
+    team's first active account in warm-up. "Sent today" is the plan's rolling 24 hours, and the time it
+    resumes is Campaign.waiting_until (the engine's scheduled run), in the team's time zone."""
+    now = now or utcnow()
+    plan = domains.domain_for_sender(campaign.team_id, campaign.from_email)
+    if warmup.limit(plan, now.date()) is not None:
+        sent = warmup.domain_sent(plan, now)
+    else:
+        plan = next((a for a in accounts.active_accounts(campaign.team_id)
+                     if warmup.limit(a, now.date()) is not None), None)
+        if plan is None:
+            return ""
+        sent = accounts.sent_counts([plan.id], now).get(plan.id, {}).get("day", 0)
+    days = warmup.length(plan)
+    where = (f"day {warmup.day_index(plan, now.date()) + 1} of {days}" if days
+             else f"a fixed cap of {warmup.limit(plan, now.date()):,} a day")
+    parts = [f"Warming up: {where}", f"{sent:,} sent today"]
+    if campaign.waiting_until is not None and campaign.waiting_until > now:
+        parts.append("resumes " + schedule.moment_in_words(campaign.team, campaign.waiting_until, now))
+    return " · ".join(parts)
 
 
 def _time_left(campaign, c, rate, now):

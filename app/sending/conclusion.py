@@ -15,6 +15,7 @@ from app.models import CampaignState
 from app.models import Send
 from app.models import SendStatus
 from app.models import utcnow
+from app.senders import warmup
 from app.sending import ledger
 from app.sending import shares
 
@@ -30,6 +31,10 @@ class RunResult:
     again: bool = False
     reason: str = ""
     recovered: int = 0
+    # A warm-up plan holds the campaign until then (UTC); `new_wait`: this run set that time, so the
+    # task schedules the continuation (the other runs that stop at the same moment do not, again).
+    resume_at: datetime.datetime = None
+    new_wait: bool = False
 
 
 class Idle:
@@ -68,8 +73,7 @@ def conclude(campaign_id, run, recovered, hooks):
     if run.stop_reason == "capped":
         # Every live lane was out of permits when the run stopped (a later re-read may have cleared the mark).
         capped = [lane.account for lane in run.lanes.values() if lane.capped_account and not lane.paused]
-        return RunResult("waiting", again=True, delay=300,
-                         reason=shares.capped_in_words(capped, run.settings.lease_seconds), **result)
+        return capped_result(campaign, capped, run, result)
     if counts.get(SendStatus.QUEUED):
         return RunResult("deadline", again=True, **result)  # e.g. an account paused mid-run; others remain
     if counts.get(SendStatus.CLAIMED):
@@ -90,6 +94,35 @@ def conclude(campaign_id, run, recovered, hooks):
         return RunResult("stopped", reason="the campaign changed meanwhile", **result)
     hooks.on_completed(campaign_id)  # e.g. too many bounces in the last results: the admins hear of it
     return RunResult("completed", **result)
+
+
+def capped_result(campaign, capped, run, result):
+    """Every account was out of allowance. Under a warm-up plan (an account's or the From domain's) the
+    campaign waits, still "sending", until the plan's allowance is back (shares.allowance_back_at):
+    Campaign.waiting_until says when, and the task schedules the run that continues it then. Held
+    only by hourly or daily limits, the minute tick tries again as before."""
+    now = utcnow()
+    lease_seconds = run.settings.lease_seconds
+    domain = run.dkim_domain if getattr(run, "plan_domain_id", None) else None
+    reason = shares.capped_in_words(capped, lease_seconds, now, domain=domain)
+    planned = [account for account in capped if warmup.limit(account, now.date()) is not None]
+    if not planned and domain is None:
+        return RunResult("waiting", again=True, delay=300, reason=reason, **result)
+    resume_at = shares.allowance_back_at(capped, domain, now).replace(microsecond=0)
+    new_wait = wait_until(campaign.id, resume_at)
+    return RunResult("waiting", again=True, delay=max(0.0, (resume_at - now).total_seconds()), reason=reason,
+                     resume_at=resume_at, new_wait=new_wait, **result)
+
+
+def wait_until(campaign_id, moment):
+    """Record when a warm-up plan lets the campaign send again; True when that changed it, or the time
+    stored has passed (the scheduled run itself found no room yet): one conditional UPDATE, so of several
+    runs stopping at once one schedules the continuation."""
+    return bool(Campaign.update(waiting_until=moment)
+                .where((Campaign.id == campaign_id)
+                       & (Campaign.waiting_until.is_null() | (Campaign.waiting_until != moment)
+                          | (Campaign.waiting_until <= utcnow())))
+                .execute())
 
 
 def pause_campaign(campaign, reason, hooks):

@@ -87,6 +87,7 @@ from app.models import Variant
 from app.senders import accounts as accounts_service
 from app.senders import domains as domains_service
 from app.senders import smtp_client
+from app.senders import warmup
 from app.sending import conclusion
 from app.sending import lease
 from app.sending import ledger
@@ -171,8 +172,6 @@ def _run_with_lease(campaign, settings, token, run_id, hooks):
         conclusion.pause_campaign(campaign, reason, hooks)
         return RunResult("paused", reason=reason, recovered=recovered)
     shared = shares.read_shares(campaign.team_id, campaign_id, settings)
-    lanes = [Lane(account, smtp_client.smtp_options(account, timeout=settings.smtp_timeout))
-             for account in accounts]
     try:
         factories = build_factories(campaign)
     except RenderError as exc:
@@ -191,6 +190,10 @@ def _run_with_lease(campaign, settings, token, run_id, hooks):
             reason = f"Paused by Loft: messages cannot be DKIM-signed. {exc}"
             conclusion.pause_campaign(campaign, reason, hooks)
             return RunResult("paused", reason=reason, recovered=recovered)
+    # A warm-up plan of the From domain caps every account's lane (shares.take_permits holds both).
+    domain_plan = dkim_domain is not None and warmup.limit(dkim_domain) is not None
+    lanes = [Lane(account, smtp_client.smtp_options(account, timeout=settings.smtp_timeout), domain_plan)
+             for account in accounts]
     run = Run(campaign, lanes, factories, Checker(campaign.team_id), settings, sender=campaign.from_email,
               dkim_domain=dkim_domain, token=token, run_id=run_id, hooks=hooks)
     # From the first message on, only this run's share of what the team's live runs share.

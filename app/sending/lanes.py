@@ -28,7 +28,7 @@ def limit_pause_until(message, now=None):
 class Lane:
     """One SMTP account in this run: its connections, its rate, its permits, its failures."""
 
-    def __init__(self, account, options):
+    def __init__(self, account, options, domain_plan=False):
         self.account = account
         self.id = account.id
         self.options = options
@@ -43,8 +43,9 @@ class Lane:
         self.queue = asyncio.Queue(maxsize=self.connections * 2)
         # An account with an hourly or daily cap (a warm-up's included) sends only with a permit in
         # hand: taken from the database in blocks, one spent per message started, given back when it
-        # was not sent.
-        self.capped_account = bool(account.per_hour or warmup.daily_cap(account))
+        # was not sent. So does every account of a run whose From domain has a warm-up plan
+        # (`domain_plan`): the permits then hold the domain's allowance as well.
+        self.capped_account = bool(account.per_hour or warmup.daily_cap(account) or domain_plan)
         self.permits = 0
         self.permits_out = False  # the last take was refused: the caps are reached for now
         self.taking = None  # the take in progress on the database thread (a future), if any

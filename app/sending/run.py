@@ -18,6 +18,7 @@ from app.models import ContactStatus
 from app.models import Send
 from app.models import utcnow
 from app.senders import accounts as accounts_service
+from app.senders import warmup
 from app.sending import ledger
 from app.sending import shares
 from app.sending.bookkeeping import Bookkeeping
@@ -39,6 +40,8 @@ class Run(Deliveries, Bookkeeping):
         self.token = token  # the run's lease on the campaign, renewed by the watcher
         self.run_id = run_id  # its SendRun row, which holds its permits
         self.dkim_domain = dkim_domain  # a SenderDomain: every message is DKIM-signed with its key
+        # The From domain's warm-up plan holds every lane's permits too (shares.take_permits), when it has one.
+        self.plan_domain_id = dkim_domain.id if dkim_domain is not None and warmup.limit(dkim_domain) else None
         self.campaign_id = campaign.id
         self.team_id = campaign.team_id
         self.lanes = {lane.id: lane for lane in lanes}
@@ -299,7 +302,7 @@ class Run(Deliveries, Bookkeeping):
         out of permits until the next re-read of the shares, so it asks again then."""
         try:
             granted = await self.db(shares.take_permits, self.run_id, lane.id, self.settings.permit_block,
-                                    self.settings.lease_seconds)
+                                    self.settings.lease_seconds, None, self.plan_domain_id)
         except Exception:  # noqa: BLE001 - e.g. a locked database: nothing was granted, ask again later
             log.exception("campaign %s: taking permits for SMTP account %s failed", self.campaign_id, lane.id)
             granted = 0
