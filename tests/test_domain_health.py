@@ -498,3 +498,22 @@ def test_frozen_sends_are_kept_when_a_launch_is_refused(ctx, admin, dns_zone):
         publishing.start(Campaign.get_by_id(campaign.id))
     assert "unauthenticated" in str(refused.value)
     assert statuses(campaign) == {"queued": 2}
+
+
+def test_the_publish_page_and_the_api_refuse_with_the_reason(app, ctx, web, ready_team, dns_zone, api):
+    team, news = ready_team
+    row = SenderDomain.get(SenderDomain.domain == "acme.example")
+    publish_healthy(dns_zone, row)
+    dns_zone.remove(f"_dmarc.{row.domain}")
+    first = make_campaign(team, [news], state="draft", from_email="news@acme.example")
+    second = make_campaign(team, [news], state="draft", from_email="news@acme.example", name="Second")
+    response = web.post(f"/campaigns/{first.id}/publish", {"when": "now"})
+    assert response.status_code == 422
+    error = soup(response).select_one(".flash-error").get_text(" ", strip=True)
+    assert "Not published: This campaign cannot start: acme.example has no DMARC record." in error
+    assert 'Publish TXT _dmarc.acme.example "v=DMARC1; p=none; rua=mailto:dmarc-reports@acme.example".' in error
+    refused = api.post(f"/api/v1/campaigns/{second.id}/send")
+    assert refused.status_code == 409, refused.get_json()
+    assert "acme.example has no DMARC record." in refused.get_json()["detail"]
+    assert {Campaign.get_by_id(c.id).state for c in (first, second)} == {"draft"}
+    assert statuses(first) == {} and statuses(second) == {}
