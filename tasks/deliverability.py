@@ -10,6 +10,7 @@ import logging
 
 from huey import crontab
 
+from app.deliverability import blocklists
 from app.deliverability import gate
 from tasks import huey
 from tasks import sending
@@ -46,3 +47,10 @@ def check_sending_domains():
         return _check(gate.watched_domains(), force=True)
     return []
 
+
+@huey.periodic_task(crontab(minute="41", hour="*/6"), name="deliverability.check_blocklists")
+@huey.lock_task("deliverability-blocklists")
+def check_blocklists():
+    """Every 6 hours: ask the DNS blocklists about every team's SMTP addresses and sender domains; a listing
+    that starts or ends alerts the team's Administrators (app/deliverability/blocklists.py)."""
+    return blocklists.check_all()

@@ -108,6 +108,7 @@ def test_the_checks_see_what_they_look_for():
 QUEUED_NAMES = {
     "tasks.ai.ai.run_ai_job", "tasks.api.api.prune_idempotency",
     "tasks.feedback.feedback.check_bounce_mailbox", "tasks.feedback.feedback.check_bounce_mailboxes",
+    "tasks.deliverability.deliverability.check_blocklists",
     "tasks.contacts.contacts.run_bulk", "tasks.imports.imports.resume_stalled", "tasks.imports.imports.run_import",
     "tasks.contacts.contacts.validate_list",
     "tasks.mail.mail.send_confirmation", "tasks.mail.mail.send_system_email",

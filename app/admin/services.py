@@ -5,6 +5,7 @@ Reading and saving the settings, and the base URL, live in app/settings.py.
 from app import security
 from app.addresses import one_address
 from app.addresses import one_line
+from app.deliverability import blocklists
 from app.errors import Problem
 from app.senders.mailservers import is_loopback
 
@@ -52,6 +53,12 @@ def validate(form):
     if values["team_creation"] not in TEAM_CREATION:
         errors["team_creation"] = "Choose who may create teams."
     values["private_mail_hosts"] = bool(form.get("private_mail_hosts"))
+    for key in ("blocklist_address_zones", "blocklist_domain_zones"):
+        if key in form:  # a form without the field keeps the stored lists
+            try:
+                values[key] = blocklists.parse_zones(form.get(key), key)
+            except blocklists.BlocklistError as exc:
+                errors.update(exc.errors)
     if values["smtp_tls"] not in SMTP_TLS_MODES:
         errors["smtp_tls"] = "Choose a TLS mode."
     elif values["smtp_tls"] == "none" and values["smtp_host"] and not is_loopback(values["smtp_host"]):

@@ -93,3 +93,4 @@ from app.models.transactional import TxMessage
 from app.models.transactional import TxEvent
 from app.models.deliverability import DomainHealth
 from app.models.deliverability import DomainPause
+from app.models.blocklists import BlocklistStatus
