@@ -517,3 +517,11 @@ def test_the_publish_page_and_the_api_refuse_with_the_reason(app, ctx, web, read
     assert "acme.example has no DMARC record." in refused.get_json()["detail"]
     assert {Campaign.get_by_id(c.id).state for c in (first, second)} == {"draft"}
     assert statuses(first) == {} and statuses(second) == {}
+
+
+def test_an_unverified_domain_is_checked_but_alerts_nobody(ctx, admin, dns_zone):
+    row = acme_domain(acme(), verified=False)
+    health, done = gate.check_and_gate(row, force=True)  # nothing published: everything fails
+    assert health.gate_reason and done == {"paused": [], "resumed": [], "alerted": False}
+    assert Notice.select().count() == 0
+    assert gate.watched_domains() == [] and gate.verified_domains() == []

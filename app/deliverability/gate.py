@@ -207,6 +207,8 @@ def gate_campaigns(domain_row, health, now=None):
 
 def _alert_once(domain_row, health, paused_ids, now=None):
     """One notice (in the app, emailed to the Administrators) per failure episode; True when this call sent it."""
+    if domain_row.verified_at is None:
+        return False  # not sending yet: the page says what is missing; nobody needs an email about it
     with db.atomic():
         claimed = (DomainHealth.update(alerted_at=now or utcnow())
                    .where((DomainHealth.id == health.id) & DomainHealth.alerted_at.is_null()).execute())
