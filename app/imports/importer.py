@@ -60,6 +60,7 @@ from app.db import max_id
 from app.db import select_among
 from app.db import update_rows
 from app.imports import csvsniff
+from app.imports import screening
 from app.imports.csvsniff import FileProblem
 from app.imports.services import ImportProblem
 from app.imports.services import holds_rows
@@ -137,6 +138,7 @@ class _Plan:
         self.width = len(columns)
         self.mode = job.mode
         self.list_ids = job.list_ids
+        self.validation = job.team.import_validation  # the team's policy, see app/imports/screening.py
         mapping = {int(k): v for k, v in job.mapping.items()}
         fields = {f.key: f.type for f in fields_of(job.team_id)}
         self.field_types = fields
@@ -456,11 +458,13 @@ def _run_file(job, chunk_size, columns, data_rows, known_total=None):
                     rejects.clear()
                     continue
                 if position - done >= chunk_size:
-                    writer.submit(done, position, chunk, rejects)
+                    chunk, flags = screening.screen(plan.validation, chunk, rejects)
+                    writer.submit(done, position, chunk, rejects, flags)
                     done = position
                     chunk, rejects = [], []
             if position > done:
-                writer.submit(done, position, chunk, rejects)
+                chunk, flags = screening.screen(plan.validation, chunk, rejects)
+                writer.submit(done, position, chunk, rejects, flags)
         finally:
             writer.close()
     _finish(job)
@@ -550,7 +554,7 @@ class _ChunkWriter:
         self.pending = None
         self.committed = 0
 
-    def submit(self, start, end, chunk, rejects):
+    def submit(self, start, end, chunk, rejects, flags=None):
         # Sorting and the INSERT parameters are made here, while the writer is still busy with
         # the previous chunk: the writer thread does little but run SQL, so it rarely waits for the GIL.
         stamp, batches = _prepare(self.plan.team_id, chunk)
@@ -559,7 +563,7 @@ class _ChunkWriter:
         new_fields, self.plan.new_fields = self.plan.new_fields, {}
         self.plan.field_types.update(new_fields)
         self.pending = self.pool.submit(_commit_chunk, self.plan, self.job, start, end, chunk, stamp, batches,
-                                        rejects, self.rows_writer, self.rows_file, new_fields)
+                                        rejects, self.rows_writer, self.rows_file, new_fields, flags)
 
     def _wait(self):
         if self.pending is not None:
@@ -591,7 +595,8 @@ def _prepare(team_id, chunk):
     return stamp, batches
 
 
-def _commit_chunk(plan, job, start, end, chunk, stamp, batches, rejects, writer, rejects_file, new_fields=None):
+def _commit_chunk(plan, job, start, end, chunk, stamp, batches, rejects, writer, rejects_file, new_fields=None,
+                  flags=None):
     """Write one chunk: contacts, subscriptions, new fields and the job's counters, all or nothing.
 
     Every row is offered to one INSERT ... ON CONFLICT DO NOTHING; those it
@@ -657,6 +662,8 @@ def _commit_chunk(plan, job, start, end, chunk, stamp, batches, rejects, writer,
                 _subscribe(subscribe + subscribe_existing, list_id, stamp)
         if plan.tags is not None:
             _tag_chunk(plan, chunk, imported_new, existing, after_id)
+        if flags:
+            _flag_chunk(plan, flags, existing, after_id)
         kinds = {"rejected": 0, "duplicate": 0, "blocked": 0, "partial": 0}
         rejects.sort(key=lambda r: r[0])
         for number, kind, reason, cells in rejects:
@@ -697,6 +704,19 @@ def _tag_chunk(plan, chunk, imported_new, existing, after_id):
         missing = [email for email in wanted if email not in existing]
         ids.update({email: found[0] for email, found in _existing(plan.team_id, missing, full=False).items()})
     tag_rows(plan.team_id, {ids[email]: names for email, names in wanted.items() if email in ids})
+
+
+def _flag_chunk(plan, flags, existing, after_id):
+    """Tag the chunk's contacts that address validation flagged ({email: tag name}, screening.screen),
+    new ones and existing ones alike: the verdict is about the address."""
+    ids = {email: found[0] for email, found in existing.items() if email in flags}
+    if after_id is not None:  # SQLite: the new contacts are the ids above after_id (see _insert_contacts)
+        new = db.execute(Contact.select(Contact.email, Contact.id).where(Contact.id > after_id)).fetchall()
+        ids.update((email, contact_id) for email, contact_id in new if email in flags)
+    else:
+        missing = [email for email in flags if email not in ids]
+        ids.update({email: found[0] for email, found in _existing(plan.team_id, missing, full=False).items()})
+    tag_rows(plan.team_id, {contact_id: [flags[email]] for email, contact_id in ids.items()})
 
 
 def _existing(team_id, emails, full):

@@ -79,6 +79,8 @@ class Team(BaseModel):
     # budget in US dollars (None = the instance default, app.ai.costs.budget_usd).
     ai_enabled = BooleanField(default=True)
     ai_monthly_budget_usd = FloatField(null=True)
+    # Address validation at import (migration 0060): one of app/imports/screening.py's POLICIES.
+    import_validation = CharField(default="off")
 
 
 class Membership(BaseModel):

@@ -19,6 +19,7 @@ from app.auth.services import normalise_email
 from app.consent import ratelimit
 from app.db import db
 from app.errors import Problem
+from app.imports import screening
 from app.models import ROLES
 from app.models import Invite
 from app.models import Membership
@@ -122,6 +123,11 @@ def update_team(team, form):
     team.default_from_email = from_email
     team.postal_address = form.get("postal_address", "").strip()[:500]
     team.time_zone = time_zone
+    if "import_validation" in form:  # a form without the choice (an older page, a script) keeps the team's
+        policy = screening.check_policy(form.get("import_validation", ""))
+        if policy is None:
+            raise TeamError("Choose one of the address checks listed for imports.", field="import_validation")
+        team.import_validation = policy
     team.save()
     return team
 

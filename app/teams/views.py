@@ -14,6 +14,7 @@ from flask_login import login_user
 from app import system_mail
 from app.errors import render_problem
 from app.htmx import is_htmx
+from app.imports import screening
 from app.models import Membership
 from app.models import ROLE_LABELS
 from app.models import ROLES
@@ -82,7 +83,8 @@ def settings():
 
 def _render_settings(**context):
     template = "teams/_settings_form.html" if is_htmx() else "teams/settings.html"
-    return render_template(template, time_zones=sorted(services.available_time_zones()), **context)
+    return render_template(template, time_zones=sorted(services.available_time_zones()),
+                           import_policies=screening.POLICIES, **context)
 
 
 # --- Members ----------------------------------------------------------------
