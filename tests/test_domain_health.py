@@ -525,3 +525,22 @@ def test_an_unverified_domain_is_checked_but_alerts_nobody(ctx, admin, dns_zone)
     assert health.gate_reason and done == {"paused": [], "resumed": [], "alerted": False}
     assert Notice.select().count() == 0
     assert gate.watched_domains() == [] and gate.verified_domains() == []
+
+
+def test_the_domains_list_shows_each_domains_health(app, admin, web, dns_zone):
+    with app.app_context():
+        app.config["DOMAIN_HEALTH_GATE"] = True
+        row = acme_domain(acme())
+        quiet = domains.add_domain(acme(), "quiet.test")
+        publish_healthy(dns_zone, row)
+        dns_zone.remove(f"_dmarc.{row.domain}")
+        gate.check_domain(row)
+    page = soup(web.get("/sending/domains"))
+    assert page.select_one(f"#domain-{row.id} td.domain-health .badge.state-fail").get_text(" ", strip=True) == \
+        "✕ Mail would be rejected"
+    assert page.select_one(f"#domain-{quiet.id} td.domain-health").get_text(strip=True) == "not checked"
+    with app.app_context():
+        dns_zone.publish(f"_dmarc.{row.domain}", DMARC)
+        gate.check_domain(row, force=True)
+    page = soup(web.get("/sending/domains"))
+    assert page.select_one(f"#domain-{row.id} td.domain-health .badge.state-ok").get_text(" ", strip=True) == "✓ Pass"
