@@ -8,6 +8,7 @@ import threading
 
 import pytest
 
+from app import settings as instance_settings
 from app.campaigns import spam_score
 from app.deliverability import spamassassin
 from app.deliverability.spamassassin import parse_address
@@ -330,3 +331,44 @@ def test_another_teams_campaign_is_not_found(app, web, ready_team):
     assert web.post(f"/campaigns/{theirs.id}/spam-score", {}, htmx=True).status_code == 404
     assert RateLimitHit.select().where(RateLimitHit.bucket == "spam-score").count() == 0
     assert Campaign.get_by_id(theirs.id).body == "<p>theirs</p>"
+
+
+# --- the address is the instance administrator's setting ----------------------------------------------
+
+def _settings_form(app, **changes):
+    with app.app_context():
+        values = instance_settings.get_settings()
+    form = {key: values[key] for key in ("base_url", "default_from_name", "default_from_email", "postal_address",
+                                         "smtp_host", "smtp_port", "smtp_tls", "smtp_username", "team_creation")}
+    form.update(changes)
+    return form
+
+
+def test_the_instance_administrator_sets_the_address_and_the_card_uses_it(app, web, ready_team, spamd):
+    team, news = ready_team
+    app.config["SPAMD_ADDRESS"] = f"127.0.0.1:{dead_port()}"  # the environment's value, overridden below
+    page = soup(web.get("/admin/settings"))
+    assert page.select_one("label[for=f-spamd_address]") is not None
+    refused = web.post("/admin/settings", _settings_form(app, spamd_address="169.254.169.254:783"), htmx=True)
+    assert refused.status_code == 422
+    assert "link-local" in soup(refused).select_one("#e-spamd_address").text
+    bad_port = web.post("/admin/settings", _settings_form(app, spamd_address="127.0.0.1:http"), htmx=True)
+    assert "not a number" in soup(bad_port).select_one("#e-spamd_address").text
+    with app.app_context():
+        assert instance_settings.get_setting("spamd_address") == app.config["SPAMD_ADDRESS"]  # nothing saved
+    assert web.post("/admin/settings", _settings_form(app, spamd_address=spamd.address)).status_code == 302
+    campaign = create_draft(web, news, body=f"<p>{GTUBE}</p>")
+    card = _card(web.post(f"/campaigns/{campaign.id}/spam-score", {}, htmx=True))
+    assert card.select_one("[data-spamassassin]")["data-spamassassin"] == "spam"
+    assert web.post("/admin/settings", _settings_form(app, spamd_address="")).status_code == 302
+    off = _card(web.post(f"/campaigns/{campaign.id}/spam-score", {}, htmx=True))
+    assert "not set up" in off.get_text(" ")
+
+
+def test_a_team_administrator_cannot_set_the_address(app, ready_team):
+    team, news = ready_team
+    _, team_admin = make_member(app, team, "admin")
+    answer = team_admin.post("/admin/settings", {"spamd_address": "203.0.113.5:783"})
+    assert answer.status_code == 403
+    with app.app_context():
+        assert instance_settings.get_setting("spamd_address") == app.config["SPAMD_ADDRESS"]

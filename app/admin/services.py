@@ -6,6 +6,7 @@ from app import security
 from app.addresses import one_address
 from app.addresses import one_line
 from app.deliverability import blocklists
+from app.deliverability import spamassassin
 from app.errors import Problem
 from app.senders.mailservers import is_loopback
 
@@ -59,6 +60,11 @@ def validate(form):
                 values[key] = blocklists.parse_zones(form.get(key), key)
             except blocklists.BlocklistError as exc:
                 errors.update(exc.errors)
+    if "spamd_address" in form:  # a form without the field keeps the stored address
+        try:
+            values["spamd_address"] = spamassassin.validate_address(form.get("spamd_address"))
+        except ValueError as exc:
+            errors["spamd_address"] = str(exc)
     if values["smtp_tls"] not in SMTP_TLS_MODES:
         errors["smtp_tls"] = "Choose a TLS mode."
     elif values["smtp_tls"] == "none" and values["smtp_host"] and not is_loopback(values["smtp_host"]):

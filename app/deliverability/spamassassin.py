@@ -110,6 +110,20 @@ def parse_address(text):
     return host, port
 
 
+def validate_address(text):
+    """The setting's value cleaned ("" turns the check off), or ValueError in words (Admin > Settings).
+
+    A literal address is checked now; a name is checked by what it resolves to at each check."""
+    text = (text or "").strip()
+    if not text:
+        return ""
+    host, port = parse_address(text)
+    found = netguard.literal(host)
+    if found is not None and (reason := _refusal(found)):
+        raise ValueError(f"{host} is {reason}: Loft will not connect to it.")
+    return text
+
+
 def _refusal(address):
     """Why spamd may not be at `address` (an ipaddress object), or None. Loopback and private are fine."""
     inner = netguard._embedded_ipv4(address) if address.version == 6 else None
