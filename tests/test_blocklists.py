@@ -191,6 +191,31 @@ def test_private_addresses_are_not_asked_about_and_unresolved_hosts_say_so(app, 
     assert not [q for q in dns_zone.queries if "spamhaus" in q[0] or "spamcop" in q[0]]
 
 
+def test_a_dead_name_server_is_could_not_check_everywhere(app, admin, web, silent_dns):
+    domain = add_domain(web)
+    add_account(acme())
+    with app.app_context():
+        blocklists.check_team(acme().id, lifetime=0.3)
+    assert statuses(acme()) == {(HOST, ""): "unknown", ("acme.example", "dbl.spamhaus.org"): "unknown"}
+    assert "did not answer" in row(acme(), HOST, "").meaning
+    assert "did not answer" in row(acme(), "acme.example", "dbl.spamhaus.org").meaning
+    assert not blocklist_notices(acme())
+    shown = rows_on_page(web.get(f"/sending/domains/{domain.id}"))
+    assert shown[(HOST, "")][0] == "unknown" and "Could not check" in shown[(HOST, "")][1]
+
+
+def test_a_misconfigured_resolver_is_said_in_words(app, admin, web):
+    domain = add_domain(web)
+    add_account(acme())
+    app.config["DNS_NAMESERVER"] = "dns.example.com"  # a name, where an IP address is needed
+    response = web.post(f"/sending/domains/{domain.id}/blocklists", htmx=True)
+    assert response.status_code == 200
+    shown = rows_on_page(response)
+    assert shown[("acme.example", "dbl.spamhaus.org")][0] == "unknown"
+    assert "LOFT_DNS_NAMESERVER must be an IP address" in shown[("acme.example", "dbl.spamhaus.org")][1]
+    assert "LOFT_DNS_NAMESERVER" in shown[(HOST, "")][1]
+
+
 def test_one_alert_per_listing_and_one_when_it_ends(app, listed, dns_zone, catcher):
     team = acme()
     with app.app_context():
@@ -271,6 +296,9 @@ def test_the_domain_page_shows_each_answer_in_words(app, listed, web):
     assert fragment.select_one(f'tr[data-target="{V4}"] .badge.state-fail').get_text() == "Listed"
     assert "Listed on 3 lists" in fragment.select_one("#blocklists-summary").get_text()
     assert "Last checked" in fragment.get_text()
+    order = [tr["data-status"] for tr in fragment.select(f'tr.blocklist-row[data-target="{V4}"]')]
+    assert order == ["listed", "unknown", "clean"]  # listings first
+    assert "(botnet, open proxy). The list says: Listed in SBL" in shown[(V4, "zen.spamhaus.org")][1]
     page = soup(web.get(f"/sending/domains/{listed.id}"))  # the full page shows what was stored
     assert len(page.select("#blocklists tr.blocklist-row")) == 7
 

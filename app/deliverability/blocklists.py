@@ -268,10 +268,9 @@ def _short(exc):
     return str(exc).split(";")[0][:200] or type(exc).__name__
 
 
-def ask_all(questions, lifetime=LIFETIME, force=False):
-    """{(kind, target, zone): ListAnswer} for every question, asked at once; cached answers reused
-    unless `force`. An unknown answer is never cached: the next check asks again."""
-    res = domain_services.resolver(lifetime)
+def ask_all(res, questions, force=False):
+    """{(kind, target, zone): ListAnswer} for every question, asked at once through `res`; cached answers
+    reused unless `force`. An unknown answer is never cached: the next check asks again."""
     server = current_app.config.get("DNS_NAMESERVER") or "system"
     answers, missing = {}, []
     now = _clock()
@@ -339,13 +338,19 @@ def check_team(team_id, force=False, lifetime=LIFETIME):
     names = [row.domain for row in SenderDomain.select(SenderDomain.domain).where(SenderDomain.team == team_id)]
     try:
         res = domain_services.resolver(lifetime)
+    except domain_services.DnsLookupError as exc:  # no resolver configured: every answer is unknown, in words
+        res, setup_error = None, str(exc)
+    if res is None:
+        addresses, failures = {}, {host: setup_error for host in hosts}
+    else:
         addresses, failures = host_addresses(res, hosts)
-    except domain_services.DnsLookupError as exc:
-        addresses, failures = {}, {host: str(exc) for host in hosts}
     public = {address: found for address, found in addresses.items() if not is_private(address)}
     questions = [("address", address, zone) for address in public for zone in address_zones] \
         + [("domain", name, zone) for name in names for zone in domain_zones]
-    answers = ask_all(questions, lifetime, force) if questions else {}
+    if res is None:
+        answers = {question: ListAnswer(UNKNOWN, meaning=f"Could not check: {setup_error}") for question in questions}
+    else:
+        answers = ask_all(res, questions, force) if questions else {}
     rows = []
     for (kind, target, zone), answer in answers.items():
         rows.append(dict(kind=kind, target=target, zone=zone, status=answer.status, codes=list(answer.codes),
@@ -423,13 +428,16 @@ def _alert(team_id, rows, listed):
 
 # --- Reading and the people's button ---------------------------------------------------------------
 
+_RANK = {LISTED: 0, UNKNOWN: 1, CLEAN: 2, SKIPPED: 3}
+
+
 def report_for(team_id, domain=None):
     """The stored answers for a page: {"domain": rows about `domain`, "addresses": {address: rows},
     "hosts": rows of hosts that did not resolve, "checked_at", "listed": how many rows say listed}."""
-    query = BlocklistStatus.select().where(BlocklistStatus.team == team_id).order_by(
-        BlocklistStatus.kind, BlocklistStatus.target, BlocklistStatus.zone)
+    rows = BlocklistStatus.select().where(BlocklistStatus.team == team_id)
     report = {"domain": [], "addresses": {}, "hosts": [], "checked_at": None, "listed": 0}
-    for row in query:
+    # Each target's listings first, then what could not be checked, then the rest.
+    for row in sorted(rows, key=lambda r: (r.kind, r.target, _RANK.get(r.status, 9), r.zone)):
         if row.kind == "domain" and domain is not None and row.target != domain:
             continue
         if row.kind == "domain":
