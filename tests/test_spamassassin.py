@@ -223,6 +223,32 @@ def test_a_silent_server_times_out_in_words(monkeypatch):
     assert not result.available and "did not answer in time" in result.problem
 
 
+def test_a_server_dripping_bytes_is_cut_off_at_the_deadline(monkeypatch):
+    """Each byte in time, the whole answer never: the deadline is for the exchange, not one read."""
+    monkeypatch.setattr(spamassassin, "CHECK_TIMEOUT", 0.5)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    stop = threading.Event()
+
+    def drip():
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(65536)
+            while not stop.wait(0.05):
+                try:
+                    connection.sendall(b"X")
+                except OSError:
+                    break
+        listener.close()
+    threading.Thread(target=drip, daemon=True).start()
+    try:
+        result = spamassassin.check(message("hello"), f"127.0.0.1:{listener.getsockname()[1]}")
+    finally:
+        stop.set()
+    assert not result.available and "did not answer in time" in result.problem
+
+
 def test_an_endless_answer_is_cut_off():
     port, _ = _one_shot_server(b"SPAMD/1.1 0 EX_OK\r\n" + b"X" * (spamassassin.MAX_RESPONSE_BYTES + 10))
     result = spamassassin.check(message("hello"), f"127.0.0.1:{port}")
