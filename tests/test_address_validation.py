@@ -251,3 +251,10 @@ def test_the_cli_without_addresses_says_what_to_give(app):
     result = app.test_cli_runner().invoke(args=["contacts", "validate"])
     assert result.exit_code == 2
     assert "Give at least one address" in result.output
+
+
+def test_an_international_domain_is_asked_for_in_punycode(zone):
+    zone.add("xn--bcher-kva.example", "MX", "10 mx.example.com.")
+    verdict = validate("Ann@Bücher.example")
+    assert (verdict.status, verdict.normalized) == ("valid", "ann@bücher.example")
+    assert asked(zone, "xn--bcher-kva.example", "MX") == 1
