@@ -41,6 +41,36 @@ def test_turn_warmup_on_from_the_keyboard_fix_a_bad_value_and_see_it_on_the_card
     page.get_by_role("button", name="Save account").click()
     expect(page).to_have_url(re.compile(r"/sending/accounts#account-\d+$"), timeout=15_000)
     expect(page.locator("article.account .warmup")).to_have_text(
-        "Warming up: day 1, 40 messages today, full volume (1,000 a day) in about 15 days")
+        "Warming up: day 1 of 15, 40 messages today, full volume (1,000 a day) in about 15 days")
     assert_fits_the_screen(page)
     shot(page, "card")
+
+
+def test_a_sender_domain_gets_a_double_daily_plan_a_bad_target_is_answered_at_its_field(page):
+    sign_up_admin(page)
+    page.goto("/sending/domains")
+    page.get_by_label("Domain").fill("acme.test")
+    page.get_by_role("button", name=re.compile("Add")).click()
+    expect(page.locator("#warmup .empty-plan")).to_contain_text("No warm-up plan")
+    warm_up = page.get_by_label("Warm up acme.test")
+    warm_up.focus()
+    page.keyboard.press("Space")
+    expect(warm_up).to_be_checked()
+    page.get_by_label("Double daily from the first day to a target").check()
+    page.get_by_label("Messages on the first day").fill("50")
+    page.get_by_label("Target a day").fill("40")
+    assert_fits_the_screen(page)
+    page.get_by_role("button", name="Save plan").click()
+    expect(page.locator("#e-warmup_target")).to_have_text(
+        "Target a day: enter more than the first day's 50 messages, or choose a fixed cap.")
+    expect(page.get_by_label("Target a day")).to_be_focused()
+    assert_accessible(page)
+    shot(page, "domain-error")
+
+    page.get_by_label("Target a day").fill("3200")
+    page.get_by_role("button", name="Save plan").click()
+    expect(page.locator("#warmup .warmup-plan")).to_have_text("Doubles daily from 50 to 3,200 a day (6 days)")
+    expect(page.locator("#warmup .warmup")).to_have_text(
+        "Warming up: day 1 of 6, 50 messages today, full volume (3,200 a day) in about 6 days")
+    assert_fits_the_screen(page)
+    shot(page, "domain-plan")

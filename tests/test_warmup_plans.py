@@ -201,3 +201,15 @@ def test_another_teams_domain_is_not_found_and_keeps_no_plan(app, admin, web):
     theirs = add_domain(app, Team.create(name="Other"), "other.test")
     assert web.post(f"/sending/domains/{theirs.id}/warmup", domain_form()).status_code == 404
     assert SenderDomain.get_by_id(theirs.id).warmup_started_on is None
+
+
+def test_the_domain_plan_form_answers_htmx_with_its_card_or_a_redirect(app, admin, web):
+    row = add_domain(app, acme(), "acme.test")
+    refused = web.post(f"/sending/domains/{row.id}/warmup", domain_form(warmup_first_day="abc"), htmx=True)
+    assert refused.status_code == 422
+    card = soup(refused)
+    assert card.select_one("section#warmup") is not None and card.select_one("h1") is None  # the card alone
+    assert card.select_one("#e-warmup_first_day").get_text() == "Messages on the first day: enter a whole number."
+    saved = web.post(f"/sending/domains/{row.id}/warmup", domain_form(), htmx=True)
+    assert saved.headers["HX-Redirect"] == f"/sending/domains/{row.id}"
+    assert SenderDomain.get_by_id(row.id).warmup_target == 800

@@ -156,7 +156,8 @@ def _render_domains(**context):
 
 
 def _render_domain(row, form=None, errors=None, status=200):
-    return render_template("sending/domain.html", domain=row, records=domain_services.dns_records(row),
+    template = "sending/_domain_warmup.html" if is_htmx() else "sending/domain.html"
+    return render_template(template, domain=row, records=domain_services.dns_records(row),
                            status=domain_services.last_status(row),
                            form=form if form is not None else domain_services.warmup_form_values(row),
                            errors=errors or {}, warmup_presets=warmup.PRESETS, warming=warmup.in_words(row),
@@ -181,6 +182,8 @@ def domain_warmup(domain_id):
         return _render_domain(row, request.form, exc.errors, 422)
     flash(f"Warm-up plan of {row.domain} saved." if row.warmup_started_on else
           f"{row.domain} has no warm-up plan now.", "success")
+    if is_htmx():  # the same page again: an anchor alone would only scroll, not reload it
+        return hx_redirect(url_for("sending.domain", domain_id=row.id))
     return redirect(url_for("sending.domain", domain_id=row.id, _anchor="warmup"))
 
 
