@@ -167,8 +167,9 @@ def test_a_list_that_does_not_answer_is_could_not_check(app, listed, dns_zone):
 
 
 def test_answers_are_cached_unless_forced_and_refusals_never(app, listed, dns_zone):
-    def asked(*suffixes):
-        return len([name for name, _ in dns_zone.queries if name.endswith(suffixes)])
+    def asked(*suffixes):  # the questions about Acme's own addresses and domain, not the lists' test points
+        return len([name for name, _ in dns_zone.queries if name.endswith(suffixes)
+                    and not name.startswith(("1.0.0.127.", "invalid."))])
 
     with app.app_context():
         blocklists.check_team(acme().id, lifetime=2)
@@ -179,6 +180,22 @@ def test_answers_are_cached_unless_forced_and_refusals_never(app, listed, dns_zo
         assert asked("barracudacentral.org.") == 4, "a could-not-check answer is asked again"
         blocklists.check_team(acme().id, force=True, lifetime=2)
         assert asked("spamhaus.org.", "spamcop.net.") == 2 * answered
+
+
+def test_a_list_that_lists_its_test_point_is_could_not_check(app, listed, dns_zone):
+    # A lapsed zone that answers every name: 127.0.0.1 and "invalid" must never be listed (RFC 5782 §5).
+    dns_zone.add("1.0.0.127.bl.spamcop.net", "A", "127.0.0.2")
+    dns_zone.add(f"{V4_NAME}.bl.spamcop.net", "A", "127.0.0.2")
+    dns_zone.add("invalid.dbl.spamhaus.org", "A", "127.0.1.2")
+    with app.app_context():
+        blocklists.check_team(acme().id, lifetime=1)
+    broken = row(acme(), V4, "bl.spamcop.net")
+    assert broken.status == "unknown" and "lists everything" in broken.meaning and broken.listed_since is None
+    assert row(acme(), "acme.example", "dbl.spamhaus.org").status == "unknown"
+    assert row(acme(), V4, "zen.spamhaus.org").status == "listed"  # a working list still counts
+    assert ("127.0.0.1", "bl.spamcop.net") not in statuses(acme())
+    [notice] = blocklist_notices(acme())
+    assert "spamcop" not in notice.text and "dbl.spamhaus.org" not in notice.text
 
 
 def test_private_addresses_are_not_asked_about_and_unresolved_hosts_say_so(app, admin, dns_zone):

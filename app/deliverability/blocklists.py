@@ -11,7 +11,9 @@ What is *not* a listing, and is shown as "could not check" instead:
     resolver, .255 over the query limit); any list may use it, so it is read that way for every list;
   - a list's own refusal codes (Spamhaus DBL 127.0.1.255: IP queries refused; SURBL 127.0.0.1: blocked);
   - an answer outside 127.0.0.0/8 (a resolver that rewrites NXDOMAIN to an advertising page);
-  - a timeout, SERVFAIL or REFUSED.
+  - a timeout, SERVFAIL or REFUSED;
+  - every answer of a list that lists its own test entry (RFC 5782 §5: 127.0.0.1 for an address list,
+    "invalid" for a domain list, never listed by a working one): a lapsed zone that answers every name.
 Saying "listed" on these would send people chasing a listing that does not exist.
 
 What is checked: every SMTP account's host, resolved to its A and AAAA addresses (an IP literal as it is),
@@ -293,6 +295,31 @@ def ask_all(res, questions, force=False):
     return answers
 
 
+# RFC 5782 §5: an IPv4 list must never list 127.0.0.1, a domain list never the name "invalid". A list that
+# does is broken or lists everything (a zone that lapsed and now answers every name), so its answers mean nothing.
+TEST_POINTS = {"address": "127.0.0.1", "domain": "invalid"}
+
+
+def _test_points(questions):
+    return list(dict.fromkeys((kind, TEST_POINTS[kind], zone) for kind, _, zone in questions))
+
+
+def _without_broken_lists(answers):
+    """The answers without the test points, and those of a list that listed its test point as unknown."""
+    broken = {(kind, zone) for (kind, target, zone), answer in answers.items()
+              if target == TEST_POINTS[kind] and answer.status == LISTED}
+    result = {}
+    for (kind, target, zone), answer in answers.items():
+        if target == TEST_POINTS[kind]:
+            continue
+        if (kind, zone) in broken:
+            answer = ListAnswer(UNKNOWN, meaning=f"Could not check: {zone} says its test entry "
+                                                 f"{TEST_POINTS[kind]} is listed, which a working list never does "
+                                                 "(RFC 5782): it is broken or lists everything.")
+        result[(kind, target, zone)] = answer
+    return result
+
+
 def host_addresses(res, hosts):
     """({address: [hosts]}, {host: why it could not be resolved}) for the SMTP hosts, A and AAAA at once."""
     def lookup(host):
@@ -350,7 +377,7 @@ def check_team(team_id, force=False, lifetime=LIFETIME):
     if res is None:
         answers = {question: ListAnswer(UNKNOWN, meaning=f"Could not check: {setup_error}") for question in questions}
     else:
-        answers = ask_all(res, questions, force) if questions else {}
+        answers = _without_broken_lists(ask_all(res, questions + _test_points(questions), force))
     rows = []
     for (kind, target, zone), answer in answers.items():
         rows.append(dict(kind=kind, target=target, zone=zone, status=answer.status, codes=list(answer.codes),
