@@ -74,6 +74,18 @@ def test_report_rules_agree_with_the_symbols_command(spamd):
     assert all(rule.description for rule in report.rules)
 
 
+def test_a_wrapped_description_is_one_rule(spamd):
+    """spamd wraps a long description onto an indented line: it stays the rule's, never a rule of its own."""
+    html = ("From: a@example.com\r\nTo: b@example.com\r\nSubject: Offers\r\nMIME-Version: 1.0\r\n"
+            "Content-Type: text/html\r\n\r\n<html><body><font color=white>Our offers this week: see the "
+            "shop</font></body></html>\r\n").encode()
+    report = spamassassin.check(html, spamd.address)
+    symbols = spamassassin.check(html, spamd.address, command=b"SYMBOLS")
+    rules = {rule.name: rule for rule in report.rules}
+    assert rules["HTML_FONT_LOW_CONTRAST"].description == "BODY: HTML font color similar or identical to background"
+    assert sorted(rules) == sorted(rule.name for rule in symbols.rules)
+
+
 def test_the_recorded_answer_of_the_real_spamd_parses(spamd):
     """The raw bytes spamd sends (status line, headers, report) give the same as check()."""
     raw = spamassassin._exchange("127.0.0.1", spamd.port, spamassassin.request_bytes(message(GTUBE)))
@@ -86,7 +98,8 @@ def test_the_recorded_answer_of_the_real_spamd_parses(spamd):
 
 # --- the parser on answers in spamd's format ----------------------------------------------------------
 
-# Recorded from spamd 4.0.1 (Debian 12, -L) for a GTUBE message; one description made long to wrap.
+# Recorded from spamd 4.0.1 (Debian 12, -L): a GTUBE message's answer, with the wrapped row and the BAYES_00 row
+# of other answers (BAYES_00 from a spamd with a trained Bayes database) put in its table.
 RECORDED_REPORT = (
     b"SPAMD/1.1 0 EX_OK\r\nContent-length: 878\r\nSpam: True ; 1000.0 / 5.0\r\n\r\n"
     b"Spam detection software, running on the system \"vm\",\nhas identified this incoming email as possible spam.\n"
@@ -97,8 +110,8 @@ RECORDED_REPORT = (
     b"-0.0 NO_RECEIVED            Informational: message has no Received headers\n"
     b" 0.0 MSGID_SHORT            Message-ID is unusually short\n"
     b"1000 GTUBE                  BODY: Generic Test for Unsolicited Bulk Email\n"
-    b" 2.5 HTML_IMAGE_ONLY_16     BODY: HTML: images with 1200-1600 bytes of words and\n"
-    b"                            a second line of description\n"
+    b" 0.7 HTML_FONT_LOW_CONTRAST BODY: HTML font color similar or identical to\n"
+    b"                            background\n"
     b"-1.9 BAYES_00               BODY: Bayes spam probability is 0 to 1%\n\n\n")
 
 
@@ -106,10 +119,9 @@ def test_the_report_table_becomes_rules_highest_first():
     result = parse_response(RECORDED_REPORT)
     assert (result.is_spam, result.score, result.threshold) == (True, 1000.0, 5.0)
     assert [(rule.name, rule.score) for rule in result.rules] == [
-        ("GTUBE", 1000.0), ("HTML_IMAGE_ONLY_16", 2.5), ("MSGID_SHORT", 0.0), ("NO_RECEIVED", -0.0),
+        ("GTUBE", 1000.0), ("HTML_FONT_LOW_CONTRAST", 0.7), ("MSGID_SHORT", 0.0), ("NO_RECEIVED", -0.0),
         ("BAYES_00", -1.9)]
-    assert result.rules[1].description == ("BODY: HTML: images with 1200-1600 bytes of words and "
-                                           "a second line of description")
+    assert result.rules[1].description == "BODY: HTML font color similar or identical to background"
     assert "NOT_A_RULE" not in [rule.name for rule in result.rules]  # the preview is not the table
 
 
