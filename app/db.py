@@ -531,8 +531,10 @@ def nothing():
 
 
 def server_default(value):
-    """DEFAULT <int> in a column's DDL (a model's constraints=[...]), for rows that raw INSERTs write
-    without the column."""
+    """DEFAULT <int> (or DEFAULT '<text>' for a str) in a column's DDL (a model's or a migration's
+    constraints=[...]), for rows that raw INSERTs write without the column."""
+    if isinstance(value, str):
+        return SQL("DEFAULT '{}'".format(value.replace("'", "''")))
     return SQL(f"DEFAULT {int(value)}")
 
 

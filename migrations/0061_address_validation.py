@@ -16,6 +16,7 @@ from peewee import TextField
 
 from app.db import IdField
 from app.db import JSONField
+from app.db import server_default
 
 
 def up(migrator, db):
@@ -59,10 +60,13 @@ def up(migrator, db):
         class Meta:
             indexes = ((("list", "id"), False),)
 
+    # A server default too: the import and the API's bulk writes insert contacts with raw many-row INSERTs
+    # that name only the columns they fill.
     migrator.migrate(
-        migrator.add_column("contact", "validation_status", CharField(default="")),
-        migrator.add_column("contact", "validation_reasons", CharField(default="")),
-        migrator.add_column("contact", "validation_suggestion", CharField(default="")),
+        migrator.add_column("contact", "validation_status", CharField(default="", constraints=[server_default("")])),
+        migrator.add_column("contact", "validation_reasons", CharField(default="", constraints=[server_default("")])),
+        migrator.add_column("contact", "validation_suggestion",
+                            CharField(default="", constraints=[server_default("")])),
         migrator.add_column("contact", "validation_checked_at", DateTimeField(null=True)),
     )
     db.create_tables([ValidationJob])

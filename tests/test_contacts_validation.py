@@ -4,9 +4,13 @@ result table). DNS is a real server on 127.0.0.1 (tests/dns_support.py's dns_zon
 import datetime
 
 import pytest
+from playhouse.migrations import Runner
 
+from app.cli import MIGRATIONS_DIR
 from app.contacts import validity
 from app.contacts.common import ContactError
+from app.db import db
+from app.db import insert_values
 from app.models import Contact
 from app.models import MailingList
 from app.models import Subscription
@@ -258,3 +262,54 @@ def test_a_job_that_fails_says_why_and_keeps_its_earlier_chunks(app, web, acme, 
     assert [c.validation_status for c in Contact.select().order_by(Contact.id)] == ["valid", "valid", ""]
     card = soup(web.get(f"/contacts/lists/{news.id}/validation")).select_one("section#list-validation")
     assert "stopped after 2 addresses" in card.select_one(".flash-error").text
+
+
+def test_the_verdict_is_a_contact_filter_so_bulk_actions_reach_the_invalid_ones(app, web, acme, news, zone):
+    good = add(acme, "pat@acme.example", news)
+    bad = add(acme, "max@nowhere.example", news)
+    unchecked = add(acme, "new@nowhere.example")
+    assert web.post(f"/contacts/lists/{news.id}/validate").status_code == 302
+    Subscription.delete().where(Subscription.contact == unchecked).execute()
+
+    card = soup(web.get(f"/contacts/lists/{news.id}/validation")).select_one("#validation-next")
+    link = card.select_one("a")["href"]
+    assert link == f"/contacts/lists/{news.id}?validation=invalid"
+    page = soup(web.get(link))
+    assert page.select_one("#f-validation option[selected]")["value"] == "invalid"
+    assert [a.text for a in page.select("#contact-results tbody td a")][:1] == ["max@nowhere.example"]
+    assert len(page.select("#contact-results tbody tr")) == 1
+    everyone = soup(web.get("/contacts/?validation=unchecked"))
+    assert [tr.select_one("a").text for tr in everyone.select("#contact-results tbody tr")] == ["new@nowhere.example"]
+
+    # "All contacts matching this filter" → Change status: only the invalid one is unsubscribed.
+    response = web.post("/contacts/bulk", {"action": "change_status", "new_status": "unsubscribed", "scope": "filter",
+                                           "list": news.id, "validation": "invalid", "confirmed": "1"})
+    assert response.status_code == 302
+    statuses = {c.id: c.status for c in Contact.select()}
+    assert statuses == {good.id: "active", bad.id: "unsubscribed", unchecked.id: "active"}
+
+
+def test_a_raw_many_row_insert_leaves_the_verdict_unchecked_and_the_migration_goes_down_and_up(app, acme, news):
+    # The import and the API's bulk insert contacts naming only the columns they fill: the server default holds.
+    with app.app_context(), db.atomic():
+        now = utcnow()
+        insert_values([Contact.team, Contact.email, Contact.domain, Contact.attributes, Contact.created_at,
+                       Contact.updated_at], 1,
+                      fixed={Contact.name: "", Contact.status: "active", Contact.source: "api",
+                             Contact.consent_source: "", Contact.consent_ip: "", Contact.consent_text: ""}
+                      ).run([acme.id, "raw@acme.example", "acme.example", "{}", now, now])
+    raw = Contact.get(Contact.email == "raw@acme.example")
+    assert (raw.validation_status, raw.validation_reasons, raw.validation_suggestion) == ("", "", "")
+    Contact.update(validation_status="risky", validation_reasons="role").where(Contact.id == raw.id).execute()
+    validity.start_job(acme, news)
+
+    runner = Runner(db.obj, MIGRATIONS_DIR)
+    rolled = runner.down(target="0061_address_validation")
+    assert rolled[-1] == "0061_address_validation"
+    assert "validation_status" not in {column.name for column in db.get_columns("contact")}
+    assert "validation_job" not in db.get_tables()
+    assert Contact.select(Contact.id, Contact.email).where(Contact.id == raw.id).get().email == "raw@acme.example"
+    assert runner.up() == rolled[::-1]
+    again = Contact.get_by_id(raw.id)
+    assert (again.validation_status, again.validation_checked_at) == ("", None)
+    assert ValidationJob.select().count() == 0

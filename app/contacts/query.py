@@ -32,6 +32,8 @@ PAGE_SIZE = 50
 # "smith" in the middle of a name, so the page scans at most this many rows
 # (newest first) and offers to continue below them.
 SEARCH_WINDOW = 50_000
+# The address check's verdicts a filter may pick (Contact.validation_status; "unchecked" is its "").
+VALIDATION_FILTERS = ("valid", "risky", "invalid", "unchecked")
 BATCH_SIZE = 500  # rows per transaction in bulk actions and exports
 
 
@@ -50,19 +52,22 @@ def segments_of(team):
 
 @dataclasses.dataclass
 class ContactFilter:
-    """What the contact list shows: search text, list, subscription status, tag, contact status, segment."""
+    """What the contact list shows: search text, list, subscription status, tag, contact status, segment, and
+    the address check's verdict."""
     q: str = ""
     list_id: int = None
     list_status: str = ""
     status: str = ""
     segment_id: int = None
     tag_id: int = None
+    validation: str = ""
 
     @classmethod
     def from_args(cls, args):
         list_status = args.get("list_status", "")
         status = args.get("status", "")
-        return cls(q=(args.get("q") or "").strip()[:200], list_id=positive_int(args.get("list")),
+        validation = args.get("validation", "")
+        return cls(validation=validation if validation in VALIDATION_FILTERS else "", q=(args.get("q") or "").strip()[:200], list_id=positive_int(args.get("list")),
                    list_status=list_status if list_status in SUBSCRIPTION_STATUSES else "",
                    status=status if status in CONTACT_STATUSES else "", segment_id=positive_int(args.get("segment")),
                    tag_id=positive_int(args.get("tag")))
@@ -70,7 +75,7 @@ class ContactFilter:
     def to_args(self):
         """URL arguments that rebuild this filter (empty ones left out)."""
         args = {"q": self.q, "list": self.list_id, "list_status": self.list_status, "status": self.status,
-                "segment": self.segment_id, "tag": self.tag_id}
+                "segment": self.segment_id, "tag": self.tag_id, "validation": self.validation}
         return {key: value for key, value in args.items() if value}
 
     @property
@@ -148,6 +153,9 @@ def filtered(team, resolved, columns=None):
     query = query.where(Contact.team == team)
     if contact_filter.status:
         query = query.where(Contact.status == contact_filter.status)
+    if contact_filter.validation:
+        verdict = "" if contact_filter.validation == "unchecked" else contact_filter.validation
+        query = query.where(Contact.validation_status == verdict)
     if resolved.segment_condition is not None:
         query = query.where(resolved.segment_condition)
     if contact_filter.q:

@@ -11,6 +11,7 @@ from peewee import TextField
 
 from app.db import BaseModel
 from app.db import JSONField
+from app.db import server_default
 from app.models.common import new_token
 from app.models.common import utcnow
 from app.models.teams import Team
@@ -53,9 +54,10 @@ class Contact(BaseModel):
     last_activity_at = DateTimeField(null=True)
     # The last address check (app/contacts/validity.py, migration 0061): "" never checked, else valid, risky
     # or invalid; the reasons are app.deliverability.validation's codes joined by commas ("role,typo").
-    validation_status = CharField(default="")
-    validation_reasons = CharField(default="")
-    validation_suggestion = CharField(default="")  # the corrected address of a typo, else ""
+    # A server default as well (migration 0061): raw many-row INSERTs (imports, the API's bulk) leave them out.
+    validation_status = CharField(default="", constraints=[server_default("")])
+    validation_reasons = CharField(default="", constraints=[server_default("")])
+    validation_suggestion = CharField(default="", constraints=[server_default("")])  # a typo's fix, else ""
     validation_checked_at = DateTimeField(null=True)
 
     class Meta:
