@@ -1,7 +1,8 @@
 """Domain health (app/deliverability/gate.py).
 
 domain_health   one row per sender domain: the last DNS check (checked_at, status, results as JSON), why
-                mail from it would be rejected (gate_reason, empty when it passes), when the failure
+                mail from it would be rejected (gate_reason, empty when it passes; gate_reasons the same per
+                From domain, "" for the domain itself, a subdomain sender's by its name), when the failure
                 began (failing_since) and when its one alert went out (alerted_at)
 domain_pause    the campaigns the gate paused, each with the reason it wrote, so only these are resumed
 """
@@ -43,6 +44,7 @@ def up(migrator, db):
         status = CharField(default="unknown")
         results = JSONField(empty=list)
         gate_reason = TextField(default="")
+        gate_reasons = JSONField(empty=dict)
         failing_since = DateTimeField(null=True)
         alerted_at = DateTimeField(null=True)
 

@@ -544,3 +544,52 @@ def test_the_domains_list_shows_each_domains_health(app, admin, web, dns_zone):
         gate.check_domain(row, force=True)
     page = soup(web.get("/sending/domains"))
     assert page.select_one(f"#domain-{row.id} td.domain-health .badge.state-ok").get_text(" ", strip=True) == "✓ Pass"
+
+
+# --- Subdomain senders: each From domain judged by its own records --------------------------------
+
+def test_dmarc_alignment_needs_an_aligned_pass_not_just_any_pass():
+    key = "s._domainkey.example.com"
+    answers = S({(key, "TXT"): ["p=KEY"],
+                 ("_dmarc.example.com", "TXT"): ["v=DMARC1; p=reject; adkim=s; rua=mailto:d@example.com"],
+                 ("news.example.com", "MX"): ["10 mx.example.com."]})
+    dkim = h.check_dkim("example.com", "s", "KEY", answers)  # passes, for d=example.com
+    spf = h.check_spf("news.example.com", answers)  # no SPF record for the subdomain
+    dmarc = h.check_dmarc("news.example.com", answers, dkim_domain="example.com", spf_domain="news.example.com")
+    [finding] = h.evaluate([dkim, spf, dmarc])["gate"]
+    assert finding.key == "alignment" and "is not aligned (strict)" in finding.reason
+    assert finding.record == {"type": "TXT", "name": "news.example.com", "value": "v=spf1 mx ~all"}
+    relaxed = S({**{k: v for k, v in answers.records.items()},
+                 ("_dmarc.example.com", "TXT"): ["v=DMARC1; p=reject; rua=mailto:d@example.com"]})
+    dmarc = h.check_dmarc("news.example.com", relaxed, dkim_domain="example.com", spf_domain="news.example.com")
+    assert h.evaluate([dkim, spf, dmarc])["gate"] == []  # relaxed: d=example.com aligns with news.example.com
+
+
+def test_a_subdomain_senders_failure_pauses_only_its_campaigns(ctx, admin, dns_zone):
+    team = acme()
+    row = acme_domain(team)
+    publish_healthy(dns_zone, row)
+    dns_zone.remove(f"_dmarc.{row.domain}")
+    dns_zone.publish(f"_dmarc.{row.domain}", "v=DMARC1; p=reject; adkim=s; rua=mailto:dmarc@acme.test")
+    dns_zone.add("mail.acme.test", "MX", "10 mx.acme.test.")
+    apex = make_campaign(team, state="sending", name="Apex")
+    sub = make_campaign(team, state="sending", name="Sub", from_email="hello@mail.acme.test")
+    draft = make_campaign(team, state="draft", name="Draft", from_email="hello@mail.acme.test")
+
+    health, done = gate.check_and_gate(row, force=True)
+    assert done["paused"] == [sub.id] and done["alerted"]
+    assert Campaign.get_by_id(apex.id).state == "sending"
+    reason = Campaign.get_by_id(sub.id).state_reason
+    assert reason.startswith("Paused: mail.acme.test: DMARC cannot pass for mail From mail.acme.test")
+    assert 'Publish TXT mail.acme.test "v=spf1 mx ~all".' in reason
+    assert set(health.gate_reasons) == {"mail.acme.test"}
+    labels = [c["label"] for c in health.results]
+    assert labels == ["SPF", "DKIM", "DMARC", "MX (bounces)", "SPF of mail.acme.test", "DMARC for mail.acme.test",
+                      "MX of mail.acme.test"]
+    assert "mail.acme.test" in gate.launch_problem(draft)
+
+    dns_zone.publish("mail.acme.test", "v=spf1 ip4:192.0.2.25 ~all")
+    health, done = gate.check_and_gate(row, force=True)
+    assert done["resumed"] == [sub.id] and health.gate_reason == "" and health.gate_reasons == {}
+    assert Campaign.get_by_id(sub.id).state == "sending" and gate.launch_problem(draft) is None
+    assert Notice.select().where(Notice.kind == "domain_health").count() == 1

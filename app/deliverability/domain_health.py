@@ -16,7 +16,8 @@ or a DNS server on loopback.
         _dmarc.<from domain>, else at the organisational domain (the public suffix list, through
         publicsuffixlist); a valid p=; alignment (adkim / aspf, relaxed or strict)
     check_mx(domain, answers)   MX, a null MX (RFC 7505 "0 ."), or at least an address (RFC 5321 §5.1)
-    evaluate(checks)   the overall status and the reasons mail would be rejected
+    evaluate(checks)   the overall status and the reasons mail would be rejected; evaluate_scope the
+        same for mail From one subdomain of the sender domain (its own SPF, DMARC and MX, the domain's DKIM)
 
 What would get mail rejected (the gate), from the providers' rules (shared reference
 deliverability.md §1: Gmail's, Yahoo's and Outlook.com's 2024 bulk-sender requirements, and the
@@ -72,6 +73,7 @@ class Check:
     record: dict | None = None  # {"type", "name", "value"}: what to publish to fix (or keep) it
     gate: bool = False
     detail: dict | None = None
+    scope: str = ""  # the From domain it is about, when not the sender domain itself (a subdomain sender)
 
     def as_dict(self):
         return asdict(self)
@@ -473,7 +475,7 @@ def check_dmarc(from_domain, answers, dkim_domain=None, spf_domain=None):
         return Check("dmarc", "DMARC", FAIL, f"The DMARC record at _dmarc.{where} has no valid policy (p=none, "
                      f"quarantine or reject), so receivers ignore it. Found: {text}", wanted, gate=True, detail=detail)
     adkim, aspf = tags.get("adkim", "r").lower()[:1] or "r", tags.get("aspf", "r").lower()[:1] or "r"
-    detail.update(adkim=adkim, aspf=aspf,
+    detail.update(adkim=adkim, aspf=aspf, from_domain=from_domain, dkim_domain=dkim_domain, spf_domain=spf_domain,
                   dkim_aligned=aligned(from_domain, dkim_domain, adkim) if dkim_domain else None,
                   spf_aligned=aligned(from_domain, spf_domain, aspf) if spf_domain else None)
     keep = {"type": "TXT", "name": f"_dmarc.{where}", "value": text}
@@ -523,6 +525,10 @@ def check_mx(domain, answers):
 
 # --- Overall ---------------------------------------------------------------------------------
 
+def worst(checks):
+    return max((c.status for c in checks), key=lambda s: _RANK[s], default=UNKNOWN)
+
+
 def evaluate(checks):
     """{"status": the worst, "gate": [the Checks that would get mail rejected], "unknown": any lookup failed}.
 
@@ -536,9 +542,36 @@ def evaluate(checks):
             and (spf.detail or {}).get("coverage") == "not covered":
         gating.append(Check("auth", "Authentication", FAIL, "mail from it would be unauthenticated: the DKIM key "
                             "does not match and SPF cannot pass.", dkim.record, gate=True))
+    dmarc = by_key.get("dmarc")
+    if dkim is not None and spf is not None and dmarc is not None and not gating \
+            and UNKNOWN not in (dkim.status, spf.status, dmarc.status) and (dmarc.detail or {}).get("dkim_domain"):
+        # DMARC passes through an aligned DKIM pass or an aligned SPF pass (RFC 7489 §4.2): each may pass
+        # on its own and still not count, e.g. d=example.com under adkim=s for mail From news.example.com.
+        found = dmarc.detail
+        dkim_counts = dkim.status == PASS and found.get("dkim_aligned")
+        spf_counts = (spf.detail or {}).get("coverage") != "not covered" and found.get("spf_aligned")
+        if not dkim_counts and not spf_counts:
+            mode = {"r": "relaxed", "s": "strict"}
+            gating.append(Check(
+                "alignment", "DMARC alignment", FAIL,
+                f"DMARC cannot pass for mail From {found['from_domain']}: the DKIM signature of "
+                f"{found['dkim_domain']} {'is not aligned (' + mode[found['adkim']] + ')' if dkim.status == PASS else 'fails'} "
+                f"and SPF for {found['spf_domain']} cannot pass. Publish its SPF record, or set adkim=r.",
+                spf.record, gate=True))
     status = max((c.status for c in checks), key=lambda s: _RANK[s], default=UNKNOWN)
     unknown = any(c.status == UNKNOWN for c in checks)
     return {"status": status, "gate": gating, "unknown": unknown}
+
+
+def evaluate_scope(checks, scope=""):
+    """evaluate() of the checks about mail From `scope` ("" the sender domain itself): its own SPF, DMARC and
+    MX, with the domain's one DKIM key (Loft signs with d=<sender domain> whatever the From subdomain)."""
+    chosen = []
+    for check in checks:
+        if check.scope == scope or (check.key == "dkim" and not check.scope):
+            base = check.key.split(":", 1)[0]
+            chosen.append(check if base == check.key else Check(**dict(check.as_dict(), key=base)))
+    return evaluate(chosen)
 
 
 def reason_words(domain, gating):
@@ -547,7 +580,8 @@ def reason_words(domain, gating):
     for check in gating:
         text = check.reason
         if not text.startswith(domain):
-            text = f"{domain}: {text[0].lower()}{text[1:]}" if text else domain
+            lowered = text[:1].lower() + text[1:] if text[1:2].islower() else text  # "DMARC ..." stays
+            text = f"{domain}: {lowered}" if text else domain
         if check.record:
             record = check.record
             text += f" Publish {record['type']} {record['name']} \"{record['value']}\"."

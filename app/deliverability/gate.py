@@ -114,18 +114,27 @@ def _sender_setup(team_id, answers):
     return addresses, includes
 
 
-def run_checks(domain_row, answers=None):
-    """The Checks of one sender domain (SPF, DKIM, DMARC, MX) over `answers` (real DNS by default)."""
+def run_checks(domain_row, answers=None, subdomains=()):
+    """The Checks of one sender domain (SPF, DKIM, DMARC, MX) over `answers` (real DNS by default), and
+    for each subdomain sender in `subdomains` its own SPF, DMARC and MX (scope = that From domain)."""
     answers = answers or DnsAnswers()
     name = domain_row.domain
     sender_ips, includes = _sender_setup(domain_row.team_id, answers)
     public_key = domains.dkim_keys(domain_row)[1]
-    # Loft signs with d=<this domain> and sends with the From address as the envelope sender, so
-    # both identifiers are this domain for mail From it.
-    return [health_checks.check_spf(name, answers, sender_ips, includes),
-            health_checks.check_dkim(name, domain_row.dkim_selector, public_key, answers),
-            health_checks.check_dmarc(name, answers, dkim_domain=name, spf_domain=name),
-            health_checks.check_mx(name, answers)]
+    # Loft signs with d=<this domain> and sends with the From address as the envelope sender, so for
+    # mail From a subdomain the DKIM domain is this one and the SPF domain the subdomain.
+    checks = [health_checks.check_spf(name, answers, sender_ips, includes),
+              health_checks.check_dkim(name, domain_row.dkim_selector, public_key, answers),
+              health_checks.check_dmarc(name, answers, dkim_domain=name, spf_domain=name),
+              health_checks.check_mx(name, answers)]
+    for sub in sorted(subdomains):
+        for check, label in ((health_checks.check_spf(sub, answers, sender_ips, includes), f"SPF of {sub}"),
+                             (health_checks.check_dmarc(sub, answers, dkim_domain=name, spf_domain=sub),
+                              f"DMARC for {sub}"),
+                             (health_checks.check_mx(sub, answers), f"MX of {sub}")):
+            check.key, check.label, check.scope = f"{check.key}:{sub}", label, sub
+            checks.append(check)
+    return checks
 
 
 def cache_minutes():
@@ -136,22 +145,54 @@ def health_of(domain_row):
     return DomainHealth.get_or_none(DomainHealth.sender_domain == domain_row.id)
 
 
-def check_domain(domain_row, force=False, now=None, answers=None):
-    """The domain's DomainHealth, checked now unless a check younger than the cache time exists."""
+def scope_of(domain_row, from_email):
+    """"" for mail From the domain itself, else the From address's subdomain of it."""
+    from_domain = (from_email or "").rpartition("@")[2].strip().strip(">").lower().rstrip(".")
+    return "" if from_domain == domain_row.domain else from_domain
+
+
+def subdomains_in_use(domain_row):
+    """The subdomains of this domain that the team's live campaigns send From (each checked on its own)."""
+    found = set()
+    live = (CampaignState.SENDING, CampaignState.SCHEDULED, CampaignState.PAUSED)
+    for campaign in Campaign.select(Campaign.team, Campaign.from_email).where(
+            (Campaign.team == domain_row.team_id) & Campaign.state.in_(live)):
+        row = domains.domain_for_sender(campaign.team_id, campaign.from_email)
+        if row is not None and row.id == domain_row.id:
+            found.add(scope_of(domain_row, campaign.from_email))
+    return found - {""}
+
+
+def _checked_scopes(health):
+    return {""} | {c.get("scope") or "" for c in (health.results or []) if isinstance(c, dict)}
+
+
+def check_domain(domain_row, force=False, now=None, answers=None, scopes=()):
+    """The domain's DomainHealth, checked now unless a check younger than the cache time exists that
+    covers every From domain asked about (`scopes`, and the subdomains live campaigns send From)."""
     now = now or utcnow()
     health = health_of(domain_row)
+    wanted = subdomains_in_use(domain_row) | {s for s in scopes if s}
     if not force and health is not None and health.checked_at is not None \
-            and now - health.checked_at < datetime.timedelta(minutes=cache_minutes()):
+            and now - health.checked_at < datetime.timedelta(minutes=cache_minutes()) \
+            and wanted <= _checked_scopes(health):
         return health
-    checks = run_checks(domain_row, answers)
-    verdict = health_checks.evaluate(checks)
-    values = {"checked_at": now, "status": verdict["status"], "results": [c.as_dict() for c in checks]}
-    if verdict["gate"]:
-        values["gate_reason"] = health_checks.reason_words(domain_row.domain, verdict["gate"])
+    checks = run_checks(domain_row, answers, wanted)
+    previous = (health.gate_reasons or {}) if health is not None else {}
+    reasons = {}
+    for scope in [""] + sorted(wanted):
+        verdict = health_checks.evaluate_scope(checks, scope)
+        if verdict["gate"]:
+            reasons[scope] = health_checks.reason_words(scope or domain_row.domain, verdict["gate"])
+        elif verdict["unknown"] and previous.get(scope):
+            reasons[scope] = previous[scope]  # nothing known for sure: the failure stands until a lookup says
+    status = health_checks.worst(checks)
+    values = {"checked_at": now, "status": status, "results": [c.as_dict() for c in checks],
+              "gate_reasons": reasons, "gate_reason": " ".join(reasons[k] for k in sorted(reasons))}
+    if reasons:
         values["failing_since"] = (health.failing_since if health is not None else None) or now
-    elif not verdict["unknown"]:
-        values.update(gate_reason="", failing_since=None, alerted_at=None)
-    # else: nothing known for sure: the episode (or its absence) stays as it was
+    else:
+        values.update(failing_since=None, alerted_at=None)
     if health is None:
         try:
             with db.atomic():
@@ -173,35 +214,50 @@ def campaigns_from(domain_row, state=CampaignState.SENDING):
     return found
 
 
+def reason_for(domain_row, health, from_email):
+    """Why mail From this address would be rejected, by the stored check ("" when it would not)."""
+    reasons = health.gate_reasons or {}
+    scope = scope_of(domain_row, from_email)
+    if scope not in _checked_scopes(health):
+        scope = ""  # a subdomain not checked yet: what is known of the domain itself
+    return reasons.get(scope, "")
+
+
 def gate_campaigns(domain_row, health, now=None):
-    """Pause or resume the domain's campaigns after a check; {"paused", "resumed": [ids], "alerted": bool}."""
+    """Pause or resume the domain's campaigns after a check; {"paused", "resumed": [ids], "alerted": bool}.
+
+    Each campaign is judged by the checks of its own From domain: a subdomain sender's failing DMARC
+    pauses its campaigns only."""
     done = {"paused": [], "resumed": [], "alerted": False}
+    for campaign in campaigns_from(domain_row):
+        found = reason_for(domain_row, health, campaign.from_email)
+        if not found:
+            continue
+        reason = f"Paused: {found}"
+        with db.atomic():
+            try:
+                states.transition(campaign, CampaignState.PAUSED, reason=reason)
+            except states.TransitionError:
+                continue  # paused, cancelled or completed meanwhile
+            DomainPause.delete().where(DomainPause.campaign == campaign.id).execute()
+            DomainPause.create(campaign=campaign.id, sender_domain=domain_row.id, reason=reason)
+        done["paused"].append(campaign.id)
+        log.warning("campaign %s paused: %s", campaign.id, reason)
     if health.gate_reason:
-        reason = f"Paused: {health.gate_reason}"
-        for campaign in campaigns_from(domain_row):
-            with db.atomic():
-                try:
-                    states.transition(campaign, CampaignState.PAUSED, reason=reason)
-                except states.TransitionError:
-                    continue  # paused, cancelled or completed meanwhile
-                DomainPause.delete().where(DomainPause.campaign == campaign.id).execute()
-                DomainPause.create(campaign=campaign.id, sender_domain=domain_row.id, reason=reason)
-            done["paused"].append(campaign.id)
-            log.warning("campaign %s paused: %s", campaign.id, reason)
         done["alerted"] = _alert_once(domain_row, health, done["paused"], now)
-        return done
-    if not health.gate_reason and health.failing_since is None:
-        for pause in list(DomainPause.select().where(DomainPause.sender_domain == domain_row.id)):
-            campaign = Campaign.get_or_none(Campaign.id == pause.campaign_id)
-            # Only a campaign still paused with our own words: a person who paused or resumed it since decides.
-            if campaign is not None and campaign.state == CampaignState.PAUSED and campaign.state_reason == pause.reason:
-                try:
-                    states.transition(campaign, CampaignState.SENDING,
-                                      reason=f"Resumed by Loft: {domain_row.domain} passes its DNS checks again.")
-                    done["resumed"].append(campaign.id)
-                except states.TransitionError:
-                    pass
-            pause.delete_instance()
+    for pause in list(DomainPause.select().where(DomainPause.sender_domain == domain_row.id)):
+        campaign = Campaign.get_or_none(Campaign.id == pause.campaign_id)
+        if campaign is not None and reason_for(domain_row, health, campaign.from_email):
+            continue  # still failing (or not known to pass)
+        # Only a campaign still paused with our own words: a person who paused or resumed it since decides.
+        if campaign is not None and campaign.state == CampaignState.PAUSED and campaign.state_reason == pause.reason:
+            try:
+                states.transition(campaign, CampaignState.SENDING,
+                                  reason=f"Resumed by Loft: {domain_row.domain} passes its DNS checks again.")
+                done["resumed"].append(campaign.id)
+            except states.TransitionError:
+                pass
+        pause.delete_instance()
     return done
 
 
@@ -241,10 +297,9 @@ def launch_problem(campaign):
     row = domains.domain_for_sender(campaign.team_id, campaign.from_email)
     if row is None:
         return None  # publish_problems says the domain is not verified
-    health = check_domain(row)
-    if health.gate_reason:
-        return f"This campaign cannot start: {health.gate_reason}"
-    return None
+    health = check_domain(row, scopes={scope_of(row, campaign.from_email)})
+    found = reason_for(row, health, campaign.from_email)
+    return f"This campaign cannot start: {found}" if found else None
 
 
 def watched_domains():

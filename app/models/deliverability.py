@@ -24,6 +24,7 @@ class DomainHealth(BaseModel):
     status = CharField(default="unknown")
     results = JSONField(empty=list)  # [Check.as_dict(), ...]
     gate_reason = TextField(default="")
+    gate_reasons = JSONField(empty=dict)  # From domain ("" the domain itself) -> its reason, when it has one
     failing_since = DateTimeField(null=True)
     alerted_at = DateTimeField(null=True)
 
