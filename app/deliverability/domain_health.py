@@ -30,8 +30,8 @@ rejection codes they answer with):
     evaluates it as a fail (RFC 7489 §4.2), so SPF cannot pass for anyone; and `+all`, which lets anyone
     send as the domain: receivers' filters treat such a record as no protection at all and it is a
     known spam signal;
-  - DMARC cannot pass: the From domain is aligned with neither the DKIM nor the SPF domain (strict
-    adkim / aspf), Gmail 4.7.32;
+  - DMARC cannot pass: neither an aligned DKIM pass nor an aligned SPF pass is possible (e.g. Loft's
+    d=example.com under adkim=s for mail From news.example.com, whose own SPF is missing), Gmail 4.7.32;
   - the domain has neither MX nor address records: receivers that check the envelope domain refuse
     mail from a domain nobody can answer (Postfix reject_unknown_sender_domain).
 A null MX, `?all`, no `all`, a missing rua address and an SPF coverage Loft cannot know are warnings:

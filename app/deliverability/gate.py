@@ -10,6 +10,10 @@
     check_and_gate(domain_row, force)       both; what the tasks and "Check now" call
     launch_problem(campaign)                why a campaign must not start now (publishing.start refuses)
 
+Each campaign is judged by its own From domain: the domain itself, or a subdomain it covers (news.example.com
+under a verified example.com), which gets its own SPF, DMARC and MX checks beside the domain's DKIM key
+(DomainHealth.gate_reasons holds the reason per From domain).
+
 A lookup that failed (timeout, SERVFAIL) is "unknown": it neither starts nor ends a failure episode, so
 a flaky resolver never pauses a campaign and never resumes one that a real failure paused. Scheduled
 campaigns are not paused (a campaign that has not started has nothing to stop): the minute tick does not
