@@ -288,9 +288,9 @@ def test_the_campaign_page_says_it_waits_for_tomorrow_while_the_warmup_holds_it(
                                         warmup_first_day=5, warmup_growth_percent=50)
         assert run(campaign.id).reason == reached(5)
     notice = soup(web.get(f"/campaigns/{campaign.id}/progress")).select_one(".waiting-warmup")
-    assert notice.get_text(" ", strip=True) == ("Waiting for tomorrow: SMTP account “Loopback” reached its warm-up "
-                                                "limit for today (5 messages). Sending resumes tomorrow, when the "
-                                                "limit grows.")
+    assert notice.get_text(" ", strip=True) == ("Waiting for the warm-up allowance: SMTP account “Loopback” reached "
+                                                "its warm-up limit for today (5 messages). Sending resumes by itself "
+                                                "when the allowance is back.")
     assert notice.select_one("a")["href"] == f"/sending/accounts#account-{account.id}"
 
     SmtpAccount.update(warmup_started_on=None).execute()  # turned off: the campaign no longer waits for it

@@ -11,6 +11,7 @@ import zoneinfo
 import pytest
 
 from app.campaigns import schedule
+from app.campaigns import states
 from app.models import Campaign
 from app.models import Contact
 from app.models import MailingList
@@ -67,7 +68,8 @@ def test_a_domain_plan_caps_every_account_and_both_runs_together(ctx, smtp):
     one = make_account(team, server.port, name="One", max_connections=2)
     two = make_account(team, server.port, name="Two", max_connections=2)
     domain_plan(team, first_day=13)  # not a multiple of the block
-    campaigns, results = two_campaigns_sent_at_once(ctx, team)
+    # Each campaign larger than the allowance, so neither finishes holding a permit it no longer needs.
+    campaigns, results = two_campaigns_sent_at_once(ctx, team, recipients=20)
 
     assert server.handler.total() == 13
     assert sum(statuses(c).get("sent", 0) for c in campaigns) == 13
@@ -191,6 +193,19 @@ def test_a_campaign_paused_while_it_waits_is_not_sent_by_its_scheduled_run(ctx, 
     (task,) = scheduled_sends()
     huey.execute(task, timestamp=task.eta)
     assert statuses(campaign) == {"sent": 2, "queued": 4} and Campaign.get_by_id(campaign.id).state == "paused"
+
+
+def test_a_plan_turned_off_lets_the_waiting_campaign_go_on_at_the_next_tick(ctx, smtp):
+    server = smtp()
+    team = make_team()
+    campaign, _, account = launched(team, 6, server.port, **fixed(3))
+    sending_tasks.send_campaign(campaign.id)
+    sending_tasks.tick()
+    assert statuses(campaign) == {"sent": 3, "queued": 3}  # the tick leaves it waiting
+    SmtpAccount.update(warmup_started_on=None).where(SmtpAccount.id == account.id).execute()
+    assert states.stop_waiting(team.id) == 1  # what saving the account's or a domain's plan does
+    sending_tasks.tick()
+    assert statuses(campaign) == {"sent": 6} and Campaign.get_by_id(campaign.id).state == "completed"
 
 
 # --- Most engaged first ----------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import datetime
 
 import pytest
 
+from app.models import Campaign
 from app.models import SenderDomain
 from app.models import SmtpAccount
 from app.models import Team
@@ -213,3 +214,13 @@ def test_the_domain_plan_form_answers_htmx_with_its_card_or_a_redirect(app, admi
     saved = web.post(f"/sending/domains/{row.id}/warmup", domain_form(), htmx=True)
     assert saved.headers["HX-Redirect"] == f"/sending/domains/{row.id}"
     assert SenderDomain.get_by_id(row.id).warmup_target == 800
+
+
+def test_saving_a_plan_releases_the_teams_campaigns_waiting_under_the_old_one(app, admin, web):
+    row = add_domain(app, acme(), "acme.test")
+    later = utcnow() + datetime.timedelta(hours=20)
+    mine = Campaign.create(team=acme(), name="Mine", state="sending", waiting_until=later)
+    theirs = Campaign.create(team=Team.create(name="Other"), name="Theirs", state="sending", waiting_until=later)
+    assert web.post(f"/sending/domains/{row.id}/warmup", domain_form(target="5000")).status_code == 302
+    assert Campaign.get_by_id(mine.id).waiting_until is None
+    assert Campaign.get_by_id(theirs.id).waiting_until == later  # another team's campaigns are not touched

@@ -64,3 +64,24 @@ def transition(campaign, target, reason=""):
         raise TransitionError(f"The campaign changed meanwhile (it is now {LABELS[fresh.state].lower()}). "
                               "Reload the page.")
     return Campaign.get_by_id(campaign.id)
+
+
+# --- Waiting for a warm-up plan's allowance (still "sending") -------------------------------------------
+
+def wait_until(campaign_id, moment):
+    """Record when a warm-up plan lets the sending campaign go on (Campaign.waiting_until, UTC). True when
+    that changed it, or the time stored has passed (the scheduled run itself found no room yet): one
+    conditional UPDATE, so of several runs stopping at once one schedules the continuation."""
+    return bool(Campaign.update(waiting_until=moment)
+                .where((Campaign.id == campaign_id)
+                       & (Campaign.waiting_until.is_null() | (Campaign.waiting_until != moment)
+                          | (Campaign.waiting_until <= utcnow())))
+                .execute())
+
+
+def stop_waiting(team_id):
+    """A warm-up plan of the team changed (raised, or turned off): its waiting campaigns no longer wait for
+    the time computed under the old plan; the minute tick continues them (their scheduled run, if it
+    comes, finds them sent or sends what is left). Returns how many waited."""
+    return (Campaign.update(waiting_until=None)
+            .where((Campaign.team == team_id) & Campaign.waiting_until.is_null(False)).execute())

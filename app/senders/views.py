@@ -11,6 +11,7 @@ from flask import render_template
 from flask import request
 from flask import url_for
 
+from app.campaigns import states
 from app.htmx import hx_redirect
 from app.htmx import is_htmx
 from app.models import SenderDomain
@@ -38,6 +39,7 @@ def _render_form(account, form, status=200, **context):
 
 
 def _saved(account, warnings, message):
+    states.stop_waiting(g.team.id)  # a changed plan or limit: campaigns waiting for the old one go on
     flash(message, "success")
     for warning in warnings:
         flash(warning, "warning")
@@ -180,6 +182,7 @@ def domain_warmup(domain_id):
         row = domain_services.save_warmup_plan(row, request.form, account_services.whole_number)
     except domain_services.DomainError as exc:
         return _render_domain(row, request.form, exc.errors, 422)
+    states.stop_waiting(g.team.id)  # campaigns waiting under the old plan go on (the minute tick)
     flash(f"Warm-up plan of {row.domain} saved." if row.warmup_started_on else
           f"{row.domain} has no warm-up plan now.", "success")
     if is_htmx():  # the same page again: an anchor alone would only scroll, not reload it

@@ -109,20 +109,9 @@ def capped_result(campaign, capped, run, result):
     if not planned and domain is None:
         return RunResult("waiting", again=True, delay=300, reason=reason, **result)
     resume_at = shares.allowance_back_at(capped, domain, now).replace(microsecond=0)
-    new_wait = wait_until(campaign.id, resume_at)
+    new_wait = states.wait_until(campaign.id, resume_at)
     return RunResult("waiting", again=True, delay=max(0.0, (resume_at - now).total_seconds()), reason=reason,
                      resume_at=resume_at, new_wait=new_wait, **result)
-
-
-def wait_until(campaign_id, moment):
-    """Record when a warm-up plan lets the campaign send again; True when that changed it, or the time
-    stored has passed (the scheduled run itself found no room yet): one conditional UPDATE, so of several
-    runs stopping at once one schedules the continuation."""
-    return bool(Campaign.update(waiting_until=moment)
-                .where((Campaign.id == campaign_id)
-                       & (Campaign.waiting_until.is_null() | (Campaign.waiting_until != moment)
-                          | (Campaign.waiting_until <= utcnow())))
-                .execute())
 
 
 def pause_campaign(campaign, reason, hooks):
