@@ -341,6 +341,11 @@ def test_a_scheduled_campaign_waits_for_its_domain_and_starts_once_it_passes(ctx
     campaign = make_campaign(team, [mailing_list], state="scheduled", scheduled_at=utcnow())
     sending_tasks.tick.call_local()
     assert Campaign.get_by_id(campaign.id).state == "scheduled"  # not started, not sent back to draft
+    # The 5-minute task watches its domain too: the admins hear of it once.
+    assert gate.watched_domains() == [row]
+    deliverability_tasks.check_sending_domains.call_local()
+    [notice] = Notice.select().where(Notice.kind == "domain_health")
+    assert "Campaigns from it will not start until the domain passes its checks." in notice.text
     dns_zone.publish(f"_dmarc.{row.domain}", DMARC)
     gate.check_domain(row, force=True)
     ctx.config["SEND_MAX_IN_RUN_WAIT"] = 0.2

@@ -306,12 +306,15 @@ def launch_problem(campaign):
     return f"This campaign cannot start: {found}" if found else None
 
 
-def watched_domains():
-    """Verified domains with a campaign sending or paused by the gate: checked every few minutes."""
+def watched_domains(now=None):
+    """Verified domains with a campaign sending, due to start, or paused by the gate: checked every few
+    minutes (a due scheduled campaign that waits for its domain is how its admins hear of it soon)."""
     ids = {row.sender_domain_id for row in DomainPause.select(DomainPause.sender_domain)}
     rows = list(SenderDomain.select().where(SenderDomain.verified_at.is_null(False)))
     by_team = {}
-    for campaign in Campaign.select(Campaign.team, Campaign.from_email).where(Campaign.state == CampaignState.SENDING):
+    due = (Campaign.state == CampaignState.SCHEDULED) & (Campaign.scheduled_at <= (now or utcnow()))
+    for campaign in Campaign.select(Campaign.team, Campaign.from_email).where(
+            (Campaign.state == CampaignState.SENDING) | due):
         by_team.setdefault(campaign.team_id, set()).add(campaign.from_email)
     for team_id, addresses in by_team.items():
         for address in addresses:
