@@ -158,7 +158,7 @@ def test_bad_addresses_are_refused(text):
         parse_address(text)
 
 
-# --- unavailable, refused, oversize: a Result in words, never an exception ------------------------------
+# --- unavailable, refused, oversize: a SpamVerdict in words, never an exception ------------------------------
 
 def test_nothing_listening_is_not_available_in_words():
     address = f"127.0.0.1:{dead_port()}"

@@ -48,7 +48,7 @@ def rendered_message(team, campaign, contact=None, variant=None):
 
 
 def score(team, campaign, contact=None, variant=None):
-    """SpamAssassin's Result for the campaign's message (spamassassin.Result; `available` False in words
+    """SpamAssassin's SpamVerdict for the campaign's message (spamassassin.SpamVerdict; `available` False in words
     when spamd is not set up or not answering); SpamScoreError when no check could be made."""
     address = settings.get_setting("spamd_address")
     if not (address or "").strip():

@@ -16,7 +16,7 @@ and address rules: never link-local, which includes cloud metadata services, mul
 reserved addresses), and the connection goes to the exact address checked. Loopback and private-network
 addresses are allowed: spamd on this machine or the local network is the normal case.
 
-check() never raises for a spamd that is absent, slow or confused: it returns a Result with `available`
+check() never raises for a spamd that is absent, slow or confused: it returns a SpamVerdict with `available`
 False and `problem` in words, which the card shows with how to enable SpamAssassin.
 """
 import ipaddress
@@ -45,20 +45,20 @@ _CONTINUATION = re.compile(r"^\s{10,}(\S.*?)\s*$")  # a long description wraps o
 
 
 @dataclass(frozen=True)
-class Rule:
+class SpamRule:
     name: str
     score: float
     description: str
 
 
 @dataclass
-class Result:
+class SpamVerdict:
     """What spamd said, or why it could not be asked (`available` False, `problem` in words)."""
     available: bool
     score: float = 0.0
     threshold: float = 5.0
     is_spam: bool = False
-    rules: list = field(default_factory=list)  # Rule, highest score first
+    rules: list = field(default_factory=list)  # SpamRule, highest score first
     problem: str = ""
     address: str = ""
     size: int = 0
@@ -72,11 +72,11 @@ class Result:
 
 
 def unavailable(problem, address="", size=0):
-    return Result(available=False, problem=problem, address=address, size=size)
+    return SpamVerdict(available=False, problem=problem, address=address, size=size)
 
 
 class SpamdAnswerError(Problem):
-    """An answer that is not SPAMD/1.x as expected; check() turns it into an unavailable Result."""
+    """An answer that is not SPAMD/1.x as expected; check() turns it into an unavailable SpamVerdict."""
 
 
 def parse_address(text):
@@ -175,12 +175,12 @@ def parse_report(text):
             rules.append([match.group(2), float(match.group(1)), match.group(3)])
         elif rules and (more := _CONTINUATION.match(line)):
             rules[-1][2] = f"{rules[-1][2]} {more.group(1)}".strip()
-    parsed = [Rule(name, score, description) for name, score, description in rules]
+    parsed = [SpamRule(name, score, description) for name, score, description in rules]
     return sorted(parsed, key=lambda rule: (-rule.score, rule.name))
 
 
 def parse_response(raw, command=b"REPORT"):
-    """A Result from spamd's whole answer (bytes); SpamdAnswerError when it is not a SPAMD answer or an error."""
+    """A SpamVerdict from spamd's whole answer (bytes); SpamdAnswerError when it is not a SPAMD answer or an error."""
     head, separator, body = raw.partition(b"\r\n\r\n")
     if not separator:
         head, body = raw.rstrip(b"\r\n"), b""
@@ -199,13 +199,13 @@ def parse_response(raw, command=b"REPORT"):
     spam = _SPAM.match(headers.get("spam", ""))
     if not spam:
         raise SpamdAnswerError("spamd's answer has no “Spam: … ; score / threshold” line.")
-    result = Result(available=True, is_spam=spam.group(1).lower() in ("true", "yes"),
+    result = SpamVerdict(available=True, is_spam=spam.group(1).lower() in ("true", "yes"),
                     score=float(spam.group(2)), threshold=float(spam.group(3)))
     text = body.decode("utf-8", "replace")
     if command == b"REPORT":
         result.rules = parse_report(text)
     elif command == b"SYMBOLS":
-        result.rules = [Rule(name.strip(), 0.0, "") for name in text.strip().split(",") if name.strip()]
+        result.rules = [SpamRule(name.strip(), 0.0, "") for name in text.strip().split(",") if name.strip()]
     return result
 
 
@@ -235,7 +235,7 @@ def check(message, address_text, command=b"REPORT", resolver=None):
     """SpamAssassin's verdict on `message` (bytes, CRLF lines) from the spamd at `address_text` ("host:port").
 
     Never raises for spamd's sake: an unset, refused, unreachable, slow or odd spamd, and a message over
-    MAX_MESSAGE_BYTES, give a Result with available False and the reason in `problem`."""
+    MAX_MESSAGE_BYTES, give a SpamVerdict with available False and the reason in `problem`."""
     size = len(message)
     if not (address_text or "").strip():
         return unavailable("SpamAssassin is not set up on this Loft (no spamd address is set).", size=size)
