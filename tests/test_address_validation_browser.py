@@ -13,6 +13,9 @@ expect = pytest.importorskip("playwright.sync_api", reason="Playwright is not in
                              "(`make test` installs it from requirements-dev.txt)").expect
 
 from browser_support import DESKTOP
+from browser_support import PHONE
+from browser_support import assert_accessible
+from browser_support import assert_fits_the_screen
 from browser_support import sign_up_admin
 
 from app.contacts import validity
@@ -110,3 +113,36 @@ def test_a_sign_up_typo_is_fixed_with_one_click(app, page, live_server, zone):
     page.get_by_role("button", name="Use ann@gmail.com").click()
     expect(page.locator("#e-email")).to_have_count(0)
     assert Contact.get(Contact.email == "ann@gmail.com").team_id == team.id
+
+
+@pytest.mark.parametrize("size", [PHONE, DESKTOP], ids=["phone", "desktop"])
+def test_the_validation_cards_and_the_typo_question_are_accessible_and_fit_a_phone(app, page, zone, size):
+    app.config.update(SIGNUP_CHECK_DOMAINS=True, SIGNUP_MIN_SECONDS=0)
+    sign_up_admin(page)
+    page.set_viewport_size(size)
+    team = Team.get()
+    news = MailingList.create(team=team, name="News", visibility="public")
+    seed(team, news, ["pat@acme.example", "info@acme.example", "a-rather-long-address-for-a-phone@nomail.example",
+                      "kim@gmail.con"])
+    with app.app_context():
+        validity.run_job(validity.start_job(team, news).id)
+    contact = Contact.get(Contact.email == "kim@gmail.con")
+    for path in (f"/contacts/lists/{news.id}", f"/contacts/lists/{news.id}/validation", f"/contacts/{contact.id}"):
+        page.goto(path)
+        if path.endswith(f"/{contact.id}"):
+            page.locator("#validation").get_by_role("button", name="Validate").click()
+            expect(page.locator("#validation")).to_have_attribute("data-status", "invalid")
+        assert_accessible(page)
+        assert_fits_the_screen(page)
+    running = validity.start_job(team, news)
+    page.goto(f"/contacts/lists/{news.id}")
+    expect(page.locator("#list-validation progress")).to_be_visible()
+    assert_accessible(page)
+    with app.app_context():
+        validity.cancel_job(running)
+    page.goto(f"/f/{news.public_id}")
+    page.get_by_label("Email address").fill("ann@gmial.com")
+    page.get_by_role("button", name="Subscribe").click()
+    expect(page.get_by_role("button", name="Use ann@gmail.com")).to_be_visible()
+    assert_accessible(page)
+    assert_fits_the_screen(page)
