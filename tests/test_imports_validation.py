@@ -12,6 +12,7 @@ from tests.accounts_support import make_member
 from tests.conftest import soup
 from tests.imports_support import rejects_of
 from tests.imports_support import run_file
+from tests.imports_support import uploaded_job
 
 FILE = ("email,name\n"
         "ann@example.com,Ann\n"
@@ -127,3 +128,13 @@ def test_only_those_who_manage_settings_set_the_policy(app, team):
     response = client.post("/teams/settings", {"name": "Acme", "time_zone": "UTC", "import_validation": "flag"})
     assert response.status_code == 403
     assert Team.get_by_id(team.id).import_validation == "off"
+
+
+def test_the_mapping_page_says_which_checks_the_import_will_make(web, team):
+    job = uploaded_job(web, FILE)
+    note = soup(web.get(f"/imports/{job.id}/map")).select_one("#address-checks")
+    assert "Off: only check that each address is well-formed" in note.text
+    assert note.select_one("a")["href"] == "/teams/settings#f-import_validation"
+    set_policy(team, "reject")
+    note = soup(web.get(f"/imports/{job.id}/map")).select_one("#address-checks")
+    assert "Reject invalid" in note.text

@@ -21,6 +21,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from app.contacts.fields import fields_of
 from app.contacts.lists import lists_of
 from app.htmx import is_htmx
+from app.imports import screening
 from app.imports import services
 from app.imports.services import ImportProblem
 from app.models import ImportJob
@@ -109,7 +110,8 @@ def _render_map(job, sniffed, mapping, list_ids, mode, error=None, errors=None, 
     return render_template("imports/map.html", job=job, sniffed=sniffed, mapping=mapping,
                            choices=services.column_choices(sniffed.columns, fields),
                            lists=lists_of(g.team), list_ids={str(i) for i in list_ids}, mode=mode,
-                           size=_size(job.path), error=error, errors=errors or {}), status
+                           size=_size(job.path), error=error, errors=errors or {},
+                           address_checks=screening.POLICIES.get(g.team.import_validation, "")), status
 
 
 def _size(path):
