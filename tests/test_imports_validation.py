@@ -138,3 +138,15 @@ def test_the_mapping_page_says_which_checks_the_import_will_make(web, team):
     set_policy(team, "reject")
     note = soup(web.get(f"/imports/{job.id}/map")).select_one("#address-checks")
     assert "Reject invalid" in note.text
+
+
+def test_the_api_bulk_upsert_follows_the_policy_and_names_the_refused_rows(api, zone, quick_dns):
+    Team.update(import_validation="reject").where(Team.name == "Acme").execute()
+    body = {"contacts": [{"email": "ann@example.com"}, {"email": "bo@missing.example.com"},
+                         {"email": "sales@example.com"}]}
+    job = api.post("/api/v1/contacts/bulk", json=body).get_json()
+    polled = api.get(f"/api/v1/jobs/{job['id']}").get_json()
+    assert (polled["status"], polled["created"], polled["rejected"]) == ("done", 2, 1), polled
+    assert [(e["index"], e["field"]) for e in polled["errors"]] == [(1, "email")]
+    assert "the domain does not exist" in polled["errors"][0]["message"]
+    assert tag_names("sales@example.com") == ["validation: risky (role)"]
