@@ -320,6 +320,18 @@ def test_the_domain_page_shows_each_answer_in_words(app, listed, web):
     assert len(page.select("#blocklists tr.blocklist-row")) == 7
 
 
+def test_the_domains_list_says_which_are_listed(app, listed, web):
+    second = add_domain(web, "second.example")
+    assert soup(web.get("/sending/domains")).select_one(f"#domain-{listed.id} .domain-blocklists").get_text() \
+        == "not checked"
+    web.post(f"/sending/domains/{listed.id}/blocklists")
+    page = soup(web.get("/sending/domains"))
+    badge = page.select_one(f"#domain-{listed.id} .domain-blocklists a.badge.state-fail")
+    assert badge.get_text() == "Listed on 3 lists" and badge["href"].endswith(f"/sending/domains/{listed.id}#blocklists")
+    # The team's SMTP addresses are listed twice on ZEN: every domain sent through them says so.
+    assert page.select_one(f"#domain-{second.id} .domain-blocklists").get_text() == "Listed on 2 lists"
+
+
 def test_another_domain_of_the_team_shows_only_its_own_domain_rows(app, listed, web):
     second = add_domain(web, "second.example")
     web.post(f"/sending/domains/{listed.id}/blocklists")

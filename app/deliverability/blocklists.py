@@ -289,6 +289,8 @@ def ask_all(res, questions, force=False):
         answers.update(fresh)
         expires = _clock() + CACHE_SECONDS
         with _cache_lock:
+            for key in [key for key, (until, _) in _cache.items() if until <= now]:
+                del _cache[key]  # expired: the cache holds at most what the last 15 minutes asked
             for question, answer in fresh.items():
                 if answer.status != UNKNOWN:
                     _cache[(server, query_name(*question))] = (expires, answer)
