@@ -71,6 +71,11 @@ def test_validate_on_the_contact_page_swaps_the_card_and_keeps_the_verdict(app, 
         "invalid", "no_domain,disposable,role,typo", "info@gmail.com")
     assert stored.validation_checked_at is not None
 
+    # The contact's data export carries it (the suggestion is a form of the address).
+    exported = web.get(f"/contacts/{contact.id}/export.json").get_json()
+    assert exported["address_check"]["reasons"] == ["no_domain", "disposable", "role", "typo"]
+    assert exported["address_check"]["suggestion"] == "info@gmail.com"
+
     # The page shows what was stored, without checking again.
     zone.queries.clear()
     again = soup(web.get(f"/contacts/{contact.id}")).select_one("section#validation")

@@ -59,6 +59,11 @@ def export_data(team, contact):
             "source": contact.source, "created_at": _when(contact.created_at),
             "updated_at": _when(contact.updated_at), "last_activity_at": _when(contact.last_activity_at),
         },
+        # The last address check (contacts/validity.py): its suggestion is a form of the address.
+        "address_check": {"status": contact.validation_status,
+                          "reasons": [code for code in contact.validation_reasons.split(",") if code],
+                          "suggestion": contact.validation_suggestion,
+                          "checked_at": _when(contact.validation_checked_at)},
         "attributes": [{"key": key, "label": fields[key].label if key in fields else key, "value": value}
                        for key, value in sorted(attributes.items())],
         "consent": {"source": contact.consent_source, "at": _when(contact.consent_at),
