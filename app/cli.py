@@ -27,6 +27,7 @@ from app.db import id_high_water
 from app.db import open_database
 from app.db import raise_id_counters
 from app.deliverability import validation_cli
+from app.deliverability.dmarc.cli import dmarc_cli
 from app.imports import cli as imports_cli
 from app.submission.cli import submission_cli
 from tasks import huey
@@ -309,3 +310,4 @@ def init_app(app):
     app.cli.add_command(ai_cli)  # `flask ai generate`
     app.cli.add_command(api_keys_cli)  # `flask api-keys create`
     app.cli.add_command(submission_cli)  # `flask submission run`
+    app.cli.add_command(dmarc_cli)  # `flask dmarc parse`
