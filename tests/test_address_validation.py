@@ -51,6 +51,9 @@ def test_syntax_errors_are_invalid_without_asking_dns(zone):
         assert verdict.status == "invalid", raw
         assert verdict.reasons == ("syntax",)
         assert verdict.normalized == ""
+        assert verdict.message.startswith("This is not a valid email address: ")
+    assert "@-sign" in validate("no-at-sign").message  # email-validator's own reason
+    assert validate("  ").message == "This is not a valid email address: There is no address."
     assert zone.queries == []
 
 

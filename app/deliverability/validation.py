@@ -155,11 +155,14 @@ class _Reporter:
 
 
 def _parse(raw):
-    """(normalized address or "", the local part's reasons)."""
+    """(normalized address, the local part's reasons), or ("", email-validator's reason) for bad syntax."""
+    text = raw if isinstance(raw, str) else ""
+    if not text.strip():
+        return "", "There is no address."
     try:
-        normalized = addresses.normalise_email(raw if isinstance(raw, str) else "")
-    except addresses.InvalidEmail:
-        return "", ("syntax",)
+        normalized = addresses.normalise_email(text)
+    except addresses.InvalidEmail as exc:
+        return "", str(exc)
     local = normalized.rpartition("@")[0]
     return normalized, ("role",) if local.partition("+")[0] in ROLE_LOCAL_PARTS else ()
 
@@ -174,9 +177,9 @@ class _DomainFacts(dict):
 
 
 def _verdict(raw, normalized, reasons, outcomes, about):
-    if not normalized:
+    if not normalized:  # `reasons` is email-validator's words for what is wrong
         return Verdict(raw if isinstance(raw, str) else "", "", "invalid", ("syntax",), "",
-                       REASON_WORDS["syntax"] + ".")
+                       f"{REASON_WORDS['syntax']}: {reasons}")
     local, _, domain = normalized.rpartition("@")
     found = []
     outcome = outcomes.get(domain)
