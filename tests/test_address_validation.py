@@ -62,6 +62,15 @@ def test_the_implicit_mx_an_a_or_aaaa_record_is_enough(zone):
     assert validate("bo@v6-only.example.org").status == "valid"
 
 
+def test_an_address_record_mail_cannot_reach_is_no_implicit_mx(zone):
+    for n, address in enumerate(("127.0.0.1", "10.1.2.3", "192.168.0.9", "169.254.1.1", "::1", "fd00::25")):
+        zone.add(f"private{n}.example.org", "AAAA" if ":" in address else "A", address)
+        assert validate(f"bo@private{n}.example.org").reasons == ("no_domain",), address
+    zone.add("mixed.example.org", "A", "10.0.0.1")
+    zone.add("mixed.example.org", "A", "198.51.100.7")
+    assert validate("bo@mixed.example.org").status == "valid"
+
+
 def test_no_domain_for_nxdomain_and_for_a_name_without_mx_or_address(zone):
     for address in ("bo@missing.example.com", "bo@txt-only.example.net"):
         verdict = validate(address)

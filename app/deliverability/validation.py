@@ -27,6 +27,7 @@ A Verdict's status is "invalid" for a reason mail cannot be delivered (syntax, n
 """
 import asyncio
 import dataclasses
+import ipaddress
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -419,11 +420,25 @@ async def _lookup(where, domain, lifetime):
 
 
 async def _has(where, name, rdtype, lifetime):
-    """True / False whether `name` has records of `rdtype`; None when the server did not answer."""
+    """True / False whether `name` has an address of `rdtype` that mail could reach; None when the server
+    did not answer."""
     try:
-        await where.resolve(name, rdtype, lifetime=lifetime, search=False)
-        return True
+        answer = await where.resolve(name, rdtype, lifetime=lifetime, search=False)
     except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
         return False
     except dns.exception.DNSException:
         return None
+    return any(_reachable(record.address) for record in answer)
+
+
+_UNREACHABLE = tuple(ipaddress.ip_network(n) for n in (
+    "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12", "192.168.0.0/16",
+    "224.0.0.0/3", "::/127", "fc00::/7", "fe80::/10", "ff00::/8"))
+
+
+def _reachable(address):
+    """Whether mail from elsewhere could reach `address`: not this host, a private or shared network
+    (RFC 1918, RFC 6598, RFC 4193), link-local or multicast. (email-validator asks for a globally
+    routable address; the documentation ranges of RFC 5737 / RFC 3849 stay usable, for tests.)"""
+    ip = ipaddress.ip_address(address)
+    return not any(ip in network for network in _UNREACHABLE if network.version == ip.version)
