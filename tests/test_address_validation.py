@@ -1,6 +1,8 @@
 """Address validation (app/deliverability/validation.py) against a real DNS server on 127.0.0.1."""
 import json
+import re
 import time
+from pathlib import Path
 
 import pytest
 
@@ -270,3 +272,47 @@ def test_an_international_domain_is_asked_for_in_punycode(zone):
     verdict = validate("Ann@Bücher.example")
     assert (verdict.status, verdict.normalized) == ("valid", "ann@bücher.example")
     assert asked(zone, "xn--bcher-kva.example", "MX") == 1
+
+
+def single_edits(name):
+    """Every name one deletion, substitution, insertion or neighbour transposition away from `name`."""
+    letters = "abcdefghijklmnopqrstuvwxyz0123456789-"
+    found = set()
+    for i in range(len(name) + 1):
+        for c in letters:
+            found.add(name[:i] + c + name[i:])
+        if i < len(name):
+            found.add(name[:i] + name[i + 1:])
+            found.update(name[:i] + c + name[i + 1:] for c in letters)
+        if i + 1 < len(name):
+            found.add(name[:i] + name[i + 1] + name[i] + name[i + 2:])
+    return found - {name, ""}
+
+
+def test_typos_generalise_to_every_single_edit_of_a_provider_name():
+    # Not a list of known pairs: every one-edit slip of every provider suggested (gmail, hotmail, outlook, ...).
+    total = corrected = 0
+    for target in ("gmail.com", "yahoo.com", "hotmail.com", "outlook.com", "icloud.com", "protonmail.com"):
+        name, _, rest = target.partition(".")
+        for typed in single_edits(name):
+            domain = f"{typed}.{rest}"
+            if domain in validation.PROVIDERS:
+                continue
+            total += 1
+            corrected += suggest_domain(domain) == target
+    assert total > 2_000
+    assert corrected / total > 0.99, (corrected, total)
+
+
+def test_real_domains_from_the_corpus_get_no_suggestion():
+    # Domains of addresses in real bounce and complaint messages: none of them is a typo of a provider.
+    corpus = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+    if not corpus.is_dir():
+        pytest.skip(f"corpus not found: {corpus} (../shared is absent)")
+    domains = set()
+    for path in list(corpus.glob("bounces/*.eml")) + list(corpus.glob("complaints/*")):
+        if path.is_file():
+            text = path.read_text(errors="replace")
+            domains.update(d.lower() for d in re.findall(r"[\w.+-]+@([a-z0-9-]+(?:\.[a-z0-9-]+)+)", text, re.I))
+    assert len(domains) > 100
+    assert {d: suggest_domain(d) for d in domains if suggest_domain(d)} == {}
