@@ -318,3 +318,22 @@ def test_a_raw_many_row_insert_leaves_the_verdict_unchecked_and_the_migration_go
     again = Contact.get_by_id(raw.id)
     assert (again.validation_status, again.validation_checked_at) == ("", None)
     assert ValidationJob.select().count() == 0
+
+
+def test_did_you_mean_opens_the_edit_form_with_the_fix_and_saving_it_drops_the_old_verdict(app, web, acme, zone):
+    contact = add(acme, "kim@gmail.con")
+    card = soup(web.post(f"/contacts/{contact.id}/validate", htmx=True)).select_one("section#validation")
+    use = card.select_one(".validation-suggestion a")
+    assert use.text == "Use it" and use["href"] == f"/contacts/{contact.id}/edit?email=kim@gmail.com"
+    form = soup(web.get(use["href"]))
+    assert form.select_one("#f-email")["value"] == "kim@gmail.com"
+    assert Contact.get_by_id(contact.id).email == "kim@gmail.con"  # only proposed
+    saved = web.post(f"/contacts/{contact.id}/edit", {"email": "kim@gmail.com", "name": "", "status": "active"})
+    assert saved.status_code == 302
+    again = Contact.get_by_id(contact.id)
+    assert (again.email, again.validation_status, again.validation_suggestion, again.validation_checked_at) == (
+        "kim@gmail.com", "", "", None)
+    # A change that keeps the address keeps its verdict.
+    web.post(f"/contacts/{contact.id}/validate", htmx=True)
+    web.post(f"/contacts/{contact.id}/edit", {"email": "kim@gmail.com", "name": "Kim", "status": "active"})
+    assert Contact.get_by_id(contact.id).validation_status == "valid"

@@ -162,8 +162,11 @@ def update_contact(team, contact, form, user=None):
     try:
         with db.atomic():
             if changed:
-                Contact.update(email=email, domain=domain, name=name, attributes=attributes,
-                               updated_at=utcnow()).where(Contact.id == contact.id).execute()
+                # A new address drops the old one's check (contacts/validity.py): it said nothing about this one.
+                unchecked = dict(validation_status="", validation_reasons="", validation_suggestion="",
+                                 validation_checked_at=None) if email != contact.email else {}
+                Contact.update(email=email, domain=domain, name=name, attributes=attributes, updated_at=utcnow(),
+                               **unchecked).where(Contact.id == contact.id).execute()
                 events.record(team, contact, EventType.UPDATED, {"fields": changed, "by": user.id if user else None})
             contact = Contact.get_by_id(contact.id)
             change_status(team, contact, status, user)

@@ -159,7 +159,8 @@ def edit(contact_id):
         flash("Changes saved.", "success")
         return _go(url_for("contacts.show", contact_id=contact.id))
     attributes = services.attributes_of(contact)
-    form = {"email": contact.email, "name": contact.name, "status": contact.status}
+    # ?email= proposes a new address (the address check's "Did you mean …?"): shown to review, saved only by Save.
+    form = {"email": (request.args.get("email") or contact.email)[:320], "name": contact.name, "status": contact.status}
     form.update({f"attr.{field.key}": custom_fields.form_value(field, attributes)
                  for field in custom_fields.fields_of(g.team)})
     return _render_form("contacts/edit.html", form=form, errors={}, contact=contact)
