@@ -598,3 +598,18 @@ def test_a_subdomain_senders_failure_pauses_only_its_campaigns(ctx, admin, dns_z
     assert done["resumed"] == [sub.id] and health.gate_reason == "" and health.gate_reasons == {}
     assert Campaign.get_by_id(sub.id).state == "sending" and gate.launch_problem(draft) is None
     assert Notice.select().where(Notice.kind == "domain_health").count() == 1
+
+
+def test_check_now_is_limited_per_team(app, admin, web, dns_zone):
+    with app.app_context():
+        app.config["DOMAIN_HEALTH_GATE"] = True
+        row = acme_domain(acme())
+    for _ in range(gate.CHECK_NOW_LIMIT):
+        assert web.post(f"/sending/domains/{row.id}/health", {}).status_code == 302
+    asked = len(dns_zone.queries)
+    refused = web.post(f"/sending/domains/{row.id}/health", {}, headers={"HX-Request": "true"})
+    assert refused.status_code == 422 and len(dns_zone.queries) == asked  # refused before any lookup
+    assert "wait a few minutes" in soup(refused).select_one("#domain-health .health-error").get_text()
+    assert soup(refused).select_one("#domain-health li[data-check=dmarc]")  # the last check is still shown
+    page = web.post(f"/sending/domains/{row.id}/health", {}, follow_redirects=True)
+    assert "wait a few minutes" in soup(page).select_one(".flash-error").get_text()

@@ -31,7 +31,9 @@ from peewee import IntegrityError
 
 from app.campaigns import states
 from app.campaigns.errors import CampaignError
+from app.consent import ratelimit
 from app.db import db
+from app.errors import Problem
 from app.deliverability import domain_health as health_checks
 from app.models import Campaign
 from app.models import CampaignState
@@ -54,6 +56,11 @@ PRESET_INCLUDES = {"icloud": "icloud.com"}
 class DomainGateError(CampaignError):
     """A campaign may not start: its sender domain's DNS would get the mail rejected."""
     status = 409
+
+
+class DomainHealthError(Problem):
+    """A "Check now" refused (too many in a short time), in words."""
+    status = 429
 
 
 class DnsAnswers:
@@ -288,6 +295,20 @@ def check_and_gate(domain_row, force=False, now=None):
     """check_domain then gate_campaigns: (health, what was paused, resumed and alerted)."""
     health = check_domain(domain_row, force=force, now=now)
     return health, gate_campaigns(domain_row, health, now=now)
+
+
+CHECK_NOW_LIMIT = 20  # "Check now" presses a team may make in CHECK_NOW_WINDOW seconds
+CHECK_NOW_WINDOW = 600
+
+
+def check_now(team, domain_row, now=None):
+    """A person's "Check now": a fresh check and its pauses or resumes, limited per team because each
+    press sends a dozen DNS questions to the configured resolver."""
+    if not ratelimit.hit("domain-health-check", team.id, CHECK_NOW_LIMIT, CHECK_NOW_WINDOW):
+        raise DomainHealthError(f"This team checked its domains {CHECK_NOW_LIMIT} times in the last "
+                                f"{CHECK_NOW_WINDOW // 60} minutes; wait a few minutes and check again. "
+                                "Loft also checks every hour by itself.")
+    return check_and_gate(domain_row, force=True, now=now)
 
 
 def enabled():

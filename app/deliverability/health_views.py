@@ -7,6 +7,7 @@ so the domain page's own view needs nothing of this module.
 """
 from flask import Blueprint
 from flask import flash
+from flask import g
 from flask import redirect
 from flask import render_template
 from flask import url_for
@@ -39,7 +40,14 @@ def health_context():
 def check_now(domain_id):
     """Check the domain's DNS now (never the cached answer); pause or resume its campaigns as it says."""
     row = team_object_or_404(SenderDomain, domain_id)
-    health, done = gate.check_and_gate(row, force=True)
+    try:
+        health, done = gate.check_now(g.team, row)
+    except gate.DomainHealthError as exc:
+        if is_htmx():
+            return render_template("sending/_domain_health.html", domain=row, health=gate.health_of(row),
+                                   health_error=exc.message), 422  # the one error status htmx swaps (base.html)
+        flash(exc.message, "error")
+        return redirect(url_for("sending.domain", domain_id=row.id, _anchor="domain-health"))
     # A campaign resumed here goes on sending from the minute tick (tasks/sending.py), which enqueues every
     # campaign in "sending": this module is no view module by name, so it enqueues nothing itself.
     if is_htmx():
