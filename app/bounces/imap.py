@@ -14,6 +14,8 @@ How a check reads the mailbox (imaplib, the real protocol):
   * Bounces, complaints and auto-replies are applied (app.bounces.outcomes) and then MOVED to the
     processed folder (created when missing): UID MOVE when the server offers MOVE, else UID COPY,
     \\Deleted and (UID) EXPUNGE. Nothing is deleted outright.
+  * DMARC aggregate reports (a receiver's rua mail with the report attached) are stored through
+    app.deliverability.dmarc.store (once per report, however often it arrives) and moved too.
   * Every other message (a person's reply, a newsletter, something the parser cannot read) is LEFT
     where it is and counted: with iCloud the bounce mailbox is the person's own inbox, and Loft must
     not take their mail away. last_uid means it is not read again.
@@ -34,9 +36,12 @@ from app import security as crypto
 from app.notices import alerts
 from app.bounces import outcomes
 from app.bounces.parse import parse_message
+from app.deliverability.dmarc import store as dmarc_store
+from app.deliverability.dmarc.parse import DmarcError
 from app.errors import Problem
 from app.models import BounceMailbox
 from app.models import SmtpAccount
+from app.models import Team
 from app.models import utcnow
 from app.senders import accounts
 from app.senders import mailservers
@@ -82,7 +87,10 @@ def summary_in_words(summary):
         return f"{value:,} {one if value == 1 else many}" if value else ""
     handled = ", ".join(x for x in (n("bounces", "bounce", "bounces"), n("complaints", "complaint", "complaints"),
                                     n("auth_reports", "authentication-failure report", "authentication-failure reports"),
-                                    n("auto_replies", "auto-reply", "auto-replies")) if x)
+                                    n("auto_replies", "auto-reply", "auto-replies"),
+                                    n("dmarc_reports", "DMARC report", "DMARC reports"),
+                                    n("dmarc_duplicates", "DMARC report already stored",
+                                      "DMARC reports already stored")) if x)
     parts = [f"{handled} moved to {summary.get('processed_folder', 'the processed folder')}" if handled
              else "no new bounces"]
     if summary.get("unmatched"):
@@ -489,7 +497,7 @@ def _read(client, mailbox, limit, summary):
         small = _small_enough(client, chunk, summary)
         for uid, raw in _fetch(client, small) if small else []:
             kind = _handle(mailbox.team_id, raw, summary)
-            if kind in ("bounce", "complaint", "auto_reply"):
+            if kind in ("bounce", "complaint", "auto_reply", "dmarc"):
                 to_move.append(uid)
         if to_move:
             if not folder_ready:
@@ -538,8 +546,7 @@ def _handle(team_id, raw, summary):
         summary["auto_replies"] += 1
         return "auto_reply"
     if not (report.is_bounce or report.is_complaint or report.kind == "auth"):
-        summary["other"] += 1
-        return "other"
+        return _dmarc_report(team_id, raw, summary)
     kind = "complaint" if report.is_complaint or report.kind == "auth" else "bounce"
     key = "auth_reports" if report.kind == "auth" else ("complaints" if kind == "complaint" else "bounces")
     summary[key] = summary.get(key, 0) + 1
@@ -548,6 +555,18 @@ def _handle(team_id, raw, summary):
     if not applied:
         summary["unmatched"] += 1
     return kind
+
+
+def _dmarc_report(team_id, raw, summary):
+    """A message that is no bounce may be a DMARC aggregate report: stored (once), else left as other."""
+    try:
+        _, created = dmarc_store.store_report(Team.get_by_id(team_id), raw, origin="mailbox")
+    except DmarcError:
+        summary["other"] += 1
+        return "other"
+    key = "dmarc_reports" if created else "dmarc_duplicates"
+    summary[key] = summary.get(key, 0) + 1
+    return "dmarc"
 
 
 def _move(client, capabilities, uids, folder):

@@ -91,6 +91,8 @@ from app.models.transactional import TxStatus
 from app.models.transactional import TX_STATUSES
 from app.models.transactional import TxMessage
 from app.models.transactional import TxEvent
+from app.models.blocklists import BlocklistStatus
 from app.models.deliverability import DomainHealth
 from app.models.deliverability import DomainPause
-from app.models.blocklists import BlocklistStatus
+from app.models.dmarc import DmarcReport
+from app.models.dmarc import DmarcRecord

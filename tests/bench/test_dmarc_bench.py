@@ -1,4 +1,4 @@
-"""Benchmark: DMARC aggregate report parsing (issue 15, point 2).
+"""Benchmark: DMARC aggregate report parsing.
 
 Run with `make bench` or:
     .venv/bin/python -m pytest -q -s tests/bench/test_dmarc_bench.py
