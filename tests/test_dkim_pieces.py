@@ -137,3 +137,56 @@ def test_the_payload_is_the_message_dot_stuffed_for_smtp(app, message_team, doma
         b"\r\n" + parts.payload_body)
     received = sent[:-3].replace(b"\r\n..", b"\r\n.")
     assert received.endswith(parts.body()) and verify(received, domain_row)
+
+
+HEADS = [
+    # From signed twice over (over-signing), a folded Subject, tabs and runs of spaces
+    b"From: Acme  News <news@acme.example>\r\nTo:\treader@example.org \r\nSubject: folded\r\n  over\tlines  \r\n",
+    # Names that appear twice: the bottom one is signed first, then the one above (RFC 6376 5.4.2)
+    b"From: a@acme.example\r\nTo: one@example.org\r\nCc: x@example.org\r\nTo: two@example.org\r\n"
+    b"Cc: y@example.org\r\nSubject: first\r\nSubject: second\r\nX-Other: not signed\r\n",
+    # Every signed name, one a long line, mixed case names
+    b"FROM: a@acme.example\r\nto: b@example.org\r\nSubject: " + b"long " * 60 + b"\r\nDate: Fri, 4 Dec 2026 06:00:00"
+    b" +0000\r\nMessage-ID: <1@acme.example>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    b"Reply-To: r@acme.example\r\nList-ID: <news.acme.example>\r\nList-Unsubscribe: <https://loft.test/u/x>\r\n"
+    b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\nFeedback-ID: 1:1:news:loft\r\nPrecedence: bulk\r\n"
+    b"X-Loft-Token: abc\r\n",
+]
+BODIES = [
+    b"",
+    b"Hello  there \r\n\r\n\r\n",  # runs of spaces, a space at a line end, empty lines at the end
+    b"\t tabs\t \r\nline \t\r\n \r\n",  # white space only lines, tabs
+    b"x" * 5000 + b"\r\n" + b"y" * 998 + b"\r\n",  # long lines
+    "Zoë, déjà vu — 8-bit UTF-8 \r\n".encode() + b"and quoted-=\r\nprintable =C3=A9t=C3=A9 \r\n",
+    b"no line break at the end  ",
+]
+
+
+@pytest.mark.parametrize("head", HEADS)
+def test_the_signature_agrees_with_dkimpy_over_varied_heads_and_bodies(app, domain_row, head):
+    """The signer's own pieces (which instance of a repeated field is signed, the relaxed form of the
+    DKIM-Signature field itself, put together without rescanning it, the body hash) against dkimpy."""
+    import base64
+    import hashlib
+    pem, _ = domains.dkim_keys(domain_row)
+    fields = domains._relaxed_header_fields(head)
+    include = [name for name in domains.SIGNED_HEADERS if name in {n for n, _ in fields}]
+    include += [name for name in domains.OVERSIGNED if name in {n for n, _ in fields}]
+    theirs = Relaxed.canonicalize_headers(dkim.select_headers(dkim.rfc822_parse(head + b"\r\n")[0], include))
+    assert [line + b"\r\n" for line in domains._selected_fields(fields, include)] == [n + b":" + v for n, v in theirs]
+    for body in BODIES:
+        message = head + b"\r\n" + body
+        signed = domains.sign_parts(head, body, domain_row)
+        assert signed.endswith(message) and verify(signed, domain_row)
+        assert verify(domains.sign(message, domain_row), domain_row)
+        # The same body hash as dkimpy's own signature of the message, with the same key.
+        ours = dict(dkim.util.parse_tag_value(dkim.rfc822_parse(signed)[0][0][1]))
+        assert ours[b"bh"] == base64.b64encode(hashlib.sha256(domains.relaxed_body(body)).digest())
+        dkimpy_signed = dkim.sign(message, domain_row.dkim_selector.encode(), b"acme.example", pem,
+                                  canonicalize=(b"relaxed", b"relaxed"), include_headers=include)
+        assert dict(dkim.util.parse_tag_value(dkim.rfc822_parse(dkimpy_signed)[0][0][1]))[b"bh"] == ours[b"bh"]
+        assert ours[b"h"] == b":".join(include) and ours[b"d"] == b"acme.example"
+        # Any signed header changed, added below (over-signed names) or taken away breaks it.
+        assert not verify(signed.replace(b"acme.example>", b"acme.example >", 1)
+                          .replace(b"From: a@", b"From: b@").replace(b"FROM: a@", b"FROM: b@"), domain_row)
+        assert not verify(signed.replace(b"\r\n\r\n", b"\r\nSubject: added\r\n\r\n", 1), domain_row)

@@ -247,26 +247,55 @@ def signature_header(head, canonical_body, domain_row):
 
 def _signature_line(fields, canonical_body, domain_row):
     """The DKIM-Signature header line (CRLF-terminated) for relaxed header fields and a relaxed body."""
-    key = _private_key(domain_row)
-    present = {name for name, _ in fields}
-    if b"from" not in present:
-        raise DomainError("A message without a From header cannot be DKIM-signed.")
-    include = [name for name in SIGNED_HEADERS if name in present]
-    include += [name for name in OVERSIGNED if name in present]
+    key, fixed_tags, selector_tag = _signing_key(domain_row)
+    names = tuple([name for name, _ in fields])
+    include = _included.get(names)
+    if include is None:
+        if b"from" not in names:
+            raise DomainError("A message without a From header cannot be DKIM-signed.")
+        include = [name for name in SIGNED_HEADERS if name in names]
+        include += [name for name in OVERSIGNED if name in names]
+        include = _remember(_included, names, b"h=" + b":".join(include), include)
+    h_tag, include = include
     body_hash = base64.b64encode(hashlib.sha256(canonical_body).digest())
-    tags = [b"v=1", b"a=rsa-sha256", b"c=relaxed/relaxed", b"d=" + domain_row.domain.encode(),
-            b"s=" + domain_row.dkim_selector.encode(), b"t=" + str(int(time.time())).encode(),
-            b"h=" + b":".join(include), b"bh=" + body_hash, b"b="]
-    # Fold between tags only, never inside a value, so the signed text is exactly what is sent.
-    value = b" " + b";\r\n\t".join([b"; ".join(tags[:4]), b"; ".join(tags[4:6]), tags[6], tags[7], tags[8]])
-    # The signature's own field is hashed last, relaxed, with its b= empty and no line break after it.
+    tags = (fixed_tags, selector_tag + str(int(time.time())).encode(), h_tag, b"bh=" + body_hash, b"b=")
+    # The signature's own field is hashed last, relaxed, with its b= empty and no line break after it. Its
+    # tags hold no white space, so their relaxed form is the tags joined by "; ": the folds below
+    # (";" CRLF TAB) unfold to ";" TAB, which relaxed canonicalization turns into "; ".
     signed = _selected_fields(fields, include)
-    signed.append(b"dkim-signature:" + _WSP_RUN.sub(b" ", value.replace(b"\r\n", b"")).strip())
+    signed.append(b"dkim-signature:" + b"; ".join(tags))
     digest = hashlib.sha256(b"\r\n".join(signed)).digest()
-    signature = key.sign(digest, padding.PKCS1v15(), utils.Prehashed(hashes.SHA256()))
-    encoded = base64.b64encode(signature)
-    folded = b"\r\n\t".join(encoded[i:i + 72] for i in range(0, len(encoded), 72))
-    return b"DKIM-Signature:" + value + folded + b"\r\n"
+    encoded = base64.b64encode(key.sign(digest, _PKCS1, _PREHASHED))
+    # Fold between tags only, never inside a value, so the signed text is exactly what is sent.
+    return b"".join((b"DKIM-Signature: ", b";\r\n\t".join(tags), b"\r\n\t".join(
+        [encoded[i:i + 72] for i in range(0, len(encoded), 72)]), b"\r\n"))
+
+
+_PKCS1 = padding.PKCS1v15()
+_PREHASHED = utils.Prehashed(hashes.SHA256())
+_included = {}  # the names of a message's header fields -> (its h= tag, the names signed), per head layout
+
+
+def _remember(cache, key, *value):
+    if len(cache) >= 256:  # heads of a few layouts recur; a stream of odd ones must not grow it for ever
+        cache.pop(next(iter(cache)), None)
+    cache[key] = value
+    return value
+
+
+def _signing_key(domain_row):
+    """(the private key, "v=1; a=rsa-sha256; c=relaxed/relaxed; d=<domain>", "s=<selector>; t=") of a domain:
+    the signature's first line and the start of its second, the same for every message."""
+    cache_key = (domain_row.id, domain_row.dkim_private_key, domain_row.domain, domain_row.dkim_selector)
+    found = _signing.get(cache_key)
+    if found is None:
+        found = _remember(_signing, cache_key, _private_key(domain_row),
+                          b"v=1; a=rsa-sha256; c=relaxed/relaxed; d=" + domain_row.domain.encode(),
+                          b"s=" + domain_row.dkim_selector.encode() + b"; t=")
+    return found
+
+
+_signing = {}  # (domain id, ciphertext, domain, selector) -> _signing_key's triple
 
 
 def _dkimpy_fields(headers):
@@ -274,7 +303,6 @@ def _dkimpy_fields(headers):
     return [(name, value[:-2]) for name, value in _RELAXED.canonicalize_headers(headers)]
 
 
-_WSP_RUN = re.compile(rb"[\t ]+")
 _WSP_TO_COMPRESS = re.compile(rb"\t[\t ]*| [\t ]+")  # only runs that change: a lone space stays as it is
 _UNFOLD = re.compile(rb"\r\n(?=[\t ])")
 _FIELD_NAME = re.compile(rb"[\x21-\x39\x3b-\x7e]+")
@@ -302,16 +330,14 @@ def _relaxed_header_fields(head):
 def _selected_fields(fields, include):
     """The canonical "name:value" lines to hash for the h= list: for a name listed again, the next
     instance up from the bottom, none once they run out (dkim.select_headers)."""
+    values = {}
+    for name, value in fields:
+        values.setdefault(name, []).append(value)
     lines = []
-    last_index = {}
     for name in include:
-        index = last_index.get(name, len(fields))
-        while index > 0:
-            index -= 1
-            if fields[index][0] == name:
-                lines.append(name + b":" + fields[index][1])
-                break
-        last_index[name] = index
+        found = values.get(name)
+        if found:
+            lines.append(name + b":" + found.pop())
     return lines
 
 
