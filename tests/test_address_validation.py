@@ -316,3 +316,14 @@ def test_real_domains_from_the_corpus_get_no_suggestion():
             domains.update(d.lower() for d in re.findall(r"[\w.+-]+@([a-z0-9-]+(?:\.[a-z0-9-]+)+)", text, re.I))
     assert len(domains) > 100
     assert {d: suggest_domain(d) for d in domains if suggest_domain(d)} == {}
+
+
+def test_without_a_usable_name_server_every_domain_is_unknown_not_an_error(app, ctx):
+    app.config["DNS_NAMESERVER"] = "not-an-address"
+    try:
+        verdicts = validate_many(["ann@example.com", "info@example.com", "bad"])
+    finally:
+        app.config["DNS_NAMESERVER"] = ""
+    assert [(v.status, v.reasons) for v in verdicts] == [
+        ("risky", ("dns_timeout",)), ("risky", ("role", "dns_timeout")), ("invalid", ("syntax",))]
+    assert validate_many([]) == []

@@ -28,6 +28,7 @@ A Verdict's status is "invalid" for a reason mail cannot be delivered (syntax, n
 import asyncio
 import dataclasses
 import ipaddress
+import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -41,7 +42,10 @@ from flask import current_app
 from flask import has_app_context
 
 from app import addresses
+from app.senders.domains import DnsLookupError
 from app.senders.domains import resolver
+
+log = logging.getLogger(__name__)
 
 STATUSES = ("valid", "risky", "invalid")
 INVALID_REASONS = ("syntax", "no_domain", "null_mx")
@@ -328,8 +332,19 @@ def lookup_domains(counts, *, timeout=None, on_done=None):
     any iterable of domains); `on_done(count)` is called with counts[domain] as each domain is settled."""
     domains = list(counts)
     weight = counts if isinstance(counts, dict) else {}
+    if not domains:
+        return {}
     lifetime = timeout or DNS_TIMEOUT
-    where = _async_resolver(lifetime)
+    try:
+        where = _async_resolver(lifetime)
+    except DnsLookupError as exc:
+        # No name server to ask (no /etc/resolv.conf, a bad LOFT_DNS_NAMESERVER): every domain is unknown,
+        # as if nothing answered, so an import or a sign-up goes on instead of failing.
+        log.warning("address validation without DNS: %s", exc)
+        if on_done:
+            for domain in domains:
+                on_done(weight.get(domain, 1))
+        return {domain: "dns_timeout" for domain in domains}
     server_key = (tuple(where.nameservers), where.port)
     now = time.monotonic()
     outcomes, missing = {}, []
