@@ -294,3 +294,21 @@ def test_the_campaign_page_says_the_day_of_the_plan_what_went_today_and_when_it_
     notice = soup(web.get(f"/campaigns/{campaign.id}/progress")).select_one(".warmup-status")
     assert notice.get_text(" ", strip=True).startswith(
         f"Warming up: day 3 of 14 · 200 sent today · resumes {label} {local:%H:%M}. Most engaged contacts go first")
+
+
+def test_allowance_another_live_run_holds_is_waited_for_not_retried_at_once(ctx, smtp):
+    """The room left is held as permits by another live run: the estimate says "now", the wait is still
+    SOONEST_RESUME, so no run is scheduled to start at once and find nothing again."""
+    from app.sending import conclusion
+    from app.sending import lease
+    server = smtp()
+    team = make_team()
+    campaign, _, account = launched(team, 6, server.port, **fixed(3))
+    other = lease.join_run(campaign.id, "other", 2, FAST_SENDING["SEND_LEASE_SECONDS"])
+    assert shares.take_permits(other, account.id, 20, FAST_SENDING["SEND_LEASE_SECONDS"]) == 3
+    before = utcnow()
+    result = run(campaign.id)
+    assert statuses(campaign) == {"queued": 6} and result.resume_at is not None
+    assert conclusion.SOONEST_RESUME >= 30
+    assert result.resume_at >= (before + datetime.timedelta(seconds=30)).replace(microsecond=0)
+    assert Campaign.get_by_id(campaign.id).waiting_until == result.resume_at

@@ -21,6 +21,8 @@ from app.sending import shares
 
 log = logging.getLogger(__name__)
 
+SOONEST_RESUME = 30  # seconds: the shortest wait of a campaign a warm-up plan holds
+
 
 @dataclasses.dataclass
 class RunResult:
@@ -108,7 +110,10 @@ def capped_result(campaign, capped, run, result):
     planned = [account for account in capped if warmup.limit(account, now.date()) is not None]
     if not planned and domain is None:
         return RunResult("waiting", again=True, delay=300, reason=reason, **result)
-    resume_at = shares.allowance_back_at(capped, domain, now).replace(microsecond=0)
+    # Never sooner than SOONEST_RESUME: the estimate leaves out permits other live runs hold, so "now" may
+    # only mean they have it; a run scheduled at once would find none and schedule itself again.
+    resume_at = max(shares.allowance_back_at(capped, domain, now),
+                    now + datetime.timedelta(seconds=SOONEST_RESUME)).replace(microsecond=0)
     new_wait = states.wait_until(campaign.id, resume_at)
     return RunResult("waiting", again=True, delay=max(0.0, (resume_at - now).total_seconds()), reason=reason,
                      resume_at=resume_at, new_wait=new_wait, **result)
