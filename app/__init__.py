@@ -61,6 +61,7 @@ from app.tracking.views import bp as tracking_bp
 from app.transactional.views import bp as transactional_bp
 from app.deliverability.views import bp as deliverability_bp
 from app.deliverability.health_views import bp as domain_health_bp
+from app.deliverability.dmarc.views import bp as dmarc_bp
 from app.webhooks.views import bp as webhooks_bp
 
 __version__ = "0.1.0"
@@ -133,7 +134,7 @@ def create_app(overrides=None):
                       contacts_bp, imports_bp, segments_bp, consent_bp,
                       campaigns_bp, email_templates_bp, sending_bp, tracking_bp,
                       bounces_bp, reports_bp, webhooks_bp, notices_bp, brand_bp, media_bp, editor_bp, ai_bp,
-                      api.bp, api_keys_bp, transactional_bp, deliverability_bp, domain_health_bp):
+                      api.bp, api_keys_bp, transactional_bp, deliverability_bp, domain_health_bp, dmarc_bp):
         app.register_blueprint(blueprint)
 
     cli.init_app(app)

@@ -47,6 +47,7 @@ SECTIONS = (
     Section("Transactional", "transactional.index", "mail", ("transactional.",)),
     Section("Sending", "sending.accounts", "server", ("sending.",)),
     Section("Bounces", "bounces.index", "mail-warning", ("bounces.",)),
+    Section("DMARC", "dmarc.index", "shield-check", ("dmarc.",)),
     Section("Webhooks", "webhooks.index", "webhook", ("webhooks.",)),
     Section("API keys", "api_keys.index", "code", ("api_keys.",)),
     Section("Notices", "notices.index", "bell", ("notices.",)),
