@@ -15,6 +15,7 @@ from tasks import api  # noqa: F401
 from tasks import consent  # noqa: F401
 from tasks import contacts  # noqa: F401
 from tasks import deliverability  # noqa: F401
+from tasks import dmarc  # noqa: F401
 from tasks import bounces  # noqa: F401
 from tasks import imports  # noqa: F401
 from tasks import notices  # noqa: F401

@@ -119,6 +119,7 @@ QUEUED_NAMES = {
     "tasks.transactional.transactional.requeue_stalled",
     "tasks.deliverability.deliverability.check_all_domains",
     "tasks.deliverability.deliverability.check_sending_domains",
+    "tasks.dmarc.dmarc.weekly_digest",
 }
 # The transactional stream's own queue (tasks.tx_huey) keeps its names the same way.
 TX_QUEUED_NAMES = {"tasks.transactional.send_tx"}

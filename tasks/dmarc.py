@@ -1,0 +1,10 @@
+"""Tasks of the DMARC reports: the weekly digest email to each team's Administrators (Mondays 07:00 UTC)."""
+from huey import crontab
+
+from app.deliverability.dmarc import weekly
+from tasks import huey
+
+
+@huey.periodic_task(crontab(day_of_week="1", hour="7", minute="0"), name="dmarc.weekly_digest")
+def weekly_digest():
+    weekly.send_weekly()
