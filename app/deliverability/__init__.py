@@ -13,6 +13,9 @@
                        domain page's "Blocklists" section and its "Check now"
     spamassassin.py    SpamAssassin's score of a message from a spamd (SPAMC/1.5 REPORT over TCP): score,
                        threshold, the rules that fired; "not available" in words when spamd is not there
+    dmarc/             DMARC aggregate reports: parse.py (XML / gzip / zip / email, streamed, hostile-input
+                       limits), store.py (once per team, org and report id), digest.py (the per-domain page and
+                       the weekly email's figures), weekly.py, views.py, cli.py (`flask dmarc parse`)
 
 Other modules of this package are listed by those who add them.
 """
