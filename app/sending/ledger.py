@@ -34,6 +34,7 @@ from peewee import Case
 from peewee import Value
 from peewee import fn
 
+from app.db import IdList
 from app.db import db
 from app.db import refresh_statistics
 from app.db import skip_locked
@@ -231,7 +232,10 @@ def _freeze_engaged_first(campaign, chunk):
         ids = order[start:start + chunk]
         rows = (Contact.select(Value(campaign.id), Contact.id, Contact.email, Value(SendStatus.QUEUED.value),
                                Value(0), Value(""), Value(""))
-                .where(audience_condition(campaign, min(ids), max(ids)) & Contact.id.in_(ids))
+                # Read with the whole audience condition a moment ago: each slice checks only that the
+                # contact is still active (the runs check suppression again before each message).
+                .where((Contact.team == campaign.team_id) & (Contact.status == ContactStatus.ACTIVE)
+                       & Contact.id.in_(ids))
                 .order_by(*ENGAGEMENT_ORDER))
         with db.atomic():
             Send.insert_from(rows, fields).on_conflict_ignore().execute()
@@ -356,7 +360,7 @@ def claim(campaign_id, limit, now=None, lease_seconds=CLAIM_SECONDS):
     if ids:
         (Send.update(status=SendStatus.CLAIMED, attempts=Send.attempts + 1,
                      next_attempt_at=now + datetime.timedelta(seconds=lease_seconds))
-         .where((Send.id << ids) & (Send.status << (SendStatus.QUEUED, SendStatus.DEFERRED))).execute())
+         .where((Send.id << IdList(ids)) & (Send.status << (SendStatus.QUEUED, SendStatus.DEFERRED))).execute())
     return ids
 
 
@@ -367,7 +371,7 @@ def extend_claims(send_ids, until):
     extended = 0
     for start in range(0, len(send_ids), 500):
         extended += (Send.update(next_attempt_at=until)
-                     .where((Send.id << send_ids[start:start + 500]) & (Send.status == SendStatus.CLAIMED))
+                     .where((Send.id << IdList(send_ids[start:start + 500])) & (Send.status == SendStatus.CLAIMED))
                      .execute())
     return extended
 

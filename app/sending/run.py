@@ -11,6 +11,7 @@ import time
 from flask import current_app
 from peewee import JOIN
 
+from app.db import IdList
 from app.db import connection_tuning
 from app.db import db
 from app.models import Contact
@@ -218,7 +219,7 @@ class Run(Deliveries, Bookkeeping):
             rows = (Send.select(Send.id, Send.email, Send.attempts, Send.variant, Contact.id, Contact.team,
                                 Contact.email, Contact.name, Contact.attributes, Contact.status)
                     .join(Contact, JOIN.LEFT_OUTER, on=(Send.contact == Contact.id))
-                    .where(Send.id << ids).order_by(Send.id).tuples())
+                    .where(Send.id << IdList(ids)).order_by(Send.id).tuples())
             jobs, skipped = [], []
             campaign_id = self.campaign_id
             for send_id, email, attempts, variant_id, contact_id, *fields in rows:
