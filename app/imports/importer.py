@@ -765,11 +765,7 @@ def _insert_sql(rows, returning):
     return insert_values([Contact.team, Contact.email, Contact.domain, Contact.name, Contact.attributes,
                           Contact.created_at, Contact.updated_at], rows,
                          fixed={Contact.status: "active", Contact.source: "import", Contact.consent_source: "",
-                                Contact.consent_ip: "", Contact.consent_text: "",
-                                # Never checked (migration 0061's columns have no database default); the
-                                # import's own checks, if the team has them on, tag instead (screening.py).
-                                Contact.validation_status: "", Contact.validation_reasons: "",
-                                Contact.validation_suggestion: ""},
+                                Contact.consent_ip: "", Contact.consent_text: ""},
                          conflict=[Contact.team, Contact.email],
                          returning=[Contact.email, Contact.id] if returning else ())
 
