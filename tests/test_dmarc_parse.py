@@ -5,6 +5,7 @@ what `flask dmarc parse` prints), never a traceback, and must come before the fi
 """
 import gzip
 import io
+import json
 import os
 import zipfile
 
@@ -178,3 +179,22 @@ def test_missing_fields_and_bad_numbers_are_named():
                                                                                b"<count>many</count>", 1))
     assert "is negative" in refused(report_xml(count=-2))
     assert "not a unix time" in refused(report_xml(begin="yesterday"))
+
+
+def test_cli_prints_the_summary_or_exits_1_with_the_reason(app, tmp_path):
+    good = tmp_path / "r.xml.gz"
+    good.write_bytes(gzip.compress(report_xml(records=3, count=2)))
+    runner = app.test_cli_runner()
+    printed = runner.invoke(args=["dmarc", "parse", str(good)])
+    assert printed.exit_code == 0
+    assert json.loads(printed.output) == {"org_name": "mail.example.net", "report_id": "r-1", "begin": 1700000000,
+                                          "end": 1700086399, "policy": {"domain": "example.com", "adkim": "r",
+                                                                        "aspf": "r", "p": "none"},
+                                          "records": 3, "total_messages": 6}
+    bad = tmp_path / "notes.txt"
+    bad.write_text("hello")
+    refused_cli = runner.invoke(args=["dmarc", "parse", str(bad)])
+    assert refused_cli.exit_code == 1 and "not a DMARC aggregate report" in refused_cli.output
+    assert "Traceback" not in refused_cli.output
+    missing = runner.invoke(args=["dmarc", "parse", str(tmp_path / "nothing.xml")])
+    assert missing.exit_code == 1 and "is not a file" in missing.output
