@@ -4,6 +4,7 @@ import gzip
 import io
 
 from app.deliverability.dmarc import digest
+from app.deliverability.dmarc import parse
 from app.deliverability.dmarc import store
 from app.models import DmarcRecord
 from app.models import DmarcReport
@@ -110,3 +111,14 @@ def test_reverse_names_are_cached_and_a_dead_server_gives_none(app, silent_dns):
         assert digest.reverse_name("192.0.2.77") == ""
         assert digest.reverse_name("not an ip") == ""
         assert "192.0.2.77" in digest._ptr_cache
+
+
+def test_the_upload_is_size_limited_before_it_is_read(app, web, team, monkeypatch):
+    view = app.view_functions["dmarc.upload"]
+    assert view.upload_limit == parse.MAX_XML_BYTES + 1024 * 1024
+    monkeypatch.setattr(view, "upload_limit", 64 * 1024)  # the same check, at a size a test can send
+    response = upload(web, report_xml(records=400), "big.xml")
+    assert response.status_code == 413
+    with app.app_context():
+        assert DmarcReport.select().count() == 0
+    assert upload(web, report_xml(records=3), "small.xml").status_code == 302

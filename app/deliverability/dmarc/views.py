@@ -17,6 +17,7 @@ from flask import url_for
 
 from app.deliverability.dmarc import digest as dmarc_digest
 from app.deliverability.dmarc import store
+from app.deliverability.dmarc.parse import MAX_XML_BYTES
 from app.deliverability.dmarc.parse import DmarcError
 from app.models import SenderDomain
 from app.reports import charts
@@ -25,6 +26,10 @@ from app.senders.domains import suggested_dmarc
 from app.teams.context import require
 
 bp = Blueprint("dmarc", __name__, url_prefix="/deliverability/dmarc")
+
+# The largest report the parser reads, plus room for the multipart form around it; werkzeug refuses a
+# larger body (413) before it is read.
+UPLOAD_LIMIT = MAX_XML_BYTES + 1024 * 1024
 
 
 def _index(error=None, status=200):
@@ -41,7 +46,7 @@ def index():
 
 
 @bp.route("/upload", methods=["POST"])
-@accepts_upload()
+@accepts_upload(UPLOAD_LIMIT)
 @require("manage_domains")
 def upload():
     upload_file = request.files.get("report")
