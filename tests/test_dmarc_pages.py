@@ -122,3 +122,22 @@ def test_the_upload_is_size_limited_before_it_is_read(app, web, team, monkeypatc
     with app.app_context():
         assert DmarcReport.select().count() == 0
     assert upload(web, report_xml(records=3), "small.xml").status_code == 302
+
+
+def test_a_dead_dns_server_gives_no_names_and_its_silence_is_cached(app, silent_dns):
+    with app.app_context():
+        digest._ptr_cache.clear()
+        ips = [f"198.51.100.{i}" for i in range(1, 21)]
+        names = digest.reverse_names(ips)
+        assert names == {ip: "" for ip in ips}
+        # Every source was asked (on parallel threads, see reverse_names), and the empty answers are kept.
+        asked = 0
+        silent_dns.settimeout(0.2)
+        try:
+            while True:
+                silent_dns.recvfrom(512)
+                asked += 1
+        except OSError:
+            pass
+        assert asked >= 20
+        assert set(ips) <= set(digest._ptr_cache)

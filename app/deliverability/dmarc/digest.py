@@ -12,9 +12,9 @@ import datetime
 import ipaddress
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import dns.exception
-import dns.resolver
 import dns.reversename
 from peewee import Case
 from peewee import fn
@@ -86,8 +86,9 @@ def digest(team, domain, days=30, today=None, lookup=True):
     for source in failing:
         source["cause"] = _likely_cause(team, domain, since, source["ip"])
     if lookup:
-        for source in (sources[:PTR_LOOKUPS] + failing):
-            source.setdefault("name", reverse_name(source["ip"]))
+        names = reverse_names([source["ip"] for source in sources[:PTR_LOOKUPS] + failing])
+        for source in sources + failing:
+            source["name"] = names.get(source["ip"], "")
     by_day = {str(row.day): _figures(row) for row in
               DmarcRecord.select(*_sums([DmarcRecord.day])).where(where).group_by(DmarcRecord.day)}
     trend = []
@@ -121,25 +122,48 @@ def _likely_cause(team, domain, since, ip):
     return "; ".join(parts)
 
 
+def reverse_names(ips):
+    """{ip: PTR name} for `ips`, the ones not cached looked up at once (a dead DNS server costs about
+    PTR_TIMEOUT for the whole page, not per source)."""
+    ips = list(dict.fromkeys(ips))
+    names, missing = {}, []
+    now = time.monotonic()
+    with _ptr_lock:
+        for ip in ips:
+            cached = _ptr_cache.get(ip)
+            if cached and cached[0] > now:
+                names[ip] = cached[1]
+            else:
+                missing.append(ip)
+    if not missing:
+        return names
+    try:
+        resolver = sender_domains.resolver(PTR_TIMEOUT)
+    except sender_domains.DnsLookupError:
+        return names
+    with ThreadPoolExecutor(max_workers=min(16, len(missing))) as pool:
+        for ip, name in zip(missing, pool.map(lambda ip: _lookup(resolver, ip), missing)):
+            names[ip] = name
+    with _ptr_lock:
+        if len(_ptr_cache) > 10_000:
+            _ptr_cache.clear()
+        for ip in missing:
+            _ptr_cache[ip] = (now + PTR_TTL, names[ip])
+    return names
+
+
 def reverse_name(ip):
     """The PTR name of `ip` ("" when it has none, is not an address, or DNS does not answer in time)."""
+    return reverse_names([ip])[ip]
+
+
+def _lookup(resolver, ip):
     try:
         address = ipaddress.ip_address(ip)
     except ValueError:
         return ""
-    now = time.monotonic()
-    with _ptr_lock:
-        cached = _ptr_cache.get(ip)
-        if cached and cached[0] > now:
-            return cached[1]
-    name = ""
     try:
-        answer = sender_domains.resolver(PTR_TIMEOUT).resolve(dns.reversename.from_address(str(address)), "PTR")
-        name = str(answer[0].target).rstrip(".")[:253]
-    except (dns.exception.DNSException, sender_domains.DnsLookupError, OSError, IndexError):
-        name = ""
-    with _ptr_lock:
-        if len(_ptr_cache) > 10_000:
-            _ptr_cache.clear()
-        _ptr_cache[ip] = (now + PTR_TTL, name)
-    return name
+        answer = resolver.resolve(dns.reversename.from_address(str(address)), "PTR")
+        return str(answer[0].target).rstrip(".")[:253]
+    except (dns.exception.DNSException, OSError, IndexError):
+        return ""
