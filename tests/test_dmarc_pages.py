@@ -110,7 +110,7 @@ def test_reverse_names_are_cached_and_a_dead_server_gives_none(app, silent_dns):
         digest._ptr_cache.clear()
         assert digest.reverse_name("192.0.2.77") == ""
         assert digest.reverse_name("not an ip") == ""
-        assert "192.0.2.77" in digest._ptr_cache
+        assert any(key[1] == "192.0.2.77" for key in digest._ptr_cache)
 
 
 def test_the_upload_is_size_limited_before_it_is_read(app, web, team, monkeypatch):
@@ -140,4 +140,4 @@ def test_a_dead_dns_server_gives_no_names_and_its_silence_is_cached(app, silent_
         except OSError:
             pass
         assert asked >= 20
-        assert set(ips) <= set(digest._ptr_cache)
+        assert set(ips) <= {ip for _, ip in digest._ptr_cache}

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import dns.exception
 import dns.reversename
+from flask import current_app
 from peewee import Case
 from peewee import fn
 
@@ -26,7 +27,7 @@ from app.senders import domains as sender_domains
 PTR_TIMEOUT = 1.0  # seconds a lookup may take; a page looks up at most PTR_LOOKUPS sources
 PTR_LOOKUPS = 25
 PTR_TTL = 3600
-_ptr_cache = {}  # ip -> (expires, name)
+_ptr_cache = {}  # (name server setting, ip) -> (expires, name)
 _ptr_lock = threading.Lock()
 PERIODS = (7, 30, 90)
 
@@ -124,13 +125,14 @@ def _likely_cause(team, domain, since, ip):
 
 def reverse_names(ips):
     """{ip: PTR name} for `ips`, the ones not cached looked up at once (a dead DNS server costs about
-    PTR_TIMEOUT for the whole page, not per source)."""
+    PTR_TIMEOUT for the whole page, not per source). Cached per name server, as answers differ by server."""
     ips = list(dict.fromkeys(ips))
+    server = current_app.config.get("DNS_NAMESERVER") or ""
     names, missing = {}, []
     now = time.monotonic()
     with _ptr_lock:
         for ip in ips:
-            cached = _ptr_cache.get(ip)
+            cached = _ptr_cache.get((server, ip))
             if cached and cached[0] > now:
                 names[ip] = cached[1]
             else:
@@ -140,7 +142,7 @@ def reverse_names(ips):
     try:
         resolver = sender_domains.resolver(PTR_TIMEOUT)
     except sender_domains.DnsLookupError:
-        return names
+        return {**names, **{ip: "" for ip in missing}}
     with ThreadPoolExecutor(max_workers=min(16, len(missing))) as pool:
         for ip, name in zip(missing, pool.map(lambda ip: _lookup(resolver, ip), missing)):
             names[ip] = name
@@ -148,7 +150,7 @@ def reverse_names(ips):
         if len(_ptr_cache) > 10_000:
             _ptr_cache.clear()
         for ip in missing:
-            _ptr_cache[ip] = (now + PTR_TTL, names[ip])
+            _ptr_cache[(server, ip)] = (now + PTR_TTL, names[ip])
     return names
 
 
