@@ -371,11 +371,11 @@ def test_the_domain_page_shows_each_check_with_a_light_the_record_and_the_time(a
     assert list(checks) == ["spf", "dkim", "dmarc", "mx"]
     dmarc = checks["dmarc"]
     assert dmarc["data-status"] == "fail" and dmarc["data-gate"] == "yes"
-    assert dmarc.select_one(".badge.state-fail").get_text(" ", strip=True) == "✕ Fail"  # colour, symbol and word
+    assert badge(dmarc.select_one(".badge.state-fail")) == ("circle-x", "Fail")  # colour, icon and word
     assert dmarc.select_one("textarea#health-record-dmarc").get_text() == "v=DMARC1; p=none; rua=mailto:dmarc-reports@acme.test"
     assert dmarc.select_one("label[for=health-record-dmarc] code").get_text() == "_dmarc.acme.test"
     assert dmarc.select_one("button.copy-button")["data-copy"] == "#health-record-dmarc"
-    assert checks["dkim"].select_one(".badge.state-ok").get_text(" ", strip=True) == "✓ Pass"
+    assert badge(checks["dkim"].select_one(".badge.state-ok")) == ("circle-check", "Pass")
     assert "acme.test has no DMARC record." in section.select_one(".health-gate").get_text()
     assert section.select_one(".health-checked").get_text().startswith("Last checked ")
     # HTMX: the section alone comes back.
@@ -541,14 +541,14 @@ def test_the_domains_list_shows_each_domains_health(app, admin, web, dns_zone):
         dns_zone.remove(f"_dmarc.{row.domain}")
         gate.check_domain(row)
     page = soup(web.get("/sending/domains"))
-    assert page.select_one(f"#domain-{row.id} td.domain-health .badge.state-fail").get_text(" ", strip=True) == \
-        "✕ Mail would be rejected"
+    assert badge(page.select_one(f"#domain-{row.id} td.domain-health .badge.state-fail")) == \
+        ("circle-x", "Mail would be rejected")
     assert page.select_one(f"#domain-{quiet.id} td.domain-health").get_text(strip=True) == "not checked"
     with app.app_context():
         dns_zone.publish(f"_dmarc.{row.domain}", DMARC)
         gate.check_domain(row, force=True)
     page = soup(web.get("/sending/domains"))
-    assert page.select_one(f"#domain-{row.id} td.domain-health .badge.state-ok").get_text(" ", strip=True) == "✓ Pass"
+    assert badge(page.select_one(f"#domain-{row.id} td.domain-health .badge.state-ok")) == ("circle-check", "Pass")
 
 
 # --- Subdomain senders: each From domain judged by its own records --------------------------------
@@ -613,3 +613,8 @@ def test_check_now_is_limited_per_team(app, admin, web, dns_zone):
     assert soup(refused).select_one("#domain-health li[data-check=dmarc]")  # the last check is still shown
     page = web.post(f"/sending/domains/{row.id}/health", {}, follow_redirects=True)
     assert "wait a few minutes" in soup(page).select_one(".flash-error").get_text()
+
+
+def badge(element):
+    """(icon name, word) of a health badge: the sprite icon beside the word, never colour alone."""
+    return element.select_one("svg.icon use")["href"].rpartition("#")[2], element.get_text(" ", strip=True)

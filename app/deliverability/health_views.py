@@ -21,11 +21,11 @@ from app.teams.context import team_object_or_404
 
 bp = Blueprint("domain_health", __name__, url_prefix="/sending/domains")
 
-LIGHTS = {  # colour and words and a symbol: never colour alone
-    domain_health.PASS: ("ok", "✓", "Pass"),
-    domain_health.WARN: ("warn", "!", "Warning"),
-    domain_health.FAIL: ("fail", "✕", "Fail"),
-    domain_health.UNKNOWN: ("error", "?", "Unknown"),
+LIGHTS = {  # colour, an icon of the sprite (tests/test_icons.py) and a word: never colour alone
+    domain_health.PASS: ("ok", "circle-check", "Pass"),
+    domain_health.WARN: ("warn", "triangle-alert", "Warning"),
+    domain_health.FAIL: ("fail", "circle-x", "Fail"),
+    domain_health.UNKNOWN: ("error", "info", "Unknown"),
 }
 
 
