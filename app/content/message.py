@@ -454,16 +454,17 @@ class MessageFactory:
         head += body
         return b"".join(head)
 
-    def payload(self, send, contact):
+    def payload(self, send, contact, message_id=None):
         """build()'s message as the SMTP DATA payload: lines that start with "." get another, then
         the final "." line. Same bytes as app.sending.smtp.smtp_payload(build()), rendered from
-        stuffed pieces: no pass over the message or its pieces."""
-        head, body, _ = self._pieces_of(send, contact, stuffed=True)
+        stuffed pieces: no pass over the message or its pieces. `message_id`: this send's
+        message_id(), when the caller has it already (it is a signature to compute)."""
+        head, body, _ = self._pieces_of(send, contact, stuffed=True, message_id=message_id)
         body.append(b".\r\n")
         body[0:0] = (self._stuffed_head(b"".join(head)), CRLF)
         return b"".join(body)
 
-    def build_parts(self, send, contact):
+    def build_parts(self, send, contact, message_id=None):
         """One recipient's message in the parts DKIM signing needs (MessageParts).
 
         The message is head + CRLF + body; the canonical body is DKIM's relaxed body
@@ -471,7 +472,7 @@ class MessageFactory:
         their own canonical form, the static ones that are not were found once per campaign, and
         only a recipient's own pieces are checked here. So the signer scans nothing again.
         """
-        head, body, cache = self._pieces_of(send, contact, stuffed=True)
+        head, body, cache = self._pieces_of(send, contact, stuffed=True, message_id=message_id)
         forms = self._canonical_of_stuffed
         for piece in itertools.islice(cache.values(), self._static_count, None):
             if needs_dot_stuffing(piece):  # only a stuffed piece has a line starting with "."
@@ -495,7 +496,7 @@ class MessageFactory:
         # Header lines start with a field name or folding white space; checked all the same (600 bytes).
         return dot_stuffed(head) if needs_dot_stuffing(head) else head
 
-    def _pieces_of(self, send, contact, stuffed=False):
+    def _pieces_of(self, send, contact, stuffed=False, message_id=None):
         """The header lines and body pieces of one recipient's message, and the piece cache used (a
         recipient's own pieces come after the static ones); the body's pieces dot-stuffed for the SMTP
         payload when `stuffed`."""
@@ -525,7 +526,7 @@ class MessageFactory:
             self._static_headers,
             address_header("To", name, recipient),
             subject,
-            b"Message-ID: " + self.message_id(send).encode("ascii") + CRLF,
+            b"Message-ID: " + (message_id or self.message_id(send)).encode("ascii") + CRLF,
             (b"List-Unsubscribe: <" + unsubscribe.encode("ascii") + b">"
              + ((b",\r\n <" + mailto.encode("utf-8") + b">") if mailto else b"") + CRLF),
             b"X-Loft-Token: " + token.encode("ascii") + CRLF,

@@ -155,9 +155,9 @@ class Deliveries:
             message_id = factory.message_id(job)
             # The factory dot-stuffs its pieces as it joins them: no pass over the finished message.
             if self.dkim_domain is None:
-                payload = factory.payload(job, job.contact)
+                payload = factory.payload(job, job.contact, message_id)
             else:
-                parts = factory.build_parts(job, job.contact)
+                parts = factory.build_parts(job, job.contact, message_id)
                 if self.signers is not None:
                     signature = await self.loop.run_in_executor(self.signers, domains_service.signature_header,
                                                                 parts.head, parts.canonical_body, self.dkim_domain)
