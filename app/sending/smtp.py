@@ -142,17 +142,20 @@ class Session(asyncio.Protocol):
             end = buffer.find(b"\n", offset)
             if end < 0:
                 break
-            line = buffer[offset:end + 1]
-            offset = end + 1
-            if line[3:4] == b"-":
+            line, offset = offset, end + 1
+            if end - line > 3 and buffer[line + 3] == 45:  # "-": the reply goes on
                 continue
             try:
-                code = int(line[:3])
+                code = int(buffer[line:min(line + 3, offset)])
             except ValueError:
                 raise aiosmtplib.SMTPResponseException(
-                    -1, "Malformed SMTP response line: " + bytes(line).decode("utf-8", "replace").strip()) from None
-            lines = bytes(buffer[start:offset]).split(b"\n")[:-1]
-            message = b"\n".join(text[4:].strip(b" \t\r\n") for text in lines)
+                    -1, "Malformed SMTP response line: "
+                    + bytes(buffer[line:offset]).decode("utf-8", "replace").strip()) from None
+            if line == start:  # one line, as nearly every reply is: no split and join
+                message = buffer[line + 4:offset].strip(b" \t\r\n")
+            else:
+                lines = bytes(buffer[start:offset]).split(b"\n")[:-1]
+                message = b"\n".join(text[4:].strip(b" \t\r\n") for text in lines)
             self.replies.append(aiosmtplib.SMTPResponse(code, message.decode("utf-8", "surrogateescape")))
             start = offset
         del buffer[:start]
