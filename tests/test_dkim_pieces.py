@@ -190,3 +190,12 @@ def test_the_signature_agrees_with_dkimpy_over_varied_heads_and_bodies(app, doma
         assert not verify(signed.replace(b"acme.example>", b"acme.example >", 1)
                           .replace(b"From: a@", b"From: b@").replace(b"FROM: a@", b"FROM: b@"), domain_row)
         assert not verify(signed.replace(b"\r\n\r\n", b"\r\nSubject: added\r\n\r\n", 1), domain_row)
+
+
+def test_header_blocks_with_a_bad_field_name_or_a_line_without_colon_go_to_dkimpy():
+    for _ in range(2):  # the second time with the names already seen
+        assert domains._relaxed_header_fields(b"From: a@x.example\r\nSubject:  Hi \r\n") == [
+            (b"from", b"a@x.example"), (b"subject", b"Hi")]
+        assert domains._relaxed_header_fields(b"From: a@x.example\r\nBad Name: v\r\n") is None
+        assert domains._relaxed_header_fields(b"From: a@x.example\r\nFrom\r\n") is None
+        assert domains._relaxed_header_fields(b"From: a@x.example\r\nSubject\r\n") is None

@@ -319,12 +319,23 @@ def _relaxed_header_fields(head):
     if b"\t" in text or b"  " in text:
         text = _WSP_TO_COMPRESS.sub(b" ", text)
     fields = []
+    names = _field_names
     for line in text.split(b"\r\n"):
         name, colon, value = line.partition(b":")
-        if not colon or not _FIELD_NAME.fullmatch(name):
+        if not colon:
             return None
-        fields.append((name.lower(), value.strip()))
+        lower = names.get(name)
+        if lower is None:  # a name not seen yet: checked once (the same dozen recur in every message)
+            if not _FIELD_NAME.fullmatch(name):
+                return None
+            lower = name.lower()
+            if len(names) < 1024:
+                names[name] = lower
+        fields.append((lower, value.strip()))
     return fields
+
+
+_field_names = {}  # field names (as written) that are valid -> their lower-case form
 
 
 def _selected_fields(fields, include):
