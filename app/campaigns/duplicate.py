@@ -30,6 +30,7 @@ NOT_COPIED = {
     "scheduled_at": "a duplicate is scheduled on its own",
     "started_at": "history", "finished_at": "history", "frozen_at": "history",
     "total": "counts of the original's sends", "sent": "counts", "failed": "counts", "cursor": "the engine's place",
+    "waiting_until": "a warm-up pause of the original's send",
     "created_by": "who duplicated it", "created_at": "now", "updated_at": "now",
 }
 
