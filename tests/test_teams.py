@@ -30,6 +30,8 @@ def test_every_endpoint_declares_who_may_use_it(app):
     for endpoint, view in app.view_functions.items():
         if endpoint in PUBLIC or endpoint in INSTANCE_ADMIN or endpoint in PERSONAL:
             continue
+        if getattr(view, "instance_admin", False):  # @instance_admin_required
+            continue
         if getattr(view, "public", False):  # public pages of later areas (sign-up forms, tracking) say so
             continue
         if getattr(view, "api_permission", None):  # /api/v1 operations: the key's role, checked by @operation
@@ -94,6 +96,15 @@ def test_instance_pages_are_for_the_instance_admin_only(app, admin):
     _, team_admin = make_member(app, team, "admin", "teamadmin@example.com")
     for path in ("/admin/settings", "/outbox/"):
         assert team_admin.get(path).status_code == 403
+    # Every page marked @instance_admin_required, whatever area it belongs to.
+    marked = 0
+    for rule in app.url_map.iter_rules():
+        if getattr(app.view_functions[rule.endpoint], "instance_admin", False) and not rule.arguments:
+            for method in rule.methods - {"HEAD", "OPTIONS"}:
+                response = team_admin.get(rule.rule) if method == "GET" else team_admin.post(rule.rule, {})
+                assert response.status_code == 403, (method, rule.rule, response.status_code)
+                marked += 1
+    assert marked >= 4
 
 
 # --- Isolation ------------------------------------------------------------------

@@ -24,12 +24,14 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 
 def instance_admin_required(view):
+    """Only the instance administrator may use `view`; the mark lets the role tests find every such page."""
     @functools.wraps(view)
     @login_required
     def wrapped(*args, **kwargs):
         if not current_user.is_instance_admin:
             abort(403, description="Only the instance administrator can open this page.")
         return view(*args, **kwargs)
+    wrapped.instance_admin = True
     return wrapped
 
 
