@@ -96,3 +96,6 @@ from app.models.deliverability import DomainHealth
 from app.models.deliverability import DomainPause
 from app.models.dmarc import DmarcReport
 from app.models.dmarc import DmarcRecord
+from app.models.billing import STREAMS
+from app.models.billing import UsageCount
+from app.models.billing import UsageAlert
