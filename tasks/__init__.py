@@ -9,6 +9,7 @@ worker that a campaign's long send holds.
 """
 import logging
 import os
+from typing import NamedTuple
 
 from huey import RedisHuey
 from huey import SqliteHuey
@@ -68,3 +69,34 @@ def queued_as(module):
         func.__module__ = module
         return func
     return keep
+
+
+class RetryPolicy(NamedTuple):
+    retries: int  # how many times huey runs the task again after an exception
+    delay: int  # seconds before each of those runs
+    why: str  # one line: why this many (0 where a retry would be wrong)
+
+
+def retry_policy(retries, delay, why):
+    """Every task's retry policy, stated where the task is and checked (tests/test_operations_retry.py walks
+    both queues' registries and fails for a task without one). Put it above @huey.task/@huey.periodic_task:
+
+        @retry_policy(3, 30, "the outbound server may be down for a minute")
+        @huey.task(name="mail.send_system_email")
+
+    It sets huey's default_retries/default_retry_delay, so the numbers live here and nowhere else: a task
+    that also passes retries= to huey.task is refused. A task that exhausts its retries lands in the
+    dead-letter list (app/operations/deadletters.py)."""
+    if not why or not why.strip():
+        raise ValueError("a retry policy says why")
+    if retries < 0 or delay < 0:
+        raise ValueError("retries and delay are counts, not negative")
+
+    def declare(wrapper):
+        task_class = wrapper.task_class
+        if task_class.default_retries or task_class.default_retry_delay:
+            raise ValueError(f"{task_class.__name__}: give retries in @retry_policy only, not in @huey.task")
+        task_class.default_retries, task_class.default_retry_delay = retries, delay
+        task_class.retry_policy = RetryPolicy(retries, delay, why.strip())
+        return wrapper
+    return declare

@@ -38,6 +38,7 @@ from app.sending import engine
 from app.sending import shares
 from app.sending.tuning import Settings
 from tasks import huey
+from tasks import retry_policy
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ def run_campaign(campaign_id, deadline_seconds=None):
     return engine.run_campaign(campaign_id, deadline_seconds=deadline_seconds, hooks=BOUNCE_HANDLING)
 
 
+@retry_policy(0, 0, "the minute tick starts a run for a campaign still sending; a retry would race it")
 @huey.task(name="sending.send_campaign")
 def send_campaign(campaign_id, after_busy=False):
     result = run_campaign(campaign_id)
@@ -86,6 +88,7 @@ def send_campaign(campaign_id, after_busy=False):
         send_campaign.schedule((campaign_id,), delay=result.delay)
 
 
+@retry_policy(0, 0, "periodic: the next minute runs again")
 @huey.periodic_task(crontab(minute="*"), name="sending.tick")
 def tick():
     shares.prune(Settings.from_config(current_app.config).lease_seconds)
