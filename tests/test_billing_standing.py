@@ -6,10 +6,17 @@ import pytest
 from app import usage
 from app.models import Campaign
 from app.models import CampaignState
+from app.campaigns import publishing
+from app.models import Notice
+from app.models import Send
 from app.models import Team
+from app.models import utcnow
 from app.teams import standing
+from tests.sending_support import launched
 from tests.sending_support import make_campaign
 from tests.sending_support import make_team
+from tests.sending_support import run
+from tests.sending_support import statuses
 
 
 def test_a_team_in_good_standing_may_send(ctx):
@@ -78,3 +85,69 @@ def test_a_bad_cap_is_refused_in_words_and_the_old_one_kept(ctx, bad):
     with pytest.raises(standing.StandingError):
         standing.set_cap(team, bad)
     assert Team.get_by_id(team.id).monthly_email_cap == 500
+
+
+# --- Where mail leaves: the engine, launch and resume ---------------------------------------------------
+
+FAST = dict(SEND_RETRY_DELAYS=(0.05, 0.1), SEND_RECONNECT_DELAY=0.01, SEND_FLUSH_INTERVAL=0.05,
+            SEND_STATE_INTERVAL=0.1, SEND_MAX_IN_RUN_WAIT=5.0, SEND_BATCH_SIZE=10)
+
+
+def test_a_campaign_sent_by_the_engine_stops_at_the_cap_and_pauses_with_the_reason(ctx, smtp):
+    ctx.config.update(FAST)
+    server = smtp()
+    team = make_team()
+    standing.set_cap(team, 25)
+    campaign, contacts, _account = launched(team, 60, server.port, connections=4)
+    result = run(campaign.id)
+    fresh = Campaign.get_by_id(campaign.id)
+    # One run alone: each batch is no larger than the room left, so it stops exactly at the cap.
+    assert sum(server.handler.delivered.values()) == 25 == fresh.sent
+    assert result.outcome == "paused" and fresh.state == CampaignState.PAUSED
+    assert fresh.state_reason.startswith("Paused by Loft: This team has reached its monthly limit of 25 emails")
+    assert statuses(campaign) == {"sent": 25, "queued": 35}
+    assert usage.sent_this_month(team) == 25
+    # The 80 % and 100 % alerts went to the team once each, and a second look sends neither again.
+    kinds = [n.kind for n in Notice.select().where(Notice.team == team).order_by(Notice.id)]
+    assert kinds.count("usage_80") == 1 and kinds.count("usage_100") == 1
+    standing.sending_refusal(team.id)
+    assert Notice.select().where((Notice.team == team) & Notice.kind.startswith("usage_")).count() == 2
+    # Resuming is refused while at the cap; raised, it goes on and sends the rest.
+    with pytest.raises(publishing.SendingRefusedError, match="monthly limit of 25"):
+        publishing.control(fresh, "resume")
+    standing.set_cap(team, 1000)
+    publishing.control(Campaign.get_by_id(campaign.id), "resume")
+    assert run(campaign.id).outcome == "completed"
+    assert server.handler.delivered == {c.email: 1 for c in contacts}
+
+
+def test_the_engine_pauses_a_sending_campaign_of_a_team_suspended_before_its_run(ctx, smtp):
+    ctx.config.update(FAST)
+    server = smtp()
+    team = make_team()
+    campaign, _contacts, _account = launched(team, 5, server.port)
+    Team.update(suspended_at=utcnow(), suspended_reason="Abuse report").where(Team.id == team.id).execute()
+    result = run(campaign.id)
+    assert result.outcome == "paused" and server.handler.delivered == {}
+    assert "Abuse report" in Campaign.get_by_id(campaign.id).state_reason
+
+
+def test_launch_and_schedule_are_refused_with_the_reason_and_nothing_is_frozen(ctx, smtp):
+    server = smtp()
+    team = make_team()
+    campaign, _contacts, _account = launched(team, 3, server.port)
+    Campaign.update(state=CampaignState.DRAFT).where(Campaign.id == campaign.id).execute()
+    Send.delete().where(Send.campaign == campaign.id).execute()
+    standing.suspend(team, "Bought lists", by_user=None)
+    draft = Campaign.get_by_id(campaign.id)
+    with pytest.raises(publishing.SendingRefusedError, match="Bought lists"):
+        publishing.start(draft)
+    with pytest.raises(publishing.SendingRefusedError, match="Bought lists"):
+        publishing.publish(draft, utcnow() + datetime.timedelta(days=40))
+    assert Campaign.get_by_id(campaign.id).state == CampaignState.DRAFT and statuses(campaign) == {}
+    # At the cap (not suspended): sending now is refused; scheduling into the team's next month is not.
+    standing.resume(team)
+    standing.set_cap(team, 0)
+    with pytest.raises(publishing.SendingRefusedError, match="monthly limit of 0"):
+        publishing.refuse_unless_standing(draft)
+    publishing.refuse_unless_standing(draft, utcnow() + datetime.timedelta(days=40))

@@ -63,6 +63,10 @@ def conclude(campaign_id, run, recovered, hooks):
         return RunResult("stopped", reason="another worker took the campaign over", **result)
     if campaign.state != CampaignState.SENDING:
         return RunResult("stopped", reason=f"the campaign is {campaign.state}", **result)
+    if run.stop_reason == "refused":  # suspended, or the monthly cap reached (app/teams/standing.py)
+        reason = "Paused by Loft: " + run.stop_detail
+        pause_campaign(campaign, reason, hooks)
+        return RunResult("paused", reason=reason, **result)
     if run.stop_reason == "accounts":
         reason = "Paused by Loft: every SMTP account of the team is paused. " + run.stop_detail
         pause_campaign(campaign, reason, hooks)

@@ -55,12 +55,12 @@ def next_month_start(team, now=None):
     return datetime.date(local.year + 1, 1, 1) if local.month == 12 else datetime.date(local.year, local.month + 1, 1)
 
 
-def cap_reason(team, now=None):
+def cap_reason(team, now=None, sent=None):
     """The words for a team at or over its monthly cap, else ''."""
     cap = team.monthly_email_cap
     if cap is None:
         return ""
-    if usage.sent_this_month(team, now) < cap:
+    if (usage.sent_this_month(team, now) if sent is None else sent) < cap:
         return ""
     first = next_month_start(team, now)
     return (f"This team has reached its monthly limit of {cap:,} emails set by the instance administrator; "
@@ -70,20 +70,31 @@ def cap_reason(team, now=None):
 def sending_refusal(team, stream="marketing", now=None):
     """None when the team may send now; else why not, in words for the person or the API client.
     `team`: a Team or its id. `stream`: marketing or transactional (both count against the cap)."""
-    row = _team(team)
-    if row is None:
-        return "This team no longer exists."
-    return suspension_reason(row) or cap_reason(row, now) or None
+    return allowance(team, now)[0]
 
 
 def room_left(team, now=None):
     """Messages the team may still send this month under its cap (None = no cap); 0 while suspended."""
+    return allowance(team, now)[1]
+
+
+def allowance(team, now=None):
+    """(refusal or None, messages left this month under the cap or None without a cap): what the engine
+    asks before each batch, in two small queries. Crossing 80 % or 100 % of the cap alerts the team's
+    Administrators, once a month each (app/billing/caps.py)."""
     row = _team(team)
-    if row is None or row.suspended_at is not None:
-        return 0
+    if row is None:
+        return "This team no longer exists.", 0
+    if row.suspended_at is not None:
+        return suspension_reason(row), 0
     if row.monthly_email_cap is None:
-        return None
-    return max(row.monthly_email_cap - usage.sent_this_month(row, now), 0)
+        return None, None
+    sent = usage.sent_this_month(row, now)
+    from app.billing import caps  # billing reads standing's words; imported here so neither needs the other first
+    caps.alert_thresholds(row, sent, now)
+    if sent >= row.monthly_email_cap:
+        return cap_reason(row, now, sent), 0
+    return None, row.monthly_email_cap - sent
 
 
 def pause_sending(team_id, reason):
