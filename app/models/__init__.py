@@ -99,3 +99,4 @@ from app.models.dmarc import DmarcRecord
 from app.models.billing import STREAMS
 from app.models.billing import UsageCount
 from app.models.billing import UsageAlert
+from app.models.notifications import NotificationPreference

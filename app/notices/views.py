@@ -2,7 +2,8 @@
 
 Every member of a team sees its notices ("view"): an auto-paused campaign or a
 failed authentication concerns everyone who works on the team's campaigns.
-Opening the page marks them read; dismissing hides them.
+Opening the page marks them read; dismissing hides them. Each person sees only the kinds they want in the
+app, and chooses them, with what reaches them by email, on /notices/preferences (app/notices/preferences.py).
 """
 from flask import Blueprint
 from flask import abort
@@ -10,9 +11,12 @@ from flask import flash
 from flask import g
 from flask import redirect
 from flask import render_template
+from flask import request
 from flask import url_for
+from flask_login import current_user
 
 from app.notices import alerts
+from app.notices import preferences
 from app.htmx import is_htmx
 from app.teams.context import require
 
@@ -22,15 +26,20 @@ bp = Blueprint("notices", __name__, url_prefix="/notices")
 @bp.app_context_processor
 def notices_context():
     # A function, so the count query runs only where the layout shows the bell (signed in, with a team).
-    return {"unread_notices": lambda: alerts.unread_count(g.get("team"))}
+    return {"unread_notices": lambda: alerts.unread_count(g.get("team"), _me())}
+
+
+def _me():
+    """The signed-in person (their preferences narrow the notices), None without one."""
+    return current_user.id if current_user.is_authenticated else None
 
 
 @bp.route("/")
 @require("view")
 def index():
-    notices = alerts.active(g.team)
+    notices = alerts.active(g.team, current_user.id)
     unread = {n.id for n in notices if n.read_at is None}
-    alerts.mark_read(g.team)
+    alerts.mark_read(g.team, current_user.id)
     return render_template("notices/index.html", notices=notices, unread=unread)
 
 
@@ -52,3 +61,17 @@ def dismiss_all():
     count = alerts.dismiss_all(g.team)
     flash(f"{count} notice{'s' if count != 1 else ''} dismissed." if count else "Nothing to dismiss.", "success")
     return redirect(url_for("notices.index"))
+
+
+@bp.route("/preferences", methods=["GET", "POST"])
+@require("view")
+def preferences_page():
+    """A person's own choices for the current team: event x {email, in the app}, saved with one POST."""
+    role = g.membership.role
+    if request.method == "POST":
+        preferences.save(current_user.id, g.team, request.form, role=role)
+        flash(f"Notification preferences for {g.team.name} saved.", "success")
+        return redirect(url_for("notices.preferences_page"))
+    return render_template("notices/preferences.html", events=preferences.EVENTS.values(),
+                           choices=preferences.choices(current_user.id, g.team, role=role),
+                           defaults=preferences.defaults(role), field_name=preferences.field_name)

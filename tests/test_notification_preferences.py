@@ -1,0 +1,198 @@
+"""Notification preferences: the registry's defaults per role, a person's page (event x {email, in the app}, one
+POST), and delivery honouring the choices: the notices email job, the in-app list and bell, the DMARC digest."""
+import datetime
+import email
+import email.policy
+
+import pytest
+
+from app.deliverability.dmarc import store
+from app.deliverability.dmarc import weekly
+from app.models import CaughtMessage
+from app.models import Membership
+from app.models import Notice
+from app.models import NotificationPreference
+from app.models import Team
+from app.models import User
+from app.notices import alerts
+from app.notices import preferences
+from tests.accounts_support import make_member
+from tests.conftest import soup
+from tests.dmarc_support import report_xml
+
+
+def acme():
+    return Team.get(Team.name == "Acme")
+
+
+def recipients():
+    return sorted(email.message_from_bytes(m.raw, policy=email.policy.default)["To"] for m in CaughtMessage.select())
+
+
+def form_from(page, **changes):
+    """The preferences form as the page renders it (ticked boxes), with `changes` {field: bool} applied."""
+    ticked = {box["name"]: "1" for box in page.select("#notification-preferences input[type=checkbox]")
+              if box.has_attr("checked")}
+    for name, on in changes.items():
+        ticked.pop(name, None)
+        if on:
+            ticked[name] = "1"
+    return ticked
+
+
+def test_defaults_per_role():
+    admin, manager = preferences.defaults("admin"), preferences.defaults("manager")
+    author, guest = preferences.defaults("author"), preferences.defaults("guest")
+    assert all(choice["email"] for key, choice in admin.items())  # every event reaches Administrators by email
+    assert all(choice["app"] for key, choice in admin.items() if key != "dmarc_digest")  # an email-only event
+    assert [key for key, c in manager.items() if c["email"]] == ["campaign_paused"]
+    assert {"campaign_finished", "import_finished", "campaign_paused"} <= {k for k, c in manager.items() if c["app"]}
+    assert author["campaign_finished"]["app"] and not author["worker_down"]["app"]
+    assert not any(choice["email"] for choice in guest.values())
+    assert not any(choice["email"] for choice in author.values())
+    assert set(preferences.EVENTS) >= {"campaign_finished", "import_finished", "campaign_paused", "domain_failing",
+                                       "worker_down", "usage_80", "usage_100", "dmarc_digest"}
+
+
+def test_every_kind_in_the_code_belongs_to_an_event():
+    from app.backup import restored
+    from app.bounces import autopause
+    from app.deliverability import gate
+    assert preferences.event_of(autopause.KIND) == "campaign_paused"
+    assert preferences.event_of(autopause.FINISHED_KIND) == "campaign_finished"
+    assert preferences.event_of(gate.KIND) == "domain_failing"
+    assert preferences.event_of("blocklist") == "domain_failing"
+    assert preferences.event_of(restored.KIND) == preferences.event_of("mailbox") == "other"
+    assert preferences.event_of("worker_down") == "worker_down"
+
+
+def test_the_page_saves_only_differences_and_shows_the_choices(app, admin, web):
+    page = soup(web.get("/notices/preferences"))
+    boxes = page.select("#notification-preferences input[type=checkbox]")
+    assert len(boxes) == 2 * len(preferences.EVENTS) - 1  # the DMARC digest is email-only
+    for box in boxes:  # each box has a label naming the event and the channel
+        label = page.select_one(f"label[for={box['id']}]").get_text(" ", strip=True)
+        event, channel = box["name"].split(".")
+        assert preferences.EVENTS[event].label in label and ("email" in label if channel == "email" else "app" in label)
+    assert all(box.has_attr("checked") for box in boxes)  # an Administrator gets everything
+    assert page.select_one("#notification-preferences input[name=csrf_token]")
+
+    response = web.post("/notices/preferences", form_from(page, **{"worker_down.email": False,
+                                                                 "campaign_finished.app": False}))
+    assert response.status_code == 302
+    rows = {(r.event, r.by_email, r.in_app) for r in NotificationPreference.select()}
+    assert rows == {("worker_down", False, True), ("campaign_finished", True, False)}
+    page = soup(web.get("/notices/preferences"))
+    assert not page.select_one("#f-worker_down-email").has_attr("checked")
+    assert page.select_one("#f-worker_down-app").has_attr("checked")
+    assert page.select_one("#event-worker_down .badge").get_text() == "changed"
+
+    web.post("/notices/preferences", form_from(page, **{"worker_down.email": True, "campaign_finished.app": True}))
+    assert NotificationPreference.select().count() == 0  # back at the defaults: nothing stored
+
+
+def test_saving_without_the_csrf_token_is_refused(app, admin, web):
+    response = web.client.post("/notices/preferences", data={"worker_down.app": "1"})
+    assert response.status_code == 400
+    assert NotificationPreference.select().count() == 0
+
+
+def test_the_account_menu_links_the_page(app, admin, web):
+    page = soup(web.get("/campaigns/"))
+    assert page.select_one(".account-menu a[href='/notices/preferences']")
+
+
+def test_an_admin_who_opts_out_of_worker_down_by_email_does_not_get_it(app, admin, web, catcher):
+    team = acme()
+    make_member(app, team, "admin", "second-admin@example.com")
+    page = soup(web.get("/notices/preferences"))
+    web.post("/notices/preferences", form_from(page, **{"worker_down.email": False}))
+    with app.app_context():
+        alerts.notify(team.id, "The worker is not running", "Start it.", kind="worker_down")
+        assert alerts.email_pending() == 1
+    assert recipients() == ["second-admin@example.com"]
+
+
+def test_a_manager_gets_campaign_paused_by_email_and_can_opt_in_and_out(app, admin, catcher):
+    team = acme()
+    _, manager = make_member(app, team, "manager", "manager@example.com")
+    with app.app_context():
+        alerts.notify(team.id, "Campaign paused", "Bounces.", kind="autopause")  # the legacy kind maps to it
+        assert alerts.email_pending() == 2
+    assert recipients() == ["admin@example.com", "manager@example.com"]
+
+    CaughtMessage.delete().execute()
+    page = soup(manager.get("/notices/preferences"))
+    assert not page.select_one("#f-domain_failing-email").has_attr("checked")  # not a Manager's default
+    manager.post("/notices/preferences", form_from(page, **{"domain_failing.email": True,
+                                                           "campaign_paused.email": False}))
+    with app.app_context():
+        alerts.notify(team.id, "Domain failing", "SPF.", kind="domain_health")
+        alerts.notify(team.id, "Campaign paused again", "Bounces.", kind="campaign_paused")
+        assert alerts.email_pending() == 3
+    messages = [email.message_from_bytes(m.raw, policy=email.policy.default) for m in CaughtMessage.select()]
+    assert sorted((m["To"], m["Subject"]) for m in messages) == [
+        ("admin@example.com", "[Loft] Campaign paused again"), ("admin@example.com", "[Loft] Domain failing"),
+        ("manager@example.com", "[Loft] Domain failing")]
+
+
+def test_preferences_are_per_team(app, admin, web, catcher):
+    other = Team.create(name="Other")
+    Membership.create(user=admin, team=other, role="admin")
+    page = soup(web.get("/notices/preferences"))
+    web.post("/notices/preferences", form_from(page, **{"usage_80.email": False}))
+    with app.app_context():
+        alerts.notify(other.id, "80 % used", "Other team.", kind="usage_80")
+        alerts.notify(acme().id, "80 % used", "Acme.", kind="usage_80")
+        assert alerts.email_pending() == 1  # Acme's choice does not silence the other team
+    assert NotificationPreference.get().team_id == acme().id
+
+
+@pytest.mark.parametrize("role", ["author", "guest"])
+def test_in_app_list_and_bell_show_only_wanted_kinds(app, admin, role):
+    team = acme()
+    with app.app_context():
+        alerts.notify(team.id, "Campaign done", "Sent.", kind="campaign_finished")
+        alerts.notify(team.id, "Worker down", "Start it.", kind="worker_down")
+        alerts.notify(team.id, "Something else", "Text.")  # "alert": other, everyone sees it
+    _, member = make_member(app, team, role)
+    assert soup(member.get("/campaigns/")).select_one(".notices-bell .badge").get_text() == "2"
+    page = soup(member.get("/notices/"))
+    titles = [h.get_text(" ", strip=True) for h in page.select("#notices .notice h2")]
+    assert titles == ["New Something else", "New Campaign done"]
+    # Opening the page marked only what they saw as read: the Administrator's bell still counts the worker.
+    assert Notice.get(Notice.kind == "worker_down").read_at is None
+
+    user = User.get(User.email == f"{role}-{team.id}@example.com")
+    page = soup(member.get("/notices/preferences"))
+    member.post("/notices/preferences", form_from(page, **{"worker_down.app": True, "other.app": False,
+                                                          "campaign_finished.app": False}))
+    titles = [h.get_text(" ", strip=True) for h in soup(member.get("/notices/")).select("#notices .notice h2")]
+    assert titles == ["New Worker down"]
+    assert {r.event for r in NotificationPreference.select().where(NotificationPreference.user == user.id)} == {
+        "worker_down", "other", "campaign_finished"}
+
+
+def test_nothing_wanted_in_the_app_shows_the_empty_page(app, admin, web):
+    with app.app_context():
+        alerts.notify(acme().id, "Campaign done", "Sent.", kind="campaign_finished")
+    page = soup(web.get("/notices/preferences"))
+    web.post("/notices/preferences", {name: "1" for name in form_from(page) if name.endswith(".email")})
+    assert soup(web.get("/notices/")).select_one("#notices-empty")
+    assert soup(web.get("/campaigns/")).select_one(".notices-bell .badge") is None
+
+
+def test_the_dmarc_digest_goes_to_those_who_want_it(app, admin, web, catcher):
+    today = datetime.date(2026, 11, 30)
+    team = acme()
+    make_member(app, team, "admin", "second-admin@example.com")
+    _, manager = make_member(app, team, "manager", "manager@example.com")
+    page = soup(manager.get("/notices/preferences"))
+    manager.post("/notices/preferences", form_from(page, **{"dmarc_digest.email": True}))
+    page = soup(web.get("/notices/preferences"))
+    web.post("/notices/preferences", form_from(page, **{"dmarc_digest.email": False}))
+    with app.app_context():
+        begin = int(datetime.datetime(2026, 11, 28, tzinfo=datetime.timezone.utc).timestamp())
+        store.store_report(team, report_xml(records=2, count=5, begin=begin, end=begin + 86399))
+        assert weekly.send_weekly(today=today) == 2
+    assert recipients() == ["manager@example.com", "second-admin@example.com"]
