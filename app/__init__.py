@@ -38,6 +38,7 @@ from app.config import Config
 from app.consent.views import bp as consent_bp
 from app.contacts.views import bp as contacts_bp
 from app.dashboard.views import bp as dashboard_bp
+from app.billing.views import bp as billing_bp
 from app.errors import Problem
 from app.db import close_db
 from app.db import MAX_ROW_ID
@@ -134,7 +135,8 @@ def create_app(overrides=None):
                       contacts_bp, imports_bp, segments_bp, consent_bp,
                       campaigns_bp, email_templates_bp, sending_bp, tracking_bp,
                       bounces_bp, reports_bp, webhooks_bp, notices_bp, brand_bp, media_bp, editor_bp, ai_bp,
-                      api.bp, api_keys_bp, transactional_bp, deliverability_bp, domain_health_bp, dmarc_bp):
+                      api.bp, api_keys_bp, transactional_bp, deliverability_bp, domain_health_bp, dmarc_bp,
+                      billing_bp):
         app.register_blueprint(blueprint)
 
     cli.init_app(app)
