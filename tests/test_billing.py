@@ -197,3 +197,34 @@ def test_a_team_administrator_cannot_open_admin_billing(app, team):
     assert client.get("/admin/billing").status_code == 403
     assert client.post(f"/admin/billing/teams/{team.id}", {"csrf_token": "x", "monthly_email_cap": "1"}).status_code in (400, 403)
     assert Team.get_by_id(team.id).monthly_email_cap is None
+
+
+def test_the_meter_shows_the_cap_and_a_suspension_with_its_reason(web, team):
+    from app.teams import standing
+    standing.set_cap(team, 1000)
+    usage.count_sent(team.id, 800, domain="acme.test")
+    page = soup(web.get("/billing"))
+    assert page.select_one("#billing-cap-meter")["value"] == "800"
+    assert "800 of the 1,000 emails a month" in page.select_one("#billing-cap-text").text
+    standing.suspend(team, "Unpaid invoices", by_user=None)
+    banner = soup(web.get("/billing")).select_one("#billing-suspended")
+    assert banner is not None and "Unpaid invoices" in banner.text
+
+
+def test_migration_0065_copies_the_old_usage_rows_and_goes_down_and_up_again(ctx):
+    from playhouse.migrations import Runner
+
+    from app.cli import MIGRATIONS_DIR
+    from app.db import db
+    team = Team.create(name="Old", time_zone="UTC")
+    runner = Runner(db.obj, MIGRATIONS_DIR)
+    assert "0065_billing" in runner.down(target="0065_billing")
+    assert "usage_count" not in db.get_tables()
+    assert "monthly_email_cap" not in [c.name for c in db.get_columns("team")]
+    db.execute_sql('INSERT INTO "usage" ("team_id", "month", "messages_sent") VALUES (%s, %s, %s)'
+                   .replace("%s", db.obj.param), (team.id, "2025-11", 1234))
+    assert "0065_billing" in runner.up()
+    assert usage.usage_for(team, 2, now=datetime.datetime(2025, 12, 5)) == [("2025-11", 1234), ("2025-12", 0)]
+    row = UsageCount.get(UsageCount.team == team)
+    assert (row.stream, row.domain) == ("marketing", "")
+    assert Team.get_by_id(team.id).monthly_email_cap is None and Team.get_by_id(team.id).suspended_at is None
