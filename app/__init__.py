@@ -51,6 +51,8 @@ from app.htmx import hx_redirect
 from app.htmx import is_htmx
 from app.imports.views import bp as imports_bp
 from app.media.views import bp as media_bp
+from app.metrics import http as http_metrics
+from app.metrics.views import bp as metrics_bp
 from app.models import ROLE_LABELS
 from app.notices.views import bp as notices_bp
 from app.reports.views import bp as reports_bp
@@ -119,6 +121,7 @@ def create_app(overrides=None):
 
     init_db(app.config["DATABASE_URL"])
     app.before_request(_keep_connection)  # first, so a request refused by a later hook is marked too
+    http_metrics.init_app(app)  # requests by route and status, timed from before every other hook
     app.teardown_appcontext(_end_of_context)
 
     _init_login(app)
@@ -136,7 +139,7 @@ def create_app(overrides=None):
                       campaigns_bp, email_templates_bp, sending_bp, tracking_bp,
                       bounces_bp, reports_bp, webhooks_bp, notices_bp, brand_bp, media_bp, editor_bp, ai_bp,
                       api.bp, api_keys_bp, transactional_bp, deliverability_bp, domain_health_bp, dmarc_bp,
-                      billing_bp):
+                      metrics_bp, billing_bp):
         app.register_blueprint(blueprint)
 
     cli.init_app(app)

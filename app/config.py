@@ -207,6 +207,9 @@ class Config:
     # Tracking: open and click events are written every this many milliseconds in one transaction per
     # worker (0 = each hit written before it is answered; a killed worker loses at most this much).
     TRACKING_FLUSH_MS = _int("LOFT_TRACKING_FLUSH_MS", 50)
+    # GET /metrics (Prometheus): blank = only this machine may scrape it; set, a scrape from anywhere must send
+    # "Authorization: Bearer <this token>" (docs/operations.md, "Prometheus").
+    METRICS_TOKEN = _str("LOFT_METRICS_TOKEN", "")
     # AI writing help (docs/ai.md): a Gemini API key turns it on; Admin > AI overrides all three. The base
     # URL is blank for Google's public endpoint; the model is the one prompts use unless they name their own.
     GEMINI_API_KEY = _str("LOFT_GEMINI_API_KEY", "")

@@ -1,5 +1,5 @@
 """The huey instances and what ends each task (its connection released), and nothing else from app/
-but the config and app.db.
+but the config, app.db and the task metrics.
 
 Task modules (tasks/<area>.py) import `huey` from here; wsgi.py imports them
 all so that `huey_consumer wsgi.huey` registers every task. `tx_huey` is the
@@ -16,6 +16,7 @@ from huey import SqliteHuey
 
 from app.config import Config
 from app.db import release_db
+from app.metrics import tasks as task_metrics
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,9 @@ def queue_for(url, sqlite_path, name="loft"):
 
 huey = queue_for(Config.QUEUE_URL, Config.HUEY_PATH)
 tx_huey = queue_for(Config.QUEUE_URL, Config.TX_HUEY_PATH, name="loft-tx")
+# Tasks running, completed, failed and retried, by queue and task (app/metrics/tasks.py: huey's signals).
+task_metrics.watch(huey)
+task_metrics.watch(tx_huey)
 
 
 @huey.post_execute()
