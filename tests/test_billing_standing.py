@@ -151,3 +151,17 @@ def test_launch_and_schedule_are_refused_with_the_reason_and_nothing_is_frozen(c
     with pytest.raises(publishing.SendingRefusedError, match="monthly limit of 0"):
         publishing.refuse_unless_standing(draft)
     publishing.refuse_unless_standing(draft, utcnow() + datetime.timedelta(days=40))
+
+
+def test_the_builder_shows_the_reason_and_the_api_answers_409_problem_json(ctx, web, admin, api):
+    team = Team.get(Team.name == "Acme")
+    draft = make_campaign(team, state="draft")
+    standing.suspend(team, "Too many complaints", by_user=admin)
+    page = web.post(f"/campaigns/{draft.id}/publish", {"when": "now"})
+    assert page.status_code == 422
+    assert "Too many complaints" in page.get_data(as_text=True)
+    response = api.post(f"/api/v1/campaigns/{draft.id}/send")
+    assert response.status_code == 409 and response.mimetype == "application/problem+json"
+    assert "suspended by the instance administrator: Too many complaints" in response.get_json()["detail"]
+    assert Campaign.get_by_id(draft.id).state == CampaignState.DRAFT
+    assert Team.get_by_id(team.id).suspended_by_id == admin.id
