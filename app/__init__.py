@@ -55,6 +55,7 @@ from app.metrics import http as http_metrics
 from app.metrics.views import bp as metrics_bp
 from app.models import ROLE_LABELS
 from app.notices.views import bp as notices_bp
+from app.operations import views as operations_views
 from app.reports.views import bp as reports_bp
 from app.segments.views import bp as segments_bp
 from app.senders.views import bp as sending_bp
@@ -133,13 +134,14 @@ def create_app(overrides=None):
 
     context.init_app(app)
     navigation.init_app(app)  # the sections of the main navigation, for base.html
+    operations_views.init_app(app)  # worker_status() for the worker-down banner in base.html
 
     for blueprint in (dashboard_bp, auth_bp, teams_bp, admin_bp, catcher_bp, health_bp,
                       contacts_bp, imports_bp, segments_bp, consent_bp,
                       campaigns_bp, email_templates_bp, sending_bp, tracking_bp,
                       bounces_bp, reports_bp, webhooks_bp, notices_bp, brand_bp, media_bp, editor_bp, ai_bp,
                       api.bp, api_keys_bp, transactional_bp, deliverability_bp, domain_health_bp, dmarc_bp,
-                      metrics_bp, billing_bp):
+                      metrics_bp, billing_bp, operations_views.bp):
         app.register_blueprint(blueprint)
 
     cli.init_app(app)

@@ -82,6 +82,11 @@ class Config:
     # campaign; by default huey-tx.db beside HUEY_PATH. With QUEUE_URL it is the same Redis, queue "loft-tx".
     TX_HUEY_PATH = (_path("LOFT_TX_HUEY_PATH", "") if _str("LOFT_TX_HUEY_PATH", "").strip()
                     else str(Path(HUEY_PATH).with_name(Path(HUEY_PATH).stem + "-tx.db")))
+    # Each consumer process writes a heartbeat this often (seconds); when none of the main queue's has been seen
+    # for LOFT_WORKER_STALE_SECONDS, every page says sending and imports are paused and /health is degraded
+    # (docs/operations.md).
+    WORKER_HEARTBEAT_SECONDS = float(_str("LOFT_WORKER_HEARTBEAT_SECONDS", "10"))
+    WORKER_STALE_SECONDS = float(_str("LOFT_WORKER_STALE_SECONDS", "60"))
     # Public address of this instance, used in links inside emails.
     BASE_URL = _str("LOFT_BASE_URL", "http://127.0.0.1:8000")
     # Set when Loft is served over HTTPS (behind a TLS proxy): cookies become Secure.

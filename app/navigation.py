@@ -57,7 +57,7 @@ SECTIONS = (
     Section("Usage and billing", "billing.meter", "chart-column", ("billing.meter", "billing.statement")),
     Section("Account", "auth.account", "circle-user", ("auth.",)),
     Section("Outbox", "catcher.index", "inbox", ("catcher.",), instance_admin=True),
-    Section("Instance", "admin.settings", "shield", ("admin.",), instance_admin=True),
+    Section("Instance", "admin.settings", "shield", ("admin.", "operations."), instance_admin=True),
 )
 
 

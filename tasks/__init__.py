@@ -1,5 +1,5 @@
 """The huey instances and what ends each task (its connection released), and nothing else from app/
-but the config, app.db and the task metrics.
+but the config, app.db, the task metrics and the task ids (app/operations/taskids.py).
 
 Task modules (tasks/<area>.py) import `huey` from here; wsgi.py imports them
 all so that `huey_consumer wsgi.huey` registers every task. `tx_huey` is the
@@ -13,8 +13,10 @@ from typing import NamedTuple
 
 from huey import RedisHuey
 from huey import SqliteHuey
+from huey.api import TaskWrapper
 
 from app.config import Config
+from app.operations.taskids import timed_task_id
 from app.db import release_db
 from app.metrics import tasks as task_metrics
 
@@ -23,16 +25,28 @@ log = logging.getLogger(__name__)
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
+class TimedTaskWrapper(TaskWrapper):
+    """huey's task wrapper whose tasks get a timed_task_id."""
+
+    def create_task(self, func, context=False, name=None, **settings):
+        task_class = super().create_task(func, context, name, **settings)
+        task_class.create_id = lambda task: timed_task_id()
+        return task_class
+
+
 def queue_for(url, sqlite_path, name="loft"):
     """The huey queue a LOFT_QUEUE_URL names: RedisHuey for a Redis URL (it connects on first use, not
     here), else huey's SQLite file at `sqlite_path`. Anything else is refused before a task is queued."""
     if url.startswith(REDIS_SCHEMES):
-        return RedisHuey(name, url=url)
-    if url:
+        queue = RedisHuey(name, url=url)
+    elif url:
         raise ValueError(f"LOFT_QUEUE_URL must be empty (the SQLite queue) or a Redis URL such as "
                          f"redis://127.0.0.1:6379/0, not {url.split('@')[-1]!r}")
-    os.makedirs(os.path.dirname(sqlite_path), exist_ok=True)
-    return SqliteHuey(name, filename=sqlite_path)
+    else:
+        os.makedirs(os.path.dirname(sqlite_path), exist_ok=True)
+        queue = SqliteHuey(name, filename=sqlite_path)
+    queue.task_wrapper_class = TimedTaskWrapper
+    return queue
 
 
 huey = queue_for(Config.QUEUE_URL, Config.HUEY_PATH)

@@ -100,3 +100,7 @@ from app.models.billing import STREAMS
 from app.models.billing import UsageCount
 from app.models.billing import UsageAlert
 from app.models.notifications import NotificationPreference
+from app.models.operations import WorkerHeartbeat
+from app.models.operations import DeadLetter
+from app.models.operations import TaskFailure
+from app.models.operations import WorkerAlert

@@ -1,0 +1,20 @@
+"""Helpers of tests/test_operations.py: a task that fails until a flag file exists, declared on whichever queue
+is given (the consumer's, through tests/operations_consumer.py, and the test's own view of the same storage),
+so it never joins the global queue's registry that tests/test_structure_homes.py pins."""
+import os
+from pathlib import Path
+
+from tasks import retry_policy
+
+SECRET_ERROR = ("cannot reach smtp://loft:hunter2@mail.example.com:587 with password=hunter2 "
+                "api_key=AIzaSyD0123456789abcdefghijklmnopqrstuv")
+
+
+def declare(queue):
+    @retry_policy(1, 0, "a test task: it fails again on its one retry, then becomes a dead letter")
+    @queue.task(name="operations.flaky")
+    def flaky(flag_path, ran_path):
+        if not os.path.exists(flag_path):
+            raise ConnectionError(SECRET_ERROR)
+        Path(ran_path).write_text("ran")
+    return flaky
