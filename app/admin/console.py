@@ -107,11 +107,13 @@ def rows_for(teams):
                                          .join(User).where(Membership.team.in_(ids))
                                          .order_by(Membership.team, User.email).tuples()):
         rows[team_id].members.append((name, address, role))
-    counted = dict(ContactCount.select(ContactCount.team, ContactCount.total).where(ContactCount.team.in_(ids)).tuples())
+    counted = dict(ContactCount.select(ContactCount.team, ContactCount.total)
+                   .where(ContactCount.team.in_(ids)).tuples())
     for team in teams:
         row = rows[team.id]
         row.sent = usage.sent_this_month(team)
-        row.contacts = counted[team.id] if team.id in counted else Contact.select().where(Contact.team == team.id).count()
+        row.contacts = (counted[team.id] if team.id in counted
+                        else Contact.select().where(Contact.team == team.id).count())
     for team_id, domain, status, reason in (DomainHealth.select(DomainHealth.team, SenderDomain.domain,
                                                                 DomainHealth.status, DomainHealth.gate_reason)
                                             .join(SenderDomain).where(DomainHealth.team.in_(ids)).tuples()):
