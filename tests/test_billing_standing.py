@@ -165,3 +165,16 @@ def test_the_builder_shows_the_reason_and_the_api_answers_409_problem_json(ctx, 
     assert "suspended by the instance administrator: Too many complaints" in response.get_json()["detail"]
     assert Campaign.get_by_id(draft.id).state == CampaignState.DRAFT
     assert Team.get_by_id(team.id).suspended_by_id == admin.id
+
+
+def test_a_campaign_that_ends_exactly_at_the_cap_completes_and_the_100_percent_alert_goes(ctx, smtp):
+    ctx.config.update(FAST)
+    server = smtp()
+    team = make_team()
+    standing.set_cap(team, 12)
+    campaign, contacts, _account = launched(team, 12, server.port)
+    result = run(campaign.id)
+    assert result.outcome == "completed" and Campaign.get_by_id(campaign.id).state == CampaignState.COMPLETED
+    assert server.handler.delivered == {c.email: 1 for c in contacts}
+    assert Notice.select().where((Notice.team == team) & (Notice.kind == "usage_100")).count() == 1
+    assert "monthly limit of 12 emails" in standing.sending_refusal(team.id)

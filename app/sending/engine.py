@@ -206,6 +206,7 @@ def _run_with_lease(campaign, settings, token, run_id, hooks):
     shares.apply_shares(run.lanes.values(), run.domains, shared)
     started = time.monotonic()
     run_loop(run.main(), current_app.config.get("SEND_EVENT_LOOP", "uvloop"))
+    standing.allowance(campaign.team_id)  # what this run sent may cross 80 % or 100 % of a cap: alert now
     log.info("campaign %s: run sent %s in %.1f s (%s); at most %s of %s unrecorded at once", campaign_id, run.sent,
              time.monotonic() - started, run.stop_reason or "drained", run.most_unrecorded, run.unrecorded_limit)
     return conclusion.conclude(campaign_id, run, recovered, hooks)
