@@ -736,6 +736,23 @@ def test_a_backup_holds_the_images_and_a_restore_puts_them_back(ops, tmp_path, t
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".loft-restore-") or p.name.endswith(".restoring")]
 
 
+def test_an_image_whose_key_starts_with_a_dash_is_backed_up_and_restored(ops, tmp_path):
+    # One key in 64 starts with "-" (secrets.token_urlsafe); such an image was left out of backups.
+    team = make_team("Dash")
+    item = _upload(team, (200, 30, 30))
+    old_path = media_services.file_path(item)
+    item.key = "-" + item.key[1:]
+    item.save()
+    os.rename(old_path, media_services.file_path(item))
+    before = _media_tree(ops)
+    result = cli(ops, "db", "backup", str(tmp_path / "b"))
+    assert result.exit_code == 0 and "media: 1 image file(s)" in result.output, result.output
+    os.remove(media_services.file_path(item))
+    result = cli(ops, "db", "restore", str(tmp_path / "b"), "--yes")
+    assert result.exit_code == 0 and "Restored 1 image file(s)" in result.output, result.output
+    assert _media_tree(ops) == before
+
+
 def test_a_backup_made_before_images_were_in_backups_restores_and_says_it_holds_none(ops, tmp_path):
     team = make_team("Backed up")
     assert cli(ops, "db", "backup", str(tmp_path / "b")).exit_code == 0

@@ -37,9 +37,10 @@ FORMAT = "loft-backup"
 NAMES = ("loft.db", "huey.db")  # the only files a backup may hold besides the manifest
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz")
 MEDIA = "media"  # the folder in a backup that holds the media library's files
-# A media name: folders and a file, each starting with a letter, digit or "_" (so never "..", a hidden
-# file or an absolute path), only "/" between them. Anything else in a manifest is refused.
-MEDIA_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}(/[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}){0,3}")
+# A media name: folders and a file, each starting with a letter, digit, "_" or "-" (so never "..", a hidden
+# file or an absolute path), only "/" between them. Anything else in a manifest is refused. "-" leads one key
+# in 64 (secrets.token_urlsafe), and Loft never hands these names to a command line, so it is allowed.
+MEDIA_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}(/[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}){0,3}")
 UNFINISHED = ".part"  # an upload being written (app/media/services.py): not an image yet
 
 
