@@ -137,6 +137,7 @@ def test_the_csv_statement_has_the_figures_and_no_formula_cells(web, team):
     assert figures["Total emails"] == "25007" and figures["Billable emails"] == "15007"
     assert figures["Amount due (USD)"] == "3.75"  # 15,007 x $0.25 / 1,000 = $3.75175
     assert not any(cell.startswith(("=", "+", "-", "@")) for row in rows for cell in row)
+    assert figures["AI tokens (not in the amount above)"] == "0"
 
 
 def test_statements_of_months_the_team_never_sent_in_or_of_another_team_are_404(web, team, app):
@@ -228,3 +229,17 @@ def test_migration_0065_copies_the_old_usage_rows_and_goes_down_and_up_again(ctx
     row = UsageCount.get(UsageCount.team == team)
     assert (row.stream, row.domain) == ("marketing", "")
     assert Team.get_by_id(team.id).monthly_email_cap is None and Team.get_by_id(team.id).suspended_at is None
+
+
+def test_ai_tokens_and_cost_are_read_for_the_teams_month(ctx):
+    from app.models import AiGeneration
+    tokyo = Team.create(name="Tokyo", time_zone="Asia/Tokyo")
+    base = dict(team=tokyo, prompt="subject_lines", version="1", model="gemini-2.5-flash", input_hash="h", inputs={},
+                output={})
+    AiGeneration.create(**base, input_tokens=1000, output_tokens=500, cost_micros=1_250_000,
+                        created_at=datetime.datetime(2026, 1, 31, 16))  # 1 February in Tokyo
+    AiGeneration.create(**base, input_tokens=7, output_tokens=3, cost_micros=99,
+                        created_at=datetime.datetime(2026, 1, 31, 14))  # still January there
+    assert meter.ai_for_month(tokyo, "2026-02") == (1500, D("1.2500"))
+    assert meter.ai_for_month(tokyo, "2026-01") == (10, D("0.0001"))
+    assert meter.ai_for_month(Team.create(name="Other"), "2026-02") == (0, D("0.0000"))

@@ -103,6 +103,7 @@ def statement_rows(team, month):
     plan = plans.plan_for(team)
     figures = month_figures(team, month, plan)
     start, end = usage.month_bounds(month, team)
+    ai_tokens, ai_cost = ai_for_month(team, month)
     rows = [["Loft statement", team.name], ["Month", month], ["Time zone", team.time_zone or "UTC"],
             ["From (UTC)", start.isoformat(sep=" ")], ["Until (UTC)", end.isoformat(sep=" ")],
             ["Plan", plan.name], [],
@@ -116,7 +117,9 @@ def statement_rows(team, month):
              ["Total emails", "", figures.total], ["Free allowance", "", plan.free_emails],
              ["Billable emails", "", plan.billable(figures.total)],
              [f"Price per 1,000 ({plan.currency})", "", str(plan.price_per_thousand)],
-             [f"Amount due ({plan.currency})", "", str(figures.amount)]]
+             [f"Amount due ({plan.currency})", "", str(figures.amount)], [],
+             ["AI tokens (not in the amount above)", "", ai_tokens], ["AI cost (USD, at the provider's prices)", "",
+                                                                     str(ai_cost)]]
     return [[neutralise(cell) for cell in row] for row in rows]
 
 
