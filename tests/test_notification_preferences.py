@@ -8,7 +8,9 @@ import pytest
 
 from app.deliverability.dmarc import store
 from app.deliverability.dmarc import weekly
+from app.imports import importer
 from app.models import CaughtMessage
+from app.models import ImportJob
 from app.models import Membership
 from app.models import Notice
 from app.models import NotificationPreference
@@ -19,6 +21,9 @@ from app.notices import preferences
 from tests.accounts_support import make_member
 from tests.conftest import soup
 from tests.dmarc_support import report_xml
+from tests.imports_support import run_file
+from tests.imports_support import start
+from tests.imports_support import uploaded_job
 
 
 def acme():
@@ -196,3 +201,29 @@ def test_the_dmarc_digest_goes_to_those_who_want_it(app, admin, web, catcher):
         store.store_report(team, report_xml(records=2, count=5, begin=begin, end=begin + 86399))
         assert weekly.send_weekly(today=today) == 2
     assert recipients() == ["manager@example.com", "second-admin@example.com"]
+
+
+def test_an_import_tells_the_team_once_when_it_finishes_or_stops(app, admin, web, catcher):
+    team = acme()
+    _, author = make_member(app, team, "author", "author@example.com")
+    _, guest = make_member(app, team, "guest", "guest@example.com")
+    job = run_file(web, "email,name\nann@example.com,Ann\nbob@example.com,Bob\nnot-an-address,X\n")
+    assert job.status == "done"
+    [notice] = Notice.select()
+    assert (notice.kind, notice.subject, notice.data) == ("import_finished", "Import of contacts.csv finished",
+                                                          {"import": job.id})
+    assert notice.text == ("3 rows read: 2 contacts added, 0 updated, 1 rejected "
+                           "(the rejects file is on the import's page).")
+    assert importer.run_import(job.id).status == "done" and Notice.select().count() == 1  # not twice
+    assert "Import of contacts.csv finished" in author.get("/notices/").get_data(as_text=True)
+    assert "Import of contacts.csv finished" not in guest.get("/notices/").get_data(as_text=True)  # not a Guest's
+    with app.app_context():
+        assert alerts.email_pending() == 1  # the Administrator; the Author sees it in the app only
+    assert recipients() == ["admin@example.com"]
+
+    broken = uploaded_job(web, "email,name,city\n" + "".join(f"x{i}@example.com;N\n" for i in range(40)))
+    start(web, broken, **{"column-2": "new:city"})
+    assert ImportJob.get_by_id(broken.id).status == "failed"
+    stopped = Notice.select().where(Notice.id != notice.id).get()
+    assert (stopped.kind, stopped.subject) == ("import_finished", "Import of contacts.csv stopped")
+    assert stopped.text.startswith("Most rows of this file cannot be read as CSV")
