@@ -15,6 +15,7 @@ import socket
 import threading
 
 from huey import signals
+from huey.api import PeriodicTask
 
 from app.operations import deadletters
 from app.operations import heartbeat
@@ -46,7 +47,9 @@ def _on_signal(queue):
 
 
 def _record_failure(queue, task, exc):
-    final = not task.retries
+    # A periodic task's failure is only a recent failure, never a dead letter: its next run comes by itself, and
+    # one failing every minute would otherwise fill the list.
+    final = not task.retries and not isinstance(task, PeriodicTask)
     name = queue._registry.task_to_string(type(task))
     payload = arguments = None
     if final:

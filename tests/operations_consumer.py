@@ -4,4 +4,4 @@ from wsgi import huey  # first, as for the real consumer: the app before any tas
 
 from tests.operations_support import declare  # noqa: I100
 
-flaky = declare(huey)
+flaky, slow = declare(huey)

@@ -134,21 +134,23 @@ def test_a_killed_worker_shows_the_banner_degrades_health_and_alerts_once(app, w
         _stop(consumer)
 
 
-def test_a_cleanly_stopped_worker_marks_its_row(app, queue_env):
-    consumer = _consumer(app, queue_env)
+@pytest.mark.parametrize("module, queue", [("wsgi.huey", "loft"), ("wsgi.tx_huey", "loft-tx")])
+def test_a_cleanly_stopped_worker_marks_its_row(app, queue_env, module, queue):
+    """Each consumer (the main queue's and the transactional one's) beats from one thread per process."""
+    consumer = _consumer(app, queue_env, module=module)
     try:
         _wait(app, lambda: WorkerHeartbeat.select().where(WorkerHeartbeat.pid == consumer.pid).exists(), consumer)
     finally:
         _stop(consumer)
     with app.app_context():
         rows = list(WorkerHeartbeat.select().where(WorkerHeartbeat.pid == consumer.pid))
-    assert len(rows) == 1 and rows[0].stopped_at is not None and rows[0].queue == "loft"
+    assert len(rows) == 1 and rows[0].stopped_at is not None and rows[0].queue == queue
 
 
 def test_a_task_that_always_fails_becomes_a_dead_letter_and_retry_runs_it(app, web, admin, queue_env, tmp_path,
                                                                           monkeypatch):
     queue = queue_for(queue_env["LOFT_QUEUE_URL"], queue_env["LOFT_HUEY_PATH"])  # the consumer's queue, seen from here
-    flaky = declare(queue)
+    flaky, slow = declare(queue)
     monkeypatch.setattr(operations_views, "queues", lambda: {"loft": queue})
     flag, ran = tmp_path / "flag", tmp_path / "ran"
     consumer = _consumer(app, queue_env, module="tests.operations_consumer.huey")
@@ -186,6 +188,17 @@ def test_a_task_that_always_fails_becomes_a_dead_letter_and_retry_runs_it(app, w
             assert DeadLetter.select().count() == 0
         _wait(app, ran.exists, consumer, what="the retried task")
         assert ran.read_text() == "ran"
+
+        # A task running now is on the page (as of the worker's last heartbeat), and gone once it ended.
+        release = tmp_path / "release"
+        slow(str(release))
+        _wait(app, lambda: any(task["name"] == "operations.slow" for row in WorkerHeartbeat.select()
+                               for task in row.running), consumer, what="the running task's heartbeat")
+        running = soup(web.get("/admin/queue/live")).select_one(".worker-row[data-live=yes] [data-label=Running]")
+        assert "operations.slow" in running.get_text()
+        release.write_text("go")
+        _wait(app, lambda: not any(row.running for row in WorkerHeartbeat.select()), consumer,
+              what="the task's end")
     finally:
         _stop(consumer)
 
@@ -199,7 +212,7 @@ def _letters(app, queue, flaky, count):
 
 def test_discard_one_many_and_all_and_a_task_whose_code_is_gone(app, web, admin, queue_env, monkeypatch):
     queue = queue_for(queue_env["LOFT_QUEUE_URL"], queue_env["LOFT_HUEY_PATH"])
-    flaky = declare(queue)
+    flaky, slow = declare(queue)
     monkeypatch.setattr(operations_views, "queues", lambda: {"loft": queue})
     ids = _letters(app, queue, flaky, 4)
     response = web.post("/admin/queue/dead-letters/discard", {"ids": [str(ids[0]), str(ids[1])]})
@@ -222,7 +235,7 @@ def test_discard_one_many_and_all_and_a_task_whose_code_is_gone(app, web, admin,
         assert DeadLetter.select().where(DeadLetter.id == gone).exists()
     # Another instance's id, or nothing chosen: nothing happens, and says so.
     response = web.post("/admin/queue/dead-letters/retry", {"ids": ["999999"]}, htmx=True)
-    assert response.status_code == 200
+    assert "Nothing was queued: those tasks are no longer in the list." in response.get_data(as_text=True)
     response = web.post("/admin/queue/dead-letters/discard", {}, htmx=True)
     assert "Tick the tasks to discard first." in response.get_data(as_text=True)
     with app.app_context():
@@ -231,7 +244,7 @@ def test_discard_one_many_and_all_and_a_task_whose_code_is_gone(app, web, admin,
 
 def test_the_queue_page_counts_waiting_tasks_by_type_with_their_age(app, web, admin, queue_env, monkeypatch):
     queue = queue_for(queue_env["LOFT_QUEUE_URL"], queue_env["LOFT_HUEY_PATH"])
-    flaky = declare(queue)
+    flaky, slow = declare(queue)
     monkeypatch.setattr(operations_views, "queues", lambda: {"loft": queue})
     for _ in range(3):
         flaky("a", "b")
@@ -247,3 +260,18 @@ def test_the_queue_page_counts_waiting_tasks_by_type_with_their_age(app, web, ad
     assert "No task has failed recently." in page.get_text()
     queue.flush()
     assert "Nothing waiting." in soup(web.get("/admin/queue/live")).get_text()
+
+
+def test_a_failed_periodic_task_is_a_recent_failure_not_a_dead_letter(app):
+    """Its next run comes by itself; one failing every minute must not fill the dead letters."""
+    from tasks import operations as task_operations
+    from tasks.reports import rollup
+    from tasks.system_mail import send_system_email
+    with app.app_context():
+        task_operations._record_failure(huey, rollup.s(), RuntimeError("database is locked"))
+        assert TaskFailure.select().count() == 1 and DeadLetter.select().count() == 0
+        final = send_system_email.s("a@example.com", "s", "t")
+        final.retries = 0  # as huey leaves it after the last retry
+        task_operations._record_failure(huey, final, OSError("connection refused"))
+        letter = DeadLetter.get()
+        assert letter.task_name == "tasks.mail.mail.send_system_email" and letter.attempts == 4

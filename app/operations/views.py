@@ -92,6 +92,8 @@ def retry():
     if not ids and not everything:
         return _after("Tick the tasks to run again first.", "error")
     queued, problems = deadletters.retry(queues(), ids, everything)
+    if not queued and not problems:
+        return _after("Nothing was queued: those tasks are no longer in the list.", "warning")
     return _after(f"{queued} {'task' if queued == 1 else 'tasks'} queued again." if queued else "", problems=problems)
 
 
