@@ -118,10 +118,8 @@ def test_routes_are_url_rules_and_unknown_paths_one_label(public):
 # --- The scrape-time collector ---------------------------------------------------------------------
 
 def test_task_counts_name_what_was_read_and_count_the_rest():
-    class Task:
-        def __init__(self, name):
-            self.name = name
-    read = [Task("imports.run_import"), Task("imports.run_import"), Task("mail.send_system_email")]
+    from app.operations.queues import TaskGroup
+    read = [TaskGroup("imports.run_import", 2), TaskGroup("mail.send_system_email", 1)]
     assert collector.task_counts(read, 3) == {"imports.run_import": 2, "mail.send_system_email": 1}
     assert collector.task_counts(read, 10)[collector.NOT_READ] == 7
     assert collector.task_counts([], 0) == {}
@@ -156,6 +154,12 @@ def test_collector_reads_queue_depth_by_task_and_imports_in_progress(ctx, tmp_pa
     assert found[("loft_imports_in_progress", (("status", "running"),))] == 1
     assert found[("loft_imports_in_progress", (("status", "queued"),))] == 2
 
+    # A task this process does not know (queued by another version) is counted all the same.
+    other = SqliteHuey("metrics-test", filename=str(tmp_path / "q.db"))
+    found = {(m.name, tuple(sorted(s.labels.items()))): s.value
+             for m in collector.LoftCollector([other]).collect() for s in m.samples}
+    assert sum(v for k, v in found.items() if k[0] == "loft_queue_pending") == 4
+
     # Past READ_LIMIT, the rest is counted without being unpickled.
     monkeypatch.setattr(collector, "READ_LIMIT", 2)
     found = {(m.name, tuple(sorted(s.labels.items()))): s.value
@@ -168,7 +172,7 @@ def test_an_unreadable_queue_is_reported_and_the_rest_still_served(ctx, tmp_path
     class Broken:
         name = "broken"
 
-        def pending(self, limit=None):
+        def pending_count(self):
             raise OSError("disk gone")
 
     families = {m.name: m for m in collector.LoftCollector([Broken()]).collect()}
@@ -325,3 +329,33 @@ def test_gunicorn_workers_and_a_consumer_are_summed(app, tmp_path, queue_env, ca
         server.wait(timeout=60)
     # Both stopped cleanly: their "live" gauges no longer count.
     assert not list(metrics_dir.glob("gauge_livesum_*.db")), list(metrics_dir.iterdir())
+
+
+# --- The Grafana dashboard --------------------------------------------------------------------------
+
+def test_the_grafana_dashboard_queries_only_metrics_loft_exposes(ctx):
+    import json
+    import re
+    from prometheus_client import Counter
+    from prometheus_client import Histogram
+    from prometheus_client.metrics import MetricWrapperBase
+    from app.metrics import definitions
+    exposed = set()
+    for metric in vars(definitions).values():
+        if isinstance(metric, MetricWrapperBase):
+            if isinstance(metric, Counter):
+                exposed.add(metric._name + "_total")
+            elif isinstance(metric, Histogram):
+                exposed.update(metric._name + suffix for suffix in ("_bucket", "_sum", "_count"))
+            else:
+                exposed.add(metric._name)
+    exposed.update(family.name for family in collector.LoftCollector([]).collect())
+    exposed.update(("loft_queue_pending", "loft_queue_scheduled", "loft_queue_readable"))  # no queue given above
+
+    dashboard = json.loads((ROOT / "docs" / "grafana" / "loft-dashboard.json").read_text())
+    queried = {name for panel in dashboard["panels"] for target in panel["targets"]
+               for name in re.findall(r"\bloft_[a-z_]+", target["expr"])}
+    assert queried and queried <= exposed, queried - exposed
+    for wanted in ("loft_messages_total", "loft_queue_pending", "loft_http_request_seconds_bucket",
+                   "loft_tracking_hits_total", "loft_ai_cost_usd_total", "loft_tasks_failed_total"):
+        assert wanted in queried

@@ -1,30 +1,31 @@
 """What /metrics reads when it is scraped: the queues' depth by task and the imports in progress.
 
-Cheap by design (the whole scrape has 50 ms at 1,000,000 contacts, docs/benchmarks.md): each queue's
-sizes are counters of its storage, and at most READ_LIMIT queued messages are read to name their tasks
-(the rest are counted as task "(not read)"); imports are one small query on import_job, a table of one
-row per upload. Nothing here reads contacts or sends."""
-import collections
+Cheap by design (the whole scrape has 50 ms at 1,000,000 contacts, docs/benchmarks.md): each queue is read
+through the queue page's own reader (app/operations/queues.py, one home for "what a queue holds") with a small
+sample: the totals are huey's counters, at most READ_LIMIT messages of each list are read to name their tasks,
+and the rest is counted as task "(not read)". Imports are one small query on import_job, a table of one row per
+upload. Nothing here reads contacts or sends."""
 import logging
 
 from peewee import fn
 from prometheus_client.core import GaugeMetricFamily
 
 from app.models import ImportJob
+from app.operations import queues
 
 log = logging.getLogger(__name__)
 
-READ_LIMIT = 200  # queued messages unpickled per queue and kind to name their tasks
+READ_LIMIT = 200  # queued messages read per queue and list to name their tasks
 NOT_READ = "(not read)"
 IMPORT_STATES = ("queued", "running")
 
 
-def task_counts(messages, total):
-    """{task name: count} of the messages read, and what the queue holds beyond them as NOT_READ."""
-    counts = collections.Counter(getattr(task, "name", "") or type(task).__name__ for task in messages)
+def task_counts(groups, total):
+    """{task name: count} of the queue page's groups, and what the list holds beyond them as NOT_READ."""
+    counts = {group.name: group.count for group in groups}
     beyond = total - sum(counts.values())
     if beyond > 0:
-        counts[NOT_READ] += beyond
+        counts[NOT_READ] = counts.get(NOT_READ, 0) + beyond
     return counts
 
 
@@ -42,17 +43,15 @@ class LoftCollector:
         up = GaugeMetricFamily("loft_queue_readable", "1 when the queue could be read at this scrape",
                                labels=["queue"])
         for huey in self.queues:
-            try:
-                waiting = task_counts(huey.pending(READ_LIMIT), huey.pending_count())
-                later = task_counts(huey.scheduled(READ_LIMIT), huey.scheduled_count())
-            except Exception:  # noqa: BLE001 - a queue that cannot be read must not take the other metrics away
-                log.exception("metrics: reading queue %s failed", huey.name)
+            snapshot = queues.snapshot(huey, sample=READ_LIMIT)
+            if snapshot.error:  # a queue that cannot be read must not take the other metrics away
+                log.warning("metrics: queue %s: %s", huey.name, snapshot.error)
                 up.add_metric([huey.name], 0)
                 continue
             up.add_metric([huey.name], 1)
-            for name, count in sorted(waiting.items()):
+            for name, count in sorted(task_counts(snapshot.pending, snapshot.pending_count).items()):
                 pending.add_metric([huey.name, name], count)
-            for name, count in sorted(later.items()):
+            for name, count in sorted(task_counts(snapshot.scheduled, snapshot.scheduled_count).items()):
                 scheduled.add_metric([huey.name, name], count)
         yield pending
         yield scheduled
