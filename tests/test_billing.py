@@ -243,3 +243,17 @@ def test_ai_tokens_and_cost_are_read_for_the_teams_month(ctx):
     assert meter.ai_for_month(tokyo, "2026-02") == (1500, D("1.2500"))
     assert meter.ai_for_month(tokyo, "2026-01") == (10, D("0.0001"))
     assert meter.ai_for_month(Team.create(name="Other"), "2026-02") == (0, D("0.0000"))
+
+
+def test_contacts_stored_read_the_fresh_roll_up_else_are_counted(ctx):
+    from app.models import Contact
+    from app.models import ContactCount
+    from app.models import utcnow
+    team = Team.create(name="Acme")
+    for i in range(3):
+        Contact.create(team=team, email=f"c{i}@example.com", domain="example.com")
+    assert meter.contacts_stored(team) == 3  # no roll-up yet: counted
+    ContactCount.create(team=team, total=1_000_000, active=900_000, counted_at=utcnow())
+    assert meter.contacts_stored(team) == 1_000_000
+    ContactCount.update(counted_at=utcnow() - datetime.timedelta(hours=1)).execute()
+    assert meter.contacts_stored(team) == 3  # stale (a stopped worker): counted again

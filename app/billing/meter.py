@@ -19,7 +19,9 @@ from peewee import fn
 
 from app.ai.costs import MICROS_PER_USD
 from app.models import AiGeneration
+from app.dashboard.services import COUNT_FRESH
 from app.models import Contact
+from app.models import ContactCount
 from app.models import utcnow
 from app.teams import standing
 
@@ -61,6 +63,15 @@ def ai_for_month(team, month):
     return int(tokens or 0), (decimal.Decimal(int(micros or 0)) / MICROS_PER_USD).quantize(decimal.Decimal("0.0001"))
 
 
+def contacts_stored(team, now=None):
+    """The team's contacts (every status): the minute roll-up's count while fresh (app/reports/rollup.py, as the
+    dashboard reads it), so the page never counts a million rows; counted now when that is missing or stale."""
+    counted = ContactCount.get_or_none(ContactCount.team == team.id)
+    if counted is not None and counted.counted_at >= (now or utcnow()) - COUNT_FRESH:
+        return counted.total
+    return Contact.select().where(Contact.team == team.id).count()
+
+
 def elapsed_share(team, now=None):
     """The share (0..1] of the team's current month gone by at `now`, from real elapsed time."""
     now = now or utcnow()
@@ -88,7 +99,7 @@ def meter(team, now=None):
         "projected_amount": plan.amount_due(projected),
         "history": [(key, total, plan.amount_due(total)) for key, total in history],
         "statement_months": usage.months_with_usage(team),
-        "contacts": Contact.select().where(Contact.team == team.id).count(),
+        "contacts": contacts_stored(team, now),
         "ai": ai_for_month(team, month),
         "cap": cap, "cap_share": (min(current.total / cap, 1.0) if cap else (1.0 if cap == 0 else None)),
         "suspension": standing.suspension_reason(team),
