@@ -26,6 +26,7 @@ from app.notices import alerts
 from app.bounces import autopause
 from app.bounces import outcomes
 from app.campaigns import ab_testing
+from app.campaigns import finished
 from app.campaigns import publishing
 from app.campaigns import schedule
 from app.campaigns import states
@@ -54,8 +55,15 @@ def another_run(campaign_id):
         send_campaign(campaign_id)
 
 
+def after_completion(campaign_id):
+    """The rates' last check (it may warn: that warning is then the finished notice), then the team hears the
+    campaign finished (app/campaigns/finished.py)."""
+    autopause.after_completion(campaign_id)
+    finished.announce(campaign_id)
+
+
 BOUNCE_HANDLING = engine.Hooks(on_refusals=outcomes.apply_smtp_replies, after_flush=autopause.after_flush,
-                               on_completed=autopause.after_completion, more_runs=another_run,
+                               on_completed=after_completion, more_runs=another_run,
                                alert=alerts.notify)
 
 

@@ -6,6 +6,7 @@ import email.policy
 
 import pytest
 
+from app.campaigns import finished
 from app.deliverability.dmarc import store
 from app.deliverability.dmarc import weekly
 from app.imports import importer
@@ -24,6 +25,9 @@ from tests.dmarc_support import report_xml
 from tests.imports_support import run_file
 from tests.imports_support import start
 from tests.imports_support import uploaded_job
+from tests.sending_support import launched
+from tests.sending_support import make_team
+from tests.sending_support import run
 
 
 def acme():
@@ -227,3 +231,16 @@ def test_an_import_tells_the_team_once_when_it_finishes_or_stops(app, admin, web
     stopped = Notice.select().where(Notice.id != notice.id).get()
     assert (stopped.kind, stopped.subject) == ("import_finished", "Import of contacts.csv stopped")
     assert stopped.text.startswith("Most rows of this file cannot be read as CSV")
+
+
+def test_a_campaign_that_completes_tells_the_team_once(ctx, smtp):
+    server = smtp()
+    team = make_team("Sender")
+    campaign, _contacts, _account = launched(team, 3, server.port)
+    assert run(campaign.id).outcome == "completed"
+    [notice] = Notice.select().where(Notice.team == team.id)
+    assert (notice.kind, notice.campaign_id, notice.subject) == ("campaign_finished", campaign.id,
+                                                                 f"Campaign “{campaign.name}” has finished")
+    assert notice.text.startswith("3 messages sent.")
+    assert finished.announce(campaign.id) is None and Notice.select().count() == 1  # once per completion
+
