@@ -244,3 +244,16 @@ def test_a_campaign_that_completes_tells_the_team_once(ctx, smtp):
     assert notice.text.startswith("3 messages sent.")
     assert finished.announce(campaign.id) is None and Notice.select().count() == 1  # once per completion
 
+
+
+def test_instance_wide_mail_asks_every_team_of_the_person(app, admin, web):
+    other = Team.create(name="Other")
+    Membership.create(user=admin, team=other, role="guest")  # a Guest gets nothing by email by default
+    assert preferences.wants_email_anywhere(admin.id, "worker_down")  # Acme's Administrator default
+    page = soup(web.get("/notices/preferences"))
+    web.post("/notices/preferences", form_from(page, **{"worker_down.email": False}))
+    assert not preferences.wants_email_anywhere(admin.id, "worker_down")
+    NotificationPreference.create(user=admin, team=other, event="worker_down", by_email=True, in_app=False)
+    assert preferences.wants_email_anywhere(admin.id, "worker_down")
+    Membership.delete().where(Membership.user == admin.id).execute()
+    assert preferences.wants_email_anywhere(admin.id, "worker_down")  # in no team: told, by default

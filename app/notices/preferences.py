@@ -7,6 +7,8 @@
     save(user, team, form)          store a person's choices from the preferences form (one POST, every event)
     in_app_condition(user, team)    a condition on Notice.kind: the notices this person wants to see in the app
     email_recipients(team, kind)    addresses of the team's members who want this kind of notice by email
+    wants_email_anywhere(user, event)  for mail about the whole instance (the worker is down): does this person
+                                    want `event` by email in any of their teams (or belong to none)?
 
 Only the choices that differ from the role's defaults are stored (notification_preference), so changing a
 default here changes it for everyone who has not chosen otherwise. A kind nobody registered ("alert", a bounce
@@ -177,3 +179,13 @@ def members_who_want(team, event, channel):
 def email_recipients(team, kind):
     """Addresses of the team's members who want a notice of this kind by email."""
     return [address for _, address in members_who_want(team, event_of(kind), EMAIL)]
+
+
+def wants_email_anywhere(user, event):
+    """For mail about the whole instance rather than one team (e.g. the worker is down, mailed to the instance
+    administrators directly because the notices' own email job needs the worker): True when any of the person's
+    teams has `event` on by email for them, or they belong to no team (then the defaults speak: they are told)."""
+    roles = dict(Membership.select(Membership.team, Membership.role).where(Membership.user == _user_id(user)).tuples())
+    if not roles:
+        return True
+    return any(choices(user, team_id, role)[event][EMAIL] for team_id, role in roles.items())
