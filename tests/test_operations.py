@@ -275,3 +275,16 @@ def test_a_failed_periodic_task_is_a_recent_failure_not_a_dead_letter(app):
         task_operations._record_failure(huey, final, OSError("connection refused"))
         letter = DeadLetter.get()
         assert letter.task_name == "tasks.mail.mail.send_system_email" and letter.attempts == 4
+
+
+def test_the_banner_check_is_one_query_cached_per_process(app, web, admin, sql_statements):
+    huey.immediate = False
+    app.config["WORKER_STALE_SECONDS"] = 60
+    heartbeat.forget()
+    with app.app_context():
+        heartbeat.started("worker.example.test", 4242, "loft")
+    sql_statements.clear()
+    for _ in range(3):
+        assert soup(web.get("/dashboard")).select_one("#worker-banner") is None
+    asked = [sql for sql in sql_statements if "worker_heartbeat" in sql]
+    assert len(asked) == 1 and "MAX" in asked[0].upper()
