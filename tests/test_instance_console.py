@@ -135,3 +135,20 @@ def test_a_team_administrator_cannot_use_the_console(app, admin):
     assert team_admin.get(f"/admin/teams/{team.id}").status_code == 403
     assert team_admin.post(f"/admin/teams/{team.id}/suspend", {"reason": "Mine"}).status_code == 403
     assert acme().suspended_at is None
+
+
+def test_needing_attention_shows_failing_paused_and_suspended_teams(app, admin, web):
+    failing, paused, suspended = Team.create(name="Failing"), Team.create(name="Paused"), Team.create(name="Gone")
+    domain = SenderDomain.create(team=failing, domain="failing.example")
+    DomainHealth.create(team=failing, sender_domain=domain, status="fail", checked_at=utcnow())
+    Campaign.create(team=paused, name="Spring", state=CampaignState.PAUSED, state_reason="Paused by Loft: bounces")
+    Campaign.create(team=acme(), name="Mine", state=CampaignState.PAUSED, state_reason="")  # a person's pause
+    web.post(f"/admin/teams/{suspended.id}/suspend", {"reason": "Spam"})
+    page = soup(web.get("/admin/teams?show=attention"))
+    assert [r["id"] for r in page.select("#console-teams tbody tr")] == [
+        f"team-{failing.id}", f"team-{suspended.id}", f"team-{paused.id}"]  # by name; Acme is fine
+    assert "Suspended" in page.select_one(f"#team-{suspended.id} .team-health").get_text()
+    detail = soup(web.get(f"/admin/teams/{paused.id}"))
+    assert detail.select_one("#team-paused").get_text(" ", strip=True) == "Spring : Paused by Loft: bounces"
+    active = soup(web.get("/admin/teams?show=active"))
+    assert f"team-{suspended.id}" not in [r["id"] for r in active.select("#console-teams tbody tr")]
