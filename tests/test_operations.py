@@ -215,6 +215,9 @@ def test_discard_one_many_and_all_and_a_task_whose_code_is_gone(app, web, admin,
     flaky, slow = declare(queue)
     monkeypatch.setattr(operations_views, "queues", lambda: {"loft": queue})
     ids = _letters(app, queue, flaky, 4)
+    assert web.client.post("/admin/queue/dead-letters/discard", data={"all": "1"}).status_code == 400  # no CSRF token
+    with app.app_context():
+        assert DeadLetter.select().count() == 4
     response = web.post("/admin/queue/dead-letters/discard", {"ids": [str(ids[0]), str(ids[1])]})
     assert response.status_code == 302
     with app.app_context():
