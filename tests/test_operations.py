@@ -291,3 +291,17 @@ def test_the_banner_check_is_one_query_cached_per_process(app, web, admin, sql_s
         assert soup(web.get("/dashboard")).select_one("#worker-banner") is None
     asked = [sql for sql in sql_statements if "worker_heartbeat" in sql]
     assert len(asked) == 1 and "MAX" in asked[0].upper()
+
+
+def test_the_worker_down_email_honours_the_instance_admins_preferences(app, admin, team, catcher):
+    from app.models import Membership
+    from app.models import NotificationPreference
+    from app.models import User
+    with app.app_context():
+        other = User.create(email="ops@example.com", name="Ops", password_hash="x", is_instance_admin=True)
+        Membership.create(user=other, team=team, role="admin")
+        NotificationPreference.create(user=admin, team=team, event="worker_down", by_email=False, in_app=True)
+        last_seen = heartbeat.utcnow() - heartbeat.datetime.timedelta(minutes=5)
+        heartbeat._send_alert(app, heartbeat.WorkerStatus(down=True, last_seen=last_seen))
+        assert [m.recipients for m in CaughtMessage.select()] == [["ops@example.com"]]
+        assert Notice.select().where(Notice.kind == "worker_down").count() == 1

@@ -25,6 +25,7 @@ from app.models import WorkerAlert
 from app.models import WorkerHeartbeat
 from app.models import utcnow
 from app.notices import alerts
+from app.notices import preferences
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +153,8 @@ def _send_alert(app, result):
                 log.exception("could not leave the worker-down notice for team %s", team_id[0])
         for user in User.select().where(User.is_instance_admin == True):  # noqa: E712 (peewee expression)
             try:
+                if not preferences.wants_email_anywhere(user, "worker_down"):
+                    continue  # turned off in their notification preferences (every team of theirs)
                 message = system_mail.compose("worker_down", user.email, subject, text=text,
                                               last_seen=result.last_seen, command=WORKER_COMMAND)
                 system_mail.send(message["to"], message["subject"], message["text"], message["html"])
