@@ -2,6 +2,7 @@
 suspend (with a reason) and resume through app/teams/standing.py, the banner its members see, and the refusal of
 their sends, end to end from the console."""
 from app import usage
+from app.models import AuditLog
 from app.models import Campaign
 from app.models import CampaignState
 from app.models import ContactCount
@@ -100,6 +101,13 @@ def test_suspend_shows_the_banner_refuses_launching_and_resume_allows_it(app, ad
 
     assert web.post(f"/admin/teams/{team.id}/resume").status_code == 302
     assert acme().suspended_at is None
+    history = [li.get_text(" ", strip=True) for li in
+               soup(web.get(f"/admin/teams/{team.id}")).select("#team-standing-history li")]
+    assert len(history) == 2  # newest first, each with who and (for a suspension) why, escaped
+    assert history[0].endswith("resumed by admin@example.com")
+    assert history[1].endswith("suspended by admin@example.com: Complaints about <b>bought lists</b>")
+    assert [(a.action, a.user_id) for a in AuditLog.select().where(AuditLog.action.startswith("team."))
+            .order_by(AuditLog.id)] == [("team.suspend", admin.id), ("team.resume", admin.id)]
     assert soup(member.get("/campaigns/")).select_one("#suspended-banner") is None
     launched = member.post(f"/campaigns/{draft.id}/publish", {"when": "now"})
     assert launched.status_code == 302

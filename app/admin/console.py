@@ -4,7 +4,9 @@ administrator (the pages under /admin/teams; suspending and resuming go through 
     team_page(query="", show="all", page=1)   {"rows": [TeamRow], "page", "pages", "total", "query", "show"}
     team_row(team)                            one team's TeamRow (the detail page)
     campaigns_paused_by_loft(team)            [Campaign]: paused with a reason (a person's own pause has none)
-    domain_health(team)                       [(domain, status, gate_reason)], failing first
+    suspend(team, reason, by_user) / resume(team, by_user)   through app/teams/standing.py, each kept in the team's
+                                              audit log (who, when, why): the abuse lever leaves a trail
+    standing_history(team)                    the newest suspensions and resumptions, for the team's page
 
 Usage is read through app/usage.py (the one writer and reader of the counts), contacts from the minute
 roll-up (app/reports/rollup.py's ContactCount, so a page of teams never counts a million contacts each),
@@ -14,9 +16,11 @@ import math
 from dataclasses import dataclass
 from dataclasses import field
 
+from peewee import JOIN
 from peewee import fn
 
 from app import usage
+from app.models import AuditLog
 from app.models import Campaign
 from app.models import CampaignState
 from app.models import Contact
@@ -31,6 +35,7 @@ from app.teams import standing
 PER_PAGE = 25
 SHOW = {"all": "All teams", "suspended": "Suspended", "attention": "Needing attention", "active": "Not suspended"}
 MAX_QUERY = 100
+STANDING_ACTIONS = ("team.suspend", "team.resume")
 _RANK = {"fail": 0, "warn": 1, "unknown": 2, "pass": 3}
 
 
@@ -129,3 +134,25 @@ def rows_for(teams):
 
 def team_row(team):
     return rows_for([team])[0]
+
+
+def suspend(team, reason, by_user):
+    """Suspend through the one gate's module, and note it; the campaign ids paused. StandingError as it raises."""
+    paused = standing.suspend(team, reason, by_user=by_user)
+    AuditLog.create(team=team.id, user=by_user.id, action="team.suspend", target=f"team:{team.id}",
+                    data={"reason": team.suspended_reason, "paused_campaigns": paused})
+    return paused
+
+
+def resume(team, by_user):
+    was = team.suspended_reason
+    standing.resume(team)
+    AuditLog.create(team=team.id, user=by_user.id, action="team.resume", target=f"team:{team.id}",
+                    data={"reason_was": was})
+
+
+def standing_history(team, limit=10):
+    """[(AuditLog with .user)] of the team's suspensions and resumptions, newest first."""
+    return list(AuditLog.select(AuditLog, User).join(User, join_type=JOIN.LEFT_OUTER)
+                .where((AuditLog.team == team.id) & AuditLog.action.in_(STANDING_ACTIONS))
+                .order_by(AuditLog.id.desc()).limit(limit))

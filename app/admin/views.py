@@ -122,7 +122,7 @@ def ai_team(team_id):
 
 def _render_team(team, error=None, form=None, status=200):
     return render_template("admin/team.html", row=console.team_row(team), plans=plans.all_plans(),
-                           error=error, form=form or {}), status
+                           history=console.standing_history(team), error=error, form=form or {}), status
 
 
 @bp.route("/teams")
@@ -143,7 +143,7 @@ def team_detail(team_id):
 def team_suspend(team_id):
     team = Team.get_or_none(Team.id == team_id) or abort(404)
     try:
-        paused = standing.suspend(team, request.form.get("reason", ""), by_user=current_user)
+        paused = console.suspend(team, request.form.get("reason", ""), current_user)
     except standing.StandingError as exc:
         return _render_team(team, error=str(exc), form=request.form, status=422)
     flash(f"{team.name} is suspended: nothing is sent for it until you resume it"
@@ -156,7 +156,7 @@ def team_suspend(team_id):
 @instance_admin_required
 def team_resume(team_id):
     team = Team.get_or_none(Team.id == team_id) or abort(404)
-    standing.resume(team)
+    console.resume(team, current_user)
     flash(f"{team.name} may send again. Campaigns the suspension paused stay paused until the team resumes them.",
           "success")
     return redirect(url_for("admin.team_detail", team_id=team.id))
