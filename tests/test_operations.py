@@ -28,11 +28,11 @@ from tests.operations_support import declare
 ALERT_SUBJECT = "Loft: the worker is not running; sending and imports are paused"
 
 
-def _consumer(app, queue_env, module="wsgi.huey"):
+def _consumer(app, queue_env, module="wsgi.huey", workers=1):
     env = dict(os.environ, **queue_env, LOFT_DATABASE_URL=app.config["DATABASE_URL"], LOFT_SECRET_KEY="test-secret",
                LOFT_CATCHER_PORT=str(app.config["CATCHER_PORT"]), LOFT_LOG_LEVEL="WARNING",
                LOFT_WORKER_HEARTBEAT_SECONDS="0.3")
-    return subprocess.Popen([str(ROOT / ".venv" / "bin" / "huey_consumer"), module, "-w", "1", "-n", "-m", "0.5"],
+    return subprocess.Popen([str(ROOT / ".venv" / "bin" / "huey_consumer"), module, "-w", str(workers), "-n", "-m", "0.5"],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
@@ -85,7 +85,7 @@ def test_a_killed_worker_shows_the_banner_degrades_health_and_alerts_once(app, w
     assert "huey_consumer wsgi.huey" in banner.get_text()
     assert web.get("/health").get_json()["worker"].startswith("error: no worker has ever run")
 
-    consumer = _consumer(app, queue_env)
+    consumer = _consumer(app, queue_env, workers=3)  # three worker threads, one heartbeat
     try:
         _wait(app, lambda: WorkerHeartbeat.select().where((WorkerHeartbeat.queue == "loft")
                                                           & (WorkerHeartbeat.pid == consumer.pid)).exists(), consumer)
@@ -94,7 +94,10 @@ def test_a_killed_worker_shows_the_banner_degrades_health_and_alerts_once(app, w
         report = web.get("/health")
         assert report.status_code == 200 and report.get_json()["worker"] == "ok"
         # Running workers are on the queue page, once per process (one thread beats for all worker threads).
-        assert len(soup(web.get("/admin/queue")).select(f".worker-row[data-live=yes]")) == 1
+        time.sleep(1)  # every worker thread has started by now
+        assert len(soup(web.get("/admin/queue")).select(".worker-row[data-live=yes]")) == 1
+        with app.app_context():
+            assert WorkerHeartbeat.select().count() == 1
 
         consumer.send_signal(signal.SIGKILL)
         consumer.wait(timeout=10)
