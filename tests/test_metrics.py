@@ -359,3 +359,76 @@ def test_the_grafana_dashboard_queries_only_metrics_loft_exposes(ctx):
     for wanted in ("loft_messages_total", "loft_queue_pending", "loft_http_request_seconds_bucket",
                    "loft_tracking_hits_total", "loft_ai_cost_usd_total", "loft_tasks_failed_total"):
         assert wanted in queried
+
+
+# --- Counted where it happens: the engine and tracking ---------------------------------------------------
+
+def _registry_value(name, **labels):
+    from prometheus_client import REGISTRY
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_the_engine_counts_results_reply_classes_and_latency(ctx, smtp):
+    from tests.sending_support import launched
+    from tests.sending_support import make_team
+    from tests.sending_support import run
+    ctx.config.update(SEND_RETRY_DELAYS=(0.05, 0.1), SEND_RECONNECT_DELAY=0.01, SEND_FLUSH_INTERVAL=0.05,
+                      SEND_STATE_INTERVAL=0.1, SEND_BATCH_SIZE=50)
+    server = smtp(reject=("reader1@", "reader2@"))
+    campaign, _, _ = launched(make_team(), 6, server.port)
+    sent0 = _registry_value("loft_messages_total", result="sent")
+    bounce0 = _registry_value("loft_messages_total", result="bounce")
+    ok0 = _registry_value("loft_smtp_replies_total", reply_class="2xx")
+    refused0 = _registry_value("loft_smtp_replies_total", reply_class="5xx")
+    timed0 = _registry_value("loft_send_seconds_count")
+
+    assert run(campaign.id).outcome == "completed"
+
+    assert _registry_value("loft_messages_total", result="sent") - sent0 == 4
+    assert _registry_value("loft_messages_total", result="bounce") - bounce0 == 2
+    assert _registry_value("loft_smtp_replies_total", reply_class="2xx") - ok0 == 4
+    assert _registry_value("loft_smtp_replies_total", reply_class="5xx") - refused0 == 2
+    assert _registry_value("loft_send_seconds_count") - timed0 == 6
+
+
+def test_an_open_and_a_click_are_counted_once_recorded(ctx, smtp, public):
+    from app import tokens
+    from app.models import Link
+    from app.models import Send
+    from tests.sending_support import launched
+    from tests.sending_support import make_team
+    from tests.sending_support import run
+    ctx.config.update(SEND_FLUSH_INTERVAL=0.05, SEND_STATE_INTERVAL=0.1)
+    server = smtp()
+    campaign, _, _ = launched(make_team(), 1, server.port)
+    assert run(campaign.id).outcome == "completed"
+    send = Send.get(Send.campaign == campaign)
+    opens0 = _registry_value("loft_tracking_hits_total", kind="open", stream="campaign")
+    clicks0 = _registry_value("loft_tracking_hits_total", kind="click", stream="campaign")
+    assert public.get(f"/o/{tokens.sign('open', send.id)}.gif").status_code == 200
+    assert public.get("/o/forged.gif").status_code == 200  # a pixel for nobody: served, not counted
+    link = Link.create(campaign=campaign, url="https://www.example.com/spring")
+    assert public.get(f"/c/{tokens.sign('click', send.id)}/{link.id}").status_code == 302
+    assert _registry_value("loft_tracking_hits_total", kind="open", stream="campaign") - opens0 == 1
+    assert _registry_value("loft_tracking_hits_total", kind="click", stream="campaign") - clicks0 == 1
+
+
+def test_ai_tokens_and_cost_are_counted_once_and_not_for_a_cached_answer(ctx, gemini, monkeypatch):
+    import pytest as _pytest
+    from app.ai import generate as ai
+    from app.ai import providers
+    from app.models import User
+    monkeypatch.setattr(providers, "sleep", lambda seconds: None)
+    team = Team.create(name="Writers")
+    user = User.create(email="writer@example.com", name="Wren", password_hash="x")
+    items = [{"subject": f"Spring {n}", "preheader": f"Bulbs {n}"} for n in range(1, 6)]
+    gemini.reply(data={"items": items}, input_tokens=1000, output_tokens=500)
+    inputs0 = _registry_value("loft_ai_tokens_total", direction="input")
+    outputs0 = _registry_value("loft_ai_tokens_total", direction="output")
+    cost0 = _registry_value("loft_ai_cost_usd_total")
+    first = ai.generate(team, user, "subject_lines", {"brief": "Roses and bulbs in April."})
+    again = ai.generate(team, user, "subject_lines", {"brief": "Roses and bulbs in April."})
+    assert not first.cached and again.cached
+    assert _registry_value("loft_ai_tokens_total", direction="input") - inputs0 == 1000
+    assert _registry_value("loft_ai_tokens_total", direction="output") - outputs0 == 500
+    assert _registry_value("loft_ai_cost_usd_total") - cost0 == _pytest.approx(first.cost_usd) and first.cost_usd > 0
