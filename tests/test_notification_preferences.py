@@ -257,3 +257,28 @@ def test_instance_wide_mail_asks_every_team_of_the_person(app, admin, web):
     assert preferences.wants_email_anywhere(admin.id, "worker_down")
     Membership.delete().where(Membership.user == admin.id).execute()
     assert preferences.wants_email_anywhere(admin.id, "worker_down")  # in no team: told, by default
+
+
+def test_the_email_links_the_preferences_of_its_team_which_any_of_its_members_can_open(app, admin, web, catcher):
+    other, foreign = Team.create(name="Other"), Team.create(name="Foreign")
+    Membership.create(user=admin, team=other, role="manager")
+    with app.app_context():
+        alerts.notify(other.id, "Paused", "Bounces.", kind="campaign_paused")
+        assert alerts.email_pending() == 1
+    message = email.message_from_bytes(CaughtMessage.get().raw, policy=email.policy.default)
+    text = message.get_body(("plain",)).get_content()
+    assert "send “Campaign paused by Loft” by email" in text
+    assert f"http://loft.test/notices/preferences?team={other.id}" in text
+
+    page = soup(web.get(f"/notices/preferences?team={other.id}"))  # not the current team (Acme): no switch needed
+    assert page.select_one("#preferences-team").get_text() == "Other"
+    assert page.select_one("#notification-preferences")["action"] == f"/notices/preferences?team={other.id}"
+    assert not page.select_one("#f-worker_down-email").has_attr("checked")  # a Manager's defaults there
+    response = web.post(f"/notices/preferences?team={other.id}", form_from(page, **{"campaign_paused.email": False}))
+    assert response.headers["Location"].endswith(f"/notices/preferences?team={other.id}")
+    assert [(r.team_id, r.event) for r in NotificationPreference.select()] == [(other.id, "campaign_paused")]
+    assert soup(web.get("/notices/preferences")).select_one("#preferences-team").get_text() == "Acme"
+
+    assert web.get(f"/notices/preferences?team={foreign.id}").status_code == 404  # not a member
+    assert web.post(f"/notices/preferences?team={foreign.id}", {"worker_down.app": "1"}).status_code == 404
+    assert NotificationPreference.select().where(NotificationPreference.team == foreign.id).count() == 0

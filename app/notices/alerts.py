@@ -95,10 +95,12 @@ def email_pending(limit=50, now=None):
                    .where((Notice.id == notice.id) & Notice.emailed_at.is_null()).execute())
         if not claimed:
             continue
+        event = preferences.EVENTS[preferences.event_of(notice.kind)]
         try:
             for address in preferences.email_recipients(notice.team_id, notice.kind):
                 message = system_mail.compose("alert", address, f"[Loft] {notice.subject}", notice=notice, team=notice.team,
-                                       notices_path="/notices",
+                                       notices_path="/notices", event=event,
+                                       preferences_path=f"/notices/preferences?team={notice.team_id}",
                                        campaign_path=f"/campaigns/{notice.campaign_id}" if notice.campaign_id else "")
                 system_mail.send(**message)
                 sent += 1

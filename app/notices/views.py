@@ -18,6 +18,7 @@ from flask_login import current_user
 from app.notices import alerts
 from app.notices import preferences
 from app.htmx import is_htmx
+from app.teams import services as teams
 from app.teams.context import require
 
 bp = Blueprint("notices", __name__, url_prefix="/notices")
@@ -66,12 +67,18 @@ def dismiss_all():
 @bp.route("/preferences", methods=["GET", "POST"])
 @require("view")
 def preferences_page():
-    """A person's own choices for the current team: event x {email, in the app}, saved with one POST."""
-    role = g.membership.role
+    """A person's own choices for one of their teams (the current one, or ?team=<id>, which the notice emails link
+    to: a team they are not in is not found): event x {email, in the app}, saved with one POST."""
+    membership = g.membership
+    if request.args.get("team", type=int) not in (None, g.team.id):
+        membership = teams.membership(current_user, request.args.get("team", type=int)) or abort(404)
+    team, role = membership.team, membership.role
+    here = url_for("notices.preferences_page", team=team.id if team.id != g.team.id else None)
     if request.method == "POST":
-        preferences.save(current_user.id, g.team, request.form, role=role)
-        flash(f"Notification preferences for {g.team.name} saved.", "success")
-        return redirect(url_for("notices.preferences_page"))
-    return render_template("notices/preferences.html", events=preferences.EVENTS.values(),
-                           choices=preferences.choices(current_user.id, g.team, role=role),
+        preferences.save(current_user.id, team, request.form, role=role)
+        flash(f"Notification preferences for {team.name} saved.", "success")
+        return redirect(here)
+    return render_template("notices/preferences.html", events=preferences.EVENTS.values(), team=team,
+                           membership=membership, action=here,
+                           choices=preferences.choices(current_user.id, team, role=role),
                            defaults=preferences.defaults(role), field_name=preferences.field_name)
