@@ -48,6 +48,9 @@ def test_the_console_lists_teams_members_usage_contacts_and_health(app, admin, w
     assert "Fine" in acme_row.select_one(".team-health").get_text(" ", strip=True)
     assert page.select_one("nav.tabs a[aria-current=page]").get_text() == "Teams"
 
+    with app.app_context():
+        usage.count_sent(team.id, 10, stream="transactional", domain="acme.example")
+    assert soup(web.get(f"/admin/teams/{team.id}")).select_one("#team-streams").get_text() == "1,234 · 10"
     detail = soup(web.get(f"/admin/teams/{other.id}"))
     assert "SPF is missing." in detail.select_one("#team-domains").get_text(" ", strip=True)
     assert detail.select_one("#team-contacts").get_text() == "4,321"

@@ -12,6 +12,7 @@ from flask_login import current_user
 from flask_login import login_required
 
 from app import settings as instance_settings
+from app import usage
 from app.admin import ai_settings
 from app.admin import console
 from app.admin import services
@@ -122,6 +123,7 @@ def ai_team(team_id):
 
 def _render_team(team, error=None, form=None, status=200):
     return render_template("admin/team.html", row=console.team_row(team), plans=plans.all_plans(),
+                           month=usage.month_breakdown(team, usage.month_key(team)),
                            history=console.standing_history(team), error=error, form=form or {}), status
 
 
