@@ -376,16 +376,16 @@ def test_the_engine_counts_results_reply_classes_and_latency(ctx, smtp):
                       SEND_STATE_INTERVAL=0.1, SEND_BATCH_SIZE=50)
     server = smtp(reject=("reader1@", "reader2@"))
     campaign, _, _ = launched(make_team(), 6, server.port)
-    sent0 = _registry_value("loft_messages_total", result="sent")
-    bounce0 = _registry_value("loft_messages_total", result="bounce")
+    sent0 = _registry_value("loft_messages_total", result="sent", stream="campaign")
+    bounce0 = _registry_value("loft_messages_total", result="bounce", stream="campaign")
     ok0 = _registry_value("loft_smtp_replies_total", reply_class="2xx")
     refused0 = _registry_value("loft_smtp_replies_total", reply_class="5xx")
     timed0 = _registry_value("loft_send_seconds_count")
 
     assert run(campaign.id).outcome == "completed"
 
-    assert _registry_value("loft_messages_total", result="sent") - sent0 == 4
-    assert _registry_value("loft_messages_total", result="bounce") - bounce0 == 2
+    assert _registry_value("loft_messages_total", result="sent", stream="campaign") - sent0 == 4
+    assert _registry_value("loft_messages_total", result="bounce", stream="campaign") - bounce0 == 2
     assert _registry_value("loft_smtp_replies_total", reply_class="2xx") - ok0 == 4
     assert _registry_value("loft_smtp_replies_total", reply_class="5xx") - refused0 == 2
     assert _registry_value("loft_send_seconds_count") - timed0 == 6
@@ -432,3 +432,27 @@ def test_ai_tokens_and_cost_are_counted_once_and_not_for_a_cached_answer(ctx, ge
     assert _registry_value("loft_ai_tokens_total", direction="input") - inputs0 == 1000
     assert _registry_value("loft_ai_tokens_total", direction="output") - outputs0 == 500
     assert _registry_value("loft_ai_cost_usd_total") - cost0 == _pytest.approx(first.cost_usd) and first.cost_usd > 0
+
+
+def test_transactional_messages_are_counted_by_result(ctx, smtp):
+    from app.models import TxMessage
+    from app.transactional import service
+    from tasks import transactional as tx_tasks
+    from tests.sending_support import make_account
+    from tests.sending_support import make_team
+    from app.models import SenderDomain
+    from app.models import utcnow
+    from app.senders import domains
+    team = make_team()
+    row = domains.add_domain(team, "acme.test")
+    SenderDomain.update(verified_at=utcnow()).where(SenderDomain.id == row.id).execute()
+    server = smtp(reject=("refused@",))
+    make_account(team, server.port)
+    sent0 = _registry_value("loft_messages_total", result="sent", stream="transactional")
+    bounce0 = _registry_value("loft_messages_total", result="bounce", stream="transactional")
+    for to in ("buyer@example.com", "refused@example.com"):
+        tx = service.accept(team, api_key=None, message={"to": to, "subject": "Receipt", "html": "<p>Thanks</p>"})
+        tx_tasks.queue([tx])
+    assert sorted(TxMessage.select(TxMessage.status).tuples()) == [("failed",), ("sent",)]
+    assert _registry_value("loft_messages_total", result="sent", stream="transactional") - sent0 == 1
+    assert _registry_value("loft_messages_total", result="bounce", stream="transactional") - bounce0 == 1

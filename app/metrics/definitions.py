@@ -26,8 +26,9 @@ from prometheus_client import Gauge  # noqa: E402
 from prometheus_client import Histogram  # noqa: E402
 
 # Messages of campaigns by what became of them, counted when the result is committed (one flush).
-MESSAGES = Counter("loft_messages", "Campaign messages by result: sent, soft_fail (will be retried), bounce, "
-                   "failed (given up without a bounce)", ["result"])
+MESSAGES = Counter("loft_messages", "Messages by result (sent, soft_fail: will be retried, bounce: refused with "
+                   "a 5xx, failed: given up without a bounce) and stream (campaign, transactional)",
+                   ["result", "stream"])
 SMTP_REPLIES = Counter("loft_smtp_replies", "SMTP replies to campaign messages by class (2xx, 4xx, 5xx)",
                        ["reply_class"])
 SEND_SECONDS = Histogram("loft_send_seconds", "Time of one campaign message's SMTP transaction (MAIL to the "

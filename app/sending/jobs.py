@@ -7,8 +7,8 @@ from app.models import utcnow
 # Every outcome of a delivery is made here, once: the place to count messages by result. Requeued and
 # skipped sends were not attempted and are not counted. Children bound once: a label lookup per message
 # would cost more than the count.
-_RESULTS = {"sent": MESSAGES.labels("sent"), "temporary": MESSAGES.labels("soft_fail"),
-            "bounced": MESSAGES.labels("bounce"), "failed": MESSAGES.labels("failed")}
+_RESULTS = {"sent": MESSAGES.labels("sent", "campaign"), "temporary": MESSAGES.labels("soft_fail", "campaign"),
+            "bounced": MESSAGES.labels("bounce", "campaign"), "failed": MESSAGES.labels("failed", "campaign")}
 
 
 class Job:

@@ -52,6 +52,7 @@ from app.content.sources import builtin_layout
 from app.content.sources import source_of
 from app.db import db
 from app.errors import Problem
+from app.metrics.definitions import MESSAGES
 from app.teams import standing
 from app.models import Contact
 from app.models import SmtpAccount
@@ -651,14 +652,17 @@ def deliver(tx_id):
         with db.atomic():  # counted for the team's usage with its record
             _record(tx, TxStatus.SENT, detail + via, sent_at=utcnow(), error="", waiting="", smtp_account=account.id)
             usage.count_sent(tx.team_id, 1, stream="transactional", domain=usage.domain_of(tx.from_email))
+        MESSAGES.labels("sent", "transactional").inc()  # after the commit, with the record (app/metrics)
         return TxAttempt(TxStatus.SENT, detail)
     delays = current_app.config["TX_RETRY_DELAYS"]
     if kind == "temporary" and attempts <= len(delays):
         delay = delays[attempts - 1]
         _record(tx, TxStatus.QUEUED, f"attempt {attempts} failed, trying again in {delay} s: {detail}{via}",
                 error=detail, waiting="")
+        MESSAGES.labels("soft_fail", "transactional").inc()
         return TxAttempt(TxStatus.QUEUED, detail, retry_in=delay)
     _record(tx, TxStatus.FAILED, detail + via, error=detail, waiting="")
+    MESSAGES.labels("bounce" if kind == "permanent" else "failed", "transactional").inc()
     return TxAttempt(TxStatus.FAILED, detail)
 
 

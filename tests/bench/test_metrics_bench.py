@@ -48,7 +48,7 @@ CONSUMER = """
 import random
 from app.metrics import definitions as m
 for result, n in (("sent", 50000), ("soft_fail", 300), ("bounce", 200), ("failed", 20)):
-    m.MESSAGES.labels(result).inc(n)
+    m.MESSAGES.labels(result, "campaign").inc(n)
 for reply, n in (("2xx", 50000), ("4xx", 300), ("5xx", 200)):
     m.SMTP_REPLIES.labels(reply).inc(n)
 for _ in range(2000):
@@ -148,7 +148,7 @@ def test_metrics_scrape_at_a_million_contacts_with_a_campaign_sending(app, tmp_p
         families = list(text_string_to_metric_families(text))
         series = sum(len(f.samples) for f in families)
         found = {(s.name, tuple(sorted(s.labels.items()))): s.value for f in families for s in f.samples}
-        assert found[("loft_messages_total", (("result", "sent"),))] == 50000 * CONSUMERS
+        assert found[("loft_messages_total", (("result", "sent"), ("stream", "campaign")))] == 50000 * CONSUMERS
         assert found[("loft_imports_in_progress", (("status", "running"),))] == 1
         assert found[("loft_queue_pending", (("queue", "loft"), ("task", "sending.send_campaign")))] >= 1
         # The same work in this process, CPU time only (the box's other load does not count): the seven
