@@ -34,25 +34,26 @@ def notify(team_id, subject, text, kind="alert", campaign_id=None, data=None, no
 
 # --- In the app ------------------------------------------------------------------------------
 
-def _for(team, user):
-    """The team's notices, narrowed to what `user` wants in the app when one is given."""
+def _for(team, user, role=None):
+    """The team's notices, narrowed to what `user` wants in the app when one is given (`role`: theirs in the team,
+    when the caller knows it, saving a query on every page's bell)."""
     where = Notice.team == team
     if user is not None:
-        where &= preferences.in_app_condition(user, team)
+        where &= preferences.in_app_condition(user, team, role)
     return where
 
 
-def active(team, user=None, limit=50):
+def active(team, user=None, limit=50, role=None):
     """The team's notices not dismissed (those `user` wants in the app), newest first."""
-    return list(Notice.select().where(_for(team, user) & Notice.dismissed_at.is_null())
+    return list(Notice.select().where(_for(team, user, role) & Notice.dismissed_at.is_null())
                 .order_by(Notice.id.desc()).limit(limit))
 
 
-def unread_count(team, user=None):
+def unread_count(team, user=None, role=None):
     """Notices not dismissed and not read yet (those `user` wants in the app): the number on the bell."""
     if team is None:
         return 0
-    return (Notice.select().where(_for(team, user) & Notice.dismissed_at.is_null() & Notice.read_at.is_null())
+    return (Notice.select().where(_for(team, user, role) & Notice.dismissed_at.is_null() & Notice.read_at.is_null())
             .count())
 
 
@@ -60,10 +61,10 @@ def get_notice(team, notice_id):
     return Notice.get_or_none((Notice.id == notice_id) & (Notice.team == team))
 
 
-def mark_read(team, user=None, now=None):
+def mark_read(team, user=None, now=None, role=None):
     """Everything shown on the notices page counts as read (the bell stops counting them)."""
     (Notice.update(read_at=now or utcnow())
-     .where(_for(team, user) & Notice.read_at.is_null() & Notice.dismissed_at.is_null()).execute())
+     .where(_for(team, user, role) & Notice.read_at.is_null() & Notice.dismissed_at.is_null()).execute())
 
 
 def dismiss(team, notice_id, now=None):

@@ -27,20 +27,21 @@ bp = Blueprint("notices", __name__, url_prefix="/notices")
 @bp.app_context_processor
 def notices_context():
     # A function, so the count query runs only where the layout shows the bell (signed in, with a team).
-    return {"unread_notices": lambda: alerts.unread_count(g.get("team"), _me())}
+    return {"unread_notices": lambda: alerts.unread_count(g.get("team"), *_me())}
 
 
 def _me():
-    """The signed-in person (their preferences narrow the notices), None without one."""
-    return current_user.id if current_user.is_authenticated else None
+    """(the signed-in person, their role in the current team): their preferences narrow the notices."""
+    membership = g.get("membership")
+    return (current_user.id, membership.role) if membership is not None else (None, None)
 
 
 @bp.route("/")
 @require("view")
 def index():
-    notices = alerts.active(g.team, current_user.id)
+    notices = alerts.active(g.team, current_user.id, role=g.membership.role)
     unread = {n.id for n in notices if n.read_at is None}
-    alerts.mark_read(g.team, current_user.id)
+    alerts.mark_read(g.team, current_user.id, role=g.membership.role)
     return render_template("notices/index.html", notices=notices, unread=unread)
 
 
