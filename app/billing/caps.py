@@ -20,9 +20,10 @@ def _claim(team, month, level, now=None):
         return False
 
 
-def alert_thresholds(team, sent, now=None):
+def alert_thresholds(team, sent, limit_reached_text, now=None):
     """Alert the team's Administrators of each level of its cap that `sent` (this month's count) has reached
-    and that was not alerted this month yet; the levels alerted now."""
+    and that was not alerted this month yet; the levels alerted now. `limit_reached_text` is the 100 % alert's
+    text: the gate's own refusal (app/teams/standing.py), so the alert and the refusal say the same."""
     cap = team.monthly_email_cap
     if cap is None:
         return []
@@ -32,9 +33,8 @@ def alert_thresholds(team, sent, now=None):
         if sent * 100 < cap * level or not _claim(team, month, level, now):
             continue
         if level == 100:
-            from app.teams.standing import cap_reason
             subject = f"Monthly email limit reached: {cap:,} emails"
-            text = cap_reason(team, now, sent)
+            text = limit_reached_text
         else:
             subject = f"{level} % of the monthly email limit used"
             text = (f"This team has sent {sent:,} of its {cap:,} emails this month ({level} % of the limit set by "

@@ -14,6 +14,7 @@ import decimal
 import re
 
 from app import settings as instance_settings
+from app.errors import Problem
 
 CENT = decimal.Decimal("0.01")
 THOUSAND = decimal.Decimal(1000)
@@ -25,12 +26,8 @@ DEFAULT_PLANS = [{"key": "standard", "name": "Free 10,000 emails a month, then $
 DEFAULT_PLAN_KEY = "standard"
 
 
-class PlanError(ValueError):
+class PlanError(Problem):
     """A plan refused, in words, with the field it is about."""
-
-    def __init__(self, message, field=None):
-        super().__init__(message)
-        self.message, self.field = message, field
 
 
 @dataclasses.dataclass(frozen=True)

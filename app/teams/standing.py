@@ -17,6 +17,7 @@ The cap counts every stream (marketing and transactional) in the team's calendar
 import datetime
 import logging
 
+from app.billing import caps
 from app.campaigns import states
 from app.db import db
 from app.models import Campaign
@@ -24,6 +25,7 @@ from app.models import CampaignState
 from app.models import Team
 from app.models import utcnow
 from app import usage
+from app.errors import Problem
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +33,7 @@ SUSPENDED_PREFIX = "Paused: this team is suspended by the instance administrator
 MAX_REASON = 1000
 
 
-class StandingError(ValueError):
+class StandingError(Problem):
     """A suspension or cap refused (no reason given, a cap that is not a whole number), in words."""
 
 
@@ -90,8 +92,7 @@ def allowance(team, now=None):
     if row.monthly_email_cap is None:
         return None, None
     sent = usage.sent_this_month(row, now)
-    from app.billing import caps  # billing reads standing's words; imported here so neither needs the other first
-    caps.alert_thresholds(row, sent, now)
+    caps.alert_thresholds(row, sent, cap_reason(row, now, sent), now)
     if sent >= row.monthly_email_cap:
         return cap_reason(row, now, sent), 0
     return None, row.monthly_email_cap - sent
