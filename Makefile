@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 export FLASK_APP := wsgi
+# Where the processes of `make run` keep their Prometheus values (app/metrics); the environment may name another.
+METRICS_DIR := $(or $(PROMETHEUS_MULTIPROC_DIR),$(CURDIR)/var/metrics)
 
 .PHONY: run test test-pg bench migrate browser spamassassin clean
 
@@ -37,7 +39,10 @@ run: migrate
 	@echo "  Apps that speak only SMTP send transactional mail to $$($(BIN)/python -c 'from app.config import Config; print(Config.SUBMISSION_BIND, Config.SUBMISSION_PORT, sep=chr(58))') (STARTTLS, any username, an API key as the password)."
 	@echo "  Stop with Ctrl-C."
 	@echo ""
-	$(BIN)/honcho start -e /dev/null -f Procfile -c sender=$$($(BIN)/python -c 'from app.config import Config; print(Config.SENDING_PROCESSES - 1)')
+	@# Every process writes its Prometheus values into one folder that GET /metrics sums (app/metrics): emptied
+	@# here, before any of them starts, so a previous run's "tasks running" cannot count for ever.
+	mkdir -p "$(METRICS_DIR)" && rm -f "$(METRICS_DIR)"/*.db
+	PROMETHEUS_MULTIPROC_DIR="$(METRICS_DIR)" $(BIN)/honcho start -e /dev/null -f Procfile -c sender=$$($(BIN)/python -c 'from app.config import Config; print(Config.SENDING_PROCESSES - 1)')
 
 # Debian's Chromium for the browser tests (never a downloaded browser build).
 # Where it cannot be installed, the browser tests skip with the reason.

@@ -1,5 +1,7 @@
-"""gunicorn settings read automatically from the working directory: JSON log lines like the app's."""
+"""gunicorn settings (the Procfile names this file; gunicorn also reads it from the working directory): JSON
+log lines like the app's, and the Prometheus folder's bookkeeping when PROMETHEUS_MULTIPROC_DIR is set."""
 import logging
+import os
 
 from gunicorn.glogging import Logger as _GunicornLogger
 
@@ -27,3 +29,19 @@ class Logger(_GunicornLogger):
 
 
 logger_class = Logger
+
+
+def on_starting(server):
+    # The folder every process writes its metric values to (app/metrics). Only created here: `make run` (or the
+    # service manager, docs/operations.md) empties it before any process starts, and a consumer may already
+    # have written its files when gunicorn starts.
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+
+
+def child_exit(server, worker):
+    # A worker that exited (restarted, killed) stops counting in the "live" gauges; its counters stay in the sums.
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+        multiprocess.mark_process_dead(worker.pid)

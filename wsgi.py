@@ -19,6 +19,7 @@ from tasks import dmarc  # noqa: F401
 from tasks import bounces  # noqa: F401
 from tasks import imports  # noqa: F401
 from tasks import notices  # noqa: F401
+from tasks import operations
 from tasks import reports  # noqa: F401
 from tasks import sending  # noqa: F401
 from tasks import system_mail  # noqa: F401
@@ -26,6 +27,7 @@ from tasks import transactional  # noqa: F401
 from tasks import webhooks  # noqa: F401
 
 app = create_app()
+operations.install(app)  # each consumer process's heartbeat thread (tasks/operations.py)
 
 # What is loaded so far (the app, its models and API schemas, the libraries) lives as long as the
 # process: the cyclic collector need not walk it again. Without this, every full collection walks all of

@@ -38,6 +38,7 @@ from app.config import Config
 from app.consent.views import bp as consent_bp
 from app.contacts.views import bp as contacts_bp
 from app.dashboard.views import bp as dashboard_bp
+from app.billing.views import bp as billing_bp
 from app.errors import Problem
 from app.db import close_db
 from app.db import MAX_ROW_ID
@@ -50,8 +51,11 @@ from app.htmx import hx_redirect
 from app.htmx import is_htmx
 from app.imports.views import bp as imports_bp
 from app.media.views import bp as media_bp
+from app.metrics import http as http_metrics
+from app.metrics.views import bp as metrics_bp
 from app.models import ROLE_LABELS
 from app.notices.views import bp as notices_bp
+from app.operations import views as operations_views
 from app.reports.views import bp as reports_bp
 from app.segments.views import bp as segments_bp
 from app.senders.views import bp as sending_bp
@@ -118,6 +122,7 @@ def create_app(overrides=None):
 
     init_db(app.config["DATABASE_URL"])
     app.before_request(_keep_connection)  # first, so a request refused by a later hook is marked too
+    http_metrics.init_app(app)  # requests by route and status, timed from before every other hook
     app.teardown_appcontext(_end_of_context)
 
     _init_login(app)
@@ -129,12 +134,14 @@ def create_app(overrides=None):
 
     context.init_app(app)
     navigation.init_app(app)  # the sections of the main navigation, for base.html
+    operations_views.init_app(app)  # worker_status() for the worker-down banner in base.html
 
     for blueprint in (dashboard_bp, auth_bp, teams_bp, admin_bp, catcher_bp, health_bp,
                       contacts_bp, imports_bp, segments_bp, consent_bp,
                       campaigns_bp, email_templates_bp, sending_bp, tracking_bp,
                       bounces_bp, reports_bp, webhooks_bp, notices_bp, brand_bp, media_bp, editor_bp, ai_bp,
-                      api.bp, api_keys_bp, transactional_bp, deliverability_bp, domain_health_bp, dmarc_bp):
+                      api.bp, api_keys_bp, transactional_bp, deliverability_bp, domain_health_bp, dmarc_bp,
+                      metrics_bp, billing_bp, operations_views.bp):
         app.register_blueprint(blueprint)
 
     cli.init_app(app)

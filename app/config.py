@@ -82,6 +82,11 @@ class Config:
     # campaign; by default huey-tx.db beside HUEY_PATH. With QUEUE_URL it is the same Redis, queue "loft-tx".
     TX_HUEY_PATH = (_path("LOFT_TX_HUEY_PATH", "") if _str("LOFT_TX_HUEY_PATH", "").strip()
                     else str(Path(HUEY_PATH).with_name(Path(HUEY_PATH).stem + "-tx.db")))
+    # Each consumer process writes a heartbeat this often (seconds); when none of the main queue's has been seen
+    # for LOFT_WORKER_STALE_SECONDS, every page says sending and imports are paused and /health is degraded
+    # (docs/operations.md).
+    WORKER_HEARTBEAT_SECONDS = float(_str("LOFT_WORKER_HEARTBEAT_SECONDS", "10"))
+    WORKER_STALE_SECONDS = float(_str("LOFT_WORKER_STALE_SECONDS", "60"))
     # Public address of this instance, used in links inside emails.
     BASE_URL = _str("LOFT_BASE_URL", "http://127.0.0.1:8000")
     # Set when Loft is served over HTTPS (behind a TLS proxy): cookies become Secure.
@@ -207,6 +212,9 @@ class Config:
     # Tracking: open and click events are written every this many milliseconds in one transaction per
     # worker (0 = each hit written before it is answered; a killed worker loses at most this much).
     TRACKING_FLUSH_MS = _int("LOFT_TRACKING_FLUSH_MS", 50)
+    # GET /metrics (Prometheus): blank = only this machine may scrape it; set, a scrape from anywhere must send
+    # "Authorization: Bearer <this token>" (docs/operations.md, "Prometheus").
+    METRICS_TOKEN = _str("LOFT_METRICS_TOKEN", "")
     # AI writing help (docs/ai.md): a Gemini API key turns it on; Admin > AI overrides all three. The base
     # URL is blank for Google's public endpoint; the model is the one prompts use unless they name their own.
     GEMINI_API_KEY = _str("LOFT_GEMINI_API_KEY", "")

@@ -54,9 +54,10 @@ SECTIONS = (
     Section("Team", "teams.members", "users-round", ("teams.",), WIDE),
     Section("Settings", "teams.settings", "settings", ("teams.settings",)),
     Section("AI usage", "ai.usage", "chart-column", ("ai.usage",)),
+    Section("Usage and billing", "billing.meter", "chart-column", ("billing.meter", "billing.statement")),
     Section("Account", "auth.account", "circle-user", ("auth.",)),
     Section("Outbox", "catcher.index", "inbox", ("catcher.",), instance_admin=True),
-    Section("Instance", "admin.settings", "shield", ("admin.",), instance_admin=True),
+    Section("Instance", "admin.settings", "shield", ("admin.", "operations."), instance_admin=True),
 )
 
 

@@ -69,6 +69,13 @@ def _defaults():
         "blocklist_domain_zones": ["dbl.spamhaus.org"],
         # spamd for the builder's SpamAssassin score (app/deliverability/spamassassin.py): host:port, "" = off.
         "spamd_address": config.get("SPAMD_ADDRESS", "127.0.0.1:783"),
+        # GET /metrics (app/metrics/views.py): "" = this machine only, else the bearer token Prometheus sends.
+        "metrics_token": config.get("METRICS_TOKEN", ""),
+        # Billing (app/billing/plans.py, Admin > Billing): the plans teams are billed on, and the one a team
+        # without its own is on. Prices are decimal strings, never floats.
+        "billing_plans": [{"key": "standard", "name": "Free 10,000 emails a month, then $0.25 per 1,000",
+                           "free_emails": 10000, "price_per_thousand": "0.25", "currency": "USD"}],
+        "billing_default_plan": "standard",
     }
 
 

@@ -12,10 +12,12 @@ from app.config import Config
 from app.bounces import imap
 from tasks import huey
 from tasks import queued_as
+from tasks import retry_policy
 
 EVERY = max(1, min(59, Config.BOUNCE_CHECK_MINUTES))
 
 
+@retry_policy(0, 0, "the mailbox row keeps the error and the next periodic check reads the mailbox again")
 @huey.task(name="feedback.check_bounce_mailbox")
 @queued_as("tasks.feedback")  # the module's first name: messages already queued under it still run
 def check_bounce_mailbox(mailbox_id, manual=False):
@@ -26,6 +28,7 @@ def check_bounce_mailbox(mailbox_id, manual=False):
         pass  # a check of this mailbox is running right now
 
 
+@retry_policy(0, 0, "periodic: the next run comes within minutes")
 @huey.periodic_task(crontab(minute=f"*/{EVERY}"), name="feedback.check_bounce_mailboxes")
 @queued_as("tasks.feedback")
 def check_bounce_mailboxes():

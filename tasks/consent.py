@@ -13,13 +13,15 @@ from app.notices import alerts
 from app.sending import teammail
 from tasks import huey
 from tasks import queued_as
+from tasks import retry_policy
 
 
 class ConfirmationNotSent(Exception):
     """The team's server did not take the confirmation email (huey retries the task)."""
 
 
-@huey.task(retries=3, retry_delay=60, name="mail.send_confirmation")
+@retry_policy(3, 60, "the team's server may refuse for a minute; the person waits for this email")
+@huey.task(name="mail.send_confirmation")
 @queued_as("tasks.mail")
 def send_confirmation(mailing_list_id, subscription_id):
     """The double opt-in email of a sign-up form, From the team's verified sender, DKIM-signed, through the

@@ -2,14 +2,17 @@
 from app.contacts import bulk
 from app.contacts import validity
 from tasks import huey
+from tasks import retry_policy
 
 
+@retry_policy(0, 0, "its AuditLog row records the failure; a half-done bulk action is not repeated unasked")
 @huey.task(name="contacts.run_bulk")
 def run_bulk(job_id):
     """A bulk action recorded by bulk.start_bulk; progress and outcome live in its AuditLog row."""
     bulk.run_bulk(job_id)
 
 
+@retry_policy(0, 0, "its job row records the failure; the person starts it again")
 @huey.task(name="contacts.validate_list")
 def validate_list(job_id):
     """A "Validate this list" job started by validity.start_job; progress and counts live in its row."""

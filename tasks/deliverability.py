@@ -14,6 +14,7 @@ from app.deliverability import blocklists
 from app.deliverability import gate
 from tasks import huey
 from tasks import sending
+from tasks import retry_policy
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ def _check(rows, force):
     return resumed
 
 
+@retry_policy(0, 0, "periodic: the next hour checks again")
 @huey.periodic_task(crontab(minute="11"), name="deliverability.check_all_domains")
 @huey.lock_task("deliverability-all-domains")
 def check_all_domains():
@@ -40,6 +42,7 @@ def check_all_domains():
     return []
 
 
+@retry_policy(0, 0, "periodic: the next run is five minutes away")
 @huey.periodic_task(crontab(minute="*/5"), name="deliverability.check_sending_domains")
 @huey.lock_task("deliverability-sending-domains")
 def check_sending_domains():
@@ -48,6 +51,7 @@ def check_sending_domains():
     return []
 
 
+@retry_policy(0, 0, "periodic: a retry would ask the blocklists again within seconds, which they rate-limit")
 @huey.periodic_task(crontab(minute="41", hour="*/6"), name="deliverability.check_blocklists")
 @huey.lock_task("deliverability-blocklists")
 def check_blocklists():

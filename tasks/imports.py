@@ -9,14 +9,17 @@ from huey import crontab
 from app.imports import importer
 from app.imports import services
 from tasks import huey
+from tasks import retry_policy
 
 
+@retry_policy(0, 0, "imports.resume_stalled carries an interrupted import on from its cursor")
 @huey.task(name="imports.run_import")
 def run_import(job_id):
     """Import (or carry on importing) one uploaded CSV file."""
     importer.run_import(job_id)
 
 
+@retry_policy(0, 0, "periodic: the next run is two minutes away")
 @huey.periodic_task(crontab(minute="*/2"), name="imports.resume_stalled")
 def resume_stalled_imports():
     for job_id in services.claim_stalled_imports():

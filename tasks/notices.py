@@ -8,8 +8,10 @@ from huey import crontab
 from app.notices import alerts
 from tasks import huey
 from tasks import queued_as
+from tasks import retry_policy
 
 
+@retry_policy(0, 0, "periodic: the next minute emails what this one did not")
 @huey.periodic_task(crontab(minute="*"), name="notices.email")
 @huey.lock_task("notices-email")
 @queued_as("tasks.webhooks")

@@ -9,8 +9,10 @@ from huey import crontab
 
 from app.reports import rollup as rollup_service
 from tasks import huey
+from tasks import retry_policy
 
 
+@retry_policy(0, 0, "periodic: the next minute carries on from the cursor")
 @huey.periodic_task(crontab(minute="*"), name="reports.rollup")
 @huey.lock_task("reports-rollup")
 def rollup():
@@ -18,6 +20,7 @@ def rollup():
     rollup_service.count_contacts()
 
 
+@retry_policy(0, 0, "daily: the next night deletes what this one left")
 @huey.periodic_task(crontab(minute="17", hour="3"), name="reports.retention")
 @huey.lock_task("reports-rollup")
 def retention():

@@ -26,6 +26,7 @@ from app.notices import alerts
 from app.bounces import autopause
 from app.bounces import outcomes
 from app.campaigns import ab_testing
+from app.campaigns import finished
 from app.campaigns import publishing
 from app.campaigns import schedule
 from app.campaigns import states
@@ -38,6 +39,7 @@ from app.sending import engine
 from app.sending import shares
 from app.sending.tuning import Settings
 from tasks import huey
+from tasks import retry_policy
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +55,15 @@ def another_run(campaign_id):
         send_campaign(campaign_id)
 
 
+def after_completion(campaign_id):
+    """The rates' last check (it may warn: that warning is then the finished notice), then the team hears the
+    campaign finished (app/campaigns/finished.py)."""
+    autopause.after_completion(campaign_id)
+    finished.announce(campaign_id)
+
+
 BOUNCE_HANDLING = engine.Hooks(on_refusals=outcomes.apply_smtp_replies, after_flush=autopause.after_flush,
-                               on_completed=autopause.after_completion, more_runs=another_run,
+                               on_completed=after_completion, more_runs=another_run,
                                alert=alerts.notify)
 
 
@@ -63,6 +72,7 @@ def run_campaign(campaign_id, deadline_seconds=None):
     return engine.run_campaign(campaign_id, deadline_seconds=deadline_seconds, hooks=BOUNCE_HANDLING)
 
 
+@retry_policy(0, 0, "the minute tick starts a run for a campaign still sending; a retry would race it")
 @huey.task(name="sending.send_campaign")
 def send_campaign(campaign_id, after_busy=False):
     result = run_campaign(campaign_id)
@@ -86,6 +96,7 @@ def send_campaign(campaign_id, after_busy=False):
         send_campaign.schedule((campaign_id,), delay=result.delay)
 
 
+@retry_policy(0, 0, "periodic: the next minute runs again")
 @huey.periodic_task(crontab(minute="*"), name="sending.tick")
 def tick():
     shares.prune(Settings.from_config(current_app.config).lease_seconds)

@@ -7,9 +7,11 @@ from huey import crontab
 
 from app.transactional import service
 from tasks import huey
+from tasks import retry_policy
 from tasks import tx_huey
 
 
+@retry_policy(0, 0, "deliver() schedules its own retries (LOFT_TX_RETRY_DELAYS), counted on the TxMessage")
 @tx_huey.task()
 def send_tx(tx_id):
     """Send one accepted message; after a temporary SMTP failure the task comes back after the next delay
@@ -26,6 +28,7 @@ def queue(tx_messages):
         send_tx(tx.id)
 
 
+@retry_policy(0, 0, "periodic: the next run is five minutes away")
 @huey.periodic_task(crontab(minute="*/5"), name="transactional.requeue_stalled")
 def requeue_stalled():
     """On the main queue's periodic worker (the `tx` consumer runs none): queue again the messages left

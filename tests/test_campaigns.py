@@ -19,7 +19,7 @@ from app.models import Membership
 from app.models import Send
 from app.models import Subscription
 from app.models import Team
-from app.models import Usage
+from app.models import UsageCount
 from app.models import Variant
 from app.models import utcnow
 from tests.accounts_support import make_member
@@ -111,7 +111,7 @@ def test_send_now_delivers_with_the_right_headers(app, web, ready_team):
     assert {s.status for s in sends} == {"sent"} and len(sends) == 4
     assert len({s.message_id for s in sends}) == 4
     month = utcnow().strftime("%Y-%m")
-    assert Usage.get(Usage.team == team, Usage.month == month).messages_sent == 4
+    assert UsageCount.get(UsageCount.team == team, UsageCount.month == month).messages == 4
     progress = soup(web.get(f"/campaigns/{campaign.id}/progress"))
     assert progress.select_one("#progress .badge").text == "Completed"
     assert "hx-trigger" not in str(progress.select_one("#progress"))  # polling stops when done

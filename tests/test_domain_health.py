@@ -442,11 +442,12 @@ def test_dmarc_removed_mid_send_pauses_then_restored_resumes_and_admins_hear_onc
     [notice] = Notice.select().where(Notice.kind == "domain_health")
     assert notice.subject == "Sender domain acme.test fails its DNS checks"
     assert "“Spring news”" in notice.text and "resumes them by itself" in notice.text
-    assert alerts.email_pending() == 1 and alerts.email_pending() == 0
-    [caught] = CaughtMessage.select()
-    message = email.message_from_bytes(caught.raw, policy=email.policy.default)
-    assert message["To"] == "admin@example.com"
-    assert message["Subject"] == "[Loft] Sender domain acme.test fails its DNS checks"
+    # Emailed once, with the notice that the campaign finished (app/campaigns/finished.py).
+    assert alerts.email_pending() == 2 and alerts.email_pending() == 0
+    messages = [email.message_from_bytes(caught.raw, policy=email.policy.default) for caught in CaughtMessage.select()]
+    assert {message["To"] for message in messages} == {"admin@example.com"}
+    assert sorted(message["Subject"] for message in messages) == [
+        "[Loft] Campaign “Spring news” has finished", "[Loft] Sender domain acme.test fails its DNS checks"]
 
 
 def test_a_campaign_a_person_paused_is_never_resumed_by_the_gate(ctx, admin, dns_zone):

@@ -69,6 +69,7 @@ def test_the_header_has_the_team_switcher_and_an_account_menu(web, admin):
     menu = header.select_one("details.account-menu")
     assert admin.email in menu.select_one("summary")["aria-label"]
     links = {a.get_text(strip=True): a["href"] for a in menu.select("a")}
-    assert links == {"Your account": "/account", "Your teams": "/teams/", "New team": "/teams/new"}
+    assert links == {"Your account": "/account", "Notifications": "/notices/preferences", "Your teams": "/teams/",
+                     "New team": "/teams/new"}
     sign_out = menu.select_one("form")
     assert sign_out["action"] == "/logout" and sign_out.select_one("input[name=csrf_token]")

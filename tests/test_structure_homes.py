@@ -1,6 +1,6 @@
 """One home for each concept, checked like behaviour, so a second home cannot come back.
 
-- Usage rows (messages sent per team and month) are written only by app/usage.py, which also
+- Usage rows (messages sent per team and month; UsageCount since migration 0065) are written only by app/usage.py, which also
   reads them: the engine calls usage.count_sent, the dashboard usage.sent_this_month.
 - Each task module holds its own area's tasks (tasks/webhooks.py only webhooks: notices are
   emailed from tasks/notices.py; Loft's own mail is tasks/system_mail.py, a sign-up's
@@ -27,7 +27,7 @@ WRITING = {"create", "insert", "insert_many", "insert_from", "bulk_create", "rep
            "get_or_create", "update", "delete", "save"}
 # app.db's prepared statements that write the rows of the model whose fields they are given.
 DB_WRITERS = {"insert_many", "update_many", "add_many", "upsert_add", "insert_values"}
-USAGE_SQL = re.compile(r"""\b(?:INSERT\s+(?:OR\s+\w+\s+)?INTO|UPDATE)\s+["'`]?usage["'`]?(?![\w.])""", re.I)
+USAGE_SQL = re.compile(r"""\b(?:INSERT\s+(?:OR\s+\w+\s+)?INTO|UPDATE)\s+["'`]?usage(?:_count)?["'`]?(?![\w.])""", re.I)
 
 
 def python_files(*folders):
@@ -76,7 +76,8 @@ def test_only_app_usage_writes_usage_rows():
             continue
         source = path.read_text(encoding="utf-8")
         found += [f"{rel(path)}:{line} {what}"
-                  for line, what in model_writes(source, "Usage") + usage_statements(source)]
+                  for line, what in model_writes(source, "Usage") + model_writes(source, "UsageCount")
+                  + usage_statements(source)]
     assert found == [], "count and read usage through app.usage (count_sent, usage_for, sent_this_month)"
 
 
@@ -100,7 +101,7 @@ def test_the_checks_see_what_they_look_for():
     assert task_names(sample) == ["notices.email", "webhooks.deliver"]
     assert "webhooks" in task_modules() and "__init__" not in task_modules()
     assert any(path == USAGE_HOME for path in python_files("app"))
-    assert model_writes(USAGE_HOME.read_text(encoding="utf-8"), "Usage"), "app/usage.py itself is seen writing"
+    assert model_writes(USAGE_HOME.read_text(encoding="utf-8"), "UsageCount"), "app/usage.py itself is seen writing"
 
 
 # huey stores a queued task as "<module>.<name>"; messages in a queue (an invitation's retry, a

@@ -471,3 +471,35 @@ def test_x_loft_track_turns_tracking_on_and_does_not_go_out(team, sink, submissi
     html = message.get_body(("html",)).get_content()
     assert message["X-Loft-Track"] is None
     assert "/o/" in html and "/c/" in html and "shop.example.com" not in html
+
+
+def test_a_suspended_team_gets_550_and_a_capped_one_451_at_mail_with_the_reason(team, sink, submission_server, tls_dir):
+    from app.teams import standing
+    port = submission_server()
+    _key, raw_key = key_for(team)
+    standing.suspend(team, "Phishing reports", by_user=None)
+    client = connect(port, tls_dir)
+    client.login("shop", raw_key)
+    code, words = client.mail("news@acme.test")
+    assert code == 550 and "suspended by the instance administrator: Phishing reports" in words.decode()
+    standing.resume(team)
+    standing.set_cap(team, 0)
+    code, words = client.mail("news@acme.test")
+    assert code == 451 and "reached its monthly limit of 0 emails" in words.decode()
+    standing.set_cap(team, None)
+    assert client.mail("news@acme.test")[0] == 250
+    client.quit()
+    assert TxMessage.select().count() == 0 and sink.handler.messages == []
+
+
+def test_a_queued_message_of_a_team_suspended_meanwhile_waits_with_the_reason(team, sink):
+    from app.teams import standing
+    _key, _raw = key_for(team)
+    [tx] = service.submit_raw(_key, mail_from="news@acme.test", recipients=["ann@example.com"], raw=MESSAGE)
+    standing.suspend(team, "Phishing reports", by_user=None)
+    attempt = service.deliver(tx.id)
+    assert attempt.status == TxStatus.QUEUED and "Phishing reports" in TxMessage.get_by_id(tx.id).waiting
+    assert sink.handler.messages == []
+    standing.resume(team)
+    TxMessage.update(waited_at=None).where(TxMessage.id == tx.id).execute()
+    assert service.deliver(tx.id).status == TxStatus.SENT and len(sink.handler.messages) == 1

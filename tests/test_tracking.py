@@ -15,7 +15,7 @@ from app.models import Contact
 from app.models import Event
 from app.models import Link
 from app.models import Send
-from app.models import Usage
+from app.models import UsageCount
 from app.models import Variant
 from app.security import origin_source
 from app.tracking import services
@@ -321,7 +321,7 @@ def test_usage_reader_fills_months_without_sending(ctx):
     assert usage.usage_for(team, 4, now=now) == [("2025-11", 0), ("2025-12", 7), ("2026-01", 0), ("2026-02", 42)]
     assert usage.sent_this_month(team.id, now=now) == 42
     assert usage.last_months(13, now=now)[0] == "2025-02"
-    assert Usage.select().count() == 4
+    assert UsageCount.select().count() == 4  # one row per (team, month, stream, domain)
 
 
 def test_is_web_url():

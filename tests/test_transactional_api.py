@@ -79,3 +79,20 @@ def test_roles_and_other_teams(api, api_key_for, sink):
     outsider = api_key_for("admin", Team.create(name="Other"))
     assert outsider.get(f"/api/v1/tx/{tx_id}").status_code == 404
     assert outsider.get("/api/v1/tx").get_json()["data"] == []
+
+
+def test_a_suspended_or_capped_team_is_refused_with_409_and_the_reason_and_usage_counts_transactional(api, sink):
+    from app import usage
+    from app.teams import standing
+    team = api.key.team
+    assert api.post("/api/v1/tx", json=RECEIPT).status_code == 201
+    assert usage.month_breakdown(team, usage.month_key(team))["domains"] == [("acme.test", 0, 1)]
+    standing.suspend(team, "Spam complaints", by_user=None)
+    refused = api.post("/api/v1/tx", json=RECEIPT)
+    assert refused.status_code == 409 and refused.mimetype == "application/problem+json"
+    assert "suspended by the instance administrator: Spam complaints" in refused.get_json()["detail"]
+    standing.resume(team)
+    standing.set_cap(team, 1)
+    refused = api.post("/api/v1/tx", json=RECEIPT).get_json()
+    assert refused["status"] == 409 and "monthly limit of 1 emails" in refused["detail"]
+    assert TxMessage.select().count() == 1 and len(sink.handler.messages) == 1

@@ -12,13 +12,17 @@ from flask_login import current_user
 from flask_login import login_required
 
 from app import settings as instance_settings
+from app import usage
 from app.admin import ai_settings
+from app.admin import console
 from app.admin import services
 from app.ai import costs
 from app.ai import providers
+from app.billing import plans
 from app.errors import render_problem
 from app.htmx import is_htmx
 from app.models import Team
+from app.teams import standing
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -113,3 +117,48 @@ def ai_team(team_id):
         return redirect(url_for("admin.ai", _anchor="ai-teams"))
     return render_template("admin/_ai_team_row.html", row=ai_settings.team_row(team), form=None, errors={},
                            saved=True)
+
+
+# --- The instance console: every team, its members, usage and health; suspend and resume ----------
+
+def _render_team(team, error=None, form=None, status=200):
+    return render_template("admin/team.html", row=console.team_row(team), plans=plans.all_plans(),
+                           month=usage.month_breakdown(team, usage.month_key(team)),
+                           history=console.standing_history(team), error=error, form=form or {}), status
+
+
+@bp.route("/teams")
+@instance_admin_required
+def teams():
+    data = console.team_page(request.args.get("q", ""), request.args.get("show", "all"), request.args.get("page", 1))
+    return render_template("admin/teams.html", show_choices=console.SHOW, **data)
+
+
+@bp.route("/teams/<int:team_id>")
+@instance_admin_required
+def team_detail(team_id):
+    return _render_team(Team.get_or_none(Team.id == team_id) or abort(404))
+
+
+@bp.route("/teams/<int:team_id>/suspend", methods=["POST"])
+@instance_admin_required
+def team_suspend(team_id):
+    team = Team.get_or_none(Team.id == team_id) or abort(404)
+    try:
+        paused = console.suspend(team, request.form.get("reason", ""), current_user)
+    except standing.StandingError as exc:
+        return _render_team(team, error=str(exc), form=request.form, status=422)
+    flash(f"{team.name} is suspended: nothing is sent for it until you resume it"
+          + (f"; {len(paused)} sending campaign{'s' if len(paused) != 1 else ''} paused." if paused else "."),
+          "success")
+    return redirect(url_for("admin.team_detail", team_id=team.id))
+
+
+@bp.route("/teams/<int:team_id>/resume", methods=["POST"])
+@instance_admin_required
+def team_resume(team_id):
+    team = Team.get_or_none(Team.id == team_id) or abort(404)
+    console.resume(team, current_user)
+    flash(f"{team.name} may send again. Campaigns the suspension paused stay paused until the team resumes them.",
+          "success")
+    return redirect(url_for("admin.team_detail", team_id=team.id))

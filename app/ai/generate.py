@@ -32,6 +32,7 @@ from app.ai.providers.base import AiRequest
 from app.ai.providers.base import ProviderConfig
 from app.ai.providers.base import ProviderError
 from app.consent import ratelimit
+from app.metrics import definitions as metrics
 from app.models import AiGeneration
 
 __all__ = ["AiError", "AiStatus", "Generation", "as_json", "generate", "input_hash", "provider_config", "status",
@@ -142,6 +143,9 @@ def generate(team, user, prompt_name, inputs, *, regenerate=False, version=None)
         input_tokens=result.input_tokens, output_tokens=result.output_tokens,
         cost_micros=costs.cost_micros(priced_as, result.input_tokens, result.output_tokens),
         latency_ms=result.latency_ms, finish_reason=result.finish_reason)
+    metrics.AI_TOKENS.labels("input").inc(result.input_tokens or 0)
+    metrics.AI_TOKENS.labels("output").inc(result.output_tokens or 0)
+    metrics.AI_COST.inc(record.cost_micros / costs.MICROS_PER_USD)
     return _generation(record, cached=False)
 
 

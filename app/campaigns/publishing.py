@@ -1,6 +1,7 @@
 """Publishing a campaign (its checks, now or scheduled) and the state changes a person asks for after."""
 from peewee import Case
 
+from app import usage
 from app.brand.services import brand_for
 from app.campaigns import states
 from app.campaigns.ab_testing import ab_test
@@ -19,11 +20,13 @@ from app.db import db
 from app.deliverability import gate as domain_gate
 from app.models import Campaign
 from app.models import CampaignState
+from app.models import Team
 from app.models import Variant
 from app.models import utcnow
 from app.senders import accounts
 from app.senders import domains
 from app.sending import ledger
+from app.teams import standing
 
 
 def publish_problems(campaign):
@@ -100,6 +103,7 @@ def publish(campaign, when=None):
     completed campaign may go back to sending, but only to send its failed messages again: requeue_failed)."""
     states.check_transition(campaign.state, CampaignState.SENDING if when is None else CampaignState.SCHEDULED,
                             only_from=(CampaignState.DRAFT, CampaignState.SCHEDULED))
+    refuse_unless_standing(campaign, when)
     if campaign.kind == "blocks":
         try:  # the email goes out in the team's brand as it is now
             block_store.refresh(campaign, brand_for(campaign.team))
@@ -120,8 +124,27 @@ def publish(campaign, when=None):
     return start(campaign)
 
 
+class SendingRefusedError(states.TransitionError, CampaignError):
+    """The team may not send now (suspended by the instance administrator, or at its monthly cap): refused
+    wherever a state change is (409 in the API, the reason on the page)."""
+    status = 409
+
+
+def refuse_unless_standing(campaign, when=None):
+    """SendingRefusedError with the gate's words unless the team may send (app/teams/standing.py). A campaign
+    scheduled for a later month of the team is not held back by this month's cap: only a suspension stops it."""
+    refusal = standing.sending_refusal(campaign.team_id)
+    if refusal and when is not None:
+        team = Team.get_by_id(campaign.team_id)  # as it is now, not as this campaign object remembers it
+        if team.suspended_at is None and usage.month_key(team, when) != usage.month_key(team):
+            return
+    if refusal:
+        raise SendingRefusedError(f"This campaign cannot be sent now. {refusal}")
+
+
 def start(campaign):
     """Freeze the audience (idempotent: the ledger is unique per contact) and begin sending."""
+    refuse_unless_standing(campaign)
     problem = domain_gate.launch_problem(campaign)
     if problem:  # the sender domain's DNS would get the mail rejected: say what to publish instead
         raise domain_gate.DomainGateError(problem)
@@ -146,12 +169,15 @@ def control(campaign, action, who=""):
     if action == "resume" and campaign.state != CampaignState.PAUSED:
         raise states.TransitionError(f"Only a paused campaign can be resumed; this one is "
                                      f"{states.LABELS[campaign.state].lower()}.")
+    if action == "resume":
+        refuse_unless_standing(campaign)
     reason = f"{action.capitalize()}d by {who}" if who and action in ("pause", "cancel") else ""
     return states.transition(campaign, CONTROL_TARGETS[action], reason=reason)
 
 
 def requeue_failed(campaign):
     """Queue the failed sends again (and resume a finished campaign); returns (count, campaign)."""
+    refuse_unless_standing(campaign)
     with db.atomic():
         # A fresh start: the retries with backoff apply again to each of them.
         count = ledger.retry_failed(campaign.id)

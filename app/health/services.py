@@ -134,9 +134,13 @@ def _quick_check(path, state):
         state.result, state.checked, state.thread = result, time.monotonic(), None
 
 
-def health(version, huey):
+def health(version, huey, worker=None):
+    """`worker`: app.operations.heartbeat.status(), whether the queue's worker runs (None: not asked)."""
     database = check_database()
     queue, pending = check_queue(huey)
+    report = {"database": database, "queue": queue, "queued_tasks": pending, "version": version}
     ok = database == "ok" and queue == "ok"
-    return {"status": "ok" if ok else "degraded", "database": database, "queue": queue,
-            "queued_tasks": pending, "version": version}
+    if worker is not None:
+        report["worker"] = f"error: {worker.reason}" if worker.down else "ok"
+        ok = ok and not worker.down
+    return {"status": "ok" if ok else "degraded", **report}

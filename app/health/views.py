@@ -13,6 +13,7 @@ from flask import request
 from flask_login import current_user
 
 from app.health import services
+from app.operations import heartbeat
 from tasks import huey
 
 bp = Blueprint("health", __name__)
@@ -20,11 +21,20 @@ bp = Blueprint("health", __name__)
 
 @bp.route("/health")
 def status():
-    report = services.health(current_app.config["VERSION"], huey)
+    worker = _worker()
+    report = services.health(current_app.config["VERSION"], huey, worker)
     response = jsonify(report if _may_see_detail() else {"status": report["status"]})
     response.status_code = 200 if report["status"] == "ok" else 503
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def _worker():
+    """Whether the worker runs (its heartbeat), or None when the database cannot say: "database" says why."""
+    try:
+        return heartbeat.status(immediate=huey.immediate)
+    except Exception:
+        return None
 
 
 def _may_see_detail():

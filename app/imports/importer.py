@@ -76,6 +76,7 @@ from app.models import CustomField
 from app.models import ImportJob
 from app.models import Subscription
 from app.models import utcnow
+from app.notices import alerts
 
 log = logging.getLogger(__name__)
 
@@ -336,7 +337,12 @@ def run_import(job_id, chunk_size=None):
 
 
 def _fail(job, message):
-    ImportJob.update(status="failed", error=message, finished_at=utcnow()).where(ImportJob.id == job.id).execute()
+    moved = (ImportJob.update(status="failed", error=message, finished_at=utcnow())
+             .where((ImportJob.id == job.id) & (ImportJob.status != "failed")).execute())
+    if not moved:  # failed before: the newer words replace the older, and nobody is told twice
+        ImportJob.update(error=message, finished_at=utcnow()).where(ImportJob.id == job.id).execute()
+        return
+    _tell(job, f"Import of {job.filename} stopped", message)
 
 
 def _columns(job):
@@ -896,9 +902,22 @@ def _trim_rejects(path, columns, last_row, job):
 
 def _finish(job):
     with db.atomic():
-        ImportJob.update(status="done", finished_at=utcnow(), heartbeat_at=utcnow()).where(
+        moved = ImportJob.update(status="done", finished_at=utcnow(), heartbeat_at=utcnow()).where(
             (ImportJob.id == job.id) & (ImportJob.status == "running")).execute()
         job = ImportJob.get_by_id(job.id)
         AuditLog.create(team=job.team_id, user=job.user_id, action="contacts.import", target=f"import:{job.id}",
                         data=summary(job))
     remove_upload(job)
+    if moved:  # only the run that finished it tells the team
+        _tell(job, f"Import of {job.filename} finished",
+              f"{job.processed_rows:,} rows read: {job.created:,} contacts added, {job.updated:,} updated, "
+              f"{job.rejected:,} rejected" + (" (the rejects file is on the import's page)." if job.rejected else "."))
+
+
+def _tell(job, subject, text):
+    """The import_finished notice (app/notices/preferences.py decides who sees it and who gets it by email).
+    A failure to store it is logged: the import's own result stands."""
+    try:
+        alerts.notify(job.team_id, subject, text, kind="import_finished", data={"import": job.id})
+    except Exception:  # noqa: BLE001 - the notice is a courtesy; the job's row is the record
+        log.exception("import %s: the import_finished notice failed", job.id)

@@ -96,3 +96,11 @@ from app.models.deliverability import DomainHealth
 from app.models.deliverability import DomainPause
 from app.models.dmarc import DmarcReport
 from app.models.dmarc import DmarcRecord
+from app.models.billing import STREAMS
+from app.models.billing import UsageCount
+from app.models.billing import UsageAlert
+from app.models.notifications import NotificationPreference
+from app.models.operations import WorkerHeartbeat
+from app.models.operations import DeadLetter
+from app.models.operations import TaskFailure
+from app.models.operations import WorkerAlert

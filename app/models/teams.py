@@ -81,6 +81,14 @@ class Team(BaseModel):
     ai_monthly_budget_usd = FloatField(null=True)
     # Address validation at import (migration 0060): one of app/imports/screening.py's POLICIES.
     import_validation = CharField(default="off")
+    # Standing and billing (migration 0065, app/teams/standing.py, app/billing/): an instance administrator's
+    # suspension (nothing leaves for the team while suspended_at is set), the monthly email cap (None = none)
+    # and the instance plan the team is billed on ("" = the default plan).
+    suspended_at = DateTimeField(null=True)
+    suspended_reason = TextField(default="")
+    suspended_by_id = IntegerField(null=True)
+    monthly_email_cap = IntegerField(null=True)
+    billing_plan = CharField(default="")
 
 
 class Membership(BaseModel):

@@ -1,8 +1,11 @@
-"""Alerts for a team: an in-app notice, and an email to the team's Administrators.
+"""Alerts for a team: an in-app notice, and an email to the members who want it (app/notices/preferences.py:
+by default the team's Administrators).
 
-    notify(team_id, subject, text, kind="alert", campaign_id=None)   store a Notice (returns it)
+    notify(team_id, subject, text, kind="alert", campaign_id=None)   store a Notice (returns it); `kind` is an
+                                  event of preferences.EVENTS (older kinds are mapped there)
     email_pending(limit)          the periodic task's job: email the notices not emailed yet
-    active(team) / unread_count(team) / dismiss(team, id) / dismiss_all(team) / mark_read(team)
+    active(team, user) / unread_count(team, user) / dismiss(team, id) / dismiss_all(team) / mark_read(team, user)
+                                  with a user: only the kinds that person wants to see in the app
 
 notify() only writes one row, so it is safe anywhere, e.g. on the sending
 engine's database thread or right after an outcome was applied: the email
@@ -14,17 +17,16 @@ is sent (emailed_at set by a conditional UPDATE), so two workers never send it t
 import logging
 
 from app import system_mail
-from app.models import Membership
+from app.notices import preferences
 from app.models import Notice
 from app.models import Team
-from app.models import User
 from app.models import utcnow
 
 log = logging.getLogger(__name__)
 
 
 def notify(team_id, subject, text, kind="alert", campaign_id=None, data=None, now=None):
-    """Store an alert for the team: shown in the app at once, emailed to its Administrators within a minute."""
+    """Store an alert for the team: shown in the app at once, emailed within a minute to those who want it."""
     team_id = team_id.id if isinstance(team_id, Team) else int(team_id)
     return Notice.create(team=team_id, kind=kind, subject=str(subject)[:300], text=str(text or "")[:5000],
                          campaign_id=campaign_id, data=data or {}, created_at=now or utcnow())
@@ -32,17 +34,26 @@ def notify(team_id, subject, text, kind="alert", campaign_id=None, data=None, no
 
 # --- In the app ------------------------------------------------------------------------------
 
-def active(team, limit=50):
-    """The team's notices not dismissed, newest first."""
-    return list(Notice.select().where((Notice.team == team) & Notice.dismissed_at.is_null())
+def _for(team, user, role=None):
+    """The team's notices, narrowed to what `user` wants in the app when one is given (`role`: theirs in the team,
+    when the caller knows it, saving a query on every page's bell)."""
+    where = Notice.team == team
+    if user is not None:
+        where &= preferences.in_app_condition(user, team, role)
+    return where
+
+
+def active(team, user=None, limit=50, role=None):
+    """The team's notices not dismissed (those `user` wants in the app), newest first."""
+    return list(Notice.select().where(_for(team, user, role) & Notice.dismissed_at.is_null())
                 .order_by(Notice.id.desc()).limit(limit))
 
 
-def unread_count(team):
-    """Notices not dismissed and not read yet: the number on the bell."""
+def unread_count(team, user=None, role=None):
+    """Notices not dismissed and not read yet (those `user` wants in the app): the number on the bell."""
     if team is None:
         return 0
-    return (Notice.select().where((Notice.team == team) & Notice.dismissed_at.is_null() & Notice.read_at.is_null())
+    return (Notice.select().where(_for(team, user, role) & Notice.dismissed_at.is_null() & Notice.read_at.is_null())
             .count())
 
 
@@ -50,10 +61,10 @@ def get_notice(team, notice_id):
     return Notice.get_or_none((Notice.id == notice_id) & (Notice.team == team))
 
 
-def mark_read(team, now=None):
+def mark_read(team, user=None, now=None, role=None):
     """Everything shown on the notices page counts as read (the bell stops counting them)."""
     (Notice.update(read_at=now or utcnow())
-     .where((Notice.team == team) & Notice.read_at.is_null() & Notice.dismissed_at.is_null()).execute())
+     .where(_for(team, user, role) & Notice.read_at.is_null() & Notice.dismissed_at.is_null()).execute())
 
 
 def dismiss(team, notice_id, now=None):
@@ -69,14 +80,9 @@ def dismiss_all(team, now=None):
 
 # --- By email --------------------------------------------------------------------------------
 
-def admin_emails(team_id):
-    """Addresses of the team's Administrators."""
-    return [row[0] for row in User.select(User.email).join(Membership)
-            .where((Membership.team == team_id) & (Membership.role == "admin")).order_by(User.id).tuples()]
-
-
 def email_pending(limit=50, now=None):
-    """Email each notice not emailed yet to its team's Administrators. Returns the messages sent.
+    """Email each notice not emailed yet to the team's members who want its kind by email (by default its
+    Administrators; app/notices/preferences.py). Returns the messages sent.
 
     A notice whose mail fails is released again (emailed_at back to NULL) and
     tried on the next run; the error is logged.
@@ -90,14 +96,16 @@ def email_pending(limit=50, now=None):
                    .where((Notice.id == notice.id) & Notice.emailed_at.is_null()).execute())
         if not claimed:
             continue
+        event = preferences.EVENTS[preferences.event_of(notice.kind)]
         try:
-            for address in admin_emails(notice.team_id):
+            for address in preferences.email_recipients(notice.team_id, notice.kind):
                 message = system_mail.compose("alert", address, f"[Loft] {notice.subject}", notice=notice, team=notice.team,
-                                       notices_path="/notices",
+                                       notices_path="/notices", event=event,
+                                       preferences_path=f"/notices/preferences?team={notice.team_id}",
                                        campaign_path=f"/campaigns/{notice.campaign_id}" if notice.campaign_id else "")
                 system_mail.send(**message)
                 sent += 1
         except Exception:  # noqa: BLE001 - SMTP down: keep the notice for the next run
-            log.exception("notice %s: emailing the administrators failed; will retry", notice.id)
+            log.exception("notice %s: emailing the team failed; will retry", notice.id)
             Notice.update(emailed_at=None).where(Notice.id == notice.id).execute()
     return sent

@@ -154,7 +154,8 @@ class Bookkeeping:
                 add_many([Campaign.sent, Campaign.failed], Campaign.id, [Campaign.updated_at]).run(
                     [(len(sent), gave_up, now, self.campaign_id)], cursor)
             if sent:
-                usage.count_sent(self.team_id, len(sent), now, cursor)
+                usage.count_sent(self.team_id, len(sent), now, cursor, stream="marketing",
+                                 domain=self.usage_domain, zone=self.usage_zone)
                 if self.capped_lanes:  # their permits are used by the same commit that counts the sends
                     shares.use_permits(self.run_id, collections.Counter(
                         o.account_id for o in sent if o.account_id in self.capped_lanes))

@@ -63,6 +63,11 @@ def conclude(campaign_id, run, recovered, hooks):
         return RunResult("stopped", reason="another worker took the campaign over", **result)
     if campaign.state != CampaignState.SENDING:
         return RunResult("stopped", reason=f"the campaign is {campaign.state}", **result)
+    if run.stop_reason == "refused" and _work_left(campaign_id):
+        # Suspended, or the monthly cap reached (app/teams/standing.py); with nothing left the campaign completes.
+        reason = "Paused by Loft: " + run.stop_detail
+        pause_campaign(campaign, reason, hooks)
+        return RunResult("paused", reason=reason, **result)
     if run.stop_reason == "accounts":
         reason = "Paused by Loft: every SMTP account of the team is paused. " + run.stop_detail
         pause_campaign(campaign, reason, hooks)
@@ -96,6 +101,12 @@ def conclude(campaign_id, run, recovered, hooks):
         return RunResult("stopped", reason="the campaign changed meanwhile", **result)
     hooks.on_completed(campaign_id)  # e.g. too many bounces in the last results: the admins hear of it
     return RunResult("completed", **result)
+
+
+def _work_left(campaign_id):
+    counts = ledger.status_counts(campaign_id)
+    return any(counts.get(status) for status in (SendStatus.QUEUED, SendStatus.CLAIMED, SendStatus.DEFERRED,
+                                                  SendStatus.HELD))
 
 
 def capped_result(campaign, capped, run, result):

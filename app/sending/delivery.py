@@ -8,9 +8,11 @@ import asyncio
 import datetime
 import logging
 import ssl
+import time
 
 import aiosmtplib
 
+from app.metrics import definitions as metrics
 from app.models import utcnow
 from app.senders import accounts as accounts_service
 from app.senders import domains as domains_service
@@ -21,6 +23,9 @@ from app.sending.jobs import Outcome
 from app.sending.lanes import limit_pause_until
 
 log = logging.getLogger("app.sending.engine")  # one logger for the whole engine: operators filter on its name
+
+# The replies of every campaign message arrive in Deliveries.deliver: counted there by class.
+REPLY_CLASSES = {n: metrics.SMTP_REPLIES.labels(f"{n}xx") for n in (2, 3, 4, 5)}
 
 
 class Deliveries:
@@ -168,6 +173,7 @@ class Deliveries:
             log.exception("building message for send %s failed", job.id)
             self.results.append(Outcome("failed", job, error=f"The message could not be built: {exc}"))
             return
+        started = time.perf_counter()
         try:
             stage, response = await smtp_service.transact(conn.smtp, self.sender, job.email, payload,
                                                           self.settings.smtp_timeout, self.loop)
@@ -186,6 +192,10 @@ class Deliveries:
             await self.account_failure(lane, conn, str(exc))
             return
         code, text = response.code, response.message
+        metrics.SEND_SECONDS.observe(time.perf_counter() - started)
+        reply_class = REPLY_CLASSES.get(code // 100)
+        if reply_class is not None:
+            reply_class.inc()
         if stage == "done" and code == 250:
             conn.failures = 0
             self.sent += 1

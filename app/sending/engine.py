@@ -98,6 +98,7 @@ from app.sending.lanes import Lane
 from app.sending.run import Run
 from app.sending.tuning import DEFAULTS  # noqa: F401 - the engine's defaults, read by tests and benchmarks
 from app.sending.tuning import Settings
+from app.teams import standing
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +166,11 @@ def _run_with_lease(campaign, settings, token, run_id, hooks):
         # Only held (A/B) sends or later retries: conclude without connecting or building anything,
         # so the minute tick costs a few queries for a campaign that is waiting.
         return conclusion.conclude(campaign_id, conclusion.Idle(), recovered, hooks)
+    refusal = standing.sending_refusal(campaign.team_id)
+    if refusal:  # suspended by the instance administrator, or at the monthly cap: nothing leaves
+        reason = f"Paused by Loft: {refusal}"
+        conclusion.pause_campaign(campaign, reason, hooks)
+        return RunResult("paused", reason=reason, recovered=recovered)
     accounts = accounts_service.active_accounts(campaign.team_id)
     if not accounts:
         reason = ("Paused by Loft: there is no active SMTP account to send through. "
@@ -200,6 +206,7 @@ def _run_with_lease(campaign, settings, token, run_id, hooks):
     shares.apply_shares(run.lanes.values(), run.domains, shared)
     started = time.monotonic()
     run_loop(run.main(), current_app.config.get("SEND_EVENT_LOOP", "uvloop"))
+    standing.allowance(campaign.team_id)  # what this run sent may cross 80 % or 100 % of a cap: alert now
     log.info("campaign %s: run sent %s in %.1f s (%s); at most %s of %s unrecorded at once", campaign_id, run.sent,
              time.monotonic() - started, run.stop_reason or "drained", run.most_unrecorded, run.unrecorded_limit)
     return conclusion.conclude(campaign_id, run, recovered, hooks)

@@ -1,7 +1,14 @@
 """What moves through an engine run: a claimed send (Job, with its Addressee) and what became of it
 (Outcome), which the run's flusher writes to the ledger. Plain slotted objects, lighter than model
 instances: a run holds a few thousand of them at once."""
+from app.metrics.definitions import MESSAGES
 from app.models import utcnow
+
+# Every outcome of a delivery is made here, once: the place to count messages by result. Requeued and
+# skipped sends were not attempted and are not counted. Children bound once: a label lookup per message
+# would cost more than the count.
+_RESULTS = {"sent": MESSAGES.labels("sent", "campaign"), "temporary": MESSAGES.labels("soft_fail", "campaign"),
+            "bounced": MESSAGES.labels("bounce", "campaign"), "failed": MESSAGES.labels("failed", "campaign")}
 
 
 class Job:
@@ -44,3 +51,6 @@ class Outcome:
         self.code = code
         self.error = error[:1000]
         self.at = utcnow()
+        counter = _RESULTS.get(kind)
+        if counter is not None:
+            counter.inc()

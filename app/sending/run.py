@@ -11,6 +11,7 @@ import time
 from flask import current_app
 from peewee import JOIN
 
+from app import usage
 from app.db import IdList
 from app.db import connection_tuning
 from app.db import db
@@ -29,6 +30,7 @@ from app.sending.jobs import Addressee
 from app.sending.jobs import Job
 from app.sending.jobs import Outcome
 from app.sending.lanes import DomainGate
+from app.teams import standing
 
 log = logging.getLogger("app.sending.engine")  # one logger for the whole engine: operators filter on its name
 
@@ -45,6 +47,9 @@ class Run(Deliveries, Bookkeeping):
         self.plan_domain_id = dkim_domain.id if dkim_domain is not None and warmup.limit(dkim_domain) else None
         self.campaign_id = campaign.id
         self.team_id = campaign.team_id
+        # What each flush's count of sent messages is filed under (app/usage.py): the team's month, the From domain.
+        self.usage_zone = usage.zone_of(campaign.team_id)
+        self.usage_domain = usage.domain_of(campaign.from_email)
         self.lanes = {lane.id: lane for lane in lanes}
         self.capped_lanes = {lane.id for lane in lanes if lane.capped_account}  # they send with permits
         self.rotation = accounts_service.Rotation([lane.account for lane in lanes])
@@ -60,6 +65,8 @@ class Run(Deliveries, Bookkeeping):
         self.exhausted = False
         self.in_hand = 0  # a job the dispatcher holds while it picks an account
         self.sent = 0
+        self.refusal = None  # the standing gate's words, once it refused a batch (app/teams/standing.py)
+        self.cap_wait = False  # the monthly cap leaves no room beyond what this run holds: wait for its results
         connections = sum(lane.connections for lane in lanes)
         self.domains = DomainGate(settings.domain_concurrency, settings.domain_limits, connections)
         # The gate (see the module docstring): deliveries started and not yet written, at most.
@@ -183,10 +190,17 @@ class Run(Deliveries, Bookkeeping):
                     break
                 await asyncio.sleep(min(5.0, 0.2 * 2 ** failures))
                 continue
+            if self.refusal is not None:
+                self.stop("refused", self.refusal)
+                break
             if self.stop_reason is not None:  # stopped while claiming: hand them straight back
                 for job in jobs:
                     self.release(job)
                 break
+            if not jobs and self.cap_wait:  # what this run holds may use the rest of the cap: see first
+                self.flush_now.set()
+                await asyncio.sleep(min(self.settings.flush_interval, 0.05))
+                continue
             if jobs:
                 self.ready.extend(jobs)
                 self.wake.set()
@@ -210,7 +224,22 @@ class Run(Deliveries, Bookkeeping):
 
     def claim(self, limit):
         """(DB thread) Claim up to `limit` sends (ledger.claim: due retries first, then queued ones,
-        by id) and read what delivery needs of them; the ones that can no longer be sent are skipped."""
+        by id) and read what delivery needs of them; the ones that can no longer be sent are skipped.
+
+        Before each batch the standing gate is asked: a suspended team, or one at its monthly cap, gets
+        nothing more (self.refusal: the run stops and the campaign pauses with the reason). Under a cap a
+        batch is no larger than the room left less what this run already holds; other runs sending for the
+        team at the same moment can each take their own batch, so a team may go past its cap by at most one
+        batch per live run."""
+        self.refusal, room = standing.allowance(self.team_id)
+        if self.refusal is not None:
+            return []
+        self.cap_wait = False
+        if room is not None:
+            limit = min(limit, room - len(self.held))
+            if limit <= 0:
+                self.cap_wait = True
+                return []
         with db.atomic():
             ledger.recover_in_flight(self.campaign_id)  # a dead run's expired claims come first again
             ids = ledger.claim(self.campaign_id, limit, lease_seconds=self.settings.lease_seconds)

@@ -61,7 +61,9 @@ from app.errors import Problem
 from app.models import ROLE_LABELS
 from app.models import ROLES
 from app.models import ApiKey
+from app.models import Team
 from app.senders import domains
+from app.teams import standing
 from app.teams.permissions import can
 from app.transactional import service
 from app.wording import plural
@@ -200,6 +202,10 @@ def sender_refusal(key, address):
                                    f"not send email: use a key with the {allowed} role.")
     if ApiKey.get_or_none((ApiKey.id == key.id) & ApiKey.revoked_at.is_null()) is None:
         return reply(530, "5.7.0", "This API key was revoked after you signed in: sign in with a live key.")
+    refusal = standing.sending_refusal(key.team_id, stream="transactional")
+    if refusal:  # a suspension is permanent for the client (550); a cap lifts (451: its queue tries again)
+        suspended = Team.select(Team.suspended_at).where(Team.id == key.team_id).scalar() is not None
+        return reply(550, "5.7.1", refusal) if suspended else reply(451, "4.7.1", refusal)
     try:
         address = normalise_email(address, allow_test_domains=True)
     except InvalidEmail as error:
@@ -232,6 +238,8 @@ def recipient_refusal(key, address, recipients_so_far):
 def refusal_for(error):
     """The SMTP reply for a TxError from submit_raw, by the field it names."""
     fields = set(error.errors)
+    if isinstance(error, service.TxRefused):  # suspended or capped since MAIL FROM: what MAIL FROM says now
+        return reply(451, "4.7.1", error.message)
     if fields & {"from", "mail_from"}:
         code, enhanced = 553, "5.7.1"
     elif "raw" in fields:

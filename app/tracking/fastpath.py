@@ -34,6 +34,7 @@ from werkzeug.urls import iri_to_uri
 
 from app import logs
 from app import tokens
+from app.metrics import http as http_metrics
 from app.tracking import recorder
 from app.tracking import services
 from app.transactional import tracking as tx_tracking
@@ -43,6 +44,10 @@ log = logging.getLogger("loft.request")  # the same logger as app.logs' request 
 # Tokens are base64url; link ids are what werkzeug's int converter accepts, minus leading zeros.
 PIXEL_PATH = re.compile(r"/o/([A-Za-z0-9_-]{1,%d})\.gif" % tokens.MAX_TOKEN_LENGTH)
 CLICK_PATH = re.compile(r"/c/([A-Za-z0-9_-]{1,%d})/([1-9][0-9]{0,17})" % tokens.MAX_TOKEN_LENGTH)
+
+# The URL rules of the views these paths stand for (app/tracking/views.py): the route label of the request metrics.
+PIXEL_RULE = "/o/<token>.gif"
+CLICK_RULE = "/c/<token>/<int:link_id>"
 
 # What app/__init__.py (_security_headers), app/htmx.py (Vary) and Flask's session
 # (Vary: Cookie, the session is looked at for the sign-in) add to every answer.
@@ -107,7 +112,7 @@ class FastPath:
             tx_ids = self._tx_ids("tx_open", token)
             if tx_ids is not None:
                 tx_tracking.record_open(*tx_ids, environ.get("HTTP_USER_AGENT", ""), environ.get("REMOTE_ADDR") or "")
-        return self._answer(environ, start_response, started, "200 OK", PIXEL_HEADERS, services.PIXEL)
+        return self._answer(environ, start_response, started, "200 OK", PIXEL_HEADERS, services.PIXEL, PIXEL_RULE)
 
     def click(self, environ, start_response, token, link_id):
         started = time.perf_counter()
@@ -122,7 +127,7 @@ class FastPath:
                               environ.get("REMOTE_ADDR") or "")
         location = iri_to_uri(url)  # as the view: the stored URL as written, only made ASCII
         return self._answer(environ, start_response, started, "302 FOUND",
-                            [("Location", location), *REDIRECT_HEADERS], b"")
+                            [("Location", location), *REDIRECT_HEADERS], b"", CLICK_RULE)
 
     def tx_click(self, environ, start_response, started, token, place):
         tx_ids = self._tx_ids("tx_click", token)
@@ -131,12 +136,14 @@ class FastPath:
             return None
         tx_tracking.record_click(*tx_ids, url, "GET", environ.get("HTTP_USER_AGENT", ""))
         return self._answer(environ, start_response, started, "302 FOUND",
-                            [("Location", iri_to_uri(url)), *REDIRECT_HEADERS], b"")
+                            [("Location", iri_to_uri(url)), *REDIRECT_HEADERS], b"", CLICK_RULE)
 
-    def _answer(self, environ, start_response, started, status, headers, body):
+    def _answer(self, environ, start_response, started, status, headers, body, route):
         incoming = environ.get("HTTP_X_REQUEST_ID", "")
         request_id = incoming if logs._VALID_ID.match(incoming) else uuid.uuid4().hex
         start_response(status, [*headers, ("X-Request-ID", request_id)])
+        # Counted as Flask's hook would count the views' rules (app/metrics/http.py): Flask never sees these.
+        http_metrics.observe(route, "GET", int(status[:3]), time.perf_counter() - started)
         if log.isEnabledFor(logging.INFO):
             log.info("request", extra={"request_id": request_id, "method": "GET", "path": environ.get("PATH_INFO"),
                                        "status": int(status[:3]),

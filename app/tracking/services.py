@@ -41,6 +41,7 @@ from app.db import db
 from app.db import first_row
 from app.db import statement
 from app.db import update_many
+from app.metrics.definitions import TRACKING_HITS
 from app.models import Campaign
 from app.models import Contact
 from app.models import ContactStatus
@@ -57,6 +58,9 @@ from app.sending import ledger
 from app.tracking import recorder
 
 log = logging.getLogger(__name__)
+# The one place a campaign's open or click is recorded: counted here (bound once, this is the hot path).
+HITS = {EventType.OPENED.value: TRACKING_HITS.labels("open", "campaign"),
+        EventType.CLICKED.value: TRACKING_HITS.labels("click", "campaign")}
 
 # The smallest transparent GIF: 1x1, one transparent colour, 43 bytes.
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAP///wAAACH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==")
@@ -189,7 +193,10 @@ def _record(team_id, contact_id, campaign_id, type, data, now, active):
     not be written (already logged). Rows of concurrent hits share one transaction
     (app.tracking.recorder: group commit on a connection kept open)."""
     row = (team_id, contact_id, campaign_id, type, now, Event.data.db_value(data), active)
-    return recorder.recorder(_sql()).submit(row)
+    written = recorder.recorder(_sql()).submit(row)
+    if written:
+        HITS[type].inc()
+    return written
 
 
 def record_open(send_id, user_agent, ip, now=None):

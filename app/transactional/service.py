@@ -30,6 +30,7 @@ from email.parser import BytesParser
 from flask import current_app
 
 from app import events
+from app import usage
 from app import settings as instance_settings
 from app.addresses import InvalidEmail
 from app.addresses import normalise_email
@@ -51,6 +52,8 @@ from app.content.sources import builtin_layout
 from app.content.sources import source_of
 from app.db import db
 from app.errors import Problem
+from app.metrics.definitions import MESSAGES
+from app.teams import standing
 from app.models import Contact
 from app.models import SmtpAccount
 from app.models import ContactStatus
@@ -93,6 +96,17 @@ SUPPRESSION_REASONS_THAT_ALLOW = ("unsubscribed",)  # a marketing unsubscribe; e
 
 class TxError(Problem):
     """Why a transactional message was refused: `errors` holds the message per field."""
+
+
+class TxRefused(TxError):
+    """The team may not send now (suspended, or at its monthly cap: app/teams/standing.py)."""
+    status = 409
+
+
+def refuse_unless_standing(team):
+    refusal = standing.sending_refusal(team.id if hasattr(team, "id") else team, stream="transactional")
+    if refusal:
+        raise TxRefused(refusal)
 
 
 @dataclass
@@ -403,6 +417,7 @@ def accept(team, *, api_key, message):
     """Check `message` (the JSON object of POST /api/v1/tx), build it and store it as queued.
 
     Raises TxError with a message per field; nothing is stored unless every check passed."""
+    refuse_unless_standing(team)
     if not isinstance(message, dict):
         raise TxError("Send a JSON object.")
     errors = {}
@@ -466,6 +481,7 @@ def submit_raw(api_key, *, mail_from, recipients, raw):
     tracking, else the instance's LOFT_TX_TRACK_* defaults apply; it is removed too. Raises TxError naming the
     refused recipient or header."""
     team = api_key.team
+    refuse_unless_standing(team)
     if len(raw) > max_raw_bytes():
         raise TxError(f"The message is {len(raw):,} bytes; at most {max_raw_bytes():,}.", field="raw")
     if not recipients:
@@ -609,6 +625,9 @@ def deliver(tx_id):
     tx = TxMessage.get_or_none(TxMessage.id == tx_id)
     if tx is None or tx.status != TxStatus.QUEUED:
         return TxAttempt(tx.status if tx is not None else "missing")
+    refusal = standing.sending_refusal(tx.team_id, stream="transactional")
+    if refusal:  # suspended, or at the monthly cap: it stays queued with the reason, and goes once allowed
+        return _wait(tx, refusal)
     account, reason = choose_account(tx.team_id)
     if account is None and reason:
         return _wait(tx, reason)
@@ -630,15 +649,20 @@ def deliver(tx_id):
                                      idle=current_app.config["TX_CONNECTION_IDLE"])
         via = f" (via SMTP account “{account.name}”)"
     if kind == "sent":
-        _record(tx, TxStatus.SENT, detail + via, sent_at=utcnow(), error="", waiting="", smtp_account=account.id)
+        with db.atomic():  # counted for the team's usage with its record
+            _record(tx, TxStatus.SENT, detail + via, sent_at=utcnow(), error="", waiting="", smtp_account=account.id)
+            usage.count_sent(tx.team_id, 1, stream="transactional", domain=usage.domain_of(tx.from_email))
+        MESSAGES.labels("sent", "transactional").inc()  # after the commit, with the record (app/metrics)
         return TxAttempt(TxStatus.SENT, detail)
     delays = current_app.config["TX_RETRY_DELAYS"]
     if kind == "temporary" and attempts <= len(delays):
         delay = delays[attempts - 1]
         _record(tx, TxStatus.QUEUED, f"attempt {attempts} failed, trying again in {delay} s: {detail}{via}",
                 error=detail, waiting="")
+        MESSAGES.labels("soft_fail", "transactional").inc()
         return TxAttempt(TxStatus.QUEUED, detail, retry_in=delay)
     _record(tx, TxStatus.FAILED, detail + via, error=detail, waiting="")
+    MESSAGES.labels("bounce" if kind == "permanent" else "failed", "transactional").inc()
     return TxAttempt(TxStatus.FAILED, detail)
 
 

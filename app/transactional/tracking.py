@@ -29,6 +29,7 @@ from peewee import fn
 from app import events
 from app import tokens
 from app.db import db
+from app.metrics.definitions import TRACKING_HITS
 from app.models import EventType
 from app.models import TxEvent
 from app.models import TxMessage
@@ -163,6 +164,7 @@ def record_open(team_id, tx_id, user_agent, ip, now=None):
                 TxEvent.create(tx_message=tx.id, status=TxStatus.OPENED, at=now,
                                detail=("opened" + _why(flags, "machine"))[:2000])
                 _webhook(tx, EventType.TX_OPENED, machine=flags["machine"])
+        TRACKING_HITS.labels("open", "transactional").inc()
         return True
     except PeeweeException:
         log.exception("could not record an open of transactional message %s", tx_id)
@@ -201,6 +203,7 @@ def record_click(team_id, tx_id, url, method, user_agent, now=None):
                 TxEvent.create(tx_message=tx.id, status=TxStatus.CLICKED, at=now,
                                detail=(detail + _why(flags, "bot"))[:2000])
                 _webhook(tx, EventType.TX_CLICKED, url=url, bot=flags["bot"])
+        TRACKING_HITS.labels("click", "transactional").inc()
         return True
     except PeeweeException:
         log.exception("could not record a click of transactional message %s", tx_id)

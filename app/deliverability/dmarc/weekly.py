@@ -1,4 +1,5 @@
-"""The weekly DMARC digest email to each team's Administrators (Loft's own mail, app/system_mail.py).
+"""The weekly DMARC digest email to the members of each team who want it (the `dmarc_digest` event of
+app/notices/preferences.py: its Administrators unless they opt out, anyone who opts in; Loft's own mail).
 
     send_weekly(today=None) -> messages sent
 
@@ -13,7 +14,7 @@ from app import system_mail
 from app.deliverability.dmarc import digest
 from app.models import DmarcRecord
 from app.models import Team
-from app.notices.alerts import admin_emails
+from app.notices import preferences
 
 DAYS = 7
 log = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ def send_weekly(today=None):
         failing = sum(week["totals"]["failed"] for week in weeks)
         subject = (f"[Loft] DMARC this week: {len(weeks)} domain{'s' if len(weeks) != 1 else ''}, "
                    f"{failing:,} message{'s' if failing != 1 else ''} failing")
-        for address in admin_emails(team.id):
+        for address in preferences.email_recipients(team.id, "dmarc_digest"):
             try:
                 system_mail.send(**system_mail.compose("dmarc_weekly", address, subject, team=team, weeks=weeks))
                 sent += 1
