@@ -6,7 +6,8 @@ worker_heartbeat  one consumer process: host, pid, queue, started_at, seen_at (i
 dead_letter       a task that failed with no retries left: queue, task_name, task_id, payload (huey's serialised
                   task, base64), arguments and error (scrubbed), first/last failure, attempts
 task_failure      each failed run, retrying or not: the queue page's recent failures (pruned)
-worker_alert      one row: the outage last alerted about (claimed by a conditional UPDATE)
+worker_alert      one row (id 1), made by the first claim: the outage last alerted about (claimed by a conditional
+                  UPDATE). Not seeded here, so a freshly migrated database stays empty for flask db copy-to.
 """
 import datetime
 
@@ -65,7 +66,6 @@ def up(migrator, db):
         alerted_at = DateTimeField(null=True)
 
     db.create_tables([WorkerHeartbeat, DeadLetter, TaskFailure, WorkerAlert])
-    WorkerAlert.create(id=1, outage="")
 
 
 def down(migrator, db):

@@ -119,7 +119,11 @@ def forget():
 
 
 def claim_outage(outage):
-    """True for the one process that may alert about `outage` (its key): a conditional UPDATE."""
+    """True for the one process that may alert about `outage` (its key): a conditional UPDATE.
+
+    The row is made on first use rather than by the migration, so a migrated but unused database holds no rows
+    (flask db copy-to insists on an empty target)."""
+    WorkerAlert.insert(id=1, outage="").on_conflict_ignore().execute()
     return bool(WorkerAlert.update(outage=outage, alerted_at=utcnow())
                 .where((WorkerAlert.id == 1) & (WorkerAlert.outage != outage)).execute())
 
