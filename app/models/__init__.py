@@ -104,3 +104,11 @@ from app.models.operations import WorkerHeartbeat
 from app.models.operations import DeadLetter
 from app.models.operations import TaskFailure
 from app.models.operations import WorkerAlert
+from app.models.automations import AutomationState
+from app.models.automations import StepKind
+from app.models.automations import RunState
+from app.models.automations import Reentry
+from app.models.automations import Automation
+from app.models.automations import AutomationStep
+from app.models.automations import AutomationRun
+from app.models.automations import AutomationVisit

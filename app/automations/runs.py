@@ -1,0 +1,75 @@
+"""Entering and leaving automations: the one place that creates AutomationRun rows and ends them.
+
+A trigger (app/automations/triggers.py) calls enter(); the scheduler moves runs on; anything that makes a contact
+unmailable calls leave(). Entry numbers make "one run per contact per automation" a unique index rather than a
+check that two processes could both pass."""
+from peewee import IntegrityError
+
+from app.db import db
+from app.models import Automation
+from app.models import AutomationRun
+from app.models import AutomationState
+from app.models import Contact
+from app.models import ContactStatus
+from app.models import Reentry
+from app.models import RunState
+from app.models.common import utcnow
+
+ACTIVE = (RunState.WAITING,)
+
+
+def _latest(automation_id, contact_id):
+    return (AutomationRun.select()
+            .where((AutomationRun.automation == automation_id) & (AutomationRun.contact == contact_id))
+            .order_by(AutomationRun.entry.desc()).first())
+
+
+def enter(automation, contact, data=None, now=None, *, test=False):
+    """Start `contact` on `automation` and return the run, or None when the re-entry rule, the automation's
+    state or the contact's status says no. `test` lets a draft be tried with one contact."""
+    if automation.team_id != contact.team_id or contact.status != ContactStatus.ACTIVE:
+        return None
+    if automation.state != AutomationState.LIVE and not test:
+        return None
+    now = now or utcnow()
+    previous = _latest(automation.id, contact.id)
+    if previous is not None:
+        if automation.reentry == Reentry.NEVER:
+            return None
+        if previous.state in ACTIVE:
+            if automation.reentry != Reentry.ALWAYS:
+                return None
+            end(previous.id, RunState.EXITED, "reentered", now)
+    try:
+        with db.atomic():
+            return AutomationRun.create(
+                automation=automation.id, team=automation.team_id, contact=contact.id,
+                entry=(previous.entry + 1) if previous else 1, state=RunState.WAITING,
+                step_id=automation.first_step_id, next_at=now, data=data or {}, entered_at=now)
+    except IntegrityError:  # another process entered the same contact a moment ago
+        return None
+
+
+def end(run_id, state, reason="", now=None):
+    """Finish one run (DONE at the end of its steps, EXITED with a reason). True if it was still going."""
+    return bool(AutomationRun.update(state=state, exit_reason=reason, ended_at=now or utcnow(), next_at=None,
+                                     waiting_for="")
+                .where((AutomationRun.id == run_id) & (AutomationRun.state.in_(ACTIVE))).execute())
+
+
+def leave(contact_ids, reason, now=None, automation_id=None):
+    """Exit every running run of these contacts (unsubscribed, bounced, complained, deleted, goal): the count."""
+    query = AutomationRun.update(state=RunState.EXITED, exit_reason=reason, ended_at=now or utcnow(),
+                                 next_at=None, waiting_for="")
+    where = AutomationRun.contact.in_(list(contact_ids)) & AutomationRun.state.in_(ACTIVE)
+    if automation_id is not None:
+        where &= AutomationRun.automation == automation_id
+    return query.where(where).execute()
+
+
+def live_automations(team_id):
+    return list(Automation.select().where((Automation.team == team_id) & (Automation.state == AutomationState.LIVE)))
+
+
+def contact_of(run):
+    return Contact.get_or_none(Contact.id == run.contact_id) if run.contact_id else None
