@@ -123,6 +123,10 @@ class Config:
     INVITE_DAYS = _int("LOFT_INVITE_DAYS", 7)
     # Minimum level of the JSON log lines: DEBUG, INFO, WARNING or ERROR.
     LOG_LEVEL = _str("LOFT_LOG_LEVEL", "INFO")
+    # Tests only: a file holding an ISO time that app.clock.now() reads instead of the real clock, so a test moves
+    # time for the web app and a real huey consumer alike. Refused unless TESTING (or LOFT_TESTING=1 for the
+    # consumer a test starts): app/clock.py.
+    CLOCK_FILE = _str("LOFT_CLOCK_FILE", "")
     # Check the certificates of teams' SMTP servers and bounce mailboxes (IMAP); off only for a test server with a self-signed one.
     SMTP_VALIDATE_CERTS = _bool("LOFT_SMTP_VALIDATE_CERTS", True)
     # DNS server for sender-domain checks as host:port (e.g. 127.0.0.1:5353); empty = the system resolver.

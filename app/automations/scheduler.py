@@ -1,0 +1,202 @@
+"""The automation engine's heart: tick() claims the runs that are due and walks each through its steps.
+
+The claim is one UPDATE that sets a lease (claimed_until) on at most `limit` due runs of live automations and
+returns their ids, so two ticks at once (two worker threads, two machines) never hold the same run. On
+PostgreSQL the inner SELECT takes FOR UPDATE SKIP LOCKED (app.db.skip_locked): a second claim skips rows the
+first is claiming instead of waiting for them; SQLite's claims run one at a time (IMMEDIATE transactions).
+
+Each step is done through the run's ledger (AutomationVisit, unique per run and step):
+  1. the visit is inserted before the step's effect (a second insert is ignored);
+  2. a visit that already has an outcome is never done again: the run moves on by the recorded outcome;
+  3. after the effect one transaction records the outcome and moves the run.
+A crash between 1 and 3 leaves a visit without an outcome: when the lease runs out the run is claimed again and
+the effect is done again, which every effect allows (each is idempotent per run and step: app/automations/steps.py).
+An effect that raises is retried RETRIES times, a minute apart and more, then the visit is "failed" and the run
+exits with reason "failed", so a broken step never holds a run for ever nor skips silently."""
+import datetime
+import logging
+
+from peewee import fn
+
+from app import clock
+from app.automations import runs
+from app.automations import steps
+from app.db import db
+from app.db import skip_locked
+from app.models import Automation
+from app.models import AutomationRun
+from app.models import AutomationStep
+from app.models import AutomationState
+from app.models import AutomationVisit
+from app.models import Contact
+from app.models import ContactStatus
+from app.models import RunState
+from app.models import StepKind
+
+log = logging.getLogger(__name__)
+
+LEASE = datetime.timedelta(minutes=5)  # longer than any step takes; a dead worker's runs are free again after it
+RETRIES = 3  # attempts of a step whose effect raised, before the run exits as "failed"
+RETRY_DELAY = datetime.timedelta(minutes=1)  # times the attempt number
+MAX_STEPS = 200  # a tree has no loops; a corrupted one (next_id pointing back) stops here instead of spinning
+CHUNK = 500  # ids per IN list when loading claimed runs
+
+
+def claim(now, limit=1000):
+    """Lease up to `limit` due runs of live automations to this tick, in one UPDATE; their ids."""
+    live = Automation.select(Automation.id).where(Automation.state == AutomationState.LIVE)
+    due = skip_locked(
+        AutomationRun.select(AutomationRun.id)
+        .where((AutomationRun.state == RunState.WAITING) & (AutomationRun.next_at <= now)
+               & (AutomationRun.claimed_until.is_null() | (AutomationRun.claimed_until < now))
+               & AutomationRun.automation.in_(live))
+        .order_by(AutomationRun.next_at).limit(limit))
+    with db.atomic():
+        rows = (AutomationRun.update(claimed_until=now + LEASE)
+                .where(AutomationRun.id.in_(due)).returning(AutomationRun.id).execute())
+        return [row.id for row in rows]
+
+
+def tick(now=None, limit=1000):
+    """Claim the due runs and advance each until it waits or ends; how many were claimed (== limit: more due)."""
+    now = now or clock.now()
+    ids = claim(now, limit)
+    automations = {}
+    for start in range(0, len(ids), CHUNK):
+        for run in AutomationRun.select().where(AutomationRun.id.in_(ids[start:start + CHUNK])):
+            try:
+                advance(run, now, automations)
+            except Exception:  # one run's bug must not stop the others; its lease frees it for a later tick
+                log.exception("automation run %s could not advance", run.id)
+    return len(ids)
+
+
+def _automation(run, cache):
+    if run.automation_id not in cache:
+        cache[run.automation_id] = Automation.get_or_none(Automation.id == run.automation_id)
+    return cache[run.automation_id]
+
+
+def _release(run_id, **changes):
+    """Move a run that stops here (a wait, a retry later): the lease goes, unless it has ended meanwhile."""
+    return AutomationRun.update(claimed_until=None, **changes).where(
+        (AutomationRun.id == run_id) & (AutomationRun.state == RunState.WAITING)).execute()
+
+
+def _why_not(contact):
+    """Why this contact's run cannot go on, or None."""
+    if contact is None:
+        return "deleted"
+    if contact.status != ContactStatus.ACTIVE:
+        return str(contact.status)
+    return None
+
+
+def advance(run, now, automations=None):
+    """Walk one claimed run through its steps until a wait, the end, or an exit."""
+    automation = _automation(run, automations if automations is not None else {})
+    if automation is None or automation.state != AutomationState.LIVE:
+        _release(run.id)  # paused between claim and here: it stays where it stands
+        return
+    for _ in range(MAX_STEPS):
+        contact = runs.contact_of(run)
+        why = _why_not(contact)
+        if why:
+            runs.end(run.id, RunState.EXITED, why, now)
+            return
+        if steps.goal_reached(automation, contact):
+            runs.end(run.id, RunState.EXITED, "goal", now)
+            return
+        if run.step_id is None:
+            runs.end(run.id, RunState.DONE, "", now)
+            return
+        step = AutomationStep.get_or_none((AutomationStep.id == run.step_id)
+                                          & (AutomationStep.automation == run.automation_id))
+        if step is None:
+            runs.end(run.id, RunState.EXITED, "step missing", now)
+            return
+        if step.removed_at is not None:
+            # The removed-step rule (contract): go on to the step's next_id as flow.py left it, doing nothing here.
+            if not _move(run, step.next_id, now):
+                return
+            continue
+        visit = _visit(run, step, now)
+        if visit.outcome:
+            if not _move_on(run, step, visit.outcome, now):
+                return
+            continue
+        try:
+            result = steps.execute(run, step, contact, automation, visit, now)
+        except Exception as exc:
+            _failed(run, step, visit, exc, now)
+            return
+        if result.wait_until is not None:
+            _release(run.id, next_at=result.wait_until, waiting_for=result.waiting_for)
+            return
+        if not _record(run, step, visit, result, now):
+            return
+
+
+def _visit(run, step, now):
+    AutomationVisit.insert(run=run.id, step=step.id, entered_at=now).on_conflict_ignore().execute()
+    return AutomationVisit.get((AutomationVisit.run == run.id) & (AutomationVisit.step == step.id))
+
+
+def _next_of(step, outcome):
+    if step.kind == StepKind.CONDITION:
+        return step.yes_id if outcome == "yes" else step.no_id
+    return step.next_id
+
+
+def _move(run, next_id, now, data=None):
+    """Point the run at its next step (keeping this tick's lease, since it goes on at once); False once ended."""
+    changes = dict(step_id=next_id, next_at=now, waiting_for="")
+    if data is not None:
+        changes["data"] = data
+    moved = AutomationRun.update(**changes).where(
+        (AutomationRun.id == run.id) & (AutomationRun.state == RunState.WAITING)).execute()
+    run.step_id, run.next_at, run.waiting_for = next_id, now, ""
+    return bool(moved)
+
+
+def _move_on(run, step, outcome, now, data=None):
+    if step.kind == StepKind.EXIT:
+        runs.end(run.id, RunState.DONE, "exit", now)
+        return False
+    return _move(run, _next_of(step, outcome), now, data=data)
+
+
+def _record(run, step, visit, result, now):
+    """One transaction: the visit's outcome, and the run moved (or ended by an exit step). False: stop here."""
+    data = None
+    if result.data:
+        data = dict(run.data if isinstance(run.data, dict) else {}, **result.data)
+        run.data = data
+    with db.atomic():
+        AutomationVisit.update(outcome=result.outcome, detail=result.detail[:2000], done_at=now).where(
+            (AutomationVisit.id == visit.id) & (AutomationVisit.outcome == "")).execute()
+        return _move_on(run, step, result.outcome, now, data=data)
+
+
+def _failed(run, step, visit, exc, now):
+    """An effect raised: try again later (the visit stays open), or after RETRIES attempts give up on the run."""
+    attempts = visit.detail.count("attempt ") + 1
+    detail = (visit.detail + f"attempt {attempts}: {type(exc).__name__}: {exc}\n")[-2000:]
+    log.warning("automation run %s step %s failed (attempt %s): %s", run.id, step.id, attempts, exc)
+    if attempts >= RETRIES:
+        with db.atomic():
+            AutomationVisit.update(outcome="failed", detail=detail, done_at=now).where(
+                (AutomationVisit.id == visit.id) & (AutomationVisit.outcome == "")).execute()
+            runs.end(run.id, RunState.EXITED, "failed", now)
+        AutomationRun.update(claimed_until=None).where(AutomationRun.id == run.id).execute()
+        return
+    with db.atomic():
+        AutomationVisit.update(detail=detail).where(AutomationVisit.id == visit.id).execute()
+        _release(run.id, next_at=now + RETRY_DELAY * attempts)
+
+
+def due_count(now=None):
+    """Runs due now (for the queue page and tests)."""
+    now = now or clock.now()
+    return (AutomationRun.select(fn.COUNT(AutomationRun.id))
+            .where((AutomationRun.state == RunState.WAITING) & (AutomationRun.next_at <= now)).scalar() or 0)

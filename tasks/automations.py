@@ -1,0 +1,37 @@
+"""Tasks of the automation engine: thin wrappers over app/automations/scheduler.py.
+
+tick() runs every minute and moves every due run (waits that ended, runs just entered). A tick that claimed its
+whole limit enqueues another at once, so a backlog drains in seconds rather than a thousand runs a minute.
+advance_soon() is what triggers call after entering contacts: a welcome email leaves within seconds instead of
+at the next minute. Two ticks at once are safe (each claims different runs with a lease), so neither is locked."""
+from huey import crontab
+
+from app.automations import scheduler
+from tasks import huey
+from tasks import retry_policy
+
+LIMIT = 1000  # runs per tick: a bounded transaction and a task that ends within a minute
+
+
+def run_tick(limit=LIMIT):
+    moved = scheduler.tick(limit=limit)
+    if moved >= limit:
+        advance.schedule(delay=0)  # more are due: carry on now, in a task of its own (the queue stays fair)
+    return moved
+
+
+@retry_policy(0, 0, "periodic: the next minute claims whatever this tick left, leases expire by themselves")
+@huey.periodic_task(crontab(minute="*"), name="automations.tick")
+def tick():
+    return run_tick()
+
+
+@retry_policy(0, 0, "the minute tick picks up the same runs; a retry would only race it")
+@huey.task(name="automations.advance")
+def advance():
+    return run_tick()
+
+
+def advance_soon():
+    """Enqueue a tick now (after contacts entered an automation)."""
+    advance()
