@@ -89,3 +89,288 @@ def test_duration_wait_then_exit(team, contact):
     run = reload(run)
     assert (run.state, run.exit_reason) == ("done", "exit")
     assert outcomes(run) == {wait.id: "waited", done.id: "exit"}
+
+
+def test_the_clock_file_moves_time_and_is_refused_outside_testing(ctx, tmp_path):
+    path = ctx.config["CLOCK_FILE"]
+    assert clock.now() == T0
+    assert clock.advance(path, hours=3) == T0 + datetime.timedelta(hours=3)
+    assert clock.now() == T0 + datetime.timedelta(hours=3)
+    ctx.config["TESTING"] = False
+    try:
+        with pytest.raises(clock.ClockFileRefused):
+            clock.now()
+    finally:
+        ctx.config["TESTING"] = True
+    ctx.config["CLOCK_FILE"] = ""
+    assert abs(clock.now() - clock.real_now()) < datetime.timedelta(seconds=5)
+
+
+def test_a_huey_task_ticks_at_the_clock_files_time(ctx, team, contact):
+    from tasks import automations as automation_tasks
+    automation, (wait, done) = build(team, ("wait", {"mode": "duration", "minutes": 60}), ("exit", {}))
+    run = start(automation, contact)
+    automation_tasks.advance_soon()  # huey runs it (immediate mode) with now() from the clock file
+    assert reload(run).next_at == T0 + datetime.timedelta(minutes=60)
+    clock.advance(ctx.config["CLOCK_FILE"], minutes=60)
+    automation_tasks.tick()
+    assert reload(run).state == "done"
+
+
+def test_a_run_entered_as_a_test_of_a_draft_is_not_claimed(team, contact):
+    automation, _ = build(team, ("exit", {}), state="draft")
+    run = runs.enter(automation, contact, {}, T0, test=True)
+    assert scheduler.tick(T0) == 0
+    assert reload(run).state == "waiting"
+
+
+def test_until_wait_is_monday_9_in_berlin_across_both_dst_changes(team, contact):
+    automation, (wait, done) = build(team, ("wait", {"mode": "until", "weekdays": [0], "time": "09:00",
+                                                     "zone": "team"}), ("exit", {}))
+    # Saturday 28 March 2026 (CET, UTC+1): the next Monday 09:00 is 30 March, after the change to CEST (UTC+2).
+    saturday = datetime.datetime(2026, 3, 28, 12, 0)
+    run = start(automation, contact, saturday)
+    scheduler.tick(saturday)
+    assert reload(run).next_at == datetime.datetime(2026, 3, 30, 7, 0)
+    assert scheduler.tick(datetime.datetime(2026, 3, 30, 6, 59)) == 0
+    assert scheduler.tick(datetime.datetime(2026, 3, 30, 7, 0)) == 1
+    assert reload(run).state == "done"
+    # And back: Saturday 24 October 2026 (CEST): Monday 26 October 09:00 is CET again, 08:00 UTC.
+    other = Contact.create(team=team, email="bo@example.com", domain="example.com", status="active")
+    october = datetime.datetime(2026, 10, 24, 12, 0)
+    later = start(automation, other, october)
+    scheduler.tick(october)
+    assert reload(later).next_at == datetime.datetime(2026, 10, 26, 8, 0)
+
+
+def test_until_wait_in_the_contacts_own_zone(team):
+    ada = Contact.create(team=team, email="ny@example.com", domain="example.com", status="active",
+                         attributes={"timezone": "America/New_York"})
+    broken = Contact.create(team=team, email="xx@example.com", domain="example.com", status="active",
+                            attributes={"timezone": "Mars/Olympus"})
+    automation, _ = build(team, ("wait", {"mode": "until", "weekdays": [], "time": "09:00", "zone": "contact"}),
+                          ("exit", {}))
+    first, second = start(automation, ada), start(automation, broken)
+    scheduler.tick(T0)  # Monday 2 March 10:00 UTC: 05:00 in New York (EST), 11:00 in Berlin
+    assert reload(first).next_at == datetime.datetime(2026, 3, 2, 14, 0)  # 09:00 EST the same day
+    assert reload(second).next_at == datetime.datetime(2026, 3, 3, 8, 0)  # an invalid zone: the team's
+
+
+def _wake(run, now):
+    """What triggers.record_event does for a run waiting for the event (the contract): next_at = now."""
+    AutomationRun.update(next_at=now).where(AutomationRun.id == run.id).execute()
+
+
+def test_wait_for_event_goes_on_at_the_event_or_at_the_timeout(team, contact):
+    automation, (wait, yes) = build(team, ("wait", {"mode": "event", "event": "purchased", "timeout_minutes": 60}),
+                                    ("exit", {}))
+    other = Contact.create(team=team, email="bo@example.com", domain="example.com", status="active")
+    by_event, by_timeout = start(automation, contact), start(automation, other)
+    scheduler.tick(T0)
+    assert reload(by_event).waiting_for == "purchased"
+    assert reload(by_event).next_at == T0 + datetime.timedelta(minutes=60)
+    _wake(by_event, T0 + datetime.timedelta(minutes=10))
+    assert scheduler.tick(T0 + datetime.timedelta(minutes=10)) == 1
+    by_event = reload(by_event)
+    assert (by_event.state, by_event.data["last_wait"]) == ("done", "event")
+    assert reload(by_timeout).state == "waiting"
+    scheduler.tick(T0 + datetime.timedelta(minutes=60))
+    by_timeout = reload(by_timeout)
+    assert (by_timeout.state, by_timeout.data["last_wait"]) == ("done", "timeout")
+    assert outcomes(by_event)[wait.id] == "event" and outcomes(by_timeout)[wait.id] == "timeout"
+
+
+def test_field_and_segment_conditions_branch(team):
+    ContactField_ = CustomField.create(team=team, key="plan", label="Plan")
+    news = MailingList.create(team=team, name="News", double_opt_in=False)
+    pro = MailingList.create(team=team, name="Pro", double_opt_in=False)
+    vips = Segment.create(team=team, name="VIPs", rules={"op": "and", "rules": [
+        {"field": "email", "operator": "ends_with", "value": "vip.example"}]})
+    automation, made = build(
+        team,
+        ("condition", {"test": "field", "field": "plan", "op": "equals", "value": "Pro"}, 1, 3),  # 0
+        ("add_to_list", {"list_id": pro.id}, 2),  # 1: yes
+        ("set_field", {"field": "plan", "value": "Pro+"}, None),  # 2
+        ("condition", {"test": "segment", "segment_id": vips.id}, 4, 5),  # 3: no
+        ("add_to_list", {"list_id": news.id}, None),  # 4: a VIP
+        ("remove_from_list", {"list_id": news.id}, None))  # 5: not a VIP
+    assert ContactField_.key == "plan"
+    paying = Contact.create(team=team, email="p@example.com", domain="example.com", status="active",
+                            attributes={"plan": "pro"})
+    vip = Contact.create(team=team, email="v@vip.example", domain="vip.example", status="active")
+    plain = Contact.create(team=team, email="n@example.com", domain="example.com", status="active")
+    Subscription.create(contact=plain, list=news, status="subscribed")
+    run_paying, run_vip, run_plain = start(automation, paying), start(automation, vip), start(automation, plain)
+    assert scheduler.tick(T0) == 3
+    assert outcomes(run_paying) == {made[0].id: "yes", made[1].id: "done", made[2].id: "done"}
+    assert Subscription.get(contact=paying, list=pro).status == "subscribed"
+    assert Contact.get_by_id(paying.id).attributes["plan"] == "Pro+"
+    assert outcomes(run_vip) == {made[0].id: "no", made[3].id: "yes", made[4].id: "done"}
+    assert Subscription.get(contact=vip, list=news).status == "subscribed"
+    assert outcomes(run_plain) == {made[0].id: "no", made[3].id: "no", made[5].id: "done"}
+    assert not Subscription.select().where(Subscription.contact == plain).exists()
+    assert {reload(r).state for r in (run_paying, run_vip, run_plain)} == {"done"}
+
+
+def test_unknown_field_and_missing_list_are_skipped_not_raised(team, contact):
+    automation, made = build(team, ("set_field", {"field": "nope", "value": "x"}), ("add_to_list", {"list_id": 999}))
+    run = start(automation, contact)
+    scheduler.tick(T0)
+    assert outcomes(run) == {made[0].id: "skipped:no such field", made[1].id: "skipped:the list no longer exists"}
+    assert reload(run).state == "done"
+
+
+def test_webhook_step_posts_once_through_the_guard(ctx, team, contact, receiver):
+    ctx.config["WEBHOOKS_ALLOW_PRIVATE"] = True  # the receiver is on loopback
+    server = receiver(200)
+    automation, (hook,) = build(team, ("webhook", {"url": server.url}))
+    run = start(automation, contact)
+    scheduler.tick(T0)
+    assert len(server.requests) == 1
+    request = server.requests[0]
+    assert request["headers"]["X-Loft-Idempotency-Key"] == f"automation-run-{run.id}-step-{hook.id}"
+    import json
+    body = json.loads(request["body"])
+    assert (body["contact"]["email"], body["step"]["id"], body["run"]["id"]) == ("ada@example.com", hook.id, run.id)
+    assert outcomes(run) == {hook.id: "posted"}
+
+
+def test_webhook_to_a_private_address_is_refused_without_posting(ctx, team, contact, receiver):
+    ctx.config["WEBHOOKS_ALLOW_PRIVATE"] = False
+    server = receiver(200)
+    automation, (hook,) = build(team, ("webhook", {"url": server.url}))
+    run = start(automation, contact)
+    scheduler.tick(T0)
+    assert server.requests == []
+    assert outcomes(run) == {hook.id: "skipped:refused"}
+
+
+def test_webhook_that_fails_is_retried_then_recorded_and_the_run_goes_on(ctx, team, contact, receiver):
+    ctx.config["WEBHOOKS_ALLOW_PRIVATE"] = True
+    server = receiver(500, 500, 500)
+    automation, (hook, done) = build(team, ("webhook", {"url": server.url}), ("exit", {}))
+    run = start(automation, contact)
+    scheduler.tick(T0)
+    assert reload(run).next_at == T0 + scheduler.RETRY_DELAY
+    scheduler.tick(T0 + scheduler.RETRY_DELAY)
+    scheduler.tick(T0 + scheduler.RETRY_DELAY * 3)
+    assert len(server.requests) == 3
+    assert outcomes(run) == {hook.id: "failed", done.id: "exit"}
+
+
+def test_paused_automation_does_not_move_and_resumes_where_it_stood(team, contact):
+    automation, (wait, done) = build(team, ("wait", {"mode": "duration", "minutes": 5}), ("exit", {}))
+    run = start(automation, contact)
+    scheduler.tick(T0)
+    Automation.update(state="paused").where(Automation.id == automation.id).execute()
+    assert scheduler.tick(T0 + datetime.timedelta(days=2)) == 0
+    assert (reload(run).state, reload(run).step_id) == ("waiting", wait.id)
+    Automation.update(state="live").where(Automation.id == automation.id).execute()
+    assert scheduler.tick(T0 + datetime.timedelta(days=2)) == 1
+    assert reload(run).state == "done" and outcomes(run) == {wait.id: "waited", done.id: "exit"}
+
+
+def test_a_run_waiting_at_a_removed_step_goes_on_to_its_next(team, contact):
+    news = MailingList.create(team=team, name="News", double_opt_in=False)
+    automation, (wait, add, done) = build(team, ("wait", {"mode": "duration", "minutes": 60 * 24}),
+                                          ("add_to_list", {"list_id": news.id}), ("exit", {}))
+    run = start(automation, contact)
+    scheduler.tick(T0)
+    # What flow.py does on removal: the step stays as a row, marked, and its next_id says where runs go.
+    AutomationStep.update(removed_at=T0).where(AutomationStep.id == wait.id).execute()
+    AutomationRun.update(next_at=T0).where(AutomationRun.id == run.id).execute()  # flow.py wakes them
+    scheduler.tick(T0 + datetime.timedelta(minutes=1))
+    assert reload(run).state == "done"
+    assert outcomes(run) == {wait.id: "", add.id: "done", done.id: "exit"}
+
+
+def test_goal_segment_and_inactive_or_deleted_contacts_exit(team, contact):
+    goal = Segment.create(team=team, name="Bought", rules={"op": "and", "rules": [
+        {"field": "email", "operator": "ends_with", "value": "buyer.example"}]})
+    automation, (wait, done) = build(team, ("wait", {"mode": "duration", "minutes": 5}), ("exit", {}),
+                                     goal={"kind": "segment", "segment_id": goal.id})
+    buyer = Contact.create(team=team, email="b@buyer.example", domain="buyer.example", status="active")
+    leaver = Contact.create(team=team, email="l@example.com", domain="example.com", status="active")
+    gone = Contact.create(team=team, email="g@example.com", domain="example.com", status="active")
+    runs_ = {name: start(automation, c) for name, c in (("buyer", buyer), ("leaver", leaver), ("gone", gone),
+                                                         ("ada", contact))}
+    Contact.update(status="unsubscribed").where(Contact.id == leaver.id).execute()
+    gone.delete_instance()
+    scheduler.tick(T0)
+    states = {name: (reload(r).state, reload(r).exit_reason) for name, r in runs_.items()}
+    assert states == {"buyer": ("exited", "goal"), "leaver": ("exited", "unsubscribed"),
+                      "gone": ("exited", "deleted"), "ada": ("waiting", "")}
+
+
+def test_two_ticks_at_once_never_do_a_step_twice(ctx, team, receiver):
+    ctx.config["WEBHOOKS_ALLOW_PRIVATE"] = True
+    server = receiver(200)
+    automation, (hook, done) = build(team, ("webhook", {"url": server.url}), ("exit", {}))
+    started = []
+    for i in range(40):
+        c = Contact.create(team=team, email=f"c{i}@example.com", domain="example.com", status="active")
+        started.append(start(automation, c))
+    db.close()  # each thread opens its own connection
+    claimed, barrier, errors = [], threading.Barrier(2), []
+
+    def worker():
+        try:
+            with ctx.app_context():
+                barrier.wait()
+                claimed.append(scheduler.tick(T0, limit=25))
+                db.close()
+        except Exception as exc:  # reported below: a thread's failure must fail the test
+            errors.append(exc)
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sum(claimed) == 40 and all(count <= 25 for count in claimed)
+    keys = [r["headers"]["X-Loft-Idempotency-Key"] for r in server.requests]
+    assert len(keys) == 40 and len(set(keys)) == 40
+    assert {reload(r).state for r in started} == {"done"}
+
+
+def test_a_crash_inside_an_effect_is_retried_once_not_skipped(team, contact, monkeypatch):
+    news = MailingList.create(team=team, name="News", double_opt_in=False)
+    automation, (add, done) = build(team, ("add_to_list", {"list_id": news.id}), ("exit", {}))
+    run = start(automation, contact)
+    real, calls = steps.EXECUTORS["add_to_list"], []
+
+    def crashing(*args):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("worker died mid-step")
+        return real(*args)
+    monkeypatch.setitem(steps.EXECUTORS, "add_to_list", crashing)
+    scheduler.tick(T0)
+    visit = AutomationVisit.get(run=run.id, step=add.id)
+    assert (visit.outcome, reload(run).state, reload(run).step_id) == ("", "waiting", add.id)
+    assert "worker died" in visit.detail
+    assert scheduler.tick(T0 + datetime.timedelta(seconds=30)) == 0  # the retry waits its delay
+    scheduler.tick(T0 + scheduler.RETRY_DELAY)
+    assert len(calls) == 2
+    assert outcomes(run) == {add.id: "done", done.id: "exit"}
+    assert Subscription.select().where(Subscription.contact == contact.id).count() == 1
+
+
+def test_a_recorded_outcome_is_never_done_again(team, contact):
+    news = MailingList.create(team=team, name="News", double_opt_in=False)
+    automation, (add, done) = build(team, ("add_to_list", {"list_id": news.id}), ("exit", {}))
+    run = start(automation, contact)
+    # A worker recorded the step's outcome and died before moving the run on.
+    AutomationVisit.create(run=run.id, step=add.id, outcome="skipped:refused", done_at=T0)
+    scheduler.tick(T0)
+    assert not Subscription.select().where(Subscription.contact == contact.id).exists()
+    assert reload(run).state == "done"
+
+
+def test_a_killed_worker_s_lease_runs_out_and_the_run_is_claimed_again(team, contact):
+    automation, (done,) = build(team, ("exit", {}))
+    run = start(automation, contact)
+    assert scheduler.claim(T0) == [run.id]  # claimed, then the worker died without advancing it
+    assert scheduler.tick(T0 + datetime.timedelta(minutes=1)) == 0
+    assert scheduler.tick(T0 + scheduler.LEASE + datetime.timedelta(seconds=1)) == 1
+    assert reload(run).state == "done"

@@ -63,7 +63,9 @@ def tick(now=None, limit=1000):
     ids = claim(now, limit)
     automations = {}
     for start in range(0, len(ids), CHUNK):
-        for run in AutomationRun.select().where(AutomationRun.id.in_(ids[start:start + CHUNK])):
+        # A list, not a cursor: a SQLite cursor read only partly keeps its read snapshot, and writing from
+        # under an old snapshot fails at once ("database is locked") when another tick has written since.
+        for run in list(AutomationRun.select().where(AutomationRun.id.in_(ids[start:start + CHUNK]))):
             try:
                 advance(run, now, automations)
             except Exception:  # one run's bug must not stop the others; its lease frees it for a later tick
