@@ -44,6 +44,7 @@ from flask import current_app
 from app import addresses
 from app import events
 from app import tokens
+from app.automations import runs as automation_runs
 from app.bounces import autopause
 from app.bounces import classify
 from app.campaigns import states
@@ -349,6 +350,9 @@ def _bounce_contact(team_id, send, now, why):
     _suppress(team_id, send.email, "bounced")
     actions.append("suppressed:bounced")
     if send.contact_id is not None:
+        # The address is dead: no automation may mail it again (the runs the contact is in end, "bounced").
+        if automation_runs.leave([send.contact_id], "bounced", now):
+            actions.append("automations:left")
         changed = (Contact.update(status=ContactStatus.BOUNCED, updated_at=now)
                    .where((Contact.id == send.contact_id) & (Contact.team == team_id) & (Contact.status == ContactStatus.ACTIVE))
                    .execute())
@@ -368,6 +372,8 @@ def _complained(team_id, send, details, now):
                if send.contact_id is not None else None)
     if contact is None:
         return actions
+    if automation_runs.leave([contact.id], "complained", now):
+        actions.append("automations:left")
     ended = (Subscription.update(status="unsubscribed", unsubscribed_at=now)
              .where((Subscription.contact == contact.id) & (Subscription.status != "unsubscribed")).execute())
     if ended:

@@ -10,6 +10,7 @@ from dataclasses import field
 
 from app.campaigns import states
 from app.campaigns import stats
+from app.models import AutomationStep
 from app.models import Campaign
 from app.models import CampaignState
 from app.models import MailingList
@@ -54,7 +55,9 @@ def _positive(value):
 
 def campaign_page(team, wanted, page_size=PAGE_SIZE):
     """One page of the team's campaigns matching `wanted` (a CampaignFilter), newest first."""
-    condition = Campaign.team == team
+    # An automation email step's hidden campaign is the automation's, never listed with campaigns.
+    condition = (Campaign.team == team) & Campaign.id.not_in(
+        AutomationStep.select(AutomationStep.campaign).where(AutomationStep.campaign.is_null(False)))
     if wanted.state:
         condition &= Campaign.state == wanted.state
     if wanted.q:

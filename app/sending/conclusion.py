@@ -10,6 +10,7 @@ import datetime
 import logging
 
 from app.campaigns import states
+from app.models import AutomationStep
 from app.models import Campaign
 from app.models import CampaignState
 from app.models import Send
@@ -95,6 +96,10 @@ def conclude(campaign_id, run, recovered, hooks):
         return RunResult("waiting", again=True, delay=delay, reason="retries are waiting", **result)
     if counts.get(SendStatus.HELD):
         return RunResult("held", reason="the A/B test is running; the rest waits for the winner", **result)
+    if AutomationStep.select().where(AutomationStep.campaign == campaign_id).exists():
+        # An automation email step's hidden campaign (app/automations/mail.py): runs keep reaching the step, so it
+        # is never complete (no "finished" notice) while the automation lives; the minute tick looks in again.
+        return RunResult("idle", reason="an automation's email step: waiting for the next run", **result)
     try:
         states.transition(campaign, CampaignState.COMPLETED)
     except states.TransitionError:

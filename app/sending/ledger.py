@@ -501,3 +501,24 @@ def release_to_winner(campaign_id, winner):
     """The A/B test is decided: the held sends are queued with the winning variant."""
     return (Send.update(variant=winner, status=SendStatus.QUEUED)
             .where((Send.campaign == campaign_id) & (Send.status == SendStatus.HELD)).execute())
+
+
+# --- Automation email steps (app/automations/mail.py) -------------------------------
+
+FINISHED = (SendStatus.SENT, SendStatus.FAILED, SendStatus.BOUNCED, SendStatus.SKIPPED)
+
+
+def queue_one(campaign_id, contact_id, email):
+    """One queued send of an automation email step's hidden campaign for the contact; returns its id. Called inside
+    the caller's transaction. Send is unique per (campaign, contact): a contact who enters the automation again gets
+    its row queued again once the earlier message finished (attempts from zero); a row still waiting to go is the
+    message of this entry too, so the contact never gets two at once."""
+    found = Send.get_or_none((Send.campaign == campaign_id) & (Send.contact == contact_id))
+    if found is None:
+        Send.insert(campaign=campaign_id, contact=contact_id, email=email, status=SendStatus.QUEUED, attempts=0,
+                    message_id="", error="").on_conflict_ignore().execute()
+        Campaign.update(total=Campaign.total + 1).where(Campaign.id == campaign_id).execute()
+        return Send.get((Send.campaign == campaign_id) & (Send.contact == contact_id)).id
+    (Send.update(status=SendStatus.QUEUED, attempts=0, error="", next_attempt_at=None, email=email, variant=None)
+     .where((Send.id == found.id) & (Send.status << FINISHED)).execute())
+    return found.id

@@ -1,0 +1,257 @@
+"""The automation email step: exactly one email per (run, step), sent by the campaign engine.
+
+Each email step has a hidden campaign of its own (AutomationStep.campaign), made on first use and kept in step with
+the step's config whenever a run reaches the step (campaign_for). queue_email() appends the run's message to that
+campaign's Send ledger (app.sending.ledger.queue_one, the one writer of Send rows), so the message gets what every
+campaign message gets: the renderer and sanitizer, open and click tracking, List-Unsubscribe and the footer, DKIM,
+the accounts' rate limits, the engine's crash guarantee and bounce attribution (X-Loft-Token names the send).
+
+Exactly once per (run, step): the Send row and the visit's detail ("send=<id> after=<event id>") are written in one
+transaction, and the visit row is updated first with "WHERE detail = ''", so a second call (a retry, or the engine
+doing the step again after a kill -9 before it recorded the outcome) finds the detail and does nothing.
+
+Send is unique per (campaign, contact). A contact who enters again (re-entry after_end / always) reuses its row once
+the earlier message finished (queued again); one still waiting to go is this entry's message too. Engagement of a
+run's email is told apart from an earlier entry's by the Event id recorded at queue time ("after"): opens and clicks
+are Event rows with campaign_id = the hidden campaign, and the message of this run is only sent after that id.
+
+The hidden campaign stays "sending" for as long as the automation lives: app/sending/conclusion.py never completes a
+campaign an automation step owns (so there is no "finished" notice), and the campaign list leaves them out.
+"""
+import re
+
+from peewee import fn
+
+from app.campaigns import states
+from app.consent import suppression
+from app.db import db
+from app.email_templates import services as template_services
+from app.models import Automation
+from app.models import AutomationStep
+from app.models import AutomationVisit
+from app.models import Campaign
+from app.models import CampaignState
+from app.models import Contact
+from app.models import ContactStatus
+from app.models import Event
+from app.models import Send
+from app.models import SendStatus
+from app.models import StepKind
+from app.models import Template
+from app.models.common import utcnow
+from app.sending import ledger
+
+KINDS = ("html", "markdown")
+ENGAGEMENT = {"opened": ("opened", "clicked"), "clicked": ("clicked",)}  # a click is an open the pixel missed
+_DETAIL = re.compile(r"^send=(\d+) after=(\d+)$")
+
+
+def hidden_campaign_ids():
+    """A subquery of every campaign an automation email step owns (for listings that must leave them out)."""
+    return AutomationStep.select(AutomationStep.campaign).where(AutomationStep.campaign.is_null(False))
+
+
+def is_hidden(campaign_id):
+    return AutomationStep.select().where(AutomationStep.campaign == campaign_id).exists()
+
+
+# --- The hidden campaign ------------------------------------------------------------------
+
+def _text(config, key, limit=None):
+    value = config.get(key) if isinstance(config, dict) else None
+    value = value if isinstance(value, str) else ""
+    return value[:limit] if limit else value
+
+
+def content_of(automation, step):
+    """The campaign columns the step's config asks for (the automation's sender where the step leaves it empty)."""
+    config = step.config if isinstance(step.config, dict) else {}
+    kind = _text(config, "kind")
+    template_id = config.get("template_id")
+    template = None
+    if isinstance(template_id, int) and not isinstance(template_id, bool):
+        # Only the team's own templates or the built-in ones: another team's id is ignored, never used.
+        template = (Template.select(Template.id)
+                    .where((Template.id == template_id)
+                           & ((Template.team == automation.team_id) | Template.team.is_null())).scalar())
+    return {"subject": _text(config, "subject", 1000), "preheader": _text(config, "preheader", 1000),
+            "kind": kind if kind in KINDS else "html", "body": _text(config, "body"), "template": template,
+            "from_name": _text(config, "from_name", 200) or automation.from_name,
+            "from_email": _text(config, "from_email", 320) or automation.from_email,
+            "reply_to": automation.reply_to}
+
+
+def campaign_for(step, automation=None):
+    """The step's hidden campaign, made on first use and brought in line with the step's config (lazy sync): an
+    edit reaches every run that has not yet reached the step (the engine builds messages from the campaign)."""
+    automation = automation or Automation.get_by_id(step.automation_id)
+    wanted = content_of(automation, step)
+    campaign = Campaign.get_or_none(Campaign.id == step.campaign_id) if step.campaign_id else None
+    if campaign is None:
+        name = f"{automation.name} · step {step.id}"[:200]
+        campaign = Campaign.create(team=automation.team_id, name=name,  # a draft until the first run reaches it
+                                   audience={"lists": [], "segments": [], "exclude_lists": [], "exclude_segments": [],
+                                             "automation_step": step.id},
+                                   track_opens=True, track_clicks=True, **wanted)
+        # Two processes may both make one: the first to set the step's column wins, the other's is removed.
+        claimed = (AutomationStep.update(campaign=campaign.id)
+                   .where((AutomationStep.id == step.id)
+                          & (AutomationStep.campaign.is_null() | (AutomationStep.campaign == step.campaign_id)))
+                   .execute())
+        if not claimed:
+            Campaign.delete().where(Campaign.id == campaign.id).execute()
+            step = AutomationStep.get_by_id(step.id)
+            return campaign_for(step, automation)
+        step.campaign = campaign.id
+        return campaign
+    changed = {getattr(Campaign, key): value for key, value in wanted.items()
+               if (campaign.template_id if key == "template" else getattr(campaign, key)) != value}
+    if changed:
+        changed[Campaign.updated_at] = utcnow()
+        Campaign.update(changed).where(Campaign.id == campaign.id).execute()
+        campaign = Campaign.get_by_id(campaign.id)
+    return campaign
+
+
+def _keep_sending(campaign):
+    """The hidden campaign must be "sending" for the engine to send from it (a new one is a draft)."""
+    if campaign.state in (CampaignState.DRAFT, CampaignState.COMPLETED):
+        try:
+            return states.transition(campaign, CampaignState.SENDING)
+        except states.TransitionError:
+            return Campaign.get_by_id(campaign.id)
+    return campaign
+
+
+# --- Queueing a run's email ---------------------------------------------------------------
+
+def _refusal(contact):
+    """Why the contact must not get the email now ("" when it may)."""
+    if contact is None:
+        return "no_contact"
+    if contact.status != ContactStatus.ACTIVE:
+        return f"contact_{contact.status}"
+    if not contact.email:
+        return "no_address"
+    if suppression.entries_for(contact.team_id, contact.email):
+        return "suppressed"
+    return ""
+
+
+def parse_detail(detail):
+    """(send id, event id) from a visit's detail, or None."""
+    found = _DETAIL.match(detail or "")
+    return (int(found.group(1)), int(found.group(2))) if found else None
+
+
+def queue_email(run, step, contact, now):
+    """Hand this run's email of `step` to the campaign engine: "queued", or "skipped:<why>". Safe to call again for
+    the same (run, step): the message is written once and sent once."""
+    AutomationVisit.insert(run=run.id, step=step.id, entered_at=now).on_conflict_ignore().execute()
+    visit = AutomationVisit.get((AutomationVisit.run == run.id) & (AutomationVisit.step == step.id))
+    if parse_detail(visit.detail):
+        return "queued"
+    if step.kind != StepKind.EMAIL:
+        return "skipped:not_an_email_step"
+    why = _refusal(contact)
+    if why:
+        return f"skipped:{why}"
+    automation = Automation.get_by_id(step.automation_id)
+    if automation.team_id != contact.team_id:
+        return "skipped:other_team"
+    campaign = campaign_for(step, automation)
+    if not campaign.from_email:
+        return "skipped:no_sender"
+    campaign = _keep_sending(campaign)
+    with db.atomic():
+        # The visit first: on PostgreSQL its row lock makes a concurrent call wait here and then find the detail.
+        after = Event.select(fn.MAX(Event.id)).scalar() or 0
+        taken = (AutomationVisit.update(detail=f"pending after={after}")
+                 .where((AutomationVisit.id == visit.id) & (AutomationVisit.detail == visit.detail)).execute())
+        if not taken or parse_detail(AutomationVisit.get_by_id(visit.id).detail):
+            return "queued"
+        send_id = ledger.queue_one(campaign.id, contact.id, contact.email)
+        AutomationVisit.update(detail=f"send={send_id} after={after}").where(AutomationVisit.id == visit.id).execute()
+    return "queued"
+
+
+def send_of(run, step_id):
+    """The Send row of this run's email of that step, or None (not queued, or skipped)."""
+    visit = AutomationVisit.get_or_none((AutomationVisit.run == run.id) & (AutomationVisit.step == step_id))
+    parsed = parse_detail(visit.detail) if visit else None
+    return Send.get_or_none(Send.id == parsed[0]) if parsed else None
+
+
+def engaged(run, step_id, kind):
+    """Did this run's email of that step get opened (kind="opened") or clicked ("clicked")?"""
+    if kind not in ENGAGEMENT or run.contact_id is None:
+        return False
+    step = AutomationStep.get_or_none(AutomationStep.id == step_id)
+    visit = AutomationVisit.get_or_none((AutomationVisit.run == run.id) & (AutomationVisit.step == step_id))
+    parsed = parse_detail(visit.detail) if visit else None
+    if step is None or step.campaign_id is None or parsed is None:
+        return False
+    rows = (Event.select(Event.data).where((Event.contact == run.contact_id) & (Event.campaign_id == step.campaign_id)
+                                           & (Event.type.in_(ENGAGEMENT[kind])) & (Event.id > parsed[1]))
+            .tuples().iterator())
+    # Human-likely only, as the reports count (app/tracking/services.py flags them): a link scanner's click or a
+    # privacy proxy's prefetch must not send someone down the "yes" branch.
+    return any(not (isinstance(data, dict) and (data.get("bot") or data.get("machine"))) for (data,) in rows)
+
+
+def due_campaign_ids(team_id=None):
+    """Hidden campaigns with messages waiting: the task that moves runs enqueues their sending right after, so a
+    welcome email leaves within seconds instead of at the minute tick."""
+    query = (Send.select(Send.campaign).distinct()
+             .where((Send.campaign.in_(hidden_campaign_ids())) & (Send.status == SendStatus.QUEUED)))
+    if team_id is not None:
+        query = query.join(Campaign, on=(Send.campaign == Campaign.id)).where(Campaign.team == team_id)
+    return [campaign_id for (campaign_id,) in query.tuples()]
+
+
+# --- "Send me every step now" -------------------------------------------------------------
+
+def email_steps(automation):
+    """The automation's email steps in the order a run meets them (the yes branch before the no branch)."""
+    steps = {s.id: s for s in AutomationStep.select().where((AutomationStep.automation == automation.id)
+                                                            & AutomationStep.removed_at.is_null())}
+    found, todo, seen = [], [automation.first_step_id], set()
+    while todo:
+        step = steps.get(todo.pop(0))
+        if step is None or step.id in seen:  # the tree never loops; a damaged one must not hang us either
+            continue
+        seen.add(step.id)
+        if step.kind == StepKind.EMAIL:
+            found.append(step)
+        todo[0:0] = [i for i in (step.yes_id, step.no_id, step.next_id) if i]
+    return found
+
+
+def send_test(automation, to_email, contact=None):
+    """Send every email step of the automation to `to_email` now, marked as a test ("[Test]", nothing tracked), with
+    `contact`'s data or sample data: no run, no ledger row, waits skipped. The campaigns' test-send rules apply (a
+    valid address, the team's own account and verified sender, the hourly test allowance): a refusal raises
+    app.email_templates.services.TemplateError. Returns how many were accepted by the SMTP server."""
+    addresses = template_services.parse_addresses(to_email)
+    if len(addresses) != 1:
+        raise template_services.TemplateError(errors={"addresses": "Send the test to one address."})
+    if contact is not None and contact.team_id != automation.team_id:
+        contact = None
+    team = automation.team
+    steps = email_steps(automation)
+    if not steps:
+        raise template_services.TemplateError(errors={"": "This automation has no email step to send yet."})
+    sent = 0
+    for step in steps:
+        campaign = campaign_for(step, automation)
+        if not campaign.from_email:
+            raise template_services.TemplateError(
+                errors={"": "Set the automation's From address (or the step's) before sending a test."})
+        results = template_services.send_test(campaign, addresses, team, contact)
+        sent += sum(1 for result in results if result.ok)
+    return sent
+
+
+def contact_for_test(automation, contact_id):
+    """The team's contact for a test, or None (another team's id is never used)."""
+    return Contact.get_or_none((Contact.id == contact_id) & (Contact.team == automation.team_id))
