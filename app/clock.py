@@ -11,9 +11,11 @@ from pathlib import Path
 from flask import current_app
 from flask import has_app_context
 
+from app.errors import Problem
 
-class ClockFileRefused(RuntimeError):
-    pass
+
+class ClockFileRefused(Problem):
+    """LOFT_CLOCK_FILE set on an instance that is not a test: the operator is told to unset it."""
 
 
 def _clock_file():

@@ -25,6 +25,8 @@ from app.models import Subscription
 from app.models import Team
 from app.segments import services as segments
 from app.segments.compiler import SegmentError
+from app.webhooks import delivery
+from app.webhooks import ssrf
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +41,6 @@ class Result(NamedTuple):
     wait_until: datetime.datetime | None = None  # set: the run waits in this step until then
     waiting_for: str = ""  # an event name that wakes it earlier
     data: dict | None = None  # merged into the run's data (last_wait)
-
-
-class WebhookRetry(Exception):
-    """A webhook that failed and has attempts left: the scheduler tries the step again later."""
 
 
 def execute(run, step, contact, automation, visit, now):
@@ -268,8 +266,6 @@ def webhook(run, step, config, contact, automation, visit, now):
     """A direct POST through the outgoing-webhook guard (app/webhooks/delivery.post: private addresses refused,
     address pinned after the check). Not a WebhookDelivery: those belong to a team's endpoints and Event rows,
     while this URL is the step's own. Failures are retried by the scheduler, then recorded and the run goes on."""
-    from app.webhooks import delivery
-    from app.webhooks import ssrf
     url = config.get("url")
     if not isinstance(url, str) or not url:
         return Result("skipped:no url")
@@ -297,7 +293,7 @@ def webhook(run, step, config, contact, automation, visit, now):
 
 def _webhook_failure(visit, why):
     if visit.detail.count("attempt ") + 1 < WEBHOOK_ATTEMPTS:
-        raise WebhookRetry(why)
+        raise OSError(f"webhook failed, to be tried again: {why}")  # the scheduler retries the step later
     return Result("failed", why)
 
 
