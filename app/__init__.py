@@ -37,6 +37,7 @@ from app.catcher.views import bp as catcher_bp
 from app.config import Config
 from app.consent.views import bp as consent_bp
 from app.contacts.views import bp as contacts_bp
+from app.automations.views import bp as automations_bp
 from app.dashboard.views import bp as dashboard_bp
 from app.billing.views import bp as billing_bp
 from app.errors import Problem
@@ -138,7 +139,7 @@ def create_app(overrides=None):
 
     for blueprint in (dashboard_bp, auth_bp, teams_bp, admin_bp, catcher_bp, health_bp,
                       contacts_bp, imports_bp, segments_bp, consent_bp,
-                      campaigns_bp, email_templates_bp, sending_bp, tracking_bp,
+                      campaigns_bp, automations_bp, email_templates_bp, sending_bp, tracking_bp,
                       bounces_bp, reports_bp, webhooks_bp, notices_bp, brand_bp, media_bp, editor_bp, ai_bp,
                       api.bp, api_keys_bp, transactional_bp, deliverability_bp, domain_health_bp, dmarc_bp,
                       metrics_bp, billing_bp, operations_views.bp):

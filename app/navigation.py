@@ -35,6 +35,7 @@ class Section:
 SECTIONS = (
     Section("Dashboard", "dashboard.dashboard", "layout-dashboard", ("dashboard.",), BAR),
     Section("Campaigns", "campaigns.index", "send", ("campaigns.",), BAR),
+    Section("Automations", "automations.index", "split", ("automations.",), WIDE),
     Section("Contacts", "contacts.index", "users", ("contacts.", "consent."), BAR),
     Section("Templates", "email_templates.index", "layout-template", ("email_templates.",), BAR),
     Section("Reports", "reports.dashboard", "chart-column", ("reports.",), WIDE),

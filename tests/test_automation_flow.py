@@ -228,9 +228,10 @@ def test_problems_for_live_then_live_pause_resume_and_no_way_back(acme, admin):
     SenderDomain.create(team=acme, domain="acme.example", verified_at=utcnow(), dkim_selector="loft",
                         dkim_private_key="x")
     assert flow.problems_for_live(automation) == []
-    flow.change_state(automation, "live")
-    flow.change_state(automation, "pause")
-    flow.change_state(automation, "resume")
+    automation = flow.change_state(automation, "live")
+    automation = flow.change_state(automation, "pause")
+    assert Automation.get_by_id(automation.id).state == "paused"
+    automation = flow.change_state(automation, "resume")
     contact = Contact.create(team=acme, email="a@example.com", domain="example.com")
     assert runs.enter(Automation.get_by_id(automation.id), contact) is not None
     with pytest.raises(flow.FlowError) as refused:

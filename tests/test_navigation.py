@@ -44,7 +44,7 @@ def test_the_instance_admin_is_offered_every_section_once(web, admin):
     assert sorted(labels) == sorted(section.label for section in SECTIONS)
     assert dict(bar)["Dashboard"] == "/dashboard"
     # The "wide" sections sit in both (the CSS shows each where it belongs); no other section repeats.
-    assert {label for label, _ in bar} & {label for label, _ in more} == {"Reports", "Team"}
+    assert {label for label, _ in bar} & {label for label, _ in more} == {"Automations", "Reports", "Team"}
 
 
 @pytest.mark.parametrize("role", ["admin", "manager", "author", "guest"])

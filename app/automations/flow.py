@@ -91,16 +91,16 @@ def steps_tree(automation, steps=None):
     return branch(automation.first_step_id)
 
 
-def _walk(nodes):
+def walk(nodes):
     for node in nodes:
         yield node
-        yield from _walk(node["yes"])
-        yield from _walk(node["no"])
+        yield from walk(node["yes"])
+        yield from walk(node["no"])
 
 
 def ordered_steps(automation):
     """Every step in the tree, top to bottom (yes branch before no)."""
-    return [node["step"] for node in _walk(steps_tree(automation))]
+    return [node["step"] for node in walk(steps_tree(automation))]
 
 
 def _ancestors(automation, step_id):
@@ -620,6 +620,6 @@ def change_state(automation, action):
         raise FlowError("Unknown action.")
     Automation.update(state=new, updated_at=utcnow()).where(
         (Automation.id == automation.id) & (Automation.state == state)).execute()
-    automation.state = new
-    return automation
+    return Automation.get_by_id(automation.id)
+
 

@@ -1,0 +1,103 @@
+"""What an automation did: per-step counts for the builder and the automation's report page.
+
+Every number comes from a handful of GROUP BY queries over the whole automation (never one query per step):
+visits by step and outcome, runs by step and state, and Event rows of the steps' hidden campaigns by campaign and
+type (opens and clicks of an automation email are events with campaign_id = the step's campaign)."""
+import datetime
+from collections import Counter
+from collections import defaultdict
+
+from peewee import fn
+
+from app.models import AutomationRun
+from app.models import AutomationStep
+from app.models import AutomationVisit
+from app.models import Event
+from app.models import RunState
+from app.models import StepKind
+from app.reports import charts
+
+SENT_OUTCOMES = ("queued", "sent")
+EXIT_REASONS = {"unsubscribed": "Unsubscribed", "bounced": "Bounced", "complained": "Marked as spam",
+                "deleted": "Contact deleted", "goal": "Reached the goal", "reentered": "Entered again",
+                "exit_step": "Exit step"}
+CHART_DAYS = 30
+
+
+def step_counts(automation):
+    """{step_id: {"entered", "waiting", "sent", "opened", "clicked", "exited"}} for every step, removed ones too."""
+    steps = {s.id: s for s in AutomationStep.select(AutomationStep.id, AutomationStep.campaign, AutomationStep.kind)
+             .where(AutomationStep.automation == automation.id)}
+    counts = {step_id: Counter() for step_id in steps}
+    visits = (AutomationVisit.select(AutomationVisit.step, AutomationVisit.outcome, fn.COUNT(AutomationVisit.id))
+              .join(AutomationStep, on=(AutomationVisit.step == AutomationStep.id))
+              .where(AutomationStep.automation == automation.id)
+              .group_by(AutomationVisit.step, AutomationVisit.outcome).tuples())
+    for step_id, outcome, number in visits:
+        counts[step_id]["entered"] += number
+        if outcome in SENT_OUTCOMES:
+            counts[step_id]["sent"] += number
+    at_step = (AutomationRun.select(AutomationRun.step_id, AutomationRun.state, fn.COUNT(AutomationRun.id))
+               .where((AutomationRun.automation == automation.id)
+                      & AutomationRun.state.in_([RunState.WAITING, RunState.EXITED]))
+               .group_by(AutomationRun.step_id, AutomationRun.state).tuples())
+    for step_id, state, number in at_step:
+        if step_id in counts:
+            counts[step_id]["waiting" if state == RunState.WAITING else "exited"] += number
+    campaigns = {s.campaign_id: s.id for s in steps.values() if s.campaign_id}
+    if campaigns:
+        engaged = (Event.select(Event.campaign_id, Event.type, fn.COUNT(Event.contact.distinct()))
+                   .where((Event.team == automation.team_id) & Event.campaign_id.in_(list(campaigns))
+                          & Event.type.in_(["opened", "clicked"]))
+                   .group_by(Event.campaign_id, Event.type).tuples())
+        for campaign_id, kind, number in engaged:
+            counts[campaigns[campaign_id]][kind] = number
+    return {step_id: {key: counter[key] for key in ("entered", "waiting", "sent", "opened", "clicked", "exited")}
+            for step_id, counter in counts.items()}
+
+
+def run_totals(automation):
+    """{"waiting", "done", "exited", "total", "reasons": [(label, count), ...]} over every run."""
+    totals = Counter()
+    reasons = Counter()
+    rows = (AutomationRun.select(AutomationRun.state, AutomationRun.exit_reason, fn.COUNT(AutomationRun.id))
+            .where(AutomationRun.automation == automation.id)
+            .group_by(AutomationRun.state, AutomationRun.exit_reason).tuples())
+    for state, reason, number in rows:
+        totals[state] += number
+        if state == RunState.EXITED:
+            reasons[EXIT_REASONS.get(reason, reason or "Other")] += number
+    return {"waiting": totals[RunState.WAITING], "done": totals[RunState.DONE], "exited": totals[RunState.EXITED],
+            "total": sum(totals.values()), "reasons": reasons.most_common()}
+
+
+def entries_per_day(automation, today, days=CHART_DAYS):
+    """(labels, counts) of runs entered on each of the last `days` UTC days up to `today`."""
+    first = today - datetime.timedelta(days=days - 1)
+    day = fn.DATE(AutomationRun.entered_at)  # SQLite: 'YYYY-MM-DD' text; PostgreSQL: a date
+    rows = (AutomationRun.select(day, fn.COUNT(AutomationRun.id))
+            .where((AutomationRun.automation == automation.id)
+                   & (AutomationRun.entered_at >= datetime.datetime.combine(first, datetime.time())))
+            .group_by(day).tuples())
+    by_day = defaultdict(int)
+    for value, number in rows:
+        by_day[str(value)[:10]] += number
+    labels = [(first + datetime.timedelta(days=i)).isoformat() for i in range(days)]
+    return labels, [by_day[label] for label in labels]
+
+
+def entries_chart(labels, values):
+    return charts.bar_chart("Contacts who entered, per day (UTC)", labels, [("Entered", values)])
+
+
+def email_rates(steps, counts):
+    """Each email step's sent, opened and clicked with rates: [(step, numbers, open rate, click rate)]."""
+    rows = []
+    for step in steps:
+        if step.kind != StepKind.EMAIL:
+            continue
+        numbers = counts.get(step.id, {})
+        sent = numbers.get("sent", 0)
+        rows.append((step, numbers, (numbers.get("opened", 0) / sent) if sent else 0.0,
+                     (numbers.get("clicked", 0) / sent) if sent else 0.0))
+    return rows

@@ -1,0 +1,187 @@
+"""The automation pages (app/automations/views.py): each route through the real app, HTMX fragments, the role matrix
+of the routes with URL parameters, another team's ids (404, nothing changed), CSRF, and the per-step counts."""
+import pytest
+
+from app.automations import flow
+from app.automations import report
+from app.events import record
+from app.models import Automation
+from app.models import AutomationRun
+from app.models import AutomationStep
+from app.models import AutomationVisit
+from app.models import Campaign
+from app.models import Contact
+from app.models import MailingList
+from app.models import Membership
+from app.models import Team
+from app.models import utcnow
+from tests.conftest import soup
+from tests.accounts_support import make_member
+
+
+@pytest.fixture
+def series(app, admin):
+    team = Team.get(Team.name == "Acme")
+    with app.app_context():
+        return flow.create_automation(team, admin, "", starter="welcome")
+
+
+def steps_of(automation):
+    with_ids = flow.ordered_steps(Automation.get_by_id(automation.id))
+    return with_ids
+
+
+def test_empty_list_says_what_to_do_next(web, admin):
+    page = soup(web.get("/automations/"))
+    assert "No automations yet" in page.text
+    assert page.select_one("#new-automation").text.strip() == "Create a welcome series"
+    assert page.select_one("#f-starter option[selected]")["value"] == "welcome"
+
+
+def test_create_welcome_series_and_builder_shows_three_steps(web, admin):
+    response = web.post("/automations/new", {"starter": "welcome", "name": ""})
+    assert response.status_code == 302
+    automation = Automation.get()
+    page = soup(web.get(response.headers["Location"]))
+    cards = page.select("#flow article.flow-step")
+    assert [c.select_one(".flow-summary").text.strip() for c in cards] == [
+        "Send “Welcome!”", "Wait 2 days", "Send “Getting started”"]
+    assert "Enter the From address in the settings." in page.select_one(".problems").text
+    assert page.select_one("a[aria-current=page]").text.strip() == "Automations"
+    assert automation.name == "Welcome series"
+
+
+def test_create_refusal_is_shown_at_its_field(web, admin):
+    response = web.post("/automations/new", {"starter": "", "name": " "})
+    assert response.status_code == 422
+    assert "Give the automation a name" in soup(response).select_one("#e-name").text
+    assert Automation.select().count() == 0
+
+
+def test_edit_in_place_with_htmx_and_a_refusal(web, series):
+    email = steps_of(series)[0]
+    form = web.get(f"/automations/{series.id}/steps/{email.id}/edit", headers={"HX-Request": "true"})
+    fragment = soup(form)
+    assert fragment.select_one(f"form#step-form-{email.id}")["hx-target"] == f"#step-{email.id}"
+    assert fragment.select_one("[autofocus]")["name"] == "subject"  # the focus moves into the form
+    refused = web.post(f"/automations/{series.id}/steps/{email.id}", {"subject": "{{ nope", "body": "x"}, htmx=True)
+    assert refused.status_code == 422
+    assert soup(refused).select_one(f"#e-s{email.id}-subject").text.strip().startswith("This subject cannot be used")
+    saved = web.post(f"/automations/{series.id}/steps/{email.id}",
+                     {"subject": "Hello there", "body_kind": "html", "body": "<p>Hi</p>"}, htmx=True)
+    assert saved.status_code == 200
+    card = soup(saved)
+    assert card.select_one(".flow-summary").text.strip() == "Send “Hello there”"
+    assert card.select_one("[autofocus]")["id"] == f"edit-step-{email.id}"  # and back to the step's Edit
+    assert AutomationStep.get_by_id(email.id).config["subject"] == "Hello there"
+
+
+def test_add_condition_and_branch_steps_then_remove(web, series):
+    first = steps_of(series)[0]
+    added = web.post(f"/automations/{series.id}/steps", {"position": f"after:{first.id}", "kind": "condition"},
+                     htmx=True)
+    assert added.status_code == 200
+    condition = AutomationStep.select().where(AutomationStep.kind == "condition").get()
+    page = soup(added)
+    assert page.select_one(f"#step-form-{condition.id}")  # the new step opens in its form
+    assert len(page.select(".flow-branches")) == 1
+    web.post(f"/automations/{series.id}/steps", {"position": f"no:{condition.id}", "kind": "exit"}, htmx=True)
+    removed = web.post(f"/automations/{series.id}/steps/{condition.id}/remove", htmx=True)
+    assert removed.status_code == 200
+    assert not soup(removed).select(".flow-branches")
+    assert [s.kind for s in steps_of(series)] == ["email", "wait", "email"]
+    refused = web.post(f"/automations/{series.id}/steps", {"position": "after:999999", "kind": "email"}, htmx=True)
+    assert refused.status_code == 422 and "no longer there" in refused.get_data(as_text=True)
+
+
+def test_settings_and_state_buttons(web, series):
+    news = MailingList.create(team=series.team, name="News")
+    bad = web.post(f"/automations/{series.id}/settings", {"name": "W", "trigger_kind": "list_join",
+                                                          "trigger_list_id": "", "reentry": "never"})
+    assert bad.status_code == 422 and soup(bad).select_one("#e-trigger_list_id")
+    ok = web.post(f"/automations/{series.id}/settings", {"name": "W", "trigger_kind": "list_join",
+                                                         "trigger_list_id": str(news.id), "reentry": "never",
+                                                         "from_email": "hi@example.com"})
+    assert ok.status_code == 302
+    refused = web.post(f"/automations/{series.id}/state", {"action": "live"})
+    assert refused.status_code == 422 and "Fix these first" in soup(refused).select_one(".flash-error").text
+    assert Automation.get_by_id(series.id).state == "draft"
+
+
+def test_report_page_and_counts(web, series, app):
+    email = steps_of(series)[0]
+    contact = Contact.create(team=series.team, email="r@example.com", domain="example.com")
+    campaign = Campaign.create(team=series.team, name="hidden", state="sending")
+    AutomationStep.update(campaign=campaign.id).where(AutomationStep.id == email.id).execute()
+    now = utcnow()
+    run = AutomationRun.create(automation=series.id, team=series.team_id, contact=contact.id, step_id=email.id,
+                               state="exited", exit_reason="unsubscribed", data={}, entered_at=now)
+    AutomationVisit.create(run=run.id, step=email.id, outcome="queued", done_at=now)
+    with app.app_context():
+        record(series.team_id, contact.id, "opened", campaign_id=campaign.id)
+        record(series.team_id, contact.id, "opened", campaign_id=campaign.id)
+        counts = report.step_counts(Automation.get_by_id(series.id))
+    assert counts[email.id] == {"entered": 1, "waiting": 0, "sent": 1, "opened": 1, "clicked": 0, "exited": 1}
+    page = soup(web.get(f"/automations/{series.id}/report"))
+    assert page.select_one("svg[role=img]")
+    assert "Unsubscribed" in page.text
+    row = page.select_one("#email-rates tbody tr").text
+    assert "100.0%" in row and "Welcome!" in row
+    builder = soup(web.get(f"/automations/{series.id}"))
+    assert "1 opened" in builder.select_one(f"#step-{email.id} .flow-counts").text
+
+
+def test_another_teams_automation_is_not_found_and_unchanged(app, web, series):
+    other = Team.create(name="Globex")
+    user, stranger = make_member(app, other, "admin", "boss@globex.example")
+    Membership.delete().where((Membership.user == user) & (Membership.team != other)).execute()
+    step = steps_of(series)[0]
+    before = dict(step.config)
+    base = f"/automations/{series.id}"
+    for path in (base, f"{base}/report", f"{base}/steps/{step.id}", f"{base}/steps/{step.id}/edit"):
+        assert stranger.get(path).status_code == 404, path
+    for path, data in ((f"{base}/settings", {"name": "x", "trigger_kind": "manual", "reentry": "never"}),
+                       (f"{base}/steps", {"position": "top", "kind": "exit"}),
+                       (f"{base}/steps/{step.id}", {"subject": "hacked", "body": "x"}),
+                       (f"{base}/steps/{step.id}/remove", {}), (f"{base}/state", {"action": "live"}),
+                       (f"{base}/test", {"test_email": "a@example.com"})):
+        assert stranger.post(path, data).status_code == 404, path
+    assert AutomationStep.get_by_id(step.id).config == before
+    assert AutomationStep.get_by_id(step.id).removed_at is None
+    assert Automation.get_by_id(series.id).name == "Welcome series"
+    assert AutomationStep.select().count() == 3
+    # Another automation's step under this automation's URL is not found either.
+    own = flow.create_automation(other, user, "Theirs", starter="welcome")
+    theirs = steps_of(own)[0]
+    assert web.get(f"{base}/steps/{theirs.id}/edit").status_code == 404
+
+
+@pytest.mark.parametrize("role", ["manager", "author", "guest"])
+def test_role_matrix_of_routes_with_ids(app, series, role):
+    _, member = make_member(app, series.team, role)
+    step = steps_of(series)[0]
+    base = f"/automations/{series.id}"
+    can_edit, can_send = role in ("manager", "author"), role == "manager"
+    for path, allowed in ((base, True), (f"{base}/report", True), (f"{base}/steps/{step.id}", True),
+                          (f"{base}/steps/{step.id}/edit", can_edit)):
+        assert (member.get(path).status_code == 403) != allowed, (role, path)
+    for path, data, allowed in ((f"{base}/settings", {"name": "Same"}, can_edit),
+                                (f"{base}/steps/{step.id}", {"subject": ""}, can_edit),
+                                (f"{base}/steps", {"position": "top", "kind": "nope"}, can_edit),
+                                (f"{base}/state", {"action": "nope"}, can_send),
+                                (f"{base}/test", {"test_email": ""}, can_send)):
+        assert (member.post(path, data).status_code == 403) != allowed, (role, path)
+    if can_edit:
+        assert member.post(f"{base}/steps/{step.id}/remove").status_code == 302
+    else:
+        assert member.post(f"{base}/steps/{step.id}/remove").status_code == 403
+        assert AutomationStep.get_by_id(step.id).removed_at is None
+
+
+def test_posts_without_the_csrf_token_are_refused(client, series):
+    step = steps_of(series)[0]
+    for path in ("/automations/new", f"/automations/{series.id}/steps/{step.id}/remove",
+                 f"/automations/{series.id}/state"):
+        assert client.post(path, data={"name": "x", "action": "live"}).status_code in (400, 403), path
+    assert AutomationStep.get_by_id(step.id).removed_at is None
+    assert Automation.select().count() == 1
