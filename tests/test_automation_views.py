@@ -138,7 +138,7 @@ def test_another_teams_automation_is_not_found_and_unchanged(app, web, series):
     step = steps_of(series)[0]
     before = dict(step.config)
     base = f"/automations/{series.id}"
-    for path in (base, f"{base}/report", f"{base}/steps/{step.id}", f"{base}/steps/{step.id}/edit"):
+    for path in (base, f"{base}/report", f"{base}/simulate", f"{base}/steps/{step.id}", f"{base}/steps/{step.id}/edit"):
         assert stranger.get(path).status_code == 404, path
     for path, data in ((f"{base}/settings", {"name": "x", "trigger_kind": "manual", "reentry": "never"}),
                        (f"{base}/steps", {"position": "top", "kind": "exit"}),
@@ -162,7 +162,8 @@ def test_role_matrix_of_routes_with_ids(app, series, role):
     step = steps_of(series)[0]
     base = f"/automations/{series.id}"
     can_edit, can_send = role in ("manager", "author"), role == "manager"
-    for path, allowed in ((base, True), (f"{base}/report", True), (f"{base}/steps/{step.id}", True),
+    for path, allowed in ((base, True), (f"{base}/report", True), (f"{base}/simulate", True),
+                          (f"{base}/steps/{step.id}", True),
                           (f"{base}/steps/{step.id}/edit", can_edit)):
         assert (member.get(path).status_code == 403) != allowed, (role, path)
     for path, data, allowed in ((f"{base}/settings", {"name": "Same"}, can_edit),
@@ -185,3 +186,28 @@ def test_posts_without_the_csrf_token_are_refused(client, series):
         assert client.post(path, data={"name": "x", "action": "live"}).status_code in (400, 403), path
     assert AutomationStep.get_by_id(step.id).removed_at is None
     assert Automation.select().count() == 1
+
+
+def test_simulate_the_next_7_days_lists_each_email_time(web, series):
+    response = web.get(f"/automations/{series.id}/simulate", headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    rows = [row.select_one("th").text.strip() for row in soup(response).select("tbody tr")]
+    assert rows == ["Step 1: Welcome!", "Step 3: Getting started"]
+    assert "Nobody enters until someone starts it" in response.get_data(as_text=True)
+    assert soup(web.get(f"/automations/{series.id}")).select_one("[hx-target='#simulation']")
+
+
+def test_send_test_sends_every_email_step_to_one_address(web, ready_team, app):
+    from app.models import CaughtMessage
+    team, _news = ready_team
+    with app.app_context():
+        automation = flow.create_automation(team, None, "", starter="welcome")
+    Automation.update(from_email="hi@acme.example").where(Automation.id == automation.id).execute()
+    refused = web.post(f"/automations/{automation.id}/test", {"test_email": "a@example.com, b@example.com"},
+                       htmx=True)
+    assert refused.status_code == 422 and CaughtMessage.select().count() == 0
+    response = web.post(f"/automations/{automation.id}/test", {"test_email": "me@example.com"}, htmx=True)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert "Sent 2 test emails" in soup(response).select_one("#automation-test").text
+    subjects = sorted(m.subject for m in CaughtMessage.select())
+    assert len(subjects) == 2 and all("Test" in s for s in subjects)

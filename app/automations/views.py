@@ -9,10 +9,12 @@ from flask import request
 from flask import url_for
 from flask_login import current_user
 
+from app import clock
 from app.automations import describe
 from app.automations import flow
 from app.automations import mail
 from app.automations import report
+from app.automations import simulate
 from app.automations import triggers
 from app.contacts import fields as contact_fields
 from app.email_templates import services as template_services
@@ -24,7 +26,6 @@ from app.models import MailingList
 from app.models import Segment
 from app.models import StepKind
 from app.models import Template
-from app.models import utcnow
 from app.teams.context import require
 from app.teams.context import team_object_or_404
 
@@ -182,7 +183,7 @@ def save_step(automation_id, step_id):
 @require("edit_content")
 def remove_step(automation_id, step_id):
     automation = _automation(automation_id)
-    flow.remove_step(automation, _step(automation, step_id), utcnow())
+    flow.remove_step(automation, _step(automation, step_id), clock.now())
     if is_htmx():
         return _flow_fragment(automation)
     flash("Step removed.", "success")
@@ -199,7 +200,7 @@ def change_state(automation_id):
     except flow.FlowError as exc:
         return _builder(automation, 422, state_error=exc.message)
     if action in ("live", "resume"):
-        triggers.went_live(automation, utcnow())
+        triggers.went_live(automation, clock.now())
     flash({"live": "The automation is live.", "pause": "Paused: no contact moves on until you resume it.",
            "resume": "Resumed.", "draft": "Back to draft."}[action], "success")
     return redirect(url_for("automations.builder", automation_id=automation.id))
@@ -230,8 +231,21 @@ def send_test(automation_id):
 def report_page(automation_id):
     automation = _automation(automation_id)
     counts = report.step_counts(automation)
-    labels, values = report.entries_per_day(automation, utcnow().date())
+    labels, values = report.entries_per_day(automation, clock.now().date())
     return render_template("automations/report.html", automation=automation, totals=report.run_totals(automation),
                            chart=report.entries_chart(labels, values), labels=labels, values=values,
                            emails=report.email_rates(flow.ordered_steps(automation), counts),
                            state_labels=STATE_LABELS)
+
+
+@bp.route("/<int:automation_id>/simulate")
+@require("view")
+def simulate_page(automation_id):
+    """Who would enter over the next 7 days and when each email would go out: a read-only preview."""
+    automation = _automation(automation_id)
+    preview = simulate.preview(automation, clock.now(), days=7)
+    context = dict(automation=automation, preview=preview, numbers=_context(automation)["numbers"],
+                   trigger_labels=flow.TRIGGER_LABELS, state_labels=STATE_LABELS)
+    if is_htmx():
+        return render_template("automations/_simulate.html", **context)
+    return render_template("automations/simulate.html", **context)
