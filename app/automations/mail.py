@@ -6,20 +6,19 @@ campaign's Send ledger (app.sending.ledger.queue_one, the one writer of Send row
 campaign message gets: the renderer and sanitizer, open and click tracking, List-Unsubscribe and the footer, DKIM,
 the accounts' rate limits, the engine's crash guarantee and bounce attribution (X-Loft-Token names the send).
 
-Exactly once per (run, step): the Send row and the visit's detail ("send=<id> after=<event id>") are written in one
-transaction, and the visit row is updated first with "WHERE detail = ''", so a second call (a retry, or the engine
-doing the step again after a kill -9 before it recorded the outcome) finds the detail and does nothing.
+Exactly once per (run, step): the Send row and an AutomationMail row (migration 0069, unique per run and step) are
+written in one transaction, the AutomationMail row first, so a second call (a retry, or the engine doing the step
+again after a kill -9 before it recorded the visit's outcome) finds it, or fails on its unique index, and adds nothing.
 
 Send is unique per (campaign, contact). A contact who enters again (re-entry after_end / always) reuses its row once
 the earlier message finished (queued again); one still waiting to go is this entry's message too. Engagement of a
-run's email is told apart from an earlier entry's by the Event id recorded at queue time ("after"): opens and clicks
-are Event rows with campaign_id = the hidden campaign, and the message of this run is only sent after that id.
+run's email is told apart from an earlier entry's by the newest Event id at queue time (AutomationMail.after_event_id):
+opens and clicks are Event rows with campaign_id = the hidden campaign, and this run's message goes out after it.
 
 The hidden campaign stays "sending" for as long as the automation lives: app/sending/conclusion.py never completes a
 campaign an automation step owns (so there is no "finished" notice), and the campaign list leaves them out.
 """
-import re
-
+from peewee import IntegrityError
 from peewee import fn
 
 from app.campaigns import states
@@ -27,8 +26,8 @@ from app.consent import suppression
 from app.db import db
 from app.email_templates import services as template_services
 from app.models import Automation
+from app.models import AutomationMail
 from app.models import AutomationStep
-from app.models import AutomationVisit
 from app.models import Campaign
 from app.models import CampaignState
 from app.models import Contact
@@ -43,7 +42,6 @@ from app.sending import ledger
 
 KINDS = ("html", "markdown")
 ENGAGEMENT = {"opened": ("opened", "clicked"), "clicked": ("clicked",)}  # a click is an open the pixel missed
-_DETAIL = re.compile(r"^send=(\d+) after=(\d+)$")
 
 
 def hidden_campaign_ids():
@@ -138,18 +136,10 @@ def _refusal(contact):
     return ""
 
 
-def parse_detail(detail):
-    """(send id, event id) from a visit's detail, or None."""
-    found = _DETAIL.match(detail or "")
-    return (int(found.group(1)), int(found.group(2))) if found else None
-
-
 def queue_email(run, step, contact, now):
     """Hand this run's email of `step` to the campaign engine: "queued", or "skipped:<why>". Safe to call again for
     the same (run, step): the message is written once and sent once."""
-    AutomationVisit.insert(run=run.id, step=step.id, entered_at=now).on_conflict_ignore().execute()
-    visit = AutomationVisit.get((AutomationVisit.run == run.id) & (AutomationVisit.step == step.id))
-    if parse_detail(visit.detail):
+    if AutomationMail.select().where((AutomationMail.run == run.id) & (AutomationMail.step == step.id)).exists():
         return "queued"
     if step.kind != StepKind.EMAIL:
         return "skipped:not_an_email_step"
@@ -162,24 +152,28 @@ def queue_email(run, step, contact, now):
     campaign = campaign_for(step, automation)
     if not campaign.from_email:
         return "skipped:no_sender"
-    campaign = _keep_sending(campaign)
-    with db.atomic():
-        # The visit first: on PostgreSQL its row lock makes a concurrent call wait here and then find the detail.
-        after = Event.select(fn.MAX(Event.id)).scalar() or 0
-        taken = (AutomationVisit.update(detail=f"pending after={after}")
-                 .where((AutomationVisit.id == visit.id) & (AutomationVisit.detail == visit.detail)).execute())
-        if not taken or parse_detail(AutomationVisit.get_by_id(visit.id).detail):
-            return "queued"
-        send_id = ledger.queue_one(campaign.id, contact.id, contact.email)
-        AutomationVisit.update(detail=f"send={send_id} after={after}").where(AutomationVisit.id == visit.id).execute()
+    _keep_sending(campaign)
+    try:
+        with db.atomic():
+            # The ledger row first: a second call at the same moment (another process) fails on its unique index
+            # here, before writing anything, and its transaction is rolled back whole.
+            after = Event.select(fn.MAX(Event.id)).scalar() or 0
+            row = AutomationMail.create(run=run.id, step=step.id, after_event_id=after, created_at=now)
+            send_id = ledger.queue_one(campaign.id, contact.id, contact.email)
+            AutomationMail.update(send_id=send_id).where(AutomationMail.id == row.id).execute()
+    except IntegrityError:
+        return "queued"
     return "queued"
+
+
+def _mail_of(run, step_id):
+    return AutomationMail.get_or_none((AutomationMail.run == run.id) & (AutomationMail.step == step_id))
 
 
 def send_of(run, step_id):
     """The Send row of this run's email of that step, or None (not queued, or skipped)."""
-    visit = AutomationVisit.get_or_none((AutomationVisit.run == run.id) & (AutomationVisit.step == step_id))
-    parsed = parse_detail(visit.detail) if visit else None
-    return Send.get_or_none(Send.id == parsed[0]) if parsed else None
+    row = _mail_of(run, step_id)
+    return Send.get_or_none(Send.id == row.send_id) if row and row.send_id else None
 
 
 def engaged(run, step_id, kind):
@@ -187,12 +181,11 @@ def engaged(run, step_id, kind):
     if kind not in ENGAGEMENT or run.contact_id is None:
         return False
     step = AutomationStep.get_or_none(AutomationStep.id == step_id)
-    visit = AutomationVisit.get_or_none((AutomationVisit.run == run.id) & (AutomationVisit.step == step_id))
-    parsed = parse_detail(visit.detail) if visit else None
-    if step is None or step.campaign_id is None or parsed is None:
+    row = _mail_of(run, step_id)
+    if step is None or step.campaign_id is None or row is None:
         return False
     rows = (Event.select(Event.data).where((Event.contact == run.contact_id) & (Event.campaign_id == step.campaign_id)
-                                           & (Event.type.in_(ENGAGEMENT[kind])) & (Event.id > parsed[1]))
+                                           & (Event.type.in_(ENGAGEMENT[kind])) & (Event.id > row.after_event_id))
             .tuples().iterator())
     # Human-likely only, as the reports count (app/tracking/services.py flags them): a link scanner's click or a
     # privacy proxy's prefetch must not send someone down the "yes" branch.

@@ -124,3 +124,52 @@ class AutomationVisit(BaseModel):
 
     class Meta:
         indexes = ((("run", "step"), True),)
+
+
+# --- Triggers (migration 0070, app/automations/triggers.py) ---
+
+class AutomationSegmentMark(BaseModel):
+    """A segment-entry automation's last look at its segment: members at the first look (go-live) are the baseline
+    and never enter; a later member not yet known is a newcomer. A different segment_id starts a new baseline."""
+    automation = ForeignKeyField(Automation, on_delete="CASCADE", unique=True)
+    segment_id = IntegerField()
+    baseline_at = DateTimeField(default=utcnow)
+    checked_at = DateTimeField(default=utcnow)
+
+
+class AutomationSegmentMember(BaseModel):
+    """Who was in the automation's segment at the last look (the baseline, then each newcomer until they leave)."""
+    automation = ForeignKeyField(Automation, on_delete="CASCADE", index=False)
+    contact = ForeignKeyField(Contact, on_delete="CASCADE")
+    since = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("automation", "contact"), True),)
+
+
+class AutomationEvent(BaseModel):
+    """A named event about a contact (POST /api/v1/events, triggers.record_event): it may start, wake or end runs,
+    and the simulation estimates from the last week's."""
+    team = ForeignKeyField(Team, on_delete="CASCADE", index=False)
+    contact = ForeignKeyField(Contact, null=True, on_delete="SET NULL")
+    name = CharField()
+    data = JSONField()
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("team", "name", "created_at"), False),)
+
+
+# --- Email steps (migration 0069, app/automations/mail.py) ---
+
+class AutomationMail(BaseModel):
+    """The message a run's email step queued: one row per (run, step), written with its Send row in one transaction,
+    so the step done again (a retry, a crash before the visit's outcome) finds it and queues nothing more."""
+    run = ForeignKeyField(AutomationRun, on_delete="CASCADE", index=False)
+    step = ForeignKeyField(AutomationStep, on_delete="CASCADE")
+    send_id = IntegerField(null=True)  # the Send row in the step's hidden campaign (reused by a later entry)
+    after_event_id = IntegerField(default=0)  # the newest Event id when queued: this run's opens and clicks follow it
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("run", "step"), True),)
