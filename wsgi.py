@@ -12,6 +12,8 @@ from tasks import huey
 from tasks import tx_huey
 from tasks import ai  # noqa: F401  (importing a task module registers its tasks)
 from tasks import api  # noqa: F401
+from tasks import automation_triggers  # noqa: F401
+from tasks import automations  # noqa: F401
 from tasks import consent  # noqa: F401
 from tasks import contacts  # noqa: F401
 from tasks import deliverability  # noqa: F401

@@ -121,6 +121,9 @@ QUEUED_NAMES = {
     "tasks.deliverability.deliverability.check_all_domains",
     "tasks.deliverability.deliverability.check_sending_domains",
     "tasks.dmarc.dmarc.weekly_digest",
+    "tasks.automations.automations.tick", "tasks.automations.automations.advance",
+    "tasks.automation_triggers.automation_triggers.check_segments",
+    "tasks.automation_triggers.automation_triggers.check_dates",
 }
 # The transactional stream's own queue (tasks.tx_huey) keeps its names the same way.
 TX_QUEUED_NAMES = {"tasks.transactional.send_tx"}

@@ -12,6 +12,7 @@ from app.api import webhooks  # noqa: F401
 from app.api import campaigns  # noqa: F401
 from app.api import templates  # noqa: F401
 from app.api import transactional  # noqa: F401
+from app.api import events  # noqa: F401
 from app.api import reference  # noqa: F401 (registers its pages)
 from app.api.framework import bp
 from app.api.framework import problem_for

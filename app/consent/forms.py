@@ -31,6 +31,7 @@ from app import events
 from app import settings
 from app import system_mail
 from app import tokens
+from app.automations import triggers
 from app.brand import services as brand
 from app.consent import ratelimit
 from app.consent import suppression
@@ -255,6 +256,15 @@ def ask_to_confirm(mailing_list, contact, ip):
 
 
 def _subscribe(mailing_list, email, name, ip, via=None, double=False, source="form"):
+    outcome = _subscribe_row(mailing_list, email, name, ip, via, double, source)
+    if outcome.state == "subscribed":  # after the commit; a pending one starts its automations at confirmation
+        triggers.list_joined(mailing_list.team_id, [outcome.contact.id], mailing_list.id, source=source)
+    if outcome.contact is not None and outcome.state in ("subscribed", "pending"):
+        triggers.contact_changed(mailing_list.team_id, outcome.contact.id)
+    return outcome
+
+
+def _subscribe_row(mailing_list, email, name, ip, via, double, source):
     team = mailing_list.team
     now = utcnow()
     source = {"source": "form", "form_id": via.id} if via is not None else {"source": source}
@@ -423,12 +433,17 @@ def confirm(mailing_list, subscription, ip):
         source = f"form:{via.name}" if via is not None else f"form:{mailing_list.name}"
         wording = (via.consent_text if via is not None else "") or consent_wording(mailing_list)
         extra = {"form_id": via.id} if via is not None else {}
+        joined = []
         for confirmed in [sub] + companions(sub):
             Subscription.update(status="subscribed", confirmed_at=now).where(Subscription.id == confirmed.id).execute()
             confirmed_list = mailing_list if confirmed.id == sub.id else confirmed.list
+            joined.append(confirmed_list.id)
             events.record(team, contact, EventType.CONFIRMED, {"list_id": confirmed_list.id, "list": confirmed_list.name,
                           "source": "form", "ip": ip, **extra})
         _record_consent(contact, source, ip, wording, now)
+    for list_id in joined:  # after the commit: the confirmation is the list join of a double opt-in list
+        triggers.list_confirmed(team.id, contact.id, list_id)
+    triggers.contact_changed(team.id, contact.id)
     return True
 
 

@@ -13,6 +13,7 @@ import json
 
 from app.addresses import InvalidEmail
 from app.addresses import normalise_email
+from app.automations import triggers
 from app.consent import suppression
 from app.consent.services import ConsentError
 from app.consent.services import audit
@@ -117,6 +118,7 @@ def erase(team, user, contact, typed):
         tags = ContactTag.delete().where(ContactTag.contact == contact).execute()
         events = Event.update(contact=None, data={}).where(Event.contact == contact).execute()
         ledger.skip_erased(contact.id, hint)
+        triggers.erase_contact(contact.id)
         tx_messages = tx_erasure.erase_address(team.id, contact.email, hint)
         mentions = AuditLog.select(AuditLog.id, AuditLog.data).where(
             (AuditLog.team == team) & AuditLog.data.cast("TEXT").contains(contact.email))

@@ -16,6 +16,7 @@ lifted from here.
 """
 
 from app import events
+from app.automations import triggers
 from app import settings
 from app import tokens
 from app.consent import suppression
@@ -108,6 +109,7 @@ def save(contact, list_ids, ip):
         wanted = {lst.id for lst in lists if lst.id in set(list_ids)}
         subs = {s.list_id: s for s in Subscription.select().where(Subscription.contact == contact)}
         added, removed = [], []
+        joined, left = [], []
         if wanted and contact.status == ContactStatus.UNSUBSCRIBED:
             _resubscribe(contact, now)
         for lst in lists:
@@ -121,14 +123,22 @@ def save(contact, list_ids, ip):
                 events.record(contact.team_id, contact, EventType.SUBSCRIBED, {"list_id": lst.id, "list": lst.name,
                               "source": SOURCE, "status": "subscribed"})
                 added.append(lst.name)
+                joined.append(lst.id)
             elif lst.id not in wanted and sub is not None and sub.status != "unsubscribed":
                 Subscription.update(status="unsubscribed", unsubscribed_at=now).where(Subscription.id == sub.id).execute()
                 events.record(contact.team_id, contact, EventType.UNSUBSCRIBED, {"list_id": lst.id, "list": lst.name,
                               "source": SOURCE})
                 removed.append(lst.name)
+                left.append(lst.id)
         if added:
             Contact.update(consent_source=SOURCE, consent_at=now, consent_ip=ip or "", consent_text=WORDING,
                            updated_at=now).where(Contact.id == contact.id).execute()
+        for list_id in left:
+            triggers.left_list(contact.team_id, contact.id, list_id, now)
+    for list_id in joined:  # after the commit; ticking a list on the person's own page is a confirmed join
+        triggers.list_joined(contact.team_id, [contact.id], list_id, now, source=SOURCE)
+    if joined or left:
+        triggers.contact_changed(contact.team_id, contact.id, now)
     return added, removed
 
 
@@ -160,6 +170,7 @@ def unsubscribe_everything(contact, source=SOURCE, campaign_id=None):
             events.record(contact.team_id, contact, EventType.STATUS_CHANGED,
                           {"from": "active", "to": "unsubscribed", "reason": source})
         suppression.suppress(contact.team_id, "email", contact.email, reason="unsubscribed")
+        triggers.contacts_stopped([contact.id], "unsubscribed", now)
         events.record(contact.team_id, contact, EventType.UNSUBSCRIBED,
                       {"all": True, "lists": [s.list.name for s in ending], "source": source}, campaign_id=campaign_id)
     return [s.list.name for s in ending]

@@ -2,6 +2,7 @@
 out by a task batch by batch, writing its progress into that row."""
 
 from app import events
+from app.automations import triggers
 from app.consent import suppression
 from app.contacts.common import ContactError
 from app.contacts.common import NotFound
@@ -163,6 +164,8 @@ def _bulk_add(team, job, data):
             Subscription.insert_many(rows[start:start + 100]).execute()
         events.record_for(team, fresh, EventType.SUBSCRIBED,
                           {"list_id": mailing_list.id, "list": mailing_list.name, "source": "bulk"})
+        if fresh:  # in the batch's transaction: a batch that rolls back starts no run
+            triggers.list_joined(team, fresh, mailing_list.id, now, source="bulk")
         return len(fresh)
     return apply
 
@@ -178,6 +181,8 @@ def _bulk_remove(team, job, data):
             Subscription.delete().where((Subscription.list == list_id) & (Subscription.contact << on_list)).execute()
             events.record_for(team, on_list, EventType.REMOVED_FROM_LIST,
                               {"list_id": list_id, "list": data.get("list", "")})
+            for contact_id in on_list:
+                triggers.left_list(team, contact_id, list_id)
         return len(on_list)
     return apply
 
@@ -201,6 +206,8 @@ def _bulk_status(team, job, data):
                        "hint": suppression.hint("email", c.email), "reason": "manual"} for c in changing]
             for start in range(0, len(hashes), 100):
                 Suppression.insert_many(hashes[start:start + 100]).on_conflict_ignore().execute()
+        if status != ContactStatus.ACTIVE:
+            triggers.contacts_stopped([c.id for c in changing], status, now)
         return len(changing)
     return apply
 
@@ -226,6 +233,7 @@ def _bulk_remove_tag(team, job, data):
 def _bulk_delete(team, job, data):
     def apply(contacts):
         ids = [contact.id for contact in contacts]
+        triggers.contacts_deleting(ids)
         return Contact.delete().where((Contact.team == team) & (Contact.id << ids)).execute()
     return apply
 

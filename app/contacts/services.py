@@ -14,6 +14,7 @@ from peewee import fn
 
 from app import addresses
 from app import events
+from app.automations import triggers
 from app.consent import suppression
 from app.contacts.common import ContactError
 from app.contacts.common import audit
@@ -125,6 +126,9 @@ def create_contact(team, form, user=None):
                 _subscribe(team, contact, lst, source="manual")
     except IntegrityError:
         raise ContactError(f"{email} is already a contact of this team.", field="email")
+    for lst in lists:  # after the commit: a run never starts for a contact that was not stored
+        triggers.list_joined(team, [contact.id], lst.id, now, source="manual")
+    triggers.contact_changed(team, contact.id, now)
     return contact
 
 
@@ -172,6 +176,7 @@ def update_contact(team, contact, form, user=None):
             change_status(team, contact, status, user)
     except IntegrityError:
         raise ContactError(f"{email} is already another contact of this team.", field="email")
+    triggers.contact_changed(team, contact.id)
     return Contact.get_by_id(contact.id)
 
 
@@ -201,6 +206,8 @@ def change_status(team, contact, status, user=None):
                       {"from": contact.status, "to": status, "by": user.id if user else None})
         if status == ContactStatus.SUPPRESSED:
             suppression.suppress(team.id, "email", contact.email, reason="manual")
+        if status != ContactStatus.ACTIVE:  # unsubscribed, bounced, complained or suppressed: no more automation mail
+            triggers.contacts_stopped([contact.id], status)
     contact.status = status
     return True
 
@@ -208,6 +215,7 @@ def change_status(team, contact, status, user=None):
 def delete_contact(team, contact, user=None):
     """Delete a contact with its subscriptions; its events stay for the counts, without it."""
     with db.atomic():
+        triggers.contacts_deleting([contact.id])
         contact.delete_instance()
         audit(team, user, "contact.deleted", f"contact:{contact.id}")
 
@@ -247,6 +255,8 @@ def add_to_list(team, contact, mailing_list):
     """Subscribe a contact by hand; blocked, suppressed and unsubscribed people are refused."""
     with db.atomic():
         _subscribe(team, contact, mailing_list)
+    triggers.list_joined(team, [contact.id], mailing_list.id, source="manual")
+    triggers.contact_changed(team, contact.id)
 
 
 def remove_from_list(team, contact, mailing_list):
@@ -257,4 +267,7 @@ def remove_from_list(team, contact, mailing_list):
         if removed:
             events.record(team, contact, EventType.REMOVED_FROM_LIST, {"list_id": mailing_list.id,
                           "list": mailing_list.name})
+            triggers.left_list(team, contact.id, mailing_list.id)
+    if removed:
+        triggers.contact_changed(team, contact.id)
     return bool(removed)

@@ -44,6 +44,7 @@ from operator import itemgetter
 from peewee import Value
 
 from app import addresses
+from app.automations import triggers
 from app.consent.suppression import Checker
 from app.contacts.export import neutralise
 from app.contacts.fields import MAX_TEXT
@@ -686,6 +687,18 @@ def _commit_chunk(plan, job, start, end, chunk, stamp, batches, rejects, writer,
                           & (ImportJob.status == "running")).execute())
         if not claimed:
             raise _Superseded()
+    _start_automations(plan, stamp)
+
+
+def _start_automations(plan, stamp):
+    """After the chunk's commit: its new subscriptions (those stamped with the chunk's time) start the lists'
+    list_join automations, in one bulk entry per list and chunk (never one enter per row)."""
+    for list_id in triggers.lists_with_joins(plan.team_id, plan.list_ids):
+        joined = [row[0] for row in Subscription.select(Subscription.contact).join(Contact).where(
+            (Subscription.list == list_id) & (Subscription.created_at == stamp)
+            & (Subscription.status == "subscribed") & (Contact.team == plan.team_id)).tuples()]
+        if joined:
+            triggers.list_joined(plan.team_id, joined, list_id, source="import")
 
 
 def _tag_chunk(plan, chunk, imported_new, existing, after_id):

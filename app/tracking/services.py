@@ -36,6 +36,7 @@ from peewee import JOIN
 from peewee import PeeweeException
 
 from app import events
+from app.automations import triggers
 from app.consent import suppression
 from app.db import db
 from app.db import first_row
@@ -343,6 +344,10 @@ def unsubscribe(send_id, everything=False, source="one-click"):
         if not (ending or status_changed or suppressed):
             return {"changed": False, "lists": [], "public_lists": [], "all": contact.status != ContactStatus.ACTIVE,
                     "skipped": 0}
+        if contact.status != ContactStatus.ACTIVE:
+            triggers.contacts_stopped([contact.id], "unsubscribed", now)
+        for row in ending:  # a list-level unsubscribe ends the runs that list started (docs/automations.md)
+            triggers.left_list(target.team.id, contact.id, row[1], now)
         names = [row[2] for row in ending]
         public_names = [row[2] for row in ending if row[3] == "public"]  # private lists are named nowhere public
         events.record(target.team.id, contact.id, EventType.UNSUBSCRIBED,

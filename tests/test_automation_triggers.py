@@ -1,0 +1,311 @@
+"""Automation triggers (app/automations/triggers.py): every kind starts a run through the real place it happens
+(the hosted form, the confirmation link, a CSV import, the API, the contact pages), re-entry rules, paused and draft
+automations ignored, exits on unsubscribe / deletion / goal, and POST /api/v1/events. Time is the clock file."""
+import datetime
+import time
+
+import pytest
+
+from app import clock
+from app.automations import runs
+from app.automations import triggers
+from app.consent import forms
+from app.consent import preferences
+from app.models import Automation
+from app.models import AutomationEvent
+from app.models import AutomationRun
+from app.models import AutomationStep
+from app.models import Contact
+from app.models import MailingList
+from app.models import Segment
+from app.models import Subscription
+from app.models import Team
+from tests.imports_support import run_file
+
+T0 = datetime.datetime(2026, 3, 2, 10, 0)  # a Monday, UTC
+MONTH = 60 * 24 * 30
+
+
+@pytest.fixture
+def clocked(app, tmp_path):
+    app.config["CLOCK_FILE"] = str(tmp_path / "clock.txt")
+    clock.set_time(app.config["CLOCK_FILE"], T0)
+    with app.app_context():  # services called directly read the clock file and the app's settings
+        yield app.config["CLOCK_FILE"]
+
+
+@pytest.fixture
+def acme(admin, clocked):
+    return Team.get(Team.name == "Acme")
+
+
+@pytest.fixture
+def news(acme):
+    return MailingList.create(team=acme, visibility="public", name="News", double_opt_in=False)
+
+
+def automation(team, trigger, state="live", reentry="never", goal=None, name="Welcome"):
+    """A live automation whose one step is a month's wait, so an entered run stays visible as waiting."""
+    made = Automation.create(team=team, name=name, state=state, trigger=trigger, goal=goal or {}, reentry=reentry)
+    step = AutomationStep.create(automation=made, kind="wait", config={"mode": "duration", "minutes": MONTH})
+    made.first_step_id = step.id
+    made.save()
+    return made
+
+
+def runs_of(made, **where):
+    query = AutomationRun.select().where(AutomationRun.automation == made.id).order_by(AutomationRun.id)
+    return [run for run in query if all(getattr(run, k) == v for k, v in where.items())]
+
+
+def person(team, email="ann@example.com", **extra):
+    return Contact.create(team=team, email=email, domain=email.rpartition("@")[2], status="active", **extra)
+
+
+# --- list_join / confirmed, through the real routes ---------------------------------------------------------
+
+def test_hosted_form_sign_up_on_a_single_opt_in_list_starts_the_list_join(app, acme, news):
+    welcome = automation(acme, {"kind": "list_join", "list_id": news.id})
+    other = automation(acme, {"kind": "list_join", "list_id": news.id + 1000}, name="Other list")
+    with app.app_context():
+        ts = forms.form_stamp(news, at=time.time() - 5)
+    response = app.test_client().post(f"/f/{news.public_id}", data={"email": "new@example.com", "ts": ts,
+                                                                     "website": ""},
+                                      environ_base={"REMOTE_ADDR": "198.51.100.7"})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    contact = Contact.get(Contact.email == "new@example.com")
+    [run] = runs_of(welcome)
+    assert run.contact_id == contact.id and run.state == "waiting"
+    assert run.data["trigger"] == "list_join" and run.data["list_id"] == news.id
+    assert run.entered_at == T0  # the clock file's time, not the wall clock
+    assert runs_of(other) == []
+
+
+def test_double_opt_in_starts_at_confirmation_not_at_sign_up(app, acme):
+    careful = MailingList.create(team=acme, visibility="public", name="Careful", double_opt_in=True)
+    joined = automation(acme, {"kind": "list_join", "list_id": careful.id})
+    confirmed = automation(acme, {"kind": "confirmed", "list_id": careful.id}, name="Confirmed")
+    with app.app_context():
+        ts = forms.form_stamp(careful, at=time.time() - 5)
+    visitor = app.test_client()
+    visitor.post(f"/f/{careful.public_id}", data={"email": "slow@example.com", "ts": ts, "website": ""},
+                 environ_base={"REMOTE_ADDR": "198.51.100.8"})
+    sub = Subscription.get()
+    assert sub.status == "unconfirmed"
+    assert runs_of(joined) == [] and runs_of(confirmed) == []  # signing up is not joining yet
+    with app.test_request_context():
+        link = forms.confirmation_url(careful, sub, "slow@example.com")
+    path = link.split("://", 1)[1].split("/", 1)[1]
+    assert visitor.post("/" + path).status_code == 200
+    assert Subscription.get_by_id(sub.id).status == "subscribed"
+    assert len(runs_of(joined)) == 1 and len(runs_of(confirmed)) == 1
+    assert runs_of(confirmed)[0].data["trigger"] == "confirmed"
+    visitor.post("/" + path)  # confirming twice starts nothing more
+    assert len(runs_of(joined)) == 1 and len(runs_of(confirmed)) == 1
+
+
+def test_api_create_with_lists_and_api_subscription_start_list_join(acme, news, api):
+    welcome = automation(acme, {"kind": "list_join", "list_id": news.id})
+    created = api.post("/api/v1/contacts", json={"email": "api@example.com", "lists": [news.id]})
+    assert created.status_code == 201, created.get_data(as_text=True)
+    later = person(acme, "later@example.com")
+    subscribed = api.post(f"/api/v1/lists/{news.id}/subscriptions", json={"contact_id": later.id})
+    assert subscribed.status_code == 201, subscribed.get_data(as_text=True)
+    assert sorted(run.contact_id for run in runs_of(welcome)) == sorted([created.json["id"], later.id])
+
+
+def test_adding_by_hand_on_the_contact_page_starts_list_join(acme, news, web):
+    welcome = automation(acme, {"kind": "list_join", "list_id": news.id})
+    ann = person(acme)
+    response = web.post(f"/contacts/{ann.id}/lists", {"list_id": str(news.id)})
+    assert response.status_code in (200, 302), response.get_data(as_text=True)
+    assert Subscription.get_or_none(Subscription.contact == ann.id) is not None
+    assert [run.contact_id for run in runs_of(welcome)] == [ann.id]
+
+
+def test_a_csv_import_enters_its_new_subscribers_in_bulk(acme, news, web):
+    welcome = automation(acme, {"kind": "list_join", "list_id": news.id})
+    already = person(acme, "old@example.com")
+    Subscription.create(contact=already, list=news, status="subscribed")
+    rows = "email,name\n" + "".join(f"reader{i}@example.com,Reader {i}\n" for i in range(40)) + "old@example.com,Old\n"
+    job = run_file(web, rows, lists=[news])
+    assert job.status == "done", job.error if hasattr(job, "error") else job
+    entered = runs_of(welcome)
+    assert len(entered) == 40  # the existing subscriber did not join now, so it does not enter
+    assert already.id not in {run.contact_id for run in entered}
+    assert {run.data["source"] for run in entered} == {"import"}
+
+
+# --- rules every trigger shares ---------------------------------------------------------------------------
+
+def test_paused_and_draft_automations_ignore_triggers(acme, news, api):
+    paused = automation(acme, {"kind": "event", "name": "paid"}, state="paused")
+    draft = automation(acme, {"kind": "event", "name": "paid"}, state="draft", name="Draft")
+    ann = person(acme)
+    answer = api.post("/api/v1/events", json={"contact_id": ann.id, "name": "paid"})
+    assert answer.status_code == 201 and answer.json["entered"] == 0
+    assert runs_of(paused) == [] and runs_of(draft) == []
+    with pytest.raises(triggers.TriggerError):
+        triggers.start_manually(draft, [ann.id])
+
+
+@pytest.mark.parametrize("reentry, expected", [("never", 1), ("after_end", 1), ("always", 2)])
+def test_reentry_rules(acme, reentry, expected):
+    made = automation(acme, {"kind": "event", "name": "visit"}, reentry=reentry)
+    ann = person(acme)
+    triggers.record_event(acme, ann, "visit")
+    triggers.record_event(acme, ann, "visit")  # the first run still waits
+    assert len(runs_of(made)) == expected
+    if reentry == "always":
+        assert [run.exit_reason for run in runs_of(made)] == ["reentered", ""]
+    first = runs_of(made)[-1]
+    runs.end(first.id, "done", "", T0)
+    triggers.record_event(acme, ann, "visit")
+    assert len(runs_of(made)) == {"never": 1, "after_end": 2, "always": 3}[reentry]
+
+
+def test_inactive_contacts_and_other_teams_contacts_never_enter(acme):
+    made = automation(acme, {"kind": "manual"})
+    other = Team.create(name="Other")
+    stranger = person(other, "stranger@example.com")
+    gone = person(acme, "gone@example.com")
+    gone.status = "unsubscribed"
+    gone.save()
+    ann = person(acme)
+    assert triggers.start_manually(made, [ann.id, gone.id, stranger.id]) == 1
+    assert [run.contact_id for run in runs_of(made)] == [ann.id]
+
+
+def test_enter_many_is_one_insert_for_newcomers_and_honours_reentry_for_the_rest(acme):
+    made = automation(acme, {"kind": "manual"}, reentry="after_end")
+    people = [person(acme, f"p{i}@example.com") for i in range(1200)]
+    ids = [p.id for p in people]
+    assert runs.enter_many(made, ids, {"x": 1}, T0) == 1200
+    assert runs.enter_many(made, ids, {"x": 2}, T0) == 0  # all still running
+    runs.end(runs_of(made)[0].id, "done", "", T0)
+    assert runs.enter_many(made, ids[:3], {"x": 3}, T0) == 1
+    assert AutomationRun.select().where(AutomationRun.automation == made.id).count() == 1201
+
+
+# --- exits ------------------------------------------------------------------------------------------------
+
+def test_unsubscribing_from_everything_exits_runs(acme):
+    made = automation(acme, {"kind": "manual"})
+    ann = person(acme)
+    triggers.start_manually(made, [ann.id])
+    preferences.unsubscribe_everything(Contact.get_by_id(ann.id))
+    [run] = runs_of(made)
+    assert run.state == "exited" and run.exit_reason == "unsubscribed"
+
+
+def test_status_change_through_the_api_and_deleting_exit_runs(acme, api):
+    made = automation(acme, {"kind": "manual"})
+    ann, bob = person(acme), person(acme, "bob@example.com")
+    triggers.start_manually(made, [ann.id, bob.id])
+    assert api.patch(f"/api/v1/contacts/{ann.id}", json={"status": "bounced"}).status_code == 200
+    assert api.delete(f"/api/v1/contacts/{bob.id}").status_code == 204
+    reasons = {run.contact_id: (run.state, run.exit_reason) for run in runs_of(made)}
+    assert reasons[ann.id] == ("exited", "bounced")
+    assert [(run.state, run.exit_reason) for run in runs_of(made) if run.contact_id is None] == [("exited", "deleted")]
+
+
+def test_leaving_the_trigger_list_exits_only_that_lists_runs(acme, news):
+    other_list = MailingList.create(team=acme, name="Offers")
+    on_news = automation(acme, {"kind": "list_join", "list_id": news.id})
+    on_offers = automation(acme, {"kind": "list_join", "list_id": other_list.id}, name="Offers")
+    ann = person(acme)
+    for lst in (news, other_list):
+        Subscription.create(contact=ann, list=lst, status="subscribed")
+        triggers.list_joined(acme, [ann.id], lst.id)
+    preferences.save(Contact.get_by_id(ann.id), [], "198.51.100.1")  # untick every public list: News
+    assert [(run.state, run.exit_reason) for run in runs_of(on_news)] == [("exited", "left_list")]
+    assert [run.state for run in runs_of(on_offers)] == ["waiting"]  # Offers is private: the page leaves it be
+
+
+# --- events -----------------------------------------------------------------------------------------------
+
+def test_events_api_starts_wakes_and_ends_runs(acme, api):
+    starts = automation(acme, {"kind": "event", "name": "trial.started"})
+    converts = automation(acme, {"kind": "manual"}, goal={"kind": "event", "name": "order.paid"}, name="Convert")
+    waits = automation(acme, {"kind": "manual"}, name="Waits")
+    ann = person(acme)
+    triggers.start_manually(converts, [ann.id])
+    triggers.start_manually(waits, [ann.id])
+    waiting = runs_of(waits)[0]
+    AutomationRun.update(waiting_for="order.paid", next_at=T0 + datetime.timedelta(days=3)).where(
+        AutomationRun.id == waiting.id).execute()
+
+    answer = api.post("/api/v1/events", json={"email": "ANN@example.com", "name": "trial.started",
+                                               "data": {"plan": "pro"}})
+    assert answer.status_code == 201, answer.get_data(as_text=True)
+    assert answer.json == {"name": "trial.started", "contact_id": ann.id, "entered": 1, "woken": 0, "goal": 0}
+    assert runs_of(starts)[0].data["event_data"] == {"plan": "pro"}
+
+    answer = api.post("/api/v1/events", json={"contact_id": ann.id, "name": "order.paid"})
+    assert answer.json["goal"] == 1 and answer.json["woken"] == 1
+    assert [(run.state, run.exit_reason) for run in runs_of(converts)] == [("exited", "goal")]
+    woken = AutomationRun.get_by_id(waiting.id)
+    assert woken.data["last_wait"] == "event"
+    assert AutomationEvent.select().where(AutomationEvent.contact == ann.id).count() == 2
+
+
+def test_events_api_refuses_bad_input_and_changes_nothing(acme, api):
+    made = automation(acme, {"kind": "event", "name": "paid"})
+    ann = person(acme)
+    cases = [
+        ({"contact_id": ann.id, "name": "no spaces please"}, "name"),
+        ({"contact_id": ann.id, "email": "ann@example.com", "name": "paid"}, None),
+        ({"name": "paid"}, None),
+        ({"email": "nobody@example.com", "name": "paid"}, "email"),
+        ({"email": "not an address", "name": "paid"}, "email"),
+        ({"contact_id": ann.id, "name": "paid", "data": {"k": "x" * 8001}}, "data"),
+        ({"contact_id": ann.id, "name": "paid", "data": {"nested": {"a": 1}}}, None),
+    ]
+    for body, field in cases:
+        answer = api.post("/api/v1/events", json=body)
+        assert answer.status_code == 422, (body, answer.get_data(as_text=True))
+        if field:
+            assert field in (answer.json.get("errors") or {}), (body, answer.json)
+    assert runs_of(made) == [] and AutomationEvent.select().count() == 0
+
+
+def test_events_api_needs_a_key_an_edit_role_and_the_same_team(acme, api_key_for):
+    made = automation(acme, {"kind": "event", "name": "paid"})
+    ann = person(acme)
+    guest = api_key_for("guest")
+    assert guest.post("/api/v1/events", json={"contact_id": ann.id, "name": "paid"}).status_code == 403
+    nobody = api_key_for("admin")
+    nobody.raw_key = ""
+    assert nobody.post("/api/v1/events", json={"contact_id": ann.id, "name": "paid"}).status_code == 401
+    other = Team.create(name="Other")
+    outsider = api_key_for("admin", team=other)
+    answer = outsider.post("/api/v1/events", json={"contact_id": ann.id, "name": "paid"})
+    assert answer.status_code == 422  # another team's contact is not found
+    answer = outsider.post("/api/v1/events", json={"email": "ann@example.com", "name": "paid"})
+    assert answer.status_code == 422
+    assert runs_of(made) == [] and AutomationEvent.select().count() == 0
+    big = api_key_for("admin").post("/api/v1/events", data=b"{" + b" " * (5 * 1024 * 1024) + b"}",
+                                    headers={"Content-Type": "application/json"})
+    assert big.status_code == 413
+
+
+# --- segment entry ----------------------------------------------------------------------------------------
+
+def test_segment_members_at_go_live_are_the_baseline_newcomers_enter(acme, news, api):
+    vip = Segment.create(team=acme, name="VIPs", rules={"op": "and", "rules": [
+        {"field": "list", "operator": "in_list", "value": news.id}]})
+    early = person(acme, "early@example.com")
+    Subscription.create(contact=early, list=news, status="subscribed")
+    made = automation(acme, {"kind": "segment_entry", "segment_id": vip.id})
+    assert triggers.check_segments(T0) == 0  # the first look is the baseline
+    assert runs_of(made) == []
+    late = person(acme, "late@example.com")
+    # A contact change (here: added to the list through the API) checks the segment for that contact at once.
+    assert api.post(f"/api/v1/lists/{news.id}/subscriptions", json={"contact_id": late.id}).status_code == 201
+    assert [run.contact_id for run in runs_of(made)] == [late.id]
+    # Someone who joined some other way is found by the periodic check.
+    third = person(acme, "third@example.com")
+    Subscription.create(contact=third, list=news, status="subscribed")
+    assert triggers.check_segments(T0) == 1
+    assert sorted(run.contact_id for run in runs_of(made)) == sorted([late.id, third.id])
+    assert triggers.check_segments(T0) == 0
