@@ -211,3 +211,21 @@ def test_send_test_sends_every_email_step_to_one_address(web, ready_team, app):
     assert "Sent 2 test emails" in soup(response).select_one("#automation-test").text
     subjects = sorted(m.subject for m in CaughtMessage.select())
     assert len(subjects) == 2 and all("Test" in s for s in subjects)
+
+
+def test_contact_page_shows_automation_steps_with_links(web, series):
+    email, wait, _ = steps_of(series)
+    contact = Contact.create(team=series.team, email="t@example.com", domain="example.com")
+    now = utcnow()
+    run = AutomationRun.create(automation=series.id, team=series.team_id, contact=contact.id, step_id=wait.id,
+                               state="exited", exit_reason="unsubscribed", data={}, entered_at=now, ended_at=now)
+    AutomationVisit.create(run=run.id, step=email.id, outcome="queued", entered_at=now, done_at=now)
+    AutomationVisit.create(run=run.id, step=wait.id, outcome="done", detail="timeout", entered_at=now, done_at=now)
+    section = soup(web.get(f"/contacts/{contact.id}")).select_one("#automation-history")
+    lines = [" ".join(li.text.split()) for li in section.select("li")]
+    assert any(line.endswith("Welcome series: exited: unsubscribed") for line in lines), lines
+    assert any(line.endswith("Welcome series: email “Welcome!” sent") for line in lines), lines
+    assert any(line.endswith("Welcome series: waited (ended by timeout)") for line in lines), lines
+    assert section.select_one("a")["href"] == f"/automations/{series.id}"
+    other = Contact.create(team=series.team, email="u@example.com", domain="example.com")
+    assert soup(web.get(f"/contacts/{other.id}")).select_one("#automation-history") is None

@@ -9,6 +9,7 @@ from collections import defaultdict
 
 from peewee import fn
 
+from app.models import Automation
 from app.models import AutomationRun
 from app.models import AutomationStep
 from app.models import AutomationVisit
@@ -101,3 +102,45 @@ def email_rates(steps, counts):
         rows.append((step, numbers, (numbers.get("opened", 0) / sent) if sent else 0.0,
                      (numbers.get("clicked", 0) / sent) if sent else 0.0))
     return rows
+
+
+def _visit_words(step, visit, labels):
+    config = step.config if isinstance(step.config, dict) else {}
+    outcome, _sep, why = (visit.outcome or "").partition(":")
+    if not outcome:
+        return "waiting" if step.kind == StepKind.WAIT else f"{labels.get(step.kind, step.kind).lower()}: in progress"
+    if step.kind == StepKind.EMAIL:
+        words = f"email “{config.get('subject', '')}”"
+        return f"{words} sent" if outcome in SENT_OUTCOMES else f"{words} {outcome}" + (f" ({why})" if why else "")
+    if step.kind == StepKind.WAIT:
+        return "waited" + (f" (ended by {visit.detail})" if visit.detail in ("event", "timeout") else "")
+    if step.kind == StepKind.CONDITION:
+        return f"condition: {outcome}"
+    return f"{labels.get(step.kind, step.kind).lower()}: {outcome}" + (f" ({why})" if why else "")
+
+
+def contact_history(contact, labels, limit=50):
+    """What the contact's automations did, newest first, for the contact page: [{"at", "automation_id",
+    "automation", "text"}]. Three queries: the contact's latest runs, their visits with steps, the names."""
+    from_runs = list(AutomationRun.select().where(AutomationRun.contact == contact.id)
+                     .order_by(AutomationRun.entered_at.desc(), AutomationRun.id.desc()).limit(20))
+    if not from_runs:
+        return []
+    names = {a.id: a.name for a in Automation.select(Automation.id, Automation.name).where(
+        Automation.id.in_({r.automation_id for r in from_runs}) & (Automation.team == contact.team_id))}
+    runs_by_id = {r.id: r for r in from_runs if r.automation_id in names}
+    items = []
+    for run in runs_by_id.values():
+        items.append({"at": run.entered_at, "order": 0, "run": run, "text": "entered"})
+        if run.ended_at is not None:
+            text = ("exited: " + EXIT_REASONS.get(run.exit_reason, run.exit_reason or "other").lower()
+                    if run.state == RunState.EXITED else "finished")
+            items.append({"at": run.ended_at, "order": 2, "run": run, "text": text})
+    visits = (AutomationVisit.select(AutomationVisit, AutomationStep).join(AutomationStep)
+              .where(AutomationVisit.run.in_(list(runs_by_id))).order_by(AutomationVisit.id.desc()).limit(limit * 2))
+    for visit in visits:
+        items.append({"at": visit.done_at or visit.entered_at, "order": 1, "run": runs_by_id[visit.run_id],
+                      "text": _visit_words(visit.step, visit, labels)})
+    items.sort(key=lambda i: (i["at"], i["order"]), reverse=True)
+    return [{"at": i["at"], "automation_id": i["run"].automation_id, "automation": names[i["run"].automation_id],
+             "text": i["text"]} for i in items[:limit]]

@@ -16,6 +16,9 @@ from flask import stream_with_context
 from flask import url_for
 from flask_login import current_user
 
+from app.automations import flow
+from app.automations import report as automation_report
+from app.automations import runs
 from app.contacts import bulk as bulk_actions
 from app.contacts import export as exports
 from app.contacts import fields as custom_fields
@@ -90,7 +93,7 @@ def _results(endpoint, base_args, contact_filter, fixed_list=None):
                 tags=contact_tags.tags_of_team(g.team),
                 has_any=bool(page.contacts) or query.team_has_contacts(g.team), error=error,
                 first_page=not before and not after, lists=mailing_lists.lists_of(g.team),
-                segments=query.segments_of(g.team))
+                segments=query.segments_of(g.team), live_automations=runs.live_automations(g.team.id))
 
 
 @bp.route("/")
@@ -132,6 +135,7 @@ def show(contact_id):
     events, cursor = timelines.timeline(contact, request.args.get("events_before", type=int))
     return render_template("contacts/show.html", contact=contact, fields=custom_fields.fields_of(g.team),
                            attributes=services.attributes_of(contact), events=events, cursor=cursor,
+                           automation_history=automation_report.contact_history(contact, flow.STEP_LABELS),
                            **_lists_context(contact), **_tags_context(contact))
 
 
@@ -312,7 +316,8 @@ def bulk():
         bulk_actions.validate_bulk(g.team, form)
         if (form.get("action") == "delete" or form.get("scope") == "filter") and not form.get("confirmed"):
             return render_template("contacts/bulk_confirm.html", form=form, count=bulk_actions.bulk_count(g.team, form),
-                                   target=mailing_lists.get_list(g.team, form.get("list_id", type=int)))
+                                   target=mailing_lists.get_list(g.team, form.get("list_id", type=int)),
+                                   automation=runs.team_automation(g.team, form.get("automation_id", type=int)))
         job = bulk_actions.start_bulk(g.team, current_user, form)
     except ContactError as exc:
         flash(str(exc), "error")
