@@ -6,9 +6,11 @@ advance_soon() is what triggers call after entering contacts: a welcome email le
 at the next minute. Two ticks at once are safe (each claims different runs with a lease), so neither is locked."""
 from huey import crontab
 
+from app.automations import mail
 from app.automations import scheduler
 from tasks import huey
 from tasks import retry_policy
+from tasks import sending
 
 LIMIT = 1000  # runs per tick: a bounded transaction and a task that ends within a minute
 
@@ -17,6 +19,10 @@ def run_tick(limit=LIMIT):
     moved = scheduler.tick(limit=limit)
     if moved >= limit:
         advance.schedule(delay=0)  # more are due: carry on now, in a task of its own (the queue stays fair)
+    for campaign_id in mail.due_campaign_ids():
+        # Email steps queued messages (each step's hidden campaign): the sending engine takes them now, not at its
+        # minute tick; a campaign already being sent answers "busy" at once.
+        sending.send_campaign(campaign_id)
     return moved
 
 

@@ -1,0 +1,127 @@
+"""kill -9 of a real huey consumer while it does the email step of many runs, then a restart: every contact gets the
+step's email exactly once (app/automations/mail.py writes its AutomationMail row with the Send row in one
+transaction; the step done again after the crash finds it). A real subprocess consumer, a real SMTP server on
+loopback, the test clock file shared with the consumer."""
+import datetime
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from app import clock
+from app.automations import runs
+from app.config import ROOT
+from app.models import Automation
+from app.models import AutomationMail
+from app.models import AutomationRun
+from app.models import AutomationStep
+from app.models import AutomationVisit
+from app.models import Send
+from app.models import utcnow
+from tests.sending_support import TestSmtp
+from tests.sending_support import make_account
+from tests.sending_support import make_contacts
+from tests.sending_support import make_team
+
+CONTACTS = 400
+
+
+def start_consumer(env):
+    return subprocess.Popen([str(ROOT / ".venv" / "bin" / "huey_consumer"), "wsgi.huey", "-w", "2", "-m", "0.1",
+                             "--flush-locks"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def output(process):
+    try:
+        return process.communicate(timeout=10)[0].decode(errors="replace")[-3000:]
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return "(no output)"
+
+
+def enqueue_tick(env):
+    code = "import wsgi; from tasks.automations import advance; advance()"
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, timeout=60)
+
+
+def test_kill_9_during_an_email_step_sends_it_exactly_once_after_a_restart(app, tmp_path, queue_env):
+    sink = TestSmtp(delay=0.001)
+    clock_file = tmp_path / "clock.txt"
+    app.config["CLOCK_FILE"] = str(clock_file)
+    try:
+        with app.app_context():
+            start = clock.set_time(clock_file, utcnow().replace(microsecond=0))
+            team = make_team()
+            make_account(team, sink.port, max_connections=4)
+            contacts = make_contacts(team, CONTACTS)
+            automation = Automation.create(team=team, name="Welcome", state="live", trigger={"kind": "manual"},
+                                           goal={}, from_name="Acme", from_email="news@acme.test")
+            welcome = AutomationStep.create(automation=automation, kind="email", config={
+                "subject": "Welcome {{ contact.name }}", "preheader": "", "kind": "html", "body": "<p>Hi</p>",
+                "template_id": None, "from_name": "", "from_email": ""})
+            wait = AutomationStep.create(automation=automation, kind="wait",
+                                         config={"mode": "duration", "minutes": 24 * 60})
+            AutomationStep.update(next_id=wait.id).where(AutomationStep.id == welcome.id).execute()
+            automation.first_step_id = welcome.id
+            automation.save()
+            for person in contacts:
+                assert runs.enter(automation, person, {}, start) is not None
+        env = dict(os.environ, **queue_env, LOFT_DATABASE_URL=app.config["DATABASE_URL"],
+                   LOFT_SECRET_KEY="test-secret", LOFT_LOG_LEVEL="WARNING", LOFT_BASE_URL="http://loft.test",
+                   LOFT_MAIL_ALLOW_PRIVATE="true", LOFT_SENDING_PROCESSES="1",
+                   LOFT_CLOCK_FILE=str(clock_file), LOFT_TESTING="1")
+        enqueue_tick(env)
+        consumer = start_consumer(env)
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                with app.app_context():
+                    queued = AutomationMail.select().count()
+                if queued >= CONTACTS // 10:
+                    break
+                if time.monotonic() > deadline or consumer.poll() is not None:
+                    consumer.kill()
+                    raise AssertionError("the consumer did not start the email step: " + output(consumer))
+                time.sleep(0.005)
+            os.kill(consumer.pid, signal.SIGKILL)
+            consumer.wait(timeout=10)
+        finally:
+            if consumer.poll() is None:
+                consumer.kill()
+
+        with app.app_context():
+            at_kill = AutomationMail.select().count()
+            open_visits = AutomationVisit.select().where((AutomationVisit.step == welcome.id)
+                                                         & (AutomationVisit.outcome == "")).count()
+            assert Send.select().count() == at_kill  # each queued email is one Send row, written together
+        assert at_kill < CONTACTS or open_visits, "the kill came after the email step: nothing was tested"
+
+        # The dead tick's lease on its runs (5 minutes of the engine's clock) runs out; a new consumer takes over.
+        clock.advance(clock_file, minutes=6)
+        restarted = start_consumer(env)
+        try:
+            enqueue_tick(env)
+            deadline = time.monotonic() + 120
+            while sum(1 for count in sink.handler.delivered.values() if count) < CONTACTS:
+                if time.monotonic() > deadline or restarted.poll() is not None:
+                    restarted.kill()
+                    raise AssertionError(f"{len(sink.handler.delivered)} of {CONTACTS} got the email: "
+                                         + output(restarted))
+                time.sleep(0.1)
+            time.sleep(1.5)  # anything sent twice would arrive now
+        finally:
+            restarted.terminate()
+            restarted.wait(timeout=15)
+
+        delivered = sink.handler.delivered
+        assert set(delivered) == {c.email for c in contacts}
+        twice = sorted(address for address, count in delivered.items() if count != 1)
+        assert not twice, f"{len(twice)} got the email more than once: {twice[:5]}"
+        with app.app_context():
+            assert AutomationMail.select().count() == CONTACTS and Send.select().count() == CONTACTS
+            assert {run.step_id for run in AutomationRun.select()} == {wait.id}
+            assert AutomationRun.select().where(AutomationRun.next_at > start + datetime.timedelta(hours=23)).count() \
+                == CONTACTS
+    finally:
+        sink.stop()
