@@ -4,6 +4,7 @@ from huey import crontab
 from app.automations import triggers
 from tasks import huey
 from tasks import retry_policy
+from tasks.automations import advance_soon
 
 
 @retry_policy(0, 0, "periodic: the next check compares the segment again and misses nobody")
@@ -11,7 +12,10 @@ from tasks import retry_policy
 @huey.lock_task("automation-triggers-segments")
 def check_segments():
     """Segment-entry automations: newcomers to each segment since the last check enter."""
-    return triggers.check_segments()
+    entered = triggers.check_segments()
+    if entered:
+        advance_soon()
+    return entered
 
 
 @retry_policy(0, 0, "periodic: the next hour fires what this one missed on the same day (once per occurrence)")
@@ -19,4 +23,7 @@ def check_segments():
 @huey.lock_task("automation-triggers-dates")
 def check_dates():
     """Date-field automations: contacts whose date (+ offset) is today in the team's zone, once its time passed."""
-    return triggers.check_dates()
+    entered = triggers.check_dates()
+    if entered:
+        advance_soon()
+    return entered

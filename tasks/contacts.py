@@ -3,6 +3,7 @@ from app.contacts import bulk
 from app.contacts import validity
 from tasks import huey
 from tasks import retry_policy
+from tasks.automations import advance_soon
 
 
 @retry_policy(0, 0, "its AuditLog row records the failure; a half-done bulk action is not repeated unasked")
@@ -10,6 +11,7 @@ from tasks import retry_policy
 def run_bulk(job_id):
     """A bulk action recorded by bulk.start_bulk; progress and outcome live in its AuditLog row."""
     bulk.run_bulk(job_id)
+    advance_soon()  # contacts a bulk "add to list" or "start an automation" entered move now
 
 
 @retry_policy(0, 0, "its job row records the failure; the person starts it again")

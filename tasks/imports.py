@@ -10,6 +10,7 @@ from app.imports import importer
 from app.imports import services
 from tasks import huey
 from tasks import retry_policy
+from tasks.automations import advance_soon
 
 
 @retry_policy(0, 0, "imports.resume_stalled carries an interrupted import on from its cursor")
@@ -17,6 +18,7 @@ from tasks import retry_policy
 def run_import(job_id):
     """Import (or carry on importing) one uploaded CSV file."""
     importer.run_import(job_id)
+    advance_soon()  # runs its subscribers entered (list_join automations) move now, not at the next minute
 
 
 @retry_policy(0, 0, "periodic: the next run is two minutes away")

@@ -309,3 +309,39 @@ def test_segment_members_at_go_live_are_the_baseline_newcomers_enter(acme, news,
     assert triggers.check_segments(T0) == 1
     assert sorted(run.contact_id for run in runs_of(made)) == sorted([late.id, third.id])
     assert triggers.check_segments(T0) == 0
+
+
+# --- manual start: the contacts page's bulk action ----------------------------------------------------------
+
+def test_bulk_start_an_automation_for_ticked_contacts_and_for_a_filter(acme, web):
+    made = automation(acme, {"kind": "manual"})
+    ann, bob = person(acme), person(acme, "bob@example.com")
+    page = web.get("/contacts/")
+    assert f'<option value="{made.id}">Welcome</option>' in page.get_data(as_text=True)
+    response = web.post("/contacts/bulk", {"action": "start_automation", "scope": "selected",
+                                           "ids": [str(ann.id), str(bob.id)], "automation_id": str(made.id)})
+    assert response.status_code == 302, response.get_data(as_text=True)
+    status = web.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Done. 2 contacts entered" in status and "Welcome" in status
+    assert sorted(run.contact_id for run in runs_of(made)) == sorted([ann.id, bob.id])
+    assert {run.data["trigger"] for run in runs_of(made)} == {"manual"}
+    # The whole filter asks first, saying how many, then enters those the re-entry rule allows (nobody new).
+    carl = person(acme, "carl@example.com")
+    form = {"action": "start_automation", "scope": "filter", "automation_id": str(made.id)}
+    confirm = web.post("/contacts/bulk", form).get_data(as_text=True)
+    assert "Start “Welcome” for 3 contacts?" in confirm
+    response = web.post("/contacts/bulk", dict(form, confirmed="1"))
+    assert "Done. 1 contact entered" in web.get(response.headers["Location"]).get_data(as_text=True)
+    assert carl.id in {run.contact_id for run in runs_of(made)}
+
+
+def test_bulk_start_refuses_another_teams_or_a_paused_automation(acme, web):
+    ann = person(acme)
+    theirs = automation(Team.create(name="Other"), {"kind": "manual"})
+    paused = automation(acme, {"kind": "manual"}, state="paused", name="Paused")
+    for target in (theirs, paused):
+        response = web.post("/contacts/bulk", {"action": "start_automation", "scope": "selected",
+                                               "ids": [str(ann.id)], "automation_id": str(target.id)},
+                            follow_redirects=True)
+        assert "Choose a live automation" in response.get_data(as_text=True)
+        assert runs_of(target) == []

@@ -114,3 +114,10 @@ def enter_many(automation, contact_ids, data=None, now=None, *, chunk=500):
 def _count(automation_id, contact_ids):
     return AutomationRun.select().where((AutomationRun.automation == automation_id)
                                         & AutomationRun.contact.in_(contact_ids)).count()
+
+
+def team_automation(team, automation_id):
+    """The team's automation with this id, or None (another team's id is simply not found)."""
+    if automation_id is None:
+        return None
+    return Automation.get_or_none((Automation.id == automation_id) & (Automation.team == getattr(team, "id", team)))

@@ -188,11 +188,12 @@ def _wake(contact_id, name, now):
 # --- Manual -----------------------------------------------------------------------------------------------------
 
 def start_manually(automation, contact_ids, user=None, now=None):
-    """Start a live automation for the chosen contacts (of its team, active): how many entered."""
+    """Start a live automation for the chosen contacts (of its team, active): how many entered. `user` is the
+    person (or their id) who started it, kept on each run."""
     if automation.state != AutomationState.LIVE:
         raise TriggerError(f"“{automation.name}” is not live: start it first, then add contacts by hand.",
                            field="automation_id")
-    return runs.enter_many(automation, contact_ids, {"trigger": "manual", "by": getattr(user, "id", None)},
+    return runs.enter_many(automation, contact_ids, {"trigger": "manual", "by": getattr(user, "id", user)},
                            now or clock.now())
 
 

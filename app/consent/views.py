@@ -39,6 +39,7 @@ from app.security import csrf_exempt
 from app.settings import base_url
 from app.teams.context import require
 from app.teams.context import team_object_or_404
+from tasks.automations import advance_soon
 from tasks.consent import send_confirmation
 
 bp = Blueprint("consent", __name__)
@@ -323,6 +324,8 @@ def signup(public_id):
     if outcome.send_confirmation:
         # As the team, through its own SMTP account (never the instance's server): tasks/consent.py.
         send_confirmation(mailing_list.id, outcome.subscription.id)
+    if outcome.state == "subscribed":
+        advance_soon()  # a welcome automation it started sends in seconds, not at the next minute
     return render_template("consent/signup_done.html", mailing_list=mailing_list, outcome=outcome)
 
 
@@ -389,6 +392,8 @@ def _built_form_signup(signup_form):
     except ConsentError as exc:
         return _framing(_built_page(signup_form, 422, **_refused_address(exc)))
     # One email for the sign-up: its link confirms every list of the form that asks for it (forms.companions).
+    if any(outcome.state == "subscribed" for outcome in outcomes):
+        advance_soon()
     waiting = next((outcome for outcome in outcomes if outcome.send_confirmation), None)
     if waiting is not None:
         send_confirmation(waiting.subscription.list_id, waiting.subscription.id)
@@ -468,6 +473,7 @@ def confirm(public_id, token):
     if not forms.confirm(mailing_list, sub, client_ip()):
         return render_template("consent/message.html", team=mailing_list.team, title="Nothing to confirm",
                                message="This subscription can no longer be confirmed."), 410
+    advance_soon()  # the confirmation is the list join: its automations start now
     contact = gdpr.get_contact(mailing_list.team, sub.contact_id)
     return render_template("consent/confirmed.html", mailing_list=mailing_list, names=names,
                            preferences_url=preferences.preference_path(contact))

@@ -23,6 +23,8 @@ from app.db import db
 from app.models import BLOCKED_STATUSES
 from app.models import CONTACT_STATUSES
 from app.models import AuditLog
+from app.models import Automation
+from app.models import AutomationState
 from app.models import Contact
 from app.models import ContactStatus
 from app.models import EventType
@@ -34,7 +36,7 @@ from app.models import utcnow
 MAX_SELECTED = 1000  # ticked ids in one bulk action; larger selections go by filter
 BULK_ACTIONS = {"add_to_list": "Add to list", "remove_from_list": "Remove from list",
                 "add_tag": "Add tag", "remove_tag": "Remove tag",
-                "change_status": "Change status", "delete": "Delete"}
+                "change_status": "Change status", "start_automation": "Start an automation", "delete": "Delete"}
 
 
 def start_bulk(team, user, form):
@@ -85,6 +87,11 @@ def validate_bulk(team, form):
         if tag is None:
             raise ContactError("Choose a tag the contacts have: no tag has that name.", field="tag_name")
         data["tag_id"], data["tag"] = tag.id, tag.name
+    if action == "start_automation":
+        automation = _live_automation(team, positive_int(form.get("automation_id")))
+        if automation is None:
+            raise ContactError("Choose a live automation (a draft or paused one starts nobody).", field="automation_id")
+        data["automation_id"], data["automation"] = automation.id, automation.name
     if action == "change_status":
         # "new_status", not "status": the form also carries the filter, whose "status" is the one to match.
         if form.get("new_status") not in CONTACT_STATUSES:
@@ -230,6 +237,23 @@ def _bulk_remove_tag(team, job, data):
     return apply
 
 
+def _live_automation(team, automation_id):
+    if automation_id is None:
+        return None
+    return Automation.get_or_none((Automation.id == automation_id) & (Automation.team == team)
+                                  & (Automation.state == AutomationState.LIVE))
+
+
+def _bulk_start(team, job, data):
+    automation = _live_automation(team, data["automation_id"])
+    if automation is None:
+        raise ContactError("The automation was paused or deleted while the action was running.")
+
+    def apply(contacts):
+        return triggers.start_manually(automation, [contact.id for contact in contacts], job.user_id)
+    return apply
+
+
 def _bulk_delete(team, job, data):
     def apply(contacts):
         ids = [contact.id for contact in contacts]
@@ -239,4 +263,5 @@ def _bulk_delete(team, job, data):
 
 
 _BULK = {"add_to_list": _bulk_add, "remove_from_list": _bulk_remove, "add_tag": _bulk_add_tag,
-         "remove_tag": _bulk_remove_tag, "change_status": _bulk_status, "delete": _bulk_delete}
+         "remove_tag": _bulk_remove_tag, "change_status": _bulk_status, "start_automation": _bulk_start,
+         "delete": _bulk_delete}
