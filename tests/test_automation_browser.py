@@ -1,0 +1,133 @@
+"""The automation builder in a real headless Chromium: a three-step series with a condition is built by keyboard and
+mouse without a page load, a step is edited in place (the focus goes into its form and back to its Edit button), and
+the automation goes live. Branches sit side by side on a wide screen and stacked on a phone.
+
+Skips with the reason where Chromium or Playwright is missing (see tests/browser_support.py).
+"""
+import pytest
+
+expect = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed "
+                             "(`make test` installs it from requirements-dev.txt)").expect
+
+from browser_support import ADMIN
+from browser_support import DESKTOP
+from browser_support import assert_accessible
+from browser_support import sign_up_admin
+
+
+def settled(page):
+    expect(page.locator(".htmx-request, .htmx-swapping, .htmx-settling")).to_have_count(0)
+
+
+def _ready_team():
+    from app.models import MailingList
+    from app.models import SenderDomain
+    from app.models import Team
+    from app.models import utcnow
+    team = Team.get(Team.name == ADMIN["team"])
+    team.postal_address = "1 Main Street, Springfield"
+    team.save()
+    SenderDomain.create(team=team, domain="acme.example", verified_at=utcnow(), dkim_private_key="x")
+    return MailingList.create(team=team, name="Newsletter")
+
+
+def _step_ids(kind):
+    from app.models import AutomationStep
+    return [s.id for s in AutomationStep.select().where(AutomationStep.kind == kind).order_by(AutomationStep.id)]
+
+
+def test_build_a_series_with_a_condition_edit_in_place_and_go_live(page):
+    from app.models import Automation
+    from app.automations import flow
+
+    sign_up_admin(page)
+    _ready_team()
+    page.goto("/automations/")
+    expect(page.locator("section.empty")).to_contain_text("Start with a welcome series")
+    # Keyboard: choose a blank automation, type its name, submit with Enter.
+    page.get_by_label("Start from").select_option("")
+    page.get_by_label("Name").focus()
+    page.keyboard.type("Onboarding")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/automations/*")
+    expect(page.locator("#flow")).to_contain_text("No steps yet")
+    page.evaluate("window.loftMarker = 'still here'")  # a full page load would wipe it
+
+    # Step 1 (mouse): an email at the top; its form opens with the focus in the subject.
+    page.get_by_label("Step to add at the top").select_option("email")
+    page.get_by_role("button", name="Add step at the top").click()
+    settled(page)
+    subject = page.get_by_label("Subject")
+    expect(subject).to_be_focused()
+    subject.fill("Welcome aboard")
+    page.get_by_label("Content").fill("<p>Hi {{ contact.name }}</p>")
+    page.get_by_role("button", name="Save step").click()
+    settled(page)
+    email_id = _step_ids("email")[0]
+    expect(page.locator(f"#step-{email_id} .flow-summary")).to_have_text("Send “Welcome aboard”")
+    expect(page.locator(f"#edit-step-{email_id}")).to_be_focused()
+
+    # Step 2 (keyboard): a condition after step 1, testing whether step 1 was opened.
+    page.get_by_label("Step to add after step 1").focus()
+    page.get_by_label("Step to add after step 1").select_option("condition")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    settled(page)
+    expect(page.get_by_label("Test", exact=True)).to_be_focused()
+    page.get_by_label("Test", exact=True).select_option("opened")
+    page.get_by_label("Email (opened or clicked)").select_option(str(email_id))
+    page.get_by_role("button", name="Save step").press("Enter")  # the keyboard activates the focused button
+    settled(page)
+    condition_id = _step_ids("condition")[0]
+    expect(page.locator(f"#step-{condition_id} .flow-summary")).to_have_text("If they opened the email of step 1")
+
+    # Step 3 (mouse): an email at the start of the yes branch.
+    page.get_by_label("Step to add at the start of the yes branch of step 2").select_option("email")
+    page.get_by_role("button", name="Add step at the start of the yes branch of step 2").click()
+    settled(page)
+    page.get_by_label("Subject").fill("Thanks for reading")
+    page.get_by_label("Content").fill("<p>Here is more.</p>")
+    page.get_by_role("button", name="Save step").click()
+    settled(page)
+    expect(page.locator("#flow article.flow-step")).to_have_count(3)
+    expect(page.locator(".flow-yes article.flow-step")).to_have_count(1)
+    expect(page.locator(".flow-no")).to_contain_text("The automation ends here.")
+
+    # Edit step 1 in place: Edit → the form swaps in with the focus in it → Save swaps the card back.
+    page.locator(f"#edit-step-{email_id}").click()
+    settled(page)
+    expect(page.locator(f"#step-form-{email_id} [name=subject]")).to_be_focused()
+    page.locator(f"#step-form-{email_id} [name=subject]").fill("{{ broken")
+    page.keyboard.press("Enter")
+    settled(page)
+    expect(page.locator(f"#step-{email_id} .error")).to_contain_text("This subject cannot be used")
+    page.locator(f"#step-form-{email_id} [name=subject]").fill("Welcome, really")
+    page.keyboard.press("Enter")
+    settled(page)
+    expect(page.locator(f"#step-{email_id} .flow-summary")).to_have_text("Send “Welcome, really”")
+    expect(page.locator(f"#edit-step-{email_id}")).to_be_focused()
+    assert page.evaluate("window.loftMarker") == "still here"
+    assert_accessible(page)
+
+    # Wide screen: the branches side by side; phone: stacked.
+    yes_box = page.locator(".flow-yes").bounding_box()
+    no_box = page.locator(".flow-no").bounding_box()
+    assert no_box["y"] > yes_box["y"]
+    page.set_viewport_size(DESKTOP)
+    yes_box = page.locator(".flow-yes").bounding_box()
+    no_box = page.locator(".flow-no").bounding_box()
+    assert abs(no_box["y"] - yes_box["y"]) < 2 and no_box["x"] > yes_box["x"]
+
+    # Settings, then go live.
+    page.get_by_label("Starts when a contact…").select_option("list_join")
+    page.get_by_label("List (joins or confirms)").select_option(label="Newsletter")
+    page.get_by_label("From address").first.fill("hello@acme.example")
+    page.get_by_role("button", name="Save settings").click()
+    page.wait_for_load_state()
+    expect(page.locator(".problems")).to_have_count(0)
+    page.get_by_role("button", name="Go live").click()
+    page.wait_for_load_state()
+    expect(page.locator("h1 .badge")).to_have_text("Live")
+    automation = Automation.get(Automation.name == "Onboarding")
+    assert automation.state == "live"
+    assert [s.kind for s in flow.ordered_steps(automation)] == ["email", "condition", "email"]
