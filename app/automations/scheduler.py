@@ -21,6 +21,7 @@ from peewee import fn
 from app import clock
 from app.automations import runs
 from app.automations import steps
+from app.db import claimed_among
 from app.db import db
 from app.db import skip_locked
 from app.models import Automation
@@ -42,19 +43,23 @@ MAX_STEPS = 200  # a tree has no loops; a corrupted one (next_id pointing back) 
 CHUNK = 500  # ids per IN list when loading claimed runs
 
 
-def claim(now, limit=1000):
-    """Lease up to `limit` due runs of live automations to this tick, in one UPDATE; their ids."""
+def claim_query(now, limit=1000):
+    """The claim: one UPDATE leasing up to `limit` due runs of live automations, returning their ids."""
     live = Automation.select(Automation.id).where(Automation.state == AutomationState.LIVE)
     due = skip_locked(
         AutomationRun.select(AutomationRun.id)
         .where((AutomationRun.state == RunState.WAITING) & (AutomationRun.next_at <= now)
                & (AutomationRun.claimed_until.is_null() | (AutomationRun.claimed_until < now))
-               & AutomationRun.automation.in_(live))
+               & claimed_among(AutomationRun.automation, live))
         .order_by(AutomationRun.next_at).limit(limit))
+    return (AutomationRun.update(claimed_until=now + LEASE)
+            .where(claimed_among(AutomationRun.id, due)).returning(AutomationRun.id))
+
+
+def claim(now, limit=1000):
+    """Lease up to `limit` due runs to this tick; their ids."""
     with db.atomic():
-        rows = (AutomationRun.update(claimed_until=now + LEASE)
-                .where(AutomationRun.id.in_(due)).returning(AutomationRun.id).execute())
-        return [row.id for row in rows]
+        return [row.id for row in claim_query(now, limit).execute()]
 
 
 def tick(now=None, limit=1000):
