@@ -345,3 +345,12 @@ def test_bulk_start_refuses_another_teams_or_a_paused_automation(acme, web):
                             follow_redirects=True)
         assert "Choose a live automation" in response.get_data(as_text=True)
         assert runs_of(target) == []
+
+
+def test_suppressing_an_address_through_the_api_exits_its_runs(acme, api):
+    made = automation(acme, {"kind": "manual"})
+    ann, bob = person(acme), person(acme, "bob@example.com")
+    triggers.start_manually(made, [ann.id, bob.id])
+    assert api.post("/api/v1/suppressions", json={"value": "ann@example.com"}).status_code == 201
+    states = {run.contact_id: (run.state, run.exit_reason) for run in runs_of(made)}
+    assert states == {ann.id: ("exited", "suppressed"), bob.id: ("waiting", "")}

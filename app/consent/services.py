@@ -17,6 +17,7 @@ from peewee import Value
 
 from app import addresses
 from app import events
+from app.automations import triggers
 from app.consent import suppression
 from app.db import db
 from app.db import insert_many
@@ -131,6 +132,7 @@ def mark_contacts(team, kind, values, user=None, why="suppression list"):
             return 0
         events.write(db.cursor(), [(team.id, contact_id, None, EventType.STATUS_CHANGED.value, now, data)
                                    for contact_id in ids])
+        triggers.contacts_stopped(ids, ContactStatus.SUPPRESSED, now)
         return Contact.update(status=ContactStatus.SUPPRESSED, updated_at=now).where(Contact.id << ids).execute()
     changed = 0
     for domain in values:
