@@ -179,8 +179,10 @@ def test_gunicorn_threads_keep_connections_and_see_every_write_at_once(app, admi
         with app.app_context():  # revoked by another process: the CLI, or the page served elsewhere
             ApiKey.update(revoked_at=utcnow()).where(ApiKey.id == key.id).execute()
         deadline = time.monotonic() + keys.KEY_CACHE_SECONDS + 20  # the copies' life, and room for a slow box
-        while {status for status, _ in from_every_thread(port, "/api/v1/contacts", raw, count=16)} != {401}:
-            assert time.monotonic() < deadline, "a revoked key was still accepted after the copies expired"
+        while (seen := sorted(status for status, _ in from_every_thread(port, "/api/v1/contacts", raw, count=16))) \
+                != [401] * 16:
+            # The answers go in the message: a 200 is a stale copy or snapshot, anything else is a box too slow
+            assert time.monotonic() < deadline, f"a revoked key was still accepted after the copies expired: {seen}"
             time.sleep(0.5)
     finally:
         server.send_signal(signal.SIGTERM)
