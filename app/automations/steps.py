@@ -14,6 +14,7 @@ import logging
 import zoneinfo
 from typing import NamedTuple
 
+from app.automations import mail
 from app.contacts import services as contacts
 from app.contacts.common import ContactError
 from app.contacts.fields import fields_of
@@ -195,7 +196,6 @@ def field_test(contact, field, op, value):
 def condition(run, step, config, contact, automation, visit, now):
     test = config.get("test")
     if test in ("opened", "clicked"):
-        from app.automations import mail  # written beside this module (the email part); imported when used
         answer = mail.engaged(run, config.get("step_id"), test)
         return Result("yes" if answer else "no", f"{test} the email of step {config.get('step_id')}")
     if test == "field":
@@ -298,7 +298,6 @@ def _webhook_failure(visit, why):
 
 
 def email(run, step, config, contact, automation, visit, now):
-    from app.automations import mail  # the email part's module; imported when used
     outcome = mail.queue_email(run, step, contact, now)
     return Result(outcome)
 
