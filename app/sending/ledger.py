@@ -513,12 +513,13 @@ def queue_one(campaign_id, contact_id, email):
     the caller's transaction. Send is unique per (campaign, contact): a contact who enters the automation again gets
     its row queued again once the earlier message finished (attempts from zero); a row still waiting to go is the
     message of this entry too, so the contact never gets two at once."""
-    found = Send.get_or_none((Send.campaign == campaign_id) & (Send.contact == contact_id))
+    mine = (Send.campaign == campaign_id) & (Send.contact == contact_id)
+    found = Send.select(Send.id).where(mine).first()
     if found is None:
         Send.insert(campaign=campaign_id, contact=contact_id, email=email, status=SendStatus.QUEUED, attempts=0,
                     message_id="", error="").on_conflict_ignore().execute()
         Campaign.update(total=Campaign.total + 1).where(Campaign.id == campaign_id).execute()
-        return Send.get((Send.campaign == campaign_id) & (Send.contact == contact_id)).id
+        return Send.select(Send.id).where(mine).scalar()
     (Send.update(status=SendStatus.QUEUED, attempts=0, error="", next_attempt_at=None, email=email, variant=None)
      .where((Send.id == found.id) & (Send.status << FINISHED)).execute())
     return found.id
