@@ -4,6 +4,7 @@ steps, concurrent ticks and crashes. Real SQLite/PostgreSQL databases, huey task
 through the clock file."""
 import datetime
 import threading
+import time
 
 import pytest
 
@@ -374,3 +375,54 @@ def test_a_killed_worker_s_lease_runs_out_and_the_run_is_claimed_again(team, con
     assert scheduler.tick(T0 + datetime.timedelta(minutes=1)) == 0
     assert scheduler.tick(T0 + scheduler.LEASE + datetime.timedelta(seconds=1)) == 1
     assert reload(run).state == "done"
+
+
+TICKER = """
+import os, sys, time
+from wsgi import app
+from app.automations import scheduler
+go = sys.argv[1]
+while not os.path.exists(go):
+    time.sleep(0.005)
+with app.app_context():
+    total = 0
+    while True:
+        moved = scheduler.tick(limit=7)  # now() from the clock file
+        total += moved
+        if not moved:
+            break
+print(total)
+"""
+
+
+def test_two_processes_ticking_at_once_do_each_step_once(app, tmp_path, receiver):
+    import os
+    import subprocess
+    import sys
+    from app.config import ROOT
+    server = receiver(200)
+    with app.app_context():
+        team = Team.create(name="Acme", time_zone="Europe/Berlin")
+        automation, (hook, done) = build(team, ("webhook", {"url": server.url}), ("exit", {}))
+        started = [start(automation, Contact.create(team=team, email=f"p{i}@example.com", domain="example.com",
+                                                    status="active")) for i in range(60)]
+        db.close()
+    clock_file, go = tmp_path / "clock.txt", tmp_path / "go"
+    clock.set_time(clock_file, T0)
+    env = dict(os.environ, LOFT_DATABASE_URL=app.config["DATABASE_URL"], LOFT_SECRET_KEY="test-secret",
+               LOFT_LOG_LEVEL="WARNING", LOFT_WEBHOOKS_ALLOW_PRIVATE="true", LOFT_CLOCK_FILE=str(clock_file),
+               LOFT_TESTING="1", LOFT_HUEY_PATH=str(tmp_path / "huey.db"), LOFT_QUEUE_URL="")
+    workers = [subprocess.Popen([sys.executable, "-c", TICKER, str(go)], cwd=ROOT, env=env, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    time.sleep(1.5)  # both imported and waiting on the go file
+    go.write_text("go")
+    answers = [worker.communicate(timeout=120) for worker in workers]
+    assert all(worker.returncode == 0 for worker in workers), answers
+    claimed = [int(out.strip().splitlines()[-1]) for out, _ in answers]
+    print("claimed by each process:", claimed)
+    assert sum(claimed) == 60
+    keys = [r["headers"]["X-Loft-Idempotency-Key"] for r in server.requests]
+    assert len(keys) == 60 and len(set(keys)) == 60
+    with app.app_context():
+        assert {reload(r).state for r in started} == {"done"}
+        assert AutomationVisit.select().where(AutomationVisit.outcome == "posted").count() == 60
