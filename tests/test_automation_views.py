@@ -144,7 +144,7 @@ def test_another_teams_automation_is_not_found_and_unchanged(app, web, series):
                        (f"{base}/steps", {"position": "top", "kind": "exit"}),
                        (f"{base}/steps/{step.id}", {"subject": "hacked", "body": "x"}),
                        (f"{base}/steps/{step.id}/remove", {}), (f"{base}/state", {"action": "live"}),
-                       (f"{base}/test", {"test_email": "a@example.com"})):
+                       (f"{base}/test", {"test_email": "a@example.com"}), (f"{base}/start", {"list_id": "1"})):
         assert stranger.post(path, data).status_code == 404, path
     assert AutomationStep.get_by_id(step.id).config == before
     assert AutomationStep.get_by_id(step.id).removed_at is None
@@ -170,7 +170,8 @@ def test_role_matrix_of_routes_with_ids(app, series, role):
                                 (f"{base}/steps/{step.id}", {"subject": ""}, can_edit),
                                 (f"{base}/steps", {"position": "top", "kind": "nope"}, can_edit),
                                 (f"{base}/state", {"action": "nope"}, can_send),
-                                (f"{base}/test", {"test_email": ""}, can_send)):
+                                (f"{base}/test", {"test_email": ""}, can_send),
+                                (f"{base}/start", {"list_id": ""}, can_send)):
         assert (member.post(path, data).status_code == 403) != allowed, (role, path)
     if can_edit:
         assert member.post(f"{base}/steps/{step.id}/remove").status_code == 302
@@ -229,3 +230,23 @@ def test_contact_page_shows_automation_steps_with_links(web, series):
     assert section.select_one("a")["href"] == f"/automations/{series.id}"
     other = Contact.create(team=series.team, email="u@example.com", domain="example.com")
     assert soup(web.get(f"/contacts/{other.id}")).select_one("#automation-history") is None
+
+
+def test_start_by_hand_for_a_list_and_the_list_page_counts(web, series):
+    from app.models import Subscription
+    team = series.team
+    news = MailingList.create(team=team, name="News")
+    theirs = MailingList.create(team=Team.create(name="Globex"), name="Theirs")
+    for i, status in enumerate(["subscribed", "subscribed", "unsubscribed"]):
+        contact = Contact.create(team=team, email=f"m{i}@example.com", domain="example.com")
+        Subscription.create(contact=contact, list=news, status=status)
+    refused = web.post(f"/automations/{series.id}/start", {"list_id": str(news.id)})
+    assert refused.status_code == 422 and "is not live" in refused.get_data(as_text=True)
+    Automation.update(state="live").where(Automation.id == series.id).execute()
+    assert soup(web.get(f"/automations/{series.id}")).select_one("#start-title")
+    other = web.post(f"/automations/{series.id}/start", {"list_id": str(theirs.id)})
+    assert other.status_code == 422 and AutomationRun.select().count() == 0
+    assert web.post(f"/automations/{series.id}/start", {"list_id": str(news.id)}).status_code == 302
+    assert AutomationRun.select().where(AutomationRun.automation == series.id).count() == 2
+    row = soup(web.get("/automations/")).select_one(f"#automation-{series.id}")
+    assert [td.text.strip() for td in row.select("td.num")] == ["2", "0", "0"]

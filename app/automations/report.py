@@ -72,6 +72,17 @@ def run_totals(automation):
             "total": sum(totals.values()), "reasons": reasons.most_common()}
 
 
+def totals_by_automation(team):
+    """{automation_id: {"waiting", "done", "exited"}} for the team's list, in one GROUP BY."""
+    totals = defaultdict(lambda: {"waiting": 0, "done": 0, "exited": 0})
+    rows = (AutomationRun.select(AutomationRun.automation, AutomationRun.state, fn.COUNT(AutomationRun.id))
+            .where(AutomationRun.team == team).group_by(AutomationRun.automation, AutomationRun.state).tuples())
+    for automation_id, state, number in rows:
+        if state in (RunState.WAITING, RunState.DONE, RunState.EXITED):
+            totals[automation_id][state] = number
+    return totals
+
+
 def entries_per_day(automation, today, days=CHART_DAYS):
     """(labels, counts) of runs entered on each of the last `days` UTC days up to `today`."""
     first = today - datetime.timedelta(days=days - 1)

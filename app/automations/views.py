@@ -17,6 +17,7 @@ from app.automations import report
 from app.automations import simulate
 from app.automations import triggers
 from app.contacts import fields as contact_fields
+from app.contacts import lists as mailing_lists
 from app.email_templates import services as template_services
 from app.htmx import is_htmx
 from app.models import Automation
@@ -24,6 +25,7 @@ from app.models import AutomationState
 from app.models import CustomField
 from app.models import MailingList
 from app.models import Segment
+from app.models import Subscription
 from app.models import StepKind
 from app.models import Template
 from app.teams.context import require
@@ -82,7 +84,7 @@ def _step(automation, step_id):
 @require("view")
 def index():
     automations = list(Automation.select().where(Automation.team == g.team).order_by(Automation.updated_at.desc()))
-    totals = {a.id: report.run_totals(a) for a in automations}
+    totals = report.totals_by_automation(g.team)
     return render_template("automations/index.html", automations=automations, totals=totals,
                            state_labels=STATE_LABELS, starters=flow.STARTERS, trigger_labels=flow.TRIGGER_LABELS)
 
@@ -96,7 +98,7 @@ def create():
     except flow.FlowError as exc:
         automations = list(Automation.select().where(Automation.team == g.team))
         return render_template("automations/index.html", automations=automations,
-                               totals={a.id: report.run_totals(a) for a in automations}, state_labels=STATE_LABELS,
+                               totals=report.totals_by_automation(g.team), state_labels=STATE_LABELS,
                                starters=flow.STARTERS, trigger_labels=flow.TRIGGER_LABELS, form=request.form,
                                error=exc.message, errors=exc.errors), 422
     return redirect(url_for("automations.builder", automation_id=automation.id))
@@ -203,6 +205,24 @@ def change_state(automation_id):
         triggers.went_live(automation, clock.now())
     flash({"live": "The automation is live.", "pause": "Paused: no contact moves on until you resume it.",
            "resume": "Resumed.", "draft": "Back to draft."}[action], "success")
+    return redirect(url_for("automations.builder", automation_id=automation.id))
+
+
+@bp.route("/<int:automation_id>/start", methods=["POST"])
+@require("send")
+def start(automation_id):
+    """Start a live, hand-started automation for the subscribed contacts of one of the team's lists."""
+    automation = _automation(automation_id)
+    try:
+        chosen = mailing_lists.get_list(g.team, request.form.get("list_id", type=int) or 0)
+        if chosen is None:
+            raise triggers.TriggerError("Choose one of your lists.", field="list_id")
+        members = [row.contact_id for row in Subscription.select(Subscription.contact).where(
+            (Subscription.list == chosen.id) & (Subscription.status == "subscribed"))]
+        entered = triggers.start_manually(automation, members, current_user, clock.now())
+    except triggers.TriggerError as exc:
+        return _builder(automation, 422, start_error=exc.message)
+    flash(f"{entered:,} contact{'s' if entered != 1 else ''} of “{chosen.name}” entered the automation.", "success")
     return redirect(url_for("automations.builder", automation_id=automation.id))
 
 
