@@ -238,3 +238,28 @@ def test_problems_for_live_then_live_pause_resume_and_no_way_back(acme, admin):
         flow.change_state(automation, "draft")
     assert "cannot go back to draft" in refused.value.message
     assert Automation.get_by_id(automation.id).state == "live"
+
+
+def test_an_email_body_over_the_campaign_limit_is_refused(acme, admin):
+    from app.content import sandbox
+    automation = flow.create_automation(acme, admin, "Big")
+    step = flow.add_step(automation, StepKind.EMAIL)
+    with pytest.raises(flow.FlowError) as refused:
+        flow.edit_step(automation, step, MultiDict({"subject": "x", "body": "a" * (sandbox.MAX_SOURCE + 1)}))
+    assert refused.value.field == "body" and "too long" in refused.value.message
+    with pytest.raises(flow.FlowError) as refused:
+        flow.edit_step(automation, AutomationStep.get_by_id(step.id), MultiDict({"subject": "x",
+                                                                                "body": "{% raw %}x{% endraw %}"}))
+    assert refused.value.field == "body"
+    assert AutomationStep.get_by_id(step.id).config["body"] == ""
+
+
+def test_webhook_url_must_be_https(acme, admin):
+    automation = flow.create_automation(acme, admin, "Hook")
+    step = flow.add_step(automation, StepKind.WEBHOOK)
+    for url in ("http://hooks.example.com/x", "ftp://example.com", "https://user:pw@example.com/", ""):
+        with pytest.raises(flow.FlowError) as refused:
+            flow.edit_step(automation, step, MultiDict({"url": url}))
+        assert refused.value.field == "url"
+    assert flow.edit_step(automation, step, MultiDict({"url": "https://hooks.example.com/in"})).config == {
+        "url": "https://hooks.example.com/in"}

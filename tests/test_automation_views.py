@@ -250,3 +250,19 @@ def test_start_by_hand_for_a_list_and_the_list_page_counts(web, series):
     assert AutomationRun.select().where(AutomationRun.automation == series.id).count() == 2
     row = soup(web.get("/automations/")).select_one(f"#automation-{series.id}")
     assert [td.text.strip() for td in row.select("td.num")] == ["2", "0", "0"]
+
+
+def test_edit_without_javascript_goes_through_full_pages(web, series):
+    wait = steps_of(series)[1]
+    page = soup(web.get(f"/automations/{series.id}/steps/{wait.id}/edit"))
+    assert page.select_one(f"#step-form-{wait.id} [name=amount]")["value"] == "2"
+    assert page.select_one(f"#step-form-{wait.id} [name=unit] option[selected]")["value"] == "days"
+    refused = web.post(f"/automations/{series.id}/steps/{wait.id}", {"mode": "duration", "amount": "x",
+                                                                     "unit": "days"})
+    assert refused.status_code == 422
+    assert soup(refused).select_one(f"#e-s{wait.id}-amount").text.strip() == "The wait must be a whole number."
+    saved = web.post(f"/automations/{series.id}/steps/{wait.id}", {"mode": "duration", "amount": "3", "unit": "hours"})
+    assert saved.status_code == 302 and saved.headers["Location"].endswith(f"#step-{wait.id}")
+    assert AutomationStep.get_by_id(wait.id).config == {"mode": "duration", "minutes": 180}
+    added = web.post(f"/automations/{series.id}/steps", {"position": "top", "kind": "webhook"})
+    assert added.status_code == 302 and added.headers["Location"].endswith("/edit")

@@ -201,7 +201,7 @@ def change_state(automation_id):
         automation = flow.change_state(automation, action)
     except flow.FlowError as exc:
         return _builder(automation, 422, state_error=exc.message)
-    if action in ("live", "resume"):
+    if action == "live":  # the segment baseline: members at go-live never enter (a paused one keeps it current)
         triggers.went_live(automation, clock.now())
     flash({"live": "The automation is live.", "pause": "Paused: no contact moves on until you resume it.",
            "resume": "Resumed.", "draft": "Back to draft."}[action], "success")
