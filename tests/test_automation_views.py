@@ -266,3 +266,23 @@ def test_edit_without_javascript_goes_through_full_pages(web, series):
     assert AutomationStep.get_by_id(wait.id).config == {"mode": "duration", "minutes": 180}
     added = web.post(f"/automations/{series.id}/steps", {"position": "top", "kind": "webhook"})
     assert added.status_code == 302 and added.headers["Location"].endswith("/edit")
+
+
+def test_step_counts_take_the_same_few_queries_for_3_or_30_steps(app, series, caplog):
+    import logging
+
+    def queries(automation):
+        caplog.clear()
+        with caplog.at_level(logging.DEBUG, logger="peewee"):
+            counts = report.step_counts(Automation.get_by_id(automation.id))
+        return len([r for r in caplog.records if r.name == "peewee"]), counts
+
+    few, counts = queries(series)
+    assert len(counts) == 3
+    last = steps_of(series)[-1]
+    for _ in range(27):
+        last = flow.add_step(series, "wait", after=last.id)
+        Campaign.create(team=series.team, name="h")  # not linked: only steps' own campaigns count
+    many, counts = queries(series)
+    assert len(counts) == 30
+    assert 3 <= few == many <= 4  # steps, visits, runs (and events when a step has its campaign)
