@@ -207,11 +207,21 @@ def test_send_test_sends_every_email_step_to_one_address(web, ready_team, app):
     refused = web.post(f"/automations/{automation.id}/test", {"test_email": "a@example.com, b@example.com"},
                        htmx=True)
     assert refused.status_code == 422 and CaughtMessage.select().count() == 0
-    response = web.post(f"/automations/{automation.id}/test", {"test_email": "me@example.com"}, htmx=True)
+    unknown = web.post(f"/automations/{automation.id}/test", {"test_email": "me@example.com",
+                                                              "test_contact": "nobody@example.com"}, htmx=True)
+    assert unknown.status_code == 422 and "No contact of this team" in unknown.get_data(as_text=True)
+    response = web.post(f"/automations/{automation.id}/test", {"test_email": "me@example.com",
+                                                               "test_contact": "Reader1@example.com"}, htmx=True)
     assert response.status_code == 200, response.get_data(as_text=True)
     assert "Sent 2 test emails" in soup(response).select_one("#automation-test").text
     subjects = sorted(m.subject for m in CaughtMessage.select())
     assert len(subjects) == 2 and all("Test" in s for s in subjects)
+    import email
+    from email import policy
+    welcome = next(m for m in CaughtMessage.select() if "Welcome!" in m.subject)
+    message = email.message_from_bytes(bytes(welcome.raw), policy=policy.default)
+    text = message.get_body(preferencelist=("plain", "html")).get_content()
+    assert "Hi Reader 1" in text  # the chosen contact's name filled {{ contact.name }}
 
 
 def test_contact_page_shows_automation_steps_with_links(web, series):

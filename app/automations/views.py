@@ -9,6 +9,7 @@ from flask import request
 from flask import url_for
 from flask_login import current_user
 
+from app import addresses
 from app import clock
 from app.automations import describe
 from app.automations import flow
@@ -22,6 +23,7 @@ from app.email_templates import services as template_services
 from app.htmx import is_htmx
 from app.models import Automation
 from app.models import AutomationState
+from app.models import Contact
 from app.models import CustomField
 from app.models import MailingList
 from app.models import Segment
@@ -231,17 +233,27 @@ def start(automation_id):
 def send_test(automation_id):
     automation = _automation(automation_id)
     try:
-        sent = mail.send_test(automation, request.form.get("test_email", ""))
+        contact = None
+        if request.form.get("test_contact", "").strip():  # whose data fills the merge fields: one of the team's
+            contact = Contact.get_or_none((Contact.team == g.team)
+                                          & (Contact.email == addresses.lookup_form(request.form["test_contact"])))
+            if contact is None:
+                raise template_services.TemplateError(errors={"test_contact": "No contact of this team has that "
+                                                                              "address."})
+        sent = mail.send_test(automation, request.form.get("test_email", ""), contact)
     except template_services.TemplateError as exc:
         message = "; ".join(exc.errors.values()) or str(exc)
         if is_htmx():
             return render_template("automations/_test.html", automation=automation, test_error=message,
-                                   test_email=request.form.get("test_email", "")), 422
-        return _builder(automation, 422, test_error=message, test_email=request.form.get("test_email", ""))
+                                   test_email=request.form.get("test_email", ""),
+                                   test_contact=request.form.get("test_contact", "")), 422
+        return _builder(automation, 422, test_error=message, test_email=request.form.get("test_email", ""),
+                        test_contact=request.form.get("test_contact", ""))
     message = f"Sent {sent} test email{'s' if sent != 1 else ''}: every email step, waits skipped."
     if is_htmx():
         return render_template("automations/_test.html", automation=automation, test_done=message,
-                               test_email=request.form.get("test_email", ""))
+                               test_email=request.form.get("test_email", ""),
+                               test_contact=request.form.get("test_contact", ""))
     flash(message, "success")
     return redirect(url_for("automations.builder", automation_id=automation.id))
 
