@@ -12,6 +12,7 @@ expect = pytest.importorskip("playwright.sync_api", reason="Playwright is not in
 from browser_support import ADMIN
 from browser_support import DESKTOP
 from browser_support import assert_accessible
+from browser_support import assert_fits_the_screen
 from browser_support import sign_up_admin
 
 
@@ -108,6 +109,7 @@ def test_build_a_series_with_a_condition_edit_in_place_and_go_live(page):
     expect(page.locator(f"#edit-step-{email_id}")).to_be_focused()
     assert page.evaluate("window.loftMarker") == "still here"
     assert_accessible(page)
+    assert_fits_the_screen(page)  # a phone: nothing wider than the screen
 
     # Wide screen: the branches side by side; phone: stacked.
     yes_box = page.locator(".flow-yes").bounding_box()
@@ -131,3 +133,12 @@ def test_build_a_series_with_a_condition_edit_in_place_and_go_live(page):
     automation = Automation.get(Automation.name == "Onboarding")
     assert automation.state == "live"
     assert [s.kind for s in flow.ordered_steps(automation)] == ["email", "condition", "email"]
+
+    # The report page: the chart and the tables are readable on a phone and pass axe.
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.get_by_role("link", name="Report").click()
+    page.wait_for_load_state()
+    expect(page.locator("svg[role=img]")).to_have_count(1)
+    expect(page.locator("#email-rates tbody tr")).to_have_count(2)
+    assert_accessible(page)
+    assert_fits_the_screen(page)
