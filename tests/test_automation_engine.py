@@ -9,6 +9,7 @@ import time
 import pytest
 
 from app import clock
+from app.automations import flow
 from app.automations import runs
 from app.automations import scheduler
 from app.automations import steps
@@ -277,12 +278,27 @@ def test_a_run_waiting_at_a_removed_step_goes_on_to_its_next(team, contact):
                                           ("add_to_list", {"list_id": news.id}), ("exit", {}))
     run = start(automation, contact)
     scheduler.tick(T0)
-    # What flow.py does on removal: the step stays as a row, marked, and its next_id says where runs go.
-    AutomationStep.update(removed_at=T0).where(AutomationStep.id == wait.id).execute()
-    AutomationRun.update(next_at=T0).where(AutomationRun.id == run.id).execute()  # flow.py wakes them
-    scheduler.tick(T0 + datetime.timedelta(minutes=1))
+    # The builder's removal: the step stays as a row, marked, and its next_id says where runs go. The next tick
+    # wakes the runs waiting in it (the day's wait no longer exists) and they go on at once.
+    flow.remove_step(Automation.get_by_id(automation.id), AutomationStep.get_by_id(wait.id), T0)
+    assert scheduler.tick(T0 + datetime.timedelta(minutes=1)) == 1
     assert reload(run).state == "done"
     assert outcomes(run) == {wait.id: "", add.id: "done", done.id: "exit"}
+
+
+def test_a_run_at_a_removed_condition_follows_its_yes_branch(team, contact):
+    automation, made = build(
+        team, ("condition", {"test": "field", "field": "email", "op": "contains", "value": "nobody"}, 1, 2),  # 0
+        ("set_field", {"field": "plan", "value": "yes"}, None),  # 1: yes
+        ("exit", {}, None))  # 2: no
+    run = start(automation, contact)  # about to do the condition, but the automation is paused before it does
+    Automation.update(state="paused").where(Automation.id == automation.id).execute()
+    flow.remove_step(Automation.get_by_id(automation.id), AutomationStep.get_by_id(made[0].id), T0)
+    Automation.update(state="live").where(Automation.id == automation.id).execute()
+    scheduler.tick(T0 + datetime.timedelta(minutes=1))
+    # The condition would have said "no"; removed, the run goes on along its yes branch and never visits it.
+    assert outcomes(reload(run)) == {made[1].id: "skipped:no such field"}
+    assert reload(run).state == "done"
 
 
 def test_goal_segment_and_inactive_or_deleted_contacts_exit(team, contact):

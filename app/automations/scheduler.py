@@ -41,6 +41,7 @@ RETRIES = 3  # attempts of a step whose effect raised, before the run exits as "
 RETRY_DELAY = datetime.timedelta(minutes=1)  # times the attempt number
 MAX_STEPS = 200  # a tree has no loops; a corrupted one (next_id pointing back) stops here instead of spinning
 CHUNK = 500  # ids per IN list when loading claimed runs
+REMOVED_SWEEP = datetime.timedelta(minutes=10)  # steps removed this recently have their waiting runs woken
 
 
 def claim_query(now, limit=1000):
@@ -65,6 +66,7 @@ def claim(now, limit=1000):
 def tick(now=None, limit=1000):
     """Claim the due runs and advance each until it waits or ends; how many were claimed (== limit: more due)."""
     now = now or clock.now()
+    wake_removed(now)
     ids = claim(now, limit)
     automations = {}
     for start in range(0, len(ids), CHUNK):
@@ -76,6 +78,21 @@ def tick(now=None, limit=1000):
             except Exception:  # one run's bug must not stop the others; its lease frees it for a later tick
                 log.exception("automation run %s could not advance", run.id)
     return len(ids)
+
+
+def wake_removed(now, since=None):
+    """Runs waiting in a step removed since `since` (default: the last REMOVED_SWEEP) become due now, so they move
+    on by the removed-step rule at once instead of at the end of a wait that no longer exists. Each tick sweeps
+    again, so a removal is seen even if no one calls this at the moment of it. The step table is small and each
+    update reads one automation's runs (its (automation, contact, entry) index)."""
+    since = since or now - REMOVED_SWEEP
+    woken = 0
+    for step in AutomationStep.select(AutomationStep.id, AutomationStep.automation).where(
+            AutomationStep.removed_at >= since):
+        woken += AutomationRun.update(next_at=now).where(
+            (AutomationRun.automation == step.automation_id) & (AutomationRun.step_id == step.id)
+            & (AutomationRun.state == RunState.WAITING) & (AutomationRun.next_at > now)).execute()
+    return woken
 
 
 def _automation(run, cache):
