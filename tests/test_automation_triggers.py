@@ -10,6 +10,7 @@ from app import clock
 from app.automations import runs
 from app.automations import triggers
 from app.consent import forms
+from app.consent import gdpr
 from app.consent import preferences
 from app.models import Automation
 from app.models import AutomationEvent
@@ -354,3 +355,25 @@ def test_suppressing_an_address_through_the_api_exits_its_runs(acme, api):
     assert api.post("/api/v1/suppressions", json={"value": "ann@example.com"}).status_code == 201
     states = {run.contact_id: (run.state, run.exit_reason) for run in runs_of(made)}
     assert states == {ann.id: ("exited", "suppressed"), bob.id: ("waiting", "")}
+
+
+def test_bulk_status_change_and_bulk_delete_exit_runs(acme, web):
+    made = automation(acme, {"kind": "manual"})
+    ann, bob, carl = person(acme), person(acme, "bob@example.com"), person(acme, "carl@example.com")
+    triggers.start_manually(made, [ann.id, bob.id, carl.id])
+    web.post("/contacts/bulk", {"action": "change_status", "scope": "selected", "ids": [str(ann.id)],
+                                "new_status": "complained"})
+    web.post("/contacts/bulk", {"action": "delete", "scope": "selected", "ids": [str(bob.id)], "confirmed": "1"})
+    assert Contact.get_or_none(Contact.id == bob.id) is None
+    states = sorted((run.contact_id or 0, run.state, run.exit_reason) for run in runs_of(made))
+    assert states == sorted([(0, "exited", "deleted"), (ann.id, "exited", "complained"), (carl.id, "waiting", "")])
+
+
+def test_gdpr_erasure_ends_runs_and_forgets_their_data_and_events(acme, admin):
+    made = automation(acme, {"kind": "event", "name": "paid"})
+    ann = person(acme)
+    triggers.record_event(acme, ann, "paid", {"card": "1234"})
+    gdpr.erase(acme, admin, Contact.get_by_id(ann.id), "ann@example.com")
+    [run] = runs_of(made)
+    assert (run.state, run.exit_reason, run.data, run.contact_id) == ("exited", "deleted", {}, None)
+    assert AutomationEvent.select().count() == 0
