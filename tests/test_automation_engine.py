@@ -442,3 +442,13 @@ def test_two_processes_ticking_at_once_do_each_step_once(app, tmp_path, receiver
     with app.app_context():
         assert {reload(r).state for r in started} == {"done"}
         assert AutomationVisit.select().where(AutomationVisit.outcome == "posted").count() == 60
+
+
+def test_a_tick_out_of_time_gives_back_the_runs_it_did_not_take_up(team, contact):
+    automation, (done,) = build(team, ("exit", {}))
+    other = Contact.create(team=team, email="bo@example.com", domain="example.com", status="active")
+    first, second = start(automation, contact), start(automation, other)
+    assert scheduler.tick(T0, budget_seconds=0) == 2  # claimed both, then out of time before the first
+    assert {(reload(r).state, reload(r).claimed_until) for r in (first, second)} == {("waiting", None)}
+    assert scheduler.tick(T0 + datetime.timedelta(seconds=1)) == 2  # the next tick takes them at once
+    assert {reload(r).state for r in (first, second)} == {"done"}

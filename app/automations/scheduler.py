@@ -15,6 +15,7 @@ An effect that raises is retried RETRIES times, a minute apart and more, then th
 exits with reason "failed", so a broken step never holds a run for ever nor skips silently."""
 import datetime
 import logging
+import time
 
 from peewee import fn
 
@@ -63,9 +64,15 @@ def claim(now, limit=1000):
         return [row.id for row in claim_query(now, limit).execute()]
 
 
-def tick(now=None, limit=1000):
-    """Claim the due runs and advance each until it waits or ends; how many were claimed (== limit: more due)."""
+def tick(now=None, limit=1000, budget_seconds=None):
+    """Claim the due runs and advance each until it waits or ends; how many were claimed (== limit: more due).
+
+    A tick stops taking up claimed runs after `budget_seconds` (half the lease by default) and gives the rest
+    their lease back, so a run is never still leased to a slow tick (webhooks that time out one after another)
+    when its lease lapses and another tick claims it too."""
     now = now or clock.now()
+    budget = LEASE.total_seconds() / 2 if budget_seconds is None else budget_seconds
+    started = time.monotonic()
     wake_removed(now)
     ids = claim(now, limit)
     automations = {}
@@ -73,11 +80,22 @@ def tick(now=None, limit=1000):
         # A list, not a cursor: a SQLite cursor read only partly keeps its read snapshot, and writing from
         # under an old snapshot fails at once ("database is locked") when another tick has written since.
         for run in list(AutomationRun.select().where(AutomationRun.id.in_(ids[start:start + CHUNK]))):
+            if time.monotonic() - started > budget:
+                _give_back(ids, now)
+                return len(ids)
             try:
                 advance(run, now, automations)
             except Exception:  # one run's bug must not stop the others; its lease frees it for a later tick
                 log.exception("automation run %s could not advance", run.id)
     return len(ids)
+
+
+def _give_back(ids, now):
+    """End this tick's lease on the runs it has not taken up (they are still due; the next tick takes them)."""
+    lease = now + LEASE
+    for start in range(0, len(ids), CHUNK):
+        AutomationRun.update(claimed_until=None).where(
+            AutomationRun.id.in_(ids[start:start + CHUNK]) & (AutomationRun.claimed_until == lease)).execute()
 
 
 def wake_removed(now, since=None):
