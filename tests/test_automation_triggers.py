@@ -7,6 +7,7 @@ import time
 import pytest
 
 from app import clock
+from app import tokens
 from app.automations import runs
 from app.automations import triggers
 from app.consent import forms
@@ -22,6 +23,8 @@ from app.models import Segment
 from app.models import Subscription
 from app.models import Team
 from tests.imports_support import run_file
+from tests.tracking_support import make_campaign
+from tests.tracking_support import make_send
 
 T0 = datetime.datetime(2026, 3, 2, 10, 0)  # a Monday, UTC
 MONTH = 60 * 24 * 30
@@ -377,3 +380,32 @@ def test_gdpr_erasure_ends_runs_and_forgets_their_data_and_events(acme, admin):
     [run] = runs_of(made)
     assert (run.state, run.exit_reason, run.data, run.contact_id) == ("exited", "deleted", {}, None)
     assert AutomationEvent.select().count() == 0
+
+
+def test_the_unsubscribe_link_ends_the_lists_runs_and_leaving_everything_ends_all(acme, news, app):
+    offers = MailingList.create(team=acme, name="Offers")
+    on_news = automation(acme, {"kind": "list_join", "list_id": news.id})
+    on_offers = automation(acme, {"kind": "list_join", "list_id": offers.id}, name="Offers")
+    other = automation(acme, {"kind": "manual"}, name="Other")
+    ann = person(acme)
+    for lst in (news, offers):
+        Subscription.create(contact=ann, list=lst, status="subscribed")
+        triggers.list_joined(acme, [ann.id], lst.id)
+    triggers.start_manually(other, [ann.id])
+    campaign = make_campaign(acme, audience={"lists": [news.id], "segments": []})
+    send = make_send(campaign, Contact.get_by_id(ann.id))
+    visitor = app.test_client()
+    link = f"/u/{tokens.sign('unsubscribe', send.id)}"
+    assert visitor.post(link, data={"List-Unsubscribe": "One-Click"}).status_code == 200
+    # News only: its automation stops, Offers' and the manual one go on (the contact is still subscribed to Offers).
+    assert [(r.state, r.exit_reason) for r in runs_of(on_news)] == [("exited", "left_list")]
+    assert [r.state for r in runs_of(on_offers) + runs_of(other)] == ["waiting", "waiting"]
+    # Leaving the last list makes the contact unsubscribed: every run ends.
+    Subscription.update(status="unsubscribed").where(Subscription.list == offers.id).execute()
+    send_two = make_send(make_campaign(acme, name="Offers mail", audience={"lists": [news.id, offers.id],
+                                                                           "segments": []}), Contact.get_by_id(ann.id))
+    Subscription.update(status="subscribed").where(Subscription.list == news.id).execute()
+    assert visitor.post(f"/u/{tokens.sign('unsubscribe', send_two.id)}",
+                        data={"List-Unsubscribe": "One-Click"}).status_code == 200
+    assert Contact.get_by_id(ann.id).status == "unsubscribed"
+    assert {(r.state, r.exit_reason) for r in runs_of(on_offers) + runs_of(other)} == {("exited", "unsubscribed")}
