@@ -1,7 +1,8 @@
 """kill -9 of a real huey consumer while it does the email step of many runs, then a restart: every contact gets the
 step's email exactly once (app/automations/mail.py writes its AutomationMail row with the Send row in one
-transaction; the step done again after the crash finds it). A real subprocess consumer, a real SMTP server on
-loopback, the test clock file shared with the consumer."""
+transaction; the step done again after the crash finds it), and a day later (the clock file moved) the same
+consumer sends the next email step once each. A real subprocess consumer, a real SMTP server on loopback, the test
+clock file shared with the consumer."""
 import datetime
 import os
 import signal
@@ -62,7 +63,11 @@ def test_kill_9_during_an_email_step_sends_it_exactly_once_after_a_restart(app, 
                 "template_id": None, "from_name": "", "from_email": ""})
             wait = AutomationStep.create(automation=automation, kind="wait",
                                          config={"mode": "duration", "minutes": 24 * 60})
+            day_two = AutomationStep.create(automation=automation, kind="email", config={
+                "subject": "Day two", "preheader": "", "kind": "html", "body": "<p>Again</p>",
+                "template_id": None, "from_name": "", "from_email": ""})
             AutomationStep.update(next_id=wait.id).where(AutomationStep.id == welcome.id).execute()
+            AutomationStep.update(next_id=day_two.id).where(AutomationStep.id == wait.id).execute()
             automation.first_step_id = welcome.id
             automation.save()
             for person in contacts:
@@ -110,18 +115,35 @@ def test_kill_9_during_an_email_step_sends_it_exactly_once_after_a_restart(app, 
                                          + output(restarted))
                 time.sleep(0.1)
             time.sleep(1.5)  # anything sent twice would arrive now
+            delivered = dict(sink.handler.delivered)
+            assert set(delivered) == {c.email for c in contacts}
+            twice = sorted(address for address, count in delivered.items() if count != 1)
+            assert not twice, f"{len(twice)} got the email more than once: {twice[:5]}"
+            with app.app_context():
+                assert AutomationMail.select().count() == CONTACTS and Send.select().count() == CONTACTS
+                assert {run.step_id for run in AutomationRun.select()} == {wait.id}
+                assert AutomationRun.select().where(
+                    AutomationRun.next_at > start + datetime.timedelta(hours=23)).count() == CONTACTS
+
+            # A day later (the clock file, which the consumer reads too) the same consumer sends day two, once each.
+            enqueue_tick(env)
+            time.sleep(1.0)
+            assert sink.handler.total() == CONTACTS  # the wait holds them: not a day yet
+            clock.advance(clock_file, days=1)
+            enqueue_tick(env)
+            deadline = time.monotonic() + 120
+            while sink.handler.total() < 2 * CONTACTS:
+                if time.monotonic() > deadline or restarted.poll() is not None:
+                    restarted.kill()
+                    raise AssertionError(f"{sink.handler.total() - CONTACTS} of {CONTACTS} got day two: "
+                                         + output(restarted))
+                time.sleep(0.1)
+            time.sleep(1.0)
         finally:
             restarted.terminate()
             restarted.wait(timeout=15)
-
-        delivered = sink.handler.delivered
-        assert set(delivered) == {c.email for c in contacts}
-        twice = sorted(address for address, count in delivered.items() if count != 1)
-        assert not twice, f"{len(twice)} got the email more than once: {twice[:5]}"
+        assert set(sink.handler.delivered.values()) == {2}
         with app.app_context():
-            assert AutomationMail.select().count() == CONTACTS and Send.select().count() == CONTACTS
-            assert {run.step_id for run in AutomationRun.select()} == {wait.id}
-            assert AutomationRun.select().where(AutomationRun.next_at > start + datetime.timedelta(hours=23)).count() \
-                == CONTACTS
+            assert {run.state for run in AutomationRun.select()} == {"done"}
     finally:
         sink.stop()
