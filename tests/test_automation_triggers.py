@@ -21,6 +21,7 @@ from app.models import Contact
 from app.models import MailingList
 from app.models import Segment
 from app.models import Subscription
+from app.models import Tag
 from app.models import Team
 from tests.imports_support import run_file
 from tests.tracking_support import make_campaign
@@ -409,3 +410,22 @@ def test_the_unsubscribe_link_ends_the_lists_runs_and_leaving_everything_ends_al
                         data={"List-Unsubscribe": "One-Click"}).status_code == 200
     assert Contact.get_by_id(ann.id).status == "unsubscribed"
     assert {(r.state, r.exit_reason) for r in runs_of(on_offers) + runs_of(other)} == {("exited", "unsubscribed")}
+
+
+def test_tagging_on_the_contact_page_enters_a_tag_segment_at_once(acme, web):
+    ann, early = person(acme), person(acme, "early@example.com")
+    web.post(f"/contacts/{early.id}/tags", {"tags": "vip"})
+    vip_tag = Tag.get(Tag.name == "vip")
+    vips = Segment.create(team=acme, name="VIPs", rules={"op": "and", "rules": [
+        {"field": "tag", "operator": "has_tag", "value": vip_tag.id}]})
+    made = automation(acme, {"kind": "segment_entry", "segment_id": vips.id})
+    triggers.went_live(made)  # the builder calls it when the automation goes live: the baseline
+    response = web.post(f"/contacts/{ann.id}/tags", {"tags": "vip"})
+    assert response.status_code in (200, 302), response.get_data(as_text=True)
+    assert [run.contact_id for run in runs_of(made)] == [ann.id]  # the baseline member did not enter
+
+
+def test_the_events_endpoint_is_in_the_openapi_document(app):
+    document = app.test_client().get("/api/v1/openapi.json").json
+    operation = document["paths"]["/api/v1/events"]["post"]
+    assert "201" in operation["responses"] and "422" in operation["responses"]

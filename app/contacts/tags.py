@@ -17,6 +17,7 @@ from peewee import JOIN
 from peewee import Value
 from peewee import fn
 
+from app.automations import triggers
 from app.contacts.common import ContactError
 from app.contacts.common import audit
 from app.db import db
@@ -223,6 +224,8 @@ def add_tags(team, contact, text):
             raise ContactError(f"A contact can have at most {MAX_TAGS_PER_CONTACT} tags.", field="tags")
         for tag in fresh:
             ContactTag.insert(contact=contact.id, tag=tag.id).on_conflict_ignore().execute()
+    if fresh:  # a segment on tags may have a newcomer (its segment-entry automations check at once)
+        triggers.contact_changed(team, contact.id)
     return fresh
 
 
@@ -230,14 +233,20 @@ def tag_contact(team, contact, tag):
     """Put one existing tag on one contact; True when it was not there yet."""
     _check_contact(team, contact)
     _check_tag(team, tag)
-    return bool(ContactTag.insert(contact=contact.id, tag=tag.id).on_conflict_ignore().as_rowcount().execute())
+    added = bool(ContactTag.insert(contact=contact.id, tag=tag.id).on_conflict_ignore().as_rowcount().execute())
+    if added:
+        triggers.contact_changed(team, contact.id)
+    return added
 
 
 def untag_contact(team, contact, tag):
     """Take one tag off one contact; True when it was there."""
     _check_contact(team, contact)
     _check_tag(team, tag)
-    return bool(ContactTag.delete().where((ContactTag.contact == contact.id) & (ContactTag.tag == tag.id)).execute())
+    removed = bool(ContactTag.delete().where((ContactTag.contact == contact.id) & (ContactTag.tag == tag.id)).execute())
+    if removed:
+        triggers.contact_changed(team, contact.id)
+    return removed
 
 
 def _check_contact(team, contact):
