@@ -429,3 +429,15 @@ def test_the_events_endpoint_is_in_the_openapi_document(app):
     document = app.test_client().get("/api/v1/openapi.json").json
     operation = document["paths"]["/api/v1/events"]["post"]
     assert "201" in operation["responses"] and "422" in operation["responses"]
+
+
+def test_bulk_remove_from_the_trigger_list_ends_that_lists_runs(acme, news, web):
+    made = automation(acme, {"kind": "list_join", "list_id": news.id})
+    ann, bob = person(acme), person(acme, "bob@example.com")
+    web.post("/contacts/bulk", {"action": "add_to_list", "scope": "selected", "ids": [str(ann.id), str(bob.id)],
+                                "list_id": str(news.id)})
+    assert sorted(run.contact_id for run in runs_of(made)) == sorted([ann.id, bob.id])  # bulk add is a join
+    web.post("/contacts/bulk", {"action": "remove_from_list", "scope": "selected", "ids": [str(ann.id)],
+                                "list_id": str(news.id)})
+    states = {run.contact_id: (run.state, run.exit_reason) for run in runs_of(made)}
+    assert states == {ann.id: ("exited", "left_list"), bob.id: ("waiting", "")}

@@ -122,7 +122,12 @@ def erase_contact(contact_id, now=None):
 
 
 def left_list(team, contact_id, list_id, now=None):
-    """A contact unsubscribed from (or was taken off) one list: the runs that list started end ("left_list").
+    """One contact left one list (see left_list_many)."""
+    return left_list_many(team, [contact_id], list_id, now)
+
+
+def left_list_many(team, contact_ids, list_id, now=None):
+    """Contacts unsubscribed from (or were taken off) one list: the runs that list started end ("left_list").
 
     A list-level unsubscribe is the person saying "not this list", so automations started by joining it stop;
     other automations go on (their own steps still honour every consent check before an email)."""
@@ -131,7 +136,7 @@ def left_list(team, contact_id, list_id, now=None):
     for automation in Automation.select().where(Automation.team == _team_id(team)):
         trigger = trigger_of(automation)
         if trigger.get("kind") in ("list_join", "confirmed") and as_int(trigger.get("list_id")) == as_int(list_id):
-            ended += runs.leave([contact_id], "left_list", now, automation_id=automation.id)
+            ended += runs.leave(contact_ids, "left_list", now, automation_id=automation.id)
     return ended
 
 

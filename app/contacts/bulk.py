@@ -188,8 +188,7 @@ def _bulk_remove(team, job, data):
             Subscription.delete().where((Subscription.list == list_id) & (Subscription.contact << on_list)).execute()
             events.record_for(team, on_list, EventType.REMOVED_FROM_LIST,
                               {"list_id": list_id, "list": data.get("list", "")})
-            for contact_id in on_list:
-                triggers.left_list(team, contact_id, list_id)
+            triggers.left_list_many(team, on_list, list_id)
         return len(on_list)
     return apply
 
