@@ -16,8 +16,10 @@ from app.models import Automation
 from app.models import AutomationRun
 from app.models import AutomationStep
 from app.models import CaughtMessage
+from app.models import MailingList
 from app.models import Contact
 from app.models import Send
+from app.models import Subscription
 from app.models import utcnow
 from tasks import sending as sending_tasks
 from tests.tracking_support import BROWSER
@@ -194,3 +196,26 @@ def test_reentry_after_end_sends_the_series_again_once(ctx, ready_team):
     tick_and_deliver()
     assert subjects(person.email) == ["Welcome Reader 2", "Day two", "Welcome Reader 2", "Day two"]
     assert [run.state for run in AutomationRun.select().order_by(AutomationRun.entry)] == ["done", "done"]
+
+
+def test_one_click_on_a_list_join_automation_leaves_that_list_only(ctx, ready_team, public):
+    team, news = ready_team
+    onboarding = MailingList.create(team=team, name="Onboarding", double_opt_in=False)
+    automation, _steps = two_emails_a_day_apart(team)
+    Automation.update(trigger={"kind": "list_join", "list_id": onboarding.id}).where(
+        Automation.id == automation.id).execute()
+    automation = Automation.get_by_id(automation.id)
+    person = reader(team, 3)
+    Subscription.create(contact=person, list=onboarding, status="subscribed")
+    runs.enter(automation, person, {}, clock.now())
+    tick_and_deliver()
+    unsubscribe = inbox(person.email)[0]["List-Unsubscribe"].split(",")[0].strip().strip("<>")
+    assert public.post("/" + unsubscribe.split("://", 1)[1].partition("/")[2],
+                       data={"List-Unsubscribe": "One-Click"}).status_code in (200, 202, 204)
+    status = {s.list_id: s.status for s in Subscription.select().where(Subscription.contact == person.id)}
+    assert status == {news.id: "subscribed", onboarding.id: "unsubscribed"}
+    assert Contact.get_by_id(person.id).status == "active"
+    move_clock(ctx, DAY * 2)
+    tick_and_deliver()
+    assert subjects(person.email) == ["Welcome Reader 3"]
+    assert AutomationRun.get(AutomationRun.contact == person.id).state == "exited"

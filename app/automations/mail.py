@@ -33,6 +33,7 @@ from app.models import CampaignState
 from app.models import Contact
 from app.models import ContactStatus
 from app.models import Event
+from app.models import MailingList
 from app.models import Send
 from app.models import SendStatus
 from app.models import StepKind
@@ -61,6 +62,19 @@ def _text(config, key, limit=None):
     return value[:limit] if limit else value
 
 
+def audience_of(automation, step):
+    """The hidden campaign's audience: never frozen (runs add its Send rows), it says which list a message is "about".
+    For an automation started by joining a list, a one-click unsubscribe (RFC 8058) then leaves that list only, as a
+    campaign's does, and the runs that list started end (triggers.left_list); otherwise it stops everything."""
+    trigger = automation.trigger if isinstance(automation.trigger, dict) else {}
+    lists = []
+    list_id = trigger.get("list_id")
+    if trigger.get("kind") in ("list_join", "confirmed") and isinstance(list_id, int) and not isinstance(list_id, bool):
+        lists = [mailing_list.id for mailing_list in MailingList.select(MailingList.id)
+                 .where((MailingList.id == list_id) & (MailingList.team == automation.team_id))]
+    return {"lists": lists, "segments": [], "exclude_lists": [], "exclude_segments": [], "automation_step": step.id}
+
+
 def content_of(automation, step):
     """The campaign columns the step's config asks for (the automation's sender where the step leaves it empty)."""
     config = step.config if isinstance(step.config, dict) else {}
@@ -72,7 +86,8 @@ def content_of(automation, step):
         template = (Template.select(Template.id)
                     .where((Template.id == template_id)
                            & ((Template.team == automation.team_id) | Template.team.is_null())).scalar())
-    return {"subject": _text(config, "subject", 1000), "preheader": _text(config, "preheader", 1000),
+    return {"audience": audience_of(automation, step),
+            "subject": _text(config, "subject", 1000), "preheader": _text(config, "preheader", 1000),
             "kind": kind if kind in KINDS else "html", "body": _text(config, "body"), "template": template,
             "from_name": _text(config, "from_name", 200) or automation.from_name,
             "from_email": _text(config, "from_email", 320) or automation.from_email,
@@ -88,8 +103,6 @@ def campaign_for(step, automation=None):
     if campaign is None:
         name = f"{automation.name} · step {step.id}"[:200]
         campaign = Campaign.create(team=automation.team_id, name=name,  # a draft until the first run reaches it
-                                   audience={"lists": [], "segments": [], "exclude_lists": [], "exclude_segments": [],
-                                             "automation_step": step.id},
                                    track_opens=True, track_clicks=True, **wanted)
         # Two processes may both make one: the first to set the step's column wins, the other's is removed.
         claimed = (AutomationStep.update(campaign=campaign.id)
@@ -124,7 +137,7 @@ def _keep_sending(campaign):
 # What queue_email reads of the automation: its sender and what names the hidden campaign (a burst of 100,000 runs
 # builds this query 100,000 times, and peewee's cost grows with the columns).
 SENDER_COLUMNS = (Automation.id, Automation.team, Automation.name, Automation.from_name, Automation.from_email,
-                  Automation.reply_to)
+                  Automation.reply_to, Automation.trigger)
 _synced = {}  # step id -> (campaign id, content): what this process last found the step's campaign to hold
 
 
