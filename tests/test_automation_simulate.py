@@ -171,3 +171,17 @@ def test_list_and_event_triggers_are_estimated_from_the_last_week(ctx):
     assert shown["entrants"] == [] and shown["estimate"] is None and "by hand" in shown["note"]
     # With nobody known, the schedule is that of one contact entering now.
     assert [e["subject"] for e in shown["schedule"][0]["emails"]] == ["Hello", "Yes", "No"]
+
+
+def test_a_late_time_fires_at_the_check_after_midnight_but_a_missed_day_is_not_fired_late(ctx):
+    team = Team.create(name="Late", time_zone="Europe/Berlin")  # CET in March: UTC+1
+    made = build(team, {"kind": "date_field", "field": "renewal", "offset_days": 0, "time": "23:30", "yearly": False})
+    late = person(team, "late@example.com", renewal="2026-03-02")
+    missed = person(team, "missed@example.com", renewal="2026-03-01")  # due yesterday, before it went live
+    # Checks at minute 1 of each hour: 23:01 Berlin is before the time, the next one is 00:01 on March 3.
+    assert triggers.check_dates(at(ctx, datetime.datetime(2026, 3, 2, 22, 1))) == 0
+    assert triggers.check_dates(at(ctx, datetime.datetime(2026, 3, 2, 23, 1))) == 1
+    [run] = AutomationRun.select()
+    assert (run.contact_id, run.data["occurrence"]) == (late.id, "2026-03-02")
+    assert triggers.check_dates(at(ctx, datetime.datetime(2026, 3, 3, 0, 1))) == 0  # once per occurrence
+    assert missed.id not in entered(made)

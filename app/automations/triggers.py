@@ -329,30 +329,45 @@ def date_matches(field, target, yearly):
     return day & (raw <= target.isoformat())
 
 
-def occurrence(automation, now):
-    """(the contact date that fires today, today's local date, the local moment it fires) or None."""
+# Yesterday's occurrence still fires this long after its time: the hourly check that follows a late time (23:30)
+# runs on the next day. Longer would fire a whole day late for an automation that went live this morning.
+LATE_CATCH_UP = datetime.timedelta(hours=2)
+
+
+def occurrences(automation, now):
+    """[(the contact date that fires, the local day it fires on, the moment it fires (aware))] for yesterday and
+    today in the team's zone; [] when the trigger is broken. Yesterday is there because the hourly check may run
+    before a late "time" (23:30) and next at 00:01 of the following day: that occurrence still fires, once."""
     rule = date_rule(trigger_of(automation))
     if rule is None:
-        return None
+        return []
     field, offset, at, yearly = rule
-    team = Team.get_or_none(Team.id == automation.team_id)
-    zone = team_zone(team)
-    local = now.replace(tzinfo=datetime.timezone.utc).astimezone(zone)
-    today = local.date()
-    fires_at = datetime.datetime.combine(today, at, zone)
-    return today - datetime.timedelta(days=offset), today, fires_at
+    zone = team_zone(Team.get_or_none(Team.id == automation.team_id))
+    today = now.replace(tzinfo=datetime.timezone.utc).astimezone(zone).date()
+    found = []
+    for day in (today - datetime.timedelta(days=1), today):
+        found.append((day - datetime.timedelta(days=offset), day, datetime.datetime.combine(day, at, zone)))
+    return found
 
 
 def fire_dates(automation, now=None):
-    """Enter the contacts whose date field (+ offset) is today in the team's zone, once "time" has passed there;
-    once per occurrence: a run's data["occurrence"] holds the day it fired for."""
+    """Enter the contacts whose date field (+ offset) is today in the team's zone, once "time" has passed there
+    (or was yesterday's and passed after the last check); once per occurrence: a run's data["occurrence"] holds
+    the local day it fired for."""
     now = now or clock.now()
-    found = occurrence(automation, now)
-    if found is None or automation.state != AutomationState.LIVE:
+    if automation.state != AutomationState.LIVE:
         return 0
-    target, today, fires_at = found
-    if now.replace(tzinfo=datetime.timezone.utc) < fires_at:
-        return 0
+    entered = 0
+    moment = now.replace(tzinfo=datetime.timezone.utc)
+    yesterday, today = occurrences(automation, now) or (None, None)
+    if yesterday is not None and yesterday[2] <= moment < yesterday[2] + LATE_CATCH_UP:
+        entered += _fire_day(automation, *yesterday[:2], now)
+    if today is not None and today[2] <= moment:
+        entered += _fire_day(automation, *today[:2], now)
+    return entered
+
+
+def _fire_day(automation, target, day, now):
     field, _, _, yearly = date_rule(trigger_of(automation))
     candidates = [row.id for row in Contact.select(Contact.id).where(
         (Contact.team == automation.team_id) & (Contact.status == ContactStatus.ACTIVE)
@@ -364,10 +379,10 @@ def fire_dates(automation, now=None):
         chunk = candidates[start:start + 500]
         for run in AutomationRun.select(AutomationRun.contact, AutomationRun.data).where(
                 (AutomationRun.automation == automation.id) & AutomationRun.contact.in_(chunk)):
-            if isinstance(run.data, dict) and run.data.get("occurrence") == today.isoformat():
+            if isinstance(run.data, dict) and run.data.get("occurrence") == day.isoformat():
                 done.add(run.contact_id)
     fresh = [cid for cid in candidates if cid not in done]
-    data = {"trigger": "date_field", "field": field, "occurrence": today.isoformat()}
+    data = {"trigger": "date_field", "field": field, "occurrence": day.isoformat()}
     return _enter(automation, fresh, data, now) if fresh else 0
 
 
