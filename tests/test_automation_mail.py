@@ -117,6 +117,10 @@ def test_unmailable_contacts_are_skipped_with_the_reason(ctx, ready_team):
     ghost = AutomationRun.create(automation=automation, team=team, contact=gone, entry=1, data={}, step_id=step.id)
     assert mail.queue_email(ghost, step, gone, now) == "skipped:contact_unsubscribed"
     assert Send.select().count() == 0
+    unverified = runs.enter(automation, contact(team, 2), now=now)
+    Automation.update(from_email="hello@unverified.example").where(Automation.id == automation.id).execute()
+    assert mail.queue_email(unverified, step, contact(team, 2), now) == "skipped:sender_not_verified"
+    assert Send.select().count() == 0
 
 
 def test_an_edit_reaches_the_runs_that_have_not_reached_the_step(ctx, ready_team):

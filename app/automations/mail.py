@@ -18,6 +18,8 @@ opens and clicks are Event rows with campaign_id = the hidden campaign, and this
 The hidden campaign stays "sending" for as long as the automation lives: app/sending/conclusion.py never completes a
 campaign an automation step owns (so there is no "finished" notice), and the campaign list leaves them out.
 """
+import time
+
 from peewee import IntegrityError
 from peewee import fn
 
@@ -39,6 +41,7 @@ from app.models import SendStatus
 from app.models import StepKind
 from app.models import Template
 from app.models.common import utcnow
+from app.senders import domains
 from app.sending import ledger
 
 KINDS = ("html", "markdown")
@@ -138,22 +141,30 @@ def _keep_sending(campaign):
 # builds this query 100,000 times, and peewee's cost grows with the columns).
 SENDER_COLUMNS = (Automation.id, Automation.team, Automation.name, Automation.from_name, Automation.from_email,
                   Automation.reply_to, Automation.trigger)
-_synced = {}  # step id -> (campaign id, content): what this process last found the step's campaign to hold
+_synced = {}  # step id -> (campaign id, content, when): what this process last found the step's campaign to hold
+RECHECK_SECONDS = 60  # how long that is trusted before the campaign and the sender domain are read again
 
 
 def _sending_campaign(step, automation):
-    """(campaign id, From address) of the step's hidden campaign, synced and sending. The content asked for is
+    """(campaign id, "") of the step's hidden campaign, synced and sending, or (None, why not). The content asked for is
     compared with what this process last synced (the step's config is read fresh with the run, so an edit made in
     any process is seen); only a change, or a first call, reads and writes the campaign."""
     wanted = content_of(automation, step)
     fingerprint = repr(sorted(wanted.items()))
     known = _synced.get(step.id)
-    if known is not None and step.campaign_id == known[0] and known[1] == fingerprint:
-        return known[0], wanted["from_email"]
+    if known is not None and step.campaign_id == known[0] and known[1] == fingerprint \
+            and time.monotonic() - known[2] < RECHECK_SECONDS:
+        return known[0], ""
+    if not wanted["from_email"]:
+        return None, "no_sender"
+    # As a campaign's publishing does (and the automation's go-live, app/automations/flow.py): only From a verified
+    # sender domain of the team, checked again here because a domain can be removed after go-live.
+    if not domains.is_verified_sender(automation.team_id, wanted["from_email"]):
+        return None, "sender_not_verified"
     campaign = _keep_sending(campaign_for(step, automation))
     if campaign.state == CampaignState.SENDING:
-        _synced[step.id] = (campaign.id, fingerprint)
-    return campaign.id, campaign.from_email
+        _synced[step.id] = (campaign.id, fingerprint, time.monotonic())
+    return campaign.id, ""
 
 
 # --- Queueing a run's email ---------------------------------------------------------------
@@ -184,9 +195,9 @@ def queue_email(run, step, contact, now):
     automation = (Automation.select(*SENDER_COLUMNS).where(Automation.id == step.automation_id).get())
     if automation.team_id != contact.team_id:
         return "skipped:other_team"
-    campaign_id, sender = _sending_campaign(step, automation)
-    if not sender:
-        return "skipped:no_sender"
+    campaign_id, refusal = _sending_campaign(step, automation)
+    if refusal:
+        return f"skipped:{refusal}"
     try:
         with db.atomic():
             # The ledger row first: a second call at the same moment (another process) fails on its unique index

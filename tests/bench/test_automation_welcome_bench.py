@@ -20,7 +20,10 @@ from app.models import Automation
 from app.models import AutomationStep
 from app.models import MailingList
 from app.models import Send
+from app.models import SenderDomain
 from app.models import SendStatus
+from app.models import utcnow
+from app.senders import domains
 from app.sending import ledger
 from tasks import sending as sending_tasks
 from tests.sending_support import make_account
@@ -72,6 +75,9 @@ def send_all(campaign_id):
 def test_welcome_burst_against_a_campaign(ctx, sink):
     ctx.config.update(SEND_LEASE_SECONDS=15)
     team = make_team()
+    # Email steps send only From a verified domain: both sides are then DKIM-signed.
+    domain = domains.add_domain(team, "acme.test")
+    SenderDomain.update(verified_at=utcnow()).where(SenderDomain.id == domain.id).execute()
     make_account(team, sink, max_connections=CONNECTIONS)
     news = MailingList.create(team=team, name="Newsletter")
     contacts = make_contacts(team, CONTACTS, news)
