@@ -12,7 +12,9 @@ from app.automations import runs
 from app.bounces import outcomes
 from app.bounces.parse import parse_message
 from app.campaigns import listing
+from app.dashboard import services as dashboard
 from app.consent import suppression
+from app.reports import services as reports
 from app.email_templates.services import TemplateError
 from app.models import Automation
 from app.models import AutomationRun
@@ -103,6 +105,11 @@ def test_one_email_per_run_and_step_through_the_campaign_engine(ctx, ready_team)
     page = listing.campaign_page(team, listing.CampaignFilter())
     assert campaign.id not in [row["campaign"].id for row in page.rows]
     assert mail.send_of(run, step.id).status == "sent"
+    # Nor counted or shown as one: the dashboard's "sending" figure, its first-steps list, the recent reports.
+    assert dashboard.overview(team)["sending"] == 0
+    assert campaign.id not in [row["campaign"].id for row in reports.recent_campaigns(team)]
+    assert dict((key, done) for key, _label, done in dashboard.next_steps(team))["campaign"] is False
+    assert page.any_campaign is False
 
 
 def test_unmailable_contacts_are_skipped_with_the_reason(ctx, ready_team):

@@ -14,9 +14,9 @@ from dataclasses import field
 
 from app.campaigns import states
 from app.errors import Problem
-from app.models import AutomationStep
 from app.models import Campaign
 from app.models import CampaignState
+from app.models import automation_email_campaigns
 
 MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 FIRST_YEAR, LAST_YEAR = 2000, 2100
@@ -98,7 +98,7 @@ def month_view(team, first, now):
     went_out = (Campaign.started_at >= start) & (Campaign.started_at < end)
     due = (Campaign.state == CampaignState.SCHEDULED) & (Campaign.scheduled_at >= start) & (Campaign.scheduled_at < end)
     by_day = {}
-    hidden = AutomationStep.select(AutomationStep.campaign).where(AutomationStep.campaign.is_null(False))
+    hidden = automation_email_campaigns()
     for campaign in Campaign.select().where((Campaign.team == team) & (went_out | due) & Campaign.id.not_in(hidden)):
         scheduled = campaign.state == CampaignState.SCHEDULED and campaign.scheduled_at is not None
         moment = campaign.scheduled_at if scheduled else campaign.started_at

@@ -10,11 +10,11 @@ from dataclasses import field
 
 from app.campaigns import states
 from app.campaigns import stats
-from app.models import AutomationStep
 from app.models import Campaign
 from app.models import CampaignState
 from app.models import MailingList
 from app.models import Segment
+from app.models import automation_email_campaigns
 from app.reports import services as report_services
 
 PAGE_SIZE = 50
@@ -56,8 +56,7 @@ def _positive(value):
 def campaign_page(team, wanted, page_size=PAGE_SIZE):
     """One page of the team's campaigns matching `wanted` (a CampaignFilter), newest first."""
     # An automation email step's hidden campaign is the automation's, never listed with campaigns.
-    condition = (Campaign.team == team) & Campaign.id.not_in(
-        AutomationStep.select(AutomationStep.campaign).where(AutomationStep.campaign.is_null(False)))
+    condition = (Campaign.team == team) & Campaign.id.not_in(automation_email_campaigns())
     if wanted.state:
         condition &= Campaign.state == wanted.state
     if wanted.q:
@@ -79,7 +78,8 @@ def campaign_page(team, wanted, page_size=PAGE_SIZE):
     page = CampaignPage(rows=rows_for(found), older=found[-1].id if found and more_older else None,
                         newer=found[0].id if found and more_newer else None)
     if not found and (wanted.state or wanted.q or wanted.before or wanted.after):
-        page.any_campaign = Campaign.select().where(Campaign.team == team).exists()
+        page.any_campaign = Campaign.select().where(
+            (Campaign.team == team) & Campaign.id.not_in(automation_email_campaigns())).exists()
     elif not found:
         page.any_campaign = False
     return page

@@ -21,6 +21,7 @@ from app.models import Notice
 from app.models import SenderDomain
 from app.models import SmtpAccount
 from app.models import TeamDay
+from app.models import automation_email_campaigns
 from app.models import utcnow
 from app.reports import services as report_services
 
@@ -43,14 +44,20 @@ def active_contacts(team, now=None):
     return Contact.select().where((Contact.team == team) & (Contact.status == ContactStatus.ACTIVE)).count(), None
 
 
+def _written(team):
+    """The team's own campaigns: an automation email step's hidden campaign is always "sending" and is counted with
+    its automation instead."""
+    return Campaign.select().where((Campaign.team == team) & Campaign.id.not_in(automation_email_campaigns()))
+
+
 def overview(team):
     contacts, counted_at = active_contacts(team)
     return {
         "contacts": contacts,
         "counted_at": counted_at,
         "lists": MailingList.select().where(MailingList.team == team).count(),
-        "sending": Campaign.select().where((Campaign.team == team) & (Campaign.state == CampaignState.SENDING)).count(),
-        "scheduled": Campaign.select().where((Campaign.team == team) & (Campaign.state == CampaignState.SCHEDULED)).count(),
+        "sending": _written(team).where(Campaign.state == CampaignState.SENDING).count(),
+        "scheduled": _written(team).where(Campaign.state == CampaignState.SCHEDULED).count(),
         "sent_this_month": usage.sent_this_month(team),
     }
 
@@ -160,7 +167,7 @@ def next_steps(team):
          SenderDomain.select().where((SenderDomain.team == team) & SenderDomain.verified_at.is_null(False)).exists()),
         ("contacts", "Import or add contacts", Contact.select().where(Contact.team == team).exists()),
         ("list", "Create a list (and its sign-up form)", MailingList.select().where(MailingList.team == team).exists()),
-        ("draft", "Write your first campaign", Campaign.select().where(Campaign.team == team).exists()),
+        ("draft", "Write your first campaign", _written(team).exists()),
         ("campaign", "Send your first campaign",
-         Campaign.select().where((Campaign.team == team) & Campaign.started_at.is_null(False)).exists()),
+         _written(team).where(Campaign.started_at.is_null(False)).exists()),
     ]

@@ -116,3 +116,4 @@ from app.models.automations import AutomationSegmentMark
 from app.models.automations import AutomationSegmentMember
 from app.models.automations import AutomationEvent
 from app.models.automations import AutomationMail
+from app.models.automations import automation_email_campaigns

@@ -173,3 +173,9 @@ class AutomationMail(BaseModel):
 
     class Meta:
         indexes = ((("run", "step"), True),)
+
+
+def automation_email_campaigns():
+    """The ids of the hidden campaigns that automation email steps send from: the one definition of "not a campaign
+    the team wrote", for the pages that list or count campaigns (`Campaign.id.not_in(...)`)."""
+    return AutomationStep.select(AutomationStep.campaign).where(AutomationStep.campaign.is_null(False))

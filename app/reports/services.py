@@ -40,6 +40,7 @@ from app.models import LinkStat
 from app.models import SendStatus
 from app.models import TeamDay
 from app.models import Variant
+from app.models import automation_email_campaigns
 from app.models import utcnow
 
 COUNTERS = ("sent", "bounced_hard", "bounced_soft", "bounced_other", "bounced_unique", "opens_total",
@@ -287,6 +288,7 @@ def dashboard(team, days=DASHBOARD_DAYS, now=None):
 def recent_campaigns(team, limit=10):
     """The team's latest campaigns that went out, with their headline numbers."""
     campaigns = list(Campaign.select().where((Campaign.team == team) & (Campaign.state != CampaignState.DRAFT)
+                                             & Campaign.id.not_in(automation_email_campaigns())
                                              & Campaign.started_at.is_null(False))
                      .order_by(Campaign.started_at.desc(), Campaign.id.desc()).limit(limit))
     numbers = numbers_for(campaigns)
