@@ -58,7 +58,7 @@ def _contact(body):
     return contact
 
 
-@operation("/events", "POST", "edit_content", ok=EventOut, status=201, body=EventIn, tags=["events"])
+@operation("/events", "POST", "edit_content", ok=EventOut, status=200, body=EventIn, tags=["events"])
 def record_event(body):
     """Record an event about a contact: it may start, wake or end automation runs"""
     size = sum(len(str(key)) + len(str(value)) for key, value in body.data.items())
