@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 
+from peewee import fn
+
 from app import clock
 from app.automations import runs
 from app.config import ROOT
@@ -19,7 +21,9 @@ from app.models import AutomationMail
 from app.models import AutomationRun
 from app.models import AutomationStep
 from app.models import AutomationVisit
+from app.models import Campaign
 from app.models import Send
+from app.models import SendRun
 from app.models import SenderDomain
 from app.models import utcnow
 from tests.sending_support import TestSmtp
@@ -41,6 +45,15 @@ def output(process):
     except subprocess.TimeoutExpired:
         process.kill()
         return "(no output)"
+
+
+def ledger_state(app):
+    """What a stuck restart left behind, for the failure message: Send rows by status, the campaign, live runs."""
+    with app.app_context():
+        statuses = {row.status: row.n for row in Send.select(Send.status, fn.COUNT(Send.id).alias("n"))
+                    .group_by(Send.status)}
+        campaigns = [(c.state, c.state_reason) for c in Campaign.select()]
+        return f"sends {statuses}, campaigns {campaigns}, engine runs {SendRun.select().count()}"
 
 
 def enqueue_tick(env):
@@ -112,11 +125,14 @@ def test_kill_9_during_an_email_step_sends_it_exactly_once_after_a_restart(app, 
         restarted = start_consumer(env)
         try:
             enqueue_tick(env)
-            deadline = time.monotonic() + 120
+            # Room for a loaded box: a send the dead consumer had begun waits out its run's lease and its claims
+            # (15 s each, real time) and then the sending engine's next minute tick.
+            deadline = time.monotonic() + 240
             while sum(1 for count in sink.handler.delivered.values() if count) < CONTACTS:
                 if time.monotonic() > deadline or restarted.poll() is not None:
                     restarted.kill()
-                    raise AssertionError(f"{len(sink.handler.delivered)} of {CONTACTS} got the email: "
+                    raise AssertionError(f"{len(sink.handler.delivered)} of {CONTACTS} got the email; "
+                                         f"at the kill {at_kill} were queued; {ledger_state(app)}: "
                                          + output(restarted))
                 time.sleep(0.1)
             time.sleep(1.5)  # anything sent twice would arrive now
