@@ -169,15 +169,19 @@ def _sending_campaign(step, automation):
 
 # --- Queueing a run's email ---------------------------------------------------------------
 
-def _refusal(contact):
-    """Why the contact must not get the email now ("" when it may)."""
+def _refusal(contact, suppressed=None):
+    """Why the contact must not get the email now ("" when it may). `suppressed`: a suppression.Checker of the
+    contact's team (a burst asks it instead of querying the list once per contact)."""
     if contact is None:
         return "no_contact"
     if contact.status != ContactStatus.ACTIVE:
         return f"contact_{contact.status}"
     if not contact.email:
         return "no_address"
-    if suppression.entries_for(contact.team_id, contact.email):
+    if suppressed is not None:
+        if suppressed(suppression.normalise("email", contact.email)):
+            return "suppressed"
+    elif suppression.entries_for(contact.team_id, contact.email):
         return "suppressed"
     return ""
 
@@ -209,6 +213,60 @@ def queue_email(run, step, contact, now):
     except IntegrityError:
         return "queued"
     return "queued"
+
+
+def queue_emails(step, pairs, now, chunk=50):
+    """queue_email for many runs at one email step (a burst of first emails): `pairs` is [(run, contact)], the result
+    {run id: outcome}. The same skip rules and the same exactly-once ledger, in a few statements: the runs that already
+    have their AutomationMail row are "queued"; the others' Send rows (ledger.queue_many) and AutomationMail rows are
+    written in one transaction per chunk (short transactions: a SQLite writer holds the whole database meanwhile, and a
+    crash loses at most a chunk's work, which is then done again). If another process wrote one of those AutomationMail rows meanwhile, the
+    chunk's transaction fails on the unique index and is rolled back whole; its runs then go one by one."""
+    if step.kind != StepKind.EMAIL:
+        return {run.id: "skipped:not_an_email_step" for run, _contact in pairs}
+    outcomes = {}
+    for start in range(0, len(pairs), chunk):
+        part = pairs[start:start + chunk]
+        done = {run_id for (run_id,) in AutomationMail.select(AutomationMail.run).where(
+            (AutomationMail.step == step.id) & AutomationMail.run.in_([run.id for run, _contact in part])).tuples()}
+        outcomes.update((run_id, "queued") for run_id in done)
+        outcomes.update(_queue_part(step, [(run, c) for run, c in part if run.id not in done], now))
+    return outcomes
+
+
+def _queue_part(step, pairs, now):
+    if not pairs:
+        return {}
+    automation = Automation.select(*SENDER_COLUMNS).where(Automation.id == step.automation_id).get()
+    suppressed = suppression.Checker(automation.team_id)
+    outcomes, todo = {}, []
+    for run, contact in pairs:
+        why = _refusal(contact, suppressed)
+        if not why and automation.team_id != contact.team_id:
+            why = "other_team"
+        if why:
+            outcomes[run.id] = f"skipped:{why}"
+        else:
+            todo.append((run, contact))
+    if not todo:
+        return outcomes
+    campaign_id, refusal = _sending_campaign(step, automation)
+    if refusal:
+        outcomes.update((run.id, f"skipped:{refusal}") for run, _contact in todo)
+        return outcomes
+    try:
+        with db.atomic():
+            after = Event.select(fn.MAX(Event.id)).scalar() or 0
+            sends = ledger.queue_many(campaign_id, [(contact.id, contact.email) for _run, contact in todo])
+            rows = [dict(run=run.id, step=step.id, send_id=sends.get(contact.id), after_event_id=after, created_at=now)
+                    for run, contact in todo]
+            for start in range(0, len(rows), 100):
+                AutomationMail.insert_many(rows[start:start + 100]).execute()
+    except IntegrityError:
+        outcomes.update((run.id, queue_email(run, step, contact, now)) for run, contact in todo)
+        return outcomes
+    outcomes.update((run.id, "queued") for run, _contact in todo)
+    return outcomes
 
 
 def _mail_of(run, step_id):

@@ -124,3 +124,14 @@ def team_automation(team, automation_id):
     if automation_id is None:
         return None
     return Automation.get_or_none((Automation.id == automation_id) & (Automation.team == getattr(team, "id", team)))
+
+
+def end_many(run_ids, state, reason="", now=None, chunk=500):
+    """end() for many runs at once (a burst that finished its last step together): how many were still going."""
+    run_ids, ended = list(run_ids), 0
+    for start in range(0, len(run_ids), chunk):
+        ended += (AutomationRun.update(state=state, exit_reason=reason, ended_at=now or utcnow(), next_at=None,
+                                       waiting_for="")
+                  .where(AutomationRun.id.in_(run_ids[start:start + chunk]) & (AutomationRun.state.in_(ACTIVE)))
+                  .execute())
+    return ended

@@ -520,6 +520,39 @@ def queue_one(campaign_id, contact_id, email):
                     message_id="", error="").on_conflict_ignore().execute()
         Campaign.update(total=Campaign.total + 1).where(Campaign.id == campaign_id).execute()
         return Send.select(Send.id).where(mine).scalar()
-    (Send.update(status=SendStatus.QUEUED, attempts=0, error="", next_attempt_at=None, email=email, variant=None)
-     .where((Send.id == found.id) & (Send.status << FINISHED)).execute())
+    _requeue(found.id, email)
     return found.id
+
+
+def _requeue(send_id, email):
+    (Send.update(status=SendStatus.QUEUED, attempts=0, error="", next_attempt_at=None, email=email, variant=None)
+     .where((Send.id == send_id) & (Send.status << FINISHED)).execute())
+
+
+def queue_many(campaign_id, recipients, chunk=100):
+    """queue_one for many contacts of one hidden campaign (a welcome burst), in a handful of statements; `recipients`
+    is [(contact id, email)], the result {contact id: send id}. Called inside the caller's transaction. The same rules
+    as queue_one: new rows in one INSERT per chunk, a finished row of an earlier entry queued again, a row still
+    waiting to go left as it is (it is this entry's message too)."""
+    emails = dict(recipients)
+    ids = list(emails)
+    mine = Send.campaign == campaign_id
+
+    def existing():
+        found = {}
+        for start in range(0, len(ids), chunk):
+            found.update(Send.select(Send.contact, Send.id).where(mine & Send.contact.in_(ids[start:start + chunk]))
+                         .tuples())
+        return found
+
+    found = existing()
+    for contact_id, send_id in found.items():  # re-entries: rare in a burst, one statement each as in queue_one
+        _requeue(send_id, emails[contact_id])
+    rows = [dict(campaign=campaign_id, contact=contact_id, email=emails[contact_id], status=SendStatus.QUEUED,
+                 attempts=0, message_id="", error="") for contact_id in ids if contact_id not in found]
+    added = 0
+    for start in range(0, len(rows), chunk):
+        added += Send.insert_many(rows[start:start + chunk]).on_conflict_ignore().as_rowcount().execute() or 0
+    if added:
+        Campaign.update(total=Campaign.total + added).where(Campaign.id == campaign_id).execute()
+    return existing() if rows else found

@@ -1,0 +1,174 @@
+"""The scheduler's batched email step (scheduler.advance_batches, mail.queue_emails, ledger.queue_many): a burst of
+runs standing at one email step is done in a few statements, with the per-run path's guarantees: exactly one email
+per (run, step) across a crash and a retry, a re-entered contact's finished message queued again, the skip rules,
+contact exits, paused automations untouched. Every message really goes through the campaign engine to the catcher."""
+import datetime
+
+import pytest
+
+from app.automations import mail
+from app.automations import runs
+from app.automations import scheduler
+from app.consent import suppression
+from app.models import Automation
+from app.models import AutomationMail
+from app.models import AutomationRun
+from app.models import AutomationStep
+from app.models import AutomationVisit
+from app.models import Campaign
+from app.models import CaughtMessage
+from app.models import Contact
+from app.models import Send
+from app.models import Subscription
+from app.models import utcnow
+from tasks import sending as sending_tasks
+
+COUNT = scheduler.BATCH_MIN + 5
+
+
+def email_config(subject="Welcome {{ contact.name }}"):
+    return {"subject": subject, "preheader": "", "kind": "html", "body": "<p>Hi {{ contact.name }}</p>",
+            "template_id": None, "from_name": "", "from_email": ""}
+
+
+def make_automation(team, reentry="never", configs=(None,)):
+    """A live automation of email steps in a row, From the ready team's verified acme.example."""
+    automation = Automation.create(team=team, name="Welcome", trigger={"kind": "manual"}, goal={}, reentry=reentry,
+                                   state="live", from_name="Acme", from_email="hello@acme.example")
+    steps = [AutomationStep.create(automation=automation, kind="email", config=config or email_config())
+             for config in configs]
+    for step, following in zip(steps, steps[1:]):
+        AutomationStep.update(next_id=following.id).where(AutomationStep.id == step.id).execute()
+    automation.first_step_id = steps[0].id
+    automation.save()
+    return automation, [AutomationStep.get_by_id(s.id) for s in steps]
+
+
+@pytest.fixture
+def burst(ready_team):
+    """COUNT more active contacts on the ready team's list (reader10 ... ), ids in order."""
+    team, news = ready_team
+    contacts = []
+    for i in range(10, 10 + COUNT):
+        contact = Contact.create(team=team, email=f"reader{i}@example.com", domain="example.com", name=f"Reader {i}",
+                                 status="active")
+        Subscription.create(contact=contact, list=news, status="subscribed")
+        contacts.append(contact)
+    return team, contacts
+
+
+@pytest.fixture
+def no_single_path(monkeypatch):
+    """The per-run email step refuses to work: whatever gets queued was queued by the batch."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("the per-run email step was used")
+    monkeypatch.setattr(mail, "queue_email", refuse)
+
+
+def deliver(step):
+    step = AutomationStep.get_by_id(step.id)
+    return sending_tasks.run_campaign(step.campaign_id)
+
+
+def test_a_burst_is_queued_once_per_run_by_the_batch(ctx, burst, no_single_path):
+    team, contacts = burst
+    automation, (first, second) = make_automation(team, configs=(None, email_config(subject="Second")))
+    suppressed, no_address, leaving = contacts[0], contacts[1], contacts[2]
+    suppression.suppress(team.id, "email", suppressed.email, "manual")
+    now = utcnow()
+    assert runs.enter_many(automation, [c.id for c in contacts], now=now) == COUNT
+    Contact.update(email="").where(Contact.id == no_address.id).execute()
+    Contact.update(status="unsubscribed").where(Contact.id == leaving.id).execute()
+
+    assert scheduler.tick(now=now) == COUNT
+    first, second = AutomationStep.get_by_id(first.id), AutomationStep.get_by_id(second.id)
+    # Both email steps were batched (the second as the runs went on together), each once per run.
+    for step in (first, second):
+        assert Send.select().where(Send.campaign == step.campaign_id).count() == COUNT - 3
+        assert AutomationMail.select().where(AutomationMail.step == step.id).count() == COUNT - 3
+        assert Campaign.get_by_id(step.campaign_id).total == COUNT - 3
+    outcomes = {run_id: outcome for run_id, outcome in AutomationVisit.select(
+        AutomationVisit.run, AutomationVisit.outcome).where(AutomationVisit.step == first.id).tuples()}
+    by_contact = {run.contact_id: outcomes.get(run.id) for run in AutomationRun.select()}
+    assert by_contact[suppressed.id] == "skipped:suppressed" and by_contact[no_address.id] == "skipped:no_address"
+    assert by_contact[leaving.id] is None  # the run exited before the step
+    assert list(set(by_contact.values()) - {None, "skipped:suppressed", "skipped:no_address"}) == ["queued"]
+    states = {run.contact_id: (run.state, run.exit_reason) for run in AutomationRun.select()}
+    assert states[leaving.id] == ("exited", "unsubscribed")
+    assert sum(1 for state in states.values() if state == ("done", "")) == COUNT - 1
+    assert AutomationRun.select().where(AutomationRun.claimed_until.is_null(False)
+                                        & (AutomationRun.state == "waiting")).count() == 0
+
+    assert deliver(first).outcome == "idle"
+    assert CaughtMessage.select().count() == COUNT - 3
+    assert scheduler.tick(now=now + datetime.timedelta(minutes=10)) == 0  # nothing left to do, nothing sent again
+
+
+def test_a_crash_between_queueing_and_the_outcomes_sends_once(ctx, burst, no_single_path):
+    team, contacts = burst
+    automation, (step,) = make_automation(team)
+    now = utcnow()
+    runs.enter_many(automation, [c.id for c in contacts], now=now)
+    scheduler.tick(now=now)
+    step = AutomationStep.get_by_id(step.id)
+    sends = {s.id: s.status for s in Send.select().where(Send.campaign == step.campaign_id)}
+    assert len(sends) == COUNT
+    # What a kill -9 after queue_emails' transaction leaves: the mail ledger and the Send rows written, the visits
+    # without an outcome, the runs still waiting at the step under a lease that has run out.
+    AutomationVisit.update(outcome="", done_at=None).where(AutomationVisit.step == step.id).execute()
+    AutomationRun.update(state="waiting", exit_reason="", ended_at=None, step_id=step.id, next_at=now,
+                         claimed_until=now - datetime.timedelta(seconds=1)).execute()
+    later = now + datetime.timedelta(minutes=6)
+    assert scheduler.tick(now=later) == COUNT
+    assert {s.id: s.status for s in Send.select().where(Send.campaign == step.campaign_id)} == sends
+    assert AutomationMail.select().count() == COUNT
+    assert set(AutomationVisit.select(AutomationVisit.outcome).where(AutomationVisit.step == step.id)
+               .tuples()) == {("queued",)}
+    assert AutomationRun.select().where(AutomationRun.state == "done").count() == COUNT
+    deliver(step)
+    assert CaughtMessage.select().count() == COUNT
+    # The same after delivery: the step redone once more for every run adds no message.
+    AutomationVisit.update(outcome="", done_at=None).execute()
+    AutomationRun.update(state="waiting", step_id=step.id, next_at=later, claimed_until=None).execute()
+    scheduler.tick(now=later)
+    assert set(s.status for s in Send.select().where(Send.campaign == step.campaign_id)) == {"sent"}
+    deliver(step)
+    assert CaughtMessage.select().count() == COUNT
+
+
+def test_a_re_entered_burst_gets_its_message_again_once(ctx, burst, no_single_path):
+    team, contacts = burst
+    automation, (step,) = make_automation(team, reentry="after_end")
+    now = utcnow()
+    ids = [c.id for c in contacts]
+    runs.enter_many(automation, ids, now=now)
+    scheduler.tick(now=now)
+    deliver(step)
+    assert CaughtMessage.select().count() == COUNT
+    later = now + datetime.timedelta(minutes=1)
+    assert runs.enter_many(automation, ids, now=later) == COUNT  # every contact's second entry
+    assert scheduler.tick(now=later) == COUNT
+    step = AutomationStep.get_by_id(step.id)
+    assert Send.select().where(Send.campaign == step.campaign_id).count() == COUNT  # the same rows, queued again
+    assert Send.select().where((Send.campaign == step.campaign_id) & (Send.status == "queued")).count() == COUNT
+    assert AutomationMail.select().count() == 2 * COUNT
+    deliver(step)
+    assert CaughtMessage.select().count() == 2 * COUNT
+    assert Campaign.get_by_id(step.campaign_id).total == COUNT
+
+
+def test_a_paused_automation_and_a_removed_step_are_not_batched_as_emails(ctx, burst):
+    team, contacts = burst
+    automation, (first, second) = make_automation(team, configs=(None, email_config(subject="Second")))
+    now = utcnow()
+    runs.enter_many(automation, [c.id for c in contacts], now=now)
+    Automation.update(state="paused").where(Automation.id == automation.id).execute()
+    assert scheduler.tick(now=now) == 0
+    assert Send.select().count() == 0 and AutomationVisit.select().count() == 0
+    # The first step removed while they wait: they go on to the second by the removed-step rule, emailed once there.
+    AutomationStep.update(removed_at=now).where(AutomationStep.id == first.id).execute()
+    Automation.update(state="live").where(Automation.id == automation.id).execute()
+    assert scheduler.tick(now=now) == COUNT
+    assert not AutomationMail.select().where(AutomationMail.step == first.id).exists()
+    assert AutomationMail.select().where(AutomationMail.step == second.id).count() == COUNT
+    assert AutomationRun.select().where(AutomationRun.state == "done").count() == COUNT
