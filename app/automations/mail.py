@@ -40,17 +40,13 @@ from app.models import Send
 from app.models import SendStatus
 from app.models import StepKind
 from app.models import Template
+from app.models import automation_email_campaigns
 from app.models.common import utcnow
 from app.senders import domains
 from app.sending import ledger
 
 KINDS = ("html", "markdown")
 ENGAGEMENT = {"opened": ("opened", "clicked"), "clicked": ("clicked",)}  # a click is an open the pixel missed
-
-
-def hidden_campaign_ids():
-    """A subquery of every campaign an automation email step owns (for listings that must leave them out)."""
-    return AutomationStep.select(AutomationStep.campaign).where(AutomationStep.campaign.is_null(False))
 
 
 def is_hidden(campaign_id):
@@ -299,7 +295,7 @@ def due_campaign_ids(team_id=None):
     """Hidden campaigns with messages waiting: the task that moves runs enqueues their sending right after, so a
     welcome email leaves within seconds instead of at the minute tick."""
     query = (Send.select(Send.campaign).distinct()
-             .where((Send.campaign.in_(hidden_campaign_ids())) & (Send.status == SendStatus.QUEUED)))
+             .where((Send.campaign.in_(automation_email_campaigns())) & (Send.status == SendStatus.QUEUED)))
     if team_id is not None:
         query = query.join(Campaign, on=(Send.campaign == Campaign.id)).where(Campaign.team == team_id)
     return [campaign_id for (campaign_id,) in query.tuples()]
