@@ -815,6 +815,18 @@ def skip_locked(query):
     return query.for_update(skip_locked=True)
 
 
+def leave_room_for_updates(database, table, percent):
+    """Fill `table`'s pages only to `percent` on PostgreSQL, for a table whose rows are updated in place often
+    (an automation run's lease is set and cleared every time the scheduler claims it). An UPDATE that changes no
+    indexed column and finds room on the row's own page writes a heap-only tuple: no index is touched. With full
+    pages (PostgreSQL's default fill factor of 100) every lease wrote the row's entries into all of its indexes.
+    Only pages written from now on leave the room; VACUUM FULL rewrites old ones. SQLite updates rows in place and
+    has no such setting."""
+    if isinstance(_real(database), SqliteDatabase):
+        return
+    database.execute_sql(f'ALTER TABLE "{table}" SET (fillfactor = {int(percent)})')
+
+
 def claimed_among(field, subquery):
     """`field IN (subquery)` where the subquery is small and should run once, before the outer query: the
     ids a skip_locked claim picked, the live automations. PostgreSQL would plan such an IN as a semi-join

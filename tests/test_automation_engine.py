@@ -452,3 +452,23 @@ def test_a_tick_out_of_time_gives_back_the_runs_it_did_not_take_up(team, contact
     assert {(reload(r).state, reload(r).claimed_until) for r in (first, second)} == {("waiting", None)}
     assert scheduler.tick(T0 + datetime.timedelta(seconds=1)) == 2  # the next tick takes them at once
     assert {reload(r).state for r in (first, second)} == {"done"}
+
+
+def test_a_lease_leaves_the_indexes_alone_on_postgresql(team, contact):
+    """automation_run's pages keep room (migration 0071), so the claim's lease is a heap-only update on PostgreSQL;
+    SQLite has no fill factor and the table is as it was."""
+    from app.db import is_sqlite
+    if is_sqlite():
+        sql = db.execute_sql("SELECT sql FROM sqlite_master WHERE name = 'automation_run'").fetchone()[0]
+        assert "fillfactor" not in sql.lower()
+        return
+    options = db.execute_sql("SELECT reloptions FROM pg_class WHERE relname = 'automation_run'").fetchone()[0]
+    assert "fillfactor=70" in options
+    automation = Automation.create(team=team, name="Leased", state="live", trigger={"kind": "manual"}, goal={})
+    run = AutomationRun.create(automation=automation, team=team, contact=contact, next_at=T0, data={})
+    # The lease changes no indexed column: a heap-only update (pg_stat_xact_* counts this transaction's).
+    with db.atomic():
+        assert [row.id for row in scheduler.claim_query(T0, 10).execute()] == [run.id]
+        updated, hot = db.execute_sql("SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables "
+                                      "WHERE relname = 'automation_run'").fetchone()
+    assert updated == 1 and hot == 1
