@@ -11,6 +11,7 @@ from flask_login import current_user
 
 from app import addresses
 from app import clock
+from app.automations import deletion
 from app.automations import describe
 from app.automations import flow
 from app.automations import mail
@@ -208,6 +209,34 @@ def change_state(automation_id):
     flash({"live": "The automation is live.", "pause": "Paused: no contact moves on until you resume it.",
            "resume": "Resumed.", "draft": "Back to draft."}[action], "success")
     return redirect(url_for("automations.builder", automation_id=automation.id))
+
+
+def _delete_confirmation(automation, status=200, **extra):
+    context = dict(automation=automation, refusal=deletion.refusal(automation),
+                   waiting=deletion.waiting_runs(automation), **extra)
+    if is_htmx():
+        return render_template("automations/_delete.html", **context), status
+    return render_template("automations/delete.html", **context), status
+
+
+@bp.route("/<int:automation_id>/delete")
+@require("send")
+def confirm_delete(automation_id):
+    """The confirmation: how many runs are still waiting and that they stop (or, when live: pause it first)."""
+    return _delete_confirmation(_automation(automation_id))
+
+
+@bp.route("/<int:automation_id>/delete", methods=["POST"])
+@require("send")
+def delete(automation_id):
+    automation = _automation(automation_id)
+    try:
+        stopped = deletion.delete_automation(automation, current_user.email)
+    except deletion.DeletionError as exc:
+        return _delete_confirmation(automation, exc.status, delete_error=exc.message)
+    flash(f"“{automation.name}” was deleted" + (f"; {stopped:,} contact{'s' if stopped != 1 else ''} stopped where "
+                                               "they were." if stopped else "."), "success")
+    return redirect(url_for("automations.index"))
 
 
 @bp.route("/<int:automation_id>/start", methods=["POST"])

@@ -178,4 +178,18 @@ class AutomationMail(BaseModel):
 def automation_email_campaigns():
     """The ids of the hidden campaigns that automation email steps send from: the one definition of "not a campaign
     the team wrote", for the pages that list or count campaigns (`Campaign.id.not_in(...)`)."""
-    return AutomationStep.select(AutomationStep.campaign).where(AutomationStep.campaign.is_null(False))
+    steps = AutomationStep.select(AutomationStep.campaign).where(AutomationStep.campaign.is_null(False))
+    # A deleted automation's steps are gone, its campaigns stay (cancelled): AutomationRetiredCampaign, below.
+    return steps | AutomationRetiredCampaign.select(AutomationRetiredCampaign.campaign)
+
+
+# --- Deleting an automation (migration 0072, app/automations/deletion.py) ---
+
+class AutomationRetiredCampaign(BaseModel):
+    """A hidden campaign of a deleted automation's email step. The steps go with the automation; their campaigns stay,
+    cancelled, because their Send and Event rows are what the contacts were sent (the Activity timeline, the
+    reports' totals). This row keeps such a campaign out of the campaign list, calendar and dashboard."""
+    campaign = ForeignKeyField(Campaign, on_delete="CASCADE", unique=True)
+    team = ForeignKeyField(Team, on_delete="CASCADE")
+    automation_name = CharField(default="")
+    deleted_at = DateTimeField(default=utcnow)
