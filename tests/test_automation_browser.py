@@ -142,3 +142,50 @@ def test_build_a_series_with_a_condition_edit_in_place_and_go_live(page):
     expect(page.locator("#email-rates tbody tr")).to_have_count(2)
     assert_accessible(page)
     assert_fits_the_screen(page)
+
+
+def test_the_wait_form_shows_only_the_chosen_modes_fields(page):
+    from app.automations import flow
+    from app.models import AutomationStep
+    from app.models import Team
+
+    sign_up_admin(page)
+    automation = flow.create_automation(Team.get(Team.name == ADMIN["team"]), None, "", starter="welcome")
+    wait_id = _step_ids("wait")[0]
+    page.goto(f"/automations/{automation.id}")
+    page.locator(f"#edit-step-{wait_id}").click()
+    settled(page)
+    form = page.locator(f"#step-form-{wait_id}")
+    mode = form.get_by_label("Wait", exact=True)
+    expect(mode).to_be_focused()
+    duration, until, event = (form.locator(f"fieldset[data-mode={m}]") for m in ("duration", "until", "event"))
+    expect(duration).to_be_visible()
+    expect(until).to_be_hidden()
+    expect(event).to_be_hidden()
+    expect(form.get_by_label("How long")).to_have_value("2")
+
+    # Keyboard: the arrow key on the focused select switches the fieldset at once; the focus stays on the select.
+    page.keyboard.press("ArrowDown")
+    expect(mode).to_have_value("until")
+    expect(mode).to_be_focused()
+    expect(until).to_be_visible()
+    expect(duration).to_be_hidden()
+    expect(until.locator("legend")).to_have_text("If you wait “Until a day and time”")
+    page.keyboard.press("Tab")  # the next stop is the first control of the shown fieldset, not a hidden one
+    expect(until.get_by_label("Monday")).to_be_focused()
+    page.keyboard.press("Tab")
+    page.keyboard.press("Space")
+    expect(until.get_by_label("Tuesday")).to_be_checked()
+    form.get_by_label("At", exact=True).fill("09:30")
+    assert_accessible(page)
+    # Mouse: another mode, then back; what was typed is still there.
+    mode.select_option("event")
+    expect(event).to_be_visible()
+    expect(until).to_be_hidden()
+    mode.select_option("until")
+    expect(form.get_by_label("At", exact=True)).to_have_value("09:30")
+    form.get_by_role("button", name="Save step").click()
+    settled(page)
+    expect(page.locator(f"#step-{wait_id} .flow-summary")).to_have_text("Wait until Tue at 09:30 (the contact's time)")
+    assert AutomationStep.get_by_id(wait_id).config == {"mode": "until", "weekdays": [1], "time": "09:30",
+                                                        "zone": "contact"}

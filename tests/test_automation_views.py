@@ -296,3 +296,29 @@ def test_step_counts_take_the_same_few_queries_for_3_or_30_steps(app, series, ca
     many, counts = queries(series)
     assert len(counts) == 30
     assert 3 <= few == many <= 4  # steps, visits, runs (and events when a step has its campaign)
+
+
+def test_wait_form_without_javascript_shows_every_mode_and_the_server_reads_only_the_chosen_one(web, series):
+    wait = steps_of(series)[1]
+    form = soup(web.get(f"/automations/{series.id}/steps/{wait.id}/edit")).select_one(f"#step-form-{wait.id}")
+    fieldsets = form.select("fieldset[data-mode]")
+    assert [(f["data-mode"], f.legend.text, f.has_attr("hidden")) for f in fieldsets] == [
+        ("duration", "If you wait “For a while”", False), ("until", "If you wait “Until a day and time”", False),
+        ("event", "If you wait “For an event”", False)]
+    mode = form.select_one("select[name=mode]")
+    assert mode["aria-controls"].split() == [f["id"] for f in fieldsets]
+    # The other modes' fields, even broken ones, are ignored: neither refused nor stored.
+    noise = {"weekdays": "9", "time": "25:99", "zone": "mars", "event": "not a name!", "timeout_days": "x"}
+    saved = web.post(f"/automations/{series.id}/steps/{wait.id}", {"mode": "duration", "amount": "3", "unit": "hours",
+                                                                   **noise})
+    assert saved.status_code == 302
+    assert AutomationStep.get_by_id(wait.id).config == {"mode": "duration", "minutes": 180}
+    saved = web.post(f"/automations/{series.id}/steps/{wait.id}", {"mode": "event", "event": "order_placed",
+                                                                   "timeout_days": "2", "amount": "x", "unit": "years",
+                                                                   "time": "nope"})
+    assert saved.status_code == 302
+    assert AutomationStep.get_by_id(wait.id).config == {"mode": "event", "event": "order_placed",
+                                                        "timeout_minutes": 2880}
+    # The chosen mode's own fields are still checked.
+    refused = web.post(f"/automations/{series.id}/steps/{wait.id}", {"mode": "until", "time": "09:00", "amount": "3"})
+    assert refused.status_code == 422 and "at least one day" in soup(refused).text
