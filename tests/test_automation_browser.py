@@ -189,3 +189,32 @@ def test_the_wait_form_shows_only_the_chosen_modes_fields(page):
     expect(page.locator(f"#step-{wait_id} .flow-summary")).to_have_text("Wait until Tue at 09:30 (the contact's time)")
     assert AutomationStep.get_by_id(wait_id).config == {"mode": "until", "weekdays": [1], "time": "09:30",
                                                         "zone": "contact"}
+
+
+def test_remove_a_step_asks_inside_its_card(page):
+    from app.automations import flow
+    from app.models import AutomationStep
+    from app.models import Team
+
+    sign_up_admin(page)
+    automation = flow.create_automation(Team.get(Team.name == ADMIN["team"]), None, "", starter="welcome")
+    wait_id = _step_ids("wait")[0]
+    page.goto(f"/automations/{automation.id}")
+    page.evaluate("window.loftMarker = 'still here'")
+    page.locator(f"#remove-step-{wait_id}").click()
+    settled(page)
+    expect(page.locator(f"#remove-q-{wait_id}")).to_be_focused()
+    expect(page.locator(f"#remove-d-{wait_id}")).to_have_text("No contact is waiting here.")
+    assert_accessible(page)
+    page.locator(f"#remove-confirm-{wait_id}").get_by_role("link", name="Cancel").click()  # keeps the step
+    settled(page)
+    expect(page.locator(f"#remove-step-{wait_id}")).to_be_focused()
+    page.keyboard.press("Enter")  # the keyboard: Remove, then Tab to "Yes, remove"
+    settled(page)
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("button", name="Yes, remove step 2")).to_be_focused()
+    page.keyboard.press("Enter")
+    settled(page)
+    expect(page.locator("#flow article.flow-step")).to_have_count(2)
+    assert AutomationStep.get_by_id(wait_id).removed_at is not None
+    assert page.evaluate("window.loftMarker") == "still here"

@@ -322,3 +322,77 @@ def test_wait_form_without_javascript_shows_every_mode_and_the_server_reads_only
     # The chosen mode's own fields are still checked.
     refused = web.post(f"/automations/{series.id}/steps/{wait.id}", {"mode": "until", "time": "09:00", "amount": "3"})
     assert refused.status_code == 422 and "at least one day" in soup(refused).text
+
+
+def _waiting_at(series, step, number):
+    for i in range(number):
+        contact = Contact.create(team=series.team, email=f"w{step.id}-{i}@example.com", domain="example.com")
+        AutomationRun.create(automation=series.id, team=series.team_id, contact=contact.id, step_id=step.id,
+                             state="waiting", data={})
+
+
+def test_removing_a_step_without_javascript_asks_first_on_a_page(web, series):
+    email, wait, last = steps_of(series)
+    _waiting_at(series, wait, 2)
+    page = soup(web.get(f"/automations/{series.id}/steps/{wait.id}/remove"))
+    assert page.select_one("h1").text.strip() == "Remove a step"
+    box = page.select_one(f"#remove-confirm-{wait.id}")
+    assert " ".join(box.select_one(f"#remove-q-{wait.id}").text.split()) == "Remove step 2 (Wait 2 days)?"
+    assert " ".join(box.select_one(f"#remove-d-{wait.id}").text.split()) == (
+        "2 contacts waiting here move on to step 3 (Send “Getting started”).")
+    form = box.select_one("form")
+    assert form["action"] == f"/automations/{series.id}/steps/{wait.id}/remove" and not form.has_attr("hx-post")
+    assert AutomationStep.get_by_id(wait.id).removed_at is None  # asking removed nothing
+    last_page = soup(web.get(f"/automations/{series.id}/steps/{last.id}/remove"))
+    assert "No contact is waiting here." in last_page.select_one(f"#remove-d-{last.id}").text
+    done = web.post(form["action"])
+    assert done.status_code == 302
+    assert AutomationStep.get_by_id(wait.id).removed_at is not None
+    assert [s.kind for s in steps_of(series)] == ["email", "email"]
+    # The card links to the confirmation; no form removes at the first click any more.
+    card = soup(web.get(f"/automations/{series.id}")).select_one(f"#step-{email.id}")
+    assert card.select_one(f"#remove-step-{email.id}")["href"] == f"/automations/{series.id}/steps/{email.id}/remove"
+    assert not card.select("form[action$='/remove']")
+
+
+def test_removing_a_condition_says_its_no_branch_goes_and_who_ends_there(web, series):
+    email, wait, last = steps_of(series)
+    condition = flow.add_step(series, "condition", after=email.id)
+    dropped = flow.add_step(series, "exit", branch=("no", condition.id))
+    _waiting_at(series, condition, 1)
+    _waiting_at(series, dropped, 3)
+    text = " ".join(soup(web.get(f"/automations/{series.id}/steps/{condition.id}/remove"))
+                    .select_one(f"#remove-d-{condition.id}").text.split())
+    assert text == ("1 contact waiting here moves on to step 3 (Wait 2 days). Its yes branch stays in its place; its "
+                    "no branch (1 step) is removed, and the 3 contacts waiting in it end there.")
+
+
+def test_removing_a_step_with_htmx_asks_inside_its_card(web, series):
+    email, wait, _last = steps_of(series)
+    asked = web.get(f"/automations/{series.id}/steps/{wait.id}/remove", headers={"HX-Request": "true"})
+    card = soup(asked)
+    assert card.select_one("article")["id"] == f"step-{wait.id}" and not card.select_one("h1")
+    assert card.select_one(f"#remove-q-{wait.id}").has_attr("autofocus")
+    form = card.select_one(f"#remove-confirm-{wait.id} form")
+    assert form["hx-post"] == f"/automations/{series.id}/steps/{wait.id}/remove" and form["hx-target"] == "#flow"
+    assert not card.select_one(f"#edit-step-{wait.id}")  # "yes / cancel" in place of the buttons
+    cancel = card.find("a", string="Cancel")
+    assert cancel["hx-get"] == f"/automations/{series.id}/steps/{wait.id}?focus=remove"
+    back = soup(web.get(cancel["hx-get"], headers={"HX-Request": "true"}))
+    assert back.select_one(f"#remove-step-{wait.id}").has_attr("autofocus")
+    assert AutomationStep.get_by_id(wait.id).removed_at is None
+    removed = web.post(form["hx-post"], htmx=True)
+    assert removed.status_code == 200 and soup(removed).select_one("#flow")
+    assert [s.kind for s in steps_of(series)] == ["email", "email"]
+
+
+def test_the_remove_confirmation_needs_edit_content_and_the_team(app, series):
+    step = steps_of(series)[1]
+    _, guest = make_member(app, series.team, "guest")
+    assert guest.get(f"/automations/{series.id}/steps/{step.id}/remove").status_code == 403
+    _, author = make_member(app, series.team, "author", "author2@example.com")
+    assert author.get(f"/automations/{series.id}/steps/{step.id}/remove").status_code == 200
+    other = Team.create(name="Globex")
+    user, stranger = make_member(app, other, "admin", "boss@globex.example")
+    Membership.delete().where((Membership.user == user) & (Membership.team != other)).execute()
+    assert stranger.get(f"/automations/{series.id}/steps/{step.id}/remove").status_code == 404

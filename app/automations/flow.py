@@ -15,6 +15,8 @@ that have not reached the changed step yet.
 """
 import re
 
+from peewee import fn
+
 from app import addresses
 from app.content import prepare
 from app.content import sandbox
@@ -27,6 +29,7 @@ from app.models import AutomationStep
 from app.models import CustomField
 from app.models import MailingList
 from app.models import Reentry
+from app.models import RunState
 from app.models import Segment
 from app.models import StepKind
 from app.models import Template
@@ -397,6 +400,21 @@ def remove_step(automation, step, now=None):
             (AutomationStep.automation == automation.id) & AutomationStep.removed_at.is_null(False)
             & (AutomationStep.next_id == step.id) & (AutomationStep.id != step.id)).execute()
     return removed
+
+
+def removal_preview(automation, step):
+    """What removing `step` would do, for its confirmation: {"waiting": runs waiting at it, "moves_to": the step they
+    go on to (None: their run ends there), "dropped": the no-branch steps removed with a condition, "dropped_waiting":
+    the runs waiting in those, which end}. One query counts the runs, whatever the size of the branch."""
+    steps = live_steps(automation)
+    dropped = _subtree(steps, step.no_id) if step.kind == StepKind.CONDITION else []
+    following = step.yes_id if step.kind == StepKind.CONDITION else step.next_id
+    counts = dict(AutomationRun.select(AutomationRun.step_id, fn.COUNT(AutomationRun.id))
+                  .where((AutomationRun.automation == automation.id) & (AutomationRun.state == RunState.WAITING)
+                         & AutomationRun.step_id.in_([step.id] + dropped))
+                  .group_by(AutomationRun.step_id).tuples())
+    return {"waiting": counts.get(step.id, 0), "moves_to": steps.get(following),
+            "dropped": [steps[i] for i in dropped], "dropped_waiting": sum(counts.get(i, 0) for i in dropped)}
 
 
 def _email_config(automation, step, form):

@@ -153,7 +153,8 @@ def _card(automation, step, status=200, **extra):
 @require("view")
 def step_card(automation_id, step_id):
     automation = _automation(automation_id)
-    return _card(automation, _step(automation, step_id))
+    # focus=remove: back from "Remove? cancel", the focus returns to the step's Remove button
+    return _card(automation, _step(automation, step_id), refocus=request.args.get("focus", ""))
 
 
 @bp.route("/<int:automation_id>/steps/<int:step_id>/edit")
@@ -182,6 +183,19 @@ def save_step(automation_id, step_id):
         return _card(automation, step, saved=True)
     flash("Step saved.", "success")
     return redirect(url_for("automations.builder", automation_id=automation.id) + f"#step-{step.id}")
+
+
+@bp.route("/<int:automation_id>/steps/<int:step_id>/remove")
+@require("edit_content")
+def confirm_remove_step(automation_id, step_id):
+    """Removing a step asks first: inside its card with HTMX, on a page of its own without JavaScript."""
+    automation = _automation(automation_id)
+    step = _step(automation, step_id)
+    preview = flow.removal_preview(automation, step)
+    if is_htmx():
+        return _card(automation, step, confirm_remove=preview)
+    context = _context(automation)
+    return render_template("automations/remove_step.html", step=step, preview=preview, inline=False, **context)
 
 
 @bp.route("/<int:automation_id>/steps/<int:step_id>/remove", methods=["POST"])
