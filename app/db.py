@@ -276,13 +276,15 @@ class Many:
 
     def run(self, rows, cursor=None):
         """Execute for every row of `rows`, on `cursor` (else a new cursor of db), inside the
-        caller's transaction. Returns how many rows the database changed."""
+        caller's transaction. Returns how many rows the database changed. The driver's errors are raised as
+        peewee's (IntegrityError, ...), as every other statement's are."""
         rows = self.prepare(rows)
         if not rows:
             return 0
-        cursor = cursor if cursor is not None else db.cursor()
-        cursor.executemany(self.sql, rows)
-        return cursor.rowcount
+        with peewee.__exception_wrapper__:
+            cursor = cursor if cursor is not None else db.cursor()
+            cursor.executemany(self.sql, rows)
+            return cursor.rowcount
 
 
 _many = {}

@@ -172,3 +172,34 @@ def test_a_paused_automation_and_a_removed_step_are_not_batched_as_emails(ctx, b
     assert not AutomationMail.select().where(AutomationMail.step == first.id).exists()
     assert AutomationMail.select().where(AutomationMail.step == second.id).count() == COUNT
     assert AutomationRun.select().where(AutomationRun.state == "done").count() == COUNT
+
+
+def test_a_mail_row_written_meanwhile_rolls_the_chunk_back_and_its_runs_go_one_by_one(ctx, burst, monkeypatch):
+    """Another process queued one run's email between the batch's look and its insert: the chunk's transaction fails
+    on the (run, step) unique index as peewee's IntegrityError (app.db.Many.run), nothing of it stays, and the runs
+    are queued one by one, each once."""
+    team, contacts = burst
+    automation, (step,) = make_automation(team)
+    now = utcnow()
+    runs.enter_many(automation, [c.id for c in contacts], now=now)
+    pairs = [(run, Contact.get_by_id(run.contact_id)) for run in AutomationRun.select().order_by(AutomationRun.id)]
+    racer = pairs[3][0]
+    queue_many = mail.ledger.queue_many
+
+    def the_other_process_was_first(campaign_id, recipients, **kwargs):
+        sends = queue_many(campaign_id, recipients, **kwargs)
+        AutomationMail.create(run=racer.id, step=step.id, send_id=sends[racer.contact_id], created_at=now)
+        return sends
+    monkeypatch.setattr(mail.ledger, "queue_many", the_other_process_was_first)
+    singles = []
+    queue_email = mail.queue_email
+    monkeypatch.setattr(mail, "queue_email", lambda *args: singles.append(args[0].id) or queue_email(*args))
+
+    outcomes = mail.queue_emails(AutomationStep.get_by_id(step.id), pairs, now)
+
+    assert set(outcomes.values()) == {"queued"} and len(outcomes) == COUNT
+    assert sorted(singles) == sorted(run.id for run, _contact in pairs)
+    campaign_id = AutomationStep.get_by_id(step.id).campaign_id
+    assert AutomationMail.select().where(AutomationMail.step == step.id).count() == COUNT
+    assert Send.select().where(Send.campaign == campaign_id).count() == COUNT
+    assert Campaign.get_by_id(campaign_id).total == COUNT

@@ -25,7 +25,9 @@ from peewee import fn
 
 from app.campaigns import states
 from app.consent import suppression
+from app.db import IdList
 from app.db import db
+from app.db import insert_many
 from app.email_templates import services as template_services
 from app.models import Automation
 from app.models import AutomationMail
@@ -46,6 +48,8 @@ from app.senders import domains
 from app.sending import ledger
 
 KINDS = ("html", "markdown")
+MAIL_FIELDS = (AutomationMail.run, AutomationMail.step, AutomationMail.send_id, AutomationMail.after_event_id,
+               AutomationMail.created_at)
 ENGAGEMENT = {"opened": ("opened", "clicked"), "clicked": ("clicked",)}  # a click is an open the pixel missed
 
 
@@ -117,7 +121,8 @@ def campaign_for(step, automation=None):
     changed = {getattr(Campaign, key): value for key, value in wanted.items()
                if (campaign.template_id if key == "template" else getattr(campaign, key)) != value}
     if changed:
-        changed[Campaign.updated_at] = utcnow()
+        if campaign.state != CampaignState.PAUSED:  # a paused one's updated_at says since when its mail is on hold
+            changed[Campaign.updated_at] = utcnow()
         Campaign.update(changed).where(Campaign.id == campaign.id).execute()
         campaign = Campaign.get_by_id(campaign.id)
     return campaign
@@ -211,30 +216,33 @@ def queue_email(run, step, contact, now):
     return "queued"
 
 
-def queue_emails(step, pairs, now, chunk=50):
+def queue_emails(step, pairs, now, chunk=250):
     """queue_email for many runs at one email step (a burst of first emails): `pairs` is [(run, contact)], the result
     {run id: outcome}. The same skip rules and the same exactly-once ledger, in a few statements: the runs that already
     have their AutomationMail row are "queued"; the others' Send rows (ledger.queue_many) and AutomationMail rows are
     written in one transaction per chunk (short transactions: a SQLite writer holds the whole database meanwhile, and a
-    crash loses at most a chunk's work, which is then done again). If another process wrote one of those AutomationMail rows meanwhile, the
-    chunk's transaction fails on the unique index and is rolled back whole; its runs then go one by one."""
+    crash loses at most a chunk's work, which is then done again). If another process wrote one of those AutomationMail
+    rows meanwhile, the chunk's transaction fails on the unique index and is rolled back whole; its runs then go one by
+    one."""
     if step.kind != StepKind.EMAIL:
         return {run.id: "skipped:not_an_email_step" for run, _contact in pairs}
+    automation = Automation.select(*SENDER_COLUMNS).where(Automation.id == step.automation_id).get()
+    suppressed = suppression.Checker(automation.team_id)
     outcomes = {}
     for start in range(0, len(pairs), chunk):
         part = pairs[start:start + chunk]
         done = {run_id for (run_id,) in AutomationMail.select(AutomationMail.run).where(
-            (AutomationMail.step == step.id) & AutomationMail.run.in_([run.id for run, _contact in part])).tuples()}
+            (AutomationMail.step == step.id)
+            & (AutomationMail.run << IdList([run.id for run, _contact in part]))).tuples()}
         outcomes.update((run_id, "queued") for run_id in done)
-        outcomes.update(_queue_part(step, [(run, c) for run, c in part if run.id not in done], now))
+        outcomes.update(_queue_part(step, automation, suppressed,
+                                    [(run, c) for run, c in part if run.id not in done], now))
     return outcomes
 
 
-def _queue_part(step, pairs, now):
+def _queue_part(step, automation, suppressed, pairs, now):
     if not pairs:
         return {}
-    automation = Automation.select(*SENDER_COLUMNS).where(Automation.id == step.automation_id).get()
-    suppressed = suppression.Checker(automation.team_id)
     outcomes, todo = {}, []
     for run, contact in pairs:
         why = _refusal(contact, suppressed)
@@ -254,10 +262,8 @@ def _queue_part(step, pairs, now):
         with db.atomic():
             after = Event.select(fn.MAX(Event.id)).scalar() or 0
             sends = ledger.queue_many(campaign_id, [(contact.id, contact.email) for _run, contact in todo])
-            rows = [dict(run=run.id, step=step.id, send_id=sends.get(contact.id), after_event_id=after, created_at=now)
-                    for run, contact in todo]
-            for start in range(0, len(rows), 100):
-                AutomationMail.insert_many(rows[start:start + 100]).execute()
+            insert_many(MAIL_FIELDS).run([(run.id, step.id, sends.get(contact.id), after, now)
+                                          for run, contact in todo])
     except IntegrityError:
         outcomes.update((run.id, queue_email(run, step, contact, now)) for run, contact in todo)
         return outcomes

@@ -5,6 +5,7 @@ unmailable calls leave(). Entry numbers make "one run per contact per automation
 check that two processes could both pass."""
 from peewee import IntegrityError
 
+from app.db import IdList
 from app.db import db
 from app.db import insert_many
 from app.models import Automation
@@ -132,6 +133,6 @@ def end_many(run_ids, state, reason="", now=None, chunk=500):
     for start in range(0, len(run_ids), chunk):
         ended += (AutomationRun.update(state=state, exit_reason=reason, ended_at=now or utcnow(), next_at=None,
                                        waiting_for="")
-                  .where(AutomationRun.id.in_(run_ids[start:start + chunk]) & (AutomationRun.state.in_(ACTIVE)))
+                  .where((AutomationRun.id << IdList(run_ids[start:start + chunk])) & (AutomationRun.state.in_(ACTIVE)))
                   .execute())
     return ended

@@ -36,6 +36,7 @@ from peewee import fn
 
 from app.db import IdList
 from app.db import db
+from app.db import insert_many
 from app.db import refresh_statistics
 from app.db import skip_locked
 from app.db import update_many
@@ -59,6 +60,8 @@ from app.senders import warmup
 CHUNK = 50_000  # contact ids per INSERT ... SELECT (one short transaction each)
 CLAIM_SECONDS = 15  # a claim nobody extends for this long belonged to a dead run
 
+# A new Send row's columns: every NOT NULL one, as a prepared INSERT writes no Python default.
+NEW_SEND_FIELDS = (Send.campaign, Send.contact, Send.email, Send.status, Send.attempts, Send.message_id, Send.error)
 PENDING = (SendStatus.QUEUED, SendStatus.DEFERRED, SendStatus.CLAIMED)  # work left for the engine
 # Not claimed by a run: a change of the contact after publishing can still take these out.
 WAITING = (SendStatus.QUEUED, SendStatus.DEFERRED, SendStatus.HELD)
@@ -186,7 +189,7 @@ def freeze_audience(campaign, chunk=CHUNK):
         bounds = (Contact.select(fn.MIN(Contact.id), fn.MAX(Contact.id))
                   .where(Contact.team == campaign.team_id).tuples().first())
         start, hi = bounds if bounds and bounds[0] is not None else (1, 0)
-        fields = [Send.campaign, Send.contact, Send.email, Send.status, Send.attempts, Send.message_id, Send.error]
+        fields = list(NEW_SEND_FIELDS)
         while start is not None and start <= hi:
             end = start + chunk - 1
             rows = (Contact.select(Value(campaign.id), Contact.id, Contact.email, Value(SendStatus.QUEUED.value),
@@ -227,7 +230,7 @@ def _freeze_engaged_first(campaign, chunk):
     an INSERT ... SELECT in the same order in its own short transaction."""
     order = [contact_id for (contact_id,) in Contact.select(Contact.id).where(audience_condition(campaign))
              .order_by(*ENGAGEMENT_ORDER).tuples()]
-    fields = [Send.campaign, Send.contact, Send.email, Send.status, Send.attempts, Send.message_id, Send.error]
+    fields = list(NEW_SEND_FIELDS)
     for start in range(0, len(order), chunk):
         ids = order[start:start + chunk]
         rows = (Contact.select(Value(campaign.id), Contact.id, Contact.email, Value(SendStatus.QUEUED.value),
@@ -529,11 +532,12 @@ def _requeue(send_id, email):
      .where((Send.id == send_id) & (Send.status << FINISHED)).execute())
 
 
-def queue_many(campaign_id, recipients, chunk=100):
+def queue_many(campaign_id, recipients, chunk=500):
     """queue_one for many contacts of one hidden campaign (a welcome burst), in a handful of statements; `recipients`
     is [(contact id, email)], the result {contact id: send id}. Called inside the caller's transaction. The same rules
-    as queue_one: new rows in one INSERT per chunk, a finished row of an earlier entry queued again, a row still
-    waiting to go left as it is (it is this entry's message too)."""
+    as queue_one: new rows in one prepared executemany (app.db.insert_many: peewee building an INSERT of many rows
+    was most of a burst's time), a finished row of an earlier entry queued again, a row still waiting to go left as
+    it is (it is this entry's message too)."""
     emails = dict(recipients)
     ids = list(emails)
     mine = Send.campaign == campaign_id
@@ -541,18 +545,20 @@ def queue_many(campaign_id, recipients, chunk=100):
     def existing():
         found = {}
         for start in range(0, len(ids), chunk):
-            found.update(Send.select(Send.contact, Send.id).where(mine & Send.contact.in_(ids[start:start + chunk]))
-                         .tuples())
+            found.update(Send.select(Send.contact, Send.id)
+                         .where(mine & (Send.contact << IdList(ids[start:start + chunk]))).tuples())
         return found
 
     found = existing()
     for contact_id, send_id in found.items():  # re-entries: rare in a burst, one statement each as in queue_one
         _requeue(send_id, emails[contact_id])
-    rows = [dict(campaign=campaign_id, contact=contact_id, email=emails[contact_id], status=SendStatus.QUEUED,
-                 attempts=0, message_id="", error="") for contact_id in ids if contact_id not in found]
-    added = 0
-    for start in range(0, len(rows), chunk):
-        added += Send.insert_many(rows[start:start + chunk]).on_conflict_ignore().as_rowcount().execute() or 0
+    rows = [(campaign_id, contact_id, emails[contact_id], SendStatus.QUEUED.value, 0, "", "")
+            for contact_id in ids if contact_id not in found]
+    if not rows:
+        return found
+    insert_many(NEW_SEND_FIELDS, ignore_conflicts=True).run(rows)
+    queued = existing()
+    added = len(queued) - len(found)  # counted, not the driver's rowcount: the same on either database
     if added:
         Campaign.update(total=Campaign.total + added).where(Campaign.id == campaign_id).execute()
-    return existing() if rows else found
+    return queued

@@ -5,13 +5,29 @@
 Neither: SQLite and huey's SQLite queue.
 """
 import contextlib
+import datetime
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
+import time
 
+import redis
+from peewee import Value
+
+from app import create_app
+from app import db as dialect
+from app.cli import migrate
 from app.config import ROOT
+from app.db import db
+from app.models import Contact
+from app.models import Subscription
+from tests.stack_support import PostgresServer
 
+SMTP_SINK = "/usr/sbin/smtp-sink"  # postfix's: apt-get install -y postfix
+DOMAINS = 500  # recipient domains, so the per-domain limit (10 at once) is not what is measured
+FILL_BATCH = 10_000
 STACK = os.environ.get("LOFT_BENCH_STACK", "sqlite")
 DATABASE_URL = os.environ.get("LOFT_BENCH_DATABASE_URL", "")
 QUEUE_URL = os.environ.get("LOFT_BENCH_QUEUE_URL", "")
@@ -38,3 +54,109 @@ def bench_servers():
     finally:
         subprocess.run([script, "stop"], env=env, timeout=120)
         shutil.rmtree(parent, ignore_errors=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def smtp_sink(backlog=1000):
+    """postfix's smtp-sink on a free loopback port, which accepts and drops every message: the port."""
+    port = free_port()
+    command = [SMTP_SINK, "-c", f"127.0.0.1:{port}", str(backlog)]
+    if os.geteuid() == 0:
+        command[1:1] = ["-u", "nobody"]  # smtp-sink refuses to run as root without a user to become
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    try:
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def consumers(env, folder, workers):
+    """One real `huey_consumer wsgi.huey` process per entry of `workers` (its thread count), without periodic
+    tasks, each logging to folder/consumerN.log."""
+    processes = []
+    for number, threads in enumerate(workers):
+        log = open(folder / f"consumer{number}.log", "wb")
+        processes.append(subprocess.Popen([str(ROOT / ".venv" / "bin" / "huey_consumer"), "wsgi.huey", "-w",
+                                           str(threads), "-m", "1", "-n"], cwd=ROOT, env=env, stdout=log,
+                                          stderr=subprocess.STDOUT))
+        log.close()
+    return processes
+
+
+def consumer_logs(folder):
+    return "\n".join(f"--- {path.name}\n{path.read_text(errors='replace')[-1500:]}"
+                     for path in sorted(folder.glob("consumer*.log")))
+
+
+def stop(processes):
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.wait(timeout=60)
+
+
+@contextlib.contextmanager
+def bench_application(servers, folder, processes, name):
+    """The app on a fresh, migrated database (SQLite in `folder`, or a database `name` on the PostgreSQL of
+    `servers`), and the environment its consumer processes get: (app, env, stack label)."""
+    server_url, queue_url = servers
+    server = None
+    if server_url:
+        server = PostgresServer(server_url)
+        url = server.create(name)
+    else:
+        url = f"sqlite:///{folder / 'loft.db'}"
+    env = dict(os.environ, LOFT_DATABASE_URL=url, LOFT_SECRET_KEY="bench-secret", LOFT_LOG_LEVEL="WARNING",
+               LOFT_BASE_URL="https://loft.example", LOFT_DOTENV="0", LOFT_SENDING_PROCESSES=str(processes),
+               LOFT_HUEY_PATH=str(folder / "huey.db"), LOFT_QUEUE_URL=queue_url, LOFT_REDIS_URL="",
+               LOFT_MAIL_ALLOW_PRIVATE="true",  # the workers too: smtp-sink listens on loopback
+               # No DNS leaves the box: the domain-health gate is off and the resolver a closed loopback port.
+               LOFT_DOMAIN_HEALTH_GATE="false", LOFT_DNS_NAMESERVER=f"127.0.0.1:{free_port()}")
+    if queue_url:
+        client = redis.Redis.from_url(queue_url)
+        client.flushdb()
+        client.close()
+    app = create_app({"TESTING": True, "SECRET_KEY": "bench-secret", "DATABASE_URL": url,
+                      "BASE_URL": "https://loft.example", "SENDING_PROCESSES": processes,
+                      "MAIL_ALLOW_PRIVATE": True})  # smtp-sink listens on loopback (app/netguard.py)
+    with app.app_context():
+        migrate()
+    try:
+        yield app, env, "PostgreSQL + Redis" if server_url else "SQLite"
+    finally:
+        db.close()
+        if server is not None:
+            server.drop(name)
+            server.close()
+
+
+def fill_list(team_id, list_id, count):
+    """`count` active contacts (reader0@d0.example, ... over DOMAINS domains) subscribed to the list, in batched
+    executemany (the same statement on either stack); their ids in order."""
+    now = datetime.datetime(2026, 11, 1)
+    contacts = dialect.insert_many([Contact.team, Contact.email, Contact.domain, Contact.name, Contact.status,
+                                    Contact.attributes, Contact.source, Contact.created_at, Contact.updated_at,
+                                    Contact.consent_source, Contact.consent_ip, Contact.consent_text])
+    for start in range(0, count, FILL_BATCH):
+        with db.atomic():
+            contacts.run([(team_id, f"reader{i}@d{i % DOMAINS}.example", f"d{i % DOMAINS}.example", f"Reader {i}",
+                           "active", "{}", "import", now, now, "", "", "")
+                          for i in range(start, min(count, start + FILL_BATCH))])
+    with db.atomic():
+        Subscription.insert_from(
+            Contact.select(Contact.id, Value(list_id), Value("subscribed"), Value(now)).where(Contact.team == team_id),
+            [Subscription.contact, Subscription.list, Subscription.status, Subscription.created_at]).execute()
+    return [row[0] for row in Contact.select(Contact.id).where(Contact.team == team_id).order_by(Contact.id).tuples()]

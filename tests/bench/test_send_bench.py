@@ -32,62 +32,51 @@ import datetime
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import time
 
 import pytest
-import redis
-from peewee import Value
 
-from app import create_app
-from app import db as dialect
 from app.auth.services import create_user
-from app.cli import migrate
 from app.config import ROOT
 from app.content.message import MessageFactory
 from app.db import db
 from app.models import Campaign
-from app.models import Contact
 from app.models import MailingList
 from app.models import Membership
 from app.models import Send
 from app.models import SenderDomain
 from app.models import SendRun
 from app.models import SmtpAccount
-from app.models import Subscription
 from app.models import Team
 from app.reports import rollup
 from app.senders import domains
 from app.sending import ledger
+from tests.bench.bench_support import SMTP_SINK
+from tests.bench.bench_support import bench_application
 from tests.bench.bench_support import bench_servers
+from tests.bench.bench_support import consumer_logs
+from tests.bench.bench_support import consumers
+from tests.bench.bench_support import fill_list
+from tests.bench.bench_support import smtp_sink
+from tests.bench.bench_support import stop
 from tests.conftest import Browserish
 from tests.conftest import soup
-from tests.stack_support import PostgresServer
 
-SMTP_SINK = "/usr/sbin/smtp-sink"
 SMTP_SOURCE = "/usr/sbin/smtp-source"
 RECIPIENTS = int(os.environ.get("LOFT_BENCH_RECIPIENTS", "100000"))
 CONNECTIONS = int(os.environ.get("LOFT_BENCH_CONNECTIONS", "10"))
 PROCESSES = int(os.environ.get("LOFT_BENCH_PROCESSES") or os.cpu_count() or 1)
 DKIM = os.environ.get("LOFT_BENCH_DKIM", "") == "1"
 COMPARE = os.environ.get("LOFT_BENCH_SMTP_SOURCE", "1") != "0"
-DOMAINS = 500  # recipient domains, so the per-domain limit (10 at once) is not what is measured
-FILL_BATCH = 10_000
 EMAIL = "bench@example.com"
 PASSWORD = "bench password 1"
 
 pytestmark = pytest.mark.skipif(
     not (os.path.exists(SMTP_SINK) and os.path.exists(SMTP_SOURCE)),
     reason="postfix's smtp-sink/smtp-source are not installed (apt-get install -y postfix)")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def load():
@@ -111,39 +100,10 @@ def html_body(size=20_000):
     return "\n".join(parts)
 
 
-def fill(team_id, list_id):
-    """RECIPIENTS active contacts on the list, in batched executemany (the same statement on either stack)."""
-    now = datetime.datetime(2026, 11, 1)
-    contacts = dialect.insert_many([Contact.team, Contact.email, Contact.domain, Contact.name, Contact.status,
-                                    Contact.attributes, Contact.source, Contact.created_at, Contact.updated_at,
-                                    Contact.consent_source, Contact.consent_ip, Contact.consent_text])
-    for start in range(0, RECIPIENTS, FILL_BATCH):
-        with db.atomic():
-            contacts.run([(team_id, f"reader{i}@d{i % DOMAINS}.example", f"d{i % DOMAINS}.example", f"Reader {i}",
-                           "active", "{}", "import", now, now, "", "", "")
-                          for i in range(start, min(RECIPIENTS, start + FILL_BATCH))])
-    with db.atomic():
-        Subscription.insert_from(
-            Contact.select(Contact.id, Value(list_id), Value("subscribed"), Value(now)).where(Contact.team == team_id),
-            [Subscription.contact, Subscription.list, Subscription.status, Subscription.created_at]).execute()
-
-
 @pytest.fixture(scope="module")
 def sink():
-    port = free_port()
-    command = [SMTP_SINK, "-c", f"127.0.0.1:{port}", "1000"]
-    if os.geteuid() == 0:
-        command[1:1] = ["-u", "nobody"]  # smtp-sink refuses to run as root without a user to become
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.05)
-    yield port
-    process.terminate()
-    process.wait(timeout=10)
+    with smtp_sink() as port:
+        yield port
 
 
 @pytest.fixture(scope="module")
@@ -156,32 +116,9 @@ def servers():
 @pytest.fixture(scope="module")
 def bench_app(servers, tmp_path_factory):
     """The app on a fresh, migrated database, and the environment its consumer processes get."""
-    folder = tmp_path_factory.mktemp("sendbench")
-    server_url, queue_url = servers
-    server, name = None, f"loft_send_bench_{os.getpid()}"
-    if server_url:
-        server = PostgresServer(server_url)
-        url = server.create(name)
-    else:
-        url = f"sqlite:///{folder / 'loft.db'}"
-    env = dict(os.environ, LOFT_DATABASE_URL=url, LOFT_SECRET_KEY="bench-secret", LOFT_LOG_LEVEL="WARNING",
-               LOFT_BASE_URL="https://loft.example", LOFT_DOTENV="0", LOFT_SENDING_PROCESSES=str(PROCESSES),
-               LOFT_HUEY_PATH=str(folder / "huey.db"), LOFT_QUEUE_URL=queue_url, LOFT_REDIS_URL="",
-               LOFT_MAIL_ALLOW_PRIVATE="true")  # the workers too: smtp-sink listens on loopback
-    if queue_url:
-        client = redis.Redis.from_url(queue_url)
-        client.flushdb()
-        client.close()
-    app = create_app({"TESTING": True, "SECRET_KEY": "bench-secret", "DATABASE_URL": url,
-                      "BASE_URL": "https://loft.example", "SENDING_PROCESSES": PROCESSES,
-                      "MAIL_ALLOW_PRIVATE": True})  # smtp-sink listens on loopback (app/netguard.py)
-    with app.app_context():
-        migrate()
-    yield app, env, "PostgreSQL + Redis" if server_url else "SQLite"
-    db.close()
-    if server is not None:
-        server.drop(name)
-        server.close()
+    with bench_application(servers, tmp_path_factory.mktemp("sendbench"), PROCESSES,
+                           f"loft_send_bench_{os.getpid()}") as made:
+        yield made
 
 
 def cpu_seconds(pid):
@@ -224,22 +161,6 @@ def peak_rss_mb(pid):
     return 0.0
 
 
-def consumers(env, count, folder):
-    """`count` consumer processes with one worker thread each, so each holds one run of the campaign."""
-    processes = []
-    for number in range(count):
-        log = open(folder / f"consumer{number}.log", "wb")
-        processes.append(subprocess.Popen([str(ROOT / ".venv" / "bin" / "huey_consumer"), "wsgi.huey", "-w", "1",
-                                           "-m", "1", "-n"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT))
-        log.close()
-    return processes
-
-
-def logs(folder):
-    return "\n".join(f"--- {path.name}\n{path.read_text(errors='replace')[-1500:]}"
-                     for path in sorted(folder.glob("consumer*.log")))
-
-
 def openssl_sign_rate(cores):
     """RSA-2048 signatures a second from `openssl speed` (one process, or -multi `cores`)."""
     command = ["openssl", "speed", "-seconds", "5"] + (["-multi", str(cores)] if cores > 1 else []) + ["rsa2048"]
@@ -275,7 +196,7 @@ def test_send_through_several_workers_and_compare_with_smtp_source(bench_app, si
                            default_from_email="news@acme.example")
         Membership.create(user=create_user(EMAIL, PASSWORD), team=team, role="admin")
         newsletter = MailingList.create(team=team, name="Newsletter")
-        fill(team.id, newsletter.id)
+        fill_list(team.id, newsletter.id, RECIPIENTS)
         if DKIM:
             row = domains.add_domain(team, "acme.example")
             SenderDomain.update(verified_at=datetime.datetime.utcnow()).where(SenderDomain.id == row.id).execute()
@@ -297,11 +218,11 @@ def test_send_through_several_workers_and_compare_with_smtp_source(bench_app, si
     print(f"\n{stack}: {RECIPIENTS:,} contacts built in {built:.1f} s; audience frozen ({RECIPIENTS:,} Sends) in "
           f"{frozen:.2f} s; message {size:,} bytes (HTML source {html_size:,} bytes)")
 
-    workers = consumers(env, PROCESSES, tmp_path)
+    workers = consumers(env, tmp_path, [1] * PROCESSES)  # one run each
     loads = []
     try:
         time.sleep(3)  # let the workers import the app before the clock starts
-        assert all(p.poll() is None for p in workers), logs(tmp_path)
+        assert all(p.poll() is None for p in workers), consumer_logs(tmp_path)
         cpu_before = [cpu_seconds(p.pid) for p in workers]
         # The clock starts once the task is in the queue: the enqueueing process's own start (importing
         # the app, seconds on a loaded box) is not the workers' time.
@@ -318,7 +239,7 @@ def test_send_through_several_workers_and_compare_with_smtp_source(bench_app, si
             checked = started
             while Campaign.get_by_id(campaign.id).state != "completed":
                 waits.sample()
-                assert all(p.poll() is None for p in workers), logs(tmp_path)
+                assert all(p.poll() is None for p in workers), consumer_logs(tmp_path)
                 assert time.perf_counter() - started < 7200, "did not finish in 2 hours"
                 if len(joined) < PROCESSES and SendRun.select().count() > len(joined):
                     joined.append(time.perf_counter() - started)
@@ -336,10 +257,7 @@ def test_send_through_several_workers_and_compare_with_smtp_source(bench_app, si
                            .order_by(Send.sent_at.asc() if i == 0 else Send.sent_at.desc()).scalar() for i in (0, 1))
             counts = ledger.status_counts(campaign.id)
     finally:
-        for process in workers:
-            process.terminate()
-        for process in workers:
-            process.wait(timeout=60)
+        stop(workers)
     assert counts == {"sent": RECIPIENTS}
     loft_rate = RECIPIENTS / elapsed
     sending_rate = RECIPIENTS / max((last - first).total_seconds(), 1e-9)
