@@ -457,12 +457,18 @@ def test_a_campaign_a_person_paused_is_never_resumed_by_the_gate(ctx, admin, dns
     dns_zone.remove(f"_dmarc.{row.domain}")
     ours = make_campaign(team, state="sending", name="Ours")
     theirs = make_campaign(team, state="paused", name="Theirs", state_reason="Paused by Ada")
+    make_account(team, 2525)  # something to send through: a resume checks that too
     _, done = gate.check_and_gate(row, force=True)
     assert done["paused"] == [ours.id] and done["alerted"]
-    # Ada resumes and pauses "Ours" herself meanwhile: her pause is hers.
+    # Ada cannot resume it while DMARC is missing: the same check refuses it, in words, and nothing changes.
+    with pytest.raises(publishing.ResumeRefusedError, match="acme.test has no DMARC record"):
+        publishing.control(Campaign.get_by_id(ours.id), "resume")
+    assert Campaign.get_by_id(ours.id).state == "paused"
+    # Once published she resumes it (a fresh look at DNS, not the check from before) and pauses "Ours" herself
+    # before the gate's next check: her pause is hers.
+    dns_zone.publish(f"_dmarc.{row.domain}", DMARC)
     publishing.control(Campaign.get_by_id(ours.id), "resume")
     publishing.control(Campaign.get_by_id(ours.id), "pause", who="Ada")
-    dns_zone.publish(f"_dmarc.{row.domain}", DMARC)
     _, done = gate.check_and_gate(row, force=True)
     assert done["resumed"] == []
     assert Campaign.get_by_id(ours.id).state == "paused" and Campaign.get_by_id(theirs.id).state == "paused"

@@ -14,10 +14,12 @@ from app import clock
 from app.automations import deletion
 from app.automations import describe
 from app.automations import flow
+from app.automations import held as held_mail
 from app.automations import mail
 from app.automations import report
 from app.automations import simulate
 from app.automations import triggers
+from app.campaigns.states import TransitionError
 from app.contacts import fields as contact_fields
 from app.contacts import lists as mailing_lists
 from app.email_templates import services as template_services
@@ -33,6 +35,7 @@ from app.models import StepKind
 from app.models import Template
 from app.teams.context import require
 from app.teams.context import team_object_or_404
+from tasks import sending as sending_tasks
 
 bp = Blueprint("automations", __name__, url_prefix="/automations")
 STATE_LABELS = {AutomationState.DRAFT: "Draft", AutomationState.LIVE: "Live", AutomationState.PAUSED: "Paused"}
@@ -59,7 +62,8 @@ def _context(automation):
     return dict(automation=automation, tree=tree, counts=report.step_counts(automation),
                 numbers={s.id: i for i, s in enumerate(ordered, start=1)}, names=names, describe=describe,
                 email_steps=[s for s in ordered if s.kind == StepKind.EMAIL], choices=choices,
-                flow=flow, state_labels=STATE_LABELS, editing=None, form=None, errors=None, error=None)
+                flow=flow, state_labels=STATE_LABELS, editing=None, form=None, errors=None, error=None,
+                held=held_mail.held_steps(automation), resume_error=None, resume_step_id=None, resumed=False)
 
 
 def _builder(automation, status=200, **extra):
@@ -89,7 +93,7 @@ def index():
     automations = list(Automation.select().where(Automation.team == g.team).order_by(Automation.updated_at.desc()))
     totals = report.totals_by_automation(g.team)
     return render_template("automations/index.html", automations=automations, totals=totals,
-                           state_labels=STATE_LABELS, starters=flow.STARTERS, trigger_labels=flow.TRIGGER_LABELS)
+                           held=held_mail.held_counts(g.team), state_labels=STATE_LABELS, starters=flow.STARTERS, trigger_labels=flow.TRIGGER_LABELS)
 
 
 @bp.route("/new", methods=["POST"])
@@ -101,7 +105,8 @@ def create():
     except flow.FlowError as exc:
         automations = list(Automation.select().where(Automation.team == g.team))
         return render_template("automations/index.html", automations=automations,
-                               totals=report.totals_by_automation(g.team), state_labels=STATE_LABELS,
+                               totals=report.totals_by_automation(g.team), held=held_mail.held_counts(g.team),
+                               state_labels=STATE_LABELS,
                                starters=flow.STARTERS, trigger_labels=flow.TRIGGER_LABELS, form=request.form,
                                error=exc.message, errors=exc.errors), 422
     return redirect(url_for("automations.builder", automation_id=automation.id))
@@ -220,6 +225,13 @@ def change_state(automation_id):
         return _builder(automation, 422, state_error=exc.message)
     if action == "live":  # the segment baseline: members at go-live never enter (a paused one keeps it current)
         triggers.went_live(automation, clock.now())
+    if action == "resume":  # the steps' mail the engine held resumes too, where its cause is gone
+        resumed, refused = held_mail.resume_held(automation, who=current_user.email)
+        for campaign_id in resumed:
+            sending_tasks.send_campaign(campaign_id)
+        if refused:
+            flash(f"{len(refused)} email step{'s' if len(refused) != 1 else ''} still on hold: "
+                  + " ".join(dict.fromkeys(refused.values())), "warning")
     flash({"live": "The automation is live.", "pause": "Paused: no contact moves on until you resume it.",
            "resume": "Resumed.", "draft": "Back to draft."}[action], "success")
     return redirect(url_for("automations.builder", automation_id=automation.id))
@@ -251,6 +263,27 @@ def delete(automation_id):
     flash(f"“{automation.name}” was deleted" + (f"; {stopped:,} contact{'s' if stopped != 1 else ''} stopped where "
                                                "they were." if stopped else "."), "success")
     return redirect(url_for("automations.index"))
+
+
+@bp.route("/<int:automation_id>/steps/<int:step_id>/resume", methods=["POST"])
+@require("send")
+def resume_step(automation_id, step_id):
+    """Resume an email step's mail that Loft held (its hidden campaign paused), with the checks a campaign's Resume
+    runs; a cause still there is shown on the step's card and nothing changes."""
+    automation = _automation(automation_id)
+    step = _step(automation, step_id)
+    try:
+        campaign = held_mail.resume_step(step, who=current_user.email)
+    except (TransitionError, held_mail.HeldError) as exc:
+        # 422, as every refusal shown in place (htmx swaps 2xx and 422 only, base.html's htmx-config).
+        if is_htmx():
+            return _card(automation, step, 422, resume_error=exc.message)
+        return _builder(automation, 422, resume_error=exc.message, resume_step_id=step.id)
+    sending_tasks.send_campaign(campaign.id)
+    if is_htmx():
+        return _card(automation, step, resumed=True)
+    flash("Sending again: the emails waiting at this step go out now.", "success")
+    return redirect(url_for("automations.builder", automation_id=automation.id) + f"#step-{step.id}")
 
 
 @bp.route("/<int:automation_id>/start", methods=["POST"])

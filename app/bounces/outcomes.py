@@ -302,7 +302,7 @@ def _apply_one(team_id, send, kind, details, source, now):
             if alert:
                 summary["actions"].append("campaign:paused")
     if alert:  # after the commit: an alert is mail and a notice, never part of this transaction
-        summary["actions"].append("alert" if notify(team_id, *alert) else "alert:unavailable")
+        summary["actions"].append("alert" if notify(team_id, *alert[:2], campaign_id=alert[2]) else "alert:unavailable")
     return summary
 
 
@@ -423,13 +423,14 @@ def _pause_campaign(send, details):
     except states.TransitionError:
         return None  # paused or stopped meanwhile: someone else already acted (and alerted)
     subject = f"Campaign “{campaign.name}” paused: our email failed authentication"
-    return subject, reason
+    return subject, reason, campaign.id
 
 
-def notify(team_id, subject, text):
-    """Alert the team's admins (app.notices.alerts); True when handed over."""
+def notify(team_id, subject, text, campaign_id=None):
+    """Alert the team's admins (app.notices.alerts); True when handed over. `campaign_id` names the campaign (an
+    automation's email step is then named instead of its hidden campaign)."""
     try:
-        alerts.notify(team_id, subject, text)
+        alerts.notify(team_id, subject, text, campaign_id=campaign_id)
     except Exception:  # noqa: BLE001 - an alert must never undo the outcome it reports
         log.exception("team %s alert failed: %s", team_id, subject)
         return False

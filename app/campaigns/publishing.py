@@ -157,6 +157,26 @@ def start(campaign):
     return states.transition(campaign, CampaignState.SENDING)
 
 
+class ResumeRefusedError(states.TransitionError, CampaignError):
+    """A paused campaign may not send again yet: what paused it (no SMTP account, its sender domain's DNS) is still
+    there. Refused where the resume was asked (409 in the API), so it is not resumed only to pause again."""
+    status = 409
+
+
+def resume_problem(campaign):
+    """Why a paused campaign cannot send now, in words, or None: the engine's own first checks (an SMTP account to
+    send through) and the domain gate's. A gate failure is looked at again with fresh DNS answers, so a person who
+    has just published the missing record is not held back by a check made before it."""
+    if not accounts.active_accounts(campaign.team_id):
+        return ("It cannot send yet: there is no active SMTP account to send through. "
+                + accounts.paused_in_words(campaign.team_id))
+    if domain_gate.launch_problem(campaign):
+        problem = domain_gate.launch_problem(campaign, fresh=True)
+        if problem:
+            return problem.replace("This campaign cannot start:", "It cannot send yet:", 1)
+    return None
+
+
 # What each control button asks of the state machine.
 CONTROL_TARGETS = {"pause": CampaignState.PAUSED, "resume": CampaignState.SENDING,
                    "cancel": CampaignState.CANCELLED, "unschedule": CampaignState.DRAFT}
@@ -171,6 +191,9 @@ def control(campaign, action, who=""):
                                      f"{states.LABELS[campaign.state].lower()}.")
     if action == "resume":
         refuse_unless_standing(campaign)
+        problem = resume_problem(campaign)
+        if problem:
+            raise ResumeRefusedError(problem)
     reason = f"{action.capitalize()}d by {who}" if who and action in ("pause", "cancel") else ""
     return states.transition(campaign, CONTROL_TARGETS[action], reason=reason)
 

@@ -10,6 +10,8 @@ import datetime
 from dataclasses import dataclass
 
 from app import usage
+from app.automations import held as held_mail
+from app.models import Automation
 from app.models import BounceMailbox
 from app.models import Campaign
 from app.models import CampaignState
@@ -129,13 +131,21 @@ def needs_attention(team):
     accounts that cannot connect or are paused, bounce mailboxes whose last check failed, sender
     domains not verified yet, unread alerts."""
     items = []
-    for campaign in (Campaign.select().where((Campaign.team == team) & Campaign.state.in_(
+    for campaign in (_written(team).where(Campaign.state.in_(
             (CampaignState.FAILED, CampaignState.PAUSED))).order_by(Campaign.updated_at.desc(), Campaign.id.desc())
             .limit(10)):
         failed = campaign.state == CampaignState.FAILED
         reason = f": {campaign.state_reason}" if campaign.state_reason else ""
         items.append(Attention("campaign", f"“{campaign.name}” {'failed' if failed else 'is paused'}{reason}",
                                "campaigns.edit" if failed else "campaigns.progress", {"campaign_id": campaign.id}))
+    # An automation email step's paused hidden campaign is the automation's trouble: it links to the automation.
+    held = held_mail.held_counts(team)
+    for automation in Automation.select(Automation.id, Automation.name).where(Automation.id.in_(list(held))) \
+            .order_by(Automation.name) if held else []:
+        count = held[automation.id]
+        items.append(Attention("automation", f"The automation “{automation.name}” has {count} email step"
+                               f"{'s' if count != 1 else ''} on hold: its emails wait until you resume them",
+                               "automations.builder", {"automation_id": automation.id}))
     for account in SmtpAccount.select().where((SmtpAccount.team == team) & (
             (SmtpAccount.connection_state == "failing") | (SmtpAccount.status == "paused"))).order_by(SmtpAccount.id):
         why = account.last_error if account.connection_state == "failing" else account.paused_reason

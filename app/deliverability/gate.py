@@ -315,14 +315,15 @@ def enabled():
     return bool(current_app.config.get("DOMAIN_HEALTH_GATE", True))
 
 
-def launch_problem(campaign):
-    """Why this campaign must not start now (its domain's DNS would get the mail rejected), or None."""
+def launch_problem(campaign, fresh=False):
+    """Why this campaign must not start now (its domain's DNS would get the mail rejected), or None. `fresh`: ask
+    DNS again rather than trust a recent check (a person resuming after a fix)."""
     if not enabled():
         return None
     row = domains.domain_for_sender(campaign.team_id, campaign.from_email)
     if row is None:
         return None  # publish_problems says the domain is not verified
-    health = check_domain(row, scopes={scope_of(row, campaign.from_email)})
+    health = check_domain(row, force=fresh, scopes={scope_of(row, campaign.from_email)})
     found = reason_for(row, health, campaign.from_email)
     return f"This campaign cannot start: {found}" if found else None
 

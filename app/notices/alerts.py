@@ -18,6 +18,9 @@ import logging
 
 from app import system_mail
 from app.notices import preferences
+from app.models import Automation
+from app.models import AutomationStep
+from app.models import Campaign
 from app.models import Notice
 from app.models import Team
 from app.models import utcnow
@@ -26,10 +29,53 @@ log = logging.getLogger(__name__)
 
 
 def notify(team_id, subject, text, kind="alert", campaign_id=None, data=None, now=None):
-    """Store an alert for the team: shown in the app at once, emailed within a minute to those who want it."""
+    """Store an alert for the team: shown in the app at once, emailed within a minute to those who want it.
+
+    A campaign an automation's email step sends through (app/automations/mail.py) is nobody's campaign to open: the
+    notice names the automation and the step instead, and links to the automation (data["automation"])."""
     team_id = team_id.id if isinstance(team_id, Team) else int(team_id)
-    return Notice.create(team=team_id, kind=kind, subject=str(subject)[:300], text=str(text or "")[:5000],
-                         campaign_id=campaign_id, data=data or {}, created_at=now or utcnow())
+    subject, text, campaign_id, data = _about_automations(str(subject), str(text or ""), campaign_id, dict(data or {}))
+    return Notice.create(team=team_id, kind=kind, subject=subject[:300], text=text[:5000],
+                         campaign_id=campaign_id, data=data, created_at=now or utcnow())
+
+
+def _email_steps(campaign_ids):
+    """{campaign id: (campaign name, words for its step and automation, automation id, step id)} of the hidden
+    campaigns among `campaign_ids`."""
+    ids = [int(i) for i in campaign_ids if isinstance(i, int) and not isinstance(i, bool)]
+    if not ids:
+        return {}
+    rows = (AutomationStep.select(AutomationStep.campaign, AutomationStep.id, AutomationStep.config, Automation.id,
+                                  Automation.name, Campaign.name)
+            .join(Automation, on=(AutomationStep.automation == Automation.id))
+            .switch(AutomationStep).join(Campaign, on=(AutomationStep.campaign == Campaign.id))
+            .where(AutomationStep.campaign.in_(ids)).tuples())
+    found = {}
+    for campaign_id, step_id, config, automation_id, automation_name, campaign_name in rows:
+        config = config if isinstance(config, dict) else {}
+        email_subject = str(config.get("subject") or "").strip()[:80]
+        words = (f"the email “{email_subject}” of the automation “{automation_name}”" if email_subject
+                 else f"an email step of the automation “{automation_name}”")
+        found[campaign_id] = (campaign_name, words, automation_id, step_id)
+    return found
+
+
+def _about_automations(subject, text, campaign_id, data):
+    steps = _email_steps([campaign_id] + list(data.get("campaigns") or []))
+    if not steps:
+        return subject, text, campaign_id, data
+    for name, words, _automation, _step in steps.values():
+        text = text.replace(f"“{name}”", words)
+    if campaign_id in steps:
+        name, words, automation_id, step_id = steps[campaign_id]
+        subject = f"Emails on hold: {words}"
+        text = (f"Loft stopped sending {words}. Its emails wait, and so do contacts who reach the step, until it "
+                f"sends again: fix the cause, then use “Resume sending” on the step in the automation.\n\n{text}")
+        data.update(automation=automation_id, step=step_id)
+        campaign_id = None
+    else:
+        data["automations"] = sorted({automation_id for _n, _w, automation_id, _s in steps.values()})
+    return subject, text, campaign_id, data
 
 
 # --- In the app ------------------------------------------------------------------------------
@@ -102,10 +148,17 @@ def email_pending(limit=50, now=None):
                 message = system_mail.compose("alert", address, f"[Loft] {notice.subject}", notice=notice, team=notice.team,
                                        notices_path="/notices", event=event,
                                        preferences_path=f"/notices/preferences?team={notice.team_id}",
-                                       campaign_path=f"/campaigns/{notice.campaign_id}" if notice.campaign_id else "")
+                                       campaign_path=f"/campaigns/{notice.campaign_id}" if notice.campaign_id else "",
+                                       automation_path=_automation_path(notice))
                 system_mail.send(**message)
                 sent += 1
         except Exception:  # noqa: BLE001 - SMTP down: keep the notice for the next run
             log.exception("notice %s: emailing the team failed; will retry", notice.id)
             Notice.update(emailed_at=None).where(Notice.id == notice.id).execute()
     return sent
+
+
+def _automation_path(notice):
+    """The automation a notice is about (an email step's mail on hold), for the email's link; "" for none."""
+    automation_id = (notice.data or {}).get("automation") if isinstance(notice.data, dict) else None
+    return f"/automations/{automation_id}" if isinstance(automation_id, int) else ""
