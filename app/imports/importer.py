@@ -44,7 +44,6 @@ from operator import itemgetter
 from peewee import Value
 
 from app import addresses
-from app.automations import triggers
 from app.consent.suppression import Checker
 from app.contacts.export import neutralise
 from app.contacts.fields import MAX_TEXT
@@ -61,6 +60,7 @@ from app.db import max_id
 from app.db import select_among
 from app.db import update_rows
 from app.imports import csvsniff
+from app.imports import joins
 from app.imports import screening
 from app.imports.csvsniff import FileProblem
 from app.imports.services import ImportProblem
@@ -687,34 +687,8 @@ def _commit_chunk(plan, job, start, end, chunk, stamp, batches, rejects, writer,
                           & (ImportJob.status == "running")).execute())
         if not claimed:
             raise _Superseded()
-    _start_automations(plan, stamp, new_ids if new_ids is not None else after_id, subscribe_existing)
-
-
-def _start_automations(plan, stamp, new, existing_ids):
-    """After the chunk's commit: its new subscriptions start the lists' list_join automations, in one bulk entry
-    per list and chunk (never one enter per row). Only this chunk's contacts are looked at (the new ones: their
-    ids, or on SQLite those above the chunk's `after_id`; and the existing ones it subscribed), through the
-    subscription's (contact, list) index: a scan of the whole list per chunk made a 100,000-row import 10 times
-    slower (docs/benchmarks.md). A subscription this chunk made carries its stamp; an older one is not a join."""
-    lists = triggers.lists_with_joins(plan.team_id, plan.list_ids)
-    if not lists:
-        return
-    for list_id in lists:
-        mine = (Subscription.list == list_id) & (Subscription.created_at == stamp) & (Subscription.status == "subscribed")
-        joined = []
-        if isinstance(new, list):
-            candidates = new + list(existing_ids)
-            for start in range(0, len(candidates), SUBSCRIBE_BATCH):
-                joined += [row[0] for row in Subscription.select(Subscription.contact).where(
-                    mine & Subscription.contact.in_(candidates[start:start + SUBSCRIBE_BATCH])).tuples()]
-        else:
-            joined += [row[0] for row in Subscription.select(Subscription.contact).where(
-                mine & (Subscription.contact > (new or 0))).tuples()]
-            for start in range(0, len(existing_ids), SUBSCRIBE_BATCH):
-                joined += [row[0] for row in Subscription.select(Subscription.contact).where(
-                    mine & Subscription.contact.in_(existing_ids[start:start + SUBSCRIBE_BATCH])).tuples()]
-        if joined:
-            triggers.list_joined(plan.team_id, sorted(set(joined)), list_id, source="import")
+    joins.start_automations(plan.team_id, plan.list_ids, stamp, new_ids if new_ids is not None else after_id,
+                            subscribe_existing)
 
 
 def _tag_chunk(plan, chunk, imported_new, existing, after_id):

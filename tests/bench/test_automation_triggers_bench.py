@@ -1,6 +1,6 @@
 """Benchmark: a CSV import of 100,000 new contacts onto a list that a live list_join automation starts from, against
 the same import with no automation (issue 17: an import must not do one enter per row). Each chunk's subscribers
-enter in one runs.enter_many per list after the chunk commits (importer._start_automations).
+enter in one runs.enter_many per list after the chunk commits (app/imports/joins.py).
 
 Run with `make bench` or:
     .venv/bin/python -m pytest -q -s tests/bench/test_automation_triggers_bench.py
