@@ -203,3 +203,25 @@ def test_a_mail_row_written_meanwhile_rolls_the_chunk_back_and_its_runs_go_one_b
     assert AutomationMail.select().where(AutomationMail.step == step.id).count() == COUNT
     assert Send.select().where(Send.campaign == campaign_id).count() == COUNT
     assert Campaign.get_by_id(campaign_id).total == COUNT
+
+
+def test_a_burst_whose_contacts_reached_a_segment_goal_exits_them_in_the_batch(ctx, burst, no_single_path):
+    """A segment goal is checked for the whole batch in one query (steps.goal_reached_among): the members exit with
+    reason "goal" and get no email; the others get theirs."""
+    from app.models import Segment
+    team, contacts = burst
+    bought = Segment.create(team=team, name="Bought", rules={"op": "and", "rules": [
+        {"field": "email", "operator": "starts_with", "value": "reader1"}]})
+    automation, (step,) = make_automation(team)
+    Automation.update(goal={"kind": "segment", "segment_id": bought.id}).where(Automation.id == automation.id).execute()
+    now = utcnow()
+    runs.enter_many(automation, [c.id for c in contacts], now=now)
+
+    assert scheduler.tick(now=now) == COUNT
+    members = {c.id for c in contacts if c.email.startswith("reader1")}
+    assert 0 < len(members) < COUNT
+    states = {run.contact_id: (run.state, run.exit_reason) for run in AutomationRun.select()}
+    assert {cid for cid, state in states.items() if state == ("exited", "goal")} == members
+    campaign_id = AutomationStep.get_by_id(step.id).campaign_id
+    assert {cid for (cid,) in Send.select(Send.contact).where(Send.campaign == campaign_id).tuples()} == \
+        {c.id for c in contacts} - members

@@ -142,10 +142,11 @@ def _email_batch(automation, step, group, now):
     # Only what the checks and the Send row read: a contact's attributes (JSON) are most of its loading time.
     contacts = {c.id: c for c in Contact.select(Contact.id, Contact.team, Contact.email, Contact.status)
                 .where(Contact.id << IdList(contact_ids))} if contact_ids else {}
+    reached = steps.goal_reached_among(automation, contacts.values())
     ready = []
     for run in group:
         contact = contacts.get(run.contact_id)
-        why = _why_not(contact) or ("goal" if steps.goal_reached(automation, contact) else None)
+        why = _why_not(contact) or ("goal" if run.contact_id in reached else None)
         if why:
             runs.end(run.id, RunState.EXITED, why, now)
         else:
