@@ -231,3 +231,26 @@ def test_a_guest_or_author_cannot_resume_and_another_teams_step_is_not_found(app
     assert outsider.post(resume_url(their_automation, step)).status_code == 404
     assert web.post(resume_url(their_automation, their_step)).status_code == 404
     assert hidden(step).state == "paused" and CaughtMessage.select().count() == 0
+
+
+def test_a_removed_steps_held_mail_is_resumed_from_the_builders_summary(app, web, ready_team):
+    """A step removed while its mail was held has no card: the summary at the top offers its Resume."""
+    from app import clock
+    from app.automations import flow
+    team, _news = ready_team
+    automation, step = welcome(team)
+    pause_accounts(team)
+    enter_and_tick(app, automation)
+    with app.app_context():
+        flow.remove_step(Automation.get_by_id(automation.id), AutomationStep.get_by_id(step.id), clock.now())
+    page = soup(web.get(f"/automations/{automation.id}"))
+    assert page.select_one(f"#held-{step.id}") is None  # no card
+    line = page.select_one(f"#held-summary-{step.id}")
+    assert "A removed step" in line.get_text(" ") and line.select_one(f'form[action="{resume_url(automation, step)}"]')
+
+    refused = web.post(resume_url(automation, step))
+    assert refused.status_code == 422
+    assert "no active SMTP account" in soup(refused).select_one(f"#held-{step.id}-error").get_text(" ")
+    SmtpAccount.update(status="active", paused_reason="").where(SmtpAccount.team == team).execute()
+    assert web.post(resume_url(automation, step)).status_code == 302
+    assert len(delivered("reader0@example.com")) == 1 and held.held_steps(automation) == {}

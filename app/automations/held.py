@@ -81,6 +81,16 @@ def held_counts(team):
     return dict(query.tuples())
 
 
+def email_step_of(automation, step_id):
+    """This automation's email step with this id, removed or not (a removed step's mail may still be held), or None."""
+    try:
+        step_id = int(step_id)
+    except (TypeError, ValueError):
+        return None
+    return AutomationStep.get_or_none((AutomationStep.id == step_id) & (AutomationStep.automation == automation.id)
+                                      & (AutomationStep.kind == StepKind.EMAIL))
+
+
 def resume_step(step, who=""):
     """Resume the step's held mail; returns the campaign, sending again. Raises HeldError when it is not on hold, or
     publishing's refusal (a states.TransitionError: no SMTP account, the domain still failing, the monthly cap)."""

@@ -271,7 +271,8 @@ def resume_step(automation_id, step_id):
     """Resume an email step's mail that Loft held (its hidden campaign paused), with the checks a campaign's Resume
     runs; a cause still there is shown on the step's card and nothing changes."""
     automation = _automation(automation_id)
-    step = _step(automation, step_id)
+    # A removed step's held mail still waits: the builder's summary offers its Resume (there is no card for it).
+    step = held_mail.email_step_of(automation, step_id) or abort(404)
     try:
         campaign = held_mail.resume_step(step, who=current_user.email)
     except (TransitionError, held_mail.HeldError) as exc:
