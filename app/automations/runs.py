@@ -127,12 +127,14 @@ def team_automation(team, automation_id):
     return Automation.get_or_none((Automation.id == automation_id) & (Automation.team == getattr(team, "id", team)))
 
 
-def end_many(run_ids, state, reason="", now=None, chunk=500):
-    """end() for many runs at once (a burst that finished its last step together): how many were still going."""
+def end_many(run_ids, state, reason="", now=None, chunk=500, at_end=False):
+    """end() for many runs at once (a burst that finished its last step together): how many were still going.
+    `at_end`: they went past their last step, so they stand at no step (as a run that walked off its branch)."""
     run_ids, ended = list(run_ids), 0
+    moved = {"step_id": None} if at_end else {}
     for start in range(0, len(run_ids), chunk):
         ended += (AutomationRun.update(state=state, exit_reason=reason, ended_at=now or utcnow(), next_at=None,
-                                       waiting_for="")
+                                       waiting_for="", **moved)
                   .where((AutomationRun.id << IdList(run_ids[start:start + chunk])) & (AutomationRun.state.in_(ACTIVE)))
                   .execute())
     return ended

@@ -46,9 +46,9 @@ RETRY_DELAY = datetime.timedelta(minutes=1)  # times the attempt number
 MAX_STEPS = 200  # a tree has no loops; a corrupted one (next_id pointing back) stops here instead of spinning
 CHUNK = 500  # ids per IN list when loading claimed runs
 BATCH_MIN = 20  # runs at one email step in a tick's chunk that are done together (advance_batches); fewer go one by one
-# A visit as the batch opens it (a prepared INSERT writes no Python default, so every NOT NULL column is named)
+# A visit as the batch writes it, done (a prepared INSERT writes no Python default: every NOT NULL column is named)
 VISIT_FIELDS = (AutomationVisit.run, AutomationVisit.step, AutomationVisit.outcome, AutomationVisit.detail,
-                AutomationVisit.entered_at)
+                AutomationVisit.entered_at, AutomationVisit.done_at)
 REMOVED_SWEEP = datetime.timedelta(minutes=10)  # steps removed this recently have their waiting runs woken
 
 
@@ -154,25 +154,29 @@ def _email_batch(automation, step, group, now):
     if not ready:
         return [], []
     ids = [run.id for run, _contact in ready]
-    insert_many(VISIT_FIELDS, ignore_conflicts=True).run([(run_id, step.id, "", "", now) for run_id in ids])
-    open_ids = {run_id for (run_id,) in AutomationVisit.select(AutomationVisit.run).where(
-        (AutomationVisit.run << IdList(ids)) & (AutomationVisit.step == step.id)
-        & (AutomationVisit.outcome == "")).tuples()}
-    todo = [(run, contact) for run, contact in ready if run.id in open_ids]
-    rest = [run for run, _contact in ready if run.id not in open_ids]  # an outcome already: advance() moves it on
-    by_outcome = {}
-    for run_id, outcome in mail.queue_emails(step, todo, now).items():
-        by_outcome.setdefault(outcome, []).append(run_id)
-    moved = [run_id for run_id in ids if run_id in open_ids]
+    # The ledger for a batch: the AutomationMail row (mail.queue_emails) is what makes the email once per run and
+    # step, so the visit is written with its outcome, in the transaction that moves the runs on. A visit that is
+    # there already is either open (a per-run attempt that crashed: done again, mail.py finds its email) or has an
+    # outcome (advance() moves the run on by it).
+    earlier = dict(AutomationVisit.select(AutomationVisit.run, AutomationVisit.outcome).where(
+        (AutomationVisit.run << IdList(ids)) & (AutomationVisit.step == step.id)).tuples())
+    todo = [(run, contact) for run, contact in ready if not earlier.get(run.id)]
+    rest = [run for run, _contact in ready if earlier.get(run.id)]
+    outcomes = mail.queue_emails(step, todo, now)
+    moved = [run.id for run, _contact in todo]
     with db.atomic():
-        for outcome, run_ids in by_outcome.items():
-            AutomationVisit.update(outcome=outcome, detail="", done_at=now).where(
-                (AutomationVisit.run << IdList(run_ids)) & (AutomationVisit.step == step.id)
+        insert_many(VISIT_FIELDS, ignore_conflicts=True).run(
+            [(run_id, step.id, outcome, "", now, now) for run_id, outcome in outcomes.items() if run_id not in earlier])
+        for run_id in (run_id for run_id in moved if run_id in earlier):  # open visits: rare, one by one
+            AutomationVisit.update(outcome=outcomes[run_id], detail="", done_at=now).where(
+                (AutomationVisit.run == run_id) & (AutomationVisit.step == step.id)
                 & (AutomationVisit.outcome == "")).execute()
-        AutomationRun.update(step_id=step.next_id, next_at=now, waiting_for="").where(
-            (AutomationRun.id << IdList(moved)) & (AutomationRun.state == RunState.WAITING)).execute()
-    if step.next_id is None:  # the last step: the runs are done (contact and goal were checked just above)
-        runs.end_many(moved, RunState.DONE, "", now)
+        if step.next_id is None:  # the last step: the runs are done (contact and goal were checked just above)
+            runs.end_many(moved, RunState.DONE, "", now, at_end=True)
+        else:
+            AutomationRun.update(step_id=step.next_id, next_at=now, waiting_for="").where(
+                (AutomationRun.id << IdList(moved)) & (AutomationRun.state == RunState.WAITING)).execute()
+    if step.next_id is None:
         return rest, []
     for run, _contact in todo:
         run.step_id, run.next_at, run.waiting_for = step.next_id, now, ""
