@@ -185,3 +185,40 @@ def test_a_late_time_fires_at_the_check_after_midnight_but_a_missed_day_is_not_f
     assert (run.contact_id, run.data["occurrence"]) == (late.id, "2026-03-02")
     assert triggers.check_dates(at(ctx, datetime.datetime(2026, 3, 3, 0, 1))) == 0  # once per occurrence
     assert missed.id not in entered(made)
+
+
+def test_dates_missed_while_the_worker_was_down_fire_late_but_not_before_going_live_or_while_paused(ctx):
+    """The hourly check did not run for three days: those days' occurrences fire at the next check (at most
+    triggers.CATCH_UP_DAYS back), each once; a day before the automation went live, or while it was paused, never."""
+    from app.models import AutomationDateMark
+    team = Team.create(name="Dates", time_zone="UTC")
+    made = build(team, {"kind": "date_field", "field": "renewal", "offset_days": 0, "time": "09:00", "yearly": False})
+    before_live = person(team, "before@example.com", renewal="2026-03-01")
+    missed = [person(team, f"missed{n}@example.com", renewal=f"2026-03-0{n}") for n in (3, 4, 5)]
+    later = person(team, "later@example.com", renewal="2026-03-07")
+    triggers.went_live(made, at(ctx, datetime.datetime(2026, 3, 2, 10, 0)))
+    assert triggers.check_dates(at(ctx, datetime.datetime(2026, 3, 2, 10, 1))) == 0  # 03-01 was before going live
+
+    # No check from 03-02 10:01 until 03-06 08:01: 03-03, 03-04 and 03-05 fire now, late, each for its own day.
+    assert triggers.check_dates(at(ctx, datetime.datetime(2026, 3, 6, 8, 1))) == 3
+    assert {cid: run_data["occurrence"] for cid, run_data in (
+        (run.contact_id, run.data) for run in AutomationRun.select())} == {
+        missed[0].id: "2026-03-03", missed[1].id: "2026-03-04", missed[2].id: "2026-03-05"}
+    assert triggers.check_dates(at(ctx, datetime.datetime(2026, 3, 6, 9, 1))) == 0  # nothing twice
+    assert before_live.id not in entered(made)
+
+    # Paused over 03-07 and resumed on 03-08: 03-07 does not fire on resume (as a list join meanwhile would not).
+    Automation.update(state="paused").where(Automation.id == made.id).execute()
+    assert triggers.check_dates(at(ctx, datetime.datetime(2026, 3, 7, 9, 1))) == 0
+    Automation.update(state="live").where(Automation.id == made.id).execute()
+    triggers.resumed(Automation.get_by_id(made.id), at(ctx, datetime.datetime(2026, 3, 8, 10, 0)))
+    assert triggers.check_dates(at(ctx, datetime.datetime(2026, 3, 8, 10, 1))) == 0
+    assert later.id not in entered(made)
+    assert AutomationDateMark.get(AutomationDateMark.automation == made.id).checked_at == \
+        datetime.datetime(2026, 3, 8, 10, 1)
+
+    # A worker down for longer than CATCH_UP_DAYS: only the last CATCH_UP_DAYS days are fired.
+    far = person(team, "far@example.com", renewal="2026-03-10")
+    near = person(team, "near@example.com", renewal="2026-03-20")
+    assert triggers.check_dates(at(ctx, datetime.datetime(2026, 3, 21, 9, 30))) == 1
+    assert near.id in entered(made) and far.id not in entered(made)

@@ -21,6 +21,7 @@ from app.automations import runs
 from app.db import db
 from app.errors import Problem
 from app.models import Automation
+from app.models import AutomationDateMark
 from app.models import AutomationEvent
 from app.models import AutomationRun
 from app.models import AutomationSegmentMark
@@ -254,9 +255,18 @@ def _remember(automation_id, contact_ids, now):
 
 
 def went_live(automation, now=None):
-    """Take the segment baseline when an automation goes live (the periodic check takes it too, if missed)."""
+    """Take the segment baseline when an automation goes live (the periodic check takes it too, if missed), and
+    start a date trigger's window."""
+    now = now or clock.now()
     if trigger_of(automation).get("kind") == "segment_entry":
         sync_segment(automation, now)
+    date_window_from(automation, now)
+
+
+def resumed(automation, now=None):
+    """A paused automation is live again: the dates that passed while it was paused do not fire (as list joins
+    meanwhile did not start it); a segment's baseline was kept current during the pause."""
+    date_window_from(automation, now or clock.now())
 
 
 def check_segments(now=None):
@@ -329,42 +339,57 @@ def date_matches(field, target, yearly):
     return day & (raw <= target.isoformat())
 
 
-# Yesterday's occurrence still fires this long after its time: the hourly check that follows a late time (23:30)
-# runs on the next day. Longer would fire a whole day late for an automation that went live this morning.
-LATE_CATCH_UP = datetime.timedelta(hours=2)
+CATCH_UP_DAYS = 7  # occurrences the hourly check missed (the worker was down) still fire this many days late
 
 
-def occurrences(automation, now):
-    """[(the contact date that fires, the local day it fires on, the moment it fires (aware))] for yesterday and
-    today in the team's zone; [] when the trigger is broken. Yesterday is there because the hourly check may run
-    before a late "time" (23:30) and next at 00:01 of the following day: that occurrence still fires, once."""
+def occurrences(automation, now, since=None):
+    """[(the contact date that fires, the local day it fires on, the moment it fires (aware))] for each local day in
+    the team's zone from `since`'s (at most CATCH_UP_DAYS back) through today; [] when the trigger is broken."""
     rule = date_rule(trigger_of(automation))
     if rule is None:
         return []
     field, offset, at, yearly = rule
     zone = team_zone(Team.get_or_none(Team.id == automation.team_id))
-    today = now.replace(tzinfo=datetime.timezone.utc).astimezone(zone).date()
-    found = []
-    for day in (today - datetime.timedelta(days=1), today):
-        found.append((day - datetime.timedelta(days=offset), day, datetime.datetime.combine(day, at, zone)))
-    return found
+    local = lambda moment: moment.replace(tzinfo=datetime.timezone.utc).astimezone(zone).date()  # noqa: E731
+    today = local(now)
+    first = max(local(since) if since is not None else today, today - datetime.timedelta(days=CATCH_UP_DAYS))
+    return [(day - datetime.timedelta(days=offset), day, datetime.datetime.combine(day, at, zone))
+            for day in (first + datetime.timedelta(days=n) for n in range((today - first).days + 1))]
+
+
+def _date_mark(automation, now):
+    mark = AutomationDateMark.get_or_none(AutomationDateMark.automation == automation.id)
+    if mark is None:  # made live without went_live (an older automation, a script): its window starts now
+        AutomationDateMark.insert(automation=automation.id, live_since=now).on_conflict_ignore().execute()
+        mark = AutomationDateMark.get(AutomationDateMark.automation == automation.id)
+    return mark
 
 
 def fire_dates(automation, now=None):
-    """Enter the contacts whose date field (+ offset) is today in the team's zone, once "time" has passed there
-    (or was yesterday's and passed after the last check); once per occurrence: a run's data["occurrence"] holds
-    the local day it fired for."""
+    """Enter the contacts whose date field (+ offset) is today in the team's zone, once "time" has passed there; once
+    per occurrence (a run's data["occurrence"] holds the local day it fired for). Days since the last check are
+    looked at too (a late "time" such as 23:30 that the hourly check passes at 00:01; a worker that was down), back
+    to the day the automation went live, and at most CATCH_UP_DAYS: a missed birthday email goes out late rather
+    than never, and going live (or resuming) never fires for the days before."""
     now = now or clock.now()
     if automation.state != AutomationState.LIVE:
         return 0
-    entered = 0
+    mark = _date_mark(automation, now)
+    since = max(mark.live_since, mark.checked_at or mark.live_since)
     moment = now.replace(tzinfo=datetime.timezone.utc)
-    yesterday, today = occurrences(automation, now) or (None, None)
-    if yesterday is not None and yesterday[2] <= moment < yesterday[2] + LATE_CATCH_UP:
-        entered += _fire_day(automation, *yesterday[:2], now)
-    if today is not None and today[2] <= moment:
-        entered += _fire_day(automation, *today[:2], now)
+    entered = sum(_fire_day(automation, target, day, now) for target, day, fires in occurrences(automation, now, since)
+                  if fires <= moment)
+    AutomationDateMark.update(checked_at=now).where(AutomationDateMark.id == mark.id).execute()
     return entered
+
+
+def date_window_from(automation, now):
+    """Going live or resuming: the date window starts now (no occurrence of an earlier day fires)."""
+    if trigger_of(automation).get("kind") != "date_field":
+        return
+    with db.atomic():
+        AutomationDateMark.delete().where(AutomationDateMark.automation == automation.id).execute()
+        AutomationDateMark.create(automation=automation.id, live_since=now)
 
 
 def _fire_day(automation, target, day, now):

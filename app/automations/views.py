@@ -226,6 +226,7 @@ def change_state(automation_id):
     if action == "live":  # the segment baseline: members at go-live never enter (a paused one keeps it current)
         triggers.went_live(automation, clock.now())
     if action == "resume":  # the steps' mail the engine held resumes too, where its cause is gone
+        triggers.resumed(automation, clock.now())
         resumed, refused = held_mail.resume_held(automation, who=current_user.email)
         for campaign_id in resumed:
             sending_tasks.send_campaign(campaign_id)

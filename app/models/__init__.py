@@ -112,6 +112,7 @@ from app.models.automations import Automation
 from app.models.automations import AutomationStep
 from app.models.automations import AutomationRun
 from app.models.automations import AutomationVisit
+from app.models.automations import AutomationDateMark
 from app.models.automations import AutomationSegmentMark
 from app.models.automations import AutomationSegmentMember
 from app.models.automations import AutomationEvent

@@ -147,6 +147,13 @@ class AutomationSegmentMember(BaseModel):
         indexes = ((("automation", "contact"), True),)
 
 
+class AutomationDateMark(BaseModel):
+    """A date-field automation's window (migration 0074): live since when (again after a pause), last checked when."""
+    automation = ForeignKeyField(Automation, on_delete="CASCADE", unique=True)
+    live_since = DateTimeField(default=utcnow)
+    checked_at = DateTimeField(null=True)
+
+
 class AutomationEvent(BaseModel):
     """A named event about a contact (POST /api/v1/events, triggers.record_event): it may start, wake or end runs,
     and the simulation estimates from the last week's."""
