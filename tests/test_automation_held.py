@@ -92,6 +92,7 @@ def test_no_smtp_account_holds_the_step_the_builder_says_so_and_resume_sends_it(
     card = page.select_one(f"#held-{step.id}")
     text = card.get_text(" ", strip=True)
     assert "Emails on hold since" in text and "1 waiting" in text and "“Local” is paused" in text
+    assert "Resume sending once an account can send again" in text and "the campaign" not in text.lower()
     assert card.select_one(f'form[action="{resume_url(automation, step)}"] input[name=csrf_token]')
     # No page links to the hidden campaign.
     assert f"/campaigns/{campaign.id}" not in page.decode()
@@ -108,6 +109,7 @@ def test_no_smtp_account_holds_the_step_the_builder_says_so_and_resume_sends_it(
     assert notice.data["step"] == step.id
     assert "“Welcome aboard” of the automation “Onboarding”" in notice.subject
     assert "Resume sending" in notice.text and campaign.name not in notice.subject + notice.text
+    assert "resume the campaign" not in notice.text.lower()
     notices = web.get("/notices/").get_data(as_text=True)
     assert f'href="/automations/{automation.id}"' in notices and f"/campaigns/{campaign.id}" not in notices
 

@@ -28,6 +28,7 @@ from app.models import DomainPause
 from app.models import Send
 from app.models import SendStatus
 from app.models import StepKind
+from app.notices import alerts
 
 WAITING = (SendStatus.QUEUED, SendStatus.DEFERRED, SendStatus.CLAIMED)  # messages that have not gone yet
 
@@ -69,7 +70,7 @@ def held_steps(automation, include_removed=True):
     # while the campaign is paused.
     paused_at = dict(DomainPause.select(DomainPause.campaign, DomainPause.paused_at)
                      .where(DomainPause.campaign.in_(ids)).tuples())
-    return {row["step"]: Held(row["step"], row["id"], row["state_reason"] or "Paused.",
+    return {row["step"]: Held(row["step"], row["id"], alerts.step_words(row["state_reason"] or "Paused."),
                               paused_at.get(row["id"]) or row["updated_at"], waiting.get(row["id"], 0))
             for row in rows}
 

@@ -15,6 +15,7 @@ transaction and never holding up sending. A notice is claimed before its email
 is sent (emailed_at set by a conditional UPDATE), so two workers never send it twice.
 """
 import logging
+import re
 
 from app import system_mail
 from app.notices import preferences
@@ -60,6 +61,12 @@ def _email_steps(campaign_ids):
     return found
 
 
+def step_words(text):
+    """A pause reason written for a campaign ("…, then resume the campaign."), as it reads on an automation's email
+    step, whose Resume button is "Resume sending"."""
+    return re.sub(r"\b([Rr])esume the campaign\b", r"\1esume sending", text)
+
+
 def _about_automations(subject, text, campaign_id, data):
     steps = _email_steps([campaign_id] + list(data.get("campaigns") or []))
     if not steps:
@@ -70,7 +77,8 @@ def _about_automations(subject, text, campaign_id, data):
         name, words, automation_id, step_id = steps[campaign_id]
         subject = f"Emails on hold: {words}"
         text = (f"Loft stopped sending {words}. Its emails wait, and so do contacts who reach the step, until it "
-                f"sends again: fix the cause, then use “Resume sending” on the step in the automation.\n\n{text}")
+                f"sends again: fix the cause, then use “Resume sending” on the step in the automation.\n\n"
+                f"{step_words(text)}")
         data.update(automation=automation_id, step=step_id)
         campaign_id = None
     else:
