@@ -71,6 +71,7 @@ def step_form(step):
                       timeout_days=str(max(1, int(config.get("timeout_minutes") or 0) // UNITS["days"])))
     if step.kind == StepKind.CONDITION:
         config["email_step_id"] = config.get("step_id") or ""
+    config.pop("secret", None)  # a webhook step's, encrypted: shown by its own box, never sent back as a field
     return config
 
 

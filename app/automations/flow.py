@@ -14,10 +14,12 @@ Editing a live automation is allowed: the engine reads a step when a run reaches
 that have not reached the changed step yet.
 """
 import re
+import secrets
 
 from peewee import fn
 
 from app import addresses
+from app import security
 from app.content import prepare
 from app.content import sandbox
 from app.db import db
@@ -521,8 +523,23 @@ def step_config(automation, step, form):
             raise FlowError(str(exc), field="url") from None
         if scheme != "https":
             raise FlowError("The URL must start with https://.", field="url")
-        return {"url": url}
+        return {"url": url, "secret": _signing_secret(step)}
     return {}
+
+
+def _signing_secret(step):
+    """A webhook step's signing secret, encrypted as stored: the one it has (a receiver already checks with it), or a
+    new one when it has none or it can no longer be read (the encryption key changed)."""
+    stored = step.config.get("secret") if isinstance(step.config, dict) else None
+    if isinstance(stored, str) and stored and security.decrypt(stored) is not None:
+        return stored
+    return security.encrypt(secrets.token_urlsafe(32))
+
+
+def webhook_secret(step):
+    """The plaintext signing secret of a webhook step, for its edit form (None before its first save)."""
+    stored = step.config.get("secret") if isinstance(step.config, dict) else None
+    return security.decrypt(stored) if isinstance(stored, str) and stored else None
 
 
 def edit_step(automation, step, form):

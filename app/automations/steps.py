@@ -11,9 +11,11 @@ Configs are trusted (flow.py validates them) but a broken one is skipped with "s
 import datetime
 import json
 import logging
+import time
 import zoneinfo
 from typing import NamedTuple
 
+from app import security
 from app.automations import mail
 from app.contacts import services as contacts
 from app.contacts.common import ContactError
@@ -298,6 +300,16 @@ def webhook(run, step, config, contact, automation, visit, now):
     }, separators=(",", ":"), ensure_ascii=False, default=str)
     headers = {"Content-Type": "application/json", "User-Agent": delivery.USER_AGENT,
                "X-Loft-Idempotency-Key": f"automation-run-{run.id}-step-{step.id}"}
+    stored = config.get("secret")
+    if isinstance(stored, str) and stored:
+        # Signed as Loft's webhooks are (app/webhooks/delivery.py), with the step's own secret from its edit form.
+        secret = security.decrypt(stored)
+        if secret is None:
+            return Result("failed", "The signing secret cannot be read (the encryption key changed): save the step "
+                                    "again to make a new one, and give it to the receiver.")
+        timestamp = str(int(time.time()))
+        headers["X-Loft-Timestamp"] = timestamp
+        headers["X-Loft-Signature"] = delivery.signature(secret, timestamp, body.encode())
     try:
         status, excerpt = delivery.post(url, body, headers, allow_private_targets=delivery.allow_private(),
                                         timeout=WEBHOOK_TIMEOUT)
