@@ -46,6 +46,7 @@ from tests.bench.bench_support import bench_application
 from tests.bench.bench_support import bench_servers
 from tests.bench.bench_support import consumer_logs
 from tests.bench.bench_support import consumers
+from tests.bench.bench_support import cpu_seconds
 from tests.bench.bench_support import fill_list
 from tests.bench.bench_support import smtp_sink
 from tests.bench.bench_support import stop
@@ -88,6 +89,11 @@ def wait_until_sent(campaign_id, started, workers, folder):
         time.sleep(0.1)
 
 
+def busy(workers):
+    """CPU seconds the consumer processes have used so far."""
+    return sum(sum(cpu_seconds(p.pid)) for p in workers)
+
+
 def hidden_campaign(step_id, workers, folder):
     """The email step's campaign, made by the first tick that reaches the step (mail.py) if not made before."""
     while True:
@@ -122,6 +128,7 @@ def test_welcome_burst_against_a_campaign(bench, tmp_path):
         time.sleep(3)  # let the consumers import the app before any clock starts
         with app.app_context():
             runs_before = SendRun.select(fn.MAX(SendRun.id)).scalar() or 0
+            cpu_before = busy(workers)
             started = time.perf_counter()
             entered = runs.enter_many(automation, ids)
             entering = time.perf_counter() - started
@@ -131,10 +138,12 @@ def test_welcome_burst_against_a_campaign(bench, tmp_path):
             queued, total = wait_until_sent(hidden_campaign(step.id, workers, tmp_path), started, workers, tmp_path)
             assert entered == CONTACTS
             engine_runs = (SendRun.select(fn.MAX(SendRun.id)).scalar() or 0) - runs_before  # ids are never reused
+            automation_cpu = busy(workers) - cpu_before
 
             campaign = Campaign.create(team=team, name="Welcome as a campaign", from_name="Acme",
                                        from_email="news@acme.example", subject=SUBJECT, body=BODY,
                                        audience={"lists": [news.id]}, track_opens=True, track_clicks=True)
+            cpu_before = busy(workers)
             started = time.perf_counter()
             assert ledger.freeze_audience(campaign) == CONTACTS
             Campaign.update(state="sending", started_at=datetime.datetime.utcnow()).where(
@@ -144,6 +153,7 @@ def test_welcome_burst_against_a_campaign(bench, tmp_path):
             enqueue(env, f"from tasks.sending import send_campaign; send_campaign({campaign.id})")
             started += time.perf_counter() - enqueue_started
             _queued, campaign_total = wait_until_sent(campaign.id, started, workers, tmp_path)
+            campaign_cpu = busy(workers) - cpu_before
             load = os.getloadavg()[0]
     finally:
         stop(workers)
@@ -157,3 +167,5 @@ def test_welcome_burst_against_a_campaign(bench, tmp_path):
     print(f"campaign, {CONTACTS:,} recipients: freeze {freezing:.1f} s, all sent {campaign_total:.1f} s after "
           f"the freeze began = {campaign_rate:,.0f}/s")
     print(f"ratio automation/campaign: {automation_rate / campaign_rate:.2f}")
+    print(f"consumers' CPU per message (user + system, both processes): automation "
+          f"{automation_cpu / CONTACTS * 1e6:,.0f} us, campaign {campaign_cpu / CONTACTS * 1e6:,.0f} us")

@@ -59,6 +59,7 @@ from tests.bench.bench_support import bench_application
 from tests.bench.bench_support import bench_servers
 from tests.bench.bench_support import consumer_logs
 from tests.bench.bench_support import consumers
+from tests.bench.bench_support import cpu_seconds
 from tests.bench.bench_support import fill_list
 from tests.bench.bench_support import smtp_sink
 from tests.bench.bench_support import stop
@@ -119,14 +120,6 @@ def bench_app(servers, tmp_path_factory):
     with bench_application(servers, tmp_path_factory.mktemp("sendbench"), PROCESSES,
                            f"loft_send_bench_{os.getpid()}") as made:
         yield made
-
-
-def cpu_seconds(pid):
-    """(user, system) CPU seconds of the process so far: the system part is mostly the kernel copying
-    each message through loopback TCP."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rpartition(")")[2].split()
-    return int(fields[11]) / os.sysconf("SC_CLK_TCK"), int(fields[12]) / os.sysconf("SC_CLK_TCK")
 
 
 class ThreadWaits:
