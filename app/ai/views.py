@@ -17,12 +17,12 @@ from app.ai import subject_lines
 from app.ai import usage
 from app.ai import writing
 from app.campaigns import ab_testing
+from app.campaigns.listing import team_campaign_or_404
 from app.content.blocks.schema import BlockProblem
 from app.errors import Problem
 from app.htmx import hx_redirect
 from app.htmx import is_htmx
 from app.models import AiJob
-from app.models import Campaign
 from app.reports import charts
 from app.security import untrusted_html_response
 from app.teams.context import require
@@ -74,7 +74,7 @@ def _subject_card(campaign, job=None, status=200, **extra):
 @require("edit_content")
 def suggest_subject_lines(campaign_id):
     """Five subject lines with preheaders, from the brief or (with none) the campaign's saved content."""
-    campaign = team_object_or_404(Campaign, campaign_id)
+    campaign = team_campaign_or_404(campaign_id)
     try:
         job = subject_lines.start(g.team, current_user.id, campaign, request.form.get("brief", ""),
                                   regenerate=bool(request.form.get("regenerate")))
@@ -234,7 +234,7 @@ def _writing_refused(campaign, form_template, problem, **form_context):
 @bp.route("/campaigns/<int:campaign_id>/draft", methods=["POST"])
 @require("edit_content")
 def start_draft(campaign_id):
-    campaign = team_object_or_404(Campaign, campaign_id)
+    campaign = team_campaign_or_404(campaign_id)
     try:
         inputs = writing.draft_inputs(g.team, campaign, request.form)
     except writing.WritingError as problem:
@@ -245,7 +245,7 @@ def start_draft(campaign_id):
 @bp.route("/campaigns/<int:campaign_id>/rewrite", methods=["POST"])
 @require("edit_content")
 def start_rewrite(campaign_id):
-    campaign = team_object_or_404(Campaign, campaign_id)
+    campaign = team_campaign_or_404(campaign_id)
     try:
         inputs, context = writing.rewrite_inputs(g.team, campaign, request.form)
     except writing.WritingError as problem:
@@ -256,7 +256,7 @@ def start_rewrite(campaign_id):
 @bp.route("/campaigns/<int:campaign_id>/blocks/<block_id>/rewrite", methods=["POST"])
 @require("edit_content")
 def start_block_rewrite(campaign_id, block_id):
-    campaign = team_object_or_404(Campaign, campaign_id)
+    campaign = team_campaign_or_404(campaign_id)
     try:
         inputs, context = writing.block_rewrite_inputs(g.team, campaign, block_id, request.form)
     except writing.WritingError as problem:

@@ -27,6 +27,7 @@ from app.campaigns import schedule
 from app.campaigns import stats
 from app.campaigns.errors import CampaignError
 from app.campaigns.errors import StateError
+from app.campaigns.listing import team_campaign_or_404
 from app.campaigns.states import TransitionError
 from app.email_templates import services as template_services
 from app.models import Campaign
@@ -34,7 +35,6 @@ from app.models import CampaignState
 from app.reports import rollup
 from app.reports import services as report_services
 from app.sending import ledger
-from app.teams.context import team_object_or_404
 from tasks import sending as sending_tasks
 
 StateName = Literal[tuple(state.value for state in CampaignState)]
@@ -285,13 +285,13 @@ def list_campaigns(query):
 @operation("/campaigns/<int:campaign_id>", "GET", "view", ok=CampaignOut, tags=["campaigns"])
 def get_campaign(campaign_id):
     """Get a campaign"""
-    return campaign_out(team_object_or_404(Campaign, campaign_id))
+    return campaign_out(team_campaign_or_404(campaign_id))
 
 
 @operation("/campaigns/<int:campaign_id>/stats", "GET", "view", ok=CampaignStats, tags=["campaigns"])
 def campaign_stats(campaign_id):
     """The campaign report's numbers"""
-    campaign = team_object_or_404(Campaign, campaign_id)
+    campaign = team_campaign_or_404(campaign_id)
     rollup.catch_up()  # as the report page does: count what arrived since the aggregator's last run
     counts = stats.counts(campaign)
     numbers = report_services.numbers_for([campaign], {campaign.id: counts})[campaign.id]
@@ -327,7 +327,7 @@ def create_campaign(body):
            tags=["campaigns"], problems=(409,))
 def update_campaign(campaign_id, body):
     """Change a draft: only the values given"""
-    campaign = team_object_or_404(Campaign, campaign_id)
+    campaign = team_campaign_or_404(campaign_id)
     try:
         campaign = drafts.edit_draft(campaign, builder_changes(body))
     except StateError as problem:
@@ -340,7 +340,7 @@ def update_campaign(campaign_id, body):
 @operation("/campaigns/<int:campaign_id>", "DELETE", "edit_content", tags=["campaigns"], problems=(409,))
 def delete_campaign(campaign_id):
     """Delete a draft, cancelled or failed campaign"""
-    campaign = team_object_or_404(Campaign, campaign_id)
+    campaign = team_campaign_or_404(campaign_id)
     try:
         drafts.delete_campaign(campaign)
     except StateError as problem:
@@ -352,7 +352,7 @@ def delete_campaign(campaign_id):
 @operation("/campaigns/<int:campaign_id>/test", "POST", "send", ok=CampaignTestOut, body=CampaignTestIn, tags=["campaigns"])
 def send_test(campaign_id, body):
     """Send a test of the campaign to a few addresses"""
-    campaign = team_object_or_404(Campaign, campaign_id)
+    campaign = team_campaign_or_404(campaign_id)
     contact = variant = None
     if body.contact:
         contact = template_services.find_contact(g.team, body.contact)
@@ -373,7 +373,7 @@ def send_test(campaign_id, body):
            tags=["campaigns"])
 def schedule_campaign(campaign_id, body):
     """Schedule a draft to go out at a time"""
-    campaign = team_object_or_404(Campaign, campaign_id)
+    campaign = team_campaign_or_404(campaign_id)
     try:
         when = schedule.check_schedule(g.team, utc_moment(body.at))
         campaign = publishing.publish(campaign, when)
@@ -387,7 +387,7 @@ def schedule_campaign(campaign_id, body):
 @operation("/campaigns/<int:campaign_id>/send", "POST", "send", ok=CampaignOut, status=202, tags=["campaigns"])
 def send_campaign(campaign_id):
     """Send a draft (or a scheduled campaign) now"""
-    campaign = team_object_or_404(Campaign, campaign_id)
+    campaign = team_campaign_or_404(campaign_id)
     try:
         campaign = publishing.publish(campaign)
     except TransitionError as problem:
@@ -398,7 +398,7 @@ def send_campaign(campaign_id):
 
 
 def control(campaign_id, action):
-    campaign = team_object_or_404(Campaign, campaign_id)
+    campaign = team_campaign_or_404(campaign_id)
     try:
         campaign = publishing.control(campaign, action, who=f"the API key “{g.api_key.name}”")
     except TransitionError as problem:
@@ -428,7 +428,7 @@ def cancel_campaign(campaign_id):
            tags=["campaigns"])
 def pick_ab_winner(campaign_id, body):
     """Pick the A/B test's winner now: the rest of the audience gets it (as "Pick this winner" on the report)"""
-    campaign = team_object_or_404(Campaign, campaign_id)
+    campaign = team_campaign_or_404(campaign_id)
     variant = ab_testing.variant_of(campaign, label=body.variant)
     if variant is None:
         raise ApiProblem(422, "This campaign has no A/B variant with this label.",

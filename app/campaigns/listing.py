@@ -8,6 +8,8 @@ last page of 10,000 campaigns costs what the first does. The rates are the repor
 from dataclasses import dataclass
 from dataclasses import field
 
+from flask import abort
+
 from app.campaigns import states
 from app.campaigns import stats
 from app.models import Campaign
@@ -16,6 +18,7 @@ from app.models import MailingList
 from app.models import Segment
 from app.models import automation_email_campaigns
 from app.reports import services as report_services
+from app.teams.context import team_object_or_404
 
 PAGE_SIZE = 50
 # What a row shows: not the body, its blocks or its test settings, which can be large.
@@ -47,6 +50,17 @@ def parse_filter(args):
     return CampaignFilter(state=state if state in states.LABELS else "",
                           q=(args.get("q") or "").strip()[:SEARCH_LIMIT],
                           before=_positive(args.get("before")), after=_positive(args.get("after")))
+
+
+def team_campaign_or_404(campaign_id):
+    """The current team's campaign with this id, else 404; an automation email step's hidden campaign is the
+    automation's (its builder shows and resumes it) and is not found here either, so no campaign page, report or API
+    call can edit, send or cancel it behind the automation's back."""
+    campaign = team_object_or_404(Campaign, campaign_id)
+    if Campaign.select().where((Campaign.id == campaign.id)
+                               & Campaign.id.in_(automation_email_campaigns())).exists():
+        abort(404)
+    return campaign
 
 
 def _positive(value):

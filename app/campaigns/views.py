@@ -21,6 +21,7 @@ from app.campaigns import spam_score
 from app.campaigns import states
 from app.campaigns import stats
 from app.campaigns.errors import CampaignError
+from app.campaigns.listing import team_campaign_or_404
 from app.campaigns.states import TransitionError
 from app.contacts import lists as mailing_lists
 from app.contacts import query as contact_query
@@ -35,7 +36,6 @@ from app.models import utcnow
 from app.security import untrusted_html_response
 from app.sending import ledger
 from app.teams.context import require
-from app.teams.context import team_object_or_404
 from app.teams.permissions import ROLE_PERMISSIONS
 from app.wording import plural
 from tasks import sending as sending_tasks
@@ -80,7 +80,7 @@ def calendar_page():
 @bp.route("/<int:campaign_id>/duplicate", methods=["POST"])
 @require("edit_content")
 def duplicate(campaign_id):
-    campaign = team_object_or_404(Campaign, campaign_id)
+    campaign = team_campaign_or_404(campaign_id)
     try:
         copy = duplicates.duplicate_campaign(g.team, campaign, current_user.id)
     except duplicates.DuplicateError as exc:
@@ -106,7 +106,7 @@ def new_campaign():
 @require("edit_content")
 def save_as_template(campaign_id):
     """A new team template with this campaign's email (its blocks, or its HTML or Markdown)."""
-    campaign = team_object_or_404(Campaign, campaign_id)
+    campaign = team_campaign_or_404(campaign_id)
     try:
         template = template_services.template_from_campaign(g.team, campaign, request.form.get("name", ""))
     except template_services.TemplateError as exc:
@@ -156,7 +156,7 @@ def _builder(campaign, status=200, **extra):
 @bp.route("/<int:campaign_id>", methods=["GET", "POST"])
 @require("view")
 def edit(campaign_id):
-    campaign = team_object_or_404(Campaign, campaign_id)
+    campaign = team_campaign_or_404(campaign_id)
     if campaign.state not in (CampaignState.DRAFT, CampaignState.FAILED):
         return redirect(url_for("campaigns.progress", campaign_id=campaign.id))
     if request.method == "POST":
@@ -180,7 +180,7 @@ def _permissions():
 @require("view")
 def count(campaign_id):
     """The live recipient count for the audience currently chosen in the builder (not saved)."""
-    campaign = team_object_or_404(Campaign, campaign_id)
+    campaign = team_campaign_or_404(campaign_id)
     draft = Campaign(id=campaign.id, team=g.team, audience={
         key: request.form.getlist(key) for key in ("lists", "segments", "exclude_lists", "exclude_segments")})
     try:
@@ -195,7 +195,7 @@ def count(campaign_id):
 @require("view")
 def utm_example(campaign_id):
     """The tagged example link for the UTM settings currently typed in the builder (not saved)."""
-    campaign = team_object_or_404(Campaign, campaign_id)
+    campaign = team_campaign_or_404(campaign_id)
     try:
         settings, error = utm.settings_from_form(request.form, campaign.name), None
     except utm.UtmError as exc:
@@ -207,7 +207,7 @@ def utm_example(campaign_id):
 @bp.route("/<int:campaign_id>/publish", methods=["POST"])
 @require("send")
 def publish(campaign_id):
-    campaign = team_object_or_404(Campaign, campaign_id)
+    campaign = team_campaign_or_404(campaign_id)
     try:
         when = None
         if request.form.get("when") == "later":
@@ -237,7 +237,7 @@ def publish(campaign_id):
 @require("send")
 def control(campaign_id, action):
     """Pause, resume, cancel or unschedule; the engine notices within a second."""
-    campaign = team_object_or_404(Campaign, campaign_id)
+    campaign = team_campaign_or_404(campaign_id)
     try:
         campaign = publishing.control(campaign, action, who=current_user.email)
     except TransitionError as exc:
@@ -255,7 +255,7 @@ def control(campaign_id, action):
 @bp.route("/<int:campaign_id>/progress")
 @require("view")
 def progress(campaign_id):
-    campaign = team_object_or_404(Campaign, campaign_id)
+    campaign = team_campaign_or_404(campaign_id)
     if campaign.state == CampaignState.DRAFT:
         return redirect(url_for("campaigns.edit", campaign_id=campaign.id))
     context = dict(campaign=campaign, stats=stats.progress(campaign), labels=states.LABELS,
@@ -267,7 +267,7 @@ def progress(campaign_id):
 @bp.route("/<int:campaign_id>/failed")
 @require("view")
 def failed(campaign_id):
-    campaign = team_object_or_404(Campaign, campaign_id)
+    campaign = team_campaign_or_404(campaign_id)
     return render_template("campaigns/failed.html", campaign=campaign,
                            sends=ledger.failed_sends(campaign, after_id=request.args.get("after", 0, type=int)))
 
@@ -275,7 +275,7 @@ def failed(campaign_id):
 @bp.route("/<int:campaign_id>/failed/requeue", methods=["POST"])
 @require("send")
 def requeue(campaign_id):
-    campaign = team_object_or_404(Campaign, campaign_id)
+    campaign = team_campaign_or_404(campaign_id)
     try:
         count, campaign = publishing.requeue_failed(campaign)
     except (CampaignError, TransitionError) as exc:
@@ -290,7 +290,7 @@ def requeue(campaign_id):
 @require("send")
 def pick_winner(campaign_id):
     """"Pick this winner" on the report: the rest of the audience gets that variant now."""
-    campaign = team_object_or_404(Campaign, campaign_id)
+    campaign = team_campaign_or_404(campaign_id)
     variant = ab_testing.variant_of(campaign, variant_id=request.form.get("variant", type=int) or 0) or abort(404)
     try:
         ab_testing.pick_winner(campaign, variant.id)
@@ -307,7 +307,7 @@ def pick_winner(campaign_id):
 @bp.route("/<int:campaign_id>/resend", methods=["POST"])
 @require("edit_content")
 def resend(campaign_id):
-    campaign = team_object_or_404(Campaign, campaign_id)
+    campaign = team_campaign_or_404(campaign_id)
     try:
         copy = drafts.resend(campaign, request.form.get("who", ""), current_user.id)
     except CampaignError as exc:
@@ -320,7 +320,7 @@ def resend(campaign_id):
 @bp.route("/<int:campaign_id>/delete", methods=["POST"])
 @require("edit_content")
 def delete(campaign_id):
-    campaign = team_object_or_404(Campaign, campaign_id)
+    campaign = team_campaign_or_404(campaign_id)
     try:
         drafts.delete_campaign(campaign)
     except CampaignError as exc:
@@ -352,7 +352,7 @@ def _preview_variant(campaign):
 @require("view")
 def preview(campaign_id):
     """The preview pane: subject, the email in a sandboxed frame, the text part; as a chosen contact."""
-    campaign = team_object_or_404(Campaign, campaign_id)
+    campaign = team_campaign_or_404(campaign_id)
     contact, address, note = _preview_contact()
     variant = _preview_variant(campaign)
     summary = template_services.preview_summary(g.team, campaign, contact, variant)
@@ -365,7 +365,7 @@ def preview(campaign_id):
 @bp.route("/<int:campaign_id>/preview.html")
 @require("view")
 def preview_html(campaign_id):
-    campaign = team_object_or_404(Campaign, campaign_id)
+    campaign = team_campaign_or_404(campaign_id)
     contact, _address, _note = _preview_contact()
     return untrusted_html_response(template_services.preview_html(g.team, campaign, contact,
                                                                   _preview_variant(campaign)))
@@ -374,7 +374,7 @@ def preview_html(campaign_id):
 @bp.route("/<int:campaign_id>/test", methods=["POST"])
 @require("send")
 def send_test(campaign_id):
-    campaign = team_object_or_404(Campaign, campaign_id)
+    campaign = team_campaign_or_404(campaign_id)
     action = url_for("campaigns.send_test", campaign_id=campaign.id)
     results, error, status = [], None, 200
     try:
@@ -402,7 +402,7 @@ def send_test(campaign_id):
 @require("edit_content")
 def spam_score_check(campaign_id):
     """The "SpamAssassin score" card: the saved message as a recipient gets it, scored by spamd."""
-    campaign = team_object_or_404(Campaign, campaign_id)
+    campaign = team_campaign_or_404(campaign_id)
     contact, _address, _note = _preview_contact()
     variant = _preview_variant(campaign)
     result, error = None, None

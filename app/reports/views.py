@@ -13,8 +13,8 @@ from flask import g
 from flask import render_template
 from flask import request
 
-from app.models import Campaign
 from app.campaigns import ab_testing
+from app.campaigns.listing import team_campaign_or_404
 from app.reports import charts
 from app.reports import clickmap
 from app.reports import geo
@@ -23,7 +23,6 @@ from app.reports import services
 from app.security import attachment
 from app.security import untrusted_html_response
 from app.teams.context import require
-from app.teams.context import team_object_or_404
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
 
@@ -46,7 +45,7 @@ def dashboard():
 @bp.route("/campaigns/<int:campaign_id>")
 @require("view")
 def campaign(campaign_id):
-    campaign = team_object_or_404(Campaign, campaign_id)
+    campaign = team_campaign_or_404(campaign_id)
     position = rollup.catch_up()
     report = services.campaign_report(campaign)
     timeline = report["timeline"]
@@ -68,7 +67,7 @@ def campaign(campaign_id):
 @require("view")
 def click_map(campaign_id):
     """The email as sent with each link's share of clicks, for the report's sandboxed frame."""
-    campaign = team_object_or_404(Campaign, campaign_id)
+    campaign = team_campaign_or_404(campaign_id)
     shown = clickmap.variant_to_show(campaign, request.args.get("variant"))
     return untrusted_html_response(clickmap.marked_html(campaign, clickmap.link_rows(campaign), shown))
 
@@ -76,7 +75,7 @@ def click_map(campaign_id):
 @bp.route("/campaigns/<int:campaign_id>.csv")
 @require("view")
 def campaign_csv(campaign_id):
-    campaign = team_object_or_404(Campaign, campaign_id)
+    campaign = team_campaign_or_404(campaign_id)
     rollup.catch_up()
     out = io.StringIO()
     csv.writer(out).writerows(services.export_rows(services.campaign_report(campaign)))
