@@ -232,14 +232,17 @@ def test_contact_page_shows_automation_steps_with_links(web, series):
                                state="exited", exit_reason="unsubscribed", data={}, entered_at=now, ended_at=now)
     AutomationVisit.create(run=run.id, step=email.id, outcome="queued", entered_at=now, done_at=now)
     AutomationVisit.create(run=run.id, step=wait.id, outcome="done", detail="timeout", entered_at=now, done_at=now)
-    section = soup(web.get(f"/contacts/{contact.id}")).select_one("#automation-history")
-    lines = [" ".join(li.text.split()) for li in section.select("li")]
-    assert any(line.endswith("Welcome series: exited: unsubscribed") for line in lines), lines
-    assert any(line.endswith("Welcome series: email “Welcome!” sent") for line in lines), lines
-    assert any(line.endswith("Welcome series: waited (ended by timeout)") for line in lines), lines
-    assert section.select_one("a")["href"] == f"/automations/{series.id}"
+    page = soup(web.get(f"/contacts/{contact.id}"))
+    assert page.select_one("#automation-history") is None  # no separate section: one Activity timeline
+    section = page.select_one("#timeline")
+    lines = [" ".join(li.text.split()) for li in section.select("li.event-automation")]
+    assert any(line.endswith("Automation Welcome series: exited: unsubscribed") for line in lines), lines
+    assert any(line.endswith("Automation Welcome series: email “Welcome!” sent") for line in lines), lines
+    assert any(line.endswith("Automation Welcome series: waited (ended by timeout)") for line in lines), lines
+    assert any(line.endswith("Automation Welcome series: entered") for line in lines), lines
+    assert section.select_one("li.event-automation a")["href"] == f"/automations/{series.id}"
     other = Contact.create(team=series.team, email="u@example.com", domain="example.com")
-    assert soup(web.get(f"/contacts/{other.id}")).select_one("#automation-history") is None
+    assert soup(web.get(f"/contacts/{other.id}")).select("#timeline li.event-automation") == []
 
 
 def test_start_by_hand_for_a_list_and_the_list_page_counts(web, series):

@@ -9,6 +9,7 @@ from collections import defaultdict
 
 from peewee import fn
 
+from app.automations.flow import STEP_LABELS
 from app.models import Automation
 from app.models import AutomationRun
 from app.models import AutomationStep
@@ -130,28 +131,52 @@ def _visit_words(step, visit, labels):
     return f"{labels.get(step.kind, step.kind).lower()}: {outcome}" + (f" ({why})" if why else "")
 
 
-def contact_history(contact, labels, limit=50):
-    """What the contact's automations did, newest first, for the contact page: [{"at", "automation_id",
-    "automation", "text"}]. Three queries: the contact's latest runs, their visits with steps, the names."""
-    from_runs = list(AutomationRun.select().where(AutomationRun.contact == contact.id)
-                     .order_by(AutomationRun.entered_at.desc(), AutomationRun.id.desc()).limit(20))
-    if not from_runs:
-        return []
-    names = {a.id: a.name for a in Automation.select(Automation.id, Automation.name).where(
-        Automation.id.in_({r.automation_id for r in from_runs}) & (Automation.team == contact.team_id))}
-    runs_by_id = {r.id: r for r in from_runs if r.automation_id in names}
-    items = []
-    for run in runs_by_id.values():
-        items.append({"at": run.entered_at, "order": 0, "run": run, "text": "entered"})
-        if run.ended_at is not None:
-            text = ("exited: " + EXIT_REASONS.get(run.exit_reason, run.exit_reason or "other").lower()
-                    if run.state == RunState.EXITED else "finished")
-            items.append({"at": run.ended_at, "order": 2, "run": run, "text": text})
-    visits = (AutomationVisit.select(AutomationVisit, AutomationStep).join(AutomationStep)
-              .where(AutomationVisit.run.in_(list(runs_by_id))).order_by(AutomationVisit.id.desc()).limit(limit * 2))
-    for visit in visits:
-        items.append({"at": visit.done_at or visit.entered_at, "order": 1, "run": runs_by_id[visit.run_id],
-                      "text": _visit_words(visit.step, visit, labels)})
-    items.sort(key=lambda i: (i["at"], i["order"]), reverse=True)
-    return [{"at": i["at"], "automation_id": i["run"].automation_id, "automation": names[i["run"].automation_id],
-             "text": i["text"]} for i in items[:limit]]
+# A contact's automation items in its Activity timeline (app/contacts/timeline.py merges them with its events). At one
+# moment, newest first: a run's end, then a step done, then its entry; events rank above them (EVENT_RANK there).
+RANK_ENTERED, RANK_VISIT, RANK_ENDED = 1, 2, 3
+
+
+def _below(at, ident, rank, key):
+    """The keyset condition "(at, rank, id) < key" for one kind of item, whose rank is fixed."""
+    if key is None:
+        return ident.is_null(False)  # every row
+    key_at, key_rank, key_id = key
+    if rank < key_rank:
+        return at <= key_at
+    if rank > key_rank:
+        return at < key_at
+    return (at < key_at) | ((at == key_at) & (ident < key_id))
+
+
+def contact_items(contact, before=None, limit=25):
+    """The contact's automation items, newest first: each run's entry, each step it did (with its outcome) and its end
+    (with the reason), as [{"at", "rank", "id", "automation_id", "automation", "text"}], at most `limit` of them below
+    the key `before` = (at, rank, id) (None: from the newest). Four queries whatever the number of items: entries,
+    ends, visits with their steps, the automations' names."""
+    runs = AutomationRun.select().where((AutomationRun.contact == contact.id) & (AutomationRun.team == contact.team_id))
+    entered = list(runs.where(_below(AutomationRun.entered_at, AutomationRun.id, RANK_ENTERED, before))
+                   .order_by(AutomationRun.entered_at.desc(), AutomationRun.id.desc()).limit(limit))
+    ended = list(runs.where(AutomationRun.ended_at.is_null(False)
+                            & _below(AutomationRun.ended_at, AutomationRun.id, RANK_ENDED, before))
+                 .order_by(AutomationRun.ended_at.desc(), AutomationRun.id.desc()).limit(limit))
+    at = fn.COALESCE(AutomationVisit.done_at, AutomationVisit.entered_at)  # a step in progress: when it began
+    visits = list(AutomationVisit.select(AutomationVisit, AutomationStep, AutomationRun.automation)
+                  .join(AutomationRun, on=(AutomationVisit.run == AutomationRun.id))
+                  .switch(AutomationVisit).join(AutomationStep)
+                  .where((AutomationRun.contact == contact.id) & (AutomationRun.team == contact.team_id)
+                         & _below(at, AutomationVisit.id, RANK_VISIT, before))
+                  .order_by(at.desc(), AutomationVisit.id.desc()).limit(limit))
+    items = [(run.entered_at, RANK_ENTERED, run.id, run.automation_id, "entered") for run in entered]
+    items += [(run.ended_at, RANK_ENDED, run.id, run.automation_id,
+               "exited: " + EXIT_REASONS.get(run.exit_reason, run.exit_reason or "other").lower()
+               if run.state == RunState.EXITED else "finished") for run in ended]
+    items += [(visit.done_at or visit.entered_at, RANK_VISIT, visit.id, visit.run.automation_id,
+               _visit_words(visit.step, visit, STEP_LABELS)) for visit in visits]
+    items.sort(key=lambda item: item[:3], reverse=True)
+    items = items[:limit]
+    ids = {item[3] for item in items}
+    names = dict(Automation.select(Automation.id, Automation.name)
+                 .where(Automation.id.in_(ids) & (Automation.team == contact.team_id)).tuples()) if ids else {}
+    return [{"at": when, "rank": rank, "id": ident, "automation_id": automation_id,
+             "automation": names.get(automation_id), "text": text}
+            for when, rank, ident, automation_id, text in items]

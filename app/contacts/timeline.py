@@ -1,5 +1,10 @@
-"""A contact's timeline: its events, newest first, a page at a time, and each in a few words."""
+"""A contact's timeline: its events, newest first, a page at a time, and each in a few words. The contact page's
+Activity (activity()) also holds what its automations did, merged in time order."""
+import datetime
+import re
+from types import SimpleNamespace
 
+from app.automations import report as automation_report
 from app.contacts.services import STATUS_LABELS
 from app.models import Campaign
 from app.models import Event
@@ -36,6 +41,59 @@ def timeline(contact, before=None, limit=TIMELINE_PAGE):
     events = events[:limit]
     _name_campaigns(contact.team_id, events)
     return events, (events[-1].id if more else None)
+
+
+# The Activity's cursor names the last item shown: "<rank>-<id>-<at as 20 digits>". Events rank above the automation
+# items at one moment (app/automations/report.py ranks those); the page continues below that (at, rank, id).
+EVENT_RANK = 4
+CURSOR = re.compile(r"^([1-4])-([0-9]{1,18})-([0-9]{20})$")
+
+
+def _cursor_of(at, rank, ident):
+    return f"{rank}-{ident}-{at:%Y%m%d%H%M%S%f}"
+
+
+def _key_of(contact, cursor):
+    """(at, rank, id) from a cursor, or None: from the newest. A bare number is an event id (links from before the
+    merge); an event that is not this contact's gives no key and an empty page, as timeline() does."""
+    cursor = (cursor or "").strip()
+    if cursor.isdigit() and len(cursor) <= 18:
+        anchor = Event.get_or_none((Event.id == int(cursor)) & (Event.contact == contact))
+        return (anchor.at, EVENT_RANK, anchor.id) if anchor else False
+    match = CURSOR.match(cursor)
+    if not match:
+        return None
+    try:
+        at = datetime.datetime.strptime(match.group(3), "%Y%m%d%H%M%S%f")
+    except ValueError:
+        return None
+    return at, int(match.group(1)), int(match.group(2))
+
+
+def activity(contact, before=None, limit=TIMELINE_PAGE):
+    """The contact's events and automation items (entered, each step done, exited with the reason), newest first, a
+    page at a time: (items, cursor of the next page or None). Each source is read with the same keyset condition and
+    at most limit + 1 rows, so a page never skips or repeats an item; the query count does not grow with the items.
+    An event item is the Event; an automation item has type "automation", automation_id, automation and text."""
+    key = _key_of(contact, before)
+    if key is False:
+        return [], None
+    events = Event.select().where(Event.contact == contact)
+    if key is not None:
+        at, rank, ident = key
+        if rank == EVENT_RANK:
+            events = events.where((Event.at < at) | ((Event.at == at) & (Event.id < ident)))
+        else:  # below an automation item: an event at the same moment ranks above it, so it was shown already
+            events = events.where(Event.at < at)
+    rows = [(event.at, EVENT_RANK, event.id, event)
+            for event in events.order_by(Event.at.desc(), Event.id.desc()).limit(limit + 1)]
+    rows += [(item["at"], item["rank"], item["id"], SimpleNamespace(type="automation", **item))
+             for item in automation_report.contact_items(contact, key, limit + 1)]
+    rows.sort(key=lambda row: row[:3], reverse=True)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    _name_campaigns(contact.team_id, [row[3] for row in rows if row[1] == EVENT_RANK])
+    return [row[3] for row in rows], (_cursor_of(*rows[-1][:3]) if more else None)
 
 
 def _name_campaigns(team_id, events):

@@ -16,8 +16,6 @@ from flask import stream_with_context
 from flask import url_for
 from flask_login import current_user
 
-from app.automations import flow
-from app.automations import report as automation_report
 from app.automations import runs
 from app.contacts import bulk as bulk_actions
 from app.contacts import export as exports
@@ -132,10 +130,9 @@ def new_contact():
 @require("view")
 def show(contact_id):
     contact = team_object_or_404(Contact, contact_id)
-    events, cursor = timelines.timeline(contact, request.args.get("events_before", type=int))
+    events, cursor = timelines.activity(contact, request.args.get("events_before", ""))
     return render_template("contacts/show.html", contact=contact, fields=custom_fields.fields_of(g.team),
                            attributes=services.attributes_of(contact), events=events, cursor=cursor,
-                           automation_history=automation_report.contact_history(contact, flow.STEP_LABELS),
                            **_lists_context(contact), **_tags_context(contact))
 
 
@@ -144,10 +141,10 @@ def show(contact_id):
 def timeline(contact_id):
     """More of the timeline: the next items for htmx's "Load more", or the page from that point."""
     contact = team_object_or_404(Contact, contact_id)
-    before = request.args.get("before", type=int)
+    before = request.args.get("before", "")[:64]
     if not is_htmx():
         return redirect(url_for("contacts.show", contact_id=contact.id, events_before=before, _anchor="timeline"))
-    events, cursor = timelines.timeline(contact, before)
+    events, cursor = timelines.activity(contact, before)
     return render_template("contacts/_timeline_items.html", contact=contact, events=events, cursor=cursor)
 
 
