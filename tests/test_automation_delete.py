@@ -73,6 +73,7 @@ def test_delete_stops_the_waiting_runs_keeps_what_was_sent_and_hides_the_campaig
     AutomationVisit.create(run=run1.id, step=first.id, outcome="queued", entered_at=now, done_at=now)
     runs.enter(automation, _reader(team, 2), now=now)
     events_before = Event.select().where(Event.campaign_id == campaign_id).count()
+    assert mail.due_campaign_ids() == [campaign_id]
 
     web.post(f"/automations/{automation.id}/state", {"action": "pause"})
     page = soup(web.get(f"/automations/{automation.id}/delete"))  # no JavaScript: a page of its own
@@ -94,6 +95,7 @@ def test_delete_stops_the_waiting_runs_keeps_what_was_sent_and_hides_the_campaig
     campaign = Campaign.get_by_id(campaign_id)
     assert campaign.state == "cancelled" and "Onboarding" in campaign.state_reason
     assert sending_tasks.run_campaign(campaign_id).outcome == "stopped"
+    assert mail.due_campaign_ids() == []  # the automations tick no longer asks the engine about it
     assert CaughtMessage.select().count() == 1
     assert Send.get((Send.campaign == campaign_id) & (Send.contact == waiting.id)).status == "queued"
     # What was sent stays: the Send, the events, the contact's Activity.

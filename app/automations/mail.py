@@ -300,10 +300,13 @@ def engaged(run, step_id, kind):
 def due_campaign_ids(team_id=None):
     """Hidden campaigns with messages waiting: the task that moves runs enqueues their sending right after, so a
     welcome email leaves within seconds instead of at the minute tick."""
-    query = (Send.select(Send.campaign).distinct()
-             .where((Send.campaign.in_(automation_email_campaigns())) & (Send.status == SendStatus.QUEUED)))
+    # Only a sending campaign: a deleted automation's (cancelled, app/automations/deletion.py) keeps its unsent rows
+    # queued, and asking the engine about it every minute would be work for nothing.
+    query = (Send.select(Send.campaign).distinct().join(Campaign, on=(Send.campaign == Campaign.id))
+             .where((Send.campaign.in_(automation_email_campaigns())) & (Send.status == SendStatus.QUEUED)
+                    & (Campaign.state == CampaignState.SENDING)))
     if team_id is not None:
-        query = query.join(Campaign, on=(Send.campaign == Campaign.id)).where(Campaign.team == team_id)
+        query = query.where(Campaign.team == team_id)
     return [campaign_id for (campaign_id,) in query.tuples()]
 
 
