@@ -261,5 +261,6 @@ def test_webhook_url_must_be_https(acme, admin):
         with pytest.raises(flow.FlowError) as refused:
             flow.edit_step(automation, step, MultiDict({"url": url}))
         assert refused.value.field == "url"
-    assert flow.edit_step(automation, step, MultiDict({"url": "https://hooks.example.com/in"})).config == {
-        "url": "https://hooks.example.com/in"}
+    config = flow.edit_step(automation, step, MultiDict({"url": "https://hooks.example.com/in"})).config
+    assert config["url"] == "https://hooks.example.com/in" and set(config) == {"url", "secret"}
+    assert flow.webhook_secret(step)  # its signing secret (tests/test_automation_webhook_step.py)

@@ -8,6 +8,7 @@ from peewee import IntegrityError
 from app.db import IdList
 from app.db import db
 from app.db import insert_many
+from app.db import refresh_statistics
 from app.models import Automation
 from app.models import AutomationRun
 from app.models import AutomationState
@@ -88,6 +89,9 @@ def enter_many(automation, contact_ids, data=None, now=None, *, chunk=500):
         return 0
     now = now or utcnow()
     ids = sorted({int(cid) for cid in contact_ids})
+    many = len(ids) > 10 * chunk
+    if many:  # PostgreSQL: an import just wrote these contacts; stale statistics plan each chunk as a table scan
+        refresh_statistics(Contact, AutomationRun)
     entered = 0
     for start in range(0, len(ids), chunk):
         batch = ids[start:start + chunk]
@@ -110,6 +114,8 @@ def enter_many(automation, contact_ids, data=None, now=None, *, chunk=500):
             contact = Contact.get_or_none(Contact.id == cid)
             if contact is not None and enter(automation, contact, data, now) is not None:
                 entered += 1
+    if many:
+        refresh_statistics(AutomationRun)  # the scheduler claims from these rows next
     return entered
 
 
