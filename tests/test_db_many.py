@@ -120,3 +120,30 @@ def test_an_id_list_selects_and_updates_what_a_plain_list_does(people):
     assert list(Contact.select().where(Contact.id << database.IdList([]))) == []
     assert Contact.update(name="Picked").where(Contact.id << database.IdList(iter(some))).execute() == 2
     assert [c.name == "Picked" for c in Contact.select().order_by(Contact.id)] == [True, False, True]
+
+
+def test_insert_rows_writes_each_row_skips_conflicts_and_counts_the_new_ones(people):
+    """insert_many on SQLite; on PostgreSQL one INSERT ... SELECT FROM unnest with an array a column: JSON and
+    datetime columns as they are bound, a conflict skipped when asked (and counted out), else peewee's IntegrityError."""
+    from peewee import IntegrityError
+
+    from app.models import Automation
+    from app.models import AutomationRun
+    team, (ann, bob, cy) = people
+    automation = Automation.create(team=team, name="A", trigger={}, goal={})
+    stamp = datetime.datetime(2026, 3, 4, 5, 6, 7, 890)
+    fields = [AutomationRun.automation, AutomationRun.team, AutomationRun.contact, AutomationRun.entry,
+              AutomationRun.state, AutomationRun.next_at, AutomationRun.data, AutomationRun.entered_at,
+              AutomationRun.waiting_for, AutomationRun.exit_reason]
+    data = AutomationRun.data.db_value({"trigger": "manual", "n": 1})
+    row = lambda contact: (automation.id, team.id, contact.id, 1, "waiting", stamp, data, stamp, "", "")  # noqa: E731
+    assert database.insert_rows(fields, ignore_conflicts=True).run([row(ann), row(bob)]) == 2
+    assert database.insert_rows(fields, ignore_conflicts=True).run([row(bob), row(cy)]) == 1  # bob is there
+    runs = {r.contact_id: r for r in AutomationRun.select()}
+    assert set(runs) == {ann.id, bob.id, cy.id}
+    assert (runs[cy.id].data, runs[cy.id].next_at, runs[cy.id].state) == ({"trigger": "manual", "n": 1}, stamp,
+                                                                           "waiting")
+    with pytest.raises(IntegrityError):
+        with db.atomic():
+            database.insert_rows(fields).run([row(ann)])
+    assert AutomationRun.select().count() == 3

@@ -26,7 +26,7 @@ USAGE_HOME = ROOT / "app" / "usage.py"
 WRITING = {"create", "insert", "insert_many", "insert_from", "bulk_create", "replace", "replace_many",
            "get_or_create", "update", "delete", "save"}
 # app.db's prepared statements that write the rows of the model whose fields they are given.
-DB_WRITERS = {"insert_many", "update_many", "add_many", "upsert_add", "insert_values"}
+DB_WRITERS = {"insert_many", "insert_rows", "update_many", "update_rows", "add_many", "upsert_add", "insert_values"}
 USAGE_SQL = re.compile(r"""\b(?:INSERT\s+(?:OR\s+\w+\s+)?INTO|UPDATE)\s+["'`]?usage(?:_count)?["'`]?(?![\w.])""", re.I)
 
 

@@ -27,7 +27,7 @@ from app.campaigns import states
 from app.consent import suppression
 from app.db import IdList
 from app.db import db
-from app.db import insert_many
+from app.db import insert_rows
 from app.email_templates import services as template_services
 from app.models import Automation
 from app.models import AutomationMail
@@ -262,7 +262,7 @@ def _queue_part(step, automation, suppressed, pairs, now):
         with db.atomic():
             after = Event.select(fn.MAX(Event.id)).scalar() or 0
             sends = ledger.queue_many(campaign_id, [(contact.id, contact.email) for _run, contact in todo])
-            insert_many(MAIL_FIELDS).run([(run.id, step.id, sends.get(contact.id), after, now)
+            insert_rows(MAIL_FIELDS).run([(run.id, step.id, sends.get(contact.id), after, now)
                                           for run, contact in todo])
     except IntegrityError:
         outcomes.update((run.id, queue_email(run, step, contact, now)) for run, contact in todo)

@@ -7,7 +7,7 @@ from peewee import IntegrityError
 
 from app.db import IdList
 from app.db import db
-from app.db import insert_many
+from app.db import insert_rows
 from app.db import refresh_statistics
 from app.models import Automation
 from app.models import AutomationRun
@@ -94,13 +94,15 @@ def enter_many(automation, contact_ids, data=None, now=None, *, chunk=500):
         refresh_statistics(Contact, AutomationRun)
     entered = 0
     for start in range(0, len(ids), chunk):
+        if many and start and start % (20 * chunk) == 0:
+            refresh_statistics(AutomationRun)  # the table grows under the burst: keep its lookups on the index
         batch = ids[start:start + chunk]
         active = [row.id for row in Contact.select(Contact.id).where(
-            Contact.id.in_(batch) & (Contact.team == automation.team_id) & (Contact.status == ContactStatus.ACTIVE))]
+            Contact.id << IdList(batch) & (Contact.team == automation.team_id) & (Contact.status == ContactStatus.ACTIVE))]
         if not active:
             continue
         seen = {row.contact_id for row in AutomationRun.select(AutomationRun.contact).where(
-            (AutomationRun.automation == automation.id) & AutomationRun.contact.in_(active)).distinct()}
+            (AutomationRun.automation == automation.id) & (AutomationRun.contact << IdList(active))).distinct()}
         fresh = [cid for cid in active if cid not in seen]
         if fresh:
             stored = AutomationRun.data.db_value(dict(data or {}))
@@ -120,7 +122,7 @@ def enter_many(automation, contact_ids, data=None, now=None, *, chunk=500):
 
 
 def _new_runs():
-    return insert_many([AutomationRun.automation, AutomationRun.team, AutomationRun.contact, AutomationRun.entry,
+    return insert_rows([AutomationRun.automation, AutomationRun.team, AutomationRun.contact, AutomationRun.entry,
                         AutomationRun.state, AutomationRun.step_id, AutomationRun.next_at, AutomationRun.data,
                         AutomationRun.entered_at, AutomationRun.waiting_for, AutomationRun.exit_reason],
                        ignore_conflicts=True)

@@ -25,10 +25,12 @@ from app.automations import runs
 from app.automations import steps
 from app.db import IdList
 from app.db import claimed_among
-from app.db import insert_many
+from app.db import insert_rows
+from app.db import refresh_statistics
 from app.db import db
 from app.db import skip_locked
 from app.models import Automation
+from app.models import AutomationMail
 from app.models import AutomationRun
 from app.models import AutomationStep
 from app.models import AutomationState
@@ -36,6 +38,7 @@ from app.models import AutomationVisit
 from app.models import Contact
 from app.models import ContactStatus
 from app.models import RunState
+from app.models import Send
 from app.models import StepKind
 
 log = logging.getLogger(__name__)
@@ -137,7 +140,23 @@ def _groups(claimed):
     return groups
 
 
+_batched = {"runs": 0, "refresh_at": 0}  # runs this process has batched, and the count at which statistics are next refreshed
+
+
+def _keep_statistics(runs_now):
+    """During a burst the runs', visits', mail rows' and sends' tables grow faster than autovacuum analyses them, and
+    PostgreSQL plans the batch's lookups by (run, step) and (campaign, contact) as table scans: a tick of 1,000 runs
+    went from 0.3 s to 1.4 s over 20,000 runs. Refreshed at this process's first batch and each time the runs it has
+    batched since doubled (1,000, 2,000, 4,000, ...): a few ANALYZE a burst, whatever its size. Nothing on SQLite,
+    whose planner needs no statistics for these lookups."""
+    if _batched["runs"] >= _batched["refresh_at"]:
+        refresh_statistics(AutomationRun, AutomationVisit, AutomationMail, Send)
+        _batched["refresh_at"] = max(1000, 2 * _batched["runs"])
+    _batched["runs"] += runs_now
+
+
 def _email_batch(automation, step, group, now):
+    _keep_statistics(len(group))
     contact_ids = [run.contact_id for run in group if run.contact_id]
     # Only what the checks and the Send row read: a contact's attributes (JSON) are most of its loading time.
     contacts = {c.id: c for c in Contact.select(Contact.id, Contact.team, Contact.email, Contact.status)
@@ -165,7 +184,7 @@ def _email_batch(automation, step, group, now):
     outcomes = mail.queue_emails(step, todo, now)
     moved = [run.id for run, _contact in todo]
     with db.atomic():
-        insert_many(VISIT_FIELDS, ignore_conflicts=True).run(
+        insert_rows(VISIT_FIELDS, ignore_conflicts=True).run(
             [(run_id, step.id, outcome, "", now, now) for run_id, outcome in outcomes.items() if run_id not in earlier])
         for run_id in (run_id for run_id in moved if run_id in earlier):  # open visits: rare, one by one
             AutomationVisit.update(outcome=outcomes[run_id], detail="", done_at=now).where(

@@ -36,7 +36,7 @@ from peewee import fn
 
 from app.db import IdList
 from app.db import db
-from app.db import insert_many
+from app.db import insert_rows
 from app.db import refresh_statistics
 from app.db import skip_locked
 from app.db import update_many
@@ -535,7 +535,7 @@ def _requeue(send_id, email):
 def queue_many(campaign_id, recipients, chunk=500):
     """queue_one for many contacts of one hidden campaign (a welcome burst), in a handful of statements; `recipients`
     is [(contact id, email)], the result {contact id: send id}. Called inside the caller's transaction. The same rules
-    as queue_one: new rows in one prepared executemany (app.db.insert_many: peewee building an INSERT of many rows
+    as queue_one: new rows in one statement (app.db.insert_rows: peewee building an INSERT of many rows
     was most of a burst's time), a finished row of an earlier entry queued again, a row still waiting to go left as
     it is (it is this entry's message too)."""
     emails = dict(recipients)
@@ -556,7 +556,7 @@ def queue_many(campaign_id, recipients, chunk=500):
             for contact_id in ids if contact_id not in found]
     if not rows:
         return found
-    insert_many(NEW_SEND_FIELDS, ignore_conflicts=True).run(rows)
+    insert_rows(NEW_SEND_FIELDS, ignore_conflicts=True).run(rows)
     queued = existing()
     added = len(queued) - len(found)  # counted, not the driver's rowcount: the same on either database
     if added:
