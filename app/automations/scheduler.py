@@ -27,6 +27,7 @@ from app.automations import steps
 from app.db import IdList
 from app.db import claimed_among
 from app.db import insert_rows
+from app.db import plain_rows
 from app.db import refresh_statistics
 from app.db import db
 from app.db import skip_locked
@@ -113,8 +114,8 @@ def tick(now=None, limit=1000, budget_seconds=None):
     for start in range(0, len(ids), CHUNK):
         # Lists, not cursors: a SQLite cursor read only partly keeps its read snapshot, and writing from
         # under an old snapshot fails at once ("database is locked") when another tick has written since.
-        heads = [Head._make(row) for row in AutomationRun.select(*HEAD_COLUMNS)
-                 .where(AutomationRun.id << IdList(ids[start:start + CHUNK])).tuples()]
+        heads = [Head._make(row) for row in plain_rows(AutomationRun.select(*HEAD_COLUMNS)
+                                                       .where(AutomationRun.id << IdList(ids[start:start + CHUNK])))]
         rest = [head.id for head in advance_batches(heads, now, automations)]
         # The runs left for one-by-one advancing are read whole, after the batch moved some of them on.
         claimed = list(AutomationRun.select().where(AutomationRun.id << IdList(rest))) if rest else []
@@ -187,8 +188,9 @@ def _email_batch(automation, step, group, now):
     _keep_statistics(len(group))
     contact_ids = [run.contact_id for run in group if run.contact_id]
     # Only what the checks and the Send row read, as tuples: a contact model (its attributes JSON and all) costs more.
-    contacts = {row[0]: Recipient._make(row) for row in Contact.select(*RECIPIENT_COLUMNS)
-                .where(Contact.id << IdList(contact_ids)).tuples()} if contact_ids else {}
+    contacts = {row[0]: Recipient._make(row) for row in plain_rows(Contact.select(*RECIPIENT_COLUMNS)
+                                                                   .where(Contact.id << IdList(contact_ids)))} \
+        if contact_ids else {}
     reached = steps.goal_reached_among(automation, contacts.values())
     ready = []
     for run in group:

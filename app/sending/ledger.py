@@ -37,6 +37,7 @@ from peewee import fn
 from app.db import IdList
 from app.db import db
 from app.db import insert_rows
+from app.db import plain_rows
 from app.db import refresh_statistics
 from app.db import skip_locked
 from app.db import update_many
@@ -545,8 +546,8 @@ def queue_many(campaign_id, recipients, chunk=500):
     def existing():
         found = {}
         for start in range(0, len(ids), chunk):
-            found.update(Send.select(Send.contact, Send.id)
-                         .where(mine & (Send.contact << IdList(ids[start:start + chunk]))).tuples())
+            found.update(plain_rows(Send.select(Send.contact, Send.id)
+                                    .where(mine & (Send.contact << IdList(ids[start:start + chunk])))))
         return found
 
     found = existing()

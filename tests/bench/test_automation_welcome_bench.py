@@ -78,16 +78,16 @@ def enqueue(env, code):
 
 
 def wait_until_sent(campaign_id, started, workers, folder):
-    """Seconds from `started` until every message of the campaign was queued (its Send row written) and until every
-    one was handed to SMTP."""
-    queued_after = None
+    """(seconds from `started` until every message of the campaign was queued (its Send row written), seconds until
+    every one was handed to SMTP, (messages sent, consumers' CPU seconds) at the moment all were queued)."""
+    queued_after = at_queued = None
     while True:
         assert all(p.poll() is None for p in workers), consumer_logs(folder)
-        if queued_after is None and Send.select().where(Send.campaign == campaign_id).count() >= CONTACTS:
-            queued_after = time.perf_counter() - started
         sent = Send.select().where((Send.campaign == campaign_id) & (Send.status == SendStatus.SENT)).count()
+        if queued_after is None and Send.select().where(Send.campaign == campaign_id).count() >= CONTACTS:
+            queued_after, at_queued = time.perf_counter() - started, (sent, busy(workers))
         if sent >= CONTACTS:
-            return queued_after, time.perf_counter() - started
+            return queued_after, time.perf_counter() - started, at_queued
         time.sleep(0.1)
 
 
@@ -117,10 +117,14 @@ def welcome(automation, step_id, ids, env, workers, folder):
     enqueue_started = time.perf_counter()
     enqueue(env, "from tasks.automations import advance; advance()")
     started += time.perf_counter() - enqueue_started  # the enqueueing process's start is not Loft's time
-    queued, total = wait_until_sent(hidden_campaign(step_id, workers, folder), started, workers, folder)
+    queued, total, (sent_then, cpu_then) = wait_until_sent(hidden_campaign(step_id, workers, folder), started,
+                                                           workers, folder)
     assert entered == CONTACTS
     engine_runs = (SendRun.select(fn.MAX(SendRun.id)).scalar() or 0) - runs_before  # ids are never reused
-    return entering, queued, total, engine_runs, busy(workers) - cpu_before
+    cpu = busy(workers) - cpu_before
+    # After the last tick the consumers only send: that part's CPU per message, against the campaign's.
+    after_ticks = (busy(workers) - cpu_then) / max(1, CONTACTS - sent_then), (total - queued)
+    return entering, queued, total, engine_runs, cpu, sent_then, after_ticks
 
 
 def campaign_of(team, news, env, workers, folder):
@@ -137,7 +141,7 @@ def campaign_of(team, news, env, workers, folder):
     enqueue_started = time.perf_counter()
     enqueue(env, f"from tasks.sending import send_campaign; send_campaign({campaign.id})")
     started += time.perf_counter() - enqueue_started
-    _queued, total = wait_until_sent(campaign.id, started, workers, folder)
+    _queued, total, _at_queued = wait_until_sent(campaign.id, started, workers, folder)
     return freezing, total, busy(workers) - cpu_before
 
 
@@ -170,7 +174,7 @@ def test_welcome_burst_against_a_campaign(bench, tmp_path):
             else:
                 automation_side = welcome(automation, step.id, ids, env, workers, tmp_path)
                 campaign_side = campaign_of(team, news, env, workers, tmp_path)
-            entering, queued, total, engine_runs, automation_cpu = automation_side
+            entering, queued, total, engine_runs, automation_cpu, sent_then, after_ticks = automation_side
             freezing, campaign_total, campaign_cpu = campaign_side
             load = os.getloadavg()[0]
     finally:
@@ -182,7 +186,10 @@ def test_welcome_burst_against_a_campaign(bench, tmp_path):
           f"{load:.1f}")
     print(f"welcome burst, {CONTACTS:,} contacts: enter {entering:.1f} s, every first email handed to SMTP "
           f"{total:.1f} s after they entered = {automation_rate:,.0f}/s (the ticks had queued them all after "
-          f"{queued:.1f} s; the sending engine started {engine_runs} runs of the step's campaign meanwhile)")
+          f"{queued:.1f} s, when {sent_then:,} had been sent; the sending engine started {engine_runs} runs of the step's "
+          f"campaign meanwhile)")
+    print(f"after the last tick: {CONTACTS - sent_then:,} sent in {after_ticks[1]:.1f} s = "
+          f"{(CONTACTS - sent_then) / max(after_ticks[1], 1e-9):,.0f}/s, {after_ticks[0] * 1e6:,.0f} us CPU a message")
     print(f"campaign, {CONTACTS:,} recipients: freeze {freezing:.1f} s, all sent {campaign_total:.1f} s after "
           f"the freeze began = {campaign_rate:,.0f}/s")
     print(f"ratio automation/campaign: {automation_rate / campaign_rate:.2f}")
