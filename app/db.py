@@ -9,6 +9,7 @@ reads and then writes gets SQLITE_BUSY at the lock upgrade without waiting for
 the busy timeout; IMMEDIATE waits instead, so concurrent writers never see
 "database is locked" (measured in ../shared/reference/style.md, section 7).
 """
+import contextlib
 import functools
 import re
 import threading
@@ -599,6 +600,29 @@ def connection_tuning(cache_kb, busy_ms):
     if is_sqlite():
         db.execute_sql(f"PRAGMA cache_size = -{int(cache_kb)}")
         db.execute_sql(f"PRAGMA busy_timeout = {int(busy_ms)}")
+
+
+FAIR_PAUSE_LIMIT = 0.05  # seconds: a fair_write's pause after its commit is as long as it held the lock, up to this
+
+
+@contextlib.contextmanager
+def fair_write():
+    """db.atomic() for a writer that writes again at once (a burst's batches, one after another): on SQLite, after
+    the commit it pauses for as long as it held the write lock (at most FAIR_PAUSE_LIMIT), so the other writers get
+    their turn. SQLite's writers do not queue: one that finds the lock taken sleeps 1, 2, 5, 10, ... ms between
+    tries, and a writer that begins again a millisecond or two after its commit starves it. Measured (two
+    processes, 5 ms transactions back to back, a small write every 10 ms beside them): the small write waited 84 ms
+    on average with 0.5 ms between the transactions, 134 ms with 2 ms, 1 ms with 5 ms. During a welcome burst the
+    sending engine's results are that small writer: it sent a quarter as fast while the ticks ran. Inside an outer
+    transaction there is no pause (the lock is still held); PostgreSQL locks rows, not the database: no pause."""
+    if db.in_transaction() or not is_sqlite():
+        with db.atomic():
+            yield
+        return
+    started = time.monotonic()
+    with db.atomic():
+        yield
+    time.sleep(min(time.monotonic() - started, FAIR_PAUSE_LIMIT))
 
 
 def refresh_statistics(*models):

@@ -27,6 +27,7 @@ from app.campaigns import states
 from app.consent import suppression
 from app.db import IdList
 from app.db import db
+from app.db import fair_write
 from app.db import insert_rows
 from app.email_templates import services as template_services
 from app.models import Automation
@@ -259,7 +260,7 @@ def _queue_part(step, automation, suppressed, pairs, now):
         outcomes.update((run.id, f"skipped:{refusal}") for run, _contact in todo)
         return outcomes
     try:
-        with db.atomic():
+        with fair_write():
             after = Event.select(fn.MAX(Event.id)).scalar() or 0
             sends = ledger.queue_many(campaign_id, [(contact.id, contact.email) for _run, contact in todo])
             insert_rows(MAIL_FIELDS).run([(run.id, step.id, sends.get(contact.id), after, now)

@@ -30,6 +30,7 @@ from app.db import insert_rows
 from app.db import plain_rows
 from app.db import refresh_statistics
 from app.db import db
+from app.db import fair_write
 from app.db import skip_locked
 from app.models import Automation
 from app.models import AutomationMail
@@ -95,7 +96,7 @@ def claim_query(now, limit=1000):
 
 def claim(now, limit=1000):
     """Lease up to `limit` due runs to this tick; their ids."""
-    with db.atomic():
+    with fair_write():
         return [run_id for (run_id,) in claim_query(now, limit).tuples().execute()]
 
 
@@ -213,7 +214,7 @@ def _email_batch(automation, step, group, now):
     rest = [run for run, _contact in ready if earlier.get(run.id)]
     outcomes = mail.queue_emails(step, todo, now)
     moved = [run.id for run, _contact in todo]
-    with db.atomic():
+    with fair_write():
         insert_rows(VISIT_FIELDS, ignore_conflicts=True).run(
             [(run_id, step.id, outcome, "", now, now) for run_id, outcome in outcomes.items() if run_id not in earlier])
         for run_id in (run_id for run_id in moved if run_id in earlier):  # open visits: rare, one by one
