@@ -134,9 +134,10 @@ def tick(now=None, limit=1000, budget_seconds=None):
 def advance_batches(claimed, now, automations):
     """Do the email step of many runs standing at it together (a welcome burst) in a few statements each, and return
     the runs left for advance(): those of small groups and other steps, and the batched ones that go on to a next
-    step. `claimed` and the result are Heads (the caller reads the runs left whole). The same ledger as advance(): visits inserted first (ignored if there), a visit with an outcome is left to
-    advance() to move on by it, mail.queue_emails is exactly once per (run, step), and one transaction records the
-    outcomes and moves the runs. A crash anywhere leaves what advance() already copes with."""
+    step. `claimed` and the result are Heads (the caller reads the runs left whole). The same ledger as advance():
+    visits inserted first (ignored if there), a visit with an outcome is left to advance() to move on by it,
+    mail.queue_emails is exactly once per (run, step), and one transaction records the outcomes and moves the runs.
+    A crash anywhere leaves what advance() already copes with."""
     rest, pending = [], claimed
     for _ in range(MAX_STEPS):  # the runs a batch moved on are grouped again: a second email step is batched too
         groups, pending = _groups(pending), []
@@ -170,7 +171,8 @@ def _groups(claimed):
     return groups
 
 
-_batched = {"runs": 0, "refresh_at": 0}  # runs this process has batched, and the count at which statistics are next refreshed
+# The runs this process has batched, and the count at which the statistics are next refreshed
+_batched = {"runs": 0, "refresh_at": 0}
 
 
 def _keep_statistics(runs_now):
@@ -188,10 +190,11 @@ def _keep_statistics(runs_now):
 def _email_batch(automation, step, group, now):
     _keep_statistics(len(group))
     contact_ids = [run.contact_id for run in group if run.contact_id]
-    # Only what the checks and the Send row read, as tuples: a contact model (its attributes JSON and all) costs more.
-    contacts = {row[0]: Recipient._make(row) for row in plain_rows(Contact.select(*RECIPIENT_COLUMNS)
-                                                                   .where(Contact.id << IdList(contact_ids)))} \
-        if contact_ids else {}
+    contacts = {}
+    if contact_ids:
+        # Only what the checks and the Send row read, as tuples: a contact model (attributes JSON and all) costs more.
+        query = Contact.select(*RECIPIENT_COLUMNS).where(Contact.id << IdList(contact_ids))
+        contacts = {row[0]: Recipient._make(row) for row in plain_rows(query)}
     reached = steps.goal_reached_among(automation, contacts.values())
     ready = []
     for run in group:
