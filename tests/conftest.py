@@ -45,18 +45,13 @@ from tasks import tx_huey  # noqa: E402
 
 pytest.register_assert_rewrite("tests.stack_support")  # a plugin imported here too: its asserts still explain
 from tests import stack_support  # noqa: E402
+from tests.ports import free_port  # noqa: E402,F401  (tests import it from here too)
 
 # Every fixture is reachable from here: the ones that bring a server or a browser with them live in
 # their area's support module, registered as a plugin, so no test module imports a fixture by name.
 pytest_plugins = ("browser_support", "tests.stack_support", "tests.dns_support", "tests.smtp_support",
                   "tests.webhooks_support", "tests.email_templates_support", "tests.message_support",
                   "tests.api_support", "tests.spamd_support")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(autouse=True)

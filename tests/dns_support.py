@@ -14,6 +14,8 @@ from dnslib import A
 from dnslib.server import DNSLogger
 from dnslib.server import DNSServer
 
+from tests.ports import free_port
+
 
 class Zone:
     """A tiny authoritative DNS server: TXT records from a dict, NXDOMAIN for anything else.
@@ -89,6 +91,4 @@ def silent_dns(app):
 
 
 def free_udp_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_port(socket.SOCK_DGRAM)

@@ -21,6 +21,7 @@ from app.models import Team
 from tests.accounts_support import make_member
 from tests.campaigns_support import create_draft
 from tests.conftest import soup
+from tests.ports import free_port
 
 # GTUBE (spamassassin.apache.org/gtube/): every SpamAssassin scores it 1000 with the rule GTUBE.
 GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
@@ -31,13 +32,6 @@ def message(body, subject="Our spring newsletter"):
             f"Subject: {subject}\r\nMessage-ID: <loft.spam-test.4f1c2a9e@example.com>\r\n"
             "Date: Fri, 04 Dec 2026 05:00:00 +0000\r\nMIME-Version: 1.0\r\n"
             'Content-Type: text/plain; charset="utf-8"\r\n\r\n' + body + "\r\n").encode()
-
-
-def dead_port():
-    """A loopback port nothing listens on (bound, then closed)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # --- against the real spamd ---------------------------------------------------------------------------
@@ -161,7 +155,7 @@ def test_bad_addresses_are_refused(text):
 # --- unavailable, refused, oversize: a SpamVerdict in words, never an exception ------------------------------
 
 def test_nothing_listening_is_not_available_in_words():
-    address = f"127.0.0.1:{dead_port()}"
+    address = f"127.0.0.1:{free_port()}"
     result = spamassassin.check(message("hello"), address)
     assert not result.available
     assert "spamd is not running" in result.problem and address in result.problem
@@ -318,7 +312,7 @@ def test_a_plain_campaign_scores_low_on_the_page(app, web, ready_team, spamd):
 
 def test_without_spamd_the_card_says_how_to_enable_it(app, web, ready_team):
     team, news = ready_team
-    app.config["SPAMD_ADDRESS"] = f"127.0.0.1:{dead_port()}"
+    app.config["SPAMD_ADDRESS"] = f"127.0.0.1:{free_port()}"
     campaign = create_draft(web, news)
     response = web.post(f"/campaigns/{campaign.id}/spam-score", {}, htmx=True)
     assert response.status_code == 200
@@ -348,7 +342,7 @@ def test_checks_are_limited_per_team(app, web, ready_team, spamd):
 
 def test_roles_and_csrf(app, web, ready_team):
     team, news = ready_team
-    app.config["SPAMD_ADDRESS"] = f"127.0.0.1:{dead_port()}"
+    app.config["SPAMD_ADDRESS"] = f"127.0.0.1:{free_port()}"
     campaign = create_draft(web, news)
     _, guest = make_member(app, team, "guest")
     assert guest.post(f"/campaigns/{campaign.id}/spam-score", {}, htmx=True).status_code == 403
@@ -362,7 +356,7 @@ def test_roles_and_csrf(app, web, ready_team):
 
 def test_another_teams_campaign_is_not_found(app, web, ready_team):
     team, news = ready_team
-    app.config["SPAMD_ADDRESS"] = f"127.0.0.1:{dead_port()}"
+    app.config["SPAMD_ADDRESS"] = f"127.0.0.1:{free_port()}"
     other = Team.create(name="Other")
     theirs = Campaign.create(team=other, name="Theirs", subject="Theirs", body="<p>theirs</p>", kind="html",
                              from_email="news@other.example")
@@ -384,7 +378,7 @@ def _settings_form(app, **changes):
 
 def test_the_instance_administrator_sets_the_address_and_the_card_uses_it(app, web, ready_team, spamd):
     team, news = ready_team
-    app.config["SPAMD_ADDRESS"] = f"127.0.0.1:{dead_port()}"  # the environment's value, overridden below
+    app.config["SPAMD_ADDRESS"] = f"127.0.0.1:{free_port()}"  # the environment's value, overridden below
     page = soup(web.get("/admin/settings"))
     assert page.select_one("label[for=f-spamd_address]") is not None
     refused = web.post("/admin/settings", _settings_form(app, spamd_address="169.254.169.254:783"), htmx=True)

@@ -8,7 +8,6 @@ gunicorn started from the Procfile's command line and stopped with SIGTERM or SI
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -37,6 +36,7 @@ from tests.tracking_support import BROWSER
 from tests.tracking_support import make_campaign
 from tests.tracking_support import make_contact
 from tests.tracking_support import make_send
+from tests.ports import free_port
 from tests.stack_support import sqlite_only
 from tests.tracking_support import make_team
 
@@ -314,12 +314,6 @@ def test_a_normal_exit_writes_the_buffered_hits(world, app, tmp_path):
                LOFT_TRACKING_FLUSH_MS="3600000", LOFT_LOG_LEVEL="WARNING", LOFT_HUEY_PATH=str(tmp_path / "huey.db"))
     subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, check=True, timeout=60)
     assert sorted(d["send"] for _, t, d in stored(app) if t == "opened") == sorted(send_ids)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM graceful", "SIGINT quick"])
