@@ -25,6 +25,7 @@ from app.sending import ledger
 from app.sending.lanes import DomainGate
 from app.sending.lease import join_run
 from app.sending.smtp import smtp_payload
+from tasks import huey
 from tasks import sending as sending_tasks
 from tests.sending_support import launched
 from tests.sending_support import make_account
@@ -421,7 +422,6 @@ def test_deadline_hands_back_with_the_rest_queued(ctx, smtp):
 
 
 def test_the_task_runs_the_engine_and_completes_the_campaign(ctx, smtp):
-    from tasks import sending as sending_tasks
     server = smtp()
     team = make_team()
     campaign, contacts, _ = launched(team, 12, server.port)
@@ -480,8 +480,15 @@ def test_a_run_past_the_campaigns_limit_is_busy_until_a_dead_runs_lease_runs_out
 
     busy = run(campaign.id)
 
-    assert busy.outcome == "busy" and busy.again and 14 < busy.delay <= 15.5
+    assert busy.outcome == "busy" and busy.again and 14 < busy.delay <= 15.5 and not busy.here
     assert server.handler.total() == 0
+    # Through the task: it comes back once, when that lease would run out, and not again after that (a long live run
+    # must not collect a chain of waiting tasks; the minute tick looks again).
+    for after_busy, comes_back in ((0, [(campaign.id, 1)]), (1, [])):
+        huey.flush()
+        sending_tasks.send_campaign(campaign.id, after_busy)
+        assert [task.args for task in huey.scheduled() if task.name == "sending.send_campaign"] == comes_back
+    huey.flush()
     # The other run died 20 seconds ago (kill -9): its lease has run out and a new run takes its place.
     SendRun.update(heartbeat_at=utcnow() - datetime.timedelta(seconds=20)).where(
         SendRun.token == "other-worker").execute()
@@ -516,7 +523,6 @@ def test_a_server_that_goes_silent_times_out_and_the_message_is_retried(ctx, smt
 
 
 def test_the_minute_tick_starts_due_scheduled_campaigns_and_resumes_stalled_ones(ctx, smtp):
-    from tasks import sending as sending_tasks
     server = smtp()
     team = make_team()
     mailing_list = MailingList.create(team=team, name="All")

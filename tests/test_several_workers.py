@@ -133,14 +133,15 @@ def test_three_consumers_send_one_campaign_and_a_killed_one_loses_nothing(app, w
         wait_for("three runs sending the campaign", lambda: all(runs_of(app, p) for p in consumers.processes),
                  consumers, timeout=120)
 
-        in_flight = set()  # claimed by anyone when a kill happened: a superset of the killed run's in flight
+        # Claimed by anyone when each kill happened: a superset of what the killed run had in flight then.
+        in_flight_at = []
         for kill in range(KILLS):
             before = sink.handler.total()
             wait_for(f"consumer {victim.pid} to send (kill {kill + 1})",
                      lambda: runs_of(app, victim) and sink.handler.total() >= before + RECIPIENTS // 10, consumers)
             os.kill(victim.pid, signal.SIGKILL)
             victim.wait(timeout=10)
-            in_flight |= claimed_emails(app, campaign)
+            in_flight_at.append(claimed_emails(app, campaign))
             with app.app_context():
                 assert Campaign.get_by_id(campaign.id).state == "sending", "the campaign ended before the kill"
             victim = consumers.start()  # its run's claims return once their lease runs out
@@ -159,8 +160,11 @@ def test_three_consumers_send_one_campaign_and_a_killed_one_loses_nothing(app, w
     twice = {email for email, count in delivered.items() if count > 1}
     assert not skipped, f"{len(skipped)} recipients never got the message"
     assert set(delivered) == everyone
-    assert max(delivered.values()) <= 2
-    assert twice <= in_flight, "only messages claimed when a worker was killed may arrive twice"
+    # Each kill may repeat only what it interrupted: a message in flight at both kills (sent, not yet recorded, by
+    # the first victim; claimed again after its lease ran out, by the second) may arrive three times, no other.
+    allowed = {email: 1 + sum(email in claimed for claimed in in_flight_at) for email in delivered}
+    assert {email: count for email, count in delivered.items() if count > allowed[email]} == {}, \
+        "only messages claimed when a worker was killed may arrive again, once a kill"
     assert len(twice) <= KILLS * UNRECORDED, f"{len(twice)} delivered twice; each kill may repeat {UNRECORDED}"
     with app.app_context():
         assert {s.status for s in Send.select(Send.status).where(Send.campaign == campaign)} == {"sent"}
@@ -241,7 +245,7 @@ def test_a_run_beside_another_live_run_of_the_team_opens_only_its_share_of_conne
     assert server.handler.max_active_total <= 2  # half of the account's four connections
 
 
-def test_a_second_run_of_a_campaign_in_the_same_process_leaves_at_once_and_comes_back_once(ctx):
+def test_a_second_run_of_a_campaign_in_the_same_process_leaves_at_once_and_comes_back_for_another_process(ctx):
     ctx.config.update(SEND_RUNS_PER_CAMPAIGN=3, SEND_STATE_INTERVAL=0.1, SEND_FLUSH_INTERVAL=0.05)
     server = TestSmtp(delay=0.005)
     try:
@@ -260,20 +264,21 @@ def test_a_second_run_of_a_campaign_in_the_same_process_leaves_at_once_and_comes
 
         # Another worker thread of this process picks the campaign's task while the first run sends.
         second = run(campaign.id)
-        assert (second.outcome, second.again, second.reason) == (
-            "busy", True, "this worker process is already sending this campaign")
+        assert (second.outcome, second.again, second.here, second.reason) == (
+            "busy", True, True, "this worker process is already sending this campaign")
         assert second.delay == 0.1 and second.sent == 0
         assert SendRun.select().where(SendRun.campaign == campaign.id).count() == 1  # it never joined
         assert thread.is_alive(), "the first run was still sending"
 
-        # Through the task: it comes back once, shortly (a consumer of another process may take it then),
-        # and a task that came back after "busy" does not come back again.
+        # Through the task: it comes back shortly, so a consumer of another process may take it, counting its
+        # returns, up to HANDOFFS of them (a task queued by an older Loft passed True: that counts as one).
+        for after_busy, comes_back in ((0, 1), (True, 2), (sending_tasks.HANDOFFS - 1, sending_tasks.HANDOFFS)):
+            huey.flush()
+            sending_tasks.send_campaign(campaign.id, after_busy)
+            again = [task for task in huey.scheduled() if task.name == "sending.send_campaign"]
+            assert [task.args for task in again] == [(campaign.id, comes_back)]
         huey.flush()
-        sending_tasks.send_campaign(campaign.id)
-        again = [task for task in huey.scheduled() if task.name == "sending.send_campaign"]
-        assert [task.args for task in again] == [(campaign.id, True)]
-        huey.flush()
-        sending_tasks.send_campaign(campaign.id, True)
+        sending_tasks.send_campaign(campaign.id, sending_tasks.HANDOFFS)
         assert not [task for task in huey.scheduled() if task.name == "sending.send_campaign"]
         thread.join(60)
     finally:

@@ -38,6 +38,8 @@ class RunResult:
     # task schedules the continuation (the other runs that stop at the same moment do not, again).
     resume_at: datetime.datetime = None
     new_wait: bool = False
+    # "busy" only because this worker process already sends the campaign: a consumer of another process may join
+    here: bool = False
 
 
 class Idle:

@@ -141,7 +141,7 @@ def run_campaign(campaign_id, deadline_seconds=None, hooks=Hooks()):
         if not first:
             # The run already here re-enqueues the campaign as needed; coming back once, shortly,
             # lets a consumer of another process join instead.
-            return RunResult("busy", again=True, delay=settings.state_interval,
+            return RunResult("busy", again=True, delay=settings.state_interval, here=True,
                              reason="this worker process is already sending this campaign")
         token = f"{os.getpid()}-{secrets.token_hex(8)}"  # the process id tells an operator which worker runs it
         run_id = lease.join_run(campaign_id, token, settings.runs_per_campaign, settings.lease_seconds)
