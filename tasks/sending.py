@@ -18,6 +18,7 @@ The engine knows nothing of bounces: run_campaign() here composes it with
 bounce handling (app/bounces) through its hooks.
 """
 import logging
+import time
 
 from flask import current_app
 from huey import crontab
@@ -52,7 +53,7 @@ def another_run(campaign_id):
     """Let one more consumer join the campaign. Immediate mode (tests, no consumer) runs a task
     inline, where a second run would only nest inside the first: it is left out there."""
     if not huey.immediate:
-        send_campaign(campaign_id)
+        send_campaign(campaign_id, join=True)
 
 
 def after_completion(campaign_id):
@@ -72,19 +73,24 @@ def run_campaign(campaign_id, deadline_seconds=None):
     return engine.run_campaign(campaign_id, deadline_seconds=deadline_seconds, hooks=BOUNCE_HANDLING)
 
 
-# Times a task that found its worker process already sending the campaign comes back for another consumer to take.
-# Which consumer takes a task is chance, weighted by its threads (each polls the queue about once a second): with the
-# Procfile's worker (8 threads) and sender (4), a task that came back only once ended in the process already sending
-# a third of the time, and the campaign sent with one run instead of two, a third slower, until the minute tick (the
-# benchmarks measured 1,800/s instead of 2,770/s in four runs of six). After ten, less than 1 % of the time.
+# Times a task sent to let another run join (another_run) that found its worker process already sending the campaign
+# comes back for another consumer to take, and how long the thread that found it stays away from the queue meanwhile. A huey thread that has just run a task
+# polls the queue every 0.1 s, an idle one about once a second: without the pause the same thread took the task that
+# came back, every time, and the campaign sent with one run instead of two, a third slower, until the minute tick
+# (the welcome bench's campaign: 1,800/s instead of 2,770/s, in four runs of six). With it, any idle thread of either
+# process may take it: the Procfile's worker (8 threads) and sender (4) place it elsewhere at least a third of the
+# time, so after ten comebacks a campaign is left with one run about 1 % of the time, until the minute tick.
 HANDOFFS = 10
+HANDOFF_PAUSE = 3.0  # seconds: longer than the comeback's delay, the scheduler's second and an idle thread's poll
 
 
 @retry_policy(0, 0, "the minute tick starts a run for a campaign still sending; a retry would race it")
 @huey.task(name="sending.send_campaign")
-def send_campaign(campaign_id, after_busy=0):
+def send_campaign(campaign_id, after_busy=0, join=False):
     """One engine run, then whatever continues the campaign. `after_busy`: how many times this task has come back
-    after "busy" (True, from a task queued by an older Loft, counts as once)."""
+    after "busy" (True, from a task queued by an older Loft, counts as once). `join`: sent by a run that has room for
+    another beside it, which this process cannot be (other tasks, e.g. an automation's tick making sure its step's
+    campaign is sending, are answered by the run already here)."""
     result = run_campaign(campaign_id)
     if not result.again:
         return
@@ -95,11 +101,14 @@ def send_campaign(campaign_id, after_busy=0):
             send_campaign.schedule((campaign_id,), eta=result.resume_at)
         return
     if result.outcome == "busy":
-        # Only this process sends it: come back shortly, a few times, so a consumer of another process may take it.
-        # Every run the campaign may have is live: come back once when the holder's lease would run out (it may
-        # have died); never twice in a row, so a long live run does not collect a chain of waiting tasks.
-        if after_busy < (HANDOFFS if result.here else 1):
-            send_campaign.schedule((campaign_id, int(after_busy) + 1), delay=result.delay)
+        # A join that found this process sending it: come back shortly, a few times, for another process to take.
+        # Otherwise come back once (when every run the campaign may have is live: when the holder's lease would run
+        # out, as it may have died); never twice in a row, so a long live run does not collect waiting tasks.
+        handing_on = join and result.here
+        if after_busy < (HANDOFFS if handing_on else 1):
+            send_campaign.schedule((campaign_id, int(after_busy) + 1, handing_on), delay=result.delay)
+            if handing_on and not huey.immediate:
+                time.sleep(HANDOFF_PAUSE)
         return
     if result.delay <= 0:
         send_campaign(campaign_id)

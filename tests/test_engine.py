@@ -482,11 +482,11 @@ def test_a_run_past_the_campaigns_limit_is_busy_until_a_dead_runs_lease_runs_out
 
     assert busy.outcome == "busy" and busy.again and 14 < busy.delay <= 15.5 and not busy.here
     assert server.handler.total() == 0
-    # Through the task: it comes back once, when that lease would run out, and not again after that (a long live run
-    # must not collect a chain of waiting tasks; the minute tick looks again).
-    for after_busy, comes_back in ((0, [(campaign.id, 1)]), (1, [])):
+    # Through the task, even one sent to let another run join: it comes back once, when that lease would run out,
+    # and not again after that (a long live run must not collect a chain of waiting tasks; the minute tick looks again).
+    for after_busy, comes_back in ((0, [(campaign.id, 1, False)]), (1, [])):
         huey.flush()
-        sending_tasks.send_campaign(campaign.id, after_busy)
+        sending_tasks.send_campaign(campaign.id, after_busy, True)
         assert [task.args for task in huey.scheduled() if task.name == "sending.send_campaign"] == comes_back
     huey.flush()
     # The other run died 20 seconds ago (kill -9): its lease has run out and a new run takes its place.
