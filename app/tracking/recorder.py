@@ -56,7 +56,7 @@ from peewee import PeeweeException
 from peewee import SqliteDatabase
 
 from app import events
-from app.db import SQLITE_OPTIONS
+from app.db import sqlite_database
 from app.db import db
 
 log = logging.getLogger(__name__)
@@ -299,7 +299,7 @@ def hot_database():
             if found is None:
                 if len(_hot_databases) > 16:  # tests make a database per test; never grow without bound
                     _hot_databases.clear()
-                found = _hot_databases[database.database] = SqliteDatabase(database.database, **SQLITE_OPTIONS)
+                found = _hot_databases[database.database] = sqlite_database(database.database)
     return found
 
 
