@@ -77,12 +77,22 @@ def enqueue(env, code):
     subprocess.run([sys.executable, "-c", "import wsgi; " + code], cwd=ROOT, env=env, check=True, timeout=120)
 
 
+live_runs = []  # the campaign's live sending runs at each look of wait_until_sent (SendRun ids are reused: not a count)
+
+
+def runs_seen():
+    """The live sending runs seen while waiting: 'mean (most)'."""
+    return f"{sum(live_runs) / max(len(live_runs), 1):.1f} on average, at most {max(live_runs, default=0)}"
+
+
 def wait_until_sent(campaign_id, started, workers, folder):
     """(seconds from `started` until every message of the campaign was queued (its Send row written), seconds until
     every one was handed to SMTP, (messages sent, consumers' CPU seconds) at the moment all were queued)."""
     queued_after = at_queued = None
+    live_runs.clear()
     while True:
         assert all(p.poll() is None for p in workers), consumer_logs(folder)
+        live_runs.append(SendRun.select().where(SendRun.campaign == campaign_id).count())
         sent = Send.select().where((Send.campaign == campaign_id) & (Send.status == SendStatus.SENT)).count()
         if queued_after is None and Send.select().where(Send.campaign == campaign_id).count() >= CONTACTS:
             queued_after, at_queued = time.perf_counter() - started, (sent, busy(workers))
@@ -108,8 +118,7 @@ def hidden_campaign(step_id, workers, folder):
 
 def welcome(automation, step_id, ids, env, workers, folder):
     """The contacts enter, a tick is enqueued, until every first email is handed to SMTP: (enter seconds, seconds
-    until all were queued, seconds until all were sent, sending runs started, consumers' CPU seconds)."""
-    runs_before = SendRun.select(fn.MAX(SendRun.id)).scalar() or 0
+    until all were queued, seconds until all were sent, live sending runs seen, consumers' CPU seconds)."""
     cpu_before = busy(workers)
     started = time.perf_counter()
     entered = runs.enter_many(automation, ids)
@@ -120,7 +129,7 @@ def welcome(automation, step_id, ids, env, workers, folder):
     queued, total, (sent_then, cpu_then) = wait_until_sent(hidden_campaign(step_id, workers, folder), started,
                                                            workers, folder)
     assert entered == CONTACTS
-    engine_runs = (SendRun.select(fn.MAX(SendRun.id)).scalar() or 0) - runs_before  # ids are never reused
+    engine_runs = runs_seen()
     cpu = busy(workers) - cpu_before
     # After the last tick the consumers only send: that part's CPU per message, against the campaign's.
     after_ticks = (busy(workers) - cpu_then) / max(1, CONTACTS - sent_then), (total - queued)
@@ -129,11 +138,10 @@ def welcome(automation, step_id, ids, env, workers, folder):
 
 def campaign_of(team, news, env, workers, folder):
     """The same email as a campaign to the list: (freeze seconds, seconds until all were sent, consumers' CPU, sending
-    runs started)."""
+    runs seen)."""
     campaign = Campaign.create(team=team, name="Welcome as a campaign", from_name="Acme",
                                from_email="news@acme.example", subject=SUBJECT, body=BODY,
                                audience={"lists": [news.id]}, track_opens=True, track_clicks=True)
-    runs_before = SendRun.select(fn.MAX(SendRun.id)).scalar() or 0
     cpu_before = busy(workers)
     started = time.perf_counter()
     assert ledger.freeze_audience(campaign) == CONTACTS
@@ -144,8 +152,7 @@ def campaign_of(team, news, env, workers, folder):
     enqueue(env, f"from tasks.sending import send_campaign; send_campaign({campaign.id})")
     started += time.perf_counter() - enqueue_started
     _queued, total, _at_queued = wait_until_sent(campaign.id, started, workers, folder)
-    engine_runs = (SendRun.select(fn.MAX(SendRun.id)).scalar() or 0) - runs_before
-    return freezing, total, busy(workers) - cpu_before, engine_runs
+    return freezing, total, busy(workers) - cpu_before, runs_seen()
 
 
 def test_welcome_burst_against_a_campaign(bench, tmp_path):
@@ -189,12 +196,12 @@ def test_welcome_burst_against_a_campaign(bench, tmp_path):
           f"{load:.1f}")
     print(f"welcome burst, {CONTACTS:,} contacts: enter {entering:.1f} s, every first email handed to SMTP "
           f"{total:.1f} s after they entered = {automation_rate:,.0f}/s (the ticks had queued them all after "
-          f"{queued:.1f} s, when {sent_then:,} had been sent; the sending engine started {engine_runs} runs of the step's "
-          f"campaign meanwhile)")
+          f"{queued:.1f} s, when {sent_then:,} had been sent; live sending runs of the step's campaign: "
+          f"{engine_runs})")
     print(f"after the last tick: {CONTACTS - sent_then:,} sent in {after_ticks[1]:.1f} s = "
           f"{(CONTACTS - sent_then) / max(after_ticks[1], 1e-9):,.0f}/s, {after_ticks[0] * 1e6:,.0f} us CPU a message")
     print(f"campaign, {CONTACTS:,} recipients: freeze {freezing:.1f} s, all sent {campaign_total:.1f} s after "
-          f"the freeze began = {campaign_rate:,.0f}/s (the sending engine started {campaign_runs} runs of it)")
+          f"the freeze began = {campaign_rate:,.0f}/s (live sending runs: {campaign_runs})")
     print(f"ratio automation/campaign: {automation_rate / campaign_rate:.2f}")
     print(f"consumers' CPU per message (user + system, both processes): automation "
           f"{automation_cpu / CONTACTS * 1e6:,.0f} us, campaign {campaign_cpu / CONTACTS * 1e6:,.0f} us")
