@@ -50,7 +50,7 @@ def stack_seen_by_a_fresh_process(**settings):
 def test_no_settings_is_sqlite_and_the_sqlite_queue_as_before():
     url, database, queue = stack_seen_by_a_fresh_process()
     assert url == f"sqlite:///{ROOT / 'var' / 'loft.db'}"
-    assert (database, queue) == ("SqliteDatabase", "SqliteHuey")
+    assert (database, queue) == ("PromptSqliteDatabase", "SqliteHuey")  # app.db: SQLite whose writers retry promptly
 
 
 def test_a_postgresql_url_picks_postgresql_through_psycopg3():
@@ -63,7 +63,7 @@ def test_a_postgresql_url_picks_postgresql_through_psycopg3():
 def test_a_redis_url_picks_huey_redis_queue():
     for setting in ("LOFT_QUEUE_URL", "LOFT_REDIS_URL"):
         _, database, queue = stack_seen_by_a_fresh_process(**{setting: "redis://127.0.0.1:9/0"})
-        assert (database, queue) == ("SqliteDatabase", "RedisHuey"), setting
+        assert (database, queue) == ("PromptSqliteDatabase", "RedisHuey"), setting
 
 
 def test_a_subprocess_queue_is_the_tests_own(queue_env, tmp_path):
