@@ -73,13 +73,14 @@ def run_campaign(campaign_id, deadline_seconds=None):
     return engine.run_campaign(campaign_id, deadline_seconds=deadline_seconds, hooks=BOUNCE_HANDLING)
 
 
-# Times a task sent to let another run join (another_run) that found its worker process already sending the campaign
-# comes back for another consumer to take, and how long the thread that found it stays away from the queue meanwhile. A huey thread that has just run a task
-# polls the queue every 0.1 s, an idle one about once a second: without the pause the same thread took the task that
-# came back, every time, and the campaign sent with one run instead of two, a third slower, until the minute tick
-# (the welcome bench's campaign: 1,800/s instead of 2,770/s, in four runs of six). With it, any idle thread of either
-# process may take it: the Procfile's worker (8 threads) and sender (4) place it elsewhere at least a third of the
-# time, so after ten comebacks a campaign is left with one run about 1 % of the time, until the minute tick.
+# A task sent to let another run join (another_run) that finds its worker process already sending the campaign comes
+# back up to HANDOFFS times for another process to take, and the thread that found it stays off the queue meanwhile.
+# A huey thread that has just run a task polls the queue every 0.1 s, an idle one about once a second: without the
+# pause the same thread took the comeback every time, and the campaign sent with one run instead of two, a third
+# slower, until the minute tick (the welcome bench's campaign: 1,760-1,850/s instead of 2,735-2,826/s, in six runs of
+# ten). With it, any idle thread of either process may take it: the Procfile's worker (8 threads) and sender (4) place
+# it elsewhere at least a third of the time, so after ten comebacks a campaign is left with one run about 1 % of the
+# time, until the minute tick.
 HANDOFFS = 10
 HANDOFF_PAUSE = 3.0  # seconds: longer than the comeback's delay, the scheduler's second and an idle thread's poll
 
@@ -88,9 +89,9 @@ HANDOFF_PAUSE = 3.0  # seconds: longer than the comeback's delay, the scheduler'
 @huey.task(name="sending.send_campaign")
 def send_campaign(campaign_id, after_busy=0, join=False):
     """One engine run, then whatever continues the campaign. `after_busy`: how many times this task has come back
-    after "busy" (True, from a task queued by an older Loft, counts as once). `join`: sent by a run that has room for
-    another beside it, which this process cannot be (other tasks, e.g. an automation's tick making sure its step's
-    campaign is sending, are answered by the run already here)."""
+    after "busy" (True, from a task queued by an older Loft, counts as once). `join`: sent by a run with room for
+    another beside it, so only another process will do; any other task (e.g. an automation tick's, making sure its
+    step's campaign is sending) is served by the run already here."""
     result = run_campaign(campaign_id)
     if not result.again:
         return
