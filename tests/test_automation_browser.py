@@ -1,6 +1,7 @@
 """The automation builder in a real headless Chromium: a three-step series with a condition is built by keyboard and
 mouse without a page load, a step is edited in place (the focus goes into its form and back to its Edit button), and
-the automation goes live. Branches sit side by side on a wide screen and stacked on a phone.
+the automation goes live. Branches sit side by side on a wide screen and stacked on a phone. Deleting asks inside the
+State card (a live automation is paused first) and says how many contacts stop.
 
 Skips with the reason where Chromium or Playwright is missing (see tests/browser_support.py).
 """
@@ -218,3 +219,49 @@ def test_remove_a_step_asks_inside_its_card(page):
     expect(page.locator("#flow article.flow-step")).to_have_count(2)
     assert AutomationStep.get_by_id(wait_id).removed_at is not None
     assert page.evaluate("window.loftMarker") == "still here"
+
+
+def test_delete_asks_in_the_state_card_pauses_a_live_one_first_and_says_who_stops(page):
+    from app.automations import flow
+    from app.automations import runs
+    from app.models import Automation
+    from app.models import AutomationRun
+    from app.models import Contact
+    from app.models import Team
+
+    sign_up_admin(page)
+    team = Team.get(Team.name == ADMIN["team"])
+    automation = flow.create_automation(team, None, "Welcome", starter="welcome")
+    Automation.update(state="live").where(Automation.id == automation.id).execute()  # as after go-live
+    contacts = [Contact.create(team=team, email=f"reader{i}@example.com", domain="example.com", status="active").id
+                for i in range(2)]
+    assert runs.enter_many(Automation.get_by_id(automation.id), contacts) == 2
+    page.goto(f"/automations/{automation.id}")
+    page.evaluate("window.loftMarker = 'still here'")
+
+    # Live: the confirmation swaps into the State card, focused, and offers Pause instead of Delete.
+    page.locator("#delete-button").focus()
+    page.keyboard.press("Enter")
+    settled(page)
+    box = page.get_by_role("alertdialog")
+    expect(box.locator("#h-delete")).to_be_focused()
+    expect(box).to_contain_text("Pause this automation before deleting it")
+    expect(box.get_by_role("button", name="Delete automation")).to_have_count(0)
+    assert page.evaluate("window.loftMarker") == "still here"
+    assert_accessible(page)
+    box.get_by_role("button", name="Pause").click()
+    page.wait_for_load_state()
+    expect(page.locator("h1 .badge")).to_have_text("Paused")
+
+    # Paused: the box says how many contacts stop; Cancel keeps it, Delete deletes it and says so.
+    page.locator("#delete-button").click()
+    settled(page)
+    box = page.get_by_role("alertdialog")
+    expect(box.locator("#d-delete")).to_contain_text("2 contacts are still going through it")
+    assert_accessible(page)
+    assert_fits_the_screen(page)
+    box.get_by_role("button", name="Delete automation").click()
+    page.wait_for_url("**/automations/")
+    expect(page.locator(".flash")).to_contain_text("“Welcome” was deleted; 2 contacts stopped where they were.")
+    assert Automation.get_or_none(Automation.id == automation.id) is None
+    assert AutomationRun.select().where(AutomationRun.automation == automation.id).count() == 0
