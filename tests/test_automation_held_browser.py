@@ -62,6 +62,10 @@ def test_the_held_step_resumes_by_keyboard_once_the_account_is_back(app, page, c
     assert_accessible(page)
     assert_fits_the_screen(page)
     page.evaluate("window.loftMarker = 'still here'")  # a full page load would wipe it
+    # Whatever takes the focus (htmx or the browser's own autofocus), the swapped-in button must already be wired
+    # by htmx, or Enter posts the whole page: htmx-added marks content it has not wired yet.
+    page.evaluate("window.focusedUnwired = false; document.addEventListener('focusin', event => {"
+                  " if (event.target.closest('.htmx-added')) window.focusedUnwired = true; })")
 
     resume = card.get_by_role("button", name="Resume sending of step 1")
     resume.focus()
@@ -69,6 +73,8 @@ def test_the_held_step_resumes_by_keyboard_once_the_account_is_back(app, page, c
     error = page.locator(f"#held-{step.id}-error")
     expect(error).to_contain_text("there is no active SMTP account")
     expect(page.locator(f"#step-{step.id}").get_by_role("button", name="Resume sending of step 1")).to_be_focused()
+    page.wait_for_timeout(50)  # the browser's own autofocus runs at its next frame: let it, then ask
+    assert page.evaluate("window.focusedUnwired") is False
     assert CaughtMessage.select().count() == 0
 
     SmtpAccount.update(status="active", paused_reason="").execute()
