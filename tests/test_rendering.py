@@ -96,6 +96,35 @@ def test_sanitiser_removes_anything_that_runs(dirty, gone):
         assert fragment.lower() not in cleaned.lower(), (fragment, cleaned)
 
 
+def test_sanitiser_gives_each_thread_the_same_result_as_one_thread_alone():
+    """A web worker's threads clean at once (a test send beside a live preview): bleach's Cleaner keeps its
+    parser's state on the instance, so a shared one mixed their documents up."""
+    import threading
+    bodies = [f"{{# note {i} #}}\n<table><tr><td>{{{{ contact.name }}}} {i}</td></tr></table>" + "<p>Lorem ipsum.</p>" * 40
+              for i in range(8)]
+    expected = [sanitize.protect_and_clean(body) for body in bodies]
+    wrong = []
+    start = threading.Barrier(len(bodies))
+
+    def clean(i):
+        start.wait()
+        for _ in range(30):
+            try:
+                same = sanitize.protect_and_clean(bodies[i]) == expected[i]
+            except Exception:  # a mixed-up parser may raise as well
+                same = False
+            if not same:
+                wrong.append(i)
+                return
+
+    threads = [threading.Thread(target=clean, args=(i,)) for i in range(len(bodies))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert wrong == []
+
+
 def test_sanitiser_leaves_no_link_that_a_browser_would_run():
     cleaned = clean_html('<a href="JaVaScRiPt&colon;alert(1)">a</a><a href="&#106;avascript:alert(1)">b</a>'
                          '<a href="&#x6A;avascript&#x3A;alert(1)">c</a><img src="java&#09;script:alert(1)">')

@@ -30,6 +30,7 @@ render, not only on save):
 """
 import functools
 import re
+import threading
 
 import bleach
 from bleach.css_sanitizer import CSSSanitizer
@@ -111,8 +112,19 @@ class EmailCSSSanitizer(CSSSanitizer):
         return "; ".join(part.strip() for part in kept) + (";" if kept else "")
 
 
-_cleaner = bleach.Cleaner(tags=TAGS, attributes=ATTRIBUTES, protocols=PROTOCOLS, strip=True,
-                          strip_comments=False, css_sanitizer=EmailCSSSanitizer())
+# One Cleaner per thread: a Cleaner's HTML parser keeps its state on the instance (bleach says so: "not
+# thread-safe"), and two threads of a gunicorn worker or a huey consumer cleaning at once mangled each other's
+# output (a test send beside a live preview lost a Jinja comment).
+_cleaners = threading.local()
+
+
+def _cleaner():
+    cleaner = getattr(_cleaners, "cleaner", None)
+    if cleaner is None:
+        cleaner = _cleaners.cleaner = bleach.Cleaner(tags=TAGS, attributes=ATTRIBUTES, protocols=PROTOCOLS,
+                                                     strip=True, strip_comments=False,
+                                                     css_sanitizer=EmailCSSSanitizer())
+    return cleaner
 
 # Elements whose *content* must go too (bleach strip=True keeps the text of a
 # removed element, which for a script is its source code).
@@ -192,7 +204,7 @@ def restore(html, constructs):
 def _bleach(html):
     html = _DROP_WITH_CONTENT.sub("", html)
     html = _DANGLING_OPENERS.sub("", html)
-    cleaned = _cleaner.clean(html)
+    cleaned = _cleaner().clean(html)
     # Comments were kept only so that our placeholders survive; drop every other
     # one (bleach escapes "<" in attribute values, so "<!--" only starts a real comment).
     cleaned = _ANY_COMMENT.sub(lambda m: m.group(0) if _COMMENT_SLOT.fullmatch(m.group(0)) else "", cleaned)
