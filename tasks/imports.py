@@ -17,8 +17,9 @@ from tasks.automations import advance_soon
 @huey.task(name="imports.run_import")
 def run_import(job_id):
     """Import (or carry on importing) one uploaded CSV file."""
-    importer.run_import(job_id)
-    advance_soon()  # runs its subscribers entered (list_join automations) move now, not at the next minute
+    # The runs each chunk's subscribers entered (list_join automations) move now, while the rest of the file is
+    # still importing: a welcome email leaves within seconds of its row, not after the whole import.
+    importer.run_import(job_id, on_entered=lambda _count: advance_soon())
 
 
 @retry_policy(0, 0, "periodic: the next run is two minutes away")

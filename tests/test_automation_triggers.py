@@ -141,6 +141,31 @@ def test_a_csv_import_enters_its_new_subscribers_in_bulk(acme, news, web):
     assert {run.data["source"] for run in entered} == {"import"}
 
 
+def test_an_import_moves_each_chunks_runs_before_the_next_chunk_is_read(acme, news, web, monkeypatch):
+    """A long import must not hold its welcome emails back until its last row: after each chunk's commit the runs
+    it started are moved (a tick is enqueued; in tests it runs inline), while the rest of the file still waits."""
+    import tasks.imports
+    from app.imports import importer
+    from app.models import AutomationVisit
+    from app.models import ImportJob
+    welcome = automation(acme, {"kind": "list_join", "list_id": news.id})
+    monkeypatch.setattr(importer, "MIN_CHUNK_ROWS", 10)
+    seen = []  # at each tick asked for: (rows imported, job status, runs that had done their first step)
+    real_advance = tasks.imports.advance_soon
+
+    def advance_soon():
+        job = ImportJob.select().order_by(ImportJob.id.desc()).get()
+        real_advance()
+        visited = AutomationVisit.select().join(AutomationRun).where(AutomationRun.automation == welcome.id).count()
+        seen.append((job.processed_rows, job.status, visited))
+    monkeypatch.setattr(tasks.imports, "advance_soon", advance_soon)
+    rows = "email,name\n" + "".join(f"reader{i}@example.com,Reader {i}\n" for i in range(35))
+    job = run_file(web, rows, lists=[news])
+    assert job.status == "done"
+    assert seen == [(10, "running", 10), (20, "running", 20), (30, "running", 30), (35, "running", 35)]
+    assert len(runs_of(welcome, step_id=welcome.first_step_id)) == 35  # all in the month's wait
+
+
 # --- rules every trigger shares ---------------------------------------------------------------------------
 
 def test_paused_and_draft_automations_ignore_triggers(acme, news, api):

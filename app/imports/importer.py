@@ -41,6 +41,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from operator import itemgetter
 
+from flask import current_app
+from flask import has_app_context
 from peewee import Value
 
 from app import addresses
@@ -317,14 +319,16 @@ def chunk_rows(total_rows):
     return max(MIN_CHUNK_ROWS, min(MAX_CHUNK_ROWS, total_rows // 20))
 
 
-def run_import(job_id, chunk_size=None):
+def run_import(job_id, chunk_size=None, on_entered=None):
     """Import (or carry on importing) job `job_id`. Safe to call again at any time: a finished job
-    is left alone, a running one resumes after its last committed chunk."""
+    is left alone, a running one resumes after its last committed chunk. `on_entered(count)` is called
+    after each chunk whose subscribers entered automations (list_join), so the caller can have those
+    runs moved while the rest of the file is still importing (a service never enqueues)."""
     job = ImportJob.get_or_none(ImportJob.id == job_id)
     if job is None or job.status not in ("queued", "running"):
         return job
     try:
-        return _run(job, chunk_size)
+        return _run(job, chunk_size, on_entered)
     except _Superseded:
         log.info("import %s: another run of it got ahead; leaving it that one", job.id)
     except ImportProblem as exc:
@@ -372,26 +376,26 @@ def _ragged(cells, width):
     return len(cells) != width and not (len(cells) > width and not "".join(cells[width:]).strip())
 
 
-def _run(job, chunk_size):
+def _run(job, chunk_size, on_entered=None):
     if not os.path.exists(job.path):
         raise ImportProblem("The uploaded file is gone. Upload it again; nothing was imported from it.")
     if holds_rows(job):
         with _collector_paused():
-            return _run_given_rows(job, chunk_size)
-    return _run_file(job, chunk_size, _columns(job), _data_rows)
+            return _run_given_rows(job, chunk_size, on_entered)
+    return _run_file(job, chunk_size, _columns(job), _data_rows, on_entered=on_entered)
 
 
-def _run_given_rows(job, chunk_size):
+def _run_given_rows(job, chunk_size, on_entered=None):
     """A job whose rows were given as data (at most the API's 10,000): read in one call, checked like a
     file's rows, and written in one chunk, so in one transaction."""
     columns, given = load_rows(job)
 
     def data_rows(_job):
         return ((number, cells, None) for number, cells in enumerate(given, start=2))  # as if after a header
-    return _run_file(job, chunk_size or max(len(given), 1), columns, data_rows, len(given))
+    return _run_file(job, chunk_size or max(len(given), 1), columns, data_rows, len(given), on_entered)
 
 
-def _run_file(job, chunk_size, columns, data_rows, known_total=None):
+def _run_file(job, chunk_size, columns, data_rows, known_total=None, on_entered=None):
     """The run over `data_rows(job)`: (row number, cells, problem) in the file's order."""
     plan = _Plan(job, columns)
     rejects_path = job.rejects_path or os.path.join(import_dir(), str(job.team_id), f"import-{job.id}.rejects.csv")
@@ -435,7 +439,7 @@ def _run_file(job, chunk_size, columns, data_rows, known_total=None):
     width = plan.width
     parse = plan.parse
     with open(rejects_path, "a", encoding="utf-8", newline="") as rejects_file, _quick_thread_switches():
-        writer = _ChunkWriter(plan, job, rejects_file)
+        writer = _ChunkWriter(plan, job, rejects_file, on_entered)
         try:
             for number, cells, problem in data_rows(job):
                 position += 1
@@ -552,8 +556,12 @@ class _ChunkWriter:
     which a resume writes again. The thread has its own database connection.
     """
 
-    def __init__(self, plan, job, rejects_file):
+    def __init__(self, plan, job, rejects_file, on_entered=None):
         self.plan = plan
+        self.on_entered = on_entered
+        # The writer thread works in the caller's app (its settings, and in tests its clock file): the automations
+        # a chunk starts and the tick it asks for must see the same "now" as everything else.
+        self.app = current_app._get_current_object() if has_app_context() else None
         self.job = job
         self.rows_file = rejects_file
         self.rows_writer = rejects_writer(rejects_file, job)
@@ -569,8 +577,16 @@ class _ChunkWriter:
         # New custom fields found so far travel with this chunk; the parser knows their types from now on.
         new_fields, self.plan.new_fields = self.plan.new_fields, {}
         self.plan.field_types.update(new_fields)
-        self.pending = self.pool.submit(_commit_chunk, self.plan, self.job, start, end, chunk, stamp, batches,
+        self.pending = self.pool.submit(self._commit, self.plan, self.job, start, end, chunk, stamp, batches,
                                         rejects, self.rows_writer, self.rows_file, new_fields, flags)
+
+    def _commit(self, *chunk):
+        with self.app.app_context() if self.app is not None else contextlib.nullcontext():
+            entered = _commit_chunk(*chunk)
+            # Right after the chunk's commit: the runs it started move now, not after the whole import.
+            if entered and self.on_entered is not None:
+                self.on_entered(entered)
+        return entered
 
     def _wait(self):
         if self.pending is not None:
@@ -687,8 +703,8 @@ def _commit_chunk(plan, job, start, end, chunk, stamp, batches, rejects, writer,
                           & (ImportJob.status == "running")).execute())
         if not claimed:
             raise _Superseded()
-    joins.start_automations(plan.team_id, plan.list_ids, stamp, new_ids if new_ids is not None else after_id,
-                            subscribe_existing)
+    return joins.start_automations(plan.team_id, plan.list_ids, stamp, new_ids if new_ids is not None else after_id,
+                                   subscribe_existing)
 
 
 def _tag_chunk(plan, chunk, imported_new, existing, after_id):

@@ -14,7 +14,9 @@ def start_automations(team_id, list_ids, stamp, new, existing_ids):
     (never one enter per row). Only this chunk's contacts are looked at (`new`: the new contacts' ids, or on SQLite
     the id above which the chunk's new contacts lie; `existing_ids`: the existing contacts it subscribed), through the
     subscription's (contact, list) index: a scan of the whole list per chunk made a 100,000-row import 10 times
-    slower (docs/benchmarks.md). A subscription this chunk made carries its stamp; an older one is not a join."""
+    slower (docs/benchmarks.md). A subscription this chunk made carries its stamp; an older one is not a join.
+    Returns how many runs entered."""
+    entered = 0
     lists = triggers.lists_with_joins(team_id, list_ids)
     for list_id in lists:
         mine = (Subscription.list == list_id) & (Subscription.created_at == stamp) & (Subscription.status == "subscribed")
@@ -26,7 +28,8 @@ def start_automations(team_id, list_ids, stamp, new, existing_ids):
         for start in range(0, len(candidates), BATCH):
             joined += _contacts(mine & (Subscription.contact << IdList(candidates[start:start + BATCH])))
         if joined:
-            triggers.list_joined(team_id, sorted(set(joined)), list_id, source="import")
+            entered += triggers.list_joined(team_id, sorted(set(joined)), list_id, source="import")
+    return entered
 
 
 def _contacts(where):
