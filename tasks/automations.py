@@ -4,6 +4,8 @@ tick() runs every minute and moves every due run (waits that ended, runs just en
 whole limit enqueues another at once, so a backlog drains in seconds rather than a thousand runs a minute.
 advance_soon() is what triggers call after entering contacts: a welcome email leaves within seconds instead of
 at the next minute. Two ticks at once are safe (each claims different runs with a lease), so neither is locked."""
+import time
+
 from huey import crontab
 
 from app.automations import mail
@@ -41,3 +43,23 @@ def advance():
 def advance_soon():
     """Enqueue a tick now (after contacts entered an automation)."""
     advance()
+
+
+KICK_EVERY = 1.0  # seconds between the ticks a long entry asks for (advance_as_they_enter)
+
+
+def advance_as_they_enter(every=None):
+    """For the work that enters many runs chunk by chunk (an import, a bulk action): a callable to call after each
+    chunk's commit. The first call enqueues a tick at once, later ones at most once every KICK_EVERY seconds: a tick
+    that claims its full limit enqueues the next itself, so a kick now and then keeps the runs moving while the rest
+    still enter, and welcome emails leave during a long import instead of after it. The caller still calls
+    advance_soon() at the end, for the runs of the chunks that came after the last kick."""
+    every = KICK_EVERY if every is None else every
+    last = [None]
+
+    def kick(_entered=None):
+        now = time.monotonic()
+        if last[0] is None or now - last[0] >= every:
+            last[0] = now
+            advance()
+    return kick

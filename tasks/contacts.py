@@ -3,6 +3,7 @@ from app.contacts import bulk
 from app.contacts import validity
 from tasks import huey
 from tasks import retry_policy
+from tasks.automations import advance_as_they_enter
 from tasks.automations import advance_soon
 
 
@@ -10,8 +11,9 @@ from tasks.automations import advance_soon
 @huey.task(name="contacts.run_bulk")
 def run_bulk(job_id):
     """A bulk action recorded by bulk.start_bulk; progress and outcome live in its AuditLog row."""
-    bulk.run_bulk(job_id)
-    advance_soon()  # contacts a bulk "add to list" or "start an automation" entered move now
+    # Contacts a bulk "add to list" or "start an automation" enters move batch by batch, and the last ones at the end.
+    bulk.run_bulk(job_id, after_batch=advance_as_they_enter())
+    advance_soon()
 
 
 @retry_policy(0, 0, "its job row records the failure; the person starts it again")

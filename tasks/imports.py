@@ -10,6 +10,7 @@ from app.imports import importer
 from app.imports import services
 from tasks import huey
 from tasks import retry_policy
+from tasks.automations import advance_as_they_enter
 from tasks.automations import advance_soon
 
 
@@ -17,9 +18,10 @@ from tasks.automations import advance_soon
 @huey.task(name="imports.run_import")
 def run_import(job_id):
     """Import (or carry on importing) one uploaded CSV file."""
-    # The runs each chunk's subscribers entered (list_join automations) move now, while the rest of the file is
-    # still importing: a welcome email leaves within seconds of its row, not after the whole import.
-    importer.run_import(job_id, on_entered=lambda _count: advance_soon())
+    # The runs each chunk's subscribers enter (list_join automations) move while the rest of the file is still
+    # importing: a welcome email leaves within seconds of its row, not after the whole import.
+    importer.run_import(job_id, on_entered=advance_as_they_enter())
+    advance_soon()  # the last chunks' runs
 
 
 @retry_policy(0, 0, "periodic: the next run is two minutes away")

@@ -142,28 +142,59 @@ def test_a_csv_import_enters_its_new_subscribers_in_bulk(acme, news, web):
 
 
 def test_an_import_moves_each_chunks_runs_before_the_next_chunk_is_read(acme, news, web, monkeypatch):
-    """A long import must not hold its welcome emails back until its last row: after each chunk's commit the runs
-    it started are moved (a tick is enqueued; in tests it runs inline), while the rest of the file still waits."""
-    import tasks.imports
+    """A long import must not hold its welcome emails back until its last row: after a chunk's commit the runs it
+    started are moved (a tick is enqueued; in tests it runs inline), while the rest of the file still waits. The
+    ticks asked for are spaced by tasks.automations.KICK_EVERY (0 here: one a chunk), and one more at the end."""
+    import tasks.automations
     from app.imports import importer
     from app.models import AutomationVisit
     from app.models import ImportJob
     welcome = automation(acme, {"kind": "list_join", "list_id": news.id})
     monkeypatch.setattr(importer, "MIN_CHUNK_ROWS", 10)
+    monkeypatch.setattr(tasks.automations, "KICK_EVERY", 0)
     seen = []  # at each tick asked for: (rows imported, job status, runs that had done their first step)
-    real_advance = tasks.imports.advance_soon
+    real_advance = tasks.automations.advance
 
-    def advance_soon():
+    def advance():
         job = ImportJob.select().order_by(ImportJob.id.desc()).get()
         real_advance()
         visited = AutomationVisit.select().join(AutomationRun).where(AutomationRun.automation == welcome.id).count()
         seen.append((job.processed_rows, job.status, visited))
-    monkeypatch.setattr(tasks.imports, "advance_soon", advance_soon)
+    monkeypatch.setattr(tasks.automations, "advance", advance)
     rows = "email,name\n" + "".join(f"reader{i}@example.com,Reader {i}\n" for i in range(35))
     job = run_file(web, rows, lists=[news])
     assert job.status == "done"
-    assert seen == [(10, "running", 10), (20, "running", 20), (30, "running", 30), (35, "running", 35)]
+    assert seen == [(10, "running", 10), (20, "running", 20), (30, "running", 30), (35, "running", 35),
+                    (35, "done", 35)]
     assert len(runs_of(welcome, step_id=welcome.first_step_id)) == 35  # all in the month's wait
+
+
+def test_ticks_asked_for_during_a_long_entry_are_spaced(monkeypatch):
+    """advance_as_they_enter: the first chunk's runs move at once, then at most one tick a KICK_EVERY seconds."""
+    import tasks.automations
+    asked = []
+    monkeypatch.setattr(tasks.automations, "advance", lambda: asked.append(time.monotonic()))
+    kick = tasks.automations.advance_as_they_enter(every=3600)
+    for _ in range(5):
+        kick(500)
+    assert len(asked) == 1
+    again = tasks.automations.advance_as_they_enter(every=0)
+    for _ in range(3):
+        again(500)
+    assert len(asked) == 4
+
+
+def test_enter_many_tells_after_each_chunk_it_committed(acme):
+    """runs.enter_many(on_entered=...) is called with each chunk's count, after that chunk's runs are stored."""
+    made = automation(acme, {"kind": "manual"})
+    people = [person(acme, f"p{i}@example.com") for i in range(7)]
+    told = []
+    entered = runs.enter_many(made, [p.id for p in people], chunk=3,
+                              on_entered=lambda count: told.append((count, len(runs_of(made)))))
+    assert entered == 7
+    assert told == [(3, 3), (3, 6), (1, 7)]
+    assert runs.enter_many(made, [p.id for p in people], chunk=3, on_entered=told.append) == 0
+    assert len(told) == 3  # nobody entered again (re-entry "never"): nothing to tell
 
 
 # --- rules every trigger shares ---------------------------------------------------------------------------
@@ -364,6 +395,31 @@ def test_bulk_start_an_automation_for_ticked_contacts_and_for_a_filter(acme, web
     response = web.post("/contacts/bulk", dict(form, confirmed="1"))
     assert "Done. 1 contact entered" in web.get(response.headers["Location"]).get_data(as_text=True)
     assert carl.id in {run.contact_id for run in runs_of(made)}
+
+
+def test_a_bulk_start_moves_each_batchs_runs_before_the_next_batch(acme, web, monkeypatch):
+    """A bulk "start an automation" over many contacts asks for a tick after each batch's commit (KICK_EVERY 0 here),
+    so the first batch's runs move while the others still enter; and one more at the end."""
+    import tasks.automations
+    from app.contacts import query
+    from app.models import AutomationVisit
+    made = automation(acme, {"kind": "manual"})
+    people = [person(acme, f"p{i}@example.com") for i in range(5)]
+    monkeypatch.setattr(query, "BATCH_SIZE", 2)
+    monkeypatch.setattr(tasks.automations, "KICK_EVERY", 0)
+    seen = []  # at each tick asked for: (runs entered, runs that had done their first step after it)
+    real_advance = tasks.automations.advance
+
+    def advance():
+        entered = len(runs_of(made))
+        real_advance()
+        seen.append((entered, AutomationVisit.select().join(AutomationRun)
+                     .where(AutomationRun.automation == made.id).count()))
+    monkeypatch.setattr(tasks.automations, "advance", advance)
+    response = web.post("/contacts/bulk", {"action": "start_automation", "scope": "selected",
+                                           "ids": [str(p.id) for p in people], "automation_id": str(made.id)})
+    assert response.status_code == 302, response.get_data(as_text=True)
+    assert seen == [(2, 2), (4, 4), (5, 5), (5, 5)]
 
 
 def test_bulk_start_refuses_another_teams_or_a_paused_automation(acme, web):

@@ -78,8 +78,10 @@ def contact_of(run):
     return Contact.get_or_none(Contact.id == run.contact_id) if run.contact_id else None
 
 
-def enter_many(automation, contact_ids, data=None, now=None, *, chunk=500):
+def enter_many(automation, contact_ids, data=None, now=None, *, chunk=500, on_entered=None):
     """Start many contacts at once (an import, a manual start, a segment's newcomers): the number that entered.
+    `on_entered(count)` is called after each chunk's commit that entered some (outside a transaction only: the
+    caller has the runs moved while the rest still enter).
 
     Contacts with no run of this automation yet go in with one INSERT per chunk (entry 1; the unique index makes a
     concurrent enter() of the same contact a no-op); contacts with an earlier run go one by one through enter(), so
@@ -93,6 +95,7 @@ def enter_many(automation, contact_ids, data=None, now=None, *, chunk=500):
     if many:  # PostgreSQL: an import just wrote these contacts; stale statistics plan each chunk as a table scan
         refresh_statistics(Contact, AutomationRun)
     entered = 0
+    stored = AutomationRun.data.db_value(dict(data or {}))
     for start in range(0, len(ids), chunk):
         if many and start and start % (20 * chunk) == 0:
             refresh_statistics(AutomationRun)  # the table grows under the burst: keep its lookups on the index
@@ -104,8 +107,8 @@ def enter_many(automation, contact_ids, data=None, now=None, *, chunk=500):
         seen = {row.contact_id for row in AutomationRun.select(AutomationRun.contact).where(
             (AutomationRun.automation == automation.id) & (AutomationRun.contact << IdList(active))).distinct()}
         fresh = [cid for cid in active if cid not in seen]
+        before = entered
         if fresh:
-            stored = AutomationRun.data.db_value(dict(data or {}))
             with db.atomic():
                 # app.db's prepared executemany: peewee building a 500-row INSERT cost more than running it
                 # (a 100,000-contact entry took 10 s of SQL generation; docs/benchmarks.md). Its count is the
@@ -116,6 +119,8 @@ def enter_many(automation, contact_ids, data=None, now=None, *, chunk=500):
             contact = Contact.get_or_none(Contact.id == cid)
             if contact is not None and enter(automation, contact, data, now) is not None:
                 entered += 1
+        if on_entered is not None and entered > before:
+            on_entered(entered - before)
     if many:
         refresh_statistics(AutomationRun)  # the scheduler claims from these rows next
     return entered

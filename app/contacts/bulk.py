@@ -114,11 +114,13 @@ def _save_job(job, data):
     AuditLog.update(data=data).where(AuditLog.id == job.id).execute()
 
 
-def run_bulk(job_id):
+def run_bulk(job_id, after_batch=None):
     """Carry out a recorded bulk action, batch by batch, one transaction per batch.
 
     Progress (processed, changed, skipped) is written after every batch, so
     the page can show it and a crash leaves an honest record of what was done.
+    `after_batch(changed)` is called after each batch's commit that changed something
+    (the caller has the automation runs it started moved meanwhile).
     """
     job = AuditLog.get_or_none(AuditLog.id == job_id)
     if job is None or job.action != "contacts.bulk":
@@ -142,6 +144,8 @@ def run_bulk(job_id):
             data["changed"] += changed
             data["skipped"] += len(contacts) - changed
             _save_job(job, data)
+            if changed and after_batch is not None:
+                after_batch(changed)
     except Exception as exc:
         data["state"] = "failed"
         data["error"] = str(exc) or exc.__class__.__name__
