@@ -45,15 +45,18 @@ def advance_soon():
     advance()
 
 
-KICK_EVERY = 1.0  # seconds between the ticks a long entry asks for (advance_as_they_enter)
+# Seconds between the ticks a long entry asks for (advance_as_they_enter). A tick that claims its full limit enqueues
+# the next itself, so one kick starts a chain that keeps up with the entry; each further kick would start another
+# chain beside it, and chains in parallel compete with sending for the cores and SQLite's write lock (a kick a
+# second: the 100,000-run welcome burst went from 0.91 to 0.70-0.73 of a campaign's rate, docs/benchmarks.md).
+KICK_EVERY = 60.0
 
 
 def advance_as_they_enter(every=None):
     """For the work that enters many runs chunk by chunk (an import, a bulk action): a callable to call after each
-    chunk's commit. The first call enqueues a tick at once, later ones at most once every KICK_EVERY seconds: a tick
-    that claims its full limit enqueues the next itself, so a kick now and then keeps the runs moving while the rest
-    still enter, and welcome emails leave during a long import instead of after it. The caller still calls
-    advance_soon() at the end, for the runs of the chunks that came after the last kick."""
+    chunk's commit. The first call enqueues a tick at once, later ones at most once every KICK_EVERY seconds (the
+    minute tick's pace), so welcome emails leave during a long import instead of after it. The caller still calls
+    advance_soon() at the end, for runs a chain that ran dry (it claimed less than its limit) left behind."""
     every = KICK_EVERY if every is None else every
     last = [None]
 

@@ -1,9 +1,10 @@
 """Benchmark: a welcome burst against a campaign of the same size, both sent by real consumer processes.
 
 N contacts join a list with a live welcome automation (one email step, from a verified domain, so every message is
-DKIM-signed; personalised subject and body; tracked links). They enter at once (runs.enter_many, what an import or a
-bulk action does), then `tasks.automations.advance` is enqueued, as a trigger does. From there it is production's
-path: each tick moves 1,000 runs through the email step (app/automations/mail.py queues their Sends in the step's
+DKIM-signed; personalised subject and body; tracked links). They enter at once (runs.enter_many, in a process of its
+own), asking for a tick as their chunks commit, as an import or a bulk action does (tasks.automations.
+advance_as_they_enter); LOFT_BENCH_ENTER_THEN_TICK=1 enters them all first, then enqueues one tick. From there it is
+production's path: each tick moves 1,000 runs through the email step (app/automations/mail.py queues their Sends in the step's
 hidden campaign), enqueues the next tick and the hidden campaign's sending, so moving runs and sending overlap. The
 clock stops when every first email has been handed to postfix's smtp-sink.
 
@@ -57,6 +58,7 @@ CONNECTIONS = 10
 PROCESSES = os.cpu_count() or 1  # the sending runs per campaign (LOFT_SENDING_PROCESSES), as in production
 WORKERS = (8, 4)  # the Procfile's worker and sender consumers
 CAMPAIGN_FIRST = os.environ.get("LOFT_BENCH_CAMPAIGN_FIRST", "") == "1"  # the other order, to see what order costs
+ENTER_THEN_TICK = os.environ.get("LOFT_BENCH_ENTER_THEN_TICK", "") == "1"  # enter all, then one tick (before 81e4bd6)
 SUBJECT = "Welcome {{ contact.name }}"
 BODY = "<p>Welcome, {{ contact.name }}!</p>" + "<p>Lorem ipsum dolor sit amet. </p>" * 40 + \
     '<p><a href="https://example.org/start">Start here</a></p>'
@@ -116,18 +118,53 @@ def hidden_campaign(step_id, workers, folder):
         time.sleep(0.05)
 
 
+ENTERING = """
+import sys, time
+import wsgi
+from app.automations import runs
+from app.models import Automation
+from tasks.automations import advance_as_they_enter, advance_soon
+with wsgi.app.app_context():
+    automation = Automation.get_by_id(int(sys.argv[1]))
+    ids = [int(i) for i in open(sys.argv[2]).read().split()]
+    print(time.time(), flush=True)
+    entered = runs.enter_many(automation, ids, on_entered=advance_as_they_enter())
+    advance_soon()
+    print(time.time(), entered, flush=True)
+"""
+
+
+def enter_as_production_does(automation, ids, env, folder):
+    """The contacts enter in a process of their own that asks for ticks as its chunks commit (what an import or a
+    bulk action does: tasks.automations.advance_as_they_enter), so moving runs and sending start while the rest
+    still enter. Returns (the process, its wall-clock start of entering); its Python start-up is not counted."""
+    listed = folder / "contact_ids.txt"
+    listed.write_text("\n".join(map(str, ids)))
+    process = subprocess.Popen([sys.executable, "-c", ENTERING, str(automation.id), str(listed)], cwd=ROOT, env=env,
+                               stdout=subprocess.PIPE, text=True)
+    return process, float(process.stdout.readline())
+
+
 def welcome(automation, step_id, ids, env, workers, folder):
-    """The contacts enter, a tick is enqueued, until every first email is handed to SMTP: (enter seconds, seconds
+    """The contacts enter, ticks are asked for, until every first email is handed to SMTP: (enter seconds, seconds
     until all were queued, seconds until all were sent, live sending runs seen, consumers' CPU seconds)."""
     cpu_before = busy(workers)
-    started = time.perf_counter()
-    entered = runs.enter_many(automation, ids)
-    entering = time.perf_counter() - started
-    enqueue_started = time.perf_counter()
-    enqueue(env, "from tasks.automations import advance; advance()")
-    started += time.perf_counter() - enqueue_started  # the enqueueing process's start is not Loft's time
+    if ENTER_THEN_TICK:  # the older shape: every contact enters, then one tick is enqueued
+        started = time.perf_counter()
+        entered = runs.enter_many(automation, ids)
+        entering = time.perf_counter() - started
+        enqueue_started = time.perf_counter()
+        enqueue(env, "from tasks.automations import advance; advance()")
+        started += time.perf_counter() - enqueue_started  # the enqueueing process's start is not Loft's time
+    else:
+        process, began = enter_as_production_does(automation, ids, env, folder)
+        started = time.perf_counter() - (time.time() - began)
     queued, total, (sent_then, cpu_then) = wait_until_sent(hidden_campaign(step_id, workers, folder), started,
                                                            workers, folder)
+    if not ENTER_THEN_TICK:
+        ended, entered = process.stdout.readline().split()
+        entering, entered = float(ended) - began, int(entered)
+        assert process.wait(timeout=60) == 0
     assert entered == CONTACTS
     engine_runs = runs_seen()
     cpu = busy(workers) - cpu_before
