@@ -20,7 +20,13 @@ from app import addresses
 from app.consent import suppression
 from app.imports import importer
 from app.imports import services
-from app.imports.importer import check_email
+from app.imports.chunks import ChunkWriter
+from app.imports.chunks import Superseded
+from app.imports.chunks import commit_chunk
+from app.imports.rejects import BLOCKED_REASONS
+from app.imports.rejects import DUPLICATE
+from app.imports.rows import ImportPlan
+from app.imports.rows import check_email
 from app.models import AuditLog
 from app.models import Contact
 from app.models import CustomField
@@ -55,7 +61,7 @@ class Killed(BaseException):
 @contextlib.contextmanager
 def killed_after(chunks):
     """The import run inside dies as soon as its `chunks`-th chunk is committed."""
-    submit = importer._ChunkWriter.submit
+    submit = ChunkWriter.submit
 
     def submit_then_die(writer, *args):
         submit(writer, *args)
@@ -64,7 +70,7 @@ def killed_after(chunks):
             raise Killed(f"killed after {writer.committed} chunks")
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(importer._ChunkWriter, "submit", submit_then_die)
+        patch.setattr(ChunkWriter, "submit", submit_then_die)
         with pytest.raises(Killed):
             yield
 
@@ -263,7 +269,7 @@ def test_report_counts_and_rejected_rows_download(web, team):
     assert sorted(reasons) == [3, 4, 5, 6, 7, 8, 9, 10, 11]
     assert reasons[3].startswith("Not a valid email address: An email address must have an @-sign")
     assert "special-use or reserved name" in reasons[4]
-    assert reasons[5] == importer.DUPLICATE
+    assert reasons[5] == DUPLICATE
     assert reasons[6] == "Imported without this value: “forty” in “age” is not a number."
     assert reasons[7] == "Imported without this value: “maybe” in “vip” is not yes or no."
     assert reasons[8] == "Imported without this value: “31/12/2024” in “joined” is not a date; use YYYY-MM-DD."
@@ -322,7 +328,7 @@ def test_a_partly_imported_row_on_the_suppression_list_is_reported_once_as_not_i
         suppression.suppress(team.id, "email", "gone@example.com")
     job = run_file(web, "email,age\ngone@example.com,ninety\n")
     assert (job.created, job.partial) == (0, 0)
-    assert [r["reason"] for r in rejects_of(web, job)] == [importer.BLOCKED_REASONS["listed_new"]]
+    assert [r["reason"] for r in rejects_of(web, job)] == [BLOCKED_REASONS["listed_new"]]
 
 
 def test_resuming_a_semicolon_import_keeps_its_rejects_file_readable(team, tmp_path, inside):
@@ -372,9 +378,9 @@ def test_never_resubscribes_blocked_or_suppressed_addresses(web, team, inside):
     reasons = {r["email"]: r["reason"] for r in rejects_of(web, job)}
     assert reasons["unsubscribed@example.com"] == "Not added to lists: this address has unsubscribed."
     assert reasons["bounced@example.com"] == "Not added to lists: mail to this address bounced."
-    assert reasons["listed@example.com"] == importer.BLOCKED_REASONS["listed"]
-    assert reasons["erased@example.com"] == importer.BLOCKED_REASONS["listed_new"]
-    assert reasons["someone@BLOCKED.example"] == importer.BLOCKED_REASONS["listed_new"]
+    assert reasons["listed@example.com"] == BLOCKED_REASONS["listed"]
+    assert reasons["erased@example.com"] == BLOCKED_REASONS["listed_new"]
+    assert reasons["someone@BLOCKED.example"] == BLOCKED_REASONS["listed_new"]
     assert "left@example.com" not in reasons  # its own unsubscribe from this list is kept, quietly
 
 
@@ -485,9 +491,9 @@ def test_a_second_worker_on_the_same_job_changes_nothing(team, tmp_path, inside)
         # A stale worker's view of the job: it believes nothing was committed yet.
         stale = ImportJob.get_by_id(job.id)
         stale.processed_rows = 0
-        with pytest.raises(importer._Superseded):
-            importer._commit_chunk(importer._Plan(stale, ["email"]), stale, 0, 10, [], "2026-01-01 00:00:00", [], [],
-                                   csv.writer(io.StringIO()), io.StringIO())
+        with pytest.raises(Superseded):
+            commit_chunk(ImportPlan(stale, ["email"]), stale, 0, 10, [], "2026-01-01 00:00:00", [], [],
+                         csv.writer(io.StringIO()), io.StringIO())
         assert ImportJob.get_by_id(job.id).processed_rows == 10
         assert importer.run_import(job.id, chunk_size=10).created == 30
 
@@ -635,4 +641,4 @@ def test_listmonk_domain_blocklist_file(web, team, inside):
     assert (job.total_rows, job.created, job.blocked) == (4, 2, 2)
     assert emails(team) == ["noban1-import@mail.com", "noban2-import1@mail.com"]
     reasons = [r["reason"] for r in rejects_of(web, job)]
-    assert reasons == [importer.BLOCKED_REASONS["listed_new"]] * 2
+    assert reasons == [BLOCKED_REASONS["listed_new"]] * 2

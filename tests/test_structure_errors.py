@@ -29,8 +29,8 @@ BUILTIN_EXCEPTIONS = {name for name, value in vars(builtins).items()
 # Exceptions that stay inside the code: each is caught and turned into something else before a
 # person could see its text, so it does not carry Problem's message/field/errors.
 INTERNAL = {
-    "_Superseded": "imports: another run of the same job committed the chunk first; the run moves on",
-    "_Reject": "imports: one row turned away inside the parse loop; its text becomes that row's reason",
+    "Superseded": "imports: another run of the same job committed the chunk first; the run moves on",
+    "Reject": "imports: one row turned away inside the parse loop; its text becomes that row's reason",
     "LimitError": "content: a cap hit inside a render; turned into a RenderError",
     "LinkInvalid": "consent: a confirmation link the view answers with 404 (tampered) or 410 (expired)",
     "DnsLookupError": "sender domains: an unanswered DNS query, stored as the check's 'error' state",

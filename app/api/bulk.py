@@ -13,7 +13,7 @@ from app.api.framework import Schema
 from app.api.framework import Strict
 from app.api.framework import operation
 from app.contacts.fields import fields_of
-from app.imports import importer
+from app.imports import rejects
 from app.imports import services as imports
 from app.models import ImportJob
 from app.teams.context import team_object_or_404
@@ -71,7 +71,7 @@ def job_out(job):
                   duplicates=summary["duplicates"], rejected=summary["rejected"],
                   not_subscribed=summary["not_subscribed"], error=summary["error"],
                   errors=[RowError(index=index, field=api_field(field), message=message)
-                          for index, field, message in importer.given_row_errors(job)],
+                          for index, field, message in rejects.given_row_errors(job)],
                   created_at=utc(job.created_at), finished_at=utc(job.finished_at))
 
 
