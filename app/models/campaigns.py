@@ -181,14 +181,15 @@ class Link(BaseModel):
 class Send(BaseModel):
     """The per-recipient ledger: one row per campaign and contact, written before
     the SMTP call, so a restart never mails anyone twice or skips anyone."""
-    campaign = ForeignKeyField(Campaign, on_delete="CASCADE")
+    # No index of its own: (campaign, contact) and (campaign, status, id) begin with it (migration 0075).
+    campaign = ForeignKeyField(Campaign, on_delete="CASCADE", index=False)
     contact = ForeignKeyField(Contact, null=True, on_delete="SET NULL")
     variant = ForeignKeyField(Variant, null=True, on_delete="SET NULL")
     email = CharField()  # frozen at publish
     status = CharField(default=SendStatus.QUEUED)  # a SendStatus; written only by app.sending.ledger
     attempts = IntegerField(default=0)
     next_attempt_at = DateTimeField(null=True)
-    smtp_account = ForeignKeyField(SmtpAccount, null=True, on_delete="SET NULL")
+    smtp_account = ForeignKeyField(SmtpAccount, null=True, on_delete="SET NULL", index=False)  # see (account, sent_at)
     message_id = CharField(default="")
     error = TextField(default="")
     sent_at = DateTimeField(null=True)

@@ -6,8 +6,10 @@ of a campaign's sending, on the same two cores.
 
 Run with `make bench` or
     .venv/bin/python -m pytest -q -s tests/bench/test_automation_step_bench.py
-Environment: LOFT_BENCH_STEP_RUNS (default 50000); LOFT_BENCH_STACK=postgres or LOFT_BENCH_DATABASE_URL +
+Environment: LOFT_BENCH_STEP_RUNS (default 50000); LOFT_BENCH_STATEMENTS=1 also prints the CPU the ticks spent in
+each kind of statement (bench_support.statement_times); LOFT_BENCH_STACK=postgres or LOFT_BENCH_DATABASE_URL +
 LOFT_BENCH_QUEUE_URL as in tests/bench/bench_support.py. The figures are printed; nothing asserts on time."""
+import contextlib
 import datetime
 import os
 import time
@@ -26,8 +28,10 @@ from app.senders import domains
 from tests.bench.bench_support import bench_application
 from tests.bench.bench_support import bench_servers
 from tests.bench.bench_support import fill_list
+from tests.bench.bench_support import statement_times
 
 RUNS = int(os.environ.get("LOFT_BENCH_STEP_RUNS", "50000"))
+STATEMENTS = os.environ.get("LOFT_BENCH_STATEMENTS", "") == "1"
 
 
 @pytest.fixture
@@ -57,11 +61,12 @@ def test_ticks_of_a_welcome_burst(app):
     assert runs.enter_many(automation, ids) == RUNS
     entering_cpu, entering = time.process_time() - cpu, time.perf_counter() - wall
     cpu, wall, moved = time.process_time(), time.perf_counter(), 0
-    while True:
-        claimed = scheduler.tick(limit=1000)
-        moved += claimed
-        if claimed < 1000:
-            break
+    with statement_times() if STATEMENTS else contextlib.nullcontext({}) as statements:
+        while True:
+            claimed = scheduler.tick(limit=1000)
+            moved += claimed
+            if claimed < 1000:
+                break
     ticking_cpu, ticking = time.process_time() - cpu, time.perf_counter() - wall
     assert moved == RUNS
     assert AutomationMail.select().where(AutomationMail.step == step.id).count() == RUNS
@@ -70,3 +75,5 @@ def test_ticks_of_a_welcome_burst(app):
     print(f"enter: {entering:.2f} s, {entering_cpu / RUNS * 1e6:.0f} us CPU a run")
     print(f"ticks until every message was queued: {ticking:.2f} s = {RUNS / ticking:,.0f} runs/s, "
           f"{ticking_cpu / RUNS * 1e6:.0f} us CPU a run (this process; the database's own work included on SQLite)")
+    for statement, (times, seconds) in sorted(statements.items(), key=lambda item: -item[1][1])[:8]:
+        print(f"  {seconds / RUNS * 1e6:5.1f} us a run, {times:5,} times: {statement}")
