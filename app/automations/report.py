@@ -10,6 +10,7 @@ from collections import defaultdict
 from peewee import fn
 
 from app.automations.flow import STEP_LABELS
+from app.db import count_rows
 from app.models import Automation
 from app.models import AutomationRun
 from app.models import AutomationStep
@@ -32,7 +33,8 @@ def step_counts(automation):
              .where(AutomationStep.automation == automation.id)}
     counts = {step_id: Counter() for step_id in steps}
     # By the step ids (the visit's step index), not a join: the planner then never scans other automations' visits.
-    visits = (AutomationVisit.select(AutomationVisit.step, AutomationVisit.outcome, fn.COUNT(AutomationVisit.id))
+    # The (step, outcome) index answers this alone (migration 0076).
+    visits = (AutomationVisit.select(AutomationVisit.step, AutomationVisit.outcome, count_rows())
               .where(AutomationVisit.step.in_(list(steps)))
               .group_by(AutomationVisit.step, AutomationVisit.outcome).tuples()) if steps else []
     for step_id, outcome, number in visits:

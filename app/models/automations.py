@@ -116,14 +116,15 @@ class AutomationRun(BaseModel):
 class AutomationVisit(BaseModel):
     """The run's ledger: a row per run and step, written before the step's effect, so a step is done once."""
     run = ForeignKeyField(AutomationRun, on_delete="CASCADE", index=False)
-    step = ForeignKeyField(AutomationStep, on_delete="CASCADE")
+    step = ForeignKeyField(AutomationStep, on_delete="CASCADE", index=False)
     outcome = CharField(default="")  # "" while in progress; sent, skipped, yes, no, done, failed, ...
     detail = TextField(default="")
     entered_at = DateTimeField(default=utcnow)
     done_at = DateTimeField(null=True)
 
     class Meta:
-        indexes = ((("run", "step"), True),)
+        # (step, outcome): the per-step counts read the index alone (migration 0076, app/automations/report.py)
+        indexes = ((("run", "step"), True), (("step", "outcome"), False))
 
 
 # --- Triggers (migration 0070, app/automations/triggers.py) ---
