@@ -615,7 +615,7 @@ def test_migration_0038_gives_every_id_autoincrement_and_keeps_schema_rows_and_k
 
 @sqlite_only("reads sqlite_master for AUTOINCREMENT; a PostgreSQL SERIAL's sequence never goes back anyway")
 def test_every_table_with_an_id_never_reuses_it(app, tmp_path):
-    """A table a later migration creates needs `id = IdField()` (app/db.py) in its frozen model."""
+    """A table a later migration creates needs `id = IdField()` (app/db/ids.py) in its frozen model."""
     from peewee import CharField
     from peewee import Model
     from peewee import SqliteDatabase
@@ -625,7 +625,7 @@ def test_every_table_with_an_id_never_reuses_it(app, tmp_path):
         plain = [name for name, sql in db.execute_sql("SELECT name, sql FROM sqlite_master WHERE type = 'table'")
                  if '"id" INTEGER' in sql and "PRIMARY KEY" in sql and "AUTOINCREMENT" not in sql
                  and name != "schema_migration"]
-    assert plain == [], f"give these tables `id = IdField()` (app/db.py), or rebuild them like migration 0038: {plain}"
+    assert plain == [], f"give these tables `id = IdField()` (app/db/ids.py), or rebuild them like migration 0038: {plain}"
 
     database = SqliteDatabase(str(tmp_path / "new.db"))
 

@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 
-from app import db as db_module
+from app.db import connection as db_module
 from app.api import keys
 from app.config import ROOT
 from app.db import db

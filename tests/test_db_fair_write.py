@@ -6,7 +6,7 @@ import types
 
 import pytest
 
-from app import db as database
+from app.db import connection as database
 from app.db import db
 from app.db import fair_write
 from app.db import is_sqlite

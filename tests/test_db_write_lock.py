@@ -8,7 +8,7 @@ import types
 import peewee
 import pytest
 
-from app import db as database
+from app.db import connection as database
 from app.db import PromptSqliteDatabase
 from app.db import connection_tuning
 from app.db import db

@@ -1,11 +1,12 @@
-"""app/db.py's dialect section: each helper runs for real on the stack the suite runs on (SQLite, or
+"""app/db/dialect.py: each helper runs for real on the stack the suite runs on (SQLite, or
 PostgreSQL under `make test-pg`), and the PostgreSQL spellings are also checked as text on either."""
 import datetime
 
 import pytest
 from peewee import fn
 
-from app import db as dialect
+from app.db import dialect
+from app.db import ids as id_cursors
 from app.db import db
 from app.db import open_database
 from app.models import Event
@@ -43,9 +44,9 @@ def test_days_hours_domains_and_counts(team):
 def test_upserts_add_and_id_windows_walk(team):
     for _ in range(5):
         Event.create(team=team, type="sent", data={})
-    first = dialect.max_id("event") - 4
-    assert dialect.id_window_end("event", first - 1, 3) == first + 2
-    assert dialect.id_window_end("event", dialect.max_id("event"), 3) is None
+    first = id_cursors.max_id("event") - 4
+    assert id_cursors.id_window_end("event", first - 1, 3) == first + 2
+    assert id_cursors.id_window_end("event", id_cursors.max_id("event"), 3) is None
     db.execute_sql("CREATE TEMP TABLE tally (k TEXT PRIMARY KEY, n INTEGER)")
     dialect.upsert_adding_rows("tally", ["k"], ["n"], [("a", 2), ("b", 1)])
     dialect.upsert_adding_rows("tally", ["k"], ["n"], [("a", 3)])
@@ -83,11 +84,11 @@ def test_count_where_counts_the_rows_of_each_group_that_match(team):
 
 
 def test_a_settled_id_is_the_highest_committed_one_when_no_writer_is_running(team):
-    assert dialect.settled_max_id("event") == 0
+    assert id_cursors.settled_max_id("event") == 0
     ids = [Event.create(team=team, type="sent", data={}).id for _ in range(3)]
-    assert dialect.settled_max_id("event") == ids[-1]
-    assert dialect.settled_max_id("event", after=ids[-1] + 5) == ids[-1] + 5  # never moves a cursor back
-    assert dialect.id_window_end("event", 0, 100) == ids[-1]
+    assert id_cursors.settled_max_id("event") == ids[-1]
+    assert id_cursors.settled_max_id("event", after=ids[-1] + 5) == ids[-1] + 5  # never moves a cursor back
+    assert id_cursors.id_window_end("event", 0, 100) == ids[-1]
 
 
 def test_an_id_cursor_stops_below_a_row_a_running_transaction_may_still_precede(ctx, team):
@@ -101,11 +102,11 @@ def test_an_id_cursor_stops_below_a_row_a_running_transaction_may_still_precede(
                 slow = Event.create(team=team, type="sent", data={}).id
             quick = Event.create(team=team, type="sent", data={}).id  # commits first, with the larger id
             assert read < slow < quick
-            assert dialect.id_window_end("event", 0, 100) == read
-            assert dialect.settled_max_id("event") == read
-            assert dialect.id_window_end("event", read, 100) is None
-        assert dialect.id_window_end("event", read, 100) == quick
-        assert dialect.settled_max_id("event") == quick
+            assert id_cursors.id_window_end("event", 0, 100) == read
+            assert id_cursors.settled_max_id("event") == read
+            assert id_cursors.id_window_end("event", read, 100) is None
+        assert id_cursors.id_window_end("event", read, 100) == quick
+        assert id_cursors.settled_max_id("event") == quick
     finally:
         slow_writer.close()
 
@@ -123,13 +124,13 @@ def test_an_id_drawn_before_its_transaction_wrote_anything_holds_the_cursor_back
             [(drawn,)] = slow_writer.execute_sql("SELECT nextval(pg_get_serial_sequence('event', 'id'))").fetchall()
             quick = Event.create(team=team, type="sent", data={}).id
             assert read < drawn < quick
-            assert dialect.id_window_end("event", read, 100) is None
+            assert id_cursors.id_window_end("event", read, 100) is None
             # At most `read`: the snapshot's xmin is the oldest transaction of the whole server, so a
             # transaction in another database (another test worker's) may hold the cursor back further.
-            assert dialect.settled_max_id("event") <= read
+            assert id_cursors.settled_max_id("event") <= read
             with Event.bind_ctx(slow_writer):
                 Event.create(id=drawn, team=team, type="sent", data={})
-        assert dialect.id_window_end("event", read, 1) == drawn
-        assert dialect.id_window_end("event", drawn, 100) == quick
+        assert id_cursors.id_window_end("event", read, 1) == drawn
+        assert id_cursors.id_window_end("event", drawn, 100) == quick
     finally:
         slow_writer.close()

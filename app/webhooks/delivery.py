@@ -139,7 +139,7 @@ def _dispatch_batch(limit, now):
             if newest > start:
                 WebhookCursor.update(last_event_id=newest).where(WebhookCursor.name == CURSOR).execute()
             return 0, 0
-        # Ids can commit out of order on PostgreSQL: the window ends where it is safe (app/db.py).
+        # Ids can commit out of order on PostgreSQL: the window ends where it is safe (app/db/ids.py).
         last = id_window_end("event", start, limit)
         if last is None:
             return 0, 0
