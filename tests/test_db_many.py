@@ -50,12 +50,29 @@ def test_update_many_writes_each_row_and_counts_the_changes(people):
     assert stored(ann.id)[1] == stored(cy.id)[1] == ("2026-03-04 05:06:07.000890" if database.is_sqlite() else at)
 
 
-def test_a_datetime_column_goes_through_the_fields_db_value(ctx):
+def test_a_datetime_column_goes_through_the_fields_db_value_then_the_drivers_adapter(ctx):
+    """Text and datetime give the same bound value; on SQLite it is the driver's own text (converted once per distinct
+    value, not by the driver once per row), on PostgreSQL the datetime, which psycopg adapts itself."""
     update = database.update_many([Contact.last_activity_at, Contact.name], where=Contact.id)
     when = datetime.datetime(2026, 1, 2, 3, 4, 5)
+    bound = "2026-01-02 03:04:05" if database.is_sqlite() else when
     assert update.prepare([("2026-01-02 03:04:05", "x", 1), (when, "y", 2), (None, "z", 3)]) == [
-        (when, "x", 1), (when, "y", 2), (None, "z", 3)]
+        (bound, "x", 1), (bound, "y", 2), (None, "z", 3)]
     assert update.prepare(iter([])) == []
+
+
+def test_equal_instants_in_two_zones_keep_their_own_text(ctx):
+    """The once-per-value conversion must not hand one row another row's text: 12:00 UTC and 13:00 at +01:00 are
+    equal datetimes (and hash alike), yet each is bound as given."""
+    update = database.update_many([Contact.last_activity_at], where=Contact.id)
+    utc = datetime.datetime(2026, 1, 2, 12, 0, tzinfo=datetime.timezone.utc)
+    paris = datetime.datetime(2026, 1, 2, 13, 0, tzinfo=datetime.timezone(datetime.timedelta(hours=1)))
+    assert utc == paris
+    (first, _), (second, _) = update.prepare([(utc, 1), (paris, 2)])
+    if database.is_sqlite():
+        assert (first, second) == ("2026-01-02 12:00:00+00:00", "2026-01-02 13:00:00+01:00")
+    else:
+        assert (first.tzinfo, second.tzinfo) == (utc.tzinfo, paris.tzinfo)
 
 
 def test_insert_many_ignores_conflicts_when_asked(people):
