@@ -7,13 +7,16 @@ import threading
 import time
 
 import pytest
+from playhouse.migrations import Runner
 
 from app import clock
 from app.automations import flow
 from app.automations import runs
 from app.automations import scheduler
 from app.automations import steps
+from app.cli import MIGRATIONS_DIR
 from app.db import db
+from app.db import is_sqlite
 from app.models import Automation
 from app.models import AutomationRun
 from app.models import AutomationStep
@@ -457,7 +460,6 @@ def test_a_tick_out_of_time_gives_back_the_runs_it_did_not_take_up(team, contact
 def test_a_lease_leaves_the_indexes_alone_on_postgresql(team, contact):
     """automation_run's pages keep room (migration 0071), so the claim's lease is a heap-only update on PostgreSQL;
     SQLite has no fill factor and the table is as it was."""
-    from app.db import is_sqlite
     if is_sqlite():
         sql = db.execute_sql("SELECT sql FROM sqlite_master WHERE name = 'automation_run'").fetchone()[0]
         assert "fillfactor" not in sql.lower()
@@ -472,3 +474,51 @@ def test_a_lease_leaves_the_indexes_alone_on_postgresql(team, contact):
         updated, hot = db.execute_sql("SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables "
                                       "WHERE relname = 'automation_run'").fetchone()
     assert updated == 1 and hot == 1
+
+
+def _index_names(table):
+    return {index.name for index in db.get_indexes(table)}
+
+
+def _claim_plan(now):
+    """The claim's plan as the database words it (SQLite's EXPLAIN QUERY PLAN, PostgreSQL's EXPLAIN)."""
+    sql, params = scheduler.claim_query(now, 10).sql()
+    if is_sqlite():
+        return " ".join(row[-1] for row in db.execute_sql("EXPLAIN QUERY PLAN " + sql, params))
+    with db.atomic():  # a tiny table would be scanned whole; the question is which index the claim can use
+        db.execute_sql("SET LOCAL enable_seqscan = off")
+        plan = " ".join(row[0] for row in db.execute_sql("EXPLAIN " + sql, params))
+        db.rollback()
+    return plan
+
+
+def test_the_claim_reads_the_waiting_runs_by_a_partial_index_that_ended_runs_leave(team, contact):
+    """Migration 0077: the claim's index holds the waiting runs only, so ending a run takes it out instead of moving
+    it within; the claim says the index's condition in its own words (app.db.in_partial_index) and keeps off the
+    automation's index (SQLite's planner would take it for the live automations' IN list and sort every run)."""
+    assert {"automation_run_due"} <= _index_names("automation_run")
+    assert not {"automation_run_state_next_at", "automation_run_contact_id_state"} & _index_names("automation_run")
+    assert "automation_run_due" in _claim_plan(T0)
+    automation, (done,) = build(team, ("exit", {}))
+    run = start(automation, contact)
+    if is_sqlite():  # the index's own rows: one while the run waits, none once it ended
+        count = "SELECT COUNT(*) FROM automation_run INDEXED BY automation_run_due WHERE state = 'waiting'"
+        assert db.execute_sql(count).fetchone()[0] == 1
+    assert scheduler.tick(T0) == 1 and reload(run).state == "done"
+    if is_sqlite():
+        assert db.execute_sql(count).fetchone()[0] == 0
+    assert scheduler.due_count(T0 + datetime.timedelta(days=1)) == 0
+
+
+def test_migration_0077_goes_down_and_up_again_keeping_the_runs(team, contact):
+    automation, _steps = build(team, ("exit", {}))
+    run = start(automation, contact)
+    runner = Runner(db.obj, MIGRATIONS_DIR)
+    rolled = runner.down(target="0077_automation_run_due_index")
+    assert rolled[-1] == "0077_automation_run_due_index"
+    indexes = _index_names("automation_run")
+    assert {"automation_run_state_next_at", "automation_run_contact_id_state"} <= indexes
+    assert "automation_run_due" not in indexes
+    assert runner.up() == rolled[::-1]
+    assert "automation_run_due" in _index_names("automation_run")
+    assert reload(run).state == "waiting" and scheduler.tick(T0) == 1 and reload(run).state == "done"

@@ -59,6 +59,7 @@ from app.db.dialect import empty_table
 from app.db.dialect import everything
 from app.db.dialect import first_row
 from app.db.dialect import hour_text
+from app.db.dialect import in_partial_index
 from app.db.dialect import json_flag
 from app.db.dialect import json_int
 from app.db.dialect import json_value
@@ -126,6 +127,7 @@ __all__ = [
     "everything",
     "first_row",
     "hour_text",
+    "in_partial_index",
     "json_flag",
     "json_int",
     "json_value",

@@ -111,7 +111,7 @@ def update_many(fields, where, fixed=None):
 
     def build(param):
         assignments = [f"{_quoted(f)} = {param}" for f in fields]
-        assignments += [f"{_quoted(f)} = {_literal(f.db_value(value))}" for f, value in fixed]
+        assignments += [f"{_quoted(f)} = {literal(f.db_value(value))}" for f, value in fixed]
         return Many(f"UPDATE {_table(fields + (where,) + tuple(f for f, _ in fixed))} "
                     f"SET {', '.join(assignments)} WHERE {_quoted(where)} = {param}", fields + (where,))
 
@@ -209,7 +209,7 @@ def _update_arrays(fields, where):
                         f"WHERE {table}.{_quoted(where)} = u.{names[-1]}", columns)
 
 
-def _literal(value):
+def literal(value):
     """A constant of the code (never a user's value) as SQL text."""
     if value is None:
         return "NULL"
@@ -276,7 +276,7 @@ def _insert_arrays(fields, fixed, conflict, returning):
     names = [f"c{i}" for i in range(len(fields))]
     arrays = ", ".join(f"{db.param}::{types[f.field_type]}[]" for f in fields)
     columns = fields + tuple(f for f, _ in fixed)
-    picked = names + [_literal(f.db_value(v)) for f, v in fixed]
+    picked = names + [literal(f.db_value(v)) for f, v in fixed]
     sql = (f"INSERT INTO {_table(columns)} ({', '.join(_quoted(f) for f in columns)}) "
            f"SELECT {', '.join(picked)} FROM unnest({arrays}) AS u ({', '.join(names)})")
     if conflict:
@@ -289,7 +289,7 @@ def _insert_arrays(fields, fixed, conflict, returning):
 @functools.lru_cache(maxsize=16)
 def _insert_values(param, fields, rows, fixed, conflict, returning):
     columns = fields + tuple(f for f, _ in fixed)
-    one = "(" + ", ".join([param] * len(fields) + [_literal(f.db_value(v)) for f, v in fixed]) + ")"
+    one = "(" + ", ".join([param] * len(fields) + [literal(f.db_value(v)) for f, v in fixed]) + ")"
     sql = (f"INSERT INTO {_table(columns)} ({', '.join(_quoted(f) for f in columns)}) "
            f"VALUES {', '.join([one] * rows)}")
     if conflict:

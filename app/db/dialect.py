@@ -8,6 +8,7 @@ from peewee import SQL
 from peewee import SqliteDatabase
 from peewee import fn
 
+from app.db.bulk import literal
 from app.db.connection import db
 from app.db.connection import is_sqlite
 from app.db.connection import real_database
@@ -224,3 +225,11 @@ def claimed_among(field, subquery):
     if is_sqlite():
         return field.in_(subquery)
     return field == fn.ANY(fn.ARRAY(subquery))
+
+
+def in_partial_index(field, value):
+    """`field = 'value'` with the value written into the statement (a constant of the code, never a user's), for the
+    condition a partial index is defined by (CREATE INDEX ... WHERE state = 'waiting', migration 0077). A planner uses
+    such an index only when the query says the same words: SQLite never does for a bound parameter, nor does a
+    PostgreSQL generic plan. The same spelling on both."""
+    return field == SQL(literal(field.db_value(value)))
