@@ -11,7 +11,6 @@ from app.automations import runs
 from app.automations import scheduler
 from app.consent import suppression
 from app.models import Automation
-from app.models import AutomationMail
 from app.models import AutomationRun
 from app.models import AutomationStep
 from app.models import AutomationVisit
@@ -65,6 +64,12 @@ def no_single_path(monkeypatch):
     monkeypatch.setattr(mail, "queue_email", refuse)
 
 
+def emails_of(step):
+    """How many runs' visits of the step hold a queued email (its Send row)."""
+    return AutomationVisit.select().where((AutomationVisit.step == step.id)
+                                          & AutomationVisit.send_id.is_null(False)).count()
+
+
 def deliver(step):
     step = AutomationStep.get_by_id(step.id)
     return sending_tasks.run_campaign(step.campaign_id)
@@ -85,7 +90,7 @@ def test_a_burst_is_queued_once_per_run_by_the_batch(ctx, burst, no_single_path)
     # Both email steps were batched (the second as the runs went on together), each once per run.
     for step in (first, second):
         assert Send.select().where(Send.campaign == step.campaign_id).count() == COUNT - 3
-        assert AutomationMail.select().where(AutomationMail.step == step.id).count() == COUNT - 3
+        assert emails_of(step) == COUNT - 3
         assert Campaign.get_by_id(step.campaign_id).total == COUNT - 3
     outcomes = {run_id: outcome for run_id, outcome in AutomationVisit.select(
         AutomationVisit.run, AutomationVisit.outcome).where(AutomationVisit.step == first.id).tuples()}
@@ -104,7 +109,7 @@ def test_a_burst_is_queued_once_per_run_by_the_batch(ctx, burst, no_single_path)
     assert scheduler.tick(now=now + datetime.timedelta(minutes=10)) == 0  # nothing left to do, nothing sent again
 
 
-def test_a_crash_between_queueing_and_the_outcomes_sends_once(ctx, burst, no_single_path):
+def test_a_crash_between_queueing_and_the_outcomes_sends_once(ctx, burst):
     team, contacts = burst
     automation, (step,) = make_automation(team)
     now = utcnow()
@@ -113,15 +118,17 @@ def test_a_crash_between_queueing_and_the_outcomes_sends_once(ctx, burst, no_sin
     step = AutomationStep.get_by_id(step.id)
     sends = {s.id: s.status for s in Send.select().where(Send.campaign == step.campaign_id)}
     assert len(sends) == COUNT
-    # What a kill -9 after queue_emails' transaction leaves: the mail ledger and the Send rows written, the visits
-    # without an outcome, the runs still waiting at the step under a lease that has run out.
+    # What a kill -9 of a per-run attempt leaves after queue_email's transaction (the batch writes its visits, Sends
+    # and moves in one transaction, so it leaves all or nothing): the visits holding their emails and the Send rows
+    # written, the visits without an outcome, the runs still waiting at the step under a lease that has run out. The
+    # runs with a visit go one by one (advance), whose queue_email finds each email queued.
     AutomationVisit.update(outcome="", done_at=None).where(AutomationVisit.step == step.id).execute()
     AutomationRun.update(state="waiting", exit_reason="", ended_at=None, step_id=step.id, next_at=now,
                          claimed_until=now - datetime.timedelta(seconds=1)).execute()
     later = now + datetime.timedelta(minutes=6)
     assert scheduler.tick(now=later) == COUNT
     assert {s.id: s.status for s in Send.select().where(Send.campaign == step.campaign_id)} == sends
-    assert AutomationMail.select().count() == COUNT
+    assert emails_of(step) == COUNT
     assert set(AutomationVisit.select(AutomationVisit.outcome).where(AutomationVisit.step == step.id)
                .tuples()) == {("queued",)}
     assert AutomationRun.select().where(AutomationRun.state == "done").count() == COUNT
@@ -151,7 +158,7 @@ def test_a_re_entered_burst_gets_its_message_again_once(ctx, burst, no_single_pa
     step = AutomationStep.get_by_id(step.id)
     assert Send.select().where(Send.campaign == step.campaign_id).count() == COUNT  # the same rows, queued again
     assert Send.select().where((Send.campaign == step.campaign_id) & (Send.status == "queued")).count() == COUNT
-    assert AutomationMail.select().count() == 2 * COUNT
+    assert AutomationVisit.select().where(AutomationVisit.send_id.is_null(False)).count() == 2 * COUNT
     deliver(step)
     assert CaughtMessage.select().count() == 2 * COUNT
     assert Campaign.get_by_id(step.campaign_id).total == COUNT
@@ -169,40 +176,40 @@ def test_a_paused_automation_and_a_removed_step_are_not_batched_as_emails(ctx, b
     AutomationStep.update(removed_at=now).where(AutomationStep.id == first.id).execute()
     Automation.update(state="live").where(Automation.id == automation.id).execute()
     assert scheduler.tick(now=now) == COUNT
-    assert not AutomationMail.select().where(AutomationMail.step == first.id).exists()
-    assert AutomationMail.select().where(AutomationMail.step == second.id).count() == COUNT
+    assert emails_of(first) == 0
+    assert emails_of(second) == COUNT
     assert AutomationRun.select().where(AutomationRun.state == "done").count() == COUNT
 
 
-def test_a_mail_row_written_meanwhile_rolls_the_chunk_back_and_its_runs_go_one_by_one(ctx, burst, monkeypatch):
-    """Another process queued one run's email between the batch's look and its insert: the chunk's transaction fails
-    on the (run, step) unique index as peewee's IntegrityError (app.db.Many.run), nothing of it stays, and the runs
-    are queued one by one, each once."""
+def test_a_visit_written_meanwhile_rolls_the_part_back_and_its_runs_go_one_by_one(ctx, burst, monkeypatch):
+    """Another process queued one run's email between the batch's look and its insert: the part's visits fail on the
+    (run, step) unique index as peewee's IntegrityError (app.db.Many.run), nothing of the transaction stays (Send rows
+    included), and the part's runs go one by one (advance), each queued once."""
     team, contacts = burst
     automation, (step,) = make_automation(team)
     now = utcnow()
     runs.enter_many(automation, [c.id for c in contacts], now=now)
-    pairs = [(run, Contact.get_by_id(run.contact_id)) for run in AutomationRun.select().order_by(AutomationRun.id)]
-    racer = pairs[3][0]
+    racer = AutomationRun.select().order_by(AutomationRun.id)[3]
     queue_many = mail.ledger.queue_many
 
     def the_other_process_was_first(campaign_id, recipients, **kwargs):
         sends = queue_many(campaign_id, recipients, **kwargs)
-        AutomationMail.create(run=racer.id, step=step.id, send_id=sends[racer.contact_id], created_at=now)
+        AutomationVisit.create(run=racer.id, step=step.id, entered_at=now, send_id=sends[racer.contact_id])
         return sends
     monkeypatch.setattr(mail.ledger, "queue_many", the_other_process_was_first)
     singles = []
     queue_email = mail.queue_email
     monkeypatch.setattr(mail, "queue_email", lambda *args: singles.append(args[0].id) or queue_email(*args))
 
-    outcomes = mail.queue_emails(AutomationStep.get_by_id(step.id), pairs, now)
+    assert scheduler.tick(now=now) == COUNT
 
-    assert set(outcomes.values()) == {"queued"} and len(outcomes) == COUNT
-    assert sorted(singles) == sorted(run.id for run, _contact in pairs)
+    assert sorted(singles) == sorted(run.id for run in AutomationRun.select())
     campaign_id = AutomationStep.get_by_id(step.id).campaign_id
-    assert AutomationMail.select().where(AutomationMail.step == step.id).count() == COUNT
+    assert emails_of(step) == COUNT
+    assert set(AutomationVisit.select(AutomationVisit.outcome).tuples()) == {("queued",)}
     assert Send.select().where(Send.campaign == campaign_id).count() == COUNT
     assert Campaign.get_by_id(campaign_id).total == COUNT
+    assert AutomationRun.select().where(AutomationRun.state == "done").count() == COUNT
 
 
 def test_a_burst_whose_contacts_reached_a_segment_goal_exits_them_in_the_batch(ctx, burst, no_single_path):

@@ -6,12 +6,15 @@ import email.policy
 import re
 
 import pytest
+from playhouse.migrations import Runner
 
 from app.automations import mail
 from app.automations import runs
 from app.bounces import outcomes
 from app.bounces.parse import parse_message
 from app.campaigns import listing
+from app.cli import MIGRATIONS_DIR
+from app.db import db
 from app.dashboard import services as dashboard
 from app.consent import suppression
 from app.reports import services as reports
@@ -19,6 +22,7 @@ from app.email_templates.services import TemplateError
 from app.models import Automation
 from app.models import AutomationRun
 from app.models import AutomationStep
+from app.models import AutomationVisit
 from app.models import Campaign
 from app.models import CaughtMessage
 from app.models import Contact
@@ -253,3 +257,54 @@ def test_a_hard_bounce_and_a_complaint_end_the_contacts_runs(ctx, ready_team):
     assert states[bouncer.id] == ("exited", "bounced")
     assert states[complainer.id] == ("exited", "complained")
     assert states[fine.id] == ("waiting", "")
+
+
+def test_a_call_that_finds_the_visit_set_meanwhile_rolls_its_send_back(ctx, ready_team, monkeypatch):
+    """Another call set the visit's message between this call's look at the visit and its transaction: this call's
+    guarded update changes no row, and its transaction, its own Send row with it, is rolled back. One message."""
+    team, _news = ready_team
+    automation, (step,) = make_automation(team)
+    reader, other = contact(team, 0), contact(team, 1)
+    now = utcnow()
+    run = runs.enter(automation, reader, now=now)
+    campaign_id = mail.campaign_for(step).id
+    # The other call's work, committed: the visit holds its message (a Send row, here another contact's, to tell
+    # it apart).
+    theirs = mail.ledger.queue_one(campaign_id, other.id, other.email)
+    AutomationVisit.create(run=run.id, step=step.id, entered_at=now, send_id=theirs)
+    looked = AutomationVisit.get(AutomationVisit.run == run.id)
+    looked.send_id = None  # what this call saw a moment earlier
+    monkeypatch.setattr(mail, "_visit_of", lambda run_id, step_id: looked)
+
+    assert mail.queue_email(run, AutomationStep.get_by_id(step.id), reader, now) == "queued"
+
+    assert AutomationVisit.get(AutomationVisit.run == run.id).send_id == theirs
+    assert [s.contact_id for s in Send.select().where(Send.campaign == campaign_id)] == [other.id]
+
+
+def test_migration_0078_folds_the_mail_rows_into_the_visits_and_goes_down_and_up(ctx, ready_team):
+    """Down: the visits' messages become automation_mail rows again. Up: each mail row's message goes onto its visit,
+    and a mail row without a visit (a crash between the old batch's two transactions) becomes an open visit holding
+    it, so the run, claimed again, finds its email queued."""
+    team, _news = ready_team
+    automation, (step,) = make_automation(team)
+    now = utcnow()
+    queued_run = runs.enter(automation, contact(team, 0), now=now)
+    assert mail.queue_email(queued_run, step, contact(team, 0), now) == "queued"
+    visit = AutomationVisit.get(AutomationVisit.run == queued_run.id)
+    AutomationVisit.update(after_event_id=7).where(AutomationVisit.id == visit.id).execute()
+    runner = Runner(db.obj, MIGRATIONS_DIR)
+    rolled = runner.down(target="0078_visit_holds_the_email")
+    assert rolled[-1] == "0078_visit_holds_the_email"
+    assert db.execute_sql("SELECT run_id, step_id, send_id, after_event_id FROM automation_mail").fetchall() == [
+        (queued_run.id, step.id, visit.send_id, 7)]
+    # What the old batch could leave: a mail row whose visit was not yet written.
+    orphan = runs.enter(automation, contact(team, 1), now=now)
+    db.execute_sql("INSERT INTO automation_mail (run_id, step_id, send_id, after_event_id, created_at) "
+                   "VALUES (?, ?, ?, ?, ?)".replace("?", db.param), (orphan.id, step.id, 12345, 3, now))
+    assert runner.up() == rolled[::-1]
+    rows = {v.run_id: (v.send_id, v.after_event_id, v.outcome) for v in AutomationVisit.select()}
+    assert rows == {queued_run.id: (visit.send_id, 7, ""), orphan.id: (12345, 3, "")}
+    assert "automation_mail" not in db.get_tables()
+    assert mail.queue_email(orphan, step, contact(team, 1), now) == "queued"  # held: nothing queued again
+    assert Send.select().where(Send.contact == contact(team, 1).id).count() == 0

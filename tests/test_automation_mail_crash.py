@@ -1,8 +1,8 @@
 """kill -9 of a real huey consumer while it does the email step of many runs, then a restart: every contact gets the
-step's email exactly once (app/automations/mail.py writes its AutomationMail row with the Send row in one
-transaction; the step done again after the crash finds it), and a day later (the clock file moved) the same
-consumer sends the next email step once each. A real subprocess consumer, a real SMTP server on loopback, the test
-clock file shared with the consumer."""
+step's email exactly once (the run's visit of the step holds its Send row, both written in one transaction:
+app/automations/mail.py, scheduler._email_batch; the step done again after the crash finds it), and a day later
+(the clock file moved) the same consumer sends the next email step once each. A real subprocess consumer, a real SMTP
+server on loopback, the test clock file shared with the consumer."""
 import datetime
 import os
 import signal
@@ -17,7 +17,6 @@ from app.automations import runs
 from app.config import ROOT
 from app.senders import domains
 from app.models import Automation
-from app.models import AutomationMail
 from app.models import AutomationRun
 from app.models import AutomationStep
 from app.models import AutomationVisit
@@ -33,6 +32,11 @@ from tests.sending_support import make_contacts
 from tests.sending_support import make_team
 
 CONTACTS = 400
+
+
+def emails_queued():
+    """Visits that hold a queued email (their send_id), of any email step."""
+    return AutomationVisit.select().where(AutomationVisit.send_id.is_null(False)).count()
 
 
 def start_consumer(env):
@@ -105,7 +109,7 @@ def test_kill_9_during_an_email_step_sends_it_exactly_once_after_a_restart(app, 
             deadline = time.monotonic() + 60
             while True:
                 with app.app_context():
-                    queued = AutomationMail.select().count()
+                    queued = emails_queued()
                 if queued:  # the email step has begun: kill now, with most of the runs still to do
                     break
                 if time.monotonic() > deadline or consumer.poll() is not None:
@@ -119,9 +123,9 @@ def test_kill_9_during_an_email_step_sends_it_exactly_once_after_a_restart(app, 
                 consumer.kill()
 
         with app.app_context():
-            at_kill = AutomationMail.select().count()
-            # The batched step writes the runs' visits with their outcomes after their emails are queued
-            # (scheduler._email_batch): a kill between the two leaves emails queued and the runs still at the step.
+            at_kill = emails_queued()
+            # The batched step writes each part's visits (with their outcomes and emails), Sends and moves in one
+            # transaction (scheduler._email_batch): a kill leaves whole parts done and the others untouched.
             recorded = AutomationVisit.select().where((AutomationVisit.step == welcome.id)
                                                       & (AutomationVisit.outcome != "")).count()
             assert Send.select().count() == at_kill  # each queued email is one Send row, written together
@@ -149,7 +153,7 @@ def test_kill_9_during_an_email_step_sends_it_exactly_once_after_a_restart(app, 
             twice = sorted(address for address, count in delivered.items() if count != 1)
             assert not twice, f"{len(twice)} got the email more than once: {twice[:5]}"
             with app.app_context():
-                assert AutomationMail.select().count() == CONTACTS and Send.select().count() == CONTACTS
+                assert emails_queued() == CONTACTS and Send.select().count() == CONTACTS
                 assert {run.step_id for run in AutomationRun.select()} == {wait.id}
                 assert AutomationRun.select().where(
                     AutomationRun.next_at > start + datetime.timedelta(hours=23)).count() == CONTACTS

@@ -30,6 +30,7 @@ BUILTIN_EXCEPTIONS = {name for name, value in vars(builtins).items()
 # person could see its text, so it does not carry Problem's message/field/errors.
 INTERNAL = {
     "Superseded": "imports: another run of the same job committed the chunk first; the run moves on",
+    "_AlreadyQueued": "automations: another call set the visit's email first; this call rolls back and says queued",
     "Reject": "imports: one row turned away inside the parse loop; its text becomes that row's reason",
     "LimitError": "content: a cap hit inside a render; turned into a RenderError",
     "LinkInvalid": "consent: a confirmation link the view answers with 404 (tampered) or 410 (expired)",

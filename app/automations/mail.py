@@ -6,13 +6,15 @@ campaign's Send ledger (app.sending.ledger.queue_one, the one writer of Send row
 campaign message gets: the renderer and sanitizer, open and click tracking, List-Unsubscribe and the footer, DKIM,
 the accounts' rate limits, the engine's crash guarantee and bounce attribution (X-Loft-Token names the send).
 
-Exactly once per (run, step): the Send row and an AutomationMail row (migration 0069, unique per run and step) are
-written in one transaction, the AutomationMail row first, so a second call (a retry, or the engine doing the step
-again after a kill -9 before it recorded the visit's outcome) finds it, or fails on its unique index, and adds nothing.
+Exactly once per (run, step): the run's visit of the step (AutomationVisit, unique per run and step) holds the message
+(send_id, migration 0078), set in the transaction that writes the Send row and only while it is empty, so a second
+call (a retry, or the engine doing the step again after a kill -9 before it recorded the visit's outcome) finds it
+set, or changes no row and rolls its transaction back, and adds nothing. A burst's visits are inserted with their
+Send rows (queue_emails, in the scheduler's transaction): a visit already there fails the insert on its unique index.
 
 Send is unique per (campaign, contact). A contact who enters again (re-entry after_end / always) reuses its row once
 the earlier message finished (queued again); one still waiting to go is this entry's message too. Engagement of a
-run's email is told apart from an earlier entry's by the newest Event id at queue time (AutomationMail.after_event_id):
+run's email is told apart from an earlier entry's by the newest Event id at queue time (the visit's after_event_id):
 opens and clicks are Event rows with campaign_id = the hidden campaign, and this run's message goes out after it.
 
 The hidden campaign stays "sending" for as long as the automation lives: app/sending/conclusion.py never completes a
@@ -20,19 +22,15 @@ campaign an automation step owns (so there is no "finished" notice), and the cam
 """
 import time
 
-from peewee import IntegrityError
 from peewee import fn
 
 from app.campaigns import states
 from app.consent import suppression
-from app.db import IdList
 from app.db import db
-from app.db import fair_write
-from app.db import insert_rows
 from app.email_templates import services as template_services
 from app.models import Automation
-from app.models import AutomationMail
 from app.models import AutomationStep
+from app.models import AutomationVisit
 from app.models import Campaign
 from app.models import CampaignState
 from app.models import Contact
@@ -49,8 +47,6 @@ from app.senders import domains
 from app.sending import ledger
 
 KINDS = ("html", "markdown")
-MAIL_FIELDS = (AutomationMail.run, AutomationMail.step, AutomationMail.send_id, AutomationMail.after_event_id,
-               AutomationMail.created_at)
 ENGAGEMENT = {"opened": ("opened", "clicked"), "clicked": ("clicked",)}  # a click is an open the pixel missed
 
 
@@ -188,10 +184,20 @@ def _refusal(contact, suppressed=None):
     return ""
 
 
+class _AlreadyQueued(Exception):
+    """Another call set the visit's message first: this transaction's Send row is rolled back with it."""
+
+
+def _visit_of(run_id, step_id):
+    return AutomationVisit.get_or_none((AutomationVisit.run == run_id) & (AutomationVisit.step == step_id))
+
+
 def queue_email(run, step, contact, now):
     """Hand this run's email of `step` to the campaign engine: "queued", or "skipped:<why>". Safe to call again for
-    the same (run, step): the message is written once and sent once."""
-    if AutomationMail.select().where((AutomationMail.run == run.id) & (AutomationMail.step == step.id)).exists():
+    the same (run, step): the message is written once and sent once. The engine calls it with the visit open
+    (scheduler.advance); a visit is made here if there is none yet."""
+    visit = _visit_of(run.id, step.id)
+    if visit is not None and visit.send_id is not None:
         return "queued"
     if step.kind != StepKind.EMAIL:
         return "skipped:not_an_email_step"
@@ -206,80 +212,57 @@ def queue_email(run, step, contact, now):
         return f"skipped:{refusal}"
     try:
         with db.atomic():
-            # The ledger row first: a second call at the same moment (another process) fails on its unique index
-            # here, before writing anything, and its transaction is rolled back whole.
+            if visit is None:
+                AutomationVisit.insert(run=run.id, step=step.id, entered_at=now).on_conflict_ignore().execute()
             after = Event.select(fn.MAX(Event.id)).scalar() or 0
-            row = AutomationMail.create(run=run.id, step=step.id, after_event_id=after, created_at=now)
             send_id = ledger.queue_one(campaign_id, contact.id, contact.email)
-            AutomationMail.update(send_id=send_id).where(AutomationMail.id == row.id).execute()
-    except IntegrityError:
+            # Only while empty: a second call at the same moment (another process) changes no row, and its Send row
+            # goes with the rolled-back transaction (PostgreSQL: it waits for the first's row lock, then finds it set).
+            if not AutomationVisit.update(send_id=send_id, after_event_id=after).where(
+                    (AutomationVisit.run == run.id) & (AutomationVisit.step == step.id)
+                    & AutomationVisit.send_id.is_null()).execute():
+                raise _AlreadyQueued
+    except _AlreadyQueued:
         return "queued"
     return "queued"
 
 
-def queue_emails(step, pairs, now, chunk=250):
-    """queue_email for many runs at one email step (a burst of first emails): `pairs` is [(run, contact)], the result
-    {run id: outcome}. The same skip rules and the same exactly-once ledger, in a few statements: the runs that already
-    have their AutomationMail row are "queued"; the others' Send rows (ledger.queue_many) and AutomationMail rows are
-    written in one transaction per chunk (short transactions: a SQLite writer holds the whole database meanwhile, and a
-    crash loses at most a chunk's work, which is then done again). If another process wrote one of those AutomationMail
-    rows meanwhile, the chunk's transaction fails on the unique index and is rolled back whole; its runs then go one by
-    one."""
+def queue_emails(step, pairs, now):
+    """queue_email for many runs at one email step (a burst of first emails), inside the caller's transaction, for
+    runs that have no visit of the step yet: `pairs` is [(run, contact)], the result {run id: (outcome, send id,
+    after event id)} for the visits the caller inserts in the same transaction (scheduler.advance_batches). The same
+    skip rules; the Send rows in a few statements (ledger.queue_many). The visits' unique index is the guard: if
+    another process wrote one meanwhile, the caller's insert fails and the whole transaction, Send rows included, is
+    rolled back."""
     if step.kind != StepKind.EMAIL:
-        return {run.id: "skipped:not_an_email_step" for run, _contact in pairs}
+        return {run.id: ("skipped:not_an_email_step", None, 0) for run, _contact in pairs}
     automation = Automation.select(*SENDER_COLUMNS).where(Automation.id == step.automation_id).get()
     suppressed = suppression.Checker(automation.team_id)
-    outcomes = {}
-    for start in range(0, len(pairs), chunk):
-        part = pairs[start:start + chunk]
-        done = {run_id for (run_id,) in AutomationMail.select(AutomationMail.run).where(
-            (AutomationMail.step == step.id)
-            & (AutomationMail.run << IdList([run.id for run, _contact in part]))).tuples()}
-        outcomes.update((run_id, "queued") for run_id in done)
-        outcomes.update(_queue_part(step, automation, suppressed,
-                                    [(run, c) for run, c in part if run.id not in done], now))
-    return outcomes
-
-
-def _queue_part(step, automation, suppressed, pairs, now):
-    if not pairs:
-        return {}
     outcomes, todo = {}, []
     for run, contact in pairs:
         why = _refusal(contact, suppressed)
         if not why and automation.team_id != contact.team_id:
             why = "other_team"
         if why:
-            outcomes[run.id] = f"skipped:{why}"
+            outcomes[run.id] = (f"skipped:{why}", None, 0)
         else:
             todo.append((run, contact))
     if not todo:
         return outcomes
     campaign_id, refusal = _sending_campaign(step, automation)
     if refusal:
-        outcomes.update((run.id, f"skipped:{refusal}") for run, _contact in todo)
+        outcomes.update((run.id, (f"skipped:{refusal}", None, 0)) for run, _contact in todo)
         return outcomes
-    try:
-        with fair_write():
-            after = Event.select(fn.MAX(Event.id)).scalar() or 0
-            sends = ledger.queue_many(campaign_id, [(contact.id, contact.email) for _run, contact in todo])
-            insert_rows(MAIL_FIELDS).run([(run.id, step.id, sends.get(contact.id), after, now)
-                                          for run, contact in todo])
-    except IntegrityError:
-        outcomes.update((run.id, queue_email(run, step, contact, now)) for run, contact in todo)
-        return outcomes
-    outcomes.update((run.id, "queued") for run, _contact in todo)
+    after = Event.select(fn.MAX(Event.id)).scalar() or 0
+    sends = ledger.queue_many(campaign_id, [(contact.id, contact.email) for _run, contact in todo])
+    outcomes.update((run.id, ("queued", sends[contact.id], after)) for run, contact in todo)
     return outcomes
-
-
-def _mail_of(run, step_id):
-    return AutomationMail.get_or_none((AutomationMail.run == run.id) & (AutomationMail.step == step_id))
 
 
 def send_of(run, step_id):
     """The Send row of this run's email of that step, or None (not queued, or skipped)."""
-    row = _mail_of(run, step_id)
-    return Send.get_or_none(Send.id == row.send_id) if row and row.send_id else None
+    visit = _visit_of(run.id, step_id)
+    return Send.get_or_none(Send.id == visit.send_id) if visit and visit.send_id else None
 
 
 def engaged(run, step_id, kind):
@@ -287,11 +270,11 @@ def engaged(run, step_id, kind):
     if kind not in ENGAGEMENT or run.contact_id is None:
         return False
     step = AutomationStep.get_or_none(AutomationStep.id == step_id)
-    row = _mail_of(run, step_id)
-    if step is None or step.campaign_id is None or row is None:
+    visit = _visit_of(run.id, step_id)
+    if step is None or step.campaign_id is None or visit is None or visit.send_id is None:
         return False
     rows = (Event.select(Event.data).where((Event.contact == run.contact_id) & (Event.campaign_id == step.campaign_id)
-                                           & (Event.type.in_(ENGAGEMENT[kind])) & (Event.id > row.after_event_id))
+                                           & (Event.type.in_(ENGAGEMENT[kind])) & (Event.id > visit.after_event_id))
             .tuples().iterator())
     # Human-likely only, as the reports count (app/tracking/services.py flags them): a link scanner's click or a
     # privacy proxy's prefetch must not send someone down the "yes" branch.

@@ -18,6 +18,7 @@ import logging
 import time
 from typing import NamedTuple
 
+from peewee import IntegrityError
 from peewee import fn
 
 from app import clock
@@ -34,7 +35,6 @@ from app.db import fair_write
 from app.db import in_partial_index
 from app.db import skip_locked
 from app.models import Automation
-from app.models import AutomationMail
 from app.models import AutomationRun
 from app.models import AutomationStep
 from app.models import AutomationState
@@ -55,7 +55,9 @@ CHUNK = 500  # ids per IN list when loading claimed runs
 BATCH_MIN = 20  # runs at one email step in a tick's chunk that are done together (advance_batches); fewer go one by one
 # A visit as the batch writes it, done (a prepared INSERT writes no Python default: every NOT NULL column is named)
 VISIT_FIELDS = (AutomationVisit.run, AutomationVisit.step, AutomationVisit.outcome, AutomationVisit.detail,
-                AutomationVisit.entered_at, AutomationVisit.done_at)
+                AutomationVisit.entered_at, AutomationVisit.done_at, AutomationVisit.send_id,
+                AutomationVisit.after_event_id)
+EMAIL_PART = 250  # runs per transaction of the batched email step
 REMOVED_SWEEP = datetime.timedelta(minutes=10)  # steps removed this recently have their waiting runs woken
 
 
@@ -137,10 +139,10 @@ def tick(now=None, limit=1000, budget_seconds=None):
 def advance_batches(claimed, now, automations):
     """Do the email step of many runs standing at it together (a welcome burst) in a few statements each, and return
     the runs left for advance(): those of small groups and other steps, and the batched ones that go on to a next
-    step. `claimed` and the result are Heads (the caller reads the runs left whole). The same ledger as advance():
-    visits inserted first (ignored if there), a visit with an outcome is left to advance() to move on by it,
-    mail.queue_emails is exactly once per (run, step), and one transaction records the outcomes and moves the runs.
-    A crash anywhere leaves what advance() already copes with."""
+    step. `claimed` and the result are Heads (the caller reads the runs left whole). The same ledger as advance(),
+    the visit unique per (run, step): a run that has a visit of the step already is left to advance(); the others'
+    visits are inserted with their outcomes and emails (mail.queue_emails' Send rows) in the transaction that moves
+    them on. A crash leaves a part done whole or not at all."""
     rest, pending = [], claimed
     for _ in range(MAX_STEPS):  # the runs a batch moved on are grouped again: a second email step is batched too
         groups, pending = _groups(pending), []
@@ -185,7 +187,7 @@ def _keep_statistics(runs_now):
     batched since doubled (1,000, 2,000, 4,000, ...): a few ANALYZE a burst, whatever its size. Nothing on SQLite,
     whose planner needs no statistics for these lookups."""
     if _batched["runs"] >= _batched["refresh_at"]:
-        refresh_statistics(AutomationRun, AutomationVisit, AutomationMail, Send)
+        refresh_statistics(AutomationRun, AutomationVisit, Send)
         _batched["refresh_at"] = max(1000, 2 * _batched["runs"])
     _batched["runs"] += runs_now
 
@@ -209,32 +211,38 @@ def _email_batch(automation, step, group, now):
             ready.append((run, contact))
     if not ready:
         return [], []
-    ids = [run.id for run, _contact in ready]
-    # The ledger for a batch: the AutomationMail row (mail.queue_emails) is what makes the email once per run and
-    # step, so the visit is written with its outcome, in the transaction that moves the runs on. A visit that is
-    # there already is either open (a per-run attempt that crashed: done again, mail.py finds its email) or has an
-    # outcome (advance() moves the run on by it).
-    earlier = dict(AutomationVisit.select(AutomationVisit.run, AutomationVisit.outcome).where(
-        (AutomationVisit.run << IdList(ids)) & (AutomationVisit.step == step.id)).tuples())
-    todo = [(run, contact) for run, contact in ready if not earlier.get(run.id)]
-    rest = [run for run, _contact in ready if earlier.get(run.id)]
-    outcomes = mail.queue_emails(step, todo, now)
-    moved = [run.id for run, _contact in todo]
-    with fair_write():
-        insert_rows(VISIT_FIELDS, ignore_conflicts=True).run(
-            [(run_id, step.id, outcome, "", now, now) for run_id, outcome in outcomes.items() if run_id not in earlier])
-        for run_id in (run_id for run_id in moved if run_id in earlier):  # open visits: rare, one by one
-            AutomationVisit.update(outcome=outcomes[run_id], detail="", done_at=now).where(
-                (AutomationVisit.run == run_id) & (AutomationVisit.step == step.id)
-                & (AutomationVisit.outcome == "")).execute()
-        if step.next_id is None:  # the last step: the runs are done (contact and goal were checked just above)
-            runs.end_many(moved, RunState.DONE, "", now, at_end=True)
-        else:
-            AutomationRun.update(step_id=step.next_id, next_at=now, waiting_for="").where(
-                (AutomationRun.id << IdList(moved)) & (AutomationRun.state == RunState.WAITING)).execute()
+    # The ledger for a batch: each run's visit of the step is inserted with its outcome and its email (send_id), with
+    # the Send rows and the runs' move, in one transaction per part (short: a SQLite writer holds the whole database
+    # meanwhile, and a crash loses at most a part's work, done again by the next claim). A run that already has a
+    # visit of the step (open after a per-run attempt that crashed, or with an outcome) is left to advance(), which
+    # finds its email or moves it on by the outcome; so is every run of a part whose visits' insert met one written
+    # meanwhile (the unique index fails the transaction, rolled back whole, Send rows included).
+    earlier = {run_id for (run_id,) in AutomationVisit.select(AutomationVisit.run).where(
+        (AutomationVisit.run << IdList([run.id for run, _contact in ready])) & (AutomationVisit.step == step.id))
+        .tuples()}
+    rest = [run for run, _contact in ready if run.id in earlier]
+    todo = [(run, contact) for run, contact in ready if run.id not in earlier]
+    moved = []
+    for start in range(0, len(todo), EMAIL_PART):
+        part = todo[start:start + EMAIL_PART]
+        ids = [run.id for run, _contact in part]
+        try:
+            with fair_write():
+                visits = mail.queue_emails(step, part, now)
+                insert_rows(VISIT_FIELDS).run([(run_id, step.id, outcome, "", now, now, send_id, after)
+                                               for run_id, (outcome, send_id, after) in visits.items()])
+                if step.next_id is None:  # the last step: the runs are done (contact and goal were checked above)
+                    runs.end_many(ids, RunState.DONE, "", now, at_end=True)
+                else:
+                    AutomationRun.update(step_id=step.next_id, next_at=now, waiting_for="").where(
+                        (AutomationRun.id << IdList(ids)) & (AutomationRun.state == RunState.WAITING)).execute()
+        except IntegrityError:
+            rest += [run for run, _contact in part]
+            continue
+        moved += [run for run, _contact in part]
     if step.next_id is None:
         return rest, []
-    return rest, [run._replace(step_id=step.next_id) for run, _contact in todo]
+    return rest, [run._replace(step_id=step.next_id) for run in moved]
 
 
 def _give_back(ids, now):

@@ -116,6 +116,5 @@ from app.models.automations import AutomationDateMark
 from app.models.automations import AutomationSegmentMark
 from app.models.automations import AutomationSegmentMember
 from app.models.automations import AutomationEvent
-from app.models.automations import AutomationMail
 from app.models.automations import AutomationRetiredCampaign
 from app.models.automations import automation_email_campaigns

@@ -118,13 +118,17 @@ AutomationRun.add_index(AutomationRun.index(AutomationRun.next_at, name="automat
 
 
 class AutomationVisit(BaseModel):
-    """The run's ledger: a row per run and step, written before the step's effect, so a step is done once."""
+    """The run's ledger: a row per run and step, written before the step's effect (or with it, for a burst's email),
+    so a step is done once. An email step's visit also holds its message (migration 0078, app/automations/mail.py):
+    send_id is set in the transaction that writes the Send row, and once set the email is never queued again."""
     run = ForeignKeyField(AutomationRun, on_delete="CASCADE", index=False)
     step = ForeignKeyField(AutomationStep, on_delete="CASCADE", index=False)
     outcome = CharField(default="")  # "" while in progress; sent, skipped, yes, no, done, failed, ...
     detail = TextField(default="")
     entered_at = DateTimeField(default=utcnow)
     done_at = DateTimeField(null=True)
+    send_id = IntegerField(null=True)  # an email step's Send row in the step's hidden campaign (reused by a re-entry)
+    after_event_id = IntegerField(default=0)  # the newest Event id when it was queued: this run's opens follow it
 
     class Meta:
         # (step, outcome): the per-step counts read the index alone (migration 0076, app/automations/report.py)
@@ -173,19 +177,6 @@ class AutomationEvent(BaseModel):
 
 
 # --- Email steps (migration 0069, app/automations/mail.py) ---
-
-class AutomationMail(BaseModel):
-    """The message a run's email step queued: one row per (run, step), written with its Send row in one transaction,
-    so the step done again (a retry, a crash before the visit's outcome) finds it and queues nothing more."""
-    run = ForeignKeyField(AutomationRun, on_delete="CASCADE", index=False)
-    step = ForeignKeyField(AutomationStep, on_delete="CASCADE")
-    send_id = IntegerField(null=True)  # the Send row in the step's hidden campaign (reused by a later entry)
-    after_event_id = IntegerField(default=0)  # the newest Event id when queued: this run's opens and clicks follow it
-    created_at = DateTimeField(default=utcnow)
-
-    class Meta:
-        indexes = ((("run", "step"), True),)
-
 
 def automation_email_campaigns():
     """The ids of the hidden campaigns that automation email steps send from: the one definition of "not a campaign
