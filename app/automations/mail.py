@@ -223,11 +223,11 @@ def queue_email(run, step, contact, now):
                     & AutomationVisit.send_id.is_null()).execute():
                 raise _AlreadyQueued
     except _AlreadyQueued:
-        return "queued"
+        pass  # the other call's message is this step's: nothing of ours stays
     return "queued"
 
 
-def queue_emails(step, pairs, now):
+def queue_emails(step, pairs):
     """queue_email for many runs at one email step (a burst of first emails), inside the caller's transaction, for
     runs that have no visit of the step yet: `pairs` is [(run, contact)], the result {run id: (outcome, send id,
     after event id)} for the visits the caller inserts in the same transaction (scheduler.advance_batches). The same

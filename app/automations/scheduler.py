@@ -228,7 +228,7 @@ def _email_batch(automation, step, group, now):
         ids = [run.id for run, _contact in part]
         try:
             with fair_write():
-                visits = mail.queue_emails(step, part, now)
+                visits = mail.queue_emails(step, part)
                 insert_rows(VISIT_FIELDS).run([(run_id, step.id, outcome, "", now, now, send_id, after)
                                                for run_id, (outcome, send_id, after) in visits.items()])
                 if step.next_id is None:  # the last step: the runs are done (contact and goal were checked above)
