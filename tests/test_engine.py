@@ -319,9 +319,14 @@ def test_per_second_limit_is_respected(ctx, smtp):
 
     assert run(campaign.id).outcome == "completed"
 
+    # The server stamps a message when its DATA ends, so a stamp is the token's time plus that
+    # message's transit: a slow first handshake can land message 1 beside message 2. A one-second
+    # window may therefore hold 10, one token of burst and one late arrival; and 25 messages at 10 a
+    # second after one token of burst span at least 2.3 s (without the limit they take ~0.2 s).
     times = sorted(server.handler.accepted_at)
     most_in_a_second = max(sum(1 for t in times if start <= t < start + 1.0) for start in times)
-    assert len(times) == 25 and most_in_a_second <= 11  # 10 a second plus one token of burst
+    assert len(times) == 25 and most_in_a_second <= 12
+    assert times[-1] - times[0] >= 2.0
 
 
 def test_parallel_deliveries_per_recipient_domain_are_limited(ctx, smtp):
