@@ -173,6 +173,20 @@ def cpu_seconds(pid):
     return int(fields[11]) / os.sysconf("SC_CLK_TCK"), int(fields[12]) / os.sysconf("SC_CLK_TCK")
 
 
+def box_cpu():
+    """(busy, all) CPU seconds of the whole machine since boot, every core and process (the kernel's included), from
+    /proc/stat: two readings give the share of the box that was busy between them."""
+    with open("/proc/stat") as f:
+        ticks = [int(value) for value in f.readline().split()[1:8]]  # user nice system idle iowait irq softirq
+    idle = ticks[3] + ticks[4]
+    return (sum(ticks) - idle) / os.sysconf("SC_CLK_TCK"), sum(ticks) / os.sysconf("SC_CLK_TCK")
+
+
+def busy_share(before, after):
+    """The share of the machine's CPU that was busy between two box_cpu() readings."""
+    return (after[0] - before[0]) / max(after[1] - before[1], 1e-9)
+
+
 @contextlib.contextmanager
 def statement_times():
     """CPU seconds this process spends in each kind of statement while inside, by its first words (a Many's

@@ -18,8 +18,8 @@ without periodic tasks (no minute tick muddles the figure).
 Run with `make bench` or
     .venv/bin/python -m pytest -q -s tests/bench/test_automation_welcome_bench.py
 Environment: LOFT_BENCH_WELCOME_CONTACTS (default 100000), LOFT_BENCH_CAMPAIGN_FIRST=1 (the campaign is sent
-first, then the welcome burst: the other order), LOFT_BENCH_STACK=postgres or LOFT_BENCH_DATABASE_URL +
-LOFT_BENCH_QUEUE_URL as in tests/bench/bench_support.py. The figures are printed; nothing asserts on time."""
+first, then the welcome burst: the other order), LOFT_BENCH_TIMELINE=1 (queued and sent, once a second),
+LOFT_BENCH_STACK=postgres or LOFT_BENCH_DATABASE_URL + LOFT_BENCH_QUEUE_URL as in tests/bench/bench_support.py. The figures are printed; nothing asserts on time."""
 import datetime
 import os
 import subprocess
@@ -27,7 +27,6 @@ import sys
 import time
 
 import pytest
-from peewee import fn
 
 from app.automations import runs
 from app.config import ROOT
@@ -46,6 +45,8 @@ from app.sending import ledger
 from tests.bench.bench_support import SMTP_SINK
 from tests.bench.bench_support import bench_application
 from tests.bench.bench_support import bench_servers
+from tests.bench.bench_support import box_cpu
+from tests.bench.bench_support import busy_share
 from tests.bench.bench_support import consumer_logs
 from tests.bench.bench_support import consumers
 from tests.bench.bench_support import cpu_seconds
@@ -59,6 +60,7 @@ PROCESSES = os.cpu_count() or 1  # the sending runs per campaign (LOFT_SENDING_P
 WORKERS = (8, 4)  # the Procfile's worker and sender consumers
 CAMPAIGN_FIRST = os.environ.get("LOFT_BENCH_CAMPAIGN_FIRST", "") == "1"  # the other order, to see what order costs
 ENTER_THEN_TICK = os.environ.get("LOFT_BENCH_ENTER_THEN_TICK", "") == "1"  # enter all, then one tick (before 81e4bd6)
+TIMELINE = os.environ.get("LOFT_BENCH_TIMELINE", "") == "1"  # print queued and sent once a second (adds a count a second)
 SUBJECT = "Welcome {{ contact.name }}"
 BODY = "<p>Welcome, {{ contact.name }}!</p>" + "<p>Lorem ipsum dolor sit amet. </p>" * 40 + \
     '<p><a href="https://example.org/start">Start here</a></p>'
@@ -80,6 +82,7 @@ def enqueue(env, code):
 
 
 live_runs = []  # the campaign's live sending runs at each look of wait_until_sent (SendRun ids are reused: not a count)
+box = {}  # the last wait_until_sent's share of the machine busy: "until queued" and "after" (the rest of the wait)
 
 
 def runs_seen():
@@ -92,13 +95,21 @@ def wait_until_sent(campaign_id, started, workers, folder):
     every one was handed to SMTP, (messages sent, consumers' CPU seconds) at the moment all were queued)."""
     queued_after = at_queued = None
     live_runs.clear()
+    timeline = []
+    box_then = box_at_start = box_cpu()
     while True:
         assert all(p.poll() is None for p in workers), consumer_logs(folder)
         live_runs.append(SendRun.select().where(SendRun.campaign == campaign_id).count())
         sent = Send.select().where((Send.campaign == campaign_id) & (Send.status == SendStatus.SENT)).count()
+        if TIMELINE and time.perf_counter() - started >= len(timeline):
+            timeline.append(time.perf_counter() - started)
+            print(f"  {timeline[-1]:5.1f} s: {Send.select().where(Send.campaign == campaign_id).count():7,} queued, "
+                  f"{sent:7,} sent, {live_runs[-1]} sending runs", flush=True)
         if queued_after is None and Send.select().where(Send.campaign == campaign_id).count() >= CONTACTS:
             queued_after, at_queued = time.perf_counter() - started, (sent, busy(workers))
+            box["until queued"], box_then = busy_share(box_at_start, box_cpu()), box_cpu()
         if sent >= CONTACTS:
+            box["after"], box["whole"] = busy_share(box_then, box_cpu()), busy_share(box_at_start, box_cpu())
             return queued_after, time.perf_counter() - started, at_queued
         time.sleep(0.1)
 
@@ -167,10 +178,11 @@ def welcome(automation, step_id, ids, env, workers, folder):
         assert process.wait(timeout=60) == 0
     assert entered == CONTACTS
     engine_runs = runs_seen()
+    shares = dict(box)
     cpu = busy(workers) - cpu_before
     # After the last tick the consumers only send: that part's CPU per message, against the campaign's.
     after_ticks = (busy(workers) - cpu_then) / max(1, CONTACTS - sent_then), (total - queued)
-    return entering, queued, total, engine_runs, cpu, sent_then, after_ticks
+    return entering, queued, total, engine_runs, cpu, sent_then, after_ticks, shares
 
 
 def campaign_of(team, news, env, workers, folder):
@@ -189,7 +201,7 @@ def campaign_of(team, news, env, workers, folder):
     enqueue(env, f"from tasks.sending import send_campaign; send_campaign({campaign.id})")
     started += time.perf_counter() - enqueue_started
     _queued, total, _at_queued = wait_until_sent(campaign.id, started, workers, folder)
-    return freezing, total, busy(workers) - cpu_before, runs_seen()
+    return freezing, total, busy(workers) - cpu_before, runs_seen(), box["whole"]
 
 
 def test_welcome_burst_against_a_campaign(bench, tmp_path):
@@ -221,8 +233,8 @@ def test_welcome_burst_against_a_campaign(bench, tmp_path):
             else:
                 automation_side = welcome(automation, step.id, ids, env, workers, tmp_path)
                 campaign_side = campaign_of(team, news, env, workers, tmp_path)
-            entering, queued, total, engine_runs, automation_cpu, sent_then, after_ticks = automation_side
-            freezing, campaign_total, campaign_cpu, campaign_runs = campaign_side
+            entering, queued, total, engine_runs, automation_cpu, sent_then, after_ticks, shares = automation_side
+            freezing, campaign_total, campaign_cpu, campaign_runs, campaign_share = campaign_side
             load = os.getloadavg()[0]
     finally:
         stop(workers)
@@ -240,5 +252,7 @@ def test_welcome_burst_against_a_campaign(bench, tmp_path):
     print(f"campaign, {CONTACTS:,} recipients: freeze {freezing:.1f} s, all sent {campaign_total:.1f} s after "
           f"the freeze began = {campaign_rate:,.0f}/s (live sending runs: {campaign_runs})")
     print(f"ratio automation/campaign: {automation_rate / campaign_rate:.2f}")
+    print(f"the machine's CPU busy (both cores, every process): {shares['until queued']:.0%} while the ticks ran, "
+          f"{shares['after']:.0%} after them; {campaign_share:.0%} while the campaign sent")
     print(f"consumers' CPU per message (user + system, both processes): automation "
           f"{automation_cpu / CONTACTS * 1e6:,.0f} us, campaign {campaign_cpu / CONTACTS * 1e6:,.0f} us")

@@ -8,15 +8,11 @@ RSA-2048 through `cryptography`, the parsed key cached per domain) against
 plain dkimpy `dkim.sign` (pure-Python RSA), single-threaded, on the same
 message. Every 100th signature of ours is checked with dkim.verify.
 """
-import base64
 import statistics
 import time
 
 import dkim
-from cryptography.hazmat.primitives import serialization
 
-from app import security
-from app.models import SenderDomain
 from app.models import Team
 from app.senders import domains
 

@@ -42,7 +42,6 @@ import pytest
 from app.auth.services import create_user
 from app.config import ROOT
 from app.content.message import MessageFactory
-from app.db import db
 from app.models import Campaign
 from app.models import MailingList
 from app.models import Membership
