@@ -192,11 +192,13 @@ def _visit_of(run_id, step_id):
     return AutomationVisit.get_or_none((AutomationVisit.run == run_id) & (AutomationVisit.step == step_id))
 
 
-def queue_email(run, step, contact, now):
+def queue_email(run, step, contact, now, visit=None):
     """Hand this run's email of `step` to the campaign engine: "queued", or "skipped:<why>". Safe to call again for
-    the same (run, step): the message is written once and sent once. The engine calls it with the visit open
-    (scheduler.advance); a visit is made here if there is none yet."""
-    visit = _visit_of(run.id, step.id)
+    the same (run, step): the message is written once and sent once. The engine calls it with the visit it opened
+    (scheduler.advance, through steps.email), so the visit is not read again; without one it is read, and made here
+    if there is none yet. A stale visit is harmless: its message is set only while the stored one is empty."""
+    if visit is None:
+        visit = _visit_of(run.id, step.id)
     if visit is not None and visit.send_id is not None:
         return "queued"
     if step.kind != StepKind.EMAIL:

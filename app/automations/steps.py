@@ -329,7 +329,7 @@ def _webhook_failure(visit, why):
 
 
 def email(run, step, config, contact, automation, visit, now):
-    outcome = mail.queue_email(run, step, contact, now)
+    outcome = mail.queue_email(run, step, contact, now, visit)
     return Result(outcome)
 
 
