@@ -16,7 +16,6 @@ written to the terminal as well as to pytest's skip summary.
 import asyncio
 import os
 import pathlib
-import shutil
 import threading
 
 import pytest

@@ -13,7 +13,6 @@ aiosmtpd server on a free loopback port, and Loft's outbound SMTP points at it.
 import os
 import re
 import shutil
-import socket
 from pathlib import Path
 
 # Tests build their own settings: neither the developer's .env nor LOFT_* settings exported in their shell

@@ -1,16 +1,12 @@
 """A real DNS server on 127.0.0.1 for the sender-domain and address-validation tests, and its fixtures."""
 import socket
-import threading
 
 import pytest
-from dnslib import AAAA
-from dnslib import MX
 from dnslib import QTYPE
 from dnslib import RCODE
 from dnslib import RR
 from dnslib import TXT
 from dnslib.dns import DNSError
-from dnslib import A
 from dnslib.server import DNSLogger
 from dnslib.server import DNSServer
 

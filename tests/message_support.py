@@ -35,7 +35,6 @@ def message_team(app, admin):
 
 
 def make_contact(team, email_address, name="", **attributes):
-    import json
     return Contact.create(team=team, email=email_address, domain=email_address.rpartition("@")[2], name=name,
                           attributes=attributes)
 

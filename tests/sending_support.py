@@ -235,7 +235,6 @@ def make_account(team, port, name="Loopback", **limits):
 
 
 def make_campaign(team, lists=(), state="sending", **fields):
-    import json
     values = dict(team=team, name="Spring news", from_email="news@acme.test", from_name="Acme",
                   subject="Hello {{ contact.name }}", body="<p>Hi {{ contact.name }}</p>",
                   audience={"lists": [l.id for l in lists], "segments": [], "exclude_lists": [],

@@ -8,7 +8,6 @@ the campaign list, the campaign page, the report (and its CSV) and the dashboard
 import csv
 import datetime
 import io
-import json
 import re
 
 import pytest

@@ -6,7 +6,6 @@ is on the page, what the person typed is still in the form, and nothing stored c
 A last test reads the modules of app/campaigns/ and fails when a new `raise CampaignError`
 appears without a case here.
 """
-import json
 import pathlib
 import re
 

@@ -3,7 +3,6 @@ schedule in the team's time zone, pause/resume/cancel, the state machine, A/B te
 import datetime
 import email
 import email.policy
-import json
 
 import pytest
 

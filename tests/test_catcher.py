@@ -6,7 +6,6 @@ import sys
 import time
 from email.message import EmailMessage
 
-import aiosmtplib
 import pytest
 
 from app.config import ROOT
@@ -176,7 +175,6 @@ def test_catcher_cli_starts_and_accepts_mail(app, tmp_path):
 def test_a_hostile_default_sender_stored_before_the_form_checked_it_sends_nothing(app, catcher, stored):
     """A From stored by an older Loft (before the settings form checked it) must not add recipients or
     headers to Loft's own mail: sending refuses in words and nothing reaches the server."""
-    import json
 
     from app import system_mail
     with app.app_context():

@@ -1,6 +1,5 @@
 """Contact pages: create, edit, delete, detail with lists, consent and timeline; lists; custom fields; roles; isolation."""
 import datetime
-import json
 
 import pytest
 

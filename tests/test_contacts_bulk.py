@@ -1,7 +1,6 @@
 """Bulk actions (run as huey tasks, immediate in tests) and the streamed CSV export."""
 import csv
 import io
-import json
 
 from app.consent import suppression
 from app.contacts import query

@@ -1,5 +1,4 @@
 """The contact list: keyset pages, search, filters (list, status, segment), htmx and plain variants."""
-import json
 import re
 
 from app.contacts import query

@@ -2,7 +2,6 @@
 duplicate/delete, permissions, isolation, and test sends through real SMTP."""
 import email
 import email.policy
-import json
 import re
 
 import pytest

@@ -2,7 +2,6 @@
 the live preview (inline styles applied inside the sandboxed frame, no CSP errors),
 edit and watch it update, preview as a contact, and send a test into the catcher.
 Skips with the reason where Chromium is missing."""
-import json
 
 import pytest
 

@@ -2,7 +2,6 @@
 backoff, 421 and dropped connections, bounces, account limits, caps, rotation, pause and resume."""
 import datetime
 import email
-import json
 import os
 import threading
 
@@ -598,6 +597,7 @@ def test_ab_test_sample_goes_first_and_the_rest_waits_for_the_winner(ctx, smtp):
     assert first.outcome == "held" and not first.again
     assert server.handler.total() == 4
     subjects = sorted(email.message_from_bytes(raw)["Subject"] for _, _, raw in server.handler.messages)
+    assert subjects == ["Subject A", "Subject A", "Subject B", "Subject B"]  # the sample goes to the variants in turn
     labels = {v.id: v.label for v in Variant.select().where(Variant.campaign == campaign)}
     variant_of = {s.email: labels[s.variant_id] for s in Send.select().where(
         (Send.campaign == campaign) & (Send.status == "sent"))}

@@ -5,7 +5,6 @@ not to work and warns about one never tested, and the engine's own pauses reach 
 the Administrators' inbox."""
 import email
 import email.policy
-import json
 import logging
 import threading
 import time

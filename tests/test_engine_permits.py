@@ -19,7 +19,6 @@ from app.models import SendRun
 from app.models import SmtpAccount
 from app.models import utcnow
 from app.sending import lease
-from app.sending import ledger
 from app.sending import shares
 from app.sending.lanes import Lane
 from tests.sending_support import FAST_SENDING

@@ -5,7 +5,6 @@ of the GET's variables. A sweep of `except ...Error` in app/*/views.py found thr
 left something out: these tests post input that fails and check the page is the whole page.
 """
 import datetime
-import json
 
 from app import security
 from app.auth.services import create_user

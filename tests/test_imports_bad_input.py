@@ -1,6 +1,5 @@
 """Bad input to the CSV import: every kind gets a clear message, and nothing stored is changed by a failed import."""
 import codecs
-import json
 
 import pytest
 

@@ -159,7 +159,6 @@ def test_migration_0037_keeps_the_lists_that_existed_public(app, team):
 
 def test_the_unsubscribe_page_does_not_name_a_private_list(app, team):
     """The confirmation page after "Unsubscribe" names public lists only; a private one is "this list"."""
-    import json
 
     from app import tokens as tracking_tokens
     from tests.tracking_support import make_campaign

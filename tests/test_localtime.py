@@ -5,7 +5,6 @@ not, beside scheduling in the team's zone. The local_time / local_date filters
 (app/localtime.py) convert and label every one.
 """
 import datetime
-import json
 import pathlib
 import re
 import zoneinfo

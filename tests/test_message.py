@@ -1,6 +1,5 @@
 """The per-recipient message factory: every built message is parsed back with the
 standard library and compared with what the recipient should get."""
-import email
 import re
 
 import pytest

@@ -3,7 +3,6 @@ real SMTP server on loopback, the returned messages wrapped the way a bounce
 mailbox receives them, parsed and applied. Matching by token, Message-ID and
 address; each kind's consequences; idempotency; team isolation."""
 import datetime
-import json
 
 import pytest
 

@@ -9,7 +9,6 @@ BeautifulSoup selectors.
 import csv
 import datetime
 import io
-import json
 from pathlib import Path
 
 import pytest

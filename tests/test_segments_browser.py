@@ -3,7 +3,6 @@ without a page load, the count follows, and the keyboard focus lands somewhere s
 
 Skips with the reason where Chromium or Playwright is missing (see tests/browser_support.py).
 """
-import json
 import os
 
 import pytest

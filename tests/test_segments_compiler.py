@@ -1,7 +1,6 @@
 """Segment rules compiled to SQL: every operator against real contacts in a real SQLite file,
 AND/OR nesting, refusals of anything outside the whitelist, and team isolation."""
 import datetime
-import json
 
 import pytest
 

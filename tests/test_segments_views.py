@@ -1,6 +1,5 @@
 """The segments pages: the HTMX rule builder (add, change, remove without a reload), the live count,
 saving, roles, another team's ids, and the same buttons working without JavaScript."""
-import json
 
 import pytest
 

@@ -13,7 +13,6 @@ from app.models import SmtpAccount
 from app.models import Team
 from app.senders import domains
 from tests.accounts_support import make_member
-from tests.conftest import free_port
 from tests.conftest import soup
 from tests.dns_support import free_udp_port
 

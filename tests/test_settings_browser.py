@@ -64,7 +64,6 @@ def test_a_new_fields_key_follows_its_label_until_typed_by_hand(page):
 def test_an_unreadable_number_does_not_clear_the_stored_value(page):
     """Custom number fields are type=number; a value the browser cannot read would be sent empty (which
     removes the stored value), so app.js stops that submit and the browser names the field."""
-    import json
 
     from app.models import Contact
     from app.models import CustomField

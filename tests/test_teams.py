@@ -11,7 +11,6 @@ from app.teams.permissions import PERMISSIONS
 from app.teams.permissions import ROLE_PERMISSIONS
 from app.teams.permissions import can
 from tests.accounts_support import make_member
-from tests.conftest import ADMIN_PASSWORD
 from tests.conftest import Browserish
 from tests.conftest import link_in
 from tests.conftest import soup

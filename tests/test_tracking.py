@@ -4,7 +4,6 @@ Fixtures are built directly with the models (a team, contacts, a campaign
 with Link and Send rows); the engine is not needed to exercise the endpoints.
 """
 import datetime
-import json
 
 import pytest
 

@@ -6,7 +6,6 @@ factory writes and the routes that answer them.
 """
 import email
 import email.policy
-import json
 from urllib.parse import urlsplit
 
 import pytest

@@ -4,7 +4,6 @@ RFC 8058: the POST carries only "List-Unsubscribe=One-Click" (multipart or
 urlencoded), no cookies or other context; the answer is never a redirect; a
 GET must never unsubscribe (link scanners prefetch GETs).
 """
-import json
 
 import pytest
 

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from dataclasses import field
 
 from peewee import JOIN
-from peewee import fn
 
 from app import usage
 from app.models import AuditLog
