@@ -12,6 +12,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -97,6 +98,13 @@ def consumers(env, folder, workers):
                                           stderr=subprocess.STDOUT))
         log.close()
     return processes
+
+
+def enqueue(env, code):
+    """Run `code` in a process of its own that imports the app (as a web request or the CLI would) to enqueue a
+    task, e.g. "from tasks.sending import send_campaign; send_campaign(7)". Its start-up is the caller's to leave out
+    of any clock."""
+    subprocess.run([sys.executable, "-c", "import wsgi; " + code], cwd=ROOT, env=env, check=True, timeout=120)
 
 
 def consumer_logs(folder):

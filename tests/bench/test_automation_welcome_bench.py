@@ -19,7 +19,8 @@ Run with `make bench` or
     .venv/bin/python -m pytest -q -s tests/bench/test_automation_welcome_bench.py
 Environment: LOFT_BENCH_WELCOME_CONTACTS (default 100000), LOFT_BENCH_CAMPAIGN_FIRST=1 (the campaign is sent
 first, then the welcome burst: the other order), LOFT_BENCH_TIMELINE=1 (queued and sent, once a second),
-LOFT_BENCH_STACK=postgres or LOFT_BENCH_DATABASE_URL + LOFT_BENCH_QUEUE_URL as in tests/bench/bench_support.py. The figures are printed; nothing asserts on time."""
+LOFT_BENCH_STACK=postgres or LOFT_BENCH_DATABASE_URL + LOFT_BENCH_QUEUE_URL as in tests/bench/bench_support.py.
+The figures are printed; nothing asserts on time."""
 import datetime
 import os
 import subprocess
@@ -50,6 +51,7 @@ from tests.bench.bench_support import busy_share
 from tests.bench.bench_support import consumer_logs
 from tests.bench.bench_support import consumers
 from tests.bench.bench_support import cpu_seconds
+from tests.bench.bench_support import enqueue
 from tests.bench.bench_support import fill_list
 from tests.bench.bench_support import smtp_sink
 from tests.bench.bench_support import stop
@@ -75,12 +77,6 @@ def bench(tmp_path):
         yield port, made
 
 
-def enqueue(env, code):
-    """Run `code` in a process of its own that imports the app (as a web request or the CLI would) to enqueue a
-    task; its start-up is not counted."""
-    subprocess.run([sys.executable, "-c", "import wsgi; " + code], cwd=ROOT, env=env, check=True, timeout=120)
-
-
 live_runs = []  # the campaign's live sending runs at each look of wait_until_sent (SendRun ids are reused: not a count)
 box = {}  # the last wait_until_sent's share of the machine busy: "until queued" and "after" (the rest of the wait)
 
@@ -95,21 +91,24 @@ def wait_until_sent(campaign_id, started, workers, folder):
     every one was handed to SMTP, (messages sent, consumers' CPU seconds) at the moment all were queued)."""
     queued_after = at_queued = None
     live_runs.clear()
-    timeline = []
+    next_print = 0.0
     box_then = box_at_start = box_cpu()
     while True:
         assert all(p.poll() is None for p in workers), consumer_logs(folder)
         live_runs.append(SendRun.select().where(SendRun.campaign == campaign_id).count())
         sent = Send.select().where((Send.campaign == campaign_id) & (Send.status == SendStatus.SENT)).count()
-        if TIMELINE and time.perf_counter() - started >= len(timeline):
-            timeline.append(time.perf_counter() - started)
-            print(f"  {timeline[-1]:5.1f} s: {Send.select().where(Send.campaign == campaign_id).count():7,} queued, "
-                  f"{sent:7,} sent, {live_runs[-1]} sending runs", flush=True)
-        if queued_after is None and Send.select().where(Send.campaign == campaign_id).count() >= CONTACTS:
-            queued_after, at_queued = time.perf_counter() - started, (sent, busy(workers))
-            box["until queued"], box_then = busy_share(box_at_start, box_cpu()), box_cpu()
+        seconds = time.perf_counter() - started
+        queued = (Send.select().where(Send.campaign == campaign_id).count()
+                  if queued_after is None or (TIMELINE and seconds >= next_print) else CONTACTS)
+        if TIMELINE and seconds >= next_print:
+            next_print = seconds + 1.0
+            print(f"  {seconds:5.1f} s: {queued:7,} queued, {sent:7,} sent, {live_runs[-1]} sending runs", flush=True)
+        if queued_after is None and queued >= CONTACTS:
+            queued_after, at_queued, box_then = seconds, (sent, busy(workers)), box_cpu()
+            box["until queued"] = busy_share(box_at_start, box_then)
         if sent >= CONTACTS:
-            box["after"], box["whole"] = busy_share(box_then, box_cpu()), busy_share(box_at_start, box_cpu())
+            box_end = box_cpu()
+            box["after"], box["whole"] = busy_share(box_then, box_end), busy_share(box_at_start, box_end)
             return queued_after, time.perf_counter() - started, at_queued
         time.sleep(0.1)
 

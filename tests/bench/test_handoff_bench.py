@@ -15,13 +15,10 @@ Environment: LOFT_BENCH_HANDOFF_ROUNDS (default 12), LOFT_BENCH_HANDOFF_CONTACTS
 import datetime
 import os
 import statistics
-import subprocess
-import sys
 import time
 
 import pytest
 
-from app.config import ROOT
 from app.models import Campaign
 from app.models import MailingList
 from app.models import Send
@@ -35,6 +32,7 @@ from tests.bench.bench_support import bench_application
 from tests.bench.bench_support import bench_servers
 from tests.bench.bench_support import consumer_logs
 from tests.bench.bench_support import consumers
+from tests.bench.bench_support import enqueue
 from tests.bench.bench_support import fill_list
 from tests.bench.bench_support import smtp_sink
 from tests.bench.bench_support import stop
@@ -55,8 +53,7 @@ def one_round(team, news, env, workers, folder, number):
     assert ledger.freeze_audience(campaign) == CONTACTS
     Campaign.update(state="sending", started_at=datetime.datetime.utcnow()).where(
         Campaign.id == campaign.id).execute()
-    subprocess.run([sys.executable, "-c", f"import wsgi; from tasks.sending import send_campaign; "
-                    f"send_campaign({campaign.id})"], cwd=ROOT, env=env, check=True, timeout=120)
+    enqueue(env, f"from tasks.sending import send_campaign; send_campaign({campaign.id})")
     started = time.perf_counter()
     first = joined = None
     while True:
