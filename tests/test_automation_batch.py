@@ -9,6 +9,7 @@ import pytest
 from app.automations import mail
 from app.automations import runs
 from app.automations import scheduler
+from app.automations import triggers
 from app.consent import suppression
 from app.models import Automation
 from app.models import AutomationRun
@@ -232,3 +233,105 @@ def test_a_burst_whose_contacts_reached_a_segment_goal_exits_them_in_the_batch(c
     campaign_id = AutomationStep.get_by_id(step.id).campaign_id
     assert {cid for (cid,) in Send.select(Send.contact).where(Send.campaign == campaign_id).tuples()} == \
         {c.id for c in contacts} - members
+
+
+# --- A burst that enters at an email step: done as it enters (scheduler.start_entered) -----------------------------
+
+def email_then_wait(team):
+    """A live automation: an email, then a two-day wait, then a second email."""
+    automation, (first, second) = make_automation(team, configs=(None, email_config(subject="Second")))
+    wait = AutomationStep.create(automation=automation, kind="wait", config={"mode": "duration", "minutes": 2880},
+                                 next_id=second.id)
+    AutomationStep.update(next_id=wait.id).where(AutomationStep.id == first.id).execute()
+    return automation, AutomationStep.get_by_id(first.id), wait, second
+
+
+def test_a_burst_entering_at_an_email_step_has_it_queued_as_it_enters(ctx, burst, no_single_path, monkeypatch):
+    """The production path (triggers.start_manually): the runs' first emails are queued while they enter, with the
+    batch's skip rules; no tick claimed them; they stand unleased at the wait, which the next tick starts; every
+    message goes out once."""
+    team, contacts = burst
+    automation, first, wait, _second = email_then_wait(team)
+    suppressed, leaving = contacts[0], contacts[1]
+    suppression.suppress(team.id, "email", suppressed.email, "manual")
+    claims = []
+    claim = scheduler.claim
+    monkeypatch.setattr(scheduler, "claim", lambda *args, **kwargs: claims.append(args) or claim(*args, **kwargs))
+    now = utcnow()
+    assert triggers.start_manually(automation, [c.id for c in contacts], now=now) == COUNT
+    assert claims == []  # the entering did the step itself
+    monkeypatch.undo()
+
+    first = AutomationStep.get_by_id(first.id)
+    assert emails_of(first) == COUNT - 1
+    outcomes = {run.contact_id: outcome for run, outcome in (
+        (AutomationRun.get_by_id(run_id), outcome) for run_id, outcome in AutomationVisit.select(
+            AutomationVisit.run, AutomationVisit.outcome).where(AutomationVisit.step == first.id).tuples())}
+    assert outcomes[suppressed.id] == "skipped:suppressed"
+    assert set(outcomes.values()) == {"queued", "skipped:suppressed"}
+    assert Campaign.get_by_id(first.campaign_id).total == COUNT - 1
+    standing = list(AutomationRun.select())
+    assert {(run.state, run.step_id, run.claimed_until) for run in standing} == {("waiting", wait.id, None)}
+
+    Contact.update(status="unsubscribed").where(Contact.id == leaving.id).execute()
+    assert scheduler.tick(now=now) == COUNT  # the wait starts for each: two days
+    assert AutomationRun.select().where(AutomationRun.next_at > now + datetime.timedelta(days=1)).count() == COUNT - 1
+    assert deliver(first).outcome == "idle"
+    # The one who unsubscribed after entering had a queued email: the engine skips it at claim time.
+    assert CaughtMessage.select().count() == COUNT - 2
+    assert Send.get((Send.campaign == first.campaign_id) & (Send.contact == leaving.id)).status == "skipped"
+    assert scheduler.tick(now=now + datetime.timedelta(hours=1)) == 0  # nothing again before the wait ends
+    assert CaughtMessage.select().count() == COUNT - 2
+
+
+def test_a_run_a_tick_claimed_first_is_left_to_it(ctx, burst):
+    """start_entered claims only runs nobody holds: the ones a tick leased between the entry's commit and the claim
+    are that tick's, and each run's email is still queued once."""
+    team, contacts = burst
+    automation, (step,) = make_automation(team)
+    now = utcnow()
+    ids = [c.id for c in contacts]
+    runs.enter_many(automation, ids, now=now)  # entered without the first step, as if a tick were about to take them
+    taken = scheduler.claim(now, limit=3)
+    assert len(taken) == 3
+    assert scheduler.start_entered(automation, ids, now) == COUNT - 3
+    step = AutomationStep.get_by_id(step.id)
+    assert emails_of(step) == COUNT - 3
+    assert {run.id for run in AutomationRun.select().where(AutomationRun.state == "waiting")} == set(taken)
+    assert scheduler.tick(now=now + scheduler.LEASE + datetime.timedelta(seconds=1)) == 3  # their lease ran out
+    assert emails_of(step) == COUNT
+    assert Send.select().where(Send.campaign == step.campaign_id).count() == COUNT
+
+
+def test_what_start_entered_leaves_alone(ctx, burst, monkeypatch):
+    """An automation that starts with another step, a chunk smaller than a batch, and a batch that fails: the runs
+    stay at their first step, unleased, for the tick (which does a failed batch's runs one by one, once each)."""
+    team, contacts = burst
+    ids = [c.id for c in contacts]
+    now = utcnow()
+    waiting = Automation.create(team=team, name="Wait first", trigger={"kind": "manual"}, goal={}, state="live",
+                                from_name="Acme", from_email="hello@acme.example")
+    wait = AutomationStep.create(automation=waiting, kind="wait", config={"mode": "duration", "minutes": 60})
+    waiting.first_step_id = wait.id
+    waiting.save()
+    assert runs.enter_many(waiting, ids, now=now, start=scheduler.start_entered) == COUNT
+    assert AutomationVisit.select().count() == 0
+
+    automation, (step,) = make_automation(team)
+    few = ids[:scheduler.BATCH_MIN - 1]
+    assert runs.enter_many(automation, few, now=now, start=scheduler.start_entered) == len(few)
+    assert AutomationVisit.select().count() == 0
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the database went away")
+    monkeypatch.setattr(mail, "queue_emails", broken)
+    assert runs.enter_many(automation, ids, now=now, start=scheduler.start_entered) == COUNT - len(few)
+    monkeypatch.undo()
+    assert Send.select().count() == 0
+    assert AutomationRun.select().where(AutomationRun.claimed_until.is_null(False)).count() == 0
+
+    assert scheduler.tick(now=now) == 2 * COUNT
+    step = AutomationStep.get_by_id(step.id)
+    assert emails_of(step) == COUNT
+    assert AutomationRun.select().where((AutomationRun.automation == automation.id)
+                                        & (AutomationRun.state == "done")).count() == COUNT

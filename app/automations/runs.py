@@ -78,10 +78,12 @@ def contact_of(run):
     return Contact.get_or_none(Contact.id == run.contact_id) if run.contact_id else None
 
 
-def enter_many(automation, contact_ids, data=None, now=None, *, chunk=500, on_entered=None):
+def enter_many(automation, contact_ids, data=None, now=None, *, chunk=500, start=None, on_entered=None):
     """Start many contacts at once (an import, a manual start, a segment's newcomers): the number that entered.
-    `on_entered(count)` is called after each chunk's commit that entered some (outside a transaction only: the
-    caller has the runs moved while the rest still enter).
+    After each chunk's commit that entered some, `start(automation, contact ids, now)` is given the chunk's new
+    contacts (app/automations/triggers.py passes scheduler.start_entered, which does a first email step for them at
+    once), then `on_entered(count)` is called (outside a transaction only: the caller has the runs moved while the
+    rest still enter).
 
     Contacts with no run of this automation yet go in with one INSERT per chunk (entry 1; the unique index makes a
     concurrent enter() of the same contact a no-op); contacts with an earlier run go one by one through enter(), so
@@ -96,10 +98,10 @@ def enter_many(automation, contact_ids, data=None, now=None, *, chunk=500, on_en
         refresh_statistics(Contact, AutomationRun)
     entered = 0
     stored = AutomationRun.data.db_value(dict(data or {}))
-    for start in range(0, len(ids), chunk):
-        if many and start and start % (20 * chunk) == 0:
+    for offset in range(0, len(ids), chunk):
+        if many and offset and offset % (20 * chunk) == 0:
             refresh_statistics(AutomationRun)  # the table grows under the burst: keep its lookups on the index
-        batch = ids[start:start + chunk]
+        batch = ids[offset:offset + chunk]
         active = [row.id for row in Contact.select(Contact.id).where(
             Contact.id << IdList(batch) & (Contact.team == automation.team_id) & (Contact.status == ContactStatus.ACTIVE))]
         if not active:
@@ -119,6 +121,8 @@ def enter_many(automation, contact_ids, data=None, now=None, *, chunk=500, on_en
             contact = Contact.get_or_none(Contact.id == cid)
             if contact is not None and enter(automation, contact, data, now) is not None:
                 entered += 1
+        if start is not None and entered > before:
+            start(automation, fresh, now)
         if on_entered is not None and entered > before:
             on_entered(entered - before)
     if many:

@@ -127,7 +127,7 @@ def tick(now=None, limit=1000, budget_seconds=None):
         claimed = list(AutomationRun.select().where(AutomationRun.id << IdList(rest))) if rest else []
         for run in claimed:
             if time.monotonic() - started > budget:
-                _give_back(ids, now)
+                _give_back(ids, now + LEASE)
                 return len(ids)
             try:
                 advance(run, now, automations)
@@ -167,6 +167,38 @@ def advance_batches(claimed, now, automations):
         if not pending:
             break
     return rest + pending
+
+
+def starts_with_email(automation):
+    """Does a run of this automation meet an email step first? A burst entering it then starts with start_entered."""
+    return (automation.first_step_id is not None and AutomationStep.select().where(
+        (AutomationStep.id == automation.first_step_id) & (AutomationStep.automation == automation.id)
+        & (AutomationStep.kind == StepKind.EMAIL) & AutomationStep.removed_at.is_null()).exists())
+
+
+def start_entered(automation, contact_ids, now):
+    """Contacts that have just entered `automation` together (runs.enter_many, a chunk of a burst): when it starts
+    with an email step, their runs are claimed here at once and that step is done for them by advance_batches, in
+    the batch's few statements, in the entering process; the number done so. Left to the ticks, a welcome burst's
+    runs were claimed and read again by ticks competing with each other for the write lock: most of what the burst
+    cost beyond a campaign's sending (docs/benchmarks.md). Runs the batch leaves (a next step of another kind, a
+    run it could not take) get their lease back for the next tick; should this process die first, the lease runs
+    out and a tick takes them as any other run. A run a tick claimed first is simply not claimed here."""
+    contact_ids = list(contact_ids)
+    if len(contact_ids) < BATCH_MIN or not starts_with_email(automation):
+        return 0
+    lease, heads = now + LEASE, []
+    for start in range(0, len(contact_ids), CHUNK):
+        with fair_write():
+            heads += [Head._make(row) for row in AutomationRun.update(claimed_until=lease).where(
+                (AutomationRun.automation == automation.id)
+                & (AutomationRun.contact << IdList(contact_ids[start:start + CHUNK]))
+                & (AutomationRun.state == RunState.WAITING) & (AutomationRun.step_id == automation.first_step_id)
+                & (AutomationRun.claimed_until.is_null() | (AutomationRun.claimed_until < now)))
+                .returning(*HEAD_COLUMNS).tuples().execute()]
+    left = [head.id for head in advance_batches(heads, now, {automation.id: automation})]
+    _give_back(left, lease)
+    return len(heads) - len(left)
 
 
 def _groups(claimed):
@@ -245,9 +277,8 @@ def _email_batch(automation, step, group, now):
     return rest, [run._replace(step_id=step.next_id) for run in moved]
 
 
-def _give_back(ids, now):
-    """End this tick's lease on the runs it has not taken up (they are still due; the next tick takes them)."""
-    lease = now + LEASE
+def _give_back(ids, lease):
+    """End this lease on the runs not taken up (they are still due; the next tick takes them)."""
     for start in range(0, len(ids), CHUNK):
         AutomationRun.update(claimed_until=None).where(
             (AutomationRun.id << IdList(ids[start:start + CHUNK])) & (AutomationRun.claimed_until == lease)).execute()

@@ -18,6 +18,7 @@ import zoneinfo
 
 from app import clock
 from app.automations import runs
+from app.automations import scheduler
 from app.db import db
 from app.errors import Problem
 from app.models import Automation
@@ -69,7 +70,12 @@ def _enter(automation, contact_ids, data, now):
     if len(contact_ids) == 1:
         contact = Contact.get_or_none(Contact.id == contact_ids[0])
         return int(contact is not None and runs.enter(automation, contact, data, now) is not None)
-    return runs.enter_many(automation, contact_ids, data, now)
+    return enter_many(automation, contact_ids, data, now)
+
+
+def enter_many(automation, contact_ids, data, now):
+    """runs.enter_many, with a first email step done for each chunk's new runs as they enter (scheduler.start_entered)."""
+    return runs.enter_many(automation, contact_ids, data, now, start=scheduler.start_entered)
 
 
 # --- Lists ------------------------------------------------------------------------------------------------------
@@ -199,8 +205,8 @@ def start_manually(automation, contact_ids, user=None, now=None):
     if automation.state != AutomationState.LIVE:
         raise TriggerError(f"“{automation.name}” is not live: start it first, then add contacts by hand.",
                            field="automation_id")
-    return runs.enter_many(automation, contact_ids, {"trigger": "manual", "by": getattr(user, "id", user)},
-                           now or clock.now())
+    return enter_many(automation, contact_ids, {"trigger": "manual", "by": getattr(user, "id", user)},
+                      now or clock.now())
 
 
 # --- Segment entry ----------------------------------------------------------------------------------------------
@@ -245,7 +251,7 @@ def sync_segment(automation, now=None):
         AutomationSegmentMark.update(checked_at=now).where(AutomationSegmentMark.id == mark.id).execute()
     if automation.state != AutomationState.LIVE or not newcomers:
         return 0  # a paused automation keeps its baseline current: nobody who joined meanwhile enters on resume
-    return runs.enter_many(automation, newcomers, {"trigger": "segment_entry", "segment_id": segment.id}, now)
+    return enter_many(automation, newcomers, {"trigger": "segment_entry", "segment_id": segment.id}, now)
 
 
 def _remember(automation_id, contact_ids, now):

@@ -131,14 +131,15 @@ def hidden_campaign(step_id, workers, folder):
 ENTERING = """
 import sys, time
 import wsgi
-from app.automations import runs
+from app.automations import runs, scheduler
 from app.models import Automation
 from tasks.automations import advance_as_they_enter, advance_soon
 with wsgi.app.app_context():
     automation = Automation.get_by_id(int(sys.argv[1]))
     ids = [int(i) for i in open(sys.argv[2]).read().split()]
     print(time.time(), flush=True)
-    entered = runs.enter_many(automation, ids, on_entered=advance_as_they_enter())
+    # What app/automations/triggers.py passes: a chunk's first emails are queued as it enters.
+    entered = runs.enter_many(automation, ids, start=scheduler.start_entered, on_entered=advance_as_they_enter())
     advance_soon()
     print(time.time(), entered, flush=True)
 """
