@@ -75,12 +75,15 @@ def run_campaign(campaign_id, deadline_seconds=None):
 
 # A task sent to let another run join (another_run) that finds its worker process already sending the campaign comes
 # back up to HANDOFFS times for another process to take, and the thread that found it stays off the queue meanwhile.
-# A huey thread that has just run a task polls the queue every 0.1 s, an idle one about once a second: without the
+# A huey thread that has just run a task polls the queue every 0.1 s, an idle one every --max-delay: without the
 # pause the same thread took the comeback every time, and the campaign sent with one run instead of two, a third
 # slower, until the minute tick (the welcome bench's campaign: 1,760-1,850/s instead of 2,735-2,826/s, in six runs of
-# ten). With it, any idle thread of either process may take it: the Procfile's worker (8 threads) and sender (4) place
-# it elsewhere at least a third of the time, so after ten comebacks a campaign is left with one run about 1 % of the
-# time, until the minute tick.
+# ten). The pause alone was not enough: the worker's other threads, busy a moment ago, still polled ten times as
+# often as the sender's idle ones, and took every comeback in about one welcome bench run of ten (its second
+# process ran no task at all, 2026-12-05). So the Procfile's senders poll every 0.1 s even when idle (--max-delay
+# 0.1: 40 cheap reads a second on the queue's own file), and any thread of either process is as likely to take it:
+# the sender's four against the worker's free ones, a comeback goes elsewhere about 40 % of the time, and ten in a
+# row miss about 0.6 % of the time, until the minute tick.
 HANDOFFS = 10
 HANDOFF_PAUSE = 3.0  # seconds: longer than the comeback's delay, the scheduler's second and an idle thread's poll
 
