@@ -18,6 +18,8 @@ The engine knows nothing of bounces: run_campaign() here composes it with
 bounce handling (app/bounces) through its hooks.
 """
 import logging
+import os
+import socket
 import time
 
 from flask import current_app
@@ -36,6 +38,7 @@ from app.deliverability import gate as domain_gate
 from app.models import Campaign
 from app.models import CampaignState
 from app.models import utcnow
+from app.operations import heartbeat
 from app.sending import engine
 from app.sending import shares
 from app.sending.tuning import Settings
@@ -73,28 +76,27 @@ def run_campaign(campaign_id, deadline_seconds=None):
     return engine.run_campaign(campaign_id, deadline_seconds=deadline_seconds, hooks=BOUNCE_HANDLING)
 
 
-# A task sent to let another run join (another_run) that finds its worker process already sending the campaign comes
-# back up to HANDOFFS times for another process to take, and the thread that found it stays off the queue meanwhile.
-# A huey thread that has just run a task polls the queue every 0.1 s, an idle one every --max-delay: without the
-# pause the same thread took the comeback every time, and the campaign sent with one run instead of two, a third
-# slower, until the minute tick (the welcome bench's campaign: 1,760-1,850/s instead of 2,735-2,826/s, in six runs of
-# ten). The pause alone was not enough: the worker's other threads, busy a moment ago, still polled ten times as
-# often as the sender's idle ones, and took every comeback in about one welcome bench run of ten (its second
-# process ran no task at all, 2026-12-05). So the Procfile's senders poll every 0.1 s even when idle (--max-delay
-# 0.1: 40 cheap reads a second on the queue's own file), and any thread of either process is as likely to take it:
-# the sender's four against the worker's free ones, a comeback goes elsewhere about 40 % of the time, and ten in a
-# row miss about 0.6 % of the time, until the minute tick.
-HANDOFFS = 10
-HANDOFF_PAUSE = 3.0  # seconds: longer than the comeback's delay, the scheduler's second and an idle thread's poll
+# A task sent to let another run join (another_run) that finds its worker process already sending the campaign goes
+# straight back to the queue for another process to take, for up to HANDOFF_SECONDS. Scheduled comebacks (a second
+# apart, up to ten, the thread that found one pausing meanwhile) were left to chance: a huey thread that has just
+# run a task polls the queue every 0.1 s, an idle one every --max-delay (1 s), so the process already sending took
+# every comeback in about one welcome bench run of ten, and whichever process polled faster took them all when the
+# other's idle threads polled less often (its second consumer ran no task in the whole run, 2026-12-05); the campaign
+# then sent with one run instead of two, a third slower, until the minute tick. Put back at once, the task is in the
+# queue nearly all the time, so the other process's next poll (within a second) finds it. The threads of the process
+# already sending pass it on meanwhile, a millisecond or two each; it is not passed on when no consumer of another
+# process is alive (app/operations/heartbeat.py), nor in tests' immediate mode (no other process).
+HANDOFF_SECONDS = 10.0
 
 
 @retry_policy(0, 0, "the minute tick starts a run for a campaign still sending; a retry would race it")
 @huey.task(name="sending.send_campaign")
-def send_campaign(campaign_id, after_busy=0, join=False):
+def send_campaign(campaign_id, after_busy=0, join=False, handing_since=None):
     """One engine run, then whatever continues the campaign. `after_busy`: how many times this task has come back
     after "busy" (True, from a task queued by an older Loft, counts as once). `join`: sent by a run with room for
     another beside it, so only another process will do; any other task (e.g. an automation tick's, making sure its
-    step's campaign is sending) is served by the run already here."""
+    step's campaign is sending) is served by the run already here. `handing_since`: when a join task was first
+    passed on (hand_on)."""
     result = run_campaign(campaign_id)
     if not result.again:
         return
@@ -105,19 +107,31 @@ def send_campaign(campaign_id, after_busy=0, join=False):
             send_campaign.schedule((campaign_id,), eta=result.resume_at)
         return
     if result.outcome == "busy":
-        # A join that found this process sending it: come back shortly, a few times, for another process to take.
-        # Otherwise come back once (when every run the campaign may have is live: when the holder's lease would run
-        # out, as it may have died); never twice in a row, so a long live run does not collect waiting tasks.
-        handing_on = join and result.here
-        if after_busy < (HANDOFFS if handing_on else 1):
-            send_campaign.schedule((campaign_id, int(after_busy) + 1, handing_on), delay=result.delay)
-            if handing_on and not huey.immediate:
-                time.sleep(HANDOFF_PAUSE)
+        # A join that found this process sending it: back to the queue for another process (hand_on). Otherwise come
+        # back once (when every run the campaign may have is live: when the holder's lease would run out, as it may
+        # have died); never twice in a row, so a long live run does not collect waiting tasks.
+        if join and result.here:
+            hand_on(campaign_id, handing_since)
+        elif not after_busy:
+            send_campaign.schedule((campaign_id, 1, False), delay=result.delay)
         return
     if result.delay <= 0:
         send_campaign(campaign_id)
     elif result.delay < SHORT_WAIT:
         send_campaign.schedule((campaign_id,), delay=result.delay)
+
+
+def hand_on(campaign_id, since=None, now=None):
+    """Put a join task this process cannot serve straight back on the queue (no delay: a scheduled task waits in one
+    process's schedule) while HANDOFF_SECONDS have not passed since it was first passed on and a consumer of another
+    process is alive. True if it was."""
+    now = time.time() if now is None else now
+    since = now if since is None else since
+    if huey.immediate or now - since >= HANDOFF_SECONDS or not heartbeat.other_consumer_alive(
+            huey.name, socket.gethostname(), os.getpid(), current_app.config["WORKER_HEARTBEAT_SECONDS"] * 3):
+        return False
+    send_campaign(campaign_id, 0, True, since)
+    return True
 
 
 @retry_policy(0, 0, "periodic: the next minute runs again")

@@ -28,6 +28,7 @@ from app.models import SendRun
 from app.models import SmtpAccount
 from app.models import Team
 from app.models import utcnow
+from app.operations import heartbeat
 from app.sending import engine
 from app.sending import lease
 from app.sending import ledger
@@ -278,18 +279,35 @@ def test_a_second_run_of_a_campaign_in_the_same_process_leaves_at_once_and_comes
         assert SendRun.select().where(SendRun.campaign == campaign.id).count() == 1  # it never joined
         assert thread.is_alive(), "the first run was still sending"
 
-        # Through the task. One sent to let another run join comes back shortly, so a consumer of another process
-        # may take it, counting its returns, up to HANDOFFS of them; any other comes back once (a task queued by an
-        # older Loft passed True: that counts as once).
+        # Through the task. Any task but a join comes back once, scheduled (a task queued by an older Loft passed
+        # True: that counts as once).
         def comes_back(*args):
             huey.flush()
             sending_tasks.send_campaign(campaign.id, *args)
             return [task.args for task in huey.scheduled() if task.name == "sending.send_campaign"]
-        assert comes_back(0, True) == [(campaign.id, 1, True)]
-        assert comes_back(sending_tasks.HANDOFFS - 1, True) == [(campaign.id, sending_tasks.HANDOFFS, True)]
-        assert comes_back(sending_tasks.HANDOFFS, True) == []
         assert comes_back() == [(campaign.id, 1, False)]
         assert comes_back(1) == comes_back(True) == []
+        assert comes_back(0, True) == [] and huey.pending() == []  # a join, in immediate mode: no other process
+
+        # With consumers: a join goes straight back to the queue (not the schedule, which one process keeps) for
+        # another process to take, while one is alive and for HANDOFF_SECONDS from the first pass.
+        huey.flush()
+        huey.immediate = False
+        try:
+            now = time.time()
+            assert not sending_tasks.hand_on(campaign.id, now - 1, now)  # no other consumer has ever beaten
+            heartbeat.started("elsewhere.test", 4242, huey.name)
+            assert sending_tasks.hand_on(campaign.id, None, now)
+            assert sending_tasks.hand_on(campaign.id, now - 1, now)
+            assert [task.args for task in huey.pending()] == [(campaign.id, 0, True, now),
+                                                               (campaign.id, 0, True, now - 1)]
+            assert huey.scheduled() == []
+            huey.flush()
+            assert not sending_tasks.hand_on(campaign.id, now - sending_tasks.HANDOFF_SECONDS, now)
+            assert huey.pending() == []
+        finally:
+            huey.flush()
+            huey.immediate = True
         thread.join(60)
     finally:
         server.stop()

@@ -66,6 +66,15 @@ def live_workers(stale_seconds):
     return [w for w in workers() if w.stopped_at is None and w.seen_at >= since]
 
 
+def other_consumer_alive(queue, host, pid, stale_seconds):
+    """Is a consumer process of `queue` other than (host, pid) alive (seen within `stale_seconds`)?"""
+    since = utcnow() - datetime.timedelta(seconds=stale_seconds)
+    return (WorkerHeartbeat.select().where((WorkerHeartbeat.queue == queue) & WorkerHeartbeat.stopped_at.is_null()
+                                           & (WorkerHeartbeat.seen_at >= since)
+                                           & ((WorkerHeartbeat.host != host[:200]) | (WorkerHeartbeat.pid != pid)))
+            .exists())
+
+
 # --- The web side ------------------------------------------------------------------------------------
 
 @dataclasses.dataclass(frozen=True)

@@ -139,8 +139,8 @@ def run_campaign(campaign_id, deadline_seconds=None, hooks=Hooks()):
         settings.run_seconds = deadline_seconds
     with lease.first_in_process(campaign_id) as first:
         if not first:
-            # The run already here re-enqueues the campaign as needed; a join task comes back shortly
-            # (tasks/sending.py, HANDOFFS) so a consumer of another process joins instead.
+            # The run already here re-enqueues the campaign as needed; a join task goes straight back to the
+            # queue (tasks/sending.py, hand_on) so a consumer of another process joins instead.
             return RunResult("busy", again=True, delay=settings.state_interval, here=True,
                              reason="this worker process is already sending this campaign")
         token = f"{os.getpid()}-{secrets.token_hex(8)}"  # the process id tells an operator which worker runs it

@@ -89,14 +89,13 @@ def smtp_sink(backlog=1000):
 
 def consumers(env, folder, workers):
     """One real `huey_consumer wsgi.huey` process per entry of `workers` (its thread count), without periodic
-    tasks, each logging to folder/consumerN.log. As in the Procfile, the first polls the queue at most a second
-    apart when idle (the worker), the others every 0.1 s (the senders)."""
+    tasks, each logging to folder/consumerN.log."""
     processes = []
     for number, threads in enumerate(workers):
         log = open(folder / f"consumer{number}.log", "wb")
         processes.append(subprocess.Popen([str(ROOT / ".venv" / "bin" / "huey_consumer"), "wsgi.huey", "-w",
-                                           str(threads), "-m", "1" if number == 0 else "0.1", "-n"], cwd=ROOT,
-                                          env=env, stdout=log, stderr=subprocess.STDOUT))
+                                           str(threads), "-m", "1", "-n"], cwd=ROOT, env=env, stdout=log,
+                                          stderr=subprocess.STDOUT))
         log.close()
     return processes
 
