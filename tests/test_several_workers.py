@@ -289,11 +289,13 @@ def test_a_second_run_of_a_campaign_in_the_same_process_leaves_at_once_and_comes
         assert comes_back(1) == comes_back(True) == []
         assert comes_back(0, True) == [] and huey.pending() == []  # a join, in immediate mode: no other process
 
-        # With consumers: a join goes straight back to the queue (not the schedule, which one process keeps) for
-        # another process to take, while one is alive and for HANDOFF_SECONDS from the first pass.
-        huey.flush()
+        thread.join(60)
+        # With consumers (the first run over, so nothing else enqueues): a join goes straight back to the queue (not
+        # the schedule, which one process keeps) for another process to take, while one is alive and for
+        # HANDOFF_SECONDS from the first pass.
         huey.immediate = False
         try:
+            huey.flush()
             now = time.time()
             assert not sending_tasks.hand_on(campaign.id, now - 1, now)  # no other consumer has ever beaten
             heartbeat.started("elsewhere.test", 4242, huey.name)
@@ -308,7 +310,6 @@ def test_a_second_run_of_a_campaign_in_the_same_process_leaves_at_once_and_comes
         finally:
             huey.flush()
             huey.immediate = True
-        thread.join(60)
     finally:
         server.stop()
         huey.flush()

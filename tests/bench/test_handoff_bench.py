@@ -1,7 +1,7 @@
 """Benchmark: how often, and how soon, a campaign's second sending run joins, on consumers of the Procfile's shape.
 
 A run that starts with room for another enqueues a join task (tasks/sending.py, another_run); only a thread of
-another worker process may take it, so one that lands in the process already sending comes back (HANDOFFS). A
+another worker process may take it, so one that lands in the process already sending goes back (hand_on). A
 campaign left with one run sends at about 60 % of its speed until the minute tick starts the other, and the bench
 runs no minute tick, so what it counts is the hand-off alone.
 
