@@ -335,3 +335,17 @@ def test_what_start_entered_leaves_alone(ctx, burst, monkeypatch):
     assert emails_of(step) == COUNT
     assert AutomationRun.select().where((AutomationRun.automation == automation.id)
                                         & (AutomationRun.state == "done")).count() == COUNT
+
+
+def test_a_burst_entering_an_automation_with_no_step_left_ends_at_the_next_tick(ctx, burst):
+    """Every step removed while live: the burst's runs are written with no step (a NULL in the INSERT ... SELECT) and
+    end done at the next tick, nothing queued."""
+    team, contacts = burst
+    automation = Automation.create(team=team, name="Empty", trigger={"kind": "manual"}, goal={}, state="live",
+                                   from_name="Acme", from_email="hello@acme.example")
+    now = utcnow()
+    assert triggers.start_manually(automation, [c.id for c in contacts], now=now) == COUNT
+    assert {run.step_id for run in AutomationRun.select()} == {None}
+    assert scheduler.tick(now=now) == COUNT
+    assert AutomationRun.select().where(AutomationRun.state == "done").count() == COUNT
+    assert Send.select().count() == 0

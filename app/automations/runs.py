@@ -3,7 +3,6 @@
 A trigger (app/automations/triggers.py) calls enter(); the scheduler moves runs on; anything that makes a contact
 unmailable calls leave(). Entry numbers make "one run per contact per automation" a unique index rather than a
 check that two processes could both pass."""
-from peewee import Cast
 from peewee import IntegrityError
 from peewee import Value
 
@@ -106,7 +105,8 @@ def enter_many(automation, contact_ids, data=None, now=None, *, chunk=500, start
         batch = ids[offset:offset + chunk]
         # Plain rows: a model instance per id cost more than the query (a tenth of a burst's entering).
         active = [cid for (cid,) in plain_rows(Contact.select(Contact.id).where(
-            Contact.id << IdList(batch) & (Contact.team == automation.team_id) & (Contact.status == ContactStatus.ACTIVE)))]
+            Contact.id << IdList(batch) & (Contact.team == automation.team_id)
+            & (Contact.status == ContactStatus.ACTIVE)))]
         if not active:
             continue
         seen = {cid for (cid,) in plain_rows(AutomationRun.select(AutomationRun.contact).where(
@@ -141,10 +141,8 @@ NEW_RUN_FIELDS = [AutomationRun.automation, AutomationRun.team, AutomationRun.co
 def _new_runs(automation, contact_ids, stored_data, now):
     """First runs (entry 1) of these contacts, due now at the first step: how many were inserted."""
     due = AutomationRun.next_at.db_value(now)
-    # A bare NULL in a SELECT list is text to PostgreSQL, which an integer column refuses: typed (no step left).
-    step = Value(automation.first_step_id) if automation.first_step_id is not None else Cast(None, "INTEGER")
     rows = Contact.select(Value(automation.id), Value(automation.team_id), Contact.id, Value(1),
-                          Value(RunState.WAITING.value), step, Value(due),
+                          Value(RunState.WAITING.value), Value(automation.first_step_id), Value(due),
                           Value(stored_data), Value(due), Value(""), Value("")).where(Contact.id << IdList(contact_ids))
     return db.execute(AutomationRun.insert_from(rows, NEW_RUN_FIELDS).on_conflict_ignore()).rowcount
 
