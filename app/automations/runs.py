@@ -116,8 +116,8 @@ def enter_many(automation, contact_ids, data=None, now=None, *, chunk=500, start
         if fresh:
             with db.atomic():
                 # One INSERT ... SELECT from the contacts, as a campaign's audience is frozen: the same values bound
-                # row by row cost twice as much (docs/benchmarks.md), and peewee building a 500-row INSERT cost more
-                # than running it. Its count is the rows inserted: a contact a concurrent enter() took a moment ago
+                # row by row cost five times as much (docs/benchmarks.md), and peewee building a 500-row INSERT cost
+                # more than running it. Its count is the rows inserted: a contact a concurrent enter() took a moment ago
                 # is skipped, not counted.
                 entered += _new_runs(automation, fresh, stored, now)
         for cid in (cid for cid in active if cid in seen):
