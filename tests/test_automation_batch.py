@@ -93,6 +93,15 @@ def test_a_burst_is_queued_once_per_run_by_the_batch(ctx, burst, no_single_path)
         assert Send.select().where(Send.campaign == step.campaign_id).count() == COUNT - 3
         assert emails_of(step) == COUNT - 3
         assert Campaign.get_by_id(step.campaign_id).total == COUNT - 3
+        # Each visit holds its own contact's message of this step, done at `now`, after the newest event then.
+        held = (AutomationVisit.select(AutomationRun.contact, Send.contact, Send.campaign, AutomationVisit.done_at,
+                                       AutomationVisit.after_event_id)
+                .join(AutomationRun, on=(AutomationVisit.run == AutomationRun.id))
+                .switch(AutomationVisit).join(Send, on=(AutomationVisit.send_id == Send.id))
+                .where(AutomationVisit.step == step.id).tuples())
+        assert len(held) == COUNT - 3
+        assert {(run_contact == send_contact, campaign, done) for run_contact, send_contact, campaign, done, _after
+                in held} == {(True, step.campaign_id, now)}
     outcomes = {run_id: outcome for run_id, outcome in AutomationVisit.select(
         AutomationVisit.run, AutomationVisit.outcome).where(AutomationVisit.step == first.id).tuples()}
     by_contact = {run.contact_id: outcomes.get(run.id) for run in AutomationRun.select()}

@@ -27,7 +27,6 @@ from app.automations import runs
 from app.automations import steps
 from app.db import IdList
 from app.db import claimed_among
-from app.db import insert_rows
 from app.db import plain_rows
 from app.db import refresh_statistics
 from app.db import db
@@ -53,10 +52,6 @@ RETRY_DELAY = datetime.timedelta(minutes=1)  # times the attempt number
 MAX_STEPS = 200  # a tree has no loops; a corrupted one (next_id pointing back) stops here instead of spinning
 CHUNK = 500  # ids per IN list when loading claimed runs
 BATCH_MIN = 20  # runs at one email step in a tick's chunk that are done together (advance_batches); fewer go one by one
-# A visit as the batch writes it, done (a prepared INSERT writes no Python default: every NOT NULL column is named)
-VISIT_FIELDS = (AutomationVisit.run, AutomationVisit.step, AutomationVisit.outcome, AutomationVisit.detail,
-                AutomationVisit.entered_at, AutomationVisit.done_at, AutomationVisit.send_id,
-                AutomationVisit.after_event_id)
 EMAIL_PART = 250  # runs per transaction of the batched email step
 REMOVED_SWEEP = datetime.timedelta(minutes=10)  # steps removed this recently have their waiting runs woken
 
@@ -260,9 +255,7 @@ def _email_batch(automation, step, group, now):
         ids = [run.id for run, _contact in part]
         try:
             with fair_write():
-                visits = mail.queue_emails(step, part)
-                insert_rows(VISIT_FIELDS).run([(run_id, step.id, outcome, "", now, now, send_id, after)
-                                               for run_id, (outcome, send_id, after) in visits.items()])
+                mail.queue_emails(step, part, now)
                 if step.next_id is None:  # the last step: the runs are done (contact and goal were checked above)
                     runs.end_many(ids, RunState.DONE, "", now, at_end=True)
                 else:
