@@ -293,28 +293,53 @@ def test_a_burst_entering_at_an_email_step_has_it_queued_as_it_enters(ctx, burst
     assert CaughtMessage.select().count() == COUNT - 2
 
 
-def test_a_run_a_tick_claimed_first_is_left_to_it(ctx, burst):
-    """start_entered claims only runs nobody holds: the ones a tick leased between the entry's commit and the claim
-    are that tick's, and each run's email is still queued once."""
+def test_runs_entered_for_their_first_step_are_held_from_the_ticks(ctx, burst):
+    """Runs entered with `start` are inserted holding the scheduler's lease: a tick between their commit and the
+    step claims none of them. If the entering process dies there (here `start` raises), the lease runs out and a
+    tick takes them, each email queued once."""
     team, contacts = burst
     automation, (step,) = make_automation(team)
     now = utcnow()
     ids = [c.id for c in contacts]
-    runs.enter_many(automation, ids, now=now)  # entered without the first step, as if a tick were about to take them
-    taken = scheduler.claim(now, limit=3)
-    assert len(taken) == 3
-    assert scheduler.start_entered(automation, ids, now) == COUNT - 3
+    given, ticked = [], []
+
+    def tick_then_die(automation, entered, now):
+        given.extend(entered)
+        ticked.append(scheduler.tick(now=now))
+        raise RuntimeError("the entering process was killed")
+    with pytest.raises(RuntimeError):
+        runs.enter_many(automation, ids, now=now, start=tick_then_die)
+    assert ticked == [0]
+    stored = {run.id: run for run in AutomationRun.select()}
+    assert sorted(given) == sorted((run.id, run.contact_id) for run in stored.values())
+    assert {run.claimed_until for run in stored.values()} == {now + scheduler.LEASE}
+    assert emails_of(step) == 0
+    assert scheduler.tick(now=now + scheduler.LEASE - datetime.timedelta(seconds=1)) == 0
+    assert scheduler.tick(now=now + scheduler.LEASE + datetime.timedelta(seconds=1)) == COUNT  # the lease ran out
     step = AutomationStep.get_by_id(step.id)
-    assert emails_of(step) == COUNT - 3
-    assert {run.id for run in AutomationRun.select().where(AutomationRun.state == "waiting")} == set(taken)
-    assert scheduler.tick(now=now + scheduler.LEASE + datetime.timedelta(seconds=1)) == 3  # their lease ran out
     assert emails_of(step) == COUNT
     assert Send.select().where(Send.campaign == step.campaign_id).count() == COUNT
 
 
+def test_a_start_given_a_run_a_concurrent_entry_made_is_not(ctx, burst):
+    """A contact another process entered a moment before (enter(), its own run) is neither counted nor handed to
+    `start`, which gets exactly the runs this call inserted."""
+    team, contacts = burst
+    automation, _steps = make_automation(team)
+    now = utcnow()
+    raced = runs.enter(automation, contacts[0], now=now)
+    given = []
+    assert runs.enter_many(automation, [c.id for c in contacts], now=now,
+                           start=lambda _a, entered, _now: given.extend(entered)) == COUNT - 1
+    assert raced.id not in {run_id for run_id, _contact_id in given}
+    assert {contact_id for _run_id, contact_id in given} == {c.id for c in contacts[1:]}
+    assert AutomationRun.get_by_id(raced.id).claimed_until is None
+
+
 def test_what_start_entered_leaves_alone(ctx, burst, monkeypatch):
     """An automation that starts with another step, a chunk smaller than a batch, and a batch that fails: the runs
-    stay at their first step, unleased, for the tick (which does a failed batch's runs one by one, once each)."""
+    stay at their first step, their lease given back, for the tick (which does a failed batch's runs one by one,
+    once each)."""
     team, contacts = burst
     ids = [c.id for c in contacts]
     now = utcnow()
@@ -325,11 +350,13 @@ def test_what_start_entered_leaves_alone(ctx, burst, monkeypatch):
     waiting.save()
     assert runs.enter_many(waiting, ids, now=now, start=scheduler.start_entered) == COUNT
     assert AutomationVisit.select().count() == 0
+    assert AutomationRun.select().where(AutomationRun.claimed_until.is_null(False)).count() == 0
 
     automation, (step,) = make_automation(team)
     few = ids[:scheduler.BATCH_MIN - 1]
     assert runs.enter_many(automation, few, now=now, start=scheduler.start_entered) == len(few)
     assert AutomationVisit.select().count() == 0
+    assert AutomationRun.select().where(AutomationRun.claimed_until.is_null(False)).count() == 0
 
     def broken(*args, **kwargs):
         raise RuntimeError("the database went away")

@@ -3,6 +3,8 @@
 A trigger (app/automations/triggers.py) calls enter(); the scheduler moves runs on; anything that makes a contact
 unmailable calls leave(). Entry numbers make "one run per contact per automation" a unique index rather than a
 check that two processes could both pass."""
+import datetime
+
 from peewee import IntegrityError
 from peewee import Value
 
@@ -20,6 +22,9 @@ from app.models import RunState
 from app.models.common import utcnow
 
 ACTIVE = (RunState.WAITING,)
+# The scheduler's lease on a run (app/automations/scheduler.py claims with it): longer than any step takes, so a dead
+# worker's runs are free again after it. Runs entered for `start` (enter_many) are inserted holding it.
+LEASE = datetime.timedelta(minutes=5)
 
 
 def _latest(automation_id, contact_id):
@@ -81,10 +86,11 @@ def contact_of(run):
 
 def enter_many(automation, contact_ids, data=None, now=None, *, chunk=500, start=None, on_entered=None):
     """Start many contacts at once (an import, a manual start, a segment's newcomers): the number that entered.
-    After each chunk's commit that entered some, `start(automation, contact ids, now)` is given the chunk's new
-    contacts (app/automations/triggers.py passes scheduler.start_entered, which does a first email step for them at
-    once), then `on_entered(count)` is called (outside a transaction only: the caller has the runs moved while the
-    rest still enter).
+    With `start`, each chunk's new runs are inserted held (the scheduler's lease, LEASE, as a tick's claim sets it:
+    no tick takes them meanwhile), and after the chunk's commit `start(automation, [(run id, contact id)], now)` is
+    given them: app/automations/triggers.py passes scheduler.start_entered, which does a first email step for them
+    at once and gives back the lease on the rest. Then `on_entered(count)` is called (outside a transaction only:
+    the caller has the runs moved while the rest still enter).
 
     Contacts with no run of this automation yet go in with one INSERT per chunk (entry 1; the unique index makes a
     concurrent enter() of the same contact a no-op); contacts with an earlier run go one by one through enter(), so
@@ -112,20 +118,21 @@ def enter_many(automation, contact_ids, data=None, now=None, *, chunk=500, start
         seen = {cid for (cid,) in plain_rows(AutomationRun.select(AutomationRun.contact).where(
             (AutomationRun.automation == automation.id) & (AutomationRun.contact << IdList(active))).distinct())}
         fresh = [cid for cid in active if cid not in seen]
-        before = entered
+        before, new_runs = entered, []
         if fresh:
             with db.atomic():
                 # One INSERT ... SELECT from the contacts, as a campaign's audience is frozen: the same values bound
                 # row by row cost five times as much (docs/benchmarks.md), and peewee building a 500-row INSERT cost
-                # more than running it. Its count is the rows inserted: a contact a concurrent enter() took a moment ago
-                # is skipped, not counted.
-                entered += _new_runs(automation, fresh, stored, now)
+                # more than running it. It returns the rows inserted: a contact a concurrent enter() took a moment
+                # ago is skipped, not counted.
+                new_runs = _new_runs(automation, fresh, stored, now, held_until=now + LEASE if start else None)
+            entered += len(new_runs)
         for cid in (cid for cid in active if cid in seen):
             contact = Contact.get_or_none(Contact.id == cid)
             if contact is not None and enter(automation, contact, data, now) is not None:
                 entered += 1
-        if start is not None and entered > before:
-            start(automation, fresh, now)
+        if start is not None and new_runs:
+            start(automation, new_runs, now)
         if on_entered is not None and entered > before:
             on_entered(entered - before)
     if many:
@@ -135,16 +142,22 @@ def enter_many(automation, contact_ids, data=None, now=None, *, chunk=500, start
 
 NEW_RUN_FIELDS = [AutomationRun.automation, AutomationRun.team, AutomationRun.contact, AutomationRun.entry,
                   AutomationRun.state, AutomationRun.step_id, AutomationRun.next_at, AutomationRun.data,
-                  AutomationRun.entered_at, AutomationRun.waiting_for, AutomationRun.exit_reason]
+                  AutomationRun.entered_at, AutomationRun.waiting_for, AutomationRun.exit_reason,
+                  AutomationRun.claimed_until]
 
 
-def _new_runs(automation, contact_ids, stored_data, now):
-    """First runs (entry 1) of these contacts, due now at the first step: how many were inserted."""
+def _new_runs(automation, contact_ids, stored_data, now, held_until=None):
+    """First runs (entry 1) of these contacts, due now at the first step, leased until `held_until` if given: the
+    [(run id, contact id)] inserted."""
     due = AutomationRun.next_at.db_value(now)
+    held = AutomationRun.claimed_until.db_value(held_until)
     rows = Contact.select(Value(automation.id), Value(automation.team_id), Contact.id, Value(1),
                           Value(RunState.WAITING.value), Value(automation.first_step_id), Value(due),
-                          Value(stored_data), Value(due), Value(""), Value("")).where(Contact.id << IdList(contact_ids))
-    return db.execute(AutomationRun.insert_from(rows, NEW_RUN_FIELDS).on_conflict_ignore()).rowcount
+                          Value(stored_data), Value(due), Value(""), Value(""), Value(held)).where(
+        Contact.id << IdList(contact_ids))
+    query = (AutomationRun.insert_from(rows, NEW_RUN_FIELDS).on_conflict_ignore()
+             .returning(AutomationRun.id, AutomationRun.contact))
+    return list(db.execute(query).fetchall())
 
 
 def team_automation(team, automation_id):

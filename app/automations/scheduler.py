@@ -46,7 +46,7 @@ from app.models import StepKind
 
 log = logging.getLogger(__name__)
 
-LEASE = datetime.timedelta(minutes=5)  # longer than any step takes; a dead worker's runs are free again after it
+LEASE = runs.LEASE  # longer than any step takes; a dead worker's runs are free again after it
 RETRIES = 3  # attempts of a step whose effect raised, before the run exits as "failed"
 RETRY_DELAY = datetime.timedelta(minutes=1)  # times the attempt number
 MAX_STEPS = 200  # a tree has no loops; a corrupted one (next_id pointing back) stops here instead of spinning
@@ -171,28 +171,18 @@ def starts_with_email(automation):
         & (AutomationStep.kind == StepKind.EMAIL) & AutomationStep.removed_at.is_null()).exists())
 
 
-def start_entered(automation, contact_ids, now):
-    """Contacts that have just entered `automation` together (runs.enter_many, a chunk of a burst): when it starts
-    with an email step, their runs are claimed here at once and that step is done for them by advance_batches, in
-    the batch's few statements, in the entering process; the number done so. Left to the ticks, a welcome burst's
-    runs were claimed and read again by ticks competing with each other for the write lock: most of what the burst
-    cost beyond a campaign's sending (docs/benchmarks.md). Runs the batch leaves (a next step of another kind, a
-    run it could not take) get their lease back for the next tick; should this process die first, the lease runs
-    out and a tick takes them as any other run. A run a tick claimed first is simply not claimed here."""
-    contact_ids = list(contact_ids)
-    if len(contact_ids) < BATCH_MIN or not starts_with_email(automation):
-        return 0
-    lease, heads = now + LEASE, []
-    for start in range(0, len(contact_ids), CHUNK):
-        with fair_write():
-            heads += [Head._make(row) for row in AutomationRun.update(claimed_until=lease).where(
-                (AutomationRun.automation == automation.id)
-                & (AutomationRun.contact << IdList(contact_ids[start:start + CHUNK]))
-                & (AutomationRun.state == RunState.WAITING) & (AutomationRun.step_id == automation.first_step_id)
-                & (AutomationRun.claimed_until.is_null() | (AutomationRun.claimed_until < now)))
-                .returning(*HEAD_COLUMNS).tuples().execute()]
+def start_entered(automation, entered, now):
+    """Runs that have just entered `automation` together at its first step (runs.enter_many, a chunk of a burst),
+    given as [(run id, contact id)] and held with the lease (runs.LEASE) since their insert: when that step is an
+    email, it is done for them by advance_batches, in the batch's few statements, in the entering process; the
+    number done so. Left to the ticks, a welcome burst's runs were claimed and read again by ticks competing with
+    each other for the write lock: most of what the burst cost beyond a campaign's sending (docs/benchmarks.md). The
+    runs the batch leaves (another kind of step, a chunk smaller than BATCH_MIN, a batch that failed, a next step
+    of another kind) get their lease back for the next tick; should this process die first, the lease runs out and
+    a tick takes them as any other run."""
+    heads = [Head(run_id, automation.id, automation.first_step_id, contact_id) for run_id, contact_id in entered]
     left = [head.id for head in advance_batches(heads, now, {automation.id: automation})]
-    _give_back(left, lease)
+    _give_back(left, now + LEASE)
     return len(heads) - len(left)
 
 

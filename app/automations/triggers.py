@@ -75,7 +75,8 @@ def _enter(automation, contact_ids, data, now):
 
 def enter_many(automation, contact_ids, data, now):
     """runs.enter_many, with a first email step done for each chunk's new runs as they enter (scheduler.start_entered)."""
-    return runs.enter_many(automation, contact_ids, data, now, start=scheduler.start_entered)
+    start = scheduler.start_entered if scheduler.starts_with_email(automation) else None
+    return runs.enter_many(automation, contact_ids, data, now, start=start)
 
 
 # --- Lists ------------------------------------------------------------------------------------------------------
