@@ -195,6 +195,23 @@ def test_suppression_is_per_team(app, web, team):
     assert [r.select("td")[0].text.strip() for r in page.select("#suppression-entries tbody tr")] == ["s…@example.com"]
 
 
+def test_a_batch_is_checked_against_the_list_in_one_lookup(app, team):
+    """suppressed_among (a welcome burst's check): the addresses blocked by their own entry or their domain's, of this
+    team only; the same answers as is_suppressed and the Checker, one address at a time."""
+    other = Team.create(name="Other")
+    with app.app_context():
+        suppression.suppress(team.id, "email", "ann@example.com")
+        suppression.suppress(team.id, "domain", "spam.example")
+        suppression.suppress(other.id, "email", "bob@example.com")
+        batch = ["ann@example.com", "bob@example.com", "cy@spam.example", "dee@example.com", "eve@spam.example"]
+        blocked = suppression.suppressed_among(team.id, batch)
+        assert blocked == {"ann@example.com", "cy@spam.example", "eve@spam.example"}
+        assert suppression.suppressed_among(other.id, batch) == {"bob@example.com"}
+        assert suppression.suppressed_among(team.id, []) == set()
+    for email in batch:
+        assert (email in blocked) == is_suppressed(app, team, email) == checker_says(app, team, email), email
+
+
 def test_the_list_pages_by_id(web, team):
     rows = [{"team": team.id, "kind": "email", "value_hash": f"{i:064x}", "hint": f"h{i}…@example.com"}
             for i in range(60)]

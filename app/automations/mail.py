@@ -172,8 +172,8 @@ def _sending_campaign(step, automation):
 # --- Queueing a run's email ---------------------------------------------------------------
 
 def _refusal(contact, suppressed=None):
-    """Why the contact must not get the email now ("" when it may). `suppressed`: a suppression.Checker of the
-    contact's team (a burst asks it instead of querying the list once per contact)."""
+    """Why the contact must not get the email now ("" when it may). `suppressed`: the addresses of a burst's
+    contacts that the team's list blocks (suppression.suppressed_among, one query for them all)."""
     if contact is None:
         return "no_contact"
     if contact.status != ContactStatus.ACTIVE:
@@ -181,7 +181,7 @@ def _refusal(contact, suppressed=None):
     if not contact.email:
         return "no_address"
     if suppressed is not None:
-        if suppressed(suppression.normalise("email", contact.email)):
+        if suppression.normalise("email", contact.email) in suppressed:
             return "suppressed"
     elif suppression.entries_for(contact.team_id, contact.email):
         return "suppressed"
@@ -242,7 +242,8 @@ def queue_emails(step, pairs, now):
     if step.kind != StepKind.EMAIL:
         return _skipped(step, {run.id: "skipped:not_an_email_step" for run, _contact in pairs}, now)
     automation = Automation.select(*SENDER_COLUMNS).where(Automation.id == step.automation_id).get()
-    suppressed = suppression.Checker(automation.team_id)
+    suppressed = suppression.suppressed_among(automation.team_id, [
+        suppression.normalise("email", contact.email) for _run, contact in pairs if contact is not None and contact.email])
     skipped, todo = {}, []
     for run, contact in pairs:
         why = _refusal(contact, suppressed)
