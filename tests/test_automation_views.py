@@ -259,8 +259,13 @@ def test_start_by_hand_for_a_list_and_the_list_page_counts(web, series):
     assert soup(web.get(f"/automations/{series.id}")).select_one("#start-title")
     other = web.post(f"/automations/{series.id}/start", {"list_id": str(theirs.id)})
     assert other.status_code == 422 and AutomationRun.select().count() == 0
-    assert web.post(f"/automations/{series.id}/start", {"list_id": str(news.id)}).status_code == 302
+    started = web.post(f"/automations/{series.id}/start", {"list_id": str(news.id)})
+    # A bulk action of the contacts area, run as a task (inline here), with its progress page.
+    assert started.status_code == 302 and "/contacts/bulk/" in started.headers["Location"]
     assert AutomationRun.select().where(AutomationRun.automation == series.id).count() == 2
+    progress = soup(web.get(started.headers["Location"]))
+    assert "Done. 2 contacts entered." in progress.select_one("#bulk-job").text  # the subscribed ones only
+    assert progress.select_one(f"a[href='/automations/{series.id}']")
     row = soup(web.get("/automations/")).select_one(f"#automation-{series.id}")
     assert [td.text.strip() for td in row.select("td.num")] == ["2", "0", "0"]
 

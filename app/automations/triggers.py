@@ -200,12 +200,17 @@ def _wake(contact_id, name, now):
 
 # --- Manual -----------------------------------------------------------------------------------------------------
 
-def start_manually(automation, contact_ids, user=None, now=None):
-    """Start a live automation for the chosen contacts (of its team, active): how many entered. `user` is the
-    person (or their id) who started it, kept on each run."""
+def require_live(automation):
+    """TriggerError unless the automation is live (a draft or paused one starts nobody by hand)."""
     if automation.state != AutomationState.LIVE:
         raise TriggerError(f"“{automation.name}” is not live: start it first, then add contacts by hand.",
                            field="automation_id")
+
+
+def start_manually(automation, contact_ids, user=None, now=None):
+    """Start a live automation for the chosen contacts (of its team, active): how many entered. `user` is the
+    person (or their id) who started it, kept on each run."""
+    require_live(automation)
     return enter_many(automation, contact_ids, {"trigger": "manual", "by": getattr(user, "id", user)},
                       now or clock.now())
 
