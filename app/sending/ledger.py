@@ -534,33 +534,27 @@ def _requeue(send_id, email):
 
 def queue_many(campaign_id, recipients, chunk=500):
     """queue_one for many contacts of one hidden campaign (a welcome burst), in a handful of statements; `recipients`
-    is [(contact id, email)], the result {contact id: send id}. Called inside the caller's transaction. The same rules
-    as queue_one: new rows in one INSERT ... SELECT from the contacts, as a campaign's audience is frozen (3-4 µs a
-    row against 12.5 for the same rows bound one by one, docs/benchmarks.md), a finished row of an earlier entry
-    queued again, a row still waiting to go left as it is (it is this entry's message too)."""
+    is [(contact id, email)]; returns how many rows were added. Called inside the caller's transaction. The same
+    rules as queue_one: new rows in one INSERT ... SELECT from the contacts, as a campaign's audience is frozen (3-4 µs
+    a row against 12.5 for the same rows bound one by one, docs/benchmarks.md), a finished row of an earlier entry
+    queued again, a row still waiting to go left as it is (it is this entry's message too). The caller finds each
+    contact's row by (campaign, contact), its unique key."""
     emails = dict(recipients)
     ids = list(emails)
-    mine = Send.campaign == campaign_id
-
-    def existing():
-        found = {}
-        for start in range(0, len(ids), chunk):
-            found.update(plain_rows(Send.select(Send.contact, Send.id)
-                                    .where(mine & (Send.contact << IdList(ids[start:start + chunk])))))
-        return found
-
-    found = existing()
+    found = {}
+    for start in range(0, len(ids), chunk):
+        found.update(plain_rows(Send.select(Send.contact, Send.id).where(
+            (Send.campaign == campaign_id) & (Send.contact << IdList(ids[start:start + chunk])))))
     for contact_id, send_id in found.items():  # re-entries: rare in a burst, one statement each as in queue_one
         _requeue(send_id, emails[contact_id])
     new = [contact_id for contact_id in ids if contact_id not in found]
-    if not new:
-        return found
+    added = 0
     for start in range(0, len(new), chunk):
         rows = Contact.select(Value(campaign_id), Contact.id, Contact.email, Value(SendStatus.QUEUED.value), Value(0),
                               Value(""), Value("")).where(Contact.id << IdList(new[start:start + chunk]))
-        Send.insert_from(rows, list(NEW_SEND_FIELDS)).on_conflict_ignore().execute()
-    queued = existing()
-    added = len(queued) - len(found)  # counted, not the driver's rowcount: the same on either database
+        # The driver's row count: the rows inserted, a contact another process queued meanwhile left out (peewee's
+        # execute() of an INSERT answers SQLite's last row id instead).
+        added += db.execute(Send.insert_from(rows, list(NEW_SEND_FIELDS)).on_conflict_ignore()).rowcount
     if added:
         Campaign.update(total=Campaign.total + added).where(Campaign.id == campaign_id).execute()
-    return queued
+    return added
