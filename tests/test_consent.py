@@ -196,8 +196,8 @@ def test_suppression_is_per_team(app, web, team):
 
 
 def test_a_batch_is_checked_against_the_list_in_one_lookup(app, team):
-    """suppressed_among (a welcome burst's check): the addresses blocked by their own entry or their domain's, of this
-    team only; the same answers as is_suppressed and the Checker, one address at a time."""
+    """suppressed_among (a welcome burst's check): the addresses blocked by their own entry or their domain's, of
+    this team only; the same answers as is_suppressed and the Checker, one address at a time."""
     other = Team.create(name="Other")
     with app.app_context():
         suppression.suppress(team.id, "email", "ann@example.com")

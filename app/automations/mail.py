@@ -242,8 +242,8 @@ def queue_emails(step, pairs, now):
     if step.kind != StepKind.EMAIL:
         return _skipped(step, {run.id: "skipped:not_an_email_step" for run, _contact in pairs}, now)
     automation = Automation.select(*SENDER_COLUMNS).where(Automation.id == step.automation_id).get()
-    suppressed = suppression.suppressed_among(automation.team_id, [
-        suppression.normalise("email", contact.email) for _run, contact in pairs if contact is not None and contact.email])
+    addresses = [suppression.normalise("email", contact.email) for _run, contact in pairs if contact and contact.email]
+    suppressed = suppression.suppressed_among(automation.team_id, addresses)
     skipped, todo = {}, []
     for run, contact in pairs:
         why = _refusal(contact, suppressed)
