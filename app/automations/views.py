@@ -20,10 +20,10 @@ from app.automations import report
 from app.automations import simulate
 from app.automations import triggers
 from app.campaigns.states import TransitionError
-from app.contacts.common import ContactError
 from app.contacts import bulk as bulk_actions
 from app.contacts import fields as contact_fields
 from app.contacts import lists as mailing_lists
+from app.contacts.common import ContactError
 from app.email_templates import services as template_services
 from app.htmx import is_htmx
 from app.models import Automation
