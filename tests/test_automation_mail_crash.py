@@ -14,6 +14,7 @@ from peewee import fn
 
 from app import clock
 from app.automations import runs
+from app.automations import scheduler
 from app.config import ROOT
 from app.senders import domains
 from app.models import Automation
@@ -31,7 +32,8 @@ from tests.sending_support import make_account
 from tests.sending_support import make_contacts
 from tests.sending_support import make_team
 
-CONTACTS = 400
+# More than one part of the batched email step (scheduler.EMAIL_PART, 500), so the kill lands between two parts
+CONTACTS = 800
 
 
 def emails_queued():
@@ -129,6 +131,7 @@ def test_kill_9_during_an_email_step_sends_it_exactly_once_after_a_restart(app, 
             recorded = AutomationVisit.select().where((AutomationVisit.step == welcome.id)
                                                       & (AutomationVisit.outcome != "")).count()
             assert Send.select().count() == at_kill  # each queued email is one Send row, written together
+        assert CONTACTS > scheduler.EMAIL_PART
         assert at_kill < CONTACTS or recorded < CONTACTS, \
             f"the kill came after the email step: nothing was tested ({at_kill} queued, {recorded} recorded)"
 
