@@ -236,11 +236,12 @@ def queue_email(run, step, contact, now, visit=None):
 def queue_emails(step, pairs, now):
     """queue_email for many runs at one email step (a burst of first emails), inside the caller's transaction, for
     runs that have no visit of the step yet: `pairs` is [(run, contact)]. Each run's visit of the step is written
-    done, with its outcome and its message, and the result is {run id: outcome}. The same skip rules; the Send rows
+    done, with its outcome and its message; returns how many emails were queued. The same skip rules; the Send rows
     in a few statements (ledger.queue_many). The visits' unique index is the guard: if another process wrote one
     meanwhile, the insert fails and the caller's whole transaction, Send rows included, is rolled back."""
     if step.kind != StepKind.EMAIL:
-        return _skipped(step, {run.id: "skipped:not_an_email_step" for run, _contact in pairs}, now)
+        _skipped(step, {run.id: "skipped:not_an_email_step" for run, _contact in pairs}, now)
+        return 0
     automation = Automation.select(*SENDER_COLUMNS).where(Automation.id == step.automation_id).get()
     addresses = [suppression.normalise("email", contact.email) for _run, contact in pairs if contact and contact.email]
     suppressed = suppression.suppressed_among(automation.team_id, addresses)
@@ -254,11 +255,13 @@ def queue_emails(step, pairs, now):
         else:
             todo.append((run, contact))
     if not todo:
-        return _skipped(step, skipped, now)
+        _skipped(step, skipped, now)
+        return 0
     campaign_id, refusal = _sending_campaign(step, automation)
     if refusal:
         skipped.update((run.id, f"skipped:{refusal}") for run, _contact in todo)
-        return _skipped(step, skipped, now)
+        _skipped(step, skipped, now)
+        return 0
     after = Event.select(fn.MAX(Event.id)).scalar() or 0
     ledger.queue_many(campaign_id, [(contact.id, contact.email) for _run, contact in todo])
     # Each run's visit, with its contact's Send row in the step's campaign (unique per campaign and contact), in one
@@ -271,9 +274,8 @@ def queue_emails(step, pairs, now):
                                  message, Value(after))
             .where(AutomationRun.id << IdList([run.id for run, _contact in todo])))
     AutomationVisit.insert_from(rows, list(VISIT_FIELDS)).execute()
-    outcomes = _skipped(step, skipped, now)
-    outcomes.update((run.id, "queued") for run, _contact in todo)
-    return outcomes
+    _skipped(step, skipped, now)
+    return len(todo)
 
 
 # A visit as a burst writes it, done (an INSERT ... SELECT writes no Python default: every NOT NULL column is named)
@@ -286,7 +288,6 @@ def _skipped(step, outcomes, now):
     """The visits of runs whose email is skipped (few in a burst: bound row by row), done with their reasons."""
     insert_rows(VISIT_FIELDS).run([(run_id, step.id, outcome, "", now, now, None, 0)
                                    for run_id, outcome in outcomes.items()])
-    return dict(outcomes)
 
 
 def send_of(run, step_id):
