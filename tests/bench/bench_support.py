@@ -26,6 +26,7 @@ from app.config import ROOT
 from app.db import db
 from app.models import Contact
 from app.models import Subscription
+from app.models import WorkerHeartbeat
 from tests.stack_support import PostgresServer
 
 SMTP_SINK = "/usr/sbin/smtp-sink"  # postfix's: apt-get install -y postfix
@@ -98,6 +99,24 @@ def consumers(env, folder, workers):
                                           stderr=subprocess.STDOUT))
         log.close()
     return processes
+
+
+def wait_until_consuming(processes, folder, timeout=120):
+    """Wait until every consumer process has started its worker threads: its heartbeat row (tasks/operations.py,
+    written at the consumer's start-up) is there. A blind three-second sleep was not enough while two consumers
+    imported the app together on two cores: a campaign that started before the second had its row was sent by one
+    run, as its join task found no other consumer alive to hand itself to (1,729/s instead of 3,000, 2026-12-05).
+    Call inside the app context."""
+    deadline = time.monotonic() + timeout
+    pids = {process.pid for process in processes}
+    while True:
+        assert all(process.poll() is None for process in processes), consumer_logs(folder)
+        alive = {pid for (pid,) in WorkerHeartbeat.select(WorkerHeartbeat.pid).where(
+            WorkerHeartbeat.pid << list(pids), WorkerHeartbeat.stopped_at.is_null()).tuples()}
+        if alive >= pids:
+            return
+        assert time.monotonic() < deadline, f"consumers without a heartbeat after {timeout} s: {pids - alive}"
+        time.sleep(0.1)
 
 
 def enqueue(env, code):

@@ -36,6 +36,7 @@ from tests.bench.bench_support import enqueue
 from tests.bench.bench_support import fill_list
 from tests.bench.bench_support import smtp_sink
 from tests.bench.bench_support import stop
+from tests.bench.bench_support import wait_until_consuming
 
 ROUNDS = int(os.environ.get("LOFT_BENCH_HANDOFF_ROUNDS", "12"))
 CONTACTS = int(os.environ.get("LOFT_BENCH_HANDOFF_CONTACTS", "20000"))
@@ -82,8 +83,8 @@ def test_second_run_joins(tmp_path):
             fill_list(team.id, news.id, CONTACTS)
         workers = consumers(env, tmp_path, WORKERS)
         try:
-            time.sleep(3)  # let the consumers import the app
             with app.app_context():
+                wait_until_consuming(workers, tmp_path)
                 rounds = [one_round(team, news, env, workers, tmp_path, number) for number in range(ROUNDS)]
         finally:
             stop(workers)

@@ -61,6 +61,7 @@ from tests.bench.bench_support import enqueue
 from tests.bench.bench_support import fill_list
 from tests.bench.bench_support import smtp_sink
 from tests.bench.bench_support import stop
+from tests.bench.bench_support import wait_until_consuming
 from tests.conftest import Browserish
 from tests.conftest import soup
 
@@ -212,8 +213,8 @@ def test_send_through_several_workers_and_compare_with_smtp_source(bench_app, si
     workers = consumers(env, tmp_path, [1] * PROCESSES)  # one run each
     loads = []
     try:
-        time.sleep(3)  # let the workers import the app before the clock starts
-        assert all(p.poll() is None for p in workers), consumer_logs(tmp_path)
+        with app.app_context():
+            wait_until_consuming(workers, tmp_path)  # every worker has imported the app: the clock can start
         cpu_before = [cpu_seconds(p.pid) for p in workers]
         # The clock starts once the task is in the queue: the enqueueing process's own start (importing
         # the app, seconds on a loaded box) is not the workers' time.
