@@ -1,4 +1,6 @@
 """Consent: the suppression list (add, remove, check, import), GDPR export and erasure, roles, isolation."""
+import hashlib
+import hmac
 import io
 import json
 
@@ -210,6 +212,19 @@ def test_a_batch_is_checked_against_the_list_in_one_lookup(app, team):
         assert suppression.suppressed_among(team.id, []) == set()
     for email in batch:
         assert (email in blocked) == is_suppressed(app, team, email) == checker_says(app, team, email), email
+
+
+def test_the_stored_hash_is_the_keyed_hmac_of_team_kind_and_value(app, team):
+    """Every list already stored was written with HMAC-SHA256(secret key, "team:kind:value"): however it is computed
+    (keyed once per batch, copied per value), the hash must stay that, or old entries would stop blocking anyone."""
+    with app.app_context():
+        key = app.config["SECRET_KEY"].encode()
+        expected = hmac.new(key, f"{team.id}:email:ann@example.com".encode(), hashlib.sha256).hexdigest()
+        assert suppression.value_hash(team.id, "email", "  Ann@Example.COM ") == expected
+        assert suppression.keyed_hash(team.id)("email", "ann@example.com") == expected
+        domain = hmac.new(key, f"{team.id}:domain:spam.example".encode(), hashlib.sha256).hexdigest()
+        assert suppression.value_hash(team.id, "domain", "@Spam.Example") == domain
+        assert suppression.keyed_hash(team.id + 1)("email", "ann@example.com") != expected
 
 
 def test_the_list_pages_by_id(web, team):
