@@ -10,7 +10,8 @@ Exactly once per (run, step): the run's visit of the step (AutomationVisit, uniq
 (send_id, migration 0078), set in the transaction that writes the Send row and only while it is empty, so a second
 call (a retry, or the engine doing the step again after a kill -9 before it recorded the visit's outcome) finds it
 set, or changes no row and rolls its transaction back, and adds nothing. A burst's visits are inserted with their
-Send rows (queue_emails, in the scheduler's transaction): a visit already there fails the insert on its unique index.
+Send rows (queue_emails, in the scheduler's transaction; the skip rules are checked by screen_emails before it):
+a visit already there fails the insert on its unique index.
 
 Send is unique per (campaign, contact). A contact who enters again (re-entry after_end / always) reuses its row once
 the earlier message finished (queued again); one still waiting to go is this entry's message too. Engagement of a
@@ -21,6 +22,7 @@ The hidden campaign stays "sending" for as long as the automation lives: app/sen
 campaign an automation step owns (so there is no "finished" notice), and the campaign list leaves them out.
 """
 import time
+import typing
 
 from peewee import Value
 from peewee import fn
@@ -233,30 +235,47 @@ def queue_email(run, step, contact, now, visit=None):
     return "queued"
 
 
-def queue_emails(step, pairs, now):
-    """queue_email for many runs at one email step (a burst of first emails), inside the caller's transaction, for
-    runs that have no visit of the step yet: `pairs` is [(run, contact)]. Each run's visit of the step is written
-    done, with its outcome and its message; returns how many emails were queued. The same skip rules; the Send rows
-    in a few statements (ledger.queue_many). The visits' unique index is the guard: if another process wrote one
-    meanwhile, the insert fails and the caller's whole transaction, Send rows included, is rolled back."""
+class Screened(typing.NamedTuple):
+    """A part of a burst at an email step, checked (screen_emails): the runs whose email goes, [(run, contact)], and
+    the others' visit outcomes, {run id: "skipped:why"}."""
+    todo: list
+    skipped: dict
+
+
+def screen_emails(step, pairs):
+    """The skip rules of queue_email for many runs at one email step (`pairs`: [(run, contact)]), by reads only. The
+    scheduler calls it before the part's write transaction: a SQLite writer holds the whole database, and the
+    suppression check (a keyed hash of every address, then a query) was the longest part of what it held meanwhile,
+    with the senders of every campaign waiting to record their results. A suppression added between the check and
+    the write is still honoured: the sending engine checks each address again as it sends."""
     if step.kind != StepKind.EMAIL:
-        _skipped(step, {run.id: "skipped:not_an_email_step" for run, _contact in pairs}, now)
-        return 0
-    automation = Automation.select(*SENDER_COLUMNS).where(Automation.id == step.automation_id).get()
+        return Screened([], {run.id: "skipped:not_an_email_step" for run, _contact in pairs})
+    team_id = Automation.select(Automation.team).where(Automation.id == step.automation_id).scalar()
     addresses = [suppression.normalise("email", contact.email) for _run, contact in pairs if contact and contact.email]
-    suppressed = suppression.suppressed_among(automation.team_id, addresses)
+    suppressed = suppression.suppressed_among(team_id, addresses)
     skipped, todo = {}, []
     for run, contact in pairs:
         why = _refusal(contact, suppressed)
-        if not why and automation.team_id != contact.team_id:
+        if not why and team_id != contact.team_id:
             why = "other_team"
         if why:
             skipped[run.id] = f"skipped:{why}"
         else:
             todo.append((run, contact))
+    return Screened(todo, skipped)
+
+
+def queue_emails(step, screened, now):
+    """queue_email for a burst's runs at one email step, screened first (screen_emails), inside the caller's
+    transaction, for runs that have no visit of the step yet. Each run's visit of the step is written done, with its
+    outcome and its message; returns how many emails were queued. The Send rows in a few statements
+    (ledger.queue_many). The visits' unique index is the guard: if another process wrote one meanwhile, the insert
+    fails and the caller's whole transaction, Send rows included, is rolled back."""
+    skipped, todo = dict(screened.skipped), screened.todo
     if not todo:
         _skipped(step, skipped, now)
         return 0
+    automation = Automation.select(*SENDER_COLUMNS).where(Automation.id == step.automation_id).get()
     campaign_id, refusal = _sending_campaign(step, automation)
     if refusal:
         skipped.update((run.id, f"skipped:{refusal}") for run, _contact in todo)
