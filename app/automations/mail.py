@@ -242,15 +242,14 @@ class Screened(typing.NamedTuple):
     skipped: dict
 
 
-def screen_emails(step, pairs):
-    """The skip rules of queue_email for many runs at one email step (`pairs`: [(run, contact)]), by reads only. The
-    scheduler calls it before the part's write transaction: a SQLite writer holds the whole database, and the
-    suppression check (a keyed hash of every address, then a query) was the longest part of what it held meanwhile,
-    with the senders of every campaign waiting to record their results. A suppression added between the check and
-    the write is still honoured: the sending engine checks each address again as it sends."""
+def screen_emails(team_id, step, pairs):
+    """The skip rules of queue_email for many runs at one email step of the team's automation (`pairs`: [(run,
+    contact)]), by reads only. The scheduler calls it before the part's write transaction: a SQLite writer holds the
+    whole database, and the suppression check (a keyed hash of every address, then a query) was the longest part of
+    what it held meanwhile, with the senders of every campaign waiting to record their results. A suppression added
+    between the check and the write is still honoured: the sending engine checks each address again as it sends."""
     if step.kind != StepKind.EMAIL:
         return Screened([], {run.id: "skipped:not_an_email_step" for run, _contact in pairs})
-    team_id = Automation.select(Automation.team).where(Automation.id == step.automation_id).scalar()
     addresses = [suppression.normalise("email", contact.email) for _run, contact in pairs if contact and contact.email]
     suppressed = suppression.suppressed_among(team_id, addresses)
     skipped, todo = {}, []

@@ -245,7 +245,7 @@ def _email_batch(automation, step, group, now):
         part = todo[start:start + EMAIL_PART]
         ids = [run.id for run, _contact in part]
         try:
-            screened = mail.screen_emails(step, part)  # reads only, before the write lock is taken
+            screened = mail.screen_emails(automation.team_id, step, part)  # reads only, before the write lock is taken
             with fair_write():
                 mail.queue_emails(step, screened, now)
                 if step.next_id is None:  # the last step: the runs are done (contact and goal were checked above)
