@@ -103,9 +103,10 @@ def consumers(env, folder, workers):
 
 def wait_until_consuming(processes, folder, timeout=120):
     """Wait until every consumer process has started its worker threads: its heartbeat row (tasks/operations.py,
-    written at the consumer's start-up) is there. A blind three-second sleep was not enough while two consumers
-    imported the app together on two cores: a campaign that started before the second had its row was sent by one
-    run, as its join task found no other consumer alive to hand itself to (1,729/s instead of 3,000, 2026-12-05).
+    written at the consumer's start-up) is there. A blind three-second sleep could end while two consumers were still
+    importing the app together on two cores, and a campaign's join task that finds no other consumer alive is
+    dropped: one campaign was sent by one run all through (1,729/s instead of 3,000, 2026-12-05). That happened once
+    more with both heartbeats there (docs/benchmarks.md), so this removes one cause of it, not every one.
     Call inside the app context."""
     deadline = time.monotonic() + timeout
     pids = {process.pid for process in processes}
